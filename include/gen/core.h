@@ -1,0 +1,102 @@
+/* core.h - errors, asserts, aligned allocation with fault injection, arenas
+ * and the seeded random number generator shared by every module of gen. */
+#ifndef GEN_CORE_H
+#define GEN_CORE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* ---- errors ----------------------------------------------------------- */
+
+/* Input and environment errors are returned as a status; the message is
+ * kept in one buffer (gen_last_error) and printed by the CLI alone. */
+enum gen_status {
+    GEN_OK = 0,
+    GEN_ERR_IO,      /* cannot open/read/write a file              */
+    GEN_ERR_FORMAT,  /* a file's contents are malformed            */
+    GEN_ERR_NOMEM,   /* out of memory for a user-sized buffer      */
+    GEN_ERR_USAGE,   /* a bad option or argument                   */
+    GEN_ERR_RUNTIME, /* NaN loss, interrupted, anything else       */
+};
+
+/* Sets the message (printf-style) and returns `status`, so callers can
+ * write `return gen_error(GEN_ERR_IO, "%s: cannot open", path);`. */
+enum gen_status gen_error(enum gen_status status, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+const char *gen_last_error(void);
+void gen_clear_error(void);
+
+/* Programmer errors: always on, never compiled out. */
+#define GEN_ASSERT(cond)                                                     \
+    do {                                                                     \
+        if (!(cond)) gen_assert_fail(#cond, __FILE__, __LINE__);             \
+    } while (0)
+_Noreturn void gen_assert_fail(const char *cond, const char *file, int line);
+
+/* ---- allocation ------------------------------------------------------- */
+
+/* 64-byte aligned allocation. Returns NULL (and sets the error) on failure.
+ * gen_alloc_fail_after(n) makes the n-th allocation from now fail (n >= 1),
+ * for fault-injection tests; 0 turns it off. */
+void *gen_alloc(size_t bytes);
+void *gen_calloc(size_t count, size_t size); /* zeroed, overflow-checked */
+void gen_free(void *p);
+void gen_alloc_fail_after(long n);
+/* Number of successful gen_alloc calls since start; tests use it to show
+ * that a training step allocates nothing after the first. */
+long gen_alloc_count(void);
+
+/* Overflow-checked size arithmetic: return 0 on overflow. */
+int gen_mul_size(size_t a, size_t b, size_t *out);
+int gen_add_size(size_t a, size_t b, size_t *out);
+
+/* ---- arena ------------------------------------------------------------ */
+
+/* A bump allocator of 64-byte aligned blocks. It grows by adding chunks; on
+ * reset, a multi-chunk arena is folded into one chunk of the total size, so
+ * after the first step of a loop no further allocation happens. */
+struct gen_arena_chunk;
+struct gen_arena {
+    struct gen_arena_chunk *head; /* current chunk, links to older ones */
+    size_t used_total;            /* bytes handed out since reset       */
+    size_t peak;                  /* largest used_total seen            */
+    size_t min_chunk;             /* size of a fresh chunk              */
+};
+void gen_arena_init(struct gen_arena *a, size_t min_chunk);
+void gen_arena_free(struct gen_arena *a);
+void gen_arena_reset(struct gen_arena *a);
+/* Never returns NULL: running out of memory for activations is fatal. */
+void *gen_arena_alloc(struct gen_arena *a, size_t bytes);
+void *gen_arena_calloc(struct gen_arena *a, size_t bytes);
+
+/* ---- random numbers --------------------------------------------------- */
+
+/* xoshiro256** seeded through splitmix64. The whole state is four words,
+ * saved in checkpoints so a resumed run continues the same stream. */
+struct gen_rng {
+    uint64_t s[4];
+};
+void gen_rng_seed(struct gen_rng *r, uint64_t seed);
+uint64_t gen_rng_next(struct gen_rng *r);
+uint32_t gen_rng_u32(struct gen_rng *r);
+/* Uniform integer in [0, n), unbiased. */
+uint64_t gen_rng_below(struct gen_rng *r, uint64_t n);
+/* Uniform float in [0, 1). */
+float gen_rng_uniform(struct gen_rng *r);
+/* Standard normal (Box-Muller, no cached second value: the state is all). */
+float gen_rng_normal(struct gen_rng *r);
+void gen_rng_fill_normal(struct gen_rng *r, float *x, int64_t n, float mean, float std);
+void gen_rng_fill_uniform(struct gen_rng *r, float *x, int64_t n, float lo, float hi);
+/* Fisher-Yates shuffle of an int32 permutation. */
+void gen_rng_shuffle(struct gen_rng *r, int32_t *perm, int64_t n);
+
+/* ---- threads ---------------------------------------------------------- */
+
+/* Sets OpenMP and OpenBLAS thread counts; n <= 0 means "from GEN_THREADS or
+ * the number of cores". Returns the count in force. */
+int gen_threads_init(int n);
+int gen_threads(void);
+
+#endif

@@ -1,0 +1,184 @@
+/* data.h - data sets: IDX (MNIST format) files, MNIST-format directories,
+ * image folders, text, the epoch batcher and uint8 -> float batches.
+ *
+ * Every loader treats its input as untrusted: sizes are overflow-checked
+ * and capped, and every fault comes back as a status with a one-line
+ * message naming the file (gen_last_error). Everything a loader fills is
+ * owned by the caller and released with the matching _free function, which
+ * is also safe on a zeroed struct and after a failed load. */
+#ifndef GEN_DATA_H
+#define GEN_DATA_H
+
+#include "gen/core.h"
+
+/* ---- IDX files (MNIST format) ---------------------------------------- */
+
+/* Hard limits for untrusted IDX headers. */
+#define GEN_IDX_MAX_RANK 4
+#define GEN_IDX_MAX_DIM (1L << 28)          /* any one dimension      */
+#define GEN_IDX_MAX_BYTES (1LL << 34)       /* payload (16 GiB)       */
+
+/* One IDX file of unsigned bytes: magic 00 00 08 RANK, RANK big-endian
+ * uint32 dimensions, then exactly prod(dims) bytes. */
+struct gen_idx {
+    int rank;                        /* 1..4                              */
+    int64_t dims[GEN_IDX_MAX_RANK];  /* dims[0] is the item count         */
+    int64_t size;                    /* prod(dims) bytes in data          */
+    uint8_t *data;                   /* (dims[0], ..., dims[rank-1]); gen_alloc'd */
+};
+
+/* Reads a raw or gzip-compressed IDX file (gzip is detected by its magic
+ * 1f 8b, not by the name). Rejects: a type other than 0x08 (ubyte), rank
+ * outside 1..4, a zero or too large dimension, a payload over the cap,
+ * a truncated file (message gives expected and actual bytes), trailing
+ * bytes, corrupt gzip data. */
+enum gen_status gen_idx_read(const char *path, struct gen_idx *out);
+void gen_idx_free(struct gen_idx *idx);
+
+/* ---- image sets ------------------------------------------------------- */
+
+struct gen_image_set {
+    int64_t n;            /* number of images                             */
+    int c, h, w;          /* channels (1 or 3), height, width             */
+    uint8_t *pixels;      /* (n, c, h, w), 0..255; gen_alloc'd            */
+    int32_t *labels;      /* (n), each in [0, n_classes); gen_alloc'd     */
+    int n_classes;        /* >= 1                                         */
+    char **class_names;   /* (n_classes) or NULL (MNIST has none)         */
+};
+void gen_image_set_free(struct gen_image_set *s);
+
+/* Which part of a data set to load. TEST and TRAIN equal 0 and 1, so an
+ * `int train` flag can be passed directly. */
+enum gen_split {
+    GEN_SPLIT_TEST = 0,
+    GEN_SPLIT_TRAIN = 1,
+    GEN_SPLIT_ALL = 2, /* image folders only: every image, no holdout */
+};
+
+/* Limits for decoded images (per side and per image). */
+#define GEN_IMAGE_MAX_SIDE 16384
+#define GEN_IMAGE_MAX_PIXELS (1L << 26)
+
+/* 1 if `dir` holds an MNIST-format training image file under any of the
+ * names gen_mnist_load accepts, else 0. */
+int gen_mnist_detect(const char *dir);
+
+/* Loads an MNIST-format directory: split TRAIN reads train-images/labels,
+ * TEST reads t10k-images/labels. Each file may be spelled
+ * `train-images-idx3-ubyte` or `train-images.idx3-ubyte`, optionally with
+ * `.gz` (labels: `-idx1-ubyte` / `.idx1-ubyte`). Images must be rank 3
+ * (n, h, w), labels rank 1 with the same n. Result: c = 1, native h, w;
+ * n_classes = max label + 1; class_names NULL. */
+enum gen_status gen_mnist_load(const char *dir, enum gen_split split, struct gen_image_set *out);
+
+/* Loads a folder of images (PNG, JPEG, BMP, GIF, TGA, PNM; by extension,
+ * case-insensitive; hidden files and other files are ignored).
+ *  - Labels: each subfolder holding images (searched recursively, at most 8
+ *    levels) is one class, in strcmp order of the folder names; images
+ *    directly in `dir` form a class named "." that comes first (label 0).
+ *    class_names holds the folder names.
+ *  - Order: classes in order; within a class, a depth-first walk that
+ *    visits the entries of each folder in strcmp order of their names.
+ *    Deterministic on every machine.
+ *  - Split: within each class, the files at positions 9, 19, 29, ... (every
+ *    10th, 0-based position % 10 == 9) are the TEST split; the others are
+ *    TRAIN; ALL takes every file. An empty split is an error.
+ *  - Conversion: grey, grey+alpha, RGB, RGBA and palette images are
+ *    converted to `channels` (1: luma 0.299 R + 0.587 G + 0.114 B; 3: grey
+ *    is replicated); alpha is composited onto black.
+ *  - Size: `size` > 0 centre-crops each image to a square and resizes it to
+ *    size x size (area averaging when shrinking, bilinear when growing).
+ *    size == 0 keeps the native size, which must then be the same for every
+ *    image.
+ * channels: 1 or 3 (0 means 3). A file that does not decode is an error
+ * naming it; so is a folder with no images. */
+enum gen_status gen_imagefolder_load(const char *dir, enum gen_split split, int channels, int size,
+                                     struct gen_image_set *out);
+
+/* Loads images from `path`: an MNIST-format directory (gen_mnist_detect)
+ * or else an image folder. `train`: GEN_SPLIT_TRAIN (1), GEN_SPLIT_TEST
+ * (0) or GEN_SPLIT_ALL (image folders only). channels (0, 1 or 3) and size
+ * (0 or > 0) as for gen_imagefolder_load; for MNIST data, 0 keeps the
+ * native 1 x 28 x 28, channels 3 replicates grey and size != 28 resizes. */
+enum gen_status gen_images_load(const char *path, int train, int channels, int size,
+                                struct gen_image_set *out);
+
+/* Converts a set in place to `channels` (1 or 3) and `size` x `size`
+ * (centre crop + resize, as above); 0 keeps what it is. */
+enum gen_status gen_image_set_convert(struct gen_image_set *s, int channels, int size);
+
+/* Gathers images idx[0..count) into out (count, c, h, w), mapping
+ * 0..255 linearly onto [lo, hi] (0 -> lo, 255 -> hi). */
+void gen_images_batch(const struct gen_image_set *s, const int32_t *idx, int count, float *out,
+                      float lo, float hi);
+/* Gathers labels idx[0..count) into out (count). */
+void gen_images_labels(const struct gen_image_set *s, const int32_t *idx, int count,
+                       int32_t *out);
+
+/* Resizes one image (c, sh, sw) of floats to (c, dh, dw): area averaging
+ * along an axis that shrinks, bilinear (half-pixel centres, edges clamped)
+ * along one that grows, a copy when equal. No crop. */
+enum gen_status gen_resize_f32(const float *src, int c, int sh, int sw, float *dst, int dh,
+                               int dw);
+
+/* ---- text ------------------------------------------------------------- */
+
+#define GEN_TEXT_MAX_BYTES (1LL << 33)
+
+struct gen_text {
+    uint8_t *bytes; /* (n) raw bytes, plus one NUL after them; gen_alloc'd */
+    int64_t n;
+};
+
+/* Reads a file, or every `*.txt` file of a folder (not recursive, strcmp
+ * order of names, concatenated as-is), as bytes. An empty result is an
+ * error. */
+enum gen_status gen_text_load(const char *path, struct gen_text *out);
+void gen_text_free(struct gen_text *t);
+
+/* ---- batcher ---------------------------------------------------------- */
+
+/* Hands out batches of indices into n examples, epoch after epoch. The
+ * order of epoch e is a Fisher-Yates shuffle by an rng seeded from
+ * (seed, e) alone, so the whole state of the stream is the cursor
+ * (epoch, pos): saving those two numbers and restoring them in a new
+ * batcher with the same n, batch, seed and flags gives the same batches
+ * from there on. Batches never span two epochs. */
+enum {
+    GEN_BATCH_DROP_LAST = 1,  /* skip the last, short batch of an epoch   */
+    GEN_BATCH_SEQUENTIAL = 2, /* no shuffle: 0, 1, ..., n-1 every epoch    */
+};
+
+struct gen_batcher {
+    int64_t n;        /* examples                                        */
+    int batch;        /* batch size                                      */
+    uint64_t seed;
+    int flags;        /* GEN_BATCH_*                                     */
+    int64_t epoch;    /* cursor: epoch of the next batch                 */
+    int64_t pos;      /* cursor: position of the next batch in the epoch */
+    int64_t perm_epoch; /* epoch `perm` holds, -1: none                  */
+    int32_t *perm;    /* (n) gen_alloc'd                                 */
+};
+
+/* n in [1, INT32_MAX], batch >= 1; with DROP_LAST, batch must be <= n.
+ * flags: 0/1 as a drop_last flag, or GEN_BATCH_* ORed. */
+enum gen_status gen_batcher_init(struct gen_batcher *b, int64_t n, int batch, uint64_t seed,
+                                 int flags);
+void gen_batcher_free(struct gen_batcher *b);
+/* Writes the next batch's indices to idx (room for `batch`) and returns
+ * how many (>= 1; only the last batch of an epoch can be short, and only
+ * without DROP_LAST). After the last batch of an epoch the cursor moves to
+ * (epoch + 1, 0), so gen_batcher_epoch() counts finished epochs:
+ *     while (gen_batcher_epoch(&b) < epochs) { k = gen_batcher_next(&b, idx); ... }
+ * Returns 0 only if the permutation cannot be allocated (error set). */
+int gen_batcher_next(struct gen_batcher *b, int32_t *idx);
+int64_t gen_batcher_epoch(const struct gen_batcher *b);
+/* The cursor (epoch, pos) to save in a checkpoint. */
+void gen_batcher_cursor(const struct gen_batcher *b, int64_t *epoch, int64_t *pos);
+/* Restores a saved cursor; GEN_ERR_FORMAT if it cannot belong to this
+ * batcher (epoch < 0, pos outside [0, n], pos not a batch boundary). */
+enum gen_status gen_batcher_restore(struct gen_batcher *b, int64_t epoch, int64_t pos);
+/* Batches per epoch: ceil(n / batch), or floor with DROP_LAST. */
+int64_t gen_batcher_batches_per_epoch(const struct gen_batcher *b);
+
+#endif

@@ -1,0 +1,169 @@
+/* io.h - PNG output (grids and single images), safetensors files and
+ * checkpoints.
+ *
+ * Every function returns a status; on failure the message
+ * (gen_last_error) is one line that starts with the file's path. */
+#ifndef GEN_IO_H
+#define GEN_IO_H
+
+#include "gen/core.h"
+#include "gen/data.h"
+
+struct gen_params;
+
+/* A key/value pair of strings (safetensors __metadata__). */
+struct gen_kv {
+    const char *key;
+    const char *value;
+};
+
+/* ---- PNG -------------------------------------------------------------- */
+
+/* Writes pixels (h, w, comp) interleaved 8-bit, comp 1..4, as a PNG. */
+enum gen_status gen_png_write(const char *path, int w, int h, int comp, const uint8_t *pixels);
+
+/* Border, in pixels, around and between the images of a grid. */
+#define GEN_PNG_GRID_PAD 2
+
+/* Columns and size of the grid gen_png_write_grid draws for n images of
+ * h x w: cols = ceil(sqrt(n)), rows = ceil(n / cols),
+ * width = cols * (w + PAD) + PAD, height = rows * (h + PAD) + PAD. */
+void gen_png_grid_size(int n, int h, int w, int *cols, int *rows, int *width, int *height);
+
+/* Writes n images (n, c, h, w) of floats, c = 1 (grey) or 3 (RGB), as one
+ * PNG grid (row-major, image i at row i / cols, column i % cols) on a
+ * black background. Values are clamped to [lo, hi] and mapped to 0..255
+ * (lo -> 0, hi -> 255, rounded); NaN becomes 0. */
+enum gen_status gen_png_write_grid(const char *path, const float *images, int n, int c, int h,
+                                   int w, float lo, float hi);
+
+/* Writes each image to DIR/PREFIX%05d.png (index from 0), creating dir
+ * (and its parents) if needed. Same value mapping as the grid. */
+enum gen_status gen_png_write_each(const char *dir, const char *prefix, const float *images,
+                                   int n, int c, int h, int w, float lo, float hi);
+
+/* Reads a folder of images (e.g. samples written by gen_png_write_each)
+ * for evaluation: gen_imagefolder_load with GEN_SPLIT_ALL. */
+enum gen_status gen_png_load_folder(const char *dir, int channels, int size,
+                                    struct gen_image_set *out);
+
+/* Creates a directory and its parents (mode 0777 & ~umask); an existing
+ * directory is fine. */
+enum gen_status gen_mkdir_p(const char *dir);
+
+/* ---- safetensors ------------------------------------------------------ */
+
+/* Limits for untrusted files. */
+#define GEN_ST_MAX_HEADER (100L * 1000 * 1000) /* JSON header bytes */
+#define GEN_ST_MAX_TENSORS 100000
+
+/* One tensor to write: F32, little-endian, row-major. ndim 0..4 (0: a
+ * scalar of one element). */
+struct gen_st_entry {
+    const char *name;
+    int ndim;
+    const int64_t *shape;
+    const float *data; /* prod(shape) floats; may be NULL if that is 0 */
+};
+
+/* Writes a safetensors file: 8-byte little-endian header length N, N bytes
+ * of JSON (padded with spaces to a multiple of 8), then the tensors' data
+ * in the given order. The header holds "__metadata__" (the n_meta string
+ * pairs, omitted if none) and one {"dtype":"F32","shape":[..],
+ * "data_offsets":[begin,end]} per tensor. Names must be unique, non-empty
+ * and not "__metadata__".
+ * Atomic: the bytes go to PATH.tmp.PID, which is flushed, fsync'd and
+ * renamed over PATH, then the directory is fsync'd. On any failure the
+ * temporary file is removed and an existing PATH is left untouched. The
+ * same input always gives the same bytes. */
+enum gen_status gen_st_save(const char *path, const struct gen_st_entry *tensors, int n,
+                            const struct gen_kv *meta, int n_meta);
+
+/* One tensor of an open file. */
+struct gen_st_tensor {
+    const char *name;
+    int ndim;                /* 0..4                                     */
+    int64_t shape[4];
+    int64_t numel;           /* prod(shape); 1 for ndim 0                */
+    const float *data;       /* (numel), 64-byte aligned block; NULL when
+                                opened with GEN_ST_HEADER_ONLY or numel 0 */
+};
+
+struct gen_st_file; /* opaque */
+
+enum {
+    GEN_ST_HEADER_ONLY = 1, /* validate against the file size, read no data */
+};
+
+/* Opens and validates a whole file: header length >= 2, <= file size - 8
+ * and <= GEN_ST_MAX_HEADER; the header is a JSON object; "__metadata__",
+ * if present, maps strings to strings; every other key is a tensor with
+ * dtype "F32" (anything else is rejected, naming the dtype), a shape of
+ * 0..4 non-negative integers whose product does not overflow, and
+ * data_offsets [begin, end] with end - begin == numel * 4; the tensors'
+ * ranges do not overlap and together cover the data area exactly; names
+ * are unique. Any fault: GEN_ERR_FORMAT (GEN_ERR_IO for I/O), one line
+ * "PATH: fault". The whole file is read into memory (no mmap), so the
+ * result does not change if the file is replaced later. */
+enum gen_status gen_st_open(const char *path, int flags, struct gen_st_file **out);
+void gen_st_close(struct gen_st_file *f); /* NULL is fine */
+
+/* Tensors in the order of their data offsets. */
+int gen_st_count(const struct gen_st_file *f);
+const struct gen_st_tensor *gen_st_at(const struct gen_st_file *f, int i);
+const struct gen_st_tensor *gen_st_find(const struct gen_st_file *f, const char *name);
+/* Metadata: value for key, or NULL; or the i-th pair (keys in file order). */
+const char *gen_st_meta(const struct gen_st_file *f, const char *key);
+int gen_st_meta_count(const struct gen_st_file *f);
+void gen_st_meta_at(const struct gen_st_file *f, int i, const char **key, const char **value);
+/* Bytes of the data area (all tensors). */
+int64_t gen_st_data_bytes(const struct gen_st_file *f);
+
+/* ---- checkpoints ------------------------------------------------------ */
+
+#define GEN_CKPT_FORMAT_VERSION "1"
+
+/* Metadata copied out of a checkpoint (owned by the struct). */
+struct gen_ckpt_meta {
+    int n;
+    char **keys;
+    char **values;
+};
+/* Value for key or NULL. */
+const char *gen_ckpt_meta_get(const struct gen_ckpt_meta *m, const char *key);
+void gen_ckpt_meta_free(struct gen_ckpt_meta *m);
+
+/* Saves a model as a safetensors file (atomically, see gen_st_save):
+ *  - every tensor of ps under its name (parameters and buffers);
+ *  - when ps->m / ps->v exist: "optim.m.NAME", "optim.v.NAME" for each
+ *    trainable tensor; when ps->ema exists: "ema.NAME";
+ *  - __metadata__: "format" = "gen", "format_version", "gen_version",
+ *    "family", "config" (config_json, JSON text kept as a string),
+ *    "optim_step" (JSON array text of ps->step), then the caller's pairs
+ *    (step, epoch, data cursor, rng states ... all as strings). Caller keys
+ *    must not repeat the reserved ones (GEN_ERR_USAGE). */
+enum gen_status gen_ckpt_save(const char *path, const struct gen_params *ps, const char *family,
+                              const char *config_json, const struct gen_kv *meta, int n_meta);
+
+enum {
+    GEN_CKPT_OPTIM = 1, /* also load optim.m/v and optim_step; missing = error */
+    GEN_CKPT_EMA = 2,   /* also load ema.* (ps->ema must exist); missing = error */
+};
+
+/* Loads a checkpoint into a finalized ps built from the same config:
+ * "family" must equal `family`; every tensor of ps must be present with
+ * the exact shape (a mismatch names the tensor and both shapes); a tensor
+ * in the file that the model does not have is an error too (optim.* and
+ * ema.* are skipped unless asked for by flags). If meta is not NULL it
+ * receives all metadata (free with gen_ckpt_meta_free). On failure ps's
+ * values are unspecified but ps stays valid. */
+enum gen_status gen_ckpt_load(const char *path, struct gen_params *ps, const char *family,
+                              int flags, struct gen_ckpt_meta *meta);
+
+/* Reads only the header of a checkpoint (validated as by gen_st_open,
+ * without reading the data): its metadata, so the CLI can find "family"
+ * and "config" before building the model. A file without "family" or
+ * "config" is GEN_ERR_FORMAT ("not a gen checkpoint"). */
+enum gen_status gen_ckpt_read_meta(const char *path, struct gen_ckpt_meta *meta);
+
+#endif

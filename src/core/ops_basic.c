@@ -1,0 +1,486 @@
+/* ops_basic.c - element-wise arithmetic with broadcasting, reductions to a
+ * scalar, matmul and linear, and the data-movement ops (reshape, permute,
+ * concat, slice): forward and backward side by side. */
+#include <string.h>
+
+#include "core/ops.h"
+
+#define OMP_MIN 32768 /* elements below which a loop stays on one thread */
+
+/* ---- broadcasting ------------------------------------------------------ */
+
+/* b's shape against a's, after dropping dims of size 1 in a and merging
+ * neighbours of the same kind, as up to 4 segments that are either "equal"
+ * (b has its own data along it) or "broadcast" (b has size 1 there). The
+ * last segment is the inner run every kernel call covers; the others are
+ * walked as `outer` rows. */
+struct bcast {
+    int nseg;
+    int64_t size[GEN_MAX_DIMS];
+    int eq[GEN_MAX_DIMS];
+    int64_t bstride[GEN_MAX_DIMS]; /* b's stride per segment; 0 if broadcast */
+    int64_t outer, inner;
+    int inner_eq; /* inner run: 1 = b's data runs along it, 0 = one b value */
+};
+
+static struct bcast bcast_plan(const struct gen_tensor *a, const struct gen_tensor *b) {
+    GEN_ASSERT(b->ndim <= a->ndim);
+    struct bcast bc = {0};
+    int off = a->ndim - b->ndim;
+    for (int d = 0; d < a->ndim; d++) {
+        int64_t as = a->shape[d], bs = d >= off ? b->shape[d - off] : 1;
+        GEN_ASSERT(bs == as || bs == 1);
+        if (as == 1) continue;
+        int eq = bs == as;
+        if (bc.nseg > 0 && bc.eq[bc.nseg - 1] == eq) {
+            bc.size[bc.nseg - 1] *= as;
+        } else {
+            bc.size[bc.nseg] = as;
+            bc.eq[bc.nseg] = eq;
+            bc.nseg++;
+        }
+    }
+    if (bc.nseg == 0) { /* a has one element */
+        bc.nseg = 1;
+        bc.size[0] = 1;
+        bc.eq[0] = 1;
+    }
+    int64_t s = 1;
+    for (int k = bc.nseg - 1; k >= 0; k--) {
+        bc.bstride[k] = bc.eq[k] ? s : 0;
+        if (bc.eq[k]) s *= bc.size[k];
+    }
+    bc.inner = bc.size[bc.nseg - 1];
+    bc.inner_eq = bc.eq[bc.nseg - 1];
+    bc.outer = 1;
+    for (int k = 0; k < bc.nseg - 1; k++) bc.outer *= bc.size[k];
+    return bc;
+}
+
+/* Offset into b of outer row o (a's offset is o * inner). */
+static int64_t bcast_boff(const struct bcast *bc, int64_t o) {
+    int64_t off = 0;
+    for (int k = bc->nseg - 2; k >= 0; k--) {
+        off += (o % bc->size[k]) * bc->bstride[k];
+        o /= bc->size[k];
+    }
+    return off;
+}
+
+enum { BIN_ADD, BIN_SUB, BIN_MUL };
+
+static struct gen_tensor *binary(struct gen_ctx *g, enum gen_op op, int kind,
+                                 struct gen_tensor *a, struct gen_tensor *b) {
+    const struct gen_kernels *K = gen_kernels();
+    struct gen_tensor *out = gen_tensor(g, a->ndim, a->shape);
+    struct bcast bc = bcast_plan(a, b);
+    const float *A = a->data, *B = b->data;
+    float *Y = out->data;
+    if (bc.outer == 1 && bc.inner_eq) { /* same shape */
+        int64_t n = bc.inner;
+        if (kind == BIN_ADD) K->add(n, A, B, Y);
+        else if (kind == BIN_SUB) K->sub(n, A, B, Y);
+        else K->mul(n, A, B, Y);
+    } else {
+        const int64_t outer = bc.outer, inner = bc.inner;
+#pragma omp parallel for schedule(static) if (outer * inner >= OMP_MIN && outer > 1)
+        for (int64_t o = 0; o < outer; o++) {
+            const float *ar = A + o * inner, *br = B + bcast_boff(&bc, o);
+            float *yr = Y + o * inner;
+            if (bc.inner_eq) { /* e.g. a row bias [C] on [N, C] */
+                if (kind == BIN_ADD) K->add(inner, ar, br, yr);
+                else if (kind == BIN_SUB) K->sub(inner, ar, br, yr);
+                else K->mul(inner, ar, br, yr);
+            } else { /* one b value over the run, e.g. [N, C, 1, 1] on [N, C, H, W] */
+                const float s = br[0];
+                if (kind == BIN_MUL) K->scale(inner, s, ar, yr);
+                else {
+                    const float t = kind == BIN_ADD ? s : -s;
+                    for (int64_t i = 0; i < inner; i++) yr[i] = ar[i] + t;
+                }
+            }
+        }
+    }
+    gen_record(g, op, out, 2, (struct gen_tensor *[]){a, b});
+    return out;
+}
+
+struct gen_tensor *gen_add(struct gen_ctx *g, struct gen_tensor *a, struct gen_tensor *b) {
+    return binary(g, GEN_OP_ADD, BIN_ADD, a, b);
+}
+struct gen_tensor *gen_sub(struct gen_ctx *g, struct gen_tensor *a, struct gen_tensor *b) {
+    return binary(g, GEN_OP_SUB, BIN_SUB, a, b);
+}
+struct gen_tensor *gen_mul(struct gen_ctx *g, struct gen_tensor *a, struct gen_tensor *b) {
+    return binary(g, GEN_OP_MUL, BIN_MUL, a, b);
+}
+
+static void binary_backward(struct gen_ctx *g, struct gen_node *node, int kind) {
+    const struct gen_kernels *K = gen_kernels();
+    struct gen_tensor *a = node->in[0], *b = node->in[1];
+    const float *dY = node->out->grad;
+    struct bcast bc = bcast_plan(a, b);
+    const int64_t outer = bc.outer, inner = bc.inner;
+    if (a->requires_grad) { /* da += dy (add, sub) or dy * b (mul) */
+        float *dA = gen_grad(g, a);
+        const float *B = b->data;
+#pragma omp parallel for schedule(static) if (outer * inner >= OMP_MIN && outer > 1)
+        for (int64_t o = 0; o < outer; o++) {
+            const float *dy = dY + o * inner, *br = B + bcast_boff(&bc, o);
+            float *da = dA + o * inner;
+            if (kind != BIN_MUL) K->axpy(inner, 1.0f, dy, da);
+            else if (bc.inner_eq) K->mul_acc(inner, dy, br, da);
+            else K->axpy(inner, br[0], dy, da);
+        }
+    }
+    if (b->requires_grad) { /* db += dy, -dy or dy * a, summed over broadcast dims */
+        float *dB = gen_grad(g, b);
+        const float *A = a->data;
+        /* Serial over outer rows: several rows may land on one b element. */
+        for (int64_t o = 0; o < outer; o++) {
+            const float *dy = dY + o * inner, *ar = A + o * inner;
+            float *db = dB + bcast_boff(&bc, o);
+            if (bc.inner_eq) {
+                if (kind == BIN_MUL) K->mul_acc(inner, dy, ar, db);
+                else K->axpy(inner, kind == BIN_ADD ? 1.0f : -1.0f, dy, db);
+            } else {
+                double s = 0;
+                if (kind == BIN_MUL)
+                    for (int64_t i = 0; i < inner; i++) s += (double)dy[i] * ar[i];
+                else s = K->sum(inner, dy);
+                db[0] += (float)(kind == BIN_SUB ? -s : s);
+            }
+        }
+    }
+}
+
+GEN_BACKWARD(add) { binary_backward(g, node, BIN_ADD); }
+GEN_BACKWARD(sub) { binary_backward(g, node, BIN_SUB); }
+GEN_BACKWARD(mul) { binary_backward(g, node, BIN_MUL); }
+
+/* ---- scalar arithmetic and reductions ---------------------------------- */
+
+struct gen_tensor *gen_scale(struct gen_ctx *g, struct gen_tensor *a, float s) {
+    struct gen_tensor *out = gen_tensor(g, a->ndim, a->shape);
+    gen_kernels()->scale(gen_numel(a), s, a->data, out->data);
+    struct gen_node *n = gen_record(g, GEN_OP_SCALE, out, 1, &a);
+    if (n) n->f[0] = s;
+    return out;
+}
+
+GEN_BACKWARD(scale) {
+    struct gen_tensor *a = node->in[0];
+    if (a->requires_grad)
+        gen_kernels()->axpy(gen_numel(a), node->f[0], node->out->grad, gen_grad(g, a));
+}
+
+struct gen_tensor *gen_add_scalar(struct gen_ctx *g, struct gen_tensor *a, float s) {
+    struct gen_tensor *out = gen_tensor(g, a->ndim, a->shape);
+    const float *x = a->data;
+    float *y = out->data;
+    const int64_t n = gen_numel(a);
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] + s;
+    gen_record(g, GEN_OP_ADD_SCALAR, out, 1, &a);
+    return out;
+}
+
+GEN_BACKWARD(add_scalar) {
+    struct gen_tensor *a = node->in[0];
+    if (a->requires_grad)
+        gen_kernels()->axpy(gen_numel(a), 1.0f, node->out->grad, gen_grad(g, a));
+}
+
+static struct gen_tensor *reduce(struct gen_ctx *g, enum gen_op op, struct gen_tensor *a,
+                                 int mean) {
+    const int64_t n = gen_numel(a);
+    struct gen_tensor *out = gen_tensor_1d(g, 1);
+    double s = gen_kernels()->sum(n, a->data);
+    out->data[0] = (float)(mean && n > 0 ? s / (double)n : s);
+    gen_record(g, op, out, 1, &a);
+    return out;
+}
+
+struct gen_tensor *gen_sum(struct gen_ctx *g, struct gen_tensor *a) {
+    return reduce(g, GEN_OP_SUM, a, 0);
+}
+struct gen_tensor *gen_mean(struct gen_ctx *g, struct gen_tensor *a) {
+    return reduce(g, GEN_OP_MEAN, a, 1);
+}
+
+static void reduce_backward(struct gen_ctx *g, struct gen_node *node, int mean) {
+    struct gen_tensor *a = node->in[0];
+    if (!a->requires_grad) return;
+    const int64_t n = gen_numel(a);
+    const float d = mean ? node->out->grad[0] / (float)n : node->out->grad[0];
+    float *da = gen_grad(g, a);
+    for (int64_t i = 0; i < n; i++) da[i] += d;
+}
+
+GEN_BACKWARD(sum) { reduce_backward(g, node, 0); }
+GEN_BACKWARD(mean) { reduce_backward(g, node, 1); }
+
+/* ---- matmul and linear ------------------------------------------------- */
+
+/* Geometry of op(a) op(b): batch, M, N, K and per-batch strides. */
+struct mm {
+    int64_t batch, M, N, K, sa, sb, sc;
+};
+
+static struct mm mm_plan(const struct gen_tensor *a, const struct gen_tensor *b, int ta, int tb) {
+    GEN_ASSERT(a->ndim == b->ndim && (a->ndim == 2 || a->ndim == 3));
+    const int d = a->ndim - 2;
+    struct mm m;
+    m.batch = d ? a->shape[0] : 1;
+    GEN_ASSERT(!d || b->shape[0] == m.batch);
+    m.M = a->shape[d + (ta ? 1 : 0)];
+    m.K = a->shape[d + (ta ? 0 : 1)];
+    const int64_t kb = b->shape[d + (tb ? 1 : 0)];
+    m.N = b->shape[d + (tb ? 0 : 1)];
+    GEN_ASSERT(kb == m.K);
+    m.sa = m.M * m.K;
+    m.sb = m.K * m.N;
+    m.sc = m.M * m.N;
+    return m;
+}
+
+struct gen_tensor *gen_matmul(struct gen_ctx *g, struct gen_tensor *a, struct gen_tensor *b,
+                              int ta, int tb) {
+    ta = !!ta, tb = !!tb;
+    const struct mm m = mm_plan(a, b, ta, tb);
+    struct gen_tensor *out = a->ndim == 3 ? gen_tensor_3d(g, m.batch, m.M, m.N)
+                                          : gen_tensor_2d(g, m.M, m.N);
+    for (int64_t i = 0; i < m.batch; i++)
+        gen_gemm(ta, tb, m.M, m.N, m.K, 1.0f, a->data + i * m.sa, b->data + i * m.sb, 0.0f,
+                 out->data + i * m.sc);
+    struct gen_node *n = gen_record(g, GEN_OP_MATMUL, out, 2, (struct gen_tensor *[]){a, b});
+    if (n) n->i[0] = ta, n->i[1] = tb;
+    return out;
+}
+
+/* C = op(A) op(B):
+ *   dA = dC op(B)^T      (ta: dA = op(B) dC^T)
+ *   dB = op(A)^T dC      (tb: dB = dC^T op(A)) */
+GEN_BACKWARD(matmul) {
+    struct gen_tensor *a = node->in[0], *b = node->in[1];
+    const int ta = (int)node->i[0], tb = (int)node->i[1];
+    const struct mm m = mm_plan(a, b, ta, tb);
+    const float *dC = node->out->grad;
+    if (a->requires_grad) {
+        float *dA = gen_grad(g, a);
+        for (int64_t i = 0; i < m.batch; i++) {
+            const float *B = b->data + i * m.sb, *dc = dC + i * m.sc;
+            float *da = dA + i * m.sa;
+            if (!ta) gen_gemm(0, !tb, m.M, m.K, m.N, 1.0f, dc, B, 1.0f, da);
+            else gen_gemm(tb, 1, m.K, m.M, m.N, 1.0f, B, dc, 1.0f, da);
+        }
+    }
+    if (b->requires_grad) {
+        float *dB = gen_grad(g, b);
+        for (int64_t i = 0; i < m.batch; i++) {
+            const float *A = a->data + i * m.sa, *dc = dC + i * m.sc;
+            float *db = dB + i * m.sb;
+            if (!tb) gen_gemm(!ta, 0, m.K, m.N, m.M, 1.0f, A, dc, 1.0f, db);
+            else gen_gemm(1, ta, m.N, m.K, m.M, 1.0f, dc, A, 1.0f, db);
+        }
+    }
+}
+
+struct gen_tensor *gen_linear(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w,
+                              struct gen_tensor *b) {
+    GEN_ASSERT(w->ndim == 2);
+    const int64_t OUT = w->shape[0], IN = w->shape[1];
+    GEN_ASSERT(x->shape[x->ndim - 1] == IN);
+    GEN_ASSERT(!b || gen_numel(b) == OUT);
+    const int64_t R = IN ? gen_numel(x) / IN : 0;
+    int64_t shape[GEN_MAX_DIMS];
+    memcpy(shape, x->shape, sizeof shape);
+    shape[x->ndim - 1] = OUT;
+    struct gen_tensor *out = gen_tensor(g, x->ndim, shape); /* (..., OUT) */
+    float *Y = out->data;
+    if (b)
+        for (int64_t r = 0; r < R; r++) memcpy(Y + r * OUT, b->data, (size_t)OUT * sizeof(float));
+    gen_gemm(0, 1, R, OUT, IN, 1.0f, x->data, w->data, b ? 1.0f : 0.0f, Y);
+    gen_record(g, GEN_OP_LINEAR, out, b ? 3 : 2, (struct gen_tensor *[]){x, w, b});
+    return out;
+}
+
+/* y = x w^T + b over rows: dx = dy w, dw += dy^T x, db += column sums of dy. */
+GEN_BACKWARD(linear) {
+    struct gen_tensor *x = node->in[0], *w = node->in[1];
+    struct gen_tensor *b = node->n_in > 2 ? node->in[2] : NULL;
+    const int64_t OUT = w->shape[0], IN = w->shape[1];
+    const int64_t R = IN ? gen_numel(x) / IN : 0;
+    const float *dY = node->out->grad; /* (R, OUT) */
+    if (x->requires_grad) gen_gemm(0, 0, R, IN, OUT, 1.0f, dY, w->data, 1.0f, gen_grad(g, x));
+    if (w->requires_grad) gen_gemm(1, 0, OUT, IN, R, 1.0f, dY, x->data, 1.0f, gen_grad(g, w));
+    if (b && b->requires_grad) {
+        const struct gen_kernels *K = gen_kernels();
+        float *db = gen_grad(g, b);
+        for (int64_t r = 0; r < R; r++) K->add(OUT, db, dY + r * OUT, db);
+    }
+}
+
+/* ---- data movement ------------------------------------------------------ */
+
+struct gen_tensor *gen_reshape(struct gen_ctx *g, struct gen_tensor *a, int ndim,
+                               const int64_t *shape) {
+    /* The output shares a's data but never its grad: backward adds. */
+    struct gen_tensor *out = gen_tensor_wrap(g, a->data, ndim, shape);
+    GEN_ASSERT(gen_numel(out) == gen_numel(a));
+    gen_record(g, GEN_OP_RESHAPE, out, 1, &a);
+    return out;
+}
+
+GEN_BACKWARD(reshape) {
+    struct gen_tensor *a = node->in[0];
+    if (a->requires_grad)
+        gen_kernels()->axpy(gen_numel(a), 1.0f, node->out->grad, gen_grad(g, a));
+}
+
+/* a padded on the left to 4 dims: shape and contiguous strides. */
+static void pad4(const struct gen_tensor *a, int64_t shape[4], int64_t stride[4]) {
+    const int off = 4 - a->ndim;
+    for (int d = 0; d < 4; d++) shape[d] = d < off ? 1 : a->shape[d - off];
+    stride[3] = 1;
+    for (int d = 2; d >= 0; d--) stride[d] = stride[d + 1] * shape[d + 1];
+}
+
+/* out[o0, o1, o2, o3] <-> in[sum o_k istride[perm[k]]] over the padded shape;
+ * `back`: din += dout, else out = in. A bijection, so rows are independent. */
+static void permute_walk(const int64_t oshape[4], const int64_t is[4], const float *src,
+                         float *dst, int back) {
+    const int64_t n0 = oshape[0], n1 = oshape[1], n2 = oshape[2], n3 = oshape[3];
+#pragma omp parallel for collapse(2) schedule(static) if (n0 * n1 * n2 * n3 >= OMP_MIN)
+    for (int64_t i0 = 0; i0 < n0; i0++)
+        for (int64_t i1 = 0; i1 < n1; i1++)
+            for (int64_t i2 = 0; i2 < n2; i2++) {
+                const int64_t ib = i0 * is[0] + i1 * is[1] + i2 * is[2];
+                const int64_t ob = ((i0 * n1 + i1) * n2 + i2) * n3;
+                if (back)
+                    for (int64_t i3 = 0; i3 < n3; i3++) dst[ib + i3 * is[3]] += src[ob + i3];
+                else
+                    for (int64_t i3 = 0; i3 < n3; i3++) dst[ob + i3] = src[ib + i3 * is[3]];
+            }
+}
+
+/* Padded perm, output shape and the input strides seen along output dims. */
+static void permute_plan(const struct gen_tensor *a, const int64_t *perm, int64_t oshape[4],
+                         int64_t is[4]) {
+    int64_t ashape[4], astride[4];
+    pad4(a, ashape, astride);
+    const int off = 4 - a->ndim;
+    for (int d = 0; d < 4; d++) {
+        const int64_t p = d < off ? d : off + perm[d - off];
+        oshape[d] = ashape[p];
+        is[d] = astride[p];
+    }
+}
+
+struct gen_tensor *gen_permute(struct gen_ctx *g, struct gen_tensor *a, const int *perm) {
+    int64_t p[GEN_MAX_DIMS], oshape[4], is[4];
+    int seen = 0;
+    for (int d = 0; d < a->ndim; d++) {
+        GEN_ASSERT(perm[d] >= 0 && perm[d] < a->ndim && !(seen & (1 << perm[d])));
+        seen |= 1 << perm[d];
+        p[d] = perm[d];
+    }
+    permute_plan(a, p, oshape, is);
+    struct gen_tensor *out = gen_tensor(g, a->ndim, oshape + (4 - a->ndim));
+    permute_walk(oshape, is, a->data, out->data, 0);
+    struct gen_node *n = gen_record(g, GEN_OP_PERMUTE, out, 1, &a);
+    if (n) memcpy(n->i, p, sizeof p);
+    return out;
+}
+
+GEN_BACKWARD(permute) {
+    struct gen_tensor *a = node->in[0];
+    if (!a->requires_grad) return;
+    int64_t oshape[4], is[4];
+    permute_plan(a, node->i, oshape, is);
+    permute_walk(oshape, is, node->out->grad, gen_grad(g, a), 1);
+}
+
+struct gen_tensor *gen_transpose(struct gen_ctx *g, struct gen_tensor *a, int d0, int d1) {
+    GEN_ASSERT(d0 >= 0 && d0 < a->ndim && d1 >= 0 && d1 < a->ndim);
+    int perm[GEN_MAX_DIMS];
+    for (int d = 0; d < a->ndim; d++) perm[d] = d;
+    perm[d0] = d1;
+    perm[d1] = d0;
+    return gen_permute(g, a, perm);
+}
+
+/* Concat along dim 1: per leading index, a's block (Ca * inner) then b's. */
+struct gen_tensor *gen_concat(struct gen_ctx *g, struct gen_tensor *a, struct gen_tensor *b) {
+    GEN_ASSERT(a->ndim >= 2 && a->ndim == b->ndim && a->shape[0] == b->shape[0]);
+    int64_t inner = 1;
+    for (int d = 2; d < a->ndim; d++) {
+        GEN_ASSERT(a->shape[d] == b->shape[d]);
+        inner *= a->shape[d];
+    }
+    int64_t shape[GEN_MAX_DIMS];
+    memcpy(shape, a->shape, sizeof shape);
+    shape[1] = a->shape[1] + b->shape[1];
+    struct gen_tensor *out = gen_tensor(g, a->ndim, shape);
+    const int64_t na = a->shape[1] * inner, nb = b->shape[1] * inner;
+    for (int64_t i = 0; i < a->shape[0]; i++) {
+        memcpy(out->data + i * (na + nb), a->data + i * na, (size_t)na * sizeof(float));
+        memcpy(out->data + i * (na + nb) + na, b->data + i * nb, (size_t)nb * sizeof(float));
+    }
+    gen_record(g, GEN_OP_CONCAT, out, 2, (struct gen_tensor *[]){a, b});
+    return out;
+}
+
+GEN_BACKWARD(concat) {
+    const struct gen_kernels *K = gen_kernels();
+    struct gen_tensor *a = node->in[0], *b = node->in[1];
+    const int64_t N = a->shape[0];
+    const int64_t na = gen_numel(a) / (N ? N : 1), nb = gen_numel(b) / (N ? N : 1);
+    const float *dY = node->out->grad;
+    if (a->requires_grad) {
+        float *da = gen_grad(g, a);
+        for (int64_t i = 0; i < N; i++) K->axpy(na, 1.0f, dY + i * (na + nb), da + i * na);
+    }
+    if (b->requires_grad) {
+        float *db = gen_grad(g, b);
+        for (int64_t i = 0; i < N; i++) K->axpy(nb, 1.0f, dY + i * (na + nb) + na, db + i * nb);
+    }
+}
+
+/* a viewed as (outer, mid, inner) around `dim`. */
+static void around(const struct gen_tensor *a, int dim, int64_t *outer, int64_t *inner) {
+    *outer = 1, *inner = 1;
+    for (int d = 0; d < dim; d++) *outer *= a->shape[d];
+    for (int d = dim + 1; d < a->ndim; d++) *inner *= a->shape[d];
+}
+
+struct gen_tensor *gen_slice(struct gen_ctx *g, struct gen_tensor *a, int dim, int64_t start,
+                             int64_t len) {
+    GEN_ASSERT(dim >= 0 && dim < a->ndim);
+    GEN_ASSERT(start >= 0 && len >= 0 && start + len <= a->shape[dim]);
+    int64_t shape[GEN_MAX_DIMS], outer, inner;
+    memcpy(shape, a->shape, sizeof shape);
+    shape[dim] = len;
+    struct gen_tensor *out = gen_tensor(g, a->ndim, shape);
+    around(a, dim, &outer, &inner);
+    const int64_t mid = a->shape[dim];
+    for (int64_t o = 0; o < outer; o++)
+        memcpy(out->data + o * len * inner, a->data + (o * mid + start) * inner,
+               (size_t)(len * inner) * sizeof(float));
+    struct gen_node *n = gen_record(g, GEN_OP_SLICE, out, 1, &a);
+    if (n) n->i[0] = dim, n->i[1] = start, n->i[2] = len;
+    return out;
+}
+
+GEN_BACKWARD(slice) {
+    struct gen_tensor *a = node->in[0];
+    if (!a->requires_grad) return;
+    const int dim = (int)node->i[0];
+    const int64_t start = node->i[1], len = node->i[2], mid = a->shape[dim];
+    int64_t outer, inner;
+    around(a, dim, &outer, &inner);
+    const struct gen_kernels *K = gen_kernels();
+    float *da = gen_grad(g, a);
+    for (int64_t o = 0; o < outer; o++)
+        K->axpy(len * inner, 1.0f, node->out->grad + o * len * inner,
+                da + (o * mid + start) * inner);
+}

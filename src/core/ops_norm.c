@@ -1,0 +1,204 @@
+/* ops_norm.c - layer norm, group norm and batch norm, forward and backward.
+ *
+ * Layer and group norm run on the kernel table; batch norm's per-channel
+ * loops live here (one OpenMP task per channel, sums in double, so every
+ * thread count gives the same numbers). */
+#include <math.h>
+#include <string.h>
+
+#include "core/ops.h"
+
+/* Where a backward writes the gradient of `t`: its grad buffer if it needs
+ * one, else NULL. */
+static float *grad_or_null(struct gen_ctx *g, struct gen_tensor *t) {
+    return t && t->requires_grad ? gen_grad(g, t) : NULL;
+}
+
+static float *arena_floats(struct gen_ctx *g, int64_t n) {
+    return gen_arena_alloc(&g->arena, (size_t)n * sizeof(float));
+}
+
+/* ---- layer norm ---------------------------------------------------------- */
+
+struct gen_tensor *gen_layernorm(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *gamma,
+                                 struct gen_tensor *beta, float eps) {
+    const int64_t C = x->shape[x->ndim - 1];
+    const int64_t rows = C ? gen_numel(x) / C : 0;
+    GEN_ASSERT(!gamma || gen_numel(gamma) == C);
+    GEN_ASSERT(!beta || gen_numel(beta) == C);
+    struct gen_tensor *y = gen_tensor(g, x->ndim, x->shape);
+    float *mean = arena_floats(g, rows), *rstd = arena_floats(g, rows); /* (rows) each */
+    gen_kernels()->layernorm_fwd(rows, C, x->data, gamma ? gamma->data : NULL,
+                                 beta ? beta->data : NULL, eps, y->data, mean, rstd);
+    struct gen_node *node = gen_record(g, GEN_OP_LAYERNORM, y, 3, (struct gen_tensor *[]){x, gamma, beta});
+    if (node) {
+        node->saved = mean;
+        node->saved2 = rstd;
+    }
+    return y;
+}
+
+GEN_BACKWARD(layernorm) {
+    struct gen_tensor *x = node->in[0], *gamma = node->in[1], *beta = node->in[2];
+    const int64_t C = x->shape[x->ndim - 1];
+    const int64_t rows = C ? gen_numel(x) / C : 0;
+    /* The kernel always writes dx; give it scratch when x needs no gradient. */
+    float *dx = x->requires_grad ? gen_grad(g, x) : gen_arena_calloc(&g->arena, (size_t)gen_numel(x) * sizeof(float));
+    gen_kernels()->layernorm_bwd(rows, C, x->data, gamma ? gamma->data : NULL, node->saved,
+                                 node->saved2, node->out->grad, dx, grad_or_null(g, gamma),
+                                 grad_or_null(g, beta));
+}
+
+/* ---- group norm ---------------------------------------------------------- */
+
+struct gen_tensor *gen_groupnorm(struct gen_ctx *g, struct gen_tensor *x, int64_t G,
+                                 struct gen_tensor *gamma, struct gen_tensor *beta, float eps) {
+    GEN_ASSERT(x->ndim >= 2);
+    const int64_t N = x->shape[0], C = x->shape[1];
+    const int64_t HW = N > 0 && C > 0 ? gen_numel(x) / (N * C) : 0;
+    GEN_ASSERT(G >= 1 && C % G == 0);
+    GEN_ASSERT(!gamma || gen_numel(gamma) == C);
+    GEN_ASSERT(!beta || gen_numel(beta) == C);
+    struct gen_tensor *y = gen_tensor(g, x->ndim, x->shape);
+    float *mean = arena_floats(g, N * G), *rstd = arena_floats(g, N * G); /* (N, G) each */
+    gen_kernels()->groupnorm_fwd(N, C, HW, G, x->data, gamma ? gamma->data : NULL,
+                                 beta ? beta->data : NULL, eps, y->data, mean, rstd);
+    struct gen_node *node = gen_record(g, GEN_OP_GROUPNORM, y, 3, (struct gen_tensor *[]){x, gamma, beta});
+    if (node) {
+        node->i[0] = G;
+        node->saved = mean;
+        node->saved2 = rstd;
+    }
+    return y;
+}
+
+GEN_BACKWARD(groupnorm) {
+    struct gen_tensor *x = node->in[0], *gamma = node->in[1], *beta = node->in[2];
+    const int64_t N = x->shape[0], C = x->shape[1];
+    const int64_t HW = N > 0 && C > 0 ? gen_numel(x) / (N * C) : 0;
+    float *dx = x->requires_grad ? gen_grad(g, x) : gen_arena_calloc(&g->arena, (size_t)gen_numel(x) * sizeof(float));
+    gen_kernels()->groupnorm_bwd(N, C, HW, node->i[0], x->data, gamma ? gamma->data : NULL,
+                                 node->saved, node->saved2, node->out->grad, dx,
+                                 grad_or_null(g, gamma), grad_or_null(g, beta));
+}
+
+/* ---- batch norm ---------------------------------------------------------- */
+
+/* x viewed as (N, C, HW); HW = 1 for (N, C). Element (n, c, p) sits at
+ * (n C + c) HW + p. */
+struct bn_dims {
+    int64_t N, C, HW;
+};
+
+static struct bn_dims bn_dims(const struct gen_tensor *x) {
+    GEN_ASSERT(x->ndim == 2 || x->ndim == 4);
+    struct bn_dims d = {x->shape[0], x->shape[1], 1};
+    if (x->ndim == 4) d.HW = x->shape[2] * x->shape[3];
+    return d;
+}
+
+/* Mean and biased variance of channel c, in double. */
+static void bn_stats(struct bn_dims d, const float *x, int64_t c, double *mean, double *var) {
+    double s = 0;
+    for (int64_t n = 0; n < d.N; n++) {
+        const float *xc = x + (n * d.C + c) * d.HW;
+        for (int64_t p = 0; p < d.HW; p++) s += xc[p];
+    }
+    const double M = (double)(d.N * d.HW), m = s / M;
+    double v = 0;
+    for (int64_t n = 0; n < d.N; n++) {
+        const float *xc = x + (n * d.C + c) * d.HW;
+        for (int64_t p = 0; p < d.HW; p++) v += ((double)xc[p] - m) * ((double)xc[p] - m);
+    }
+    *mean = m;
+    *var = v / M;
+}
+
+struct gen_tensor *gen_batchnorm(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *gamma,
+                                 struct gen_tensor *beta, struct gen_tensor *running_mean,
+                                 struct gen_tensor *running_var, float momentum, float eps) {
+    const struct bn_dims d = bn_dims(x);
+    const int64_t M = d.N * d.HW;
+    const int training = g->training;
+    GEN_ASSERT(!gamma || gen_numel(gamma) == d.C);
+    GEN_ASSERT(!beta || gen_numel(beta) == d.C);
+    GEN_ASSERT(!running_mean || gen_numel(running_mean) == d.C);
+    GEN_ASSERT(!running_var || gen_numel(running_var) == d.C);
+    GEN_ASSERT(training || (running_mean && running_var)); /* eval needs running stats */
+    /* PyTorch refuses one value per channel in training: the unbiased
+     * variance would divide by zero. */
+    GEN_ASSERT(!training || M > 1);
+
+    struct gen_tensor *y = gen_tensor(g, x->ndim, x->shape);
+    float *mean = arena_floats(g, d.C), *rstd = arena_floats(g, d.C); /* (C) each */
+    const float *gm = gamma ? gamma->data : NULL, *bt = beta ? beta->data : NULL;
+    float *rm = running_mean ? running_mean->data : NULL;
+    float *rv = running_var ? running_var->data : NULL;
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < d.C; c++) {
+        if (training) {
+            double m, v;
+            bn_stats(d, x->data, c, &m, &v);
+            mean[c] = (float)m;
+            rstd[c] = (float)(1.0 / sqrt(v + (double)eps));
+            if (rm) rm[c] = (1.0f - momentum) * rm[c] + momentum * (float)m;
+            if (rv) rv[c] = (1.0f - momentum) * rv[c] + momentum * (float)(v * (double)M / (double)(M - 1));
+        } else {
+            mean[c] = rm[c];
+            rstd[c] = (float)(1.0 / sqrt((double)rv[c] + (double)eps));
+        }
+        /* y = x a + b with a = rstd gamma, b = beta - mean a */
+        const float a = rstd[c] * (gm ? gm[c] : 1.0f);
+        const float b = (bt ? bt[c] : 0.0f) - mean[c] * a;
+        for (int64_t n = 0; n < d.N; n++) {
+            const float *xc = x->data + (n * d.C + c) * d.HW;
+            float *yc = y->data + (n * d.C + c) * d.HW;
+            for (int64_t p = 0; p < d.HW; p++) yc[p] = xc[p] * a + b;
+        }
+    }
+    struct gen_node *node = gen_record(g, GEN_OP_BATCHNORM, y, 3, (struct gen_tensor *[]){x, gamma, beta});
+    if (node) {
+        node->i[0] = training;
+        node->saved = mean;
+        node->saved2 = rstd;
+    }
+    return y;
+}
+
+/* xhat = (x - mean) rstd, dxhat = dy gamma. Training (batch statistics):
+ *   dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat))
+ * Eval (constants): dx = rstd dxhat. Both: dgamma = sum dy xhat, dbeta = sum dy. */
+GEN_BACKWARD(batchnorm) {
+    struct gen_tensor *x = node->in[0], *gamma = node->in[1], *beta = node->in[2];
+    const struct bn_dims d = bn_dims(x);
+    const double M = (double)(d.N * d.HW);
+    const int training = (int)node->i[0];
+    const float *mean = node->saved, *rstd = node->saved2, *dy = node->out->grad;
+    const float *gm = gamma ? gamma->data : NULL;
+    float *dx = grad_or_null(g, x), *dg = grad_or_null(g, gamma), *db = grad_or_null(g, beta);
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < d.C; c++) {
+        const float m = mean[c], rs = rstd[c], gc = gm ? gm[c] : 1.0f;
+        double sdy = 0, sdyx = 0; /* sum dy, sum dy xhat */
+        for (int64_t n = 0; n < d.N; n++) {
+            const float *xc = x->data + (n * d.C + c) * d.HW, *dyc = dy + (n * d.C + c) * d.HW;
+            for (int64_t p = 0; p < d.HW; p++) {
+                sdy += dyc[p];
+                sdyx += (double)dyc[p] * (double)((xc[p] - m) * rs);
+            }
+        }
+        if (dg) dg[c] += (float)sdyx;
+        if (db) db[c] += (float)sdy;
+        if (!dx) continue;
+        const float k1 = (float)(training ? sdy * gc / M : 0.0);  /* mean(dxhat)      */
+        const float k2 = (float)(training ? sdyx * gc / M : 0.0); /* mean(dxhat xhat) */
+        for (int64_t n = 0; n < d.N; n++) {
+            const float *xc = x->data + (n * d.C + c) * d.HW, *dyc = dy + (n * d.C + c) * d.HW;
+            float *dxc = dx + (n * d.C + c) * d.HW;
+            for (int64_t p = 0; p < d.HW; p++) {
+                const float xhat = (xc[p] - m) * rs;
+                dxc[p] += rs * (dyc[p] * gc - k1 - xhat * k2);
+            }
+        }
+    }
+}

@@ -1,0 +1,33 @@
+/* threads.c - one thread count for OpenMP and OpenBLAS. */
+#include <stdlib.h>
+#include <unistd.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "gen/core.h"
+#include "gen/kernels.h"
+
+void openblas_set_num_threads(int n); /* from OpenBLAS */
+
+static int n_threads = 1;
+
+int gen_threads_init(int n) {
+    if (n <= 0) {
+        const char *env = getenv("GEN_THREADS");
+        if (env && atoi(env) > 0) n = atoi(env);
+    }
+    if (n <= 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cores > 0 ? (int)cores : 1;
+    }
+    n_threads = n;
+#ifdef _OPENMP
+    omp_set_num_threads(n);
+#endif
+    openblas_set_num_threads(n);
+    (void)gen_kernels();
+    return n;
+}
+
+int gen_threads(void) { return n_threads; }

@@ -1,0 +1,39 @@
+/* fs.h - small filesystem helpers shared by the loaders and writers of
+ * src/data and src/io: sorted directory listings, path joining, whole-file
+ * reads with a size cap, mkdir -p, and error messages that name the file. */
+#ifndef GEN_IO_FS_H
+#define GEN_IO_FS_H
+
+#include "gen/core.h"
+
+/* Re-issues the current error (e.g. gen_alloc's "out of memory ...") as
+ * "PATH: <message>" with the given status; returns the status. */
+enum gen_status gen_fs_error_at(enum gen_status status, const char *path);
+
+/* Kind of a path: GEN_FS_MISSING, GEN_FS_FILE (or anything not a
+ * directory), GEN_FS_DIR. Follows symlinks. */
+enum gen_fs_kind { GEN_FS_MISSING, GEN_FS_FILE, GEN_FS_DIR };
+enum gen_fs_kind gen_fs_kind(const char *path);
+
+/* Entries of a directory except "." and "..", sorted by strcmp. Names and
+ * the array are gen_alloc'd; free with gen_fs_list_free. */
+struct gen_fs_list {
+    int n;
+    char **names;
+};
+enum gen_status gen_fs_list(const char *dir, struct gen_fs_list *out);
+void gen_fs_list_free(struct gen_fs_list *l);
+
+/* "a/b" (one '/' between them), gen_alloc'd; NULL on out of memory. */
+char *gen_fs_join(const char *a, const char *b);
+/* A gen_alloc'd copy of s; NULL on out of memory. */
+char *gen_fs_strdup(const char *s);
+
+/* Reads a whole regular file of at most `max` bytes into a gen_alloc'd
+ * buffer with one NUL byte after the data. */
+enum gen_status gen_fs_read(const char *path, int64_t max, uint8_t **data, int64_t *n);
+
+/* 1 if name ends in ext (".png"), ignoring ASCII case. */
+int gen_fs_has_ext(const char *name, const char *ext);
+
+#endif

@@ -1,0 +1,182 @@
+/* run.c - run directory, metrics lines, progress bar, signals, NaN check
+ * (see run.h). */
+#define _POSIX_C_SOURCE 200809L
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "gen/io.h"
+#include "gen/run.h"
+
+double gen_run_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+enum gen_status gen_runlog_open(struct gen_runlog *lg, const char *run_dir, int json, int quiet) {
+    memset(lg, 0, sizeof *lg);
+    lg->json = json;
+    lg->quiet = quiet;
+    lg->tty = isatty(STDERR_FILENO);
+    lg->t_open = gen_run_now();
+    lg->first_step = -1;
+    lg->unit = "it";
+    if (!run_dir) return GEN_OK;
+    enum gen_status st = gen_mkdir_p(run_dir);
+    if (st != GEN_OK) return st;
+    char path[4096];
+    if (snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir) >= (int)sizeof path)
+        return gen_error(GEN_ERR_IO, "%s: path too long", run_dir);
+    lg->metrics = fopen(path, "a");
+    if (!lg->metrics) return gen_error(GEN_ERR_IO, "%s: cannot open for appending", path);
+    return GEN_OK;
+}
+
+static void clear_bar(struct gen_runlog *lg) {
+    if (!lg->bar_visible) return;
+    fputs("\r\033[K", stderr);
+    lg->bar_visible = 0;
+}
+
+void gen_runlog_close(struct gen_runlog *lg) {
+    if (lg->bar_visible) {
+        fputc('\n', stderr);
+        lg->bar_visible = 0;
+    }
+    if (lg->metrics) fclose(lg->metrics);
+    lg->metrics = NULL;
+}
+
+void gen_runlog_set_items(struct gen_runlog *lg, int64_t items_per_step, const char *unit) {
+    lg->items_per_step = items_per_step;
+    lg->unit = unit ? unit : "it";
+}
+
+/* A number as a person reads it: integers plainly, the rest with 4-6
+ * significant digits. */
+static void human_number(char *buf, size_t n, double v) {
+    if (isfinite(v) && v == floor(v) && fabs(v) < 1e15)
+        snprintf(buf, n, "%.0f", v);
+    else
+        snprintf(buf, n, "%.6g", v);
+}
+
+void gen_runlog_write(struct gen_runlog *lg, int64_t step, const struct gen_field *fields, int n) {
+    double elapsed = gen_run_now() - lg->t_open;
+    cJSON *obj = cJSON_CreateObject();
+    if (step >= 0) cJSON_AddNumberToObject(obj, "step", (double)step);
+    for (int k = 0; k < n; k++) {
+        if (isfinite(fields[k].value))
+            cJSON_AddNumberToObject(obj, fields[k].name, fields[k].value);
+        else
+            cJSON_AddNullToObject(obj, fields[k].name);
+    }
+    cJSON_AddNumberToObject(obj, "elapsed", round(elapsed * 1000) / 1000);
+    char *text = cJSON_PrintUnformatted(obj);
+    cJSON_Delete(obj);
+    if (text) {
+        if (lg->metrics) {
+            fprintf(lg->metrics, "%s\n", text);
+            fflush(lg->metrics);
+        }
+        if (lg->json) {
+            printf("%s\n", text);
+            fflush(stdout);
+        }
+        cJSON_free(text);
+    }
+    if (lg->quiet) return;
+    clear_bar(lg);
+    if (step >= 0) fprintf(stderr, "step %lld", (long long)step);
+    for (int k = 0; k < n; k++) {
+        char num[64];
+        human_number(num, sizeof num, fields[k].value);
+        fprintf(stderr, "%s%s %s", (k || step >= 0) ? "  " : "", fields[k].name, num);
+    }
+    fprintf(stderr, "  elapsed %.1fs\n", elapsed);
+    fflush(stderr);
+}
+
+static void format_duration(char *buf, size_t n, double s) {
+    if (!isfinite(s) || s < 0) {
+        snprintf(buf, n, "?");
+        return;
+    }
+    long t = (long)(s + 0.5);
+    if (t >= 3600)
+        snprintf(buf, n, "%ldh%02ldm", t / 3600, t / 60 % 60);
+    else if (t >= 60)
+        snprintf(buf, n, "%ldm%02lds", t / 60, t % 60);
+    else
+        snprintf(buf, n, "%lds", t);
+}
+
+void gen_runlog_progress(struct gen_runlog *lg, int64_t step, int64_t total, double loss) {
+    if (!lg->tty || lg->quiet) return;
+    double now = gen_run_now();
+    if (lg->first_step < 0) {
+        lg->first_step = step;
+        lg->t_first = now;
+    }
+    if (now - lg->t_bar < 0.1 && step != total) return;
+    lg->t_bar = now;
+
+    double dt = now - lg->t_first;
+    double steps_per_s = dt > 0 ? (double)(step - lg->first_step) / dt : 0;
+    char rate[48] = "", eta[32] = "?";
+    if (steps_per_s > 0) {
+        if (lg->items_per_step > 0)
+            snprintf(rate, sizeof rate, "  %.0f %s/s", steps_per_s * (double)lg->items_per_step,
+                     lg->unit);
+        else
+            snprintf(rate, sizeof rate, "  %.2f %s/s", steps_per_s, lg->unit);
+        format_duration(eta, sizeof eta, (double)(total - step) / steps_per_s);
+    }
+    enum { WIDTH = 24 };
+    char bar[WIDTH + 1];
+    int fill = total > 0 ? (int)((double)WIDTH * (double)step / (double)total) : 0;
+    if (fill > WIDTH) fill = WIDTH;
+    for (int k = 0; k < WIDTH; k++) bar[k] = k < fill ? '=' : (k == fill ? '>' : ' ');
+    bar[WIDTH] = 0;
+    fprintf(stderr, "\r\033[K%lld/%lld [%s] loss %.4f%s  ETA %s", (long long)step,
+            (long long)total, bar, loss, rate, eta);
+    fflush(stderr);
+    lg->bar_visible = 1;
+}
+
+/* ---- signals ------------------------------------------------------------ */
+
+static volatile sig_atomic_t interrupted;
+
+static void on_signal(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+void gen_run_signals_install(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = (int)SA_RESETHAND; /* a second Ctrl-C kills at once */
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+int gen_run_interrupted(void) { return interrupted != 0; }
+
+void gen_run_interrupt_clear(void) { interrupted = 0; }
+
+enum gen_status gen_run_check_loss(double loss, int64_t step) {
+    if (isfinite(loss)) return GEN_OK;
+    return gen_error(GEN_ERR_RUNTIME,
+                     "step %lld: loss is %s; training stopped, the last good checkpoint is kept "
+                     "(try a lower --lr)",
+                     (long long)step, isnan(loss) ? "NaN" : "Inf");
+}

@@ -1,0 +1,121 @@
+/* kernels_avx2.c - the AVX2+FMA table: 8 floats a vector, tails through
+ * vmaskmov loads and stores (which never touch dead lanes). The kernels are
+ * in kernels_simd.h, written over the primitives defined here. Compiled
+ * with -mavx2 -mfma. */
+#include <immintrin.h>
+
+#define VW 8
+#define GEN_SIMD_TABLE gen_kernels_avx2
+#define GEN_SIMD_NAME "avx2"
+#define SIMD_INLINE static inline __attribute__((always_inline))
+
+typedef __m256 vf;
+typedef __m256i vm; /* all-ones in the live lanes of a tail */
+
+SIMD_INLINE vf vf_set1(float x) { return _mm256_set1_ps(x); }
+SIMD_INLINE vf vf_add(vf a, vf b) { return _mm256_add_ps(a, b); }
+SIMD_INLINE vf vf_sub(vf a, vf b) { return _mm256_sub_ps(a, b); }
+SIMD_INLINE vf vf_mul(vf a, vf b) { return _mm256_mul_ps(a, b); }
+SIMD_INLINE vf vf_div(vf a, vf b) { return _mm256_div_ps(a, b); }
+SIMD_INLINE vf vf_fmadd(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }   /* a b + c */
+SIMD_INLINE vf vf_fnmadd(vf a, vf b, vf c) { return _mm256_fnmadd_ps(a, b, c); } /* c - a b */
+/* min/max return the second operand when either is NaN: callers put x last. */
+SIMD_INLINE vf vf_max(vf a, vf b) { return _mm256_max_ps(a, b); }
+SIMD_INLINE vf vf_min(vf a, vf b) { return _mm256_min_ps(a, b); }
+SIMD_INLINE vf vf_sqrt(vf a) { return _mm256_sqrt_ps(a); }
+SIMD_INLINE vf vf_abs(vf a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+/* |mag| with the sign of sgn (mag must be non-negative). */
+SIMD_INLINE vf vf_copysign(vf mag, vf sgn) {
+    return _mm256_or_ps(mag, _mm256_and_ps(sgn, _mm256_set1_ps(-0.0f)));
+}
+SIMD_INLINE vf vf_round(vf a) {
+    return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+/* Ordered comparisons: a NaN lane selects f. */
+SIMD_INLINE vf vf_sel_gt(vf a, vf b, vf t, vf f) {
+    return _mm256_blendv_ps(f, t, _mm256_cmp_ps(a, b, _CMP_GT_OQ));
+}
+SIMD_INLINE vf vf_sel_ge(vf a, vf b, vf t, vf f) {
+    return _mm256_blendv_ps(f, t, _mm256_cmp_ps(a, b, _CMP_GE_OQ));
+}
+SIMD_INLINE vf vf_sel_lt(vf a, vf b, vf t, vf f) {
+    return _mm256_blendv_ps(f, t, _mm256_cmp_ps(a, b, _CMP_LT_OQ));
+}
+SIMD_INLINE float vf_hsum(vf a) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+SIMD_INLINE float vf_hmax(vf a) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* p 2^n for integral n in [-150, 129]. 2^n is built as 2^(n/2) 2^(n - n/2),
+ * two normal powers of two, so overflow gives inf and the one rounding of
+ * the last product gives gradual underflow. */
+SIMD_INLINE vf vf_ldexp(vf p, vf n) {
+    const __m256i ni = _mm256_cvtps_epi32(n), bias = _mm256_set1_epi32(127);
+    const __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
+    const vf s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
+    const vf s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
+    return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+}
+
+/* ---- full vectors and masked tails ---- */
+SIMD_INLINE vm vm_full(void) { return _mm256_set1_epi32(-1); }
+SIMD_INLINE vm vm_tail(int64_t r) { /* 0 < r < VW */
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32((int)r), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+SIMD_INLINE vf ld(const float *p, vm m, int full) {
+    return full ? _mm256_loadu_ps(p) : _mm256_maskload_ps(p, m);
+}
+/* dead lanes read as `fill` */
+SIMD_INLINE vf ldo(const float *p, vm m, int full, vf fill) {
+    return full ? _mm256_loadu_ps(p)
+                : _mm256_blendv_ps(fill, _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+}
+SIMD_INLINE void st(float *p, vm m, int full, vf v) {
+    if (full)
+        _mm256_storeu_ps(p, v);
+    else
+        _mm256_maskstore_ps(p, m, v);
+}
+/* dead lanes zeroed */
+SIMD_INLINE vf zm(vf v, vm m, int full) {
+    return full ? v : _mm256_and_ps(v, _mm256_castsi256_ps(m));
+}
+
+/* ---- double accumulators: 8 floats widen into two vectors of 4 doubles ---- */
+typedef struct {
+    __m256d lo, hi;
+} vd2;
+SIMD_INLINE vd2 vd2_zero(void) { return (vd2){_mm256_setzero_pd(), _mm256_setzero_pd()}; }
+SIMD_INLINE vd2 vd2_add(vd2 acc, vf v) {
+    acc.lo = _mm256_add_pd(acc.lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    acc.hi = _mm256_add_pd(acc.hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+    return acc;
+}
+/* acc += v^2 with the square exact in double */
+SIMD_INLINE vd2 vd2_addsq(vd2 acc, vf v) {
+    const __m256d lo = _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+    const __m256d hi = _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+    acc.lo = _mm256_fmadd_pd(lo, lo, acc.lo);
+    acc.hi = _mm256_fmadd_pd(hi, hi, acc.hi);
+    return acc;
+}
+/* back to 8 floats, lane for lane */
+SIMD_INLINE vf vd2_cvt(vd2 acc) {
+    return _mm256_set_m128(_mm256_cvtpd_ps(acc.hi), _mm256_cvtpd_ps(acc.lo));
+}
+SIMD_INLINE double vd2_hsum(vd2 acc) {
+    const __m256d s = _mm256_add_pd(acc.lo, acc.hi);
+    __m128d t = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
+    t = _mm_add_sd(t, _mm_unpackhi_pd(t, t));
+    return _mm_cvtsd_f64(t);
+}
+
+#include "kernels/kernels_simd.h"

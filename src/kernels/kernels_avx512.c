@@ -1,0 +1,96 @@
+/* kernels_avx512.c - the AVX-512 table: 16 floats a vector, tails under
+ * masks. The kernels themselves are in kernels_simd.h, written once over the
+ * small vocabulary of primitives defined here (the AVX2 file defines the
+ * same vocabulary for 8-float vectors). Compiled with -mavx512f -mavx512dq
+ * -mavx512bw -mavx512vl -mavx2 -mfma. */
+#include <immintrin.h>
+
+#define VW 16
+#define GEN_SIMD_TABLE gen_kernels_avx512
+#define GEN_SIMD_NAME "avx512"
+#define SIMD_INLINE static inline __attribute__((always_inline))
+
+typedef __m512 vf;
+typedef __mmask16 vm; /* which lanes of a tail are live */
+
+SIMD_INLINE vf vf_set1(float x) { return _mm512_set1_ps(x); }
+SIMD_INLINE vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
+SIMD_INLINE vf vf_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
+SIMD_INLINE vf vf_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
+SIMD_INLINE vf vf_div(vf a, vf b) { return _mm512_div_ps(a, b); }
+SIMD_INLINE vf vf_fmadd(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }   /* a b + c */
+SIMD_INLINE vf vf_fnmadd(vf a, vf b, vf c) { return _mm512_fnmadd_ps(a, b, c); } /* c - a b */
+/* min/max return the second operand when either is NaN: callers put x last. */
+SIMD_INLINE vf vf_max(vf a, vf b) { return _mm512_max_ps(a, b); }
+SIMD_INLINE vf vf_min(vf a, vf b) { return _mm512_min_ps(a, b); }
+SIMD_INLINE vf vf_sqrt(vf a) { return _mm512_sqrt_ps(a); }
+SIMD_INLINE vf vf_abs(vf a) { return _mm512_abs_ps(a); }
+/* |mag| with the sign of sgn (mag must be non-negative). */
+SIMD_INLINE vf vf_copysign(vf mag, vf sgn) {
+    return _mm512_or_ps(mag, _mm512_and_ps(sgn, _mm512_set1_ps(-0.0f)));
+}
+SIMD_INLINE vf vf_round(vf a) {
+    return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+/* Ordered comparisons: a NaN lane selects f. */
+SIMD_INLINE vf vf_sel_gt(vf a, vf b, vf t, vf f) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_GT_OQ), f, t);
+}
+SIMD_INLINE vf vf_sel_ge(vf a, vf b, vf t, vf f) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_GE_OQ), f, t);
+}
+SIMD_INLINE vf vf_sel_lt(vf a, vf b, vf t, vf f) {
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), f, t);
+}
+SIMD_INLINE float vf_hsum(vf a) { return _mm512_reduce_add_ps(a); }
+SIMD_INLINE float vf_hmax(vf a) { return _mm512_reduce_max_ps(a); }
+
+/* p 2^n for integral n in [-150, 129]; scalef handles overflow to inf and
+ * gradual underflow exactly. */
+SIMD_INLINE vf vf_ldexp(vf p, vf n) { return _mm512_scalef_ps(p, n); }
+
+/* ---- full vectors and masked tails ---- */
+SIMD_INLINE vm vm_full(void) { return (vm)0xFFFF; }
+SIMD_INLINE vm vm_tail(int64_t r) { return (vm)((1u << r) - 1u); } /* 0 < r < VW */
+SIMD_INLINE vf ld(const float *p, vm m, int full) {
+    return full ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(m, p);
+}
+/* dead lanes read as `fill` */
+SIMD_INLINE vf ldo(const float *p, vm m, int full, vf fill) {
+    return full ? _mm512_loadu_ps(p) : _mm512_mask_loadu_ps(fill, m, p);
+}
+SIMD_INLINE void st(float *p, vm m, int full, vf v) {
+    if (full)
+        _mm512_storeu_ps(p, v);
+    else
+        _mm512_mask_storeu_ps(p, m, v);
+}
+/* dead lanes zeroed */
+SIMD_INLINE vf zm(vf v, vm m, int full) { return full ? v : _mm512_maskz_mov_ps(m, v); }
+
+/* ---- double accumulators: 16 floats widen into two vectors of 8 doubles ---- */
+typedef struct {
+    __m512d lo, hi;
+} vd2;
+SIMD_INLINE vd2 vd2_zero(void) { return (vd2){_mm512_setzero_pd(), _mm512_setzero_pd()}; }
+SIMD_INLINE vd2 vd2_add(vd2 acc, vf v) {
+    acc.lo = _mm512_add_pd(acc.lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+    acc.hi = _mm512_add_pd(acc.hi, _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)));
+    return acc;
+}
+/* acc += v^2 with the square exact in double */
+SIMD_INLINE vd2 vd2_addsq(vd2 acc, vf v) {
+    const __m512d lo = _mm512_cvtps_pd(_mm512_castps512_ps256(v));
+    const __m512d hi = _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1));
+    acc.lo = _mm512_fmadd_pd(lo, lo, acc.lo);
+    acc.hi = _mm512_fmadd_pd(hi, hi, acc.hi);
+    return acc;
+}
+/* back to 16 floats, lane for lane */
+SIMD_INLINE vf vd2_cvt(vd2 acc) {
+    return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(acc.lo)),
+                              _mm512_cvtpd_ps(acc.hi), 1);
+}
+SIMD_INLINE double vd2_hsum(vd2 acc) { return _mm512_reduce_add_pd(_mm512_add_pd(acc.lo, acc.hi)); }
+
+#include "kernels/kernels_simd.h"

@@ -1,0 +1,75 @@
+/* kernels_impl.h - private to src/kernels: the per-ISA tables, the scalar
+ * functions the SIMD tables fall back to, and the blocking constants every
+ * ISA shares so that each one is deterministic for any thread count. */
+#ifndef GEN_KERNELS_IMPL_H
+#define GEN_KERNELS_IMPL_H
+
+#include <stdint.h>
+
+#include "gen/kernels.h"
+
+/* One table per ISA; the SIMD ones exist only when the build defines
+ * GEN_HAVE_AVX2 / GEN_HAVE_AVX512 (each compiled with its own -m flags). */
+extern const struct gen_kernels gen_kernels_scalar;
+#ifdef GEN_HAVE_AVX2
+extern const struct gen_kernels gen_kernels_avx2;
+#endif
+#ifdef GEN_HAVE_AVX512
+extern const struct gen_kernels gen_kernels_avx512;
+#endif
+
+/* OpenMP only where the loop is big enough to pay for a parallel region.
+ * Every parallel loop splits work by rows, channels or fixed-size blocks,
+ * never by thread, so results never depend on the thread count. */
+#ifdef _OPENMP
+#define GEN_KPRAGMA(x) _Pragma(#x)
+#define GEN_OMP_FOR(cond) GEN_KPRAGMA(omp parallel for schedule(static) if (cond))
+#else
+#define GEN_OMP_FOR(cond)
+#endif
+
+/* Element-wise kernels go parallel above this many elements, in blocks of
+ * GEN_KBLOCK elements (64 KiB of floats). */
+#define GEN_KPAR_MIN ((int64_t)1 << 16)
+#define GEN_KBLOCK ((int64_t)1 << 14)
+/* Row kernels go parallel when rows * cols exceeds this and rows > 1. */
+#define GEN_KPAR_ROWS_MIN ((int64_t)1 << 14)
+/* sum/sumsq: each block of GEN_KSUM_BLOCK elements is summed in double in
+ * its own order, then block sums are added in index order (at most
+ * GEN_KSUM_FAN blocks per parallel pass), the same for any thread count. */
+#define GEN_KSUM_BLOCK ((int64_t)1 << 13)
+#define GEN_KSUM_FAN 64
+
+/* The numerically careful constants shared by every ISA. */
+#define GEN_GELU_K0 0.7978845608028654f /* sqrt(2/pi) */
+#define GEN_GELU_K1 0.044715f
+
+/* sum/sumsq driver: block k covers [k B, min((k+1) B, n)) and is reduced by
+ * `blk`; the block sums are then added in index order. */
+static inline double gen_ksum_blocks(int64_t n, const float *x,
+                                     double (*blk)(int64_t n, const float *x)) {
+    const int64_t nb = (n + GEN_KSUM_BLOCK - 1) / GEN_KSUM_BLOCK;
+    double total = 0.0;
+    for (int64_t b0 = 0; b0 < nb; b0 += GEN_KSUM_FAN) {
+        const int64_t nf = nb - b0 < GEN_KSUM_FAN ? nb - b0 : GEN_KSUM_FAN;
+        double part[GEN_KSUM_FAN];
+        GEN_OMP_FOR(nf > 1 && nf * GEN_KSUM_BLOCK >= GEN_KPAR_MIN)
+        for (int64_t k = 0; k < nf; k++) {
+            const int64_t lo = (b0 + k) * GEN_KSUM_BLOCK;
+            const int64_t hi = lo + GEN_KSUM_BLOCK < n ? lo + GEN_KSUM_BLOCK : n;
+            part[k] = blk(hi - lo, x + lo);
+        }
+        for (int64_t k = 0; k < nf; k++) total += part[k];
+    }
+    return total;
+}
+
+/* Scalar functions the SIMD tables reuse where vectorising gains nothing. */
+void gen_scalar_sgd(int64_t n, float *p, const float *g, float *buf, float lr, float mom,
+                    float wd);
+void gen_scalar_im2col(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
+                       int64_t pad, const float *x, float *col);
+void gen_scalar_col2im(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
+                       int64_t pad, const float *col, float *x);
+
+#endif

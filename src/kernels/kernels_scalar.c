@@ -1,0 +1,432 @@
+/* kernels_scalar.c - the plain reference of every kernel in kernels.h.
+ *
+ * Obvious loops, libm for the transcendental functions, double for every
+ * sum. The AVX2 and AVX-512 tables are tested against these. Formulas are
+ * written in the form that loses no precision (see sigmoid and GELU), not in
+ * the textbook form, so that the reference is itself accurate. */
+#include <math.h>
+
+#include "kernels/kernels_impl.h"
+
+#define ROWS_PAR(rows, cols) ((rows) > 1 && (rows) * (cols) > GEN_KPAR_ROWS_MIN)
+
+/* ---- element-wise ------------------------------------------------------ */
+
+static void add(int64_t n, const float *a, const float *b, float *y) {
+    GEN_OMP_FOR(n > GEN_KPAR_MIN)
+    for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
+
+static void sub(int64_t n, const float *a, const float *b, float *y) {
+    GEN_OMP_FOR(n > GEN_KPAR_MIN)
+    for (int64_t i = 0; i < n; i++) y[i] = a[i] - b[i];
+}
+
+static void mul(int64_t n, const float *a, const float *b, float *y) {
+    GEN_OMP_FOR(n > GEN_KPAR_MIN)
+    for (int64_t i = 0; i < n; i++) y[i] = a[i] * b[i];
+}
+
+static void scale(int64_t n, float s, const float *x, float *y) {
+    GEN_OMP_FOR(n > GEN_KPAR_MIN)
+    for (int64_t i = 0; i < n; i++) y[i] = s * x[i];
+}
+
+static void axpy(int64_t n, float s, const float *x, float *y) {
+    GEN_OMP_FOR(n > GEN_KPAR_MIN)
+    for (int64_t i = 0; i < n; i++) y[i] += s * x[i];
+}
+
+static void mul_acc(int64_t n, const float *a, const float *b, float *y) {
+    GEN_OMP_FOR(n > GEN_KPAR_MIN)
+    for (int64_t i = 0; i < n; i++) y[i] += a[i] * b[i];
+}
+
+static void fill(int64_t n, float v, float *y) {
+    GEN_OMP_FOR(n > GEN_KPAR_MIN)
+    for (int64_t i = 0; i < n; i++) y[i] = v;
+}
+
+static double sum_block(int64_t n, const float *x) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++) s += x[i];
+    return s;
+}
+
+static double sumsq_block(int64_t n, const float *x) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++) s += (double)x[i] * x[i];
+    return s;
+}
+
+static double sum(int64_t n, const float *x) { return gen_ksum_blocks(n, x, sum_block); }
+static double sumsq(int64_t n, const float *x) { return gen_ksum_blocks(n, x, sumsq_block); }
+
+/* ---- activations ------------------------------------------------------- */
+
+/* 1 / (1 + e^-x) without overflow: e^-|x| is in (0, 1]. */
+static inline float sigmoid1(float x) {
+    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
+    const float e = expf(x);
+    return e / (1.0f + e);
+}
+
+/* sigmoid(x) (1 - sigmoid(x)) = e / (1 + e)^2 with e = e^-|x|: no 1 - s. */
+static inline float dsigmoid1(float x) {
+    const float e = expf(-fabsf(x));
+    return e / ((1.0f + e) * (1.0f + e));
+}
+
+/* GELU's inner argument, doubled: 0.5 (1 + tanh(u)) = sigmoid(2u), which
+ * avoids the cancellation of 1 + tanh(u) for negative x. */
+static inline float gelu_2u(float x) {
+    return 2.0f * GEN_GELU_K0 * x * (1.0f + GEN_GELU_K1 * x * x);
+}
+
+static void relu_fwd(int64_t n, const float *x, float *y) {
+    GEN_OMP_FOR(n > GEN_KPAR_MIN)
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i]; /* NaN stays NaN */
+}
+
+static void relu_bwd(int64_t n, const float *x, const float *dy, float *dx) {
+    GEN_OMP_FOR(n > GEN_KPAR_MIN)
+    for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+}
+
+static void leaky_relu_fwd(int64_t n, float slope, const float *x, float *y) {
+    GEN_OMP_FOR(n > GEN_KPAR_MIN)
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : slope * x[i];
+}
+
+static void leaky_relu_bwd(int64_t n, float slope, const float *x, const float *dy, float *dx) {
+    GEN_OMP_FOR(n > GEN_KPAR_MIN)
+    for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : slope * dy[i];
+}
+
+static void gelu_fwd(int64_t n, const float *x, float *y) {
+    GEN_OMP_FOR(n > GEN_KPAR_MIN)
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] * sigmoid1(gelu_2u(x[i]));
+}
+
+/* d/dx [x s(2u)] = s(2u) + x s(2u)(1 - s(2u)) 2 du/dx, du/dx = K0 (1 + 3 K1 x^2). */
+static void gelu_bwd(int64_t n, const float *x, const float *dy, float *dx) {
+    GEN_OMP_FOR(n > GEN_KPAR_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        const float v = x[i], t = gelu_2u(v);
+        const float du = 2.0f * GEN_GELU_K0 * (1.0f + 3.0f * GEN_GELU_K1 * v * v);
+        dx[i] += dy[i] * (sigmoid1(t) + v * dsigmoid1(t) * du);
+    }
+}
+
+static void silu_fwd(int64_t n, const float *x, float *y) {
+    GEN_OMP_FOR(n > GEN_KPAR_MIN)
+    for (int64_t i = 0; i < n; i++) y[i] = x[i] * sigmoid1(x[i]);
+}
+
+static void silu_bwd(int64_t n, const float *x, const float *dy, float *dx) {
+    GEN_OMP_FOR(n > GEN_KPAR_MIN)
+    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * (sigmoid1(x[i]) + x[i] * dsigmoid1(x[i]));
+}
+
+static void sigmoid_fwd(int64_t n, const float *x, float *y) {
+    GEN_OMP_FOR(n > GEN_KPAR_MIN)
+    for (int64_t i = 0; i < n; i++) y[i] = sigmoid1(x[i]);
+}
+
+static void sigmoid_bwd(int64_t n, const float *y, const float *dy, float *dx) {
+    GEN_OMP_FOR(n > GEN_KPAR_MIN)
+    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
+}
+
+static void tanh_fwd(int64_t n, const float *x, float *y) {
+    GEN_OMP_FOR(n > GEN_KPAR_MIN)
+    for (int64_t i = 0; i < n; i++) y[i] = tanhf(x[i]);
+}
+
+static void tanh_bwd(int64_t n, const float *y, const float *dy, float *dx) {
+    GEN_OMP_FOR(n > GEN_KPAR_MIN)
+    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]);
+}
+
+static void exp_fwd(int64_t n, const float *x, float *y) {
+    GEN_OMP_FOR(n > GEN_KPAR_MIN)
+    for (int64_t i = 0; i < n; i++) y[i] = expf(x[i]);
+}
+
+static void exp_bwd(int64_t n, const float *y, const float *dy, float *dx) {
+    GEN_OMP_FOR(n > GEN_KPAR_MIN)
+    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * y[i];
+}
+
+/* ---- row reductions ---------------------------------------------------- */
+
+static float row_max(int64_t cols, const float *x) {
+    float m = -INFINITY;
+    for (int64_t j = 0; j < cols; j++) m = x[j] > m ? x[j] : m;
+    return m;
+}
+
+static void softmax_fwd(int64_t rows, int64_t cols, const float *x, float *y) {
+    GEN_OMP_FOR(ROWS_PAR(rows, cols))
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols;
+        float *yr = y + r * cols;
+        const float m = row_max(cols, xr);
+        double s = 0.0;
+        for (int64_t j = 0; j < cols; j++) {
+            yr[j] = expf(xr[j] - m);
+            s += yr[j];
+        }
+        for (int64_t j = 0; j < cols; j++) yr[j] = (float)(yr[j] / s);
+    }
+}
+
+static void softmax_bwd(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx) {
+    GEN_OMP_FOR(ROWS_PAR(rows, cols))
+    for (int64_t r = 0; r < rows; r++) {
+        const float *yr = y + r * cols, *dyr = dy + r * cols;
+        float *dxr = dx + r * cols;
+        double dot = 0.0;
+        for (int64_t j = 0; j < cols; j++) dot += (double)dyr[j] * yr[j];
+        for (int64_t j = 0; j < cols; j++) dxr[j] += (float)(yr[j] * (dyr[j] - dot));
+    }
+}
+
+/* y = x - max - log(sum exp(x - max)): log-sum-exp, never log(0) of a row. */
+static void log_softmax_fwd(int64_t rows, int64_t cols, const float *x, float *y) {
+    GEN_OMP_FOR(ROWS_PAR(rows, cols))
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols;
+        float *yr = y + r * cols;
+        const float m = row_max(cols, xr);
+        double s = 0.0;
+        for (int64_t j = 0; j < cols; j++) s += expf(xr[j] - m);
+        const double lse = (double)m + log(s);
+        for (int64_t j = 0; j < cols; j++) yr[j] = (float)(xr[j] - lse);
+    }
+}
+
+static void log_softmax_bwd(int64_t rows, int64_t cols, const float *y, const float *dy,
+                            float *dx) {
+    GEN_OMP_FOR(ROWS_PAR(rows, cols))
+    for (int64_t r = 0; r < rows; r++) {
+        const float *yr = y + r * cols, *dyr = dy + r * cols;
+        float *dxr = dx + r * cols;
+        double s = 0.0;
+        for (int64_t j = 0; j < cols; j++) s += dyr[j];
+        for (int64_t j = 0; j < cols; j++) dxr[j] += (float)(dyr[j] - expf(yr[j]) * s);
+    }
+}
+
+/* Mean and 1/sqrt(biased variance + eps) of n values, two passes in double. */
+static void moments(int64_t n, const float *x, float eps, float *mean, float *rstd) {
+    double s = 0.0;
+    for (int64_t i = 0; i < n; i++) s += x[i];
+    const double mu = s / (double)n;
+    double v = 0.0;
+    for (int64_t i = 0; i < n; i++) v += (x[i] - mu) * (x[i] - mu);
+    *mean = (float)mu;
+    *rstd = (float)(1.0 / sqrt(v / (double)n + eps));
+}
+
+static void layernorm_fwd(int64_t rows, int64_t cols, const float *x, const float *gamma,
+                          const float *beta, float eps, float *y, float *mean, float *rstd) {
+    GEN_OMP_FOR(ROWS_PAR(rows, cols))
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols;
+        float *yr = y + r * cols;
+        moments(cols, xr, eps, &mean[r], &rstd[r]);
+        for (int64_t j = 0; j < cols; j++) {
+            const float g = gamma ? gamma[j] : 1.0f, b = beta ? beta[j] : 0.0f;
+            yr[j] = (xr[j] - mean[r]) * rstd[r] * g + b;
+        }
+    }
+}
+
+/* dx += rstd (dyg - mean(dyg) - xhat mean(dyg xhat)), dyg = dy * gamma. */
+static void norm_dx(int64_t n, const float *x, const float *dy, float gamma, float mu, float rs,
+                    double a, double b, float *dx) {
+    const float ma = (float)a, mb = (float)b;
+    for (int64_t i = 0; i < n; i++) {
+        const float xhat = (x[i] - mu) * rs;
+        dx[i] += rs * (dy[i] * gamma - ma - xhat * mb);
+    }
+}
+
+static void layernorm_bwd(int64_t rows, int64_t cols, const float *x, const float *gamma,
+                          const float *mean, const float *rstd, const float *dy, float *dx,
+                          float *dgamma, float *dbeta) {
+    GEN_OMP_FOR(ROWS_PAR(rows, cols))
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols, *dyr = dy + r * cols;
+        double a = 0.0, b = 0.0;
+        for (int64_t j = 0; j < cols; j++) {
+            const float dyg = dyr[j] * (gamma ? gamma[j] : 1.0f);
+            a += dyg;
+            b += (double)dyg * ((xr[j] - mean[r]) * rstd[r]);
+        }
+        a /= (double)cols;
+        b /= (double)cols;
+        float *dxr = dx + r * cols;
+        const float ma = (float)a, mb = (float)b;
+        for (int64_t j = 0; j < cols; j++) {
+            const float xhat = (xr[j] - mean[r]) * rstd[r];
+            const float dyg = dyr[j] * (gamma ? gamma[j] : 1.0f);
+            dxr[j] += rstd[r] * (dyg - ma - xhat * mb);
+        }
+    }
+    if (!dgamma && !dbeta) return;
+    GEN_OMP_FOR(cols > 1 && rows * cols > GEN_KPAR_ROWS_MIN)
+    for (int64_t j = 0; j < cols; j++) {
+        double sg = 0.0, sb = 0.0;
+        for (int64_t r = 0; r < rows; r++) {
+            const float d = dy[r * cols + j];
+            sg += (double)d * ((x[r * cols + j] - mean[r]) * rstd[r]);
+            sb += d;
+        }
+        if (dgamma) dgamma[j] += (float)sg;
+        if (dbeta) dbeta[j] += (float)sb;
+    }
+}
+
+static void groupnorm_fwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
+                          const float *gamma, const float *beta, float eps, float *y,
+                          float *mean, float *rstd) {
+    const int64_t cpg = C / G, m = cpg * HW;
+    GEN_OMP_FOR(ROWS_PAR(N * G, m))
+    for (int64_t ng = 0; ng < N * G; ng++) {
+        const float *xg = x + ng * m;
+        float *yg = y + ng * m;
+        moments(m, xg, eps, &mean[ng], &rstd[ng]);
+        const int64_t c0 = (ng % G) * cpg;
+        for (int64_t c = 0; c < cpg; c++) {
+            const float g = gamma ? gamma[c0 + c] : 1.0f, b = beta ? beta[c0 + c] : 0.0f;
+            for (int64_t i = c * HW; i < (c + 1) * HW; i++)
+                yg[i] = (xg[i] - mean[ng]) * rstd[ng] * g + b;
+        }
+    }
+}
+
+static void groupnorm_bwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
+                          const float *gamma, const float *mean, const float *rstd,
+                          const float *dy, float *dx, float *dgamma, float *dbeta) {
+    const int64_t cpg = C / G, m = cpg * HW;
+    GEN_OMP_FOR(ROWS_PAR(N * G, m))
+    for (int64_t ng = 0; ng < N * G; ng++) {
+        const float *xg = x + ng * m, *dyg = dy + ng * m;
+        const int64_t c0 = (ng % G) * cpg;
+        double a = 0.0, b = 0.0;
+        for (int64_t c = 0; c < cpg; c++) {
+            const float g = gamma ? gamma[c0 + c] : 1.0f;
+            for (int64_t i = c * HW; i < (c + 1) * HW; i++) {
+                const float d = dyg[i] * g;
+                a += d;
+                b += (double)d * ((xg[i] - mean[ng]) * rstd[ng]);
+            }
+        }
+        for (int64_t c = 0; c < cpg; c++)
+            norm_dx(HW, xg + c * HW, dyg + c * HW, gamma ? gamma[c0 + c] : 1.0f, mean[ng],
+                    rstd[ng], a / (double)m, b / (double)m, dx + ng * m + c * HW);
+    }
+    if (!dgamma && !dbeta) return;
+    GEN_OMP_FOR(C > 1 && N * C * HW > GEN_KPAR_ROWS_MIN)
+    for (int64_t c = 0; c < C; c++) {
+        double sg = 0.0, sb = 0.0;
+        for (int64_t n = 0; n < N; n++) {
+            const int64_t ng = n * G + c / cpg;
+            const float *xc = x + (n * C + c) * HW, *dyc = dy + (n * C + c) * HW;
+            for (int64_t i = 0; i < HW; i++) {
+                sg += (double)dyc[i] * ((xc[i] - mean[ng]) * rstd[ng]);
+                sb += dyc[i];
+            }
+        }
+        if (dgamma) dgamma[c] += (float)sg;
+        if (dbeta) dbeta[c] += (float)sb;
+    }
+}
+
+/* ---- optimisers -------------------------------------------------------- */
+
+static void adam(int64_t n, float *p, const float *g, float *m, float *v, float lr, float b1,
+                 float b2, float eps, float wd, float bc1, float bc2) {
+    GEN_OMP_FOR(n > GEN_KPAR_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        m[i] = b1 * m[i] + (1.0f - b1) * g[i];
+        v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
+        const float step = (m[i] / bc1) / (sqrtf(v[i] / bc2) + eps);
+        p[i] -= lr * step + lr * wd * p[i];
+    }
+}
+
+void gen_scalar_sgd(int64_t n, float *p, const float *g, float *buf, float lr, float mom,
+                    float wd) {
+    GEN_OMP_FOR(n > GEN_KPAR_MIN)
+    for (int64_t i = 0; i < n; i++) {
+        buf[i] = mom * buf[i] + (g[i] + wd * p[i]);
+        p[i] -= lr * buf[i];
+    }
+}
+
+static void ema(int64_t n, float *e, const float *p, float decay) {
+    GEN_OMP_FOR(n > GEN_KPAR_MIN)
+    for (int64_t i = 0; i < n; i++) e[i] = decay * e[i] + (1.0f - decay) * p[i];
+}
+
+/* ---- convolution helpers ----------------------------------------------- */
+
+/* col row (c, kh, kw), column (oh, ow) = x[c, oh s - pad + kh, ow s - pad + kw]. */
+void gen_scalar_im2col(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
+                       int64_t pad, const float *x, float *col) {
+    const int64_t OH = gen_conv_out(H, KH, stride, pad), OW = gen_conv_out(W, KW, stride, pad);
+    GEN_OMP_FOR(C > 1 && C * KH * KW * OH * OW > GEN_KPAR_ROWS_MIN)
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t kh = 0; kh < KH; kh++)
+            for (int64_t kw = 0; kw < KW; kw++) {
+                float *dst = col + ((c * KH + kh) * KW + kw) * OH * OW;
+                for (int64_t oh = 0; oh < OH; oh++) {
+                    const int64_t ih = oh * stride - pad + kh;
+                    for (int64_t ow = 0; ow < OW; ow++) {
+                        const int64_t iw = ow * stride - pad + kw;
+                        const int inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
+                        dst[oh * OW + ow] = inside ? x[(c * H + ih) * W + iw] : 0.0f;
+                    }
+                }
+            }
+}
+
+/* The adjoint of im2col; each channel is one thread's, summed in a fixed order. */
+void gen_scalar_col2im(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
+                       int64_t pad, const float *col, float *x) {
+    const int64_t OH = gen_conv_out(H, KH, stride, pad), OW = gen_conv_out(W, KW, stride, pad);
+    GEN_OMP_FOR(C > 1 && C * KH * KW * OH * OW > GEN_KPAR_ROWS_MIN)
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t kh = 0; kh < KH; kh++)
+            for (int64_t kw = 0; kw < KW; kw++) {
+                const float *src = col + ((c * KH + kh) * KW + kw) * OH * OW;
+                for (int64_t oh = 0; oh < OH; oh++) {
+                    const int64_t ih = oh * stride - pad + kh;
+                    if (ih < 0 || ih >= H) continue;
+                    for (int64_t ow = 0; ow < OW; ow++) {
+                        const int64_t iw = ow * stride - pad + kw;
+                        if (iw >= 0 && iw < W) x[(c * H + ih) * W + iw] += src[oh * OW + ow];
+                    }
+                }
+            }
+}
+
+const struct gen_kernels gen_kernels_scalar = {
+    .name = "scalar",
+    .add = add, .sub = sub, .mul = mul, .scale = scale, .axpy = axpy, .mul_acc = mul_acc,
+    .fill = fill, .sum = sum, .sumsq = sumsq,
+    .relu_fwd = relu_fwd, .relu_bwd = relu_bwd,
+    .leaky_relu_fwd = leaky_relu_fwd, .leaky_relu_bwd = leaky_relu_bwd,
+    .gelu_fwd = gelu_fwd, .gelu_bwd = gelu_bwd, .silu_fwd = silu_fwd, .silu_bwd = silu_bwd,
+    .sigmoid_fwd = sigmoid_fwd, .sigmoid_bwd = sigmoid_bwd,
+    .tanh_fwd = tanh_fwd, .tanh_bwd = tanh_bwd, .exp_fwd = exp_fwd, .exp_bwd = exp_bwd,
+    .softmax_fwd = softmax_fwd, .softmax_bwd = softmax_bwd,
+    .log_softmax_fwd = log_softmax_fwd, .log_softmax_bwd = log_softmax_bwd,
+    .layernorm_fwd = layernorm_fwd, .layernorm_bwd = layernorm_bwd,
+    .groupnorm_fwd = groupnorm_fwd, .groupnorm_bwd = groupnorm_bwd,
+    .adam = adam, .sgd = gen_scalar_sgd, .ema = ema,
+    .im2col = gen_scalar_im2col, .col2im = gen_scalar_col2im,
+};

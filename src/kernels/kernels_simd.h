@@ -1,0 +1,544 @@
+/* kernels_simd.h - the SIMD kernels, written once, included by
+ * kernels_avx2.c and kernels_avx512.c.
+ *
+ * Not an ordinary header: the including file first defines the vector
+ * vocabulary (vf, vm, VW, vf_add ..., ld/st with a tail mask, vd2 double
+ * accumulators, vf_ldexp) and GEN_SIMD_TABLE / GEN_SIMD_NAME; this file
+ * builds every kernel and the table from them. Each kernel mirrors its
+ * scalar reference in kernels_scalar.c operation for operation where it can,
+ * so the parity tests stay tight. */
+#ifndef GEN_SIMD_TABLE
+#error "kernels_simd.h is included by kernels_avx2.c / kernels_avx512.c only"
+#endif
+
+#include <math.h>
+
+#include "kernels/kernels_impl.h"
+
+/* ---- loops --------------------------------------------------------------
+ * VLOOP(lo, hi, BODY) runs BODY for i = lo, lo+VW, ... over [lo, hi); the
+ * last partial vector runs under a mask. Inside BODY, LD(p) / LDO(p, fill) /
+ * ST(p, v) / ZM(v) load, store and zero dead lanes for the current i. */
+#define LD(p) ld((p), m_, f_)
+#define LDO(p, fill) ldo((p), m_, f_, (fill))
+#define ST(p, v) st((p), m_, f_, (v))
+#define ZM(v) zm((v), m_, f_)
+#define VLOOP(lo, hi, BODY)                                                  \
+    do {                                                                     \
+        const int64_t hi_ = (hi);                                            \
+        int64_t i = (lo);                                                    \
+        {                                                                    \
+            const vm m_ = vm_full();                                         \
+            const int f_ = 1;                                                \
+            for (; i + VW <= hi_; i += VW) { BODY; }                         \
+        }                                                                    \
+        if (i < hi_) {                                                       \
+            const vm m_ = vm_tail(hi_ - i);                                  \
+            const int f_ = 0;                                                \
+            BODY;                                                            \
+        }                                                                    \
+    } while (0)
+
+/* Element-wise: parallel over fixed blocks above GEN_KPAR_MIN elements. */
+#define ELEMENTWISE(n, BODY)                                                 \
+    GEN_OMP_FOR((n) > GEN_KPAR_MIN)                                          \
+    for (int64_t b_ = 0; b_ < (n); b_ += GEN_KBLOCK) {                       \
+        VLOOP(b_, b_ + GEN_KBLOCK < (n) ? b_ + GEN_KBLOCK : (n), BODY);      \
+    }
+
+#define ROWS_PAR(rows, cols) ((rows) > 1 && (rows) * (cols) > GEN_KPAR_ROWS_MIN)
+
+/* ---- transcendental functions -------------------------------------------
+ * e^x = 2^n e^r, n = round(x / ln 2), r = x - n ln 2 (|r| <= ln2/2) in two
+ * parts (Cody-Waite), e^r by its Taylor polynomial of degree 7 (truncation
+ * below 1e-8 relative), then scaled by 2^n. About 1 ulp; inf above 88.73,
+ * gradual underflow to 0 below -87.3, NaN in gives NaN out. */
+SIMD_INLINE vf vexp(vf x) {
+    x = vf_max(vf_set1(-104.0f), vf_min(vf_set1(89.0f), x)); /* x last: keeps NaN */
+    const vf n = vf_round(vf_mul(x, vf_set1(1.44269504088896341f)));
+    vf r = vf_fnmadd(n, vf_set1(0.693145751953125f), x);      /* ln2, high bits */
+    r = vf_fnmadd(n, vf_set1(1.42860682030941723212e-6f), r); /* ln2 - high     */
+    vf p = vf_set1(1.0f / 5040.0f);
+    p = vf_fmadd(p, r, vf_set1(1.0f / 720.0f));
+    p = vf_fmadd(p, r, vf_set1(1.0f / 120.0f));
+    p = vf_fmadd(p, r, vf_set1(1.0f / 24.0f));
+    p = vf_fmadd(p, r, vf_set1(1.0f / 6.0f));
+    p = vf_fmadd(p, r, vf_set1(0.5f));
+    p = vf_fmadd(p, r, vf_set1(1.0f));
+    p = vf_fmadd(p, r, vf_set1(1.0f));
+    return vf_ldexp(p, n);
+}
+
+/* tanh: for |x| < 0.4 the odd Taylor series to x^13 (next term < 1e-8
+ * relative), since 1 - 2/(e^2|x| + 1) cancels there; above, that form,
+ * which loses at most a factor 1.6 of its ~2 ulp. Sign restored last. */
+SIMD_INLINE vf vtanh(vf x) {
+    const vf ax = vf_abs(x), x2 = vf_mul(ax, ax);
+    vf q = vf_set1(21844.0f / 6081075.0f);
+    q = vf_fmadd(q, x2, vf_set1(-1382.0f / 155925.0f));
+    q = vf_fmadd(q, x2, vf_set1(62.0f / 2835.0f));
+    q = vf_fmadd(q, x2, vf_set1(-17.0f / 315.0f));
+    q = vf_fmadd(q, x2, vf_set1(2.0f / 15.0f));
+    q = vf_fmadd(q, x2, vf_set1(-1.0f / 3.0f));
+    const vf small = vf_fmadd(vf_mul(ax, x2), q, ax);
+    const vf e = vexp(vf_add(ax, ax));
+    const vf big = vf_sub(vf_set1(1.0f), vf_div(vf_set1(2.0f), vf_add(e, vf_set1(1.0f))));
+    return vf_copysign(vf_sel_lt(ax, vf_set1(0.4f), small, big), x);
+}
+
+/* sigmoid from e = e^-|x| in (0, 1]: 1/(1+e) for x >= 0, e/(1+e) below;
+ * never overflows, no cancellation (as sigmoid1 in the scalar file). */
+SIMD_INLINE vf vsigmoid(vf x) {
+    const vf one = vf_set1(1.0f), e = vexp(vf_sub(vf_set1(0.0f), vf_abs(x)));
+    return vf_div(vf_sel_ge(x, vf_set1(0.0f), one, e), vf_add(one, e));
+}
+
+/* sigmoid(x) (1 - sigmoid(x)) = e / (1 + e)^2 */
+SIMD_INLINE vf vdsigmoid(vf x) {
+    const vf e = vexp(vf_sub(vf_set1(0.0f), vf_abs(x))), d = vf_add(vf_set1(1.0f), e);
+    return vf_div(e, vf_mul(d, d));
+}
+
+/* 2u for GELU: 0.5 (1 + tanh(u)) = sigmoid(2u). */
+SIMD_INLINE vf vgelu_2u(vf x) {
+    const vf inner = vf_add(vf_set1(1.0f), vf_mul(vf_mul(vf_set1(GEN_GELU_K1), x), x));
+    return vf_mul(vf_mul(vf_set1(2.0f * GEN_GELU_K0), x), inner);
+}
+
+SIMD_INLINE vf vgelu(vf x) { return vf_mul(x, vsigmoid(vgelu_2u(x))); }
+
+SIMD_INLINE vf vdgelu(vf x) {
+    const vf t = vgelu_2u(x);
+    const vf du = vf_mul(vf_set1(2.0f * GEN_GELU_K0),
+                         vf_add(vf_set1(1.0f), vf_mul(vf_mul(vf_set1(3.0f * GEN_GELU_K1), x), x)));
+    return vf_add(vsigmoid(t), vf_mul(vf_mul(x, vdsigmoid(t)), du));
+}
+
+SIMD_INLINE vf vsilu(vf x) { return vf_mul(x, vsigmoid(x)); }
+SIMD_INLINE vf vdsilu(vf x) { return vf_add(vsigmoid(x), vf_mul(x, vdsigmoid(x))); }
+
+/* ---- element-wise --------------------------------------------------------- */
+
+static void add(int64_t n, const float *a, const float *b, float *y) {
+    ELEMENTWISE(n, ST(y + i, vf_add(LD(a + i), LD(b + i))))
+}
+
+static void sub(int64_t n, const float *a, const float *b, float *y) {
+    ELEMENTWISE(n, ST(y + i, vf_sub(LD(a + i), LD(b + i))))
+}
+
+static void mul(int64_t n, const float *a, const float *b, float *y) {
+    ELEMENTWISE(n, ST(y + i, vf_mul(LD(a + i), LD(b + i))))
+}
+
+static void scale(int64_t n, float s, const float *x, float *y) {
+    const vf vs = vf_set1(s);
+    ELEMENTWISE(n, ST(y + i, vf_mul(vs, LD(x + i))))
+}
+
+static void axpy(int64_t n, float s, const float *x, float *y) {
+    const vf vs = vf_set1(s);
+    ELEMENTWISE(n, ST(y + i, vf_fmadd(vs, LD(x + i), LD(y + i))))
+}
+
+static void mul_acc(int64_t n, const float *a, const float *b, float *y) {
+    ELEMENTWISE(n, ST(y + i, vf_fmadd(LD(a + i), LD(b + i), LD(y + i))))
+}
+
+static void fill(int64_t n, float v, float *y) {
+    const vf vv = vf_set1(v);
+    ELEMENTWISE(n, ST(y + i, vv))
+}
+
+static double sum_block(int64_t n, const float *x) {
+    vd2 acc = vd2_zero();
+    VLOOP(0, n, acc = vd2_add(acc, LD(x + i)));
+    return vd2_hsum(acc);
+}
+
+static double sumsq_block(int64_t n, const float *x) {
+    vd2 acc = vd2_zero();
+    VLOOP(0, n, acc = vd2_addsq(acc, LD(x + i)));
+    return vd2_hsum(acc);
+}
+
+static double sum(int64_t n, const float *x) { return gen_ksum_blocks(n, x, sum_block); }
+static double sumsq(int64_t n, const float *x) { return gen_ksum_blocks(n, x, sumsq_block); }
+
+/* ---- activations ---------------------------------------------------------- */
+
+static void relu_fwd(int64_t n, const float *x, float *y) {
+    const vf z = vf_set1(0.0f);
+    ELEMENTWISE(n, ST(y + i, vf_max(z, LD(x + i)))) /* x last: NaN stays NaN */
+}
+
+static void relu_bwd(int64_t n, const float *x, const float *dy, float *dx) {
+    const vf z = vf_set1(0.0f);
+    ELEMENTWISE(n, ST(dx + i, vf_add(LD(dx + i), vf_sel_gt(LD(x + i), z, LD(dy + i), z))))
+}
+
+static void leaky_relu_fwd(int64_t n, float slope, const float *x, float *y) {
+    const vf z = vf_set1(0.0f), s = vf_set1(slope);
+    ELEMENTWISE(n, const vf v = LD(x + i); ST(y + i, vf_sel_gt(v, z, v, vf_mul(s, v))))
+}
+
+static void leaky_relu_bwd(int64_t n, float slope, const float *x, const float *dy, float *dx) {
+    const vf z = vf_set1(0.0f), s = vf_set1(slope);
+    ELEMENTWISE(n, const vf d = LD(dy + i);
+                ST(dx + i, vf_add(LD(dx + i), vf_sel_gt(LD(x + i), z, d, vf_mul(s, d)))))
+}
+
+static void gelu_fwd(int64_t n, const float *x, float *y) {
+    ELEMENTWISE(n, ST(y + i, vgelu(LD(x + i))))
+}
+
+static void gelu_bwd(int64_t n, const float *x, const float *dy, float *dx) {
+    ELEMENTWISE(n, ST(dx + i, vf_fmadd(LD(dy + i), vdgelu(LD(x + i)), LD(dx + i))))
+}
+
+static void silu_fwd(int64_t n, const float *x, float *y) {
+    ELEMENTWISE(n, ST(y + i, vsilu(LD(x + i))))
+}
+
+static void silu_bwd(int64_t n, const float *x, const float *dy, float *dx) {
+    ELEMENTWISE(n, ST(dx + i, vf_fmadd(LD(dy + i), vdsilu(LD(x + i)), LD(dx + i))))
+}
+
+static void sigmoid_fwd(int64_t n, const float *x, float *y) {
+    ELEMENTWISE(n, ST(y + i, vsigmoid(LD(x + i))))
+}
+
+static void sigmoid_bwd(int64_t n, const float *y, const float *dy, float *dx) {
+    const vf one = vf_set1(1.0f);
+    ELEMENTWISE(n, const vf v = LD(y + i);
+                ST(dx + i, vf_fmadd(vf_mul(LD(dy + i), v), vf_sub(one, v), LD(dx + i))))
+}
+
+static void tanh_fwd(int64_t n, const float *x, float *y) {
+    ELEMENTWISE(n, ST(y + i, vtanh(LD(x + i))))
+}
+
+static void tanh_bwd(int64_t n, const float *y, const float *dy, float *dx) {
+    const vf one = vf_set1(1.0f);
+    ELEMENTWISE(n, const vf v = LD(y + i);
+                ST(dx + i, vf_fmadd(LD(dy + i), vf_fnmadd(v, v, one), LD(dx + i))))
+}
+
+static void exp_fwd(int64_t n, const float *x, float *y) {
+    ELEMENTWISE(n, ST(y + i, vexp(LD(x + i))))
+}
+
+static void exp_bwd(int64_t n, const float *y, const float *dy, float *dx) {
+    ELEMENTWISE(n, ST(dx + i, vf_fmadd(LD(dy + i), LD(y + i), LD(dx + i))))
+}
+
+/* ---- row reductions ------------------------------------------------------- */
+
+static float row_max(int64_t cols, const float *x) {
+    const vf ninf = vf_set1(-INFINITY);
+    vf mx = ninf;
+    VLOOP(0, cols, mx = vf_max(mx, LDO(x + i, ninf)));
+    return vf_hmax(mx);
+}
+
+/* y = e^(x - max) over the row; returns the sum of y in double. */
+static double exp_shift(int64_t cols, const float *x, float mx, float *y) {
+    const vf m = vf_set1(mx);
+    vd2 acc = vd2_zero();
+    VLOOP(0, cols, const vf e = ZM(vexp(vf_sub(LD(x + i), m))); ST(y + i, e);
+          acc = vd2_add(acc, e));
+    return vd2_hsum(acc);
+}
+
+static void softmax_fwd(int64_t rows, int64_t cols, const float *x, float *y) {
+    GEN_OMP_FOR(ROWS_PAR(rows, cols))
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols;
+        float *yr = y + r * cols;
+        const double s = exp_shift(cols, xr, row_max(cols, xr), yr);
+        const vf inv = vf_set1((float)(1.0 / s));
+        VLOOP(0, cols, ST(yr + i, vf_mul(LD(yr + i), inv)));
+    }
+}
+
+static void softmax_bwd(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx) {
+    GEN_OMP_FOR(ROWS_PAR(rows, cols))
+    for (int64_t r = 0; r < rows; r++) {
+        const float *yr = y + r * cols, *dyr = dy + r * cols;
+        float *dxr = dx + r * cols;
+        vd2 acc = vd2_zero();
+        VLOOP(0, cols, acc = vd2_add(acc, vf_mul(LD(dyr + i), LD(yr + i))));
+        const vf dot = vf_set1((float)vd2_hsum(acc));
+        VLOOP(0, cols, ST(dxr + i, vf_fmadd(LD(yr + i), vf_sub(LD(dyr + i), dot), LD(dxr + i))));
+    }
+}
+
+static void log_softmax_fwd(int64_t rows, int64_t cols, const float *x, float *y) {
+    GEN_OMP_FOR(ROWS_PAR(rows, cols))
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols;
+        float *yr = y + r * cols;
+        const float mx = row_max(cols, xr);
+        const double s = exp_shift(cols, xr, mx, yr); /* yr is scratch here */
+        const vf lse = vf_set1((float)((double)mx + log(s)));
+        VLOOP(0, cols, ST(yr + i, vf_sub(LD(xr + i), lse)));
+    }
+}
+
+static void log_softmax_bwd(int64_t rows, int64_t cols, const float *y, const float *dy,
+                            float *dx) {
+    GEN_OMP_FOR(ROWS_PAR(rows, cols))
+    for (int64_t r = 0; r < rows; r++) {
+        const float *yr = y + r * cols, *dyr = dy + r * cols;
+        float *dxr = dx + r * cols;
+        vd2 acc = vd2_zero();
+        VLOOP(0, cols, acc = vd2_add(acc, LD(dyr + i)));
+        const vf s = vf_set1((float)vd2_hsum(acc));
+        VLOOP(0, cols, ST(dxr + i, vf_add(LD(dxr + i), vf_fnmadd(vexp(LD(yr + i)), s, LD(dyr + i)))));
+    }
+}
+
+/* Mean and 1/sqrt(biased variance + eps), two passes, sums in double. */
+static void moments(int64_t n, const float *x, float eps, float *mean, float *rstd) {
+    vd2 acc = vd2_zero();
+    VLOOP(0, n, acc = vd2_add(acc, LD(x + i)));
+    const float mu = (float)(vd2_hsum(acc) / (double)n);
+    const vf vmu = vf_set1(mu);
+    vd2 acc2 = vd2_zero();
+    VLOOP(0, n, acc2 = vd2_addsq(acc2, ZM(vf_sub(LD(x + i), vmu))));
+    *mean = mu;
+    *rstd = (float)(1.0 / sqrt(vd2_hsum(acc2) / (double)n + eps));
+}
+
+static void layernorm_fwd(int64_t rows, int64_t cols, const float *x, const float *gamma,
+                          const float *beta, float eps, float *y, float *mean, float *rstd) {
+    GEN_OMP_FOR(ROWS_PAR(rows, cols))
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols;
+        float *yr = y + r * cols;
+        moments(cols, xr, eps, &mean[r], &rstd[r]);
+        const vf mu = vf_set1(mean[r]), rs = vf_set1(rstd[r]);
+        if (gamma && beta)
+            VLOOP(0, cols, ST(yr + i, vf_fmadd(vf_mul(vf_sub(LD(xr + i), mu), rs),
+                                               LD(gamma + i), LD(beta + i))));
+        else
+            VLOOP(0, cols, {
+                vf v = vf_mul(vf_sub(LD(xr + i), mu), rs);
+                if (gamma) v = vf_mul(v, LD(gamma + i));
+                if (beta) v = vf_add(v, LD(beta + i));
+                ST(yr + i, v);
+            });
+    }
+}
+
+static void layernorm_bwd(int64_t rows, int64_t cols, const float *x, const float *gamma,
+                          const float *mean, const float *rstd, const float *dy, float *dx,
+                          float *dgamma, float *dbeta) {
+    const vf one = vf_set1(1.0f);
+    GEN_OMP_FOR(ROWS_PAR(rows, cols))
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols, *dyr = dy + r * cols;
+        float *dxr = dx + r * cols;
+        const vf mu = vf_set1(mean[r]), rs = vf_set1(rstd[r]);
+        vd2 a = vd2_zero(), b = vd2_zero();
+        VLOOP(0, cols, const vf dyg = vf_mul(LD(dyr + i), gamma ? LD(gamma + i) : one);
+              a = vd2_add(a, dyg); b = vd2_add(b, vf_mul(dyg, vf_mul(vf_sub(LD(xr + i), mu), rs))));
+        const vf ma = vf_set1((float)(vd2_hsum(a) / (double)cols));
+        const vf mb = vf_set1((float)(vd2_hsum(b) / (double)cols));
+        VLOOP(0, cols, const vf xhat = vf_mul(vf_sub(LD(xr + i), mu), rs);
+              const vf dyg = vf_mul(LD(dyr + i), gamma ? LD(gamma + i) : one);
+              ST(dxr + i, vf_fmadd(rs, vf_fnmadd(xhat, mb, vf_sub(dyg, ma)), LD(dxr + i))));
+    }
+    if (!dgamma && !dbeta) return;
+    /* One vector of columns per iteration, rows summed in order: deterministic. */
+    GEN_OMP_FOR(cols > VW && rows * cols > GEN_KPAR_ROWS_MIN)
+    for (int64_t j = 0; j < cols; j += VW) {
+        const int f_ = cols - j >= VW;
+        const vm m_ = f_ ? vm_full() : vm_tail(cols - j);
+        vd2 sg = vd2_zero(), sb = vd2_zero();
+        for (int64_t r = 0; r < rows; r++) {
+            const vf d = LD(dy + r * cols + j);
+            const vf xhat = vf_mul(vf_sub(LD(x + r * cols + j), vf_set1(mean[r])), vf_set1(rstd[r]));
+            sg = vd2_add(sg, vf_mul(d, xhat));
+            sb = vd2_add(sb, d);
+        }
+        if (dgamma) ST(dgamma + j, vf_add(LD(dgamma + j), vd2_cvt(sg)));
+        if (dbeta) ST(dbeta + j, vf_add(LD(dbeta + j), vd2_cvt(sb)));
+    }
+}
+
+static void groupnorm_fwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
+                          const float *gamma, const float *beta, float eps, float *y,
+                          float *mean, float *rstd) {
+    const int64_t cpg = C / G, m = cpg * HW;
+    GEN_OMP_FOR(ROWS_PAR(N * G, m))
+    for (int64_t ng = 0; ng < N * G; ng++) {
+        const float *xg = x + ng * m;
+        float *yg = y + ng * m;
+        moments(m, xg, eps, &mean[ng], &rstd[ng]);
+        const vf mu = vf_set1(mean[ng]), rs = vf_set1(rstd[ng]);
+        const int64_t c0 = (ng % G) * cpg;
+        for (int64_t c = 0; c < cpg; c++) {
+            const vf g = vf_set1(gamma ? gamma[c0 + c] : 1.0f);
+            const vf b = vf_set1(beta ? beta[c0 + c] : 0.0f);
+            const float *xc = xg + c * HW;
+            float *yc = yg + c * HW;
+            VLOOP(0, HW, ST(yc + i, vf_fmadd(vf_mul(vf_sub(LD(xc + i), mu), rs), g, b)));
+        }
+    }
+}
+
+static void groupnorm_bwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
+                          const float *gamma, const float *mean, const float *rstd,
+                          const float *dy, float *dx, float *dgamma, float *dbeta) {
+    const int64_t cpg = C / G, m = cpg * HW;
+    GEN_OMP_FOR(ROWS_PAR(N * G, m))
+    for (int64_t ng = 0; ng < N * G; ng++) {
+        const float *xg = x + ng * m, *dyg = dy + ng * m;
+        float *dxg = dx + ng * m;
+        const int64_t c0 = (ng % G) * cpg;
+        const vf mu = vf_set1(mean[ng]), rs = vf_set1(rstd[ng]);
+        vd2 a = vd2_zero(), b = vd2_zero();
+        for (int64_t c = 0; c < cpg; c++) {
+            const vf g = vf_set1(gamma ? gamma[c0 + c] : 1.0f);
+            const float *xc = xg + c * HW, *dyc = dyg + c * HW;
+            VLOOP(0, HW, const vf d = vf_mul(LD(dyc + i), g); a = vd2_add(a, d);
+                  b = vd2_add(b, vf_mul(d, vf_mul(vf_sub(LD(xc + i), mu), rs))));
+        }
+        const vf ma = vf_set1((float)(vd2_hsum(a) / (double)m));
+        const vf mb = vf_set1((float)(vd2_hsum(b) / (double)m));
+        for (int64_t c = 0; c < cpg; c++) {
+            const vf g = vf_set1(gamma ? gamma[c0 + c] : 1.0f);
+            const float *xc = xg + c * HW, *dyc = dyg + c * HW;
+            float *dxc = dxg + c * HW;
+            VLOOP(0, HW, const vf xhat = vf_mul(vf_sub(LD(xc + i), mu), rs);
+                  const vf d = vf_mul(LD(dyc + i), g);
+                  ST(dxc + i, vf_fmadd(rs, vf_fnmadd(xhat, mb, vf_sub(d, ma)), LD(dxc + i))));
+        }
+    }
+    if (!dgamma && !dbeta) return;
+    GEN_OMP_FOR(C > 1 && N * C * HW > GEN_KPAR_ROWS_MIN)
+    for (int64_t c = 0; c < C; c++) {
+        vd2 sg = vd2_zero(), sb = vd2_zero();
+        for (int64_t n = 0; n < N; n++) {
+            const int64_t ng = n * G + c / cpg;
+            const vf mu = vf_set1(mean[ng]), rs = vf_set1(rstd[ng]);
+            const float *xc = x + (n * C + c) * HW, *dyc = dy + (n * C + c) * HW;
+            VLOOP(0, HW, const vf d = LD(dyc + i);
+                  sg = vd2_add(sg, vf_mul(d, vf_mul(vf_sub(LD(xc + i), mu), rs)));
+                  sb = vd2_add(sb, d));
+        }
+        if (dgamma) dgamma[c] += (float)vd2_hsum(sg);
+        if (dbeta) dbeta[c] += (float)vd2_hsum(sb);
+    }
+}
+
+/* ---- optimisers ----------------------------------------------------------- */
+
+static void adam(int64_t n, float *p, const float *g, float *m, float *v, float lr, float b1,
+                 float b2, float eps, float wd, float bc1, float bc2) {
+    const vf vb1 = vf_set1(b1), vb2 = vf_set1(b2), c1 = vf_set1(1.0f - b1),
+             c2 = vf_set1(1.0f - b2), vbc1 = vf_set1(bc1), vbc2 = vf_set1(bc2),
+             veps = vf_set1(eps), vlr = vf_set1(lr), vlrwd = vf_set1(lr * wd);
+    ELEMENTWISE(n, const vf gi = LD(g + i); const vf pi = LD(p + i);
+                const vf mi = vf_fmadd(vb1, LD(m + i), vf_mul(c1, gi));
+                const vf vi = vf_fmadd(vb2, LD(v + i), vf_mul(vf_mul(c2, gi), gi));
+                const vf step = vf_div(vf_div(mi, vbc1), vf_add(vf_sqrt(vf_div(vi, vbc2)), veps));
+                ST(m + i, mi); ST(v + i, vi);
+                ST(p + i, vf_sub(pi, vf_fmadd(vlr, step, vf_mul(vlrwd, pi)))))
+}
+
+static void sgd(int64_t n, float *p, const float *g, float *buf, float lr, float mom, float wd) {
+    const vf vlr = vf_set1(lr), vmom = vf_set1(mom), vwd = vf_set1(wd);
+    ELEMENTWISE(n, const vf pi = LD(p + i);
+                const vf bi = vf_fmadd(vmom, LD(buf + i), vf_fmadd(vwd, pi, LD(g + i)));
+                ST(buf + i, bi); ST(p + i, vf_fnmadd(vlr, bi, pi)))
+}
+
+static void ema(int64_t n, float *e, const float *p, float decay) {
+    const vf d = vf_set1(decay), c = vf_set1(1.0f - decay);
+    ELEMENTWISE(n, ST(e + i, vf_fmadd(d, LD(e + i), vf_mul(c, LD(p + i)))))
+}
+
+/* ---- convolution helpers --------------------------------------------------
+ * Stride 1: each output row of a col row is [zeros | a contiguous run of x's
+ * row | zeros], the run copied a vector at a time. Other strides: scalar. */
+
+/* The ow range [lo, hi) whose input column ow - pad + kw lies in [0, W). */
+static void valid_ow(int64_t W, int64_t OW, int64_t pad, int64_t kw, int64_t *lo, int64_t *hi) {
+    int64_t a = pad - kw, b = W + pad - kw;
+    *lo = a < 0 ? 0 : (a > OW ? OW : a);
+    *hi = b > OW ? OW : (b < *lo ? *lo : b);
+}
+
+static void im2col(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
+                   int64_t pad, const float *x, float *col) {
+    if (stride != 1) {
+        gen_scalar_im2col(C, H, W, KH, KW, stride, pad, x, col);
+        return;
+    }
+    const int64_t OH = gen_conv_out(H, KH, 1, pad), OW = gen_conv_out(W, KW, 1, pad);
+    const vf z = vf_set1(0.0f);
+    GEN_OMP_FOR(C > 1 && C * KH * KW * OH * OW > GEN_KPAR_ROWS_MIN)
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t kh = 0; kh < KH; kh++)
+            for (int64_t kw = 0; kw < KW; kw++) {
+                float *dst = col + ((c * KH + kh) * KW + kw) * OH * OW;
+                int64_t lo, hi;
+                valid_ow(W, OW, pad, kw, &lo, &hi);
+                for (int64_t oh = 0; oh < OH; oh++) {
+                    const int64_t ih = oh - pad + kh;
+                    float *d = dst + oh * OW;
+                    if (ih < 0 || ih >= H) {
+                        VLOOP(0, OW, ST(d + i, z));
+                        continue;
+                    }
+                    const float *s = x + (c * H + ih) * W - pad + kw;
+                    for (int64_t ow = 0; ow < lo; ow++) d[ow] = 0.0f;
+                    VLOOP(lo, hi, ST(d + i, LD(s + i)));
+                    for (int64_t ow = hi; ow < OW; ow++) d[ow] = 0.0f;
+                }
+            }
+}
+
+/* Same summation order as the scalar reference, so the results are equal. */
+static void col2im(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
+                   int64_t pad, const float *col, float *x) {
+    if (stride != 1) {
+        gen_scalar_col2im(C, H, W, KH, KW, stride, pad, col, x);
+        return;
+    }
+    const int64_t OH = gen_conv_out(H, KH, 1, pad), OW = gen_conv_out(W, KW, 1, pad);
+    GEN_OMP_FOR(C > 1 && C * KH * KW * OH * OW > GEN_KPAR_ROWS_MIN)
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t kh = 0; kh < KH; kh++)
+            for (int64_t kw = 0; kw < KW; kw++) {
+                const float *src = col + ((c * KH + kh) * KW + kw) * OH * OW;
+                int64_t lo, hi;
+                valid_ow(W, OW, pad, kw, &lo, &hi);
+                for (int64_t oh = 0; oh < OH; oh++) {
+                    const int64_t ih = oh - pad + kh;
+                    if (ih < 0 || ih >= H) continue;
+                    float *d = x + (c * H + ih) * W - pad + kw;
+                    const float *s = src + oh * OW;
+                    VLOOP(lo, hi, ST(d + i, vf_add(LD(d + i), LD(s + i))));
+                }
+            }
+}
+
+const struct gen_kernels GEN_SIMD_TABLE = {
+    .name = GEN_SIMD_NAME,
+    .add = add, .sub = sub, .mul = mul, .scale = scale, .axpy = axpy, .mul_acc = mul_acc,
+    .fill = fill, .sum = sum, .sumsq = sumsq,
+    .relu_fwd = relu_fwd, .relu_bwd = relu_bwd,
+    .leaky_relu_fwd = leaky_relu_fwd, .leaky_relu_bwd = leaky_relu_bwd,
+    .gelu_fwd = gelu_fwd, .gelu_bwd = gelu_bwd, .silu_fwd = silu_fwd, .silu_bwd = silu_bwd,
+    .sigmoid_fwd = sigmoid_fwd, .sigmoid_bwd = sigmoid_bwd,
+    .tanh_fwd = tanh_fwd, .tanh_bwd = tanh_bwd, .exp_fwd = exp_fwd, .exp_bwd = exp_bwd,
+    .softmax_fwd = softmax_fwd, .softmax_bwd = softmax_bwd,
+    .log_softmax_fwd = log_softmax_fwd, .log_softmax_bwd = log_softmax_bwd,
+    .layernorm_fwd = layernorm_fwd, .layernorm_bwd = layernorm_bwd,
+    .groupnorm_fwd = groupnorm_fwd, .groupnorm_bwd = groupnorm_bwd,
+    .adam = adam, .sgd = sgd, .ema = ema,
+    .im2col = im2col, .col2im = col2im,
+};

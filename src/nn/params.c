@@ -1,0 +1,111 @@
+/* params.c - the parameter arena: one flat block each for parameters,
+ * gradients, the two optimiser moments and EMA weights; buffers apart. */
+#include <math.h>
+#include <string.h>
+
+#include "gen/nn.h"
+
+void gen_params_init(struct gen_params *ps) { memset(ps, 0, sizeof *ps); }
+
+void gen_params_free(struct gen_params *ps) {
+    gen_free(ps->p);
+    gen_free(ps->data);
+    gen_free(ps->grad);
+    gen_free(ps->m);
+    gen_free(ps->v);
+    gen_free(ps->ema);
+    gen_free(ps->buffers);
+    memset(ps, 0, sizeof *ps);
+}
+
+int gen_params_add(struct gen_params *ps, const char *name, enum gen_param_kind kind, int group,
+                   int ndim, const int64_t *shape) {
+    GEN_ASSERT(!ps->data && "gen_params_add after finalize");
+    GEN_ASSERT(ndim >= 1 && ndim <= GEN_MAX_DIMS);
+    GEN_ASSERT(group >= 0 && group < 4);
+    GEN_ASSERT(strlen(name) < sizeof ps->p[0].name);
+    if (ps->count == ps->cap) {
+        int cap = ps->cap ? ps->cap * 2 : 32;
+        struct gen_param *p = gen_calloc((size_t)cap, sizeof *p);
+        GEN_ASSERT(p);
+        if (ps->count) memcpy(p, ps->p, (size_t)ps->count * sizeof *p);
+        gen_free(ps->p);
+        ps->p = p;
+        ps->cap = cap;
+    }
+    struct gen_param *p = &ps->p[ps->count];
+    memset(p, 0, sizeof *p);
+    strcpy(p->name, name);
+    p->kind = kind;
+    p->group = group;
+    p->t.ndim = ndim;
+    for (int i = 0; i < ndim; i++) p->t.shape[i] = shape[i];
+    int64_t n = gen_numel(&p->t);
+    if (kind == GEN_PARAM_BUFFER) {
+        p->offset = ps->n_buffer;
+        ps->n_buffer += n;
+    } else {
+        p->offset = ps->n_train;
+        ps->n_train += n;
+    }
+    return ps->count++;
+}
+
+enum gen_status gen_params_finalize(struct gen_params *ps, int with_ema) {
+    size_t nt = (size_t)(ps->n_train ? ps->n_train : 1), nb = (size_t)(ps->n_buffer ? ps->n_buffer : 1);
+    ps->data = gen_calloc(nt, sizeof(float));
+    ps->grad = gen_calloc(nt, sizeof(float));
+    ps->m = gen_calloc(nt, sizeof(float));
+    ps->v = gen_calloc(nt, sizeof(float));
+    ps->buffers = gen_calloc(nb, sizeof(float));
+    if (with_ema) ps->ema = gen_calloc(nt, sizeof(float));
+    if (!ps->data || !ps->grad || !ps->m || !ps->v || !ps->buffers || (with_ema && !ps->ema))
+        return GEN_ERR_NOMEM;
+    for (int i = 0; i < ps->count; i++) {
+        struct gen_param *p = &ps->p[i];
+        p->t.name = p->name;
+        if (p->kind == GEN_PARAM_BUFFER) {
+            p->t.data = ps->buffers + p->offset;
+            p->t.grad = NULL;
+            p->t.requires_grad = 0;
+        } else {
+            p->t.data = ps->data + p->offset;
+            p->t.grad = ps->grad + p->offset;
+            p->t.requires_grad = 1;
+        }
+    }
+    return GEN_OK;
+}
+
+struct gen_tensor *gen_params_tensor(struct gen_params *ps, int index) {
+    GEN_ASSERT(index >= 0 && index < ps->count && ps->data);
+    return &ps->p[index].t;
+}
+
+struct gen_param *gen_params_find(struct gen_params *ps, const char *name) {
+    for (int i = 0; i < ps->count; i++)
+        if (!strcmp(ps->p[i].name, name)) return &ps->p[i];
+    return NULL;
+}
+
+void gen_params_zero_grad(struct gen_params *ps) {
+    memset(ps->grad, 0, (size_t)ps->n_train * sizeof(float));
+}
+
+int64_t gen_params_count(const struct gen_params *ps) { return ps->n_train; }
+
+/* ---- initialisers ---- */
+
+void gen_init_uniform_fan_in(struct gen_tensor *t, int64_t fan_in, struct gen_rng *r) {
+    GEN_ASSERT(fan_in > 0);
+    float b = 1.0f / sqrtf((float)fan_in);
+    gen_rng_fill_uniform(r, t->data, gen_numel(t), -b, b);
+}
+
+void gen_init_normal(struct gen_tensor *t, float mean, float std, struct gen_rng *r) {
+    gen_rng_fill_normal(r, t->data, gen_numel(t), mean, std);
+}
+
+void gen_init_const(struct gen_tensor *t, float v) {
+    for (int64_t i = 0, n = gen_numel(t); i < n; i++) t->data[i] = v;
+}

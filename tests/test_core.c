@@ -1,0 +1,172 @@
+/* test_core.c - errors, allocation seam, arena, rng, params, schedules. */
+#include <math.h>
+#include <string.h>
+
+#include "gen/nn.h"
+#include "testutil.h"
+
+static void test_error_message(void **state) {
+    (void)state;
+    assert_int_equal(gen_error(GEN_ERR_IO, "%s: cannot open", "x.bin"), GEN_ERR_IO);
+    assert_string_equal(gen_last_error(), "x.bin: cannot open");
+}
+
+static void test_alloc_fault_injection(void **state) {
+    (void)state;
+    gen_alloc_fail_after(2);
+    void *a = gen_alloc(16);
+    void *b = gen_alloc(16);
+    void *c = gen_alloc(16);
+    assert_non_null(a);
+    assert_null(b);
+    assert_non_null(c);
+    assert_int_equal((uintptr_t)a % 64, 0);
+    gen_free(a);
+    gen_free(c);
+    size_t out;
+    assert_false(gen_mul_size(SIZE_MAX / 2, 3, &out));
+    assert_null(gen_calloc(SIZE_MAX / 2, 3));
+}
+
+static void test_arena_stops_allocating(void **state) {
+    (void)state;
+    struct gen_arena a;
+    gen_arena_init(&a, 1024);
+    for (int step = 0; step < 4; step++) {
+        long before = gen_alloc_count();
+        for (int i = 0; i < 50; i++) {
+            float *p = gen_arena_alloc(&a, 1000);
+            assert_int_equal((uintptr_t)p % 64, 0);
+            p[249] = 1.0f;
+        }
+        gen_arena_reset(&a);
+        /* Step 0 grows the chunks; step 1 folds them into one; then none. */
+        if (step >= 2) assert_int_equal(gen_alloc_count(), before);
+    }
+    assert_true(a.peak >= 50 * 1000);
+    gen_arena_free(&a);
+}
+
+static void test_rng(void **state) {
+    (void)state;
+    struct gen_rng a, b;
+    gen_rng_seed(&a, 42);
+    gen_rng_seed(&b, 42);
+    for (int i = 0; i < 100; i++) assert_true(gen_rng_next(&a) == gen_rng_next(&b));
+    /* Saved state continues the same stream. */
+    struct gen_rng saved = a;
+    uint64_t x = gen_rng_next(&a);
+    assert_true(gen_rng_next(&saved) == x);
+    /* Normal samples: mean ~0, var ~1. */
+    double s = 0, ss = 0;
+    int n = 200000;
+    for (int i = 0; i < n; i++) {
+        double z = gen_rng_normal(&a);
+        assert_true(isfinite(z));
+        s += z;
+        ss += z * z;
+    }
+    assert_true(fabs(s / n) < 0.01);
+    assert_true(fabs(ss / n - 1.0) < 0.02);
+    for (int i = 0; i < 1000; i++) {
+        float u = gen_rng_uniform(&a);
+        assert_true(u >= 0.0f && u < 1.0f);
+        assert_true(gen_rng_below(&a, 7) < 7);
+    }
+    int32_t perm[50], seen[50] = {0};
+    for (int i = 0; i < 50; i++) perm[i] = i;
+    gen_rng_shuffle(&a, perm, 50);
+    for (int i = 0; i < 50; i++) seen[perm[i]]++;
+    for (int i = 0; i < 50; i++) assert_int_equal(seen[i], 1);
+}
+
+static void test_params_layout(void **state) {
+    (void)state;
+    struct gen_params ps;
+    gen_params_init(&ps);
+    int w = gen_params_add(&ps, "fc.weight", GEN_PARAM_WEIGHT, 0, 2, (int64_t[]){3, 4});
+    int b = gen_params_add(&ps, "fc.bias", GEN_PARAM_NODECAY, 0, 1, (int64_t[]){3});
+    int rm = gen_params_add(&ps, "bn.running_mean", GEN_PARAM_BUFFER, 0, 1, (int64_t[]){5});
+    assert_int_equal(gen_params_finalize(&ps, 1), GEN_OK);
+    assert_int_equal(gen_params_count(&ps), 15);
+    assert_ptr_equal(gen_params_tensor(&ps, w)->data, ps.data);
+    assert_ptr_equal(gen_params_tensor(&ps, b)->data, ps.data + 12);
+    assert_ptr_equal(gen_params_tensor(&ps, rm)->data, ps.buffers);
+    assert_false(gen_params_tensor(&ps, rm)->requires_grad);
+    assert_true(gen_params_tensor(&ps, w)->requires_grad);
+    assert_ptr_equal(gen_params_find(&ps, "fc.bias"), &ps.p[b]);
+    assert_null(gen_params_find(&ps, "nope"));
+    /* EMA swap points tensors at the other block and back. */
+    gen_ema_copy_in(&ps);
+    float *before = gen_params_tensor(&ps, b)->data;
+    gen_ema_swap(&ps);
+    assert_ptr_not_equal(gen_params_tensor(&ps, b)->data, before);
+    gen_ema_swap(&ps);
+    assert_ptr_equal(gen_params_tensor(&ps, b)->data, before);
+    gen_params_free(&ps);
+}
+
+static void test_init_fan_in(void **state) {
+    (void)state;
+    struct gen_params ps;
+    gen_params_init(&ps);
+    int w = gen_params_add(&ps, "w", GEN_PARAM_WEIGHT, 0, 2, (int64_t[]){64, 100});
+    assert_int_equal(gen_params_finalize(&ps, 0), GEN_OK);
+    struct gen_rng r;
+    gen_rng_seed(&r, 1);
+    struct gen_tensor *t = gen_params_tensor(&ps, w);
+    gen_init_uniform_fan_in(t, 100, &r);
+    float lo = 1, hi = -1;
+    for (int i = 0; i < 6400; i++) {
+        lo = fminf(lo, t->data[i]);
+        hi = fmaxf(hi, t->data[i]);
+    }
+    assert_true(lo >= -0.1f && hi <= 0.1f && lo < -0.09f && hi > 0.09f);
+    gen_params_free(&ps);
+}
+
+static void test_schedule(void **state) {
+    (void)state;
+    struct gen_schedule s = {GEN_SCHED_WARMUP_COSINE, 1e-3f, 1e-4f, 100, 5000};
+    assert_float_equal(gen_schedule_lr(&s, 0), 1e-5f, 1e-9f);
+    assert_float_equal(gen_schedule_lr(&s, 99), 1e-3f, 1e-9f);
+    assert_float_equal(gen_schedule_lr(&s, 100), 1e-3f, 1e-9f);
+    assert_float_equal(gen_schedule_lr(&s, 4999), 1e-4f, 1e-9f);
+    float mid = gen_schedule_lr(&s, 100 + 4899 / 2);
+    assert_true(fabsf(mid - 5.5e-4f) < 1e-6f);
+    struct gen_schedule c = {GEN_SCHED_CONSTANT, 2e-4f, 0, 0, 0};
+    assert_float_equal(gen_schedule_lr(&c, 12345), 2e-4f, 0);
+}
+
+static void test_sgd_and_clip(void **state) {
+    (void)state;
+    struct gen_params ps;
+    gen_params_init(&ps);
+    int w = gen_params_add(&ps, "w", GEN_PARAM_WEIGHT, 0, 1, (int64_t[]){2});
+    int v = gen_params_add(&ps, "v", GEN_PARAM_WEIGHT, 1, 1, (int64_t[]){2});
+    assert_int_equal(gen_params_finalize(&ps, 0), GEN_OK);
+    struct gen_tensor *tw = gen_params_tensor(&ps, w), *tv = gen_params_tensor(&ps, v);
+    tw->data[0] = 1, tw->data[1] = 2, tv->data[0] = 5, tv->data[1] = 5;
+    tw->grad[0] = 3, tw->grad[1] = 4, tv->grad[0] = 1, tv->grad[1] = 1;
+    double norm = gen_clip_grad_norm(&ps, 0, 1.0);
+    assert_true(fabs(norm - 5.0) < 1e-6);
+    assert_true(fabsf(tw->grad[0] - 0.6f) < 1e-5f && fabsf(tw->grad[1] - 0.8f) < 1e-5f);
+    assert_float_equal(tv->grad[0], 1.0f, 0); /* other group untouched */
+    struct gen_optim sgd = {GEN_OPTIM_SGD, 0.1f, 0, 0, 0, 0, 0.9f};
+    gen_optim_step(&sgd, &ps, 0, 0.1f);
+    assert_true(fabsf(tw->data[0] - (1 - 0.06f)) < 1e-6f);
+    assert_float_equal(tv->data[0], 5.0f, 0);
+    assert_int_equal(ps.step[0], 1);
+    assert_int_equal(ps.step[1], 0);
+    gen_params_free(&ps);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_error_message),  cmocka_unit_test(test_alloc_fault_injection),
+        cmocka_unit_test(test_arena_stops_allocating), cmocka_unit_test(test_rng),
+        cmocka_unit_test(test_params_layout),  cmocka_unit_test(test_init_fan_in),
+        cmocka_unit_test(test_schedule),       cmocka_unit_test(test_sgd_and_clip),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,528 @@
+/* test_grad_nn.c - gradient and forward checks of the normalisation,
+ * convolution and attention ops (src/core/ops_norm.c, ops_conv.c,
+ * ops_attn.c).
+ *
+ * Gradients: tu_gradcheck (central differences of sum(out * r), forward in
+ * float, L accumulated in double). With eps = 1e-2 the truncation error is
+ * O(eps^2 f''') and the rounding error about 1e-7 |L| / eps. The usual
+ * default is rtol 1e-2, atol 1e-3; every op here passes at a tenth of
+ * that, so nonlinear ops (layer/group/batch norm in training, attention)
+ * are held to rtol 3e-3, atol 3e-4 (they pass at 1e-3 / 1e-4), and ops
+ * linear in every input (conv, conv-transpose, upsample, eval batch norm:
+ * no truncation error, rounding only) to rtol 1e-3, atol 1e-4 (they pass
+ * at 5e-4 / 5e-5).
+ * Forward: against naive loops in double on odd shapes. */
+#include <math.h>
+#include <string.h>
+
+#include "testutil.h"
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static struct gen_tensor *leaf(struct gen_ctx *g, int ndim, const int64_t *shape, uint64_t seed,
+                               float lo, float hi) {
+    struct gen_tensor *t = gen_tensor(g, ndim, shape);
+    tu_fill_uniform(t->data, gen_numel(t), lo, hi, seed);
+    return t;
+}
+
+#define GC(name, fn, arg, n, spec, rtol, atol) \
+    assert_int_equal(tu_gradcheck((name), (fn), (arg), (n), (spec), 1e-2f, (rtol), (atol), 0, 1234), 0)
+
+/* Default tolerances (nonlinear ops) and those of linear ops. */
+#define RTOL 3e-3
+#define ATOL 3e-4
+#define RTOL_LIN 1e-3
+#define ATOL_LIN 1e-4
+
+/* ---- layer norm ---------------------------------------------------------- */
+
+static struct gen_tensor *f_layernorm(struct gen_ctx *g, struct gen_tensor **in, void *arg) {
+    const int affine = *(const int *)arg;
+    return gen_layernorm(g, in[0], affine ? in[1] : NULL, affine ? in[2] : NULL, 1e-5f);
+}
+
+/* tolerance: RTOL / ATOL */
+static void test_grad_layernorm(void **state) {
+    (void)state;
+    const struct tu_input spec[3] = {
+        {3, {2, 3, 7}, -2, 2, 0}, {1, {7}, 0.5f, 1.5f, 0}, {1, {7}, -1, 1, 0}};
+    int affine = 1;
+    GC("layernorm affine", f_layernorm, &affine, 3, spec, RTOL, ATOL);
+    affine = 0;
+    GC("layernorm plain", f_layernorm, &affine, 1, spec, RTOL, ATOL);
+}
+
+/* ---- group norm ---------------------------------------------------------- */
+
+struct gn_arg {
+    int64_t G;
+    int affine;
+};
+
+static struct gen_tensor *f_groupnorm(struct gen_ctx *g, struct gen_tensor **in, void *arg) {
+    const struct gn_arg *a = arg;
+    return gen_groupnorm(g, in[0], a->G, a->affine ? in[1] : NULL, a->affine ? in[2] : NULL, 1e-5f);
+}
+
+/* tolerance: RTOL / ATOL */
+static void test_grad_groupnorm(void **state) {
+    (void)state;
+    const int64_t Cs[] = {4, 6, 8};
+    for (int ci = 0; ci < 3; ci++) {
+        const int64_t C = Cs[ci];
+        const struct tu_input spec[3] = {
+            {4, {2, C, 3, 2}, -2, 2, 0}, {1, {C}, 0.5f, 1.5f, 0}, {1, {C}, -1, 1, 0}};
+        for (int64_t G = 1; G <= 2; G++) {
+            struct gn_arg a = {G, 1};
+            GC("groupnorm affine", f_groupnorm, &a, 3, spec, RTOL, ATOL);
+            a.affine = 0;
+            GC("groupnorm plain", f_groupnorm, &a, 1, spec, RTOL, ATOL);
+        }
+    }
+}
+
+static void test_groupnorm_forward(void **state) {
+    (void)state;
+    struct gen_ctx g;
+    gen_ctx_init(&g);
+    const int64_t N = 3, C = 6, H = 3, W = 5, G = 2, cg = C / G;
+    struct gen_tensor *x = leaf(&g, 4, (int64_t[]){N, C, H, W}, 1, -3, 2);
+    struct gen_tensor *gm = leaf(&g, 1, (int64_t[]){C}, 2, 0.5f, 1.5f);
+    struct gen_tensor *bt = leaf(&g, 1, (int64_t[]){C}, 3, -1, 1);
+    struct gen_tensor *y = gen_groupnorm(&g, x, G, gm, bt, 1e-5f);
+    float *ref = malloc((size_t)gen_numel(x) * sizeof(float));
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t gi = 0; gi < G; gi++) {
+            const float *xs = x->data + (n * C + gi * cg) * H * W;
+            const int64_t M = cg * H * W;
+            double m = 0, v = 0;
+            for (int64_t i = 0; i < M; i++) m += xs[i];
+            m /= (double)M;
+            for (int64_t i = 0; i < M; i++) v += (xs[i] - m) * (xs[i] - m);
+            v /= (double)M;
+            for (int64_t i = 0; i < M; i++) {
+                const int64_t c = gi * cg + i / (H * W);
+                ref[(n * C + gi * cg) * H * W + i] =
+                    (float)((xs[i] - m) / sqrt(v + 1e-5) * gm->data[c] + bt->data[c]);
+            }
+        }
+    TU_ASSERT_CLOSE("groupnorm fwd", y->data, ref, gen_numel(x), 1e-5, 1e-5);
+    free(ref);
+    gen_ctx_free(&g);
+}
+
+/* ---- batch norm ---------------------------------------------------------- */
+
+struct bn_arg {
+    int training, affine;
+};
+
+/* in: x, gamma, beta, running_mean, running_var (the last two no_grad). */
+static struct gen_tensor *f_batchnorm(struct gen_ctx *g, struct gen_tensor **in, void *arg) {
+    const struct bn_arg *a = arg;
+    g->training = a->training;
+    return gen_batchnorm(g, in[0], a->affine ? in[1] : NULL, a->affine ? in[2] : NULL, in[3],
+                         in[4], 0.1f, 1e-5f);
+}
+
+/* tolerance: training RTOL / ATOL; eval (linear in x, gamma, beta)
+ * RTOL_LIN / ATOL_LIN */
+static void test_grad_batchnorm(void **state) {
+    (void)state;
+    const struct tu_input spec1[5] = {{2, {5, 3}, -2, 2, 0},
+                                      {1, {3}, 0.5f, 1.5f, 0},
+                                      {1, {3}, -1, 1, 0},
+                                      {1, {3}, -0.5f, 0.5f, 1},
+                                      {1, {3}, 0.5f, 2.0f, 1}};
+    const struct tu_input spec2[5] = {{4, {3, 4, 2, 3}, -2, 2, 0},
+                                      {1, {4}, 0.5f, 1.5f, 0},
+                                      {1, {4}, -1, 1, 0},
+                                      {1, {4}, -0.5f, 0.5f, 1},
+                                      {1, {4}, 0.5f, 2.0f, 1}};
+    const struct tu_input *specs[2] = {spec1, spec2};
+    for (int s = 0; s < 2; s++) {
+        struct bn_arg a = {1, 1};
+        GC("batchnorm train affine", f_batchnorm, &a, 5, specs[s], RTOL, ATOL);
+        a.affine = 0;
+        GC("batchnorm train plain", f_batchnorm, &a, 5, specs[s], RTOL, ATOL);
+        a = (struct bn_arg){0, 1};
+        GC("batchnorm eval affine", f_batchnorm, &a, 5, specs[s], RTOL_LIN, ATOL_LIN);
+        a.affine = 0;
+        GC("batchnorm eval plain", f_batchnorm, &a, 5, specs[s], RTOL_LIN, ATOL_LIN);
+    }
+}
+
+/* Running statistics follow PyTorch: biased variance normalises, the
+ * unbiased one enters running_var; eval mode uses the running stats. */
+static void test_batchnorm_running_stats(void **state) {
+    (void)state;
+    struct gen_ctx g;
+    gen_ctx_init(&g);
+    const int64_t N = 3, C = 5, H = 2, W = 3, HW = H * W, M = N * HW;
+    const float mom = 0.1f, eps = 1e-5f;
+    struct gen_tensor *x = leaf(&g, 4, (int64_t[]){N, C, H, W}, 11, -1, 3);
+    struct gen_tensor *gm = leaf(&g, 1, (int64_t[]){C}, 12, 0.5f, 1.5f);
+    struct gen_tensor *bt = leaf(&g, 1, (int64_t[]){C}, 13, -1, 1);
+    struct gen_tensor *rm = leaf(&g, 1, (int64_t[]){C}, 14, -0.5f, 0.5f);
+    struct gen_tensor *rv = leaf(&g, 1, (int64_t[]){C}, 15, 0.5f, 2.0f);
+    float rm0[5], rv0[5], want_rm[5], want_rv[5];
+    memcpy(rm0, rm->data, sizeof rm0);
+    memcpy(rv0, rv->data, sizeof rv0);
+    float *ref = malloc((size_t)gen_numel(x) * sizeof(float));
+    for (int64_t c = 0; c < C; c++) {
+        double m = 0, v = 0;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t p = 0; p < HW; p++) m += x->data[(n * C + c) * HW + p];
+        m /= (double)M;
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t p = 0; p < HW; p++) {
+                const double d = x->data[(n * C + c) * HW + p] - m;
+                v += d * d;
+            }
+        const double var_b = v / (double)M, var_u = v / (double)(M - 1);
+        want_rm[c] = (float)((1 - mom) * rm0[c] + mom * m);
+        want_rv[c] = (float)((1 - mom) * rv0[c] + mom * var_u);
+        for (int64_t n = 0; n < N; n++)
+            for (int64_t p = 0; p < HW; p++) {
+                const int64_t i = (n * C + c) * HW + p;
+                ref[i] = (float)((x->data[i] - m) / sqrt(var_b + eps) * gm->data[c] + bt->data[c]);
+            }
+    }
+    g.training = 1;
+    struct gen_tensor *y = gen_batchnorm(&g, x, gm, bt, rm, rv, mom, eps);
+    TU_ASSERT_CLOSE("bn train fwd", y->data, ref, gen_numel(x), 1e-5, 1e-5);
+    TU_ASSERT_CLOSE("bn running mean", rm->data, want_rm, C, 1e-6, 1e-6);
+    TU_ASSERT_CLOSE("bn running var", rv->data, want_rv, C, 1e-6, 1e-6);
+
+    /* Eval: running stats as constants, and left alone. */
+    memcpy(want_rm, rm->data, sizeof want_rm);
+    memcpy(want_rv, rv->data, sizeof want_rv);
+    g.training = 0;
+    struct gen_tensor *ye = gen_batchnorm(&g, x, gm, bt, rm, rv, mom, eps);
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t p = 0; p < HW; p++) {
+                const int64_t i = (n * C + c) * HW + p;
+                ref[i] = (float)((x->data[i] - (double)want_rm[c]) / sqrt((double)want_rv[c] + eps) *
+                                     gm->data[c] + bt->data[c]);
+            }
+    TU_ASSERT_CLOSE("bn eval fwd", ye->data, ref, gen_numel(x), 1e-5, 1e-5);
+    assert_memory_equal(rm->data, want_rm, sizeof want_rm);
+    assert_memory_equal(rv->data, want_rv, sizeof want_rv);
+    /* ...and differs from training mode, whose output has zero mean per channel. */
+    double diff = 0;
+    for (int64_t i = 0; i < gen_numel(x); i++) diff += fabs((double)ye->data[i] - y->data[i]);
+    assert_true(diff > 1e-2);
+
+    /* Training without running stats (track_running_stats=False). */
+    g.training = 1;
+    struct gen_tensor *y2 = gen_batchnorm(&g, x, gm, bt, NULL, NULL, mom, eps);
+    assert_memory_equal(y2->data, y->data, (size_t)gen_numel(x) * sizeof(float));
+    free(ref);
+    gen_ctx_free(&g);
+}
+
+/* ---- conv2d -------------------------------------------------------------- */
+
+struct conv_arg {
+    int stride, pad, bias;
+};
+
+static struct gen_tensor *f_conv2d(struct gen_ctx *g, struct gen_tensor **in, void *arg) {
+    const struct conv_arg *a = arg;
+    return gen_conv2d(g, in[0], in[1], a->bias ? in[2] : NULL, a->stride, a->pad);
+}
+
+/* tolerance: RTOL_LIN / ATOL_LIN (linear in x, w and b) */
+static void test_grad_conv2d(void **state) {
+    (void)state;
+    const struct {
+        int64_t N, Cin, H, W, Cout, K;
+        int stride, pad;
+    } cases[] = {
+        {2, 3, 4, 5, 4, 1, 1, 0}, {1, 3, 4, 5, 4, 1, 1, 0}, /* 1x1: plain GEMM     */
+        {2, 3, 5, 4, 4, 3, 1, 1}, {1, 2, 4, 4, 3, 3, 1, 1}, /* 3x3 pad 1           */
+        {2, 2, 6, 6, 3, 4, 2, 1}, {1, 2, 6, 4, 2, 4, 2, 1}, /* 4x4 stride 2 pad 1  */
+        {2, 3, 5, 7, 2, 3, 2, 1}, {3, 2, 6, 5, 3, 3, 2, 1}, /* 3x3 stride 2 pad 1  */
+        {2, 2, 4, 4, 3, 1, 2, 0},                           /* 1x1 stride 2        */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct tu_input spec[3] = {
+            {4, {cases[i].N, cases[i].Cin, cases[i].H, cases[i].W}, -1, 1, 0},
+            {4, {cases[i].Cout, cases[i].Cin, cases[i].K, cases[i].K}, -1, 1, 0},
+            {1, {cases[i].Cout}, -1, 1, 0}};
+        for (int bias = 0; bias <= 1; bias++) {
+            struct conv_arg a = {cases[i].stride, cases[i].pad, bias};
+            GC("conv2d", f_conv2d, &a, bias ? 3 : 2, spec, RTOL_LIN, ATOL_LIN);
+        }
+    }
+}
+
+/* y[n,co,oh,ow] = b[co] + sum x[n,ci,oh s - p + kh, ow s - p + kw] w[co,ci,kh,kw] */
+static void naive_conv2d(const struct gen_tensor *x, const struct gen_tensor *w, const float *b,
+                         int64_t s, int64_t p, float *y) {
+    const int64_t N = x->shape[0], Cin = x->shape[1], H = x->shape[2], W = x->shape[3];
+    const int64_t Cout = w->shape[0], KH = w->shape[2], KW = w->shape[3];
+    const int64_t OH = (H + 2 * p - KH) / s + 1, OW = (W + 2 * p - KW) / s + 1;
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t co = 0; co < Cout; co++)
+            for (int64_t oh = 0; oh < OH; oh++)
+                for (int64_t ow = 0; ow < OW; ow++) {
+                    double acc = b ? b[co] : 0;
+                    for (int64_t ci = 0; ci < Cin; ci++)
+                        for (int64_t kh = 0; kh < KH; kh++)
+                            for (int64_t kw = 0; kw < KW; kw++) {
+                                const int64_t ih = oh * s - p + kh, iw = ow * s - p + kw;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                acc += (double)x->data[((n * Cin + ci) * H + ih) * W + iw] *
+                                       w->data[((co * Cin + ci) * KH + kh) * KW + kw];
+                            }
+                    y[((n * Cout + co) * OH + oh) * OW + ow] = (float)acc;
+                }
+}
+
+static void test_conv2d_forward(void **state) {
+    (void)state;
+    const struct {
+        int64_t N, Cin, H, W, Cout, KH, KW, s, p;
+    } cases[] = {
+        {3, 3, 7, 5, 5, 3, 3, 2, 1}, {1, 3, 7, 5, 5, 3, 3, 2, 1}, {2, 5, 9, 6, 7, 3, 2, 1, 1},
+        {3, 4, 5, 5, 3, 1, 1, 1, 0}, {1, 4, 5, 3, 6, 1, 1, 1, 0}, {2, 3, 11, 9, 4, 4, 4, 2, 1},
+        {2, 1, 6, 7, 2, 5, 3, 3, 2},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct gen_ctx g;
+        gen_ctx_init(&g);
+        struct gen_tensor *x =
+            leaf(&g, 4, (int64_t[]){cases[i].N, cases[i].Cin, cases[i].H, cases[i].W}, 21 + i, -1, 1);
+        struct gen_tensor *w = leaf(
+            &g, 4, (int64_t[]){cases[i].Cout, cases[i].Cin, cases[i].KH, cases[i].KW}, 31 + i, -1, 1);
+        struct gen_tensor *b = leaf(&g, 1, (int64_t[]){cases[i].Cout}, 41 + i, -1, 1);
+        for (int bias = 0; bias <= 1; bias++) {
+            struct gen_tensor *y = gen_conv2d(&g, x, w, bias ? b : NULL, (int)cases[i].s, (int)cases[i].p);
+            float *ref = malloc((size_t)gen_numel(y) * sizeof(float));
+            naive_conv2d(x, w, bias ? b->data : NULL, cases[i].s, cases[i].p, ref);
+            assert_int_equal(y->shape[2], (cases[i].H + 2 * cases[i].p - cases[i].KH) / cases[i].s + 1);
+            TU_ASSERT_CLOSE("conv2d fwd", y->data, ref, gen_numel(y), 1e-5, 1e-5);
+            free(ref);
+        }
+        gen_ctx_free(&g);
+    }
+}
+
+/* ---- conv_transpose2d ---------------------------------------------------- */
+
+static struct gen_tensor *f_convt(struct gen_ctx *g, struct gen_tensor **in, void *arg) {
+    const struct conv_arg *a = arg;
+    return gen_conv_transpose2d(g, in[0], in[1], a->bias ? in[2] : NULL, a->stride, a->pad);
+}
+
+/* tolerance: RTOL_LIN / ATOL_LIN */
+static void test_grad_conv_transpose2d(void **state) {
+    (void)state;
+    const struct {
+        int64_t N, Cin, H, W, Cout, K;
+        int stride, pad;
+    } cases[] = {
+        {2, 3, 3, 4, 2, 4, 2, 1}, {1, 2, 3, 3, 3, 4, 2, 1}, /* 4x4 stride 2 pad 1 */
+        {2, 2, 3, 3, 2, 3, 1, 1},                           /* 3x3 stride 1 pad 1 */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const struct tu_input spec[3] = {
+            {4, {cases[i].N, cases[i].Cin, cases[i].H, cases[i].W}, -1, 1, 0},
+            {4, {cases[i].Cin, cases[i].Cout, cases[i].K, cases[i].K}, -1, 1, 0},
+            {1, {cases[i].Cout}, -1, 1, 0}};
+        for (int bias = 0; bias <= 1; bias++) {
+            struct conv_arg a = {cases[i].stride, cases[i].pad, bias};
+            GC("conv_transpose2d", f_convt, &a, bias ? 3 : 2, spec, RTOL_LIN, ATOL_LIN);
+        }
+    }
+}
+
+/* y[n,co,ih s - p + kh, iw s - p + kw] += x[n,ci,ih,iw] w[ci,co,kh,kw] */
+static void naive_convt(const struct gen_tensor *x, const struct gen_tensor *w, const float *b,
+                        int64_t s, int64_t p, float *y) {
+    const int64_t N = x->shape[0], Cin = x->shape[1], H = x->shape[2], W = x->shape[3];
+    const int64_t Cout = w->shape[1], KH = w->shape[2], KW = w->shape[3];
+    const int64_t OH = (H - 1) * s - 2 * p + KH, OW = (W - 1) * s - 2 * p + KW;
+    double *acc = calloc((size_t)(N * Cout * OH * OW), sizeof(double));
+    for (int64_t n = 0; n < N; n++)
+        for (int64_t ci = 0; ci < Cin; ci++)
+            for (int64_t ih = 0; ih < H; ih++)
+                for (int64_t iw = 0; iw < W; iw++)
+                    for (int64_t co = 0; co < Cout; co++)
+                        for (int64_t kh = 0; kh < KH; kh++)
+                            for (int64_t kw = 0; kw < KW; kw++) {
+                                const int64_t oh = ih * s - p + kh, ow = iw * s - p + kw;
+                                if (oh < 0 || oh >= OH || ow < 0 || ow >= OW) continue;
+                                acc[((n * Cout + co) * OH + oh) * OW + ow] +=
+                                    (double)x->data[((n * Cin + ci) * H + ih) * W + iw] *
+                                    w->data[((ci * Cout + co) * KH + kh) * KW + kw];
+                            }
+    for (int64_t i = 0; i < N * Cout * OH * OW; i++)
+        y[i] = (float)(acc[i] + (b ? b[(i / (OH * OW)) % Cout] : 0));
+    free(acc);
+}
+
+static void test_conv_transpose2d_forward(void **state) {
+    (void)state;
+    const struct {
+        int64_t N, Cin, H, W, Cout, KH, KW, s, p;
+    } cases[] = {
+        {3, 5, 3, 4, 3, 4, 4, 2, 1}, {1, 4, 5, 3, 2, 4, 4, 2, 1},
+        {2, 3, 4, 5, 4, 3, 2, 1, 0}, {2, 2, 3, 3, 3, 3, 3, 3, 1},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct gen_ctx g;
+        gen_ctx_init(&g);
+        struct gen_tensor *x =
+            leaf(&g, 4, (int64_t[]){cases[i].N, cases[i].Cin, cases[i].H, cases[i].W}, 51 + i, -1, 1);
+        struct gen_tensor *w = leaf(
+            &g, 4, (int64_t[]){cases[i].Cin, cases[i].Cout, cases[i].KH, cases[i].KW}, 61 + i, -1, 1);
+        struct gen_tensor *b = leaf(&g, 1, (int64_t[]){cases[i].Cout}, 71 + i, -1, 1);
+        for (int bias = 0; bias <= 1; bias++) {
+            struct gen_tensor *y =
+                gen_conv_transpose2d(&g, x, w, bias ? b : NULL, (int)cases[i].s, (int)cases[i].p);
+            assert_int_equal(y->shape[2], (cases[i].H - 1) * cases[i].s - 2 * cases[i].p + cases[i].KH);
+            assert_int_equal(y->shape[3], (cases[i].W - 1) * cases[i].s - 2 * cases[i].p + cases[i].KW);
+            float *ref = malloc((size_t)gen_numel(y) * sizeof(float));
+            naive_convt(x, w, bias ? b->data : NULL, cases[i].s, cases[i].p, ref);
+            TU_ASSERT_CLOSE("conv_transpose2d fwd", y->data, ref, gen_numel(y), 1e-5, 1e-5);
+            free(ref);
+        }
+        gen_ctx_free(&g);
+    }
+}
+
+/* ---- upsample2x ---------------------------------------------------------- */
+
+static struct gen_tensor *f_upsample(struct gen_ctx *g, struct gen_tensor **in, void *arg) {
+    (void)arg;
+    return gen_upsample2x(g, in[0]);
+}
+
+/* tolerance: RTOL_LIN / ATOL_LIN */
+static void test_grad_upsample2x(void **state) {
+    (void)state;
+    const struct tu_input spec[1] = {{4, {2, 3, 3, 2}, -1, 1, 0}};
+    GC("upsample2x", f_upsample, NULL, 1, spec, RTOL_LIN, ATOL_LIN);
+    struct gen_ctx g;
+    gen_ctx_init(&g);
+    struct gen_tensor *x = leaf(&g, 4, (int64_t[]){2, 3, 3, 5}, 5, -1, 1);
+    struct gen_tensor *y = gen_upsample2x(&g, x);
+    assert_int_equal(y->shape[2], 6);
+    assert_int_equal(y->shape[3], 10);
+    for (int64_t nc = 0; nc < 6; nc++)
+        for (int64_t i = 0; i < 6; i++)
+            for (int64_t j = 0; j < 10; j++)
+                assert_true(y->data[(nc * 6 + i) * 10 + j] == x->data[(nc * 3 + i / 2) * 5 + j / 2]);
+    gen_ctx_free(&g);
+}
+
+/* ---- attention ----------------------------------------------------------- */
+
+struct attn_arg {
+    int64_t NH;
+    int causal;
+};
+
+static struct gen_tensor *f_attention(struct gen_ctx *g, struct gen_tensor **in, void *arg) {
+    const struct attn_arg *a = arg;
+    return gen_attention(g, in[0], a->NH, a->causal);
+}
+
+/* tolerance: RTOL / ATOL */
+static void test_grad_attention(void **state) {
+    (void)state;
+    const int64_t Ts[] = {1, 3, 5};
+    for (int ti = 0; ti < 3; ti++)
+        for (int64_t NH = 1; NH <= 2; NH++)
+            for (int causal = 0; causal <= 1; causal++) {
+                const struct tu_input spec[1] = {{3, {2, Ts[ti], 12}, -1.5f, 1.5f, 0}};
+                struct attn_arg a = {NH, causal};
+                GC("attention", f_attention, &a, 1, spec, RTOL, ATOL);
+            }
+}
+
+static void naive_attention(const float *qkv, int64_t B, int64_t T, int64_t C, int64_t NH,
+                            int causal, float *y) {
+    const int64_t hd = C / NH;
+    double *p = malloc((size_t)T * sizeof(double));
+    for (int64_t b = 0; b < B; b++)
+        for (int64_t h = 0; h < NH; h++)
+            for (int64_t t = 0; t < T; t++) {
+                const float *q = qkv + (b * T + t) * 3 * C + h * hd;
+                const int64_t n = causal ? t + 1 : T;
+                double mx = -INFINITY, s = 0;
+                for (int64_t u = 0; u < n; u++) {
+                    const float *k = qkv + (b * T + u) * 3 * C + C + h * hd;
+                    double d = 0;
+                    for (int64_t i = 0; i < hd; i++) d += (double)q[i] * k[i];
+                    p[u] = d / sqrt((double)hd);
+                    mx = fmax(mx, p[u]);
+                }
+                for (int64_t u = 0; u < n; u++) s += (p[u] = exp(p[u] - mx));
+                for (int64_t i = 0; i < hd; i++) {
+                    double o = 0;
+                    for (int64_t u = 0; u < n; u++) o += p[u] / s * qkv[(b * T + u) * 3 * C + 2 * C + h * hd + i];
+                    y[(b * T + t) * C + h * hd + i] = (float)o;
+                }
+            }
+    free(p);
+}
+
+static void test_attention_forward(void **state) {
+    (void)state;
+    const struct {
+        int64_t B, T, C, NH;
+    } cases[] = {{3, 7, 12, 3}, {1, 9, 10, 1}, {2, 13, 8, 4}, {2, 1, 6, 2}};
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int causal = 0; causal <= 1; causal++) {
+            struct gen_ctx g;
+            gen_ctx_init(&g);
+            struct gen_tensor *qkv =
+                leaf(&g, 3, (int64_t[]){cases[i].B, cases[i].T, 3 * cases[i].C}, 81 + i, -2, 2);
+            struct gen_tensor *y = gen_attention(&g, qkv, cases[i].NH, causal);
+            float *ref = malloc((size_t)gen_numel(y) * sizeof(float));
+            naive_attention(qkv->data, cases[i].B, cases[i].T, cases[i].C, cases[i].NH, causal, ref);
+            TU_ASSERT_CLOSE("attention fwd", y->data, ref, gen_numel(y), 1e-5, 1e-5);
+            free(ref);
+            gen_ctx_free(&g);
+        }
+}
+
+/* Backward accumulates: w and b, used by two convs, get the sum of both
+ * gradients; a chain of ops passes gradients through. tolerance: RTOL / ATOL */
+static struct gen_tensor *f_chain(struct gen_ctx *g, struct gen_tensor **in, void *arg) {
+    (void)arg;
+    struct gen_tensor *a = gen_conv2d(g, in[0], in[1], in[2], 1, 1);
+    struct gen_tensor *b = gen_conv2d(g, gen_upsample2x(g, a), in[1], in[2], 2, 1); /* Cin == Cout */
+    return gen_groupnorm(g, b, 2, NULL, NULL, 1e-5f);
+}
+
+static void test_grad_chain(void **state) {
+    (void)state;
+    const struct tu_input spec[3] = {
+        {4, {2, 4, 3, 3}, -1, 1, 0}, {4, {4, 4, 3, 3}, -0.5f, 0.5f, 0}, {1, {4}, -1, 1, 0}};
+    GC("conv-upsample-conv-groupnorm", f_chain, NULL, 3, spec, RTOL, ATOL);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_grad_layernorm),
+        cmocka_unit_test(test_grad_groupnorm),
+        cmocka_unit_test(test_groupnorm_forward),
+        cmocka_unit_test(test_grad_batchnorm),
+        cmocka_unit_test(test_batchnorm_running_stats),
+        cmocka_unit_test(test_grad_conv2d),
+        cmocka_unit_test(test_conv2d_forward),
+        cmocka_unit_test(test_grad_conv_transpose2d),
+        cmocka_unit_test(test_conv_transpose2d_forward),
+        cmocka_unit_test(test_grad_upsample2x),
+        cmocka_unit_test(test_grad_attention),
+        cmocka_unit_test(test_attention_forward),
+        cmocka_unit_test(test_grad_chain),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,693 @@
+/* test_kernels.c - the kernel tables: dispatch, the scalar reference against
+ * double-precision formulas, and every SIMD table against the scalar one.
+ *
+ * Tolerances are per kernel, as |got - want| <= atol + rtol |want|:
+ *   exact-in-float ops (add, sub, mul, scale, fill, relu, leaky relu,
+ *     im2col, col2im)                         rtol 1e-6  (in practice 0)
+ *   fused multiply-adds (axpy, mul_acc, *_bwd products, ema, sgd)
+ *                                             rtol 1e-6, atol 1e-6
+ *   transcendental (exp, tanh, sigmoid, silu, gelu fwd) rtol 2e-6, atol 1e-7
+ *     for gelu/silu (their tails are tiny), 1e-30 otherwise
+ *   transcendental backward                   rtol 2e-6, atol 2e-6
+ *   softmax / log_softmax                     rtol 2e-6, atol 2e-6
+ *   layernorm / groupnorm (sums in another order) rtol 1e-5, atol 1e-5
+ *   adam                                      rtol 1e-6, atol 1e-7
+ *   sum / sumsq (double, another order)       1e-12 of sum |x|
+ * GEN_TEST_VERBOSE=1 prints the worst ratio seen per kernel. */
+#include "testutil.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "gen/kernels.h"
+
+static const int64_t lengths[] = {1, 7, 15, 16, 17, 1023, 4099, 70001};
+#define N_LENGTHS (sizeof lengths / sizeof lengths[0])
+static const int64_t row_cols[] = {1, 7, 16, 17, 128, 1023};
+static const int64_t row_rows[] = {1, 3, 33};
+static const char *const simd_isas[] = {"avx2", "avx512"};
+
+/* ---- helpers ---- */
+
+static float *rnd(int64_t n, float lo, float hi, uint64_t seed) {
+    float *x = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    assert_non_null(x);
+    tu_fill_uniform(x, n, lo, hi, seed);
+    return x;
+}
+
+static float *dup(const float *x, int64_t n) {
+    float *y = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    assert_non_null(y);
+    memcpy(y, x, (size_t)n * sizeof(float));
+    return y;
+}
+
+/* Worst ratio per kernel name, printed at the end when verbose. */
+static struct {
+    char name[48];
+    double worst;
+} seen[64];
+
+static void record(const char *kernel, double ratio) {
+    for (int i = 0; i < 64; i++) {
+        if (!seen[i].name[0]) snprintf(seen[i].name, sizeof seen[i].name, "%s", kernel);
+        if (strcmp(seen[i].name, kernel) == 0) {
+            if (ratio > seen[i].worst) seen[i].worst = ratio;
+            return;
+        }
+    }
+}
+
+static void check(const struct gen_kernels *k, const char *kernel, int64_t shape, const float *got,
+                  const float *want, int64_t n, double rtol, double atol) {
+    char what[128];
+    snprintf(what, sizeof what, "%s %s (%lld)", k->name, kernel, (long long)shape);
+    const double r = tu_close(what, got, want, n, rtol, atol);
+    record(kernel, r);
+    assert_true(r <= 1.0);
+}
+
+/* Special values: NaN must match NaN, infinities must match exactly. */
+static void check_special(const char *what, const float *got, const float *want, int64_t n,
+                          double rtol, double atol) {
+    for (int64_t i = 0; i < n; i++) {
+        const float a = got[i], b = want[i];
+        int ok = (isnan(a) && isnan(b)) || a == b ||
+                 (isfinite(a) && isfinite(b) && fabs((double)a - b) <= atol + rtol * fabs(b));
+        if (!ok) fprintf(stderr, "  %s: element %lld: got %.9g, want %.9g\n", what, (long long)i,
+                         (double)a, (double)b);
+        assert_true(ok);
+    }
+}
+
+static const struct gen_kernels *scalar(void) { return gen_kernels_for("scalar"); }
+
+/* Runs fn(k) for every SIMD table this CPU and build have. */
+static void each_simd(void (*fn)(const struct gen_kernels *k)) {
+    for (size_t i = 0; i < sizeof simd_isas / sizeof simd_isas[0]; i++) {
+        const struct gen_kernels *k = gen_kernels_for(simd_isas[i]);
+        if (!k) {
+            printf("  note: %s not available on this CPU/build, skipped\n", simd_isas[i]);
+            continue;
+        }
+        fn(k);
+    }
+}
+
+/* ---- dispatch ---- */
+
+static void test_dispatch(void **state) {
+    (void)state;
+    const struct gen_kernels *s = scalar();
+    assert_non_null(s);
+    assert_string_equal(s->name, "scalar");
+    assert_null(gen_kernels_for("sse9"));
+    assert_null(gen_kernels_for(NULL));
+    assert_non_null(gen_kernels());
+
+    /* Every pointer of every table is filled. */
+    const char *names[] = {"scalar", "avx2", "avx512"};
+    for (int i = 0; i < 3; i++) {
+        const struct gen_kernels *k = gen_kernels_for(names[i]);
+        if (!k) continue;
+        assert_string_equal(k->name, names[i]);
+        const size_t first = offsetof(struct gen_kernels, add);
+        const size_t count = (sizeof *k - first) / sizeof(void (*)(void));
+        for (size_t j = 0; j < count; j++) {
+            void (*fp)(void);
+            memcpy(&fp, (const char *)k + first + j * sizeof fp, sizeof fp);
+            assert_non_null(fp);
+        }
+    }
+
+    assert_int_equal(gen_kernels_select("scalar"), 1);
+    assert_ptr_equal(gen_kernels(), s);
+    assert_int_equal(gen_kernels_select("no-such-isa"), 0);
+    assert_ptr_equal(gen_kernels(), s); /* a failed select changes nothing */
+
+    setenv("GEN_ISA", "scalar", 1);
+    assert_int_equal(gen_kernels_select(NULL), 1);
+    assert_ptr_equal(gen_kernels(), s);
+    setenv("GEN_ISA", "no-such-isa", 1); /* falls back to the best, with a note */
+    assert_int_equal(gen_kernels_select(NULL), 1);
+    const struct gen_kernels *best = gen_kernels_for("avx512");
+    if (!best) best = gen_kernels_for("avx2");
+    if (!best) best = s;
+    assert_ptr_equal(gen_kernels(), best);
+    unsetenv("GEN_ISA");
+    assert_int_equal(gen_kernels_select(NULL), 1);
+    assert_ptr_equal(gen_kernels(), best);
+}
+
+static void test_gemm(void **state) {
+    (void)state;
+    /* A (2x3) B (3x2), all transposition combinations, against a triple loop. */
+    const float A[6] = {1, 2, 3, 4, 5, 6}, B[6] = {7, 8, 9, 10, 11, 12};
+    float At[6], Bt[6];
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 3; j++) At[j * 2 + i] = A[i * 3 + j];
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 2; j++) Bt[j * 3 + i] = B[i * 2 + j];
+    const float want[4] = {58, 64, 139, 154};
+    for (int ta = 0; ta < 2; ta++)
+        for (int tb = 0; tb < 2; tb++) {
+            float C[4] = {1, 1, 1, 1};
+            gen_gemm(ta, tb, 2, 2, 3, 1.0f, ta ? At : A, tb ? Bt : B, 0.0f, C);
+            for (int i = 0; i < 4; i++) assert_true(C[i] == want[i]);
+            gen_gemm(ta, tb, 2, 2, 3, 0.5f, ta ? At : A, tb ? Bt : B, 1.0f, C);
+            for (int i = 0; i < 4; i++) assert_true(C[i] == 1.5f * want[i]);
+        }
+    float C[4] = {1, 2, 3, 4};
+    gen_gemm(0, 0, 2, 2, 0, 1.0f, A, B, 2.0f, C); /* K = 0: C = beta C */
+    assert_true(C[0] == 2 && C[3] == 8);
+}
+
+/* ---- the scalar reference against double-precision formulas ---- */
+
+static void test_scalar_softmax(void **state) {
+    (void)state;
+    const struct gen_kernels *s = scalar();
+    const int64_t rows = 5, cols = 37;
+    float *x = rnd(rows * cols, -8, 8, 1), *y = rnd(rows * cols, 0, 1, 2);
+    float *ly = rnd(rows * cols, 0, 1, 3);
+    s->softmax_fwd(rows, cols, x, y);
+    s->log_softmax_fwd(rows, cols, x, ly);
+    for (int64_t r = 0; r < rows; r++) {
+        double z = 0, sum = 0;
+        for (int64_t j = 0; j < cols; j++) z += exp((double)x[r * cols + j]);
+        for (int64_t j = 0; j < cols; j++) {
+            const double want = exp((double)x[r * cols + j]) / z;
+            assert_true(fabs(y[r * cols + j] - want) <= 1e-6 * want + 1e-12);
+            assert_true(fabs(ly[r * cols + j] - log(want)) <= 1e-6 * fabs(log(want)) + 1e-6);
+            sum += y[r * cols + j];
+        }
+        assert_true(fabs(sum - 1.0) < 1e-6);
+    }
+    /* Large logits must not overflow: the row max is subtracted. */
+    float big[3] = {1000.0f, 1001.0f, 999.0f}, out[3];
+    s->softmax_fwd(1, 3, big, out);
+    assert_true(isfinite(out[0]) && fabs(out[0] + out[1] + out[2] - 1.0) < 1e-6);
+    s->log_softmax_fwd(1, 3, big, out);
+    assert_true(fabs(out[1] - (-log(1 + exp(-1.0) + exp(-2.0)))) < 1e-5);
+    free(x), free(y), free(ly);
+}
+
+static void test_scalar_layernorm(void **state) {
+    (void)state;
+    const struct gen_kernels *s = scalar();
+    const int64_t rows = 4, cols = 300;
+    float *x = rnd(rows * cols, -3, 5, 4), *y = rnd(rows * cols, 0, 1, 5);
+    float mean[4], rstd[4];
+    s->layernorm_fwd(rows, cols, x, NULL, NULL, 1e-5f, y, mean, rstd);
+    for (int64_t r = 0; r < rows; r++) {
+        double m = 0, v = 0;
+        for (int64_t j = 0; j < cols; j++) m += y[r * cols + j];
+        m /= (double)cols;
+        for (int64_t j = 0; j < cols; j++) v += (y[r * cols + j] - m) * (y[r * cols + j] - m);
+        v /= (double)cols;
+        assert_true(fabs(m) < 1e-6);
+        assert_true(fabs(v - 1.0) < 1e-4); /* eps = 1e-5 against var ~ 5 */
+    }
+    free(x), free(y);
+}
+
+static void test_scalar_activations(void **state) {
+    (void)state;
+    const struct gen_kernels *s = scalar();
+    const int64_t n = 2001;
+    float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
+    /* |x| <= 5: beyond, GELU's float argument (|2u| > 17) alone carries more
+     * than 1e-6 of relative rounding into the tiny negative tail. */
+    for (int64_t i = 0; i < n; i++) x[i] = -5.0f + 0.005f * (float)i;
+    s->gelu_fwd(n, x, y);
+    for (int64_t i = 0; i < n; i++) {
+        const double v = x[i];
+        const double want = 0.5 * v * (1.0 + tanh(0.7978845608028654 * (v + 0.044715 * v * v * v)));
+        assert_true(fabs(y[i] - want) <= 3e-6 * fabs(want) + 1e-30);
+    }
+    s->silu_fwd(n, x, y);
+    for (int64_t i = 0; i < n; i++) {
+        const double want = x[i] / (1.0 + exp(-(double)x[i]));
+        assert_true(fabs(y[i] - want) <= 1e-6 * fabs(want) + 1e-30);
+    }
+    /* sigmoid saturates without overflow or NaN */
+    const float ext[4] = {-1000.0f, -100.0f, 100.0f, 1000.0f};
+    float out[4];
+    s->sigmoid_fwd(4, ext, out);
+    assert_true(out[0] == 0.0f && out[1] >= 0.0f && out[1] < 1e-40f);
+    assert_true(out[2] == 1.0f && out[3] == 1.0f);
+    free(x), free(y);
+}
+
+static void test_scalar_sum(void **state) {
+    (void)state;
+    const struct gen_kernels *s = scalar();
+    const int64_t n = 100003;
+    float *x = rnd(n, -1, 2, 6);
+    double want = 0, want2 = 0, mag = 0;
+    for (int64_t i = 0; i < n; i++) {
+        want += x[i];
+        want2 += (double)x[i] * x[i];
+        mag += fabs(x[i]);
+    }
+    assert_true(fabs(s->sum(n, x) - want) <= 1e-12 * mag);
+    assert_true(fabs(s->sumsq(n, x) - want2) <= 1e-12 * want2);
+    assert_true(s->sum(0, x) == 0.0);
+    free(x);
+}
+
+/* im2col of a known case, with and without padding. */
+static void test_scalar_im2col(void **state) {
+    (void)state;
+    const struct gen_kernels *s = scalar();
+    const float x[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}; /* 1 x 3 x 3 */
+    float col[16];
+    s->im2col(1, 3, 3, 2, 2, 1, 0, x, col); /* (1*2*2, 2*2) */
+    const float want[16] = {1, 2, 4, 5, 2, 3, 5, 6, 4, 5, 7, 8, 5, 6, 8, 9};
+    for (int i = 0; i < 16; i++) assert_true(col[i] == want[i]);
+
+    const float x2[4] = {1, 2, 3, 4}; /* 1 x 2 x 2, 3x3 kernel, pad 1 */
+    float col2[9 * 4];
+    s->im2col(1, 2, 2, 3, 3, 1, 1, x2, col2);
+    const float row0[4] = {0, 0, 0, 1}, row4[4] = {1, 2, 3, 4}, row8[4] = {4, 0, 0, 0};
+    for (int i = 0; i < 4; i++) {
+        assert_true(col2[0 * 4 + i] == row0[i]);
+        assert_true(col2[4 * 4 + i] == row4[i]);
+        assert_true(col2[8 * 4 + i] == row8[i]);
+    }
+    /* stride 2: 1 x 4 x 4, 2x2 kernel -> 4 rows of 2x2 */
+    float x3[16], col3[16];
+    for (int i = 0; i < 16; i++) x3[i] = (float)i;
+    s->im2col(1, 4, 4, 2, 2, 2, 0, x3, col3);
+    const float want3[4] = {0, 2, 8, 10}; /* kernel tap (0, 0) */
+    for (int i = 0; i < 4; i++) assert_true(col3[i] == want3[i]);
+}
+
+/* ---- convolution shapes used by parity and adjoint tests ---- */
+static const int64_t conv_cfgs[][7] = {
+    /* C, H, W, KH, KW, stride, pad */
+    {1, 5, 5, 3, 3, 1, 1},   {3, 7, 9, 3, 3, 1, 1},  {2, 8, 8, 4, 4, 2, 1},
+    {4, 28, 28, 3, 3, 1, 1}, {2, 6, 7, 1, 1, 1, 0},  {3, 5, 5, 5, 5, 1, 2},
+    {2, 4, 4, 3, 3, 1, 3},   {1, 17, 19, 3, 3, 2, 1}, {2, 9, 40, 3, 3, 1, 0},
+    {64, 14, 14, 3, 3, 1, 1}, {2, 3, 3, 5, 5, 1, 2},
+};
+#define N_CONV (sizeof conv_cfgs / sizeof conv_cfgs[0])
+
+/* <im2col(x), c> == <x, col2im(c)> for every table. */
+static void adjoint_one(const struct gen_kernels *k) {
+    for (size_t t = 0; t < N_CONV; t++) {
+        const int64_t *q = conv_cfgs[t];
+        const int64_t C = q[0], H = q[1], W = q[2], KH = q[3], KW = q[4], S = q[5], P = q[6];
+        const int64_t OH = gen_conv_out(H, KH, S, P), OW = gen_conv_out(W, KW, S, P);
+        const int64_t nx = C * H * W, nc = C * KH * KW * OH * OW;
+        float *x = rnd(nx, -1, 1, 10 + t), *c = rnd(nc, -1, 1, 20 + t);
+        float *col = rnd(nc, 0, 1, 30), *xc = calloc((size_t)nx, sizeof(float));
+        k->im2col(C, H, W, KH, KW, S, P, x, col);
+        k->col2im(C, H, W, KH, KW, S, P, c, xc);
+        double lhs = 0, rhs = 0, mag = 0;
+        for (int64_t i = 0; i < nc; i++) lhs += (double)col[i] * c[i], mag += fabs(col[i] * c[i]);
+        for (int64_t i = 0; i < nx; i++) rhs += (double)x[i] * xc[i];
+        assert_true(fabs(lhs - rhs) <= 1e-6 * mag + 1e-12);
+        free(x), free(c), free(col), free(xc);
+    }
+}
+
+static void test_im2col_adjoint(void **state) {
+    (void)state;
+    adjoint_one(scalar());
+    each_simd(adjoint_one);
+}
+
+/* ---- parity: every SIMD table against scalar ---- */
+
+static void elementwise_one(const struct gen_kernels *k) {
+    const struct gen_kernels *s = scalar();
+    for (size_t li = 0; li < N_LENGTHS; li++) {
+        const int64_t n = lengths[li];
+        float *a = rnd(n, -2, 2, 100 + li), *b = rnd(n, -2, 2, 200 + li);
+        float *y0 = rnd(n, -1, 1, 300 + li), *y1 = dup(y0, n);
+#define BIN(op)                                                               \
+    s->op(n, a, b, y0);                                                       \
+    k->op(n, a, b, y1);                                                       \
+    check(k, #op, n, y1, y0, n, 1e-6, 1e-12);
+        BIN(add) BIN(sub) BIN(mul)
+#undef BIN
+        s->scale(n, 0.37f, a, y0), k->scale(n, 0.37f, a, y1);
+        check(k, "scale", n, y1, y0, n, 1e-6, 1e-12);
+        s->axpy(n, -1.3f, a, y0), k->axpy(n, -1.3f, a, y1);
+        check(k, "axpy", n, y1, y0, n, 1e-6, 1e-6);
+        s->mul_acc(n, a, b, y0), k->mul_acc(n, a, b, y1);
+        check(k, "mul_acc", n, y1, y0, n, 1e-6, 1e-6);
+        s->fill(n, 2.5f, y0), k->fill(n, 2.5f, y1);
+        check(k, "fill", n, y1, y0, n, 0, 1e-30);
+
+        /* y aliasing an input */
+        memcpy(y0, a, (size_t)n * sizeof(float)), memcpy(y1, a, (size_t)n * sizeof(float));
+        s->add(n, y0, b, y0), k->add(n, y1, b, y1);
+        check(k, "add(aliased)", n, y1, y0, n, 1e-6, 1e-12);
+
+        double mag = 0, mag2 = 0;
+        for (int64_t i = 0; i < n; i++) mag += fabs(a[i]), mag2 += (double)a[i] * a[i];
+        assert_true(fabs(k->sum(n, a) - s->sum(n, a)) <= 1e-12 * mag);
+        assert_true(fabs(k->sumsq(n, a) - s->sumsq(n, a)) <= 1e-12 * mag2);
+        free(a), free(b), free(y0), free(y1);
+    }
+}
+
+static void test_elementwise_parity(void **state) {
+    (void)state;
+    each_simd(elementwise_one);
+}
+
+/* One activation, forward on x in [lo, hi], backward on dy with dx random. */
+struct act {
+    const char *name;
+    float lo, hi;
+    double rtol, atol;       /* forward */
+    double brtol, batol;     /* backward */
+    int bwd_takes_y;         /* sigmoid, tanh, exp: backward gets the forward output */
+};
+
+static void act_run(const struct gen_kernels *k, const char *name, int64_t n, const float *x,
+                    float *y, const float *dy, float *dx) {
+    if (strcmp(name, "relu") == 0) k->relu_fwd(n, x, y), k->relu_bwd(n, x, dy, dx);
+    if (strcmp(name, "leaky_relu") == 0)
+        k->leaky_relu_fwd(n, 0.2f, x, y), k->leaky_relu_bwd(n, 0.2f, x, dy, dx);
+    if (strcmp(name, "gelu") == 0) k->gelu_fwd(n, x, y), k->gelu_bwd(n, x, dy, dx);
+    if (strcmp(name, "silu") == 0) k->silu_fwd(n, x, y), k->silu_bwd(n, x, dy, dx);
+    /* backward of these takes y; both tables get the scalar y so only the
+     * backward itself is compared */
+    if (strcmp(name, "sigmoid") == 0) k->sigmoid_fwd(n, x, y);
+    if (strcmp(name, "tanh") == 0) k->tanh_fwd(n, x, y);
+    if (strcmp(name, "exp") == 0) k->exp_fwd(n, x, y);
+}
+
+static void act_bwd_y(const struct gen_kernels *k, const char *name, int64_t n, const float *y,
+                      const float *dy, float *dx) {
+    if (strcmp(name, "sigmoid") == 0) k->sigmoid_bwd(n, y, dy, dx);
+    if (strcmp(name, "tanh") == 0) k->tanh_bwd(n, y, dy, dx);
+    if (strcmp(name, "exp") == 0) k->exp_bwd(n, y, dy, dx);
+}
+
+static const struct act acts[] = {
+    {"relu", -3, 3, 1e-6, 1e-30, 1e-6, 1e-12, 0},
+    {"leaky_relu", -3, 3, 1e-6, 1e-30, 1e-6, 1e-6, 0},
+    {"gelu", -10, 10, 2e-6, 1e-7, 2e-6, 2e-6, 0},
+    {"silu", -20, 20, 2e-6, 1e-7, 2e-6, 2e-6, 0},
+    {"sigmoid", -30, 30, 2e-6, 1e-30, 1e-6, 1e-6, 1},
+    {"tanh", -6, 6, 2e-6, 1e-30, 1e-6, 1e-6, 1},
+    {"tanh_small", -0.6f, 0.6f, 2e-6, 1e-30, 1e-6, 1e-6, 1},
+    {"exp", -20, 20, 2e-6, 1e-30, 1e-6, 1e-6, 1},
+};
+
+static void activations_one(const struct gen_kernels *k) {
+    const struct gen_kernels *s = scalar();
+    for (size_t ai = 0; ai < sizeof acts / sizeof acts[0]; ai++) {
+        const struct act *A = &acts[ai];
+        const char *fn = strcmp(A->name, "tanh_small") == 0 ? "tanh" : A->name;
+        char fwd[64], bwd[64];
+        snprintf(fwd, sizeof fwd, "%s_fwd", A->name);
+        snprintf(bwd, sizeof bwd, "%s_bwd", A->name);
+        for (size_t li = 0; li < N_LENGTHS; li++) {
+            const int64_t n = lengths[li];
+            float *x = rnd(n, A->lo, A->hi, 400 + li), *dy = rnd(n, -1, 1, 500 + li);
+            float *dx0 = rnd(n, -1, 1, 600 + li), *dx1 = dup(dx0, n);
+            float *y0 = rnd(n, 0, 1, 1), *y1 = rnd(n, 0, 1, 2);
+            act_run(s, fn, n, x, y0, dy, dx0);
+            act_run(k, fn, n, x, y1, dy, dx1);
+            check(k, fwd, n, y1, y0, n, A->rtol, A->atol);
+            if (A->bwd_takes_y) {
+                act_bwd_y(s, fn, n, y0, dy, dx0);
+                act_bwd_y(k, fn, n, y0, dy, dx1);
+            }
+            check(k, bwd, n, dx1, dx0, n, A->brtol, A->batol);
+            free(x), free(dy), free(dx0), free(dx1), free(y0), free(y1);
+        }
+    }
+}
+
+static void test_activation_parity(void **state) {
+    (void)state;
+    each_simd(activations_one);
+}
+
+/* exp, tanh, sigmoid, silu, gelu at the edges: zeros, the tanh switch
+ * point, overflow, gradual underflow, infinities, NaN. */
+static void special_one(const struct gen_kernels *k) {
+    const struct gen_kernels *s = scalar();
+    const float v[] = {0.0f,   -0.0f,  1e-8f,   -1e-8f,  1e-3f,   0.3999f, 0.4f,   -0.4001f,
+                       1.0f,   9.0f,   10.0f,   20.0f,   -20.0f,  50.0f,   -50.0f, 87.0f,
+                       88.5f,  88.72f, 88.73f,  89.0f,   100.0f,  -87.0f,  -88.0f, -100.0f,
+                       -103.0f, -104.0f, -105.0f, -150.0f, INFINITY, -INFINITY, NAN, 1e30f,
+                       -1e30f};
+    const int64_t n = sizeof v / sizeof v[0];
+    float y0[sizeof v / sizeof v[0]], y1[sizeof v / sizeof v[0]];
+    char what[64];
+#define SPECIAL(op, rtol, atol)                                               \
+    s->op(n, v, y0);                                                          \
+    k->op(n, v, y1);                                                          \
+    snprintf(what, sizeof what, "%s %s (special)", k->name, #op);             \
+    check_special(what, y1, y0, n, rtol, atol);
+    SPECIAL(exp_fwd, 2e-6, 3e-45)
+    SPECIAL(tanh_fwd, 2e-6, 0)
+    SPECIAL(sigmoid_fwd, 2e-6, 3e-45)
+    SPECIAL(silu_fwd, 2e-6, 1e-36)
+    SPECIAL(gelu_fwd, 2e-6, 1e-36)
+    SPECIAL(relu_fwd, 0, 0)
+#undef SPECIAL
+}
+
+static void test_special_values(void **state) {
+    (void)state;
+    float y[3];
+    const float big[3] = {-1e30f, 1e30f, 0.0f};
+    scalar()->gelu_fwd(3, big, y);
+    assert_true(!isnan(y[0]) && !isnan(y[1]) && y[1] == 1e30f);
+    each_simd(special_one);
+}
+
+static void rows_one(const struct gen_kernels *k) {
+    const struct gen_kernels *s = scalar();
+    for (size_t ri = 0; ri < sizeof row_rows / sizeof row_rows[0]; ri++)
+        for (size_t ci = 0; ci < sizeof row_cols / sizeof row_cols[0]; ci++) {
+            const int64_t rows = row_rows[ri], cols = row_cols[ci], n = rows * cols;
+            const uint64_t seed = 1000 + 10 * ri + ci;
+            float *x = rnd(n, -6, 6, seed), *dy = rnd(n, -1, 1, seed + 1);
+            float *y0 = rnd(n, 0, 1, 3), *y1 = rnd(n, 0, 1, 4);
+            float *dx0 = rnd(n, -1, 1, seed + 2), *dx1 = dup(dx0, n);
+
+            s->softmax_fwd(rows, cols, x, y0), k->softmax_fwd(rows, cols, x, y1);
+            check(k, "softmax_fwd", cols, y1, y0, n, 2e-6, 1e-12);
+            s->softmax_bwd(rows, cols, y0, dy, dx0), k->softmax_bwd(rows, cols, y0, dy, dx1);
+            check(k, "softmax_bwd", cols, dx1, dx0, n, 2e-6, 2e-6);
+
+            s->log_softmax_fwd(rows, cols, x, y0), k->log_softmax_fwd(rows, cols, x, y1);
+            check(k, "log_softmax_fwd", cols, y1, y0, n, 2e-6, 2e-6);
+            s->log_softmax_bwd(rows, cols, y0, dy, dx0);
+            k->log_softmax_bwd(rows, cols, y0, dy, dx1);
+            check(k, "log_softmax_bwd", cols, dx1, dx0, n, 2e-6, 2e-6);
+
+            /* layernorm with and without the affine part */
+            float *g = rnd(cols, 0.5f, 1.5f, seed + 3), *b = rnd(cols, -0.5f, 0.5f, seed + 4);
+            float *m0 = malloc((size_t)rows * sizeof(float)), *m1 = malloc((size_t)rows * sizeof(float));
+            float *r0 = malloc((size_t)rows * sizeof(float)), *r1 = malloc((size_t)rows * sizeof(float));
+            for (int affine = 0; affine < 2; affine++) {
+                const float *gg = affine ? g : NULL, *bb = affine ? b : NULL;
+                s->layernorm_fwd(rows, cols, x, gg, bb, 1e-5f, y0, m0, r0);
+                k->layernorm_fwd(rows, cols, x, gg, bb, 1e-5f, y1, m1, r1);
+                check(k, "layernorm_fwd", cols, y1, y0, n, 1e-5, 1e-5);
+                check(k, "layernorm_fwd mean", cols, m1, m0, rows, 1e-6, 1e-6);
+                check(k, "layernorm_fwd rstd", cols, r1, r0, rows, 1e-6, 1e-12);
+                float *dg0 = rnd(cols, -1, 1, seed + 5), *dg1 = dup(dg0, cols);
+                float *db0 = rnd(cols, -1, 1, seed + 6), *db1 = dup(db0, cols);
+                s->layernorm_bwd(rows, cols, x, gg, m0, r0, dy, dx0, affine ? dg0 : NULL,
+                                 affine ? db0 : NULL);
+                k->layernorm_bwd(rows, cols, x, gg, m0, r0, dy, dx1, affine ? dg1 : NULL,
+                                 affine ? db1 : NULL);
+                /* cols == 1: var 0, rstd = 1/sqrt(eps) ~ 316 magnifies one rounding */
+                check(k, "layernorm_bwd dx", cols, dx1, dx0, n, 1e-5, cols == 1 ? 1e-4 : 1e-5);
+                check(k, "layernorm_bwd dgamma", cols, dg1, dg0, cols, 1e-5, 1e-5);
+                check(k, "layernorm_bwd dbeta", cols, db1, db0, cols, 1e-5, 1e-5);
+                free(dg0), free(dg1), free(db0), free(db1);
+            }
+            free(x), free(dy), free(y0), free(y1), free(dx0), free(dx1), free(g), free(b);
+            free(m0), free(m1), free(r0), free(r1);
+        }
+}
+
+static void test_row_parity(void **state) {
+    (void)state;
+    each_simd(rows_one);
+}
+
+static void groupnorm_one(const struct gen_kernels *k) {
+    const struct gen_kernels *s = scalar();
+    const int64_t cfg[][4] = {/* N, C, HW, G */
+                              {1, 8, 1, 4},  {2, 8, 7, 2},   {3, 8, 16, 8}, {2, 6, 17, 3},
+                              {2, 32, 49, 8}, {1, 4, 1023, 1}, {2, 16, 64, 8}};
+    for (size_t t = 0; t < sizeof cfg / sizeof cfg[0]; t++) {
+        const int64_t N = cfg[t][0], C = cfg[t][1], HW = cfg[t][2], G = cfg[t][3];
+        const int64_t n = N * C * HW;
+        float *x = rnd(n, -2, 4, 2000 + t), *dy = rnd(n, -1, 1, 2100 + t);
+        float *y0 = rnd(n, 0, 1, 1), *y1 = rnd(n, 0, 1, 2);
+        float *dx0 = rnd(n, -1, 1, 2200 + t), *dx1 = dup(dx0, n);
+        float *g = rnd(C, 0.5f, 1.5f, 2300 + t), *b = rnd(C, -0.5f, 0.5f, 2400 + t);
+        float m0[64], m1[64], r0[64], r1[64];
+        for (int affine = 0; affine < 2; affine++) {
+            const float *gg = affine ? g : NULL, *bb = affine ? b : NULL;
+            s->groupnorm_fwd(N, C, HW, G, x, gg, bb, 1e-5f, y0, m0, r0);
+            k->groupnorm_fwd(N, C, HW, G, x, gg, bb, 1e-5f, y1, m1, r1);
+            check(k, "groupnorm_fwd", HW, y1, y0, n, 1e-5, 1e-5);
+            check(k, "groupnorm_fwd mean", HW, m1, m0, N * G, 1e-6, 1e-6);
+            check(k, "groupnorm_fwd rstd", HW, r1, r0, N * G, 1e-6, 1e-12);
+            float *dg0 = rnd(C, -1, 1, 2500 + t), *dg1 = dup(dg0, C);
+            float *db0 = rnd(C, -1, 1, 2600 + t), *db1 = dup(db0, C);
+            s->groupnorm_bwd(N, C, HW, G, x, gg, m0, r0, dy, dx0, affine ? dg0 : NULL,
+                             affine ? db0 : NULL);
+            k->groupnorm_bwd(N, C, HW, G, x, gg, m0, r0, dy, dx1, affine ? dg1 : NULL,
+                             affine ? db1 : NULL);
+            check(k, "groupnorm_bwd dx", HW, dx1, dx0, n, 1e-5, 1e-5);
+            check(k, "groupnorm_bwd dgamma", HW, dg1, dg0, C, 1e-5, 1e-5);
+            check(k, "groupnorm_bwd dbeta", HW, db1, db0, C, 1e-5, 1e-5);
+            free(dg0), free(dg1), free(db0), free(db1);
+        }
+        free(x), free(dy), free(y0), free(y1), free(dx0), free(dx1), free(g), free(b);
+    }
+}
+
+static void test_groupnorm_parity(void **state) {
+    (void)state;
+    each_simd(groupnorm_one);
+}
+
+static void optim_one(const struct gen_kernels *k) {
+    const struct gen_kernels *s = scalar();
+    for (size_t li = 0; li < N_LENGTHS; li++) {
+        const int64_t n = lengths[li];
+        float *p0 = rnd(n, -1, 1, 3000 + li), *p1 = dup(p0, n);
+        float *m0 = calloc((size_t)n, sizeof(float)), *m1 = calloc((size_t)n, sizeof(float));
+        float *v0 = calloc((size_t)n, sizeof(float)), *v1 = calloc((size_t)n, sizeof(float));
+        for (int t = 1; t <= 3; t++) {
+            float *g = rnd(n, -1, 1, 3100 + li * 7 + (uint64_t)t);
+            const float bc1 = 1.0f - powf(0.9f, (float)t), bc2 = 1.0f - powf(0.999f, (float)t);
+            s->adam(n, p0, g, m0, v0, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.1f, bc1, bc2);
+            k->adam(n, p1, g, m1, v1, 1e-3f, 0.9f, 0.999f, 1e-8f, 0.1f, bc1, bc2);
+            free(g);
+        }
+        check(k, "adam p", n, p1, p0, n, 1e-6, 1e-7);
+        check(k, "adam m", n, m1, m0, n, 1e-6, 1e-7);
+        check(k, "adam v", n, v1, v0, n, 1e-6, 1e-9);
+
+        float *g = rnd(n, -1, 1, 3200 + li);
+        s->sgd(n, p0, g, m0, 0.01f, 0.9f, 1e-4f), k->sgd(n, p1, g, m1, 0.01f, 0.9f, 1e-4f);
+        check(k, "sgd p", n, p1, p0, n, 1e-6, 1e-6);
+        check(k, "sgd buf", n, m1, m0, n, 1e-6, 1e-6);
+        s->ema(n, v0, p0, 0.999f), k->ema(n, v1, p0, 0.999f);
+        check(k, "ema", n, v1, v0, n, 1e-6, 1e-6);
+        free(p0), free(p1), free(m0), free(m1), free(v0), free(v1), free(g);
+    }
+}
+
+static void test_optim_parity(void **state) {
+    (void)state;
+    each_simd(optim_one);
+}
+
+static void conv_one(const struct gen_kernels *k) {
+    const struct gen_kernels *s = scalar();
+    for (size_t t = 0; t < N_CONV; t++) {
+        const int64_t *q = conv_cfgs[t];
+        const int64_t C = q[0], H = q[1], W = q[2], KH = q[3], KW = q[4], S = q[5], P = q[6];
+        const int64_t nx = C * H * W, nc = C * KH * KW * gen_conv_out(H, KH, S, P) *
+                                               gen_conv_out(W, KW, S, P);
+        float *x = rnd(nx, -1, 1, 4000 + t), *c0 = rnd(nc, 5, 6, 1), *c1 = rnd(nc, 7, 8, 2);
+        s->im2col(C, H, W, KH, KW, S, P, x, c0);
+        k->im2col(C, H, W, KH, KW, S, P, x, c1);
+        check(k, "im2col", (int64_t)t, c1, c0, nc, 0, 1e-30);
+        float *x0 = rnd(nx, -1, 1, 4100 + t), *x1 = dup(x0, nx);
+        s->col2im(C, H, W, KH, KW, S, P, c0, x0);
+        k->col2im(C, H, W, KH, KW, S, P, c0, x1);
+        check(k, "col2im", (int64_t)t, x1, x0, nx, 0, 1e-30);
+        free(x), free(c0), free(c1), free(x0), free(x1);
+    }
+}
+
+static void test_conv_parity(void **state) {
+    (void)state;
+    each_simd(conv_one);
+}
+
+/* One thread count, one answer; and here, the same answer for 1 and 2. */
+static void determinism_one(const struct gen_kernels *k) {
+#ifdef _OPENMP
+    const int64_t n = (1 << 20) + 13, rows = 4096, cols = 128;
+    float *x = rnd(n, -1, 1, 5000), *dy = rnd(rows * cols, -1, 1, 5001);
+    const int saved = omp_get_max_threads();
+    double s1[2], s2[2];
+    float *dg[2], *db[2], *dx[2];
+    float *mean = malloc(rows * sizeof(float)), *rstd = malloc(rows * sizeof(float));
+    float *y = malloc((size_t)(rows * cols) * sizeof(float));
+    k->layernorm_fwd(rows, cols, x, NULL, NULL, 1e-5f, y, mean, rstd);
+    for (int t = 0; t < 2; t++) {
+        omp_set_num_threads(t + 1);
+        s1[t] = k->sum(n, x);
+        s2[t] = k->sumsq(n, x);
+        dg[t] = calloc(cols, sizeof(float)), db[t] = calloc(cols, sizeof(float));
+        dx[t] = calloc((size_t)(rows * cols), sizeof(float));
+        k->layernorm_bwd(rows, cols, x, NULL, mean, rstd, dy, dx[t], dg[t], db[t]);
+    }
+    omp_set_num_threads(saved);
+    assert_true(s1[0] == s1[1] && s2[0] == s2[1]);
+    assert_memory_equal(dg[0], dg[1], cols * sizeof(float));
+    assert_memory_equal(db[0], db[1], cols * sizeof(float));
+    assert_memory_equal(dx[0], dx[1], (size_t)(rows * cols) * sizeof(float));
+    for (int t = 0; t < 2; t++) free(dg[t]), free(db[t]), free(dx[t]);
+    free(x), free(dy), free(mean), free(rstd), free(y);
+#else
+    (void)k;
+    printf("  note: built without OpenMP, determinism across threads not tested\n");
+#endif
+}
+
+static void test_determinism(void **state) {
+    (void)state;
+    determinism_one(scalar());
+    each_simd(determinism_one);
+}
+
+static int print_worst(void **state) {
+    (void)state;
+    const char *v = getenv("GEN_TEST_VERBOSE");
+    if (v && *v && strcmp(v, "0") != 0)
+        for (int i = 0; i < 64 && seen[i].name[0]; i++)
+            printf("  worst %-24s %.3g of tolerance\n", seen[i].name, seen[i].worst);
+    return 0;
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_dispatch),
+        cmocka_unit_test(test_gemm),
+        cmocka_unit_test(test_scalar_softmax),
+        cmocka_unit_test(test_scalar_layernorm),
+        cmocka_unit_test(test_scalar_activations),
+        cmocka_unit_test(test_scalar_sum),
+        cmocka_unit_test(test_scalar_im2col),
+        cmocka_unit_test(test_im2col_adjoint),
+        cmocka_unit_test(test_elementwise_parity),
+        cmocka_unit_test(test_activation_parity),
+        cmocka_unit_test(test_special_values),
+        cmocka_unit_test(test_row_parity),
+        cmocka_unit_test(test_groupnorm_parity),
+        cmocka_unit_test(test_optim_parity),
+        cmocka_unit_test(test_conv_parity),
+        cmocka_unit_test(test_determinism),
+    };
+    return cmocka_run_group_tests(tests, NULL, print_worst);
+}

@@ -1,0 +1,137 @@
+/* testutil.c - see testutil.h. */
+#define _GNU_SOURCE
+#include "testutil.h"
+
+#include <ftw.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+double tu_close(const char *what, const float *a, const float *b, int64_t n, double rtol,
+                double atol) {
+    double worst = 0;
+    int64_t wi = -1;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        double r = d / (atol + rtol * fabs((double)b[i]));
+        if (!(r <= worst)) { /* catches NaN too */
+            worst = isnan(r) ? INFINITY : r;
+            wi = i;
+        }
+    }
+    if (worst > 1.0)
+        fprintf(stderr, "  %s: element %lld: got %.9g, want %.9g (ratio %.3g)\n", what,
+                (long long)wi, (double)a[wi], (double)b[wi], worst);
+    return worst;
+}
+
+void tu_fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed) {
+    struct gen_rng r;
+    gen_rng_seed(&r, seed);
+    gen_rng_fill_uniform(&r, x, n, lo, hi);
+}
+
+char *tu_mkdtemp(void) {
+    char *d = strdup("/tmp/gen-test-XXXXXX");
+    if (!mkdtemp(d)) {
+        free(d);
+        return NULL;
+    }
+    return d;
+}
+
+static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
+    (void)sb, (void)flag, (void)ftw;
+    return remove(path);
+}
+
+void tu_rmtree(const char *dir) {
+    if (dir) nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+const char *tu_source_path(const char *rel) {
+    static char buf[4096];
+    const char *root = getenv("GEN_SOURCE_DIR");
+#ifdef GEN_SOURCE_DIR
+    if (!root) root = GEN_SOURCE_DIR;
+#endif
+    if (!root) root = ".";
+    snprintf(buf, sizeof buf, "%s/%s", root, rel);
+    return buf;
+}
+
+/* L = sum(out * r) in double, forward only. */
+static double project(struct gen_ctx *g, tu_fn f, void *arg, struct gen_tensor **in,
+                      const float *r) {
+    gen_ctx_reset(g);
+    gen_no_grad_begin(g);
+    struct gen_tensor *out = f(g, in, arg);
+    gen_no_grad_end(g);
+    double L = 0;
+    for (int64_t i = 0, n = gen_numel(out); i < n; i++) L += (double)out->data[i] * r[i];
+    return L;
+}
+
+int tu_gradcheck(const char *name, tu_fn f, void *arg, int n_in, const struct tu_input *spec,
+                 float eps, double rtol, double atol, int max_checks, uint64_t seed) {
+    struct gen_ctx g;
+    gen_ctx_init(&g);
+    struct gen_tensor tensors[8], *in[8];
+    assert_true(n_in <= 8);
+    for (int k = 0; k < n_in; k++) {
+        struct gen_tensor *t = &tensors[k];
+        memset(t, 0, sizeof *t);
+        t->ndim = spec[k].ndim;
+        memcpy(t->shape, spec[k].shape, sizeof t->shape);
+        int64_t n = gen_numel(t);
+        t->data = malloc((size_t)n * sizeof(float) + 4);
+        t->grad = calloc((size_t)n + 1, sizeof(float));
+        tu_fill_uniform(t->data, n, spec[k].lo, spec[k].hi, seed + 17 * (uint64_t)k);
+        t->requires_grad = !spec[k].no_grad;
+        in[k] = t;
+    }
+
+    /* Analytic gradients. */
+    struct gen_tensor *out = f(&g, in, arg);
+    int64_t n_out = gen_numel(out);
+    float *r = malloc((size_t)n_out * sizeof(float));
+    tu_fill_uniform(r, n_out, -1.0f, 1.0f, seed ^ 0xabcdefULL);
+    gen_backward_seed(&g, out, r);
+
+    int failures = 0;
+    struct gen_rng pick;
+    gen_rng_seed(&pick, seed + 99);
+    for (int k = 0; k < n_in; k++) {
+        if (spec[k].no_grad) continue;
+        struct gen_tensor *t = in[k];
+        int64_t n = gen_numel(t);
+        int64_t checks = (max_checks > 0 && max_checks < n) ? max_checks : n;
+        for (int64_t c = 0; c < checks; c++) {
+            int64_t j = checks == n ? c : (int64_t)gen_rng_below(&pick, (uint64_t)n);
+            float x0 = t->data[j];
+            t->data[j] = x0 + eps;
+            double lp = project(&g, f, arg, in, r);
+            t->data[j] = x0 - eps;
+            double lm = project(&g, f, arg, in, r);
+            t->data[j] = x0;
+            double num = (lp - lm) / (2.0 * (double)eps);
+            double ana = t->grad[j];
+            double tol = atol + rtol * fmax(fabs(ana), fabs(num));
+            if (!(fabs(ana - num) <= tol)) {
+                if (failures < 5)
+                    fprintf(stderr, "  %s: input %d element %lld: analytic %.7g numeric %.7g\n",
+                            name, k, (long long)j, ana, num);
+                failures++;
+            }
+        }
+    }
+    for (int k = 0; k < n_in; k++) {
+        free(in[k]->data);
+        free(in[k]->grad);
+    }
+    free(r);
+    gen_ctx_free(&g);
+    return failures;
+}

@@ -1,0 +1,52 @@
+/* testutil.h - helpers shared by the cmocka tests: random data, closeness,
+ * fixture files, temporary directories and the finite-difference checker. */
+#ifndef GEN_TESTUTIL_H
+#define GEN_TESTUTIL_H
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "gen/core.h"
+#include "gen/tensor.h"
+
+/* Max |a-b| / (atol + rtol |b|) over n elements; <= 1 means close. Prints
+ * the worst element when it is not. */
+double tu_close(const char *what, const float *a, const float *b, int64_t n, double rtol,
+                double atol);
+#define TU_ASSERT_CLOSE(what, a, b, n, rtol, atol) \
+    assert_true(tu_close((what), (a), (b), (n), (rtol), (atol)) <= 1.0)
+
+void tu_fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed);
+
+/* A fresh directory under /tmp (removed by tu_rmdir); returns a static-lifetime
+ * string owned by the caller (free with free()). */
+char *tu_mkdtemp(void);
+void tu_rmtree(const char *dir);
+/* "<GEN_SOURCE_DIR>/<rel>" in a static buffer. */
+const char *tu_source_path(const char *rel);
+
+/* ---- gradient check ---- */
+
+/* One input of an op under test: shape, value range, whether to check it. */
+struct tu_input {
+    int ndim;
+    int64_t shape[4];
+    float lo, hi;
+    int no_grad; /* an input that is not differentiated (targets, stats) */
+};
+
+/* Builds the op's output from inputs in[0..n_in). */
+typedef struct gen_tensor *(*tu_fn)(struct gen_ctx *g, struct gen_tensor **in, void *arg);
+
+/* Central finite differences of L = sum(out * r) for a fixed random r,
+ * accumulated in double, against gen_backward_seed. Checks up to
+ * `max_checks` elements per input (all when 0). An element passes when
+ * |analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|).
+ * Returns the number of failures (0 = pass), printing the first few. */
+int tu_gradcheck(const char *name, tu_fn f, void *arg, int n_in, const struct tu_input *in,
+                 float eps, double rtol, double atol, int max_checks, uint64_t seed);
+
+#endif
