@@ -90,10 +90,13 @@ static const struct gen_kernels *scalar(void) { return gen_kernels_for("scalar")
 
 /* Runs fn(k) for every SIMD table this CPU and build have. */
 static void each_simd(void (*fn)(const struct gen_kernels *k)) {
+    static int noted[2];
     for (size_t i = 0; i < sizeof simd_isas / sizeof simd_isas[0]; i++) {
         const struct gen_kernels *k = gen_kernels_for(simd_isas[i]);
         if (!k) {
-            printf("  note: %s not available on this CPU/build, skipped\n", simd_isas[i]);
+            if (!noted[i]++)
+                printf("  note: %s not available on this CPU/build, its tests skipped\n",
+                       simd_isas[i]);
             continue;
         }
         fn(k);

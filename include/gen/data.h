@@ -170,7 +170,7 @@ void gen_batcher_free(struct gen_batcher *b);
  * without DROP_LAST). After the last batch of an epoch the cursor moves to
  * (epoch + 1, 0), so gen_batcher_epoch() counts finished epochs:
  *     while (gen_batcher_epoch(&b) < epochs) { k = gen_batcher_next(&b, idx); ... }
- * Returns 0 only if the permutation cannot be allocated (error set). */
+ * Allocates nothing (the permutation is made at init). */
 int gen_batcher_next(struct gen_batcher *b, int32_t *idx);
 int64_t gen_batcher_epoch(const struct gen_batcher *b);
 /* The cursor (epoch, pos) to save in a checkpoint. */

@@ -22,10 +22,11 @@ static int n_threads(void) {
 #endif
 }
 
-/* The per-head GEMMs are small and run inside an OpenMP loop: a threaded
- * OpenBLAS (the pthreads build) would contend for its own pool from every
- * OpenMP thread, 2-7x slower than single-threaded BLAS calls (measured on
- * 2 cores). So BLAS runs on one thread for the duration of the loop. */
+/* The per-head GEMMs are small and run inside an OpenMP loop. A threaded
+ * OpenBLAS (the pthreads build) would hand the larger ones (above its
+ * ~2.6e5 M N K threshold, e.g. T 128, hd 32) to its own pool from every
+ * OpenMP thread at once, oversubscribing the cores and serialising on the
+ * pool's lock; so BLAS runs on one thread for the duration of the loop. */
 int openblas_get_num_threads(void); /* from OpenBLAS */
 void openblas_set_num_threads(int n);
 

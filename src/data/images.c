@@ -34,8 +34,8 @@ static enum gen_status axis_init(struct axis *a, int s, int d) {
         return GEN_ERR_NOMEM;
     }
     for (int o = 0; o < d; o++) {
-        int *ix = a->idx + (size_t)o * a->taps;
-        float *wt = a->w + (size_t)o * a->taps;
+        int *ix = a->idx + (int64_t)o * a->taps;
+        float *wt = a->w + (int64_t)o * a->taps;
         if (s > d) {
             double lo = o * scale, hi = (o + 1) * scale;
             int k = 0;
@@ -84,15 +84,15 @@ static enum gen_status resize(const float *src, int c, int sh, int sw, float *ds
         }
     }
     for (int ch = 0; ch < c; ch++) {
-        const float *plane = tmp + (size_t)ch * sh * dw;
-        float *out = dst + (size_t)ch * dh * dw;
+        const float *plane = tmp + (int64_t)ch * sh * dw;
+        float *out = dst + (int64_t)ch * dh * dw;
         for (int o = 0; o < dh; o++) {
-            float *orow = out + (size_t)o * dw;
+            float *orow = out + (int64_t)o * dw;
             for (int x = 0; x < dw; x++) orow[x] = 0;
             for (int k = 0; k < ay.taps; k++) {
                 float wk = ay.w[o * ay.taps + k];
                 if (wk == 0) continue;
-                const float *irow = plane + (size_t)ay.idx[o * ay.taps + k] * dw;
+                const float *irow = plane + (int64_t)ay.idx[o * ay.taps + k] * dw;
                 for (int x = 0; x < dw; x++) orow[x] += wk * irow[x];
             }
         }

@@ -521,7 +521,8 @@ enum gen_status gen_st_open(const char *path, int flags, struct gen_st_file **ou
         if (!json) st = gen_fs_error_at(GEN_ERR_NOMEM, path);
     }
     if (st == GEN_OK) st = read_exact(path, fp, json, (size_t)hlen, "header");
-    int64_t data_bytes = size - 8 - (int64_t)hlen;
+    /* hlen <= size - 8 once st is OK, so this cannot overflow then. */
+    int64_t data_bytes = st == GEN_OK ? size - 8 - (int64_t)hlen : 0;
     if (st == GEN_OK) {
         json[hlen] = 0;
         if (json[0] != '{')

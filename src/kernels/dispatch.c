@@ -18,6 +18,7 @@
 static _Atomic(const struct gen_kernels *) table_in_force;
 static atomic_flag warned = ATOMIC_FLAG_INIT;
 
+#if defined(GEN_HAVE_AVX2) || defined(GEN_HAVE_AVX512)
 static int cpu_has_avx2(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
@@ -26,7 +27,9 @@ static int cpu_has_avx2(void) {
     return 0;
 #endif
 }
+#endif
 
+#ifdef GEN_HAVE_AVX512
 static int cpu_has_avx512(void) {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_cpu_init();
@@ -37,6 +40,7 @@ static int cpu_has_avx512(void) {
     return 0;
 #endif
 }
+#endif
 
 const struct gen_kernels *gen_kernels_for(const char *isa) {
     if (!isa) return NULL;

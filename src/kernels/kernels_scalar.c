@@ -64,11 +64,12 @@ static double sumsq(int64_t n, const float *x) { return gen_ksum_blocks(n, x, su
 
 /* ---- activations ------------------------------------------------------- */
 
-/* 1 / (1 + e^-x) without overflow: e^-|x| is in (0, 1]. */
+/* 1 / (1 + e^-x) without overflow: with e = e^-|x| in (0, 1], it is
+ * 1 / (1 + e) for x >= 0 and e / (1 + e) below (a select, not a branch:
+ * random signs would mispredict). NaN gives NaN. */
 static inline float sigmoid1(float x) {
-    if (x >= 0.0f) return 1.0f / (1.0f + expf(-x));
-    const float e = expf(x);
-    return e / (1.0f + e);
+    const float e = expf(-fabsf(x));
+    return (x >= 0.0f ? 1.0f : e) / (1.0f + e);
 }
 
 /* sigmoid(x) (1 - sigmoid(x)) = e / (1 + e)^2 with e = e^-|x|: no 1 - s. */

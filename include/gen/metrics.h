@@ -1,0 +1,72 @@
+/* metrics.h - sample-quality metrics for the image families (`gen eval`).
+ *
+ * The features are those of gen's own classifier family (a small CNN
+ * trained with `gen train classifier`): its 128-d penultimate activations
+ * for the Frechet distance and for precision/recall, its class
+ * probabilities p(y|x) for the classifier score. Every number is printed
+ * next to its baseline: the same metric between N training images and the
+ * test images, which is what a perfect generator would score. */
+#ifndef GEN_METRICS_H
+#define GEN_METRICS_H
+
+#include "gen/core.h"
+#include "gen/family.h"
+
+/* Generates n images (n, c, h, w) with values in [0, 1] into out, using seed.
+ * gen_eval_images calls it in chunks of at most GEN_EVAL_CHUNK images, each
+ * chunk with its own seed derived from --seed, so a generator never has to
+ * hold more than a chunk's activations. */
+#define GEN_EVAL_CHUNK 500
+typedef enum gen_status (*gen_generate_fn)(void *model, int64_t n, uint64_t seed, float *out);
+
+/* `gen eval FAMILY` for an image family. Options it reads from run->cfg:
+ * --classifier CKPT (default runs/classifier/checkpoint.safetensors),
+ * --data DIR (real images; the test split), -n/--num N generated images,
+ * --samples DIR (evaluate a folder of PNGs instead of generating, e.g. a
+ * PyTorch twin's samples; then generate may be NULL), --seed, --json.
+ * Prints a table on stderr (FID, classifier score, precision, recall, each
+ * with the train-vs-test baseline next to it), one JSON object on stdout
+ * with --json, and appends the metrics to metrics.jsonl of the checkpoint's
+ * directory (not with --samples). c, h, w: the generated images' shape; they
+ * are converted to the classifier's channels and size when they differ
+ * (with --samples and generate NULL, c = h = w = 0 is fine). The model must
+ * be in evaluation mode (no grad). Returns an exit code (0, 1 with
+ * gen_last_error set, 2 usage). */
+int gen_eval_images(struct gen_run *run, gen_generate_fn generate, void *model, int c, int h,
+                    int w);
+
+/* Option-table entries every image family puts in its eval_options table
+ * (before GEN_OPT_END). GEN_EVAL_IMAGE_OPTIONS_NUM("2000") gives -n another
+ * default (for slow samplers). */
+#define GEN_EVAL_IMAGE_OPTIONS GEN_EVAL_IMAGE_OPTIONS_NUM("10000")
+#define GEN_EVAL_IMAGE_OPTIONS_NUM(def_num)                                                      \
+    GEN_STR_OPT("classifier", "runs/classifier/checkpoint.safetensors",                          \
+                "feature network checkpoint (gen train classifier)"),                            \
+        {"num", 'n', GEN_OPT_INT, def_num, "generated images to evaluate (--samples: at most N)", \
+         10, 1000000, NULL},                                                                     \
+        GEN_STR_OPT("samples", NULL, "evaluate this folder of PNG images instead of generating")
+
+/* ---- the metrics themselves (also used by the tests) ------------------- */
+
+/* Mean (d) and covariance (d x d, row-major, unbiased: divides by n - 1) of
+ * n feature rows x (n, d), accumulated in double. n >= 2. */
+enum gen_status gen_feature_stats(const float *x, int64_t n, int d, double *mean, double *cov);
+
+/* Frechet distance between N(mu1, s1) and N(mu2, s2) (d x d symmetric PSD):
+ * |mu1 - mu2|^2 + tr(s1 + s2 - 2 (s1^1/2 s2 s1^1/2)^1/2), through symmetric
+ * eigen-decompositions. Stores it in *fd (>= 0). */
+enum gen_status gen_frechet_distance(const double *mu1, const double *s1, const double *mu2,
+                                     const double *s2, int d, double *fd);
+
+/* Classifier (inception-style) score exp(E_x KL(p(y|x) || p(y))) of n rows
+ * of class probabilities p (n, k). 1 <= score <= k. */
+double gen_classifier_score(const float *p, int64_t n, int k);
+
+/* k-NN precision and recall (Kynkaanniemi et al. 2019) between real
+ * features (nr, d) and generated features (ng, d): precision is the share
+ * of generated points inside some real point's k-NN ball, recall the share
+ * of real points inside some generated point's k-NN ball. */
+enum gen_status gen_precision_recall(const float *real, int64_t nr, const float *fake, int64_t ng,
+                                     int d, int k, double *precision, double *recall);
+
+#endif

@@ -1,0 +1,482 @@
+/* test_safetensors.c - the safetensors reader and writer (round trip, every
+ * truncation, flipped header bytes, crafted bad headers) and checkpoints
+ * (round trip, mismatches, failures during save leave the old file). */
+#include <dirent.h>
+#include <string.h>
+
+#include "gen/io.h"
+#include "gen/nn.h"
+#include "io/safetensors.h"
+#include "testutil.h"
+
+static char *tmp;
+
+static int setup(void **state) {
+    (void)state;
+    tmp = tu_mkdtemp();
+    return tmp ? 0 : -1;
+}
+
+static int teardown(void **state) {
+    (void)state;
+    tu_rmtree(tmp);
+    free(tmp);
+    return 0;
+}
+
+static const char *path_of(const char *name) {
+    static char buf[4][1024];
+    static int k;
+    k = (k + 1) & 3;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", tmp, name);
+    return buf[k];
+}
+
+static uint8_t *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(*n ? *n : 1);
+    assert_int_equal(fread(b, 1, *n, f), *n);
+    fclose(f);
+    return b;
+}
+
+static void spit(const char *path, const void *b, size_t n) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    if (n) assert_int_equal(fwrite(b, 1, n, f), n);
+    fclose(f);
+}
+
+/* Writes header JSON (length as given) followed by `data` zero bytes. */
+static void craft(const char *path, const char *json, size_t data) {
+    size_t jl = strlen(json);
+    uint8_t *b = calloc(1, 8 + jl + data);
+    for (int i = 0; i < 8; i++) b[i] = (uint8_t)((uint64_t)jl >> (8 * i));
+    memcpy(b + 8, json, jl);
+    spit(path, b, 8 + jl + data);
+    free(b);
+}
+
+static void expect_bad(const char *json, size_t data, const char *phrase) {
+    const char *p = path_of("crafted.safetensors");
+    craft(p, json, data);
+    struct gen_st_file *f = NULL;
+    enum gen_status st = gen_st_open(p, 0, &f);
+    if (st == GEN_OK) fail_msg("accepted: %s", json);
+    assert_null(f);
+    const char *msg = gen_last_error();
+    if (strncmp(msg, p, strlen(p)) != 0 || !strstr(msg, phrase))
+        fail_msg("for %s: message '%s' lacks '%s'", json, msg, phrase);
+}
+
+static const int64_t shape_a[2] = {2, 3}, shape_c[2] = {0, 5}, shape_d[1] = {4};
+static const float va[6] = {1, 2, 3, 4, 5, -6.5f}, vb[1] = {42}, vd[4] = {0.5f, 1e-30f, 3e30f, -0.0f};
+
+static void save_small(const char *path) {
+    const struct gen_st_entry e[4] = {
+        {"a", 2, shape_a, va}, {"b", 0, NULL, vb}, {"c", 2, shape_c, NULL}, {"d", 1, shape_d, vd}};
+    const struct gen_kv meta[2] = {{"step", "10"}, {"config", "{\"lr\": 0.001}"}};
+    assert_int_equal(gen_st_save(path, e, 4, meta, 2), GEN_OK);
+}
+
+static void test_round_trip(void **state) {
+    (void)state;
+    const char *p = path_of("small.safetensors");
+    save_small(p);
+    struct gen_st_file *f;
+    assert_int_equal(gen_st_open(p, 0, &f), GEN_OK);
+    assert_int_equal(gen_st_count(f), 4);
+    const struct gen_st_tensor *a = gen_st_find(f, "a"), *b = gen_st_find(f, "b"),
+                               *c = gen_st_find(f, "c"), *d = gen_st_find(f, "d");
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_non_null(c);
+    assert_non_null(d);
+    assert_null(gen_st_find(f, "e"));
+    assert_int_equal(a->ndim, 2);
+    assert_int_equal(a->shape[1], 3);
+    assert_memory_equal(a->data, va, sizeof va);
+    assert_int_equal(b->ndim, 0);
+    assert_int_equal(b->numel, 1);
+    assert_float_equal(b->data[0], 42.0f, 0);
+    assert_int_equal(c->numel, 0);
+    assert_memory_equal(d->data, vd, sizeof vd);
+    assert_int_equal((uintptr_t)a->data % 4, 0);
+    assert_string_equal(gen_st_meta(f, "step"), "10");
+    assert_string_equal(gen_st_meta(f, "config"), "{\"lr\": 0.001}");
+    assert_null(gen_st_meta(f, "nope"));
+    assert_int_equal(gen_st_data_bytes(f), 4 * (6 + 1 + 4));
+    gen_st_close(f);
+    /* Header-only open: same names and shapes, no data. */
+    assert_int_equal(gen_st_open(p, GEN_ST_HEADER_ONLY, &f), GEN_OK);
+    assert_int_equal(gen_st_count(f), 4);
+    assert_null(gen_st_find(f, "a")->data);
+    gen_st_close(f);
+    /* Header length is a multiple of 8; same input, same bytes. */
+    size_t n1, n2;
+    uint8_t *b1 = slurp(p, &n1);
+    assert_int_equal(b1[0] % 8, 0);
+    assert_int_equal(b1[8], '{');
+    save_small(path_of("small2.safetensors"));
+    uint8_t *b2 = slurp(path_of("small2.safetensors"), &n2);
+    assert_int_equal(n1, n2);
+    assert_memory_equal(b1, b2, n1);
+    free(b1);
+    free(b2);
+    /* Writer rejects its own bad input. */
+    const struct gen_st_entry dup[2] = {{"x", 1, shape_d, vd}, {"x", 1, shape_d, vd}};
+    assert_int_equal(gen_st_save(path_of("dup.safetensors"), dup, 2, NULL, 0), GEN_ERR_USAGE);
+    assert_non_null(strstr(gen_last_error(), "'x' appears twice"));
+}
+
+static void test_every_truncation(void **state) {
+    (void)state;
+    const char *p = path_of("t.safetensors");
+    save_small(p);
+    size_t n;
+    uint8_t *b = slurp(p, &n);
+    const char *q = path_of("cut.safetensors");
+    for (size_t len = 0; len < n; len++) {
+        spit(q, b, len);
+        for (int flags = 0; flags <= GEN_ST_HEADER_ONLY; flags++) {
+            struct gen_st_file *f = NULL;
+            if (gen_st_open(q, flags, &f) == GEN_OK) fail_msg("truncated to %zu accepted", len);
+            assert_null(f);
+            assert_int_equal(strncmp(gen_last_error(), q, strlen(q)), 0);
+        }
+    }
+    /* One byte too many: not covered by any tensor. */
+    uint8_t *longer = calloc(1, n + 1);
+    memcpy(longer, b, n);
+    spit(q, longer, n + 1);
+    struct gen_st_file *f = NULL;
+    assert_int_equal(gen_st_open(q, 0, &f), GEN_ERR_FORMAT);
+    assert_non_null(strstr(gen_last_error(), "belong to no tensor"));
+    free(longer);
+    free(b);
+}
+
+static void test_flipped_header_bytes(void **state) {
+    (void)state;
+    const char *p = path_of("f.safetensors");
+    save_small(p);
+    size_t n;
+    uint8_t *b = slurp(p, &n);
+    size_t header = 8 + (size_t)b[0] + ((size_t)b[1] << 8);
+    const char *q = path_of("flip.safetensors");
+    const uint8_t masks[] = {0x01, 0x02, 0x10, 0x20, 0x80, 0xff};
+    int ok = 0, bad = 0;
+    for (size_t i = 0; i < header; i++) {
+        for (size_t m = 0; m < sizeof masks; m++) {
+            b[i] ^= masks[m];
+            spit(q, b, n);
+            struct gen_st_file *f = NULL;
+            if (gen_st_open(q, 0, &f) == GEN_OK) {
+                /* Whatever parsed must be self-consistent. */
+                int64_t total = 0;
+                for (int t = 0; t < gen_st_count(f); t++) total += gen_st_at(f, t)->numel * 4;
+                assert_int_equal(total, gen_st_data_bytes(f));
+                gen_st_close(f);
+                ok++;
+            } else {
+                assert_null(f);
+                assert_int_equal(strncmp(gen_last_error(), q, strlen(q)), 0);
+                bad++;
+            }
+            b[i] ^= masks[m];
+        }
+    }
+    assert_true(bad > 0);
+    print_message("flipped header bytes: %d parsed, %d rejected\n", ok, bad);
+    free(b);
+}
+
+static void test_crafted_headers(void **state) {
+    (void)state;
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+               "\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]}}",
+               24, "overlaps");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+               "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[12,20]}}",
+               20, "4 bytes before tensor 'b' belong to no tensor");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", 8,
+               "outside the 8-byte data area");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 12,
+               "last 4 bytes");
+    expect_bad("{\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4,
+               "dtype F16; gen reads only F32");
+    expect_bad("{\"a\":{\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "no dtype");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8,
+               "span 8 bytes but the shape needs 12");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4,
+               "not a non-negative integer");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1.5],\"data_offsets\":[0,4]}}", 4,
+               "not a non-negative integer");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1,1,1,1,1],\"data_offsets\":[0,4]}}", 4,
+               "5 dimensions");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1099511627776,1099511627776,1099511627776],"
+               "\"data_offsets\":[0,4]}}", 4, "overflows");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4,8]}}", 4,
+               "data_offsets is not two");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,4]}}", 8, "outside");
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+               "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8,
+               "'a' appears twice");
+    expect_bad("{\"__metadata__\":{\"step\":10}}", 0, "not a string");
+    expect_bad("{\"__metadata__\":[1]}", 0, "__metadata__ is not an object");
+    expect_bad("{\"a\":7}", 0, "'a' is not an object");
+    expect_bad("[1, 2, 3]", 0, "start with '{'");
+    expect_bad("{\"a\": {\"dtype\": \"F32\"", 0, "not valid JSON");
+    expect_bad("{} x", 0, "unexpected bytes after");
+    expect_bad("{", 0, "too small");
+    /* Valid oddities: empty header object, padding, empty tensors. */
+    const char *p = path_of("ok.safetensors");
+    craft(p, "{}      ", 0);
+    struct gen_st_file *f;
+    assert_int_equal(gen_st_open(p, 0, &f), GEN_OK);
+    assert_int_equal(gen_st_count(f), 0);
+    gen_st_close(f);
+    craft(p, "{\"z\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[0,0]},"
+             "\"a\":{\"dtype\":\"F32\",\"shape\":[],\"data_offsets\":[0,4]}}", 4);
+    assert_int_equal(gen_st_open(p, 0, &f), GEN_OK);
+    assert_int_equal(gen_st_count(f), 2);
+    gen_st_close(f);
+
+    /* Header length fields that lie. */
+    uint8_t raw[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, '{', '}'};
+    spit(p, raw, 10);
+    assert_int_equal(gen_st_open(p, 0, &f), GEN_ERR_FORMAT);
+    assert_non_null(strstr(gen_last_error(), "more than the 2 bytes after it"));
+    spit(p, raw, 5);
+    assert_int_equal(gen_st_open(p, 0, &f), GEN_ERR_FORMAT);
+    assert_non_null(strstr(gen_last_error(), "too short"));
+    assert_int_equal(gen_st_open(path_of("missing.safetensors"), 0, &f), GEN_ERR_IO);
+    assert_int_equal(gen_st_open(tmp, 0, &f), GEN_ERR_IO);
+}
+
+/* ---- checkpoints ---- */
+
+struct spec {
+    const char *name;
+    enum gen_param_kind kind;
+    int ndim;
+    int64_t shape[2];
+};
+
+static void build(struct gen_params *ps, const struct spec *s, int n, float base) {
+    gen_params_init(ps);
+    for (int i = 0; i < n; i++) gen_params_add(ps, s[i].name, s[i].kind, 0, s[i].ndim, s[i].shape);
+    assert_int_equal(gen_params_finalize(ps, 1), GEN_OK);
+    for (int64_t i = 0; i < ps->n_train; i++) {
+        ps->data[i] = base + (float)i;
+        ps->m[i] = base - (float)i;
+        ps->v[i] = base * 0.5f + (float)i;
+        ps->ema[i] = base + 0.25f * (float)i;
+    }
+    for (int64_t i = 0; i < ps->n_buffer; i++) ps->buffers[i] = base * 3 + (float)i;
+    ps->step[0] = (int64_t)base;
+    ps->step[1] = 7;
+}
+
+static const struct spec model[3] = {
+    {"enc.weight", GEN_PARAM_WEIGHT, 2, {3, 2}},
+    {"enc.bias", GEN_PARAM_NODECAY, 1, {3, 0}},
+    {"bn.running_mean", GEN_PARAM_BUFFER, 1, {3, 0}},
+};
+
+static void test_checkpoint_round_trip(void **state) {
+    (void)state;
+    const char *p = path_of("ckpt.safetensors");
+    struct gen_params a, b;
+    build(&a, model, 3, 100);
+    const struct gen_kv meta[2] = {{"step", "123"}, {"rng.data", "1,2,3,4"}};
+    assert_int_equal(gen_ckpt_save(p, &a, "vae", "{\"latent\":16}", meta, 2), GEN_OK);
+    build(&b, model, 3, 0);
+    struct gen_ckpt_meta m;
+    assert_int_equal(gen_ckpt_load(p, &b, "vae", GEN_CKPT_OPTIM | GEN_CKPT_EMA, &m), GEN_OK);
+    assert_memory_equal(a.data, b.data, (size_t)a.n_train * 4);
+    assert_memory_equal(a.m, b.m, (size_t)a.n_train * 4);
+    assert_memory_equal(a.v, b.v, (size_t)a.n_train * 4);
+    assert_memory_equal(a.ema, b.ema, (size_t)a.n_train * 4);
+    assert_memory_equal(a.buffers, b.buffers, (size_t)a.n_buffer * 4);
+    assert_int_equal(b.step[0], 100);
+    assert_int_equal(b.step[1], 7);
+    assert_string_equal(gen_ckpt_meta_get(&m, "step"), "123");
+    assert_string_equal(gen_ckpt_meta_get(&m, "rng.data"), "1,2,3,4");
+    assert_string_equal(gen_ckpt_meta_get(&m, "family"), "vae");
+    assert_string_equal(gen_ckpt_meta_get(&m, "format_version"), GEN_CKPT_FORMAT_VERSION);
+    gen_ckpt_meta_free(&m);
+    /* Weights only (sampling): optimiser state untouched. */
+    gen_params_free(&b);
+    build(&b, model, 3, 0);
+    assert_int_equal(gen_ckpt_load(p, &b, "vae", 0, NULL), GEN_OK);
+    assert_memory_equal(a.data, b.data, (size_t)a.n_train * 4);
+    assert_float_equal(b.m[1], -1.0f, 0);
+    /* The tensors are there under PyTorch-style names. */
+    struct gen_st_file *f;
+    assert_int_equal(gen_st_open(p, 0, &f), GEN_OK);
+    assert_int_equal(gen_st_count(f), 3 + 2 * 2 + 2);
+    assert_non_null(gen_st_find(f, "optim.m.enc.weight"));
+    assert_non_null(gen_st_find(f, "ema.enc.bias"));
+    assert_null(gen_st_find(f, "ema.bn.running_mean"));
+    gen_st_close(f);
+    /* Metadata before the model exists. */
+    assert_int_equal(gen_ckpt_read_meta(p, &m), GEN_OK);
+    assert_string_equal(gen_ckpt_meta_get(&m, "config"), "{\"latent\":16}");
+    assert_string_equal(gen_ckpt_meta_get(&m, "gen_version"), GEN_VERSION);
+    gen_ckpt_meta_free(&m);
+    /* Reserved metadata keys. */
+    const struct gen_kv bad[1] = {{"family", "x"}};
+    assert_int_equal(gen_ckpt_save(p, &a, "vae", "{}", bad, 1), GEN_ERR_USAGE);
+    gen_params_free(&a);
+    gen_params_free(&b);
+}
+
+static void test_checkpoint_mismatch(void **state) {
+    (void)state;
+    const char *p = path_of("ckpt2.safetensors");
+    struct gen_params a, b;
+    build(&a, model, 3, 1);
+    assert_int_equal(gen_ckpt_save(p, &a, "vae", "{}", NULL, 0), GEN_OK);
+    build(&b, model, 3, 0);
+    assert_int_equal(gen_ckpt_load(p, &b, "gan", 0, NULL), GEN_ERR_FORMAT);
+    assert_non_null(strstr(gen_last_error(), "for family 'vae', not 'gan'"));
+    gen_params_free(&b);
+    struct spec other[3] = {model[0], model[1], model[2]};
+    other[0].shape[0] = 2;
+    other[0].shape[1] = 3;
+    build(&b, other, 3, 0);
+    assert_int_equal(gen_ckpt_load(p, &b, "vae", 0, NULL), GEN_ERR_FORMAT);
+    assert_non_null(
+        strstr(gen_last_error(), "'enc.weight' has shape [3, 2] in the file but [2, 3] in the model"));
+    gen_params_free(&b);
+    const struct spec more[4] = {model[0], model[1], model[2],
+                                 {"dec.weight", GEN_PARAM_WEIGHT, 2, {2, 2}}};
+    build(&b, more, 4, 0);
+    assert_int_equal(gen_ckpt_load(p, &b, "vae", 0, NULL), GEN_ERR_FORMAT);
+    assert_non_null(strstr(gen_last_error(), "'dec.weight' is missing"));
+    gen_params_free(&b);
+    build(&b, model, 2, 0);
+    assert_int_equal(gen_ckpt_load(p, &b, "vae", 0, NULL), GEN_ERR_FORMAT);
+    assert_non_null(strstr(gen_last_error(), "'bn.running_mean' is not part of this model"));
+    gen_params_free(&b);
+    /* A safetensors file that is not a gen checkpoint. */
+    save_small(path_of("plain.safetensors"));
+    struct gen_ckpt_meta m;
+    assert_int_equal(gen_ckpt_read_meta(path_of("plain.safetensors"), &m), GEN_ERR_FORMAT);
+    assert_non_null(strstr(gen_last_error(), "not a gen checkpoint"));
+    gen_params_free(&a);
+}
+
+static int count_tmp_files(void) {
+    DIR *d = opendir(tmp);
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) n += strstr(e->d_name, ".tmp.") != NULL;
+    closedir(d);
+    return n;
+}
+
+static void test_failed_save_keeps_old(void **state) {
+    (void)state;
+    const char *p = path_of("keep.safetensors");
+    struct gen_params a, b;
+    build(&a, model, 3, 1);
+    build(&b, model, 3, 2);
+    assert_int_equal(gen_ckpt_save(p, &a, "vae", "{}", NULL, 0), GEN_OK);
+    size_t n0;
+    uint8_t *old = slurp(p, &n0);
+    /* Disk full at every point of the new file. */
+    for (int64_t at = 0; at < (int64_t)n0 + 64; at += 13) {
+        gen_st_fail_write_after(at);
+        enum gen_status st = gen_ckpt_save(p, &b, "vae", "{}", NULL, 0);
+        gen_st_fail_write_after(-1);
+        size_t n1;
+        uint8_t *now = slurp(p, &n1);
+        if (st == GEN_OK) { /* the whole file fit before the failure point */
+            free(now);
+            assert_int_equal(gen_ckpt_save(p, &a, "vae", "{}", NULL, 0), GEN_OK);
+            continue;
+        }
+        assert_int_equal(st, GEN_ERR_IO);
+        assert_non_null(strstr(gen_last_error(), "unchanged"));
+        assert_int_equal(n1, n0);
+        assert_memory_equal(now, old, n0);
+        free(now);
+        assert_int_equal(count_tmp_files(), 0);
+    }
+    /* Out of memory at every allocation. */
+    for (long k = 1; k < 100; k++) {
+        gen_alloc_fail_after(k);
+        enum gen_status st = gen_ckpt_save(p, &b, "vae", "{}", NULL, 0);
+        gen_alloc_fail_after(0);
+        if (st == GEN_OK) break;
+        size_t n1;
+        uint8_t *now = slurp(p, &n1);
+        assert_int_equal(n1, n0);
+        assert_memory_equal(now, old, n0);
+        free(now);
+    }
+    /* Out of memory while loading: clean errors. */
+    for (long k = 1; k < 100; k++) {
+        struct gen_ckpt_meta m;
+        gen_alloc_fail_after(k);
+        enum gen_status st = gen_ckpt_load(p, &a, "vae", GEN_CKPT_OPTIM, &m);
+        gen_alloc_fail_after(0);
+        if (st == GEN_OK) {
+            gen_ckpt_meta_free(&m);
+            break;
+        }
+        assert_int_equal(st, GEN_ERR_NOMEM);
+    }
+    /* The temporary file cannot be created. */
+    char bad[1200];
+    snprintf(bad, sizeof bad, "%s/no/such/dir/x.safetensors", tmp);
+    assert_int_equal(gen_ckpt_save(bad, &a, "vae", "{}", NULL, 0), GEN_ERR_IO);
+    assert_non_null(strstr(gen_last_error(), "cannot create temporary file"));
+    free(old);
+    gen_params_free(&a);
+    gen_params_free(&b);
+}
+
+/* The Python reader (spec only, no safetensors library) agrees, when a
+ * python3 is on the machine; the C suite itself needs no Python. */
+static void test_python_reader(void **state) {
+    (void)state;
+    if (system("command -v python3 > /dev/null 2>&1") != 0) {
+        print_message("skipping: no python3\n");
+        skip();
+    }
+    const char *p = path_of("py.safetensors");
+    struct gen_params a;
+    build(&a, model, 3, 5);
+    const struct gen_kv meta[1] = {{"step", "9"}};
+    assert_int_equal(gen_ckpt_save(p, &a, "diffusion", "{\"ch\":32}", meta, 1), GEN_OK);
+    gen_params_free(&a);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd, "python3 '%s' '%s' --quiet > /dev/null",
+             tu_source_path("scripts/read_safetensors.py"), p);
+    assert_int_equal(system(cmd), 0);
+    /* ... and rejects a truncated file. */
+    snprintf(cmd, sizeof cmd, "head -c 100 '%s' > '%s.cut' && python3 '%s' '%s.cut' 2> /dev/null",
+             p, p, tu_source_path("scripts/read_safetensors.py"), p);
+    assert_int_not_equal(system(cmd), 0);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_every_truncation),
+        cmocka_unit_test(test_flipped_header_bytes),
+        cmocka_unit_test(test_crafted_headers),
+        cmocka_unit_test(test_checkpoint_round_trip),
+        cmocka_unit_test(test_checkpoint_mismatch),
+        cmocka_unit_test(test_failed_save_keeps_old),
+        cmocka_unit_test(test_python_reader),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}
