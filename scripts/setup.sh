@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(cmake gcc pkg-config libopenblas-dev libcmocka-dev libstb-dev libcjson-dev zlib1g-dev)
+packages=(cmake gcc pkg-config libopenblas-dev libopenblas-openmp-dev libcmocka-dev libstb-dev libcjson-dev zlib1g-dev)
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

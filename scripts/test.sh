@@ -7,6 +7,9 @@ cd "$(dirname "$0")/.."
 jobs=${GEN_JOBS:-2}
 
 bash scripts/setup.sh
+# Real data for the tests that train on a small subset; they skip (and say
+# so) when it cannot be had.
+bash scripts/fetch-data.sh || echo "test.sh: data sets not fetched; tests that need them will skip" >&2
 
 status=0
 echo "== tests (Release, build/)" >&2

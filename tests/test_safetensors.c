@@ -251,6 +251,11 @@ static void test_crafted_headers(void **state) {
     spit(p, raw, 10);
     assert_int_equal(gen_st_open(p, 0, &f), GEN_ERR_FORMAT);
     assert_non_null(strstr(gen_last_error(), "more than the 2 bytes after it"));
+    /* 2^63 (found by the fuzzer: overflowed the data size computation). */
+    uint8_t top[16] = {0, 0, 0, 0, 0, 0, 0, 0x80};
+    spit(p, top, 16);
+    assert_int_equal(gen_st_open(p, 0, &f), GEN_ERR_FORMAT);
+    assert_non_null(strstr(gen_last_error(), "more than the 8 bytes after it"));
     spit(p, raw, 5);
     assert_int_equal(gen_st_open(p, 0, &f), GEN_ERR_FORMAT);
     assert_non_null(strstr(gen_last_error(), "too short"));

@@ -4,13 +4,14 @@
 #include "gen/family.h"
 
 extern const struct gen_family gen_family_gan, gen_family_vae, gen_family_transformer,
-    gen_family_diffusion;
+    gen_family_diffusion, gen_family_classifier;
 
 const struct gen_family *const gen_families[] = {
     &gen_family_gan,
     &gen_family_vae,
     &gen_family_transformer,
     &gen_family_diffusion,
+    &gen_family_classifier,
     NULL,
 };
 

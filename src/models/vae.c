@@ -17,34 +17,19 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gen/data.h"
 #include "gen/trainer.h"
-
-enum { ARCH_MLP, ARCH_CONV };
-enum { RNG_INIT, RNG_NOISE, N_RNG };
-
-struct vae {
-    int arch;
-    int64_t C, H, W, D, latent, hidden;
-    struct gen_params ps;
-    struct gen_linear_layer fc1, fc21, fc22, fc3, fc4;
-    struct gen_conv_layer conv1, conv2, deconv1, deconv2;
-    struct gen_rng rng[N_RNG];
-    struct gen_optim opt;
-    float lr;
-    struct gen_image_set train, test;
-};
+#include "models/vae.h"
 
 /* ---- the network ---- */
 
-static enum gen_status vae_build(struct vae *m, int arch, int64_t C, int64_t H, int64_t W,
+enum gen_status gen_vae_build(struct gen_vae *m, int arch, int64_t C, int64_t H, int64_t W,
                                  int64_t latent, int64_t hidden, uint64_t seed) {
     m->arch = arch;
     m->C = C, m->H = H, m->W = W, m->D = C * H * W;
     m->latent = latent, m->hidden = hidden;
     gen_params_init(&m->ps);
     struct gen_params *ps = &m->ps;
-    if (arch == ARCH_MLP) {
+    if (arch == GEN_VAE_MLP) {
         gen_linear_layer_add(ps, &m->fc1, "fc1", m->D, hidden, 1, 0);
         gen_linear_layer_add(ps, &m->fc21, "fc21", hidden, latent, 1, 0);
         gen_linear_layer_add(ps, &m->fc22, "fc22", hidden, latent, 1, 0);
@@ -65,9 +50,11 @@ static enum gen_status vae_build(struct vae *m, int arch, int64_t C, int64_t H, 
     }
     enum gen_status st = gen_params_finalize(ps, 0);
     if (st != GEN_OK) return st;
-    for (int i = 0; i < N_RNG; i++) gen_rng_seed(&m->rng[i], seed * N_RNG + (uint64_t)i + 1);
-    struct gen_rng *r = &m->rng[RNG_INIT];
-    if (arch == ARCH_MLP) {
+    m->lr = 1e-3f;
+    m->opt = (struct gen_optim){GEN_OPTIM_ADAM, m->lr, 0.9f, 0.999f, 1e-8f, 0.0f, 0.0f};
+    for (int i = 0; i < GEN_VAE_N_RNG; i++) gen_rng_seed(&m->rng[i], seed * GEN_VAE_N_RNG + (uint64_t)i + 1);
+    struct gen_rng *r = &m->rng[GEN_VAE_RNG_INIT];
+    if (arch == GEN_VAE_MLP) {
         gen_linear_layer_init(ps, &m->fc1, r);
     } else {
         gen_conv_layer_init(ps, &m->conv1, r);
@@ -78,16 +65,16 @@ static enum gen_status vae_build(struct vae *m, int arch, int64_t C, int64_t H, 
     gen_linear_layer_init(ps, &m->fc21, r);
     gen_linear_layer_init(ps, &m->fc22, r);
     gen_linear_layer_init(ps, &m->fc3, r);
-    if (arch == ARCH_MLP) gen_linear_layer_init(ps, &m->fc4, r);
+    if (arch == GEN_VAE_MLP) gen_linear_layer_init(ps, &m->fc4, r);
     return GEN_OK;
 }
 
 /* x (B, C, H, W) -> mu, logvar (B, latent) */
-static void encode(struct gen_ctx *g, struct vae *m, struct gen_tensor *x,
+static void encode(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x,
                    struct gen_tensor **mu, struct gen_tensor **logvar) {
     int64_t B = x->shape[0];
     struct gen_tensor *h;
-    if (m->arch == ARCH_MLP) {
+    if (m->arch == GEN_VAE_MLP) {
         h = gen_reshape(g, x, 2, (int64_t[]){B, m->D});
         h = gen_relu(g, gen_linear_layer_fwd(g, &m->ps, &m->fc1, h));
     } else {
@@ -100,10 +87,10 @@ static void encode(struct gen_ctx *g, struct vae *m, struct gen_tensor *x,
 }
 
 /* z (B, latent) -> logits (B, C, H, W) */
-static struct gen_tensor *decode(struct gen_ctx *g, struct vae *m, struct gen_tensor *z) {
+static struct gen_tensor *decode(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *z) {
     int64_t B = z->shape[0];
     struct gen_tensor *h = gen_relu(g, gen_linear_layer_fwd(g, &m->ps, &m->fc3, z));
-    if (m->arch == ARCH_MLP) {
+    if (m->arch == GEN_VAE_MLP) {
         h = gen_linear_layer_fwd(g, &m->ps, &m->fc4, h);
     } else {
         h = gen_reshape(g, h, 4, (int64_t[]){B, 64, m->H / 4, m->W / 4});
@@ -113,26 +100,31 @@ static struct gen_tensor *decode(struct gen_ctx *g, struct vae *m, struct gen_te
     return gen_reshape(g, h, 4, (int64_t[]){B, m->C, m->H, m->W});
 }
 
-/* z = mu + exp(logvar / 2) * eps with eps from rng */
+/* z = mu + exp(logvar / 2) * eps */
 static struct gen_tensor *reparameterize(struct gen_ctx *g, struct gen_tensor *mu,
-                                         struct gen_tensor *logvar, struct gen_rng *rng) {
-    struct gen_tensor *eps = gen_tensor(g, mu->ndim, mu->shape);
-    gen_rng_fill_normal(rng, eps->data, gen_numel(eps), 0.0f, 1.0f);
+                                         struct gen_tensor *logvar, struct gen_tensor *eps) {
     struct gen_tensor *std = gen_exp(g, gen_scale(g, logvar, 0.5f));
     return gen_add(g, mu, gen_mul(g, std, eps));
 }
 
-/* Negative ELBO summed over the batch: BCE (sum) + KL (sum). */
-static void neg_elbo(struct gen_ctx *g, struct vae *m, struct gen_tensor *x, struct gen_rng *rng,
-                     struct gen_tensor **bce, struct gen_tensor **kl) {
+void gen_vae_neg_elbo(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x,
+                      struct gen_tensor *eps, struct gen_tensor **bce, struct gen_tensor **kl) {
     struct gen_tensor *mu, *logvar;
     encode(g, m, x, &mu, &logvar);
-    struct gen_tensor *logits = decode(g, m, reparameterize(g, mu, logvar, rng));
+    struct gen_tensor *logits = decode(g, m, reparameterize(g, mu, logvar, eps));
     *bce = gen_bce_logits(g, logits, x, 0);
     *kl = gen_gaussian_kl(g, mu, logvar);
 }
 
-static struct gen_tensor *batch_images(struct gen_ctx *g, struct vae *m,
+/* The same with eps ~ N(0, I) drawn from rng. */
+static void neg_elbo(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x, struct gen_rng *rng,
+                     struct gen_tensor **bce, struct gen_tensor **kl) {
+    struct gen_tensor *eps = gen_tensor_2d(g, x->shape[0], m->latent);
+    gen_rng_fill_normal(rng, eps->data, gen_numel(eps), 0.0f, 1.0f);
+    gen_vae_neg_elbo(g, m, x, eps, bce, kl);
+}
+
+static struct gen_tensor *batch_images(struct gen_ctx *g, struct gen_vae *m,
                                        const struct gen_image_set *set, const int32_t *idx,
                                        int count) {
     struct gen_tensor *x = gen_tensor_4d(g, count, m->C, m->H, m->W);
@@ -142,20 +134,31 @@ static struct gen_tensor *batch_images(struct gen_ctx *g, struct vae *m,
 
 /* ---- training ---- */
 
-static enum gen_status vae_step(void *model, struct gen_ctx *g, int64_t step, const int32_t *idx,
-                                int count, double *fields) {
-    (void)step;
-    struct vae *m = model;
-    struct gen_tensor *x = batch_images(g, m, &m->train, idx, count);
+/* One Adam step; fields: loss, bce, kl per image. */
+static void train_step(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x, double *fields) {
+    int64_t B = x->shape[0];
     struct gen_tensor *bce, *kl;
-    neg_elbo(g, m, x, &m->rng[RNG_NOISE], &bce, &kl);
-    struct gen_tensor *loss = gen_scale(g, gen_add(g, bce, kl), 1.0f / (float)count);
+    neg_elbo(g, m, x, &m->rng[GEN_VAE_RNG_NOISE], &bce, &kl);
+    struct gen_tensor *loss = gen_scale(g, gen_add(g, bce, kl), 1.0f / (float)B);
     gen_params_zero_grad(&m->ps);
     gen_backward(g, loss);
     gen_optim_step(&m->opt, &m->ps, -1, m->lr);
     fields[0] = loss->data[0];
-    fields[1] = bce->data[0] / count;
-    fields[2] = kl->data[0] / count;
+    fields[1] = bce->data[0] / (double)B;
+    fields[2] = kl->data[0] / (double)B;
+}
+
+double gen_vae_train_step(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x) {
+    double fields[3];
+    train_step(g, m, x, fields);
+    return fields[0];
+}
+
+static enum gen_status vae_step(void *model, struct gen_ctx *g, int64_t step, const int32_t *idx,
+                                int count, double *fields) {
+    (void)step;
+    struct gen_vae *m = model;
+    train_step(g, m, batch_images(g, m, &m->train, idx, count), fields);
     return GEN_OK;
 }
 
@@ -164,7 +167,7 @@ static enum gen_status vae_step(void *model, struct gen_ctx *g, int64_t step, co
 
 /* Mean negative ELBO per test image (nats), with a fixed noise seed so
  * numbers from different epochs and runs are comparable. */
-static double test_loss(struct gen_ctx *g, struct vae *m, const struct gen_image_set *set) {
+double gen_vae_test_loss(struct gen_ctx *g, struct gen_vae *m, const struct gen_image_set *set) {
     struct gen_rng rng;
     gen_rng_seed(&rng, EVAL_SEED);
     int32_t idx[EVAL_BATCH];
@@ -181,13 +184,12 @@ static double test_loss(struct gen_ctx *g, struct vae *m, const struct gen_image
 }
 
 static enum gen_status vae_evaluate(void *model, struct gen_ctx *g, double *fields) {
-    struct vae *m = model;
-    fields[0] = test_loss(g, m, &m->test);
+    struct gen_vae *m = model;
+    fields[0] = gen_vae_test_loss(g, m, &m->test);
     return GEN_OK;
 }
 
-/* n images decoded from z ~ N(0, I) drawn from rng: (n, C, H, W) in [0, 1]. */
-static struct gen_tensor *generate(struct gen_ctx *g, struct vae *m, int n, struct gen_rng *rng) {
+struct gen_tensor *gen_vae_generate(struct gen_ctx *g, struct gen_vae *m, int n, struct gen_rng *rng) {
     struct gen_tensor *z = gen_tensor_2d(g, n, m->latent);
     gen_rng_fill_normal(rng, z->data, gen_numel(z), 0.0f, 1.0f);
     return gen_sigmoid(g, decode(g, m, z));
@@ -195,7 +197,7 @@ static struct gen_tensor *generate(struct gen_ctx *g, struct vae *m, int n, stru
 
 /* count test images idx[] and their reconstructions (decoded means), in
  * pairs: out (2 count, C, H, W). */
-static struct gen_tensor *reconstruct(struct gen_ctx *g, struct vae *m, const int32_t *idx,
+static struct gen_tensor *reconstruct(struct gen_ctx *g, struct gen_vae *m, const int32_t *idx,
                                       int count) {
     struct gen_tensor *x = batch_images(g, m, &m->test, idx, count);
     struct gen_tensor *mu, *logvar;
@@ -218,13 +220,13 @@ static enum gen_status write_images(const char *path, const struct gen_tensor *t
 }
 
 static enum gen_status vae_snapshot(void *model, struct gen_ctx *g, const char *dir, int64_t step) {
-    struct vae *m = model;
+    struct gen_vae *m = model;
     char path[4096];
     struct gen_rng rng;
     gen_rng_seed(&rng, EVAL_SEED);
     g->training = 0;
     snprintf(path, sizeof path, "%s/samples-%08lld.png", dir, (long long)step);
-    enum gen_status st = write_images(path, generate(g, m, 64, &rng));
+    enum gen_status st = write_images(path, gen_vae_generate(g, m, 64, &rng));
     if (st == GEN_OK) {
         int32_t idx[32];
         int count = m->test.n < 32 ? (int)m->test.n : 32;
@@ -246,14 +248,14 @@ static enum gen_status load_data(struct gen_image_set *set, const char *path, in
     return st;
 }
 
-static void vae_free(struct vae *m) {
+void gen_vae_free(struct gen_vae *m) {
     gen_params_free(&m->ps);
     gen_image_set_free(&m->train);
     gen_image_set_free(&m->test);
 }
 
 /* The model's config: the options plus the image shape it was built for. */
-static char *model_config(const struct gen_config *cfg, const struct vae *m) {
+static char *model_config(const struct gen_config *cfg, const struct gen_vae *m) {
     char *s = gen_config_to_json(cfg);
     cJSON *o = cJSON_Parse(s);
     free(s);
@@ -265,11 +267,11 @@ static char *model_config(const struct gen_config *cfg, const struct vae *m) {
     return s;
 }
 
-static int arch_of(const char *s) { return s && !strcmp(s, "conv") ? ARCH_CONV : ARCH_MLP; }
+static int arch_of(const char *s) { return s && !strcmp(s, "conv") ? GEN_VAE_CONV : GEN_VAE_MLP; }
 
 static int vae_train(struct gen_run *run) {
     const struct gen_config *cfg = &run->cfg;
-    static struct vae m;
+    static struct gen_vae m;
     memset(&m, 0, sizeof m);
     int rc = 1;
     char *config = NULL;
@@ -281,15 +283,14 @@ static int vae_train(struct gen_run *run) {
         goto out;
     }
     uint64_t seed = (uint64_t)gen_config_int(cfg, "seed");
-    enum gen_status st = vae_build(&m, arch_of(gen_config_str(cfg, "arch")), m.train.c, m.train.h,
+    enum gen_status st = gen_vae_build(&m, arch_of(gen_config_str(cfg, "arch")), m.train.c, m.train.h,
                                    m.train.w, gen_config_int(cfg, "latent"),
                                    gen_config_int(cfg, "hidden"), seed);
     if (st != GEN_OK) {
         rc = st == GEN_ERR_USAGE ? 2 : 1;
         goto out;
     }
-    m.lr = (float)gen_config_float(cfg, "lr");
-    m.opt = (struct gen_optim){GEN_OPTIM_ADAM, m.lr, 0.9f, 0.999f, 1e-8f, 0.0f, 0.0f};
+    m.opt.lr = m.lr = (float)gen_config_float(cfg, "lr");
     config = model_config(cfg, &m);
     int batch = (int)gen_config_int(cfg, "batch");
     struct gen_trainer_spec spec = {
@@ -297,7 +298,7 @@ static int vae_train(struct gen_run *run) {
         .model = &m,
         .ps = &m.ps,
         .rngs = m.rng,
-        .n_rngs = N_RNG,
+        .n_rngs = GEN_VAE_N_RNG,
         .n_examples = m.train.n,
         .batch = batch,
         .data_seed = seed,
@@ -319,17 +320,17 @@ static int vae_train(struct gen_run *run) {
     };
     if (!run->quiet)
         fprintf(stderr, "vae (%s): %lld parameters, %lld training and %lld test images of %dx%dx%d\n",
-                m.arch == ARCH_MLP ? "mlp" : "conv", (long long)gen_params_count(&m.ps),
+                m.arch == GEN_VAE_MLP ? "mlp" : "conv", (long long)gen_params_count(&m.ps),
                 (long long)m.train.n, (long long)m.test.n, m.train.c, m.train.h, m.train.w);
     rc = gen_trainer_run(run, &spec);
 out:
     free(config);
-    vae_free(&m);
+    gen_vae_free(&m);
     return rc;
 }
 
 /* Builds the model a checkpoint describes and loads its weights. */
-static enum gen_status vae_load(struct vae *m, const char *path) {
+static enum gen_status vae_load(struct gen_vae *m, const char *path) {
     cJSON *c = NULL;
     enum gen_status st = gen_ckpt_config(path, "vae", &c);
     if (st != GEN_OK) return st;
@@ -341,7 +342,7 @@ static enum gen_status vae_load(struct vae *m, const char *path) {
     if (C < 1 || C > 4 || H < 1 || H > 4096 || W < 1 || W > 4096 || L < 1 || L > 65536 || Hd < 1 ||
         Hd > 1 << 20)
         return gen_error(GEN_ERR_FORMAT, "%s: bad model shape in the config metadata", path);
-    st = vae_build(m, arch, C, H, W, L, Hd, 0);
+    st = gen_vae_build(m, arch, C, H, W, L, Hd, 0);
     if (st != GEN_OK) return st == GEN_ERR_USAGE ? GEN_ERR_FORMAT : st;
     return gen_ckpt_load(path, &m->ps, "vae", 0, NULL);
 }
@@ -359,7 +360,7 @@ static int parse_pair(const char *s, int64_t *a, int64_t *b) {
 
 static int vae_sample(struct gen_run *run) {
     const struct gen_config *cfg = &run->cfg;
-    static struct vae m;
+    static struct gen_vae m;
     memset(&m, 0, sizeof m);
     struct gen_ctx g;
     gen_ctx_init(&g);
@@ -416,20 +417,20 @@ static int vae_sample(struct gen_run *run) {
     } else {
         struct gen_rng rng;
         gen_rng_seed(&rng, (uint64_t)gen_config_int(cfg, "seed"));
-        images = generate(&g, &m, n, &rng);
+        images = gen_vae_generate(&g, &m, n, &rng);
     }
     if (write_images(out, images) != GEN_OK) goto done;
     if (!run->quiet) fprintf(stderr, "wrote %lld images to %s\n", (long long)images->shape[0], out);
     rc = 0;
 done:
     gen_ctx_free(&g);
-    vae_free(&m);
+    gen_vae_free(&m);
     return rc;
 }
 
 static int vae_eval(struct gen_run *run) {
     const struct gen_config *cfg = &run->cfg;
-    static struct vae m;
+    static struct gen_vae m;
     memset(&m, 0, sizeof m);
     struct gen_ctx g;
     gen_ctx_init(&g);
@@ -444,7 +445,7 @@ static int vae_eval(struct gen_run *run) {
                   m.test.c, m.test.h, m.test.w, (long long)m.C, (long long)m.H, (long long)m.W);
         goto done;
     }
-    double loss = test_loss(&g, &m, &m.test);
+    double loss = gen_vae_test_loss(&g, &m, &m.test);
     if (run->json)
         printf("{\"family\":\"vae\",\"test_images\":%lld,\"neg_elbo\":%.6f}\n", (long long)m.test.n,
                loss);
@@ -454,7 +455,7 @@ static int vae_eval(struct gen_run *run) {
     rc = 0;
 done:
     gen_ctx_free(&g);
-    vae_free(&m);
+    gen_vae_free(&m);
     return rc;
 }
 
