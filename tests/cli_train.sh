@@ -1,0 +1,79 @@
+# cli_train.sh - end-to-end training behaviour of the command line with the
+# VAE: SIGINT saves and exits 130, the checkpoint then resumes; a NaN loss
+# stops with exit 1 and keeps the last good checkpoint; missing data names
+# the path and the fetch command; sampling writes a grid of the right size.
+# Usage: bash tests/cli_train.sh PATH_TO_GEN   (needs data/fashion-mnist)
+set -u
+GEN=${1:?usage: cli_train.sh PATH_TO_GEN}
+SRC=${GEN_SOURCE_DIR:-$(dirname "$0")/..}
+DATA=$SRC/data/fashion-mnist
+TMP=$(mktemp -d)
+trap 'rm -rf "$TMP"' EXIT
+failures=0
+fail() {
+    echo "FAIL: $*" >&2
+    failures=$((failures + 1))
+}
+
+# Missing data: exit 1, one line naming the path and the fetch script.
+"$GEN" train vae --data "$TMP/nowhere" --out "$TMP/x" 2>"$TMP/err"
+rc=$?
+[ "$rc" = 1 ] || fail "missing data: exit $rc, want 1"
+grep -q "$TMP/nowhere" "$TMP/err" && grep -q fetch-data "$TMP/err" ||
+    fail "missing data: message does not name the path and the fetch script: $(cat "$TMP/err")"
+
+if [ ! -d "$DATA" ]; then
+    echo "cli_train: $DATA absent (scripts/fetch-data.sh): training checks skipped"
+    [ "$failures" = 0 ] && echo "1 passed, 0 failed" && exit 0
+    exit 1
+fi
+
+# SIGINT mid-run: the step finishes, the checkpoint is written, exit 130.
+"$GEN" train vae --data "$DATA" --steps 1000000 --out "$TMP/int" --quiet --threads 1 &
+pid=$!
+for _ in $(seq 100); do
+    [ -f "$TMP/int/metrics.jsonl" ] && grep -q '"step"' "$TMP/int/metrics.jsonl" && break
+    sleep 0.2
+done
+kill -INT "$pid"
+wait "$pid"
+rc=$?
+[ "$rc" = 130 ] || fail "SIGINT: exit $rc, want 130"
+[ -f "$TMP/int/checkpoint.safetensors" ] || fail "SIGINT: no checkpoint saved"
+"$GEN" info "$TMP/int/checkpoint.safetensors" >"$TMP/info" 2>&1 || fail "SIGINT: gen info failed: $(cat "$TMP/info")"
+step=$(sed -n 's/^step[: ]*\([0-9][0-9]*\).*/\1/p' "$TMP/info" | head -1)
+[ -n "$step" ] && [ "$step" -gt 0 ] || fail "SIGINT: checkpoint step not found in: $(head -5 "$TMP/info")"
+# ... and the run resumes from it.
+"$GEN" train vae --data "$DATA" --steps $((step + 3)) --out "$TMP/int" --resume --quiet ||
+    fail "resume after SIGINT failed"
+
+# NaN: a huge learning rate blows the loss up; exit 1, message, the
+# checkpoint of an earlier good run is untouched.
+"$GEN" train vae --data "$DATA" --steps 2 --out "$TMP/nan" --quiet || fail "short run failed"
+sum=$(sha256sum "$TMP/nan/checkpoint.safetensors")
+"$GEN" train vae --data "$DATA" --steps 400 --lr 10 --out "$TMP/nan" --quiet 2>"$TMP/err"
+rc=$?
+[ "$rc" = 1 ] || fail "NaN: exit $rc, want 1"
+grep -q "NaN\|Inf\|inf" "$TMP/err" || fail "NaN: no message: $(cat "$TMP/err")"
+[ "$(sha256sum "$TMP/nan/checkpoint.safetensors")" = "$sum" ] || fail "NaN: checkpoint changed"
+
+# Sampling: an 8x8 grid of 28x28 images with a 2-pixel border is 242x242.
+"$GEN" sample vae --ckpt "$TMP/nan/checkpoint.safetensors" -n 64 -o "$TMP/grid.png" 2>/dev/null ||
+    fail "sample failed"
+size=$(od -An -tu1 -j16 -N8 "$TMP/grid.png" | awk '{ print $3 * 256 + $4, $7 * 256 + $8 }')
+[ "$size" = "242 242" ] || fail "sample grid is '$size', want '242 242'"
+"$GEN" sample vae --ckpt "$TMP/nan/checkpoint.safetensors" -n 3 -o "$TMP/each/" 2>/dev/null ||
+    fail "sample to a folder failed"
+[ "$(ls "$TMP/each" | wc -l)" = 3 ] || fail "sample to a folder: $(ls "$TMP/each" | wc -l) files, want 3"
+# A corrupt checkpoint: exit 1, message names the file.
+head -c 100 "$TMP/nan/checkpoint.safetensors" >"$TMP/bad.safetensors"
+"$GEN" sample vae --ckpt "$TMP/bad.safetensors" -o "$TMP/g2.png" 2>"$TMP/err"
+rc=$?
+[ "$rc" = 1 ] && grep -q bad.safetensors "$TMP/err" || fail "corrupt checkpoint: exit $rc: $(cat "$TMP/err")"
+
+if [ "$failures" = 0 ]; then
+    echo "cli_train: 1 passed, 0 failed"
+    exit 0
+fi
+echo "cli_train: 0 passed, 1 failed ($failures checks)"
+exit 1
