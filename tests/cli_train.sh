@@ -65,6 +65,15 @@ size=$(od -An -tu1 -j16 -N8 "$TMP/grid.png" | awk '{ print $3 * 256 + $4, $7 * 2
 "$GEN" sample vae --ckpt "$TMP/nan/checkpoint.safetensors" -n 3 -o "$TMP/each/" 2>/dev/null ||
     fail "sample to a folder failed"
 [ "$(ls "$TMP/each" | wc -l)" = 3 ] || fail "sample to a folder: $(ls "$TMP/each" | wc -l) files, want 3"
+# Evaluation: the importance-weighted bound is at least as tight as the
+# ELBO, and --per-sample writes one row per test image.
+"$GEN" eval vae --ckpt "$TMP/nan/checkpoint.safetensors" --data "$DATA" --iw 5 --json \
+    --per-sample "$TMP/scores.csv" >"$TMP/eval.json" 2>/dev/null || fail "eval failed"
+awk -F'[:,}]' '{ for (i = 1; i < NF; i++) { if ($i ~ /neg_elbo/) e = $(i + 1); if ($i ~ /neg_iw_bound/) w = $(i + 1) } }
+     END { exit !(e > 0 && w > 0 && w <= e) }' "$TMP/eval.json" ||
+    fail "eval: IW bound not <= ELBO: $(cat "$TMP/eval.json")"
+[ "$(wc -l <"$TMP/scores.csv")" = 10001 ] || fail "eval: per-sample CSV has $(wc -l <"$TMP/scores.csv") lines"
+
 # A corrupt checkpoint: exit 1, message names the file.
 head -c 100 "$TMP/nan/checkpoint.safetensors" >"$TMP/bad.safetensors"
 "$GEN" sample vae --ckpt "$TMP/bad.safetensors" -o "$TMP/g2.png" 2>"$TMP/err"
