@@ -88,6 +88,17 @@ struct gen_kernels {
     /* accumulates: x += col2im(col) */
     void (*col2im)(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
                    int64_t pad, const float *col, float *x);
+
+    /* ---- appended: the same over a block of a wider matrix ----
+     * As im2col/col2im, but col's rows are `ld` floats apart (ld >= OH OW):
+     * image n of a batch writes columns [n OH OW, (n+1) OH OW) of a
+     * (C KH KW, nb OH OW) matrix by passing col + n OH OW and ld = nb OH OW.
+     * im2col/col2im are these with ld = OH OW. */
+    void (*im2col_ld)(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
+                      int64_t pad, int64_t ld, const float *x, float *col);
+    /* accumulates: x += col2im(col) */
+    void (*col2im_ld)(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
+                      int64_t pad, int64_t ld, const float *col, float *x);
 };
 
 /* The table in force, chosen once by gen_kernels_init (called by
@@ -108,5 +119,10 @@ static inline int64_t gen_conv_out(int64_t in, int64_t k, int64_t stride, int64_
  * A is M x K (K x M if ta), B is K x N (N x K if tb). */
 void gen_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
               const float *B, float beta, float *C);
+/* gen_gemm with leading dimensions: row r of the stored A, B, C starts at
+ * A + r lda, B + r ldb, C + r ldc (lda >= K, or M if ta; ldb >= N, or K if
+ * tb; ldc >= N), e.g. one head's columns of a packed (T, 3C) qkv. */
+void gen_gemm_ld(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                 int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
 #endif

@@ -1,15 +1,18 @@
 /* ops_conv.c - conv2d, conv_transpose2d and nearest 2x upsampling.
  *
- * Both convolutions work on the whole minibatch at once: a column matrix
- * col (K, N*P) holds image n's (K, P) im2col block in columns
- * [n P, (n+1) P), so each direction of the op is ONE large GEMM instead of
- * N small ones. The table's im2col/col2im work per image on a contiguous
- * (K, P) block, so for N > 1 each image goes through a per-thread scratch
- * block and is copied into / out of its columns (row memcpys; cheap next to
- * the GEMM). For N == 1 the col matrix is the image's own block and no copy
- * happens; a 1x1 stride-1 unpadded conv skips im2col entirely.
- * Loops over images run under OpenMP; every image writes disjoint memory,
- * so results do not depend on the thread count. */
+ * Both convolutions walk the minibatch in chunks of nb images, one chunk
+ * per OpenMP task: the chunk's column matrix col (K, nb P) (image i's (K, P)
+ * im2col block in columns [i P, (i+1) P), written in place by im2col_ld)
+ * lives in per-thread scratch sized to stay near L2, and each direction is
+ * one GEMM per chunk on one thread (OpenBLAS's OpenMP build runs serially
+ * inside a parallel region). Nothing of size (K, N P) is ever built: the
+ * backward pass recomputes im2col from x, which is cheaper than writing
+ * and re-reading the whole batch's columns through memory.
+ * The chunking depends only on the shapes, never on the thread count; each
+ * chunk writes disjoint rows of y / dx, and its dW (db) goes into its own
+ * partial, summed in chunk order. So results do not depend on the thread
+ * count. A single chunk (N == 1) runs outside the parallel region, so that
+ * its GEMMs get every thread. */
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -41,45 +44,79 @@ static float *grad_or_null(struct gen_ctx *g, struct gen_tensor *t) {
     return t && t->requires_grad ? gen_grad(g, t) : NULL;
 }
 
-/* Block n of a batched matrix: rows of P floats, row r of image n at
- * big[r NP + n P] (NP = N P); small is (R, P) contiguous. */
-static void block_to_cols(int64_t R, int64_t P, int64_t NP, int64_t n, const float *small, float *big) {
-    for (int64_t r = 0; r < R; r++)
-        memcpy(big + r * NP + n * P, small + r * P, (size_t)P * sizeof(float));
-}
-static void cols_to_block(int64_t R, int64_t P, int64_t NP, int64_t n, const float *big, float *small) {
-    for (int64_t r = 0; r < R; r++)
-        memcpy(small + r * P, big + r * NP + n * P, (size_t)P * sizeof(float));
+/* ---- chunks of images ----------------------------------------------------- */
+
+/* Floats of one chunk's column block that keep it near L2 (1 MiB). */
+#define CHUNK_FLOATS ((int64_t)1 << 18)
+/* At least this many chunks (or N) so every thread of a typical machine
+ * has work; a constant, so the chunking never depends on the thread count. */
+#define MIN_CHUNKS 8
+
+struct chunks {
+    int64_t nb, count; /* images per chunk (the last may have fewer), chunks */
+};
+
+/* Chunks for a batch of N images whose per-image column block is rows x P. */
+static struct chunks chunk_images(int64_t N, int64_t rows, int64_t P) {
+    if (N <= 0) return (struct chunks){1, 0};
+    int64_t nb = CHUNK_FLOATS / (rows * P > 0 ? rows * P : 1);
+    if (nb < 1) nb = 1;
+    int64_t count = (N + nb - 1) / nb;
+    if (count < MIN_CHUNKS) count = N < MIN_CHUNKS ? N : MIN_CHUNKS;
+    nb = (N + count - 1) / count;
+    return (struct chunks){nb, (N + nb - 1) / nb};
 }
 
-/* (N, R, P) -> (R, N P); the identity (no copy) when N == 1. */
-static const float *batch_to_mat(struct gen_ctx *g, int64_t N, int64_t R, int64_t P, const float *x) {
-    if (N == 1) return x;
-    float *m = arena_floats(g, R * N * P);
-#pragma omp parallel for schedule(static)
-    for (int64_t n = 0; n < N; n++) block_to_cols(R, P, N * P, n, x + n * R * P, m);
-    return m;
+/* Images [n0, n0 + m) of chunk ch. */
+static int64_t chunk_first(const struct chunks *k, int64_t ch) { return ch * k->nb; }
+static int64_t chunk_len(const struct chunks *k, int64_t ch, int64_t N) {
+    const int64_t n0 = ch * k->nb;
+    return N - n0 < k->nb ? N - n0 : k->nb;
+}
+
+/* m images of (R, P) at x -> mat (R, m P); returns x itself when m == 1. */
+static const float *gather_cols(int64_t m, int64_t R, int64_t P, const float *x, float *mat) {
+    if (m == 1) return x;
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t r = 0; r < R; r++)
+            memcpy(mat + r * m * P + i * P, x + (i * R + r) * P, (size_t)P * sizeof(float));
+    return mat;
+}
+
+/* Sum in chunk order of `count` partials of n floats into dst (accumulates). */
+static void reduce_partials(int64_t count, int64_t n, const float *part, float *dst) {
+    const struct gen_kernels *kt = gen_kernels();
+    for (int64_t ch = 0; ch < count; ch++) kt->add(n, dst, part + ch * n, dst);
+}
+
+/* Small in-cache row operations, inline rather than through the kernel
+ * table: the table's kernels open an OpenMP region (if'd off) per call,
+ * which costs microseconds and futex calls when nested in the chunk loop,
+ * and these run thousands of times per op on rows of P floats. */
+static void row_fill(int64_t n, float v, float *y) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) y[i] = v;
+}
+
+static void row_acc(int64_t n, const float *restrict x, float *restrict y) {
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+static double row_sum(int64_t n, const float *x) {
+    double s = 0;
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < n; i++) s += (double)x[i];
+    return s;
 }
 
 /* db[c] += sum over n, p of dy (N, C, P), in double per channel. */
 static void bias_grad(int64_t N, int64_t C, int64_t P, const float *dy, float *db) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (C > 1 && N * C * P > ((int64_t)1 << 15))
     for (int64_t c = 0; c < C; c++) {
         double s = 0;
-        for (int64_t n = 0; n < N; n++) {
-            const float *row = dy + (n * C + c) * P;
-            for (int64_t p = 0; p < P; p++) s += row[p];
-        }
+        for (int64_t n = 0; n < N; n++) s += row_sum(P, dy + (n * C + c) * P);
         db[c] += (float)s;
-    }
-}
-
-static void add_bias(int64_t N, int64_t C, int64_t P, const float *b, float *y) {
-#pragma omp parallel for schedule(static)
-    for (int64_t nc = 0; nc < N * C; nc++) {
-        float *row = y + nc * P;
-        const float bc = b[nc % C];
-        for (int64_t p = 0; p < P; p++) row[p] += bc;
     }
 }
 
@@ -88,8 +125,8 @@ static void add_bias(int64_t N, int64_t C, int64_t P, const float *b, float *y) 
 /* Geometry shared by forward and backward. */
 struct conv_geo {
     int64_t N, Cin, H, W, Cout, KH, KW, stride, pad, OH, OW;
-    int64_t K, P, NP; /* K = Cin KH KW, P = OH OW, NP = N P */
-    int pointwise;    /* 1x1, stride 1, pad 0: col is x itself */
+    int64_t K, P, img; /* K = Cin KH KW, P = OH OW, img = Cin H W */
+    int pointwise;     /* 1x1, stride 1, pad 0: an image's col is the image */
 };
 
 static struct conv_geo conv_geo(const struct gen_tensor *x, const struct gen_tensor *w, int64_t stride,
@@ -104,29 +141,21 @@ static struct conv_geo conv_geo(const struct gen_tensor *x, const struct gen_ten
     GEN_ASSERT(c.OH >= 1 && c.OW >= 1);
     c.K = c.Cin * c.KH * c.KW;
     c.P = c.OH * c.OW;
-    c.NP = c.N * c.P;
+    c.img = c.Cin * c.H * c.W;
     c.pointwise = c.KH == 1 && c.KW == 1 && stride == 1 && pad == 0;
     return c;
 }
 
-/* col (K, N P) of the whole batch. */
-static const float *conv_col(struct gen_ctx *g, const struct conv_geo *c, const float *x) {
-    if (c->pointwise) return batch_to_mat(g, c->N, c->Cin, c->P, x);
+/* col (K, m P) of images [n0, n0 + m) into `buf`; x's own image when it is
+ * its own col (pointwise, m == 1). */
+static const float *conv_cols(const struct conv_geo *c, const float *x, int64_t n0, int64_t m,
+                              float *buf) {
+    if (c->pointwise && m == 1) return x + n0 * c->img;
     const struct gen_kernels *kt = gen_kernels();
-    float *col = arena_floats(g, c->K * c->NP);
-    if (c->N == 1) {
-        kt->im2col(c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, x, col);
-        return col;
-    }
-    float *scratch = arena_floats(g, (int64_t)n_threads() * c->K * c->P);
-    const int64_t img = c->Cin * c->H * c->W;
-#pragma omp parallel for schedule(static)
-    for (int64_t n = 0; n < c->N; n++) {
-        float *s = scratch + thread_id() * c->K * c->P;
-        kt->im2col(c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, x + n * img, s);
-        block_to_cols(c->K, c->P, c->NP, n, s, col);
-    }
-    return col;
+    for (int64_t i = 0; i < m; i++)
+        kt->im2col_ld(c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, m * c->P,
+                      x + (n0 + i) * c->img, buf + i * c->P);
+    return buf;
 }
 
 struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w,
@@ -134,81 +163,73 @@ struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct ge
     const struct conv_geo c = conv_geo(x, w, stride, pad);
     GEN_ASSERT(!b || gen_numel(b) == c.Cout);
     struct gen_tensor *y = gen_tensor_4d(g, c.N, c.Cout, c.OH, c.OW);
-    const float *col = conv_col(g, &c, x->data); /* (K, N P) */
+    const struct chunks k = chunk_images(c.N, c.K, c.P);
+    const int64_t cols = k.nb * c.P, per = (c.K + c.Cout) * cols; /* col, ymat */
+    float *scratch = arena_floats(g, (int64_t)n_threads() * per);
+    const float *bias = b ? b->data : NULL;
 
-    /* ymat (Cout, N P) = w (Cout, K) col (K, N P), then to (N, Cout, P). */
-    if (c.N == 1) {
-        gen_gemm(0, 0, c.Cout, c.NP, c.K, 1.0f, w->data, col, 0.0f, y->data);
-        if (b) add_bias(1, c.Cout, c.P, b->data, y->data);
-    } else {
-        float *ymat = arena_floats(g, c.Cout * c.NP);
-        gen_gemm(0, 0, c.Cout, c.NP, c.K, 1.0f, w->data, col, 0.0f, ymat);
-        const float *bias = b ? b->data : NULL;
-#pragma omp parallel for schedule(static)
-        for (int64_t n = 0; n < c.N; n++) {
-            for (int64_t co = 0; co < c.Cout; co++) {
-                const float *src = ymat + co * c.NP + n * c.P;
-                float *dst = y->data + (n * c.Cout + co) * c.P;
-                const float bc = bias ? bias[co] : 0.0f;
-                for (int64_t p = 0; p < c.P; p++) dst[p] = src[p] + bc;
-            }
-        }
+    /* ymat (Cout, m P) = bias + w (Cout, K) col (K, m P), then to (m, Cout, P). */
+#pragma omp parallel for schedule(static) if (k.count > 1)
+    for (int64_t ch = 0; ch < k.count; ch++) {
+        const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c.N), ld = m * c.P;
+        float *buf = scratch + thread_id() * per;
+        const float *col = conv_cols(&c, x->data, n0, m, buf);
+        float *out = m == 1 ? y->data + n0 * c.Cout * c.P : buf + c.K * cols;
+        if (bias)
+            for (int64_t co = 0; co < c.Cout; co++) row_fill(ld, bias[co], out + co * ld);
+        gen_gemm(0, 0, c.Cout, ld, c.K, 1.0f, w->data, col, bias ? 1.0f : 0.0f, out);
+        if (m > 1)
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t co = 0; co < c.Cout; co++)
+                    memcpy(y->data + ((n0 + i) * c.Cout + co) * c.P, out + co * ld + i * c.P,
+                           (size_t)c.P * sizeof(float));
     }
     struct gen_node *node = gen_record(g, GEN_OP_CONV2D, y, 3, (struct gen_tensor *[]){x, w, b});
     if (node) {
         node->i[0] = stride;
         node->i[1] = pad;
-        node->saved = (void *)col; /* owned by the step arena, or x itself */
     }
     return y;
 }
 
-/* dy (N, Cout, P) as dymat (Cout, N P):
- *   db += row sums, dW += dymat col^T, dcol = W^T dymat, dx += col2im(dcol). */
+/* Per chunk, dy as dymat (Cout, m P) and col recomputed from x:
+ *   dW_chunk = dymat col^T, dcol = W^T dymat, dx += col2im(dcol);
+ * db += row sums; dW += the chunks' dW in chunk order. */
 GEN_BACKWARD(conv2d) {
     struct gen_tensor *x = node->in[0], *w = node->in[1], *b = node->in[2];
     const struct conv_geo c = conv_geo(x, w, node->i[0], node->i[1]);
     const float *dy = node->out->grad;
-    const float *col = node->saved;
     float *dx = grad_or_null(g, x), *dw = grad_or_null(g, w), *db = grad_or_null(g, b);
 
     if (db) bias_grad(c.N, c.Cout, c.P, dy, db);
     if (!dw && !dx) return;
-    const float *dymat = batch_to_mat(g, c.N, c.Cout, c.P, dy);
-    if (dw) gen_gemm(0, 1, c.Cout, c.K, c.NP, 1.0f, dymat, col, 1.0f, dw);
-    if (!dx) return;
-    if (c.pointwise && c.N == 1) { /* dx += W^T dy, straight into dx */
-        gen_gemm(1, 0, c.K, c.NP, c.Cout, 1.0f, w->data, dymat, 1.0f, dx);
-        return;
-    }
-    /* dcol reuses the saved col (step-arena memory that dW no longer needs)
-     * unless col is x itself; backward runs once per recorded forward. */
-    GEN_ASSERT(!node->i[2]);
-    node->i[2] = 1;
-    float *dcol = col != x->data ? (float *)node->saved : arena_floats(g, c.K * c.NP); /* (K, N P) */
-    gen_gemm(1, 0, c.K, c.NP, c.Cout, 1.0f, w->data, dymat, 0.0f, dcol);
+    const struct chunks k = chunk_images(c.N, c.K, c.P);
+    const int64_t cols = k.nb * c.P, per = (2 * c.K + c.Cout) * cols; /* col, dcol, dymat */
+    float *scratch = arena_floats(g, (int64_t)n_threads() * per);
+    float *dw_part = dw ? arena_floats(g, k.count * c.Cout * c.K) : NULL; /* (chunks, Cout, K) */
     const struct gen_kernels *kt = gen_kernels();
-    const int64_t img = c.Cin * c.H * c.W;
-    if (c.N == 1) {
-        kt->col2im(c.Cin, c.H, c.W, c.KH, c.KW, c.stride, c.pad, dcol, dx);
-        return;
-    }
-    float *scratch = c.pointwise ? NULL : arena_floats(g, (int64_t)n_threads() * c.K * c.P);
-#pragma omp parallel for schedule(static)
-    for (int64_t n = 0; n < c.N; n++) {
-        float *dxn = dx + n * img;
-        if (c.pointwise) {
-            for (int64_t k = 0; k < c.K; k++) {
-                const float *src = dcol + k * c.NP + n * c.P;
-                float *dst = dxn + k * c.P;
-                for (int64_t p = 0; p < c.P; p++) dst[p] += src[p];
-            }
-        } else {
-            float *s = scratch + thread_id() * c.K * c.P;
-            cols_to_block(c.K, c.P, c.NP, n, dcol, s);
-            kt->col2im(c.Cin, c.H, c.W, c.KH, c.KW, c.stride, c.pad, s, dxn);
+
+#pragma omp parallel for schedule(static) if (k.count > 1)
+    for (int64_t ch = 0; ch < k.count; ch++) {
+        const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c.N), ld = m * c.P;
+        float *buf = scratch + thread_id() * per, *dcol = buf + c.K * cols;
+        const float *dymat = gather_cols(m, c.Cout, c.P, dy + n0 * c.Cout * c.P, dcol + c.K * cols);
+        if (dw) {
+            const float *col = conv_cols(&c, x->data, n0, m, buf);
+            gen_gemm(0, 1, c.Cout, c.K, ld, 1.0f, dymat, col, 0.0f, dw_part + ch * c.Cout * c.K);
         }
+        if (!dx) continue;
+        float *dxn = dx + n0 * c.img;
+        if (c.pointwise && m == 1) { /* dx += W^T dy, straight into dx */
+            gen_gemm(1, 0, c.K, ld, c.Cout, 1.0f, w->data, dymat, 1.0f, dxn);
+            continue;
+        }
+        gen_gemm(1, 0, c.K, ld, c.Cout, 1.0f, w->data, dymat, 0.0f, dcol);
+        for (int64_t i = 0; i < m; i++)
+            kt->col2im_ld(c.Cin, c.H, c.W, c.KH, c.KW, c.stride, c.pad, ld, dcol + i * c.P,
+                          dxn + i * c.img);
     }
+    if (dw) reduce_partials(k.count, c.Cout * c.K, dw_part, dw);
 }
 
 /* ---- conv_transpose2d ---------------------------------------------------- */
@@ -218,7 +239,7 @@ GEN_BACKWARD(conv2d) {
  * and w (Cin, Cout, KH, KW) is conv2d's weight (Cin, Cout KH KW). */
 struct convt_geo {
     int64_t N, Cin, H, W, Cout, KH, KW, stride, pad, OH, OW;
-    int64_t K2, HW, NHW; /* K2 = Cout KH KW */
+    int64_t K2, HW, OHW; /* K2 = Cout KH KW */
 };
 
 static struct convt_geo convt_geo(const struct gen_tensor *x, const struct gen_tensor *w,
@@ -236,7 +257,7 @@ static struct convt_geo convt_geo(const struct gen_tensor *x, const struct gen_t
     GEN_ASSERT(gen_conv_out(c.OW, c.KW, stride, pad) == c.W);
     c.K2 = c.Cout * c.KH * c.KW;
     c.HW = c.H * c.W;
-    c.NHW = c.N * c.HW;
+    c.OHW = c.OH * c.OW;
     return c;
 }
 
@@ -245,74 +266,76 @@ struct gen_tensor *gen_conv_transpose2d(struct gen_ctx *g, struct gen_tensor *x,
                                         int pad) {
     const struct convt_geo c = convt_geo(x, w, stride, pad);
     GEN_ASSERT(!b || gen_numel(b) == c.Cout);
-    struct gen_tensor *y = gen_zeros(g, 4, (int64_t[]){c.N, c.Cout, c.OH, c.OW});
-    const float *xmat = batch_to_mat(g, c.N, c.Cin, c.HW, x->data); /* (Cin, N HW) */
-    float *col = arena_floats(g, c.K2 * c.NHW);                     /* (K2, N HW)  */
-    gen_gemm(1, 0, c.K2, c.NHW, c.Cin, 1.0f, w->data, xmat, 0.0f, col);
-
+    struct gen_tensor *y = gen_tensor_4d(g, c.N, c.Cout, c.OH, c.OW);
+    const struct chunks k = chunk_images(c.N, c.K2, c.HW);
+    const int64_t cols = k.nb * c.HW, per = (c.K2 + c.Cin) * cols; /* col, xmat */
+    float *scratch = arena_floats(g, (int64_t)n_threads() * per);
     const struct gen_kernels *kt = gen_kernels();
-    const int64_t img = c.Cout * c.OH * c.OW;
-    if (c.N == 1) {
-        kt->col2im(c.Cout, c.OH, c.OW, c.KH, c.KW, c.stride, c.pad, col, y->data);
-    } else {
-        float *scratch = arena_floats(g, (int64_t)n_threads() * c.K2 * c.HW);
-#pragma omp parallel for schedule(static)
-        for (int64_t n = 0; n < c.N; n++) {
-            float *s = scratch + thread_id() * c.K2 * c.HW;
-            cols_to_block(c.K2, c.HW, c.NHW, n, col, s);
-            kt->col2im(c.Cout, c.OH, c.OW, c.KH, c.KW, c.stride, c.pad, s, y->data + n * img);
+    const float *bias = b ? b->data : NULL;
+
+    /* col (K2, m HW) = W^T xmat; y = bias + col2im(col), image by image. */
+#pragma omp parallel for schedule(static) if (k.count > 1)
+    for (int64_t ch = 0; ch < k.count; ch++) {
+        const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c.N), ld = m * c.HW;
+        float *col = scratch + thread_id() * per;
+        const float *xmat = gather_cols(m, c.Cin, c.HW, x->data + n0 * c.Cin * c.HW, col + c.K2 * cols);
+        gen_gemm(1, 0, c.K2, ld, c.Cin, 1.0f, w->data, xmat, 0.0f, col);
+        for (int64_t i = 0; i < m; i++) {
+            float *yn = y->data + (n0 + i) * c.Cout * c.OHW;
+            for (int64_t co = 0; co < c.Cout; co++)
+                row_fill(c.OHW, bias ? bias[co] : 0.0f, yn + co * c.OHW);
+            kt->col2im_ld(c.Cout, c.OH, c.OW, c.KH, c.KW, c.stride, c.pad, ld, col + i * c.HW, yn);
         }
     }
-    if (b) add_bias(c.N, c.Cout, c.OH * c.OW, b->data, y->data);
     struct gen_node *node =
         gen_record(g, GEN_OP_CONV_TRANSPOSE2D, y, 3, (struct gen_tensor *[]){x, w, b});
     if (node) {
         node->i[0] = stride;
         node->i[1] = pad;
-        node->saved = (void *)xmat; /* step arena, or x itself */
     }
     return y;
 }
 
-/* dcol (K2, N HW) = im2col(dy); dW += xmat dcol^T; dx += W dcol; db += sums. */
+/* Per chunk: dcol (K2, m HW) = im2col(dy); dW_chunk = xmat dcol^T;
+ * dx += W dcol; db += sums; dW += the chunks' dW in chunk order. */
 GEN_BACKWARD(conv_transpose2d) {
     struct gen_tensor *x = node->in[0], *w = node->in[1], *b = node->in[2];
     const struct convt_geo c = convt_geo(x, w, node->i[0], node->i[1]);
-    const float *dy = node->out->grad, *xmat = node->saved;
+    const float *dy = node->out->grad;
     float *dx = grad_or_null(g, x), *dw = grad_or_null(g, w), *db = grad_or_null(g, b);
 
-    if (db) bias_grad(c.N, c.Cout, c.OH * c.OW, dy, db);
+    if (db) bias_grad(c.N, c.Cout, c.OHW, dy, db);
     if (!dw && !dx) return;
+    const struct chunks k = chunk_images(c.N, c.K2, c.HW);
+    const int64_t cols = k.nb * c.HW, per = (c.K2 + 2 * c.Cin) * cols; /* dcol, xmat, dxmat */
+    float *scratch = arena_floats(g, (int64_t)n_threads() * per);
+    float *dw_part = dw ? arena_floats(g, k.count * c.Cin * c.K2) : NULL; /* (chunks, Cin, K2) */
     const struct gen_kernels *kt = gen_kernels();
-    const int64_t img = c.Cout * c.OH * c.OW;
-    float *dcol = arena_floats(g, c.K2 * c.NHW);
-    if (c.N == 1) {
-        kt->im2col(c.Cout, c.OH, c.OW, c.KH, c.KW, c.stride, c.pad, dy, dcol);
-    } else {
-        float *scratch = arena_floats(g, (int64_t)n_threads() * c.K2 * c.HW);
-#pragma omp parallel for schedule(static)
-        for (int64_t n = 0; n < c.N; n++) {
-            float *s = scratch + thread_id() * c.K2 * c.HW;
-            kt->im2col(c.Cout, c.OH, c.OW, c.KH, c.KW, c.stride, c.pad, dy + n * img, s);
-            block_to_cols(c.K2, c.HW, c.NHW, n, s, dcol);
+
+#pragma omp parallel for schedule(static) if (k.count > 1)
+    for (int64_t ch = 0; ch < k.count; ch++) {
+        const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c.N), ld = m * c.HW;
+        float *dcol = scratch + thread_id() * per, *xbuf = dcol + c.K2 * cols;
+        float *dxmat = xbuf + c.Cin * cols;
+        for (int64_t i = 0; i < m; i++)
+            kt->im2col_ld(c.Cout, c.OH, c.OW, c.KH, c.KW, c.stride, c.pad, ld,
+                          dy + (n0 + i) * c.Cout * c.OHW, dcol + i * c.HW);
+        if (dw) {
+            const float *xmat = gather_cols(m, c.Cin, c.HW, x->data + n0 * c.Cin * c.HW, xbuf);
+            gen_gemm(0, 1, c.Cin, c.K2, ld, 1.0f, xmat, dcol, 0.0f, dw_part + ch * c.Cin * c.K2);
         }
-    }
-    if (dw) gen_gemm(0, 1, c.Cin, c.K2, c.NHW, 1.0f, xmat, dcol, 1.0f, dw);
-    if (!dx) return;
-    if (c.N == 1) {
-        gen_gemm(0, 0, c.Cin, c.NHW, c.K2, 1.0f, w->data, dcol, 1.0f, dx);
-        return;
-    }
-    float *dxmat = arena_floats(g, c.Cin * c.NHW); /* (Cin, N HW) */
-    gen_gemm(0, 0, c.Cin, c.NHW, c.K2, 1.0f, w->data, dcol, 0.0f, dxmat);
-#pragma omp parallel for schedule(static)
-    for (int64_t n = 0; n < c.N; n++) {
-        for (int64_t ci = 0; ci < c.Cin; ci++) {
-            const float *src = dxmat + ci * c.NHW + n * c.HW;
-            float *dst = dx + (n * c.Cin + ci) * c.HW;
-            for (int64_t p = 0; p < c.HW; p++) dst[p] += src[p];
+        if (!dx) continue;
+        float *dxn = dx + n0 * c.Cin * c.HW;
+        if (m == 1) {
+            gen_gemm(0, 0, c.Cin, ld, c.K2, 1.0f, w->data, dcol, 1.0f, dxn);
+            continue;
         }
+        gen_gemm(0, 0, c.Cin, ld, c.K2, 1.0f, w->data, dcol, 0.0f, dxmat);
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t ci = 0; ci < c.Cin; ci++)
+                row_acc(c.HW, dxmat + ci * ld + i * c.HW, dxn + (i * c.Cin + ci) * c.HW);
     }
+    if (dw) reduce_partials(k.count, c.Cin * c.K2, dw_part, dw);
 }
 
 /* ---- upsample2x ---------------------------------------------------------- */

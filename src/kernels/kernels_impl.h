@@ -71,5 +71,24 @@ void gen_scalar_im2col(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, 
                        int64_t pad, const float *x, float *col);
 void gen_scalar_col2im(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
                        int64_t pad, const float *col, float *x);
+void gen_scalar_im2col_ld(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                          int64_t stride, int64_t pad, int64_t ld, const float *x, float *col);
+void gen_scalar_col2im_ld(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                          int64_t stride, int64_t pad, int64_t ld, const float *col, float *x);
+
+/* The ow range [lo, hi) whose input column ow stride - pad + kw lies in
+ * [0, W); shared by every ISA's im2col/col2im. */
+static inline void gen_conv_valid(int64_t W, int64_t OW, int64_t stride, int64_t pad, int64_t kw,
+                                  int64_t *lo, int64_t *hi) {
+    const int64_t a = pad - kw;                /* ow stride >= a          */
+    const int64_t b = W - 1 + pad - kw;        /* ow stride <= b          */
+    int64_t l = a <= 0 ? 0 : (a + stride - 1) / stride;
+    int64_t h = b < 0 ? 0 : b / stride + 1;
+    if (l > OW) l = OW;
+    if (h > OW) h = OW;
+    if (h < l) h = l;
+    *lo = l;
+    *hi = h;
+}
 
 #endif

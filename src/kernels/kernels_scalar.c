@@ -375,44 +375,65 @@ static void ema(int64_t n, float *e, const float *p, float decay) {
 
 /* ---- convolution helpers ----------------------------------------------- */
 
-/* col row (c, kh, kw), column (oh, ow) = x[c, oh s - pad + kh, ow s - pad + kw]. */
-void gen_scalar_im2col(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
-                       int64_t pad, const float *x, float *col) {
+/* col row (c, kh, kw), column (oh, ow) = x[c, oh s - pad + kh, ow s - pad + kw];
+ * col rows are `ld` floats apart (ld >= OH OW: a block of a wider matrix). */
+void gen_scalar_im2col_ld(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                          int64_t stride, int64_t pad, int64_t ld, const float *x, float *col) {
     const int64_t OH = gen_conv_out(H, KH, stride, pad), OW = gen_conv_out(W, KW, stride, pad);
     GEN_OMP_FOR(C > 1 && C * KH * KW * OH * OW > GEN_KPAR_ROWS_MIN)
     for (int64_t c = 0; c < C; c++)
         for (int64_t kh = 0; kh < KH; kh++)
             for (int64_t kw = 0; kw < KW; kw++) {
-                float *dst = col + ((c * KH + kh) * KW + kw) * OH * OW;
+                float *dst = col + ((c * KH + kh) * KW + kw) * ld;
+                int64_t lo, hi;
+                gen_conv_valid(W, OW, stride, pad, kw, &lo, &hi);
                 for (int64_t oh = 0; oh < OH; oh++) {
                     const int64_t ih = oh * stride - pad + kh;
-                    for (int64_t ow = 0; ow < OW; ow++) {
-                        const int64_t iw = ow * stride - pad + kw;
-                        const int inside = ih >= 0 && ih < H && iw >= 0 && iw < W;
-                        dst[oh * OW + ow] = inside ? x[(c * H + ih) * W + iw] : 0.0f;
+                    float *d = dst + oh * OW;
+                    if (ih < 0 || ih >= H) {
+                        for (int64_t ow = 0; ow < OW; ow++) d[ow] = 0.0f;
+                        continue;
                     }
+                    const float *s = x + (c * H + ih) * W - pad + kw;
+                    for (int64_t ow = 0; ow < lo; ow++) d[ow] = 0.0f;
+                    for (int64_t ow = lo; ow < hi; ow++) d[ow] = s[ow * stride];
+                    for (int64_t ow = hi; ow < OW; ow++) d[ow] = 0.0f;
                 }
             }
 }
 
-/* The adjoint of im2col; each channel is one thread's, summed in a fixed order. */
-void gen_scalar_col2im(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
-                       int64_t pad, const float *col, float *x) {
+void gen_scalar_im2col(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
+                       int64_t pad, const float *x, float *col) {
+    const int64_t P = gen_conv_out(H, KH, stride, pad) * gen_conv_out(W, KW, stride, pad);
+    gen_scalar_im2col_ld(C, H, W, KH, KW, stride, pad, P, x, col);
+}
+
+/* The adjoint of im2col; each channel is one thread's, summed in a fixed
+ * order: (kh, kw, oh, ow) ascending for every element of x. */
+void gen_scalar_col2im_ld(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                          int64_t stride, int64_t pad, int64_t ld, const float *col, float *x) {
     const int64_t OH = gen_conv_out(H, KH, stride, pad), OW = gen_conv_out(W, KW, stride, pad);
     GEN_OMP_FOR(C > 1 && C * KH * KW * OH * OW > GEN_KPAR_ROWS_MIN)
     for (int64_t c = 0; c < C; c++)
         for (int64_t kh = 0; kh < KH; kh++)
             for (int64_t kw = 0; kw < KW; kw++) {
-                const float *src = col + ((c * KH + kh) * KW + kw) * OH * OW;
+                const float *src = col + ((c * KH + kh) * KW + kw) * ld;
+                int64_t lo, hi;
+                gen_conv_valid(W, OW, stride, pad, kw, &lo, &hi);
                 for (int64_t oh = 0; oh < OH; oh++) {
                     const int64_t ih = oh * stride - pad + kh;
                     if (ih < 0 || ih >= H) continue;
-                    for (int64_t ow = 0; ow < OW; ow++) {
-                        const int64_t iw = ow * stride - pad + kw;
-                        if (iw >= 0 && iw < W) x[(c * H + ih) * W + iw] += src[oh * OW + ow];
-                    }
+                    float *d = x + (c * H + ih) * W - pad + kw;
+                    const float *s = src + oh * OW;
+                    for (int64_t ow = lo; ow < hi; ow++) d[ow * stride] += s[ow];
                 }
             }
+}
+
+void gen_scalar_col2im(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
+                       int64_t pad, const float *col, float *x) {
+    const int64_t P = gen_conv_out(H, KH, stride, pad) * gen_conv_out(W, KW, stride, pad);
+    gen_scalar_col2im_ld(C, H, W, KH, KW, stride, pad, P, col, x);
 }
 
 const struct gen_kernels gen_kernels_scalar = {
@@ -430,4 +451,5 @@ const struct gen_kernels gen_kernels_scalar = {
     .groupnorm_fwd = groupnorm_fwd, .groupnorm_bwd = groupnorm_bwd,
     .adam = adam, .sgd = gen_scalar_sgd, .ema = ema,
     .im2col = gen_scalar_im2col, .col2im = gen_scalar_col2im,
+    .im2col_ld = gen_scalar_im2col_ld, .col2im_ld = gen_scalar_col2im_ld,
 };

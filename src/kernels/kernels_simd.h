@@ -464,17 +464,10 @@ static void ema(int64_t n, float *e, const float *p, float decay) {
  * Stride 1: each output row of a col row is [zeros | a contiguous run of x's
  * row | zeros], the run copied a vector at a time. Other strides: scalar. */
 
-/* The ow range [lo, hi) whose input column ow - pad + kw lies in [0, W). */
-static void valid_ow(int64_t W, int64_t OW, int64_t pad, int64_t kw, int64_t *lo, int64_t *hi) {
-    int64_t a = pad - kw, b = W + pad - kw;
-    *lo = a < 0 ? 0 : (a > OW ? OW : a);
-    *hi = b > OW ? OW : (b < *lo ? *lo : b);
-}
-
-static void im2col(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
-                   int64_t pad, const float *x, float *col) {
+static void im2col_ld(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
+                      int64_t pad, int64_t ldc, const float *x, float *col) {
     if (stride != 1) {
-        gen_scalar_im2col(C, H, W, KH, KW, stride, pad, x, col);
+        gen_scalar_im2col_ld(C, H, W, KH, KW, stride, pad, ldc, x, col);
         return;
     }
     const int64_t OH = gen_conv_out(H, KH, 1, pad), OW = gen_conv_out(W, KW, 1, pad);
@@ -483,9 +476,9 @@ static void im2col(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int6
     for (int64_t c = 0; c < C; c++)
         for (int64_t kh = 0; kh < KH; kh++)
             for (int64_t kw = 0; kw < KW; kw++) {
-                float *dst = col + ((c * KH + kh) * KW + kw) * OH * OW;
+                float *dst = col + ((c * KH + kh) * KW + kw) * ldc;
                 int64_t lo, hi;
-                valid_ow(W, OW, pad, kw, &lo, &hi);
+                gen_conv_valid(W, OW, 1, pad, kw, &lo, &hi);
                 for (int64_t oh = 0; oh < OH; oh++) {
                     const int64_t ih = oh - pad + kh;
                     float *d = dst + oh * OW;
@@ -501,11 +494,17 @@ static void im2col(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int6
             }
 }
 
+static void im2col(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
+                   int64_t pad, const float *x, float *col) {
+    const int64_t P = gen_conv_out(H, KH, stride, pad) * gen_conv_out(W, KW, stride, pad);
+    im2col_ld(C, H, W, KH, KW, stride, pad, P, x, col);
+}
+
 /* Same summation order as the scalar reference, so the results are equal. */
-static void col2im(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
-                   int64_t pad, const float *col, float *x) {
+static void col2im_ld(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
+                      int64_t pad, int64_t ldc, const float *col, float *x) {
     if (stride != 1) {
-        gen_scalar_col2im(C, H, W, KH, KW, stride, pad, col, x);
+        gen_scalar_col2im_ld(C, H, W, KH, KW, stride, pad, ldc, col, x);
         return;
     }
     const int64_t OH = gen_conv_out(H, KH, 1, pad), OW = gen_conv_out(W, KW, 1, pad);
@@ -513,9 +512,9 @@ static void col2im(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int6
     for (int64_t c = 0; c < C; c++)
         for (int64_t kh = 0; kh < KH; kh++)
             for (int64_t kw = 0; kw < KW; kw++) {
-                const float *src = col + ((c * KH + kh) * KW + kw) * OH * OW;
+                const float *src = col + ((c * KH + kh) * KW + kw) * ldc;
                 int64_t lo, hi;
-                valid_ow(W, OW, pad, kw, &lo, &hi);
+                gen_conv_valid(W, OW, 1, pad, kw, &lo, &hi);
                 for (int64_t oh = 0; oh < OH; oh++) {
                     const int64_t ih = oh - pad + kh;
                     if (ih < 0 || ih >= H) continue;
@@ -524,6 +523,12 @@ static void col2im(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int6
                     VLOOP(lo, hi, ST(d + i, vf_add(LD(d + i), LD(s + i))));
                 }
             }
+}
+
+static void col2im(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
+                   int64_t pad, const float *col, float *x) {
+    const int64_t P = gen_conv_out(H, KH, stride, pad) * gen_conv_out(W, KW, stride, pad);
+    col2im_ld(C, H, W, KH, KW, stride, pad, P, col, x);
 }
 
 const struct gen_kernels GEN_SIMD_TABLE = {
@@ -541,4 +546,5 @@ const struct gen_kernels GEN_SIMD_TABLE = {
     .groupnorm_fwd = groupnorm_fwd, .groupnorm_bwd = groupnorm_bwd,
     .adam = adam, .sgd = sgd, .ema = ema,
     .im2col = im2col, .col2im = col2im,
+    .im2col_ld = im2col_ld, .col2im_ld = col2im_ld,
 };
