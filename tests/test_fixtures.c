@@ -428,6 +428,15 @@ static void test_fixture(void **state) {
 
 /* Every file in tests/fixtures/ is in the table above (a fixture that the
  * script writes but no test reads would silently test nothing). */
+/* Whole-model fixtures belong to each family's own test (test_vae.c, ...). */
+static int is_model_fixture(const char *name) {
+    static const char *const prefixes[] = {"vae_", "gan_", "transformer_", "diffusion_",
+                                           "classifier_"};
+    for (size_t i = 0; i < sizeof prefixes / sizeof prefixes[0]; i++)
+        if (!strncmp(name, prefixes[i], strlen(prefixes[i]))) return 1;
+    return 0;
+}
+
 static void test_all_listed(void **state) {
     (void)state;
     DIR *d = opendir(tu_source_path("tests/fixtures"));
@@ -437,6 +446,7 @@ static void test_all_listed(void **state) {
     for (struct dirent *e; (e = readdir(d));) {
         size_t n = strlen(e->d_name), ne = strlen(ext);
         if (n <= ne || strcmp(e->d_name + n - ne, ext)) continue;
+        if (is_model_fixture(e->d_name)) continue;
         seen++;
         int found = 0;
         for (int i = 0; i < N_FIXTURES && !found; i++)
