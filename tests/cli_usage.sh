@@ -50,7 +50,7 @@ expect_exit 0 --help && {
     for fam in gan vae transformer diffusion; do
         grep -Eq "^  $fam +[a-zA-Z]" "$TMP/out" || fail "gen --help does not list $fam"
     done
-    for cmd in train sample eval info; do
+    for cmd in train sample eval info plot; do
         grep -q "^  $cmd " "$TMP/out" || fail "gen --help does not list command $cmd"
     done
     grep -q "130" "$TMP/out" || fail "gen --help does not give the exit codes"
@@ -86,9 +86,9 @@ run info --help
 # ---- usage errors ------------------------------------------------------------
 usage_error "unknown command 'frobnicate'" frobnicate
 usage_error "unknown option '--bogus'" --bogus
-usage_error "train: missing FAMILY (one of gan, vae, transformer, diffusion)" train
-usage_error "train: unknown family 'vea' (one of gan, vae, transformer, diffusion)" train vea
-usage_error "sample: unknown family 'x' (one of gan, vae, transformer, diffusion)" sample x
+usage_error "train: missing FAMILY (one of gan, vae, transformer, diffusion, classifier)" train
+usage_error "train: unknown family 'vea' (one of gan, vae, transformer, diffusion, classifier)" train vea
+usage_error "sample: unknown family 'x' (one of gan, vae, transformer, diffusion, classifier)" sample x
 usage_error "unknown option '--bogus'" train vae --bogus
 usage_error "unknown option '-z'" sample vae -z 3
 usage_error "--lr: missing value" train vae --lr

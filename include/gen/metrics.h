@@ -11,6 +11,7 @@
 
 #include "gen/core.h"
 #include "gen/family.h"
+#include "gen/run.h"
 
 /* Generates n images (n, c, h, w) with values in [0, 1] into out, using seed.
  * gen_eval_images calls it in chunks of at most GEN_EVAL_CHUNK images, each
@@ -21,17 +22,23 @@ typedef enum gen_status (*gen_generate_fn)(void *model, int64_t n, uint64_t seed
 
 /* `gen eval FAMILY` for an image family. Options it reads from run->cfg:
  * --classifier CKPT (default runs/classifier/checkpoint.safetensors),
- * --data DIR (real images; the test split), -n/--num N generated images,
- * --samples DIR (evaluate a folder of PNGs instead of generating, e.g. a
- * PyTorch twin's samples; then generate may be NULL), --seed, --json.
+ * --data DIR (real images; the test split, and the training split for the
+ * baseline; default: the data the classifier was trained on), -n/--num N
+ * generated images, --samples DIR (evaluate a folder of images instead of
+ * generating, e.g. a PyTorch twin's samples; then generate may be NULL),
+ * --seed, --json, --ckpt.
  * Prints a table on stderr (FID, classifier score, precision, recall, each
  * with the train-vs-test baseline next to it), one JSON object on stdout
  * with --json, and appends the metrics to metrics.jsonl of the checkpoint's
- * directory (not with --samples). c, h, w: the generated images' shape; they
- * are converted to the classifier's channels and size when they differ
- * (with --samples and generate NULL, c = h = w = 0 is fine). The model must
- * be in evaluation mode (no grad). Returns an exit code (0, 1 with
- * gen_last_error set, 2 usage). */
+ * directory (not with --samples; a failure there is only a warning).
+ * A family without a --classifier option (the classifier family itself:
+ * `gen eval classifier --samples DIR`) uses --ckpt as the classifier.
+ * c, h, w: the generated images' shape; they are converted to the
+ * classifier's channels and size when they differ (with --samples and
+ * generate NULL, c = h = w = 0 is fine). Images in --samples must share one
+ * size; another size than the classifier's is resized (with a note).
+ * The model must be ready to generate (evaluation mode). Returns an exit
+ * code (0, 1 with gen_last_error set, 2 usage). */
 int gen_eval_images(struct gen_run *run, gen_generate_fn generate, void *model, int c, int h,
                     int w);
 
@@ -45,6 +52,12 @@ int gen_eval_images(struct gen_run *run, gen_generate_fn generate, void *model, 
         {"num", 'n', GEN_OPT_INT, def_num, "generated images to evaluate (--samples: at most N)", \
          10, 1000000, NULL},                                                                     \
         GEN_STR_OPT("samples", NULL, "evaluate this folder of PNG images instead of generating")
+
+/* Appends one line of evaluation fields to metrics.jsonl in the directory
+ * of the checkpoint `ckpt` (created if needed), with "step" = the
+ * checkpoint's step (none if it has no step metadata), so `gen plot` and
+ * scripts see evaluations next to training. For every family's eval. */
+enum gen_status gen_eval_log(const char *ckpt, const struct gen_field *fields, int n);
 
 /* ---- the metrics themselves (also used by the tests) ------------------- */
 

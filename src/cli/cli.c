@@ -101,12 +101,14 @@ static void print_help(FILE *f) {
     fprintf(f,
             "Usage: gen COMMAND FAMILY [options]\n"
             "       gen info CKPT\n"
+            "       gen plot RUN_DIR\n"
             "\n"
             "Trains and samples generative models on the CPU.\n"
             "\n"
             "Commands:\n");
     for (int c = 0; c < CMD_COUNT; c++) fprintf(f, "  %-8s %s\n", commands[c].name, commands[c].what);
     fprintf(f, "  %-8s %s\n", "info", "show a checkpoint: family, config, step, tensors");
+    fprintf(f, "  %-8s %s\n", "plot", "draw a run's loss curves into RUN_DIR/loss.png");
     fprintf(f, "\nFamilies:\n");
     for (int k = 0; gen_families[k]; k++)
         fprintf(f, "  %-12s %s\n", gen_families[k]->name, gen_families[k]->summary);
@@ -273,6 +275,7 @@ int gen_cli_main(int argc, char **argv) {
     for (int c = 0; c < CMD_COUNT; c++)
         if (!strcmp(cmd, commands[c].name)) return run_command((enum command)c, argc - 2, argv + 2);
     if (!strcmp(cmd, "info")) return gen_cli_info(argc - 2, argv + 2);
+    if (!strcmp(cmd, "plot")) return gen_cli_plot(argc - 2, argv + 2);
     if (cmd[0] == '-')
         gen_error(GEN_ERR_USAGE, "unknown option '%.64s'", cmd);
     else

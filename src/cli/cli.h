@@ -11,6 +11,8 @@ int gen_cli_main(int argc, char **argv);
 
 /* `gen info CKPT` (argv: the arguments after "info"). */
 int gen_cli_info(int argc, char **argv);
+/* `gen plot RUN_DIR [-o FILE]` (argv: the arguments after "plot"). */
+int gen_cli_plot(int argc, char **argv);
 
 /* The common options of train, sample and eval (NULL-terminated tables). */
 extern const struct gen_option gen_cli_train_options[];

@@ -2,12 +2,14 @@
  * (see src/models/classifier.h for the model). `gen train classifier`
  * trains it with cross-entropy and Adam on a labelled image set (an IDX
  * directory or an image folder whose subfolders are the classes);
- * `gen eval classifier` reports its test accuracy. */
+ * `gen eval classifier` reports its test accuracy, or with --samples DIR
+ * scores a folder of images from anywhere against the real test images. */
 #include <math.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "gen/data.h"
+#include "gen/metrics.h"
 #include "gen/trainer.h"
 #include "models/classifier.h"
 
@@ -17,6 +19,9 @@
 
 /* Output side of a Conv(k, s, p) on an input side n. */
 static int64_t conv_out(int64_t n, int64_t k, int s, int p) { return (n + 2 * p - k) / s + 1; }
+
+#define BN_MOMENTUM 0.1f
+#define BN_EPS 1e-5f
 
 enum gen_status gen_classifier_init(struct gen_classifier *m, int64_t C, int64_t H, int64_t W,
                                     int64_t K, int64_t F, uint64_t seed) {
@@ -28,20 +33,35 @@ enum gen_status gen_classifier_init(struct gen_classifier *m, int64_t C, int64_t
     int64_t h4 = conv_out(conv_out(H, 4, 2, 1), 4, 2, 1), w4 = conv_out(conv_out(W, 4, 2, 1), 4, 2, 1);
     struct gen_params *ps = &m->ps;
     gen_params_init(ps);
-    gen_conv_layer_add(ps, &m->conv1, "conv1", C, F, 3, 1, 1, 1, 0, 0);
-    gen_conv_layer_add(ps, &m->conv2, "conv2", F, F, 4, 2, 1, 1, 0, 0);
-    gen_conv_layer_add(ps, &m->conv3, "conv3", F, 2 * F, 3, 1, 1, 1, 0, 0);
-    gen_conv_layer_add(ps, &m->conv4, "conv4", 2 * F, 2 * F, 4, 2, 1, 1, 0, 0);
+    /* conv l: cin -> cout, kernel k, stride s (padding 1) */
+    const int64_t cin[4] = {C, F, F, 2 * F}, cout[4] = {F, F, 2 * F, 2 * F}, k[4] = {3, 4, 3, 4};
+    const int stride[4] = {1, 2, 1, 2};
+    for (int l = 0; l < 4; l++) {
+        char name[32];
+        snprintf(name, sizeof name, "conv%d", l + 1);
+        gen_conv_layer_add(ps, &m->conv[l], name, cin[l], cout[l], k[l], stride[l], 1, 0, 0, 0);
+        snprintf(name, sizeof name, "bn%d.weight", l + 1);
+        m->bn[l].w = gen_params_add(ps, name, GEN_PARAM_NODECAY, 0, 1, &cout[l]);
+        snprintf(name, sizeof name, "bn%d.bias", l + 1);
+        m->bn[l].b = gen_params_add(ps, name, GEN_PARAM_NODECAY, 0, 1, &cout[l]);
+        snprintf(name, sizeof name, "bn%d.running_mean", l + 1);
+        m->bn[l].mean = gen_params_add(ps, name, GEN_PARAM_BUFFER, 0, 1, &cout[l]);
+        snprintf(name, sizeof name, "bn%d.running_var", l + 1);
+        m->bn[l].var = gen_params_add(ps, name, GEN_PARAM_BUFFER, 0, 1, &cout[l]);
+    }
     gen_linear_layer_add(ps, &m->fc1, "fc1", 2 * F * h4 * w4, GEN_CLASSIFIER_FEATURES, 1, 0);
     gen_linear_layer_add(ps, &m->fc2, "fc2", GEN_CLASSIFIER_FEATURES, K, 1, 0);
     enum gen_status st = gen_params_finalize(ps, 0);
     if (st != GEN_OK) return st;
     struct gen_rng r;
     gen_rng_seed(&r, seed);
-    gen_conv_layer_init(ps, &m->conv1, &r);
-    gen_conv_layer_init(ps, &m->conv2, &r);
-    gen_conv_layer_init(ps, &m->conv3, &r);
-    gen_conv_layer_init(ps, &m->conv4, &r);
+    for (int l = 0; l < 4; l++) { /* PyTorch's defaults */
+        gen_conv_layer_init(ps, &m->conv[l], &r);
+        gen_init_const(gen_params_tensor(ps, m->bn[l].w), 1.0f);
+        gen_init_const(gen_params_tensor(ps, m->bn[l].b), 0.0f);
+        gen_init_const(gen_params_tensor(ps, m->bn[l].mean), 0.0f);
+        gen_init_const(gen_params_tensor(ps, m->bn[l].var), 1.0f);
+    }
     gen_linear_layer_init(ps, &m->fc1, &r);
     gen_linear_layer_init(ps, &m->fc2, &r);
     return GEN_OK;
@@ -53,10 +73,14 @@ struct gen_tensor *gen_classifier_forward(struct gen_ctx *g, struct gen_classifi
                                           struct gen_tensor *x, struct gen_tensor **features) {
     int64_t N = x->shape[0];
     struct gen_params *ps = &m->ps;
-    struct gen_tensor *h = gen_relu(g, gen_conv_layer_fwd(g, ps, &m->conv1, x));
-    h = gen_relu(g, gen_conv_layer_fwd(g, ps, &m->conv2, h));
-    h = gen_relu(g, gen_conv_layer_fwd(g, ps, &m->conv3, h));
-    h = gen_relu(g, gen_conv_layer_fwd(g, ps, &m->conv4, h));
+    struct gen_tensor *h = x;
+    for (int l = 0; l < 4; l++) {
+        h = gen_conv_layer_fwd(g, ps, &m->conv[l], h);
+        h = gen_batchnorm(g, h, gen_params_tensor(ps, m->bn[l].w), gen_params_tensor(ps, m->bn[l].b),
+                          gen_params_tensor(ps, m->bn[l].mean), gen_params_tensor(ps, m->bn[l].var),
+                          BN_MOMENTUM, BN_EPS);
+        h = gen_relu(g, h);
+    }
     h = gen_reshape(g, h, 2, (int64_t[]){N, gen_numel(h) / N});
     h = gen_relu(g, gen_linear_layer_fwd(g, ps, &m->fc1, h)); /* (N, 128) */
     if (features) *features = h;
@@ -136,7 +160,7 @@ struct trainer_model {
     struct gen_classifier net;
     struct gen_rng rng[N_RNG];
     struct gen_optim opt;
-    float lr;
+    struct gen_schedule sched;
     struct gen_image_set train, test;
 };
 
@@ -150,7 +174,6 @@ static struct gen_tensor *batch_images(struct gen_ctx *g, const struct gen_class
 
 static enum gen_status classifier_step(void *model, struct gen_ctx *g, int64_t step,
                                        const int32_t *idx, int count, double *fields) {
-    (void)step;
     struct trainer_model *t = model;
     struct gen_tensor *x = batch_images(g, &t->net, &t->train, idx, count);
     int32_t *y = gen_arena_alloc(&g->arena, (size_t)count * sizeof *y);
@@ -159,7 +182,8 @@ static enum gen_status classifier_step(void *model, struct gen_ctx *g, int64_t s
     struct gen_tensor *loss = gen_cross_entropy(g, logits, y);
     gen_params_zero_grad(&t->net.ps);
     gen_backward(g, loss);
-    gen_optim_step(&t->opt, &t->net.ps, -1, t->lr);
+    float lr = gen_schedule_lr(&t->sched, step);
+    gen_optim_step(&t->opt, &t->net.ps, -1, lr);
     int correct = 0;
     for (int i = 0; i < count; i++) {
         const float *row = logits->data + (int64_t)i * t->net.K;
@@ -170,6 +194,7 @@ static enum gen_status classifier_step(void *model, struct gen_ctx *g, int64_t s
     }
     fields[0] = loss->data[0];
     fields[1] = (double)correct / count;
+    fields[2] = lr;
     return GEN_OK;
 }
 
@@ -242,11 +267,16 @@ static int classifier_train(struct gen_run *run) {
         rc = st == GEN_ERR_USAGE ? 2 : 1;
         goto out;
     }
-    t.lr = (float)gen_config_float(cfg, "lr");
-    t.opt = (struct gen_optim){GEN_OPTIM_ADAM, t.lr, 0.9f, 0.999f, 1e-8f, 0.0f, 0.0f};
+    float lr = (float)gen_config_float(cfg, "lr");
+    t.opt = (struct gen_optim){GEN_OPTIM_ADAM, lr, 0.9f, 0.999f, 1e-8f, 0.0f, 0.0f};
     options = gen_config_to_json(cfg);
     config = model_config(options, &t.net);
     int batch = (int)gen_config_int(cfg, "batch");
+    int64_t steps = gen_config_is_set(cfg, "steps") ? gen_config_int(cfg, "steps") : 0;
+    int64_t total = steps ? steps : gen_config_int(cfg, "epochs") * ((t.train.n + batch - 1) / batch);
+    int cosine = !strcmp(gen_config_str(cfg, "schedule"), "cosine");
+    t.sched = (struct gen_schedule){cosine ? GEN_SCHED_WARMUP_COSINE : GEN_SCHED_CONSTANT, lr,
+                                    lr / 100, 0, total};
     struct gen_trainer_spec spec = {
         .family = "classifier",
         .model = &t,
@@ -257,15 +287,15 @@ static int classifier_train(struct gen_run *run) {
         .batch = batch,
         .data_seed = seed,
         .epochs = gen_config_int(cfg, "epochs"),
-        .steps = gen_config_is_set(cfg, "steps") ? gen_config_int(cfg, "steps") : 0,
+        .steps = steps,
         .items_per_step = batch,
         .unit = "img",
         .ckpt_every = gen_config_int(cfg, "ckpt-every"),
         .resume = gen_config_flag(cfg, "resume") ? gen_config_str(cfg, "resume") : NULL,
         .config_json = config,
         .step = classifier_step,
-        .field_names = {"loss", "accuracy"},
-        .n_fields = 2,
+        .field_names = {"loss", "accuracy", "lr"},
+        .n_fields = 3,
         .evaluate = classifier_evaluate,
         .eval_names = {"test_loss", "test_accuracy"},
         .n_eval = 2,
@@ -287,6 +317,7 @@ out:
 
 static int classifier_eval(struct gen_run *run) {
     const struct gen_config *cfg = &run->cfg;
+    if (gen_config_str(cfg, "samples")) return gen_eval_images(run, NULL, NULL, 0, 0, 0);
     static struct gen_classifier m;
     struct gen_image_set test = {0};
     struct gen_ctx g;
@@ -318,6 +349,9 @@ static int classifier_eval(struct gen_run *run) {
                 "classifier %s on %s (%lld test images, %.1fs)\n"
                 "  test accuracy  %.2f %%\n  test loss      %.4f nats\n",
                 ckpt, data, (long long)test.n, gen_run_now() - t0, 100 * acc, loss);
+    if (gen_eval_log(ckpt, (const struct gen_field[]){{"test_loss", loss}, {"test_accuracy", acc}},
+                     2) != GEN_OK)
+        fprintf(stderr, "gen: warning: %s\n", gen_last_error());
     rc = 0;
 free_model:
     gen_classifier_free(&m);
@@ -341,12 +375,17 @@ static const struct gen_option classifier_train_options[] = {
     GEN_INT_OPT("epochs", "3", 1, GEN_OPT_NO_MAX, "passes over the training set"),
     GEN_INT_OPT("batch", "64", 1, 65536, "batch size"),
     GEN_FLOAT_OPT("lr", "1e-3", 0, 10, "Adam learning rate"),
+    GEN_CHOICE_OPT("schedule", "cosine", "cosine|constant",
+                   "learning rate: cosine decay to lr/100 over the run, or constant"),
     GEN_INT_OPT("filters", "32", 1, 1024, "filters of the first convolution (doubled later)"),
     GEN_OPT_END,
 };
 
 static const struct gen_option classifier_eval_options[] = {
     GEN_STR_OPT("data", "data/fashion-mnist", "labelled test data: IDX directory or image folder"),
+    GEN_STR_OPT("samples", NULL,
+                "score this image folder against --data (FID, precision/recall) instead"),
+    {"num", 'n', GEN_OPT_INT, "10000", "with --samples: at most N images", 10, 1000000, NULL},
     GEN_OPT_END,
 };
 

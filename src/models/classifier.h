@@ -3,13 +3,15 @@
  * the image metrics (src/models/metrics.c).
  *
  *   x (N, C, H, W) in [0, 1]
- *   conv1 Conv(C, F, 3, 1, 1)   - ReLU      (H, W)
- *   conv2 Conv(F, F, 4, 2, 1)   - ReLU      (H/2, W/2)
- *   conv3 Conv(F, 2F, 3, 1, 1)  - ReLU
- *   conv4 Conv(2F, 2F, 4, 2, 1) - ReLU      (H/4, W/4)
+ *   conv1 Conv(C, F, 3, 1, 1)   - bn1 - ReLU      (H, W)
+ *   conv2 Conv(F, F, 4, 2, 1)   - bn2 - ReLU      (H/2, W/2)
+ *   conv3 Conv(F, 2F, 3, 1, 1)  - bn3 - ReLU
+ *   conv4 Conv(2F, 2F, 4, 2, 1) - bn4 - ReLU      (H/4, W/4)
  *   flatten, fc1 Linear(2F H/4 W/4, 128) - ReLU   -> features (N, 128)
  *   fc2 Linear(128, K)                            -> logits (N, K)
- * Stride-2 convolutions stand in for max-pooling. */
+ * Convolutions have no bias (the BatchNorm after each has one). Stride-2
+ * convolutions stand in for max-pooling. BatchNorm uses batch statistics
+ * when g->training and the running ones otherwise (features, evaluation). */
 #ifndef GEN_MODELS_CLASSIFIER_H
 #define GEN_MODELS_CLASSIFIER_H
 
@@ -20,7 +22,10 @@
 struct gen_classifier {
     int64_t C, H, W, K, F; /* image shape, classes, filters of conv1 */
     struct gen_params ps;
-    struct gen_conv_layer conv1, conv2, conv3, conv4;
+    struct gen_conv_layer conv[4];
+    struct {
+        int w, b, mean, var; /* parameter indices */
+    } bn[4];
     struct gen_linear_layer fc1, fc2;
 };
 

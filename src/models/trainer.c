@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gen/plot.h"
 #include "gen/trainer.h"
 
 /* ---- config <-> JSON ---- */
@@ -107,6 +108,9 @@ static enum gen_status save(const struct saver *sv, int64_t step, int numbered) 
         snprintf(path, sizeof path, "%s/checkpoint.safetensors", sv->run_dir);
         st = gen_ckpt_save(path, s->ps, s->family, s->config_json, kv, n);
     }
+    /* The loss plot follows every checkpoint; a failed plot only warns. */
+    if (st == GEN_OK && gen_plot_metrics(sv->run_dir) != GEN_OK)
+        fprintf(stderr, "gen: warning: %s\n", gen_last_error());
     return st;
 }
 

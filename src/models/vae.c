@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gen/metrics.h"
 #include "gen/trainer.h"
 #include "models/vae.h"
 
@@ -487,6 +488,21 @@ static void score_batch(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor 
     }
 }
 
+/* gen_generate_fn for the image metrics: n samples in [0, 1]. */
+static enum gen_status vae_generate(void *model, int64_t n, uint64_t seed, float *out) {
+    struct gen_vae *m = model;
+    struct gen_ctx g;
+    gen_ctx_init(&g);
+    g.training = 0;
+    gen_no_grad_begin(&g);
+    struct gen_rng rng;
+    gen_rng_seed(&rng, seed);
+    struct gen_tensor *x = gen_vae_generate(&g, m, (int)n, &rng);
+    memcpy(out, x->data, (size_t)gen_numel(x) * sizeof(float));
+    gen_ctx_free(&g);
+    return GEN_OK;
+}
+
 static int vae_eval(struct gen_run *run) {
     const struct gen_config *cfg = &run->cfg;
     static struct gen_vae m;
@@ -557,7 +573,12 @@ static int vae_eval(struct gen_run *run) {
                     K, mean_iw);
         if (per_sample) fprintf(stderr, "  per-image scores in %s\n", per_sample);
     }
+    struct gen_field logged[2] = {{"test_loss", mean_elbo}, {"neg_iw_bound", mean_iw}};
+    gen_eval_log(ckpt, logged, K > 0 ? 2 : 1);
     rc = 0;
+    /* Sample quality in the classifier's feature space, when asked for. */
+    if (gen_config_is_set(cfg, "classifier") || gen_config_str(cfg, "samples"))
+        rc = gen_eval_images(run, vae_generate, &m, (int)m.C, (int)m.H, (int)m.W);
 done:
     if (csv) fclose(csv);
     gen_free(elbo);
@@ -591,6 +612,7 @@ static const struct gen_option vae_eval_options[] = {
     GEN_STR_OPT("data", "data/fashion-mnist", "test data: IDX directory or image folder"),
     GEN_INT_OPT("iw", "100", 0, 100000, "samples of the importance-weighted bound (0: ELBO only)"),
     GEN_STR_OPT("per-sample", NULL, "write each test image's scores to this CSV file"),
+    GEN_EVAL_IMAGE_OPTIONS,
     GEN_OPT_END,
 };
 

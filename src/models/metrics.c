@@ -1,0 +1,626 @@
+/* metrics.c - sample-quality metrics of the image families (gen eval):
+ * Frechet distance, classifier score and k-NN precision/recall on the
+ * features of gen's classifier (src/models/classifier.h), each next to the
+ * baseline of real training images against the test images.
+ *
+ * Frechet distance between N(mu1, S1) and N(mu2, S2):
+ *   |mu1 - mu2|^2 + tr S1 + tr S2 - 2 tr (S1^1/2 S2 S1^1/2)^1/2
+ * (S1^1/2 S2 S1^1/2 is symmetric PSD and has the eigenvalues of S1 S2, so
+ * both square roots come from symmetric eigen-decompositions, here by
+ * cyclic Jacobi rotations in double: d = 128 takes milliseconds).
+ * Classifier score: exp(E_x KL(p(y|x) || p(y))), p(y) the mean of p(y|x).
+ * Precision/recall (Kynkaanniemi et al. 2019): each point's k-NN ball in
+ * its own set approximates that set's manifold; precision is the share of
+ * generated points inside the real manifold, recall the share of real
+ * points inside the generated one. */
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gen/data.h"
+#include "gen/io.h"
+#include "gen/kernels.h"
+#include "gen/metrics.h"
+#include "gen/run.h"
+#include "gen/trainer.h"
+#include "models/classifier.h"
+
+#define PR_K 3
+#define PR_BLOCK 256 /* rows of one distance block */
+#define MIN_IMAGES 10
+
+/* ---- linear algebra ---- */
+
+/* Eigen-decomposition of a symmetric n x n matrix a (row-major, destroyed)
+ * by cyclic Jacobi rotations: a = V diag(lambda) V^T with eigenvectors in
+ * the columns of v (n x n). */
+static void jacobi_eigen(double *a, int n, double *lambda, double *v) {
+    for (int i = 0; i < n; i++)
+        for (int j = 0; j < n; j++) v[i * n + j] = i == j;
+    double total = 0;
+    for (int64_t i = 0; i < (int64_t)n * n; i++) total += a[i] * a[i];
+    for (int sweep = 0; sweep < 100; sweep++) {
+        double off = 0;
+        for (int i = 0; i < n; i++)
+            for (int j = i + 1; j < n; j++) off += a[i * n + j] * a[i * n + j];
+        if (off <= 1e-30 * total || off == 0) break;
+        for (int p = 0; p < n; p++) {
+            for (int q = p + 1; q < n; q++) {
+                double apq = a[p * n + q];
+                if (fabs(apq) < 1e-300) continue;
+                /* The rotation that zeroes a[p][q] (Golub & Van Loan 8.5). */
+                double theta = (a[q * n + q] - a[p * n + p]) / (2 * apq);
+                double t = (theta >= 0 ? 1 : -1) / (fabs(theta) + sqrt(theta * theta + 1));
+                double c = 1 / sqrt(t * t + 1), s = t * c;
+                for (int k = 0; k < n; k++) { /* columns p, q */
+                    double akp = a[k * n + p], akq = a[k * n + q];
+                    a[k * n + p] = c * akp - s * akq;
+                    a[k * n + q] = s * akp + c * akq;
+                }
+                for (int k = 0; k < n; k++) { /* rows p, q */
+                    double apk = a[p * n + k], aqk = a[q * n + k];
+                    a[p * n + k] = c * apk - s * aqk;
+                    a[q * n + k] = s * apk + c * aqk;
+                }
+                for (int k = 0; k < n; k++) {
+                    double vkp = v[k * n + p], vkq = v[k * n + q];
+                    v[k * n + p] = c * vkp - s * vkq;
+                    v[k * n + q] = s * vkp + c * vkq;
+                }
+            }
+        }
+    }
+    for (int i = 0; i < n; i++) lambda[i] = a[i * n + i];
+}
+
+/* c = a b for n x n matrices. */
+static void matmul(const double *a, const double *b, double *c, int n) {
+    memset(c, 0, (size_t)n * (size_t)n * sizeof *c);
+    for (int i = 0; i < n; i++)
+        for (int k = 0; k < n; k++) {
+            double aik = a[i * n + k];
+            for (int j = 0; j < n; j++) c[i * n + j] += aik * b[k * n + j];
+        }
+}
+
+enum gen_status gen_feature_stats(const float *x, int64_t n, int d, double *mean, double *cov) {
+    GEN_ASSERT(n >= 2 && d >= 1);
+    double *row = gen_alloc((size_t)d * sizeof *row);
+    if (!row) return GEN_ERR_NOMEM;
+    memset(mean, 0, (size_t)d * sizeof *mean);
+    memset(cov, 0, (size_t)d * (size_t)d * sizeof *cov);
+    for (int64_t i = 0; i < n; i++)
+        for (int j = 0; j < d; j++) mean[j] += x[i * d + j];
+    for (int j = 0; j < d; j++) mean[j] /= (double)n;
+    for (int64_t i = 0; i < n; i++) { /* upper triangle of sum (x - mean)(x - mean)^T */
+        for (int j = 0; j < d; j++) row[j] = x[i * d + j] - mean[j];
+        for (int j = 0; j < d; j++) {
+            double rj = row[j];
+            if (rj == 0) continue; /* ReLU features are often exactly zero */
+            double *cj = cov + (int64_t)j * d;
+            for (int k = j; k < d; k++) cj[k] += rj * row[k];
+        }
+    }
+    for (int j = 0; j < d; j++)
+        for (int k = j; k < d; k++) {
+            cov[j * d + k] /= (double)(n - 1);
+            cov[k * d + j] = cov[j * d + k];
+        }
+    gen_free(row);
+    return GEN_OK;
+}
+
+enum gen_status gen_frechet_distance(const double *mu1, const double *s1, const double *mu2,
+                                     const double *s2, int d, double *fd) {
+    size_t dd = (size_t)d * (size_t)d;
+    double *a = gen_alloc(4 * dd * sizeof *a), *lambda = gen_alloc((size_t)d * sizeof *lambda);
+    if (!a || !lambda) {
+        gen_free(a);
+        gen_free(lambda);
+        return GEN_ERR_NOMEM;
+    }
+    double *v = a + dd, *r = a + 2 * dd, *t = a + 3 * dd;
+    /* r = S1^1/2 = V diag(sqrt(max(lambda, 0))) V^T */
+    memcpy(a, s1, dd * sizeof *a);
+    jacobi_eigen(a, d, lambda, v);
+    for (int i = 0; i < d; i++) lambda[i] = sqrt(lambda[i] > 0 ? lambda[i] : 0);
+    for (int i = 0; i < d; i++)
+        for (int j = 0; j < d; j++) {
+            double sum = 0;
+            for (int k = 0; k < d; k++) sum += v[i * d + k] * lambda[k] * v[j * d + k];
+            r[i * d + j] = sum;
+        }
+    /* a = r S2 r, symmetrised against rounding; tr sqrt(a) from its eigenvalues */
+    matmul(r, s2, t, d);
+    matmul(t, r, a, d);
+    for (int i = 0; i < d; i++)
+        for (int j = i + 1; j < d; j++) a[i * d + j] = a[j * d + i] = 0.5 * (a[i * d + j] + a[j * d + i]);
+    jacobi_eigen(a, d, lambda, v);
+    double tr_sqrt = 0, tr = 0, dist = 0;
+    for (int i = 0; i < d; i++) {
+        tr_sqrt += sqrt(lambda[i] > 0 ? lambda[i] : 0);
+        tr += s1[i * d + i] + s2[i * d + i];
+        dist += (mu1[i] - mu2[i]) * (mu1[i] - mu2[i]);
+    }
+    double value = dist + tr - 2 * tr_sqrt;
+    *fd = value > 0 ? value : 0;
+    gen_free(a);
+    gen_free(lambda);
+    return GEN_OK;
+}
+
+double gen_classifier_score(const float *p, int64_t n, int k) {
+    GEN_ASSERT(n >= 1 && k >= 1);
+    double *py = calloc((size_t)k, sizeof *py);
+    GEN_ASSERT(py);
+    for (int64_t i = 0; i < n; i++)
+        for (int j = 0; j < k; j++) py[j] += p[i * k + j];
+    for (int j = 0; j < k; j++) py[j] /= (double)n;
+    double kl = 0;
+    for (int64_t i = 0; i < n; i++)
+        for (int j = 0; j < k; j++) {
+            double pij = p[i * k + j];
+            if (pij > 0 && py[j] > 0) kl += pij * log(pij / py[j]);
+        }
+    free(py);
+    return exp(kl / (double)n);
+}
+
+/* ---- k-NN precision and recall ---- */
+
+/* Squared norms of n rows of x (n, d). */
+static void row_norms(const float *x, int64_t n, int d, float *out) {
+    for (int64_t i = 0; i < n; i++) {
+        double s = 0;
+        for (int j = 0; j < d; j++) s += (double)x[i * d + j] * x[i * d + j];
+        out[i] = (float)s;
+    }
+}
+
+/* Squared distances of rows a[0..na) to every row of b (nb): dist (na, nb). */
+static void sq_dists(const float *a, const float *an, int64_t na, const float *b, const float *bn,
+                     int64_t nb, int d, float *dist) {
+    gen_gemm(0, 1, na, nb, d, -2.0f, a, b, 0.0f, dist);
+    for (int64_t i = 0; i < na; i++)
+        for (int64_t j = 0; j < nb; j++) {
+            float v = dist[i * nb + j] + an[i] + bn[j];
+            dist[i * nb + j] = v > 0 ? v : 0;
+        }
+}
+
+/* radius2[i]: squared distance from x[i] to its k-th nearest other row. */
+static void knn_radii(const float *x, const float *xn, int64_t n, int d, int k, float *dist,
+                      float *radius2) {
+    for (int64_t i0 = 0; i0 < n; i0 += PR_BLOCK) {
+        int64_t b = n - i0 < PR_BLOCK ? n - i0 : PR_BLOCK;
+        sq_dists(x + i0 * d, xn + i0, b, x, xn, n, d, dist);
+        for (int64_t i = 0; i < b; i++) {
+            float best[PR_K]; /* the k smallest, ascending */
+            for (int m = 0; m < k; m++) best[m] = INFINITY;
+            const float *row = dist + i * n;
+            for (int64_t j = 0; j < n; j++) {
+                if (j == i0 + i || row[j] >= best[k - 1]) continue;
+                int m = k - 1;
+                while (m > 0 && best[m - 1] > row[j]) best[m] = best[m - 1], m--;
+                best[m] = row[j];
+            }
+            radius2[i0 + i] = best[k - 1];
+        }
+    }
+}
+
+/* Share of rows of q inside some ball (centre p[j], squared radius r2[j]). */
+static double coverage(const float *q, const float *qn, int64_t nq, const float *p,
+                       const float *pn, const float *r2, int64_t np, int d, float *dist) {
+    int64_t inside = 0;
+    for (int64_t i0 = 0; i0 < nq; i0 += PR_BLOCK) {
+        int64_t b = nq - i0 < PR_BLOCK ? nq - i0 : PR_BLOCK;
+        sq_dists(q + i0 * d, qn + i0, b, p, pn, np, d, dist);
+        for (int64_t i = 0; i < b; i++) {
+            const float *row = dist + i * np;
+            for (int64_t j = 0; j < np; j++)
+                if (row[j] <= r2[j]) {
+                    inside++;
+                    break;
+                }
+        }
+    }
+    return (double)inside / (double)nq;
+}
+
+enum gen_status gen_precision_recall(const float *real, int64_t nr, const float *fake, int64_t ng,
+                                     int d, int k, double *precision, double *recall) {
+    GEN_ASSERT(k >= 1 && k <= PR_K && nr > k && ng > k);
+    int64_t wide = nr > ng ? nr : ng;
+    size_t floats = (size_t)(2 * (nr + ng) + PR_BLOCK * wide);
+    float *buf = gen_alloc(floats * sizeof *buf);
+    if (!buf) return gen_error(GEN_ERR_NOMEM, "precision/recall: out of memory for %lld x %lld points",
+                               (long long)nr, (long long)ng);
+    float *rn = buf, *gn = rn + nr, *rr = gn + ng, *gr = rr + nr, *dist = gr + ng;
+    row_norms(real, nr, d, rn);
+    row_norms(fake, ng, d, gn);
+    knn_radii(real, rn, nr, d, k, dist, rr);
+    knn_radii(fake, gn, ng, d, k, dist, gr);
+    *precision = coverage(fake, gn, ng, real, rn, rr, nr, d, dist);
+    *recall = coverage(real, rn, nr, fake, gn, gr, ng, d, dist);
+    gen_free(buf);
+    return GEN_OK;
+}
+
+/* ---- gen eval for image families ---- */
+
+/* Feature-space summary of one image set. */
+struct feats {
+    int64_t n;
+    float *f;      /* (n, 128) */
+    float *p;      /* (n, K)   */
+    double *mean;  /* (128)    */
+    double *cov;   /* (128, 128) */
+};
+
+static void feats_free(struct feats *s) {
+    gen_free(s->f);
+    gen_free(s->p);
+    gen_free(s->mean);
+    gen_free(s->cov);
+    memset(s, 0, sizeof *s);
+}
+
+/* Embeds images (n, C, H, W) of the classifier's shape. */
+static enum gen_status embed(struct gen_classifier *m, const float *images, int64_t n,
+                             struct feats *s) {
+    const int d = GEN_CLASSIFIER_FEATURES;
+    s->n = n;
+    s->f = gen_alloc((size_t)(n * d) * sizeof(float));
+    s->p = gen_alloc((size_t)(n * m->K) * sizeof(float));
+    s->mean = gen_alloc((size_t)d * sizeof(double));
+    s->cov = gen_alloc((size_t)d * d * sizeof(double));
+    if (!s->f || !s->p || !s->mean || !s->cov) return GEN_ERR_NOMEM;
+    gen_classifier_embed(m, images, n, s->f, s->p);
+    return gen_feature_stats(s->f, n, d, s->mean, s->cov);
+}
+
+/* Pixels of idx[0..n) of a set (already the classifier's shape) in [0, 1]. */
+static float *set_to_float(const struct gen_image_set *set, const int32_t *idx, int64_t n) {
+    int64_t D = (int64_t)set->c * set->h * set->w;
+    float *x = gen_alloc((size_t)(n * D) * sizeof *x);
+    if (!x) return NULL;
+    for (int64_t i = 0; i < n; i += 1024) {
+        int count = (int)(n - i < 1024 ? n - i : 1024);
+        int32_t chunk[1024];
+        for (int k = 0; k < count; k++) chunk[k] = idx ? idx[i + k] : (int32_t)(i + k);
+        gen_images_batch(set, chunk, count, x + i * D, 0.0f, 1.0f);
+    }
+    return x;
+}
+
+/* Converts images (n, c, h, w) to (n, C, H, W): grey is replicated, RGB
+ * becomes luma, sides are resized (gen_resize_f32). */
+static enum gen_status convert_images(const float *in, int64_t n, int c, int h, int w, float *out,
+                                      int C, int H, int W) {
+    float *tmp = gen_alloc((size_t)C * (size_t)h * (size_t)w * sizeof *tmp);
+    if (!tmp) return GEN_ERR_NOMEM;
+    int64_t hw = (int64_t)h * w, in_per = c * hw, out_per = (int64_t)C * H * W;
+    enum gen_status st = GEN_OK;
+    for (int64_t i = 0; i < n && st == GEN_OK; i++) {
+        const float *src = in + i * in_per;
+        for (int ch = 0; ch < C; ch++)
+            for (int64_t k = 0; k < hw; k++) {
+                float v;
+                if (c == C) v = src[ch * hw + k];
+                else if (c == 1) v = src[k];
+                else if (C == 1 && c >= 3) v = 0.299f * src[k] + 0.587f * src[hw + k] + 0.114f * src[2 * hw + k];
+                else v = src[(ch < c ? ch : 0) * hw + k];
+                tmp[ch * hw + k] = v;
+            }
+        st = gen_resize_f32(tmp, C, h, w, out + i * out_per, H, W);
+    }
+    gen_free(tmp);
+    return st;
+}
+
+/* Derived per-chunk seed: chunks of one evaluation never share noise. */
+static uint64_t chunk_seed(uint64_t seed, int64_t chunk) {
+    struct gen_rng r;
+    gen_rng_seed(&r, seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(chunk + 1)));
+    return gen_rng_next(&r);
+}
+
+/* The generated or --samples images, as (n, C, H, W) for the classifier. */
+static enum gen_status fake_images(const struct gen_config *cfg, struct gen_classifier *m,
+                                   gen_generate_fn generate, void *model, int c, int h, int w,
+                                   int quiet, float **out, int64_t *n_out) {
+    int C = (int)m->C, H = (int)m->H, W = (int)m->W;
+    int64_t n = gen_config_int(cfg, "num");
+    const char *dir = gen_config_str(cfg, "samples");
+    enum gen_status st;
+    *out = NULL;
+    if (dir) {
+        struct gen_image_set set = {0};
+        st = gen_png_load_folder(dir, C, 0, &set);
+        if (st != GEN_OK) return st;
+        if (set.n < MIN_IMAGES) {
+            gen_image_set_free(&set);
+            return gen_error(GEN_ERR_FORMAT, "%s: %lld image%s; the metrics need at least %d", dir,
+                             (long long)set.n, set.n == 1 ? "" : "s", MIN_IMAGES);
+        }
+        if (set.h != H || set.w != W) {
+            if (H != W) {
+                gen_image_set_free(&set);
+                return gen_error(GEN_ERR_FORMAT, "%s: images are %dx%d, the classifier wants %dx%d",
+                                 dir, set.h, set.w, H, W);
+            }
+            if (!quiet)
+                fprintf(stderr, "note: %s holds %dx%d images; resized to the classifier's %dx%d\n",
+                        dir, set.h, set.w, H, W);
+            st = gen_image_set_convert(&set, C, H);
+            if (st != GEN_OK) {
+                gen_image_set_free(&set);
+                return st;
+            }
+        }
+        int32_t *idx = NULL;
+        if (n < set.n) { /* a seeded choice, not the first n (folders may be sorted by class) */
+            idx = gen_alloc((size_t)set.n * sizeof *idx);
+            if (!idx) {
+                gen_image_set_free(&set);
+                return GEN_ERR_NOMEM;
+            }
+            for (int64_t i = 0; i < set.n; i++) idx[i] = (int32_t)i;
+            struct gen_rng rng;
+            gen_rng_seed(&rng, (uint64_t)gen_config_int(cfg, "seed") + 0x5a3);
+            gen_rng_shuffle(&rng, idx, set.n);
+        } else {
+            n = set.n;
+        }
+        *out = set_to_float(&set, idx, n);
+        gen_free(idx);
+        gen_image_set_free(&set);
+        if (!*out) return GEN_ERR_NOMEM;
+        *n_out = n;
+        return GEN_OK;
+    }
+    if (!generate) return gen_error(GEN_ERR_USAGE, "this family evaluates --samples DIR only");
+    GEN_ASSERT(c >= 1 && h >= 1 && w >= 1);
+    int64_t per = (int64_t)c * h * w, out_per = (int64_t)C * H * W;
+    float *raw = gen_alloc((size_t)(GEN_EVAL_CHUNK * per) * sizeof *raw);
+    float *x = gen_alloc((size_t)(n * out_per) * sizeof *x);
+    if (!raw || !x) {
+        gen_free(raw);
+        gen_free(x);
+        return gen_error(GEN_ERR_NOMEM, "out of memory for %lld generated images", (long long)n);
+    }
+    uint64_t seed = (uint64_t)gen_config_int(cfg, "seed");
+    double t0 = gen_run_now();
+    for (int64_t i = 0, chunk = 0; i < n; i += GEN_EVAL_CHUNK, chunk++) {
+        int64_t b = n - i < GEN_EVAL_CHUNK ? n - i : GEN_EVAL_CHUNK;
+        st = generate(model, b, chunk_seed(seed, chunk), raw);
+        if (st == GEN_OK) {
+            for (int64_t k = 0; k < b * per; k++)
+                if (!isfinite(raw[k])) {
+                    st = gen_error(GEN_ERR_RUNTIME, "the model generated NaN or Inf pixels");
+                    break;
+                }
+        }
+        if (st == GEN_OK) st = convert_images(raw, b, c, h, w, x + i * out_per, C, H, W);
+        if (st != GEN_OK) {
+            gen_free(raw);
+            gen_free(x);
+            return st;
+        }
+        if (!quiet && gen_run_now() - t0 > 2 && i + b < n)
+            fprintf(stderr, "\rgenerated %lld/%lld images", (long long)(i + b), (long long)n);
+    }
+    if (!quiet && gen_run_now() - t0 > 2) fprintf(stderr, "\rgenerated %lld images in %.1fs\n",
+                                                  (long long)n, gen_run_now() - t0);
+    gen_free(raw);
+    *out = x;
+    *n_out = n;
+    return GEN_OK;
+}
+
+/* The real images of one split of `data`, converted to the classifier's
+ * shape (channels; sides when square). */
+static enum gen_status real_images(const char *data, int train, const struct gen_classifier *m,
+                                   struct gen_image_set *set) {
+    enum gen_status st = gen_images_load(data, train, (int)m->C, m->H == m->W ? (int)m->H : 0, set);
+    if (st != GEN_OK) return st;
+    if (set->h != m->H || set->w != m->W)
+        return gen_error(GEN_ERR_FORMAT, "%s: images are %dx%d, the classifier wants %lldx%lld",
+                         data, set->h, set->w, (long long)m->H, (long long)m->W);
+    if (set->n < MIN_IMAGES)
+        return gen_error(GEN_ERR_FORMAT, "%s: %lld %s images; the metrics need at least %d", data,
+                         (long long)set->n, train ? "training" : "test", MIN_IMAGES);
+    return GEN_OK;
+}
+
+struct result {
+    double fid, cs, precision, recall;
+};
+
+static enum gen_status score(const struct feats *real, const struct feats *fake, int K,
+                             struct result *r) {
+    enum gen_status st = gen_frechet_distance(fake->mean, fake->cov, real->mean, real->cov,
+                                              GEN_CLASSIFIER_FEATURES, &r->fid);
+    if (st != GEN_OK) return st;
+    r->cs = gen_classifier_score(fake->p, fake->n, K);
+    return gen_precision_recall(real->f, real->n, fake->f, fake->n, GEN_CLASSIFIER_FEATURES, PR_K,
+                                &r->precision, &r->recall);
+}
+
+static double accuracy(const struct feats *s, const struct gen_image_set *set, int64_t K) {
+    int64_t correct = 0;
+    for (int64_t i = 0; i < s->n; i++) {
+        const float *row = s->p + i * K;
+        int64_t best = 0;
+        for (int64_t k = 1; k < K; k++)
+            if (row[k] > row[best]) best = k;
+        correct += best == set->labels[i];
+    }
+    return (double)correct / (double)s->n;
+}
+
+enum gen_status gen_eval_log(const char *ckpt, const struct gen_field *fields, int n) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", ckpt);
+    char *slash = strrchr(dir, '/');
+    if (slash) *slash = 0;
+    else snprintf(dir, sizeof dir, ".");
+    int64_t step = -1;
+    struct gen_ckpt_meta meta = {0};
+    if (gen_ckpt_read_meta(ckpt, &meta) == GEN_OK) {
+        const char *s = gen_ckpt_meta_get(&meta, "step");
+        if (s) step = strtoll(s, NULL, 10);
+    }
+    gen_ckpt_meta_free(&meta);
+    gen_clear_error();
+    struct gen_runlog lg;
+    enum gen_status st = gen_runlog_open(&lg, dir, 0, 1);
+    if (st != GEN_OK) return st;
+    gen_runlog_write(&lg, step, fields, n);
+    gen_runlog_close(&lg);
+    return GEN_OK;
+}
+
+static enum gen_status append_metrics(const char *ckpt, int64_t n, const struct result *r,
+                                      const struct result *b) {
+    const struct gen_field f[] = {
+        {"eval_images", (double)n},       {"fid", r->fid},
+        {"fid_baseline", b->fid},         {"classifier_score", r->cs},
+        {"classifier_score_baseline", b->cs}, {"precision", r->precision},
+        {"precision_baseline", b->precision}, {"recall", r->recall},
+        {"recall_baseline", b->recall},
+    };
+    return gen_eval_log(ckpt, f, (int)(sizeof f / sizeof f[0]));
+}
+
+static void print_json(const struct gen_run *run, const char *source, const char *data,
+                       const char *clf, double acc, int64_t n, int64_t n_test,
+                       const struct result *r, const struct result *b) {
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "family", run->family ? run->family->name : "?");
+    cJSON_AddStringToObject(o, gen_config_str(&run->cfg, "samples") ? "samples" : "ckpt", source);
+    cJSON_AddStringToObject(o, "data", data);
+    cJSON_AddStringToObject(o, "classifier", clf);
+    cJSON_AddNumberToObject(o, "classifier_accuracy", acc);
+    cJSON_AddNumberToObject(o, "images", (double)n);
+    cJSON_AddNumberToObject(o, "test_images", (double)n_test);
+    const char *names[4] = {"fid", "classifier_score", "precision", "recall"};
+    const double rv[4] = {r->fid, r->cs, r->precision, r->recall};
+    const double bv[4] = {b->fid, b->cs, b->precision, b->recall};
+    for (int i = 0; i < 4; i++) {
+        char key[64];
+        cJSON_AddNumberToObject(o, names[i], rv[i]);
+        snprintf(key, sizeof key, "%s_baseline", names[i]);
+        cJSON_AddNumberToObject(o, key, bv[i]);
+    }
+    char *s = cJSON_PrintUnformatted(o);
+    printf("%s\n", s);
+    fflush(stdout);
+    free(s);
+    cJSON_Delete(o);
+}
+
+int gen_eval_images(struct gen_run *run, gen_generate_fn generate, void *model, int c, int h,
+                    int w) {
+    const struct gen_config *cfg = &run->cfg;
+    const struct gen_config_entry *ce = gen_config_get(cfg, "classifier");
+    const char *samples = gen_config_str(cfg, "samples");
+    const char *ckpt = gen_config_str(cfg, "ckpt");
+    const char *data = gen_config_str(cfg, "data");
+    /* without a --classifier option (gen eval classifier --samples), --ckpt is the classifier */
+    const char *clf_path = ce && ce->present && ce->s[0] ? ce->s : ckpt;
+    if (!clf_path) clf_path = "runs/classifier/checkpoint.safetensors";
+    if (!ce) ckpt = NULL;
+    static struct gen_classifier m;
+    struct gen_image_set test = {0}, train = {0};
+    struct feats ft = {0}, ftr = {0}, fg = {0};
+    float *x = NULL;
+    int32_t *idx = NULL;
+    int rc = 1;
+    char clf_data[GEN_CONFIG_STR] = "";
+    double t0 = gen_run_now();
+
+    if (access(clf_path, F_OK) != 0) {
+        gen_error(GEN_ERR_IO, "%s: no classifier checkpoint (train the feature network first: "
+                  "'gen train classifier --data DIR' writes runs/classifier/checkpoint.safetensors)",
+                  clf_path);
+        return 1;
+    }
+    if (gen_classifier_load(&m, clf_path) != GEN_OK) return 1;
+    {
+        cJSON *cj = NULL;
+        if (gen_ckpt_config(clf_path, "classifier", &cj) == GEN_OK)
+            snprintf(clf_data, sizeof clf_data, "%s", gen_json_str(cj, "data", ""));
+        cJSON_Delete(cj);
+    }
+    if (!data) data = clf_data[0] ? clf_data : "data/fashion-mnist";
+    if (real_images(data, GEN_SPLIT_TEST, &m, &test) != GEN_OK ||
+        real_images(data, GEN_SPLIT_TRAIN, &m, &train) != GEN_OK)
+        goto done;
+    if (test.n_classes > m.K || train.n_classes > m.K) {
+        gen_error(GEN_ERR_FORMAT, "%s: %d classes, the classifier %s knows %lld", data,
+                  test.n_classes > train.n_classes ? test.n_classes : train.n_classes, clf_path,
+                  (long long)m.K);
+        goto done;
+    }
+    if (!run->quiet && clf_data[0] && strcmp(clf_data, data))
+        fprintf(stderr, "note: the classifier was trained on %s; the real images come from %s\n",
+                clf_data, data);
+
+    /* generated (or given) images */
+    int64_t n = 0;
+    if (fake_images(cfg, &m, generate, model, c, h, w, run->quiet, &x, &n) != GEN_OK) goto done;
+    if (embed(&m, x, n, &fg) != GEN_OK) goto done;
+    gen_free(x);
+    /* real test images */
+    if (!(x = set_to_float(&test, NULL, test.n)) || embed(&m, x, test.n, &ft) != GEN_OK) goto done;
+    gen_free(x);
+    /* the baseline: n training images (a seeded choice) */
+    int64_t nb = n < train.n ? n : train.n;
+    idx = gen_alloc((size_t)train.n * sizeof *idx);
+    if (!idx) goto done;
+    for (int64_t i = 0; i < train.n; i++) idx[i] = (int32_t)i;
+    struct gen_rng rng;
+    gen_rng_seed(&rng, (uint64_t)gen_config_int(cfg, "seed") + 0x5eed);
+    gen_rng_shuffle(&rng, idx, train.n);
+    if (!(x = set_to_float(&train, idx, nb)) || embed(&m, x, nb, &ftr) != GEN_OK) goto done;
+
+    struct result r, b;
+    if (score(&ft, &fg, (int)m.K, &r) != GEN_OK || score(&ft, &ftr, (int)m.K, &b) != GEN_OK)
+        goto done;
+    double acc = accuracy(&ft, &test, m.K);
+    const char *source = samples ? samples : ckpt;
+    if (!run->quiet) {
+        fprintf(stderr,
+                "%s %s: %lld %s images against %lld test images of %s (%.1fs)\n"
+                "features: %s (test accuracy %.2f %%)\n"
+                "  %-18s %10s %12s\n",
+                run->family ? run->family->name : "eval", source, (long long)n,
+                samples ? "given" : "generated", (long long)test.n, data, gen_run_now() - t0,
+                clf_path, 100 * acc, "metric", "model", "train/test");
+        fprintf(stderr, "  %-18s %10.3f %12.3f   lower is better\n", "FID", r.fid, b.fid);
+        fprintf(stderr, "  %-18s %10.3f %12.3f   higher is better (max %lld)\n",
+                "classifier score", r.cs, b.cs, (long long)m.K);
+        fprintf(stderr, "  %-18s %10.3f %12.3f   fidelity\n", "precision", r.precision,
+                b.precision);
+        fprintf(stderr, "  %-18s %10.3f %12.3f   diversity\n", "recall", r.recall, b.recall);
+        fprintf(stderr, "  (train/test: %lld real training images scored the same way)\n",
+                (long long)nb);
+    }
+    if (run->json) print_json(run, source, data, clf_path, acc, n, test.n, &r, &b);
+    if (!samples && ckpt && append_metrics(ckpt, n, &r, &b) != GEN_OK)
+        fprintf(stderr, "gen: warning: %s\n", gen_last_error()); /* the result stands */
+    rc = 0;
+done:
+    if (rc != 0 && !gen_last_error()[0]) gen_error(GEN_ERR_NOMEM, "gen eval: out of memory");
+    gen_free(x);
+    gen_free(idx);
+    feats_free(&ft);
+    feats_free(&ftr);
+    feats_free(&fg);
+    gen_image_set_free(&test);
+    gen_image_set_free(&train);
+    gen_classifier_free(&m);
+    return rc;
+}
