@@ -271,17 +271,18 @@ static void test_help(void **state) {
 
 static void test_registry(void **state) {
     (void)state;
-    const char *want[] = {"gan", "vae", "transformer", "diffusion"};
+    /* The four generative families, then the evaluation classifier. */
+    const char *want[] = {"gan", "vae", "transformer", "diffusion", "classifier"};
     int k = 0;
     for (; gen_families[k]; k++) {
-        assert_true(k < 4);
+        assert_true(k < 5);
         assert_string_equal(gen_families[k]->name, want[k]);
         assert_non_null(gen_families[k]->summary);
         assert_true(strlen(gen_families[k]->summary) > 10);
         assert_null(strchr(gen_families[k]->summary, '\n'));
         assert_ptr_equal(gen_family_find(want[k]), gen_families[k]);
     }
-    assert_int_equal(k, 4);
+    assert_int_equal(k, 5);
     assert_null(gen_family_find("nope"));
     assert_null(gen_family_find(""));
     assert_int_equal(gen_family_find("transformer")->data, GEN_DATA_TEXT);
