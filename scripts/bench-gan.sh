@@ -1,0 +1,52 @@
+#!/bin/sh
+# bench-gan.sh - gen against its PyTorch twin (scripts/reference/gan.py) on
+# the reference DCGAN: median training step time at batch 64, both with the
+# same thread count, run back to back in this one invocation (ROUNDS times,
+# alternating), and sampling throughput (images/s, generation only).
+#
+#   scripts/bench-gan.sh                 # GEN=build/gen THREADS=2 STEPS=60 ROUNDS=2
+#   GEN=build-gan/gen scripts/bench-gan.sh
+#
+# Prints one line per measurement and a summary with gen/PyTorch (< 1: gen
+# is faster). Nothing else should be running: both sides are timed on a
+# shared machine.
+set -eu
+GEN=${GEN:-build/gen}
+PY=${PY:-/usr/bin/python3}
+THREADS=${THREADS:-2}
+STEPS=${STEPS:-60}
+ROUNDS=${ROUNDS:-2}
+DATA=${DATA:-data/fashion-mnist}
+cd "$(dirname "$0")/.."
+[ -x "$GEN" ] || { echo "bench-gan: $GEN not built (cmake --build build)" >&2; exit 1; }
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+field() { # field NAME: reads one JSON object on stdin
+    "$PY" -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+}
+
+gen_best= torch_best=
+r=1
+while [ "$r" -le "$ROUNDS" ]; do
+    rm -rf "$tmp/run"
+    g=$("$GEN" train gan --data "$DATA" --steps "$STEPS" --batch 64 --threads "$THREADS" \
+        --out "$tmp/run" --sample-every 0 --ckpt-every 0 --quiet --json | tail -n 1 |
+        field median_step_ms)
+    t=$("$PY" scripts/reference/gan.py --bench-steps "$STEPS" --threads "$THREADS" |
+        field median_step_ms)
+    printf 'round %d: gen %.1f ms/step, pytorch %.1f ms/step\n' "$r" "$g" "$t"
+    gen_best=$("$PY" -c "import sys; v=[float(x) for x in sys.argv[1:] if x]; print(min(v))" "$g" $gen_best)
+    torch_best=$("$PY" -c "import sys; v=[float(x) for x in sys.argv[1:] if x]; print(min(v))" "$t" $torch_best)
+    r=$((r + 1))
+done
+
+gs=$("$GEN" sample gan --ckpt "$tmp/run/checkpoint.safetensors" -n 1024 -o "$tmp/s.png" \
+     --threads "$THREADS" --quiet --json | field images_per_s)
+ts=$("$PY" scripts/reference/gan.py --bench-steps 5 --threads "$THREADS" | field sample_images_per_s)
+printf 'sampling (1024 images, batches of 64): gen %.0f img/s, pytorch %.0f img/s\n' "$gs" "$ts"
+"$PY" -c "
+import sys
+g, t = float(sys.argv[1]), float(sys.argv[2])
+print('gan step, batch 64, %s threads: gen %.1f ms, pytorch %.1f ms, gen/pytorch %.3f (best of %s rounds)'
+      % (sys.argv[3], g, t, g / t, sys.argv[4]))" "$gen_best" "$torch_best" "$THREADS" "$ROUNDS"

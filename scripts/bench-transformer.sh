@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# bench-transformer.sh - the reference GPT (4 layers, 4 heads, width 128,
+# context 128, batch 32): training tokens/s of gen against its PyTorch
+# twin, interleaved over ROUNDS rounds with the same thread count; then
+# gen's sampling speed at batch 1 for growing lengths (best of 3 each; the
+# time per token should stay flat: KV cache, sliding window); then
+# (FULL=1) the whole 5000-step run of both with validation losses.
+#
+#   scripts/bench-transformer.sh            GEN=build-tf/gen ROUNDS=3 STEPS=20
+set -euo pipefail
+cd "$(dirname "$0")/.."
+gen=${GEN:-./build/gen}
+threads=${GEN_BENCH_THREADS:-2}
+rounds=${ROUNDS:-3}
+steps=${STEPS:-20}
+data=${DATA:-data/moby-dick.txt}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+# Step time does not depend on the text's length; a short copy keeps the
+# final validation pass of each gen run short.
+head -c 300000 "$data" >"$tmp/text.txt"
+tokens_per_step=$((32 * 128))
+
+gen_step() {
+    rm -rf "$tmp/run"
+    "$gen" train transformer --data "$tmp/text.txt" --steps "$steps" --threads "$threads" \
+        --out "$tmp/run" --json --quiet --ckpt-every 0 --eval-every 0 --sample-every 0 |
+        grep median_step_ms | sed 's/.*"median_step_ms":\([0-9.e+-]*\).*/\1/'
+}
+twin_step() {
+    /usr/bin/python3 scripts/reference/transformer.py --data "$tmp/text.txt" \
+        --bench-steps "$steps" --threads "$threads" |
+        sed 's/.*"median_step_ms": \([0-9.e+-]*\).*/\1/'
+}
+ratios=()
+for r in $(seq "$rounds"); do
+    g=$(gen_step)
+    t=$(twin_step)
+    ratio=$(awk -v g="$g" -v t="$t" 'BEGIN { printf "%.3f", t / g }')
+    ratios+=("$ratio")
+    awk -v r="$r" -v g="$g" -v t="$t" -v n="$tokens_per_step" -v q="$ratio" 'BEGIN {
+        printf "round %d: gen %.1f ms/step (%.0f tok/s)  pytorch %.1f ms/step (%.0f tok/s)  speed-up %s\n",
+               r, g, n / g * 1e3, t, n / t * 1e3, q }'
+done
+median=$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+echo "transformer train, batch 32 x 128 tokens, $threads threads: median gen speed-up over pytorch = $median (target >= 1.5)"
+
+# CPU seconds per training step, one thread each: on a shared machine the
+# wall clock mostly measures the neighbours (and OpenMP threads waiting for
+# a descheduled peer), CPU time much less. Each side runs a short and a long
+# training; the difference over the extra steps leaves out start-up and the
+# final validation/checkpoint.
+cpu_of() { /usr/bin/time -f '%U %S' "$@" 2>&1 >/dev/null | tail -1 | awk '{ print $1 + $2 }'; }
+gen_cpu() {
+    rm -rf "$tmp/cpu"
+    cpu_of "$gen" train transformer --data "$tmp/text.txt" --steps "$1" --threads 1 --out "$tmp/cpu" \
+        --quiet --ckpt-every 0 --eval-every 0 --sample-every 0
+}
+twin_cpu() {
+    cpu_of /usr/bin/python3 scripts/reference/transformer.py --data "$tmp/text.txt" --bench-steps "$1" \
+        --threads 1
+}
+g=$(awk -v a="$(gen_cpu 4)" -v b="$(gen_cpu $((4 + steps)))" -v n="$steps" 'BEGIN { print (b - a) / n }')
+t=$(awk -v a="$(twin_cpu 4)" -v b="$(twin_cpu $((4 + steps)))" -v n="$steps" 'BEGIN { print (b - a) / n }')
+awk -v g="$g" -v t="$t" -v n="$tokens_per_step" 'BEGIN {
+    printf "1 thread, CPU time: gen %.0f ms/step (%.0f tok/cpu-s)  pytorch %.0f ms/step (%.0f tok/cpu-s)  speed-up %.2f\n",
+           g * 1e3, n / g, t * 1e3, n / t, t / g }'
+
+# Sampling at batch 1 from the model the last gen round left (its weights
+# do not change the speed): 5 samples in one process, the best one (the
+# first pays for page faults and BLAS buffers).
+for len in 100 400 1000 4000; do
+    best=$("$gen" sample transformer --ckpt "$tmp/run/checkpoint.safetensors" --prompt "Call me" \
+        --length "$len" --temperature 0.8 --seed 1 --threads 1 -n 5 -o "$tmp/sample.txt" --json \
+        --quiet | sed 's/.*"tokens_per_s":\([0-9.e+-]*\).*/\1/' | sort -g | tail -1)
+    awk -v n="$len" -v b="$best" 'BEGIN {
+        printf "sample batch 1, length %5d: %6.0f tokens/s  (%.1f us/token)\n", n, b, 1e6 / b }'
+done
+
+if [ "${FULL:-0}" = 1 ]; then
+    /usr/bin/time -f '%e s wall, %M KiB max RSS' "$gen" train transformer --data "$data" \
+        --threads "$threads" --out "$tmp/full" --json --quiet >"$tmp/gen.jsonl" 2>"$tmp/gen.time"
+    echo "gen 5000 steps: $(tail -1 "$tmp/gen.time")"
+    grep val_loss "$tmp/gen.jsonl" | sed 's/^/gen /'
+    /usr/bin/python3 scripts/reference/transformer.py --data "$data" --threads "$threads" |
+        sed 's/^/pytorch /'
+fi

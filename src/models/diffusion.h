@@ -1,0 +1,62 @@
+/* diffusion.h - the maths of the DDPM family, private to src/models and
+ * the tests: the noise schedule, the closed-form noising q(x_t | x_0) and
+ * one denoising step of each sampler. Everything is per element, in double,
+ * on caller-owned float arrays of n elements.
+ *
+ * Timesteps are 0-based: t = 0 .. T-1 with beta_t = beta_start +
+ * (beta_end - beta_start) t / (T - 1) (one beta_start when T = 1),
+ * alpha_t = 1 - beta_t, abar_t = prod_{s <= t} alpha_s, and abar_{-1} = 1
+ * (the clean image). */
+#ifndef GEN_MODELS_DIFFUSION_H
+#define GEN_MODELS_DIFFUSION_H
+
+#include "gen/core.h"
+
+struct ddpm_schedule {
+    int64_t T;
+    double *beta, *alpha_bar; /* (T) each; gen_alloc'd */
+};
+
+/* GEN_ERR_USAGE unless T >= 1 and 0 < beta_start <= beta_end < 1. */
+enum gen_status ddpm_schedule_init(struct ddpm_schedule *s, int64_t T, double beta_start,
+                                   double beta_end);
+void ddpm_schedule_free(struct ddpm_schedule *s);
+/* abar_t, with abar_{-1} = 1. */
+double ddpm_abar(const struct ddpm_schedule *s, int64_t t);
+
+/* x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps (t = -1 gives x0). */
+void ddpm_q_sample(const struct ddpm_schedule *s, int64_t t, int64_t n, const float *x0,
+                   const float *eps, float *xt);
+
+/* x0 predicted from x_t and eps_hat, clipped to [-1, 1]:
+ * clip((x_t - sqrt(1 - abar_t) eps_hat) / sqrt(abar_t)). */
+static inline double ddpm_x0(double abar, double xt, double eps) {
+    double x0 = (xt - sqrt(1.0 - abar) * eps) / sqrt(abar);
+    return x0 < -1.0 ? -1.0 : x0 > 1.0 ? 1.0 : x0;
+}
+
+/* Ancestral DDPM step t -> t-1 (Ho et al. 2020) with the clipped x0:
+ *   mean = beta_t sqrt(abar_{t-1}) / (1 - abar_t) x0
+ *        + (1 - abar_{t-1}) sqrt(alpha_t) / (1 - abar_t) x_t
+ *   x_{t-1} = mean + sqrt(beta_t) z   (no noise at t = 0; z may be NULL then).
+ * out may alias xt. */
+void ddpm_step(const struct ddpm_schedule *s, int64_t t, int64_t n, const float *xt,
+               const float *eps, const float *z, float *out);
+
+/* DDIM step t -> prev (prev < t; -1 for the last step) with noise eta:
+ *   x0 clipped, eps' = (x_t - sqrt(abar_t) x0) / sqrt(1 - abar_t),
+ *   sigma = eta sqrt((1 - abar_prev) / (1 - abar_t) (1 - abar_t / abar_prev)),
+ *   x_prev = sqrt(abar_prev) x0 + sqrt(1 - abar_prev - sigma^2) eps' + sigma z.
+ * z may be NULL when sigma is 0 (eta 0, or prev = -1). out may alias xt. */
+void ddim_step(const struct ddpm_schedule *s, int64_t t, int64_t prev, double eta, int64_t n,
+               const float *xt, const float *eps, const float *z, float *out);
+
+/* The K DDIM timesteps, ascending, "trailing" spacing that ends at T - 1:
+ * tau_i = (i + 1) T / K - 1 (integer division), i = 0 .. K-1; K = T gives
+ * every step. 1 <= K <= T. */
+void ddim_timesteps(int64_t T, int64_t K, int64_t *tau);
+
+/* EMA decay at update t (from 0): min(max_decay, (1 + t) / (10 + t)). */
+double diffusion_ema_decay(int64_t t, double max_decay);
+
+#endif

@@ -1,0 +1,114 @@
+/* transformer.h - internals of the GPT family (src/models/transformer.c)
+ * shared with tests/test_transformer.c: the network on the tape, the KV
+ * cache that samples outside it, token picking and the vocabularies.
+ *
+ * Letters: L layers, NH heads, C width, hd = C / NH, T context, V
+ * vocabulary, B windows of a batch. */
+#ifndef GEN_MODELS_TRANSFORMER_H
+#define GEN_MODELS_TRANSFORMER_H
+
+#include "gen/nn.h"
+
+struct gen_tf_shape {
+    int64_t L, NH, C, T, V;
+};
+
+/* Parameter indices of one pre-LN block (PyTorch/GPT-2 names under h.N). */
+struct gen_tf_block {
+    int ln1_w, ln1_b;     /* ln_1 (C)                                    */
+    int attn_w, attn_b;   /* attn.c_attn (3C, C), (3C): packed q, k, v   */
+    int aproj_w, aproj_b; /* attn.c_proj (C, C), (C)                     */
+    int ln2_w, ln2_b;     /* ln_2 (C)                                    */
+    int fc_w, fc_b;       /* mlp.c_fc (4C, C), (4C)                      */
+    int mproj_w, mproj_b; /* mlp.c_proj (C, 4C), (C)                     */
+};
+
+struct gen_tf {
+    struct gen_tf_shape s;
+    float dropout;            /* residual/embedding dropout when training */
+    struct gen_rng *drop_rng; /* its stream (needed when dropout > 0)     */
+    struct gen_params ps;
+    int wte, wpe;             /* (V, C) tied with the head, (T, C)        */
+    int lnf_w, lnf_b;         /* ln_f (C)                                 */
+    struct gen_tf_block *blk; /* (L)                                      */
+    int32_t *pos;             /* (T) 0, 1, ..., T-1: position lookup ids  */
+};
+
+/* Declares every tensor and finalizes the parameter arena (values unset).
+ * The shape must be valid (NH divides C, all >= 1). */
+enum gen_status gen_tf_init(struct gen_tf *m, const struct gen_tf_shape *s, float dropout);
+/* GPT-2 initialisation: N(0, 0.02) weights and embeddings, residual
+ * projections N(0, 0.02 / sqrt(2 L)), biases 0, LayerNorm 1 and 0. */
+void gen_tf_init_weights(struct gen_tf *m, struct gen_rng *r);
+void gen_tf_free(struct gen_tf *m);
+
+/* One block: x + attn(ln_1 x), then x + mlp(ln_2 x); x (B, T, C). */
+struct gen_tensor *gen_tf_block_fwd(struct gen_ctx *g, struct gen_tf *m, int layer,
+                                    struct gen_tensor *x);
+/* Logits (B, T, V) for tokens (B, T) (caller-owned until backward), T <= s.T. */
+struct gen_tensor *gen_tf_forward(struct gen_ctx *g, struct gen_tf *m, const int32_t *tokens,
+                                  int64_t B, int64_t T);
+
+/* ---- the KV cache: no tape, kernel table + gen_gemm ---- */
+
+struct gen_tf_cache {
+    int64_t len;              /* positions held (0..T)                    */
+    float *k, *v;             /* (L, NH, T, hd) each                       */
+    int32_t *hist;            /* (T) the tokens at positions 0..len-1     */
+    float *x, *h, *y, *qkv, *att, *fc, *act, *mean, *rstd, *qh, *oh, *logits; /* rows */
+    float *s, *p;             /* (NH, T, T) attention scores, probabilities */
+    float *block;             /* the one allocation behind all of these   */
+};
+enum gen_status gen_tf_cache_init(struct gen_tf_cache *c, const struct gen_tf *m);
+void gen_tf_cache_free(struct gen_tf_cache *c);
+/* Runs tokens tok[0..n) at positions len..len+n-1 (len + n <= T) through
+ * the network, appending their keys and values. Returns the logits of all
+ * n rows (n, V) when `all`, else of the last row only (V); the buffer is
+ * the cache's and is overwritten by the next call. */
+const float *gen_tf_cache_feed(struct gen_tf_cache *c, const struct gen_tf *m,
+                               const int32_t *tok, int64_t n, int all);
+/* Feeds any number of tokens; whenever the cache is full it slides: the
+ * last T/2 tokens are re-encoded at positions 0..T/2-1 and feeding goes on
+ * from there. Returns the logits (V) after the last token (n >= 1). */
+const float *gen_tf_cache_push(struct gen_tf_cache *c, const struct gen_tf *m,
+                               const int32_t *tok, int64_t n);
+
+struct gen_tf_sampling {
+    float temperature; /* 0: greedy                              */
+    int64_t top_k;     /* 0: all tokens                          */
+    float top_p;       /* 1: off                                 */
+};
+/* The next token from logits (V): argmax when temperature is 0 (or
+ * top_k 1); else softmax(logits / temperature) cut to the top_k likeliest
+ * and then to the smallest set of them with mass >= top_p, renormalised,
+ * one draw from rng. work: room for V (float, int32) pairs. */
+int32_t gen_tf_pick(const float *logits, int64_t V, const struct gen_tf_sampling *sp,
+                    struct gen_rng *rng, void *work);
+
+/* Generates `length` tokens after prompt[0..P) (P >= 1; the cache is reset
+ * first), calling emit for each as soon as it is drawn. */
+void gen_tf_generate(struct gen_tf_cache *c, const struct gen_tf *m, const int32_t *prompt,
+                     int64_t P, int64_t length, const struct gen_tf_sampling *sp,
+                     struct gen_rng *rng, void (*emit)(int32_t tok, void *arg), void *arg);
+
+/* ---- vocabularies ---- */
+
+/* byte: V = 256, token = byte. char: the distinct bytes of a corpus in
+ * increasing order; id[b] = -1 for a byte outside it. */
+struct gen_tf_vocab {
+    int V;
+    uint8_t byte[256];
+    int16_t id[256];
+};
+void gen_tf_vocab_bytes(struct gen_tf_vocab *voc);
+void gen_tf_vocab_of_text(struct gen_tf_vocab *voc, const uint8_t *text, int64_t n);
+/* Hex text of the bytes (2 V chars + NUL into buf[513]) and back; parse
+ * fails (returns 0) unless the text is 1..256 strictly increasing bytes. */
+void gen_tf_vocab_hex(const struct gen_tf_vocab *voc, char *buf);
+int gen_tf_vocab_parse(struct gen_tf_vocab *voc, const char *hex);
+/* Maps bytes to ids; returns the offset of the first byte outside the
+ * vocabulary, or -1 when all are inside. */
+int64_t gen_tf_encode(const struct gen_tf_vocab *voc, const uint8_t *bytes, int64_t n,
+                      int32_t *ids);
+
+#endif

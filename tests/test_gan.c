@@ -1,0 +1,537 @@
+/* test_gan.c - the DCGAN family: one step against PyTorch, learning on a
+ * real subset, the divergence watch, checkpoint round trip, resume ==
+ * uninterrupted, RGB image folders and bad input. */
+#include <math.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "gen/io.h"
+#include "models/gan.h"
+#include "testutil.h"
+
+static struct gen_gan model; /* large; one at a time */
+
+/* ---- helpers ---- */
+
+static int run_cli(const char **argv) {
+    int argc = 0;
+    while (argv[argc]) argc++;
+    return gen_cli_main(argc, (char **)argv);
+}
+
+static char *slurp(const char *path, long *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    *len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)*len + 1);
+    assert_int_equal(fread(buf, 1, (size_t)*len, f), (size_t)*len);
+    fclose(f);
+    return buf;
+}
+
+static void assert_same_file(const char *a, const char *b) {
+    long la, lb;
+    char *ca = slurp(a, &la), *cb = slurp(b, &lb);
+    assert_non_null(ca);
+    assert_non_null(cb);
+    assert_int_equal(la, lb);
+    assert_memory_equal(ca, cb, (size_t)la);
+    free(ca);
+    free(cb);
+}
+
+static void put_be32(FILE *f, uint32_t v) {
+    const unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
+                                (unsigned char)(v >> 8), (unsigned char)v};
+    fwrite(b, 1, 4, f);
+}
+
+/* An MNIST-format split (prefix "train" or "t10k") of n synthetic 28x28
+ * images: a bright rectangle at a random place on a dark background. */
+static void make_idx_split(const char *dir, const char *prefix, int n, uint64_t seed) {
+    char path[600];
+    struct gen_rng r;
+    gen_rng_seed(&r, seed);
+    uint8_t *px = calloc((size_t)n * 784, 1);
+    for (int i = 0; i < n; i++) {
+        int x0 = (int)gen_rng_below(&r, 14), y0 = (int)gen_rng_below(&r, 14);
+        int w = 6 + (int)gen_rng_below(&r, 8), h = 6 + (int)gen_rng_below(&r, 8);
+        for (int y = y0; y < y0 + h; y++)
+            for (int x = x0; x < x0 + w; x++) px[i * 784 + y * 28 + x] = (uint8_t)(160 + i % 96);
+    }
+    snprintf(path, sizeof path, "%s/%s-images-idx3-ubyte", dir, prefix);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    put_be32(f, 0x803);
+    put_be32(f, (uint32_t)n);
+    put_be32(f, 28);
+    put_be32(f, 28);
+    fwrite(px, 1, (size_t)n * 784, f);
+    fclose(f);
+    snprintf(path, sizeof path, "%s/%s-labels-idx1-ubyte", dir, prefix);
+    f = fopen(path, "wb");
+    assert_non_null(f);
+    put_be32(f, 0x801);
+    put_be32(f, (uint32_t)n);
+    for (int i = 0; i < n; i++) fputc(i % 10, f);
+    fclose(f);
+    free(px);
+}
+
+static void make_idx_dir(const char *dir, int n, uint64_t seed) {
+    make_idx_split(dir, "train", n, seed);
+    make_idx_split(dir, "t10k", n / 2 > 10 ? n / 2 : 10, seed + 1);
+}
+
+static int have_data(void) {
+    return access(tu_source_path("data/fashion-mnist"), F_OK) == 0;
+}
+
+/* ---- one step against PyTorch ---- */
+
+/* scripts/reference/gan.py --fixture: one step (SGD, lr 0.1, so the
+ * updates are the gradients) of a small GAN in float64. Checks the losses,
+ * D(x), D(G(z)), every parameter after D's and G's updates and the BN
+ * running statistics (G: one forward, D: three). */
+static void test_step_matches_pytorch(void **state) {
+    (void)state;
+    struct gen_st_file *f;
+    assert_int_equal(gen_st_open(tu_source_path("tests/fixtures/gan_step.safetensors"), 0, &f),
+                     GEN_OK);
+    memset(&model, 0, sizeof model);
+    assert_int_equal(gen_gan_build(&model, 1, 8, 6, 4, 4, 0.0f, 0), GEN_OK);
+    for (int i = 0; i < model.ps.count; i++) {
+        char name[128];
+        snprintf(name, sizeof name, "before.%s", model.ps.p[i].name);
+        const struct gen_st_tensor *t = gen_st_find(f, name);
+        assert_non_null(t);
+        assert_int_equal(t->numel, gen_numel(&model.ps.p[i].t));
+        memcpy(model.ps.p[i].t.data, t->data, (size_t)t->numel * sizeof(float));
+    }
+    model.opt = (struct gen_optim){GEN_OPTIM_SGD, 0.1f, 0, 0, 0, 0.0f, 0.0f};
+    model.lr_g = model.lr_d = 0.1f;
+    struct gen_ctx g;
+    gen_ctx_init(&g);
+    struct gen_tensor *x =
+        gen_tensor_wrap(&g, (float *)gen_st_find(f, "x")->data, 4, (int64_t[]){5, 1, 8, 8});
+    struct gen_tensor *z =
+        gen_tensor_wrap(&g, (float *)gen_st_find(f, "z")->data, 2, (int64_t[]){5, 6});
+    double out[4];
+    gen_gan_train_step(&g, &model, x, z, out);
+    const char *names[4] = {"d_loss", "g_loss", "d_x", "d_g_z"};
+    for (int i = 0; i < 4; i++) {
+        float v = (float)out[i];
+        TU_ASSERT_CLOSE(names[i], &v, gen_st_find(f, names[i])->data, 1, 1e-5, 1e-6);
+    }
+    for (int i = 0; i < model.ps.count; i++) {
+        const struct gen_param *p = &model.ps.p[i];
+        char name[128];
+        snprintf(name, sizeof name, "after.%s", p->name);
+        /* after = before - 0.1 grad: gradients to ~1e-5 relative */
+        TU_ASSERT_CLOSE(name, p->t.data, gen_st_find(f, name)->data, gen_numel(&p->t), 1e-5, 1e-6);
+    }
+    assert_int_equal(model.ps.step[GEN_GAN_G], 1);
+    assert_int_equal(model.ps.step[GEN_GAN_D], 1);
+    gen_ctx_free(&g);
+    gen_gan_free(&model);
+    gen_st_close(f);
+}
+
+/* ---- learning on a real subset ---- */
+
+/* Mean BCE(D(G(z)), 1) = G's loss and mean D(G(z)) on fixed z, without
+ * touching the model (batch statistics; running stats restored). */
+static void g_against_d(struct gen_ctx *g, struct gen_gan *m, const float *z, int n, double *loss,
+                        double *dgz) {
+    memcpy(m->bn_saved, m->ps.buffers, (size_t)m->ps.n_buffer * sizeof(float));
+    gen_no_grad_begin(g);
+    g->training = 1;
+    struct gen_tensor *zt = gen_tensor_wrap(g, (float *)z, 2, (int64_t[]){n, m->latent});
+    struct gen_tensor *logits = gen_gan_discriminator(g, m, gen_gan_generator(g, m, zt));
+    struct gen_tensor *ones = gen_tensor_2d(g, n, 1);
+    for (int i = 0; i < n; i++) ones->data[i] = 1.0f;
+    *loss = gen_bce_logits(g, logits, ones, 1)->data[0];
+    double s = 0;
+    for (int i = 0; i < n; i++) s += 1.0 / (1.0 + exp(-(double)logits->data[i]));
+    *dgz = s / n;
+    gen_no_grad_end(g);
+    gen_ctx_reset(g);
+    memcpy(m->ps.buffers, m->bn_saved, (size_t)m->ps.n_buffer * sizeof(float));
+}
+
+/* Runs `steps` steps on random batches of the first `n` training images. */
+static void train_steps(struct gen_ctx *g, struct gen_gan *m, int steps, int batch, int n,
+                        struct gen_rng *r, double *last) {
+    int32_t idx[64];
+    for (int s = 0; s < steps; s++) {
+        for (int i = 0; i < batch; i++) idx[i] = (int32_t)gen_rng_below(r, (uint64_t)n);
+        struct gen_tensor *x = gen_tensor_4d(g, batch, 1, 28, 28);
+        gen_images_batch(&m->train, idx, batch, x->data, -1, 1);
+        struct gen_tensor *z = gen_tensor_2d(g, batch, m->latent);
+        gen_rng_fill_normal(r, z->data, gen_numel(z), 0, 1);
+        gen_gan_train_step(g, m, x, z, last);
+        gen_ctx_reset(g);
+    }
+}
+
+/* 512 Fashion-MNIST images, narrow networks. D alone learns to tell real
+ * from G's output; then against that fixed D, G's loss falls and D(G(z))
+ * rises from where D left it. */
+static void test_learns_on_real_subset(void **state) {
+    (void)state;
+    if (!have_data()) {
+        fprintf(stderr, "  data/fashion-mnist absent (scripts/fetch-data.sh): skipped\n");
+        skip();
+    }
+    memset(&model, 0, sizeof model);
+    assert_int_equal(gen_images_load(tu_source_path("data/fashion-mnist"), 1, 0, 0, &model.train),
+                     GEN_OK);
+    assert_int_equal(gen_gan_build(&model, 1, 28, 32, 8, 8, 0.0f, 4), GEN_OK);
+    model.opt = (struct gen_optim){GEN_OPTIM_ADAM, 2e-4f, 0.5f, 0.999f, 1e-8f, 0, 0};
+    struct gen_ctx g;
+    gen_ctx_init(&g);
+    struct gen_rng r;
+    gen_rng_seed(&r, 7);
+    float z[32 * 32];
+    gen_rng_fill_normal(&r, z, 32 * 32, 0, 1);
+    double last[4], loss0, dgz0, loss1, dgz1, loss2, dgz2;
+    g_against_d(&g, &model, z, 32, &loss0, &dgz0);
+
+    model.lr_g = 0.0f, model.lr_d = 2e-3f; /* D only */
+    train_steps(&g, &model, 60, 16, 512, &r, last);
+    g_against_d(&g, &model, z, 32, &loss1, &dgz1);
+    fprintf(stderr, "  D alone:  G loss %.3f -> %.3f, D(G(z)) %.3f -> %.3f, D(x) %.3f\n", loss0,
+            loss1, dgz0, dgz1, last[2]);
+    assert_true(dgz1 < 0.2 && last[2] > 0.8);
+
+    const float *dw = model.ps.data + model.ps.p[model.d_conv1.w].offset;
+    float d_before = dw[0];
+    model.lr_g = 2e-3f, model.lr_d = 0.0f; /* G only, against the fixed D */
+    train_steps(&g, &model, 60, 16, 512, &r, last);
+    g_against_d(&g, &model, z, 32, &loss2, &dgz2);
+    fprintf(stderr, "  G alone:  G loss %.3f -> %.3f, D(G(z)) %.3f -> %.3f\n", loss1, loss2, dgz1,
+            dgz2);
+    assert_true(dw[0] == d_before); /* D did not move */
+    assert_true(loss2 < 0.5 * loss1);
+    assert_true(dgz2 > dgz1 + 0.3);
+    gen_ctx_free(&g);
+    gen_gan_free(&model);
+}
+
+/* ---- divergence watch ---- */
+
+static void test_watch(void **state) {
+    (void)state;
+    char msg[512];
+    struct gen_gan_watch w = {.window = 50, .sub = 10};
+    int fired = 0;
+    /* Healthy, noisy losses: never. */
+    struct gen_rng r;
+    gen_rng_seed(&r, 3);
+    for (int s = 1; s <= 2000; s++)
+        fired += gen_gan_watch_step(&w, s, 1.2 + 0.3 * gen_rng_normal(&r),
+                                    1.0 + 0.05 * s / 2000.0 + 0.5 * gen_rng_normal(&r), 0.6, 0.4,
+                                    msg, sizeof msg);
+    assert_int_equal(fired, 0);
+    /* D's loss near zero: fires once, after a whole window of it. */
+    memset(&w, 0, sizeof w);
+    w.window = 50, w.sub = 10;
+    int first = 0;
+    for (int s = 1; s <= 200; s++)
+        if (gen_gan_watch_step(&w, s, 0.002, 8.0, 1.0, 0.0, msg, sizeof msg)) {
+            fired++;
+            if (!first) first = s;
+        }
+    assert_int_equal(fired, 1);
+    assert_int_equal(first, 50);
+    assert_non_null(strstr(msg, "D's loss"));
+    assert_non_null(strstr(msg, "--lr-d"));
+    /* G's loss climbing for a whole window. */
+    memset(&w, 0, sizeof w);
+    w.window = 50, w.sub = 10;
+    fired = 0;
+    for (int s = 1; s <= 60; s++)
+        fired += gen_gan_watch_step(&w, s, 0.5, 1.0 + 0.05 * s, 0.9, 0.1, msg, sizeof msg);
+    assert_int_equal(fired, 1);
+    assert_non_null(strstr(msg, "G's loss has climbed"));
+}
+
+/* ---- through the command line ---- */
+
+struct tmp {
+    char *root;
+    char data[512], run[512], path[700];
+};
+
+static void tmp_open(struct tmp *t, int n_images) {
+    t->root = tu_mkdtemp();
+    assert_non_null(t->root);
+    snprintf(t->data, sizeof t->data, "%s/data", t->root);
+    assert_int_equal(gen_mkdir_p(t->data), GEN_OK);
+    if (n_images) make_idx_dir(t->data, n_images, 11);
+    snprintf(t->run, sizeof t->run, "%s/run", t->root);
+}
+
+static void tmp_close(struct tmp *t) {
+    tu_rmtree(t->root);
+    free(t->root);
+}
+
+/* Narrow networks and one thread keep each run to a fraction of a second
+ * (OpenMP barriers on an oversubscribed machine cost more than the work). */
+#define SMALL                                                                                      \
+    "--batch", "16", "--g-width", "8", "--d-width", "8", "--latent", "16", "--threads", "1",       \
+        "--quiet"
+
+/* The last training grid (fixed noise, seed 0) equals `gen sample -n 64
+ * --seed 0` from the saved checkpoint: same weights, EMA and noise. */
+static void test_checkpoint_round_trip(void **state) {
+    (void)state;
+    struct tmp t;
+    tmp_open(&t, 40);
+    const char *train[] = {"gen",     "train", "gan",   "--data", t.data, "--out", t.run,
+                           "--steps", "5",     "--ema", "0.9",    SMALL,  NULL};
+    assert_int_equal(run_cli(train), 0);
+    char ckpt[700], grid[700], a[700], b[700], c[700], d[700];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", t.run);
+    snprintf(grid, sizeof grid, "%s/samples-00000005.png", t.run);
+    snprintf(a, sizeof a, "%s/a.png", t.root);
+    snprintf(b, sizeof b, "%s/b.png", t.root);
+    snprintf(c, sizeof c, "%s/c.png", t.root);
+    snprintf(d, sizeof d, "%s/d.png", t.root);
+    const char *s0[] = {"gen", "sample", "gan", "--ckpt",  ckpt, "-n",
+                        "64",  "-o",     a,     "--quiet", NULL};
+    assert_int_equal(run_cli(s0), 0);
+    assert_same_file(grid, a);
+    const char *s1[] = {"gen", "sample", "gan",    "--ckpt", ckpt,      "-n", "64",
+                        "-o",  b,        "--seed", "1",      "--quiet", NULL};
+    assert_int_equal(run_cli(s1), 0);
+    const char *s2[] = {"gen", "sample", "gan",    "--ckpt", ckpt,      "-n", "64",
+                        "-o",  c,        "--seed", "1",      "--quiet", NULL};
+    assert_int_equal(run_cli(s2), 0);
+    assert_same_file(b, c);
+    long la, lb;
+    char *ca = slurp(a, &la), *cb = slurp(b, &lb);
+    assert_true(la != lb || memcmp(ca, cb, (size_t)la) != 0); /* another seed, other images */
+    free(ca);
+    free(cb);
+    /* The raw weights give other images than the EMA. */
+    const char *s3[] = {"gen", "sample", "gan", "--ckpt",   ckpt,      "-n",
+                        "64",  "-o",     d,     "--no-ema", "--quiet", NULL};
+    assert_int_equal(run_cli(s3), 0);
+    ca = slurp(a, &la), cb = slurp(d, &lb);
+    assert_true(la != lb || memcmp(ca, cb, (size_t)la) != 0);
+    free(ca);
+    free(cb);
+    /* --interpolate and a folder of single images. */
+    snprintf(t.path, sizeof t.path, "%s/each/", t.root);
+    const char *s4[] = {"gen", "sample", "gan",  "--ckpt",        ckpt,      "-n",
+                        "12",  "-o",     t.path, "--interpolate", "--quiet", NULL};
+    assert_int_equal(run_cli(s4), 0);
+    struct gen_image_set set = {0};
+    assert_int_equal(gen_images_load(t.path, GEN_SPLIT_ALL, 0, 0, &set), GEN_OK);
+    assert_int_equal(set.n, 12);
+    assert_int_equal(set.c, 3); /* image folders load as RGB by default */
+    assert_int_equal(set.h, 28);
+    gen_image_set_free(&set);
+    tmp_close(&t);
+}
+
+/* Train 2N steps == N steps, then resume to 2N: the same checkpoint bytes
+ * (weights, both Adam states, EMA, BN statistics, rngs, data cursor),
+ * across epoch ends (40 images, batch 16) and with grids written at
+ * different steps in the two runs. */
+static void test_resume_equals_uninterrupted(void **state) {
+    (void)state;
+    struct tmp t;
+    tmp_open(&t, 40);
+    char a[600], b[600], pa[700], pb[700];
+    snprintf(a, sizeof a, "%s/a", t.root);
+    snprintf(b, sizeof b, "%s/b", t.root);
+    const char *full[] = {"gen", "train", "gan",  "--data",         t.data, "--out", a,   "--steps",
+                          "8",   "--ema", "0.99", "--sample-every", "2",    SMALL,   NULL};
+    assert_int_equal(run_cli(full), 0);
+    const char *first[] = {"gen", "train",   "gan", "--data", t.data, "--out",
+                           b,     "--steps", "3",   "--ema",  "0.99", "--sample-every",
+                           "2",   SMALL,     NULL};
+    assert_int_equal(run_cli(first), 0);
+    const char *rest[] = {"gen", "train",    "gan", "--data", t.data, "--out",
+                          b,     "--steps",  "8",   "--ema",  "0.99", "--sample-every",
+                          "2",   "--resume", SMALL, NULL};
+    assert_int_equal(run_cli(rest), 0);
+    snprintf(pa, sizeof pa, "%s/checkpoint.safetensors", a);
+    snprintf(pb, sizeof pb, "%s/checkpoint.safetensors", b);
+    assert_same_file(pa, pb);
+    tmp_close(&t);
+}
+
+/* A folder of RGB PNGs (40x40, cropped/resized to 32) trains at 32x32x3
+ * and samples 32x32 RGB images. */
+static void test_rgb_image_folder(void **state) {
+    (void)state;
+    struct tmp t;
+    tmp_open(&t, 0);
+    struct gen_rng r;
+    gen_rng_seed(&r, 5);
+    uint8_t px[40 * 40 * 3];
+    for (int i = 0; i < 24; i++) {
+        uint8_t col[3] = {(uint8_t)gen_rng_below(&r, 256), (uint8_t)gen_rng_below(&r, 256),
+                          (uint8_t)gen_rng_below(&r, 256)};
+        int x0 = (int)gen_rng_below(&r, 20), y0 = (int)gen_rng_below(&r, 20);
+        for (int y = 0; y < 40; y++)
+            for (int x = 0; x < 40; x++)
+                for (int k = 0; k < 3; k++) {
+                    int in = x >= x0 && x < x0 + 16 && y >= y0 && y < y0 + 16;
+                    px[(y * 40 + x) * 3 + k] = in ? col[k] : (uint8_t)(20 * k);
+                }
+        snprintf(t.path, sizeof t.path, "%s/img%02d.png", t.data, i);
+        assert_int_equal(gen_png_write(t.path, 40, 40, 3, px), GEN_OK);
+    }
+    const char *train[] = {"gen",   "train",      "gan",     "--data", t.data,
+                           "--out", t.run,        "--steps", "4",      "--image-size",
+                           "32",    "--channels", "3",       SMALL,    NULL};
+    assert_int_equal(run_cli(train), 0);
+    char ckpt[700];
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", t.run);
+    snprintf(t.path, sizeof t.path, "%s/out/", t.root);
+    const char *sample[] = {"gen", "sample", "gan",  "--ckpt",  ckpt, "-n",
+                            "5",   "-o",     t.path, "--quiet", NULL};
+    assert_int_equal(run_cli(sample), 0);
+    struct gen_image_set set = {0};
+    assert_int_equal(gen_images_load(t.path, GEN_SPLIT_ALL, 3, 0, &set), GEN_OK);
+    assert_int_equal(set.n, 5);
+    assert_int_equal(set.h, 32);
+    assert_int_equal(set.w, 32);
+    gen_image_set_free(&set);
+    tmp_close(&t);
+}
+
+/* D alone against a frozen G wins within a few dozen steps: the watch
+ * fires, training stops after saving, and resuming from there gives what
+ * an uninterrupted run (warned, not stopped) gives. */
+static void test_stop_on_divergence(void **state) {
+    (void)state;
+    struct tmp t;
+    tmp_open(&t, 40);
+    char a[600], pa[700], pb[700];
+    snprintf(a, sizeof a, "%s/a", t.root);
+    const char *train[] = {"gen",  "train",
+                           "gan",  "--data",
+                           t.data, "--out",
+                           t.run,  "--steps",
+                           "400",  "--lr-g",
+                           "0",    "--lr-d",
+                           "5e-3", "--divergence-window",
+                           "20",   "--stop-on-divergence",
+                           SMALL,  NULL};
+    assert_int_equal(run_cli(train), 1);
+    assert_non_null(strstr(gen_last_error(), "diverged"));
+    assert_non_null(strstr(gen_last_error(), "checkpoint.safetensors"));
+    snprintf(pb, sizeof pb, "%s/checkpoint.safetensors", t.run);
+    struct gen_ckpt_meta meta = {0};
+    assert_int_equal(gen_ckpt_read_meta(pb, &meta), GEN_OK);
+    long step = strtol(gen_ckpt_meta_get(&meta, "step"), NULL, 10);
+    gen_ckpt_meta_free(&meta);
+    fprintf(stderr, "  stopped at step %ld\n", step);
+    assert_true(step >= 20 && step < 400 && step % 4 == 0);
+    char steps[32];
+    snprintf(steps, sizeof steps, "%ld", step + 3);
+    const char *rest[] = {"gen",   "train",  "gan",     "--data",   t.data,
+                          "--out", t.run,    "--steps", steps,      "--lr-g",
+                          "0",     "--lr-d", "5e-3",    "--resume", "--divergence-window",
+                          "0",     SMALL,    NULL};
+    assert_int_equal(run_cli(rest), 0);
+    const char *full[] = {
+        "gen",     "train", "gan",    "--data", t.data,   "--out", a,
+        "--steps", steps,   "--lr-g", "0",      "--lr-d", "5e-3",  "--divergence-window",
+        "20",      SMALL,   NULL};
+    assert_int_equal(run_cli(full), 0);
+    snprintf(pa, sizeof pa, "%s/checkpoint.safetensors", a);
+    assert_same_file(pa, pb);
+    tmp_close(&t);
+}
+
+/* gen eval gan: generated images and a folder of PNGs, scored with a
+ * (tiny, briefly trained) classifier. */
+static void test_eval(void **state) {
+    (void)state;
+    struct tmp t;
+    tmp_open(&t, 40);
+    char clf[600], clf_ckpt[700], ckpt[700];
+    snprintf(clf, sizeof clf, "%s/clf", t.root);
+    snprintf(clf_ckpt, sizeof clf_ckpt, "%s/checkpoint.safetensors", clf);
+    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", t.run);
+    const char *train_clf[] = {"gen", "train",     "classifier", "--data",  t.data, "--out",
+                               clf,   "--steps",   "2",          "--batch", "16",   "--filters",
+                               "4",   "--threads", "1",          "--quiet", NULL};
+    assert_int_equal(run_cli(train_clf), 0);
+    const char *train[] = {"gen", "train",   "gan", "--data", t.data, "--out",
+                           t.run, "--steps", "2",   SMALL,    NULL};
+    assert_int_equal(run_cli(train), 0);
+    const char *eval[] = {"gen",          "eval",      "gan",    "--ckpt",  ckpt,
+                          "--classifier", clf_ckpt,    "--data", t.data,    "-n",
+                          "20",           "--threads", "1",      "--quiet", NULL};
+    assert_int_equal(run_cli(eval), 0);
+    snprintf(t.path, sizeof t.path, "%s/samples/", t.root);
+    const char *sample[] = {"gen", "sample", "gan",  "--ckpt",  ckpt, "-n",
+                            "20",  "-o",     t.path, "--quiet", NULL};
+    assert_int_equal(run_cli(sample), 0);
+    const char *eval_dir[] = {"gen",    "eval",   "gan",  "--samples", t.path, "--classifier",
+                              clf_ckpt, "--data", t.data, "--threads", "1",    "--quiet",
+                              NULL};
+    assert_int_equal(run_cli(eval_dir), 0);
+    tmp_close(&t);
+}
+
+static void test_bad_input(void **state) {
+    (void)state;
+    struct tmp t;
+    tmp_open(&t, 20);
+    const char *size[] = {"gen",     "train", "gan",          "--data", t.data, "--out", t.run,
+                          "--steps", "1",     "--image-size", "30",     SMALL,  NULL};
+    assert_int_equal(run_cli(size), 2);
+    assert_non_null(strstr(gen_last_error(), "--image-size"));
+    const char *chan[] = {"gen",     "train", "gan",        "--data", t.data, "--out", t.run,
+                          "--steps", "1",     "--channels", "2",      SMALL,  NULL};
+    assert_int_equal(run_cli(chan), 2);
+    assert_non_null(strstr(gen_last_error(), "--channels"));
+    snprintf(t.path, sizeof t.path, "%s/nowhere", t.root);
+    const char *nodata[] = {"gen", "train",   "gan", "--data", t.path, "--out",
+                            t.run, "--steps", "1",   SMALL,    NULL};
+    assert_int_equal(run_cli(nodata), 1);
+    assert_non_null(strstr(gen_last_error(), t.path));
+    const char *nockpt[] = {"gen", "sample", "gan", "--ckpt", t.path, "--quiet", NULL};
+    assert_int_equal(run_cli(nockpt), 1);
+    assert_non_null(strstr(gen_last_error(), t.path));
+    snprintf(t.path, sizeof t.path, "%s/junk.safetensors", t.root);
+    FILE *f = fopen(t.path, "wb");
+    fputs("not a checkpoint at all", f);
+    fclose(f);
+    const char *junk[] = {"gen", "sample", "gan", "--ckpt", t.path, "--quiet", NULL};
+    assert_int_equal(run_cli(junk), 1);
+    assert_non_null(strstr(gen_last_error(), t.path));
+    const char *resume[] = {"gen",     "train", "gan",      "--data", t.data, "--out", t.run,
+                            "--steps", "1",     "--resume", t.path,   SMALL,  NULL};
+    assert_int_equal(run_cli(resume), 1);
+    assert_non_null(strstr(gen_last_error(), t.path));
+    tmp_close(&t);
+}
+
+int main(void) {
+    gen_threads_init(1);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_step_matches_pytorch),
+        cmocka_unit_test(test_learns_on_real_subset),
+        cmocka_unit_test(test_watch),
+        cmocka_unit_test(test_checkpoint_round_trip),
+        cmocka_unit_test(test_resume_equals_uninterrupted),
+        cmocka_unit_test(test_rgb_image_folder),
+        cmocka_unit_test(test_stop_on_divergence),
+        cmocka_unit_test(test_eval),
+        cmocka_unit_test(test_bad_input),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

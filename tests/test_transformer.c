@@ -1,0 +1,480 @@
+/* test_transformer.c - the GPT family: the KV cache against the full
+ * forward pass, one block and a whole tiny model against PyTorch fixtures
+ * (scripts/make-fixtures-transformer.py), overfitting a short text and
+ * reproducing it greedily, token picking, resume == uninterrupted, and the
+ * command line's errors (unknown prompt bytes, bad options, short text). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "gen/io.h"
+#include "gen/kernels.h"
+#include "gen/nn.h"
+#include "models/transformer.h"
+#include "testutil.h"
+
+/* Logits of the cache against the tape: the same maths, GEMMs of other
+ * shapes (and so other summation orders) underneath. */
+#define KV_RTOL 1e-4
+#define KV_ATOL 1e-5
+/* Fixtures: float32 against a float64 reference, sums of up to 4C terms. */
+#define FIX_RTOL 1e-4
+#define FIX_ATOL 2e-5
+
+static void random_model(struct gen_tf *m, const struct gen_tf_shape *s, uint64_t seed) {
+    assert_int_equal(gen_tf_init(m, s, 0.0f), GEN_OK);
+    struct gen_rng r;
+    gen_rng_seed(&r, seed);
+    /* Larger than the GPT-2 init, so the logits are far from uniform. */
+    gen_rng_fill_normal(&r, m->ps.data, m->ps.n_train, 0.0f, 0.3f);
+}
+
+static void random_tokens(int32_t *t, int64_t n, int64_t V, uint64_t seed) {
+    struct gen_rng r;
+    gen_rng_seed(&r, seed);
+    for (int64_t i = 0; i < n; i++) t[i] = (int32_t)gen_rng_below(&r, (uint64_t)V);
+}
+
+/* Full-forward logits (T, V) of tokens[0..T). */
+static float *full_logits(struct gen_tf *m, const int32_t *tok, int64_t T) {
+    struct gen_ctx g;
+    gen_ctx_init(&g);
+    gen_no_grad_begin(&g);
+    struct gen_tensor *y = gen_tf_forward(&g, m, tok, 1, T);
+    float *out = malloc((size_t)gen_numel(y) * sizeof(float));
+    memcpy(out, y->data, (size_t)gen_numel(y) * sizeof(float));
+    gen_ctx_free(&g);
+    return out;
+}
+
+static void test_kv_cache_matches_forward(void **state) {
+    (void)state;
+    const struct gen_tf_shape s = {2, 4, 32, 16, 37};
+    struct gen_tf m;
+    random_model(&m, &s, 1);
+    struct gen_tf_cache c;
+    assert_int_equal(gen_tf_cache_init(&c, &m), GEN_OK);
+    int32_t tok[19];
+    random_tokens(tok, 19, s.V, 2);
+    float *want = full_logits(&m, tok, s.T); /* (T, V) */
+
+    /* One token at a time. */
+    for (int64_t t = 0; t < s.T; t++) {
+        const float *got = gen_tf_cache_feed(&c, &m, tok + t, 1, 0);
+        TU_ASSERT_CLOSE("kv one by one", got, want + t * s.V, s.V, KV_RTOL, KV_ATOL);
+    }
+    /* A prefill of 5, then 11 more, every row. */
+    c.len = 0;
+    const float *got = gen_tf_cache_feed(&c, &m, tok, 5, 1);
+    TU_ASSERT_CLOSE("kv prefill", got, want, 5 * s.V, KV_RTOL, KV_ATOL);
+    got = gen_tf_cache_feed(&c, &m, tok + 5, 11, 1);
+    TU_ASSERT_CLOSE("kv chunk", got, want + 5 * s.V, 11 * s.V, KV_RTOL, KV_ATOL);
+    assert_int_equal(c.len, s.T);
+
+    /* Full cache: three more tokens slide the window to the last T/2 = 8
+     * tokens re-encoded from position 0, then the 3 new ones. */
+    got = gen_tf_cache_push(&c, &m, tok + 16, 3);
+    assert_int_equal(c.len, 8 + 3);
+    float *slid = full_logits(&m, tok + 8, 11);
+    TU_ASSERT_CLOSE("kv after slide", got, slid + 10 * s.V, s.V, KV_RTOL, KV_ATOL);
+    free(slid);
+    free(want);
+    gen_tf_cache_free(&c);
+    gen_tf_free(&m);
+}
+
+/* ---- PyTorch fixtures ---- */
+
+static struct gen_st_file *open_fixture(const char *name) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "tests/fixtures/%s.safetensors", name);
+    struct gen_st_file *f = NULL;
+    if (gen_st_open(tu_source_path(rel), 0, &f) != GEN_OK) {
+        print_error("%s (run /usr/bin/python3 scripts/make-fixtures-transformer.py)\n",
+                    gen_last_error());
+        fail();
+    }
+    return f;
+}
+
+static const struct gen_st_tensor *need(const struct gen_st_file *f, const char *name) {
+    const struct gen_st_tensor *t = gen_st_find(f, name);
+    if (!t) {
+        print_error("fixture lacks tensor %s\n", name);
+        fail();
+    }
+    return t;
+}
+
+static int64_t meta_int(const struct gen_st_file *f, const char *key) {
+    const char *v = gen_st_meta(f, key);
+    assert_non_null(v);
+    return atoll(v);
+}
+
+/* Every parameter of m from the fixture, by name and shape. */
+static void load_params(struct gen_tf *m, const struct gen_st_file *f) {
+    for (int i = 0; i < m->ps.count; i++) {
+        struct gen_param *p = &m->ps.p[i];
+        const struct gen_st_tensor *t = need(f, p->name);
+        assert_int_equal(t->numel, gen_numel(&p->t));
+        memcpy(p->t.data, t->data, (size_t)t->numel * sizeof(float));
+    }
+}
+
+static void check_param_grads(struct gen_tf *m, const struct gen_st_file *f, const char *isa) {
+    for (int i = 0; i < m->ps.count; i++) {
+        struct gen_param *p = &m->ps.p[i];
+        char name[128], what[192];
+        snprintf(name, sizeof name, "grad.%s", p->name);
+        snprintf(what, sizeof what, "%s %s", isa, name);
+        TU_ASSERT_CLOSE(what, p->t.grad, need(f, name)->data, gen_numel(&p->t), FIX_RTOL, FIX_ATOL);
+    }
+}
+
+static const char *const isas[] = {"scalar", "avx2", "avx512"};
+
+static void test_block_fixture(void **state) {
+    (void)state;
+    struct gen_st_file *f = open_fixture("transformer_block");
+    const int64_t B = meta_int(f, "B"), T = meta_int(f, "T"), C = meta_int(f, "C");
+    const struct gen_tf_shape s = {1, meta_int(f, "NH"), C, T, 3};
+    struct gen_tf m;
+    assert_int_equal(gen_tf_init(&m, &s, 0.0f), GEN_OK);
+    /* The block's tensors come from the fixture; wte, wpe, ln_f are unused. */
+    for (int i = 0; i < m.ps.count; i++)
+        if (!strncmp(m.ps.p[i].name, "h.0.", 4))
+            memcpy(m.ps.p[i].t.data, need(f, m.ps.p[i].name)->data,
+                   (size_t)gen_numel(&m.ps.p[i].t) * sizeof(float));
+    for (size_t k = 0; k < sizeof isas / sizeof isas[0]; k++) {
+        if (!gen_kernels_select(isas[k])) continue;
+        struct gen_ctx g;
+        gen_ctx_init(&g);
+        struct gen_tensor *x = gen_tensor_3d(&g, B, T, C);
+        memcpy(x->data, need(f, "x")->data, (size_t)(B * T * C) * sizeof(float));
+        x->requires_grad = 1;
+        struct gen_tensor *y = gen_tf_block_fwd(&g, &m, 0, x);
+        char what[192];
+        snprintf(what, sizeof what, "%s block out", isas[k]);
+        TU_ASSERT_CLOSE(what, y->data, need(f, "out")->data, B * T * C, FIX_RTOL, FIX_ATOL);
+        gen_params_zero_grad(&m.ps);
+        gen_backward_seed(&g, y, need(f, "dout")->data);
+        snprintf(what, sizeof what, "%s block grad.x", isas[k]);
+        TU_ASSERT_CLOSE(what, x->grad, need(f, "grad.x")->data, B * T * C, FIX_RTOL, FIX_ATOL);
+        for (int i = 0; i < m.ps.count; i++) {
+            struct gen_param *p = &m.ps.p[i];
+            if (strncmp(p->name, "h.0.", 4)) continue;
+            char name[128];
+            snprintf(name, sizeof name, "grad.%s", p->name);
+            snprintf(what, sizeof what, "%s block %s", isas[k], name);
+            TU_ASSERT_CLOSE(what, p->t.grad, need(f, name)->data, gen_numel(&p->t), FIX_RTOL,
+                            FIX_ATOL);
+        }
+        gen_ctx_free(&g);
+    }
+    gen_kernels_select(NULL);
+    gen_tf_free(&m);
+    gen_st_close(f);
+}
+
+static void test_model_fixture(void **state) {
+    (void)state;
+    struct gen_st_file *f = open_fixture("transformer_model");
+    const int64_t B = meta_int(f, "B"), T = meta_int(f, "T");
+    const struct gen_tf_shape s = {meta_int(f, "L"), meta_int(f, "NH"), meta_int(f, "C"), T,
+                                   meta_int(f, "V")};
+    struct gen_tf m;
+    assert_int_equal(gen_tf_init(&m, &s, 0.0f), GEN_OK);
+    load_params(&m, f);
+    int32_t tok[64], tgt[64];
+    assert_true(B * T <= 64);
+    for (int64_t i = 0; i < B * T; i++) {
+        tok[i] = (int32_t)need(f, "tokens")->data[i];
+        tgt[i] = (int32_t)need(f, "targets")->data[i];
+    }
+    for (size_t k = 0; k < sizeof isas / sizeof isas[0]; k++) {
+        if (!gen_kernels_select(isas[k])) continue;
+        struct gen_ctx g;
+        gen_ctx_init(&g);
+        struct gen_tensor *logits = gen_tf_forward(&g, &m, tok, B, T);
+        struct gen_tensor *loss = gen_cross_entropy(&g, logits, tgt);
+        char what[64];
+        snprintf(what, sizeof what, "%s logits", isas[k]);
+        TU_ASSERT_CLOSE(what, logits->data, need(f, "logits")->data, B * T * s.V, FIX_RTOL,
+                        FIX_ATOL);
+        snprintf(what, sizeof what, "%s loss", isas[k]);
+        TU_ASSERT_CLOSE(what, loss->data, need(f, "loss")->data, 1, FIX_RTOL, FIX_ATOL);
+        gen_params_zero_grad(&m.ps);
+        gen_backward(&g, loss);
+        check_param_grads(&m, f, isas[k]);
+        gen_ctx_free(&g);
+    }
+    gen_kernels_select(NULL);
+    gen_tf_free(&m);
+    gen_st_close(f);
+}
+
+/* ---- overfitting ---- */
+
+static const char overfit_text[] =
+    "Call me Ishmael. Some years ago, never mind how long precisely, having little money "
+    "in my purse.";
+
+struct collect {
+    int32_t *tok;
+    int64_t n;
+};
+
+static void collect(int32_t t, void *arg) {
+    struct collect *c = arg;
+    c->tok[c->n++] = t;
+}
+
+/* A 1-layer, width-32 model learns a ~100-byte text from one window to
+ * near-zero loss, then writes the rest of it greedily from its first 4
+ * bytes through the KV cache. */
+static void test_overfit_and_reproduce(void **state) {
+    (void)state;
+    const int64_t n = (int64_t)strlen(overfit_text);
+    struct gen_tf_vocab voc;
+    gen_tf_vocab_of_text(&voc, (const uint8_t *)overfit_text, n);
+    int32_t ids[128];
+    assert_true(n <= 128);
+    assert_int_equal(gen_tf_encode(&voc, (const uint8_t *)overfit_text, n, ids), -1);
+    const struct gen_tf_shape s = {1, 2, 32, 128, voc.V};
+    struct gen_tf m;
+    assert_int_equal(gen_tf_init(&m, &s, 0.0f), GEN_OK);
+    struct gen_rng r;
+    gen_rng_seed(&r, 7);
+    gen_tf_init_weights(&m, &r);
+    const struct gen_optim opt = {GEN_OPTIM_ADAMW, 1e-2f, 0.9f, 0.99f, 1e-8f, 0.0f, 0.0f};
+    struct gen_ctx g;
+    gen_ctx_init(&g);
+    float loss = 0;
+    int step;
+    for (step = 0; step < 400; step++) {
+        struct gen_tensor *l =
+            gen_cross_entropy(&g, gen_tf_forward(&g, &m, ids, 1, n - 1), ids + 1);
+        loss = l->data[0];
+        if (loss < 0.01f) break;
+        gen_params_zero_grad(&m.ps);
+        gen_backward(&g, l);
+        gen_clip_grad_norm(&m.ps, -1, 1.0);
+        gen_optim_step(&opt, &m.ps, -1, opt.lr);
+        gen_ctx_reset(&g);
+    }
+    gen_ctx_free(&g);
+    print_message("overfit: loss %.4f after %d steps\n", loss, step);
+    assert_true(loss < 0.01f);
+
+    struct gen_tf_cache c;
+    assert_int_equal(gen_tf_cache_init(&c, &m), GEN_OK);
+    const struct gen_tf_sampling greedy = {0.0f, 0, 1.0f};
+    int32_t out[128];
+    struct collect col = {out, 0};
+    gen_tf_generate(&c, &m, ids, 4, n - 4, &greedy, &r, collect, &col);
+    char text[129];
+    for (int64_t i = 0; i < col.n; i++) text[i] = (char)voc.byte[out[i]];
+    text[col.n] = 0;
+    assert_string_equal(text, overfit_text + 4);
+    gen_tf_cache_free(&c);
+    gen_tf_free(&m);
+}
+
+/* ---- picking tokens ---- */
+
+static void test_pick(void **state) {
+    (void)state;
+    const float logits[6] = {0.5f, 2.0f, -1.0f, 1.9f, 0.0f, 1.0f};
+    unsigned char work[6 * 8];
+    struct gen_rng r;
+    gen_rng_seed(&r, 3);
+    const struct gen_tf_sampling greedy = {0.0f, 0, 1.0f}, top1 = {1.0f, 1, 1.0f},
+                                 tiny_p = {1.0f, 0, 1e-6f}, top2 = {5.0f, 2, 1.0f},
+                                 p_half = {1.0f, 0, 0.5f}, all = {1.0f, 0, 1.0f};
+    assert_int_equal(gen_tf_pick(logits, 6, &greedy, &r, work), 1);
+    assert_int_equal(gen_tf_pick(logits, 6, &top1, &r, work), 1);
+    assert_int_equal(gen_tf_pick(logits, 6, &tiny_p, &r, work), 1);
+    int count[6] = {0};
+    for (int i = 0; i < 2000; i++) count[gen_tf_pick(logits, 6, &top2, &r, work)]++;
+    assert_int_equal(count[1] + count[3], 2000); /* only the two likeliest */
+    assert_true(count[1] > 800 && count[3] > 800);
+    /* p(1) = 0.36, p(3) = 0.33 at temperature 1: top-p 0.5 keeps those two. */
+    memset(count, 0, sizeof count);
+    for (int i = 0; i < 2000; i++) count[gen_tf_pick(logits, 6, &p_half, &r, work)]++;
+    assert_int_equal(count[1] + count[3], 2000);
+    memset(count, 0, sizeof count);
+    for (int i = 0; i < 4000; i++) count[gen_tf_pick(logits, 6, &all, &r, work)]++;
+    for (int v = 0; v < 6; v++) assert_true(count[v] > 0);
+}
+
+/* ---- the command line ---- */
+
+static int run_gen(int argc, const char **argv) {
+    return gen_cli_main(argc, (char **)argv);
+}
+#define RUN_GEN(...)                                                                    \
+    run_gen((int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)),       \
+            (const char *[]){__VA_ARGS__})
+
+/* ~3 KB of text without the letters 'Z' and 'q'. */
+static void write_text(const char *path, int64_t bytes) {
+    static const char *const words[] = {"the", "whale", "sea", "ship", "and", "white", "of",
+                                        "Ahab", "said", "a", "deep", "wind", "boat", "line"};
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    struct gen_rng r;
+    gen_rng_seed(&r, 11);
+    int64_t n = 0;
+    while (n < bytes) {
+        const char *w = words[gen_rng_below(&r, sizeof words / sizeof words[0])];
+        n += fprintf(f, "%s%s", w, gen_rng_below(&r, 9) ? " " : ".\n");
+    }
+    fclose(f);
+}
+
+static char *read_file(const char *path, long *size) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    *size = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc((size_t)*size + 1);
+    assert_int_equal(fread(b, 1, (size_t)*size, f), (size_t)*size);
+    b[*size] = 0;
+    fclose(f);
+    return b;
+}
+
+static void assert_same_file(const char *a, const char *b) {
+    long na = 0, nb = 0;
+    char *x = read_file(a, &na), *y = read_file(b, &nb);
+    assert_non_null(x);
+    assert_non_null(y);
+    assert_int_equal(na, nb);
+    assert_memory_equal(x, y, (size_t)na);
+    free(x);
+    free(y);
+}
+
+#define TINY "--layers", "1", "--width", "16", "--heads", "2", "--context", "16", "--batch", "4", \
+             "--threads", "1", "--quiet"
+
+/* 6 steps == 3 steps, resume, 3 more: the same checkpoint bytes (dropout
+ * on, so the dropout stream is part of what is restored). */
+static void test_resume_matches(void **state) {
+    (void)state;
+    char *dir = tu_mkdtemp();
+    char text[512], a[512], b[512], ck[600], fa[600], fb[600];
+    snprintf(text, sizeof text, "%s/t.txt", dir);
+    snprintf(a, sizeof a, "%s/a", dir);
+    snprintf(b, sizeof b, "%s/b", dir);
+    write_text(text, 3000);
+    assert_int_equal(RUN_GEN("gen", "train", "transformer", "--data", text, "--out", a, "--steps",
+                             "6", "--ckpt-every", "3", "--eval-every", "3", "--dropout", "0.1",
+                             TINY),
+                     0);
+    snprintf(ck, sizeof ck, "%s/checkpoint-00000003.safetensors", a);
+    assert_int_equal(RUN_GEN("gen", "train", "transformer", "--data", text, "--out", b, "--steps",
+                             "6", "--ckpt-every", "3", "--eval-every", "3", "--dropout", "0.1",
+                             "--resume", ck, TINY),
+                     0);
+    snprintf(fa, sizeof fa, "%s/checkpoint-00000006.safetensors", a);
+    snprintf(fb, sizeof fb, "%s/checkpoint-00000006.safetensors", b);
+    assert_same_file(fa, fb);
+    /* Resuming with another --heads is refused before training. */
+    assert_int_equal(RUN_GEN("gen", "train", "transformer", "--data", text, "--out", b, "--steps",
+                             "8", "--resume", ck, "--layers", "1", "--width", "16", "--heads", "4",
+                             "--context", "16", "--batch", "4", "--quiet"),
+                     1);
+    assert_non_null(strstr(gen_last_error(), "--heads"));
+    tu_rmtree(dir);
+    free(dir);
+}
+
+static void test_char_model_cli(void **state) {
+    (void)state;
+    char *dir = tu_mkdtemp();
+    char text[512], run[512], ck[600], o1[600], o2[600], pf[600];
+    snprintf(text, sizeof text, "%s/t.txt", dir);
+    snprintf(run, sizeof run, "%s/run", dir);
+    snprintf(ck, sizeof ck, "%s/run/checkpoint.safetensors", dir);
+    snprintf(o1, sizeof o1, "%s/o1.txt", dir);
+    snprintf(o2, sizeof o2, "%s/o2.txt", dir);
+    snprintf(pf, sizeof pf, "%s/prompt.txt", dir);
+    write_text(text, 3000);
+    assert_int_equal(RUN_GEN("gen", "train", "transformer", "--data", text, "--out", run,
+                             "--steps", "3", "--tokenizer", "char", TINY),
+                     0);
+    /* A byte the corpus never had is an error naming it. */
+    assert_int_equal(RUN_GEN("gen", "sample", "transformer", "--ckpt", ck, "--prompt", "the Zebra",
+                             "--quiet", "-o", o1),
+                     2);
+    assert_non_null(strstr(gen_last_error(), "0x5a ('Z') at offset 4"));
+    FILE *f = fopen(pf, "wb");
+    fputs("the quay", f);
+    fclose(f);
+    assert_int_equal(RUN_GEN("gen", "sample", "transformer", "--ckpt", ck, "--prompt-file", pf,
+                             "--quiet", "-o", o1),
+                     1);
+    assert_non_null(strstr(gen_last_error(), "0x71 ('q') at offset 4"));
+    assert_non_null(strstr(gen_last_error(), pf));
+    /* Same seed, same text; the prompt is echoed, then --length tokens. */
+    assert_int_equal(RUN_GEN("gen", "sample", "transformer", "--ckpt", ck, "--prompt", "the sea",
+                             "--length", "300", "--seed", "5", "--top-k", "5", "--quiet", "-o", o1),
+                     0);
+    assert_int_equal(RUN_GEN("gen", "sample", "transformer", "--ckpt", ck, "--prompt", "the sea",
+                             "--length", "300", "--seed", "5", "--top-k", "5", "--quiet", "-o", o2),
+                     0);
+    assert_same_file(o1, o2);
+    long size = 0;
+    char *s = read_file(o1, &size);
+    assert_int_equal(size, 7 + 300 + 1);
+    assert_memory_equal(s, "the sea", 7);
+    free(s);
+    assert_int_equal(RUN_GEN("gen", "eval", "transformer", "--ckpt", ck, "--data", text, "--quiet"),
+                     0);
+    tu_rmtree(dir);
+    free(dir);
+}
+
+static void test_bad_input(void **state) {
+    (void)state;
+    char *dir = tu_mkdtemp();
+    char text[512], run[512], ck[600];
+    snprintf(text, sizeof text, "%s/t.txt", dir);
+    snprintf(run, sizeof run, "%s/run", dir);
+    write_text(text, 100);
+    assert_int_equal(RUN_GEN("gen", "train", "transformer", "--data", text, "--out", run,
+                             "--steps", "2", "--heads", "3", "--width", "16", "--quiet"),
+                     2);
+    assert_non_null(strstr(gen_last_error(), "--heads 3 must divide --width 16"));
+    assert_int_equal(RUN_GEN("gen", "train", "transformer", "--data", text, "--out", run,
+                             "--steps", "2", "--context", "128", "--quiet"),
+                     1);
+    assert_non_null(strstr(gen_last_error(), "too short"));
+    /* A truncated checkpoint is refused with its name. */
+    snprintf(ck, sizeof ck, "%s/bad.safetensors", dir);
+    FILE *f = fopen(ck, "wb");
+    fputs("\x40\x00\x00\x00\x00\x00\x00\x00{\"a\":", f);
+    fclose(f);
+    assert_int_equal(RUN_GEN("gen", "sample", "transformer", "--ckpt", ck, "--quiet"), 1);
+    assert_non_null(strstr(gen_last_error(), ck));
+    tu_rmtree(dir);
+    free(dir);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_kv_cache_matches_forward),
+        cmocka_unit_test(test_block_fixture),
+        cmocka_unit_test(test_model_fixture),
+        cmocka_unit_test(test_overfit_and_reproduce),
+        cmocka_unit_test(test_pick),
+        cmocka_unit_test(test_resume_matches),
+        cmocka_unit_test(test_char_model_cli),
+        cmocka_unit_test(test_bad_input),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
