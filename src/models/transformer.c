@@ -366,6 +366,7 @@ void gen_tf_generate(struct gen_tf_cache *c, const struct gen_tf *m, const int32
     struct pick work[256];
     GEN_ASSERT(m->s.V <= 256);
     c->len = 0;
+    if (P > m->s.T) prompt += P - m->s.T, P = m->s.T; /* only the last window can matter */
     const float *logits = gen_tf_cache_push(c, m, prompt, P);
     for (int64_t i = 0; i < length; i++) {
         int32_t t = gen_tf_pick(logits, m->s.V, sp, rng, work);

@@ -86,7 +86,8 @@ int32_t gen_tf_pick(const float *logits, int64_t V, const struct gen_tf_sampling
                     struct gen_rng *rng, void *work);
 
 /* Generates `length` tokens after prompt[0..P) (P >= 1; the cache is reset
- * first), calling emit for each as soon as it is drawn. */
+ * first and a prompt longer than the context keeps its last T tokens),
+ * calling emit for each as soon as it is drawn. */
 void gen_tf_generate(struct gen_tf_cache *c, const struct gen_tf *m, const int32_t *prompt,
                      int64_t P, int64_t length, const struct gen_tf_sampling *sp,
                      struct gen_rng *rng, void (*emit)(int32_t tok, void *arg), void *arg);
