@@ -8,8 +8,11 @@
 #   GEN=build-gan/gen scripts/bench-gan.sh
 #
 # Prints one line per measurement and a summary with gen/PyTorch (< 1: gen
-# is faster). Nothing else should be running: both sides are timed on a
-# shared machine.
+# is faster) from the best round of each. Nothing else should be running.
+# On a machine shared with other jobs, both sides' OpenMP threads spin at
+# barriers while their partner is descheduled (steps get 5-20x slower, and
+# unevenly); OMP_WAIT_POLICY=PASSIVE, which this script passes through to
+# both, makes such runs comparable again.
 set -eu
 GEN=${GEN:-build/gen}
 PY=${PY:-/usr/bin/python3}
