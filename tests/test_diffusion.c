@@ -334,6 +334,9 @@ static int gen_run_args(const char *const *args) {
  * thread (OpenMP barriers of two threads crawl on a loaded machine). */
 #define TINY "--base", "8", "--timesteps", "100", "--batch", "8", "--threads", "1", "--quiet"
 
+/* Every other command: quiet, one thread. */
+#define QUIET1 "--quiet", "--threads", "1"
+
 static int train_tiny(const struct env *e, const char *out, const char *steps, int resume) {
     const char *args[] = {"train",
                           "diffusion",
@@ -455,10 +458,10 @@ static void test_sampling(void **state) {
     snprintf(o2, sizeof o2, "%s/s2/", e->dir);
     snprintf(o3, sizeof o3, "%s/s3.png", e->dir);
     /* Same seed, same images; image i does not depend on -n. */
-    const char *a1[] = {"sample", "diffusion", "--ckpt", ckpt,     "-n", "3",       "-o",
-                        o1,       "--steps",   "10",     "--seed", "4",  "--quiet", NULL};
-    const char *a2[] = {"sample", "diffusion", "--ckpt", ckpt,     "-n", "2",       "-o",
-                        o2,       "--steps",   "10",     "--seed", "4",  "--quiet", NULL};
+    const char *a1[] = {"sample", "diffusion", "--ckpt", ckpt,     "-n", "3",    "-o",
+                        o1,       "--steps",   "10",     "--seed", "4",  QUIET1, NULL};
+    const char *a2[] = {"sample", "diffusion", "--ckpt", ckpt,     "-n", "2",    "-o",
+                        o2,       "--steps",   "10",     "--seed", "4",  QUIET1, NULL};
     assert_int_equal(gen_run_args(a1), 0);
     assert_int_equal(gen_run_args(a2), 0);
     for (int i = 0; i < 2; i++) {
@@ -475,15 +478,15 @@ static void test_sampling(void **state) {
         free(f2);
     }
     /* DDPM over all T steps and DDIM with eta write grids of the right size. */
-    const char *a3[] = {"sample", "diffusion", "--ckpt",    ckpt,   "-n",      "4",
-                        "-o",     o3,          "--sampler", "ddpm", "--quiet", NULL};
+    const char *a3[] = {"sample", "diffusion", "--ckpt",    ckpt,   "-n",   "4",
+                        "-o",     o3,          "--sampler", "ddpm", QUIET1, NULL};
     assert_int_equal(gen_run_args(a3), 0);
     int w, h;
     uint8_t *px = load_png(o3, &w, &h);
     assert_true(w == 2 * (8 + 2) + 2 && h == w);
     stbi_image_free(px);
-    const char *a4[] = {"sample", "diffusion", "--ckpt", ckpt,      "-n",  "4",       "-o",
-                        o3,       "--eta",     "1",      "--steps", "100", "--quiet", NULL};
+    const char *a4[] = {"sample", "diffusion", "--ckpt", ckpt,      "-n",  "4",    "-o",
+                        o3,       "--eta",     "1",      "--steps", "100", QUIET1, NULL};
     assert_int_equal(gen_run_args(a4), 0);
 }
 
@@ -496,10 +499,9 @@ static void test_inpainting(void **state) {
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", run);
     snprintf(out, sizeof out, "%s/inp/", e->dir);
     snprintf(grid, sizeof grid, "%s/inp.png", e->dir);
-    const char *a1[] = {"sample", "diffusion",  "--ckpt",   ckpt,      "--data",
-                        e->data,  "--inpaint",  "test:2-3", "--mask",  "left",
-                        "-n",     "2",          "-o",       out,       "--steps",
-                        "10",     "--resample", "2",        "--quiet", NULL};
+    const char *a1[] = {"sample",   "diffusion", "--ckpt",     ckpt, "--data", e->data, "--inpaint",
+                        "test:2-3", "--mask",    "left",       "-n", "2",      "-o",    out,
+                        "--steps",  "10",        "--resample", "2",  QUIET1,   NULL};
     assert_int_equal(gen_run_args(a1), 0);
     struct gen_image_set test = {0};
     assert_int_equal(gen_images_load(e->data, 0, 0, 0, &test), GEN_OK);
@@ -517,9 +519,9 @@ static void test_inpainting(void **state) {
     }
     gen_image_set_free(&test);
     /* The grid: one row per image, masked input + 2 completions + original. */
-    const char *a2[] = {"sample",    "diffusion", "--ckpt",  ckpt,     "--data",  e->data,
-                        "--inpaint", "test:0-2",  "--mask",  "centre", "-n",      "2",
-                        "-o",        grid,        "--steps", "5",      "--quiet", NULL};
+    const char *a2[] = {"sample",    "diffusion", "--ckpt",  ckpt,     "--data", e->data,
+                        "--inpaint", "test:0-2",  "--mask",  "centre", "-n",     "2",
+                        "-o",        grid,        "--steps", "5",      QUIET1,   NULL};
     assert_int_equal(gen_run_args(a2), 0);
     int w, h;
     uint8_t *px = load_png(grid, &w, &h);
@@ -547,20 +549,20 @@ static void test_bad_input(void **state) {
     FILE *fp = fopen(junk, "wb");
     fputs("not a checkpoint at all", fp);
     fclose(fp);
-    const char *a1[] = {"sample", "diffusion", "--ckpt", junk, "-o", out, "--quiet", NULL};
+    const char *a1[] = {"sample", "diffusion", "--ckpt", junk, "-o", out, QUIET1, NULL};
     expect_error(a1, 1, junk);
-    const char *a2[] = {"sample",    "diffusion", "--ckpt", ckpt, "--data",  e->data,
-                        "--inpaint", "test:0",    "-o",     out,  "--quiet", NULL};
+    const char *a2[] = {"sample",    "diffusion", "--ckpt", ckpt, "--data", e->data,
+                        "--inpaint", "test:0",    "-o",     out,  QUIET1,   NULL};
     expect_error(a2, 2, "--mask");
-    const char *a3[] = {"sample", "diffusion", "--ckpt",  ckpt,     "--data",
-                        e->data,  "--inpaint", "test:0",  "--mask", "/nonexistent/m.png",
-                        "-o",     out,         "--quiet", NULL};
+    const char *a3[] = {"sample", "diffusion", "--ckpt", ckpt,     "--data",
+                        e->data,  "--inpaint", "test:0", "--mask", "/nonexistent/m.png",
+                        "-o",     out,         QUIET1,   NULL};
     expect_error(a3, 2, "--mask");
-    const char *a4[] = {"sample",    "diffusion", "--ckpt", ckpt, "--data", e->data,   "--inpaint",
-                        "test:5000", "--mask",    "top",    "-o", out,      "--quiet", NULL};
+    const char *a4[] = {"sample",    "diffusion", "--ckpt", ckpt, "--data", e->data, "--inpaint",
+                        "test:5000", "--mask",    "top",    "-o", out,      QUIET1,  NULL};
     expect_error(a4, 2, "out of range");
-    const char *a5[] = {"sample", "diffusion", "--ckpt", ckpt,      "--steps",
-                        "101",    "-o",        out,      "--quiet", NULL};
+    const char *a5[] = {"sample", "diffusion", "--ckpt", ckpt,   "--steps",
+                        "101",    "-o",        out,      QUIET1, NULL};
     expect_error(a5, 2, "--steps");
     const char *a6[] = {"sample", "diffusion", "--ckpt", ckpt, "--inpaint", junk,
                         "--mask", "top",       "-o",     out,  "--quiet",   NULL};
@@ -571,12 +573,16 @@ static void test_bad_input(void **state) {
     const char *a8[] = {"train", "diffusion", "--data", e->data, "--out",
                         run,     TINY,        "--base", "12",    NULL};
     expect_error(a8, 2, "--base");
+    /* --resume with another schedule is refused, naming the option. */
+    const char *a11[] = {"train", "diffusion", "--data", e->data,       "--out", run, "--steps",
+                         "4",     "--resume",  TINY,     "--timesteps", "50",    NULL};
+    expect_error(a11, 2, "--timesteps");
     /* eval needs the feature network; its absence is named. */
-    const char *a10[] = {"eval",         "diffusion",           "--ckpt",  ckpt,
-                         "--classifier", "/nonexistent/clf.st", "--quiet", NULL};
+    const char *a10[] = {"eval",         "diffusion",           "--ckpt", ckpt,
+                         "--classifier", "/nonexistent/clf.st", QUIET1,   NULL};
     expect_error(a10, 1, "/nonexistent/clf.st");
     /* A checkpoint of another family is refused by name. */
-    const char *a9[] = {"sample", "vae", "--ckpt", ckpt, "-o", out, "--quiet", NULL};
+    const char *a9[] = {"sample", "vae", "--ckpt", ckpt, "-o", out, QUIET1, NULL};
     expect_error(a9, 1, "diffusion");
 }
 

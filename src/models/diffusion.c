@@ -429,6 +429,34 @@ static int status_rc(enum gen_status st) {
     return st == GEN_ERR_USAGE ? 2 : 1;
 }
 
+/* --resume with another model or schedule would load the weights and go on
+ * quietly with the wrong maths: the options that define them must match
+ * the checkpoint's. */
+static enum gen_status check_resume(const char *path, const struct gen_config *cfg) {
+    static const char *const keys[] = {"base",       "mults",    "timesteps",
+                                       "beta-start", "beta-end", "no-attn"};
+    cJSON *saved = NULL;
+    enum gen_status st = gen_ckpt_config(path, "diffusion", &saved);
+    if (st != GEN_OK) return st;
+    char *text = gen_config_to_json(cfg);
+    cJSON *now = cJSON_Parse(text);
+    free(text);
+    for (size_t k = 0; st == GEN_OK && k < sizeof keys / sizeof keys[0]; k++) {
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(saved, keys[k]);
+        const cJSON *b = cJSON_GetObjectItemCaseSensitive(now, keys[k]);
+        if (a && b && !cJSON_Compare(a, b, 1)) {
+            char *va = cJSON_PrintUnformatted(a), *vb = cJSON_PrintUnformatted(b);
+            st = gen_error(GEN_ERR_USAGE, "--%s: %s differs from the %s of %s", keys[k], vb, va,
+                           path);
+            free(va);
+            free(vb);
+        }
+    }
+    cJSON_Delete(now);
+    cJSON_Delete(saved);
+    return st;
+}
+
 static int diffusion_train(struct gen_run *run) {
     const struct gen_config *cfg = &run->cfg;
     static struct diffusion m;
@@ -441,6 +469,11 @@ static int diffusion_train(struct gen_run *run) {
     enum gen_status st = parse_mults(gen_config_str(cfg, "mults"), uc.mult);
     if (st != GEN_OK) {
         rc = 2;
+        goto out;
+    }
+    const char *resume = gen_config_flag(cfg, "resume") ? gen_config_str(cfg, "resume") : NULL;
+    if (resume && (st = check_resume(resume, cfg)) != GEN_OK) {
+        rc = status_rc(st);
         goto out;
     }
     if (load_data(&m.train, data, 1) != GEN_OK) goto out;
@@ -480,7 +513,7 @@ static int diffusion_train(struct gen_run *run) {
         .log_every = 50,
         .sample_every = gen_config_int(cfg, "sample-every"),
         .ckpt_every = gen_config_int(cfg, "ckpt-every"),
-        .resume = gen_config_flag(cfg, "resume") ? gen_config_str(cfg, "resume") : NULL,
+        .resume = resume,
         .config_json = config,
         .step = diffusion_step,
         .field_names = {"loss", "lr", "grad_norm", "img_per_s"},
@@ -545,8 +578,9 @@ static void sampler_of(const struct gen_config *cfg, struct sampler *s, int quie
 
 /* ---- inpainting inputs ---- */
 
-/* Reads a PNG (or any stb_image format) as c x h x w bytes: exactly that
- * size, or a square image resized to a square model. */
+/* Reads a PNG (or any stb_image format) as c x h x w bytes: an image of
+ * exactly that size, or, for a square model, any image centre-cropped to a
+ * square and resized. */
 static enum gen_status read_image(const char *path, const char *what, int c, int h, int w,
                                   uint8_t *dst) {
     int iw, ih, comp;
