@@ -4,11 +4,11 @@
 # same thread count, run back to back in this one invocation (ROUNDS times,
 # alternating), and sampling throughput (images/s, generation only).
 #
-#   scripts/bench-gan.sh                 # GEN=build/gen THREADS=2 STEPS=60 ROUNDS=2
+#   scripts/bench-gan.sh                 # GEN=build/gen THREADS=2 STEPS=60 ROUNDS=3
 #   GEN=build-gan/gen scripts/bench-gan.sh
 #
 # Prints one line per measurement and a summary with gen/PyTorch (< 1: gen
-# is faster) from the best round of each. Nothing else should be running.
+# is faster): the median over the rounds of each round's side-by-side ratio. Nothing else should be running.
 # On a machine shared with other jobs, both sides' OpenMP threads spin at
 # barriers while their partner is descheduled (steps get 5-20x slower, and
 # unevenly); OMP_WAIT_POLICY=PASSIVE, which this script passes through to
@@ -18,7 +18,7 @@ GEN=${GEN:-build/gen}
 PY=${PY:-/usr/bin/python3}
 THREADS=${THREADS:-2}
 STEPS=${STEPS:-60}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-3}
 DATA=${DATA:-data/fashion-mnist}
 cd "$(dirname "$0")/.."
 [ -x "$GEN" ] || { echo "bench-gan: $GEN not built (cmake --build build)" >&2; exit 1; }
@@ -29,7 +29,7 @@ field() { # field NAME: reads one JSON object on stdin
     "$PY" -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
 }
 
-gen_best= torch_best=
+gens= torchs=
 r=1
 while [ "$r" -le "$ROUNDS" ]; do
     rm -rf "$tmp/run"
@@ -39,8 +39,7 @@ while [ "$r" -le "$ROUNDS" ]; do
     t=$("$PY" scripts/reference/gan.py --bench-steps "$STEPS" --threads "$THREADS" |
         field median_step_ms)
     printf 'round %d: gen %.1f ms/step, pytorch %.1f ms/step\n' "$r" "$g" "$t"
-    gen_best=$("$PY" -c "import sys; v=[float(x) for x in sys.argv[1:] if x]; print(min(v))" "$g" $gen_best)
-    torch_best=$("$PY" -c "import sys; v=[float(x) for x in sys.argv[1:] if x]; print(min(v))" "$t" $torch_best)
+    gens="$gens $g" torchs="$torchs $t"
     r=$((r + 1))
 done
 
@@ -49,7 +48,9 @@ gs=$("$GEN" sample gan --ckpt "$tmp/run/checkpoint.safetensors" -n 1024 -o "$tmp
 ts=$("$PY" scripts/reference/gan.py --bench-steps 5 --threads "$THREADS" | field sample_images_per_s)
 printf 'sampling (1024 images, batches of 64): gen %.0f img/s, pytorch %.0f img/s\n' "$gs" "$ts"
 "$PY" -c "
-import sys
-g, t = float(sys.argv[1]), float(sys.argv[2])
-print('gan step, batch 64, %s threads: gen %.1f ms, pytorch %.1f ms, gen/pytorch %.3f (best of %s rounds)'
-      % (sys.argv[3], g, t, g / t, sys.argv[4]))" "$gen_best" "$torch_best" "$THREADS" "$ROUNDS"
+import statistics, sys
+g = [float(x) for x in sys.argv[1].split()]
+t = [float(x) for x in sys.argv[2].split()]
+r = statistics.median(a / b for a, b in zip(g, t))
+print('gan step, batch 64, %s threads: median gen %.1f ms, pytorch %.1f ms, median gen/pytorch %.3f (%d rounds)'
+      % (sys.argv[3], statistics.median(g), statistics.median(t), r, len(g)))" "$gens" "$torchs" "$THREADS"
