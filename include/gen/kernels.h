@@ -99,6 +99,14 @@ struct gen_kernels {
     /* accumulates: x += col2im(col) */
     void (*col2im_ld)(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
                       int64_t pad, int64_t ld, const float *col, float *x);
+
+    /* ---- appended: this ISA's own GEMM, or NULL where OpenBLAS serves ----
+     * C = alpha op(A) op(B) + beta C with gen_gemm_ld's arguments (beta == 0:
+     * C is not read). Splits the work over threads when called outside a
+     * parallel region, with the same result for any thread count. gen_gemm
+     * and gen_gemm_ld call it when the table in force has one. */
+    void (*gemm)(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                 int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 };
 
 /* The table in force, chosen once by gen_kernels_init (called by

@@ -1,5 +1,6 @@
 /* dispatch.c - chooses the kernel table once (GEN_ISA, then CPUID) and
- * wraps OpenBLAS's cblas_sgemm as gen_gemm.
+ * routes gen_gemm to the table's own GEMM, or to OpenBLAS's cblas_sgemm
+ * where the table has none.
  *
  * Compiled without ISA flags: it only reads CPUID and hands out pointers to
  * tables built in files that have their own -m flags. */
@@ -99,6 +100,11 @@ void gen_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, cons
         return;
     }
     const int64_t lda = ta ? M : K, ldb = tb ? K : N;
+    const struct gen_kernels *kt = gen_kernels();
+    if (kt->gemm) {
+        kt->gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, N);
+        return;
+    }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)N);
 }
@@ -114,6 +120,11 @@ void gen_gemm_ld(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, c
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++)
                 C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+        return;
+    }
+    const struct gen_kernels *kt = gen_kernels();
+    if (kt->gemm) {
+        kt->gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
     if (lda < 1) lda = 1;

@@ -7,6 +7,7 @@
 #define VW 8
 #define GEN_SIMD_TABLE gen_kernels_avx2
 #define GEN_SIMD_NAME "avx2"
+#define GEN_SIMD_GEMM NULL /* OpenBLAS's own AVX2 kernels serve */
 #define SIMD_INLINE static inline __attribute__((always_inline))
 
 typedef __m256 vf;

@@ -8,6 +8,7 @@
 #define VW 16
 #define GEN_SIMD_TABLE gen_kernels_avx512
 #define GEN_SIMD_NAME "avx512"
+#define GEN_SIMD_GEMM gen_sgemm_avx512_mt
 #define SIMD_INLINE static inline __attribute__((always_inline))
 
 typedef __m512 vf;

@@ -64,6 +64,15 @@ static inline double gen_ksum_blocks(int64_t n, const float *x,
     return total;
 }
 
+/* The AVX-512 GEMM (gemm_avx512.c): on this thread, and split over threads
+ * outside a parallel region (the table's gemm). */
+void gen_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                      float *C, int64_t ldc);
+void gen_sgemm_avx512_mt(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                         const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                         float *C, int64_t ldc);
+
 /* Scalar functions the SIMD tables reuse where vectorising gains nothing. */
 void gen_scalar_sgd(int64_t n, float *p, const float *g, float *buf, float lr, float mom,
                     float wd);

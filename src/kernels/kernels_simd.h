@@ -547,4 +547,5 @@ const struct gen_kernels GEN_SIMD_TABLE = {
     .adam = adam, .sgd = sgd, .ema = ema,
     .im2col = im2col, .col2im = col2im,
     .im2col_ld = im2col_ld, .col2im_ld = col2im_ld,
+    .gemm = GEN_SIMD_GEMM,
 };
