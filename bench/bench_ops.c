@@ -6,14 +6,16 @@
  *            128..1024 (one thread, rows resident in L2, so the ratio is the
  *            kernels' and not the memory's).
  *   conv     conv2d forward + backward of the diffusion U-Net's 3x3 layers
- *            as GFLOP/s against gen_gemm (cblas_sgemm) on a square GEMM of
- *            the same FLOP count.
+ *            as GFLOP/s against OpenBLAS's cblas_sgemm on a square GEMM of
+ *            the same FLOP count (gen's convolutions use gen's own AVX-512
+ *            GEMM where the CPU has it, so they can beat this yardstick).
  *   ops      forward + backward (autograd, through the op API) of the ops
  *            that scripts/bench_ops.py times in PyTorch: "op NAME MS" lines,
  *            MS the median of REPS steps, for scripts/bench-ops.sh to pair.
  *
  *   bench_ops [kernels|conv|ops|all] [reps] [op-name substring]
  * Threads: GEN_BENCH_THREADS (default 2) for OpenMP and OpenBLAS. */
+#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -351,11 +353,12 @@ struct gemm_arg {
 
 static void run_gemm(void *p) {
     const struct gemm_arg *e = p;
-    gen_gemm(0, 0, e->n, e->n, e->n, 1.0f, e->a, e->b, 0.0f, e->c);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)e->n, (int)e->n, (int)e->n, 1.0f,
+                e->a, (int)e->n, e->b, (int)e->n, 0.0f, e->c, (int)e->n);
 }
 
 static void bench_conv(int threads) {
-    printf("\n== conv2d 3x3 s1 p1 forward+backward (x, w, b grads) vs square gen_gemm of the same "
+    printf("\n== conv2d 3x3 s1 p1 forward+backward (x, w, b grads) vs square cblas_sgemm of the same "
            "FLOPs, %d threads, median of %d\n",
            threads, reps);
     for (int i = 7; i <= 8; i++) {

@@ -4,7 +4,8 @@
 #   1. element-wise kernels as a fraction of a stream-copy loop, SIMD vs
 #      scalar softmax/layernorm rows (bench_ops kernels);
 #   2. U-Net 3x3 conv2d forward+backward GFLOP/s against cblas_sgemm
-#      (bench_ops conv);
+#      (bench_ops conv), and gen's AVX-512 GEMM against cblas_sgemm on the
+#      shapes the models run (bench_gemm);
 #   3. forward+backward per op, gen and PyTorch interleaved over ROUNDS
 #      rounds (each the median of REPS steps), then gen/PyTorch per op as
 #      the median over rounds (< 1: gen is faster).
@@ -16,7 +17,7 @@ rounds=${ROUNDS:-3}
 reps=${REPS:-7}
 build=${BUILD:-build}
 [ -d "$build" ] || cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build "$build" --target bench_ops -j2 >/dev/null
+cmake --build "$build" --target bench_ops bench_gemm -j2 >/dev/null
 bin=$build/bench_ops
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
@@ -24,6 +25,7 @@ trap 'rm -rf "$tmp"' EXIT
 echo "threads $threads; load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 GEN_BENCH_THREADS=$threads "$bin" kernels "$reps"
 GEN_BENCH_THREADS=$threads "$bin" conv "$reps"
+"$build/bench_gemm" "$threads"
 
 for r in $(seq "$rounds"); do
     GEN_BENCH_THREADS=$threads "$bin" ops "$reps" >"$tmp/gen.$r"
