@@ -107,6 +107,18 @@ struct gen_kernels {
      * and gen_gemm_ld call it when the table in force has one. */
     void (*gemm)(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                  int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+
+    /* ---- appended: this ISA's implicit-GEMM convolution, or both NULL ----
+     * out (M x m P, row stride ldo) = Wm (M x K) col + beta out, where col
+     * (K x m P, K = C KH KW, P = OH OW) is the im2col of the m images
+     * (C, H, W) at x, img floats apart, image i in columns [i P, (i+1) P).
+     * col is never built: its values go straight into the GEMM's packed
+     * panels in `work`, which holds conv_gemm_work(K, m P) floats. Runs on
+     * the calling thread. */
+    int64_t (*conv_gemm_work)(int64_t K, int64_t N);
+    void (*conv_gemm)(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W, int64_t KH,
+                      int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
+                      const float *x, float beta, float *out, int64_t ldo, float *work);
 };
 
 /* The table in force, chosen once by gen_kernels_init (called by

@@ -164,7 +164,11 @@ struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct ge
     GEN_ASSERT(!b || gen_numel(b) == c.Cout);
     struct gen_tensor *y = gen_tensor_4d(g, c.N, c.Cout, c.OH, c.OW);
     const struct chunks k = chunk_images(c.N, c.K, c.P);
-    const int64_t cols = k.nb * c.P, per = (c.K + c.Cout) * cols; /* col, ymat */
+    const struct gen_kernels *kt = gen_kernels();
+    const int64_t cols = k.nb * c.P;
+    /* the chunk's col (or the implicit GEMM's packed panels), then ymat */
+    const int64_t col_floats = kt->conv_gemm ? kt->conv_gemm_work(c.K, cols) : c.K * cols;
+    const int64_t per = col_floats + c.Cout * cols;
     float *scratch = arena_floats(g, (int64_t)n_threads() * per);
     const float *bias = b ? b->data : NULL;
 
@@ -173,11 +177,14 @@ struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct ge
     for (int64_t ch = 0; ch < k.count; ch++) {
         const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c.N), ld = m * c.P;
         float *buf = scratch + thread_id() * per;
-        const float *col = conv_cols(&c, x->data, n0, m, buf);
-        float *out = m == 1 ? y->data + n0 * c.Cout * c.P : buf + c.K * cols;
+        float *out = m == 1 ? y->data + n0 * c.Cout * c.P : buf + col_floats;
         if (bias)
             for (int64_t co = 0; co < c.Cout; co++) row_fill(ld, bias[co], out + co * ld);
-        gen_gemm(0, 0, c.Cout, ld, c.K, 1.0f, w->data, col, bias ? 1.0f : 0.0f, out);
+        if (kt->conv_gemm)
+            kt->conv_gemm(c.Cout, w->data, c.Cin, c.H, c.W, c.KH, c.KW, c.stride, c.pad, m, c.img,
+                          x->data + n0 * c.img, bias ? 1.0f : 0.0f, out, ld, buf);
+        else
+            gen_gemm(0, 0, c.Cout, ld, c.K, 1.0f, w->data, conv_cols(&c, x->data, n0, m, buf), bias ? 1.0f : 0.0f, out);
         if (m > 1)
             for (int64_t i = 0; i < m; i++)
                 for (int64_t co = 0; co < c.Cout; co++)

@@ -171,8 +171,8 @@ static void kernel_8x48(int64_t kc, const float *restrict ap, const float *restr
         c##r##2 = _mm512_fmadd_ps(a, b2, c##r##2);                                                 \
     } while (0)
     for (int64_t k = 0; k < kc; k++, ap += MR, bp += NR) {
-        const __m512 b0 = _mm512_load_ps(bp), b1 = _mm512_load_ps(bp + 16),
-                     b2 = _mm512_load_ps(bp + 32);
+        const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16),
+                     b2 = _mm512_loadu_ps(bp + 32);
         _mm_prefetch((const char *)(bp + 4 * NR), _MM_HINT_T0);
         ROW(0);
         ROW(1);
@@ -222,17 +222,14 @@ static void kernel_8x48(int64_t kc, const float *restrict ap, const float *restr
 
 /* ---- drivers ------------------------------------------------------------ */
 
-/* C (M x N, row stride ldc) = alpha op(A) op(B) + beta C on this thread. */
-void gen_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
-                      const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
-                      float *C, int64_t ldc) {
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0 || alpha == 0.0f) {
-        for (int64_t i = 0; i < M; i++)
-            for (int64_t j = 0; j < N; j++)
-                C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
-        return;
-    }
+/* The blocked loops over C (M x N, row stride ldc) = alpha op(A) op(B) +
+ * beta C on this thread. With B == NULL, bfull holds op(B) already packed
+ * as ceil(N / NR) full-depth panels (panel q at bfull + q K NR, element
+ * (k, c) at k NR + c), whose rows p0.. of a slice are exactly what pack_b
+ * would have written. */
+static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                         const float *A, int64_t lda, const float *B, int64_t ldb,
+                         const float *bfull, float beta, float *C, int64_t ldc) {
     float *bp = packing_buffer(), *ap = bp + (size_t)KC * NC;
     /* Equal slices of at most KC: the slicing depends on K alone. */
     const int64_t nk = (K + KC - 1) / KC, kslice = (K + nk - 1) / nk;
@@ -241,12 +238,13 @@ void gen_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K, float alp
         for (int64_t p0 = 0; p0 < K; p0 += kslice) {
             const int64_t kc = K - p0 < kslice ? K - p0 : kslice;
             const float b = p0 == 0 ? beta : 1.0f;
-            pack_b(tb, B, ldb, p0, j0, kc, nc, bp);
+            if (B) pack_b(tb, B, ldb, p0, j0, kc, nc, bp);
             for (int64_t i0 = 0; i0 < M; i0 += MC) {
                 const int64_t mc = M - i0 < MC ? M - i0 : MC;
                 pack_a(ta, A, lda, i0, p0, mc, kc, ap);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
-                    const float *bpanel = bp + (jr / NR) * kc * NR;
+                    const float *bpanel = B ? bp + (jr / NR) * kc * NR
+                                            : bfull + ((j0 + jr) / NR) * K * NR + p0 * NR;
                     for (int64_t ir = 0; ir < mc; ir += MR)
                         kernel_8x48(kc, ap + (ir / MR) * kc * MR, bpanel,
                                     C + (i0 + ir) * ldc + j0 + jr, ldc,
@@ -256,6 +254,87 @@ void gen_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K, float alp
             }
         }
     }
+}
+
+/* C = beta C where the product is empty. */
+static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc) {
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t j = 0; j < N; j++)
+            C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+}
+
+/* C (M x N, row stride ldc) = alpha op(A) op(B) + beta C on this thread. */
+void gen_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                      const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                      float *C, int64_t ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    gemm_blocked(ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, beta, C, ldc);
+}
+
+/* ---- convolution as an implicit GEMM -------------------------------------- */
+
+/* Writes len values into the packed panels at columns n0.. of row k: from
+ * src, or zeros when src is NULL, split where a panel ends. */
+static void put_row(float *bfull, int64_t K, int64_t k, int64_t n0, int64_t len,
+                    const float *src) {
+    while (len > 0) {
+        const int64_t lane = n0 % NR, piece = NR - lane < len ? NR - lane : len;
+        float *dst = bfull + (n0 / NR) * K * NR + k * NR + lane;
+        for (int64_t i = 0; i < piece; i += 16) {
+            const __mmask16 m = lane_mask(piece - i);
+            _mm512_mask_storeu_ps(dst + i, m,
+                                  src ? _mm512_maskz_loadu_ps(m, src + i) : _mm512_setzero_ps());
+        }
+        if (src) src += piece;
+        n0 += piece, len -= piece;
+    }
+}
+
+int64_t gen_conv_gemm_avx512_work(int64_t K, int64_t N) { return (N + NR - 1) / NR * NR * K; }
+
+/* out (M x m P, row stride ldo) = Wm (M x K) im2col(images) + beta out,
+ * where the m images (C, H, W) start at x, img floats apart, and image i's
+ * output columns are [i P, (i+1) P). im2col goes straight into packed B
+ * panels in `work` (gen_conv_gemm_avx512_work floats), so the column
+ * matrix is never written and re-read. On the calling thread. */
+void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W,
+                          int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m,
+                          int64_t img, const float *x, float beta, float *out, int64_t ldo,
+                          float *work) {
+    const int64_t OH = gen_conv_out(H, KH, stride, pad), OW = gen_conv_out(W, KW, stride, pad);
+    const int64_t P = OH * OW, N = m * P, K = C * KH * KW;
+    if (M <= 0 || N <= 0) return;
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t kh = 0; kh < KH; kh++)
+                for (int64_t kw = 0; kw < KW; kw++) {
+                    const int64_t k = (c * KH + kh) * KW + kw;
+                    int64_t lo, hi;
+                    gen_conv_valid(W, OW, stride, pad, kw, &lo, &hi);
+                    for (int64_t oh = 0; oh < OH; oh++) {
+                        const int64_t ih = oh * stride - pad + kh, n0 = i * P + oh * OW;
+                        if (ih < 0 || ih >= H || hi <= lo) {
+                            put_row(work, K, k, n0, OW, NULL);
+                            continue;
+                        }
+                        const float *s = x + i * img + (c * H + ih) * W;
+                        if (lo > 0) put_row(work, K, k, n0, lo, NULL);
+                        if (stride == 1)
+                            put_row(work, K, k, n0 + lo, hi - lo, s + lo - pad + kw);
+                        else
+                            for (int64_t ow = lo, n = n0 + lo; ow < hi; ow++, n++)
+                                work[(n / NR) * K * NR + k * NR + n % NR] =
+                                    s[ow * stride - pad + kw];
+                        if (hi < OW) put_row(work, K, k, n0 + hi, OW - hi, NULL);
+                    }
+                }
+    const int64_t pad_cols = (N + NR - 1) / NR * NR - N;
+    for (int64_t k = 0; k < K && pad_cols; k++) put_row(work, K, k, N, pad_cols, NULL);
+    gemm_blocked(0, 0, M, N, K, 1.0f, Wm, K, NULL, 0, work, beta, out, ldo);
 }
 
 /* The same, split over threads when called outside a parallel region and

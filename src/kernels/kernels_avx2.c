@@ -8,6 +8,8 @@
 #define GEN_SIMD_TABLE gen_kernels_avx2
 #define GEN_SIMD_NAME "avx2"
 #define GEN_SIMD_GEMM NULL /* OpenBLAS's own AVX2 kernels serve */
+#define GEN_SIMD_CONV_GEMM_WORK NULL
+#define GEN_SIMD_CONV_GEMM NULL
 #define SIMD_INLINE static inline __attribute__((always_inline))
 
 typedef __m256 vf;

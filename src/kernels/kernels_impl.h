@@ -73,6 +73,12 @@ void gen_sgemm_avx512_mt(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
                          const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                          float *C, int64_t ldc);
 
+int64_t gen_conv_gemm_avx512_work(int64_t K, int64_t N);
+void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W,
+                          int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m,
+                          int64_t img, const float *x, float beta, float *out, int64_t ldo,
+                          float *work);
+
 /* Scalar functions the SIMD tables reuse where vectorising gains nothing. */
 void gen_scalar_sgd(int64_t n, float *p, const float *g, float *buf, float lr, float mom,
                     float wd);
