@@ -201,7 +201,10 @@ struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct ge
 
 /* Per chunk, dy as dymat (Cout, m P) and col recomputed from x:
  *   dW_chunk = dymat col^T, dcol = W^T dymat, dx += col2im(dcol);
- * db += row sums; dW += the chunks' dW in chunk order. */
+ * db += row sums; dW += the chunks' dW in chunk order.
+ * With the table's implicit-GEMM convolution, a stride-1 square kernel's dx
+ * is instead the convolution of dy with the flipped, transposed kernel
+ * wf (Cin, Cout KH KW), padded KH - 1 - pad: no dcol, no col2im. */
 GEN_BACKWARD(conv2d) {
     struct gen_tensor *x = node->in[0], *w = node->in[1], *b = node->in[2];
     const struct conv_geo c = conv_geo(x, w, node->i[0], node->i[1]);
@@ -210,11 +213,24 @@ GEN_BACKWARD(conv2d) {
 
     if (db) bias_grad(c.N, c.Cout, c.P, dy, db);
     if (!dw && !dx) return;
+    const struct gen_kernels *kt = gen_kernels();
     const struct chunks k = chunk_images(c.N, c.K, c.P);
-    const int64_t cols = k.nb * c.P, per = (2 * c.K + c.Cout) * cols; /* col, dcol, dymat */
+    const int flip = dx && kt->conv_gemm && c.stride == 1 && !c.pointwise && c.KH == c.KW &&
+                     c.pad < c.KH;
+    const int64_t K2 = c.Cout * c.KH * c.KW, HW = c.H * c.W;
+    const int64_t cols = k.nb * c.P, base = (2 * c.K + c.Cout) * cols; /* col, dcol, dymat */
+    const int64_t panels = flip ? kt->conv_gemm_work(K2, k.nb * HW) : 0;
+    const int64_t per = base + (flip ? panels + c.Cin * k.nb * HW : 0); /* + panels, dxmat */
     float *scratch = arena_floats(g, (int64_t)n_threads() * per);
     float *dw_part = dw ? arena_floats(g, k.count * c.Cout * c.K) : NULL; /* (chunks, Cout, K) */
-    const struct gen_kernels *kt = gen_kernels();
+    float *wf = flip ? arena_floats(g, c.Cin * K2) : NULL;
+    if (flip)
+        for (int64_t ci = 0; ci < c.Cin; ci++)
+            for (int64_t co = 0; co < c.Cout; co++)
+                for (int64_t kh = 0; kh < c.KH; kh++)
+                    for (int64_t kw = 0; kw < c.KW; kw++)
+                        wf[ci * K2 + (co * c.KH + kh) * c.KW + kw] =
+                            w->data[((co * c.Cin + ci) * c.KH + c.KH - 1 - kh) * c.KW + c.KW - 1 - kw];
 
 #pragma omp parallel for schedule(static) if (k.count > 1)
     for (int64_t ch = 0; ch < k.count; ch++) {
@@ -227,6 +243,17 @@ GEN_BACKWARD(conv2d) {
         }
         if (!dx) continue;
         float *dxn = dx + n0 * c.img;
+        if (flip) { /* dx (Cin, m HW) = wf conv dy, straight into dx for one image */
+            float *work = buf + base, *dxmat = work + panels;
+            kt->conv_gemm(c.Cin, wf, c.Cout, c.OH, c.OW, c.KH, c.KW, 1, c.KH - 1 - c.pad, m,
+                          c.Cout * c.P, dy + n0 * c.Cout * c.P, m == 1 ? 1.0f : 0.0f,
+                          m == 1 ? dxn : dxmat, m * HW, work);
+            if (m > 1)
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t ci = 0; ci < c.Cin; ci++)
+                        row_acc(HW, dxmat + ci * m * HW + i * HW, dxn + (i * c.Cin + ci) * HW);
+            continue;
+        }
         if (c.pointwise && m == 1) { /* dx += W^T dy, straight into dx */
             gen_gemm(1, 0, c.K, ld, c.Cout, 1.0f, w->data, dymat, 1.0f, dxn);
             continue;
