@@ -277,30 +277,38 @@ void gen_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K, float alp
 
 /* ---- convolution as an implicit GEMM -------------------------------------- */
 
-/* Writes len values into the packed panels at columns n0.. of row k: from
- * src, or zeros when src is NULL, split where a panel ends. */
-static void put_row(float *bfull, int64_t K, int64_t k, int64_t n0, int64_t len,
-                    const float *src) {
+/* Copies len values from src into the packed panels, row k, from column n0
+ * on: whole 48-wide pieces with three vector moves, partial ones masked. */
+static void row_to_panels(float *bfull, int64_t K, int64_t k, int64_t n0, int64_t len,
+                          const float *src) {
+    int64_t lane = n0 % NR;
+    float *dst = bfull + (n0 / NR) * K * NR + k * NR + lane;
     while (len > 0) {
-        const int64_t lane = n0 % NR, piece = NR - lane < len ? NR - lane : len;
-        float *dst = bfull + (n0 / NR) * K * NR + k * NR + lane;
-        for (int64_t i = 0; i < piece; i += 16) {
-            const __mmask16 m = lane_mask(piece - i);
-            _mm512_mask_storeu_ps(dst + i, m,
-                                  src ? _mm512_maskz_loadu_ps(m, src + i) : _mm512_setzero_ps());
+        const int64_t piece = NR - lane < len ? NR - lane : len;
+        if (piece == NR) {
+            _mm512_storeu_ps(dst, _mm512_loadu_ps(src));
+            _mm512_storeu_ps(dst + 16, _mm512_loadu_ps(src + 16));
+            _mm512_storeu_ps(dst + 32, _mm512_loadu_ps(src + 32));
+        } else {
+            for (int64_t i = 0; i < piece; i += 16) {
+                const __mmask16 m = lane_mask(piece - i);
+                _mm512_mask_storeu_ps(dst + i, m, _mm512_maskz_loadu_ps(m, src + i));
+            }
         }
-        if (src) src += piece;
-        n0 += piece, len -= piece;
+        src += piece, len -= piece;
+        dst += K * NR - lane, lane = 0; /* row k of the next panel */
     }
 }
 
-int64_t gen_conv_gemm_avx512_work(int64_t K, int64_t N) { return (N + NR - 1) / NR * NR * K; }
+/* The packed panels of op(B) (K x N), then one im2col row of an image. */
+int64_t gen_conv_gemm_avx512_work(int64_t K, int64_t N) { return (N + NR - 1) / NR * NR * K + N; }
 
 /* out (M x m P, row stride ldo) = Wm (M x K) im2col(images) + beta out,
  * where the m images (C, H, W) start at x, img floats apart, and image i's
- * output columns are [i P, (i+1) P). im2col goes straight into packed B
- * panels in `work` (gen_conv_gemm_avx512_work floats), so the column
- * matrix is never written and re-read. On the calling thread. */
+ * output columns are [i P, (i+1) P). Each im2col row of an image is built
+ * in a scratch row that stays in L1 and copied into the packed B panels in
+ * `work` (gen_conv_gemm_avx512_work floats), so the column matrix is never
+ * written out and re-read. On the calling thread. */
 void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W,
                           int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m,
                           int64_t img, const float *x, float beta, float *out, int64_t ldo,
@@ -308,32 +316,42 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
     const int64_t OH = gen_conv_out(H, KH, stride, pad), OW = gen_conv_out(W, KW, stride, pad);
     const int64_t P = OH * OW, N = m * P, K = C * KH * KW;
     if (M <= 0 || N <= 0) return;
+    const int64_t panels = (N + NR - 1) / NR;
+    float *row = work + panels * NR * K;
     for (int64_t i = 0; i < m; i++)
-        for (int64_t c = 0; c < C; c++)
+        for (int64_t c = 0; c < C; c++) /* one channel plane, reused from L1 by every tap */
             for (int64_t kh = 0; kh < KH; kh++)
                 for (int64_t kw = 0; kw < KW; kw++) {
-                    const int64_t k = (c * KH + kh) * KW + kw;
                     int64_t lo, hi;
                     gen_conv_valid(W, OW, stride, pad, kw, &lo, &hi);
+                    const float *xc = x + i * img + c * H * W;
                     for (int64_t oh = 0; oh < OH; oh++) {
-                        const int64_t ih = oh * stride - pad + kh, n0 = i * P + oh * OW;
-                        if (ih < 0 || ih >= H || hi <= lo) {
-                            put_row(work, K, k, n0, OW, NULL);
+                        const int64_t ih = oh * stride - pad + kh;
+                        float *d = row + oh * OW;
+                        if (ih < 0 || ih >= H) {
+                            for (int64_t ow = 0; ow < OW; ow += 16)
+                                _mm512_mask_storeu_ps(d + ow, lane_mask(OW - ow), _mm512_setzero_ps());
                             continue;
                         }
-                        const float *s = x + i * img + (c * H + ih) * W;
-                        if (lo > 0) put_row(work, K, k, n0, lo, NULL);
-                        if (stride == 1)
-                            put_row(work, K, k, n0 + lo, hi - lo, s + lo - pad + kw);
-                        else
-                            for (int64_t ow = lo, n = n0 + lo; ow < hi; ow++, n++)
-                                work[(n / NR) * K * NR + k * NR + n % NR] =
-                                    s[ow * stride - pad + kw];
-                        if (hi < OW) put_row(work, K, k, n0 + hi, OW - hi, NULL);
+                        const float *s = xc + ih * W - pad + kw;
+                        for (int64_t ow = 0; ow < lo; ow++) d[ow] = 0.0f;
+                        if (stride == 1) {
+                            int64_t ow = lo;
+                            for (; ow + 16 <= hi; ow += 16)
+                                _mm512_storeu_ps(d + ow, _mm512_loadu_ps(s + ow));
+                            for (; ow + 4 <= hi; ow += 4)
+                                _mm_storeu_ps(d + ow, _mm_loadu_ps(s + ow));
+                            for (; ow < hi; ow++) d[ow] = s[ow];
+                        } else
+                            for (int64_t ow = lo; ow < hi; ow++) d[ow] = s[ow * stride];
+                        for (int64_t ow = hi; ow < OW; ow++) d[ow] = 0.0f;
                     }
+                    row_to_panels(work, K, (c * KH + kh) * KW + kw, i * P, P, row);
                 }
-    const int64_t pad_cols = (N + NR - 1) / NR * NR - N;
-    for (int64_t k = 0; k < K && pad_cols; k++) put_row(work, K, k, N, pad_cols, NULL);
+    if (panels * NR > N) /* zero the last panel's columns past N */
+        for (int64_t k = 0; k < K; k++)
+            memset(work + (panels - 1) * K * NR + k * NR + (N - (panels - 1) * NR), 0,
+                   (size_t)(panels * NR - N) * sizeof(float));
     gemm_blocked(0, 0, M, N, K, 1.0f, Wm, K, NULL, 0, work, beta, out, ldo);
 }
 
