@@ -255,8 +255,8 @@ static void gemm_threads(const struct gen_kernels *k) {
     free(C3);
 }
 
-/* An ISA's implicit-GEMM convolution against the scalar im2col and a
- * double-precision product, over kernel sizes, strides, paddings and
+/* An ISA's implicit-GEMM convolution and its weight gradient against the
+ * scalar im2col and double-precision products, over kernel sizes, strides, paddings and
  * several images per call (so image boundaries fall inside packed panels). */
 static void conv_gemm_parity(const struct gen_kernels *k) {
     if (!k->conv_gemm) return;
@@ -293,6 +293,29 @@ static void conv_gemm_parity(const struct gen_kernels *k) {
                             k->name, gi, (long long)r, (long long)n, (double)out[r * N + n], sum);
                 assert_true(err <= 1e-5 * mag + 1e-6);
             }
+        /* the weight gradient: dw (M x K) = sum over images of dy_i col_i^T */
+        if (k->conv_dw) {
+            const int64_t dy_img = M * P + 5;
+            float *dy = rnd(m * dy_img, -1, 1, seed++), *dw = rnd(M * K, 5, 5, 0);
+            float *wk = malloc((size_t)k->conv_dw_work(m, P) * sizeof(float));
+            assert_non_null(wk);
+            k->conv_dw(M, dy, dy_img, C, H, W, KH, KW, st, pad, m, img, x, dw, wk);
+            for (int64_t r = 0; r < M; r++)
+                for (int64_t q = 0; q < K; q++) {
+                    double sum = 0, mag = 0;
+                    for (int64_t i = 0; i < m; i++)
+                        for (int64_t p = 0; p < P; p++) {
+                            const double t = (double)dy[i * dy_img + r * P + p] * col[q * N + i * P + p];
+                            sum += t, mag += fabs(t);
+                        }
+                    const double err = fabs(dw[r * K + q] - sum);
+                    if (!(err <= 1e-5 * mag + 1e-6))
+                        fprintf(stderr, "  %s conv_dw case %zu: dw[%lld,%lld] = %.9g, want %.9g\n",
+                                k->name, gi, (long long)r, (long long)q, (double)dw[r * K + q], sum);
+                    assert_true(err <= 1e-5 * mag + 1e-6);
+                }
+            free(dy), free(dw), free(wk);
+        }
         free(x), free(w), free(out), free(out0), free(col), free(work);
     }
 }

@@ -119,6 +119,14 @@ struct gen_kernels {
     void (*conv_gemm)(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W, int64_t KH,
                       int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                       const float *x, float beta, float *out, int64_t ldo, float *work);
+    /* The weight gradient of the same convolution: dw (M x K) = sum over
+     * the m images of dy_i (M x P, images dy_img floats apart) col_i^T,
+     * overwriting dw; `work` holds conv_dw_work(m, P) floats. Runs on the
+     * calling thread. Both NULL where conv_gemm is. */
+    int64_t (*conv_dw_work)(int64_t m, int64_t P);
+    void (*conv_dw)(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
+                    int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
+                    const float *x, float *dw, float *work);
 };
 
 /* The table in force, chosen once by gen_kernels_init (called by

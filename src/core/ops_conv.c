@@ -204,7 +204,8 @@ struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct ge
  * db += row sums; dW += the chunks' dW in chunk order.
  * With the table's implicit-GEMM convolution, a stride-1 square kernel's dx
  * is instead the convolution of dy with the flipped, transposed kernel
- * wf (Cin, Cout KH KW), padded KH - 1 - pad: no dcol, no col2im. */
+ * wf (Cin, Cout KH KW), padded KH - 1 - pad: no dcol, no col2im; and the
+ * table's conv_dw forms dW_chunk from dy and x in place (no col, no dymat). */
 GEN_BACKWARD(conv2d) {
     struct gen_tensor *x = node->in[0], *w = node->in[1], *b = node->in[2];
     const struct conv_geo c = conv_geo(x, w, node->i[0], node->i[1]);
@@ -217,10 +218,15 @@ GEN_BACKWARD(conv2d) {
     const struct chunks k = chunk_images(c.N, c.K, c.P);
     const int flip = dx && kt->conv_gemm && c.stride == 1 && !c.pointwise && c.KH == c.KW &&
                      c.pad < c.KH;
+    const int implicit_dw = dw && kt->conv_dw;
+    /* dymat is needed by the explicit GEMMs only */
+    const int need_dymat = (dw && !implicit_dw) || (dx && !flip);
     const int64_t K2 = c.Cout * c.KH * c.KW, HW = c.H * c.W;
     const int64_t cols = k.nb * c.P, base = (2 * c.K + c.Cout) * cols; /* col, dcol, dymat */
     const int64_t panels = flip ? kt->conv_gemm_work(K2, k.nb * HW) : 0;
-    const int64_t per = base + (flip ? panels + c.Cin * k.nb * HW : 0); /* + panels, dxmat */
+    const int64_t dw_work = implicit_dw ? kt->conv_dw_work(k.nb, c.P) : 0;
+    /* + the flipped convolution's panels and dxmat, the weight gradient's rows */
+    const int64_t per = base + (flip ? panels + c.Cin * k.nb * HW : 0) + dw_work;
     float *scratch = arena_floats(g, (int64_t)n_threads() * per);
     float *dw_part = dw ? arena_floats(g, k.count * c.Cout * c.K) : NULL; /* (chunks, Cout, K) */
     float *wf = flip ? arena_floats(g, c.Cin * K2) : NULL;
@@ -236,8 +242,12 @@ GEN_BACKWARD(conv2d) {
     for (int64_t ch = 0; ch < k.count; ch++) {
         const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c.N), ld = m * c.P;
         float *buf = scratch + thread_id() * per, *dcol = buf + c.K * cols;
-        const float *dymat = gather_cols(m, c.Cout, c.P, dy + n0 * c.Cout * c.P, dcol + c.K * cols);
-        if (dw) {
+        const float *dyn = dy + n0 * c.Cout * c.P;
+        const float *dymat = need_dymat ? gather_cols(m, c.Cout, c.P, dyn, dcol + c.K * cols) : NULL;
+        if (implicit_dw) {
+            kt->conv_dw(c.Cout, dyn, c.Cout * c.P, c.Cin, c.H, c.W, c.KH, c.KW, c.stride, c.pad, m,
+                        c.img, x->data + n0 * c.img, dw_part + ch * c.Cout * c.K, buf + per - dw_work);
+        } else if (dw) {
             const float *col = conv_cols(&c, x->data, n0, m, buf);
             gen_gemm(0, 1, c.Cout, c.K, ld, 1.0f, dymat, col, 0.0f, dw_part + ch * c.Cout * c.K);
         }

@@ -303,6 +303,33 @@ static void row_to_panels(float *bfull, int64_t K, int64_t k, int64_t n0, int64_
 /* The packed panels of op(B) (K x N), then one im2col row of an image. */
 int64_t gen_conv_gemm_avx512_work(int64_t K, int64_t N) { return (N + NR - 1) / NR * NR * K + N; }
 
+/* Row (kh, kw) of the im2col of one channel plane xc (H x W): OH OW values
+ * into d, zero where the tap falls in the padding. */
+static void im2col_row(const float *xc, int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t kh,
+                       int64_t kw, int64_t stride, int64_t pad, float *d) {
+    int64_t lo, hi;
+    gen_conv_valid(W, OW, stride, pad, kw, &lo, &hi);
+    for (int64_t oh = 0; oh < OH; oh++, d += OW) {
+        const int64_t ih = oh * stride - pad + kh;
+        if (ih < 0 || ih >= H) {
+            for (int64_t ow = 0; ow < OW; ow += 16)
+                _mm512_mask_storeu_ps(d + ow, lane_mask(OW - ow), _mm512_setzero_ps());
+            continue;
+        }
+        const float *s = xc + ih * W - pad + kw;
+        for (int64_t ow = 0; ow < lo; ow++) d[ow] = 0.0f;
+        if (stride == 1) {
+            int64_t ow = lo;
+            for (; ow + 16 <= hi; ow += 16) _mm512_storeu_ps(d + ow, _mm512_loadu_ps(s + ow));
+            for (; ow + 4 <= hi; ow += 4) _mm_storeu_ps(d + ow, _mm_loadu_ps(s + ow));
+            for (; ow < hi; ow++) d[ow] = s[ow];
+        } else {
+            for (int64_t ow = lo; ow < hi; ow++) d[ow] = s[ow * stride];
+        }
+        for (int64_t ow = hi; ow < OW; ow++) d[ow] = 0.0f;
+    }
+}
+
 /* out (M x m P, row stride ldo) = Wm (M x K) im2col(images) + beta out,
  * where the m images (C, H, W) start at x, img floats apart, and image i's
  * output columns are [i P, (i+1) P). Each im2col row of an image is built
@@ -322,30 +349,7 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
         for (int64_t c = 0; c < C; c++) /* one channel plane, reused from L1 by every tap */
             for (int64_t kh = 0; kh < KH; kh++)
                 for (int64_t kw = 0; kw < KW; kw++) {
-                    int64_t lo, hi;
-                    gen_conv_valid(W, OW, stride, pad, kw, &lo, &hi);
-                    const float *xc = x + i * img + c * H * W;
-                    for (int64_t oh = 0; oh < OH; oh++) {
-                        const int64_t ih = oh * stride - pad + kh;
-                        float *d = row + oh * OW;
-                        if (ih < 0 || ih >= H) {
-                            for (int64_t ow = 0; ow < OW; ow += 16)
-                                _mm512_mask_storeu_ps(d + ow, lane_mask(OW - ow), _mm512_setzero_ps());
-                            continue;
-                        }
-                        const float *s = xc + ih * W - pad + kw;
-                        for (int64_t ow = 0; ow < lo; ow++) d[ow] = 0.0f;
-                        if (stride == 1) {
-                            int64_t ow = lo;
-                            for (; ow + 16 <= hi; ow += 16)
-                                _mm512_storeu_ps(d + ow, _mm512_loadu_ps(s + ow));
-                            for (; ow + 4 <= hi; ow += 4)
-                                _mm_storeu_ps(d + ow, _mm_loadu_ps(s + ow));
-                            for (; ow < hi; ow++) d[ow] = s[ow];
-                        } else
-                            for (int64_t ow = lo; ow < hi; ow++) d[ow] = s[ow * stride];
-                        for (int64_t ow = hi; ow < OW; ow++) d[ow] = 0.0f;
-                    }
+                    im2col_row(x + i * img + c * H * W, H, W, OH, OW, kh, kw, stride, pad, row);
                     row_to_panels(work, K, (c * KH + kh) * KW + kw, i * P, P, row);
                 }
     if (panels * NR > N) /* zero the last panel's columns past N */
@@ -353,6 +357,81 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
             memset(work + (panels - 1) * K * NR + k * NR + (N - (panels - 1) * NR), 0,
                    (size_t)(panels * NR - N) * sizeof(float));
     gemm_blocked(0, 0, M, N, K, 1.0f, Wm, K, NULL, 0, work, beta, out, ldo);
+}
+
+/* ---- the weight gradient of a convolution ------------------------------
+ * dw (M x K) = sum over images i of dy_i (M x P) col_i^T (P x K): both
+ * operands run along P in memory, so instead of transposing either into
+ * GEMM panels, an 8 x 3 block of dw keeps one 16-lane partial sum per
+ * element in registers while it walks P (8 + 3 loads feed 24 FMAs), and
+ * sums its lanes once per block. col rows are built three at a time for
+ * all m images (3 m P floats of work, in L1/L2); dy is read in place. */
+#define DW_MB 8
+#define DW_JB 3
+
+int64_t gen_conv_dw_avx512_work(int64_t m, int64_t P) { return DW_JB * m * P; }
+
+void gen_conv_dw_avx512(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H,
+                        int64_t W, int64_t KH, int64_t KW, int64_t stride, int64_t pad,
+                        int64_t m, int64_t img, const float *x, float *dw, float *work) {
+    const int64_t OH = gen_conv_out(H, KH, stride, pad), OW = gen_conv_out(W, KW, stride, pad);
+    const int64_t P = OH * OW, K = C * KH * KW, L = m * P;
+    if (M <= 0 || K <= 0) return;
+    for (int64_t k0 = 0; k0 < K; k0 += DW_JB) {
+        const int64_t kn = K - k0 < DW_JB ? K - k0 : DW_JB;
+        for (int64_t j = 0; j < kn; j++) {
+            const int64_t k = k0 + j, c = k / (KH * KW), kh = k / KW % KH, kw = k % KW;
+            for (int64_t i = 0; i < m; i++)
+                im2col_row(x + i * img + c * H * W, H, W, OH, OW, kh, kw, stride, pad,
+                           work + j * L + i * P);
+        }
+        /* rows past kn repeat the last one; their sums are dropped */
+        const float *b0 = work, *b1 = work + (kn > 1 ? L : 0), *b2 = work + (kn > 2 ? 2 * L : 0);
+        for (int64_t co0 = 0; co0 < M; co0 += DW_MB) {
+            const int64_t mn = M - co0 < DW_MB ? M - co0 : DW_MB;
+            /* 24 named accumulators, so the compiler keeps them in registers */
+            __m512 s00 = _mm512_setzero_ps(), s01 = s00, s02 = s00, s10 = s00, s11 = s00, s12 = s00;
+            __m512 s20 = s00, s21 = s00, s22 = s00, s30 = s00, s31 = s00, s32 = s00;
+            __m512 s40 = s00, s41 = s00, s42 = s00, s50 = s00, s51 = s00, s52 = s00;
+            __m512 s60 = s00, s61 = s00, s62 = s00, s70 = s00, s71 = s00, s72 = s00;
+            for (int64_t i = 0; i < m; i++) {
+                const float *a[DW_MB]; /* rows past mn repeat the last; dropped below */
+                for (int r = 0; r < DW_MB; r++)
+                    a[r] = dy + i * dy_img + (co0 + (r < mn ? r : mn - 1)) * P;
+                const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4],
+                            *a5 = a[5], *a6 = a[6], *a7 = a[7];
+                const float *c0 = b0 + i * P, *c1 = b1 + i * P, *c2 = b2 + i * P;
+                for (int64_t p = 0; p < P; p += 16) {
+                    const __mmask16 mk = lane_mask(P - p);
+                    const __m512 v0 = _mm512_maskz_loadu_ps(mk, c0 + p),
+                                 v1 = _mm512_maskz_loadu_ps(mk, c1 + p),
+                                 v2 = _mm512_maskz_loadu_ps(mk, c2 + p);
+#define DW_ROW(r)                                                                                  \
+    do {                                                                                           \
+        const __m512 u = _mm512_maskz_loadu_ps(mk, a##r + p);                                      \
+        s##r##0 = _mm512_fmadd_ps(u, v0, s##r##0);                                                 \
+        s##r##1 = _mm512_fmadd_ps(u, v1, s##r##1);                                                 \
+        s##r##2 = _mm512_fmadd_ps(u, v2, s##r##2);                                                 \
+    } while (0)
+                    DW_ROW(0);
+                    DW_ROW(1);
+                    DW_ROW(2);
+                    DW_ROW(3);
+                    DW_ROW(4);
+                    DW_ROW(5);
+                    DW_ROW(6);
+                    DW_ROW(7);
+#undef DW_ROW
+                }
+            }
+            const __m512 acc[DW_MB][DW_JB] = {{s00, s01, s02}, {s10, s11, s12}, {s20, s21, s22},
+                                              {s30, s31, s32}, {s40, s41, s42}, {s50, s51, s52},
+                                              {s60, s61, s62}, {s70, s71, s72}};
+            for (int64_t r = 0; r < mn; r++)
+                for (int64_t j = 0; j < kn; j++)
+                    dw[(co0 + r) * K + k0 + j] = _mm512_reduce_add_ps(acc[r][j]);
+        }
+    }
 }
 
 /* The same, split over threads when called outside a parallel region and

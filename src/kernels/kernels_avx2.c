@@ -10,6 +10,8 @@
 #define GEN_SIMD_GEMM NULL /* OpenBLAS's own AVX2 kernels serve */
 #define GEN_SIMD_CONV_GEMM_WORK NULL
 #define GEN_SIMD_CONV_GEMM NULL
+#define GEN_SIMD_CONV_DW_WORK NULL
+#define GEN_SIMD_CONV_DW NULL
 #define SIMD_INLINE static inline __attribute__((always_inline))
 
 typedef __m256 vf;

@@ -74,6 +74,10 @@ void gen_sgemm_avx512_mt(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
                          float *C, int64_t ldc);
 
 int64_t gen_conv_gemm_avx512_work(int64_t K, int64_t N);
+int64_t gen_conv_dw_avx512_work(int64_t m, int64_t P);
+void gen_conv_dw_avx512(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H,
+                        int64_t W, int64_t KH, int64_t KW, int64_t stride, int64_t pad,
+                        int64_t m, int64_t img, const float *x, float *dw, float *work);
 void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W,
                           int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m,
                           int64_t img, const float *x, float beta, float *out, int64_t ldo,

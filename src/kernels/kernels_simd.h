@@ -548,5 +548,6 @@ const struct gen_kernels GEN_SIMD_TABLE = {
     .im2col = im2col, .col2im = col2im,
     .im2col_ld = im2col_ld, .col2im_ld = col2im_ld,
     .gemm = GEN_SIMD_GEMM, .conv_gemm_work = GEN_SIMD_CONV_GEMM_WORK,
-    .conv_gemm = GEN_SIMD_CONV_GEMM,
+    .conv_gemm = GEN_SIMD_CONV_GEMM, .conv_dw_work = GEN_SIMD_CONV_DW_WORK,
+    .conv_dw = GEN_SIMD_CONV_DW,
 };
