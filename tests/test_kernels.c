@@ -263,7 +263,8 @@ static void conv_gemm_parity(const struct gen_kernels *k) {
     static const int64_t geo[][8] = { /* C, H, W, KH, KW, stride, pad, m */
         {1, 5, 5, 1, 1, 1, 0, 1}, {3, 7, 9, 3, 3, 1, 1, 3}, {2, 8, 8, 4, 4, 2, 1, 2},
         {4, 28, 28, 3, 3, 1, 1, 2}, {5, 6, 11, 3, 2, 2, 0, 5}, {2, 4, 4, 5, 5, 1, 2, 7},
-        {3, 13, 13, 3, 3, 3, 2, 1}, {16, 7, 7, 3, 3, 1, 1, 9},
+        {3, 13, 13, 3, 3, 3, 2, 1}, {16, 7, 7, 3, 3, 1, 1, 9}, {3, 6, 8, 3, 3, 1, 0, 2},
+        {2, 5, 6, 3, 4, 1, 2, 3}, {1, 3, 3, 3, 3, 1, 2, 4},
     };
     uint64_t seed = 300;
     for (size_t gi = 0; gi < sizeof geo / sizeof geo[0]; gi++) {
@@ -275,7 +276,7 @@ static void conv_gemm_parity(const struct gen_kernels *k) {
         float *x = rnd(m * img, -1, 1, seed++), *w = rnd(M * K, -1, 1, seed++);
         float *out = rnd(M * N, -1, 1, seed++), *out0 = dup(out, M * N);
         float *col = rnd(K * N, 0, 0, 0);
-        float *work = malloc((size_t)k->conv_gemm_work(K, N) * sizeof(float));
+        float *work = malloc((size_t)k->conv_gemm_work(M, C, H, W, KH, KW, st, pad, m) * sizeof(float));
         assert_non_null(work);
         for (int64_t i = 0; i < m; i++)
             scalar()->im2col_ld(C, H, W, KH, KW, st, pad, N, x + i * img, col + i * P);
@@ -297,7 +298,7 @@ static void conv_gemm_parity(const struct gen_kernels *k) {
         if (k->conv_dw) {
             const int64_t dy_img = M * P + 5;
             float *dy = rnd(m * dy_img, -1, 1, seed++), *dw = rnd(M * K, 5, 5, 0);
-            float *wk = malloc((size_t)k->conv_dw_work(m, P) * sizeof(float));
+            float *wk = malloc((size_t)k->conv_dw_work(M, C, H, W, KH, KW, st, pad, m) * sizeof(float));
             assert_non_null(wk);
             k->conv_dw(M, dy, dy_img, C, H, W, KH, KW, st, pad, m, img, x, dw, wk);
             for (int64_t r = 0; r < M; r++)

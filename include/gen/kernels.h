@@ -113,17 +113,20 @@ struct gen_kernels {
      * (K x m P, K = C KH KW, P = OH OW) is the im2col of the m images
      * (C, H, W) at x, img floats apart, image i in columns [i P, (i+1) P).
      * col is never built: its values go straight into the GEMM's packed
-     * panels in `work`, which holds conv_gemm_work(K, m P) floats. Runs on
-     * the calling thread. */
-    int64_t (*conv_gemm_work)(int64_t K, int64_t N);
+     * panels in `work`, which holds conv_gemm_work(M, C, H, W, KH, KW,
+     * stride, pad, m) floats. Runs on the calling thread. */
+    int64_t (*conv_gemm_work)(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                              int64_t stride, int64_t pad, int64_t m);
     void (*conv_gemm)(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W, int64_t KH,
                       int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                       const float *x, float beta, float *out, int64_t ldo, float *work);
     /* The weight gradient of the same convolution: dw (M x K) = sum over
      * the m images of dy_i (M x P, images dy_img floats apart) col_i^T,
-     * overwriting dw; `work` holds conv_dw_work(m, P) floats. Runs on the
-     * calling thread. Both NULL where conv_gemm is. */
-    int64_t (*conv_dw_work)(int64_t m, int64_t P);
+     * overwriting dw; `work` holds conv_dw_work(M, C, H, W, KH, KW, stride,
+     * pad, m) floats. Runs on the calling thread. Both NULL where conv_gemm
+     * is. */
+    int64_t (*conv_dw_work)(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                            int64_t stride, int64_t pad, int64_t m);
     void (*conv_dw)(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
                     int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                     const float *x, float *dw, float *work);

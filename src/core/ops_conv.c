@@ -167,7 +167,9 @@ struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct ge
     const struct gen_kernels *kt = gen_kernels();
     const int64_t cols = k.nb * c.P;
     /* the chunk's col (or the implicit GEMM's packed panels), then ymat */
-    const int64_t col_floats = kt->conv_gemm ? kt->conv_gemm_work(c.K, cols) : c.K * cols;
+    const int64_t col_floats = kt->conv_gemm ? kt->conv_gemm_work(c.Cout, c.Cin, c.H, c.W, c.KH,
+                                                                  c.KW, c.stride, c.pad, k.nb)
+                                             : c.K * cols;
     const int64_t per = col_floats + c.Cout * cols;
     float *scratch = arena_floats(g, (int64_t)n_threads() * per);
     const float *bias = b ? b->data : NULL;
@@ -223,8 +225,12 @@ GEN_BACKWARD(conv2d) {
     const int need_dymat = (dw && !implicit_dw) || (dx && !flip);
     const int64_t K2 = c.Cout * c.KH * c.KW, HW = c.H * c.W;
     const int64_t cols = k.nb * c.P, base = (2 * c.K + c.Cout) * cols; /* col, dcol, dymat */
-    const int64_t panels = flip ? kt->conv_gemm_work(K2, k.nb * HW) : 0;
-    const int64_t dw_work = implicit_dw ? kt->conv_dw_work(k.nb, c.P) : 0;
+    const int64_t panels = flip ? kt->conv_gemm_work(c.Cin, c.Cout, c.OH, c.OW, c.KH, c.KW, 1,
+                                                     c.KH - 1 - c.pad, k.nb)
+                                : 0;
+    const int64_t dw_work = implicit_dw ? kt->conv_dw_work(c.Cout, c.Cin, c.H, c.W, c.KH, c.KW,
+                                                           c.stride, c.pad, k.nb)
+                                        : 0;
     /* + the flipped convolution's panels and dxmat, the weight gradient's rows */
     const int64_t per = base + (flip ? panels + c.Cin * k.nb * HW : 0) + dw_work;
     float *scratch = arena_floats(g, (int64_t)n_threads() * per);

@@ -300,9 +300,6 @@ static void row_to_panels(float *bfull, int64_t K, int64_t k, int64_t n0, int64_
     }
 }
 
-/* The packed panels of op(B) (K x N), then one im2col row of an image. */
-int64_t gen_conv_gemm_avx512_work(int64_t K, int64_t N) { return (N + NR - 1) / NR * NR * K + N; }
-
 /* Row (kh, kw) of the im2col of one channel plane xc (H x W): OH OW values
  * into d, zero where the tap falls in the padding. */
 static void im2col_row(const float *xc, int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t kh,
@@ -330,12 +327,75 @@ static void im2col_row(const float *xc, int64_t H, int64_t W, int64_t OH, int64_
     }
 }
 
+/* ---- stride-1 convolutions over zero-padded planes ----------------------
+ * Pad each channel plane to Hp x Wp (Hp = H + 2 pad, Wp = W + 2 pad) and
+ * compute the output on a "wide" grid of OH rows of Wp columns, the last
+ * KW - 1 of each row garbage. In flat index t = oh Wp + ow of that grid,
+ * tap (kh, kw) of channel c reads xp_c[t + kh Wp + kw]: every row of the
+ * im2col matrix is a contiguous slice of the padded plane, so nothing is
+ * gathered. The garbage columns cost (Wp - OW) / OW more arithmetic and are
+ * dropped (forward) or multiplied by zeros (weight gradient). Reads past a
+ * plane's end land in the next plane or in zeroed slack, so stay finite. */
+struct wide {
+    int64_t Hp, Wp, OH, OW, plane, tw, tw16, slack; /* tw = OH Wp, tw16 rounded up to 16 */
+};
+
+static struct wide wide_geo(int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t pad) {
+    struct wide g = {.Hp = H + 2 * pad, .Wp = W + 2 * pad};
+    g.OH = g.Hp - KH + 1, g.OW = g.Wp - KW + 1;
+    g.plane = g.Hp * g.Wp, g.tw = g.OH * g.Wp, g.tw16 = (g.tw + 15) / 16 * 16;
+    g.slack = KW + 32;
+    return g;
+}
+
+/* The m images' C planes (x, images img floats apart), padded, into xp,
+ * then g->slack zeros. */
+static void pad_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t H, int64_t W,
+                       int64_t pad, const struct wide *g, float *xp) {
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t c = 0; c < C; c++) {
+            float *d = xp + (i * C + c) * g->plane;
+            const float *src = x + i * img + c * H * W;
+            memset(d, 0, (size_t)(pad * g->Wp) * sizeof(float));
+            d += pad * g->Wp;
+            for (int64_t ih = 0; ih < H; ih++, d += g->Wp) {
+                for (int64_t j = 0; j < pad; j++) d[j] = d[pad + W + j] = 0.0f;
+                memcpy(d + pad, src + ih * W, (size_t)W * sizeof(float));
+            }
+            memset(d, 0, (size_t)(pad * g->Wp) * sizeof(float));
+        }
+    memset(xp + m * C * g->plane, 0, (size_t)g->slack * sizeof(float));
+}
+
+int64_t gen_conv_gemm_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
+                                  int64_t KW, int64_t stride, int64_t pad, int64_t m) {
+    const int64_t K = C * KH * KW;
+    if (stride == 1) { /* padded planes, panels of the wide grid, the wide output */
+        const struct wide g = wide_geo(H, W, KH, KW, pad);
+        const int64_t n = m * g.tw;
+        return m * C * g.plane + g.slack + (n + NR - 1) / NR * NR * K + M * n + 16;
+    }
+    /* panels of the plain grid, one im2col row */
+    const int64_t N = m * gen_conv_out(H, KH, stride, pad) * gen_conv_out(W, KW, stride, pad);
+    return (N + NR - 1) / NR * NR * K + N;
+}
+
+/* Zeroes the columns of the last packed panel past column n. */
+static void zero_panel_tail(float *bfull, int64_t K, int64_t n) {
+    const int64_t panels = (n + NR - 1) / NR;
+    if (panels * NR > n)
+        for (int64_t k = 0; k < K; k++)
+            memset(bfull + (panels - 1) * K * NR + k * NR + (n - (panels - 1) * NR), 0,
+                   (size_t)(panels * NR - n) * sizeof(float));
+}
+
 /* out (M x m P, row stride ldo) = Wm (M x K) im2col(images) + beta out,
  * where the m images (C, H, W) start at x, img floats apart, and image i's
- * output columns are [i P, (i+1) P). Each im2col row of an image is built
- * in a scratch row that stays in L1 and copied into the packed B panels in
- * `work` (gen_conv_gemm_avx512_work floats), so the column matrix is never
- * written out and re-read. On the calling thread. */
+ * output columns are [i P, (i+1) P). The im2col values go straight into the
+ * GEMM's packed B panels in `work` (gen_conv_gemm_avx512_work floats), so
+ * the column matrix is never written out and re-read: as slices of padded
+ * planes for stride 1, else a row at a time through a scratch row in L1.
+ * On the calling thread. */
 void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W,
                           int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m,
                           int64_t img, const float *x, float beta, float *out, int64_t ldo,
@@ -343,6 +403,37 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
     const int64_t OH = gen_conv_out(H, KH, stride, pad), OW = gen_conv_out(W, KW, stride, pad);
     const int64_t P = OH * OW, N = m * P, K = C * KH * KW;
     if (M <= 0 || N <= 0) return;
+    if (stride == 1) {
+        const struct wide g = wide_geo(H, W, KH, KW, pad);
+        const int64_t n = m * g.tw;
+        float *xp = work, *panels = xp + m * C * g.plane + g.slack;
+        float *wide = panels + (n + NR - 1) / NR * NR * K;
+        pad_planes(x, img, m, C, H, W, pad, &g, xp);
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t kh = 0; kh < KH; kh++)
+                    for (int64_t kw = 0; kw < KW; kw++)
+                        row_to_panels(panels, K, (c * KH + kh) * KW + kw, i * g.tw, g.tw,
+                                      xp + (i * C + c) * g.plane + kh * g.Wp + kw);
+        zero_panel_tail(panels, K, n);
+        gemm_blocked(0, 0, M, n, K, 1.0f, Wm, K, NULL, 0, panels, 0.0f, wide, n);
+        /* drop the garbage columns: out = wide + beta out */
+        for (int64_t co = 0; co < M; co++)
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t oh = 0; oh < OH; oh++) {
+                    const float *src = wide + co * n + i * g.tw + oh * g.Wp;
+                    float *dst = out + co * ldo + i * P + oh * OW;
+                    for (int64_t ow = 0; ow < OW; ow += 16) {
+                        const __mmask16 mk = lane_mask(OW - ow);
+                        __m512 v = _mm512_loadu_ps(src + ow);
+                        if (beta != 0.0f)
+                            v = _mm512_fmadd_ps(_mm512_set1_ps(beta),
+                                                _mm512_maskz_loadu_ps(mk, dst + ow), v);
+                        _mm512_mask_storeu_ps(dst + ow, mk, v);
+                    }
+                }
+        return;
+    }
     const int64_t panels = (N + NR - 1) / NR;
     float *row = work + panels * NR * K;
     for (int64_t i = 0; i < m; i++)
@@ -352,10 +443,7 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
                     im2col_row(x + i * img + c * H * W, H, W, OH, OW, kh, kw, stride, pad, row);
                     row_to_panels(work, K, (c * KH + kh) * KW + kw, i * P, P, row);
                 }
-    if (panels * NR > N) /* zero the last panel's columns past N */
-        for (int64_t k = 0; k < K; k++)
-            memset(work + (panels - 1) * K * NR + k * NR + (N - (panels - 1) * NR), 0,
-                   (size_t)(panels * NR - N) * sizeof(float));
+    zero_panel_tail(work, K, N);
     gemm_blocked(0, 0, M, N, K, 1.0f, Wm, K, NULL, 0, work, beta, out, ldo);
 }
 
@@ -364,12 +452,80 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
  * operands run along P in memory, so instead of transposing either into
  * GEMM panels, an 8 x 3 block of dw keeps one 16-lane partial sum per
  * element in registers while it walks P (8 + 3 loads feed 24 FMAs), and
- * sums its lanes once per block. col rows are built three at a time for
- * all m images (3 m P floats of work, in L1/L2); dy is read in place. */
+ * sums its lanes once per block. For stride 1 the col rows are slices of
+ * the padded planes and dy is laid out on the same wide grid (zeros in the
+ * garbage columns, rows rounded up to 16 floats); otherwise col rows are
+ * built three at a time for the m images. */
 #define DW_MB 8
 #define DW_JB 3
 
-int64_t gen_conv_dw_avx512_work(int64_t m, int64_t P) { return DW_JB * m * P; }
+/* The 8 x 3 block: s[r][j] = sum over images i < m and t < len of
+ * a[r](i)[t] b[j](i)[t], with a[r](i) = a + i a_img + r a_row and
+ * b[j](i) = b[j] + i b_img; rows past mn / kn repeat the last one and are
+ * not stored. Written to dw[r ldw + j]. */
+static void dw_block(int64_t mn, int64_t kn, int64_t m, int64_t len, const float *a,
+                     int64_t a_img, int64_t a_row, const float *const b[DW_JB], int64_t b_img,
+                     float *dw, int64_t ldw) {
+    __m512 s00 = _mm512_setzero_ps(), s01 = s00, s02 = s00, s10 = s00, s11 = s00, s12 = s00;
+    __m512 s20 = s00, s21 = s00, s22 = s00, s30 = s00, s31 = s00, s32 = s00;
+    __m512 s40 = s00, s41 = s00, s42 = s00, s50 = s00, s51 = s00, s52 = s00;
+    __m512 s60 = s00, s61 = s00, s62 = s00, s70 = s00, s71 = s00, s72 = s00;
+    const int64_t full = len / 16 * 16;
+    for (int64_t i = 0; i < m; i++) {
+        const float *ar[DW_MB];
+        for (int r = 0; r < DW_MB; r++) ar[r] = a + i * a_img + (r < mn ? r : mn - 1) * a_row;
+        const float *a0 = ar[0], *a1 = ar[1], *a2 = ar[2], *a3 = ar[3], *a4 = ar[4], *a5 = ar[5],
+                    *a6 = ar[6], *a7 = ar[7];
+        const float *c0 = b[0] + i * b_img, *c1 = b[kn > 1 ? 1 : 0] + i * b_img,
+                    *c2 = b[kn > 2 ? 2 : 0] + i * b_img;
+#define DW_ROW(r, LOAD)                                                                            \
+    do {                                                                                           \
+        __m512 u = LOAD(a##r + t);                                                                 \
+        __asm__("" : "+v"(u)); /* one load, not one folded into each of the three FMAs */          \
+        s##r##0 = _mm512_fmadd_ps(u, v0, s##r##0);                                                 \
+        s##r##1 = _mm512_fmadd_ps(u, v1, s##r##1);                                                 \
+        s##r##2 = _mm512_fmadd_ps(u, v2, s##r##2);                                                 \
+    } while (0)
+#define DW_STEP(LOAD)                                                                              \
+    do {                                                                                           \
+        const __m512 v0 = LOAD(c0 + t), v1 = LOAD(c1 + t), v2 = LOAD(c2 + t);                      \
+        DW_ROW(0, LOAD);                                                                           \
+        DW_ROW(1, LOAD);                                                                           \
+        DW_ROW(2, LOAD);                                                                           \
+        DW_ROW(3, LOAD);                                                                           \
+        DW_ROW(4, LOAD);                                                                           \
+        DW_ROW(5, LOAD);                                                                           \
+        DW_ROW(6, LOAD);                                                                           \
+        DW_ROW(7, LOAD);                                                                           \
+    } while (0)
+#define LOAD_FULL(p) _mm512_loadu_ps(p)
+#define LOAD_TAIL(p) _mm512_maskz_loadu_ps(mk, p)
+        int64_t t = 0;
+        for (; t < full; t += 16) DW_STEP(LOAD_FULL);
+        if (t < len) {
+            const __mmask16 mk = lane_mask(len - t);
+            DW_STEP(LOAD_TAIL);
+        }
+#undef LOAD_TAIL
+#undef LOAD_FULL
+#undef DW_STEP
+#undef DW_ROW
+    }
+    const __m512 acc[DW_MB][DW_JB] = {{s00, s01, s02}, {s10, s11, s12}, {s20, s21, s22},
+                                      {s30, s31, s32}, {s40, s41, s42}, {s50, s51, s52},
+                                      {s60, s61, s62}, {s70, s71, s72}};
+    for (int64_t r = 0; r < mn; r++)
+        for (int64_t j = 0; j < kn; j++) dw[r * ldw + j] = _mm512_reduce_add_ps(acc[r][j]);
+}
+
+int64_t gen_conv_dw_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
+                                int64_t KW, int64_t stride, int64_t pad, int64_t m) {
+    if (stride == 1) { /* padded planes, dy on the wide grid */
+        const struct wide g = wide_geo(H, W, KH, KW, pad);
+        return m * C * g.plane + g.slack + m * M * g.tw16;
+    }
+    return DW_JB * m * gen_conv_out(H, KH, stride, pad) * gen_conv_out(W, KW, stride, pad);
+}
 
 void gen_conv_dw_avx512(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H,
                         int64_t W, int64_t KH, int64_t KW, int64_t stride, int64_t pad,
@@ -377,6 +533,35 @@ void gen_conv_dw_avx512(int64_t M, const float *dy, int64_t dy_img, int64_t C, i
     const int64_t OH = gen_conv_out(H, KH, stride, pad), OW = gen_conv_out(W, KW, stride, pad);
     const int64_t P = OH * OW, K = C * KH * KW, L = m * P;
     if (M <= 0 || K <= 0) return;
+    if (stride == 1) {
+        const struct wide g = wide_geo(H, W, KH, KW, pad);
+        float *xp = work, *dyw = xp + m * C * g.plane + g.slack;
+        pad_planes(x, img, m, C, H, W, pad, &g, xp);
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t co = 0; co < M; co++) {
+                float *d = dyw + (i * M + co) * g.tw16;
+                const float *src = dy + i * dy_img + co * P;
+                for (int64_t oh = 0; oh < OH; oh++) {
+                    memcpy(d + oh * g.Wp, src + oh * OW, (size_t)OW * sizeof(float));
+                    memset(d + oh * g.Wp + OW, 0, (size_t)(g.Wp - OW) * sizeof(float));
+                }
+                memset(d + g.tw, 0, (size_t)(g.tw16 - g.tw) * sizeof(float));
+            }
+        /* co outer: the block's 8 rows of dy stay in L1 while the taps stream by */
+        for (int64_t co0 = 0; co0 < M; co0 += DW_MB)
+            for (int64_t k0 = 0; k0 < K; k0 += DW_JB) {
+                const int64_t kn = K - k0 < DW_JB ? K - k0 : DW_JB;
+                const float *b[DW_JB];
+                for (int64_t j = 0; j < DW_JB; j++) {
+                    const int64_t k = k0 + (j < kn ? j : kn - 1);
+                    const int64_t c = k / (KH * KW), kh = k / KW % KH, kw = k % KW;
+                    b[j] = xp + c * g.plane + kh * g.Wp + kw;
+                }
+                dw_block(M - co0 < DW_MB ? M - co0 : DW_MB, kn, m, g.tw16, dyw + co0 * g.tw16,
+                         M * g.tw16, g.tw16, b, C * g.plane, dw + co0 * K + k0, K);
+            }
+        return;
+    }
     for (int64_t k0 = 0; k0 < K; k0 += DW_JB) {
         const int64_t kn = K - k0 < DW_JB ? K - k0 : DW_JB;
         for (int64_t j = 0; j < kn; j++) {
@@ -385,52 +570,10 @@ void gen_conv_dw_avx512(int64_t M, const float *dy, int64_t dy_img, int64_t C, i
                 im2col_row(x + i * img + c * H * W, H, W, OH, OW, kh, kw, stride, pad,
                            work + j * L + i * P);
         }
-        /* rows past kn repeat the last one; their sums are dropped */
-        const float *b0 = work, *b1 = work + (kn > 1 ? L : 0), *b2 = work + (kn > 2 ? 2 * L : 0);
-        for (int64_t co0 = 0; co0 < M; co0 += DW_MB) {
-            const int64_t mn = M - co0 < DW_MB ? M - co0 : DW_MB;
-            /* 24 named accumulators, so the compiler keeps them in registers */
-            __m512 s00 = _mm512_setzero_ps(), s01 = s00, s02 = s00, s10 = s00, s11 = s00, s12 = s00;
-            __m512 s20 = s00, s21 = s00, s22 = s00, s30 = s00, s31 = s00, s32 = s00;
-            __m512 s40 = s00, s41 = s00, s42 = s00, s50 = s00, s51 = s00, s52 = s00;
-            __m512 s60 = s00, s61 = s00, s62 = s00, s70 = s00, s71 = s00, s72 = s00;
-            for (int64_t i = 0; i < m; i++) {
-                const float *a[DW_MB]; /* rows past mn repeat the last; dropped below */
-                for (int r = 0; r < DW_MB; r++)
-                    a[r] = dy + i * dy_img + (co0 + (r < mn ? r : mn - 1)) * P;
-                const float *a0 = a[0], *a1 = a[1], *a2 = a[2], *a3 = a[3], *a4 = a[4],
-                            *a5 = a[5], *a6 = a[6], *a7 = a[7];
-                const float *c0 = b0 + i * P, *c1 = b1 + i * P, *c2 = b2 + i * P;
-                for (int64_t p = 0; p < P; p += 16) {
-                    const __mmask16 mk = lane_mask(P - p);
-                    const __m512 v0 = _mm512_maskz_loadu_ps(mk, c0 + p),
-                                 v1 = _mm512_maskz_loadu_ps(mk, c1 + p),
-                                 v2 = _mm512_maskz_loadu_ps(mk, c2 + p);
-#define DW_ROW(r)                                                                                  \
-    do {                                                                                           \
-        const __m512 u = _mm512_maskz_loadu_ps(mk, a##r + p);                                      \
-        s##r##0 = _mm512_fmadd_ps(u, v0, s##r##0);                                                 \
-        s##r##1 = _mm512_fmadd_ps(u, v1, s##r##1);                                                 \
-        s##r##2 = _mm512_fmadd_ps(u, v2, s##r##2);                                                 \
-    } while (0)
-                    DW_ROW(0);
-                    DW_ROW(1);
-                    DW_ROW(2);
-                    DW_ROW(3);
-                    DW_ROW(4);
-                    DW_ROW(5);
-                    DW_ROW(6);
-                    DW_ROW(7);
-#undef DW_ROW
-                }
-            }
-            const __m512 acc[DW_MB][DW_JB] = {{s00, s01, s02}, {s10, s11, s12}, {s20, s21, s22},
-                                              {s30, s31, s32}, {s40, s41, s42}, {s50, s51, s52},
-                                              {s60, s61, s62}, {s70, s71, s72}};
-            for (int64_t r = 0; r < mn; r++)
-                for (int64_t j = 0; j < kn; j++)
-                    dw[(co0 + r) * K + k0 + j] = _mm512_reduce_add_ps(acc[r][j]);
-        }
+        const float *b[DW_JB] = {work, work + (kn > 1 ? L : 0), work + (kn > 2 ? 2 * L : 0)};
+        for (int64_t co0 = 0; co0 < M; co0 += DW_MB)
+            dw_block(M - co0 < DW_MB ? M - co0 : DW_MB, kn, m, P, dy + co0 * P, dy_img, P, b, P,
+                     dw + co0 * K + k0, K);
     }
 }
 

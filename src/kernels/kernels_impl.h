@@ -73,8 +73,10 @@ void gen_sgemm_avx512_mt(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
                          const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                          float *C, int64_t ldc);
 
-int64_t gen_conv_gemm_avx512_work(int64_t K, int64_t N);
-int64_t gen_conv_dw_avx512_work(int64_t m, int64_t P);
+int64_t gen_conv_gemm_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
+                                  int64_t KW, int64_t stride, int64_t pad, int64_t m);
+int64_t gen_conv_dw_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
+                                int64_t KW, int64_t stride, int64_t pad, int64_t m);
 void gen_conv_dw_avx512(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H,
                         int64_t W, int64_t KH, int64_t KW, int64_t stride, int64_t pad,
                         int64_t m, int64_t img, const float *x, float *dw, float *work);
