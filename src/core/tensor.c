@@ -1,7 +1,16 @@
 /* tensor.c - tensors in the step arena, the tape and the backward walk. */
 #include <string.h>
 
+#include "gen/kernels.h"
 #include "gen/tensor.h"
+
+/* n zeroed floats from the arena; the kernel table's fill spreads large
+ * ones over the threads (gradients of whole activations are zeroed here). */
+static float *arena_zeros(struct gen_ctx *g, int64_t n) {
+    float *p = gen_arena_alloc(&g->arena, (size_t)n * sizeof(float));
+    gen_kernels()->fill(n, 0.0f, p);
+    return p;
+}
 
 void gen_ctx_init(struct gen_ctx *g) {
     memset(g, 0, sizeof *g);
@@ -45,7 +54,7 @@ struct gen_tensor *gen_tensor(struct gen_ctx *g, int ndim, const int64_t *shape)
 
 struct gen_tensor *gen_zeros(struct gen_ctx *g, int ndim, const int64_t *shape) {
     struct gen_tensor *t = header(g, ndim, shape);
-    t->data = gen_arena_calloc(&g->arena, (size_t)gen_numel(t) * sizeof(float));
+    t->data = arena_zeros(g, gen_numel(t));
     return t;
 }
 
@@ -76,7 +85,7 @@ int gen_same_shape(const struct gen_tensor *a, const struct gen_tensor *b) {
 }
 
 float *gen_grad(struct gen_ctx *g, struct gen_tensor *t) {
-    if (!t->grad) t->grad = gen_arena_calloc(&g->arena, (size_t)gen_numel(t) * sizeof(float));
+    if (!t->grad) t->grad = arena_zeros(g, gen_numel(t));
     return t->grad;
 }
 

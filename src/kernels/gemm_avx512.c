@@ -155,10 +155,13 @@ static void pack_b(int tb, const float *B, int64_t ldb, int64_t p0, int64_t j0, 
 
 /* ---- micro-kernel ------------------------------------------------------- */
 
-/* C[0..mr, 0..nr) = alpha (ap bp) + beta C, over kc steps (beta == 0: C is
- * not read). ap is a packed MR x kc panel, bp a packed kc x NR panel. */
-static void kernel_8x48(int64_t kc, const float *restrict ap, const float *restrict bp, float *c,
-                        int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta) {
+/* C[0..mr, 0..nr) = alpha (ap B) + beta C, over kc steps (beta == 0: C is
+ * not read). ap is a packed MR x kc panel; row k of B (NR floats) is at
+ * bp + k NR of a packed panel, or, when brow is given, at brow[k] + j. */
+static inline __attribute__((always_inline)) void
+kernel_core(int64_t kc, const float *restrict ap, const float *restrict bp,
+            const float *const *brow, int64_t j, float *c, int64_t ldc, int64_t mr, int64_t nr,
+            float alpha, float beta) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
     __m512 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
     __m512 c40 = c00, c41 = c00, c42 = c00, c50 = c00, c51 = c00, c52 = c00;
@@ -171,9 +174,10 @@ static void kernel_8x48(int64_t kc, const float *restrict ap, const float *restr
         c##r##2 = _mm512_fmadd_ps(a, b2, c##r##2);                                                 \
     } while (0)
     for (int64_t k = 0; k < kc; k++, ap += MR, bp += NR) {
-        const __m512 b0 = _mm512_loadu_ps(bp), b1 = _mm512_loadu_ps(bp + 16),
-                     b2 = _mm512_loadu_ps(bp + 32);
-        _mm_prefetch((const char *)(bp + 4 * NR), _MM_HINT_T0);
+        const float *b = brow ? brow[k] + j : bp;
+        const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16),
+                     b2 = _mm512_loadu_ps(b + 32);
+        if (!brow) _mm_prefetch((const char *)(bp + 4 * NR), _MM_HINT_T0);
         ROW(0);
         ROW(1);
         ROW(2);
@@ -220,6 +224,17 @@ static void kernel_8x48(int64_t kc, const float *restrict ap, const float *restr
 #undef STORE
 }
 
+static void kernel_8x48(int64_t kc, const float *restrict ap, const float *restrict bp, float *c,
+                        int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta) {
+    kernel_core(kc, ap, bp, NULL, 0, c, ldc, mr, nr, alpha, beta);
+}
+
+static void kernel_8x48_rows(int64_t kc, const float *restrict ap, const float *const *brow,
+                             int64_t j, float *c, int64_t ldc, int64_t mr, int64_t nr,
+                             float alpha, float beta) {
+    kernel_core(kc, ap, NULL, brow, j, c, ldc, mr, nr, alpha, beta);
+}
+
 /* ---- drivers ------------------------------------------------------------ */
 
 /* The blocked loops over C (M x N, row stride ldc) = alpha op(A) op(B) +
@@ -229,7 +244,8 @@ static void kernel_8x48(int64_t kc, const float *restrict ap, const float *restr
  * would have written. */
 static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
                          const float *A, int64_t lda, const float *B, int64_t ldb,
-                         const float *bfull, float beta, float *C, int64_t ldc) {
+                         const float *bfull, const float *const *brow, float beta, float *C,
+                         int64_t ldc) {
     float *bp = packing_buffer(), *ap = bp + (size_t)KC * NC;
     /* Equal slices of at most KC: the slicing depends on K alone. */
     const int64_t nk = (K + KC - 1) / KC, kslice = (K + nk - 1) / nk;
@@ -238,18 +254,25 @@ static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
         for (int64_t p0 = 0; p0 < K; p0 += kslice) {
             const int64_t kc = K - p0 < kslice ? K - p0 : kslice;
             const float b = p0 == 0 ? beta : 1.0f;
-            if (B) pack_b(tb, B, ldb, p0, j0, kc, nc, bp);
+            if (B) pack_b(tb, B, ldb, p0, j0, kc, nc, bp); /* else prepacked, or rows */
             for (int64_t i0 = 0; i0 < M; i0 += MC) {
                 const int64_t mc = M - i0 < MC ? M - i0 : MC;
                 pack_a(ta, A, lda, i0, p0, mc, kc, ap);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
+                    const int64_t nr = nc - jr < NR ? nc - jr : NR;
+                    if (brow) {
+                        for (int64_t ir = 0; ir < mc; ir += MR)
+                            kernel_8x48_rows(kc, ap + (ir / MR) * kc * MR, brow + p0, j0 + jr,
+                                             C + (i0 + ir) * ldc + j0 + jr, ldc,
+                                             mc - ir < MR ? mc - ir : MR, nr, alpha, b);
+                        continue;
+                    }
                     const float *bpanel = B ? bp + (jr / NR) * kc * NR
                                             : bfull + ((j0 + jr) / NR) * K * NR + p0 * NR;
                     for (int64_t ir = 0; ir < mc; ir += MR)
                         kernel_8x48(kc, ap + (ir / MR) * kc * MR, bpanel,
                                     C + (i0 + ir) * ldc + j0 + jr, ldc,
-                                    mc - ir < MR ? mc - ir : MR, nc - jr < NR ? nc - jr : NR,
-                                    alpha, b);
+                                    mc - ir < MR ? mc - ir : MR, nr, alpha, b);
                 }
             }
         }
@@ -272,7 +295,7 @@ void gen_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K, float alp
         scale_c(M, N, beta, C, ldc);
         return;
     }
-    gemm_blocked(ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, beta, C, ldc);
+    gemm_blocked(ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, NULL, beta, C, ldc);
 }
 
 /* ---- convolution as an implicit GEMM -------------------------------------- */
@@ -340,11 +363,16 @@ struct wide {
     int64_t Hp, Wp, OH, OW, plane, tw, tw16, slack; /* tw = OH Wp, tw16 rounded up to 16 */
 };
 
+/* Images whose wide grid has at least this many columns feed the
+ * micro-kernel B rows straight from the planes; smaller ones are packed
+ * with several images side by side, so that partial panels waste little. */
+#define ROWS_MIN (4 * NR)
+
 static struct wide wide_geo(int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t pad) {
     struct wide g = {.Hp = H + 2 * pad, .Wp = W + 2 * pad};
     g.OH = g.Hp - KH + 1, g.OW = g.Wp - KW + 1;
     g.plane = g.Hp * g.Wp, g.tw = g.OH * g.Wp, g.tw16 = (g.tw + 15) / 16 * 16;
-    g.slack = KW + 32;
+    g.slack = KW + NR + 16; /* reads run at most KW - 1 + NR past a plane's end */
     return g;
 }
 
@@ -409,14 +437,29 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
         float *xp = work, *panels = xp + m * C * g.plane + g.slack;
         float *wide = panels + (n + NR - 1) / NR * NR * K;
         pad_planes(x, img, m, C, H, W, pad, &g, xp);
-        for (int64_t i = 0; i < m; i++)
-            for (int64_t c = 0; c < C; c++)
-                for (int64_t kh = 0; kh < KH; kh++)
-                    for (int64_t kw = 0; kw < KW; kw++)
-                        row_to_panels(panels, K, (c * KH + kh) * KW + kw, i * g.tw, g.tw,
-                                      xp + (i * C + c) * g.plane + kh * g.Wp + kw);
-        zero_panel_tail(panels, K, n);
-        gemm_blocked(0, 0, M, n, K, 1.0f, Wm, K, NULL, 0, panels, 0.0f, wide, n);
+        if (g.tw >= ROWS_MIN) {
+            /* the micro-kernel reads B's rows straight from the planes (the
+             * columns past tw read on into finite data and are dropped) */
+            const float **rows = (const float **)(void *)panels;
+            for (int64_t i = 0; i < m; i++) {
+                for (int64_t c = 0; c < C; c++)
+                    for (int64_t kh = 0; kh < KH; kh++)
+                        for (int64_t kw = 0; kw < KW; kw++)
+                            rows[(c * KH + kh) * KW + kw] =
+                                xp + (i * C + c) * g.plane + kh * g.Wp + kw;
+                gemm_blocked(0, 0, M, g.tw, K, 1.0f, Wm, K, NULL, 0, NULL, rows, 0.0f,
+                             wide + i * g.tw, n);
+            }
+        } else {
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t c = 0; c < C; c++)
+                    for (int64_t kh = 0; kh < KH; kh++)
+                        for (int64_t kw = 0; kw < KW; kw++)
+                            row_to_panels(panels, K, (c * KH + kh) * KW + kw, i * g.tw, g.tw,
+                                          xp + (i * C + c) * g.plane + kh * g.Wp + kw);
+            zero_panel_tail(panels, K, n);
+            gemm_blocked(0, 0, M, n, K, 1.0f, Wm, K, NULL, 0, panels, NULL, 0.0f, wide, n);
+        }
         /* drop the garbage columns: out = wide + beta out */
         for (int64_t co = 0; co < M; co++)
             for (int64_t i = 0; i < m; i++)
@@ -444,7 +487,7 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
                     row_to_panels(work, K, (c * KH + kh) * KW + kw, i * P, P, row);
                 }
     zero_panel_tail(work, K, N);
-    gemm_blocked(0, 0, M, N, K, 1.0f, Wm, K, NULL, 0, work, beta, out, ldo);
+    gemm_blocked(0, 0, M, N, K, 1.0f, Wm, K, NULL, 0, work, NULL, beta, out, ldo);
 }
 
 /* ---- the weight gradient of a convolution ------------------------------
