@@ -40,6 +40,10 @@ static float *arena_floats(struct gen_ctx *g, int64_t n) {
     return gen_arena_alloc(&g->arena, (size_t)n * sizeof(float));
 }
 
+/* n floats rounded up to whole 64-byte lines, so that every part of a
+ * thread's scratch starts aligned (the kernels keep pointers in some). */
+static int64_t lines(int64_t n) { return (n + 15) / 16 * 16; }
+
 static float *grad_or_null(struct gen_ctx *g, struct gen_tensor *t) {
     return t && t->requires_grad ? gen_grad(g, t) : NULL;
 }
@@ -170,7 +174,7 @@ struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct ge
     const int64_t col_floats = kt->conv_gemm ? kt->conv_gemm_work(c.Cout, c.Cin, c.H, c.W, c.KH,
                                                                   c.KW, c.stride, c.pad, k.nb)
                                              : c.K * cols;
-    const int64_t per = col_floats + c.Cout * cols;
+    const int64_t per = lines(col_floats) + lines(c.Cout * cols);
     float *scratch = arena_floats(g, (int64_t)n_threads() * per);
     const float *bias = b ? b->data : NULL;
 
@@ -179,7 +183,7 @@ struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct ge
     for (int64_t ch = 0; ch < k.count; ch++) {
         const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c.N), ld = m * c.P;
         float *buf = scratch + thread_id() * per;
-        float *out = m == 1 ? y->data + n0 * c.Cout * c.P : buf + col_floats;
+        float *out = m == 1 ? y->data + n0 * c.Cout * c.P : buf + lines(col_floats);
         if (bias)
             for (int64_t co = 0; co < c.Cout; co++) row_fill(ld, bias[co], out + co * ld);
         if (kt->conv_gemm)
@@ -224,7 +228,7 @@ GEN_BACKWARD(conv2d) {
     /* dymat is needed by the explicit GEMMs only */
     const int need_dymat = (dw && !implicit_dw) || (dx && !flip);
     const int64_t K2 = c.Cout * c.KH * c.KW, HW = c.H * c.W;
-    const int64_t cols = k.nb * c.P, base = (2 * c.K + c.Cout) * cols; /* col, dcol, dymat */
+    const int64_t cols = k.nb * c.P, base = lines((2 * c.K + c.Cout) * cols); /* col, dcol, dymat */
     const int64_t panels = flip ? kt->conv_gemm_work(c.Cin, c.Cout, c.OH, c.OW, c.KH, c.KW, 1,
                                                      c.KH - 1 - c.pad, k.nb)
                                 : 0;
@@ -232,7 +236,7 @@ GEN_BACKWARD(conv2d) {
                                                            c.stride, c.pad, k.nb)
                                         : 0;
     /* + the flipped convolution's panels and dxmat, the weight gradient's rows */
-    const int64_t per = base + (flip ? panels + c.Cin * k.nb * HW : 0) + dw_work;
+    const int64_t per = base + (flip ? lines(panels) + lines(c.Cin * k.nb * HW) : 0) + lines(dw_work);
     float *scratch = arena_floats(g, (int64_t)n_threads() * per);
     float *dw_part = dw ? arena_floats(g, k.count * c.Cout * c.K) : NULL; /* (chunks, Cout, K) */
     float *wf = flip ? arena_floats(g, c.Cin * K2) : NULL;
@@ -252,7 +256,7 @@ GEN_BACKWARD(conv2d) {
         const float *dymat = need_dymat ? gather_cols(m, c.Cout, c.P, dyn, dcol + c.K * cols) : NULL;
         if (implicit_dw) {
             kt->conv_dw(c.Cout, dyn, c.Cout * c.P, c.Cin, c.H, c.W, c.KH, c.KW, c.stride, c.pad, m,
-                        c.img, x->data + n0 * c.img, dw_part + ch * c.Cout * c.K, buf + per - dw_work);
+                        c.img, x->data + n0 * c.img, dw_part + ch * c.Cout * c.K, buf + per - lines(dw_work));
         } else if (dw) {
             const float *col = conv_cols(&c, x->data, n0, m, buf);
             gen_gemm(0, 1, c.Cout, c.K, ld, 1.0f, dymat, col, 0.0f, dw_part + ch * c.Cout * c.K);
@@ -260,7 +264,7 @@ GEN_BACKWARD(conv2d) {
         if (!dx) continue;
         float *dxn = dx + n0 * c.img;
         if (flip) { /* dx (Cin, m HW) = wf conv dy, straight into dx for one image */
-            float *work = buf + base, *dxmat = work + panels;
+            float *work = buf + base, *dxmat = work + lines(panels);
             kt->conv_gemm(c.Cin, wf, c.Cout, c.OH, c.OW, c.KH, c.KW, 1, c.KH - 1 - c.pad, m,
                           c.Cout * c.P, dy + n0 * c.Cout * c.P, m == 1 ? 1.0f : 0.0f,
                           m == 1 ? dxn : dxmat, m * HW, work);

@@ -363,6 +363,10 @@ struct wide {
     int64_t Hp, Wp, OH, OW, plane, tw, tw16, slack; /* tw = OH Wp, tw16 rounded up to 16 */
 };
 
+/* n rounded up to whole 64-byte lines of floats: the parts of a work
+ * buffer start aligned (one of them holds pointers). */
+static inline int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+
 /* Images whose wide grid has at least this many columns feed the
  * micro-kernel B rows straight from the planes; smaller ones are packed
  * with several images side by side, so that partial panels waste little. */
@@ -401,11 +405,11 @@ int64_t gen_conv_gemm_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, in
     if (stride == 1) { /* padded planes, panels of the wide grid, the wide output */
         const struct wide g = wide_geo(H, W, KH, KW, pad);
         const int64_t n = m * g.tw;
-        return m * C * g.plane + g.slack + (n + NR - 1) / NR * NR * K + M * n + 16;
+        return round16(m * C * g.plane + g.slack) + (n + NR - 1) / NR * NR * K + round16(M * n + 16);
     }
     /* panels of the plain grid, one im2col row */
     const int64_t N = m * gen_conv_out(H, KH, stride, pad) * gen_conv_out(W, KW, stride, pad);
-    return (N + NR - 1) / NR * NR * K + N;
+    return (N + NR - 1) / NR * NR * K + round16(N);
 }
 
 /* Zeroes the columns of the last packed panel past column n. */
@@ -434,7 +438,7 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
     if (stride == 1) {
         const struct wide g = wide_geo(H, W, KH, KW, pad);
         const int64_t n = m * g.tw;
-        float *xp = work, *panels = xp + m * C * g.plane + g.slack;
+        float *xp = work, *panels = xp + round16(m * C * g.plane + g.slack);
         float *wide = panels + (n + NR - 1) / NR * NR * K;
         pad_planes(x, img, m, C, H, W, pad, &g, xp);
         if (g.tw >= ROWS_MIN) {
@@ -565,9 +569,9 @@ int64_t gen_conv_dw_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int6
                                 int64_t KW, int64_t stride, int64_t pad, int64_t m) {
     if (stride == 1) { /* padded planes, dy on the wide grid */
         const struct wide g = wide_geo(H, W, KH, KW, pad);
-        return m * C * g.plane + g.slack + m * M * g.tw16;
+        return round16(m * C * g.plane + g.slack) + round16(m * M * g.tw16);
     }
-    return DW_JB * m * gen_conv_out(H, KH, stride, pad) * gen_conv_out(W, KW, stride, pad);
+    return round16(DW_JB * m * gen_conv_out(H, KH, stride, pad) * gen_conv_out(W, KW, stride, pad));
 }
 
 void gen_conv_dw_avx512(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H,
@@ -578,7 +582,7 @@ void gen_conv_dw_avx512(int64_t M, const float *dy, int64_t dy_img, int64_t C, i
     if (M <= 0 || K <= 0) return;
     if (stride == 1) {
         const struct wide g = wide_geo(H, W, KH, KW, pad);
-        float *xp = work, *dyw = xp + m * C * g.plane + g.slack;
+        float *xp = work, *dyw = xp + round16(m * C * g.plane + g.slack);
         pad_planes(x, img, m, C, H, W, pad, &g, xp);
         for (int64_t i = 0; i < m; i++)
             for (int64_t co = 0; co < M; co++) {
