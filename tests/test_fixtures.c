@@ -289,7 +289,7 @@ static int op_pass(struct gen_st_file *f, const char *isa, double rtol, double a
     gen_backward_seed(&g, out, dout->data);
     for (int k = 0; k < c.n_in; k++) {
         if (c.nograd[k]) continue;
-        char key[16];
+        char key[32];
         snprintf(key, sizeof key, "grad_in%d", k);
         ok &= close_to(key, isa, c.in[k]->grad, need(f, key), gen_numel(c.in[k]), rtol, atol);
     }
