@@ -35,8 +35,8 @@
 
 #define MR 8
 #define NR 48
-#define KC 192 /* a B micro-panel (KC x NR) is 36 KiB: stays in L1 */
-#define MC 192 /* an A block (MC x KC) is 144 KiB: stays in L2 */
+#define KC 192  /* a B micro-panel (KC x NR) is 36 KiB: stays in L1 */
+#define MC 192  /* an A block (MC x KC) is 144 KiB: stays in L2 */
 #define NC 1152 /* a B block (KC x NC) is 864 KiB */
 
 /* ---- per-thread packing buffers ------------------------------------------
@@ -44,7 +44,7 @@
  * (a training step then allocates nothing). Each is also recorded in a
  * global table, so leak checkers see it as reachable. */
 #define BUF_FLOATS ((size_t)KC * NC + (size_t)MC * KC)
-#define MAX_BUFS 1024
+#define MAX_BUFS   1024
 static float *all_bufs[MAX_BUFS];
 static atomic_int n_bufs;
 static _Thread_local float *thread_buf;
@@ -158,10 +158,11 @@ static void pack_b(int tb, const float *B, int64_t ldb, int64_t p0, int64_t j0, 
 /* C[0..mr, 0..nr) = alpha (ap B) + beta C, over kc steps (beta == 0: C is
  * not read). ap is a packed MR x kc panel; row k of B (NR floats) is at
  * bp + k NR of a packed panel, or, when brow is given, at brow[k] + j. */
-static inline __attribute__((always_inline)) void
-kernel_core(int64_t kc, const float *restrict ap, const float *restrict bp,
-            const float *const *brow, int64_t j, float *c, int64_t ldc, int64_t mr, int64_t nr,
-            float alpha, float beta) {
+static inline __attribute__((always_inline)) void kernel_core(int64_t kc, const float *restrict ap,
+                                                              const float *restrict bp,
+                                                              const float *const *brow, int64_t j,
+                                                              float *c, int64_t ldc, int64_t mr,
+                                                              int64_t nr, float alpha, float beta) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
     __m512 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
     __m512 c40 = c00, c41 = c00, c42 = c00, c50 = c00, c51 = c00, c52 = c00;
@@ -201,15 +202,16 @@ kernel_core(int64_t kc, const float *restrict ap, const float *restrict bp,
             } else {                                                                               \
                 _mm512_mask_storeu_ps(                                                             \
                     cr, m0,                                                                        \
-                    _mm512_fmadd_ps(va, c##r##0, _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m0, cr)))); \
-                _mm512_mask_storeu_ps(cr + 16, m1,                                                 \
-                                      _mm512_fmadd_ps(va, c##r##1,                                 \
-                                                      _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(     \
-                                                                            m1, cr + 16))));       \
-                _mm512_mask_storeu_ps(cr + 32, m2,                                                 \
-                                      _mm512_fmadd_ps(va, c##r##2,                                 \
-                                                      _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(     \
-                                                                            m2, cr + 32))));       \
+                    _mm512_fmadd_ps(va, c##r##0,                                                   \
+                                    _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m0, cr))));            \
+                _mm512_mask_storeu_ps(                                                             \
+                    cr + 16, m1,                                                                   \
+                    _mm512_fmadd_ps(va, c##r##1,                                                   \
+                                    _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16))));       \
+                _mm512_mask_storeu_ps(                                                             \
+                    cr + 32, m2,                                                                   \
+                    _mm512_fmadd_ps(va, c##r##2,                                                   \
+                                    _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m2, cr + 32))));       \
             }                                                                                      \
         }                                                                                          \
     } while (0)
@@ -230,8 +232,8 @@ static void kernel_8x48(int64_t kc, const float *restrict ap, const float *restr
 }
 
 static void kernel_8x48_rows(int64_t kc, const float *restrict ap, const float *const *brow,
-                             int64_t j, float *c, int64_t ldc, int64_t mr, int64_t nr,
-                             float alpha, float beta) {
+                             int64_t j, float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha,
+                             float beta) {
     kernel_core(kc, ap, NULL, brow, j, c, ldc, mr, nr, alpha, beta);
 }
 
@@ -267,12 +269,12 @@ static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
                                              mc - ir < MR ? mc - ir : MR, nr, alpha, b);
                         continue;
                     }
-                    const float *bpanel = B ? bp + (jr / NR) * kc * NR
-                                            : bfull + ((j0 + jr) / NR) * K * NR + p0 * NR;
+                    const float *bpanel =
+                        B ? bp + (jr / NR) * kc * NR : bfull + ((j0 + jr) / NR) * K * NR + p0 * NR;
                     for (int64_t ir = 0; ir < mc; ir += MR)
                         kernel_8x48(kc, ap + (ir / MR) * kc * MR, bpanel,
-                                    C + (i0 + ir) * ldc + j0 + jr, ldc,
-                                    mc - ir < MR ? mc - ir : MR, nr, alpha, b);
+                                    C + (i0 + ir) * ldc + j0 + jr, ldc, mc - ir < MR ? mc - ir : MR,
+                                    nr, alpha, b);
                 }
             }
         }
@@ -287,9 +289,8 @@ static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc) {
 }
 
 /* C (M x N, row stride ldc) = alpha op(A) op(B) + beta C on this thread. */
-void gen_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
-                      const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
-                      float *C, int64_t ldc) {
+void gen_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                      int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
         scale_c(M, N, beta, C, ldc);
@@ -365,7 +366,9 @@ struct wide {
 
 /* n rounded up to whole 64-byte lines of floats: the parts of a work
  * buffer start aligned (one of them holds pointers). */
-static inline int64_t round16(int64_t n) { return (n + 15) / 16 * 16; }
+static inline int64_t round16(int64_t n) {
+    return (n + 15) / 16 * 16;
+}
 
 /* Images whose wide grid has at least this many columns feed the
  * micro-kernel B rows straight from the planes; smaller ones are packed
@@ -405,7 +408,8 @@ int64_t gen_conv_gemm_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, in
     if (stride == 1) { /* padded planes, panels of the wide grid, the wide output */
         const struct wide g = wide_geo(H, W, KH, KW, pad);
         const int64_t n = m * g.tw;
-        return round16(m * C * g.plane + g.slack) + (n + NR - 1) / NR * NR * K + round16(M * n + 16);
+        return round16(m * C * g.plane + g.slack) + (n + NR - 1) / NR * NR * K +
+               round16(M * n + 16);
     }
     /* panels of the plain grid, one im2col row */
     const int64_t N = m * gen_conv_out(H, KH, stride, pad) * gen_conv_out(W, KW, stride, pad);
@@ -428,10 +432,9 @@ static void zero_panel_tail(float *bfull, int64_t K, int64_t n) {
  * the column matrix is never written out and re-read: as slices of padded
  * planes for stride 1, else a row at a time through a scratch row in L1.
  * On the calling thread. */
-void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W,
-                          int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m,
-                          int64_t img, const float *x, float beta, float *out, int64_t ldo,
-                          float *work) {
+void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W, int64_t KH,
+                          int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
+                          const float *x, float beta, float *out, int64_t ldo, float *work) {
     const int64_t OH = gen_conv_out(H, KH, stride, pad), OW = gen_conv_out(W, KW, stride, pad);
     const int64_t P = OH * OW, N = m * P, K = C * KH * KW;
     if (M <= 0 || N <= 0) return;
@@ -510,9 +513,9 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
  * a[r](i)[t] b[j](i)[t], with a[r](i) = a + i a_img + r a_row and
  * b[j](i) = b[j] + i b_img; rows past mn / kn repeat the last one and are
  * not stored. Written to dw[r ldw + j]. */
-static void dw_block(int64_t mn, int64_t kn, int64_t m, int64_t len, const float *a,
-                     int64_t a_img, int64_t a_row, const float *const b[DW_JB], int64_t b_img,
-                     float *dw, int64_t ldw) {
+static void dw_block(int64_t mn, int64_t kn, int64_t m, int64_t len, const float *a, int64_t a_img,
+                     int64_t a_row, const float *const b[DW_JB], int64_t b_img, float *dw,
+                     int64_t ldw) {
     __m512 s00 = _mm512_setzero_ps(), s01 = s00, s02 = s00, s10 = s00, s11 = s00, s12 = s00;
     __m512 s20 = s00, s21 = s00, s22 = s00, s30 = s00, s31 = s00, s32 = s00;
     __m512 s40 = s00, s41 = s00, s42 = s00, s50 = s00, s51 = s00, s52 = s00;
@@ -565,8 +568,8 @@ static void dw_block(int64_t mn, int64_t kn, int64_t m, int64_t len, const float
         for (int64_t j = 0; j < kn; j++) dw[r * ldw + j] = _mm512_reduce_add_ps(acc[r][j]);
 }
 
-int64_t gen_conv_dw_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
-                                int64_t KW, int64_t stride, int64_t pad, int64_t m) {
+int64_t gen_conv_dw_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                                int64_t stride, int64_t pad, int64_t m) {
     if (stride == 1) { /* padded planes, dy on the wide grid */
         const struct wide g = wide_geo(H, W, KH, KW, pad);
         return round16(m * C * g.plane + g.slack) + round16(m * M * g.tw16);
@@ -574,9 +577,9 @@ int64_t gen_conv_dw_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int6
     return round16(DW_JB * m * gen_conv_out(H, KH, stride, pad) * gen_conv_out(W, KW, stride, pad));
 }
 
-void gen_conv_dw_avx512(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H,
-                        int64_t W, int64_t KH, int64_t KW, int64_t stride, int64_t pad,
-                        int64_t m, int64_t img, const float *x, float *dw, float *work) {
+void gen_conv_dw_avx512(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
+                        int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
+                        const float *x, float *dw, float *work) {
     const int64_t OH = gen_conv_out(H, KH, stride, pad), OW = gen_conv_out(W, KW, stride, pad);
     const int64_t P = OH * OW, K = C * KH * KW, L = m * P;
     if (M <= 0 || K <= 0) return;
@@ -644,11 +647,11 @@ void gen_sgemm_avx512_mt(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
             const int64_t hi = hi0 < len ? hi0 : len;
             if (hi <= lo) continue;
             if (split_m)
-                gen_sgemm_avx512(ta, tb, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda,
-                                 B, ldb, beta, C + lo * ldc, ldc);
+                gen_sgemm_avx512(ta, tb, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, B,
+                                 ldb, beta, C + lo * ldc, ldc);
             else
-                gen_sgemm_avx512(ta, tb, M, hi - lo, K, alpha, A, lda,
-                                 tb ? B + lo * ldb : B + lo, ldb, beta, C + lo, ldc);
+                gen_sgemm_avx512(ta, tb, M, hi - lo, K, alpha, A, lda, tb ? B + lo * ldb : B + lo,
+                                 ldb, beta, C + lo, ldc);
         }
         return;
     }
