@@ -101,6 +101,13 @@ float *gen_grad(struct gen_ctx *g, struct gen_tensor *t);
 struct gen_node *gen_record(struct gen_ctx *g, enum gen_op op, struct gen_tensor *out, int n_in,
                             struct gen_tensor *const *in);
 
+/* The tape's length now, and cutting the tape back to such a mark: nodes
+ * recorded after it are forgotten (their tensors stay in the arena until
+ * the next reset). For a second backward pass over part of a graph, e.g. a
+ * GAN's generator step through a discriminator whose own backward is done. */
+static inline int64_t gen_tape_mark(const struct gen_ctx *g) { return g->n_nodes; }
+void gen_tape_truncate(struct gen_ctx *g, int64_t mark);
+
 /* Backpropagates from a scalar (1-element) loss: d loss = 1. */
 void gen_backward(struct gen_ctx *g, struct gen_tensor *loss);
 /* Backpropagates from any tensor with a given upstream gradient dout

@@ -116,6 +116,11 @@ struct gen_node *gen_record(struct gen_ctx *g, enum gen_op op, struct gen_tensor
     return node;
 }
 
+void gen_tape_truncate(struct gen_ctx *g, int64_t mark) {
+    GEN_ASSERT(mark >= 0 && mark <= g->n_nodes);
+    g->n_nodes = mark;
+}
+
 static void walk_tape(struct gen_ctx *g) {
     for (int64_t i = g->n_nodes - 1; i >= 0; i--) {
         struct gen_node *node = &g->nodes[i];

@@ -182,7 +182,7 @@ void gen_gan_train_step(struct gen_ctx *g, struct gen_gan *m, struct gen_tensor 
     GEN_ASSERT(z->shape[0] == B);
     g->training = 1;
     struct gen_tensor *fake = gen_gan_generator(g, m, z);
-    const int64_t g_nodes = g->n_nodes; /* the tape holds G's forward only */
+    const int64_t g_only = gen_tape_mark(g); /* the tape holds G's forward only */
     struct gen_tensor *ones = gen_tensor_2d(g, B, 1), *zeros = gen_zeros(g, 2, (int64_t[]){B, 1});
     for (int64_t i = 0; i < B; i++) ones->data[i] = 1.0f;
 
@@ -199,7 +199,7 @@ void gen_gan_train_step(struct gen_ctx *g, struct gen_gan *m, struct gen_tensor 
     /* G: -log D(G(z)) against the updated D. D's part of the tape is done
      * with (its nodes hold gradients already): cut the tape back to G's
      * forward, so this backward walks D(G(z)) and G alone. */
-    g->n_nodes = g_nodes;
+    gen_tape_truncate(g, g_only);
     set_trainable(m, GEN_GAN_D, 0);
     struct gen_tensor *d_gen = gen_gan_discriminator(g, m, fake);
     struct gen_tensor *g_loss = gen_bce_logits(g, d_gen, ones, 1);
