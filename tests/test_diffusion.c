@@ -360,26 +360,13 @@ static int train_tiny(const struct env *e, const char *out, const char *steps, i
     return gen_run_args(args);
 }
 
-static char *read_file(const char *path, long *n) {
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return NULL;
-    fseek(fp, 0, SEEK_END);
-    *n = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    char *buf = malloc((size_t)*n + 1);
-    if (fread(buf, 1, (size_t)*n, fp) != (size_t)*n) *n = -1;
-    buf[*n > 0 ? *n : 0] = 0;
-    fclose(fp);
-    return buf;
-}
-
 /* Mean "loss" of the training lines of RUN/metrics.jsonl whose step is in
  * [lo, hi] (lines come every 50 steps and at each epoch's end). */
 static double mean_loss(const char *run, int lo, int hi) {
     char path[1100];
     snprintf(path, sizeof path, "%s/metrics.jsonl", run);
-    long n;
-    char *text = read_file(path, &n);
+    size_t n;
+    char *text = tu_read_file(path, &n);
     assert_non_null(text);
     double sum = 0;
     int k = 0;
@@ -430,14 +417,7 @@ static void test_resume_is_exact(void **state) {
     assert_int_equal(train_tiny(e, b, "8", 1), 0);
     snprintf(pa, sizeof pa, "%s/checkpoint.safetensors", a);
     snprintf(pb, sizeof pb, "%s/checkpoint.safetensors", b);
-    long na, nb;
-    char *fa = read_file(pa, &na), *fb = read_file(pb, &nb);
-    assert_non_null(fa);
-    assert_non_null(fb);
-    assert_int_equal(na, nb);
-    assert_memory_equal(fa, fb, (size_t)na); /* weights, EMA, Adam moments, rngs, step */
-    free(fa);
-    free(fb);
+    tu_assert_same_file(pa, pb); /* weights, EMA, Adam moments, rngs, step */
 }
 
 /* Pixels of a grey PNG (caller frees with stbi_image_free). */
@@ -468,14 +448,7 @@ static void test_sampling(void **state) {
         char p1[4200], p2[4200];
         snprintf(p1, sizeof p1, "%s%05d.png", o1, i);
         snprintf(p2, sizeof p2, "%s%05d.png", o2, i);
-        long n1, n2;
-        char *f1 = read_file(p1, &n1), *f2 = read_file(p2, &n2);
-        assert_non_null(f1);
-        assert_non_null(f2);
-        assert_int_equal(n1, n2);
-        assert_memory_equal(f1, f2, (size_t)n1);
-        free(f1);
-        free(f2);
+        tu_assert_same_file(p1, p2);
     }
     /* DDPM over all T steps and DDIM with eta write grids of the right size. */
     const char *a3[] = {"sample", "diffusion", "--ckpt",    ckpt,   "-n",   "4",

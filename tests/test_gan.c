@@ -20,29 +20,6 @@ static int run_cli(const char **argv) {
     return gen_cli_main(argc, (char **)argv);
 }
 
-static char *slurp(const char *path, long *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    *len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)*len + 1);
-    assert_int_equal(fread(buf, 1, (size_t)*len, f), (size_t)*len);
-    fclose(f);
-    return buf;
-}
-
-static void assert_same_file(const char *a, const char *b) {
-    long la, lb;
-    char *ca = slurp(a, &la), *cb = slurp(b, &lb);
-    assert_non_null(ca);
-    assert_non_null(cb);
-    assert_int_equal(la, lb);
-    assert_memory_equal(ca, cb, (size_t)la);
-    free(ca);
-    free(cb);
-}
-
 static void put_be32(FILE *f, uint32_t v) {
     const unsigned char b[4] = {(unsigned char)(v >> 24), (unsigned char)(v >> 16),
                                 (unsigned char)(v >> 8), (unsigned char)v};
@@ -305,25 +282,25 @@ static void test_checkpoint_round_trip(void **state) {
     const char *s0[] = {"gen", "sample", "gan", "--ckpt",  ckpt, "-n",
                         "64",  "-o",     a,     "--quiet", NULL};
     assert_int_equal(run_cli(s0), 0);
-    assert_same_file(grid, a);
+    tu_assert_same_file(grid, a);
     const char *s1[] = {"gen", "sample", "gan",    "--ckpt", ckpt,      "-n", "64",
                         "-o",  b,        "--seed", "1",      "--quiet", NULL};
     assert_int_equal(run_cli(s1), 0);
     const char *s2[] = {"gen", "sample", "gan",    "--ckpt", ckpt,      "-n", "64",
                         "-o",  c,        "--seed", "1",      "--quiet", NULL};
     assert_int_equal(run_cli(s2), 0);
-    assert_same_file(b, c);
-    long la, lb;
-    char *ca = slurp(a, &la), *cb = slurp(b, &lb);
-    assert_true(la != lb || memcmp(ca, cb, (size_t)la) != 0); /* another seed, other images */
+    tu_assert_same_file(b, c);
+    size_t la, lb;
+    char *ca = tu_read_file(a, &la), *cb = tu_read_file(b, &lb);
+    assert_true(la != lb || memcmp(ca, cb, la) != 0); /* another seed, other images */
     free(ca);
     free(cb);
     /* The raw weights give other images than the EMA. */
     const char *s3[] = {"gen", "sample", "gan", "--ckpt",   ckpt,      "-n",
                         "64",  "-o",     d,     "--no-ema", "--quiet", NULL};
     assert_int_equal(run_cli(s3), 0);
-    ca = slurp(a, &la), cb = slurp(d, &lb);
-    assert_true(la != lb || memcmp(ca, cb, (size_t)la) != 0);
+    ca = tu_read_file(a, &la), cb = tu_read_file(d, &lb);
+    assert_true(la != lb || memcmp(ca, cb, la) != 0);
     free(ca);
     free(cb);
     /* --interpolate and a folder of single images. */
@@ -364,7 +341,7 @@ static void test_resume_equals_uninterrupted(void **state) {
     assert_int_equal(run_cli(rest), 0);
     snprintf(pa, sizeof pa, "%s/checkpoint.safetensors", a);
     snprintf(pb, sizeof pb, "%s/checkpoint.safetensors", b);
-    assert_same_file(pa, pb);
+    tu_assert_same_file(pa, pb);
     tmp_close(&t);
 }
 
@@ -450,7 +427,7 @@ static void test_stop_on_divergence(void **state) {
         "20",      SMALL,   NULL};
     assert_int_equal(run_cli(full), 0);
     snprintf(pa, sizeof pa, "%s/checkpoint.safetensors", a);
-    assert_same_file(pa, pb);
+    tu_assert_same_file(pa, pb);
     tmp_close(&t);
 }
 

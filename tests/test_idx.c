@@ -8,53 +8,11 @@
 #include "gen/io.h"
 #include "testutil.h"
 
-static char *tmp;
-
-static int setup(void **state) {
-    (void)state;
-    tmp = tu_mkdtemp();
-    return tmp ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    tu_rmtree(tmp);
-    free(tmp);
-    return 0;
-}
-
-static const char *path_of(const char *name) {
-    static char buf[2][1024];
-    static int k;
-    k ^= 1;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmp, name);
-    return buf[k];
-}
-
-static void write_bytes(const char *path, const uint8_t *b, size_t n) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    if (n) assert_int_equal(fwrite(b, 1, n, f), n);
-    fclose(f);
-}
-
-static void write_gz(const char *path, const uint8_t *b, size_t n) {
+static void write_gz(const char *path, const void *b, size_t n) {
     gzFile g = gzopen(path, "wb");
     assert_non_null(g);
     if (n) assert_int_equal(gzwrite(g, b, (unsigned)n), (int)n);
     gzclose(g);
-}
-
-static uint8_t *read_file(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(*n ? *n : 1);
-    assert_int_equal(fread(b, 1, *n, f), *n);
-    fclose(f);
-    return b;
 }
 
 /* An IDX image of (rank, dims) bytes with payload i*7 % 256; plus `extra`. */
@@ -90,14 +48,14 @@ static void test_good_raw_and_gz(void **state) {
     const uint32_t dims[3] = {5, 3, 4};
     size_t n;
     uint8_t *b = make_idx(3, dims, 0, &n);
-    write_bytes(path_of("a.idx"), b, n);
-    write_gz(path_of("a.idx.gz"), b, n);
+    tu_write_file(tu_tmp_path("a.idx"), b, n);
+    write_gz(tu_tmp_path("a.idx.gz"), b, n);
     /* A compressed file without .gz in its name is still detected. */
-    write_gz(path_of("b-idx3-ubyte"), b, n);
+    write_gz(tu_tmp_path("b-idx3-ubyte"), b, n);
     const char *names[] = {"a.idx", "a.idx.gz", "b-idx3-ubyte"};
     for (int k = 0; k < 3; k++) {
         struct gen_idx x;
-        assert_int_equal(gen_idx_read(path_of(names[k]), &x), GEN_OK);
+        assert_int_equal(gen_idx_read(tu_tmp_path(names[k]), &x), GEN_OK);
         assert_int_equal(x.rank, 3);
         assert_int_equal(x.dims[0], 5);
         assert_int_equal(x.dims[1], 3);
@@ -114,17 +72,17 @@ static void test_truncated_every_length(void **state) {
     const uint32_t dims[2] = {6, 5};
     size_t n;
     uint8_t *b = make_idx(2, dims, 0, &n);
-    const char *p = path_of("t.idx");
+    const char *p = tu_tmp_path("t.idx");
     for (size_t len = 0; len < n; len++) {
-        write_bytes(p, b, len);
+        tu_write_file(p, b, len);
         expect_error(p, len == 0 ? "empty" : "truncated");
     }
     /* Truncating the compressed stream at every length fails cleanly too. */
-    write_gz(path_of("full.gz"), b, n);
+    write_gz(tu_tmp_path("full.gz"), b, n);
     size_t gn;
-    uint8_t *g = read_file(path_of("full.gz"), &gn);
+    uint8_t *g = (uint8_t *)tu_read_file(tu_tmp_path("full.gz"), &gn);
     for (size_t len = 0; len < gn; len++) {
-        write_bytes(p, g, len);
+        tu_write_file(p, g, len);
         struct gen_idx x;
         if (gen_idx_read(p, &x) == GEN_OK) fail_msg("truncated gzip of %zu bytes accepted", len);
         assert_non_null(strstr(gen_last_error(), p));
@@ -138,46 +96,46 @@ static void test_truncated_every_length(void **state) {
 
 static void test_bad_headers(void **state) {
     (void)state;
-    const char *p = path_of("bad.idx");
+    const char *p = tu_tmp_path("bad.idx");
     uint8_t h[16] = {1, 0, 8, 1, 0, 0, 0, 1, 0};
-    write_bytes(p, h, 9);
+    tu_write_file(p, h, 9);
     expect_error(p, "not an IDX file");
     uint8_t f32[] = {0, 0, 0x0d, 1, 0, 0, 0, 1, 0, 0, 0, 0};
-    write_bytes(p, f32, sizeof f32);
+    tu_write_file(p, f32, sizeof f32);
     expect_error(p, "element type 0x0d");
     uint8_t r0[] = {0, 0, 8, 0, 0};
-    write_bytes(p, r0, sizeof r0);
+    tu_write_file(p, r0, sizeof r0);
     expect_error(p, "rank 0");
     uint8_t r5[] = {0, 0, 8, 5, 0, 0, 0, 1};
-    write_bytes(p, r5, sizeof r5);
+    tu_write_file(p, r5, sizeof r5);
     expect_error(p, "rank 5");
     uint8_t zero[] = {0, 0, 8, 2, 0, 0, 0, 3, 0, 0, 0, 0};
-    write_bytes(p, zero, sizeof zero);
+    tu_write_file(p, zero, sizeof zero);
     expect_error(p, "dimension 1 is zero");
     /* 2^31 x 2^31: far beyond any cap, must not overflow or allocate. */
     uint8_t huge[] = {0, 0, 8, 2, 0x80, 0, 0, 0, 0x80, 0, 0, 0};
-    write_bytes(p, huge, sizeof huge);
+    tu_write_file(p, huge, sizeof huge);
     expect_error(p, "more than the limit");
     write_gz(p, huge, sizeof huge);
     expect_error(p, "more than the limit");
     /* Each dimension under the cap, the product over it. */
     uint8_t big[] = {0, 0, 8, 3, 0x01, 0, 0, 0, 0x01, 0, 0, 0, 0x01, 0, 0, 0};
-    write_bytes(p, big, sizeof big);
+    tu_write_file(p, big, sizeof big);
     expect_error(p, "exceed the limit");
     /* Plausible header claiming 10^9 bytes in a tiny gzip file: truncated,
      * found without allocating a gigabyte up front. */
     uint8_t claim[] = {0, 0, 8, 3, 0, 0, 0x03, 0xe8, 0, 0, 0x03, 0xe8, 0, 0, 0x03, 0xe8, 1, 2};
     write_gz(p, claim, sizeof claim);
     expect_error(p, "found 2");
-    write_bytes(p, claim, sizeof claim);
+    tu_write_file(p, claim, sizeof claim);
     expect_error(p, "need 1000000000 data bytes, found 2");
     /* Not gzip at all after a gzip magic. */
     uint8_t fake[] = {0x1f, 0x8b, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0};
-    write_bytes(p, fake, sizeof fake);
+    tu_write_file(p, fake, sizeof fake);
     struct gen_idx x;
     assert_int_not_equal(gen_idx_read(p, &x), GEN_OK);
     assert_non_null(strstr(gen_last_error(), p));
-    assert_int_equal(gen_idx_read(path_of("missing"), &x), GEN_ERR_IO);
+    assert_int_equal(gen_idx_read(tu_tmp_path("missing"), &x), GEN_ERR_IO);
     assert_non_null(strstr(gen_last_error(), "cannot open"));
 }
 
@@ -186,8 +144,8 @@ static void test_trailing_bytes(void **state) {
     const uint32_t dims[1] = {10};
     size_t n;
     uint8_t *b = make_idx(1, dims, 3, &n);
-    const char *p = path_of("trail.idx");
-    write_bytes(p, b, n);
+    const char *p = tu_tmp_path("trail.idx");
+    tu_write_file(p, b, n);
     expect_error(p, "3 trailing bytes");
     write_gz(p, b, n);
     expect_error(p, "3 trailing bytes");
@@ -203,20 +161,20 @@ static void write_set(const char *dir, const char *img_name, const char *lbl_nam
     size_t len;
     uint8_t *b = make_idx(3, idims, 0, &len);
     snprintf(p, sizeof p, "%s/%s", dir, img_name);
-    (gz ? write_gz : write_bytes)(p, b, len);
+    (gz ? write_gz : tu_write_file)(p, b, len);
     free(b);
     const uint32_t ldims[1] = {n_labels};
     b = make_idx(1, ldims, 0, &len);
     for (uint32_t i = 0; i < n_labels; i++) b[8 + i] = (uint8_t)(i % 10);
     snprintf(p, sizeof p, "%s/%s", dir, lbl_name);
-    (gz ? write_gz : write_bytes)(p, b, len);
+    (gz ? write_gz : tu_write_file)(p, b, len);
     free(b);
 }
 
 static void test_mnist_dir(void **state) {
     (void)state;
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s/mnist", tmp);
+    snprintf(dir, sizeof dir, "%s/mnist", tu_tmp);
     assert_int_equal(gen_mkdir_p(dir), GEN_OK);
     assert_int_equal(gen_mnist_detect(dir), 0);
     write_set(dir, "train-images-idx3-ubyte", "train-labels-idx1-ubyte", 12, 12, 0);
@@ -271,7 +229,7 @@ static void test_mnist_dir(void **state) {
     size_t len;
     uint8_t *b = make_idx(2, d2, 0, &len);
     snprintf(p, sizeof p, "%s/train-images-idx3-ubyte", dir);
-    write_bytes(p, b, len);
+    tu_write_file(p, b, len);
     free(b);
     assert_int_equal(gen_mnist_load(dir, GEN_SPLIT_TRAIN, &s), GEN_ERR_FORMAT);
     assert_non_null(strstr(gen_last_error(), "3 dimensions"));
@@ -319,5 +277,5 @@ int main(void) {
         cmocka_unit_test(test_bad_headers),      cmocka_unit_test(test_trailing_bytes),
         cmocka_unit_test(test_mnist_dir),        cmocka_unit_test(test_real_data),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_tmp_setup, tu_tmp_teardown);
 }

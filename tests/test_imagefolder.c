@@ -9,25 +9,10 @@
 #include "gen/io.h"
 #include "testutil.h"
 
-static char *tmp;
-
-static int setup(void **state) {
-    (void)state;
-    tmp = tu_mkdtemp();
-    return tmp ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    tu_rmtree(tmp);
-    free(tmp);
-    return 0;
-}
-
-/* A fresh directory under tmp. */
+/* A fresh directory under tu_tmp. */
 static const char *fresh(const char *name) {
     static char buf[1024];
-    snprintf(buf, sizeof buf, "%s/%s", tmp, name);
+    snprintf(buf, sizeof buf, "%s/%s", tu_tmp, name);
     tu_rmtree(buf);
     assert_int_equal(gen_mkdir_p(buf), GEN_OK);
     return buf;
@@ -228,10 +213,10 @@ static void test_bad_inputs(void **state) {
     assert_int_equal(gen_images_load(dir, GEN_SPLIT_ALL, 3, 0, &s), GEN_ERR_FORMAT);
     assert_non_null(strstr(gen_last_error(), "broken.png"));
     /* Missing folder, bad channels. */
-    snprintf(dir, sizeof dir, "%s/nope", tmp);
+    snprintf(dir, sizeof dir, "%s/nope", tu_tmp);
     assert_int_equal(gen_images_load(dir, 1, 3, 0, &s), GEN_ERR_IO);
     assert_non_null(strstr(gen_last_error(), "no such directory"));
-    assert_int_equal(gen_images_load(tmp, 1, 2, 0, &s), GEN_ERR_USAGE);
+    assert_int_equal(gen_images_load(tu_tmp, 1, 2, 0, &s), GEN_ERR_USAGE);
     /* Fault injection: every allocation failing in turn fails cleanly. */
     const char *d2 = fresh("faults");
     put_solid(d2, "a/x.png", 3, 2, 3, (const uint8_t[]){1, 2, 3});
@@ -256,5 +241,5 @@ int main(void) {
         cmocka_unit_test(test_labels_and_order), cmocka_unit_test(test_holdout),
         cmocka_unit_test(test_bad_inputs),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_tmp_setup, tu_tmp_teardown);
 }

@@ -14,29 +14,6 @@
 #include "models/classifier.h"
 #include "testutil.h"
 
-static char *tmp;
-
-static int setup(void **state) {
-    (void)state;
-    tmp = tu_mkdtemp();
-    return tmp ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    tu_rmtree(tmp);
-    free(tmp);
-    return 0;
-}
-
-static const char *path_in(const char *name) {
-    static char buf[8][4096];
-    static int k;
-    k = (k + 1) % 8;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmp, name);
-    return buf[k];
-}
-
 /* ---- Frechet distance ---- */
 
 static void test_feature_stats(void **state) {
@@ -346,7 +323,7 @@ static void test_classifier_roundtrip(void **state) {
     float x[5 * 144], p1[5 * 3], p2[5 * 3], f1[5 * 128], f2[5 * 128];
     tu_fill_uniform(x, 5 * 144, 0, 1, 6);
     gen_classifier_embed(&m, x, 5, f1, p1);
-    const char *path = path_in("clf.safetensors");
+    const char *path = tu_tmp_path("clf.safetensors");
     assert_int_equal(gen_classifier_save(&m, path), GEN_OK);
     assert_int_equal(gen_classifier_load(&back, path), GEN_OK);
     assert_int_equal(back.C, 1);
@@ -359,8 +336,8 @@ static void test_classifier_roundtrip(void **state) {
     /* a checkpoint of another family, a truncated file */
     struct gen_st_entry e = {"w", 1, (int64_t[]){1}, (float[]){1}};
     const struct gen_kv meta[] = {{"family", "vae"}, {"config", "{}"}};
-    assert_int_equal(gen_st_save(path_in("vae.safetensors"), &e, 1, meta, 2), GEN_OK);
-    assert_int_not_equal(gen_classifier_load(&back, path_in("vae.safetensors")), GEN_OK);
+    assert_int_equal(gen_st_save(tu_tmp_path("vae.safetensors"), &e, 1, meta, 2), GEN_OK);
+    assert_int_not_equal(gen_classifier_load(&back, tu_tmp_path("vae.safetensors")), GEN_OK);
     assert_non_null(strstr(gen_last_error(), "vae.safetensors"));
     FILE *f = fopen(path, "r+");
     assert_non_null(f);
@@ -393,7 +370,7 @@ static void write_dataset(const char *dir, int n, int side) {
 
 static void test_classifier_train_eval_cli(void **state) {
     (void)state;
-    const char *data = path_in("data"), *out = path_in("run");
+    const char *data = tu_tmp_path("data"), *out = tu_tmp_path("run");
     write_dataset(data, 60, 12);
     char ckpt[4096];
     snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", out);
@@ -461,29 +438,29 @@ static enum gen_status noise_model(void *model, int64_t n, uint64_t seed, float 
 }
 
 static void make_eval_fixture(void) {
-    write_dataset(path_in("data"), 60, 12);
+    write_dataset(tu_tmp_path("data"), 60, 12);
     struct gen_classifier m;
     assert_int_equal(gen_classifier_init(&m, 1, 12, 12, 2, 4, 3), GEN_OK);
-    assert_int_equal(gen_classifier_save(&m, path_in("clf.safetensors")), GEN_OK);
+    assert_int_equal(gen_classifier_save(&m, tu_tmp_path("clf.safetensors")), GEN_OK);
     gen_classifier_free(&m);
 }
 
 static int eval_samples(const char *dir) {
-    char *argv[] = {"--classifier", (char *)path_in("clf.safetensors"), "--data",
-                    (char *)path_in("data"), "--samples", (char *)dir, NULL};
+    char *argv[] = {"--classifier", (char *)tu_tmp_path("clf.safetensors"), "--data",
+                    (char *)tu_tmp_path("data"), "--samples", (char *)dir, NULL};
     return eval_with(NULL, 6, argv);
 }
 
 static void test_eval_generate_and_samples(void **state) {
     (void)state;
     make_eval_fixture();
-    assert_int_equal(gen_mkdir_p(path_in("model")), GEN_OK);
-    char *argv[] = {"--classifier", (char *)path_in("clf.safetensors"), "--data",
-                    (char *)path_in("data"), "--ckpt", (char *)path_in("model/checkpoint.safetensors"),
+    assert_int_equal(gen_mkdir_p(tu_tmp_path("model")), GEN_OK);
+    char *argv[] = {"--classifier", (char *)tu_tmp_path("clf.safetensors"), "--data",
+                    (char *)tu_tmp_path("data"), "--ckpt", (char *)tu_tmp_path("model/checkpoint.safetensors"),
                     "-n", "30", NULL};
     assert_int_equal(eval_with(noise_model, 8, argv), 0);
     /* the metrics went to metrics.jsonl beside the checkpoint */
-    FILE *f = fopen(path_in("model/metrics.jsonl"), "r");
+    FILE *f = fopen(tu_tmp_path("model/metrics.jsonl"), "r");
     assert_non_null(f);
     char line[2048] = "";
     assert_non_null(fgets(line, sizeof line, f));
@@ -491,9 +468,9 @@ static void test_eval_generate_and_samples(void **state) {
     assert_non_null(strstr(line, "\"fid\":"));
     assert_non_null(strstr(line, "\"recall_baseline\":"));
     /* a folder of images as --samples; -n takes a subset */
-    assert_int_equal(eval_samples(path_in("data/a")), 0);
-    char *sub[] = {"--classifier", (char *)path_in("clf.safetensors"), "--data",
-                   (char *)path_in("data"), "--samples", (char *)path_in("data"), "-n", "20", NULL};
+    assert_int_equal(eval_samples(tu_tmp_path("data/a")), 0);
+    char *sub[] = {"--classifier", (char *)tu_tmp_path("clf.safetensors"), "--data",
+                   (char *)tu_tmp_path("data"), "--samples", (char *)tu_tmp_path("data"), "-n", "20", NULL};
     assert_int_equal(eval_with(NULL, 8, sub), 0);
 }
 
@@ -501,35 +478,35 @@ static void test_eval_bad_samples(void **state) {
     (void)state;
     make_eval_fixture();
     /* missing */
-    assert_int_equal(eval_samples(path_in("nope")), 1);
+    assert_int_equal(eval_samples(tu_tmp_path("nope")), 1);
     assert_non_null(strstr(gen_last_error(), "nope"));
     /* empty */
-    assert_int_equal(gen_mkdir_p(path_in("empty")), GEN_OK);
-    assert_int_equal(eval_samples(path_in("empty")), 1);
+    assert_int_equal(gen_mkdir_p(tu_tmp_path("empty")), GEN_OK);
+    assert_int_equal(eval_samples(tu_tmp_path("empty")), 1);
     assert_non_null(strstr(gen_last_error(), "empty"));
     /* too few */
     float img[3 * 144];
     tu_fill_uniform(img, 3 * 144, 0, 1, 1);
-    assert_int_equal(gen_png_write_each(path_in("few"), "", img, 3, 1, 12, 12, 0, 1), GEN_OK);
-    assert_int_equal(eval_samples(path_in("few")), 1);
+    assert_int_equal(gen_png_write_each(tu_tmp_path("few"), "", img, 3, 1, 12, 12, 0, 1), GEN_OK);
+    assert_int_equal(eval_samples(tu_tmp_path("few")), 1);
     assert_non_null(strstr(gen_last_error(), "at least"));
     /* mixed sizes */
     float big[20 * 196];
     tu_fill_uniform(big, 20 * 196, 0, 1, 2);
-    assert_int_equal(gen_png_write_each(path_in("mixed"), "a", big, 12, 1, 12, 12, 0, 1), GEN_OK);
-    assert_int_equal(gen_png_write_each(path_in("mixed"), "b", big, 12, 1, 14, 14, 0, 1), GEN_OK);
-    assert_int_equal(eval_samples(path_in("mixed")), 1);
+    assert_int_equal(gen_png_write_each(tu_tmp_path("mixed"), "a", big, 12, 1, 12, 12, 0, 1), GEN_OK);
+    assert_int_equal(gen_png_write_each(tu_tmp_path("mixed"), "b", big, 12, 1, 14, 14, 0, 1), GEN_OK);
+    assert_int_equal(eval_samples(tu_tmp_path("mixed")), 1);
     assert_non_null(strstr(gen_last_error(), "mixed"));
     /* a file that is not an image */
-    assert_int_equal(gen_png_write_each(path_in("junk"), "a", big, 12, 1, 12, 12, 0, 1), GEN_OK);
-    FILE *f = fopen(path_in("junk/zz.png"), "w");
+    assert_int_equal(gen_png_write_each(tu_tmp_path("junk"), "a", big, 12, 1, 12, 12, 0, 1), GEN_OK);
+    FILE *f = fopen(tu_tmp_path("junk/zz.png"), "w");
     fputs("this is not a PNG", f);
     fclose(f);
-    assert_int_equal(eval_samples(path_in("junk")), 1);
+    assert_int_equal(eval_samples(tu_tmp_path("junk")), 1);
     assert_non_null(strstr(gen_last_error(), "zz.png"));
     /* no classifier */
-    char *argv[] = {"--classifier", (char *)path_in("none.safetensors"), "--samples",
-                    (char *)path_in("data/a"), NULL};
+    char *argv[] = {"--classifier", (char *)tu_tmp_path("none.safetensors"), "--samples",
+                    (char *)tu_tmp_path("data/a"), NULL};
     assert_int_equal(eval_with(NULL, 4, argv), 1);
     assert_non_null(strstr(gen_last_error(), "gen train classifier"));
 }
@@ -545,10 +522,10 @@ int main(void) {
         cmocka_unit_test(test_classifier_score),
         cmocka_unit_test(test_precision_recall),
         cmocka_unit_test(test_fd_grows_with_degradation),
-        cmocka_unit_test_setup_teardown(test_classifier_roundtrip, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_classifier_train_eval_cli, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_eval_generate_and_samples, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_eval_bad_samples, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_classifier_roundtrip, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_classifier_train_eval_cli, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_eval_generate_and_samples, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_eval_bad_samples, tu_tmp_setup, tu_tmp_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

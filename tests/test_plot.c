@@ -8,32 +8,8 @@
 #include "gen/plot.h"
 #include "testutil.h"
 
-static char *tmp;
-
-static int setup(void **state) {
-    (void)state;
-    tmp = tu_mkdtemp();
-    return tmp ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    tu_rmtree(tmp);
-    free(tmp);
-    return 0;
-}
-
-static const char *path_in(const char *name) {
-    static char buf[4096];
-    snprintf(buf, sizeof buf, "%s/%s", tmp, name);
-    return buf;
-}
-
 static void write_file(const char *name, const char *text) {
-    FILE *f = fopen(path_in(name), "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
+    tu_write_file(tu_tmp_path(name), text, strlen(text));
 }
 
 /* Pixels of loss.png: counts of non-white pixels and of pixels near rgb. */
@@ -52,7 +28,7 @@ static void count_pixels(const char *png, int *w, int *h, long *ink, long *near,
 }
 
 static void write_run(int steps, double scale) {
-    FILE *f = fopen(path_in("metrics.jsonl"), "w");
+    FILE *f = fopen(tu_tmp_path("metrics.jsonl"), "w");
     assert_non_null(f);
     for (int s = 50; s <= steps; s += 50) {
         fprintf(f, "{\"step\":%d,\"loss\":%.6f,\"lr\":0.001,\"elapsed\":%d}\n", s,
@@ -65,19 +41,19 @@ static void write_run(int steps, double scale) {
 static void test_plot_writes_png(void **state) {
     (void)state;
     write_run(1000, 1.0);
-    assert_int_equal(gen_plot_metrics(tmp), GEN_OK);
+    assert_int_equal(gen_plot_metrics(tu_tmp), GEN_OK);
     int w, h;
     long ink, blue, orange;
-    count_pixels(path_in("loss.png"), &w, &h, &ink, &blue, 31, 119, 180);
+    count_pixels(tu_tmp_path("loss.png"), &w, &h, &ink, &blue, 31, 119, 180);
     assert_int_equal(w, GEN_PLOT_WIDTH);
     assert_int_equal(h, GEN_PLOT_HEIGHT);
     assert_true(ink > 2000);           /* axes, ticks, text and curves */
     assert_true(ink < (long)w * h / 2); /* on a white background        */
     assert_true(blue > 300);           /* the loss curve               */
-    count_pixels(path_in("loss.png"), &w, &h, &ink, &orange, 255, 127, 14);
+    count_pixels(tu_tmp_path("loss.png"), &w, &h, &ink, &orange, 255, 127, 14);
     assert_true(orange > 100); /* test_loss, the second series */
     /* no temporary file left behind */
-    assert_int_equal(access(path_in("loss.png.tmp"), F_OK), -1);
+    assert_int_equal(access(tu_tmp_path("loss.png.tu_tmp"), F_OK), -1);
 }
 
 static void test_plot_points_and_restart(void **state) {
@@ -91,7 +67,7 @@ static void test_plot_points_and_restart(void **state) {
                "{\"step\":1,\"loss\":3.1}\n{\"step\":2,\"loss\":2.4}\n{\"step\":3,\"loss_g\":1,\"loss\":2}\n"
                "{\"step\":4,\"loss\":1.8,\"fid\":12}\n{\"step\":5,\"lo");
     int64_t points = 0;
-    assert_int_equal(gen_plot_file(path_in("metrics.jsonl"), path_in("a.png"), "t", &points),
+    assert_int_equal(gen_plot_file(tu_tmp_path("metrics.jsonl"), tu_tmp_path("a.png"), "t", &points),
                      GEN_OK);
     assert_int_equal(points, 5); /* loss 1..4, loss_g at 3 */
 }
@@ -99,52 +75,52 @@ static void test_plot_points_and_restart(void **state) {
 static void test_plot_log_axis_and_single_point(void **state) {
     (void)state;
     write_run(5000, 1000.0); /* 1000x range: a log axis */
-    assert_int_equal(gen_plot_metrics(tmp), GEN_OK);
+    assert_int_equal(gen_plot_metrics(tu_tmp), GEN_OK);
     int w, h;
     long ink, blue;
-    count_pixels(path_in("loss.png"), &w, &h, &ink, &blue, 31, 119, 180);
+    count_pixels(tu_tmp_path("loss.png"), &w, &h, &ink, &blue, 31, 119, 180);
     assert_true(blue > 300);
     write_file("metrics.jsonl", "{\"step\":7,\"loss\":0.5}\n");
-    assert_int_equal(gen_plot_metrics(tmp), GEN_OK);
-    count_pixels(path_in("loss.png"), &w, &h, &ink, &blue, 31, 119, 180);
+    assert_int_equal(gen_plot_metrics(tu_tmp), GEN_OK);
+    count_pixels(tu_tmp_path("loss.png"), &w, &h, &ink, &blue, 31, 119, 180);
     assert_true(blue > 10);
 }
 
 static void test_plot_errors(void **state) {
     (void)state;
-    assert_int_equal(gen_plot_metrics(path_in("nothing-here")), GEN_ERR_IO);
+    assert_int_equal(gen_plot_metrics(tu_tmp_path("nothing-here")), GEN_ERR_IO);
     assert_non_null(strstr(gen_last_error(), "nothing-here/metrics.jsonl"));
     write_file("metrics.jsonl", "{\"step\":1,\"fid\":3}\nnot json\n");
-    assert_int_equal(gen_plot_metrics(tmp), GEN_ERR_FORMAT);
+    assert_int_equal(gen_plot_metrics(tu_tmp), GEN_ERR_FORMAT);
     assert_non_null(strstr(gen_last_error(), "no loss values"));
     write_file("metrics.jsonl", "");
-    assert_int_equal(gen_plot_metrics(tmp), GEN_ERR_FORMAT);
+    assert_int_equal(gen_plot_metrics(tu_tmp), GEN_ERR_FORMAT);
 }
 
 static void test_plot_cli(void **state) {
     (void)state;
     write_run(300, 1.0);
     char out[4096];
-    snprintf(out, sizeof out, "%s/other.png", tmp);
-    assert_int_equal(gen_cli_main(5, (char *[]){"gen", "plot", tmp, "-o", out, NULL}), 0);
+    snprintf(out, sizeof out, "%s/other.png", tu_tmp);
+    assert_int_equal(gen_cli_main(5, (char *[]){"gen", "plot", tu_tmp, "-o", out, NULL}), 0);
     assert_int_equal(access(out, F_OK), 0);
-    assert_int_equal(gen_cli_main(4, (char *[]){"gen", "plot", tmp, "-q", NULL}), 0);
-    assert_int_equal(access(path_in("loss.png"), F_OK), 0);
+    assert_int_equal(gen_cli_main(4, (char *[]){"gen", "plot", tu_tmp, "-q", NULL}), 0);
+    assert_int_equal(access(tu_tmp_path("loss.png"), F_OK), 0);
     assert_int_equal(gen_cli_main(2, (char *[]){"gen", "plot", NULL}), 2);
-    assert_int_equal(gen_cli_main(4, (char *[]){"gen", "plot", tmp, "--bogus", NULL}), 2);
-    assert_int_equal(gen_cli_main(4, (char *[]){"gen", "plot", tmp, "extra", NULL}), 2);
-    assert_int_equal(gen_cli_main(4, (char *[]){"gen", "plot", tmp, "-o", NULL}), 2);
-    assert_int_equal(gen_cli_main(3, (char *[]){"gen", "plot", (char *)path_in("none"), NULL}), 1);
+    assert_int_equal(gen_cli_main(4, (char *[]){"gen", "plot", tu_tmp, "--bogus", NULL}), 2);
+    assert_int_equal(gen_cli_main(4, (char *[]){"gen", "plot", tu_tmp, "extra", NULL}), 2);
+    assert_int_equal(gen_cli_main(4, (char *[]){"gen", "plot", tu_tmp, "-o", NULL}), 2);
+    assert_int_equal(gen_cli_main(3, (char *[]){"gen", "plot", (char *)tu_tmp_path("none"), NULL}), 1);
 }
 
 int main(void) {
     gen_threads_init(1); /* small problems: threads only add contention */
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_plot_writes_png, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_plot_points_and_restart, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_plot_log_axis_and_single_point, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_plot_errors, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_plot_cli, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_plot_writes_png, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_plot_points_and_restart, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_plot_log_axis_and_single_point, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_plot_errors, tu_tmp_setup, tu_tmp_teardown),
+        cmocka_unit_test_setup_teardown(test_plot_cli, tu_tmp_setup, tu_tmp_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,21 +6,6 @@
 #include "gen/io.h"
 #include "testutil.h"
 
-static char *tmp;
-
-static int setup(void **state) {
-    (void)state;
-    tmp = tu_mkdtemp();
-    return tmp ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    tu_rmtree(tmp);
-    free(tmp);
-    return 0;
-}
-
 static void test_grid_size(void **state) {
     (void)state;
     int cols, rows, w, h;
@@ -55,7 +40,7 @@ static void check_grid(int n, int c, int h, int w) {
         img[per + 2] = NAN;  /* becomes 0 */
     }
     char path[1024];
-    snprintf(path, sizeof path, "%s/grid-%d-%d.png", tmp, n, c);
+    snprintf(path, sizeof path, "%s/grid-%d-%d.png", tu_tmp, n, c);
     assert_int_equal(gen_png_write_grid(path, img, n, c, h, w, 0.0f, 1.0f), GEN_OK);
     int gw, gh, comp, cols, rows, ew, eh;
     uint8_t *px = stbi_load(path, &gw, &gh, &comp, 0);
@@ -99,7 +84,7 @@ static void test_each_and_folder(void **state) {
     float img[3 * 2 * 4 * 4];
     for (int i = 0; i < 3 * 2 * 4 * 4; i++) img[i] = (float)(i % 32) / 31.0f * 2 - 1;
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s/samples/deep", tmp);
+    snprintf(dir, sizeof dir, "%s/samples/deep", tu_tmp);
     assert_int_equal(gen_png_write_each(dir, "s", img, 2, 3, 4, 4, -1.0f, 1.0f), GEN_OK);
     char p[1100];
     snprintf(p, sizeof p, "%s/s00001.png", dir);
@@ -125,18 +110,18 @@ static void test_errors(void **state) {
     (void)state;
     float img[4] = {0};
     char p[1100];
-    snprintf(p, sizeof p, "%s/missing/dir/g.png", tmp);
+    snprintf(p, sizeof p, "%s/missing/dir/g.png", tu_tmp);
     assert_int_equal(gen_png_write_grid(p, img, 1, 1, 2, 2, 0, 1), GEN_ERR_IO);
     assert_int_equal(strncmp(gen_last_error(), p, strlen(p)), 0);
     assert_int_equal(gen_png_write_grid(p, img, 1, 2, 2, 2, 0, 1), GEN_ERR_USAGE);
     assert_int_equal(gen_png_write_grid(p, img, 0, 1, 2, 2, 0, 1), GEN_ERR_USAGE);
     /* A file where the folder should be. */
-    snprintf(p, sizeof p, "%s/afile", tmp);
+    snprintf(p, sizeof p, "%s/afile", tu_tmp);
     FILE *f = fopen(p, "w");
     fclose(f);
     assert_int_equal(gen_png_write_each(p, "x", img, 1, 1, 2, 2, 0, 1), GEN_ERR_IO);
     uint8_t px[4] = {1, 2, 3, 4};
-    snprintf(p, sizeof p, "%s/plain.png", tmp);
+    snprintf(p, sizeof p, "%s/plain.png", tu_tmp);
     assert_int_equal(gen_png_write(p, 2, 2, 1, px), GEN_OK);
 }
 
@@ -147,5 +132,5 @@ int main(void) {
         cmocka_unit_test(test_each_and_folder),
         cmocka_unit_test(test_errors),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_tmp_setup, tu_tmp_teardown);
 }

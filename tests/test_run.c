@@ -9,16 +9,6 @@
 
 #include "gen/run.h"
 
-static char *slurp(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    static char buf[1 << 16];
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    buf[n] = 0;
-    fclose(f);
-    return buf;
-}
-
 static void test_metrics_file(void **state) {
     (void)state;
     char *tmp = tu_mkdtemp();
@@ -38,7 +28,8 @@ static void test_metrics_file(void **state) {
     gen_runlog_close(&lg);
 
     snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-    char *text = slurp(path);
+    size_t n;
+    char *text = tu_read_file(path, &n);
     assert_non_null(text);
     int lines = 0;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"), lines++) {
@@ -61,6 +52,7 @@ static void test_metrics_file(void **state) {
         cJSON_Delete(o);
     }
     assert_int_equal(lines, 4);
+    free(text);
 
     /* No run directory: nothing written, still fine. */
     assert_int_equal(gen_runlog_open(&lg, NULL, 0, 1), GEN_OK);

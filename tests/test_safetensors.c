@@ -9,60 +9,18 @@
 #include "io/safetensors.h"
 #include "testutil.h"
 
-static char *tmp;
-
-static int setup(void **state) {
-    (void)state;
-    tmp = tu_mkdtemp();
-    return tmp ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    tu_rmtree(tmp);
-    free(tmp);
-    return 0;
-}
-
-static const char *path_of(const char *name) {
-    static char buf[4][1024];
-    static int k;
-    k = (k + 1) & 3;
-    snprintf(buf[k], sizeof buf[k], "%s/%s", tmp, name);
-    return buf[k];
-}
-
-static uint8_t *slurp(const char *path, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    assert_non_null(f);
-    fseek(f, 0, SEEK_END);
-    *n = (size_t)ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc(*n ? *n : 1);
-    assert_int_equal(fread(b, 1, *n, f), *n);
-    fclose(f);
-    return b;
-}
-
-static void spit(const char *path, const void *b, size_t n) {
-    FILE *f = fopen(path, "wb");
-    assert_non_null(f);
-    if (n) assert_int_equal(fwrite(b, 1, n, f), n);
-    fclose(f);
-}
-
 /* Writes header JSON (length as given) followed by `data` zero bytes. */
 static void craft(const char *path, const char *json, size_t data) {
     size_t jl = strlen(json);
     uint8_t *b = calloc(1, 8 + jl + data);
     for (int i = 0; i < 8; i++) b[i] = (uint8_t)((uint64_t)jl >> (8 * i));
     memcpy(b + 8, json, jl);
-    spit(path, b, 8 + jl + data);
+    tu_write_file(path, b, 8 + jl + data);
     free(b);
 }
 
 static void expect_bad(const char *json, size_t data, const char *phrase) {
-    const char *p = path_of("crafted.safetensors");
+    const char *p = tu_tmp_path("crafted.safetensors");
     craft(p, json, data);
     struct gen_st_file *f = NULL;
     enum gen_status st = gen_st_open(p, 0, &f);
@@ -85,7 +43,7 @@ static void save_small(const char *path) {
 
 static void test_round_trip(void **state) {
     (void)state;
-    const char *p = path_of("small.safetensors");
+    const char *p = tu_tmp_path("small.safetensors");
     save_small(p);
     struct gen_st_file *f;
     assert_int_equal(gen_st_open(p, 0, &f), GEN_OK);
@@ -118,30 +76,30 @@ static void test_round_trip(void **state) {
     gen_st_close(f);
     /* Header length is a multiple of 8; same input, same bytes. */
     size_t n1, n2;
-    uint8_t *b1 = slurp(p, &n1);
+    uint8_t *b1 = (uint8_t *)tu_read_file(p, &n1);
     assert_int_equal(b1[0] % 8, 0);
     assert_int_equal(b1[8], '{');
-    save_small(path_of("small2.safetensors"));
-    uint8_t *b2 = slurp(path_of("small2.safetensors"), &n2);
+    save_small(tu_tmp_path("small2.safetensors"));
+    uint8_t *b2 = (uint8_t *)tu_read_file(tu_tmp_path("small2.safetensors"), &n2);
     assert_int_equal(n1, n2);
     assert_memory_equal(b1, b2, n1);
     free(b1);
     free(b2);
     /* Writer rejects its own bad input. */
     const struct gen_st_entry dup[2] = {{"x", 1, shape_d, vd}, {"x", 1, shape_d, vd}};
-    assert_int_equal(gen_st_save(path_of("dup.safetensors"), dup, 2, NULL, 0), GEN_ERR_USAGE);
+    assert_int_equal(gen_st_save(tu_tmp_path("dup.safetensors"), dup, 2, NULL, 0), GEN_ERR_USAGE);
     assert_non_null(strstr(gen_last_error(), "'x' appears twice"));
 }
 
 static void test_every_truncation(void **state) {
     (void)state;
-    const char *p = path_of("t.safetensors");
+    const char *p = tu_tmp_path("t.safetensors");
     save_small(p);
     size_t n;
-    uint8_t *b = slurp(p, &n);
-    const char *q = path_of("cut.safetensors");
+    uint8_t *b = (uint8_t *)tu_read_file(p, &n);
+    const char *q = tu_tmp_path("cut.safetensors");
     for (size_t len = 0; len < n; len++) {
-        spit(q, b, len);
+        tu_write_file(q, b, len);
         for (int flags = 0; flags <= GEN_ST_HEADER_ONLY; flags++) {
             struct gen_st_file *f = NULL;
             if (gen_st_open(q, flags, &f) == GEN_OK) fail_msg("truncated to %zu accepted", len);
@@ -152,7 +110,7 @@ static void test_every_truncation(void **state) {
     /* One byte too many: not covered by any tensor. */
     uint8_t *longer = calloc(1, n + 1);
     memcpy(longer, b, n);
-    spit(q, longer, n + 1);
+    tu_write_file(q, longer, n + 1);
     struct gen_st_file *f = NULL;
     assert_int_equal(gen_st_open(q, 0, &f), GEN_ERR_FORMAT);
     assert_non_null(strstr(gen_last_error(), "belong to no tensor"));
@@ -162,18 +120,18 @@ static void test_every_truncation(void **state) {
 
 static void test_flipped_header_bytes(void **state) {
     (void)state;
-    const char *p = path_of("f.safetensors");
+    const char *p = tu_tmp_path("f.safetensors");
     save_small(p);
     size_t n;
-    uint8_t *b = slurp(p, &n);
+    uint8_t *b = (uint8_t *)tu_read_file(p, &n);
     size_t header = 8 + (size_t)b[0] + ((size_t)b[1] << 8);
-    const char *q = path_of("flip.safetensors");
+    const char *q = tu_tmp_path("flip.safetensors");
     const uint8_t masks[] = {0x01, 0x02, 0x10, 0x20, 0x80, 0xff};
     int ok = 0, bad = 0;
     for (size_t i = 0; i < header; i++) {
         for (size_t m = 0; m < sizeof masks; m++) {
             b[i] ^= masks[m];
-            spit(q, b, n);
+            tu_write_file(q, b, n);
             struct gen_st_file *f = NULL;
             if (gen_st_open(q, 0, &f) == GEN_OK) {
                 /* Whatever parsed must be self-consistent. */
@@ -234,7 +192,7 @@ static void test_crafted_headers(void **state) {
     expect_bad("{} x", 0, "unexpected bytes after");
     expect_bad("{", 0, "too small");
     /* Valid oddities: empty header object, padding, empty tensors. */
-    const char *p = path_of("ok.safetensors");
+    const char *p = tu_tmp_path("ok.safetensors");
     craft(p, "{}      ", 0);
     struct gen_st_file *f;
     assert_int_equal(gen_st_open(p, 0, &f), GEN_OK);
@@ -248,19 +206,19 @@ static void test_crafted_headers(void **state) {
 
     /* Header length fields that lie. */
     uint8_t raw[16] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, '{', '}'};
-    spit(p, raw, 10);
+    tu_write_file(p, raw, 10);
     assert_int_equal(gen_st_open(p, 0, &f), GEN_ERR_FORMAT);
     assert_non_null(strstr(gen_last_error(), "more than the 2 bytes after it"));
     /* 2^63 (found by the fuzzer: overflowed the data size computation). */
     uint8_t top[16] = {0, 0, 0, 0, 0, 0, 0, 0x80};
-    spit(p, top, 16);
+    tu_write_file(p, top, 16);
     assert_int_equal(gen_st_open(p, 0, &f), GEN_ERR_FORMAT);
     assert_non_null(strstr(gen_last_error(), "more than the 8 bytes after it"));
-    spit(p, raw, 5);
+    tu_write_file(p, raw, 5);
     assert_int_equal(gen_st_open(p, 0, &f), GEN_ERR_FORMAT);
     assert_non_null(strstr(gen_last_error(), "too short"));
-    assert_int_equal(gen_st_open(path_of("missing.safetensors"), 0, &f), GEN_ERR_IO);
-    assert_int_equal(gen_st_open(tmp, 0, &f), GEN_ERR_IO);
+    assert_int_equal(gen_st_open(tu_tmp_path("missing.safetensors"), 0, &f), GEN_ERR_IO);
+    assert_int_equal(gen_st_open(tu_tmp, 0, &f), GEN_ERR_IO);
 }
 
 /* ---- checkpoints ---- */
@@ -295,7 +253,7 @@ static const struct spec model[3] = {
 
 static void test_checkpoint_round_trip(void **state) {
     (void)state;
-    const char *p = path_of("ckpt.safetensors");
+    const char *p = tu_tmp_path("ckpt.safetensors");
     struct gen_params a, b;
     build(&a, model, 3, 100);
     const struct gen_kv meta[2] = {{"step", "123"}, {"rng.data", "1,2,3,4"}};
@@ -343,7 +301,7 @@ static void test_checkpoint_round_trip(void **state) {
 
 static void test_checkpoint_mismatch(void **state) {
     (void)state;
-    const char *p = path_of("ckpt2.safetensors");
+    const char *p = tu_tmp_path("ckpt2.safetensors");
     struct gen_params a, b;
     build(&a, model, 3, 1);
     assert_int_equal(gen_ckpt_save(p, &a, "vae", "{}", NULL, 0), GEN_OK);
@@ -370,38 +328,38 @@ static void test_checkpoint_mismatch(void **state) {
     assert_non_null(strstr(gen_last_error(), "'bn.running_mean' is not part of this model"));
     gen_params_free(&b);
     /* A safetensors file that is not a gen checkpoint. */
-    save_small(path_of("plain.safetensors"));
+    save_small(tu_tmp_path("plain.safetensors"));
     struct gen_ckpt_meta m;
-    assert_int_equal(gen_ckpt_read_meta(path_of("plain.safetensors"), &m), GEN_ERR_FORMAT);
+    assert_int_equal(gen_ckpt_read_meta(tu_tmp_path("plain.safetensors"), &m), GEN_ERR_FORMAT);
     assert_non_null(strstr(gen_last_error(), "not a gen checkpoint"));
     gen_params_free(&a);
 }
 
 static int count_tmp_files(void) {
-    DIR *d = opendir(tmp);
+    DIR *d = opendir(tu_tmp);
     int n = 0;
     struct dirent *e;
-    while ((e = readdir(d)) != NULL) n += strstr(e->d_name, ".tmp.") != NULL;
+    while ((e = readdir(d)) != NULL) n += strstr(e->d_name, ".tu_tmp.") != NULL;
     closedir(d);
     return n;
 }
 
 static void test_failed_save_keeps_old(void **state) {
     (void)state;
-    const char *p = path_of("keep.safetensors");
+    const char *p = tu_tmp_path("keep.safetensors");
     struct gen_params a, b;
     build(&a, model, 3, 1);
     build(&b, model, 3, 2);
     assert_int_equal(gen_ckpt_save(p, &a, "vae", "{}", NULL, 0), GEN_OK);
     size_t n0;
-    uint8_t *old = slurp(p, &n0);
+    uint8_t *old = (uint8_t *)tu_read_file(p, &n0);
     /* Disk full at every point of the new file. */
     for (int64_t at = 0; at < (int64_t)n0 + 64; at += 13) {
         gen_st_fail_write_after(at);
         enum gen_status st = gen_ckpt_save(p, &b, "vae", "{}", NULL, 0);
         gen_st_fail_write_after(-1);
         size_t n1;
-        uint8_t *now = slurp(p, &n1);
+        uint8_t *now = (uint8_t *)tu_read_file(p, &n1);
         if (st == GEN_OK) { /* the whole file fit before the failure point */
             free(now);
             assert_int_equal(gen_ckpt_save(p, &a, "vae", "{}", NULL, 0), GEN_OK);
@@ -421,7 +379,7 @@ static void test_failed_save_keeps_old(void **state) {
         gen_alloc_fail_after(0);
         if (st == GEN_OK) break;
         size_t n1;
-        uint8_t *now = slurp(p, &n1);
+        uint8_t *now = (uint8_t *)tu_read_file(p, &n1);
         assert_int_equal(n1, n0);
         assert_memory_equal(now, old, n0);
         free(now);
@@ -440,7 +398,7 @@ static void test_failed_save_keeps_old(void **state) {
     }
     /* The temporary file cannot be created. */
     char bad[1200];
-    snprintf(bad, sizeof bad, "%s/no/such/dir/x.safetensors", tmp);
+    snprintf(bad, sizeof bad, "%s/no/such/dir/x.safetensors", tu_tmp);
     assert_int_equal(gen_ckpt_save(bad, &a, "vae", "{}", NULL, 0), GEN_ERR_IO);
     assert_non_null(strstr(gen_last_error(), "cannot create temporary file"));
     free(old);
@@ -456,7 +414,7 @@ static void test_python_reader(void **state) {
         print_message("skipping: no python3\n");
         skip();
     }
-    const char *p = path_of("py.safetensors");
+    const char *p = tu_tmp_path("py.safetensors");
     struct gen_params a;
     build(&a, model, 3, 5);
     const struct gen_kv meta[1] = {{"step", "9"}};
@@ -483,5 +441,5 @@ int main(void) {
         cmocka_unit_test(test_failed_save_keeps_old),
         cmocka_unit_test(test_python_reader),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_tmp_setup, tu_tmp_teardown);
 }

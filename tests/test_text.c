@@ -5,24 +5,9 @@
 #include "gen/io.h"
 #include "testutil.h"
 
-static char *tmp;
-
-static int setup(void **state) {
-    (void)state;
-    tmp = tu_mkdtemp();
-    return tmp ? 0 : -1;
-}
-
-static int teardown(void **state) {
-    (void)state;
-    tu_rmtree(tmp);
-    free(tmp);
-    return 0;
-}
-
 static const char *put(const char *name, const char *text, size_t n) {
     static char p[1024];
-    snprintf(p, sizeof p, "%s/%s", tmp, name);
+    snprintf(p, sizeof p, "%s/%s", tu_tmp, name);
     FILE *f = fopen(p, "wb");
     assert_non_null(f);
     if (n) fwrite(text, 1, n, f);
@@ -45,7 +30,7 @@ static void test_file(void **state) {
     assert_int_equal(strncmp(gen_last_error(), p, strlen(p)), 0);
     assert_null(t.bytes);
     char missing[1100];
-    snprintf(missing, sizeof missing, "%s/nope.txt", tmp);
+    snprintf(missing, sizeof missing, "%s/nope.txt", tu_tmp);
     assert_int_equal(gen_text_load(missing, &t), GEN_ERR_IO);
     assert_non_null(strstr(gen_last_error(), "nope.txt"));
 }
@@ -53,7 +38,7 @@ static void test_file(void **state) {
 static void test_folder(void **state) {
     (void)state;
     char dir[1024];
-    snprintf(dir, sizeof dir, "%s/books", tmp);
+    snprintf(dir, sizeof dir, "%s/books", tu_tmp);
     assert_int_equal(gen_mkdir_p(dir), GEN_OK);
     put("books/b.txt", "BBB", 3);
     put("books/a.TXT", "AA", 2);
@@ -65,7 +50,7 @@ static void test_folder(void **state) {
     assert_int_equal(t.n, 5);
     assert_memory_equal(t.bytes, "AABBB", 5);
     gen_text_free(&t);
-    snprintf(dir, sizeof dir, "%s/none", tmp);
+    snprintf(dir, sizeof dir, "%s/none", tu_tmp);
     assert_int_equal(gen_mkdir_p(dir), GEN_OK);
     assert_int_equal(gen_text_load(dir, &t), GEN_ERR_FORMAT);
     assert_non_null(strstr(gen_last_error(), "no .txt files"));
@@ -96,5 +81,5 @@ int main(void) {
         cmocka_unit_test(test_folder),
         cmocka_unit_test(test_moby_dick),
     };
-    return cmocka_run_group_tests(tests, setup, teardown);
+    return cmocka_run_group_tests(tests, tu_tmp_setup, tu_tmp_teardown);
 }

@@ -334,30 +334,6 @@ static void write_text(const char *path, int64_t bytes) {
     fclose(f);
 }
 
-static char *read_file(const char *path, long *size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    *size = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *b = malloc((size_t)*size + 1);
-    assert_int_equal(fread(b, 1, (size_t)*size, f), (size_t)*size);
-    b[*size] = 0;
-    fclose(f);
-    return b;
-}
-
-static void assert_same_file(const char *a, const char *b) {
-    long na = 0, nb = 0;
-    char *x = read_file(a, &na), *y = read_file(b, &nb);
-    assert_non_null(x);
-    assert_non_null(y);
-    assert_int_equal(na, nb);
-    assert_memory_equal(x, y, (size_t)na);
-    free(x);
-    free(y);
-}
-
 #define TINY "--layers", "1", "--width", "16", "--heads", "2", "--context", "16", "--batch", "4", \
              "--threads", "1", "--quiet"
 
@@ -382,7 +358,7 @@ static void test_resume_matches(void **state) {
                      0);
     snprintf(fa, sizeof fa, "%s/checkpoint-00000006.safetensors", a);
     snprintf(fb, sizeof fb, "%s/checkpoint-00000006.safetensors", b);
-    assert_same_file(fa, fb);
+    tu_assert_same_file(fa, fb);
     /* Resuming with another --heads is refused before training. */
     assert_int_equal(RUN_GEN("gen", "train", "transformer", "--data", text, "--out", b, "--steps",
                              "8", "--resume", ck, "--layers", "1", "--width", "16", "--heads", "4",
@@ -427,9 +403,9 @@ static void test_char_model_cli(void **state) {
     assert_int_equal(RUN_GEN("gen", "sample", "transformer", "--ckpt", ck, "--prompt", "the sea",
                              "--length", "300", "--seed", "5", "--top-k", "5", "--quiet", "-o", o2),
                      0);
-    assert_same_file(o1, o2);
-    long size = 0;
-    char *s = read_file(o1, &size);
+    tu_assert_same_file(o1, o2);
+    size_t size = 0;
+    char *s = tu_read_file(o1, &size);
     assert_int_equal(size, 7 + 300 + 1);
     assert_memory_equal(s, "the sea", 7);
     free(s);

@@ -140,18 +140,6 @@ static int run_cli(int argc, const char **argv) {
     return gen_cli_main(argc, (char **)argv);
 }
 
-static char *slurp(const char *path, long *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    *len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = malloc((size_t)*len);
-    assert_int_equal(fread(buf, 1, (size_t)*len, f), (size_t)*len);
-    fclose(f);
-    return buf;
-}
-
 static void test_resume_equals_uninterrupted(void **state) {
     (void)state;
     if (!have_data()) skip();
@@ -177,14 +165,7 @@ static void test_resume_equals_uninterrupted(void **state) {
     char pa[600], pb[600];
     snprintf(pa, sizeof pa, "%s/checkpoint.safetensors", a);
     snprintf(pb, sizeof pb, "%s/checkpoint.safetensors", b);
-    long la, lb;
-    char *ca = slurp(pa, &la), *cb = slurp(pb, &lb);
-    assert_non_null(ca);
-    assert_non_null(cb);
-    assert_int_equal(la, lb);
-    assert_memory_equal(ca, cb, (size_t)la);
-    free(ca);
-    free(cb);
+    tu_assert_same_file(pa, pb);
     tu_rmtree(dir);
     free(dir);
 }

@@ -62,6 +62,67 @@ const char *tu_source_path(const char *rel) {
     return buf;
 }
 
+/* ---- scratch directory and files ---- */
+
+char *tu_tmp;
+
+int tu_tmp_setup(void **state) {
+    (void)state;
+    tu_tmp = tu_mkdtemp();
+    return tu_tmp ? 0 : -1;
+}
+
+int tu_tmp_teardown(void **state) {
+    (void)state;
+    tu_rmtree(tu_tmp);
+    free(tu_tmp);
+    tu_tmp = NULL;
+    return 0;
+}
+
+const char *tu_tmp_path(const char *name) {
+    static char buf[8][4096];
+    static int k;
+    k = (k + 1) % 8;
+    snprintf(buf[k], sizeof buf[k], "%s/%s", tu_tmp, name);
+    return buf[k];
+}
+
+char *tu_read_file(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) fprintf(stderr, "  cannot open %s\n", path);
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    const long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    assert_true(len >= 0);
+    *n = (size_t)len;
+    char *b = malloc(*n + 1);
+    assert_non_null(b);
+    assert_int_equal(fread(b, 1, *n, f), *n);
+    b[*n] = 0;
+    fclose(f);
+    return b;
+}
+
+void tu_write_file(const char *path, const void *bytes, size_t n) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    if (n) assert_int_equal(fwrite(bytes, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
+void tu_assert_same_file(const char *a, const char *b) {
+    size_t na = 0, nb = 0;
+    char *x = tu_read_file(a, &na), *y = tu_read_file(b, &nb);
+    assert_non_null(x);
+    assert_non_null(y);
+    assert_int_equal(na, nb);
+    assert_memory_equal(x, y, na);
+    free(x);
+    free(y);
+}
+
 /* L = sum(out * r) in double, forward only. */
 static double project(struct gen_ctx *g, tu_fn f, void *arg, struct gen_tensor **in,
                       const float *r) {

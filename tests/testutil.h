@@ -28,6 +28,23 @@ void tu_rmtree(const char *dir);
 /* "<GEN_SOURCE_DIR>/<rel>" in a static buffer. */
 const char *tu_source_path(const char *rel);
 
+/* A scratch directory for a group of tests: pass tu_tmp_setup and
+ * tu_tmp_teardown to cmocka_run_group_tests; tu_tmp is the directory and
+ * tu_tmp_path(name) is "<tu_tmp>/<name>" in one of 8 rotating buffers (so
+ * a few paths can be live at once). */
+extern char *tu_tmp;
+int tu_tmp_setup(void **state);
+int tu_tmp_teardown(void **state);
+const char *tu_tmp_path(const char *name);
+
+/* The whole file, NUL-terminated, in a malloc'd buffer, its length in *n.
+ * A file that cannot be opened or read in full fails the test. */
+char *tu_read_file(const char *path, size_t *n);
+/* Writes n bytes to path; any error fails the test. */
+void tu_write_file(const char *path, const void *bytes, size_t n);
+/* Fails the test unless both files exist and are byte-identical. */
+void tu_assert_same_file(const char *a, const char *b);
+
 /* ---- gradient check ---- */
 
 /* One input of an op under test: shape, value range, whether to check it. */

@@ -72,6 +72,9 @@ struct gen_ctx {
     int training; /* batchnorm batch statistics, dropout active     */
 };
 void gen_ctx_init(struct gen_ctx *g);
+/* A context for sampling and evaluation: not training (batchnorm uses its
+ * running statistics, dropout is off) and recording no tape. */
+void gen_ctx_init_eval(struct gen_ctx *g);
 void gen_ctx_free(struct gen_ctx *g);
 /* Forget the tape and every tensor allocated since the last reset. */
 void gen_ctx_reset(struct gen_ctx *g);

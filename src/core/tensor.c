@@ -18,6 +18,12 @@ void gen_ctx_init(struct gen_ctx *g) {
     g->training = 1;
 }
 
+void gen_ctx_init_eval(struct gen_ctx *g) {
+    gen_ctx_init(g);
+    g->training = 0;
+    gen_no_grad_begin(g);
+}
+
 void gen_ctx_free(struct gen_ctx *g) {
     gen_arena_free(&g->arena);
     gen_free(g->nodes);

@@ -90,9 +90,7 @@ struct gen_tensor *gen_classifier_forward(struct gen_ctx *g, struct gen_classifi
 void gen_classifier_embed(struct gen_classifier *m, const float *images, int64_t n, float *features,
                           float *probs) {
     struct gen_ctx g;
-    gen_ctx_init(&g);
-    g.training = 0;
-    gen_no_grad_begin(&g);
+    gen_ctx_init_eval(&g);
     int64_t D = m->C * m->H * m->W, F = GEN_CLASSIFIER_FEATURES;
     for (int64_t i = 0; i < n; i += EMBED_BATCH) {
         int64_t b = n - i < EMBED_BATCH ? n - i : EMBED_BATCH;
@@ -321,9 +319,7 @@ static int classifier_eval(struct gen_run *run) {
     static struct gen_classifier m;
     struct gen_image_set test = {0};
     struct gen_ctx g;
-    gen_ctx_init(&g);
-    g.training = 0;
-    gen_no_grad_begin(&g);
+    gen_ctx_init_eval(&g);
     int rc = 1;
     const char *ckpt = gen_config_str(cfg, "ckpt"), *data = gen_config_str(cfg, "data");
     if (gen_classifier_load(&m, ckpt) != GEN_OK) goto done;

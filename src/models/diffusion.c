@@ -812,9 +812,7 @@ static int diffusion_sample(struct gen_run *run) {
     static struct diffusion m;
     memset(&m, 0, sizeof m);
     struct gen_ctx g;
-    gen_ctx_init(&g);
-    g.training = 0;
-    gen_no_grad_begin(&g);
+    gen_ctx_init_eval(&g);
     int rc = 1;
     float *x = NULL;
     const char *ckpt = gen_config_str(cfg, "ckpt");
@@ -898,9 +896,7 @@ static int diffusion_eval(struct gen_run *run) {
     static struct diffusion m;
     memset(&m, 0, sizeof m);
     struct eval_model q = {.m = &m};
-    gen_ctx_init(&q.g);
-    q.g.training = 0;
-    gen_no_grad_begin(&q.g);
+    gen_ctx_init_eval(&q.g);
     sampler_of(cfg, &q.s, 1);
     int rc = 1;
     if (diffusion_load(&m, gen_config_str(cfg, "ckpt"), !gen_config_flag(cfg, "no-ema")) != GEN_OK)

@@ -951,9 +951,7 @@ static int tf_eval(struct gen_run *run) {
     int32_t *tok = NULL;
     memset(&m, 0, sizeof m);
     struct gen_ctx g;
-    gen_ctx_init(&g);
-    g.training = 0;
-    gen_no_grad_begin(&g);
+    gen_ctx_init_eval(&g);
     int rc = 1;
     const char *ckpt = gen_config_str(cfg, "ckpt"), *data = gen_config_str(cfg, "data");
     if (tf_load(&m, &voc, ckpt) != GEN_OK || load_text(&text, data) != GEN_OK) goto done;

@@ -365,9 +365,7 @@ static int vae_sample(struct gen_run *run) {
     static struct gen_vae m;
     memset(&m, 0, sizeof m);
     struct gen_ctx g;
-    gen_ctx_init(&g);
-    g.training = 0;
-    gen_no_grad_begin(&g);
+    gen_ctx_init_eval(&g);
     int rc = 1;
     const char *ckpt = gen_config_str(cfg, "ckpt");
     const char *out = gen_config_str(cfg, "output");
@@ -492,9 +490,7 @@ static void score_batch(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor 
 static enum gen_status vae_generate(void *model, int64_t n, uint64_t seed, float *out) {
     struct gen_vae *m = model;
     struct gen_ctx g;
-    gen_ctx_init(&g);
-    g.training = 0;
-    gen_no_grad_begin(&g);
+    gen_ctx_init_eval(&g);
     struct gen_rng rng;
     gen_rng_seed(&rng, seed);
     struct gen_tensor *x = gen_vae_generate(&g, m, (int)n, &rng);
@@ -508,9 +504,7 @@ static int vae_eval(struct gen_run *run) {
     static struct gen_vae m;
     memset(&m, 0, sizeof m);
     struct gen_ctx g;
-    gen_ctx_init(&g);
-    g.training = 0;
-    gen_no_grad_begin(&g);
+    gen_ctx_init_eval(&g);
     int rc = 1;
     FILE *csv = NULL;
     double *elbo = NULL, *iw = NULL;
