@@ -21,35 +21,19 @@ maths runs in float64 on them, so the dumps carry float32 rounding only.
     /usr/bin/python3 scripts/make-fixtures-transformer.py [OUTDIR]
 """
 
-import json
 import math
 import os
-import struct
 import sys
 
 import torch
 import torch.nn.functional as F
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from importlib import import_module  # noqa: E402
+
+write_safetensors = import_module("make-fixtures").write_safetensors
+
 F64 = torch.float64
-
-
-def write_safetensors(path, tensors, meta):
-    header = {"__metadata__": {k: str(v) for k, v in meta.items()}}
-    blobs, off = [], 0
-    for name, t in tensors:
-        a = t.detach().to(torch.float32).contiguous()
-        shape = list(a.shape) if a.dim() > 0 else [1]
-        raw = struct.pack("<%df" % a.numel(), *a.reshape(-1).tolist())
-        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [off, off + len(raw)]}
-        blobs.append(raw)
-        off += len(raw)
-    hj = json.dumps(header, separators=(",", ":")).encode("utf-8")
-    hj += b" " * ((8 - len(hj) % 8) % 8)
-    with open(path, "wb") as f:
-        f.write(struct.pack("<Q", len(hj)))
-        f.write(hj)
-        for b in blobs:
-            f.write(b)
 
 
 def f32(*shape, std=1.0, mean=0.0):
