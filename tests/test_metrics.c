@@ -103,6 +103,60 @@ static void test_fd_rotated_128(void **state) {
     free(q), free(s1), free(s2);
 }
 
+/* LAPACK path at the real size: commuting covariances Q diag(a) Q^T and
+ * Q diag(b) Q^T with spectra over five decades and different means, so
+ * FD = |mu1 - mu2|^2 + sum (sqrt a_i - sqrt b_i)^2 to 1e-6 relative; then
+ * the error paths: NaN features and out-of-memory at each allocation. */
+static void test_fd_rotated_128_means(void **state) {
+    (void)state;
+    enum { D = 128 };
+    double *q = malloc(D * D * sizeof *q), *s1 = malloc(D * D * sizeof *s1),
+           *s2 = malloc(D * D * sizeof *s2), a[D], b[D], mu1[D], mu2[D], want = 0, fd;
+    random_orthogonal(q, D, 12345);
+    struct gen_rng r;
+    gen_rng_seed(&r, 99);
+    for (int i = 0; i < D; i++) {
+        a[i] = exp(-8 + 11.5 * gen_rng_uniform(&r)); /* 3e-4 .. 3e1 */
+        b[i] = exp(-8 + 11.5 * gen_rng_uniform(&r));
+        mu1[i] = gen_rng_normal(&r);
+        mu2[i] = mu1[i] + 0.1 * gen_rng_normal(&r);
+        want += (mu1[i] - mu2[i]) * (mu1[i] - mu2[i]) + (sqrt(a[i]) - sqrt(b[i])) * (sqrt(a[i]) - sqrt(b[i]));
+    }
+    rotate(q, a, D, s1);
+    rotate(q, b, D, s2);
+    assert_int_equal(gen_frechet_distance(mu1, s1, mu2, s2, D, &fd), GEN_OK);
+    print_message("FD %.15g, closed form %.15g (relative %.2g)\n", fd, want, fabs(fd - want) / want);
+    assert_true(fabs(fd - want) < 1e-6 * want);
+    assert_int_equal(gen_frechet_distance(mu2, s2, mu1, s1, D, &fd), GEN_OK);
+    assert_true(fabs(fd - want) < 1e-6 * want);
+    /* the k-th allocation failing: GEN_ERR_NOMEM and no value, until k
+     * passes the allocations made (buffers, LAPACK workspaces) */
+    int failures = 0;
+    for (int k = 1;; k++) {
+        assert_true(k <= 20);
+        gen_alloc_fail_after(k);
+        fd = -1;
+        enum gen_status st = gen_frechet_distance(mu1, s1, mu2, s2, D, &fd);
+        gen_alloc_fail_after(0);
+        if (st == GEN_OK) {
+            assert_true(fabs(fd - want) < 1e-6 * want);
+            break;
+        }
+        assert_int_equal(st, GEN_ERR_NOMEM);
+        assert_true(fd == -1);
+        failures++;
+    }
+    assert_true(failures >= 4);
+    /* NaN features: an error naming the cause, not FD 0 */
+    gen_clear_error();
+    s2[5 * D + 7] = NAN;
+    fd = -1;
+    assert_int_equal(gen_frechet_distance(mu1, s1, mu2, s2, D, &fd), GEN_ERR_RUNTIME);
+    assert_non_null(strstr(gen_last_error(), "not finite"));
+    assert_true(fd == -1);
+    free(q), free(s1), free(s2);
+}
+
 /* Features sampled from two known Gaussians: the FD of the fitted
  * Gaussians approaches the analytic one (2x2 closed form above). */
 static void test_fd_sampled(void **state) {
@@ -518,6 +572,7 @@ int main(void) {
         cmocka_unit_test(test_fd_diagonal_exact),
         cmocka_unit_test(test_fd_2x2_closed_form),
         cmocka_unit_test(test_fd_rotated_128),
+        cmocka_unit_test(test_fd_rotated_128_means),
         cmocka_unit_test(test_fd_sampled),
         cmocka_unit_test(test_classifier_score),
         cmocka_unit_test(test_precision_recall),

@@ -7,7 +7,7 @@
  *   |mu1 - mu2|^2 + tr S1 + tr S2 - 2 tr (S1^1/2 S2 S1^1/2)^1/2
  * (S1^1/2 S2 S1^1/2 is symmetric PSD and has the eigenvalues of S1 S2, so
  * both square roots come from symmetric eigen-decompositions, here by
- * cyclic Jacobi rotations in double: d = 128 takes milliseconds).
+ * LAPACK's dsyevd in double).
  * Classifier score: exp(E_x KL(p(y|x) || p(y))), p(y) the mean of p(y|x).
  * Precision/recall (Kynkaanniemi et al. 2019): each point's k-NN ball in
  * its own set approximates that set's manifold; precision is the share of
@@ -31,46 +31,47 @@
 
 /* ---- linear algebra ---- */
 
-/* Eigen-decomposition of a symmetric n x n matrix a (row-major, destroyed)
- * by cyclic Jacobi rotations: a = V diag(lambda) V^T with eigenvectors in
- * the columns of v (n x n). */
-static void jacobi_eigen(double *a, int n, double *lambda, double *v) {
-    for (int i = 0; i < n; i++)
-        for (int j = 0; j < n; j++) v[i * n + j] = i == j;
-    double total = 0;
-    for (int64_t i = 0; i < (int64_t)n * n; i++) total += a[i] * a[i];
-    for (int sweep = 0; sweep < 100; sweep++) {
-        double off = 0;
-        for (int i = 0; i < n; i++)
-            for (int j = i + 1; j < n; j++) off += a[i * n + j] * a[i * n + j];
-        if (off <= 1e-30 * total || off == 0) break;
-        for (int p = 0; p < n; p++) {
-            for (int q = p + 1; q < n; q++) {
-                double apq = a[p * n + q];
-                if (fabs(apq) < 1e-300) continue;
-                /* The rotation that zeroes a[p][q] (Golub & Van Loan 8.5). */
-                double theta = (a[q * n + q] - a[p * n + p]) / (2 * apq);
-                double t = (theta >= 0 ? 1 : -1) / (fabs(theta) + sqrt(theta * theta + 1));
-                double c = 1 / sqrt(t * t + 1), s = t * c;
-                for (int k = 0; k < n; k++) { /* columns p, q */
-                    double akp = a[k * n + p], akq = a[k * n + q];
-                    a[k * n + p] = c * akp - s * akq;
-                    a[k * n + q] = s * akp + c * akq;
-                }
-                for (int k = 0; k < n; k++) { /* rows p, q */
-                    double apk = a[p * n + k], aqk = a[q * n + k];
-                    a[p * n + k] = c * apk - s * aqk;
-                    a[q * n + k] = s * apk + c * aqk;
-                }
-                for (int k = 0; k < n; k++) {
-                    double vkp = v[k * n + p], vkq = v[k * n + q];
-                    v[k * n + p] = c * vkp - s * vkq;
-                    v[k * n + q] = s * vkp + c * vkq;
-                }
-            }
-        }
+/* LAPACK's symmetric eigensolver (divide and conquer), from the OpenBLAS
+ * gen links: Debian ships no LAPACKE inside it, so the Fortran entry point,
+ * arguments by reference, with the hidden lengths of the two character
+ * arguments last (gfortran's ABI). */
+void dsyevd_(const char *jobz, const char *uplo, const int *n, double *a, const int *lda,
+             double *w, double *work, const int *lwork, int *iwork, const int *liwork, int *info,
+             size_t jobz_len, size_t uplo_len);
+
+/* Eigen-decomposition of a symmetric n x n matrix a (row-major,
+ * overwritten) by LAPACK dsyevd: eigenvalues ascending in lambda; with
+ * `vectors`, row k of a then holds the unit eigenvector of lambda[k]
+ * (LAPACK's column-major columns are our rows; a symmetric a reads the same
+ * either way). `what` names the matrix in the error message. */
+static enum gen_status sym_eigen(double *a, int n, int vectors, double *lambda, const char *what) {
+    const char jobz = vectors ? 'V' : 'N', uplo = 'U';
+    int lwork = -1, liwork = -1, iwork_query = 0, info = 0;
+    double work_query = 0;
+    dsyevd_(&jobz, &uplo, &n, a, &n, lambda, &work_query, &lwork, &iwork_query, &liwork, &info, 1, 1);
+    if (info != 0)
+        return gen_error(GEN_ERR_RUNTIME, "Frechet distance: LAPACK dsyevd workspace query for %s failed (info %d)",
+                         what, info);
+    lwork = (int)work_query;
+    liwork = iwork_query;
+    double *work = gen_alloc((size_t)lwork * sizeof *work);
+    int *iwork = gen_alloc((size_t)liwork * sizeof *iwork);
+    if (!work || !iwork) {
+        gen_free(work);
+        gen_free(iwork);
+        return GEN_ERR_NOMEM;
     }
-    for (int i = 0; i < n; i++) lambda[i] = a[i * n + i];
+    dsyevd_(&jobz, &uplo, &n, a, &n, lambda, work, &lwork, iwork, &liwork, &info, 1, 1);
+    gen_free(work);
+    gen_free(iwork);
+    if (info < 0)
+        return gen_error(GEN_ERR_RUNTIME, "Frechet distance: LAPACK dsyevd rejected argument %d for %s (%d x %d)",
+                         -info, what, n, n);
+    if (info > 0)
+        return gen_error(GEN_ERR_RUNTIME,
+                         "Frechet distance: the eigen-decomposition of %s (%d x %d) did not converge "
+                         "(LAPACK dsyevd info %d)", what, n, n, info);
+    return GEN_OK;
 }
 
 /* c = a b for n x n matrices. */
@@ -110,32 +111,48 @@ enum gen_status gen_feature_stats(const float *x, int64_t n, int d, double *mean
     return GEN_OK;
 }
 
+/* Non-zero if any of the n values is NaN or infinite. */
+static int not_finite(const double *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i])) return 1;
+    return 0;
+}
+
 enum gen_status gen_frechet_distance(const double *mu1, const double *s1, const double *mu2,
                                      const double *s2, int d, double *fd) {
+    GEN_ASSERT(d >= 1);
     size_t dd = (size_t)d * (size_t)d;
-    double *a = gen_alloc(4 * dd * sizeof *a), *lambda = gen_alloc((size_t)d * sizeof *lambda);
+    /* NaN or inf would come out as FD 0 (or stall LAPACK): refuse it. */
+    if (not_finite(mu1, (size_t)d) || not_finite(s1, dd) || not_finite(mu2, (size_t)d) || not_finite(s2, dd))
+        return gen_error(GEN_ERR_RUNTIME, "Frechet distance: the feature means or covariances are not finite "
+                                          "(NaN or inf features)");
+    double *a = gen_alloc(3 * dd * sizeof *a), *lambda = gen_alloc((size_t)d * sizeof *lambda);
     if (!a || !lambda) {
         gen_free(a);
         gen_free(lambda);
         return GEN_ERR_NOMEM;
     }
-    double *v = a + dd, *r = a + 2 * dd, *t = a + 3 * dd;
-    /* r = S1^1/2 = V diag(sqrt(max(lambda, 0))) V^T */
+    double *r = a + dd, *t = a + 2 * dd;
+    /* r = S1^1/2 = V diag(sqrt(max(lambda, 0))) V^T, eigenvector k in row k of a */
     memcpy(a, s1, dd * sizeof *a);
-    jacobi_eigen(a, d, lambda, v);
-    for (int i = 0; i < d; i++) lambda[i] = sqrt(lambda[i] > 0 ? lambda[i] : 0);
-    for (int i = 0; i < d; i++)
-        for (int j = 0; j < d; j++) {
-            double sum = 0;
-            for (int k = 0; k < d; k++) sum += v[i * d + k] * lambda[k] * v[j * d + k];
-            r[i * d + j] = sum;
+    enum gen_status st = sym_eigen(a, d, 1, lambda, "the first covariance");
+    if (st != GEN_OK) goto done;
+    for (int k = 0; k < d; k++) lambda[k] = sqrt(lambda[k] > 0 ? lambda[k] : 0);
+    memset(r, 0, dd * sizeof *r);
+    for (int k = 0; k < d; k++) {
+        const double *vk = a + (size_t)k * d;
+        for (int i = 0; i < d; i++) {
+            double c = lambda[k] * vk[i];
+            for (int j = 0; j < d; j++) r[i * d + j] += c * vk[j];
         }
+    }
     /* a = r S2 r, symmetrised against rounding; tr sqrt(a) from its eigenvalues */
     matmul(r, s2, t, d);
     matmul(t, r, a, d);
     for (int i = 0; i < d; i++)
         for (int j = i + 1; j < d; j++) a[i * d + j] = a[j * d + i] = 0.5 * (a[i * d + j] + a[j * d + i]);
-    jacobi_eigen(a, d, lambda, v);
+    st = sym_eigen(a, d, 0, lambda, "S1^1/2 S2 S1^1/2");
+    if (st != GEN_OK) goto done;
     double tr_sqrt = 0, tr = 0, dist = 0;
     for (int i = 0; i < d; i++) {
         tr_sqrt += sqrt(lambda[i] > 0 ? lambda[i] : 0);
@@ -144,9 +161,10 @@ enum gen_status gen_frechet_distance(const double *mu1, const double *s1, const 
     }
     double value = dist + tr - 2 * tr_sqrt;
     *fd = value > 0 ? value : 0;
+done:
     gen_free(a);
     gen_free(lambda);
-    return GEN_OK;
+    return st;
 }
 
 double gen_classifier_score(const float *p, int64_t n, int k) {
