@@ -2,7 +2,11 @@
  * truncation, flipped header bytes, crafted bad headers) and checkpoints
  * (round trip, mismatches, failures during save leave the old file). */
 #include <dirent.h>
+#include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "gen/io.h"
 #include "gen/nn.h"
@@ -88,7 +92,7 @@ static void test_round_trip(void **state) {
     /* Writer rejects its own bad input. */
     const struct gen_st_entry dup[2] = {{"x", 1, shape_d, vd}, {"x", 1, shape_d, vd}};
     assert_int_equal(gen_st_save(tu_tmp_path("dup.safetensors"), dup, 2, NULL, 0), GEN_ERR_USAGE);
-    assert_non_null(strstr(gen_last_error(), "'x' appears twice"));
+    assert_non_null(strstr(gen_last_error(), "duplicate tensor name 'x'"));
 }
 
 static void test_every_truncation(void **state) {
@@ -183,7 +187,12 @@ static void test_crafted_headers(void **state) {
     expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,4]}}", 8, "outside");
     expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
                "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8,
-               "'a' appears twice");
+               "duplicate tensor name 'a'");
+    /* cJSON keeps both copies of a repeated key; with the same offsets they
+     * would also overlap, but the repeat is what is wrong. */
+    expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+               "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+               "duplicate tensor name 'a'");
     expect_bad("{\"__metadata__\":{\"step\":10}}", 0, "not a string");
     expect_bad("{\"__metadata__\":[1]}", 0, "__metadata__ is not an object");
     expect_bad("{\"a\":7}", 0, "'a' is not an object");
@@ -339,7 +348,7 @@ static int count_tmp_files(void) {
     DIR *d = opendir(tu_tmp);
     int n = 0;
     struct dirent *e;
-    while ((e = readdir(d)) != NULL) n += strstr(e->d_name, ".tu_tmp.") != NULL;
+    while ((e = readdir(d)) != NULL) n += strstr(e->d_name, ".tmp.") != NULL;
     closedir(d);
     return n;
 }
@@ -430,6 +439,76 @@ static void test_python_reader(void **state) {
     assert_int_not_equal(system(cmd), 0);
 }
 
+/* A FIFO where a checkpoint should be is refused at once by every reader
+ * (alarm turns a hang into a failure). */
+static void test_fifo(void **state) {
+    (void)state;
+    const char *p = tu_tmp_path("fifo.safetensors");
+    assert_int_equal(mkfifo(p, 0600), 0);
+    struct gen_st_file *f = NULL;
+    struct gen_ckpt_meta m;
+    alarm(10);
+    assert_int_equal(gen_st_open(p, 0, &f), GEN_ERR_IO);
+    assert_non_null(strstr(gen_last_error(), "fifo.safetensors: not a regular file"));
+    assert_int_equal(gen_st_open(p, GEN_ST_HEADER_ONLY, &f), GEN_ERR_IO);
+    assert_int_equal(gen_ckpt_read_meta(p, &m), GEN_ERR_IO);
+    assert_non_null(strstr(gen_last_error(), "not a regular file"));
+    alarm(0);
+    assert_null(f);
+    remove(p);
+}
+
+/* Leftovers of killed saves (NAME.tmp.PID of a dead process) go; those of
+ * live processes, and names that only look similar, stay. */
+struct tmp_case {
+    long pid;
+    const char *fmt;
+    int stays;
+};
+
+static const char *tmp_case_path(const char *dir, const struct tmp_case *c) {
+    static char path[1400];
+    char base[128];
+    snprintf(base, sizeof base, c->fmt, c->pid);
+    snprintf(path, sizeof path, "%s/%s", dir, base);
+    return path;
+}
+
+static void test_clean_stale_tmp(void **state) {
+    (void)state;
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s/stale", tu_tmp);
+    assert_int_equal(gen_mkdir_p(dir), GEN_OK);
+    pid_t dead = fork();
+    assert_true(dead >= 0);
+    if (dead == 0) _exit(0);
+    assert_int_equal(waitpid(dead, NULL, 0), dead);
+    const struct tmp_case cases[] = {
+        {(long)dead, "checkpoint.safetensors.tmp.%ld", 0},
+        {999999999L, "checkpoint-00100.safetensors.tmp.%ld", 0},
+        {(long)getpid(), "checkpoint.safetensors.tmp.%ld", 1},
+        {(long)getppid(), "loss.png.tmp.%ld", 1},
+        {(long)dead, "notes.tmp.%ldx", 1},
+        {(long)dead, ".tmp.%ld", 1},
+        {0, "data.tmp.%ld", 1},
+        {(long)dead, "keep.txt%ld", 1},
+    };
+    const int n = (int)(sizeof cases / sizeof *cases);
+    for (int i = 0; i < n; i++) tu_write_file(tmp_case_path(dir, &cases[i]), "x", 1);
+    const struct tmp_case sub = {(long)dead, "sub.tmp.%ld", 1}; /* a directory stays */
+    assert_int_equal(mkdir(tmp_case_path(dir, &sub), 0700), 0);
+    assert_int_equal(gen_clean_stale_tmp(dir), GEN_OK);
+    struct stat sb;
+    for (int i = 0; i < n; i++)
+        if ((stat(tmp_case_path(dir, &cases[i]), &sb) == 0) != cases[i].stays)
+            fail_msg("%s should %s", tmp_case_path(dir, &cases[i]),
+                     cases[i].stays ? "stay" : "be removed");
+    assert_int_equal(stat(tmp_case_path(dir, &sub), &sb), 0);
+    snprintf(dir, sizeof dir, "%s/missing", tu_tmp);
+    assert_int_equal(gen_clean_stale_tmp(dir), GEN_ERR_IO);
+    assert_non_null(strstr(gen_last_error(), "missing"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
@@ -440,6 +519,8 @@ int main(void) {
         cmocka_unit_test(test_checkpoint_mismatch),
         cmocka_unit_test(test_failed_save_keeps_old),
         cmocka_unit_test(test_python_reader),
+        cmocka_unit_test(test_fifo),
+        cmocka_unit_test(test_clean_stale_tmp),
     };
     return cmocka_run_group_tests(tests, tu_tmp_setup, tu_tmp_teardown);
 }

@@ -79,6 +79,13 @@ struct gen_st_entry {
 enum gen_status gen_st_save(const char *path, const struct gen_st_entry *tensors, int n,
                             const struct gen_kv *meta, int n_meta);
 
+/* Removes the leftovers of saves that were killed before their rename:
+ * regular files of `dir` named "NAME.tmp.PID" (PID all digits) whose
+ * process no longer exists (kill(PID, 0) fails with ESRCH). Temporary
+ * files of live processes, including this one, are kept. Not recursive.
+ * Fails only if dir cannot be listed or a stale file cannot be removed. */
+enum gen_status gen_clean_stale_tmp(const char *dir);
+
 /* One tensor of an open file. */
 struct gen_st_tensor {
     const char *name;

@@ -3,10 +3,13 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "gen/io.h"
 
@@ -94,38 +97,71 @@ enum gen_status gen_fs_list(const char *dir, struct gen_fs_list *out) {
     return GEN_OK;
 }
 
+int gen_fs_open(const char *path, int64_t *size) {
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        gen_error(GEN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+        return -1;
+    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        int e = errno;
+        close(fd);
+        gen_error(GEN_ERR_IO, "%s: cannot stat: %s", path, strerror(e));
+        return -1;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        gen_error(GEN_ERR_IO, "%s: not a regular file", path);
+        return -1;
+    }
+    int fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0) {
+        int e = errno;
+        close(fd);
+        gen_error(GEN_ERR_IO, "%s: cannot open: %s", path, strerror(e));
+        return -1;
+    }
+    if (size) *size = (int64_t)st.st_size;
+    return fd;
+}
+
 enum gen_status gen_fs_read(const char *path, int64_t max, uint8_t **data, int64_t *n) {
     *data = NULL;
     *n = 0;
-    FILE *f = fopen(path, "rb");
-    if (!f) return gen_error(GEN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-        fclose(f);
-        return gen_error(GEN_ERR_IO, "%s: not a regular file", path);
-    }
-    if ((int64_t)st.st_size > max) {
-        fclose(f);
+    int64_t size;
+    int fd = gen_fs_open(path, &size);
+    if (fd < 0) return GEN_ERR_IO;
+    if (size > max) {
+        close(fd);
         return gen_error(GEN_ERR_FORMAT, "%s: %lld bytes is more than the limit of %lld", path,
-                         (long long)st.st_size, (long long)max);
+                         (long long)size, (long long)max);
     }
-    size_t size = (size_t)st.st_size;
-    uint8_t *buf = gen_alloc(size + 1);
+    uint8_t *buf = gen_alloc((size_t)size + 1);
     if (!buf) {
-        fclose(f);
+        close(fd);
         return gen_fs_error_at(GEN_ERR_NOMEM, path);
     }
-    size_t got = fread(buf, 1, size, f);
-    int err = ferror(f);
     /* The file may have grown since fstat; what we read is what we use. */
-    fclose(f);
-    if (err || got != size) {
+    int64_t got = 0;
+    int err = 0;
+    while (got < size) {
+        ssize_t r = read(fd, buf + got, (size_t)(size - got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) err = errno;
+        if (r <= 0) break;
+        got += r;
+    }
+    close(fd);
+    if (got != size) {
         gen_free(buf);
-        return gen_error(GEN_ERR_IO, "%s: read error (%zu of %zu bytes)", path, got, size);
+        return gen_error(GEN_ERR_IO, "%s: read error (%lld of %lld bytes)%s%s", path,
+                         (long long)got, (long long)size, err ? ": " : "",
+                         err ? strerror(err) : "");
     }
     buf[size] = 0;
     *data = buf;
-    *n = (int64_t)size;
+    *n = size;
     return GEN_OK;
 }
 
@@ -153,4 +189,36 @@ enum gen_status gen_mkdir_p(const char *dir) {
     if (gen_fs_kind(dir) != GEN_FS_DIR)
         return gen_error(GEN_ERR_IO, "%s: exists and is not a directory", dir);
     return GEN_OK;
+}
+
+/* The PID of "NAME.tmp.PID" (digits only after ".tmp."), or 0. */
+static long tmp_pid(const char *name) {
+    const char *t = strstr(name, ".tmp.");
+    if (!t) return 0;
+    while (strstr(t + 1, ".tmp.")) t = strstr(t + 1, ".tmp.");
+    const char *d = t + 5;
+    size_t len = strlen(d);
+    if (t == name || len == 0 || len > 9 || strspn(d, "0123456789") != len) return 0;
+    return strtol(d, NULL, 10);
+}
+
+enum gen_status gen_clean_stale_tmp(const char *dir) {
+    struct gen_fs_list l;
+    enum gen_status st = gen_fs_list(dir, &l);
+    for (int i = 0; st == GEN_OK && i < l.n; i++) {
+        long pid = tmp_pid(l.names[i]);
+        if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char *p = gen_fs_join(dir, l.names[i]);
+        if (!p) {
+            st = gen_fs_error_at(GEN_ERR_NOMEM, dir);
+            break;
+        }
+        struct stat sb;
+        if (lstat(p, &sb) == 0 && S_ISREG(sb.st_mode) && unlink(p) != 0 && errno != ENOENT)
+            st = gen_error(GEN_ERR_IO, "%s: cannot remove a stale temporary file: %s", p,
+                           strerror(errno));
+        gen_free(p);
+    }
+    gen_fs_list_free(&l);
+    return st;
 }

@@ -29,8 +29,16 @@ char *gen_fs_join(const char *a, const char *b);
 /* A gen_alloc'd copy of s; NULL on out of memory. */
 char *gen_fs_strdup(const char *s);
 
+/* Opens path for reading, refusing anything that is not a regular file
+ * (a FIFO, a device, a socket, a directory) with "PATH: not a regular
+ * file" before a single byte is read: the open itself is O_NONBLOCK, so a
+ * FIFO without a writer cannot hang it, and O_NONBLOCK is cleared again
+ * afterwards. O_CLOEXEC. Returns the fd (the caller closes it) and the
+ * size on disk in *size (may be NULL), or -1 with the error set. */
+int gen_fs_open(const char *path, int64_t *size);
+
 /* Reads a whole regular file of at most `max` bytes into a gen_alloc'd
- * buffer with one NUL byte after the data. */
+ * buffer with one NUL byte after the data. Opens with gen_fs_open. */
 enum gen_status gen_fs_read(const char *path, int64_t max, uint8_t **data, int64_t *n);
 
 /* 1 if name ends in ext (".png"), ignoring ASCII case. */

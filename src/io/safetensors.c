@@ -11,7 +11,6 @@
 #include <fcntl.h>
 #include <math.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "io/fs.h"
@@ -51,7 +50,7 @@ static int cmp_cstr(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
-/* Fails if a name repeats. */
+/* Fails with "duplicate WHAT 'NAME'" if a name repeats. */
 static enum gen_status check_unique(const char *path, const char **names, int n,
                                     const char *what) {
     if (n < 2) return GEN_OK;
@@ -62,7 +61,7 @@ static enum gen_status check_unique(const char *path, const char **names, int n,
     enum gen_status st = GEN_OK;
     for (int i = 1; i < n; i++)
         if (!strcmp(s[i - 1], s[i])) {
-            st = gen_error(GEN_ERR_FORMAT, "%s: %s '%s' appears twice", path, what, s[i]);
+            st = gen_error(GEN_ERR_FORMAT, "%s: duplicate %s '%s'", path, what, s[i]);
             break;
         }
     gen_free(s);
@@ -162,7 +161,7 @@ enum gen_status gen_st_save(const char *path, const struct gen_st_entry *tensors
     }
     if (st == GEN_OK) {
         for (int i = 0; i < n; i++) names[i] = tensors[i].name;
-        st = check_unique(path, names, n, "tensor");
+        st = check_unique(path, names, n, "tensor name");
     }
     if (st == GEN_OK) {
         for (int i = 0; i < n_meta; i++) names[i] = meta[i].key;
@@ -422,6 +421,16 @@ static enum gen_status parse_header(const char *path, const char *json, size_t l
         }
     }
     cJSON_Delete(root);
+    /* cJSON keeps every copy of a repeated key: name the repeat here, before
+     * the tiling check below would call the copies overlapping tensors. */
+    const char **names = NULL;
+    if (st == GEN_OK && !(names = gen_alloc((size_t)(f->n ? f->n : 1) * sizeof *names)))
+        st = gen_fs_error_at(GEN_ERR_NOMEM, path);
+    if (st == GEN_OK) {
+        for (int i = 0; i < f->n; i++) names[i] = f->t[i].name;
+        st = check_unique(path, names, f->n, "tensor name");
+    }
+    gen_free(names);
     if (st != GEN_OK) {
         gen_free(spans);
         return st;
@@ -462,10 +471,6 @@ static enum gen_status parse_header(const char *path, const char *json, size_t l
             sort_ctx = f;
             qsort(f->by_name, (size_t)f->n, sizeof *f->by_name, cmp_by_name);
             sort_ctx = NULL;
-            for (int i = 1; st == GEN_OK && i < f->n; i++)
-                if (!strcmp(f->t[f->by_name[i - 1]].name, f->t[f->by_name[i]].name))
-                    st = gen_error(GEN_ERR_FORMAT, "%s: tensor '%s' appears twice", path,
-                                   f->t[f->by_name[i]].name);
         }
     }
     gen_free(spans);
@@ -484,14 +489,15 @@ static enum gen_status read_exact(const char *path, FILE *fp, void *buf, size_t 
 
 enum gen_status gen_st_open(const char *path, int flags, struct gen_st_file **out) {
     *out = NULL;
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return gen_error(GEN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat sb;
-    if (fstat(fileno(fp), &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        fclose(fp);
-        return gen_error(GEN_ERR_IO, "%s: not a regular file", path);
+    int64_t size;
+    int fd = gen_fs_open(path, &size);
+    if (fd < 0) return GEN_ERR_IO;
+    FILE *fp = fdopen(fd, "rb");
+    if (!fp) {
+        int e = errno;
+        close(fd);
+        return gen_error(GEN_ERR_IO, "%s: cannot open: %s", path, strerror(e));
     }
-    int64_t size = (int64_t)sb.st_size;
     struct gen_st_file *f = gen_calloc(1, sizeof *f);
     char *json = NULL;
     enum gen_status st = f ? GEN_OK : gen_fs_error_at(GEN_ERR_NOMEM, path);
