@@ -1,7 +1,12 @@
 /* test_idx.c - IDX files (raw and gzip; good, truncated, corrupt, absurd)
  * and MNIST-format directories. */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include <zlib.h>
 
 #include "gen/data.h"
@@ -89,7 +94,8 @@ static void test_truncated_every_length(void **state) {
     }
     /* Data-level truncation inside a valid gzip stream. */
     write_gz(p, b, n - 7);
-    expect_error(p, "need 30 data bytes, found 23");
+    expect_error(p, "truncated: header says 6 items of 5 bytes (30 bytes), file holds 4 items "
+                    "(23 bytes)");
     free(g);
     free(b);
 }
@@ -126,9 +132,10 @@ static void test_bad_headers(void **state) {
      * found without allocating a gigabyte up front. */
     uint8_t claim[] = {0, 0, 8, 3, 0, 0, 0x03, 0xe8, 0, 0, 0x03, 0xe8, 0, 0, 0x03, 0xe8, 1, 2};
     write_gz(p, claim, sizeof claim);
-    expect_error(p, "found 2");
+    expect_error(p, "file holds 0 items (2 bytes)");
     tu_write_file(p, claim, sizeof claim);
-    expect_error(p, "need 1000000000 data bytes, found 2");
+    expect_error(p, "header says 1000 items of 1000 x 1000 bytes (1000000000 bytes), file holds 0 "
+                    "items (2 bytes)");
     /* Not gzip at all after a gzip magic. */
     uint8_t fake[] = {0x1f, 0x8b, 0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0, 0, 0};
     tu_write_file(p, fake, sizeof fake);
@@ -271,11 +278,114 @@ static void test_real_data(void **state) {
     if (!found) skip();
 }
 
+/* ---- hostile files ---- */
+
+/* A FIFO (no writer) where an IDX file should be: refused at once, never
+ * read; alarm() turns a hang into a failure. */
+static void test_fifo(void **state) {
+    (void)state;
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/fifo", tu_tmp);
+    assert_int_equal(gen_mkdir_p(dir), GEN_OK);
+    const char *names[] = {"train-images-idx3-ubyte", "train-labels-idx1-ubyte"};
+    char p[1100];
+    for (int i = 0; i < 2; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, names[i]);
+        assert_int_equal(mkfifo(p, 0600), 0);
+    }
+    alarm(10);
+    expect_error(p, "not a regular file");
+    struct gen_image_set s;
+    assert_int_equal(gen_images_load(dir, GEN_SPLIT_TRAIN, 0, 0, &s), GEN_ERR_IO);
+    assert_non_null(strstr(gen_last_error(), "train-images-idx3-ubyte: not a regular file"));
+    expect_error("/dev/zero", "not a regular file");
+    alarm(0);
+}
+
+/* zlib names a gzdopen'd file "<fd:N>"; the message must name the path. */
+static void test_gzip_message_names_path(void **state) {
+    (void)state;
+    const char *p = tu_tmp_path("corrupt.gz");
+    const uint32_t dims[1] = {4000};
+    size_t n;
+    uint8_t *b = make_idx(1, dims, 0, &n);
+    write_gz(p, b, n);
+    free(b);
+    size_t gn;
+    uint8_t *g = (uint8_t *)tu_read_file(p, &gn);
+    for (size_t i = 12; i < gn - 8; i++) g[i] ^= 0x5a; /* the deflate data, not the header */
+    tu_write_file(p, g, gn);
+    free(g);
+    expect_error(p, "gzip");
+    assert_null(strstr(gen_last_error(), "<fd:"));
+}
+
+/* A small gzip file whose header claims 2.7 million 28 x 28 images but
+ * holds 1000: the error says both, and reading it never allocates for the
+ * claim (checked in a child under an address-space limit where the build
+ * allows one). */
+static void test_gzip_claims_too_much(void **state) {
+    (void)state;
+    const uint32_t real[3] = {1000, 28, 28};
+    size_t n;
+    uint8_t *b = make_idx(3, real, 0, &n);
+    const uint32_t claim = 2700000;
+    for (int k = 0; k < 4; k++) b[4 + k] = (uint8_t)(claim >> (24 - 8 * k));
+    const char *p = tu_tmp_path("claim.gz");
+    write_gz(p, b, n);
+    free(b);
+    expect_error(p, "truncated: header says 2700000 items of 28 x 28 bytes (2116800000 bytes), "
+                    "file holds 1000 items (784000 bytes)");
+#if !defined(__SANITIZE_ADDRESS__)
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        struct rlimit rl = {256L << 20, 256L << 20};
+        long pages = 0;
+        FILE *f = fopen("/proc/self/statm", "r");
+        if (f && fscanf(f, "%ld", &pages) == 1) {
+            rl.rlim_cur += (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE);
+            rl.rlim_max = rl.rlim_cur;
+        }
+        if (f) fclose(f);
+        if (setrlimit(RLIMIT_AS, &rl) != 0) _exit(3);
+        struct gen_idx x;
+        enum gen_status st = gen_idx_read(p, &x);
+        _exit(st == GEN_ERR_FORMAT && strstr(gen_last_error(), "truncated") ? 0 : 1);
+    }
+    int ws;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    assert_true(WIFEXITED(ws));
+    assert_int_equal(WEXITSTATUS(ws), 0);
+#endif
+}
+
+/* Only the t10k files: asking for the train split names the missing train
+ * files instead of looking for images. */
+static void test_test_split_only(void **state) {
+    (void)state;
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/t10k-only", tu_tmp);
+    assert_int_equal(gen_mkdir_p(dir), GEN_OK);
+    write_set(dir, "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte", 5, 5, 0);
+    assert_int_equal(gen_mnist_detect(dir), 1);
+    struct gen_image_set s;
+    assert_int_equal(gen_images_load(dir, GEN_SPLIT_TRAIN, 0, 0, &s), GEN_ERR_IO);
+    const char *msg = gen_last_error();
+    if (!strstr(msg, dir) || !strstr(msg, "train-images-idx3-ubyte") || strstr(msg, "no images"))
+        fail_msg("message '%s' should name the missing train files", msg);
+    assert_int_equal(gen_images_load(dir, GEN_SPLIT_TEST, 0, 0, &s), GEN_OK);
+    assert_int_equal(s.n, 5);
+    gen_image_set_free(&s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_raw_and_gz),  cmocka_unit_test(test_truncated_every_length),
         cmocka_unit_test(test_bad_headers),      cmocka_unit_test(test_trailing_bytes),
         cmocka_unit_test(test_mnist_dir),        cmocka_unit_test(test_real_data),
+        cmocka_unit_test(test_fifo),             cmocka_unit_test(test_gzip_message_names_path),
+        cmocka_unit_test(test_gzip_claims_too_much), cmocka_unit_test(test_test_split_only),
     };
     return cmocka_run_group_tests(tests, tu_tmp_setup, tu_tmp_teardown);
 }

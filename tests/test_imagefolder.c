@@ -4,6 +4,7 @@
 #include <stb_image_write.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "gen/data.h"
 #include "gen/io.h"
@@ -235,11 +236,129 @@ static void test_bad_inputs(void **state) {
     }
 }
 
+/* ---- hostile folders ---- */
+
+static void put_bytes(const char *dir, const char *name, const uint8_t *b, size_t n) {
+    char p[2048];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    tu_write_file(p, b, n);
+}
+
+static void le32(uint8_t *p, uint32_t v) {
+    for (int k = 0; k < 4; k++) p[k] = (uint8_t)(v >> (8 * k));
+}
+
+/* A 24-bit BMP header (BITMAPINFOHEADER) for w x h (h < 0: top-down)
+ * followed by `data` bytes of pixels; returns the file length. */
+static size_t bmp_header(uint8_t *b, int32_t w, int32_t h, uint32_t data) {
+    memset(b, 0, 54);
+    b[0] = 'B', b[1] = 'M';
+    le32(b + 2, 54 + data);
+    le32(b + 10, 54);
+    le32(b + 14, 40);
+    le32(b + 18, (uint32_t)w);
+    le32(b + 22, (uint32_t)h);
+    b[26] = 1;  /* planes */
+    b[28] = 24; /* bits per pixel */
+    le32(b + 34, data);
+    return 54 + data;
+}
+
+/* A FIFO named like an image is refused at once, not read (alarm turns a
+ * hang into a failure). */
+static void test_fifo(void **state) {
+    (void)state;
+    const char *d = fresh("fifo");
+    put_solid(d, "a.png", 2, 2, 1, (const uint8_t[]){7});
+    char p[2048];
+    snprintf(p, sizeof p, "%s/b.png", d);
+    assert_int_equal(mkfifo(p, 0600), 0);
+    struct gen_image_set s;
+    alarm(10);
+    assert_int_equal(gen_imagefolder_load(d, GEN_SPLIT_ALL, 1, 0, &s), GEN_ERR_IO);
+    alarm(0);
+    assert_non_null(strstr(gen_last_error(), "b.png: not a regular file"));
+    assert_null(s.pixels);
+}
+
+/* Directory symlinks back up the tree are walked once: one image and five
+ * `ln -s . loopN` is one image; a class folder linking to its parent adds
+ * nothing. */
+static void test_symlink_loops(void **state) {
+    (void)state;
+    const char *d = fresh("loops");
+    char dir[1024], p[2048];
+    snprintf(dir, sizeof dir, "%s", d);
+    put_solid(dir, "a.png", 2, 2, 1, (const uint8_t[]){9});
+    for (int i = 1; i <= 5; i++) {
+        snprintf(p, sizeof p, "%s/loop%d", dir, i);
+        assert_int_equal(symlink(".", p), 0);
+    }
+    struct gen_image_set s;
+    alarm(20);
+    assert_int_equal(gen_imagefolder_load(dir, GEN_SPLIT_ALL, 1, 0, &s), GEN_OK);
+    assert_int_equal(s.n, 1);
+    assert_int_equal(s.n_classes, 1);
+    gen_image_set_free(&s);
+    put_solid(dir, "sub/b.png", 2, 2, 1, (const uint8_t[]){9});
+    snprintf(p, sizeof p, "%s/sub/up", dir);
+    assert_int_equal(symlink("..", p), 0);
+    snprintf(p, sizeof p, "%s/sub/self", dir);
+    assert_int_equal(symlink("../sub", p), 0);
+    assert_int_equal(gen_imagefolder_load(dir, GEN_SPLIT_ALL, 1, 0, &s), GEN_OK);
+    alarm(0);
+    assert_int_equal(s.n, 2);
+    assert_int_equal(s.n_classes, 2);
+    gen_image_set_free(&s);
+}
+
+/* Loads a fresh folder that holds one file, `name`, of these bytes. */
+static enum gen_status load_one(const char *name, const uint8_t *b, size_t n, int channels,
+                                struct gen_image_set *s) {
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", fresh(name));
+    put_bytes(dir, name, b, n);
+    return gen_imagefolder_load(dir, GEN_SPLIT_ALL, channels, 0, s);
+}
+
+/* Sizes come from the header, checked before decoding: a 100-byte BMP
+ * claiming 8000x8000 and a PNG header claiming 65535x65535 are refused
+ * with their size; a top-down BMP (negative height) decodes. */
+static void test_claimed_sizes(void **state) {
+    (void)state;
+    struct gen_image_set s;
+    uint8_t b[128] = {0};
+    size_t n = bmp_header(b, 8000, 8000, 46);
+    assert_int_equal(n, 100);
+    assert_int_equal(load_one("big.bmp", b, n, 1, &s), GEN_ERR_FORMAT);
+    assert_non_null(
+        strstr(gen_last_error(), "big.bmp: header says 8000x8000 but a 100-byte file"));
+    assert_null(s.pixels);
+
+    static const uint8_t png[33] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13,
+                                    'I', 'H', 'D', 'R', 0, 0, 0xff, 0xff, 0, 0, 0xff, 0xff, 8, 2};
+    assert_int_equal(load_one("huge.png", png, sizeof png, 1, &s), GEN_ERR_FORMAT);
+    assert_non_null(
+        strstr(gen_last_error(), "huge.png: image of 65535x65535 is larger than the limit"));
+
+    n = bmp_header(b, 2, -2, 16);
+    const uint8_t rows[16] = {0, 0, 255, 0, 0, 255, 0, 0, /* top: red (BGR) */
+                              0, 255, 0, 0, 255, 0, 0, 0}; /* bottom: green */
+    memcpy(b + 54, rows, 16);
+    assert_int_equal(load_one("td.bmp", b, n, 3, &s), GEN_OK);
+    assert_int_equal(s.h, 2);
+    assert_int_equal(s.w, 2);
+    const uint8_t want[12] = {255, 255, 0, 0, 0, 0, 255, 255, 0, 0, 0, 0}; /* (c, h, w) */
+    assert_memory_equal(s.pixels, want, 12);
+    gen_image_set_free(&s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_conversion),       cmocka_unit_test(test_crop_and_resize),
         cmocka_unit_test(test_labels_and_order), cmocka_unit_test(test_holdout),
-        cmocka_unit_test(test_bad_inputs),
+        cmocka_unit_test(test_bad_inputs),       cmocka_unit_test(test_fifo),
+        cmocka_unit_test(test_symlink_loops),    cmocka_unit_test(test_claimed_sizes),
     };
     return cmocka_run_group_tests(tests, tu_tmp_setup, tu_tmp_teardown);
 }

@@ -1,5 +1,7 @@
 /* test_text.c - text files and folders of .txt files. */
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "gen/data.h"
 #include "gen/io.h"
@@ -59,6 +61,35 @@ static void test_folder(void **state) {
     assert_non_null(strstr(gen_last_error(), "all empty"));
 }
 
+/* A FIFO as the text file or inside the folder is refused at once, never
+ * read (alarm turns a hang into a failure); symlinks to directories in the
+ * folder (loops included) are not .txt files and are skipped. */
+static void test_fifo_and_loops(void **state) {
+    (void)state;
+    char dir[1024], p[1100];
+    snprintf(dir, sizeof dir, "%s/hostile", tu_tmp);
+    assert_int_equal(gen_mkdir_p(dir), GEN_OK);
+    put("hostile/a.txt", "abc", 3);
+    for (int i = 0; i < 3; i++) {
+        snprintf(p, sizeof p, "%s/loop%d.txt", dir, i);
+        assert_int_equal(symlink(".", p), 0);
+    }
+    struct gen_text t;
+    assert_int_equal(gen_text_load(dir, &t), GEN_OK);
+    assert_int_equal(t.n, 3);
+    gen_text_free(&t);
+    snprintf(p, sizeof p, "%s/b.txt", dir);
+    assert_int_equal(mkfifo(p, 0600), 0);
+    alarm(10);
+    assert_int_equal(gen_text_load(p, &t), GEN_ERR_IO);
+    assert_non_null(strstr(gen_last_error(), "b.txt: not a regular file"));
+    assert_int_equal(gen_text_load(dir, &t), GEN_ERR_IO);
+    assert_non_null(strstr(gen_last_error(), "b.txt: not a regular file"));
+    assert_int_equal(gen_text_load("/dev/zero", &t), GEN_ERR_IO);
+    alarm(0);
+    assert_null(t.bytes);
+}
+
 static void test_moby_dick(void **state) {
     (void)state;
     const char *p = tu_source_path("data/moby-dick.txt");
@@ -80,6 +111,7 @@ int main(void) {
         cmocka_unit_test(test_file),
         cmocka_unit_test(test_folder),
         cmocka_unit_test(test_moby_dick),
+        cmocka_unit_test(test_fifo_and_loops),
     };
     return cmocka_run_group_tests(tests, tu_tmp_setup, tu_tmp_teardown);
 }

@@ -59,8 +59,8 @@ enum gen_split {
 #define GEN_IMAGE_MAX_SIDE 16384
 #define GEN_IMAGE_MAX_PIXELS (1L << 26)
 
-/* 1 if `dir` holds an MNIST-format training image file under any of the
- * names gen_mnist_load accepts, else 0. */
+/* 1 if `dir` holds an MNIST-format image file of either split (train or
+ * t10k) under any of the names gen_mnist_load accepts, else 0. */
 int gen_mnist_detect(const char *dir);
 
 /* Loads an MNIST-format directory: split TRAIN reads train-images/labels,

@@ -7,9 +7,7 @@
  * compressed file the real length is unknown until it is inflated, so the
  * buffer grows with the data instead of trusting the header. */
 #include <errno.h>
-#include <fcntl.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
@@ -27,6 +25,18 @@ struct src {
 };
 
 /* Reads up to n bytes; returns the count, or -1 with the error set. */
+/* zlib's message for the stream, without the "<fd:3>: " it puts first for
+ * a gzdopen'd file: the caller names the path itself. */
+static const char *gz_reason(gzFile gz, int *errnum) {
+    const char *msg = gzerror(gz, errnum);
+    if (!msg || !*msg) return "zlib error";
+    if (!strncmp(msg, "<fd:", 4)) {
+        const char *colon = strstr(msg, ": ");
+        if (colon) msg = colon + 2;
+    }
+    return msg;
+}
+
 static int64_t src_read(struct src *s, void *buf, int64_t n) {
     int64_t got = 0;
     while (got < n) {
@@ -35,12 +45,12 @@ static int64_t src_read(struct src *s, void *buf, int64_t n) {
         int r = gzread(s->gz, (uint8_t *)buf + got, chunk);
         if (r < 0) {
             int errnum = 0;
-            const char *msg = gzerror(s->gz, &errnum);
+            const char *msg = gz_reason(s->gz, &errnum);
             if (errnum == Z_ERRNO)
                 s->err = gen_error(GEN_ERR_IO, "%s: read error: %s", s->path, strerror(errno));
             else
-                s->err = gen_error(GEN_ERR_FORMAT, "%s: corrupt or truncated gzip data (%s)", s->path,
-                          msg ? msg : "zlib error");
+                s->err = gen_error(GEN_ERR_FORMAT, "%s: corrupt or truncated gzip data (%s)",
+                                   s->path, msg);
             return -1;
         }
         if (r == 0) {
@@ -62,14 +72,8 @@ static int64_t src_read(struct src *s, void *buf, int64_t n) {
 static enum gen_status src_open(struct src *s, const char *path) {
     memset(s, 0, sizeof *s);
     s->path = path;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return gen_error(GEN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    struct stat st;
-    if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        close(fd);
-        return gen_error(GEN_ERR_IO, "%s: not a regular file", path);
-    }
-    s->file_size = (int64_t)st.st_size;
+    int fd = gen_fs_open(path, &s->file_size);
+    if (fd < 0) return GEN_ERR_IO;
     uint8_t magic[2] = {0, 0};
     ssize_t r = read(fd, magic, 2);
     s->compressed = r == 2 && magic[0] == 0x1f && magic[1] == 0x8b;
@@ -143,11 +147,21 @@ static enum gen_status read_header(struct src *s, struct gen_idx *x) {
     return GEN_OK;
 }
 
+/* "header says 60000 items of 28 x 28 bytes (47040000 bytes), file holds
+ * 1275 items (999600 bytes)": the claim next to what is really there. */
 static enum gen_status truncated(const char *path, const struct gen_idx *x, int64_t have) {
-    char dims[128];
-    describe_dims(x, dims, sizeof dims);
-    return gen_error(GEN_ERR_FORMAT, "%s: truncated: dimensions %s need %lld data bytes, found %lld",
-                     path, dims, (long long)x->size, (long long)have);
+    char item[96] = "1 byte";
+    if (x->rank > 1) {
+        struct gen_idx rest = {.rank = x->rank - 1};
+        memcpy(rest.dims, x->dims + 1, sizeof(int64_t) * (size_t)rest.rank);
+        describe_dims(&rest, item, sizeof item - 8);
+        strcat(item, " bytes");
+    }
+    int64_t per = x->size / x->dims[0];
+    return gen_error(GEN_ERR_FORMAT,
+                     "%s: truncated: header says %lld items of %s (%lld bytes), file holds %lld "
+                     "items (%lld bytes)", path, (long long)x->dims[0], item, (long long)x->size,
+                     (long long)(have / per), (long long)have);
 }
 
 /* Raw file: the size on disk is known, so check it before allocating. */
@@ -166,10 +180,12 @@ static enum gen_status read_raw(struct src *s, struct gen_idx *x) {
     return GEN_OK;
 }
 
-/* Compressed: grow the buffer with the inflated data, so a small file that
- * claims gigabytes cannot make us allocate them. */
+/* Compressed: the header's claim is only an upper bound, so the buffer
+ * starts small and doubles only when the inflated data has filled it: a
+ * small file that claims gigabytes never holds a buffer more than twice
+ * the size of what it really inflated to. */
 static enum gen_status read_gz(struct src *s, struct gen_idx *x) {
-    int64_t cap = x->size < (1 << 20) ? x->size : (1 << 20), have = 0;
+    int64_t cap = x->size < (1 << 16) ? x->size : (1 << 16), have = 0;
     uint8_t *buf = gen_alloc((size_t)cap);
     if (!buf) return gen_fs_error_at(GEN_ERR_NOMEM, s->path);
     for (;;) {
@@ -179,9 +195,8 @@ static enum gen_status read_gz(struct src *s, struct gen_idx *x) {
             return s->err;
         }
         have += got;
-        if (have < cap) break; /* end of stream */
-        if (cap == x->size) break;
-        int64_t ncap = cap * 4 < x->size ? cap * 4 : x->size;
+        if (have < cap || cap == x->size) break; /* end of stream, or all there */
+        int64_t ncap = cap <= x->size / 2 ? cap * 2 : x->size;
         uint8_t *nb = gen_alloc((size_t)ncap);
         if (!nb) {
             gen_free(buf);

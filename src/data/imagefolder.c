@@ -2,14 +2,23 @@
  * with stb_image (the implementation comes from Debian's libstb). The
  * order, labels and train/test holdout depend only on names, so every
  * machine sees the same set (see gen_imagefolder_load in data.h). */
+#include <limits.h>
 #include <stb_image.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "data/images.h"
 #include "io/fs.h"
 
 #define MAX_DEPTH 8
 #define MAX_FILES (1L << 26)
+#define MAX_FILE_BYTES (1LL << 30) /* one image file */
+/* The most pixels one byte of an image file can stand for: a 1-bit PNG
+ * under deflate's best ratio (1032:1) holds about 8256, a GIF's 12-bit
+ * LZW codes about 2730, everything else stb reads far fewer. A header
+ * claiming more than this times the file size is lying, and stb would
+ * allocate the claim before finding out. */
+#define MAX_PIXELS_PER_BYTE 16384
 
 static const char *const image_exts[] = {".png", ".jpg", ".jpeg", ".bmp", ".gif",
                                          ".tga", ".pgm", ".ppm", ".pnm"};
@@ -65,12 +74,63 @@ static enum gen_status files_add(struct file_list *f, char *path, int32_t label,
     return GEN_OK;
 }
 
-/* Adds the images of dir (recursively when depth allows) with one label.
- * top: only the files directly in dir (subfolders are classes). */
+/* Directories already walked, by (device, inode), sorted: a symlink back
+ * up the tree (ln -s . loop) or two links to one folder are walked once. */
+struct dir_id {
+    dev_t dev;
+    ino_t ino;
+};
+struct seen_dirs {
+    int64_t n, cap;
+    struct dir_id *ids;
+};
+
+static int cmp_dir_id(const struct dir_id *a, const struct dir_id *b) {
+    if (a->dev != b->dev) return a->dev < b->dev ? -1 : 1;
+    if (a->ino != b->ino) return a->ino < b->ino ? -1 : 1;
+    return 0;
+}
+
+/* Records dir; *first is 0 if it had been recorded before. */
+static enum gen_status seen_add(struct seen_dirs *s, const char *dir, int *first) {
+    *first = 0;
+    struct stat sb;
+    if (stat(dir, &sb) != 0) return GEN_OK; /* vanished: nothing to walk */
+    struct dir_id id = {sb.st_dev, sb.st_ino};
+    int64_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        int c = cmp_dir_id(&s->ids[mid], &id);
+        if (c == 0) return GEN_OK;
+        if (c < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    if (s->n == s->cap) {
+        int64_t ncap = s->cap ? s->cap * 2 : 64;
+        struct dir_id *nv = gen_alloc((size_t)ncap * sizeof *nv);
+        if (!nv) return gen_fs_error_at(GEN_ERR_NOMEM, dir);
+        if (s->n) memcpy(nv, s->ids, (size_t)s->n * sizeof *nv);
+        gen_free(s->ids);
+        s->ids = nv;
+        s->cap = ncap;
+    }
+    memmove(s->ids + lo + 1, s->ids + lo, (size_t)(s->n - lo) * sizeof *s->ids);
+    s->ids[lo] = id;
+    s->n++;
+    *first = 1;
+    return GEN_OK;
+}
+
+/* Adds the images of dir (recursively when depth allows) with one label,
+ * unless dir was walked before. top: only the files directly in dir
+ * (subfolders are classes). */
 static enum gen_status walk(const char *dir, int32_t label, int depth, int top,
-                            struct file_list *f) {
+                            struct seen_dirs *seen, struct file_list *f) {
+    int first;
+    enum gen_status st = seen_add(seen, dir, &first);
+    if (st != GEN_OK || !first) return st;
     struct gen_fs_list l;
-    enum gen_status st = gen_fs_list(dir, &l);
+    st = gen_fs_list(dir, &l);
     for (int i = 0; st == GEN_OK && i < l.n; i++) {
         if (l.names[i][0] == '.') continue;
         char *p = gen_fs_join(dir, l.names[i]);
@@ -80,7 +140,7 @@ static enum gen_status walk(const char *dir, int32_t label, int depth, int top,
         }
         enum gen_fs_kind k = gen_fs_kind(p);
         if (k == GEN_FS_DIR && !top && depth < MAX_DEPTH) {
-            st = walk(p, label, depth + 1, 0, f);
+            st = walk(p, label, depth + 1, 0, seen, f);
             gen_free(p);
         } else if (k == GEN_FS_FILE && is_image_name(l.names[i])) {
             st = files_add(f, p, label, dir);
@@ -120,7 +180,8 @@ static enum gen_status classes_add(struct classes *c, const char *name, const ch
 
 /* Lists every image of the folder with its class label. */
 static enum gen_status collect(const char *dir, struct file_list *f, struct classes *cls) {
-    enum gen_status st = walk(dir, 0, 0, 1, f);
+    struct seen_dirs seen = {0};
+    enum gen_status st = walk(dir, 0, 0, 1, &seen, f);
     if (st == GEN_OK && f->n > 0) st = classes_add(cls, ".", dir);
     struct gen_fs_list l = {0};
     if (st == GEN_OK) st = gen_fs_list(dir, &l);
@@ -133,12 +194,13 @@ static enum gen_status collect(const char *dir, struct file_list *f, struct clas
         }
         if (gen_fs_kind(p) == GEN_FS_DIR) {
             int64_t before = f->n;
-            st = walk(p, cls->n, 1, 0, f);
+            st = walk(p, cls->n, 1, 0, &seen, f);
             if (st == GEN_OK && f->n > before) st = classes_add(cls, l.names[i], dir);
         }
         gen_free(p);
     }
     gen_fs_list_free(&l);
+    gen_free(seen.ids);
     return st;
 }
 
@@ -162,41 +224,95 @@ static void select_split(struct file_list *f, enum gen_split split) {
     f->n = kept;
 }
 
+static uint32_t be32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Width and height from the header, before a pixel is decoded. stb's
+ * answer, with a top-down BMP's negative height made positive; for a PNG
+ * stb's info refuses as too large to decode (it then reports "unknown
+ * image type"), the IHDR fields, so the caller can say what the size is. */
+static int peek_size(const uint8_t *b, int64_t n, int *w, int *h) {
+    int comp;
+    if (stbi_info_from_memory(b, (int)n, w, h, &comp)) {
+        if (*h < 0 && *h != INT_MIN) *h = -*h;
+        return 1;
+    }
+    static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (n < 24 || memcmp(b, png_sig, 8) != 0 || memcmp(b + 12, "IHDR", 4) != 0) return 0;
+    uint32_t pw = be32(b + 16), ph = be32(b + 20);
+    *w = pw > INT_MAX ? INT_MAX : (int)pw;
+    *h = ph > INT_MAX ? INT_MAX : (int)ph;
+    return 1;
+}
+
+static const char *stb_reason(const char *fallback) {
+    const char *r = stbi_failure_reason();
+    return r ? r : fallback;
+}
+
+/* Checks the size an image file claims against the limits and against
+ * what a file of n bytes can hold, before anything is allocated for it. */
+static enum gen_status check_size(const char *path, const uint8_t *b, int64_t n, int *w, int *h) {
+    if (!peek_size(b, n, w, h))
+        return gen_error(GEN_ERR_FORMAT, "%s: cannot decode image (%s)", path,
+                         stb_reason("unknown format"));
+    if (*w <= 0 || *h <= 0)
+        return gen_error(GEN_ERR_FORMAT, "%s: image of %dx%d has no pixels", path, *w, *h);
+    int64_t pixels = (int64_t)*w * *h;
+    if (*w > GEN_IMAGE_MAX_SIDE || *h > GEN_IMAGE_MAX_SIDE || pixels > GEN_IMAGE_MAX_PIXELS)
+        return gen_error(GEN_ERR_FORMAT,
+                         "%s: image of %dx%d is larger than the limit (%d per side, %ld pixels)",
+                         path, *w, *h, GEN_IMAGE_MAX_SIDE, (long)GEN_IMAGE_MAX_PIXELS);
+    if (pixels / MAX_PIXELS_PER_BYTE > n)
+        return gen_error(GEN_ERR_FORMAT,
+                         "%s: header says %dx%d but a %lld-byte file cannot hold that many "
+                         "pixels (at most %lld); truncated or corrupt",
+                         path, *w, *h, (long long)n, (long long)n * MAX_PIXELS_PER_BYTE);
+    return GEN_OK;
+}
+
+/* Decodes image i of n into dst_pixels (allocated at i == 0, when the
+ * first image fixes the size if size == 0). The file is read once, through
+ * gen_fs_read, so a FIFO or device is refused before any read. */
 static enum gen_status decode(const char *path, int channels, int size, int *h, int *w,
                               uint8_t **dst_pixels, size_t *per, int64_t i, int64_t n) {
-    int iw, ih, comp;
-    if (!stbi_info(path, &iw, &ih, &comp))
-        return gen_error(GEN_ERR_FORMAT, "%s: cannot decode image (%s)", path,
-                         stbi_failure_reason() ? stbi_failure_reason() : "unknown format");
-    if (iw <= 0 || ih <= 0 || iw > GEN_IMAGE_MAX_SIDE || ih > GEN_IMAGE_MAX_SIDE ||
-        (int64_t)iw * ih > GEN_IMAGE_MAX_PIXELS)
-        return gen_error(GEN_ERR_FORMAT, "%s: image of %dx%d is larger than the limit", path, iw,
-                         ih);
-    if (i == 0) {
-        /* The first image fixes the size when size == 0. */
+    uint8_t *file;
+    int64_t bytes;
+    enum gen_status st = gen_fs_read(path, MAX_FILE_BYTES, &file, &bytes);
+    if (st != GEN_OK) return st;
+    int iw, ih;
+    st = check_size(path, file, bytes, &iw, &ih);
+    if (st == GEN_OK && i == 0) {
         *h = size ? size : ih;
         *w = size ? size : iw;
         size_t total;
         if (!gen_mul_size((size_t)channels * (size_t)*h, (size_t)*w, per) ||
             !gen_mul_size(*per, (size_t)n, &total))
-            return gen_error(GEN_ERR_NOMEM, "%s: %lld images are too large", path, (long long)n);
-        *dst_pixels = gen_alloc(total);
-        if (!*dst_pixels) return gen_fs_error_at(GEN_ERR_NOMEM, path);
-    } else if (!size && (ih != *h || iw != *w)) {
-        return gen_error(GEN_ERR_FORMAT,
-                         "%s: image is %dx%d but earlier ones are %dx%d; choose an image size "
-                         "to resize them all", path, iw, ih, *w, *h);
+            st = gen_error(GEN_ERR_NOMEM, "%s: %lld images are too large", path, (long long)n);
+        else if (!(*dst_pixels = gen_alloc(total)))
+            st = gen_fs_error_at(GEN_ERR_NOMEM, path);
+    } else if (st == GEN_OK && !size && (ih != *h || iw != *w)) {
+        st = gen_error(GEN_ERR_FORMAT,
+                       "%s: image is %dx%d but earlier ones are %dx%d; choose an image size "
+                       "to resize them all", path, iw, ih, *w, *h);
     }
-    uint8_t *px = stbi_load(path, &iw, &ih, &comp, 0);
-    if (!px)
-        return gen_error(GEN_ERR_FORMAT, "%s: cannot decode image (%s)", path,
-                         stbi_failure_reason() ? stbi_failure_reason() : "unknown error");
-    enum gen_status st = comp >= 1 && comp <= 4
-                             ? gen_image_fit(px, comp, ih, iw, 1, channels, size,
-                                             *dst_pixels + (size_t)i * *per)
-                             : gen_error(GEN_ERR_FORMAT, "%s: %d channels", path, comp);
-    stbi_image_free(px);
-    if (st == GEN_ERR_NOMEM) st = gen_fs_error_at(st, path);
+    uint8_t *px = NULL;
+    int dw = 0, dh = 0, comp = 0;
+    if (st == GEN_OK && !(px = stbi_load_from_memory(file, (int)bytes, &dw, &dh, &comp, 0)))
+        st = gen_error(GEN_ERR_FORMAT, "%s: cannot decode image (%s)", path,
+                       stb_reason("unknown error"));
+    gen_free(file);
+    if (st == GEN_OK && (dw != iw || dh != ih))
+        st = gen_error(GEN_ERR_FORMAT, "%s: header says %dx%d but the image decodes as %dx%d",
+                       path, iw, ih, dw, dh);
+    if (st == GEN_OK && (comp < 1 || comp > 4))
+        st = gen_error(GEN_ERR_FORMAT, "%s: %d channels", path, comp);
+    if (st == GEN_OK) {
+        st = gen_image_fit(px, comp, ih, iw, 1, channels, size, *dst_pixels + (size_t)i * *per);
+        if (st == GEN_ERR_NOMEM) st = gen_fs_error_at(st, path);
+    }
+    if (px) stbi_image_free(px);
     return st;
 }
 

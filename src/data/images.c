@@ -258,10 +258,15 @@ static char *find_idx(const char *dir, const char *split, const char *kind, int 
 }
 
 int gen_mnist_detect(const char *dir) {
-    char *p = find_idx(dir, "train", "images", 3);
+    /* Either split marks the format, so a folder holding only t10k-* files
+     * is still read as MNIST and a missing train file is named as such. */
+    static const char *const splits[] = {"train", "t10k"};
+    char *p = NULL;
+    for (int i = 0; i < 2 && !p; i++) p = find_idx(dir, splits[i], "images", 3);
     gen_clear_error();
+    int found = p != NULL;
     gen_free(p);
-    return p != NULL;
+    return found;
 }
 
 enum gen_status gen_mnist_load(const char *dir, enum gen_split split, struct gen_image_set *out) {
