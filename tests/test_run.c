@@ -2,6 +2,8 @@
 #include <math.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -94,8 +96,57 @@ static void test_signals(void **state) {
     raise(SIGTERM);
     assert_true(gen_run_interrupted());
     gen_run_interrupt_clear();
+    /* A closed terminal saves and stops like SIGTERM; a closed pipe is
+     * ignored (gen_runlog_write sees EPIPE instead). */
+    raise(SIGHUP);
+    assert_true(gen_run_interrupted());
+    gen_run_interrupt_clear();
+    struct sigaction sa;
+    assert_int_equal(sigaction(SIGPIPE, NULL, &sa), 0);
+    assert_true(sa.sa_handler == SIG_IGN);
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    signal(SIGPIPE, SIG_DFL);
+}
+
+/* `gen train --json | head -1`: stdout is a pipe whose reader is gone. In
+ * a child (stdout is replaced): the JSON lines stop after the first failed
+ * write, the process lives, metrics.jsonl gets every line. */
+static void test_closed_stdout(void **state) {
+    (void)state;
+    char *tmp = tu_mkdtemp();
+    assert_non_null(tmp);
+    fflush(stdout);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        int fds[2];
+        if (pipe(fds) != 0 || dup2(fds[1], STDOUT_FILENO) < 0) _exit(2);
+        close(fds[0]);
+        close(fds[1]);
+        gen_run_signals_install();
+        struct gen_runlog lg;
+        if (gen_runlog_open(&lg, tmp, 1, 1) != GEN_OK) _exit(3);
+        for (int step = 1; step <= 3; step++) GEN_RUNLOG(&lg, step, {"loss", 0.5});
+        int failed = lg.stdout_failed;
+        gen_runlog_close(&lg);
+        _exit(failed ? 0 : 4);
+    }
+    int ws;
+    assert_int_equal(waitpid(pid, &ws, 0), pid);
+    if (!WIFEXITED(ws)) fail_msg("child killed by signal %d", WTERMSIG(ws));
+    assert_int_equal(WEXITSTATUS(ws), 0);
+    char path[600];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", tmp);
+    size_t n;
+    char *text = tu_read_file(path, &n);
+    int lines = 0;
+    for (size_t i = 0; i < n; i++) lines += text[i] == '\n';
+    assert_int_equal(lines, 3);
+    free(text);
+    tu_rmtree(tmp);
+    free(tmp);
 }
 
 int main(void) {
@@ -103,6 +154,7 @@ int main(void) {
         cmocka_unit_test(test_metrics_file),
         cmocka_unit_test(test_check_loss),
         cmocka_unit_test(test_signals),
+        cmocka_unit_test(test_closed_stdout),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,6 +43,7 @@ struct gen_runlog {
     double t_first;       /* time of that step                         */
     int64_t items_per_step; /* images or tokens per step (0: unknown)  */
     const char *unit;     /* "img", "tok"                              */
+    int stdout_failed;    /* a JSON line could not be written: no more */
 };
 
 /* Opens a log for a run. run_dir (created with its parents if needed) gets
@@ -56,7 +57,9 @@ void gen_runlog_set_items(struct gen_runlog *lg, int64_t items_per_step, const c
 
 /* Logs one line for `step` (step < 0: no step field, e.g. a final eval):
  * the object {"step": .., fields.., "elapsed": seconds} is appended to
- * metrics.jsonl and, with --json, printed on stdout; unless --quiet a human
+ * metrics.jsonl and, with --json, printed on stdout (after the first
+ * failed write to stdout, e.g. EPIPE from a closed pipe, no more JSON lines
+ * are printed; the run goes on); unless --quiet a human
  * line "step 100  loss 0.1234  lr 0.001  elapsed 3.2s" goes to stderr.
  * Integral values print as integers; NaN/Inf print as null in JSON. */
 void gen_runlog_write(struct gen_runlog *lg, int64_t step, const struct gen_field *fields, int n);
@@ -73,8 +76,9 @@ void gen_runlog_progress(struct gen_runlog *lg, int64_t step, int64_t total, dou
 /* Monotonic seconds since an arbitrary origin. */
 double gen_run_now(void);
 
-/* Installs SIGINT/SIGTERM handlers that only set a flag; a second signal
- * kills the process as usual (the handlers reset themselves). The training
+/* Installs SIGINT/SIGTERM/SIGHUP handlers that only set a flag; a second
+ * signal kills the process as usual (the handlers reset themselves).
+ * SIGPIPE is ignored, so a closed stdout is a write error. The training
  * loop polls gen_run_interrupted(), finishes its step, saves a checkpoint
  * and returns 130. The CLI installs them before `train`. */
 void gen_run_signals_install(void);

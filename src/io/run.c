@@ -85,9 +85,11 @@ void gen_runlog_write(struct gen_runlog *lg, int64_t step, const struct gen_fiel
             fprintf(lg->metrics, "%s\n", text);
             fflush(lg->metrics);
         }
-        if (lg->json) {
-            printf("%s\n", text);
-            fflush(stdout);
+        if (lg->json && !lg->stdout_failed && (printf("%s\n", text) < 0 || fflush(stdout) != 0)) {
+            /* The reader went away (EPIPE, SIGPIPE being ignored) or the
+             * disk is full: stop the JSON lines, let the training go on. */
+            lg->stdout_failed = 1;
+            clearerr(stdout);
         }
         cJSON_free(text);
     }
@@ -167,6 +169,10 @@ void gen_run_signals_install(void) {
     sa.sa_flags = (int)SA_RESETHAND; /* a second Ctrl-C kills at once */
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL); /* the terminal closed: save like SIGTERM */
+    /* A closed stdout (gen train --json | head -1) is an EPIPE from write,
+     * handled by gen_runlog_write, not a death. */
+    signal(SIGPIPE, SIG_IGN);
 }
 
 int gen_run_interrupted(void) { return interrupted != 0; }
