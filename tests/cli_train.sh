@@ -51,7 +51,7 @@ step=$(sed -n 's/^step[: ]*\([0-9][0-9]*\).*/\1/p' "$TMP/info" | head -1)
 # checkpoint of an earlier good run is untouched.
 "$GEN" train vae --data "$DATA" --steps 2 --out "$TMP/nan" --quiet || fail "short run failed"
 sum=$(sha256sum "$TMP/nan/checkpoint.safetensors")
-"$GEN" train vae --data "$DATA" --steps 400 --lr 10 --out "$TMP/nan" --quiet 2>"$TMP/err"
+"$GEN" train vae --data "$DATA" --steps 400 --lr 10 --out "$TMP/nan" --force --quiet 2>"$TMP/err"
 rc=$?
 [ "$rc" = 1 ] || fail "NaN: exit $rc, want 1"
 grep -q "NaN\|Inf\|inf" "$TMP/err" || fail "NaN: no message: $(cat "$TMP/err")"
@@ -69,10 +69,81 @@ size=$(od -An -tu1 -j16 -N8 "$TMP/grid.png" | awk '{ print $3 * 256 + $4, $7 * 2
 # ELBO, and --per-sample writes one row per test image.
 "$GEN" eval vae --ckpt "$TMP/nan/checkpoint.safetensors" --data "$DATA" --iw 5 --json \
     --per-sample "$TMP/scores.csv" >"$TMP/eval.json" 2>/dev/null || fail "eval failed"
-awk -F'[:,}]' '{ for (i = 1; i < NF; i++) { if ($i ~ /neg_elbo/) e = $(i + 1); if ($i ~ /neg_iw_bound/) w = $(i + 1) } }
+awk -F'[:,}]' '{ for (i = 1; i < NF; i++) { if ($i ~ /test_loss/) e = $(i + 1); if ($i ~ /neg_iw_bound/) w = $(i + 1) } }
      END { exit !(e > 0 && w > 0 && w <= e) }' "$TMP/eval.json" ||
     fail "eval: IW bound not <= ELBO: $(cat "$TMP/eval.json")"
 [ "$(wc -l <"$TMP/scores.csv")" = 10001 ] || fail "eval: per-sample CSV has $(wc -l <"$TMP/scores.csv") lines"
+
+# A run directory that holds a run: training into it again without
+# --resume or --force exits 1 and leaves the checkpoint as it was.
+sum=$(sha256sum "$TMP/nan/checkpoint.safetensors")
+"$GEN" train vae --data "$DATA" --steps 2 --out "$TMP/nan" --quiet 2>"$TMP/err"
+rc=$?
+[ "$rc" = 1 ] && grep -q -- "--resume" "$TMP/err" || fail "train into a run: exit $rc: $(cat "$TMP/err")"
+[ "$(sha256sum "$TMP/nan/checkpoint.safetensors")" = "$sum" ] || fail "train into a run: checkpoint changed"
+
+# A resumed run keeps its data set and schedule: trained on MNIST, resumed
+# without --data, it goes on with MNIST (the stored config says so).
+MNIST=$SRC/data/mnist
+if [ -d "$MNIST" ]; then
+    "$GEN" train vae --data "$MNIST" --steps 3 --batch 16 --hidden 32 --out "$TMP/mn" --quiet ||
+        fail "train on mnist failed"
+    "$GEN" train vae --resume --steps 5 --out "$TMP/mn" --quiet || fail "resume without --data failed"
+    "$GEN" info "$TMP/mn/checkpoint.safetensors" >"$TMP/info" 2>&1
+    grep -q "data/mnist" "$TMP/info" && grep -q '"batch":16\|batch *16' "$TMP/info" ||
+        fail "resume forgot the data set or batch: $(cat "$TMP/info")"
+    # A conflicting model option is refused (usage, 2) and changes nothing.
+    sum=$(sha256sum "$TMP/mn/checkpoint.safetensors")
+    "$GEN" train vae --resume --steps 8 --hidden 64 --out "$TMP/mn" --quiet 2>"$TMP/err"
+    rc=$?
+    [ "$rc" = 2 ] && grep -q -- "--hidden" "$TMP/err" || fail "conflicting --hidden on resume: exit $rc: $(cat "$TMP/err")"
+    "$GEN" train vae --resume --steps 8 --data "$DATA" --out "$TMP/mn" --quiet 2>"$TMP/err"
+    rc=$?
+    [ "$rc" = 2 ] && grep -q -- "--data" "$TMP/err" || fail "conflicting --data on resume: exit $rc: $(cat "$TMP/err")"
+    [ "$(sha256sum "$TMP/mn/checkpoint.safetensors")" = "$sum" ] || fail "refused resume changed the checkpoint"
+    # eval and sample --reconstruct default to the model's data set.
+    "$GEN" eval vae --ckpt "$TMP/mn/checkpoint.safetensors" --iw 0 2>"$TMP/err" >/dev/null ||
+        fail "eval on the model's data failed: $(cat "$TMP/err")"
+    grep -q "data/mnist" "$TMP/err" || fail "eval did not use the model's data set: $(cat "$TMP/err")"
+fi
+
+# Two trainings into one directory: the second fails at once, naming the
+# holder's PID.
+"$GEN" train vae --data "$DATA" --steps 1000000 --out "$TMP/lock" --quiet --threads 1 &
+pid=$!
+for _ in $(seq 100); do [ -s "$TMP/lock/.lock" ] && break; sleep 0.1; done
+"$GEN" train vae --data "$DATA" --steps 2 --out "$TMP/lock" --force --quiet 2>"$TMP/err"
+rc=$?
+kill -INT "$pid"
+wait "$pid"
+[ "$rc" = 1 ] && grep -q "PID $pid" "$TMP/err" || fail "second training into a locked run: exit $rc: $(cat "$TMP/err")"
+
+# --json: one object per command with the core keys (command, family,
+# outputs, metrics) as its last line on stdout.
+check_json() {
+    tail -n 1 "$1" | grep -q '^{"command":"'"$2"'","family":"vae","outputs":\[.*\],"metrics":{.*}' ||
+        fail "--json of $2: $(tail -n 1 "$1")"
+}
+"$GEN" train vae --data "$DATA" --steps 2 --out "$TMP/js" --json --quiet >"$TMP/j1" || fail "train --json failed"
+check_json "$TMP/j1" train
+"$GEN" sample vae --ckpt "$TMP/js/checkpoint.safetensors" -n 4 -o "$TMP/js.png" --json --quiet >"$TMP/j2" || fail "sample --json failed"
+check_json "$TMP/j2" sample
+[ "$(wc -l <"$TMP/j2")" = 1 ] || fail "sample --json printed $(wc -l <"$TMP/j2") lines"
+"$GEN" eval vae --ckpt "$TMP/js/checkpoint.safetensors" --data "$DATA" --iw 0 --json --quiet >"$TMP/j3" || fail "eval --json failed"
+check_json "$TMP/j3" eval
+[ "$(wc -l <"$TMP/j3")" = 1 ] || fail "eval --json printed $(wc -l <"$TMP/j3") lines"
+
+# -o never destroys an input, and names an image format gen writes.
+sum=$(sha256sum "$TMP/js/checkpoint.safetensors")
+"$GEN" sample vae --ckpt "$TMP/js/checkpoint.safetensors" -o "$TMP/js/checkpoint.safetensors" 2>"$TMP/err"
+rc=$?
+[ "$rc" = 2 ] || fail "-o onto the checkpoint: exit $rc"
+[ "$(sha256sum "$TMP/js/checkpoint.safetensors")" = "$sum" ] || fail "-o onto the checkpoint destroyed it"
+"$GEN" sample vae --ckpt "$TMP/js/checkpoint.safetensors" -o "$TMP/out.txt" 2>"$TMP/err"
+rc=$?
+[ "$rc" = 2 ] && [ ! -e "$TMP/out.txt" ] || fail "-o out.txt: exit $rc"
+"$GEN" sample vae --ckpt "$TMP/js/checkpoint.safetensors" -n 4 -o "$TMP/g.jpg" --quiet || fail "-o g.jpg failed"
+[ "$(od -An -tx1 -N2 "$TMP/g.jpg" | tr -d ' ')" = ffd8 ] || fail "-o g.jpg is not a JPEG"
 
 # A corrupt checkpoint: exit 1, message names the file.
 head -c 100 "$TMP/nan/checkpoint.safetensors" >"$TMP/bad.safetensors"

@@ -481,7 +481,7 @@ static int eval_with(gen_generate_fn fn, int argc, char **argv) {
     assert_int_equal(gen_config_parse(&run.cfg, tables, argc, argv), GEN_OK);
     run.quiet = 1;
     gen_clear_error();
-    return gen_eval_images(&run, fn, NULL, 1, 12, 12);
+    return gen_eval_images(&run, fn, NULL, 1, 12, 12, NULL);
 }
 
 /* A "model" whose images are random noise. */

@@ -17,7 +17,7 @@ static void test_step_matches_pytorch(void **state) {
     assert_int_equal(gen_st_open(tu_source_path("tests/fixtures/vae_step.safetensors"), 0, &f),
                      GEN_OK);
     memset(&model, 0, sizeof model);
-    assert_int_equal(gen_vae_build(&model, GEN_VAE_MLP, 1, 8, 8, 4, 16, 0), GEN_OK);
+    assert_int_equal(gen_vae_build(&model, GEN_VAE_MLP, 1, 8, 8, 4, 16, 0, 0), GEN_OK);
     for (int i = 0; i < model.ps.count; i++) {
         char name[128];
         snprintf(name, sizeof name, "param.%s", model.ps.p[i].name);
@@ -40,7 +40,9 @@ static void test_step_matches_pytorch(void **state) {
     TU_ASSERT_CLOSE("loss", loss->data, gen_st_find(f, "loss")->data, 1, 1e-5, 1e-5);
     gen_params_zero_grad(&model.ps);
     gen_backward(&g, loss);
-    gen_optim_step(&model.opt, &model.ps, -1, 1e-3f);
+    const struct gen_optim adam = {.kind = GEN_OPTIM_ADAM, .lr = 1e-3f, .beta1 = 0.9f,
+                                   .beta2 = 0.999f, .eps = 1e-8f};
+    gen_optim_step(&adam, &model.ps, -1, 1e-3f);
     for (int i = 0; i < model.ps.count; i++) {
         const struct gen_param *p = &model.ps.p[i];
         char name[128];
@@ -53,7 +55,7 @@ static void test_step_matches_pytorch(void **state) {
         TU_ASSERT_CLOSE(name, p->t.data, gen_st_find(f, name)->data, n, 1e-5, 1e-6);
     }
     gen_ctx_free(&g);
-    gen_vae_free(&model);
+    gen_params_free(&model.ps);
     gen_st_close(f);
 }
 
@@ -69,15 +71,18 @@ static void test_learns_on_real_subset(void **state) {
     }
     memset(&model, 0, sizeof model);
     const char *data = tu_source_path("data/fashion-mnist");
-    assert_int_equal(gen_images_load(data, 1, 0, 0, &model.train), GEN_OK);
-    assert_int_equal(gen_images_load(data, 0, 0, 0, &model.test), GEN_OK);
-    assert_int_equal(model.train.n, 60000);
-    model.test.n = 500; /* a subset keeps the test fast */
-    assert_int_equal(gen_vae_build(&model, GEN_VAE_MLP, 1, 28, 28, 20, 200, 3), GEN_OK);
+    struct gen_image_set train, test;
+    assert_int_equal(gen_images_load(data, 1, 0, 0, &train), GEN_OK);
+    assert_int_equal(gen_images_load(data, 0, 0, 0, &test), GEN_OK);
+    assert_int_equal(train.n, 60000);
+    test.n = 500; /* a subset keeps the test fast */
+    assert_int_equal(gen_vae_build(&model, GEN_VAE_MLP, 1, 28, 28, 20, 200, 0, 3), GEN_OK);
+    const struct gen_optim adam = {.kind = GEN_OPTIM_ADAM, .lr = 1e-3f, .beta1 = 0.9f,
+                                   .beta2 = 0.999f, .eps = 1e-8f};
     struct gen_ctx g;
     gen_ctx_init(&g);
     gen_no_grad_begin(&g);
-    double before = gen_vae_test_loss(&g, &model, &model.test);
+    double before = gen_vae_test_loss(&g, &model, &test);
     gen_no_grad_end(&g);
     struct gen_rng r;
     gen_rng_seed(&r, 9);
@@ -89,20 +94,25 @@ static void test_learns_on_real_subset(void **state) {
         if (step == 3) allocs = gen_alloc_count();
         for (int i = 0; i < 64; i++) idx[i] = (int32_t)gen_rng_below(&r, 5000);
         struct gen_tensor *x = gen_tensor_4d(&g, 64, 1, 28, 28);
-        gen_images_batch(&model.train, idx, 64, x->data, 0, 1);
-        gen_vae_train_step(&g, &model, x);
+        gen_images_batch(&train, idx, 64, x->data, 0, 1);
+        double fields[3];
+        gen_params_zero_grad(&model.ps);
+        gen_backward(&g, gen_vae_loss(&g, &model, x, fields));
+        gen_optim_step(&adam, &model.ps, -1, 1e-3f);
         gen_ctx_reset(&g);
     }
     assert_int_equal(gen_alloc_count(), allocs);
     gen_no_grad_begin(&g);
-    double after = gen_vae_test_loss(&g, &model, &model.test);
+    double after = gen_vae_test_loss(&g, &model, &test);
     gen_no_grad_end(&g);
     fprintf(stderr, "  test loss %.1f -> %.1f nats after 200 steps\n", before, after);
     /* An untrained decoder scores ~545 nats (784 ln 2); 200 steps reach ~300. */
     assert_true(before > 500);
     assert_true(after < 330);
     gen_ctx_free(&g);
-    gen_vae_free(&model);
+    gen_params_free(&model.ps);
+    gen_image_set_free(&train);
+    gen_image_set_free(&test);
 }
 
 static void test_checkpoint_round_trip(void **state) {
@@ -111,7 +121,7 @@ static void test_checkpoint_round_trip(void **state) {
     char path[512];
     snprintf(path, sizeof path, "%s/vae.safetensors", dir);
     memset(&model, 0, sizeof model);
-    assert_int_equal(gen_vae_build(&model, GEN_VAE_CONV, 1, 8, 8, 3, 16, 1), GEN_OK);
+    assert_int_equal(gen_vae_build(&model, GEN_VAE_CONV, 1, 8, 8, 3, 16, 0, 1), GEN_OK);
     struct gen_ctx g;
     gen_ctx_init(&g);
     gen_no_grad_begin(&g);
@@ -121,7 +131,7 @@ static void test_checkpoint_round_trip(void **state) {
     assert_int_equal(gen_ckpt_save(path, &model.ps, "vae", "{}", NULL, 0), GEN_OK);
     static struct gen_vae other;
     memset(&other, 0, sizeof other);
-    assert_int_equal(gen_vae_build(&other, GEN_VAE_CONV, 1, 8, 8, 3, 16, 2), GEN_OK);
+    assert_int_equal(gen_vae_build(&other, GEN_VAE_CONV, 1, 8, 8, 3, 16, 0, 2), GEN_OK);
     gen_rng_seed(&r, 5);
     struct gen_tensor *b = gen_vae_generate(&g, &other, 6, &r);
     assert_true(memcmp(a->data, b->data, (size_t)gen_numel(a) * sizeof(float)) != 0);
@@ -130,8 +140,8 @@ static void test_checkpoint_round_trip(void **state) {
     b = gen_vae_generate(&g, &other, 6, &r);
     assert_memory_equal(a->data, b->data, (size_t)gen_numel(a) * sizeof(float));
     gen_ctx_free(&g);
-    gen_vae_free(&model);
-    gen_vae_free(&other);
+    gen_params_free(&model.ps);
+    gen_params_free(&other.ps);
     tu_rmtree(dir);
     free(dir);
 }

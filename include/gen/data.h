@@ -181,4 +181,26 @@ enum gen_status gen_batcher_restore(struct gen_batcher *b, int64_t epoch, int64_
 /* Batches per epoch: ceil(n / batch), or floor with DROP_LAST. */
 int64_t gen_batcher_batches_per_epoch(const struct gen_batcher *b);
 
+
+/* ---- vocabularies (src/data/vocab.c) -----------------------------------
+ * byte: V = 256, token = byte. char: the distinct bytes of a corpus in
+ * increasing order; id[b] = -1 for a byte outside it. */
+struct gen_vocab {
+    int V;
+    uint8_t byte[256];
+    int16_t id[256];
+};
+void gen_vocab_bytes(struct gen_vocab *voc);
+void gen_vocab_of_text(struct gen_vocab *voc, const uint8_t *text, int64_t n);
+/* Hex text of the bytes (2 V chars + NUL into buf[513]) and back; parse
+ * fails (returns 0) unless the text is 1..256 strictly increasing bytes. */
+void gen_vocab_hex(const struct gen_vocab *voc, char *buf);
+int gen_vocab_parse(struct gen_vocab *voc, const char *hex);
+/* Maps bytes to ids; returns the offset of the first byte outside the
+ * vocabulary, or -1 when all are inside. */
+int64_t gen_vocab_encode(const struct gen_vocab *voc, const uint8_t *bytes, int64_t n,
+                         int32_t *ids);
+/* "0x7a ('z')" or "0x0a": a byte as messages name it. */
+const char *gen_vocab_byte_name(uint8_t b, char *buf, size_t size);
+
 #endif

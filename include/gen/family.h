@@ -9,6 +9,9 @@
 #define GEN_FAMILY_H
 
 #include "gen/core.h"
+#include "gen/data.h"
+#include "gen/nn.h"
+#include "gen/run.h"
 
 enum gen_opt_type {
     GEN_OPT_INT,    /* int64 within [min, max]                 */
@@ -38,16 +41,29 @@ struct gen_option {
     const char *help;      /* one line                               */
     double min, max;       /* numeric range, inclusive (min == max: no range) */
     const char *choices;   /* GEN_OPT_CHOICE: "ddpm|ddim"            */
+    unsigned flags;        /* GEN_OPT_RUN_ONLY                       */
 };
+
+/* Option flags. A run-only option says how to run, not what is trained:
+ * it may change when a run is resumed (learning rates, intervals, length,
+ * threads); every other training option is part of the model and its data,
+ * and a resumed run refuses a new value for it. */
+enum { GEN_OPT_RUN_ONLY = 1 };
 
 /* Table entries, e.g. GEN_INT_OPT("batch", "128", 1, 65536, "batch size").
  * Defaults are text, validated like typed values. */
-#define GEN_INT_OPT(name, def, min, max, help) {name, 0, GEN_OPT_INT, def, help, min, max, NULL}
-#define GEN_FLOAT_OPT(name, def, min, max, help) {name, 0, GEN_OPT_FLOAT, def, help, min, max, NULL}
-#define GEN_STR_OPT(name, def, help) {name, 0, GEN_OPT_STRING, def, help, 0, 0, NULL}
-#define GEN_CHOICE_OPT(name, def, choices, help) {name, 0, GEN_OPT_CHOICE, def, help, 0, 0, choices}
-#define GEN_FLAG_OPT(name, help) {name, 0, GEN_OPT_FLAG, NULL, help, 0, 0, NULL}
-#define GEN_OPT_END {NULL, 0, GEN_OPT_FLAG, NULL, NULL, 0, 0, NULL}
+#define GEN_INT_OPT(name, def, min, max, help) {name, 0, GEN_OPT_INT, def, help, min, max, NULL, 0}
+#define GEN_FLOAT_OPT(name, def, min, max, help) {name, 0, GEN_OPT_FLOAT, def, help, min, max, NULL, 0}
+#define GEN_STR_OPT(name, def, help) {name, 0, GEN_OPT_STRING, def, help, 0, 0, NULL, 0}
+#define GEN_CHOICE_OPT(name, def, choices, help) {name, 0, GEN_OPT_CHOICE, def, help, 0, 0, choices, 0}
+#define GEN_FLAG_OPT(name, help) {name, 0, GEN_OPT_FLAG, NULL, help, 0, 0, NULL, 0}
+#define GEN_OPT_END {NULL, 0, GEN_OPT_FLAG, NULL, NULL, 0, 0, NULL, 0}
+/* The same entries marked run-only. */
+#define GEN_INT_RUN_OPT(name, def, min, max, help) \
+    {name, 0, GEN_OPT_INT, def, help, min, max, NULL, GEN_OPT_RUN_ONLY}
+#define GEN_FLOAT_RUN_OPT(name, def, min, max, help) \
+    {name, 0, GEN_OPT_FLOAT, def, help, min, max, NULL, GEN_OPT_RUN_ONLY}
+#define GEN_FLAG_RUN_OPT(name, help) {name, 0, GEN_OPT_FLAG, NULL, help, 0, 0, NULL, GEN_OPT_RUN_ONLY}
 
 #define GEN_CONFIG_MAX 96
 #define GEN_CONFIG_STR 1024
@@ -121,6 +137,102 @@ struct gen_run {
     int json, quiet;       /* --json: JSON lines on stdout; --quiet */
 };
 
+/* ---- model verbs --------------------------------------------------------
+ *
+ * A family is a model, not a program: it fills the verbs below and knows
+ * nothing of argv, files, JSON or terminals. The commands (src/cli/) load
+ * data, build the model, run the one training step body, save and load
+ * checkpoints, and write every output. Letters: N batch, C H W image, T
+ * context. */
+
+#define GEN_MAX_FIELDS 16
+#define GEN_MAX_PHASES 2
+
+/* The shape of the data a model is built for. */
+struct gen_data_shape {
+    enum gen_data_kind kind;
+    int c, h, w;   /* images: channels (1 or 3), height, width            */
+    int n_classes; /* images: label classes (>= 1)                         */
+    int vocab;     /* text: vocabulary size V                              */
+};
+
+/* One (loss, parameter group, optimiser) pair of a training step. A
+ * one-player model has one phase over group -1 (all parameters); the GAN
+ * has D's phase then G's. */
+struct gen_phase {
+    int group;              /* group trained (-1: all)                      */
+    int freeze_others;      /* other groups record no gradients in this phase */
+    struct gen_optim optim; /* settings; optim.lr is the base learning rate */
+};
+
+/* What a built model tells the engine (create fills it). */
+struct gen_model_info {
+    struct gen_params *ps;   /* every tensor checkpointed (EMA block when --ema > 0) */
+    struct gen_rng *rngs;    /* the model's random streams, saved and restored */
+    int n_rngs;
+    float pixel_lo, pixel_hi; /* images: value range of training batches  */
+    int64_t context;         /* text: tokens per training window (T)       */
+    int n_phases;
+    struct gen_phase phase[GEN_MAX_PHASES];
+    int ema_group;           /* the group the EMA follows (-1: all)        */
+    int n_fields;            /* step fields the loss verb writes; field 0 of */
+    const char *fields[GEN_MAX_FIELDS]; /* each phase is its loss          */
+    const char *unit;        /* "img" or "tok": what a step's items are    */
+};
+
+/* A training batch, made by the engine from the training split. */
+struct gen_batch {
+    int n;                   /* examples                                   */
+    int64_t step;            /* 0-based optimiser step                     */
+    struct gen_tensor *x;    /* images (N, C, H, W) in [pixel_lo, pixel_hi] */
+    const int32_t *labels;   /* images: (N) classes                        */
+    const int32_t *tokens;   /* text: (N, T + 1) windows of token ids      */
+};
+
+/* Held-out data for evaluate, or the input images of a sampling mode. */
+struct gen_dataset {
+    enum gen_data_kind kind;
+    const struct gen_image_set *images; /* images (pixels 0..255)          */
+    const int32_t *tokens;   /* text: (n_tokens) token ids                 */
+    int64_t n_tokens;
+};
+
+/* A request to generate. The engine has put the EMA weights in place
+ * when the model keeps them (unless --no-ema). */
+struct gen_request {
+    int64_t n;               /* images: samples; text: tokens to generate   */
+    uint64_t seed;
+    int cond;                /* class to generate, or -1 (unconditional)   */
+    const int32_t *prompt;   /* text: prompt token ids (n_prompt >= 1)      */
+    int64_t n_prompt;
+    const struct gen_dataset *inputs; /* images a mode works on, or NULL   */
+    /* text: called with each token as soon as it is drawn */
+    void (*emit)(int32_t token, void *arg);
+    void *emit_arg;
+};
+
+/* What generate produced. Images are gen_alloc'd by the family and freed
+ * by the engine. */
+struct gen_output {
+    float *images;           /* (n_images, c, h, w) in [0, 1]              */
+    int64_t n_images;
+    int c, h, w;
+    int cols;                /* grid columns; 0: a square grid. Pairs and
+                                walks keep whole rows.                      */
+    int64_t n_tokens;        /* text: tokens emitted                       */
+};
+
+/* Named numbers of an evaluation, and optional per-example scores (the
+ * engine writes them with --per-sample and frees `scores` with gen_free). */
+struct gen_metrics {
+    int n;
+    struct gen_field f[GEN_MAX_FIELDS];
+    int n_scores;                      /* columns of scores               */
+    const char *score_names[4];
+    double *scores;                    /* (n_examples, n_scores) or NULL   */
+    int64_t n_examples;
+};
+
 struct gen_family {
     const char *name;    /* "vae"                          */
     const char *summary; /* one line for gen --help        */
@@ -129,12 +241,44 @@ struct gen_family {
     const struct gen_option *train_options;
     const struct gen_option *sample_options;
     const struct gen_option *eval_options;
-    /* Commands: return an exit code (0 ok, 1 runtime/data error, 2 usage,
-     * 130 interrupted after saving). On 1 or 2 the message is left in
-     * gen_last_error and the CLI prints it ("gen: MESSAGE"); commands do
-     * not print errors themselves. The CLI has already called
-     * gen_threads_init(--threads) and, for train, gen_run_signals_install.
-     * NULL: the command is not available ("not built yet"). */
+
+    /* ---- verbs ---- */
+    size_t size; /* bytes of the model struct; the engine allocates it zeroed */
+    /* Builds the model for data of `shape` from the training options cfg
+     * (validated against the tables; also what a checkpoint recorded) and
+     * initialises its weights and random streams from seed. A bad
+     * combination of options is GEN_ERR_USAGE naming them. destroy frees
+     * what create allocated (also after a failed create). */
+    enum gen_status (*create)(void *model, const struct gen_config *cfg,
+                              const struct gen_data_shape *shape, uint64_t seed,
+                              struct gen_model_info *info);
+    void (*destroy)(void *model);
+    /* The loss graph of `phase` on a batch (in training mode, on g's tape):
+     * returns the scalar to minimise and writes the family's step fields
+     * (those that phase knows). The engine does zero-grad, backward,
+     * clipping, the optimiser, EMA, the NaN guard and timing. The context
+     * is not reset between the phases of one step. */
+    struct gen_tensor *(*loss)(void *model, struct gen_ctx *g, const struct gen_batch *b,
+                               int phase, double *fields);
+    /* Generates what req asks (opts: the sample options; NULL: the
+     * training snapshot, from the model's own defaults). g is an
+     * evaluation context. */
+    enum gen_status (*generate)(void *model, struct gen_ctx *g, const struct gen_config *opts,
+                                const struct gen_request *req, struct gen_output *out);
+    /* Optional: whether a sampling mode of opts needs input images
+     * (req->inputs: --input, or the test split of the model's data). */
+    int (*needs_inputs)(const struct gen_config *opts);
+    /* Scores the model on held-out data (opts: the eval options; NULL: the
+     * quick evaluation run during training). Optional. */
+    enum gen_status (*evaluate)(void *model, struct gen_ctx *g, const struct gen_config *opts,
+                                const struct gen_dataset *data, struct gen_metrics *out);
+    /* Optional: looks at a finished step's fields; returns 1 with a message
+     * when training goes wrong (the engine warns, and stops after saving
+     * when the run has --stop-on-divergence). */
+    int (*watch)(void *model, int64_t step, const double *fields, char *msg, size_t size);
+
+    /* Legacy whole-program commands of families not yet on the verbs
+     * (return an exit code; NULL: not available). */
     int (*train)(struct gen_run *run);
     int (*sample)(struct gen_run *run);
     int (*eval)(struct gen_run *run);

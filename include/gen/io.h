@@ -21,6 +21,14 @@ struct gen_kv {
 
 /* Writes pixels (h, w, comp) interleaved 8-bit, comp 1..4, as a PNG. */
 enum gen_status gen_png_write(const char *path, int w, int h, int comp, const uint8_t *pixels);
+/* The same as a PNG, JPEG (quality 95) or BMP by the extension of path
+ * (another is GEN_ERR_USAGE). */
+enum gen_status gen_image_write(const char *path, int w, int h, int comp, const uint8_t *pixels);
+
+/* GEN_OK when path ends in an image extension gen writes (.png, .jpg,
+ * .jpeg, .bmp; gen_image_write picks the format by it), else a usage error
+ * naming the path. */
+enum gen_status gen_image_path_check(const char *path);
 
 /* Border, in pixels, around and between the images of a grid. */
 #define GEN_PNG_GRID_PAD 2
@@ -31,11 +39,18 @@ enum gen_status gen_png_write(const char *path, int w, int h, int comp, const ui
 void gen_png_grid_size(int n, int h, int w, int *cols, int *rows, int *width, int *height);
 
 /* Writes n images (n, c, h, w) of floats, c = 1 (grey) or 3 (RGB), as one
- * PNG grid (row-major, image i at row i / cols, column i % cols) on a
+ * grid image (format by the path's extension, as gen_image_write) (row-major, image i at row i / cols, column i % cols) on a
  * black background. Values are clamped to [lo, hi] and mapped to 0..255
  * (lo -> 0, hi -> 255, rounded); NaN becomes 0. */
 enum gen_status gen_png_write_grid(const char *path, const float *images, int n, int c, int h,
                                    int w, float lo, float hi);
+
+/* The same with `cols` columns (0: ceil(sqrt(n))), so pairs and walks can
+ * keep whole rows. */
+void gen_png_grid_size_cols(int n, int h, int w, int cols_wanted, int *cols, int *rows, int *width,
+                            int *height);
+enum gen_status gen_png_write_grid_cols(const char *path, const float *images, int n, int c, int h,
+                                        int w, int cols, float lo, float hi);
 
 /* Writes each image to DIR/PREFIX%05d.png (index from 0), creating dir
  * (and its parents) if needed. Same value mapping as the grid. */

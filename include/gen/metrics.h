@@ -29,7 +29,8 @@ typedef enum gen_status (*gen_generate_fn)(void *model, int64_t n, uint64_t seed
  * --seed, --json, --ckpt.
  * Prints a table on stderr (FID, classifier score, precision, recall, each
  * with the train-vs-test baseline next to it), one JSON object on stdout
- * with --json, and appends the metrics to metrics.jsonl of the checkpoint's
+ * with --json (out NULL; else the metrics are added to out->f and nothing
+ * is printed on stdout), and appends the metrics to metrics.jsonl of the checkpoint's
  * directory (not with --samples; a failure there is only a warning).
  * A family without a --classifier option (the classifier family itself:
  * `gen eval classifier --samples DIR`) uses --ckpt as the classifier.
@@ -40,7 +41,7 @@ typedef enum gen_status (*gen_generate_fn)(void *model, int64_t n, uint64_t seed
  * The model must be ready to generate (evaluation mode). Returns an exit
  * code (0, 1 with gen_last_error set, 2 usage). */
 int gen_eval_images(struct gen_run *run, gen_generate_fn generate, void *model, int c, int h,
-                    int w);
+                    int w, struct gen_metrics *out);
 
 /* Option-table entries every image family puts in its eval_options table
  * (before GEN_OPT_END). GEN_EVAL_IMAGE_OPTIONS_NUM("2000") gives -n another
@@ -50,7 +51,7 @@ int gen_eval_images(struct gen_run *run, gen_generate_fn generate, void *model, 
     GEN_STR_OPT("classifier", "runs/classifier/checkpoint.safetensors",                          \
                 "feature network checkpoint (gen train classifier)"),                            \
         {"num", 'n', GEN_OPT_INT, def_num, "generated images to evaluate (--samples: at most N)", \
-         10, 1000000, NULL},                                                                     \
+         10, 1000000, NULL, 0},                                                                     \
         GEN_STR_OPT("samples", NULL, "evaluate this folder of PNG images instead of generating")
 
 /* Appends one line of evaluation fields to metrics.jsonl in the directory

@@ -73,6 +73,11 @@ double gen_clip_grad_norm(struct gen_params *ps, int group, double max_norm);
 /* ema = decay ema + (1 - decay) data; gen_ema_copy_in fills ema = data. */
 void gen_ema_update(struct gen_params *ps, float decay);
 void gen_ema_copy_in(struct gen_params *ps);
+/* The EMA update of one group's trainable tensors (-1: all). */
+void gen_ema_update_group(struct gen_params *ps, int group, float decay);
+/* The decay of update t (from 0) with warm-up: min(max_decay, (1 + t) /
+ * (10 + t)), so early averages are not dominated by the initial weights. */
+float gen_ema_warmup_decay(int64_t t, float max_decay);
 /* Swaps data and ema blocks (sample from EMA weights, then swap back). */
 void gen_ema_swap(struct gen_params *ps);
 

@@ -37,6 +37,7 @@ struct gen_runlog {
     FILE *metrics;        /* RUN/metrics.jsonl (append), or NULL       */
     int json, quiet, tty; /* --json, --quiet, stderr is a terminal     */
     double t_open;        /* monotonic seconds at open                 */
+    double elapsed_base;  /* seconds of earlier sessions of a resumed run */
     double t_bar;         /* last progress bar draw                    */
     int bar_visible;      /* a bar is on the current stderr line       */
     int64_t first_step;   /* first step seen by progress (for rates)   */
@@ -67,6 +68,10 @@ void gen_runlog_write(struct gen_runlog *lg, int64_t step, const struct gen_fiel
     gen_runlog_write((lg), (step), (const struct gen_field[]){__VA_ARGS__},          \
                      (int)(sizeof((const struct gen_field[]){__VA_ARGS__}) /       \
                            sizeof(struct gen_field)))
+
+/* One line on stderr ("gen: msg"), clearing the progress bar; nothing
+ * with --quiet. For warnings and notices during a run. */
+void gen_runlog_note(struct gen_runlog *lg, const char *msg);
 
 /* Draws "step/total [=====>   ] loss 0.1234  512 img/s  ETA 1m02s" on
  * stderr, only when stderr is a terminal and not --quiet, at most 10

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/engine.h"
 #include "gen/run.h"
 
 #ifndef GEN_VERSION
@@ -18,47 +19,69 @@
 const struct gen_option gen_cli_train_options[] = {
     GEN_STR_OPT("data", NULL, "training data: a directory (IDX files or images) or a text file"),
     GEN_STR_OPT("out", NULL, "run directory (default: runs/FAMILY)"),
-    GEN_INT_OPT("epochs", NULL, 1, GEN_OPT_NO_MAX, "passes over the training set"),
-    GEN_INT_OPT("steps", NULL, 1, GEN_OPT_NO_MAX, "optimiser steps (instead of --epochs)"),
+    GEN_INT_RUN_OPT("epochs", NULL, 1, GEN_OPT_NO_MAX, "passes over the training set"),
+    GEN_INT_RUN_OPT("steps", NULL, 1, GEN_OPT_NO_MAX, "optimiser steps (instead of --epochs)"),
     GEN_INT_OPT("batch", "64", 1, 65536, "batch size"),
-    GEN_FLOAT_OPT("lr", "1e-3", 0, 10, "learning rate"),
+    GEN_FLOAT_RUN_OPT("lr", "1e-3", 0, 10, "learning rate"),
+    GEN_CHOICE_OPT("schedule", "constant", "constant|cosine",
+                   "learning rate after the warm-up: constant, or cosine decay to --lr-min"),
+    GEN_INT_RUN_OPT("warmup", "0", 0, GEN_OPT_NO_MAX, "linear learning-rate warm-up steps"),
+    GEN_FLOAT_RUN_OPT("lr-min", "1e-4", 0, 10, "final learning rate of the cosine schedule"),
+    GEN_FLOAT_RUN_OPT("clip", "0", 0, GEN_OPT_NO_MAX, "clip the global gradient norm to this (0: off)"),
+    GEN_FLOAT_OPT("ema", "0", 0, 0.999999,
+                  "keep an EMA of the weights with this decay (warm-up (1+t)/(10+t) below it; "
+                  "0: off); sampling uses it"),
     GEN_INT_OPT("seed", "0", 0, GEN_OPT_NO_MAX, "random seed (init, data order, noise)"),
     GEN_INT_OPT("threads", "0", 0, 4096, "threads (0: $GEN_THREADS or all cores)"),
     {"resume", 0, GEN_OPT_OPTIONAL_STRING, NULL,
-     "continue from a checkpoint (default: OUT/checkpoint.safetensors)", 0, 0, NULL},
-    GEN_INT_OPT("sample-every", "1000", 0, GEN_OPT_NO_MAX,
-                "write OUT/samples-STEP.png every N steps (0: only at the end)"),
-    GEN_INT_OPT("ckpt-every", "1000", 0, GEN_OPT_NO_MAX,
-                "save a numbered checkpoint every N steps (0: only at the end)"),
+     "continue from a checkpoint (default: OUT/checkpoint.safetensors) with its settings", 0, 0,
+     NULL, 0},
+    GEN_FLAG_OPT("force", "start a new run in a directory that holds one (replacing its checkpoints)"),
+    GEN_INT_RUN_OPT("log-every", "50", 1, GEN_OPT_NO_MAX, "steps between log lines"),
+    GEN_INT_RUN_OPT("eval-every", "0", 0, GEN_OPT_NO_MAX,
+                    "evaluate every N steps (0: at each epoch's end and at the end)"),
+    GEN_INT_RUN_OPT("sample-every", "0", 0, GEN_OPT_NO_MAX,
+                    "write OUT/samples-STEP every N steps (0: at each epoch's end and at the end)"),
+    GEN_INT_RUN_OPT("ckpt-every", "1000", 0, GEN_OPT_NO_MAX,
+                    "save a numbered checkpoint every N steps (0: only at the end)"),
     GEN_FLAG_OPT("json", "one JSON object per line on stdout"),
-    {"quiet", 'q', GEN_OPT_FLAG, NULL, "no log lines or progress bar on stderr", 0, 0, NULL},
+    {"quiet", 'q', GEN_OPT_FLAG, NULL, "no log lines or progress bar on stderr", 0, 0, NULL, 0},
     GEN_OPT_END,
 };
 
 const struct gen_option gen_cli_sample_options[] = {
     GEN_STR_OPT("ckpt", NULL, "checkpoint (default: runs/FAMILY/checkpoint.safetensors)"),
-    {"num", 'n', GEN_OPT_INT, "64", "number of samples", 1, 100000, NULL},
+    {"num", 'n', GEN_OPT_INT, "64", "number of samples", 1, 100000, NULL, 0},
     {"output", 'o', GEN_OPT_STRING, NULL,
      "output: FILE.png (a grid), DIR/ (one PNG each) or a text file (default: stdout for text)", 0,
-     0, NULL},
+     0, NULL, 0},
     GEN_INT_OPT("seed", "0", 0, GEN_OPT_NO_MAX, "random seed"),
+    GEN_STR_OPT("data", NULL, "data set of modes that take test images (default: the model's)"),
+    GEN_STR_OPT("input", NULL, "a folder of images for modes that take images (instead of --data)"),
+    GEN_FLAG_OPT("no-ema", "use the trained weights even when the model keeps an EMA of them"),
     GEN_INT_OPT("threads", "0", 0, 4096, "threads (0: $GEN_THREADS or all cores)"),
-    GEN_FLAG_OPT("json", "one JSON object per line on stdout"),
-    {"quiet", 'q', GEN_OPT_FLAG, NULL, "no log lines on stderr", 0, 0, NULL},
+    GEN_FLAG_OPT("json", "the result as one JSON object on stdout"),
+    {"quiet", 'q', GEN_OPT_FLAG, NULL, "no log lines on stderr", 0, 0, NULL, 0},
     GEN_OPT_END,
 };
 
 const struct gen_option gen_cli_eval_options[] = {
     GEN_STR_OPT("ckpt", NULL, "checkpoint (default: runs/FAMILY/checkpoint.safetensors)"),
-    GEN_STR_OPT("data", NULL, "evaluation data (the test split)"),
+    GEN_STR_OPT("data", NULL, "evaluation data: its test split (default: the model's data)"),
+    GEN_FLAG_OPT("no-ema", "use the trained weights even when the model keeps an EMA of them"),
     GEN_INT_OPT("seed", "0", 0, GEN_OPT_NO_MAX, "random seed"),
     GEN_INT_OPT("threads", "0", 0, 4096, "threads (0: $GEN_THREADS or all cores)"),
     GEN_FLAG_OPT("json", "the result as one JSON object on stdout"),
-    {"quiet", 'q', GEN_OPT_FLAG, NULL, "no log lines on stderr", 0, 0, NULL},
+    {"quiet", 'q', GEN_OPT_FLAG, NULL, "no log lines on stderr", 0, 0, NULL, 0},
     GEN_OPT_END,
 };
 
-enum command { CMD_TRAIN, CMD_SAMPLE, CMD_EVAL, CMD_COUNT };
+enum command {
+    CMD_TRAIN = GEN_CMD_TRAIN,
+    CMD_SAMPLE = GEN_CMD_SAMPLE,
+    CMD_EVAL = GEN_CMD_EVAL,
+    CMD_COUNT = GEN_CMD_COUNT
+};
 
 static const struct {
     const char *name, *what;
@@ -77,6 +100,13 @@ static const struct gen_option *family_table(const struct gen_family *f, enum co
     case CMD_SAMPLE: return f->sample_options;
     default: return f->eval_options;
     }
+}
+
+void gen_command_tables(enum gen_command c, const struct gen_family *f,
+                        const struct gen_option *tables[3]) {
+    tables[0] = commands[c].common;
+    tables[1] = family_table(f, (enum command)c);
+    tables[2] = NULL;
 }
 
 static int (*family_command(const struct gen_family *f, enum command c))(struct gen_run *) {
@@ -243,6 +273,16 @@ static int run_command(enum command c, int argc, char **argv) {
     run.json = gen_config_flag(&run.cfg, "json");
     run.quiet = gen_config_flag(&run.cfg, "quiet");
 
+    gen_clear_error();
+    int rc;
+    if (fam->create) {
+        gen_threads_init((int)gen_config_int(&run.cfg, "threads"));
+        if (c == CMD_TRAIN) gen_run_signals_install();
+        rc = c == CMD_TRAIN    ? gen_cmd_train(fam, &run.cfg, run.json, run.quiet)
+             : c == CMD_SAMPLE ? gen_cmd_sample(fam, &run.cfg, run.json, run.quiet)
+                               : gen_cmd_eval(fam, &run);
+        goto report;
+    }
     int (*fn)(struct gen_run *) = family_command(fam, c);
     if (!fn) {
         fprintf(stderr, "gen: %s %s: this family is not built yet (see the README)\n", cname,
@@ -251,8 +291,8 @@ static int run_command(enum command c, int argc, char **argv) {
     }
     gen_threads_init((int)gen_config_int(&run.cfg, "threads"));
     if (c == CMD_TRAIN) gen_run_signals_install();
-    gen_clear_error();
-    int rc = fn(&run);
+    rc = fn(&run);
+report:
     if (rc == 1 || rc == 2) fprintf(stderr, "gen: %s\n", gen_last_error());
     if (rc == 2) fprintf(stderr, "Try 'gen %s--help'.\n", try_what);
     return rc;

@@ -19,4 +19,12 @@ extern const struct gen_option gen_cli_train_options[];
 extern const struct gen_option gen_cli_sample_options[];
 extern const struct gen_option gen_cli_eval_options[];
 
+/* The commands written once for every family on its verbs (src/cli/
+ * commands.c, sample_text.c): options already parsed and resolved. */
+int gen_cmd_train(const struct gen_family *fam, struct gen_config *cfg, int json, int quiet);
+int gen_cmd_sample(const struct gen_family *fam, struct gen_config *cfg, int json, int quiet);
+int gen_cmd_eval(const struct gen_family *fam, struct gen_run *run);
+int gen_sample_text(const struct gen_family *fam, const struct gen_config *cfg, int json,
+                    int quiet);
+
 #endif

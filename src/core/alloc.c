@@ -9,8 +9,14 @@
 
 static long fail_countdown; /* >0: the allocation that brings it to 0 fails */
 static long alloc_count;
+static size_t size_limit; /* >0: larger single allocations fail */
 
 void gen_alloc_fail_after(long n) { fail_countdown = n > 0 ? n : 0; }
+size_t gen_alloc_limit(size_t bytes) {
+    size_t before = size_limit;
+    size_limit = bytes;
+    return before;
+}
 long gen_alloc_count(void) { return alloc_count; }
 
 int gen_mul_size(size_t a, size_t b, size_t *out) {
@@ -28,6 +34,11 @@ int gen_add_size(size_t a, size_t b, size_t *out) {
 void *gen_alloc(size_t bytes) {
     if (fail_countdown > 0 && --fail_countdown == 0) {
         gen_error(GEN_ERR_NOMEM, "out of memory (injected failure, %zu bytes)", bytes);
+        return NULL;
+    }
+    if (size_limit && bytes > size_limit) {
+        gen_error(GEN_ERR_NOMEM, "%zu bytes requested, more than the limit of %zu", bytes,
+                  size_limit);
         return NULL;
     }
     size_t rounded;

@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gen/io.h"
 #include "gen/plot.h"
@@ -353,7 +354,8 @@ enum gen_status gen_plot_file(const char *jsonl, const char *png, const char *ti
         } else {
             draw(&c, &p, title);
             char tmp[4200];
-            snprintf(tmp, sizeof tmp, "%s.tmp", png);
+            /* A temporary name of this process's own, renamed over the plot. */
+            snprintf(tmp, sizeof tmp, "%s.tmp.%ld", png, (long)getpid());
             st = gen_png_write(tmp, c.w, c.h, 3, c.px);
             if (st == GEN_OK && rename(tmp, png) != 0) {
                 st = gen_error(GEN_ERR_IO, "%s: cannot write: %s", png, strerror(errno));

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stb_image_write.h>
 #include <string.h>
+#include <strings.h>
 
 #include "gen/io.h"
 #include "io/fs.h"
@@ -17,7 +18,27 @@ static void sink_write(void *ctx, void *data, int size) {
     if (size > 0 && fwrite(data, 1, (size_t)size, s->f) != (size_t)size) s->failed = 1;
 }
 
-enum gen_status gen_png_write(const char *path, int w, int h, int comp, const uint8_t *pixels) {
+/* The format of an output path, by its extension (case-insensitive). */
+enum format { FMT_PNG, FMT_JPG, FMT_BMP, FMT_UNKNOWN };
+static enum format format_of(const char *path) {
+    const char *dot = strrchr(path, '.'), *slash = strrchr(path, '/');
+    if (!dot || (slash && dot < slash)) return FMT_UNKNOWN;
+    if (!strcasecmp(dot, ".png")) return FMT_PNG;
+    if (!strcasecmp(dot, ".jpg") || !strcasecmp(dot, ".jpeg")) return FMT_JPG;
+    if (!strcasecmp(dot, ".bmp")) return FMT_BMP;
+    return FMT_UNKNOWN;
+}
+
+enum gen_status gen_image_path_check(const char *path) {
+    if (format_of(path) != FMT_UNKNOWN) return GEN_OK;
+    return gen_error(GEN_ERR_USAGE,
+                     "%s: unknown image format (the name must end in .png, .jpg, .jpeg or .bmp, "
+                     "or in / for a folder of PNG files)",
+                     path);
+}
+
+static enum gen_status write_as(const char *path, enum format fmt, int w, int h, int comp,
+                                const uint8_t *pixels) {
     if (w <= 0 || h <= 0 || comp < 1 || comp > 4 || (int64_t)w * comp > INT32_MAX / 2 ||
         (int64_t)w * h > (1LL << 30))
         return gen_error(GEN_ERR_USAGE, "%s: cannot write a %dx%d image with %d channels", path, w,
@@ -25,21 +46,39 @@ enum gen_status gen_png_write(const char *path, int w, int h, int comp, const ui
     FILE *f = fopen(path, "wb");
     if (!f) return gen_error(GEN_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
     struct sink s = {f, 0};
-    int ok = stbi_write_png_to_func(sink_write, &s, w, h, comp, pixels, w * comp);
+    int ok = fmt == FMT_JPG   ? stbi_write_jpg_to_func(sink_write, &s, w, h, comp, pixels, 95)
+             : fmt == FMT_BMP ? stbi_write_bmp_to_func(sink_write, &s, w, h, comp, pixels)
+                              : stbi_write_png_to_func(sink_write, &s, w, h, comp, pixels, w * comp);
     int err = s.failed || ferror(f);
     int e = errno;
     if (fclose(f) != 0) err = 1, e = errno;
     if (!ok || err) {
         remove(path);
-        return gen_error(GEN_ERR_IO, "%s: cannot write PNG%s%s", path, err ? ": " : "",
+        return gen_error(GEN_ERR_IO, "%s: cannot write the image%s%s", path, err ? ": " : "",
                          err ? strerror(e) : " (encoder failed)");
     }
     return GEN_OK;
 }
 
+enum gen_status gen_png_write(const char *path, int w, int h, int comp, const uint8_t *pixels) {
+    return write_as(path, FMT_PNG, w, h, comp, pixels);
+}
+
+enum gen_status gen_image_write(const char *path, int w, int h, int comp, const uint8_t *pixels) {
+    const enum format fmt = format_of(path);
+    if (fmt == FMT_UNKNOWN) return gen_image_path_check(path);
+    return write_as(path, fmt, w, h, comp, pixels);
+}
+
 void gen_png_grid_size(int n, int h, int w, int *cols, int *rows, int *width, int *height) {
+    gen_png_grid_size_cols(n, h, w, 0, cols, rows, width, height);
+}
+
+void gen_png_grid_size_cols(int n, int h, int w, int want_cols, int *cols, int *rows, int *width,
+                            int *height) {
     int c = 1;
     while (c * c < n) c++;
+    if (want_cols > 0) c = want_cols;
     int r = n > 0 ? (n + c - 1) / c : 1;
     *cols = c;
     *rows = r;
@@ -75,10 +114,15 @@ static void blit(const float *img, int c, int h, int w, float lo, float hi, uint
 
 enum gen_status gen_png_write_grid(const char *path, const float *images, int n, int c, int h,
                                    int w, float lo, float hi) {
+    return gen_png_write_grid_cols(path, images, n, c, h, w, 0, lo, hi);
+}
+
+enum gen_status gen_png_write_grid_cols(const char *path, const float *images, int n, int c, int h,
+                                        int w, int want_cols, float lo, float hi) {
     enum gen_status st = check_images(path, n, c, h, w, lo, hi);
     if (st != GEN_OK) return st;
     int cols, rows, gw, gh;
-    gen_png_grid_size(n, h, w, &cols, &rows, &gw, &gh);
+    gen_png_grid_size_cols(n, h, w, want_cols, &cols, &rows, &gw, &gh);
     if ((int64_t)gw * gh > (1LL << 30))
         return gen_error(GEN_ERR_USAGE, "%s: a %dx%d grid is too large", path, gw, gh);
     uint8_t *canvas = gen_calloc((size_t)gw * (size_t)gh, (size_t)c);
@@ -88,7 +132,7 @@ enum gen_status gen_png_write_grid(const char *path, const float *images, int n,
         blit(images + (size_t)i * per, c, h, w, lo, hi, canvas, gw,
              GEN_PNG_GRID_PAD + (i % cols) * (w + GEN_PNG_GRID_PAD),
              GEN_PNG_GRID_PAD + (i / cols) * (h + GEN_PNG_GRID_PAD));
-    st = gen_png_write(path, gw, gh, c, canvas);
+    st = gen_image_write(path, gw, gh, c, canvas);
     gen_free(canvas);
     return st;
 }

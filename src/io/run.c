@@ -68,7 +68,7 @@ static void human_number(char *buf, size_t n, double v) {
 }
 
 void gen_runlog_write(struct gen_runlog *lg, int64_t step, const struct gen_field *fields, int n) {
-    double elapsed = gen_run_now() - lg->t_open;
+    double elapsed = lg->elapsed_base + gen_run_now() - lg->t_open;
     cJSON *obj = cJSON_CreateObject();
     if (step >= 0) cJSON_AddNumberToObject(obj, "step", (double)step);
     for (int k = 0; k < n; k++) {
@@ -102,6 +102,13 @@ void gen_runlog_write(struct gen_runlog *lg, int64_t step, const struct gen_fiel
         fprintf(stderr, "%s%s %s", (k || step >= 0) ? "  " : "", fields[k].name, num);
     }
     fprintf(stderr, "  elapsed %.1fs\n", elapsed);
+    fflush(stderr);
+}
+
+void gen_runlog_note(struct gen_runlog *lg, const char *msg) {
+    if (lg->quiet) return;
+    clear_bar(lg);
+    fprintf(stderr, "gen: %s\n", msg);
     fflush(stderr);
 }
 

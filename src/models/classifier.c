@@ -315,7 +315,7 @@ out:
 
 static int classifier_eval(struct gen_run *run) {
     const struct gen_config *cfg = &run->cfg;
-    if (gen_config_str(cfg, "samples")) return gen_eval_images(run, NULL, NULL, 0, 0, 0);
+    if (gen_config_str(cfg, "samples")) return gen_eval_images(run, NULL, NULL, 0, 0, 0, NULL);
     static struct gen_classifier m;
     struct gen_image_set test = {0};
     struct gen_ctx g;
@@ -381,7 +381,7 @@ static const struct gen_option classifier_eval_options[] = {
     GEN_STR_OPT("data", "data/fashion-mnist", "labelled test data: IDX directory or image folder"),
     GEN_STR_OPT("samples", NULL,
                 "score this image folder against --data (FID, precision/recall) instead"),
-    {"num", 'n', GEN_OPT_INT, "10000", "with --samples: at most N images", 10, 1000000, NULL},
+    {"num", 'n', GEN_OPT_INT, "10000", "with --samples: at most N images", 10, 1000000, NULL, 0},
     GEN_OPT_END,
 };
 

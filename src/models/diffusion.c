@@ -892,7 +892,7 @@ static enum gen_status eval_generate(void *model, int64_t n, uint64_t seed, floa
 static int diffusion_eval(struct gen_run *run) {
     const struct gen_config *cfg = &run->cfg;
     /* --samples DIR: the metrics read the folder and need no model. */
-    if (gen_config_str(cfg, "samples")) return gen_eval_images(run, NULL, NULL, 1, 1, 1);
+    if (gen_config_str(cfg, "samples")) return gen_eval_images(run, NULL, NULL, 1, 1, 1, NULL);
     static struct diffusion m;
     memset(&m, 0, sizeof m);
     struct eval_model q = {.m = &m};
@@ -907,7 +907,7 @@ static int diffusion_eval(struct gen_run *run) {
         rc = 2;
         goto done;
     }
-    rc = gen_eval_images(run, eval_generate, &q, (int)m.ucfg.C, (int)m.ucfg.H, (int)m.ucfg.W);
+    rc = gen_eval_images(run, eval_generate, &q, (int)m.ucfg.C, (int)m.ucfg.H, (int)m.ucfg.W, NULL);
 done:
     gen_ctx_free(&q.g);
     diffusion_free(&m);

@@ -658,11 +658,11 @@ static int gan_eval(struct gen_run *run) {
      * and need no model. */
     const char *samples = gen_config_str(cfg, "samples");
     if (samples) {
-        rc = gen_eval_images(run, NULL, NULL, 1, 1, 1);
+        rc = gen_eval_images(run, NULL, NULL, 1, 1, 1, NULL);
         goto done;
     }
     if (gan_load(&m, gen_config_str(cfg, "ckpt")) != GEN_OK) goto done;
-    rc = gen_eval_images(run, gan_generate, &q, (int)m.C, (int)m.S, (int)m.S);
+    rc = gen_eval_images(run, gan_generate, &q, (int)m.C, (int)m.S, (int)m.S, NULL);
 done:
     gen_ctx_free(&q.g);
     gen_gan_free(&m);

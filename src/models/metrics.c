@@ -540,7 +540,7 @@ static void print_json(const struct gen_run *run, const char *source, const char
 }
 
 int gen_eval_images(struct gen_run *run, gen_generate_fn generate, void *model, int c, int h,
-                    int w) {
+                    int w, struct gen_metrics *out) {
     const struct gen_config *cfg = &run->cfg;
     const struct gen_config_entry *ce = gen_config_get(cfg, "classifier");
     const char *samples = gen_config_str(cfg, "samples");
@@ -626,7 +626,24 @@ int gen_eval_images(struct gen_run *run, gen_generate_fn generate, void *model, 
         fprintf(stderr, "  (train/test: %lld real training images scored the same way)\n",
                 (long long)nb);
     }
-    if (run->json) print_json(run, source, data, clf_path, acc, n, test.n, &r, &b);
+    if (out) {
+        const struct gen_field f[] = {
+            {"fid", r.fid},
+            {"fid_baseline", b.fid},
+            {"classifier_score", r.cs},
+            {"classifier_score_baseline", b.cs},
+            {"precision", r.precision},
+            {"precision_baseline", b.precision},
+            {"recall", r.recall},
+            {"recall_baseline", b.recall},
+            {"classifier_accuracy", acc},
+            {"eval_images", (double)n},
+        };
+        for (size_t i = 0; i < sizeof f / sizeof f[0] && out->n < GEN_MAX_FIELDS; i++)
+            out->f[out->n++] = f[i];
+    } else if (run->json) {
+        print_json(run, source, data, clf_path, acc, n, test.n, &r, &b);
+    }
     if (!samples && ckpt && append_metrics(ckpt, n, &r, &b) != GEN_OK)
         fprintf(stderr, "gen: warning: %s\n", gen_last_error()); /* the result stands */
     rc = 0;

@@ -1013,7 +1013,7 @@ static const struct gen_option transformer_train_options[] = {
 };
 
 static const struct gen_option transformer_sample_options[] = {
-    {"num", 'n', GEN_OPT_INT, "1", "number of samples", 1, 100000, NULL},
+    {"num", 'n', GEN_OPT_INT, "1", "number of samples", 1, 100000, NULL, 0},
     GEN_STR_OPT("prompt", NULL, "text the samples continue"),
     GEN_STR_OPT("prompt-file", NULL, "read the prompt from a file"),
     GEN_INT_OPT("length", "400", 1, 100000000, "tokens to generate"),

@@ -12,20 +12,18 @@
  *   dec: fc3 Linear(D, 64 H/4 W/4)-ReLU, reshape, deconv1 ConvT(64,32,4,2,1)-ReLU,
  *        deconv2 ConvT(32,C,4,2,1) -> logits
  * Pixels are scaled to [0, 1]. */
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
+#include "gen/family.h"
 #include "gen/metrics.h"
-#include "gen/trainer.h"
 #include "models/vae.h"
 
 /* ---- the network ---- */
 
 enum gen_status gen_vae_build(struct gen_vae *m, int arch, int64_t C, int64_t H, int64_t W,
-                                 int64_t latent, int64_t hidden, uint64_t seed) {
+                              int64_t latent, int64_t hidden, int with_ema, uint64_t seed) {
     m->arch = arch;
     m->C = C, m->H = H, m->W = W, m->D = C * H * W;
     m->latent = latent, m->hidden = hidden;
@@ -50,10 +48,8 @@ enum gen_status gen_vae_build(struct gen_vae *m, int arch, int64_t C, int64_t H,
         gen_conv_layer_add(ps, &m->deconv1, "deconv1", 64, 32, 4, 2, 1, 1, 1, 0);
         gen_conv_layer_add(ps, &m->deconv2, "deconv2", 32, C, 4, 2, 1, 1, 1, 0);
     }
-    enum gen_status st = gen_params_finalize(ps, 0);
+    enum gen_status st = gen_params_finalize(ps, with_ema);
     if (st != GEN_OK) return st;
-    m->lr = 1e-3f;
-    m->opt = (struct gen_optim){GEN_OPTIM_ADAM, m->lr, 0.9f, 0.999f, 1e-8f, 0.0f, 0.0f};
     for (int i = 0; i < GEN_VAE_N_RNG; i++) gen_rng_seed(&m->rng[i], seed * GEN_VAE_N_RNG + (uint64_t)i + 1);
     struct gen_rng *r = &m->rng[GEN_VAE_RNG_INIT];
     if (arch == GEN_VAE_MLP) {
@@ -68,6 +64,7 @@ enum gen_status gen_vae_build(struct gen_vae *m, int arch, int64_t C, int64_t H,
     gen_linear_layer_init(ps, &m->fc22, r);
     gen_linear_layer_init(ps, &m->fc3, r);
     if (arch == GEN_VAE_MLP) gen_linear_layer_init(ps, &m->fc4, r);
+    if (with_ema) gen_ema_copy_in(ps);
     return GEN_OK;
 }
 
@@ -126,6 +123,7 @@ static void neg_elbo(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x,
     gen_vae_neg_elbo(g, m, x, eps, bce, kl);
 }
 
+/* Images idx[0..count) of a set as (count, C, H, W) in [0, 1]. */
 static struct gen_tensor *batch_images(struct gen_ctx *g, struct gen_vae *m,
                                        const struct gen_image_set *set, const int32_t *idx,
                                        int count) {
@@ -134,35 +132,67 @@ static struct gen_tensor *batch_images(struct gen_ctx *g, struct gen_vae *m,
     return x;
 }
 
-/* ---- training ---- */
+/* Images first..first+count-1 of a set. */
+static struct gen_tensor *batch_range(struct gen_ctx *g, struct gen_vae *m,
+                                      const struct gen_image_set *set, int64_t first, int count) {
+    int32_t *idx = gen_arena_alloc(&g->arena, (size_t)count * sizeof *idx);
+    for (int k = 0; k < count; k++) idx[k] = (int32_t)(first + k);
+    return batch_images(g, m, set, idx, count);
+}
 
-/* One Adam step; fields: loss, bce, kl per image. */
-static void train_step(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x, double *fields) {
+/* ---- verbs ---- */
+
+/* The loss per image, (bce + kl) / B; fields: loss, bce, kl per image. */
+struct gen_tensor *gen_vae_loss(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x,
+                                double *fields) {
     int64_t B = x->shape[0];
     struct gen_tensor *bce, *kl;
     neg_elbo(g, m, x, &m->rng[GEN_VAE_RNG_NOISE], &bce, &kl);
     struct gen_tensor *loss = gen_scale(g, gen_add(g, bce, kl), 1.0f / (float)B);
-    gen_params_zero_grad(&m->ps);
-    gen_backward(g, loss);
-    gen_optim_step(&m->opt, &m->ps, -1, m->lr);
     fields[0] = loss->data[0];
     fields[1] = bce->data[0] / (double)B;
     fields[2] = kl->data[0] / (double)B;
+    return loss;
 }
 
-double gen_vae_train_step(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x) {
-    double fields[3];
-    train_step(g, m, x, fields);
-    return fields[0];
+static struct gen_tensor *vae_loss(void *model, struct gen_ctx *g, const struct gen_batch *b,
+                                   int phase, double *fields) {
+    (void)phase;
+    return gen_vae_loss(g, model, b->x, fields);
 }
 
-static enum gen_status vae_step(void *model, struct gen_ctx *g, int64_t step, const int32_t *idx,
-                                int count, double *fields) {
-    (void)step;
+static enum gen_status vae_create(void *model, const struct gen_config *cfg,
+                                  const struct gen_data_shape *shape, uint64_t seed,
+                                  struct gen_model_info *info) {
     struct gen_vae *m = model;
-    train_step(g, m, batch_images(g, m, &m->train, idx, count), fields);
+    const char *arch = gen_config_str(cfg, "arch");
+    enum gen_status st = gen_vae_build(
+        m, arch && !strcmp(arch, "conv") ? GEN_VAE_CONV : GEN_VAE_MLP, shape->c, shape->h,
+        shape->w, gen_config_int(cfg, "latent"), gen_config_int(cfg, "hidden"),
+        gen_config_float(cfg, "ema") > 0, seed);
+    if (st != GEN_OK) return st;
+    *info = (struct gen_model_info){
+        .ps = &m->ps,
+        .rngs = m->rng,
+        .n_rngs = GEN_VAE_N_RNG,
+        .pixel_lo = 0.0f,
+        .pixel_hi = 1.0f,
+        .n_phases = 1,
+        .phase = {{.group = -1,
+                   .optim = {.kind = GEN_OPTIM_ADAM,
+                             .lr = (float)gen_config_float(cfg, "lr"),
+                             .beta1 = 0.9f,
+                             .beta2 = 0.999f,
+                             .eps = 1e-8f}}},
+        .ema_group = -1,
+        .n_fields = 3,
+        .fields = {"loss", "bce", "kl"},
+        .unit = "img",
+    };
     return GEN_OK;
 }
+
+static void vae_destroy(void *model) { gen_params_free(&((struct gen_vae *)model)->ps); }
 
 #define EVAL_SEED 20240601u
 #define EVAL_BATCH 500
@@ -172,23 +202,15 @@ static enum gen_status vae_step(void *model, struct gen_ctx *g, int64_t step, co
 double gen_vae_test_loss(struct gen_ctx *g, struct gen_vae *m, const struct gen_image_set *set) {
     struct gen_rng rng;
     gen_rng_seed(&rng, EVAL_SEED);
-    int32_t idx[EVAL_BATCH];
     double total = 0;
     for (int64_t i = 0; i < set->n; i += EVAL_BATCH) {
         int count = (int)(set->n - i < EVAL_BATCH ? set->n - i : EVAL_BATCH);
-        for (int k = 0; k < count; k++) idx[k] = (int32_t)(i + k);
         struct gen_tensor *bce, *kl;
-        neg_elbo(g, m, batch_images(g, m, set, idx, count), &rng, &bce, &kl);
+        neg_elbo(g, m, batch_range(g, m, set, i, count), &rng, &bce, &kl);
         total += (double)bce->data[0] + (double)kl->data[0];
         gen_ctx_reset(g);
     }
     return total / (double)set->n;
-}
-
-static enum gen_status vae_evaluate(void *model, struct gen_ctx *g, double *fields) {
-    struct gen_vae *m = model;
-    fields[0] = gen_vae_test_loss(g, m, &m->test);
-    return GEN_OK;
 }
 
 struct gen_tensor *gen_vae_generate(struct gen_ctx *g, struct gen_vae *m, int n, struct gen_rng *rng) {
@@ -197,11 +219,11 @@ struct gen_tensor *gen_vae_generate(struct gen_ctx *g, struct gen_vae *m, int n,
     return gen_sigmoid(g, decode(g, m, z));
 }
 
-/* count test images idx[] and their reconstructions (decoded means), in
- * pairs: out (2 count, C, H, W). */
-static struct gen_tensor *reconstruct(struct gen_ctx *g, struct gen_vae *m, const int32_t *idx,
-                                      int count) {
-    struct gen_tensor *x = batch_images(g, m, &m->test, idx, count);
+/* Test images 0..count-1 beside their reconstructions (decoded means), in
+ * pairs: (2 count, C, H, W). */
+static struct gen_tensor *reconstruct(struct gen_ctx *g, struct gen_vae *m,
+                                      const struct gen_image_set *set, int count) {
+    struct gen_tensor *x = batch_range(g, m, set, 0, count);
     struct gen_tensor *mu, *logvar;
     encode(g, m, x, &mu, &logvar);
     struct gen_tensor *y = gen_sigmoid(g, decode(g, m, mu));
@@ -214,139 +236,19 @@ static struct gen_tensor *reconstruct(struct gen_ctx *g, struct gen_vae *m, cons
     return out;
 }
 
-static enum gen_status write_images(const char *path, const struct gen_tensor *t) {
-    int n = (int)t->shape[0], c = (int)t->shape[1], h = (int)t->shape[2], w = (int)t->shape[3];
-    size_t len = strlen(path);
-    if (len && path[len - 1] == '/') return gen_png_write_each(path, "", t->data, n, c, h, w, 0, 1);
-    return gen_png_write_grid(path, t->data, n, c, h, w, 0.0f, 1.0f);
-}
-
-static enum gen_status vae_snapshot(void *model, struct gen_ctx *g, const char *dir, int64_t step) {
-    struct gen_vae *m = model;
-    char path[4096];
-    struct gen_rng rng;
-    gen_rng_seed(&rng, EVAL_SEED);
-    g->training = 0;
-    snprintf(path, sizeof path, "%s/samples-%08lld.png", dir, (long long)step);
-    enum gen_status st = write_images(path, gen_vae_generate(g, m, 64, &rng));
-    if (st == GEN_OK) {
-        int32_t idx[32];
-        int count = m->test.n < 32 ? (int)m->test.n : 32;
-        for (int i = 0; i < count; i++) idx[i] = i;
-        snprintf(path, sizeof path, "%s/recon-%08lld.png", dir, (long long)step);
-        st = write_images(path, reconstruct(g, m, idx, count));
+/* n points from mu(A) to mu(B), decoded. */
+static struct gen_tensor *interpolate(struct gen_ctx *g, struct gen_vae *m,
+                                      const struct gen_image_set *set, int32_t a, int32_t b, int n) {
+    struct gen_tensor *x = batch_images(g, m, set, (int32_t[]){a, b}, 2);
+    struct gen_tensor *mu, *logvar;
+    encode(g, m, x, &mu, &logvar);
+    struct gen_tensor *z = gen_tensor_2d(g, n, m->latent);
+    for (int i = 0; i < n; i++) {
+        float t = n > 1 ? (float)i / (float)(n - 1) : 0.0f;
+        for (int64_t j = 0; j < m->latent; j++)
+            z->data[i * m->latent + j] = (1 - t) * mu->data[j] + t * mu->data[m->latent + j];
     }
-    g->training = 1;
-    return st;
-}
-
-/* ---- commands ---- */
-
-static enum gen_status load_data(struct gen_image_set *set, const char *path, int train) {
-    enum gen_status st = gen_images_load(path, train, 0, 0, set);
-    if (st != GEN_OK && access(path, F_OK) != 0)
-        return gen_error(GEN_ERR_IO, "%s: no such data set (run scripts/fetch-data.sh, or give --data DIR)",
-                         path);
-    return st;
-}
-
-void gen_vae_free(struct gen_vae *m) {
-    gen_params_free(&m->ps);
-    gen_image_set_free(&m->train);
-    gen_image_set_free(&m->test);
-}
-
-/* The model's config: the options plus the image shape it was built for. */
-static char *model_config(const struct gen_config *cfg, const struct gen_vae *m) {
-    char *s = gen_config_to_json(cfg);
-    cJSON *o = cJSON_Parse(s);
-    free(s);
-    cJSON_AddNumberToObject(o, "channels", (double)m->C);
-    cJSON_AddNumberToObject(o, "height", (double)m->H);
-    cJSON_AddNumberToObject(o, "width", (double)m->W);
-    s = cJSON_PrintUnformatted(o);
-    cJSON_Delete(o);
-    return s;
-}
-
-static int arch_of(const char *s) { return s && !strcmp(s, "conv") ? GEN_VAE_CONV : GEN_VAE_MLP; }
-
-static int vae_train(struct gen_run *run) {
-    const struct gen_config *cfg = &run->cfg;
-    static struct gen_vae m;
-    memset(&m, 0, sizeof m);
-    int rc = 1;
-    char *config = NULL;
-    const char *data = gen_config_str(cfg, "data");
-    if (load_data(&m.train, data, 1) != GEN_OK || load_data(&m.test, data, 0) != GEN_OK) goto out;
-    if (m.test.c != m.train.c || m.test.h != m.train.h || m.test.w != m.train.w) {
-        gen_error(GEN_ERR_FORMAT, "%s: test images are %dx%dx%d but training images %dx%dx%d", data,
-                  m.test.c, m.test.h, m.test.w, m.train.c, m.train.h, m.train.w);
-        goto out;
-    }
-    uint64_t seed = (uint64_t)gen_config_int(cfg, "seed");
-    enum gen_status st = gen_vae_build(&m, arch_of(gen_config_str(cfg, "arch")), m.train.c, m.train.h,
-                                   m.train.w, gen_config_int(cfg, "latent"),
-                                   gen_config_int(cfg, "hidden"), seed);
-    if (st != GEN_OK) {
-        rc = st == GEN_ERR_USAGE ? 2 : 1;
-        goto out;
-    }
-    m.opt.lr = m.lr = (float)gen_config_float(cfg, "lr");
-    config = model_config(cfg, &m);
-    int batch = (int)gen_config_int(cfg, "batch");
-    struct gen_trainer_spec spec = {
-        .family = "vae",
-        .model = &m,
-        .ps = &m.ps,
-        .rngs = m.rng,
-        .n_rngs = GEN_VAE_N_RNG,
-        .n_examples = m.train.n,
-        .batch = batch,
-        .data_seed = seed,
-        .epochs = gen_config_int(cfg, "epochs"),
-        .steps = gen_config_is_set(cfg, "steps") ? gen_config_int(cfg, "steps") : 0,
-        .items_per_step = batch,
-        .unit = "img",
-        .sample_every = gen_config_is_set(cfg, "sample-every") ? gen_config_int(cfg, "sample-every") : 0,
-        .ckpt_every = gen_config_int(cfg, "ckpt-every"),
-        .resume = gen_config_flag(cfg, "resume") ? gen_config_str(cfg, "resume") : NULL,
-        .config_json = config,
-        .step = vae_step,
-        .field_names = {"loss", "bce", "kl"},
-        .n_fields = 3,
-        .evaluate = vae_evaluate,
-        .eval_names = {"test_loss"},
-        .n_eval = 1,
-        .snapshot = vae_snapshot,
-    };
-    if (!run->quiet)
-        fprintf(stderr, "vae (%s): %lld parameters, %lld training and %lld test images of %dx%dx%d\n",
-                m.arch == GEN_VAE_MLP ? "mlp" : "conv", (long long)gen_params_count(&m.ps),
-                (long long)m.train.n, (long long)m.test.n, m.train.c, m.train.h, m.train.w);
-    rc = gen_trainer_run(run, &spec);
-out:
-    free(config);
-    gen_vae_free(&m);
-    return rc;
-}
-
-/* Builds the model a checkpoint describes and loads its weights. */
-static enum gen_status vae_load(struct gen_vae *m, const char *path) {
-    cJSON *c = NULL;
-    enum gen_status st = gen_ckpt_config(path, "vae", &c);
-    if (st != GEN_OK) return st;
-    int64_t C = (int64_t)gen_json_num(c, "channels", 0), H = (int64_t)gen_json_num(c, "height", 0),
-            W = (int64_t)gen_json_num(c, "width", 0), L = (int64_t)gen_json_num(c, "latent", 0),
-            Hd = (int64_t)gen_json_num(c, "hidden", 0);
-    int arch = arch_of(gen_json_str(c, "arch", "mlp"));
-    cJSON_Delete(c);
-    if (C < 1 || C > 4 || H < 1 || H > 4096 || W < 1 || W > 4096 || L < 1 || L > 65536 || Hd < 1 ||
-        Hd > 1 << 20)
-        return gen_error(GEN_ERR_FORMAT, "%s: bad model shape in the config metadata", path);
-    st = gen_vae_build(m, arch, C, H, W, L, Hd, 0);
-    if (st != GEN_OK) return st == GEN_ERR_USAGE ? GEN_ERR_FORMAT : st;
-    return gen_ckpt_load(path, &m->ps, "vae", 0, NULL);
+    return gen_sigmoid(g, decode(g, m, z));
 }
 
 static int parse_pair(const char *s, int64_t *a, int64_t *b) {
@@ -360,72 +262,51 @@ static int parse_pair(const char *s, int64_t *a, int64_t *b) {
     return 1;
 }
 
-static int vae_sample(struct gen_run *run) {
-    const struct gen_config *cfg = &run->cfg;
-    static struct gen_vae m;
-    memset(&m, 0, sizeof m);
-    struct gen_ctx g;
-    gen_ctx_init_eval(&g);
-    int rc = 1;
-    const char *ckpt = gen_config_str(cfg, "ckpt");
-    const char *out = gen_config_str(cfg, "output");
-    int n = (int)gen_config_int(cfg, "num");
-    if (!out) out = "samples.png";
-    if (vae_load(&m, ckpt) != GEN_OK) goto done;
+static int vae_needs_inputs(const struct gen_config *opts) {
+    return gen_config_flag(opts, "reconstruct") || gen_config_str(opts, "interpolate");
+}
+
+/* A square-ish number of columns that keeps pairs in whole rows. */
+static int pair_cols(int64_t count) {
+    int c = 1;
+    while ((int64_t)c * c < 2 * count) c++;
+    return c + c % 2;
+}
+
+static enum gen_status vae_generate(void *model, struct gen_ctx *g, const struct gen_config *opts,
+                                    const struct gen_request *req, struct gen_output *out) {
+    struct gen_vae *m = model;
+    const int n = (int)req->n;
+    const struct gen_image_set *set = req->inputs ? req->inputs->images : NULL;
+    const char *walk = opts ? gen_config_str(opts, "interpolate") : NULL;
     struct gen_tensor *images;
-    const char *interp = gen_config_str(cfg, "interpolate");
-    if (gen_config_flag(cfg, "reconstruct") || interp) {
-        const char *data = gen_config_str(cfg, "data");
-        if (load_data(&m.test, data, 0) != GEN_OK) goto done;
-        if (m.test.c != m.C || m.test.h != m.H || m.test.w != m.W) {
-            gen_error(GEN_ERR_FORMAT, "%s: images are %dx%dx%d, the model wants %lldx%lldx%lld", data,
-                      m.test.c, m.test.h, m.test.w, (long long)m.C, (long long)m.H, (long long)m.W);
-            goto done;
-        }
-    }
-    if (interp) {
+    out->cols = 0;
+    if (walk) {
         int64_t a, b;
-        if (!parse_pair(interp, &a, &b)) {
-            gen_error(GEN_ERR_USAGE, "--interpolate: expected two test image indices A,B, got '%s'",
-                      interp);
-            rc = 2;
-            goto done;
-        }
-        if (a >= m.test.n || b >= m.test.n) {
-            gen_error(GEN_ERR_USAGE, "--interpolate: index out of range (the test set has %lld images)",
-                      (long long)m.test.n);
-            rc = 2;
-            goto done;
-        }
-        /* n steps from mu(A) to mu(B), decoded. */
-        struct gen_tensor *x = batch_images(&g, &m, &m.test, (int32_t[]){(int32_t)a, (int32_t)b}, 2);
-        struct gen_tensor *mu, *logvar;
-        encode(&g, &m, x, &mu, &logvar);
-        struct gen_tensor *z = gen_tensor_2d(&g, n, m.latent);
-        for (int i = 0; i < n; i++) {
-            float t = n > 1 ? (float)i / (float)(n - 1) : 0.0f;
-            for (int64_t j = 0; j < m.latent; j++)
-                z->data[i * m.latent + j] = (1 - t) * mu->data[j] + t * mu->data[m.latent + j];
-        }
-        images = gen_sigmoid(&g, decode(&g, &m, z));
-    } else if (gen_config_flag(cfg, "reconstruct")) {
-        int count = n / 2 > 0 ? n / 2 : 1;
-        if (count > m.test.n) count = (int)m.test.n;
-        int32_t *idx = gen_arena_alloc(&g.arena, (size_t)count * sizeof *idx);
-        for (int i = 0; i < count; i++) idx[i] = i;
-        images = reconstruct(&g, &m, idx, count);
+        if (!parse_pair(walk, &a, &b))
+            return gen_error(GEN_ERR_USAGE, "--interpolate: expected two image indices A,B, got '%s'",
+                             walk);
+        if (a >= set->n || b >= set->n)
+            return gen_error(GEN_ERR_USAGE, "--interpolate: index out of range (%lld images)",
+                             (long long)set->n);
+        images = interpolate(g, m, set, (int32_t)a, (int32_t)b, n);
+        out->cols = n; /* one row */
+    } else if (opts && gen_config_flag(opts, "reconstruct")) {
+        int64_t count = n / 2 > 0 ? n / 2 : 1;
+        if (count > set->n) count = set->n;
+        images = reconstruct(g, m, set, (int)count);
+        out->cols = pair_cols(count);
     } else {
         struct gen_rng rng;
-        gen_rng_seed(&rng, (uint64_t)gen_config_int(cfg, "seed"));
-        images = gen_vae_generate(&g, &m, n, &rng);
+        gen_rng_seed(&rng, req->seed);
+        images = gen_vae_generate(g, m, n, &rng);
     }
-    if (write_images(out, images) != GEN_OK) goto done;
-    if (!run->quiet) fprintf(stderr, "wrote %lld images to %s\n", (long long)images->shape[0], out);
-    rc = 0;
-done:
-    gen_ctx_free(&g);
-    gen_vae_free(&m);
-    return rc;
+    const size_t bytes = (size_t)gen_numel(images) * sizeof(float);
+    if (!(out->images = gen_alloc(bytes))) return gen_error(GEN_ERR_NOMEM, "out of memory for the images");
+    memcpy(out->images, images->data, bytes);
+    out->n_images = images->shape[0];
+    out->c = (int)m->C, out->h = (int)m->H, out->w = (int)m->W;
+    return GEN_OK;
 }
 
 /* Per-image scores of x (B, C, H, W): the negative ELBO with one noise
@@ -486,109 +367,55 @@ static void score_batch(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor 
     }
 }
 
-/* gen_generate_fn for the image metrics: n samples in [0, 1]. */
-static enum gen_status vae_generate(void *model, int64_t n, uint64_t seed, float *out) {
+static enum gen_status vae_evaluate(void *model, struct gen_ctx *g, const struct gen_config *opts,
+                                    const struct gen_dataset *data, struct gen_metrics *out) {
     struct gen_vae *m = model;
-    struct gen_ctx g;
-    gen_ctx_init_eval(&g);
-    struct gen_rng rng;
-    gen_rng_seed(&rng, seed);
-    struct gen_tensor *x = gen_vae_generate(&g, m, (int)n, &rng);
-    memcpy(out, x->data, (size_t)gen_numel(x) * sizeof(float));
-    gen_ctx_free(&g);
-    return GEN_OK;
-}
-
-static int vae_eval(struct gen_run *run) {
-    const struct gen_config *cfg = &run->cfg;
-    static struct gen_vae m;
-    memset(&m, 0, sizeof m);
-    struct gen_ctx g;
-    gen_ctx_init_eval(&g);
-    int rc = 1;
-    FILE *csv = NULL;
-    double *elbo = NULL, *iw = NULL;
-    const char *ckpt = gen_config_str(cfg, "ckpt");
-    const char *data = gen_config_str(cfg, "data");
-    const char *per_sample = gen_config_str(cfg, "per-sample");
-    int K = (int)gen_config_int(cfg, "iw");
-    if (vae_load(&m, ckpt) != GEN_OK || load_data(&m.test, data, 0) != GEN_OK) goto done;
-    if (m.test.c != m.C || m.test.h != m.H || m.test.w != m.W) {
-        gen_error(GEN_ERR_FORMAT, "%s: images are %dx%dx%d, the model wants %lldx%lldx%lld", data,
-                  m.test.c, m.test.h, m.test.w, (long long)m.C, (long long)m.H, (long long)m.W);
-        goto done;
+    const struct gen_image_set *set = data->images;
+    if (!opts) {
+        out->f[out->n++] = (struct gen_field){"test_loss", gen_vae_test_loss(g, m, set)};
+        return GEN_OK;
     }
-    if (per_sample && !(csv = fopen(per_sample, "w"))) {
-        gen_error(GEN_ERR_IO, "%s: cannot write: %s", per_sample, strerror(errno));
-        goto done;
+    const int K = (int)gen_config_int(opts, "iw");
+    const int64_t n = set->n;
+    double *scores = gen_calloc((size_t)n * 2, sizeof *scores);
+    double *elbo = gen_calloc((size_t)n, sizeof *elbo), *iw = gen_calloc((size_t)n, sizeof *iw);
+    if (!scores || !elbo || !iw) {
+        gen_free(scores), gen_free(elbo), gen_free(iw);
+        return gen_error(GEN_ERR_NOMEM, "out of memory for %lld scores", (long long)n);
     }
-    int64_t n = m.test.n;
-    elbo = gen_calloc((size_t)n, sizeof *elbo);
-    iw = gen_calloc((size_t)n, sizeof *iw);
-    if (!elbo || !iw) goto done;
     struct gen_rng rng;
-    gen_rng_seed(&rng, (uint64_t)gen_config_int(cfg, "seed"));
+    gen_rng_seed(&rng, (uint64_t)gen_config_int(opts, "seed"));
     const int chunk = K > 0 ? 50 : 500;
-    int32_t idx[500];
     double sum_elbo = 0, sum_iw = 0;
     for (int64_t i = 0; i < n; i += chunk) {
         int count = (int)(n - i < chunk ? n - i : chunk);
-        for (int k = 0; k < count; k++) idx[k] = (int32_t)(i + k);
-        score_batch(&g, &m, batch_images(&g, &m, &m.test, idx, count), K, &rng, elbo + i, iw + i);
-        gen_ctx_reset(&g);
-        for (int k = 0; k < count; k++) sum_elbo += elbo[i + k], sum_iw += iw[i + k];
+        score_batch(g, m, batch_range(g, m, set, i, count), K, &rng, elbo + i, iw + i);
+        gen_ctx_reset(g);
     }
-    double mean_elbo = sum_elbo / (double)n, mean_iw = sum_iw / (double)n;
-    if (csv) {
-        fprintf(csv, "index,label,neg_elbo%s\n", K > 0 ? ",neg_iw_bound" : "");
-        for (int64_t i = 0; i < n; i++) {
-            fprintf(csv, "%lld,%d,%.4f", (long long)i, (int)m.test.labels[i], elbo[i]);
-            if (K > 0) fprintf(csv, ",%.4f", iw[i]);
-            fputc('\n', csv);
-        }
-        if (fclose(csv) != 0) {
-            csv = NULL;
-            gen_error(GEN_ERR_IO, "%s: write failed", per_sample);
-            goto done;
-        }
-        csv = NULL;
+    for (int64_t i = 0; i < n; i++) {
+        sum_elbo += elbo[i], sum_iw += iw[i];
+        scores[2 * i] = elbo[i], scores[2 * i + 1] = iw[i];
     }
-    if (run->json) {
-        printf("{\"family\":\"vae\",\"test_images\":%lld,\"neg_elbo\":%.6f", (long long)n,
-               mean_elbo);
-        if (K > 0) printf(",\"iw_samples\":%d,\"neg_iw_bound\":%.6f", K, mean_iw);
-        printf("}\n");
-    }
-    if (!run->quiet) {
-        fprintf(stderr, "vae %s on %s (%lld test images)\n", ckpt, data, (long long)n);
-        fprintf(stderr, "  mean negative ELBO            %10.4f nats/image\n", mean_elbo);
-        if (K > 0)
-            fprintf(stderr, "  negative IW bound (K = %3d)   %10.4f nats/image (estimate of -log p(x))\n",
-                    K, mean_iw);
-        if (per_sample) fprintf(stderr, "  per-image scores in %s\n", per_sample);
-    }
-    struct gen_field logged[2] = {{"test_loss", mean_elbo}, {"neg_iw_bound", mean_iw}};
-    gen_eval_log(ckpt, logged, K > 0 ? 2 : 1);
-    rc = 0;
-    /* Sample quality in the classifier's feature space, when asked for. */
-    if (gen_config_is_set(cfg, "classifier") || gen_config_str(cfg, "samples"))
-        rc = gen_eval_images(run, vae_generate, &m, (int)m.C, (int)m.H, (int)m.W);
-done:
-    if (csv) fclose(csv);
-    gen_free(elbo);
-    gen_free(iw);
-    gen_ctx_free(&g);
-    gen_vae_free(&m);
-    return rc;
+    gen_free(elbo), gen_free(iw);
+    out->f[out->n++] = (struct gen_field){"test_loss", sum_elbo / (double)n};
+    if (K > 0) out->f[out->n++] = (struct gen_field){"neg_iw_bound", sum_iw / (double)n};
+    out->scores = scores;
+    out->n_scores = K > 0 ? 2 : 1;
+    out->score_names[0] = "neg_elbo";
+    out->score_names[1] = "neg_iw_bound";
+    out->n_examples = n;
+    if (K == 0)
+        for (int64_t i = 0; i < n; i++) scores[i] = scores[2 * i];
+    return GEN_OK;
 }
 
 /* ---- options ---- */
 
 static const struct gen_option vae_train_options[] = {
     GEN_STR_OPT("data", "data/fashion-mnist", "training data: IDX directory or image folder"),
-    GEN_INT_OPT("epochs", "10", 1, GEN_OPT_NO_MAX, "passes over the training set"),
+    GEN_INT_RUN_OPT("epochs", "10", 1, GEN_OPT_NO_MAX, "passes over the training set"),
     GEN_INT_OPT("batch", "128", 1, 65536, "batch size"),
-    GEN_FLOAT_OPT("lr", "1e-3", 0, 10, "Adam learning rate"),
+    GEN_FLOAT_RUN_OPT("lr", "1e-3", 0, 10, "Adam learning rate"),
     GEN_INT_OPT("latent", "20", 1, 4096, "latent dimensions"),
     GEN_INT_OPT("hidden", "400", 1, 65536, "hidden units of the MLP"),
     GEN_CHOICE_OPT("arch", "mlp", "mlp|conv", "encoder/decoder architecture"),
@@ -598,12 +425,10 @@ static const struct gen_option vae_train_options[] = {
 static const struct gen_option vae_sample_options[] = {
     GEN_FLAG_OPT("reconstruct", "test images beside their reconstructions"),
     GEN_STR_OPT("interpolate", NULL, "A,B: walk the latent space from test image A to B in -n steps"),
-    GEN_STR_OPT("data", "data/fashion-mnist", "test images for --reconstruct/--interpolate"),
     GEN_OPT_END,
 };
 
 static const struct gen_option vae_eval_options[] = {
-    GEN_STR_OPT("data", "data/fashion-mnist", "test data: IDX directory or image folder"),
     GEN_INT_OPT("iw", "100", 0, 100000, "samples of the importance-weighted bound (0: ELBO only)"),
     GEN_STR_OPT("per-sample", NULL, "write each test image's scores to this CSV file"),
     GEN_EVAL_IMAGE_OPTIONS,
@@ -617,7 +442,11 @@ const struct gen_family gen_family_vae = {
     .train_options = vae_train_options,
     .sample_options = vae_sample_options,
     .eval_options = vae_eval_options,
-    .train = vae_train,
-    .sample = vae_sample,
-    .eval = vae_eval,
+    .size = sizeof(struct gen_vae),
+    .create = vae_create,
+    .destroy = vae_destroy,
+    .loss = vae_loss,
+    .generate = vae_generate,
+    .needs_inputs = vae_needs_inputs,
+    .evaluate = vae_evaluate,
 };

@@ -15,22 +15,21 @@ struct gen_vae {
     struct gen_linear_layer fc1, fc21, fc22, fc3, fc4;
     struct gen_conv_layer conv1, conv2, deconv1, deconv2;
     struct gen_rng rng[GEN_VAE_N_RNG];
-    struct gen_optim opt;
-    float lr;
-    struct gen_image_set train, test;
 };
 
 /* Declares and initialises the parameters (PyTorch's default init from
- * rng stream GEN_VAE_RNG_INIT of `seed`). */
+ * rng stream GEN_VAE_RNG_INIT of `seed`; with_ema: an EMA block equal to
+ * them). Free with gen_params_free(&m->ps). */
 enum gen_status gen_vae_build(struct gen_vae *m, int arch, int64_t C, int64_t H, int64_t W,
-                              int64_t latent, int64_t hidden, uint64_t seed);
-void gen_vae_free(struct gen_vae *m);
+                              int64_t latent, int64_t hidden, int with_ema, uint64_t seed);
 /* Negative ELBO summed over the batch x (B, C, H, W) in [0, 1], with the
  * reparameterisation noise eps (B, latent) given: bce and kl (scalars). */
 void gen_vae_neg_elbo(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x,
                       struct gen_tensor *eps, struct gen_tensor **bce, struct gen_tensor **kl);
-/* One Adam step on x; returns the loss per image (bce + kl) / B. */
-double gen_vae_train_step(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x);
+/* The training loss per image, (bce + kl) / B, with noise from the model's
+ * stream; fields: loss, bce, kl per image. */
+struct gen_tensor *gen_vae_loss(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x,
+                                double *fields);
 /* Mean negative ELBO per image of a set, with a fixed noise seed. */
 double gen_vae_test_loss(struct gen_ctx *g, struct gen_vae *m, const struct gen_image_set *set);
 /* n images decoded from z ~ N(0, I) drawn from rng: (n, C, H, W) in [0, 1]. */

@@ -64,6 +64,25 @@ void gen_ema_update(struct gen_params *ps, float decay) {
     gen_kernels()->ema(ps->n_train, ps->ema, ps->data, decay);
 }
 
+void gen_ema_update_group(struct gen_params *ps, int group, float decay) {
+    if (group < 0) {
+        gen_ema_update(ps, decay);
+        return;
+    }
+    GEN_ASSERT(ps->ema);
+    const struct gen_kernels *k = gen_kernels();
+    for (int i = 0; i < ps->count; i++) {
+        const struct gen_param *p = &ps->p[i];
+        if (in_group(p, group))
+            k->ema(gen_numel(&p->t), ps->ema + p->offset, ps->data + p->offset, decay);
+    }
+}
+
+float gen_ema_warmup_decay(int64_t t, float max_decay) {
+    const float d = (1.0f + (float)t) / (10.0f + (float)t);
+    return d < max_decay ? d : max_decay;
+}
+
 void gen_ema_copy_in(struct gen_params *ps) {
     GEN_ASSERT(ps->ema);
     for (int64_t i = 0; i < ps->n_train; i++) ps->ema[i] = ps->data[i];

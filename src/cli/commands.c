@@ -1,0 +1,434 @@
+/* commands.c - `gen train`, `gen sample` and `gen eval`, written once for
+ * every family on top of its verbs: options and what a run remembers,
+ * the run directory's lock, data, checkpoints, outputs and --json. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "cli/engine.h"
+#include "gen/metrics.h"
+
+static int exit_code(enum gen_status st) { return st == GEN_OK ? 0 : st == GEN_ERR_USAGE ? 2 : 1; }
+
+static int exists(const char *path) { return access(path, F_OK) == 0; }
+
+/* ---- the run directory ---- */
+
+/* Locks OUT for this training: OUT/.lock holds the PID of the process
+ * that has it, under an flock the kernel drops when that process ends. */
+static enum gen_status lock_run(const char *dir, int *fd_out) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/.lock", dir);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+    if (fd < 0) return gen_error(GEN_ERR_IO, "%s: cannot create the run lock: %s", path, strerror(errno));
+    if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+        char pid[32] = "";
+        ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+        pid[n > 0 ? n : 0] = 0;
+        pid[strcspn(pid, "\n")] = 0;
+        close(fd);
+        return gen_error(GEN_ERR_RUNTIME,
+                         "%s: another training (PID %s) is writing to this run directory", dir,
+                         pid[0] ? pid : "?");
+    }
+    char pid[32];
+    int len = snprintf(pid, sizeof pid, "%ld\n", (long)getpid());
+    if (ftruncate(fd, 0) != 0 || pwrite(fd, pid, (size_t)len, 0) != len) {
+        close(fd);
+        return gen_error(GEN_ERR_IO, "%s: cannot write the run lock", path);
+    }
+    *fd_out = fd;
+    return GEN_OK;
+}
+
+/* --force: a new run's log starts empty; the old one is kept beside it
+ * as metrics.jsonl.prev, and the old checkpoints stay until the new run's
+ * replace them (a new run that fails early loses nothing). */
+static enum gen_status restart_log(const char *dir) {
+    char from[4096], to[4200];
+    snprintf(from, sizeof from, "%s/metrics.jsonl", dir);
+    snprintf(to, sizeof to, "%s.prev", from);
+    if (rename(from, to) != 0 && errno != ENOENT)
+        return gen_error(GEN_ERR_IO, "%s: cannot move aside: %s", from, strerror(errno));
+    return GEN_OK;
+}
+
+/* ---- what a run remembers ---- */
+
+static int same_value(const struct gen_config_entry *a, const struct gen_config_entry *b) {
+    if (a->present != b->present) return 0;
+    switch (a->type) {
+    case GEN_OPT_INT:
+    case GEN_OPT_FLAG: return a->i == b->i;
+    case GEN_OPT_FLOAT: return a->f == b->f || fabs(a->f - b->f) <= 1e-7 * fabs(a->f);
+    default: return !strcmp(a->s, b->s);
+    }
+}
+
+/* The resumed run's options: the checkpoint's, with the run-only options
+ * the command line gives again (each announced); a new value for any
+ * other option is refused. The invocation's own options come from cli. */
+static enum gen_status merge_resume(const struct gen_config *cli, struct gen_config *stored,
+                                    const struct gen_option *const *tables, const char *ckpt,
+                                    int quiet) {
+    for (int i = 0; i < cli->n; i++) {
+        const struct gen_config_entry *e = &cli->e[i];
+        const struct gen_option *opt = gen_option_find(tables, e->name);
+        const struct gen_config_entry *s = gen_config_get(stored, e->name);
+        const int invocation = !strcmp(e->name, "out") || !strcmp(e->name, "resume") ||
+                               !strcmp(e->name, "force") || !strcmp(e->name, "threads") ||
+                               !strcmp(e->name, "json") || !strcmp(e->name, "quiet");
+        char now[GEN_CONFIG_STR], was[GEN_CONFIG_STR] = "(unset)";
+        gen_config_value_text(e, now, sizeof now);
+        if (s && s->present) gen_config_value_text(s, was, sizeof was);
+        if (!invocation && (!e->set || (s && same_value(e, s)))) continue;
+        if (!invocation && !(opt && (opt->flags & GEN_OPT_RUN_ONLY)))
+            return gen_error(GEN_ERR_USAGE,
+                             "--%s %s: %s was trained with --%s %s; a resumed run keeps its model "
+                             "and data options (start a new run with another --out, or --force)",
+                             e->name, now, ckpt, e->name, was);
+        if (!invocation && !quiet)
+            fprintf(stderr, "gen: --%s: %s -> %s (from the command line)\n", e->name, was, now);
+        if (!e->present) continue;
+        if (gen_config_set(stored, tables, e->name, now) != GEN_OK) return GEN_ERR_USAGE;
+        if (!strcmp(e->name, "steps") || !strcmp(e->name, "epochs")) {
+            /* the new length replaces the stored one */
+            for (int k = 0; k < stored->n; k++)
+                if (!strcmp(stored->e[k].name, !strcmp(e->name, "steps") ? "epochs" : "steps"))
+                    stored->e[k].present = 0;
+        }
+    }
+    return GEN_OK;
+}
+
+static int opt_int(const struct gen_config *cfg, const char *name) {
+    const struct gen_config_entry *e = gen_config_get(cfg, name);
+    return e && e->present ? (int)e->i : 0;
+}
+
+static int same_shape(const struct gen_data_shape *a, const struct gen_data_shape *b) {
+    if (a->kind != b->kind) return 0;
+    if (a->kind == GEN_DATA_TEXT) return a->vocab == b->vocab;
+    return a->c == b->c && a->h == b->h && a->w == b->w;
+}
+
+/* Class names of an image set (copied), or NULL. */
+static char **copy_names(const struct gen_image_set *s) {
+    if (!s->class_names) return NULL;
+    char **names = calloc((size_t)s->n_classes, sizeof *names);
+    for (int i = 0; names && i < s->n_classes; i++) names[i] = strdup(s->class_names[i]);
+    return names;
+}
+
+/* ---- train ---- */
+
+int gen_cmd_train(const struct gen_family *fam, struct gen_config *cli, int json, int quiet) {
+    const struct gen_option *tables[3];
+    gen_command_tables(GEN_CMD_TRAIN, fam, tables);
+    const char *out = gen_config_str(cli, "out");
+    const char *resume = gen_config_flag(cli, "resume") ? gen_config_str(cli, "resume") : NULL;
+    struct gen_train_run run = {.out_dir = out, .resume = resume, .json = json, .quiet = quiet};
+    struct gen_model em = {0}, stored = {0};
+    struct gen_data d = {0};
+    struct gen_ckpt_meta meta = {0};
+    int lock = -1, rc = 1;
+    enum gen_status st;
+    char latest[4096];
+    snprintf(latest, sizeof latest, "%s/checkpoint.safetensors", out);
+
+    if (!out[0]) {
+        gen_error(GEN_ERR_USAGE, "--out: an empty path");
+        return 2;
+    }
+    if ((st = gen_mkdir_p(out)) != GEN_OK || (st = lock_run(out, &lock)) != GEN_OK) return 1;
+    if (!resume && exists(latest) && !gen_config_flag(cli, "force")) {
+        gen_error(GEN_ERR_RUNTIME,
+                  "%s: already holds a run (checkpoint.safetensors); continue it with --resume, "
+                  "or start over with --force",
+                  out);
+        goto done;
+    }
+    if (!resume && gen_config_flag(cli, "force") && restart_log(out) != GEN_OK) goto done;
+    gen_clean_stale_tmp(out);
+
+    struct gen_config cfg = *cli;
+    if (resume) {
+        if (!exists(resume)) {
+            gen_error(GEN_ERR_IO, "%s: no checkpoint to resume from", resume);
+            goto done;
+        }
+        if (gen_model_describe(&stored, fam, resume, &meta) != GEN_OK) goto done;
+        gen_ckpt_meta_free(&meta);
+        cfg = stored.cfg;
+        if ((st = merge_resume(cli, &cfg, tables, resume, quiet)) != GEN_OK) {
+            rc = exit_code(st);
+            goto done;
+        }
+    }
+    const char *tok = gen_config_get(&cfg, "tokenizer") ? gen_config_str(&cfg, "tokenizer") : NULL;
+    st = gen_data_load(&d, fam->data, gen_config_str(&cfg, "data"), GEN_DATA_TRAIN | GEN_DATA_TEST,
+                       opt_int(&cfg, "channels"), opt_int(&cfg, "image-size"),
+                       resume && fam->data == GEN_DATA_TEXT ? &stored.vocab : NULL, tok);
+    if (st != GEN_OK) goto done;
+    struct gen_data_shape shape;
+    gen_data_shape_of(&d, &shape);
+    if (resume && !same_shape(&shape, &stored.shape)) {
+        gen_error(GEN_ERR_FORMAT, "%s: the data's shape differs from what %s was trained on",
+                  d.path, resume);
+        goto done;
+    }
+    st = gen_model_create(&em, fam, &cfg, &shape, &d.vocab, (uint64_t)gen_config_int(&cfg, "seed"));
+    if (st != GEN_OK) {
+        rc = exit_code(st);
+        goto done;
+    }
+    em.class_names = copy_names(&d.train);
+    if (!quiet) {
+        fprintf(stderr, "%s: %lld parameters, ", fam->name, (long long)gen_params_count(em.info.ps));
+        if (d.kind == GEN_DATA_TEXT)
+            fprintf(stderr, "%lld training and %lld validation tokens (vocabulary %d)\n",
+                    (long long)d.n_train, (long long)(d.n_tokens - d.n_train), d.vocab.V);
+        else
+            fprintf(stderr, "%lld training and %lld test images of %dx%dx%d\n", (long long)d.train.n,
+                    (long long)d.test.n, d.train.c, d.train.h, d.train.w);
+        if (resume) fprintf(stderr, "resuming %s\n", resume);
+    }
+    rc = gen_train_loop(&run, &em, &d);
+    if (rc == 0 && !quiet) fprintf(stderr, "done: %s\n", latest);
+    if (rc == 0 && json) {
+        const char *outs[1] = {latest};
+        gen_print_result("train", fam->name, outs, 1, NULL, 0, NULL);
+    }
+done:
+    gen_model_free(&em);
+    gen_model_free(&stored);
+    gen_data_free(&d);
+    if (lock >= 0) close(lock);
+    return rc;
+}
+
+/* ---- loading a checkpoint and its data for sample and eval ---- */
+
+/* The data a checkpoint's model uses: --data when given, else the data set
+ * it was trained on. */
+static const char *data_path(const struct gen_config *opts, const struct gen_model *em) {
+    const struct gen_config_entry *e = gen_config_get(opts, "data");
+    if (e && e->set && e->s[0]) return e->s;
+    return gen_config_str(&em->cfg, "data");
+}
+
+static enum gen_status load_heldout(struct gen_data *d, const struct gen_model *em,
+                                    const char *path) {
+    enum gen_status st = gen_data_load(d, em->shape.kind, path, GEN_DATA_TEST, em->shape.c,
+                                       em->shape.kind == GEN_DATA_IMAGES && em->shape.h == em->shape.w
+                                           ? em->shape.h
+                                           : 0,
+                                       &em->vocab, NULL);
+    if (st == GEN_OK && d->kind == GEN_DATA_IMAGES &&
+        (d->test.c != em->shape.c || d->test.h != em->shape.h || d->test.w != em->shape.w))
+        st = gen_error(GEN_ERR_FORMAT, "%s: images are %dx%dx%d, the model wants %dx%dx%d", path,
+                       d->test.c, d->test.h, d->test.w, em->shape.c, em->shape.h, em->shape.w);
+    return st;
+}
+
+/* ---- sample ---- */
+
+static enum gen_status check_image_output(const char *out) {
+    size_t len = strlen(out);
+    if (len && out[len - 1] == '/') return GEN_OK;
+    return gen_image_path_check(out);
+}
+
+int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int json, int quiet) {
+    const char *ckpt = gen_config_str(opts, "ckpt");
+    const char *out = gen_config_str(opts, "output");
+    struct gen_model em = {0};
+    struct gen_data d = {0};
+    struct gen_ctx g;
+    struct gen_output res = {0};
+    enum gen_status st;
+    int rc = 1;
+    gen_ctx_init_eval(&g);
+    if (!fam->generate) {
+        gen_error(GEN_ERR_USAGE, "sample: %s models do not generate", fam->name);
+        return 2;
+    }
+    if (fam->data == GEN_DATA_TEXT) return gen_sample_text(fam, opts, json, quiet);
+    if (!out) out = "samples.png";
+    const char *inputs[3] = {ckpt, gen_config_str(opts, "input"), NULL};
+    if ((st = check_image_output(out)) != GEN_OK ||
+        (st = gen_check_output(out, inputs, 2)) != GEN_OK) {
+        rc = exit_code(st);
+        goto done;
+    }
+    if (gen_model_load(&em, fam, ckpt, GEN_CKPT_EMA, NULL) != GEN_OK) goto done;
+    struct gen_dataset in = {0};
+    const int need = fam->needs_inputs && fam->needs_inputs(opts);
+    if (need) {
+        const char *input = gen_config_str(opts, "input");
+        const char *path = input ? input : data_path(opts, &em);
+        inputs[2] = path;
+        if ((st = gen_check_output(out, inputs, 3)) != GEN_OK) {
+            rc = exit_code(st);
+            goto done;
+        }
+        if (input) {
+            d.kind = GEN_DATA_IMAGES;
+            d.path = input;
+            st = gen_images_load(input, GEN_SPLIT_ALL, em.shape.c, em.shape.h, &d.test);
+        } else {
+            st = load_heldout(&d, &em, path);
+        }
+        if (st != GEN_OK) goto done;
+        gen_data_heldout(&d, &in);
+    }
+    struct gen_request req = {.n = gen_config_int(opts, "num"),
+                              .seed = (uint64_t)gen_config_int(opts, "seed"),
+                              .cond = -1,
+                              .inputs = need ? &in : NULL};
+    const double t0 = gen_run_now();
+    const int ema = gen_model_ema_use(&em, opts);
+    st = fam->generate(em.m, &g, opts, &req, &res);
+    gen_model_ema_restore(&em, ema);
+    const double dt = gen_run_now() - t0;
+    if (st == GEN_OK)
+        st = gen_write_images(out, res.images, res.n_images, res.c, res.h, res.w, res.cols);
+    if (st != GEN_OK) {
+        rc = exit_code(st);
+        goto done;
+    }
+    if (!quiet)
+        fprintf(stderr, "wrote %lld images to %s (%.2f s)\n", (long long)res.n_images, out, dt);
+    if (json) {
+        const char *outs[1] = {out};
+        const struct gen_field f[2] = {{"images", (double)res.n_images},
+                                       {"images_per_s", dt > 0 ? (double)res.n_images / dt : 0}};
+        gen_print_result("sample", fam->name, outs, 1, f, 2, NULL);
+    }
+    rc = 0;
+done:
+    gen_free(res.images);
+    gen_ctx_free(&g);
+    gen_data_free(&d);
+    gen_model_free(&em);
+    return rc;
+}
+
+/* ---- eval ---- */
+
+/* Gives an option that the command line left unset a value for this run. */
+static void set_default_str(struct gen_config *cfg, const char *name, const char *value) {
+    for (int k = 0; k < cfg->n; k++) {
+        struct gen_config_entry *e = &cfg->e[k];
+        if (strcmp(e->name, name) || e->set) continue;
+        snprintf(e->s, sizeof e->s, "%s", value);
+        e->present = 1;
+    }
+}
+
+/* What gen_eval_images samples: a model and the eval options (sampler,
+ * --no-ema) its generate verb reads. */
+struct eval_source {
+    struct gen_model *em;
+    const struct gen_config *opts;
+};
+
+static enum gen_status eval_generate(void *arg, int64_t n, uint64_t seed, float *out) {
+    const struct eval_source *src = arg;
+    struct gen_model *em = src->em;
+    struct gen_ctx g;
+    gen_ctx_init_eval(&g);
+    struct gen_request req = {.n = n, .seed = seed, .cond = -1};
+    struct gen_output res = {0};
+    enum gen_status st = em->fam->generate(em->m, &g, src->opts, &req, &res);
+    if (st == GEN_OK && res.n_images != n)
+        st = gen_error(GEN_ERR_RUNTIME, "%s: generated %lld images, not %lld", em->fam->name,
+                       (long long)res.n_images, (long long)n);
+    if (st == GEN_OK) memcpy(out, res.images, (size_t)(n * res.c * res.h * res.w) * sizeof(float));
+    gen_free(res.images);
+    gen_ctx_free(&g);
+    return st;
+}
+
+static enum gen_status write_scores(const char *path, const struct gen_metrics *mt,
+                                    const struct gen_data *d) {
+    FILE *f = fopen(path, "w");
+    if (!f) return gen_error(GEN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    fprintf(f, "index%s", d->kind == GEN_DATA_IMAGES ? ",label" : "");
+    for (int k = 0; k < mt->n_scores; k++) fprintf(f, ",%s", mt->score_names[k]);
+    fputc('\n', f);
+    for (int64_t i = 0; i < mt->n_examples; i++) {
+        fprintf(f, "%lld", (long long)i);
+        if (d->kind == GEN_DATA_IMAGES) fprintf(f, ",%d", (int)d->test.labels[i]);
+        for (int k = 0; k < mt->n_scores; k++) fprintf(f, ",%.4f", mt->scores[i * mt->n_scores + k]);
+        fputc('\n', f);
+    }
+    if (fclose(f) != 0) return gen_error(GEN_ERR_IO, "%s: write failed", path);
+    return GEN_OK;
+}
+
+int gen_cmd_eval(const struct gen_family *fam, struct gen_run *run) {
+    struct gen_config *opts = &run->cfg;
+    const char *ckpt = gen_config_str(opts, "ckpt");
+    const char *per_sample = gen_config_get(opts, "per-sample") ? gen_config_str(opts, "per-sample") : NULL;
+    const int json = run->json, quiet = run->quiet;
+    struct gen_model em = {0};
+    struct gen_data d = {0};
+    struct gen_metrics mt = {0};
+    struct gen_ctx g;
+    gen_ctx_init_eval(&g);
+    int rc = 1;
+    const int samples_only = gen_config_get(opts, "samples") && gen_config_str(opts, "samples");
+    if (samples_only) {
+        /* A folder of images scored against real data; no model needed. */
+        rc = gen_eval_images(run, NULL, NULL, 0, 0, 0, &mt);
+        goto report;
+    }
+    if (gen_model_load(&em, fam, ckpt, GEN_CKPT_EMA, NULL) != GEN_OK) goto done;
+    const char *path = data_path(opts, &em);
+    /* Scores are of the weights sampling uses: the EMA when there is one. */
+    const int ema = gen_model_ema_use(&em, opts);
+    if (fam->evaluate) {
+        if (load_heldout(&d, &em, path) != GEN_OK) goto done;
+        struct gen_dataset held;
+        gen_data_heldout(&d, &held);
+        if (fam->evaluate(em.m, &g, opts, &held, &mt) != GEN_OK) goto done;
+        if (per_sample && mt.scores && write_scores(per_sample, &mt, &d) != GEN_OK) goto done;
+        if (gen_eval_log(ckpt, mt.f, mt.n) != GEN_OK)
+            fprintf(stderr, "gen: warning: %s\n", gen_last_error());
+        if (!quiet) {
+            fprintf(stderr, "%s %s on %s\n", fam->name, ckpt, path);
+            for (int i = 0; i < mt.n; i++) fprintf(stderr, "  %-24s %12.4f\n", mt.f[i].name, mt.f[i].value);
+            if (per_sample && mt.scores) fprintf(stderr, "  per-example scores in %s\n", per_sample);
+        }
+    }
+    /* Sample quality in the classifier's feature space, when asked for. */
+    const struct gen_config_entry *clf = gen_config_get(opts, "classifier");
+    if (fam->generate && em.shape.kind == GEN_DATA_IMAGES && clf && (clf->set || !fam->evaluate)) {
+        set_default_str(opts, "data", path); /* real images: the model's data */
+        struct eval_source src = {&em, opts};
+        rc = gen_eval_images(run, eval_generate, &src, em.shape.c, em.shape.h, em.shape.w, &mt);
+        if (rc != 0) goto done;
+    }
+    gen_model_ema_restore(&em, ema);
+report:
+    if (rc != 0 && samples_only) goto done;
+    if (json) {
+        const char *outs[1] = {per_sample};
+        gen_print_result("eval", fam->name, outs, per_sample ? 1 : 0, mt.f, mt.n, NULL);
+    }
+    rc = 0;
+done:
+    gen_free(mt.scores);
+    gen_ctx_free(&g);
+    gen_data_free(&d);
+    gen_model_free(&em);
+    return rc;
+}

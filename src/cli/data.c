@@ -1,0 +1,91 @@
+/* data.c - the data a family trains and evaluates on, loaded once for
+ * every family (see engine.h): image sets with a test split, or a text
+ * corpus whose first 90 % trains and last 10 % validates. */
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/engine.h"
+
+/* The first 90 % of n tokens train, the rest validates. */
+static int64_t train_split(int64_t n) { return n / 10 * 9 + n % 10 * 9 / 10; }
+
+static enum gen_status missing(const char *path) {
+    return gen_error(GEN_ERR_IO,
+                     "%s: no such data set (run scripts/fetch-data.sh, or give --data PATH)", path);
+}
+
+static enum gen_status load_text(struct gen_data *d, const struct gen_vocab *vocab,
+                                 const char *tokenizer) {
+    enum gen_status st = gen_text_load(d->path, &d->text);
+    if (st != GEN_OK) return access(d->path, F_OK) != 0 ? missing(d->path) : st;
+    if (vocab)
+        d->vocab = *vocab;
+    else if (tokenizer && !strcmp(tokenizer, "char"))
+        gen_vocab_of_text(&d->vocab, d->text.bytes, d->text.n);
+    else
+        gen_vocab_bytes(&d->vocab);
+    d->tokens = gen_alloc((size_t)d->text.n * sizeof *d->tokens);
+    if (!d->tokens) return gen_error(GEN_ERR_NOMEM, "%s: out of memory for the tokens", d->path);
+    int64_t bad = gen_vocab_encode(&d->vocab, d->text.bytes, d->text.n, d->tokens);
+    if (bad >= 0) {
+        char name[32];
+        return gen_error(GEN_ERR_FORMAT,
+                         "%s: byte %lld is %s, which the model's character vocabulary does not "
+                         "have (trained on other text?)",
+                         d->path, (long long)bad,
+                         gen_vocab_byte_name(d->text.bytes[bad], name, sizeof name));
+    }
+    d->n_tokens = d->text.n;
+    d->n_train = train_split(d->n_tokens);
+    return GEN_OK;
+}
+
+enum gen_status gen_data_load(struct gen_data *d, enum gen_data_kind kind, const char *path,
+                              int which, int channels, int size, const struct gen_vocab *vocab,
+                              const char *tokenizer) {
+    memset(d, 0, sizeof *d);
+    d->kind = kind;
+    d->path = path;
+    if (kind == GEN_DATA_TEXT) return load_text(d, vocab, tokenizer);
+    if (access(path, F_OK) != 0) return missing(path);
+    enum gen_status st = GEN_OK;
+    if (which & GEN_DATA_TRAIN) st = gen_images_load(path, GEN_SPLIT_TRAIN, channels, size, &d->train);
+    if (st == GEN_OK && (which & GEN_DATA_TEST))
+        st = gen_images_load(path, GEN_SPLIT_TEST, channels, size, &d->test);
+    if (st == GEN_OK && which == (GEN_DATA_TRAIN | GEN_DATA_TEST) &&
+        (d->test.c != d->train.c || d->test.h != d->train.h || d->test.w != d->train.w))
+        st = gen_error(GEN_ERR_FORMAT, "%s: test images are %dx%dx%d but training images %dx%dx%d",
+                       path, d->test.c, d->test.h, d->test.w, d->train.c, d->train.h, d->train.w);
+    return st;
+}
+
+void gen_data_free(struct gen_data *d) {
+    gen_image_set_free(&d->train);
+    gen_image_set_free(&d->test);
+    gen_text_free(&d->text);
+    gen_free(d->tokens);
+    memset(d, 0, sizeof *d);
+}
+
+void gen_data_shape_of(const struct gen_data *d, struct gen_data_shape *s) {
+    memset(s, 0, sizeof *s);
+    s->kind = d->kind;
+    if (d->kind == GEN_DATA_TEXT) {
+        s->vocab = d->vocab.V;
+        return;
+    }
+    const struct gen_image_set *set = d->train.n ? &d->train : &d->test;
+    s->c = set->c, s->h = set->h, s->w = set->w;
+    s->n_classes = set->n_classes;
+}
+
+void gen_data_heldout(const struct gen_data *d, struct gen_dataset *out) {
+    memset(out, 0, sizeof *out);
+    out->kind = d->kind;
+    if (d->kind == GEN_DATA_TEXT) {
+        out->tokens = d->tokens + d->n_train;
+        out->n_tokens = d->n_tokens - d->n_train;
+    } else {
+        out->images = &d->test;
+    }
+}

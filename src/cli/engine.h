@@ -1,0 +1,127 @@
+/* engine.h - what the commands share, written once for every family: a
+ * model built from its family's verbs and a config, the data it trains
+ * and evaluates on, its checkpoints, the one training loop, and the files
+ * and JSON a command writes.
+ *
+ * Internal to src/cli (and the tests); the families never see it. */
+#ifndef GEN_CLI_ENGINE_H
+#define GEN_CLI_ENGINE_H
+
+#include <cjson/cJSON.h>
+
+#include "gen/data.h"
+#include "gen/family.h"
+#include "gen/io.h"
+
+/* ---- a model ---- */
+
+struct gen_model {
+    const struct gen_family *fam;
+    void *m;                     /* the family's struct (fam->size bytes)   */
+    struct gen_model_info info;
+    struct gen_data_shape shape;
+    struct gen_config cfg;       /* the training options it was built from */
+    struct gen_vocab vocab;      /* text: its vocabulary                    */
+    char **class_names;          /* images: (shape.n_classes) or NULL       */
+};
+
+/* The option tables of a command for a family: common, then the family's. */
+enum gen_command { GEN_CMD_TRAIN, GEN_CMD_SAMPLE, GEN_CMD_EVAL, GEN_CMD_COUNT };
+void gen_command_tables(enum gen_command c, const struct gen_family *f,
+                        const struct gen_option *tables[3]);
+
+/* Builds a fresh model (create verb) for data of `shape`. */
+enum gen_status gen_model_create(struct gen_model *em, const struct gen_family *fam,
+                                 const struct gen_config *cfg, const struct gen_data_shape *shape,
+                                 const struct gen_vocab *vocab, uint64_t seed);
+void gen_model_free(struct gen_model *em);
+
+/* Reads what a checkpoint says of its model without building it: em->fam,
+ * cfg (the training options), shape, vocab and class names; meta gets the
+ * metadata (free with gen_ckpt_meta_free; freed on failure). */
+enum gen_status gen_model_describe(struct gen_model *em, const struct gen_family *fam,
+                                   const char *path, struct gen_ckpt_meta *meta);
+
+/* Reads a checkpoint's family, training config and data shape, builds the
+ * model and loads its weights (flags: GEN_CKPT_OPTIM, GEN_CKPT_EMA). fam
+ * NULL: the checkpoint's own family; else it must match. meta (may be
+ * NULL) receives the metadata. Checkpoints of gen before the engine load
+ * too (their shape is read from the config's channels/height/width keys). */
+enum gen_status gen_model_load(struct gen_model *em, const struct gen_family *fam,
+                               const char *path, int flags, struct gen_ckpt_meta *meta);
+
+/* The stored form of a config: every option except those of one
+ * invocation (out, resume, force, threads, json, quiet), as a JSON object
+ * text (free with free()). */
+char *gen_config_json(const struct gen_config *cfg);
+
+/* Puts the EMA weights in place of the trained ones (when the model keeps
+ * an EMA and opts, which may be NULL, does not say --no-ema); returns
+ * whether it did, for gen_model_ema_restore. */
+int gen_model_ema_use(struct gen_model *em, const struct gen_config *opts);
+void gen_model_ema_restore(struct gen_model *em, int used);
+
+/* ---- data ---- */
+
+struct gen_data {
+    enum gen_data_kind kind;
+    const char *path;
+    struct gen_image_set train, test; /* images                           */
+    struct gen_text text;             /* text: the whole corpus            */
+    int32_t *tokens;                  /* text: (n_tokens) ids              */
+    int64_t n_tokens, n_train;        /* text: the first n_train train     */
+    struct gen_vocab vocab;
+};
+
+enum { GEN_DATA_TRAIN = 1, GEN_DATA_TEST = 2 };
+/* Loads a family's data from path: the splits in `which` (GEN_DATA_*),
+ * images converted to channels/size when they are > 0, text encoded with
+ * vocab (NULL: "byte" or the corpus's characters by `tokenizer`). A
+ * missing default data set names the fetch script. */
+enum gen_status gen_data_load(struct gen_data *d, enum gen_data_kind kind, const char *path,
+                              int which, int channels, int size, const struct gen_vocab *vocab,
+                              const char *tokenizer);
+void gen_data_free(struct gen_data *d);
+/* The shape of loaded data. */
+void gen_data_shape_of(const struct gen_data *d, struct gen_data_shape *s);
+/* The held-out split as the verbs see it. */
+void gen_data_heldout(const struct gen_data *d, struct gen_dataset *out);
+
+/* ---- training ---- */
+
+/* How to run (the invocation, not the model). */
+struct gen_train_run {
+    const char *out_dir;
+    const char *resume;  /* checkpoint to resume from, or NULL */
+    int json, quiet;
+};
+
+/* The one training loop: batches, the step body of every phase
+ * (zero-grad, loss, backward, clip, optimiser, EMA), the NaN guard,
+ * logging, evaluation, snapshots, numbered and latest checkpoints,
+ * SIGINT/SIGTERM/SIGHUP (save, 130). Returns an exit code. */
+int gen_train_loop(const struct gen_train_run *run, struct gen_model *em, struct gen_data *d);
+
+/* Saves em to path with the engine's metadata (config, data shape,
+ * vocabulary, classes) plus extra pairs (step, cursor, rng states). */
+enum gen_status gen_model_save(const struct gen_model *em, const char *path,
+                               const struct gen_kv *extra, int n_extra);
+
+/* ---- outputs ---- */
+
+/* Writes images (n, c, h, w) in [0, 1]: "DIR/" one file each, else a grid
+ * with `cols` columns (0: square) in the format of the path's extension
+ * (.png, .jpg/.jpeg, .bmp; anything else is a usage error). */
+enum gen_status gen_write_images(const char *path, const float *images, int64_t n, int c, int h,
+                                 int w, int cols);
+/* GEN_ERR_USAGE when the output path names the same file as an input. */
+enum gen_status gen_check_output(const char *out, const char *const *inputs, int n_inputs);
+
+/* One JSON result object with the core keys every command shares:
+ * {"command", "family", "outputs": [...], "metrics": {...}} (+ extra
+ * members the caller adds to `extra`, which it then owns no more).
+ * Printed on stdout as one line. */
+void gen_print_result(const char *command, const char *family, const char *const *outputs,
+                      int n_outputs, const struct gen_field *metrics, int n_metrics, cJSON *extra);
+
+#endif

@@ -1,0 +1,490 @@
+/* trainer.c - the one training loop of every family (see engine.h).
+ *
+ * A step draws a batch (shuffled images through the batcher, or random
+ * text windows from the data stream), then runs each phase of the model:
+ * zero-grad, the family's loss, the NaN guard, backward, gradient
+ * clipping, the optimiser with the scheduled learning rate; then the EMA
+ * with its warm-up. Around the steps: log lines, evaluation, sample
+ * snapshots, numbered and latest checkpoints, and interruption. Everything
+ * random is in the model's streams and the data stream, all saved, so a
+ * resumed run continues bit for bit. */
+#include <inttypes.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/engine.h"
+#include "gen/plot.h"
+
+#define MAX_META 40
+#define TIMED_STEPS 4096 /* the median step time is over the last 4096 steps */
+#define SNAPSHOT_SEED 20240601u
+#define SNAPSHOT_IMAGES 64
+#define SNAPSHOT_TOKENS 300
+
+struct loop {
+    const struct gen_train_run *run;
+    struct gen_model *em;
+    struct gen_data *d;
+    struct gen_batcher batcher, *b; /* images                              */
+    struct gen_rng data_rng;        /* text: window starts                  */
+    struct gen_ctx g;
+    struct gen_runlog lg;
+    struct gen_schedule sched[GEN_MAX_PHASES];
+    double clip, ema;
+    int64_t total, per_epoch;
+};
+
+/* ---- checkpoints ---- */
+
+static void rng_text(const struct gen_rng *r, char *buf, size_t n) {
+    snprintf(buf, n, "%016" PRIx64 "%016" PRIx64 "%016" PRIx64 "%016" PRIx64, r->s[0], r->s[1],
+             r->s[2], r->s[3]);
+}
+
+static int rng_parse(const char *v, struct gen_rng *r) {
+    if (!v || strlen(v) != 64) return 0;
+    for (int w = 0; w < 4; w++) {
+        char word[17], *end;
+        memcpy(word, v + 16 * w, 16);
+        word[16] = 0;
+        r->s[w] = strtoull(word, &end, 16);
+        if (*end) return 0;
+    }
+    return 1;
+}
+
+static enum gen_status save(struct loop *L, int64_t step, int numbered) {
+    const struct gen_model_info *info = &L->em->info;
+    char text[MAX_META][80], keys[MAX_META][24];
+    struct gen_kv kv[MAX_META];
+    int n = 0;
+    int64_t epoch = 0, pos = 0;
+    if (L->b) gen_batcher_cursor(L->b, &epoch, &pos);
+    const int64_t nums[3] = {step, epoch, pos};
+    const char *const num_keys[3] = {"step", "epoch", "data_cursor"};
+    for (int i = 0; i < 3; i++) {
+        snprintf(text[n], sizeof text[n], "%" PRId64, nums[i]);
+        kv[n] = (struct gen_kv){num_keys[i], text[n]}, n++;
+    }
+    for (int i = 0; i < info->n_rngs && n < MAX_META - 1; i++) {
+        snprintf(keys[n], sizeof keys[n], "rng.%d", i);
+        rng_text(&info->rngs[i], text[n], sizeof text[n]);
+        kv[n] = (struct gen_kv){keys[n], text[n]}, n++;
+    }
+    rng_text(&L->data_rng, text[n], sizeof text[n]);
+    kv[n] = (struct gen_kv){"rng.data", text[n]}, n++;
+
+    const char *dir = L->run->out_dir;
+    char path[4096];
+    enum gen_status st = GEN_OK;
+    if (numbered) {
+        snprintf(path, sizeof path, "%s/checkpoint-%08" PRId64 ".safetensors", dir, step);
+        st = gen_model_save(L->em, path, kv, n);
+    }
+    if (st == GEN_OK) {
+        snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
+        st = gen_model_save(L->em, path, kv, n);
+    }
+    /* The loss plot follows every checkpoint; a failed plot only warns. */
+    if (st == GEN_OK && gen_plot_metrics(dir) != GEN_OK)
+        fprintf(stderr, "gen: warning: %s\n", gen_last_error());
+    return st;
+}
+
+static int parse_count(const char *s, int64_t *out) {
+    if (!s || !*s) return 0;
+    char *end;
+    long long v = strtoll(s, &end, 10);
+    if (*end || v < 0) return 0;
+    *out = v;
+    return 1;
+}
+
+/* Restores the cursor and random streams of a checkpoint whose tensors
+ * are already loaded. */
+static enum gen_status restore(struct loop *L, const struct gen_ckpt_meta *meta, int64_t *step) {
+    const char *path = L->run->resume;
+    const struct gen_model_info *info = &L->em->info;
+    int64_t epoch = 0, pos = 0;
+    if (!parse_count(gen_ckpt_meta_get(meta, "step"), step) ||
+        !parse_count(gen_ckpt_meta_get(meta, "epoch"), &epoch) ||
+        !parse_count(gen_ckpt_meta_get(meta, "data_cursor"), &pos))
+        return gen_error(GEN_ERR_FORMAT, "%s: missing or bad step/epoch/data_cursor metadata",
+                         path);
+    if (L->b && gen_batcher_restore(L->b, epoch, pos) != GEN_OK)
+        return gen_error(GEN_ERR_FORMAT,
+                         "%s: data cursor (%" PRId64 ", %" PRId64
+                         ") does not fit this data set and batch size",
+                         path, epoch, pos);
+    for (int i = 0; i < info->n_rngs; i++) {
+        char key[24];
+        snprintf(key, sizeof key, "rng.%d", i);
+        if (!rng_parse(gen_ckpt_meta_get(meta, key), &info->rngs[i]))
+            return gen_error(GEN_ERR_FORMAT, "%s: missing or bad %s metadata", path, key);
+    }
+    const char *dr = gen_ckpt_meta_get(meta, "rng.data");
+    if (dr && !rng_parse(dr, &L->data_rng))
+        return gen_error(GEN_ERR_FORMAT, "%s: bad rng.data metadata", path);
+    return GEN_OK;
+}
+
+/* Seconds the run had trained before `step`: the largest "elapsed" among
+ * RUN/metrics.jsonl lines of steps up to it (0 when there is none). */
+static double prior_elapsed(const char *dir, int64_t step) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    double best = 0;
+    char line[4096];
+    while (fgets(line, sizeof line, f)) {
+        cJSON *o = cJSON_Parse(line);
+        const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "step");
+        const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "elapsed");
+        if (cJSON_IsNumber(s) && cJSON_IsNumber(e) && s->valuedouble <= (double)step &&
+            e->valuedouble > best)
+            best = e->valuedouble;
+        cJSON_Delete(o);
+    }
+    fclose(f);
+    return best;
+}
+
+/* ---- the step ---- */
+
+/* Turns gradients of the parameters outside `group` off (on = 0) or back on. */
+static void set_others_trainable(struct gen_params *ps, int group, int on) {
+    for (int i = 0; i < ps->count; i++) {
+        struct gen_param *p = &ps->p[i];
+        if (p->group != group && p->kind != GEN_PARAM_BUFFER) p->t.requires_grad = on;
+    }
+}
+
+/* The batch of one step: images from the batcher, or B random windows of
+ * T + 1 tokens of the training split. Returns 0 when the batcher is done. */
+static int next_batch(struct loop *L, int32_t *idx, struct gen_batch *bt, int64_t step) {
+    const struct gen_model_info *info = &L->em->info;
+    const int B = (int)gen_config_int(&L->em->cfg, "batch");
+    memset(bt, 0, sizeof *bt);
+    bt->step = step;
+    if (L->d->kind == GEN_DATA_TEXT) {
+        const int64_t T = info->context;
+        int32_t *tok = gen_arena_alloc(&L->g.arena, (size_t)B * (size_t)(T + 1) * sizeof *tok);
+        for (int i = 0; i < B; i++) {
+            const int64_t s = (int64_t)gen_rng_below(&L->data_rng, (uint64_t)(L->d->n_train - T));
+            memcpy(tok + (int64_t)i * (T + 1), L->d->tokens + s, (size_t)(T + 1) * sizeof *tok);
+        }
+        bt->n = B;
+        bt->tokens = tok;
+        return 1;
+    }
+    int count = gen_batcher_next(L->b, idx);
+    if (count == 0) return 0;
+    const struct gen_image_set *set = &L->d->train;
+    bt->n = count;
+    bt->x = gen_tensor_4d(&L->g, count, set->c, set->h, set->w);
+    gen_images_batch(set, idx, count, bt->x->data, info->pixel_lo, info->pixel_hi);
+    int32_t *labels = gen_arena_alloc(&L->g.arena, (size_t)count * sizeof *labels);
+    gen_images_labels(set, idx, count, labels);
+    bt->labels = labels;
+    return 1;
+}
+
+/* Runs every phase of one step; fields gets the family's fields, then lr
+ * and (with clipping) the gradient norm. */
+static enum gen_status step_body(struct loop *L, const struct gen_batch *bt, double *fields) {
+    struct gen_model_info *info = &L->em->info;
+    struct gen_params *ps = info->ps;
+    double norm = 0;
+    for (int p = 0; p < info->n_phases; p++) {
+        const struct gen_phase *ph = &info->phase[p];
+        if (ph->freeze_others) set_others_trainable(ps, ph->group, 0);
+        gen_params_zero_grad(ps);
+        struct gen_tensor *loss = L->em->fam->loss(L->em->m, &L->g, bt, p, fields);
+        enum gen_status st = gen_run_check_loss(loss->data[0], bt->step + 1);
+        if (st == GEN_OK) gen_backward(&L->g, loss);
+        if (ph->freeze_others) set_others_trainable(ps, ph->group, 1);
+        if (st != GEN_OK) return st;
+        if (L->clip > 0) norm = gen_clip_grad_norm(ps, ph->group, L->clip);
+        gen_optim_step(&ph->optim, ps, ph->group, gen_schedule_lr(&L->sched[p], bt->step));
+    }
+    if (ps->ema && L->ema > 0)
+        gen_ema_update_group(ps, info->ema_group, gen_ema_warmup_decay(bt->step, (float)L->ema));
+    int k = info->n_fields;
+    fields[k++] = gen_schedule_lr(&L->sched[0], bt->step);
+    if (L->clip > 0) fields[k++] = norm;
+    return GEN_OK;
+}
+
+/* ---- evaluation and snapshots ---- */
+
+static enum gen_status evaluate(struct loop *L, int64_t step) {
+    struct gen_model *em = L->em;
+    if (!em->fam->evaluate) return GEN_OK;
+    struct gen_dataset held;
+    gen_data_heldout(L->d, &held);
+    struct gen_metrics mt = {0};
+    gen_no_grad_begin(&L->g);
+    L->g.training = 0;
+    enum gen_status st = em->fam->evaluate(em->m, &L->g, NULL, &held, &mt);
+    L->g.training = 1;
+    gen_no_grad_end(&L->g);
+    gen_ctx_reset(&L->g);
+    gen_free(mt.scores);
+    if (st == GEN_OK) gen_runlog_write(&L->lg, step, mt.f, mt.n);
+    return st;
+}
+
+struct text_sink {
+    const struct gen_vocab *vocab;
+    FILE *f;
+};
+
+static void emit_to_file(int32_t tok, void *arg) {
+    const struct text_sink *s = arg;
+    fputc(s->vocab->byte[tok], s->f);
+}
+
+/* RUN/samples-STEP.png (64 images) or .txt (300 tokens after a line
+ * break), from a fixed seed so the snapshots of a run compare. */
+static enum gen_status snapshot(struct loop *L, int64_t step) {
+    struct gen_model *em = L->em;
+    if (!em->fam->generate) return GEN_OK;
+    const int text = em->shape.kind == GEN_DATA_TEXT;
+    char path[4096];
+    snprintf(path, sizeof path, "%s/samples-%08" PRId64 ".%s", L->run->out_dir, step,
+             text ? "txt" : "png");
+    struct gen_request req = {.n = text ? SNAPSHOT_TOKENS : SNAPSHOT_IMAGES,
+                              .seed = SNAPSHOT_SEED,
+                              .cond = -1};
+    struct gen_output out = {0};
+    struct text_sink sink = {&em->vocab, NULL};
+    int32_t start = em->vocab.id['\n'] >= 0 ? em->vocab.id['\n'] : 0;
+    if (text) {
+        if (!(sink.f = fopen(path, "wb"))) return gen_error(GEN_ERR_IO, "%s: cannot create", path);
+        req.prompt = &start, req.n_prompt = 1;
+        req.emit = emit_to_file, req.emit_arg = &sink;
+    }
+    gen_no_grad_begin(&L->g);
+    L->g.training = 0;
+    const int ema = gen_model_ema_use(em, NULL);
+    enum gen_status st = em->fam->generate(em->m, &L->g, NULL, &req, &out);
+    gen_model_ema_restore(em, ema);
+    L->g.training = 1;
+    gen_no_grad_end(&L->g);
+    gen_ctx_reset(&L->g);
+    if (text) {
+        fputc('\n', sink.f);
+        if (fclose(sink.f) != 0 && st == GEN_OK) st = gen_error(GEN_ERR_IO, "%s: write failed", path);
+    } else if (st == GEN_OK) {
+        st = gen_write_images(path, out.images, out.n_images, out.c, out.h, out.w, out.cols);
+    }
+    gen_free(out.images);
+    return st;
+}
+
+/* ---- setup ---- */
+
+static enum gen_status plan(struct loop *L) {
+    const struct gen_config *cfg = &L->em->cfg;
+    const struct gen_model_info *info = &L->em->info;
+    const int64_t batch = gen_config_int(cfg, "batch");
+    L->clip = gen_config_float(cfg, "clip");
+    L->ema = gen_config_float(cfg, "ema");
+    if (L->d->kind == GEN_DATA_TEXT) {
+        if (L->d->n_train <= info->context)
+            return gen_error(GEN_ERR_FORMAT,
+                             "%s: the training split has %lld tokens; a window needs more than "
+                             "the context (%lld)",
+                             L->d->path, (long long)L->d->n_train, (long long)info->context);
+        L->per_epoch = L->d->n_train / (batch * info->context);
+        if (L->per_epoch < 1) L->per_epoch = 1;
+    } else {
+        if (gen_batcher_init(&L->batcher, L->d->train.n, (int)batch,
+                             (uint64_t)gen_config_int(cfg, "seed"), 0) != GEN_OK)
+            return gen_error(GEN_ERR_NOMEM, "out of memory for the batcher");
+        L->b = &L->batcher;
+        L->per_epoch = gen_batcher_batches_per_epoch(L->b);
+    }
+    /* The run's length, bounded before it sizes or counts anything. */
+    const int64_t max_steps = INT64_C(1) << 40;
+    if (gen_config_get(cfg, "steps") && gen_config_get(cfg, "steps")->present) {
+        L->total = gen_config_int(cfg, "steps");
+    } else {
+        const int64_t epochs = gen_config_int(cfg, "epochs");
+        if (epochs > max_steps / L->per_epoch)
+            return gen_error(GEN_ERR_USAGE, "--epochs %lld: %lld steps each is more than %lld steps",
+                             (long long)epochs, (long long)L->per_epoch, (long long)max_steps);
+        L->total = epochs * L->per_epoch;
+    }
+    if (L->total > max_steps)
+        return gen_error(GEN_ERR_USAGE, "--steps %lld: at most %lld", (long long)L->total,
+                         (long long)max_steps);
+    const char *kind = gen_config_str(cfg, "schedule");
+    const int cosine = kind && !strcmp(kind, "cosine");
+    const int64_t warmup = gen_config_int(cfg, "warmup");
+    for (int p = 0; p < info->n_phases; p++) {
+        const float base = info->phase[p].optim.lr;
+        L->sched[p] = (struct gen_schedule){
+            .kind = cosine ? GEN_SCHED_WARMUP_COSINE
+                           : (warmup > 0 ? GEN_SCHED_WARMUP : GEN_SCHED_CONSTANT),
+            .base_lr = base,
+            .min_lr = (float)gen_config_float(cfg, "lr-min"),
+            .warmup = warmup,
+            .total = L->total,
+        };
+    }
+    gen_rng_seed(&L->data_rng, (uint64_t)gen_config_int(cfg, "seed") * 7919u + 17u);
+    return GEN_OK;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int every(int64_t n, int64_t s1) { return n > 0 && s1 % n == 0; }
+
+/* ---- the loop ---- */
+
+static int loop_run(struct loop *L, int64_t step, struct gen_ckpt_meta *meta) {
+    const struct gen_train_run *run = L->run;
+    struct gen_model *em = L->em;
+    const struct gen_model_info *info = &em->info;
+    const struct gen_config *cfg = &em->cfg;
+    if (step >= L->total) {
+        gen_error(GEN_ERR_RUNTIME,
+                  "%s: already at step %" PRId64 " of %" PRId64
+                  "; ask for more with --steps or --epochs",
+                  run->resume ? run->resume : "run", step, L->total);
+        return 1;
+    }
+    (void)meta;
+    const int64_t log_every = gen_config_int(cfg, "log-every");
+    const int64_t eval_every = gen_config_int(cfg, "eval-every");
+    const int64_t sample_every = gen_config_int(cfg, "sample-every");
+    const int64_t ckpt_every = gen_config_int(cfg, "ckpt-every");
+    const int batch = (int)gen_config_int(cfg, "batch");
+    const int64_t items = info->unit && !strcmp(info->unit, "tok") ? batch * info->context : batch;
+    char rate_name[32];
+    snprintf(rate_name, sizeof rate_name, "%s_per_s", info->unit ? info->unit : "it");
+    gen_runlog_set_items(&L->lg, items, info->unit);
+
+    int32_t idx_fixed[1];
+    int32_t *idx = L->b ? gen_alloc((size_t)batch * sizeof *idx) : idx_fixed;
+    double *step_ms = gen_alloc(TIMED_STEPS * sizeof *step_ms);
+    if (!idx || !step_ms) {
+        if (L->b) gen_free(idx);
+        gen_free(step_ms);
+        return 1;
+    }
+    const char *names[GEN_MAX_FIELDS + 4];
+    int n_names = info->n_fields;
+    for (int i = 0; i < n_names; i++) names[i] = info->fields[i];
+    names[n_names++] = "lr";
+    if (L->clip > 0) names[n_names++] = "grad_norm";
+    double sums[GEN_MAX_FIELDS + 4] = {0}, fields[GEN_MAX_FIELDS + 4];
+    int64_t n_summed = 0, n_timed = 0;
+    double t_window = gen_run_now();
+    int rc = 1, interrupted = 0, stop = 0;
+    const int stop_on_watch = gen_config_get(cfg, "stop-on-divergence") &&
+                              gen_config_flag(cfg, "stop-on-divergence");
+    char why[512];
+    for (; step < L->total; step++) {
+        struct gen_batch bt;
+        if (!next_batch(L, idx, &bt, step)) goto done;
+        const double t0 = gen_run_now();
+        enum gen_status st = step_body(L, &bt, fields);
+        step_ms[n_timed++ % TIMED_STEPS] = 1e3 * (gen_run_now() - t0);
+        gen_ctx_reset(&L->g);
+        if (st != GEN_OK) goto done;
+        const int64_t s1 = step + 1;
+        for (int i = 0; i < n_names; i++) sums[i] += fields[i];
+        n_summed++;
+        gen_runlog_progress(&L->lg, s1, L->total, fields[0]);
+        int64_t ep = 0, pos = 0;
+        if (L->b) gen_batcher_cursor(L->b, &ep, &pos);
+        const int at_epoch_end = L->b && pos == 0;
+        const int last = s1 == L->total;
+        interrupted = gen_run_interrupted();
+        if (em->fam->watch && em->fam->watch(em->m, s1, fields, why, sizeof why)) {
+            gen_runlog_note(&L->lg, why);
+            stop = stop_on_watch;
+        }
+        if (every(log_every, s1) || last || at_epoch_end || interrupted || stop) {
+            struct gen_field f[GEN_MAX_FIELDS + 6];
+            int k = 0;
+            for (int i = 0; i < n_names; i++)
+                f[k++] = (struct gen_field){names[i], sums[i] / (double)n_summed};
+            const double now = gen_run_now();
+            f[k++] = (struct gen_field){rate_name, (double)(items * n_summed) / (now - t_window)};
+            if (L->b) f[k++] = (struct gen_field){"epoch", (double)ep + (double)pos / (double)L->d->train.n};
+            gen_runlog_write(&L->lg, s1, f, k);
+            memset(sums, 0, sizeof sums);
+            n_summed = 0;
+            t_window = now;
+        }
+        if (!interrupted && !stop &&
+            (every(eval_every, s1) || (eval_every <= 0 && at_epoch_end) || last) &&
+            evaluate(L, s1) != GEN_OK)
+            goto done;
+        if (!interrupted && !stop &&
+            (every(sample_every, s1) || (sample_every <= 0 && at_epoch_end) || last) &&
+            snapshot(L, s1) != GEN_OK)
+            goto done;
+        if ((every(ckpt_every, s1) || last || interrupted || stop) &&
+            save(L, s1, !interrupted) != GEN_OK)
+            goto done;
+        if (interrupted || stop) break;
+    }
+    if (stop) {
+        gen_error(GEN_ERR_RUNTIME, "%s; stopped (--stop-on-divergence) after saving %s/checkpoint.safetensors",
+                  why, run->out_dir);
+        goto done;
+    }
+    if (interrupted) {
+        if (!run->quiet)
+            gen_runlog_note(&L->lg, "interrupted: checkpoint saved");
+        rc = 130;
+        goto done;
+    }
+    const int64_t kept = n_timed < TIMED_STEPS ? n_timed : TIMED_STEPS;
+    qsort(step_ms, (size_t)kept, sizeof *step_ms, cmp_double);
+    GEN_RUNLOG(&L->lg, -1, {"steps_timed", (double)kept},
+               {"median_step_ms", kept ? step_ms[kept / 2] : 0.0},
+               {"peak_step_mib", (double)L->g.arena.peak / 1048576.0});
+    rc = 0;
+done:
+    if (L->b) gen_free(idx);
+    gen_free(step_ms);
+    return rc;
+}
+
+int gen_train_loop(const struct gen_train_run *run, struct gen_model *em, struct gen_data *d) {
+    struct loop L = {.run = run, .em = em, .d = d};
+    gen_ctx_init(&L.g);
+    int rc = 1;
+    struct gen_ckpt_meta meta = {0};
+    int64_t step = 0;
+    if (gen_runlog_open(&L.lg, run->out_dir, run->json, run->quiet) != GEN_OK) goto out;
+    enum gen_status st = plan(&L);
+    if (st != GEN_OK) {
+        rc = st == GEN_ERR_USAGE ? 2 : 1;
+        goto out;
+    }
+    if (run->resume) {
+        int flags = GEN_CKPT_OPTIM | (em->info.ps->ema ? GEN_CKPT_EMA : 0);
+        if (gen_ckpt_load(run->resume, em->info.ps, em->fam->name, flags, &meta) != GEN_OK ||
+            restore(&L, &meta, &step) != GEN_OK)
+            goto out;
+        L.lg.elapsed_base = prior_elapsed(run->out_dir, step);
+    }
+    rc = loop_run(&L, step, &meta);
+out:
+    gen_runlog_close(&L.lg);
+    gen_ckpt_meta_free(&meta);
+    gen_batcher_free(&L.batcher);
+    gen_ctx_free(&L.g);
+    return rc;
+}

@@ -1,0 +1,89 @@
+/* test_engine.c - the engine's model loading against hostile checkpoints,
+ * and its stored configs: a checkpoint whose config claims a model far
+ * larger than its tensors fails before it takes the memory; unknown and
+ * renamed options in a stored config; the option tables' resume flags. */
+#include <string.h>
+
+#include "cli/cli.h"
+#include "cli/engine.h"
+#include "testutil.h"
+
+/* A VAE checkpoint of two small tensors whose config says --hidden N. */
+static void write_forged(const char *path, long hidden) {
+    char config[256];
+    snprintf(config, sizeof config,
+             "{\"data\":\"x\",\"batch\":8,\"lr\":0.001,\"latent\":4,\"hidden\":%ld,\"arch\":\"mlp\"}",
+             hidden);
+    const int64_t shape[1] = {4};
+    const float zeros[4] = {0};
+    const struct gen_st_entry t[1] = {{"fc1.bias", 1, shape, zeros}};
+    const struct gen_kv meta[4] = {
+        {"format", "gen"},
+        {"family", "vae"},
+        {"config", config},
+        {"data_shape", "{\"kind\":\"images\",\"channels\":3,\"height\":256,\"width\":256,\"classes\":10}"},
+    };
+    assert_int_equal(gen_st_save(path, t, 1, meta, 4), GEN_OK);
+}
+
+static void test_forged_config_fails_before_allocating(void **state) {
+    (void)state;
+    const char *path = tu_tmp_path("forged.safetensors");
+    write_forged(path, 65536); /* 196608 x 65536 floats: 51 GB per block */
+    struct gen_model em;
+    gen_clear_error();
+    assert_int_equal(gen_model_load(&em, gen_family_find("vae"), path, 0, NULL), GEN_ERR_FORMAT);
+    assert_non_null(strstr(gen_last_error(), "forged.safetensors"));
+    assert_non_null(strstr(gen_last_error(), "larger than the tensors"));
+}
+
+static void test_shape_mismatch_names_tensor(void **state) {
+    (void)state;
+    const char *path = tu_tmp_path("small.safetensors");
+    write_forged(path, 4); /* fits the bound; its tensors do not fit the model */
+    struct gen_model em;
+    assert_int_not_equal(gen_model_load(&em, gen_family_find("vae"), path, 0, NULL), GEN_OK);
+    assert_non_null(strstr(gen_last_error(), "small.safetensors"));
+}
+
+static void test_config_round_trip(void **state) {
+    (void)state;
+    const struct gen_family *fam = gen_family_find("vae");
+    const struct gen_option *tables[3];
+    gen_command_tables(GEN_CMD_TRAIN, fam, tables);
+    struct gen_config cfg;
+    char *argv[] = {"--hidden", "32", "--lr", "0.0003", "--out", "somewhere", "--threads", "1"};
+    assert_int_equal(gen_config_parse(&cfg, tables, 8, argv), GEN_OK);
+    char *json = gen_config_json(&cfg);
+    /* what a run is, not how this invocation runs it */
+    assert_non_null(strstr(json, "\"hidden\":32"));
+    assert_non_null(strstr(json, "\"lr\":0.0003"));
+    assert_non_null(strstr(json, "\"data\":\"data/fashion-mnist\""));
+    assert_null(strstr(json, "somewhere"));
+    assert_null(strstr(json, "threads"));
+    free(json);
+}
+
+static void test_resume_flags(void **state) {
+    (void)state;
+    /* The learning rate and the run's length may change on resume; the
+     * model's shape and its data may not. */
+    const struct gen_family *fam = gen_family_find("vae");
+    const struct gen_option *tables[3];
+    gen_command_tables(GEN_CMD_TRAIN, fam, tables);
+    assert_true(gen_option_find(tables, "lr")->flags & GEN_OPT_RUN_ONLY);
+    assert_true(gen_option_find(tables, "steps")->flags & GEN_OPT_RUN_ONLY);
+    assert_false(gen_option_find(tables, "hidden")->flags & GEN_OPT_RUN_ONLY);
+    assert_false(gen_option_find(tables, "data")->flags & GEN_OPT_RUN_ONLY);
+    assert_false(gen_option_find(tables, "batch")->flags & GEN_OPT_RUN_ONLY);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_forged_config_fails_before_allocating),
+        cmocka_unit_test(test_shape_mismatch_names_tensor),
+        cmocka_unit_test(test_config_round_trip),
+        cmocka_unit_test(test_resume_flags),
+    };
+    return cmocka_run_group_tests(tests, tu_tmp_setup, tu_tmp_teardown);
+}
