@@ -155,7 +155,7 @@ static void print_help(FILE *f) {
             "130 interrupted (after saving a checkpoint).\n"
             "\n"
             "'gen COMMAND FAMILY --help' lists the options of a command for a family.\n"
-            "More: README.md and DESIGN.md in the source tree.\n");
+            "More: README.md and docs/DESIGN.md in the source tree.\n");
 }
 
 /* Help for `gen CMD` (family NULL: common options and the family list). */
