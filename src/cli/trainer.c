@@ -15,6 +15,7 @@
 
 #include "cli/engine.h"
 #include "gen/plot.h"
+#include "io/fs.h"
 
 #define MAX_META 40
 #define TIMED_STEPS 4096 /* the median step time is over the last 4096 steps */
@@ -134,8 +135,11 @@ static enum gen_status restore(struct loop *L, const struct gen_ckpt_meta *meta,
 static double prior_elapsed(const char *dir, int64_t step) {
     char path[4096];
     snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
+    FILE *f = gen_fs_fopen_read(path);
+    if (!f) {
+        gen_clear_error();
+        return 0;
+    }
     double best = 0;
     char line[4096];
     while (fgets(line, sizeof line, f)) {

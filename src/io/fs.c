@@ -222,3 +222,14 @@ enum gen_status gen_clean_stale_tmp(const char *dir) {
     gen_fs_list_free(&l);
     return st;
 }
+
+FILE *gen_fs_fopen_read(const char *path) {
+    int fd = gen_fs_open(path, NULL);
+    if (fd < 0) return NULL;
+    FILE *f = fdopen(fd, "r");
+    if (!f) {
+        close(fd);
+        gen_error(GEN_ERR_NOMEM, "%s: cannot open a stream", path);
+    }
+    return f;
+}

@@ -4,6 +4,8 @@
 #ifndef GEN_IO_FS_H
 #define GEN_IO_FS_H
 
+#include <stdio.h>
+
 #include "gen/core.h"
 
 /* Re-issues the current error (e.g. gen_alloc's "out of memory ...") as
@@ -36,6 +38,9 @@ char *gen_fs_strdup(const char *s);
  * afterwards. O_CLOEXEC. Returns the fd (the caller closes it) and the
  * size on disk in *size (may be NULL), or -1 with the error set. */
 int gen_fs_open(const char *path, int64_t *size);
+
+/* gen_fs_open as a stdio stream ("r"); NULL with the error set. */
+FILE *gen_fs_fopen_read(const char *path);
 
 /* Reads a whole regular file of at most `max` bytes into a gen_alloc'd
  * buffer with one NUL byte after the data. Opens with gen_fs_open. */

@@ -10,6 +10,7 @@
 
 #include "gen/io.h"
 #include "gen/plot.h"
+#include "io/fs.h"
 
 /* ---- font: 5x7 glyphs, rows top to bottom, '#' on ---- */
 
@@ -180,8 +181,8 @@ static void plot_free(struct plot *p) {
 }
 
 static enum gen_status read_metrics(const char *path, struct plot *p) {
-    FILE *f = fopen(path, "r");
-    if (!f) return gen_error(GEN_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    FILE *f = gen_fs_fopen_read(path);
+    if (!f) return GEN_ERR_IO;
     char *buf = NULL;
     size_t cap = 0;
     enum gen_status st = GEN_OK;
