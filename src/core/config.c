@@ -1,4 +1,4 @@
-/* options.c - option tables, the command-line parser and parsed configs.
+/* config.c - option tables, the command-line parser and parsed configs
  *
  * Every value, default or typed, goes through one validator (set_value), so
  * a default that breaks its own table's range is caught the first time the
@@ -9,7 +9,7 @@
 #include <math.h>
 #include <string.h>
 
-#include "gen/family.h"
+#include "gen/config.h"
 
 /* ---- tables ------------------------------------------------------------ */
 
