@@ -58,13 +58,13 @@ void gen_runlog_set_items(struct gen_runlog *lg, int64_t items_per_step, const c
     lg->unit = unit ? unit : "it";
 }
 
-/* A number as a person reads it: integers plainly, the rest with 4-6
+/* A number as a person reads it: integers plainly, the rest with 5
  * significant digits. */
 static void human_number(char *buf, size_t n, double v) {
     if (isfinite(v) && v == floor(v) && fabs(v) < 1e15)
         snprintf(buf, n, "%.0f", v);
     else
-        snprintf(buf, n, "%.6g", v);
+        snprintf(buf, n, "%.5g", v);
 }
 
 void gen_runlog_write(struct gen_runlog *lg, int64_t step, const struct gen_field *fields, int n) {
@@ -98,8 +98,15 @@ void gen_runlog_write(struct gen_runlog *lg, int64_t step, const struct gen_fiel
     if (step >= 0) fprintf(stderr, "step %lld", (long long)step);
     for (int k = 0; k < n; k++) {
         char num[64];
+        const char *name = fields[k].name, *sep = (k || step >= 0) ? "  " : "";
+        const size_t len = strlen(name);
+        /* Rates as "512 img/s", not "img_per_s 511.873". */
+        if (len > 6 && !strcmp(name + len - 6, "_per_s") && isfinite(fields[k].value)) {
+            fprintf(stderr, "%s%.0f %.*s/s", sep, fields[k].value, (int)(len - 6), name);
+            continue;
+        }
         human_number(num, sizeof num, fields[k].value);
-        fprintf(stderr, "%s%s %s", (k || step >= 0) ? "  " : "", fields[k].name, num);
+        fprintf(stderr, "%s%s %s", sep, name, num);
     }
     fprintf(stderr, "  elapsed %.1fs\n", elapsed);
     fflush(stderr);
