@@ -246,9 +246,17 @@ static int peek_size(const uint8_t *b, int64_t n, int *w, int *h) {
     return 1;
 }
 
+/* stb's reason for the last failure, printable: some reasons carry bytes
+ * of the file (an unknown PNG chunk's four-letter type), which could break
+ * the one-line message with a newline or a terminal escape. */
 static const char *stb_reason(const char *fallback) {
+    static char buf[128];
     const char *r = stbi_failure_reason();
-    return r ? r : fallback;
+    size_t i = 0;
+    for (; r && r[i] && i < sizeof buf - 1; i++)
+        buf[i] = r[i] >= 0x20 && r[i] < 0x7f ? r[i] : '?';
+    buf[i] = 0;
+    return i ? buf : fallback;
 }
 
 /* Checks the size an image file claims against the limits and against
@@ -360,4 +368,28 @@ enum gen_status gen_imagefolder_load(const char *dir, enum gen_split split, int 
     classes_free(&cls);
     if (st != GEN_OK) gen_image_set_free(out);
     return st;
+}
+
+enum gen_status gen_image_file_load(const char *path, int channels, int size,
+                                    struct gen_image_set *out) {
+    memset(out, 0, sizeof *out);
+    if (channels == 0) channels = 3;
+    if (channels != 1 && channels != 3)
+        return gen_error(GEN_ERR_USAGE, "%s: %d channels requested; gen supports 1 or 3", path,
+                         channels);
+    if (size < 0 || size > GEN_IMAGE_MAX_SIDE)
+        return gen_error(GEN_ERR_USAGE, "%s: image size %d is outside 1..%d", path, size,
+                         GEN_IMAGE_MAX_SIDE);
+    size_t per = 0;
+    enum gen_status st = decode(path, channels, size, &out->h, &out->w, &out->pixels, &per, 0, 1);
+    if (st == GEN_OK && !(out->labels = gen_calloc(1, sizeof *out->labels)))
+        st = gen_fs_error_at(GEN_ERR_NOMEM, path);
+    if (st != GEN_OK) {
+        gen_image_set_free(out);
+        return st;
+    }
+    out->n = 1;
+    out->c = channels;
+    out->n_classes = 1;
+    return GEN_OK;
 }
