@@ -222,6 +222,15 @@ static void test_bad_inputs(void **state) {
     assert_int_equal(gen_images_load(dir, GEN_SPLIT_ALL, 3, 0, &s), GEN_ERR_FORMAT);
     assert_non_null(strstr(gen_last_error(), "broken.png: cannot decode image"));
     assert_null(strpbrk(gen_last_error(), "\n\033"));
+    /* An IDAT chunk claiming 1.6 GB in a 57-byte file: refused before stb
+     * sizes a buffer by it. */
+    static const uint8_t idat[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n', 0, 0, 0, 13,
+                                   'I', 'H', 'D', 'R', 0, 0, 0, 16, 0, 0, 0, 2, 1, 0, 0, 0, 0,
+                                   0, 0, 0, 0, 0x61, 0, 0, 0x0e, 'I', 'D', 'A', 'T', 0x78, 0x9c,
+                                   0x63, 0x58, 0, 0, 0, 0, 0, 'I', 'E', 'N', 'D', 0, 0, 0, 0};
+    put_bytes(dir, "broken.png", idat, sizeof idat);
+    assert_int_equal(gen_images_load(dir, GEN_SPLIT_ALL, 3, 0, &s), GEN_ERR_FORMAT);
+    assert_non_null(strstr(gen_last_error(), "broken.png: truncated or corrupt PNG"));
     put_text(dir, "broken.png", "");
     assert_int_equal(gen_images_load(dir, GEN_SPLIT_ALL, 3, 0, &s), GEN_ERR_FORMAT);
     assert_non_null(strstr(gen_last_error(), "broken.png"));

@@ -259,6 +259,25 @@ static const char *stb_reason(const char *fallback) {
     return i ? buf : fallback;
 }
 
+/* A PNG's chunks must each fit in the file: stb grows its IDAT buffer to
+ * the length a chunk claims before reading it (a 72-byte file asked for
+ * 1.6 GB). Walks length + type + data + CRC up to IEND; not a PNG: fine. */
+static enum gen_status check_png_chunks(const char *path, const uint8_t *b, int64_t n) {
+    static const uint8_t png_sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    if (n < 8 || memcmp(b, png_sig, 8) != 0) return GEN_OK;
+    for (int64_t at = 8; at + 8 <= n;) {
+        const int64_t len = be32(b + at), left = n - at - 12;
+        if (len > left)
+            return gen_error(GEN_ERR_FORMAT,
+                             "%s: truncated or corrupt PNG (a chunk at byte %lld claims %lld "
+                             "bytes, %lld are left)",
+                             path, (long long)at, (long long)len, (long long)(left < 0 ? 0 : left));
+        if (!memcmp(b + at + 4, "IEND", 4)) break;
+        at += 12 + len;
+    }
+    return GEN_OK;
+}
+
 /* Checks the size an image file claims against the limits and against
  * what a file of n bytes can hold, before anything is allocated for it. */
 static enum gen_status check_size(const char *path, const uint8_t *b, int64_t n, int *w, int *h) {
@@ -277,7 +296,7 @@ static enum gen_status check_size(const char *path, const uint8_t *b, int64_t n,
                          "%s: header says %dx%d but a %lld-byte file cannot hold that many "
                          "pixels (at most %lld); truncated or corrupt",
                          path, *w, *h, (long long)n, (long long)n * MAX_PIXELS_PER_BYTE);
-    return GEN_OK;
+    return check_png_chunks(path, b, n);
 }
 
 /* Decodes image i of n into dst_pixels (allocated at i == 0, when the
