@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(cmake gcc pkg-config libopenblas-dev libopenblas-openmp-dev libcmocka-dev libstb-dev libcjson-dev zlib1g-dev)
+packages=(cmake gcc pkg-config libopenblas-dev libopenblas-openmp-dev libcmocka-dev libstb-dev libcjson-dev zlib1g-dev
+    clang libclang-rt-dev) # clang and its libFuzzer runtime: scripts/fuzz/run.sh
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then

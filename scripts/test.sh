@@ -24,6 +24,19 @@ ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
 UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
     ctest --test-dir build-asan --output-on-failure -j"$jobs" || status=1
 
+echo "== fuzz (libFuzzer, 10 s per target, build-fuzz/)" >&2
+# A probe program tells whether clang can link libFuzzer at all.
+probe=$(mktemp -d)
+if ! command -v clang >/dev/null; then
+    echo "test.sh: fuzzing skipped: clang not found (Debian package 'clang')" >&2
+elif ! echo 'int LLVMFuzzerTestOneInput(const char *d, unsigned long n) { (void)d; (void)n; return 0; }' |
+    clang -fsanitize=fuzzer -x c - -o "$probe/probe" 2>/dev/null; then
+    echo "test.sh: fuzzing skipped: clang cannot link libFuzzer (Debian package 'libclang-rt-dev')" >&2
+else
+    bash scripts/fuzz/run.sh 10 || status=1
+fi
+rm -rf "$probe"
+
 if [ "$status" -ne 0 ]; then
     echo "test.sh: FAILED" >&2
 else
