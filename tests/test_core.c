@@ -9,6 +9,9 @@ static void test_error_message(void **state) {
     (void)state;
     assert_int_equal(gen_error(GEN_ERR_IO, "%s: cannot open", "x.bin"), GEN_ERR_IO);
     assert_string_equal(gen_last_error(), "x.bin: cannot open");
+    /* A message that wraps the one in force (it was written over itself). */
+    gen_error(GEN_ERR_FORMAT, "%s: config: %s", "c.safetensors", gen_last_error());
+    assert_string_equal(gen_last_error(), "c.safetensors: config: x.bin: cannot open");
 }
 
 static void test_alloc_fault_injection(void **state) {

@@ -1,15 +1,21 @@
 /* error.c - the one error message buffer and the always-on assert. */
 #include <stdarg.h>
+#include <string.h>
 
 #include "gen/core.h"
 
 static _Thread_local char last_error[1024];
 
+/* Formats into a scratch buffer first: callers wrap the message in force,
+ * gen_error(st, "%s: %s", path, gen_last_error()), and vsnprintf may not
+ * read the buffer it writes. */
 enum gen_status gen_error(enum gen_status status, const char *fmt, ...) {
+    char text[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
+    memcpy(last_error, text, sizeof text);
     return status;
 }
 
