@@ -12,7 +12,6 @@
 # Environment: GEN_HOSTILE_NO_MEMLIMIT=1 skips the memory bound (set it for
 # a sanitizer build that the nm/ldd check below does not recognise);
 # GEN_HOSTILE_VERBOSE=1 prints each case's exit code and message;
-# GEN_HOSTILE_KNOWN=1 also runs the cases marked KNOWN (bugs not fixed yet).
 set -u
 GEN=${1:?usage: cli_hostile.sh PATH_TO_GEN}
 case $GEN in /*) ;; */*) GEN=$PWD/$GEN ;; esac # one case runs from another folder
@@ -235,20 +234,11 @@ start=$(date +%s)
 bounded sample vae --ckpt "$TMP/h65536.safetensors" -n 1 -o "$TMP/h65536.png"
 check ckpt_config_hidden_65536 1 "h65536.safetensors"
 [ $(($(date +%s) - start)) -le 5 ] || fail "took $(($(date +%s) - start)) s"
-# KNOWN: `gen train --resume` builds the model from the checkpoint's config
-# (src/cli/commands.c: gen_model_describe, then gen_model_create) without
-# the allocation bound gen_model_load puts on sample/eval/info, so this
-# 200-byte file takes 1.7 GB and 2.5 s before "tensor 'x' is not part of
-# this model" (exit 1). GEN_HOSTILE_KNOWN=1 runs it; remove the skip once
-# the resume path refuses it like `gen sample` does.
-if [ "${GEN_HOSTILE_KNOWN:-0}" = 1 ]; then
-    bounded train vae --data "$DATA" --steps 5 --out "$TMP/r-h65536" \
-        --resume "$TMP/h65536.safetensors" --batch 8 --threads 1 --quiet
-    check resume_config_hidden_65536 1 "h65536.safetensors"
-    grep -q "larger than the tensors" "$TMP/err" || fail "built the model: $(cat "$TMP/err")"
-else
-    skip resume_config_hidden_65536 "KNOWN: --resume builds a checkpoint's model unbounded (1.7 GB here)"
-fi
+# The same file given to --resume: the model is built under the same bound.
+bounded train vae --data "$DATA" --steps 5 --out "$TMP/r-h65536" \
+    --resume "$TMP/h65536.safetensors" --batch 8 --threads 1 --quiet
+check resume_config_hidden_65536 1 "h65536.safetensors"
+grep -q "larger than the tensors" "$TMP/err" || fail "built the model: $(cat "$TMP/err")"
 
 # ---- outputs --------------------------------------------------------------
 
@@ -270,17 +260,13 @@ bounded train vae --data "$DATA" --epochs 9223372036854775807 --out "$TMP/r-epoc
 check epochs_9223372036854775807 "1 2" "--epochs"
 bounded train vae --data "$DATA" --steps 99999999999999999999 --out "$TMP/r-steps2" "${VAE[@]}"
 check steps_past_int64 2 "--steps"
-# KNOWN: `--out ""` trains into the default runs/vae instead of being a
-# usage error (issue 13, item 10; src/cli/commands.c). GEN_HOSTILE_KNOWN=1
-# runs it (from inside the temporary folder, where runs/vae would land).
-if [ "${GEN_HOSTILE_KNOWN:-0}" = 1 ]; then
-    (cd "$TMP" && bounded train vae --data "$DATA" --steps 1 --out "" "${VAE[@]}"
-     echo "$rc" >"$TMP/rc")
-    rc=$(cat "$TMP/rc")
-    check out_empty 2 "--out"
-else
-    skip out_empty "KNOWN: --out \"\" means the default run directory"
-fi
+# --out "" is a usage error, not the default run directory (run from the
+# temporary folder, where runs/vae would land).
+(cd "$TMP" && bounded train vae --data "$DATA" --steps 1 --out "" "${VAE[@]}"
+ echo "$rc" >"$TMP/rc")
+rc=$(cat "$TMP/rc")
+check out_empty 2 "--out"
+[ -e "$TMP/runs" ] && fail "--out \"\" trained into runs/"
 bounded train vae --data "$DATA" --steps 1 --batch 0 --out "$TMP/r-batch" "${VAE[@]}"
 check batch_0 2 "--batch"
 for lr in nan inf -inf; do

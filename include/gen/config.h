@@ -115,6 +115,10 @@ int gen_config_value_text(const struct gen_config_entry *e, char *buf, size_t si
  * flags take "true"/"false"/"1"/"0"). An entry not yet in cfg is added. */
 enum gen_status gen_config_set(struct gen_config *cfg, const struct gen_option *const *tables,
                                const char *name, const char *value);
+/* Gives a string option that the command line left unset a value for this
+ * run (present, not marked set); a value the user gave is kept (an
+ * OPTIONAL_STRING given without a value takes the default). */
+void gen_config_default_str(struct gen_config *cfg, const char *name, const char *value);
 /* Prints "  -n, --name VALUE  help (default: d)" lines for a table. */
 void gen_options_help(FILE *f, const struct gen_option *table);
 /* Prints one option's help line (the same format). */

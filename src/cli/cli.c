@@ -57,7 +57,8 @@ const struct gen_option gen_cli_sample_options[] = {
      0, NULL, 0},
     GEN_INT_OPT("seed", "0", 0, GEN_OPT_NO_MAX, "random seed"),
     GEN_STR_OPT("data", NULL, "data set of modes that take test images (default: the model's)"),
-    GEN_STR_OPT("input", NULL, "a folder of images for modes that take images (instead of --data)"),
+    GEN_STR_OPT("input", NULL,
+                "a folder of images, or one image file, for modes that take images (instead of --data)"),
     GEN_FLAG_OPT("no-ema", "use the trained weights even when the model keeps an EMA of them"),
     GEN_INT_OPT("threads", "0", 0, 4096, "threads (0: $GEN_THREADS or all cores)"),
     GEN_FLAG_OPT("json", "the result as one JSON object on stdout"),
@@ -198,14 +199,15 @@ static int usage_error(const char *try_what) {
     return 2;
 }
 
-/* Gives a string option a computed default without marking it set. */
-static void default_str(struct gen_config *cfg, const char *name, const char *value) {
-    for (int k = 0; k < cfg->n; k++) {
-        struct gen_config_entry *e = &cfg->e[k];
-        if (strcmp(e->name, name) || (e->present && e->s[0])) continue;
-        snprintf(e->s, sizeof e->s, "%s", value);
-        e->present = 1;
+/* Paths a command cannot take empty: "" is a usage error, not the default. */
+static enum gen_status check_paths(const struct gen_config *cfg) {
+    static const char *const names[] = {"out", "ckpt", "data", "resume", "output", "input"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const struct gen_config_entry *e = gen_config_get(cfg, names[i]);
+        if (e && e->set && e->type != GEN_OPT_OPTIONAL_STRING && !e->s[0])
+            return gen_error(GEN_ERR_USAGE, "--%s: an empty path", names[i]);
     }
+    return GEN_OK;
 }
 
 /* --epochs and --steps: whichever the user gives replaces the family's
@@ -256,19 +258,20 @@ static int run_command(enum command c, int argc, char **argv) {
     if (gen_config_parse(&run.cfg, tables, argc - 1, argv + 1) != GEN_OK)
         return usage_error(try_what);
 
+    if (check_paths(&run.cfg) != GEN_OK) return usage_error(try_what);
     char path[GEN_CONFIG_STR];
     if (c == CMD_TRAIN) {
         if (resolve_length(&run.cfg) != GEN_OK) return usage_error(try_what);
         snprintf(path, sizeof path, "runs/%s", fam->name);
-        default_str(&run.cfg, "out", path);
+        gen_config_default_str(&run.cfg, "out", path);
         run.out_dir = gen_config_str(&run.cfg, "out");
         if (gen_config_flag(&run.cfg, "resume")) {
             snprintf(path, sizeof path, "%.900s/checkpoint.safetensors", run.out_dir);
-            default_str(&run.cfg, "resume", path);
+            gen_config_default_str(&run.cfg, "resume", path);
         }
     } else {
         snprintf(path, sizeof path, "runs/%s/checkpoint.safetensors", fam->name);
-        default_str(&run.cfg, "ckpt", path);
+        gen_config_default_str(&run.cfg, "ckpt", path);
     }
     run.json = gen_config_flag(&run.cfg, "json");
     run.quiet = gen_config_flag(&run.cfg, "quiet");

@@ -36,6 +36,16 @@ enum gen_status gen_model_create(struct gen_model *em, const struct gen_family *
                                  const struct gen_vocab *vocab, uint64_t seed);
 void gen_model_free(struct gen_model *em);
 
+/* gen_model_create for the model a checkpoint at path describes: every
+ * allocation is bounded by the size of the file's tensors, so a config
+ * that claims a huge model fails (GEN_ERR_FORMAT, naming path) before it
+ * takes the memory; a bad option combination is GEN_ERR_FORMAT too. */
+enum gen_status gen_model_create_checked(struct gen_model *em, const struct gen_family *fam,
+                                         const struct gen_config *cfg,
+                                         const struct gen_data_shape *shape,
+                                         const struct gen_vocab *vocab, uint64_t seed,
+                                         const char *path);
+
 /* Reads what a checkpoint says of its model without building it: em->fam,
  * cfg (the training options), shape, vocab and class names; meta gets the
  * metadata (free with gen_ckpt_meta_free; freed on failure). */

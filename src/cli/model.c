@@ -244,12 +244,11 @@ enum gen_status gen_model_describe(struct gen_model *em, const struct gen_family
     return st;
 }
 
-enum gen_status gen_model_load(struct gen_model *em, const struct gen_family *fam,
-                               const char *path, int flags, struct gen_ckpt_meta *meta_out) {
-    struct gen_ckpt_meta meta = {0};
-    struct gen_model d;
-    enum gen_status st = gen_model_describe(&d, fam, path, &meta);
-    if (st != GEN_OK) return st;
+enum gen_status gen_model_create_checked(struct gen_model *em, const struct gen_family *fam,
+                                         const struct gen_config *cfg,
+                                         const struct gen_data_shape *shape,
+                                         const struct gen_vocab *vocab, uint64_t seed,
+                                         const char *path) {
     /* The model the config describes is built under a bound on each
      * allocation: its tensors must fit in the file's data (the KV caches
      * and the like of a small model get a few MiB of room), so a config
@@ -262,14 +261,24 @@ enum gen_status gen_model_load(struct gen_model *em, const struct gen_family *fa
     }
     const size_t room = (size_t)data_bytes * 2 + ((size_t)64 << 20);
     const size_t before = gen_alloc_limit(room);
-    st = gen_model_create(em, d.fam, &d.cfg, &d.shape, &d.vocab, 0);
+    enum gen_status st = gen_model_create(em, fam, cfg, shape, vocab, seed);
     gen_alloc_limit(before);
-    em->class_names = d.class_names;
     if (st == GEN_ERR_USAGE) st = gen_error(GEN_ERR_FORMAT, "%s: config: %s", path, gen_last_error());
     if (st == GEN_ERR_NOMEM)
         st = gen_error(GEN_ERR_FORMAT,
                        "%s: its config describes a model larger than the tensors it holds (%s)",
                        path, gen_last_error());
+    return st;
+}
+
+enum gen_status gen_model_load(struct gen_model *em, const struct gen_family *fam,
+                               const char *path, int flags, struct gen_ckpt_meta *meta_out) {
+    struct gen_ckpt_meta meta = {0};
+    struct gen_model d;
+    enum gen_status st = gen_model_describe(&d, fam, path, &meta);
+    if (st != GEN_OK) return st;
+    st = gen_model_create_checked(em, d.fam, &d.cfg, &d.shape, &d.vocab, 0, path);
+    em->class_names = d.class_names;
     if (st == GEN_OK && (flags & GEN_CKPT_EMA) && !em->info.ps->ema) flags &= ~GEN_CKPT_EMA;
     if (st == GEN_OK) st = gen_ckpt_load(path, em->info.ps, em->fam->name, flags, NULL);
     if (st == GEN_OK && meta_out)

@@ -351,3 +351,13 @@ void gen_options_help(FILE *f, const struct gen_option *table) {
     for (const struct gen_option *o = table; o && o->name; o++) gen_option_help_line(f, o);
 }
 
+void gen_config_default_str(struct gen_config *cfg, const char *name, const char *value) {
+    for (int k = 0; k < cfg->n; k++) {
+        struct gen_config_entry *e = &cfg->e[k];
+        /* --resume given without a value takes the default too */
+        const int valued = e->type != GEN_OPT_OPTIONAL_STRING || e->s[0];
+        if (strcmp(e->name, name) || (e->set && valued)) continue;
+        snprintf(e->s, sizeof e->s, "%s", value);
+        e->present = 1;
+    }
+}
