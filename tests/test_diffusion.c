@@ -3,8 +3,9 @@
  * backward against PyTorch (tests/fixtures/diffusion_*.safetensors, written
  * by scripts/make-fixtures-diffusion.py from the twin's own code), and
  * through the command line: training lowers the loss, --resume continues
- * bit for bit, sampling is reproducible, inpainting keeps the known pixels,
- * bad input gets a clear error. */
+ * bit for bit, sampling is reproducible, inpainting keeps the known pixels
+ * (test images, or an image file with a mask file), bad input gets a clear
+ * error. */
 #include <math.h>
 #include <stb_image.h>
 #include <stdio.h>
@@ -15,7 +16,7 @@
 #include "cli/cli.h"
 #include "gen/io.h"
 #include "gen/kernels.h"
-#include "models/diffusion.h"
+#include "models/ddpm.h"
 #include "models/unet.h"
 #include "testutil.h"
 
@@ -106,10 +107,11 @@ static void test_ddim_timesteps_and_ema(void **state) {
     ddim_timesteps(1000, 3, tau);
     assert_true(tau[0] == 332 && tau[1] == 665 && tau[2] == 999);
 
-    assert_true(fabs(diffusion_ema_decay(0, 0.999) - 0.1) < 1e-15);
-    assert_true(fabs(diffusion_ema_decay(10, 0.999) - 11.0 / 20.0) < 1e-15);
-    assert_true(diffusion_ema_decay(100000, 0.999) == 0.999);
-    assert_true(diffusion_ema_decay(8000, 0.999) < 0.999);
+    /* The engine's EMA warm-up that --ema 0.999 follows. */
+    assert_true(gen_ema_warmup_decay(0, 0.999f) == 0.1f);
+    assert_true(gen_ema_warmup_decay(10, 0.999f) == 11.0f / 20.0f);
+    assert_true(gen_ema_warmup_decay(100000, 0.999f) == 0.999f);
+    assert_true(gen_ema_warmup_decay(8000, 0.999f) < 0.999f);
 }
 
 /* One step of each sampler against the twin's (float64) step. */
@@ -360,6 +362,15 @@ static int train_tiny(const struct env *e, const char *out, const char *steps, i
     return gen_run_args(args);
 }
 
+/* Trains the tiny model for `steps` into TMP/name: the run directory into
+ * run (1024 bytes) and its checkpoint into ckpt (4096 bytes). */
+static void train_run(const struct env *e, const char *name, const char *steps, char *run,
+                      char *ckpt) {
+    snprintf(run, 1024, "%s/%s", e->dir, name);
+    assert_int_equal(train_tiny(e, run, steps, 0), 0);
+    snprintf(ckpt, 4096, "%s/checkpoint.safetensors", run);
+}
+
 /* Mean "loss" of the training lines of RUN/metrics.jsonl whose step is in
  * [lo, hi] (lines come every 50 steps and at each epoch's end). */
 static double mean_loss(const char *run, int lo, int hi) {
@@ -431,9 +442,7 @@ static uint8_t *load_png(const char *path, int *w, int *h) {
 static void test_sampling(void **state) {
     struct env *e = *state;
     char run[1024], ckpt[4096], o1[1024], o2[1024], o3[1024];
-    snprintf(run, sizeof run, "%s/sample", e->dir);
-    assert_int_equal(train_tiny(e, run, "20", 0), 0);
-    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", run);
+    train_run(e, "sample", "20", run, ckpt);
     snprintf(o1, sizeof o1, "%s/s1/", e->dir);
     snprintf(o2, sizeof o2, "%s/s2/", e->dir);
     snprintf(o3, sizeof o3, "%s/s3.png", e->dir);
@@ -467,9 +476,7 @@ static void test_sampling(void **state) {
 static void test_inpainting(void **state) {
     struct env *e = *state;
     char run[1024], ckpt[4096], out[1024], grid[1024];
-    snprintf(run, sizeof run, "%s/inpaint", e->dir);
-    assert_int_equal(train_tiny(e, run, "20", 0), 0);
-    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", run);
+    train_run(e, "inpaint", "20", run, ckpt);
     snprintf(out, sizeof out, "%s/inp/", e->dir);
     snprintf(grid, sizeof grid, "%s/inp.png", e->dir);
     const char *a1[] = {"sample",   "diffusion", "--ckpt",     ckpt, "--data", e->data, "--inpaint",
@@ -478,9 +485,11 @@ static void test_inpainting(void **state) {
     assert_int_equal(gen_run_args(a1), 0);
     struct gen_image_set test = {0};
     assert_int_equal(gen_images_load(e->data, 0, 0, 0, &test), GEN_OK);
+    /* The folder holds the grid's images row by row: masked input, the 2
+     * completions, the original. */
     for (int i = 0; i < 4; i++) {
         char p[4200];
-        snprintf(p, sizeof p, "%s%05d.png", out, i);
+        snprintf(p, sizeof p, "%s%05d.png", out, (i / 2) * 4 + 1 + i % 2);
         int w, h;
         uint8_t *px = load_png(p, &w, &h);
         assert_true(w == 8 && h == 8);
@@ -503,6 +512,46 @@ static void test_inpainting(void **state) {
     stbi_image_free(px);
 }
 
+/* Inpainting an image file (--input FILE) with a mask file: the pixels
+ * the mask keeps (white) are the image's in every completion. */
+static void test_inpaint_files(void **state) {
+    struct env *e = *state;
+    char run[1024], ckpt[4096], img[1024], mask[1024], out[1024];
+    train_run(e, "inpaint-files", "2", run, ckpt);
+    snprintf(img, sizeof img, "%s/photo.png", e->dir);
+    snprintf(mask, sizeof mask, "%s/mask.png", e->dir);
+    snprintf(out, sizeof out, "%s/inpf/", e->dir);
+    uint8_t px[64], mk[64];
+    for (int k = 0; k < 64; k++) {
+        px[k] = (uint8_t)(4 * k);
+        mk[k] = (k / 8 + k % 8) % 3 ? 255 : 0; /* diagonal stripes to regenerate */
+    }
+    assert_int_equal(gen_png_write(img, 8, 8, 1, px), GEN_OK);
+    assert_int_equal(gen_png_write(mask, 8, 8, 1, mk), GEN_OK);
+    const char *a1[] = {"sample", "diffusion", "--ckpt", ckpt, "--input", img,    "--inpaint",
+                        "--mask", mask,        "-n",     "3",  "-o",      out,    "--steps",
+                        "5",      "--resample", "2",     QUIET1, NULL};
+    assert_int_equal(gen_run_args(a1), 0);
+    int kept = 0;
+    for (int i = 0; i < 5; i++) { /* masked, 3 completions, original */
+        char p[4200];
+        snprintf(p, sizeof p, "%s%05d.png", out, i);
+        int w, h;
+        uint8_t *got = load_png(p, &w, &h);
+        assert_true(w == 8 && h == 8);
+        for (int k = 0; k < 64; k++) {
+            if (mk[k]) assert_true(abs((int)got[k] - (int)px[k]) <= 1), kept += i == 1;
+            else if (i == 0) assert_int_equal(got[k], 128); /* the hole, mid grey */
+        }
+        stbi_image_free(got);
+    }
+    assert_true(kept > 30);
+    char p[4200];
+    snprintf(p, sizeof p, "%s%05d.png", out, 5);
+    struct stat st;
+    assert_int_not_equal(stat(p, &st), 0); /* one row of 5 */
+}
+
 static void expect_error(const char *const *args, int rc, const char *needle) {
     fflush(stderr);
     gen_clear_error();
@@ -514,9 +563,7 @@ static void expect_error(const char *const *args, int rc, const char *needle) {
 static void test_bad_input(void **state) {
     struct env *e = *state;
     char run[1024], ckpt[4096], junk[1024], out[1024];
-    snprintf(run, sizeof run, "%s/bad", e->dir);
-    assert_int_equal(train_tiny(e, run, "2", 0), 0);
-    snprintf(ckpt, sizeof ckpt, "%s/checkpoint.safetensors", run);
+    train_run(e, "bad", "2", run, ckpt);
     snprintf(out, sizeof out, "%s/x.png", e->dir);
     snprintf(junk, sizeof junk, "%s/junk.safetensors", e->dir);
     FILE *fp = fopen(junk, "wb");
@@ -537,14 +584,23 @@ static void test_bad_input(void **state) {
     const char *a5[] = {"sample", "diffusion", "--ckpt", ckpt,   "--steps",
                         "101",    "-o",        out,      QUIET1, NULL};
     expect_error(a5, 2, "--steps");
-    const char *a6[] = {"sample", "diffusion", "--ckpt", ckpt, "--inpaint", junk,
-                        "--mask", "top",       "-o",     out,  "--quiet",   NULL};
+    const char *a6[] = {"sample", "diffusion", "--ckpt", ckpt, "--input", junk, "--inpaint",
+                        "--mask", "top",       "-o",     out,  "--quiet", NULL};
     expect_error(a6, 1, junk);
+    /* An image file given to --inpaint itself is pointed to --input. */
+    const char *a12[] = {"sample", "diffusion", "--ckpt", ckpt, "--data", e->data, "--inpaint",
+                         junk,     "--mask",    "top",    "-o", out,      QUIET1,  NULL};
+    expect_error(a12, 2, "--input");
+    const char *a13[] = {"sample", "diffusion", "--ckpt", ckpt, "--mask", "top", "-o", out,
+                         QUIET1,   NULL};
+    expect_error(a13, 2, "--inpaint");
+    char fresh[1100];
+    snprintf(fresh, sizeof fresh, "%s/fresh", e->dir);
     const char *a7[] = {"train", "diffusion", "--data", e->data, "--out",
-                        run,     "--mults",   "1,2",    TINY,    NULL};
+                        fresh,   "--mults",   "1,2",    TINY,    NULL};
     expect_error(a7, 2, "--mults");
     const char *a8[] = {"train", "diffusion", "--data", e->data, "--out",
-                        run,     TINY,        "--base", "12",    NULL};
+                        fresh,   TINY,        "--base", "12",    NULL};
     expect_error(a8, 2, "--base");
     /* --resume with another schedule is refused, naming the option. */
     const char *a11[] = {"train", "diffusion", "--data", e->data,       "--out", run, "--steps",
@@ -566,7 +622,8 @@ int main(void) {
         cmocka_unit_test(test_sampler_steps),        cmocka_unit_test(test_time_embedding),
         cmocka_unit_test(test_unet_matches_pytorch), cmocka_unit_test(test_training_lowers_loss),
         cmocka_unit_test(test_resume_is_exact),      cmocka_unit_test(test_sampling),
-        cmocka_unit_test(test_inpainting),           cmocka_unit_test(test_bad_input),
+        cmocka_unit_test(test_inpainting),           cmocka_unit_test(test_inpaint_files),
+        cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

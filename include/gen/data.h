@@ -95,6 +95,11 @@ enum gen_status gen_mnist_load(const char *dir, enum gen_split split, struct gen
 enum gen_status gen_imagefolder_load(const char *dir, enum gen_split split, int channels, int size,
                                      struct gen_image_set *out);
 
+/* Loads one image file as a set of one image (label 0, one class),
+ * converted to `channels` and `size` as gen_imagefolder_load does. */
+enum gen_status gen_image_file_load(const char *path, int channels, int size,
+                                    struct gen_image_set *out);
+
 /* Loads images from `path`: an MNIST-format directory (gen_mnist_detect)
  * or else an image folder. `train`: GEN_SPLIT_TRAIN (1), GEN_SPLIT_TEST
  * (0) or GEN_SPLIT_ALL (image folders only). channels (0, 1 or 3) and size

@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "cli/engine.h"
 #include "gen/metrics.h"
+#include "io/fs.h"
 
 static int exit_code(enum gen_status st) { return st == GEN_OK ? 0 : st == GEN_ERR_USAGE ? 2 : 1; }
 
@@ -246,6 +247,28 @@ static enum gen_status check_image_output(const char *out) {
     return gen_image_path_check(out);
 }
 
+/* The model's side when it is square (images are fitted to it), else 0. */
+static int square_side(const struct gen_model *em) {
+    return em->shape.h == em->shape.w ? em->shape.h : 0;
+}
+
+/* --input PATH: a folder of images, or one image file. */
+static enum gen_status load_input(struct gen_data *d, const struct gen_model *em, const char *path) {
+    d->kind = GEN_DATA_IMAGES;
+    d->path = path;
+    if (gen_fs_kind(path) == GEN_FS_FILE)
+        return gen_image_file_load(path, em->shape.c, square_side(em), &d->test);
+    return gen_images_load(path, GEN_SPLIT_ALL, em->shape.c, em->shape.h, &d->test);
+}
+
+/* A family's --mask option that names a file: that image, one channel. */
+static const char *mask_file(const struct gen_config *opts) {
+    const struct gen_config_entry *e = gen_config_get(opts, "mask");
+    return e && e->present && e->type == GEN_OPT_STRING && gen_fs_kind(e->s) != GEN_FS_MISSING
+               ? e->s
+               : NULL;
+}
+
 int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int json, int quiet) {
     const char *ckpt = gen_config_str(opts, "ckpt");
     const char *out = gen_config_str(opts, "output");
@@ -253,6 +276,7 @@ int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int js
     struct gen_data d = {0};
     struct gen_ctx g;
     struct gen_output res = {0};
+    struct gen_image_set mask = {0};
     enum gen_status st;
     int rc = 1;
     gen_ctx_init_eval(&g);
@@ -262,9 +286,9 @@ int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int js
     }
     if (fam->data == GEN_DATA_TEXT) return gen_sample_text(fam, opts, json, quiet);
     if (!out) out = "samples.png";
-    const char *inputs[3] = {ckpt, gen_config_str(opts, "input"), NULL};
+    const char *inputs[4] = {ckpt, gen_config_str(opts, "input"), mask_file(opts), NULL};
     if ((st = check_image_output(out)) != GEN_OK ||
-        (st = gen_check_output(out, inputs, 2)) != GEN_OK) {
+        (st = gen_check_output(out, inputs, 3)) != GEN_OK) {
         rc = exit_code(st);
         goto done;
     }
@@ -274,25 +298,21 @@ int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int js
     if (need) {
         const char *input = gen_config_str(opts, "input");
         const char *path = input ? input : data_path(opts, &em);
-        inputs[2] = path;
-        if ((st = gen_check_output(out, inputs, 3)) != GEN_OK) {
+        inputs[3] = path;
+        if ((st = gen_check_output(out, inputs, 4)) != GEN_OK) {
             rc = exit_code(st);
             goto done;
         }
-        if (input) {
-            d.kind = GEN_DATA_IMAGES;
-            d.path = input;
-            st = gen_images_load(input, GEN_SPLIT_ALL, em.shape.c, em.shape.h, &d.test);
-        } else {
-            st = load_heldout(&d, &em, path);
-        }
+        st = input ? load_input(&d, &em, input) : load_heldout(&d, &em, path);
         if (st != GEN_OK) goto done;
         gen_data_heldout(&d, &in);
     }
+    if (inputs[2] && gen_image_file_load(inputs[2], 1, square_side(&em), &mask) != GEN_OK) goto done;
     struct gen_request req = {.n = gen_config_int(opts, "num"),
                               .seed = (uint64_t)gen_config_int(opts, "seed"),
                               .cond = -1,
-                              .inputs = need ? &in : NULL};
+                              .inputs = need ? &in : NULL,
+                              .mask = inputs[2] ? &mask : NULL};
     const double t0 = gen_run_now();
     const int ema = gen_model_ema_use(&em, opts);
     st = fam->generate(em.m, &g, opts, &req, &res);
@@ -315,6 +335,7 @@ int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int js
     rc = 0;
 done:
     gen_free(res.images);
+    gen_image_set_free(&mask);
     gen_ctx_free(&g);
     gen_data_free(&d);
     gen_model_free(&em);

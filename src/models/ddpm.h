@@ -1,14 +1,18 @@
-/* diffusion.h - the maths of the DDPM family, private to src/models and
- * the tests: the noise schedule, the closed-form noising q(x_t | x_0) and
- * one denoising step of each sampler. Everything is per element, in double,
- * on caller-owned float arrays of n elements.
+/* ddpm.h - the noise schedule and samplers of denoising diffusion, private
+ * to src/models and the tests: the schedule, the closed-form noising
+ * q(x_t | x_0), one denoising step of each sampler (DDPM, DDIM) and the
+ * whole reverse process with RePaint-style inpainting, for any model that
+ * predicts the noise. The steps are per element, in double, on
+ * caller-owned float arrays of n elements.
  *
  * Timesteps are 0-based: t = 0 .. T-1 with beta_t = beta_start +
  * (beta_end - beta_start) t / (T - 1) (one beta_start when T = 1),
  * alpha_t = 1 - beta_t, abar_t = prod_{s <= t} alpha_s, and abar_{-1} = 1
  * (the clean image). */
-#ifndef GEN_MODELS_DIFFUSION_H
-#define GEN_MODELS_DIFFUSION_H
+#ifndef GEN_MODELS_DDPM_H
+#define GEN_MODELS_DDPM_H
+
+#include <math.h>
 
 #include "gen/core.h"
 
@@ -56,7 +60,34 @@ void ddim_step(const struct ddpm_schedule *s, int64_t t, int64_t prev, double et
  * every step. 1 <= K <= T. */
 void ddim_timesteps(int64_t T, int64_t K, int64_t *tau);
 
-/* EMA decay at update t (from 0): min(max_decay, (1 + t) / (10 + t)). */
-double diffusion_ema_decay(int64_t t, double max_decay);
+/* ---- the reverse process ---- */
+
+/* How to sample. */
+struct ddpm_sampler {
+    int ddpm;      /* ancestral over all T steps; else DDIM            */
+    int64_t steps; /* DDIM steps K (1 <= K <= T)                       */
+    double eta;    /* DDIM noise (0: deterministic)                    */
+    int resample;  /* inpainting: passes per step (RePaint), >= 1      */
+};
+
+/* The model: eps (B, D) = the predicted noise of x (B, D) at timestep t. */
+typedef void (*ddpm_eps_fn)(void *model, int64_t B, float *x, int64_t t, float *eps);
+
+/* The batch size of ddpm_sample. */
+#define DDPM_SAMPLE_BATCH 64
+
+/* Draws n images of D values each into out (n, D), in [-1, 1]: x_T ~
+ * N(0, I), then the sampler's steps down to x_0, in batches of at most
+ * DDPM_SAMPLE_BATCH. Image i draws all its noise from its own stream
+ * (seeded from seed and i), so it does not depend on its batch or on n.
+ * Inpainting (known and keep (n, D), keep 1 for a known pixel, else
+ * NULL): after every step the known pixels are replaced by their noised
+ * versions q(x_prev | x0 = known), and with resample R > 1 each step is
+ * repeated R times, renoising x_prev back to x_t between the passes
+ * (Lugmayr et al. 2022, RePaint with jumps of one step). GEN_ERR_USAGE
+ * when the DDIM steps are outside 1..T; GEN_ERR_NOMEM. */
+enum gen_status ddpm_sample(const struct ddpm_schedule *s, const struct ddpm_sampler *smp,
+                            ddpm_eps_fn eps_fn, void *model, int64_t n, int64_t D, uint64_t seed,
+                            const float *known, const float *keep, float *out);
 
 #endif

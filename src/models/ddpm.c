@@ -1,0 +1,193 @@
+/* ddpm.c - the DDPM noise schedule, the DDPM and DDIM steps and the
+ * reverse process with RePaint-style inpainting (see ddpm.h). */
+#include <math.h>
+#include <string.h>
+
+#include "models/ddpm.h"
+
+/* ---- schedule and steps ---- */
+
+enum gen_status ddpm_schedule_init(struct ddpm_schedule *s, int64_t T, double beta_start,
+                                   double beta_end) {
+    memset(s, 0, sizeof *s);
+    if (T < 1) return gen_error(GEN_ERR_USAGE, "--timesteps: must be >= 1");
+    if (!(beta_start > 0 && beta_start <= beta_end && beta_end < 1))
+        return gen_error(GEN_ERR_USAGE,
+                         "--beta-start/--beta-end: need 0 < start <= end < 1, got %g and %g",
+                         beta_start, beta_end);
+    s->beta = gen_calloc((size_t)T, sizeof *s->beta);
+    s->alpha_bar = gen_calloc((size_t)T, sizeof *s->alpha_bar);
+    if (!s->beta || !s->alpha_bar) {
+        ddpm_schedule_free(s);
+        return gen_error(GEN_ERR_NOMEM, "out of memory for %lld timesteps", (long long)T);
+    }
+    s->T = T;
+    double abar = 1.0;
+    for (int64_t t = 0; t < T; t++) {
+        s->beta[t] =
+            T > 1 ? beta_start + (beta_end - beta_start) * (double)t / (double)(T - 1) : beta_start;
+        abar *= 1.0 - s->beta[t];
+        s->alpha_bar[t] = abar;
+    }
+    return GEN_OK;
+}
+
+void ddpm_schedule_free(struct ddpm_schedule *s) {
+    gen_free(s->beta);
+    gen_free(s->alpha_bar);
+    memset(s, 0, sizeof *s);
+}
+
+double ddpm_abar(const struct ddpm_schedule *s, int64_t t) {
+    GEN_ASSERT(t >= -1 && t < s->T);
+    return t < 0 ? 1.0 : s->alpha_bar[t];
+}
+
+void ddpm_q_sample(const struct ddpm_schedule *s, int64_t t, int64_t n, const float *x0,
+                   const float *eps, float *xt) {
+    const double abar = ddpm_abar(s, t), a = sqrt(abar), b = sqrt(1.0 - abar);
+    for (int64_t i = 0; i < n; i++) xt[i] = (float)(a * x0[i] + b * eps[i]);
+}
+
+void ddpm_step(const struct ddpm_schedule *s, int64_t t, int64_t n, const float *xt,
+               const float *eps, const float *z, float *out) {
+    GEN_ASSERT(t >= 0 && t < s->T && (t == 0 || z));
+    const double abar = ddpm_abar(s, t), abar_prev = ddpm_abar(s, t - 1);
+    const double beta = s->beta[t], alpha = 1.0 - beta;
+    const double c0 = beta * sqrt(abar_prev) / (1.0 - abar);
+    const double ct = (1.0 - abar_prev) * sqrt(alpha) / (1.0 - abar);
+    const double sigma = t > 0 ? sqrt(beta) : 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        const double x = xt[i], x0 = ddpm_x0(abar, x, eps[i]);
+        out[i] = (float)(c0 * x0 + ct * x + (t > 0 ? sigma * z[i] : 0.0));
+    }
+}
+
+void ddim_step(const struct ddpm_schedule *s, int64_t t, int64_t prev, double eta, int64_t n,
+               const float *xt, const float *eps, const float *z, float *out) {
+    GEN_ASSERT(t >= 0 && t < s->T && prev >= -1 && prev < t);
+    const double abar = ddpm_abar(s, t), abar_prev = ddpm_abar(s, prev);
+    const double sigma = eta * sqrt((1.0 - abar_prev) / (1.0 - abar) * (1.0 - abar / abar_prev));
+    const double dir2 = 1.0 - abar_prev - sigma * sigma;
+    const double dir = dir2 > 0 ? sqrt(dir2) : 0.0;
+    const double sa = sqrt(abar), sb = sqrt(1.0 - abar), sp = sqrt(abar_prev);
+    GEN_ASSERT(sigma == 0.0 || z);
+    for (int64_t i = 0; i < n; i++) {
+        const double x = xt[i], x0 = ddpm_x0(abar, x, eps[i]);
+        const double e = (x - sa * x0) / sb;
+        out[i] = (float)(sp * x0 + dir * e + (sigma > 0 ? sigma * z[i] : 0.0));
+    }
+}
+
+void ddim_timesteps(int64_t T, int64_t K, int64_t *tau) {
+    GEN_ASSERT(K >= 1 && K <= T);
+    for (int64_t i = 0; i < K; i++) tau[i] = (i + 1) * T / K - 1;
+}
+
+/* ---- the reverse process ---- */
+
+/* Image i of a request draws all its noise from its own stream, so it does
+ * not depend on the batch it lands in or on n. */
+static void image_rng(struct gen_rng *r, uint64_t seed, int64_t i) {
+    gen_rng_seed(r, seed * 0x9E3779B97F4A7C15ull + (uint64_t)i);
+}
+
+static void fill_noise(struct gen_rng *rngs, int64_t b, int64_t D, float *z) {
+    for (int64_t j = 0; j < b; j++) gen_rng_fill_normal(&rngs[j], z + j * D, D, 0.0f, 1.0f);
+}
+
+/* Scratch for one batch. */
+struct work {
+    float *eps, *z, *zk; /* (B, D) each */
+    int64_t *tau;        /* (K)         */
+    struct gen_rng rngs[DDPM_SAMPLE_BATCH];
+};
+
+struct reverse {
+    const struct ddpm_schedule *s;
+    const struct ddpm_sampler *smp;
+    ddpm_eps_fn eps_fn;
+    void *model;
+    int64_t D;
+};
+
+/* x_t of a known pixel: q(x_t | x0 = known) with fresh noise, in place. */
+static void renoise_known(const struct reverse *r, struct work *w, int64_t B, int64_t t,
+                          const float *known, const float *keep, float *x) {
+    const int64_t n = B * r->D;
+    fill_noise(w->rngs, B, r->D, w->zk);
+    ddpm_q_sample(r->s, t, n, known, w->zk, w->zk);
+    for (int64_t k = 0; k < n; k++) x[k] = keep[k] > 0.5f ? w->zk[k] : x[k];
+}
+
+/* x_t from x_prev: q(x_t | x_prev) = N(sqrt(a) x_prev, (1 - a) I),
+ * a = abar_t / abar_prev, in place. */
+static void renoise_step(const struct reverse *r, struct work *w, int64_t B, int64_t t,
+                         int64_t prev, float *x) {
+    const int64_t n = B * r->D;
+    const double a = ddpm_abar(r->s, t) / ddpm_abar(r->s, prev);
+    fill_noise(w->rngs, B, r->D, w->z);
+    for (int64_t k = 0; k < n; k++) x[k] = (float)(sqrt(a) * x[k] + sqrt(1.0 - a) * w->z[k]);
+}
+
+/* The reverse process for B images x (B, D), x_T already drawn. */
+static void reverse(const struct reverse *r, struct work *w, int64_t B, float *x,
+                    const float *known, const float *keep) {
+    const struct ddpm_sampler *smp = r->smp;
+    const int64_t n = B * r->D, T = r->s->T;
+    const int64_t K = smp->ddpm ? T : smp->steps;
+    if (!smp->ddpm) ddim_timesteps(T, K, w->tau);
+    const int R = known ? smp->resample : 1;
+    for (int64_t i = K - 1; i >= 0; i--) {
+        const int64_t t = smp->ddpm ? i : w->tau[i];
+        const int64_t prev = smp->ddpm ? i - 1 : (i > 0 ? w->tau[i - 1] : -1);
+        for (int pass = 0; pass < R; pass++) {
+            r->eps_fn(r->model, B, x, t, w->eps);
+            const int noisy = smp->ddpm ? t > 0 : (smp->eta > 0 && prev >= 0);
+            if (noisy) fill_noise(w->rngs, B, r->D, w->z);
+            if (smp->ddpm)
+                ddpm_step(r->s, t, n, x, w->eps, noisy ? w->z : NULL, x);
+            else
+                ddim_step(r->s, t, prev, smp->eta, n, x, w->eps, noisy ? w->z : NULL, x);
+            if (!known) continue;
+            renoise_known(r, w, B, prev, known, keep, x);
+            if (prev < 0) break; /* x is x0: nothing left to harmonise */
+            if (pass + 1 < R) renoise_step(r, w, B, t, prev, x);
+        }
+    }
+    for (int64_t k = 0; k < n; k++) x[k] = x[k] < -1.0f ? -1.0f : x[k] > 1.0f ? 1.0f : x[k];
+}
+
+enum gen_status ddpm_sample(const struct ddpm_schedule *s, const struct ddpm_sampler *smp,
+                            ddpm_eps_fn eps_fn, void *model, int64_t n, int64_t D, uint64_t seed,
+                            const float *known, const float *keep, float *out) {
+    const int64_t B = n < DDPM_SAMPLE_BATCH ? n : DDPM_SAMPLE_BATCH;
+    if (!smp->ddpm && (smp->steps < 1 || smp->steps > s->T))
+        return gen_error(GEN_ERR_USAGE, "DDIM needs 1 to T = %lld steps, got %lld", (long long)s->T,
+                         (long long)smp->steps);
+    struct work *w = gen_calloc(1, sizeof *w);
+    if (!w) return gen_error(GEN_ERR_NOMEM, "out of memory for sampling");
+    w->eps = gen_alloc((size_t)(B * D) * sizeof(float));
+    w->z = gen_alloc((size_t)(B * D) * sizeof(float));
+    w->zk = gen_alloc((size_t)(B * D) * sizeof(float));
+    w->tau = gen_alloc((size_t)(smp->ddpm ? 1 : smp->steps) * sizeof(int64_t));
+    enum gen_status st = GEN_OK;
+    if (!w->eps || !w->z || !w->zk || !w->tau)
+        st = gen_error(GEN_ERR_NOMEM, "out of memory for sampling %lld images", (long long)B);
+    const struct reverse r = {.s = s, .smp = smp, .eps_fn = eps_fn, .model = model, .D = D};
+    for (int64_t first = 0; st == GEN_OK && first < n; first += B) {
+        const int64_t b = n - first < B ? n - first : B;
+        float *x = out + first * D;
+        for (int64_t j = 0; j < b; j++) {
+            image_rng(&w->rngs[j], seed, first + j);
+            gen_rng_fill_normal(&w->rngs[j], x + j * D, D, 0.0f, 1.0f);
+        }
+        reverse(&r, w, b, x, known ? known + first * D : NULL, known ? keep + first * D : NULL);
+    }
+    gen_free(w->eps);
+    gen_free(w->z);
+    gen_free(w->zk);
+    gen_free(w->tau);
+    gen_free(w);
+    return st;
+}
