@@ -12,6 +12,9 @@ static void test_error_message(void **state) {
     /* A message that wraps the one in force (it was written over itself). */
     gen_error(GEN_ERR_FORMAT, "%s: config: %s", "c.safetensors", gen_last_error());
     assert_string_equal(gen_last_error(), "c.safetensors: config: x.bin: cannot open");
+    /* Names quoted from a file cannot break the line or reach the terminal. */
+    gen_error(GEN_ERR_FORMAT, "%s: tensor '%s'", "c.safetensors", "a\nb\033[2Jc\x7f\t\xc3\xa9");
+    assert_string_equal(gen_last_error(), "c.safetensors: tensor 'a?b?[2Jc??\xc3\xa9'");
 }
 
 static void test_alloc_fault_injection(void **state) {
