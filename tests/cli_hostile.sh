@@ -284,7 +284,7 @@ check sample_n_0 2 "-n"
 case_name=json_into_closed_pipe
 (
     [ "$memlimit" = 1 ] && ulimit -v 4000000
-    timeout 20 "$GEN" train vae --data "$DATA" --steps 300 --log-every 1 --json --out "$TMP/r-pipe" \
+    timeout 20 "$GEN" train vae --data "$DATA" --steps 100 --log-every 1 --json --out "$TMP/r-pipe" \
         --hidden 16 --batch 8 --threads 1 2>"$TMP/err" | head -1 >"$TMP/out"
     echo "${PIPESTATUS[0]}" >"$TMP/rc"
 )
