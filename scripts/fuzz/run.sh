@@ -10,7 +10,7 @@
 #   SECONDS  per target (default 60); TARGET e.g. idx or fuzz_idx (default: all)
 # Environment: GEN_FUZZ_BUILD (build folder, default build-fuzz),
 #   GEN_FUZZ_WORK (scratch corpora and logs, default BUILD/fuzz-work),
-#   GEN_FUZZ_ARGS (extra libFuzzer flags, e.g. -runs=1000000), CC (default
+#   GEN_FUZZ_ARGS (extra libFuzzer flags, e.g. -runs=1000000), GEN_FUZZ_CC (default
 #   clang), GEN_JOBS, TMPDIR (the inputs' files; default /dev/shm if there).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -30,9 +30,9 @@ else
     done
 fi
 
-if [ ! -f "$build/CMakeCache.txt" ]; then
+if ! grep -q "^GEN_FUZZ:BOOL=ON" "$build/CMakeCache.txt" 2>/dev/null; then
     # OpenMP off: one thread per input, results that do not depend on timing.
-    cmake -S . -B "$build" -DGEN_FUZZ=ON -DCMAKE_C_COMPILER="${CC:-clang}" \
+    cmake -S . -B "$build" -DGEN_FUZZ=ON -DCMAKE_C_COMPILER="${GEN_FUZZ_CC:-clang}" \
         -DGEN_BUILD_TESTS=OFF -DGEN_OPENMP=OFF -DCMAKE_BUILD_TYPE=RelWithDebInfo \
         -DCMAKE_C_FLAGS_RELWITHDEBINFO="-O1 -g" >/dev/null
 fi
