@@ -103,6 +103,11 @@ struct gen_request {
     /* text: called with each token as soon as it is drawn */
     void (*emit)(int32_t token, void *arg);
     void *emit_arg;
+    /* Optional (may be NULL): a long generation reports how far it is
+     * (done of total, in the family's own units, e.g. sampler steps); the
+     * engine draws the progress bar. */
+    void (*progress)(int64_t done, int64_t total, void *arg);
+    void *progress_arg;
 };
 
 /* What generate produced. Images are gen_alloc'd by the family and freed

@@ -74,7 +74,7 @@ void gen_runlog_write(struct gen_runlog *lg, int64_t step, const struct gen_fiel
 void gen_runlog_note(struct gen_runlog *lg, const char *msg);
 
 /* Draws "step/total [=====>   ] loss 0.1234  512 img/s  ETA 1m02s" on
- * stderr, only when stderr is a terminal and not --quiet, at most 10
+ * stderr (no loss part when loss is NaN: a sampler's progress), only when stderr is a terminal and not --quiet, at most 10
  * times a second (and always for step == total). */
 void gen_runlog_progress(struct gen_runlog *lg, int64_t step, int64_t total, double loss);
 

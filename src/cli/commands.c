@@ -174,8 +174,14 @@ int gen_cmd_train(const struct gen_family *fam, struct gen_config *cli, int json
         }
     }
     const char *tok = gen_config_get(&cfg, "tokenizer") ? gen_config_str(&cfg, "tokenizer") : NULL;
+    const int channels = opt_int(&cfg, "channels");
+    if (channels != 0 && channels != 1 && channels != 3) {
+        gen_error(GEN_ERR_USAGE, "--channels: must be 1 or 3, got %d", channels);
+        rc = 2;
+        goto done;
+    }
     st = gen_data_load(&d, fam->data, gen_config_str(&cfg, "data"), GEN_DATA_TRAIN | GEN_DATA_TEST,
-                       opt_int(&cfg, "channels"), opt_int(&cfg, "image-size"),
+                       channels, opt_int(&cfg, "image-size"),
                        resume && fam->data == GEN_DATA_TEXT ? &stored.vocab : NULL, tok);
     if (st != GEN_OK) goto done;
     struct gen_data_shape shape;
@@ -185,7 +191,9 @@ int gen_cmd_train(const struct gen_family *fam, struct gen_config *cli, int json
                   d.path, resume);
         goto done;
     }
-    st = gen_model_create(&em, fam, &cfg, &shape, &d.vocab, (uint64_t)gen_config_int(&cfg, "seed"));
+    const uint64_t seed = (uint64_t)gen_config_int(&cfg, "seed");
+    st = resume ? gen_model_create_checked(&em, fam, &cfg, &shape, &d.vocab, seed, resume)
+                : gen_model_create(&em, fam, &cfg, &shape, &d.vocab, seed);
     if (st != GEN_OK) {
         rc = exit_code(st);
         goto done;
@@ -269,6 +277,11 @@ static const char *mask_file(const struct gen_config *opts) {
                : NULL;
 }
 
+/* The progress bar of a long generation (drawn only on a terminal). */
+static void draw_progress(int64_t done, int64_t total, void *arg) {
+    gen_runlog_progress(arg, done, total, NAN);
+}
+
 int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int json, int quiet) {
     const char *ckpt = gen_config_str(opts, "ckpt");
     const char *out = gen_config_str(opts, "output");
@@ -308,15 +321,21 @@ int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int js
         gen_data_heldout(&d, &in);
     }
     if (inputs[2] && gen_image_file_load(inputs[2], 1, square_side(&em), &mask) != GEN_OK) goto done;
+    struct gen_runlog bar;
+    gen_runlog_open(&bar, NULL, 0, quiet);
+    gen_runlog_set_items(&bar, 0, "step");
     struct gen_request req = {.n = gen_config_int(opts, "num"),
                               .seed = (uint64_t)gen_config_int(opts, "seed"),
                               .cond = -1,
                               .inputs = need ? &in : NULL,
-                              .mask = inputs[2] ? &mask : NULL};
+                              .mask = inputs[2] ? &mask : NULL,
+                              .progress = draw_progress,
+                              .progress_arg = &bar};
     const double t0 = gen_run_now();
     const int ema = gen_model_ema_use(&em, opts);
     st = fam->generate(em.m, &g, opts, &req, &res);
     gen_model_ema_restore(&em, ema);
+    gen_runlog_close(&bar);
     const double dt = gen_run_now() - t0;
     if (st == GEN_OK)
         st = gen_write_images(out, res.images, res.n_images, res.c, res.h, res.w, res.cols);
@@ -344,15 +363,6 @@ done:
 
 /* ---- eval ---- */
 
-/* Gives an option that the command line left unset a value for this run. */
-static void set_default_str(struct gen_config *cfg, const char *name, const char *value) {
-    for (int k = 0; k < cfg->n; k++) {
-        struct gen_config_entry *e = &cfg->e[k];
-        if (strcmp(e->name, name) || e->set) continue;
-        snprintf(e->s, sizeof e->s, "%s", value);
-        e->present = 1;
-    }
-}
 
 /* What gen_eval_images samples: a model and the eval options (sampler,
  * --no-ema) its generate verb reads. */
@@ -433,7 +443,7 @@ int gen_cmd_eval(const struct gen_family *fam, struct gen_run *run) {
     /* Sample quality in the classifier's feature space, when asked for. */
     const struct gen_config_entry *clf = gen_config_get(opts, "classifier");
     if (fam->generate && em.shape.kind == GEN_DATA_IMAGES && clf && (clf->set || !fam->evaluate)) {
-        set_default_str(opts, "data", path); /* real images: the model's data */
+        gen_config_default_str(opts, "data", path); /* real images: the model's data */
         struct eval_source src = {&em, opts};
         rc = gen_eval_images(run, eval_generate, &src, em.shape.c, em.shape.h, em.shape.w, &mt);
         if (rc != 0) goto done;

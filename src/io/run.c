@@ -160,8 +160,10 @@ void gen_runlog_progress(struct gen_runlog *lg, int64_t step, int64_t total, dou
     if (fill > WIDTH) fill = WIDTH;
     for (int k = 0; k < WIDTH; k++) bar[k] = k < fill ? '=' : (k == fill ? '>' : ' ');
     bar[WIDTH] = 0;
-    fprintf(stderr, "\r\033[K%lld/%lld [%s] loss %.4f%s  ETA %s", (long long)step,
-            (long long)total, bar, loss, rate, eta);
+    char loss_text[32] = "";
+    if (!isnan(loss)) snprintf(loss_text, sizeof loss_text, " loss %.4f", loss);
+    fprintf(stderr, "\r\033[K%lld/%lld [%s]%s%s  ETA %s", (long long)step, (long long)total,
+            bar, loss_text, rate, eta);
     fflush(stderr);
     lg->bar_visible = 1;
 }

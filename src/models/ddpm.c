@@ -109,6 +109,7 @@ struct reverse {
     ddpm_eps_fn eps_fn;
     void *model;
     int64_t D;
+    int64_t done, total; /* reverse steps, over every batch */
 };
 
 /* x_t of a known pixel: q(x_t | x0 = known) with fresh noise, in place. */
@@ -131,7 +132,7 @@ static void renoise_step(const struct reverse *r, struct work *w, int64_t B, int
 }
 
 /* The reverse process for B images x (B, D), x_T already drawn. */
-static void reverse(const struct reverse *r, struct work *w, int64_t B, float *x,
+static void reverse(struct reverse *r, struct work *w, int64_t B, float *x,
                     const float *known, const float *keep) {
     const struct ddpm_sampler *smp = r->smp;
     const int64_t n = B * r->D, T = r->s->T;
@@ -154,6 +155,7 @@ static void reverse(const struct reverse *r, struct work *w, int64_t B, float *x
             if (prev < 0) break; /* x is x0: nothing left to harmonise */
             if (pass + 1 < R) renoise_step(r, w, B, t, prev, x);
         }
+        if (smp->progress) smp->progress(++r->done, r->total, smp->progress_arg);
     }
     for (int64_t k = 0; k < n; k++) x[k] = x[k] < -1.0f ? -1.0f : x[k] > 1.0f ? 1.0f : x[k];
 }
@@ -174,7 +176,9 @@ enum gen_status ddpm_sample(const struct ddpm_schedule *s, const struct ddpm_sam
     enum gen_status st = GEN_OK;
     if (!w->eps || !w->z || !w->zk || !w->tau)
         st = gen_error(GEN_ERR_NOMEM, "out of memory for sampling %lld images", (long long)B);
-    const struct reverse r = {.s = s, .smp = smp, .eps_fn = eps_fn, .model = model, .D = D};
+    const int64_t K = smp->ddpm ? s->T : smp->steps;
+    struct reverse r = {
+        .s = s, .smp = smp, .eps_fn = eps_fn, .model = model, .D = D, .total = (n + B - 1) / B * K};
     for (int64_t first = 0; st == GEN_OK && first < n; first += B) {
         const int64_t b = n - first < B ? n - first : B;
         float *x = out + first * D;

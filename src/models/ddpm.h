@@ -68,6 +68,10 @@ struct ddpm_sampler {
     int64_t steps; /* DDIM steps K (1 <= K <= T)                       */
     double eta;    /* DDIM noise (0: deterministic)                    */
     int resample;  /* inpainting: passes per step (RePaint), >= 1      */
+    /* Optional: told after each reverse step (done of total steps over
+     * every batch), for a progress bar. */
+    void (*progress)(int64_t done, int64_t total, void *arg);
+    void *progress_arg;
 };
 
 /* The model: eps (B, D) = the predicted noise of x (B, D) at timestep t. */

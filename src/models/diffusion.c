@@ -316,6 +316,7 @@ static enum gen_status diffusion_generate(void *model, struct gen_ctx *g,
     struct ddpm_sampler smp;
     enum gen_status st = sampler_of(m, opts, &smp);
     if (st != GEN_OK) return st;
+    smp.progress = req->progress, smp.progress_arg = req->progress_arg;
     out->c = (int)m->ucfg.C, out->h = (int)m->ucfg.H, out->w = (int)m->ucfg.W;
     if (opt_str(opts, "inpaint")) return inpaint(m, g, &smp, opts, req, out);
     if (opt_str(opts, "mask") || req->mask)
