@@ -6,11 +6,12 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/engine.h"
 #include "gen/io.h"
 #include "models/gan.h"
 #include "testutil.h"
 
-static struct gen_gan model; /* large; one at a time */
+extern const struct gen_family gen_family_gan;
 
 /* ---- helpers ---- */
 
@@ -67,6 +68,46 @@ static int have_data(void) {
     return access(tu_source_path("data/fashion-mnist"), F_OK) == 0;
 }
 
+/* ---- the model as the engine builds and steps it ---- */
+
+/* Builds the GAN for 1 x S x S images through its create verb, from
+ * training options (NULL-terminated). */
+static void create(struct gen_gan *m, struct gen_model_info *info, int S, uint64_t seed,
+                   const char **args) {
+    const struct gen_option *tables[3];
+    gen_command_tables(GEN_CMD_TRAIN, &gen_family_gan, tables);
+    struct gen_config *cfg = calloc(1, sizeof *cfg);
+    assert_non_null(cfg);
+    int argc = 0;
+    while (args[argc]) argc++;
+    assert_int_equal(gen_config_parse(cfg, tables, argc, (char **)args), GEN_OK);
+    const struct gen_data_shape shape = {.kind = GEN_DATA_IMAGES, .c = 1, .h = S, .w = S};
+    memset(m, 0, sizeof *m);
+    assert_int_equal(gen_family_gan.create(m, cfg, &shape, seed, info), GEN_OK);
+    free(cfg);
+}
+
+/* One training step as the engine runs it (src/cli/trainer.c), on given
+ * noise z, with learning rate lr[phase]: per phase, the other groups
+ * frozen when the phase says so, zero-grad, loss, backward, optimiser. */
+static void step(struct gen_ctx *g, struct gen_gan *m, const struct gen_model_info *info,
+                 struct gen_tensor *x, struct gen_tensor *z, const float *lr, double *fields) {
+    struct gen_params *ps = &m->ps;
+    g->training = 1;
+    for (int p = 0; p < info->n_phases; p++) {
+        const struct gen_phase *ph = &info->phase[p];
+        for (int i = 0; i < ps->count; i++)
+            if (ps->p[i].group != ph->group && ps->p[i].kind != GEN_PARAM_BUFFER)
+                ps->p[i].t.requires_grad = !ph->freeze_others;
+        gen_params_zero_grad(ps);
+        gen_backward(g, gen_gan_phase_loss(g, m, x, z, p, fields));
+        for (int i = 0; i < ps->count; i++)
+            if (ps->p[i].kind != GEN_PARAM_BUFFER) ps->p[i].t.requires_grad = 1;
+        gen_optim_step(&ph->optim, ps, ph->group, lr[p]);
+    }
+    gen_ctx_reset(g);
+}
+
 /* ---- one step against PyTorch ---- */
 
 /* scripts/reference/gan.py --fixture: one step (SGD, lr 0.1, so the
@@ -78,42 +119,49 @@ static void test_step_matches_pytorch(void **state) {
     struct gen_st_file *f;
     assert_int_equal(gen_st_open(tu_source_path("tests/fixtures/gan_step.safetensors"), 0, &f),
                      GEN_OK);
-    memset(&model, 0, sizeof model);
-    assert_int_equal(gen_gan_build(&model, 1, 8, 6, 4, 4, 0.0f, 0), GEN_OK);
-    for (int i = 0; i < model.ps.count; i++) {
+    struct gen_gan m;
+    struct gen_model_info info;
+    create(&m, &info, 8, 0,
+           (const char *[]){"--latent", "6", "--g-width", "4", "--d-width", "4", NULL});
+    assert_int_equal(info.n_phases, 2);
+    assert_int_equal(info.phase[GEN_GAN_PHASE_D].group, GEN_GAN_D);
+    assert_int_equal(info.phase[GEN_GAN_PHASE_G].group, GEN_GAN_G);
+    assert_int_equal(info.ema_group, GEN_GAN_G);
+    for (int i = 0; i < m.ps.count; i++) {
         char name[128];
-        snprintf(name, sizeof name, "before.%s", model.ps.p[i].name);
+        snprintf(name, sizeof name, "before.%s", m.ps.p[i].name);
         const struct gen_st_tensor *t = gen_st_find(f, name);
         assert_non_null(t);
-        assert_int_equal(t->numel, gen_numel(&model.ps.p[i].t));
-        memcpy(model.ps.p[i].t.data, t->data, (size_t)t->numel * sizeof(float));
+        assert_int_equal(t->numel, gen_numel(&m.ps.p[i].t));
+        memcpy(m.ps.p[i].t.data, t->data, (size_t)t->numel * sizeof(float));
     }
-    model.opt = (struct gen_optim){GEN_OPTIM_SGD, 0.1f, 0, 0, 0, 0.0f, 0.0f};
-    model.lr_g = model.lr_d = 0.1f;
+    for (int p = 0; p < info.n_phases; p++)
+        info.phase[p].optim = (struct gen_optim){.kind = GEN_OPTIM_SGD, .lr = 0.1f};
     struct gen_ctx g;
     gen_ctx_init(&g);
     struct gen_tensor *x =
         gen_tensor_wrap(&g, (float *)gen_st_find(f, "x")->data, 4, (int64_t[]){5, 1, 8, 8});
     struct gen_tensor *z =
         gen_tensor_wrap(&g, (float *)gen_st_find(f, "z")->data, 2, (int64_t[]){5, 6});
-    double out[4];
-    gen_gan_train_step(&g, &model, x, z, out);
+    double out[GEN_GAN_N_FIELDS];
+    step(&g, &m, &info, x, z, (const float[]){0.1f, 0.1f}, out);
     const char *names[4] = {"d_loss", "g_loss", "d_x", "d_g_z"};
     for (int i = 0; i < 4; i++) {
         float v = (float)out[i];
+        assert_string_equal(info.fields[i], names[i]);
         TU_ASSERT_CLOSE(names[i], &v, gen_st_find(f, names[i])->data, 1, 1e-5, 1e-6);
     }
-    for (int i = 0; i < model.ps.count; i++) {
-        const struct gen_param *p = &model.ps.p[i];
+    for (int i = 0; i < m.ps.count; i++) {
+        const struct gen_param *p = &m.ps.p[i];
         char name[128];
         snprintf(name, sizeof name, "after.%s", p->name);
         /* after = before - 0.1 grad: gradients to ~1e-5 relative */
         TU_ASSERT_CLOSE(name, p->t.data, gen_st_find(f, name)->data, gen_numel(&p->t), 1e-5, 1e-6);
     }
-    assert_int_equal(model.ps.step[GEN_GAN_G], 1);
-    assert_int_equal(model.ps.step[GEN_GAN_D], 1);
+    assert_int_equal(m.ps.step[GEN_GAN_G], 1);
+    assert_int_equal(m.ps.step[GEN_GAN_D], 1);
     gen_ctx_free(&g);
-    gen_gan_free(&model);
+    gen_gan_free(&m);
     gen_st_close(f);
 }
 
@@ -139,18 +187,19 @@ static void g_against_d(struct gen_ctx *g, struct gen_gan *m, const float *z, in
     memcpy(m->ps.buffers, m->bn_saved, (size_t)m->ps.n_buffer * sizeof(float));
 }
 
-/* Runs `steps` steps on random batches of the first `n` training images. */
-static void train_steps(struct gen_ctx *g, struct gen_gan *m, int steps, int batch, int n,
-                        struct gen_rng *r, double *last) {
+/* Runs `steps` steps on random batches of the first `n` images of set,
+ * with learning rates lr_d (D's phase) and lr_g (G's). */
+static void train_steps(struct gen_ctx *g, struct gen_gan *m, const struct gen_model_info *info,
+                        const struct gen_image_set *set, float lr_d, float lr_g, int steps,
+                        int batch, int n, struct gen_rng *r, double *last) {
     int32_t idx[64];
     for (int s = 0; s < steps; s++) {
         for (int i = 0; i < batch; i++) idx[i] = (int32_t)gen_rng_below(r, (uint64_t)n);
         struct gen_tensor *x = gen_tensor_4d(g, batch, 1, 28, 28);
-        gen_images_batch(&m->train, idx, batch, x->data, -1, 1);
+        gen_images_batch(set, idx, batch, x->data, -1, 1);
         struct gen_tensor *z = gen_tensor_2d(g, batch, m->latent);
         gen_rng_fill_normal(r, z->data, gen_numel(z), 0, 1);
-        gen_gan_train_step(g, m, x, z, last);
-        gen_ctx_reset(g);
+        step(g, m, info, x, z, (const float[]){lr_d, lr_g}, last);
     }
 }
 
@@ -163,39 +212,42 @@ static void test_learns_on_real_subset(void **state) {
         fprintf(stderr, "  data/fashion-mnist absent (scripts/fetch-data.sh): skipped\n");
         skip();
     }
-    memset(&model, 0, sizeof model);
-    assert_int_equal(gen_images_load(tu_source_path("data/fashion-mnist"), 1, 0, 0, &model.train),
-                     GEN_OK);
-    assert_int_equal(gen_gan_build(&model, 1, 28, 32, 8, 8, 0.0f, 4), GEN_OK);
-    model.opt = (struct gen_optim){GEN_OPTIM_ADAM, 2e-4f, 0.5f, 0.999f, 1e-8f, 0, 0};
+    struct gen_image_set set = {0};
+    assert_int_equal(gen_images_load(tu_source_path("data/fashion-mnist"), 1, 0, 0, &set), GEN_OK);
+    struct gen_gan m;
+    struct gen_model_info info;
+    create(&m, &info, 28, 4,
+           (const char *[]){"--latent", "32", "--g-width", "8", "--d-width", "8", NULL});
+    assert_int_equal(info.phase[GEN_GAN_PHASE_D].optim.kind, GEN_OPTIM_ADAM);
+    assert_true(info.phase[GEN_GAN_PHASE_D].optim.beta1 == 0.5f);
     struct gen_ctx g;
     gen_ctx_init(&g);
     struct gen_rng r;
     gen_rng_seed(&r, 7);
     float z[32 * 32];
     gen_rng_fill_normal(&r, z, 32 * 32, 0, 1);
-    double last[4], loss0, dgz0, loss1, dgz1, loss2, dgz2;
-    g_against_d(&g, &model, z, 32, &loss0, &dgz0);
+    double last[GEN_GAN_N_FIELDS], loss0, dgz0, loss1, dgz1, loss2, dgz2;
+    g_against_d(&g, &m, z, 32, &loss0, &dgz0);
 
-    model.lr_g = 0.0f, model.lr_d = 2e-3f; /* D only */
-    train_steps(&g, &model, 60, 16, 512, &r, last);
-    g_against_d(&g, &model, z, 32, &loss1, &dgz1);
+    train_steps(&g, &m, &info, &set, 2e-3f, 0.0f, 60, 16, 512, &r, last); /* D only */
+    g_against_d(&g, &m, z, 32, &loss1, &dgz1);
     fprintf(stderr, "  D alone:  G loss %.3f -> %.3f, D(G(z)) %.3f -> %.3f, D(x) %.3f\n", loss0,
-            loss1, dgz0, dgz1, last[2]);
-    assert_true(dgz1 < 0.2 && last[2] > 0.8);
+            loss1, dgz0, dgz1, last[GEN_GAN_D_X]);
+    assert_true(dgz1 < 0.2 && last[GEN_GAN_D_X] > 0.8);
 
-    const float *dw = model.ps.data + model.ps.p[model.d_conv1.w].offset;
+    const float *dw = m.ps.data + m.ps.p[m.d_conv1.w].offset;
     float d_before = dw[0];
-    model.lr_g = 2e-3f, model.lr_d = 0.0f; /* G only, against the fixed D */
-    train_steps(&g, &model, 60, 16, 512, &r, last);
-    g_against_d(&g, &model, z, 32, &loss2, &dgz2);
+    /* G only, against the fixed D */
+    train_steps(&g, &m, &info, &set, 0.0f, 2e-3f, 60, 16, 512, &r, last);
+    g_against_d(&g, &m, z, 32, &loss2, &dgz2);
     fprintf(stderr, "  G alone:  G loss %.3f -> %.3f, D(G(z)) %.3f -> %.3f\n", loss1, loss2, dgz1,
             dgz2);
     assert_true(dw[0] == d_before); /* D did not move */
     assert_true(loss2 < 0.5 * loss1);
     assert_true(dgz2 > dgz1 + 0.3);
     gen_ctx_free(&g);
-    gen_gan_free(&model);
+    gen_gan_free(&m);
+    gen_image_set_free(&set);
 }
 
 /* ---- divergence watch ---- */
@@ -263,8 +315,9 @@ static void tmp_close(struct tmp *t) {
     "--batch", "16", "--g-width", "8", "--d-width", "8", "--latent", "16", "--threads", "1",       \
         "--quiet"
 
-/* The last training grid (fixed noise, seed 0) equals `gen sample -n 64
- * --seed 0` from the saved checkpoint: same weights, EMA and noise. */
+/* The last training grid (64 images from the engine's snapshot seed,
+ * SNAPSHOT_SEED in src/cli/trainer.c) equals `gen sample -n 64 --seed
+ * 20240601` from the saved checkpoint: same weights, EMA and noise. */
 static void test_checkpoint_round_trip(void **state) {
     (void)state;
     struct tmp t;
@@ -279,8 +332,8 @@ static void test_checkpoint_round_trip(void **state) {
     snprintf(b, sizeof b, "%s/b.png", t.root);
     snprintf(c, sizeof c, "%s/c.png", t.root);
     snprintf(d, sizeof d, "%s/d.png", t.root);
-    const char *s0[] = {"gen", "sample", "gan", "--ckpt",  ckpt, "-n",
-                        "64",  "-o",     a,     "--quiet", NULL};
+    const char *s0[] = {"gen", "sample", "gan",    "--ckpt",   ckpt,      "-n", "64",
+                        "-o",  a,        "--seed", "20240601", "--quiet", NULL};
     assert_int_equal(run_cli(s0), 0);
     tu_assert_same_file(grid, a);
     const char *s1[] = {"gen", "sample", "gan",    "--ckpt", ckpt,      "-n", "64",
@@ -387,8 +440,8 @@ static void test_rgb_image_folder(void **state) {
 }
 
 /* D alone against a frozen G wins within a few dozen steps: the watch
- * fires, training stops after saving, and resuming from there gives what
- * an uninterrupted run (warned, not stopped) gives. */
+ * fires, training stops after saving, and resuming from there (watch off)
+ * gives what an uninterrupted run gives. */
 static void test_stop_on_divergence(void **state) {
     (void)state;
     struct tmp t;
@@ -421,10 +474,17 @@ static void test_stop_on_divergence(void **state) {
                           "0",     "--lr-d", "5e-3",    "--resume", "--divergence-window",
                           "0",     SMALL,    NULL};
     assert_int_equal(run_cli(rest), 0);
-    const char *full[] = {
-        "gen",     "train", "gan",    "--data", t.data,   "--out", a,
-        "--steps", steps,   "--lr-g", "0",      "--lr-d", "5e-3",  "--divergence-window",
-        "20",      SMALL,   NULL};
+    /* Uninterrupted, with the options the resumed run ended with (the
+     * checkpoint stores them): no watch, so no stop. */
+    const char *full[] = {"gen",  "train",
+                          "gan",  "--data",
+                          t.data, "--out",
+                          a,      "--steps",
+                          steps,  "--lr-g",
+                          "0",    "--lr-d",
+                          "5e-3", "--divergence-window",
+                          "0",    "--stop-on-divergence",
+                          SMALL,  NULL};
     assert_int_equal(run_cli(full), 0);
     snprintf(pa, sizeof pa, "%s/checkpoint.safetensors", a);
     tu_assert_same_file(pa, pb);

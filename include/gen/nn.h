@@ -124,4 +124,21 @@ struct gen_tensor *gen_conv_layer_fwd(struct gen_ctx *g, struct gen_params *ps,
 void gen_linear_layer_init(struct gen_params *ps, const struct gen_linear_layer *l,
                            struct gen_rng *r);
 void gen_conv_layer_init(struct gen_params *ps, const struct gen_conv_layer *l, struct gen_rng *r);
+
+/* BatchNorm over the channels C of (N, C) or (N, C, H, W), as PyTorch's
+ * BatchNorm1d/2d (momentum 0.1, eps 1e-5): "PREFIX.weight", "PREFIX.bias"
+ * (C, trained, no decay), "PREFIX.running_mean", "PREFIX.running_var" (C,
+ * buffers). Batch statistics when g->training (the running ones updated in
+ * place), else the running ones; see gen_batchnorm. */
+struct gen_batchnorm_layer {
+    int w, b, mean, var; /* parameter indices */
+    int64_t c;
+};
+void gen_batchnorm_layer_add(struct gen_params *ps, struct gen_batchnorm_layer *l,
+                             const char *prefix, int64_t c, int group);
+struct gen_tensor *gen_batchnorm_layer_fwd(struct gen_ctx *g, struct gen_params *ps,
+                                           const struct gen_batchnorm_layer *l,
+                                           struct gen_tensor *x);
+/* PyTorch's initialisation: weight 1, bias 0, running mean 0, variance 1. */
+void gen_batchnorm_layer_init(struct gen_params *ps, const struct gen_batchnorm_layer *l);
 #endif

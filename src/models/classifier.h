@@ -23,14 +23,17 @@ struct gen_classifier {
     int64_t C, H, W, K, F; /* image shape, classes, filters of conv1 */
     struct gen_params ps;
     struct gen_conv_layer conv[4];
-    struct {
-        int w, b, mean, var; /* parameter indices */
-    } bn[4];
+    struct gen_batchnorm_layer bn[4];
     struct gen_linear_layer fc1, fc2;
 };
 
 /* Builds a classifier for C x H x W images (H, W >= 4) and K >= 2 classes
- * with F filters, initialised (PyTorch's default) from seed. */
+ * with F filters, initialised (PyTorch's default) from seed; with_ema also
+ * allocates the EMA block (a copy of the initial weights). Free with
+ * gen_classifier_free (also after a failed build). */
+enum gen_status gen_classifier_build(struct gen_classifier *m, int64_t C, int64_t H, int64_t W,
+                                     int64_t K, int64_t F, int with_ema, uint64_t seed);
+/* The same without an EMA block. */
 enum gen_status gen_classifier_init(struct gen_classifier *m, int64_t C, int64_t H, int64_t W,
                                     int64_t K, int64_t F, uint64_t seed);
 void gen_classifier_free(struct gen_classifier *m);
@@ -45,10 +48,16 @@ struct gen_tensor *gen_classifier_forward(struct gen_ctx *g, struct gen_classifi
 void gen_classifier_embed(struct gen_classifier *m, const float *images, int64_t n, float *features,
                           float *probs);
 
-/* Saves the weights (no optimiser state) as a classifier checkpoint that
- * gen_classifier_load reads. */
+/* ---- checkpoints (src/models/classifier_ckpt.c) ---- */
+
+/* Saves the weights (no optimiser state) as a classifier checkpoint in the
+ * form `gen train classifier` writes: the data shape in the "data_shape"
+ * metadata, the filters in the config. */
 enum gen_status gen_classifier_save(const struct gen_classifier *m, const char *path);
-/* Loads a classifier checkpoint (errors name the file). */
+/* Loads a classifier checkpoint: one `gen train classifier` wrote (shape
+ * in "data_shape"), one written before the engine (shape in the config),
+ * or one of gen_classifier_save. The weights are the EMA when the run kept
+ * one (the weights `gen eval classifier` scores). Errors name the file. */
 enum gen_status gen_classifier_load(struct gen_classifier *m, const char *path);
 
 #endif

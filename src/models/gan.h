@@ -6,17 +6,13 @@
 #include "gen/nn.h"
 
 enum { GEN_GAN_RNG_INIT, GEN_GAN_RNG_NOISE, GEN_GAN_N_RNG };
-enum { GEN_GAN_G = 0, GEN_GAN_D = 1 }; /* optimiser groups of ps */
+enum { GEN_GAN_G = 0, GEN_GAN_D = 1 };             /* optimiser groups of ps */
+enum { GEN_GAN_PHASE_D = 0, GEN_GAN_PHASE_G = 1 }; /* the phases of a step   */
+enum { GEN_GAN_D_LOSS, GEN_GAN_G_LOSS, GEN_GAN_D_X, GEN_GAN_D_G_Z, GEN_GAN_N_FIELDS };
 
 /* Images are generated in chunks of this many, each chunk normalised by
  * its own batch statistics (the training batch of the reference). */
 #define GEN_GAN_SAMPLE_BATCH 64
-
-/* BatchNorm2d: PREFIX.weight, .bias (trained), .running_mean, .running_var
- * (buffers). Parameter indices into ps. */
-struct gen_gan_bn {
-    int w, b, rm, rv;
-};
 
 /* Divergence watch: means of D's and G's losses over sub-windows of
  * `sub` steps, newest last. */
@@ -37,27 +33,29 @@ struct gen_gan {
     /* G: fc (latent -> 2gw S/4 S/4, no bias), bn0, deconv1 (2gw -> gw, no
      * bias), bn1, deconv2 (gw -> C) */
     struct gen_linear_layer g_fc;
-    struct gen_gan_bn g_bn0, g_bn1;
+    struct gen_batchnorm_layer g_bn0, g_bn1;
     struct gen_conv_layer g_deconv1, g_deconv2;
     /* D: conv1 (C -> dw), conv2 (dw -> 2dw, no bias), bn2, fc (2dw S/4 S/4 -> 1) */
     struct gen_conv_layer d_conv1, d_conv2;
-    struct gen_gan_bn d_bn2;
+    struct gen_batchnorm_layer d_bn2;
     struct gen_linear_layer d_fc;
     struct gen_rng rng[GEN_GAN_N_RNG];
-    struct gen_optim opt; /* Adam (beta1, 0.999), shared by both groups */
-    float lr_g, lr_d;
-    float ema;       /* EMA decay of G's weights; 0: no EMA */
     float *bn_saved; /* (ps.n_buffer) running stats kept across sampling */
-    struct gen_image_set train;
     struct gen_gan_watch watch;
+    /* Carried from D's phase of a step to G's: G(z) (B, C, S, S) on the
+     * tape up to `g_only`, and the labels 1 (B, 1). */
+    struct gen_tensor *fake, *ones;
+    int64_t g_only;
 };
 
 /* Declares both networks and initialises them from rng stream
  * GEN_GAN_RNG_INIT of `seed`: weights N(0, 0.02), BN gamma N(1, 0.02),
- * biases and BN beta 0, running mean 0 / var 1. ema > 0 also allocates the
- * EMA block (a copy of the initial weights). S must be a multiple of 4. */
+ * biases and BN beta 0, running mean 0 / var 1. with_ema also allocates
+ * the EMA block (a copy of the initial weights). S must be a multiple of
+ * 4 and C 1 or 3 (else GEN_ERR_USAGE naming --image-size / --channels).
+ * Free with gen_gan_free (also after a failed build). */
 enum gen_status gen_gan_build(struct gen_gan *m, int64_t C, int64_t S, int64_t latent, int64_t gw,
-                              int64_t dw, float ema, uint64_t seed);
+                              int64_t dw, int with_ema, uint64_t seed);
 void gen_gan_free(struct gen_gan *m);
 
 /* z (B, latent) -> images (B, C, S, S) in [-1, 1]. */
@@ -66,22 +64,21 @@ struct gen_tensor *gen_gan_generator(struct gen_ctx *g, struct gen_gan *m, struc
 struct gen_tensor *gen_gan_discriminator(struct gen_ctx *g, struct gen_gan *m,
                                          struct gen_tensor *x);
 
-/* One training step on real images x (B, C, S, S) in [-1, 1] and noise z
- * (B, latent): D on real (label 1) and G(z) detached (label 0), Adam on
- * group D; then G on the non-saturating loss -log D(G(z)) against the
- * updated D, Adam on group G; then the EMA of G. Uses g->training = 1.
- * out: d_loss, g_loss, D(x), D(G(z)) (mean sigmoids; D(G(z)) before D's
- * update). The tape is used up; reset g afterwards. */
-void gen_gan_train_step(struct gen_ctx *g, struct gen_gan *m, struct gen_tensor *x,
-                        struct gen_tensor *z, double out[4]);
+/* The loss of one phase of a training step (g in training mode, not reset
+ * between the phases). GEN_GAN_PHASE_D: fake = G(z) for noise z (B,
+ * latent), then BCE(D(x), 1) + BCE(D(fake detached), 0) on real images x
+ * (B, C, S, S) in [-1, 1]; fields d_loss, D(x), D(G(z)) (mean sigmoids).
+ * GEN_GAN_PHASE_G (after D's update, with D's gradients off): the
+ * non-saturating -log D(fake) of the same fake, whose G forward is reused
+ * (the tape is cut back to it; x and z are not read); field g_loss. */
+struct gen_tensor *gen_gan_phase_loss(struct gen_ctx *g, struct gen_gan *m, struct gen_tensor *x,
+                                      struct gen_tensor *z, int phase, double *fields);
 
 /* Images from latent rows z (n, latent) into out (n, C, S, S) in [0, 1], in
  * chunks of GEN_GAN_SAMPLE_BATCH with batch statistics (as DCGAN samples);
- * the BN running statistics are left as they were. use_ema: sample from
- * the EMA weights when the model has them. Resets g after each chunk (no
- * caller tensors may live in g). */
-void gen_gan_sample(struct gen_ctx *g, struct gen_gan *m, const float *z, int64_t n, int use_ema,
-                    float *out);
+ * the BN running statistics are left as they were. Resets g after each
+ * chunk (no caller tensors may live in g). */
+void gen_gan_sample(struct gen_ctx *g, struct gen_gan *m, const float *z, int64_t n, float *out);
 
 /* Feeds one step's losses to the watch. Returns 1 when a divergence
  * condition has just become true (and writes a one-line description with

@@ -58,3 +58,37 @@ void gen_conv_layer_init(struct gen_params *ps, const struct gen_conv_layer *l, 
     gen_init_uniform_fan_in(w, fan_in, r);
     if (l->b >= 0) gen_init_uniform_fan_in(gen_params_tensor(ps, l->b), fan_in, r);
 }
+
+/* ---- BatchNorm (PyTorch's defaults) ---- */
+
+#define BN_MOMENTUM 0.1f
+#define BN_EPS 1e-5f
+
+void gen_batchnorm_layer_add(struct gen_params *ps, struct gen_batchnorm_layer *l,
+                             const char *prefix, int64_t c, int group) {
+    char name[96];
+    l->c = c;
+    snprintf(name, sizeof name, "%s.weight", prefix);
+    l->w = gen_params_add(ps, name, GEN_PARAM_NODECAY, group, 1, &c);
+    snprintf(name, sizeof name, "%s.bias", prefix);
+    l->b = gen_params_add(ps, name, GEN_PARAM_NODECAY, group, 1, &c);
+    snprintf(name, sizeof name, "%s.running_mean", prefix);
+    l->mean = gen_params_add(ps, name, GEN_PARAM_BUFFER, group, 1, &c);
+    snprintf(name, sizeof name, "%s.running_var", prefix);
+    l->var = gen_params_add(ps, name, GEN_PARAM_BUFFER, group, 1, &c);
+}
+
+struct gen_tensor *gen_batchnorm_layer_fwd(struct gen_ctx *g, struct gen_params *ps,
+                                           const struct gen_batchnorm_layer *l,
+                                           struct gen_tensor *x) {
+    return gen_batchnorm(g, x, gen_params_tensor(ps, l->w), gen_params_tensor(ps, l->b),
+                         gen_params_tensor(ps, l->mean), gen_params_tensor(ps, l->var),
+                         BN_MOMENTUM, BN_EPS);
+}
+
+void gen_batchnorm_layer_init(struct gen_params *ps, const struct gen_batchnorm_layer *l) {
+    gen_init_const(gen_params_tensor(ps, l->w), 1.0f);
+    gen_init_const(gen_params_tensor(ps, l->b), 0.0f);
+    gen_init_const(gen_params_tensor(ps, l->mean), 0.0f);
+    gen_init_const(gen_params_tensor(ps, l->var), 1.0f);
+}
