@@ -550,7 +550,8 @@ int gen_eval_images(struct gen_run *run, gen_generate_fn generate, void *model, 
     const char *clf_path = ce && ce->present && ce->s[0] ? ce->s : ckpt;
     if (!clf_path) clf_path = "runs/classifier/checkpoint.safetensors";
     if (!ce) ckpt = NULL;
-    static struct gen_classifier m;
+    struct gen_classifier *m = gen_calloc(1, sizeof *m);
+    if (!m) return 1;
     struct gen_image_set test = {0}, train = {0};
     struct feats ft = {0}, ftr = {0}, fg = {0};
     float *x = NULL;
@@ -563,9 +564,13 @@ int gen_eval_images(struct gen_run *run, gen_generate_fn generate, void *model, 
         gen_error(GEN_ERR_IO, "%s: no classifier checkpoint (train the feature network first: "
                   "'gen train classifier --data DIR' writes runs/classifier/checkpoint.safetensors)",
                   clf_path);
+        gen_free(m);
         return 1;
     }
-    if (gen_classifier_load(&m, clf_path) != GEN_OK) return 1;
+    if (gen_classifier_load(m, clf_path) != GEN_OK) {
+        gen_free(m);
+        return 1;
+    }
     {
         cJSON *cj = NULL;
         if (gen_ckpt_config(clf_path, "classifier", &cj) == GEN_OK)
@@ -573,13 +578,13 @@ int gen_eval_images(struct gen_run *run, gen_generate_fn generate, void *model, 
         cJSON_Delete(cj);
     }
     if (!data) data = clf_data[0] ? clf_data : "data/fashion-mnist";
-    if (real_images(data, GEN_SPLIT_TEST, &m, &test) != GEN_OK ||
-        real_images(data, GEN_SPLIT_TRAIN, &m, &train) != GEN_OK)
+    if (real_images(data, GEN_SPLIT_TEST, m, &test) != GEN_OK ||
+        real_images(data, GEN_SPLIT_TRAIN, m, &train) != GEN_OK)
         goto done;
-    if (test.n_classes > m.K || train.n_classes > m.K) {
+    if (test.n_classes > m->K || train.n_classes > m->K) {
         gen_error(GEN_ERR_FORMAT, "%s: %d classes, the classifier %s knows %lld", data,
                   test.n_classes > train.n_classes ? test.n_classes : train.n_classes, clf_path,
-                  (long long)m.K);
+                  (long long)m->K);
         goto done;
     }
     if (!run->quiet && clf_data[0] && strcmp(clf_data, data))
@@ -588,11 +593,11 @@ int gen_eval_images(struct gen_run *run, gen_generate_fn generate, void *model, 
 
     /* generated (or given) images */
     int64_t n = 0;
-    if (fake_images(cfg, &m, generate, model, c, h, w, run->quiet, &x, &n) != GEN_OK) goto done;
-    if (embed(&m, x, n, &fg) != GEN_OK) goto done;
+    if (fake_images(cfg, m, generate, model, c, h, w, run->quiet, &x, &n) != GEN_OK) goto done;
+    if (embed(m, x, n, &fg) != GEN_OK) goto done;
     gen_free(x);
     /* real test images */
-    if (!(x = set_to_float(&test, NULL, test.n)) || embed(&m, x, test.n, &ft) != GEN_OK) goto done;
+    if (!(x = set_to_float(&test, NULL, test.n)) || embed(m, x, test.n, &ft) != GEN_OK) goto done;
     gen_free(x);
     /* the baseline: n training images (a seeded choice) */
     int64_t nb = n < train.n ? n : train.n;
@@ -602,12 +607,12 @@ int gen_eval_images(struct gen_run *run, gen_generate_fn generate, void *model, 
     struct gen_rng rng;
     gen_rng_seed(&rng, (uint64_t)gen_config_int(cfg, "seed") + 0x5eed);
     gen_rng_shuffle(&rng, idx, train.n);
-    if (!(x = set_to_float(&train, idx, nb)) || embed(&m, x, nb, &ftr) != GEN_OK) goto done;
+    if (!(x = set_to_float(&train, idx, nb)) || embed(m, x, nb, &ftr) != GEN_OK) goto done;
 
     struct result r, b;
-    if (score(&ft, &fg, (int)m.K, &r) != GEN_OK || score(&ft, &ftr, (int)m.K, &b) != GEN_OK)
+    if (score(&ft, &fg, (int)m->K, &r) != GEN_OK || score(&ft, &ftr, (int)m->K, &b) != GEN_OK)
         goto done;
-    double acc = accuracy(&ft, &test, m.K);
+    double acc = accuracy(&ft, &test, m->K);
     const char *source = samples ? samples : ckpt;
     if (!run->quiet) {
         fprintf(stderr,
@@ -619,7 +624,7 @@ int gen_eval_images(struct gen_run *run, gen_generate_fn generate, void *model, 
                 clf_path, 100 * acc, "metric", "model", "train/test");
         fprintf(stderr, "  %-18s %10.3f %12.3f   lower is better\n", "FID", r.fid, b.fid);
         fprintf(stderr, "  %-18s %10.3f %12.3f   higher is better (max %lld)\n",
-                "classifier score", r.cs, b.cs, (long long)m.K);
+                "classifier score", r.cs, b.cs, (long long)m->K);
         fprintf(stderr, "  %-18s %10.3f %12.3f   fidelity\n", "precision", r.precision,
                 b.precision);
         fprintf(stderr, "  %-18s %10.3f %12.3f   diversity\n", "recall", r.recall, b.recall);
@@ -656,6 +661,7 @@ done:
     feats_free(&fg);
     gen_image_set_free(&test);
     gen_image_set_free(&train);
-    gen_classifier_free(&m);
+    gen_classifier_free(m);
+    gen_free(m);
     return rc;
 }
