@@ -302,6 +302,11 @@ static enum gen_status plan(struct loop *L) {
                              "%s: the training split has %lld tokens; a window needs more than "
                              "the context (%lld)",
                              L->d->path, (long long)L->d->n_train, (long long)info->context);
+        if (L->d->n_tokens - L->d->n_train < 2) /* one target needs two tokens */
+            return gen_error(GEN_ERR_FORMAT,
+                             "%s: the validation split (the last 10%%) has %lld tokens; it needs "
+                             "at least 2",
+                             L->d->path, (long long)(L->d->n_tokens - L->d->n_train));
         L->per_epoch = L->d->n_train / (batch * info->context);
         if (L->per_epoch < 1) L->per_epoch = 1;
     } else {

@@ -1,6 +1,6 @@
 /* transformer.h - internals of the GPT family (src/models/transformer.c)
  * shared with tests/test_transformer.c: the network on the tape, the KV
- * cache that samples outside it, token picking and the vocabularies.
+ * cache that samples outside it and token picking.
  *
  * Letters: L layers, NH heads, C width, hd = C / NH, T context, V
  * vocabulary, B windows of a batch. */
@@ -23,23 +23,41 @@ struct gen_tf_block {
     int mproj_w, mproj_b; /* mlp.c_proj (C, 4C), (C)                     */
 };
 
+/* The KV cache of sampling (functions below). */
+struct gen_tf_cache {
+    int64_t len;              /* positions held (0..T)                    */
+    float *k, *v;             /* (L, NH, T, hd) each                       */
+    int32_t *hist;            /* (T) the tokens at positions 0..len-1     */
+    float *x, *h, *y, *qkv, *att, *fc, *act, *mean, *rstd, *qh, *oh, *logits; /* rows */
+    float *s, *p;             /* (NH, T, T) attention scores, probabilities */
+    float *block;             /* the one allocation behind all of these   */
+};
+
+/* The model's random streams: weight init, dropout. */
+enum { GEN_TF_RNG_INIT, GEN_TF_RNG_DROPOUT, GEN_TF_N_RNG };
+
 struct gen_tf {
     struct gen_tf_shape s;
     float dropout;            /* residual/embedding dropout when training */
-    struct gen_rng *drop_rng; /* its stream (needed when dropout > 0)     */
     struct gen_params ps;
     int wte, wpe;             /* (V, C) tied with the head, (T, C)        */
     int lnf_w, lnf_b;         /* ln_f (C)                                 */
     struct gen_tf_block *blk; /* (L)                                      */
     int32_t *pos;             /* (T) 0, 1, ..., T-1: position lookup ids  */
+    struct gen_rng rng[GEN_TF_N_RNG];
+    struct gen_tf_cache cache;         /* the family's sampling (create allocates it) */
 };
 
-/* Declares every tensor and finalizes the parameter arena (values unset).
- * The shape must be valid (NH divides C, all >= 1). */
-enum gen_status gen_tf_init(struct gen_tf *m, const struct gen_tf_shape *s, float dropout);
+/* Declares every tensor and finalizes the parameter arena (values unset;
+ * with_ema: an EMA block too). The shape must be valid (NH divides C, all
+ * >= 1). Dropout draws from rng[GEN_TF_RNG_DROPOUT], which the caller
+ * seeds. */
+enum gen_status gen_tf_init(struct gen_tf *m, const struct gen_tf_shape *s, float dropout,
+                            int with_ema);
 /* GPT-2 initialisation: N(0, 0.02) weights and embeddings, residual
  * projections N(0, 0.02 / sqrt(2 L)), biases 0, LayerNorm 1 and 0. */
 void gen_tf_init_weights(struct gen_tf *m, struct gen_rng *r);
+/* Frees the parameters and m->cache. */
 void gen_tf_free(struct gen_tf *m);
 
 /* One block: x + attn(ln_1 x), then x + mlp(ln_2 x); x (B, T, C). */
@@ -51,14 +69,6 @@ struct gen_tensor *gen_tf_forward(struct gen_ctx *g, struct gen_tf *m, const int
 
 /* ---- the KV cache: no tape, kernel table + gen_gemm ---- */
 
-struct gen_tf_cache {
-    int64_t len;              /* positions held (0..T)                    */
-    float *k, *v;             /* (L, NH, T, hd) each                       */
-    int32_t *hist;            /* (T) the tokens at positions 0..len-1     */
-    float *x, *h, *y, *qkv, *att, *fc, *act, *mean, *rstd, *qh, *oh, *logits; /* rows */
-    float *s, *p;             /* (NH, T, T) attention scores, probabilities */
-    float *block;             /* the one allocation behind all of these   */
-};
 enum gen_status gen_tf_cache_init(struct gen_tf_cache *c, const struct gen_tf *m);
 void gen_tf_cache_free(struct gen_tf_cache *c);
 /* Runs tokens tok[0..n) at positions len..len+n-1 (len + n <= T) through
@@ -91,25 +101,5 @@ int32_t gen_tf_pick(const float *logits, int64_t V, const struct gen_tf_sampling
 void gen_tf_generate(struct gen_tf_cache *c, const struct gen_tf *m, const int32_t *prompt,
                      int64_t P, int64_t length, const struct gen_tf_sampling *sp,
                      struct gen_rng *rng, void (*emit)(int32_t tok, void *arg), void *arg);
-
-/* ---- vocabularies ---- */
-
-/* byte: V = 256, token = byte. char: the distinct bytes of a corpus in
- * increasing order; id[b] = -1 for a byte outside it. */
-struct gen_tf_vocab {
-    int V;
-    uint8_t byte[256];
-    int16_t id[256];
-};
-void gen_tf_vocab_bytes(struct gen_tf_vocab *voc);
-void gen_tf_vocab_of_text(struct gen_tf_vocab *voc, const uint8_t *text, int64_t n);
-/* Hex text of the bytes (2 V chars + NUL into buf[513]) and back; parse
- * fails (returns 0) unless the text is 1..256 strictly increasing bytes. */
-void gen_tf_vocab_hex(const struct gen_tf_vocab *voc, char *buf);
-int gen_tf_vocab_parse(struct gen_tf_vocab *voc, const char *hex);
-/* Maps bytes to ids; returns the offset of the first byte outside the
- * vocabulary, or -1 when all are inside. */
-int64_t gen_tf_encode(const struct gen_tf_vocab *voc, const uint8_t *bytes, int64_t n,
-                      int32_t *ids);
 
 #endif
