@@ -339,7 +339,7 @@ static enum gen_status plan(struct loop *L) {
             .kind = cosine ? GEN_SCHED_WARMUP_COSINE
                            : (warmup > 0 ? GEN_SCHED_WARMUP : GEN_SCHED_CONSTANT),
             .base_lr = base,
-            .min_lr = (float)gen_config_float(cfg, "lr-min"),
+            .min_lr = fminf((float)gen_config_float(cfg, "lr-min"), base), /* never rises */
             .warmup = warmup,
             .total = L->total,
         };
