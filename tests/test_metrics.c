@@ -473,15 +473,15 @@ static const struct gen_option eval_options[] = {
     GEN_OPT_END,
 };
 
-static struct gen_run run;
+static struct gen_config eval_cfg;
 
 static int eval_with(gen_generate_fn fn, int argc, char **argv) {
-    memset(&run, 0, sizeof run);
+    memset(&eval_cfg, 0, sizeof eval_cfg);
     const struct gen_option *const tables[] = {gen_cli_eval_options, eval_options, NULL};
-    assert_int_equal(gen_config_parse(&run.cfg, tables, argc, argv), GEN_OK);
-    run.quiet = 1;
+    assert_int_equal(gen_config_parse(&eval_cfg, tables, argc, argv), GEN_OK);
     gen_clear_error();
-    return gen_eval_images(&run, fn, NULL, 1, 12, 12, NULL);
+    struct gen_metrics out = {0};
+    return gen_eval_images(&eval_cfg, "test", 1, fn, NULL, 1, 12, 12, &out);
 }
 
 /* A "model" whose images are random noise. */

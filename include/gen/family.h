@@ -12,20 +12,6 @@
 
 enum gen_data_kind { GEN_DATA_IMAGES, GEN_DATA_TEXT };
 
-/* What a family's command receives: its parsed options (common + family)
- * and where to write. Filled by src/cli, which also resolves defaults that
- * depend on the family: train's "out" (runs/FAMILY), "resume" given without
- * a value (OUT/checkpoint.safetensors), sample/eval's "ckpt"
- * (runs/FAMILY/checkpoint.safetensors). When the user gives --steps, the
- * family's default --epochs is dropped (not present), and the other way
- * round; both together are a usage error. */
-struct gen_run {
-    const struct gen_family *family;
-    struct gen_config cfg;
-    const char *out_dir;   /* train: the run directory; NULL otherwise */
-    int json, quiet;       /* --json: JSON lines on stdout; --quiet */
-};
-
 /* ---- model verbs --------------------------------------------------------
  *
  * A family is a model, not a program: it fills the verbs below and knows
@@ -175,12 +161,6 @@ struct gen_family {
      * when training goes wrong (the engine warns, and stops after saving
      * when the run has --stop-on-divergence). */
     int (*watch)(void *model, int64_t step, const double *fields, char *msg, size_t size);
-
-    /* Legacy whole-program commands of families not yet on the verbs
-     * (return an exit code; NULL: not available). */
-    int (*train)(struct gen_run *run);
-    int (*sample)(struct gen_run *run);
-    int (*eval)(struct gen_run *run);
 };
 
 /* The registry (src/models/registry.c): NULL-terminated, in help order. */

@@ -20,18 +20,19 @@
 #define GEN_EVAL_CHUNK 500
 typedef enum gen_status (*gen_generate_fn)(void *model, int64_t n, uint64_t seed, float *out);
 
-/* `gen eval FAMILY` for an image family. Options it reads from run->cfg:
+/* The sample-quality part of `gen eval` for an image family (family: its
+ * name, for the table). Options it reads from cfg:
  * --classifier CKPT (default runs/classifier/checkpoint.safetensors),
  * --data DIR (real images; the test split, and the training split for the
  * baseline; default: the data the classifier was trained on), -n/--num N
  * generated images, --samples DIR (evaluate a folder of images instead of
  * generating, e.g. a PyTorch twin's samples; then generate may be NULL),
- * --seed, --json, --ckpt.
- * Prints a table on stderr (FID, classifier score, precision, recall, each
- * with the train-vs-test baseline next to it), one JSON object on stdout
- * with --json (out NULL; else the metrics are added to out->f and nothing
- * is printed on stdout), and appends the metrics to metrics.jsonl of the checkpoint's
- * directory (not with --samples; a failure there is only a warning).
+ * --seed, --ckpt.
+ * Prints a table on stderr unless quiet (FID, classifier score, precision,
+ * recall, each with the train-vs-test baseline next to it), adds the
+ * numbers to out->f (the command prints them with --json), and appends
+ * them to metrics.jsonl of the checkpoint's directory (not with --samples;
+ * a failure there is only a warning).
  * A family without a --classifier option (the classifier family itself:
  * `gen eval classifier --samples DIR`) uses --ckpt as the classifier.
  * c, h, w: the generated images' shape; they are converted to the
@@ -40,8 +41,9 @@ typedef enum gen_status (*gen_generate_fn)(void *model, int64_t n, uint64_t seed
  * size; another size than the classifier's is resized (with a note).
  * The model must be ready to generate (evaluation mode). Returns an exit
  * code (0, 1 with gen_last_error set, 2 usage). */
-int gen_eval_images(struct gen_run *run, gen_generate_fn generate, void *model, int c, int h,
-                    int w, struct gen_metrics *out);
+int gen_eval_images(const struct gen_config *cfg, const char *family, int quiet,
+                    gen_generate_fn generate, void *model, int c, int h, int w,
+                    struct gen_metrics *out);
 
 /* Option-table entries every image family puts in its eval_options table
  * (before GEN_OPT_END). GEN_EVAL_IMAGE_OPTIONS_NUM("2000") gives -n another

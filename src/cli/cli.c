@@ -110,14 +110,6 @@ void gen_command_tables(enum gen_command c, const struct gen_family *f,
     tables[2] = NULL;
 }
 
-static int (*family_command(const struct gen_family *f, enum command c))(struct gen_run *) {
-    switch (c) {
-    case CMD_TRAIN: return f->train;
-    case CMD_SAMPLE: return f->sample;
-    default: return f->eval;
-    }
-}
-
 static void family_names(char *buf, size_t n) {
     size_t used = 0;
     buf[0] = 0;
@@ -251,51 +243,34 @@ static int run_command(enum command c, int argc, char **argv) {
     }
     snprintf(try_what, sizeof try_what, "%s %s ", cname, fam->name);
 
-    static struct gen_run run; /* large (the config); one per process */
-    memset(&run, 0, sizeof run);
-    run.family = fam;
+    /* The parsed options: about 100 KB, so not on the stack; one per process. */
+    static struct gen_config cfg;
+    memset(&cfg, 0, sizeof cfg);
     const struct gen_option *const tables[] = {commands[c].common, family_table(fam, c), NULL};
-    if (gen_config_parse(&run.cfg, tables, argc - 1, argv + 1) != GEN_OK)
-        return usage_error(try_what);
+    if (gen_config_parse(&cfg, tables, argc - 1, argv + 1) != GEN_OK) return usage_error(try_what);
 
-    if (check_paths(&run.cfg) != GEN_OK) return usage_error(try_what);
+    if (check_paths(&cfg) != GEN_OK) return usage_error(try_what);
     char path[GEN_CONFIG_STR];
     if (c == CMD_TRAIN) {
-        if (resolve_length(&run.cfg) != GEN_OK) return usage_error(try_what);
+        if (resolve_length(&cfg) != GEN_OK) return usage_error(try_what);
         snprintf(path, sizeof path, "runs/%s", fam->name);
-        gen_config_default_str(&run.cfg, "out", path);
-        run.out_dir = gen_config_str(&run.cfg, "out");
-        if (gen_config_flag(&run.cfg, "resume")) {
-            snprintf(path, sizeof path, "%.900s/checkpoint.safetensors", run.out_dir);
-            gen_config_default_str(&run.cfg, "resume", path);
+        gen_config_default_str(&cfg, "out", path);
+        if (gen_config_flag(&cfg, "resume")) {
+            snprintf(path, sizeof path, "%.900s/checkpoint.safetensors", gen_config_str(&cfg, "out"));
+            gen_config_default_str(&cfg, "resume", path);
         }
     } else {
         snprintf(path, sizeof path, "runs/%s/checkpoint.safetensors", fam->name);
-        gen_config_default_str(&run.cfg, "ckpt", path);
+        gen_config_default_str(&cfg, "ckpt", path);
     }
-    run.json = gen_config_flag(&run.cfg, "json");
-    run.quiet = gen_config_flag(&run.cfg, "quiet");
+    const int json = gen_config_flag(&cfg, "json"), quiet = gen_config_flag(&cfg, "quiet");
 
     gen_clear_error();
-    int rc;
-    if (fam->create) {
-        gen_threads_init((int)gen_config_int(&run.cfg, "threads"));
-        if (c == CMD_TRAIN) gen_run_signals_install();
-        rc = c == CMD_TRAIN    ? gen_cmd_train(fam, &run.cfg, run.json, run.quiet)
-             : c == CMD_SAMPLE ? gen_cmd_sample(fam, &run.cfg, run.json, run.quiet)
-                               : gen_cmd_eval(fam, &run);
-        goto report;
-    }
-    int (*fn)(struct gen_run *) = family_command(fam, c);
-    if (!fn) {
-        fprintf(stderr, "gen: %s %s: this family is not built yet (see the README)\n", cname,
-                fam->name);
-        return 1;
-    }
-    gen_threads_init((int)gen_config_int(&run.cfg, "threads"));
+    gen_threads_init((int)gen_config_int(&cfg, "threads"));
     if (c == CMD_TRAIN) gen_run_signals_install();
-    rc = fn(&run);
-report:
+    const int rc = c == CMD_TRAIN    ? gen_cmd_train(fam, &cfg, json, quiet)
+                   : c == CMD_SAMPLE ? gen_cmd_sample(fam, &cfg, json, quiet)
+                                     : gen_cmd_eval(fam, &cfg, json, quiet);
     if (rc == 1 || rc == 2) fprintf(stderr, "gen: %s\n", gen_last_error());
     if (rc == 2) fprintf(stderr, "Try 'gen %s--help'.\n", try_what);
     return rc;

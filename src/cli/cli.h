@@ -23,7 +23,7 @@ extern const struct gen_option gen_cli_eval_options[];
  * commands.c, sample_text.c): options already parsed and resolved. */
 int gen_cmd_train(const struct gen_family *fam, struct gen_config *cfg, int json, int quiet);
 int gen_cmd_sample(const struct gen_family *fam, struct gen_config *cfg, int json, int quiet);
-int gen_cmd_eval(const struct gen_family *fam, struct gen_run *run);
+int gen_cmd_eval(const struct gen_family *fam, struct gen_config *cfg, int json, int quiet);
 int gen_sample_text(const struct gen_family *fam, const struct gen_config *cfg, int json,
                     int quiet);
 

@@ -405,11 +405,9 @@ static enum gen_status write_scores(const char *path, const struct gen_metrics *
     return GEN_OK;
 }
 
-int gen_cmd_eval(const struct gen_family *fam, struct gen_run *run) {
-    struct gen_config *opts = &run->cfg;
+int gen_cmd_eval(const struct gen_family *fam, struct gen_config *opts, int json, int quiet) {
     const char *ckpt = gen_config_str(opts, "ckpt");
     const char *per_sample = gen_config_get(opts, "per-sample") ? gen_config_str(opts, "per-sample") : NULL;
-    const int json = run->json, quiet = run->quiet;
     struct gen_model em = {0};
     struct gen_data d = {0};
     struct gen_metrics mt = {0};
@@ -419,7 +417,7 @@ int gen_cmd_eval(const struct gen_family *fam, struct gen_run *run) {
     const int samples_only = gen_config_get(opts, "samples") && gen_config_str(opts, "samples");
     if (samples_only) {
         /* A folder of images scored against real data; no model needed. */
-        rc = gen_eval_images(run, NULL, NULL, 0, 0, 0, &mt);
+        rc = gen_eval_images(opts, fam->name, quiet, NULL, NULL, 0, 0, 0, &mt);
         goto report;
     }
     if (gen_model_load(&em, fam, ckpt, GEN_CKPT_EMA, NULL) != GEN_OK) goto done;
@@ -445,7 +443,8 @@ int gen_cmd_eval(const struct gen_family *fam, struct gen_run *run) {
     if (fam->generate && em.shape.kind == GEN_DATA_IMAGES && clf && (clf->set || !fam->evaluate)) {
         gen_config_default_str(opts, "data", path); /* real images: the model's data */
         struct eval_source src = {&em, opts};
-        rc = gen_eval_images(run, eval_generate, &src, em.shape.c, em.shape.h, em.shape.w, &mt);
+        rc = gen_eval_images(opts, fam->name, quiet, eval_generate, &src, em.shape.c, em.shape.h,
+                             em.shape.w, &mt);
         if (rc != 0) goto done;
     }
     gen_model_ema_restore(&em, ema);

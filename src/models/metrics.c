@@ -13,6 +13,7 @@
  * its own set approximates that set's manifold; precision is the share of
  * generated points inside the real manifold, recall the share of real
  * points inside the generated one. */
+#include <cjson/cJSON.h>
 #include <math.h>
 #include <string.h>
 #include <unistd.h>
@@ -22,7 +23,6 @@
 #include "gen/kernels.h"
 #include "gen/metrics.h"
 #include "gen/run.h"
-#include "gen/trainer.h"
 #include "models/classifier.h"
 
 #define PR_K 3
@@ -512,36 +512,9 @@ static enum gen_status append_metrics(const char *ckpt, int64_t n, const struct 
     return gen_eval_log(ckpt, f, (int)(sizeof f / sizeof f[0]));
 }
 
-static void print_json(const struct gen_run *run, const char *source, const char *data,
-                       const char *clf, double acc, int64_t n, int64_t n_test,
-                       const struct result *r, const struct result *b) {
-    cJSON *o = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "family", run->family ? run->family->name : "?");
-    cJSON_AddStringToObject(o, gen_config_str(&run->cfg, "samples") ? "samples" : "ckpt", source);
-    cJSON_AddStringToObject(o, "data", data);
-    cJSON_AddStringToObject(o, "classifier", clf);
-    cJSON_AddNumberToObject(o, "classifier_accuracy", acc);
-    cJSON_AddNumberToObject(o, "images", (double)n);
-    cJSON_AddNumberToObject(o, "test_images", (double)n_test);
-    const char *names[4] = {"fid", "classifier_score", "precision", "recall"};
-    const double rv[4] = {r->fid, r->cs, r->precision, r->recall};
-    const double bv[4] = {b->fid, b->cs, b->precision, b->recall};
-    for (int i = 0; i < 4; i++) {
-        char key[64];
-        cJSON_AddNumberToObject(o, names[i], rv[i]);
-        snprintf(key, sizeof key, "%s_baseline", names[i]);
-        cJSON_AddNumberToObject(o, key, bv[i]);
-    }
-    char *s = cJSON_PrintUnformatted(o);
-    printf("%s\n", s);
-    fflush(stdout);
-    free(s);
-    cJSON_Delete(o);
-}
-
-int gen_eval_images(struct gen_run *run, gen_generate_fn generate, void *model, int c, int h,
-                    int w, struct gen_metrics *out) {
-    const struct gen_config *cfg = &run->cfg;
+int gen_eval_images(const struct gen_config *cfg, const char *family, int quiet,
+                    gen_generate_fn generate, void *model, int c, int h, int w,
+                    struct gen_metrics *out) {
     const struct gen_config_entry *ce = gen_config_get(cfg, "classifier");
     const char *samples = gen_config_str(cfg, "samples");
     const char *ckpt = gen_config_str(cfg, "ckpt");
@@ -572,10 +545,15 @@ int gen_eval_images(struct gen_run *run, gen_generate_fn generate, void *model, 
         return 1;
     }
     {
-        cJSON *cj = NULL;
-        if (gen_ckpt_config(clf_path, "classifier", &cj) == GEN_OK)
-            snprintf(clf_data, sizeof clf_data, "%s", gen_json_str(cj, "data", ""));
-        cJSON_Delete(cj);
+        /* the data set the classifier was trained on (its config's "data") */
+        struct gen_ckpt_meta meta = {0};
+        if (gen_ckpt_read_meta(clf_path, &meta) == GEN_OK) {
+            cJSON *cj = cJSON_Parse(gen_ckpt_meta_get(&meta, "config"));
+            const cJSON *d = cJSON_GetObjectItemCaseSensitive(cj, "data");
+            if (cJSON_IsString(d)) snprintf(clf_data, sizeof clf_data, "%s", d->valuestring);
+            cJSON_Delete(cj);
+        }
+        gen_ckpt_meta_free(&meta);
     }
     if (!data) data = clf_data[0] ? clf_data : "data/fashion-mnist";
     if (real_images(data, GEN_SPLIT_TEST, m, &test) != GEN_OK ||
@@ -587,13 +565,13 @@ int gen_eval_images(struct gen_run *run, gen_generate_fn generate, void *model, 
                   (long long)m->K);
         goto done;
     }
-    if (!run->quiet && clf_data[0] && strcmp(clf_data, data))
+    if (!quiet && clf_data[0] && strcmp(clf_data, data))
         fprintf(stderr, "note: the classifier was trained on %s; the real images come from %s\n",
                 clf_data, data);
 
     /* generated (or given) images */
     int64_t n = 0;
-    if (fake_images(cfg, m, generate, model, c, h, w, run->quiet, &x, &n) != GEN_OK) goto done;
+    if (fake_images(cfg, m, generate, model, c, h, w, quiet, &x, &n) != GEN_OK) goto done;
     if (embed(m, x, n, &fg) != GEN_OK) goto done;
     gen_free(x);
     /* real test images */
@@ -614,12 +592,12 @@ int gen_eval_images(struct gen_run *run, gen_generate_fn generate, void *model, 
         goto done;
     double acc = accuracy(&ft, &test, m->K);
     const char *source = samples ? samples : ckpt;
-    if (!run->quiet) {
+    if (!quiet) {
         fprintf(stderr,
                 "%s %s: %lld %s images against %lld test images of %s (%.1fs)\n"
                 "features: %s (test accuracy %.2f %%)\n"
                 "  %-18s %10s %12s\n",
-                run->family ? run->family->name : "eval", source, (long long)n,
+                family, source, (long long)n,
                 samples ? "given" : "generated", (long long)test.n, data, gen_run_now() - t0,
                 clf_path, 100 * acc, "metric", "model", "train/test");
         fprintf(stderr, "  %-18s %10.3f %12.3f   lower is better\n", "FID", r.fid, b.fid);
@@ -631,7 +609,7 @@ int gen_eval_images(struct gen_run *run, gen_generate_fn generate, void *model, 
         fprintf(stderr, "  (train/test: %lld real training images scored the same way)\n",
                 (long long)nb);
     }
-    if (out) {
+    {
         const struct gen_field f[] = {
             {"fid", r.fid},
             {"fid_baseline", b.fid},
@@ -646,8 +624,6 @@ int gen_eval_images(struct gen_run *run, gen_generate_fn generate, void *model, 
         };
         for (size_t i = 0; i < sizeof f / sizeof f[0] && out->n < GEN_MAX_FIELDS; i++)
             out->f[out->n++] = f[i];
-    } else if (run->json) {
-        print_json(run, source, data, clf_path, acc, n, test.n, &r, &b);
     }
     if (!samples && ckpt && append_metrics(ckpt, n, &r, &b) != GEN_OK)
         fprintf(stderr, "gen: warning: %s\n", gen_last_error()); /* the result stands */
