@@ -44,10 +44,10 @@ void *gen_alloc(size_t bytes);
 void *gen_calloc(size_t count, size_t size); /* zeroed, overflow-checked */
 void gen_free(void *p);
 void gen_alloc_fail_after(long n);
-/* Bounds every single allocation from now on to `bytes` (0: no bound);
- * returns the bound before. Used while building a model from an untrusted
- * checkpoint's config, so sizes it claims cannot allocate more than its
- * tensors could fill. */
+/* Bounds what the allocations from now on add up to (frees do not count
+ * back) to `bytes` (0: no bound); returns the bound before. Used while
+ * building a model from an untrusted checkpoint's config, so sizes it
+ * claims cannot allocate more than its tensors could fill. */
 size_t gen_alloc_limit(size_t bytes);
 /* Number of successful gen_alloc calls since start; tests use it to show
  * that a training step allocates nothing after the first. */

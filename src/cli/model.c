@@ -249,25 +249,28 @@ enum gen_status gen_model_create_checked(struct gen_model *em, const struct gen_
                                          const struct gen_data_shape *shape,
                                          const struct gen_vocab *vocab, uint64_t seed,
                                          const char *path) {
-    /* The model the config describes is built under a bound on each
-     * allocation: its tensors must fit in the file's data (the KV caches
-     * and the like of a small model get a few MiB of room), so a config
-     * claiming a huge model fails here, before it takes the memory. */
+    /* The model the config describes is built under a bound on what its
+     * allocations add up to: its parameters, gradients and two optimiser
+     * moments (and an EMA) are at most five times the file's tensor data,
+     * and the KV caches and the like of a small model get 64 MiB of room;
+     * so a config claiming a huge model fails here, before it takes the
+     * memory. */
     int64_t data_bytes = 0;
     struct gen_st_file *f;
     if (gen_st_open(path, GEN_ST_HEADER_ONLY, &f) == GEN_OK) {
         data_bytes = gen_st_data_bytes(f);
         gen_st_close(f);
     }
-    const size_t room = (size_t)data_bytes * 2 + ((size_t)64 << 20);
+    const size_t room = (size_t)data_bytes * 5 + ((size_t)64 << 20);
     const size_t before = gen_alloc_limit(room);
     enum gen_status st = gen_model_create(em, fam, cfg, shape, vocab, seed);
     gen_alloc_limit(before);
-    if (st == GEN_ERR_USAGE) st = gen_error(GEN_ERR_FORMAT, "%s: config: %s", path, gen_last_error());
     if (st == GEN_ERR_NOMEM)
         st = gen_error(GEN_ERR_FORMAT,
                        "%s: its config describes a model larger than the tensors it holds (%s)",
                        path, gen_last_error());
+    else if (st != GEN_OK && strncmp(gen_last_error(), path, strlen(path)) != 0)
+        st = gen_error(GEN_ERR_FORMAT, "%s: config: %s", path, gen_last_error());
     return st;
 }
 

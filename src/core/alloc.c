@@ -9,12 +9,13 @@
 
 static long fail_countdown; /* >0: the allocation that brings it to 0 fails */
 static long alloc_count;
-static size_t size_limit; /* >0: larger single allocations fail */
+static size_t budget_limit, budget_used; /* limit > 0: allocations add up to at most it */
 
 void gen_alloc_fail_after(long n) { fail_countdown = n > 0 ? n : 0; }
 size_t gen_alloc_limit(size_t bytes) {
-    size_t before = size_limit;
-    size_limit = bytes;
+    size_t before = budget_limit;
+    budget_limit = bytes;
+    budget_used = 0;
     return before;
 }
 long gen_alloc_count(void) { return alloc_count; }
@@ -36,10 +37,13 @@ void *gen_alloc(size_t bytes) {
         gen_error(GEN_ERR_NOMEM, "out of memory (injected failure, %zu bytes)", bytes);
         return NULL;
     }
-    if (size_limit && bytes > size_limit) {
-        gen_error(GEN_ERR_NOMEM, "%zu bytes requested, more than the limit of %zu", bytes,
-                  size_limit);
-        return NULL;
+    if (budget_limit) {
+        if (bytes > budget_limit - budget_used) {
+            gen_error(GEN_ERR_NOMEM, "%zu more bytes requested, past the limit of %zu", bytes,
+                      budget_limit);
+            return NULL;
+        }
+        budget_used += bytes;
     }
     size_t rounded;
     if (!gen_add_size(bytes ? bytes : 1, ALIGN - 1, &rounded)) {
