@@ -11,7 +11,7 @@
 # Environment: GEN_FUZZ_BUILD (build folder, default build-fuzz),
 #   GEN_FUZZ_WORK (scratch corpora and logs, default BUILD/fuzz-work),
 #   GEN_FUZZ_ARGS (extra libFuzzer flags, e.g. -runs=1000000), GEN_FUZZ_CC (default
-#   clang), GEN_JOBS, TMPDIR (the inputs' files; default /dev/shm if there).
+#   clang), GEN_JOBS, TMPDIR (the inputs' files; default a fresh folder in /dev/shm).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 secs=${1:-60}
@@ -38,9 +38,16 @@ if ! grep -q "^GEN_FUZZ:BOOL=ON" "$build/CMakeCache.txt" 2>/dev/null; then
 fi
 cmake --build "$build" -j"$jobs" --target "${targets[@]}" >/dev/null
 
-# Every input is written to a file: into memory when /dev/shm is there.
-if [ -z "${TMPDIR:-}" ] && [ -d /dev/shm ] && [ -w /dev/shm ]; then
-    export TMPDIR=/dev/shm
+# Every input is written to a file, in a folder of this run's own: in
+# memory when /dev/shm is there (a target writes thousands of files a
+# second), removed at the end.
+if [ -z "${TMPDIR:-}" ]; then
+    base=$work
+    [ -d /dev/shm ] && [ -w /dev/shm ] && base=/dev/shm
+    mkdir -p "$base"
+    TMPDIR=$(mktemp -d "$base/gen-fuzz-run.XXXXXX")
+    export TMPDIR
+    trap 'rm -rf "$TMPDIR"' EXIT
 fi
 
 status=0
