@@ -2,6 +2,7 @@
  * and its stored configs: a checkpoint whose config claims a model far
  * larger than its tensors fails before it takes the memory; unknown and
  * renamed options in a stored config; the option tables' resume flags. */
+#include <math.h>
 #include <string.h>
 
 #include "cli/cli.h"
@@ -78,12 +79,42 @@ static void test_resume_flags(void **state) {
     assert_false(gen_option_find(tables, "batch")->flags & GEN_OPT_RUN_ONLY);
 }
 
+/* A checkpoint whose weights hold a NaN is refused at load, naming the
+ * tensor (it would sample NaN images without a word). */
+static void test_nan_weights_refused(void **state) {
+    (void)state;
+    const struct gen_family *fam = gen_family_find("vae");
+    const struct gen_option *tables[3];
+    gen_command_tables(GEN_CMD_TRAIN, fam, tables);
+    struct gen_config cfg;
+    char *argv[] = {"--hidden", "8", "--latent", "2"};
+    assert_int_equal(gen_config_parse(&cfg, tables, 4, argv), GEN_OK);
+    const struct gen_data_shape shape = {.kind = GEN_DATA_IMAGES, .c = 1, .h = 4, .w = 4,
+                                         .n_classes = 2};
+    struct gen_model em, back;
+    assert_int_equal(gen_model_create(&em, fam, &cfg, &shape, NULL, 1), GEN_OK);
+    const char *path = tu_tmp_path("finite.safetensors");
+    assert_int_equal(gen_model_save(&em, path, NULL, 0), GEN_OK);
+    assert_int_equal(gen_model_load(&back, fam, path, 0, NULL), GEN_OK);
+    gen_model_free(&back);
+    struct gen_param *p = gen_params_find(em.info.ps, "fc3.bias");
+    assert_non_null(p);
+    p->t.data[1] = NAN;
+    path = tu_tmp_path("nan.safetensors");
+    assert_int_equal(gen_model_save(&em, path, NULL, 0), GEN_OK);
+    assert_int_equal(gen_model_load(&back, fam, path, 0, NULL), GEN_ERR_FORMAT);
+    assert_non_null(strstr(gen_last_error(), "nan.safetensors"));
+    assert_non_null(strstr(gen_last_error(), "fc3.bias"));
+    gen_model_free(&em);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forged_config_fails_before_allocating),
         cmocka_unit_test(test_shape_mismatch_names_tensor),
         cmocka_unit_test(test_config_round_trip),
         cmocka_unit_test(test_resume_flags),
+        cmocka_unit_test(test_nan_weights_refused),
     };
     return cmocka_run_group_tests(tests, tu_tmp_setup, tu_tmp_teardown);
 }

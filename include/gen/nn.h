@@ -49,6 +49,9 @@ struct gen_tensor *gen_params_tensor(struct gen_params *ps, int index);
 struct gen_param *gen_params_find(struct gen_params *ps, const char *name);
 void gen_params_zero_grad(struct gen_params *ps);
 int64_t gen_params_count(const struct gen_params *ps); /* trainable elements */
+/* Index of the first tensor (parameters and buffers) holding a NaN or an
+ * infinity, or -1 when all are finite. */
+int gen_params_first_nonfinite(const struct gen_params *ps);
 
 /* ---- initialisers (all through the given rng) ---- */
 /* U(-1/sqrt(fan_in), 1/sqrt(fan_in)): PyTorch's default for Linear/Conv

@@ -194,6 +194,8 @@ int gen_cmd_train(const struct gen_family *fam, struct gen_config *cli, int json
     const uint64_t seed = (uint64_t)gen_config_int(&cfg, "seed");
     st = resume ? gen_model_create_checked(&em, fam, &cfg, &shape, &d.vocab, seed, resume)
                 : gen_model_create(&em, fam, &cfg, &shape, &d.vocab, seed);
+    if (st == GEN_ERR_FORMAT && !resume) /* the data's shape does not suit the model */
+        st = gen_error(GEN_ERR_FORMAT, "%s: %s", d.path, gen_last_error());
     if (st != GEN_OK) {
         rc = exit_code(st);
         goto done;

@@ -274,6 +274,20 @@ enum gen_status gen_model_create_checked(struct gen_model *em, const struct gen_
     return st;
 }
 
+/* Weights (and their EMA) must be finite: a model that holds a NaN would
+ * sample NaN images silently. */
+static enum gen_status check_finite(struct gen_params *ps, const char *path) {
+    int bad = gen_params_first_nonfinite(ps), ema = 0;
+    if (bad < 0 && ps->ema) {
+        gen_ema_swap(ps);
+        bad = gen_params_first_nonfinite(ps), ema = bad >= 0;
+        gen_ema_swap(ps);
+    }
+    if (bad < 0) return GEN_OK;
+    return gen_error(GEN_ERR_FORMAT, "%s: tensor %s%s holds NaN or infinite values", path,
+                     ema ? "ema." : "", ps->p[bad].name);
+}
+
 enum gen_status gen_model_load(struct gen_model *em, const struct gen_family *fam,
                                const char *path, int flags, struct gen_ckpt_meta *meta_out) {
     struct gen_ckpt_meta meta = {0};
@@ -284,6 +298,7 @@ enum gen_status gen_model_load(struct gen_model *em, const struct gen_family *fa
     em->class_names = d.class_names;
     if (st == GEN_OK && (flags & GEN_CKPT_EMA) && !em->info.ps->ema) flags &= ~GEN_CKPT_EMA;
     if (st == GEN_OK) st = gen_ckpt_load(path, em->info.ps, em->fam->name, flags, NULL);
+    if (st == GEN_OK) st = check_finite(em->info.ps, path);
     if (st == GEN_OK && meta_out)
         *meta_out = meta;
     else

@@ -8,10 +8,10 @@
 
 enum gen_status unet_check(const struct unet_config *c) {
     if (c->C < 1 || c->C > 4)
-        return gen_error(GEN_ERR_USAGE, "diffusion: images with %lld channels (1 to 4 work)",
+        return gen_error(GEN_ERR_FORMAT, "diffusion: images with %lld channels (1 to 4 work)",
                          (long long)c->C);
     if (c->H < 4 || c->W < 4 || c->H % 4 || c->W % 4)
-        return gen_error(GEN_ERR_USAGE,
+        return gen_error(GEN_ERR_FORMAT,
                          "diffusion: the U-Net needs image sides divisible by 4, got %lldx%lld",
                          (long long)c->H, (long long)c->W);
     if (c->base < 8 || c->base % UNET_GROUPS)

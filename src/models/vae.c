@@ -37,7 +37,7 @@ enum gen_status gen_vae_build(struct gen_vae *m, int arch, int64_t C, int64_t H,
         gen_linear_layer_add(ps, &m->fc4, "fc4", hidden, m->D, 1, 0);
     } else {
         if (H % 4 || W % 4)
-            return gen_error(GEN_ERR_USAGE, "--arch conv needs image sides divisible by 4, got %lldx%lld",
+            return gen_error(GEN_ERR_FORMAT, "--arch conv needs image sides divisible by 4, got %lldx%lld",
                              (long long)H, (long long)W);
         int64_t flat = 64 * (H / 4) * (W / 4);
         gen_conv_layer_add(ps, &m->conv1, "conv1", C, 32, 4, 2, 1, 1, 0, 0);

@@ -94,6 +94,16 @@ void gen_params_zero_grad(struct gen_params *ps) {
 
 int64_t gen_params_count(const struct gen_params *ps) { return ps->n_train; }
 
+int gen_params_first_nonfinite(const struct gen_params *ps) {
+    for (int i = 0; i < ps->count; i++) {
+        const struct gen_tensor *t = &ps->p[i].t;
+        const int64_t n = gen_numel(t);
+        for (int64_t k = 0; k < n; k++)
+            if (!isfinite(t->data[k])) return i;
+    }
+    return -1;
+}
+
 /* ---- initialisers ---- */
 
 void gen_init_uniform_fan_in(struct gen_tensor *t, int64_t fan_in, struct gen_rng *r) {
