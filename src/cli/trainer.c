@@ -131,7 +131,8 @@ static enum gen_status restore(struct loop *L, const struct gen_ckpt_meta *meta,
 }
 
 /* Seconds the run had trained before `step`: the largest "elapsed" among
- * RUN/metrics.jsonl lines of steps up to it (0 when there is none). */
+ * RUN/metrics.jsonl lines of steps up to it and the end-of-session lines
+ * (which carry no step), 0 when there is none. */
 static double prior_elapsed(const char *dir, int64_t step) {
     char path[4096];
     snprintf(path, sizeof path, "%s/metrics.jsonl", dir);
@@ -146,7 +147,7 @@ static double prior_elapsed(const char *dir, int64_t step) {
         cJSON *o = cJSON_Parse(line);
         const cJSON *s = cJSON_GetObjectItemCaseSensitive(o, "step");
         const cJSON *e = cJSON_GetObjectItemCaseSensitive(o, "elapsed");
-        if (cJSON_IsNumber(s) && cJSON_IsNumber(e) && s->valuedouble <= (double)step &&
+        if ((!s || (cJSON_IsNumber(s) && s->valuedouble <= (double)step)) && cJSON_IsNumber(e) &&
             e->valuedouble > best)
             best = e->valuedouble;
         cJSON_Delete(o);
