@@ -52,7 +52,7 @@ static void test_config_round_trip(void **state) {
     const struct gen_family *fam = gen_family_find("vae");
     const struct gen_option *tables[3];
     gen_command_tables(GEN_CMD_TRAIN, fam, tables);
-    struct gen_config cfg;
+    struct gen_config cfg = {0};
     char *argv[] = {"--hidden", "32", "--lr", "0.0003", "--out", "somewhere", "--threads", "1"};
     assert_int_equal(gen_config_parse(&cfg, tables, 8, argv), GEN_OK);
     char *json = gen_config_json(&cfg);
@@ -63,6 +63,7 @@ static void test_config_round_trip(void **state) {
     assert_null(strstr(json, "somewhere"));
     assert_null(strstr(json, "threads"));
     free(json);
+    gen_config_free(&cfg);
 }
 
 static void test_resume_flags(void **state) {
@@ -86,13 +87,14 @@ static void test_nan_weights_refused(void **state) {
     const struct gen_family *fam = gen_family_find("vae");
     const struct gen_option *tables[3];
     gen_command_tables(GEN_CMD_TRAIN, fam, tables);
-    struct gen_config cfg;
+    struct gen_config cfg = {0};
     char *argv[] = {"--hidden", "8", "--latent", "2"};
     assert_int_equal(gen_config_parse(&cfg, tables, 4, argv), GEN_OK);
     const struct gen_data_shape shape = {.kind = GEN_DATA_IMAGES, .c = 1, .h = 4, .w = 4,
                                          .n_classes = 2};
     struct gen_model em, back;
     assert_int_equal(gen_model_create(&em, fam, &cfg, &shape, NULL, 1), GEN_OK);
+    gen_config_free(&cfg);
     const char *path = tu_tmp_path("finite.safetensors");
     assert_int_equal(gen_model_save(&em, path, NULL, 0), GEN_OK);
     assert_int_equal(gen_model_load(&back, fam, path, 0, NULL), GEN_OK);

@@ -84,6 +84,7 @@ static void create(struct gen_gan *m, struct gen_model_info *info, int S, uint64
     const struct gen_data_shape shape = {.kind = GEN_DATA_IMAGES, .c = 1, .h = S, .w = S};
     memset(m, 0, sizeof *m);
     assert_int_equal(gen_family_gan.create(m, cfg, &shape, seed, info), GEN_OK);
+    gen_config_free(cfg);
     free(cfg);
 }
 

@@ -221,6 +221,7 @@ static void test_set_and_text(void **state) {
     assert_int_equal(gen_config_set(small, tables, "lr", "0.25"), GEN_OK);
     assert_int_equal(small->n, 1);
     assert_true(gen_config_float(small, "lr") == 0.25);
+    gen_config_free(small);
     free(small);
 
     assert_int_equal(parse("--lr 2e-4 --json --data x"), GEN_OK);

@@ -64,7 +64,7 @@ enum { GEN_OPT_RUN_ONLY = 1 };
     {name, 0, GEN_OPT_FLOAT, def, help, min, max, NULL, GEN_OPT_RUN_ONLY}
 #define GEN_FLAG_RUN_OPT(name, help) {name, 0, GEN_OPT_FLAG, NULL, help, 0, 0, NULL, GEN_OPT_RUN_ONLY}
 
-#define GEN_CONFIG_MAX 96
+/* Longest value an option takes (bytes, with the NUL): a bound on input. */
 #define GEN_CONFIG_STR 1024
 struct gen_config_entry {
     const char *name;
@@ -73,12 +73,19 @@ struct gen_config_entry {
     int present;    /* has a value (given or default)                      */
     int64_t i;      /* INT, FLAG (0/1)                                      */
     double f;       /* FLOAT                                               */
-    char s[GEN_CONFIG_STR]; /* STRING, CHOICE, OPTIONAL_STRING              */
+    char *s;        /* STRING, CHOICE, OPTIONAL_STRING: gen_alloc'd text    */
 };
+/* A parsed config: one entry per option of its tables. It owns its entries
+ * and their text: a config starts zeroed ({0}), is filled by
+ * gen_config_init or gen_config_parse (again and again: its memory is
+ * reused), copied with gen_config_copy and released with gen_config_free. */
 struct gen_config {
-    int n;
-    struct gen_config_entry e[GEN_CONFIG_MAX];
+    int n, cap;
+    struct gen_config_entry *e; /* (cap) */
 };
+void gen_config_free(struct gen_config *cfg);
+/* A deep copy of src into dst (a zeroed or freed config). */
+enum gen_status gen_config_copy(struct gen_config *dst, const struct gen_config *src);
 
 /* Parses argv against the option tables (NULL-terminated list of tables),
  * filling defaults first. argv[0..argc) are all options (no program or
@@ -103,7 +110,8 @@ double gen_config_float(const struct gen_config *cfg, const char *name);
 const char *gen_config_str(const struct gen_config *cfg, const char *name); /* NULL if absent */
 int gen_config_flag(const struct gen_config *cfg, const char *name);
 int gen_config_is_set(const struct gen_config *cfg, const char *name);
-/* Fills cfg with the defaults of the tables (what parse does first). */
+/* Fills cfg (zeroed, or a config whose memory is reused) with the
+ * defaults of the tables (what parse does first). */
 void gen_config_init(struct gen_config *cfg, const struct gen_option *const *tables);
 /* The option that wins for `name` in a table list (last table first), or NULL. */
 const struct gen_option *gen_option_find(const struct gen_option *const *tables, const char *name);

@@ -243,16 +243,19 @@ static int run_command(enum command c, int argc, char **argv) {
     }
     snprintf(try_what, sizeof try_what, "%s %s ", cname, fam->name);
 
-    /* The parsed options: about 100 KB, so not on the stack; one per process. */
-    static struct gen_config cfg;
-    memset(&cfg, 0, sizeof cfg);
+    struct gen_config cfg = {0};
     const struct gen_option *const tables[] = {commands[c].common, family_table(fam, c), NULL};
-    if (gen_config_parse(&cfg, tables, argc - 1, argv + 1) != GEN_OK) return usage_error(try_what);
-
-    if (check_paths(&cfg) != GEN_OK) return usage_error(try_what);
+    if (gen_config_parse(&cfg, tables, argc - 1, argv + 1) != GEN_OK ||
+        check_paths(&cfg) != GEN_OK) {
+        gen_config_free(&cfg);
+        return usage_error(try_what);
+    }
     char path[GEN_CONFIG_STR];
     if (c == CMD_TRAIN) {
-        if (resolve_length(&cfg) != GEN_OK) return usage_error(try_what);
+        if (resolve_length(&cfg) != GEN_OK) {
+            gen_config_free(&cfg);
+            return usage_error(try_what);
+        }
         snprintf(path, sizeof path, "runs/%s", fam->name);
         gen_config_default_str(&cfg, "out", path);
         if (gen_config_flag(&cfg, "resume")) {
@@ -271,6 +274,7 @@ static int run_command(enum command c, int argc, char **argv) {
     const int rc = c == CMD_TRAIN    ? gen_cmd_train(fam, &cfg, json, quiet)
                    : c == CMD_SAMPLE ? gen_cmd_sample(fam, &cfg, json, quiet)
                                      : gen_cmd_eval(fam, &cfg, json, quiet);
+    gen_config_free(&cfg);
     if (rc == 1 || rc == 2) fprintf(stderr, "gen: %s\n", gen_last_error());
     if (rc == 2) fprintf(stderr, "Try 'gen %s--help'.\n", try_what);
     return rc;

@@ -139,6 +139,7 @@ int gen_cmd_train(const struct gen_family *fam, struct gen_config *cli, int json
     struct gen_model em = {0}, stored = {0};
     struct gen_data d = {0};
     struct gen_ckpt_meta meta = {0};
+    struct gen_config cfg = {0};
     int lock = -1, rc = 1;
     enum gen_status st;
     char latest[4096];
@@ -159,7 +160,8 @@ int gen_cmd_train(const struct gen_family *fam, struct gen_config *cli, int json
     if (!resume && gen_config_flag(cli, "force") && restart_log(out) != GEN_OK) goto done;
     gen_clean_stale_tmp(out);
 
-    struct gen_config cfg = *cli;
+    /* the run's options: the command line's, or the checkpoint's with its changes */
+    if (!resume && gen_config_copy(&cfg, cli) != GEN_OK) goto done;
     if (resume) {
         if (!exists(resume)) {
             gen_error(GEN_ERR_IO, "%s: no checkpoint to resume from", resume);
@@ -167,7 +169,7 @@ int gen_cmd_train(const struct gen_family *fam, struct gen_config *cli, int json
         }
         if (gen_model_describe(&stored, fam, resume, &meta) != GEN_OK) goto done;
         gen_ckpt_meta_free(&meta);
-        cfg = stored.cfg;
+        if (gen_config_copy(&cfg, &stored.cfg) != GEN_OK) goto done;
         if ((st = merge_resume(cli, &cfg, tables, resume, quiet)) != GEN_OK) {
             rc = exit_code(st);
             goto done;
@@ -218,6 +220,7 @@ int gen_cmd_train(const struct gen_family *fam, struct gen_config *cli, int json
         gen_print_result("train", fam->name, outs, 1, NULL, 0, NULL);
     }
 done:
+    gen_config_free(&cfg);
     gen_model_free(&em);
     gen_model_free(&stored);
     gen_data_free(&d);

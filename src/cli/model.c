@@ -37,9 +37,9 @@ enum gen_status gen_model_create(struct gen_model *em, const struct gen_family *
                                  const struct gen_vocab *vocab, uint64_t seed) {
     memset(em, 0, sizeof *em);
     em->fam = fam;
-    em->cfg = *cfg;
     em->shape = *shape;
     if (vocab) em->vocab = *vocab;
+    if (gen_config_copy(&em->cfg, cfg) != GEN_OK) return GEN_ERR_NOMEM;
     em->m = gen_calloc(1, fam->size);
     if (!em->m) return gen_error(GEN_ERR_NOMEM, "%s: out of memory for the model", fam->name);
     return fam->create(em->m, &em->cfg, &em->shape, seed, &em->info);
@@ -48,6 +48,7 @@ enum gen_status gen_model_create(struct gen_model *em, const struct gen_family *
 void gen_model_free(struct gen_model *em) {
     if (em->m) em->fam->destroy(em->m);
     gen_free(em->m);
+    gen_config_free(&em->cfg);
     if (em->class_names) {
         for (int i = 0; i < em->shape.n_classes; i++) free(em->class_names[i]);
         free(em->class_names);
@@ -296,6 +297,7 @@ enum gen_status gen_model_load(struct gen_model *em, const struct gen_family *fa
     if (st != GEN_OK) return st;
     st = gen_model_create_checked(em, d.fam, &d.cfg, &d.shape, &d.vocab, 0, path);
     em->class_names = d.class_names;
+    gen_config_free(&d.cfg);
     if (st == GEN_OK && (flags & GEN_CKPT_EMA) && !em->info.ps->ema) flags &= ~GEN_CKPT_EMA;
     if (st == GEN_OK) st = gen_ckpt_load(path, em->info.ps, em->fam->name, flags, NULL);
     if (st == GEN_OK) st = check_finite(em->info.ps, path);

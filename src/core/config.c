@@ -96,6 +96,20 @@ static int parse_bool(const char *s, int64_t *out) {
     return 0;
 }
 
+/* Sets an entry's text (a copy, in its own buffer; "" for none). */
+static enum gen_status set_text(struct gen_config_entry *e, const char *value, const char *spelled) {
+    const size_t len = strlen(value);
+    if (len >= GEN_CONFIG_STR)
+        return gen_error(GEN_ERR_USAGE, "%s: value too long (at most %d bytes)", spelled,
+                         GEN_CONFIG_STR - 1);
+    char *s = gen_alloc(len + 1);
+    if (!s) return gen_error(GEN_ERR_NOMEM, "%s: out of memory", spelled);
+    memcpy(s, value, len + 1);
+    gen_free(e->s);
+    e->s = s;
+    return GEN_OK;
+}
+
 /* Validates `value` for option o and stores it in e. `spelled` is how the
  * user wrote the option ("--batch", "-n"), used in the message. */
 static enum gen_status set_value(struct gen_config_entry *e, const struct gen_option *o,
@@ -127,10 +141,7 @@ static enum gen_status set_value(struct gen_config_entry *e, const struct gen_op
         /* fallthrough */
     case GEN_OPT_STRING:
     case GEN_OPT_OPTIONAL_STRING:
-        if (strlen(value) >= sizeof e->s)
-            return gen_error(GEN_ERR_USAGE, "%s: value too long (at most %zu bytes)", spelled,
-                             sizeof e->s - 1);
-        strcpy(e->s, value);
+        if (set_text(e, value, spelled) != GEN_OK) return GEN_ERR_USAGE;
         break;
     case GEN_OPT_FLAG:
         if (!parse_bool(value, &e->i))
@@ -150,10 +161,46 @@ static struct gen_config_entry *entry_of(struct gen_config *cfg, const char *nam
     return NULL;
 }
 
-static struct gen_config_entry *add_entry(struct gen_config *cfg, const struct gen_option *o) {
-    GEN_ASSERT(cfg->n < GEN_CONFIG_MAX);
+void gen_config_free(struct gen_config *cfg) {
+    for (int k = 0; k < cfg->cap; k++) gen_free(cfg->e[k].s);
+    gen_free(cfg->e);
+    memset(cfg, 0, sizeof *cfg);
+}
+
+/* Room for one more entry; its text buffer, if it had one, is kept. */
+static struct gen_config_entry *add_entry_slot(struct gen_config *cfg) {
+    if (cfg->n == cfg->cap) {
+        const int cap = cfg->cap ? 2 * cfg->cap : 32;
+        struct gen_config_entry *e = gen_calloc((size_t)cap, sizeof *e);
+        if (!e) return NULL;
+        if (cfg->cap) memcpy(e, cfg->e, (size_t)cfg->cap * sizeof *e);
+        gen_free(cfg->e);
+        cfg->e = e;
+        cfg->cap = cap;
+    }
     struct gen_config_entry *e = &cfg->e[cfg->n++];
+    char *s = e->s;
     memset(e, 0, sizeof *e);
+    e->s = s;
+    return e;
+}
+
+enum gen_status gen_config_copy(struct gen_config *dst, const struct gen_config *src) {
+    dst->n = 0;
+    for (int k = 0; k < src->n; k++) {
+        struct gen_config_entry *e = add_entry_slot(dst);
+        if (!e) return gen_error(GEN_ERR_NOMEM, "out of memory for a config");
+        char *s = e->s;
+        *e = src->e[k];
+        e->s = s;
+        if (set_text(e, src->e[k].s ? src->e[k].s : "", e->name) != GEN_OK) return GEN_ERR_NOMEM;
+    }
+    return GEN_OK;
+}
+
+static struct gen_config_entry *add_entry(struct gen_config *cfg, const struct gen_option *o) {
+    struct gen_config_entry *e = add_entry_slot(cfg);
+    GEN_ASSERT(e && set_text(e, "", o->name) == GEN_OK); /* a few bytes at start-up */
     e->name = o->name;
     e->type = o->type;
     if (o->type == GEN_OPT_FLAG) e->present = 1; /* a flag always has a value: off */
@@ -357,7 +404,6 @@ void gen_config_default_str(struct gen_config *cfg, const char *name, const char
         /* --resume given without a value takes the default too */
         const int valued = e->type != GEN_OPT_OPTIONAL_STRING || e->s[0];
         if (strcmp(e->name, name) || (e->set && valued)) continue;
-        snprintf(e->s, sizeof e->s, "%s", value);
-        e->present = 1;
+        if (set_text(e, value, name) == GEN_OK) e->present = 1;
     }
 }
