@@ -20,8 +20,10 @@ DATA=${DATA:-data/fashion-mnist}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-field() { # field NAME: from the one JSON object on stdin
-    "$PY" -c 'import json, sys; print(json.loads(sys.stdin.read().strip().splitlines()[-1])[sys.argv[1]])' "$1"
+field() { # field NAME: from the last JSON object on stdin (or its "metrics")
+    "$PY" -c 'import json, sys
+d = json.loads(sys.stdin.read().strip().splitlines()[-1])
+print(d[sys.argv[1]] if sys.argv[1] in d else d["metrics"][sys.argv[1]])' "$1"
 }
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
@@ -30,7 +32,7 @@ for r in $(seq "$ROUNDS"); do
     rm -rf "$tmp/run"
     # --sample-steps 1: the end-of-run grid costs one U-Net pass, not 50.
     gs=$("$GEN" train diffusion --data "$DATA" --steps "$STEPS" --batch 64 --threads "$THREADS" \
-        --out "$tmp/run" --sample-steps 1 --ckpt-every 0 --quiet --json | tail -n 1 |
+        --out "$tmp/run" --sample-steps 1 --ckpt-every 0 --quiet --json | grep median_step_ms |
         field median_step_ms)
     gd=$("$GEN" sample diffusion --ckpt "$tmp/run/checkpoint.safetensors" -n 64 --steps 50 \
         --threads "$THREADS" -o "$tmp/s.png" --quiet --json | field seconds)

@@ -179,6 +179,15 @@ grep -q "larger than the limit" "$TMP/err" || fail "not 'larger than the limit':
 for i in 0 1 2 3 4 5 6 7 8 9; do bmp "$TMP/topdown/t$i.bmp" 8 -8 192; done
 bounded train vae --data "$TMP/topdown" --steps 1 --out "$TMP/r-topdown" "${VAE[@]}"
 check bmp_top_down 0 ""
+# Images of a shape the model cannot take (30x30 for the conv VAE and the
+# U-Net, which halve the sides twice): a data error naming the data (1).
+mkdir -p "$TMP/side30"
+for i in 0 1 2 3 4 5 6 7 8 9; do bmp "$TMP/side30/s$i.bmp" 30 30 2760; done
+bounded train vae --data "$TMP/side30" --arch conv --steps 1 --out "$TMP/r-side30" "${VAE[@]}"
+check data_shape_conv_vae 1 "side30"
+bounded train diffusion --data "$TMP/side30" --steps 1 --base 8 --batch 4 --threads 1 --quiet \
+    --out "$TMP/r-side30d"
+check data_shape_diffusion 1 "side30"
 
 # ---- IDX files ----------------------------------------------------------
 
@@ -239,6 +248,16 @@ bounded train vae --data "$DATA" --steps 5 --out "$TMP/r-h65536" \
     --resume "$TMP/h65536.safetensors" --batch 8 --threads 1 --quiet
 check resume_config_hidden_65536 1 "h65536.safetensors"
 grep -q "larger than the tensors" "$TMP/err" || fail "built the model: $(cat "$TMP/err")"
+
+# A checkpoint whose first weight is NaN: refused at load, naming the file
+# and the tensor, instead of sampling NaN images with exit 0.
+cp "$CKPT" "$TMP/nan.safetensors"
+hlen=$(od -An -tu8 -N8 "$TMP/nan.safetensors" | tr -d ' ')
+printf '\x00\x00\xc0\x7f' | dd of="$TMP/nan.safetensors" bs=1 seek=$((8 + hlen)) conv=notrunc 2>/dev/null
+bounded sample vae --ckpt "$TMP/nan.safetensors" -n 1 -o "$TMP/nan.png"
+check ckpt_nan_weights 1 "nan.safetensors"
+grep -q "NaN" "$TMP/err" || fail "does not say NaN: $(cat "$TMP/err")"
+[ -e "$TMP/nan.png" ] && fail "nan.png was written"
 
 # ---- outputs --------------------------------------------------------------
 

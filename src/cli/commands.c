@@ -352,9 +352,10 @@ int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int js
         fprintf(stderr, "wrote %lld images to %s (%.2f s)\n", (long long)res.n_images, out, dt);
     if (json) {
         const char *outs[1] = {out};
-        const struct gen_field f[2] = {{"images", (double)res.n_images},
+        const struct gen_field f[3] = {{"images", (double)res.n_images},
+                                       {"seconds", dt},
                                        {"images_per_s", dt > 0 ? (double)res.n_images / dt : 0}};
-        gen_print_result("sample", fam->name, outs, 1, f, 2, NULL);
+        gen_print_result("sample", fam->name, outs, 1, f, 3, NULL);
     }
     rc = 0;
 done:
