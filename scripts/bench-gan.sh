@@ -25,8 +25,10 @@ cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
-field() { # field NAME: reads one JSON object on stdin
-    "$PY" -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])' "$1"
+field() { # field NAME: of the one JSON object on stdin (or of its "metrics")
+    "$PY" -c 'import json, sys
+d = json.load(sys.stdin)
+print(d[sys.argv[1]] if sys.argv[1] in d else d["metrics"][sys.argv[1]])' "$1"
 }
 
 gens= torchs=

@@ -67,7 +67,7 @@ awk -v g="$g" -v t="$t" -v n="$tokens_per_step" 'BEGIN {
            g * 1e3, n / g, t * 1e3, n / t, t / g }'
 
 # Sampling at batch 1 from the model the last gen round left (its weights
-# do not change the speed): 5 samples in one process, the best one (the
+# do not change the speed): the rate over 5 samples in one process (the
 # first pays for page faults and BLAS buffers).
 for len in 100 400 1000 4000; do
     best=$("$gen" sample transformer --ckpt "$tmp/run/checkpoint.safetensors" --prompt "Call me" \

@@ -10,8 +10,8 @@ bash scripts/fetch-data.sh
 
 epochs=${EPOCHS:-3}
 out=runs/demo-vae
-echo "== gen train vae --epochs $epochs --out $out"
-./build/gen train vae --epochs "$epochs" --out "$out"
+echo "== gen train vae --epochs $epochs --out $out --force"
+./build/gen train vae --epochs "$epochs" --out "$out" --force # a demo starts afresh each time
 echo "== gen sample vae -n 64 -o $out/grid.png"
 ./build/gen sample vae --ckpt "$out/checkpoint.safetensors" -n 64 -o "$out/grid.png"
 echo "Samples written to $out/grid.png (training log: $out/metrics.jsonl)"

@@ -67,7 +67,7 @@ for ds in fashion-mnist mnist; do
     for fam in vae gan diffusion; do
         f=$out/$ds-$fam.json
         extra=
-        [ "$fam" = vae ] && extra=" (test −ELBO $(fmt "$(num "$f" neg_elbo)" '%.2f'), −IW-100 bound $(fmt "$(num "$f" neg_iw_bound)" '%.2f') nats)"
+        [ "$fam" = vae ] && extra=" (test −ELBO $(fmt "$(num "$f" test_loss)" '%.2f'), −IW-100 bound $(fmt "$(num "$f" neg_iw_bound)" '%.2f') nats)"
         rows+=("| $ds | $fam$extra | $(fmt "$(num "$f" fid)" '%.1f') | $(fmt "$(num "$f" classifier_score)" '%.2f') | $(fmt "$(num "$f" precision)" '%.2f') | $(fmt "$(num "$f" recall)" '%.2f') |")
     done
 done

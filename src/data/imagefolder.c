@@ -343,16 +343,23 @@ static enum gen_status decode(const char *path, int channels, int size, int *h, 
     return st;
 }
 
+/* The channels (1 or 3) and side (0: native) a loader is asked for. */
+static enum gen_status check_request(const char *path, int channels, int size) {
+    if (channels != 1 && channels != 3)
+        return gen_error(GEN_ERR_USAGE, "%s: %d channels requested; gen supports 1 or 3", path,
+                         channels);
+    if (size < 0 || size > GEN_IMAGE_MAX_SIDE)
+        return gen_error(GEN_ERR_USAGE, "%s: image size %d is outside 1..%d", path, size,
+                         GEN_IMAGE_MAX_SIDE);
+    return GEN_OK;
+}
+
 enum gen_status gen_imagefolder_load(const char *dir, enum gen_split split, int channels, int size,
                                      struct gen_image_set *out) {
     memset(out, 0, sizeof *out);
     if (channels == 0) channels = 3;
-    if (channels != 1 && channels != 3)
-        return gen_error(GEN_ERR_USAGE, "%s: %d channels requested; gen supports 1 or 3", dir,
-                         channels);
-    if (size < 0 || size > GEN_IMAGE_MAX_SIDE)
-        return gen_error(GEN_ERR_USAGE, "%s: image size %d is outside 1..%d", dir, size,
-                         GEN_IMAGE_MAX_SIDE);
+    enum gen_status st0 = check_request(dir, channels, size);
+    if (st0 != GEN_OK) return st0;
     if (gen_fs_kind(dir) != GEN_FS_DIR)
         return gen_error(GEN_ERR_IO, "%s: no such directory", dir);
     struct file_list f = {0};
@@ -393,12 +400,8 @@ enum gen_status gen_image_file_load(const char *path, int channels, int size,
                                     struct gen_image_set *out) {
     memset(out, 0, sizeof *out);
     if (channels == 0) channels = 3;
-    if (channels != 1 && channels != 3)
-        return gen_error(GEN_ERR_USAGE, "%s: %d channels requested; gen supports 1 or 3", path,
-                         channels);
-    if (size < 0 || size > GEN_IMAGE_MAX_SIDE)
-        return gen_error(GEN_ERR_USAGE, "%s: image size %d is outside 1..%d", path, size,
-                         GEN_IMAGE_MAX_SIDE);
+    enum gen_status st0 = check_request(path, channels, size);
+    if (st0 != GEN_OK) return st0;
     size_t per = 0;
     enum gen_status st = decode(path, channels, size, &out->h, &out->w, &out->pixels, &per, 0, 1);
     if (st == GEN_OK && !(out->labels = gen_calloc(1, sizeof *out->labels)))
