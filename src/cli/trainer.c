@@ -362,7 +362,7 @@ static int every(int64_t n, int64_t s1) { return n > 0 && s1 % n == 0; }
 
 /* ---- the loop ---- */
 
-static int loop_run(struct loop *L, int64_t step, struct gen_ckpt_meta *meta) {
+static int loop_run(struct loop *L, int64_t step) {
     const struct gen_train_run *run = L->run;
     struct gen_model *em = L->em;
     const struct gen_model_info *info = &em->info;
@@ -374,7 +374,6 @@ static int loop_run(struct loop *L, int64_t step, struct gen_ckpt_meta *meta) {
                   run->resume ? run->resume : "run", step, L->total);
         return 1;
     }
-    (void)meta;
     const int64_t log_every = gen_config_int(cfg, "log-every");
     const int64_t eval_every = gen_config_int(cfg, "eval-every");
     const int64_t sample_every = gen_config_int(cfg, "sample-every");
@@ -494,7 +493,7 @@ int gen_train_loop(const struct gen_train_run *run, struct gen_model *em, struct
             goto out;
         L.lg.elapsed_base = prior_elapsed(run->out_dir, step);
     }
-    rc = loop_run(&L, step, &meta);
+    rc = loop_run(&L, step);
 out:
     gen_runlog_close(&L.lg);
     gen_ckpt_meta_free(&meta);
