@@ -110,6 +110,27 @@ static void test_nan_weights_refused(void **state) {
     gen_model_free(&em);
 }
 
+/* The commands name some family options through gen_family_options (a
+ * family declares its own entry of that name): each must be declared by a
+ * family, or the commands would be reading an option nobody has. */
+static void test_family_options_exist(void **state) {
+    (void)state;
+    for (int i = 0; i < GEN_FAM_COUNT; i++) {
+        const char *name = gen_family_options[i].name;
+        int found = 0;
+        for (int k = 0; gen_families[k] && !found; k++) {
+            const struct gen_family *f = gen_families[k];
+            const struct gen_option *const t[] = {f->train_options, f->sample_options,
+                                                  f->eval_options};
+            for (int j = 0; j < 3 && !found; j++)
+                for (const struct gen_option *o = t[j]; o && o->name && !found; o++)
+                    found = !strcmp(o->name, name) && o->type == gen_family_options[i].type;
+        }
+        if (!found) fprintf(stderr, "no family declares --%s\n", name);
+        assert_true(found);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_forged_config_fails_before_allocating),
@@ -117,6 +138,7 @@ int main(void) {
         cmocka_unit_test(test_config_round_trip),
         cmocka_unit_test(test_resume_flags),
         cmocka_unit_test(test_nan_weights_refused),
+        cmocka_unit_test(test_family_options_exist),
     };
     return cmocka_run_group_tests(tests, tu_tmp_setup, tu_tmp_teardown);
 }

@@ -476,7 +476,7 @@ static const struct gen_option eval_options[] = {
 static struct gen_config eval_cfg;
 
 static int eval_with(gen_generate_fn fn, int argc, char **argv) {
-    const struct gen_option *const tables[] = {gen_cli_eval_options, eval_options, NULL};
+    const struct gen_option *const tables[] = {gen_eval_options, eval_options, NULL};
     assert_int_equal(gen_config_parse(&eval_cfg, tables, argc, argv), GEN_OK);
     gen_clear_error();
     struct gen_metrics out = {0};

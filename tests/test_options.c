@@ -294,8 +294,8 @@ static void test_registry(void **state) {
  * gen_config_init asserts) and give the reference defaults of DESIGN §3. */
 static void test_family_defaults(void **state) {
     (void)state;
-    const struct gen_option *common_of[] = {gen_cli_train_options, gen_cli_sample_options,
-                                            gen_cli_eval_options};
+    const struct gen_option *common_of[] = {gen_train_options, gen_sample_options,
+                                            gen_eval_options};
     for (int k = 0; gen_families[k]; k++) {
         const struct gen_family *f = gen_families[k];
         const struct gen_option *fam_of[] = {f->train_options, f->sample_options, f->eval_options};
@@ -326,7 +326,7 @@ static void test_family_defaults(void **state) {
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         const struct gen_family *f = gen_family_find(want[i].family);
-        const struct gen_option *const t[] = {gen_cli_train_options, f->train_options, NULL};
+        const struct gen_option *const t[] = {gen_train_options, f->train_options, NULL};
         gen_config_init(&cfg, t);
         double got = gen_config_float(&cfg, want[i].name);
         if (fabs(got - want[i].value) > 1e-12)
@@ -334,11 +334,11 @@ static void test_family_defaults(void **state) {
                      want[i].value);
     }
     /* The arch and sampler choices. */
-    const struct gen_option *const tv[] = {gen_cli_train_options,
+    const struct gen_option *const tv[] = {gen_train_options,
                                            gen_family_find("vae")->train_options, NULL};
     gen_config_init(&cfg, tv);
     assert_string_equal(gen_config_str(&cfg, "arch"), "mlp");
-    const struct gen_option *const ts[] = {gen_cli_sample_options,
+    const struct gen_option *const ts[] = {gen_sample_options,
                                            gen_family_find("transformer")->sample_options, NULL};
     gen_config_init(&cfg, ts);
     assert_int_equal(gen_config_int(&cfg, "num"), 1); /* -n overridden */

@@ -47,7 +47,12 @@ struct gen_option {
  * it may change when a run is resumed (learning rates, intervals, length,
  * threads); every other training option is part of the model and its data,
  * and a resumed run refuses a new value for it. */
-enum { GEN_OPT_RUN_ONLY = 1 };
+enum {
+    GEN_OPT_RUN_ONLY = 1,
+    /* An option of one invocation only (--out, --threads, --json, ...):
+     * never stored with a run and never compared on resume. */
+    GEN_OPT_INVOCATION = 2,
+};
 
 /* Table entries, e.g. GEN_INT_OPT("batch", "128", 1, 65536, "batch size").
  * Defaults are text, validated like typed values. */
@@ -74,6 +79,7 @@ struct gen_config_entry {
     int64_t i;      /* INT, FLAG (0/1)                                      */
     double f;       /* FLOAT                                               */
     char *s;        /* STRING, CHOICE, OPTIONAL_STRING: gen_alloc'd text    */
+    unsigned flags; /* its option's GEN_OPT_* flags                        */
 };
 /* A parsed config: one entry per option of its tables. It owns its entries
  * and their text: a config starts zeroed ({0}), is filled by
@@ -110,6 +116,16 @@ double gen_config_float(const struct gen_config *cfg, const char *name);
 const char *gen_config_str(const struct gen_config *cfg, const char *name); /* NULL if absent */
 int gen_config_flag(const struct gen_config *cfg, const char *name);
 int gen_config_is_set(const struct gen_config *cfg, const char *name);
+/* The same, for an option named by its table entry: tables are indexed by
+ * enumerators (gen_opt_int(cfg, &vae_train_options[VAE_LATENT])), so an
+ * option that is misspelt or gone does not compile. The value is the one
+ * of that name, whichever table's entry won. */
+const struct gen_config_entry *gen_opt_get(const struct gen_config *cfg, const struct gen_option *o);
+int64_t gen_opt_int(const struct gen_config *cfg, const struct gen_option *o);
+double gen_opt_float(const struct gen_config *cfg, const struct gen_option *o);
+const char *gen_opt_str(const struct gen_config *cfg, const struct gen_option *o);
+int gen_opt_flag(const struct gen_config *cfg, const struct gen_option *o);
+int gen_opt_is_set(const struct gen_config *cfg, const struct gen_option *o);
 /* Fills cfg (zeroed, or a config whose memory is reused) with the
  * defaults of the tables (what parse does first). */
 void gen_config_init(struct gen_config *cfg, const struct gen_option *const *tables);

@@ -163,6 +163,37 @@ struct gen_family {
     int (*watch)(void *model, int64_t step, const double *fields, char *msg, size_t size);
 };
 
+/* The options every family's commands share (src/models/registry.c),
+ * named by these enumerators: a family reads them as
+ * gen_opt_float(cfg, &gen_train_options[GEN_TRAIN_LR]). A family table
+ * entry of the same name gives one of them the family's default and help. */
+enum gen_train_option {
+    GEN_TRAIN_DATA, GEN_TRAIN_OUT, GEN_TRAIN_EPOCHS, GEN_TRAIN_STEPS, GEN_TRAIN_BATCH, GEN_TRAIN_LR, GEN_TRAIN_SCHEDULE, GEN_TRAIN_WARMUP, GEN_TRAIN_LR_MIN, GEN_TRAIN_CLIP, GEN_TRAIN_EMA, GEN_TRAIN_SEED, GEN_TRAIN_THREADS, GEN_TRAIN_RESUME, GEN_TRAIN_FORCE, GEN_TRAIN_LOG_EVERY, GEN_TRAIN_EVAL_EVERY, GEN_TRAIN_SAMPLE_EVERY, GEN_TRAIN_CKPT_EVERY, GEN_TRAIN_JSON, GEN_TRAIN_QUIET,
+    GEN_TRAIN_COUNT
+};
+enum gen_sample_option {
+    GEN_SAMPLE_CKPT, GEN_SAMPLE_NUM, GEN_SAMPLE_OUTPUT, GEN_SAMPLE_SEED, GEN_SAMPLE_DATA, GEN_SAMPLE_INPUT, GEN_SAMPLE_NO_EMA, GEN_SAMPLE_THREADS, GEN_SAMPLE_JSON, GEN_SAMPLE_QUIET,
+    GEN_SAMPLE_COUNT
+};
+enum gen_eval_option {
+    GEN_EVAL_CKPT, GEN_EVAL_DATA, GEN_EVAL_NO_EMA, GEN_EVAL_SEED, GEN_EVAL_THREADS, GEN_EVAL_JSON, GEN_EVAL_QUIET,
+    GEN_EVAL_COUNT
+};
+/* Options some families declare and the commands act on (data conversion,
+ * text prompts, per-example scores, inpainting masks, the divergence
+ * stop): the commands name them through this table; a family that has one
+ * declares an entry of the same name in its own table (a test checks that
+ * each is declared by some family). */
+enum gen_family_option {
+    GEN_FAM_CHANNELS, GEN_FAM_IMAGE_SIZE, GEN_FAM_TOKENIZER, GEN_FAM_STOP_ON_DIVERGENCE,
+    GEN_FAM_PROMPT, GEN_FAM_PROMPT_FILE, GEN_FAM_LENGTH, GEN_FAM_PER_SAMPLE, GEN_FAM_MASK,
+    GEN_FAM_COUNT
+};
+extern const struct gen_option gen_family_options[GEN_FAM_COUNT + 1];
+extern const struct gen_option gen_train_options[GEN_TRAIN_COUNT + 1];
+extern const struct gen_option gen_sample_options[GEN_SAMPLE_COUNT + 1];
+extern const struct gen_option gen_eval_options[GEN_EVAL_COUNT + 1];
+
 /* The registry (src/models/registry.c): NULL-terminated, in help order. */
 extern const struct gen_family *const gen_families[];
 const struct gen_family *gen_family_find(const char *name);

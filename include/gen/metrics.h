@@ -45,6 +45,11 @@ int gen_eval_images(const struct gen_config *cfg, const char *family, int quiet,
                     gen_generate_fn generate, void *model, int c, int h, int w,
                     struct gen_metrics *out);
 
+/* The same entries as a table of their own, so gen_eval_images reads them
+ * by enumerator (gen_opt_str(cfg, &gen_eval_image_options[GEN_EVAL_IMAGE_SAMPLES])). */
+enum { GEN_EVAL_IMAGE_CLASSIFIER, GEN_EVAL_IMAGE_NUM, GEN_EVAL_IMAGE_SAMPLES, GEN_EVAL_IMAGE_COUNT };
+extern const struct gen_option gen_eval_image_options[GEN_EVAL_IMAGE_COUNT + 1];
+
 /* Option-table entries every image family puts in its eval_options table
  * (before GEN_OPT_END). GEN_EVAL_IMAGE_OPTIONS_NUM("2000") gives -n another
  * default (for slow samplers). */

@@ -16,67 +16,6 @@
 #define GEN_VERSION "unknown"
 #endif
 
-const struct gen_option gen_cli_train_options[] = {
-    GEN_STR_OPT("data", NULL, "training data: a directory (IDX files or images) or a text file"),
-    GEN_STR_OPT("out", NULL, "run directory (default: runs/FAMILY)"),
-    GEN_INT_RUN_OPT("epochs", NULL, 1, GEN_OPT_NO_MAX, "passes over the training set"),
-    GEN_INT_RUN_OPT("steps", NULL, 1, GEN_OPT_NO_MAX, "optimiser steps (instead of --epochs)"),
-    GEN_INT_OPT("batch", "64", 1, 65536, "batch size"),
-    GEN_FLOAT_RUN_OPT("lr", "1e-3", 0, 10, "learning rate"),
-    GEN_CHOICE_OPT("schedule", "constant", "constant|cosine",
-                   "learning rate after the warm-up: constant, or cosine decay to --lr-min"),
-    GEN_INT_RUN_OPT("warmup", "0", 0, GEN_OPT_NO_MAX, "linear learning-rate warm-up steps"),
-    GEN_FLOAT_RUN_OPT("lr-min", "1e-4", 0, 10, "final learning rate of the cosine schedule"),
-    GEN_FLOAT_RUN_OPT("clip", "0", 0, GEN_OPT_NO_MAX, "clip the global gradient norm to this (0: off)"),
-    GEN_FLOAT_OPT("ema", "0", 0, 0.999999,
-                  "keep an EMA of the weights with this decay (warm-up (1+t)/(10+t) below it; "
-                  "0: off); sampling uses it"),
-    GEN_INT_OPT("seed", "0", 0, GEN_OPT_NO_MAX, "random seed (init, data order, noise)"),
-    GEN_INT_OPT("threads", "0", 0, 4096, "threads (0: $GEN_THREADS or all cores)"),
-    {"resume", 0, GEN_OPT_OPTIONAL_STRING, NULL,
-     "continue from a checkpoint (default: OUT/checkpoint.safetensors) with its settings", 0, 0,
-     NULL, 0},
-    GEN_FLAG_OPT("force", "start a new run in a directory that holds one (replacing its checkpoints)"),
-    GEN_INT_RUN_OPT("log-every", "50", 1, GEN_OPT_NO_MAX, "steps between log lines"),
-    GEN_INT_RUN_OPT("eval-every", "0", 0, GEN_OPT_NO_MAX,
-                    "evaluate every N steps (0: at each epoch's end and at the end)"),
-    GEN_INT_RUN_OPT("sample-every", "0", 0, GEN_OPT_NO_MAX,
-                    "write OUT/samples-STEP every N steps (0: at each epoch's end and at the end)"),
-    GEN_INT_RUN_OPT("ckpt-every", "1000", 0, GEN_OPT_NO_MAX,
-                    "save a numbered checkpoint every N steps (0: only at the end)"),
-    GEN_FLAG_OPT("json", "one JSON object per line on stdout"),
-    {"quiet", 'q', GEN_OPT_FLAG, NULL, "no log lines or progress bar on stderr", 0, 0, NULL, 0},
-    GEN_OPT_END,
-};
-
-const struct gen_option gen_cli_sample_options[] = {
-    GEN_STR_OPT("ckpt", NULL, "checkpoint (default: runs/FAMILY/checkpoint.safetensors)"),
-    {"num", 'n', GEN_OPT_INT, "64", "number of samples", 1, 100000, NULL, 0},
-    {"output", 'o', GEN_OPT_STRING, NULL,
-     "output: FILE.png (a grid), DIR/ (one PNG each) or a text file (default: stdout for text)", 0,
-     0, NULL, 0},
-    GEN_INT_OPT("seed", "0", 0, GEN_OPT_NO_MAX, "random seed"),
-    GEN_STR_OPT("data", NULL, "data set of modes that take test images (default: the model's)"),
-    GEN_STR_OPT("input", NULL,
-                "a folder of images, or one image file, for modes that take images (instead of --data)"),
-    GEN_FLAG_OPT("no-ema", "use the trained weights even when the model keeps an EMA of them"),
-    GEN_INT_OPT("threads", "0", 0, 4096, "threads (0: $GEN_THREADS or all cores)"),
-    GEN_FLAG_OPT("json", "the result as one JSON object on stdout"),
-    {"quiet", 'q', GEN_OPT_FLAG, NULL, "no log lines on stderr", 0, 0, NULL, 0},
-    GEN_OPT_END,
-};
-
-const struct gen_option gen_cli_eval_options[] = {
-    GEN_STR_OPT("ckpt", NULL, "checkpoint (default: runs/FAMILY/checkpoint.safetensors)"),
-    GEN_STR_OPT("data", NULL, "evaluation data: its test split (default: the model's data)"),
-    GEN_FLAG_OPT("no-ema", "use the trained weights even when the model keeps an EMA of them"),
-    GEN_INT_OPT("seed", "0", 0, GEN_OPT_NO_MAX, "random seed"),
-    GEN_INT_OPT("threads", "0", 0, 4096, "threads (0: $GEN_THREADS or all cores)"),
-    GEN_FLAG_OPT("json", "the result as one JSON object on stdout"),
-    {"quiet", 'q', GEN_OPT_FLAG, NULL, "no log lines on stderr", 0, 0, NULL, 0},
-    GEN_OPT_END,
-};
-
 enum command {
     CMD_TRAIN = GEN_CMD_TRAIN,
     CMD_SAMPLE = GEN_CMD_SAMPLE,
@@ -89,10 +28,10 @@ static const struct {
     const struct gen_option *common;
 } commands[CMD_COUNT] = {
     [CMD_TRAIN] = {"train", "train a model: checkpoints, sample grids and metrics go to the run directory",
-                   gen_cli_train_options},
+                   gen_train_options},
     [CMD_SAMPLE] = {"sample", "generate samples from a checkpoint (PNG grid, PNG files or text)",
-                    gen_cli_sample_options},
-    [CMD_EVAL] = {"eval", "evaluate a checkpoint on held-out data", gen_cli_eval_options},
+                    gen_sample_options},
+    [CMD_EVAL] = {"eval", "evaluate a checkpoint on held-out data", gen_eval_options},
 };
 
 static const struct gen_option *family_table(const struct gen_family *f, enum command c) {
@@ -193,11 +132,14 @@ static int usage_error(const char *try_what) {
 
 /* Paths a command cannot take empty: "" is a usage error, not the default. */
 static enum gen_status check_paths(const struct gen_config *cfg) {
-    static const char *const names[] = {"out", "ckpt", "data", "resume", "output", "input"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
-        const struct gen_config_entry *e = gen_config_get(cfg, names[i]);
+    const struct gen_option *const paths[] = {
+        &gen_train_options[GEN_TRAIN_OUT],    &gen_sample_options[GEN_SAMPLE_CKPT],
+        &gen_train_options[GEN_TRAIN_DATA],   &gen_train_options[GEN_TRAIN_RESUME],
+        &gen_sample_options[GEN_SAMPLE_OUTPUT], &gen_sample_options[GEN_SAMPLE_INPUT]};
+    for (size_t i = 0; i < sizeof paths / sizeof paths[0]; i++) {
+        const struct gen_config_entry *e = gen_opt_get(cfg, paths[i]);
         if (e && e->set && e->type != GEN_OPT_OPTIONAL_STRING && !e->s[0])
-            return gen_error(GEN_ERR_USAGE, "--%s: an empty path", names[i]);
+            return gen_error(GEN_ERR_USAGE, "--%s: an empty path", paths[i]->name);
     }
     return GEN_OK;
 }
@@ -205,12 +147,12 @@ static enum gen_status check_paths(const struct gen_config *cfg) {
 /* --epochs and --steps: whichever the user gives replaces the family's
  * default for the other; both at once is a usage error. */
 static enum gen_status resolve_length(struct gen_config *cfg) {
-    int epochs = gen_config_is_set(cfg, "epochs"), steps = gen_config_is_set(cfg, "steps");
+    int epochs = gen_opt_is_set(cfg, &gen_train_options[GEN_TRAIN_EPOCHS]), steps = gen_opt_is_set(cfg, &gen_train_options[GEN_TRAIN_STEPS]);
     if (epochs && steps)
         return gen_error(GEN_ERR_USAGE, "--epochs and --steps cannot be used together");
     for (int k = 0; k < cfg->n; k++) {
-        if ((steps && !strcmp(cfg->e[k].name, "epochs")) ||
-            (epochs && !strcmp(cfg->e[k].name, "steps")))
+        if ((steps && !strcmp(cfg->e[k].name, gen_train_options[GEN_TRAIN_EPOCHS].name)) ||
+            (epochs && !strcmp(cfg->e[k].name, gen_train_options[GEN_TRAIN_STEPS].name)))
             cfg->e[k].present = 0;
     }
     return GEN_OK;
@@ -257,19 +199,19 @@ static int run_command(enum command c, int argc, char **argv) {
             return usage_error(try_what);
         }
         snprintf(path, sizeof path, "runs/%s", fam->name);
-        gen_config_default_str(&cfg, "out", path);
-        if (gen_config_flag(&cfg, "resume")) {
-            snprintf(path, sizeof path, "%.900s/checkpoint.safetensors", gen_config_str(&cfg, "out"));
-            gen_config_default_str(&cfg, "resume", path);
+        gen_config_default_str(&cfg, gen_train_options[GEN_TRAIN_OUT].name, path);
+        if (gen_opt_flag(&cfg, &gen_train_options[GEN_TRAIN_RESUME])) {
+            snprintf(path, sizeof path, "%.900s/checkpoint.safetensors", gen_opt_str(&cfg, &gen_train_options[GEN_TRAIN_OUT]));
+            gen_config_default_str(&cfg, gen_train_options[GEN_TRAIN_RESUME].name, path);
         }
     } else {
         snprintf(path, sizeof path, "runs/%s/checkpoint.safetensors", fam->name);
-        gen_config_default_str(&cfg, "ckpt", path);
+        gen_config_default_str(&cfg, gen_sample_options[GEN_SAMPLE_CKPT].name, path);
     }
-    const int json = gen_config_flag(&cfg, "json"), quiet = gen_config_flag(&cfg, "quiet");
+    const int json = gen_opt_flag(&cfg, &gen_train_options[GEN_TRAIN_JSON]), quiet = gen_opt_flag(&cfg, &gen_train_options[GEN_TRAIN_QUIET]);
 
     gen_clear_error();
-    gen_threads_init((int)gen_config_int(&cfg, "threads"));
+    gen_threads_init((int)gen_opt_int(&cfg, &gen_train_options[GEN_TRAIN_THREADS]));
     if (c == CMD_TRAIN) gen_run_signals_install();
     const int rc = c == CMD_TRAIN    ? gen_cmd_train(fam, &cfg, json, quiet)
                    : c == CMD_SAMPLE ? gen_cmd_sample(fam, &cfg, json, quiet)

@@ -14,10 +14,6 @@ int gen_cli_info(int argc, char **argv);
 /* `gen plot RUN_DIR [-o FILE]` (argv: the arguments after "plot"). */
 int gen_cli_plot(int argc, char **argv);
 
-/* The common options of train, sample and eval (NULL-terminated tables). */
-extern const struct gen_option gen_cli_train_options[];
-extern const struct gen_option gen_cli_sample_options[];
-extern const struct gen_option gen_cli_eval_options[];
 
 /* The commands written once for every family on its verbs (src/cli/
  * commands.c, sample_text.c): options already parsed and resolved. */

@@ -83,9 +83,7 @@ static enum gen_status merge_resume(const struct gen_config *cli, struct gen_con
         const struct gen_config_entry *e = &cli->e[i];
         const struct gen_option *opt = gen_option_find(tables, e->name);
         const struct gen_config_entry *s = gen_config_get(stored, e->name);
-        const int invocation = !strcmp(e->name, "out") || !strcmp(e->name, "resume") ||
-                               !strcmp(e->name, "force") || !strcmp(e->name, "threads") ||
-                               !strcmp(e->name, "json") || !strcmp(e->name, "quiet");
+        const int invocation = (e->flags & GEN_OPT_INVOCATION) != 0;
         char now[GEN_CONFIG_STR], was[GEN_CONFIG_STR] = "(unset)";
         gen_config_value_text(e, now, sizeof now);
         if (s && s->present) gen_config_value_text(s, was, sizeof was);
@@ -99,18 +97,20 @@ static enum gen_status merge_resume(const struct gen_config *cli, struct gen_con
             fprintf(stderr, "gen: --%s: %s -> %s (from the command line)\n", e->name, was, now);
         if (!e->present) continue;
         if (gen_config_set(stored, tables, e->name, now) != GEN_OK) return GEN_ERR_USAGE;
-        if (!strcmp(e->name, "steps") || !strcmp(e->name, "epochs")) {
+        const char *steps = gen_train_options[GEN_TRAIN_STEPS].name,
+                   *epochs = gen_train_options[GEN_TRAIN_EPOCHS].name;
+        if (!strcmp(e->name, steps) || !strcmp(e->name, epochs)) {
             /* the new length replaces the stored one */
             for (int k = 0; k < stored->n; k++)
-                if (!strcmp(stored->e[k].name, !strcmp(e->name, "steps") ? "epochs" : "steps"))
+                if (!strcmp(stored->e[k].name, !strcmp(e->name, steps) ? epochs : steps))
                     stored->e[k].present = 0;
         }
     }
     return GEN_OK;
 }
 
-static int opt_int(const struct gen_config *cfg, const char *name) {
-    const struct gen_config_entry *e = gen_config_get(cfg, name);
+static int opt_int(const struct gen_config *cfg, const struct gen_option *o) {
+    const struct gen_config_entry *e = gen_opt_get(cfg, o);
     return e && e->present ? (int)e->i : 0;
 }
 
@@ -133,8 +133,8 @@ static char **copy_names(const struct gen_image_set *s) {
 int gen_cmd_train(const struct gen_family *fam, struct gen_config *cli, int json, int quiet) {
     const struct gen_option *tables[3];
     gen_command_tables(GEN_CMD_TRAIN, fam, tables);
-    const char *out = gen_config_str(cli, "out");
-    const char *resume = gen_config_flag(cli, "resume") ? gen_config_str(cli, "resume") : NULL;
+    const char *out = gen_opt_str(cli, &gen_train_options[GEN_TRAIN_OUT]);
+    const char *resume = gen_opt_flag(cli, &gen_train_options[GEN_TRAIN_RESUME]) ? gen_opt_str(cli, &gen_train_options[GEN_TRAIN_RESUME]) : NULL;
     struct gen_train_run run = {.out_dir = out, .resume = resume, .json = json, .quiet = quiet};
     struct gen_model em = {0}, stored = {0};
     struct gen_data d = {0};
@@ -150,14 +150,14 @@ int gen_cmd_train(const struct gen_family *fam, struct gen_config *cli, int json
         return 2;
     }
     if ((st = gen_mkdir_p(out)) != GEN_OK || (st = lock_run(out, &lock)) != GEN_OK) return 1;
-    if (!resume && exists(latest) && !gen_config_flag(cli, "force")) {
+    if (!resume && exists(latest) && !gen_opt_flag(cli, &gen_train_options[GEN_TRAIN_FORCE])) {
         gen_error(GEN_ERR_RUNTIME,
                   "%s: already holds a run (checkpoint.safetensors); continue it with --resume, "
                   "or start over with --force",
                   out);
         goto done;
     }
-    if (!resume && gen_config_flag(cli, "force") && restart_log(out) != GEN_OK) goto done;
+    if (!resume && gen_opt_flag(cli, &gen_train_options[GEN_TRAIN_FORCE]) && restart_log(out) != GEN_OK) goto done;
     gen_clean_stale_tmp(out);
 
     /* the run's options: the command line's, or the checkpoint's with its changes */
@@ -175,15 +175,15 @@ int gen_cmd_train(const struct gen_family *fam, struct gen_config *cli, int json
             goto done;
         }
     }
-    const char *tok = gen_config_get(&cfg, "tokenizer") ? gen_config_str(&cfg, "tokenizer") : NULL;
-    const int channels = opt_int(&cfg, "channels");
+    const char *tok = gen_opt_get(&cfg, &gen_family_options[GEN_FAM_TOKENIZER]) ? gen_opt_str(&cfg, &gen_family_options[GEN_FAM_TOKENIZER]) : NULL;
+    const int channels = opt_int(&cfg, &gen_family_options[GEN_FAM_CHANNELS]);
     if (channels != 0 && channels != 1 && channels != 3) {
         gen_error(GEN_ERR_USAGE, "--channels: must be 1 or 3, got %d", channels);
         rc = 2;
         goto done;
     }
-    st = gen_data_load(&d, fam->data, gen_config_str(&cfg, "data"), GEN_DATA_TRAIN | GEN_DATA_TEST,
-                       channels, opt_int(&cfg, "image-size"),
+    st = gen_data_load(&d, fam->data, gen_opt_str(&cfg, &gen_train_options[GEN_TRAIN_DATA]), GEN_DATA_TRAIN | GEN_DATA_TEST,
+                       channels, opt_int(&cfg, &gen_family_options[GEN_FAM_IMAGE_SIZE]),
                        resume && fam->data == GEN_DATA_TEXT ? &stored.vocab : NULL, tok);
     if (st != GEN_OK) goto done;
     struct gen_data_shape shape;
@@ -193,7 +193,7 @@ int gen_cmd_train(const struct gen_family *fam, struct gen_config *cli, int json
                   d.path, resume);
         goto done;
     }
-    const uint64_t seed = (uint64_t)gen_config_int(&cfg, "seed");
+    const uint64_t seed = (uint64_t)gen_opt_int(&cfg, &gen_train_options[GEN_TRAIN_SEED]);
     st = resume ? gen_model_create_checked(&em, fam, &cfg, &shape, &d.vocab, seed, resume)
                 : gen_model_create(&em, fam, &cfg, &shape, &d.vocab, seed);
     if (st == GEN_ERR_FORMAT && !resume) /* the data's shape does not suit the model */
@@ -233,9 +233,9 @@ done:
 /* The data a checkpoint's model uses: --data when given, else the data set
  * it was trained on. */
 static const char *data_path(const struct gen_config *opts, const struct gen_model *em) {
-    const struct gen_config_entry *e = gen_config_get(opts, "data");
+    const struct gen_config_entry *e = gen_opt_get(opts, &gen_sample_options[GEN_SAMPLE_DATA]);
     if (e && e->set && e->s[0]) return e->s;
-    return gen_config_str(&em->cfg, "data");
+    return gen_opt_str(&em->cfg, &gen_train_options[GEN_TRAIN_DATA]);
 }
 
 static enum gen_status load_heldout(struct gen_data *d, const struct gen_model *em,
@@ -276,7 +276,7 @@ static enum gen_status load_input(struct gen_data *d, const struct gen_model *em
 
 /* A family's --mask option that names a file: that image, one channel. */
 static const char *mask_file(const struct gen_config *opts) {
-    const struct gen_config_entry *e = gen_config_get(opts, "mask");
+    const struct gen_config_entry *e = gen_opt_get(opts, &gen_family_options[GEN_FAM_MASK]);
     return e && e->present && e->type == GEN_OPT_STRING && gen_fs_kind(e->s) != GEN_FS_MISSING
                ? e->s
                : NULL;
@@ -288,8 +288,8 @@ static void draw_progress(int64_t done, int64_t total, void *arg) {
 }
 
 int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int json, int quiet) {
-    const char *ckpt = gen_config_str(opts, "ckpt");
-    const char *out = gen_config_str(opts, "output");
+    const char *ckpt = gen_opt_str(opts, &gen_sample_options[GEN_SAMPLE_CKPT]);
+    const char *out = gen_opt_str(opts, &gen_sample_options[GEN_SAMPLE_OUTPUT]);
     struct gen_model em = {0};
     struct gen_data d = {0};
     struct gen_ctx g;
@@ -304,7 +304,7 @@ int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int js
     }
     if (fam->data == GEN_DATA_TEXT) return gen_sample_text(fam, opts, json, quiet);
     if (!out) out = "samples.png";
-    const char *inputs[4] = {ckpt, gen_config_str(opts, "input"), mask_file(opts), NULL};
+    const char *inputs[4] = {ckpt, gen_opt_str(opts, &gen_sample_options[GEN_SAMPLE_INPUT]), mask_file(opts), NULL};
     if ((st = check_image_output(out)) != GEN_OK ||
         (st = gen_check_output(out, inputs, 3)) != GEN_OK) {
         rc = exit_code(st);
@@ -314,7 +314,7 @@ int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int js
     struct gen_dataset in = {0};
     const int need = fam->needs_inputs && fam->needs_inputs(opts);
     if (need) {
-        const char *input = gen_config_str(opts, "input");
+        const char *input = gen_opt_str(opts, &gen_sample_options[GEN_SAMPLE_INPUT]);
         const char *path = input ? input : data_path(opts, &em);
         inputs[3] = path;
         if ((st = gen_check_output(out, inputs, 4)) != GEN_OK) {
@@ -329,8 +329,8 @@ int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int js
     struct gen_runlog bar;
     gen_runlog_open(&bar, NULL, 0, quiet);
     gen_runlog_set_items(&bar, 0, "step");
-    struct gen_request req = {.n = gen_config_int(opts, "num"),
-                              .seed = (uint64_t)gen_config_int(opts, "seed"),
+    struct gen_request req = {.n = gen_opt_int(opts, &gen_sample_options[GEN_SAMPLE_NUM]),
+                              .seed = (uint64_t)gen_opt_int(opts, &gen_sample_options[GEN_SAMPLE_SEED]),
                               .cond = -1,
                               .inputs = need ? &in : NULL,
                               .mask = inputs[2] ? &mask : NULL,
@@ -412,15 +412,15 @@ static enum gen_status write_scores(const char *path, const struct gen_metrics *
 }
 
 int gen_cmd_eval(const struct gen_family *fam, struct gen_config *opts, int json, int quiet) {
-    const char *ckpt = gen_config_str(opts, "ckpt");
-    const char *per_sample = gen_config_get(opts, "per-sample") ? gen_config_str(opts, "per-sample") : NULL;
+    const char *ckpt = gen_opt_str(opts, &gen_sample_options[GEN_SAMPLE_CKPT]);
+    const char *per_sample = gen_opt_get(opts, &gen_family_options[GEN_FAM_PER_SAMPLE]) ? gen_opt_str(opts, &gen_family_options[GEN_FAM_PER_SAMPLE]) : NULL;
     struct gen_model em = {0};
     struct gen_data d = {0};
     struct gen_metrics mt = {0};
     struct gen_ctx g;
     gen_ctx_init_eval(&g);
     int rc = 1;
-    const int samples_only = gen_config_get(opts, "samples") && gen_config_str(opts, "samples");
+    const int samples_only = gen_opt_get(opts, &gen_eval_image_options[GEN_EVAL_IMAGE_SAMPLES]) && gen_opt_str(opts, &gen_eval_image_options[GEN_EVAL_IMAGE_SAMPLES]);
     if (samples_only) {
         /* A folder of images scored against real data; no model needed. */
         rc = gen_eval_images(opts, fam->name, quiet, NULL, NULL, 0, 0, 0, &mt);
@@ -445,9 +445,9 @@ int gen_cmd_eval(const struct gen_family *fam, struct gen_config *opts, int json
         }
     }
     /* Sample quality in the classifier's feature space, when asked for. */
-    const struct gen_config_entry *clf = gen_config_get(opts, "classifier");
+    const struct gen_config_entry *clf = gen_opt_get(opts, &gen_eval_image_options[GEN_EVAL_IMAGE_CLASSIFIER]);
     if (fam->generate && em.shape.kind == GEN_DATA_IMAGES && clf && (clf->set || !fam->evaluate)) {
-        gen_config_default_str(opts, "data", path); /* real images: the model's data */
+        gen_config_default_str(opts, gen_eval_options[GEN_EVAL_DATA].name, path); /* real images: the model's data */
         struct eval_source src = {&em, opts};
         rc = gen_eval_images(opts, fam->name, quiet, eval_generate, &src, em.shape.c, em.shape.h,
                              em.shape.w, &mt);

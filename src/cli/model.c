@@ -7,19 +7,11 @@
 #include "cli/cli.h"
 #include "cli/engine.h"
 
-/* Options of one invocation: never stored, never compared on resume. */
-static int invocation_only(const char *name) {
-    static const char *const names[] = {"out", "resume", "force", "threads", "json", "quiet"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (!strcmp(name, names[i])) return 1;
-    return 0;
-}
-
 char *gen_config_json(const struct gen_config *cfg) {
     cJSON *o = cJSON_CreateObject();
     for (int i = 0; i < cfg->n; i++) {
         const struct gen_config_entry *e = &cfg->e[i];
-        if (!e->present || invocation_only(e->name)) continue;
+        if (!e->present || (e->flags & GEN_OPT_INVOCATION)) continue;
         switch (e->type) {
         case GEN_OPT_INT: cJSON_AddNumberToObject(o, e->name, (double)e->i); break;
         case GEN_OPT_FLOAT: cJSON_AddNumberToObject(o, e->name, e->f); break;
@@ -57,7 +49,7 @@ void gen_model_free(struct gen_model *em) {
 }
 
 int gen_model_ema_use(struct gen_model *em, const struct gen_config *opts) {
-    const struct gen_config_entry *no = opts ? gen_config_get(opts, "no-ema") : NULL;
+    const struct gen_config_entry *no = opts ? gen_opt_get(opts, &gen_sample_options[GEN_SAMPLE_NO_EMA]) : NULL;
     if (!em->info.ps->ema || (no && no->i)) return 0;
     gen_ema_swap(em->info.ps);
     return 1;
@@ -135,7 +127,7 @@ static enum gen_status config_of_json(const struct gen_family *fam, const cJSON 
     cJSON_ArrayForEach(item, o) {
         const char *name = current_name(item->string);
         const struct gen_option *opt = gen_option_find(tables, name);
-        if (!opt || invocation_only(name)) continue;
+        if (!opt || (opt->flags & GEN_OPT_INVOCATION)) continue;
         char text[GEN_CONFIG_STR];
         if (cJSON_IsBool(item))
             snprintf(text, sizeof text, "%s", cJSON_IsTrue(item) ? "true" : "false");
@@ -152,11 +144,13 @@ static enum gen_status config_of_json(const struct gen_family *fam, const cJSON 
             return gen_error(GEN_ERR_FORMAT, "%s: config: %s", path, gen_last_error());
     }
     /* The run's length is --steps or --epochs, whichever it stored. */
-    int has_steps = cJSON_HasObjectItem(o, "steps"), has_epochs = cJSON_HasObjectItem(o, "epochs");
+    const char *steps = gen_train_options[GEN_TRAIN_STEPS].name,
+               *epochs = gen_train_options[GEN_TRAIN_EPOCHS].name;
+    int has_steps = cJSON_HasObjectItem(o, steps), has_epochs = cJSON_HasObjectItem(o, epochs);
     for (int k = 0; k < cfg->n; k++) {
         struct gen_config_entry *e = &cfg->e[k];
-        if ((has_steps && !has_epochs && !strcmp(e->name, "epochs")) ||
-            (has_epochs && !has_steps && !strcmp(e->name, "steps")))
+        if ((has_steps && !has_epochs && !strcmp(e->name, epochs)) ||
+            (has_epochs && !has_steps && !strcmp(e->name, steps)))
             e->present = 0;
     }
     return GEN_OK;

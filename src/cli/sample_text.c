@@ -23,7 +23,7 @@ struct prompt {
  * printed). */
 static enum gen_status read_prompt(const struct gen_config *cfg, const struct gen_vocab *voc,
                                    struct prompt *p) {
-    const char *text = gen_config_str(cfg, "prompt"), *file = gen_config_str(cfg, "prompt-file");
+    const char *text = gen_opt_str(cfg, &gen_family_options[GEN_FAM_PROMPT]), *file = gen_opt_str(cfg, &gen_family_options[GEN_FAM_PROMPT_FILE]);
     if (text && file) return gen_error(GEN_ERR_USAGE, "--prompt and --prompt-file cannot be used together");
     if (file) {
         enum gen_status st = gen_text_load(file, &p->file);
@@ -105,7 +105,7 @@ static void emit_byte(int32_t tok, void *arg) {
 
 int gen_sample_text(const struct gen_family *fam, const struct gen_config *opts, int json,
                     int quiet) {
-    const char *ckpt = gen_config_str(opts, "ckpt"), *path = gen_config_str(opts, "output");
+    const char *ckpt = gen_opt_str(opts, &gen_sample_options[GEN_SAMPLE_CKPT]), *path = gen_opt_str(opts, &gen_sample_options[GEN_SAMPLE_OUTPUT]);
     struct gen_model em = {0};
     struct prompt pr = {0};
     struct gen_ctx g;
@@ -118,8 +118,8 @@ int gen_sample_text(const struct gen_family *fam, const struct gen_config *opts,
     enum gen_status st;
     /* Decoding one token at a time is latency-bound: one thread is fastest
      * (2 threads measured 5-8x slower, all in OpenMP hand-offs). */
-    if (!gen_config_is_set(opts, "threads")) gen_threads_init(1);
-    const char *inputs[2] = {ckpt, gen_config_str(opts, "prompt-file")};
+    if (!gen_opt_is_set(opts, &gen_sample_options[GEN_SAMPLE_THREADS])) gen_threads_init(1);
+    const char *inputs[2] = {ckpt, gen_opt_str(opts, &gen_family_options[GEN_FAM_PROMPT_FILE])};
     if (path && (st = gen_check_output(path, inputs, 2)) != GEN_OK) {
         rc = 2;
         goto done;
@@ -134,7 +134,7 @@ int gen_sample_text(const struct gen_family *fam, const struct gen_config *opts,
         out = stdout;
         goto done;
     }
-    const int64_t n = gen_config_int(opts, "num"), length = gen_config_int(opts, "length");
+    const int64_t n = gen_opt_int(opts, &gen_sample_options[GEN_SAMPLE_NUM]), length = gen_opt_int(opts, &gen_family_options[GEN_FAM_LENGTH]);
     const int collect = json && !path; /* the texts go into the JSON object */
     if (collect) texts = cJSON_CreateArray();
     double total_s = 0;
@@ -149,7 +149,7 @@ int gen_sample_text(const struct gen_family *fam, const struct gen_config *opts,
         if (pr.n) fwrite(pr.bytes, 1, (size_t)pr.n, f);
         /* Sample i has its own stream, so -n does not change sample 0. */
         struct gen_request req = {.n = length,
-                                  .seed = (uint64_t)gen_config_int(opts, "seed") + (uint64_t)i,
+                                  .seed = (uint64_t)gen_opt_int(opts, &gen_sample_options[GEN_SAMPLE_SEED]) + (uint64_t)i,
                                   .cond = -1,
                                   .prompt = pr.ids,
                                   .n_prompt = pr.n_ids,

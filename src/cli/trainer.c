@@ -170,7 +170,7 @@ static void set_others_trainable(struct gen_params *ps, int group, int on) {
  * T + 1 tokens of the training split. Returns 0 when the batcher is done. */
 static int next_batch(struct loop *L, int32_t *idx, struct gen_batch *bt, int64_t step) {
     const struct gen_model_info *info = &L->em->info;
-    const int B = (int)gen_config_int(&L->em->cfg, "batch");
+    const int B = (int)gen_opt_int(&L->em->cfg, &gen_train_options[GEN_TRAIN_BATCH]);
     memset(bt, 0, sizeof *bt);
     bt->step = step;
     if (L->d->kind == GEN_DATA_TEXT) {
@@ -298,9 +298,9 @@ static enum gen_status snapshot(struct loop *L, int64_t step) {
 static enum gen_status plan(struct loop *L) {
     const struct gen_config *cfg = &L->em->cfg;
     const struct gen_model_info *info = &L->em->info;
-    const int64_t batch = gen_config_int(cfg, "batch");
-    L->clip = gen_config_float(cfg, "clip");
-    L->ema = gen_config_float(cfg, "ema");
+    const int64_t batch = gen_opt_int(cfg, &gen_train_options[GEN_TRAIN_BATCH]);
+    L->clip = gen_opt_float(cfg, &gen_train_options[GEN_TRAIN_CLIP]);
+    L->ema = gen_opt_float(cfg, &gen_train_options[GEN_TRAIN_EMA]);
     if (L->d->kind == GEN_DATA_TEXT) {
         if (L->d->n_train <= info->context)
             return gen_error(GEN_ERR_FORMAT,
@@ -316,17 +316,17 @@ static enum gen_status plan(struct loop *L) {
         if (L->per_epoch < 1) L->per_epoch = 1;
     } else {
         if (gen_batcher_init(&L->batcher, L->d->train.n, (int)batch,
-                             (uint64_t)gen_config_int(cfg, "seed"), 0) != GEN_OK)
+                             (uint64_t)gen_opt_int(cfg, &gen_train_options[GEN_TRAIN_SEED]), 0) != GEN_OK)
             return gen_error(GEN_ERR_NOMEM, "out of memory for the batcher");
         L->b = &L->batcher;
         L->per_epoch = gen_batcher_batches_per_epoch(L->b);
     }
     /* The run's length, bounded before it sizes or counts anything. */
     const int64_t max_steps = INT64_C(1) << 40;
-    if (gen_config_get(cfg, "steps") && gen_config_get(cfg, "steps")->present) {
-        L->total = gen_config_int(cfg, "steps");
+    if (gen_opt_get(cfg, &gen_train_options[GEN_TRAIN_STEPS]) && gen_opt_get(cfg, &gen_train_options[GEN_TRAIN_STEPS])->present) {
+        L->total = gen_opt_int(cfg, &gen_train_options[GEN_TRAIN_STEPS]);
     } else {
-        const int64_t epochs = gen_config_int(cfg, "epochs");
+        const int64_t epochs = gen_opt_int(cfg, &gen_train_options[GEN_TRAIN_EPOCHS]);
         if (epochs > max_steps / L->per_epoch)
             return gen_error(GEN_ERR_USAGE, "--epochs %lld: %lld steps each is more than %lld steps",
                              (long long)epochs, (long long)L->per_epoch, (long long)max_steps);
@@ -335,21 +335,21 @@ static enum gen_status plan(struct loop *L) {
     if (L->total > max_steps)
         return gen_error(GEN_ERR_USAGE, "--steps %lld: at most %lld", (long long)L->total,
                          (long long)max_steps);
-    const char *kind = gen_config_str(cfg, "schedule");
+    const char *kind = gen_opt_str(cfg, &gen_train_options[GEN_TRAIN_SCHEDULE]);
     const int cosine = kind && !strcmp(kind, "cosine");
-    const int64_t warmup = gen_config_int(cfg, "warmup");
+    const int64_t warmup = gen_opt_int(cfg, &gen_train_options[GEN_TRAIN_WARMUP]);
     for (int p = 0; p < info->n_phases; p++) {
         const float base = info->phase[p].optim.lr;
         L->sched[p] = (struct gen_schedule){
             .kind = cosine ? GEN_SCHED_WARMUP_COSINE
                            : (warmup > 0 ? GEN_SCHED_WARMUP : GEN_SCHED_CONSTANT),
             .base_lr = base,
-            .min_lr = fminf((float)gen_config_float(cfg, "lr-min"), base), /* never rises */
+            .min_lr = fminf((float)gen_opt_float(cfg, &gen_train_options[GEN_TRAIN_LR_MIN]), base), /* never rises */
             .warmup = warmup,
             .total = L->total,
         };
     }
-    gen_rng_seed(&L->data_rng, (uint64_t)gen_config_int(cfg, "seed") * 7919u + 17u);
+    gen_rng_seed(&L->data_rng, (uint64_t)gen_opt_int(cfg, &gen_train_options[GEN_TRAIN_SEED]) * 7919u + 17u);
     return GEN_OK;
 }
 
@@ -374,11 +374,11 @@ static int loop_run(struct loop *L, int64_t step) {
                   run->resume ? run->resume : "run", step, L->total);
         return 1;
     }
-    const int64_t log_every = gen_config_int(cfg, "log-every");
-    const int64_t eval_every = gen_config_int(cfg, "eval-every");
-    const int64_t sample_every = gen_config_int(cfg, "sample-every");
-    const int64_t ckpt_every = gen_config_int(cfg, "ckpt-every");
-    const int batch = (int)gen_config_int(cfg, "batch");
+    const int64_t log_every = gen_opt_int(cfg, &gen_train_options[GEN_TRAIN_LOG_EVERY]);
+    const int64_t eval_every = gen_opt_int(cfg, &gen_train_options[GEN_TRAIN_EVAL_EVERY]);
+    const int64_t sample_every = gen_opt_int(cfg, &gen_train_options[GEN_TRAIN_SAMPLE_EVERY]);
+    const int64_t ckpt_every = gen_opt_int(cfg, &gen_train_options[GEN_TRAIN_CKPT_EVERY]);
+    const int batch = (int)gen_opt_int(cfg, &gen_train_options[GEN_TRAIN_BATCH]);
     const int64_t items = info->unit && !strcmp(info->unit, "tok") ? batch * info->context : batch;
     char rate_name[32];
     snprintf(rate_name, sizeof rate_name, "%s_per_s", info->unit ? info->unit : "it");
@@ -401,8 +401,8 @@ static int loop_run(struct loop *L, int64_t step) {
     int64_t n_summed = 0, n_timed = 0;
     double t_window = gen_run_now();
     int rc = 1, interrupted = 0, stop = 0;
-    const int stop_on_watch = gen_config_get(cfg, "stop-on-divergence") &&
-                              gen_config_flag(cfg, "stop-on-divergence");
+    const int stop_on_watch = gen_opt_get(cfg, &gen_family_options[GEN_FAM_STOP_ON_DIVERGENCE]) &&
+                              gen_opt_flag(cfg, &gen_family_options[GEN_FAM_STOP_ON_DIVERGENCE]);
     char why[512];
     for (; step < L->total; step++) {
         struct gen_batch bt;

@@ -203,6 +203,7 @@ static struct gen_config_entry *add_entry(struct gen_config *cfg, const struct g
     GEN_ASSERT(e && set_text(e, "", o->name) == GEN_OK); /* a few bytes at start-up */
     e->name = o->name;
     e->type = o->type;
+    e->flags = o->flags;
     if (o->type == GEN_OPT_FLAG) e->present = 1; /* a flag always has a value: off */
     if (o->def) {
         char spelled[80];
@@ -406,4 +407,23 @@ void gen_config_default_str(struct gen_config *cfg, const char *name, const char
         if (strcmp(e->name, name) || (e->set && valued)) continue;
         if (set_text(e, value, name) == GEN_OK) e->present = 1;
     }
+}
+
+const struct gen_config_entry *gen_opt_get(const struct gen_config *cfg, const struct gen_option *o) {
+    return gen_config_get(cfg, o->name);
+}
+int64_t gen_opt_int(const struct gen_config *cfg, const struct gen_option *o) {
+    return gen_config_int(cfg, o->name);
+}
+double gen_opt_float(const struct gen_config *cfg, const struct gen_option *o) {
+    return gen_config_float(cfg, o->name);
+}
+const char *gen_opt_str(const struct gen_config *cfg, const struct gen_option *o) {
+    return gen_config_str(cfg, o->name);
+}
+int gen_opt_flag(const struct gen_config *cfg, const struct gen_option *o) {
+    return gen_config_flag(cfg, o->name);
+}
+int gen_opt_is_set(const struct gen_config *cfg, const struct gen_option *o) {
+    return gen_config_is_set(cfg, o->name);
 }

@@ -9,6 +9,14 @@
 #include "gen/family.h"
 #include "models/classifier.h"
 
+/* The family's options, by their index in its tables (read with gen_opt_*). */
+enum { CLF_T_DATA, CLF_T_EPOCHS, CLF_T_BATCH, CLF_T_LR, CLF_T_SCHEDULE, CLF_T_LR_MIN, CLF_T_EMA,
+    CLF_T_FILTERS, CLF_T_COUNT };
+enum { CLF_E_SAMPLES, CLF_E_NUM, CLF_E_COUNT };
+static const struct gen_option classifier_train_options[CLF_T_COUNT + 1];
+static const struct gen_option classifier_eval_options[CLF_E_COUNT + 1];
+
+
 #define EMBED_BATCH 250
 
 /* ---- the model ---- */
@@ -139,12 +147,12 @@ static enum gen_status classifier_create(void *model, const struct gen_config *c
             "classifier: the data has %d class; a classifier needs labels of two or more",
             shape->n_classes);
     enum gen_status st = gen_classifier_build(m, shape->c, shape->h, shape->w, shape->n_classes,
-                                              gen_config_int(cfg, "filters"),
-                                              gen_config_float(cfg, "ema") > 0, seed);
+                                              gen_opt_int(cfg, &classifier_train_options[CLF_T_FILTERS]),
+                                              gen_opt_float(cfg, &classifier_train_options[CLF_T_EMA]) > 0, seed);
     if (st != GEN_OK) return st;
     const struct gen_phase adam = {.group = -1,
                                    .optim = {.kind = GEN_OPTIM_ADAM,
-                                             .lr = (float)gen_config_float(cfg, "lr"),
+                                             .lr = (float)gen_opt_float(cfg, &classifier_train_options[CLF_T_LR]),
                                              .beta1 = 0.9f,
                                              .beta2 = 0.999f,
                                              .eps = 1e-8f}};
@@ -197,27 +205,27 @@ static enum gen_status classifier_evaluate(void *model, struct gen_ctx *g,
 
 /* ---- options ---- */
 
-static const struct gen_option classifier_train_options[] = {
-    GEN_STR_OPT("data", "data/fashion-mnist", "labelled images: IDX directory or image folder"),
-    GEN_INT_RUN_OPT("epochs", "3", 1, GEN_OPT_NO_MAX, "passes over the training set"),
-    GEN_INT_OPT("batch", "64", 1, 65536, "batch size"),
-    GEN_FLOAT_RUN_OPT("lr", "1e-3", 0, 10, "Adam learning rate"),
-    GEN_CHOICE_OPT("schedule", "cosine", "cosine|constant",
+static const struct gen_option classifier_train_options[CLF_T_COUNT + 1] = {
+    [CLF_T_DATA] = GEN_STR_OPT("data", "data/fashion-mnist", "labelled images: IDX directory or image folder"),
+    [CLF_T_EPOCHS] = GEN_INT_RUN_OPT("epochs", "3", 1, GEN_OPT_NO_MAX, "passes over the training set"),
+    [CLF_T_BATCH] = GEN_INT_OPT("batch", "64", 1, 65536, "batch size"),
+    [CLF_T_LR] = GEN_FLOAT_RUN_OPT("lr", "1e-3", 0, 10, "Adam learning rate"),
+    [CLF_T_SCHEDULE] = GEN_CHOICE_OPT("schedule", "cosine", "cosine|constant",
                    "learning rate: cosine decay to --lr-min over the run, or constant"),
-    GEN_FLOAT_RUN_OPT("lr-min", "1e-5", 0, 10,
+    [CLF_T_LR_MIN] = GEN_FLOAT_RUN_OPT("lr-min", "1e-5", 0, 10,
                       "final learning rate of the cosine schedule (lr/100 of the default --lr)"),
-    GEN_FLOAT_OPT("ema", "0", 0, 0.999999,
+    [CLF_T_EMA] = GEN_FLOAT_OPT("ema", "0", 0, 0.999999,
                   "keep an EMA of the weights with this decay (0: off); gen eval and the "
                   "feature network of the image metrics use it"),
-    GEN_INT_OPT("filters", "32", 1, 1024, "filters of the first convolution (doubled later)"),
-    GEN_OPT_END,
+    [CLF_T_FILTERS] = GEN_INT_OPT("filters", "32", 1, 1024, "filters of the first convolution (doubled later)"),
+    [CLF_T_COUNT] = GEN_OPT_END,
 };
 
-static const struct gen_option classifier_eval_options[] = {
-    GEN_STR_OPT("samples", NULL,
+static const struct gen_option classifier_eval_options[CLF_E_COUNT + 1] = {
+    [CLF_E_SAMPLES] = GEN_STR_OPT("samples", NULL,
                 "score this image folder against --data (FID, precision/recall) instead"),
-    {"num", 'n', GEN_OPT_INT, "10000", "with --samples: at most N images", 10, 1000000, NULL, 0},
-    GEN_OPT_END,
+    [CLF_E_NUM] = {"num", 'n', GEN_OPT_INT, "10000", "with --samples: at most N images", 10, 1000000, NULL, 0},
+    [CLF_E_COUNT] = GEN_OPT_END,
 };
 
 const struct gen_family gen_family_classifier = {

@@ -15,6 +15,19 @@
 #include "models/ddpm.h"
 #include "models/unet.h"
 
+/* The family's options, by their index in its tables (read with gen_opt_*). */
+enum { DIF_T_DATA, DIF_T_STEPS, DIF_T_BATCH, DIF_T_LR, DIF_T_WARMUP, DIF_T_CLIP, DIF_T_EMA,
+    DIF_T_BASE, DIF_T_MULTS, DIF_T_TIMESTEPS, DIF_T_BETA_START, DIF_T_BETA_END, DIF_T_NO_ATTN,
+    DIF_T_SAMPLE_STEPS, DIF_T_COUNT };
+enum { DIF_S_SAMPLER, DIF_S_STEPS, DIF_S_ETA, DIF_S_INPAINT, DIF_S_MASK, DIF_S_RESAMPLE,
+    DIF_S_COUNT };
+enum { DIF_E_CLASSIFIER, DIF_E_NUM, DIF_E_SAMPLES, DIF_E_SAMPLER, DIF_E_STEPS, DIF_E_ETA,
+    DIF_E_COUNT };
+static const struct gen_option diffusion_train_options[DIF_T_COUNT + 1];
+static const struct gen_option diffusion_sample_options[DIF_S_COUNT + 1];
+static const struct gen_option diffusion_eval_options[DIF_E_COUNT + 1];
+
+
 enum { RNG_INIT, RNG_NOISE, N_RNG };
 
 struct diffusion {
@@ -58,15 +71,15 @@ static enum gen_status diffusion_create(void *model, const struct gen_config *cf
     *c = (struct unet_config){.C = shape->c,
                               .H = shape->h,
                               .W = shape->w,
-                              .base = gen_config_int(cfg, "base"),
-                              .attn = !gen_config_flag(cfg, "no-attn")};
-    const int with_ema = gen_config_float(cfg, "ema") > 0;
-    enum gen_status st = parse_mults(gen_config_str(cfg, "mults"), c->mult);
+                              .base = gen_opt_int(cfg, &diffusion_train_options[DIF_T_BASE]),
+                              .attn = !gen_opt_flag(cfg, &diffusion_train_options[DIF_T_NO_ATTN])};
+    const int with_ema = gen_opt_float(cfg, &diffusion_train_options[DIF_T_EMA]) > 0;
+    enum gen_status st = parse_mults(gen_opt_str(cfg, &diffusion_train_options[DIF_T_MULTS]), c->mult);
     if (st == GEN_OK) st = unet_check(c);
     if (st == GEN_OK)
-        st = ddpm_schedule_init(&m->sched, gen_config_int(cfg, "timesteps"),
-                                gen_config_float(cfg, "beta-start"),
-                                gen_config_float(cfg, "beta-end"));
+        st = ddpm_schedule_init(&m->sched, gen_opt_int(cfg, &diffusion_train_options[DIF_T_TIMESTEPS]),
+                                gen_opt_float(cfg, &diffusion_train_options[DIF_T_BETA_START]),
+                                gen_opt_float(cfg, &diffusion_train_options[DIF_T_BETA_END]));
     if (st != GEN_OK) return st;
     gen_params_init(&m->ps);
     unet_declare(&m->net, &m->ps, c);
@@ -74,9 +87,9 @@ static enum gen_status diffusion_create(void *model, const struct gen_config *cf
     for (int i = 0; i < N_RNG; i++) gen_rng_seed(&m->rng[i], seed * N_RNG + (uint64_t)i + 1);
     unet_init(&m->net, &m->ps, &m->rng[RNG_INIT]);
     if (with_ema) gen_ema_copy_in(&m->ps);
-    m->snapshot_steps = gen_config_int(cfg, "sample-steps");
+    m->snapshot_steps = gen_opt_int(cfg, &diffusion_train_options[DIF_T_SAMPLE_STEPS]);
     const struct gen_optim adam = {.kind = GEN_OPTIM_ADAM,
-                                   .lr = (float)gen_config_float(cfg, "lr"),
+                                   .lr = (float)gen_opt_float(cfg, &diffusion_train_options[DIF_T_LR]),
                                    .beta1 = 0.9f,
                                    .beta2 = 0.999f,
                                    .eps = 1e-8f};
@@ -143,9 +156,12 @@ static void predict(void *arg, int64_t B, float *x, int64_t t, float *eps) {
     gen_ctx_reset(g);
 }
 
+#define INPAINT (&diffusion_sample_options[DIF_S_INPAINT])
+#define MASK (&diffusion_sample_options[DIF_S_MASK])
+
 /* An option of opts, or NULL when opts lacks it or leaves it unset. */
-static const char *opt_str(const struct gen_config *opts, const char *name) {
-    const struct gen_config_entry *e = opts ? gen_config_get(opts, name) : NULL;
+static const char *opt_str(const struct gen_config *opts, const struct gen_option *o) {
+    const struct gen_config_entry *e = opts ? gen_opt_get(opts, o) : NULL;
     return e && e->present ? e->s : NULL;
 }
 
@@ -157,10 +173,10 @@ static enum gen_status sampler_of(const struct diffusion *m, const struct gen_co
     *s = (struct ddpm_sampler){.steps = m->snapshot_steps < T ? m->snapshot_steps : T,
                                .resample = 1};
     if (!opts) return GEN_OK;
-    s->ddpm = !strcmp(gen_config_str(opts, "sampler"), "ddpm");
-    s->steps = gen_config_int(opts, "steps");
-    s->eta = gen_config_float(opts, "eta");
-    const struct gen_config_entry *r = gen_config_get(opts, "resample"); /* sample only */
+    s->ddpm = !strcmp(gen_opt_str(opts, &diffusion_sample_options[DIF_S_SAMPLER]), "ddpm");
+    s->steps = gen_opt_int(opts, &diffusion_train_options[DIF_T_STEPS]);
+    s->eta = gen_opt_float(opts, &diffusion_sample_options[DIF_S_ETA]);
+    const struct gen_config_entry *r = gen_opt_get(opts, &diffusion_sample_options[DIF_S_RESAMPLE]); /* sample only */
     if (r && r->present) s->resample = (int)r->i;
     if (!s->ddpm && s->steps > T)
         return gen_error(GEN_ERR_USAGE, "--steps: at most T = %lld for this model, got %lld",
@@ -252,7 +268,7 @@ static enum gen_status make_keep(const char *name, const struct gen_image_set *i
 static enum gen_status inpaint(struct diffusion *m, struct gen_ctx *g,
                                const struct ddpm_sampler *smp, const struct gen_config *opts,
                                const struct gen_request *req, struct gen_output *out) {
-    const char *spec = opt_str(opts, "inpaint"), *mask = opt_str(opts, "mask");
+    const char *spec = opt_str(opts, INPAINT), *mask = opt_str(opts, MASK);
     const struct gen_image_set *set = req->inputs ? req->inputs->images : NULL;
     const int64_t C = m->ucfg.C, H = m->ucfg.H, W = m->ucfg.W, D = image_numel(m), HW = H * W;
     if (!mask)
@@ -265,7 +281,7 @@ static enum gen_status inpaint(struct diffusion *m, struct gen_ctx *g,
                          set->h, set->w, (long long)C, (long long)H, (long long)W);
     int64_t a, b;
     enum gen_status st = inpaint_range(spec, set->n, &a, &b);
-    const int64_t count = b - a + 1, n = gen_config_is_set(opts, "num") ? req->n : 4;
+    const int64_t count = b - a + 1, n = gen_opt_is_set(opts, &diffusion_eval_options[DIF_E_NUM]) ? req->n : 4;
     const int64_t total = count * n, cols = n + 2;
     float *keep1 = gen_alloc((size_t)HW * sizeof(float));
     float *known = gen_alloc((size_t)(total * D) * sizeof(float));
@@ -306,7 +322,7 @@ static enum gen_status inpaint(struct diffusion *m, struct gen_ctx *g,
 /* ---- generate ---- */
 
 static int diffusion_needs_inputs(const struct gen_config *opts) {
-    return opt_str(opts, "inpaint") != NULL;
+    return opt_str(opts, INPAINT) != NULL;
 }
 
 static enum gen_status diffusion_generate(void *model, struct gen_ctx *g,
@@ -318,8 +334,8 @@ static enum gen_status diffusion_generate(void *model, struct gen_ctx *g,
     if (st != GEN_OK) return st;
     smp.progress = req->progress, smp.progress_arg = req->progress_arg;
     out->c = (int)m->ucfg.C, out->h = (int)m->ucfg.H, out->w = (int)m->ucfg.W;
-    if (opt_str(opts, "inpaint")) return inpaint(m, g, &smp, opts, req, out);
-    if (opt_str(opts, "mask") || req->mask)
+    if (opt_str(opts, INPAINT)) return inpaint(m, g, &smp, opts, req, out);
+    if (opt_str(opts, MASK) || req->mask)
         return gen_error(GEN_ERR_USAGE, "--mask needs --inpaint");
     const int64_t n = req->n, D = image_numel(m);
     float *x = gen_alloc((size_t)(n * D) * sizeof *x);
@@ -339,26 +355,26 @@ static enum gen_status diffusion_generate(void *model, struct gen_ctx *g,
 
 /* ---- options ---- */
 
-static const struct gen_option diffusion_train_options[] = {
-    GEN_STR_OPT("data", "data/fashion-mnist", "training data: IDX directory or image folder"),
-    GEN_INT_RUN_OPT("steps", "2000", 1, GEN_OPT_NO_MAX, "optimiser steps (instead of --epochs)"),
-    GEN_INT_OPT("batch", "64", 1, 65536, "batch size"),
-    GEN_FLOAT_RUN_OPT("lr", "5e-4", 0, 10, "Adam learning rate (after the warm-up)"),
-    GEN_INT_RUN_OPT("warmup", "500", 0, GEN_OPT_NO_MAX, "linear learning-rate warm-up steps"),
-    GEN_FLOAT_RUN_OPT("clip", "1", 0, GEN_OPT_NO_MAX,
+static const struct gen_option diffusion_train_options[DIF_T_COUNT + 1] = {
+    [DIF_T_DATA] = GEN_STR_OPT("data", "data/fashion-mnist", "training data: IDX directory or image folder"),
+    [DIF_T_STEPS] = GEN_INT_RUN_OPT("steps", "2000", 1, GEN_OPT_NO_MAX, "optimiser steps (instead of --epochs)"),
+    [DIF_T_BATCH] = GEN_INT_OPT("batch", "64", 1, 65536, "batch size"),
+    [DIF_T_LR] = GEN_FLOAT_RUN_OPT("lr", "5e-4", 0, 10, "Adam learning rate (after the warm-up)"),
+    [DIF_T_WARMUP] = GEN_INT_RUN_OPT("warmup", "500", 0, GEN_OPT_NO_MAX, "linear learning-rate warm-up steps"),
+    [DIF_T_CLIP] = GEN_FLOAT_RUN_OPT("clip", "1", 0, GEN_OPT_NO_MAX,
                       "clip the global gradient norm to this (0: off)"),
-    GEN_FLOAT_OPT("ema", "0.999", 0, 0.999999,
+    [DIF_T_EMA] = GEN_FLOAT_OPT("ema", "0.999", 0, 0.999999,
                   "EMA of the weights with this decay (warm-up (1+t)/(10+t) below it; 0: off); "
                   "sampling uses it"),
-    GEN_INT_OPT("base", "32", 8, 1024, "U-Net base channels (a multiple of 8)"),
-    GEN_STR_OPT("mults", "1,2,2", "channel multipliers of the full, 1/2 and 1/4 size levels"),
-    GEN_INT_OPT("timesteps", "1000", 1, 100000, "diffusion steps T"),
-    GEN_FLOAT_OPT("beta-start", "1e-4", 0, 1, "first beta of the linear schedule"),
-    GEN_FLOAT_OPT("beta-end", "0.02", 0, 1, "last beta of the linear schedule"),
-    GEN_FLAG_OPT("no-attn", "leave out the attention block"),
-    GEN_INT_RUN_OPT("sample-steps", "50", 1, 100000,
+    [DIF_T_BASE] = GEN_INT_OPT("base", "32", 8, 1024, "U-Net base channels (a multiple of 8)"),
+    [DIF_T_MULTS] = GEN_STR_OPT("mults", "1,2,2", "channel multipliers of the full, 1/2 and 1/4 size levels"),
+    [DIF_T_TIMESTEPS] = GEN_INT_OPT("timesteps", "1000", 1, 100000, "diffusion steps T"),
+    [DIF_T_BETA_START] = GEN_FLOAT_OPT("beta-start", "1e-4", 0, 1, "first beta of the linear schedule"),
+    [DIF_T_BETA_END] = GEN_FLOAT_OPT("beta-end", "0.02", 0, 1, "last beta of the linear schedule"),
+    [DIF_T_NO_ATTN] = GEN_FLAG_OPT("no-attn", "leave out the attention block"),
+    [DIF_T_SAMPLE_STEPS] = GEN_INT_RUN_OPT("sample-steps", "50", 1, 100000,
                     "DDIM steps of the sample grids (64 images from the EMA weights)"),
-    GEN_OPT_END,
+    [DIF_T_COUNT] = GEN_OPT_END,
 };
 
 /* The sampler, for sample and eval. */
@@ -367,23 +383,23 @@ static const struct gen_option diffusion_train_options[] = {
         GEN_INT_OPT("steps", "50", 1, 100000, "DDIM steps (at most T)"),                           \
         GEN_FLOAT_OPT("eta", "0", 0, 1, "DDIM noise (0: deterministic, 1: DDPM-like)")
 
-static const struct gen_option diffusion_sample_options[] = {
-    SAMPLER_OPTIONS,
-    {"inpaint", 0, GEN_OPT_OPTIONAL_STRING, NULL,
+static const struct gen_option diffusion_sample_options[DIF_S_COUNT + 1] = {
+    [DIF_S_SAMPLER] = SAMPLER_OPTIONS,
+    [DIF_S_INPAINT] = {"inpaint", 0, GEN_OPT_OPTIONAL_STRING, NULL,
      "inpaint images: test:K or test:A-B of the test split of --data, or of --input's images "
      "(no value: all of them); -n completions each (default 4); needs --mask",
      0, 0, NULL, 0},
-    GEN_STR_OPT("mask", NULL,
+    [DIF_S_MASK] = GEN_STR_OPT("mask", NULL,
                 "mask image (white = keep, black = regenerate) or the region to regenerate: "
                 "centre|left|right|top|bottom"),
-    GEN_INT_OPT("resample", "5", 1, 100, "inpainting: passes per denoising step (RePaint)"),
-    GEN_OPT_END,
+    [DIF_S_RESAMPLE] = GEN_INT_OPT("resample", "5", 1, 100, "inpainting: passes per denoising step (RePaint)"),
+    [DIF_S_COUNT] = GEN_OPT_END,
 };
 
-static const struct gen_option diffusion_eval_options[] = {
-    GEN_EVAL_IMAGE_OPTIONS_NUM("2000"),
-    SAMPLER_OPTIONS,
-    GEN_OPT_END,
+static const struct gen_option diffusion_eval_options[DIF_E_COUNT + 1] = {
+    [DIF_E_CLASSIFIER] = GEN_EVAL_IMAGE_OPTIONS_NUM("2000"),
+    [DIF_E_SAMPLER] = SAMPLER_OPTIONS,
+    [DIF_E_COUNT] = GEN_OPT_END,
 };
 
 const struct gen_family gen_family_diffusion = {

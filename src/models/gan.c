@@ -26,6 +26,17 @@
 #include "gen/metrics.h"
 #include "models/gan.h"
 
+/* The family's options, by their index in its tables (read with gen_opt_*). */
+enum { GAN_T_DATA, GAN_T_EPOCHS, GAN_T_BATCH, GAN_T_LR, GAN_T_LR_G, GAN_T_LR_D, GAN_T_BETA1,
+    GAN_T_LATENT, GAN_T_G_WIDTH, GAN_T_D_WIDTH, GAN_T_IMAGE_SIZE, GAN_T_CHANNELS, GAN_T_EMA,
+    GAN_T_DIVERGENCE_WINDOW, GAN_T_STOP_ON_DIVERGENCE, GAN_T_COUNT };
+enum { GAN_S_INTERPOLATE, GAN_S_COUNT };
+enum { GAN_E_CLASSIFIER, GAN_E_NUM, GAN_E_SAMPLES, GAN_E_COUNT };
+static const struct gen_option gan_train_options[GAN_T_COUNT + 1];
+static const struct gen_option gan_sample_options[GAN_S_COUNT + 1];
+static const struct gen_option gan_eval_options[GAN_E_COUNT + 1];
+
+
 #define LEAK     0.2f
 #define INIT_STD 0.02f
 /* Divergence thresholds (see gen_gan_watch_step). */
@@ -169,9 +180,9 @@ static struct gen_tensor *gan_loss(void *model, struct gen_ctx *g, const struct 
 }
 
 /* The learning rate of one network: --lr-g / --lr-d, or --lr. */
-static float lr_option(const struct gen_config *cfg, const char *name) {
-    const struct gen_config_entry *e = gen_config_get(cfg, name);
-    return (float)(e && e->present ? e->f : gen_config_float(cfg, "lr"));
+static float lr_option(const struct gen_config *cfg, const struct gen_option *o) {
+    const struct gen_config_entry *e = gen_opt_get(cfg, o);
+    return (float)(e && e->present ? e->f : gen_opt_float(cfg, &gan_train_options[GAN_T_LR]));
 }
 
 static enum gen_status gan_create(void *model, const struct gen_config *cfg,
@@ -182,14 +193,14 @@ static enum gen_status gan_create(void *model, const struct gen_config *cfg,
         return gen_error(GEN_ERR_USAGE, "--image-size: the GAN wants square images, got %dx%d",
                          shape->h, shape->w);
     enum gen_status st = gen_gan_build(
-        m, shape->c, shape->h, gen_config_int(cfg, "latent"), gen_config_int(cfg, "g-width"),
-        gen_config_int(cfg, "d-width"), gen_config_float(cfg, "ema") > 0, seed);
+        m, shape->c, shape->h, gen_opt_int(cfg, &gan_train_options[GAN_T_LATENT]), gen_opt_int(cfg, &gan_train_options[GAN_T_G_WIDTH]),
+        gen_opt_int(cfg, &gan_train_options[GAN_T_D_WIDTH]), gen_opt_float(cfg, &gan_train_options[GAN_T_EMA]) > 0, seed);
     if (st != GEN_OK) return st;
-    const int64_t window = gen_config_int(cfg, "divergence-window");
+    const int64_t window = gen_opt_int(cfg, &gan_train_options[GAN_T_DIVERGENCE_WINDOW]);
     m->watch.window = window;
     m->watch.sub = window > 0 ? (window + GEN_GAN_WATCH_SUBS - 1) / GEN_GAN_WATCH_SUBS : 0;
     const struct gen_optim adam = {.kind = GEN_OPTIM_ADAM,
-                                   .beta1 = (float)gen_config_float(cfg, "beta1"),
+                                   .beta1 = (float)gen_opt_float(cfg, &gan_train_options[GAN_T_BETA1]),
                                    .beta2 = 0.999f,
                                    .eps = 1e-8f};
     *info = (struct gen_model_info){
@@ -206,8 +217,8 @@ static enum gen_status gan_create(void *model, const struct gen_config *cfg,
         .fields = {"d_loss", "g_loss", "d_x", "d_g_z"},
         .unit = "img",
     };
-    info->phase[GEN_GAN_PHASE_D].optim.lr = lr_option(cfg, "lr-d");
-    info->phase[GEN_GAN_PHASE_G].optim.lr = lr_option(cfg, "lr-g");
+    info->phase[GEN_GAN_PHASE_D].optim.lr = lr_option(cfg, &gan_train_options[GAN_T_LR_D]);
+    info->phase[GEN_GAN_PHASE_G].optim.lr = lr_option(cfg, &gan_train_options[GAN_T_LR_G]);
     return GEN_OK;
 }
 
@@ -285,7 +296,7 @@ static enum gen_status gan_generate(void *model, struct gen_ctx *g, const struct
     }
     struct gen_rng rng;
     gen_rng_seed(&rng, req->seed);
-    const struct gen_config_entry *walk = opts ? gen_config_get(opts, "interpolate") : NULL;
+    const struct gen_config_entry *walk = opts ? gen_opt_get(opts, &gan_sample_options[GAN_S_INTERPOLATE]) : NULL;
     out->cols = 0;
     if (walk && walk->i) {
         int cols = 1; /* the square grid's rows, each a walk */
@@ -366,37 +377,37 @@ static int gan_watch(void *model, int64_t step, const double *fields, char *msg,
 
 /* ---- options ---- */
 
-static const struct gen_option gan_train_options[] = {
-    GEN_STR_OPT("data", "data/fashion-mnist", "training data: IDX directory or image folder"),
-    GEN_INT_RUN_OPT("epochs", "5", 1, GEN_OPT_NO_MAX, "passes over the training set"),
-    GEN_INT_OPT("batch", "64", 1, 65536, "batch size"),
-    GEN_FLOAT_RUN_OPT("lr", "2e-4", 0, 10, "Adam learning rate (both networks)"),
-    GEN_FLOAT_RUN_OPT("lr-g", NULL, 0, 10, "G's learning rate (default: --lr)"),
-    GEN_FLOAT_RUN_OPT("lr-d", NULL, 0, 10, "D's learning rate (default: --lr)"),
-    GEN_FLOAT_OPT("beta1", "0.5", 0, 0.999999, "Adam beta1 (beta2 is 0.999)"),
-    GEN_INT_OPT("latent", "100", 1, 4096, "dimensions of z"),
-    GEN_INT_OPT("g-width", "64", 1, 4096, "G's widths are 2N and N channels"),
-    GEN_INT_OPT("d-width", "64", 1, 4096, "D's widths are N and 2N channels"),
-    GEN_INT_OPT("image-size", "28", 8, 256, "image side in pixels, a multiple of 4 (28, 32)"),
-    GEN_INT_OPT("channels", NULL, 1, 3, "image channels, 1 or 3 (default: the data's)"),
-    GEN_FLOAT_OPT("ema", "0", 0, 0.999999,
+static const struct gen_option gan_train_options[GAN_T_COUNT + 1] = {
+    [GAN_T_DATA] = GEN_STR_OPT("data", "data/fashion-mnist", "training data: IDX directory or image folder"),
+    [GAN_T_EPOCHS] = GEN_INT_RUN_OPT("epochs", "5", 1, GEN_OPT_NO_MAX, "passes over the training set"),
+    [GAN_T_BATCH] = GEN_INT_OPT("batch", "64", 1, 65536, "batch size"),
+    [GAN_T_LR] = GEN_FLOAT_RUN_OPT("lr", "2e-4", 0, 10, "Adam learning rate (both networks)"),
+    [GAN_T_LR_G] = GEN_FLOAT_RUN_OPT("lr-g", NULL, 0, 10, "G's learning rate (default: --lr)"),
+    [GAN_T_LR_D] = GEN_FLOAT_RUN_OPT("lr-d", NULL, 0, 10, "D's learning rate (default: --lr)"),
+    [GAN_T_BETA1] = GEN_FLOAT_OPT("beta1", "0.5", 0, 0.999999, "Adam beta1 (beta2 is 0.999)"),
+    [GAN_T_LATENT] = GEN_INT_OPT("latent", "100", 1, 4096, "dimensions of z"),
+    [GAN_T_G_WIDTH] = GEN_INT_OPT("g-width", "64", 1, 4096, "G's widths are 2N and N channels"),
+    [GAN_T_D_WIDTH] = GEN_INT_OPT("d-width", "64", 1, 4096, "D's widths are N and 2N channels"),
+    [GAN_T_IMAGE_SIZE] = GEN_INT_OPT("image-size", "28", 8, 256, "image side in pixels, a multiple of 4 (28, 32)"),
+    [GAN_T_CHANNELS] = GEN_INT_OPT("channels", NULL, 1, 3, "image channels, 1 or 3 (default: the data's)"),
+    [GAN_T_EMA] = GEN_FLOAT_OPT("ema", "0", 0, 0.999999,
                   "keep an EMA of G's weights with this decay (warm-up (1+t)/(10+t) below it; "
                   "0: off); sampling uses it"),
-    GEN_INT_RUN_OPT("divergence-window", "500", 0, GEN_OPT_NO_MAX,
+    [GAN_T_DIVERGENCE_WINDOW] = GEN_INT_RUN_OPT("divergence-window", "500", 0, GEN_OPT_NO_MAX,
                     "warn when D's loss stays near 0 or G's climbs for N steps (0: never)"),
-    GEN_FLAG_RUN_OPT("stop-on-divergence",
+    [GAN_T_STOP_ON_DIVERGENCE] = GEN_FLAG_RUN_OPT("stop-on-divergence",
                      "stop (after saving a checkpoint) when training diverges"),
-    GEN_OPT_END,
+    [GAN_T_COUNT] = GEN_OPT_END,
 };
 
-static const struct gen_option gan_sample_options[] = {
-    GEN_FLAG_OPT("interpolate", "each grid row walks between two random latent points"),
-    GEN_OPT_END,
+static const struct gen_option gan_sample_options[GAN_S_COUNT + 1] = {
+    [GAN_S_INTERPOLATE] = GEN_FLAG_OPT("interpolate", "each grid row walks between two random latent points"),
+    [GAN_S_COUNT] = GEN_OPT_END,
 };
 
-static const struct gen_option gan_eval_options[] = {
-    GEN_EVAL_IMAGE_OPTIONS,
-    GEN_OPT_END,
+static const struct gen_option gan_eval_options[GAN_E_COUNT + 1] = {
+    [GAN_E_CLASSIFIER] = GEN_EVAL_IMAGE_OPTIONS,
+    [GAN_E_COUNT] = GEN_OPT_END,
 };
 
 const struct gen_family gen_family_gan = {

@@ -349,8 +349,8 @@ static enum gen_status fake_images(const struct gen_config *cfg, struct gen_clas
                                    gen_generate_fn generate, void *model, int c, int h, int w,
                                    int quiet, float **out, int64_t *n_out) {
     int C = (int)m->C, H = (int)m->H, W = (int)m->W;
-    int64_t n = gen_config_int(cfg, "num");
-    const char *dir = gen_config_str(cfg, "samples");
+    int64_t n = gen_opt_int(cfg, &gen_eval_image_options[GEN_EVAL_IMAGE_NUM]);
+    const char *dir = gen_opt_str(cfg, &gen_eval_image_options[GEN_EVAL_IMAGE_SAMPLES]);
     enum gen_status st;
     *out = NULL;
     if (dir) {
@@ -386,7 +386,7 @@ static enum gen_status fake_images(const struct gen_config *cfg, struct gen_clas
             }
             for (int64_t i = 0; i < set.n; i++) idx[i] = (int32_t)i;
             struct gen_rng rng;
-            gen_rng_seed(&rng, (uint64_t)gen_config_int(cfg, "seed") + 0x5a3);
+            gen_rng_seed(&rng, (uint64_t)gen_opt_int(cfg, &gen_eval_options[GEN_EVAL_SEED]) + 0x5a3);
             gen_rng_shuffle(&rng, idx, set.n);
         } else {
             n = set.n;
@@ -408,7 +408,7 @@ static enum gen_status fake_images(const struct gen_config *cfg, struct gen_clas
         gen_free(x);
         return gen_error(GEN_ERR_NOMEM, "out of memory for %lld generated images", (long long)n);
     }
-    uint64_t seed = (uint64_t)gen_config_int(cfg, "seed");
+    uint64_t seed = (uint64_t)gen_opt_int(cfg, &gen_eval_options[GEN_EVAL_SEED]);
     double t0 = gen_run_now();
     for (int64_t i = 0, chunk = 0; i < n; i += GEN_EVAL_CHUNK, chunk++) {
         int64_t b = n - i < GEN_EVAL_CHUNK ? n - i : GEN_EVAL_CHUNK;
@@ -512,13 +512,18 @@ static enum gen_status append_metrics(const char *ckpt, int64_t n, const struct 
     return gen_eval_log(ckpt, f, (int)(sizeof f / sizeof f[0]));
 }
 
+const struct gen_option gen_eval_image_options[GEN_EVAL_IMAGE_COUNT + 1] = {
+    [GEN_EVAL_IMAGE_CLASSIFIER] = GEN_EVAL_IMAGE_OPTIONS,
+    [GEN_EVAL_IMAGE_COUNT] = GEN_OPT_END,
+};
+
 int gen_eval_images(const struct gen_config *cfg, const char *family, int quiet,
                     gen_generate_fn generate, void *model, int c, int h, int w,
                     struct gen_metrics *out) {
-    const struct gen_config_entry *ce = gen_config_get(cfg, "classifier");
-    const char *samples = gen_config_str(cfg, "samples");
-    const char *ckpt = gen_config_str(cfg, "ckpt");
-    const char *data = gen_config_str(cfg, "data");
+    const struct gen_config_entry *ce = gen_opt_get(cfg, &gen_eval_image_options[GEN_EVAL_IMAGE_CLASSIFIER]);
+    const char *samples = gen_opt_str(cfg, &gen_eval_image_options[GEN_EVAL_IMAGE_SAMPLES]);
+    const char *ckpt = gen_opt_str(cfg, &gen_eval_options[GEN_EVAL_CKPT]);
+    const char *data = gen_opt_str(cfg, &gen_eval_options[GEN_EVAL_DATA]);
     /* without a --classifier option (gen eval classifier --samples), --ckpt is the classifier */
     const char *clf_path = ce && ce->present && ce->s[0] ? ce->s : ckpt;
     if (!clf_path) clf_path = "runs/classifier/checkpoint.safetensors";
@@ -583,7 +588,7 @@ int gen_eval_images(const struct gen_config *cfg, const char *family, int quiet,
     if (!idx) goto done;
     for (int64_t i = 0; i < train.n; i++) idx[i] = (int32_t)i;
     struct gen_rng rng;
-    gen_rng_seed(&rng, (uint64_t)gen_config_int(cfg, "seed") + 0x5eed);
+    gen_rng_seed(&rng, (uint64_t)gen_opt_int(cfg, &gen_eval_options[GEN_EVAL_SEED]) + 0x5eed);
     gen_rng_shuffle(&rng, idx, train.n);
     if (!(x = set_to_float(&train, idx, nb)) || embed(m, x, nb, &ftr) != GEN_OK) goto done;
 

@@ -27,6 +27,16 @@
 #include "gen/kernels.h"
 #include "models/transformer.h"
 
+/* The family's options, by their index in its tables (read with gen_opt_*). */
+enum { TF_T_DATA, TF_T_STEPS, TF_T_BATCH, TF_T_LR, TF_T_SCHEDULE, TF_T_WARMUP, TF_T_CLIP,
+    TF_T_WEIGHT_DECAY, TF_T_LAYERS, TF_T_HEADS, TF_T_WIDTH, TF_T_CONTEXT, TF_T_DROPOUT,
+    TF_T_TOKENIZER, TF_T_EVAL_EVERY, TF_T_SAMPLE_EVERY, TF_T_COUNT };
+enum { TF_S_NUM, TF_S_PROMPT, TF_S_PROMPT_FILE, TF_S_LENGTH, TF_S_TEMPERATURE, TF_S_TOP_K,
+    TF_S_TOP_P, TF_S_COUNT };
+static const struct gen_option transformer_train_options[TF_T_COUNT + 1];
+static const struct gen_option transformer_sample_options[TF_S_COUNT + 1];
+
+
 #define LN_EPS 1e-5f
 #define INIT_STD 0.02f
 
@@ -416,8 +426,8 @@ static enum gen_status tf_create(void *model, const struct gen_config *cfg,
                                  const struct gen_data_shape *shape, uint64_t seed,
                                  struct gen_model_info *info) {
     struct gen_tf *m = model;
-    const struct gen_tf_shape s = {gen_config_int(cfg, "layers"), gen_config_int(cfg, "heads"),
-                                   gen_config_int(cfg, "width"), gen_config_int(cfg, "context"),
+    const struct gen_tf_shape s = {gen_opt_int(cfg, &transformer_train_options[TF_T_LAYERS]), gen_opt_int(cfg, &transformer_train_options[TF_T_HEADS]),
+                                   gen_opt_int(cfg, &transformer_train_options[TF_T_WIDTH]), gen_opt_int(cfg, &transformer_train_options[TF_T_CONTEXT]),
                                    shape->vocab};
     if (s.C % s.NH)
         return gen_error(GEN_ERR_USAGE, "--heads %lld must divide --width %lld", (long long)s.NH,
@@ -425,8 +435,8 @@ static enum gen_status tf_create(void *model, const struct gen_config *cfg,
     if (s.V < 1 || s.V > 256)
         return gen_error(GEN_ERR_USAGE, "a vocabulary of %lld symbols (at most 256)",
                          (long long)s.V);
-    const int with_ema = gen_config_float(cfg, "ema") > 0;
-    enum gen_status st = gen_tf_init(m, &s, (float)gen_config_float(cfg, "dropout"), with_ema);
+    const int with_ema = gen_opt_float(cfg, &gen_train_options[GEN_TRAIN_EMA]) > 0;
+    enum gen_status st = gen_tf_init(m, &s, (float)gen_opt_float(cfg, &transformer_train_options[TF_T_DROPOUT]), with_ema);
     if (st == GEN_OK) st = gen_tf_cache_init(&m->cache, m);
     if (st != GEN_OK) return st;
     for (int i = 0; i < GEN_TF_N_RNG; i++)
@@ -441,11 +451,11 @@ static enum gen_status tf_create(void *model, const struct gen_config *cfg,
         .n_phases = 1,
         .phase = {{.group = -1,
                    .optim = {.kind = GEN_OPTIM_ADAMW,
-                             .lr = (float)gen_config_float(cfg, "lr"),
+                             .lr = (float)gen_opt_float(cfg, &transformer_train_options[TF_T_LR]),
                              .beta1 = 0.9f,
                              .beta2 = 0.99f,
                              .eps = 1e-8f,
-                             .weight_decay = (float)gen_config_float(cfg, "weight-decay")}}},
+                             .weight_decay = (float)gen_opt_float(cfg, &transformer_train_options[TF_T_WEIGHT_DECAY])}}},
         .ema_group = -1,
         .n_fields = 2,
         .fields = {"loss", "bpb"},
@@ -483,9 +493,9 @@ static enum gen_status tf_generate(void *model, struct gen_ctx *g, const struct 
     struct gen_tf *m = model;
     struct gen_tf_sampling sp = {.temperature = 0.8f, .top_k = 0, .top_p = 1.0f};
     if (opts)
-        sp = (struct gen_tf_sampling){.temperature = (float)gen_config_float(opts, "temperature"),
-                                      .top_k = gen_config_int(opts, "top-k"),
-                                      .top_p = (float)gen_config_float(opts, "top-p")};
+        sp = (struct gen_tf_sampling){.temperature = (float)gen_opt_float(opts, &transformer_sample_options[TF_S_TEMPERATURE]),
+                                      .top_k = gen_opt_int(opts, &transformer_sample_options[TF_S_TOP_K]),
+                                      .top_p = (float)gen_opt_float(opts, &transformer_sample_options[TF_S_TOP_P])};
     struct gen_rng rng;
     gen_rng_seed(&rng, req->seed);
     gen_tf_generate(&m->cache, m, req->prompt, req->n_prompt, req->n, &sp, &rng, req->emit,
@@ -517,36 +527,36 @@ static enum gen_status tf_evaluate(void *model, struct gen_ctx *g, const struct 
 
 /* ---- options ---- */
 
-static const struct gen_option transformer_train_options[] = {
-    GEN_STR_OPT("data", "data/moby-dick.txt", "training text: a .txt file or a folder of them"),
-    GEN_INT_RUN_OPT("steps", "5000", 1, GEN_OPT_NO_MAX, "optimiser steps (--epochs counts passes instead)"),
-    GEN_INT_OPT("batch", "32", 1, 65536, "windows per batch"),
-    GEN_FLOAT_RUN_OPT("lr", "1e-3", 0, 10, "AdamW peak learning rate"),
-    GEN_CHOICE_OPT("schedule", "cosine", "constant|cosine", "after the warm-up: cosine to --lr-min, or constant"),
-    GEN_INT_RUN_OPT("warmup", "100", 0, GEN_OPT_NO_MAX, "steps of linear warm-up to --lr"),
-    GEN_FLOAT_RUN_OPT("clip", "1", 0, GEN_OPT_NO_MAX, "largest global gradient norm (0: no clipping)"),
-    GEN_FLOAT_RUN_OPT("weight-decay", "0.1", 0, 10, "AdamW weight decay of the 2-D weights"),
-    GEN_INT_OPT("layers", "4", 1, 256, "transformer blocks"),
-    GEN_INT_OPT("heads", "4", 1, 256, "attention heads (must divide --width)"),
-    GEN_INT_OPT("width", "128", 1, 65536, "embedding width"),
-    GEN_INT_OPT("context", "128", 1, 65536, "context length in tokens"),
-    GEN_FLOAT_OPT("dropout", "0", 0, 0.95, "dropout probability"),
-    GEN_CHOICE_OPT("tokenizer", "byte", "byte|char", "byte (256 symbols) or char (the corpus's characters)"),
-    GEN_INT_RUN_OPT("eval-every", "500", 0, GEN_OPT_NO_MAX, "validation loss every N steps (0: only at the end)"),
-    GEN_INT_RUN_OPT("sample-every", "1000", 0, GEN_OPT_NO_MAX,
+static const struct gen_option transformer_train_options[TF_T_COUNT + 1] = {
+    [TF_T_DATA] = GEN_STR_OPT("data", "data/moby-dick.txt", "training text: a .txt file or a folder of them"),
+    [TF_T_STEPS] = GEN_INT_RUN_OPT("steps", "5000", 1, GEN_OPT_NO_MAX, "optimiser steps (--epochs counts passes instead)"),
+    [TF_T_BATCH] = GEN_INT_OPT("batch", "32", 1, 65536, "windows per batch"),
+    [TF_T_LR] = GEN_FLOAT_RUN_OPT("lr", "1e-3", 0, 10, "AdamW peak learning rate"),
+    [TF_T_SCHEDULE] = GEN_CHOICE_OPT("schedule", "cosine", "constant|cosine", "after the warm-up: cosine to --lr-min, or constant"),
+    [TF_T_WARMUP] = GEN_INT_RUN_OPT("warmup", "100", 0, GEN_OPT_NO_MAX, "steps of linear warm-up to --lr"),
+    [TF_T_CLIP] = GEN_FLOAT_RUN_OPT("clip", "1", 0, GEN_OPT_NO_MAX, "largest global gradient norm (0: no clipping)"),
+    [TF_T_WEIGHT_DECAY] = GEN_FLOAT_RUN_OPT("weight-decay", "0.1", 0, 10, "AdamW weight decay of the 2-D weights"),
+    [TF_T_LAYERS] = GEN_INT_OPT("layers", "4", 1, 256, "transformer blocks"),
+    [TF_T_HEADS] = GEN_INT_OPT("heads", "4", 1, 256, "attention heads (must divide --width)"),
+    [TF_T_WIDTH] = GEN_INT_OPT("width", "128", 1, 65536, "embedding width"),
+    [TF_T_CONTEXT] = GEN_INT_OPT("context", "128", 1, 65536, "context length in tokens"),
+    [TF_T_DROPOUT] = GEN_FLOAT_OPT("dropout", "0", 0, 0.95, "dropout probability"),
+    [TF_T_TOKENIZER] = GEN_CHOICE_OPT("tokenizer", "byte", "byte|char", "byte (256 symbols) or char (the corpus's characters)"),
+    [TF_T_EVAL_EVERY] = GEN_INT_RUN_OPT("eval-every", "500", 0, GEN_OPT_NO_MAX, "validation loss every N steps (0: only at the end)"),
+    [TF_T_SAMPLE_EVERY] = GEN_INT_RUN_OPT("sample-every", "1000", 0, GEN_OPT_NO_MAX,
                     "write OUT/samples-STEP.txt (300 sampled bytes) every N steps (0: only at the end)"),
-    GEN_OPT_END,
+    [TF_T_COUNT] = GEN_OPT_END,
 };
 
-static const struct gen_option transformer_sample_options[] = {
-    {"num", 'n', GEN_OPT_INT, "1", "number of samples", 1, 100000, NULL, 0},
-    GEN_STR_OPT("prompt", NULL, "text the samples continue"),
-    GEN_STR_OPT("prompt-file", NULL, "read the prompt from a file"),
-    GEN_INT_OPT("length", "400", 1, 100000000, "tokens to generate"),
-    GEN_FLOAT_OPT("temperature", "1.0", 0, 100, "softmax temperature (0: greedy)"),
-    GEN_INT_OPT("top-k", "0", 0, GEN_OPT_NO_MAX, "sample from the k likeliest tokens (0: all)"),
-    GEN_FLOAT_OPT("top-p", "1.0", 0, 1, "nucleus sampling mass (1: off)"),
-    GEN_OPT_END,
+static const struct gen_option transformer_sample_options[TF_S_COUNT + 1] = {
+    [TF_S_NUM] = {"num", 'n', GEN_OPT_INT, "1", "number of samples", 1, 100000, NULL, 0},
+    [TF_S_PROMPT] = GEN_STR_OPT("prompt", NULL, "text the samples continue"),
+    [TF_S_PROMPT_FILE] = GEN_STR_OPT("prompt-file", NULL, "read the prompt from a file"),
+    [TF_S_LENGTH] = GEN_INT_OPT("length", "400", 1, 100000000, "tokens to generate"),
+    [TF_S_TEMPERATURE] = GEN_FLOAT_OPT("temperature", "1.0", 0, 100, "softmax temperature (0: greedy)"),
+    [TF_S_TOP_K] = GEN_INT_OPT("top-k", "0", 0, GEN_OPT_NO_MAX, "sample from the k likeliest tokens (0: all)"),
+    [TF_S_TOP_P] = GEN_FLOAT_OPT("top-p", "1.0", 0, 1, "nucleus sampling mass (1: off)"),
+    [TF_S_COUNT] = GEN_OPT_END,
 };
 
 const struct gen_family gen_family_transformer = {

@@ -20,6 +20,16 @@
 #include "gen/metrics.h"
 #include "models/vae.h"
 
+/* The family's options, by their index in its tables (read with gen_opt_*). */
+enum { VAE_T_DATA, VAE_T_EPOCHS, VAE_T_BATCH, VAE_T_LR, VAE_T_LATENT, VAE_T_HIDDEN, VAE_T_ARCH,
+    VAE_T_COUNT };
+enum { VAE_S_RECONSTRUCT, VAE_S_INTERPOLATE, VAE_S_COUNT };
+enum { VAE_E_IW, VAE_E_PER_SAMPLE, VAE_E_CLASSIFIER, VAE_E_NUM, VAE_E_SAMPLES, VAE_E_COUNT };
+static const struct gen_option vae_train_options[VAE_T_COUNT + 1];
+static const struct gen_option vae_sample_options[VAE_S_COUNT + 1];
+static const struct gen_option vae_eval_options[VAE_E_COUNT + 1];
+
+
 /* ---- the network ---- */
 
 enum gen_status gen_vae_build(struct gen_vae *m, int arch, int64_t C, int64_t H, int64_t W,
@@ -165,11 +175,11 @@ static enum gen_status vae_create(void *model, const struct gen_config *cfg,
                                   const struct gen_data_shape *shape, uint64_t seed,
                                   struct gen_model_info *info) {
     struct gen_vae *m = model;
-    const char *arch = gen_config_str(cfg, "arch");
+    const char *arch = gen_opt_str(cfg, &vae_train_options[VAE_T_ARCH]);
     enum gen_status st = gen_vae_build(
         m, arch && !strcmp(arch, "conv") ? GEN_VAE_CONV : GEN_VAE_MLP, shape->c, shape->h,
-        shape->w, gen_config_int(cfg, "latent"), gen_config_int(cfg, "hidden"),
-        gen_config_float(cfg, "ema") > 0, seed);
+        shape->w, gen_opt_int(cfg, &vae_train_options[VAE_T_LATENT]), gen_opt_int(cfg, &vae_train_options[VAE_T_HIDDEN]),
+        gen_opt_float(cfg, &gen_train_options[GEN_TRAIN_EMA]) > 0, seed);
     if (st != GEN_OK) return st;
     *info = (struct gen_model_info){
         .ps = &m->ps,
@@ -180,7 +190,7 @@ static enum gen_status vae_create(void *model, const struct gen_config *cfg,
         .n_phases = 1,
         .phase = {{.group = -1,
                    .optim = {.kind = GEN_OPTIM_ADAM,
-                             .lr = (float)gen_config_float(cfg, "lr"),
+                             .lr = (float)gen_opt_float(cfg, &vae_train_options[VAE_T_LR]),
                              .beta1 = 0.9f,
                              .beta2 = 0.999f,
                              .eps = 1e-8f}}},
@@ -263,7 +273,7 @@ static int parse_pair(const char *s, int64_t *a, int64_t *b) {
 }
 
 static int vae_needs_inputs(const struct gen_config *opts) {
-    return gen_config_flag(opts, "reconstruct") || gen_config_str(opts, "interpolate");
+    return gen_opt_flag(opts, &vae_sample_options[VAE_S_RECONSTRUCT]) || gen_opt_str(opts, &vae_sample_options[VAE_S_INTERPOLATE]);
 }
 
 /* A square-ish number of columns that keeps pairs in whole rows. */
@@ -278,7 +288,7 @@ static enum gen_status vae_generate(void *model, struct gen_ctx *g, const struct
     struct gen_vae *m = model;
     const int n = (int)req->n;
     const struct gen_image_set *set = req->inputs ? req->inputs->images : NULL;
-    const char *walk = opts ? gen_config_str(opts, "interpolate") : NULL;
+    const char *walk = opts ? gen_opt_str(opts, &vae_sample_options[VAE_S_INTERPOLATE]) : NULL;
     struct gen_tensor *images;
     out->cols = 0;
     if (walk) {
@@ -291,7 +301,7 @@ static enum gen_status vae_generate(void *model, struct gen_ctx *g, const struct
                              (long long)set->n);
         images = interpolate(g, m, set, (int32_t)a, (int32_t)b, n);
         out->cols = n; /* one row */
-    } else if (opts && gen_config_flag(opts, "reconstruct")) {
+    } else if (opts && gen_opt_flag(opts, &vae_sample_options[VAE_S_RECONSTRUCT])) {
         int64_t count = n / 2 > 0 ? n / 2 : 1;
         if (count > set->n) count = set->n;
         images = reconstruct(g, m, set, (int)count);
@@ -375,7 +385,7 @@ static enum gen_status vae_evaluate(void *model, struct gen_ctx *g, const struct
         out->f[out->n++] = (struct gen_field){"test_loss", gen_vae_test_loss(g, m, set)};
         return GEN_OK;
     }
-    const int K = (int)gen_config_int(opts, "iw");
+    const int K = (int)gen_opt_int(opts, &vae_eval_options[VAE_E_IW]);
     const int64_t n = set->n;
     double *scores = gen_calloc((size_t)n * 2, sizeof *scores);
     double *elbo = gen_calloc((size_t)n, sizeof *elbo), *iw = gen_calloc((size_t)n, sizeof *iw);
@@ -384,7 +394,7 @@ static enum gen_status vae_evaluate(void *model, struct gen_ctx *g, const struct
         return gen_error(GEN_ERR_NOMEM, "out of memory for %lld scores", (long long)n);
     }
     struct gen_rng rng;
-    gen_rng_seed(&rng, (uint64_t)gen_config_int(opts, "seed"));
+    gen_rng_seed(&rng, (uint64_t)gen_opt_int(opts, &gen_train_options[GEN_TRAIN_SEED]));
     const int chunk = K > 0 ? 50 : 500;
     double sum_elbo = 0, sum_iw = 0;
     for (int64_t i = 0; i < n; i += chunk) {
@@ -411,28 +421,28 @@ static enum gen_status vae_evaluate(void *model, struct gen_ctx *g, const struct
 
 /* ---- options ---- */
 
-static const struct gen_option vae_train_options[] = {
-    GEN_STR_OPT("data", "data/fashion-mnist", "training data: IDX directory or image folder"),
-    GEN_INT_RUN_OPT("epochs", "10", 1, GEN_OPT_NO_MAX, "passes over the training set"),
-    GEN_INT_OPT("batch", "128", 1, 65536, "batch size"),
-    GEN_FLOAT_RUN_OPT("lr", "1e-3", 0, 10, "Adam learning rate"),
-    GEN_INT_OPT("latent", "20", 1, 4096, "latent dimensions"),
-    GEN_INT_OPT("hidden", "400", 1, 65536, "hidden units of the MLP"),
-    GEN_CHOICE_OPT("arch", "mlp", "mlp|conv", "encoder/decoder architecture"),
-    GEN_OPT_END,
+static const struct gen_option vae_train_options[VAE_T_COUNT + 1] = {
+    [VAE_T_DATA] = GEN_STR_OPT("data", "data/fashion-mnist", "training data: IDX directory or image folder"),
+    [VAE_T_EPOCHS] = GEN_INT_RUN_OPT("epochs", "10", 1, GEN_OPT_NO_MAX, "passes over the training set"),
+    [VAE_T_BATCH] = GEN_INT_OPT("batch", "128", 1, 65536, "batch size"),
+    [VAE_T_LR] = GEN_FLOAT_RUN_OPT("lr", "1e-3", 0, 10, "Adam learning rate"),
+    [VAE_T_LATENT] = GEN_INT_OPT("latent", "20", 1, 4096, "latent dimensions"),
+    [VAE_T_HIDDEN] = GEN_INT_OPT("hidden", "400", 1, 65536, "hidden units of the MLP"),
+    [VAE_T_ARCH] = GEN_CHOICE_OPT("arch", "mlp", "mlp|conv", "encoder/decoder architecture"),
+    [VAE_T_COUNT] = GEN_OPT_END,
 };
 
-static const struct gen_option vae_sample_options[] = {
-    GEN_FLAG_OPT("reconstruct", "test images beside their reconstructions"),
-    GEN_STR_OPT("interpolate", NULL, "A,B: walk the latent space from test image A to B in -n steps"),
-    GEN_OPT_END,
+static const struct gen_option vae_sample_options[VAE_S_COUNT + 1] = {
+    [VAE_S_RECONSTRUCT] = GEN_FLAG_OPT("reconstruct", "test images beside their reconstructions"),
+    [VAE_S_INTERPOLATE] = GEN_STR_OPT("interpolate", NULL, "A,B: walk the latent space from test image A to B in -n steps"),
+    [VAE_S_COUNT] = GEN_OPT_END,
 };
 
-static const struct gen_option vae_eval_options[] = {
-    GEN_INT_OPT("iw", "100", 0, 100000, "samples of the importance-weighted bound (0: ELBO only)"),
-    GEN_STR_OPT("per-sample", NULL, "write each test image's scores to this CSV file"),
-    GEN_EVAL_IMAGE_OPTIONS,
-    GEN_OPT_END,
+static const struct gen_option vae_eval_options[VAE_E_COUNT + 1] = {
+    [VAE_E_IW] = GEN_INT_OPT("iw", "100", 0, 100000, "samples of the importance-weighted bound (0: ELBO only)"),
+    [VAE_E_PER_SAMPLE] = GEN_STR_OPT("per-sample", NULL, "write each test image's scores to this CSV file"),
+    [VAE_E_CLASSIFIER] = GEN_EVAL_IMAGE_OPTIONS,
+    [VAE_E_COUNT] = GEN_OPT_END,
 };
 
 const struct gen_family gen_family_vae = {
