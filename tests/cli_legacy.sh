@@ -6,13 +6,7 @@ set -u
 GEN=${1:?usage: cli_legacy.sh PATH_TO_GEN}
 SRC=${GEN_SOURCE_DIR:-$(dirname "$0")/..}
 FIX=$SRC/tests/fixtures/legacy
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-failures=0
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
+. "$(dirname "$0")/testlib.sh"
 
 for f in vae gan diffusion classifier transformer; do
     "$GEN" info "$FIX/$f.safetensors" >"$TMP/info" 2>&1 || fail "$f: gen info: $(cat "$TMP/info")"
@@ -30,9 +24,4 @@ cmp -s "$TMP/d.png" "$FIX/diffusion-samples.png" || fail "diffusion: samples dif
     fail "transformer: sample: $(cat "$TMP/err")"
 cmp -s "$TMP/t.txt" "$FIX/transformer-sample.txt" || fail "transformer: text differs from the old gen's"
 
-if [ "$failures" = 0 ]; then
-    echo "cli_legacy: 1 passed, 0 failed"
-    exit 0
-fi
-echo "cli_legacy: 0 passed, 1 failed ($failures checks)"
-exit 1
+finish cli_legacy

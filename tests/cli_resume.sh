@@ -7,17 +7,11 @@ set -u
 GEN=${1:?usage: cli_resume.sh PATH_TO_GEN}
 SRC=${GEN_SOURCE_DIR:-$(dirname "$0")/..}
 DATA=$SRC/data/mnist
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
+. "$(dirname "$0")/testlib.sh"
 if [ ! -d "$DATA" ]; then
     echo "cli_resume: $DATA absent (scripts/fetch-data.sh): skipped"
     exit 77
 fi
-failures=0
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
 head -c 4000 "$SRC/README.md" >"$TMP/text.txt"
 
 check() { # family data options...
@@ -46,9 +40,4 @@ check transformer "$TMP/text.txt" --batch 2 --layers 1 --heads 2 --width 16 --co
 # with a constant rate.
 check classifier "$DATA" --batch 8 --filters 2 --schedule constant
 
-if [ "$failures" = 0 ]; then
-    echo "cli_resume: 1 passed, 0 failed"
-    exit 0
-fi
-echo "cli_resume: 0 passed, 1 failed ($failures checks)"
-exit 1
+finish cli_resume

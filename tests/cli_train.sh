@@ -7,13 +7,7 @@ set -u
 GEN=${1:?usage: cli_train.sh PATH_TO_GEN}
 SRC=${GEN_SOURCE_DIR:-$(dirname "$0")/..}
 DATA=$SRC/data/fashion-mnist
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-failures=0
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
+. "$(dirname "$0")/testlib.sh"
 
 # Missing data: exit 1, one line naming the path and the fetch script.
 "$GEN" train vae --data "$TMP/nowhere" --out "$TMP/x" 2>"$TMP/err"
@@ -151,9 +145,4 @@ head -c 100 "$TMP/nan/checkpoint.safetensors" >"$TMP/bad.safetensors"
 rc=$?
 [ "$rc" = 1 ] && grep -q bad.safetensors "$TMP/err" || fail "corrupt checkpoint: exit $rc: $(cat "$TMP/err")"
 
-if [ "$failures" = 0 ]; then
-    echo "cli_train: 1 passed, 0 failed"
-    exit 0
-fi
-echo "cli_train: 0 passed, 1 failed ($failures checks)"
-exit 1
+finish cli_train

@@ -4,14 +4,7 @@
 # Usage: bash tests/cli_usage.sh PATH_TO_GEN
 set -u
 GEN=${1:?usage: cli_usage.sh PATH_TO_GEN}
-TMP=$(mktemp -d)
-trap 'rm -rf "$TMP"' EXIT
-failures=0
-
-fail() {
-    echo "FAIL: $*" >&2
-    failures=$((failures + 1))
-}
+. "$(dirname "$0")/testlib.sh"
 
 # run ARGS...: runs gen, keeping stdout, stderr and the exit code.
 run() {
@@ -158,8 +151,4 @@ info_error "$TMP/truncated.safetensors"
 head -c 100 "$TMP/good.safetensors" >"$TMP/cut-header.safetensors"
 info_error "$TMP/cut-header.safetensors"
 
-if [ "$failures" -ne 0 ]; then
-    echo "cli_usage: $failures failure(s)" >&2
-    exit 1
-fi
-echo "cli_usage: all passed"
+finish cli_usage
