@@ -204,7 +204,7 @@ static int unet_pass(struct gen_st_file *f, const char *isa) {
     struct gen_tensor *xin = gen_tensor_4d(&g, x->shape[0], x->shape[1], x->shape[2], x->shape[3]);
     memcpy(xin->data, x->data, (size_t)x->numel * sizeof(float));
     xin->requires_grad = 1;
-    struct gen_tensor *out = unet_forward(&g, &u, &ps, xin, tt->data);
+    struct gen_tensor *out = unet_forward(&g, &u, &ps, xin, tt->data, NULL);
     assert_int_equal(gen_numel(out), want->numel);
     char what[160];
     int ok = 1;

@@ -53,6 +53,8 @@ struct gen_model_info {
     int n_fields;            /* step fields the loss verb writes; field 0 of */
     const char *fields[GEN_MAX_FIELDS]; /* each phase is its loss          */
     const char *unit;        /* "img" or "tok": what a step's items are    */
+    int classes;             /* images: classes the model is conditioned on
+                                (--conditional), or 0: unconditional       */
 };
 
 /* A training batch, made by the engine from the training split. */
@@ -77,7 +79,12 @@ struct gen_dataset {
 struct gen_request {
     int64_t n;               /* images: samples; text: tokens to generate   */
     uint64_t seed;
-    int cond;                /* class to generate, or -1 (unconditional)   */
+    /* images of a conditional model (info.classes > 0): the class of each
+     * of the n images, each in [0, classes); NULL: no class asked for (a
+     * family samples the whole data set: the diffusion model through its
+     * null class, the GAN and VAE through the classes in turn, i % K).
+     * An unconditional model gets NULL only. */
+    const int32_t *labels;
     const int32_t *prompt;   /* text: prompt token ids (n_prompt >= 1)      */
     int64_t n_prompt;
     const struct gen_dataset *inputs; /* images a mode works on, or NULL   */
@@ -187,8 +194,18 @@ enum gen_eval_option {
 enum gen_family_option {
     GEN_FAM_CHANNELS, GEN_FAM_IMAGE_SIZE, GEN_FAM_TOKENIZER, GEN_FAM_STOP_ON_DIVERGENCE,
     GEN_FAM_PROMPT, GEN_FAM_PROMPT_FILE, GEN_FAM_LENGTH, GEN_FAM_PER_SAMPLE, GEN_FAM_MASK,
+    GEN_FAM_CLASS, GEN_FAM_PER_CLASS, GEN_FAM_GUIDANCE, GEN_FAM_PLOT,
     GEN_FAM_COUNT
 };
+/* The sample options of the image families that may be conditional
+ * (declared in their sample tables, before GEN_OPT_END). */
+#define GEN_SAMPLE_CLASS_OPTIONS                                                                  \
+    GEN_STR_OPT("class", NULL,                                                                    \
+                "conditional models: the class to draw, by name or index, or 'all' (one row of "  \
+                "-n images per class, default 8)"),                                               \
+        GEN_INT_OPT("per-class", NULL, 1, 1000000,                                                \
+                    "conditional models: N images of every class, written as -o DIR/ "            \
+                    "DIR/CLASS/NNNNN.png (an image folder gen trains on)")
 extern const struct gen_option gen_family_options[GEN_FAM_COUNT + 1];
 extern const struct gen_option gen_train_options[GEN_TRAIN_COUNT + 1];
 extern const struct gen_option gen_sample_options[GEN_SAMPLE_COUNT + 1];

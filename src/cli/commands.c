@@ -331,7 +331,6 @@ int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int js
     gen_runlog_set_items(&bar, 0, "step");
     struct gen_request req = {.n = gen_opt_int(opts, &gen_sample_options[GEN_SAMPLE_NUM]),
                               .seed = (uint64_t)gen_opt_int(opts, &gen_sample_options[GEN_SAMPLE_SEED]),
-                              .cond = -1,
                               .inputs = need ? &in : NULL,
                               .mask = inputs[2] ? &mask : NULL,
                               .progress = draw_progress,
@@ -382,7 +381,7 @@ static enum gen_status eval_generate(void *arg, int64_t n, uint64_t seed, float 
     struct gen_model *em = src->em;
     struct gen_ctx g;
     gen_ctx_init_eval(&g);
-    struct gen_request req = {.n = n, .seed = seed, .cond = -1};
+    struct gen_request req = {.n = n, .seed = seed};
     struct gen_output res = {0};
     enum gen_status st = em->fam->generate(em->m, &g, src->opts, &req, &res);
     if (st == GEN_OK && res.n_images != n)

@@ -150,7 +150,6 @@ int gen_sample_text(const struct gen_family *fam, const struct gen_config *opts,
         /* Sample i has its own stream, so -n does not change sample 0. */
         struct gen_request req = {.n = length,
                                   .seed = (uint64_t)gen_opt_int(opts, &gen_sample_options[GEN_SAMPLE_SEED]) + (uint64_t)i,
-                                  .cond = -1,
                                   .prompt = pr.ids,
                                   .n_prompt = pr.n_ids,
                                   .emit = emit_byte,

@@ -265,8 +265,7 @@ static enum gen_status snapshot(struct loop *L, int64_t step) {
     snprintf(path, sizeof path, "%s/samples-%08" PRId64 ".%s", L->run->out_dir, step,
              text ? "txt" : "png");
     struct gen_request req = {.n = text ? SNAPSHOT_TOKENS : SNAPSHOT_IMAGES,
-                              .seed = SNAPSHOT_SEED,
-                              .cond = -1};
+                              .seed = SNAPSHOT_SEED};
     struct gen_output out = {0};
     struct text_sink sink = {&em->vocab, NULL};
     int32_t start = em->vocab.id['\n'] >= 0 ? em->vocab.id['\n'] : 0;

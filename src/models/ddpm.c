@@ -110,6 +110,7 @@ struct reverse {
     void *model;
     int64_t D;
     int64_t done, total; /* reverse steps, over every batch */
+    int64_t first;       /* the batch's first image          */
 };
 
 /* x_t of a known pixel: q(x_t | x0 = known) with fresh noise, in place. */
@@ -143,7 +144,7 @@ static void reverse(struct reverse *r, struct work *w, int64_t B, float *x,
         const int64_t t = smp->ddpm ? i : w->tau[i];
         const int64_t prev = smp->ddpm ? i - 1 : (i > 0 ? w->tau[i - 1] : -1);
         for (int pass = 0; pass < R; pass++) {
-            r->eps_fn(r->model, B, x, t, w->eps);
+            r->eps_fn(r->model, r->first, B, x, t, w->eps);
             const int noisy = smp->ddpm ? t > 0 : (smp->eta > 0 && prev >= 0);
             if (noisy) fill_noise(w->rngs, B, r->D, w->z);
             if (smp->ddpm)
@@ -182,6 +183,7 @@ enum gen_status ddpm_sample(const struct ddpm_schedule *s, const struct ddpm_sam
     for (int64_t first = 0; st == GEN_OK && first < n; first += B) {
         const int64_t b = n - first < B ? n - first : B;
         float *x = out + first * D;
+        r.first = first;
         for (int64_t j = 0; j < b; j++) {
             image_rng(&w->rngs[j], seed, first + j);
             gen_rng_fill_normal(&w->rngs[j], x + j * D, D, 0.0f, 1.0f);

@@ -74,8 +74,9 @@ struct ddpm_sampler {
     void *progress_arg;
 };
 
-/* The model: eps (B, D) = the predicted noise of x (B, D) at timestep t. */
-typedef void (*ddpm_eps_fn)(void *model, int64_t B, float *x, int64_t t, float *eps);
+/* The model: eps (B, D) = the predicted noise of x (B, D) at timestep t;
+ * the B images are images first .. first + B - 1 of the request. */
+typedef void (*ddpm_eps_fn)(void *model, int64_t first, int64_t B, float *x, int64_t t, float *eps);
 
 /* The batch size of ddpm_sample. */
 #define DDPM_SAMPLE_BATCH 64

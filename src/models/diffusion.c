@@ -6,6 +6,13 @@
  * Training loss (batch of x0, all randomness from the noise stream):
  *   t ~ U{0 .. T-1}, eps ~ N(0, I), x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps
  *   loss = mean((unet(x_t, t) - eps)^2)
+ * With --conditional the U-Net also takes the class y, replaced by the
+ * null class K with probability --cond-drop (drawn after eps), so one
+ * network learns eps(x_t, t, y) and eps(x_t, t, null); sampling combines
+ * them with classifier-free guidance (Ho & Salimans 2022):
+ *   eps = eps(x_t, t, null) + w (eps(x_t, t, y) - eps(x_t, t, null))
+ * in one forward pass over the doubled batch (w = 0 and w = 1 need one
+ * half only).
  * The engine adds Adam with its warm-up, the gradient clip and the EMA of
  * the weights (--ema, default 0.999), which sampling uses. */
 #include <string.h>
@@ -18,13 +25,13 @@
 /* The family's options, by their index in its tables (read with gen_opt_*). */
 enum { DIF_T_DATA, DIF_T_STEPS, DIF_T_BATCH, DIF_T_LR, DIF_T_WARMUP, DIF_T_CLIP, DIF_T_EMA,
     DIF_T_BASE, DIF_T_MULTS, DIF_T_TIMESTEPS, DIF_T_BETA_START, DIF_T_BETA_END, DIF_T_NO_ATTN,
-    DIF_T_SAMPLE_STEPS, DIF_T_COUNT };
-enum { DIF_S_SAMPLER, DIF_S_STEPS, DIF_S_ETA, DIF_S_INPAINT, DIF_S_MASK, DIF_S_RESAMPLE,
-    DIF_S_COUNT };
+    DIF_T_SAMPLE_STEPS, DIF_T_CONDITIONAL, DIF_T_COND_DROP, DIF_T_COUNT };
+enum { DIF_S_SAMPLER, DIF_S_STEPS, DIF_S_ETA, DIF_S_GUIDANCE, DIF_S_INPAINT, DIF_S_MASK,
+    DIF_S_RESAMPLE, DIF_S_COUNT };
 enum { DIF_E_CLASSIFIER, DIF_E_NUM, DIF_E_SAMPLES, DIF_E_SAMPLER, DIF_E_STEPS, DIF_E_ETA,
-    DIF_E_COUNT };
+    DIF_E_GUIDANCE, DIF_E_PLOT, DIF_E_COUNT };
 static const struct gen_option diffusion_train_options[DIF_T_COUNT + 1];
-static const struct gen_option diffusion_sample_options[DIF_S_COUNT + 1];
+static const struct gen_option diffusion_sample_options[DIF_S_COUNT + 3];
 static const struct gen_option diffusion_eval_options[DIF_E_COUNT + 1];
 
 
@@ -37,6 +44,7 @@ struct diffusion {
     struct ddpm_schedule sched;
     struct gen_rng rng[N_RNG];
     int64_t snapshot_steps; /* DDIM steps of the training snapshots */
+    double cond_drop;       /* --cond-drop                          */
 };
 
 static int64_t image_numel(const struct diffusion *m) {
@@ -73,6 +81,15 @@ static enum gen_status diffusion_create(void *model, const struct gen_config *cf
                               .W = shape->w,
                               .base = gen_opt_int(cfg, &diffusion_train_options[DIF_T_BASE]),
                               .attn = !gen_opt_flag(cfg, &diffusion_train_options[DIF_T_NO_ATTN])};
+    if (gen_opt_flag(cfg, &diffusion_train_options[DIF_T_CONDITIONAL])) {
+        if (shape->n_classes < 2)
+            return gen_error(GEN_ERR_FORMAT,
+                             "--conditional: the data has %d class (labels: IDX label files, or "
+                             "one subfolder per class)",
+                             shape->n_classes);
+        c->classes = shape->n_classes;
+    }
+    m->cond_drop = gen_opt_float(cfg, &diffusion_train_options[DIF_T_COND_DROP]);
     const int with_ema = gen_opt_float(cfg, &diffusion_train_options[DIF_T_EMA]) > 0;
     enum gen_status st = parse_mults(gen_opt_str(cfg, &diffusion_train_options[DIF_T_MULTS]), c->mult);
     if (st == GEN_OK) st = unet_check(c);
@@ -103,7 +120,8 @@ static enum gen_status diffusion_create(void *model, const struct gen_config *cf
                                     .ema_group = -1,
                                     .n_fields = 1,
                                     .fields = {"loss"},
-                                    .unit = "img"};
+                                    .unit = "img",
+                                    .classes = (int)c->classes};
     return GEN_OK;
 }
 
@@ -130,7 +148,13 @@ static struct gen_tensor *diffusion_loss(void *model, struct gen_ctx *g, const s
     for (int i = 0; i < b->n; i++)
         ddpm_q_sample(&m->sched, (int64_t)t[i], D, x0->data + i * D, eps->data + i * D,
                       xt->data + i * D);
-    struct gen_tensor *loss = gen_mse(g, unet_forward(g, &m->net, &m->ps, xt, t), eps);
+    int32_t *y = NULL; /* (N) classes, some dropped to the null class K */
+    if (m->ucfg.classes > 0) {
+        y = gen_arena_alloc(&g->arena, (size_t)b->n * sizeof *y);
+        for (int i = 0; i < b->n; i++)
+            y[i] = gen_rng_uniform(rng) < m->cond_drop ? (int32_t)m->ucfg.classes : b->labels[i];
+    }
+    struct gen_tensor *loss = gen_mse(g, unet_forward(g, &m->net, &m->ps, xt, t, y), eps);
     fields[0] = loss->data[0];
     return loss;
 }
@@ -140,20 +164,51 @@ static struct gen_tensor *diffusion_loss(void *model, struct gen_ctx *g, const s
 struct eps_model {
     struct diffusion *m;
     struct gen_ctx *g;
+    const int32_t *labels; /* (n) classes of the request, or NULL: the null class */
+    double guidance;       /* w                                                   */
 };
 
-/* ddpm_eps_fn: eps (B, D) = unet(x (B, D), t); resets the context. */
-static void predict(void *arg, int64_t B, float *x, int64_t t, float *eps) {
-    const struct eps_model *p = arg;
+/* The U-Net's eps (B, D) for x (B, D) at t, classes y (B) or NULL. */
+static void unet_eps(const struct eps_model *p, int64_t B, float *x, int64_t t, const int32_t *y,
+                     float *eps) {
     struct diffusion *m = p->m;
     struct gen_ctx *g = p->g;
     struct gen_tensor *xt =
         gen_tensor_wrap(g, x, 4, (int64_t[]){B, m->ucfg.C, m->ucfg.H, m->ucfg.W});
     float *tt = gen_arena_alloc(&g->arena, (size_t)B * sizeof *tt);
     for (int64_t i = 0; i < B; i++) tt[i] = (float)t;
-    struct gen_tensor *out = unet_forward(g, &m->net, &m->ps, xt, tt);
+    struct gen_tensor *out = unet_forward(g, &m->net, &m->ps, xt, tt, y);
     memcpy(eps, out->data, (size_t)gen_numel(out) * sizeof *eps);
-    gen_ctx_reset(g);
+}
+
+/* ddpm_eps_fn: eps (B, D) for images first .. first + B - 1; resets the
+ * context. A conditional model with classes and guidance w other than 0
+ * and 1 runs the conditional and the null-class copies as one doubled
+ * batch. */
+static void predict(void *arg, int64_t first, int64_t B, float *x, int64_t t, float *eps) {
+    const struct eps_model *p = arg;
+    struct gen_arena *a = &p->g->arena;
+    const int64_t K = p->m->ucfg.classes, D = image_numel(p->m);
+    const double w = p->labels ? p->guidance : 0.0;
+    const int both = K > 0 && w != 0.0 && w != 1.0;
+    const int64_t n = both ? 2 * B : B;
+    int32_t *y = NULL;
+    if (K > 0) {
+        y = gen_arena_alloc(a, (size_t)n * sizeof *y);
+        for (int64_t i = 0; i < n; i++) y[i] = i < B && w != 0.0 ? p->labels[first + i] : (int32_t)K;
+    }
+    if (!both) {
+        unet_eps(p, B, x, t, y, eps);
+    } else {
+        float *x2 = gen_arena_alloc(a, (size_t)(n * D) * sizeof *x2);
+        float *e2 = gen_arena_alloc(a, (size_t)(n * D) * sizeof *e2);
+        memcpy(x2, x, (size_t)(B * D) * sizeof *x2);
+        memcpy(x2 + B * D, x, (size_t)(B * D) * sizeof *x2);
+        unet_eps(p, n, x2, t, y, e2);
+        const float *ec = e2, *eu = e2 + B * D;
+        for (int64_t k = 0; k < B * D; k++) eps[k] = (float)(eu[k] + w * ((double)ec[k] - eu[k]));
+    }
+    gen_ctx_reset(p->g);
 }
 
 #define INPAINT (&diffusion_sample_options[DIF_S_INPAINT])
@@ -181,6 +236,25 @@ static enum gen_status sampler_of(const struct diffusion *m, const struct gen_co
     if (!s->ddpm && s->steps > T)
         return gen_error(GEN_ERR_USAGE, "--steps: at most T = %lld for this model, got %lld",
                          (long long)T, (long long)s->steps);
+    return GEN_OK;
+}
+
+/* Classifier-free guidance w of opts (the training snapshot: 2). */
+static enum gen_status guidance_of(const struct diffusion *m, const struct gen_config *opts,
+                                   double *w) {
+    const struct gen_config_entry *e = opts ? gen_opt_get(opts, &diffusion_sample_options[DIF_S_GUIDANCE]) : NULL;
+    *w = 2.0;
+    if (!e || !e->present) return GEN_OK;
+    if (e->set && m->ucfg.classes == 0)
+        return gen_error(GEN_ERR_USAGE,
+                         "--guidance: this model is unconditional (train with --conditional)");
+    char *end;
+    *w = strtod(e->s, &end);
+    if (end == e->s || *end || !(*w >= 0 && *w <= 100))
+        return gen_error(GEN_ERR_USAGE,
+                         "--guidance: expected one number in 0..100 (a list is for gen eval), "
+                         "got '%s'",
+                         e->s);
     return GEN_OK;
 }
 
@@ -296,7 +370,7 @@ static enum gen_status inpaint(struct diffusion *m, struct gen_ctx *g,
         gen_images_batch(set, &id, 1, known + i * D, -1.0f, 1.0f);
         for (int64_t k = 0; k < D; k++) keep[i * D + k] = keep1[k % HW];
     }
-    const struct eps_model em = {m, g};
+    const struct eps_model em = {m, g, NULL, 0};
     if (st == GEN_OK)
         st = ddpm_sample(&m->sched, smp, predict, (void *)&em, total, D, req->seed, known, keep,
                          res);
@@ -338,9 +412,12 @@ static enum gen_status diffusion_generate(void *model, struct gen_ctx *g,
     if (opt_str(opts, MASK) || req->mask)
         return gen_error(GEN_ERR_USAGE, "--mask needs --inpaint");
     const int64_t n = req->n, D = image_numel(m);
+    struct eps_model em = {m, g, req->labels, 0};
+    if ((st = guidance_of(m, opts, &em.guidance)) != GEN_OK) return st;
+    if (req->labels && m->ucfg.classes == 0)
+        return gen_error(GEN_ERR_USAGE, "--class: this model is unconditional (train with --conditional)");
     float *x = gen_alloc((size_t)(n * D) * sizeof *x);
     if (!x) return gen_error(GEN_ERR_NOMEM, "out of memory for %lld images", (long long)n);
-    const struct eps_model em = {m, g};
     st = ddpm_sample(&m->sched, &smp, predict, (void *)&em, n, D, req->seed, NULL, NULL, x);
     if (st != GEN_OK) {
         gen_free(x);
@@ -374,6 +451,11 @@ static const struct gen_option diffusion_train_options[DIF_T_COUNT + 1] = {
     [DIF_T_NO_ATTN] = GEN_FLAG_OPT("no-attn", "leave out the attention block"),
     [DIF_T_SAMPLE_STEPS] = GEN_INT_RUN_OPT("sample-steps", "50", 1, 100000,
                     "DDIM steps of the sample grids (64 images from the EMA weights)"),
+    [DIF_T_CONDITIONAL] = GEN_FLAG_OPT("conditional",
+                     "class-conditional: a class embedding added to the time embedding, trained "
+                     "with classifier-free guidance (sample --class, --guidance)"),
+    [DIF_T_COND_DROP] = GEN_FLOAT_OPT("cond-drop", "0.1", 0, 1,
+                   "--conditional: probability of training a label as the null class"),
     [DIF_T_COUNT] = GEN_OPT_END,
 };
 
@@ -383,8 +465,11 @@ static const struct gen_option diffusion_train_options[DIF_T_COUNT + 1] = {
         GEN_INT_OPT("steps", "50", 1, 100000, "DDIM steps (at most T)"),                           \
         GEN_FLOAT_OPT("eta", "0", 0, 1, "DDIM noise (0: deterministic, 1: DDPM-like)")
 
-static const struct gen_option diffusion_sample_options[DIF_S_COUNT + 1] = {
+static const struct gen_option diffusion_sample_options[DIF_S_COUNT + 3] = {
     [DIF_S_SAMPLER] = SAMPLER_OPTIONS,
+    [DIF_S_GUIDANCE] = GEN_STR_OPT("guidance", "2",
+                    "conditional models: classifier-free guidance w, eps = eps_null + w (eps_class "
+                    "- eps_null) (0: unconditional, 1: plain conditional)"),
     [DIF_S_INPAINT] = {"inpaint", 0, GEN_OPT_OPTIONAL_STRING, NULL,
      "inpaint images: test:K or test:A-B of the test split of --data, or of --input's images "
      "(no value: all of them); -n completions each (default 4); needs --mask",
@@ -393,18 +478,25 @@ static const struct gen_option diffusion_sample_options[DIF_S_COUNT + 1] = {
                 "mask image (white = keep, black = regenerate) or the region to regenerate: "
                 "centre|left|right|top|bottom"),
     [DIF_S_RESAMPLE] = GEN_INT_OPT("resample", "5", 1, 100, "inpainting: passes per denoising step (RePaint)"),
-    [DIF_S_COUNT] = GEN_OPT_END,
+    [DIF_S_COUNT] = GEN_SAMPLE_CLASS_OPTIONS,
+    [DIF_S_COUNT + 2] = GEN_OPT_END,
 };
 
 static const struct gen_option diffusion_eval_options[DIF_E_COUNT + 1] = {
     [DIF_E_CLASSIFIER] = GEN_EVAL_IMAGE_OPTIONS_NUM("2000"),
     [DIF_E_SAMPLER] = SAMPLER_OPTIONS,
+    [DIF_E_GUIDANCE] = GEN_STR_OPT("guidance", "2",
+                    "conditional models: the guidance scale, or a list (0,1,2,4) to measure "
+                    "class accuracy and FID at each"),
+    [DIF_E_PLOT] = GEN_STR_OPT("plot", NULL,
+                "conditional models, several --guidance values: FID against class accuracy "
+                "(PNG; default: guidance.png beside the checkpoint)"),
     [DIF_E_COUNT] = GEN_OPT_END,
 };
 
 const struct gen_family gen_family_diffusion = {
     .name = "diffusion",
-    .summary = "DDPM with a small U-Net; DDPM or DDIM sampling, inpainting",
+    .summary = "DDPM with a small U-Net; DDPM or DDIM sampling, inpainting, class-conditional with guidance",
     .data = GEN_DATA_IMAGES,
     .train_options = diffusion_train_options,
     .sample_options = diffusion_sample_options,

@@ -101,5 +101,9 @@ const struct gen_option gen_family_options[GEN_FAM_COUNT + 1] = {
     [GEN_FAM_LENGTH] = GEN_INT_OPT("length", NULL, 1, 100000000, "tokens to generate"),
     [GEN_FAM_PER_SAMPLE] = GEN_STR_OPT("per-sample", NULL, "per-example scores CSV"),
     [GEN_FAM_MASK] = GEN_STR_OPT("mask", NULL, "mask image"),
+    [GEN_FAM_CLASS] = GEN_STR_OPT("class", NULL, "class to draw"),
+    [GEN_FAM_PER_CLASS] = GEN_INT_OPT("per-class", NULL, 1, 1000000, "images per class"),
+    [GEN_FAM_GUIDANCE] = GEN_STR_OPT("guidance", NULL, "guidance scales"),
+    [GEN_FAM_PLOT] = GEN_STR_OPT("plot", NULL, "plot file"),
     [GEN_FAM_COUNT] = GEN_OPT_END,
 };

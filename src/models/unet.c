@@ -83,6 +83,9 @@ void unet_declare(struct unet *u, struct gen_params *ps, const struct unet_confi
     u->norm_out_w = norm_add(ps, "norm_out", "weight", c1);
     u->norm_out_b = norm_add(ps, "norm_out", "bias", c1);
     gen_conv_layer_add(ps, &u->conv_out, "conv_out", c1, c->C, 3, 1, 1, 1, 0, 0);
+    u->class_emb = c->classes > 0 ? gen_params_add(ps, "class_emb.weight", GEN_PARAM_NODECAY, 0, 2,
+                                                   (int64_t[]){c->classes + 1, E})
+                                  : -1;
 }
 
 static void norm_init(struct gen_params *ps, int w, int b) {
@@ -121,6 +124,7 @@ void unet_init(const struct unet *u, struct gen_params *ps, struct gen_rng *r) {
     resblock_init(&u->dec1, ps, r);
     norm_init(ps, u->norm_out_w, u->norm_out_b);
     gen_conv_layer_init(ps, &u->conv_out, r);
+    if (u->class_emb >= 0) gen_init_normal(gen_params_tensor(ps, u->class_emb), 0.0f, 1.0f, r);
 }
 
 void unet_time_embedding(const float *t, int64_t n, int64_t dim, float *out) {
@@ -174,7 +178,7 @@ static struct gen_tensor *attention(struct gen_ctx *g, struct gen_params *ps,
 }
 
 struct gen_tensor *unet_forward(struct gen_ctx *g, const struct unet *u, struct gen_params *ps,
-                                struct gen_tensor *x, const float *t) {
+                                struct gen_tensor *x, const float *t, const int32_t *y) {
     const int64_t N = x->shape[0];
     GEN_ASSERT(x->ndim == 4 && x->shape[1] == u->cfg.C && x->shape[2] == u->cfg.H &&
                x->shape[3] == u->cfg.W);
@@ -182,6 +186,8 @@ struct gen_tensor *unet_forward(struct gen_ctx *g, const struct unet *u, struct 
     unet_time_embedding(t, N, u->sin_dim, sin->data);
     struct gen_tensor *temb = gen_linear_layer_fwd(g, ps, &u->time0, sin);
     temb = gen_linear_layer_fwd(g, ps, &u->time2, gen_silu(g, temb));
+    GEN_ASSERT((y != NULL) == (u->class_emb >= 0));
+    if (y) temb = gen_add(g, temb, gen_embedding(g, gen_params_tensor(ps, u->class_emb), y, 1, &N));
     struct gen_tensor *e = gen_silu(g, temb); /* (N, 4b), shared by every block */
 
     struct gen_tensor *h = conv(g, ps, &u->conv_in, x);

@@ -5,6 +5,9 @@
  * multipliers (m1, m2, m3) (reference: b = 32, (1, 2, 2)):
  *
  *   temb  = time_mlp.2(SiLU(time_mlp.0(sinusoidal_b(t))))      (N, 4b)
+ *           (+ class_emb(y) for a model conditioned on K classes:
+ *           an embedding table (K + 1, 4b) whose row K is the learned
+ *           null class of classifier-free guidance)
  *   h     = conv_in(x)                                          (N, b, H, W)
  *   s1    = enc1(h)          ResBlock b -> b m1                 full size
  *   h     = down1(s1)        Conv3x3 stride 2                   H/2
@@ -38,6 +41,7 @@ struct unet_config {
     int64_t base;    /* b: a multiple of 8                           */
     int64_t mult[3]; /* channel multipliers of the three levels      */
     int attn;        /* attention block in the middle                */
+    int64_t classes; /* K: conditioned on K classes (0: unconditional) */
 };
 
 struct unet_resblock {
@@ -60,6 +64,7 @@ struct unet {
     struct unet_resblock enc1, enc2, mid1, mid2, dec2, dec1;
     struct unet_attn attn;
     int norm_out_w, norm_out_b;
+    int class_emb; /* (K + 1, 4b), or -1 when unconditional            */
 };
 
 /* Checks a configuration; GEN_ERR_USAGE with a message naming the fault
@@ -78,8 +83,9 @@ void unet_init(const struct unet *u, struct gen_params *ps, struct gen_rng *r);
 void unet_time_embedding(const float *t, int64_t n, int64_t dim, float *out);
 
 /* eps_hat (N, C, H, W) for noisy images x (N, C, H, W) at timesteps t (N),
- * given as floats (0 .. T-1). */
+ * given as floats (0 .. T-1), and for a conditional model classes y (N),
+ * each in 0 .. K (K: the null class); y is NULL for an unconditional one. */
 struct gen_tensor *unet_forward(struct gen_ctx *g, const struct unet *u, struct gen_params *ps,
-                                struct gen_tensor *x, const float *t);
+                                struct gen_tensor *x, const float *t, const int32_t *y);
 
 #endif
