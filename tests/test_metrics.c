@@ -480,12 +480,14 @@ static int eval_with(gen_generate_fn fn, int argc, char **argv) {
     assert_int_equal(gen_config_parse(&eval_cfg, tables, argc, argv), GEN_OK);
     gen_clear_error();
     struct gen_metrics out = {0};
-    return gen_eval_images(&eval_cfg, "test", 1, fn, NULL, 1, 12, 12, &out);
+    const struct gen_eval_source src = {fn, NULL, 1, 12, 12, 0, NULL};
+    return gen_eval_images(&eval_cfg, "test", 1, fn ? &src : NULL, &out, NULL);
 }
 
 /* A "model" whose images are random noise. */
-static enum gen_status noise_model(void *model, int64_t n, uint64_t seed, float *out) {
-    (void)model;
+static enum gen_status noise_model(void *model, int64_t n, uint64_t seed, const int32_t *labels,
+                                   float *out) {
+    (void)model, (void)labels;
     tu_fill_uniform(out, n * 144, 0, 1, seed);
     return GEN_OK;
 }

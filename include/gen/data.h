@@ -68,7 +68,10 @@ int gen_mnist_detect(const char *dir);
  * `train-images-idx3-ubyte` or `train-images.idx3-ubyte`, optionally with
  * `.gz` (labels: `-idx1-ubyte` / `.idx1-ubyte`). Images must be rank 3
  * (n, h, w), labels rank 1 with the same n. Result: c = 1, native h, w;
- * n_classes = max label + 1; class_names NULL. */
+ * n_classes = max label + 1 and class_names NULL, unless the directory
+ * holds classes.txt: the name of class k on line k + 1 (at most 4096
+ * names of at most 255 bytes, no control characters; it must name every
+ * label), and then n_classes is its number of names. */
 enum gen_status gen_mnist_load(const char *dir, enum gen_split split, struct gen_image_set *out);
 
 /* Loads a folder of images (PNG, JPEG, BMP, GIF, TGA, PNM; by extension,
@@ -116,6 +119,16 @@ enum gen_status gen_image_set_convert(struct gen_image_set *s, int channels, int
  * 0..255 linearly onto [lo, hi] (0 -> lo, 255 -> hi). */
 void gen_images_batch(const struct gen_image_set *s, const int32_t *idx, int count, float *out,
                       float lo, float hi);
+/* The class `spec` names among names[0..K) (may be NULL): a name,
+ * compared by its letters and digits only, ignoring case ("ankle boot"
+ * finds "Ankle boot", "T-shirt-top" finds "T-shirt/top"), or an index
+ * 0..K-1. -1 when it names none. */
+int gen_class_find(char *const *names, int K, const char *spec);
+/* The folder name of class k: its name with '/' and '\\' made '-' and a
+ * leading '.' made '_' (so an image folder of it reads back as that
+ * class), or the index when it has no name. */
+void gen_class_dirname(char *const *names, int k, char *out, size_t n);
+
 /* Gathers labels idx[0..count) into out (count). */
 void gen_images_labels(const struct gen_image_set *s, const int32_t *idx, int count,
                        int32_t *out);

@@ -56,6 +56,10 @@ enum gen_status gen_png_write_grid_cols(const char *path, const float *images, i
  * (and its parents) if needed. Same value mapping as the grid. */
 enum gen_status gen_png_write_each(const char *dir, const char *prefix, const float *images,
                                    int n, int c, int h, int w, float lo, float hi);
+/* The same, numbered from `first` (a folder written in parts). */
+enum gen_status gen_png_write_each_from(const char *dir, const char *prefix, int64_t first,
+                                        const float *images, int n, int c, int h, int w, float lo,
+                                        float hi);
 
 /* Reads a folder of images (e.g. samples written by gen_png_write_each)
  * for evaluation: gen_imagefolder_load with GEN_SPLIT_ALL. */

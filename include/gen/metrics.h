@@ -18,7 +18,33 @@
  * chunk with its own seed derived from --seed, so a generator never has to
  * hold more than a chunk's activations. */
 #define GEN_EVAL_CHUNK 500
-typedef enum gen_status (*gen_generate_fn)(void *model, int64_t n, uint64_t seed, float *out);
+/* labels: the class of each image (a conditional model), or NULL. */
+typedef enum gen_status (*gen_generate_fn)(void *model, int64_t n, uint64_t seed,
+                                           const int32_t *labels, float *out);
+
+/* What gen_eval_images scores: a generator of images of shape (c, h, w).
+ * A conditional model (classes K > 0) is asked for the classes in turn
+ * (image i of the evaluation has class i % K) and scored by class too. */
+struct gen_eval_source {
+    gen_generate_fn generate;
+    void *model;
+    int c, h, w;
+    int classes;              /* K, or 0: unconditional                  */
+    char *const *class_names; /* (K) or NULL: the data's class indices    */
+};
+
+/* Scores by class: the classifier's accuracy at telling each image's
+ * class (the class it was generated as, or its subfolder of --samples),
+ * and the Frechet distance of each class's images to the test images of
+ * that class. */
+struct gen_class_scores {
+    int K;                  /* classes (0: no scores by class)             */
+    double accuracy;        /* over every image                             */
+    char **names;           /* (K) the data's class names; gen_alloc'd      */
+    int64_t *count;         /* (K) images of each class                     */
+    double *acc, *fid;      /* (K) each; fid NaN under 2 images             */
+};
+void gen_class_scores_free(struct gen_class_scores *s);
 
 /* The sample-quality part of `gen eval` for an image family (family: its
  * name, for the table). Options it reads from cfg:
@@ -35,15 +61,18 @@ typedef enum gen_status (*gen_generate_fn)(void *model, int64_t n, uint64_t seed
  * a failure there is only a warning).
  * A family without a --classifier option (the classifier family itself:
  * `gen eval classifier --samples DIR`) uses --ckpt as the classifier.
- * c, h, w: the generated images' shape; they are converted to the
- * classifier's channels and size when they differ (with --samples and
- * generate NULL, c = h = w = 0 is fine). Images in --samples must share one
+ * src: the generator (NULL with --samples); its images are converted to
+ * the classifier's channels and size when they differ.
+ * by_class (may be NULL) receives scores by class when the images have
+ * classes: a conditional model's, or a --samples folder whose subfolders
+ * are named as classes of the data ("T-shirt-top" for "T-shirt/top", as
+ * `gen sample --per-class` writes them); free with gen_class_scores_free. Images in --samples must share one
  * size; another size than the classifier's is resized (with a note).
  * The model must be ready to generate (evaluation mode). Returns an exit
  * code (0, 1 with gen_last_error set, 2 usage). */
 int gen_eval_images(const struct gen_config *cfg, const char *family, int quiet,
-                    gen_generate_fn generate, void *model, int c, int h, int w,
-                    struct gen_metrics *out);
+                    const struct gen_eval_source *src, struct gen_metrics *out,
+                    struct gen_class_scores *by_class);
 
 /* The same entries as a table of their own, so gen_eval_images reads them
  * by enumerator (gen_opt_str(cfg, &gen_eval_image_options[GEN_EVAL_IMAGE_SAMPLES])). */

@@ -29,4 +29,18 @@ enum gen_status gen_plot_metrics(const char *run_dir);
 enum gen_status gen_plot_file(const char *jsonl, const char *png, const char *title,
                               int64_t *points);
 
+/* One series of an x/y chart: n points, each with an optional label. */
+struct gen_plot_series {
+    const char *name;
+    int n;
+    const double *x, *y;
+    const char *const *labels; /* (n) or NULL */
+};
+
+/* Draws series[0..n) (n <= GEN_PLOT_MAX_SERIES) as lines through marked,
+ * labelled points with axis names (ylabel may be NULL) into png, as
+ * gen_plot_metrics does. Non-finite points are GEN_ERR_FORMAT. */
+enum gen_status gen_plot_xy(const char *png, const char *title, const char *xlabel,
+                            const char *ylabel, const struct gen_plot_series *series, int n);
+
 #endif

@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "cli/engine.h"
 #include "gen/metrics.h"
+#include "gen/plot.h"
 #include "io/fs.h"
 
 static int exit_code(enum gen_status st) { return st == GEN_OK ? 0 : st == GEN_ERR_USAGE ? 2 : 1; }
@@ -287,6 +288,138 @@ static void draw_progress(int64_t done, int64_t total, void *arg) {
     gen_runlog_progress(arg, done, total, NAN);
 }
 
+/* ---- classes ---- */
+
+/* A family option of opts when opts has it and it is set, else NULL / 0. */
+static const char *fam_str(const struct gen_config *opts, enum gen_family_option o) {
+    const struct gen_config_entry *e = gen_opt_get(opts, &gen_family_options[o]);
+    return e && e->present && e->type == GEN_OPT_STRING ? e->s : NULL;
+}
+
+/* "T-shirt/top, Trouser, ..." (or 0..K-1) for a message. */
+static void class_list(const struct gen_model *em, char *buf, size_t n) {
+    size_t used = 0;
+    buf[0] = 0;
+    for (int k = 0; k < em->info.classes && used + 8 < n; k++)
+        used += (size_t)snprintf(buf + used, n - used, "%s%s", k ? ", " : "",
+                                 em->class_names ? em->class_names[k] : "");
+    if (!em->class_names) snprintf(buf, n, "0..%d", em->info.classes - 1);
+}
+
+/* --class SPEC of a conditional model: its index, or -2 for "all". */
+static enum gen_status class_of(const struct gen_model *em, const char *spec, int *k) {
+    if (!strcmp(spec, "all")) {
+        *k = -2;
+        return GEN_OK;
+    }
+    *k = gen_class_find(em->class_names, em->info.classes, spec);
+    if (*k >= 0) return GEN_OK;
+    char names[1024];
+    class_list(em, names, sizeof names);
+    return gen_error(GEN_ERR_USAGE, "--class '%s': not a class of this model (%s, or all)", spec,
+                     names);
+}
+
+/* The classes a sample command asks for (k: -1 none, -2 all, else one):
+ * --class, and --per-class N (all classes unless --class names one), which
+ * writes a folder. */
+static enum gen_status class_of_options(const struct gen_model *em, const char *cls, int64_t per,
+                                        const char *out, int *k) {
+    *k = -1;
+    if (!cls && !per) return GEN_OK;
+    if (em->info.classes == 0)
+        return gen_error(GEN_ERR_USAGE, "--%s: this model is unconditional (train it with "
+                                        "--conditional)", cls ? "class" : "per-class");
+    size_t len = strlen(out);
+    if (per && (!len || out[len - 1] != '/'))
+        return gen_error(GEN_ERR_USAGE, "--per-class writes DIR/CLASS/NNNNN.png: give -o a folder "
+                                        "ending in '/', got '%s'", out);
+    return class_of(em, cls ? cls : "all", k);
+}
+
+/* The classes of a result for --json: {"class": NAME} or {"rows": [...]}. */
+static cJSON *class_json(const struct gen_model *em, int k, cJSON *o) {
+    if (k == -1) return o;
+    if (!o) o = cJSON_CreateObject();
+    char name[512];
+    if (k >= 0) {
+        gen_class_dirname(em->class_names, k, name, sizeof name);
+        cJSON_AddStringToObject(o, "class", em->class_names ? em->class_names[k] : name);
+        return o;
+    }
+    cJSON *rows = cJSON_AddArrayToObject(o, "classes");
+    for (int c = 0; c < em->info.classes; c++) {
+        gen_class_dirname(em->class_names, c, name, sizeof name);
+        cJSON_AddItemToArray(rows, cJSON_CreateString(em->class_names ? em->class_names[c] : name));
+    }
+    return o;
+}
+
+/* Seed of part `part` of class k's images in a long run of generation. */
+static uint64_t part_seed(uint64_t seed, int k, int64_t part) {
+    struct gen_rng r;
+    gen_rng_seed(&r, seed ^ (0x9e3779b97f4a7c15ull * (uint64_t)(k + 1)) ^
+                         (0xbf58476d1ce4e5b9ull * (uint64_t)(part + 1)));
+    return gen_rng_next(&r);
+}
+
+/* n images of the model (labels: their classes, or NULL), with the
+ * weights sampling uses; the caller frees res->images. */
+static enum gen_status generate_images(struct gen_model *em, const struct gen_config *opts,
+                                       int64_t n, uint64_t seed, const int32_t *labels,
+                                       struct gen_runlog *bar, struct gen_output *res) {
+    struct gen_ctx g;
+    gen_ctx_init_eval(&g);
+    struct gen_request req = {.n = n,
+                              .seed = seed,
+                              .labels = labels,
+                              .progress = bar ? draw_progress : NULL,
+                              .progress_arg = bar};
+    const int ema = gen_model_ema_use(em, opts);
+    enum gen_status st = em->fam->generate(em->m, &g, opts, &req, res);
+    gen_model_ema_restore(em, ema);
+    gen_ctx_free(&g);
+    if (st == GEN_OK && res->n_images != n)
+        st = gen_error(GEN_ERR_RUNTIME, "%s: generated %lld images, not %lld", em->fam->name,
+                       (long long)res->n_images, (long long)n);
+    return st;
+}
+
+#define PART 500 /* images generated at once for a folder */
+
+/* --per-class N -o DIR/: N images of each class asked for (k, or -2:
+ * all) in DIR/CLASS/NNNNN.png, generated PART at a time. */
+static enum gen_status sample_per_class(struct gen_model *em, const struct gen_config *opts,
+                                        int k, int64_t per, const char *dir, int quiet,
+                                        int64_t *written) {
+    const uint64_t seed = (uint64_t)gen_opt_int(opts, &gen_sample_options[GEN_SAMPLE_SEED]);
+    int32_t *labels = gen_alloc(PART * sizeof *labels);
+    if (!labels) return gen_error(GEN_ERR_NOMEM, "out of memory");
+    enum gen_status st = GEN_OK;
+    const int K = em->info.classes;
+    for (int c = k >= 0 ? k : 0; st == GEN_OK && c < (k >= 0 ? k + 1 : K); c++) {
+        char name[512], path[4096];
+        gen_class_dirname(em->class_names, c, name, sizeof name);
+        snprintf(path, sizeof path, "%s%s/", dir, name);
+        for (int64_t i = 0, part = 0; st == GEN_OK && i < per; i += PART, part++) {
+            const int64_t b = per - i < PART ? per - i : PART;
+            for (int64_t j = 0; j < b; j++) labels[j] = c;
+            struct gen_output res = {0};
+            st = generate_images(em, opts, b, part_seed(seed, c, part), labels, NULL, &res);
+            if (st == GEN_OK)
+                st = gen_png_write_each_from(path, "", i, res.images, (int)b, res.c, res.h, res.w,
+                                             0.0f, 1.0f);
+            gen_free(res.images);
+            if (st == GEN_OK) *written += b;
+            if (st == GEN_OK && !quiet)
+                fprintf(stderr, "\r%s: %lld/%lld", path, (long long)(i + b), (long long)per);
+        }
+        if (st == GEN_OK && !quiet) fputc('\n', stderr);
+    }
+    gen_free(labels);
+    return st;
+}
+
 int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int json, int quiet) {
     const char *ckpt = gen_opt_str(opts, &gen_sample_options[GEN_SAMPLE_CKPT]);
     const char *out = gen_opt_str(opts, &gen_sample_options[GEN_SAMPLE_OUTPUT]);
@@ -295,6 +428,7 @@ int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int js
     struct gen_ctx g;
     struct gen_output res = {0};
     struct gen_image_set mask = {0};
+    int32_t *labels = NULL;
     enum gen_status st;
     int rc = 1;
     gen_ctx_init_eval(&g);
@@ -311,8 +445,22 @@ int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int js
         goto done;
     }
     if (gen_model_load(&em, fam, ckpt, GEN_CKPT_EMA, NULL) != GEN_OK) goto done;
+    /* conditional models: --class NAME|INDEX|all, --per-class N */
+    const char *cls = fam_str(opts, GEN_FAM_CLASS);
+    const struct gen_config_entry *pce = gen_opt_get(opts, &gen_family_options[GEN_FAM_PER_CLASS]);
+    const int64_t per = pce && pce->present ? pce->i : 0;
+    int k = -1;
+    if ((st = class_of_options(&em, cls, per, out, &k)) != GEN_OK) {
+        rc = exit_code(st);
+        goto done;
+    }
     struct gen_dataset in = {0};
     const int need = fam->needs_inputs && fam->needs_inputs(opts);
+    if (need && k != -1) {
+        gen_error(GEN_ERR_USAGE, "--class and --per-class draw new images; this mode works on input images");
+        rc = 2;
+        goto done;
+    }
     if (need) {
         const char *input = gen_opt_str(opts, &gen_sample_options[GEN_SAMPLE_INPUT]);
         const char *path = input ? input : data_path(opts, &em);
@@ -326,21 +474,50 @@ int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int js
         gen_data_heldout(&d, &in);
     }
     if (inputs[2] && gen_image_file_load(inputs[2], 1, square_side(&em), &mask) != GEN_OK) goto done;
+    const double t0 = gen_run_now();
+    if (per) {
+        int64_t written = 0;
+        if ((st = sample_per_class(&em, opts, k, per, out, quiet, &written)) != GEN_OK) {
+            rc = exit_code(st);
+            goto done;
+        }
+        const double dt = gen_run_now() - t0;
+        if (!quiet) fprintf(stderr, "wrote %lld images to %s (%.2f s)\n", (long long)written, out, dt);
+        if (json) {
+            const char *outs[1] = {out};
+            const struct gen_field f[3] = {{"images", (double)written}, {"seconds", dt}, {"per_class", (double)per}};
+            gen_print_result("sample", fam->name, outs, 1, f, 3, class_json(&em, k, NULL));
+        }
+        rc = 0;
+        goto done;
+    }
+    /* --class K: n images of K; all: one row of n (default 8) per class */
+    int64_t n = gen_opt_int(opts, &gen_sample_options[GEN_SAMPLE_NUM]), row = n;
+    if (k == -2) {
+        row = gen_opt_is_set(opts, &gen_sample_options[GEN_SAMPLE_NUM]) ? n : 8;
+        n = row * em.info.classes;
+    }
+    if (k != -1 && !(labels = gen_alloc((size_t)n * sizeof *labels))) {
+        gen_error(GEN_ERR_NOMEM, "out of memory for %lld labels", (long long)n);
+        goto done;
+    }
+    for (int64_t i = 0; labels && i < n; i++) labels[i] = k >= 0 ? k : (int32_t)(i / row);
     struct gen_runlog bar;
     gen_runlog_open(&bar, NULL, 0, quiet);
     gen_runlog_set_items(&bar, 0, "step");
-    struct gen_request req = {.n = gen_opt_int(opts, &gen_sample_options[GEN_SAMPLE_NUM]),
+    struct gen_request req = {.n = n,
                               .seed = (uint64_t)gen_opt_int(opts, &gen_sample_options[GEN_SAMPLE_SEED]),
+                              .labels = labels,
                               .inputs = need ? &in : NULL,
                               .mask = inputs[2] ? &mask : NULL,
                               .progress = draw_progress,
                               .progress_arg = &bar};
-    const double t0 = gen_run_now();
     const int ema = gen_model_ema_use(&em, opts);
     st = fam->generate(em.m, &g, opts, &req, &res);
     gen_model_ema_restore(&em, ema);
     gen_runlog_close(&bar);
     const double dt = gen_run_now() - t0;
+    if (k == -2) res.cols = (int)row;
     if (st == GEN_OK)
         st = gen_write_images(out, res.images, res.n_images, res.c, res.h, res.w, res.cols);
     if (st != GEN_OK) {
@@ -354,10 +531,11 @@ int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int js
         const struct gen_field f[3] = {{"images", (double)res.n_images},
                                        {"seconds", dt},
                                        {"images_per_s", dt > 0 ? (double)res.n_images / dt : 0}};
-        gen_print_result("sample", fam->name, outs, 1, f, 3, NULL);
+        gen_print_result("sample", fam->name, outs, 1, f, 3, class_json(&em, k, NULL));
     }
     rc = 0;
 done:
+    gen_free(labels);
     gen_free(res.images);
     gen_image_set_free(&mask);
     gen_ctx_free(&g);
@@ -370,27 +548,150 @@ done:
 
 
 /* What gen_eval_images samples: a model and the eval options (sampler,
- * --no-ema) its generate verb reads. */
+ * guidance, --no-ema) its generate verb reads. */
 struct eval_source {
     struct gen_model *em;
     const struct gen_config *opts;
 };
 
-static enum gen_status eval_generate(void *arg, int64_t n, uint64_t seed, float *out) {
+static enum gen_status eval_generate(void *arg, int64_t n, uint64_t seed, const int32_t *labels,
+                                     float *out) {
     const struct eval_source *src = arg;
-    struct gen_model *em = src->em;
-    struct gen_ctx g;
-    gen_ctx_init_eval(&g);
-    struct gen_request req = {.n = n, .seed = seed};
     struct gen_output res = {0};
-    enum gen_status st = em->fam->generate(em->m, &g, src->opts, &req, &res);
-    if (st == GEN_OK && res.n_images != n)
-        st = gen_error(GEN_ERR_RUNTIME, "%s: generated %lld images, not %lld", em->fam->name,
-                       (long long)res.n_images, (long long)n);
+    enum gen_status st = generate_images(src->em, src->opts, n, seed, labels, NULL, &res);
     if (st == GEN_OK) memcpy(out, res.images, (size_t)(n * res.c * res.h * res.w) * sizeof(float));
     gen_free(res.images);
-    gen_ctx_free(&g);
     return st;
+}
+
+/* ---- the guidance trade-off ---- */
+
+#define MAX_GUIDANCE 16
+
+/* --guidance "0,1,2,4": the values (1..MAX_GUIDANCE of them). */
+static enum gen_status guidance_list(const char *spec, double *w, int *n) {
+    const char *p = spec;
+    *n = 0;
+    for (;;) {
+        char *end;
+        const double v = strtod(p, &end);
+        if (end == p || !(v >= 0 && v <= 100) || (*end && *end != ',') || *n == MAX_GUIDANCE)
+            return gen_error(GEN_ERR_USAGE,
+                             "--guidance: expected up to %d numbers in 0..100 separated by commas, "
+                             "got '%s'",
+                             MAX_GUIDANCE, spec);
+        w[(*n)++] = v;
+        if (!*end) return GEN_OK;
+        p = end + 1;
+    }
+}
+
+/* The result of one guidance value. */
+struct guided {
+    double w, fid, accuracy;
+    struct gen_class_scores cs;
+};
+
+static cJSON *guided_json(const struct guided *r, int n) {
+    cJSON *arr = cJSON_CreateArray();
+    for (int i = 0; i < n; i++) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddNumberToObject(o, "guidance", r[i].w);
+        cJSON_AddNumberToObject(o, "fid", r[i].fid);
+        cJSON_AddNumberToObject(o, "class_accuracy", r[i].accuracy);
+        cJSON *cls = cJSON_AddArrayToObject(o, "classes");
+        for (int k = 0; k < r[i].cs.K; k++) {
+            if (!r[i].cs.count[k]) continue;
+            cJSON *c = cJSON_CreateObject();
+            cJSON_AddStringToObject(c, "name", r[i].cs.names[k]);
+            cJSON_AddNumberToObject(c, "images", (double)r[i].cs.count[k]);
+            cJSON_AddNumberToObject(c, "accuracy", r[i].cs.acc[k]);
+            cJSON_AddNumberToObject(c, "fid", r[i].cs.fid[k]); /* NaN: null */
+            cJSON_AddItemToArray(cls, c);
+        }
+        cJSON_AddItemToArray(arr, o);
+    }
+    return arr;
+}
+
+/* FID against class accuracy, one labelled point per guidance value. */
+static enum gen_status guidance_plot(const char *png, const struct guided *r, int n,
+                                     const char *title) {
+    double x[MAX_GUIDANCE], y[MAX_GUIDANCE];
+    char text[MAX_GUIDANCE][32];
+    const char *labels[MAX_GUIDANCE];
+    for (int i = 0; i < n; i++) {
+        x[i] = 100 * r[i].accuracy, y[i] = r[i].fid;
+        snprintf(text[i], sizeof text[i], "w=%g", r[i].w);
+        labels[i] = text[i];
+    }
+    const struct gen_plot_series s = {"guidance w", n, x, y, labels};
+    return gen_plot_xy(png, title, "class accuracy %", "FID", &s, 1);
+}
+
+/* Sample quality of a model that generates images; a conditional model
+ * once per --guidance value (when its family has that option), with the
+ * trade-off table and plot. Returns an exit code; *extra gets the JSON of
+ * the guidance runs. */
+static int eval_samples(struct gen_model *em, struct gen_config *opts, const char *ckpt,
+                        int quiet, struct gen_metrics *mt, cJSON **extra) {
+    struct eval_source es = {em, opts};
+    const struct gen_eval_source src = {eval_generate, &es, em->shape.c, em->shape.h, em->shape.w,
+                                        em->info.classes, em->class_names};
+    const char *spec = em->info.classes ? fam_str(opts, GEN_FAM_GUIDANCE) : NULL;
+    double w[MAX_GUIDANCE];
+    int n = 0;
+    if (!spec) {
+        struct gen_class_scores cs = {0};
+        int rc = gen_eval_images(opts, em->fam->name, quiet, &src, mt, &cs);
+        gen_class_scores_free(&cs);
+        return rc;
+    }
+    enum gen_status st = guidance_list(spec, w, &n);
+    if (st != GEN_OK) return 2;
+    const struct gen_option *tables[3];
+    gen_command_tables(GEN_CMD_EVAL, em->fam, tables);
+    struct guided r[MAX_GUIDANCE] = {{0}};
+    int rc = 0;
+    for (int i = 0; i < n && rc == 0; i++) {
+        char v[32];
+        snprintf(v, sizeof v, "%g", w[i]);
+        if (gen_config_set(opts, tables, gen_family_options[GEN_FAM_GUIDANCE].name, v) != GEN_OK)
+            return 2;
+        if (!quiet) fprintf(stderr, "guidance %s\n", v);
+        struct gen_metrics one = {0};
+        rc = gen_eval_images(opts, em->fam->name, quiet, &src, i == 0 ? mt : &one, &r[i].cs);
+        const struct gen_metrics *got = i == 0 ? mt : &one;
+        r[i].w = w[i];
+        for (int k = 0; k < got->n; k++) {
+            if (!strcmp(got->f[k].name, "fid")) r[i].fid = got->f[k].value;
+            if (!strcmp(got->f[k].name, "class_accuracy")) r[i].accuracy = got->f[k].value;
+        }
+    }
+    if (rc == 0 && mt->n < GEN_MAX_FIELDS) mt->f[mt->n++] = (struct gen_field){"guidance", w[0]};
+    if (rc == 0 && n > 1) {
+        if (!quiet) {
+            fprintf(stderr, "guidance trade-off (%s):\n  %8s %10s %10s\n", ckpt, "w",
+                    "accuracy", "FID");
+            for (int i = 0; i < n; i++)
+                fprintf(stderr, "  %8g %10.3f %10.3f\n", r[i].w, r[i].accuracy, r[i].fid);
+        }
+        char png[4200];
+        const char *plot = fam_str(opts, GEN_FAM_PLOT);
+        if (!plot) {
+            const char *slash = strrchr(ckpt, '/');
+            snprintf(png, sizeof png, "%.*sguidance.png", slash ? (int)(slash - ckpt + 1) : 0, ckpt);
+            plot = png;
+        }
+        if (guidance_plot(plot, r, n, ckpt) != GEN_OK) rc = 1;
+        else if (!quiet) fprintf(stderr, "plot: %s\n", plot);
+    }
+    if (rc == 0) {
+        *extra = cJSON_CreateObject();
+        cJSON_AddItemToObject(*extra, "guidance", guided_json(r, n));
+    }
+    for (int i = 0; i < n; i++) gen_class_scores_free(&r[i].cs);
+    return rc;
 }
 
 static enum gen_status write_scores(const char *path, const struct gen_metrics *mt,
@@ -418,11 +719,21 @@ int gen_cmd_eval(const struct gen_family *fam, struct gen_config *opts, int json
     struct gen_metrics mt = {0};
     struct gen_ctx g;
     gen_ctx_init_eval(&g);
+    cJSON *extra = NULL;
     int rc = 1;
     const int samples_only = gen_opt_get(opts, &gen_eval_image_options[GEN_EVAL_IMAGE_SAMPLES]) && gen_opt_str(opts, &gen_eval_image_options[GEN_EVAL_IMAGE_SAMPLES]);
     if (samples_only) {
         /* A folder of images scored against real data; no model needed. */
-        rc = gen_eval_images(opts, fam->name, quiet, NULL, NULL, 0, 0, 0, &mt);
+        struct gen_class_scores cs = {0};
+        rc = gen_eval_images(opts, fam->name, quiet, NULL, &mt, &cs);
+        if (rc == 0 && cs.K) {
+            struct guided one = {.fid = NAN, .accuracy = cs.accuracy, .cs = cs};
+            for (int k = 0; k < mt.n; k++)
+                if (!strcmp(mt.f[k].name, "fid")) one.fid = mt.f[k].value;
+            extra = cJSON_CreateObject();
+            cJSON_AddItemToObject(extra, "by_class", guided_json(&one, 1));
+        }
+        gen_class_scores_free(&cs);
         goto report;
     }
     if (gen_model_load(&em, fam, ckpt, GEN_CKPT_EMA, NULL) != GEN_OK) goto done;
@@ -447,9 +758,7 @@ int gen_cmd_eval(const struct gen_family *fam, struct gen_config *opts, int json
     const struct gen_config_entry *clf = gen_opt_get(opts, &gen_eval_image_options[GEN_EVAL_IMAGE_CLASSIFIER]);
     if (fam->generate && em.shape.kind == GEN_DATA_IMAGES && clf && (clf->set || !fam->evaluate)) {
         gen_config_default_str(opts, gen_eval_options[GEN_EVAL_DATA].name, path); /* real images: the model's data */
-        struct eval_source src = {&em, opts};
-        rc = gen_eval_images(opts, fam->name, quiet, eval_generate, &src, em.shape.c, em.shape.h,
-                             em.shape.w, &mt);
+        rc = eval_samples(&em, opts, ckpt, quiet, &mt, &extra);
         if (rc != 0) goto done;
     }
     gen_model_ema_restore(&em, ema);
@@ -457,10 +766,12 @@ report:
     if (rc != 0 && samples_only) goto done;
     if (json) {
         const char *outs[1] = {per_sample};
-        gen_print_result("eval", fam->name, outs, per_sample ? 1 : 0, mt.f, mt.n, NULL);
+        gen_print_result("eval", fam->name, outs, per_sample ? 1 : 0, mt.f, mt.n, extra);
+        extra = NULL;
     }
     rc = 0;
 done:
+    cJSON_Delete(extra);
     gen_free(mt.scores);
     gen_ctx_free(&g);
     gen_data_free(&d);

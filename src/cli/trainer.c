@@ -255,7 +255,8 @@ static void emit_to_file(int32_t tok, void *arg) {
     fputc(s->vocab->byte[tok], s->f);
 }
 
-/* RUN/samples-STEP.png (64 images) or .txt (300 tokens after a line
+/* RUN/samples-STEP.png (64 images; a conditional model: a row of 8 per
+ * class) or .txt (300 tokens after a line
  * break), from a fixed seed so the snapshots of a run compare. */
 static enum gen_status snapshot(struct loop *L, int64_t step) {
     struct gen_model *em = L->em;
@@ -266,6 +267,11 @@ static enum gen_status snapshot(struct loop *L, int64_t step) {
              text ? "txt" : "png");
     struct gen_request req = {.n = text ? SNAPSHOT_TOKENS : SNAPSHOT_IMAGES,
                               .seed = SNAPSHOT_SEED};
+    /* a conditional model: one row of 8 per class (the first 16 classes) */
+    const int rows = em->info.classes < 16 ? em->info.classes : 16;
+    int32_t labels[16 * 8];
+    for (int i = 0; i < rows * 8; i++) labels[i] = i / 8;
+    if (rows > 0) req.n = rows * 8, req.labels = labels;
     struct gen_output out = {0};
     struct text_sink sink = {&em->vocab, NULL};
     int32_t start = em->vocab.id['\n'] >= 0 ? em->vocab.id['\n'] : 0;
@@ -286,7 +292,8 @@ static enum gen_status snapshot(struct loop *L, int64_t step) {
         fputc('\n', sink.f);
         if (fclose(sink.f) != 0 && st == GEN_OK) st = gen_error(GEN_ERR_IO, "%s: write failed", path);
     } else if (st == GEN_OK) {
-        st = gen_write_images(path, out.images, out.n_images, out.c, out.h, out.w, out.cols);
+        st = gen_write_images(path, out.images, out.n_images, out.c, out.h, out.w,
+                              rows > 0 ? 8 : out.cols);
     }
     gen_free(out.images);
     return st;

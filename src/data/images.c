@@ -1,7 +1,10 @@
 /* images.c - image sets: MNIST-format directories, conversion (channels,
  * centre crop, resize), float batches, and the loader that picks MNIST or
  * an image folder. */
+#include <ctype.h>
+#include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "data/images.h"
@@ -269,6 +272,111 @@ int gen_mnist_detect(const char *dir) {
     return found;
 }
 
+/* ---- class names ---- */
+
+#define CLASSES_FILE "classes.txt"
+#define CLASSES_MAX 4096
+#define CLASS_NAME_MAX 255
+
+/* DIR/classes.txt, when there is one: the name of class k on line k + 1.
+ * Sets out->class_names and out->n_classes (at least the labels' max + 1
+ * = n_classes on entry). */
+static enum gen_status read_class_names(const char *dir, struct gen_image_set *out) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/" CLASSES_FILE, dir);
+    if (gen_fs_kind(path) == GEN_FS_MISSING) return GEN_OK;
+    uint8_t *data;
+    int64_t n;
+    enum gen_status st = gen_fs_read(path, (int64_t)CLASSES_MAX * (CLASS_NAME_MAX + 2), &data, &n);
+    if (st != GEN_OK) return st;
+    char **names = gen_calloc(CLASSES_MAX, sizeof *names);
+    int K = 0;
+    char *p = (char *)data, *end = p + n;
+    while (st == GEN_OK && names && p < end) {
+        char *nl = memchr(p, '\n', (size_t)(end - p));
+        char *e = nl ? nl : end;
+        while (e > p && (e[-1] == '\r' || e[-1] == ' ' || e[-1] == '\t')) e--;
+        size_t len = (size_t)(e - p);
+        for (size_t k = 0; k < len && st == GEN_OK; k++)
+            if ((unsigned char)p[k] < 0x20 || p[k] == 0x7f)
+                st = gen_error(GEN_ERR_FORMAT, "%s: line %d: a control character in a class name",
+                               path, K + 1);
+        if (st == GEN_OK && len == 0 && nl && nl + 1 < end)
+            st = gen_error(GEN_ERR_FORMAT, "%s: line %d: an empty class name", path, K + 1);
+        if (st == GEN_OK && len > CLASS_NAME_MAX)
+            st = gen_error(GEN_ERR_FORMAT, "%s: line %d: a class name longer than %d bytes", path,
+                           K + 1, CLASS_NAME_MAX);
+        if (st == GEN_OK && len > 0) {
+            if (K == CLASSES_MAX)
+                st = gen_error(GEN_ERR_FORMAT, "%s: more than %d classes", path, CLASSES_MAX);
+            else if (!(names[K] = gen_alloc(len + 1)))
+                st = GEN_ERR_NOMEM;
+            else {
+                memcpy(names[K], p, len);
+                names[K++][len] = 0;
+            }
+        }
+        p = nl ? nl + 1 : end;
+    }
+    if (!names) st = GEN_ERR_NOMEM;
+    if (st == GEN_OK && K == 0) st = gen_error(GEN_ERR_FORMAT, "%s: no class names", path);
+    if (st == GEN_OK && K < out->n_classes)
+        st = gen_error(GEN_ERR_FORMAT, "%s: names %d classes, but the labels go up to %d", path, K,
+                       out->n_classes - 1);
+    gen_free(data);
+    if (st != GEN_OK) {
+        for (int k = 0; names && k < K; k++) gen_free(names[k]);
+        gen_free(names);
+        return st == GEN_ERR_NOMEM ? gen_fs_error_at(st, path) : st;
+    }
+    out->class_names = names;
+    out->n_classes = K;
+    return GEN_OK;
+}
+
+/* A class name's letters and digits, lower-cased, one '_' for every run
+ * of anything else: "T-shirt/top" and "t-shirt-top" give "t_shirt_top". */
+static void class_key(const char *s, char *out, size_t n) {
+    size_t k = 0;
+    int gap = 0;
+    for (; *s && k + 2 < n; s++) {
+        const unsigned char ch = (unsigned char)*s;
+        if (isalnum(ch) || ch >= 0x80) {
+            if (gap && k) out[k++] = '_';
+            out[k++] = (char)tolower(ch);
+            gap = 0;
+        } else {
+            gap = 1;
+        }
+    }
+    out[k] = 0;
+}
+
+int gen_class_find(char *const *names, int K, const char *spec) {
+    char want[CLASS_NAME_MAX + 2], have[CLASS_NAME_MAX + 2];
+    class_key(spec, want, sizeof want);
+    for (int k = 0; names && want[0] && k < K; k++) {
+        class_key(names[k], have, sizeof have);
+        if (!strcmp(want, have)) return k;
+    }
+    char *end;
+    errno = 0;
+    long v = strtol(spec, &end, 10);
+    if (end != spec && !*end && !errno && v >= 0 && v < K) return (int)v;
+    return -1;
+}
+
+void gen_class_dirname(char *const *names, int k, char *out, size_t n) {
+    if (!names || !names[k][0] || !strcmp(names[k], ".") || !strcmp(names[k], "..")) {
+        snprintf(out, n, "%d", k);
+        return;
+    }
+    snprintf(out, n, "%s", names[k]);
+    for (char *p = out; *p; p++)
+        if (*p == '/' || *p == '\\') *p = '-';
+    if (out[0] == '.') out[0] = '_';
+}
+
 enum gen_status gen_mnist_load(const char *dir, enum gen_split split, struct gen_image_set *out) {
     memset(out, 0, sizeof *out);
     if (split == GEN_SPLIT_ALL)
@@ -312,6 +420,7 @@ enum gen_status gen_mnist_load(const char *dir, enum gen_split split, struct gen
         out->pixels = im.data;
         im.data = NULL;
         out->n_classes = max + 1;
+        st = read_class_names(dir, out);
     }
     gen_idx_free(&im);
     gen_idx_free(&lb);

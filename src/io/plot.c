@@ -138,11 +138,14 @@ struct series {
     char name[64];
     int64_t n, cap;
     double *x, *y;
+    const char *const *labels; /* (n) text beside each point, or NULL */
 };
 
 struct plot {
     struct series s[GEN_PLOT_MAX_SERIES];
     int n;
+    const char *xlabel, *ylabel; /* axis names (ylabel may be NULL) */
+    int markers;                 /* a dot at every point          */
 };
 
 static int plotted(const char *name) {
@@ -257,6 +260,7 @@ static const struct rgb palette[GEN_PLOT_MAX_SERIES] = {
 enum { LEFT = 90, RIGHT = 24, TOP = 44, BOTTOM = 56 };
 
 static void draw(struct canvas *c, const struct plot *p, const char *title) {
+    const char *xlabel = p->xlabel ? p->xlabel : "step";
     const struct rgb white = {255, 255, 255}, black = {0, 0, 0}, grid = {225, 225, 225},
                      grey = {90, 90, 90};
     fill(c, 0, 0, c->w - 1, c->h - 1, white);
@@ -268,6 +272,10 @@ static void draw(struct canvas *c, const struct plot *p, const char *title) {
             ay.lo = fmin(ay.lo, p->s[i].y[k]), ay.hi = fmax(ay.hi, p->s[i].y[k]);
         }
     if (ax.hi <= ax.lo) ax.lo -= 1, ax.hi += 1;
+    if (p->markers) { /* room for the points' labels */
+        const double pad = 0.08 * (ax.hi - ax.lo);
+        ax.lo -= pad, ax.hi += 2 * pad;
+    }
     ay.logscale = ay.lo > 0 && ay.hi / ay.lo > 20;
     if (ay.logscale) {
         ay.lo /= 1.15, ay.hi *= 1.15;
@@ -313,14 +321,20 @@ static void draw(struct canvas *c, const struct plot *p, const char *title) {
     /* frame, labels */
     line(c, ax.p0, ay.p0, ax.p1, ay.p0, 1, black);
     line(c, ax.p0, ay.p0, ax.p0, ay.p1, 1, black);
-    text(c, (ax.p0 + ax.p1 - text_width("step")) / 2, c->h - GLYPH_HEIGHT - 8, "step", grey);
+    text(c, (ax.p0 + ax.p1 - text_width(xlabel)) / 2, c->h - GLYPH_HEIGHT - 8, xlabel, grey);
     if (title) text(c, LEFT, (TOP - GLYPH_HEIGHT) / 2, title, black);
-    if (ay.logscale) text(c, 8, (TOP - GLYPH_HEIGHT) / 2, "log", grey);
+    if (p->ylabel || ay.logscale) {
+        snprintf(buf, sizeof buf, "%s%s%s", p->ylabel ? p->ylabel : "",
+                 p->ylabel && ay.logscale ? " " : "", ay.logscale ? "(log)" : "");
+        text(c, 8, TOP - GLYPH_HEIGHT - 6, buf, grey);
+    }
     /* curves (a lone point is a dot) */
     for (int i = 0; i < p->n; i++) {
         const struct series *s = &p->s[i];
         for (int64_t k = 0; k < s->n; k++) {
             int x1 = (int)lround(to_px(&ax, s->x[k])), y1 = (int)lround(to_px(&ay, s->y[k]));
+            if (p->markers) line(c, x1, y1, x1, y1, 7, palette[i]);
+            if (s->labels && s->labels[k]) text(c, x1 + 8, y1 - GLYPH_HEIGHT - 2, s->labels[k], black);
             if (k == 0) {
                 line(c, x1, y1, x1, y1, s->n == 1 ? 5 : 2, palette[i]);
                 continue;
@@ -342,28 +356,50 @@ static void draw(struct canvas *c, const struct plot *p, const char *title) {
     }
 }
 
+/* Draws p into png (a temporary name of this process's own, renamed over
+ * the plot, so a viewer never sees half a PNG). */
+static enum gen_status render(const struct plot *p, const char *png, const char *title) {
+    struct canvas c = {GEN_PLOT_WIDTH, GEN_PLOT_HEIGHT, NULL};
+    c.px = gen_alloc((size_t)c.w * (size_t)c.h * 3);
+    if (!c.px) return gen_error(GEN_ERR_NOMEM, "%s: out of memory for the plot", png);
+    draw(&c, p, title);
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", png, (long)getpid());
+    enum gen_status st = gen_png_write(tmp, c.w, c.h, 3, c.px);
+    if (st == GEN_OK && rename(tmp, png) != 0) {
+        st = gen_error(GEN_ERR_IO, "%s: cannot write: %s", png, strerror(errno));
+        remove(tmp);
+    }
+    gen_free(c.px);
+    return st;
+}
+
+enum gen_status gen_plot_xy(const char *png, const char *title, const char *xlabel,
+                            const char *ylabel, const struct gen_plot_series *series, int n) {
+    struct plot p;
+    memset(&p, 0, sizeof p);
+    p.xlabel = xlabel, p.ylabel = ylabel, p.markers = 1;
+    if (n < 1 || n > GEN_PLOT_MAX_SERIES)
+        return gen_error(GEN_ERR_USAGE, "%s: %d series to plot (1..%d)", png, n, GEN_PLOT_MAX_SERIES);
+    for (int i = 0; i < n; i++) {
+        const struct gen_plot_series *in = &series[i];
+        for (int k = 0; k < in->n; k++)
+            if (!isfinite(in->x[k]) || !isfinite(in->y[k]))
+                return gen_error(GEN_ERR_FORMAT, "%s: a point of '%s' is not finite", png, in->name);
+        p.s[i] = (struct series){.n = in->n, .x = (double *)in->x, .y = (double *)in->y, .labels = in->labels};
+        snprintf(p.s[i].name, sizeof p.s[i].name, "%s", in->name);
+    }
+    p.n = n;
+    return render(&p, png, title); /* the series are the caller's: nothing to free */
+}
+
 enum gen_status gen_plot_file(const char *jsonl, const char *png, const char *title,
                               int64_t *points) {
     struct plot p;
     memset(&p, 0, sizeof p);
     enum gen_status st = read_metrics(jsonl, &p);
     if (st == GEN_OK) {
-        struct canvas c = {GEN_PLOT_WIDTH, GEN_PLOT_HEIGHT, NULL};
-        c.px = gen_alloc((size_t)c.w * (size_t)c.h * 3);
-        if (!c.px) {
-            st = GEN_ERR_NOMEM;
-        } else {
-            draw(&c, &p, title);
-            char tmp[4200];
-            /* A temporary name of this process's own, renamed over the plot. */
-            snprintf(tmp, sizeof tmp, "%s.tmp.%ld", png, (long)getpid());
-            st = gen_png_write(tmp, c.w, c.h, 3, c.px);
-            if (st == GEN_OK && rename(tmp, png) != 0) {
-                st = gen_error(GEN_ERR_IO, "%s: cannot write: %s", png, strerror(errno));
-                remove(tmp);
-            }
-            gen_free(c.px);
-        }
+        st = render(&p, png, title);
         if (points) {
             *points = 0;
             for (int i = 0; i < p.n; i++) *points += p.s[i].n;

@@ -139,6 +139,12 @@ enum gen_status gen_png_write_grid_cols(const char *path, const float *images, i
 
 enum gen_status gen_png_write_each(const char *dir, const char *prefix, const float *images,
                                    int n, int c, int h, int w, float lo, float hi) {
+    return gen_png_write_each_from(dir, prefix, 0, images, n, c, h, w, lo, hi);
+}
+
+enum gen_status gen_png_write_each_from(const char *dir, const char *prefix, int64_t first,
+                                        const float *images, int n, int c, int h, int w, float lo,
+                                        float hi) {
     enum gen_status st = check_images(dir, n, c, h, w, lo, hi);
     if (st == GEN_OK) st = gen_mkdir_p(dir);
     if (st != GEN_OK) return st;
@@ -149,8 +155,8 @@ enum gen_status gen_png_write_each(const char *dir, const char *prefix, const fl
     size_t dl = strlen(dir);
     const char *sep = dl > 0 && dir[dl - 1] == '/' ? "" : "/";
     for (int i = 0; st == GEN_OK && i < n; i++) {
-        if ((size_t)snprintf(name, sizeof name, "%s%s%s%05d.png", dir, sep, prefix ? prefix : "",
-                             i) >= sizeof name) {
+        if ((size_t)snprintf(name, sizeof name, "%s%s%s%05lld.png", dir, sep, prefix ? prefix : "",
+                             (long long)(first + i)) >= sizeof name) {
             st = gen_error(GEN_ERR_IO, "%s: path too long", dir);
             break;
         }

@@ -344,10 +344,24 @@ static uint64_t chunk_seed(uint64_t seed, int64_t chunk) {
     return gen_rng_next(&r);
 }
 
-/* The generated or --samples images, as (n, C, H, W) for the classifier. */
+/* map[k]: the class of the test set named as names[k] (K classes; names
+ * NULL: the same index), or -1 when the test set has no such class. */
+static void map_classes(char *const *names, int K, const struct gen_image_set *test, int32_t *map) {
+    for (int k = 0; k < K; k++) {
+        if (names && test->class_names)
+            map[k] = gen_class_find(test->class_names, test->n_classes, names[k]);
+        else
+            map[k] = k < test->n_classes ? k : -1;
+    }
+}
+
+/* The generated or --samples images, as (n, C, H, W) for the classifier,
+ * and their classes as classes of the test set (*labels; NULL when they
+ * have none). */
 static enum gen_status fake_images(const struct gen_config *cfg, struct gen_classifier *m,
-                                   gen_generate_fn generate, void *model, int c, int h, int w,
-                                   int quiet, float **out, int64_t *n_out) {
+                                   const struct gen_eval_source *src,
+                                   const struct gen_image_set *test, const char *data, int quiet,
+                                   float **out, int64_t *n_out, int32_t **labels) {
     int C = (int)m->C, H = (int)m->H, W = (int)m->W;
     int64_t n = gen_opt_int(cfg, &gen_eval_image_options[GEN_EVAL_IMAGE_NUM]);
     const char *dir = gen_opt_str(cfg, &gen_eval_image_options[GEN_EVAL_IMAGE_SAMPLES]);
@@ -377,6 +391,14 @@ static enum gen_status fake_images(const struct gen_config *cfg, struct gen_clas
                 return st;
             }
         }
+        /* subfolders named as the data's classes make a labelled set */
+        int32_t *map = gen_alloc((size_t)set.n_classes * sizeof *map);
+        int mapped = map != NULL && set.class_names && (set.n_classes > 1 || strcmp(set.class_names[0], "."));
+        if (mapped) map_classes(set.class_names, set.n_classes, test, map);
+        for (int k = 0; mapped && k < set.n_classes; k++) mapped = map[k] >= 0;
+        if (!mapped && set.n_classes > 1 && !quiet)
+            fprintf(stderr, "note: the subfolders of %s are not classes of %s: no scores by class\n",
+                    dir, data);
         int32_t *idx = NULL;
         if (n < set.n) { /* a seeded choice, not the first n (folders may be sorted by class) */
             idx = gen_alloc((size_t)set.n * sizeof *idx);
@@ -392,27 +414,49 @@ static enum gen_status fake_images(const struct gen_config *cfg, struct gen_clas
             n = set.n;
         }
         *out = set_to_float(&set, idx, n);
+        if (mapped && (*labels = gen_alloc((size_t)n * sizeof **labels)))
+            for (int64_t i = 0; i < n; i++) (*labels)[i] = map[set.labels[idx ? idx[i] : i]];
+        gen_free(map);
         gen_free(idx);
         gen_image_set_free(&set);
-        if (!*out) return GEN_ERR_NOMEM;
+        if (!*out || (mapped && !*labels)) return GEN_ERR_NOMEM;
         *n_out = n;
         return GEN_OK;
     }
-    if (!generate) return gen_error(GEN_ERR_USAGE, "this family evaluates --samples DIR only");
+    if (!src) return gen_error(GEN_ERR_USAGE, "this family evaluates --samples DIR only");
+    const int c = src->c, h = src->h, w = src->w, K = src->classes;
     GEN_ASSERT(c >= 1 && h >= 1 && w >= 1);
+    int32_t *map = NULL, *asked = NULL;
+    if (K > 0) { /* image i is of class i % K; scored as the test set's class of that name */
+        map = gen_alloc((size_t)K * sizeof *map);
+        asked = gen_alloc(GEN_EVAL_CHUNK * sizeof *asked);
+        *labels = gen_alloc((size_t)n * sizeof **labels);
+        if (!map || !asked || !*labels) {
+            gen_free(map), gen_free(asked);
+            return gen_error(GEN_ERR_NOMEM, "out of memory for %lld labels", (long long)n);
+        }
+        map_classes(src->class_names, K, test, map);
+        for (int k = 0; k < K; k++)
+            if (map[k] < 0) {
+                gen_free(map), gen_free(asked);
+                return gen_error(GEN_ERR_FORMAT, "%s: has no class '%s' (the model's class %d)",
+                                 data, src->class_names ? src->class_names[k] : "?", k);
+            }
+        for (int64_t i = 0; i < n; i++) (*labels)[i] = map[i % K];
+    }
     int64_t per = (int64_t)c * h * w, out_per = (int64_t)C * H * W;
     float *raw = gen_alloc((size_t)(GEN_EVAL_CHUNK * per) * sizeof *raw);
     float *x = gen_alloc((size_t)(n * out_per) * sizeof *x);
     if (!raw || !x) {
-        gen_free(raw);
-        gen_free(x);
+        gen_free(raw), gen_free(x), gen_free(map), gen_free(asked);
         return gen_error(GEN_ERR_NOMEM, "out of memory for %lld generated images", (long long)n);
     }
     uint64_t seed = (uint64_t)gen_opt_int(cfg, &gen_eval_options[GEN_EVAL_SEED]);
     double t0 = gen_run_now();
     for (int64_t i = 0, chunk = 0; i < n; i += GEN_EVAL_CHUNK, chunk++) {
         int64_t b = n - i < GEN_EVAL_CHUNK ? n - i : GEN_EVAL_CHUNK;
-        st = generate(model, b, chunk_seed(seed, chunk), raw);
+        for (int64_t j = 0; asked && j < b; j++) asked[j] = (int32_t)((i + j) % K);
+        st = src->generate(src->model, b, chunk_seed(seed, chunk), asked, raw);
         if (st == GEN_OK) {
             for (int64_t k = 0; k < b * per; k++)
                 if (!isfinite(raw[k])) {
@@ -422,8 +466,7 @@ static enum gen_status fake_images(const struct gen_config *cfg, struct gen_clas
         }
         if (st == GEN_OK) st = convert_images(raw, b, c, h, w, x + i * out_per, C, H, W);
         if (st != GEN_OK) {
-            gen_free(raw);
-            gen_free(x);
+            gen_free(raw), gen_free(x), gen_free(map), gen_free(asked);
             return st;
         }
         if (!quiet && gen_run_now() - t0 > 2 && i + b < n)
@@ -431,7 +474,7 @@ static enum gen_status fake_images(const struct gen_config *cfg, struct gen_clas
     }
     if (!quiet && gen_run_now() - t0 > 2) fprintf(stderr, "\rgenerated %lld images in %.1fs\n",
                                                   (long long)n, gen_run_now() - t0);
-    gen_free(raw);
+    gen_free(raw), gen_free(map), gen_free(asked);
     *out = x;
     *n_out = n;
     return GEN_OK;
@@ -478,6 +521,76 @@ static double accuracy(const struct feats *s, const struct gen_image_set *set, i
     return (double)correct / (double)s->n;
 }
 
+void gen_class_scores_free(struct gen_class_scores *s) {
+    for (int k = 0; s->names && k < s->K; k++) gen_free(s->names[k]);
+    gen_free(s->names), gen_free(s->count), gen_free(s->acc), gen_free(s->fid);
+    memset(s, 0, sizeof *s);
+}
+
+/* The Frechet distance between the rows of a (na, d) whose label is k and
+ * those of b (nb, d) whose label is k; NaN when either has under 2. */
+static enum gen_status class_fid(const float *a, const int32_t *la, int64_t na, const float *b,
+                                 const int32_t *lb, int64_t nb, int32_t k, double *fid) {
+    const int d = GEN_CLASSIFIER_FEATURES;
+    const float *src[2] = {a, b};
+    const int32_t *lab[2] = {la, lb};
+    const int64_t n[2] = {na, nb};
+    double *mean[2] = {NULL, NULL}, *cov[2] = {NULL, NULL};
+    enum gen_status st = GEN_OK;
+    *fid = NAN;
+    for (int s = 0; s < 2 && st == GEN_OK; s++) {
+        int64_t m = 0;
+        for (int64_t i = 0; i < n[s]; i++) m += lab[s][i] == k;
+        if (m < 2) break;
+        float *rows = gen_alloc((size_t)(m * d) * sizeof *rows);
+        mean[s] = gen_alloc((size_t)d * sizeof(double));
+        cov[s] = gen_alloc((size_t)d * d * sizeof(double));
+        if (!rows || !mean[s] || !cov[s]) st = GEN_ERR_NOMEM;
+        for (int64_t i = 0, j = 0; st == GEN_OK && i < n[s]; i++)
+            if (lab[s][i] == k) memcpy(rows + j++ * d, src[s] + i * d, (size_t)d * sizeof *rows);
+        if (st == GEN_OK) st = gen_feature_stats(rows, m, d, mean[s], cov[s]);
+        gen_free(rows);
+    }
+    if (st == GEN_OK && cov[1]) st = gen_frechet_distance(mean[0], cov[0], mean[1], cov[1], d, fid);
+    for (int s = 0; s < 2; s++) gen_free(mean[s]), gen_free(cov[s]);
+    return st;
+}
+
+/* Scores by class of generated features fg whose classes are labels (test
+ * classes), against the test features ft. */
+static enum gen_status by_class_scores(const struct feats *fg, const int32_t *labels,
+                                       const struct feats *ft, const struct gen_image_set *test,
+                                       int64_t K, struct gen_class_scores *out) {
+    const int k_test = test->n_classes;
+    out->K = k_test;
+    out->names = gen_calloc((size_t)k_test, sizeof *out->names);
+    out->count = gen_calloc((size_t)k_test, sizeof *out->count);
+    out->acc = gen_calloc((size_t)k_test, sizeof *out->acc);
+    out->fid = gen_calloc((size_t)k_test, sizeof *out->fid);
+    if (!out->names || !out->count || !out->acc || !out->fid) return GEN_ERR_NOMEM;
+    int64_t correct = 0;
+    for (int64_t i = 0; i < fg->n; i++) {
+        const float *row = fg->p + i * K;
+        int64_t best = 0;
+        for (int64_t k = 1; k < K; k++)
+            if (row[k] > row[best]) best = k;
+        out->count[labels[i]]++;
+        if (best == labels[i]) out->acc[labels[i]] += 1, correct++;
+    }
+    out->accuracy = fg->n ? (double)correct / (double)fg->n : 0;
+    for (int k = 0; k < k_test; k++) {
+        char name[64];
+        snprintf(name, sizeof name, "%d", k);
+        const char *nm = test->class_names ? test->class_names[k] : name;
+        if (!(out->names[k] = gen_alloc(strlen(nm) + 1))) return GEN_ERR_NOMEM;
+        strcpy(out->names[k], nm);
+        out->acc[k] = out->count[k] ? out->acc[k] / (double)out->count[k] : NAN;
+        enum gen_status st = class_fid(fg->f, labels, fg->n, ft->f, test->labels, ft->n, k, &out->fid[k]);
+        if (st != GEN_OK) return st;
+    }
+    return GEN_OK;
+}
+
 enum gen_status gen_eval_log(const char *ckpt, const struct gen_field *fields, int n) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", ckpt);
@@ -501,15 +614,17 @@ enum gen_status gen_eval_log(const char *ckpt, const struct gen_field *fields, i
 }
 
 static enum gen_status append_metrics(const char *ckpt, int64_t n, const struct result *r,
-                                      const struct result *b) {
+                                      const struct result *b, const struct gen_class_scores *cs) {
     const struct gen_field f[] = {
+        {"class_accuracy", cs ? cs->accuracy : 0},
         {"eval_images", (double)n},       {"fid", r->fid},
         {"fid_baseline", b->fid},         {"classifier_score", r->cs},
         {"classifier_score_baseline", b->cs}, {"precision", r->precision},
         {"precision_baseline", b->precision}, {"recall", r->recall},
         {"recall_baseline", b->recall},
     };
-    return gen_eval_log(ckpt, f, (int)(sizeof f / sizeof f[0]));
+    return cs ? gen_eval_log(ckpt, f, (int)(sizeof f / sizeof f[0]))
+              : gen_eval_log(ckpt, f + 1, (int)(sizeof f / sizeof f[0]) - 1);
 }
 
 const struct gen_option gen_eval_image_options[GEN_EVAL_IMAGE_COUNT + 1] = {
@@ -518,8 +633,8 @@ const struct gen_option gen_eval_image_options[GEN_EVAL_IMAGE_COUNT + 1] = {
 };
 
 int gen_eval_images(const struct gen_config *cfg, const char *family, int quiet,
-                    gen_generate_fn generate, void *model, int c, int h, int w,
-                    struct gen_metrics *out) {
+                    const struct gen_eval_source *src, struct gen_metrics *out,
+                    struct gen_class_scores *by_class) {
     const struct gen_config_entry *ce = gen_opt_get(cfg, &gen_eval_image_options[GEN_EVAL_IMAGE_CLASSIFIER]);
     const char *samples = gen_opt_str(cfg, &gen_eval_image_options[GEN_EVAL_IMAGE_SAMPLES]);
     const char *ckpt = gen_opt_str(cfg, &gen_eval_options[GEN_EVAL_CKPT]);
@@ -533,7 +648,8 @@ int gen_eval_images(const struct gen_config *cfg, const char *family, int quiet,
     struct gen_image_set test = {0}, train = {0};
     struct feats ft = {0}, ftr = {0}, fg = {0};
     float *x = NULL;
-    int32_t *idx = NULL;
+    int32_t *idx = NULL, *labels = NULL;
+    struct gen_class_scores cs = {0};
     int rc = 1;
     char clf_data[GEN_CONFIG_STR] = "";
     double t0 = gen_run_now();
@@ -576,7 +692,7 @@ int gen_eval_images(const struct gen_config *cfg, const char *family, int quiet,
 
     /* generated (or given) images */
     int64_t n = 0;
-    if (fake_images(cfg, m, generate, model, c, h, w, quiet, &x, &n) != GEN_OK) goto done;
+    if (fake_images(cfg, m, src, &test, data, quiet, &x, &n, &labels) != GEN_OK) goto done;
     if (embed(m, x, n, &fg) != GEN_OK) goto done;
     gen_free(x);
     /* real test images */
@@ -596,6 +712,7 @@ int gen_eval_images(const struct gen_config *cfg, const char *family, int quiet,
     if (score(&ft, &fg, (int)m->K, &r) != GEN_OK || score(&ft, &ftr, (int)m->K, &b) != GEN_OK)
         goto done;
     double acc = accuracy(&ft, &test, m->K);
+    if (labels && by_class_scores(&fg, labels, &ft, &test, m->K, &cs) != GEN_OK) goto done;
     const char *source = samples ? samples : ckpt;
     if (!quiet) {
         fprintf(stderr,
@@ -613,6 +730,15 @@ int gen_eval_images(const struct gen_config *cfg, const char *family, int quiet,
         fprintf(stderr, "  %-18s %10.3f %12.3f   diversity\n", "recall", r.recall, b.recall);
         fprintf(stderr, "  (train/test: %lld real training images scored the same way)\n",
                 (long long)nb);
+        if (cs.K) {
+            fprintf(stderr, "  %-18s %10s %10s %10s\n", "by class", "images", "accuracy", "FID");
+            for (int k = 0; k < cs.K; k++)
+                if (cs.count[k])
+                    fprintf(stderr, "  %-18.18s %10lld %10.3f %10.3f\n", cs.names[k],
+                            (long long)cs.count[k], cs.acc[k], cs.fid[k]);
+            fprintf(stderr, "  %-18s %10lld %10.3f %10.3f   (accuracy: the classifier "
+                    "finds the class asked for)\n", "all", (long long)n, cs.accuracy, r.fid);
+        }
     }
     {
         const struct gen_field f[] = {
@@ -626,16 +752,20 @@ int gen_eval_images(const struct gen_config *cfg, const char *family, int quiet,
             {"recall_baseline", b.recall},
             {"classifier_accuracy", acc},
             {"eval_images", (double)n},
+            {"class_accuracy", cs.accuracy},
         };
-        for (size_t i = 0; i < sizeof f / sizeof f[0] && out->n < GEN_MAX_FIELDS; i++)
-            out->f[out->n++] = f[i];
+        const size_t nf = sizeof f / sizeof f[0] - (cs.K ? 0 : 1);
+        for (size_t i = 0; i < nf && out->n < GEN_MAX_FIELDS; i++) out->f[out->n++] = f[i];
     }
-    if (!samples && ckpt && append_metrics(ckpt, n, &r, &b) != GEN_OK)
+    if (!samples && ckpt && append_metrics(ckpt, n, &r, &b, cs.K ? &cs : NULL) != GEN_OK)
         fprintf(stderr, "gen: warning: %s\n", gen_last_error()); /* the result stands */
+    if (by_class) *by_class = cs, memset(&cs, 0, sizeof cs);
     rc = 0;
 done:
     if (rc != 0 && !gen_last_error()[0]) gen_error(GEN_ERR_NOMEM, "gen eval: out of memory");
+    gen_class_scores_free(&cs);
     gen_free(x);
+    gen_free(labels);
     gen_free(idx);
     feats_free(&ft);
     feats_free(&ftr);

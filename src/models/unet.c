@@ -187,7 +187,9 @@ struct gen_tensor *unet_forward(struct gen_ctx *g, const struct unet *u, struct 
     struct gen_tensor *temb = gen_linear_layer_fwd(g, ps, &u->time0, sin);
     temb = gen_linear_layer_fwd(g, ps, &u->time2, gen_silu(g, temb));
     GEN_ASSERT((y != NULL) == (u->class_emb >= 0));
-    if (y) temb = gen_add(g, temb, gen_embedding(g, gen_params_tensor(ps, u->class_emb), y, 1, &N));
+    if (y)
+        temb = gen_add(g, temb, gen_embedding(g, gen_params_tensor(ps, u->class_emb), y, 2,
+                                              (int64_t[]){N, u->temb_dim}));
     struct gen_tensor *e = gen_silu(g, temb); /* (N, 4b), shared by every block */
 
     struct gen_tensor *h = conv(g, ps, &u->conv_in, x);
