@@ -11,6 +11,11 @@ diffusion_unet.safetensors - a small U-Net (base 8, mults 1,2,2, attention,
   upstream gradient `dout`, and `grad.NAME` = d sum(out * dout) / d NAME
   for every parameter plus `grad.x`. Forward and backward run in float64
   on the float32 values.
+diffusion_unet_cond.safetensors - the same for the class-conditional U-Net
+  (metadata classes = K = 3: `class_emb.weight` (K + 1, 32) added to the
+  time embedding) on a batch of 4 with classes `y` (4, as floats) that
+  include the null class K; `grad.class_emb.weight` holds zeros in the
+  rows of classes the batch lacks.
 diffusion_samplers.safetensors - the T = 1000 linear schedule's abar (from
   torch.cumprod in float64) and one step of each sampler: for case K,
   `K.xt`, `K.eps`, `K.z` and the reference `K.out`, with metadata
@@ -64,6 +69,33 @@ def unet_fixture(out_dir):
     return path
 
 
+def unet_cond_fixture(out_dir):
+    torch.manual_seed(13)
+    K = 3
+    model = ref.UNet(C=1, base=8, mults=(1, 2, 2), attn=True, classes=K)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if ".norm" in name or name.startswith("norm_out"):
+                p.copy_((1.0 if name.endswith("weight") else 0.0) + 0.2 * torch.randn_like(p))
+            p.copy_(f32(p))
+    model = model.double()
+    x = f32(torch.randn(4, 1, 8, 8)).requires_grad_(True)
+    t = torch.tensor([3, 917, 250, 40])
+    y = torch.tensor([0, K, 2, 0])  # class 1 absent: its gradient row is zero
+    out = model(x, t, y)
+    dout = f32(torch.randn_like(out))
+    (out * dout).sum().backward()
+    tensors = [(n, p) for n, p in model.named_parameters()]
+    tensors += [("x", x), ("t", t.to(F64)), ("y", y.to(F64)), ("out", out), ("dout", dout),
+                ("grad.x", x.grad)]
+    tensors += [("grad." + n, p.grad) for n, p in model.named_parameters()]
+    meta = {"fixture_version": "1", "base": 8, "mults": "1,2,2", "attn": 1,
+            "channels": 1, "height": 8, "width": 8, "classes": K}
+    path = os.path.join(out_dir, "diffusion_unet_cond.safetensors")
+    write_safetensors(path, tensors, meta)
+    return path
+
+
 def sampler_fixture(out_dir):
     torch.manual_seed(11)
     s = ref.Schedule(1000, 1e-4, 0.02)
@@ -91,7 +123,7 @@ def sampler_fixture(out_dir):
 def main():
     out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "tests", "fixtures")
     os.makedirs(out_dir, exist_ok=True)
-    for p in (unet_fixture(out_dir), sampler_fixture(out_dir)):
+    for p in (unet_fixture(out_dir), unet_cond_fixture(out_dir), sampler_fixture(out_dir)):
         print(f"{p}: {os.path.getsize(p)} bytes")
 
 

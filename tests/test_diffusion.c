@@ -1,7 +1,8 @@
 /* test_diffusion.c - the diffusion family: the noise schedule against its
  * closed forms, one step of each sampler and the U-Net's forward and
- * backward against PyTorch (tests/fixtures/diffusion_*.safetensors, written
- * by scripts/make-fixtures-diffusion.py from the twin's own code), and
+ * backward, unconditional and conditioned on classes, against PyTorch
+ * (tests/fixtures/diffusion_*.safetensors, written by
+ * scripts/make-fixtures-diffusion.py from the twin's own code), and
  * through the command line: training lowers the loss, --resume continues
  * bit for bit, sampling is reproducible, inpainting keeps the known pixels
  * (test images, or an image file with a mask file), bad input gets a clear
@@ -176,13 +177,18 @@ static void test_sampler_steps(void **state) {
 
 static const char *const isas[] = {"scalar", "avx2", "avx512"};
 
+/* One fixture on one ISA: the output, grad.x and every parameter's
+ * gradient. A fixture with metadata `classes` (K) is of the conditional
+ * U-Net and holds the classes `y` (N, as floats, each in 0 .. K). */
 static int unet_pass(struct gen_st_file *f, const char *isa) {
+    const char *classes = gen_st_meta(f, "classes");
     struct unet_config c = {.C = (int64_t)meta_num(f, "channels"),
                             .H = (int64_t)meta_num(f, "height"),
                             .W = (int64_t)meta_num(f, "width"),
                             .base = (int64_t)meta_num(f, "base"),
                             .mult = {1, 2, 2},
-                            .attn = (int)meta_num(f, "attn")};
+                            .attn = (int)meta_num(f, "attn"),
+                            .classes = classes ? strtoll(classes, NULL, 10) : 0};
     assert_int_equal(unet_check(&c), GEN_OK);
     struct gen_params ps;
     gen_params_init(&ps);
@@ -204,7 +210,18 @@ static int unet_pass(struct gen_st_file *f, const char *isa) {
     struct gen_tensor *xin = gen_tensor_4d(&g, x->shape[0], x->shape[1], x->shape[2], x->shape[3]);
     memcpy(xin->data, x->data, (size_t)x->numel * sizeof(float));
     xin->requires_grad = 1;
-    struct gen_tensor *out = unet_forward(&g, &u, &ps, xin, tt->data, NULL);
+    int32_t *y = NULL; /* (N) */
+    if (c.classes > 0) {
+        const struct gen_st_tensor *yf = need(f, "y");
+        assert_int_equal(yf->numel, x->shape[0]);
+        y = malloc((size_t)yf->numel * sizeof *y);
+        assert_non_null(y);
+        for (int64_t i = 0; i < yf->numel; i++) {
+            y[i] = (int32_t)yf->data[i];
+            assert_true(y[i] >= 0 && y[i] <= c.classes);
+        }
+    }
+    struct gen_tensor *out = unet_forward(&g, &u, &ps, xin, tt->data, y);
     assert_int_equal(gen_numel(out), want->numel);
     char what[160];
     int ok = 1;
@@ -224,14 +241,15 @@ static int unet_pass(struct gen_st_file *f, const char *isa) {
         ok &=
             tu_close(what, gen_params_tensor(&ps, i)->grad, gw->data, gw->numel, 1e-3, 1e-4) <= 1.0;
     }
+    free(y);
     gen_ctx_free(&g);
     gen_params_free(&ps);
     return ok;
 }
 
-static void test_unet_matches_pytorch(void **state) {
-    (void)state;
-    struct gen_st_file *f = open_fixture("diffusion_unet");
+/* The fixture `name` under every ISA this machine has. */
+static void unet_matches(const char *name) {
+    struct gen_st_file *f = open_fixture(name);
     int ran = 0, failed = 0;
     for (int i = 0; i < 3; i++) {
         if (!gen_kernels_for(isas[i]) || !gen_kernels_select(isas[i])) continue;
@@ -242,6 +260,18 @@ static void test_unet_matches_pytorch(void **state) {
     gen_st_close(f);
     assert_true(ran > 0);
     assert_int_equal(failed, 0);
+}
+
+static void test_unet_matches_pytorch(void **state) {
+    (void)state;
+    unet_matches("diffusion_unet");
+}
+
+/* The conditional U-Net (K = 3, a batch with the null class and without
+ * class 1): class_emb.weight's gradient too. */
+static void test_unet_cond_matches_pytorch(void **state) {
+    (void)state;
+    unet_matches("diffusion_unet_cond");
 }
 
 static void test_time_embedding(void **state) {
@@ -620,7 +650,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_schedule_closed_form), cmocka_unit_test(test_ddim_timesteps_and_ema),
         cmocka_unit_test(test_sampler_steps),        cmocka_unit_test(test_time_embedding),
-        cmocka_unit_test(test_unet_matches_pytorch), cmocka_unit_test(test_training_lowers_loss),
+        cmocka_unit_test(test_unet_matches_pytorch), cmocka_unit_test(test_unet_cond_matches_pytorch),
+        cmocka_unit_test(test_training_lowers_loss),
         cmocka_unit_test(test_resume_is_exact),      cmocka_unit_test(test_sampling),
         cmocka_unit_test(test_inpainting),           cmocka_unit_test(test_inpaint_files),
         cmocka_unit_test(test_bad_input),

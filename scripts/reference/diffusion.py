@@ -4,6 +4,12 @@ an epsilon-predicting DDPM (T = 1000, linear betas 1e-4 .. 0.02) with the
 same small U-Net, parameter names, optimiser (Adam 5e-4, 500 warm-up steps,
 clip 1.0), EMA (decay min(0.999, (1+t)/(10+t))) and DDIM sampler (trailing
 timesteps, x0 clipped to [-1, 1]) as src/models/{diffusion,unet}.c.
+With --conditional, gen's class-conditional model: a class embedding
+`class_emb` (K + 1, 4 base; row K the learned null class, N(0, 1)) added to
+the time embedding, labels replaced by the null class with probability
+--cond-drop during training, and classifier-free guidance at sampling,
+eps = eps(x, t, null) + W (eps(x, t, y) - eps(x, t, null)), as one forward
+pass of the doubled batch [conditional copies; null copies].
 
   /usr/bin/python3 scripts/reference/diffusion.py --steps 2000 --out runs/diffusion-torch
       trains, then writes OUT/samples.png (64 images, DDIM-50 from the EMA
@@ -12,6 +18,16 @@ timesteps, x0 clipped to [-1, 1]) as src/models/{diffusion,unet}.c.
   /usr/bin/python3 scripts/reference/diffusion.py --bench-steps 20
       median training step time at batch 64 and the time of DDIM-50
       sampling of 64 images, 2 threads
+  /usr/bin/python3 scripts/reference/diffusion.py --conditional --steps 2000 \
+          --per-class 200 --guidance 2 --out runs/diffusion-cond-torch
+      trains the conditional model, then writes OUT/samples/CLASS/NNNNN.png
+      (--per-class images of each class, guided by W, the layout of `gen
+      sample --per-class`; CLASS: the line of DATA/classes.txt with '/'
+      made '-', or the class index), OUT/samples.png (one row of 8 per
+      class) and OUT/model.safetensors
+  ... --load OUT/model.safetensors
+      skips training and samples from weights this script saved (the
+      model's options must match: --conditional, --base, --no-attn)
 
 The U-Net and the samplers are importable (scripts/make-fixtures-diffusion.py
 uses them for the test fixtures)."""
@@ -78,7 +94,10 @@ class Attention(nn.Module):
 
 
 class UNet(nn.Module):
-    def __init__(self, C=1, base=32, mults=(1, 2, 2), attn=True):
+    """classes = K > 0: conditioned on K classes through `class_emb`, whose
+    row K is the null class; forward then takes y (N) in 0 .. K."""
+
+    def __init__(self, C=1, base=32, mults=(1, 2, 2), attn=True, classes=0):
         super().__init__()
         b = base
         c1, c2, c3 = b * mults[0], b * mults[1], b * mults[2]
@@ -99,10 +118,17 @@ class UNet(nn.Module):
         self.dec1 = ResBlock(c2 + c1, c1, E)
         self.norm_out = nn.GroupNorm(GROUPS, c1, eps=GN_EPS)
         self.conv_out = nn.Conv2d(c1, C, 3, padding=1)
+        # Last, as in unet.c: its N(0, 1) initialisation comes after the others'.
+        self.classes = classes
+        self.class_emb = nn.Embedding(classes + 1, E) if classes > 0 else None
 
-    def forward(self, x, t):
+    def forward(self, x, t, y=None):
+        assert (y is not None) == (self.class_emb is not None), "y: exactly for a conditional model"
         e = time_embedding(t, self.sin_dim).to(x.dtype)
-        e = F.silu(self.time_mlp(e))
+        e = self.time_mlp(e)
+        if y is not None:
+            e = e + self.class_emb(y)
+        e = F.silu(e)
         s1 = self.enc1(self.conv_in(x), e)
         s2 = self.enc2(self.down1(s1), e)
         h = self.mid1(self.down2(s2), e)
@@ -158,16 +184,38 @@ def ddim_timesteps(T, K):
     return [(i + 1) * T // K - 1 for i in range(K)]
 
 
+def guided_eps(model, x, t, y=None, w=2.0):
+    """eps for x (B, ...) at timestep t (int). A conditional model with
+    classes y (B) and w other than 0 and 1 runs [x with y; x with the null
+    class] as one doubled batch and returns eps_null + w (eps_y - eps_null);
+    w = 0 or y None: the null class only; w = 1: y only."""
+    B = x.shape[0]
+    if model.class_emb is None:
+        return model(x, torch.full((B,), t, dtype=torch.long))
+    null = torch.full((B,), model.classes, dtype=torch.long)
+    if y is None or w == 0.0:
+        return model(x, torch.full((B,), t, dtype=torch.long), null)
+    if w == 1.0:
+        return model(x, torch.full((B,), t, dtype=torch.long), y)
+    e = model(torch.cat([x, x]), torch.full((2 * B,), t, dtype=torch.long), torch.cat([y, null]))
+    ec, eu = e[:B], e[B:]
+    return eu + w * (ec - eu)
+
+
 @torch.no_grad()
-def sample_ddim(model, s, n, K=50, eta=0.0, shape=(1, 28, 28), gen=None, batch=64):
+def sample_ddim(model, s, n, K=50, eta=0.0, shape=(1, 28, 28), gen=None, batch=64,
+                labels=None, guidance=2.0):
+    """n images; labels (n) classes of a conditional model (None: the null
+    class), guided by w = guidance."""
     out = []
     tau = ddim_timesteps(s.T, K)
     for first in range(0, n, batch):
         b = min(batch, n - first)
+        y = labels[first:first + b] if labels is not None else None
         x = torch.randn(b, *shape, generator=gen)
         for i in range(K - 1, -1, -1):
             t, prev = tau[i], (tau[i - 1] if i > 0 else -1)
-            eps = model(x, torch.full((b,), t, dtype=torch.long))
+            eps = guided_eps(model, x, t, y, guidance)
             z = torch.randn(x.shape, generator=gen) if eta > 0 else None
             x = ddim_step(s, t, prev, eta, x.double(), eps.double(), z).float()
         out.append(x.clamp(-1, 1))
@@ -181,11 +229,11 @@ def to_u8(x):
     return torch.round((x.clamp(-1, 1) + 1) * 127.5).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
-def write_grid(path, x, pad=2):
+def write_grid(path, x, pad=2, cols=None):
     from PIL import Image
     import numpy as np
     n, c, h, w = x.shape
-    cols = math.ceil(math.sqrt(n))
+    cols = cols or math.ceil(math.sqrt(n))
     rows = math.ceil(n / cols)
     img = np.zeros((rows * (h + pad) + pad, cols * (w + pad) + pad, c), dtype=np.uint8)
     u = to_u8(x)
@@ -201,6 +249,37 @@ def write_each(d, x):
     u = to_u8(x)
     for i in range(len(u)):
         Image.fromarray(u[i][..., 0] if u.shape[3] == 1 else u[i]).save(os.path.join(d, "%05d.png" % i))
+
+
+def class_names(data, K):
+    """Folder names of the K classes: DATA/classes.txt's lines (as gen reads
+    them: trailing blanks dropped, empty lines skipped) with '/' made '-',
+    or "0" .. "K-1"."""
+    p = os.path.join(data, "classes.txt")
+    if not os.path.exists(p):
+        return [str(k) for k in range(K)]
+    with open(p, encoding="utf-8") as f:
+        names = [ln.rstrip("\r\n \t") for ln in f]
+    names = [n.replace("/", "-") for n in names if n]
+    if len(names) < K:
+        raise SystemExit(f"{p}: names {len(names)} classes, but the labels go up to {K - 1}")
+    return names
+
+
+def read_safetensors(path):
+    """{name: float32 tensor} of a file write_safetensors wrote."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    out = {}
+    for name, h in header.items():
+        if name == "__metadata__":
+            continue
+        a, b = h["data_offsets"]
+        buf = bytearray(raw[8 + n + a:8 + n + b])
+        out[name] = torch.frombuffer(buf, dtype=torch.float32).reshape(h["shape"]).clone()
+    return out
 
 
 def write_safetensors(path, tensors, meta):
@@ -221,8 +300,9 @@ def write_safetensors(path, tensors, meta):
 # ---- training ------------------------------------------------------------------
 
 class Trainer:
-    def __init__(self, model, s, lr, warmup, clip, ema_max):
+    def __init__(self, model, s, lr, warmup, clip, ema_max, cond_drop=0.1):
         self.model, self.s, self.clip, self.ema_max = model, s, clip, ema_max
+        self.cond_drop = cond_drop
         self.opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8)
         self.sched = torch.optim.lr_scheduler.LambdaLR(
             self.opt, lambda k: min(1.0, (k + 1) / warmup) if warmup > 0 else 1.0)
@@ -230,13 +310,18 @@ class Trainer:
         self.abar = s.abar.to(torch.float32)
         self.step_no = 0
 
-    def step(self, x0):
+    def step(self, x0, y=None):
+        """y (n) classes of x0 for a conditional model, each replaced by the
+        null class with probability cond_drop (drawn after eps, as gen does)."""
         n = x0.shape[0]
         t = torch.randint(0, self.s.T, (n,))
         eps = torch.randn_like(x0)
         ab = self.abar[t][:, None, None, None]
         xt = ab.sqrt() * x0 + (1 - ab).sqrt() * eps
-        loss = F.mse_loss(self.model(xt, t), eps)
+        if y is not None:
+            drop = torch.rand(n) < self.cond_drop
+            y = torch.where(drop, torch.full_like(y, self.model.classes), y)
+        loss = F.mse_loss(self.model(xt, t) if y is None else self.model(xt, t, y), eps)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
         norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.clip)
@@ -272,61 +357,107 @@ def main():
     ap.add_argument("--timesteps", type=int, default=1000)
     ap.add_argument("--sample-steps", type=int, default=50, help="DDIM steps")
     ap.add_argument("--n-samples", type=int, default=2000,
-                    help="PNGs written to OUT/samples/ (gen eval diffusion's default -n)")
+                    help="PNGs written to OUT/samples/ (gen eval diffusion's default -n); "
+                         "unconditional model")
+    ap.add_argument("--conditional", action="store_true",
+                    help="class-conditional: class embedding added to the time embedding, "
+                         "classifier-free guidance")
+    ap.add_argument("--cond-drop", type=float, default=0.1,
+                    help="--conditional: probability of training a label as the null class")
+    ap.add_argument("--guidance", type=float, default=None,
+                    help="--conditional: guidance W of the samples (default 2; 0: null class "
+                         "only, 1: plain conditional)")
+    ap.add_argument("--per-class", type=int, default=200,
+                    help="--conditional: PNGs of each class written to OUT/samples/CLASS/")
+    ap.add_argument("--load", default=None,
+                    help="sample from this model.safetensors (written by this script) "
+                         "instead of training")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bench-steps", type=int, default=0,
                     help="time this many training steps and one DDIM-50 batch of 64, then exit")
     a = ap.parse_args()
+    if not a.conditional and a.guidance is not None:
+        ap.error("--guidance: this model is unconditional (add --conditional)")
+    guidance = 2.0 if a.guidance is None else a.guidance
     setup_threads(a.threads)
     torch.manual_seed(a.seed)
+    K, names, xtr, ytr = 0, [], None, None
+    if not a.bench_steps:
+        xtr, ytr = load_mnist(a.data, "train")
+        xtr = xtr[:, None] * 2 - 1  # (n, 1, 28, 28) in [-1, 1]
+    if a.conditional:
+        K = 10 if a.bench_steps else int(ytr.max()) + 1
+        if not a.bench_steps:
+            names = class_names(a.data, K)
+            K = len(names)
     s = Schedule(a.timesteps)
-    model = UNet(1, a.base, (1, 2, 2), not a.no_attn)
-    tr = Trainer(model, s, a.lr, a.warmup, a.clip, a.ema_decay)
+    model = UNet(1, a.base, (1, 2, 2), not a.no_attn, classes=K)
+    tr = Trainer(model, s, a.lr, a.warmup, a.clip, a.ema_decay, a.cond_drop)
 
     if a.bench_steps:
         x = torch.rand(a.batch, 1, 28, 28) * 2 - 1
+        y = torch.randint(0, K, (a.batch,)) if K else None
         times = []
         for _ in range(a.bench_steps + 3):
             with Timer() as t:
-                tr.step(x)
+                tr.step(x, y)
             times.append(t.dt)
         model.eval()
         with Timer() as ts:
-            sample_ddim(model, s, 64, a.sample_steps)
+            sample_ddim(model, s, 64, a.sample_steps, labels=torch.arange(64) % K if K else None,
+                        guidance=guidance)
         print(json.dumps({"twin": "diffusion", "batch": a.batch, "threads": a.threads,
                           "median_step_ms": 1e3 * median(times[3:]),
-                          "ddim_steps": a.sample_steps, "sample64_s": ts.dt}))
+                          "ddim_steps": a.sample_steps, "sample64_s": ts.dt,
+                          **({"conditional": K, "guidance": guidance} if K else {})}))
         return
 
-    xtr, _ = load_mnist(a.data, "train")
-    xtr = xtr[:, None] * 2 - 1  # (n, 1, 28, 28) in [-1, 1]
     os.makedirs(a.out, exist_ok=True)
-    start = time.perf_counter()
-    perm, pos, losses = torch.randperm(len(xtr)), 0, []
-    for k in range(a.steps):
-        if pos + a.batch > len(xtr):
-            perm, pos = torch.randperm(len(xtr)), 0
-        loss, norm = tr.step(xtr[perm[pos:pos + a.batch]])
-        pos += a.batch
-        losses.append(loss)
-        if (k + 1) % 50 == 0 or k + 1 == a.steps:
-            print(json.dumps({"step": k + 1, "loss": sum(losses) / len(losses), "grad_norm": norm,
-                              "elapsed_s": time.perf_counter() - start}), flush=True)
-            losses = []
-    train_s = time.perf_counter() - start
-    tr.swap_ema()
+    train_s = 0.0
+    if a.load:
+        model.load_state_dict(read_safetensors(a.load))
+    else:
+        start = time.perf_counter()
+        perm, pos, losses = torch.randperm(len(xtr)), 0, []
+        for k in range(a.steps):
+            if pos + a.batch > len(xtr):
+                perm, pos = torch.randperm(len(xtr)), 0
+            idx = perm[pos:pos + a.batch]
+            loss, norm = tr.step(xtr[idx], ytr[idx] if K else None)
+            pos += a.batch
+            losses.append(loss)
+            if (k + 1) % 50 == 0 or k + 1 == a.steps:
+                print(json.dumps({"step": k + 1, "loss": sum(losses) / len(losses), "grad_norm": norm,
+                                  "elapsed_s": time.perf_counter() - start}), flush=True)
+                losses = []
+        train_s = time.perf_counter() - start
+        tr.swap_ema()
     model.eval()
     g = torch.Generator().manual_seed(a.seed + 1)
     t0 = time.perf_counter()
-    x = sample_ddim(model, s, max(a.n_samples, 64), a.sample_steps, gen=g)
-    write_grid(os.path.join(a.out, "samples.png"), x[:64])
-    if a.n_samples:
-        write_each(os.path.join(a.out, "samples"), x[:a.n_samples])
-    write_safetensors(os.path.join(a.out, "model.safetensors"),
-                      [(k, v) for k, v in model.state_dict().items()], {"format": "pt"})
-    print(json.dumps({"done": a.steps, "train_s": train_s, "sample_s": time.perf_counter() - t0,
-                      "out": a.out}), flush=True)
+    if K:
+        m = max(a.per_class, 8)
+        x = sample_ddim(model, s, K * m, a.sample_steps, gen=g,
+                        labels=torch.arange(K).repeat_interleave(m), guidance=guidance)
+        x = x.reshape(K, m, *x.shape[1:])
+        write_grid(os.path.join(a.out, "samples.png"), x[:, :8].reshape(-1, *x.shape[2:]), cols=8)
+        for c in range(K):
+            if a.per_class:
+                write_each(os.path.join(a.out, "samples", names[c]), x[c, :a.per_class])
+    else:
+        x = sample_ddim(model, s, max(a.n_samples, 64), a.sample_steps, gen=g)
+        write_grid(os.path.join(a.out, "samples.png"), x[:64])
+        if a.n_samples:
+            write_each(os.path.join(a.out, "samples"), x[:a.n_samples])
+    if not a.load:
+        meta = {"format": "pt", **({"classes": K} if K else {})}
+        write_safetensors(os.path.join(a.out, "model.safetensors"),
+                          [(k, v) for k, v in model.state_dict().items()], meta)
+    print(json.dumps({"done": 0 if a.load else a.steps, "train_s": train_s,
+                      "sample_s": time.perf_counter() - t0, "out": a.out,
+                      **({"classes": K, "per_class": a.per_class, "guidance": guidance} if K else {})}),
+          flush=True)
 
 
 if __name__ == "__main__":

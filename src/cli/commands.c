@@ -253,6 +253,31 @@ static enum gen_status load_heldout(struct gen_data *d, const struct gen_model *
     return st;
 }
 
+/* Labels of held-out images as the model's classes, matched by name when
+ * both have names (a model trained on an image folder of class names, or
+ * on another spelling of them, scored on an IDX test set). */
+static enum gen_status relabel(struct gen_image_set *set, const struct gen_model *em,
+                               const char *path) {
+    if (!em->class_names || !set->class_names || !set->labels) return GEN_OK;
+    int32_t map[4096];
+    int same = 1;
+    if (set->n_classes > 4096) return GEN_OK;
+    for (int k = 0; k < set->n_classes; k++) {
+        map[k] = gen_class_find(em->class_names, em->shape.n_classes, set->class_names[k]);
+        same &= map[k] == k;
+    }
+    if (same) return GEN_OK;
+    for (int k = 0; k < set->n_classes; k++)
+        if (map[k] < 0) {
+            for (int64_t i = 0; i < set->n; i++)
+                if (set->labels[i] == k)
+                    return gen_error(GEN_ERR_FORMAT, "%s: class '%s' is not a class of the model",
+                                     path, set->class_names[k]);
+        }
+    for (int64_t i = 0; i < set->n; i++) set->labels[i] = map[set->labels[i]];
+    return GEN_OK;
+}
+
 /* ---- sample ---- */
 
 static enum gen_status check_image_output(const char *out) {
@@ -741,7 +766,8 @@ int gen_cmd_eval(const struct gen_family *fam, struct gen_config *opts, int json
     /* Scores are of the weights sampling uses: the EMA when there is one. */
     const int ema = gen_model_ema_use(&em, opts);
     if (fam->evaluate) {
-        if (load_heldout(&d, &em, path) != GEN_OK) goto done;
+        if (load_heldout(&d, &em, path) != GEN_OK || relabel(&d.test, &em, path) != GEN_OK)
+            goto done;
         struct gen_dataset held;
         gen_data_heldout(&d, &held);
         if (fam->evaluate(em.m, &g, opts, &held, &mt) != GEN_OK) goto done;
