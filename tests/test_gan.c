@@ -1,6 +1,7 @@
 /* test_gan.c - the DCGAN family: one step against PyTorch, learning on a
  * real subset, the divergence watch, checkpoint round trip, resume ==
- * uninterrupted, RGB image folders and bad input. */
+ * uninterrupted, RGB image folders, bad input, and the class-conditional
+ * GAN (--conditional): its tables, training step, projection and sampling. */
 #include <math.h>
 #include <string.h>
 #include <unistd.h>
@@ -70,60 +71,95 @@ static int have_data(void) {
 
 /* ---- the model as the engine builds and steps it ---- */
 
-/* Builds the GAN for 1 x S x S images through its create verb, from
- * training options (NULL-terminated). */
-static void create(struct gen_gan *m, struct gen_model_info *info, int S, uint64_t seed,
-                   const char **args) {
+/* Options (NULL-terminated) of command c parsed against the GAN's tables;
+ * free with gen_config_free and free. */
+static struct gen_config *parse(enum gen_command c, const char **args) {
     const struct gen_option *tables[3];
-    gen_command_tables(GEN_CMD_TRAIN, &gen_family_gan, tables);
+    gen_command_tables(c, &gen_family_gan, tables);
     struct gen_config *cfg = calloc(1, sizeof *cfg);
     assert_non_null(cfg);
     int argc = 0;
     while (args[argc]) argc++;
     assert_int_equal(gen_config_parse(cfg, tables, argc, (char **)args), GEN_OK);
-    const struct gen_data_shape shape = {.kind = GEN_DATA_IMAGES, .c = 1, .h = S, .w = S};
-    memset(m, 0, sizeof *m);
-    assert_int_equal(gen_family_gan.create(m, cfg, &shape, seed, info), GEN_OK);
+    return cfg;
+}
+
+static void config_free(struct gen_config *cfg) {
     gen_config_free(cfg);
     free(cfg);
 }
 
-/* One training step as the engine runs it (src/cli/trainer.c), on given
- * noise z, with learning rate lr[phase]: per phase, the other groups
- * frozen when the phase says so, zero-grad, loss, backward, optimiser. */
-static void step(struct gen_ctx *g, struct gen_gan *m, const struct gen_model_info *info,
-                 struct gen_tensor *x, struct gen_tensor *z, const float *lr, double *fields) {
+/* Builds the GAN for 1 x S x S images of K classes through its create
+ * verb, from training options (NULL-terminated); returns its status. */
+static enum gen_status create_k(struct gen_gan *m, struct gen_model_info *info, int S, int K,
+                                uint64_t seed, const char **args) {
+    struct gen_config *cfg = parse(GEN_CMD_TRAIN, args);
+    const struct gen_data_shape shape = {
+        .kind = GEN_DATA_IMAGES, .c = 1, .h = S, .w = S, .n_classes = K};
+    memset(m, 0, sizeof *m);
+    enum gen_status st = gen_family_gan.create(m, cfg, &shape, seed, info);
+    config_free(cfg);
+    return st;
+}
+
+/* The same for 10 classes (as Fashion-MNIST), where it must succeed. */
+static void create(struct gen_gan *m, struct gen_model_info *info, int S, uint64_t seed,
+                   const char **args) {
+    assert_int_equal(create_k(m, info, S, 10, seed, args), GEN_OK);
+}
+
+/* Phase p of a training step as the engine runs it (src/cli/trainer.c),
+ * up to the gradients: the other groups frozen when the phase says so,
+ * zero-grad, loss on images x of classes y (NULL: unconditional) and
+ * noise z, backward. */
+static void phase_backward(struct gen_ctx *g, struct gen_gan *m, const struct gen_model_info *info,
+                           struct gen_tensor *x, const int32_t *y, struct gen_tensor *z, int p,
+                           double *fields) {
     struct gen_params *ps = &m->ps;
+    const struct gen_phase *ph = &info->phase[p];
     g->training = 1;
+    for (int i = 0; i < ps->count; i++)
+        if (ps->p[i].group != ph->group && ps->p[i].kind != GEN_PARAM_BUFFER)
+            ps->p[i].t.requires_grad = !ph->freeze_others;
+    gen_params_zero_grad(ps);
+    gen_backward(g, gen_gan_phase_loss(g, m, x, y, z, p, fields));
+    for (int i = 0; i < ps->count; i++)
+        if (ps->p[i].kind != GEN_PARAM_BUFFER) ps->p[i].t.requires_grad = 1;
+}
+
+/* One training step: per phase, phase_backward then the optimiser at
+ * learning rate lr[phase]. */
+static void step_y(struct gen_ctx *g, struct gen_gan *m, const struct gen_model_info *info,
+                   struct gen_tensor *x, const int32_t *y, struct gen_tensor *z, const float *lr,
+                   double *fields) {
     for (int p = 0; p < info->n_phases; p++) {
-        const struct gen_phase *ph = &info->phase[p];
-        for (int i = 0; i < ps->count; i++)
-            if (ps->p[i].group != ph->group && ps->p[i].kind != GEN_PARAM_BUFFER)
-                ps->p[i].t.requires_grad = !ph->freeze_others;
-        gen_params_zero_grad(ps);
-        gen_backward(g, gen_gan_phase_loss(g, m, x, z, p, fields));
-        for (int i = 0; i < ps->count; i++)
-            if (ps->p[i].kind != GEN_PARAM_BUFFER) ps->p[i].t.requires_grad = 1;
-        gen_optim_step(&ph->optim, ps, ph->group, lr[p]);
+        phase_backward(g, m, info, x, y, z, p, fields);
+        gen_optim_step(&info->phase[p].optim, &m->ps, info->phase[p].group, lr[p]);
     }
     gen_ctx_reset(g);
+}
+
+static void step(struct gen_ctx *g, struct gen_gan *m, const struct gen_model_info *info,
+                 struct gen_tensor *x, struct gen_tensor *z, const float *lr, double *fields) {
+    step_y(g, m, info, x, NULL, z, lr, fields);
 }
 
 /* ---- one step against PyTorch ---- */
 
 /* scripts/reference/gan.py --fixture: one step (SGD, lr 0.1, so the
- * updates are the gradients) of a small GAN in float64. Checks the losses,
- * D(x), D(G(z)), every parameter after D's and G's updates and the BN
- * running statistics (G: one forward, D: three). */
-static void test_step_matches_pytorch(void **state) {
-    (void)state;
+ * updates are the gradients) of a small GAN in float64, conditional on K
+ * classes (the fixture's y) or not (K 0). Checks the losses, D(x),
+ * D(G(z)), every parameter after D's and G's updates and the BN running
+ * statistics (G: one forward, D: three). */
+static void step_matches(const char *fixture, int K) {
     struct gen_st_file *f;
-    assert_int_equal(gen_st_open(tu_source_path("tests/fixtures/gan_step.safetensors"), 0, &f),
-                     GEN_OK);
+    assert_int_equal(gen_st_open(tu_source_path(fixture), 0, &f), GEN_OK);
     struct gen_gan m;
     struct gen_model_info info;
-    create(&m, &info, 8, 0,
-           (const char *[]){"--latent", "6", "--g-width", "4", "--d-width", "4", NULL});
+    assert_int_equal(create_k(&m, &info, 8, K ? K : 10, 0,
+                              (const char *[]){"--latent", "6", "--g-width", "4", "--d-width", "4",
+                                               K ? "--conditional" : NULL, NULL}),
+                     GEN_OK);
     assert_int_equal(info.n_phases, 2);
     assert_int_equal(info.phase[GEN_GAN_PHASE_D].group, GEN_GAN_D);
     assert_int_equal(info.phase[GEN_GAN_PHASE_G].group, GEN_GAN_G);
@@ -144,8 +180,10 @@ static void test_step_matches_pytorch(void **state) {
         gen_tensor_wrap(&g, (float *)gen_st_find(f, "x")->data, 4, (int64_t[]){5, 1, 8, 8});
     struct gen_tensor *z =
         gen_tensor_wrap(&g, (float *)gen_st_find(f, "z")->data, 2, (int64_t[]){5, 6});
+    int32_t y[5];
+    for (int i = 0; K && i < 5; i++) y[i] = (int32_t)gen_st_find(f, "y")->data[i];
     double out[GEN_GAN_N_FIELDS];
-    step(&g, &m, &info, x, z, (const float[]){0.1f, 0.1f}, out);
+    step_y(&g, &m, &info, x, K ? y : NULL, z, (const float[]){0.1f, 0.1f}, out);
     const char *names[4] = {"d_loss", "g_loss", "d_x", "d_g_z"};
     for (int i = 0; i < 4; i++) {
         float v = (float)out[i];
@@ -166,6 +204,18 @@ static void test_step_matches_pytorch(void **state) {
     gen_st_close(f);
 }
 
+static void test_step_matches_pytorch(void **state) {
+    (void)state;
+    step_matches("tests/fixtures/gan_step.safetensors", 0);
+}
+
+/* gan.py --conditional --fixture: the same with 3 classes, G.label_emb
+ * and the projection discriminator's D.embed. */
+static void test_conditional_step_matches_pytorch(void **state) {
+    (void)state;
+    step_matches("tests/fixtures/gan_cond_step.safetensors", 3);
+}
+
 /* ---- learning on a real subset ---- */
 
 /* Mean BCE(D(G(z)), 1) = G's loss and mean D(G(z)) on fixed z, without
@@ -176,7 +226,8 @@ static void g_against_d(struct gen_ctx *g, struct gen_gan *m, const float *z, in
     gen_no_grad_begin(g);
     g->training = 1;
     struct gen_tensor *zt = gen_tensor_wrap(g, (float *)z, 2, (int64_t[]){n, m->latent});
-    struct gen_tensor *logits = gen_gan_discriminator(g, m, gen_gan_generator(g, m, zt));
+    struct gen_tensor *logits =
+        gen_gan_discriminator(g, m, gen_gan_generator(g, m, zt, NULL), NULL);
     struct gen_tensor *ones = gen_tensor_2d(g, n, 1);
     for (int i = 0; i < n; i++) ones->data[i] = 1.0f;
     *loss = gen_bce_logits(g, logits, ones, 1)->data[0];
@@ -287,6 +338,264 @@ static void test_watch(void **state) {
         fired += gen_gan_watch_step(&w, s, 0.5, 1.0 + 0.05 * s, 0.9, 0.1, msg, sizeof msg);
     assert_int_equal(fired, 1);
     assert_non_null(strstr(msg, "G's loss has climbed"));
+}
+
+/* ---- the class-conditional GAN ---- */
+
+/* A GAN for 1 x 8 x 8 images: G.fc feeds (2 4, 2, 2), D's features are 32. */
+#define TINY   "--latent", "6", "--g-width", "4", "--d-width", "4"
+#define TINY_K 3
+
+/* The tiny GAN conditioned on TINY_K classes. */
+static void create_tiny_conditional(struct gen_gan *m, struct gen_model_info *info, uint64_t seed) {
+    assert_int_equal(
+        create_k(m, info, 8, TINY_K, seed, (const char *[]){TINY, "--conditional", NULL}), GEN_OK);
+}
+
+/* "NAME D0xD1..." of parameter i, group checked against the name's G./D. */
+static const char *describe(const struct gen_params *ps, int i) {
+    static char buf[128];
+    const struct gen_param *p = &ps->p[i];
+    assert_int_equal(p->group, p->name[0] == 'G' ? GEN_GAN_G : GEN_GAN_D);
+    int n = snprintf(buf, sizeof buf, "%s ", p->name);
+    for (int d = 0; d < p->t.ndim; d++)
+        n += snprintf(buf + n, sizeof buf - (size_t)n, "%s%lld", d ? "x" : "",
+                      (long long)p->t.shape[d]);
+    return buf;
+}
+
+/* The tiny GAN's tensors in checkpoint order, as before --conditional. */
+static const char *const tiny_params[] = {"G.fc.weight 32x6",
+                                          "G.bn0.weight 8",
+                                          "G.bn0.bias 8",
+                                          "G.bn0.running_mean 8",
+                                          "G.bn0.running_var 8",
+                                          "G.deconv1.weight 8x4x4x4",
+                                          "G.bn1.weight 4",
+                                          "G.bn1.bias 4",
+                                          "G.bn1.running_mean 4",
+                                          "G.bn1.running_var 4",
+                                          "G.deconv2.weight 4x1x4x4",
+                                          "G.deconv2.bias 1",
+                                          "D.conv1.weight 4x1x4x4",
+                                          "D.conv1.bias 4",
+                                          "D.conv2.weight 8x4x4x4",
+                                          "D.bn2.weight 8",
+                                          "D.bn2.bias 8",
+                                          "D.bn2.running_mean 8",
+                                          "D.bn2.running_var 8",
+                                          "D.fc.weight 1x32",
+                                          "D.fc.bias 1",
+                                          NULL};
+
+/* --conditional adds G.label_emb (K, K) and D.embed (K, features) after
+ * every other tensor, and widens G.fc to latent + K inputs; without it the
+ * tensors are those of before. Data of one class cannot condition. */
+static void test_conditional_parameters(void **state) {
+    (void)state;
+    struct gen_gan m;
+    struct gen_model_info info;
+    create(&m, &info, 8, 0, (const char *[]){TINY, NULL});
+    int n = 0;
+    for (; tiny_params[n]; n++) assert_string_equal(describe(&m.ps, n), tiny_params[n]);
+    assert_int_equal(m.ps.count, n);
+    assert_int_equal(info.classes, 0);
+    gen_gan_free(&m);
+
+    create_tiny_conditional(&m, &info, 0);
+    assert_int_equal(info.classes, TINY_K);
+    assert_int_equal(m.ps.count, n + 2);
+    assert_string_equal(describe(&m.ps, 0), "G.fc.weight 32x9");
+    for (int i = 1; i < n; i++) assert_string_equal(describe(&m.ps, i), tiny_params[i]);
+    assert_int_equal(m.g_label_emb, n);
+    assert_int_equal(m.d_embed, n + 1);
+    assert_string_equal(describe(&m.ps, n), "G.label_emb.weight 3x3");
+    assert_string_equal(describe(&m.ps, n + 1), "D.embed.weight 3x32");
+    /* G's table on z's scale, N(0, 1); D's N(0, 0.02) as DCGAN's weights */
+    const struct gen_tensor *ge = &m.ps.p[n].t, *de = &m.ps.p[n + 1].t;
+    float gmax = 0, dmax = 0;
+    for (int64_t i = 0; i < gen_numel(ge); i++) gmax = fmaxf(gmax, fabsf(ge->data[i]));
+    for (int64_t i = 0; i < gen_numel(de); i++) dmax = fmaxf(dmax, fabsf(de->data[i]));
+    assert_true(gmax > 0.5f && gmax < 5.0f);
+    assert_true(dmax > 0.01f && dmax < 0.15f);
+    gen_gan_free(&m);
+
+    assert_int_equal(create_k(&m, &info, 8, 1, 0, (const char *[]){TINY, "--conditional", NULL}),
+                     GEN_ERR_FORMAT);
+    assert_non_null(strstr(gen_last_error(), "--conditional"));
+    gen_gan_free(&m);
+    assert_int_equal(create_k(&m, &info, 8, 1, 0, (const char *[]){TINY, NULL}), GEN_OK);
+    gen_gan_free(&m);
+}
+
+/* Sum of squares of rows [k0, k1) of a (K, W) gradient. */
+static double rows_sq(const struct gen_tensor *t, int64_t k0, int64_t k1) {
+    double s = 0;
+    const int64_t W = t->shape[1];
+    for (int64_t i = k0 * W; i < k1 * W; i++) s += (double)t->grad[i] * t->grad[i];
+    return s;
+}
+
+/* A conditional step on a batch of classes 0 and 1 (of 3): D's phase
+ * trains D.embed's rows of those classes and leaves G's table alone (the
+ * fakes are detached); G's phase trains G.label_emb's, D frozen; class 2's
+ * rows get no gradient and stay put under Adam. Then a few steps more:
+ * finite losses. */
+static void test_conditional_step(void **state) {
+    (void)state;
+    enum { B = 6 };
+    struct gen_gan m;
+    struct gen_model_info info;
+    create_tiny_conditional(&m, &info, 2);
+    struct gen_ctx g;
+    gen_ctx_init(&g);
+    const int32_t y[B] = {0, 1, 0, 1, 1, 0};
+    float xs[B * 64], zs[B * 6], before[2][TINY_K * 32];
+    tu_fill_uniform(xs, B * 64, -1, 1, 3);
+    struct gen_rng r;
+    gen_rng_seed(&r, 4);
+    gen_rng_fill_normal(&r, zs, B * 6, 0, 1);
+    struct gen_tensor *ge = &m.ps.p[m.g_label_emb].t, *de = &m.ps.p[m.d_embed].t;
+    memcpy(before[0], ge->data, sizeof(float) * TINY_K * TINY_K);
+    memcpy(before[1], de->data, sizeof(float) * TINY_K * 32);
+    const float lr[2] = {1e-3f, 1e-3f};
+    double fields[GEN_GAN_N_FIELDS];
+    for (int s = 0; s < 5; s++) {
+        struct gen_tensor *x = gen_tensor_wrap(&g, xs, 4, (int64_t[]){B, 1, 8, 8});
+        struct gen_tensor *z = gen_tensor_wrap(&g, zs, 2, (int64_t[]){B, 6});
+        if (s > 0) {
+            step_y(&g, &m, &info, x, y, z, lr, fields);
+            continue;
+        }
+        phase_backward(&g, &m, &info, x, y, z, GEN_GAN_PHASE_D, fields);
+        assert_true(rows_sq(de, 0, 2) > 0 && rows_sq(de, 2, 3) == 0);
+        assert_true(rows_sq(ge, 0, TINY_K) == 0);
+        gen_optim_step(&info.phase[0].optim, &m.ps, info.phase[0].group, lr[0]);
+        phase_backward(&g, &m, &info, x, y, z, GEN_GAN_PHASE_G, fields);
+        assert_true(rows_sq(ge, 0, 2) > 0 && rows_sq(ge, 2, 3) == 0);
+        assert_true(rows_sq(de, 0, TINY_K) == 0);
+        gen_optim_step(&info.phase[1].optim, &m.ps, info.phase[1].group, lr[1]);
+        gen_ctx_reset(&g);
+    }
+    for (int i = 0; i < GEN_GAN_N_FIELDS; i++) assert_true(isfinite(fields[i]));
+    assert_true(fields[GEN_GAN_D_LOSS] > 0 && fields[GEN_GAN_G_LOSS] > 0);
+    assert_int_equal(gen_params_first_nonfinite(&m.ps), -1);
+    /* rows 0 and 1 moved, row 2 did not */
+    assert_true(memcmp(ge->data, before[0], sizeof(float) * 2 * TINY_K) != 0);
+    assert_memory_equal(ge->data + 2 * TINY_K, before[0] + 2 * TINY_K, sizeof(float) * TINY_K);
+    assert_true(memcmp(de->data, before[1], sizeof(float) * 2 * 32) != 0);
+    assert_memory_equal(de->data + 2 * 32, before[1] + 2 * 32, sizeof(float) * 32);
+    gen_ctx_free(&g);
+    gen_gan_free(&m);
+}
+
+/* D(x, y) = fc(phi(x)) + <embed[y], phi(x)>, checked through what that
+ * implies for L = sum over the batch of D(x, y): L is linear in the
+ * table, so L(embed) - L(0) = <embed, dL/dembed>; and the rows of
+ * dL/dembed sum to dL/dfc.weight (both are the sum of the phi(x) of the
+ * batch, so phi is exactly fc's input). */
+static void test_projection_discriminator(void **state) {
+    (void)state;
+    enum { B = 5, F = 32 };
+    struct gen_gan m;
+    struct gen_model_info info;
+    create_tiny_conditional(&m, &info, 6);
+    struct gen_ctx g;
+    gen_ctx_init(&g);
+    g.training = 0; /* running statistics: L depends on the weights alone */
+    const int32_t y[B] = {2, 0, 2, 1, 2};
+    float xs[B * 64];
+    tu_fill_uniform(xs, B * 64, -1, 1, 8);
+    struct gen_tensor *x = gen_tensor_wrap(&g, xs, 4, (int64_t[]){B, 1, 8, 8});
+    struct gen_tensor *de = &m.ps.p[m.d_embed].t, *fc = &m.ps.p[m.d_fc.w].t;
+    gen_params_zero_grad(&m.ps);
+    struct gen_tensor *L = gen_sum(&g, gen_gan_discriminator(&g, &m, x, y));
+    const double l_embed = L->data[0];
+    gen_backward(&g, L);
+    double dot = 0;
+    for (int64_t i = 0; i < TINY_K * F; i++) dot += (double)de->data[i] * de->grad[i];
+    for (int64_t f = 0; f < F; f++) {
+        double s = 0;
+        for (int k = 0; k < TINY_K; k++) s += de->grad[k * F + f];
+        assert_true(fabs(s - fc->grad[f]) <= 1e-5 * (1 + fabs(s)));
+    }
+    memset(de->data, 0, sizeof(float) * TINY_K * F);
+    gen_no_grad_begin(&g);
+    const double l_zero = gen_sum(&g, gen_gan_discriminator(&g, &m, x, y))->data[0];
+    gen_no_grad_end(&g);
+    assert_true(fabs(dot) > 1e-3);
+    assert_true(fabs(l_embed - l_zero - dot) <= 1e-4 * (1 + fabs(dot)));
+    gen_ctx_free(&g);
+    gen_gan_free(&m);
+}
+
+/* The tiny conditional GAN's images for a request through the generate
+ * verb (opts: sample options, or NULL); the caller frees out->images. */
+static enum gen_status generate(struct gen_gan *m, const struct gen_config *opts, int64_t n,
+                                const int32_t *labels, uint64_t seed, struct gen_output *out) {
+    struct gen_ctx g;
+    gen_ctx_init_eval(&g);
+    const struct gen_request req = {.n = n, .seed = seed, .labels = labels};
+    memset(out, 0, sizeof *out);
+    enum gen_status st = gen_family_gan.generate(m, &g, opts, &req, out);
+    gen_ctx_free(&g);
+    return st;
+}
+
+static int same_images(const struct gen_output *a, const struct gen_output *b, int64_t i) {
+    return !memcmp(a->images + i * 64, b->images + i * 64, 64 * sizeof(float));
+}
+
+/* Generation honours the classes asked for: other classes, other images;
+ * the same request, the same bytes; an image depends on its own latent and
+ * class only (not on the other images' classes); no labels means classes
+ * in turn, and walks keep one class per row. The BN statistics are left as
+ * they were, and an unconditional model refuses labels. */
+static void test_conditional_generate(void **state) {
+    (void)state;
+    enum { N = 6 };
+    struct gen_gan m;
+    struct gen_model_info info;
+    create_tiny_conditional(&m, &info, 3);
+    float buffers[40];
+    assert_int_equal(m.ps.n_buffer, 40); /* G: 2 (8 + 4), D: 2 8 */
+    memcpy(buffers, m.ps.buffers, (size_t)m.ps.n_buffer * sizeof(float));
+    const int32_t zeros[N] = {0}, ones[N] = {1, 1, 1, 1, 1, 1}, mixed[N] = {0, 1, 0, 1, 0, 1},
+                  turns[N] = {0, 1, 2, 0, 1, 2};
+    struct gen_output a, b, c;
+    assert_int_equal(generate(&m, NULL, N, zeros, 7, &a), GEN_OK);
+    assert_int_equal(a.n_images, N);
+    assert_int_equal(a.h, 8);
+    assert_int_equal(generate(&m, NULL, N, ones, 7, &b), GEN_OK);
+    for (int i = 0; i < N; i++) assert_false(same_images(&a, &b, i));
+    gen_free(b.images);
+    assert_int_equal(generate(&m, NULL, N, zeros, 7, &b), GEN_OK);
+    assert_memory_equal(a.images, b.images, N * 64 * sizeof(float));
+    gen_free(b.images);
+    assert_int_equal(generate(&m, NULL, N, mixed, 7, &b), GEN_OK);
+    for (int i = 0; i < N; i++) assert_int_equal(same_images(&a, &b, i), i % 2 == 0);
+    gen_free(b.images);
+    assert_int_equal(generate(&m, NULL, N, NULL, 7, &b), GEN_OK);
+    assert_int_equal(generate(&m, NULL, N, turns, 7, &c), GEN_OK);
+    assert_memory_equal(b.images, c.images, N * 64 * sizeof(float));
+    gen_free(a.images), gen_free(b.images), gen_free(c.images);
+    /* --interpolate, 9 images: rows of 3, row r of class r */
+    struct gen_config *walk = parse(GEN_CMD_SAMPLE, (const char *[]){"--interpolate", NULL});
+    const int32_t rows[9] = {0, 0, 0, 1, 1, 1, 2, 2, 2};
+    assert_int_equal(generate(&m, walk, 9, NULL, 5, &a), GEN_OK);
+    assert_int_equal(a.cols, 3);
+    assert_int_equal(generate(&m, walk, 9, rows, 5, &b), GEN_OK);
+    assert_memory_equal(a.images, b.images, 9 * 64 * sizeof(float));
+    gen_free(a.images), gen_free(b.images);
+    config_free(walk);
+    assert_memory_equal(m.ps.buffers, buffers, (size_t)m.ps.n_buffer * sizeof(float));
+    gen_gan_free(&m);
+
+    create(&m, &info, 8, 3, (const char *[]){TINY, NULL});
+    assert_int_equal(generate(&m, NULL, N, zeros, 7, &a), GEN_ERR_USAGE);
+    assert_non_null(strstr(gen_last_error(), "--conditional"));
+    gen_free(a.images);
+    gen_gan_free(&m);
 }
 
 /* ---- through the command line ---- */
@@ -524,6 +833,59 @@ static void test_eval(void **state) {
     tmp_close(&t);
 }
 
+/* The image folder dir holds n images of k classes (one subfolder each). */
+static void assert_labelled_folder(const char *dir, int n, int k) {
+    struct gen_image_set set = {0};
+    assert_int_equal(gen_images_load(dir, GEN_SPLIT_ALL, 1, 0, &set), GEN_OK);
+    assert_int_equal(set.n, n);
+    assert_int_equal(set.n_classes, k);
+    gen_image_set_free(&set);
+}
+
+/* --conditional through the command line on data of 10 classes: training
+ * resumes bit-exactly (the classes come with the data cursor), sampling
+ * by class and a labelled folder work, and an unconditional model refuses
+ * --class (exit 2). */
+static void test_conditional_cli(void **state) {
+    (void)state;
+    struct tmp t;
+    tmp_open(&t, 40);
+    char a[600], b[600], pa[700], pb[700], grid[700];
+    snprintf(a, sizeof a, "%s/a", t.root);
+    snprintf(b, sizeof b, "%s/b", t.root);
+    const char *full[] = {"gen",     "train", "gan",   "--data", t.data,          "--out", a,
+                          "--steps", "6",     "--ema", "0.9",    "--conditional", SMALL,   NULL};
+    assert_int_equal(run_cli(full), 0);
+    const char *first[] = {"gen",     "train", "gan",   "--data", t.data,          "--out", b,
+                           "--steps", "3",     "--ema", "0.9",    "--conditional", SMALL,   NULL};
+    assert_int_equal(run_cli(first), 0);
+    const char *rest[] = {"gen",      "train",   "gan", "--data", t.data, "--out",
+                          b,          "--steps", "6",   "--ema",  "0.9",  "--conditional",
+                          "--resume", SMALL,     NULL};
+    assert_int_equal(run_cli(rest), 0);
+    snprintf(pa, sizeof pa, "%s/checkpoint.safetensors", a);
+    snprintf(pb, sizeof pb, "%s/checkpoint.safetensors", b);
+    tu_assert_same_file(pa, pb);
+    snprintf(grid, sizeof grid, "%s/all.png", t.root);
+    const char *all[] = {"gen", "sample", "gan", "--ckpt", pa,        "--class", "all",
+                         "-n",  "2",      "-o",  grid,     "--quiet", NULL};
+    assert_int_equal(run_cli(all), 0);
+    snprintf(t.path, sizeof t.path, "%s/synth/", t.root);
+    const char *per[] = {"gen", "sample", "gan",  "--ckpt",  pa,  "--per-class",
+                         "2",   "-o",     t.path, "--quiet", NULL};
+    assert_int_equal(run_cli(per), 0);
+    assert_labelled_folder(t.path, 20, 10);
+    const char *plain[] = {"gen", "train",   "gan", "--data", t.data, "--out",
+                           t.run, "--steps", "1",   SMALL,    NULL};
+    assert_int_equal(run_cli(plain), 0);
+    snprintf(pb, sizeof pb, "%s/checkpoint.safetensors", t.run);
+    const char *refused[] = {"gen", "sample", "gan", "--ckpt",  pb,  "--class",
+                             "1",   "-o",     grid,  "--quiet", NULL};
+    assert_int_equal(run_cli(refused), 2);
+    assert_non_null(strstr(gen_last_error(), "unconditional"));
+    tmp_close(&t);
+}
+
 static void test_bad_input(void **state) {
     (void)state;
     struct tmp t;
@@ -564,11 +926,17 @@ int main(void) {
         cmocka_unit_test(test_step_matches_pytorch),
         cmocka_unit_test(test_learns_on_real_subset),
         cmocka_unit_test(test_watch),
+        cmocka_unit_test(test_conditional_parameters),
+        cmocka_unit_test(test_conditional_step_matches_pytorch),
+        cmocka_unit_test(test_conditional_step),
+        cmocka_unit_test(test_projection_discriminator),
+        cmocka_unit_test(test_conditional_generate),
         cmocka_unit_test(test_checkpoint_round_trip),
         cmocka_unit_test(test_resume_equals_uninterrupted),
         cmocka_unit_test(test_rgb_image_folder),
         cmocka_unit_test(test_stop_on_divergence),
         cmocka_unit_test(test_eval),
+        cmocka_unit_test(test_conditional_cli),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -211,6 +211,12 @@ extern const struct gen_option gen_train_options[GEN_TRAIN_COUNT + 1];
 extern const struct gen_option gen_sample_options[GEN_SAMPLE_COUNT + 1];
 extern const struct gen_option gen_eval_options[GEN_EVAL_COUNT + 1];
 
+/* The classes a model is conditioned on: shape->n_classes when --conditional
+ * asks for it (asked != 0), else 0; GEN_ERR_FORMAT when the data has fewer
+ * than two classes. */
+enum gen_status gen_conditional_classes(int asked, const struct gen_data_shape *shape,
+                                        int64_t *classes);
+
 /* The registry (src/models/registry.c): NULL-terminated, in help order. */
 extern const struct gen_family *const gen_families[];
 const struct gen_family *gen_family_find(const char *name);

@@ -81,17 +81,12 @@ static enum gen_status diffusion_create(void *model, const struct gen_config *cf
                               .W = shape->w,
                               .base = gen_opt_int(cfg, &diffusion_train_options[DIF_T_BASE]),
                               .attn = !gen_opt_flag(cfg, &diffusion_train_options[DIF_T_NO_ATTN])};
-    if (gen_opt_flag(cfg, &diffusion_train_options[DIF_T_CONDITIONAL])) {
-        if (shape->n_classes < 2)
-            return gen_error(GEN_ERR_FORMAT,
-                             "--conditional: the data has %d class (labels: IDX label files, or "
-                             "one subfolder per class)",
-                             shape->n_classes);
-        c->classes = shape->n_classes;
-    }
+    enum gen_status st = gen_conditional_classes(
+        gen_opt_flag(cfg, &diffusion_train_options[DIF_T_CONDITIONAL]), shape, &c->classes);
+    if (st != GEN_OK) return st;
     m->cond_drop = gen_opt_float(cfg, &diffusion_train_options[DIF_T_COND_DROP]);
     const int with_ema = gen_opt_float(cfg, &diffusion_train_options[DIF_T_EMA]) > 0;
-    enum gen_status st = parse_mults(gen_opt_str(cfg, &diffusion_train_options[DIF_T_MULTS]), c->mult);
+    st = parse_mults(gen_opt_str(cfg, &diffusion_train_options[DIF_T_MULTS]), c->mult);
     if (st == GEN_OK) st = unet_check(c);
     if (st == GEN_OK)
         st = ddpm_schedule_init(&m->sched, gen_opt_int(cfg, &diffusion_train_options[DIF_T_TIMESTEPS]),

@@ -16,7 +16,16 @@
  * Pixels are in [-1, 1]. Samples use batch statistics in BatchNorm, as the
  * reference DCGAN does (its generator stays in training mode), in chunks of
  * 64; the running statistics are still kept, and restored around sampling
- * so that sampling never changes a checkpoint. */
+ * so that sampling never changes a checkpoint.
+ *
+ * --conditional (K classes y): G takes [z, label_emb[y]] (fc: Linear(latent
+ * + K, ...)), and D is a projection discriminator (Miyato & Koyama 2018),
+ *   D(x, y) = fc(phi(x)) + <embed[y], phi(x)>,  phi(x) the (2dw s s)
+ * features that feed fc. A step's fakes take the real batch's classes, so
+ * the class mix follows the data. A conditional G samples with the
+ * BatchNorm statistics of a fixed reference batch whose classes take turns
+ * (a chunk's own statistics would take a one-class chunk's class away as
+ * its batch mean), so an image depends on its own z and class alone. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdio.h>
@@ -29,16 +38,19 @@
 /* The family's options, by their index in its tables (read with gen_opt_*). */
 enum { GAN_T_DATA, GAN_T_EPOCHS, GAN_T_BATCH, GAN_T_LR, GAN_T_LR_G, GAN_T_LR_D, GAN_T_BETA1,
     GAN_T_LATENT, GAN_T_G_WIDTH, GAN_T_D_WIDTH, GAN_T_IMAGE_SIZE, GAN_T_CHANNELS, GAN_T_EMA,
-    GAN_T_DIVERGENCE_WINDOW, GAN_T_STOP_ON_DIVERGENCE, GAN_T_COUNT };
+    GAN_T_DIVERGENCE_WINDOW, GAN_T_STOP_ON_DIVERGENCE, GAN_T_CONDITIONAL, GAN_T_COUNT };
 enum { GAN_S_INTERPOLATE, GAN_S_COUNT };
 enum { GAN_E_CLASSIFIER, GAN_E_NUM, GAN_E_SAMPLES, GAN_E_COUNT };
 static const struct gen_option gan_train_options[GAN_T_COUNT + 1];
-static const struct gen_option gan_sample_options[GAN_S_COUNT + 1];
+static const struct gen_option gan_sample_options[GAN_S_COUNT + 3]; /* + the class options */
 static const struct gen_option gan_eval_options[GAN_E_COUNT + 1];
 
 
 #define LEAK     0.2f
 #define INIT_STD 0.02f
+#define BN_MOMENTUM    0.1f /* PyTorch's BatchNorm defaults, as gen_batchnorm_layer_fwd */
+#define BN_EPS         1e-5f
+#define REFERENCE_SEED 0x5eedba7c4ULL /* a conditional G's reference batch */
 /* Divergence thresholds (see gen_gan_watch_step). */
 #define D_LOSS_FLOOR 0.01
 #define G_LOSS_RISE  1.0
@@ -50,7 +62,8 @@ static int is_bn_gamma(const struct gen_gan *m, int i) {
 }
 
 /* DCGAN's init: every weight N(0, 0.02), BN gamma N(1, 0.02), biases and
- * BN beta 0, running mean 0 and variance 1; in declaration order. */
+ * BN beta 0, running mean 0 and variance 1; in declaration order. G's
+ * class embedding is N(0, 1) (PyTorch's nn.Embedding), on the scale of z. */
 static void init_params(struct gen_gan *m, struct gen_rng *r) {
     struct gen_params *ps = &m->ps;
     for (int i = 0; i < ps->count; i++) {
@@ -63,13 +76,15 @@ static void init_params(struct gen_gan *m, struct gen_rng *r) {
             gen_init_normal(&p->t, 1.0f, INIT_STD, r);
         else if (is_bias)
             gen_init_const(&p->t, 0.0f);
+        else if (i == m->g_label_emb)
+            gen_init_normal(&p->t, 0.0f, 1.0f, r);
         else
             gen_init_normal(&p->t, 0.0f, INIT_STD, r);
     }
 }
 
 enum gen_status gen_gan_build(struct gen_gan *m, int64_t C, int64_t S, int64_t latent, int64_t gw,
-                              int64_t dw, int with_ema, uint64_t seed) {
+                              int64_t dw, int64_t classes, int with_ema, uint64_t seed) {
     gen_params_init(&m->ps);
     if (S < 8 || S % 4)
         return gen_error(GEN_ERR_USAGE,
@@ -78,9 +93,10 @@ enum gen_status gen_gan_build(struct gen_gan *m, int64_t C, int64_t S, int64_t l
     if (C != 1 && C != 3)
         return gen_error(GEN_ERR_USAGE, "--channels: must be 1 or 3, got %lld", (long long)C);
     m->C = C, m->S = S, m->latent = latent, m->gw = gw, m->dw = dw;
+    m->classes = classes, m->g_label_emb = m->d_embed = -1;
     struct gen_params *ps = &m->ps;
-    const int64_t s = S / 4;
-    gen_linear_layer_add(ps, &m->g_fc, "G.fc", latent, 2 * gw * s * s, 0, GEN_GAN_G);
+    const int64_t s = S / 4, features = 2 * dw * s * s;
+    gen_linear_layer_add(ps, &m->g_fc, "G.fc", latent + classes, 2 * gw * s * s, 0, GEN_GAN_G);
     gen_batchnorm_layer_add(ps, &m->g_bn0, "G.bn0", 2 * gw, GEN_GAN_G);
     gen_conv_layer_add(ps, &m->g_deconv1, "G.deconv1", 2 * gw, gw, 4, 2, 1, 0, 1, GEN_GAN_G);
     gen_batchnorm_layer_add(ps, &m->g_bn1, "G.bn1", gw, GEN_GAN_G);
@@ -88,7 +104,13 @@ enum gen_status gen_gan_build(struct gen_gan *m, int64_t C, int64_t S, int64_t l
     gen_conv_layer_add(ps, &m->d_conv1, "D.conv1", C, dw, 4, 2, 1, 1, 0, GEN_GAN_D);
     gen_conv_layer_add(ps, &m->d_conv2, "D.conv2", dw, 2 * dw, 4, 2, 1, 0, 0, GEN_GAN_D);
     gen_batchnorm_layer_add(ps, &m->d_bn2, "D.bn2", 2 * dw, GEN_GAN_D);
-    gen_linear_layer_add(ps, &m->d_fc, "D.fc", 2 * dw * s * s, 1, 1, GEN_GAN_D);
+    gen_linear_layer_add(ps, &m->d_fc, "D.fc", features, 1, 1, GEN_GAN_D);
+    if (classes > 0) { /* after every unconditional tensor: those keep their order */
+        m->g_label_emb = gen_params_add(ps, "G.label_emb.weight", GEN_PARAM_NODECAY, GEN_GAN_G, 2,
+                                        (int64_t[]){classes, classes});
+        m->d_embed = gen_params_add(ps, "D.embed.weight", GEN_PARAM_NODECAY, GEN_GAN_D, 2,
+                                    (int64_t[]){classes, features});
+    }
     enum gen_status st = gen_params_finalize(ps, with_ema);
     if (st != GEN_OK) return gen_error(st, "out of memory for the GAN's parameters");
     m->bn_saved = gen_alloc((size_t)(ps->n_buffer ? ps->n_buffer : 1) * sizeof(float));
@@ -106,26 +128,60 @@ void gen_gan_free(struct gen_gan *m) {
     m->bn_saved = NULL;
 }
 
-struct gen_tensor *gen_gan_generator(struct gen_ctx *g, struct gen_gan *m, struct gen_tensor *z) {
+/* Rows y (B) of the class table at index `table` of ps: (B, width). */
+static struct gen_tensor *class_rows(struct gen_ctx *g, struct gen_gan *m, int table,
+                                     const int32_t *y, int64_t B) {
+    struct gen_tensor *w = gen_params_tensor(&m->ps, table);
+    return gen_embedding(g, w, y, 2, (int64_t[]){B, w->shape[1]});
+}
+
+/* A BatchNorm of G whose running statistics move by `momentum` (1: the
+ * batch's statistics replace them). */
+static struct gen_tensor *g_batchnorm(struct gen_ctx *g, struct gen_params *ps,
+                                      const struct gen_batchnorm_layer *l, struct gen_tensor *x,
+                                      float momentum) {
+    return gen_batchnorm(g, x, gen_params_tensor(ps, l->w), gen_params_tensor(ps, l->b),
+                         gen_params_tensor(ps, l->mean), gen_params_tensor(ps, l->var), momentum,
+                         BN_EPS);
+}
+
+static struct gen_tensor *generator(struct gen_ctx *g, struct gen_gan *m, struct gen_tensor *z,
+                                    const int32_t *y, float momentum) {
     const int64_t B = z->shape[0], s = m->S / 4;
     struct gen_params *ps = &m->ps;
+    GEN_ASSERT((y != NULL) == (m->classes > 0));
+    if (y) z = gen_concat(g, z, class_rows(g, m, m->g_label_emb, y, B)); /* (B, latent + K) */
     struct gen_tensor *h = gen_linear_layer_fwd(g, ps, &m->g_fc, z);
     h = gen_reshape(g, h, 4, (int64_t[]){B, 2 * m->gw, s, s});
-    h = gen_relu(g, gen_batchnorm_layer_fwd(g, ps, &m->g_bn0, h));
+    h = gen_relu(g, g_batchnorm(g, ps, &m->g_bn0, h, momentum));
     h = gen_conv_layer_fwd(g, ps, &m->g_deconv1, h);
-    h = gen_relu(g, gen_batchnorm_layer_fwd(g, ps, &m->g_bn1, h));
+    h = gen_relu(g, g_batchnorm(g, ps, &m->g_bn1, h, momentum));
     return gen_tanh(g, gen_conv_layer_fwd(g, ps, &m->g_deconv2, h));
 }
 
-struct gen_tensor *gen_gan_discriminator(struct gen_ctx *g, struct gen_gan *m,
-                                         struct gen_tensor *x) {
+struct gen_tensor *gen_gan_generator(struct gen_ctx *g, struct gen_gan *m, struct gen_tensor *z,
+                                     const int32_t *y) {
+    return generator(g, m, z, y, BN_MOMENTUM);
+}
+
+struct gen_tensor *gen_gan_discriminator(struct gen_ctx *g, struct gen_gan *m, struct gen_tensor *x,
+                                         const int32_t *y) {
     const int64_t B = x->shape[0];
     struct gen_params *ps = &m->ps;
+    GEN_ASSERT((y != NULL) == (m->classes > 0));
     struct gen_tensor *h = gen_leaky_relu(g, gen_conv_layer_fwd(g, ps, &m->d_conv1, x), LEAK);
     h = gen_conv_layer_fwd(g, ps, &m->d_conv2, h);
     h = gen_leaky_relu(g, gen_batchnorm_layer_fwd(g, ps, &m->d_bn2, h), LEAK);
-    h = gen_reshape(g, h, 2, (int64_t[]){B, gen_numel(h) / B});
-    return gen_linear_layer_fwd(g, ps, &m->d_fc, h);
+    const int64_t F = gen_numel(h) / B;
+    struct gen_tensor *phi = gen_reshape(g, h, 2, (int64_t[]){B, F});
+    struct gen_tensor *logit = gen_linear_layer_fwd(g, ps, &m->d_fc, phi);
+    if (!y) return logit;
+    /* + <embed[y], phi> row by row: the rows of embed[y] * phi (B, F), summed
+     * by one product with ones (1, F) */
+    struct gen_tensor *ones = gen_tensor_2d(g, 1, F);
+    for (int64_t f = 0; f < F; f++) ones->data[f] = 1.0f;
+    struct gen_tensor *prod = gen_mul(g, phi, class_rows(g, m, m->d_embed, y, B));
+    return gen_add(g, logit, gen_linear(g, prod, ones, NULL));
 }
 
 /* ---- training ---- */
@@ -138,28 +194,29 @@ static double mean_sigmoid(const struct gen_tensor *logits) {
 }
 
 struct gen_tensor *gen_gan_phase_loss(struct gen_ctx *g, struct gen_gan *m, struct gen_tensor *x,
-                                      struct gen_tensor *z, int phase, double *fields) {
+                                      const int32_t *y, struct gen_tensor *z, int phase,
+                                      double *fields) {
     if (phase == GEN_GAN_PHASE_G) {
         /* -log D(G(z)) against the updated D. D's part of the tape is done
          * with (its nodes hold gradients already): cut the tape back to G's
          * forward, so this backward walks D(G(z)) and G alone. */
         gen_tape_truncate(g, m->g_only);
         struct gen_tensor *g_loss =
-            gen_bce_logits(g, gen_gan_discriminator(g, m, m->fake), m->ones, 1);
+            gen_bce_logits(g, gen_gan_discriminator(g, m, m->fake, y), m->ones, 1);
         fields[GEN_GAN_G_LOSS] = g_loss->data[0];
         return g_loss;
     }
     const int64_t B = x->shape[0];
     GEN_ASSERT(z->shape[0] == B);
-    m->fake = gen_gan_generator(g, m, z);
+    m->fake = gen_gan_generator(g, m, z, y);
     m->g_only = gen_tape_mark(g); /* the tape holds G's forward only */
     m->ones = gen_tensor_2d(g, B, 1);
     for (int64_t i = 0; i < B; i++) m->ones->data[i] = 1.0f;
     struct gen_tensor *zeros = gen_zeros(g, 2, (int64_t[]){B, 1});
     /* D: real -> 1, detached fake -> 0. */
     struct gen_tensor *detached = gen_tensor_wrap(g, m->fake->data, m->fake->ndim, m->fake->shape);
-    struct gen_tensor *d_real = gen_gan_discriminator(g, m, x);
-    struct gen_tensor *d_fake = gen_gan_discriminator(g, m, detached);
+    struct gen_tensor *d_real = gen_gan_discriminator(g, m, x, y);
+    struct gen_tensor *d_fake = gen_gan_discriminator(g, m, detached, y);
     struct gen_tensor *d_loss =
         gen_add(g, gen_bce_logits(g, d_real, m->ones, 1), gen_bce_logits(g, d_fake, zeros, 1));
     fields[GEN_GAN_D_LOSS] = d_loss->data[0];
@@ -176,7 +233,7 @@ static struct gen_tensor *gan_loss(void *model, struct gen_ctx *g, const struct 
         z = gen_tensor_2d(g, b->n, m->latent);
         gen_rng_fill_normal(&m->rng[GEN_GAN_RNG_NOISE], z->data, gen_numel(z), 0.0f, 1.0f);
     }
-    return gen_gan_phase_loss(g, m, b->x, z, phase, fields);
+    return gen_gan_phase_loss(g, m, b->x, m->classes ? b->labels : NULL, z, phase, fields);
 }
 
 /* The learning rate of one network: --lr-g / --lr-d, or --lr. */
@@ -192,9 +249,15 @@ static enum gen_status gan_create(void *model, const struct gen_config *cfg,
     if (shape->h != shape->w)
         return gen_error(GEN_ERR_USAGE, "--image-size: the GAN wants square images, got %dx%d",
                          shape->h, shape->w);
-    enum gen_status st = gen_gan_build(
-        m, shape->c, shape->h, gen_opt_int(cfg, &gan_train_options[GAN_T_LATENT]), gen_opt_int(cfg, &gan_train_options[GAN_T_G_WIDTH]),
-        gen_opt_int(cfg, &gan_train_options[GAN_T_D_WIDTH]), gen_opt_float(cfg, &gan_train_options[GAN_T_EMA]) > 0, seed);
+    int64_t classes;
+    enum gen_status cst =
+        gen_conditional_classes(gen_opt_flag(cfg, &gan_train_options[GAN_T_CONDITIONAL]), shape, &classes);
+    if (cst != GEN_OK) return cst;
+    enum gen_status st =
+        gen_gan_build(m, shape->c, shape->h, gen_opt_int(cfg, &gan_train_options[GAN_T_LATENT]),
+                      gen_opt_int(cfg, &gan_train_options[GAN_T_G_WIDTH]),
+                      gen_opt_int(cfg, &gan_train_options[GAN_T_D_WIDTH]), classes,
+                      gen_opt_float(cfg, &gan_train_options[GAN_T_EMA]) > 0, seed);
     if (st != GEN_OK) return st;
     const int64_t window = gen_opt_int(cfg, &gan_train_options[GAN_T_DIVERGENCE_WINDOW]);
     m->watch.window = window;
@@ -216,6 +279,7 @@ static enum gen_status gan_create(void *model, const struct gen_config *cfg,
         .n_fields = GEN_GAN_N_FIELDS,
         .fields = {"d_loss", "g_loss", "d_x", "d_g_z"},
         .unit = "img",
+        .classes = (int)classes,
     };
     info->phase[GEN_GAN_PHASE_D].optim.lr = lr_option(cfg, &gan_train_options[GAN_T_LR_D]);
     info->phase[GEN_GAN_PHASE_G].optim.lr = lr_option(cfg, &gan_train_options[GAN_T_LR_G]);
@@ -228,20 +292,43 @@ static void gan_destroy(void *model) {
 
 /* ---- sampling ---- */
 
-void gen_gan_sample(struct gen_ctx *g, struct gen_gan *m, const float *z, int64_t n, float *out) {
+/* A conditional G's sampling statistics: G's BatchNorm running statistics
+ * become the batch statistics (biased variance, as training normalises
+ * with) of GEN_GAN_SAMPLE_BATCH fixed latents whose classes take turns. */
+static void reference_statistics(struct gen_ctx *g, struct gen_gan *m) {
+    enum { R = GEN_GAN_SAMPLE_BATCH };
+    struct gen_rng r;
+    gen_rng_seed(&r, REFERENCE_SEED);
+    struct gen_tensor *z = gen_tensor_2d(g, R, m->latent);
+    gen_rng_fill_normal(&r, z->data, gen_numel(z), 0.0f, 1.0f);
+    int32_t y[R];
+    for (int i = 0; i < R; i++) y[i] = (int32_t)(i % m->classes);
+    g->training = 1;
+    generator(g, m, z, y, 1.0f);
+    const struct gen_batchnorm_layer *bn[] = {&m->g_bn0, &m->g_bn1};
+    for (int k = 0; k < 2; k++) { /* running_var holds the unbiased variance */
+        struct gen_tensor *var = gen_params_tensor(&m->ps, bn[k]->var);
+        for (int64_t c = 0; c < bn[k]->c; c++) var->data[c] *= (float)(R - 1) / R;
+    }
+    gen_ctx_reset(g);
+}
+
+void gen_gan_sample(struct gen_ctx *g, struct gen_gan *m, const float *z, const int32_t *y,
+                    int64_t n, float *out) {
     struct gen_params *ps = &m->ps;
     memcpy(m->bn_saved, ps->buffers, (size_t)ps->n_buffer * sizeof(float));
     const int training = g->training;
-    g->training = 1; /* batch statistics */
     gen_no_grad_begin(g);
+    if (m->classes) reference_statistics(g, m);
+    g->training = m->classes == 0; /* each chunk's own statistics, or the reference's */
     const int64_t img = m->C * m->S * m->S;
     for (int64_t i = 0; i < n; i += GEN_GAN_SAMPLE_BATCH) {
         const int64_t b = n - i < GEN_GAN_SAMPLE_BATCH ? n - i : GEN_GAN_SAMPLE_BATCH;
         struct gen_tensor *zt =
             gen_tensor_wrap(g, (float *)z + i * m->latent, 2, (int64_t[]){b, m->latent});
-        const float *y = gen_gan_generator(g, m, zt)->data;
+        const float *x = gen_gan_generator(g, m, zt, y ? y + i : NULL)->data;
         float *o = out + i * img;
-        for (int64_t k = 0; k < b * img; k++) o[k] = 0.5f * (y[k] + 1.0f);
+        for (int64_t k = 0; k < b * img; k++) o[k] = 0.5f * (x[k] + 1.0f);
         gen_ctx_reset(g);
     }
     gen_no_grad_end(g);
@@ -277,39 +364,69 @@ static void interpolation_latents(struct gen_rng *r, int64_t n, int64_t d, int c
     }
 }
 
-static float *alloc_floats(int64_t a, int64_t b) {
+/* a b elements of `size` bytes, or NULL (out of memory or overflow). */
+static void *alloc_array(int64_t a, int64_t b, size_t size) {
     size_t bytes;
-    if (!gen_mul_size((size_t)a, (size_t)b, &bytes) || !gen_mul_size(bytes, sizeof(float), &bytes))
+    if (!gen_mul_size((size_t)a, (size_t)b, &bytes) || !gen_mul_size(bytes, size, &bytes))
         return NULL;
     return gen_alloc(bytes);
+}
+
+/* The class of each of n images of a conditional model: those of the
+ * request, else the classes in turn, image i (of a walk: row i / cols)
+ * taking class i % K, so that each interpolation row walks within one class
+ * (cols 0: plain samples). NULL for an unconditional model. */
+static enum gen_status request_classes(const struct gen_gan *m, const struct gen_request *req,
+                                       int cols, int32_t **out) {
+    *out = NULL;
+    if (m->classes == 0)
+        return req->labels ? gen_error(GEN_ERR_USAGE, "--class: this model is unconditional "
+                                                      "(train with --conditional)")
+                           : GEN_OK;
+    int32_t *y = alloc_array(req->n, 1, sizeof *y);
+    if (!y) return gen_error(GEN_ERR_NOMEM, "out of memory for %lld classes", (long long)req->n);
+    for (int64_t i = 0; i < req->n; i++) {
+        y[i] = req->labels ? req->labels[i] : (int32_t)((cols ? i / cols : i) % m->classes);
+        if (y[i] < 0 || y[i] >= m->classes) {
+            gen_free(y);
+            return gen_error(GEN_ERR_USAGE, "--class: class %d is not in 0..%lld", (int)y[i],
+                             (long long)m->classes - 1);
+        }
+    }
+    *out = y;
+    return GEN_OK;
 }
 
 static enum gen_status gan_generate(void *model, struct gen_ctx *g, const struct gen_config *opts,
                                     const struct gen_request *req, struct gen_output *out) {
     struct gen_gan *m = model;
     const int64_t n = req->n;
-    float *z = alloc_floats(n, m->latent), *ends = alloc_floats(2, m->latent);
-    out->images = alloc_floats(n, m->C * m->S * m->S);
+    const struct gen_config_entry *walk =
+        opts ? gen_opt_get(opts, &gan_sample_options[GAN_S_INTERPOLATE]) : NULL;
+    int cols = 0; /* walks: the square grid's rows, each a walk */
+    if (walk && walk->i)
+        for (cols = 1; (int64_t)cols * cols < n;) cols++;
+    int32_t *y; /* (n) classes, or NULL */
+    enum gen_status st = request_classes(m, req, cols, &y);
+    if (st != GEN_OK) return st;
+    float *z = alloc_array(n, m->latent, sizeof(float)),
+          *ends = alloc_array(2, m->latent, sizeof(float));
+    out->images = alloc_array(n, m->C * m->S * m->S, sizeof(float));
     if (!z || !ends || !out->images) {
-        gen_free(z), gen_free(ends);
+        gen_free(z), gen_free(ends), gen_free(y);
         return gen_error(GEN_ERR_NOMEM, "out of memory for %lld samples", (long long)n);
     }
     struct gen_rng rng;
     gen_rng_seed(&rng, req->seed);
-    const struct gen_config_entry *walk = opts ? gen_opt_get(opts, &gan_sample_options[GAN_S_INTERPOLATE]) : NULL;
-    out->cols = 0;
-    if (walk && walk->i) {
-        int cols = 1; /* the square grid's rows, each a walk */
-        while ((int64_t)cols * cols < n) cols++;
+    if (cols)
         interpolation_latents(&rng, n, m->latent, cols, z, ends);
-        out->cols = cols;
-    } else {
+    else
         gen_rng_fill_normal(&rng, z, n * m->latent, 0.0f, 1.0f);
-    }
-    gen_gan_sample(g, m, z, n, out->images);
+    out->cols = cols;
+    gen_gan_sample(g, m, z, y, n, out->images);
     out->n_images = n;
     out->c = (int)m->C, out->h = (int)m->S, out->w = (int)m->S;
-    gen_free(z), gen_free(ends);
+    gen_free(z), gen_free(ends), gen_free(y);
     return GEN_OK;
 }
 
@@ -397,12 +514,16 @@ static const struct gen_option gan_train_options[GAN_T_COUNT + 1] = {
                     "warn when D's loss stays near 0 or G's climbs for N steps (0: never)"),
     [GAN_T_STOP_ON_DIVERGENCE] = GEN_FLAG_RUN_OPT("stop-on-divergence",
                      "stop (after saving a checkpoint) when training diverges"),
+    [GAN_T_CONDITIONAL] = GEN_FLAG_OPT("conditional",
+                     "class-conditional: a class embedding joins z at G's input, and D is a "
+                     "projection discriminator"),
     [GAN_T_COUNT] = GEN_OPT_END,
 };
 
-static const struct gen_option gan_sample_options[GAN_S_COUNT + 1] = {
+static const struct gen_option gan_sample_options[GAN_S_COUNT + 3] = {
     [GAN_S_INTERPOLATE] = GEN_FLAG_OPT("interpolate", "each grid row walks between two random latent points"),
-    [GAN_S_COUNT] = GEN_OPT_END,
+    [GAN_S_COUNT] = GEN_SAMPLE_CLASS_OPTIONS,
+    [GAN_S_COUNT + 2] = GEN_OPT_END,
 };
 
 static const struct gen_option gan_eval_options[GAN_E_COUNT + 1] = {
@@ -412,7 +533,7 @@ static const struct gen_option gan_eval_options[GAN_E_COUNT + 1] = {
 
 const struct gen_family gen_family_gan = {
     .name = "gan",
-    .summary = "DCGAN: generator and discriminator on 28x28 or 32x32 images",
+    .summary = "DCGAN on 28x28 or 32x32 images; class-conditional with a projection discriminator",
     .data = GEN_DATA_IMAGES,
     .train_options = gan_train_options,
     .sample_options = gan_sample_options,

@@ -39,6 +39,11 @@ struct gen_gan {
     struct gen_conv_layer d_conv1, d_conv2;
     struct gen_batchnorm_layer d_bn2;
     struct gen_linear_layer d_fc;
+    /* --conditional on K classes (0: unconditional, and both indices -1):
+     * G's label_emb (K, K) rows concatenated to z (fc then takes latent +
+     * K), and D's projection table embed (K, 2dw S/4 S/4). */
+    int64_t classes;
+    int g_label_emb, d_embed;
     struct gen_rng rng[GEN_GAN_N_RNG];
     float *bn_saved; /* (ps.n_buffer) running stats kept across sampling */
     struct gen_gan_watch watch;
@@ -50,35 +55,52 @@ struct gen_gan {
 
 /* Declares both networks and initialises them from rng stream
  * GEN_GAN_RNG_INIT of `seed`: weights N(0, 0.02), BN gamma N(1, 0.02),
- * biases and BN beta 0, running mean 0 / var 1. with_ema also allocates
- * the EMA block (a copy of the initial weights). S must be a multiple of
- * 4 and C 1 or 3 (else GEN_ERR_USAGE naming --image-size / --channels).
- * Free with gen_gan_free (also after a failed build). */
+ * biases and BN beta 0, running mean 0 / var 1. classes > 0 makes both
+ * networks class-conditional: the class tables are declared and
+ * initialised after every other tensor (G.label_emb N(0, 1), D.embed N(0,
+ * 0.02)), so an unconditional model (classes 0) is as before. with_ema
+ * also allocates the EMA block (a copy of the initial weights). S must be
+ * a multiple of 4 and C 1 or 3 (else GEN_ERR_USAGE naming --image-size /
+ * --channels). Free with gen_gan_free (also after a failed build). */
 enum gen_status gen_gan_build(struct gen_gan *m, int64_t C, int64_t S, int64_t latent, int64_t gw,
-                              int64_t dw, int with_ema, uint64_t seed);
+                              int64_t dw, int64_t classes, int with_ema, uint64_t seed);
 void gen_gan_free(struct gen_gan *m);
 
-/* z (B, latent) -> images (B, C, S, S) in [-1, 1]. */
-struct gen_tensor *gen_gan_generator(struct gen_ctx *g, struct gen_gan *m, struct gen_tensor *z);
-/* x (B, C, S, S) -> logits (B, 1). */
-struct gen_tensor *gen_gan_discriminator(struct gen_ctx *g, struct gen_gan *m,
-                                         struct gen_tensor *x);
+/* z (B, latent) and classes y (B) -> images (B, C, S, S) in [-1, 1]. y
+ * is NULL exactly when the model is unconditional; it is read until the
+ * backward pass. */
+struct gen_tensor *gen_gan_generator(struct gen_ctx *g, struct gen_gan *m, struct gen_tensor *z,
+                                     const int32_t *y);
+/* x (B, C, S, S) and classes y (B) (NULL: unconditional) -> logits (B, 1):
+ * fc(phi(x)), plus <embed[y], phi(x)> when conditional (the projection
+ * discriminator of Miyato & Koyama 2018). */
+struct gen_tensor *gen_gan_discriminator(struct gen_ctx *g, struct gen_gan *m, struct gen_tensor *x,
+                                         const int32_t *y);
 
 /* The loss of one phase of a training step (g in training mode, not reset
- * between the phases). GEN_GAN_PHASE_D: fake = G(z) for noise z (B,
- * latent), then BCE(D(x), 1) + BCE(D(fake detached), 0) on real images x
- * (B, C, S, S) in [-1, 1]; fields d_loss, D(x), D(G(z)) (mean sigmoids).
+ * between the phases). y: the classes (B) of the real images, which the
+ * fakes take too (NULL: unconditional), the same in both phases.
+ * GEN_GAN_PHASE_D: fake = G(z, y) for noise z (B, latent), then
+ * BCE(D(x, y), 1) + BCE(D(fake detached, y), 0) on real images x (B, C, S,
+ * S) in [-1, 1]; fields d_loss, D(x), D(G(z)) (mean sigmoids).
  * GEN_GAN_PHASE_G (after D's update, with D's gradients off): the
- * non-saturating -log D(fake) of the same fake, whose G forward is reused
- * (the tape is cut back to it; x and z are not read); field g_loss. */
+ * non-saturating -log D(fake, y) of the same fake, whose G forward is
+ * reused (the tape is cut back to it; x and z are not read); field g_loss. */
 struct gen_tensor *gen_gan_phase_loss(struct gen_ctx *g, struct gen_gan *m, struct gen_tensor *x,
-                                      struct gen_tensor *z, int phase, double *fields);
+                                      const int32_t *y, struct gen_tensor *z, int phase,
+                                      double *fields);
 
-/* Images from latent rows z (n, latent) into out (n, C, S, S) in [0, 1], in
- * chunks of GEN_GAN_SAMPLE_BATCH with batch statistics (as DCGAN samples);
- * the BN running statistics are left as they were. Resets g after each
- * chunk (no caller tensors may live in g). */
-void gen_gan_sample(struct gen_ctx *g, struct gen_gan *m, const float *z, int64_t n, float *out);
+/* Images from latent rows z (n, latent) and classes y (n) (NULL exactly
+ * when unconditional) into out (n, C, S, S) in [0, 1], in chunks of
+ * GEN_GAN_SAMPLE_BATCH. An unconditional G normalises each chunk with its
+ * batch statistics (as DCGAN samples); a conditional one with those of a
+ * fixed reference batch of GEN_GAN_SAMPLE_BATCH latents whose classes take
+ * turns (a chunk of one class would lose its class to its own batch mean),
+ * so an image depends on its own latent and class only. The BN running
+ * statistics are left as they were. Resets g after each chunk (no caller
+ * tensors may live in g). */
+void gen_gan_sample(struct gen_ctx *g, struct gen_gan *m, const float *z, const int32_t *y,
+                    int64_t n, float *out);
 
 /* Feeds one step's losses to the watch. Returns 1 when a divergence
  * condition has just become true (and writes a one-line description with

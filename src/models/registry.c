@@ -107,3 +107,16 @@ const struct gen_option gen_family_options[GEN_FAM_COUNT + 1] = {
     [GEN_FAM_PLOT] = GEN_STR_OPT("plot", NULL, "plot file"),
     [GEN_FAM_COUNT] = GEN_OPT_END,
 };
+
+enum gen_status gen_conditional_classes(int asked, const struct gen_data_shape *shape,
+                                        int64_t *classes) {
+    *classes = 0;
+    if (!asked) return GEN_OK;
+    if (shape->n_classes < 2)
+        return gen_error(GEN_ERR_FORMAT,
+                         "--conditional: the data has %d class (labels: IDX label files, or one "
+                         "subfolder per class)",
+                         shape->n_classes);
+    *classes = shape->n_classes;
+    return GEN_OK;
+}

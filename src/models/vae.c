@@ -11,6 +11,11 @@
  *        fc21/fc22 Linear(64 H/4 W/4, D)
  *   dec: fc3 Linear(D, 64 H/4 W/4)-ReLU, reshape, deconv1 ConvT(64,32,4,2,1)-ReLU,
  *        deconv2 ConvT(32,C,4,2,1) -> logits
+ * Conditional (--conditional, Sohn et al. 2015's CVAE), for K classes: the
+ * one-hot class y (K) is appended to the encoder's input and to the
+ * decoder's, q(z|x,y) and p(x|z,y): MLP fc1 takes [x, y] (D + K), conv
+ * fc21/fc22 take [flatten(conv2), y]; fc3 takes [z, y] (latent + K) in both.
+ * The prior stays N(0, I). Same parameter names; only those widths change.
  * Pixels are scaled to [0, 1]. */
 #include <math.h>
 #include <stdlib.h>
@@ -22,28 +27,30 @@
 
 /* The family's options, by their index in its tables (read with gen_opt_*). */
 enum { VAE_T_DATA, VAE_T_EPOCHS, VAE_T_BATCH, VAE_T_LR, VAE_T_LATENT, VAE_T_HIDDEN, VAE_T_ARCH,
-    VAE_T_COUNT };
+    VAE_T_CONDITIONAL, VAE_T_COUNT };
 enum { VAE_S_RECONSTRUCT, VAE_S_INTERPOLATE, VAE_S_COUNT };
 enum { VAE_E_IW, VAE_E_PER_SAMPLE, VAE_E_CLASSIFIER, VAE_E_NUM, VAE_E_SAMPLES, VAE_E_COUNT };
 static const struct gen_option vae_train_options[VAE_T_COUNT + 1];
-static const struct gen_option vae_sample_options[VAE_S_COUNT + 1];
+static const struct gen_option vae_sample_options[VAE_S_COUNT + 3];
 static const struct gen_option vae_eval_options[VAE_E_COUNT + 1];
 
 
 /* ---- the network ---- */
 
 enum gen_status gen_vae_build(struct gen_vae *m, int arch, int64_t C, int64_t H, int64_t W,
-                              int64_t latent, int64_t hidden, int with_ema, uint64_t seed) {
+                              int64_t latent, int64_t hidden, int64_t classes, int with_ema,
+                              uint64_t seed) {
+    const int64_t K = classes;
     m->arch = arch;
     m->C = C, m->H = H, m->W = W, m->D = C * H * W;
-    m->latent = latent, m->hidden = hidden;
+    m->latent = latent, m->hidden = hidden, m->classes = K;
     gen_params_init(&m->ps);
     struct gen_params *ps = &m->ps;
     if (arch == GEN_VAE_MLP) {
-        gen_linear_layer_add(ps, &m->fc1, "fc1", m->D, hidden, 1, 0);
+        gen_linear_layer_add(ps, &m->fc1, "fc1", m->D + K, hidden, 1, 0);
         gen_linear_layer_add(ps, &m->fc21, "fc21", hidden, latent, 1, 0);
         gen_linear_layer_add(ps, &m->fc22, "fc22", hidden, latent, 1, 0);
-        gen_linear_layer_add(ps, &m->fc3, "fc3", latent, hidden, 1, 0);
+        gen_linear_layer_add(ps, &m->fc3, "fc3", latent + K, hidden, 1, 0);
         gen_linear_layer_add(ps, &m->fc4, "fc4", hidden, m->D, 1, 0);
     } else {
         if (H % 4 || W % 4)
@@ -52,9 +59,9 @@ enum gen_status gen_vae_build(struct gen_vae *m, int arch, int64_t C, int64_t H,
         int64_t flat = 64 * (H / 4) * (W / 4);
         gen_conv_layer_add(ps, &m->conv1, "conv1", C, 32, 4, 2, 1, 1, 0, 0);
         gen_conv_layer_add(ps, &m->conv2, "conv2", 32, 64, 4, 2, 1, 1, 0, 0);
-        gen_linear_layer_add(ps, &m->fc21, "fc21", flat, latent, 1, 0);
-        gen_linear_layer_add(ps, &m->fc22, "fc22", flat, latent, 1, 0);
-        gen_linear_layer_add(ps, &m->fc3, "fc3", latent, flat, 1, 0);
+        gen_linear_layer_add(ps, &m->fc21, "fc21", flat + K, latent, 1, 0);
+        gen_linear_layer_add(ps, &m->fc22, "fc22", flat + K, latent, 1, 0);
+        gen_linear_layer_add(ps, &m->fc3, "fc3", latent + K, flat, 1, 0);
         gen_conv_layer_add(ps, &m->deconv1, "deconv1", 64, 32, 4, 2, 1, 1, 1, 0);
         gen_conv_layer_add(ps, &m->deconv2, "deconv2", 32, C, 4, 2, 1, 1, 1, 0);
     }
@@ -78,27 +85,44 @@ enum gen_status gen_vae_build(struct gen_vae *m, int arch, int64_t C, int64_t H,
     return GEN_OK;
 }
 
-/* x (B, C, H, W) -> mu, logvar (B, latent) */
-static void encode(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x,
+/* a (B, F) followed by the one-hot of the classes y (B): (B, F + K); a
+ * itself when the model is unconditional. */
+static struct gen_tensor *with_class(struct gen_ctx *g, const struct gen_vae *m,
+                                     struct gen_tensor *a, const int32_t *y) {
+    if (m->classes == 0) return a;
+    const int64_t B = a->shape[0], K = m->classes;
+    GEN_ASSERT(y != NULL);
+    struct gen_tensor *onehot = gen_zeros(g, 2, (int64_t[]){B, K}); /* (B, K) */
+    for (int64_t i = 0; i < B; i++) {
+        GEN_ASSERT(y[i] >= 0 && y[i] < K);
+        onehot->data[i * K + y[i]] = 1.0f;
+    }
+    return gen_concat(g, a, onehot);
+}
+
+/* x (B, C, H, W) of classes y -> mu, logvar (B, latent) */
+static void encode(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x, const int32_t *y,
                    struct gen_tensor **mu, struct gen_tensor **logvar) {
     int64_t B = x->shape[0];
     struct gen_tensor *h;
     if (m->arch == GEN_VAE_MLP) {
-        h = gen_reshape(g, x, 2, (int64_t[]){B, m->D});
+        h = with_class(g, m, gen_reshape(g, x, 2, (int64_t[]){B, m->D}), y);
         h = gen_relu(g, gen_linear_layer_fwd(g, &m->ps, &m->fc1, h));
     } else {
         h = gen_relu(g, gen_conv_layer_fwd(g, &m->ps, &m->conv1, x));
         h = gen_relu(g, gen_conv_layer_fwd(g, &m->ps, &m->conv2, h));
-        h = gen_reshape(g, h, 2, (int64_t[]){B, gen_numel(h) / B});
+        h = with_class(g, m, gen_reshape(g, h, 2, (int64_t[]){B, gen_numel(h) / B}), y);
     }
     *mu = gen_linear_layer_fwd(g, &m->ps, &m->fc21, h);
     *logvar = gen_linear_layer_fwd(g, &m->ps, &m->fc22, h);
 }
 
-/* z (B, latent) -> logits (B, C, H, W) */
-static struct gen_tensor *decode(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *z) {
+/* z (B, latent) of classes y -> logits (B, C, H, W) */
+static struct gen_tensor *decode(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *z,
+                                 const int32_t *y) {
     int64_t B = z->shape[0];
-    struct gen_tensor *h = gen_relu(g, gen_linear_layer_fwd(g, &m->ps, &m->fc3, z));
+    struct gen_tensor *h = gen_linear_layer_fwd(g, &m->ps, &m->fc3, with_class(g, m, z, y));
+    h = gen_relu(g, h);
     if (m->arch == GEN_VAE_MLP) {
         h = gen_linear_layer_fwd(g, &m->ps, &m->fc4, h);
     } else {
@@ -116,21 +140,21 @@ static struct gen_tensor *reparameterize(struct gen_ctx *g, struct gen_tensor *m
     return gen_add(g, mu, gen_mul(g, std, eps));
 }
 
-void gen_vae_neg_elbo(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x,
+void gen_vae_neg_elbo(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x, const int32_t *y,
                       struct gen_tensor *eps, struct gen_tensor **bce, struct gen_tensor **kl) {
     struct gen_tensor *mu, *logvar;
-    encode(g, m, x, &mu, &logvar);
-    struct gen_tensor *logits = decode(g, m, reparameterize(g, mu, logvar, eps));
+    encode(g, m, x, y, &mu, &logvar);
+    struct gen_tensor *logits = decode(g, m, reparameterize(g, mu, logvar, eps), y);
     *bce = gen_bce_logits(g, logits, x, 0);
     *kl = gen_gaussian_kl(g, mu, logvar);
 }
 
 /* The same with eps ~ N(0, I) drawn from rng. */
-static void neg_elbo(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x, struct gen_rng *rng,
-                     struct gen_tensor **bce, struct gen_tensor **kl) {
+static void neg_elbo(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x, const int32_t *y,
+                     struct gen_rng *rng, struct gen_tensor **bce, struct gen_tensor **kl) {
     struct gen_tensor *eps = gen_tensor_2d(g, x->shape[0], m->latent);
     gen_rng_fill_normal(rng, eps->data, gen_numel(eps), 0.0f, 1.0f);
-    gen_vae_neg_elbo(g, m, x, eps, bce, kl);
+    gen_vae_neg_elbo(g, m, x, y, eps, bce, kl);
 }
 
 /* Images idx[0..count) of a set as (count, C, H, W) in [0, 1]. */
@@ -150,14 +174,32 @@ static struct gen_tensor *batch_range(struct gen_ctx *g, struct gen_vae *m,
     return batch_images(g, m, set, idx, count);
 }
 
+/* The classes of images first.. of a set for a conditional model; NULL
+ * for an unconditional one. */
+static const int32_t *range_labels(const struct gen_vae *m, const struct gen_image_set *set,
+                                   int64_t first) {
+    return m->classes ? set->labels + first : NULL;
+}
+
+/* Held-out images a conditional model can take: every label in [0, K). */
+static enum gen_status check_labels(const struct gen_vae *m, const struct gen_image_set *set) {
+    for (int64_t i = 0; m->classes && i < set->n; i++)
+        if (set->labels[i] < 0 || set->labels[i] >= m->classes)
+            return gen_error(GEN_ERR_FORMAT,
+                             "image %lld has class %d; the model knows %lld classes (train "
+                             "and test on the same data)",
+                             (long long)i, (int)set->labels[i], (long long)m->classes);
+    return GEN_OK;
+}
+
 /* ---- verbs ---- */
 
 /* The loss per image, (bce + kl) / B; fields: loss, bce, kl per image. */
 struct gen_tensor *gen_vae_loss(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x,
-                                double *fields) {
+                                const int32_t *y, double *fields) {
     int64_t B = x->shape[0];
     struct gen_tensor *bce, *kl;
-    neg_elbo(g, m, x, &m->rng[GEN_VAE_RNG_NOISE], &bce, &kl);
+    neg_elbo(g, m, x, y, &m->rng[GEN_VAE_RNG_NOISE], &bce, &kl);
     struct gen_tensor *loss = gen_scale(g, gen_add(g, bce, kl), 1.0f / (float)B);
     fields[0] = loss->data[0];
     fields[1] = bce->data[0] / (double)B;
@@ -168,7 +210,8 @@ struct gen_tensor *gen_vae_loss(struct gen_ctx *g, struct gen_vae *m, struct gen
 static struct gen_tensor *vae_loss(void *model, struct gen_ctx *g, const struct gen_batch *b,
                                    int phase, double *fields) {
     (void)phase;
-    return gen_vae_loss(g, model, b->x, fields);
+    const struct gen_vae *m = model;
+    return gen_vae_loss(g, model, b->x, m->classes ? b->labels : NULL, fields);
 }
 
 static enum gen_status vae_create(void *model, const struct gen_config *cfg,
@@ -176,9 +219,14 @@ static enum gen_status vae_create(void *model, const struct gen_config *cfg,
                                   struct gen_model_info *info) {
     struct gen_vae *m = model;
     const char *arch = gen_opt_str(cfg, &vae_train_options[VAE_T_ARCH]);
-    enum gen_status st = gen_vae_build(
-        m, arch && !strcmp(arch, "conv") ? GEN_VAE_CONV : GEN_VAE_MLP, shape->c, shape->h,
-        shape->w, gen_opt_int(cfg, &vae_train_options[VAE_T_LATENT]), gen_opt_int(cfg, &vae_train_options[VAE_T_HIDDEN]),
+    int64_t classes;
+    enum gen_status st =
+        gen_conditional_classes(gen_opt_flag(cfg, &vae_train_options[VAE_T_CONDITIONAL]), shape, &classes);
+    if (st != GEN_OK) return st;
+    st = gen_vae_build(
+        m, arch && !strcmp(arch, "conv") ? GEN_VAE_CONV : GEN_VAE_MLP, shape->c, shape->h, shape->w,
+        gen_opt_int(cfg, &vae_train_options[VAE_T_LATENT]),
+        gen_opt_int(cfg, &vae_train_options[VAE_T_HIDDEN]), classes,
         gen_opt_float(cfg, &gen_train_options[GEN_TRAIN_EMA]) > 0, seed);
     if (st != GEN_OK) return st;
     *info = (struct gen_model_info){
@@ -198,6 +246,7 @@ static enum gen_status vae_create(void *model, const struct gen_config *cfg,
         .n_fields = 3,
         .fields = {"loss", "bce", "kl"},
         .unit = "img",
+        .classes = (int)m->classes,
     };
     return GEN_OK;
 }
@@ -216,17 +265,27 @@ double gen_vae_test_loss(struct gen_ctx *g, struct gen_vae *m, const struct gen_
     for (int64_t i = 0; i < set->n; i += EVAL_BATCH) {
         int count = (int)(set->n - i < EVAL_BATCH ? set->n - i : EVAL_BATCH);
         struct gen_tensor *bce, *kl;
-        neg_elbo(g, m, batch_range(g, m, set, i, count), &rng, &bce, &kl);
+        neg_elbo(g, m, batch_range(g, m, set, i, count), range_labels(m, set, i), &rng, &bce, &kl);
         total += (double)bce->data[0] + (double)kl->data[0];
         gen_ctx_reset(g);
     }
     return total / (double)set->n;
 }
 
-struct gen_tensor *gen_vae_generate(struct gen_ctx *g, struct gen_vae *m, int n, struct gen_rng *rng) {
+struct gen_tensor *gen_vae_generate(struct gen_ctx *g, struct gen_vae *m, int n, const int32_t *y,
+                                    struct gen_rng *rng) {
     struct gen_tensor *z = gen_tensor_2d(g, n, m->latent);
     gen_rng_fill_normal(rng, z->data, gen_numel(z), 0.0f, 1.0f);
-    return gen_sigmoid(g, decode(g, m, z));
+    return gen_sigmoid(g, decode(g, m, z, y));
+}
+
+/* (n) classes: each of y[0..count) repeated n / count times in turn
+ * (count divides n): a decoder batch of several rows per image. */
+static const int32_t *repeat_labels(struct gen_ctx *g, const int32_t *y, int64_t count, int64_t n) {
+    if (!y) return NULL;
+    int32_t *r = gen_arena_alloc(&g->arena, (size_t)n * sizeof *r);
+    for (int64_t i = 0; i < n; i++) r[i] = y[i / (n / count)];
+    return r;
 }
 
 /* Test images 0..count-1 beside their reconstructions (decoded means), in
@@ -234,9 +293,10 @@ struct gen_tensor *gen_vae_generate(struct gen_ctx *g, struct gen_vae *m, int n,
 static struct gen_tensor *reconstruct(struct gen_ctx *g, struct gen_vae *m,
                                       const struct gen_image_set *set, int count) {
     struct gen_tensor *x = batch_range(g, m, set, 0, count);
+    const int32_t *labels = range_labels(m, set, 0);
     struct gen_tensor *mu, *logvar;
-    encode(g, m, x, &mu, &logvar);
-    struct gen_tensor *y = gen_sigmoid(g, decode(g, m, mu));
+    encode(g, m, x, labels, &mu, &logvar);
+    struct gen_tensor *y = gen_sigmoid(g, decode(g, m, mu, labels));
     struct gen_tensor *out = gen_tensor_4d(g, 2 * count, m->C, m->H, m->W);
     int64_t D = m->D;
     for (int i = 0; i < count; i++) {
@@ -246,19 +306,26 @@ static struct gen_tensor *reconstruct(struct gen_ctx *g, struct gen_vae *m,
     return out;
 }
 
-/* n points from mu(A) to mu(B), decoded. */
+/* n points from mu(A) to mu(B), decoded. A conditional model encodes each
+ * end with its own class and decodes the whole walk with A's class: the
+ * walk changes the style within one class (A and B of different classes
+ * give B's style drawn as A's class). */
 static struct gen_tensor *interpolate(struct gen_ctx *g, struct gen_vae *m,
                                       const struct gen_image_set *set, int32_t a, int32_t b, int n) {
-    struct gen_tensor *x = batch_images(g, m, set, (int32_t[]){a, b}, 2);
+    const int32_t ends[2] = {a, b};
+    struct gen_tensor *x = batch_images(g, m, set, ends, 2);
+    int32_t y[2];
+    gen_images_labels(set, ends, 2, y);
+    const int32_t *labels = m->classes ? y : NULL;
     struct gen_tensor *mu, *logvar;
-    encode(g, m, x, &mu, &logvar);
+    encode(g, m, x, labels, &mu, &logvar);
     struct gen_tensor *z = gen_tensor_2d(g, n, m->latent);
     for (int i = 0; i < n; i++) {
         float t = n > 1 ? (float)i / (float)(n - 1) : 0.0f;
         for (int64_t j = 0; j < m->latent; j++)
             z->data[i * m->latent + j] = (1 - t) * mu->data[j] + t * mu->data[m->latent + j];
     }
-    return gen_sigmoid(g, decode(g, m, z));
+    return gen_sigmoid(g, decode(g, m, z, repeat_labels(g, labels, 1, n)));
 }
 
 static int parse_pair(const char *s, int64_t *a, int64_t *b) {
@@ -276,6 +343,17 @@ static int vae_needs_inputs(const struct gen_config *opts) {
     return gen_opt_flag(opts, &vae_sample_options[VAE_S_RECONSTRUCT]) || gen_opt_str(opts, &vae_sample_options[VAE_S_INTERPOLATE]);
 }
 
+/* The classes (n) of the images req asks for: its labels, or for a
+ * conditional model asked for none, the classes in turn (image i: i % K);
+ * NULL for an unconditional model. */
+static const int32_t *sample_labels(struct gen_ctx *g, const struct gen_vae *m,
+                                    const struct gen_request *req) {
+    if (req->labels || m->classes == 0) return req->labels;
+    int32_t *y = gen_arena_alloc(&g->arena, (size_t)req->n * sizeof *y);
+    for (int64_t i = 0; i < req->n; i++) y[i] = (int32_t)(i % m->classes);
+    return y;
+}
+
 /* A square-ish number of columns that keeps pairs in whole rows. */
 static int pair_cols(int64_t count) {
     int c = 1;
@@ -289,8 +367,19 @@ static enum gen_status vae_generate(void *model, struct gen_ctx *g, const struct
     const int n = (int)req->n;
     const struct gen_image_set *set = req->inputs ? req->inputs->images : NULL;
     const char *walk = opts ? gen_opt_str(opts, &vae_sample_options[VAE_S_INTERPOLATE]) : NULL;
+    const int inputs_mode =
+        walk || (opts && gen_opt_flag(opts, &vae_sample_options[VAE_S_RECONSTRUCT]));
     struct gen_tensor *images;
     out->cols = 0;
+    if (req->labels && m->classes == 0)
+        return gen_error(GEN_ERR_USAGE,
+                         "--class: this model is unconditional (train with --conditional)");
+    if (req->labels && inputs_mode)
+        return gen_error(GEN_ERR_USAGE,
+                         "--class: not with --reconstruct or --interpolate (they use the classes "
+                         "of their input images)");
+    enum gen_status st = inputs_mode ? check_labels(m, set) : GEN_OK;
+    if (st != GEN_OK) return st;
     if (walk) {
         int64_t a, b;
         if (!parse_pair(walk, &a, &b))
@@ -301,7 +390,7 @@ static enum gen_status vae_generate(void *model, struct gen_ctx *g, const struct
                              (long long)set->n);
         images = interpolate(g, m, set, (int32_t)a, (int32_t)b, n);
         out->cols = n; /* one row */
-    } else if (opts && gen_opt_flag(opts, &vae_sample_options[VAE_S_RECONSTRUCT])) {
+    } else if (inputs_mode) {
         int64_t count = n / 2 > 0 ? n / 2 : 1;
         if (count > set->n) count = set->n;
         images = reconstruct(g, m, set, (int)count);
@@ -309,7 +398,7 @@ static enum gen_status vae_generate(void *model, struct gen_ctx *g, const struct
     } else {
         struct gen_rng rng;
         gen_rng_seed(&rng, req->seed);
-        images = gen_vae_generate(g, m, n, &rng);
+        images = gen_vae_generate(g, m, n, sample_labels(g, m, req), &rng);
     }
     const size_t bytes = (size_t)gen_numel(images) * sizeof(float);
     if (!(out->images = gen_alloc(bytes))) return gen_error(GEN_ERR_NOMEM, "out of memory for the images");
@@ -322,13 +411,16 @@ static enum gen_status vae_generate(void *model, struct gen_ctx *g, const struct
 /* Per-image scores of x (B, C, H, W): the negative ELBO with one noise
  * sample, and (K > 0) the negative importance-weighted bound with K samples
  * (Burda et al. 2016): -log (1/K sum_k p(x|z_k) p(z_k) / q(z_k|x)), z_k ~ q.
- * It is never above the ELBO's value and tightens towards -log p(x) as K grows. */
-static void score_batch(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x, int K,
-                        struct gen_rng *rng, double *elbo, double *iw) {
+ * It is never above the ELBO's value and tightens towards -log p(x) as K grows.
+ * A conditional model scores x given its classes (B): bounds on
+ * -log p(x|y), with p(x|z,y) and q(z|x,y) in the sum and the same prior. */
+static void score_batch(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x,
+                        const int32_t *labels, int K, struct gen_rng *rng, double *elbo,
+                        double *iw) {
     const int64_t B = x->shape[0], L = m->latent, D = m->D;
     const double log2pi = log(2.0 * M_PI);
     struct gen_tensor *mu, *logvar;
-    encode(g, m, x, &mu, &logvar);
+    encode(g, m, x, labels, &mu, &logvar);
     int S = 1 + (K > 0 ? K : 0); /* sample 0 scores the ELBO */
     /* z (B S, L): for image b, sample s at row b S + s; eps kept for log q. */
     struct gen_tensor *eps = gen_tensor_2d(g, B * S, L), *z = gen_tensor_2d(g, B * S, L);
@@ -340,7 +432,8 @@ static void score_batch(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor 
                 float sd = expf(0.5f * logvar->data[b * L + j]);
                 z->data[r] = mu->data[b * L + j] + sd * eps->data[r];
             }
-    struct gen_tensor *logits = decode(g, m, z); /* (B S, C, H, W) */
+    /* (B S, C, H, W) */
+    struct gen_tensor *logits = decode(g, m, z, repeat_labels(g, labels, B, B * S));
     for (int64_t b = 0; b < B; b++) {
         const float *t = x->data + b * D;
         double kl = 0, lw_max = -INFINITY;
@@ -381,6 +474,8 @@ static enum gen_status vae_evaluate(void *model, struct gen_ctx *g, const struct
                                     const struct gen_dataset *data, struct gen_metrics *out) {
     struct gen_vae *m = model;
     const struct gen_image_set *set = data->images;
+    enum gen_status st = check_labels(m, set);
+    if (st != GEN_OK) return st;
     if (!opts) {
         out->f[out->n++] = (struct gen_field){"test_loss", gen_vae_test_loss(g, m, set)};
         return GEN_OK;
@@ -399,7 +494,8 @@ static enum gen_status vae_evaluate(void *model, struct gen_ctx *g, const struct
     double sum_elbo = 0, sum_iw = 0;
     for (int64_t i = 0; i < n; i += chunk) {
         int count = (int)(n - i < chunk ? n - i : chunk);
-        score_batch(g, m, batch_range(g, m, set, i, count), K, &rng, elbo + i, iw + i);
+        score_batch(g, m, batch_range(g, m, set, i, count), range_labels(m, set, i), K, &rng,
+                    elbo + i, iw + i);
         gen_ctx_reset(g);
     }
     for (int64_t i = 0; i < n; i++) {
@@ -429,13 +525,17 @@ static const struct gen_option vae_train_options[VAE_T_COUNT + 1] = {
     [VAE_T_LATENT] = GEN_INT_OPT("latent", "20", 1, 4096, "latent dimensions"),
     [VAE_T_HIDDEN] = GEN_INT_OPT("hidden", "400", 1, 65536, "hidden units of the MLP"),
     [VAE_T_ARCH] = GEN_CHOICE_OPT("arch", "mlp", "mlp|conv", "encoder/decoder architecture"),
+    [VAE_T_CONDITIONAL] = GEN_FLAG_OPT("conditional",
+                     "class-conditional VAE: the one-hot class into the encoder and the decoder "
+                     "(sample --class)"),
     [VAE_T_COUNT] = GEN_OPT_END,
 };
 
-static const struct gen_option vae_sample_options[VAE_S_COUNT + 1] = {
+static const struct gen_option vae_sample_options[VAE_S_COUNT + 3] = {
     [VAE_S_RECONSTRUCT] = GEN_FLAG_OPT("reconstruct", "test images beside their reconstructions"),
     [VAE_S_INTERPOLATE] = GEN_STR_OPT("interpolate", NULL, "A,B: walk the latent space from test image A to B in -n steps"),
-    [VAE_S_COUNT] = GEN_OPT_END,
+    [VAE_S_COUNT] = GEN_SAMPLE_CLASS_OPTIONS,
+    [VAE_S_COUNT + 2] = GEN_OPT_END,
 };
 
 static const struct gen_option vae_eval_options[VAE_E_COUNT + 1] = {
@@ -447,7 +547,7 @@ static const struct gen_option vae_eval_options[VAE_E_COUNT + 1] = {
 
 const struct gen_family gen_family_vae = {
     .name = "vae",
-    .summary = "variational autoencoder (MLP or conv), ELBO on images",
+    .summary = "variational autoencoder (MLP or conv), ELBO on images; class-conditional",
     .data = GEN_DATA_IMAGES,
     .train_options = vae_train_options,
     .sample_options = vae_sample_options,
