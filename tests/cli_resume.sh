@@ -37,6 +37,8 @@ check() { # [--as TAG] family data options...
 
 check vae "$DATA" --batch 8 --hidden 8 --latent 2
 check gan "$DATA" --batch 8 --g-width 4 --d-width 4 --latent 4 --ema 0.9
+check --as cond-vae vae "$DATA" --batch 8 --hidden 8 --latent 2 --conditional
+check --as cond-gan gan "$DATA" --batch 8 --g-width 4 --d-width 4 --latent 4 --ema 0.9 --conditional
 check diffusion "$DATA" --batch 4 --base 8 --mults 1,1,1 --no-attn --sample-steps 2 --warmup 2
 check --as cond-diffusion diffusion "$DATA" --batch 4 --base 8 --mults 1,1,1 --no-attn --sample-steps 2 --warmup 2 --conditional
 check transformer "$TMP/text.txt" --batch 2 --layers 1 --heads 2 --width 16 --context 16 --eval-every 2

@@ -204,7 +204,7 @@ enum gen_family_option {
                 "conditional models: the class to draw, by name or index, or 'all' (one row of "  \
                 "-n images per class, default 8)"),                                               \
         GEN_INT_OPT("per-class", NULL, 1, 1000000,                                                \
-                    "conditional models: N images of every class, written as -o DIR/ "            \
+                    "conditional models: N images of every class into -o DIR/ as "                \
                     "DIR/CLASS/NNNNN.png (an image folder gen trains on)")
 extern const struct gen_option gen_family_options[GEN_FAM_COUNT + 1];
 extern const struct gen_option gen_train_options[GEN_TRAIN_COUNT + 1];
