@@ -674,7 +674,7 @@ static void test_checkpoint_round_trip(void **state) {
     struct gen_image_set set = {0};
     assert_int_equal(gen_images_load(t.path, GEN_SPLIT_ALL, 0, 0, &set), GEN_OK);
     assert_int_equal(set.n, 12);
-    assert_int_equal(set.c, 3); /* image folders load as RGB by default */
+    assert_int_equal(set.c, 1); /* an image folder keeps its images' channels: grey */
     assert_int_equal(set.h, 28);
     gen_image_set_free(&set);
     tmp_close(&t);

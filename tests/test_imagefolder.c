@@ -82,6 +82,22 @@ static void test_conversion(void **state) {
     for (int i = 0; i < 5; i++)
         for (int p = 0; p < 16; p++) assert_int_equal(s.pixels[i * 16 + p], want1[i]);
     gen_image_set_free(&s);
+    /* channels 0: the data's, from the first image (grey here: 1) */
+    assert_int_equal(gen_imagefolder_load(d, GEN_SPLIT_ALL, 0, 0, &s), GEN_OK);
+    assert_int_equal(s.c, 1);
+    gen_image_set_free(&s);
+    struct gen_image_set one;
+    char path[2048];
+    snprintf(path, sizeof path, "%s/b_rgb.png", d);
+    assert_int_equal(gen_image_file_load(path, 0, 0, &one), GEN_OK);
+    assert_int_equal(one.c, 3);
+    gen_image_set_free(&one);
+    const char *rgb = fresh("conv-rgb");
+    put_solid(rgb, "a_rgb.png", 4, 4, 3, (const uint8_t[]){200, 100, 50});
+    put_solid(rgb, "b_grey.png", 4, 4, 1, (const uint8_t[]){100});
+    assert_int_equal(gen_imagefolder_load(rgb, GEN_SPLIT_ALL, 0, 0, &s), GEN_OK);
+    assert_int_equal(s.c, 3);
+    gen_image_set_free(&s);
 }
 
 static void test_crop_and_resize(void **state) {

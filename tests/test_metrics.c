@@ -436,11 +436,12 @@ static void test_classifier_train_eval_cli(void **state) {
     struct gen_classifier m;
     assert_int_equal(gen_classifier_load(&m, ckpt), GEN_OK);
     assert_int_equal(m.K, 2);
-    assert_int_equal(m.C, 3); /* image folders load as RGB */
+    assert_int_equal(m.C, 1); /* grey images: the folder loads as one channel */
     /* it learnt the two bands */
     struct gen_image_set test = {0};
-    assert_int_equal(gen_images_load(data, GEN_SPLIT_TEST, 3, 0, &test), GEN_OK);
-    float *x = malloc((size_t)test.n * 432 * sizeof *x), *p = malloc((size_t)test.n * 2 * sizeof *p);
+    assert_int_equal(gen_images_load(data, GEN_SPLIT_TEST, 0, 0, &test), GEN_OK);
+    assert_int_equal(test.c, 1);
+    float *x = malloc((size_t)test.n * 144 * sizeof *x), *p = malloc((size_t)test.n * 2 * sizeof *p);
     int32_t idx[64];
     for (int i = 0; i < test.n; i++) idx[i] = i;
     gen_images_batch(&test, idx, (int)test.n, x, 0, 1);

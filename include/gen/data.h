@@ -93,7 +93,8 @@ enum gen_status gen_mnist_load(const char *dir, enum gen_split split, struct gen
  *    size x size (area averaging when shrinking, bilinear when growing).
  *    size == 0 keeps the native size, which must then be the same for every
  *    image.
- * channels: 1 or 3 (0 means 3). A file that does not decode is an error
+ * channels: 1 or 3; 0 takes the data's: 1 when the first image of the
+ * folder (in the order above) is grey, else 3. A file that does not decode is an error
  * naming it; so is a folder with no images. */
 enum gen_status gen_imagefolder_load(const char *dir, enum gen_split split, int channels, int size,
                                      struct gen_image_set *out);

@@ -177,7 +177,9 @@ int gen_cmd_train(const struct gen_family *fam, struct gen_config *cli, int json
         }
     }
     const char *tok = gen_opt_get(&cfg, &gen_family_options[GEN_FAM_TOKENIZER]) ? gen_opt_str(&cfg, &gen_family_options[GEN_FAM_TOKENIZER]) : NULL;
-    const int channels = opt_int(&cfg, &gen_family_options[GEN_FAM_CHANNELS]);
+    /* channels: --channels, else those the resumed model has, else the data's */
+    int channels = opt_int(&cfg, &gen_family_options[GEN_FAM_CHANNELS]);
+    if (!channels && resume && stored.shape.kind == GEN_DATA_IMAGES) channels = stored.shape.c;
     if (channels != 0 && channels != 1 && channels != 3) {
         gen_error(GEN_ERR_USAGE, "--channels: must be 1 or 3, got %d", channels);
         rc = 2;

@@ -343,9 +343,26 @@ static enum gen_status decode(const char *path, int channels, int size, int *h, 
     return st;
 }
 
-/* The channels (1 or 3) and side (0: native) a loader is asked for. */
+/* The channels the image at path has, as gen keeps them: 1 for grey (with
+ * or without alpha), else 3; 3 when the header cannot tell (decoding it
+ * then names the problem). */
+static int file_channels(const char *path) {
+    uint8_t *file;
+    int64_t bytes;
+    int w, h, comp = 3;
+    if (gen_fs_read(path, MAX_FILE_BYTES, &file, &bytes) != GEN_OK) {
+        gen_clear_error();
+        return 3;
+    }
+    if (!stbi_info_from_memory(file, (int)bytes, &w, &h, &comp)) comp = 3;
+    gen_free(file);
+    return comp <= 2 ? 1 : 3;
+}
+
+/* The channels (1 or 3; 0: the data's) and side (0: native) a loader is
+ * asked for. */
 static enum gen_status check_request(const char *path, int channels, int size) {
-    if (channels != 1 && channels != 3)
+    if (channels != 0 && channels != 1 && channels != 3)
         return gen_error(GEN_ERR_USAGE, "%s: %d channels requested; gen supports 1 or 3", path,
                          channels);
     if (size < 0 || size > GEN_IMAGE_MAX_SIDE)
@@ -357,7 +374,6 @@ static enum gen_status check_request(const char *path, int channels, int size) {
 enum gen_status gen_imagefolder_load(const char *dir, enum gen_split split, int channels, int size,
                                      struct gen_image_set *out) {
     memset(out, 0, sizeof *out);
-    if (channels == 0) channels = 3;
     enum gen_status st0 = check_request(dir, channels, size);
     if (st0 != GEN_OK) return st0;
     if (gen_fs_kind(dir) != GEN_FS_DIR)
@@ -369,6 +385,7 @@ enum gen_status gen_imagefolder_load(const char *dir, enum gen_split split, int 
         st = gen_error(GEN_ERR_FORMAT,
                        "%s: no images found (looked for .png .jpg .jpeg .bmp .gif .tga .pgm "
                        ".ppm .pnm files in it and its subfolders)", dir);
+    if (st == GEN_OK && channels == 0) channels = file_channels(f.paths[0]); /* both splits agree */
     if (st == GEN_OK) {
         select_split(&f, split);
         if (f.n == 0)
@@ -399,9 +416,9 @@ enum gen_status gen_imagefolder_load(const char *dir, enum gen_split split, int 
 enum gen_status gen_image_file_load(const char *path, int channels, int size,
                                     struct gen_image_set *out) {
     memset(out, 0, sizeof *out);
-    if (channels == 0) channels = 3;
     enum gen_status st0 = check_request(path, channels, size);
     if (st0 != GEN_OK) return st0;
+    if (channels == 0) channels = file_channels(path);
     size_t per = 0;
     enum gen_status st = decode(path, channels, size, &out->h, &out->w, &out->pixels, &per, 0, 1);
     if (st == GEN_OK && !(out->labels = gen_calloc(1, sizeof *out->labels)))
