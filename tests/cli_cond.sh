@@ -21,17 +21,6 @@ RUN=$TMP/cdif
 CKPT=$RUN/checkpoint.safetensors
 tiny=(--batch 8 --base 8 --mults 1,1,1 --no-attn --timesteps 20 --sample-steps 2 --threads 1 --quiet)
 
-# usage: expect CODE WHAT PATTERN -- command...: exit CODE and one stderr line matching PATTERN
-expect() {
-    local code=$1 what=$2 pat=$3
-    shift 4
-    "$@" >"$TMP/out" 2>"$TMP/err"
-    local rc=$?
-    [ "$rc" = "$code" ] || { fail "$what: exit $rc, want $code: $(cat "$TMP/err")"; return; }
-    [ "$code" = 0 ] && return
-    grep -q -- "$pat" "$TMP/err" || fail "$what: message lacks '$pat': $(cat "$TMP/err")"
-}
-
 expect 0 "train --conditional" "" -- "$GEN" train diffusion --data "$DATA" --conditional --steps 6 --out "$RUN" "${tiny[@]}"
 [ -f "$RUN/samples-00000006.png" ] || fail "no snapshot grid of the conditional run"
 grep -aq 'one/uno' "$CKPT" || fail "the checkpoint does not keep the class names"

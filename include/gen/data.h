@@ -116,6 +116,16 @@ enum gen_status gen_images_load(const char *path, int train, int channels, int s
  * (centre crop + resize, as above); 0 keeps what it is. */
 enum gen_status gen_image_set_convert(struct gen_image_set *s, int channels, int size);
 
+/* Keeps images first .. first + count - 1 of a set (and their labels), in
+ * place. */
+void gen_image_set_slice(struct gen_image_set *s, int64_t first, int64_t count);
+/* The images `spec` names among n: "test:K" or "test:A-B" (the "test:" may
+ * be left out), or "" for all of them, as indices a..b. GEN_ERR_USAGE,
+ * naming the option opt ("--input"), when it is malformed or out of
+ * range. */
+enum gen_status gen_image_range(const char *opt, const char *spec, int64_t n, int64_t *a,
+                                int64_t *b);
+
 /* Gathers images idx[0..count) into out (count, c, h, w), mapping
  * 0..255 linearly onto [lo, hi] (0 -> lo, 255 -> hi). */
 void gen_images_batch(const struct gen_image_set *s, const int32_t *idx, int count, float *out,

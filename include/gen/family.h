@@ -72,7 +72,20 @@ struct gen_dataset {
     const struct gen_image_set *images; /* images (pixels 0..255)          */
     const int32_t *tokens;   /* text: (n_tokens) token ids                 */
     int64_t n_tokens;
+    /* inputs of a sampling mode: 1 when they are clean images of the data
+     * set (its test split: a restoring mode degrades them itself and shows
+     * them beside its result), 0 when they are the user's own (--input
+     * FILE|DIR: restored as they are) */
+    int clean;
 };
+
+/* What needs_inputs answers besides 0 (no inputs): --input images fitted
+ * to the model's size (centre crop and resize), or taken at their own
+ * size, which must be the model's divided by K (the engine refuses
+ * another, naming the file). Test images come at the model's size. */
+#define GEN_INPUTS_FIT 1
+#define GEN_INPUTS_NATIVE(K) (1 + (K))
+#define GEN_INPUTS_FACTOR(need) ((need) - 1) /* K of a need >= GEN_INPUTS_NATIVE(1) */
 
 /* A request to generate. The engine has put the EMA weights in place
  * when the model keeps them (unless --no-ema). */
@@ -123,6 +136,9 @@ struct gen_metrics {
     const char *score_names[4];
     double *scores;                    /* (n_examples, n_scores) or NULL   */
     int64_t n_examples;
+    /* bit k set: score column k is -log p(x), or a bound on it, in nats;
+     * `gen eval --ood` then adds its complexity-corrected version */
+    unsigned nll_scores;
 };
 
 struct gen_family {
@@ -158,12 +174,19 @@ struct gen_family {
     enum gen_status (*generate)(void *model, struct gen_ctx *g, const struct gen_config *opts,
                                 const struct gen_request *req, struct gen_output *out);
     /* Optional: whether a sampling mode of opts needs input images
-     * (req->inputs: --input, or the test split of the model's data). */
+     * (req->inputs: --input, or the test split of the model's data), and
+     * at which size: 0 (none), GEN_INPUTS_FIT or GEN_INPUTS_NATIVE(K). */
     int (*needs_inputs)(const struct gen_config *opts);
     /* Scores the model on held-out data (opts: the eval options; NULL: the
      * quick evaluation run during training). Optional. */
     enum gen_status (*evaluate)(void *model, struct gen_ctx *g, const struct gen_config *opts,
                                 const struct gen_dataset *data, struct gen_metrics *out);
+    /* Optional: per-example anomaly scores of held-out images (higher:
+     * more anomalous) in out->scores, for `gen eval --ood` (opts: the eval
+     * options). A family whose evaluate verb gives per-example scores needs
+     * none: --ood uses those. */
+    enum gen_status (*score)(void *model, struct gen_ctx *g, const struct gen_config *opts,
+                             const struct gen_dataset *data, struct gen_metrics *out);
     /* Optional: looks at a finished step's fields; returns 1 with a message
      * when training goes wrong (the engine warns, and stops after saving
      * when the run has --stop-on-divergence). */
@@ -184,6 +207,7 @@ enum gen_sample_option {
 };
 enum gen_eval_option {
     GEN_EVAL_CKPT, GEN_EVAL_DATA, GEN_EVAL_NO_EMA, GEN_EVAL_SEED, GEN_EVAL_THREADS, GEN_EVAL_JSON, GEN_EVAL_QUIET,
+    GEN_EVAL_OOD, GEN_EVAL_ROC,
     GEN_EVAL_COUNT
 };
 /* Options some families declare and the commands act on (data conversion,
@@ -195,6 +219,7 @@ enum gen_family_option {
     GEN_FAM_CHANNELS, GEN_FAM_IMAGE_SIZE, GEN_FAM_TOKENIZER, GEN_FAM_STOP_ON_DIVERGENCE,
     GEN_FAM_PROMPT, GEN_FAM_PROMPT_FILE, GEN_FAM_LENGTH, GEN_FAM_PER_SAMPLE, GEN_FAM_MASK,
     GEN_FAM_CLASS, GEN_FAM_PER_CLASS, GEN_FAM_GUIDANCE, GEN_FAM_PLOT,
+    GEN_FAM_INPAINT, GEN_FAM_SUPERRES, GEN_FAM_DENOISE, GEN_FAM_STRENGTH, GEN_FAM_RESTORE,
     GEN_FAM_COUNT
 };
 /* The sample options of the image families that may be conditional

@@ -61,6 +61,13 @@ enum gen_status gen_png_write_each_from(const char *dir, const char *prefix, int
                                         const float *images, int n, int c, int h, int w, float lo,
                                         float hi);
 
+/* Encodes pixels (h, w, comp) interleaved 8-bit, comp 1 or 3, as a PNG in
+ * memory with the strongest compression gen has (per-row adaptive filter,
+ * zlib level 9): *png (gen_alloc'd, the caller frees it) holds *len bytes.
+ * The same pixels always give the same bytes. */
+enum gen_status gen_png_encode(const uint8_t *pixels, int w, int h, int comp, uint8_t **png,
+                               size_t *len);
+
 /* Reads a folder of images (e.g. samples written by gen_png_write_each)
  * for evaluation: gen_imagefolder_load with GEN_SPLIT_ALL. */
 enum gen_status gen_png_load_folder(const char *dir, int channels, int size,

@@ -119,4 +119,22 @@ double gen_classifier_score(const float *p, int64_t n, int k);
 enum gen_status gen_precision_recall(const float *real, int64_t nr, const float *fake, int64_t ng,
                                      int d, int k, double *precision, double *recall);
 
+/* ---- restoration (gen eval --restore) ---- */
+
+/* Peak signal-to-noise ratio of a against b (n values in [0, 1]):
+ * 10 log10(1 / MSE) dB; INFINITY when they are equal. */
+double gen_psnr(const float *a, const float *b, int64_t n);
+/* Structural similarity (Wang et al. 2004) of images a and b (C, H, W) in
+ * [0, 1]: the standard 11 x 11 Gaussian window (sigma 1.5), C1 = 0.01^2,
+ * C2 = 0.03^2, averaged over the positions where the window fits and over
+ * channels. H, W >= 11. 1 for equal images. */
+double gen_ssim(const float *a, const float *b, int C, int H, int W);
+/* The Frechet distance of each of n_sets sets of n images (n, c, h, w) in
+ * [0, 1] against the test split of data, in the features of the
+ * classifier at clf_path (data NULL: the data set it was trained on), as
+ * gen_eval_images measures generated images (converted to the
+ * classifier's channels and size). fid (n_sets). n >= 10. */
+enum gen_status gen_frechet_sets(const char *clf_path, const char *data, const float *const *sets,
+                                 int n_sets, int64_t n, int c, int h, int w, double *fid);
+
 #endif

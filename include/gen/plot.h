@@ -35,10 +35,11 @@ struct gen_plot_series {
     int n;
     const double *x, *y;
     const char *const *labels; /* (n) or NULL */
+    int plain;                 /* a bare line, no dot at each point (long curves) */
 };
 
-/* Draws series[0..n) (n <= GEN_PLOT_MAX_SERIES) as lines through marked,
- * labelled points with axis names (ylabel may be NULL) into png, as
+/* Draws series[0..n) (n <= GEN_PLOT_MAX_SERIES) as lines through marked
+ * (unless plain), labelled points with axis names (ylabel may be NULL) into png, as
  * gen_plot_metrics does. Non-finite points are GEN_ERR_FORMAT. */
 enum gen_status gen_plot_xy(const char *png, const char *title, const char *xlabel,
                             const char *ylabel, const struct gen_plot_series *series, int n);

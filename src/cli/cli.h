@@ -20,6 +20,15 @@ int gen_cli_plot(int argc, char **argv);
 int gen_cmd_train(const struct gen_family *fam, struct gen_config *cfg, int json, int quiet);
 int gen_cmd_sample(const struct gen_family *fam, struct gen_config *cfg, int json, int quiet);
 int gen_cmd_eval(const struct gen_family *fam, struct gen_config *cfg, int json, int quiet);
+/* `gen eval FAMILY --ood DATA [--roc FILE.png]` (src/cli/detect.c):
+ * anomaly detection of DATA's test images against the model's. */
+int gen_cmd_eval_ood(const struct gen_family *fam, struct gen_config *cfg, int json, int quiet);
+/* `gen eval FAMILY --restore MODE` (src/cli/restore.c): restoration of
+ * test images degraded by gen, against a classical baseline; for eval
+ * options that give --restore or one of its parameters (which then says
+ * that the parameter needs --restore). */
+int gen_eval_restores(const struct gen_config *cfg);
+int gen_cmd_eval_restore(const struct gen_family *fam, struct gen_config *cfg, int json, int quiet);
 int gen_sample_text(const struct gen_family *fam, const struct gen_config *cfg, int json,
                     int quiet);
 

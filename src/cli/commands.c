@@ -233,28 +233,6 @@ done:
 
 /* ---- loading a checkpoint and its data for sample and eval ---- */
 
-/* The data a checkpoint's model uses: --data when given, else the data set
- * it was trained on. */
-static const char *data_path(const struct gen_config *opts, const struct gen_model *em) {
-    const struct gen_config_entry *e = gen_opt_get(opts, &gen_sample_options[GEN_SAMPLE_DATA]);
-    if (e && e->set && e->s[0]) return e->s;
-    return gen_opt_str(&em->cfg, &gen_train_options[GEN_TRAIN_DATA]);
-}
-
-static enum gen_status load_heldout(struct gen_data *d, const struct gen_model *em,
-                                    const char *path) {
-    enum gen_status st = gen_data_load(d, em->shape.kind, path, GEN_DATA_TEST, em->shape.c,
-                                       em->shape.kind == GEN_DATA_IMAGES && em->shape.h == em->shape.w
-                                           ? em->shape.h
-                                           : 0,
-                                       &em->vocab, NULL);
-    if (st == GEN_OK && d->kind == GEN_DATA_IMAGES &&
-        (d->test.c != em->shape.c || d->test.h != em->shape.h || d->test.w != em->shape.w))
-        st = gen_error(GEN_ERR_FORMAT, "%s: images are %dx%dx%d, the model wants %dx%dx%d", path,
-                       d->test.c, d->test.h, d->test.w, em->shape.c, em->shape.h, em->shape.w);
-    return st;
-}
-
 /* Labels of held-out images as the model's classes, matched by name when
  * both have names (a model trained on an image folder of class names, or
  * on another spelling of them, scored on an IDX test set). */
@@ -293,13 +271,37 @@ static int square_side(const struct gen_model *em) {
     return em->shape.h == em->shape.w ? em->shape.h : 0;
 }
 
-/* --input PATH: a folder of images, or one image file. */
-static enum gen_status load_input(struct gen_data *d, const struct gen_model *em, const char *path) {
+/* --input of a mode that works on images (need: what needs_inputs said):
+ * test:K or test:A-B, those images of the model's test split (*clean = 1);
+ * or the user's own, a folder of images or one image file, fitted to the
+ * model's size (GEN_INPUTS_FIT) or at their own size, which must be the
+ * model's divided by K (GEN_INPUTS_NATIVE(K)). */
+static enum gen_status load_input(struct gen_data *d, const struct gen_model *em,
+                                  const struct gen_config *opts, const char *path, int need,
+                                  int *clean) {
+    enum gen_status st;
+    *clean = !strncmp(path, "test:", 5);
+    if (*clean) {
+        int64_t a, b;
+        if ((st = gen_data_load_heldout(d, em, gen_model_data_path(opts, em))) != GEN_OK ||
+            (st = gen_image_range("--input", path, d->test.n, &a, &b)) != GEN_OK)
+            return st;
+        gen_image_set_slice(&d->test, a, b - a + 1);
+        return GEN_OK;
+    }
+    const int native = need >= GEN_INPUTS_NATIVE(1), K = GEN_INPUTS_FACTOR(need);
     d->kind = GEN_DATA_IMAGES;
     d->path = path;
     if (gen_fs_kind(path) == GEN_FS_FILE)
-        return gen_image_file_load(path, em->shape.c, square_side(em), &d->test);
-    return gen_images_load(path, GEN_SPLIT_ALL, em->shape.c, em->shape.h, &d->test);
+        st = gen_image_file_load(path, em->shape.c, native ? 0 : square_side(em), &d->test);
+    else
+        st = gen_images_load(path, GEN_SPLIT_ALL, em->shape.c, native ? 0 : em->shape.h, &d->test);
+    if (st != GEN_OK || !native || em->shape.h % K || em->shape.w % K) return st;
+    if (d->test.h != em->shape.h / K || d->test.w != em->shape.w / K)
+        return gen_error(GEN_ERR_FORMAT, "%s: %s %dx%d; this mode wants %dx%d (the model's %dx%d / %d)",
+                         path, d->test.n > 1 ? "images are" : "the image is", d->test.w, d->test.h,
+                         em->shape.w / K, em->shape.h / K, em->shape.w, em->shape.h, K);
+    return GEN_OK;
 }
 
 /* A family's --mask option that names a file: that image, one channel. */
@@ -482,7 +484,7 @@ int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int js
         goto done;
     }
     struct gen_dataset in = {0};
-    const int need = fam->needs_inputs && fam->needs_inputs(opts);
+    const int need = fam->needs_inputs ? fam->needs_inputs(opts) : 0;
     if (need && k != -1) {
         gen_error(GEN_ERR_USAGE, "--class and --per-class draw new images; this mode works on input images");
         rc = 2;
@@ -490,15 +492,20 @@ int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int js
     }
     if (need) {
         const char *input = gen_opt_str(opts, &gen_sample_options[GEN_SAMPLE_INPUT]);
-        const char *path = input ? input : data_path(opts, &em);
+        int clean = 1;
+        const char *path = input && strncmp(input, "test:", 5) ? input : gen_model_data_path(opts, &em);
         inputs[3] = path;
         if ((st = gen_check_output(out, inputs, 4)) != GEN_OK) {
             rc = exit_code(st);
             goto done;
         }
-        st = input ? load_input(&d, &em, input) : load_heldout(&d, &em, path);
-        if (st != GEN_OK) goto done;
+        st = input ? load_input(&d, &em, opts, input, need, &clean) : gen_data_load_heldout(&d, &em, path);
+        if (st != GEN_OK) {
+            rc = exit_code(st);
+            goto done;
+        }
         gen_data_heldout(&d, &in);
+        in.clean = clean;
     }
     if (inputs[2] && gen_image_file_load(inputs[2], 1, square_side(&em), &mask) != GEN_OK) goto done;
     const double t0 = gen_run_now();
@@ -652,7 +659,7 @@ static enum gen_status guidance_plot(const char *png, const struct guided *r, in
         snprintf(text[i], sizeof text[i], "w=%g", r[i].w);
         labels[i] = text[i];
     }
-    const struct gen_plot_series s = {"guidance w", n, x, y, labels};
+    const struct gen_plot_series s = {.name = "guidance w", .n = n, .x = x, .y = y, .labels = labels};
     return gen_plot_xy(png, title, "class accuracy %", "FID", &s, 1);
 }
 
@@ -739,6 +746,10 @@ static enum gen_status write_scores(const char *path, const struct gen_metrics *
 }
 
 int gen_cmd_eval(const struct gen_family *fam, struct gen_config *opts, int json, int quiet) {
+    if (gen_opt_str(opts, &gen_eval_options[GEN_EVAL_OOD]) || gen_opt_str(opts, &gen_eval_options[GEN_EVAL_ROC]))
+        return gen_cmd_eval_ood(fam, opts, json, quiet); /* anomaly detection: src/cli/detect.c */
+    if (gen_eval_restores(opts))
+        return gen_cmd_eval_restore(fam, opts, json, quiet); /* restoration: src/cli/restore.c */
     const char *ckpt = gen_opt_str(opts, &gen_sample_options[GEN_SAMPLE_CKPT]);
     const char *per_sample = gen_opt_get(opts, &gen_family_options[GEN_FAM_PER_SAMPLE]) ? gen_opt_str(opts, &gen_family_options[GEN_FAM_PER_SAMPLE]) : NULL;
     struct gen_model em = {0};
@@ -764,11 +775,11 @@ int gen_cmd_eval(const struct gen_family *fam, struct gen_config *opts, int json
         goto report;
     }
     if (gen_model_load(&em, fam, ckpt, GEN_CKPT_EMA, NULL) != GEN_OK) goto done;
-    const char *path = data_path(opts, &em);
+    const char *path = gen_model_data_path(opts, &em);
     /* Scores are of the weights sampling uses: the EMA when there is one. */
     const int ema = gen_model_ema_use(&em, opts);
     if (fam->evaluate) {
-        if (load_heldout(&d, &em, path) != GEN_OK || relabel(&d.test, &em, path) != GEN_OK)
+        if (gen_data_load_heldout(&d, &em, path) != GEN_OK || relabel(&d.test, &em, path) != GEN_OK)
             goto done;
         struct gen_dataset held;
         gen_data_heldout(&d, &held);

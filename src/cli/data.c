@@ -89,3 +89,23 @@ void gen_data_heldout(const struct gen_data *d, struct gen_dataset *out) {
         out->images = &d->test;
     }
 }
+
+const char *gen_model_data_path(const struct gen_config *opts, const struct gen_model *em) {
+    const struct gen_config_entry *e = gen_opt_get(opts, &gen_sample_options[GEN_SAMPLE_DATA]);
+    if (e && e->set && e->s[0]) return e->s;
+    return gen_opt_str(&em->cfg, &gen_train_options[GEN_TRAIN_DATA]);
+}
+
+enum gen_status gen_data_load_heldout(struct gen_data *d, const struct gen_model *em,
+                                      const char *path) {
+    enum gen_status st = gen_data_load(d, em->shape.kind, path, GEN_DATA_TEST, em->shape.c,
+                                       em->shape.kind == GEN_DATA_IMAGES && em->shape.h == em->shape.w
+                                           ? em->shape.h
+                                           : 0,
+                                       &em->vocab, NULL);
+    if (st == GEN_OK && d->kind == GEN_DATA_IMAGES &&
+        (d->test.c != em->shape.c || d->test.h != em->shape.h || d->test.w != em->shape.w))
+        st = gen_error(GEN_ERR_FORMAT, "%s: images are %dx%dx%d, the model wants %dx%dx%d", path,
+                       d->test.c, d->test.h, d->test.w, em->shape.c, em->shape.h, em->shape.w);
+    return st;
+}

@@ -96,6 +96,13 @@ void gen_data_free(struct gen_data *d);
 void gen_data_shape_of(const struct gen_data *d, struct gen_data_shape *s);
 /* The held-out split as the verbs see it. */
 void gen_data_heldout(const struct gen_data *d, struct gen_dataset *out);
+/* The data set sample and eval use: --data when given, else the one the
+ * model was trained on. */
+const char *gen_model_data_path(const struct gen_config *opts, const struct gen_model *em);
+/* The test split of path, converted to em's shape (channels, and the side
+ * of a square model); GEN_ERR_FORMAT naming path when it cannot be. */
+enum gen_status gen_data_load_heldout(struct gen_data *d, const struct gen_model *em,
+                                      const char *path);
 
 /* ---- training ---- */
 

@@ -217,6 +217,32 @@ enum gen_status gen_image_set_convert(struct gen_image_set *s, int channels, int
     return GEN_OK;
 }
 
+void gen_image_set_slice(struct gen_image_set *s, int64_t first, int64_t count) {
+    GEN_ASSERT(first >= 0 && count >= 0 && first + count <= s->n);
+    const size_t per = (size_t)s->c * (size_t)s->h * (size_t)s->w;
+    memmove(s->pixels, s->pixels + (size_t)first * per, (size_t)count * per);
+    if (s->labels) memmove(s->labels, s->labels + first, (size_t)count * sizeof *s->labels);
+    s->n = count;
+}
+
+enum gen_status gen_image_range(const char *opt, const char *spec, int64_t n, int64_t *a,
+                                int64_t *b) {
+    const char *p = strncmp(spec, "test:", 5) ? spec : spec + 5;
+    char *end = (char *)p;
+    *a = 0, *b = n - 1;
+    if (*spec) {
+        *a = *b = strtoll(p, &end, 10);
+        if (end != p && *end == '-') *b = strtoll(end + 1, &end, 10);
+    }
+    if ((*spec && (end == p || *end)) || *a < 0 || *b < *a)
+        return gen_error(GEN_ERR_USAGE, "%s: expected test:K or test:A-B, got '%s'%s", opt, spec,
+                         strcmp(opt, "--input") ? " (an image file or folder goes in --input)" : "");
+    if (*b >= n)
+        return gen_error(GEN_ERR_USAGE, "%s: index %lld out of range (%lld images)", opt,
+                         (long long)*b, (long long)n);
+    return GEN_OK;
+}
+
 void gen_images_batch(const struct gen_image_set *s, const int32_t *idx, int count, float *out,
                       float lo, float hi) {
     size_t per = (size_t)s->c * (size_t)s->h * (size_t)s->w;

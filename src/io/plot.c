@@ -139,6 +139,7 @@ struct series {
     int64_t n, cap;
     double *x, *y;
     const char *const *labels; /* (n) text beside each point, or NULL */
+    int plain;                 /* no dot at each point                 */
 };
 
 struct plot {
@@ -333,7 +334,7 @@ static void draw(struct canvas *c, const struct plot *p, const char *title) {
         const struct series *s = &p->s[i];
         for (int64_t k = 0; k < s->n; k++) {
             int x1 = (int)lround(to_px(&ax, s->x[k])), y1 = (int)lround(to_px(&ay, s->y[k]));
-            if (p->markers) line(c, x1, y1, x1, y1, 7, palette[i]);
+            if (p->markers && !s->plain) line(c, x1, y1, x1, y1, 7, palette[i]);
             if (s->labels && s->labels[k]) text(c, x1 + 8, y1 - GLYPH_HEIGHT - 2, s->labels[k], black);
             if (k == 0) {
                 line(c, x1, y1, x1, y1, s->n == 1 ? 5 : 2, palette[i]);
@@ -378,7 +379,7 @@ enum gen_status gen_plot_xy(const char *png, const char *title, const char *xlab
                             const char *ylabel, const struct gen_plot_series *series, int n) {
     struct plot p;
     memset(&p, 0, sizeof p);
-    p.xlabel = xlabel, p.ylabel = ylabel, p.markers = 1;
+    p.xlabel = xlabel, p.ylabel = ylabel;
     if (n < 1 || n > GEN_PLOT_MAX_SERIES)
         return gen_error(GEN_ERR_USAGE, "%s: %d series to plot (1..%d)", png, n, GEN_PLOT_MAX_SERIES);
     for (int i = 0; i < n; i++) {
@@ -386,7 +387,8 @@ enum gen_status gen_plot_xy(const char *png, const char *title, const char *xlab
         for (int k = 0; k < in->n; k++)
             if (!isfinite(in->x[k]) || !isfinite(in->y[k]))
                 return gen_error(GEN_ERR_FORMAT, "%s: a point of '%s' is not finite", png, in->name);
-        p.s[i] = (struct series){.n = in->n, .x = (double *)in->x, .y = (double *)in->y, .labels = in->labels};
+        p.s[i] = (struct series){.n = in->n, .x = (double *)in->x, .y = (double *)in->y, .labels = in->labels, .plain = in->plain};
+        p.markers |= !in->plain;
         snprintf(p.s[i].name, sizeof p.s[i].name, "%s", in->name);
     }
     p.n = n;

@@ -1,5 +1,5 @@
 /* ddpm.c - the DDPM noise schedule, the DDPM and DDIM steps and the
- * reverse process with RePaint-style inpainting (see ddpm.h). */
+ * reverse process with its guidance hook and part-way start (see ddpm.h). */
 #include <math.h>
 #include <string.h>
 
@@ -98,8 +98,8 @@ static void fill_noise(struct gen_rng *rngs, int64_t b, int64_t D, float *z) {
 
 /* Scratch for one batch. */
 struct work {
-    float *eps, *z, *zk; /* (B, D) each */
-    int64_t *tau;        /* (K)         */
+    float *eps, *z, *zg; /* (B, D) each */
+    int64_t *tau;        /* (K + 1): the steps, ascending */
     struct gen_rng rngs[DDPM_SAMPLE_BATCH];
 };
 
@@ -109,17 +109,25 @@ struct reverse {
     ddpm_eps_fn eps_fn;
     void *model;
     int64_t D;
-    int64_t done, total; /* reverse steps, over every batch */
+    int64_t K;           /* reverse steps of one batch       */
+    int64_t done, total; /* reverse steps, over every batch  */
     int64_t first;       /* the batch's first image          */
 };
 
-/* x_t of a known pixel: q(x_t | x0 = known) with fresh noise, in place. */
-static void renoise_known(const struct reverse *r, struct work *w, int64_t B, int64_t t,
-                          const float *known, const float *keep, float *x) {
-    const int64_t n = B * r->D;
-    fill_noise(w->rngs, B, r->D, w->zk);
-    ddpm_q_sample(r->s, t, n, known, w->zk, w->zk);
-    for (int64_t k = 0; k < n; k++) x[k] = keep[k] > 0.5f ? w->zk[k] : x[k];
+/* The steps of the chain, ascending, into tau; returns their number:
+ * all T (DDPM) or the K DDIM steps, cut at init_t (which is added) when
+ * the chain starts part-way. */
+static int64_t chain_steps(const struct ddpm_schedule *s, const struct ddpm_sampler *smp,
+                           int64_t *tau) {
+    const int64_t T = s->T, top = smp->init ? smp->init_t : T - 1;
+    int64_t K = smp->ddpm ? T : smp->steps;
+    if (smp->ddpm)
+        for (int64_t i = 0; i < T; i++) tau[i] = i;
+    else
+        ddim_timesteps(T, K, tau);
+    while (K > 0 && tau[K - 1] >= top) K--;
+    tau[K++] = top;
+    return K;
 }
 
 /* x_t from x_prev: q(x_t | x_prev) = N(sqrt(a) x_prev, (1 - a) I),
@@ -132,17 +140,13 @@ static void renoise_step(const struct reverse *r, struct work *w, int64_t B, int
     for (int64_t k = 0; k < n; k++) x[k] = (float)(sqrt(a) * x[k] + sqrt(1.0 - a) * w->z[k]);
 }
 
-/* The reverse process for B images x (B, D), x_T already drawn. */
-static void reverse(struct reverse *r, struct work *w, int64_t B, float *x,
-                    const float *known, const float *keep) {
+/* The reverse process for B images x (B, D), x at its first step already. */
+static void reverse(struct reverse *r, struct work *w, int64_t B, float *x) {
     const struct ddpm_sampler *smp = r->smp;
-    const int64_t n = B * r->D, T = r->s->T;
-    const int64_t K = smp->ddpm ? T : smp->steps;
-    if (!smp->ddpm) ddim_timesteps(T, K, w->tau);
-    const int R = known ? smp->resample : 1;
-    for (int64_t i = K - 1; i >= 0; i--) {
-        const int64_t t = smp->ddpm ? i : w->tau[i];
-        const int64_t prev = smp->ddpm ? i - 1 : (i > 0 ? w->tau[i - 1] : -1);
+    const int64_t n = B * r->D;
+    const int R = smp->guide ? smp->resample : 1;
+    for (int64_t i = r->K - 1; i >= 0; i--) {
+        const int64_t t = w->tau[i], prev = i > 0 ? w->tau[i - 1] : -1;
         for (int pass = 0; pass < R; pass++) {
             r->eps_fn(r->model, r->first, B, x, t, w->eps);
             const int noisy = smp->ddpm ? t > 0 : (smp->eta > 0 && prev >= 0);
@@ -151,8 +155,9 @@ static void reverse(struct reverse *r, struct work *w, int64_t B, float *x,
                 ddpm_step(r->s, t, n, x, w->eps, noisy ? w->z : NULL, x);
             else
                 ddim_step(r->s, t, prev, smp->eta, n, x, w->eps, noisy ? w->z : NULL, x);
-            if (!known) continue;
-            renoise_known(r, w, B, prev, known, keep, x);
+            if (!smp->guide) continue;
+            fill_noise(w->rngs, B, r->D, w->zg);
+            smp->guide(smp->guide_arg, prev, r->first, B, x, w->zg);
             if (prev < 0) break; /* x is x0: nothing left to harmonise */
             if (pass + 1 < R) renoise_step(r, w, B, t, prev, x);
         }
@@ -161,38 +166,53 @@ static void reverse(struct reverse *r, struct work *w, int64_t B, float *x,
     for (int64_t k = 0; k < n; k++) x[k] = x[k] < -1.0f ? -1.0f : x[k] > 1.0f ? 1.0f : x[k];
 }
 
+/* The first x of image j of a batch: its stream's first draw z, or the
+ * init image noised to init_t with it. */
+static void start_image(const struct ddpm_schedule *s, const struct ddpm_sampler *smp,
+                        struct gen_rng *rng, int64_t D, const float *init, float *x) {
+    gen_rng_fill_normal(rng, x, D, 0.0f, 1.0f);
+    if (!init) return;
+    const double abar = ddpm_abar(s, smp->init_t), extra = 1.0 - abar * (1.0 + smp->init_var);
+    const double a = sqrt(abar), b = extra > 0 ? sqrt(extra) : 0.0;
+    for (int64_t k = 0; k < D; k++) x[k] = (float)(a * init[k] + b * x[k]);
+}
+
 enum gen_status ddpm_sample(const struct ddpm_schedule *s, const struct ddpm_sampler *smp,
                             ddpm_eps_fn eps_fn, void *model, int64_t n, int64_t D, uint64_t seed,
-                            const float *known, const float *keep, float *out) {
+                            float *out) {
     const int64_t B = n < DDPM_SAMPLE_BATCH ? n : DDPM_SAMPLE_BATCH;
     if (!smp->ddpm && (smp->steps < 1 || smp->steps > s->T))
         return gen_error(GEN_ERR_USAGE, "DDIM needs 1 to T = %lld steps, got %lld", (long long)s->T,
                          (long long)smp->steps);
+    if (smp->init && (smp->init_t < 0 || smp->init_t >= s->T))
+        return gen_error(GEN_ERR_USAGE, "the chain cannot start at step %lld of T = %lld",
+                         (long long)smp->init_t, (long long)s->T);
     struct work *w = gen_calloc(1, sizeof *w);
     if (!w) return gen_error(GEN_ERR_NOMEM, "out of memory for sampling");
     w->eps = gen_alloc((size_t)(B * D) * sizeof(float));
     w->z = gen_alloc((size_t)(B * D) * sizeof(float));
-    w->zk = gen_alloc((size_t)(B * D) * sizeof(float));
-    w->tau = gen_alloc((size_t)(smp->ddpm ? 1 : smp->steps) * sizeof(int64_t));
+    w->zg = gen_alloc((size_t)(B * D) * sizeof(float));
+    w->tau = gen_alloc((size_t)(smp->ddpm ? s->T + 1 : smp->steps + 1) * sizeof(int64_t));
     enum gen_status st = GEN_OK;
-    if (!w->eps || !w->z || !w->zk || !w->tau)
+    if (!w->eps || !w->z || !w->zg || !w->tau)
         st = gen_error(GEN_ERR_NOMEM, "out of memory for sampling %lld images", (long long)B);
-    const int64_t K = smp->ddpm ? s->T : smp->steps;
-    struct reverse r = {
-        .s = s, .smp = smp, .eps_fn = eps_fn, .model = model, .D = D, .total = (n + B - 1) / B * K};
+    struct reverse r = {.s = s, .smp = smp, .eps_fn = eps_fn, .model = model, .D = D};
+    if (st == GEN_OK) r.K = chain_steps(s, smp, w->tau);
+    r.total = (n + B - 1) / B * r.K;
     for (int64_t first = 0; st == GEN_OK && first < n; first += B) {
         const int64_t b = n - first < B ? n - first : B;
         float *x = out + first * D;
         r.first = first;
         for (int64_t j = 0; j < b; j++) {
             image_rng(&w->rngs[j], seed, first + j);
-            gen_rng_fill_normal(&w->rngs[j], x + j * D, D, 0.0f, 1.0f);
+            start_image(s, smp, &w->rngs[j], D, smp->init ? smp->init + (first + j) * D : NULL,
+                        x + j * D);
         }
-        reverse(&r, w, b, x, known ? known + first * D : NULL, known ? keep + first * D : NULL);
+        reverse(&r, w, b, x);
     }
     gen_free(w->eps);
     gen_free(w->z);
-    gen_free(w->zk);
+    gen_free(w->zg);
     gen_free(w->tau);
     gen_free(w);
     return st;

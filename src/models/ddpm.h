@@ -1,8 +1,8 @@
 /* ddpm.h - the noise schedule and samplers of denoising diffusion, private
  * to src/models and the tests: the schedule, the closed-form noising
  * q(x_t | x_0), one denoising step of each sampler (DDPM, DDIM) and the
- * whole reverse process with RePaint-style inpainting, for any model that
- * predicts the noise. The steps are per element, in double, on
+ * whole reverse process with a guidance hook (inpainting, super-resolution)
+ * and a part-way start (denoising), for any model that predicts the noise. The steps are per element, in double, on
  * caller-owned float arrays of n elements.
  *
  * Timesteps are 0-based: t = 0 .. T-1 with beta_t = beta_start +
@@ -62,12 +62,35 @@ void ddim_timesteps(int64_t T, int64_t K, int64_t *tau);
 
 /* ---- the reverse process ---- */
 
+/* Guidance of the reverse process, one function per restoration mode:
+ * after every reverse step t -> prev, guide(arg, prev, first, B, x, z) may
+ * change x = x_prev (B, D) of images first .. first + B - 1 of the request;
+ * z (B, D) is fresh N(0, I) noise from each image's own stream. prev = -1:
+ * x is the final x0 (clipped to [-1, 1] after the guide). */
+typedef void (*ddpm_guide_fn)(void *arg, int64_t prev, int64_t first, int64_t B, float *x,
+                              const float *z);
+
 /* How to sample. */
 struct ddpm_sampler {
     int ddpm;      /* ancestral over all T steps; else DDIM            */
     int64_t steps; /* DDIM steps K (1 <= K <= T)                       */
     double eta;    /* DDIM noise (0: deterministic)                    */
-    int resample;  /* inpainting: passes per step (RePaint), >= 1      */
+    /* Optional guidance (NULL: none) and its passes per step, >= 1:
+     * with R > 1 each guided step is repeated R times, renoising x_prev
+     * back to x_t between the passes (Lugmayr et al. 2022, RePaint with
+     * jumps of one step). */
+    ddpm_guide_fn guide;
+    void *guide_arg;
+    int resample;
+    /* Optional start part-way (SDEdit, Meng et al. 2022): init (n, D)
+     * images noised to step init_t, x = sqrt(abar) init + sqrt(max(0,
+     * 1 - abar (1 + init_var))) z, where init_var is the variance of the
+     * noise init already carries; the chain then runs from init_t with the
+     * sampler's spacing (DDIM: init_t, then the K steps below it). NULL:
+     * x_{T-1} ~ N(0, I). */
+    const float *init;
+    int64_t init_t;
+    double init_var;
     /* Optional: told after each reverse step (done of total steps over
      * every batch), for a progress bar. */
     void (*progress)(int64_t done, int64_t total, void *arg);
@@ -82,17 +105,14 @@ typedef void (*ddpm_eps_fn)(void *model, int64_t first, int64_t B, float *x, int
 #define DDPM_SAMPLE_BATCH 64
 
 /* Draws n images of D values each into out (n, D), in [-1, 1]: x_T ~
- * N(0, I), then the sampler's steps down to x_0, in batches of at most
- * DDPM_SAMPLE_BATCH. Image i draws all its noise from its own stream
+ * N(0, I) (or smp->init noised to its step), then the sampler's steps down
+ * to x_0, each followed by smp->guide when there is one, in batches of at
+ * most DDPM_SAMPLE_BATCH. Image i draws all its noise from its own stream
  * (seeded from seed and i), so it does not depend on its batch or on n.
- * Inpainting (known and keep (n, D), keep 1 for a known pixel, else
- * NULL): after every step the known pixels are replaced by their noised
- * versions q(x_prev | x0 = known), and with resample R > 1 each step is
- * repeated R times, renoising x_prev back to x_t between the passes
- * (Lugmayr et al. 2022, RePaint with jumps of one step). GEN_ERR_USAGE
- * when the DDIM steps are outside 1..T; GEN_ERR_NOMEM. */
+ * GEN_ERR_USAGE when the DDIM steps are outside 1..T or init_t outside
+ * 0..T-1; GEN_ERR_NOMEM. */
 enum gen_status ddpm_sample(const struct ddpm_schedule *s, const struct ddpm_sampler *smp,
                             ddpm_eps_fn eps_fn, void *model, int64_t n, int64_t D, uint64_t seed,
-                            const float *known, const float *keep, float *out);
+                            float *out);
 
 #endif

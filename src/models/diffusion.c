@@ -1,7 +1,8 @@
 /* diffusion.c - the DDPM family (DESIGN.md section 3): an epsilon-predicting
  * denoising diffusion model with the small U-Net of unet.c, trained on
  * images scaled to [-1, 1]; sampled with the DDPM or DDIM sampler of
- * ddpm.c, and inpainting.
+ * ddpm.c, and restoration (inpainting, super-resolution, denoising) as
+ * guides and starts of the reverse process.
  *
  * Training loss (batch of x0, all randomness from the noise stream):
  *   t ~ U{0 .. T-1}, eps ~ N(0, I), x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps
@@ -15,10 +16,12 @@
  * half only).
  * The engine adds Adam with its warm-up, the gradient clip and the EMA of
  * the weights (--ema, default 0.999), which sampling uses. */
+#include <math.h>
 #include <string.h>
 
 #include "gen/family.h"
 #include "gen/metrics.h"
+#include "gen/restore.h"
 #include "models/ddpm.h"
 #include "models/unet.h"
 
@@ -27,9 +30,10 @@ enum { DIF_T_DATA, DIF_T_STEPS, DIF_T_BATCH, DIF_T_LR, DIF_T_WARMUP, DIF_T_CLIP,
     DIF_T_BASE, DIF_T_MULTS, DIF_T_TIMESTEPS, DIF_T_BETA_START, DIF_T_BETA_END, DIF_T_NO_ATTN,
     DIF_T_SAMPLE_STEPS, DIF_T_CONDITIONAL, DIF_T_COND_DROP, DIF_T_COUNT };
 enum { DIF_S_SAMPLER, DIF_S_STEPS, DIF_S_ETA, DIF_S_GUIDANCE, DIF_S_INPAINT, DIF_S_MASK,
-    DIF_S_RESAMPLE, DIF_S_COUNT };
+    DIF_S_RESAMPLE, DIF_S_SUPERRES, DIF_S_DENOISE, DIF_S_STRENGTH, DIF_S_COUNT };
 enum { DIF_E_CLASSIFIER, DIF_E_NUM, DIF_E_SAMPLES, DIF_E_SAMPLER, DIF_E_STEPS, DIF_E_ETA,
-    DIF_E_GUIDANCE, DIF_E_PLOT, DIF_E_COUNT };
+    DIF_E_GUIDANCE, DIF_E_PLOT, DIF_E_RESTORE, DIF_E_MASK, DIF_E_RESAMPLE, DIF_E_SUPERRES,
+    DIF_E_DENOISE, DIF_E_STRENGTH, DIF_E_COUNT };
 static const struct gen_option diffusion_train_options[DIF_T_COUNT + 1];
 static const struct gen_option diffusion_sample_options[DIF_S_COUNT + 3];
 static const struct gen_option diffusion_eval_options[DIF_E_COUNT + 1];
@@ -207,12 +211,17 @@ static void predict(void *arg, int64_t first, int64_t B, float *x, int64_t t, fl
 }
 
 #define INPAINT (&diffusion_sample_options[DIF_S_INPAINT])
-#define MASK (&diffusion_sample_options[DIF_S_MASK])
 
 /* An option of opts, or NULL when opts lacks it or leaves it unset. */
-static const char *opt_str(const struct gen_config *opts, const struct gen_option *o) {
+static const struct gen_config_entry *opt_given(const struct gen_config *opts,
+                                                const struct gen_option *o) {
     const struct gen_config_entry *e = opts ? gen_opt_get(opts, o) : NULL;
-    return e && e->present ? e->s : NULL;
+    return e && e->present ? e : NULL;
+}
+
+static const char *opt_str(const struct gen_config *opts, const struct gen_option *o) {
+    const struct gen_config_entry *e = opt_given(opts, o);
+    return e ? e->s : NULL;
 }
 
 /* The sampler of opts; NULL (the training snapshot): DDIM with
@@ -258,130 +267,207 @@ static void to_unit(float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] = (x[i] + 1.0f) * 0.5f;
 }
 
-/* ---- inpainting ---- */
+/* ---- restoration: inpainting, super-resolution, denoising ---- */
 
-#define INPAINT_MAX 1024
+#define RESTORE_MAX 1024 /* input images at once */
 
-/* The inputs --inpaint selects: [test:]K or [test:]A-B, or "" (no value)
- * for all of them. */
-static enum gen_status inpaint_range(const char *spec, int64_t n_inputs, int64_t *a, int64_t *b) {
-    const char *p = strncmp(spec, "test:", 5) ? spec : spec + 5;
-    char *end = (char *)p;
-    *a = 0, *b = n_inputs - 1;
-    if (*spec) {
-        *a = *b = strtoll(p, &end, 10);
-        if (end != p && *end == '-') *b = strtoll(end + 1, &end, 10);
+/* What the guides of the reverse process know: image i of the request
+ * restores input i / ways, whose degraded form (in [-1, 1]) is `cond`. */
+struct guide {
+    const struct ddpm_schedule *s;
+    int64_t ways;
+    int C, H, W, K;
+    const float *cond; /* inpaint: (inputs, C, H, W) the known pixels;
+                          superres: (inputs, C, H/K, W/K) the input       */
+    const float *keep; /* inpaint: (inputs, H, W), 1 = known              */
+    float *low;        /* superres: (C, H/K, W/K) scratch                  */
+};
+
+/* RePaint (Lugmayr et al. 2022): the known pixels of x_prev are replaced
+ * by the known image noised to prev, q(x_prev | x0 = known); at prev = -1
+ * by the known pixels themselves. */
+static void guide_inpaint(void *arg, int64_t prev, int64_t first, int64_t B, float *x,
+                          const float *z) {
+    const struct guide *gd = arg;
+    const int64_t HW = (int64_t)gd->H * gd->W, D = gd->C * HW;
+    const double abar = ddpm_abar(gd->s, prev), a = sqrt(abar), b = sqrt(1.0 - abar);
+    for (int64_t j = 0; j < B; j++) {
+        const int64_t r = (first + j) / gd->ways;
+        const float *known = gd->cond + r * D, *keep = gd->keep + r * HW;
+        for (int64_t k = 0; k < D; k++)
+            if (keep[k % HW] > 0.5f) x[j * D + k] = (float)(a * known[k] + b * z[j * D + k]);
     }
-    if ((*spec && (end == p || *end)) || *a < 0 || *b < *a)
-        return gen_error(GEN_ERR_USAGE,
-                         "--inpaint: expected test:K or test:A-B, got '%s' (an image file goes "
-                         "in --input FILE)",
-                         spec);
-    if (*b >= n_inputs)
-        return gen_error(GEN_ERR_USAGE, "--inpaint: index %lld out of range (%lld input images)",
-                         (long long)*b, (long long)n_inputs);
-    if (*b - *a >= INPAINT_MAX)
-        return gen_error(GEN_ERR_USAGE, "--inpaint: at most %d images at once, got %lld",
-                         INPAINT_MAX, (long long)(*b - *a + 1));
-    return GEN_OK;
 }
 
-/* keep (H, W): 1 where the pixel is kept. A region name is the part that
- * is regenerated; a mask image (1, 1, H, W) keeps its light pixels. */
-static enum gen_status make_keep(const char *name, const struct gen_image_set *img, int64_t H,
-                                 int64_t W, float *keep) {
-    static const char *const names[] = {"centre", "center", "left", "right", "top", "bottom"};
-    int kind = -1;
-    for (int k = 0; k < 6 && !img; k++)
-        if (!strcmp(name, names[k])) kind = k;
-    if (!img && kind < 0)
-        return gen_error(GEN_ERR_USAGE,
-                         "--mask: '%s' is neither an image file nor one of "
-                         "centre|left|right|top|bottom",
-                         name);
-    if (img && (img->n != 1 || img->h != H || img->w != W))
-        return gen_error(GEN_ERR_FORMAT, "--mask %s: the mask is %dx%d, the model wants %lldx%lld",
-                         name, img->w, img->h, (long long)W, (long long)H);
-    for (int64_t y = 0; y < H; y++)
-        for (int64_t x = 0; x < W; x++) {
-            int hole;
-            switch (kind) {
-            case 0:
-            case 1:
-                hole = y >= H / 4 && y < H - H / 4 && x >= W / 4 && x < W - W / 4;
-                break;
-            case 2:
-                hole = x < W / 2;
-                break;
-            case 3:
-                hole = x >= W / 2;
-                break;
-            case 4:
-                hole = y < H / 2;
-                break;
-            case 5:
-                hole = y >= H / 2;
-                break;
-            default:
-                hole = img->pixels[y * W + x] < 128;
-                break;
-            }
-            keep[y * W + x] = hole ? 0.0f : 1.0f;
+/* ILVR (Choi et al. 2021): x_prev <- x_prev - phi(x_prev) + phi(y_prev),
+ * phi = up(down_K(.)), y_prev the input noised to prev (sqrt(abar) y +
+ * sqrt(1 - abar) z); at prev = -1 the blocks of x0 are matched to the
+ * input itself, staying within [-1, 1]. */
+static void guide_superres(void *arg, int64_t prev, int64_t first, int64_t B, float *x,
+                           const float *z) {
+    const struct guide *gd = arg;
+    const int K = gd->K, C = gd->C, H = gd->H, W = gd->W;
+    const int64_t D = (int64_t)C * H * W, Dl = D / (K * K);
+    const double abar = ddpm_abar(gd->s, prev), a = sqrt(abar), b = sqrt(1.0 - abar);
+    for (int64_t j = 0; j < B; j++) {
+        const float *y = gd->cond + (first + j) / gd->ways * Dl;
+        if (prev < 0) {
+            gen_restore_match_blocks(x + j * D, C, H, W, K, y, -1.0f, 1.0f);
+            continue;
         }
-    return GEN_OK;
+        gen_restore_downsample(z + j * D, C, H, W, K, gd->low);
+        for (int64_t k = 0; k < Dl; k++) gd->low[k] = (float)(a * y[k] + b * gd->low[k]);
+        gen_restore_match_blocks(x + j * D, C, H, W, K, gd->low, 0.0f, 0.0f);
+    }
 }
 
-/* Completes the masked part of the selected inputs, n ways each. Output:
- * one row per input image, [masked input | n completions | original], in
- * [0, 1]. Completion j of input r is image r n + j of the request. */
-static enum gen_status inpaint(struct diffusion *m, struct gen_ctx *g,
-                               const struct ddpm_sampler *smp, const struct gen_config *opts,
-                               const struct gen_request *req, struct gen_output *out) {
-    const char *spec = opt_str(opts, INPAINT), *mask = opt_str(opts, MASK);
-    const struct gen_image_set *set = req->inputs ? req->inputs->images : NULL;
-    const int64_t C = m->ucfg.C, H = m->ucfg.H, W = m->ucfg.W, D = image_numel(m), HW = H * W;
-    if (!mask)
-        return gen_error(GEN_ERR_USAGE, "--inpaint needs --mask (an image, white = keep, or "
-                                        "centre|left|right|top|bottom: the part to regenerate)");
-    if (!set) return gen_error(GEN_ERR_USAGE, "--inpaint: no input images");
-    if (set->c != C || set->h != H || set->w != W)
-        return gen_error(GEN_ERR_FORMAT,
-                         "--inpaint: images are %dx%dx%d, the model wants %lldx%lldx%lld", set->c,
-                         set->h, set->w, (long long)C, (long long)H, (long long)W);
-    int64_t a, b;
-    enum gen_status st = inpaint_range(spec, set->n, &a, &b);
-    const int64_t count = b - a + 1, n = gen_opt_is_set(opts, &diffusion_eval_options[DIF_E_NUM]) ? req->n : 4;
-    const int64_t total = count * n, cols = n + 2;
-    float *keep1 = gen_alloc((size_t)HW * sizeof(float));
-    float *known = gen_alloc((size_t)(total * D) * sizeof(float));
-    float *keep = gen_alloc((size_t)(total * D) * sizeof(float));
-    float *res = gen_alloc((size_t)(total * D) * sizeof(float));
-    float *grid = gen_alloc((size_t)(count * cols * D) * sizeof(float));
-    if (st == GEN_OK && (!keep1 || !known || !keep || !res || !grid))
-        st = gen_error(GEN_ERR_NOMEM, "out of memory for %lld inpainted images", (long long)total);
-    if (st == GEN_OK) st = make_keep(mask, req->mask, H, W, keep1);
-    for (int64_t i = 0; st == GEN_OK && i < total; i++) {
-        const int32_t id = (int32_t)(a + i / n);
-        gen_images_batch(set, &id, 1, known + i * D, -1.0f, 1.0f);
-        for (int64_t k = 0; k < D; k++) keep[i * D + k] = keep1[k % HW];
+/* SDEdit (Meng et al. 2022) starts at step S T (--strength S), else where
+ * the model's noise matches the input's: x_t / sqrt(abar_t) = x0 +
+ * sqrt((1 - abar_t) / abar_t) eps, and noise sigma in [0, 1] is 2 sigma
+ * in [-1, 1], so abar_t = 1 / (1 + 4 sigma^2). */
+static int64_t denoise_start(const struct ddpm_schedule *s, const struct gen_restore_task *t) {
+    const int64_t T = s->T;
+    if (t->strength > 0) {
+        const int64_t k = llround(t->strength * (double)T) - 1;
+        return k < 0 ? 0 : k > T - 1 ? T - 1 : k;
     }
+    const double want = 1.0 / (1.0 + 4.0 * t->sigma * t->sigma);
+    int64_t best = 0;
+    for (int64_t k = 1; k < T; k++)
+        if (fabs(s->alpha_bar[k] - want) < fabs(s->alpha_bar[best] - want)) best = k;
+    return best;
+}
+
+/* Scratch of a restoration; all (count or total, ...) arrays. */
+struct restoring {
+    float *orig;  /* (count, D) in [0, 1]: the originals, when known    */
+    float *y;     /* (count, Dy) in [0, 1]: the degraded inputs          */
+    float *keep;  /* inpaint: (count, H W)                              */
+    float *cond;  /* (count, Dy) the degraded inputs in [-1, 1]          */
+    float *init;  /* denoise: (total, D) the inputs in [-1, 1], per way  */
+    float *res;   /* (total, D) the results                              */
+    float *low;   /* superres: (Dy) scratch                              */
+};
+
+static void restoring_free(struct restoring *w) {
+    gen_free(w->orig), gen_free(w->y), gen_free(w->keep), gen_free(w->cond);
+    gen_free(w->init), gen_free(w->res), gen_free(w->low);
+}
+
+/* The reverse process of a task: its guide or start, then ddpm_sample of
+ * total = count ways images into w->res (in [-1, 1]). */
+static enum gen_status restore_chain(struct diffusion *m, struct gen_ctx *g,
+                                     struct ddpm_sampler *smp, const struct gen_config *opts,
+                                     const struct gen_restore_task *task,
+                                     int64_t ways, int64_t total, uint64_t seed,
+                                     struct restoring *w) {
+    const int C = (int)m->ucfg.C, H = (int)m->ucfg.H, W = (int)m->ucfg.W;
+    struct guide gd = {.s = &m->sched, .ways = ways, .C = C, .H = H, .W = W, .K = task->factor,
+                       .cond = w->cond, .keep = w->keep, .low = w->low};
+    const int64_t D = image_numel(m);
+    switch (task->mode) {
+    case GEN_RESTORE_INPAINT: smp->guide = guide_inpaint; break;
+    case GEN_RESTORE_SUPERRES:
+        /* ILVR adds fresh noise to the guide at every step, which the
+         * deterministic DDIM (eta 0) turns into speckle: eta 1 unless set */
+        smp->guide = guide_superres, smp->resample = 1;
+        if (!smp->ddpm && !gen_opt_is_set(opts, &diffusion_sample_options[DIF_S_ETA])) smp->eta = 1;
+        break;
+    default:
+        for (int64_t i = 0; i < total; i++)
+            memcpy(w->init + i * D, w->cond + i / ways * D, (size_t)D * sizeof(float));
+        smp->init = w->init;
+        smp->init_t = denoise_start(&m->sched, task);
+        smp->init_var = 4.0 * task->sigma * task->sigma;
+        break;
+    }
+    smp->guide_arg = &gd;
     const struct eps_model em = {m, g, NULL, 0};
-    if (st == GEN_OK)
-        st = ddpm_sample(&m->sched, smp, predict, (void *)&em, total, D, req->seed, known, keep,
-                         res);
+    return ddpm_sample(&m->sched, smp, predict, (void *)&em, total, D, seed, w->res);
+}
+
+/* Restores the selected inputs, `ways` results each. A clean input (the
+ * test split) is degraded first (gen_restore_degrade), as is any input to
+ * inpaint (the mask hides part of it); the user's own low-resolution or
+ * noisy images are restored as they are. Output: one row per input,
+ * [degraded input (upsampled by repeating pixels) | ways results |
+ * original, when known], in [0, 1]; result j of input r is image
+ * r ways + j of the request. Inpainted results keep the known pixels of
+ * the original exactly. */
+static enum gen_status restore(struct diffusion *m, struct gen_ctx *g, struct ddpm_sampler *smp,
+                               const struct gen_config *opts, const struct gen_request *req,
+                               const struct gen_restore_task *task, struct gen_output *out) {
+    const struct gen_image_set *set = req->inputs ? req->inputs->images : NULL;
+    const int C = (int)m->ucfg.C, H = (int)m->ucfg.H, W = (int)m->ucfg.W;
+    const int degrade = (req->inputs && req->inputs->clean) || task->mode == GEN_RESTORE_INPAINT;
+    const int lh = degrade ? H : gen_restore_low_side(task, H),
+              lw = degrade ? W : gen_restore_low_side(task, W);
+    const int64_t D = image_numel(m), HW = (int64_t)H * W,
+                  Dy = (int64_t)C * gen_restore_low_side(task, H) * gen_restore_low_side(task, W);
+    char what[64];
+    gen_restore_describe(task, what, sizeof what);
+    enum gen_status st = gen_restore_check(task, C, H, W);
+    if (st != GEN_OK) return st;
+    if (!set || set->n < 1) return gen_error(GEN_ERR_USAGE, "%s: no input images", what);
+    if (set->c != C || set->h != lh || set->w != lw)
+        return gen_error(GEN_ERR_FORMAT, "%s: images are %dx%dx%d, the model wants %dx%dx%d", what,
+                         set->c, set->h, set->w, C, lh, lw);
+    int64_t a = 0, b = set->n - 1;
+    const char *spec = task->mode == GEN_RESTORE_INPAINT ? opt_str(opts, INPAINT) : NULL;
+    if (spec && (st = gen_image_range("--inpaint", spec, set->n, &a, &b)) != GEN_OK) return st;
+    const int64_t count = b - a + 1;
+    if (count > RESTORE_MAX)
+        return gen_error(GEN_ERR_USAGE,
+                         "%s: at most %d images at once, got %lld (choose with --input test:A-B)",
+                         what, RESTORE_MAX, (long long)count);
+    /* results per input: -n, else 4 (1 for denoising, which DDIM makes
+     * deterministic) */
+    const int64_t ways = task->eval || gen_opt_is_set(opts, &gen_sample_options[GEN_SAMPLE_NUM])
+                             ? req->n
+                             : task->mode == GEN_RESTORE_DENOISE ? 1 : 4;
+    const int64_t total = count * ways, cols = ways + 1 + degrade;
+    struct restoring w = {
+        .orig = gen_alloc((size_t)(count * D) * sizeof(float)),
+        .y = gen_alloc((size_t)(count * D) * sizeof(float)),
+        .keep = gen_alloc((size_t)(count * HW) * sizeof(float)),
+        .cond = gen_alloc((size_t)(count * D) * sizeof(float)),
+        .init = task->mode == GEN_RESTORE_DENOISE ? gen_alloc((size_t)(total * D) * sizeof(float)) : NULL,
+        .res = gen_alloc((size_t)(total * D) * sizeof(float)),
+        .low = gen_alloc((size_t)Dy * sizeof(float))};
+    float *grid = gen_alloc((size_t)(count * cols * D) * sizeof(float));
+    if (!w.orig || !w.y || !w.keep || !w.cond || !w.res || !w.low || !grid ||
+        (task->mode == GEN_RESTORE_DENOISE && !w.init))
+        st = gen_error(GEN_ERR_NOMEM, "out of memory for %lld restored images", (long long)total);
+    for (int64_t r = 0; st == GEN_OK && r < count; r++) {
+        const int32_t id = (int32_t)(a + r);
+        gen_images_batch(set, &id, 1, degrade ? w.orig + r * D : w.y + r * Dy, 0.0f, 1.0f);
+        if (degrade)
+            gen_restore_degrade(task, req->seed, r, C, H, W, w.orig + r * D, w.y + r * Dy,
+                                w.keep + r * HW);
+        for (int64_t k = 0; k < Dy; k++) w.cond[r * Dy + k] = 2.0f * w.y[r * Dy + k] - 1.0f;
+    }
+    if (st == GEN_OK) st = restore_chain(m, g, smp, opts, task, ways, total, req->seed, &w);
+    if (st == GEN_OK) to_unit(w.res, total * D);
     for (int64_t r = 0; st == GEN_OK && r < count; r++) {
         float *row = grid + r * cols * D;
-        const float *orig = known + r * n * D;
-        for (int64_t k = 0; k < D; k++) row[k] = keep1[k % HW] > 0.5f ? orig[k] : 0.0f;
-        memcpy(row + D, res + r * n * D, (size_t)(n * D) * sizeof(float));
-        memcpy(row + (n + 1) * D, orig, (size_t)D * sizeof(float));
+        const float *y = w.y + r * Dy, *orig = w.orig + r * D, *keep = w.keep + r * HW;
+        if (task->mode == GEN_RESTORE_SUPERRES)
+            gen_restore_upsample_nearest(y, C, H, W, task->factor, row);
+        else
+            memcpy(row, y, (size_t)D * sizeof(float));
+        for (int64_t j = 0; j < ways; j++) {
+            float *res = row + (1 + j) * D;
+            memcpy(res, w.res + (r * ways + j) * D, (size_t)D * sizeof(float));
+            for (int64_t k = 0; task->mode == GEN_RESTORE_INPAINT && k < D; k++)
+                if (keep[k % HW] > 0.5f) res[k] = orig[k];
+        }
+        if (degrade) memcpy(row + (ways + 1) * D, orig, (size_t)D * sizeof(float));
     }
-    gen_free(keep1), gen_free(known), gen_free(keep), gen_free(res);
+    restoring_free(&w);
     if (st != GEN_OK) {
         gen_free(grid);
         return st;
     }
-    to_unit(grid, count * cols * D);
     out->images = grid;
     out->n_images = count * cols;
     out->cols = (int)cols;
@@ -390,8 +476,22 @@ static enum gen_status inpaint(struct diffusion *m, struct gen_ctx *g,
 
 /* ---- generate ---- */
 
+/* Inputs at the model's size for inpainting (fitted), H/K x W/K for
+ * super-resolution and the model's own size for denoising (as they are:
+ * resizing would change the noise). */
 static int diffusion_needs_inputs(const struct gen_config *opts) {
-    return opt_str(opts, INPAINT) != NULL;
+    struct gen_restore_task t;
+    if (gen_restore_task_of(opts, NULL, &t) != GEN_OK) /* generate names the problem */
+        return opt_given(opts, INPAINT) || opt_given(opts, &diffusion_sample_options[DIF_S_SUPERRES]) ||
+                       opt_given(opts, &diffusion_sample_options[DIF_S_DENOISE])
+                   ? GEN_INPUTS_FIT
+                   : 0;
+    switch (t.mode) {
+    case GEN_RESTORE_INPAINT: return GEN_INPUTS_FIT;
+    case GEN_RESTORE_SUPERRES: return GEN_INPUTS_NATIVE(t.factor);
+    case GEN_RESTORE_DENOISE: return GEN_INPUTS_NATIVE(1);
+    default: return 0;
+    }
 }
 
 static enum gen_status diffusion_generate(void *model, struct gen_ctx *g,
@@ -403,9 +503,10 @@ static enum gen_status diffusion_generate(void *model, struct gen_ctx *g,
     if (st != GEN_OK) return st;
     smp.progress = req->progress, smp.progress_arg = req->progress_arg;
     out->c = (int)m->ucfg.C, out->h = (int)m->ucfg.H, out->w = (int)m->ucfg.W;
-    if (opt_str(opts, INPAINT)) return inpaint(m, g, &smp, opts, req, out);
-    if (opt_str(opts, MASK) || req->mask)
-        return gen_error(GEN_ERR_USAGE, "--mask needs --inpaint");
+    struct gen_restore_task task;
+    if ((st = gen_restore_task_of(opts, req->mask, &task)) != GEN_OK) return st;
+    if (task.mode != GEN_RESTORE_NONE) return restore(m, g, &smp, opts, req, &task, out);
+    if (req->mask) return gen_error(GEN_ERR_USAGE, "--mask needs --inpaint");
     const int64_t n = req->n, D = image_numel(m);
     struct eps_model em = {m, g, req->labels, 0};
     if ((st = guidance_of(m, opts, &em.guidance)) != GEN_OK) return st;
@@ -413,7 +514,7 @@ static enum gen_status diffusion_generate(void *model, struct gen_ctx *g,
         return gen_error(GEN_ERR_USAGE, "--class: this model is unconditional (train with --conditional)");
     float *x = gen_alloc((size_t)(n * D) * sizeof *x);
     if (!x) return gen_error(GEN_ERR_NOMEM, "out of memory for %lld images", (long long)n);
-    st = ddpm_sample(&m->sched, &smp, predict, (void *)&em, n, D, req->seed, NULL, NULL, x);
+    st = ddpm_sample(&m->sched, &smp, predict, (void *)&em, n, D, req->seed, x);
     if (st != GEN_OK) {
         gen_free(x);
         return st;
@@ -422,6 +523,72 @@ static enum gen_status diffusion_generate(void *model, struct gen_ctx *g,
     out->images = x;
     out->n_images = n;
     out->cols = 0;
+    return GEN_OK;
+}
+
+/* ---- anomaly score (gen eval --ood) ---- */
+
+/* Per-image anomaly score: the denoising error summed over four fixed
+ * timesteps in the middle of the chain, t_k = f_k T (f = 0.3 .. 0.6), with
+ * noise drawn from the eval --seed and the image's index alone (a score
+ * does not depend on its batch):
+ *   score(x0) = sum_k mean_i (eps_hat(x_t, t_k) - eps_k)_i^2,
+ *   x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps_k, x0 in [-1, 1].
+ * An image the model denoises badly is unlike its training data. Early
+ * steps are left out: there the error follows the image's texture (a
+ * simple image denoises well under any model); near T nothing of the
+ * image is left. A conditional model scores through its null class. */
+static enum gen_status diffusion_score(void *model, struct gen_ctx *g,
+                                       const struct gen_config *opts,
+                                       const struct gen_dataset *data, struct gen_metrics *out) {
+    enum { K = 4, BATCH = 50 };
+    static const double frac[K] = {0.3, 0.4, 0.5, 0.6};
+    struct diffusion *m = model;
+    const struct gen_image_set *set = data->images;
+    const int64_t D = image_numel(m), n = set->n;
+    const uint64_t seed = opts ? (uint64_t)gen_opt_int(opts, &gen_eval_options[GEN_EVAL_SEED]) : 0;
+    double *score = gen_calloc((size_t)n, sizeof *score);
+    float *x0 = gen_alloc((size_t)(BATCH * D * (3 + K)) * sizeof *x0); /* x0, x_t, eps, eps_hat */
+    int32_t *y = gen_alloc(BATCH * sizeof *y), idx[BATCH];
+    if (!score || !x0 || !y) {
+        gen_free(score), gen_free(x0), gen_free(y);
+        return gen_error(GEN_ERR_NOMEM, "out of memory for %lld scores", (long long)n);
+    }
+    float *xt = x0 + BATCH * D, *eps = xt + BATCH * D; /* eps: (B, K, D) */
+    float *eps_hat = eps + (int64_t)BATCH * K * D;
+    for (int i = 0; i < BATCH; i++) y[i] = (int32_t)m->ucfg.classes; /* the null class */
+    const struct eps_model net = {.m = m, .g = g};
+    double total = 0;
+    for (int64_t first = 0; first < n; first += BATCH) {
+        const int B = (int)(n - first < BATCH ? n - first : BATCH);
+        for (int i = 0; i < B; i++) {
+            idx[i] = (int32_t)(first + i);
+            struct gen_rng r;
+            gen_rng_seed(&r, seed * 0x9e3779b97f4a7c15ull + (uint64_t)(first + i) + 1);
+            gen_rng_fill_normal(&r, eps + (int64_t)i * K * D, K * D, 0.0f, 1.0f);
+        }
+        gen_images_batch(set, idx, B, x0, -1.0f, 1.0f);
+        for (int k = 0; k < K; k++) {
+            const int64_t t = (int64_t)(frac[k] * (double)m->sched.T);
+            for (int i = 0; i < B; i++)
+                ddpm_q_sample(&m->sched, t, D, x0 + i * D, eps + ((int64_t)i * K + k) * D, xt + i * D);
+            unet_eps(&net, B, xt, t, m->ucfg.classes > 0 ? y : NULL, eps_hat);
+            gen_ctx_reset(g);
+            for (int i = 0; i < B; i++) {
+                const float *e = eps + ((int64_t)i * K + k) * D, *h = eps_hat + i * D;
+                double sq = 0;
+                for (int64_t j = 0; j < D; j++) sq += ((double)h[j] - e[j]) * ((double)h[j] - e[j]);
+                score[first + i] += sq / (double)D;
+            }
+        }
+    }
+    for (int64_t i = 0; i < n; i++) total += score[i];
+    gen_free(x0), gen_free(y);
+    out->f[out->n++] = (struct gen_field){"denoise_error", total / (double)n};
+    out->scores = score;
+    out->n_scores = 1;
+    out->score_names[0] = "denoise_error";
+    out->n_examples = n;
     return GEN_OK;
 }
 
@@ -460,6 +627,26 @@ static const struct gen_option diffusion_train_options[DIF_T_COUNT + 1] = {
         GEN_INT_OPT("steps", "50", 1, 100000, "DDIM steps (at most T)"),                           \
         GEN_FLOAT_OPT("eta", "0", 0, 1, "DDIM noise (0: deterministic, 1: DDPM-like)")
 
+/* The parameters of the restoring modes, for sample and eval (where
+ * --restore MODE picks the mode and these have defaults). */
+#define RESTORE_OPTIONS                                                                            \
+    GEN_STR_OPT("mask", NULL,                                                                      \
+                "inpainting: mask image (white = keep, black = regenerate) or the region to "      \
+                "regenerate: centre|left|right|top|bottom|strokes (random brush strokes, seeded; " \
+                "eval default)"),                                                                  \
+        GEN_INT_OPT("resample", "5", 1, 100, "inpainting: passes per denoising step (RePaint)"),   \
+        GEN_INT_OPT("superres", NULL, 2, 4,                                                        \
+                    "super-resolution by K = 2 or 4 (ILVR; DDIM with --eta 1 unless given) of "    \
+                    "--input images of H/K x W/K, or of test images gen downsamples; -n results "  \
+                    "each (default 4) (eval default 4)"),                                          \
+        GEN_FLOAT_OPT("denoise", NULL, 0, 1,                                                       \
+                      "remove Gaussian noise of this standard deviation (pixels in [0, 1]; "       \
+                      "SDEdit) from --input images as they are, or from test images gen noises; "  \
+                      "-n results each (default 1) (eval default 0.3)"),                           \
+        GEN_FLOAT_OPT("strength", NULL, 0, 1,                                                      \
+                      "denoising: start the reverse chain at step S T (default: where the "        \
+                      "model's noise level matches --denoise)")
+
 static const struct gen_option diffusion_sample_options[DIF_S_COUNT + 3] = {
     [DIF_S_SAMPLER] = SAMPLER_OPTIONS,
     [DIF_S_GUIDANCE] = GEN_STR_OPT("guidance", "2",
@@ -469,10 +656,7 @@ static const struct gen_option diffusion_sample_options[DIF_S_COUNT + 3] = {
      "inpaint images: test:K or test:A-B of the test split of --data, or of --input's images "
      "(no value: all of them); -n completions each (default 4); needs --mask",
      0, 0, NULL, 0},
-    [DIF_S_MASK] = GEN_STR_OPT("mask", NULL,
-                "mask image (white = keep, black = regenerate) or the region to regenerate: "
-                "centre|left|right|top|bottom"),
-    [DIF_S_RESAMPLE] = GEN_INT_OPT("resample", "5", 1, 100, "inpainting: passes per denoising step (RePaint)"),
+    [DIF_S_MASK] = RESTORE_OPTIONS,
     [DIF_S_COUNT] = GEN_SAMPLE_CLASS_OPTIONS,
     [DIF_S_COUNT + 2] = GEN_OPT_END,
 };
@@ -486,12 +670,17 @@ static const struct gen_option diffusion_eval_options[DIF_E_COUNT + 1] = {
     [DIF_E_PLOT] = GEN_STR_OPT("plot", NULL,
                 "conditional models, several --guidance values: FID against class accuracy "
                 "(PNG; default: guidance.png beside the checkpoint)"),
+    [DIF_E_RESTORE] = GEN_CHOICE_OPT("restore", NULL, "inpaint|superres|denoise",
+                   "measure a restoration on -n test images degraded by gen: PSNR, SSIM, FID "
+                   "and consistency beside a classical baseline (mean-fill, bicubic, the best "
+                   "Gaussian blur)"),
+    [DIF_E_MASK] = RESTORE_OPTIONS,
     [DIF_E_COUNT] = GEN_OPT_END,
 };
 
 const struct gen_family gen_family_diffusion = {
     .name = "diffusion",
-    .summary = "DDPM with a small U-Net; DDPM or DDIM sampling, inpainting, class-conditional with guidance",
+    .summary = "DDPM with a small U-Net; DDPM or DDIM sampling, inpainting, super-resolution, denoising, class-conditional with guidance",
     .data = GEN_DATA_IMAGES,
     .train_options = diffusion_train_options,
     .sample_options = diffusion_sample_options,
@@ -502,4 +691,5 @@ const struct gen_family gen_family_diffusion = {
     .loss = diffusion_loss,
     .generate = diffusion_generate,
     .needs_inputs = diffusion_needs_inputs,
+    .score = diffusion_score,
 };

@@ -184,6 +184,46 @@ double gen_classifier_score(const float *p, int64_t n, int k) {
     return exp(kl / (double)n);
 }
 
+/* ---- restoration: PSNR and SSIM ---- */
+
+double gen_psnr(const float *a, const float *b, int64_t n) {
+    double se = 0;
+    for (int64_t i = 0; i < n; i++) se += ((double)a[i] - b[i]) * ((double)a[i] - b[i]);
+    return se > 0 ? 10 * log10((double)n / se) : INFINITY;
+}
+
+/* SSIM (Wang et al. 2004): an 11 x 11 Gaussian window of sigma 1.5 over
+ * every position where it fits ("valid"), with
+ *   SSIM = (2 mu_a mu_b + C1) (2 s_ab + C2) / ((mu_a^2 + mu_b^2 + C1) (s_a^2 + s_b^2 + C2)),
+ * C1 = (0.01 L)^2, C2 = (0.03 L)^2, L = 1, (co)variances weighted by the
+ * window (population form); the mean over positions and channels. */
+#define SSIM_R 5
+double gen_ssim(const float *a, const float *b, int C, int H, int W) {
+    GEN_ASSERT(H > 2 * SSIM_R && W > 2 * SSIM_R);
+    double g[2 * SSIM_R + 1], sum = 0;
+    for (int i = -SSIM_R; i <= SSIM_R; i++) sum += g[i + SSIM_R] = exp(-i * i / (2 * 1.5 * 1.5));
+    for (int i = 0; i <= 2 * SSIM_R; i++) g[i] /= sum;
+    const double c1 = 0.01 * 0.01, c2 = 0.03 * 0.03;
+    double total = 0;
+    for (int c = 0; c < C; c++) {
+        const float *pa = a + (int64_t)c * H * W, *pb = b + (int64_t)c * H * W;
+        for (int y = SSIM_R; y < H - SSIM_R; y++)
+            for (int x = SSIM_R; x < W - SSIM_R; x++) {
+                double ma = 0, mb = 0, aa = 0, bb = 0, ab = 0;
+                for (int dy = -SSIM_R; dy <= SSIM_R; dy++)
+                    for (int dx = -SSIM_R; dx <= SSIM_R; dx++) {
+                        const double w = g[dy + SSIM_R] * g[dx + SSIM_R];
+                        const double u = pa[(y + dy) * W + x + dx], v = pb[(y + dy) * W + x + dx];
+                        ma += w * u, mb += w * v, aa += w * u * u, bb += w * v * v, ab += w * u * v;
+                    }
+                const double va = aa - ma * ma, vb = bb - mb * mb, cov = ab - ma * mb;
+                total += (2 * ma * mb + c1) * (2 * cov + c2) /
+                         ((ma * ma + mb * mb + c1) * (va + vb + c2));
+            }
+    }
+    return total / ((double)C * (H - 2 * SSIM_R) * (W - 2 * SSIM_R));
+}
+
 /* ---- k-NN precision and recall ---- */
 
 /* Squared norms of n rows of x (n, d). */
@@ -591,6 +631,84 @@ static enum gen_status by_class_scores(const struct feats *fg, const int32_t *la
     return GEN_OK;
 }
 
+/* What images are scored against: gen's classifier and the features of the
+ * test images of a data set. */
+struct reference {
+    struct gen_classifier *m;
+    const char *clf_path, *data;
+    char clf_data[GEN_CONFIG_STR]; /* the data the classifier was trained on, or "" */
+    struct gen_image_set test;
+    struct feats ft;
+};
+
+static void reference_free(struct reference *r) {
+    gen_image_set_free(&r->test);
+    feats_free(&r->ft);
+    if (r->m) gen_classifier_free(r->m);
+    gen_free(r->m);
+    memset(r, 0, sizeof *r);
+}
+
+/* Loads the classifier at clf_path and embeds the test images of data
+ * (NULL: the data set the classifier was trained on, its config's "data"). */
+static enum gen_status reference_open(struct reference *r, const char *clf_path, const char *data) {
+    memset(r, 0, sizeof *r);
+    r->clf_path = clf_path;
+    if (access(clf_path, F_OK) != 0)
+        return gen_error(GEN_ERR_IO, "%s: no classifier checkpoint (train the feature network first: "
+                         "'gen train classifier --data DIR' writes runs/classifier/checkpoint.safetensors)",
+                         clf_path);
+    if (!(r->m = gen_calloc(1, sizeof *r->m))) return gen_error(GEN_ERR_NOMEM, "out of memory");
+    enum gen_status st = gen_classifier_load(r->m, clf_path);
+    if (st != GEN_OK) {
+        gen_free(r->m);
+        r->m = NULL;
+        return st;
+    }
+    struct gen_ckpt_meta meta = {0};
+    if (gen_ckpt_read_meta(clf_path, &meta) == GEN_OK) {
+        cJSON *cj = cJSON_Parse(gen_ckpt_meta_get(&meta, "config"));
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(cj, "data");
+        if (cJSON_IsString(d)) snprintf(r->clf_data, sizeof r->clf_data, "%s", d->valuestring);
+        cJSON_Delete(cj);
+    }
+    gen_ckpt_meta_free(&meta);
+    r->data = data ? data : r->clf_data[0] ? r->clf_data : "data/fashion-mnist";
+    if ((st = real_images(r->data, GEN_SPLIT_TEST, r->m, &r->test)) != GEN_OK) return st;
+    if (r->test.n_classes > r->m->K)
+        return gen_error(GEN_ERR_FORMAT, "%s: %d classes, the classifier %s knows %lld", r->data,
+                         r->test.n_classes, clf_path, (long long)r->m->K);
+    float *x = set_to_float(&r->test, NULL, r->test.n);
+    st = x ? embed(r->m, x, r->test.n, &r->ft) : GEN_ERR_NOMEM;
+    gen_free(x);
+    return st;
+}
+
+enum gen_status gen_frechet_sets(const char *clf_path, const char *data, const float *const *sets,
+                                 int n_sets, int64_t n, int c, int h, int w, double *fid) {
+    struct reference ref;
+    enum gen_status st = reference_open(&ref, clf_path, data);
+    const int64_t D = st == GEN_OK ? ref.m->C * ref.m->H * ref.m->W : 0;
+    float *x = st == GEN_OK ? gen_alloc((size_t)(n * D) * sizeof *x) : NULL;
+    if (st == GEN_OK && n < MIN_IMAGES)
+        st = gen_error(GEN_ERR_USAGE, "%lld images; the Frechet distance needs at least %d",
+                       (long long)n, MIN_IMAGES);
+    if (st == GEN_OK && !x) st = gen_error(GEN_ERR_NOMEM, "out of memory for %lld images", (long long)n);
+    for (int k = 0; st == GEN_OK && k < n_sets; k++) {
+        struct feats f = {0};
+        st = convert_images(sets[k], n, c, h, w, x, (int)ref.m->C, (int)ref.m->H, (int)ref.m->W);
+        if (st == GEN_OK) st = embed(ref.m, x, n, &f);
+        if (st == GEN_OK)
+            st = gen_frechet_distance(f.mean, f.cov, ref.ft.mean, ref.ft.cov,
+                                      GEN_CLASSIFIER_FEATURES, &fid[k]);
+        feats_free(&f);
+    }
+    if (st == GEN_ERR_NOMEM && !gen_last_error()[0]) gen_error(st, "out of memory embedding images");
+    gen_free(x);
+    reference_free(&ref);
+    return st;
+}
+
 enum gen_status gen_eval_log(const char *ckpt, const struct gen_field *fields, int n) {
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", ckpt);
@@ -638,66 +756,41 @@ int gen_eval_images(const struct gen_config *cfg, const char *family, int quiet,
     const struct gen_config_entry *ce = gen_opt_get(cfg, &gen_eval_image_options[GEN_EVAL_IMAGE_CLASSIFIER]);
     const char *samples = gen_opt_str(cfg, &gen_eval_image_options[GEN_EVAL_IMAGE_SAMPLES]);
     const char *ckpt = gen_opt_str(cfg, &gen_eval_options[GEN_EVAL_CKPT]);
-    const char *data = gen_opt_str(cfg, &gen_eval_options[GEN_EVAL_DATA]);
     /* without a --classifier option (gen eval classifier --samples), --ckpt is the classifier */
     const char *clf_path = ce && ce->present && ce->s[0] ? ce->s : ckpt;
     if (!clf_path) clf_path = "runs/classifier/checkpoint.safetensors";
     if (!ce) ckpt = NULL;
-    struct gen_classifier *m = gen_calloc(1, sizeof *m);
-    if (!m) return 1;
-    struct gen_image_set test = {0}, train = {0};
-    struct feats ft = {0}, ftr = {0}, fg = {0};
+    struct reference ref;
+    struct gen_image_set train = {0};
+    struct feats ftr = {0}, fg = {0};
     float *x = NULL;
     int32_t *idx = NULL, *labels = NULL;
     struct gen_class_scores cs = {0};
     int rc = 1;
-    char clf_data[GEN_CONFIG_STR] = "";
     double t0 = gen_run_now();
 
-    if (access(clf_path, F_OK) != 0) {
-        gen_error(GEN_ERR_IO, "%s: no classifier checkpoint (train the feature network first: "
-                  "'gen train classifier --data DIR' writes runs/classifier/checkpoint.safetensors)",
-                  clf_path);
-        gen_free(m);
-        return 1;
-    }
-    if (gen_classifier_load(m, clf_path) != GEN_OK) {
-        gen_free(m);
-        return 1;
-    }
-    {
-        /* the data set the classifier was trained on (its config's "data") */
-        struct gen_ckpt_meta meta = {0};
-        if (gen_ckpt_read_meta(clf_path, &meta) == GEN_OK) {
-            cJSON *cj = cJSON_Parse(gen_ckpt_meta_get(&meta, "config"));
-            const cJSON *d = cJSON_GetObjectItemCaseSensitive(cj, "data");
-            if (cJSON_IsString(d)) snprintf(clf_data, sizeof clf_data, "%s", d->valuestring);
-            cJSON_Delete(cj);
-        }
-        gen_ckpt_meta_free(&meta);
-    }
-    if (!data) data = clf_data[0] ? clf_data : "data/fashion-mnist";
-    if (real_images(data, GEN_SPLIT_TEST, m, &test) != GEN_OK ||
-        real_images(data, GEN_SPLIT_TRAIN, m, &train) != GEN_OK)
+    if (reference_open(&ref, clf_path, gen_opt_str(cfg, &gen_eval_options[GEN_EVAL_DATA])) != GEN_OK)
         goto done;
-    if (test.n_classes > m->K || train.n_classes > m->K) {
+    struct gen_classifier *m = ref.m;
+    const char *data = ref.data;
+    const struct gen_image_set test = ref.test;
+    const struct feats ft = ref.ft;
+    if (real_images(data, GEN_SPLIT_TRAIN, m, &train) != GEN_OK) goto done;
+    if (train.n_classes > m->K) {
         gen_error(GEN_ERR_FORMAT, "%s: %d classes, the classifier %s knows %lld", data,
-                  test.n_classes > train.n_classes ? test.n_classes : train.n_classes, clf_path,
-                  (long long)m->K);
+                  train.n_classes, clf_path, (long long)m->K);
         goto done;
     }
-    if (!quiet && clf_data[0] && strcmp(clf_data, data))
+    if (!quiet && ref.clf_data[0] && strcmp(ref.clf_data, data))
         fprintf(stderr, "note: the classifier was trained on %s; the real images come from %s\n",
-                clf_data, data);
+                ref.clf_data, data);
 
     /* generated (or given) images */
     int64_t n = 0;
     if (fake_images(cfg, m, src, &test, data, quiet, &x, &n, &labels) != GEN_OK) goto done;
     if (embed(m, x, n, &fg) != GEN_OK) goto done;
     gen_free(x);
-    /* real test images */
-    if (!(x = set_to_float(&test, NULL, test.n)) || embed(m, x, test.n, &ft) != GEN_OK) goto done;
-    gen_free(x);
+    x = NULL;
     /* the baseline: n training images (a seeded choice) */
     int64_t nb = n < train.n ? n : train.n;
     idx = gen_alloc((size_t)train.n * sizeof *idx);
@@ -767,12 +860,9 @@ done:
     gen_free(x);
     gen_free(labels);
     gen_free(idx);
-    feats_free(&ft);
     feats_free(&ftr);
     feats_free(&fg);
-    gen_image_set_free(&test);
     gen_image_set_free(&train);
-    gen_classifier_free(m);
-    gen_free(m);
+    reference_free(&ref);
     return rc;
 }

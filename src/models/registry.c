@@ -72,7 +72,8 @@ const struct gen_option gen_sample_options[GEN_SAMPLE_COUNT + 1] = {
     [GEN_SAMPLE_SEED] = GEN_INT_OPT("seed", "0", 0, GEN_OPT_NO_MAX, "random seed"),
     [GEN_SAMPLE_DATA] = GEN_STR_OPT("data", NULL, "data set of modes that take test images (default: the model's)"),
     [GEN_SAMPLE_INPUT] = GEN_STR_OPT("input", NULL,
-                "a folder of images, or one image file, for modes that take images (instead of --data)"),
+                "a folder of images, one image file, or test:K / test:A-B (those test images of "
+                "--data), for modes that take images (default: the test split of --data)"),
     [GEN_SAMPLE_NO_EMA] = GEN_FLAG_OPT("no-ema", "use the trained weights even when the model keeps an EMA of them"),
     [GEN_SAMPLE_THREADS] = GEN_INT_OPT("threads", "0", 0, 4096, "threads (0: $GEN_THREADS or all cores)"),
     [GEN_SAMPLE_JSON] = GEN_FLAG_OPT("json", "the result as one JSON object on stdout"),
@@ -88,6 +89,10 @@ const struct gen_option gen_eval_options[GEN_EVAL_COUNT + 1] = {
     [GEN_EVAL_THREADS] = GEN_INT_OPT("threads", "0", 0, 4096, "threads (0: $GEN_THREADS or all cores)"),
     [GEN_EVAL_JSON] = GEN_FLAG_OPT("json", "the result as one JSON object on stdout"),
     [GEN_EVAL_QUIET] = {"quiet", 'q', GEN_OPT_FLAG, NULL, "no log lines on stderr", 0, 0, NULL, 0},
+    [GEN_EVAL_OOD] = GEN_STR_OPT("ood", NULL,
+                  "anomaly detection: score the test split of this data set against the model's "
+                  "(AUROC, AUPR, FPR at 95 % TPR of each per-image score; families that score images)"),
+    [GEN_EVAL_ROC] = GEN_STR_OPT("roc", NULL, "with --ood: draw the ROC curves into this PNG file"),
     [GEN_EVAL_COUNT] = GEN_OPT_END,
 };
 
@@ -105,6 +110,11 @@ const struct gen_option gen_family_options[GEN_FAM_COUNT + 1] = {
     [GEN_FAM_PER_CLASS] = GEN_INT_OPT("per-class", NULL, 1, 1000000, "images per class"),
     [GEN_FAM_GUIDANCE] = GEN_STR_OPT("guidance", NULL, "guidance scales"),
     [GEN_FAM_PLOT] = GEN_STR_OPT("plot", NULL, "plot file"),
+    [GEN_FAM_INPAINT] = {"inpaint", 0, GEN_OPT_OPTIONAL_STRING, NULL, "inpainting", 0, 0, NULL, 0},
+    [GEN_FAM_SUPERRES] = GEN_INT_OPT("superres", NULL, 2, 4, "super-resolution factor"),
+    [GEN_FAM_DENOISE] = GEN_FLOAT_OPT("denoise", NULL, 0, 1, "noise level to remove"),
+    [GEN_FAM_STRENGTH] = GEN_FLOAT_OPT("strength", NULL, 0, 1, "denoising start"),
+    [GEN_FAM_RESTORE] = GEN_CHOICE_OPT("restore", NULL, "inpaint|superres|denoise", "restoration to measure"),
     [GEN_FAM_COUNT] = GEN_OPT_END,
 };
 

@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gen/detect.h"
 #include "gen/family.h"
 #include "gen/metrics.h"
 #include "models/vae.h"
@@ -28,7 +29,7 @@
 /* The family's options, by their index in its tables (read with gen_opt_*). */
 enum { VAE_T_DATA, VAE_T_EPOCHS, VAE_T_BATCH, VAE_T_LR, VAE_T_LATENT, VAE_T_HIDDEN, VAE_T_ARCH,
     VAE_T_CONDITIONAL, VAE_T_COUNT };
-enum { VAE_S_RECONSTRUCT, VAE_S_INTERPOLATE, VAE_S_COUNT };
+enum { VAE_S_RECONSTRUCT, VAE_S_INTERPOLATE, VAE_S_HEATMAP, VAE_S_COUNT };
 enum { VAE_E_IW, VAE_E_PER_SAMPLE, VAE_E_CLASSIFIER, VAE_E_NUM, VAE_E_SAMPLES, VAE_E_COUNT };
 static const struct gen_option vae_train_options[VAE_T_COUNT + 1];
 static const struct gen_option vae_sample_options[VAE_S_COUNT + 3];
@@ -306,6 +307,32 @@ static struct gen_tensor *reconstruct(struct gen_ctx *g, struct gen_vae *m,
     return out;
 }
 
+/* Test images 0..count-1, their reconstructions and the anomaly map
+ * |x - reconstruction| (averaged over channels) as a heat map, in triples
+ * of RGB images: (3 count, 3, H, W); grey images fill all three channels. */
+static struct gen_tensor *heatmap(struct gen_ctx *g, struct gen_vae *m,
+                                  const struct gen_image_set *set, int count) {
+    const struct gen_tensor *pairs = reconstruct(g, m, set, count); /* (2 count, C, H, W) */
+    const int64_t P = m->H * m->W, C = m->C;
+    struct gen_tensor *out = gen_tensor_4d(g, 3 * count, 3, m->H, m->W);
+    for (int i = 0; i < count; i++) {
+        const float *x = pairs->data + 2 * i * C * P, *y = x + C * P;
+        float *o = out->data + 9 * i * P;
+        for (int j = 0; j < 2; j++) /* the input, then its reconstruction */
+            for (int k = 0; k < 3; k++)
+                memcpy(o + (3 * j + k) * P, (j ? y : x) + (C == 3 ? k : 0) * P,
+                       (size_t)P * sizeof(float));
+        for (int64_t p = 0; p < P; p++) {
+            double e = 0;
+            for (int64_t c = 0; c < C; c++) e += fabs((double)x[c * P + p] - y[c * P + p]);
+            float rgb[3];
+            gen_heat_colour(e / (double)C, rgb);
+            for (int k = 0; k < 3; k++) o[(6 + k) * P + p] = rgb[k];
+        }
+    }
+    return out;
+}
+
 /* n points from mu(A) to mu(B), decoded. A conditional model encodes each
  * end with its own class and decodes the whole walk with A's class: the
  * walk changes the style within one class (A and B of different classes
@@ -354,11 +381,12 @@ static const int32_t *sample_labels(struct gen_ctx *g, const struct gen_vae *m,
     return y;
 }
 
-/* A square-ish number of columns that keeps pairs in whole rows. */
-static int pair_cols(int64_t count) {
+/* A square-ish number of columns that keeps groups of k images (pairs,
+ * triples) in whole rows. */
+static int group_cols(int64_t count, int k) {
     int c = 1;
-    while ((int64_t)c * c < 2 * count) c++;
-    return c + c % 2;
+    while ((int64_t)c * c < k * count) c++;
+    return c + (k - c % k) % k;
 }
 
 static enum gen_status vae_generate(void *model, struct gen_ctx *g, const struct gen_config *opts,
@@ -369,6 +397,7 @@ static enum gen_status vae_generate(void *model, struct gen_ctx *g, const struct
     const char *walk = opts ? gen_opt_str(opts, &vae_sample_options[VAE_S_INTERPOLATE]) : NULL;
     const int inputs_mode =
         walk || (opts && gen_opt_flag(opts, &vae_sample_options[VAE_S_RECONSTRUCT]));
+    const int heat = opts && gen_opt_flag(opts, &vae_sample_options[VAE_S_HEATMAP]);
     struct gen_tensor *images;
     out->cols = 0;
     if (req->labels && m->classes == 0)
@@ -378,6 +407,8 @@ static enum gen_status vae_generate(void *model, struct gen_ctx *g, const struct
         return gen_error(GEN_ERR_USAGE,
                          "--class: not with --reconstruct or --interpolate (they use the classes "
                          "of their input images)");
+    if (heat && (walk || !inputs_mode))
+        return gen_error(GEN_ERR_USAGE, "--heatmap: draws the error of --reconstruct; give --reconstruct");
     enum gen_status st = inputs_mode ? check_labels(m, set) : GEN_OK;
     if (st != GEN_OK) return st;
     if (walk) {
@@ -391,10 +422,11 @@ static enum gen_status vae_generate(void *model, struct gen_ctx *g, const struct
         images = interpolate(g, m, set, (int32_t)a, (int32_t)b, n);
         out->cols = n; /* one row */
     } else if (inputs_mode) {
-        int64_t count = n / 2 > 0 ? n / 2 : 1;
+        const int k = heat ? 3 : 2; /* images per test image */
+        int64_t count = n / k > 0 ? n / k : 1;
         if (count > set->n) count = set->n;
-        images = reconstruct(g, m, set, (int)count);
-        out->cols = pair_cols(count);
+        images = heat ? heatmap(g, m, set, (int)count) : reconstruct(g, m, set, (int)count);
+        out->cols = group_cols(count, k);
     } else {
         struct gen_rng rng;
         gen_rng_seed(&rng, req->seed);
@@ -404,7 +436,7 @@ static enum gen_status vae_generate(void *model, struct gen_ctx *g, const struct
     if (!(out->images = gen_alloc(bytes))) return gen_error(GEN_ERR_NOMEM, "out of memory for the images");
     memcpy(out->images, images->data, bytes);
     out->n_images = images->shape[0];
-    out->c = (int)m->C, out->h = (int)m->H, out->w = (int)m->W;
+    out->c = (int)images->shape[1], out->h = (int)m->H, out->w = (int)m->W;
     return GEN_OK;
 }
 
@@ -510,8 +542,46 @@ static enum gen_status vae_evaluate(void *model, struct gen_ctx *g, const struct
     out->score_names[0] = "neg_elbo";
     out->score_names[1] = "neg_iw_bound";
     out->n_examples = n;
+    out->nll_scores = K > 0 ? 3u : 1u; /* both bound -log p(x) in nats */
     if (K == 0)
         for (int64_t i = 0; i < n; i++) scores[i] = scores[2 * i];
+    return GEN_OK;
+}
+
+/* The Bernoulli likelihood's own floor for image x (D pixels in [0, 1]):
+ * sum_i H(x_i), the binary entropy of each pixel value, the least
+ * -log p(x|z) any decoder reaches (at logits = logit(x_i)). Grey pixels
+ * raise it, so it is the image's complexity in the model's own units. */
+static double bernoulli_floor(const uint8_t *px, int64_t D) {
+    double h = 0;
+    for (int64_t i = 0; i < D; i++) {
+        const double x = px[i] / 255.0;
+        if (x > 0 && x < 1) h -= x * log(x) + (1 - x) * log1p(-x);
+    }
+    return h;
+}
+
+/* The scores of gen eval --ood: those of evaluate, and neg_elbo_excess,
+ * the negative ELBO minus the Bernoulli floor (the KL terms of the
+ * reconstruction and of the latent code: how far the model is from
+ * explaining the image, whatever its complexity). */
+static enum gen_status vae_score(void *model, struct gen_ctx *g, const struct gen_config *opts,
+                                 const struct gen_dataset *data, struct gen_metrics *out) {
+    const struct gen_vae *m = model;
+    enum gen_status st = vae_evaluate(model, g, opts, data, out);
+    if (st != GEN_OK || !out->scores) return st;
+    const int k = out->n_scores, k1 = k + 1;
+    const int64_t n = out->n_examples;
+    double *s = gen_calloc((size_t)(n * k1), sizeof *s);
+    if (!s) return gen_error(GEN_ERR_NOMEM, "out of memory for %lld scores", (long long)n);
+    for (int64_t i = 0; i < n; i++) {
+        memcpy(s + i * k1, out->scores + i * k, (size_t)k * sizeof *s);
+        s[i * k1 + k] = out->scores[i * k] - bernoulli_floor(data->images->pixels + i * m->D, m->D);
+    }
+    gen_free(out->scores);
+    out->scores = s;
+    out->score_names[k] = "neg_elbo_excess";
+    out->n_scores = k1;
     return GEN_OK;
 }
 
@@ -534,6 +604,9 @@ static const struct gen_option vae_train_options[VAE_T_COUNT + 1] = {
 static const struct gen_option vae_sample_options[VAE_S_COUNT + 3] = {
     [VAE_S_RECONSTRUCT] = GEN_FLAG_OPT("reconstruct", "test images beside their reconstructions"),
     [VAE_S_INTERPOLATE] = GEN_STR_OPT("interpolate", NULL, "A,B: walk the latent space from test image A to B in -n steps"),
+    [VAE_S_HEATMAP] = GEN_FLAG_OPT("heatmap",
+                 "with --reconstruct: rows of input | reconstruction | |input - reconstruction| "
+                 "as a heat map (the anomaly map; dark 0 to bright 1)"),
     [VAE_S_COUNT] = GEN_SAMPLE_CLASS_OPTIONS,
     [VAE_S_COUNT + 2] = GEN_OPT_END,
 };
@@ -559,4 +632,5 @@ const struct gen_family gen_family_vae = {
     .generate = vae_generate,
     .needs_inputs = vae_needs_inputs,
     .evaluate = vae_evaluate,
+    .score = vae_score,
 };
