@@ -64,6 +64,13 @@ awk -F, 'NR > 1 && ($4 - $7 - $8 > 0.01 || $4 - $7 - $8 < -0.01 || $7 <= 0) { ba
 [ "$(png_info "$TMP/heat.png")" = "92 62 2" ] || fail "--heatmap grid: $(png_info "$TMP/heat.png"), want 92 62 2 (3x2 RGB)"
 
 # Misuse.
+# a folder of images to rank: every image of it is scored, not a test split
+"$GEN" sample vae --ckpt "$CKPT" -n 12 -o "$TMP/folder/" -q || fail "sample into a folder failed"
+expect 0 "--ood FOLDER" "" -- "$GEN" eval vae --ckpt "$CKPT" --ood "$TMP/folder" --iw 0 --threads 1 \
+    --per-sample "$TMP/folder.csv" -q
+[ "$(grep -c ',ood,\|^ood,\|,ood$' "$TMP/folder.csv")" = 12 ] ||
+    fail "--ood FOLDER: want all 12 images scored: $(head -3 "$TMP/folder.csv")"
+
 expect 1 "a missing --ood data set" "$TMP/nowhere" -- \
     "$GEN" eval vae --ckpt "$CKPT" --ood "$TMP/nowhere" --iw 0 --threads 1
 # A model of 1x32x62 images (trained on a folder of one reconstruction

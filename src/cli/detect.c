@@ -18,6 +18,7 @@
 #include "gen/detect.h"
 #include "gen/metrics.h"
 #include "gen/plot.h"
+#include "io/fs.h"
 
 #define MAX_COLS   9    /* a family's scores (at most 4), L(x), the corrected ones */
 #define ROC_POINTS 400  /* per curve in the plot                                    */
@@ -62,11 +63,23 @@ static void name_columns(const struct gen_metrics *mt, struct columns *c) {
     }
 }
 
-/* The test split of s->path scored by the family, then every column. */
+/* The images of s->path scored by the family, then every column: the
+ * test split of a data set, or every image of a folder that is not the
+ * model's own data (a folder to rank). */
 static enum gen_status score_set(struct gen_model *em, const struct gen_config *opts,
-                                 struct scored_set *s, struct columns *cols) {
+                                 struct scored_set *s, int whole_folder, struct columns *cols) {
     const struct gen_family *fam = em->fam;
-    enum gen_status st = gen_data_load_heldout(&s->d, em, s->path);
+    enum gen_status st;
+    if (whole_folder && gen_fs_kind(s->path) == GEN_FS_DIR && !gen_mnist_detect(s->path)) {
+        s->d.kind = GEN_DATA_IMAGES, s->d.path = s->path;
+        st = gen_images_load(s->path, GEN_SPLIT_ALL, em->shape.c,
+                             em->shape.h == em->shape.w ? em->shape.h : 0, &s->d.test);
+        if (st == GEN_OK && (s->d.test.h != em->shape.h || s->d.test.w != em->shape.w))
+            st = gen_error(GEN_ERR_FORMAT, "%s: images are %dx%d, the model wants %dx%d", s->path,
+                           s->d.test.w, s->d.test.h, em->shape.w, em->shape.h);
+    } else {
+        st = gen_data_load_heldout(&s->d, em, s->path);
+    }
     if (st != GEN_OK) return st;
     struct gen_dataset held;
     gen_data_heldout(&s->d, &held);
@@ -267,8 +280,8 @@ int gen_cmd_eval_ood(const struct gen_family *fam, struct gen_config *opts, int 
         goto done;
     const int ema = gen_model_ema_use(&em, opts);
     for (int j = 0; j < 2 && st == GEN_OK; j++) {
-        if (!quiet) fprintf(stderr, "scoring the test images of %s\n", sets[j].path);
-        st = score_set(&em, opts, &sets[j], &cols);
+        if (!quiet) fprintf(stderr, "scoring the images of %s\n", sets[j].path);
+        st = score_set(&em, opts, &sets[j], j == 1, &cols);
     }
     gen_model_ema_restore(&em, ema);
     if (st != GEN_OK) goto done;
