@@ -50,6 +50,13 @@ expect 0 "eval --guidance 0,2" "" -- "$GEN" eval diffusion --ckpt "$CKPT" --clas
 grep -q '"guidance":\[{"guidance":0,' "$TMP/out" && grep -q '{"guidance":2,' "$TMP/out" && grep -q '"name":"one/uno"' "$TMP/out" ||
     fail "eval --guidance 0,2: want one result per value with classes: $(cat "$TMP/out")"
 [ -s "$RUN/guidance.png" ] || fail "eval --guidance 0,2: no plot beside the checkpoint"
+# the conditional VAE and GAN are scored by class too (and gen eval vae
+# --classifier generates through the sample verb with eval's options)
+for fam in vae gan; do
+    expect 0 "train $fam --conditional" "" -- "$GEN" train $fam --data "$DATA" --conditional --steps 3 --batch 8 --out "$TMP/c$fam" --threads 1 -q
+    expect 0 "eval $fam --classifier" "" -- "$GEN" eval $fam --ckpt "$TMP/c$fam/checkpoint.safetensors" --classifier "$TMP/clf/checkpoint.safetensors" -n 20 --threads 1 -q --json
+    grep -q '"class_accuracy":' "$TMP/out" || fail "eval $fam: no class accuracy: $(cat "$TMP/out")"
+done
 # a --samples folder whose subfolders are classes is scored by class
 expect 0 "eval --samples by class" "" -- "$GEN" eval diffusion --classifier "$TMP/clf/checkpoint.safetensors" --data "$DATA" --samples "$TMP/synth" -q --json
 grep -q '"by_class":\[{' "$TMP/out" || fail "eval --samples DIR/CLASS/: no scores by class: $(cat "$TMP/out")"

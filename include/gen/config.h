@@ -126,6 +126,11 @@ double gen_opt_float(const struct gen_config *cfg, const struct gen_option *o);
 const char *gen_opt_str(const struct gen_config *cfg, const struct gen_option *o);
 int gen_opt_flag(const struct gen_config *cfg, const struct gen_option *o);
 int gen_opt_is_set(const struct gen_config *cfg, const struct gen_option *o);
+/* The value when cfg has the option at all, else NULL / 0: for a verb
+ * that reads one command's options but is also called with another's
+ * config (generate serves sample, eval and training snapshots). */
+const char *gen_opt_str_if(const struct gen_config *cfg, const struct gen_option *o);
+int gen_opt_flag_if(const struct gen_config *cfg, const struct gen_option *o);
 /* Fills cfg (zeroed, or a config whose memory is reused) with the
  * defaults of the tables (what parse does first). */
 void gen_config_init(struct gen_config *cfg, const struct gen_option *const *tables);

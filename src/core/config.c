@@ -424,6 +424,14 @@ const char *gen_opt_str(const struct gen_config *cfg, const struct gen_option *o
 int gen_opt_flag(const struct gen_config *cfg, const struct gen_option *o) {
     return gen_config_flag(cfg, o->name);
 }
+const char *gen_opt_str_if(const struct gen_config *cfg, const struct gen_option *o) {
+    const struct gen_config_entry *e = cfg ? gen_config_get(cfg, o->name) : NULL;
+    return e && e->present && e->type == GEN_OPT_STRING ? e->s : NULL;
+}
+int gen_opt_flag_if(const struct gen_config *cfg, const struct gen_option *o) {
+    const struct gen_config_entry *e = cfg ? gen_config_get(cfg, o->name) : NULL;
+    return e && e->present && e->type == GEN_OPT_FLAG && e->i;
+}
 int gen_opt_is_set(const struct gen_config *cfg, const struct gen_option *o) {
     return gen_config_is_set(cfg, o->name);
 }

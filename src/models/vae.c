@@ -367,7 +367,8 @@ static int parse_pair(const char *s, int64_t *a, int64_t *b) {
 }
 
 static int vae_needs_inputs(const struct gen_config *opts) {
-    return gen_opt_flag(opts, &vae_sample_options[VAE_S_RECONSTRUCT]) || gen_opt_str(opts, &vae_sample_options[VAE_S_INTERPOLATE]);
+    return gen_opt_flag_if(opts, &vae_sample_options[VAE_S_RECONSTRUCT]) ||
+           gen_opt_str_if(opts, &vae_sample_options[VAE_S_INTERPOLATE]);
 }
 
 /* The classes (n) of the images req asks for: its labels, or for a
@@ -394,10 +395,10 @@ static enum gen_status vae_generate(void *model, struct gen_ctx *g, const struct
     struct gen_vae *m = model;
     const int n = (int)req->n;
     const struct gen_image_set *set = req->inputs ? req->inputs->images : NULL;
-    const char *walk = opts ? gen_opt_str(opts, &vae_sample_options[VAE_S_INTERPOLATE]) : NULL;
-    const int inputs_mode =
-        walk || (opts && gen_opt_flag(opts, &vae_sample_options[VAE_S_RECONSTRUCT]));
-    const int heat = opts && gen_opt_flag(opts, &vae_sample_options[VAE_S_HEATMAP]);
+    /* sample's modes (eval and snapshots generate with other configs) */
+    const char *walk = gen_opt_str_if(opts, &vae_sample_options[VAE_S_INTERPOLATE]);
+    const int inputs_mode = walk || gen_opt_flag_if(opts, &vae_sample_options[VAE_S_RECONSTRUCT]);
+    const int heat = gen_opt_flag_if(opts, &vae_sample_options[VAE_S_HEATMAP]);
     struct gen_tensor *images;
     out->cols = 0;
     if (req->labels && m->classes == 0)
