@@ -549,15 +549,18 @@ static enum gen_status score(const struct feats *real, const struct feats *fake,
                                 &r->precision, &r->recall);
 }
 
+/* The class the classifier picks for image i of s (K classes). */
+static int64_t predicted(const struct feats *s, int64_t i, int64_t K) {
+    const float *row = s->p + i * K;
+    int64_t best = 0;
+    for (int64_t k = 1; k < K; k++)
+        if (row[k] > row[best]) best = k;
+    return best;
+}
+
 static double accuracy(const struct feats *s, const struct gen_image_set *set, int64_t K) {
     int64_t correct = 0;
-    for (int64_t i = 0; i < s->n; i++) {
-        const float *row = s->p + i * K;
-        int64_t best = 0;
-        for (int64_t k = 1; k < K; k++)
-            if (row[k] > row[best]) best = k;
-        correct += best == set->labels[i];
-    }
+    for (int64_t i = 0; i < s->n; i++) correct += predicted(s, i, K) == set->labels[i];
     return (double)correct / (double)s->n;
 }
 
@@ -610,12 +613,8 @@ static enum gen_status by_class_scores(const struct feats *fg, const int32_t *la
     if (!out->names || !out->count || !out->acc || !out->fid) return GEN_ERR_NOMEM;
     int64_t correct = 0;
     for (int64_t i = 0; i < fg->n; i++) {
-        const float *row = fg->p + i * K;
-        int64_t best = 0;
-        for (int64_t k = 1; k < K; k++)
-            if (row[k] > row[best]) best = k;
         out->count[labels[i]]++;
-        if (best == labels[i]) out->acc[labels[i]] += 1, correct++;
+        if (predicted(fg, i, K) == labels[i]) out->acc[labels[i]] += 1, correct++;
     }
     out->accuracy = fg->n ? (double)correct / (double)fg->n : 0;
     for (int k = 0; k < k_test; k++) {
