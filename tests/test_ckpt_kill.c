@@ -18,7 +18,7 @@ static void save_forever(const char *path) {
         for (int i = 0; i < N_FLOATS; i++) data[i] = (float)version;
         char v[32];
         snprintf(v, sizeof v, "%d", version);
-        struct gen_st_entry e = {"w", 1, (int64_t[]){N_FLOATS}, data};
+        struct gen_st_entry e = {"w", 1, (int64_t[]){N_FLOATS}, data, GEN_ST_F32, NULL};
         struct gen_kv kv = {"version", v};
         if (gen_st_save(path, &e, 1, &kv, 1) != GEN_OK) _exit(3);
     }
@@ -31,7 +31,7 @@ static void test_kill_during_save(void **state) {
     snprintf(path, sizeof path, "%s/checkpoint.safetensors", dir);
     /* A first complete version. */
     float one = 0;
-    struct gen_st_entry e = {"w", 1, (int64_t[]){1}, &one};
+    struct gen_st_entry e = {"w", 1, (int64_t[]){1}, &one, GEN_ST_F32, NULL};
     struct gen_kv kv = {"version", "0"};
     assert_int_equal(gen_st_save(path, &e, 1, &kv, 1), GEN_OK);
     struct gen_rng r;

@@ -17,7 +17,7 @@ static void write_forged(const char *path, long hidden) {
              hidden);
     const int64_t shape[1] = {4};
     const float zeros[4] = {0};
-    const struct gen_st_entry t[1] = {{"fc1.bias", 1, shape, zeros}};
+    const struct gen_st_entry t[1] = {{"fc1.bias", 1, shape, zeros, GEN_ST_F32, NULL}};
     const struct gen_kv meta[4] = {
         {"format", "gen"},
         {"family", "vae"},

@@ -65,10 +65,6 @@ static void make_idx_dir(const char *dir, int n, uint64_t seed) {
     make_idx_split(dir, "t10k", n / 2 > 10 ? n / 2 : 10, seed + 1);
 }
 
-static int have_data(void) {
-    return access(tu_source_path("data/fashion-mnist"), F_OK) == 0;
-}
-
 /* ---- the model as the engine builds and steps it ---- */
 
 /* Options (NULL-terminated) of command c parsed against the GAN's tables;
@@ -260,10 +256,7 @@ static void train_steps(struct gen_ctx *g, struct gen_gan *m, const struct gen_m
  * rises from where D left it. */
 static void test_learns_on_real_subset(void **state) {
     (void)state;
-    if (!have_data()) {
-        fprintf(stderr, "  data/fashion-mnist absent (scripts/fetch-data.sh): skipped\n");
-        skip();
-    }
+    TU_NEED_DATA("data/fashion-mnist");
     struct gen_image_set set = {0};
     assert_int_equal(gen_images_load(tu_source_path("data/fashion-mnist"), 1, 0, 0, &set), GEN_OK);
     struct gen_gan m;

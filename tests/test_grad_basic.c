@@ -466,9 +466,7 @@ static struct gen_tensor *f_emb(struct gen_ctx *g, struct gen_tensor **in, void 
 }
 static struct gen_tensor *f_dropout(struct gen_ctx *g, struct gen_tensor **in, void *arg) {
     (void)arg;
-    struct gen_rng rng;
-    gen_rng_seed(&rng, 77); /* the same mask on every call */
-    return gen_dropout(g, in[0], 0.3f, &rng);
+    return gen_dropout(g, in[0], 0.3f, 77, 1, 0); /* the same mask on every call */
 }
 
 static void test_losses(void **state) {
@@ -537,13 +535,11 @@ static void test_dropout(void **state) {
     (void)state;
     struct gen_ctx g;
     gen_ctx_init(&g);
-    struct gen_rng rng;
-    gen_rng_seed(&rng, 5);
     const int64_t n = 20000;
-    struct gen_tensor *x = gen_tensor_1d(&g, n);
+    struct gen_tensor *x = gen_tensor_2d(&g, 100, n / 100);
     tu_fill_uniform(x->data, n, 0.5f, 1.5f, 9);
-    assert_ptr_equal(gen_dropout(&g, x, 0.0f, &rng), x);
-    struct gen_tensor *y = gen_dropout(&g, x, 0.25f, &rng);
+    assert_ptr_equal(gen_dropout(&g, x, 0.0f, 5, 1, 0), x);
+    struct gen_tensor *y = gen_dropout(&g, x, 0.25f, 5, 1, 0);
     int64_t zeros = 0;
     for (int64_t i = 0; i < n; i++) {
         if (y->data[i] == 0.0f) zeros++;
@@ -551,8 +547,13 @@ static void test_dropout(void **state) {
     }
     /* 25% dropped, within ~5 standard deviations (sd = 0.003). */
     assert_true(fabs((double)zeros / (double)n - 0.25) < 0.015);
+    /* row i's mask depends on its global index only: rows 40.. of x are
+     * masked as rows 0.. of the same rows taken from index 40 */
+    struct gen_tensor *tail = gen_tensor_wrap(&g, x->data + 40 * (n / 100), 2, (int64_t[]){60, n / 100});
+    struct gen_tensor *yt = gen_dropout(&g, tail, 0.25f, 5, 1, 40);
+    assert_memory_equal(yt->data, y->data + 40 * (n / 100), (size_t)(60 * (n / 100)) * sizeof(float));
     g.training = 0;
-    assert_ptr_equal(gen_dropout(&g, x, 0.25f, &rng), x);
+    assert_ptr_equal(gen_dropout(&g, x, 0.25f, 5, 1, 0), x);
     gen_ctx_free(&g);
 }
 

@@ -245,37 +245,39 @@ static void test_mnist_dir(void **state) {
     assert_non_null(strstr(gen_last_error(), "not a directory"));
 }
 
-/* The real data sets, when scripts/fetch-data.sh has put them in place:
+/* The real data sets, which scripts/fetch-data.sh puts in place:
  * Fashion-MNIST (gzip) and MNIST (raw). */
-static void test_real_data(void **state) {
+static void check_real_set(const char *rel) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", tu_source_path(rel));
+    assert_true(gen_mnist_detect(dir));
+    struct gen_image_set s;
+    assert_int_equal(gen_images_load(dir, 1, 0, 0, &s), GEN_OK);
+    assert_int_equal(s.n, 60000);
+    assert_int_equal(s.c, 1);
+    assert_int_equal(s.h, 28);
+    assert_int_equal(s.w, 28);
+    assert_int_equal(s.n_classes, 10);
+    int64_t counts[10] = {0};
+    for (int64_t i = 0; i < s.n; i++) counts[s.labels[i]]++;
+    for (int c = 0; c < 10; c++) assert_true(counts[c] >= 5000 && counts[c] <= 7000);
+    gen_image_set_free(&s);
+    assert_int_equal(gen_images_load(dir, 0, 0, 0, &s), GEN_OK);
+    assert_int_equal(s.n, 10000);
+    assert_int_equal(s.h * s.w, 784);
+    gen_image_set_free(&s);
+}
+
+static void test_real_fashion_mnist(void **state) {
     (void)state;
-    const char *sets[2] = {"data/fashion-mnist", "data/mnist"};
-    int found = 0;
-    for (int k = 0; k < 2; k++) {
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%s", tu_source_path(sets[k]));
-        if (!gen_mnist_detect(dir)) {
-            print_message("%s not present (scripts/fetch-data.sh)\n", dir);
-            continue;
-        }
-        found++;
-        struct gen_image_set s;
-        assert_int_equal(gen_images_load(dir, 1, 0, 0, &s), GEN_OK);
-        assert_int_equal(s.n, 60000);
-        assert_int_equal(s.c, 1);
-        assert_int_equal(s.h, 28);
-        assert_int_equal(s.w, 28);
-        assert_int_equal(s.n_classes, 10);
-        int64_t counts[10] = {0};
-        for (int64_t i = 0; i < s.n; i++) counts[s.labels[i]]++;
-        for (int c = 0; c < 10; c++) assert_true(counts[c] >= 5000 && counts[c] <= 7000);
-        gen_image_set_free(&s);
-        assert_int_equal(gen_images_load(dir, 0, 0, 0, &s), GEN_OK);
-        assert_int_equal(s.n, 10000);
-        assert_int_equal(s.h * s.w, 784);
-        gen_image_set_free(&s);
-    }
-    if (!found) skip();
+    TU_NEED_DATA("data/fashion-mnist");
+    check_real_set("data/fashion-mnist");
+}
+
+static void test_real_mnist(void **state) {
+    (void)state;
+    TU_NEED_DATA("data/mnist");
+    check_real_set("data/mnist");
 }
 
 /* ---- hostile files ---- */
@@ -383,7 +385,8 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_raw_and_gz),  cmocka_unit_test(test_truncated_every_length),
         cmocka_unit_test(test_bad_headers),      cmocka_unit_test(test_trailing_bytes),
-        cmocka_unit_test(test_mnist_dir),        cmocka_unit_test(test_real_data),
+        cmocka_unit_test(test_mnist_dir),        cmocka_unit_test(test_real_fashion_mnist),
+        cmocka_unit_test(test_real_mnist),
         cmocka_unit_test(test_fifo),             cmocka_unit_test(test_gzip_message_names_path),
         cmocka_unit_test(test_gzip_claims_too_much), cmocka_unit_test(test_test_split_only),
     };

@@ -40,7 +40,10 @@ static const float va[6] = {1, 2, 3, 4, 5, -6.5f}, vb[1] = {42}, vd[4] = {0.5f, 
 
 static void save_small(const char *path) {
     const struct gen_st_entry e[4] = {
-        {"a", 2, shape_a, va}, {"b", 0, NULL, vb}, {"c", 2, shape_c, NULL}, {"d", 1, shape_d, vd}};
+        {"a", 2, shape_a, va, GEN_ST_F32, NULL},
+        {"b", 0, NULL, vb, GEN_ST_F32, NULL},
+        {"c", 2, shape_c, NULL, GEN_ST_F32, NULL},
+        {"d", 1, shape_d, vd, GEN_ST_F32, NULL}};
     const struct gen_kv meta[2] = {{"step", "10"}, {"config", "{\"lr\": 0.001}"}};
     assert_int_equal(gen_st_save(path, e, 4, meta, 2), GEN_OK);
 }
@@ -90,7 +93,8 @@ static void test_round_trip(void **state) {
     free(b1);
     free(b2);
     /* Writer rejects its own bad input. */
-    const struct gen_st_entry dup[2] = {{"x", 1, shape_d, vd}, {"x", 1, shape_d, vd}};
+    const struct gen_st_entry dup[2] = {{"x", 1, shape_d, vd, GEN_ST_F32, NULL},
+                                        {"x", 1, shape_d, vd, GEN_ST_F32, NULL}};
     assert_int_equal(gen_st_save(tu_tmp_path("dup.safetensors"), dup, 2, NULL, 0), GEN_ERR_USAGE);
     assert_non_null(strstr(gen_last_error(), "duplicate tensor name 'x'"));
 }
@@ -169,8 +173,10 @@ static void test_crafted_headers(void **state) {
                "outside the 8-byte data area");
     expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 12,
                "last 4 bytes");
-    expect_bad("{\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4,
-               "dtype F16; gen reads only F32");
+    expect_bad("{\"a\":{\"dtype\":\"F64\",\"shape\":[2],\"data_offsets\":[0,16]}}", 16,
+               "dtype F64; gen reads F32, F16, BF16 and I64");
+    expect_bad("{\"a\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8,
+               "span 8 bytes but the shape needs 4");
     expect_bad("{\"a\":{\"shape\":[2],\"data_offsets\":[0,8]}}", 8, "no dtype");
     expect_bad("{\"a\":{\"dtype\":\"F32\",\"shape\":[3],\"data_offsets\":[0,8]}}", 8,
                "span 8 bytes but the shape needs 12");

@@ -239,10 +239,12 @@ static void test_overfit_and_reproduce(void **state) {
     (void)state;
     const int64_t n = (int64_t)strlen(overfit_text);
     struct gen_vocab voc;
-    gen_vocab_of_text(&voc, (const uint8_t *)overfit_text, n);
+    assert_int_equal(gen_vocab_of_text(&voc, (const uint8_t *)overfit_text, n), GEN_OK);
     int32_t ids[128];
+    int64_t n_ids;
     assert_true(n <= 128);
-    assert_int_equal(gen_vocab_encode(&voc, (const uint8_t *)overfit_text, n, ids), -1);
+    assert_int_equal(gen_vocab_encode(&voc, (const uint8_t *)overfit_text, n, ids, &n_ids), -1);
+    assert_int_equal(n_ids, n); /* ASCII: a character is a byte */
     const struct gen_tf_shape s = {1, 2, 32, 128, voc.V};
     struct gen_tf m;
     assert_int_equal(gen_tf_init(&m, &s, 0.0f, 0), GEN_OK);
@@ -277,7 +279,7 @@ static void test_overfit_and_reproduce(void **state) {
     struct collect col = {out, 0};
     gen_tf_generate(&c, &m, ids, 4, n - 4, &greedy, &r, collect, &col);
     char text[129];
-    for (int64_t i = 0; i < col.n; i++) text[i] = (char)voc.byte[out[i]];
+    for (int64_t i = 0; i < col.n; i++) text[i] = (char)voc.key[out[i]];
     text[col.n] = 0;
     assert_string_equal(text, overfit_text + 4);
     gen_tf_cache_free(&c);
@@ -403,14 +405,14 @@ static void test_char_model_cli(void **state) {
     assert_int_equal(RUN_GEN("gen", "sample", "transformer", "--ckpt", ck, "--prompt", "the Zebra",
                              "--quiet", "-o", o1),
                      2);
-    assert_non_null(strstr(gen_last_error(), "0x5a ('Z') at offset 4"));
+    assert_non_null(strstr(gen_last_error(), "character 'Z' (U+005A) at byte offset 4"));
     FILE *f = fopen(pf, "wb");
     fputs("the quay", f);
     fclose(f);
     assert_int_equal(RUN_GEN("gen", "sample", "transformer", "--ckpt", ck, "--prompt-file", pf,
                              "--quiet", "-o", o1),
                      1);
-    assert_non_null(strstr(gen_last_error(), "0x71 ('q') at offset 4"));
+    assert_non_null(strstr(gen_last_error(), "character 'q' (U+0071) at byte offset 4"));
     assert_non_null(strstr(gen_last_error(), pf));
     /* Same seed, same text; the prompt is echoed, then --length tokens. */
     assert_int_equal(RUN_GEN("gen", "sample", "transformer", "--ckpt", ck, "--prompt", "the sea",

@@ -51,6 +51,60 @@ void tu_rmtree(const char *dir) {
     if (dir) nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
+/* ---- test cases that need a real data set ---- */
+
+static int data_case_ran, data_missing;
+
+/* GEN_TEST_ONLY=CASE: only that case ran; 77 when its data was absent. */
+static void data_case_exit(void) {
+    fflush(NULL);
+    if (data_missing) _exit(77);
+    if (!data_case_ran) {
+        fprintf(stderr, "GEN_TEST_ONLY=%s: no test case of that name calls TU_NEED_DATA\n",
+                getenv("GEN_TEST_ONLY"));
+        _exit(1);
+    }
+}
+
+__attribute__((constructor)) static void data_case_filter(void) {
+    const char *only = getenv("GEN_TEST_ONLY");
+    if (!only || !only[0]) return;
+    cmocka_set_test_filter(only);
+    atexit(data_case_exit);
+}
+
+/* Whether name is one of the comma-separated names of list. */
+static int listed(const char *list, const char *name) {
+    const size_t len = strlen(name);
+    for (const char *p = list; *p;) {
+        const char *comma = strchr(p, ',');
+        const size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        if (n == len && !strncmp(p, name, n)) return 1;
+        if (!comma) break;
+        p = comma + 1;
+    }
+    return 0;
+}
+
+void tu_need_data(const char *test, const char *rel) {
+    const char *only = getenv("GEN_TEST_ONLY"), *cases = getenv("GEN_TEST_DATA_CASES");
+    if (only && only[0]) {
+        data_case_ran = 1;
+    } else if (cases) { /* ctest's entry of the whole file */
+        if (!listed(cases, test))
+            fail_msg("%s needs %s (TU_NEED_DATA) but GEN_DATA_CASES in CMakeLists.txt does not "
+                     "list it",
+                     test, rel);
+        print_message("%s: runs as a ctest entry of its own\n", test);
+        skip();
+    }
+    const char *path = tu_source_path(rel);
+    if (access(path, F_OK) == 0) return;
+    print_message("%s absent (scripts/fetch-data.sh): skipped\n", path);
+    data_missing = 1;
+    skip();
+}
+
 const char *tu_source_path(const char *rel) {
     static char buf[4096];
     const char *root = getenv("GEN_SOURCE_DIR");

@@ -28,6 +28,16 @@ void tu_rmtree(const char *dir);
 /* "<GEN_SOURCE_DIR>/<rel>" in a static buffer. */
 const char *tu_source_path(const char *rel);
 
+/* First line of a test case that needs a real data set, which
+ * scripts/fetch-data.sh puts in the source tree: TU_NEED_DATA("data/mnist").
+ * Such a case is listed in GEN_DATA_CASES of CMakeLists.txt and runs as
+ * a ctest entry of its own (GEN_TEST_ONLY=CASE), which exits 77 (ctest:
+ * skipped) when the data is absent; the entry of its file skips it. Run
+ * by hand, the case is skipped (cmocka) when the data is absent. It never
+ * falls back to other data. */
+#define TU_NEED_DATA(rel) tu_need_data(__func__, (rel))
+void tu_need_data(const char *test, const char *rel);
+
 /* A scratch directory for a group of tests: pass tu_tmp_setup and
  * tu_tmp_teardown to cmocka_run_group_tests; tu_tmp is the directory and
  * tu_tmp_path(name) is "<tu_tmp>/<name>" in one of 8 rotating buffers (so

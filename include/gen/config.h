@@ -152,5 +152,8 @@ void gen_config_default_str(struct gen_config *cfg, const char *name, const char
 void gen_options_help(FILE *f, const struct gen_option *table);
 /* Prints one option's help line (the same format). */
 void gen_option_help_line(FILE *f, const struct gen_option *o);
+/* What an option's value is called in help: "N", "X", "TEXT", "[TEXT]",
+ * the choices "a|b", or "" for a flag. */
+const char *gen_option_metavar(const struct gen_option *o);
 
 #endif

@@ -84,6 +84,10 @@ struct gen_rng {
     uint64_t s[4];
 };
 void gen_rng_seed(struct gen_rng *r, uint64_t seed);
+/* The stream of item `index` for one purpose of a run seeded with seed:
+ * streams of different (seed, purpose, index) are independent, so what an
+ * item draws does not depend on which process or batch draws it. */
+void gen_rng_seed_keyed(struct gen_rng *r, uint64_t seed, uint64_t purpose, int64_t index);
 uint64_t gen_rng_next(struct gen_rng *r);
 uint32_t gen_rng_u32(struct gen_rng *r);
 /* Uniform integer in [0, n), unbiased. */

@@ -11,6 +11,20 @@
 
 #include "gen/core.h"
 
+/* ---- finding a data set (src/data/locate.c) ---------------------------
+ * A data set named on the command line (--data, --ood; the defaults are
+ * data/fashion-mnist and data/moby-dick.txt, relative to a checkout) is
+ * looked for at NAME as given, then, for a relative NAME, with KEY = NAME
+ * less a leading "data/", at $GEN_DATA/KEY, at
+ * ${XDG_DATA_HOME:-$HOME/.local/share}/gen/KEY (where
+ * `scripts/fetch-data.sh --xdg` puts the data sets), and for KEY
+ * fashion-mnist at /usr/share/datasets/fashion-mnist (the Debian package
+ * dataset-fashion-mnist). The first that exists is written to out (size
+ * bytes): GEN_OK; else GEN_ERR_IO with one line naming NAME, every place
+ * searched and scripts/fetch-data.sh. */
+#define GEN_DATA_PATH_MAX 4096
+enum gen_status gen_data_find(const char *name, char *out, size_t size);
+
 /* ---- IDX files (MNIST format) ---------------------------------------- */
 
 /* Hard limits for untrusted IDX headers. */
@@ -153,15 +167,26 @@ enum gen_status gen_resize_f32(const float *src, int c, int sh, int sw, float *d
 /* ---- text ------------------------------------------------------------- */
 
 #define GEN_TEXT_MAX_BYTES (1LL << 33)
+#define GEN_TEXT_MAX_FILES (1 << 20) /* .txt files of a folder            */
+#define GEN_TEXT_MAX_DEPTH 32        /* folder levels searched            */
 
 struct gen_text {
-    uint8_t *bytes; /* (n) raw bytes, plus one NUL after them; gen_alloc'd */
+    uint8_t *bytes;     /* (n) raw bytes, plus one NUL after them; gen_alloc'd */
     int64_t n;
+    int64_t files;      /* files read: 1 for a file                         */
+    char *bad_path;     /* the first file that is not valid UTF-8, or NULL; gen_alloc'd */
+    int64_t bad_offset; /* the offset in it of the first byte that is not, or -1 */
 };
 
-/* Reads a file, or every `*.txt` file of a folder (not recursive, strcmp
- * order of names, concatenated as-is), as bytes. An empty result is an
- * error. */
+/* Reads a file, or every `*.txt` file of a folder and its subfolders
+ * (searched to GEN_TEXT_MAX_DEPTH levels; hidden files and folders, whose
+ * names start with '.', are skipped; symlinks to folders are not followed
+ * and a folder met again among its own ancestors (a bind mount) is not
+ * searched again, so there are no loops), concatenated as-is in strcmp
+ * order of their paths, as bytes. At most GEN_TEXT_MAX_FILES files and
+ * GEN_TEXT_MAX_BYTES bytes in all; every size is checked before it is
+ * read. An empty result is an error. Also notes where the text first stops
+ * being valid UTF-8 (each file checked on its own). */
 enum gen_status gen_text_load(const char *path, struct gen_text *out);
 void gen_text_free(struct gen_text *t);
 
@@ -211,25 +236,59 @@ enum gen_status gen_batcher_restore(struct gen_batcher *b, int64_t epoch, int64_
 int64_t gen_batcher_batches_per_epoch(const struct gen_batcher *b);
 
 
-/* ---- vocabularies (src/data/vocab.c) -----------------------------------
- * byte: V = 256, token = byte. char: the distinct bytes of a corpus in
- * increasing order; id[b] = -1 for a byte outside it. */
+/* ---- UTF-8 and vocabularies (src/data/vocab.c) ----------------------- */
+
+/* Length (1..4) of the valid UTF-8 sequence that starts s[0..n), its code
+ * point in *cp; 0 when none does (a continuation byte, an overlong form, a
+ * surrogate, a code point beyond U+10FFFF, a truncated sequence, n < 1). */
+int gen_utf8_decode(const uint8_t *s, int64_t n, uint32_t *cp);
+/* The offset of the first byte of s[0..n) that is not valid UTF-8, or -1. */
+int64_t gen_utf8_check(const uint8_t *s, int64_t n);
+/* Writes code point cp (at most U+10FFFF, not a surrogate) as UTF-8 into
+ * out; returns its length (1..4). */
+int gen_utf8_encode(uint32_t cp, uint8_t out[4]);
+
+/* A vocabulary maps the symbols of a text to token ids 0..V-1 in the
+ * increasing order of their keys.
+ *  - bytes (chars == 0): each byte is a symbol, its key the byte. The
+ *    byte tokenizer has all 256; a character vocabulary of gen before
+ *    code points has the distinct bytes of its corpus.
+ *  - characters (chars == 1): text is read as UTF-8; each valid sequence
+ *    is one symbol, its key the code point; each byte that starts no valid
+ *    sequence (input that is not valid UTF-8) is a symbol of its own, its
+ *    key GEN_VOCAB_RAW + the byte. Symbols are whole characters, so text
+ *    made of them is valid UTF-8 when the corpus was. */
+#define GEN_VOCAB_MAX 8192       /* symbols of a character vocabulary */
+#define GEN_VOCAB_RAW 0x110000u  /* key of a raw byte b: GEN_VOCAB_RAW + b */
 struct gen_vocab {
     int V;
-    uint8_t byte[256];
-    int16_t id[256];
+    int chars;                   /* 1: characters, 0: bytes              */
+    uint32_t key[GEN_VOCAB_MAX]; /* (V) strictly increasing              */
+    int16_t id[256];             /* id of key k < 256, or -1             */
 };
 void gen_vocab_bytes(struct gen_vocab *voc);
-void gen_vocab_of_text(struct gen_vocab *voc, const uint8_t *text, int64_t n);
-/* Hex text of the bytes (2 V chars + NUL into buf[513]) and back; parse
- * fails (returns 0) unless the text is 1..256 strictly increasing bytes. */
-void gen_vocab_hex(const struct gen_vocab *voc, char *buf);
-int gen_vocab_parse(struct gen_vocab *voc, const char *hex);
-/* Maps bytes to ids; returns the offset of the first byte outside the
- * vocabulary, or -1 when all are inside. */
+/* The characters of a corpus (chars == 1); GEN_ERR_FORMAT when it has
+ * more than GEN_VOCAB_MAX distinct symbols. */
+enum gen_status gen_vocab_of_text(struct gen_vocab *voc, const uint8_t *text, int64_t n);
+/* The bytes of symbol `id` (0 <= id < V) into out; returns how many (1..4). */
+int gen_vocab_symbol(const struct gen_vocab *voc, int32_t id, uint8_t out[4]);
+/* The stored form (checkpoint metadata "vocab"; free with free(), NULL
+ * without memory): bytes as hex ("0a20616263"), characters as "utf8:"
+ * and the hex of their UTF-8 (a raw byte: the byte). gen_vocab_parse reads
+ * either back and returns 0 unless it is well formed: lowercase hex of
+ * 1..256 bytes, or of 1..GEN_VOCAB_MAX symbols, in strictly increasing
+ * order of their keys (no duplicates). */
+char *gen_vocab_text(const struct gen_vocab *voc);
+int gen_vocab_parse(struct gen_vocab *voc, const char *text);
+/* Maps text to ids (room for n; *n_ids gets how many); returns the offset
+ * of the first symbol outside the vocabulary (ids before it are written),
+ * or -1 when all are inside. */
 int64_t gen_vocab_encode(const struct gen_vocab *voc, const uint8_t *bytes, int64_t n,
-                         int32_t *ids);
-/* "0x7a ('z')" or "0x0a": a byte as messages name it. */
-const char *gen_vocab_byte_name(uint8_t b, char *buf, size_t size);
+                         int32_t *ids, int64_t *n_ids);
+/* The symbol at s[0..n) (n >= 1) as messages name it: "character 'é'
+ * (U+00E9)", "character U+000A", "byte 0x7a ('z')", "byte 0xff (not valid
+ * UTF-8)". */
+const char *gen_vocab_symbol_name(const struct gen_vocab *voc, const uint8_t *s, int64_t n,
+                                  char *buf, size_t size);
 
 #endif

@@ -57,10 +57,17 @@ struct gen_model_info {
                                 (--conditional), or 0: unconditional       */
 };
 
-/* A training batch, made by the engine from the training split. */
+/* A training batch, made by the engine from the training split: this
+ * process's share of the step's global batch (all of it in one process). */
 struct gen_batch {
     int n;                   /* examples                                   */
     int64_t step;            /* 0-based optimiser step                     */
+    /* Example i's random numbers (noise, timesteps, dropout masks) come
+     * from its own stream, gen_batch_rng(b, purpose, i), keyed by the
+     * run's seed and its global index first + i: the same on any number
+     * of processes. */
+    uint64_t seed;
+    int64_t first;
     struct gen_tensor *x;    /* images (N, C, H, W) in [pixel_lo, pixel_hi] */
     const int32_t *labels;   /* images: (N) classes                        */
     const int32_t *tokens;   /* text: (N, T + 1) windows of token ids      */
@@ -92,6 +99,10 @@ struct gen_dataset {
 struct gen_request {
     int64_t n;               /* images: samples; text: tokens to generate   */
     uint64_t seed;
+    /* images: the index of the first of the n in the whole request (the
+     * engine splits a large one into parts, over processes too); image
+     * first + i draws from streams keyed by (seed, first + i) only */
+    int64_t first;
     /* images of a conditional model (info.classes > 0): the class of each
      * of the n images, each in [0, classes); NULL: no class asked for (a
      * family samples the whole data set: the diffusion model through its
@@ -177,6 +188,11 @@ struct gen_family {
      * (req->inputs: --input, or the test split of the model's data), and
      * at which size: 0 (none), GEN_INPUTS_FIT or GEN_INPUTS_NATIVE(K). */
     int (*needs_inputs)(const struct gen_config *opts);
+    /* Optional: whether opts ask for plain samples, image i of a request
+     * a function of (seed, first + i) and its class alone, so that the
+     * engine may generate a large request in parts, over several
+     * processes too. NULL: never (one request, on one process). */
+    int (*plain)(const struct gen_config *opts);
     /* Scores the model on held-out data (opts: the eval options; NULL: the
      * quick evaluation run during training). Optional. */
     enum gen_status (*evaluate)(void *model, struct gen_ctx *g, const struct gen_config *opts,
@@ -193,12 +209,22 @@ struct gen_family {
     int (*watch)(void *model, int64_t step, const double *fields, char *msg, size_t size);
 };
 
+/* The stream of example i of b for one purpose (a constant of the family). */
+static inline void gen_batch_rng(const struct gen_batch *b, uint64_t purpose, int i,
+                                 struct gen_rng *r) {
+    gen_rng_seed_keyed(r, b->seed, purpose, b->first + i);
+}
+
+/* Fills per floats at x + i per for every example i of b, from N(0, 1)
+ * through example i's stream for purpose. */
+void gen_batch_fill_normal(const struct gen_batch *b, uint64_t purpose, float *x, int64_t per);
+
 /* The options every family's commands share (src/models/registry.c),
  * named by these enumerators: a family reads them as
  * gen_opt_float(cfg, &gen_train_options[GEN_TRAIN_LR]). A family table
  * entry of the same name gives one of them the family's default and help. */
 enum gen_train_option {
-    GEN_TRAIN_DATA, GEN_TRAIN_OUT, GEN_TRAIN_EPOCHS, GEN_TRAIN_STEPS, GEN_TRAIN_BATCH, GEN_TRAIN_LR, GEN_TRAIN_SCHEDULE, GEN_TRAIN_WARMUP, GEN_TRAIN_LR_MIN, GEN_TRAIN_CLIP, GEN_TRAIN_EMA, GEN_TRAIN_SEED, GEN_TRAIN_THREADS, GEN_TRAIN_RESUME, GEN_TRAIN_FORCE, GEN_TRAIN_LOG_EVERY, GEN_TRAIN_EVAL_EVERY, GEN_TRAIN_SAMPLE_EVERY, GEN_TRAIN_CKPT_EVERY, GEN_TRAIN_JSON, GEN_TRAIN_QUIET,
+    GEN_TRAIN_DATA, GEN_TRAIN_OUT, GEN_TRAIN_EPOCHS, GEN_TRAIN_STEPS, GEN_TRAIN_BATCH, GEN_TRAIN_LR, GEN_TRAIN_SCHEDULE, GEN_TRAIN_WARMUP, GEN_TRAIN_LR_MIN, GEN_TRAIN_CLIP, GEN_TRAIN_EMA, GEN_TRAIN_SEED, GEN_TRAIN_THREADS, GEN_TRAIN_RESUME, GEN_TRAIN_FORCE, GEN_TRAIN_LOG_EVERY, GEN_TRAIN_EVAL_EVERY, GEN_TRAIN_SAMPLE_EVERY, GEN_TRAIN_CKPT_EVERY, GEN_TRAIN_JSON, GEN_TRAIN_QUIET, GEN_TRAIN_SYNC_BN,
     GEN_TRAIN_COUNT
 };
 enum gen_sample_option {
@@ -222,6 +248,13 @@ enum gen_family_option {
     GEN_FAM_INPAINT, GEN_FAM_SUPERRES, GEN_FAM_DENOISE, GEN_FAM_STRENGTH, GEN_FAM_RESTORE,
     GEN_FAM_COUNT
 };
+/* The train options of an image family whose images keep the data's
+ * channels and size unless these say otherwise. */
+#define GEN_CHANNELS_OPTION                                                                       \
+    GEN_INT_OPT("channels", NULL, 1, 3, "image channels, 1 or 3 (default: the data's)")
+#define GEN_IMAGE_SIZE_OPTION                                                                     \
+    GEN_INT_OPT("image-size", NULL, 1, 1024,                                                      \
+                "crop images square and resize them to this side (default: the data's own size)")
 /* The sample options of the image families that may be conditional
  * (declared in their sample tables, before GEN_OPT_END). */
 #define GEN_SAMPLE_CLASS_OPTIONS                                                                  \

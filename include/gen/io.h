@@ -83,20 +83,42 @@ enum gen_status gen_mkdir_p(const char *dir);
 #define GEN_ST_MAX_HEADER (100L * 1000 * 1000) /* JSON header bytes */
 #define GEN_ST_MAX_TENSORS 100000
 
-/* One tensor to write: F32, little-endian, row-major. ndim 0..4 (0: a
- * scalar of one element). */
+/* The element types gen writes and reads. A file's F16 and BF16 tensors
+ * are read as floats, its I64 ones too (exact up to 2^24). */
+enum gen_st_dtype {
+    GEN_ST_F32,  /* IEEE binary32 (gen's own)                        */
+    GEN_ST_F16,  /* IEEE binary16                                    */
+    GEN_ST_BF16, /* bfloat16: the top half of a binary32             */
+    GEN_ST_I64,  /* int64 (BatchNorm's num_batches_tracked)           */
+};
+
+/* One tensor to write, little-endian, row-major. ndim 0..4 (0: a scalar
+ * of one element). A float tensor (F32, F16, BF16) is given as floats in
+ * `data` and stored as its dtype, rounded to the nearest (ties to even);
+ * an I64 tensor is given in `i64`. The dtype is F32 unless given. */
 struct gen_st_entry {
     const char *name;
     int ndim;
     const int64_t *shape;
-    const float *data; /* prod(shape) floats; may be NULL if that is 0 */
+    const float *data;   /* prod(shape) floats; may be NULL if that is 0 */
+    enum gen_st_dtype dtype;
+    const int64_t *i64;  /* GEN_ST_I64: prod(shape) integers (not data)  */
 };
+
+/* Round to nearest, ties to even, as a float tensor is stored: NaN stays
+ * a (quiet) NaN of the same sign, a value beyond the format's range
+ * becomes an infinity, and binary16's subnormals are kept. */
+uint16_t gen_f32_to_f16(float x);
+uint16_t gen_f32_to_bf16(float x);
+/* Back to binary32 (exact). */
+float gen_f16_to_f32(uint16_t h);
+float gen_bf16_to_f32(uint16_t h);
 
 /* Writes a safetensors file: 8-byte little-endian header length N, N bytes
  * of JSON (padded with spaces to a multiple of 8), then the tensors' data
  * in the given order. The header holds "__metadata__" (the n_meta string
  * pairs, omitted if none) and one {"dtype":"F32","shape":[..],
- * "data_offsets":[begin,end]} per tensor. Names must be unique, non-empty
+ * "data_offsets":[begin,end]} per tensor (its own dtype). Names must be unique, non-empty
  * and not "__metadata__".
  * Atomic: the bytes go to PATH.tmp.PID, which is flushed, fsync'd and
  * renamed over PATH, then the directory is fsync'd. On any failure the
@@ -119,7 +141,9 @@ struct gen_st_tensor {
     int64_t shape[4];
     int64_t numel;           /* prod(shape); 1 for ndim 0                */
     const float *data;       /* (numel), 64-byte aligned block; NULL when
-                                opened with GEN_ST_HEADER_ONLY or numel 0 */
+                                opened with GEN_ST_HEADER_ONLY or numel 0;
+                                converted to floats when stored otherwise */
+    enum gen_st_dtype dtype; /* as stored in the file                    */
 };
 
 struct gen_st_file; /* opaque */
@@ -131,9 +155,10 @@ enum {
 /* Opens and validates a whole file: header length >= 2, <= file size - 8
  * and <= GEN_ST_MAX_HEADER; the header is a JSON object; "__metadata__",
  * if present, maps strings to strings; every other key is a tensor with
- * dtype "F32" (anything else is rejected, naming the dtype), a shape of
- * 0..4 non-negative integers whose product does not overflow, and
- * data_offsets [begin, end] with end - begin == numel * 4; the tensors'
+ * dtype "F32", "F16", "BF16" or "I64" (anything else is rejected, naming
+ * the dtype), a shape of 0..4 non-negative integers whose product does not
+ * overflow, and data_offsets [begin, end] with end - begin == numel times
+ * the dtype's size; the tensors'
  * ranges do not overlap and together cover the data area exactly; names
  * are unique. Any fault: GEN_ERR_FORMAT (GEN_ERR_IO for I/O), one line
  * "PATH: fault". The whole file is read into memory (no mmap), so the

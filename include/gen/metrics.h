@@ -91,9 +91,10 @@ extern const struct gen_option gen_eval_image_options[GEN_EVAL_IMAGE_COUNT + 1];
         GEN_STR_OPT("samples", NULL, "evaluate this folder of PNG images instead of generating")
 
 /* Appends one line of evaluation fields to metrics.jsonl in the directory
- * of the checkpoint `ckpt` (created if needed), with "step" = the
- * checkpoint's step (none if it has no step metadata), so `gen plot` and
- * scripts see evaluations next to training. For every family's eval. */
+ * of the checkpoint `ckpt` (created if needed), with "command": "eval" and
+ * "step" = the checkpoint's step (none if it has no step metadata), so
+ * `gen report` and scripts find the evaluations of a run beside its
+ * training. For every family's eval. */
 enum gen_status gen_eval_log(const char *ckpt, const struct gen_field *fields, int n);
 
 /* ---- the metrics themselves (also used by the tests) ------------------- */

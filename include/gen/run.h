@@ -45,6 +45,8 @@ struct gen_runlog {
     int64_t items_per_step; /* images or tokens per step (0: unknown)  */
     const char *unit;     /* "img", "tok"                              */
     int stdout_failed;    /* a JSON line could not be written: no more */
+    const char *command;  /* NULL (training), or "eval": written as the
+                             line's first key, "command": "eval"       */
 };
 
 /* Opens a log for a run. run_dir (created with its parents if needed) gets
@@ -94,5 +96,56 @@ void gen_run_interrupt_clear(void); /* for tests */
  * message: "step 120: loss is NaN; training stopped, the last good
  * checkpoint is kept (try a lower --lr)". */
 enum gen_status gen_run_check_loss(double loss, int64_t step);
+
+/* ---- reading a metrics.jsonl back (gen plot, gen report) ---------------- */
+
+#define GEN_LOG_MAX_CURVES 64 /* fields beyond are not read  */
+#define GEN_LOG_MAX_VALUES 64
+
+/* One numeric field of the training lines against their step. When the
+ * step goes back (a resume from an older checkpoint appended to the same
+ * file), the points from that step on are replaced by the new ones. */
+struct gen_curve {
+    char name[64];
+    int64_t n, cap;
+    double *x, *y; /* (n) steps and values; gen_alloc'd */
+};
+
+/* Named numbers, the last value seen of each name. */
+struct gen_values {
+    int n;
+    struct gen_value {
+        char name[64];
+        double value;
+    } v[GEN_LOG_MAX_VALUES];
+};
+
+/* What a metrics.jsonl says: every numeric field of the lines with a step
+ * as a curve (not "step" or "elapsed"; null values skipped), the results
+ * of `gen eval` (lines with "command": "eval", kept apart from the curves:
+ * the values of the largest step they score), and the lines without a
+ * step (a training session's end: median_step_ms ...). */
+struct gen_metrics_log {
+    struct gen_curve curves[GEN_LOG_MAX_CURVES]; /* in order of appearance */
+    int n_curves;
+    struct gen_values eval;
+    int64_t eval_step; /* step of the checkpoint gen eval scored; -1: none or unknown */
+    struct gen_values session;
+    double elapsed;    /* the largest "elapsed" of the training lines */
+    int64_t lines;     /* lines read */
+};
+
+/* LENIENT skips lines that are not JSON objects (gen plot, run by the
+ * trainer while it writes); STRICT refuses them with "PATH:LINE: not a
+ * JSON object", except blank lines and an unterminated last line that
+ * starts like one (a write under way). */
+enum gen_log_mode { GEN_LOG_LENIENT, GEN_LOG_STRICT };
+enum gen_status gen_metrics_log_read(const char *path, enum gen_log_mode mode,
+                                     struct gen_metrics_log *log);
+void gen_metrics_log_free(struct gen_metrics_log *log);
+/* The curve named `name`, or NULL. */
+const struct gen_curve *gen_metrics_log_curve(const struct gen_metrics_log *log, const char *name);
+/* The value named `name` in vals, or NULL. */
+const struct gen_value *gen_values_get(const struct gen_values *vals, const char *name);
 
 #endif

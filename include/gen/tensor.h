@@ -70,6 +70,8 @@ struct gen_ctx {
     int64_t n_nodes, cap_nodes;
     int no_grad;  /* >0: ops record nothing (sampling, evaluation) */
     int training; /* batchnorm batch statistics, dropout active     */
+    int sync_bn;  /* training batchnorm: statistics of the batch of every
+                     rank together (comm.h), as one process would see it */
 };
 void gen_ctx_init(struct gen_ctx *g);
 /* A context for sampling and evaluation: not training (batchnorm uses its
@@ -215,8 +217,9 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
                                  int causal);
 
 /* Inverted dropout with keep-probability 1 - p when g->training; identity
- * otherwise. Draws its mask from rng. */
-struct gen_tensor *gen_dropout(struct gen_ctx *g, struct gen_tensor *x, float p,
-                               struct gen_rng *rng);
+ * otherwise. The mask of x[i] (i over the first dimension: the examples)
+ * comes from the stream gen_rng_seed_keyed(seed, purpose, first + i). */
+struct gen_tensor *gen_dropout(struct gen_ctx *g, struct gen_tensor *x, float p, uint64_t seed,
+                               uint64_t purpose, int64_t first);
 
 #endif

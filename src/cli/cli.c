@@ -7,9 +7,11 @@
  * carry their own defaults. Help shows the merged result. */
 #include <ctype.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/engine.h"
+#include "gen/comm.h"
 #include "gen/run.h"
 
 #ifndef GEN_VERSION
@@ -45,9 +47,22 @@ static const struct gen_option *family_table(const struct gen_family *f, enum co
 void gen_command_tables(enum gen_command c, const struct gen_family *f,
                         const struct gen_option *tables[3]) {
     tables[0] = commands[c].common;
-    tables[1] = family_table(f, (enum command)c);
+    tables[1] = f ? family_table(f, (enum command)c) : NULL;
     tables[2] = NULL;
 }
+
+const char *gen_command_name(enum gen_command c) { return commands[c].name; }
+const char *gen_command_what(enum gen_command c) { return commands[c].what; }
+
+const struct gen_cli_tool gen_cli_tools[] = {
+    {"info", "CKPT", "show a checkpoint: family, config, step, tensors", gen_cli_info},
+    {"plot", "RUN_DIR [-o FILE.png|FILE.svg]", "draw a run's loss curves into RUN_DIR/loss.png", gen_cli_plot},
+    {"report", "RUN_DIR... [-o FILE.html]", "one HTML page of runs: curves, samples, eval, config",
+     gen_cli_report},
+    {"export", "CKPT -o FILE.safetensors [--ema] [--dtype f32|f16|bf16]",
+     "the model weights alone, named as the PyTorch twin's state_dict", gen_cli_export},
+    {NULL, NULL, NULL, NULL},
+};
 
 static void family_names(char *buf, size_t n) {
     size_t used = 0;
@@ -61,16 +76,17 @@ static void family_names(char *buf, size_t n) {
 
 static void print_help(FILE *f) {
     fprintf(f,
-            "Usage: gen COMMAND FAMILY [options]\n"
-            "       gen info CKPT\n"
-            "       gen plot RUN_DIR\n"
+            "Usage: gen COMMAND FAMILY [options]\n");
+    for (const struct gen_cli_tool *t = gen_cli_tools; t->name; t++)
+        fprintf(f, "       gen %s %s\n", t->name, t->args);
+    fprintf(f,
             "\n"
             "Trains and samples generative models on the CPU.\n"
             "\n"
             "Commands:\n");
     for (int c = 0; c < CMD_COUNT; c++) fprintf(f, "  %-8s %s\n", commands[c].name, commands[c].what);
-    fprintf(f, "  %-8s %s\n", "info", "show a checkpoint: family, config, step, tensors");
-    fprintf(f, "  %-8s %s\n", "plot", "draw a run's loss curves into RUN_DIR/loss.png");
+    for (const struct gen_cli_tool *t = gen_cli_tools; t->name; t++)
+        fprintf(f, "  %-8s %s\n", t->name, t->what);
     fprintf(f, "\nFamilies:\n");
     for (int k = 0; gen_families[k]; k++)
         fprintf(f, "  %-12s %s\n", gen_families[k]->name, gen_families[k]->summary);
@@ -86,8 +102,9 @@ static void print_help(FILE *f) {
             "Exit status: 0 success, 1 runtime or data error, 2 usage error,\n"
             "130 interrupted (after saving a checkpoint).\n"
             "\n"
-            "'gen COMMAND FAMILY --help' lists the options of a command for a family.\n"
-            "More: README.md and docs/DESIGN.md in the source tree.\n");
+            "'gen COMMAND FAMILY --help' lists the options of a command for a family;\n"
+            "'gen --manual' prints the man page, 'gen --completion bash|zsh' a completion script.\n"
+            "More: man gen, README.md and docs/DESIGN.md.\n");
 }
 
 /* Help for `gen CMD` (family NULL: common options and the family list). */
@@ -158,6 +175,17 @@ static enum gen_status resolve_length(struct gen_config *cfg) {
     return GEN_OK;
 }
 
+/* A failure on one rank of several ends the whole job (its other ranks
+ * may be waiting for this one in a collective call). Rank 0 speaks first;
+ * the others wait a moment, so that a failure every rank meets (a bad
+ * option, a missing file) is said once before rank 0's abort ends them. */
+static void fail_job(int rc) {
+    if (gen_comm_size() == 1) return;
+    if (gen_comm_rank() != 0) sleep(1);
+    fprintf(stderr, "gen: rank %d of %d: %s\n", gen_comm_rank(), gen_comm_size(), gen_last_error());
+    gen_comm_abort(rc);
+}
+
 static int run_command(enum command c, int argc, char **argv) {
     const char *cname = commands[c].name;
     char try_what[64];
@@ -217,6 +245,7 @@ static int run_command(enum command c, int argc, char **argv) {
                    : c == CMD_SAMPLE ? gen_cmd_sample(fam, &cfg, json, quiet)
                                      : gen_cmd_eval(fam, &cfg, json, quiet);
     gen_config_free(&cfg);
+    if (rc == 1 || rc == 2) fail_job(rc);
     if (rc == 1 || rc == 2) fprintf(stderr, "gen: %s\n", gen_last_error());
     if (rc == 2) fprintf(stderr, "Try 'gen %s--help'.\n", try_what);
     return rc;
@@ -228,6 +257,10 @@ int gen_cli_main(int argc, char **argv) {
         return 2;
     }
     const char *cmd = argv[1];
+    if (gen_comm_init() != GEN_OK) {
+        fprintf(stderr, "gen: %s\n", gen_last_error());
+        return 1;
+    }
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         print_help(stdout);
         return 0;
@@ -238,8 +271,10 @@ int gen_cli_main(int argc, char **argv) {
     }
     for (int c = 0; c < CMD_COUNT; c++)
         if (!strcmp(cmd, commands[c].name)) return run_command((enum command)c, argc - 2, argv + 2);
-    if (!strcmp(cmd, "info")) return gen_cli_info(argc - 2, argv + 2);
-    if (!strcmp(cmd, "plot")) return gen_cli_plot(argc - 2, argv + 2);
+    for (const struct gen_cli_tool *t = gen_cli_tools; t->name; t++)
+        if (!strcmp(cmd, t->name)) return t->run(argc - 2, argv + 2);
+    if (!strcmp(cmd, "--manual")) return gen_cli_manual(argc - 2, argv + 2);
+    if (!strcmp(cmd, "--completion")) return gen_cli_completion(argc - 2, argv + 2);
     if (cmd[0] == '-')
         gen_error(GEN_ERR_USAGE, "unknown option '%.64s'", cmd);
     else

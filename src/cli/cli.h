@@ -13,6 +13,26 @@ int gen_cli_main(int argc, char **argv);
 int gen_cli_info(int argc, char **argv);
 /* `gen plot RUN_DIR [-o FILE]` (argv: the arguments after "plot"). */
 int gen_cli_plot(int argc, char **argv);
+/* `gen report RUN_DIR... [-o FILE.html]` (src/cli/report.c). */
+int gen_cli_report(int argc, char **argv);
+/* `gen export CKPT -o FILE.safetensors` (src/cli/export.c): the weights
+ * alone, named as the PyTorch twin's state_dict; and its option table. */
+int gen_cli_export(int argc, char **argv);
+extern const struct gen_option gen_export_options[];
+
+/* The commands that take no FAMILY, as gen dispatches them and --help,
+ * the man page and the completions list them (src/cli/cli.c). */
+struct gen_cli_tool {
+    const char *name, *args, *what;
+    int (*run)(int argc, char **argv); /* argv: the arguments after the name */
+};
+extern const struct gen_cli_tool gen_cli_tools[]; /* ends with a NULL name */
+
+/* `gen --manual` (the man page, roff) and `gen --completion bash|zsh`
+ * (a completion script), generated from the option tables (src/cli/
+ * manual.c); the build installs what they print. */
+int gen_cli_manual(int argc, char **argv);
+int gen_cli_completion(int argc, char **argv);
 
 
 /* The commands written once for every family on its verbs (src/cli/

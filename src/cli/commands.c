@@ -13,6 +13,7 @@
 
 #include "cli/cli.h"
 #include "cli/engine.h"
+#include "gen/comm.h"
 #include "gen/metrics.h"
 #include "gen/plot.h"
 #include "io/fs.h"
@@ -110,11 +111,6 @@ static enum gen_status merge_resume(const struct gen_config *cli, struct gen_con
     return GEN_OK;
 }
 
-static int opt_int(const struct gen_config *cfg, const struct gen_option *o) {
-    const struct gen_config_entry *e = gen_opt_get(cfg, o);
-    return e && e->present ? (int)e->i : 0;
-}
-
 static int same_shape(const struct gen_data_shape *a, const struct gen_data_shape *b) {
     if (a->kind != b->kind) return 0;
     if (a->kind == GEN_DATA_TEXT) return a->vocab == b->vocab;
@@ -150,16 +146,19 @@ int gen_cmd_train(const struct gen_family *fam, struct gen_config *cli, int json
         gen_error(GEN_ERR_USAGE, "--out: an empty path");
         return 2;
     }
-    if ((st = gen_mkdir_p(out)) != GEN_OK || (st = lock_run(out, &lock)) != GEN_OK) return 1;
-    if (!resume && exists(latest) && !gen_opt_flag(cli, &gen_train_options[GEN_TRAIN_FORCE])) {
+    /* over MPI, rank 0 owns the run directory; the others only read */
+    const int root = gen_comm_rank() == 0;
+    if (!root) quiet = 1, json = 0, run.quiet = 1, run.json = 0;
+    if (root && ((st = gen_mkdir_p(out)) != GEN_OK || (st = lock_run(out, &lock)) != GEN_OK)) return 1;
+    if (root && !resume && exists(latest) && !gen_opt_flag(cli, &gen_train_options[GEN_TRAIN_FORCE])) {
         gen_error(GEN_ERR_RUNTIME,
                   "%s: already holds a run (checkpoint.safetensors); continue it with --resume, "
                   "or start over with --force",
                   out);
         goto done;
     }
-    if (!resume && gen_opt_flag(cli, &gen_train_options[GEN_TRAIN_FORCE]) && restart_log(out) != GEN_OK) goto done;
-    gen_clean_stale_tmp(out);
+    if (root && !resume && gen_opt_flag(cli, &gen_train_options[GEN_TRAIN_FORCE]) && restart_log(out) != GEN_OK) goto done;
+    if (root) gen_clean_stale_tmp(out);
 
     /* the run's options: the command line's, or the checkpoint's with its changes */
     if (!resume && gen_config_copy(&cfg, cli) != GEN_OK) goto done;
@@ -177,20 +176,23 @@ int gen_cmd_train(const struct gen_family *fam, struct gen_config *cli, int json
         }
     }
     const char *tok = gen_opt_get(&cfg, &gen_family_options[GEN_FAM_TOKENIZER]) ? gen_opt_str(&cfg, &gen_family_options[GEN_FAM_TOKENIZER]) : NULL;
-    /* channels: --channels, else those the resumed model has, else the data's */
-    int channels = opt_int(&cfg, &gen_family_options[GEN_FAM_CHANNELS]);
-    if (!channels && resume && stored.shape.kind == GEN_DATA_IMAGES) channels = stored.shape.c;
+    /* channels and size: --channels and --image-size (a resumed run's own),
+     * else the data's */
+    int channels, size;
+    gen_model_data_options(&cfg, &channels, &size);
     if (channels != 0 && channels != 1 && channels != 3) {
         gen_error(GEN_ERR_USAGE, "--channels: must be 1 or 3, got %d", channels);
         rc = 2;
         goto done;
     }
     st = gen_data_load(&d, fam->data, gen_opt_str(&cfg, &gen_train_options[GEN_TRAIN_DATA]), GEN_DATA_TRAIN | GEN_DATA_TEST,
-                       channels, opt_int(&cfg, &gen_family_options[GEN_FAM_IMAGE_SIZE]),
-                       resume && fam->data == GEN_DATA_TEXT ? &stored.vocab : NULL, tok);
+                       channels, size, resume && fam->data == GEN_DATA_TEXT ? &stored.vocab : NULL,
+                       tok);
     if (st != GEN_OK) goto done;
+    gen_data_announce(&d, quiet);
     struct gen_data_shape shape;
     gen_data_shape_of(&d, &shape);
+    if (resume && gen_data_shape_check(&d, &stored.shape, resume) != GEN_OK) goto done;
     if (resume && !same_shape(&shape, &stored.shape)) {
         gen_error(GEN_ERR_FORMAT, "%s: the data's shape differs from what %s was trained on",
                   d.path, resume);
@@ -212,8 +214,9 @@ int gen_cmd_train(const struct gen_family *fam, struct gen_config *cli, int json
             fprintf(stderr, "%lld training and %lld validation tokens (vocabulary %d)\n",
                     (long long)d.n_train, (long long)(d.n_tokens - d.n_train), d.vocab.V);
         else
-            fprintf(stderr, "%lld training and %lld test images of %dx%dx%d\n", (long long)d.train.n,
-                    (long long)d.test.n, d.train.c, d.train.h, d.train.w);
+            fprintf(stderr, "%lld training and %lld test images of %dx%dx%d in %s\n",
+                    (long long)d.train.n, (long long)d.test.n, d.train.c, d.train.h, d.train.w,
+                    d.path);
         if (resume) fprintf(stderr, "resuming %s\n", resume);
     }
     rc = gen_train_loop(&run, &em, &d);
@@ -395,12 +398,14 @@ static uint64_t part_seed(uint64_t seed, int k, int64_t part) {
 /* n images of the model (labels: their classes, or NULL), with the
  * weights sampling uses; the caller frees res->images. */
 static enum gen_status generate_images(struct gen_model *em, const struct gen_config *opts,
-                                       int64_t n, uint64_t seed, const int32_t *labels,
-                                       struct gen_runlog *bar, struct gen_output *res) {
+                                       int64_t n, uint64_t seed, int64_t first,
+                                       const int32_t *labels, struct gen_runlog *bar,
+                                       struct gen_output *res) {
     struct gen_ctx g;
     gen_ctx_init_eval(&g);
     struct gen_request req = {.n = n,
                               .seed = seed,
+                              .first = first,
                               .labels = labels,
                               .progress = bar ? draw_progress : NULL,
                               .progress_arg = bar};
@@ -414,10 +419,46 @@ static enum gen_status generate_images(struct gen_model *em, const struct gen_co
     return st;
 }
 
-#define PART 500 /* images generated at once for a folder */
+/* Images generated at once for a folder or a large request: a multiple
+ * of the GAN's sampling batch, whose statistics then do not depend on
+ * where a part starts. */
+#define PART 512
+
+/* Whether this rank makes part p of a request (parts go round the ranks). */
+static int my_part(int64_t p) { return p % gen_comm_size() == gen_comm_rank(); }
+
+/* n plain images (fam->plain) in parts of PART: part p by rank p % size,
+ * image first + i of a part from (seed, first + i). dir: each rank writes
+ * its parts as DIR/NNNNN.png; else all (n, C, H, W) gets every part, on
+ * every rank. */
+static enum gen_status generate_parts(struct gen_model *em, const struct gen_config *opts,
+                                      int64_t n, uint64_t seed, const int32_t *labels,
+                                      const char *dir, struct gen_runlog *bar, float *all) {
+    const struct gen_data_shape *s = &em->shape;
+    const int64_t D = (int64_t)s->c * s->h * s->w;
+    enum gen_status st = GEN_OK;
+    if (all) memset(all, 0, (size_t)(n * D) * sizeof *all);
+    for (int64_t first = 0, p = 0; st == GEN_OK && first < n; first += PART, p++) {
+        const int64_t b = n - first < PART ? n - first : PART;
+        if (!my_part(p)) continue;
+        struct gen_output res = {0};
+        st = generate_images(em, opts, b, seed, first, labels ? labels + first : NULL, bar, &res);
+        if (st == GEN_OK && (res.c != s->c || res.h != s->h || res.w != s->w))
+            st = gen_error(GEN_ERR_RUNTIME, "%s: generated images of another shape", em->fam->name);
+        if (st == GEN_OK && dir)
+            st = gen_png_write_each_from(dir, "", first, res.images, (int)b, s->c, s->h, s->w, 0.0f, 1.0f);
+        else if (st == GEN_OK)
+            memcpy(all + first * D, res.images, (size_t)(b * D) * sizeof *all);
+        gen_free(res.images);
+    }
+    if (st == GEN_OK && all) gen_comm_allreduce_f32(all, n * D); /* each image from one rank */
+    if (st == GEN_OK && dir) gen_comm_barrier();
+    return st;
+}
 
 /* --per-class N -o DIR/: N images of each class asked for (k, or -2:
- * all) in DIR/CLASS/NNNNN.png, generated PART at a time. */
+ * all) in DIR/CLASS/NNNNN.png, generated PART at a time, the parts going
+ * round the ranks. */
 static enum gen_status sample_per_class(struct gen_model *em, const struct gen_config *opts,
                                         int k, int64_t per, const char *dir, int quiet,
                                         int64_t *written) {
@@ -426,15 +467,17 @@ static enum gen_status sample_per_class(struct gen_model *em, const struct gen_c
     if (!labels) return gen_error(GEN_ERR_NOMEM, "out of memory");
     enum gen_status st = GEN_OK;
     const int K = em->info.classes;
+    int64_t turn = 0; /* parts so far, over the classes */
     for (int c = k >= 0 ? k : 0; st == GEN_OK && c < (k >= 0 ? k + 1 : K); c++) {
         char name[512], path[4096];
         gen_class_dirname(em->class_names, c, name, sizeof name);
         snprintf(path, sizeof path, "%s%s/", dir, name);
         for (int64_t i = 0, part = 0; st == GEN_OK && i < per; i += PART, part++) {
             const int64_t b = per - i < PART ? per - i : PART;
+            if (!my_part(turn++)) continue;
             for (int64_t j = 0; j < b; j++) labels[j] = c;
             struct gen_output res = {0};
-            st = generate_images(em, opts, b, part_seed(seed, c, part), labels, NULL, &res);
+            st = generate_images(em, opts, b, part_seed(seed, c, part), 0, labels, NULL, &res);
             if (st == GEN_OK)
                 st = gen_png_write_each_from(path, "", i, res.images, (int)b, res.c, res.h, res.w,
                                              0.0f, 1.0f);
@@ -446,6 +489,11 @@ static enum gen_status sample_per_class(struct gen_model *em, const struct gen_c
         if (st == GEN_OK && !quiet) fputc('\n', stderr);
     }
     gen_free(labels);
+    if (st == GEN_OK && gen_comm_size() > 1) { /* every rank's images are written */
+        double w = (double)*written;
+        gen_comm_allreduce_f64(&w, 1);
+        *written = (int64_t)w;
+    }
     return st;
 }
 
@@ -465,6 +513,11 @@ int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int js
         gen_error(GEN_ERR_USAGE, "sample: %s models do not generate", fam->name);
         return 2;
     }
+    /* Over MPI the ranks share plain sampling (rank 0 reports); anything
+     * else (text, restoration, walks) is rank 0's alone. */
+    const int plain = fam->plain && fam->plain(opts), root = gen_comm_rank() == 0;
+    if (!root && (fam->data == GEN_DATA_TEXT || !plain)) return 0;
+    if (!root) quiet = 1, json = 0;
     if (fam->data == GEN_DATA_TEXT) return gen_sample_text(fam, opts, json, quiet);
     if (!out) out = "samples.png";
     const char *inputs[4] = {ckpt, gen_opt_str(opts, &gen_sample_options[GEN_SAMPLE_INPUT]), mask_file(opts), NULL};
@@ -546,13 +599,24 @@ int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int js
                               .mask = inputs[2] ? &mask : NULL,
                               .progress = draw_progress,
                               .progress_arg = &bar};
-    const int ema = gen_model_ema_use(&em, opts);
-    st = fam->generate(em.m, &g, opts, &req, &res);
-    gen_model_ema_restore(&em, ema);
+    const size_t len = strlen(out);
+    const int to_dir = len && out[len - 1] == '/';
+    if (plain) { /* in parts, over the ranks: DIR/ written by each, a grid gathered */
+        const int64_t D = (int64_t)em.shape.c * em.shape.h * em.shape.w;
+        res = (struct gen_output){.n_images = n, .c = em.shape.c, .h = em.shape.h, .w = em.shape.w};
+        if (!to_dir && !(res.images = gen_alloc((size_t)(n * D) * sizeof *res.images)))
+            st = gen_error(GEN_ERR_NOMEM, "out of memory for %lld images", (long long)n);
+        else
+            st = generate_parts(&em, opts, n, req.seed, labels, to_dir ? out : NULL, &bar, res.images);
+    } else {
+        const int ema = gen_model_ema_use(&em, opts);
+        st = fam->generate(em.m, &g, opts, &req, &res);
+        gen_model_ema_restore(&em, ema);
+    }
     gen_runlog_close(&bar);
     const double dt = gen_run_now() - t0;
     if (k == -2) res.cols = (int)row;
-    if (st == GEN_OK)
+    if (st == GEN_OK && root && !(plain && to_dir))
         st = gen_write_images(out, res.images, res.n_images, res.c, res.h, res.w, res.cols);
     if (st != GEN_OK) {
         rc = exit_code(st);
@@ -592,7 +656,7 @@ static enum gen_status eval_generate(void *arg, int64_t n, uint64_t seed, const 
                                      float *out) {
     const struct eval_source *src = arg;
     struct gen_output res = {0};
-    enum gen_status st = generate_images(src->em, src->opts, n, seed, labels, NULL, &res);
+    enum gen_status st = generate_images(src->em, src->opts, n, seed, 0, labels, NULL, &res);
     if (st == GEN_OK) memcpy(out, res.images, (size_t)(n * res.c * res.h * res.w) * sizeof(float));
     gen_free(res.images);
     return st;
@@ -703,7 +767,7 @@ static int eval_samples(struct gen_model *em, struct gen_config *opts, const cha
         }
     }
     if (rc == 0 && mt->n < GEN_MAX_FIELDS) mt->f[mt->n++] = (struct gen_field){"guidance", w[0]};
-    if (rc == 0 && n > 1) {
+    if (rc == 0 && n > 1 && gen_comm_rank() == 0) {
         if (!quiet) {
             fprintf(stderr, "guidance trade-off (%s):\n  %8s %10s %10s\n", ckpt, "w",
                     "accuracy", "FID");
@@ -746,6 +810,14 @@ static enum gen_status write_scores(const char *path, const struct gen_metrics *
 }
 
 int gen_cmd_eval(const struct gen_family *fam, struct gen_config *opts, int json, int quiet) {
+    /* Over MPI the ranks share the generation of sample-quality scores
+     * (gen_eval_images); everything else is rank 0's alone. */
+    const int root = gen_comm_rank() == 0;
+    const int samples_only = gen_opt_get(opts, &gen_eval_image_options[GEN_EVAL_IMAGE_SAMPLES]) && gen_opt_str(opts, &gen_eval_image_options[GEN_EVAL_IMAGE_SAMPLES]);
+    if (!root && (samples_only || gen_opt_str(opts, &gen_eval_options[GEN_EVAL_OOD]) ||
+                  gen_opt_str(opts, &gen_eval_options[GEN_EVAL_ROC]) || gen_eval_restores(opts)))
+        return 0;
+    if (!root) quiet = 1, json = 0;
     if (gen_opt_str(opts, &gen_eval_options[GEN_EVAL_OOD]) || gen_opt_str(opts, &gen_eval_options[GEN_EVAL_ROC]))
         return gen_cmd_eval_ood(fam, opts, json, quiet); /* anomaly detection: src/cli/detect.c */
     if (gen_eval_restores(opts))
@@ -759,7 +831,6 @@ int gen_cmd_eval(const struct gen_family *fam, struct gen_config *opts, int json
     gen_ctx_init_eval(&g);
     cJSON *extra = NULL;
     int rc = 1;
-    const int samples_only = gen_opt_get(opts, &gen_eval_image_options[GEN_EVAL_IMAGE_SAMPLES]) && gen_opt_str(opts, &gen_eval_image_options[GEN_EVAL_IMAGE_SAMPLES]);
     if (samples_only) {
         /* A folder of images scored against real data; no model needed. */
         struct gen_class_scores cs = {0};
@@ -778,7 +849,7 @@ int gen_cmd_eval(const struct gen_family *fam, struct gen_config *opts, int json
     const char *path = gen_model_data_path(opts, &em);
     /* Scores are of the weights sampling uses: the EMA when there is one. */
     const int ema = gen_model_ema_use(&em, opts);
-    if (fam->evaluate) {
+    if (fam->evaluate && root) {
         if (gen_data_load_heldout(&d, &em, path) != GEN_OK || relabel(&d.test, &em, path) != GEN_OK)
             goto done;
         struct gen_dataset held;
@@ -788,7 +859,7 @@ int gen_cmd_eval(const struct gen_family *fam, struct gen_config *opts, int json
         if (gen_eval_log(ckpt, mt.f, mt.n) != GEN_OK)
             fprintf(stderr, "gen: warning: %s\n", gen_last_error());
         if (!quiet) {
-            fprintf(stderr, "%s %s on %s\n", fam->name, ckpt, path);
+            fprintf(stderr, "%s %s on %s\n", fam->name, ckpt, d.path);
             for (int i = 0; i < mt.n; i++) fprintf(stderr, "  %-24s %12.4f\n", mt.f[i].name, mt.f[i].value);
             if (per_sample && mt.scores) fprintf(stderr, "  per-example scores in %s\n", per_sample);
         }

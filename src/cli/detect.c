@@ -69,16 +69,17 @@ static void name_columns(const struct gen_metrics *mt, struct columns *c) {
 static enum gen_status score_set(struct gen_model *em, const struct gen_config *opts,
                                  struct scored_set *s, int whole_folder, struct columns *cols) {
     const struct gen_family *fam = em->fam;
-    enum gen_status st;
-    if (whole_folder && gen_fs_kind(s->path) == GEN_FS_DIR && !gen_mnist_detect(s->path)) {
-        s->d.kind = GEN_DATA_IMAGES, s->d.path = s->path;
-        st = gen_images_load(s->path, GEN_SPLIT_ALL, em->shape.c,
+    enum gen_status st = gen_data_find(s->path, s->d.where, sizeof s->d.where);
+    if (st != GEN_OK) return st;
+    if (whole_folder && gen_fs_kind(s->d.where) == GEN_FS_DIR && !gen_mnist_detect(s->d.where)) {
+        s->d.kind = GEN_DATA_IMAGES, s->d.path = s->d.where;
+        st = gen_images_load(s->d.path, GEN_SPLIT_ALL, em->shape.c,
                              em->shape.h == em->shape.w ? em->shape.h : 0, &s->d.test);
         if (st == GEN_OK && (s->d.test.h != em->shape.h || s->d.test.w != em->shape.w))
             st = gen_error(GEN_ERR_FORMAT, "%s: images are %dx%d, the model wants %dx%d", s->path,
                            s->d.test.w, s->d.test.h, em->shape.w, em->shape.h);
-    } else {
-        st = gen_data_load_heldout(&s->d, em, s->path);
+    } else { /* the model's own test split as it is; the anomalies fitted to it */
+        st = (whole_folder ? gen_data_load_fitted : gen_data_load_heldout)(&s->d, em, s->path);
     }
     if (st != GEN_OK) return st;
     struct gen_dataset held;

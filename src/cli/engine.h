@@ -25,10 +25,14 @@ struct gen_model {
     char **class_names;          /* images: (shape.n_classes) or NULL       */
 };
 
-/* The option tables of a command for a family: common, then the family's. */
+/* The option tables of a command for a family: common, then the family's
+ * (f NULL: the common table alone). */
 enum gen_command { GEN_CMD_TRAIN, GEN_CMD_SAMPLE, GEN_CMD_EVAL, GEN_CMD_COUNT };
 void gen_command_tables(enum gen_command c, const struct gen_family *f,
                         const struct gen_option *tables[3]);
+/* Its name ("train") and what it does, one line (help and the manual). */
+const char *gen_command_name(enum gen_command c);
+const char *gen_command_what(enum gen_command c);
 
 /* Builds a fresh model (create verb) for data of `shape`. */
 enum gen_status gen_model_create(struct gen_model *em, const struct gen_family *fam,
@@ -64,6 +68,10 @@ enum gen_status gen_model_load(struct gen_model *em, const struct gen_family *fa
  * invocation (out, resume, force, threads, json, quiet), as a JSON object
  * text (free with free()). */
 char *gen_config_json(const struct gen_config *cfg);
+/* The stored form of em's data shape ("data_shape" metadata: kind,
+ * channels, height, width, classes and class names, or the vocabulary
+ * size), as a JSON object text (free with free()). */
+char *gen_model_shape_json(const struct gen_model *em);
 
 /* Puts the EMA weights in place of the trained ones (when the model keeps
  * an EMA and opts, which may be NULL, does not say --no-ema); returns
@@ -75,23 +83,33 @@ void gen_model_ema_restore(struct gen_model *em, int used);
 
 struct gen_data {
     enum gen_data_kind kind;
-    const char *path;
+    const char *path;                 /* where it was found (gen_data_find) */
+    char where[GEN_DATA_PATH_MAX];    /* path's text when gen_data_load found it */
     struct gen_image_set train, test; /* images                           */
     struct gen_text text;             /* text: the whole corpus            */
     int32_t *tokens;                  /* text: (n_tokens) ids              */
     int64_t n_tokens, n_train;        /* text: the first n_train train     */
     struct gen_vocab vocab;
+    int utf8_fallback;                /* text: a character vocabulary built from
+                                         text that is not valid UTF-8     */
 };
 
 enum { GEN_DATA_TRAIN = 1, GEN_DATA_TEST = 2 };
-/* Loads a family's data from path: the splits in `which` (GEN_DATA_*),
- * images converted to channels/size when they are > 0, text encoded with
- * vocab (NULL: "byte" or the corpus's characters by `tokenizer`). A
- * missing default data set names the fetch script. */
+/* Loads a family's data from the data set named path (found by
+ * gen_data_find: as given, $GEN_DATA, the XDG data folder, Debian's
+ * Fashion-MNIST): the splits in `which` (GEN_DATA_*), images converted to
+ * channels/size when they are > 0, text encoded with vocab (NULL: "byte"
+ * or the corpus's characters by `tokenizer`). A data set found nowhere
+ * names the places searched and the fetch script. */
 enum gen_status gen_data_load(struct gen_data *d, enum gen_data_kind kind, const char *path,
                               int which, int channels, int size, const struct gen_vocab *vocab,
                               const char *tokenizer);
 void gen_data_free(struct gen_data *d);
+/* The log lines of loaded data, on stderr: a text's files and bytes
+ * ("data/books/: 12 files, 1.1 MB"; not with quiet) and, once, a warning
+ * when a character vocabulary was built from text that is not valid UTF-8
+ * (naming the first such file and the offset of its first bad byte). */
+void gen_data_announce(const struct gen_data *d, int quiet);
 /* The shape of loaded data. */
 void gen_data_shape_of(const struct gen_data *d, struct gen_data_shape *s);
 /* The held-out split as the verbs see it. */
@@ -99,10 +117,25 @@ void gen_data_heldout(const struct gen_data *d, struct gen_dataset *out);
 /* The data set sample and eval use: --data when given, else the one the
  * model was trained on. */
 const char *gen_model_data_path(const struct gen_config *opts, const struct gen_model *em);
-/* The test split of path, converted to em's shape (channels, and the side
- * of a square model); GEN_ERR_FORMAT naming path when it cannot be. */
+/* --channels and --image-size of a config (a model's training options),
+ * 0 when not given (the data's own). */
+void gen_model_data_options(const struct gen_config *cfg, int *channels, int *size);
+/* GEN_ERR_FORMAT unless loaded images have the shape `want` of a model
+ * (named `model` in the message, which names d->path and both shapes). */
+enum gen_status gen_data_shape_check(const struct gen_data *d, const struct gen_data_shape *want,
+                                     const char *model);
+/* The test split of path, converted as the model's training data was
+ * (its --channels and --image-size, when it was given them), which must
+ * then have the model's shape: data is never resized to fit a model
+ * (GEN_ERR_FORMAT naming path and both shapes). Text: encoded with the
+ * model's vocabulary. */
 enum gen_status gen_data_load_heldout(struct gen_data *d, const struct gen_model *em,
                                       const char *path);
+/* The same, but images are fitted to the model: converted to its channels
+ * and, when it is square, resized to its side (`gen eval --ood`, whose
+ * anomalies are converted to the model's shape). */
+enum gen_status gen_data_load_fitted(struct gen_data *d, const struct gen_model *em,
+                                     const char *path);
 
 /* ---- training ---- */
 

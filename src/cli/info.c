@@ -66,7 +66,12 @@ static void print_info(const char *path, const struct gen_st_file *f) {
         printf("family:      %s\n", family);
     else
         printf("family:      - (a safetensors file, but not a gen checkpoint)\n");
-    if (fmt_version || gen_version)
+    const char *format = gen_st_meta(f, "format");
+    if (format && strcmp(format, "gen") != 0 && gen_version)
+        printf("format:      %.32s (weights exported by gen %s)\n", format, gen_version);
+    else if (format && strcmp(format, "gen") != 0)
+        printf("format:      %.32s\n", format);
+    else if (fmt_version || gen_version)
         printf("format:      gen checkpoint version %s, written by gen %s\n",
                fmt_version ? fmt_version : "?", gen_version ? gen_version : "?");
     if (step) printf("step:        %s\n", step);
@@ -107,7 +112,9 @@ static void print_info(const char *path, const struct gen_st_file *f) {
         if (has_prefix(t->name, "optim.") || has_prefix(t->name, "ema.")) continue;
         char shape[128];
         print_shape(shape, sizeof shape, t);
-        printf("  %-*s  %-20s %12lld\n", width, t->name, shape, (long long)t->numel);
+        static const char *const dtypes[] = {"", "  F16", "  BF16", "  I64"}; /* F32: none */
+        printf("  %-*s  %-20s %12lld%s\n", width, t->name, shape, (long long)t->numel,
+               dtypes[t->dtype]);
     }
 }
 

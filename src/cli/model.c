@@ -61,7 +61,7 @@ void gen_model_ema_restore(struct gen_model *em, int used) {
 
 /* ---- the stored form ---- */
 
-static char *shape_json(const struct gen_model *em) {
+char *gen_model_shape_json(const struct gen_model *em) {
     cJSON *o = cJSON_CreateObject();
     const struct gen_data_shape *s = &em->shape;
     if (s->kind == GEN_DATA_TEXT) {
@@ -88,21 +88,19 @@ static char *shape_json(const struct gen_model *em) {
 
 enum gen_status gen_model_save(const struct gen_model *em, const char *path,
                                const struct gen_kv *extra, int n_extra) {
-    char *config = gen_config_json(&em->cfg), *shape = shape_json(em);
-    char vocab[513];
+    char *config = gen_config_json(&em->cfg), *shape = gen_model_shape_json(em);
+    char *vocab = em->shape.kind == GEN_DATA_TEXT ? gen_vocab_text(&em->vocab) : NULL;
     struct gen_kv kv[MAX_SAVE_META];
     int n = 0;
     kv[n++] = (struct gen_kv){"data_shape", shape};
-    if (em->shape.kind == GEN_DATA_TEXT) {
-        gen_vocab_hex(&em->vocab, vocab);
-        kv[n++] = (struct gen_kv){"vocab", vocab};
-    }
+    if (vocab) kv[n++] = (struct gen_kv){"vocab", vocab};
     for (int i = 0; i < n_extra && n < MAX_SAVE_META; i++) kv[n++] = extra[i];
-    enum gen_status st = config && shape
+    enum gen_status st = config && shape && (vocab || em->shape.kind != GEN_DATA_TEXT)
                              ? gen_ckpt_save(path, em->info.ps, em->fam->name, config, kv, n)
                              : gen_error(GEN_ERR_NOMEM, "%s: out of memory", path);
     free(config);
     free(shape);
+    free(vocab);
     return st;
 }
 
@@ -178,7 +176,11 @@ static enum gen_status shape_of(const struct gen_family *fam, const char *shape_
     if (fam->data == GEN_DATA_TEXT) {
         double V = num_of(src, o ? "vocab" : "vocab_size", 0);
         if (vocab_hex && !gen_vocab_parse(&em->vocab, vocab_hex))
-            st = gen_error(GEN_ERR_FORMAT, "%s: bad \"vocab\" metadata", path);
+            st = gen_error(GEN_ERR_FORMAT,
+                           "%s: bad \"vocab\" metadata (want the lowercase hex of 1 to 256 "
+                           "increasing bytes, or \"utf8:\" and that of 1 to %d increasing "
+                           "characters)",
+                           path, GEN_VOCAB_MAX);
         else if (!vocab_hex && V == 256)
             gen_vocab_bytes(&em->vocab);
         else if (!vocab_hex)

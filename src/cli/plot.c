@@ -1,5 +1,5 @@
 /* plot.c - `gen plot RUN_DIR [-o FILE]`: the run's loss curves
- * (RUN_DIR/metrics.jsonl) as a PNG, by default RUN_DIR/loss.png. */
+ * (RUN_DIR/metrics.jsonl) as a PNG (or SVG), by default RUN_DIR/loss.png. */
 #include <string.h>
 
 #include "cli/cli.h"
@@ -16,13 +16,13 @@ int gen_cli_plot(int argc, char **argv) {
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            printf("Usage: gen plot RUN_DIR [-o FILE.png]\n\n"
+            printf("Usage: gen plot RUN_DIR [-o FILE.png|FILE.svg]\n\n"
                    "Draws the loss curves of a run (RUN_DIR/metrics.jsonl): loss against step,\n"
                    "and every *_loss / validation field (test_loss, val_loss ...) as another\n"
                    "series, into RUN_DIR/loss.png (%dx%d). Training redraws it at every\n"
-                   "checkpoint.\n\n"
+                   "checkpoint. 'gen report' puts every curve of several runs in one page.\n\n"
                    "Options:\n"
-                   "  -o, --output FILE           the PNG to write (default: RUN_DIR/loss.png)\n"
+                   "  -o, --output FILE           the PNG, or .svg, to write (default: RUN_DIR/loss.png)\n"
                    "  -q, --quiet                 no message on stderr\n"
                    "  -h, --help                  this help\n",
                    GEN_PLOT_WIDTH, GEN_PLOT_HEIGHT);

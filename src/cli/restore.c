@@ -190,7 +190,7 @@ int gen_cmd_eval_restore(const struct gen_family *fam, struct gen_config *opts, 
     if (!quiet) fputc('\n', stderr);
     /* the classical baseline */
     double blur = 0;
-    if (task.mode == GEN_RESTORE_DENOISE && tune_blur(&em, path, &task, seed, &blur) != GEN_OK)
+    if (task.mode == GEN_RESTORE_DENOISE && tune_blur(&em, d.path, &task, seed, &blur) != GEN_OK)
         goto done;
     for (int64_t i = 0; i < n; i++)
         if (gen_restore_baseline(&task, s.y + i * Dy, s.keep + i * HW, C, H, W, blur,

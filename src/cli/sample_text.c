@@ -39,46 +39,26 @@ static enum gen_status read_prompt(const struct gen_config *cfg, const struct ge
         p->n_ids = 1;
         return GEN_OK;
     }
-    const int64_t bad = gen_vocab_encode(voc, p->bytes, p->n, p->ids);
+    const int64_t bad = gen_vocab_encode(voc, p->bytes, p->n, p->ids, &p->n_ids);
     if (bad >= 0) {
-        char name[32];
-        gen_vocab_byte_name(p->bytes[bad], name, sizeof name);
+        char name[64];
+        gen_vocab_symbol_name(voc, p->bytes + bad, p->n - bad, name, sizeof name);
         return gen_error(file ? GEN_ERR_FORMAT : GEN_ERR_USAGE,
-                         "%s: byte %s at offset %lld is not in the model's character vocabulary",
+                         "%s: the %s at byte offset %lld is not in the model's vocabulary",
                          file ? file : "--prompt", name, (long long)bad);
     }
-    p->n_ids = p->n;
     return GEN_OK;
-}
-
-/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0. */
-static size_t utf8_len(const unsigned char *s, size_t n) {
-    size_t len;
-    uint32_t cp;
-    if (s[0] < 0x80) return s[0] ? 1 : 0;
-    if (s[0] >= 0xc2 && s[0] <= 0xdf) len = 2, cp = s[0] & 0x1fu;
-    else if (s[0] >= 0xe0 && s[0] <= 0xef) len = 3, cp = s[0] & 0x0fu;
-    else if (s[0] >= 0xf0 && s[0] <= 0xf4) len = 4, cp = s[0] & 0x07u;
-    else return 0;
-    if (len > n) return 0;
-    for (size_t i = 1; i < len; i++) {
-        if ((s[i] & 0xc0) != 0x80) return 0;
-        cp = cp << 6 | (s[i] & 0x3fu);
-    }
-    if ((len == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
-        (len == 4 && (cp < 0x10000 || cp > 0x10ffff)))
-        return 0;
-    return len;
 }
 
 /* A copy of bytes[0..n) for a JSON string: valid UTF-8 kept, any other
  * byte (and NUL) replaced by U+FFFD. Caller frees; NULL without memory. */
 static char *valid_utf8(const char *bytes, size_t n) {
-    const unsigned char *s = (const unsigned char *)bytes;
+    const uint8_t *s = (const uint8_t *)bytes;
     char *out = malloc(3 * n + 1), *o = out;
     if (!out) return NULL;
     for (size_t i = 0; i < n;) {
-        size_t k = utf8_len(s + i, n - i);
+        uint32_t cp;
+        const size_t k = s[i] ? (size_t)gen_utf8_decode(s + i, (int64_t)(n - i), &cp) : 0;
         if (k) {
             memcpy(o, s + i, k);
             o += k, i += k;
@@ -97,9 +77,11 @@ struct sink {
     int flush; /* a terminal or pipe sees each token as it comes */
 };
 
-static void emit_byte(int32_t tok, void *arg) {
+/* A token's symbol: a byte, or a whole character. */
+static void emit_symbol(int32_t tok, void *arg) {
     const struct sink *s = arg;
-    fputc(s->voc->byte[tok], s->f);
+    uint8_t sym[4];
+    fwrite(sym, 1, (size_t)gen_vocab_symbol(s->voc, tok, sym), s->f);
     if (s->flush) fflush(s->f);
 }
 
@@ -152,7 +134,7 @@ int gen_sample_text(const struct gen_family *fam, const struct gen_config *opts,
                                   .seed = (uint64_t)gen_opt_int(opts, &gen_sample_options[GEN_SAMPLE_SEED]) + (uint64_t)i,
                                   .prompt = pr.ids,
                                   .n_prompt = pr.n_ids,
-                                  .emit = emit_byte,
+                                  .emit = emit_symbol,
                                   .emit_arg = &sink};
         struct gen_output res = {0};
         const double t0 = gen_run_now();

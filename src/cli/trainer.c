@@ -7,13 +7,22 @@
  * with its warm-up. Around the steps: log lines, evaluation, sample
  * snapshots, numbered and latest checkpoints, and interruption. Everything
  * random is in the model's streams and the data stream, all saved, so a
- * resumed run continues bit for bit. */
+ * resumed run continues bit for bit.
+ *
+ * Over MPI (see comm.h) every rank runs this loop on its contiguous share
+ * of each global batch (--batch stays the global batch): its loss is
+ * weighted by its share, the gradients are summed over the ranks in one
+ * flat allreduce per phase, so every rank takes the optimiser step one
+ * process would take. The step's fields and the interrupt flag are summed
+ * too, so every rank stops at the same step; rank 0 alone writes the log,
+ * checkpoints, snapshots and evaluations. */
 #include <inttypes.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cli/engine.h"
+#include "gen/comm.h"
 #include "gen/plot.h"
 #include "io/fs.h"
 
@@ -34,6 +43,8 @@ struct loop {
     struct gen_schedule sched[GEN_MAX_PHASES];
     double clip, ema;
     int64_t total, per_epoch;
+    int root;                       /* rank 0: the one that writes        */
+    int64_t grad_lo[GEN_MAX_PHASES], grad_n[GEN_MAX_PHASES]; /* span of each phase's gradients */
 };
 
 /* ---- checkpoints ---- */
@@ -168,51 +179,77 @@ static void set_others_trainable(struct gen_params *ps, int group, int on) {
 
 /* The batch of one step: images from the batcher, or B random windows of
  * T + 1 tokens of the training split. Returns 0 when the batcher is done. */
-static int next_batch(struct loop *L, int32_t *idx, struct gen_batch *bt, int64_t step) {
+static int next_batch(struct loop *L, int32_t *idx, struct gen_batch *bt, int64_t step,
+                      int *global) {
     const struct gen_model_info *info = &L->em->info;
     const int B = (int)gen_opt_int(&L->em->cfg, &gen_train_options[GEN_TRAIN_BATCH]);
     memset(bt, 0, sizeof *bt);
     bt->step = step;
+    bt->seed = (uint64_t)gen_opt_int(&L->em->cfg, &gen_train_options[GEN_TRAIN_SEED]);
+    int64_t lo, hi; /* this rank's share of the global batch */
     if (L->d->kind == GEN_DATA_TEXT) {
         const int64_t T = info->context;
-        int32_t *tok = gen_arena_alloc(&L->g.arena, (size_t)B * (size_t)(T + 1) * sizeof *tok);
-        for (int i = 0; i < B; i++) {
+        gen_comm_slice(B, &lo, &hi);
+        int32_t *tok = gen_arena_alloc(&L->g.arena, (size_t)(hi - lo) * (size_t)(T + 1) * sizeof *tok);
+        for (int i = 0; i < B; i++) { /* every rank draws every start: one stream */
             const int64_t s = (int64_t)gen_rng_below(&L->data_rng, (uint64_t)(L->d->n_train - T));
-            memcpy(tok + (int64_t)i * (T + 1), L->d->tokens + s, (size_t)(T + 1) * sizeof *tok);
+            if (i >= lo && i < hi)
+                memcpy(tok + (i - lo) * (T + 1), L->d->tokens + s, (size_t)(T + 1) * sizeof *tok);
         }
-        bt->n = B;
+        *global = B;
+        bt->n = (int)(hi - lo);
+        bt->first = step * B + lo;
         bt->tokens = tok;
         return 1;
     }
     int count = gen_batcher_next(L->b, idx);
     if (count == 0) return 0;
+    gen_comm_slice(count, &lo, &hi);
     const struct gen_image_set *set = &L->d->train;
-    bt->n = count;
-    bt->x = gen_tensor_4d(&L->g, count, set->c, set->h, set->w);
-    gen_images_batch(set, idx, count, bt->x->data, info->pixel_lo, info->pixel_hi);
+    const int n = (int)(hi - lo);
+    *global = count;
+    bt->n = n;
+    bt->first = step * B + lo;
+    bt->x = gen_tensor_4d(&L->g, n, set->c, set->h, set->w);
+    gen_images_batch(set, idx + lo, n, bt->x->data, info->pixel_lo, info->pixel_hi);
     /* The labels follow the indices in idx (2 batch), not the step arena:
      * there the images are followed directly by the model's activations,
      * as before the engine (a 256-byte shift of every activation made the
      * GAN's step 8 % slower at 2 threads). */
-    int32_t *labels = idx + count;
-    gen_images_labels(set, idx, count, labels);
+    int32_t *labels = idx + B;
+    gen_images_labels(set, idx + lo, n, labels);
     bt->labels = labels;
     return 1;
 }
 
-/* Runs every phase of one step; fields gets the family's fields, then lr
- * and (with clipping) the gradient norm. */
-static enum gen_status step_body(struct loop *L, const struct gen_batch *bt, double *fields) {
+/* Runs every phase of one step on this rank's share of a global batch of
+ * `global` examples; fields gets the family's fields (summed over the
+ * ranks), then lr and (with clipping) the gradient norm. */
+static enum gen_status step_body(struct loop *L, const struct gen_batch *bt, int global,
+                                 double *fields) {
     struct gen_model_info *info = &L->em->info;
     struct gen_params *ps = info->ps;
+    const int ranks = gen_comm_size();
+    /* this rank's part of the mean over the global batch */
+    const float weight = (float)bt->n / (float)global;
     double norm = 0;
     for (int p = 0; p < info->n_phases; p++) {
         const struct gen_phase *ph = &info->phase[p];
         if (ph->freeze_others) set_others_trainable(ps, ph->group, 0);
         gen_params_zero_grad(ps);
         struct gen_tensor *loss = L->em->fam->loss(L->em->m, &L->g, bt, p, fields);
-        enum gen_status st = gen_run_check_loss(loss->data[0], bt->step + 1);
-        if (st == GEN_OK) gen_backward(&L->g, loss);
+        double value = loss->data[0];
+        enum gen_status st = GEN_OK;
+        if (ranks == 1) {
+            st = gen_run_check_loss(value, bt->step + 1);
+            if (st == GEN_OK) gen_backward(&L->g, loss);
+        } else { /* the loss every rank checks is the global one */
+            gen_backward_seed(&L->g, loss, &weight);
+            value *= weight;
+            gen_comm_allreduce_f64(&value, 1);
+            st = gen_run_check_loss(value, bt->step + 1);
+            if (st == GEN_OK) gen_comm_allreduce_f32(ps->grad + L->grad_lo[p], L->grad_n[p]);
+        }
         if (ph->freeze_others) set_others_trainable(ps, ph->group, 1);
         if (st != GEN_OK) return st;
         if (L->clip > 0) norm = gen_clip_grad_norm(ps, ph->group, L->clip);
@@ -221,6 +258,10 @@ static enum gen_status step_body(struct loop *L, const struct gen_batch *bt, dou
     if (ps->ema && L->ema > 0)
         gen_ema_update_group(ps, info->ema_group, gen_ema_warmup_decay(bt->step, (float)L->ema));
     int k = info->n_fields;
+    if (ranks > 1) {
+        for (int i = 0; i < k; i++) fields[i] *= weight;
+        gen_comm_allreduce_f64(fields, k);
+    }
     fields[k++] = gen_schedule_lr(&L->sched[0], bt->step);
     if (L->clip > 0) fields[k++] = norm;
     return GEN_OK;
@@ -236,7 +277,10 @@ static enum gen_status evaluate(struct loop *L, int64_t step) {
     struct gen_metrics mt = {0};
     gen_no_grad_begin(&L->g);
     L->g.training = 0;
+    const int sync = L->g.sync_bn; /* rank 0 alone evaluates: no collective calls */
+    L->g.sync_bn = 0;
     enum gen_status st = em->fam->evaluate(em->m, &L->g, NULL, &held, &mt);
+    L->g.sync_bn = sync;
     L->g.training = 1;
     gen_no_grad_end(&L->g);
     gen_ctx_reset(&L->g);
@@ -252,7 +296,8 @@ struct text_sink {
 
 static void emit_to_file(int32_t tok, void *arg) {
     const struct text_sink *s = arg;
-    fputc(s->vocab->byte[tok], s->f);
+    uint8_t sym[4];
+    fwrite(sym, 1, (size_t)gen_vocab_symbol(s->vocab, tok, sym), s->f);
 }
 
 /* RUN/samples-STEP.png (64 images; a conditional model: a row of 8 per
@@ -282,8 +327,10 @@ static enum gen_status snapshot(struct loop *L, int64_t step) {
     }
     gen_no_grad_begin(&L->g);
     L->g.training = 0;
-    const int ema = gen_model_ema_use(em, NULL);
+    const int ema = gen_model_ema_use(em, NULL), sync = L->g.sync_bn;
+    L->g.sync_bn = 0; /* rank 0 alone draws the snapshot (GAN batch statistics) */
     enum gen_status st = em->fam->generate(em->m, &L->g, NULL, &req, &out);
+    L->g.sync_bn = sync;
     gen_model_ema_restore(em, ema);
     L->g.training = 1;
     gen_no_grad_end(&L->g);
@@ -327,6 +374,16 @@ static enum gen_status plan(struct loop *L) {
         L->b = &L->batcher;
         L->per_epoch = gen_batcher_batches_per_epoch(L->b);
     }
+    const int ranks = gen_comm_size();
+    if (ranks > 1 && batch < ranks)
+        return gen_error(GEN_ERR_USAGE, "--batch %lld: fewer examples than the %d processes",
+                         (long long)batch, ranks);
+    if (ranks > 1 && L->b && L->d->train.n % batch && L->d->train.n % batch < ranks)
+        return gen_error(GEN_ERR_USAGE,
+                         "--batch %lld: the last batch of an epoch of %lld images has %lld, fewer "
+                         "than the %d processes; choose another batch size",
+                         (long long)batch, (long long)L->d->train.n,
+                         (long long)(L->d->train.n % batch), ranks);
     /* The run's length, bounded before it sizes or counts anything. */
     const int64_t max_steps = INT64_C(1) << 40;
     if (gen_opt_get(cfg, &gen_train_options[GEN_TRAIN_STEPS]) && gen_opt_get(cfg, &gen_train_options[GEN_TRAIN_STEPS])->present) {
@@ -366,6 +423,41 @@ static int cmp_double(const void *a, const void *b) {
 
 static int every(int64_t n, int64_t s1) { return n > 0 && s1 % n == 0; }
 
+/* Whether flag is set on any rank (one small allreduce). */
+static int any_rank(int flag) {
+    if (gen_comm_size() == 1) return flag;
+    double v = flag ? 1.0 : 0.0;
+    gen_comm_allreduce_f64(&v, 1);
+    return v > 0;
+}
+
+/* The span of the flat gradient block that phase p's group covers (all of
+ * it for group -1): the part its allreduce sends. */
+static void grad_span(const struct gen_params *ps, int group, int64_t *lo, int64_t *n) {
+    int64_t a = ps->n_train, b = 0;
+    for (int i = 0; i < ps->count; i++) {
+        const struct gen_param *p = &ps->p[i];
+        if (p->kind == GEN_PARAM_BUFFER || (group >= 0 && p->group != group)) continue;
+        const int64_t end = p->offset + gen_numel(&p->t);
+        if (p->offset < a) a = p->offset;
+        if (end > b) b = end;
+    }
+    *lo = a < b ? a : 0;
+    *n = a < b ? b - a : 0;
+}
+
+/* Every rank starts from rank 0's weights, moments, EMA and buffers (the
+ * same seed gives the same ones; this makes sure). */
+static void share_weights(struct gen_params *ps) {
+    const size_t nt = (size_t)ps->n_train * sizeof(float);
+    gen_comm_bcast(ps->data, nt, 0);
+    gen_comm_bcast(ps->m, nt, 0);
+    gen_comm_bcast(ps->v, nt, 0);
+    if (ps->ema) gen_comm_bcast(ps->ema, nt, 0);
+    if (ps->n_buffer) gen_comm_bcast(ps->buffers, (size_t)ps->n_buffer * sizeof(float), 0);
+    gen_comm_bcast(ps->step, sizeof ps->step, 0);
+}
+
 /* ---- the loop ---- */
 
 static int loop_run(struct loop *L, int64_t step) {
@@ -392,12 +484,13 @@ static int loop_run(struct loop *L, int64_t step) {
 
     int32_t idx_fixed[1];
     int32_t *idx = L->b ? gen_alloc((size_t)2 * (size_t)batch * sizeof *idx) : idx_fixed;
-    double *step_ms = gen_alloc(TIMED_STEPS * sizeof *step_ms);
+    double *step_ms = gen_alloc(2 * TIMED_STEPS * sizeof *step_ms);
     if (!idx || !step_ms) {
         if (L->b) gen_free(idx);
         gen_free(step_ms);
         return 1;
     }
+    double *comm_ms = step_ms + TIMED_STEPS; /* of each timed step: communication */
     const char *names[GEN_MAX_FIELDS + 4];
     int n_names = info->n_fields;
     for (int i = 0; i < n_names; i++) names[i] = info->fields[i];
@@ -412,10 +505,12 @@ static int loop_run(struct loop *L, int64_t step) {
     char why[512];
     for (; step < L->total; step++) {
         struct gen_batch bt;
-        if (!next_batch(L, idx, &bt, step)) goto done;
-        const double t0 = gen_run_now();
-        enum gen_status st = step_body(L, &bt, fields);
-        step_ms[n_timed++ % TIMED_STEPS] = 1e3 * (gen_run_now() - t0);
+        int global = 0;
+        if (!next_batch(L, idx, &bt, step, &global)) goto done;
+        const double t0 = gen_run_now(), c0 = gen_comm_seconds();
+        enum gen_status st = step_body(L, &bt, global, fields);
+        step_ms[n_timed % TIMED_STEPS] = 1e3 * (gen_run_now() - t0);
+        comm_ms[n_timed++ % TIMED_STEPS] = 1e3 * (gen_comm_seconds() - c0);
         gen_ctx_reset(&L->g);
         if (st != GEN_OK) goto done;
         const int64_t s1 = step + 1;
@@ -426,7 +521,7 @@ static int loop_run(struct loop *L, int64_t step) {
         if (L->b) gen_batcher_cursor(L->b, &ep, &pos);
         const int at_epoch_end = L->b && pos == 0;
         const int last = s1 == L->total;
-        interrupted = gen_run_interrupted();
+        interrupted = any_rank(gen_run_interrupted());
         if (em->fam->watch && em->fam->watch(em->m, s1, fields, why, sizeof why)) {
             gen_runlog_note(&L->lg, why);
             stop = stop_on_watch;
@@ -444,15 +539,15 @@ static int loop_run(struct loop *L, int64_t step) {
             n_summed = 0;
             t_window = now;
         }
-        if (!interrupted && !stop &&
+        if (L->root && !interrupted && !stop &&
             (every(eval_every, s1) || (eval_every <= 0 && at_epoch_end) || last) &&
             evaluate(L, s1) != GEN_OK)
             goto done;
-        if (!interrupted && !stop &&
+        if (L->root && !interrupted && !stop &&
             (every(sample_every, s1) || (sample_every <= 0 && at_epoch_end) || last) &&
             snapshot(L, s1) != GEN_OK)
             goto done;
-        if ((every(ckpt_every, s1) || last || interrupted || stop) &&
+        if (L->root && (every(ckpt_every, s1) || last || interrupted || stop) &&
             save(L, s1, !interrupted) != GEN_OK)
             goto done;
         if (interrupted || stop) break;
@@ -469,7 +564,14 @@ static int loop_run(struct loop *L, int64_t step) {
         goto done;
     }
     const int64_t kept = n_timed < TIMED_STEPS ? n_timed : TIMED_STEPS;
+    double total_ms = 0, total_comm = 0;
+    for (int64_t i = 0; i < kept; i++) total_ms += step_ms[i], total_comm += comm_ms[i];
     qsort(step_ms, (size_t)kept, sizeof *step_ms, cmp_double);
+    qsort(comm_ms, (size_t)kept, sizeof *comm_ms, cmp_double);
+    if (gen_comm_size() > 1) /* rank 0's time in (and waiting for) the allreduces */
+        GEN_RUNLOG(&L->lg, -1, {"ranks", (double)gen_comm_size()},
+                   {"median_comm_ms", kept ? comm_ms[kept / 2] : 0.0},
+                   {"comm_share", total_ms > 0 ? total_comm / total_ms : 0.0});
     GEN_RUNLOG(&L->lg, -1, {"steps_timed", (double)kept},
                {"median_step_ms", kept ? step_ms[kept / 2] : 0.0},
                {"peak_step_mib", (double)L->g.arena.peak / 1048576.0});
@@ -481,12 +583,14 @@ done:
 }
 
 int gen_train_loop(const struct gen_train_run *run, struct gen_model *em, struct gen_data *d) {
-    struct loop L = {.run = run, .em = em, .d = d};
+    struct loop L = {.run = run, .em = em, .d = d, .root = gen_comm_rank() == 0};
     gen_ctx_init(&L.g);
     int rc = 1;
     struct gen_ckpt_meta meta = {0};
     int64_t step = 0;
-    if (gen_runlog_open(&L.lg, run->out_dir, run->json, run->quiet) != GEN_OK) goto out;
+    if (gen_runlog_open(&L.lg, L.root ? run->out_dir : NULL, run->json && L.root,
+                        run->quiet || !L.root) != GEN_OK)
+        goto out;
     enum gen_status st = plan(&L);
     if (st != GEN_OK) {
         rc = st == GEN_ERR_USAGE ? 2 : 1;
@@ -498,6 +602,12 @@ int gen_train_loop(const struct gen_train_run *run, struct gen_model *em, struct
             restore(&L, &meta, &step) != GEN_OK)
             goto out;
         L.lg.elapsed_base = prior_elapsed(run->out_dir, step);
+    }
+    if (gen_comm_size() > 1) {
+        share_weights(em->info.ps);
+        for (int p = 0; p < em->info.n_phases; p++)
+            grad_span(em->info.ps, em->info.phase[p].group, &L.grad_lo[p], &L.grad_n[p]);
+        L.g.sync_bn = gen_opt_flag(&em->cfg, &gen_train_options[GEN_TRAIN_SYNC_BN]);
     }
     rc = loop_run(&L, step);
 out:

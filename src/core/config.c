@@ -365,6 +365,18 @@ int gen_config_value_text(const struct gen_config_entry *e, char *buf, size_t si
 
 /* ---- help -------------------------------------------------------------- */
 
+const char *gen_option_metavar(const struct gen_option *o) {
+    switch (o->type) {
+    case GEN_OPT_INT: return "N";
+    case GEN_OPT_FLOAT: return "X";
+    case GEN_OPT_STRING: return "TEXT";
+    case GEN_OPT_OPTIONAL_STRING: return "[TEXT]";
+    case GEN_OPT_CHOICE: return o->choices;
+    case GEN_OPT_FLAG: break;
+    }
+    return "";
+}
+
 void gen_option_help_line(FILE *f, const struct gen_option *o) {
     char left[160];
     int n = 0;
@@ -372,19 +384,8 @@ void gen_option_help_line(FILE *f, const struct gen_option *o) {
         n = snprintf(left, sizeof left, "  -%c, --%s", o->short_name, o->name);
     else
         n = snprintf(left, sizeof left, "      --%s", o->name);
-    const char *meta = "";
-    switch (o->type) {
-    case GEN_OPT_INT: meta = " N"; break;
-    case GEN_OPT_FLOAT: meta = " X"; break;
-    case GEN_OPT_STRING: meta = " TEXT"; break;
-    case GEN_OPT_OPTIONAL_STRING: meta = " [TEXT]"; break;
-    case GEN_OPT_CHOICE: meta = NULL; break;
-    case GEN_OPT_FLAG: break;
-    }
-    if (meta)
-        snprintf(left + n, sizeof left - (size_t)n, "%s", meta);
-    else
-        snprintf(left + n, sizeof left - (size_t)n, " %s", o->choices);
+    const char *meta = gen_option_metavar(o);
+    snprintf(left + n, sizeof left - (size_t)n, "%s%s", meta[0] ? " " : "", meta);
     const int col = 30;
     if ((int)strlen(left) + 2 > col)
         fprintf(f, "%s\n%*s", left, col, "");

@@ -176,14 +176,19 @@ GEN_BACKWARD(embedding) {
 /* ---- dropout ---- */
 
 /* y = x m with m = 0 (probability p) or 1 / (1 - p); m kept for backward. */
-struct gen_tensor *gen_dropout(struct gen_ctx *g, struct gen_tensor *x, float p,
-                               struct gen_rng *rng) {
+struct gen_tensor *gen_dropout(struct gen_ctx *g, struct gen_tensor *x, float p, uint64_t seed,
+                               uint64_t purpose, int64_t first) {
     GEN_ASSERT(p >= 0.0f && p < 1.0f);
     if (!g->training || p == 0.0f) return x;
-    const int64_t n = gen_numel(x);
+    const int64_t n = gen_numel(x), rows = x->shape[0], per = n / rows;
     const float keep = 1.0f / (1.0f - p);
     float *mask = arena_floats(g, n);
-    for (int64_t i = 0; i < n; i++) mask[i] = gen_rng_uniform(rng) < p ? 0.0f : keep;
+    for (int64_t r = 0; r < rows; r++) {
+        struct gen_rng rng;
+        gen_rng_seed_keyed(&rng, seed, purpose, first + r);
+        for (int64_t i = r * per; i < (r + 1) * per; i++)
+            mask[i] = gen_rng_uniform(&rng) < p ? 0.0f : keep;
+    }
     struct gen_tensor *out = gen_tensor(g, x->ndim, x->shape);
     gen_kernels()->mul(n, x->data, mask, out->data);
     struct gen_node *node = gen_record(g, GEN_OP_DROPOUT, out, 1, &x);

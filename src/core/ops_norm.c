@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "core/ops.h"
+#include "gen/comm.h"
 
 /* Where a backward writes the gradient of `t`: its grad buffer if it needs
  * one, else NULL. */
@@ -114,12 +115,51 @@ static void bn_stats(struct bn_dims d, const float *x, int64_t c, double *mean, 
     *var = v / M;
 }
 
+/* Sync batch norm: the mean and biased variance of every channel over the
+ * batch of all ranks (two passes, as bn_stats, each summed over the
+ * ranks); returns the global count of values per channel. */
+static int64_t bn_stats_global(struct gen_ctx *g, struct bn_dims d, const float *x, double *mean,
+                               double *var) {
+    double *s = gen_arena_alloc(&g->arena, (size_t)(d.C + 1) * sizeof *s); /* (C) sums, count */
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < d.C; c++) {
+        double acc = 0;
+        for (int64_t n = 0; n < d.N; n++) {
+            const float *xc = x + (n * d.C + c) * d.HW;
+            for (int64_t p = 0; p < d.HW; p++) acc += xc[p];
+        }
+        s[c] = acc;
+    }
+    s[d.C] = (double)(d.N * d.HW);
+    gen_comm_allreduce_f64(s, d.C + 1);
+    const double M = s[d.C];
+    for (int64_t c = 0; c < d.C; c++) mean[c] = s[c] / M;
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < d.C; c++) {
+        double acc = 0;
+        for (int64_t n = 0; n < d.N; n++) {
+            const float *xc = x + (n * d.C + c) * d.HW;
+            for (int64_t p = 0; p < d.HW; p++) acc += ((double)xc[p] - mean[c]) * ((double)xc[p] - mean[c]);
+        }
+        var[c] = acc;
+    }
+    gen_comm_allreduce_f64(var, d.C);
+    for (int64_t c = 0; c < d.C; c++) var[c] /= M;
+    return (int64_t)M;
+}
+
 struct gen_tensor *gen_batchnorm(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *gamma,
                                  struct gen_tensor *beta, struct gen_tensor *running_mean,
                                  struct gen_tensor *running_var, float momentum, float eps) {
     const struct bn_dims d = bn_dims(x);
-    const int64_t M = d.N * d.HW;
-    const int training = g->training;
+    const int training = g->training, sync = training && g->sync_bn;
+    double *gmean = NULL, *gvar = NULL; /* sync: (C) each, over every rank */
+    int64_t M = d.N * d.HW;
+    if (sync) {
+        gmean = gen_arena_alloc(&g->arena, (size_t)(2 * d.C) * sizeof *gmean);
+        gvar = gmean + d.C;
+        M = bn_stats_global(g, d, x->data, gmean, gvar);
+    }
     GEN_ASSERT(!gamma || gen_numel(gamma) == d.C);
     GEN_ASSERT(!beta || gen_numel(beta) == d.C);
     GEN_ASSERT(!running_mean || gen_numel(running_mean) == d.C);
@@ -138,7 +178,8 @@ struct gen_tensor *gen_batchnorm(struct gen_ctx *g, struct gen_tensor *x, struct
     for (int64_t c = 0; c < d.C; c++) {
         if (training) {
             double m, v;
-            bn_stats(d, x->data, c, &m, &v);
+            if (sync) m = gmean[c], v = gvar[c];
+            else bn_stats(d, x->data, c, &m, &v);
             mean[c] = (float)m;
             rstd[c] = (float)(1.0 / sqrt(v + (double)eps));
             if (rm) rm[c] = (1.0f - momentum) * rm[c] + momentum * (float)m;
@@ -159,6 +200,7 @@ struct gen_tensor *gen_batchnorm(struct gen_ctx *g, struct gen_tensor *x, struct
     struct gen_node *node = gen_record(g, GEN_OP_BATCHNORM, y, 3, (struct gen_tensor *[]){x, gamma, beta});
     if (node) {
         node->i[0] = training;
+        node->i[1] = sync ? M : 0;
         node->saved = mean;
         node->saved2 = rstd;
     }
@@ -167,19 +209,25 @@ struct gen_tensor *gen_batchnorm(struct gen_ctx *g, struct gen_tensor *x, struct
 
 /* xhat = (x - mean) rstd, dxhat = dy gamma. Training (batch statistics):
  *   dx = rstd (dxhat - mean(dxhat) - xhat mean(dxhat xhat))
- * Eval (constants): dx = rstd dxhat. Both: dgamma = sum dy xhat, dbeta = sum dy. */
+ * Eval (constants): dx = rstd dxhat. Both: dgamma = sum dy xhat, dbeta =
+ * sum dy. Sync batch norm (node->i[1] = M values per channel over every
+ * rank): the two means are over every rank's share, while dgamma and
+ * dbeta stay this rank's own sums (the trainer sums gradients over the
+ * ranks). */
 GEN_BACKWARD(batchnorm) {
     struct gen_tensor *x = node->in[0], *gamma = node->in[1], *beta = node->in[2];
     const struct bn_dims d = bn_dims(x);
-    const double M = (double)(d.N * d.HW);
-    const int training = (int)node->i[0];
+    const int training = (int)node->i[0], sync = node->i[1] > 0;
+    const double M = sync ? (double)node->i[1] : (double)(d.N * d.HW);
     const float *mean = node->saved, *rstd = node->saved2, *dy = node->out->grad;
     const float *gm = gamma ? gamma->data : NULL;
     float *dx = grad_or_null(g, x), *dg = grad_or_null(g, gamma), *db = grad_or_null(g, beta);
+    /* (2, C) sum dy and sum dy xhat: this rank's, then (sync) every rank's */
+    double *s = gen_arena_alloc(&g->arena, (size_t)(4 * d.C) * sizeof *s), *all = s + 2 * d.C;
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < d.C; c++) {
-        const float m = mean[c], rs = rstd[c], gc = gm ? gm[c] : 1.0f;
-        double sdy = 0, sdyx = 0; /* sum dy, sum dy xhat */
+        const float m = mean[c], rs = rstd[c];
+        double sdy = 0, sdyx = 0;
         for (int64_t n = 0; n < d.N; n++) {
             const float *xc = x->data + (n * d.C + c) * d.HW, *dyc = dy + (n * d.C + c) * d.HW;
             for (int64_t p = 0; p < d.HW; p++) {
@@ -187,11 +235,18 @@ GEN_BACKWARD(batchnorm) {
                 sdyx += (double)dyc[p] * (double)((xc[p] - m) * rs);
             }
         }
-        if (dg) dg[c] += (float)sdyx;
-        if (db) db[c] += (float)sdy;
+        s[c] = all[c] = sdy;
+        s[d.C + c] = all[d.C + c] = sdyx;
+    }
+    if (sync) gen_comm_allreduce_f64(all, 2 * d.C);
+#pragma omp parallel for schedule(static)
+    for (int64_t c = 0; c < d.C; c++) {
+        const float m = mean[c], rs = rstd[c], gc = gm ? gm[c] : 1.0f;
+        if (dg) dg[c] += (float)s[d.C + c];
+        if (db) db[c] += (float)s[c];
         if (!dx) continue;
-        const float k1 = (float)(training ? sdy * gc / M : 0.0);  /* mean(dxhat)      */
-        const float k2 = (float)(training ? sdyx * gc / M : 0.0); /* mean(dxhat xhat) */
+        const float k1 = (float)(training ? all[c] * gc / M : 0.0);        /* mean(dxhat)      */
+        const float k2 = (float)(training ? all[d.C + c] * gc / M : 0.0);  /* mean(dxhat xhat) */
         for (int64_t n = 0; n < d.N; n++) {
             const float *xc = x->data + (n * d.C + c) * d.HW, *dyc = dy + (n * d.C + c) * d.HW;
             float *dxc = dx + (n * d.C + c) * d.HW;

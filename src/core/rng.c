@@ -17,6 +17,16 @@ void gen_rng_seed(struct gen_rng *r, uint64_t seed) {
     for (int i = 0; i < 4; i++) r->s[i] = splitmix64(&x);
 }
 
+void gen_rng_seed_keyed(struct gen_rng *r, uint64_t seed, uint64_t purpose, int64_t index) {
+    /* each key word goes through splitmix64 before the next is mixed in */
+    uint64_t x = seed;
+    uint64_t h = splitmix64(&x);
+    x = h ^ purpose;
+    h = splitmix64(&x);
+    x = h ^ (uint64_t)index;
+    gen_rng_seed(r, splitmix64(&x));
+}
+
 uint64_t gen_rng_next(struct gen_rng *r) {
     uint64_t *s = r->s;
     const uint64_t result = rotl(s[1] * 5, 7) * 9;

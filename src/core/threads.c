@@ -5,6 +5,7 @@
 #include <omp.h>
 #endif
 
+#include "gen/comm.h"
 #include "gen/core.h"
 #include "gen/kernels.h"
 
@@ -17,9 +18,10 @@ int gen_threads_init(int n) {
         const char *env = getenv("GEN_THREADS");
         if (env && atoi(env) > 0) n = atoi(env);
     }
-    if (n <= 0) {
+    if (n <= 0) { /* the cores, shared by the ranks of a job on this machine */
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
-        n = cores > 0 ? (int)cores : 1;
+        n = cores > 0 ? (int)(cores / gen_comm_local_size()) : 1;
+        if (n < 1) n = 1;
     }
     n_threads = n;
 #ifdef _OPENMP

@@ -380,6 +380,8 @@ static void class_key(const char *s, char *out, size_t n) {
 
 int gen_class_find(char *const *names, int K, const char *spec) {
     char want[CLASS_NAME_MAX + 2], have[CLASS_NAME_MAX + 2];
+    for (int k = 0; names && k < K; k++) /* the name itself ("." has no letters) */
+        if (!strcmp(names[k], spec)) return k;
     class_key(spec, want, sizeof want);
     for (int k = 0; names && want[0] && k < K; k++) {
         class_key(names[k], have, sizeof have);

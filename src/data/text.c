@@ -1,84 +1,176 @@
-/* text.c - a text file, or a folder of .txt files, as one byte string. */
+/* text.c - a text file, or the .txt files of a folder and its subfolders,
+ * as one byte string. */
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "gen/data.h"
 #include "io/fs.h"
 
 void gen_text_free(struct gen_text *t) {
     gen_free(t->bytes);
+    gen_free(t->bad_path);
     memset(t, 0, sizeof *t);
+    t->bad_offset = -1;
 }
 
-static enum gen_status load_folder(const char *dir, struct gen_text *out) {
+/* The .txt files found so far: their paths and the bytes they hold. */
+struct found {
+    const char *root;
+    char **paths; /* (n) gen_alloc'd */
+    int64_t n, cap, bytes;
+    dev_t dev[GEN_TEXT_MAX_DEPTH + 1]; /* the folders being searched: */
+    ino_t ino[GEN_TEXT_MAX_DEPTH + 1]; /* the root and its descendants */
+};
+
+static enum gen_status add_file(struct found *f, char *path, int64_t size) {
+    if (f->n == GEN_TEXT_MAX_FILES) {
+        gen_free(path);
+        return gen_error(GEN_ERR_FORMAT, "%s: more than %d .txt files", f->root,
+                         GEN_TEXT_MAX_FILES);
+    }
+    if (size > GEN_TEXT_MAX_BYTES - f->bytes) {
+        gen_error(GEN_ERR_FORMAT, "%s: the .txt files hold more than the limit of %lld bytes", path,
+                  (long long)GEN_TEXT_MAX_BYTES);
+        gen_free(path);
+        return GEN_ERR_FORMAT;
+    }
+    if (f->n == f->cap) {
+        const int64_t ncap = f->cap ? 2 * f->cap : 64;
+        char **np = gen_alloc((size_t)ncap * sizeof *np);
+        if (!np) {
+            gen_free(path);
+            return gen_error(GEN_ERR_NOMEM, "out of memory for the list of .txt files");
+        }
+        if (f->n) memcpy(np, f->paths, (size_t)f->n * sizeof *np);
+        gen_free(f->paths);
+        f->paths = np, f->cap = ncap;
+    }
+    f->paths[f->n++] = path;
+    f->bytes += size;
+    return GEN_OK;
+}
+
+/* Adds the .txt files under dir (at `depth` below the root). Entries are
+ * looked at with lstat: a symlink counts only when it names a file. */
+static enum gen_status search(struct found *f, const char *dir, int depth) {
     struct gen_fs_list l;
     enum gen_status st = gen_fs_list(dir, &l);
-    if (st != GEN_OK) return st;
-    int64_t total = 0;
-    int files = 0;
-    uint8_t *buf = NULL;
-    /* Read each file and append it; the buffer grows geometrically. */
-    int64_t cap = 0;
     for (int i = 0; st == GEN_OK && i < l.n; i++) {
-        if (l.names[i][0] == '.' || !gen_fs_has_ext(l.names[i], ".txt")) continue;
+        if (l.names[i][0] == '.') continue;
         char *p = gen_fs_join(dir, l.names[i]);
         if (!p) {
             st = gen_fs_error_at(GEN_ERR_NOMEM, dir);
             break;
         }
-        if (gen_fs_kind(p) != GEN_FS_FILE) {
+        struct stat sb;
+        int ok = lstat(p, &sb) == 0, seen = 0;
+        if (ok && S_ISDIR(sb.st_mode)) {
+            for (int k = 0; k <= depth; k++) seen |= f->dev[k] == sb.st_dev && f->ino[k] == sb.st_ino;
+            if (!seen && depth < GEN_TEXT_MAX_DEPTH) {
+                f->dev[depth + 1] = sb.st_dev, f->ino[depth + 1] = sb.st_ino;
+                st = search(f, p, depth + 1);
+            }
             gen_free(p);
             continue;
         }
-        uint8_t *data;
-        int64_t n;
-        st = gen_fs_read(p, GEN_TEXT_MAX_BYTES - total, &data, &n);
-        if (st == GEN_OK && total + n + 1 > cap) {
-            int64_t ncap = cap ? cap : 1 << 16;
-            while (ncap < total + n + 1) ncap *= 2;
-            if (ncap > GEN_TEXT_MAX_BYTES + 1) ncap = GEN_TEXT_MAX_BYTES + 1;
-            uint8_t *nb = gen_alloc((size_t)ncap);
-            if (!nb) {
-                st = gen_fs_error_at(GEN_ERR_NOMEM, p);
-            } else {
-                if (total) memcpy(nb, buf, (size_t)total);
-                gen_free(buf);
-                buf = nb;
-                cap = ncap;
-            }
-        }
-        if (st == GEN_OK) {
-            memcpy(buf + total, data, (size_t)n);
-            total += n;
-            files++;
-        }
-        gen_free(data);
-        gen_free(p);
+        if (ok && S_ISLNK(sb.st_mode)) ok = stat(p, &sb) == 0 && !S_ISDIR(sb.st_mode);
+        if (ok && gen_fs_has_ext(l.names[i], ".txt"))
+            st = add_file(f, p, S_ISREG(sb.st_mode) ? (int64_t)sb.st_size : 0);
+        else
+            gen_free(p);
     }
     gen_fs_list_free(&l);
-    if (st == GEN_OK && files == 0)
-        st = gen_error(GEN_ERR_FORMAT, "%s: no .txt files in the folder", dir);
-    else if (st == GEN_OK && total == 0)
+    return st;
+}
+
+static int by_path(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* Reads path (a regular file that must still fit in `room` bytes) to buf;
+ * *n gets its length. */
+static enum gen_status read_into(const char *path, uint8_t *buf, int64_t room, int64_t *n) {
+    int64_t size;
+    *n = 0;
+    const int fd = gen_fs_open(path, &size);
+    if (fd < 0) return GEN_ERR_IO;
+    enum gen_status st = GEN_OK;
+    if (size > room)
+        st = gen_error(GEN_ERR_IO, "%s: grew while the folder was read", path);
+    for (int64_t done = 0; st == GEN_OK && done < size;) {
+        const ssize_t k = read(fd, buf + done, (size_t)(size - done < (1 << 30) ? size - done : 1 << 30));
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) st = gen_error(GEN_ERR_IO, "%s: read failed after %lld of %lld bytes", path,
+                                   (long long)done, (long long)size);
+        else done += k;
+    }
+    close(fd);
+    *n = size;
+    return st;
+}
+
+/* Notes the first file of t that is not valid UTF-8. */
+static enum gen_status check_utf8(struct gen_text *t, const char *path, const uint8_t *s,
+                                  int64_t n) {
+    if (t->bad_path) return GEN_OK;
+    const int64_t bad = gen_utf8_check(s, n);
+    if (bad < 0) return GEN_OK;
+    if (!(t->bad_path = gen_fs_strdup(path))) return gen_fs_error_at(GEN_ERR_NOMEM, path);
+    t->bad_offset = bad;
+    return GEN_OK;
+}
+
+static enum gen_status load_folder(const char *dir, struct gen_text *out) {
+    struct found f = {.root = dir};
+    struct stat sb;
+    if (stat(dir, &sb) == 0) f.dev[0] = sb.st_dev, f.ino[0] = sb.st_ino;
+    enum gen_status st = search(&f, dir, 0);
+    if (st == GEN_OK && f.n == 0)
+        st = gen_error(GEN_ERR_FORMAT, "%s: no .txt files in the folder or its subfolders", dir);
+    if (st == GEN_OK) qsort(f.paths, (size_t)f.n, sizeof *f.paths, by_path);
+    uint8_t *buf = st == GEN_OK ? gen_alloc((size_t)f.bytes + 1) : NULL;
+    if (st == GEN_OK && !buf) st = gen_fs_error_at(GEN_ERR_NOMEM, dir);
+    int64_t total = 0;
+    for (int64_t i = 0; st == GEN_OK && i < f.n; i++) {
+        int64_t n;
+        st = read_into(f.paths[i], buf + total, f.bytes - total, &n);
+        if (st == GEN_OK) st = check_utf8(out, f.paths[i], buf + total, n);
+        total += n;
+    }
+    for (int64_t i = 0; i < f.n; i++) gen_free(f.paths[i]);
+    gen_free(f.paths);
+    if (st == GEN_OK && total == 0)
         st = gen_error(GEN_ERR_FORMAT, "%s: the .txt files in the folder are all empty", dir);
     if (st != GEN_OK) {
         gen_free(buf);
+        gen_text_free(out);
         return st;
     }
     buf[total] = 0;
     out->bytes = buf;
     out->n = total;
+    out->files = f.n;
     return GEN_OK;
 }
 
 enum gen_status gen_text_load(const char *path, struct gen_text *out) {
     memset(out, 0, sizeof *out);
+    out->bad_offset = -1;
     enum gen_fs_kind k = gen_fs_kind(path);
     if (k == GEN_FS_MISSING) return gen_error(GEN_ERR_IO, "%s: no such file or directory", path);
     if (k == GEN_FS_DIR) return load_folder(path, out);
     enum gen_status st = gen_fs_read(path, GEN_TEXT_MAX_BYTES, &out->bytes, &out->n);
-    if (st == GEN_OK && out->n == 0) {
-        gen_text_free(out);
+    if (st == GEN_OK && out->n == 0)
         st = gen_error(GEN_ERR_FORMAT, "%s: empty file; the text data needs at least one byte",
                        path);
+    if (st == GEN_OK) st = check_utf8(out, path, out->bytes, out->n);
+    if (st != GEN_OK) {
+        gen_text_free(out);
+        return st;
     }
-    return st;
+    out->files = 1;
+    return GEN_OK;
 }

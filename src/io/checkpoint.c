@@ -49,7 +49,7 @@ enum gen_status gen_ckpt_save(const char *path, const struct gen_params *ps, con
     int k = 0;
     for (int i = 0; i < ps->count; i++) {
         const struct gen_param *p = &ps->p[i];
-        e[k++] = (struct gen_st_entry){p->name, p->t.ndim, p->t.shape, p->t.data};
+        e[k++] = (struct gen_st_entry){p->name, p->t.ndim, p->t.shape, p->t.data, GEN_ST_F32, NULL};
     }
     static const char *const prefixes[] = {"optim.m.", "optim.v.", "ema."};
     for (int pre = 0; pre < 3; pre++) {
@@ -60,7 +60,8 @@ enum gen_status gen_ckpt_save(const char *path, const struct gen_params *ps, con
             if (!trainable(p)) continue;
             char *nm = names + (size_t)k * 128;
             snprintf(nm, 128, "%s%s", prefixes[pre], p->name);
-            e[k++] = (struct gen_st_entry){nm, p->t.ndim, p->t.shape, block + p->offset};
+            e[k++] = (struct gen_st_entry){nm, p->t.ndim, p->t.shape, block + p->offset,
+                                           GEN_ST_F32, NULL};
         }
     }
     GEN_ASSERT(k == n);
@@ -128,8 +129,11 @@ static enum gen_status copy_meta(const char *path, const struct gen_st_file *f,
 static enum gen_status check_gen_meta(const char *path, const struct gen_st_file *f) {
     const char *fmt = gen_st_meta(f, "format");
     const char *ver = gen_st_meta(f, "format_version");
-    if ((fmt && strcmp(fmt, "gen") != 0) || !gen_st_meta(f, "family") ||
-        !gen_st_meta(f, "config"))
+    if (fmt && strcmp(fmt, "gen") != 0)
+        return gen_error(GEN_ERR_FORMAT,
+                         "%s: not a gen checkpoint (format '%.32s', as of the weights gen export "
+                         "writes)", path, fmt);
+    if (!gen_st_meta(f, "family") || !gen_st_meta(f, "config"))
         return gen_error(GEN_ERR_FORMAT,
                          "%s: not a gen checkpoint (no family and config in its metadata)", path);
     if (ver && strcmp(ver, GEN_CKPT_FORMAT_VERSION) != 0)

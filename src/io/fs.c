@@ -165,6 +165,20 @@ enum gen_status gen_fs_read(const char *path, int64_t max, uint8_t **data, int64
     return GEN_OK;
 }
 
+enum gen_status gen_fs_write_atomic(const char *path, const void *data, size_t n) {
+    char tmp[4200];
+    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
+        return gen_error(GEN_ERR_IO, "%.64s...: path too long", path);
+    FILE *f = fopen(tmp, "wb");
+    if (!f) return gen_error(GEN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    int err = fwrite(data, 1, n, f) == n ? 0 : errno ? errno : EIO;
+    if (fclose(f) != 0 && !err) err = errno;
+    if (!err && rename(tmp, path) != 0) err = errno;
+    if (!err) return GEN_OK;
+    remove(tmp);
+    return gen_error(GEN_ERR_IO, "%s: cannot write: %s", path, strerror(err));
+}
+
 int gen_fs_has_ext(const char *name, const char *ext) {
     size_t ln = strlen(name), le = strlen(ext);
     return ln > le && strcasecmp(name + ln - le, ext) == 0;

@@ -46,6 +46,10 @@ FILE *gen_fs_fopen_read(const char *path);
  * buffer with one NUL byte after the data. Opens with gen_fs_open. */
 enum gen_status gen_fs_read(const char *path, int64_t max, uint8_t **data, int64_t *n);
 
+/* Writes n bytes to path through "PATH.tmp.PID" renamed over it, so a
+ * reader never sees half a file (plots, reports). */
+enum gen_status gen_fs_write_atomic(const char *path, const void *data, size_t n);
+
 /* 1 if name ends in ext (".png"), ignoring ASCII case. */
 int gen_fs_has_ext(const char *name, const char *ext);
 

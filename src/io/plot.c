@@ -1,237 +1,102 @@
-/* plot.c - loss curves from metrics.jsonl into a PNG (see gen/plot.h): a
- * tiny RGB rasteriser with thick Bresenham lines, "nice" tick steps of 1, 2
- * or 5 times a power of ten, and a 5x7 bitmap font drawn at 2x. */
-#include <cjson/cJSON.h>
-#include <errno.h>
+/* plot.c - the layout of an x/y chart (see gen/plot.h), drawn through the
+ * canvas of a renderer (plot_canvas.h: svg.c, plot_png.c), and the loss
+ * plot of a run's metrics.jsonl.
+ *
+ * Text widths for the layout are estimated from DejaVu Sans' advances, so
+ * both renderers get the same margins; each renderer places (anchors) its
+ * text exactly. */
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "gen/io.h"
 #include "gen/plot.h"
+#include "gen/run.h"
 #include "io/fs.h"
+#include "io/plot_canvas.h"
+#include "io/strbuf.h"
 
-/* ---- font: 5x7 glyphs, rows top to bottom, '#' on ---- */
+#define MAX_TICKS 64
 
-static const struct {
-    char ch;
-    const char *rows; /* 7 groups of 5, separated by spaces */
-} font[] = {
-    {'0', ".###. #...# #..## #.#.# ##..# #...# .###."},
-    {'1', "..#.. .##.. ..#.. ..#.. ..#.. ..#.. .###."},
-    {'2', ".###. #...# ....# ...#. ..#.. .#... #####"},
-    {'3', "####. ....# ....# .###. ....# ....# ####."},
-    {'4', "...#. ..##. .#.#. #..#. ##### ...#. ...#."},
-    {'5', "##### #.... ####. ....# ....# #...# .###."},
-    {'6', "..##. .#... #.... ####. #...# #...# .###."},
-    {'7', "##### ....# ...#. ..#.. .#... .#... .#..."},
-    {'8', ".###. #...# #...# .###. #...# #...# .###."},
-    {'9', ".###. #...# #...# .#### ....# ...#. .##.."},
-    {'a', "..... ..... .###. ....# .#### #...# .####"},
-    {'b', "#.... #.... ####. #...# #...# #...# ####."},
-    {'c', "..... ..... .###. #.... #.... #.... .###."},
-    {'d', "....# ....# .#### #...# #...# #...# .####"},
-    {'e', "..... ..... .###. #...# ##### #.... .###."},
-    {'f', "..##. .#... ####. .#... .#... .#... .#..."},
-    {'g', "..... ..... .#### #...# .#### ....# .###."},
-    {'h', "#.... #.... ####. #...# #...# #...# #...#"},
-    {'i', "..#.. ..... .##.. ..#.. ..#.. ..#.. .###."},
-    {'j', "...#. ..... ..##. ...#. ...#. #..#. .##.."},
-    {'k', "#.... #.... #..#. #.#.. ##... #.#.. #..#."},
-    {'l', ".##.. ..#.. ..#.. ..#.. ..#.. ..#.. .###."},
-    {'m', "..... ..... ##.#. #.#.# #.#.# #.#.# #.#.#"},
-    {'n', "..... ..... ####. #...# #...# #...# #...#"},
-    {'o', "..... ..... .###. #...# #...# #...# .###."},
-    {'p', "..... ..... ####. #...# ####. #.... #...."},
-    {'q', "..... ..... .#### #...# .#### ....# ....#"},
-    {'r', "..... ..... #.##. ##..# #.... #.... #...."},
-    {'s', "..... ..... .#### #.... .###. ....# ####."},
-    {'t', ".#... .#... ####. .#... .#... .#..# ..##."},
-    {'u', "..... ..... #...# #...# #...# #..## .##.#"},
-    {'v', "..... ..... #...# #...# #...# .#.#. ..#.."},
-    {'w', "..... ..... #...# #...# #.#.# #.#.# .#.#."},
-    {'x', "..... ..... #...# .#.#. ..#.. .#.#. #...#"},
-    {'y', "..... ..... #...# #...# .#### ....# .###."},
-    {'z', "..... ..... ##### ...#. ..#.. .#... #####"},
-    {'.', "..... ..... ..... ..... ..... .##.. .##.."},
-    {',', "..... ..... ..... ..... .##.. ..#.. .#..."},
-    {'-', "..... ..... ..... .###. ..... ..... ....."},
-    {'+', "..... ..#.. ..#.. ##### ..#.. ..#.. ....."},
-    {'_', "..... ..... ..... ..... ..... ..... #####"},
-    {':', "..... .##.. .##.. ..... .##.. .##.. ....."},
-    {'/', "....# ....# ...#. ..#.. .#... #.... #...."},
-    {'(', "...#. ..#.. .#... .#... .#... ..#.. ...#."},
-    {')', ".#... ..#.. ...#. ...#. ...#. ..#.. .#..."},
-    {'%', "##... ##..# ...#. ..#.. .#... #..## ...##"},
-    {'=', "..... ..... ##### ..... ##### ..... ....."},
-    {'?', ".###. #...# ....# ...#. ..#.. ..... ..#.."},
+static const struct plot_rgb palette[GEN_PLOT_MAX_SERIES] = {
+    {31, 119, 180},  {255, 127, 14}, {44, 160, 44},   {214, 39, 40},
+    {148, 103, 189}, {140, 86, 75},  {227, 119, 194}, {127, 127, 127},
 };
+static const struct plot_rgb white = {255, 255, 255}, ink = {34, 34, 34}, muted = {85, 85, 85},
+                             rule = {68, 68, 68}, grid = {229, 229, 229};
 
-#define FONT_SCALE 2
-#define GLYPH_ADVANCE (6 * FONT_SCALE)
-#define GLYPH_HEIGHT (7 * FONT_SCALE)
+enum { TICK_SIZE = 13, LABEL_SIZE = 14, TITLE_SIZE = 15, LEGEND_ROW = 19 };
 
-static const char *glyph(char ch) {
-    if (ch >= 'A' && ch <= 'Z') ch = (char)(ch - 'A' + 'a');
-    for (size_t i = 0; i < sizeof font / sizeof font[0]; i++)
-        if (font[i].ch == ch) return font[i].rows;
-    return ch == ' ' ? NULL : "?";
-}
-
-/* ---- canvas ---- */
-
-struct rgb {
-    uint8_t r, g, b;
-};
-
-struct canvas {
-    int w, h;
-    uint8_t *px; /* (h, w, 3) */
-};
-
-static void put(struct canvas *c, int x, int y, struct rgb col) {
-    if (x < 0 || y < 0 || x >= c->w || y >= c->h) return;
-    uint8_t *p = c->px + ((size_t)y * (size_t)c->w + (size_t)x) * 3;
-    p[0] = col.r, p[1] = col.g, p[2] = col.b;
-}
-
-static void fill(struct canvas *c, int x0, int y0, int x1, int y1, struct rgb col) {
-    for (int y = y0; y <= y1; y++)
-        for (int x = x0; x <= x1; x++) put(c, x, y, col);
-}
-
-/* A line of the given thickness: Bresenham stepping a square brush. */
-static void line(struct canvas *c, int x0, int y0, int x1, int y1, int thick, struct rgb col) {
-    int dx = abs(x1 - x0), dy = -abs(y1 - y0), sx = x0 < x1 ? 1 : -1, sy = y0 < y1 ? 1 : -1;
-    int err = dx + dy, lo = -(thick - 1) / 2, hi = thick / 2;
-    for (;;) {
-        fill(c, x0 + lo, y0 + lo, x0 + hi, y0 + hi, col);
-        if (x0 == x1 && y0 == y1) break;
-        int e2 = 2 * err;
-        if (e2 >= dy) err += dy, x0 += sx;
-        if (e2 <= dx) err += dx, y0 += sy;
+/* Width of s at font size `size`: DejaVu Sans advances (digits 0.64 em),
+ * rounded up a little so a label never runs into its neighbour. */
+static double text_width(const char *s, double size) {
+    double em = 0;
+    for (const unsigned char *u = (const unsigned char *)s; *u; u++) {
+        if ((*u & 0xc0) == 0x80) continue; /* one advance per UTF-8 character */
+        em += strchr("ijlt.,:;'|!()[] frI", *u) ? 0.36
+              : strchr("mwMW%", *u)             ? 0.95
+              : *u >= 'A' && *u <= 'Z'          ? 0.72
+                                                : 0.64;
     }
+    return em * size;
 }
 
-static int text_width(const char *s) {
-    int n = (int)strlen(s);
-    return n ? n * GLYPH_ADVANCE - FONT_SCALE : 0;
-}
-
-/* Text with its top-left corner at (x, y). */
-static void text(struct canvas *c, int x, int y, const char *s, struct rgb col) {
-    for (; *s; s++, x += GLYPH_ADVANCE) {
-        const char *rows = glyph(*s);
-        if (!rows) continue;
-        for (int r = 0; r < 7; r++)
-            for (int k = 0; k < 5; k++)
-                if (rows[r * 6 + k] == '#')
-                    fill(c, x + k * FONT_SCALE, y + r * FONT_SCALE, x + (k + 1) * FONT_SCALE - 1,
-                         y + (r + 1) * FONT_SCALE - 1, col);
+/* s as valid UTF-8 (each stray byte as '?') into buf: cairo refuses
+ * anything else, SVG must be UTF-8. */
+static const char *clean_utf8(const char *s, char *buf, size_t n) {
+    size_t o = 0, len = strlen(s);
+    for (size_t i = 0; i < len && o + 5 < n;) {
+        const int k = gen_utf8_len(s + i, len - i);
+        if (k)
+            memcpy(buf + o, s + i, (size_t)k), o += (size_t)k, i += (size_t)k;
+        else
+            buf[o++] = '?', i++;
     }
+    buf[o] = 0;
+    return buf;
 }
 
-/* ---- series from metrics.jsonl ---- */
-
-struct series {
-    char name[64];
-    int64_t n, cap;
-    double *x, *y;
-    const char *const *labels; /* (n) text beside each point, or NULL */
-    int plain;                 /* no dot at each point                 */
-};
-
-struct plot {
-    struct series s[GEN_PLOT_MAX_SERIES];
-    int n;
-    const char *xlabel, *ylabel; /* axis names (ylabel may be NULL) */
-    int markers;                 /* a dot at every point          */
-};
-
-static int plotted(const char *name) {
-    size_t len = strlen(name);
-    return !strncmp(name, "loss", 4) || (len > 5 && !strcmp(name + len - 5, "_loss")) ||
-           strstr(name, "valid") != NULL;
+static void text(const struct plot_canvas *c, double x, double y, const char *s, double size,
+                 enum plot_anchor anchor, struct plot_rgb colour) {
+    char buf[512];
+    const struct plot_text t = {.size = size, .anchor = anchor, .colour = colour};
+    c->text(c->ctx, x, y, clean_utf8(s, buf, sizeof buf), &t);
 }
 
-static struct series *series_for(struct plot *p, const char *name) {
-    for (int i = 0; i < p->n; i++)
-        if (!strcmp(p->s[i].name, name)) return &p->s[i];
-    if (p->n == GEN_PLOT_MAX_SERIES) return NULL;
-    struct series *s = &p->s[p->n++];
-    snprintf(s->name, sizeof s->name, "%s", name);
-    return s;
-}
-
-static enum gen_status add_point(struct series *s, double x, double y) {
-    while (s->n > 0 && s->x[s->n - 1] >= x) s->n--; /* a restart replaces what follows */
-    if (s->n == s->cap) {
-        int64_t cap = s->cap ? 2 * s->cap : 256;
-        double *nx = realloc(s->x, (size_t)cap * sizeof *nx);
-        if (!nx) return gen_error(GEN_ERR_NOMEM, "plot: out of memory");
-        s->x = nx;
-        double *ny = realloc(s->y, (size_t)cap * sizeof *ny);
-        if (!ny) return gen_error(GEN_ERR_NOMEM, "plot: out of memory");
-        s->y = ny;
-        s->cap = cap;
-    }
-    s->x[s->n] = x, s->y[s->n] = y, s->n++;
-    return GEN_OK;
-}
-
-static void plot_free(struct plot *p) {
-    for (int i = 0; i < p->n; i++) free(p->s[i].x), free(p->s[i].y);
-}
-
-static enum gen_status read_metrics(const char *path, struct plot *p) {
-    FILE *f = gen_fs_fopen_read(path);
-    if (!f) return GEN_ERR_IO;
-    char *buf = NULL;
-    size_t cap = 0;
-    enum gen_status st = GEN_OK;
-    while (st == GEN_OK && getline(&buf, &cap, f) >= 0) {
-        cJSON *o = cJSON_Parse(buf);
-        const cJSON *step = cJSON_GetObjectItemCaseSensitive(o, "step");
-        if (cJSON_IsNumber(step) && isfinite(step->valuedouble)) {
-            for (const cJSON *e = o->child; e && st == GEN_OK; e = e->next) {
-                if (!e->string || !cJSON_IsNumber(e) || !isfinite(e->valuedouble) ||
-                    !plotted(e->string))
-                    continue;
-                struct series *s = series_for(p, e->string);
-                if (s) st = add_point(s, step->valuedouble, e->valuedouble);
-            }
-        }
-        cJSON_Delete(o);
-    }
-    if (st == GEN_OK && ferror(f)) st = gen_error(GEN_ERR_IO, "%s: read error", path);
-    for (int i = 1; i < p->n; i++) /* "loss" first, whatever the field order */
-        if (!strcmp(p->s[i].name, "loss")) {
-            struct series tmp = p->s[i];
-            memmove(&p->s[1], &p->s[0], (size_t)i * sizeof p->s[0]);
-            p->s[0] = tmp;
-        }
-    free(buf);
-    fclose(f);
-    int64_t points = 0;
-    for (int i = 0; i < p->n; i++) points += p->s[i].n;
-    if (st == GEN_OK && points == 0)
-        st = gen_error(GEN_ERR_FORMAT, "%s: no loss values to plot", path);
-    return st;
+static void segment(const struct plot_canvas *c, double x0, double y0, double x1, double y1,
+                    double width, struct plot_rgb colour) {
+    const double xy[4] = {x0, y0, x1, y1};
+    c->line(c->ctx, xy, 2, width, colour);
 }
 
 /* ---- axes ---- */
 
+struct axis {
+    double lo, hi;
+    int logscale;
+    double p0, p1; /* user units of lo and of hi */
+};
+
+struct tick {
+    double v;
+    char label[32];
+};
+
+static double to_px(const struct axis *a, double v) {
+    const double t = a->logscale ? (log10(v) - log10(a->lo)) / (log10(a->hi) - log10(a->lo))
+                                 : (v - a->lo) / (a->hi - a->lo);
+    return a->p0 + t * (a->p1 - a->p0);
+}
+
 /* A step of 1, 2 or 5 times a power of ten giving at most `max` ticks. */
 static double nice_step(double range, int max) {
-    double raw = range / max, p = pow(10, floor(log10(raw)));
-    double m = raw / p;
+    const double raw = range / max, p = pow(10, floor(log10(raw))), m = raw / p;
     return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * p;
 }
 
 static void tick_label(char *buf, size_t n, double v, double step) {
     if (fabs(v) < step * 1e-9) v = 0;
-    double a = fabs(v);
+    const double a = fabs(v);
     if (a != 0 && (a >= 1e6 || a < 1e-3)) {
         snprintf(buf, n, "%.3g", v);
         return;
@@ -241,173 +106,275 @@ static void tick_label(char *buf, size_t n, double v, double step) {
     snprintf(buf, n, "%.*f", dec, v);
 }
 
-struct axis {
-    double lo, hi;
-    int logscale;
-    int p0, p1; /* pixel of lo, of hi */
+/* Ticks of a; `max` of them at most on a linear axis; on a log axis the
+ * decades (and 2, 5 within them when there are few). */
+static int ticks(const struct axis *a, int max, struct tick *t) {
+    int n = 0;
+    if (a->logscale) {
+        const int few = log10(a->hi / a->lo) < 3;
+        for (double d = pow(10, floor(log10(a->lo))); d <= a->hi && n < MAX_TICKS; d *= 10)
+            for (int m = 1; m <= 5 && n < MAX_TICKS; m++) {
+                const double v = d * m;
+                if ((m != 1 && (!few || (m != 2 && m != 5))) || v < a->lo || v > a->hi) continue;
+                t[n].v = v;
+                snprintf(t[n++].label, sizeof t[0].label, "%g", v);
+            }
+        return n;
+    }
+    const double step = nice_step(a->hi - a->lo, max);
+    for (double v = ceil(a->lo / step) * step; v <= a->hi + step * 1e-9 && n < MAX_TICKS;
+         v += step) {
+        t[n].v = v;
+        tick_label(t[n++].label, sizeof t[0].label, v, step);
+    }
+    return n;
+}
+
+/* The data ranges, padded: a little around the values, more to the right
+ * of labelled points for their labels. */
+static void ranges(const struct gen_plot *p, int markers, struct axis *ax, struct axis *ay) {
+    ax->lo = ay->lo = INFINITY, ax->hi = ay->hi = -INFINITY;
+    ax->logscale = 0;
+    for (int i = 0; i < p->n; i++)
+        for (int64_t k = 0; k < p->series[i].n; k++) {
+            ax->lo = fmin(ax->lo, p->series[i].x[k]), ax->hi = fmax(ax->hi, p->series[i].x[k]);
+            ay->lo = fmin(ay->lo, p->series[i].y[k]), ay->hi = fmax(ay->hi, p->series[i].y[k]);
+        }
+    if (!(ax->lo <= ax->hi)) ax->lo = 0, ax->hi = 1, ay->lo = 0, ay->hi = 1; /* nothing to draw */
+    if (ax->hi <= ax->lo) ax->lo -= 1, ax->hi += 1;
+    if (markers) {
+        const double pad = 0.08 * (ax->hi - ax->lo);
+        ax->lo -= pad, ax->hi += 2 * pad;
+    }
+    ay->logscale = ay->lo > 0 && ay->hi / ay->lo > 20;
+    if (ay->logscale) {
+        ay->lo /= 1.15, ay->hi *= 1.15;
+    } else {
+        const double pad = ay->hi > ay->lo ? 0.05 * (ay->hi - ay->lo)
+                           : ay->hi != 0   ? 0.1 * fabs(ay->hi)
+                                           : 1;
+        ay->lo -= pad, ay->hi += pad;
+    }
+}
+
+/* ---- curves ---- */
+
+/* The series' points in user units, thinned to the first, lowest, highest
+ * and last point of each pixel column (in their order): *xy (2 per point,
+ * gen_alloc'd) and the count. */
+static enum gen_status curve_points(const struct gen_plot_series *s, const struct axis *ax,
+                                    const struct axis *ay, double **xy, int64_t *count) {
+    double *o = gen_alloc((size_t)(2 * s->n) * sizeof *o);
+    if (!o) return GEN_ERR_NOMEM;
+    int64_t m = 0;
+    for (int64_t k = 0; k < s->n;) {
+        const double col = floor(to_px(ax, s->x[k]));
+        int64_t end = k, lo = k, hi = k;
+        while (end + 1 < s->n && floor(to_px(ax, s->x[end + 1])) == col) {
+            end++;
+            if (s->y[end] < s->y[lo]) lo = end;
+            if (s->y[end] > s->y[hi]) hi = end;
+        }
+        const int64_t keep[4] = {k, lo < hi ? lo : hi, lo < hi ? hi : lo, end};
+        for (int j = 0; j < 4; j++) {
+            if (j && keep[j] == keep[j - 1]) continue;
+            o[2 * m] = to_px(ax, s->x[keep[j]]), o[2 * m + 1] = to_px(ay, s->y[keep[j]]), m++;
+        }
+        k = end + 1;
+    }
+    *xy = o, *count = m;
+    return GEN_OK;
+}
+
+/* The legend: a key per drawn series in the strip above the plot, never
+ * over the data. It goes right-aligned on the title's line when it fits
+ * there, else in rows of its own under the title. */
+struct legend {
+    int rows;                                              /* rows under the title line */
+    double x[GEN_PLOT_MAX_SERIES], y[GEN_PLOT_MAX_SERIES]; /* each key's left end and baseline */
 };
 
-static double to_px(const struct axis *a, double v) {
-    double t = a->logscale ? (log10(v) - log10(a->lo)) / (log10(a->hi) - log10(a->lo))
-                           : (v - a->lo) / (a->hi - a->lo);
-    return a->p0 + t * (a->p1 - a->p0);
+enum { LEGEND_KEY = 30, LEGEND_GAP = 18, TITLE_BASE = 24 };
+
+static double key_width(const struct gen_plot_series *s) {
+    return LEGEND_KEY + text_width(s->name, TICK_SIZE);
 }
 
-static const struct rgb palette[GEN_PLOT_MAX_SERIES] = {
-    {31, 119, 180}, {255, 127, 14}, {44, 160, 44},   {214, 39, 40},
-    {148, 103, 189}, {140, 86, 75}, {227, 119, 194}, {127, 127, 127},
-};
-
-enum { LEFT = 90, RIGHT = 24, TOP = 44, BOTTOM = 56 };
-
-static void draw(struct canvas *c, const struct plot *p, const char *title) {
-    const char *xlabel = p->xlabel ? p->xlabel : "step";
-    const struct rgb white = {255, 255, 255}, black = {0, 0, 0}, grid = {225, 225, 225},
-                     grey = {90, 90, 90};
-    fill(c, 0, 0, c->w - 1, c->h - 1, white);
-    struct axis ax = {INFINITY, -INFINITY, 0, LEFT, c->w - RIGHT};
-    struct axis ay = {INFINITY, -INFINITY, 0, c->h - BOTTOM, TOP};
+static void legend_layout(const struct gen_plot *p, double x0, double x1, struct legend *lg) {
+    double total = 0, title = p->title ? text_width(p->title, TITLE_SIZE) + 3 * LEGEND_GAP : 0;
     for (int i = 0; i < p->n; i++)
-        for (int64_t k = 0; k < p->s[i].n; k++) {
-            ax.lo = fmin(ax.lo, p->s[i].x[k]), ax.hi = fmax(ax.hi, p->s[i].x[k]);
-            ay.lo = fmin(ay.lo, p->s[i].y[k]), ay.hi = fmax(ay.hi, p->s[i].y[k]);
-        }
-    if (ax.hi <= ax.lo) ax.lo -= 1, ax.hi += 1;
-    if (p->markers) { /* room for the points' labels */
-        const double pad = 0.08 * (ax.hi - ax.lo);
-        ax.lo -= pad, ax.hi += 2 * pad;
-    }
-    ay.logscale = ay.lo > 0 && ay.hi / ay.lo > 20;
-    if (ay.logscale) {
-        ay.lo /= 1.15, ay.hi *= 1.15;
-    } else {
-        double pad = ay.hi > ay.lo ? 0.05 * (ay.hi - ay.lo) : fmax(fabs(ay.hi) * 0.1, 1);
-        ay.lo -= pad, ay.hi += pad;
-    }
-
-    char buf[64];
-    /* x ticks and grid */
-    double xs = nice_step(ax.hi - ax.lo, 8);
-    for (double v = ceil(ax.lo / xs) * xs; v <= ax.hi + xs * 1e-9; v += xs) {
-        int x = (int)lround(to_px(&ax, v));
-        line(c, x, ay.p1, x, ay.p0, 1, grid);
-        line(c, x, ay.p0, x, ay.p0 + 5, 1, black);
-        tick_label(buf, sizeof buf, v, xs);
-        text(c, x - text_width(buf) / 2, ay.p0 + 10, buf, black);
-    }
-    /* y ticks and grid: decades (and 2, 5 within few decades) on a log axis */
-    if (ay.logscale) {
-        int few = log10(ay.hi / ay.lo) < 3;
-        for (double d = pow(10, floor(log10(ay.lo))); d <= ay.hi; d *= 10)
-            for (int m = 1; m <= 5; m++) {
-                if (m != 1 && (!few || (m != 2 && m != 5))) continue;
-                double v = d * m;
-                if (v < ay.lo || v > ay.hi) continue;
-                int y = (int)lround(to_px(&ay, v));
-                line(c, ax.p0, y, ax.p1, y, 1, grid);
-                line(c, ax.p0 - 5, y, ax.p0, y, 1, black);
-                snprintf(buf, sizeof buf, "%g", v);
-                text(c, ax.p0 - 9 - text_width(buf), y - GLYPH_HEIGHT / 2, buf, black);
-            }
-    } else {
-        double ys = nice_step(ay.hi - ay.lo, 8);
-        for (double v = ceil(ay.lo / ys) * ys; v <= ay.hi + ys * 1e-9; v += ys) {
-            int y = (int)lround(to_px(&ay, v));
-            line(c, ax.p0, y, ax.p1, y, 1, grid);
-            line(c, ax.p0 - 5, y, ax.p0, y, 1, black);
-            tick_label(buf, sizeof buf, v, ys);
-            text(c, ax.p0 - 9 - text_width(buf), y - GLYPH_HEIGHT / 2, buf, black);
-        }
-    }
-    /* frame, labels */
-    line(c, ax.p0, ay.p0, ax.p1, ay.p0, 1, black);
-    line(c, ax.p0, ay.p0, ax.p0, ay.p1, 1, black);
-    text(c, (ax.p0 + ax.p1 - text_width(xlabel)) / 2, c->h - GLYPH_HEIGHT - 8, xlabel, grey);
-    if (title) text(c, LEFT, (TOP - GLYPH_HEIGHT) / 2, title, black);
-    if (p->ylabel || ay.logscale) {
-        snprintf(buf, sizeof buf, "%s%s%s", p->ylabel ? p->ylabel : "",
-                 p->ylabel && ay.logscale ? " " : "", ay.logscale ? "(log)" : "");
-        text(c, 8, TOP - GLYPH_HEIGHT - 6, buf, grey);
-    }
-    /* curves (a lone point is a dot) */
+        if (p->series[i].n > 0) total += key_width(&p->series[i]) + (total > 0 ? LEGEND_GAP : 0);
+    lg->rows = x0 + title + total <= x1 ? 0 : 1;
+    double x = lg->rows ? x0 : x1 - total;
     for (int i = 0; i < p->n; i++) {
-        const struct series *s = &p->s[i];
-        for (int64_t k = 0; k < s->n; k++) {
-            int x1 = (int)lround(to_px(&ax, s->x[k])), y1 = (int)lround(to_px(&ay, s->y[k]));
-            if (p->markers && !s->plain) line(c, x1, y1, x1, y1, 7, palette[i]);
-            if (s->labels && s->labels[k]) text(c, x1 + 8, y1 - GLYPH_HEIGHT - 2, s->labels[k], black);
-            if (k == 0) {
-                line(c, x1, y1, x1, y1, s->n == 1 ? 5 : 2, palette[i]);
-                continue;
-            }
-            int x0 = (int)lround(to_px(&ax, s->x[k - 1])), y0 = (int)lround(to_px(&ay, s->y[k - 1]));
-            line(c, x0, y0, x1, y1, 2, palette[i]);
-        }
+        if (p->series[i].n == 0) continue;
+        const double w = key_width(&p->series[i]);
+        if (lg->rows && x > x0 && x + w > x1) x = x0, lg->rows++; /* wrap */
+        lg->x[i] = x, lg->y[i] = TITLE_BASE + (lg->rows ? lg->rows * LEGEND_ROW : 0);
+        x += w + LEGEND_GAP;
     }
-    /* legend, top right */
-    int wmax = 0;
+}
+
+static void legend(const struct gen_plot *p, const struct plot_canvas *c, const struct legend *lg) {
+    for (int i = 0; i < p->n; i++) {
+        if (p->series[i].n == 0) continue;
+        const double mid = lg->y[i] - 0.36 * TICK_SIZE;
+        segment(c, lg->x[i], mid, lg->x[i] + LEGEND_KEY - 8, mid, 3, palette[i]);
+        text(c, lg->x[i] + LEGEND_KEY, lg->y[i], p->series[i].name, TICK_SIZE, PLOT_ANCHOR_START,
+             ink);
+    }
+}
+
+/* ---- the chart ---- */
+
+void gen_plot_size(const struct gen_plot *p, int *w, int *h) {
+    *w = p->width > 0 ? p->width : GEN_PLOT_WIDTH;
+    *h = p->height > 0 ? p->height : GEN_PLOT_HEIGHT;
+}
+
+enum gen_status gen_plot_check(const struct gen_plot *p, const char *out) {
+    int w, h;
+    gen_plot_size(p, &w, &h);
+    if (p->n < 1 || p->n > GEN_PLOT_MAX_SERIES)
+        return gen_error(GEN_ERR_USAGE, "%s: %d series to plot (1..%d)", out, p->n,
+                         GEN_PLOT_MAX_SERIES);
+    if (w < 200 || h < 200 || w > 4096 || h > 4096)
+        return gen_error(GEN_ERR_USAGE, "%s: a plot of %dx%d (200..4096 per side)", out, w, h);
     for (int i = 0; i < p->n; i++)
-        if (text_width(p->s[i].name) > wmax) wmax = text_width(p->s[i].name);
-    int lx = ax.p1 - wmax - 40, ly = ay.p1 + 8, row = GLYPH_HEIGHT + 6;
-    fill(c, lx - 8, ly - 6, ax.p1 - 6, ly + p->n * row, white);
-    for (int i = 0; i < p->n; i++) {
-        int y = ly + i * row;
-        line(c, lx, y + GLYPH_HEIGHT / 2, lx + 20, y + GLYPH_HEIGHT / 2, 3, palette[i]);
-        text(c, lx + 28, y, p->s[i].name, black);
-    }
+        for (int64_t k = 0; k < p->series[i].n; k++)
+            if (!isfinite(p->series[i].x[k]) || !isfinite(p->series[i].y[k]))
+                return gen_error(GEN_ERR_FORMAT, "%s: a point of '%s' is not finite", out,
+                                 p->series[i].name);
+    return GEN_OK;
 }
 
-/* Draws p into png (a temporary name of this process's own, renamed over
- * the plot, so a viewer never sees half a PNG). */
-static enum gen_status render(const struct plot *p, const char *png, const char *title) {
-    struct canvas c = {GEN_PLOT_WIDTH, GEN_PLOT_HEIGHT, NULL};
-    c.px = gen_alloc((size_t)c.w * (size_t)c.h * 3);
-    if (!c.px) return gen_error(GEN_ERR_NOMEM, "%s: out of memory for the plot", png);
-    draw(&c, p, title);
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", png, (long)getpid());
-    enum gen_status st = gen_png_write(tmp, c.w, c.h, 3, c.px);
-    if (st == GEN_OK && rename(tmp, png) != 0) {
-        st = gen_error(GEN_ERR_IO, "%s: cannot write: %s", png, strerror(errno));
-        remove(tmp);
+enum gen_status gen_plot_draw(const struct gen_plot *p, const struct plot_canvas *c) {
+    int W, H;
+    gen_plot_size(p, &W, &H);
+    int markers = 0;
+    for (int i = 0; i < p->n; i++) markers |= p->series[i].n > 0 && !p->series[i].plain;
+    struct axis ax, ay;
+    ranges(p, markers, &ax, &ay);
+
+    /* margins: title; the y-axis name, its tick labels; the x tick labels and name */
+    char ylabel[160];
+    snprintf(ylabel, sizeof ylabel, "%s%s%s", p->ylabel ? p->ylabel : "",
+             p->ylabel && ay.logscale ? " " : "", ay.logscale ? "(log scale)" : "");
+    struct tick xt[MAX_TICKS], yt[MAX_TICKS];
+    struct legend lg;
+    int nyt = 0;
+    double left = 0;
+    ay.p0 = H - 52;
+    for (int pass = 0; pass < 2;
+         pass++) { /* the legend's rows need the left margin, which needs the ticks */
+        legend_layout(p, pass ? left : 60, W - 24, &lg);
+        ay.p1 = TITLE_BASE + lg.rows * LEGEND_ROW + 16;
+        nyt = ticks(&ay, H > 360 ? 8 : 6, yt);
+        double wy = 0;
+        for (int i = 0; i < nyt; i++) wy = fmax(wy, text_width(yt[i].label, TICK_SIZE));
+        left = 12 + (*ylabel ? LABEL_SIZE + 10 : 0) + wy + 10;
     }
-    gen_free(c.px);
-    return st;
+    ax.p0 = left, ax.p1 = W - 24;
+    const int nxt = ticks(&ax, W > 600 ? 8 : 6, xt);
+
+    c->rect(c->ctx, 0, 0, W, H, white, NULL);
+    for (int i = 0; i < nxt; i++) {
+        const double x = floor(to_px(&ax, xt[i].v)) + 0.5;
+        segment(c, x, ay.p1, x, ay.p0, 1, grid);
+        segment(c, x, ay.p0, x, ay.p0 + 5, 1, rule);
+        text(c, x, ay.p0 + 8 + TICK_SIZE, xt[i].label, TICK_SIZE, PLOT_ANCHOR_MIDDLE, ink);
+    }
+    for (int i = 0; i < nyt; i++) {
+        const double y = floor(to_px(&ay, yt[i].v)) + 0.5;
+        segment(c, ax.p0, y, ax.p1, y, 1, grid);
+        segment(c, ax.p0 - 5, y, ax.p0, y, 1, rule);
+        text(c, ax.p0 - 8, y + 0.36 * TICK_SIZE, yt[i].label, TICK_SIZE, PLOT_ANCHOR_END, ink);
+    }
+    const double frame[6] = {ax.p0 + 0.5, ay.p1, ax.p0 + 0.5, ay.p0 + 0.5, ax.p1, ay.p0 + 0.5};
+    c->line(c->ctx, frame, 3, 1, rule);
+
+    /* names: title top left, x under its ticks, y up the left side */
+    char buf[512];
+    if (p->title) {
+        const struct plot_text t = {.size = TITLE_SIZE, .bold = 1, .colour = ink};
+        c->text(c->ctx, ax.p0, TITLE_BASE, clean_utf8(p->title, buf, sizeof buf), &t);
+    }
+    text(c, (ax.p0 + ax.p1) / 2, H - 12, p->xlabel ? p->xlabel : "step", LABEL_SIZE,
+         PLOT_ANCHOR_MIDDLE, muted);
+    if (*ylabel) {
+        const struct plot_text t = {
+            .size = LABEL_SIZE, .anchor = PLOT_ANCHOR_MIDDLE, .upward = 1, .colour = muted};
+        c->text(c->ctx, 12 + LABEL_SIZE, (ay.p0 + ay.p1) / 2, clean_utf8(ylabel, buf, sizeof buf),
+                &t);
+    }
+
+    /* curves, their points and labels; a lone point is a dot */
+    legend(p, c, &lg);
+    for (int i = 0; i < p->n; i++) {
+        const struct gen_plot_series *s = &p->series[i];
+        double *xy;
+        int64_t count;
+        if (s->n == 0) continue;
+        if (curve_points(s, &ax, &ay, &xy, &count) != GEN_OK)
+            return gen_error(GEN_ERR_NOMEM, "out of memory drawing a plot");
+        if (count > 1) c->line(c->ctx, xy, count, 2, palette[i]);
+        gen_free(xy);
+        for (int64_t k = 0; k < s->n && (count == 1 || (markers && !s->plain)); k++)
+            c->dot(c->ctx, to_px(&ax, s->x[k]), to_px(&ay, s->y[k]), 3.5, palette[i]);
+        for (int64_t k = 0; s->labels && k < s->n; k++)
+            if (s->labels[k])
+                text(c, to_px(&ax, s->x[k]) + 8, to_px(&ay, s->y[k]) - 6, s->labels[k], TICK_SIZE,
+                     PLOT_ANCHOR_START, ink);
+    }
+    return GEN_OK;
 }
+
+/* ---- the plots of gen ---- */
 
 enum gen_status gen_plot_xy(const char *png, const char *title, const char *xlabel,
                             const char *ylabel, const struct gen_plot_series *series, int n) {
-    struct plot p;
-    memset(&p, 0, sizeof p);
-    p.xlabel = xlabel, p.ylabel = ylabel;
-    if (n < 1 || n > GEN_PLOT_MAX_SERIES)
-        return gen_error(GEN_ERR_USAGE, "%s: %d series to plot (1..%d)", png, n, GEN_PLOT_MAX_SERIES);
-    for (int i = 0; i < n; i++) {
-        const struct gen_plot_series *in = &series[i];
-        for (int k = 0; k < in->n; k++)
-            if (!isfinite(in->x[k]) || !isfinite(in->y[k]))
-                return gen_error(GEN_ERR_FORMAT, "%s: a point of '%s' is not finite", png, in->name);
-        p.s[i] = (struct series){.n = in->n, .x = (double *)in->x, .y = (double *)in->y, .labels = in->labels, .plain = in->plain};
-        p.markers |= !in->plain;
-        snprintf(p.s[i].name, sizeof p.s[i].name, "%s", in->name);
-    }
-    p.n = n;
-    return render(&p, png, title); /* the series are the caller's: nothing to free */
+    const struct gen_plot p = {
+        .title = title, .xlabel = xlabel, .ylabel = ylabel, .series = series, .n = n};
+    return gen_plot_png(&p, png);
 }
 
-enum gen_status gen_plot_file(const char *jsonl, const char *png, const char *title,
+static int loss_field(const char *name) {
+    const size_t len = strlen(name);
+    return !strncmp(name, "loss", 4) || (len > 5 && !strcmp(name + len - 5, "_loss")) ||
+           strstr(name, "valid") != NULL;
+}
+
+enum gen_status gen_plot_file(const char *jsonl, const char *out, const char *title,
                               int64_t *points) {
-    struct plot p;
-    memset(&p, 0, sizeof p);
-    enum gen_status st = read_metrics(jsonl, &p);
-    if (st == GEN_OK) {
-        st = render(&p, png, title);
-        if (points) {
-            *points = 0;
-            for (int i = 0; i < p.n; i++) *points += p.s[i].n;
+    struct gen_metrics_log log;
+    enum gen_status st = gen_metrics_log_read(jsonl, GEN_LOG_LENIENT, &log);
+    if (st != GEN_OK) return st;
+    struct gen_plot_series s[GEN_PLOT_MAX_SERIES];
+    int n = 0;
+    int64_t total = 0;
+    const struct gen_curve *loss = gen_metrics_log_curve(&log, "loss");
+    for (int pass = 0; pass < 2; pass++) /* "loss" first, whatever the field order */
+        for (int i = 0; i < log.n_curves && n < GEN_PLOT_MAX_SERIES; i++) {
+            const struct gen_curve *cv = &log.curves[i];
+            if ((pass == 0) != (cv == loss) || !loss_field(cv->name) || cv->n == 0) continue;
+            s[n++] = (struct gen_plot_series){
+                .name = cv->name, .n = cv->n, .x = cv->x, .y = cv->y, .plain = 1};
+            total += cv->n;
+        }
+    if (n == 0) {
+        st = gen_error(GEN_ERR_FORMAT, "%s: no loss values to plot", jsonl);
+    } else {
+        const struct gen_plot p = {.title = title, .ylabel = "loss", .series = s, .n = n};
+        char *svg = NULL;
+        if (!gen_fs_has_ext(out, ".svg")) {
+            st = gen_plot_png(&p, out);
+        } else if ((st = gen_plot_svg(&p, GEN_SVG_FILE, &svg)) == GEN_OK) {
+            st = gen_fs_write_atomic(out, svg, strlen(svg));
+            gen_free(svg);
         }
     }
-    plot_free(&p);
+    if (points) *points = st == GEN_OK ? total : 0;
+    gen_metrics_log_free(&log);
     return st;
 }
 

@@ -70,6 +70,7 @@ static void human_number(char *buf, size_t n, double v) {
 void gen_runlog_write(struct gen_runlog *lg, int64_t step, const struct gen_field *fields, int n) {
     double elapsed = lg->elapsed_base + gen_run_now() - lg->t_open;
     cJSON *obj = cJSON_CreateObject();
+    if (lg->command) cJSON_AddStringToObject(obj, "command", lg->command);
     if (step >= 0) cJSON_AddNumberToObject(obj, "step", (double)step);
     for (int k = 0; k < n; k++) {
         if (isfinite(fields[k].value))

@@ -1,5 +1,7 @@
-/* safetensors.c - the safetensors format (huggingface/safetensors), F32
- * only: u64 little-endian header length N, N bytes of JSON, the data.
+/* safetensors.c - the safetensors format (huggingface/safetensors): u64
+ * little-endian header length N, N bytes of JSON, the data. gen's own
+ * tensors are F32; it also writes F16, BF16 and I64 (gen export) and reads
+ * them back as floats.
  *
  * The reader treats the file as hostile: every length is checked against
  * the real file size before use, every number in the header must be a
@@ -25,6 +27,67 @@
 static int64_t fail_after = -1;
 void gen_st_fail_write_after(int64_t bytes) { fail_after = bytes; }
 
+/* ---- element types ---------------------------------------------------- */
+
+static const struct {
+    const char *name;
+    int size;
+} dtypes[] = {
+    [GEN_ST_F32] = {"F32", 4},
+    [GEN_ST_F16] = {"F16", 2},
+    [GEN_ST_BF16] = {"BF16", 2},
+    [GEN_ST_I64] = {"I64", 8},
+};
+#define N_DTYPES ((int)(sizeof dtypes / sizeof *dtypes))
+
+static uint32_t bits_of(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+
+static float float_of(uint32_t u) {
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+/* v >> shift (1 <= shift <= 31), rounded to nearest, ties to even. */
+static uint32_t shift_rne(uint32_t v, int shift) {
+    const uint32_t q = v >> shift, rem = v & ((1u << shift) - 1), half = 1u << (shift - 1);
+    return q + (rem > half || (rem == half && (q & 1)));
+}
+
+uint16_t gen_f32_to_f16(float x) {
+    const uint32_t u = bits_of(x), sign = (u >> 16) & 0x8000u, m = u & 0x7fffffu;
+    const int e = (int)((u >> 23) & 0xff);
+    if (e == 0xff) return (uint16_t)(sign | 0x7c00u | (m ? 0x200u | (m >> 13) : 0));
+    const int he = e - 127 + 15; /* binary16's biased exponent */
+    if (he >= 31) return (uint16_t)(sign | 0x7c00u);
+    /* A carry out of the mantissa moves to the next binade, or to infinity. */
+    if (he >= 1) return (uint16_t)(sign | shift_rne(((uint32_t)he << 23) | m, 13));
+    /* Subnormal: the 24-bit significand in units of 2^-24. */
+    const int shift = 14 - he;
+    if (shift > 25 || e == 0) return (uint16_t)sign;
+    return (uint16_t)(sign | shift_rne(m | 0x800000u, shift));
+}
+
+uint16_t gen_f32_to_bf16(float x) {
+    const uint32_t u = bits_of(x);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* quiet NaN */
+    return (uint16_t)(shift_rne(u, 16));
+}
+
+float gen_f16_to_f32(uint16_t h) {
+    const uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1f, m = h & 0x3ffu;
+    if (e == 0x1f) return float_of(sign | 0x7f800000u | (m << 13));
+    if (e > 0) return float_of(sign | ((e - 15 + 127) << 23) | (m << 13));
+    const float v = (float)m * (1.0f / 16777216.0f); /* m 2^-24, exact */
+    return sign ? -v : v;
+}
+
+float gen_bf16_to_f32(uint16_t h) { return float_of((uint32_t)h << 16); }
+
 /* ---- writer ----------------------------------------------------------- */
 
 static enum gen_status check_entry(const char *path, const struct gen_st_entry *e,
@@ -40,9 +103,12 @@ static enum gen_status check_entry(const char *path, const struct gen_st_entry *
             numel > (size_t)(INT64_MAX / 8))
             return gen_error(GEN_ERR_USAGE, "%s: tensor '%s' has a bad shape", path, e->name);
     }
-    if (numel > 0 && !e->data)
+    if ((int)e->dtype < 0 || (int)e->dtype >= N_DTYPES)
+        return gen_error(GEN_ERR_USAGE, "%s: tensor '%s' has an unknown dtype %d", path, e->name,
+                         (int)e->dtype);
+    if (numel > 0 && (e->dtype == GEN_ST_I64 ? !e->i64 : !e->data))
         return gen_error(GEN_ERR_USAGE, "%s: tensor '%s' has no data", path, e->name);
-    *bytes = (int64_t)numel * 4;
+    *bytes = (int64_t)numel * dtypes[e->dtype].size;
     return GEN_OK;
 }
 
@@ -84,7 +150,7 @@ static char *build_header(const char *path, const struct gen_st_entry *t, int n,
         int64_t bytes = 0;
         check_entry(path, &t[i], &bytes); /* checked by the caller */
         cJSON *o = cJSON_AddObjectToObject(root, t[i].name);
-        ok = o && cJSON_AddStringToObject(o, "dtype", "F32");
+        ok = o && cJSON_AddStringToObject(o, "dtype", dtypes[t[i].dtype].name);
         cJSON *shape = ok ? cJSON_AddArrayToObject(o, "shape") : NULL;
         ok = shape != NULL;
         for (int d = 0; ok && d < t[i].ndim; d++) {
@@ -121,6 +187,24 @@ static void out_write(struct out *o, const void *p, size_t n) {
     }
     if (fwrite(p, 1, n, o->f) != n) o->err = errno ? errno : EIO;
     o->written += (int64_t)n;
+}
+
+/* A tensor's data as its dtype stores it. */
+static void out_tensor(struct out *o, const struct gen_st_entry *e, int64_t bytes) {
+    if (e->dtype == GEN_ST_F32 || e->dtype == GEN_ST_I64) {
+        out_write(o, e->dtype == GEN_ST_I64 ? (const void *)e->i64 : (const void *)e->data,
+                  (size_t)bytes);
+        return;
+    }
+    uint16_t buf[4096];
+    const int64_t n = bytes / 2;
+    for (int64_t i = 0; i < n && !o->err; i += 4096) {
+        const int64_t k = n - i < 4096 ? n - i : 4096;
+        for (int64_t j = 0; j < k; j++)
+            buf[j] = e->dtype == GEN_ST_F16 ? gen_f32_to_f16(e->data[i + j])
+                                            : gen_f32_to_bf16(e->data[i + j]);
+        out_write(o, buf, (size_t)k * sizeof *buf);
+    }
 }
 
 static void fsync_parent(const char *path) {
@@ -201,7 +285,7 @@ enum gen_status gen_st_save(const char *path, const struct gen_st_entry *tensors
     for (int i = 0; i < n && !o.err; i++) {
         int64_t bytes;
         check_entry(path, &tensors[i], &bytes);
-        out_write(&o, tensors[i].data, (size_t)bytes);
+        out_tensor(&o, &tensors[i], bytes);
     }
     if (!o.err && fflush(o.f) != 0) o.err = errno;
     if (!o.err && fsync(fileno(o.f)) != 0) o.err = errno;
@@ -228,6 +312,7 @@ struct gen_st_file {
     char **keys, **values;   /* (n_meta) */
     uint8_t *data;           /* (data_bytes) or NULL */
     int64_t data_bytes;
+    float *converted;        /* the tensors stored as other dtypes, as floats */
 };
 
 int gen_st_count(const struct gen_st_file *f) { return f->n; }
@@ -273,6 +358,7 @@ void gen_st_close(struct gen_st_file *f) {
     gen_free(f->keys);
     gen_free(f->values);
     gen_free(f->data);
+    gen_free(f->converted);
     gen_free(f);
 }
 
@@ -316,9 +402,13 @@ static enum gen_status parse_tensor(const char *path, const cJSON *o, int64_t da
     const cJSON *offs = cJSON_GetObjectItemCaseSensitive(o, "data_offsets");
     if (!cJSON_IsString(dtype))
         return gen_error(GEN_ERR_FORMAT, "%s: tensor '%s' has no dtype", path, name);
-    if (strcmp(dtype->valuestring, "F32") != 0)
-        return gen_error(GEN_ERR_FORMAT, "%s: tensor '%s' has dtype %.32s; gen reads only F32",
-                         path, name, dtype->valuestring);
+    int dt = 0;
+    while (dt < N_DTYPES && strcmp(dtype->valuestring, dtypes[dt].name) != 0) dt++;
+    if (dt == N_DTYPES)
+        return gen_error(GEN_ERR_FORMAT,
+                         "%s: tensor '%s' has dtype %.32s; gen reads F32, F16, BF16 and I64", path,
+                         name, dtype->valuestring);
+    t->dtype = (enum gen_st_dtype)dt;
     if (!cJSON_IsArray(shape))
         return gen_error(GEN_ERR_FORMAT, "%s: tensor '%s' has no shape array", path, name);
     int nd = cJSON_GetArraySize(shape);
@@ -349,10 +439,11 @@ static enum gen_status parse_tensor(const char *path, const cJSON *o, int64_t da
                          "%s: tensor '%s': data_offsets [%lld, %lld] are outside the %lld-byte "
                          "data area", path, name, (long long)*begin, (long long)*end,
                          (long long)data_bytes);
-    if (*end - *begin != t->numel * 4)
+    const int64_t need = t->numel * dtypes[dt].size; /* numel <= INT64_MAX / 8 */
+    if (*end - *begin != need)
         return gen_error(GEN_ERR_FORMAT,
                          "%s: tensor '%s': data_offsets span %lld bytes but the shape needs %lld",
-                         path, name, (long long)(*end - *begin), (long long)(t->numel * 4));
+                         path, name, (long long)(*end - *begin), (long long)need);
     return GEN_OK;
 }
 
@@ -477,6 +568,50 @@ static enum gen_status parse_header(const char *path, const char *json, size_t l
     return st;
 }
 
+/* Whether a tensor at byte offset `off` of the data needs a copy: stored
+ * as another dtype, or F32 at an offset that is not a multiple of 4 (after
+ * a 2-byte type). */
+static int needs_copy(const struct gen_st_tensor *t, uintptr_t off) {
+    return t->numel > 0 && (t->dtype != GEN_ST_F32 || off % sizeof(float) != 0);
+}
+
+/* Points each tensor at its values: aligned F32 ones in the file's bytes
+ * f->data, the others converted to floats in f->converted. On entry
+ * t->data holds the tensor's byte offset (parse_header). */
+static enum gen_status point_tensors(const char *path, struct gen_st_file *f) {
+    int64_t total = 0;
+    for (int i = 0; i < f->n; i++)
+        if (needs_copy(&f->t[i], (uintptr_t)f->t[i].data)) total += f->t[i].numel;
+    if (total > 0 && !(f->converted = gen_alloc((size_t)total * sizeof(float))))
+        return gen_fs_error_at(GEN_ERR_NOMEM, path); /* total <= data_bytes / 2 */
+    float *out = f->converted;
+    for (int i = 0; i < f->n; i++) {
+        struct gen_st_tensor *t = &f->t[i];
+        const uintptr_t off = (uintptr_t)t->data;
+        const uint8_t *raw = f->data + off;
+        if (!needs_copy(t, off)) {
+            t->data = t->numel > 0 ? (const float *)raw : NULL;
+            continue;
+        }
+        for (int64_t k = 0; k < t->numel; k++) {
+            uint16_t h;
+            int64_t v;
+            if (t->dtype == GEN_ST_F32) {
+                memcpy(&out[k], raw + 4 * k, sizeof *out);
+            } else if (t->dtype == GEN_ST_I64) {
+                memcpy(&v, raw + 8 * k, sizeof v);
+                out[k] = (float)v;
+            } else {
+                memcpy(&h, raw + 2 * k, sizeof h);
+                out[k] = t->dtype == GEN_ST_F16 ? gen_f16_to_f32(h) : gen_bf16_to_f32(h);
+            }
+        }
+        t->data = out;
+        out += t->numel;
+    }
+    return GEN_OK;
+}
+
 static enum gen_status read_exact(const char *path, FILE *fp, void *buf, size_t n,
                                   const char *what) {
     size_t got = n ? fread(buf, 1, n, fp) : 0;
@@ -544,9 +679,10 @@ enum gen_status gen_st_open(const char *path, int flags, struct gen_st_file **ou
             if (!f->data) st = gen_fs_error_at(GEN_ERR_NOMEM, path);
             if (st == GEN_OK) st = read_exact(path, fp, f->data, (size_t)data_bytes, "data");
         }
-        for (int i = 0; i < f->n; i++) {
-            uintptr_t off = (uintptr_t)f->t[i].data;
-            f->t[i].data = f->data && f->t[i].numel > 0 ? (const float *)(f->data + off) : NULL;
+        if (st == GEN_OK && f->data) {
+            st = point_tensors(path, f);
+        } else {
+            for (int i = 0; i < f->n; i++) f->t[i].data = NULL;
         }
     }
     gen_free(json);

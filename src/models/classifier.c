@@ -11,7 +11,7 @@
 
 /* The family's options, by their index in its tables (read with gen_opt_*). */
 enum { CLF_T_DATA, CLF_T_EPOCHS, CLF_T_BATCH, CLF_T_LR, CLF_T_SCHEDULE, CLF_T_LR_MIN, CLF_T_EMA,
-    CLF_T_FILTERS, CLF_T_COUNT };
+    CLF_T_FILTERS, CLF_T_CHANNELS, CLF_T_IMAGE_SIZE, CLF_T_COUNT };
 enum { CLF_E_SAMPLES, CLF_E_NUM, CLF_E_COUNT };
 static const struct gen_option classifier_train_options[CLF_T_COUNT + 1];
 static const struct gen_option classifier_eval_options[CLF_E_COUNT + 1];
@@ -218,6 +218,8 @@ static const struct gen_option classifier_train_options[CLF_T_COUNT + 1] = {
                   "keep an EMA of the weights with this decay (0: off); gen eval and the "
                   "feature network of the image metrics use it"),
     [CLF_T_FILTERS] = GEN_INT_OPT("filters", "32", 1, 1024, "filters of the first convolution (doubled later)"),
+    [CLF_T_CHANNELS] = GEN_CHANNELS_OPTION,
+    [CLF_T_IMAGE_SIZE] = GEN_IMAGE_SIZE_OPTION,
     [CLF_T_COUNT] = GEN_OPT_END,
 };
 

@@ -204,7 +204,7 @@ enum gen_status ddpm_sample(const struct ddpm_schedule *s, const struct ddpm_sam
         float *x = out + first * D;
         r.first = first;
         for (int64_t j = 0; j < b; j++) {
-            image_rng(&w->rngs[j], seed, first + j);
+            image_rng(&w->rngs[j], seed, smp->index0 + first + j);
             start_image(s, smp, &w->rngs[j], D, smp->init ? smp->init + (first + j) * D : NULL,
                         x + j * D);
         }

@@ -95,6 +95,9 @@ struct ddpm_sampler {
      * every batch), for a progress bar. */
     void (*progress)(int64_t done, int64_t total, void *arg);
     void *progress_arg;
+    /* The stream index of image 0 (image j draws from (seed, index0 + j)):
+     * a request generated in parts is the same as in one. */
+    int64_t index0;
 };
 
 /* The model: eps (B, D) = the predicted noise of x (B, D) at timestep t;

@@ -28,7 +28,8 @@
 /* The family's options, by their index in its tables (read with gen_opt_*). */
 enum { DIF_T_DATA, DIF_T_STEPS, DIF_T_BATCH, DIF_T_LR, DIF_T_WARMUP, DIF_T_CLIP, DIF_T_EMA,
     DIF_T_BASE, DIF_T_MULTS, DIF_T_TIMESTEPS, DIF_T_BETA_START, DIF_T_BETA_END, DIF_T_NO_ATTN,
-    DIF_T_SAMPLE_STEPS, DIF_T_CONDITIONAL, DIF_T_COND_DROP, DIF_T_COUNT };
+    DIF_T_SAMPLE_STEPS, DIF_T_CONDITIONAL, DIF_T_COND_DROP,
+    DIF_T_CHANNELS, DIF_T_IMAGE_SIZE, DIF_T_COUNT };
 enum { DIF_S_SAMPLER, DIF_S_STEPS, DIF_S_ETA, DIF_S_GUIDANCE, DIF_S_INPAINT, DIF_S_MASK,
     DIF_S_RESAMPLE, DIF_S_SUPERRES, DIF_S_DENOISE, DIF_S_STRENGTH, DIF_S_COUNT };
 enum { DIF_E_CLASSIFIER, DIF_E_NUM, DIF_E_SAMPLES, DIF_E_SAMPLER, DIF_E_STEPS, DIF_E_ETA,
@@ -137,21 +138,22 @@ static struct gen_tensor *diffusion_loss(void *model, struct gen_ctx *g, const s
     (void)phase;
     struct diffusion *m = model;
     struct gen_tensor *x0 = b->x; /* (N, C, H, W) in [-1, 1] */
-    const int64_t D = image_numel(m), n = (int64_t)b->n * D;
-    struct gen_rng *rng = &m->rng[RNG_NOISE];
+    const int64_t D = image_numel(m);
+    /* image i: its timestep, noise and (conditional) class drop, all from
+     * its own stream */
     float *t = gen_arena_alloc(&g->arena, (size_t)b->n * sizeof *t); /* (N) */
-    for (int i = 0; i < b->n; i++) t[i] = (float)gen_rng_below(rng, (uint64_t)m->sched.T);
     struct gen_tensor *eps = gen_tensor(g, 4, x0->shape);
-    gen_rng_fill_normal(rng, eps->data, n, 0.0f, 1.0f);
     struct gen_tensor *xt = gen_tensor(g, 4, x0->shape);
-    for (int i = 0; i < b->n; i++)
+    int32_t *y = NULL; /* (N) classes, some dropped to the null class K */
+    if (m->ucfg.classes > 0) y = gen_arena_alloc(&g->arena, (size_t)b->n * sizeof *y);
+    for (int i = 0; i < b->n; i++) {
+        struct gen_rng r;
+        gen_batch_rng(b, RNG_NOISE, i, &r);
+        t[i] = (float)gen_rng_below(&r, (uint64_t)m->sched.T);
+        gen_rng_fill_normal(&r, eps->data + i * D, D, 0.0f, 1.0f);
         ddpm_q_sample(&m->sched, (int64_t)t[i], D, x0->data + i * D, eps->data + i * D,
                       xt->data + i * D);
-    int32_t *y = NULL; /* (N) classes, some dropped to the null class K */
-    if (m->ucfg.classes > 0) {
-        y = gen_arena_alloc(&g->arena, (size_t)b->n * sizeof *y);
-        for (int i = 0; i < b->n; i++)
-            y[i] = gen_rng_uniform(rng) < m->cond_drop ? (int32_t)m->ucfg.classes : b->labels[i];
+        if (y) y[i] = gen_rng_uniform(&r) < m->cond_drop ? (int32_t)m->ucfg.classes : b->labels[i];
     }
     struct gen_tensor *loss = gen_mse(g, unet_forward(g, &m->net, &m->ps, xt, t, y), eps);
     fields[0] = loss->data[0];
@@ -494,6 +496,11 @@ static int diffusion_needs_inputs(const struct gen_config *opts) {
     }
 }
 
+/* Restoration works on its inputs; sampling from noise is plain. */
+static int diffusion_plain(const struct gen_config *opts) {
+    return diffusion_needs_inputs(opts) == 0 && !gen_opt_str_if(opts, &diffusion_sample_options[DIF_S_MASK]);
+}
+
 static enum gen_status diffusion_generate(void *model, struct gen_ctx *g,
                                           const struct gen_config *opts,
                                           const struct gen_request *req, struct gen_output *out) {
@@ -514,6 +521,7 @@ static enum gen_status diffusion_generate(void *model, struct gen_ctx *g,
         return gen_error(GEN_ERR_USAGE, "--class: this model is unconditional (train with --conditional)");
     float *x = gen_alloc((size_t)(n * D) * sizeof *x);
     if (!x) return gen_error(GEN_ERR_NOMEM, "out of memory for %lld images", (long long)n);
+    smp.index0 = req->first;
     st = ddpm_sample(&m->sched, &smp, predict, (void *)&em, n, D, req->seed, x);
     if (st != GEN_OK) {
         gen_free(x);
@@ -618,6 +626,8 @@ static const struct gen_option diffusion_train_options[DIF_T_COUNT + 1] = {
                      "with classifier-free guidance (sample --class, --guidance)"),
     [DIF_T_COND_DROP] = GEN_FLOAT_OPT("cond-drop", "0.1", 0, 1,
                    "--conditional: probability of training a label as the null class"),
+    [DIF_T_CHANNELS] = GEN_CHANNELS_OPTION,
+    [DIF_T_IMAGE_SIZE] = GEN_IMAGE_SIZE_OPTION,
     [DIF_T_COUNT] = GEN_OPT_END,
 };
 
@@ -691,5 +701,6 @@ const struct gen_family gen_family_diffusion = {
     .loss = diffusion_loss,
     .generate = diffusion_generate,
     .needs_inputs = diffusion_needs_inputs,
+    .plain = diffusion_plain,
     .score = diffusion_score,
 };

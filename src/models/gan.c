@@ -230,8 +230,8 @@ static struct gen_tensor *gan_loss(void *model, struct gen_ctx *g, const struct 
     struct gen_gan *m = model;
     struct gen_tensor *z = NULL;
     if (phase == GEN_GAN_PHASE_D) {
-        z = gen_tensor_2d(g, b->n, m->latent);
-        gen_rng_fill_normal(&m->rng[GEN_GAN_RNG_NOISE], z->data, gen_numel(z), 0.0f, 1.0f);
+        z = gen_tensor_2d(g, b->n, m->latent); /* (N, latent) */
+        gen_batch_fill_normal(b, GEN_GAN_RNG_NOISE, z->data, m->latent);
     }
     return gen_gan_phase_loss(g, m, b->x, m->classes ? b->labels : NULL, z, phase, fields);
 }
@@ -246,6 +246,14 @@ static enum gen_status gan_create(void *model, const struct gen_config *cfg,
                                   const struct gen_data_shape *shape, uint64_t seed,
                                   struct gen_model_info *info) {
     struct gen_gan *m = model;
+    const struct gen_config_entry *size = gen_opt_get(cfg, &gan_train_options[GAN_T_IMAGE_SIZE]);
+    const int side = shape->h;
+    if (!(size && size->present) && (shape->w != side || side < 8 || side > 256 || side % 4))
+        return gen_error(GEN_ERR_FORMAT,
+                         "images are %dx%d; the GAN takes square images whose side is a multiple "
+                         "of 4 from 8 to 256 (28, 32, ...): give --image-size N to crop and resize "
+                         "them",
+                         shape->w, shape->h);
     if (shape->h != shape->w)
         return gen_error(GEN_ERR_USAGE, "--image-size: the GAN wants square images, got %dx%d",
                          shape->h, shape->w);
@@ -386,7 +394,7 @@ static enum gen_status request_classes(const struct gen_gan *m, const struct gen
     int32_t *y = alloc_array(req->n, 1, sizeof *y);
     if (!y) return gen_error(GEN_ERR_NOMEM, "out of memory for %lld classes", (long long)req->n);
     for (int64_t i = 0; i < req->n; i++) {
-        y[i] = req->labels ? req->labels[i] : (int32_t)((cols ? i / cols : i) % m->classes);
+        y[i] = req->labels ? req->labels[i] : (int32_t)((cols ? i / cols : req->first + i) % m->classes);
         if (y[i] < 0 || y[i] >= m->classes) {
             gen_free(y);
             return gen_error(GEN_ERR_USAGE, "--class: class %d is not in 0..%lld", (int)y[i],
@@ -395,6 +403,11 @@ static enum gen_status request_classes(const struct gen_gan *m, const struct gen
     }
     *out = y;
     return GEN_OK;
+}
+
+/* Walks (--interpolate) are whole rows; plain samples are not. */
+static int gan_plain(const struct gen_config *opts) {
+    return !gen_opt_flag_if(opts, &gan_sample_options[GAN_S_INTERPOLATE]);
 }
 
 static enum gen_status gan_generate(void *model, struct gen_ctx *g, const struct gen_config *opts,
@@ -420,8 +433,11 @@ static enum gen_status gan_generate(void *model, struct gen_ctx *g, const struct
     gen_rng_seed(&rng, req->seed);
     if (cols)
         interpolation_latents(&rng, n, m->latent, cols, z, ends);
-    else
-        gen_rng_fill_normal(&rng, z, n * m->latent, 0.0f, 1.0f);
+    else /* image i: its own stream, the same in any part of a request */
+        for (int64_t i = 0; i < n; i++) {
+            gen_rng_seed_keyed(&rng, req->seed, GEN_GAN_RNG_NOISE, req->first + i);
+            gen_rng_fill_normal(&rng, z + i * m->latent, m->latent, 0.0f, 1.0f);
+        }
     out->cols = cols;
     gen_gan_sample(g, m, z, y, n, out->images);
     out->n_images = n;
@@ -505,8 +521,8 @@ static const struct gen_option gan_train_options[GAN_T_COUNT + 1] = {
     [GAN_T_LATENT] = GEN_INT_OPT("latent", "100", 1, 4096, "dimensions of z"),
     [GAN_T_G_WIDTH] = GEN_INT_OPT("g-width", "64", 1, 4096, "G's widths are 2N and N channels"),
     [GAN_T_D_WIDTH] = GEN_INT_OPT("d-width", "64", 1, 4096, "D's widths are N and 2N channels"),
-    [GAN_T_IMAGE_SIZE] = GEN_INT_OPT("image-size", "28", 8, 256, "image side in pixels, a multiple of 4 (28, 32)"),
-    [GAN_T_CHANNELS] = GEN_INT_OPT("channels", NULL, 1, 3, "image channels, 1 or 3 (default: the data's)"),
+    [GAN_T_IMAGE_SIZE] = GEN_INT_OPT("image-size", NULL, 8, 256, "image side in pixels, a multiple of 4 (28, 32, ...); images are cropped square and resized to it (default: the data's own side)"),
+    [GAN_T_CHANNELS] = GEN_CHANNELS_OPTION,
     [GAN_T_EMA] = GEN_FLOAT_OPT("ema", "0", 0, 0.999999,
                   "keep an EMA of G's weights with this decay (warm-up (1+t)/(10+t) below it; "
                   "0: off); sampling uses it"),
@@ -543,5 +559,6 @@ const struct gen_family gen_family_gan = {
     .destroy = gan_destroy,
     .loss = gan_loss,
     .generate = gan_generate,
+    .plain = gan_plain,
     .watch = gan_watch,
 };

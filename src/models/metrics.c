@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gen/comm.h"
 #include "gen/data.h"
 #include "gen/io.h"
 #include "gen/kernels.h"
@@ -493,8 +494,11 @@ static enum gen_status fake_images(const struct gen_config *cfg, struct gen_clas
     }
     uint64_t seed = (uint64_t)gen_opt_int(cfg, &gen_eval_options[GEN_EVAL_SEED]);
     double t0 = gen_run_now();
+    /* chunk c on rank c % size (comm.h); every rank then holds them all */
+    if (gen_comm_size() > 1) memset(x, 0, (size_t)(n * out_per) * sizeof *x);
     for (int64_t i = 0, chunk = 0; i < n; i += GEN_EVAL_CHUNK, chunk++) {
         int64_t b = n - i < GEN_EVAL_CHUNK ? n - i : GEN_EVAL_CHUNK;
+        if (chunk % gen_comm_size() != gen_comm_rank()) continue;
         for (int64_t j = 0; asked && j < b; j++) asked[j] = (int32_t)((i + j) % K);
         st = src->generate(src->model, b, chunk_seed(seed, chunk), asked, raw);
         if (st == GEN_OK) {
@@ -512,6 +516,7 @@ static enum gen_status fake_images(const struct gen_config *cfg, struct gen_clas
         if (!quiet && gen_run_now() - t0 > 2 && i + b < n)
             fprintf(stderr, "\rgenerated %lld/%lld images", (long long)(i + b), (long long)n);
     }
+    gen_comm_allreduce_f32(x, n * out_per); /* each chunk from one rank, zeros elsewhere */
     if (!quiet && gen_run_now() - t0 > 2) fprintf(stderr, "\rgenerated %lld images in %.1fs\n",
                                                   (long long)n, gen_run_now() - t0);
     gen_free(raw), gen_free(map), gen_free(asked);
@@ -520,11 +525,14 @@ static enum gen_status fake_images(const struct gen_config *cfg, struct gen_clas
     return GEN_OK;
 }
 
-/* The real images of one split of `data`, converted to the classifier's
- * shape (channels; sides when square). */
+/* The real images of one split of the data set `data` (gen_data_find),
+ * converted to the classifier's shape (channels; sides when square). */
 static enum gen_status real_images(const char *data, int train, const struct gen_classifier *m,
                                    struct gen_image_set *set) {
-    enum gen_status st = gen_images_load(data, train, (int)m->C, m->H == m->W ? (int)m->H : 0, set);
+    char where[GEN_DATA_PATH_MAX];
+    enum gen_status st = gen_data_find(data, where, sizeof where);
+    if (st == GEN_OK)
+        st = gen_images_load(where, train, (int)m->C, m->H == m->W ? (int)m->H : 0, set);
     if (st != GEN_OK) return st;
     if (set->h != m->H || set->w != m->W)
         return gen_error(GEN_ERR_FORMAT, "%s: images are %dx%d, the classifier wants %lldx%lld",
@@ -725,6 +733,7 @@ enum gen_status gen_eval_log(const char *ckpt, const struct gen_field *fields, i
     struct gen_runlog lg;
     enum gen_status st = gen_runlog_open(&lg, dir, 0, 1);
     if (st != GEN_OK) return st;
+    lg.command = "eval"; /* apart from training's evaluations (gen report's eval table) */
     gen_runlog_write(&lg, step, fields, n);
     gen_runlog_close(&lg);
     return GEN_OK;
@@ -787,6 +796,10 @@ int gen_eval_images(const struct gen_config *cfg, const char *family, int quiet,
     /* generated (or given) images */
     int64_t n = 0;
     if (fake_images(cfg, m, src, &test, data, quiet, &x, &n, &labels) != GEN_OK) goto done;
+    if (gen_comm_rank() != 0) { /* over MPI the others only generate; rank 0 scores */
+        rc = 0;
+        goto done;
+    }
     if (embed(m, x, n, &fg) != GEN_OK) goto done;
     gen_free(x);
     x = NULL;

@@ -60,6 +60,9 @@ const struct gen_option gen_train_options[GEN_TRAIN_COUNT + 1] = {
                         GEN_OPT_INVOCATION},
     [GEN_TRAIN_QUIET] = {"quiet", 'q', GEN_OPT_FLAG, NULL, "no log lines or progress bar on stderr", 0,
                          0, NULL, GEN_OPT_INVOCATION},
+    [GEN_TRAIN_SYNC_BN] = GEN_FLAG_RUN_OPT("sync-bn",
+                    "over MPI: batch norm statistics of the global batch (as one process), "
+                    "not of each rank's share"),
     [GEN_TRAIN_COUNT] = GEN_OPT_END,
 };
 
@@ -129,4 +132,12 @@ enum gen_status gen_conditional_classes(int asked, const struct gen_data_shape *
                          shape->n_classes);
     *classes = shape->n_classes;
     return GEN_OK;
+}
+
+void gen_batch_fill_normal(const struct gen_batch *b, uint64_t purpose, float *x, int64_t per) {
+    for (int i = 0; i < b->n; i++) {
+        struct gen_rng r;
+        gen_batch_rng(b, purpose, i, &r);
+        gen_rng_fill_normal(&r, x + (int64_t)i * per, per, 0.0f, 1.0f);
+    }
 }

@@ -127,7 +127,9 @@ void gen_tf_free(struct gen_tf *m) {
 
 static struct gen_tensor *dropout(struct gen_ctx *g, struct gen_tf *m, struct gen_tensor *x) {
     if (m->dropout <= 0.0f) return x;
-    return gen_dropout(g, x, m->dropout, &m->rng[GEN_TF_RNG_DROPOUT]);
+    /* each dropout of a forward pass its own purpose; each window its own stream */
+    return gen_dropout(g, x, m->dropout, m->drop_seed, GEN_TF_RNG_DROPOUT + 16 * m->drop_calls++,
+                       m->drop_first);
 }
 
 struct gen_tensor *gen_tf_block_fwd(struct gen_ctx *g, struct gen_tf *m, int layer,
@@ -166,9 +168,9 @@ enum gen_status gen_tf_cache_init(struct gen_tf_cache *c, const struct gen_tf *m
     const int64_t NH = m->s.NH;
     const int64_t sizes[] = {L * T * C, L * T * C, T * C, T * C, T * C, 3 * T * C, T * C,
                              4 * T * C, 4 * T * C, T, T, NH * T * T, NH * T * T, T * hd, T * hd,
-                             T * V};
+                             T * V, 2 * V};
     float **dst[] = {&c->k, &c->v, &c->x, &c->h, &c->y, &c->qkv, &c->att, &c->fc, &c->act,
-                     &c->mean, &c->rstd, &c->s, &c->p, &c->qh, &c->oh, &c->logits};
+                     &c->mean, &c->rstd, &c->s, &c->p, &c->qh, &c->oh, &c->logits, &c->pick};
     const int n = (int)(sizeof sizes / sizeof sizes[0]);
     int64_t total = 0;
     for (int i = 0; i < n; i++) total += (sizes[i] + 15) & ~(int64_t)15; /* 64-byte aligned */
@@ -371,13 +373,11 @@ int32_t gen_tf_pick(const float *logits, int64_t V, const struct gen_tf_sampling
 void gen_tf_generate(struct gen_tf_cache *c, const struct gen_tf *m, const int32_t *prompt,
                      int64_t P, int64_t length, const struct gen_tf_sampling *sp,
                      struct gen_rng *rng, void (*emit)(int32_t tok, void *arg), void *arg) {
-    struct pick work[256];
-    GEN_ASSERT(m->s.V <= 256);
     c->len = 0;
     if (P > m->s.T) prompt += P - m->s.T, P = m->s.T; /* only the last window can matter */
     const float *logits = gen_tf_cache_push(c, m, prompt, P);
     for (int64_t i = 0; i < length; i++) {
-        int32_t t = gen_tf_pick(logits, m->s.V, sp, rng, work);
+        int32_t t = gen_tf_pick(logits, m->s.V, sp, rng, c->pick);
         emit(t, arg);
         if (i + 1 < length) logits = gen_tf_cache_push(c, m, &t, 1);
     }
@@ -432,9 +432,9 @@ static enum gen_status tf_create(void *model, const struct gen_config *cfg,
     if (s.C % s.NH)
         return gen_error(GEN_ERR_USAGE, "--heads %lld must divide --width %lld", (long long)s.NH,
                          (long long)s.C);
-    if (s.V < 1 || s.V > 256)
-        return gen_error(GEN_ERR_USAGE, "a vocabulary of %lld symbols (at most 256)",
-                         (long long)s.V);
+    if (s.V < 1 || s.V > GEN_VOCAB_MAX)
+        return gen_error(GEN_ERR_USAGE, "a vocabulary of %lld symbols (at most %d)",
+                         (long long)s.V, GEN_VOCAB_MAX);
     const int with_ema = gen_opt_float(cfg, &gen_train_options[GEN_TRAIN_EMA]) > 0;
     enum gen_status st = gen_tf_init(m, &s, (float)gen_opt_float(cfg, &transformer_train_options[TF_T_DROPOUT]), with_ema);
     if (st == GEN_OK) st = gen_tf_cache_init(&m->cache, m);
@@ -467,7 +467,8 @@ static enum gen_status tf_create(void *model, const struct gen_config *cfg,
 static void tf_destroy(void *model) { gen_tf_free(model); }
 
 /* The mean next-token loss (nats) of b->n windows (N, T + 1); fields:
- * loss, bits per byte (a token is one byte in both vocabularies). */
+ * loss, bits per token ("bpb": per byte, or per character of a
+ * character vocabulary). */
 static struct gen_tensor *tf_loss(void *model, struct gen_ctx *g, const struct gen_batch *b,
                                   int phase, double *fields) {
     (void)phase;
@@ -479,6 +480,7 @@ static struct gen_tensor *tf_loss(void *model, struct gen_ctx *g, const struct g
         memcpy(inp + i * T, b->tokens + i * (T + 1), (size_t)T * sizeof *inp);
         memcpy(tgt + i * T, b->tokens + i * (T + 1) + 1, (size_t)T * sizeof *tgt);
     }
+    m->drop_seed = b->seed, m->drop_first = b->first, m->drop_calls = 0;
     struct gen_tensor *loss = gen_cross_entropy(g, gen_tf_forward(g, m, inp, N, T), tgt);
     fields[0] = loss->data[0];
     fields[1] = loss->data[0] / M_LN2;
@@ -504,7 +506,7 @@ static enum gen_status tf_generate(void *model, struct gen_ctx *g, const struct 
     return GEN_OK;
 }
 
-/* Validation loss (nats per token), bits per byte and, in gen eval, the
+/* Validation loss (nats per token), bits per token (as in the loss) and, in gen eval, the
  * perplexity; during training at most EVAL_MAX_TOKENS are scored. */
 static enum gen_status tf_evaluate(void *model, struct gen_ctx *g, const struct gen_config *opts,
                                    const struct gen_dataset *data, struct gen_metrics *out) {

@@ -30,6 +30,7 @@ struct gen_tf_cache {
     int32_t *hist;            /* (T) the tokens at positions 0..len-1     */
     float *x, *h, *y, *qkv, *att, *fc, *act, *mean, *rstd, *qh, *oh, *logits; /* rows */
     float *s, *p;             /* (NH, T, T) attention scores, probabilities */
+    float *pick;              /* (2 V) room for gen_tf_pick's (p, id) pairs */
     float *block;             /* the one allocation behind all of these   */
 };
 
@@ -45,13 +46,18 @@ struct gen_tf {
     struct gen_tf_block *blk; /* (L)                                      */
     int32_t *pos;             /* (T) 0, 1, ..., T-1: position lookup ids  */
     struct gen_rng rng[GEN_TF_N_RNG];
+    /* dropout in training: the batch's seed and first window (set by the
+     * loss verb), and the dropouts of this forward pass so far */
+    uint64_t drop_seed;
+    int64_t drop_first;
+    int drop_calls;
     struct gen_tf_cache cache;         /* the family's sampling (create allocates it) */
 };
 
 /* Declares every tensor and finalizes the parameter arena (values unset;
  * with_ema: an EMA block too). The shape must be valid (NH divides C, all
- * >= 1). Dropout draws from rng[GEN_TF_RNG_DROPOUT], which the caller
- * seeds. */
+ * >= 1). Dropout masks come from drop_seed and drop_first, which the
+ * caller sets. */
 enum gen_status gen_tf_init(struct gen_tf *m, const struct gen_tf_shape *s, float dropout,
                             int with_ema);
 /* GPT-2 initialisation: N(0, 0.02) weights and embeddings, residual

@@ -12,7 +12,8 @@ enum gen_status unet_check(const struct unet_config *c) {
                          (long long)c->C);
     if (c->H < 4 || c->W < 4 || c->H % 4 || c->W % 4)
         return gen_error(GEN_ERR_FORMAT,
-                         "diffusion: the U-Net needs image sides divisible by 4, got %lldx%lld",
+                         "diffusion: the U-Net needs image sides divisible by 4, got %lldx%lld "
+                         "(--image-size N crops and resizes them)",
                          (long long)c->H, (long long)c->W);
     if (c->base < 8 || c->base % UNET_GROUPS)
         return gen_error(GEN_ERR_USAGE, "--base: must be a multiple of %d, got %lld", UNET_GROUPS,

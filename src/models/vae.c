@@ -28,7 +28,7 @@
 
 /* The family's options, by their index in its tables (read with gen_opt_*). */
 enum { VAE_T_DATA, VAE_T_EPOCHS, VAE_T_BATCH, VAE_T_LR, VAE_T_LATENT, VAE_T_HIDDEN, VAE_T_ARCH,
-    VAE_T_CONDITIONAL, VAE_T_COUNT };
+    VAE_T_CONDITIONAL, VAE_T_CHANNELS, VAE_T_IMAGE_SIZE, VAE_T_COUNT };
 enum { VAE_S_RECONSTRUCT, VAE_S_INTERPOLATE, VAE_S_HEATMAP, VAE_S_COUNT };
 enum { VAE_E_IW, VAE_E_PER_SAMPLE, VAE_E_CLASSIFIER, VAE_E_NUM, VAE_E_SAMPLES, VAE_E_COUNT };
 static const struct gen_option vae_train_options[VAE_T_COUNT + 1];
@@ -55,7 +55,7 @@ enum gen_status gen_vae_build(struct gen_vae *m, int arch, int64_t C, int64_t H,
         gen_linear_layer_add(ps, &m->fc4, "fc4", hidden, m->D, 1, 0);
     } else {
         if (H % 4 || W % 4)
-            return gen_error(GEN_ERR_FORMAT, "--arch conv needs image sides divisible by 4, got %lldx%lld",
+            return gen_error(GEN_ERR_FORMAT, "--arch conv needs image sides divisible by 4, got %lldx%lld (--image-size N crops and resizes them)",
                              (long long)H, (long long)W);
         int64_t flat = 64 * (H / 4) * (W / 4);
         gen_conv_layer_add(ps, &m->conv1, "conv1", C, 32, 4, 2, 1, 1, 0, 0);
@@ -197,10 +197,10 @@ static enum gen_status check_labels(const struct gen_vae *m, const struct gen_im
 
 /* The loss per image, (bce + kl) / B; fields: loss, bce, kl per image. */
 struct gen_tensor *gen_vae_loss(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x,
-                                const int32_t *y, double *fields) {
+                                const int32_t *y, struct gen_tensor *eps, double *fields) {
     int64_t B = x->shape[0];
     struct gen_tensor *bce, *kl;
-    neg_elbo(g, m, x, y, &m->rng[GEN_VAE_RNG_NOISE], &bce, &kl);
+    gen_vae_neg_elbo(g, m, x, y, eps, &bce, &kl);
     struct gen_tensor *loss = gen_scale(g, gen_add(g, bce, kl), 1.0f / (float)B);
     fields[0] = loss->data[0];
     fields[1] = bce->data[0] / (double)B;
@@ -212,7 +212,9 @@ static struct gen_tensor *vae_loss(void *model, struct gen_ctx *g, const struct 
                                    int phase, double *fields) {
     (void)phase;
     const struct gen_vae *m = model;
-    return gen_vae_loss(g, model, b->x, m->classes ? b->labels : NULL, fields);
+    struct gen_tensor *eps = gen_tensor_2d(g, b->n, m->latent); /* (N, latent) */
+    gen_batch_fill_normal(b, GEN_VAE_RNG_NOISE, eps->data, m->latent);
+    return gen_vae_loss(g, model, b->x, m->classes ? b->labels : NULL, eps, fields);
 }
 
 static enum gen_status vae_create(void *model, const struct gen_config *cfg,
@@ -274,9 +276,13 @@ double gen_vae_test_loss(struct gen_ctx *g, struct gen_vae *m, const struct gen_
 }
 
 struct gen_tensor *gen_vae_generate(struct gen_ctx *g, struct gen_vae *m, int n, const int32_t *y,
-                                    struct gen_rng *rng) {
-    struct gen_tensor *z = gen_tensor_2d(g, n, m->latent);
-    gen_rng_fill_normal(rng, z->data, gen_numel(z), 0.0f, 1.0f);
+                                    uint64_t seed, int64_t first) {
+    struct gen_tensor *z = gen_tensor_2d(g, n, m->latent); /* (n, latent) */
+    for (int i = 0; i < n; i++) {
+        struct gen_rng r;
+        gen_rng_seed_keyed(&r, seed, GEN_VAE_RNG_NOISE, first + i);
+        gen_rng_fill_normal(&r, z->data + (int64_t)i * m->latent, m->latent, 0.0f, 1.0f);
+    }
     return gen_sigmoid(g, decode(g, m, z, y));
 }
 
@@ -371,6 +377,9 @@ static int vae_needs_inputs(const struct gen_config *opts) {
            gen_opt_str_if(opts, &vae_sample_options[VAE_S_INTERPOLATE]);
 }
 
+/* Reconstructions and walks work on test images; samples are plain. */
+static int vae_plain(const struct gen_config *opts) { return !vae_needs_inputs(opts); }
+
 /* The classes (n) of the images req asks for: its labels, or for a
  * conditional model asked for none, the classes in turn (image i: i % K);
  * NULL for an unconditional model. */
@@ -378,7 +387,7 @@ static const int32_t *sample_labels(struct gen_ctx *g, const struct gen_vae *m,
                                     const struct gen_request *req) {
     if (req->labels || m->classes == 0) return req->labels;
     int32_t *y = gen_arena_alloc(&g->arena, (size_t)req->n * sizeof *y);
-    for (int64_t i = 0; i < req->n; i++) y[i] = (int32_t)(i % m->classes);
+    for (int64_t i = 0; i < req->n; i++) y[i] = (int32_t)((req->first + i) % m->classes);
     return y;
 }
 
@@ -429,9 +438,7 @@ static enum gen_status vae_generate(void *model, struct gen_ctx *g, const struct
         images = heat ? heatmap(g, m, set, (int)count) : reconstruct(g, m, set, (int)count);
         out->cols = group_cols(count, k);
     } else {
-        struct gen_rng rng;
-        gen_rng_seed(&rng, req->seed);
-        images = gen_vae_generate(g, m, n, sample_labels(g, m, req), &rng);
+        images = gen_vae_generate(g, m, n, sample_labels(g, m, req), req->seed, req->first);
     }
     const size_t bytes = (size_t)gen_numel(images) * sizeof(float);
     if (!(out->images = gen_alloc(bytes))) return gen_error(GEN_ERR_NOMEM, "out of memory for the images");
@@ -599,6 +606,8 @@ static const struct gen_option vae_train_options[VAE_T_COUNT + 1] = {
     [VAE_T_CONDITIONAL] = GEN_FLAG_OPT("conditional",
                      "class-conditional VAE: the one-hot class into the encoder and the decoder "
                      "(sample --class)"),
+    [VAE_T_CHANNELS] = GEN_CHANNELS_OPTION,
+    [VAE_T_IMAGE_SIZE] = GEN_IMAGE_SIZE_OPTION,
     [VAE_T_COUNT] = GEN_OPT_END,
 };
 
@@ -632,6 +641,7 @@ const struct gen_family gen_family_vae = {
     .loss = vae_loss,
     .generate = vae_generate,
     .needs_inputs = vae_needs_inputs,
+    .plain = vae_plain,
     .evaluate = vae_evaluate,
     .score = vae_score,
 };

@@ -34,16 +34,16 @@ enum gen_status gen_vae_build(struct gen_vae *m, int arch, int64_t C, int64_t H,
  * (scalars). */
 void gen_vae_neg_elbo(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x, const int32_t *y,
                       struct gen_tensor *eps, struct gen_tensor **bce, struct gen_tensor **kl);
-/* The training loss per image, (bce + kl) / B, with noise from the model's
- * stream; fields: loss, bce, kl per image. */
+/* The training loss per image, (bce + kl) / B, with the noise eps
+ * (B, latent); fields: loss, bce, kl per image. */
 struct gen_tensor *gen_vae_loss(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x,
-                                const int32_t *y, double *fields);
+                                const int32_t *y, struct gen_tensor *eps, double *fields);
 /* Mean negative ELBO per image of a set (of its labels when conditional,
  * each in [0, K)), with a fixed noise seed. */
 double gen_vae_test_loss(struct gen_ctx *g, struct gen_vae *m, const struct gen_image_set *set);
-/* n images of classes y (n) decoded from z ~ N(0, I) drawn from rng:
- * (n, C, H, W) in [0, 1]. */
+/* n images of classes y (n) decoded from z ~ N(0, I), image i's z from
+ * the stream keyed (seed, first + i): (n, C, H, W) in [0, 1]. */
 struct gen_tensor *gen_vae_generate(struct gen_ctx *g, struct gen_vae *m, int n, const int32_t *y,
-                                    struct gen_rng *rng);
+                                    uint64_t seed, int64_t first);
 
 #endif

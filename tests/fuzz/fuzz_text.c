@@ -1,9 +1,10 @@
 /* fuzz_text.c - libFuzzer target: text data and vocabularies. The input
  * is loaded as a .txt file (gen_text_load; inputs whose first byte is odd
  * are split over two files of a folder instead), its character vocabulary
- * is built, written as hex, parsed back and used to encode the text; the
- * input itself is also parsed as a vocabulary's hex text and, if it is
- * one, used to encode the text. */
+ * is built, written in its stored form, parsed back and used to encode
+ * the text (the symbols of the ids spell the text again); the input itself
+ * is also parsed as a stored vocabulary and, if it is one, used to encode
+ * the text. */
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,13 +15,20 @@
 static void encode(const struct gen_vocab *voc, const struct gen_text *t) {
     int32_t *ids = malloc((size_t)t->n * sizeof *ids);
     if (!ids) __builtin_trap();
-    const int64_t bad = gen_vocab_encode(voc, t->bytes, t->n, ids);
-    if (bad >= t->n || bad < -1) __builtin_trap();
-    for (int64_t i = 0; i < (bad < 0 ? t->n : bad); i++)
-        if (ids[i] < 0 || ids[i] >= voc->V || voc->byte[ids[i]] != t->bytes[i]) __builtin_trap();
+    int64_t n_ids, at = 0;
+    const int64_t bad = gen_vocab_encode(voc, t->bytes, t->n, ids, &n_ids);
+    if (bad >= t->n || bad < -1 || n_ids < 0 || n_ids > t->n) __builtin_trap();
+    for (int64_t i = 0; i < n_ids; i++) {
+        uint8_t sym[4];
+        if (ids[i] < 0 || ids[i] >= voc->V) __builtin_trap();
+        const int k = gen_vocab_symbol(voc, ids[i], sym);
+        if (k < 1 || k > 4 || at + k > t->n || memcmp(sym, t->bytes + at, (size_t)k)) __builtin_trap();
+        at += k;
+    }
+    if (at != (bad < 0 ? t->n : bad)) __builtin_trap();
     if (bad >= 0) {
-        char name[32];
-        gen_vocab_byte_name(t->bytes[bad], name, sizeof name);
+        char name[64];
+        gen_vocab_symbol_name(voc, t->bytes + bad, t->n - bad, name, sizeof name);
     }
     free(ids);
 }
@@ -47,14 +55,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     if (t.n != (int64_t)size || memcmp(t.bytes, data, size) || t.bytes[t.n] != 0) __builtin_trap();
 
-    struct gen_vocab voc, back;
-    char hex[513];
-    gen_vocab_of_text(&voc, t.bytes, t.n);
-    gen_vocab_hex(&voc, hex);
-    if (!gen_vocab_parse(&back, hex) || back.V != voc.V || memcmp(back.byte, voc.byte, (size_t)voc.V) ||
-        memcmp(back.id, voc.id, sizeof voc.id))
-        __builtin_trap();
-    encode(&voc, &t);
+    static struct gen_vocab voc, back;
+    if (gen_vocab_of_text(&voc, t.bytes, t.n) == GEN_OK) {
+        char *stored = gen_vocab_text(&voc);
+        if (!stored || !gen_vocab_parse(&back, stored) || back.V != voc.V || !back.chars ||
+            memcmp(back.key, voc.key, (size_t)voc.V * sizeof *voc.key) ||
+            memcmp(back.id, voc.id, sizeof voc.id))
+            __builtin_trap();
+        free(stored);
+        encode(&voc, &t);
+    }
     gen_vocab_bytes(&voc);
     encode(&voc, &t);
 
@@ -63,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     memcpy(text, data, n);
     text[n] = 0;
     if (gen_vocab_parse(&voc, text)) {
-        if (voc.V < 1 || voc.V > 256) __builtin_trap();
+        if (voc.V < 1 || voc.V > (voc.chars ? GEN_VOCAB_MAX : 256)) __builtin_trap();
         encode(&voc, &t);
     }
     gen_text_free(&t);

@@ -1,0 +1,153 @@
+# cli_data.sh - data as it is: an image family takes the images' size and
+# channels unless --image-size / --channels say otherwise, never resizes
+# them silently to fit a model (a resumed run, sample --data, eval --data:
+# refused naming the data and both shapes); --tokenizer char reads UTF-8
+# characters (samples are valid UTF-8; text that is not valid UTF-8 is
+# said once); text folders are searched recursively and counted.
+# Everything is generated here, small, in a temporary folder.
+# Usage: bash tests/cli_data.sh PATH_TO_GEN
+set -u
+GEN=${1:?usage: cli_data.sh PATH_TO_GEN}
+. "$(dirname "$0")/testlib.sh"
+
+le16() { printf "\\x$(printf %02x $(($1 & 255)))\\x$(printf %02x $(($1 >> 8 & 255)))"; }
+le32() { le16 $(($1 & 65535)); le16 $(($1 >> 16 & 65535)); }
+be32() { printf "\\x$(printf %02x $(($1 >> 24 & 255)))\\x$(printf %02x $(($1 >> 16 & 255)))\\x$(printf %02x $(($1 >> 8 & 255)))\\x$(printf %02x $(($1 & 255)))"; }
+# bmp FILE SIDE: a SIDE x SIDE 24-bit RGB BMP of random pixels
+bmp() {
+    local stride=$((($2 * 3 + 3) / 4 * 4))
+    local size=$((stride * $2))
+    { printf 'BM'; le32 $((54 + size)); le32 0; le32 54; le32 40; le32 "$2"; le32 "$2"; le16 1
+      le16 24; le32 0; le32 "$size"; le32 2835; le32 2835; le32 0; le32 0
+      head -c "$size" /dev/urandom; } >"$1"
+}
+# folder DIR SIDE: 20 such images (18 train, 2 test)
+folder() {
+    mkdir -p "$1"
+    for i in $(seq -w 1 20); do bmp "$1/$i.bmp" "$2"; done
+}
+# idx DIR: an MNIST-format folder of 20 + 10 grey 28 x 28 images
+idx() {
+    local p n
+    mkdir -p "$1"
+    for p in train:20 t10k:10; do
+        n=${p#*:} p=${p%:*}
+        { printf '\x00\x00\x08\x03'; be32 "$n"; be32 28; be32 28; head -c $((n * 784)) /dev/urandom; } \
+            >"$1/$p-images-idx3-ubyte"
+        { printf '\x00\x00\x08\x01'; be32 "$n"; for i in $(seq "$n"); do printf "\\x0$((i % 10))"; done; } \
+            >"$1/$p-labels-idx1-ubyte"
+    done
+}
+# png_info FILE: "WIDTH HEIGHT COLOUR_TYPE" of a PNG
+png_info() { od -An -tu1 -j16 -N10 "$1" | awk '{ print $3 * 256 + $4, $7 * 256 + $8, $10 }'; }
+valid_utf8() { iconv -f UTF-8 -t UTF-8 "$1" >/dev/null 2>&1; }
+
+folder "$TMP/rgb32" 32
+folder "$TMP/rgb28" 28
+folder "$TMP/rgb30" 30
+idx "$TMP/grey28"
+GAN=(--steps 2 --batch 4 --g-width 4 --d-width 4 --latent 4 --threads 1 --quiet)
+VAE=(--steps 2 --batch 4 --hidden 8 --latent 2 --threads 1 --quiet)
+
+# ---- images: the data's size and channels --------------------------------
+
+expect 0 "GAN on 32x32 RGB without --image-size" "" -- \
+    "$GEN" train gan --data "$TMP/rgb32" --out "$TMP/gan32" "${GAN[@]}"
+"$GEN" sample gan --ckpt "$TMP/gan32/checkpoint.safetensors" -n 1 -o "$TMP/g32/" -q ||
+    fail "sampling the 32x32 GAN failed"
+[ "$(png_info "$TMP"/g32/*.png)" = "32 32 2" ] ||
+    fail "the GAN trained on 32x32 RGB samples $(png_info "$TMP"/g32/*.png), want 32 32 2 (RGB)"
+expect 1 "GAN on 30x30 without --image-size" "rgb30.*images are 30x30.*--image-size" -- \
+    "$GEN" train gan --data "$TMP/rgb30" --out "$TMP/gan30" "${GAN[@]}"
+[ -e "$TMP/gan30/checkpoint.safetensors" ] && fail "a refused run wrote a checkpoint"
+expect 0 "GAN on 30x30 with --image-size 32" "" -- \
+    "$GEN" train gan --data "$TMP/rgb30" --image-size 32 --out "$TMP/gan30" "${GAN[@]}"
+expect 0 "GAN on grey 28x28 IDX" "" -- \
+    "$GEN" train gan --data "$TMP/grey28" --out "$TMP/gangrey" "${GAN[@]}"
+"$GEN" sample gan --ckpt "$TMP/gangrey/checkpoint.safetensors" -n 1 -o "$TMP/g28/" -q &&
+    [ "$(png_info "$TMP"/g28/*.png)" = "28 28 0" ] || fail "the grey GAN does not sample 28x28 grey"
+expect 0 "VAE on 32x32 RGB" "" -- "$GEN" train vae --data "$TMP/rgb32" --out "$TMP/vae32" "${VAE[@]}"
+expect 0 "VAE with --image-size 16 --channels 1" "" -- \
+    "$GEN" train vae --data "$TMP/rgb32" --image-size 16 --channels 1 --out "$TMP/vae16" "${VAE[@]}"
+"$GEN" sample vae --ckpt "$TMP/vae16/checkpoint.safetensors" -n 1 -o "$TMP/v16/" -q &&
+    [ "$(png_info "$TMP"/v16/*.png)" = "16 16 0" ] || fail "--image-size 16 --channels 1: not a 16x16 grey model"
+expect 1 "diffusion on 30x30" "--image-size" -- \
+    "$GEN" train diffusion --data "$TMP/rgb30" --out "$TMP/dif30" --steps 1 --batch 2 --base 8 \
+    --mults 1,1,1 --no-attn --threads 1 --quiet
+
+# ---- a model's data is never resized to fit it ----------------------------
+
+V32=$TMP/vae32/checkpoint.safetensors
+expect 0 "eval on data of the model's shape" "" -- "$GEN" eval vae --ckpt "$V32" --data "$TMP/rgb32" --iw 0 -q
+expect 1 "eval --data of another size" "rgb28: images are 3x28x28.*trained on 3x32x32" -- \
+    "$GEN" eval vae --ckpt "$V32" --data "$TMP/rgb28" --iw 0
+[ "$(grep -c . "$TMP/err")" = 1 ] || fail "eval --data of another size: not one line: $(cat "$TMP/err")"
+expect 1 "eval --data of other channels" "grey28: images are 1x28x28.*trained on 3x32x32" -- \
+    "$GEN" eval vae --ckpt "$V32" --data "$TMP/grey28" --iw 0
+expect 1 "sample --reconstruct --data of another size" "images are 3x28x28.*3x32x32" -- \
+    "$GEN" sample vae --ckpt "$V32" --reconstruct --data "$TMP/rgb28" -n 2 -o "$TMP/r.png"
+# the model's own conversion applies to --data: 16x16 grey from 32x32 RGB
+expect 0 "eval of the --image-size 16 --channels 1 model" "" -- \
+    "$GEN" eval vae --ckpt "$TMP/vae16/checkpoint.safetensors" --data "$TMP/rgb28" --iw 0 -q
+# a resumed run on data that became another size
+cp -r "$TMP/rgb32" "$TMP/moving"
+"$GEN" train gan --data "$TMP/moving" --out "$TMP/ganmv" "${GAN[@]}" || fail "GAN on the moving folder"
+rm -r "$TMP/moving" && folder "$TMP/moving" 28
+expect 1 "resume on data of another size" "moving: images are 3x28x28.*ganmv/checkpoint.safetensors was trained on 3x32x32" -- \
+    "$GEN" train gan --out "$TMP/ganmv" --resume --steps 4 --threads 1 --quiet
+expect 1 "resume with --resume CKPT on data of another size" "images are 3x28x28" -- \
+    "$GEN" train gan --out "$TMP/ganmv" --resume "$TMP/ganmv/checkpoint.safetensors" --steps 4 --threads 1
+
+# ---- text: UTF-8 characters, folders --------------------------------------
+
+mkdir -p "$TMP/books/part/deeper" "$TMP/books/.hidden"
+for i in 1 2 3 4 5 6; do
+    printf 'Æsop\xe2\x80\x99s fables — «le corbeau et le renard», Ἀθῆναι, 東京, Ж, 😀 %s.\n' "$i"
+done >"$TMP/books/a.txt"
+cp "$TMP/books/a.txt" "$TMP/books/part/b.txt"
+cp "$TMP/books/a.txt" "$TMP/books/part/deeper/c.txt"
+printf 'hidden \xff\n' >"$TMP/books/.hidden/x.txt"
+bytes=$(cat "$TMP/books/a.txt" "$TMP/books/part/b.txt" "$TMP/books/part/deeper/c.txt" | wc -c)
+TF=(--batch 2 --layers 1 --heads 2 --width 16 --context 16 --eval-every 2 --sample-every 2 --threads 1)
+expect 0 "char transformer on a UTF-8 folder" "" -- \
+    "$GEN" train transformer --data "$TMP/books" --tokenizer char --steps 2 --out "$TMP/tf" "${TF[@]}"
+grep -q "books: 3 files, $(awk -v b="$bytes" 'BEGIN { printf "%.1f kB", b / 1000 }')" "$TMP/err" ||
+    fail "no file and byte count of the folder: $(cat "$TMP/err")"
+grep -q "warning" "$TMP/err" && fail "a warning on valid UTF-8: $(cat "$TMP/err")"
+CK=$TMP/tf/checkpoint.safetensors
+for f in "$TMP"/tf/samples-*.txt; do valid_utf8 "$f" || fail "snapshot $f is not valid UTF-8"; done
+expect 0 "sampling the char model" "" -- \
+    "$GEN" sample transformer --ckpt "$CK" --prompt "Æsop" --length 300 --temperature 1.5 -n 3 -o "$TMP/s.txt" -q
+valid_utf8 "$TMP/s.txt" || fail "samples of a UTF-8 corpus are not valid UTF-8: $(od -c "$TMP/s.txt" | head)"
+[ "$(head -c 5 "$TMP/s.txt")" = "Æsop" ] || fail "the prompt is not echoed"
+# --length counts characters, not bytes: the prompt's 4, 300, a line break
+"$GEN" sample transformer --ckpt "$CK" --prompt "Æsop" --length 300 -o "$TMP/one.txt" -q
+[ "$(iconv -f UTF-8 -t UTF-32LE "$TMP/one.txt" | wc -c)" = $((4 * 305)) ] ||
+    fail "want 305 characters: $(iconv -f UTF-8 -t UTF-32LE "$TMP/one.txt" | wc -c) bytes of UTF-32"
+expect 0 "--json samples" "" -- \
+    "$GEN" sample transformer --ckpt "$CK" --length 50 --json -q
+grep -q '"samples":\["' "$TMP/out" || fail "--json: no samples: $(cat "$TMP/out")"
+expect 2 "a prompt character outside the vocabulary" "character 'Ω' (U+03A9) at byte offset 2" -- \
+    "$GEN" sample transformer --ckpt "$CK" --prompt "ÆΩ" -o "$TMP/x.txt"
+expect 0 "eval of the char model" "" -- "$GEN" eval transformer --ckpt "$CK" -q
+# a hostile stored vocabulary: symbols out of order (the same length)
+LC_ALL=C sed 's/"utf8:0a20/"utf8:200a/' "$CK" >"$TMP/badvocab.safetensors"
+cmp -s "$CK" "$TMP/badvocab.safetensors" && fail "the vocabulary was not rewritten"
+expect 1 "a stored vocabulary out of order" "badvocab.safetensors: bad \"vocab\" metadata" -- \
+    "$GEN" sample transformer --ckpt "$TMP/badvocab.safetensors" --length 5
+
+# text that is not valid UTF-8: said once, naming the file and offset
+printf 'caf\xc3\xa9 ok\n' >"$TMP/books/part/deeper/c.txt"
+printf 'ab\xffcd \xfe caf\xc3\xa9\n' >"$TMP/books/part/d.txt"
+expect 0 "char transformer on text that is not UTF-8" "" -- \
+    "$GEN" train transformer --data "$TMP/books" --tokenizer char --steps 2 --out "$TMP/tfbad" "${TF[@]}"
+[ "$(grep -c "warning" "$TMP/err")" = 1 ] || fail "want one warning: $(cat "$TMP/err")"
+grep -q "warning: .*books/part/d.txt: not valid UTF-8 (byte offset 2)" "$TMP/err" ||
+    fail "the warning does not name the file and offset: $(cat "$TMP/err")"
+expect 0 "sampling it" "" -- \
+    "$GEN" sample transformer --ckpt "$TMP/tfbad/checkpoint.safetensors" --prompt "café" --length 100 -o "$TMP/b.txt" -q
+expect 0 "--tokenizer byte is unchanged" "" -- \
+    "$GEN" train transformer --data "$TMP/books" --steps 2 --out "$TMP/tfbyte" "${TF[@]}"
+grep -q "vocabulary 256" "$TMP/err" || fail "--tokenizer byte: not 256 symbols: $(cat "$TMP/err")"
+
+finish cli_data
