@@ -23,6 +23,7 @@
 #include "gen/metrics.h"
 #include "gen/restore.h"
 #include "models/ddpm.h"
+#include "models/diffusion.h"
 #include "models/unet.h"
 
 /* The family's options, by their index in its tables (read with gen_opt_*). */
@@ -39,22 +40,6 @@ static const struct gen_option diffusion_train_options[DIF_T_COUNT + 1];
 static const struct gen_option diffusion_sample_options[DIF_S_COUNT + 3];
 static const struct gen_option diffusion_eval_options[DIF_E_COUNT + 1];
 
-
-enum { RNG_INIT, RNG_NOISE, N_RNG };
-
-struct diffusion {
-    struct unet_config ucfg;
-    struct unet net;
-    struct gen_params ps;
-    struct ddpm_schedule sched;
-    struct gen_rng rng[N_RNG];
-    int64_t snapshot_steps; /* DDIM steps of the training snapshots */
-    double cond_drop;       /* --cond-drop                          */
-};
-
-static int64_t image_numel(const struct diffusion *m) {
-    return m->ucfg.C * m->ucfg.H * m->ucfg.W;
-}
 
 /* ---- build ---- */
 
@@ -101,8 +86,8 @@ static enum gen_status diffusion_create(void *model, const struct gen_config *cf
     gen_params_init(&m->ps);
     unet_declare(&m->net, &m->ps, c);
     if ((st = gen_params_finalize(&m->ps, with_ema)) != GEN_OK) return st;
-    for (int i = 0; i < N_RNG; i++) gen_rng_seed(&m->rng[i], seed * N_RNG + (uint64_t)i + 1);
-    unet_init(&m->net, &m->ps, &m->rng[RNG_INIT]);
+    for (int i = 0; i < DIF_N_RNG; i++) gen_rng_seed(&m->rng[i], seed * DIF_N_RNG + (uint64_t)i + 1);
+    unet_init(&m->net, &m->ps, &m->rng[DIF_RNG_INIT]);
     if (with_ema) gen_ema_copy_in(&m->ps);
     m->snapshot_steps = gen_opt_int(cfg, &diffusion_train_options[DIF_T_SAMPLE_STEPS]);
     const struct gen_optim adam = {.kind = GEN_OPTIM_ADAM,
@@ -112,7 +97,7 @@ static enum gen_status diffusion_create(void *model, const struct gen_config *cf
                                    .eps = 1e-8f};
     *info = (struct gen_model_info){.ps = &m->ps,
                                     .rngs = m->rng,
-                                    .n_rngs = N_RNG,
+                                    .n_rngs = DIF_N_RNG,
                                     .pixel_lo = -1.0f,
                                     .pixel_hi = 1.0f,
                                     .n_phases = 1,
@@ -148,7 +133,7 @@ static struct gen_tensor *diffusion_loss(void *model, struct gen_ctx *g, const s
     if (m->ucfg.classes > 0) y = gen_arena_alloc(&g->arena, (size_t)b->n * sizeof *y);
     for (int i = 0; i < b->n; i++) {
         struct gen_rng r;
-        gen_batch_rng(b, RNG_NOISE, i, &r);
+        gen_batch_rng(b, DIF_RNG_NOISE, i, &r);
         t[i] = (float)gen_rng_below(&r, (uint64_t)m->sched.T);
         gen_rng_fill_normal(&r, eps->data + i * D, D, 0.0f, 1.0f);
         ddpm_q_sample(&m->sched, (int64_t)t[i], D, x0->data + i * D, eps->data + i * D,
@@ -161,13 +146,6 @@ static struct gen_tensor *diffusion_loss(void *model, struct gen_ctx *g, const s
 }
 
 /* ---- sampling ---- */
-
-struct eps_model {
-    struct diffusion *m;
-    struct gen_ctx *g;
-    const int32_t *labels; /* (n) classes of the request, or NULL: the null class */
-    double guidance;       /* w                                                   */
-};
 
 /* The U-Net's eps (B, D) for x (B, D) at t, classes y (B) or NULL. */
 static void unet_eps(const struct eps_model *p, int64_t B, float *x, int64_t t, const int32_t *y,
@@ -186,7 +164,7 @@ static void unet_eps(const struct eps_model *p, int64_t B, float *x, int64_t t, 
  * context. A conditional model with classes and guidance w other than 0
  * and 1 runs the conditional and the null-class copies as one doubled
  * batch. */
-static void predict(void *arg, int64_t first, int64_t B, float *x, int64_t t, float *eps) {
+void diffusion_predict(void *arg, int64_t first, int64_t B, float *x, int64_t t, float *eps) {
     const struct eps_model *p = arg;
     struct gen_arena *a = &p->g->arena;
     const int64_t K = p->m->ucfg.classes, D = image_numel(p->m);
@@ -264,216 +242,8 @@ static enum gen_status guidance_of(const struct diffusion *m, const struct gen_c
     return GEN_OK;
 }
 
-/* Images (n, D) in [-1, 1] to [0, 1] in place ((x + 1) / 2 exactly). */
-static void to_unit(float *x, int64_t n) {
+void diffusion_to_unit(float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] = (x[i] + 1.0f) * 0.5f;
-}
-
-/* ---- restoration: inpainting, super-resolution, denoising ---- */
-
-#define RESTORE_MAX 1024 /* input images at once */
-
-/* What the guides of the reverse process know: image i of the request
- * restores input i / ways, whose degraded form (in [-1, 1]) is `cond`. */
-struct guide {
-    const struct ddpm_schedule *s;
-    int64_t ways;
-    int C, H, W, K;
-    const float *cond; /* inpaint: (inputs, C, H, W) the known pixels;
-                          superres: (inputs, C, H/K, W/K) the input       */
-    const float *keep; /* inpaint: (inputs, H, W), 1 = known              */
-    float *low;        /* superres: (C, H/K, W/K) scratch                  */
-};
-
-/* RePaint (Lugmayr et al. 2022): the known pixels of x_prev are replaced
- * by the known image noised to prev, q(x_prev | x0 = known); at prev = -1
- * by the known pixels themselves. */
-static void guide_inpaint(void *arg, int64_t prev, int64_t first, int64_t B, float *x,
-                          const float *z) {
-    const struct guide *gd = arg;
-    const int64_t HW = (int64_t)gd->H * gd->W, D = gd->C * HW;
-    const double abar = ddpm_abar(gd->s, prev), a = sqrt(abar), b = sqrt(1.0 - abar);
-    for (int64_t j = 0; j < B; j++) {
-        const int64_t r = (first + j) / gd->ways;
-        const float *known = gd->cond + r * D, *keep = gd->keep + r * HW;
-        for (int64_t k = 0; k < D; k++)
-            if (keep[k % HW] > 0.5f) x[j * D + k] = (float)(a * known[k] + b * z[j * D + k]);
-    }
-}
-
-/* ILVR (Choi et al. 2021): x_prev <- x_prev - phi(x_prev) + phi(y_prev),
- * phi = up(down_K(.)), y_prev the input noised to prev (sqrt(abar) y +
- * sqrt(1 - abar) z); at prev = -1 the blocks of x0 are matched to the
- * input itself, staying within [-1, 1]. */
-static void guide_superres(void *arg, int64_t prev, int64_t first, int64_t B, float *x,
-                           const float *z) {
-    const struct guide *gd = arg;
-    const int K = gd->K, C = gd->C, H = gd->H, W = gd->W;
-    const int64_t D = (int64_t)C * H * W, Dl = D / (K * K);
-    const double abar = ddpm_abar(gd->s, prev), a = sqrt(abar), b = sqrt(1.0 - abar);
-    for (int64_t j = 0; j < B; j++) {
-        const float *y = gd->cond + (first + j) / gd->ways * Dl;
-        if (prev < 0) {
-            gen_restore_match_blocks(x + j * D, C, H, W, K, y, -1.0f, 1.0f);
-            continue;
-        }
-        gen_restore_downsample(z + j * D, C, H, W, K, gd->low);
-        for (int64_t k = 0; k < Dl; k++) gd->low[k] = (float)(a * y[k] + b * gd->low[k]);
-        gen_restore_match_blocks(x + j * D, C, H, W, K, gd->low, 0.0f, 0.0f);
-    }
-}
-
-/* SDEdit (Meng et al. 2022) starts at step S T (--strength S), else where
- * the model's noise matches the input's: x_t / sqrt(abar_t) = x0 +
- * sqrt((1 - abar_t) / abar_t) eps, and noise sigma in [0, 1] is 2 sigma
- * in [-1, 1], so abar_t = 1 / (1 + 4 sigma^2). */
-static int64_t denoise_start(const struct ddpm_schedule *s, const struct gen_restore_task *t) {
-    const int64_t T = s->T;
-    if (t->strength > 0) {
-        const int64_t k = llround(t->strength * (double)T) - 1;
-        return k < 0 ? 0 : k > T - 1 ? T - 1 : k;
-    }
-    const double want = 1.0 / (1.0 + 4.0 * t->sigma * t->sigma);
-    int64_t best = 0;
-    for (int64_t k = 1; k < T; k++)
-        if (fabs(s->alpha_bar[k] - want) < fabs(s->alpha_bar[best] - want)) best = k;
-    return best;
-}
-
-/* Scratch of a restoration; all (count or total, ...) arrays. */
-struct restoring {
-    float *orig;  /* (count, D) in [0, 1]: the originals, when known    */
-    float *y;     /* (count, Dy) in [0, 1]: the degraded inputs          */
-    float *keep;  /* inpaint: (count, H W)                              */
-    float *cond;  /* (count, Dy) the degraded inputs in [-1, 1]          */
-    float *init;  /* denoise: (total, D) the inputs in [-1, 1], per way  */
-    float *res;   /* (total, D) the results                              */
-    float *low;   /* superres: (Dy) scratch                              */
-};
-
-static void restoring_free(struct restoring *w) {
-    gen_free(w->orig), gen_free(w->y), gen_free(w->keep), gen_free(w->cond);
-    gen_free(w->init), gen_free(w->res), gen_free(w->low);
-}
-
-/* The reverse process of a task: its guide or start, then ddpm_sample of
- * total = count ways images into w->res (in [-1, 1]). */
-static enum gen_status restore_chain(struct diffusion *m, struct gen_ctx *g,
-                                     struct ddpm_sampler *smp, const struct gen_config *opts,
-                                     const struct gen_restore_task *task,
-                                     int64_t ways, int64_t total, uint64_t seed,
-                                     struct restoring *w) {
-    const int C = (int)m->ucfg.C, H = (int)m->ucfg.H, W = (int)m->ucfg.W;
-    struct guide gd = {.s = &m->sched, .ways = ways, .C = C, .H = H, .W = W, .K = task->factor,
-                       .cond = w->cond, .keep = w->keep, .low = w->low};
-    const int64_t D = image_numel(m);
-    switch (task->mode) {
-    case GEN_RESTORE_INPAINT: smp->guide = guide_inpaint; break;
-    case GEN_RESTORE_SUPERRES:
-        /* ILVR adds fresh noise to the guide at every step, which the
-         * deterministic DDIM (eta 0) turns into speckle: eta 1 unless set */
-        smp->guide = guide_superres, smp->resample = 1;
-        if (!smp->ddpm && !gen_opt_is_set(opts, &diffusion_sample_options[DIF_S_ETA])) smp->eta = 1;
-        break;
-    default:
-        for (int64_t i = 0; i < total; i++)
-            memcpy(w->init + i * D, w->cond + i / ways * D, (size_t)D * sizeof(float));
-        smp->init = w->init;
-        smp->init_t = denoise_start(&m->sched, task);
-        smp->init_var = 4.0 * task->sigma * task->sigma;
-        break;
-    }
-    smp->guide_arg = &gd;
-    const struct eps_model em = {m, g, NULL, 0};
-    return ddpm_sample(&m->sched, smp, predict, (void *)&em, total, D, seed, w->res);
-}
-
-/* Restores the selected inputs, `ways` results each. A clean input (the
- * test split) is degraded first (gen_restore_degrade), as is any input to
- * inpaint (the mask hides part of it); the user's own low-resolution or
- * noisy images are restored as they are. Output: one row per input,
- * [degraded input (upsampled by repeating pixels) | ways results |
- * original, when known], in [0, 1]; result j of input r is image
- * r ways + j of the request. Inpainted results keep the known pixels of
- * the original exactly. */
-static enum gen_status restore(struct diffusion *m, struct gen_ctx *g, struct ddpm_sampler *smp,
-                               const struct gen_config *opts, const struct gen_request *req,
-                               const struct gen_restore_task *task, struct gen_output *out) {
-    const struct gen_image_set *set = req->inputs ? req->inputs->images : NULL;
-    const int C = (int)m->ucfg.C, H = (int)m->ucfg.H, W = (int)m->ucfg.W;
-    const int degrade = (req->inputs && req->inputs->clean) || task->mode == GEN_RESTORE_INPAINT;
-    const int lh = degrade ? H : gen_restore_low_side(task, H),
-              lw = degrade ? W : gen_restore_low_side(task, W);
-    const int64_t D = image_numel(m), HW = (int64_t)H * W,
-                  Dy = (int64_t)C * gen_restore_low_side(task, H) * gen_restore_low_side(task, W);
-    char what[64];
-    gen_restore_describe(task, what, sizeof what);
-    enum gen_status st = gen_restore_check(task, C, H, W);
-    if (st != GEN_OK) return st;
-    if (!set || set->n < 1) return gen_error(GEN_ERR_USAGE, "%s: no input images", what);
-    if (set->c != C || set->h != lh || set->w != lw)
-        return gen_error(GEN_ERR_FORMAT, "%s: images are %dx%dx%d, the model wants %dx%dx%d", what,
-                         set->c, set->h, set->w, C, lh, lw);
-    int64_t a = 0, b = set->n - 1;
-    const char *spec = task->mode == GEN_RESTORE_INPAINT ? opt_str(opts, INPAINT) : NULL;
-    if (spec && (st = gen_image_range("--inpaint", spec, set->n, &a, &b)) != GEN_OK) return st;
-    const int64_t count = b - a + 1;
-    if (count > RESTORE_MAX)
-        return gen_error(GEN_ERR_USAGE,
-                         "%s: at most %d images at once, got %lld (choose with --input test:A-B)",
-                         what, RESTORE_MAX, (long long)count);
-    /* results per input: -n, else 4 (1 for denoising, which DDIM makes
-     * deterministic) */
-    const int64_t ways = task->eval || gen_opt_is_set(opts, &gen_sample_options[GEN_SAMPLE_NUM])
-                             ? req->n
-                             : task->mode == GEN_RESTORE_DENOISE ? 1 : 4;
-    const int64_t total = count * ways, cols = ways + 1 + degrade;
-    struct restoring w = {
-        .orig = gen_alloc((size_t)(count * D) * sizeof(float)),
-        .y = gen_alloc((size_t)(count * D) * sizeof(float)),
-        .keep = gen_alloc((size_t)(count * HW) * sizeof(float)),
-        .cond = gen_alloc((size_t)(count * D) * sizeof(float)),
-        .init = task->mode == GEN_RESTORE_DENOISE ? gen_alloc((size_t)(total * D) * sizeof(float)) : NULL,
-        .res = gen_alloc((size_t)(total * D) * sizeof(float)),
-        .low = gen_alloc((size_t)Dy * sizeof(float))};
-    float *grid = gen_alloc((size_t)(count * cols * D) * sizeof(float));
-    if (!w.orig || !w.y || !w.keep || !w.cond || !w.res || !w.low || !grid ||
-        (task->mode == GEN_RESTORE_DENOISE && !w.init))
-        st = gen_error(GEN_ERR_NOMEM, "out of memory for %lld restored images", (long long)total);
-    for (int64_t r = 0; st == GEN_OK && r < count; r++) {
-        const int32_t id = (int32_t)(a + r);
-        gen_images_batch(set, &id, 1, degrade ? w.orig + r * D : w.y + r * Dy, 0.0f, 1.0f);
-        if (degrade)
-            gen_restore_degrade(task, req->seed, r, C, H, W, w.orig + r * D, w.y + r * Dy,
-                                w.keep + r * HW);
-        for (int64_t k = 0; k < Dy; k++) w.cond[r * Dy + k] = 2.0f * w.y[r * Dy + k] - 1.0f;
-    }
-    if (st == GEN_OK) st = restore_chain(m, g, smp, opts, task, ways, total, req->seed, &w);
-    if (st == GEN_OK) to_unit(w.res, total * D);
-    for (int64_t r = 0; st == GEN_OK && r < count; r++) {
-        float *row = grid + r * cols * D;
-        const float *y = w.y + r * Dy, *orig = w.orig + r * D, *keep = w.keep + r * HW;
-        if (task->mode == GEN_RESTORE_SUPERRES)
-            gen_restore_upsample_nearest(y, C, H, W, task->factor, row);
-        else
-            memcpy(row, y, (size_t)D * sizeof(float));
-        for (int64_t j = 0; j < ways; j++) {
-            float *res = row + (1 + j) * D;
-            memcpy(res, w.res + (r * ways + j) * D, (size_t)D * sizeof(float));
-            for (int64_t k = 0; task->mode == GEN_RESTORE_INPAINT && k < D; k++)
-                if (keep[k % HW] > 0.5f) res[k] = orig[k];
-        }
-        if (degrade) memcpy(row + (ways + 1) * D, orig, (size_t)D * sizeof(float));
-    }
-    restoring_free(&w);
-    if (st != GEN_OK) {
-        gen_free(grid);
-        return st;
-    }
-    out->images = grid;
-    out->n_images = count * cols;
-    out->cols = (int)cols;
-    return GEN_OK;
 }
 
 /* ---- generate ---- */
@@ -512,7 +282,9 @@ static enum gen_status diffusion_generate(void *model, struct gen_ctx *g,
     out->c = (int)m->ucfg.C, out->h = (int)m->ucfg.H, out->w = (int)m->ucfg.W;
     struct gen_restore_task task;
     if ((st = gen_restore_task_of(opts, req->mask, &task)) != GEN_OK) return st;
-    if (task.mode != GEN_RESTORE_NONE) return restore(m, g, &smp, opts, req, &task, out);
+    if (task.mode != GEN_RESTORE_NONE)
+        return diffusion_restore(m, g, &smp, opts, req, &task, opt_str(opts, INPAINT),
+                                 gen_opt_is_set(opts, &diffusion_sample_options[DIF_S_ETA]), out);
     if (req->mask) return gen_error(GEN_ERR_USAGE, "--mask needs --inpaint");
     const int64_t n = req->n, D = image_numel(m);
     struct eps_model em = {m, g, req->labels, 0};
@@ -522,12 +294,12 @@ static enum gen_status diffusion_generate(void *model, struct gen_ctx *g,
     float *x = gen_alloc((size_t)(n * D) * sizeof *x);
     if (!x) return gen_error(GEN_ERR_NOMEM, "out of memory for %lld images", (long long)n);
     smp.index0 = req->first;
-    st = ddpm_sample(&m->sched, &smp, predict, (void *)&em, n, D, req->seed, x);
+    st = ddpm_sample(&m->sched, &smp, diffusion_predict, (void *)&em, n, D, req->seed, x);
     if (st != GEN_OK) {
         gen_free(x);
         return st;
     }
-    to_unit(x, n * D);
+    diffusion_to_unit(x, n * D);
     out->images = x;
     out->n_images = n;
     out->cols = 0;
