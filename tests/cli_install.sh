@@ -1,9 +1,12 @@
 # cli_install.sh - gen installed like a real tool (issue 18): `cmake
 # --install` into a scratch prefix puts gen, its man page, bash and zsh
 # completions, docs and the data fetcher in place; the man page names every
-# option that `gen CMD FAMILY --help` prints, in the sections of that
-# command; the bash completion offers the families after `gen train ` and
-# a family's options after `gen train vae --`; and gen, run from an empty
+# option that `gen CMD FAMILY --help` and `gen TOOL --help` (TOOL: a command
+# without a family) print, in the sections of that command; the bash
+# completion offers the families after `gen train `, a family's options
+# after `gen train vae --` and a tool's after `gen TOOL --`, file names for
+# a tool's operands, and the zsh completion hands _arguments every option
+# of a tool; and gen, run from an empty
 # folder, finds a data set by name in $GEN_DATA and in the XDG data folder,
 # or says where it looked.
 # Usage: bash tests/cli_install.sh PATH_TO_GEN (in the build folder it installs from)
@@ -29,6 +32,14 @@ G=$P/bin/gen
 families=$(sed -n '/^Families:/,/^$/s/^  \([a-z][a-z0-9_-]*\) .*/\1/p' "$TMP/help")
 [ -n "$families" ] || fail "no families in gen --help"
 commands="train sample eval"
+# the commands without a family (info, plot, report, export)
+tools=$(sed -n '/^Commands:/,/^$/s/^  \([a-z][a-z0-9_-]*\) .*/\1/p' "$TMP/help" |
+    grep -vxE "${commands// /|}")
+[ -n "$tools" ] || fail "no commands without a family in gen --help"
+# options_of ARGS...: the long options that `gen ARGS... --help` lists.
+options_of() {
+    "$G" "$@" --help | sed -n 's/^ *\(-[a-zA-Z], \)\{0,1\}\(--[a-z0-9-]*\).*/\2/p'
+}
 
 # ---- the man page --------------------------------------------------------
 MAN=$P/share/man/man1/gen.1
@@ -47,7 +58,7 @@ done
 for v in GEN_THREADS GEN_ISA GEN_DATA XDG_DATA_HOME; do
     grep -q "$v" "$TMP/man.txt" || fail "man page ENVIRONMENT lacks $v"
 done
-for k in $families info plot; do
+for k in $families $tools; do
     grep -q "^       $k\b" "$TMP/man.txt" || fail "man page does not list '$k'"
 done
 # section TITLE: the lines of one subsection of OPTIONS.
@@ -59,6 +70,14 @@ for c in $commands; do
         for o in $(sed -n 's/^ *\(-[a-zA-Z], \)\{0,1\}\(--[a-z0-9-]*\).*/\2/p' "$TMP/opts"); do
             grep -qE -- "$o([^a-z0-9-]|\$)" "$TMP/sect" || fail "man page: gen $c $fam: $o missing"
         done
+    done
+done
+for t in $tools; do
+    opts=$(options_of "$t")
+    echo "$opts" | grep -qx -- --help || fail "gen $t --help does not list --help: $opts"
+    section "gen $t" >"$TMP/sect"
+    for o in $opts; do
+        grep -qE -- "$o([^a-z0-9-]|\$)" "$TMP/sect" || fail "man page: gen $t: $o missing"
     done
 done
 
@@ -73,7 +92,7 @@ for fam in $families; do
     echo "$offered" | grep -qx "$fam" || fail "completion after 'gen train ': no $fam (offered: $offered)"
 done
 offered=$(complete_words gen "")
-for c in $commands info plot; do
+for c in $commands $tools; do
     echo "$offered" | grep -qx "$c" || fail "completion after 'gen ': no $c"
 done
 offered=$(complete_words gen train vae --)
@@ -86,6 +105,40 @@ done
 mkdir -p "$TMP/cwd/runs-here"
 offered=$(cd "$TMP/cwd" && complete_words gen sample vae --ckpt ru)
 [ "$offered" = runs-here ] || fail "completion of --ckpt: not file names: $offered"
+for t in $tools; do
+    offered=$(complete_words gen "$t" --)
+    for o in $(options_of "$t"); do
+        echo "$offered" | grep -qx -- "$o" || fail "completion after 'gen $t --': no $o (offered: $offered)"
+    done
+    got=$(cd "$TMP/cwd" && complete_words gen "$t" ru)
+    [ "$got" = runs-here ] || fail "completion of gen $t's operand: not file names: $got"
+    got=$(cd "$TMP/cwd" && complete_words gen "$t" runs-here -)
+    echo "$got" | grep -qx -- --help || fail "completion after 'gen $t OPERAND -': no options: $got"
+done
+[ "$(cd "$TMP/cwd" && complete_words gen plot runs-here -o ru)" = runs-here ] ||
+    fail "completion of gen plot -o: not file names"
+[ "$(complete_words gen export x --dtype "")" = "$(printf 'f32\nf16\nbf16')" ] ||
+    fail "completion of export --dtype: $(complete_words gen export x --dtype "")"
+[ -z "$(complete_words gen report x --snapshots "")" ] || fail "completion of --snapshots: not a number"
+
+# ---- zsh completion --------------------------------------------------------
+# The specs the zsh completion hands _arguments for `gen TOOL --`, one a
+# line (_arguments stubbed: no interactive shell needed).
+ZSH_COMP=$P/share/zsh/site-functions/_gen
+if command -v zsh >/dev/null; then
+    zsh -n "$ZSH_COMP" || fail "zsh completion: syntax error"
+    for t in $tools; do
+        zsh -f -c '_arguments() { print -rl -- "$@"; }; _files() { :; }
+            words=(gen "$1" --); CURRENT=3; source "$2"' \
+            _ "$t" "$ZSH_COMP" >"$TMP/zspec" 2>&1 || fail "zsh completion of gen $t: $(head -3 "$TMP/zspec")"
+        for o in $(options_of "$t"); do
+            grep -qE -- "^(\([^)]*\))?$o(=|\+|\[|\$)" "$TMP/zspec" || fail "zsh completion of gen $t: no $o"
+        done
+        grep -q ':_files$' "$TMP/zspec" || fail "zsh completion of gen $t: operands are not file names"
+    done
+else
+    echo "cli_install: zsh absent: zsh completion checks skipped"
+fi
 
 # ---- data sets by name, from an empty folder ---------------------------
 mkdir -p "$TMP/empty" "$TMP/store" "$TMP/xdg/gen"

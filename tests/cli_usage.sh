@@ -73,8 +73,6 @@ run train transformer --help
 grep -q -- "--steps N .*(default: 5000)" "$TMP/out" || fail "transformer --steps default"
 run sample diffusion --help
 grep -q -- "--sampler ddpm|ddim" "$TMP/out" || fail "diffusion --sampler not listed"
-run info --help
-[ "$rc" = 0 ] || fail "gen info --help: exit $rc"
 
 # ---- usage errors ------------------------------------------------------------
 usage_error "unknown command 'frobnicate'" frobnicate
@@ -103,6 +101,28 @@ usage_error "unexpected argument 'extra'" eval vae --ckpt a extra
 usage_error "unknown option '--latent'" sample vae --latent 3   # train-only option
 usage_error "info: missing CKPT (a checkpoint file)" info
 usage_error "unexpected argument 'b'" info a b
+usage_error "unknown option '--bogus'" info --bogus
+usage_error "unknown option '--bogus'" info a --bogus
+# the commands without a family parse their option tables like the others
+usage_error "plot: missing RUN_DIR (a run directory with metrics.jsonl)" plot
+usage_error "plot: missing RUN_DIR (a run directory with metrics.jsonl)" plot -q -o x.png
+usage_error "unexpected argument 'b'" plot a b
+usage_error "unknown option '--bogus'" plot a --bogus
+usage_error "-o: missing value" plot a -o
+usage_error "--output: missing value" plot a --output --quiet
+usage_error "--quiet: takes no value" plot a --quiet=yes
+usage_error "report: missing RUN_DIR (a run directory with metrics.jsonl)" report -o x.html
+usage_error "--snapshots: must be an integer in [1, 1000], got '0'" report a --snapshots 0
+usage_error "--snapshots: must be an integer in [1, 1000], got 'x'" report a --snapshots=x
+usage_error "--output: an empty path" report a -o ""
+usage_error "export: missing CKPT (a checkpoint file)" export -o x.safetensors
+for cmd in info plot report export; do
+    expect_exit 0 "$cmd" --help && {
+        grep -q "^Usage: gen $cmd " "$TMP/out" || fail "gen $cmd --help: no usage line"
+        grep -q "^  -h, --help  *this help" "$TMP/out" || fail "gen $cmd --help: no -h, --help"
+    }
+    expect_exit 0 "$cmd" x -h
+done
 grep -q "Try 'gen train vae --help'." <(run train vae --batch 0; cat "$TMP/err") ||
     fail "usage error does not point at 'gen train vae --help'"
 

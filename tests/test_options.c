@@ -198,6 +198,57 @@ static void test_usage_errors(void **state) {
     assert_string_equal(gen_last_error(), "--data: value too long (at most 1023 bytes)");
 }
 
+/* Operands (gen_config_parse_args): kept in order among the options, "-"
+ * among them; an option's value is not one; errors are the parser's. */
+static void test_operands(void **state) {
+    (void)state;
+    char *argv[] = {"a", "--batch", "3", "-", "-o", "b", "c", "--json"};
+    char *ops[8];
+    int n = -1;
+    gen_clear_error();
+    assert_int_equal(gen_config_parse_args(&cfg, tables, 8, argv, ops, &n), GEN_OK);
+    assert_int_equal(n, 3);
+    assert_string_equal(ops[0], "a");
+    assert_string_equal(ops[1], "-");
+    assert_string_equal(ops[2], "c");
+    assert_int_equal(gen_config_int(&cfg, "batch"), 3);
+    assert_string_equal(gen_config_str(&cfg, "output"), "b");
+    assert_true(gen_config_flag(&cfg, "json"));
+    assert_int_equal(gen_config_parse_args(&cfg, tables, 0, argv, ops, &n), GEN_OK);
+    assert_int_equal(n, 0);
+
+    char *bad[] = {"a", "--bogus"};
+    assert_int_equal(gen_config_parse_args(&cfg, tables, 2, bad, ops, &n), GEN_ERR_USAGE);
+    assert_string_equal(gen_last_error(), "unknown option '--bogus'");
+    char *missing[] = {"a", "-o"};
+    assert_int_equal(gen_config_parse_args(&cfg, tables, 2, missing, ops, &n), GEN_ERR_USAGE);
+    assert_string_equal(gen_last_error(), "-o: missing value");
+}
+
+/* The commands without a family: each has a table whose defaults are
+ * valid (gen_config_init checks them) and whose names are its own, and
+ * leaves -h, --help to the dispatcher. */
+static void test_tools(void **state) {
+    (void)state;
+    int count = 0;
+    for (int k = 0; gen_cli_tools[k]; k++, count++) {
+        const struct gen_cli_tool *t = gen_cli_tools[k];
+        assert_non_null(t->options);
+        assert_non_null(t->run);
+        assert_non_null(t->about);
+        assert_non_null(t->operand);
+        assert_non_null(t->operand_what);
+        const struct gen_option *const ts[] = {t->options, NULL};
+        gen_config_init(&cfg, ts);
+        for (const struct gen_option *o = t->options; o->name; o++) {
+            assert_ptr_equal(gen_option_find(ts, o->name), o);
+            assert_true(o->short_name != 'h');
+        }
+        assert_null(gen_option_find(ts, "help"));
+    }
+    assert_int_equal(count, 4);
+}
+
 static void test_set_and_text(void **state) {
     (void)state;
     char buf[64];
@@ -354,6 +405,7 @@ int main(void) {
         cmocka_unit_test(test_optional_value),  cmocka_unit_test(test_usage_errors),
         cmocka_unit_test(test_set_and_text),    cmocka_unit_test(test_help),
         cmocka_unit_test(test_registry),        cmocka_unit_test(test_family_defaults),
+        cmocka_unit_test(test_operands),        cmocka_unit_test(test_tools),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

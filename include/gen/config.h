@@ -106,6 +106,15 @@ enum gen_status gen_config_copy(struct gen_config *dst, const struct gen_config 
  * "--batch: must be an integer >= 1, got '0'". */
 enum gen_status gen_config_parse(struct gen_config *cfg, const struct gen_option *const *tables,
                                  int argc, char **argv);
+/* gen_config_parse for a command that also takes operands (`gen plot
+ * RUN_DIR -o x.svg`): an argument that is not an option (one that does not
+ * start with '-', or "-" alone) is put into operands[0..*n_operands), in
+ * order, instead of refused; operands has room for argc. Options and
+ * operands may come in any order; a value taken by an option is not an
+ * operand. */
+enum gen_status gen_config_parse_args(struct gen_config *cfg,
+                                      const struct gen_option *const *tables, int argc, char **argv,
+                                      char **operands, int *n_operands);
 /* Accessors. gen_config_get returns NULL for a name cfg does not hold; the
  * others treat that (or a type mismatch) as a programmer error (GEN_ASSERT).
  * An absent value reads as 0 / NULL. gen_config_float also reads INT

@@ -1,5 +1,6 @@
-/* cli.c - the gen command line: dispatch of train/sample/eval/info, the
- * common options of each command, help and version.
+/* cli.c - the gen command line: dispatch of train/sample/eval and of the
+ * commands without a family (info, plot, report, export), the common
+ * options of each command, their parsing, help and version.
  *
  * Option design: each command has a common table here; a family adds its
  * own table per command, and a family entry with the name of a common one
@@ -54,15 +55,11 @@ void gen_command_tables(enum gen_command c, const struct gen_family *f,
 const char *gen_command_name(enum gen_command c) { return commands[c].name; }
 const char *gen_command_what(enum gen_command c) { return commands[c].what; }
 
-const struct gen_cli_tool gen_cli_tools[] = {
-    {"info", "CKPT", "show a checkpoint: family, config, step, tensors", gen_cli_info},
-    {"plot", "RUN_DIR [-o FILE.png|FILE.svg]", "draw a run's loss curves into RUN_DIR/loss.png", gen_cli_plot},
-    {"report", "RUN_DIR... [-o FILE.html]", "one HTML page of runs: curves, samples, eval, config",
-     gen_cli_report},
-    {"export", "CKPT -o FILE.safetensors [--ema] [--dtype f32|f16|bf16]",
-     "the model weights alone, named as the PyTorch twin's state_dict", gen_cli_export},
-    {NULL, NULL, NULL, NULL},
-};
+const struct gen_cli_tool *const gen_cli_tools[] = {&gen_info_tool, &gen_plot_tool,
+                                                    &gen_report_tool, &gen_export_tool, NULL};
+
+const struct gen_option gen_cli_help_option = {"help", 'h', GEN_OPT_FLAG, NULL, "this help",
+                                               0, 0, NULL, 0};
 
 static void family_names(char *buf, size_t n) {
     size_t used = 0;
@@ -77,16 +74,16 @@ static void family_names(char *buf, size_t n) {
 static void print_help(FILE *f) {
     fprintf(f,
             "Usage: gen COMMAND FAMILY [options]\n");
-    for (const struct gen_cli_tool *t = gen_cli_tools; t->name; t++)
-        fprintf(f, "       gen %s %s\n", t->name, t->args);
+    for (int k = 0; gen_cli_tools[k]; k++)
+        fprintf(f, "       gen %s %s\n", gen_cli_tools[k]->name, gen_cli_tools[k]->args);
     fprintf(f,
             "\n"
             "Trains and samples generative models on the CPU.\n"
             "\n"
             "Commands:\n");
     for (int c = 0; c < CMD_COUNT; c++) fprintf(f, "  %-8s %s\n", commands[c].name, commands[c].what);
-    for (const struct gen_cli_tool *t = gen_cli_tools; t->name; t++)
-        fprintf(f, "  %-8s %s\n", t->name, t->what);
+    for (int k = 0; gen_cli_tools[k]; k++)
+        fprintf(f, "  %-8s %s\n", gen_cli_tools[k]->name, gen_cli_tools[k]->what);
     fprintf(f, "\nFamilies:\n");
     for (int k = 0; gen_families[k]; k++)
         fprintf(f, "  %-12s %s\n", gen_families[k]->name, gen_families[k]->summary);
@@ -117,7 +114,7 @@ static void print_command_help(FILE *f, enum command c, const struct gen_family 
             commands[c].what + 1);
     for (const struct gen_option *o = commands[c].common; o->name; o++)
         gen_option_help_line(f, gen_option_find(tables, o->name));
-    fprintf(f, "  -h, --help                  this help\n");
+    gen_option_help_line(f, &gen_cli_help_option);
     if (extra) {
         int header = 0;
         for (const struct gen_option *o = extra; o->name; o++) {
@@ -251,6 +248,52 @@ static int run_command(enum command c, int argc, char **argv) {
     return rc;
 }
 
+/* ---- the commands without a family ------------------------------------------ */
+
+static void print_tool_help(FILE *f, const struct gen_cli_tool *t) {
+    fprintf(f, "Usage: gen %s %s\n\n", t->name, t->args);
+    t->about(f);
+    fprintf(f, "\nOptions:\n");
+    gen_options_help(f, t->options);
+    gen_option_help_line(f, &gen_cli_help_option);
+}
+
+/* Parses the options and operands of `gen NAME ARGS...` into cfg and
+ * operands (room for argc); the message is pending on a usage error. */
+static enum gen_status tool_args(const struct gen_cli_tool *t, struct gen_config *cfg, int argc,
+                                 char **argv, char **operands, int *n) {
+    const struct gen_option *const tables[] = {t->options, NULL};
+    if (gen_config_parse_args(cfg, tables, argc, argv, operands, n) != GEN_OK) return GEN_ERR_USAGE;
+    if (*n == 0)
+        return gen_error(GEN_ERR_USAGE, "%s: missing %s (%s)", t->name, t->operand,
+                         t->operand_what);
+    if (t->max_operands && *n > t->max_operands)
+        return gen_error(GEN_ERR_USAGE, "unexpected argument '%.100s'", operands[t->max_operands]);
+    return GEN_OK;
+}
+
+static int run_tool(const struct gen_cli_tool *t, int argc, char **argv) {
+    if (wants_help(argc, argv)) {
+        print_tool_help(stdout, t);
+        return 0;
+    }
+    char **operands = gen_alloc((size_t)(argc + 1) * sizeof *operands);
+    struct gen_config cfg = {0};
+    int n = 0, rc = 2;
+    if (!operands) {
+        rc = 1;
+        gen_error(GEN_ERR_NOMEM, "out of memory");
+    } else if (tool_args(t, &cfg, argc, argv, operands, &n) == GEN_OK) {
+        gen_clear_error();
+        rc = t->run(&cfg, n, operands);
+    }
+    gen_config_free(&cfg);
+    gen_free(operands);
+    if (rc == 1 || rc == 2) fprintf(stderr, "gen: %s\n", gen_last_error());
+    if (rc == 2) fprintf(stderr, "Try 'gen %s --help'.\n", t->name);
+    return rc;
+}
+
 int gen_cli_main(int argc, char **argv) {
     if (argc < 2) {
         print_help(stderr);
@@ -271,8 +314,9 @@ int gen_cli_main(int argc, char **argv) {
     }
     for (int c = 0; c < CMD_COUNT; c++)
         if (!strcmp(cmd, commands[c].name)) return run_command((enum command)c, argc - 2, argv + 2);
-    for (const struct gen_cli_tool *t = gen_cli_tools; t->name; t++)
-        if (!strcmp(cmd, t->name)) return t->run(argc - 2, argv + 2);
+    for (int k = 0; gen_cli_tools[k]; k++)
+        if (!strcmp(cmd, gen_cli_tools[k]->name))
+            return run_tool(gen_cli_tools[k], argc - 2, argv + 2);
     if (!strcmp(cmd, "--manual")) return gen_cli_manual(argc - 2, argv + 2);
     if (!strcmp(cmd, "--completion")) return gen_cli_completion(argc - 2, argv + 2);
     if (cmd[0] == '-')

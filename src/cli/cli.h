@@ -9,24 +9,31 @@
  * (0 ok, 1 runtime/data error, 2 usage error, 130 interrupted). */
 int gen_cli_main(int argc, char **argv);
 
-/* `gen info CKPT` (argv: the arguments after "info"). */
-int gen_cli_info(int argc, char **argv);
-/* `gen plot RUN_DIR [-o FILE]` (argv: the arguments after "plot"). */
-int gen_cli_plot(int argc, char **argv);
-/* `gen report RUN_DIR... [-o FILE.html]` (src/cli/report.c). */
-int gen_cli_report(int argc, char **argv);
-/* `gen export CKPT -o FILE.safetensors` (src/cli/export.c): the weights
- * alone, named as the PyTorch twin's state_dict; and its option table. */
-int gen_cli_export(int argc, char **argv);
-extern const struct gen_option gen_export_options[];
-
-/* The commands that take no FAMILY, as gen dispatches them and --help,
- * the man page and the completions list them (src/cli/cli.c). */
+/* The commands that take no FAMILY (`gen info`, `gen plot`, `gen report`,
+ * `gen export`), each described in its own file (info.c, plot.c, report.c,
+ * export.c). gen_cli_main parses a command's arguments against its option
+ * table (options and operands in any order; --help or -h anywhere prints
+ * the help), says a usage error as "gen: PROBLEM" and a Try line (exit 2),
+ * and runs it; --help, the man page and the completions list the same
+ * table, so they cannot drift. */
 struct gen_cli_tool {
-    const char *name, *args, *what;
-    int (*run)(int argc, char **argv); /* argv: the arguments after the name */
+    const char *name, *args, *what;   /* "plot", its synopsis, its line in the command list */
+    const struct gen_option *options; /* its option table (GEN_OPT_END alone: none) */
+    /* Its operands: at least one ("NAME: missing OPERAND (OPERAND_WHAT)"
+     * without), at most max_operands (0: any number). */
+    const char *operand, *operand_what;
+    int max_operands;
+    void (*about)(FILE *f); /* what --help says between the usage line and the options */
+    /* Runs the command: cfg holds its parsed options, argv[0..argc) its
+     * operands (1 <= argc <= max_operands). Returns the exit code; on 1 or
+     * 2 the message is pending (gen_error) and the caller says it. */
+    int (*run)(const struct gen_config *cfg, int argc, char **argv);
 };
-extern const struct gen_cli_tool gen_cli_tools[]; /* ends with a NULL name */
+extern const struct gen_cli_tool gen_info_tool, gen_plot_tool, gen_report_tool, gen_export_tool;
+/* The commands above in the order gen --help lists them; ends with NULL. */
+extern const struct gen_cli_tool *const gen_cli_tools[];
+/* -h, --help, as the help, man page and completions of every command list it. */
+extern const struct gen_option gen_cli_help_option;
 
 /* `gen --manual` (the man page, roff) and `gen --completion bash|zsh`
  * (a completion script), generated from the option tables (src/cli/

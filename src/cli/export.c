@@ -24,7 +24,7 @@
 #endif
 
 enum { EX_OUTPUT, EX_DTYPE, EX_EMA, EX_NO_EMA, EX_JSON, EX_QUIET, EX_COUNT };
-const struct gen_option gen_export_options[EX_COUNT + 1] = {
+static const struct gen_option export_options[EX_COUNT + 1] = {
     [EX_OUTPUT] = {"output", 'o', GEN_OPT_STRING, NULL,
                    "the weights file to write (FILE.safetensors)", 0, 0, NULL, 0},
     [EX_DTYPE] = GEN_CHOICE_OPT("dtype", "f32", "f32|f16|bf16",
@@ -143,21 +143,17 @@ static enum gen_status write_export(const char *out, const struct gen_model *em,
     return st;
 }
 
-static void print_export_help(void) {
-    printf("Usage: gen export CKPT -o FILE.safetensors [--ema | --no-ema]\n"
-           "                  [--dtype f32|f16|bf16] [--json] [--quiet]\n\n"
-           "Writes a checkpoint's model weights alone (no optimiser state, no run state),\n"
-           "named as the PyTorch twin's state_dict (scripts/reference/FAMILY.py), so that\n"
-           "load_state_dict(strict=True) takes them. The weights are those 'gen sample'\n"
-           "uses: the EMA when the model keeps one. The metadata holds the family, the\n"
-           "training config, the data shape and the vocabulary (JSON text).\n\nOptions:\n");
-    gen_options_help(stdout, gen_export_options);
-    printf("  -h, --help                  this help\n");
+static void about(FILE *f) {
+    fprintf(f, "Writes a checkpoint's model weights alone (no optimiser state, no run state),\n"
+               "named as the PyTorch twin's state_dict (scripts/reference/FAMILY.py), so that\n"
+               "load_state_dict(strict=True) takes them. The weights are those 'gen sample'\n"
+               "uses: the EMA when the model keeps one. The metadata holds the family, the\n"
+               "training config, the data shape and the vocabulary (JSON text).\n");
 }
 
 /* Usage checks of the options and paths; the message is pending. */
 static enum gen_status check_usage(const char *ckpt, const struct gen_config *cfg) {
-    const char *out = gen_opt_str(cfg, &gen_export_options[EX_OUTPUT]);
+    const char *out = gen_opt_str(cfg, &export_options[EX_OUTPUT]);
     const char *ext = ".safetensors";
     struct stat so;
     if (!out) return gen_error(GEN_ERR_USAGE, "export: missing -o FILE.safetensors");
@@ -168,30 +164,30 @@ static enum gen_status check_usage(const char *ckpt, const struct gen_config *cf
     if (len <= strlen(ext) || strcmp(out + len - strlen(ext), ext) != 0)
         return gen_error(GEN_ERR_USAGE, "%s: the weights are a safetensors file: name it "
                                         "FILE.safetensors", out);
-    if (gen_opt_flag(cfg, &gen_export_options[EX_EMA]) &&
-        gen_opt_flag(cfg, &gen_export_options[EX_NO_EMA]))
+    if (gen_opt_flag(cfg, &export_options[EX_EMA]) &&
+        gen_opt_flag(cfg, &export_options[EX_NO_EMA]))
         return gen_error(GEN_ERR_USAGE, "--ema and --no-ema cannot be used together");
     return gen_check_output(out, (const char *const[]){ckpt}, 1);
 }
 
 /* Loads the checkpoint and writes the export; returns the exit code. */
 static int run_export(const char *ckpt, const struct gen_config *cfg) {
-    const char *out = gen_opt_str(cfg, &gen_export_options[EX_OUTPUT]);
-    const char *dtype = gen_opt_str(cfg, &gen_export_options[EX_DTYPE]);
+    const char *out = gen_opt_str(cfg, &export_options[EX_OUTPUT]);
+    const char *dtype = gen_opt_str(cfg, &export_options[EX_DTYPE]);
     int d = 0;
     while (d < 2 && strcmp(dtype_names[d], dtype) != 0) d++; /* the parser checked it */
-    const int json = gen_opt_flag(cfg, &gen_export_options[EX_JSON]);
-    const int quiet = gen_opt_flag(cfg, &gen_export_options[EX_QUIET]);
+    const int json = gen_opt_flag(cfg, &export_options[EX_JSON]);
+    const int quiet = gen_opt_flag(cfg, &export_options[EX_QUIET]);
     struct gen_model em;
     struct gen_ckpt_meta meta = {0};
     if (gen_model_load(&em, NULL, ckpt, GEN_CKPT_EMA, &meta) != GEN_OK) return 1;
     const struct gen_params *ps = em.info.ps;
-    const int ema = ps->ema && !gen_opt_flag(cfg, &gen_export_options[EX_NO_EMA]);
+    const int ema = ps->ema && !gen_opt_flag(cfg, &export_options[EX_NO_EMA]);
     struct export_set x = {0};
     int64_t steps[4];
     optim_steps(&meta, steps);
     int rc = 1;
-    if (gen_opt_flag(cfg, &gen_export_options[EX_EMA]) && !ps->ema) {
+    if (gen_opt_flag(cfg, &export_options[EX_EMA]) && !ps->ema) {
         gen_error(GEN_ERR_USAGE, "--ema: %s keeps no EMA weights (it was trained without --ema)",
                   ckpt);
         rc = 2;
@@ -215,22 +211,19 @@ static int run_export(const char *ckpt, const struct gen_config *cfg) {
     return rc;
 }
 
-int gen_cli_export(int argc, char **argv) {
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            print_export_help();
-            return 0;
-        }
-    struct gen_config cfg = {0};
-    const struct gen_option *const tables[] = {gen_export_options, NULL};
-    enum gen_status st = GEN_OK;
-    if (argc < 1 || (argv[0][0] == '-' && argv[0][1]))
-        st = gen_error(GEN_ERR_USAGE, "export: missing CKPT (a checkpoint file)");
-    if (st == GEN_OK) st = gen_config_parse(&cfg, tables, argc - 1, argv + 1);
-    if (st == GEN_OK) st = check_usage(argv[0], &cfg);
-    const int rc = st != GEN_OK ? 2 : run_export(argv[0], &cfg);
-    gen_config_free(&cfg);
-    if (rc != 0) fprintf(stderr, "gen: %s\n", gen_last_error());
-    if (rc == 2) fprintf(stderr, "Try 'gen export --help'.\n");
-    return rc;
+static int run(const struct gen_config *cfg, int argc, char **argv) {
+    (void)argc;
+    return check_usage(argv[0], cfg) != GEN_OK ? 2 : run_export(argv[0], cfg);
 }
+
+const struct gen_cli_tool gen_export_tool = {
+    .name = "export",
+    .args = "CKPT -o FILE.safetensors [--ema | --no-ema] [--dtype f32|f16|bf16]",
+    .what = "the model weights alone, named as the PyTorch twin's state_dict",
+    .options = export_options,
+    .operand = "CKPT",
+    .operand_what = "a checkpoint file",
+    .max_operands = 1,
+    .about = about,
+    .run = run,
+};

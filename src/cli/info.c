@@ -118,34 +118,31 @@ static void print_info(const char *path, const struct gen_st_file *f) {
     }
 }
 
-int gen_cli_info(int argc, char **argv) {
-    for (int i = 0; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("Usage: gen info CKPT\n\n"
-                   "Shows what a checkpoint holds: family, versions, config, step, parameter\n"
-                   "count and a table of its tensors (name, shape, numel). Reads the header\n"
-                   "only; exits 1 with a message naming the file if it is damaged.\n");
-            return 0;
-        }
-    }
-    const char *problem = NULL;
-    if (argc < 1)
-        problem = "info: missing CKPT (a checkpoint file)";
-    else if (argv[0][0] == '-' && argv[0][1])
-        gen_error(GEN_ERR_USAGE, "unknown option '%.64s'", argv[0]), problem = gen_last_error();
-    else if (argc > 1)
-        gen_error(GEN_ERR_USAGE, "unexpected argument '%.100s'", argv[1]), problem = gen_last_error();
-    if (problem) {
-        fprintf(stderr, "gen: %s\nTry 'gen info --help'.\n", problem);
-        return 2;
-    }
+static const struct gen_option info_options[] = {GEN_OPT_END};
 
+static void about(FILE *f) {
+    fprintf(f, "Shows what a checkpoint holds: family, versions, config, step, parameter\n"
+               "count and a table of its tensors (name, shape, numel). Reads the header\n"
+               "only; exits 1 with a message naming the file if it is damaged.\n");
+}
+
+static int run(const struct gen_config *cfg, int argc, char **argv) {
+    (void)cfg, (void)argc;
     struct gen_st_file *f = NULL;
-    if (gen_st_open(argv[0], GEN_ST_HEADER_ONLY, &f) != GEN_OK) {
-        fprintf(stderr, "gen: %s\n", gen_last_error());
-        return 1;
-    }
+    if (gen_st_open(argv[0], GEN_ST_HEADER_ONLY, &f) != GEN_OK) return 1;
     print_info(argv[0], f);
     gen_st_close(f);
     return 0;
 }
+
+const struct gen_cli_tool gen_info_tool = {
+    .name = "info",
+    .args = "CKPT",
+    .what = "show a checkpoint: family, config, step, tensors",
+    .options = info_options,
+    .operand = "CKPT",
+    .operand_what = "a checkpoint file",
+    .max_operands = 1,
+    .about = about,
+    .run = run,
+};

@@ -1,6 +1,6 @@
 /* manual.c - the man page and the shell completions, generated from the
- * same option tables as --help (gen_command_tables), so they never drift
- * from it. The build runs `gen --manual` and `gen --completion bash|zsh`
+ * same option tables as --help (gen_command_tables, and the options of each
+ * command without a family in gen_cli_tools), so they never drift from it. The build runs `gen --manual` and `gen --completion bash|zsh`
  * (CMakeLists.txt) and installs what they print. */
 #include <string.h>
 
@@ -13,15 +13,22 @@
 
 /* Calls fn for each option of command c with family f (f NULL: the
  * common options alone), as --help lists them: the common ones (with the
- * family's default where it gives one), then the family's own. */
+ * family's default where it gives one), -h, then the family's own. */
 typedef void (*option_fn)(FILE *out, const struct gen_option *o);
 static void each_option(FILE *out, enum gen_command c, const struct gen_family *f, option_fn fn) {
     const struct gen_option *t[3];
     gen_command_tables(c, f, t);
     const struct gen_option *const common[2] = {t[0], NULL};
     for (const struct gen_option *o = t[0]; o->name; o++) fn(out, gen_option_find(t, o->name));
+    fn(out, &gen_cli_help_option);
     for (const struct gen_option *o = t[1]; o && o->name; o++)
         if (!gen_option_find(common, o->name)) fn(out, o);
+}
+
+/* The same for a command without a family: its table, then -h. */
+static void each_tool_option(FILE *out, const struct gen_cli_tool *t, option_fn fn) {
+    for (const struct gen_option *o = t->options; o->name; o++) fn(out, o);
+    fn(out, &gen_cli_help_option);
 }
 
 /* The case of a completion script for each command with a family:
@@ -38,10 +45,17 @@ static void family_cases(FILE *f, const char *indent, const char *head, option_f
 }
 
 /* The case of a completion script for each command without a family:
- * complete file names with `files`. */
-static void tool_cases(FILE *f, const char *indent, const char *files) {
-    for (const struct gen_cli_tool *t = gen_cli_tools; t->name; t++)
-        fprintf(f, "%s%s) %s; return ;;\n", indent, t->name, files);
+ * "INDENTname) HEAD", the options by fn, its operands by `operands` (when
+ * given), then TAIL. */
+typedef void (*operand_fn)(FILE *out, const struct gen_cli_tool *t);
+static void tool_cases(FILE *f, const char *indent, const char *head, option_fn fn,
+                       operand_fn operands, const char *tail) {
+    for (int k = 0; gen_cli_tools[k]; k++) {
+        fprintf(f, "%s%s) %s", indent, gen_cli_tools[k]->name, head);
+        each_tool_option(f, gen_cli_tools[k], fn);
+        if (operands) operands(f, gen_cli_tools[k]);
+        fputs(tail, f);
+    }
 }
 
 /* ---- the man page (roff) --------------------------------------------------- */
@@ -104,14 +118,13 @@ static void man_options(FILE *f) {
         "argument or after '=' (\\fB\\-\\-batch 32\\fR, \\fB\\-\\-batch=32\\fR, \\fB\\-n64\\fR);\n"
         "numbers are checked against their range, and a repeated option keeps its last value.\n"
         "Each command has options common to every family; a family adds its own, and an entry\n"
-        "of a family named like a common option gives that option the family's default.\n",
+        "of a family named like a common option gives that option the family's default.\n"
+        "A command without a family takes its options before or after its operands.\n",
         f);
     for (int c = 0; c < GEN_CMD_COUNT; c++) {
         const char *name = gen_command_name((enum gen_command)c);
         fprintf(f, ".SS \"gen %s FAMILY: every family\"\n", name);
         each_option(f, (enum gen_command)c, NULL, man_option);
-        fputs(".TP\n\\fB\\-h\\fR, \\fB\\-\\-help\\fR\nthe options of the command for a family\n",
-              f);
         for (int k = 0; gen_families[k]; k++) {
             const struct gen_family *fam = gen_families[k];
             const struct gen_option *t[3];
@@ -122,6 +135,10 @@ static void man_options(FILE *f) {
             fputs(". Its own options, and its defaults of common ones:\n", f);
             for (const struct gen_option *o = t[1]; o->name; o++) man_option(f, o);
         }
+    }
+    for (int k = 0; gen_cli_tools[k]; k++) {
+        fprintf(f, ".SS \"gen %s\"\n", gen_cli_tools[k]->name);
+        each_tool_option(f, gen_cli_tools[k], man_option);
     }
 }
 
@@ -136,9 +153,9 @@ static void man_page(FILE *f) {
     for (int c = 0; c < GEN_CMD_COUNT; c++)
         fprintf(f, "\\fBgen %s\\fR \\fIFAMILY\\fR [\\fIoptions\\fR]\n.br\n",
                 gen_command_name((enum gen_command)c));
-    for (const struct gen_cli_tool *t = gen_cli_tools; t->name; t++) {
-        fprintf(f, "\\fBgen %s\\fR \\fI", t->name);
-        roff(f, t->args);
+    for (int k = 0; gen_cli_tools[k]; k++) {
+        fprintf(f, "\\fBgen %s\\fR \\fI", gen_cli_tools[k]->name);
+        roff(f, gen_cli_tools[k]->args);
         fputs("\\fR\n.br\n", f);
     }
     fputs("\\fBgen \\-\\-help\\fR | \\fB\\-\\-version\\fR | \\fB\\-\\-manual\\fR | "
@@ -156,8 +173,8 @@ static void man_page(FILE *f) {
     for (int c = 0; c < GEN_CMD_COUNT; c++)
         man_item(f, gen_command_name((enum gen_command)c), "FAMILY [options]",
                  gen_command_what((enum gen_command)c));
-    for (const struct gen_cli_tool *t = gen_cli_tools; t->name; t++)
-        man_item(f, t->name, t->args, t->what);
+    for (int k = 0; gen_cli_tools[k]; k++)
+        man_item(f, gen_cli_tools[k]->name, gen_cli_tools[k]->args, gen_cli_tools[k]->what);
     man_item(f, "--manual", "", "print this manual page (roff)");
     man_item(f, "--completion", "bash|zsh",
              "print a completion script: source <(gen --completion bash)");
@@ -250,7 +267,7 @@ static void bash_names(FILE *f, int families) {
     else {
         for (int c = 0; c < GEN_CMD_COUNT; c++)
             fprintf(f, "%s ", gen_command_name((enum gen_command)c));
-        for (const struct gen_cli_tool *t = gen_cli_tools; t->name; t++) fprintf(f, "%s ", t->name);
+        for (int k = 0; gen_cli_tools[k]; k++) fprintf(f, "%s ", gen_cli_tools[k]->name);
     }
 }
 
@@ -263,7 +280,7 @@ static void bash_script(FILE *f) {
           "    COMPREPLY=($(compgen -f -- \"$1\"))\n"
           "}\n"
           "_gen() {\n"
-          "    local cur=${COMP_WORDS[COMP_CWORD]} prev= spec= w kind=\n"
+          "    local cur=${COMP_WORDS[COMP_CWORD]} prev= spec= w kind= operands=\n"
           "    (( COMP_CWORD > 0 )) && prev=${COMP_WORDS[COMP_CWORD-1]}\n"
           "    if [[ $prev == = ]] && (( COMP_CWORD > 1 )); then prev=${COMP_WORDS[COMP_CWORD-2]}; "
           "fi\n"
@@ -279,7 +296,7 @@ static void bash_script(FILE *f) {
           "    case ${COMP_WORDS[1]} in\n"
           "    --completion) COMPREPLY=($(compgen -W 'bash zsh' -- \"$cur\")); return ;;\n",
           f);
-    tool_cases(f, "    ", "_gen_files \"$cur\"");
+    tool_cases(f, "    ", "operands=1 spec='", bash_spec, NULL, "' ;;\n");
     fputs("    *)\n"
           "        if (( COMP_CWORD == 2 )); then\n"
           "            COMPREPLY=($(compgen -W '",
@@ -287,12 +304,12 @@ static void bash_script(FILE *f) {
     bash_names(f, 1);
     fputs("--help' -- \"$cur\"))\n"
           "            return\n"
-          "        fi ;;\n"
-          "    esac\n"
-          "    case ${COMP_WORDS[1]}/${COMP_WORDS[2]} in\n",
+          "        fi\n"
+          "        case ${COMP_WORDS[1]}/${COMP_WORDS[2]} in\n",
           f);
-    family_cases(f, "    ", "spec='", bash_spec, " -h --help' ;;\n");
-    fputs("    *) return ;;\n"
+    family_cases(f, "        ", "spec='", bash_spec, "' ;;\n");
+    fputs("        *) return ;;\n"
+          "        esac ;;\n"
           "    esac\n"
           "    for w in $spec; do\n"
           "        [[ $w == \"$prev=\"* ]] && kind=${w#*=} && break\n"
@@ -304,6 +321,7 @@ static void bash_script(FILE *f) {
           "    '') ;;\n"
           "    *) COMPREPLY=($(compgen -W \"${kind//|/ }\" -- \"$cur\")); return ;;\n"
           "    esac\n"
+          "    if [[ -n $operands && $cur != -* ]]; then _gen_files \"$cur\"; return; fi\n"
           "    local names=()\n"
           "    for w in $spec; do names+=(\"${w%%=*}\"); done\n"
           "    COMPREPLY=($(compgen -W \"${names[*]}\" -- \"$cur\"))\n"
@@ -352,6 +370,13 @@ static void zsh_spec(FILE *f, const struct gen_option *o) {
     fputc('\'', f);
 }
 
+/* The operands of a command without a family: file names. */
+static void zsh_operands(FILE *f, const struct gen_cli_tool *t) {
+    fprintf(f, " \\\n      '%s:", t->max_operands == 1 ? "" : "*");
+    zsh_text(f, t->operand_what);
+    fputs(":_files'", f);
+}
+
 static void zsh_described(FILE *f, const char *name, const char *what) {
     fprintf(f, "      '%s:", name);
     zsh_text(f, what);
@@ -369,8 +394,8 @@ static void zsh_script(FILE *f) {
     for (int c = 0; c < GEN_CMD_COUNT; c++)
         zsh_described(f, gen_command_name((enum gen_command)c),
                       gen_command_what((enum gen_command)c));
-    for (const struct gen_cli_tool *t = gen_cli_tools; t->name; t++)
-        zsh_described(f, t->name, t->what);
+    for (int k = 0; gen_cli_tools[k]; k++)
+        zsh_described(f, gen_cli_tools[k]->name, gen_cli_tools[k]->what);
     fputs("  )\n  families=(\n", f);
     for (int k = 0; gen_families[k]; k++)
         zsh_described(f, gen_families[k]->name, gen_families[k]->summary);
@@ -381,7 +406,8 @@ static void zsh_script(FILE *f) {
           "  fi\n"
           "  case $words[2] in\n",
           f);
-    tool_cases(f, "  ", "_files");
+    tool_cases(f, "  ", "shift words; (( CURRENT-- )); _arguments -s", zsh_spec, zsh_operands,
+               "; return ;;\n");
     fputs("  --completion) compadd bash zsh; return ;;\n"
           "  esac\n"
           "  if (( CURRENT == 3 )); then\n"
@@ -393,8 +419,7 @@ static void zsh_script(FILE *f) {
           "  (( CURRENT -= 2 ))\n"
           "  case $key in\n",
           f);
-    family_cases(f, "  ", "_arguments -s", zsh_spec,
-                 " \\\n      '(-h --help)'{-h,--help}'[the options of the command]' ;;\n");
+    family_cases(f, "  ", "_arguments -s", zsh_spec, " ;;\n");
     fputs("  esac\n"
           "}\n"
           "_gen \"$@\"\n",

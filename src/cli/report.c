@@ -45,28 +45,28 @@ struct run {
     int n_snaps;
 };
 
-static int report_usage(const char *problem) {
-    fprintf(stderr, "gen: %s\nTry 'gen report --help'.\n", problem);
-    return 2;
-}
+enum { REPORT_OUTPUT, REPORT_SNAPSHOTS, REPORT_QUIET, REPORT_COUNT };
+static const struct gen_option report_options[REPORT_COUNT + 1] = {
+    [REPORT_OUTPUT] = {"output", 'o', GEN_OPT_STRING, "report.html", "the page to write", 0, 0,
+                       NULL, 0},
+    [REPORT_SNAPSHOTS] = GEN_INT_OPT("snapshots", "6", 1, 1000,
+                                     "sample snapshots shown per run, evenly spread over "
+                                     "training, first and last included"),
+    [REPORT_QUIET] = {"quiet", 'q', GEN_OPT_FLAG, NULL, "no message on stderr", 0, 0, NULL, 0},
+    [REPORT_COUNT] = GEN_OPT_END,
+};
 
-static void print_help(void) {
-    printf("Usage: gen report RUN_DIR [RUN_DIR...] [-o FILE.html]\n\n"
-           "Writes one self-contained HTML page about training runs (no network, no\n"
-           "script; plots are inline SVG, sample grids embedded PNG): a summary, every\n"
-           "curve of RUN_DIR/metrics.jsonl with the runs overlaid (one plot per metric),\n"
-           "the sample snapshots over training, the results of 'gen eval' (which it\n"
-           "appends to the checkpoint's metrics.jsonl) and each checkpoint's\n"
-           "configuration side by side. Up to %d runs.\n\n"
-           "Options:\n"
-           "  -o, --output FILE           the page to write (default: report.html)\n"
-           "      --snapshots N           sample snapshots shown per run, evenly spread\n"
-           "                              over training, first and last included (default: 6)\n"
-           "  -q, --quiet                 no message on stderr\n"
-           "  -h, --help                  this help\n\n"
-           "Example:\n"
-           "  gen report runs/vae runs/vae-conv -o vae.html\n",
-           MAX_RUNS);
+static void about(FILE *f) {
+    fprintf(f,
+            "Writes one self-contained HTML page about training runs (no network, no\n"
+            "script; plots are inline SVG, sample grids embedded PNG): a summary, every\n"
+            "curve of RUN_DIR/metrics.jsonl with the runs overlaid (one plot per metric),\n"
+            "the sample snapshots over training, the results of 'gen eval' (which it\n"
+            "appends to the checkpoint's metrics.jsonl) and each checkpoint's\n"
+            "configuration side by side. Up to %d runs.\n\n"
+            "Example:\n"
+            "  gen report runs/vae runs/vae-conv -o vae.html\n",
+            MAX_RUNS);
 }
 
 /* ---- reading a run ---- */
@@ -500,56 +500,19 @@ static enum gen_status write_page(const char *out, const struct run *runs, int n
 
 /* ---- the command ---- */
 
-int gen_cli_report(int argc, char **argv) {
-    const char *out = "report.html", *dirs[MAX_RUNS];
-    int n = 0, quiet = 0, max_snaps = 6;
-    for (int i = 0; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            print_help();
-            return 0;
-        }
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        const int needs_value =
-            !strcmp(a, "-o") || !strcmp(a, "--output") || !strcmp(a, "--snapshots");
-        if (needs_value && (i + 1 >= argc || !argv[i + 1][0])) {
-            gen_error(GEN_ERR_USAGE, "%s: missing value", a);
-            return report_usage(gen_last_error());
-        }
-        if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
-            out = argv[++i];
-        } else if (!strncmp(a, "--output=", 9)) {
-            out = a + 9;
-        } else if (!strcmp(a, "--snapshots")) {
-            char *end;
-            const long v = strtol(argv[++i], &end, 10);
-            if (*end || v < 1 || v > 1000) {
-                gen_error(GEN_ERR_USAGE, "--snapshots: expected a number in 1..1000, got '%.64s'",
-                          argv[i]);
-                return report_usage(gen_last_error());
-            }
-            max_snaps = (int)v;
-        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
-            quiet = 1;
-        } else if (a[0] == '-' && a[1]) {
-            gen_error(GEN_ERR_USAGE, "unknown option '%.64s'", a);
-            return report_usage(gen_last_error());
-        } else if (n == MAX_RUNS) {
-            gen_error(GEN_ERR_USAGE, "more than %d run directories", MAX_RUNS);
-            return report_usage(gen_last_error());
-        } else {
-            dirs[n++] = a;
-        }
-    }
-    if (n == 0) return report_usage("report: missing RUN_DIR (a run directory with metrics.jsonl)");
-    if (!gen_fs_has_ext(out, ".html") && !gen_fs_has_ext(out, ".htm")) {
-        gen_error(GEN_ERR_USAGE, "%s: the report is HTML: give a name ending in .html", out);
-        return report_usage(gen_last_error());
-    }
+static int run(const struct gen_config *cfg, int n, char **dirs) {
+    const char *out = gen_opt_str(cfg, &report_options[REPORT_OUTPUT]);
+    const int max_snaps = (int)gen_opt_int(cfg, &report_options[REPORT_SNAPSHOTS]);
+    enum gen_status st = GEN_OK;
+    if (n > MAX_RUNS)
+        st = gen_error(GEN_ERR_USAGE, "more than %d run directories", MAX_RUNS);
+    else if (!out[0])
+        st = gen_error(GEN_ERR_USAGE, "--output: an empty path");
+    else if (!gen_fs_has_ext(out, ".html") && !gen_fs_has_ext(out, ".htm"))
+        st = gen_error(GEN_ERR_USAGE, "%s: the report is HTML: give a name ending in .html", out);
+    if (st != GEN_OK) return 2;
     struct run runs[MAX_RUNS];
     memset(runs, 0, sizeof runs);
-    gen_clear_error();
-    enum gen_status st = GEN_OK;
     int loaded = 0;
     for (; loaded < n && st == GEN_OK; loaded++) {
         struct run *r = &runs[loaded];
@@ -562,12 +525,20 @@ int gen_cli_report(int argc, char **argv) {
     int plots = 0, shown = 0;
     if (st == GEN_OK) st = write_page(out, runs, n, max_snaps, &plots, &shown);
     for (int i = 0; i < loaded; i++) free_run(&runs[i]);
-    if (st != GEN_OK) {
-        fprintf(stderr, "gen: %s\n", gen_last_error());
-        return 1;
-    }
-    if (!quiet)
+    if (st != GEN_OK) return 1;
+    if (!gen_opt_flag(cfg, &report_options[REPORT_QUIET]))
         fprintf(stderr, "wrote %s (%d run%s, %d plots, %d snapshots)\n", out, n, n > 1 ? "s" : "",
                 plots, shown);
     return 0;
 }
+
+const struct gen_cli_tool gen_report_tool = {
+    .name = "report",
+    .args = "RUN_DIR [RUN_DIR...] [-o FILE.html]",
+    .what = "one HTML page of runs: curves, samples, eval, config",
+    .options = report_options,
+    .operand = "RUN_DIR",
+    .operand_what = "a run directory with metrics.jsonl",
+    .about = about,
+    .run = run,
+};

@@ -285,12 +285,24 @@ static enum gen_status parse_one(struct gen_config *cfg, const struct gen_option
     return GEN_OK;
 }
 
+enum gen_status gen_config_parse_args(struct gen_config *cfg,
+                                      const struct gen_option *const *tables, int argc, char **argv,
+                                      char **operands, int *n_operands) {
+    gen_config_init(cfg, tables);
+    if (n_operands) *n_operands = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *arg = argv[i];
+        if (operands && (arg[0] != '-' || !arg[1]))
+            operands[(*n_operands)++] = argv[i];
+        else if (parse_one(cfg, tables, argc, argv, &i) != GEN_OK)
+            return GEN_ERR_USAGE;
+    }
+    return GEN_OK;
+}
+
 enum gen_status gen_config_parse(struct gen_config *cfg, const struct gen_option *const *tables,
                                  int argc, char **argv) {
-    gen_config_init(cfg, tables);
-    for (int i = 0; i < argc; i++)
-        if (parse_one(cfg, tables, argc, argv, &i) != GEN_OK) return GEN_ERR_USAGE;
-    return GEN_OK;
+    return gen_config_parse_args(cfg, tables, argc, argv, NULL, NULL);
 }
 
 enum gen_status gen_config_set(struct gen_config *cfg, const struct gen_option *const *tables,
