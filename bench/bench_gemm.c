@@ -1,22 +1,48 @@
-/* bench_gemm.c - gen's AVX-512 GEMM against OpenBLAS's cblas_sgemm on the
- * shapes gen's models run: the per-chunk GEMMs of the U-Net's and the
- * DCGAN's convolutions (forward, weight gradient with B transposed, input
- * gradient with A transposed) on one thread, and the Transformer's linear
- * layers on all threads. Prints GFLOP/s of each and gen/OpenBLAS time;
- * each figure is the median of REPS timed runs, the two interleaved.
+/* bench_gemm.c - gen's AVX-512 GEMM against OpenBLAS's cblas_sgemm and
+ * against the machine's own FMA peak, on the shapes gen's four models run:
+ *
+ *   Transformer (batch 32 x 128 tokens = 4096 rows, width C 128, MLP 4C,
+ *     byte vocabulary V 256): each linear layer's forward (x w^T), input
+ *     gradient (dy w) and weight gradient (dy^T x) on all threads, as
+ *     gen_linear calls them outside any parallel region; one head's
+ *     attention products (T 128, hd 32) on one thread, as ops_attn runs them.
+ *   U-Net (diffusion, base 32, mults 1,2,2, 28 x 28 images, batch 64): the
+ *     per-chunk convolutions on one thread, as ops_conv runs them inside its
+ *     chunk loop: "conv" rows time the table's implicit-GEMM convolution
+ *     (conv_gemm, what really runs, forward and the input gradient as a
+ *     flipped convolution), "gemm" rows the plain GEMM of the same M x N x K
+ *     on a ready column matrix.
+ *   DCGAN (64 + 64 channels, 7 -> 14 -> 28): the transposed convolution's
+ *     column GEMM and the discriminator's stride-2 convolution, per chunk.
+ *   VAE (784 -> 400 -> 20, batch 128): the 784 x 400 layers on all threads.
+ *
+ * The peak is measured, not taken from a data sheet: a loop of independent
+ * _mm512_fmadd_ps on 16 accumulators in registers (no loads), on 1 thread
+ * and on all threads. Each sample of a shape is followed by a peak sample
+ * on the same number of threads, and "% peak" is the median over samples
+ * of the shape's GFLOP/s over that peak, so that a busy machine (or a host
+ * that moves the virtual CPUs about) slows both alike. GFLOP/s are medians
+ * of REPS samples, gen and OpenBLAS interleaved; a sample repeats the call
+ * until it lasts at least SAMPLE_S. Rows marked "L" are the large
+ * shapes as the models run them (the transformer's 4096-row layers of at
+ * least 0.4 GFLOP, the "conv" rows of the U-Net's convolutions of at least
+ * 40 MFLOP per call).
  *
  *   bench_gemm [threads]     (default 2 for the multi-threaded shapes) */
 #include <cblas.h>
+#include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "gen/kernels.h"
 
-#define REPS 15
+#define REPS     11
+#define SAMPLE_S 0.004
 
 static double now(void) {
     struct timespec t;
@@ -29,8 +55,13 @@ static int cmp_double(const void *a, const void *b) {
     return (x > y) - (x < y);
 }
 
+static double median(double *x, int n) {
+    qsort(x, (size_t)n, sizeof(double), cmp_double);
+    return x[n / 2];
+}
+
 static float *make(int64_t n, unsigned seed) {
-    float *x = aligned_alloc(64, (size_t)(n + 16) * sizeof(float));
+    float *x = aligned_alloc(64, (size_t)(n + 64) / 16 * 16 * sizeof(float));
     if (!x) {
         fprintf(stderr, "bench_gemm: out of memory\n");
         exit(1);
@@ -40,29 +71,183 @@ static float *make(int64_t n, unsigned seed) {
     return x;
 }
 
+/* ---- the FMA peak ---------------------------------------------------------
+ * 16 independent chains of vfmadd231ps zmm: more than the FMA latency times
+ * the FMA pipes of current cores (4 x 2), so the loop is throughput-bound.
+ * Returns FLOPs done (2 x 16 lanes x 16 accumulators per iteration). */
+__attribute__((target("avx512f,fma"), noinline)) static double fma_loop(int64_t iters) {
+    __m512 c[16];
+    for (int i = 0; i < 16; i++) c[i] = _mm512_set1_ps((float)i * 1e-3f);
+    const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
+    for (int64_t it = 0; it < iters; it++) {
+        c[0] = _mm512_fmadd_ps(c[0], a, b);
+        c[1] = _mm512_fmadd_ps(c[1], a, b);
+        c[2] = _mm512_fmadd_ps(c[2], a, b);
+        c[3] = _mm512_fmadd_ps(c[3], a, b);
+        c[4] = _mm512_fmadd_ps(c[4], a, b);
+        c[5] = _mm512_fmadd_ps(c[5], a, b);
+        c[6] = _mm512_fmadd_ps(c[6], a, b);
+        c[7] = _mm512_fmadd_ps(c[7], a, b);
+        c[8] = _mm512_fmadd_ps(c[8], a, b);
+        c[9] = _mm512_fmadd_ps(c[9], a, b);
+        c[10] = _mm512_fmadd_ps(c[10], a, b);
+        c[11] = _mm512_fmadd_ps(c[11], a, b);
+        c[12] = _mm512_fmadd_ps(c[12], a, b);
+        c[13] = _mm512_fmadd_ps(c[13], a, b);
+        c[14] = _mm512_fmadd_ps(c[14], a, b);
+        c[15] = _mm512_fmadd_ps(c[15], a, b);
+    }
+    __m512 s = c[0];
+    for (int i = 1; i < 16; i++) s = _mm512_add_ps(s, c[i]);
+    float out[16];
+    _mm512_storeu_ps(out, s);
+    volatile float sink = out[0]; /* keeps the chains alive */
+    (void)sink;
+    return 2.0 * 16 * 16 * (double)iters;
+}
+
+/* GFLOP/s of the FMA loop on nt threads for about `seconds`. */
+static double peak_sample(int nt, double seconds) {
+    const int64_t iters = (int64_t)(seconds * 250e9 / 512); /* ~250 GFLOP/s per core */
+    double flops = 0;
+    const double t0 = now();
+#pragma omp parallel num_threads(nt) reduction(+ : flops)
+    flops += fma_loop(iters);
+    return flops / (now() - t0) * 1e-9;
+}
+
+/* ---- the shapes ------------------------------------------------------------ */
+
+enum kind { GEMM, CONV };
+
 struct shape {
-    const char *what;
+    const char *model, *what;
+    enum kind kind;
     int ta, tb;
-    int64_t M, N, K;
-    int threads; /* 0: the command line's count */
+    int64_t M, N, K;     /* GEMM: C (M x N) = op(A) (M x K) op(B) (K x N) */
+    int64_t geo[8];      /* CONV: C, H, W, KH, KW, stride, pad, m images; M = out channels */
+    int threads, large;  /* threads 0: the command line's count */
 };
 
+#define TF(what, ta, tb, M, N, K, large) {"tf", what, GEMM, ta, tb, M, N, K, {0}, 0, large}
+#define CV(model, what, M, C, H, W, KH, KW, st, pad, m, large)                                    \
+    {model, what, CONV, 0, 0, M, 0, 0, {C, H, W, KH, KW, st, pad, m}, 1, large}
+
 static const struct shape shapes[] = {
-    {"unet 28x28 32->32 fwd", 0, 0, 32, 784, 288, 1},
-    {"unet 28x28 32->32 dW", 0, 1, 32, 288, 784, 1},
-    {"unet 28x28 32->32 dcol", 1, 0, 288, 784, 32, 1},
-    {"unet 14x14 64->64 fwd", 0, 0, 64, 392, 576, 1},
-    {"unet 14x14 64->64 dW", 0, 1, 64, 576, 392, 1},
-    {"unet 14x14 64->64 dcol", 1, 0, 576, 392, 64, 1},
-    {"unet 14x14 128->64 fwd", 0, 0, 64, 392, 1152, 1},
-    {"dcgan 7x7 128->64 convT", 1, 0, 1024, 392, 128, 1},
-    {"dcgan 14x14 64->128 s2 fwd", 0, 0, 128, 392, 1024, 1},
-    {"tf linear 4096x128->384", 0, 1, 4096, 384, 128, 0},
-    {"tf linear 4096x128->512", 0, 1, 4096, 512, 128, 0},
-    {"tf linear 4096x512->128", 0, 1, 4096, 128, 512, 0},
-    {"tf dW 384x128 over 4096", 1, 0, 384, 128, 4096, 0},
-    {"square 512", 0, 0, 512, 512, 512, 0},
+    /* Transformer: rows R = 4096, C = 128; forward x w^T, dx = dy w, dw = dy^T x */
+    TF("qkv    fwd  128->384", 0, 1, 4096, 384, 128, 1),
+    TF("qkv    dx", 0, 0, 4096, 128, 384, 1),
+    TF("qkv    dW", 1, 0, 384, 128, 4096, 1),
+    TF("proj   fwd  128->128", 0, 1, 4096, 128, 128, 0),
+    TF("proj   dW", 1, 0, 128, 128, 4096, 0),
+    TF("fc     fwd  128->512", 0, 1, 4096, 512, 128, 1),
+    TF("fc     dx", 0, 0, 4096, 128, 512, 1),
+    TF("fc     dW", 1, 0, 512, 128, 4096, 1),
+    TF("mproj  fwd  512->128", 0, 1, 4096, 128, 512, 1),
+    TF("mproj  dx", 0, 0, 4096, 512, 128, 1),
+    TF("mproj  dW", 1, 0, 128, 512, 4096, 1),
+    TF("head   fwd  128->256", 0, 1, 4096, 256, 128, 0),
+    {"tf", "attn   q k^T (1 head)", GEMM, 0, 1, 128, 128, 32, {0}, 1, 0},
+    {"tf", "attn   p v   (1 head)", GEMM, 0, 0, 128, 32, 128, {0}, 1, 0},
+    /* U-Net at 28 x 28 (one image a chunk), 14 x 14 (two, or one at K 1152), 7 x 7 (eight) */
+    CV("unet", "enc1   28x28 32->32", 32, 32, 28, 28, 3, 3, 1, 1, 1, 0),
+    CV("unet", "dec1.1 28x28 96->32", 32, 96, 28, 28, 3, 3, 1, 1, 1, 1),
+    CV("unet", "dec1.1 dx 28x28 32->96", 96, 32, 28, 28, 3, 3, 1, 1, 1, 1),
+    CV("unet", "up1    28x28 64->64", 64, 64, 28, 28, 3, 3, 1, 1, 1, 1),
+    CV("unet", "enc2.2 14x14 64->64", 64, 64, 14, 14, 3, 3, 1, 1, 2, 0),
+    CV("unet", "dec2.1 14x14 128->64", 64, 128, 14, 14, 3, 3, 1, 1, 1, 0),
+    CV("unet", "dec2.1 dx 14x14 64->128", 128, 64, 14, 14, 3, 3, 1, 1, 1, 0),
+    CV("unet", "mid    7x7 64->64", 64, 64, 7, 7, 3, 3, 1, 1, 8, 0),
+    CV("unet", "down1  s2 28->14 32->32", 32, 32, 28, 28, 3, 3, 2, 1, 4, 0),
+    /* DCGAN: G.deconv1 128->64 (7 -> 14, five images a chunk), D.conv2 64->128 s2 */
+    {"gan", "G.deconv1 col = W^T x", GEMM, 1, 0, 1024, 245, 128, {0}, 1, 0},
+    CV("gan", "D.conv2 s2 14->7 64->128", 128, 64, 14, 14, 4, 4, 2, 1, 5, 0),
+    {"gan", "D.conv2 dcol = W^T dy", GEMM, 1, 0, 1024, 245, 128, {0}, 1, 0},
+    /* VAE: batch 128, 784 -> 400 and 400 -> 784 */
+    {"vae", "enc fc 784->400 fwd", GEMM, 0, 1, 128, 400, 784, {0}, 0, 0},
+    {"vae", "enc fc dW", GEMM, 1, 0, 400, 784, 128, {0}, 0, 0},
+    {"vae", "dec fc 400->784 fwd", GEMM, 0, 1, 128, 784, 400, {0}, 0, 0},
+    {"vae", "dec fc dx", GEMM, 0, 0, 128, 400, 784, {0}, 0, 0},
 };
+#define N_SHAPES (sizeof shapes / sizeof shapes[0])
+
+/* The shape's GEMM sizes (a convolution's: M x m P x C KH KW). */
+static void gemm_dims(const struct shape *sh, int64_t *M, int64_t *N, int64_t *K) {
+    *M = sh->M, *N = sh->N, *K = sh->K;
+    if (sh->kind == CONV) {
+        const int64_t *g = sh->geo;
+        *N = g[7] * gen_conv_out(g[1], g[3], g[5], g[6]) * gen_conv_out(g[2], g[4], g[5], g[6]);
+        *K = g[0] * g[3] * g[4];
+    }
+}
+
+struct result {
+    double gen, blas, gen_pk, blas_pk; /* GFLOP/s, % of peak */
+};
+
+/* One shape's operands, and the calls timed on them. */
+struct call {
+    const struct gen_kernels *kt;
+    const struct shape *sh;
+    int64_t M, N, K, lda, ldb;
+    float *A, *B, *C, *x, *work;
+};
+
+static void gen_conv_call(const struct call *c) {
+    const int64_t *g = c->sh->geo;
+    c->kt->conv_gemm(c->M, c->A, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7],
+                     g[0] * g[1] * g[2], c->x, 0.0f, c->C, c->N, c->work);
+}
+
+static void gen_gemm_call(const struct call *c) {
+    c->kt->gemm(c->sh->ta, c->sh->tb, c->M, c->N, c->K, 1.0f, c->A, c->lda, c->B, c->ldb, 0.0f,
+                c->C, c->N);
+}
+
+static void blas_call(const struct call *c) {
+    cblas_sgemm(CblasRowMajor, c->sh->ta ? CblasTrans : CblasNoTrans,
+                c->sh->tb ? CblasTrans : CblasNoTrans, (int)c->M, (int)c->N, (int)c->K, 1.0f,
+                c->A, (int)c->lda, c->B, (int)c->ldb, 0.0f, c->C, (int)c->N);
+}
+
+/* Seconds per call of f, over n calls. */
+static double time_calls(void (*f)(const struct call *), const struct call *c, int64_t n) {
+    const double t0 = now();
+    for (int64_t r = 0; r < n; r++) f(c);
+    return (now() - t0) / (double)n;
+}
+
+static struct result run_shape(const struct gen_kernels *kt, const struct shape *sh, int nt,
+                               int conv) {
+    struct call c = {.kt = kt, .sh = sh};
+    gemm_dims(sh, &c.M, &c.N, &c.K);
+    const int64_t *g = sh->geo, M = c.M, N = c.N, K = c.K;
+    c.A = make(M * K, 1), c.B = make(K * N, 2), c.C = make(M * N, 3);
+    c.lda = sh->ta ? M : K, c.ldb = sh->tb ? K : N;
+    if (conv) { /* the images, the implicit GEMM's workspace, and B as their im2col */
+        c.x = make(g[7] * g[0] * g[1] * g[2], 4);
+        c.work = make(kt->conv_gemm_work(M, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]), 0);
+        const int64_t P = N / g[7], img = g[0] * g[1] * g[2];
+        for (int64_t i = 0; i < g[7]; i++)
+            kt->im2col_ld(g[0], g[1], g[2], g[3], g[4], g[5], g[6], N, c.x + i * img, c.B + i * P);
+    }
+    void (*gen_f)(const struct call *) = conv ? gen_conv_call : gen_gemm_call;
+    omp_set_num_threads(nt);
+    time_calls(gen_f, &c, 1); /* warm the packing buffers and caches */
+    const double t1 = time_calls(gen_f, &c, 1);
+    const int64_t n = (int64_t)(SAMPLE_S / (t1 > 1e-7 ? t1 : 1e-7)) + 1; /* calls per sample */
+    const double fl = 2.0 * (double)M * (double)N * (double)K * 1e-9;
+    double tg[REPS], tb[REPS], pg[REPS], pb[REPS]; /* times; GFLOP/s over the next peak */
+    for (int r = -1; r < REPS; r++) {
+        const double a = time_calls(gen_f, &c, n), pa = peak_sample(nt, SAMPLE_S);
+        const double b = time_calls(blas_call, &c, n), pbl = peak_sample(nt, SAMPLE_S);
+        if (r >= 0) tg[r] = a, tb[r] = b, pg[r] = fl / a / pa, pb[r] = fl / b / pbl;
+    }
+    const struct result res = {fl / median(tg, REPS), fl / median(tb, REPS),
+                               100 * median(pg, REPS), 100 * median(pb, REPS)};
+    free(c.A), free(c.B), free(c.C), free(c.x), free(c.work);
+    return res;
+}
 
 int main(int argc, char **argv) {
     const int threads = argc > 1 ? atoi(argv[1]) : 2;
@@ -71,40 +256,46 @@ int main(int argc, char **argv) {
         printf("bench_gemm: no AVX-512 GEMM on this CPU/build\n");
         return 0;
     }
-    printf("%-28s %5s %6s %6s %6s  %9s %9s  %s\n", "shape", "thr", "M", "N", "K", "gen GF/s",
-           "blas GF/s", "gen/blas time");
-    double ratios[sizeof shapes / sizeof shapes[0]];
-    int n_ratios = 0;
-    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
+    /* the peak: 0.1 s samples, median of 9, on 1 and on `threads` threads */
+    double p1[9], pn[9];
+    for (int r = 0; r < 9; r++) p1[r] = peak_sample(1, 0.1), pn[r] = peak_sample(threads, 0.1);
+    const double peak1 = median(p1, 9), peakn = median(pn, 9);
+    printf("FMA peak (16 zmm accumulators, median of 9 x 0.1 s): 1 thread %.1f GFLOP/s; "
+           "%d threads %.1f GFLOP/s (%.1f per core)\n",
+           peak1, threads, peakn, peakn / threads);
+    /* libgomp's default waiting spins, which on a busy machine with as many
+     * threads as cores loses whole time slices at every barrier */
+    const char *wait = getenv("OMP_WAIT_POLICY");
+    printf("OMP_WAIT_POLICY: %s\n", wait ? wait : "unset (spin, then sleep)");
+    printf("%-5s %-26s %-4s %3s %5s %5s %5s %1s  %8s %8s  %6s %6s  %s\n", "model", "shape",
+           "kind", "thr", "M", "N", "K", "L", "gen GF/s", "blasGF/s", "gen %pk", "blas%pk",
+           "gen/blas time");
+    double ratios[2 * N_SHAPES], large_pk[2 * N_SHAPES];
+    int n_ratios = 0, n_large = 0;
+    for (size_t s = 0; s < N_SHAPES; s++) {
         const struct shape *sh = &shapes[s];
         const int nt = sh->threads ? sh->threads : threads;
-        omp_set_num_threads(nt);
-        const int64_t M = sh->M, N = sh->N, K = sh->K;
-        float *A = make(M * K, 1), *B = make(K * N, 2), *C = make(M * N, 3);
-        const int64_t lda = sh->ta ? M : K, ldb = sh->tb ? K : N;
-        double tg[REPS], tb[REPS];
-        for (int r = -2; r < REPS; r++) {
-            double t0 = now();
-            kt->gemm(sh->ta, sh->tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C, N);
-            double t1 = now();
-            cblas_sgemm(CblasRowMajor, sh->ta ? CblasTrans : CblasNoTrans,
-                        sh->tb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A,
-                        (int)lda, B, (int)ldb, 0.0f, C, (int)N);
-            double t2 = now();
-            if (r >= 0) tg[r] = t1 - t0, tb[r] = t2 - t1;
+        int64_t M, N, K;
+        gemm_dims(sh, &M, &N, &K);
+        /* a convolution's row, then the plain GEMM on its column matrix */
+        for (int conv = sh->kind == CONV && kt->conv_gemm ? 1 : 0; conv >= 0; conv--) {
+            const struct result r = run_shape(kt, sh, nt, conv);
+            const int large = sh->large && (sh->kind == GEMM || conv); /* what the model runs */
+            ratios[n_ratios++] = r.blas / r.gen;
+            if (large) large_pk[n_large++] = r.gen_pk;
+            printf("%-5s %-26s %-4s %3d %5lld %5lld %5lld %1s  %8.1f %8.1f  %5.1f%% %5.1f%%  "
+                   "%.3f\n",
+                   sh->model, sh->what, conv ? "conv" : "gemm", nt, (long long)M, (long long)N,
+                   (long long)K, large ? "L" : "", r.gen, r.blas, r.gen_pk, r.blas_pk,
+                   r.blas / r.gen);
+            fflush(stdout);
         }
-        qsort(tg, REPS, sizeof(double), cmp_double);
-        qsort(tb, REPS, sizeof(double), cmp_double);
-        const double fl = 2.0 * (double)M * (double)N * (double)K * 1e-9;
-        const double g = tg[REPS / 2], b = tb[REPS / 2];
-        ratios[n_ratios++] = g / b;
-        printf("%-28s %5d %6lld %6lld %6lld  %9.1f %9.1f  %.3f\n", sh->what, nt, (long long)M,
-               (long long)N, (long long)K, fl / g, fl / b, g / b);
-        free(A);
-        free(B);
-        free(C);
     }
-    qsort(ratios, (size_t)n_ratios, sizeof(double), cmp_double);
-    printf("median gen/OpenBLAS time over the shapes: %.3f\n", ratios[n_ratios / 2]);
+    printf("median gen/OpenBLAS time over the rows: %.3f\n", median(ratios, n_ratios));
+    if (n_large) {
+        qsort(large_pk, (size_t)n_large, sizeof(double), cmp_double);
+        printf("gen on the large rows: %.1f%% to %.1f%% of peak, median %.1f%%\n", large_pk[0],
+               large_pk[n_large - 1], large_pk[n_large / 2]);
+    }
     return 0;
 }

@@ -176,13 +176,18 @@ static void test_gemm(void **state) {
 /* An ISA's own GEMM against a double-precision triple loop: every
  * transposition, alpha and beta (beta == 0 must not read C, which holds
  * NaN), leading dimensions wider than the matrices, and sizes that cross
- * the micro-tile (8 x 48) and cache-block (192 rows, 192 deep, 1152 wide)
- * edges. Each element is held to 1e-5 of sum |a_ik b_kj| (plus beta C). */
+ * the micro-tile (8 x 48, and the 8 x 32 and 8 x 16 tiles that take a
+ * narrower last panel: N = 16, 32, 64, 80, 130), the packing blocks (16
+ * deep, odd depths, rows short of 8) and cache-block (192 rows, 192 deep
+ * in near-equal slices, 1152 wide) edges. Each element is held to 1e-5 of
+ * sum |a_ik b_kj| (plus beta C). */
 static void gemm_parity(const struct gen_kernels *k) {
     if (!k->gemm) return;
     static const int64_t dims[][3] = {
-        {1, 1, 1},     {1, 47, 3},   {9, 1, 5},     {8, 48, 192},  {7, 49, 193},
-        {17, 95, 31},  {33, 200, 64}, {193, 50, 385}, {40, 1153, 20}, {250, 130, 600},
+        {1, 1, 1},      {1, 47, 3},     {9, 1, 5},      {8, 48, 192},   {7, 49, 193},
+        {17, 95, 31},   {33, 200, 64},  {193, 50, 385}, {40, 1153, 20}, {250, 130, 600},
+        {16, 16, 16},   {8, 32, 17},    {15, 80, 47},   {24, 130, 400}, {200, 64, 16},
+        {9, 17, 1025},  {128, 128, 512},
     };
     static const float ab[][2] = {{1.0f, 0.0f}, {0.5f, 1.0f}, {-2.0f, 0.25f}};
     uint64_t seed = 100;
@@ -228,43 +233,57 @@ static void gemm_parity(const struct gen_kernels *k) {
         }
 }
 
-/* The same product on 1 and 2 threads, and inside a parallel region
- * (where it runs on the calling thread), is bit-identical. */
+/* The same product on 1, 2 and 3 threads, and inside a parallel region
+ * (where it runs on the calling thread), is bit-identical: split along M
+ * (300 x 260 x 150, B transposed) and along N (20 x 700 x 400, A
+ * transposed, several K slices and a narrow last panel per thread). */
 static void gemm_threads(const struct gen_kernels *k) {
     if (!k->gemm) return;
-    const int64_t M = 300, N = 260, K = 150;
-    float *A = rnd(M * K, -1, 1, 7), *B = rnd(K * N, -1, 1, 8);
-    float *C1 = rnd(M * N, 0, 0, 0), *C2 = rnd(M * N, 0, 0, 0), *C3 = rnd(M * N, 0, 0, 0);
-    const int saved = omp_get_max_threads();
-    omp_set_num_threads(1);
-    k->gemm(0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, C1, N);
-    omp_set_num_threads(2);
-    k->gemm(0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, C2, N);
+    static const int64_t dims[][5] = {{300, 260, 150, 0, 1}, {20, 700, 400, 1, 0}};
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+        const int64_t M = dims[d][0], N = dims[d][1], K = dims[d][2];
+        const int ta = (int)dims[d][3], tb = (int)dims[d][4];
+        const int64_t lda = ta ? M : K, ldb = tb ? K : N;
+        float *A = rnd(M * K, -1, 1, 7), *B = rnd(K * N, -1, 1, 8);
+        float *C[4];
+        for (int i = 0; i < 4; i++) C[i] = rnd(M * N, 0, 0, 0);
+        const int saved = omp_get_max_threads();
+        for (int t = 1; t <= 3; t++) {
+            omp_set_num_threads(t);
+            k->gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C[t - 1], N);
+        }
 #pragma omp parallel num_threads(2)
-    {
+        {
 #pragma omp single
-        k->gemm(0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, C3, N);
+            k->gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, C[3], N);
+        }
+        omp_set_num_threads(saved);
+        for (int i = 1; i < 4; i++)
+            assert_memory_equal(C[0], C[i], (size_t)(M * N) * sizeof(float));
+        free(A);
+        free(B);
+        for (int i = 0; i < 4; i++) free(C[i]);
     }
-    omp_set_num_threads(saved);
-    assert_memory_equal(C1, C2, (size_t)(M * N) * sizeof(float));
-    assert_memory_equal(C1, C3, (size_t)(M * N) * sizeof(float));
-    free(A);
-    free(B);
-    free(C1);
-    free(C2);
-    free(C3);
 }
 
 /* An ISA's implicit-GEMM convolution and its weight gradient against the
  * scalar im2col and double-precision products, over kernel sizes, strides, paddings and
- * several images per call (so image boundaries fall inside packed panels). */
+ * several images per call (so image boundaries fall inside packed panels),
+ * and images wide enough that the kernel reads B's rows in place, whose
+ * last panel takes the 16-, 32- and 48-wide tile (15 x 15, 28 x 28, 16 x 16).
+ * Under 64 taps (C KH KW) im2col rows are gathered; from 64 on, strides 2
+ * and 3 read phase planes, of which a kernel smaller than the stride
+ * builds only some. */
 static void conv_gemm_parity(const struct gen_kernels *k) {
     if (!k->conv_gemm) return;
     static const int64_t geo[][8] = { /* C, H, W, KH, KW, stride, pad, m */
         {1, 5, 5, 1, 1, 1, 0, 1}, {3, 7, 9, 3, 3, 1, 1, 3}, {2, 8, 8, 4, 4, 2, 1, 2},
         {4, 28, 28, 3, 3, 1, 1, 2}, {5, 6, 11, 3, 2, 2, 0, 5}, {2, 4, 4, 5, 5, 1, 2, 7},
         {3, 13, 13, 3, 3, 3, 2, 1}, {16, 7, 7, 3, 3, 1, 1, 9}, {3, 6, 8, 3, 3, 1, 0, 2},
-        {2, 5, 6, 3, 4, 1, 2, 3}, {1, 3, 3, 3, 3, 1, 2, 4},
+        {2, 5, 6, 3, 4, 1, 2, 3}, {1, 3, 3, 3, 3, 1, 2, 4}, {2, 15, 15, 3, 3, 1, 1, 1},
+        {3, 16, 16, 3, 3, 1, 1, 1}, {8, 28, 28, 3, 3, 2, 1, 1}, {4, 28, 27, 4, 4, 2, 1, 1},
+        {4, 14, 14, 4, 4, 2, 1, 3}, {8, 9, 10, 3, 3, 3, 1, 2},  {64, 7, 8, 1, 1, 2, 0, 2},
+        {16, 9, 10, 2, 2, 3, 1, 2},
     };
     uint64_t seed = 300;
     for (size_t gi = 0; gi < sizeof geo / sizeof geo[0]; gi++) {

@@ -138,8 +138,25 @@ const struct gen_kernels *gen_kernels(void);
 /* Forces one ISA by name ("scalar", "avx2", "avx512"); returns 0 if the CPU
  * or the build lacks it. NULL chooses from GEN_ISA, then CPUID. */
 int gen_kernels_select(const char *isa);
-/* The table of one ISA, or NULL if this build/CPU lacks it (for tests). */
+/* The table of one ISA, or NULL if this build/CPU lacks it (for tests).
+ * "avx512bf16" is the table of --precision bf16 (below). */
 const struct gen_kernels *gen_kernels_for(const char *isa);
+
+/* The precision of the matrix products (gemm, conv_gemm, and so gen_gemm,
+ * every linear layer, attention and convolution, forward and backward).
+ * GEN_PRECISION_BF16 puts the "avx512bf16" table in force: the AVX-512
+ * table whose products round both operands to bf16 (nearest even) and
+ * accumulate in fp32 (vdpbf16ps); everything else, weights, gradients,
+ * optimiser and reductions, stays fp32. It needs AVX512_BF16 (CPUID leaf 7
+ * sub-leaf 1, EAX bit 5), a compiler that knows -mavx512bf16, and the
+ * AVX-512 kernels (not a GEN_ISA that forces others); where it cannot be
+ * had, gen_kernels_set_precision changes nothing and returns 0 with
+ * gen_last_error() saying which of these is missing. GEN_PRECISION_FP32
+ * puts back the fp32 table of the same ISA. Call it where no kernel runs
+ * (start-up, between steps): it switches the one process-wide table. */
+enum gen_precision { GEN_PRECISION_FP32, GEN_PRECISION_BF16 };
+int gen_kernels_set_precision(enum gen_precision p);
+enum gen_precision gen_kernels_precision(void);
 
 /* Output size of a convolution along one axis. */
 static inline int64_t gen_conv_out(int64_t in, int64_t k, int64_t stride, int64_t pad) {

@@ -14,6 +14,7 @@
 #include "cli/cli.h"
 #include "cli/engine.h"
 #include "gen/comm.h"
+#include "gen/kernels.h"
 #include "gen/metrics.h"
 #include "gen/plot.h"
 #include "io/fs.h"
@@ -125,6 +126,24 @@ static char **copy_names(const struct gen_image_set *s) {
     return names;
 }
 
+/* ---- precision ---- */
+
+/* --precision of a command's options (for train, the run's: a resumed run
+ * keeps its own unless the command line says otherwise): puts the kernel
+ * table of that precision in force, or says what bf16 lacks here. */
+static enum gen_status set_precision(const struct gen_config *cfg, int quiet) {
+    const int bf16 = !strcmp(gen_opt_str(cfg, &gen_train_options[GEN_TRAIN_PRECISION]), "bf16");
+    if (gen_kernels_set_precision(bf16 ? GEN_PRECISION_BF16 : GEN_PRECISION_FP32)) {
+        if (bf16 && !quiet)
+            fprintf(stderr, "precision: bf16 products accumulated in fp32 (%s kernels)\n",
+                    gen_kernels()->name);
+        return GEN_OK;
+    }
+    char why[512];
+    snprintf(why, sizeof why, "%s", gen_last_error());
+    return gen_error(GEN_ERR_RUNTIME, "--precision bf16: %s; use --precision fp32", why);
+}
+
 /* ---- train ---- */
 
 int gen_cmd_train(const struct gen_family *fam, struct gen_config *cli, int json, int quiet) {
@@ -175,6 +194,7 @@ int gen_cmd_train(const struct gen_family *fam, struct gen_config *cli, int json
             goto done;
         }
     }
+    if (set_precision(&cfg, quiet) != GEN_OK) goto done;
     const char *tok = gen_opt_get(&cfg, &gen_family_options[GEN_FAM_TOKENIZER]) ? gen_opt_str(&cfg, &gen_family_options[GEN_FAM_TOKENIZER]) : NULL;
     /* channels and size: --channels and --image-size (a resumed run's own),
      * else the data's */
@@ -509,6 +529,7 @@ int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int js
     enum gen_status st;
     int rc = 1;
     gen_ctx_init_eval(&g);
+    if (set_precision(opts, quiet) != GEN_OK) return 1;
     if (!fam->generate) {
         gen_error(GEN_ERR_USAGE, "sample: %s models do not generate", fam->name);
         return 2;
@@ -813,6 +834,7 @@ int gen_cmd_eval(const struct gen_family *fam, struct gen_config *opts, int json
     /* Over MPI the ranks share the generation of sample-quality scores
      * (gen_eval_images); everything else is rank 0's alone. */
     const int root = gen_comm_rank() == 0;
+    if (set_precision(opts, quiet || !root) != GEN_OK) return 1;
     const int samples_only = gen_opt_get(opts, &gen_eval_image_options[GEN_EVAL_IMAGE_SAMPLES]) && gen_opt_str(opts, &gen_eval_image_options[GEN_EVAL_IMAGE_SAMPLES]);
     if (!root && (samples_only || gen_opt_str(opts, &gen_eval_options[GEN_EVAL_OOD]) ||
                   gen_opt_str(opts, &gen_eval_options[GEN_EVAL_ROC]) || gen_eval_restores(opts)))

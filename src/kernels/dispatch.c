@@ -1,10 +1,14 @@
 /* dispatch.c - chooses the kernel table once (GEN_ISA, then CPUID) and
  * routes gen_gemm to the table's own GEMM, or to OpenBLAS's cblas_sgemm
- * where the table has none.
+ * where the table has none. --precision bf16 swaps in the AVX-512 table
+ * with bf16 products (gen_kernels_set_precision).
  *
  * Compiled without ISA flags: it only reads CPUID and hands out pointers to
  * tables built in files that have their own -m flags. */
 #include <cblas.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,9 +47,39 @@ static int cpu_has_avx512(void) {
 }
 #endif
 
+#ifdef GEN_HAVE_AVX512BF16
+#include <cpuid.h>
+#include <pthread.h>
+
+/* AVX512_BF16: CPUID leaf 7, sub-leaf 1, EAX bit 5 (with AVX-512 itself). */
+static int cpu_has_avx512bf16(void) {
+    unsigned a, b, c, d;
+    return cpu_has_avx512() && __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 5) & 1);
+}
+
+/* The table of --precision bf16: the AVX-512 one with the bf16 products,
+ * filled once. */
+static struct gen_kernels bf16_table;
+static pthread_once_t bf16_once = PTHREAD_ONCE_INIT;
+
+static void fill_bf16(void) {
+    bf16_table = gen_kernels_avx512;
+    gen_kernels_avx512bf16_fill(&bf16_table);
+}
+
+static const struct gen_kernels *bf16_kernels(void) {
+    if (!cpu_has_avx512bf16()) return NULL;
+    pthread_once(&bf16_once, fill_bf16);
+    return &bf16_table;
+}
+#endif
+
 const struct gen_kernels *gen_kernels_for(const char *isa) {
     if (!isa) return NULL;
     if (strcmp(isa, "scalar") == 0) return &gen_kernels_scalar;
+#ifdef GEN_HAVE_AVX512BF16
+    if (strcmp(isa, "avx512bf16") == 0) return bf16_kernels();
+#endif
 #ifdef GEN_HAVE_AVX2
     if (strcmp(isa, "avx2") == 0) return cpu_has_avx2() ? &gen_kernels_avx2 : NULL;
 #endif
@@ -88,6 +122,72 @@ const struct gen_kernels *gen_kernels(void) {
     const struct gen_kernels *expected = NULL, *chosen = choose();
     if (atomic_compare_exchange_strong(&table_in_force, &expected, chosen)) return chosen;
     return expected; /* someone else chose first */
+}
+
+void gen_gemm_split(gen_gemm_fn gemm, int64_t mr, int64_t nr, int ta, int tb, int64_t M,
+                    int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *B,
+                    int64_t ldb, float beta, float *C, int64_t ldc) {
+#ifdef _OPENMP
+    const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
+    if (nt > 1 && 2.0 * (double)M * (double)N * (double)K >= 4e6 && (M >= 2 * mr || N >= 2 * nr)) {
+        const int along_m = M / mr >= N / nr;
+        const int64_t unit = along_m ? mr : nr, len = along_m ? M : N;
+        const int64_t units = (len + unit - 1) / unit;
+        const int parts = units < nt ? (int)units : nt;
+#pragma omp parallel for schedule(static) num_threads(parts)
+        for (int t = 0; t < parts; t++) {
+            const int64_t lo = units * t / parts * unit, end = units * (t + 1) / parts * unit;
+            const int64_t hi = end < len ? end : len;
+            if (hi <= lo) continue;
+            if (along_m)
+                gemm(ta, tb, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, B, ldb, beta,
+                     C + lo * ldc, ldc);
+            else
+                gemm(ta, tb, M, hi - lo, K, alpha, A, lda, tb ? B + lo * ldb : B + lo, ldb, beta,
+                     C + lo, ldc);
+        }
+        return;
+    }
+#else
+    (void)mr, (void)nr;
+#endif
+    gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+int gen_kernels_set_precision(enum gen_precision p) {
+    const struct gen_kernels *k = gen_kernels();
+    if (p == GEN_PRECISION_FP32) {
+        if (gen_kernels_precision() == GEN_PRECISION_BF16)
+            atomic_store(&table_in_force, gen_kernels_for("avx512"));
+        return 1;
+    }
+#ifdef GEN_HAVE_AVX512BF16
+    const struct gen_kernels *bf = bf16_kernels();
+    if (!bf) {
+        gen_error(GEN_ERR_RUNTIME, "this CPU lacks AVX512_BF16 (the vdpbf16ps instruction)");
+        return 0;
+    }
+    if (k != bf && strcmp(k->name, "avx512") != 0) {
+        const char *env = getenv("GEN_ISA");
+        gen_error(GEN_ERR_RUNTIME, "bf16 products run on the AVX-512 kernels, but %s%s selects the %s ones",
+                  env ? "GEN_ISA=" : "gen_kernels_select", env ? env : "", k->name);
+        return 0;
+    }
+    atomic_store(&table_in_force, bf);
+    return 1;
+#else
+    (void)k;
+    gen_error(GEN_ERR_RUNTIME, "this build of gen has no bf16 kernels (built without AVX-512, or "
+                               "by a compiler that lacks -mavx512bf16)");
+    return 0;
+#endif
+}
+
+enum gen_precision gen_kernels_precision(void) {
+#ifdef GEN_HAVE_AVX512BF16
+    if (gen_kernels() == &bf16_table) return GEN_PRECISION_BF16;
+#endif
+    return GEN_PRECISION_FP32;
 }
 
 void gen_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,

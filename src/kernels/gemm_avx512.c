@@ -14,9 +14,18 @@
  *         for each NR panel, for each MR panel: the micro-kernel
  *
  * The micro-kernel keeps an 8 x 48 tile of C in 24 zmm registers: per k it
- * loads three vectors of B and broadcasts eight values of A into 24 FMAs.
- * Packing pads partial panels with zeros, so the kernel always runs the
- * full tile and only the write-back masks rows and columns.
+ * loads three vectors of B and broadcasts eight values of A into 24 FMAs
+ * (with its panels in L1 it runs at the FMA peak). Narrower copies of it
+ * (8 x 32, 8 x 16) take the last panel of a row of panels, so N = 128 costs
+ * 48 + 48 + 32 columns of FMAs, not 3 x 48. Packing pads partial panels
+ * with zeros to whole vectors, and only the write-back masks rows and
+ * columns; the kernel fetches its tile of C into L1 while it runs.
+ *
+ * Packing is most of what is not FMAs: A is transposed 8 x 16 at a time
+ * in registers, B 16 x 16, and rows read in order are copied whole. The
+ * large operand of a transformer layer (4096 rows) comes from L3 or memory
+ * in strided streams that the hardware prefetcher misses, so packing
+ * prefetches its source PF_PANELS panels (A) or PF_ROWS rows ahead.
  *
  * Every element of C is the same sequence of FMAs whatever the blocking of
  * M and N, so splitting M or N across threads (gen_sgemm_avx512_mt) gives
@@ -38,6 +47,8 @@
 #define KC 192  /* a B micro-panel (KC x NR) is 36 KiB: stays in L1 */
 #define MC 192  /* an A block (MC x KC) is 144 KiB: stays in L2 */
 #define NC 1152 /* a B block (KC x NC) is 864 KiB */
+#define PF_PANELS 2 /* A panels that packing fetches ahead */
+#define PF_ROWS   4 /* rows read in order that packing fetches ahead */
 
 /* ---- per-thread packing buffers ------------------------------------------
  * Allocated once per thread on first use and kept for the process's life
@@ -62,8 +73,9 @@ static float *packing_buffer(void) {
 /* ---- packing ---------------------------------------------------------- */
 
 /* Transposes the 16 x 16 block in r: row i, lane j -> row j, lane i. Two
- * rounds inside 128-bit lanes (4 x 4 blocks), then two across lanes. */
-static inline void transpose16(__m512 r[16]) {
+ * rounds inside 128-bit lanes (4 x 4 blocks), then two across lanes.
+ * Always inlined, so that r stays in registers. */
+static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
     __m512 t[16];
     for (int i = 0; i < 8; i++) {
         t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
@@ -88,67 +100,130 @@ static inline void transpose16(__m512 r[16]) {
     for (int i = 0; i < 16; i++) r[i] = t[i];
 }
 
+/* The 8 x 16 block in r (row i = 16 consecutive k) into the packed A
+ * layout: o[j] holds k = 2j then 2j + 1, each as the 8 rows. Two rounds
+ * inside 128-bit lanes give, per lane L, rows 0-3 (u[d]) and rows 4-7
+ * (u[4 + d]) of k = 4L + d; two rounds across lanes pair them up. */
+static inline __attribute__((always_inline)) void transpose8x16(const __m512 r[8], __m512 o[8]) {
+    __m512 t[8], u[8];
+    for (int i = 0; i < 4; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int h = 0; h < 2; h++) { /* rows 0-3, then 4-7 */
+        u[4 * h] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        u[4 * h + 1] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        u[4 * h + 2] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        u[4 * h + 3] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    for (int d = 0; d < 4; d += 2) { /* d 0: even j (k = 4L, 4L + 1); d 2: odd j */
+        const __m512 lo0 = _mm512_shuffle_f32x4(u[d], u[4 + d], 0x44);
+        const __m512 lo1 = _mm512_shuffle_f32x4(u[d + 1], u[5 + d], 0x44);
+        const __m512 hi0 = _mm512_shuffle_f32x4(u[d], u[4 + d], 0xEE);
+        const __m512 hi1 = _mm512_shuffle_f32x4(u[d + 1], u[5 + d], 0xEE);
+        o[d / 2] = _mm512_shuffle_f32x4(lo0, lo1, 0x88);     /* lane 0 */
+        o[d / 2 + 2] = _mm512_shuffle_f32x4(lo0, lo1, 0xDD); /* lane 1 */
+        o[d / 2 + 4] = _mm512_shuffle_f32x4(hi0, hi1, 0x88); /* lane 2 */
+        o[d / 2 + 6] = _mm512_shuffle_f32x4(hi0, hi1, 0xDD); /* lane 3 */
+    }
+}
+
 static inline __mmask16 lane_mask(int64_t n) { /* the first n (clamped to 0..16) lanes */
     return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
 }
 
-/* Loads `rows` rows of a row-major matrix (stride ld), each the `width`
- * floats from src, into r[0..16), zero beyond both. */
-static inline void load_block(const float *src, int64_t ld, int64_t rows, int64_t width,
-                              __m512 r[16]) {
-    const __mmask16 m = lane_mask(width);
-    for (int i = 0; i < 16; i++)
-        r[i] = i < rows ? _mm512_maskz_loadu_ps(m, src + i * ld) : _mm512_setzero_ps();
+/* Fetches the n floats at p into L1, a line at a time. */
+static inline void prefetch_row(const float *p, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) _mm_prefetch((const char *)(p + i), _MM_HINT_T0);
 }
 
 /* op(A)[i0 .. i0+mc, p0 .. p0+kc) into ceil(mc / MR) panels, panel q holding
  * ap[q kc MR + k MR + r] = op(A)[i0 + q MR + r, p0 + k], zero past row mc. */
 static void pack_a(int ta, const float *A, int64_t lda, int64_t i0, int64_t p0, int64_t mc,
                    int64_t kc, float *ap) {
+    if (ta) { /* stored K x M: row k of the slice is contiguous; read it in order,
+               * fetching the row PF_ROWS on */
+        const int64_t full = mc / MR, rest = mc - full * MR;
+        const __mmask8 m = (__mmask8)((1u << rest) - 1);
+        for (int64_t k = 0; k < kc; k++) {
+            const float *src = A + (p0 + k) * lda + i0;
+            float *dst = ap + k * MR;
+            if (k + PF_ROWS < kc) prefetch_row(src + PF_ROWS * lda, mc);
+            for (int64_t q = 0; q < full; q++)
+                _mm256_storeu_ps(dst + q * kc * MR, _mm256_loadu_ps(src + q * MR));
+            if (rest)
+                _mm256_storeu_ps(dst + full * kc * MR, _mm256_maskz_loadu_ps(m, src + full * MR));
+        }
+        return;
+    }
+    /* stored M x K: transpose 8 x 16 blocks of each panel's rows, fetching
+     * the rows of the panel PF_PANELS on meanwhile (eight strided streams
+     * defeat the hardware prefetcher) */
     for (int64_t q = 0; q * MR < mc; q++, ap += kc * MR) {
-        const int64_t rows = mc - q * MR < MR ? mc - q * MR : MR, i = i0 + q * MR;
-        if (ta) { /* stored K x M: the MR values of one k are contiguous */
-            const __mmask8 m = (__mmask8)((1u << rows) - 1);
-            for (int64_t k = 0; k < kc; k++)
-                _mm256_store_ps(ap + k * MR, _mm256_maskz_loadu_ps(m, A + (p0 + k) * lda + i));
-        } else { /* stored M x K: transpose 16-deep blocks of the MR rows */
-            for (int64_t k0 = 0; k0 < kc; k0 += 16) {
-                const int64_t w = kc - k0 < 16 ? kc - k0 : 16;
-                __m512 r[16];
-                load_block(A + i * lda + p0 + k0, lda, rows, w, r);
-                transpose16(r);
-                for (int64_t k = 0; k < w; k++)
-                    _mm256_store_ps(ap + (k0 + k) * MR, _mm512_castps512_ps256(r[k]));
+        const int64_t rows = mc - q * MR < MR ? mc - q * MR : MR;
+        const float *src = A + (i0 + q * MR) * lda + p0;
+        const float *pf = (q + PF_PANELS) * MR < mc ? src + PF_PANELS * MR * lda : NULL;
+        for (int64_t k0 = 0; k0 < kc; k0 += 16) {
+            const int64_t w = kc - k0 < 16 ? kc - k0 : 16;
+            __m512 r[MR], o[MR];
+            if (pf)
+                for (int i = 0; i < MR; i++)
+                    _mm_prefetch((const char *)(pf + i * lda + k0), _MM_HINT_T0);
+            if (rows == MR && w == 16) {
+                for (int i = 0; i < MR; i++) r[i] = _mm512_loadu_ps(src + i * lda + k0);
+            } else {
+                const __mmask16 m = lane_mask(w);
+                for (int i = 0; i < MR; i++)
+                    r[i] = i < rows ? _mm512_maskz_loadu_ps(m, src + i * lda + k0)
+                                    : _mm512_setzero_ps();
+            }
+            transpose8x16(r, o);
+            float *dst = ap + k0 * MR;
+            if (w == 16) {
+                for (int j = 0; j < 8; j++) _mm512_storeu_ps(dst + 16 * j, o[j]);
+            } else { /* k0 + w is the slice's end: write no further */
+                for (int j = 0; 2 * j < w; j++)
+                    _mm512_mask_storeu_ps(dst + 16 * j, 2 * j + 1 < w ? 0xFFFF : 0x00FF, o[j]);
             }
         }
     }
 }
 
 /* op(B)[p0 .. p0+kc, j0 .. j0+nc) into ceil(nc / NR) panels, panel q holding
- * bp[q kc NR + k NR + c] = op(B)[p0 + k, j0 + q NR + c], zero past column nc. */
+ * bp[q kc NR + k NR + c] = op(B)[p0 + k, j0 + q NR + c], zero past column nc
+ * up to the next multiple of 16 (the micro-kernel reads no further). */
 static void pack_b(int tb, const float *B, int64_t ldb, int64_t p0, int64_t j0, int64_t kc,
                    int64_t nc, float *bp) {
-    for (int64_t q = 0; q * NR < nc; q++, bp += kc * NR) {
-        const int64_t cols = nc - q * NR < NR ? nc - q * NR : NR, j = j0 + q * NR;
-        if (!tb) { /* stored K x N: rows of the panel are contiguous */
-            const __mmask16 m0 = lane_mask(cols), m1 = lane_mask(cols - 16),
-                            m2 = lane_mask(cols - 32);
-            for (int64_t k = 0; k < kc; k++) {
-                const float *src = B + (p0 + k) * ldb + j;
-                float *dst = bp + k * NR;
-                _mm512_store_ps(dst, _mm512_maskz_loadu_ps(m0, src));
-                _mm512_store_ps(dst + 16, _mm512_maskz_loadu_ps(m1, src + 16));
-                _mm512_store_ps(dst + 32, _mm512_maskz_loadu_ps(m2, src + 32));
-            }
-        } else { /* stored N x K: transpose 16 x 16 blocks */
-            for (int64_t c0 = 0; c0 < NR; c0 += 16)
-                for (int64_t k0 = 0; k0 < kc; k0 += 16) {
-                    const int64_t w = kc - k0 < 16 ? kc - k0 : 16;
-                    __m512 r[16];
-                    load_block(B + (j + c0) * ldb + p0 + k0, ldb, cols - c0, w, r);
-                    transpose16(r);
-                    for (int64_t k = 0; k < w; k++) _mm512_store_ps(bp + (k0 + k) * NR + c0, r[k]);
-                }
+    if (!tb) { /* stored K x N: row k of the slice is contiguous; read it in order,
+                * fetching the row PF_ROWS on */
+        const int64_t full = nc / 16 * 16;
+        for (int64_t k = 0; k < kc; k++) {
+            const float *src = B + (p0 + k) * ldb + j0;
+            float *dst = bp + k * NR;
+            if (k + PF_ROWS < kc) prefetch_row(src + PF_ROWS * ldb, nc);
+            int64_t c = 0; /* column c lands in panel c / NR */
+            for (; c < full; c += 16)
+                _mm512_store_ps(dst + c / NR * kc * NR + c % NR, _mm512_loadu_ps(src + c));
+            if (c < nc)
+                _mm512_store_ps(dst + c / NR * kc * NR + c % NR,
+                                _mm512_maskz_loadu_ps(lane_mask(nc - c), src + c));
+        }
+        return;
+    }
+    /* stored N x K: transpose 16 x 16 blocks */
+    for (int64_t c = 0; c < nc; c += 16) {
+        const int64_t cols = nc - c < 16 ? nc - c : 16;
+        const float *src = B + (j0 + c) * ldb + p0;
+        float *dst = bp + c / NR * kc * NR + c % NR;
+        for (int64_t k0 = 0; k0 < kc; k0 += 16) {
+            const int64_t w = kc - k0 < 16 ? kc - k0 : 16;
+            const __mmask16 m = lane_mask(w);
+            __m512 r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] =
+                    i < cols ? _mm512_maskz_loadu_ps(m, src + i * ldb + k0) : _mm512_setzero_ps();
+            transpose16(r);
+            for (int64_t k = 0; k < w; k++) _mm512_store_ps(dst + (k0 + k) * NR, r[k]);
         }
     }
 }
@@ -156,9 +231,12 @@ static void pack_b(int tb, const float *B, int64_t ldb, int64_t p0, int64_t j0, 
 /* ---- micro-kernel ------------------------------------------------------- */
 
 /* C[0..mr, 0..nr) = alpha (ap B) + beta C, over kc steps (beta == 0: C is
- * not read). ap is a packed MR x kc panel; row k of B (NR floats) is at
- * bp + k NR of a packed panel, or, when brow is given, at brow[k] + j. */
-static inline __attribute__((always_inline)) void kernel_core(int64_t kc, const float *restrict ap,
+ * not read), for nr <= 16 nv: the 8 x (16 nv) tile of C lives in 8 nv zmm
+ * registers. ap is a packed MR x kc panel; row k of B (16 nv floats) is at
+ * bp + k NR of a packed panel, or, when brow is given, at brow[k] + j.
+ * Always inlined with a constant nv, so each width is its own loop. */
+static inline __attribute__((always_inline)) void kernel_core(const int nv, int64_t kc,
+                                                              const float *restrict ap,
                                                               const float *restrict bp,
                                                               const float *const *brow, int64_t j,
                                                               float *c, int64_t ldc, int64_t mr,
@@ -167,17 +245,22 @@ static inline __attribute__((always_inline)) void kernel_core(int64_t kc, const 
     __m512 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
     __m512 c40 = c00, c41 = c00, c42 = c00, c50 = c00, c51 = c00, c52 = c00;
     __m512 c60 = c00, c61 = c00, c62 = c00, c70 = c00, c71 = c00, c72 = c00;
+    /* C's lines are wanted after the loop: fetch them during it */
+    for (int64_t r = 0; r < mr; r++)
+        for (int v = 0; v < nv; v++)
+            _mm_prefetch((const char *)(c + r * ldc + 16 * v), _MM_HINT_T0);
 #define ROW(r)                                                                                     \
     do {                                                                                           \
         const __m512 a = _mm512_set1_ps(ap[r]);                                                    \
         c##r##0 = _mm512_fmadd_ps(a, b0, c##r##0);                                                 \
-        c##r##1 = _mm512_fmadd_ps(a, b1, c##r##1);                                                 \
-        c##r##2 = _mm512_fmadd_ps(a, b2, c##r##2);                                                 \
+        if (nv > 1) c##r##1 = _mm512_fmadd_ps(a, b1, c##r##1);                                     \
+        if (nv > 2) c##r##2 = _mm512_fmadd_ps(a, b2, c##r##2);                                     \
     } while (0)
     for (int64_t k = 0; k < kc; k++, ap += MR, bp += NR) {
         const float *b = brow ? brow[k] + j : bp;
-        const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16),
-                     b2 = _mm512_loadu_ps(b + 32);
+        const __m512 b0 = _mm512_loadu_ps(b);
+        const __m512 b1 = nv > 1 ? _mm512_loadu_ps(b + 16) : b0;
+        const __m512 b2 = nv > 2 ? _mm512_loadu_ps(b + 32) : b0;
         if (!brow) _mm_prefetch((const char *)(bp + 4 * NR), _MM_HINT_T0);
         ROW(0);
         ROW(1);
@@ -191,28 +274,22 @@ static inline __attribute__((always_inline)) void kernel_core(int64_t kc, const 
 #undef ROW
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     const __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - 16), m2 = lane_mask(nr - 32);
+#define STORE1(r, v)                                                                               \
+    do {                                                                                           \
+        float *cv = c + (r)*ldc + 16 * (v);                                                        \
+        const __m512 x = _mm512_mul_ps(va, c##r##v);                                               \
+        if (beta == 0.0f)                                                                          \
+            _mm512_mask_storeu_ps(cv, m##v, x);                                                    \
+        else                                                                                       \
+            _mm512_mask_storeu_ps(cv, m##v,                                                        \
+                                  _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m##v, cv), x));        \
+    } while (0)
 #define STORE(r)                                                                                   \
     do {                                                                                           \
         if (r < mr) {                                                                              \
-            float *cr = c + (r)*ldc;                                                               \
-            if (beta == 0.0f) {                                                                    \
-                _mm512_mask_storeu_ps(cr, m0, _mm512_mul_ps(va, c##r##0));                         \
-                _mm512_mask_storeu_ps(cr + 16, m1, _mm512_mul_ps(va, c##r##1));                    \
-                _mm512_mask_storeu_ps(cr + 32, m2, _mm512_mul_ps(va, c##r##2));                    \
-            } else {                                                                               \
-                _mm512_mask_storeu_ps(                                                             \
-                    cr, m0,                                                                        \
-                    _mm512_fmadd_ps(va, c##r##0,                                                   \
-                                    _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m0, cr))));            \
-                _mm512_mask_storeu_ps(                                                             \
-                    cr + 16, m1,                                                                   \
-                    _mm512_fmadd_ps(va, c##r##1,                                                   \
-                                    _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m1, cr + 16))));       \
-                _mm512_mask_storeu_ps(                                                             \
-                    cr + 32, m2,                                                                   \
-                    _mm512_fmadd_ps(va, c##r##2,                                                   \
-                                    _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m2, cr + 32))));       \
-            }                                                                                      \
+            STORE1(r, 0);                                                                          \
+            if (nv > 1) STORE1(r, 1);                                                              \
+            if (nv > 2) STORE1(r, 2);                                                              \
         }                                                                                          \
     } while (0)
     STORE(0);
@@ -224,18 +301,34 @@ static inline __attribute__((always_inline)) void kernel_core(int64_t kc, const 
     STORE(6);
     STORE(7);
 #undef STORE
+#undef STORE1
 }
 
-static void kernel_8x48(int64_t kc, const float *restrict ap, const float *restrict bp, float *c,
-                        int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta) {
-    kernel_core(kc, ap, bp, NULL, 0, c, ldc, mr, nr, alpha, beta);
-}
-
-static void kernel_8x48_rows(int64_t kc, const float *restrict ap, const float *const *brow,
-                             int64_t j, float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha,
-                             float beta) {
-    kernel_core(kc, ap, NULL, brow, j, c, ldc, mr, nr, alpha, beta);
-}
+/* One micro-kernel per width (16, 32, 48 columns) for packed panels and
+ * for rows read in place; kernel(nr) picks the narrowest that holds nr. */
+typedef void (*packed_kernel)(int64_t kc, const float *restrict ap, const float *restrict bp,
+                              float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha,
+                              float beta);
+typedef void (*rows_kernel)(int64_t kc, const float *restrict ap, const float *const *brow,
+                            int64_t j, float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha,
+                            float beta);
+#define KERNELS(NV)                                                                                \
+    static void kernel_8x##NV(int64_t kc, const float *restrict ap, const float *restrict bp,      \
+                              float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha,          \
+                              float beta) {                                                        \
+        kernel_core(NV, kc, ap, bp, NULL, 0, c, ldc, mr, nr, alpha, beta);                         \
+    }                                                                                              \
+    static void kernel_8x##NV##_rows(int64_t kc, const float *restrict ap,                         \
+                                     const float *const *brow, int64_t j, float *c, int64_t ldc,   \
+                                     int64_t mr, int64_t nr, float alpha, float beta) {            \
+        kernel_core(NV, kc, ap, NULL, brow, j, c, ldc, mr, nr, alpha, beta);                       \
+    }
+KERNELS(1)
+KERNELS(2)
+KERNELS(3)
+#undef KERNELS
+static const packed_kernel packed_kernels[3] = {kernel_8x1, kernel_8x2, kernel_8x3};
+static const rows_kernel rows_kernels[3] = {kernel_8x1_rows, kernel_8x2_rows, kernel_8x3_rows};
 
 /* ---- drivers ------------------------------------------------------------ */
 
@@ -249,8 +342,9 @@ static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
                          const float *bfull, const float *const *brow, float beta, float *C,
                          int64_t ldc) {
     float *bp = packing_buffer(), *ap = bp + (size_t)KC * NC;
-    /* Equal slices of at most KC: the slicing depends on K alone. */
-    const int64_t nk = (K + KC - 1) / KC, kslice = (K + nk - 1) / nk;
+    /* Near-equal slices of at most KC, whole 16-deep blocks but the last:
+     * the slicing depends on K alone. */
+    const int64_t nk = (K + KC - 1) / KC, kslice = ((K + nk - 1) / nk + 15) / 16 * 16;
     for (int64_t j0 = 0; j0 < N; j0 += NC) {
         const int64_t nc = N - j0 < NC ? N - j0 : NC;
         for (int64_t p0 = 0; p0 < K; p0 += kslice) {
@@ -264,17 +358,17 @@ static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
                     const int64_t nr = nc - jr < NR ? nc - jr : NR;
                     if (brow) {
                         for (int64_t ir = 0; ir < mc; ir += MR)
-                            kernel_8x48_rows(kc, ap + (ir / MR) * kc * MR, brow + p0, j0 + jr,
-                                             C + (i0 + ir) * ldc + j0 + jr, ldc,
-                                             mc - ir < MR ? mc - ir : MR, nr, alpha, b);
+                            rows_kernels[(nr - 1) / 16](kc, ap + (ir / MR) * kc * MR, brow + p0,
+                                                        j0 + jr, C + (i0 + ir) * ldc + j0 + jr, ldc,
+                                                        mc - ir < MR ? mc - ir : MR, nr, alpha, b);
                         continue;
                     }
                     const float *bpanel =
                         B ? bp + (jr / NR) * kc * NR : bfull + ((j0 + jr) / NR) * K * NR + p0 * NR;
                     for (int64_t ir = 0; ir < mc; ir += MR)
-                        kernel_8x48(kc, ap + (ir / MR) * kc * MR, bpanel,
-                                    C + (i0 + ir) * ldc + j0 + jr, ldc, mc - ir < MR ? mc - ir : MR,
-                                    nr, alpha, b);
+                        packed_kernels[(nr - 1) / 16](kc, ap + (ir / MR) * kc * MR, bpanel,
+                                                      C + (i0 + ir) * ldc + j0 + jr, ldc,
+                                                      mc - ir < MR ? mc - ir : MR, nr, alpha, b);
                 }
             }
         }
@@ -344,6 +438,15 @@ static void im2col_row(const float *xc, int64_t H, int64_t W, int64_t OH, int64_
             for (; ow + 16 <= hi; ow += 16) _mm512_storeu_ps(d + ow, _mm512_loadu_ps(s + ow));
             for (; ow + 4 <= hi; ow += 4) _mm_storeu_ps(d + ow, _mm_loadu_ps(s + ow));
             for (; ow < hi; ow++) d[ow] = s[ow];
+        } else if (stride == 2) { /* the even lanes of two loads, reading no further than needed */
+            const __m512i even =
+                _mm512_set_epi32(30, 28, 26, 24, 22, 20, 18, 16, 14, 12, 10, 8, 6, 4, 2, 0);
+            for (int64_t ow = lo; ow < hi; ow += 16) {
+                const int64_t w = hi - ow < 16 ? hi - ow : 16;
+                const __m512 v0 = _mm512_maskz_loadu_ps(lane_mask(2 * w - 1), s + 2 * ow);
+                const __m512 v1 = _mm512_maskz_loadu_ps(lane_mask(2 * w - 17), s + 2 * ow + 16);
+                _mm512_mask_storeu_ps(d + ow, lane_mask(w), _mm512_permutex2var_ps(v0, even, v1));
+            }
         } else {
             for (int64_t ow = lo; ow < hi; ow++) d[ow] = s[ow * stride];
         }
@@ -351,17 +454,23 @@ static void im2col_row(const float *xc, int64_t H, int64_t W, int64_t OH, int64_
     }
 }
 
-/* ---- stride-1 convolutions over zero-padded planes ----------------------
+/* ---- convolutions over zero-padded phase planes -------------------------
  * Pad each channel plane to Hp x Wp (Hp = H + 2 pad, Wp = W + 2 pad) and
- * compute the output on a "wide" grid of OH rows of Wp columns, the last
- * KW - 1 of each row garbage. In flat index t = oh Wp + ow of that grid,
- * tap (kh, kw) of channel c reads xp_c[t + kh Wp + kw]: every row of the
- * im2col matrix is a contiguous slice of the padded plane, so nothing is
- * gathered. The garbage columns cost (Wp - OW) / OW more arithmetic and are
- * dropped (forward) or multiplied by zeros (weight gradient). Reads past a
- * plane's end land in the next plane or in zeroed slack, so stay finite. */
+ * split it into its stride phases: phase (a, b) holds the padded pixels
+ * (s u + a, s v + b), an Hq x Wq plane (Hq = ceil(Hp / s), Wq = ceil(Wp /
+ * s)); for stride 1 that is the padded plane itself. Compute the output on
+ * a "wide" grid of OH rows of Wq columns, the last Wq - OW of each row
+ * garbage. In flat index t = oh Wq + ow of that grid, tap (kh, kw) of
+ * channel c reads phase (kh mod s, kw mod s) of channel c at t + (kh / s)
+ * Wq + kw / s: every row of the im2col matrix is a contiguous slice of a
+ * phase plane, so nothing is gathered per tap, whatever the stride. The
+ * garbage columns cost (Wq - OW) / OW more arithmetic and are dropped
+ * (forward) or multiplied by zeros (weight gradient). Reads past a plane's
+ * end land in the next plane or in zeroed slack, so stay finite. Only the
+ * phases some tap reads are built (a < KH, b < KW). */
 struct wide {
-    int64_t Hp, Wp, OH, OW, plane, tw, tw16, slack; /* tw = OH Wp, tw16 rounded up to 16 */
+    int64_t s, Hq, Wq, OH, OW, sa, sb; /* phases a < sa, b < sb */
+    int64_t phase, plane, tw, tw16, slack; /* plane: a channel's phases; tw = OH Wq */
 };
 
 /* n rounded up to whole 64-byte lines of floats: the parts of a work
@@ -372,32 +481,55 @@ static inline int64_t round16(int64_t n) {
 
 /* Images whose wide grid has at least this many columns feed the
  * micro-kernel B rows straight from the planes; smaller ones are packed
- * with several images side by side, so that partial panels waste little. */
-#define ROWS_MIN (4 * NR)
+ * with several images side by side, so that partial panels waste little.
+ * Convolutions of fewer than WIDE_MIN_K taps (C KH KW) skip the wide grid:
+ * there dropping its garbage columns costs as much as the arithmetic, so
+ * their im2col rows are gathered into the packed panels instead. */
+#define ROWS_MIN   (4 * NR)
+#define WIDE_MIN_K 64
 
-static struct wide wide_geo(int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t pad) {
-    struct wide g = {.Hp = H + 2 * pad, .Wp = W + 2 * pad};
-    g.OH = g.Hp - KH + 1, g.OW = g.Wp - KW + 1;
-    g.plane = g.Hp * g.Wp, g.tw = g.OH * g.Wp, g.tw16 = (g.tw + 15) / 16 * 16;
+static struct wide wide_geo(int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
+                            int64_t pad) {
+    const int64_t Hp = H + 2 * pad, Wp = W + 2 * pad;
+    struct wide g = {.s = stride, .Hq = (Hp + stride - 1) / stride, .Wq = (Wp + stride - 1) / stride};
+    g.OH = (Hp - KH) / stride + 1, g.OW = (Wp - KW) / stride + 1;
+    g.sa = KH < stride ? KH : stride, g.sb = KW < stride ? KW : stride;
+    g.phase = g.Hq * g.Wq, g.plane = g.sa * g.sb * g.phase;
+    g.tw = g.OH * g.Wq, g.tw16 = round16(g.tw);
     g.slack = KW + NR + 16; /* reads run at most KW - 1 + NR past a plane's end */
     return g;
 }
 
-/* The m images' C planes (x, images img floats apart), padded, into xp,
- * then g->slack zeros. */
-static void pad_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t H, int64_t W,
-                       int64_t pad, const struct wide *g, float *xp) {
+/* Where tap (kh, kw) of a channel starts reading, from its first phase. */
+static inline int64_t tap_offset(const struct wide *g, int64_t kh, int64_t kw) {
+    if (g->s == 1) return kh * g->Wq + kw;
+    return ((kh % g->s) * g->sb + kw % g->s) * g->phase + kh / g->s * g->Wq + kw / g->s;
+}
+
+/* The m images' C planes (x, images img floats apart), padded and split
+ * into phases, into xp, then g->slack zeros. Phase (a, b) is the im2col
+ * row of tap (a, b) over an Hq x Wq output grid. */
+static void phase_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t H, int64_t W,
+                         int64_t pad, const struct wide *g, float *xp) {
     for (int64_t i = 0; i < m; i++)
         for (int64_t c = 0; c < C; c++) {
-            float *d = xp + (i * C + c) * g->plane;
             const float *src = x + i * img + c * H * W;
-            memset(d, 0, (size_t)(pad * g->Wp) * sizeof(float));
-            d += pad * g->Wp;
-            for (int64_t ih = 0; ih < H; ih++, d += g->Wp) {
+            float *d = xp + (i * C + c) * g->plane;
+            if (g->s > 1) {
+                for (int64_t a = 0; a < g->sa; a++)
+                    for (int64_t b = 0; b < g->sb; b++)
+                        im2col_row(src, H, W, g->Hq, g->Wq, a, b, g->s, pad,
+                                   d + (a * g->sb + b) * g->phase);
+                continue;
+            }
+            /* stride 1: the padded plane, Hq x Wq */
+            memset(d, 0, (size_t)(pad * g->Wq) * sizeof(float));
+            d += pad * g->Wq;
+            for (int64_t ih = 0; ih < H; ih++, d += g->Wq) {
                 for (int64_t j = 0; j < pad; j++) d[j] = d[pad + W + j] = 0.0f;
                 memcpy(d + pad, src + ih * W, (size_t)W * sizeof(float));
             }
-            memset(d, 0, (size_t)(pad * g->Wp) * sizeof(float));
+            memset(d, 0, (size_t)(pad * g->Wq) * sizeof(float));
         }
     memset(xp + m * C * g->plane, 0, (size_t)g->slack * sizeof(float));
 }
@@ -405,15 +537,14 @@ static void pad_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_
 int64_t gen_conv_gemm_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
                                   int64_t KW, int64_t stride, int64_t pad, int64_t m) {
     const int64_t K = C * KH * KW;
-    if (stride == 1) { /* padded planes, panels of the wide grid, the wide output */
-        const struct wide g = wide_geo(H, W, KH, KW, pad);
-        const int64_t n = m * g.tw;
-        return round16(m * C * g.plane + g.slack) + (n + NR - 1) / NR * NR * K +
-               round16(M * n + 16);
+    if (K < WIDE_MIN_K) { /* panels of the plain grid, one im2col row */
+        const int64_t N = m * gen_conv_out(H, KH, stride, pad) * gen_conv_out(W, KW, stride, pad);
+        return (N + NR - 1) / NR * NR * K + round16(N);
     }
-    /* panels of the plain grid, one im2col row */
-    const int64_t N = m * gen_conv_out(H, KH, stride, pad) * gen_conv_out(W, KW, stride, pad);
-    return (N + NR - 1) / NR * NR * K + round16(N);
+    /* phase planes, panels of the wide grid (or row pointers), the wide output */
+    const struct wide g = wide_geo(H, W, KH, KW, stride, pad);
+    const int64_t n = m * g.tw;
+    return round16(m * C * g.plane + g.slack) + (n + NR - 1) / NR * NR * K + round16(M * n + 16);
 }
 
 /* Zeroes the columns of the last packed panel past column n. */
@@ -427,74 +558,72 @@ static void zero_panel_tail(float *bfull, int64_t K, int64_t n) {
 
 /* out (M x m P, row stride ldo) = Wm (M x K) im2col(images) + beta out,
  * where the m images (C, H, W) start at x, img floats apart, and image i's
- * output columns are [i P, (i+1) P). The im2col values go straight into the
- * GEMM's packed B panels in `work` (gen_conv_gemm_avx512_work floats), so
- * the column matrix is never written out and re-read: as slices of padded
- * planes for stride 1, else a row at a time through a scratch row in L1.
- * On the calling thread. */
+ * output columns are [i P, (i+1) P). The im2col rows are slices of the
+ * phase planes in `work` (gen_conv_gemm_avx512_work floats), read by the
+ * micro-kernel in place or copied into the GEMM's packed B panels (or,
+ * under WIDE_MIN_K taps, gathered straight into them), so the column
+ * matrix is never written out and re-read. On the calling thread. */
 void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W, int64_t KH,
                           int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                           const float *x, float beta, float *out, int64_t ldo, float *work) {
-    const int64_t OH = gen_conv_out(H, KH, stride, pad), OW = gen_conv_out(W, KW, stride, pad);
-    const int64_t P = OH * OW, N = m * P, K = C * KH * KW;
-    if (M <= 0 || N <= 0) return;
-    if (stride == 1) {
-        const struct wide g = wide_geo(H, W, KH, KW, pad);
-        const int64_t n = m * g.tw;
-        float *xp = work, *panels = xp + round16(m * C * g.plane + g.slack);
-        float *wide = panels + (n + NR - 1) / NR * NR * K;
-        pad_planes(x, img, m, C, H, W, pad, &g, xp);
-        if (g.tw >= ROWS_MIN) {
-            /* the micro-kernel reads B's rows straight from the planes (the
-             * columns past tw read on into finite data and are dropped) */
-            const float **rows = (const float **)(void *)panels;
-            for (int64_t i = 0; i < m; i++) {
-                for (int64_t c = 0; c < C; c++)
-                    for (int64_t kh = 0; kh < KH; kh++)
-                        for (int64_t kw = 0; kw < KW; kw++)
-                            rows[(c * KH + kh) * KW + kw] =
-                                xp + (i * C + c) * g.plane + kh * g.Wp + kw;
-                gemm_blocked(0, 0, M, g.tw, K, 1.0f, Wm, K, NULL, 0, NULL, rows, 0.0f,
-                             wide + i * g.tw, n);
-            }
-        } else {
-            for (int64_t i = 0; i < m; i++)
-                for (int64_t c = 0; c < C; c++)
-                    for (int64_t kh = 0; kh < KH; kh++)
-                        for (int64_t kw = 0; kw < KW; kw++)
-                            row_to_panels(panels, K, (c * KH + kh) * KW + kw, i * g.tw, g.tw,
-                                          xp + (i * C + c) * g.plane + kh * g.Wp + kw);
-            zero_panel_tail(panels, K, n);
-            gemm_blocked(0, 0, M, n, K, 1.0f, Wm, K, NULL, 0, panels, NULL, 0.0f, wide, n);
-        }
-        /* drop the garbage columns: out = wide + beta out */
-        for (int64_t co = 0; co < M; co++)
-            for (int64_t i = 0; i < m; i++)
-                for (int64_t oh = 0; oh < OH; oh++) {
-                    const float *src = wide + co * n + i * g.tw + oh * g.Wp;
-                    float *dst = out + co * ldo + i * P + oh * OW;
-                    for (int64_t ow = 0; ow < OW; ow += 16) {
-                        const __mmask16 mk = lane_mask(OW - ow);
-                        __m512 v = _mm512_loadu_ps(src + ow);
-                        if (beta != 0.0f)
-                            v = _mm512_fmadd_ps(_mm512_set1_ps(beta),
-                                                _mm512_maskz_loadu_ps(mk, dst + ow), v);
-                        _mm512_mask_storeu_ps(dst + ow, mk, v);
+    const struct wide g = wide_geo(H, W, KH, KW, stride, pad);
+    const int64_t OH = g.OH, OW = g.OW, P = OH * OW, K = C * KH * KW, n = m * g.tw;
+    if (M <= 0 || P <= 0 || m <= 0) return;
+    if (K < WIDE_MIN_K) { /* im2col a row at a time through a scratch row in L1 */
+        const int64_t N = m * P, panels = (N + NR - 1) / NR;
+        float *row = work + panels * NR * K;
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t c = 0; c < C; c++) /* one channel plane, reused from L1 by every tap */
+                for (int64_t kh = 0; kh < KH; kh++)
+                    for (int64_t kw = 0; kw < KW; kw++) {
+                        im2col_row(x + i * img + c * H * W, H, W, OH, OW, kh, kw, stride, pad, row);
+                        row_to_panels(work, K, (c * KH + kh) * KW + kw, i * P, P, row);
                     }
-                }
+        zero_panel_tail(work, K, N);
+        gemm_blocked(0, 0, M, N, K, 1.0f, Wm, K, NULL, 0, work, NULL, beta, out, ldo);
         return;
     }
-    const int64_t panels = (N + NR - 1) / NR;
-    float *row = work + panels * NR * K;
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t c = 0; c < C; c++) /* one channel plane, reused from L1 by every tap */
-            for (int64_t kh = 0; kh < KH; kh++)
-                for (int64_t kw = 0; kw < KW; kw++) {
-                    im2col_row(x + i * img + c * H * W, H, W, OH, OW, kh, kw, stride, pad, row);
-                    row_to_panels(work, K, (c * KH + kh) * KW + kw, i * P, P, row);
+    float *xp = work, *panels = xp + round16(m * C * g.plane + g.slack);
+    float *wide = panels + (n + NR - 1) / NR * NR * K;
+    phase_planes(x, img, m, C, H, W, pad, &g, xp);
+    if (g.tw >= ROWS_MIN) {
+        /* the micro-kernel reads B's rows straight from the planes (the
+         * columns past tw read on into finite data and are dropped) */
+        const float **rows = (const float **)(void *)panels;
+        for (int64_t i = 0; i < m; i++) {
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t kh = 0; kh < KH; kh++)
+                    for (int64_t kw = 0; kw < KW; kw++)
+                        rows[(c * KH + kh) * KW + kw] =
+                            xp + (i * C + c) * g.plane + tap_offset(&g, kh, kw);
+            gemm_blocked(0, 0, M, g.tw, K, 1.0f, Wm, K, NULL, 0, NULL, rows, 0.0f,
+                         wide + i * g.tw, n);
+        }
+    } else {
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t kh = 0; kh < KH; kh++)
+                    for (int64_t kw = 0; kw < KW; kw++)
+                        row_to_panels(panels, K, (c * KH + kh) * KW + kw, i * g.tw, g.tw,
+                                      xp + (i * C + c) * g.plane + tap_offset(&g, kh, kw));
+        zero_panel_tail(panels, K, n);
+        gemm_blocked(0, 0, M, n, K, 1.0f, Wm, K, NULL, 0, panels, NULL, 0.0f, wide, n);
+    }
+    /* drop the garbage columns: out = wide + beta out */
+    for (int64_t co = 0; co < M; co++)
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t oh = 0; oh < OH; oh++) {
+                const float *src = wide + co * n + i * g.tw + oh * g.Wq;
+                float *dst = out + co * ldo + i * P + oh * OW;
+                for (int64_t ow = 0; ow < OW; ow += 16) {
+                    const __mmask16 mk = lane_mask(OW - ow);
+                    __m512 v = _mm512_loadu_ps(src + ow);
+                    if (beta != 0.0f)
+                        v = _mm512_fmadd_ps(_mm512_set1_ps(beta),
+                                            _mm512_maskz_loadu_ps(mk, dst + ow), v);
+                    _mm512_mask_storeu_ps(dst + ow, mk, v);
                 }
-    zero_panel_tail(work, K, N);
-    gemm_blocked(0, 0, M, N, K, 1.0f, Wm, K, NULL, 0, work, NULL, beta, out, ldo);
+            }
 }
 
 /* ---- the weight gradient of a convolution ------------------------------
@@ -502,10 +631,9 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
  * operands run along P in memory, so instead of transposing either into
  * GEMM panels, an 8 x 3 block of dw keeps one 16-lane partial sum per
  * element in registers while it walks P (8 + 3 loads feed 24 FMAs), and
- * sums its lanes once per block. For stride 1 the col rows are slices of
- * the padded planes and dy is laid out on the same wide grid (zeros in the
- * garbage columns, rows rounded up to 16 floats); otherwise col rows are
- * built three at a time for the m images. */
+ * sums its lanes once per block. The col rows are slices of the phase
+ * planes and dy is laid out on the same wide grid (zeros in the garbage
+ * columns, rows rounded up to 16 floats), but for few taps at a stride. */
 #define DW_MB 8
 #define DW_JB 3
 
@@ -568,63 +696,69 @@ static void dw_block(int64_t mn, int64_t kn, int64_t m, int64_t len, const float
         for (int64_t j = 0; j < kn; j++) dw[r * ldw + j] = _mm512_reduce_add_ps(acc[r][j]);
 }
 
+/* Few taps at a stride: the wide copy of dy would cost more than the
+ * products, so im2col rows are built, DW_JB at a time for the m images. */
+static int dw_gathers(int64_t K, int64_t stride) {
+    return stride > 1 && K < WIDE_MIN_K;
+}
+
 int64_t gen_conv_dw_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                                 int64_t stride, int64_t pad, int64_t m) {
-    if (stride == 1) { /* padded planes, dy on the wide grid */
-        const struct wide g = wide_geo(H, W, KH, KW, pad);
-        return round16(m * C * g.plane + g.slack) + round16(m * M * g.tw16);
-    }
-    return round16(DW_JB * m * gen_conv_out(H, KH, stride, pad) * gen_conv_out(W, KW, stride, pad));
+    if (dw_gathers(C * KH * KW, stride))
+        return round16(DW_JB * m * gen_conv_out(H, KH, stride, pad) *
+                       gen_conv_out(W, KW, stride, pad));
+    /* phase planes, dy on the wide grid */
+    const struct wide g = wide_geo(H, W, KH, KW, stride, pad);
+    return round16(m * C * g.plane + g.slack) + round16(m * M * g.tw16);
 }
 
 void gen_conv_dw_avx512(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
                         int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                         const float *x, float *dw, float *work) {
-    const int64_t OH = gen_conv_out(H, KH, stride, pad), OW = gen_conv_out(W, KW, stride, pad);
-    const int64_t P = OH * OW, K = C * KH * KW, L = m * P;
+    const struct wide g = wide_geo(H, W, KH, KW, stride, pad);
+    const int64_t OH = g.OH, OW = g.OW, P = OH * OW, K = C * KH * KW, L = m * P;
     if (M <= 0 || K <= 0) return;
-    if (stride == 1) {
-        const struct wide g = wide_geo(H, W, KH, KW, pad);
-        float *xp = work, *dyw = xp + round16(m * C * g.plane + g.slack);
-        pad_planes(x, img, m, C, H, W, pad, &g, xp);
-        for (int64_t i = 0; i < m; i++)
-            for (int64_t co = 0; co < M; co++) {
-                float *d = dyw + (i * M + co) * g.tw16;
-                const float *src = dy + i * dy_img + co * P;
-                for (int64_t oh = 0; oh < OH; oh++) {
-                    memcpy(d + oh * g.Wp, src + oh * OW, (size_t)OW * sizeof(float));
-                    memset(d + oh * g.Wp + OW, 0, (size_t)(g.Wp - OW) * sizeof(float));
-                }
-                memset(d + g.tw, 0, (size_t)(g.tw16 - g.tw) * sizeof(float));
+    if (dw_gathers(K, stride)) {
+        for (int64_t k0 = 0; k0 < K; k0 += DW_JB) {
+            const int64_t kn = K - k0 < DW_JB ? K - k0 : DW_JB;
+            for (int64_t j = 0; j < kn; j++) {
+                const int64_t k = k0 + j, c = k / (KH * KW), kh = k / KW % KH, kw = k % KW;
+                for (int64_t i = 0; i < m; i++)
+                    im2col_row(x + i * img + c * H * W, H, W, OH, OW, kh, kw, stride, pad,
+                               work + j * L + i * P);
             }
-        /* co outer: the block's 8 rows of dy stay in L1 while the taps stream by */
-        for (int64_t co0 = 0; co0 < M; co0 += DW_MB)
-            for (int64_t k0 = 0; k0 < K; k0 += DW_JB) {
-                const int64_t kn = K - k0 < DW_JB ? K - k0 : DW_JB;
-                const float *b[DW_JB];
-                for (int64_t j = 0; j < DW_JB; j++) {
-                    const int64_t k = k0 + (j < kn ? j : kn - 1);
-                    const int64_t c = k / (KH * KW), kh = k / KW % KH, kw = k % KW;
-                    b[j] = xp + c * g.plane + kh * g.Wp + kw;
-                }
-                dw_block(M - co0 < DW_MB ? M - co0 : DW_MB, kn, m, g.tw16, dyw + co0 * g.tw16,
-                         M * g.tw16, g.tw16, b, C * g.plane, dw + co0 * K + k0, K);
-            }
+            const float *b[DW_JB] = {work, work + (kn > 1 ? L : 0), work + (kn > 2 ? 2 * L : 0)};
+            for (int64_t co0 = 0; co0 < M; co0 += DW_MB)
+                dw_block(M - co0 < DW_MB ? M - co0 : DW_MB, kn, m, P, dy + co0 * P, dy_img, P, b,
+                         P, dw + co0 * K + k0, K);
+        }
         return;
     }
-    for (int64_t k0 = 0; k0 < K; k0 += DW_JB) {
-        const int64_t kn = K - k0 < DW_JB ? K - k0 : DW_JB;
-        for (int64_t j = 0; j < kn; j++) {
-            const int64_t k = k0 + j, c = k / (KH * KW), kh = k / KW % KH, kw = k % KW;
-            for (int64_t i = 0; i < m; i++)
-                im2col_row(x + i * img + c * H * W, H, W, OH, OW, kh, kw, stride, pad,
-                           work + j * L + i * P);
+    float *xp = work, *dyw = xp + round16(m * C * g.plane + g.slack);
+    phase_planes(x, img, m, C, H, W, pad, &g, xp);
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t co = 0; co < M; co++) {
+            float *d = dyw + (i * M + co) * g.tw16;
+            const float *src = dy + i * dy_img + co * P;
+            for (int64_t oh = 0; oh < OH; oh++) {
+                memcpy(d + oh * g.Wq, src + oh * OW, (size_t)OW * sizeof(float));
+                memset(d + oh * g.Wq + OW, 0, (size_t)(g.Wq - OW) * sizeof(float));
+            }
+            memset(d + g.tw, 0, (size_t)(g.tw16 - g.tw) * sizeof(float));
         }
-        const float *b[DW_JB] = {work, work + (kn > 1 ? L : 0), work + (kn > 2 ? 2 * L : 0)};
-        for (int64_t co0 = 0; co0 < M; co0 += DW_MB)
-            dw_block(M - co0 < DW_MB ? M - co0 : DW_MB, kn, m, P, dy + co0 * P, dy_img, P, b, P,
-                     dw + co0 * K + k0, K);
-    }
+    /* co outer: the block's 8 rows of dy stay in L1 while the taps stream by */
+    for (int64_t co0 = 0; co0 < M; co0 += DW_MB)
+        for (int64_t k0 = 0; k0 < K; k0 += DW_JB) {
+            const int64_t kn = K - k0 < DW_JB ? K - k0 : DW_JB;
+            const float *b[DW_JB];
+            for (int64_t j = 0; j < DW_JB; j++) {
+                const int64_t k = k0 + (j < kn ? j : kn - 1);
+                const int64_t c = k / (KH * KW), kh = k / KW % KH, kw = k % KW;
+                b[j] = xp + c * g.plane + tap_offset(&g, kh, kw);
+            }
+            dw_block(M - co0 < DW_MB ? M - co0 : DW_MB, kn, m, g.tw16, dyw + co0 * g.tw16,
+                     M * g.tw16, g.tw16, b, C * g.plane, dw + co0 * K + k0, K);
+        }
 }
 
 /* The same, split over threads when called outside a parallel region and

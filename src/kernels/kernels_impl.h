@@ -17,6 +17,12 @@ extern const struct gen_kernels gen_kernels_avx2;
 #ifdef GEN_HAVE_AVX512
 extern const struct gen_kernels gen_kernels_avx512;
 #endif
+#ifdef GEN_HAVE_AVX512BF16
+/* --precision bf16 (gemm_avx512bf16.c): overwrites t's name and matrix
+ * products (gemm, conv_gemm; conv_dw NULL) with the bf16 ones. dispatch.c
+ * fills the "avx512bf16" table as a copy of gen_kernels_avx512 with these. */
+void gen_kernels_avx512bf16_fill(struct gen_kernels *t);
+#endif
 
 /* OpenMP only where the loop is big enough to pay for a parallel region.
  * Every parallel loop splits work by rows, channels or fixed-size blocks,
@@ -63,6 +69,20 @@ static inline double gen_ksum_blocks(int64_t n, const float *x,
     }
     return total;
 }
+
+/* A GEMM on the calling thread, with gen_gemm_ld's arguments. */
+typedef void (*gen_gemm_fn)(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                            const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                            float *C, int64_t ldc);
+/* gemm split over the threads when called outside a parallel region and
+ * the product is big enough (2 M N K >= 4e6): in whole mr-row panels along
+ * M when M / mr >= N / nr, else in whole nr-column panels along N, so that
+ * with a gemm whose every element of C is the same sequence of operations
+ * whatever the blocking, the result is the same for any thread count.
+ * Else one call on this thread (dispatch.c). */
+void gen_gemm_split(gen_gemm_fn gemm, int64_t mr, int64_t nr, int ta, int tb, int64_t M,
+                    int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *B,
+                    int64_t ldb, float beta, float *C, int64_t ldc);
 
 /* The AVX-512 GEMM (gemm_avx512.c): on this thread, and split over threads
  * outside a parallel region (the table's gemm). */

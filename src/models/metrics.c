@@ -239,7 +239,10 @@ static void row_norms(const float *x, int64_t n, int d, float *out) {
 /* Squared distances of rows a[0..na) to every row of b (nb): dist (na, nb). */
 static void sq_dists(const float *a, const float *an, int64_t na, const float *b, const float *bn,
                      int64_t nb, int d, float *dist) {
+    const enum gen_precision was = gen_kernels_precision(); /* metrics are fp32's, whatever */
+    gen_kernels_set_precision(GEN_PRECISION_FP32);           /* --precision the model runs in */
     gen_gemm(0, 1, na, nb, d, -2.0f, a, b, 0.0f, dist);
+    gen_kernels_set_precision(was);
     for (int64_t i = 0; i < na; i++)
         for (int64_t j = 0; j < nb; j++) {
             float v = dist[i * nb + j] + an[i] + bn[j];
@@ -335,7 +338,10 @@ static enum gen_status embed(struct gen_classifier *m, const float *images, int6
     s->mean = gen_alloc((size_t)d * sizeof(double));
     s->cov = gen_alloc((size_t)d * d * sizeof(double));
     if (!s->f || !s->p || !s->mean || !s->cov) return GEN_ERR_NOMEM;
+    const enum gen_precision was = gen_kernels_precision(); /* as sq_dists */
+    gen_kernels_set_precision(GEN_PRECISION_FP32);
     gen_classifier_embed(m, images, n, s->f, s->p);
+    gen_kernels_set_precision(was);
     return gen_feature_stats(s->f, n, d, s->mean, s->cov);
 }
 

@@ -24,6 +24,10 @@ const struct gen_family *gen_family_find(const char *name) {
 
 /* ---- the options every family shares ---- */
 
+#define GEN_PRECISION_HELP                                                                        \
+    "matrix and convolution products: fp32, or bf16 operands accumulated in fp32 (AVX512-BF16; " \
+    "weights, optimiser and sums stay fp32)"
+
 const struct gen_option gen_train_options[GEN_TRAIN_COUNT + 1] = {
     [GEN_TRAIN_DATA] = GEN_STR_OPT("data", NULL, "training data: a directory (IDX files or images) or a text file"),
     [GEN_TRAIN_OUT] = {"out", 0, GEN_OPT_STRING, NULL, "run directory (default: runs/FAMILY)", 0, 0,
@@ -63,6 +67,8 @@ const struct gen_option gen_train_options[GEN_TRAIN_COUNT + 1] = {
     [GEN_TRAIN_SYNC_BN] = GEN_FLAG_RUN_OPT("sync-bn",
                     "over MPI: batch norm statistics of the global batch (as one process), "
                     "not of each rank's share"),
+    [GEN_TRAIN_PRECISION] = {"precision", 0, GEN_OPT_CHOICE, "fp32", GEN_PRECISION_HELP, 0, 0,
+                             "fp32|bf16", GEN_OPT_RUN_ONLY},
     [GEN_TRAIN_COUNT] = GEN_OPT_END,
 };
 
@@ -81,6 +87,7 @@ const struct gen_option gen_sample_options[GEN_SAMPLE_COUNT + 1] = {
     [GEN_SAMPLE_THREADS] = GEN_INT_OPT("threads", "0", 0, 4096, "threads (0: $GEN_THREADS or all cores)"),
     [GEN_SAMPLE_JSON] = GEN_FLAG_OPT("json", "the result as one JSON object on stdout"),
     [GEN_SAMPLE_QUIET] = {"quiet", 'q', GEN_OPT_FLAG, NULL, "no log lines on stderr", 0, 0, NULL, 0},
+    [GEN_SAMPLE_PRECISION] = GEN_CHOICE_OPT("precision", "fp32", "fp32|bf16", GEN_PRECISION_HELP),
     [GEN_SAMPLE_COUNT] = GEN_OPT_END,
 };
 
@@ -96,6 +103,7 @@ const struct gen_option gen_eval_options[GEN_EVAL_COUNT + 1] = {
                   "anomaly detection: score the test split of this data set against the model's "
                   "(AUROC, AUPR, FPR at 95 % TPR of each per-image score; families that score images)"),
     [GEN_EVAL_ROC] = GEN_STR_OPT("roc", NULL, "with --ood: draw the ROC curves into this PNG file"),
+    [GEN_EVAL_PRECISION] = GEN_CHOICE_OPT("precision", "fp32", "fp32|bf16", GEN_PRECISION_HELP),
     [GEN_EVAL_COUNT] = GEN_OPT_END,
 };
 
