@@ -761,34 +761,9 @@ void gen_conv_dw_avx512(int64_t M, const float *dy, int64_t dy_img, int64_t C, i
         }
 }
 
-/* The same, split over threads when called outside a parallel region and
- * the product is big enough: along M in whole MR panels when M is the
- * larger side, else along N in whole NR panels. */
+/* The same, split over threads in whole MR or NR panels (gen_gemm_split). */
 void gen_sgemm_avx512_mt(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
                          const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                          float *C, int64_t ldc) {
-#ifdef _OPENMP
-    const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
-    const double flops = 2.0 * (double)M * (double)N * (double)K;
-    if (nt > 1 && flops >= 4e6 && (M >= 2 * MR || N >= 2 * NR)) {
-        const int split_m = M / MR >= N / NR;
-        const int64_t unit = split_m ? MR : NR, len = split_m ? M : N;
-        const int64_t units = (len + unit - 1) / unit;
-        const int parts = units < nt ? (int)units : nt;
-#pragma omp parallel for schedule(static) num_threads(parts)
-        for (int t = 0; t < parts; t++) {
-            const int64_t lo = units * t / parts * unit, hi0 = units * (t + 1) / parts * unit;
-            const int64_t hi = hi0 < len ? hi0 : len;
-            if (hi <= lo) continue;
-            if (split_m)
-                gen_sgemm_avx512(ta, tb, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, B,
-                                 ldb, beta, C + lo * ldc, ldc);
-            else
-                gen_sgemm_avx512(ta, tb, M, hi - lo, K, alpha, A, lda, tb ? B + lo * ldb : B + lo,
-                                 ldb, beta, C + lo, ldc);
-        }
-        return;
-    }
-#endif
-    gen_sgemm_avx512(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    gen_gemm_split(gen_sgemm_avx512, MR, NR, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
