@@ -28,7 +28,10 @@
  * least 0.4 GFLOP, the "conv" rows of the U-Net's convolutions of at least
  * 40 MFLOP per call).
  *
- *   bench_gemm [threads]     (default 2 for the multi-threaded shapes) */
+ *   bench_gemm [threads]     (default 2 for the multi-threaded shapes)
+ *   bench_gemm --peak [threads]   only the peak on that many threads, in
+ *                                 GFLOP/s (median of 9 samples), for the
+ *                                 family benches' share-of-peak lines */
 #include <cblas.h>
 #include <immintrin.h>
 #include <math.h>
@@ -250,6 +253,13 @@ static struct result run_shape(const struct gen_kernels *kt, const struct shape 
 }
 
 int main(int argc, char **argv) {
+    if (argc > 1 && !strcmp(argv[1], "--peak")) {
+        const int nt = argc > 2 ? atoi(argv[2]) : 2;
+        double p[9];
+        for (int r = 0; r < 9; r++) p[r] = peak_sample(nt < 1 ? 1 : nt, 0.1);
+        printf("%.1f\n", median(p, 9));
+        return 0;
+    }
     const int threads = argc > 1 ? atoi(argv[1]) : 2;
     const struct gen_kernels *kt = gen_kernels_for("avx512");
     if (!kt || !kt->gemm) {

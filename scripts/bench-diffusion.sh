@@ -3,7 +3,11 @@
 # (scripts/reference/diffusion.py), same thread count, interleaved over ROUNDS
 # rounds on this one machine:
 #   - median training step time at batch 64 (Fashion-MNIST 28x28);
-#   - wall time of DDIM-50 sampling of 64 images (one batch).
+#   - wall time of DDIM-50 sampling of 64 images (one batch);
+#   - the share of the machine's FMA peak each side's median step reaches
+#     (scripts/reference/flops.py counts a step's arithmetic, bench_gemm
+#     --peak measures the peak on the same threads), which bounds the ratio
+#     any implementation can reach against the twin.
 # Prints each round and the median ratios gen/PyTorch (< 1: gen is faster).
 # A benchmark, never a test: run it when nothing else loads the machine.
 #
@@ -25,9 +29,9 @@ field() { # field NAME: from the last JSON object on stdin (or its "metrics")
 d = json.loads(sys.stdin.read().strip().splitlines()[-1])
 print(d[sys.argv[1]] if sys.argv[1] in d else d["metrics"][sys.argv[1]])' "$1"
 }
-median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
+source scripts/bench-lib.sh
 
-step_ratios=() sample_ratios=()
+step_ratios=() sample_ratios=() gen_ms=() twin_ms=()
 for r in $(seq "$ROUNDS"); do
     rm -rf "$tmp/run"
     # --sample-steps 1: the end-of-run grid costs one U-Net pass, not 50.
@@ -41,10 +45,12 @@ for r in $(seq "$ROUNDS"); do
     td=$(echo "$out" | field sample64_s)
     sr=$(awk -v g="$gs" -v t="$ts" 'BEGIN { printf "%.3f", g / t }')
     dr=$(awk -v g="$gd" -v t="$td" 'BEGIN { printf "%.3f", g / t }')
-    step_ratios+=("$sr")
+    step_ratios+=("$sr") gen_ms+=("$gs") twin_ms+=("$ts")
     sample_ratios+=("$dr")
     printf 'round %d: train step gen %.0f ms, pytorch %.0f ms (%s); DDIM-50 x64 gen %.2f s, pytorch %.2f s (%s)\n' \
         "$r" "$gs" "$ts" "$sr" "$gd" "$td" "$dr"
 done
 echo "diffusion, $THREADS threads: train step (batch 64) gen/pytorch = $(median "${step_ratios[@]}")," \
-     "DDIM-50 sampling of 64 images gen/pytorch = $(median "${sample_ratios[@]}") (targets <= 1.0)"
+     "DDIM-50 sampling of 64 images gen/pytorch = $(median "${sample_ratios[@]}") (target <= 0.5)"
+share_of_peak "$("$PY" scripts/reference/flops.py diffusion --batch 64 | field train_gflop)" \
+    "$(median "${gen_ms[@]}")" "$(median "${twin_ms[@]}")" "$THREADS"

@@ -32,18 +32,22 @@ twin_step() {
         --bench-steps "$steps" --threads "$threads" |
         sed 's/.*"median_step_ms": \([0-9.e+-]*\).*/\1/'
 }
-ratios=()
+source scripts/bench-lib.sh
+flops=$(/usr/bin/python3 scripts/reference/flops.py transformer --batch 32 --context 128 |
+    sed 's/.*"train_gflop": \([0-9.e+-]*\).*/\1/')
+ratios=() gen_ms=() twin_ms=()
 for r in $(seq "$rounds"); do
     g=$(gen_step)
     t=$(twin_step)
     ratio=$(awk -v g="$g" -v t="$t" 'BEGIN { printf "%.3f", t / g }')
-    ratios+=("$ratio")
+    ratios+=("$ratio") gen_ms+=("$g") twin_ms+=("$t")
     awk -v r="$r" -v g="$g" -v t="$t" -v n="$tokens_per_step" -v q="$ratio" 'BEGIN {
         printf "round %d: gen %.1f ms/step (%.0f tok/s)  pytorch %.1f ms/step (%.0f tok/s)  speed-up %s\n",
                r, g, n / g * 1e3, t, n / t * 1e3, q }'
 done
-median=$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
-echo "transformer train, batch 32 x 128 tokens, $threads threads: median gen speed-up over pytorch = $median (target >= 1.5)"
+median=$(median "${ratios[@]}")
+echo "transformer train, batch 32 x 128 tokens, $threads threads: median gen speed-up over pytorch = $median (target >= 2, a step at most 0.5x)"
+share_of_peak "$flops" "$(median "${gen_ms[@]}")" "$(median "${twin_ms[@]}")" "$threads"
 
 # CPU seconds per training step, one thread each: on a shared machine the
 # wall clock mostly measures the neighbours (and OpenMP threads waiting for
@@ -65,6 +69,7 @@ t=$(awk -v a="$(twin_cpu 4)" -v b="$(twin_cpu $((4 + steps)))" -v n="$steps" 'BE
 awk -v g="$g" -v t="$t" -v n="$tokens_per_step" 'BEGIN {
     printf "1 thread, CPU time: gen %.0f ms/step (%.0f tok/cpu-s)  pytorch %.0f ms/step (%.0f tok/cpu-s)  speed-up %.2f\n",
            g * 1e3, n / g, t * 1e3, n / t, t / g }'
+share_of_peak "$flops" "$(awk -v g="$g" 'BEGIN { print g * 1e3 }')" "$(awk -v t="$t" 'BEGIN { print t * 1e3 }')" 1
 
 # Sampling at batch 1 from the model the last gen round left (its weights
 # do not change the speed): the rate over 5 samples in one process (the
