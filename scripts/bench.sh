@@ -3,10 +3,12 @@
 # (never asserted in tests: the machines are shared and noisy, so compare
 # the ratios printed here, and their medians).
 #
-#   scripts/bench.sh [ops|vae|gan|transformer|diffusion|all]
+#   scripts/bench.sh [ops|vae|gan|transformer|diffusion|scale|all]
 #
 # Each part lives in scripts/bench-PART.sh. PyTorch comes from Debian's
 # python3-torch and runs under /usr/bin/python3 with the same thread count.
+# `scale` (the ratios at larger images and contexts: 15 minutes on a
+# loaded 2-core machine) is not part of `all`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GEN_BENCH_THREADS=${GEN_BENCH_THREADS:-2}
@@ -21,7 +23,7 @@ fi
 for p in "${parts[@]}"; do
     f=scripts/bench-$p.sh
     if [ ! -f "$f" ]; then
-        echo "bench: unknown part '$p' (ops, vae, gan, transformer, diffusion, all)" >&2
+        echo "bench: unknown part '$p' (ops, vae, gan, transformer, diffusion, scale, all)" >&2
         exit 2
     fi
     echo "== bench $p"

@@ -11,6 +11,10 @@ diffusion_unet.safetensors - a small U-Net (base 8, mults 1,2,2, attention,
   upstream gradient `dout`, and `grad.NAME` = d sum(out * dout) / d NAME
   for every parameter plus `grad.x`. Forward and backward run in float64
   on the float32 values.
+diffusion_unet_l4.safetensors - the same for a U-Net of four levels (base 8,
+  mults 1,1,1,2, attention at 1/8 size, 3x16x16 images, batch 2): the
+  level gen and the twin add with a fourth multiplier (enc3, down3, up3,
+  dec3).
 diffusion_unet_cond.safetensors - the same for the class-conditional U-Net
   (metadata classes = K = 3: `class_emb.weight` (K + 1, 32) added to the
   time embedding) on a batch of 4 with classes `y` (4, as floats) that
@@ -45,16 +49,16 @@ def f32(t):
     return t.to(torch.float32).to(F64)
 
 
-def unet_fixture(out_dir):
-    torch.manual_seed(7)
-    model = ref.UNet(C=1, base=8, mults=(1, 2, 2), attn=True)
+def unet_fixture(out_dir, name="diffusion_unet", seed=7, C=1, side=8, mults=(1, 2, 2)):
+    torch.manual_seed(seed)
+    model = ref.UNet(C=C, base=8, mults=mults, attn=True)
     with torch.no_grad():
-        for name, p in model.named_parameters():
-            if ".norm" in name or name.startswith("norm_out"):
-                p.copy_((1.0 if name.endswith("weight") else 0.0) + 0.2 * torch.randn_like(p))
+        for name_p, p in model.named_parameters():
+            if ".norm" in name_p or name_p.startswith("norm_out"):
+                p.copy_((1.0 if name_p.endswith("weight") else 0.0) + 0.2 * torch.randn_like(p))
             p.copy_(f32(p))
     model = model.double()
-    x = f32(torch.randn(2, 1, 8, 8)).requires_grad_(True)
+    x = f32(torch.randn(2, C, side, side)).requires_grad_(True)
     t = torch.tensor([3, 917])
     out = model(x, t)
     dout = f32(torch.randn_like(out))
@@ -62,9 +66,9 @@ def unet_fixture(out_dir):
     tensors = [(n, p) for n, p in model.named_parameters()]
     tensors += [("x", x), ("t", t.to(F64)), ("out", out), ("dout", dout), ("grad.x", x.grad)]
     tensors += [("grad." + n, p.grad) for n, p in model.named_parameters()]
-    meta = {"fixture_version": "1", "base": 8, "mults": "1,2,2", "attn": 1,
-            "channels": 1, "height": 8, "width": 8}
-    path = os.path.join(out_dir, "diffusion_unet.safetensors")
+    meta = {"fixture_version": "1", "base": 8, "mults": ",".join(map(str, mults)), "attn": 1,
+            "channels": C, "height": side, "width": side}
+    path = os.path.join(out_dir, name + ".safetensors")
     write_safetensors(path, tensors, meta)
     return path
 
@@ -123,7 +127,8 @@ def sampler_fixture(out_dir):
 def main():
     out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(HERE, "..", "tests", "fixtures")
     os.makedirs(out_dir, exist_ok=True)
-    for p in (unet_fixture(out_dir), unet_cond_fixture(out_dir), sampler_fixture(out_dir)):
+    l4 = unet_fixture(out_dir, "diffusion_unet_l4", seed=17, C=3, side=16, mults=(1, 1, 1, 2))
+    for p in (unet_fixture(out_dir), l4, unet_cond_fixture(out_dir), sampler_fixture(out_dir)):
         print(f"{p}: {os.path.getsize(p)} bytes")
 
 

@@ -1,10 +1,10 @@
 /* test_diffusion.c - the diffusion family: the noise schedule against its
  * closed forms, one step of each sampler and the U-Net's forward and
- * backward, unconditional and conditioned on classes, against PyTorch
- * (tests/fixtures/diffusion_*.safetensors, written by
+ * backward, unconditional, of four levels and conditioned on classes,
+ * against PyTorch (tests/fixtures/diffusion_*.safetensors, written by
  * scripts/make-fixtures-diffusion.py from the twin's own code), and
  * through the command line: training lowers the loss, --resume continues
- * bit for bit, sampling is reproducible, inpainting keeps the known pixels
+ * bit for bit (three and four levels), sampling is reproducible, inpainting keeps the known pixels
  * (test images, or an image file with a mask file), bad input gets a clear
  * error. */
 #include <math.h>
@@ -186,9 +186,9 @@ static int unet_pass(struct gen_st_file *f, const char *isa) {
                             .H = (int64_t)meta_num(f, "height"),
                             .W = (int64_t)meta_num(f, "width"),
                             .base = (int64_t)meta_num(f, "base"),
-                            .mult = {1, 2, 2},
                             .attn = (int)meta_num(f, "attn"),
                             .classes = classes ? strtoll(classes, NULL, 10) : 0};
+    assert_int_equal(unet_parse_mults(gen_st_meta(f, "mults"), &c), GEN_OK);
     assert_int_equal(unet_check(&c), GEN_OK);
     struct gen_params ps;
     gen_params_init(&ps);
@@ -265,6 +265,13 @@ static void unet_matches(const char *name) {
 static void test_unet_matches_pytorch(void **state) {
     (void)state;
     unet_matches("diffusion_unet");
+}
+
+/* Four levels (mults 1,1,1,2 on 3x16x16): enc3, down3, up3 and dec3
+ * around a middle at 2x2. */
+static void test_unet_4_levels_matches_pytorch(void **state) {
+    (void)state;
+    unet_matches("diffusion_unet_l4");
 }
 
 /* The conditional U-Net (K = 3, a batch with the null class and without
@@ -369,7 +376,9 @@ static int gen_run_args(const char *const *args) {
 /* Every other command: quiet, one thread. */
 #define QUIET1 "--quiet", "--threads", "1"
 
-static int train_tiny(const struct env *e, const char *out, const char *steps, int resume) {
+/* The tiny model with U-Net multipliers `mults` (four of them: four levels). */
+static int train_tiny_mults(const struct env *e, const char *out, const char *steps, int resume,
+                            const char *mults) {
     const char *args[] = {"train",
                           "diffusion",
                           "--data",
@@ -386,10 +395,16 @@ static int train_tiny(const struct env *e, const char *out, const char *steps, i
                           "0",
                           "--sample-steps",
                           "5",
+                          "--mults",
+                          mults,
                           TINY,
                           resume ? "--resume" : NULL,
                           NULL};
     return gen_run_args(args);
+}
+
+static int train_tiny(const struct env *e, const char *out, const char *steps, int resume) {
+    return train_tiny_mults(e, out, steps, resume, "1,2,2");
 }
 
 /* Trains the tiny model for `steps` into TMP/name: the run directory into
@@ -448,17 +463,46 @@ static void test_training_lowers_loss(void **state) {
     gen_st_close(f);
 }
 
-static void test_resume_is_exact(void **state) {
-    struct env *e = *state;
+/* Eight steps in one run and in two halves give the same checkpoint. */
+static void resume_is_exact(const struct env *e, const char *mults) {
     char a[1024], b[1024], pa[4096], pb[4096];
-    snprintf(a, sizeof a, "%s/full", e->dir);
-    snprintf(b, sizeof b, "%s/halves", e->dir);
-    assert_int_equal(train_tiny(e, a, "8", 0), 0);
-    assert_int_equal(train_tiny(e, b, "4", 0), 0);
-    assert_int_equal(train_tiny(e, b, "8", 1), 0);
+    snprintf(a, sizeof a, "%s/full-%s", e->dir, mults);
+    snprintf(b, sizeof b, "%s/halves-%s", e->dir, mults);
+    assert_int_equal(train_tiny_mults(e, a, "8", 0, mults), 0);
+    assert_int_equal(train_tiny_mults(e, b, "4", 0, mults), 0);
+    assert_int_equal(train_tiny_mults(e, b, "8", 1, mults), 0);
     snprintf(pa, sizeof pa, "%s/checkpoint.safetensors", a);
     snprintf(pb, sizeof pb, "%s/checkpoint.safetensors", b);
     tu_assert_same_file(pa, pb); /* weights, EMA, Adam moments, rngs, step */
+}
+
+static void test_resume_is_exact(void **state) {
+    resume_is_exact(*state, "1,2,2");
+}
+
+/* A U-Net of four levels (the 8x8 images reach 1x1 in the middle): its
+ * checkpoint holds the fourth level's weights, resumes bit for bit, and
+ * sampling rebuilds the model from it. */
+static void test_four_levels(void **state) {
+    struct env *e = *state;
+    resume_is_exact(e, "1,1,2,2");
+    char ckpt[4096], out[1024];
+    snprintf(ckpt, sizeof ckpt, "%s/full-1,1,2,2/checkpoint.safetensors", e->dir);
+    struct gen_st_file *f = NULL;
+    assert_int_equal(gen_st_open(ckpt, 0, &f), GEN_OK);
+    const struct gen_st_tensor *w = gen_st_find(f, "dec3.conv1.weight");
+    assert_non_null(w); /* (b m3, b m4 + b m3, 3, 3) */
+    assert_int_equal(w->shape[0], 16);
+    assert_int_equal(w->shape[1], 32);
+    assert_non_null(gen_st_find(f, "ema.down3.weight"));
+    assert_non_null(gen_st_find(f, "optim.m.enc3.conv2.weight"));
+    gen_st_close(f);
+    snprintf(out, sizeof out, "%s/four.png", e->dir);
+    const char *args[] = {"sample",  "diffusion", "--ckpt", ckpt, "-n",   "2",
+                          "--steps", "3",         "-o",     out,  QUIET1, NULL};
+    assert_int_equal(gen_run_args(args), 0);
+    struct stat st;
+    assert_int_equal(stat(out, &st), 0);
 }
 
 /* Pixels of a grey PNG (caller frees with stbi_image_free). */
@@ -629,6 +673,13 @@ static void test_bad_input(void **state) {
     const char *a7[] = {"train", "diffusion", "--data", e->data, "--out",
                         fresh,   "--mults",   "1,2",    TINY,    NULL};
     expect_error(a7, 2, "--mults");
+    const char *a14[] = {"train", "diffusion", "--data",    e->data, "--out",
+                         fresh,   "--mults",   "1,2,2,2,2", TINY,    NULL};
+    expect_error(a14, 2, "--mults");
+    /* Four levels need sides divisible by 8. */
+    const char *a15[] = {"train",   "diffusion", "--data",       e->data, "--out", fresh,
+                         "--mults", "1,2,2,2",   "--image-size", "12",    TINY,    NULL};
+    expect_error(a15, 1, "divisible by 8");
     const char *a8[] = {"train", "diffusion", "--data", e->data, "--out",
                         fresh,   TINY,        "--base", "12",    NULL};
     expect_error(a8, 2, "--base");
@@ -648,12 +699,19 @@ static void test_bad_input(void **state) {
 int main(void) {
     gen_threads_init(1);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_schedule_closed_form), cmocka_unit_test(test_ddim_timesteps_and_ema),
-        cmocka_unit_test(test_sampler_steps),        cmocka_unit_test(test_time_embedding),
-        cmocka_unit_test(test_unet_matches_pytorch), cmocka_unit_test(test_unet_cond_matches_pytorch),
+        cmocka_unit_test(test_schedule_closed_form),
+        cmocka_unit_test(test_ddim_timesteps_and_ema),
+        cmocka_unit_test(test_sampler_steps),
+        cmocka_unit_test(test_time_embedding),
+        cmocka_unit_test(test_unet_matches_pytorch),
+        cmocka_unit_test(test_unet_4_levels_matches_pytorch),
+        cmocka_unit_test(test_unet_cond_matches_pytorch),
         cmocka_unit_test(test_training_lowers_loss),
-        cmocka_unit_test(test_resume_is_exact),      cmocka_unit_test(test_sampling),
-        cmocka_unit_test(test_inpainting),           cmocka_unit_test(test_inpaint_files),
+        cmocka_unit_test(test_resume_is_exact),
+        cmocka_unit_test(test_four_levels),
+        cmocka_unit_test(test_sampling),
+        cmocka_unit_test(test_inpainting),
+        cmocka_unit_test(test_inpaint_files),
         cmocka_unit_test(test_bad_input),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

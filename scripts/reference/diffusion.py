@@ -17,7 +17,9 @@ pass of the doubled batch [conditional copies; null copies].
       --samples`), OUT/model.safetensors and one JSON line per 50 steps
   /usr/bin/python3 scripts/reference/diffusion.py --bench-steps 20
       median training step time at batch 64 and the time of DDIM-50
-      sampling of 64 images, 2 threads
+      sampling of 64 images (--sample-steps 0: none), 2 threads, on random
+      1x28x28 images, or --channels C --image-size S ones (with --base and
+      --mults, e.g. --channels 3 --image-size 64 --mults 1,2,2,2)
   /usr/bin/python3 scripts/reference/diffusion.py --conditional --steps 2000 \
           --per-class 200 --guidance 2 --out runs/diffusion-cond-torch
       trains the conditional model, then writes OUT/samples/CLASS/NNNNN.png
@@ -27,7 +29,7 @@ pass of the doubled batch [conditional copies; null copies].
       class) and OUT/model.safetensors
   ... --load OUT/model.safetensors
       skips training and samples from weights this script saved (the
-      model's options must match: --conditional, --base, --no-attn)
+      model's options must match: --conditional, --base, --mults, --no-attn)
 
 The U-Net and the samplers are importable (scripts/make-fixtures-diffusion.py
 uses them for the test fixtures)."""
@@ -94,30 +96,35 @@ class Attention(nn.Module):
 
 
 class UNet(nn.Module):
-    """classes = K > 0: conditioned on K classes through `class_emb`, whose
+    """mults: three channel multipliers (full, 1/2, 1/4 size levels), or four
+    for one more level at 1/8 (enc3, down3, up3, dec3; sides divisible by 8).
+    classes = K > 0: conditioned on K classes through `class_emb`, whose
     row K is the null class; forward then takes y (N) in 0 .. K."""
 
     def __init__(self, C=1, base=32, mults=(1, 2, 2), attn=True, classes=0):
         super().__init__()
+        assert len(mults) in (3, 4), "mults: three or four levels"
         b = base
-        c1, c2, c3 = b * mults[0], b * mults[1], b * mults[2]
+        ch = [b * m for m in mults]
+        L = len(ch)
         E = 4 * b
+        self.levels = L
         self.sin_dim = b
         self.time_mlp = nn.Sequential(nn.Linear(b, E), nn.SiLU(), nn.Linear(E, E))
         self.conv_in = nn.Conv2d(C, b, 3, padding=1)
-        self.enc1 = ResBlock(b, c1, E)
-        self.down1 = nn.Conv2d(c1, c1, 3, stride=2, padding=1)
-        self.enc2 = ResBlock(c1, c2, E)
-        self.down2 = nn.Conv2d(c2, c2, 3, stride=2, padding=1)
-        self.mid1 = ResBlock(c2, c3, E)
-        self.attn = Attention(c3) if attn else None
-        self.mid2 = ResBlock(c3, c3, E)
-        self.up2 = nn.Conv2d(c3, c3, 3, padding=1)
-        self.dec2 = ResBlock(c3 + c2, c2, E)
-        self.up1 = nn.Conv2d(c2, c2, 3, padding=1)
-        self.dec1 = ResBlock(c2 + c1, c1, E)
-        self.norm_out = nn.GroupNorm(GROUPS, c1, eps=GN_EPS)
-        self.conv_out = nn.Conv2d(c1, C, 3, padding=1)
+        # Registered in unet.c's order (enc1, down1, enc2, down2, ..., up2,
+        # dec2, up1, dec1): state_dict and named_parameters follow it.
+        for i in range(L - 1):
+            setattr(self, f"enc{i + 1}", ResBlock(ch[i - 1] if i else b, ch[i], E))
+            setattr(self, f"down{i + 1}", nn.Conv2d(ch[i], ch[i], 3, stride=2, padding=1))
+        self.mid1 = ResBlock(ch[L - 2], ch[L - 1], E)
+        self.attn = Attention(ch[L - 1]) if attn else None
+        self.mid2 = ResBlock(ch[L - 1], ch[L - 1], E)
+        for i in range(L - 2, -1, -1):
+            setattr(self, f"up{i + 1}", nn.Conv2d(ch[i + 1], ch[i + 1], 3, padding=1))
+            setattr(self, f"dec{i + 1}", ResBlock(ch[i + 1] + ch[i], ch[i], E))
+        self.norm_out = nn.GroupNorm(GROUPS, ch[0], eps=GN_EPS)
+        self.conv_out = nn.Conv2d(ch[0], C, 3, padding=1)
         # Last, as in unet.c: its N(0, 1) initialisation comes after the others'.
         self.classes = classes
         self.class_emb = nn.Embedding(classes + 1, E) if classes > 0 else None
@@ -129,16 +136,17 @@ class UNet(nn.Module):
         if y is not None:
             e = e + self.class_emb(y)
         e = F.silu(e)
-        s1 = self.enc1(self.conv_in(x), e)
-        s2 = self.enc2(self.down1(s1), e)
-        h = self.mid1(self.down2(s2), e)
+        h, skips = self.conv_in(x), []
+        for i in range(1, self.levels):
+            skips.append(getattr(self, f"enc{i}")(h, e))
+            h = getattr(self, f"down{i}")(skips[-1])
+        h = self.mid1(h, e)
         if self.attn is not None:
             h = self.attn(h)
         h = self.mid2(h, e)
-        h = self.up2(F.interpolate(h, scale_factor=2, mode="nearest"))
-        h = self.dec2(torch.cat([h, s2], 1), e)
-        h = self.up1(F.interpolate(h, scale_factor=2, mode="nearest"))
-        h = self.dec1(torch.cat([h, s1], 1), e)
+        for i in range(self.levels - 1, 0, -1):
+            h = getattr(self, f"up{i}")(F.interpolate(h, scale_factor=2, mode="nearest"))
+            h = getattr(self, f"dec{i}")(torch.cat([h, skips.pop()], 1), e)
         return self.conv_out(F.silu(self.norm_out(h)))
 
 
@@ -353,9 +361,13 @@ def main():
     ap.add_argument("--clip", type=float, default=1.0)
     ap.add_argument("--ema-decay", type=float, default=0.999)
     ap.add_argument("--base", type=int, default=32)
+    ap.add_argument("--mults", default="1,2,2",
+                    help="channel multipliers of the full, 1/2 and 1/4 size levels; a fourth adds "
+                         "a 1/8 size level (image sides divisible by 8)")
     ap.add_argument("--no-attn", action="store_true")
     ap.add_argument("--timesteps", type=int, default=1000)
-    ap.add_argument("--sample-steps", type=int, default=50, help="DDIM steps")
+    ap.add_argument("--sample-steps", type=int, default=50,
+                    help="DDIM steps (--bench-steps: 0 times no sampling)")
     ap.add_argument("--n-samples", type=int, default=2000,
                     help="PNGs written to OUT/samples/ (gen eval diffusion's default -n); "
                          "unconditional model")
@@ -375,8 +387,21 @@ def main():
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bench-steps", type=int, default=0,
-                    help="time this many training steps and one DDIM-50 batch of 64, then exit")
+                    help="time this many training steps and one DDIM batch of 64, then exit")
+    ap.add_argument("--channels", type=int, default=1,
+                    help="--bench-steps: channels of the random images (training reads 1)")
+    ap.add_argument("--image-size", type=int, default=28,
+                    help="--bench-steps: side of the random images (training reads 28)")
     a = ap.parse_args()
+    mults = tuple(int(m) for m in a.mults.split(","))
+    if len(mults) not in (3, 4):
+        ap.error("--mults: expected three or four channel multipliers like 1,2,2 or 1,2,2,2")
+    shape = (a.channels, a.image_size, a.image_size)
+    if not a.bench_steps and shape != (1, 28, 28):
+        ap.error("--channels, --image-size: for --bench-steps only (training reads 1x28x28 IDX)")
+    if a.image_size % (1 << (len(mults) - 1)):
+        ap.error(f"--image-size: a U-Net of {len(mults)} levels needs a side divisible by "
+                 f"{1 << (len(mults) - 1)}")
     if not a.conditional and a.guidance is not None:
         ap.error("--guidance: this model is unconditional (add --conditional)")
     guidance = 2.0 if a.guidance is None else a.guidance
@@ -392,25 +417,26 @@ def main():
             names = class_names(a.data, K)
             K = len(names)
     s = Schedule(a.timesteps)
-    model = UNet(1, a.base, (1, 2, 2), not a.no_attn, classes=K)
+    model = UNet(a.channels, a.base, mults, not a.no_attn, classes=K)
     tr = Trainer(model, s, a.lr, a.warmup, a.clip, a.ema_decay, a.cond_drop)
 
     if a.bench_steps:
-        x = torch.rand(a.batch, 1, 28, 28) * 2 - 1
+        x = torch.rand(a.batch, *shape) * 2 - 1
         y = torch.randint(0, K, (a.batch,)) if K else None
         times = []
         for _ in range(a.bench_steps + 3):
             with Timer() as t:
                 tr.step(x, y)
             times.append(t.dt)
-        model.eval()
-        with Timer() as ts:
-            sample_ddim(model, s, 64, a.sample_steps, labels=torch.arange(64) % K if K else None,
-                        guidance=guidance)
-        print(json.dumps({"twin": "diffusion", "batch": a.batch, "threads": a.threads,
-                          "median_step_ms": 1e3 * median(times[3:]),
-                          "ddim_steps": a.sample_steps, "sample64_s": ts.dt,
-                          **({"conditional": K, "guidance": guidance} if K else {})}))
+        out = {"twin": "diffusion", "batch": a.batch, "threads": a.threads,
+               "shape": list(shape), "mults": a.mults, "median_step_ms": 1e3 * median(times[3:])}
+        if a.sample_steps:
+            model.eval()
+            with Timer() as ts:
+                sample_ddim(model, s, 64, a.sample_steps, shape=shape,
+                            labels=torch.arange(64) % K if K else None, guidance=guidance)
+            out.update({"ddim_steps": a.sample_steps, "sample64_s": ts.dt})
+        print(json.dumps({**out, **({"conditional": K, "guidance": guidance} if K else {})}))
         return
 
     os.makedirs(a.out, exist_ok=True)

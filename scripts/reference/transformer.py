@@ -12,6 +12,11 @@ scored once (gen's val_nats).
 
   /usr/bin/python3 scripts/reference/transformer.py --steps 5000
   /usr/bin/python3 scripts/reference/transformer.py --bench-steps 20   # step time
+  /usr/bin/python3 scripts/reference/transformer.py --bench-steps 10 \
+          --context 512 --width 384 --batch 8       # a larger model (bench-scale.sh)
+
+--layers, --heads, --width, --context and --batch are gen train
+transformer's options of the same names.
 
 Prints one JSON object per evaluation: step, validation loss (nats/token),
 bits per byte, mean training loss since the last one, elapsed seconds."""

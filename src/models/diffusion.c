@@ -43,22 +43,6 @@ static const struct gen_option diffusion_eval_options[DIF_E_COUNT + 1];
 
 /* ---- build ---- */
 
-/* "1,2,2" -> three multipliers. */
-static enum gen_status parse_mults(const char *s, int64_t *mult) {
-    const char *p = s ? s : "";
-    for (int i = 0; i < 3; i++) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p || v < 1 || v > 64 || (i < 2 ? *end != ',' : *end != 0))
-            return gen_error(GEN_ERR_USAGE,
-                             "--mults: expected three channel multipliers like 1,2,2, got '%s'",
-                             s ? s : "");
-        mult[i] = v;
-        p = end + 1;
-    }
-    return GEN_OK;
-}
-
 /* The U-Net for images of `shape` (with an EMA block when --ema > 0) and
  * the schedule; weights initialised from `seed`. */
 static enum gen_status diffusion_create(void *model, const struct gen_config *cfg,
@@ -76,7 +60,7 @@ static enum gen_status diffusion_create(void *model, const struct gen_config *cf
     if (st != GEN_OK) return st;
     m->cond_drop = gen_opt_float(cfg, &diffusion_train_options[DIF_T_COND_DROP]);
     const int with_ema = gen_opt_float(cfg, &diffusion_train_options[DIF_T_EMA]) > 0;
-    st = parse_mults(gen_opt_str(cfg, &diffusion_train_options[DIF_T_MULTS]), c->mult);
+    st = unet_parse_mults(gen_opt_str(cfg, &diffusion_train_options[DIF_T_MULTS]), c);
     if (st == GEN_OK) st = unet_check(c);
     if (st == GEN_OK)
         st = ddpm_schedule_init(&m->sched, gen_opt_int(cfg, &diffusion_train_options[DIF_T_TIMESTEPS]),
@@ -386,7 +370,9 @@ static const struct gen_option diffusion_train_options[DIF_T_COUNT + 1] = {
                   "EMA of the weights with this decay (warm-up (1+t)/(10+t) below it; 0: off); "
                   "sampling uses it"),
     [DIF_T_BASE] = GEN_INT_OPT("base", "32", 8, 1024, "U-Net base channels (a multiple of 8)"),
-    [DIF_T_MULTS] = GEN_STR_OPT("mults", "1,2,2", "channel multipliers of the full, 1/2 and 1/4 size levels"),
+    [DIF_T_MULTS] = GEN_STR_OPT("mults", "1,2,2",
+                    "channel multipliers of the full, 1/2 and 1/4 size levels; a fourth adds a 1/8 "
+                    "size level (image sides divisible by 8)"),
     [DIF_T_TIMESTEPS] = GEN_INT_OPT("timesteps", "1000", 1, 100000, "diffusion steps T"),
     [DIF_T_BETA_START] = GEN_FLOAT_OPT("beta-start", "1e-4", 0, 1, "first beta of the linear schedule"),
     [DIF_T_BETA_END] = GEN_FLOAT_OPT("beta-end", "0.02", 0, 1, "last beta of the linear schedule"),

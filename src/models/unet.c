@@ -3,22 +3,47 @@
  * channel concatenation. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "models/unet.h"
 
+enum gen_status unet_parse_mults(const char *s, struct unet_config *c) {
+    const char *p = s ? s : "";
+    int n = 0;
+    for (;;) {
+        char *end;
+        const long v = strtol(p, &end, 10);
+        if (end == p || n == UNET_MAX_LEVELS || (*end != ',' && *end != 0)) break;
+        c->mult[n++] = v;
+        if (*end == 0) {
+            if (n < 3) break;
+            c->levels = n;
+            return GEN_OK;
+        }
+        p = end + 1;
+    }
+    return gen_error(GEN_ERR_USAGE,
+                     "--mults: expected three or four channel multipliers like 1,2,2 or 1,2,2,2, "
+                     "got '%s'",
+                     s ? s : "");
+}
+
 enum gen_status unet_check(const struct unet_config *c) {
+    GEN_ASSERT(c->levels == 3 || c->levels == UNET_MAX_LEVELS);
+    /* the sides halve at every level but the first */
+    const int64_t side = (int64_t)1 << (c->levels - 1);
     if (c->C < 1 || c->C > 4)
         return gen_error(GEN_ERR_FORMAT, "diffusion: images with %lld channels (1 to 4 work)",
                          (long long)c->C);
-    if (c->H < 4 || c->W < 4 || c->H % 4 || c->W % 4)
+    if (c->H < side || c->W < side || c->H % side || c->W % side)
         return gen_error(GEN_ERR_FORMAT,
-                         "diffusion: the U-Net needs image sides divisible by 4, got %lldx%lld "
-                         "(--image-size N crops and resizes them)",
-                         (long long)c->H, (long long)c->W);
+                         "diffusion: a U-Net of %d levels needs image sides divisible by %lld, "
+                         "got %lldx%lld (--image-size N crops and resizes them)",
+                         c->levels, (long long)side, (long long)c->H, (long long)c->W);
     if (c->base < 8 || c->base % UNET_GROUPS)
         return gen_error(GEN_ERR_USAGE, "--base: must be a multiple of %d, got %lld", UNET_GROUPS,
                          (long long)c->base);
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < c->levels; i++)
         if (c->mult[i] < 1 || c->mult[i] > 64)
             return gen_error(GEN_ERR_USAGE, "--mults: each multiplier must be in 1..64, got %lld",
                              (long long)c->mult[i]);
@@ -56,34 +81,52 @@ static void resblock_declare(struct gen_params *ps, struct unet_resblock *rb, co
     }
 }
 
+/* "enc" and level i -> "enc{i+1}" */
+static const char *level_name(char *buf, size_t n, const char *what, int i) {
+    snprintf(buf, n, "%s%d", what, i + 1);
+    return buf;
+}
+
+/* In the order of the 3-level model's names (enc1, down1, enc2, down2,
+ * mid1, attn, mid2, up2, dec2, up1, dec1): the order its checkpoints, the
+ * twin and the initialisation's random stream follow. */
 void unet_declare(struct unet *u, struct gen_params *ps, const struct unet_config *c) {
-    const int64_t b = c->base, c1 = b * c->mult[0], c2 = b * c->mult[1], c3 = b * c->mult[2];
+    const int L = c->levels;
+    const int64_t b = c->base;
+    int64_t ch[UNET_MAX_LEVELS] = {0}; /* channels of each level */
+    for (int i = 0; i < L; i++) ch[i] = b * c->mult[i];
     u->cfg = *c;
     u->sin_dim = b;
     u->temb_dim = 4 * b;
     const int64_t E = u->temb_dim;
+    char name[32];
     gen_linear_layer_add(ps, &u->time0, "time_mlp.0", u->sin_dim, E, 1, 0);
     gen_linear_layer_add(ps, &u->time2, "time_mlp.2", E, E, 1, 0);
     gen_conv_layer_add(ps, &u->conv_in, "conv_in", c->C, b, 3, 1, 1, 1, 0, 0);
-    resblock_declare(ps, &u->enc1, "enc1", b, c1, E);
-    gen_conv_layer_add(ps, &u->down1, "down1", c1, c1, 3, 2, 1, 1, 0, 0);
-    resblock_declare(ps, &u->enc2, "enc2", c1, c2, E);
-    gen_conv_layer_add(ps, &u->down2, "down2", c2, c2, 3, 2, 1, 1, 0, 0);
-    resblock_declare(ps, &u->mid1, "mid1", c2, c3, E);
-    if (c->attn) {
-        u->attn.norm_w = norm_add(ps, "attn", "norm.weight", c3);
-        u->attn.norm_b = norm_add(ps, "attn", "norm.bias", c3);
-        gen_conv_layer_add(ps, &u->attn.qkv, "attn.qkv", c3, 3 * c3, 1, 1, 0, 1, 0, 0);
-        gen_conv_layer_add(ps, &u->attn.proj, "attn.proj", c3, c3, 1, 1, 0, 1, 0, 0);
+    for (int i = 0; i < L - 1; i++) {
+        resblock_declare(ps, &u->enc[i], level_name(name, sizeof name, "enc", i), i ? ch[i - 1] : b,
+                         ch[i], E);
+        gen_conv_layer_add(ps, &u->down[i], level_name(name, sizeof name, "down", i), ch[i], ch[i],
+                           3, 2, 1, 1, 0, 0);
     }
-    resblock_declare(ps, &u->mid2, "mid2", c3, c3, E);
-    gen_conv_layer_add(ps, &u->up2, "up2", c3, c3, 3, 1, 1, 1, 0, 0);
-    resblock_declare(ps, &u->dec2, "dec2", c3 + c2, c2, E);
-    gen_conv_layer_add(ps, &u->up1, "up1", c2, c2, 3, 1, 1, 1, 0, 0);
-    resblock_declare(ps, &u->dec1, "dec1", c2 + c1, c1, E);
-    u->norm_out_w = norm_add(ps, "norm_out", "weight", c1);
-    u->norm_out_b = norm_add(ps, "norm_out", "bias", c1);
-    gen_conv_layer_add(ps, &u->conv_out, "conv_out", c1, c->C, 3, 1, 1, 1, 0, 0);
+    const int64_t cm = ch[L - 1]; /* the middle's channels */
+    resblock_declare(ps, &u->mid1, "mid1", ch[L - 2], cm, E);
+    if (c->attn) {
+        u->attn.norm_w = norm_add(ps, "attn", "norm.weight", cm);
+        u->attn.norm_b = norm_add(ps, "attn", "norm.bias", cm);
+        gen_conv_layer_add(ps, &u->attn.qkv, "attn.qkv", cm, 3 * cm, 1, 1, 0, 1, 0, 0);
+        gen_conv_layer_add(ps, &u->attn.proj, "attn.proj", cm, cm, 1, 1, 0, 1, 0, 0);
+    }
+    resblock_declare(ps, &u->mid2, "mid2", cm, cm, E);
+    for (int i = L - 2; i >= 0; i--) {
+        gen_conv_layer_add(ps, &u->up[i], level_name(name, sizeof name, "up", i), ch[i + 1],
+                           ch[i + 1], 3, 1, 1, 1, 0, 0);
+        resblock_declare(ps, &u->dec[i], level_name(name, sizeof name, "dec", i), ch[i + 1] + ch[i],
+                         ch[i], E);
+    }
+    u->norm_out_w = norm_add(ps, "norm_out", "weight", ch[0]);
+    u->norm_out_b = norm_add(ps, "norm_out", "bias", ch[0]);
+    gen_conv_layer_add(ps, &u->conv_out, "conv_out", ch[0], c->C, 3, 1, 1, 1, 0, 0);
     u->class_emb = c->classes > 0 ? gen_params_add(ps, "class_emb.weight", GEN_PARAM_NODECAY, 0, 2,
                                                    (int64_t[]){c->classes + 1, E})
                                   : -1;
@@ -104,14 +147,16 @@ static void resblock_init(const struct unet_resblock *rb, struct gen_params *ps,
     if (rb->skip.w >= 0) gen_conv_layer_init(ps, &rb->skip, r);
 }
 
+/* In unet_declare's order. */
 void unet_init(const struct unet *u, struct gen_params *ps, struct gen_rng *r) {
+    const int L = u->cfg.levels;
     gen_linear_layer_init(ps, &u->time0, r);
     gen_linear_layer_init(ps, &u->time2, r);
     gen_conv_layer_init(ps, &u->conv_in, r);
-    resblock_init(&u->enc1, ps, r);
-    gen_conv_layer_init(ps, &u->down1, r);
-    resblock_init(&u->enc2, ps, r);
-    gen_conv_layer_init(ps, &u->down2, r);
+    for (int i = 0; i < L - 1; i++) {
+        resblock_init(&u->enc[i], ps, r);
+        gen_conv_layer_init(ps, &u->down[i], r);
+    }
     resblock_init(&u->mid1, ps, r);
     if (u->cfg.attn) {
         norm_init(ps, u->attn.norm_w, u->attn.norm_b);
@@ -119,10 +164,10 @@ void unet_init(const struct unet *u, struct gen_params *ps, struct gen_rng *r) {
         gen_conv_layer_init(ps, &u->attn.proj, r);
     }
     resblock_init(&u->mid2, ps, r);
-    gen_conv_layer_init(ps, &u->up2, r);
-    resblock_init(&u->dec2, ps, r);
-    gen_conv_layer_init(ps, &u->up1, r);
-    resblock_init(&u->dec1, ps, r);
+    for (int i = L - 2; i >= 0; i--) {
+        gen_conv_layer_init(ps, &u->up[i], r);
+        resblock_init(&u->dec[i], ps, r);
+    }
     norm_init(ps, u->norm_out_w, u->norm_out_b);
     gen_conv_layer_init(ps, &u->conv_out, r);
     if (u->class_emb >= 0) gen_init_normal(gen_params_tensor(ps, u->class_emb), 0.0f, 1.0f, r);
@@ -193,16 +238,20 @@ struct gen_tensor *unet_forward(struct gen_ctx *g, const struct unet *u, struct 
                                               (int64_t[]){N, u->temb_dim}));
     struct gen_tensor *e = gen_silu(g, temb); /* (N, 4b), shared by every block */
 
+    const int L = u->cfg.levels;
+    struct gen_tensor *skip[UNET_MAX_LEVELS - 1]; /* (N, ch_i, H / 2^i, W / 2^i) */
     struct gen_tensor *h = conv(g, ps, &u->conv_in, x);
-    struct gen_tensor *s1 = resblock(g, ps, &u->enc1, h, e);
-    struct gen_tensor *s2 = resblock(g, ps, &u->enc2, conv(g, ps, &u->down1, s1), e);
-    h = resblock(g, ps, &u->mid1, conv(g, ps, &u->down2, s2), e);
+    for (int i = 0; i < L - 1; i++) {
+        skip[i] = resblock(g, ps, &u->enc[i], h, e);
+        h = conv(g, ps, &u->down[i], skip[i]);
+    }
+    h = resblock(g, ps, &u->mid1, h, e);
     if (u->cfg.attn) h = attention(g, ps, &u->attn, h);
     h = resblock(g, ps, &u->mid2, h, e);
-    h = conv(g, ps, &u->up2, gen_upsample2x(g, h));
-    h = resblock(g, ps, &u->dec2, gen_concat(g, h, s2), e);
-    h = conv(g, ps, &u->up1, gen_upsample2x(g, h));
-    h = resblock(g, ps, &u->dec1, gen_concat(g, h, s1), e);
+    for (int i = L - 2; i >= 0; i--) {
+        h = conv(g, ps, &u->up[i], gen_upsample2x(g, h));
+        h = resblock(g, ps, &u->dec[i], gen_concat(g, h, skip[i]), e);
+    }
     h = gen_silu(g, gn(g, ps, u->norm_out_w, u->norm_out_b, h));
     return conv(g, ps, &u->conv_out, h);
 }
