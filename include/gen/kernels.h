@@ -172,5 +172,12 @@ void gen_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, cons
  * tb; ldc >= N), e.g. one head's columns of a packed (T, 3C) qkv. */
 void gen_gemm_ld(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                  int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* y = alpha op(A) x + beta y on the calling thread, never an OpenMP region:
+ * A (M, N) row-major with rows lda apart (lda >= N); op(A) = A: x (N), y
+ * (M); trans: A^T: x (M), y (N). beta == 0: y is not read. The AVX-512
+ * tables' own kernel (src/kernels/gemv_avx512.c: each element the same
+ * operations whatever M and N), else OpenBLAS's cblas_sgemv. */
+void gen_gemv(int trans, int64_t M, int64_t N, float alpha, const float *A, int64_t lda,
+              const float *x, float beta, float *y);
 
 #endif

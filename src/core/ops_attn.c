@@ -7,7 +7,16 @@
  * columns of y, and dq, dk, dv straight into (accumulating) its columns of
  * dqkv; tasks touch disjoint columns, so the result does not depend on the
  * thread count. The softmax probabilities P (B, NH, T, T) are kept in the
- * step arena for backward. */
+ * step arena for backward.
+ *
+ * Each task makes one softmax call over its whole (T, T) block. A kernel
+ * call opens an OpenMP region even when it runs serially (a team of one
+ * allocated and freed, a futex wake at its barrier: about 1 us), so the
+ * causal rows of t + 1 columns each are not separate calls (B NH T of
+ * them per pass, tens of ms a step): the future columns are masked
+ * instead, with -inf scores forward (e^-inf is exactly 0 in every ISA's
+ * softmax) and zero dP backward, which leaves every row's sums, and so
+ * every bit, as the row-by-row calls had them (tests/test_attn_mask.c). */
 #include <math.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -53,6 +62,12 @@ static int thread_id(void) {
 #endif
 }
 
+/* Sets the future columns j > t of every row t of the (T, T) block m to v. */
+static void mask_future(int64_t T, float *m, float v) {
+    for (int64_t t = 0; t + 1 < T; t++)
+        for (int64_t j = t + 1; j < T; j++) m[t * T + j] = v;
+}
+
 struct attn_geo {
     int64_t B, T, C, NH, hd;
 };
@@ -82,14 +97,8 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
         float *s = scratch + thread_id() * T * T, *p = P + bh * T * T; /* (T, T) */
         const float *q = qkv->data + b * T * C3 + h * hd, *k = q + C, *v = q + 2 * C;
         gen_gemm_ld(0, 1, T, T, hd, scale, q, C3, k, C3, 0.0f, s, T); /* s = q k^T / sqrt(hd) */
-        if (causal) {
-            for (int64_t t = 0; t < T; t++) {
-                kt->softmax_fwd(1, t + 1, s + t * T, p + t * T);
-                memset(p + t * T + t + 1, 0, (size_t)(T - t - 1) * sizeof(float));
-            }
-        } else {
-            kt->softmax_fwd(T, T, s, p);
-        }
+        if (causal) mask_future(T, s, -INFINITY);
+        kt->softmax_fwd(T, T, s, p);
         /* o = p v, into columns [h hd, (h+1) hd) of y's rows */
         gen_gemm_ld(0, 0, T, hd, T, 1.0f, p, T, v, C3, 0.0f, y->data + b * T * C + h * hd, C);
     }
@@ -130,11 +139,8 @@ GEN_BACKWARD(attention) {
 
         gen_gemm_ld(0, 1, T, T, hd, 1.0f, dO, C, v, C3, 0.0f, dp, T); /* dp = dO v^T */
         memset(ds, 0, (size_t)(T * T) * sizeof(float));
-        if (causal) {
-            for (int64_t t = 0; t < T; t++) kt->softmax_bwd(1, t + 1, p + t * T, dp + t * T, ds + t * T);
-        } else {
-            kt->softmax_bwd(T, T, p, dp, ds);
-        }
+        if (causal) mask_future(T, dp, 0.0f);
+        kt->softmax_bwd(T, T, p, dp, ds);
         gen_gemm_ld(0, 0, T, hd, T, scale, ds, T, k, C3, 1.0f, dq, C3); /* dq += ds k / sqrt(hd)   */
         gen_gemm_ld(1, 0, T, hd, T, scale, ds, T, q, C3, 1.0f, dk, C3); /* dk += ds^T q / sqrt(hd) */
         gen_gemm_ld(1, 0, T, hd, T, 1.0f, p, T, dO, C, 1.0f, dv, C3);   /* dv += p^T dO            */

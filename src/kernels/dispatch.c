@@ -232,3 +232,34 @@ void gen_gemm_ld(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, c
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)ldc);
 }
+
+#ifdef GEN_HAVE_AVX512
+/* The tables whose matrix-vector product is gen_sgemv_avx512: the AVX-512
+ * one and its bf16 copy (which differs in its GEMM alone). */
+static int has_avx512_gemv(const struct gen_kernels *k) {
+#ifdef GEN_HAVE_AVX512BF16
+    if (k == &bf16_table) return 1;
+#endif
+    return k == &gen_kernels_avx512;
+}
+#endif
+
+void gen_gemv(int trans, int64_t M, int64_t N, float alpha, const float *A, int64_t lda,
+              const float *x, float beta, float *y) {
+    GEN_ASSERT(M >= 0 && N >= 0 && lda >= N);
+    GEN_ASSERT(M <= INT32_MAX && N <= INT32_MAX && lda <= INT32_MAX);
+    const int64_t ny = trans ? N : M, nx = trans ? M : N;
+    if (nx == 0 || ny == 0) { /* nothing to sum; BLAS would reject lda = 0 */
+        for (int64_t i = 0; i < ny; i++) y[i] = beta == 0.0f ? 0.0f : beta * y[i];
+        return;
+    }
+#ifdef GEN_HAVE_AVX512
+    if (has_avx512_gemv(gen_kernels())) {
+        gen_sgemv_avx512(trans, M, N, alpha, A, lda, x, beta, y);
+        return;
+    }
+#endif
+    if (beta == 0.0f) memset(y, 0, (size_t)ny * sizeof *y); /* BLAS scales y: 0 NaN is NaN */
+    cblas_sgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N, alpha, A,
+                (blasint)lda, x, 1, beta, y, 1);
+}

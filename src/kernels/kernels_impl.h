@@ -92,6 +92,9 @@ void gen_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K, float alp
 void gen_sgemm_avx512_mt(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
                          const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                          float *C, int64_t ldc);
+/* gen_gemv's AVX-512 kernel (gemv_avx512.c), with its arguments. */
+void gen_sgemv_avx512(int trans, int64_t M, int64_t N, float alpha, const float *A, int64_t lda,
+                      const float *x, float beta, float *y);
 
 int64_t gen_conv_gemm_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
                                   int64_t KW, int64_t stride, int64_t pad, int64_t m);

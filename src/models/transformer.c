@@ -12,13 +12,13 @@
  * non-overlapping windows of T. AdamW decays every 2-D tensor, the
  * embeddings included (GPT-2/nanoGPT); biases and LayerNorm are not.
  *
- * Sampling runs outside the tape: a KV cache per layer, the kernel table
- * and gen_gemm, one token at a time after a batched prefill of the prompt.
+ * Sampling runs outside the tape: a KV cache per layer, the kernel table,
+ * gen_gemm for a batch of rows and gen_gemv for one, one token at a time
+ * after a batched prefill of the prompt.
  * When the context is full the window slides by re-encoding the last T/2
  * tokens at positions 0..T/2-1 (one batched prefill every T/2 tokens), so
  * positions stay within what the model was trained on, the model always
  * sees at least T/2 tokens of context and the cost per token stays flat. */
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -194,108 +194,114 @@ void gen_tf_cache_free(struct gen_tf_cache *c) {
     memset(c, 0, sizeof *c);
 }
 
-/* One row at a time is a matrix-vector product. gen_gemm has no such
- * case, and OpenBLAS's sgemm (0.3.21) packs the whole weight matrix on
- * every call when M or N is 1: 3-5x slower than sgemv at these sizes
- * (27 us against 5.5 us for 384 x 128), so batch-1 decoding calls sgemv
- * here: y (OUT) = alpha W x + beta y with W (OUT, IN), or with `trans`
- * alpha W^T x + beta y with W (IN, OUT). */
-static void matvec(int trans, int64_t out, int64_t in, float alpha, const float *w, const float *x,
-                   float beta, float *y) {
-    if (trans)
-        cblas_sgemv(CblasRowMajor, CblasTrans, (blasint)in, (blasint)out, alpha, w, (blasint)out,
-                    x, 1, beta, y, 1);
-    else
-        cblas_sgemv(CblasRowMajor, CblasNoTrans, (blasint)out, (blasint)in, alpha, w, (blasint)in,
-                    x, 1, beta, y, 1);
+/* y = a + b over n floats (y may be a), as K->add computes it. Decoding
+ * adds 128 floats at a time, and a kernel call opens an OpenMP region even
+ * when it runs serially (about 1 us: a team allocated and freed, a futex
+ * wake at its closing barrier). */
+static void add_rows(int64_t n, const float *a, const float *b, float *y) {
+    for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
 /* y (n, OUT) = x (n, IN) w^T + b, as gen_linear computes it. */
 static void linear_rows(int64_t n, int64_t in, int64_t out, const float *x, const float *w,
                         const float *b, float *y) {
     for (int64_t r = 0; r < n; r++) memcpy(y + r * out, b, (size_t)out * sizeof(float));
-    if (n == 1) matvec(0, out, in, 1.0f, w, x, 1.0f, y);
+    if (n == 1) gen_gemv(0, out, in, 1.0f, w, in, x, 1.0f, y); /* a GEMM would pack all of w */
     else gen_gemm(0, 1, n, out, in, 1.0f, x, w, 1.0f, y);
 }
 
-/* Causal attention of n new rows (positions len..len+n-1) of one layer
- * over the cached keys and values, which already hold the new rows. The
- * scores of all heads go through one softmax call: s, p (NH, n, tot). */
+/* Causal attention of the new rows first..n-1 (positions len+first ..
+ * len+n-1) of one layer over the cached keys and values, which already
+ * hold all n new rows; row i's output goes to row i - first of att. The
+ * scores of all heads go through one softmax call: s, p (NH, rows, tot). */
 static void cache_attend(struct gen_tf_cache *c, const struct gen_tf *m, int64_t layer,
-                         int64_t n) {
+                         int64_t first, int64_t n) {
     const struct gen_kernels *K = gen_kernels();
     const int64_t C = m->s.C, NH = m->s.NH, hd = C / NH, T = m->s.T;
-    const int64_t len = c->len, tot = len + n;
+    const int64_t len = c->len + first, tot = c->len + n, rows = n - first; /* len: of row 0 */
+    const float *q = c->qkv + first * 3 * C;
     const float scale = 1.0f / sqrtf((float)hd);
     for (int64_t h = 0; h < NH; h++) {
         const float *kh = c->k + (layer * NH + h) * T * hd;
-        float *s = c->s + h * n * tot;
-        if (n == 1) { /* s (tot) = k q / sqrt(hd) */
-            matvec(0, tot, hd, scale, kh, c->qkv + h * hd, 0.0f, s);
+        float *s = c->s + h * rows * tot;
+        if (rows == 1) { /* s (tot) = k q / sqrt(hd) */
+            gen_gemv(0, tot, hd, scale, kh, hd, q + h * hd, 0.0f, s);
             continue;
         }
-        for (int64_t i = 0; i < n; i++) /* s (n, tot) = q k^T / sqrt(hd), future masked */
-            memcpy(c->qh + i * hd, c->qkv + i * 3 * C + h * hd, (size_t)hd * sizeof(float));
-        gen_gemm(0, 1, n, tot, hd, scale, c->qh, kh, 0.0f, s);
-        for (int64_t i = 0; i < n; i++)
+        for (int64_t i = 0; i < rows; i++) /* s (rows, tot) = q k^T / sqrt(hd), future masked */
+            memcpy(c->qh + i * hd, q + i * 3 * C + h * hd, (size_t)hd * sizeof(float));
+        gen_gemm(0, 1, rows, tot, hd, scale, c->qh, kh, 0.0f, s);
+        for (int64_t i = 0; i < rows; i++)
             for (int64_t j = len + i + 1; j < tot; j++) s[i * tot + j] = -INFINITY;
     }
-    K->softmax_fwd(NH * n, tot, c->s, c->p);
+    K->softmax_fwd(NH * rows, tot, c->s, c->p);
     for (int64_t h = 0; h < NH; h++) {
         const float *vh = c->v + (layer * NH + h) * T * hd;
-        float *p = c->p + h * n * tot;
-        if (n == 1) { /* o (hd) = v^T p */
-            matvec(1, hd, tot, 1.0f, vh, p, 0.0f, c->att + h * hd);
+        float *p = c->p + h * rows * tot;
+        if (rows == 1) { /* o (hd) = v^T p */
+            gen_gemv(1, tot, hd, 1.0f, vh, hd, p, 0.0f, c->att + h * hd);
             continue;
         }
-        for (int64_t i = 0; i < n; i++) /* exact zeros where the mask was */
-            memset(p + i * tot + len + i + 1, 0, (size_t)(n - i - 1) * sizeof(float));
-        gen_gemm(0, 0, n, hd, tot, 1.0f, p, vh, 0.0f, c->oh); /* o (n, hd) = p v */
-        for (int64_t i = 0; i < n; i++)
+        for (int64_t i = 0; i < rows; i++) /* exact zeros where the mask was */
+            memset(p + i * tot + len + i + 1, 0, (size_t)(rows - i - 1) * sizeof(float));
+        gen_gemm(0, 0, rows, hd, tot, 1.0f, p, vh, 0.0f, c->oh); /* o (rows, hd) = p v */
+        for (int64_t i = 0; i < rows; i++)
             memcpy(c->att + i * C + h * hd, c->oh + i * hd, (size_t)hd * sizeof(float));
     }
+}
+
+/* Layer l for the n new rows of x: all of them to their keys and values
+ * (appended to the cache), rows first..n-1 on through the block. */
+static void cache_block(struct gen_tf_cache *c, const struct gen_tf *m, int64_t l, int64_t first,
+                        int64_t n) {
+    const struct gen_kernels *K = gen_kernels();
+    const struct gen_tf_block *b = &m->blk[l];
+    const int64_t C = m->s.C, NH = m->s.NH, hd = C / NH, T = m->s.T, len = c->len;
+    const int64_t rows = n - first;
+    float *x = c->x + first * C; /* (rows, C) */
+    K->layernorm_fwd(n, C, c->x, pdata(m, b->ln1_w), pdata(m, b->ln1_b), LN_EPS, c->h, c->mean,
+                     c->rstd);
+    linear_rows(n, C, 3 * C, c->h, pdata(m, b->attn_w), pdata(m, b->attn_b), c->qkv);
+    for (int64_t h = 0; h < NH; h++) { /* append k, v at (layer, head, position) */
+        float *kh = c->k + (l * NH + h) * T * hd, *vh = c->v + (l * NH + h) * T * hd;
+        for (int64_t i = 0; i < n; i++) {
+            const float *row = c->qkv + i * 3 * C;
+            memcpy(kh + (len + i) * hd, row + C + h * hd, (size_t)hd * sizeof(float));
+            memcpy(vh + (len + i) * hd, row + 2 * C + h * hd, (size_t)hd * sizeof(float));
+        }
+    }
+    cache_attend(c, m, l, first, n);
+    linear_rows(rows, C, C, c->att, pdata(m, b->aproj_w), pdata(m, b->aproj_b), c->y);
+    add_rows(rows * C, x, c->y, x);
+    K->layernorm_fwd(rows, C, x, pdata(m, b->ln2_w), pdata(m, b->ln2_b), LN_EPS, c->h, c->mean,
+                     c->rstd);
+    linear_rows(rows, C, 4 * C, c->h, pdata(m, b->fc_w), pdata(m, b->fc_b), c->fc);
+    K->gelu_fwd(rows * 4 * C, c->fc, c->act);
+    linear_rows(rows, 4 * C, C, c->act, pdata(m, b->mproj_w), pdata(m, b->mproj_b), c->y);
+    add_rows(rows * C, x, c->y, x);
 }
 
 const float *gen_tf_cache_feed(struct gen_tf_cache *c, const struct gen_tf *m,
                                const int32_t *tok, int64_t n, int all) {
     const struct gen_kernels *K = gen_kernels();
-    const int64_t C = m->s.C, NH = m->s.NH, hd = C / NH, T = m->s.T, V = m->s.V;
+    const int64_t C = m->s.C, T = m->s.T, V = m->s.V, L = m->s.L;
     GEN_ASSERT(n >= 1 && c->len + n <= T);
     const int64_t len = c->len;
     const float *wte = pdata(m, m->wte), *wpe = pdata(m, m->wpe);
     for (int64_t i = 0; i < n; i++) {
         GEN_ASSERT(tok[i] >= 0 && tok[i] < V);
-        K->add(C, wte + (int64_t)tok[i] * C, wpe + (len + i) * C, c->x + i * C);
+        add_rows(C, wte + (int64_t)tok[i] * C, wpe + (len + i) * C, c->x + i * C);
         c->hist[len + i] = tok[i];
     }
-    for (int64_t l = 0; l < m->s.L; l++) {
-        const struct gen_tf_block *b = &m->blk[l];
-        K->layernorm_fwd(n, C, c->x, pdata(m, b->ln1_w), pdata(m, b->ln1_b), LN_EPS, c->h, c->mean,
-                         c->rstd);
-        linear_rows(n, C, 3 * C, c->h, pdata(m, b->attn_w), pdata(m, b->attn_b), c->qkv);
-        for (int64_t h = 0; h < NH; h++) { /* append k, v at (layer, head, position) */
-            float *kh = c->k + (l * NH + h) * T * hd, *vh = c->v + (l * NH + h) * T * hd;
-            for (int64_t i = 0; i < n; i++) {
-                const float *row = c->qkv + i * 3 * C;
-                memcpy(kh + (len + i) * hd, row + C + h * hd, (size_t)hd * sizeof(float));
-                memcpy(vh + (len + i) * hd, row + 2 * C + h * hd, (size_t)hd * sizeof(float));
-            }
-        }
-        cache_attend(c, m, l, n);
-        linear_rows(n, C, C, c->att, pdata(m, b->aproj_w), pdata(m, b->aproj_b), c->y);
-        K->add(n * C, c->x, c->y, c->x);
-        K->layernorm_fwd(n, C, c->x, pdata(m, b->ln2_w), pdata(m, b->ln2_b), LN_EPS, c->h, c->mean,
-                         c->rstd);
-        linear_rows(n, C, 4 * C, c->h, pdata(m, b->fc_w), pdata(m, b->fc_b), c->fc);
-        K->gelu_fwd(n * 4 * C, c->fc, c->act);
-        linear_rows(n, 4 * C, C, c->act, pdata(m, b->mproj_w), pdata(m, b->mproj_b), c->y);
-        K->add(n * C, c->x, c->y, c->x);
-    }
-    c->len = len + n;
+    /* Rows whose logits are not wanted need the last layer only for its
+     * keys and values: a prefill (a prompt, a slide of the window) skips a
+     * quarter of its work in a 4-layer model. */
     const int64_t first = all ? 0 : n - 1, rows = n - first;
+    for (int64_t l = 0; l < L; l++) cache_block(c, m, l, l == L - 1 ? first : 0, n);
+    c->len = len + n;
     K->layernorm_fwd(rows, C, c->x + first * C, pdata(m, m->lnf_w), pdata(m, m->lnf_b), LN_EPS,
                      c->h, c->mean, c->rstd);
-    if (rows == 1) matvec(0, V, C, 1.0f, wte, c->h, 0.0f, c->logits); /* (V) = wte h */
+    if (rows == 1) gen_gemv(0, V, C, 1.0f, wte, C, c->h, 0.0f, c->logits); /* (V) = wte h */
     else gen_gemm(0, 1, rows, V, C, 1.0f, c->h, wte, 0.0f, c->logits); /* (rows, V) = h wte^T */
     return c->logits;
 }

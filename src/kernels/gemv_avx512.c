@@ -1,0 +1,161 @@
+/* gemv_avx512.c - single-precision matrix-vector product with AVX-512, on
+ * the calling thread (gen_gemv, kernels.h).
+ *
+ * Decoding one token at a time (src/models/transformer.c) is a chain of
+ * products with one row. A GEMM spends most of such a call packing the
+ * matrix; OpenBLAS's sgemv (its AVX2 kernels here) takes 1.1x (matrix in
+ * L2) to 1.6x (streamed from L3) as long as this on the shapes of a
+ * transformer layer. Decoding streams every weight once per token, so the
+ * product is bound by the bandwidth of L2/L3, not by the FMAs: the rows
+ * are read one after another in address order, which the hardware
+ * prefetcher follows (software prefetching measured slower).
+ *
+ *   y = alpha A x + beta y     A (M, N) row-major, rows lda apart
+ *     eight rows at a time, each row's dot product in 16 lanes (lane l
+ *     sums the elements j = l mod 16, in order of j), then the lanes in a
+ *     fixed tree, (l + l+8) + (l+4 + l+12), then l + l+2, then l + l+1,
+ *     done for eight rows at once by adds across transposed registers. A
+ *     last group of fewer rows takes the same tree one row at a time, so
+ *     every y_i is the same sequence of operations whatever M.
+ *   y = alpha A^T x + beta y   (trans)
+ *     64 columns at a time, the rows i = 0, 1, 2, 3 mod 4 into four
+ *     partial sums (four FMA chains hide the FMA latency), added as
+ *     (s0 + s1) + (s2 + s3), whatever N.
+ *
+ * Then y = alpha t (beta == 0: y is not read), else fma(beta, y, alpha t). */
+#include <immintrin.h>
+#include <math.h>
+#include <stdint.h>
+
+#include "kernels/kernels_impl.h"
+
+static __mmask16 tail_mask(int64_t r) {
+    return (__mmask16)((1u << r) - 1u);
+} /* 0 < r < 16 */
+
+/* y = alpha t + beta y, one element. */
+static float scale_out(float t, float alpha, float beta, const float *y) {
+    return beta == 0.0f ? alpha * t : fmaf(beta, *y, alpha * t);
+}
+
+/* The lanes of one row's accumulator in the tree of the header. */
+static float hsum_tree(__m512 a) {
+    const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
+    const __m128 q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    const __m128 r = _mm_add_ps(q, _mm_movehl_ps(q, q)); /* p0+p2, p1+p3 */
+    return _mm_cvtss_f32(_mm_add_ss(r, _mm_shuffle_ps(r, r, 1)));
+}
+
+/* The same tree for eight rows' accumulators: their eight sums, in order. */
+static inline __attribute__((always_inline)) __m256 hsum_tree8(const __m512 a[8]) {
+    __m512 b[4], c[2];
+    for (int k = 0; k < 4; k++) /* (l, l+8) of rows 2k, 2k+1 */
+        b[k] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * k], a[2 * k + 1], 0x44),
+                             _mm512_shuffle_f32x4(a[2 * k], a[2 * k + 1], 0xEE));
+    for (int k = 0; k < 2; k++) /* (l, l+8) + (l+4, l+12): block r of c[k] is row 4k + r */
+        c[k] = _mm512_add_ps(_mm512_shuffle_f32x4(b[2 * k], b[2 * k + 1], 0x88),
+                             _mm512_shuffle_f32x4(b[2 * k], b[2 * k + 1], 0xDD));
+    /* per block r: p0+p2, p1+p3 of rows r (lanes 0, 2) and 4+r (lanes 1, 3) */
+    const __m512 d = _mm512_add_ps(_mm512_unpacklo_ps(c[0], c[1]), _mm512_unpackhi_ps(c[0], c[1]));
+    const __m512 e = _mm512_add_ps(d, _mm512_permute_ps(d, 0x4E)); /* row r: lane 4r, 4+r: 4r+1 */
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_castps512_ps256(_mm512_permutexvar_ps(order, e));
+}
+
+/* Row `row`'s 16 lane sums of row[j] x[j] (lane l: j = l mod 16, in order). */
+static inline __attribute__((always_inline)) __m512 row_lanes(const float *row, const float *x,
+                                                              int64_t N) {
+    __m512 acc = _mm512_setzero_ps();
+    int64_t j = 0;
+    for (; j + 16 <= N; j += 16)
+        acc = _mm512_fmadd_ps(_mm512_loadu_ps(row + j), _mm512_loadu_ps(x + j), acc);
+    if (j < N) {
+        const __mmask16 m = tail_mask(N - j);
+        acc = _mm512_mask3_fmadd_ps(_mm512_maskz_loadu_ps(m, row + j),
+                                    _mm512_maskz_loadu_ps(m, x + j), acc, m);
+    }
+    return acc;
+}
+
+static void gemv_n(int64_t M, int64_t N, float alpha, const float *A, int64_t lda, const float *x,
+                   float beta, float *y) {
+    int64_t i = 0;
+    for (; i + 8 <= M; i += 8) {
+        __m512 acc[8];
+        for (int r = 0; r < 8; r++) acc[r] = row_lanes(A + (i + r) * lda, x, N);
+        const __m256 t = _mm256_mul_ps(_mm256_set1_ps(alpha), hsum_tree8(acc));
+        _mm256_storeu_ps(
+            y + i,
+            beta == 0.0f ? t : _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(y + i), t));
+    }
+    for (; i < M; i++)
+        y[i] = scale_out(hsum_tree(row_lanes(A + i * lda, x, N)), alpha, beta, y + i);
+}
+
+/* s[v] += x_i row[16 v ..] for the nv vectors of a column block; m masks
+ * the last. Whole vectors take plain loads: a masked load that misses the
+ * cache is several times slower (the values of a KV cache come from L3). */
+static inline __attribute__((always_inline)) void row_axpy(__m512 s[4], float xi, const float *row,
+                                                           int nv, __mmask16 m) {
+    const __m512 b = _mm512_set1_ps(xi);
+    for (int v = 0; v + 1 < nv; v++) s[v] = _mm512_fmadd_ps(b, _mm512_loadu_ps(row + 16 * v), s[v]);
+    const float *last = row + 16 * (nv - 1);
+    s[nv - 1] = _mm512_fmadd_ps(
+        b, m == 0xFFFF ? _mm512_loadu_ps(last) : _mm512_maskz_loadu_ps(m, last), s[nv - 1]);
+}
+
+/* Columns [j, j + 16 nv) of the trans product, the last vector masked by m. */
+static inline __attribute__((always_inline)) void
+gemv_t_block(int64_t M, int64_t j, int nv, __mmask16 m, float alpha, const float *A, int64_t lda,
+             const float *x, float beta, float *y) {
+    __m512 s[4][4]; /* partial sum p of vector v */
+    for (int p = 0; p < 4; p++)
+        for (int v = 0; v < nv; v++) s[p][v] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 4 <= M; i += 4)
+        for (int p = 0; p < 4; p++) row_axpy(s[p], x[i + p], A + (i + p) * lda + j, nv, m);
+    for (int p = 0; p < 3; p++) /* the last M mod 4 rows; constant indices keep s in registers */
+        if (i + p < M) row_axpy(s[p], x[i + p], A + (i + p) * lda + j, nv, m);
+    for (int v = 0; v < nv; v++) {
+        const __mmask16 mv = v + 1 < nv ? 0xFFFF : m;
+        const __m512 t =
+            _mm512_mul_ps(_mm512_set1_ps(alpha), _mm512_add_ps(_mm512_add_ps(s[0][v], s[1][v]),
+                                                               _mm512_add_ps(s[2][v], s[3][v])));
+        float *yv = y + j + 16 * v;
+        _mm512_mask_storeu_ps(
+            yv, mv,
+            beta == 0.0f ? t
+                         : _mm512_fmadd_ps(_mm512_set1_ps(beta), _mm512_maskz_loadu_ps(mv, yv), t));
+    }
+}
+
+static void gemv_t(int64_t M, int64_t N, float alpha, const float *A, int64_t lda, const float *x,
+                   float beta, float *y) {
+    for (int64_t j = 0; j < N; j += 64) {
+        const int64_t w = N - j < 64 ? N - j : 64;
+        const __mmask16 m = w % 16 ? tail_mask(w % 16) : 0xFFFF;
+        /* a constant nv per call: s is unrolled into registers, not kept in memory */
+        switch ((w + 15) / 16) {
+        case 1:
+            gemv_t_block(M, j, 1, m, alpha, A, lda, x, beta, y);
+            break;
+        case 2:
+            gemv_t_block(M, j, 2, m, alpha, A, lda, x, beta, y);
+            break;
+        case 3:
+            gemv_t_block(M, j, 3, m, alpha, A, lda, x, beta, y);
+            break;
+        default:
+            gemv_t_block(M, j, 4, m, alpha, A, lda, x, beta, y);
+            break;
+        }
+    }
+}
+
+void gen_sgemv_avx512(int trans, int64_t M, int64_t N, float alpha, const float *A, int64_t lda,
+                      const float *x, float beta, float *y) {
+    if (trans)
+        gemv_t(M, N, alpha, A, lda, x, beta, y);
+    else
+        gemv_n(M, N, alpha, A, lda, x, beta, y);
+}
