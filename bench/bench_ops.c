@@ -287,6 +287,10 @@ static struct gen_tensor *f_groupnorm(struct gen_ctx *g, struct gen_tensor **in,
                                       const struct op_case *c) {
     return gen_groupnorm(g, in[0], c->i0, in[1], in[2], 1e-5f);
 }
+static struct gen_tensor *f_groupnorm_silu(struct gen_ctx *g, struct gen_tensor **in,
+                                           const struct op_case *c) {
+    return gen_groupnorm_silu(g, in[0], c->i0, in[1], in[2], 1e-5f);
+}
 static struct gen_tensor *f_conv(struct gen_ctx *g, struct gen_tensor **in, const struct op_case *c) {
     return gen_conv2d(g, in[0], in[1], in[2], (int)c->i0, (int)c->i1);
 }
@@ -318,6 +322,8 @@ static const struct op_case op_cases[] = {
     {"softmax 16384x128", 1, {2}, {{16384, 128}}, f_softmax, 0, 0, 0},
     {"layernorm 4096x256", 3, {2, 1, 1}, {{4096, 256}, {256}, {256}}, f_layernorm, 0, 0, 0},
     {"groupnorm 64x64x14x14 G8", 3, {4, 1, 1}, {{64, 64, 14, 14}, {64}, {64}}, f_groupnorm, 8, 0, 0},
+    {"groupnorm_silu 64x64x14x14 G8", 3, {4, 1, 1}, {{64, 64, 14, 14}, {64}, {64}},
+     f_groupnorm_silu, 8, 0, 0},
     {"conv3x3 64x32x28x28", 3, {4, 4, 1}, {{64, 32, 28, 28}, {32, 32, 3, 3}, {32}}, f_conv, 1, 1,
      0},
     {"conv3x3 64x64x14x14", 3, {4, 4, 1}, {{64, 64, 14, 14}, {64, 64, 3, 3}, {64}}, f_conv, 1, 1,
@@ -361,7 +367,8 @@ static void bench_conv(int threads) {
     printf("\n== conv2d 3x3 s1 p1 forward+backward (x, w, b grads) vs square cblas_sgemm of the same "
            "FLOPs, %d threads, median of %d\n",
            threads, reps);
-    for (int i = 7; i <= 8; i++) {
+    for (int i = 0; i < N_OP_CASES; i++) {
+        if (strncmp(op_cases[i].name, "conv3x3 ", 8) != 0) continue;
         struct op_case c = op_cases[i];
         const int64_t *xs = c.shape[0], *ws = c.shape[1];
         c.flops = conv_flops(xs[0], xs[1], ws[0], xs[2], xs[3], ws[2], ws[3]);

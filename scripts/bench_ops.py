@@ -43,6 +43,8 @@ CASES = [
      lambda x, g, b: F.layer_norm(x, (256,), g, b, 1e-5)),
     ("groupnorm 64x64x14x14 G8", [(64, 64, 14, 14), (64,), (64,)],
      lambda x, g, b: F.group_norm(x, 8, g, b, 1e-5)),
+    ("groupnorm_silu 64x64x14x14 G8", [(64, 64, 14, 14), (64,), (64,)],
+     lambda x, g, b: F.silu(F.group_norm(x, 8, g, b, 1e-5))),
     ("conv3x3 64x32x28x28", [(64, 32, 28, 28), (32, 32, 3, 3), (32,)],
      lambda x, w, b: F.conv2d(x, w, b, 1, 1)),
     ("conv3x3 64x64x14x14", [(64, 64, 14, 14), (64, 64, 3, 3), (64,)],

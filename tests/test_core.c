@@ -1,5 +1,6 @@
-/* test_core.c - errors, allocation seam, arena, rng, params, schedules. */
+/* test_core.c - errors, allocation seam, arena, rng, params, optimiser, schedules. */
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "gen/nn.h"
@@ -167,12 +168,98 @@ static void test_sgd_and_clip(void **state) {
     gen_params_free(&ps);
 }
 
+/* gen_params_zero_grad fills nothing but a frozen tensor's gradient; the
+ * rest read as zero (stale) until written, and gen_params_grad_ready fills
+ * a group's. */
+static void test_zero_grad_is_lazy(void **state) {
+    (void)state;
+    struct gen_params ps;
+    gen_params_init(&ps);
+    const int a = gen_params_add(&ps, "a", GEN_PARAM_WEIGHT, 0, 1, (int64_t[]){3});
+    const int b = gen_params_add(&ps, "b", GEN_PARAM_WEIGHT, 1, 1, (int64_t[]){3});
+    const int c = gen_params_add(&ps, "c", GEN_PARAM_WEIGHT, 1, 1, (int64_t[]){3});
+    assert_int_equal(gen_params_finalize(&ps, 0), GEN_OK);
+    for (int64_t i = 0; i < ps.n_train; i++) ps.grad[i] = 5.0f;
+    gen_params_tensor(&ps, c)->requires_grad = 0; /* frozen */
+    gen_params_zero_grad(&ps);
+    assert_true(gen_params_tensor(&ps, a)->grad_stale && gen_params_tensor(&ps, b)->grad_stale);
+    assert_false(gen_params_tensor(&ps, c)->grad_stale);
+    for (int i = 0; i < 3; i++) {
+        assert_true(gen_params_tensor(&ps, a)->grad[i] == 5.0f); /* not filled */
+        assert_true(gen_params_tensor(&ps, c)->grad[i] == 0.0f);
+    }
+    gen_params_grad_ready(&ps, 1);
+    assert_false(gen_params_tensor(&ps, b)->grad_stale);
+    assert_true(gen_params_tensor(&ps, a)->grad_stale); /* other group */
+    for (int i = 0; i < 3; i++) assert_true(gen_params_tensor(&ps, b)->grad[i] == 0.0f);
+    gen_params_free(&ps);
+}
+
+/* gen_optim_step updates spans of neighbouring tensors alike in group and
+ * decay with one kernel call, Adam's L2 folded in: the same bits as the
+ * kernels called tensor by tensor (axpy then adam for Adam's decay). */
+static void test_optim_spans(void **state) {
+    (void)state;
+    const enum gen_optim_kind kinds[] = {GEN_OPTIM_SGD, GEN_OPTIM_ADAM, GEN_OPTIM_ADAMW};
+    for (int ki = 0; ki < 3; ki++) {
+        struct gen_params ps;
+        gen_params_init(&ps);
+        /* spans of group 0: p0 p1 (decay), p2, p4 p5 (p3 is group 1's) */
+        const enum gen_param_kind kind[] = {GEN_PARAM_WEIGHT,  GEN_PARAM_WEIGHT,
+                                            GEN_PARAM_NODECAY, GEN_PARAM_WEIGHT,
+                                            GEN_PARAM_NODECAY, GEN_PARAM_NODECAY};
+        const int group[] = {0, 0, 0, 1, 0, 0};
+        for (int i = 0; i < 6; i++) {
+            char name[16];
+            snprintf(name, sizeof name, "p%d", i);
+            gen_params_add(&ps, name, kind[i], group[i], 1, (int64_t[]){17 + 50 * i});
+        }
+        assert_int_equal(gen_params_finalize(&ps, 0), GEN_OK);
+        const int64_t n = ps.n_train;
+        tu_fill_uniform(ps.data, n, -1, 1, 1);
+        tu_fill_uniform(ps.grad, n, -1, 1, 2);
+        tu_fill_uniform(ps.m, n, -0.1f, 0.1f, 3);
+        tu_fill_uniform(ps.v, n, 0, 0.01f, 4);
+        float *ref[4];
+        float *blocks[4] = {ps.data, ps.grad, ps.m, ps.v};
+        for (int j = 0; j < 4; j++) {
+            ref[j] = malloc((size_t)n * sizeof(float));
+            memcpy(ref[j], blocks[j], (size_t)n * sizeof(float));
+        }
+        const struct gen_optim opt = {.kind = kinds[ki], .lr = 1e-2f, .beta1 = 0.9f,
+                                      .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.1f,
+                                      .momentum = 0.9f};
+        gen_optim_step(&opt, &ps, 0, 3e-3f);
+        const struct gen_kernels *k = gen_kernels();
+        const float bc1 = 1.0f - powf(0.9f, 1.0f), bc2 = 1.0f - powf(0.99f, 1.0f);
+        for (int i = 0; i < 6; i++) {
+            if (group[i] != 0) continue;
+            const int64_t o = ps.p[i].offset, m = gen_numel(&ps.p[i].t);
+            const float wd = kind[i] == GEN_PARAM_WEIGHT ? 0.1f : 0.0f;
+            float *p = ref[0] + o, *gr = ref[1] + o, *mm = ref[2] + o, *vv = ref[3] + o;
+            if (kinds[ki] == GEN_OPTIM_SGD) k->sgd(m, p, gr, mm, 3e-3f, 0.9f, wd);
+            else if (kinds[ki] == GEN_OPTIM_ADAMW)
+                k->adam(m, p, gr, mm, vv, 3e-3f, 0.9f, 0.99f, 1e-8f, wd, bc1, bc2);
+            else {
+                if (wd != 0.0f) k->axpy(m, wd, p, gr);
+                k->adam(m, p, gr, mm, vv, 3e-3f, 0.9f, 0.99f, 1e-8f, 0.0f, bc1, bc2);
+            }
+        }
+        assert_memory_equal(ps.data, ref[0], (size_t)n * sizeof(float));
+        assert_memory_equal(ps.m, ref[2], (size_t)n * sizeof(float));
+        assert_memory_equal(ps.v, ref[3], (size_t)n * sizeof(float));
+        for (int j = 0; j < 4; j++) free(ref[j]);
+        gen_params_free(&ps);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_error_message),  cmocka_unit_test(test_alloc_fault_injection),
         cmocka_unit_test(test_arena_stops_allocating), cmocka_unit_test(test_rng),
         cmocka_unit_test(test_params_layout),  cmocka_unit_test(test_init_fan_in),
         cmocka_unit_test(test_schedule),       cmocka_unit_test(test_sgd_and_clip),
+        cmocka_unit_test(test_zero_grad_is_lazy), cmocka_unit_test(test_optim_spans),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -623,6 +623,95 @@ static void test_tape_truncate(void **state) {
     gen_ctx_free(&g);
 }
 
+/* A leaf of n values v0, v0 + 1, ... that needs a gradient. */
+static struct gen_tensor *leaf_1d(struct gen_ctx *g, int64_t n, float v0) {
+    struct gen_tensor *t = gen_tensor_1d(g, n);
+    for (int64_t i = 0; i < n; i++) t->data[i] = v0 + (float)i;
+    t->requires_grad = 1;
+    return t;
+}
+
+/* The first op to write a gradient overwrites it, the others add: x + x
+ * gives 2 dy; x read by three ops the sum of the three; a stale buffer (a
+ * parameter's after gen_params_zero_grad) is overwritten, garbage and all,
+ * a live one added to; a stale one no op writes (w's: its product does not
+ * reach the output) is zero after the walk; the seed becomes the output's
+ * gradient without a copy, and is copied, never written, when a second
+ * backward adds to it; an add passes its gradient on without a copy.
+ * Exact by hand. */
+static void test_pass_through(void **state) {
+    (void)state;
+    enum { N = 5 };
+    const float dy[N] = {0.5f, -1.0f, 2.0f, 0.25f, -3.0f};
+    struct gen_ctx g;
+    gen_ctx_init(&g);
+    struct gen_tensor *x = leaf_1d(&g, N, -2.0f);
+    gen_backward_seed(&g, gen_add(&g, x, x), dy);
+    for (int i = 0; i < N; i++) assert_true(x->grad[i] == dy[i] + dy[i]);
+
+    /* z = x x + 3 x + relu(x): dz/dx = 2 x + 3 + [x > 0] */
+    gen_ctx_reset(&g);
+    x = leaf_1d(&g, N, -2.0f);
+    struct gen_tensor *z = gen_add(&g, gen_add(&g, gen_mul(&g, x, x), gen_scale(&g, x, 3.0f)),
+                                   gen_relu(&g, x));
+    gen_backward_seed(&g, z, dy);
+    for (int i = 0; i < N; i++) {
+        const float xi = x->data[i];
+        const float want = dy[i] * (xi > 0) + (3.0f * dy[i] + (dy[i] * xi + dy[i] * xi));
+        assert_float_equal(x->grad[i], want, 1e-6);
+    }
+
+    /* caller-owned buffers: stale (garbage), live (added to), stale and unreached */
+    gen_ctx_reset(&g);
+    float stale[N], live[N], unreached[N];
+    for (int i = 0; i < N; i++) stale[i] = NAN, live[i] = 100.0f, unreached[i] = 7.0f;
+    struct gen_tensor *a = leaf_1d(&g, N, 1.0f), *b = leaf_1d(&g, N, 1.0f);
+    struct gen_tensor *w = leaf_1d(&g, N, 1.0f);
+    a->grad = stale, a->grad_stale = 1;
+    b->grad = live;
+    w->grad = unreached, w->grad_stale = 1;
+    struct gen_tensor *y = gen_add(&g, gen_scale(&g, a, 3.0f), gen_scale(&g, b, 3.0f));
+    gen_mul(&g, w, a); /* on the tape, never reached from y */
+    gen_backward_seed(&g, y, dy);
+    for (int i = 0; i < N; i++) {
+        assert_true(stale[i] == 3.0f * dy[i]);
+        assert_true(live[i] == 100.0f + 3.0f * dy[i]);
+        assert_true(unreached[i] == 0.0f);
+    }
+    assert_false(a->grad_stale || w->grad_stale);
+
+    gen_ctx_reset(&g);
+    x = leaf_1d(&g, N, -2.0f);
+    y = gen_scale(&g, x, 2.0f);
+    gen_mul(&g, y, y); /* reads y, never reached */
+    float seed[N];
+    memcpy(seed, dy, sizeof seed);
+    gen_backward_seed(&g, y, seed);
+    assert_ptr_equal(y->grad, seed);
+    gen_backward_seed(&g, y, seed); /* y: dy + dy; x: 2 dy, then 2 (2 dy) more */
+    assert_ptr_not_equal(y->grad, seed);
+    for (int i = 0; i < N; i++) {
+        assert_true(seed[i] == dy[i]);
+        assert_true(y->grad[i] == dy[i] + dy[i]);
+        assert_true(x->grad[i] == 6.0f * dy[i]);
+    }
+
+    /* z = (x + b) + 3 x: the adds pass z's gradient on unchanged, shared,
+     * to x + b and to b; x, written first by the scale, adds its own */
+    gen_ctx_reset(&g);
+    x = leaf_1d(&g, N, -2.0f), b = leaf_1d(&g, N, 0.5f);
+    y = gen_add(&g, x, b);
+    struct gen_tensor *z3 = gen_add(&g, y, gen_scale(&g, x, 3.0f));
+    gen_backward_seed(&g, z3, seed);
+    assert_ptr_equal(y->grad, seed);
+    assert_ptr_equal(b->grad, seed);
+    for (int i = 0; i < N; i++) {
+        assert_true(seed[i] == dy[i]);
+        assert_true(x->grad[i] == 3.0f * dy[i] + dy[i]);
+    }
+    gen_ctx_free(&g);
+}
+
 static void test_isa_parity(void **state) {
     (void)state;
     enum { MAXN = 1 + 4 * 6 * 37 + 29 * 37 + 29 };
@@ -653,6 +742,7 @@ int main(void) {
         cmocka_unit_test(test_activation_forward), cmocka_unit_test(test_losses),
         cmocka_unit_test(test_loss_forward),   cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_isa_parity),     cmocka_unit_test(test_tape_truncate),
+        cmocka_unit_test(test_pass_through),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,8 @@
 
 #include "testutil.h"
 
+#include "gen/kernels.h"
+
 /* ---- helpers ------------------------------------------------------------- */
 
 static struct gen_tensor *leaf(struct gen_ctx *g, int ndim, const int64_t *shape, uint64_t seed,
@@ -65,21 +67,69 @@ static struct gen_tensor *f_groupnorm(struct gen_ctx *g, struct gen_tensor **in,
     return gen_groupnorm(g, in[0], a->G, a->affine ? in[1] : NULL, a->affine ? in[2] : NULL, 1e-5f);
 }
 
-/* tolerance: RTOL / ATOL */
+static struct gen_tensor *f_groupnorm_silu(struct gen_ctx *g, struct gen_tensor **in, void *arg) {
+    const struct gn_arg *a = arg;
+    return gen_groupnorm_silu(g, in[0], a->G, a->affine ? in[1] : NULL, a->affine ? in[2] : NULL,
+                              1e-5f);
+}
+
+/* Group norm alone and fused with SiLU. tolerance: RTOL / ATOL */
 static void test_grad_groupnorm(void **state) {
     (void)state;
     const int64_t Cs[] = {4, 6, 8};
-    for (int ci = 0; ci < 3; ci++) {
-        const int64_t C = Cs[ci];
-        const struct tu_input spec[3] = {
-            {4, {2, C, 3, 2}, -2, 2, 0}, {1, {C}, 0.5f, 1.5f, 0}, {1, {C}, -1, 1, 0}};
-        for (int64_t G = 1; G <= 2; G++) {
-            struct gn_arg a = {G, 1};
-            GC("groupnorm affine", f_groupnorm, &a, 3, spec, RTOL, ATOL);
-            a.affine = 0;
-            GC("groupnorm plain", f_groupnorm, &a, 1, spec, RTOL, ATOL);
+    for (int silu = 0; silu < 2; silu++)
+        for (int ci = 0; ci < 3; ci++) {
+            const int64_t C = Cs[ci];
+            const struct tu_input spec[3] = {
+                {4, {2, C, 3, 2}, -2, 2, 0}, {1, {C}, 0.5f, 1.5f, 0}, {1, {C}, -1, 1, 0}};
+            tu_fn f = silu ? f_groupnorm_silu : f_groupnorm;
+            for (int64_t G = 1; G <= 2; G++) {
+                struct gn_arg a = {G, 1};
+                GC(silu ? "groupnorm_silu affine" : "groupnorm affine", f, &a, 3, spec, RTOL, ATOL);
+                a.affine = 0;
+                GC(silu ? "groupnorm_silu plain" : "groupnorm plain", f, &a, 1, spec, RTOL, ATOL);
+            }
         }
+}
+
+/* The fused op gives the bits of gen_silu(gen_groupnorm(...)), forward and
+ * backward, with x also used by a second op (its gradient then added to),
+ * under every kernel table. */
+static void test_groupnorm_silu_matches_chain(void **state) {
+    (void)state;
+    static const char *isas[] = {"scalar", "avx2", "avx512"};
+    const int64_t N = 3, C = 8, H = 5, W = 7, G = 4, n = N * C * H * W;
+    float *dy = malloc((size_t)n * sizeof(float));
+    tu_fill_uniform(dy, n, -1, 1, 9);
+    for (int k = 0; k < 3; k++) {
+        if (!gen_kernels_select(isas[k])) continue;
+        float *got[2][3]; /* fused, chain: y, dx, dgamma */
+        for (int fused = 0; fused < 2; fused++) {
+            struct gen_ctx g;
+            gen_ctx_init(&g);
+            struct gen_tensor *x = leaf(&g, 4, (int64_t[]){N, C, H, W}, 1, -3, 2);
+            struct gen_tensor *gm = leaf(&g, 1, (int64_t[]){C}, 2, 0.5f, 1.5f);
+            struct gen_tensor *bt = leaf(&g, 1, (int64_t[]){C}, 3, -1, 1);
+            x->requires_grad = gm->requires_grad = bt->requires_grad = 1;
+            struct gen_tensor *y = fused ? gen_groupnorm_silu(&g, x, G, gm, bt, 1e-5f)
+                                         : gen_silu(&g, gen_groupnorm(&g, x, G, gm, bt, 1e-5f));
+            gen_backward_seed(&g, gen_add(&g, y, gen_scale(&g, x, 0.5f)), dy);
+            const float *src[3] = {y->data, x->grad, gm->grad};
+            const int64_t len[3] = {n, n, C};
+            for (int i = 0; i < 3; i++) {
+                got[fused][i] = malloc((size_t)len[i] * sizeof(float));
+                memcpy(got[fused][i], src[i], (size_t)len[i] * sizeof(float));
+            }
+            gen_ctx_free(&g);
+        }
+        assert_memory_equal(got[1][0], got[0][0], (size_t)n * sizeof(float));
+        assert_memory_equal(got[1][1], got[0][1], (size_t)n * sizeof(float));
+        assert_memory_equal(got[1][2], got[0][2], (size_t)C * sizeof(float));
+        for (int f = 0; f < 2; f++)
+            for (int i = 0; i < 3; i++) free(got[f][i]);
     }
+    gen_kernels_select(NULL);
+    free(dy);
 }
 
 static void test_groupnorm_forward(void **state) {
@@ -516,6 +566,7 @@ int main(void) {
         cmocka_unit_test(test_grad_layernorm),
         cmocka_unit_test(test_grad_groupnorm),
         cmocka_unit_test(test_groupnorm_forward),
+        cmocka_unit_test(test_groupnorm_silu_matches_chain),
         cmocka_unit_test(test_grad_batchnorm),
         cmocka_unit_test(test_batchnorm_running_stats),
         cmocka_unit_test(test_grad_conv2d),

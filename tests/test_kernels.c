@@ -13,6 +13,9 @@
  *   layernorm / groupnorm (sums in another order) rtol 1e-5, atol 1e-5
  *   adam                                      rtol 1e-6, atol 1e-7
  *   sum / sumsq (double, another order)       1e-12 of sum |x|
+ * The *_grad kernels are also held to their own ISA bit for bit: SET must
+ * give what ADD gives on zeros (reading nothing), the fused group norm +
+ * SiLU what the two kernels give, adam_step's L2 what axpy then adam give.
  * GEN_TEST_VERBOSE=1 prints the worst ratio seen per kernel. */
 #include "testutil.h"
 
@@ -127,6 +130,19 @@ static void test_dispatch(void **state) {
             void (*fp)(void);
             if (first + j * sizeof fp >= offsetof(struct gen_kernels, gemm)) break;
             memcpy(&fp, (const char *)k + first + j * sizeof fp, sizeof fp);
+            assert_non_null(fp);
+        }
+    }
+
+    /* ... and the appended *_grad kernels and adam_step in every table. */
+    for (int i = 0; i < 3; i++) {
+        const struct gen_kernels *k = gen_kernels_for(names[i]);
+        if (!k) continue;
+        const size_t lo = offsetof(struct gen_kernels, relu_grad);
+        const size_t hi = offsetof(struct gen_kernels, adam_step);
+        for (size_t off = lo; off <= hi; off += sizeof(void (*)(void))) {
+            void (*fp)(void);
+            memcpy(&fp, (const char *)k + off, sizeof fp);
             assert_non_null(fp);
         }
     }
@@ -705,13 +721,16 @@ static void test_row_parity(void **state) {
     each_simd(rows_one);
 }
 
+/* Shapes (N, C, HW, G) of the group norm tests (N G <= 64). */
+static const int64_t gn_cfg[][4] = {{1, 8, 1, 4},   {2, 8, 7, 2},    {3, 8, 16, 8},
+                                    {2, 6, 17, 3},  {2, 32, 49, 8},  {1, 4, 1023, 1},
+                                    {2, 16, 64, 8}, {4, 64, 196, 8}};
+#define N_GN (sizeof gn_cfg / sizeof gn_cfg[0])
+
 static void groupnorm_one(const struct gen_kernels *k) {
     const struct gen_kernels *s = scalar();
-    const int64_t cfg[][4] = {/* N, C, HW, G */
-                              {1, 8, 1, 4},  {2, 8, 7, 2},   {3, 8, 16, 8}, {2, 6, 17, 3},
-                              {2, 32, 49, 8}, {1, 4, 1023, 1}, {2, 16, 64, 8}};
-    for (size_t t = 0; t < sizeof cfg / sizeof cfg[0]; t++) {
-        const int64_t N = cfg[t][0], C = cfg[t][1], HW = cfg[t][2], G = cfg[t][3];
+    for (size_t t = 0; t < N_GN; t++) {
+        const int64_t N = gn_cfg[t][0], C = gn_cfg[t][1], HW = gn_cfg[t][2], G = gn_cfg[t][3];
         const int64_t n = N * C * HW;
         float *x = rnd(n, -2, 4, 2000 + t), *dy = rnd(n, -1, 1, 2100 + t);
         float *y0 = rnd(n, 0, 1, 1), *y1 = rnd(n, 0, 1, 2);
@@ -776,6 +795,264 @@ static void optim_one(const struct gen_kernels *k) {
 static void test_optim_parity(void **state) {
     (void)state;
     each_simd(optim_one);
+}
+
+/* ---- gradient modes, the fused group norm + SiLU, adam_step ---- */
+
+static void same_bits(const struct gen_kernels *k, const char *what, const float *got,
+                      const float *want, int64_t n) {
+    for (int64_t i = 0; i < n; i++)
+        if (memcmp(&got[i], &want[i], sizeof(float)) != 0) {
+            fprintf(stderr, "  %s %s: element %lld: %.9g, want %.9g\n", k->name, what,
+                    (long long)i, (double)got[i], (double)want[i]);
+            fail();
+        }
+}
+
+static float *nans(int64_t n) {
+    float *x = malloc((size_t)(n > 0 ? n : 1) * sizeof(float));
+    assert_non_null(x);
+    for (int64_t i = 0; i < n; i++) x[i] = NAN;
+    return x;
+}
+
+/* Every *_grad kernel of k: GEN_GRAD_SET into NaNs (never read) gives the
+ * bits of GEN_GRAD_ADD into zeros, and ADD is the *_bwd kernel. */
+static void grad_modes_one(const struct gen_kernels *k) {
+    const int64_t rows = 33, cols = 37, n = rows * cols;
+    float *x = rnd(n, -4, 4, 7000), *dy = rnd(n, -1, 1, 7001), *y = rnd(n, 0.01f, 1, 7002);
+    float *g = rnd(cols, 0.5f, 1.5f, 7003), *mean = malloc(rows * sizeof(float));
+    float *rstd = malloc(rows * sizeof(float)), *ln = malloc((size_t)n * sizeof(float));
+    k->layernorm_fwd(rows, cols, x, g, NULL, 1e-5f, ln, mean, rstd);
+    for (int which = 0; which < 10; which++) {
+        float *set = nans(n), *add = calloc((size_t)n, sizeof(float));
+        float *acc = rnd(n, -1, 1, 7004), *bwd = dup(acc, n);
+        const char *name = NULL;
+#define MODES(NAME, GRAD, BWD)                                                                  \
+    do {                                                                                        \
+        name = NAME;                                                                            \
+        float *dx_ = set;                                                                       \
+        enum gen_grad_mode mode_ = GEN_GRAD_SET;                                                \
+        GRAD;                                                                                   \
+        dx_ = add, mode_ = GEN_GRAD_ADD;                                                        \
+        GRAD;                                                                                   \
+        dx_ = acc;                                                                              \
+        GRAD;                                                                                   \
+        dx_ = bwd;                                                                              \
+        BWD;                                                                                    \
+    } while (0)
+        switch (which) {
+        case 0:
+            MODES("relu", k->relu_grad(n, x, dy, dx_, mode_), k->relu_bwd(n, x, dy, dx_));
+            break;
+        case 1:
+            MODES("leaky_relu", k->leaky_relu_grad(n, 0.2f, x, dy, dx_, mode_),
+                  k->leaky_relu_bwd(n, 0.2f, x, dy, dx_));
+            break;
+        case 2:
+            MODES("gelu", k->gelu_grad(n, x, dy, dx_, mode_), k->gelu_bwd(n, x, dy, dx_));
+            break;
+        case 3:
+            MODES("silu", k->silu_grad(n, x, dy, dx_, mode_), k->silu_bwd(n, x, dy, dx_));
+            break;
+        case 4:
+            MODES("sigmoid", k->sigmoid_grad(n, y, dy, dx_, mode_), k->sigmoid_bwd(n, y, dy, dx_));
+            break;
+        case 5:
+            MODES("tanh", k->tanh_grad(n, y, dy, dx_, mode_), k->tanh_bwd(n, y, dy, dx_));
+            break;
+        case 6: MODES("exp", k->exp_grad(n, y, dy, dx_, mode_), k->exp_bwd(n, y, dy, dx_)); break;
+        case 7:
+            MODES("softmax", k->softmax_grad(rows, cols, y, dy, dx_, mode_),
+                  k->softmax_bwd(rows, cols, y, dy, dx_));
+            break;
+        case 8:
+            MODES("log_softmax", k->log_softmax_grad(rows, cols, y, dy, dx_, mode_),
+                  k->log_softmax_bwd(rows, cols, y, dy, dx_));
+            break;
+        default:
+            MODES("layernorm",
+                  k->layernorm_grad(rows, cols, x, g, mean, rstd, dy, dx_, mode_, NULL, NULL),
+                  k->layernorm_bwd(rows, cols, x, g, mean, rstd, dy, dx_, NULL, NULL));
+            break;
+        }
+#undef MODES
+        char what[64];
+        snprintf(what, sizeof what, "%s_grad SET", name);
+        same_bits(k, what, set, add, n);
+        snprintf(what, sizeof what, "%s_grad ADD", name);
+        same_bits(k, what, acc, bwd, n);
+        free(set), free(add), free(acc), free(bwd);
+    }
+    /* layernorm_grad without dx: the same dgamma, dbeta */
+    float *dg0 = calloc(cols, sizeof(float)), *db0 = calloc(cols, sizeof(float));
+    float *dg1 = calloc(cols, sizeof(float)), *db1 = calloc(cols, sizeof(float)), *dx = nans(n);
+    k->layernorm_grad(rows, cols, x, g, mean, rstd, dy, dx, GEN_GRAD_SET, dg0, db0);
+    k->layernorm_grad(rows, cols, x, g, mean, rstd, dy, NULL, GEN_GRAD_SET, dg1, db1);
+    same_bits(k, "layernorm_grad dgamma without dx", dg1, dg0, cols);
+    same_bits(k, "layernorm_grad dbeta without dx", db1, db0, cols);
+    free(dg0), free(db0), free(dg1), free(db1), free(dx);
+    free(x), free(dy), free(y), free(g), free(mean), free(rstd), free(ln);
+}
+
+static void test_grad_modes(void **state) {
+    (void)state;
+    grad_modes_one(scalar());
+    each_simd(grad_modes_one);
+}
+
+/* One table's group norm backward, plain or fused: dx (SET), dgamma, dbeta. */
+struct gn_out {
+    float *y, *mean, *rstd, *dx, *dg, *db;
+};
+
+static struct gn_out gn_run(const struct gen_kernels *k, const int64_t *q, const float *x,
+                            const float *g, const float *b, const float *dy, int silu) {
+    const int64_t N = q[0], C = q[1], HW = q[2], G = q[3], n = N * C * HW;
+    struct gn_out o = {nans(n), nans(N * G), nans(N * G), nans(n), calloc(C, sizeof(float)),
+                       calloc(C, sizeof(float))};
+    double *work = malloc((size_t)(2 * N * C) * sizeof(double));
+    if (silu) { /* SET keeps dh in dx: no scratch */
+        k->groupnorm_silu_fwd(N, C, HW, G, x, g, b, 1e-5f, o.y, o.mean, o.rstd);
+        k->groupnorm_silu_grad(N, C, HW, G, x, g, b, o.mean, o.rstd, dy, NULL, o.dx, GEN_GRAD_SET,
+                               o.dg, o.db, work);
+    } else {
+        k->groupnorm_fwd(N, C, HW, G, x, g, b, 1e-5f, o.y, o.mean, o.rstd);
+        k->groupnorm_grad(N, C, HW, G, x, g, o.mean, o.rstd, dy, o.dx, GEN_GRAD_SET, o.dg, o.db,
+                          work);
+    }
+    free(work);
+    return o;
+}
+
+static void gn_free(struct gn_out *o) {
+    free(o->y), free(o->mean), free(o->rstd), free(o->dx), free(o->dg), free(o->db);
+}
+
+/* Within k: groupnorm_grad's dx has groupnorm_bwd's bits (its dgamma,
+ * dbeta sum in another order: rtol 1e-6), and the fused group norm + SiLU
+ * has the bits of groupnorm_fwd, silu_fwd, silu_grad (SET) and
+ * groupnorm_grad. */
+static void gn_fused_one(const struct gen_kernels *k) {
+    for (size_t t = 0; t < N_GN; t++) {
+        const int64_t *q = gn_cfg[t], N = q[0], C = q[1], HW = q[2], G = q[3], n = N * C * HW;
+        float *x = rnd(n, -2, 4, 7100 + t), *dy = rnd(n, -1, 1, 7200 + t);
+        float *g = rnd(C, 0.5f, 1.5f, 7300 + t), *b = rnd(C, -0.5f, 0.5f, 7400 + t);
+        struct gn_out plain = gn_run(k, q, x, g, b, dy, 0), fused = gn_run(k, q, x, g, b, dy, 1);
+
+        float *dx = calloc((size_t)n, sizeof(float)), *dg = calloc(C, sizeof(float));
+        float *db = calloc(C, sizeof(float));
+        k->groupnorm_bwd(N, C, HW, G, x, g, plain.mean, plain.rstd, dy, dx, dg, db);
+        same_bits(k, "groupnorm_grad dx", plain.dx, dx, n);
+        check(k, "groupnorm_grad dgamma", HW, plain.dg, dg, C, 1e-6, 1e-9);
+        check(k, "groupnorm_grad dbeta", HW, plain.db, db, C, 1e-6, 1e-9);
+
+        float *y = nans(n), *dh = nans(n);
+        k->silu_fwd(n, plain.y, y);
+        same_bits(k, "groupnorm_silu_fwd", fused.y, y, n);
+        same_bits(k, "groupnorm_silu_fwd mean", fused.mean, plain.mean, N * G);
+        same_bits(k, "groupnorm_silu_fwd rstd", fused.rstd, plain.rstd, N * G);
+        k->silu_grad(n, plain.y, dy, dh, GEN_GRAD_SET);
+        struct gn_out chain = gn_run(k, q, x, g, b, dh, 0);
+        same_bits(k, "groupnorm_silu_grad dx", fused.dx, chain.dx, n);
+        same_bits(k, "groupnorm_silu_grad dgamma", fused.dg, chain.dg, C);
+        same_bits(k, "groupnorm_silu_grad dbeta", fused.db, chain.db, C);
+        gn_free(&plain), gn_free(&fused), gn_free(&chain);
+        free(x), free(dy), free(g), free(b), free(dx), free(dg), free(db), free(y), free(dh);
+    }
+}
+
+static void test_groupnorm_fused(void **state) {
+    (void)state;
+    gn_fused_one(scalar());
+    each_simd(gn_fused_one);
+}
+
+/* The new group norm kernels of k against the scalar ones, affine or not,
+ * with dx added to (ADD) as well. */
+static void gn_grad_parity_one(const struct gen_kernels *k) {
+    const struct gen_kernels *s = scalar();
+    for (size_t t = 0; t < N_GN; t++) {
+        const int64_t *q = gn_cfg[t], N = q[0], C = q[1], HW = q[2], G = q[3], n = N * C * HW;
+        float *x = rnd(n, -2, 4, 7500 + t), *dy = rnd(n, -1, 1, 7600 + t);
+        float *g = rnd(C, 0.5f, 1.5f, 7700 + t), *b = rnd(C, -0.5f, 0.5f, 7800 + t);
+        for (int silu = 0; silu < 2; silu++)
+            for (int affine = 0; affine < 2; affine++) {
+                const float *gg = affine ? g : NULL, *bb = affine ? b : NULL;
+                struct gn_out want = gn_run(s, q, x, gg, bb, dy, silu);
+                struct gn_out got = gn_run(k, q, x, gg, bb, dy, silu);
+                const char *pre = silu ? "groupnorm_silu" : "groupnorm";
+                char what[64];
+                snprintf(what, sizeof what, "%s fwd", pre);
+                check(k, what, HW, got.y, want.y, n, 1e-5, 1e-5);
+                snprintf(what, sizeof what, "%s grad dx", pre);
+                check(k, what, HW, got.dx, want.dx, n, 1e-5, 1e-5);
+                snprintf(what, sizeof what, "%s grad dgamma", pre);
+                check(k, what, HW, got.dg, want.dg, C, 1e-5, 1e-5);
+                snprintf(what, sizeof what, "%s grad dbeta", pre);
+                check(k, what, HW, got.db, want.db, C, 1e-5, 1e-5);
+                /* ADD onto the same random dx, from the scalar statistics */
+                float *d0 = rnd(n, -1, 1, 7900 + t), *d1 = dup(d0, n), *dh = nans(n);
+                double *work = malloc((size_t)(2 * N * C) * sizeof(double));
+                if (silu) {
+                    s->groupnorm_silu_grad(N, C, HW, G, x, gg, bb, want.mean, want.rstd, dy, dh,
+                                           d0, GEN_GRAD_ADD, NULL, NULL, work);
+                    k->groupnorm_silu_grad(N, C, HW, G, x, gg, bb, want.mean, want.rstd, dy, dh,
+                                           d1, GEN_GRAD_ADD, NULL, NULL, work);
+                } else {
+                    s->groupnorm_grad(N, C, HW, G, x, gg, want.mean, want.rstd, dy, d0,
+                                      GEN_GRAD_ADD, NULL, NULL, NULL);
+                    k->groupnorm_grad(N, C, HW, G, x, gg, want.mean, want.rstd, dy, d1,
+                                      GEN_GRAD_ADD, NULL, NULL, NULL);
+                }
+                snprintf(what, sizeof what, "%s grad dx ADD", pre);
+                check(k, what, HW, d1, d0, n, 1e-5, 1e-5);
+                free(d0), free(d1), free(dh), free(work);
+                gn_free(&want), gn_free(&got);
+            }
+        free(x), free(dy), free(g), free(b);
+    }
+}
+
+static void test_groupnorm_grad_parity(void **state) {
+    (void)state;
+    each_simd(gn_grad_parity_one);
+}
+
+/* adam_step: against the scalar one, and with L2 the bits of axpy then adam
+ * (the two passes it replaces) in its own table. */
+static void adam_step_one(const struct gen_kernels *k) {
+    const struct gen_kernels *s = scalar();
+    for (size_t li = 0; li < N_LENGTHS; li++) {
+        const int64_t n = lengths[li];
+        float *p[3], *m[3], *v[3];
+        p[0] = rnd(n, -1, 1, 8000 + li);
+        m[0] = rnd(n, -0.1f, 0.1f, 8100 + li);
+        v[0] = rnd(n, 0, 0.01f, 8200 + li);
+        for (int j = 1; j < 3; j++) p[j] = dup(p[0], n), m[j] = dup(m[0], n), v[j] = dup(v[0], n);
+        float *g = rnd(n, -1, 1, 8300 + li), *g2 = dup(g, n);
+        const struct gen_adam_step h = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f,
+                                        .l2 = 0.05f, .wd = 0.1f, .bc1 = 0.19f, .bc2 = 0.0199f};
+        s->adam_step(n, p[0], g, m[0], v[0], &h);
+        k->adam_step(n, p[1], g, m[1], v[1], &h);
+        check(k, "adam_step p", n, p[1], p[0], n, 1e-6, 1e-7);
+        check(k, "adam_step m", n, m[1], m[0], n, 1e-6, 1e-7);
+        check(k, "adam_step v", n, v[1], v[0], n, 1e-6, 1e-9);
+        same_bits(k, "adam_step g untouched", g, g2, n);
+        k->axpy(n, h.l2, p[2], g2);
+        k->adam(n, p[2], g2, m[2], v[2], h.lr, h.beta1, h.beta2, h.eps, h.wd, h.bc1, h.bc2);
+        same_bits(k, "adam_step p vs axpy + adam", p[1], p[2], n);
+        same_bits(k, "adam_step m vs axpy + adam", m[1], m[2], n);
+        same_bits(k, "adam_step v vs axpy + adam", v[1], v[2], n);
+        for (int j = 0; j < 3; j++) free(p[j]), free(m[j]), free(v[j]);
+        free(g), free(g2);
+    }
+}
+
+static void test_adam_step(void **state) {
+    (void)state;
+    adam_step_one(scalar());
+    each_simd(adam_step_one);
 }
 
 static void conv_one(const struct gen_kernels *k) {
@@ -866,6 +1143,10 @@ int main(void) {
         cmocka_unit_test(test_row_parity),
         cmocka_unit_test(test_groupnorm_parity),
         cmocka_unit_test(test_optim_parity),
+        cmocka_unit_test(test_grad_modes),
+        cmocka_unit_test(test_groupnorm_fused),
+        cmocka_unit_test(test_groupnorm_grad_parity),
+        cmocka_unit_test(test_adam_step),
         cmocka_unit_test(test_conv_parity),
         cmocka_unit_test(test_determinism),
     };

@@ -189,6 +189,48 @@ static double project(struct gen_ctx *g, tu_fn f, void *arg, struct gen_tensor *
     return L;
 }
 
+/* Backpropagates L into the inputs' gradients, which start stale and full
+ * of NaN (as a parameter's after gen_params_zero_grad), so an op that
+ * reads a gradient it should overwrite shows; one still stale after (an
+ * input f does not use) reads as zero. With `twice`, L is of f(in) +
+ * f(in): each input's gradient is written by two uses, the second adding
+ * to the first. */
+static void analytic(struct gen_ctx *g, tu_fn f, void *arg, int n_in, struct gen_tensor **in,
+                     const float *r, int twice) {
+    gen_ctx_reset(g);
+    for (int k = 0; k < n_in; k++) {
+        for (int64_t i = 0, n = gen_numel(in[k]); i < n; i++) in[k]->grad[i] = NAN;
+        in[k]->grad_stale = 1;
+    }
+    struct gen_tensor *out = f(g, in, arg);
+    if (twice) out = gen_add(g, out, f(g, in, arg));
+    gen_backward_seed(g, out, r);
+    for (int k = 0; k < n_in; k++)
+        if (in[k]->grad_stale) memset(in[k]->grad, 0, (size_t)gen_numel(in[k]) * sizeof(float));
+}
+
+/* Twice the uses, twice the gradient: checks that the second writer adds.
+ * Exact where each use writes its whole gradient at once (g + g), within
+ * the check's tolerance where a reduction adds its terms one by one into
+ * the gradient (a broadcast operand, a bias, a weight's chunks). */
+static int check_twice(const char *name, struct gen_ctx *g, tu_fn f, void *arg, int n_in,
+                       struct gen_tensor **in, const float *r, float *const *once, double rtol,
+                       double atol) {
+    analytic(g, f, arg, n_in, in, r, 1);
+    int failures = 0;
+    for (int k = 0; k < n_in; k++) {
+        if (!in[k]->requires_grad) continue;
+        for (int64_t j = 0, n = gen_numel(in[k]); j < n; j++) {
+            const double want = 2.0 * once[k][j], got = in[k]->grad[j];
+            if (fabs(got - want) <= atol + rtol * fabs(want)) continue;
+            if (failures++ < 5)
+                fprintf(stderr, "  %s used twice: input %d element %lld: %.9g, want %.9g\n", name,
+                        k, (long long)j, (double)in[k]->grad[j], (double)want);
+        }
+    }
+    return failures;
+}
+
 int tu_gradcheck(const char *name, tu_fn f, void *arg, int n_in, const struct tu_input *spec,
                  float eps, double rtol, double atol, int max_checks, uint64_t seed) {
     struct gen_ctx g;
@@ -208,14 +250,18 @@ int tu_gradcheck(const char *name, tu_fn f, void *arg, int n_in, const struct tu
         in[k] = t;
     }
 
-    /* Analytic gradients. */
-    struct gen_tensor *out = f(&g, in, arg);
-    int64_t n_out = gen_numel(out);
-    float *r = malloc((size_t)n_out * sizeof(float));
+    /* Analytic gradients, from one use and from two. */
+    gen_no_grad_begin(&g);
+    int64_t n_out = gen_numel(f(&g, in, arg));
+    gen_no_grad_end(&g);
+    float *r = malloc((size_t)n_out * sizeof(float)), *once[8];
     tu_fill_uniform(r, n_out, -1.0f, 1.0f, seed ^ 0xabcdefULL);
-    gen_backward_seed(&g, out, r);
-
-    int failures = 0;
+    analytic(&g, f, arg, n_in, in, r, 0);
+    for (int k = 0; k < n_in; k++) {
+        once[k] = malloc((size_t)gen_numel(in[k]) * sizeof(float) + 4);
+        memcpy(once[k], in[k]->grad, (size_t)gen_numel(in[k]) * sizeof(float));
+    }
+    int failures = check_twice(name, &g, f, arg, n_in, in, r, once, rtol, atol);
     struct gen_rng pick;
     gen_rng_seed(&pick, seed + 99);
     for (int k = 0; k < n_in; k++) {
@@ -232,7 +278,7 @@ int tu_gradcheck(const char *name, tu_fn f, void *arg, int n_in, const struct tu
             double lm = project(&g, f, arg, in, r);
             t->data[j] = x0;
             double num = (lp - lm) / (2.0 * (double)eps);
-            double ana = t->grad[j];
+            double ana = once[k][j];
             double tol = atol + rtol * fmax(fabs(ana), fabs(num));
             if (!(fabs(ana - num) <= tol)) {
                 if (failures < 5)
@@ -245,6 +291,7 @@ int tu_gradcheck(const char *name, tu_fn f, void *arg, int n_in, const struct tu
     for (int k = 0; k < n_in; k++) {
         free(in[k]->data);
         free(in[k]->grad);
+        free(once[k]);
     }
     free(r);
     gen_ctx_free(&g);

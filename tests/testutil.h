@@ -69,7 +69,10 @@ struct tu_input {
 typedef struct gen_tensor *(*tu_fn)(struct gen_ctx *g, struct gen_tensor **in, void *arg);
 
 /* Central finite differences of L = sum(out * r) for a fixed random r,
- * accumulated in double, against gen_backward_seed. Checks up to
+ * accumulated in double, against gen_backward_seed into stale gradients
+ * (each op's first write overwrites: gen_grad_dst); and the gradients of
+ * f(in) + f(in), where each input's second use adds, must be exactly
+ * twice those. Checks up to
  * `max_checks` elements per input (all when 0). An element passes when
  * |analytic - numeric| <= atol + rtol * max(|analytic|, |numeric|).
  * Returns the number of failures (0 = pass), printing the first few. */

@@ -4,8 +4,10 @@
  * start-up from CPUID; GEN_ISA=scalar|avx2|avx512 forces one. All pointers
  * are contiguous float32 arrays; `n` counts elements. Unless a kernel says
  * "accumulates", it overwrites its output. Outputs may alias inputs only
- * where stated. Backward kernels always accumulate (dx += ...), because
- * autograd sums the gradients of every use of a tensor.
+ * where stated. The *_bwd kernels always accumulate (dx += ...), because
+ * autograd sums the gradients of every use of a tensor; the *_grad kernels
+ * appended below do the same maths under a gen_grad_mode, so that the
+ * first use to write a gradient overwrites it instead (no zero-fill).
  *
  * The scalar versions (src/kernels/kernels_scalar.c) are the reference; the tests
  * hold every other ISA to them. */
@@ -13,6 +15,19 @@
 #define GEN_KERNELS_H
 
 #include <stdint.h>
+
+/* How a backward kernel writes a gradient: GEN_GRAD_SET overwrites it (dx =
+ * ..., dx not read: it may hold anything), GEN_GRAD_ADD adds to it (dx +=
+ * ...). SET gives exactly the bits ADD gives on a zeroed dx. */
+enum gen_grad_mode { GEN_GRAD_SET, GEN_GRAD_ADD };
+
+/* One Adam/AdamW step's settings (adam_step below). */
+struct gen_adam_step {
+    float lr, beta1, beta2, eps;
+    float l2;       /* Adam's L2 decay, folded into the gradient: g + l2 p */
+    float wd;       /* AdamW's decoupled decay: p -= lr wd p           */
+    float bc1, bc2; /* bias corrections 1 - beta1^t, 1 - beta2^t      */
+};
 
 struct gen_kernels {
     const char *name; /* "scalar", "avx2", "avx512" */
@@ -130,6 +145,62 @@ struct gen_kernels {
     void (*conv_dw)(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
                     int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                     const float *x, float *dw, float *work);
+
+    /* ---- appended: backward kernels under a gen_grad_mode ----
+     * Each is its *_bwd above with dx written as `mode` says (the *_bwd
+     * kernels are these with GEN_GRAD_ADD). */
+    void (*relu_grad)(int64_t n, const float *x, const float *dy, float *dx,
+                      enum gen_grad_mode mode);
+    void (*leaky_relu_grad)(int64_t n, float slope, const float *x, const float *dy, float *dx,
+                            enum gen_grad_mode mode);
+    void (*gelu_grad)(int64_t n, const float *x, const float *dy, float *dx,
+                      enum gen_grad_mode mode);
+    void (*silu_grad)(int64_t n, const float *x, const float *dy, float *dx,
+                      enum gen_grad_mode mode);
+    void (*sigmoid_grad)(int64_t n, const float *y, const float *dy, float *dx,
+                         enum gen_grad_mode mode);
+    void (*tanh_grad)(int64_t n, const float *y, const float *dy, float *dx,
+                      enum gen_grad_mode mode);
+    void (*exp_grad)(int64_t n, const float *y, const float *dy, float *dx,
+                     enum gen_grad_mode mode);
+    void (*softmax_grad)(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx,
+                         enum gen_grad_mode mode);
+    void (*log_softmax_grad)(int64_t rows, int64_t cols, const float *y, const float *dy,
+                             float *dx, enum gen_grad_mode mode);
+    /* dx may be NULL (not computed); dgamma, dbeta accumulate, may be NULL. */
+    void (*layernorm_grad)(int64_t rows, int64_t cols, const float *x, const float *gamma,
+                           const float *mean, const float *rstd, const float *dy, float *dx,
+                           enum gen_grad_mode mode, float *dgamma, float *dbeta);
+    /* Group norm's backward, reading x and dy from memory once (groupnorm_bwd
+     * reads them three times): per (n, group), the sums of dx's formula and
+     * per (n, channel) those of dgamma and dbeta (into `work`, 2 N C
+     * doubles, when either is wanted), then dx from the group still in
+     * cache. dx may be NULL; dgamma, dbeta accumulate, may be NULL; they sum
+     * the per-(n, channel) sums in order of n. */
+    void (*groupnorm_grad)(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
+                           const float *gamma, const float *mean, const float *rstd,
+                           const float *dy, float *dx, enum gen_grad_mode mode, float *dgamma,
+                           float *dbeta, double *work);
+    /* y = silu(h), h = groupnorm_fwd's y, in groupnorm_fwd's passes (h is
+     * never stored). */
+    void (*groupnorm_silu_fwd)(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
+                               const float *gamma, const float *beta, float eps, float *y,
+                               float *mean, float *rstd);
+    /* Its backward: groupnorm_grad's passes, the first recomputing h from x
+     * and keeping dh = dy silu'(h) for the second: in dx itself when it
+     * overwrites dx (GEN_GRAD_SET; dh unused, may be NULL), else in `dh`
+     * (N C HW floats of scratch). */
+    void (*groupnorm_silu_grad)(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
+                                const float *gamma, const float *beta, const float *mean,
+                                const float *rstd, const float *dy, float *dh, float *dx,
+                                enum gen_grad_mode mode, float *dgamma, float *dbeta,
+                                double *work);
+
+    /* ---- appended: Adam/AdamW in one pass ----
+     * g' = g + l2 p, then adam's update with g' and wd; never writes g
+     * (adam is this with l2 = 0). */
+    void (*adam_step)(int64_t n, float *p, const float *g, float *m, float *v,
+                      const struct gen_adam_step *h);
 };
 
 /* The table in force, chosen once by gen_kernels_init (called by

@@ -47,7 +47,14 @@ int gen_params_add(struct gen_params *ps, const char *name, enum gen_param_kind 
 enum gen_status gen_params_finalize(struct gen_params *ps, int with_ema);
 struct gen_tensor *gen_params_tensor(struct gen_params *ps, int index);
 struct gen_param *gen_params_find(struct gen_params *ps, const char *name);
+/* Every trainable gradient reads as zero from now on (marked stale, not
+ * filled: see gen_grad_dst), until a backward writes it. */
 void gen_params_zero_grad(struct gen_params *ps);
+/* Zero-fills the gradients of `group` (-1: all) that no backward wrote
+ * since gen_params_zero_grad, so the block can be read directly (an
+ * allreduce over it). Backward does it for the tensors on its tape,
+ * clipping and the optimiser for their group. */
+void gen_params_grad_ready(struct gen_params *ps, int group);
 int64_t gen_params_count(const struct gen_params *ps); /* trainable elements */
 /* Index of the first tensor (parameters and buffers) holding a NaN or an
  * infinity, or -1 when all are finite. */
@@ -68,7 +75,10 @@ struct gen_optim {
 };
 /* One update of every trainable tensor of `group` (-1: all groups) with
  * learning rate `lr` (the schedule's value; opt->lr is the base).
- * Weight decay touches GEN_PARAM_WEIGHT tensors only. Increments the step. */
+ * Weight decay touches GEN_PARAM_WEIGHT tensors only. Increments the step.
+ * Neighbouring tensors of the group with the same decay are updated by one
+ * kernel call over their span of the flat blocks (Adam with its L2 decay
+ * folded in, one pass). */
 void gen_optim_step(const struct gen_optim *opt, struct gen_params *ps, int group, float lr);
 /* Scales the gradients of `group` (-1: all) so their global L2 norm is at
  * most max_norm; returns the norm before clipping. */

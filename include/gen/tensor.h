@@ -4,13 +4,17 @@
  * images, B T C for sequences). Every op takes the step context `g`,
  * allocates its output in g's step arena and, unless grad is off or no
  * input needs a gradient, appends a node to the tape. gen_backward walks
- * the tape in reverse; each op's backward accumulates into the `grad` of
- * its inputs (allocated, zeroed, on first use). Nothing an op returns
- * outlives gen_ctx_reset. */
+ * the tape in reverse; each op's backward adds to the `grad` of its inputs,
+ * except that the first op to write a gradient overwrites it (gen_grad_dst):
+ * a gradient is never zero-filled only to be read back and added to. An op
+ * whose input's gradient is its output's (an add, a reshape) passes that
+ * on, shared, not copied (gen_grad_pass). Nothing an op returns outlives
+ * gen_ctx_reset. */
 #ifndef GEN_TENSOR_H
 #define GEN_TENSOR_H
 
 #include "gen/core.h"
+#include "gen/kernels.h"
 
 #define GEN_MAX_DIMS 4
 
@@ -23,6 +27,12 @@ struct gen_tensor {
     float *data;
     float *grad;       /* NULL until backward needs it (params: preset) */
     int requires_grad; /* parameter, or computed from one               */
+    int grad_stale;    /* grad holds no gradient of this pass (a parameter's
+                          after gen_params_zero_grad): it reads as zero, and
+                          its first writer overwrites it               */
+    int grad_borrowed; /* grad is shared (gen_backward_seed's dout, or
+                          another tensor's: gen_grad_pass), never
+                          written: a writer copies it first            */
     const char *name;  /* parameters only; NULL otherwise              */
 };
 
@@ -35,7 +45,8 @@ enum gen_op {
     GEN_OP_TANH, GEN_OP_EXP,
     GEN_OP_SOFTMAX, GEN_OP_LOG_SOFTMAX,
     GEN_OP_CROSS_ENTROPY, GEN_OP_BCE_LOGITS, GEN_OP_MSE, GEN_OP_GAUSSIAN_KL,
-    GEN_OP_EMBEDDING, GEN_OP_LAYERNORM, GEN_OP_GROUPNORM, GEN_OP_BATCHNORM,
+    GEN_OP_EMBEDDING, GEN_OP_LAYERNORM, GEN_OP_GROUPNORM, GEN_OP_GROUPNORM_SILU,
+    GEN_OP_BATCHNORM,
     GEN_OP_CONV2D, GEN_OP_CONV_TRANSPOSE2D, GEN_OP_UPSAMPLE2X,
     GEN_OP_ATTENTION, GEN_OP_DROPOUT,
     GEN_OP_COUNT
@@ -98,8 +109,27 @@ struct gen_tensor *gen_tensor_4d(struct gen_ctx *g, int64_t a, int64_t b, int64_
 /* A tensor header over caller-owned data (no grad unless set). */
 struct gen_tensor *gen_tensor_wrap(struct gen_ctx *g, float *data, int ndim, const int64_t *shape);
 int gen_same_shape(const struct gen_tensor *a, const struct gen_tensor *b);
-/* The gradient buffer of t, allocated zeroed in the step arena if absent. */
+
+/* ---- gradients, for op implementations --------------------------------
+ * A gradient is zero until a backward writes it: a NULL or stale grad
+ * reads as zero. The first op to write it overwrites it; the others add. */
+
+/* t's gradient buffer, zero-filled first if it reads as zero (allocated in
+ * the step arena if absent): for a backward that adds to a part of it (a
+ * slice, the rows of an embedding) or reads it. */
 float *gen_grad(struct gen_ctx *g, struct gen_tensor *t);
+/* For a backward about to write every element of t's gradient: the buffer
+ * (allocated, not zeroed, if absent) and in *mode GEN_GRAD_SET if nothing
+ * was written to it yet (overwrite it, without reading it), else
+ * GEN_GRAD_ADD. Counts as written from now on, so a tensor used twice by
+ * one op (x + x) gets SET for its first use and ADD for its second: take
+ * each input's right before writing it. */
+float *gen_grad_dst(struct gen_ctx *g, struct gen_tensor *t, enum gen_grad_mode *mode);
+/* For a backward whose input's gradient is its output's, unchanged (x + y
+ * to x, a reshape): if t has no gradient buffer yet, out's becomes t's too,
+ * not copied, and both are read-only from then on (a later write to
+ * either copies it first); returns 1. Else 0: write t's as usual. */
+int gen_grad_pass(struct gen_tensor *t, struct gen_tensor *out);
 
 /* Appends a node for `op` if grad is on and any input requires grad; marks
  * out->requires_grad. Returns the node or NULL. For op implementations. */
@@ -116,7 +146,10 @@ void gen_tape_truncate(struct gen_ctx *g, int64_t mark);
 /* Backpropagates from a scalar (1-element) loss: d loss = 1. */
 void gen_backward(struct gen_ctx *g, struct gen_tensor *loss);
 /* Backpropagates from any tensor with a given upstream gradient dout
- * (numel(out) floats), e.g. for gradient checks along a random direction. */
+ * (numel(out) floats), e.g. for gradient checks along a random direction.
+ * When out has no gradient yet, dout becomes it as it is, not copied (as
+ * PyTorch's backward(dout)): gen never writes it, and it must stay as it
+ * is until gen_ctx_reset. */
 void gen_backward_seed(struct gen_ctx *g, struct gen_tensor *out, const float *dout);
 
 /* ---- ops (maths next to each) ----------------------------------------- */
@@ -191,6 +224,12 @@ struct gen_tensor *gen_layernorm(struct gen_ctx *g, struct gen_tensor *x, struct
 /* x (N, C, H, W) in G groups; gamma, beta (C) or NULL. */
 struct gen_tensor *gen_groupnorm(struct gen_ctx *g, struct gen_tensor *x, int64_t G,
                                  struct gen_tensor *gamma, struct gen_tensor *beta, float eps);
+/* silu(groupnorm(x)): the bits of gen_silu(gen_groupnorm(...)), with SiLU
+ * done inside group norm's passes, forward and backward: no pass of its
+ * own, and the normalised tensor is never stored. */
+struct gen_tensor *gen_groupnorm_silu(struct gen_ctx *g, struct gen_tensor *x, int64_t G,
+                                      struct gen_tensor *gamma, struct gen_tensor *beta,
+                                      float eps);
 /* x (N, C) or (N, C, H, W). If g->training: batch statistics (biased var
  * normalises; running stats get the unbiased var, PyTorch's rule):
  * running = (1 - momentum) running + momentum batch. Else running stats.

@@ -248,7 +248,10 @@ static enum gen_status step_body(struct loop *L, const struct gen_batch *bt, int
             value *= weight;
             gen_comm_allreduce_f64(&value, 1);
             st = gen_run_check_loss(value, bt->step + 1);
-            if (st == GEN_OK) gen_comm_allreduce_f32(ps->grad + L->grad_lo[p], L->grad_n[p]);
+            if (st == GEN_OK) {
+                gen_params_grad_ready(ps, ph->group); /* the block is read whole */
+                gen_comm_allreduce_f32(ps->grad + L->grad_lo[p], L->grad_n[p]);
+            }
         }
         if (ph->freeze_others) set_others_trainable(ps, ph->group, 1);
         if (st != GEN_OK) return st;

@@ -12,7 +12,8 @@ const struct gen_op_def gen_op_table[GEN_OP_COUNT] = {
     OP(SOFTMAX, softmax), OP(LOG_SOFTMAX, log_softmax),
     OP(CROSS_ENTROPY, cross_entropy), OP(BCE_LOGITS, bce_logits), OP(MSE, mse),
     OP(GAUSSIAN_KL, gaussian_kl), OP(EMBEDDING, embedding), OP(LAYERNORM, layernorm),
-    OP(GROUPNORM, groupnorm), OP(BATCHNORM, batchnorm), OP(CONV2D, conv2d),
+    OP(GROUPNORM, groupnorm), OP(GROUPNORM_SILU, groupnorm_silu), OP(BATCHNORM, batchnorm),
+    OP(CONV2D, conv2d),
     OP(CONV_TRANSPOSE2D, conv_transpose2d), OP(UPSAMPLE2X, upsample2x),
     OP(ATTENTION, attention), OP(DROPOUT, dropout),
 };

@@ -8,6 +8,48 @@
 
 #define GEN_BACKWARD(name) void gen_bwd_##name(struct gen_ctx *g, struct gen_node *node)
 
+/* y (+)= s x, as `mode` says (n floats). */
+static inline void gen_put_axpy(enum gen_grad_mode mode, int64_t n, float s, const float *x,
+                                float *y) {
+    if (mode == GEN_GRAD_SET) gen_kernels()->scale(n, s, x, y);
+    else gen_kernels()->axpy(n, s, x, y);
+}
+/* y (+)= a b element-wise, as `mode` says. */
+static inline void gen_put_mul(enum gen_grad_mode mode, int64_t n, const float *a, const float *b,
+                               float *y) {
+    if (mode == GEN_GRAD_SET) gen_kernels()->mul(n, a, b, y);
+    else gen_kernels()->mul_acc(n, a, b, y);
+}
+/* The matching GEMM beta: 0 overwrites C, 1 adds to it. */
+static inline float gen_put_beta(enum gen_grad_mode mode) {
+    return mode == GEN_GRAD_SET ? 0.0f : 1.0f;
+}
+/* y (+)= the sum, in order, of `count` rows of n floats `stride` apart (a
+ * bias gradient's rows, a weight gradient's per-chunk partials). */
+static inline void gen_put_rows_sum(enum gen_grad_mode mode, int64_t count, int64_t n,
+                                    const float *rows, int64_t stride, float *y) {
+    const struct gen_kernels *K = gen_kernels();
+    int64_t r = 0;
+    if (mode == GEN_GRAD_SET) { /* the first row, or zeros for none */
+        if (count) K->scale(n, 1.0f, rows, y), r = 1;
+        else K->fill(n, 0.0f, y);
+    }
+    for (; r < count; r++) K->add(n, y, rows + r * stride, y);
+}
+
+/* t's gradient for a backward that writes all of it (gen_grad_dst), or
+ * NULL when t is absent or needs none. */
+static inline float *gen_grad_dst_or_null(struct gen_ctx *g, struct gen_tensor *t,
+                                          enum gen_grad_mode *mode) {
+    *mode = GEN_GRAD_ADD;
+    return t && t->requires_grad ? gen_grad_dst(g, t, mode) : NULL;
+}
+
+/* The whole gradient of t (+)= s x, as gen_grad_dst says (tensor.c). */
+void gen_grad_axpy(struct gen_ctx *g, struct gen_tensor *t, float s, const float *x);
+/* The whole gradient of t (+)= a b, element-wise. */
+void gen_grad_mul(struct gen_ctx *g, struct gen_tensor *t, const float *a, const float *b);
+
 /* ops_basic.c */
 GEN_BACKWARD(add); GEN_BACKWARD(sub); GEN_BACKWARD(mul); GEN_BACKWARD(scale);
 GEN_BACKWARD(add_scalar); GEN_BACKWARD(sum); GEN_BACKWARD(mean);
@@ -21,7 +63,8 @@ GEN_BACKWARD(softmax); GEN_BACKWARD(log_softmax);
 GEN_BACKWARD(cross_entropy); GEN_BACKWARD(bce_logits); GEN_BACKWARD(mse);
 GEN_BACKWARD(gaussian_kl); GEN_BACKWARD(embedding); GEN_BACKWARD(dropout);
 /* ops_norm.c */
-GEN_BACKWARD(layernorm); GEN_BACKWARD(groupnorm); GEN_BACKWARD(batchnorm);
+GEN_BACKWARD(layernorm); GEN_BACKWARD(groupnorm); GEN_BACKWARD(groupnorm_silu);
+GEN_BACKWARD(batchnorm);
 /* ops_conv.c */
 GEN_BACKWARD(conv2d); GEN_BACKWARD(conv_transpose2d); GEN_BACKWARD(upsample2x);
 /* ops_attn.c */

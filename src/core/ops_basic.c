@@ -121,28 +121,35 @@ static void binary_backward(struct gen_ctx *g, struct gen_node *node, int kind) 
     const float *dY = node->out->grad;
     struct bcast bc = bcast_plan(a, b);
     const int64_t outer = bc.outer, inner = bc.inner;
-    if (a->requires_grad) { /* da += dy (add, sub) or dy * b (mul) */
-        float *dA = gen_grad(g, a);
+    /* da (+)= dy (add, sub) or dy * b (mul); rows are disjoint */
+    if (a->requires_grad && !(kind != BIN_MUL && gen_grad_pass(a, node->out))) {
+        enum gen_grad_mode mode;
+        float *dA = gen_grad_dst(g, a, &mode);
         const float *B = b->data;
 #pragma omp parallel for schedule(static) if (outer * inner >= OMP_MIN && outer > 1)
         for (int64_t o = 0; o < outer; o++) {
             const float *dy = dY + o * inner, *br = B + bcast_boff(&bc, o);
             float *da = dA + o * inner;
-            if (kind != BIN_MUL) K->axpy(inner, 1.0f, dy, da);
-            else if (bc.inner_eq) K->mul_acc(inner, dy, br, da);
-            else K->axpy(inner, br[0], dy, da);
+            if (kind != BIN_MUL) gen_put_axpy(mode, inner, 1.0f, dy, da);
+            else if (bc.inner_eq) gen_put_mul(mode, inner, dy, br, da);
+            else gen_put_axpy(mode, inner, br[0], dy, da);
         }
     }
-    if (b->requires_grad) { /* db += dy, -dy or dy * a, summed over broadcast dims */
-        float *dB = gen_grad(g, b);
+    /* db (+)= dy, -dy or dy * a, summed over broadcast dims */
+    const int same = gen_numel(b) == gen_numel(a);
+    if (b->requires_grad && !(kind == BIN_ADD && same && gen_grad_pass(b, node->out))) {
+        /* Every row of b's own shape is written once; a broadcast b sums
+         * several rows into one and starts from zero. */
+        enum gen_grad_mode mode = GEN_GRAD_ADD;
+        float *dB = same ? gen_grad_dst(g, b, &mode) : gen_grad(g, b);
         const float *A = a->data;
         /* Serial over outer rows: several rows may land on one b element. */
         for (int64_t o = 0; o < outer; o++) {
             const float *dy = dY + o * inner, *ar = A + o * inner;
             float *db = dB + bcast_boff(&bc, o);
             if (bc.inner_eq) {
-                if (kind == BIN_MUL) K->mul_acc(inner, dy, ar, db);
-                else K->axpy(inner, kind == BIN_ADD ? 1.0f : -1.0f, dy, db);
+                if (kind == BIN_MUL) gen_put_mul(mode, inner, dy, ar, db);
+                else gen_put_axpy(mode, inner, kind == BIN_ADD ? 1.0f : -1.0f, dy, db);
             } else {
                 double s = 0;
                 if (kind == BIN_MUL)
@@ -170,8 +177,7 @@ struct gen_tensor *gen_scale(struct gen_ctx *g, struct gen_tensor *a, float s) {
 
 GEN_BACKWARD(scale) {
     struct gen_tensor *a = node->in[0];
-    if (a->requires_grad)
-        gen_kernels()->axpy(gen_numel(a), node->f[0], node->out->grad, gen_grad(g, a));
+    if (a->requires_grad) gen_grad_axpy(g, a, node->f[0], node->out->grad);
 }
 
 struct gen_tensor *gen_add_scalar(struct gen_ctx *g, struct gen_tensor *a, float s) {
@@ -186,8 +192,7 @@ struct gen_tensor *gen_add_scalar(struct gen_ctx *g, struct gen_tensor *a, float
 
 GEN_BACKWARD(add_scalar) {
     struct gen_tensor *a = node->in[0];
-    if (a->requires_grad)
-        gen_kernels()->axpy(gen_numel(a), 1.0f, node->out->grad, gen_grad(g, a));
+    if (a->requires_grad) gen_grad_axpy(g, a, 1.0f, node->out->grad);
 }
 
 static struct gen_tensor *reduce(struct gen_ctx *g, enum gen_op op, struct gen_tensor *a,
@@ -212,8 +217,10 @@ static void reduce_backward(struct gen_ctx *g, struct gen_node *node, int mean) 
     if (!a->requires_grad) return;
     const int64_t n = gen_numel(a);
     const float d = mean ? node->out->grad[0] / (float)n : node->out->grad[0];
-    float *da = gen_grad(g, a);
-    for (int64_t i = 0; i < n; i++) da[i] += d;
+    enum gen_grad_mode mode;
+    float *da = gen_grad_dst(g, a, &mode);
+    if (mode == GEN_GRAD_SET) gen_kernels()->fill(n, d, da);
+    else for (int64_t i = 0; i < n; i++) da[i] += d;
 }
 
 GEN_BACKWARD(sum) { reduce_backward(g, node, 0); }
@@ -265,22 +272,25 @@ GEN_BACKWARD(matmul) {
     const int ta = (int)node->i[0], tb = (int)node->i[1];
     const struct mm m = mm_plan(a, b, ta, tb);
     const float *dC = node->out->grad;
+    enum gen_grad_mode mode;
     if (a->requires_grad) {
-        float *dA = gen_grad(g, a);
+        float *dA = gen_grad_dst(g, a, &mode);
+        const float beta = gen_put_beta(mode);
         for (int64_t i = 0; i < m.batch; i++) {
             const float *B = b->data + i * m.sb, *dc = dC + i * m.sc;
             float *da = dA + i * m.sa;
-            if (!ta) gen_gemm(0, !tb, m.M, m.K, m.N, 1.0f, dc, B, 1.0f, da);
-            else gen_gemm(tb, 1, m.K, m.M, m.N, 1.0f, B, dc, 1.0f, da);
+            if (!ta) gen_gemm(0, !tb, m.M, m.K, m.N, 1.0f, dc, B, beta, da);
+            else gen_gemm(tb, 1, m.K, m.M, m.N, 1.0f, B, dc, beta, da);
         }
     }
     if (b->requires_grad) {
-        float *dB = gen_grad(g, b);
+        float *dB = gen_grad_dst(g, b, &mode);
+        const float beta = gen_put_beta(mode);
         for (int64_t i = 0; i < m.batch; i++) {
             const float *A = a->data + i * m.sa, *dc = dC + i * m.sc;
             float *db = dB + i * m.sb;
-            if (!tb) gen_gemm(!ta, 0, m.K, m.N, m.M, 1.0f, A, dc, 1.0f, db);
-            else gen_gemm(1, ta, m.N, m.K, m.M, 1.0f, dc, A, 1.0f, db);
+            if (!tb) gen_gemm(!ta, 0, m.K, m.N, m.M, 1.0f, A, dc, beta, db);
+            else gen_gemm(1, ta, m.N, m.K, m.M, 1.0f, dc, A, beta, db);
         }
     }
 }
@@ -311,12 +321,18 @@ GEN_BACKWARD(linear) {
     const int64_t OUT = w->shape[0], IN = w->shape[1];
     const int64_t R = IN ? gen_numel(x) / IN : 0;
     const float *dY = node->out->grad; /* (R, OUT) */
-    if (x->requires_grad) gen_gemm(0, 0, R, IN, OUT, 1.0f, dY, w->data, 1.0f, gen_grad(g, x));
-    if (w->requires_grad) gen_gemm(1, 0, OUT, IN, R, 1.0f, dY, x->data, 1.0f, gen_grad(g, w));
+    enum gen_grad_mode mode;
+    if (x->requires_grad) {
+        float *dx = gen_grad_dst(g, x, &mode);
+        gen_gemm(0, 0, R, IN, OUT, 1.0f, dY, w->data, gen_put_beta(mode), dx);
+    }
+    if (w->requires_grad) {
+        float *dw = gen_grad_dst(g, w, &mode);
+        gen_gemm(1, 0, OUT, IN, R, 1.0f, dY, x->data, gen_put_beta(mode), dw);
+    }
     if (b && b->requires_grad) {
-        const struct gen_kernels *K = gen_kernels();
-        float *db = gen_grad(g, b);
-        for (int64_t r = 0; r < R; r++) K->add(OUT, db, dY + r * OUT, db);
+        float *db = gen_grad_dst(g, b, &mode);
+        gen_put_rows_sum(mode, R, OUT, dY, OUT, db);
     }
 }
 
@@ -324,7 +340,8 @@ GEN_BACKWARD(linear) {
 
 struct gen_tensor *gen_reshape(struct gen_ctx *g, struct gen_tensor *a, int ndim,
                                const int64_t *shape) {
-    /* The output shares a's data but never its grad: backward adds. */
+    /* The output shares a's data; backward passes its gradient on to a
+     * (read-only, gen_grad_pass), or adds it to a's. */
     struct gen_tensor *out = gen_tensor_wrap(g, a->data, ndim, shape);
     GEN_ASSERT(gen_numel(out) == gen_numel(a));
     gen_record(g, GEN_OP_RESHAPE, out, 1, &a);
@@ -333,8 +350,8 @@ struct gen_tensor *gen_reshape(struct gen_ctx *g, struct gen_tensor *a, int ndim
 
 GEN_BACKWARD(reshape) {
     struct gen_tensor *a = node->in[0];
-    if (a->requires_grad)
-        gen_kernels()->axpy(gen_numel(a), 1.0f, node->out->grad, gen_grad(g, a));
+    if (a->requires_grad && !gen_grad_pass(a, node->out))
+        gen_grad_axpy(g, a, 1.0f, node->out->grad);
 }
 
 /* a padded on the left to 4 dims: shape and contiguous strides. */
@@ -346,9 +363,10 @@ static void pad4(const struct gen_tensor *a, int64_t shape[4], int64_t stride[4]
 }
 
 /* out[o0, o1, o2, o3] <-> in[sum o_k istride[perm[k]]] over the padded shape;
- * `back`: din += dout, else out = in. A bijection, so rows are independent. */
+ * `back`: din (+)= dout as `mode` says, else out = in. A bijection, so rows
+ * are independent and din is written whole. */
 static void permute_walk(const int64_t oshape[4], const int64_t is[4], const float *src,
-                         float *dst, int back) {
+                         float *dst, int back, enum gen_grad_mode mode) {
     const int64_t n0 = oshape[0], n1 = oshape[1], n2 = oshape[2], n3 = oshape[3];
 #pragma omp parallel for collapse(2) schedule(static) if (n0 * n1 * n2 * n3 >= OMP_MIN)
     for (int64_t i0 = 0; i0 < n0; i0++)
@@ -356,8 +374,10 @@ static void permute_walk(const int64_t oshape[4], const int64_t is[4], const flo
             for (int64_t i2 = 0; i2 < n2; i2++) {
                 const int64_t ib = i0 * is[0] + i1 * is[1] + i2 * is[2];
                 const int64_t ob = ((i0 * n1 + i1) * n2 + i2) * n3;
-                if (back)
+                if (back && mode == GEN_GRAD_ADD)
                     for (int64_t i3 = 0; i3 < n3; i3++) dst[ib + i3 * is[3]] += src[ob + i3];
+                else if (back)
+                    for (int64_t i3 = 0; i3 < n3; i3++) dst[ib + i3 * is[3]] = src[ob + i3];
                 else
                     for (int64_t i3 = 0; i3 < n3; i3++) dst[ob + i3] = src[ib + i3 * is[3]];
             }
@@ -386,7 +406,7 @@ struct gen_tensor *gen_permute(struct gen_ctx *g, struct gen_tensor *a, const in
     }
     permute_plan(a, p, oshape, is);
     struct gen_tensor *out = gen_tensor(g, a->ndim, oshape + (4 - a->ndim));
-    permute_walk(oshape, is, a->data, out->data, 0);
+    permute_walk(oshape, is, a->data, out->data, 0, GEN_GRAD_SET);
     struct gen_node *n = gen_record(g, GEN_OP_PERMUTE, out, 1, &a);
     if (n) memcpy(n->i, p, sizeof p);
     return out;
@@ -397,7 +417,9 @@ GEN_BACKWARD(permute) {
     if (!a->requires_grad) return;
     int64_t oshape[4], is[4];
     permute_plan(a, node->i, oshape, is);
-    permute_walk(oshape, is, node->out->grad, gen_grad(g, a), 1);
+    enum gen_grad_mode mode;
+    float *da = gen_grad_dst(g, a, &mode);
+    permute_walk(oshape, is, node->out->grad, da, 1, mode);
 }
 
 struct gen_tensor *gen_transpose(struct gen_ctx *g, struct gen_tensor *a, int d0, int d1) {
@@ -430,19 +452,22 @@ struct gen_tensor *gen_concat(struct gen_ctx *g, struct gen_tensor *a, struct ge
     return out;
 }
 
+/* da, db (+)= their blocks of dy, image by image. */
 GEN_BACKWARD(concat) {
-    const struct gen_kernels *K = gen_kernels();
     struct gen_tensor *a = node->in[0], *b = node->in[1];
     const int64_t N = a->shape[0];
     const int64_t na = gen_numel(a) / (N ? N : 1), nb = gen_numel(b) / (N ? N : 1);
     const float *dY = node->out->grad;
+    enum gen_grad_mode mode;
     if (a->requires_grad) {
-        float *da = gen_grad(g, a);
-        for (int64_t i = 0; i < N; i++) K->axpy(na, 1.0f, dY + i * (na + nb), da + i * na);
+        float *da = gen_grad_dst(g, a, &mode);
+        for (int64_t i = 0; i < N; i++)
+            gen_put_axpy(mode, na, 1.0f, dY + i * (na + nb), da + i * na);
     }
     if (b->requires_grad) {
-        float *db = gen_grad(g, b);
-        for (int64_t i = 0; i < N; i++) K->axpy(nb, 1.0f, dY + i * (na + nb) + na, db + i * nb);
+        float *db = gen_grad_dst(g, b, &mode);
+        for (int64_t i = 0; i < N; i++)
+            gen_put_axpy(mode, nb, 1.0f, dY + i * (na + nb) + na, db + i * nb);
     }
 }
 

@@ -87,11 +87,6 @@ static const float *gather_cols(int64_t m, int64_t R, int64_t P, const float *x,
     return mat;
 }
 
-/* Sum in chunk order of `count` partials of n floats into dst (accumulates). */
-static void reduce_partials(int64_t count, int64_t n, const float *part, float *dst) {
-    const struct gen_kernels *kt = gen_kernels();
-    for (int64_t ch = 0; ch < count; ch++) kt->add(n, dst, part + ch * n, dst);
-}
 
 /* Small in-cache row operations, inline rather than through the kernel
  * table: the table's kernels open an OpenMP region (if'd off) per call,
@@ -105,6 +100,17 @@ static void row_fill(int64_t n, float v, float *y) {
 static void row_acc(int64_t n, const float *restrict x, float *restrict y) {
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+/* y (+)= x, as `mode` says. */
+static void row_put(enum gen_grad_mode mode, int64_t n, const float *restrict x,
+                    float *restrict y) {
+    if (mode == GEN_GRAD_ADD) {
+        row_acc(n, x, y);
+        return;
+    }
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) y[i] = x[i];
 }
 
 static double row_sum(int64_t n, const float *x) {
@@ -216,9 +222,10 @@ GEN_BACKWARD(conv2d) {
     struct gen_tensor *x = node->in[0], *w = node->in[1], *b = node->in[2];
     const struct conv_geo c = conv_geo(x, w, node->i[0], node->i[1]);
     const float *dy = node->out->grad;
-    float *dx = grad_or_null(g, x), *dw = grad_or_null(g, w), *db = grad_or_null(g, b);
-
+    float *db = grad_or_null(g, b);
     if (db) bias_grad(c.N, c.Cout, c.P, dy, db);
+    enum gen_grad_mode dw_mode, dx_mode;
+    float *dw = gen_grad_dst_or_null(g, w, &dw_mode), *dx = gen_grad_dst_or_null(g, x, &dx_mode);
     if (!dw && !dx) return;
     const struct gen_kernels *kt = gen_kernels();
     const struct chunks k = chunk_images(c.N, c.K, c.P);
@@ -266,24 +273,29 @@ GEN_BACKWARD(conv2d) {
         if (flip) { /* dx (Cin, m HW) = wf conv dy, straight into dx for one image */
             float *work = buf + base, *dxmat = work + lines(panels);
             kt->conv_gemm(c.Cin, wf, c.Cout, c.OH, c.OW, c.KH, c.KW, 1, c.KH - 1 - c.pad, m,
-                          c.Cout * c.P, dy + n0 * c.Cout * c.P, m == 1 ? 1.0f : 0.0f,
-                          m == 1 ? dxn : dxmat, m * HW, work);
+                          c.Cout * c.P, dy + n0 * c.Cout * c.P,
+                          m == 1 ? gen_put_beta(dx_mode) : 0.0f, m == 1 ? dxn : dxmat, m * HW,
+                          work);
             if (m > 1)
                 for (int64_t i = 0; i < m; i++)
                     for (int64_t ci = 0; ci < c.Cin; ci++)
-                        row_acc(HW, dxmat + ci * m * HW + i * HW, dxn + (i * c.Cin + ci) * HW);
+                        row_put(dx_mode, HW, dxmat + ci * m * HW + i * HW,
+                                dxn + (i * c.Cin + ci) * HW);
             continue;
         }
-        if (c.pointwise && m == 1) { /* dx += W^T dy, straight into dx */
-            gen_gemm(1, 0, c.K, ld, c.Cout, 1.0f, w->data, dymat, 1.0f, dxn);
+        if (c.pointwise && m == 1) { /* dx (+)= W^T dy, straight into dx */
+            gen_gemm(1, 0, c.K, ld, c.Cout, 1.0f, w->data, dymat, gen_put_beta(dx_mode), dxn);
             continue;
         }
         gen_gemm(1, 0, c.K, ld, c.Cout, 1.0f, w->data, dymat, 0.0f, dcol);
+        /* col2im adds overlapping windows: start the chunk's dx from zero */
+        if (dx_mode == GEN_GRAD_SET) row_fill(m * c.img, 0.0f, dxn);
         for (int64_t i = 0; i < m; i++)
             kt->col2im_ld(c.Cin, c.H, c.W, c.KH, c.KW, c.stride, c.pad, ld, dcol + i * c.P,
                           dxn + i * c.img);
     }
-    if (dw) reduce_partials(k.count, c.Cout * c.K, dw_part, dw);
+    /* the chunks' partials, in chunk order */
+    if (dw) gen_put_rows_sum(dw_mode, k.count, c.Cout * c.K, dw_part, c.Cout * c.K, dw);
 }
 
 /* ---- conv_transpose2d ---------------------------------------------------- */
@@ -356,9 +368,10 @@ GEN_BACKWARD(conv_transpose2d) {
     struct gen_tensor *x = node->in[0], *w = node->in[1], *b = node->in[2];
     const struct convt_geo c = convt_geo(x, w, node->i[0], node->i[1]);
     const float *dy = node->out->grad;
-    float *dx = grad_or_null(g, x), *dw = grad_or_null(g, w), *db = grad_or_null(g, b);
-
+    float *db = grad_or_null(g, b);
     if (db) bias_grad(c.N, c.Cout, c.OHW, dy, db);
+    enum gen_grad_mode dw_mode, dx_mode;
+    float *dw = gen_grad_dst_or_null(g, w, &dw_mode), *dx = gen_grad_dst_or_null(g, x, &dx_mode);
     if (!dw && !dx) return;
     const struct chunks k = chunk_images(c.N, c.K2, c.HW);
     const int64_t cols = k.nb * c.HW, per = (c.K2 + 2 * c.Cin) * cols; /* dcol, xmat, dxmat */
@@ -381,15 +394,15 @@ GEN_BACKWARD(conv_transpose2d) {
         if (!dx) continue;
         float *dxn = dx + n0 * c.Cin * c.HW;
         if (m == 1) {
-            gen_gemm(0, 0, c.Cin, ld, c.K2, 1.0f, w->data, dcol, 1.0f, dxn);
+            gen_gemm(0, 0, c.Cin, ld, c.K2, 1.0f, w->data, dcol, gen_put_beta(dx_mode), dxn);
             continue;
         }
         gen_gemm(0, 0, c.Cin, ld, c.K2, 1.0f, w->data, dcol, 0.0f, dxmat);
         for (int64_t i = 0; i < m; i++)
             for (int64_t ci = 0; ci < c.Cin; ci++)
-                row_acc(c.HW, dxmat + ci * ld + i * c.HW, dxn + (i * c.Cin + ci) * c.HW);
+                row_put(dx_mode, c.HW, dxmat + ci * ld + i * c.HW, dxn + (i * c.Cin + ci) * c.HW);
     }
-    if (dw) reduce_partials(k.count, c.Cin * c.K2, dw_part, dw);
+    if (dw) gen_put_rows_sum(dw_mode, k.count, c.Cin * c.K2, dw_part, c.Cin * c.K2, dw);
 }
 
 /* ---- upsample2x ---------------------------------------------------------- */
@@ -412,20 +425,23 @@ struct gen_tensor *gen_upsample2x(struct gen_ctx *g, struct gen_tensor *x) {
     return y;
 }
 
-/* dx[i, j] += sum of the 2x2 block of dy it was copied to. */
+/* dx[i, j] (+)= sum of the 2x2 block of dy it was copied to. */
 GEN_BACKWARD(upsample2x) {
     struct gen_tensor *x = node->in[0];
     const int64_t NC = x->shape[0] * x->shape[1], H = x->shape[2], W = x->shape[3];
     const float *dy = node->out->grad;
-    float *dx = gen_grad(g, x);
+    enum gen_grad_mode mode;
+    float *dx = gen_grad_dst(g, x, &mode);
 #pragma omp parallel for schedule(static)
     for (int64_t nc = 0; nc < NC; nc++) {
         const float *dyp = dy + nc * 4 * H * W;
         float *dxp = dx + nc * H * W;
         for (int64_t i = 0; i < H; i++) {
             const float *r0 = dyp + 2 * i * 2 * W, *r1 = r0 + 2 * W;
-            for (int64_t j = 0; j < W; j++)
-                dxp[i * W + j] += (r0[2 * j] + r0[2 * j + 1]) + (r1[2 * j] + r1[2 * j + 1]);
+            for (int64_t j = 0; j < W; j++) {
+                const float s = (r0[2 * j] + r0[2 * j + 1]) + (r1[2 * j] + r1[2 * j + 1]);
+                dxp[i * W + j] = mode == GEN_GRAD_ADD ? dxp[i * W + j] + s : s;
+            }
         }
     }
 }

@@ -42,12 +42,13 @@ GEN_BACKWARD(cross_entropy) {
     const int64_t V = x->shape[x->ndim - 1], R = gen_numel(x) / V;
     const float s = node->out->grad[0] / (float)R;
     const float *logp = node->saved;
-    float *dx = gen_grad(g, x);
+    enum gen_grad_mode mode;
+    float *dx = gen_grad_dst(g, x, &mode);
     float *p = arena_floats(g, V); /* one row of probabilities */
     for (int64_t r = 0; r < R; r++) {
         K->exp_fwd(V, logp + r * V, p);
         p[node->index[r]] -= 1.0f;
-        K->axpy(V, s, p, dx + r * V);
+        gen_put_axpy(mode, V, s, p, dx + r * V);
     }
 }
 
@@ -83,7 +84,7 @@ GEN_BACKWARD(bce_logits) {
     float *sig = arena_floats(g, n);
     K->sigmoid_fwd(n, x->data, sig);
     K->sub(n, sig, node->saved, sig);
-    K->axpy(n, s, sig, gen_grad(g, x));
+    gen_grad_axpy(g, x, s, sig);
 }
 
 /* ---- mean squared error ---- */
@@ -105,8 +106,7 @@ struct gen_tensor *gen_mse(struct gen_ctx *g, struct gen_tensor *a, const struct
 GEN_BACKWARD(mse) {
     struct gen_tensor *a = node->in[0];
     if (!a->requires_grad) return;
-    const int64_t n = gen_numel(a);
-    gen_kernels()->axpy(n, 2.0f * node->out->grad[0] / (float)n, node->saved, gen_grad(g, a));
+    gen_grad_axpy(g, a, 2.0f * node->out->grad[0] / (float)gen_numel(a), node->saved);
 }
 
 /* ---- KL(N(mu, exp(logvar)) || N(0, I)) ---- */
@@ -129,14 +129,14 @@ struct gen_tensor *gen_gaussian_kl(struct gen_ctx *g, struct gen_tensor *mu,
 
 /* dKL/dmu = mu; dKL/dlogvar = 0.5 (exp(logvar) - 1). */
 GEN_BACKWARD(gaussian_kl) {
-    const struct gen_kernels *K = gen_kernels();
     struct gen_tensor *mu = node->in[0], *lv = node->in[1];
     const int64_t n = gen_numel(mu);
     const float d = node->out->grad[0];
-    if (mu->requires_grad) K->axpy(n, d, mu->data, gen_grad(g, mu));
+    if (mu->requires_grad) gen_grad_axpy(g, mu, d, mu->data);
     if (lv->requires_grad) {
-        float *dlv = gen_grad(g, lv);
-        K->axpy(n, 0.5f * d, node->saved, dlv);
+        enum gen_grad_mode mode;
+        float *dlv = gen_grad_dst(g, lv, &mode);
+        gen_put_axpy(mode, n, 0.5f * d, node->saved, dlv);
         for (int64_t i = 0; i < n; i++) dlv[i] -= 0.5f * d;
     }
 }
@@ -198,6 +198,5 @@ struct gen_tensor *gen_dropout(struct gen_ctx *g, struct gen_tensor *x, float p,
 
 GEN_BACKWARD(dropout) {
     struct gen_tensor *x = node->in[0];
-    if (x->requires_grad)
-        gen_kernels()->mul_acc(gen_numel(x), node->out->grad, node->saved, gen_grad(g, x));
+    if (x->requires_grad) gen_grad_mul(g, x, node->out->grad, node->saved);
 }

@@ -1,4 +1,5 @@
-/* ops_norm.c - layer norm, group norm and batch norm, forward and backward.
+/* ops_norm.c - layer norm, group norm (alone and fused with the SiLU that
+ * follows it in a U-Net) and batch norm, forward and backward.
  *
  * Layer and group norm run on the kernel table; batch norm's per-channel
  * loops live here (one OpenMP task per channel, sums in double, so every
@@ -43,17 +44,23 @@ GEN_BACKWARD(layernorm) {
     struct gen_tensor *x = node->in[0], *gamma = node->in[1], *beta = node->in[2];
     const int64_t C = x->shape[x->ndim - 1];
     const int64_t rows = C ? gen_numel(x) / C : 0;
-    /* The kernel always writes dx; give it scratch when x needs no gradient. */
-    float *dx = x->requires_grad ? gen_grad(g, x) : gen_arena_calloc(&g->arena, (size_t)gen_numel(x) * sizeof(float));
-    gen_kernels()->layernorm_bwd(rows, C, x->data, gamma ? gamma->data : NULL, node->saved,
-                                 node->saved2, node->out->grad, dx, grad_or_null(g, gamma),
-                                 grad_or_null(g, beta));
+    enum gen_grad_mode mode;
+    float *dx = gen_grad_dst_or_null(g, x, &mode);
+    gen_kernels()->layernorm_grad(rows, C, x->data, gamma ? gamma->data : NULL, node->saved,
+                                  node->saved2, node->out->grad, dx, mode, grad_or_null(g, gamma),
+                                  grad_or_null(g, beta));
 }
 
 /* ---- group norm ---------------------------------------------------------- */
 
-struct gen_tensor *gen_groupnorm(struct gen_ctx *g, struct gen_tensor *x, int64_t G,
-                                 struct gen_tensor *gamma, struct gen_tensor *beta, float eps) {
+typedef void (*gn_fwd)(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
+                       const float *gamma, const float *beta, float eps, float *y, float *mean,
+                       float *rstd);
+
+/* Group norm (op GEN_OP_GROUPNORM) or group norm then SiLU (..._SILU). */
+static struct gen_tensor *groupnorm_op(struct gen_ctx *g, enum gen_op op, gn_fwd f,
+                                       struct gen_tensor *x, int64_t G, struct gen_tensor *gamma,
+                                       struct gen_tensor *beta, float eps) {
     GEN_ASSERT(x->ndim >= 2);
     const int64_t N = x->shape[0], C = x->shape[1];
     const int64_t HW = N > 0 && C > 0 ? gen_numel(x) / (N * C) : 0;
@@ -62,9 +69,9 @@ struct gen_tensor *gen_groupnorm(struct gen_ctx *g, struct gen_tensor *x, int64_
     GEN_ASSERT(!beta || gen_numel(beta) == C);
     struct gen_tensor *y = gen_tensor(g, x->ndim, x->shape);
     float *mean = arena_floats(g, N * G), *rstd = arena_floats(g, N * G); /* (N, G) each */
-    gen_kernels()->groupnorm_fwd(N, C, HW, G, x->data, gamma ? gamma->data : NULL,
-                                 beta ? beta->data : NULL, eps, y->data, mean, rstd);
-    struct gen_node *node = gen_record(g, GEN_OP_GROUPNORM, y, 3, (struct gen_tensor *[]){x, gamma, beta});
+    f(N, C, HW, G, x->data, gamma ? gamma->data : NULL, beta ? beta->data : NULL, eps, y->data,
+      mean, rstd);
+    struct gen_node *node = gen_record(g, op, y, 3, (struct gen_tensor *[]){x, gamma, beta});
     if (node) {
         node->i[0] = G;
         node->saved = mean;
@@ -73,15 +80,45 @@ struct gen_tensor *gen_groupnorm(struct gen_ctx *g, struct gen_tensor *x, int64_
     return y;
 }
 
-GEN_BACKWARD(groupnorm) {
-    struct gen_tensor *x = node->in[0], *gamma = node->in[1], *beta = node->in[2];
-    const int64_t N = x->shape[0], C = x->shape[1];
-    const int64_t HW = N > 0 && C > 0 ? gen_numel(x) / (N * C) : 0;
-    float *dx = x->requires_grad ? gen_grad(g, x) : gen_arena_calloc(&g->arena, (size_t)gen_numel(x) * sizeof(float));
-    gen_kernels()->groupnorm_bwd(N, C, HW, node->i[0], x->data, gamma ? gamma->data : NULL,
-                                 node->saved, node->saved2, node->out->grad, dx,
-                                 grad_or_null(g, gamma), grad_or_null(g, beta));
+struct gen_tensor *gen_groupnorm(struct gen_ctx *g, struct gen_tensor *x, int64_t G,
+                                 struct gen_tensor *gamma, struct gen_tensor *beta, float eps) {
+    return groupnorm_op(g, GEN_OP_GROUPNORM, gen_kernels()->groupnorm_fwd, x, G, gamma, beta, eps);
 }
+
+struct gen_tensor *gen_groupnorm_silu(struct gen_ctx *g, struct gen_tensor *x, int64_t G,
+                                      struct gen_tensor *gamma, struct gen_tensor *beta,
+                                      float eps) {
+    return groupnorm_op(g, GEN_OP_GROUPNORM_SILU, gen_kernels()->groupnorm_silu_fwd, x, G, gamma,
+                        beta, eps);
+}
+
+/* Both backwards: the kernel's two passes over x and dy. Between them the
+ * fused one keeps dy silu'(h) in dx when it overwrites dx, else in
+ * step-arena scratch. */
+static void groupnorm_backward(struct gen_ctx *g, struct gen_node *node, int silu) {
+    struct gen_tensor *x = node->in[0], *gamma = node->in[1], *beta = node->in[2];
+    const int64_t N = x->shape[0], C = x->shape[1], n = gen_numel(x);
+    const int64_t HW = N > 0 && C > 0 ? n / (N * C) : 0;
+    const float *gm = gamma ? gamma->data : NULL;
+    float *dg = grad_or_null(g, gamma), *db = grad_or_null(g, beta);
+    double *work = dg || db ? gen_arena_alloc(&g->arena, (size_t)(2 * N * C) * sizeof(double))
+                            : NULL; /* (N, C, 2) per-channel sums */
+    enum gen_grad_mode mode;
+    float *dx = gen_grad_dst_or_null(g, x, &mode);
+    const struct gen_kernels *K = gen_kernels();
+    if (silu) {
+        float *dh = mode == GEN_GRAD_SET && dx ? NULL : arena_floats(g, n);
+        K->groupnorm_silu_grad(N, C, HW, node->i[0], x->data, gm, beta ? beta->data : NULL,
+                               node->saved, node->saved2, node->out->grad, dh, dx, mode, dg, db,
+                               work);
+    } else {
+        K->groupnorm_grad(N, C, HW, node->i[0], x->data, gm, node->saved, node->saved2,
+                          node->out->grad, dx, mode, dg, db, work);
+    }
+}
+
+GEN_BACKWARD(groupnorm) { groupnorm_backward(g, node, 0); }
+GEN_BACKWARD(groupnorm_silu) { groupnorm_backward(g, node, 1); }
 
 /* ---- batch norm ---------------------------------------------------------- */
 
@@ -221,7 +258,9 @@ GEN_BACKWARD(batchnorm) {
     const double M = sync ? (double)node->i[1] : (double)(d.N * d.HW);
     const float *mean = node->saved, *rstd = node->saved2, *dy = node->out->grad;
     const float *gm = gamma ? gamma->data : NULL;
-    float *dx = grad_or_null(g, x), *dg = grad_or_null(g, gamma), *db = grad_or_null(g, beta);
+    float *dg = grad_or_null(g, gamma), *db = grad_or_null(g, beta);
+    enum gen_grad_mode mode;
+    float *dx = gen_grad_dst_or_null(g, x, &mode);
     /* (2, C) sum dy and sum dy xhat: this rank's, then (sync) every rank's */
     double *s = gen_arena_alloc(&g->arena, (size_t)(4 * d.C) * sizeof *s), *all = s + 2 * d.C;
 #pragma omp parallel for schedule(static)
@@ -252,7 +291,8 @@ GEN_BACKWARD(batchnorm) {
             float *dxc = dx + (n * d.C + c) * d.HW;
             for (int64_t p = 0; p < d.HW; p++) {
                 const float xhat = (xc[p] - m) * rs;
-                dxc[p] += rs * (dyc[p] * gc - k1 - xhat * k2);
+                const float v = rs * (dyc[p] * gc - k1 - xhat * k2);
+                dxc[p] = mode == GEN_GRAD_ADD ? dxc[p] + v : v;
             }
         }
     }

@@ -1,13 +1,16 @@
 /* tensor.c - tensors in the step arena, the tape and the backward walk. */
 #include <string.h>
 
-#include "gen/kernels.h"
-#include "gen/tensor.h"
+#include "core/ops.h"
+
+static float *arena_floats(struct gen_ctx *g, int64_t n) {
+    return gen_arena_alloc(&g->arena, (size_t)n * sizeof(float));
+}
 
 /* n zeroed floats from the arena; the kernel table's fill spreads large
- * ones over the threads (gradients of whole activations are zeroed here). */
+ * ones over the threads. */
 static float *arena_zeros(struct gen_ctx *g, int64_t n) {
-    float *p = gen_arena_alloc(&g->arena, (size_t)n * sizeof(float));
+    float *p = arena_floats(g, n);
     gen_kernels()->fill(n, 0.0f, p);
     return p;
 }
@@ -90,8 +93,36 @@ int gen_same_shape(const struct gen_tensor *a, const struct gen_tensor *b) {
     return 1;
 }
 
+/* A borrowed gradient (gen_backward_seed's dout, or one shared by
+ * gen_grad_pass) about to be written: copied into the arena first. */
+static void own_grad(struct gen_ctx *g, struct gen_tensor *t) {
+    if (!t->grad_borrowed) return;
+    float *p = arena_floats(g, gen_numel(t));
+    gen_kernels()->scale(gen_numel(t), 1.0f, t->grad, p);
+    t->grad = p;
+    t->grad_borrowed = 0;
+}
+
 float *gen_grad(struct gen_ctx *g, struct gen_tensor *t) {
     if (!t->grad) t->grad = arena_zeros(g, gen_numel(t));
+    else if (t->grad_stale) gen_kernels()->fill(gen_numel(t), 0.0f, t->grad);
+    own_grad(g, t);
+    t->grad_stale = 0;
+    return t->grad;
+}
+
+int gen_grad_pass(struct gen_tensor *t, struct gen_tensor *out) {
+    if (t->grad) return 0;
+    t->grad = out->grad;
+    t->grad_borrowed = out->grad_borrowed = 1;
+    return 1;
+}
+
+float *gen_grad_dst(struct gen_ctx *g, struct gen_tensor *t, enum gen_grad_mode *mode) {
+    *mode = !t->grad || t->grad_stale ? GEN_GRAD_SET : GEN_GRAD_ADD;
+    if (!t->grad) t->grad = arena_floats(g, gen_numel(t));
+    own_grad(g, t);
+    t->grad_stale = 0;
     return t->grad;
 }
 
@@ -127,12 +158,21 @@ void gen_tape_truncate(struct gen_ctx *g, int64_t mark) {
     g->n_nodes = mark;
 }
 
+/* Walks the tape in reverse. Then the stale gradients of inputs no op
+ * wrote (a parameter of a branch that does not lead to the loss, or one
+ * frozen for this pass) are zero-filled, so that every gradient buffer on
+ * the tape holds its value. */
 static void walk_tape(struct gen_ctx *g) {
     for (int64_t i = g->n_nodes - 1; i >= 0; i--) {
         struct gen_node *node = &g->nodes[i];
-        if (!node->out->grad) continue; /* nothing flows back through it */
+        if (!node->out->grad || node->out->grad_stale) continue; /* nothing flows back */
         gen_op_table[node->op].backward(g, node);
     }
+    for (int64_t i = 0; i < g->n_nodes; i++)
+        for (int k = 0; k < g->nodes[i].n_in; k++) {
+            struct gen_tensor *t = g->nodes[i].in[k];
+            if (t && t->grad && t->grad_stale) gen_grad(g, t);
+        }
 }
 
 void gen_backward(struct gen_ctx *g, struct gen_tensor *loss) {
@@ -144,7 +184,23 @@ void gen_backward(struct gen_ctx *g, struct gen_tensor *loss) {
 
 void gen_backward_seed(struct gen_ctx *g, struct gen_tensor *out, const float *dout) {
     if (!out->requires_grad) return;
-    float *d = gen_grad(g, out);
-    for (int64_t i = 0, n = gen_numel(out); i < n; i++) d[i] += dout[i];
+    if (out->grad) {
+        gen_grad_axpy(g, out, 1.0f, dout);
+    } else { /* read only, by the ops out feeds back into; see grad_borrowed */
+        out->grad = (float *)dout;
+        out->grad_borrowed = 1;
+    }
     walk_tape(g);
+}
+
+void gen_grad_axpy(struct gen_ctx *g, struct gen_tensor *t, float s, const float *x) {
+    enum gen_grad_mode mode;
+    float *d = gen_grad_dst(g, t, &mode);
+    gen_put_axpy(mode, gen_numel(t), s, x, d);
+}
+
+void gen_grad_mul(struct gen_ctx *g, struct gen_tensor *t, const float *a, const float *b) {
+    enum gen_grad_mode mode;
+    float *d = gen_grad_dst(g, t, &mode);
+    gen_put_mul(mode, gen_numel(t), a, b, d);
 }

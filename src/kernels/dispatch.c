@@ -1,6 +1,7 @@
 /* dispatch.c - chooses the kernel table once (GEN_ISA, then CPUID) and
  * routes gen_gemm to the table's own GEMM, or to OpenBLAS's cblas_sgemm
- * where the table has none. --precision bf16 swaps in the AVX-512 table
+ * where the table has none (gen_gemv: the AVX-512 tables' own kernel, or
+ * cblas_sgemv). --precision bf16 swaps in the AVX-512 table
  * with bf16 products (gen_kernels_set_precision).
  *
  * Compiled without ISA flags: it only reads CPUID and hands out pointers to

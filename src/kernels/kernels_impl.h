@@ -6,6 +6,7 @@
 
 #include <stdint.h>
 
+#include "gen/core.h"
 #include "gen/kernels.h"
 
 /* One table per ISA; the SIMD ones exist only when the build defines
@@ -70,6 +71,81 @@ static inline double gen_ksum_blocks(int64_t n, const float *x,
     return total;
 }
 
+/* The entries of a table that are its other kernels (static, in the same
+ * file) with arguments fixed: the accumulating *_bwd kernels are the *_grad
+ * ones with GEN_GRAD_ADD, adam is adam_step without L2, and the group norm
+ * entries are gn_fwd and gn_grad, plain or with SiLU. Each kernels file
+ * expands it once. */
+#define GEN_TABLE_WRAPPERS                                                                    \
+    static void relu_bwd(int64_t n, const float *x, const float *dy, float *dx) {             \
+        relu_grad(n, x, dy, dx, GEN_GRAD_ADD);                                                \
+    }                                                                                         \
+    static void leaky_relu_bwd(int64_t n, float slope, const float *x, const float *dy,       \
+                               float *dx) {                                                   \
+        leaky_relu_grad(n, slope, x, dy, dx, GEN_GRAD_ADD);                                   \
+    }                                                                                         \
+    static void gelu_bwd(int64_t n, const float *x, const float *dy, float *dx) {             \
+        gelu_grad(n, x, dy, dx, GEN_GRAD_ADD);                                                \
+    }                                                                                         \
+    static void silu_bwd(int64_t n, const float *x, const float *dy, float *dx) {             \
+        silu_grad(n, x, dy, dx, GEN_GRAD_ADD);                                                \
+    }                                                                                         \
+    static void sigmoid_bwd(int64_t n, const float *y, const float *dy, float *dx) {          \
+        sigmoid_grad(n, y, dy, dx, GEN_GRAD_ADD);                                             \
+    }                                                                                         \
+    static void tanh_bwd(int64_t n, const float *y, const float *dy, float *dx) {             \
+        tanh_grad(n, y, dy, dx, GEN_GRAD_ADD);                                                \
+    }                                                                                         \
+    static void exp_bwd(int64_t n, const float *y, const float *dy, float *dx) {              \
+        exp_grad(n, y, dy, dx, GEN_GRAD_ADD);                                                 \
+    }                                                                                         \
+    static void softmax_bwd(int64_t rows, int64_t cols, const float *y, const float *dy,      \
+                            float *dx) {                                                      \
+        softmax_grad(rows, cols, y, dy, dx, GEN_GRAD_ADD);                                    \
+    }                                                                                         \
+    static void log_softmax_bwd(int64_t rows, int64_t cols, const float *y, const float *dy,  \
+                                float *dx) {                                                  \
+        log_softmax_grad(rows, cols, y, dy, dx, GEN_GRAD_ADD);                                \
+    }                                                                                         \
+    static void layernorm_bwd(int64_t rows, int64_t cols, const float *x, const float *gamma, \
+                              const float *mean, const float *rstd, const float *dy,          \
+                              float *dx, float *dgamma, float *dbeta) {                       \
+        layernorm_grad(rows, cols, x, gamma, mean, rstd, dy, dx, GEN_GRAD_ADD, dgamma, dbeta); \
+    }                                                                                         \
+    static void adam(int64_t n, float *p, const float *g, float *m, float *v, float lr,       \
+                     float b1, float b2, float eps, float wd, float bc1, float bc2) {         \
+        const struct gen_adam_step h = {.lr = lr, .beta1 = b1, .beta2 = b2, .eps = eps,       \
+                                        .wd = wd, .bc1 = bc1, .bc2 = bc2};                    \
+        adam_step(n, p, g, m, v, &h);                                                         \
+    }                                                                                         \
+    static void groupnorm_fwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,    \
+                              const float *gamma, const float *beta, float eps, float *y,     \
+                              float *mean, float *rstd) {                                     \
+        gn_fwd(N, C, HW, G, x, gamma, beta, eps, y, mean, rstd, 0);                           \
+    }                                                                                         \
+    static void groupnorm_silu_fwd(int64_t N, int64_t C, int64_t HW, int64_t G,               \
+                                   const float *x, const float *gamma, const float *beta,     \
+                                   float eps, float *y, float *mean, float *rstd) {           \
+        gn_fwd(N, C, HW, G, x, gamma, beta, eps, y, mean, rstd, 1);                           \
+    }                                                                                         \
+    static void groupnorm_grad(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,   \
+                               const float *gamma, const float *mean, const float *rstd,      \
+                               const float *dy, float *dx, enum gen_grad_mode mode,           \
+                               float *dgamma, float *dbeta, double *work) {                   \
+        gn_grad(N, C, HW, G, x, gamma, NULL, mean, rstd, dy, NULL, dx, mode, dgamma, dbeta,   \
+                work);                                                                        \
+    }                                                                                         \
+    static void groupnorm_silu_grad(int64_t N, int64_t C, int64_t HW, int64_t G,              \
+                                    const float *x, const float *gamma, const float *beta,    \
+                                    const float *mean, const float *rstd, const float *dy,    \
+                                    float *dh, float *dx, enum gen_grad_mode mode,            \
+                                    float *dgamma, float *dbeta, double *work) {              \
+        float *d = mode == GEN_GRAD_SET && dx ? dx : dh; /* dh's store, read back in place */ \
+        GEN_ASSERT(d); /* scratch given where dx cannot hold dh */                            \
+        gn_grad(N, C, HW, G, x, gamma, beta, mean, rstd, dy, d, dx, mode, dgamma, dbeta,      \
+                work);                                                                        \
+    }
+
 /* A GEMM on the calling thread, with gen_gemm_ld's arguments. */
 typedef void (*gen_gemm_fn)(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
                             const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
@@ -111,6 +187,10 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
 /* Scalar functions the SIMD tables reuse where vectorising gains nothing. */
 void gen_scalar_sgd(int64_t n, float *p, const float *g, float *buf, float lr, float mom,
                     float wd);
+/* dgamma[c] += sum over n of work[2 (n C + c)], dbeta[c] of work[2 (n C +
+ * c) + 1], in order of n (either may be NULL): the norms' per-channel sums. */
+void gen_scalar_channel_sums(int64_t N, int64_t C, const double *work, float *dgamma,
+                             float *dbeta);
 void gen_scalar_im2col(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
                        int64_t pad, const float *x, float *col);
 void gen_scalar_col2im(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,

@@ -5,6 +5,7 @@
  * written in the form that loses no precision (see sigmoid and GELU), not in
  * the textbook form, so that the reference is itself accurate. */
 #include <math.h>
+#include <stddef.h>
 
 #include "kernels/kernels_impl.h"
 
@@ -89,9 +90,15 @@ static void relu_fwd(int64_t n, const float *x, float *y) {
     for (int64_t i = 0; i < n; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i]; /* NaN stays NaN */
 }
 
-static void relu_bwd(int64_t n, const float *x, const float *dy, float *dx) {
+/* What a backward kernel adds its term to: dx[i], or 0 when it overwrites. */
+static inline float grad_base(const float *dx, int64_t i, enum gen_grad_mode mode) {
+    return mode == GEN_GRAD_ADD ? dx[i] : 0.0f;
+}
+
+static void relu_grad(int64_t n, const float *x, const float *dy, float *dx,
+                      enum gen_grad_mode mode) {
     GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : 0.0f;
+    for (int64_t i = 0; i < n; i++) dx[i] = grad_base(dx, i, mode) + (x[i] > 0.0f ? dy[i] : 0.0f);
 }
 
 static void leaky_relu_fwd(int64_t n, float slope, const float *x, float *y) {
@@ -99,9 +106,11 @@ static void leaky_relu_fwd(int64_t n, float slope, const float *x, float *y) {
     for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : slope * x[i];
 }
 
-static void leaky_relu_bwd(int64_t n, float slope, const float *x, const float *dy, float *dx) {
+static void leaky_relu_grad(int64_t n, float slope, const float *x, const float *dy, float *dx,
+                            enum gen_grad_mode mode) {
     GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) dx[i] += x[i] > 0.0f ? dy[i] : slope * dy[i];
+    for (int64_t i = 0; i < n; i++)
+        dx[i] = grad_base(dx, i, mode) + (x[i] > 0.0f ? dy[i] : slope * dy[i]);
 }
 
 static void gelu_fwd(int64_t n, const float *x, float *y) {
@@ -110,12 +119,13 @@ static void gelu_fwd(int64_t n, const float *x, float *y) {
 }
 
 /* d/dx [x s(2u)] = s(2u) + x s(2u)(1 - s(2u)) 2 du/dx, du/dx = K0 (1 + 3 K1 x^2). */
-static void gelu_bwd(int64_t n, const float *x, const float *dy, float *dx) {
+static void gelu_grad(int64_t n, const float *x, const float *dy, float *dx,
+                      enum gen_grad_mode mode) {
     GEN_OMP_FOR(n > GEN_KPAR_MIN)
     for (int64_t i = 0; i < n; i++) {
         const float v = x[i], t = gelu_2u(v);
         const float du = 2.0f * GEN_GELU_K0 * (1.0f + 3.0f * GEN_GELU_K1 * v * v);
-        dx[i] += dy[i] * (sigmoid1(t) + v * dsigmoid1(t) * du);
+        dx[i] = grad_base(dx, i, mode) + dy[i] * (sigmoid1(t) + v * dsigmoid1(t) * du);
     }
 }
 
@@ -124,9 +134,13 @@ static void silu_fwd(int64_t n, const float *x, float *y) {
     for (int64_t i = 0; i < n; i++) y[i] = x[i] * sigmoid1(x[i]);
 }
 
-static void silu_bwd(int64_t n, const float *x, const float *dy, float *dx) {
+/* silu'(x) = sigmoid(x) + x sigmoid'(x) */
+static inline float dsilu1(float x) { return sigmoid1(x) + x * dsigmoid1(x); }
+
+static void silu_grad(int64_t n, const float *x, const float *dy, float *dx,
+                      enum gen_grad_mode mode) {
     GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * (sigmoid1(x[i]) + x[i] * dsigmoid1(x[i]));
+    for (int64_t i = 0; i < n; i++) dx[i] = grad_base(dx, i, mode) + dy[i] * dsilu1(x[i]);
 }
 
 static void sigmoid_fwd(int64_t n, const float *x, float *y) {
@@ -134,9 +148,10 @@ static void sigmoid_fwd(int64_t n, const float *x, float *y) {
     for (int64_t i = 0; i < n; i++) y[i] = sigmoid1(x[i]);
 }
 
-static void sigmoid_bwd(int64_t n, const float *y, const float *dy, float *dx) {
+static void sigmoid_grad(int64_t n, const float *y, const float *dy, float *dx,
+                         enum gen_grad_mode mode) {
     GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * y[i] * (1.0f - y[i]);
+    for (int64_t i = 0; i < n; i++) dx[i] = grad_base(dx, i, mode) + dy[i] * y[i] * (1.0f - y[i]);
 }
 
 static void tanh_fwd(int64_t n, const float *x, float *y) {
@@ -144,9 +159,10 @@ static void tanh_fwd(int64_t n, const float *x, float *y) {
     for (int64_t i = 0; i < n; i++) y[i] = tanhf(x[i]);
 }
 
-static void tanh_bwd(int64_t n, const float *y, const float *dy, float *dx) {
+static void tanh_grad(int64_t n, const float *y, const float *dy, float *dx,
+                      enum gen_grad_mode mode) {
     GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * (1.0f - y[i] * y[i]);
+    for (int64_t i = 0; i < n; i++) dx[i] = grad_base(dx, i, mode) + dy[i] * (1.0f - y[i] * y[i]);
 }
 
 static void exp_fwd(int64_t n, const float *x, float *y) {
@@ -154,9 +170,10 @@ static void exp_fwd(int64_t n, const float *x, float *y) {
     for (int64_t i = 0; i < n; i++) y[i] = expf(x[i]);
 }
 
-static void exp_bwd(int64_t n, const float *y, const float *dy, float *dx) {
+static void exp_grad(int64_t n, const float *y, const float *dy, float *dx,
+                     enum gen_grad_mode mode) {
     GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) dx[i] += dy[i] * y[i];
+    for (int64_t i = 0; i < n; i++) dx[i] = grad_base(dx, i, mode) + dy[i] * y[i];
 }
 
 /* ---- row reductions ---------------------------------------------------- */
@@ -182,14 +199,16 @@ static void softmax_fwd(int64_t rows, int64_t cols, const float *x, float *y) {
     }
 }
 
-static void softmax_bwd(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx) {
+static void softmax_grad(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx,
+                         enum gen_grad_mode mode) {
     GEN_OMP_FOR(ROWS_PAR(rows, cols))
     for (int64_t r = 0; r < rows; r++) {
         const float *yr = y + r * cols, *dyr = dy + r * cols;
         float *dxr = dx + r * cols;
         double dot = 0.0;
         for (int64_t j = 0; j < cols; j++) dot += (double)dyr[j] * yr[j];
-        for (int64_t j = 0; j < cols; j++) dxr[j] += (float)(yr[j] * (dyr[j] - dot));
+        for (int64_t j = 0; j < cols; j++)
+            dxr[j] = grad_base(dxr, j, mode) + (float)(yr[j] * (dyr[j] - dot));
     }
 }
 
@@ -207,15 +226,16 @@ static void log_softmax_fwd(int64_t rows, int64_t cols, const float *x, float *y
     }
 }
 
-static void log_softmax_bwd(int64_t rows, int64_t cols, const float *y, const float *dy,
-                            float *dx) {
+static void log_softmax_grad(int64_t rows, int64_t cols, const float *y, const float *dy,
+                             float *dx, enum gen_grad_mode mode) {
     GEN_OMP_FOR(ROWS_PAR(rows, cols))
     for (int64_t r = 0; r < rows; r++) {
         const float *yr = y + r * cols, *dyr = dy + r * cols;
         float *dxr = dx + r * cols;
         double s = 0.0;
         for (int64_t j = 0; j < cols; j++) s += dyr[j];
-        for (int64_t j = 0; j < cols; j++) dxr[j] += (float)(dyr[j] - expf(yr[j]) * s);
+        for (int64_t j = 0; j < cols; j++)
+            dxr[j] = grad_base(dxr, j, mode) + (float)(dyr[j] - expf(yr[j]) * s);
     }
 }
 
@@ -244,21 +264,22 @@ static void layernorm_fwd(int64_t rows, int64_t cols, const float *x, const floa
     }
 }
 
-/* dx += rstd (dyg - mean(dyg) - xhat mean(dyg xhat)), dyg = dy * gamma. */
+/* dx (+)= rstd (dyg - mean(dyg) - xhat mean(dyg xhat)), dyg = dy * gamma. */
 static void norm_dx(int64_t n, const float *x, const float *dy, float gamma, float mu, float rs,
-                    double a, double b, float *dx) {
+                    double a, double b, float *dx, enum gen_grad_mode mode) {
     const float ma = (float)a, mb = (float)b;
     for (int64_t i = 0; i < n; i++) {
         const float xhat = (x[i] - mu) * rs;
-        dx[i] += rs * (dy[i] * gamma - ma - xhat * mb);
+        dx[i] = grad_base(dx, i, mode) + rs * (dy[i] * gamma - ma - xhat * mb);
     }
 }
 
-static void layernorm_bwd(int64_t rows, int64_t cols, const float *x, const float *gamma,
-                          const float *mean, const float *rstd, const float *dy, float *dx,
-                          float *dgamma, float *dbeta) {
-    GEN_OMP_FOR(ROWS_PAR(rows, cols))
-    for (int64_t r = 0; r < rows; r++) {
+static void layernorm_grad(int64_t rows, int64_t cols, const float *x, const float *gamma,
+                           const float *mean, const float *rstd, const float *dy, float *dx,
+                           enum gen_grad_mode mode, float *dgamma, float *dbeta) {
+    const int64_t dx_rows = dx ? rows : 0;
+    GEN_OMP_FOR(ROWS_PAR(dx_rows, cols))
+    for (int64_t r = 0; r < dx_rows; r++) {
         const float *xr = x + r * cols, *dyr = dy + r * cols;
         double a = 0.0, b = 0.0;
         for (int64_t j = 0; j < cols; j++) {
@@ -273,7 +294,7 @@ static void layernorm_bwd(int64_t rows, int64_t cols, const float *x, const floa
         for (int64_t j = 0; j < cols; j++) {
             const float xhat = (xr[j] - mean[r]) * rstd[r];
             const float dyg = dyr[j] * (gamma ? gamma[j] : 1.0f);
-            dxr[j] += rstd[r] * (dyg - ma - xhat * mb);
+            dxr[j] = grad_base(dxr, j, mode) + rstd[r] * (dyg - ma - xhat * mb);
         }
     }
     if (!dgamma && !dbeta) return;
@@ -290,9 +311,9 @@ static void layernorm_bwd(int64_t rows, int64_t cols, const float *x, const floa
     }
 }
 
-static void groupnorm_fwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
-                          const float *gamma, const float *beta, float eps, float *y,
-                          float *mean, float *rstd) {
+/* Group norm, then SiLU if `silu`. */
+static void gn_fwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x, const float *gamma,
+                   const float *beta, float eps, float *y, float *mean, float *rstd, int silu) {
     const int64_t cpg = C / G, m = cpg * HW;
     GEN_OMP_FOR(ROWS_PAR(N * G, m))
     for (int64_t ng = 0; ng < N * G; ng++) {
@@ -302,8 +323,10 @@ static void groupnorm_fwd(int64_t N, int64_t C, int64_t HW, int64_t G, const flo
         const int64_t c0 = (ng % G) * cpg;
         for (int64_t c = 0; c < cpg; c++) {
             const float g = gamma ? gamma[c0 + c] : 1.0f, b = beta ? beta[c0 + c] : 0.0f;
-            for (int64_t i = c * HW; i < (c + 1) * HW; i++)
-                yg[i] = (xg[i] - mean[ng]) * rstd[ng] * g + b;
+            for (int64_t i = c * HW; i < (c + 1) * HW; i++) {
+                const float h = (xg[i] - mean[ng]) * rstd[ng] * g + b;
+                yg[i] = silu ? h * sigmoid1(h) : h;
+            }
         }
     }
 }
@@ -327,7 +350,7 @@ static void groupnorm_bwd(int64_t N, int64_t C, int64_t HW, int64_t G, const flo
         }
         for (int64_t c = 0; c < cpg; c++)
             norm_dx(HW, xg + c * HW, dyg + c * HW, gamma ? gamma[c0 + c] : 1.0f, mean[ng],
-                    rstd[ng], a / (double)m, b / (double)m, dx + ng * m + c * HW);
+                    rstd[ng], a / (double)m, b / (double)m, dx + ng * m + c * HW, GEN_GRAD_ADD);
     }
     if (!dgamma && !dbeta) return;
     GEN_OMP_FOR(C > 1 && N * C * HW > GEN_KPAR_ROWS_MIN)
@@ -346,15 +369,73 @@ static void groupnorm_bwd(int64_t N, int64_t C, int64_t HW, int64_t G, const flo
     }
 }
 
+void gen_scalar_channel_sums(int64_t N, int64_t C, const double *work, float *dgamma,
+                             float *dbeta) {
+    for (int64_t c = 0; c < C; c++) {
+        double sg = 0.0, sb = 0.0;
+        for (int64_t n = 0; n < N; n++) {
+            sg += work[2 * (n * C + c)];
+            sb += work[2 * (n * C + c) + 1];
+        }
+        if (dgamma) dgamma[c] += (float)sg;
+        if (dbeta) dbeta[c] += (float)sb;
+    }
+}
+
+/* Group norm's backward, of SiLU after it too when dh is given: pass 1 per
+ * (n, group) takes d = dy (dh = dy silu'(h), h recomputed, stored) and sums
+ * d gamma and d gamma xhat over the group, d xhat and d per channel; pass 2
+ * writes dx from d. */
+static void gn_grad(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
+                    const float *gamma, const float *beta, const float *mean, const float *rstd,
+                    const float *dy, float *dh, float *dx, enum gen_grad_mode mode, float *dgamma,
+                    float *dbeta, double *work) {
+    const int64_t cpg = C / G, m = cpg * HW;
+    const int per_channel = dgamma || dbeta;
+    GEN_OMP_FOR(ROWS_PAR(N * G, m))
+    for (int64_t ng = 0; ng < N * G; ng++) {
+        const float *xg = x + ng * m;
+        const float *d = dh ? dh + ng * m : dy + ng * m;
+        const int64_t c0 = (ng % G) * cpg, n = ng / G;
+        const float mu = mean[ng], rs = rstd[ng];
+        double a = 0.0, b = 0.0;
+        for (int64_t c = 0; c < cpg; c++) {
+            const float g = gamma ? gamma[c0 + c] : 1.0f, bt = beta ? beta[c0 + c] : 0.0f;
+            double sg = 0.0, sb = 0.0;
+            for (int64_t i = c * HW; i < (c + 1) * HW; i++) {
+                const float xhat = (xg[i] - mu) * rs;
+                float di = dy[ng * m + i];
+                if (dh) dh[ng * m + i] = di = di * dsilu1(xhat * g + bt);
+                a += di * g;
+                b += (double)(di * g) * xhat;
+                sg += (double)di * xhat;
+                sb += di;
+            }
+            if (per_channel) {
+                work[2 * (n * C + c0 + c)] = sg;
+                work[2 * (n * C + c0 + c) + 1] = sb;
+            }
+        }
+        if (dx)
+            for (int64_t c = 0; c < cpg; c++)
+                norm_dx(HW, xg + c * HW, d + c * HW, gamma ? gamma[c0 + c] : 1.0f, mu, rs,
+                        a / (double)m, b / (double)m, dx + ng * m + c * HW, mode);
+    }
+    if (per_channel) gen_scalar_channel_sums(N, C, work, dgamma, dbeta);
+}
+
 /* ---- optimisers -------------------------------------------------------- */
 
-static void adam(int64_t n, float *p, const float *g, float *m, float *v, float lr, float b1,
-                 float b2, float eps, float wd, float bc1, float bc2) {
+static void adam_step(int64_t n, float *p, const float *g, float *m, float *v,
+                      const struct gen_adam_step *h) {
+    const float b1 = h->beta1, b2 = h->beta2, lr = h->lr, wd = h->wd, l2 = h->l2;
     GEN_OMP_FOR(n > GEN_KPAR_MIN)
     for (int64_t i = 0; i < n; i++) {
-        m[i] = b1 * m[i] + (1.0f - b1) * g[i];
-        v[i] = b2 * v[i] + (1.0f - b2) * g[i] * g[i];
-        const float step = (m[i] / bc1) / (sqrtf(v[i] / bc2) + eps);
+        float gi = g[i];
+        if (l2 != 0.0f) gi += l2 * p[i];
+        m[i] = b1 * m[i] + (1.0f - b1) * gi;
+        v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
+        const float step = (m[i] / h->bc1) / (sqrtf(v[i] / h->bc2) + h->eps);
         p[i] -= lr * step + lr * wd * p[i];
     }
 }
@@ -436,6 +517,8 @@ void gen_scalar_col2im(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, 
     gen_scalar_col2im_ld(C, H, W, KH, KW, stride, pad, P, col, x);
 }
 
+GEN_TABLE_WRAPPERS
+
 const struct gen_kernels gen_kernels_scalar = {
     .name = "scalar",
     .add = add, .sub = sub, .mul = mul, .scale = scale, .axpy = axpy, .mul_acc = mul_acc,
@@ -452,4 +535,10 @@ const struct gen_kernels gen_kernels_scalar = {
     .adam = adam, .sgd = gen_scalar_sgd, .ema = ema,
     .im2col = gen_scalar_im2col, .col2im = gen_scalar_col2im,
     .im2col_ld = gen_scalar_im2col_ld, .col2im_ld = gen_scalar_col2im_ld,
+    .relu_grad = relu_grad, .leaky_relu_grad = leaky_relu_grad, .gelu_grad = gelu_grad,
+    .silu_grad = silu_grad, .sigmoid_grad = sigmoid_grad, .tanh_grad = tanh_grad,
+    .exp_grad = exp_grad, .softmax_grad = softmax_grad, .log_softmax_grad = log_softmax_grad,
+    .layernorm_grad = layernorm_grad, .groupnorm_grad = groupnorm_grad,
+    .groupnorm_silu_fwd = groupnorm_silu_fwd, .groupnorm_silu_grad = groupnorm_silu_grad,
+    .adam_step = adam_step,
 };

@@ -48,6 +48,10 @@
 
 #define ROWS_PAR(rows, cols) ((rows) > 1 && (rows) * (cols) > GEN_KPAR_ROWS_MIN)
 
+/* Inside a *_grad kernel's loop: the gradient its term is added to, LD(p),
+ * or zeros when `mode` says it overwrites (p is then never read). */
+#define GB(p) (mode == GEN_GRAD_ADD ? LD(p) : vf_set1(0.0f))
+
 /* ---- transcendental functions -------------------------------------------
  * e^x = 2^n e^r, n = round(x / ln 2), r = x - n ln 2 (|r| <= ln2/2) in two
  * parts (Cody-Waite), e^r by its Taylor polynomial of degree 7 (truncation
@@ -115,7 +119,10 @@ SIMD_INLINE vf vdgelu(vf x) {
 }
 
 SIMD_INLINE vf vsilu(vf x) { return vf_mul(x, vsigmoid(x)); }
-SIMD_INLINE vf vdsilu(vf x) { return vf_add(vsigmoid(x), vf_mul(x, vdsigmoid(x))); }
+/* silu'(x) = sigmoid(x) + x sigmoid'(x), the sum fused: written out, so that
+ * silu_grad and the fused group norm get the same bits whatever the
+ * compiler would contract. */
+SIMD_INLINE vf vdsilu(vf x) { return vf_fmadd(x, vdsigmoid(x), vsigmoid(x)); }
 
 /* ---- element-wise --------------------------------------------------------- */
 
@@ -172,9 +179,10 @@ static void relu_fwd(int64_t n, const float *x, float *y) {
     ELEMENTWISE(n, ST(y + i, vf_max(z, LD(x + i)))) /* x last: NaN stays NaN */
 }
 
-static void relu_bwd(int64_t n, const float *x, const float *dy, float *dx) {
+static void relu_grad(int64_t n, const float *x, const float *dy, float *dx,
+                      enum gen_grad_mode mode) {
     const vf z = vf_set1(0.0f);
-    ELEMENTWISE(n, ST(dx + i, vf_add(LD(dx + i), vf_sel_gt(LD(x + i), z, LD(dy + i), z))))
+    ELEMENTWISE(n, ST(dx + i, vf_add(GB(dx + i), vf_sel_gt(LD(x + i), z, LD(dy + i), z))))
 }
 
 static void leaky_relu_fwd(int64_t n, float slope, const float *x, float *y) {
@@ -182,54 +190,60 @@ static void leaky_relu_fwd(int64_t n, float slope, const float *x, float *y) {
     ELEMENTWISE(n, const vf v = LD(x + i); ST(y + i, vf_sel_gt(v, z, v, vf_mul(s, v))))
 }
 
-static void leaky_relu_bwd(int64_t n, float slope, const float *x, const float *dy, float *dx) {
+static void leaky_relu_grad(int64_t n, float slope, const float *x, const float *dy, float *dx,
+                            enum gen_grad_mode mode) {
     const vf z = vf_set1(0.0f), s = vf_set1(slope);
     ELEMENTWISE(n, const vf d = LD(dy + i);
-                ST(dx + i, vf_add(LD(dx + i), vf_sel_gt(LD(x + i), z, d, vf_mul(s, d)))))
+                ST(dx + i, vf_add(GB(dx + i), vf_sel_gt(LD(x + i), z, d, vf_mul(s, d)))))
 }
 
 static void gelu_fwd(int64_t n, const float *x, float *y) {
     ELEMENTWISE(n, ST(y + i, vgelu(LD(x + i))))
 }
 
-static void gelu_bwd(int64_t n, const float *x, const float *dy, float *dx) {
-    ELEMENTWISE(n, ST(dx + i, vf_fmadd(LD(dy + i), vdgelu(LD(x + i)), LD(dx + i))))
+static void gelu_grad(int64_t n, const float *x, const float *dy, float *dx,
+                      enum gen_grad_mode mode) {
+    ELEMENTWISE(n, ST(dx + i, vf_fmadd(LD(dy + i), vdgelu(LD(x + i)), GB(dx + i))))
 }
 
 static void silu_fwd(int64_t n, const float *x, float *y) {
     ELEMENTWISE(n, ST(y + i, vsilu(LD(x + i))))
 }
 
-static void silu_bwd(int64_t n, const float *x, const float *dy, float *dx) {
-    ELEMENTWISE(n, ST(dx + i, vf_fmadd(LD(dy + i), vdsilu(LD(x + i)), LD(dx + i))))
+static void silu_grad(int64_t n, const float *x, const float *dy, float *dx,
+                      enum gen_grad_mode mode) {
+    ELEMENTWISE(n, ST(dx + i, vf_fmadd(LD(dy + i), vdsilu(LD(x + i)), GB(dx + i))))
 }
 
 static void sigmoid_fwd(int64_t n, const float *x, float *y) {
     ELEMENTWISE(n, ST(y + i, vsigmoid(LD(x + i))))
 }
 
-static void sigmoid_bwd(int64_t n, const float *y, const float *dy, float *dx) {
+static void sigmoid_grad(int64_t n, const float *y, const float *dy, float *dx,
+                         enum gen_grad_mode mode) {
     const vf one = vf_set1(1.0f);
     ELEMENTWISE(n, const vf v = LD(y + i);
-                ST(dx + i, vf_fmadd(vf_mul(LD(dy + i), v), vf_sub(one, v), LD(dx + i))))
+                ST(dx + i, vf_fmadd(vf_mul(LD(dy + i), v), vf_sub(one, v), GB(dx + i))))
 }
 
 static void tanh_fwd(int64_t n, const float *x, float *y) {
     ELEMENTWISE(n, ST(y + i, vtanh(LD(x + i))))
 }
 
-static void tanh_bwd(int64_t n, const float *y, const float *dy, float *dx) {
+static void tanh_grad(int64_t n, const float *y, const float *dy, float *dx,
+                      enum gen_grad_mode mode) {
     const vf one = vf_set1(1.0f);
     ELEMENTWISE(n, const vf v = LD(y + i);
-                ST(dx + i, vf_fmadd(LD(dy + i), vf_fnmadd(v, v, one), LD(dx + i))))
+                ST(dx + i, vf_fmadd(LD(dy + i), vf_fnmadd(v, v, one), GB(dx + i))))
 }
 
 static void exp_fwd(int64_t n, const float *x, float *y) {
     ELEMENTWISE(n, ST(y + i, vexp(LD(x + i))))
 }
 
-static void exp_bwd(int64_t n, const float *y, const float *dy, float *dx) {
-    ELEMENTWISE(n, ST(dx + i, vf_fmadd(LD(dy + i), LD(y + i), LD(dx + i))))
+static void exp_grad(int64_t n, const float *y, const float *dy, float *dx,
+                     enum gen_grad_mode mode) {
+    ELEMENTWISE(n, ST(dx + i, vf_fmadd(LD(dy + i), LD(y + i), GB(dx + i))))
 }
 
 /* ---- row reductions ------------------------------------------------------- */
@@ -261,7 +275,8 @@ static void softmax_fwd(int64_t rows, int64_t cols, const float *x, float *y) {
     }
 }
 
-static void softmax_bwd(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx) {
+static void softmax_grad(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx,
+                         enum gen_grad_mode mode) {
     GEN_OMP_FOR(ROWS_PAR(rows, cols))
     for (int64_t r = 0; r < rows; r++) {
         const float *yr = y + r * cols, *dyr = dy + r * cols;
@@ -269,7 +284,7 @@ static void softmax_bwd(int64_t rows, int64_t cols, const float *y, const float 
         vd2 acc = vd2_zero();
         VLOOP(0, cols, acc = vd2_add(acc, vf_mul(LD(dyr + i), LD(yr + i))));
         const vf dot = vf_set1((float)vd2_hsum(acc));
-        VLOOP(0, cols, ST(dxr + i, vf_fmadd(LD(yr + i), vf_sub(LD(dyr + i), dot), LD(dxr + i))));
+        VLOOP(0, cols, ST(dxr + i, vf_fmadd(LD(yr + i), vf_sub(LD(dyr + i), dot), GB(dxr + i))));
     }
 }
 
@@ -285,8 +300,8 @@ static void log_softmax_fwd(int64_t rows, int64_t cols, const float *x, float *y
     }
 }
 
-static void log_softmax_bwd(int64_t rows, int64_t cols, const float *y, const float *dy,
-                            float *dx) {
+static void log_softmax_grad(int64_t rows, int64_t cols, const float *y, const float *dy,
+                             float *dx, enum gen_grad_mode mode) {
     GEN_OMP_FOR(ROWS_PAR(rows, cols))
     for (int64_t r = 0; r < rows; r++) {
         const float *yr = y + r * cols, *dyr = dy + r * cols;
@@ -294,7 +309,8 @@ static void log_softmax_bwd(int64_t rows, int64_t cols, const float *y, const fl
         vd2 acc = vd2_zero();
         VLOOP(0, cols, acc = vd2_add(acc, LD(dyr + i)));
         const vf s = vf_set1((float)vd2_hsum(acc));
-        VLOOP(0, cols, ST(dxr + i, vf_add(LD(dxr + i), vf_fnmadd(vexp(LD(yr + i)), s, LD(dyr + i)))));
+        VLOOP(0, cols,
+              ST(dxr + i, vf_add(GB(dxr + i), vf_fnmadd(vexp(LD(yr + i)), s, LD(dyr + i)))));
     }
 }
 
@@ -331,23 +347,25 @@ static void layernorm_fwd(int64_t rows, int64_t cols, const float *x, const floa
     }
 }
 
-static void layernorm_bwd(int64_t rows, int64_t cols, const float *x, const float *gamma,
-                          const float *mean, const float *rstd, const float *dy, float *dx,
-                          float *dgamma, float *dbeta) {
+static void layernorm_grad(int64_t rows, int64_t cols, const float *x, const float *gamma,
+                           const float *mean, const float *rstd, const float *dy, float *dx,
+                           enum gen_grad_mode mode, float *dgamma, float *dbeta) {
     const vf one = vf_set1(1.0f);
-    GEN_OMP_FOR(ROWS_PAR(rows, cols))
-    for (int64_t r = 0; r < rows; r++) {
+    const int64_t dx_rows = dx ? rows : 0;
+    GEN_OMP_FOR(ROWS_PAR(dx_rows, cols))
+    for (int64_t r = 0; r < dx_rows; r++) {
         const float *xr = x + r * cols, *dyr = dy + r * cols;
         float *dxr = dx + r * cols;
         const vf mu = vf_set1(mean[r]), rs = vf_set1(rstd[r]);
         vd2 a = vd2_zero(), b = vd2_zero();
         VLOOP(0, cols, const vf dyg = vf_mul(LD(dyr + i), gamma ? LD(gamma + i) : one);
               a = vd2_add(a, dyg); b = vd2_add(b, vf_mul(dyg, vf_mul(vf_sub(LD(xr + i), mu), rs))));
-        const vf ma = vf_set1((float)(vd2_hsum(a) / (double)cols));
+        /* -mean(dyg) and mean(dyg xhat); dyg - mean(dyg) is one fused op */
+        const vf nma = vf_set1(-(float)(vd2_hsum(a) / (double)cols));
         const vf mb = vf_set1((float)(vd2_hsum(b) / (double)cols));
         VLOOP(0, cols, const vf xhat = vf_mul(vf_sub(LD(xr + i), mu), rs);
-              const vf dyg = vf_mul(LD(dyr + i), gamma ? LD(gamma + i) : one);
-              ST(dxr + i, vf_fmadd(rs, vf_fnmadd(xhat, mb, vf_sub(dyg, ma)), LD(dxr + i))));
+              const vf d = vf_fmadd(LD(dyr + i), gamma ? LD(gamma + i) : one, nma);
+              ST(dxr + i, vf_fmadd(rs, vf_fnmadd(xhat, mb, d), GB(dxr + i))));
     }
     if (!dgamma && !dbeta) return;
     /* One vector of columns per iteration, rows summed in order: deterministic. */
@@ -367,9 +385,9 @@ static void layernorm_bwd(int64_t rows, int64_t cols, const float *x, const floa
     }
 }
 
-static void groupnorm_fwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
-                          const float *gamma, const float *beta, float eps, float *y,
-                          float *mean, float *rstd) {
+/* Group norm, then SiLU if `silu`. */
+static void gn_fwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x, const float *gamma,
+                   const float *beta, float eps, float *y, float *mean, float *rstd, int silu) {
     const int64_t cpg = C / G, m = cpg * HW;
     GEN_OMP_FOR(ROWS_PAR(N * G, m))
     for (int64_t ng = 0; ng < N * G; ng++) {
@@ -383,7 +401,10 @@ static void groupnorm_fwd(int64_t N, int64_t C, int64_t HW, int64_t G, const flo
             const vf b = vf_set1(beta ? beta[c0 + c] : 0.0f);
             const float *xc = xg + c * HW;
             float *yc = yg + c * HW;
-            VLOOP(0, HW, ST(yc + i, vf_fmadd(vf_mul(vf_sub(LD(xc + i), mu), rs), g, b)));
+            if (silu)
+                VLOOP(0, HW, ST(yc + i, vsilu(vf_fmadd(vf_mul(vf_sub(LD(xc + i), mu), rs), g, b))));
+            else
+                VLOOP(0, HW, ST(yc + i, vf_fmadd(vf_mul(vf_sub(LD(xc + i), mu), rs), g, b)));
         }
     }
 }
@@ -405,15 +426,15 @@ static void groupnorm_bwd(int64_t N, int64_t C, int64_t HW, int64_t G, const flo
             VLOOP(0, HW, const vf d = vf_mul(LD(dyc + i), g); a = vd2_add(a, d);
                   b = vd2_add(b, vf_mul(d, vf_mul(vf_sub(LD(xc + i), mu), rs))));
         }
-        const vf ma = vf_set1((float)(vd2_hsum(a) / (double)m));
+        const vf nma = vf_set1(-(float)(vd2_hsum(a) / (double)m)); /* as gn_grad */
         const vf mb = vf_set1((float)(vd2_hsum(b) / (double)m));
         for (int64_t c = 0; c < cpg; c++) {
             const vf g = vf_set1(gamma ? gamma[c0 + c] : 1.0f);
             const float *xc = xg + c * HW, *dyc = dyg + c * HW;
             float *dxc = dxg + c * HW;
             VLOOP(0, HW, const vf xhat = vf_mul(vf_sub(LD(xc + i), mu), rs);
-                  const vf d = vf_mul(LD(dyc + i), g);
-                  ST(dxc + i, vf_fmadd(rs, vf_fnmadd(xhat, mb, vf_sub(d, ma)), LD(dxc + i))));
+                  const vf dgm = vf_fmadd(LD(dyc + i), g, nma);
+                  ST(dxc + i, vf_fmadd(rs, vf_fnmadd(xhat, mb, dgm), LD(dxc + i))));
         }
     }
     if (!dgamma && !dbeta) return;
@@ -433,14 +454,89 @@ static void groupnorm_bwd(int64_t N, int64_t C, int64_t HW, int64_t G, const flo
     }
 }
 
+/* dh = dy silu'(h) over one group of the fused backward, h recomputed
+ * from x as gn_fwd has it. A loop of its own: its long chains (exp, two
+ * divisions) overlap from one vector to the next, where inside the sums'
+ * loop they would wait on each other; the group is then in L1 for it. */
+static void gn_dsilu(int64_t cpg, int64_t HW, const float *xg, const float *dyg, vf mu, vf rs,
+                     const float *gamma, const float *beta, int64_t c0, float *dhg) {
+    for (int64_t c = 0; c < cpg; c++) {
+        const vf g = vf_set1(gamma ? gamma[c0 + c] : 1.0f);
+        const vf bt = vf_set1(beta ? beta[c0 + c] : 0.0f);
+        const float *xc = xg + c * HW, *dyc = dyg + c * HW;
+        float *dhc = dhg + c * HW;
+        VLOOP(0, HW, const vf h = vf_fmadd(vf_mul(vf_sub(LD(xc + i), mu), rs), g, bt);
+              ST(dhc + i, vf_mul(LD(dyc + i), vdsilu(h))));
+    }
+}
+
+/* One channel's stretch of pass 1 of gn_grad: a, b (the group's sums of d
+ * gamma and d gamma xhat) go on, sg and sb (the channel's of d xhat and d)
+ * start afresh. */
+static void gn_grad_channel(int64_t HW, const float *xc, const float *dc, vf mu, vf rs,
+                            float gamma, vd2 *a, vd2 *b, double *sg, double *sb) {
+    const vf g = vf_set1(gamma);
+    vd2 ca = *a, cb = *b, cg = vd2_zero(), cs = vd2_zero();
+    VLOOP(0, HW, const vf xhat = vf_mul(vf_sub(LD(xc + i), mu), rs); const vf d = LD(dc + i);
+          const vf dg = vf_mul(d, g); ca = vd2_add(ca, dg); cb = vd2_add(cb, vf_mul(dg, xhat));
+          cg = vd2_add(cg, vf_mul(d, xhat)); cs = vd2_add(cs, d));
+    *a = ca, *b = cb;
+    *sg = vd2_hsum(cg), *sb = vd2_hsum(cs);
+}
+
+/* Group norm's backward (of SiLU after it too when dh is given), as the
+ * scalar gn_grad: pass 1 per (n, group) the sums, pass 2 dx. */
+static void gn_grad(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
+                    const float *gamma, const float *beta, const float *mean, const float *rstd,
+                    const float *dy, float *dh, float *dx, enum gen_grad_mode mode, float *dgamma,
+                    float *dbeta, double *work) {
+    const int64_t cpg = C / G, m = cpg * HW;
+    const int per_channel = dgamma || dbeta;
+    GEN_OMP_FOR(ROWS_PAR(N * G, m))
+    for (int64_t ng = 0; ng < N * G; ng++) {
+        const float *xg = x + ng * m;
+        const int64_t c0 = (ng % G) * cpg, n = ng / G;
+        const vf mu = vf_set1(mean[ng]), rs = vf_set1(rstd[ng]);
+        if (dh) gn_dsilu(cpg, HW, xg, dy + ng * m, mu, rs, gamma, beta, c0, dh + ng * m);
+        const float *d = dh ? dh + ng * m : dy + ng * m;
+        vd2 a = vd2_zero(), b = vd2_zero();
+        for (int64_t c = 0; c < cpg; c++) {
+            double sg, sb;
+            gn_grad_channel(HW, xg + c * HW, d + c * HW, mu, rs, gamma ? gamma[c0 + c] : 1.0f, &a,
+                            &b, &sg, &sb);
+            if (per_channel) {
+                work[2 * (n * C + c0 + c)] = sg;
+                work[2 * (n * C + c0 + c) + 1] = sb;
+            }
+        }
+        if (!dx) continue;
+        /* as layernorm_grad: d gamma - mean(d gamma) is one fused op */
+        const vf nma = vf_set1(-(float)(vd2_hsum(a) / (double)m));
+        const vf mb = vf_set1((float)(vd2_hsum(b) / (double)m));
+        for (int64_t c = 0; c < cpg; c++) {
+            const vf g = vf_set1(gamma ? gamma[c0 + c] : 1.0f);
+            const float *xc = xg + c * HW, *dc = d + c * HW;
+            float *dxc = dx + ng * m + c * HW;
+            VLOOP(0, HW, const vf xhat = vf_mul(vf_sub(LD(xc + i), mu), rs);
+                  const vf dgm = vf_fmadd(LD(dc + i), g, nma);
+                  ST(dxc + i, vf_fmadd(rs, vf_fnmadd(xhat, mb, dgm), GB(dxc + i))));
+        }
+    }
+    if (per_channel) gen_scalar_channel_sums(N, C, work, dgamma, dbeta);
+}
+
 /* ---- optimisers ----------------------------------------------------------- */
 
-static void adam(int64_t n, float *p, const float *g, float *m, float *v, float lr, float b1,
-                 float b2, float eps, float wd, float bc1, float bc2) {
+static void adam_step(int64_t n, float *p, const float *g, float *m, float *v,
+                      const struct gen_adam_step *h) {
+    const float b1 = h->beta1, b2 = h->beta2;
     const vf vb1 = vf_set1(b1), vb2 = vf_set1(b2), c1 = vf_set1(1.0f - b1),
-             c2 = vf_set1(1.0f - b2), vbc1 = vf_set1(bc1), vbc2 = vf_set1(bc2),
-             veps = vf_set1(eps), vlr = vf_set1(lr), vlrwd = vf_set1(lr * wd);
-    ELEMENTWISE(n, const vf gi = LD(g + i); const vf pi = LD(p + i);
+             c2 = vf_set1(1.0f - b2), vbc1 = vf_set1(h->bc1), vbc2 = vf_set1(h->bc2),
+             veps = vf_set1(h->eps), vlr = vf_set1(h->lr), vlrwd = vf_set1(h->lr * h->wd),
+             vl2 = vf_set1(h->l2);
+    const int l2 = h->l2 != 0.0f;
+    ELEMENTWISE(n, const vf pi = LD(p + i);
+                const vf gi = l2 ? vf_fmadd(vl2, pi, LD(g + i)) : LD(g + i);
                 const vf mi = vf_fmadd(vb1, LD(m + i), vf_mul(c1, gi));
                 const vf vi = vf_fmadd(vb2, LD(v + i), vf_mul(vf_mul(c2, gi), gi));
                 const vf step = vf_div(vf_div(mi, vbc1), vf_add(vf_sqrt(vf_div(vi, vbc2)), veps));
@@ -531,6 +627,8 @@ static void col2im(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int6
     col2im_ld(C, H, W, KH, KW, stride, pad, P, col, x);
 }
 
+GEN_TABLE_WRAPPERS
+
 const struct gen_kernels GEN_SIMD_TABLE = {
     .name = GEN_SIMD_NAME,
     .add = add, .sub = sub, .mul = mul, .scale = scale, .axpy = axpy, .mul_acc = mul_acc,
@@ -550,4 +648,10 @@ const struct gen_kernels GEN_SIMD_TABLE = {
     .gemm = GEN_SIMD_GEMM, .conv_gemm_work = GEN_SIMD_CONV_GEMM_WORK,
     .conv_gemm = GEN_SIMD_CONV_GEMM, .conv_dw_work = GEN_SIMD_CONV_DW_WORK,
     .conv_dw = GEN_SIMD_CONV_DW,
+    .relu_grad = relu_grad, .leaky_relu_grad = leaky_relu_grad, .gelu_grad = gelu_grad,
+    .silu_grad = silu_grad, .sigmoid_grad = sigmoid_grad, .tanh_grad = tanh_grad,
+    .exp_grad = exp_grad, .softmax_grad = softmax_grad, .log_softmax_grad = log_softmax_grad,
+    .layernorm_grad = layernorm_grad, .groupnorm_grad = groupnorm_grad,
+    .groupnorm_silu_fwd = groupnorm_silu_fwd, .groupnorm_silu_grad = groupnorm_silu_grad,
+    .adam_step = adam_step,
 };

@@ -192,6 +192,13 @@ static struct gen_tensor *gn(struct gen_ctx *g, struct gen_params *ps, int w, in
                          UNET_GN_EPS);
 }
 
+/* SiLU(groupnorm(x)) in one op (one pass each way, no stored normed copy) */
+static struct gen_tensor *gn_silu(struct gen_ctx *g, struct gen_params *ps, int w, int b,
+                                  struct gen_tensor *x) {
+    return gen_groupnorm_silu(g, x, UNET_GROUPS, gen_params_tensor(ps, w),
+                              gen_params_tensor(ps, b), UNET_GN_EPS);
+}
+
 static struct gen_tensor *conv(struct gen_ctx *g, struct gen_params *ps,
                                const struct gen_conv_layer *l, struct gen_tensor *x) {
     return gen_conv_layer_fwd(g, ps, l, x);
@@ -203,10 +210,10 @@ static struct gen_tensor *resblock(struct gen_ctx *g, struct gen_params *ps,
                                    struct gen_tensor *e) {
     const int64_t N = x->shape[0];
     struct gen_tensor *h =
-        conv(g, ps, &rb->conv1, gen_silu(g, gn(g, ps, rb->norm1_w, rb->norm1_b, x)));
+        conv(g, ps, &rb->conv1, gn_silu(g, ps, rb->norm1_w, rb->norm1_b, x));
     struct gen_tensor *t = gen_linear_layer_fwd(g, ps, &rb->temb, e); /* (N, cout) */
     h = gen_add(g, h, gen_reshape(g, t, 4, (int64_t[]){N, rb->cout, 1, 1}));
-    h = conv(g, ps, &rb->conv2, gen_silu(g, gn(g, ps, rb->norm2_w, rb->norm2_b, h)));
+    h = conv(g, ps, &rb->conv2, gn_silu(g, ps, rb->norm2_w, rb->norm2_b, h));
     return gen_add(g, h, rb->skip.w >= 0 ? conv(g, ps, &rb->skip, x) : x);
 }
 
@@ -252,6 +259,6 @@ struct gen_tensor *unet_forward(struct gen_ctx *g, const struct unet *u, struct 
         h = conv(g, ps, &u->up[i], gen_upsample2x(g, h));
         h = resblock(g, ps, &u->dec[i], gen_concat(g, h, skip[i]), e);
     }
-    h = gen_silu(g, gn(g, ps, u->norm_out_w, u->norm_out_b, h));
+    h = gn_silu(g, ps, u->norm_out_w, u->norm_out_b, h);
     return conv(g, ps, &u->conv_out, h);
 }

@@ -1,6 +1,7 @@
 /* optim.c - SGD, Adam, AdamW, global-norm clipping and EMA over the flat
- * blocks of a gen_params. A group's tensors need not be contiguous, so the
- * update runs tensor by tensor (each a flat kernel call). */
+ * blocks of a gen_params. A group's tensors need not be contiguous, nor
+ * share one decay, so the update runs span by span: the longest runs of
+ * neighbouring tensors alike in both, each a flat kernel call. */
 #include <math.h>
 
 #include "gen/kernels.h"
@@ -10,37 +11,67 @@ static int in_group(const struct gen_param *p, int group) {
     return p->kind != GEN_PARAM_BUFFER && (group < 0 || p->group == group);
 }
 
-void gen_optim_step(const struct gen_optim *opt, struct gen_params *ps, int group, float lr) {
-    const struct gen_kernels *k = gen_kernels();
-    int gi = group < 0 ? 0 : group;
-    int64_t t = ++ps->step[gi];
-    float bc1 = 1.0f - powf(opt->beta1, (float)t);
-    float bc2 = 1.0f - powf(opt->beta2, (float)t);
+void gen_params_grad_ready(struct gen_params *ps, int group) {
     for (int i = 0; i < ps->count; i++) {
-        const struct gen_param *p = &ps->p[i];
-        if (!in_group(p, group)) continue;
-        int64_t n = gen_numel(&p->t), o = p->offset;
-        float wd = p->kind == GEN_PARAM_WEIGHT ? opt->weight_decay : 0.0f;
-        switch (opt->kind) {
-        case GEN_OPTIM_SGD:
-            k->sgd(n, ps->data + o, ps->grad + o, ps->m + o, lr, opt->momentum, wd);
-            break;
-        case GEN_OPTIM_ADAM:
-            /* Adam's L2 decay folds into the gradient (PyTorch's Adam). */
-            if (wd != 0.0f) k->axpy(n, wd, ps->data + o, ps->grad + o);
-            k->adam(n, ps->data + o, ps->grad + o, ps->m + o, ps->v + o, lr, opt->beta1,
-                    opt->beta2, opt->eps, 0.0f, bc1, bc2);
-            break;
-        case GEN_OPTIM_ADAMW:
-            k->adam(n, ps->data + o, ps->grad + o, ps->m + o, ps->v + o, lr, opt->beta1,
-                    opt->beta2, opt->eps, wd, bc1, bc2);
-            break;
+        struct gen_param *p = &ps->p[i];
+        if (in_group(p, group) && p->t.grad_stale) {
+            gen_kernels()->fill(gen_numel(&p->t), 0.0f, p->t.grad);
+            p->t.grad_stale = 0;
         }
     }
 }
 
+/* Elements [o, o + n) of the flat blocks, with decay wd. */
+struct span {
+    int64_t o, n;
+    float wd;
+};
+
+static void update_span(const struct gen_optim *opt, struct gen_params *ps, struct span s,
+                        const struct gen_adam_step *adam) {
+    const struct gen_kernels *k = gen_kernels();
+    float *p = ps->data + s.o, *g = ps->grad + s.o, *m = ps->m + s.o;
+    if (opt->kind == GEN_OPTIM_SGD) {
+        k->sgd(s.n, p, g, m, adam->lr, opt->momentum, s.wd);
+        return;
+    }
+    struct gen_adam_step h = *adam;
+    /* Adam's decay is L2, folded into the gradient (PyTorch's Adam);
+     * AdamW's is decoupled. */
+    if (opt->kind == GEN_OPTIM_ADAM) h.l2 = s.wd;
+    else h.wd = s.wd;
+    k->adam_step(s.n, p, g, m, ps->v + s.o, &h);
+}
+
+void gen_optim_step(const struct gen_optim *opt, struct gen_params *ps, int group, float lr) {
+    gen_params_grad_ready(ps, group);
+    int gi = group < 0 ? 0 : group;
+    int64_t t = ++ps->step[gi];
+    const struct gen_adam_step adam = {.lr = lr,
+                                       .beta1 = opt->beta1,
+                                       .beta2 = opt->beta2,
+                                       .eps = opt->eps,
+                                       .bc1 = 1.0f - powf(opt->beta1, (float)t),
+                                       .bc2 = 1.0f - powf(opt->beta2, (float)t)};
+    struct span s = {0, 0, 0.0f};
+    for (int i = 0; i < ps->count; i++) {
+        const struct gen_param *p = &ps->p[i];
+        if (!in_group(p, group)) continue;
+        const int64_t n = gen_numel(&p->t);
+        const float wd = p->kind == GEN_PARAM_WEIGHT ? opt->weight_decay : 0.0f;
+        if (s.n && p->offset == s.o + s.n && wd == s.wd) {
+            s.n += n;
+            continue;
+        }
+        if (s.n) update_span(opt, ps, s, &adam);
+        s = (struct span){p->offset, n, wd};
+    }
+    if (s.n) update_span(opt, ps, s, &adam);
+}
+
 double gen_clip_grad_norm(struct gen_params *ps, int group, double max_norm) {
     const struct gen_kernels *k = gen_kernels();
+    gen_params_grad_ready(ps, group);
     double ss = 0;
     for (int i = 0; i < ps->count; i++) {
         const struct gen_param *p = &ps->p[i];

@@ -88,8 +88,20 @@ struct gen_param *gen_params_find(struct gen_params *ps, const char *name) {
     return NULL;
 }
 
+/* No pass over the block: the first backward op to write a gradient
+ * overwrites it, and the ones none writes are zero-filled when the backward
+ * walk or gen_params_grad_ready finds them. A frozen tensor (requires_grad
+ * off for this pass) is on no tape, so it is zero-filled here. */
 void gen_params_zero_grad(struct gen_params *ps) {
-    memset(ps->grad, 0, (size_t)ps->n_train * sizeof(float));
+    for (int i = 0; i < ps->count; i++) {
+        struct gen_tensor *t = &ps->p[i].t;
+        if (ps->p[i].kind == GEN_PARAM_BUFFER) continue;
+        if (t->requires_grad) t->grad_stale = 1;
+        else {
+            memset(t->grad, 0, (size_t)gen_numel(t) * sizeof(float));
+            t->grad_stale = 0;
+        }
+    }
 }
 
 int64_t gen_params_count(const struct gen_params *ps) { return ps->n_train; }
