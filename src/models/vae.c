@@ -102,7 +102,7 @@ static struct gen_tensor *with_class(struct gen_ctx *g, const struct gen_vae *m,
 }
 
 /* x (B, C, H, W) of classes y -> mu, logvar (B, latent) */
-static void encode(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x, const int32_t *y,
+void vae_encode(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x, const int32_t *y,
                    struct gen_tensor **mu, struct gen_tensor **logvar) {
     int64_t B = x->shape[0];
     struct gen_tensor *h;
@@ -119,7 +119,7 @@ static void encode(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x, c
 }
 
 /* z (B, latent) of classes y -> logits (B, C, H, W) */
-static struct gen_tensor *decode(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *z,
+struct gen_tensor *vae_decode(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *z,
                                  const int32_t *y) {
     int64_t B = z->shape[0];
     struct gen_tensor *h = gen_linear_layer_fwd(g, &m->ps, &m->fc3, with_class(g, m, z, y));
@@ -144,8 +144,8 @@ static struct gen_tensor *reparameterize(struct gen_ctx *g, struct gen_tensor *m
 void gen_vae_neg_elbo(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x, const int32_t *y,
                       struct gen_tensor *eps, struct gen_tensor **bce, struct gen_tensor **kl) {
     struct gen_tensor *mu, *logvar;
-    encode(g, m, x, y, &mu, &logvar);
-    struct gen_tensor *logits = decode(g, m, reparameterize(g, mu, logvar, eps), y);
+    vae_encode(g, m, x, y, &mu, &logvar);
+    struct gen_tensor *logits = vae_decode(g, m, reparameterize(g, mu, logvar, eps), y);
     *bce = gen_bce_logits(g, logits, x, 0);
     *kl = gen_gaussian_kl(g, mu, logvar);
 }
@@ -159,7 +159,7 @@ static void neg_elbo(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x,
 }
 
 /* Images idx[0..count) of a set as (count, C, H, W) in [0, 1]. */
-static struct gen_tensor *batch_images(struct gen_ctx *g, struct gen_vae *m,
+struct gen_tensor *vae_batch_images(struct gen_ctx *g, struct gen_vae *m,
                                        const struct gen_image_set *set, const int32_t *idx,
                                        int count) {
     struct gen_tensor *x = gen_tensor_4d(g, count, m->C, m->H, m->W);
@@ -168,16 +168,16 @@ static struct gen_tensor *batch_images(struct gen_ctx *g, struct gen_vae *m,
 }
 
 /* Images first..first+count-1 of a set. */
-static struct gen_tensor *batch_range(struct gen_ctx *g, struct gen_vae *m,
+struct gen_tensor *vae_batch_range(struct gen_ctx *g, struct gen_vae *m,
                                       const struct gen_image_set *set, int64_t first, int count) {
     int32_t *idx = gen_arena_alloc(&g->arena, (size_t)count * sizeof *idx);
     for (int k = 0; k < count; k++) idx[k] = (int32_t)(first + k);
-    return batch_images(g, m, set, idx, count);
+    return vae_batch_images(g, m, set, idx, count);
 }
 
 /* The classes of images first.. of a set for a conditional model; NULL
  * for an unconditional one. */
-static const int32_t *range_labels(const struct gen_vae *m, const struct gen_image_set *set,
+const int32_t *vae_range_labels(const struct gen_vae *m, const struct gen_image_set *set,
                                    int64_t first) {
     return m->classes ? set->labels + first : NULL;
 }
@@ -268,7 +268,7 @@ double gen_vae_test_loss(struct gen_ctx *g, struct gen_vae *m, const struct gen_
     for (int64_t i = 0; i < set->n; i += EVAL_BATCH) {
         int count = (int)(set->n - i < EVAL_BATCH ? set->n - i : EVAL_BATCH);
         struct gen_tensor *bce, *kl;
-        neg_elbo(g, m, batch_range(g, m, set, i, count), range_labels(m, set, i), &rng, &bce, &kl);
+        neg_elbo(g, m, vae_batch_range(g, m, set, i, count), vae_range_labels(m, set, i), &rng, &bce, &kl);
         total += (double)bce->data[0] + (double)kl->data[0];
         gen_ctx_reset(g);
     }
@@ -283,93 +283,16 @@ struct gen_tensor *gen_vae_generate(struct gen_ctx *g, struct gen_vae *m, int n,
         gen_rng_seed_keyed(&r, seed, GEN_VAE_RNG_NOISE, first + i);
         gen_rng_fill_normal(&r, z->data + (int64_t)i * m->latent, m->latent, 0.0f, 1.0f);
     }
-    return gen_sigmoid(g, decode(g, m, z, y));
+    return gen_sigmoid(g, vae_decode(g, m, z, y));
 }
 
 /* (n) classes: each of y[0..count) repeated n / count times in turn
  * (count divides n): a decoder batch of several rows per image. */
-static const int32_t *repeat_labels(struct gen_ctx *g, const int32_t *y, int64_t count, int64_t n) {
+const int32_t *vae_repeat_labels(struct gen_ctx *g, const int32_t *y, int64_t count, int64_t n) {
     if (!y) return NULL;
     int32_t *r = gen_arena_alloc(&g->arena, (size_t)n * sizeof *r);
     for (int64_t i = 0; i < n; i++) r[i] = y[i / (n / count)];
     return r;
-}
-
-/* Test images 0..count-1 beside their reconstructions (decoded means), in
- * pairs: (2 count, C, H, W). */
-static struct gen_tensor *reconstruct(struct gen_ctx *g, struct gen_vae *m,
-                                      const struct gen_image_set *set, int count) {
-    struct gen_tensor *x = batch_range(g, m, set, 0, count);
-    const int32_t *labels = range_labels(m, set, 0);
-    struct gen_tensor *mu, *logvar;
-    encode(g, m, x, labels, &mu, &logvar);
-    struct gen_tensor *y = gen_sigmoid(g, decode(g, m, mu, labels));
-    struct gen_tensor *out = gen_tensor_4d(g, 2 * count, m->C, m->H, m->W);
-    int64_t D = m->D;
-    for (int i = 0; i < count; i++) {
-        memcpy(out->data + (2 * i) * D, x->data + i * D, (size_t)D * sizeof(float));
-        memcpy(out->data + (2 * i + 1) * D, y->data + i * D, (size_t)D * sizeof(float));
-    }
-    return out;
-}
-
-/* Test images 0..count-1, their reconstructions and the anomaly map
- * |x - reconstruction| (averaged over channels) as a heat map, in triples
- * of RGB images: (3 count, 3, H, W); grey images fill all three channels. */
-static struct gen_tensor *heatmap(struct gen_ctx *g, struct gen_vae *m,
-                                  const struct gen_image_set *set, int count) {
-    const struct gen_tensor *pairs = reconstruct(g, m, set, count); /* (2 count, C, H, W) */
-    const int64_t P = m->H * m->W, C = m->C;
-    struct gen_tensor *out = gen_tensor_4d(g, 3 * count, 3, m->H, m->W);
-    for (int i = 0; i < count; i++) {
-        const float *x = pairs->data + 2 * i * C * P, *y = x + C * P;
-        float *o = out->data + 9 * i * P;
-        for (int j = 0; j < 2; j++) /* the input, then its reconstruction */
-            for (int k = 0; k < 3; k++)
-                memcpy(o + (3 * j + k) * P, (j ? y : x) + (C == 3 ? k : 0) * P,
-                       (size_t)P * sizeof(float));
-        for (int64_t p = 0; p < P; p++) {
-            double e = 0;
-            for (int64_t c = 0; c < C; c++) e += fabs((double)x[c * P + p] - y[c * P + p]);
-            float rgb[3];
-            gen_heat_colour(e / (double)C, rgb);
-            for (int k = 0; k < 3; k++) o[(6 + k) * P + p] = rgb[k];
-        }
-    }
-    return out;
-}
-
-/* n points from mu(A) to mu(B), decoded. A conditional model encodes each
- * end with its own class and decodes the whole walk with A's class: the
- * walk changes the style within one class (A and B of different classes
- * give B's style drawn as A's class). */
-static struct gen_tensor *interpolate(struct gen_ctx *g, struct gen_vae *m,
-                                      const struct gen_image_set *set, int32_t a, int32_t b, int n) {
-    const int32_t ends[2] = {a, b};
-    struct gen_tensor *x = batch_images(g, m, set, ends, 2);
-    int32_t y[2];
-    gen_images_labels(set, ends, 2, y);
-    const int32_t *labels = m->classes ? y : NULL;
-    struct gen_tensor *mu, *logvar;
-    encode(g, m, x, labels, &mu, &logvar);
-    struct gen_tensor *z = gen_tensor_2d(g, n, m->latent);
-    for (int i = 0; i < n; i++) {
-        float t = n > 1 ? (float)i / (float)(n - 1) : 0.0f;
-        for (int64_t j = 0; j < m->latent; j++)
-            z->data[i * m->latent + j] = (1 - t) * mu->data[j] + t * mu->data[m->latent + j];
-    }
-    return gen_sigmoid(g, decode(g, m, z, repeat_labels(g, labels, 1, n)));
-}
-
-static int parse_pair(const char *s, int64_t *a, int64_t *b) {
-    char *end;
-    long long x = strtoll(s, &end, 10);
-    if (end == s || *end != ',') return 0;
-    const char *t = end + 1;
-    long long y = strtoll(t, &end, 10);
-    if (end == t || *end || x < 0 || y < 0) return 0;
-    *a = x, *b = y;
-    return 1;
 }
 
 static int vae_needs_inputs(const struct gen_config *opts) {
@@ -389,14 +312,6 @@ static const int32_t *sample_labels(struct gen_ctx *g, const struct gen_vae *m,
     int32_t *y = gen_arena_alloc(&g->arena, (size_t)req->n * sizeof *y);
     for (int64_t i = 0; i < req->n; i++) y[i] = (int32_t)((req->first + i) % m->classes);
     return y;
-}
-
-/* A square-ish number of columns that keeps groups of k images (pairs,
- * triples) in whole rows. */
-static int group_cols(int64_t count, int k) {
-    int c = 1;
-    while ((int64_t)c * c < k * count) c++;
-    return c + (k - c % k) % k;
 }
 
 static enum gen_status vae_generate(void *model, struct gen_ctx *g, const struct gen_config *opts,
@@ -421,22 +336,9 @@ static enum gen_status vae_generate(void *model, struct gen_ctx *g, const struct
         return gen_error(GEN_ERR_USAGE, "--heatmap: draws the error of --reconstruct; give --reconstruct");
     enum gen_status st = inputs_mode ? check_labels(m, set) : GEN_OK;
     if (st != GEN_OK) return st;
-    if (walk) {
-        int64_t a, b;
-        if (!parse_pair(walk, &a, &b))
-            return gen_error(GEN_ERR_USAGE, "--interpolate: expected two image indices A,B, got '%s'",
-                             walk);
-        if (a >= set->n || b >= set->n)
-            return gen_error(GEN_ERR_USAGE, "--interpolate: index out of range (%lld images)",
-                             (long long)set->n);
-        images = interpolate(g, m, set, (int32_t)a, (int32_t)b, n);
-        out->cols = n; /* one row */
-    } else if (inputs_mode) {
-        const int k = heat ? 3 : 2; /* images per test image */
-        int64_t count = n / k > 0 ? n / k : 1;
-        if (count > set->n) count = set->n;
-        images = heat ? heatmap(g, m, set, (int)count) : reconstruct(g, m, set, (int)count);
-        out->cols = group_cols(count, k);
+    if (inputs_mode) {
+        st = vae_sample_inputs(g, m, set, walk, heat, n, &images, &out->cols);
+        if (st != GEN_OK) return st;
     } else {
         images = gen_vae_generate(g, m, n, sample_labels(g, m, req), req->seed, req->first);
     }
@@ -460,7 +362,7 @@ static void score_batch(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor 
     const int64_t B = x->shape[0], L = m->latent, D = m->D;
     const double log2pi = log(2.0 * M_PI);
     struct gen_tensor *mu, *logvar;
-    encode(g, m, x, labels, &mu, &logvar);
+    vae_encode(g, m, x, labels, &mu, &logvar);
     int S = 1 + (K > 0 ? K : 0); /* sample 0 scores the ELBO */
     /* z (B S, L): for image b, sample s at row b S + s; eps kept for log q. */
     struct gen_tensor *eps = gen_tensor_2d(g, B * S, L), *z = gen_tensor_2d(g, B * S, L);
@@ -473,7 +375,7 @@ static void score_batch(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor 
                 z->data[r] = mu->data[b * L + j] + sd * eps->data[r];
             }
     /* (B S, C, H, W) */
-    struct gen_tensor *logits = decode(g, m, z, repeat_labels(g, labels, B, B * S));
+    struct gen_tensor *logits = vae_decode(g, m, z, vae_repeat_labels(g, labels, B, B * S));
     for (int64_t b = 0; b < B; b++) {
         const float *t = x->data + b * D;
         double kl = 0, lw_max = -INFINITY;
@@ -534,7 +436,7 @@ static enum gen_status vae_evaluate(void *model, struct gen_ctx *g, const struct
     double sum_elbo = 0, sum_iw = 0;
     for (int64_t i = 0; i < n; i += chunk) {
         int count = (int)(n - i < chunk ? n - i : chunk);
-        score_batch(g, m, batch_range(g, m, set, i, count), range_labels(m, set, i), K, &rng,
+        score_batch(g, m, vae_batch_range(g, m, set, i, count), vae_range_labels(m, set, i), K, &rng,
                     elbo + i, iw + i);
         gen_ctx_reset(g);
     }

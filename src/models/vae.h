@@ -1,4 +1,5 @@
-/* vae.h - private: the VAE model, shared by vae.c and its tests. */
+/* vae.h - private: the VAE model, shared by vae.c, vae_sample.c and its
+ * tests. */
 #ifndef GEN_MODELS_VAE_H
 #define GEN_MODELS_VAE_H
 
@@ -45,5 +46,30 @@ double gen_vae_test_loss(struct gen_ctx *g, struct gen_vae *m, const struct gen_
  * the stream keyed (seed, first + i): (n, C, H, W) in [0, 1]. */
 struct gen_tensor *gen_vae_generate(struct gen_ctx *g, struct gen_vae *m, int n, const int32_t *y,
                                     uint64_t seed, int64_t first);
+
+/* The network's halves: x (B, C, H, W) of classes y -> mu, logvar
+ * (B, latent); z (B, latent) of classes y -> logits (B, C, H, W). */
+void vae_encode(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *x, const int32_t *y,
+                struct gen_tensor **mu, struct gen_tensor **logvar);
+struct gen_tensor *vae_decode(struct gen_ctx *g, struct gen_vae *m, struct gen_tensor *z,
+                              const int32_t *y);
+/* Images idx[0..count) of a set as (count, C, H, W) in [0, 1]; images
+ * first..first+count-1; the classes of images first.. (NULL for an
+ * unconditional model); each of y[0..count) repeated n / count times
+ * (NULL when y is). */
+struct gen_tensor *vae_batch_images(struct gen_ctx *g, struct gen_vae *m,
+                                    const struct gen_image_set *set, const int32_t *idx, int count);
+struct gen_tensor *vae_batch_range(struct gen_ctx *g, struct gen_vae *m,
+                                   const struct gen_image_set *set, int64_t first, int count);
+const int32_t *vae_range_labels(const struct gen_vae *m, const struct gen_image_set *set,
+                                int64_t first);
+const int32_t *vae_repeat_labels(struct gen_ctx *g, const int32_t *y, int64_t count, int64_t n);
+/* sample's modes on the held-out images of set: the walk --interpolate
+ * walk ("A,B": n images, one row), or n / 2 reconstruction pairs (heat:
+ * n / 3 triples with the error map), grouped into *cols columns.
+ * Returns a status (a bad walk is a usage error). */
+enum gen_status vae_sample_inputs(struct gen_ctx *g, struct gen_vae *m,
+                                  const struct gen_image_set *set, const char *walk, int heat,
+                                  int n, struct gen_tensor **images, int *cols);
 
 #endif
