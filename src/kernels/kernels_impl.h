@@ -25,22 +25,51 @@ extern const struct gen_kernels gen_kernels_avx512;
 void gen_kernels_avx512bf16_fill(struct gen_kernels *t);
 #endif
 
-/* OpenMP only where the loop is big enough to pay for a parallel region.
- * Every parallel loop splits work by rows, channels or fixed-size blocks,
- * never by thread, so results never depend on the thread count. */
-#ifdef _OPENMP
-#define GEN_KPRAGMA(x) _Pragma(#x)
-#define GEN_OMP_FOR(cond) GEN_KPRAGMA(omp parallel for schedule(static) if (cond))
-#else
-#define GEN_OMP_FOR(cond)
-#endif
-
 /* Element-wise kernels go parallel above this many elements, in blocks of
  * GEN_KBLOCK elements (64 KiB of floats). */
 #define GEN_KPAR_MIN ((int64_t)1 << 16)
 #define GEN_KBLOCK ((int64_t)1 << 14)
-/* Row kernels go parallel when rows * cols exceeds this and rows > 1. */
+/* Row kernels (and loops over channels, column blocks) go parallel when the
+ * loop has more than one iteration and its work, in elements, exceeds this. */
 #define GEN_KPAR_ROWS_MIN ((int64_t)1 << 14)
+#define GEN_KPAR_ROWS(iters, work) ((iters) > 1 && (work) > GEN_KPAR_ROWS_MIN)
+
+/* for (int64_t v = 0; v < n; v++) { BODY }: across the threads when `par`
+ * holds (one of the thresholds above) and no parallel region is active,
+ * else on this thread without entering OpenMP at all. A region that its
+ * `if` clause makes serial still allocates a team and wakes a futex at its
+ * end, about 1 us: more than a kernel call on a row of 128 floats costs,
+ * and a Transformer step makes some 10^5 such calls. Every parallel loop
+ * splits work by rows, channels or fixed-size blocks, never by thread, so
+ * results never depend on the thread count or on which path ran. */
+#ifdef _OPENMP
+#include <omp.h>
+#define GEN_KPRAGMA(x) _Pragma(#x)
+#define GEN_KFOR(par, v, n, ...)                                                                  \
+    do {                                                                                          \
+        const int64_t v##_n = (n);                                                                \
+        if ((par) && !omp_in_parallel()) {                                                        \
+            GEN_KPRAGMA(omp parallel for schedule(static))                                        \
+            for (int64_t v = 0; v < v##_n; v++) { __VA_ARGS__; }                                  \
+        } else {                                                                                  \
+            for (int64_t v = 0; v < v##_n; v++) { __VA_ARGS__; }                                  \
+        }                                                                                         \
+    } while (0)
+#else
+#define GEN_KFOR(par, v, n, ...)                                                                  \
+    do {                                                                                          \
+        const int64_t v##_n = (n);                                                                \
+        for (int64_t v = 0; v < v##_n; v++) { __VA_ARGS__; }                                      \
+    } while (0)
+#endif
+
+/* BODY for each block [lo, hi) of GEN_KBLOCK elements of [0, n), across
+ * the threads above GEN_KPAR_MIN elements: the element-wise kernels. */
+#define GEN_KBLOCKS(n, lo, hi, ...)                                                               \
+    GEN_KFOR((n) > GEN_KPAR_MIN, lo##_k, ((n) + GEN_KBLOCK - 1) / GEN_KBLOCK,                     \
+             const int64_t lo = lo##_k * GEN_KBLOCK;                                              \
+             const int64_t hi = lo + GEN_KBLOCK < (n) ? lo + GEN_KBLOCK : (n); __VA_ARGS__)
+
 /* sum/sumsq: each block of GEN_KSUM_BLOCK elements is summed in double in
  * its own order, then block sums are added in index order (at most
  * GEN_KSUM_FAN blocks per parallel pass), the same for any thread count. */
@@ -60,12 +89,11 @@ static inline double gen_ksum_blocks(int64_t n, const float *x,
     for (int64_t b0 = 0; b0 < nb; b0 += GEN_KSUM_FAN) {
         const int64_t nf = nb - b0 < GEN_KSUM_FAN ? nb - b0 : GEN_KSUM_FAN;
         double part[GEN_KSUM_FAN];
-        GEN_OMP_FOR(nf > 1 && nf * GEN_KSUM_BLOCK >= GEN_KPAR_MIN)
-        for (int64_t k = 0; k < nf; k++) {
+        GEN_KFOR(nf > 1 && nf * GEN_KSUM_BLOCK >= GEN_KPAR_MIN, k, nf, {
             const int64_t lo = (b0 + k) * GEN_KSUM_BLOCK;
             const int64_t hi = lo + GEN_KSUM_BLOCK < n ? lo + GEN_KSUM_BLOCK : n;
             part[k] = blk(hi - lo, x + lo);
-        }
+        });
         for (int64_t k = 0; k < nf; k++) total += part[k];
     }
     return total;

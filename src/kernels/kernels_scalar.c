@@ -9,43 +9,38 @@
 
 #include "kernels/kernels_impl.h"
 
-#define ROWS_PAR(rows, cols) ((rows) > 1 && (rows) * (cols) > GEN_KPAR_ROWS_MIN)
+/* for i in [0, n): BODY, in the element-wise kernels' blocks. */
+#define EACH(n, ...)                                                                              \
+    GEN_KBLOCKS(n, b_lo, b_hi, for (int64_t i = b_lo; i < b_hi; i++) { __VA_ARGS__; })
 
 /* ---- element-wise ------------------------------------------------------ */
 
 static void add(int64_t n, const float *a, const float *b, float *y) {
-    GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+    EACH(n, y[i] = a[i] + b[i]);
 }
 
 static void sub(int64_t n, const float *a, const float *b, float *y) {
-    GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) y[i] = a[i] - b[i];
+    EACH(n, y[i] = a[i] - b[i]);
 }
 
 static void mul(int64_t n, const float *a, const float *b, float *y) {
-    GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) y[i] = a[i] * b[i];
+    EACH(n, y[i] = a[i] * b[i]);
 }
 
 static void scale(int64_t n, float s, const float *x, float *y) {
-    GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) y[i] = s * x[i];
+    EACH(n, y[i] = s * x[i]);
 }
 
 static void axpy(int64_t n, float s, const float *x, float *y) {
-    GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) y[i] += s * x[i];
+    EACH(n, y[i] += s * x[i]);
 }
 
 static void mul_acc(int64_t n, const float *a, const float *b, float *y) {
-    GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) y[i] += a[i] * b[i];
+    EACH(n, y[i] += a[i] * b[i]);
 }
 
 static void fill(int64_t n, float v, float *y) {
-    GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) y[i] = v;
+    EACH(n, y[i] = v);
 }
 
 static double sum_block(int64_t n, const float *x) {
@@ -86,8 +81,7 @@ static inline float gelu_2u(float x) {
 }
 
 static void relu_fwd(int64_t n, const float *x, float *y) {
-    GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] < 0.0f ? 0.0f : x[i]; /* NaN stays NaN */
+    EACH(n, y[i] = x[i] < 0.0f ? 0.0f : x[i]); /* NaN stays NaN */
 }
 
 /* What a backward kernel adds its term to: dx[i], or 0 when it overwrites. */
@@ -97,41 +91,34 @@ static inline float grad_base(const float *dx, int64_t i, enum gen_grad_mode mod
 
 static void relu_grad(int64_t n, const float *x, const float *dy, float *dx,
                       enum gen_grad_mode mode) {
-    GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) dx[i] = grad_base(dx, i, mode) + (x[i] > 0.0f ? dy[i] : 0.0f);
+    EACH(n, dx[i] = grad_base(dx, i, mode) + (x[i] > 0.0f ? dy[i] : 0.0f));
 }
 
 static void leaky_relu_fwd(int64_t n, float slope, const float *x, float *y) {
-    GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] > 0.0f ? x[i] : slope * x[i];
+    EACH(n, y[i] = x[i] > 0.0f ? x[i] : slope * x[i]);
 }
 
 static void leaky_relu_grad(int64_t n, float slope, const float *x, const float *dy, float *dx,
                             enum gen_grad_mode mode) {
-    GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++)
-        dx[i] = grad_base(dx, i, mode) + (x[i] > 0.0f ? dy[i] : slope * dy[i]);
+    EACH(n, dx[i] = grad_base(dx, i, mode) + (x[i] > 0.0f ? dy[i] : slope * dy[i]));
 }
 
 static void gelu_fwd(int64_t n, const float *x, float *y) {
-    GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] * sigmoid1(gelu_2u(x[i]));
+    EACH(n, y[i] = x[i] * sigmoid1(gelu_2u(x[i])));
 }
 
 /* d/dx [x s(2u)] = s(2u) + x s(2u)(1 - s(2u)) 2 du/dx, du/dx = K0 (1 + 3 K1 x^2). */
 static void gelu_grad(int64_t n, const float *x, const float *dy, float *dx,
                       enum gen_grad_mode mode) {
-    GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) {
+    EACH(n, {
         const float v = x[i], t = gelu_2u(v);
         const float du = 2.0f * GEN_GELU_K0 * (1.0f + 3.0f * GEN_GELU_K1 * v * v);
         dx[i] = grad_base(dx, i, mode) + dy[i] * (sigmoid1(t) + v * dsigmoid1(t) * du);
-    }
+    });
 }
 
 static void silu_fwd(int64_t n, const float *x, float *y) {
-    GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) y[i] = x[i] * sigmoid1(x[i]);
+    EACH(n, y[i] = x[i] * sigmoid1(x[i]));
 }
 
 /* silu'(x) = sigmoid(x) + x sigmoid'(x) */
@@ -139,41 +126,34 @@ static inline float dsilu1(float x) { return sigmoid1(x) + x * dsigmoid1(x); }
 
 static void silu_grad(int64_t n, const float *x, const float *dy, float *dx,
                       enum gen_grad_mode mode) {
-    GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) dx[i] = grad_base(dx, i, mode) + dy[i] * dsilu1(x[i]);
+    EACH(n, dx[i] = grad_base(dx, i, mode) + dy[i] * dsilu1(x[i]));
 }
 
 static void sigmoid_fwd(int64_t n, const float *x, float *y) {
-    GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) y[i] = sigmoid1(x[i]);
+    EACH(n, y[i] = sigmoid1(x[i]));
 }
 
 static void sigmoid_grad(int64_t n, const float *y, const float *dy, float *dx,
                          enum gen_grad_mode mode) {
-    GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) dx[i] = grad_base(dx, i, mode) + dy[i] * y[i] * (1.0f - y[i]);
+    EACH(n, dx[i] = grad_base(dx, i, mode) + dy[i] * y[i] * (1.0f - y[i]));
 }
 
 static void tanh_fwd(int64_t n, const float *x, float *y) {
-    GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) y[i] = tanhf(x[i]);
+    EACH(n, y[i] = tanhf(x[i]));
 }
 
 static void tanh_grad(int64_t n, const float *y, const float *dy, float *dx,
                       enum gen_grad_mode mode) {
-    GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) dx[i] = grad_base(dx, i, mode) + dy[i] * (1.0f - y[i] * y[i]);
+    EACH(n, dx[i] = grad_base(dx, i, mode) + dy[i] * (1.0f - y[i] * y[i]));
 }
 
 static void exp_fwd(int64_t n, const float *x, float *y) {
-    GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) y[i] = expf(x[i]);
+    EACH(n, y[i] = expf(x[i]));
 }
 
 static void exp_grad(int64_t n, const float *y, const float *dy, float *dx,
                      enum gen_grad_mode mode) {
-    GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) dx[i] = grad_base(dx, i, mode) + dy[i] * y[i];
+    EACH(n, dx[i] = grad_base(dx, i, mode) + dy[i] * y[i]);
 }
 
 /* ---- row reductions ---------------------------------------------------- */
@@ -185,8 +165,7 @@ static float row_max(int64_t cols, const float *x) {
 }
 
 static void softmax_fwd(int64_t rows, int64_t cols, const float *x, float *y) {
-    GEN_OMP_FOR(ROWS_PAR(rows, cols))
-    for (int64_t r = 0; r < rows; r++) {
+    GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, {
         const float *xr = x + r * cols;
         float *yr = y + r * cols;
         const float m = row_max(cols, xr);
@@ -196,26 +175,24 @@ static void softmax_fwd(int64_t rows, int64_t cols, const float *x, float *y) {
             s += yr[j];
         }
         for (int64_t j = 0; j < cols; j++) yr[j] = (float)(yr[j] / s);
-    }
+    });
 }
 
 static void softmax_grad(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx,
                          enum gen_grad_mode mode) {
-    GEN_OMP_FOR(ROWS_PAR(rows, cols))
-    for (int64_t r = 0; r < rows; r++) {
+    GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, {
         const float *yr = y + r * cols, *dyr = dy + r * cols;
         float *dxr = dx + r * cols;
         double dot = 0.0;
         for (int64_t j = 0; j < cols; j++) dot += (double)dyr[j] * yr[j];
         for (int64_t j = 0; j < cols; j++)
             dxr[j] = grad_base(dxr, j, mode) + (float)(yr[j] * (dyr[j] - dot));
-    }
+    });
 }
 
 /* y = x - max - log(sum exp(x - max)): log-sum-exp, never log(0) of a row. */
 static void log_softmax_fwd(int64_t rows, int64_t cols, const float *x, float *y) {
-    GEN_OMP_FOR(ROWS_PAR(rows, cols))
-    for (int64_t r = 0; r < rows; r++) {
+    GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, {
         const float *xr = x + r * cols;
         float *yr = y + r * cols;
         const float m = row_max(cols, xr);
@@ -223,20 +200,19 @@ static void log_softmax_fwd(int64_t rows, int64_t cols, const float *x, float *y
         for (int64_t j = 0; j < cols; j++) s += expf(xr[j] - m);
         const double lse = (double)m + log(s);
         for (int64_t j = 0; j < cols; j++) yr[j] = (float)(xr[j] - lse);
-    }
+    });
 }
 
 static void log_softmax_grad(int64_t rows, int64_t cols, const float *y, const float *dy,
                              float *dx, enum gen_grad_mode mode) {
-    GEN_OMP_FOR(ROWS_PAR(rows, cols))
-    for (int64_t r = 0; r < rows; r++) {
+    GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, {
         const float *yr = y + r * cols, *dyr = dy + r * cols;
         float *dxr = dx + r * cols;
         double s = 0.0;
         for (int64_t j = 0; j < cols; j++) s += dyr[j];
         for (int64_t j = 0; j < cols; j++)
             dxr[j] = grad_base(dxr, j, mode) + (float)(dyr[j] - expf(yr[j]) * s);
-    }
+    });
 }
 
 /* Mean and 1/sqrt(biased variance + eps) of n values, two passes in double. */
@@ -252,8 +228,7 @@ static void moments(int64_t n, const float *x, float eps, float *mean, float *rs
 
 static void layernorm_fwd(int64_t rows, int64_t cols, const float *x, const float *gamma,
                           const float *beta, float eps, float *y, float *mean, float *rstd) {
-    GEN_OMP_FOR(ROWS_PAR(rows, cols))
-    for (int64_t r = 0; r < rows; r++) {
+    GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, {
         const float *xr = x + r * cols;
         float *yr = y + r * cols;
         moments(cols, xr, eps, &mean[r], &rstd[r]);
@@ -261,7 +236,7 @@ static void layernorm_fwd(int64_t rows, int64_t cols, const float *x, const floa
             const float g = gamma ? gamma[j] : 1.0f, b = beta ? beta[j] : 0.0f;
             yr[j] = (xr[j] - mean[r]) * rstd[r] * g + b;
         }
-    }
+    });
 }
 
 /* dx (+)= rstd (dyg - mean(dyg) - xhat mean(dyg xhat)), dyg = dy * gamma. */
@@ -278,8 +253,7 @@ static void layernorm_grad(int64_t rows, int64_t cols, const float *x, const flo
                            const float *mean, const float *rstd, const float *dy, float *dx,
                            enum gen_grad_mode mode, float *dgamma, float *dbeta) {
     const int64_t dx_rows = dx ? rows : 0;
-    GEN_OMP_FOR(ROWS_PAR(dx_rows, cols))
-    for (int64_t r = 0; r < dx_rows; r++) {
+    GEN_KFOR(GEN_KPAR_ROWS(dx_rows, dx_rows * cols), r, dx_rows, {
         const float *xr = x + r * cols, *dyr = dy + r * cols;
         double a = 0.0, b = 0.0;
         for (int64_t j = 0; j < cols; j++) {
@@ -296,10 +270,9 @@ static void layernorm_grad(int64_t rows, int64_t cols, const float *x, const flo
             const float dyg = dyr[j] * (gamma ? gamma[j] : 1.0f);
             dxr[j] = grad_base(dxr, j, mode) + rstd[r] * (dyg - ma - xhat * mb);
         }
-    }
+    });
     if (!dgamma && !dbeta) return;
-    GEN_OMP_FOR(cols > 1 && rows * cols > GEN_KPAR_ROWS_MIN)
-    for (int64_t j = 0; j < cols; j++) {
+    GEN_KFOR(GEN_KPAR_ROWS(cols, rows * cols), j, cols, {
         double sg = 0.0, sb = 0.0;
         for (int64_t r = 0; r < rows; r++) {
             const float d = dy[r * cols + j];
@@ -308,15 +281,14 @@ static void layernorm_grad(int64_t rows, int64_t cols, const float *x, const flo
         }
         if (dgamma) dgamma[j] += (float)sg;
         if (dbeta) dbeta[j] += (float)sb;
-    }
+    });
 }
 
 /* Group norm, then SiLU if `silu`. */
 static void gn_fwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x, const float *gamma,
                    const float *beta, float eps, float *y, float *mean, float *rstd, int silu) {
     const int64_t cpg = C / G, m = cpg * HW;
-    GEN_OMP_FOR(ROWS_PAR(N * G, m))
-    for (int64_t ng = 0; ng < N * G; ng++) {
+    GEN_KFOR(GEN_KPAR_ROWS(N * G, N * G * m), ng, N * G, {
         const float *xg = x + ng * m;
         float *yg = y + ng * m;
         moments(m, xg, eps, &mean[ng], &rstd[ng]);
@@ -328,15 +300,14 @@ static void gn_fwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x, 
                 yg[i] = silu ? h * sigmoid1(h) : h;
             }
         }
-    }
+    });
 }
 
 static void groupnorm_bwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
                           const float *gamma, const float *mean, const float *rstd,
                           const float *dy, float *dx, float *dgamma, float *dbeta) {
     const int64_t cpg = C / G, m = cpg * HW;
-    GEN_OMP_FOR(ROWS_PAR(N * G, m))
-    for (int64_t ng = 0; ng < N * G; ng++) {
+    GEN_KFOR(GEN_KPAR_ROWS(N * G, N * G * m), ng, N * G, {
         const float *xg = x + ng * m, *dyg = dy + ng * m;
         const int64_t c0 = (ng % G) * cpg;
         double a = 0.0, b = 0.0;
@@ -351,10 +322,9 @@ static void groupnorm_bwd(int64_t N, int64_t C, int64_t HW, int64_t G, const flo
         for (int64_t c = 0; c < cpg; c++)
             norm_dx(HW, xg + c * HW, dyg + c * HW, gamma ? gamma[c0 + c] : 1.0f, mean[ng],
                     rstd[ng], a / (double)m, b / (double)m, dx + ng * m + c * HW, GEN_GRAD_ADD);
-    }
+    });
     if (!dgamma && !dbeta) return;
-    GEN_OMP_FOR(C > 1 && N * C * HW > GEN_KPAR_ROWS_MIN)
-    for (int64_t c = 0; c < C; c++) {
+    GEN_KFOR(GEN_KPAR_ROWS(C, N * C * HW), c, C, {
         double sg = 0.0, sb = 0.0;
         for (int64_t n = 0; n < N; n++) {
             const int64_t ng = n * G + c / cpg;
@@ -366,7 +336,7 @@ static void groupnorm_bwd(int64_t N, int64_t C, int64_t HW, int64_t G, const flo
         }
         if (dgamma) dgamma[c] += (float)sg;
         if (dbeta) dbeta[c] += (float)sb;
-    }
+    });
 }
 
 void gen_scalar_channel_sums(int64_t N, int64_t C, const double *work, float *dgamma,
@@ -392,8 +362,7 @@ static void gn_grad(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
                     float *dbeta, double *work) {
     const int64_t cpg = C / G, m = cpg * HW;
     const int per_channel = dgamma || dbeta;
-    GEN_OMP_FOR(ROWS_PAR(N * G, m))
-    for (int64_t ng = 0; ng < N * G; ng++) {
+    GEN_KFOR(GEN_KPAR_ROWS(N * G, N * G * m), ng, N * G, {
         const float *xg = x + ng * m;
         const float *d = dh ? dh + ng * m : dy + ng * m;
         const int64_t c0 = (ng % G) * cpg, n = ng / G;
@@ -420,7 +389,7 @@ static void gn_grad(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
             for (int64_t c = 0; c < cpg; c++)
                 norm_dx(HW, xg + c * HW, d + c * HW, gamma ? gamma[c0 + c] : 1.0f, mu, rs,
                         a / (double)m, b / (double)m, dx + ng * m + c * HW, mode);
-    }
+    });
     if (per_channel) gen_scalar_channel_sums(N, C, work, dgamma, dbeta);
 }
 
@@ -429,29 +398,26 @@ static void gn_grad(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
 static void adam_step(int64_t n, float *p, const float *g, float *m, float *v,
                       const struct gen_adam_step *h) {
     const float b1 = h->beta1, b2 = h->beta2, lr = h->lr, wd = h->wd, l2 = h->l2;
-    GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) {
+    EACH(n, {
         float gi = g[i];
         if (l2 != 0.0f) gi += l2 * p[i];
         m[i] = b1 * m[i] + (1.0f - b1) * gi;
         v[i] = b2 * v[i] + (1.0f - b2) * gi * gi;
         const float step = (m[i] / h->bc1) / (sqrtf(v[i] / h->bc2) + h->eps);
         p[i] -= lr * step + lr * wd * p[i];
-    }
+    });
 }
 
 void gen_scalar_sgd(int64_t n, float *p, const float *g, float *buf, float lr, float mom,
                     float wd) {
-    GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) {
+    EACH(n, {
         buf[i] = mom * buf[i] + (g[i] + wd * p[i]);
         p[i] -= lr * buf[i];
-    }
+    });
 }
 
 static void ema(int64_t n, float *e, const float *p, float decay) {
-    GEN_OMP_FOR(n > GEN_KPAR_MIN)
-    for (int64_t i = 0; i < n; i++) e[i] = decay * e[i] + (1.0f - decay) * p[i];
+    EACH(n, e[i] = decay * e[i] + (1.0f - decay) * p[i]);
 }
 
 /* ---- convolution helpers ----------------------------------------------- */
@@ -461,8 +427,7 @@ static void ema(int64_t n, float *e, const float *p, float decay) {
 void gen_scalar_im2col_ld(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                           int64_t stride, int64_t pad, int64_t ld, const float *x, float *col) {
     const int64_t OH = gen_conv_out(H, KH, stride, pad), OW = gen_conv_out(W, KW, stride, pad);
-    GEN_OMP_FOR(C > 1 && C * KH * KW * OH * OW > GEN_KPAR_ROWS_MIN)
-    for (int64_t c = 0; c < C; c++)
+    GEN_KFOR(GEN_KPAR_ROWS(C, C * KH * KW * OH * OW), c, C,
         for (int64_t kh = 0; kh < KH; kh++)
             for (int64_t kw = 0; kw < KW; kw++) {
                 float *dst = col + ((c * KH + kh) * KW + kw) * ld;
@@ -480,7 +445,7 @@ void gen_scalar_im2col_ld(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t K
                     for (int64_t ow = lo; ow < hi; ow++) d[ow] = s[ow * stride];
                     for (int64_t ow = hi; ow < OW; ow++) d[ow] = 0.0f;
                 }
-            }
+            });
 }
 
 void gen_scalar_im2col(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
@@ -494,8 +459,7 @@ void gen_scalar_im2col(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, 
 void gen_scalar_col2im_ld(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                           int64_t stride, int64_t pad, int64_t ld, const float *col, float *x) {
     const int64_t OH = gen_conv_out(H, KH, stride, pad), OW = gen_conv_out(W, KW, stride, pad);
-    GEN_OMP_FOR(C > 1 && C * KH * KW * OH * OW > GEN_KPAR_ROWS_MIN)
-    for (int64_t c = 0; c < C; c++)
+    GEN_KFOR(GEN_KPAR_ROWS(C, C * KH * KW * OH * OW), c, C,
         for (int64_t kh = 0; kh < KH; kh++)
             for (int64_t kw = 0; kw < KW; kw++) {
                 const float *src = col + ((c * KH + kh) * KW + kw) * ld;
@@ -508,7 +472,7 @@ void gen_scalar_col2im_ld(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t K
                     const float *s = src + oh * OW;
                     for (int64_t ow = lo; ow < hi; ow++) d[ow * stride] += s[ow];
                 }
-            }
+            });
 }
 
 void gen_scalar_col2im(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,

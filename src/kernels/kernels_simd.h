@@ -40,13 +40,8 @@
     } while (0)
 
 /* Element-wise: parallel over fixed blocks above GEN_KPAR_MIN elements. */
-#define ELEMENTWISE(n, BODY)                                                 \
-    GEN_OMP_FOR((n) > GEN_KPAR_MIN)                                          \
-    for (int64_t b_ = 0; b_ < (n); b_ += GEN_KBLOCK) {                       \
-        VLOOP(b_, b_ + GEN_KBLOCK < (n) ? b_ + GEN_KBLOCK : (n), BODY);      \
-    }
+#define ELEMENTWISE(n, BODY) GEN_KBLOCKS(n, b_lo, b_hi, VLOOP(b_lo, b_hi, BODY))
 
-#define ROWS_PAR(rows, cols) ((rows) > 1 && (rows) * (cols) > GEN_KPAR_ROWS_MIN)
 
 /* Inside a *_grad kernel's loop: the gradient its term is added to, LD(p),
  * or zeros when `mode` says it overwrites (p is then never read). */
@@ -127,34 +122,34 @@ SIMD_INLINE vf vdsilu(vf x) { return vf_fmadd(x, vdsigmoid(x), vsigmoid(x)); }
 /* ---- element-wise --------------------------------------------------------- */
 
 static void add(int64_t n, const float *a, const float *b, float *y) {
-    ELEMENTWISE(n, ST(y + i, vf_add(LD(a + i), LD(b + i))))
+    ELEMENTWISE(n, ST(y + i, vf_add(LD(a + i), LD(b + i))));
 }
 
 static void sub(int64_t n, const float *a, const float *b, float *y) {
-    ELEMENTWISE(n, ST(y + i, vf_sub(LD(a + i), LD(b + i))))
+    ELEMENTWISE(n, ST(y + i, vf_sub(LD(a + i), LD(b + i))));
 }
 
 static void mul(int64_t n, const float *a, const float *b, float *y) {
-    ELEMENTWISE(n, ST(y + i, vf_mul(LD(a + i), LD(b + i))))
+    ELEMENTWISE(n, ST(y + i, vf_mul(LD(a + i), LD(b + i))));
 }
 
 static void scale(int64_t n, float s, const float *x, float *y) {
     const vf vs = vf_set1(s);
-    ELEMENTWISE(n, ST(y + i, vf_mul(vs, LD(x + i))))
+    ELEMENTWISE(n, ST(y + i, vf_mul(vs, LD(x + i))));
 }
 
 static void axpy(int64_t n, float s, const float *x, float *y) {
     const vf vs = vf_set1(s);
-    ELEMENTWISE(n, ST(y + i, vf_fmadd(vs, LD(x + i), LD(y + i))))
+    ELEMENTWISE(n, ST(y + i, vf_fmadd(vs, LD(x + i), LD(y + i))));
 }
 
 static void mul_acc(int64_t n, const float *a, const float *b, float *y) {
-    ELEMENTWISE(n, ST(y + i, vf_fmadd(LD(a + i), LD(b + i), LD(y + i))))
+    ELEMENTWISE(n, ST(y + i, vf_fmadd(LD(a + i), LD(b + i), LD(y + i))));
 }
 
 static void fill(int64_t n, float v, float *y) {
     const vf vv = vf_set1(v);
-    ELEMENTWISE(n, ST(y + i, vv))
+    ELEMENTWISE(n, ST(y + i, vv));
 }
 
 static double sum_block(int64_t n, const float *x) {
@@ -176,74 +171,74 @@ static double sumsq(int64_t n, const float *x) { return gen_ksum_blocks(n, x, su
 
 static void relu_fwd(int64_t n, const float *x, float *y) {
     const vf z = vf_set1(0.0f);
-    ELEMENTWISE(n, ST(y + i, vf_max(z, LD(x + i)))) /* x last: NaN stays NaN */
+    ELEMENTWISE(n, ST(y + i, vf_max(z, LD(x + i)))); /* x last: NaN stays NaN */
 }
 
 static void relu_grad(int64_t n, const float *x, const float *dy, float *dx,
                       enum gen_grad_mode mode) {
     const vf z = vf_set1(0.0f);
-    ELEMENTWISE(n, ST(dx + i, vf_add(GB(dx + i), vf_sel_gt(LD(x + i), z, LD(dy + i), z))))
+    ELEMENTWISE(n, ST(dx + i, vf_add(GB(dx + i), vf_sel_gt(LD(x + i), z, LD(dy + i), z))));
 }
 
 static void leaky_relu_fwd(int64_t n, float slope, const float *x, float *y) {
     const vf z = vf_set1(0.0f), s = vf_set1(slope);
-    ELEMENTWISE(n, const vf v = LD(x + i); ST(y + i, vf_sel_gt(v, z, v, vf_mul(s, v))))
+    ELEMENTWISE(n, const vf v = LD(x + i); ST(y + i, vf_sel_gt(v, z, v, vf_mul(s, v))));
 }
 
 static void leaky_relu_grad(int64_t n, float slope, const float *x, const float *dy, float *dx,
                             enum gen_grad_mode mode) {
     const vf z = vf_set1(0.0f), s = vf_set1(slope);
     ELEMENTWISE(n, const vf d = LD(dy + i);
-                ST(dx + i, vf_add(GB(dx + i), vf_sel_gt(LD(x + i), z, d, vf_mul(s, d)))))
+                ST(dx + i, vf_add(GB(dx + i), vf_sel_gt(LD(x + i), z, d, vf_mul(s, d)))));
 }
 
 static void gelu_fwd(int64_t n, const float *x, float *y) {
-    ELEMENTWISE(n, ST(y + i, vgelu(LD(x + i))))
+    ELEMENTWISE(n, ST(y + i, vgelu(LD(x + i))));
 }
 
 static void gelu_grad(int64_t n, const float *x, const float *dy, float *dx,
                       enum gen_grad_mode mode) {
-    ELEMENTWISE(n, ST(dx + i, vf_fmadd(LD(dy + i), vdgelu(LD(x + i)), GB(dx + i))))
+    ELEMENTWISE(n, ST(dx + i, vf_fmadd(LD(dy + i), vdgelu(LD(x + i)), GB(dx + i))));
 }
 
 static void silu_fwd(int64_t n, const float *x, float *y) {
-    ELEMENTWISE(n, ST(y + i, vsilu(LD(x + i))))
+    ELEMENTWISE(n, ST(y + i, vsilu(LD(x + i))));
 }
 
 static void silu_grad(int64_t n, const float *x, const float *dy, float *dx,
                       enum gen_grad_mode mode) {
-    ELEMENTWISE(n, ST(dx + i, vf_fmadd(LD(dy + i), vdsilu(LD(x + i)), GB(dx + i))))
+    ELEMENTWISE(n, ST(dx + i, vf_fmadd(LD(dy + i), vdsilu(LD(x + i)), GB(dx + i))));
 }
 
 static void sigmoid_fwd(int64_t n, const float *x, float *y) {
-    ELEMENTWISE(n, ST(y + i, vsigmoid(LD(x + i))))
+    ELEMENTWISE(n, ST(y + i, vsigmoid(LD(x + i))));
 }
 
 static void sigmoid_grad(int64_t n, const float *y, const float *dy, float *dx,
                          enum gen_grad_mode mode) {
     const vf one = vf_set1(1.0f);
     ELEMENTWISE(n, const vf v = LD(y + i);
-                ST(dx + i, vf_fmadd(vf_mul(LD(dy + i), v), vf_sub(one, v), GB(dx + i))))
+                ST(dx + i, vf_fmadd(vf_mul(LD(dy + i), v), vf_sub(one, v), GB(dx + i))));
 }
 
 static void tanh_fwd(int64_t n, const float *x, float *y) {
-    ELEMENTWISE(n, ST(y + i, vtanh(LD(x + i))))
+    ELEMENTWISE(n, ST(y + i, vtanh(LD(x + i))));
 }
 
 static void tanh_grad(int64_t n, const float *y, const float *dy, float *dx,
                       enum gen_grad_mode mode) {
     const vf one = vf_set1(1.0f);
     ELEMENTWISE(n, const vf v = LD(y + i);
-                ST(dx + i, vf_fmadd(LD(dy + i), vf_fnmadd(v, v, one), GB(dx + i))))
+                ST(dx + i, vf_fmadd(LD(dy + i), vf_fnmadd(v, v, one), GB(dx + i))));
 }
 
 static void exp_fwd(int64_t n, const float *x, float *y) {
-    ELEMENTWISE(n, ST(y + i, vexp(LD(x + i))))
+    ELEMENTWISE(n, ST(y + i, vexp(LD(x + i))));
 }
 
 static void exp_grad(int64_t n, const float *y, const float *dy, float *dx,
                      enum gen_grad_mode mode) {
-    ELEMENTWISE(n, ST(dx + i, vf_fmadd(LD(dy + i), LD(y + i), GB(dx + i))))
+    ELEMENTWISE(n, ST(dx + i, vf_fmadd(LD(dy + i), LD(y + i), GB(dx + i))));
 }
 
 /* ---- row reductions ------------------------------------------------------- */
@@ -265,45 +260,41 @@ static double exp_shift(int64_t cols, const float *x, float mx, float *y) {
 }
 
 static void softmax_fwd(int64_t rows, int64_t cols, const float *x, float *y) {
-    GEN_OMP_FOR(ROWS_PAR(rows, cols))
-    for (int64_t r = 0; r < rows; r++) {
+    GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, {
         const float *xr = x + r * cols;
         float *yr = y + r * cols;
         const double s = exp_shift(cols, xr, row_max(cols, xr), yr);
         const vf inv = vf_set1((float)(1.0 / s));
         VLOOP(0, cols, ST(yr + i, vf_mul(LD(yr + i), inv)));
-    }
+    });
 }
 
 static void softmax_grad(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx,
                          enum gen_grad_mode mode) {
-    GEN_OMP_FOR(ROWS_PAR(rows, cols))
-    for (int64_t r = 0; r < rows; r++) {
+    GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, {
         const float *yr = y + r * cols, *dyr = dy + r * cols;
         float *dxr = dx + r * cols;
         vd2 acc = vd2_zero();
         VLOOP(0, cols, acc = vd2_add(acc, vf_mul(LD(dyr + i), LD(yr + i))));
         const vf dot = vf_set1((float)vd2_hsum(acc));
         VLOOP(0, cols, ST(dxr + i, vf_fmadd(LD(yr + i), vf_sub(LD(dyr + i), dot), GB(dxr + i))));
-    }
+    });
 }
 
 static void log_softmax_fwd(int64_t rows, int64_t cols, const float *x, float *y) {
-    GEN_OMP_FOR(ROWS_PAR(rows, cols))
-    for (int64_t r = 0; r < rows; r++) {
+    GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, {
         const float *xr = x + r * cols;
         float *yr = y + r * cols;
         const float mx = row_max(cols, xr);
         const double s = exp_shift(cols, xr, mx, yr); /* yr is scratch here */
         const vf lse = vf_set1((float)((double)mx + log(s)));
         VLOOP(0, cols, ST(yr + i, vf_sub(LD(xr + i), lse)));
-    }
+    });
 }
 
 static void log_softmax_grad(int64_t rows, int64_t cols, const float *y, const float *dy,
                              float *dx, enum gen_grad_mode mode) {
-    GEN_OMP_FOR(ROWS_PAR(rows, cols))
-    for (int64_t r = 0; r < rows; r++) {
+    GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, {
         const float *yr = y + r * cols, *dyr = dy + r * cols;
         float *dxr = dx + r * cols;
         vd2 acc = vd2_zero();
@@ -311,7 +302,7 @@ static void log_softmax_grad(int64_t rows, int64_t cols, const float *y, const f
         const vf s = vf_set1((float)vd2_hsum(acc));
         VLOOP(0, cols,
               ST(dxr + i, vf_add(GB(dxr + i), vf_fnmadd(vexp(LD(yr + i)), s, LD(dyr + i)))));
-    }
+    });
 }
 
 /* Mean and 1/sqrt(biased variance + eps), two passes, sums in double. */
@@ -328,8 +319,7 @@ static void moments(int64_t n, const float *x, float eps, float *mean, float *rs
 
 static void layernorm_fwd(int64_t rows, int64_t cols, const float *x, const float *gamma,
                           const float *beta, float eps, float *y, float *mean, float *rstd) {
-    GEN_OMP_FOR(ROWS_PAR(rows, cols))
-    for (int64_t r = 0; r < rows; r++) {
+    GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, {
         const float *xr = x + r * cols;
         float *yr = y + r * cols;
         moments(cols, xr, eps, &mean[r], &rstd[r]);
@@ -344,7 +334,7 @@ static void layernorm_fwd(int64_t rows, int64_t cols, const float *x, const floa
                 if (beta) v = vf_add(v, LD(beta + i));
                 ST(yr + i, v);
             });
-    }
+    });
 }
 
 static void layernorm_grad(int64_t rows, int64_t cols, const float *x, const float *gamma,
@@ -352,8 +342,7 @@ static void layernorm_grad(int64_t rows, int64_t cols, const float *x, const flo
                            enum gen_grad_mode mode, float *dgamma, float *dbeta) {
     const vf one = vf_set1(1.0f);
     const int64_t dx_rows = dx ? rows : 0;
-    GEN_OMP_FOR(ROWS_PAR(dx_rows, cols))
-    for (int64_t r = 0; r < dx_rows; r++) {
+    GEN_KFOR(GEN_KPAR_ROWS(dx_rows, dx_rows * cols), r, dx_rows, {
         const float *xr = x + r * cols, *dyr = dy + r * cols;
         float *dxr = dx + r * cols;
         const vf mu = vf_set1(mean[r]), rs = vf_set1(rstd[r]);
@@ -366,11 +355,12 @@ static void layernorm_grad(int64_t rows, int64_t cols, const float *x, const flo
         VLOOP(0, cols, const vf xhat = vf_mul(vf_sub(LD(xr + i), mu), rs);
               const vf d = vf_fmadd(LD(dyr + i), gamma ? LD(gamma + i) : one, nma);
               ST(dxr + i, vf_fmadd(rs, vf_fnmadd(xhat, mb, d), GB(dxr + i))));
-    }
+    });
     if (!dgamma && !dbeta) return;
     /* One vector of columns per iteration, rows summed in order: deterministic. */
-    GEN_OMP_FOR(cols > VW && rows * cols > GEN_KPAR_ROWS_MIN)
-    for (int64_t j = 0; j < cols; j += VW) {
+    const int64_t nv = (cols + VW - 1) / VW;
+    GEN_KFOR(GEN_KPAR_ROWS(nv, rows * cols), jv, nv, {
+        const int64_t j = jv * VW;
         const int f_ = cols - j >= VW;
         const vm m_ = f_ ? vm_full() : vm_tail(cols - j);
         vd2 sg = vd2_zero(), sb = vd2_zero();
@@ -382,15 +372,14 @@ static void layernorm_grad(int64_t rows, int64_t cols, const float *x, const flo
         }
         if (dgamma) ST(dgamma + j, vf_add(LD(dgamma + j), vd2_cvt(sg)));
         if (dbeta) ST(dbeta + j, vf_add(LD(dbeta + j), vd2_cvt(sb)));
-    }
+    });
 }
 
 /* Group norm, then SiLU if `silu`. */
 static void gn_fwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x, const float *gamma,
                    const float *beta, float eps, float *y, float *mean, float *rstd, int silu) {
     const int64_t cpg = C / G, m = cpg * HW;
-    GEN_OMP_FOR(ROWS_PAR(N * G, m))
-    for (int64_t ng = 0; ng < N * G; ng++) {
+    GEN_KFOR(GEN_KPAR_ROWS(N * G, N * G * m), ng, N * G, {
         const float *xg = x + ng * m;
         float *yg = y + ng * m;
         moments(m, xg, eps, &mean[ng], &rstd[ng]);
@@ -406,15 +395,14 @@ static void gn_fwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x, 
             else
                 VLOOP(0, HW, ST(yc + i, vf_fmadd(vf_mul(vf_sub(LD(xc + i), mu), rs), g, b)));
         }
-    }
+    });
 }
 
 static void groupnorm_bwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
                           const float *gamma, const float *mean, const float *rstd,
                           const float *dy, float *dx, float *dgamma, float *dbeta) {
     const int64_t cpg = C / G, m = cpg * HW;
-    GEN_OMP_FOR(ROWS_PAR(N * G, m))
-    for (int64_t ng = 0; ng < N * G; ng++) {
+    GEN_KFOR(GEN_KPAR_ROWS(N * G, N * G * m), ng, N * G, {
         const float *xg = x + ng * m, *dyg = dy + ng * m;
         float *dxg = dx + ng * m;
         const int64_t c0 = (ng % G) * cpg;
@@ -436,10 +424,9 @@ static void groupnorm_bwd(int64_t N, int64_t C, int64_t HW, int64_t G, const flo
                   const vf dgm = vf_fmadd(LD(dyc + i), g, nma);
                   ST(dxc + i, vf_fmadd(rs, vf_fnmadd(xhat, mb, dgm), LD(dxc + i))));
         }
-    }
+    });
     if (!dgamma && !dbeta) return;
-    GEN_OMP_FOR(C > 1 && N * C * HW > GEN_KPAR_ROWS_MIN)
-    for (int64_t c = 0; c < C; c++) {
+    GEN_KFOR(GEN_KPAR_ROWS(C, N * C * HW), c, C, {
         vd2 sg = vd2_zero(), sb = vd2_zero();
         for (int64_t n = 0; n < N; n++) {
             const int64_t ng = n * G + c / cpg;
@@ -451,7 +438,7 @@ static void groupnorm_bwd(int64_t N, int64_t C, int64_t HW, int64_t G, const flo
         }
         if (dgamma) dgamma[c] += (float)vd2_hsum(sg);
         if (dbeta) dbeta[c] += (float)vd2_hsum(sb);
-    }
+    });
 }
 
 /* dh = dy silu'(h) over one group of the fused backward, h recomputed
@@ -492,8 +479,7 @@ static void gn_grad(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
                     float *dbeta, double *work) {
     const int64_t cpg = C / G, m = cpg * HW;
     const int per_channel = dgamma || dbeta;
-    GEN_OMP_FOR(ROWS_PAR(N * G, m))
-    for (int64_t ng = 0; ng < N * G; ng++) {
+    GEN_KFOR(GEN_KPAR_ROWS(N * G, N * G * m), ng, N * G, {
         const float *xg = x + ng * m;
         const int64_t c0 = (ng % G) * cpg, n = ng / G;
         const vf mu = vf_set1(mean[ng]), rs = vf_set1(rstd[ng]);
@@ -521,7 +507,7 @@ static void gn_grad(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
                   const vf dgm = vf_fmadd(LD(dc + i), g, nma);
                   ST(dxc + i, vf_fmadd(rs, vf_fnmadd(xhat, mb, dgm), GB(dxc + i))));
         }
-    }
+    });
     if (per_channel) gen_scalar_channel_sums(N, C, work, dgamma, dbeta);
 }
 
@@ -541,19 +527,19 @@ static void adam_step(int64_t n, float *p, const float *g, float *m, float *v,
                 const vf vi = vf_fmadd(vb2, LD(v + i), vf_mul(vf_mul(c2, gi), gi));
                 const vf step = vf_div(vf_div(mi, vbc1), vf_add(vf_sqrt(vf_div(vi, vbc2)), veps));
                 ST(m + i, mi); ST(v + i, vi);
-                ST(p + i, vf_sub(pi, vf_fmadd(vlr, step, vf_mul(vlrwd, pi)))))
+                ST(p + i, vf_sub(pi, vf_fmadd(vlr, step, vf_mul(vlrwd, pi)))));
 }
 
 static void sgd(int64_t n, float *p, const float *g, float *buf, float lr, float mom, float wd) {
     const vf vlr = vf_set1(lr), vmom = vf_set1(mom), vwd = vf_set1(wd);
     ELEMENTWISE(n, const vf pi = LD(p + i);
                 const vf bi = vf_fmadd(vmom, LD(buf + i), vf_fmadd(vwd, pi, LD(g + i)));
-                ST(buf + i, bi); ST(p + i, vf_fnmadd(vlr, bi, pi)))
+                ST(buf + i, bi); ST(p + i, vf_fnmadd(vlr, bi, pi)));
 }
 
 static void ema(int64_t n, float *e, const float *p, float decay) {
     const vf d = vf_set1(decay), c = vf_set1(1.0f - decay);
-    ELEMENTWISE(n, ST(e + i, vf_fmadd(d, LD(e + i), vf_mul(c, LD(p + i)))))
+    ELEMENTWISE(n, ST(e + i, vf_fmadd(d, LD(e + i), vf_mul(c, LD(p + i)))));
 }
 
 /* ---- convolution helpers --------------------------------------------------
@@ -568,8 +554,7 @@ static void im2col_ld(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, i
     }
     const int64_t OH = gen_conv_out(H, KH, 1, pad), OW = gen_conv_out(W, KW, 1, pad);
     const vf z = vf_set1(0.0f);
-    GEN_OMP_FOR(C > 1 && C * KH * KW * OH * OW > GEN_KPAR_ROWS_MIN)
-    for (int64_t c = 0; c < C; c++)
+    GEN_KFOR(GEN_KPAR_ROWS(C, C * KH * KW * OH * OW), c, C,
         for (int64_t kh = 0; kh < KH; kh++)
             for (int64_t kw = 0; kw < KW; kw++) {
                 float *dst = col + ((c * KH + kh) * KW + kw) * ldc;
@@ -587,7 +572,7 @@ static void im2col_ld(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, i
                     VLOOP(lo, hi, ST(d + i, LD(s + i)));
                     for (int64_t ow = hi; ow < OW; ow++) d[ow] = 0.0f;
                 }
-            }
+            });
 }
 
 static void im2col(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
@@ -604,8 +589,7 @@ static void col2im_ld(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, i
         return;
     }
     const int64_t OH = gen_conv_out(H, KH, 1, pad), OW = gen_conv_out(W, KW, 1, pad);
-    GEN_OMP_FOR(C > 1 && C * KH * KW * OH * OW > GEN_KPAR_ROWS_MIN)
-    for (int64_t c = 0; c < C; c++)
+    GEN_KFOR(GEN_KPAR_ROWS(C, C * KH * KW * OH * OW), c, C,
         for (int64_t kh = 0; kh < KH; kh++)
             for (int64_t kw = 0; kw < KW; kw++) {
                 const float *src = col + ((c * KH + kh) * KW + kw) * ldc;
@@ -618,7 +602,7 @@ static void col2im_ld(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, i
                     const float *s = src + oh * OW;
                     VLOOP(lo, hi, ST(d + i, vf_add(LD(d + i), LD(s + i))));
                 }
-            }
+            });
 }
 
 static void col2im(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
