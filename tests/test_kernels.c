@@ -1079,6 +1079,50 @@ static void test_conv_parity(void **state) {
     each_simd(conv_one);
 }
 
+/* col_sum under k: the bits of rows calls of k->add (the bias gradient's
+ * sum before it), of the scalar table (the same additions in the same
+ * order), SET into NaNs those of ADD into zeros, 1 thread those of 2; the
+ * scalar one within float rounding of a sum in double. */
+static void col_sum_one(const struct gen_kernels *k) {
+    static const int64_t shapes[][3] = {{0, 5, 5},     {1, 1, 1},     {3, 7, 9},
+                                        {33, 17, 17},  {129, 64, 70}, {5, 300, 301},
+                                        {4096, 128, 128}, {70, 1023, 1030}};
+    for (size_t t = 0; t < sizeof shapes / sizeof shapes[0]; t++) {
+        const int64_t rows = shapes[t][0], cols = shapes[t][1], stride = shapes[t][2];
+        float *x = rnd(rows * stride, -1, 1, 8000 + t), *y = rnd(cols, -1, 1, 8100 + t);
+        float *got = dup(y, cols), *want = dup(y, cols), *ref = dup(y, cols);
+        k->col_sum(rows, cols, x, stride, got, GEN_GRAD_ADD);
+        for (int64_t r = 0; r < rows; r++) k->add(cols, want, x + r * stride, want);
+        same_bits(k, "col_sum vs add", got, want, cols);
+        scalar()->col_sum(rows, cols, x, stride, ref, GEN_GRAD_ADD);
+        same_bits(k, "col_sum vs scalar", got, ref, cols);
+        for (int64_t j = 0; j < cols; j++) {
+            double sum = y[j], mag = fabs(y[j]);
+            for (int64_t r = 0; r < rows; r++) sum += x[r * stride + j], mag += fabs(x[r * stride + j]);
+            assert_true(fabs(got[j] - sum) <= 1e-6 * (double)(rows + 1) * mag);
+        }
+        float *set = nans(cols), *zero = calloc((size_t)(cols > 0 ? cols : 1), sizeof(float));
+        k->col_sum(rows, cols, x, stride, set, GEN_GRAD_SET);
+        k->col_sum(rows, cols, x, stride, zero, GEN_GRAD_ADD);
+        same_bits(k, "col_sum SET vs ADD on zeros", set, zero, cols);
+#ifdef _OPENMP
+        const int saved = omp_get_max_threads();
+        omp_set_num_threads(saved > 1 ? 1 : 2);
+        memcpy(want, y, (size_t)cols * sizeof(float));
+        k->col_sum(rows, cols, x, stride, want, GEN_GRAD_ADD);
+        omp_set_num_threads(saved);
+        same_bits(k, "col_sum other thread count", got, want, cols);
+#endif
+        free(x), free(y), free(got), free(want), free(ref), free(set), free(zero);
+    }
+}
+
+static void test_col_sum(void **state) {
+    (void)state;
+    col_sum_one(scalar());
+    each_simd(col_sum_one);
+}
+
 /* One thread count, one answer; and here, the same answer for 1 and 2. */
 static void determinism_one(const struct gen_kernels *k) {
 #ifdef _OPENMP
@@ -1149,6 +1193,7 @@ int main(void) {
         cmocka_unit_test(test_adam_step),
         cmocka_unit_test(test_conv_parity),
         cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_col_sum),
     };
     return cmocka_run_group_tests(tests, NULL, print_worst);
 }

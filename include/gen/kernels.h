@@ -201,6 +201,13 @@ struct gen_kernels {
      * (adam is this with l2 = 0). */
     void (*adam_step)(int64_t n, float *p, const float *g, float *m, float *v,
                       const struct gen_adam_step *h);
+
+    /* ---- appended: column sums (a bias gradient) ----
+     * y[j] (+)= x[0][j] + x[1][j] + ... + x[rows-1][j], as `mode` says: rows
+     * of `cols` floats `stride` apart, added in row order in float (from 0
+     * under GEN_GRAD_SET), the bits `rows` calls of add give. */
+    void (*col_sum)(int64_t rows, int64_t cols, const float *x, int64_t stride, float *y,
+                    enum gen_grad_mode mode);
 };
 
 /* The table in force, chosen once by gen_kernels_init (called by

@@ -28,13 +28,7 @@ static inline float gen_put_beta(enum gen_grad_mode mode) {
  * bias gradient's rows, a weight gradient's per-chunk partials). */
 static inline void gen_put_rows_sum(enum gen_grad_mode mode, int64_t count, int64_t n,
                                     const float *rows, int64_t stride, float *y) {
-    const struct gen_kernels *K = gen_kernels();
-    int64_t r = 0;
-    if (mode == GEN_GRAD_SET) { /* the first row, or zeros for none */
-        if (count) K->scale(n, 1.0f, rows, y), r = 1;
-        else K->fill(n, 0.0f, y);
-    }
-    for (; r < count; r++) K->add(n, y, rows + r * stride, y);
+    gen_kernels()->col_sum(count, n, rows, stride, y, mode);
 }
 
 /* t's gradient for a backward that writes all of it (gen_grad_dst), or

@@ -33,6 +33,8 @@ void gen_kernels_avx512bf16_fill(struct gen_kernels *t);
  * loop has more than one iteration and its work, in elements, exceeds this. */
 #define GEN_KPAR_ROWS_MIN ((int64_t)1 << 14)
 #define GEN_KPAR_ROWS(iters, work) ((iters) > 1 && (work) > GEN_KPAR_ROWS_MIN)
+/* col_sum goes parallel over blocks of this many columns. */
+#define GEN_KCOL_BLOCK 64
 
 /* for (int64_t v = 0; v < n; v++) { BODY }: across the threads when `par`
  * holds (one of the thresholds above) and no parallel region is active,

@@ -393,6 +393,20 @@ static void gn_grad(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
     if (per_channel) gen_scalar_channel_sums(N, C, work, dgamma, dbeta);
 }
 
+/* Column blocks of GEN_KCOL_BLOCK, each summed down all rows in order. */
+static void col_sum(int64_t rows, int64_t cols, const float *x, int64_t stride, float *y,
+                    enum gen_grad_mode mode) {
+    const int64_t nb = (cols + GEN_KCOL_BLOCK - 1) / GEN_KCOL_BLOCK;
+    GEN_KFOR(GEN_KPAR_ROWS(nb, rows * cols), b, nb, {
+        const int64_t j0 = b * GEN_KCOL_BLOCK;
+        const int64_t j1 = j0 + GEN_KCOL_BLOCK < cols ? j0 + GEN_KCOL_BLOCK : cols;
+        if (mode == GEN_GRAD_SET)
+            for (int64_t j = j0; j < j1; j++) y[j] = 0.0f;
+        for (int64_t r = 0; r < rows; r++)
+            for (int64_t j = j0; j < j1; j++) y[j] += x[r * stride + j];
+    });
+}
+
 /* ---- optimisers -------------------------------------------------------- */
 
 static void adam_step(int64_t n, float *p, const float *g, float *m, float *v,
@@ -504,5 +518,5 @@ const struct gen_kernels gen_kernels_scalar = {
     .exp_grad = exp_grad, .softmax_grad = softmax_grad, .log_softmax_grad = log_softmax_grad,
     .layernorm_grad = layernorm_grad, .groupnorm_grad = groupnorm_grad,
     .groupnorm_silu_fwd = groupnorm_silu_fwd, .groupnorm_silu_grad = groupnorm_silu_grad,
-    .adam_step = adam_step,
+    .adam_step = adam_step, .col_sum = col_sum,
 };
