@@ -33,8 +33,6 @@ void gen_kernels_avx512bf16_fill(struct gen_kernels *t);
  * loop has more than one iteration and its work, in elements, exceeds this. */
 #define GEN_KPAR_ROWS_MIN ((int64_t)1 << 14)
 #define GEN_KPAR_ROWS(iters, work) ((iters) > 1 && (work) > GEN_KPAR_ROWS_MIN)
-/* col_sum goes parallel over blocks of this many columns. */
-#define GEN_KCOL_BLOCK 64
 
 /* for (int64_t v = 0; v < n; v++) { BODY }: across the threads when `par`
  * holds (one of the thresholds above) and no parallel region is active,
@@ -42,7 +40,8 @@ void gen_kernels_avx512bf16_fill(struct gen_kernels *t);
  * `if` clause makes serial still allocates a team and wakes a futex at its
  * end, about 1 us: more than a kernel call on a row of 128 floats costs,
  * and a Transformer step makes some 10^5 such calls. Every parallel loop
- * splits work by rows, channels or fixed-size blocks, never by thread, so
+ * splits work by rows, channels or fixed-size blocks (or, in col_sum, by
+ * thread, where each output is one column's sum whoever computes it), so
  * results never depend on the thread count or on which path ran. */
 #ifdef _OPENMP
 #include <omp.h>
@@ -64,6 +63,15 @@ void gen_kernels_avx512bf16_fill(struct gen_kernels *t);
         for (int64_t v = 0; v < v##_n; v++) { __VA_ARGS__; }                                      \
     } while (0)
 #endif
+
+/* The threads a GEN_KFOR would run on: 1 inside a parallel region. */
+static inline int64_t gen_kthreads(void) {
+#ifdef _OPENMP
+    return omp_in_parallel() ? 1 : omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
 
 /* BODY for each block [lo, hi) of GEN_KBLOCK elements of [0, n), across
  * the threads above GEN_KPAR_MIN elements: the element-wise kernels. */

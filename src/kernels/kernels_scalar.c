@@ -393,13 +393,14 @@ static void gn_grad(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
     if (per_channel) gen_scalar_channel_sums(N, C, work, dgamma, dbeta);
 }
 
-/* Column blocks of GEN_KCOL_BLOCK, each summed down all rows in order. */
+/* Each column summed down the rows in order; in parallel, a contiguous
+ * range of columns per thread (any split gives the same bits). */
 static void col_sum(int64_t rows, int64_t cols, const float *x, int64_t stride, float *y,
                     enum gen_grad_mode mode) {
-    const int64_t nb = (cols + GEN_KCOL_BLOCK - 1) / GEN_KCOL_BLOCK;
-    GEN_KFOR(GEN_KPAR_ROWS(nb, rows * cols), b, nb, {
-        const int64_t j0 = b * GEN_KCOL_BLOCK;
-        const int64_t j1 = j0 + GEN_KCOL_BLOCK < cols ? j0 + GEN_KCOL_BLOCK : cols;
+    const int64_t nt = gen_kthreads();
+    const int64_t parts = GEN_KPAR_ROWS(cols, rows * cols) ? (nt < cols ? nt : cols) : 1;
+    GEN_KFOR(parts > 1, p, parts, {
+        const int64_t j0 = cols * p / parts, j1 = cols * (p + 1) / parts;
         if (mode == GEN_GRAD_SET)
             for (int64_t j = j0; j < j1; j++) y[j] = 0.0f;
         for (int64_t r = 0; r < rows; r++)

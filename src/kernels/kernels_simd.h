@@ -513,40 +513,26 @@ static void gn_grad(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
 
 /* ---- column sums ---------------------------------------------------------- */
 
-/* A full block of 4 vectors of columns: the sums stay in registers down all
- * the rows. */
-static void col_sum4(int64_t rows, const float *x, int64_t stride, float *y,
-                     enum gen_grad_mode mode) {
-    const vm m_ = vm_full();
-    const int f_ = 1;
-    vf a0 = GB(y), a1 = GB(y + VW), a2 = GB(y + 2 * VW), a3 = GB(y + 3 * VW);
+/* Columns [j0, j1) of every row, in row order, added into y (in L1). */
+static void col_sum_range(int64_t rows, int64_t j0, int64_t j1, const float *x, int64_t stride,
+                          float *y, enum gen_grad_mode mode) {
+    if (mode == GEN_GRAD_SET) VLOOP(j0, j1, ST(y + i, vf_set1(0.0f)));
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * stride;
-        a0 = vf_add(a0, LD(xr)), a1 = vf_add(a1, LD(xr + VW));
-        a2 = vf_add(a2, LD(xr + 2 * VW)), a3 = vf_add(a3, LD(xr + 3 * VW));
+        VLOOP(j0, j1, ST(y + i, vf_add(LD(y + i), LD(xr + i))));
     }
-    ST(y, a0);
-    ST(y + VW, a1);
-    ST(y + 2 * VW, a2);
-    ST(y + 3 * VW, a3);
 }
 
-/* As the scalar reference: blocks of GEN_KCOL_BLOCK columns, a row at a
- * time; the last, narrower block adds into y in L1. */
+/* Whole rows streamed from memory; in parallel, a contiguous range of
+ * whole vectors of columns per thread. Any split gives the same bits: each
+ * column is summed down the rows in order whoever sums it. */
 static void col_sum(int64_t rows, int64_t cols, const float *x, int64_t stride, float *y,
                     enum gen_grad_mode mode) {
-    _Static_assert(GEN_KCOL_BLOCK % (4 * VW) == 0, "col_sum: whole 4-vector blocks");
-    const int64_t nb = (cols + GEN_KCOL_BLOCK - 1) / GEN_KCOL_BLOCK;
-    GEN_KFOR(GEN_KPAR_ROWS(nb, rows * cols), b, nb, {
-        const int64_t j0 = b * GEN_KCOL_BLOCK;
-        const int64_t j1 = j0 + GEN_KCOL_BLOCK < cols ? j0 + GEN_KCOL_BLOCK : cols;
-        int64_t j = j0;
-        for (; j + 4 * VW <= j1; j += 4 * VW) col_sum4(rows, x + j, stride, y + j, mode);
-        if (mode == GEN_GRAD_SET) VLOOP(j, j1, ST(y + i, vf_set1(0.0f)));
-        for (int64_t r = 0; r < rows; r++) {
-            const float *xr = x + r * stride;
-            VLOOP(j, j1, ST(y + i, vf_add(LD(y + i), LD(xr + i))));
-        }
+    const int64_t nv = (cols + VW - 1) / VW, nt = gen_kthreads();
+    const int64_t parts = GEN_KPAR_ROWS(nv, rows * cols) ? (nt < nv ? nt : nv) : 1;
+    GEN_KFOR(parts > 1, p, parts, {
+        const int64_t j0 = nv * p / parts * VW, j1 = nv * (p + 1) / parts * VW;
+        col_sum_range(rows, j0, j1 < cols ? j1 : cols, x, stride, y, mode);
     });
 }
 
