@@ -194,14 +194,6 @@ void gen_tf_cache_free(struct gen_tf_cache *c) {
     memset(c, 0, sizeof *c);
 }
 
-/* y = a + b over n floats (y may be a), as K->add computes it. Decoding
- * adds 128 floats at a time, and a kernel call opens an OpenMP region even
- * when it runs serially (about 1 us: a team allocated and freed, a futex
- * wake at its closing barrier). */
-static void add_rows(int64_t n, const float *a, const float *b, float *y) {
-    for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
-}
-
 /* y (n, OUT) = x (n, IN) w^T + b, as gen_linear computes it. */
 static void linear_rows(int64_t n, int64_t in, int64_t out, const float *x, const float *w,
                         const float *b, float *y) {
@@ -272,13 +264,13 @@ static void cache_block(struct gen_tf_cache *c, const struct gen_tf *m, int64_t 
     }
     cache_attend(c, m, l, first, n);
     linear_rows(rows, C, C, c->att, pdata(m, b->aproj_w), pdata(m, b->aproj_b), c->y);
-    add_rows(rows * C, x, c->y, x);
+    K->add(rows * C, x, c->y, x);
     K->layernorm_fwd(rows, C, x, pdata(m, b->ln2_w), pdata(m, b->ln2_b), LN_EPS, c->h, c->mean,
                      c->rstd);
     linear_rows(rows, C, 4 * C, c->h, pdata(m, b->fc_w), pdata(m, b->fc_b), c->fc);
     K->gelu_fwd(rows * 4 * C, c->fc, c->act);
     linear_rows(rows, 4 * C, C, c->act, pdata(m, b->mproj_w), pdata(m, b->mproj_b), c->y);
-    add_rows(rows * C, x, c->y, x);
+    K->add(rows * C, x, c->y, x);
 }
 
 const float *gen_tf_cache_feed(struct gen_tf_cache *c, const struct gen_tf *m,
@@ -290,7 +282,7 @@ const float *gen_tf_cache_feed(struct gen_tf_cache *c, const struct gen_tf *m,
     const float *wte = pdata(m, m->wte), *wpe = pdata(m, m->wpe);
     for (int64_t i = 0; i < n; i++) {
         GEN_ASSERT(tok[i] >= 0 && tok[i] < V);
-        add_rows(C, wte + (int64_t)tok[i] * C, wpe + (len + i) * C, c->x + i * C);
+        K->add(C, wte + (int64_t)tok[i] * C, wpe + (len + i) * C, c->x + i * C);
         c->hist[len + i] = tok[i];
     }
     /* Rows whose logits are not wanted need the last layer only for its
