@@ -9,7 +9,6 @@
  * in force. Exits 77 (ctest: skipped), saying so, on a CPU or build
  * without AVX512-BF16. */
 #include <math.h>
-#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -12,6 +12,15 @@
 #include "gen/core.h"
 #include "gen/tensor.h"
 
+/* Tests that vary the thread count build without OpenMP too (-DGEN_OPENMP=OFF):
+ * there each such check runs on the one thread it has. */
+#ifdef _OPENMP
+#include <omp.h>
+#else
+static inline int omp_get_max_threads(void) { return 1; }
+static inline void omp_set_num_threads(int n) { (void)n; }
+#endif
+
 /* Max |a-b| / (atol + rtol |b|) over n elements; <= 1 means close. Prints
  * the worst element when it is not. */
 double tu_close(const char *what, const float *a, const float *b, int64_t n, double rtol,
