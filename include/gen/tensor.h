@@ -9,7 +9,18 @@
  * a gradient is never zero-filled only to be read back and added to. An op
  * whose input's gradient is its output's (an add, a reshape) passes that
  * on, shared, not copied (gen_grad_pass). Nothing an op returns outlives
- * gen_ctx_reset. */
+ * gen_ctx_reset.
+ *
+ * Memory of a step: activations are bumped in the step arena and kept to
+ * the reset. Gradient buffers and an op's scratch come from the step's
+ * pool, blocks of the same arena that go back to it when done with and
+ * are handed out again (best fit): an op's scratch when the op returns,
+ * the gradient of an op's output as soon as that op's backward has run
+ * (nothing reads it later in the walk). So a step holds its activations
+ * and only the gradients the walk has not got past yet, as PyTorch does.
+ * After gen_backward, the gradients of the tensors no op computed (inputs
+ * that require one, parameters) hold their values; an op's output has
+ * none (NULL), unless it was a caller-owned seed. */
 #ifndef GEN_TENSOR_H
 #define GEN_TENSOR_H
 
@@ -33,6 +44,8 @@ struct gen_tensor {
     int grad_borrowed; /* grad is shared (gen_backward_seed's dout, or
                           another tensor's: gen_grad_pass), never
                           written: a writer copies it first            */
+    int grad_pooled;   /* grad is a block of the step's pool (below),
+                          this tensor one of its holders               */
     const char *name;  /* parameters only; NULL otherwise              */
 };
 
@@ -74,9 +87,19 @@ struct gen_op_def {
 };
 extern const struct gen_op_def gen_op_table[GEN_OP_COUNT];
 
+/* A block of the step's pool: this header (64 bytes), then `bytes` of data. */
+struct gen_pool_block {
+    size_t bytes;                /* data bytes, a multiple of 64              */
+    int64_t refs;                /* holders; 0 on the free list               */
+    struct gen_pool_block *next; /* free list (by address), or the running
+                                    op's scratch                           */
+};
+
 /* The step context: step arena (activations, gradients, tape) + grad mode. */
 struct gen_ctx {
     struct gen_arena arena;
+    struct gen_pool_block *pool; /* the pool's free blocks, by address  */
+    struct gen_pool_block *scratch; /* blocks of the running op's scratch */
     struct gen_node *nodes;
     int64_t n_nodes, cap_nodes;
     int no_grad;  /* >0: ops record nothing (sampling, evaluation) */

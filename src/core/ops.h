@@ -39,6 +39,19 @@ static inline float *gen_grad_dst_or_null(struct gen_ctx *g, struct gen_tensor *
     return t && t->requires_grad ? gen_grad_dst(g, t, mode) : NULL;
 }
 
+/* Scratch for the op running now (64-byte aligned, contents undefined),
+ * from the step's pool. It goes back when the op is done: a backward's
+ * after it (walk_tape), a forward's when the forward calls
+ * gen_scratch_release before it returns (tensor.c). */
+void *gen_scratch(struct gen_ctx *g, size_t bytes);
+void gen_scratch_release(struct gen_ctx *g);
+/* Takes p, from gen_scratch, off the running op's scratch: it stays until
+ * the reset (what an op saves for its backward when it records itself). */
+void gen_scratch_keep(struct gen_ctx *g, const void *p);
+static inline float *gen_scratch_floats(struct gen_ctx *g, int64_t n) {
+    return gen_scratch(g, (size_t)n * sizeof(float));
+}
+
 /* The whole gradient of t (+)= s x, as gen_grad_dst says (tensor.c). */
 void gen_grad_axpy(struct gen_ctx *g, struct gen_tensor *t, float s, const float *x);
 /* The whole gradient of t (+)= a b, element-wise. */

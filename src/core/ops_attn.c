@@ -86,8 +86,8 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
     const int64_t T = a.T, hd = a.hd, C = a.C, C3 = 3 * a.C;
     const float scale = 1.0f / sqrtf((float)hd);
     struct gen_tensor *y = gen_tensor_3d(g, a.B, T, a.C);
-    float *P = gen_arena_alloc(&g->arena, (size_t)(a.B * NH * T * T) * sizeof(float)); /* (B, NH, T, T) */
-    float *scratch = gen_arena_alloc(&g->arena, (size_t)(n_threads() * T * T) * sizeof(float));
+    float *P = gen_scratch_floats(g, a.B * NH * T * T); /* (B, NH, T, T), kept if recorded */
+    float *scratch = gen_scratch_floats(g, n_threads() * T * T);
     const struct gen_kernels *kt = gen_kernels();
     const int blas_threads = blas_serial_begin();
 
@@ -108,7 +108,9 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
         node->i[0] = NH;
         node->i[1] = causal;
         node->saved = P;
+        gen_scratch_keep(g, P);
     }
+    gen_scratch_release(g);
     return y;
 }
 
@@ -124,7 +126,7 @@ GEN_BACKWARD(attention) {
     const float *P = node->saved, *dy = node->out->grad;
     float *dqkv = gen_grad(g, qkv);
     const int64_t per = 2 * T * T; /* dp, ds (T, T) */
-    float *scratch = gen_arena_alloc(&g->arena, (size_t)(n_threads() * per) * sizeof(float));
+    float *scratch = gen_scratch_floats(g, n_threads() * per);
     const struct gen_kernels *kt = gen_kernels();
     const int blas_threads = blas_serial_begin();
 

@@ -36,10 +36,6 @@ static int thread_id(void) {
 #endif
 }
 
-static float *arena_floats(struct gen_ctx *g, int64_t n) {
-    return gen_arena_alloc(&g->arena, (size_t)n * sizeof(float));
-}
-
 /* n floats rounded up to whole 64-byte lines, so that every part of a
  * thread's scratch starts aligned (the kernels keep pointers in some). */
 static int64_t lines(int64_t n) { return (n + 15) / 16 * 16; }
@@ -181,7 +177,7 @@ struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct ge
                                                                   c.KW, c.stride, c.pad, k.nb)
                                              : c.K * cols;
     const int64_t per = lines(col_floats) + lines(c.Cout * cols);
-    float *scratch = arena_floats(g, (int64_t)n_threads() * per);
+    float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
     const float *bias = b ? b->data : NULL;
 
     /* ymat (Cout, m P) = bias + w (Cout, K) col (K, m P), then to (m, Cout, P). */
@@ -208,6 +204,7 @@ struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct ge
         node->i[0] = stride;
         node->i[1] = pad;
     }
+    gen_scratch_release(g);
     return y;
 }
 
@@ -244,9 +241,9 @@ GEN_BACKWARD(conv2d) {
                                         : 0;
     /* + the flipped convolution's panels and dxmat, the weight gradient's rows */
     const int64_t per = base + (flip ? lines(panels) + lines(c.Cin * k.nb * HW) : 0) + lines(dw_work);
-    float *scratch = arena_floats(g, (int64_t)n_threads() * per);
-    float *dw_part = dw ? arena_floats(g, k.count * c.Cout * c.K) : NULL; /* (chunks, Cout, K) */
-    float *wf = flip ? arena_floats(g, c.Cin * K2) : NULL;
+    float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
+    float *dw_part = dw ? gen_scratch_floats(g, k.count * c.Cout * c.K) : NULL; /* (chunks, Cout, K) */
+    float *wf = flip ? gen_scratch_floats(g, c.Cin * K2) : NULL;
     if (flip)
         for (int64_t ci = 0; ci < c.Cin; ci++)
             for (int64_t co = 0; co < c.Cout; co++)
@@ -335,7 +332,7 @@ struct gen_tensor *gen_conv_transpose2d(struct gen_ctx *g, struct gen_tensor *x,
     struct gen_tensor *y = gen_tensor_4d(g, c.N, c.Cout, c.OH, c.OW);
     const struct chunks k = chunk_images(c.N, c.K2, c.HW);
     const int64_t cols = k.nb * c.HW, per = (c.K2 + c.Cin) * cols; /* col, xmat */
-    float *scratch = arena_floats(g, (int64_t)n_threads() * per);
+    float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
     const struct gen_kernels *kt = gen_kernels();
     const float *bias = b ? b->data : NULL;
 
@@ -359,6 +356,7 @@ struct gen_tensor *gen_conv_transpose2d(struct gen_ctx *g, struct gen_tensor *x,
         node->i[0] = stride;
         node->i[1] = pad;
     }
+    gen_scratch_release(g);
     return y;
 }
 
@@ -375,8 +373,8 @@ GEN_BACKWARD(conv_transpose2d) {
     if (!dw && !dx) return;
     const struct chunks k = chunk_images(c.N, c.K2, c.HW);
     const int64_t cols = k.nb * c.HW, per = (c.K2 + 2 * c.Cin) * cols; /* dcol, xmat, dxmat */
-    float *scratch = arena_floats(g, (int64_t)n_threads() * per);
-    float *dw_part = dw ? arena_floats(g, k.count * c.Cin * c.K2) : NULL; /* (chunks, Cin, K2) */
+    float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
+    float *dw_part = dw ? gen_scratch_floats(g, k.count * c.Cin * c.K2) : NULL; /* (chunks, Cin, K2) */
     const struct gen_kernels *kt = gen_kernels();
 
 #pragma omp parallel for schedule(static) if (k.count > 1)

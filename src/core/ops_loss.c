@@ -44,7 +44,7 @@ GEN_BACKWARD(cross_entropy) {
     const float *logp = node->saved;
     enum gen_grad_mode mode;
     float *dx = gen_grad_dst(g, x, &mode);
-    float *p = arena_floats(g, V); /* one row of probabilities */
+    float *p = gen_scratch_floats(g, V); /* one row of probabilities */
     for (int64_t r = 0; r < R; r++) {
         K->exp_fwd(V, logp + r * V, p);
         p[node->index[r]] -= 1.0f;
@@ -81,7 +81,7 @@ GEN_BACKWARD(bce_logits) {
     const struct gen_kernels *K = gen_kernels();
     const int64_t n = gen_numel(x);
     const float s = node->i[0] ? node->out->grad[0] / (float)n : node->out->grad[0];
-    float *sig = arena_floats(g, n);
+    float *sig = gen_scratch_floats(g, n);
     K->sigmoid_fwd(n, x->data, sig);
     K->sub(n, sig, node->saved, sig);
     gen_grad_axpy(g, x, s, sig);

@@ -94,20 +94,20 @@ struct gen_tensor *gen_groupnorm_silu(struct gen_ctx *g, struct gen_tensor *x, i
 
 /* Both backwards: the kernel's two passes over x and dy. Between them the
  * fused one keeps dy silu'(h) in dx when it overwrites dx, else in
- * step-arena scratch. */
+ * scratch. */
 static void groupnorm_backward(struct gen_ctx *g, struct gen_node *node, int silu) {
     struct gen_tensor *x = node->in[0], *gamma = node->in[1], *beta = node->in[2];
     const int64_t N = x->shape[0], C = x->shape[1], n = gen_numel(x);
     const int64_t HW = N > 0 && C > 0 ? n / (N * C) : 0;
     const float *gm = gamma ? gamma->data : NULL;
     float *dg = grad_or_null(g, gamma), *db = grad_or_null(g, beta);
-    double *work = dg || db ? gen_arena_alloc(&g->arena, (size_t)(2 * N * C) * sizeof(double))
+    double *work = dg || db ? gen_scratch(g, (size_t)(2 * N * C) * sizeof(double))
                             : NULL; /* (N, C, 2) per-channel sums */
     enum gen_grad_mode mode;
     float *dx = gen_grad_dst_or_null(g, x, &mode);
     const struct gen_kernels *K = gen_kernels();
     if (silu) {
-        float *dh = mode == GEN_GRAD_SET && dx ? NULL : arena_floats(g, n);
+        float *dh = mode == GEN_GRAD_SET && dx ? NULL : gen_scratch_floats(g, n);
         K->groupnorm_silu_grad(N, C, HW, node->i[0], x->data, gm, beta ? beta->data : NULL,
                                node->saved, node->saved2, node->out->grad, dh, dx, mode, dg, db,
                                work);
@@ -157,7 +157,7 @@ static void bn_stats(struct bn_dims d, const float *x, int64_t c, double *mean, 
  * ranks); returns the global count of values per channel. */
 static int64_t bn_stats_global(struct gen_ctx *g, struct bn_dims d, const float *x, double *mean,
                                double *var) {
-    double *s = gen_arena_alloc(&g->arena, (size_t)(d.C + 1) * sizeof *s); /* (C) sums, count */
+    double *s = gen_scratch(g, (size_t)(d.C + 1) * sizeof *s); /* (C) sums, count */
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < d.C; c++) {
         double acc = 0;
@@ -193,7 +193,7 @@ struct gen_tensor *gen_batchnorm(struct gen_ctx *g, struct gen_tensor *x, struct
     double *gmean = NULL, *gvar = NULL; /* sync: (C) each, over every rank */
     int64_t M = d.N * d.HW;
     if (sync) {
-        gmean = gen_arena_alloc(&g->arena, (size_t)(2 * d.C) * sizeof *gmean);
+        gmean = gen_scratch(g, (size_t)(2 * d.C) * sizeof *gmean);
         gvar = gmean + d.C;
         M = bn_stats_global(g, d, x->data, gmean, gvar);
     }
@@ -241,6 +241,7 @@ struct gen_tensor *gen_batchnorm(struct gen_ctx *g, struct gen_tensor *x, struct
         node->saved = mean;
         node->saved2 = rstd;
     }
+    gen_scratch_release(g);
     return y;
 }
 
@@ -262,7 +263,7 @@ GEN_BACKWARD(batchnorm) {
     enum gen_grad_mode mode;
     float *dx = gen_grad_dst_or_null(g, x, &mode);
     /* (2, C) sum dy and sum dy xhat: this rank's, then (sync) every rank's */
-    double *s = gen_arena_alloc(&g->arena, (size_t)(4 * d.C) * sizeof *s), *all = s + 2 * d.C;
+    double *s = gen_scratch(g, (size_t)(4 * d.C) * sizeof *s), *all = s + 2 * d.C;
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < d.C; c++) {
         const float m = mean[c], rs = rstd[c];

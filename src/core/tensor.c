@@ -3,14 +3,104 @@
 
 #include "core/ops.h"
 
-static float *arena_floats(struct gen_ctx *g, int64_t n) {
-    return gen_arena_alloc(&g->arena, (size_t)n * sizeof(float));
+/* Under AddressSanitizer a free block of the pool is poisoned: a read of a
+ * gradient after it went back is reported like a use after free. */
+#if defined(__SANITIZE_ADDRESS__)
+#define GEN_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define GEN_ASAN 1
+#endif
+#endif
+#ifdef GEN_ASAN
+#include <sanitizer/asan_interface.h>
+#define POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define POISON(p, n) ((void)(p), (void)(n))
+#define UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+/* ---- the step's pool -------------------------------------------------------
+ * Blocks carved from the step arena, each a header line then its data. A
+ * freed block goes on a free list kept in address order, merged with free
+ * neighbours; a request takes the smallest free block that holds it (the
+ * rest, if large, stays free) or a new one from the arena. Every step asks
+ * for the same blocks in the same order, so after the first step the pool
+ * asks the arena for nothing it has not got. */
+
+#define BLOCK_HEAD 64
+_Static_assert(sizeof(struct gen_pool_block) <= BLOCK_HEAD, "a block's header fits its line");
+/* A leftover smaller than this stays with the block it was cut from. */
+#define MIN_SPLIT 4096
+
+static void *block_data(struct gen_pool_block *b) { return (char *)b + BLOCK_HEAD; }
+static struct gen_pool_block *data_block(const void *p) {
+    return (struct gen_pool_block *)((uintptr_t)p - BLOCK_HEAD);
+}
+static uintptr_t block_end(const struct gen_pool_block *b) {
+    return (uintptr_t)b + BLOCK_HEAD + b->bytes;
+}
+
+static struct gen_pool_block *pool_take(struct gen_ctx *g, size_t bytes) {
+    const size_t need = (bytes + BLOCK_HEAD - 1) & ~(size_t)(BLOCK_HEAD - 1);
+    GEN_ASSERT(need >= bytes);
+    struct gen_pool_block **best = NULL;
+    for (struct gen_pool_block **p = &g->pool; *p; p = &(*p)->next)
+        if ((*p)->bytes >= need && (!best || (*p)->bytes < (*best)->bytes)) best = p;
+    struct gen_pool_block *b;
+    if (!best) {
+        b = gen_arena_alloc(&g->arena, BLOCK_HEAD + need);
+        b->bytes = need;
+    } else if ((b = *best)->bytes - need >= BLOCK_HEAD + MIN_SPLIT) {
+        struct gen_pool_block *rest = (struct gen_pool_block *)((char *)block_data(b) + need);
+        UNPOISON(rest, BLOCK_HEAD);
+        rest->bytes = b->bytes - need - BLOCK_HEAD;
+        rest->refs = 0;
+        rest->next = b->next;
+        *best = rest;
+        b->bytes = need;
+    } else {
+        *best = b->next;
+    }
+    UNPOISON(block_data(b), b->bytes);
+    b->refs = 1;
+    b->next = NULL;
+    return b;
+}
+
+/* One holder fewer; the last one's block goes back on the free list. */
+static void pool_give(struct gen_ctx *g, struct gen_pool_block *b) {
+    GEN_ASSERT(b->refs > 0);
+    if (--b->refs) return;
+    POISON(block_data(b), b->bytes);
+    struct gen_pool_block *prev = NULL, **p = &g->pool;
+    while (*p && (uintptr_t)*p < (uintptr_t)b) prev = *p, p = &(*p)->next;
+    b->next = *p;
+    *p = b;
+    if (b->next && block_end(b) == (uintptr_t)b->next) { /* the header becomes data */
+        struct gen_pool_block *next = b->next;
+        b->bytes += BLOCK_HEAD + next->bytes;
+        b->next = next->next;
+        POISON(next, BLOCK_HEAD);
+    }
+    if (prev && block_end(prev) == (uintptr_t)b) {
+        prev->bytes += BLOCK_HEAD + b->bytes;
+        prev->next = b->next;
+        POISON(b, BLOCK_HEAD);
+    }
+}
+
+/* Empties the pool: the arena gets its free blocks back for bumping. */
+static void pool_clear(struct gen_ctx *g) {
+    for (struct gen_pool_block *b = g->pool; b; b = b->next) UNPOISON(block_data(b), b->bytes);
+    g->pool = g->scratch = NULL;
 }
 
 /* n zeroed floats from the arena; the kernel table's fill spreads large
  * ones over the threads. */
 static float *arena_zeros(struct gen_ctx *g, int64_t n) {
-    float *p = arena_floats(g, n);
+    float *p = gen_arena_alloc(&g->arena, (size_t)n * sizeof(float));
     gen_kernels()->fill(n, 0.0f, p);
     return p;
 }
@@ -28,14 +118,55 @@ void gen_ctx_init_eval(struct gen_ctx *g) {
 }
 
 void gen_ctx_free(struct gen_ctx *g) {
+    pool_clear(g);
     gen_arena_free(&g->arena);
     gen_free(g->nodes);
     memset(g, 0, sizeof *g);
 }
 
 void gen_ctx_reset(struct gen_ctx *g) {
+    pool_clear(g);
     gen_arena_reset(&g->arena);
     g->n_nodes = 0;
+}
+
+void *gen_scratch(struct gen_ctx *g, size_t bytes) {
+    struct gen_pool_block *b = pool_take(g, bytes);
+    b->next = g->scratch;
+    g->scratch = b;
+    return block_data(b);
+}
+
+void gen_scratch_release(struct gen_ctx *g) {
+    while (g->scratch) {
+        struct gen_pool_block *b = g->scratch;
+        g->scratch = b->next;
+        pool_give(g, b);
+    }
+}
+
+void gen_scratch_keep(struct gen_ctx *g, const void *p) {
+    struct gen_pool_block **b = &g->scratch;
+    while (*b && block_data(*b) != p) b = &(*b)->next;
+    GEN_ASSERT(*b);
+    *b = (*b)->next;
+}
+
+/* A new gradient buffer for t, from the pool (contents undefined). */
+static float *new_grad(struct gen_ctx *g, struct gen_tensor *t) {
+    t->grad = block_data(pool_take(g, (size_t)gen_numel(t) * sizeof(float)));
+    t->grad_pooled = 1;
+    t->grad_borrowed = 0;
+    return t->grad;
+}
+
+/* t lets go of its gradient, once its op's backward has run: a pool block
+ * goes back when its last holder lets go; a caller's buffer stays. */
+static void drop_grad(struct gen_ctx *g, struct gen_tensor *t) {
+    if (!t->grad_pooled) return;
+    pool_give(g, data_block(t->grad));
+    t->grad = NULL;
+    t->grad_pooled = t->grad_borrowed = 0;
 }
 
 int64_t gen_numel(const struct gen_tensor *t) {
@@ -97,14 +228,14 @@ int gen_same_shape(const struct gen_tensor *a, const struct gen_tensor *b) {
  * gen_grad_pass) about to be written: copied into the arena first. */
 static void own_grad(struct gen_ctx *g, struct gen_tensor *t) {
     if (!t->grad_borrowed) return;
-    float *p = arena_floats(g, gen_numel(t));
-    gen_kernels()->scale(gen_numel(t), 1.0f, t->grad, p);
-    t->grad = p;
-    t->grad_borrowed = 0;
+    float *shared = t->grad;
+    const int pooled = t->grad_pooled;
+    gen_kernels()->scale(gen_numel(t), 1.0f, shared, new_grad(g, t));
+    if (pooled) pool_give(g, data_block(shared));
 }
 
 float *gen_grad(struct gen_ctx *g, struct gen_tensor *t) {
-    if (!t->grad) t->grad = arena_zeros(g, gen_numel(t));
+    if (!t->grad) gen_kernels()->fill(gen_numel(t), 0.0f, new_grad(g, t));
     else if (t->grad_stale) gen_kernels()->fill(gen_numel(t), 0.0f, t->grad);
     own_grad(g, t);
     t->grad_stale = 0;
@@ -115,12 +246,14 @@ int gen_grad_pass(struct gen_tensor *t, struct gen_tensor *out) {
     if (t->grad) return 0;
     t->grad = out->grad;
     t->grad_borrowed = out->grad_borrowed = 1;
+    t->grad_pooled = out->grad_pooled;
+    if (t->grad_pooled) data_block(t->grad)->refs++;
     return 1;
 }
 
 float *gen_grad_dst(struct gen_ctx *g, struct gen_tensor *t, enum gen_grad_mode *mode) {
     *mode = !t->grad || t->grad_stale ? GEN_GRAD_SET : GEN_GRAD_ADD;
-    if (!t->grad) t->grad = arena_floats(g, gen_numel(t));
+    if (!t->grad) new_grad(g, t);
     own_grad(g, t);
     t->grad_stale = 0;
     return t->grad;
@@ -158,15 +291,19 @@ void gen_tape_truncate(struct gen_ctx *g, int64_t mark) {
     g->n_nodes = mark;
 }
 
-/* Walks the tape in reverse. Then the stale gradients of inputs no op
- * wrote (a parameter of a branch that does not lead to the loss, or one
- * frozen for this pass) are zero-filled, so that every gradient buffer on
- * the tape holds its value. */
+/* Walks the tape in reverse; after each op's backward its scratch and its
+ * output's gradient go back to the pool (every op that reads the output
+ * comes later on the tape, so its backward has run). Then the stale
+ * gradients of inputs no op wrote (a parameter of a branch that does not
+ * lead to the loss, or one frozen for this pass) are zero-filled, so that
+ * every gradient buffer left on the tape holds its value. */
 static void walk_tape(struct gen_ctx *g) {
     for (int64_t i = g->n_nodes - 1; i >= 0; i--) {
         struct gen_node *node = &g->nodes[i];
-        if (!node->out->grad || node->out->grad_stale) continue; /* nothing flows back */
-        gen_op_table[node->op].backward(g, node);
+        if (node->out->grad && !node->out->grad_stale) /* else nothing flows back */
+            gen_op_table[node->op].backward(g, node);
+        gen_scratch_release(g);
+        drop_grad(g, node->out);
     }
     for (int64_t i = 0; i < g->n_nodes; i++)
         for (int k = 0; k < g->nodes[i].n_in; k++) {
