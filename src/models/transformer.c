@@ -384,7 +384,10 @@ void gen_tf_generate(struct gen_tf_cache *c, const struct gen_tf *m, const int32
 
 /* ---- evaluation ---- */
 
-#define EVAL_WINDOWS 32           /* windows per evaluation batch         */
+/* Tokens per evaluation batch: 32 windows at the default context of 128
+ * (a training batch's worth); fewer, longer windows at a longer context,
+ * so that scoring never holds more activations than a training step. */
+#define EVAL_TOKENS 4096
 #define EVAL_MAX_TOKENS (1 << 20) /* cap during training (gen eval: none) */
 
 /* Sum of the next-token losses (nats) over every target of val[0..n) (the
@@ -402,7 +405,8 @@ static double val_nats(struct gen_ctx *g, struct gen_tf *m, const int32_t *val, 
         const int64_t left = targets - done;
         const int64_t len = left < T ? left : T; /* tokens per window */
         int64_t B = len < T ? 1 : left / T;
-        if (B > EVAL_WINDOWS) B = EVAL_WINDOWS;
+        const int64_t most = EVAL_TOKENS / T > 1 ? EVAL_TOKENS / T : 1;
+        if (B > most) B = most;
         int32_t *inp = gen_arena_alloc(&g->arena, (size_t)(B * len) * sizeof *inp);
         int32_t *tgt = gen_arena_alloc(&g->arena, (size_t)(B * len) * sizeof *tgt);
         for (int64_t b = 0; b < B; b++) {
