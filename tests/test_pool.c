@@ -7,6 +7,8 @@
  *   context (nothing reused), the blocks' gradients handed on by hand.
  * - A U-Net-like graph, a skip's gradient held while the buffers of the
  *   path between are reused, passes a finite-difference check.
+ * - Blocks: a freed one is taken again, split, merged with its free
+ *   neighbours, and grown in place when it ends at the arena's top.
  * - Over a chain of L ops the arena grows past its activations by a few
  *   gradients, whatever L; an op's scratch is reused by the next op's; a
  *   repeated step asks the allocator for nothing.
@@ -15,8 +17,42 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/ops.h"
 #include "gen/kernels.h"
 #include "testutil.h"
+
+/* ---- blocks ---- */
+
+static void test_blocks(void **state) {
+    (void)state;
+    enum { KB = 1024 };
+    struct gen_ctx g;
+    gen_ctx_init_eval(&g);
+    char *a = gen_scratch(&g, 64 * KB);
+    gen_scratch_release(&g);
+    const size_t used = g.arena.used_total;
+    /* a, free at the top, grows to fit: 64 KiB more, same place */
+    char *b = gen_scratch(&g, 128 * KB);
+    assert_ptr_equal(b, a);
+    assert_int_equal(g.arena.used_total, used + 64 * KB);
+    gen_scratch_release(&g);
+    /* two smaller ones split it: the second right after the first + header */
+    char *c = gen_scratch(&g, 32 * KB), *d = gen_scratch(&g, 32 * KB);
+    assert_ptr_equal(c, a);
+    assert_ptr_equal(d, a + 32 * KB + 64);
+    gen_tensor_1d(&g, 16); /* bumped after them: a is no longer on top */
+    gen_scratch_release(&g);
+    /* merged back whole: a request for all of it gets it, no arena growth */
+    const size_t before = g.arena.used_total;
+    assert_ptr_equal(gen_scratch(&g, 128 * KB), a);
+    assert_int_equal(g.arena.used_total, before);
+    /* one byte more does not fit: a new block past the tensor */
+    char *e = gen_scratch(&g, 128 * KB + 1);
+    assert_true(e > a + 128 * KB);
+    memset(e, 0, 128 * KB + 1);
+    gen_scratch_release(&g);
+    gen_ctx_free(&g);
+}
 
 /* ---- reuse against fresh contexts ---- */
 
@@ -212,6 +248,7 @@ static void test_repeated_step_allocates_nothing(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_blocks),
         cmocka_unit_test(test_reuse_matches_fresh_contexts),
         cmocka_unit_test(test_unet_skip_gradcheck),
         cmocka_unit_test(test_chain_peak_bounded),

@@ -75,6 +75,12 @@ void gen_arena_reset(struct gen_arena *a);
 /* Never returns NULL: running out of memory for activations is fatal. */
 void *gen_arena_alloc(struct gen_arena *a, size_t bytes);
 void *gen_arena_calloc(struct gen_arena *a, size_t bytes);
+/* Where the arena's next block starts if it fits in the current chunk
+ * (NULL before the first). gen_arena_extend bumps `bytes` more (a multiple
+ * of 64) if they fit there, for the block that ends at the top to grow
+ * into them, and returns 1; else 0. */
+const void *gen_arena_top(const struct gen_arena *a);
+int gen_arena_extend(struct gen_arena *a, size_t bytes);
 
 /* ---- random numbers --------------------------------------------------- */
 

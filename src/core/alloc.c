@@ -139,6 +139,20 @@ void *gen_arena_alloc(struct gen_arena *a, size_t bytes) {
     return p;
 }
 
+const void *gen_arena_top(const struct gen_arena *a) {
+    return a->head ? a->head->data + a->head->used : NULL;
+}
+
+int gen_arena_extend(struct gen_arena *a, size_t bytes) {
+    struct gen_arena_chunk *c = a->head;
+    GEN_ASSERT(bytes % ALIGN == 0);
+    if (!c || c->size - c->used < bytes) return 0;
+    c->used += bytes;
+    a->used_total += bytes;
+    if (a->used_total > a->peak) a->peak = a->used_total;
+    return 1;
+}
+
 void *gen_arena_calloc(struct gen_arena *a, size_t bytes) {
     void *p = gen_arena_alloc(a, bytes);
     memset(p, 0, bytes);

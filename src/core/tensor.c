@@ -25,7 +25,8 @@
  * Blocks carved from the step arena, each a header line then its data. A
  * freed block goes on a free list kept in address order, merged with free
  * neighbours; a request takes the smallest free block that holds it (the
- * rest, if large, stays free) or a new one from the arena. Every step asks
+ * rest, if large, stays free), else grows the free block that ends at the
+ * arena's top, else bumps a new one. Every step asks
  * for the same blocks in the same order, so after the first step the pool
  * asks the arena for nothing it has not got. */
 
@@ -45,11 +46,18 @@ static uintptr_t block_end(const struct gen_pool_block *b) {
 static struct gen_pool_block *pool_take(struct gen_ctx *g, size_t bytes) {
     const size_t need = (bytes + BLOCK_HEAD - 1) & ~(size_t)(BLOCK_HEAD - 1);
     GEN_ASSERT(need >= bytes);
-    struct gen_pool_block **best = NULL;
-    for (struct gen_pool_block **p = &g->pool; *p; p = &(*p)->next)
+    const uintptr_t top = (uintptr_t)gen_arena_top(&g->arena);
+    struct gen_pool_block **best = NULL, **on_top = NULL;
+    for (struct gen_pool_block **p = &g->pool; *p; p = &(*p)->next) {
         if ((*p)->bytes >= need && (!best || (*p)->bytes < (*best)->bytes)) best = p;
+        if (block_end(*p) == top) on_top = p;
+    }
     struct gen_pool_block *b;
-    if (!best) {
+    if (!best && on_top && gen_arena_extend(&g->arena, need - (*on_top)->bytes)) {
+        b = *on_top; /* the free block at the arena's top, grown to fit */
+        *on_top = b->next;
+        b->bytes = need;
+    } else if (!best) {
         b = gen_arena_alloc(&g->arena, BLOCK_HEAD + need);
         b->bytes = need;
     } else if ((b = *best)->bytes - need >= BLOCK_HEAD + MIN_SPLIT) {
