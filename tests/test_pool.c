@@ -163,7 +163,8 @@ static const struct tu_input unet_spec[4] = {{4, {2, 3, 6, 6}, -1, 1, 0},
 static void test_unet_skip_gradcheck(void **state) {
     (void)state;
     /* smooth nonlinear: test_grad_nn's tolerances */
-    assert_int_equal(tu_gradcheck("unet skip", f_unet, NULL, 4, unet_spec, 1e-2f, 3e-3, 3e-4, 0, 77), 0);
+    assert_int_equal(
+        tu_gradcheck("unet skip", f_unet, NULL, 4, unet_spec, 1e-2f, 3e-3, 3e-4, 0, 77), 0);
 }
 
 /* ---- bounds ---- */

@@ -242,7 +242,8 @@ GEN_BACKWARD(conv2d) {
     /* + the flipped convolution's panels and dxmat, the weight gradient's rows */
     const int64_t per = base + (flip ? lines(panels) + lines(c.Cin * k.nb * HW) : 0) + lines(dw_work);
     float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
-    float *dw_part = dw ? gen_scratch_floats(g, k.count * c.Cout * c.K) : NULL; /* (chunks, Cout, K) */
+    /* (chunks, Cout, K) */
+    float *dw_part = dw ? gen_scratch_floats(g, k.count * c.Cout * c.K) : NULL;
     float *wf = flip ? gen_scratch_floats(g, c.Cin * K2) : NULL;
     if (flip)
         for (int64_t ci = 0; ci < c.Cin; ci++)
@@ -374,7 +375,8 @@ GEN_BACKWARD(conv_transpose2d) {
     const struct chunks k = chunk_images(c.N, c.K2, c.HW);
     const int64_t cols = k.nb * c.HW, per = (c.K2 + 2 * c.Cin) * cols; /* dcol, xmat, dxmat */
     float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
-    float *dw_part = dw ? gen_scratch_floats(g, k.count * c.Cin * c.K2) : NULL; /* (chunks, Cin, K2) */
+    /* (chunks, Cin, K2) */
+    float *dw_part = dw ? gen_scratch_floats(g, k.count * c.Cin * c.K2) : NULL;
     const struct gen_kernels *kt = gen_kernels();
 
 #pragma omp parallel for schedule(static) if (k.count > 1)
