@@ -29,6 +29,10 @@
  * 40 MFLOP per call).
  *
  *   bench_gemm [threads]     (default 2 for the multi-threaded shapes)
+ *   bench_gemm --bf16 [threads]   the --precision bf16 table against gen's
+ *                                 own fp32 one (not OpenBLAS) on the same
+ *                                 rows, plus each convolution's weight
+ *                                 gradient (conv_dw); "ref" is then fp32
  *   bench_gemm --peak [threads]   only the peak on that many threads, in
  *                                 GFLOP/s (median of 9 samples), for the
  *                                 family benches' share-of-peak lines */
@@ -188,24 +192,39 @@ struct result {
     double gen, blas, gen_pk, blas_pk; /* GFLOP/s, % of peak */
 };
 
-/* One shape's operands, and the calls timed on them. */
+/* One shape's operands, and the calls timed on them: kt's, and the
+ * reference's (OpenBLAS, or with --bf16 the fp32 table ref). */
 struct call {
-    const struct gen_kernels *kt;
+    const struct gen_kernels *kt, *ref;
     const struct shape *sh;
     int64_t M, N, K, lda, ldb;
     float *A, *B, *C, *x, *work;
 };
 
-static void gen_conv_call(const struct call *c) {
+static void conv_call(const struct gen_kernels *kt, const struct call *c) {
     const int64_t *g = c->sh->geo;
-    c->kt->conv_gemm(c->M, c->A, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7],
-                     g[0] * g[1] * g[2], c->x, 0.0f, c->C, c->N, c->work);
+    kt->conv_gemm(c->M, c->A, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[0] * g[1] * g[2],
+                  c->x, 0.0f, c->C, c->N, c->work);
 }
 
-static void gen_gemm_call(const struct call *c) {
-    c->kt->gemm(c->sh->ta, c->sh->tb, c->M, c->N, c->K, 1.0f, c->A, c->lda, c->B, c->ldb, 0.0f,
-                c->C, c->N);
+/* dw (M x K, in B's storage) from dy (C) and the images */
+static void dw_call(const struct gen_kernels *kt, const struct call *c) {
+    const int64_t *g = c->sh->geo;
+    kt->conv_dw(c->M, c->C, c->N / g[7], g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7],
+                g[0] * g[1] * g[2], c->x, c->B, c->work);
 }
+
+static void gemm_call(const struct gen_kernels *kt, const struct call *c) {
+    kt->gemm(c->sh->ta, c->sh->tb, c->M, c->N, c->K, 1.0f, c->A, c->lda, c->B, c->ldb, 0.0f,
+             c->C, c->N);
+}
+
+static void gen_conv_call(const struct call *c) { conv_call(c->kt, c); }
+static void gen_dw_call(const struct call *c) { dw_call(c->kt, c); }
+static void gen_gemm_call(const struct call *c) { gemm_call(c->kt, c); }
+static void ref_conv_call(const struct call *c) { conv_call(c->ref, c); }
+static void ref_dw_call(const struct call *c) { dw_call(c->ref, c); }
+static void ref_gemm_call(const struct call *c) { gemm_call(c->ref, c); }
 
 static void blas_call(const struct call *c) {
     cblas_sgemm(CblasRowMajor, c->sh->ta ? CblasTrans : CblasNoTrans,
@@ -220,21 +239,31 @@ static double time_calls(void (*f)(const struct call *), const struct call *c, i
     return (now() - t0) / (double)n;
 }
 
-static struct result run_shape(const struct gen_kernels *kt, const struct shape *sh, int nt,
-                               int conv) {
-    struct call c = {.kt = kt, .sh = sh};
+/* conv: 0 the GEMM on a ready column matrix, 1 conv_gemm, 2 conv_dw. */
+static struct result run_shape(const struct gen_kernels *kt, const struct gen_kernels *ref,
+                               const struct shape *sh, int nt, int conv) {
+    struct call c = {.kt = kt, .ref = ref, .sh = sh};
     gemm_dims(sh, &c.M, &c.N, &c.K);
     const int64_t *g = sh->geo, M = c.M, N = c.N, K = c.K;
     c.A = make(M * K, 1), c.B = make(K * N, 2), c.C = make(M * N, 3);
     c.lda = sh->ta ? M : K, c.ldb = sh->tb ? K : N;
     if (conv) { /* the images, the implicit GEMM's workspace, and B as their im2col */
         c.x = make(g[7] * g[0] * g[1] * g[2], 4);
-        c.work = make(kt->conv_gemm_work(M, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]), 0);
+        int64_t nw = 0;
+        for (int t = 0; t < 2; t++) { /* room for either table's conv_gemm or conv_dw */
+            const struct gen_kernels *k = t ? (ref ? ref : kt) : kt;
+            const int64_t a = k->conv_gemm_work(M, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]);
+            const int64_t b = k->conv_dw_work(M, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]);
+            nw = nw > a ? nw : a, nw = nw > b ? nw : b;
+        }
+        c.work = make(nw, 0);
         const int64_t P = N / g[7], img = g[0] * g[1] * g[2];
         for (int64_t i = 0; i < g[7]; i++)
             kt->im2col_ld(g[0], g[1], g[2], g[3], g[4], g[5], g[6], N, c.x + i * img, c.B + i * P);
     }
-    void (*gen_f)(const struct call *) = conv ? gen_conv_call : gen_gemm_call;
+    void (*gen_f)(const struct call *) = conv == 2 ? gen_dw_call : conv ? gen_conv_call : gen_gemm_call;
+    void (*ref_f)(const struct call *) =
+        !ref ? blas_call : conv == 2 ? ref_dw_call : conv ? ref_conv_call : ref_gemm_call;
     omp_set_num_threads(nt);
     time_calls(gen_f, &c, 1); /* warm the packing buffers and caches */
     const double t1 = time_calls(gen_f, &c, 1);
@@ -243,7 +272,7 @@ static struct result run_shape(const struct gen_kernels *kt, const struct shape 
     double tg[REPS], tb[REPS], pg[REPS], pb[REPS]; /* times; GFLOP/s over the next peak */
     for (int r = -1; r < REPS; r++) {
         const double a = time_calls(gen_f, &c, n), pa = peak_sample(nt, SAMPLE_S);
-        const double b = time_calls(blas_call, &c, n), pbl = peak_sample(nt, SAMPLE_S);
+        const double b = time_calls(ref_f, &c, n), pbl = peak_sample(nt, SAMPLE_S);
         if (r >= 0) tg[r] = a, tb[r] = b, pg[r] = fl / a / pa, pb[r] = fl / b / pbl;
     }
     const struct result res = {fl / median(tg, REPS), fl / median(tb, REPS),
@@ -260,10 +289,12 @@ int main(int argc, char **argv) {
         printf("%.1f\n", median(p, 9));
         return 0;
     }
-    const int threads = argc > 1 ? atoi(argv[1]) : 2;
-    const struct gen_kernels *kt = gen_kernels_for("avx512");
+    const int bf16 = argc > 1 && !strcmp(argv[1], "--bf16");
+    const int threads = argc > 1 + bf16 ? atoi(argv[1 + bf16]) : 2;
+    const struct gen_kernels *kt = gen_kernels_for(bf16 ? "avx512bf16" : "avx512");
+    const struct gen_kernels *ref = bf16 ? gen_kernels_for("avx512") : NULL;
     if (!kt || !kt->gemm) {
-        printf("bench_gemm: no AVX-512 GEMM on this CPU/build\n");
+        printf("bench_gemm: no %s GEMM on this CPU/build\n", bf16 ? "AVX512-BF16" : "AVX-512");
         return 0;
     }
     /* the peak: 0.1 s samples, median of 9, on 1 and on `threads` threads */
@@ -278,8 +309,9 @@ int main(int argc, char **argv) {
     const char *wait = getenv("OMP_WAIT_POLICY");
     printf("OMP_WAIT_POLICY: %s\n", wait ? wait : "unset (spin, then sleep)");
     printf("%-5s %-26s %-4s %3s %5s %5s %5s %1s  %8s %8s  %6s %6s  %s\n", "model", "shape",
-           "kind", "thr", "M", "N", "K", "L", "gen GF/s", "blasGF/s", "gen %pk", "blas%pk",
-           "gen/blas time");
+           "kind", "thr", "M", "N", "K", "L", bf16 ? "bf16GF/s" : "gen GF/s",
+           bf16 ? "fp32GF/s" : "blasGF/s", bf16 ? "bf16%pk" : "gen %pk", bf16 ? "fp32%pk" : "blas%pk",
+           bf16 ? "bf16/fp32 time" : "gen/blas time");
     double ratios[2 * N_SHAPES], large_pk[2 * N_SHAPES];
     int n_ratios = 0, n_large = 0;
     for (size_t s = 0; s < N_SHAPES; s++) {
@@ -288,20 +320,21 @@ int main(int argc, char **argv) {
         int64_t M, N, K;
         gemm_dims(sh, &M, &N, &K);
         /* a convolution's row, then the plain GEMM on its column matrix */
-        for (int conv = sh->kind == CONV && kt->conv_gemm ? 1 : 0; conv >= 0; conv--) {
-            const struct result r = run_shape(kt, sh, nt, conv);
+        for (int conv = sh->kind == CONV && kt->conv_gemm ? 1 + bf16 : 0; conv >= 0; conv--) {
+            const struct result r = run_shape(kt, ref, sh, nt, conv);
             const int large = sh->large && (sh->kind == GEMM || conv); /* what the model runs */
             ratios[n_ratios++] = r.blas / r.gen;
             if (large) large_pk[n_large++] = r.gen_pk;
             printf("%-5s %-26s %-4s %3d %5lld %5lld %5lld %1s  %8.1f %8.1f  %5.1f%% %5.1f%%  "
                    "%.3f\n",
-                   sh->model, sh->what, conv ? "conv" : "gemm", nt, (long long)M, (long long)N,
+                   sh->model, sh->what, conv == 2 ? "dw" : conv ? "conv" : "gemm", nt, (long long)M, (long long)N,
                    (long long)K, large ? "L" : "", r.gen, r.blas, r.gen_pk, r.blas_pk,
                    r.blas / r.gen);
             fflush(stdout);
         }
     }
-    printf("median gen/OpenBLAS time over the rows: %.3f\n", median(ratios, n_ratios));
+    printf("median %s time over the rows: %.3f\n", bf16 ? "bf16/fp32" : "gen/OpenBLAS",
+           median(ratios, n_ratios));
     if (n_large) {
         qsort(large_pk, (size_t)n_large, sizeof(double), cmp_double);
         printf("gen on the large rows: %.1f%% to %.1f%% of peak, median %.1f%%\n", large_pk[0],

@@ -168,8 +168,9 @@ static void test_threads(void **state) {
 
 /* The convolution and its weight gradient over kernel sizes, strides,
  * paddings, odd depths and several images per call (image boundaries
- * inside packed panels), against the scalar im2col and the rounded
- * reference. */
+ * inside packed panels), odd channel counts (a zero channel completes
+ * the last pair), several slices of pairs and output heights, against the
+ * scalar im2col and the rounded reference. */
 static void test_conv_gemm(void **state) {
     (void)state;
     const struct gen_kernels *k = bf16k(), *sc = gen_kernels_for("scalar");
@@ -180,13 +181,15 @@ static void test_conv_gemm(void **state) {
         {4, 28, 28, 3, 3, 1, 1, 2}, {5, 6, 11, 3, 2, 2, 0, 5}, {2, 4, 4, 5, 5, 1, 2, 7},
         {3, 13, 13, 3, 3, 3, 2, 1}, {16, 7, 7, 3, 3, 1, 1, 9}, {1, 3, 3, 3, 3, 1, 2, 4},
         {3, 30, 40, 3, 3, 1, 1, 3}, {4, 9, 9, 3, 3, 2, 1, 3},
+        /* deep enough for two slices of pairs, odd and even channel counts */
+        {64, 14, 14, 3, 3, 1, 1, 2}, {65, 10, 10, 3, 3, 1, 1, 1}, {33, 12, 12, 3, 3, 2, 1, 2},
     };
     uint64_t seed = 300;
     for (size_t gi = 0; gi < sizeof geo / sizeof geo[0]; gi++) {
         const int64_t C = geo[gi][0], H = geo[gi][1], W = geo[gi][2], KH = geo[gi][3],
                       KW = geo[gi][4], st = geo[gi][5], pad = geo[gi][6], m = geo[gi][7];
         const int64_t P = gen_conv_out(H, KH, st, pad) * gen_conv_out(W, KW, st, pad);
-        const int64_t K = C * KH * KW, N = m * P, M = 10, img = C * H * W + 3;
+        const int64_t K = C * KH * KW, N = m * P, M = gi % 3 ? 10 : 37, img = C * H * W + 3;
         const float beta = gi % 2 ? 1.0f : 0.0f;
         float *x = rnd(m * img, -1, 1, seed++), *w = rnd(M * K, -1, 1, seed++);
         float *out = rnd(M * N, -1, 1, seed++), *out0 = malloc((size_t)(M * N) * sizeof *out0);

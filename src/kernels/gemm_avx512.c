@@ -455,23 +455,12 @@ static void im2col_row(const float *xc, int64_t H, int64_t W, int64_t OH, int64_
 }
 
 /* ---- convolutions over zero-padded phase planes -------------------------
- * Pad each channel plane to Hp x Wp (Hp = H + 2 pad, Wp = W + 2 pad) and
- * split it into its stride phases: phase (a, b) holds the padded pixels
- * (s u + a, s v + b), an Hq x Wq plane (Hq = ceil(Hp / s), Wq = ceil(Wp /
- * s)); for stride 1 that is the padded plane itself. Compute the output on
- * a "wide" grid of OH rows of Wq columns, the last Wq - OW of each row
- * garbage. In flat index t = oh Wq + ow of that grid, tap (kh, kw) of
- * channel c reads phase (kh mod s, kw mod s) of channel c at t + (kh / s)
- * Wq + kw / s: every row of the im2col matrix is a contiguous slice of a
- * phase plane, so nothing is gathered per tap, whatever the stride. The
- * garbage columns cost (Wq - OW) / OW more arithmetic and are dropped
- * (forward) or multiplied by zeros (weight gradient). Reads past a plane's
- * end land in the next plane or in zeroed slack, so stay finite. Only the
- * phases some tap reads are built (a < KH, b < KW). */
-struct wide {
-    int64_t s, Hq, Wq, OH, OW, sa, sb; /* phases a < sa, b < sb */
-    int64_t phase, plane, tw, tw16, slack; /* plane: a channel's phases; tw = OH Wq */
-};
+ * The wide grid (struct gen_wide, kernels_impl.h): every row of the im2col
+ * matrix is a contiguous slice of a phase plane, so nothing is gathered per
+ * tap, whatever the stride. The garbage columns cost (Wq - OW) / OW more
+ * arithmetic and are dropped (forward) or multiplied by zeros (weight
+ * gradient). Reads past a plane's end land in the next plane or in zeroed
+ * slack, so stay finite. */
 
 /* n rounded up to whole 64-byte lines of floats: the parts of a work
  * buffer start aligned (one of them holds pointers). */
@@ -488,29 +477,11 @@ static inline int64_t round16(int64_t n) {
 #define ROWS_MIN   (4 * NR)
 #define WIDE_MIN_K 64
 
-static struct wide wide_geo(int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
-                            int64_t pad) {
-    const int64_t Hp = H + 2 * pad, Wp = W + 2 * pad;
-    struct wide g = {.s = stride, .Hq = (Hp + stride - 1) / stride, .Wq = (Wp + stride - 1) / stride};
-    g.OH = (Hp - KH) / stride + 1, g.OW = (Wp - KW) / stride + 1;
-    g.sa = KH < stride ? KH : stride, g.sb = KW < stride ? KW : stride;
-    g.phase = g.Hq * g.Wq, g.plane = g.sa * g.sb * g.phase;
-    g.tw = g.OH * g.Wq, g.tw16 = round16(g.tw);
-    g.slack = KW + NR + 16; /* reads run at most KW - 1 + NR past a plane's end */
-    return g;
-}
-
-/* Where tap (kh, kw) of a channel starts reading, from its first phase. */
-static inline int64_t tap_offset(const struct wide *g, int64_t kh, int64_t kw) {
-    if (g->s == 1) return kh * g->Wq + kw;
-    return ((kh % g->s) * g->sb + kw % g->s) * g->phase + kh / g->s * g->Wq + kw / g->s;
-}
-
 /* The m images' C planes (x, images img floats apart), padded and split
  * into phases, into xp, then g->slack zeros. Phase (a, b) is the im2col
  * row of tap (a, b) over an Hq x Wq output grid. */
-static void phase_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t H, int64_t W,
-                         int64_t pad, const struct wide *g, float *xp) {
+void gen_wide_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t H, int64_t W,
+                         int64_t pad, const struct gen_wide *g, float *xp) {
     for (int64_t i = 0; i < m; i++)
         for (int64_t c = 0; c < C; c++) {
             const float *src = x + i * img + c * H * W;
@@ -534,6 +505,28 @@ static void phase_planes(const float *x, int64_t img, int64_t m, int64_t C, int6
     memset(xp + m * C * g->plane, 0, (size_t)g->slack * sizeof(float));
 }
 
+/* out (M x m P, row stride ldo) = wide + beta out, less the garbage
+ * columns: wide is M x m tw (row stride ldw), image i's grid in columns
+ * [i tw, (i+1) tw), output row oh of it from column oh Wq. */
+void gen_wide_to_out(const struct gen_wide *g, int64_t M, int64_t m, const float *wide,
+                     int64_t ldw, float beta, float *out, int64_t ldo) {
+    const int64_t OH = g->OH, OW = g->OW, P = OH * OW;
+    for (int64_t co = 0; co < M; co++)
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t oh = 0; oh < OH; oh++) {
+                const float *src = wide + co * ldw + i * g->tw + oh * g->Wq;
+                float *dst = out + co * ldo + i * P + oh * OW;
+                for (int64_t ow = 0; ow < OW; ow += 16) {
+                    const __mmask16 mk = lane_mask(OW - ow);
+                    __m512 v = _mm512_maskz_loadu_ps(mk, src + ow);
+                    if (beta != 0.0f)
+                        v = _mm512_fmadd_ps(_mm512_set1_ps(beta),
+                                            _mm512_maskz_loadu_ps(mk, dst + ow), v);
+                    _mm512_mask_storeu_ps(dst + ow, mk, v);
+                }
+            }
+}
+
 int64_t gen_conv_gemm_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
                                   int64_t KW, int64_t stride, int64_t pad, int64_t m) {
     const int64_t K = C * KH * KW;
@@ -542,7 +535,7 @@ int64_t gen_conv_gemm_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, in
         return (N + NR - 1) / NR * NR * K + round16(N);
     }
     /* phase planes, panels of the wide grid (or row pointers), the wide output */
-    const struct wide g = wide_geo(H, W, KH, KW, stride, pad);
+    const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
     const int64_t n = m * g.tw;
     return round16(m * C * g.plane + g.slack) + (n + NR - 1) / NR * NR * K + round16(M * n + 16);
 }
@@ -566,7 +559,7 @@ static void zero_panel_tail(float *bfull, int64_t K, int64_t n) {
 void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W, int64_t KH,
                           int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                           const float *x, float beta, float *out, int64_t ldo, float *work) {
-    const struct wide g = wide_geo(H, W, KH, KW, stride, pad);
+    const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
     const int64_t OH = g.OH, OW = g.OW, P = OH * OW, K = C * KH * KW, n = m * g.tw;
     if (M <= 0 || P <= 0 || m <= 0) return;
     if (K < WIDE_MIN_K) { /* im2col a row at a time through a scratch row in L1 */
@@ -585,7 +578,7 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
     }
     float *xp = work, *panels = xp + round16(m * C * g.plane + g.slack);
     float *wide = panels + (n + NR - 1) / NR * NR * K;
-    phase_planes(x, img, m, C, H, W, pad, &g, xp);
+    gen_wide_planes(x, img, m, C, H, W, pad, &g, xp);
     if (g.tw >= ROWS_MIN) {
         /* the micro-kernel reads B's rows straight from the planes (the
          * columns past tw read on into finite data and are dropped) */
@@ -595,7 +588,7 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
                 for (int64_t kh = 0; kh < KH; kh++)
                     for (int64_t kw = 0; kw < KW; kw++)
                         rows[(c * KH + kh) * KW + kw] =
-                            xp + (i * C + c) * g.plane + tap_offset(&g, kh, kw);
+                            xp + (i * C + c) * g.plane + gen_wide_tap(&g, kh, kw);
             gemm_blocked(0, 0, M, g.tw, K, 1.0f, Wm, K, NULL, 0, NULL, rows, 0.0f,
                          wide + i * g.tw, n);
         }
@@ -605,25 +598,11 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
                 for (int64_t kh = 0; kh < KH; kh++)
                     for (int64_t kw = 0; kw < KW; kw++)
                         row_to_panels(panels, K, (c * KH + kh) * KW + kw, i * g.tw, g.tw,
-                                      xp + (i * C + c) * g.plane + tap_offset(&g, kh, kw));
+                                      xp + (i * C + c) * g.plane + gen_wide_tap(&g, kh, kw));
         zero_panel_tail(panels, K, n);
         gemm_blocked(0, 0, M, n, K, 1.0f, Wm, K, NULL, 0, panels, NULL, 0.0f, wide, n);
     }
-    /* drop the garbage columns: out = wide + beta out */
-    for (int64_t co = 0; co < M; co++)
-        for (int64_t i = 0; i < m; i++)
-            for (int64_t oh = 0; oh < OH; oh++) {
-                const float *src = wide + co * n + i * g.tw + oh * g.Wq;
-                float *dst = out + co * ldo + i * P + oh * OW;
-                for (int64_t ow = 0; ow < OW; ow += 16) {
-                    const __mmask16 mk = lane_mask(OW - ow);
-                    __m512 v = _mm512_loadu_ps(src + ow);
-                    if (beta != 0.0f)
-                        v = _mm512_fmadd_ps(_mm512_set1_ps(beta),
-                                            _mm512_maskz_loadu_ps(mk, dst + ow), v);
-                    _mm512_mask_storeu_ps(dst + ow, mk, v);
-                }
-            }
+    gen_wide_to_out(&g, M, m, wide, n, beta, out, ldo);
 }
 
 /* ---- the weight gradient of a convolution ------------------------------
@@ -708,14 +687,14 @@ int64_t gen_conv_dw_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int6
         return round16(DW_JB * m * gen_conv_out(H, KH, stride, pad) *
                        gen_conv_out(W, KW, stride, pad));
     /* phase planes, dy on the wide grid */
-    const struct wide g = wide_geo(H, W, KH, KW, stride, pad);
+    const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
     return round16(m * C * g.plane + g.slack) + round16(m * M * g.tw16);
 }
 
 void gen_conv_dw_avx512(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
                         int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                         const float *x, float *dw, float *work) {
-    const struct wide g = wide_geo(H, W, KH, KW, stride, pad);
+    const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
     const int64_t OH = g.OH, OW = g.OW, P = OH * OW, K = C * KH * KW, L = m * P;
     if (M <= 0 || K <= 0) return;
     if (dw_gathers(K, stride)) {
@@ -735,7 +714,7 @@ void gen_conv_dw_avx512(int64_t M, const float *dy, int64_t dy_img, int64_t C, i
         return;
     }
     float *xp = work, *dyw = xp + round16(m * C * g.plane + g.slack);
-    phase_planes(x, img, m, C, H, W, pad, &g, xp);
+    gen_wide_planes(x, img, m, C, H, W, pad, &g, xp);
     for (int64_t i = 0; i < m; i++)
         for (int64_t co = 0; co < M; co++) {
             float *d = dyw + (i * M + co) * g.tw16;
@@ -754,7 +733,7 @@ void gen_conv_dw_avx512(int64_t M, const float *dy, int64_t dy_img, int64_t C, i
             for (int64_t j = 0; j < DW_JB; j++) {
                 const int64_t k = k0 + (j < kn ? j : kn - 1);
                 const int64_t c = k / (KH * KW), kh = k / KW % KH, kw = k % KW;
-                b[j] = xp + c * g.plane + tap_offset(&g, kh, kw);
+                b[j] = xp + c * g.plane + gen_wide_tap(&g, kh, kw);
             }
             dw_block(M - co0 < DW_MB ? M - co0 : DW_MB, kn, m, g.tw16, dyw + co0 * g.tw16,
                      M * g.tw16, g.tw16, b, C * g.plane, dw + co0 * K + k0, K);

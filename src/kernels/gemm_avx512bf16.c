@@ -225,15 +225,18 @@ static void pack_b(int tb, const float *B, int64_t ldb, int64_t k0, int64_t j0, 
 
 /* ---- micro-kernel ------------------------------------------------------- */
 
-/* C[0..mr, 0..nr) = alpha (A panel . B panel) + beta C over kp pairs
- * (beta == 0: C is not read), with nv = ceil(nr / 16) vectors of B a pair:
- * a tile 8 x 16 nv, the last panel of a width that is no multiple of 48
- * (32 of N = 128, one head's 32 columns) costing no more than it holds.
- * The 8 x nv accumulators are arrays the unrolled loops keep in registers;
- * C's rows are prefetched for the write-back while the loop runs. */
+/* C[0..mr, 0..nr) = alpha (A panel . B) + beta C over kp pairs (beta ==
+ * 0: C is not read), with nv = ceil(nr / 16) vectors of B a pair: a tile
+ * 8 x 16 nv, the last panel of a width that is no multiple of 48 (32 of
+ * N = 128, one head's 32 columns) costing no more than it holds. Pair p of
+ * B is at bp + p NR of a packed panel, or, when brow is given, at brow[p]
+ * + j (a row of pairs read in place). The 8 x nv accumulators are arrays
+ * the unrolled loops keep in registers; C's rows are prefetched for the
+ * write-back while the loop runs. */
 static inline __attribute__((always_inline)) void
-kernel_core(int nv, int64_t kp, const pair *restrict ap, const pair *restrict bp, float *c,
-            int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta) {
+kernel_core(int nv, int64_t kp, const pair *restrict ap, const pair *restrict bp,
+            const pair *const *brow, int64_t j, float *c, int64_t ldc, int64_t mr, int64_t nr,
+            float alpha, float beta) {
     __m512 acc[MR][3];
 #pragma GCC unroll 8
     for (int r = 0; r < MR; r++) {
@@ -243,10 +246,11 @@ kernel_core(int nv, int64_t kp, const pair *restrict ap, const pair *restrict bp
         for (int v = 0; v < nv; v++) acc[r][v] = _mm512_setzero_ps();
     }
     for (int64_t p = 0; p < kp; p++, ap += MR, bp += NR) {
+        const pair *row = brow ? brow[p] + j : bp;
         __m512bh b[3];
 #pragma GCC unroll 3
-        for (int v = 0; v < nv; v++) b[v] = (__m512bh)_mm512_loadu_si512(bp + 16 * v);
-        _mm_prefetch((const char *)(bp + 4 * NR), _MM_HINT_T0);
+        for (int v = 0; v < nv; v++) b[v] = (__m512bh)_mm512_loadu_si512(row + 16 * v);
+        if (!brow) _mm_prefetch((const char *)(bp + 4 * NR), _MM_HINT_T0);
 #pragma GCC unroll 8
         for (int r = 0; r < MR; r++) {
             const __m512bh a = (__m512bh)_mm512_set1_epi32((int)ap[r]);
@@ -270,18 +274,29 @@ kernel_core(int nv, int64_t kp, const pair *restrict ap, const pair *restrict bp
     }
 }
 
-static void kernel_8x16(int64_t kp, const pair *ap, const pair *bp, float *c, int64_t ldc,
-                        int64_t mr, int64_t nr, float alpha, float beta) {
-    kernel_core(1, kp, ap, bp, c, ldc, mr, nr, alpha, beta);
-}
-static void kernel_8x32(int64_t kp, const pair *ap, const pair *bp, float *c, int64_t ldc,
-                        int64_t mr, int64_t nr, float alpha, float beta) {
-    kernel_core(2, kp, ap, bp, c, ldc, mr, nr, alpha, beta);
-}
-static void kernel_8x48(int64_t kp, const pair *ap, const pair *bp, float *c, int64_t ldc,
-                        int64_t mr, int64_t nr, float alpha, float beta) {
-    kernel_core(3, kp, ap, bp, c, ldc, mr, nr, alpha, beta);
-}
+/* One micro-kernel per width (16, 32, 48 columns) for packed panels and
+ * for rows of pairs read in place; [(nr - 1) / 16] picks the narrowest
+ * that holds nr columns. */
+typedef void (*packed_kernel)(int64_t kp, const pair *ap, const pair *bp, float *c, int64_t ldc,
+                              int64_t mr, int64_t nr, float alpha, float beta);
+typedef void (*rows_kernel)(int64_t kp, const pair *ap, const pair *const *brow, int64_t j,
+                            float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta);
+#define KERNELS(NV, W)                                                                             \
+    static void kernel_8x##W(int64_t kp, const pair *ap, const pair *bp, float *c, int64_t ldc,    \
+                             int64_t mr, int64_t nr, float alpha, float beta) {                    \
+        kernel_core(NV, kp, ap, bp, NULL, 0, c, ldc, mr, nr, alpha, beta);                         \
+    }                                                                                              \
+    static void kernel_8x##W##_rows(int64_t kp, const pair *ap, const pair *const *brow,           \
+                                    int64_t j, float *c, int64_t ldc, int64_t mr, int64_t nr,      \
+                                    float alpha, float beta) {                                     \
+        kernel_core(NV, kp, ap, NULL, brow, j, c, ldc, mr, nr, alpha, beta);                       \
+    }
+KERNELS(1, 16)
+KERNELS(2, 32)
+KERNELS(3, 48)
+#undef KERNELS
+static const packed_kernel packed_kernels[3] = {kernel_8x16, kernel_8x32, kernel_8x48};
+static const rows_kernel rows_kernels[3] = {kernel_8x16_rows, kernel_8x32_rows, kernel_8x48_rows};
 
 /* ---- drivers ------------------------------------------------------------ */
 
@@ -309,12 +324,8 @@ static void blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha
                     const pair *panel = B ? bp + (jr / NR) * kp * NR
                                           : bfull + ((j0 + jr) / NR) * Kp * NR + (k0 / 2) * NR;
                     const int64_t nr = nc - jr < NR ? nc - jr : NR;
-                    void (*kernel)(int64_t, const pair *, const pair *, float *, int64_t, int64_t,
-                                   int64_t, float, float) = nr > 32   ? kernel_8x48
-                                                            : nr > 16 ? kernel_8x32
-                                                                      : kernel_8x16;
                     for (int64_t ir = 0; ir < mc; ir += MR)
-                        kernel(kp, ap + (ir / MR) * kp * MR, panel, C + (i0 + ir) * ldc + j0 + jr,
+                        packed_kernels[(nr - 1) / 16](kp, ap + (ir / MR) * kp * MR, panel, C + (i0 + ir) * ldc + j0 + jr,
                                ldc, mc - ir < MR ? mc - ir : MR, nr, alpha, b);
                 }
             }
@@ -342,200 +353,164 @@ static void gemm_threads(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
     gen_gemm_split(gemm_bf16, MR, NR, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-/* ---- convolution as an implicit GEMM -------------------------------------
- * The im2col matrix col (K x N, K = C KH KW, N = m OH OW) is never built
- * in fp32: its values are rounded straight into the packed B panels, which
- * the blocked loops then read as prepacked. */
-
-/* Row (kh, kw) of the im2col of one channel plane xc (H x W): OH OW values
- * into d, zero where the tap falls in the padding. Sixteen outputs a
- * vector: a masked load (stride 1) or gather of the lanes whose input is
- * inside the plane; masked-off lanes read nothing. */
-static void tap_row(const float *xc, int64_t H, int64_t W, int64_t OH, int64_t OW, int64_t kh,
-                    int64_t kw, int64_t stride, int64_t pad, float *d) {
-    int64_t lo, hi;
-    gen_conv_valid(W, OW, stride, pad, kw, &lo, &hi);
-    const __m512i step =
-        _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                           _mm512_set1_epi32((int)stride));
-    for (int64_t oh = 0; oh < OH; oh++, d += OW) {
-        const int64_t ih = oh * stride - pad + kh;
-        const int inside = ih >= 0 && ih < H;
-        const float *s = xc + ih * W - pad + kw; /* s[ow stride]: output ow's input */
-        for (int64_t ow = 0; ow < OW; ow += 16) {
-            const __mmask16 valid =
-                inside ? (__mmask16)(first_lanes(hi - ow) & ~first_lanes(lo - ow)) : 0;
-            const __m512 v = stride == 1 ? _mm512_maskz_loadu_ps(valid, s + ow)
-                                         : _mm512_mask_i32gather_ps(_mm512_setzero_ps(), valid,
-                                                                    step, s + ow * stride, 4);
-            _mm512_mask_storeu_ps(d + ow, first_lanes(OW - ow), v);
-        }
-    }
-}
+/* ---- convolution as an implicit GEMM over channel pairs -------------------
+ * vdpbf16ps sums the products of a pair of k. Here a pair is two
+ * neighbouring channels at the same tap: with T = KH KW taps and Cq =
+ * ceil(C / 2) channel pairs, pair p = q T + t holds channels 2q and 2q + 1
+ * at tap t (a zero channel past C). On the wide grid of the AVX-512
+ * convolution (struct gen_wide: padded phase planes, every im2col row a
+ * contiguous slice of a plane), the planes of channels 2q and 2q + 1 are
+ * rounded once per call and interleaved into one plane of pairs, so row p
+ * of B is the slice of pair plane q from tap t's offset: already the form
+ * vdpbf16ps takes, read by the micro-kernel in place (rows_kernels), where
+ * packing im2col values per tap would round and move K x N of them. The
+ * weights are packed once per call into MR-row panels in the same pair
+ * order. */
 
 static int64_t lines16(int64_t n) {
     return (n + 15) / 16 * 16;
 }
 
-/* Stride 1 runs on the "wide" grid of gemm_avx512.c: with each channel
- * plane zero-padded to Hp x Wp, the output is computed for OH rows of Wp
- * columns (the last KW - 1 of each row garbage, dropped at the end), and
- * row (c, kh, kw) of the im2col matrix is then the contiguous slice of
- * plane c from kh Wp + kw: copied whole, nothing gathered. It costs
- * (Wp - OW) / OW more products (7 % at 28 x 28, 3 x 3). */
-struct wide {
-    int64_t Wp, plane, tw; /* padded width, padded plane, wide columns per image (OH Wp) */
-};
-
-static struct wide wide_of(int64_t H, int64_t W, int64_t KH, int64_t pad) {
-    const int64_t Wp = W + 2 * pad, Hp = H + 2 * pad;
-    return (struct wide){Wp, Hp * Wp, (Hp - KH + 1) * Wp};
-}
-
-/* The parts of `work`, in floats. Stride 1: each tap's offset in a padded
- * image (an int64 a tap), the padded planes (and KW zeros the last slice
- * runs into), the packed panels of one NC-wide block of columns and its
- * wide output. Other strides: two im2col rows and the panels of all. */
+/* The parts of conv_gemm's `work`, in floats: the pair planes of the m
+ * images (and their slack), the fp32 phase planes of one channel pair, the
+ * row pointers of one image, the wide output. */
 struct conv_work {
-    int64_t offs, planes, rows, panels, out;
+    int64_t pairs, planes, rows, out;
 };
 
 static struct conv_work conv_work_of(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
                                      int64_t KW, int64_t stride, int64_t pad, int64_t m) {
-    const int64_t K = C * KH * KW, Kp = (K + 1) / 2;
-    if (stride != 1) {
-        const int64_t n = m * gen_conv_out(H, KH, stride, pad) * gen_conv_out(W, KW, stride, pad);
-        return (struct conv_work){.rows = 2 * lines16(n), .panels = (n + NR - 1) / NR * NR * Kp};
-    }
-    const struct wide g = wide_of(H, W, KH, pad);
-    const int64_t nc = m * g.tw < NC ? m * g.tw : NC;
-    return (struct conv_work){.offs = lines16(2 * K),
-                              .planes = lines16(m * C * g.plane + KW),
-                              .panels = (nc + NR - 1) / NR * NR * Kp,
-                              .out = lines16(M * nc)};
+    const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
+    return (struct conv_work){.pairs = lines16(m * ((C + 1) / 2) * g.plane + g.slack),
+                              .planes = lines16(2 * g.plane + g.slack),
+                              .rows = lines16(2 * (C + 1) / 2 * KH * KW),
+                              .out = lines16(M * m * g.tw)};
 }
 
 static int64_t conv_gemm_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                               int64_t stride, int64_t pad, int64_t m) {
     const struct conv_work w = conv_work_of(M, C, H, W, KH, KW, stride, pad, m);
-    return w.offs + w.planes + w.rows + w.panels + w.out;
+    return w.pairs + w.planes + w.rows + w.out;
 }
 
-/* The m images' planes (x, images img floats apart), padded, into xp, then
- * `tail` zeros. */
-static void pad_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t H, int64_t W,
-                       int64_t pad, const struct wide *g, int64_t tail, float *xp) {
-    memset(xp, 0, (size_t)(m * C * g->plane + tail) * sizeof *xp);
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t c = 0; c < C; c++)
-            for (int64_t ih = 0; ih < H; ih++)
-                memcpy(xp + (i * C + c) * g->plane + (ih + pad) * g->Wp + pad,
-                       x + i * img + (c * H + ih) * W, (size_t)W * sizeof *xp);
-}
-
-/* Panels of the wide im2col matrix for its columns [j0, j0 + nc), straight
- * from the padded planes xp (image i's at xp + i C plane; tap k's row is
- * the slice from offs[k]), one panel after another: Kp pairs of NR lanes,
- * zero past column n. A panel across two images gathers its pieces first. */
-static void wide_panels(const float *xp, const int64_t *offs, const struct wide *g, int64_t C,
-                        int64_t K, int64_t n, int64_t j0, int64_t nc, pair *bfull) {
-    const int64_t Kp = (K + 1) / 2, img = C * g->plane;
-    for (int64_t jr = 0; jr < nc; jr += NR) {
-        const int64_t j = j0 + jr, cols = n - j < NR ? n - j : NR;
-        const int64_t i = j / g->tw, t = j % g->tw;
-        pair *dst = bfull + (jr / NR) * Kp * NR;
-        for (int64_t p = 0; p < Kp; p++, dst += NR) {
-            const int has1 = 2 * p + 1 < K; /* else the pair's high half is zero */
-            const float *s0 = xp + i * img + offs[2 * p] + t;
-            const float *s1 = has1 ? xp + i * img + offs[2 * p + 1] + t : s0;
-            float a[NR], b[NR];
-            if (t + cols > g->tw) { /* the panel runs into the next image */
-                const int64_t first = g->tw - t;
-                memcpy(a, s0, (size_t)first * sizeof *a);
-                memcpy(b, s1, (size_t)first * sizeof *b);
-                memcpy(a + first, s0 + img - t, (size_t)(cols - first) * sizeof *a);
-                memcpy(b + first, s1 + img - t, (size_t)(cols - first) * sizeof *b);
-                s0 = a, s1 = b;
+/* Wm (M x C T) into ceil(M / MR) panels of Kq = Cq T pairs, panel q at ap
+ * + q Kq MR: pair h T + t of row r (at (h T + t) MR + r) is (Wm[r, 2h T +
+ * t], Wm[r, (2h + 1) T + t]); zero past row M and channel C. */
+static void pack_weights(int64_t M, const float *Wm, int64_t C, int64_t T, pair *ap) {
+    const int64_t Kq = (C + 1) / 2 * T;
+    for (int64_t r = 0; r < (M + MR - 1) / MR * MR; r++) {
+        pair *dst = ap + r / MR * Kq * MR + r % MR;
+        for (int64_t h = 0; h < (C + 1) / 2; h++)
+            for (int64_t t0 = 0; t0 < T; t0 += 16) {
+                const float *src = Wm + r * C * T + 2 * h * T + t0;
+                const int64_t n = r < M ? T - t0 : 0, n1 = 2 * h + 1 < C ? n : 0;
+                pair words[16];
+                _mm512_storeu_si512(words, round_rows(load_lanes(src, n), load_lanes(src + T, n1)));
+                for (int64_t t = t0; t < T && t < t0 + 16; t++) dst[(h * T + t) * MR] = words[t - t0];
             }
-#pragma GCC unroll 3
-            for (int v = 0; v < 3; v++)
-                _mm512_storeu_si512(dst + 16 * v,
-                                    round_rows(load_lanes(s0 + 16 * v, cols - 16 * v),
-                                               load_lanes(s1 + 16 * v, has1 ? cols - 16 * v : 0)));
+    }
+}
+
+/* ---- the packed weights, kept per thread ----------------------------------
+ * A layer's chunks call conv_gemm with the same weights one after another;
+ * packing them (M K values, rounded and reordered into pairs) is a tenth
+ * of a 32-channel call's time. So each thread keeps the last weights it
+ * packed, as a copy of their bits beside the panels, and packs again only
+ * when the weights or their shape differ from that copy: a step's chunks
+ * of one layer pack its weights once per thread, and nothing can see stale
+ * panels (the copy is compared whole, never trusted by address). */
+struct packed_weights {
+    int64_t M, C, T, cap; /* shape of the copy; floats allocated for copy + panels */
+    float *copy;          /* M C T floats, then the panels (pairs) */
+    int slot;             /* 1 + its index in `kept`, 0 before the first */
+};
+static _Thread_local struct packed_weights thread_weights;
+
+/* The panels of Wm (M x C T), packed on this thread by pack_weights or
+ * kept from its last call with the same bits. */
+static const pair *weights_panels(int64_t M, const float *Wm, int64_t C, int64_t T) {
+    struct packed_weights *pw = &thread_weights;
+    const int64_t K = C * T, panels = (M + MR - 1) / MR * MR * ((C + 1) / 2) * T;
+    const size_t bytes = (size_t)(M * K) * sizeof(float);
+    if (pw->copy && pw->M == M && pw->C == C && pw->T == T && !memcmp(pw->copy, Wm, bytes))
+        return (const pair *)(void *)(pw->copy + lines16(M * K));
+    const int64_t need = lines16(M * K) + panels;
+    if (need > pw->cap) {
+        float *p = aligned_alloc(64, (size_t)need * sizeof(float));
+        GEN_ASSERT(p != NULL);
+        free(pw->copy);
+        if (!pw->slot) pw->slot = 1 + atomic_fetch_add(&n_kept, 1);
+        if (pw->slot <= MAX_KEPT) kept[pw->slot - 1] = (pair *)(void *)p; /* for leak checkers */
+        pw->copy = p, pw->cap = need;
+    }
+    pw->M = M, pw->C = C, pw->T = T;
+    memcpy(pw->copy, Wm, bytes);
+    pair *ap = (pair *)(void *)(pw->copy + lines16(M * K));
+    pack_weights(M, Wm, C, T, ap);
+    return ap;
+}
+
+/* The m images' pair planes into xw (image i's pair plane q at xw + (i Cq
+ * + q) plane), then slack zeros: channels 2q and 2q + 1 padded and split
+ * into phases by gen_wide_planes into `planes` (2 plane + slack floats),
+ * then rounded and interleaved (a lone last channel with zeros). */
+static void pair_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t H, int64_t W,
+                        int64_t pad, const struct gen_wide *g, float *planes, pair *xw) {
+    const int64_t HW = H * W;
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t q = 0; q < (C + 1) / 2; q++, xw += g->plane) {
+            const int64_t two = 2 * q + 1 < C ? 2 : 1;
+            gen_wide_planes(x + i * img + 2 * q * HW, HW, 1, two, H, W, pad, g, planes);
+            const float *p1 = planes + g->plane;
+            for (int64_t t = 0; t < g->plane; t += 16)
+                _mm512_storeu_si512(xw + t, round_rows(load_lanes(planes + t, g->plane - t),
+                                                       two == 2 ? load_lanes(p1 + t, g->plane - t)
+                                                                : _mm512_setzero_ps()));
+        }
+    memset(xw, 0, (size_t)g->slack * sizeof *xw);
+}
+
+/* C (M x N, row stride ldc) = ap (packed weights, Kq pairs) . B, where pair
+ * p of B's columns is the row brow[p] read in place: the blocked loops of
+ * `blocked`, slices of at most KP pairs, with nothing to pack. */
+static void rows_gemm(int64_t M, int64_t N, int64_t Kq, const pair *ap, const pair *const *brow,
+                      float *C, int64_t ldc) {
+    const int64_t nk = (Kq + KP - 1) / KP, kslice = (Kq + nk - 1) / nk;
+    for (int64_t k0 = 0; k0 < Kq; k0 += kslice) {
+        const int64_t kp = Kq - k0 < kslice ? Kq - k0 : kslice;
+        for (int64_t jr = 0; jr < N; jr += NR) {
+            const int64_t nr = N - jr < NR ? N - jr : NR;
+            for (int64_t ir = 0; ir < M; ir += MR)
+                rows_kernels[(nr - 1) / 16](kp, ap + ir * Kq + k0 * MR, brow + k0, jr,
+                                            C + ir * ldc + jr, ldc, M - ir < MR ? M - ir : MR, nr,
+                                            1.0f, k0 == 0 ? 0.0f : 1.0f);
         }
     }
 }
 
-/* Row k of the im2col matrix of the m images (stride > 1) into d. */
-static void im2col_k(int64_t k, const float *x, int64_t img, int64_t m, int64_t H, int64_t W,
-                     int64_t KH, int64_t KW, int64_t stride, int64_t pad, float *d) {
-    const int64_t c = k / (KH * KW), kh = k / KW % KH, kw = k % KW;
-    const int64_t OH = gen_conv_out(H, KH, stride, pad), OW = gen_conv_out(W, KW, stride, pad);
-    for (int64_t i = 0; i < m; i++)
-        tap_row(x + i * img + c * H * W, H, W, OH, OW, kh, kw, stride, pad, d + i * OH * OW);
-}
-
 /* out (M x m P, row stride ldo) = Wm (M x K) col + beta out, as the table's
- * conv_gemm (kernels.h); work holds conv_gemm_work floats.
- * The im2col values are rounded straight into packed B panels, which the
- * blocked loops read as prepacked: for stride 1 one NC-wide block of the
- * wide grid at a time (its panels stay in L2 for the GEMM that follows),
- * else every column at once through two rows of scratch. On the calling
+ * conv_gemm (kernels.h); work holds conv_gemm_work floats. Image by image
+ * on the wide grid, then the garbage columns dropped. On the calling
  * thread. */
 static void conv_gemm(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W, int64_t KH,
                       int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                       const float *x, float beta, float *out, int64_t ldo, float *work) {
-    const int64_t OH = gen_conv_out(H, KH, stride, pad), OW = gen_conv_out(W, KW, stride, pad);
-    const int64_t P = OH * OW, K = C * KH * KW, Kp = (K + 1) / 2;
-    if (M <= 0 || m * P <= 0) return;
+    const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
+    const int64_t T = KH * KW, Cq = (C + 1) / 2, Kq = Cq * T, n = m * g.tw;
+    if (M <= 0 || m <= 0) return;
     const struct conv_work w = conv_work_of(M, C, H, W, KH, KW, stride, pad, m);
-    if (stride != 1) {
-        const int64_t n = m * P, panels = (n + NR - 1) / NR;
-        float *r0 = work, *r1 = r0 + w.rows / 2;
-        pair *bfull = (pair *)(void *)(r1 + w.rows / 2);
-        for (int64_t p = 0; p < Kp; p++) {
-            const int has1 = 2 * p + 1 < K;
-            im2col_k(2 * p, x, img, m, H, W, KH, KW, stride, pad, r0);
-            if (has1) im2col_k(2 * p + 1, x, img, m, H, W, KH, KW, stride, pad, r1);
-            for (int64_t j = 0; j < panels * NR; j += 16) /* zero past column n */
-                _mm512_storeu_si512(
-                    bfull + (j / NR) * Kp * NR + p * NR + j % NR,
-                    round_rows(load_lanes(r0 + j, n - j), load_lanes(r1 + j, has1 ? n - j : 0)));
-        }
-        blocked(0, 0, M, n, K, 1.0f, Wm, K, NULL, 0, bfull, beta, out, ldo);
-        return;
+    pair *xw = (pair *)(void *)work;
+    float *planes = work + w.pairs, *wide = planes + w.planes + w.rows;
+    const pair **brow = (const pair **)(void *)(planes + w.planes);
+    const pair *ap = weights_panels(M, Wm, C, T);
+    pair_planes(x, img, m, C, H, W, pad, &g, planes, xw);
+    for (int64_t i = 0; i < m; i++) {
+        for (int64_t q = 0; q < Cq; q++)
+            for (int64_t t = 0; t < T; t++)
+                brow[q * T + t] = xw + (i * Cq + q) * g.plane + gen_wide_tap(&g, t / KW, t % KW);
+        rows_gemm(M, g.tw, Kq, ap, brow, wide + i * g.tw, n);
     }
-    const struct wide g = wide_of(H, W, KH, pad);
-    const int64_t n = m * g.tw;
-    int64_t *offs = (int64_t *)(void *)work;
-    float *xp = work + w.offs, *wide = xp + w.planes + w.panels;
-    pair *bfull = (pair *)(void *)(xp + w.planes);
-    for (int64_t k = 0; k < K; k++) offs[k] = k / (KH * KW) * g.plane + k / KW % KH * g.Wp + k % KW;
-    pad_planes(x, img, m, C, H, W, pad, &g, KW, xp);
-    const __m512 vb = _mm512_set1_ps(beta);
-    for (int64_t j0 = 0; j0 < n; j0 += NC) {
-        const int64_t nc = n - j0 < NC ? n - j0 : NC;
-        wide_panels(xp, offs, &g, C, K, n, j0, nc, bfull);
-        blocked(0, 0, M, nc, K, 1.0f, Wm, K, NULL, 0, bfull, 0.0f, wide, nc);
-        /* out = wide + beta out, less the garbage columns: wide column
-         * j0 + jj is grid position j % tw of image j / tw */
-        for (int64_t co = 0; co < M; co++)
-            for (int64_t jj = 0; jj < nc;) {
-                const int64_t j = j0 + jj, i = j / g.tw, oh = j % g.tw / g.Wp, ow0 = j % g.Wp;
-                const int64_t len = g.Wp - ow0 < nc - jj ? g.Wp - ow0 : nc - jj; /* to row end */
-                const int64_t keep = ow0 < OW ? (OW - ow0 < len ? OW - ow0 : len) : 0;
-                const float *src = wide + co * nc + jj;
-                float *dst = out + co * ldo + i * P + oh * OW + ow0;
-                for (int64_t ow = 0; ow < keep; ow += 16) {
-                    const __mmask16 mk = first_lanes(keep - ow);
-                    __m512 v = _mm512_maskz_loadu_ps(mk, src + ow);
-                    if (beta != 0.0f)
-                        v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mk, dst + ow), v);
-                    _mm512_mask_storeu_ps(dst + ow, mk, v);
-                }
-                jj += len;
-            }
-    }
+    gen_wide_to_out(&g, M, m, wide, n, beta, out, ldo);
 }
 
 /* ---- the weight gradient of a convolution ----------------------------------
@@ -544,9 +519,9 @@ static void conv_gemm(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t 
  * panels, an 8 x 3 block of dw keeps a vector of partial sums per element
  * while it walks P in steps of 32 (both operands rounded to bf16 once, in
  * runs of P: vdpbf16ps pairs neighbouring positions t, t + 1 of the same
- * element), and sums the lanes at the end. For stride 1 the col rows are
- * slices of the padded planes, dy laid out on the same wide grid (zeros in
- * the garbage columns); otherwise three col rows are built at a time. */
+ * element), and sums the lanes at the end. The col rows are slices of the
+ * phase planes of the wide grid (struct gen_wide, any stride), dy laid out
+ * on the same grid (zeros in the garbage columns). */
 #define DW_MB 8
 #define DW_KB 3
 
@@ -603,32 +578,26 @@ static void dw_block(int64_t mn, int64_t kn, int64_t m, int64_t len, const bf16 
         for (int64_t j = 0; j < kn; j++) dw[r * ldw + j] = sums[r * DW_KB + j];
 }
 
-/* The parts of conv_dw's `work`, in floats (two bf16 a float). Stride 1:
- * tap offsets (int64), the padded planes in bf16 (and their slack), dy on
- * the wide grid in bf16 (rows of tw rounded up to 32). Otherwise: dy in
- * bf16 (rows of P rounded up to 32), three col rows in bf16, one in fp32. */
+/* The parts of conv_dw's `work`, in floats (two bf16 a float): tap
+ * offsets (int64), the phase planes in bf16 (and their slack), one fp32
+ * phase plane, dy on the wide grid in bf16 (rows of tw rounded up to 32). */
 struct dw_work {
-    int64_t offs, planes, dy, cols, row;
+    int64_t offs, planes, plane, dy;
 };
 
 static struct dw_work dw_work_of(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                                  int64_t stride, int64_t pad, int64_t m) {
-    if (stride == 1) {
-        const struct wide g = wide_of(H, W, KH, pad);
-        return (struct dw_work){.offs = lines16(2 * C * KH * KW),
-                                .planes = lines16((m * C * g.plane + KW + 32 + 1) / 2),
-                                .dy = lines16(m * M * up32(g.tw) / 2)};
-    }
-    const int64_t P = gen_conv_out(H, KH, stride, pad) * gen_conv_out(W, KW, stride, pad);
-    return (struct dw_work){.dy = lines16(m * M * up32(P) / 2),
-                            .cols = lines16(DW_KB * m * up32(P) / 2),
-                            .row = lines16(P)};
+    const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
+    return (struct dw_work){.offs = lines16(2 * C * KH * KW),
+                            .planes = lines16((m * C * g.plane + g.slack + 32 + 1) / 2),
+                            .plane = lines16(g.plane + g.slack),
+                            .dy = lines16(m * M * up32(g.tw) / 2)};
 }
 
 static int64_t conv_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                             int64_t stride, int64_t pad, int64_t m) {
     const struct dw_work w = dw_work_of(M, C, H, W, KH, KW, stride, pad, m);
-    return w.offs + w.planes + w.dy + w.cols + w.row;
+    return w.offs + w.planes + w.plane + w.dy;
 }
 
 /* dw (M x K) = sum over the m images of dy_i (M x P, images dy_img floats
@@ -637,61 +606,35 @@ static int64_t conv_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t 
 static void conv_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
                     int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                     const float *x, float *dw, float *work) {
-    const int64_t OH = gen_conv_out(H, KH, stride, pad), OW = gen_conv_out(W, KW, stride, pad);
-    const int64_t P = OH * OW, K = C * KH * KW;
+    const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
+    const int64_t OW = g.OW, P = g.OH * OW, K = C * KH * KW, L = up32(g.tw);
     if (M <= 0 || K <= 0) return;
     const struct dw_work w = dw_work_of(M, C, H, W, KH, KW, stride, pad, m);
-    if (stride == 1) {
-        const struct wide g = wide_of(H, W, KH, pad);
-        const int64_t L = up32(g.tw), n = m * C * g.plane + KW + 32;
-        int64_t *offs = (int64_t *)(void *)work;
-        bf16 *xb = (bf16 *)(void *)(work + w.offs),
-             *dyb = (bf16 *)(void *)(work + w.offs + w.planes);
-        for (int64_t k = 0; k < K; k++)
-            offs[k] = k / (KH * KW) * g.plane + k / KW % KH * g.Wp + k % KW;
-        memset(xb, 0, (size_t)n * sizeof *xb); /* the planes, padded, and the slack */
-        for (int64_t q = 0; q < m * C; q++)
-            for (int64_t ih = 0; ih < H; ih++)
-                round_to(x + q / C * img + (q % C * H + ih) * W, W,
-                         xb + q * g.plane + (ih + pad) * g.Wp + pad);
-        memset(dyb, 0, (size_t)(m * M * L) * sizeof *dyb); /* dy on the wide grid */
-        for (int64_t i = 0; i < m; i++)
-            for (int64_t co = 0; co < M; co++)
-                for (int64_t oh = 0; oh < OH; oh++)
-                    round_to(dy + i * dy_img + co * P + oh * OW, OW,
-                             dyb + (i * M + co) * L + oh * g.Wp);
-        /* co outer: the block's 8 rows of dy stay in L1 while the taps stream by */
-        for (int64_t co0 = 0; co0 < M; co0 += DW_MB)
-            for (int64_t k0 = 0; k0 < K; k0 += DW_KB) {
-                const int64_t kn = K - k0 < DW_KB ? K - k0 : DW_KB;
-                const bf16 *b[DW_KB];
-                for (int64_t j = 0; j < DW_KB; j++) b[j] = xb + offs[k0 + (j < kn ? j : kn - 1)];
-                dw_block(M - co0 < DW_MB ? M - co0 : DW_MB, kn, m, L, dyb + co0 * L, M * L, L, b,
-                         C * g.plane, dw + co0 * K + k0, K);
-            }
-        return;
+    int64_t *offs = (int64_t *)(void *)work;
+    bf16 *xb = (bf16 *)(void *)(work + w.offs);
+    float *plane = work + w.offs + w.planes;
+    bf16 *dyb = (bf16 *)(void *)(plane + w.plane);
+    for (int64_t k = 0; k < K; k++)
+        offs[k] = k / (KH * KW) * g.plane + gen_wide_tap(&g, k / KW % KH, k % KW);
+    for (int64_t q = 0; q < m * C; q++) { /* each plane padded and phased in fp32, then rounded */
+        gen_wide_planes(x + q / C * img + q % C * H * W, H * W, 1, 1, H, W, pad, &g, plane);
+        round_to(plane, g.plane, xb + q * g.plane);
     }
-    const int64_t L = up32(P);
-    bf16 *dyb = (bf16 *)(void *)work, *cols = (bf16 *)(void *)(work + w.dy);
-    float *row = work + w.dy + w.cols;
-    memset(dyb, 0, (size_t)(w.dy + w.cols) * sizeof(float)); /* zeros from P to L */
+    memset(xb + m * C * g.plane, 0, (size_t)(g.slack + 32) * sizeof *xb); /* the slack */
+    memset(dyb, 0, (size_t)(m * M * L) * sizeof *dyb); /* dy on the wide grid */
     for (int64_t i = 0; i < m; i++)
         for (int64_t co = 0; co < M; co++)
-            round_to(dy + i * dy_img + co * P, P, dyb + (i * M + co) * L);
-    for (int64_t k0 = 0; k0 < K; k0 += DW_KB) {
-        const int64_t kn = K - k0 < DW_KB ? K - k0 : DW_KB;
-        for (int64_t j = 0; j < kn; j++) {
-            const int64_t k = k0 + j, c = k / (KH * KW), kh = k / KW % KH, kw = k % KW;
-            for (int64_t i = 0; i < m; i++) {
-                tap_row(x + i * img + c * H * W, H, W, OH, OW, kh, kw, stride, pad, row);
-                round_to(row, P, cols + (j * m + i) * L);
-            }
+            for (int64_t oh = 0; oh < g.OH; oh++)
+                round_to(dy + i * dy_img + co * P + oh * OW, OW, dyb + (i * M + co) * L + oh * g.Wq);
+    /* co outer: the block's 8 rows of dy stay in L1 while the taps stream by */
+    for (int64_t co0 = 0; co0 < M; co0 += DW_MB)
+        for (int64_t k0 = 0; k0 < K; k0 += DW_KB) {
+            const int64_t kn = K - k0 < DW_KB ? K - k0 : DW_KB;
+            const bf16 *b[DW_KB];
+            for (int64_t j = 0; j < DW_KB; j++) b[j] = xb + offs[k0 + (j < kn ? j : kn - 1)];
+            dw_block(M - co0 < DW_MB ? M - co0 : DW_MB, kn, m, L, dyb + co0 * L, M * L, L, b,
+                     C * g.plane, dw + co0 * K + k0, K);
         }
-        const bf16 *b[DW_KB] = {cols, cols + (kn > 1 ? m * L : 0), cols + (kn > 2 ? 2 * m * L : 0)};
-        for (int64_t co0 = 0; co0 < M; co0 += DW_MB)
-            dw_block(M - co0 < DW_MB ? M - co0 : DW_MB, kn, m, L, dyb + co0 * L, M * L, L, b, L,
-                     dw + co0 * K + k0, K);
-    }
 }
 
 /* The table of --precision bf16: the AVX-512 table with these products. */

@@ -222,6 +222,50 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
                           int64_t img, const float *x, float beta, float *out, int64_t ldo,
                           float *work);
 
+/* ---- the wide grid of the AVX-512 convolutions (gemm_avx512.c) ----------
+ * Each channel plane zero-padded to Hp x Wp (Hp = H + 2 pad, Wp = W + 2
+ * pad) and split into its stride phases: phase (a, b) holds the padded
+ * pixels (s u + a, s v + b), an Hq x Wq plane (Hq = ceil(Hp / s), Wq =
+ * ceil(Wp / s)); for stride 1 the padded plane itself. The output is
+ * computed on a "wide" grid of OH rows of Wq columns (the last Wq - OW of
+ * each row garbage, dropped); tap (kh, kw) of a channel then reads, for
+ * flat grid index t, its plane at gen_wide_tap(kh, kw) + t: every row of
+ * the im2col matrix is a contiguous slice of a plane. Only the phases some
+ * tap reads are built (a < sa, b < sb). */
+struct gen_wide {
+    int64_t s, Hq, Wq, OH, OW, sa, sb;     /* phases a < sa, b < sb */
+    int64_t phase, plane, tw, tw16, slack; /* plane: a channel's phases; tw = OH Wq */
+};
+
+static inline struct gen_wide gen_wide_geo(int64_t H, int64_t W, int64_t KH, int64_t KW,
+                                           int64_t stride, int64_t pad) {
+    const int64_t Hp = H + 2 * pad, Wp = W + 2 * pad;
+    struct gen_wide g = {.s = stride, .Hq = (Hp + stride - 1) / stride,
+                         .Wq = (Wp + stride - 1) / stride};
+    g.OH = (Hp - KH) / stride + 1, g.OW = (Wp - KW) / stride + 1;
+    g.sa = KH < stride ? KH : stride, g.sb = KW < stride ? KW : stride;
+    g.phase = g.Hq * g.Wq, g.plane = g.sa * g.sb * g.phase;
+    g.tw = g.OH * g.Wq, g.tw16 = (g.tw + 15) / 16 * 16;
+    /* reads of a 48-wide panel run at most KW - 1 + 48 past a plane's end */
+    g.slack = KW + 48 + 16;
+    return g;
+}
+
+/* Where tap (kh, kw) of a channel starts reading, from its first phase. */
+static inline int64_t gen_wide_tap(const struct gen_wide *g, int64_t kh, int64_t kw) {
+    if (g->s == 1) return kh * g->Wq + kw;
+    return ((kh % g->s) * g->sb + kw % g->s) * g->phase + kh / g->s * g->Wq + kw / g->s;
+}
+
+/* The m images' C planes (x, images img floats apart), padded and split
+ * into phases, into xp (m C plane floats), then g->slack zeros. */
+void gen_wide_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t H, int64_t W,
+                     int64_t pad, const struct gen_wide *g, float *xp);
+/* out (M x m P, row stride ldo) = wide + beta out, dropping the garbage
+ * columns of wide (M x m tw, row stride ldw, image i from column i tw). */
+void gen_wide_to_out(const struct gen_wide *g, int64_t M, int64_t m, const float *wide,
+                     int64_t ldw, float beta, float *out, int64_t ldo);
+
 /* Scalar functions the SIMD tables reuse where vectorising gains nothing. */
 void gen_scalar_sgd(int64_t n, float *p, const float *g, float *buf, float lr, float mom,
                     float wd);
