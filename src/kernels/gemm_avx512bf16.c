@@ -43,6 +43,8 @@
 #define KP 192  /* pairs per slice (384 k): a B micro-panel (KP x NR) is 36 KiB */
 #define MC 192  /* an A block (MC x KP pairs) is 144 KiB */
 #define NC 1152 /* a B block (KP x NC pairs) is 864 KiB */
+#define PF_PANELS 2 /* A panels that packing fetches ahead */
+#define PF_ROWS   2 /* pairs of rows read in order that packing fetches ahead */
 
 typedef uint32_t pair; /* two bf16: op(.)[., 2p] low, op(.)[., 2p + 1] high */
 
@@ -139,46 +141,66 @@ static inline __attribute__((always_inline)) __m512 lane_sums(__m512 v[16]) {
 
 /* ---- packing ---------------------------------------------------------- */
 
+/* Fetches the n floats at p into L1, a line at a time. */
+static inline void prefetch_row(const float *p, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) _mm_prefetch((const char *)(p + i), _MM_HINT_T0);
+}
+
 /* op(A)[i0 .. i0+mc, k0 .. k0+kc) into ceil(mc / MR) panels of kp =
  * ceil(kc / 2) pairs, panel q at ap + q kp MR; zero past row mc and past
- * depth kc. */
+ * depth kc. The large operand of a transformer layer comes from L3 or
+ * memory in strided streams that the hardware prefetcher misses, so, as in
+ * the fp32 GEMM, packing fetches its source PF_ROWS rows or PF_PANELS
+ * panels ahead. */
 static void pack_a(int ta, const float *A, int64_t lda, int64_t i0, int64_t k0, int64_t mc,
                    int64_t kc, pair *ap) {
     const int64_t kp = (kc + 1) / 2;
+    if (ta) { /* stored K x M: rows 2p and 2p+1 hold the MR values of the pair, read in
+               * order across the panels */
+        static const uint16_t zip8[16] = {0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15};
+        const __m256i idx = _mm256_loadu_si256((const __m256i *)zip8);
+        for (int64_t p = 0; p < kp; p++) {
+            const float *src = A + (k0 + 2 * p) * lda + i0;
+            const int has1 = 2 * p + 1 < kc;
+            if (2 * (p + PF_ROWS) + 1 < kc) {
+                prefetch_row(src + 2 * PF_ROWS * lda, mc);
+                prefetch_row(src + (2 * PF_ROWS + 1) * lda, mc);
+            }
+            for (int64_t q = 0; q * MR < mc; q++) {
+                const __mmask16 m = first_lanes(mc - q * MR), m1 = has1 ? m : 0;
+                const __m512 two = _mm512_insertf32x8(
+                    _mm512_castps256_ps512(_mm256_maskz_loadu_ps((__mmask8)m, src + q * MR)),
+                    _mm256_maskz_loadu_ps((__mmask8)m1, src + lda + q * MR), 1);
+                const __m256i v = (__m256i)_mm512_cvtneps_pbh(two);
+                _mm256_storeu_si256((__m256i *)(ap + q * kp * MR + p * MR),
+                                    _mm256_permutexvar_epi16(idx, v));
+            }
+        }
+        return;
+    }
+    /* stored M x K: a row's pairs are adjacent; 16 pairs a round, transposed as
+     * two 8 x 8 blocks: r[j] then holds pair j, then pair 8 + j */
     for (int64_t q = 0; q * MR < mc; q++, ap += kp * MR) {
         const int64_t rows = mc - q * MR < MR ? mc - q * MR : MR, i = i0 + q * MR;
-        if (ta) { /* stored K x M: rows 2p and 2p+1 hold the MR values of the pair */
-            static const uint16_t zip8[16] = {0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15};
-            const __m256i idx = _mm256_loadu_si256((const __m256i *)zip8);
-            const __mmask16 m = first_lanes(rows);
-            for (int64_t p = 0; p < kp; p++) {
-                const float *src = A + (k0 + 2 * p) * lda + i;
-                const __mmask16 m1 = 2 * p + 1 < kc ? m : 0;
-                const __m512 two = _mm512_insertf32x8(
-                    _mm512_castps256_ps512(_mm256_maskz_loadu_ps((__mmask8)m, src)),
-                    _mm256_maskz_loadu_ps((__mmask8)m1, src + lda), 1);
-                const __m256i v = (__m256i)_mm512_cvtneps_pbh(two);
-                _mm256_storeu_si256((__m256i *)(ap + p * MR), _mm256_permutexvar_epi16(idx, v));
-            }
-        } else { /* stored M x K: a row's pairs are adjacent; 16 pairs a round, transposed
-                  * as two 8 x 8 blocks: r[j] then holds pair j, then pair 8 + j */
-            for (int64_t p0 = 0; p0 < kp; p0 += 16) {
-                const int64_t w = kc - 2 * p0; /* values left in the row */
-                __m512i r[16];
+        const float *pf = (q + PF_PANELS) * MR < mc ? A + (i + PF_PANELS * MR) * lda + k0 : NULL;
+        for (int64_t p0 = 0; p0 < kp; p0 += 16) {
+            const int64_t w = kc - 2 * p0; /* values left in the row */
+            __m512i r[16];
+            if (pf)
+                for (int j = 0; j < MR; j++) prefetch_row(pf + j * lda + 2 * p0, w < 32 ? w : 32);
 #pragma GCC unroll 8
-                for (int j = 0; j < MR; j++) {
-                    const float *src = A + (i + j) * lda + k0 + 2 * p0;
-                    r[j] = j < rows ? round_run(load_lanes(src, w), load_lanes(src + 16, w - 16))
-                                    : _mm512_setzero_si512();
-                }
-                transpose_words(r, MR);
+            for (int j = 0; j < MR; j++) {
+                const float *src = A + (i + j) * lda + k0 + 2 * p0;
+                r[j] = j < rows ? round_run(load_lanes(src, w), load_lanes(src + 16, w - 16))
+                                : _mm512_setzero_si512();
+            }
+            transpose_words(r, MR);
 #pragma GCC unroll 16
-                for (int p = 0; p < 16; p++) {
-                    if (p0 + p >= kp) break;
-                    _mm256_storeu_si256((__m256i *)(ap + (p0 + p) * MR),
-                                        p < 8 ? _mm512_castsi512_si256(r[p])
-                                              : _mm512_extracti64x4_epi64(r[p - 8], 1));
-                }
+            for (int p = 0; p < 16; p++) {
+                if (p0 + p >= kp) break;
+                _mm256_storeu_si256((__m256i *)(ap + (p0 + p) * MR),
+                                    p < 8 ? _mm512_castsi512_si256(r[p])
+                                          : _mm512_extracti64x4_epi64(r[p - 8], 1));
             }
         }
     }
@@ -189,37 +211,41 @@ static void pack_a(int ta, const float *A, int64_t lda, int64_t i0, int64_t k0, 
 static void pack_b(int tb, const float *B, int64_t ldb, int64_t k0, int64_t j0, int64_t kc,
                    int64_t nc, pair *bp) {
     const int64_t kp = (kc + 1) / 2;
+    if (!tb) { /* stored K x N: rows 2p and 2p+1 interleaved, read in order across the panels */
+        for (int64_t p = 0; p < kp; p++) {
+            const float *r0 = B + (k0 + 2 * p) * ldb + j0, *r1 = r0 + ldb;
+            const int has1 = 2 * p + 1 < kc;
+            if (2 * (p + PF_ROWS) + 1 < kc) {
+                prefetch_row(r0 + 2 * PF_ROWS * ldb, nc);
+                prefetch_row(r1 + 2 * PF_ROWS * ldb, nc);
+            }
+            for (int64_t c = 0; c < (nc + NR - 1) / NR * NR; c += 16) /* column c: panel c / NR */
+                _mm512_storeu_si512(bp + c / NR * kp * NR + p * NR + c % NR,
+                                    round_rows(load_lanes(r0 + c, nc - c),
+                                               load_lanes(r1 + c, has1 ? nc - c : 0)));
+        }
+        return;
+    }
+    /* stored N x K: a column's pairs are adjacent; 16 x 16 blocks, transposed */
     for (int64_t q = 0; q * NR < nc; q++, bp += kp * NR) {
         const int64_t cols = nc - q * NR < NR ? nc - q * NR : NR, j = j0 + q * NR;
-        if (!tb) { /* stored K x N: rows 2p and 2p+1, interleaved */
-            for (int64_t p = 0; p < kp; p++) {
-                const float *r0 = B + (k0 + 2 * p) * ldb + j, *r1 = r0 + ldb;
-                const int has1 = 2 * p + 1 < kc;
-                for (int64_t c = 0; c < NR; c += 16)
-                    _mm512_storeu_si512(bp + p * NR + c,
-                                        round_rows(load_lanes(r0 + c, cols - c),
-                                                   load_lanes(r1 + c, has1 ? cols - c : 0)));
-            }
-        } else { /* stored N x K: a column's pairs are adjacent; 16 x 16 blocks, transposed */
-            for (int64_t c0 = 0; c0 < NR; c0 += 16)
-                for (int64_t p0 = 0; p0 < kp; p0 += 16) {
-                    const int64_t w = kc - 2 * p0;
-                    __m512i r[16];
+        for (int64_t c0 = 0; c0 < NR; c0 += 16)
+            for (int64_t p0 = 0; p0 < kp; p0 += 16) {
+                const int64_t w = kc - 2 * p0;
+                __m512i r[16];
 #pragma GCC unroll 16
-                    for (int c = 0; c < 16; c++) {
-                        const float *src = B + (j + c0 + c) * ldb + k0 + 2 * p0;
-                        r[c] = c0 + c < cols
-                                   ? round_run(load_lanes(src, w), load_lanes(src + 16, w - 16))
-                                   : _mm512_setzero_si512();
-                    }
-                    transpose_words(r, 16);
-#pragma GCC unroll 16
-                    for (int p = 0; p < 16; p++) {
-                        if (p0 + p >= kp) break;
-                        _mm512_storeu_si512(bp + (p0 + p) * NR + c0, r[p]);
-                    }
+                for (int c = 0; c < 16; c++) {
+                    const float *src = B + (j + c0 + c) * ldb + k0 + 2 * p0;
+                    r[c] = c0 + c < cols ? round_run(load_lanes(src, w), load_lanes(src + 16, w - 16))
+                                         : _mm512_setzero_si512();
                 }
-        }
+                transpose_words(r, 16);
+#pragma GCC unroll 16
+                for (int p = 0; p < 16; p++) {
+                    if (p0 + p >= kp) break;
+                    _mm512_storeu_si512(bp + (p0 + p) * NR + c0, r[p]);
+                }
+            }
     }
 }
 
