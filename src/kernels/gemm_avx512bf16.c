@@ -460,7 +460,7 @@ static const pair *weights_panels(int64_t M, const float *Wm, int64_t C, int64_t
     const size_t bytes = (size_t)(M * K) * sizeof(float);
     if (pw->copy && pw->M == M && pw->C == C && pw->T == T && !memcmp(pw->copy, Wm, bytes))
         return (const pair *)(void *)(pw->copy + lines16(M * K));
-    const int64_t need = lines16(M * K) + panels;
+    const int64_t need = lines16(lines16(M * K) + panels); /* aligned_alloc: whole lines */
     if (need > pw->cap) {
         float *p = aligned_alloc(64, (size_t)need * sizeof(float));
         GEN_ASSERT(p != NULL);
