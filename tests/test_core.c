@@ -253,9 +253,34 @@ static void test_optim_spans(void **state) {
     }
 }
 
+/* gen_split deals every item to exactly one thread, in order, with every
+ * border but n a multiple of align and shares within one unit of even. */
+static void test_split(void **state) {
+    (void)state;
+    static const int64_t ns[] = {0, 1, 15, 16, 17, 37, 100, 512};
+    for (size_t k = 0; k < sizeof ns / sizeof ns[0]; k++)
+        for (int64_t align = 1; align <= 16; align *= 4)
+            for (int nt = 1; nt <= 5; nt++) {
+                int64_t next = 0, most = 0, least = INT64_MAX;
+                for (int t = 0; t < nt; t++) {
+                    int64_t lo, hi;
+                    gen_split(ns[k], t, nt, align, &lo, &hi);
+                    assert_int_equal(lo, next);
+                    assert_true(hi >= lo);
+                    assert_true(hi == ns[k] || hi % align == 0);
+                    const int64_t units = (hi - lo + align - 1) / align;
+                    most = units > most ? units : most;
+                    least = units < least ? units : least;
+                    next = hi;
+                }
+                assert_int_equal(next, ns[k]);
+                assert_true(most - least <= 1);
+            }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_error_message),  cmocka_unit_test(test_alloc_fault_injection),
+        cmocka_unit_test(test_split), cmocka_unit_test(test_error_message),  cmocka_unit_test(test_alloc_fault_injection),
         cmocka_unit_test(test_arena_stops_allocating), cmocka_unit_test(test_rng),
         cmocka_unit_test(test_params_layout),  cmocka_unit_test(test_init_fan_in),
         cmocka_unit_test(test_schedule),       cmocka_unit_test(test_sgd_and_clip),

@@ -85,6 +85,35 @@ static void test_kv_cache_matches_forward(void **state) {
     gen_tf_free(&m);
 }
 
+/* One token at a time, the threads share each product by rows and the
+ * attention by heads: the same bits at 1, 2 and 3 threads (3: uneven
+ * shares, one thread left without a head of the 2). */
+static void test_kv_decode_threads(void **state) {
+    (void)state;
+    const struct gen_tf_shape s = {2, 2, 48, 24, 37};
+    struct gen_tf m;
+    random_model(&m, &s, 5);
+    struct gen_tf_cache c;
+    assert_int_equal(gen_tf_cache_init(&c, &m), GEN_OK);
+    int32_t tok[24];
+    random_tokens(tok, 24, s.V, 6);
+    float *logits[3];
+    for (int nt = 1; nt <= 3; nt++) {
+        gen_threads_init(nt);
+        logits[nt - 1] = malloc((size_t)(24 * s.V) * sizeof(float));
+        c.len = 0;
+        for (int64_t t = 0; t < 24; t++)
+            memcpy(logits[nt - 1] + t * s.V, gen_tf_cache_feed(&c, &m, tok + t, 1, 0),
+                   (size_t)s.V * sizeof(float));
+    }
+    gen_threads_init(0);
+    for (int i = 1; i < 3; i++)
+        assert_memory_equal(logits[0], logits[i], (size_t)(24 * s.V) * sizeof(float));
+    for (int i = 0; i < 3; i++) free(logits[i]);
+    gen_tf_cache_free(&c);
+    gen_tf_free(&m);
+}
+
 /* ---- PyTorch fixtures ---- */
 
 static struct gen_st_file *open_fixture(const char *name) {
@@ -471,6 +500,7 @@ static void test_bad_input(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kv_cache_matches_forward),
+        cmocka_unit_test(test_kv_decode_threads),
         cmocka_unit_test(test_block_fixture),
         cmocka_unit_test(test_model_fixture),
         cmocka_unit_test(test_overfit_and_reproduce),

@@ -113,5 +113,15 @@ void gen_rng_shuffle(struct gen_rng *r, int32_t *perm, int64_t n);
  * the number of cores". Returns the count in force. */
 int gen_threads_init(int n);
 int gen_threads(void);
+/* Runs fn(arg, t, nt) on each thread t of nt = gen_threads() at once (one
+ * OpenMP region); once with (0, 1) when there is one thread, OpenMP is
+ * off, or a region is already active. fn's threads meet at gen_barrier. */
+void gen_parallel(void (*fn)(void *arg, int t, int nt), void *arg);
+/* Waits until every thread of the running gen_parallel is here (nothing
+ * outside one). */
+void gen_barrier(void);
+/* Thread t's share [*lo, *hi) of n items: whole units of align items
+ * dealt out as evenly as the nt threads allow, the last unit short. */
+void gen_split(int64_t n, int t, int nt, int64_t align, int64_t *lo, int64_t *hi);
 
 #endif

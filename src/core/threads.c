@@ -33,3 +33,27 @@ int gen_threads_init(int n) {
 }
 
 int gen_threads(void) { return n_threads; }
+
+void gen_parallel(void (*fn)(void *arg, int t, int nt), void *arg) {
+#ifdef _OPENMP
+    if (n_threads > 1 && !omp_in_parallel()) {
+#pragma omp parallel num_threads(n_threads)
+        fn(arg, omp_get_thread_num(), omp_get_num_threads());
+        return;
+    }
+#endif
+    fn(arg, 0, 1);
+}
+
+void gen_barrier(void) {
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+}
+
+void gen_split(int64_t n, int t, int nt, int64_t align, int64_t *lo, int64_t *hi) {
+    const int64_t units = (n + align - 1) / align, per = units / nt, extra = units % nt;
+    const int64_t a = t * per + (t < extra ? t : extra), b = a + per + (t < extra);
+    *lo = a * align < n ? a * align : n;
+    *hi = b * align < n ? b * align : n;
+}

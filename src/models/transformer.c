@@ -273,6 +273,87 @@ static void cache_block(struct gen_tf_cache *c, const struct gen_tf *m, int64_t 
     K->add(rows * C, x, c->y, x);
 }
 
+/* ---- one token, across the threads ---- */
+
+/* Decoding one token streams every weight once; the threads share each
+ * product by rows (gen_gemv makes every y_i the same operations whatever
+ * rows it is given) and the attention by heads, and meet between them, so
+ * the result is the same bits at any thread count. The small row work
+ * (norms, residual adds) runs on thread 0. */
+struct decode {
+    struct gen_tf_cache *c;
+    const struct gen_tf *m;
+};
+
+/* Rows [lo, hi) of y (out) = w x + b, thread t's share of out. */
+static void linear_part(int t, int nt, int64_t in, int64_t out, const float *x, const float *w,
+                        const float *b, float *y) {
+    int64_t lo, hi;
+    gen_split(out, t, nt, 16, &lo, &hi);
+    if (hi <= lo) return;
+    if (b) memcpy(y + lo, b + lo, (size_t)(hi - lo) * sizeof(float));
+    gen_gemv(0, hi - lo, in, 1.0f, w + lo * in, in, x, b ? 1.0f : 0.0f, y + lo);
+}
+
+/* The heads [lo, hi) of one layer's attention for the token at position
+ * len, whose keys and values are appended first. */
+static void decode_heads(struct gen_tf_cache *c, const struct gen_tf *m, int64_t l, int64_t lo,
+                         int64_t hi) {
+    const struct gen_kernels *K = gen_kernels();
+    const int64_t C = m->s.C, NH = m->s.NH, hd = C / NH, T = m->s.T, tot = c->len + 1;
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int64_t h = lo; h < hi; h++) {
+        float *kh = c->k + (l * NH + h) * T * hd, *vh = c->v + (l * NH + h) * T * hd;
+        memcpy(kh + c->len * hd, c->qkv + C + h * hd, (size_t)hd * sizeof(float));
+        memcpy(vh + c->len * hd, c->qkv + 2 * C + h * hd, (size_t)hd * sizeof(float));
+        float *s = c->s + h * tot, *p = c->p + h * tot;
+        gen_gemv(0, tot, hd, scale, kh, hd, c->qkv + h * hd, 0.0f, s);
+        K->softmax_fwd(1, tot, s, p);
+        gen_gemv(1, tot, hd, 1.0f, vh, hd, p, 0.0f, c->att + h * hd);
+    }
+}
+
+static void decode_token(void *arg, int t, int nt) {
+    const struct decode *d = arg;
+    struct gen_tf_cache *c = d->c;
+    const struct gen_tf *m = d->m;
+    const struct gen_kernels *K = gen_kernels();
+    const int64_t C = m->s.C, NH = m->s.NH, L = m->s.L, V = m->s.V;
+    for (int64_t l = 0; l < L; l++) {
+        const struct gen_tf_block *b = &m->blk[l];
+        if (t == 0)
+            K->layernorm_fwd(1, C, c->x, pdata(m, b->ln1_w), pdata(m, b->ln1_b), LN_EPS, c->h,
+                             c->mean, c->rstd);
+        gen_barrier();
+        linear_part(t, nt, C, 3 * C, c->h, pdata(m, b->attn_w), pdata(m, b->attn_b), c->qkv);
+        gen_barrier();
+        int64_t lo, hi;
+        gen_split(NH, t, nt, 1, &lo, &hi);
+        decode_heads(c, m, l, lo, hi);
+        gen_barrier();
+        linear_part(t, nt, C, C, c->att, pdata(m, b->aproj_w), pdata(m, b->aproj_b), c->y);
+        gen_barrier();
+        if (t == 0) {
+            K->add(C, c->x, c->y, c->x);
+            K->layernorm_fwd(1, C, c->x, pdata(m, b->ln2_w), pdata(m, b->ln2_b), LN_EPS, c->h,
+                             c->mean, c->rstd);
+        }
+        gen_barrier();
+        linear_part(t, nt, C, 4 * C, c->h, pdata(m, b->fc_w), pdata(m, b->fc_b), c->fc);
+        gen_barrier();
+        if (t == 0) K->gelu_fwd(4 * C, c->fc, c->act);
+        gen_barrier();
+        linear_part(t, nt, 4 * C, C, c->act, pdata(m, b->mproj_w), pdata(m, b->mproj_b), c->y);
+        gen_barrier();
+        if (t == 0) K->add(C, c->x, c->y, c->x);
+    }
+    if (t == 0)
+        K->layernorm_fwd(1, C, c->x, pdata(m, m->lnf_w), pdata(m, m->lnf_b), LN_EPS, c->h,
+                         c->mean, c->rstd);
+    gen_barrier();
+    linear_part(t, nt, C, V, c->h, pdata(m, m->wte), NULL, c->logits); /* (V) = wte h */
+}
+
 const float *gen_tf_cache_feed(struct gen_tf_cache *c, const struct gen_tf *m,
                                const int32_t *tok, int64_t n, int all) {
     const struct gen_kernels *K = gen_kernels();
@@ -284,6 +365,12 @@ const float *gen_tf_cache_feed(struct gen_tf_cache *c, const struct gen_tf *m,
         GEN_ASSERT(tok[i] >= 0 && tok[i] < V);
         K->add(C, wte + (int64_t)tok[i] * C, wpe + (len + i) * C, c->x + i * C);
         c->hist[len + i] = tok[i];
+    }
+    if (n == 1) {
+        struct decode d = {c, m};
+        gen_parallel(decode_token, &d);
+        c->len = len + 1;
+        return c->logits;
     }
     /* Rows whose logits are not wanted need the last layer only for its
      * keys and values: a prefill (a prompt, a slide of the window) skips a
