@@ -335,11 +335,15 @@ static void naive_conv2d(const struct gen_tensor *x, const struct gen_tensor *w,
                 }
 }
 
+/* A convolution's shapes: x (N, Cin, H, W), w (Cout, Cin, KH, KW) (the
+ * transposed one's (Cin, Cout, KH, KW)), stride s, pad p. */
+struct conv_case {
+    int64_t N, Cin, H, W, Cout, KH, KW, s, p;
+};
+
 static void test_conv2d_forward(void **state) {
     (void)state;
-    const struct {
-        int64_t N, Cin, H, W, Cout, KH, KW, s, p;
-    } cases[] = {
+    const struct conv_case cases[] = {
         {3, 3, 7, 5, 5, 3, 3, 2, 1}, {1, 3, 7, 5, 5, 3, 3, 2, 1}, {2, 5, 9, 6, 7, 3, 2, 1, 1},
         {3, 4, 5, 5, 3, 1, 1, 1, 0}, {1, 4, 5, 3, 6, 1, 1, 1, 0}, {2, 3, 11, 9, 4, 4, 4, 2, 1},
         {2, 1, 6, 7, 2, 5, 3, 3, 2},
@@ -362,6 +366,51 @@ static void test_conv2d_forward(void **state) {
         }
         gen_ctx_free(&g);
     }
+}
+
+/* dx of x feeding two strided convolutions (the second adds to the first's)
+ * under the AVX-512 table (kernels whose sides the stride divides: phase
+ * by phase through the implicit GEMM) against the scalar table's column
+ * matrix and col2im: odd channels and sizes, one image and several chunks
+ * of several, pads 0 to 2, K of a phase under and over the wide grid's
+ * threshold. Sums run in another order: within fp32 rounding. */
+static void test_conv2d_dx_phases(void **state) {
+    (void)state;
+    const struct conv_case cases[] = {
+        {1, 3, 7, 9, 5, 4, 4, 2, 1},   {3, 5, 14, 14, 17, 4, 4, 2, 1}, {1, 7, 9, 7, 33, 3, 3, 2, 1},
+        {2, 3, 11, 9, 19, 4, 4, 2, 1}, {17, 3, 6, 5, 5, 4, 4, 2, 1},   {2, 5, 10, 8, 9, 3, 5, 3, 2},
+        {3, 1, 8, 8, 3, 1, 1, 2, 0},   {2, 3, 9, 10, 21, 3, 3, 2, 0},  {10, 2, 7, 7, 65, 4, 4, 2, 1},
+    };
+    const struct gen_kernels *best = gen_kernels_for("avx512");
+    if (!best || !best->conv_gemm) skip();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const int64_t nx = cases[i].N * cases[i].Cin * cases[i].H * cases[i].W;
+        float *got[2];
+        for (int scalar = 0; scalar < 2; scalar++) {
+            assert_int_equal(gen_kernels_select(scalar ? "scalar" : "avx512"), 1);
+            struct gen_ctx g;
+            gen_ctx_init(&g);
+            struct gen_tensor *x = leaf(
+                &g, 4, (int64_t[]){cases[i].N, cases[i].Cin, cases[i].H, cases[i].W}, 51 + i, -1, 1);
+            const int64_t wshape[4] = {cases[i].Cout, cases[i].Cin, cases[i].KH, cases[i].KW};
+            struct gen_tensor *w1 = leaf(&g, 4, wshape, 61 + i, -1, 1);
+            struct gen_tensor *w2 = leaf(&g, 4, wshape, 71 + i, -1, 1);
+            x->requires_grad = 1;
+            struct gen_tensor *y =
+                gen_add(&g, gen_conv2d(&g, x, w1, NULL, (int)cases[i].s, (int)cases[i].p),
+                        gen_conv2d(&g, x, w2, NULL, (int)cases[i].s, (int)cases[i].p));
+            float *dy = malloc((size_t)gen_numel(y) * sizeof(float));
+            tu_fill_uniform(dy, gen_numel(y), -1, 1, 81 + i);
+            gen_backward_seed(&g, y, dy);
+            got[scalar] = malloc((size_t)nx * sizeof(float));
+            memcpy(got[scalar], x->grad, (size_t)nx * sizeof(float));
+            free(dy);
+            gen_ctx_free(&g);
+        }
+        TU_ASSERT_CLOSE("conv2d dx phases", got[0], got[1], nx, 1e-5, 1e-5);
+        free(got[0]), free(got[1]);
+    }
+    gen_kernels_select(NULL);
 }
 
 /* ---- conv_transpose2d ---------------------------------------------------- */
@@ -420,9 +469,7 @@ static void naive_convt(const struct gen_tensor *x, const struct gen_tensor *w, 
 
 static void test_conv_transpose2d_forward(void **state) {
     (void)state;
-    const struct {
-        int64_t N, Cin, H, W, Cout, KH, KW, s, p;
-    } cases[] = {
+    const struct conv_case cases[] = {
         {3, 5, 3, 4, 3, 4, 4, 2, 1}, {1, 4, 5, 3, 2, 4, 4, 2, 1},
         {2, 3, 4, 5, 4, 3, 2, 1, 0}, {2, 2, 3, 3, 3, 3, 3, 3, 1},
     };
@@ -571,6 +618,7 @@ int main(void) {
         cmocka_unit_test(test_batchnorm_running_stats),
         cmocka_unit_test(test_grad_conv2d),
         cmocka_unit_test(test_conv2d_forward),
+        cmocka_unit_test(test_conv2d_dx_phases),
         cmocka_unit_test(test_grad_conv_transpose2d),
         cmocka_unit_test(test_conv_transpose2d_forward),
         cmocka_unit_test(test_grad_upsample2x),
