@@ -369,11 +369,11 @@ static void test_conv2d_forward(void **state) {
 }
 
 /* dx of x feeding two strided convolutions (the second adds to the first's)
- * under the AVX-512 table (kernels whose sides the stride divides: phase
- * by phase through the implicit GEMM) against the scalar table's column
- * matrix and col2im: odd channels and sizes, one image and several chunks
- * of several, pads 0 to 2, K of a phase under and over the wide grid's
- * threshold. Sums run in another order: within fp32 rounding. */
+ * under the AVX-512 table against the scalar table's column matrix and
+ * col2im: odd channels and sizes, one image and several chunks of several,
+ * pads 0 to 2, kernels the stride divides or not. Held for any other
+ * strided input gradient (a phase-by-phase one was tried and measured
+ * slower, see the history); sums may run in another order: fp32 rounding. */
 static void test_conv2d_dx_phases(void **state) {
     (void)state;
     const struct conv_case cases[] = {

@@ -208,135 +208,13 @@ struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct ge
     return y;
 }
 
-/* ---- the input gradient of a strided convolution, by stride phase --------
- * dx at (ih, iw) with ih + pad = s a + ph and iw + pad = s b + pw meets only
- * the taps kh = s j + ph, kw = s l + pw, through dy (a - j, b - l):
- *   dx_(ph,pw)[ci, a, b] = sum over co, j < QH, l < QW of
- *                          w[co, ci, s j + ph, s l + pw] dy[co, a - j, b - l],
- * a stride-1 convolution of dy with the phase's flipped QH x QW sub-kernel
- * (QH = KH / s, QW = KW / s: kernels whose sides the stride divides). Each
- * phase copies the window of dy its rows a0 .. a0 + nH - 1 read (rows
- * a0 - QH + 1 .. a0 + nH - 1, zero outside dy) and convolves it unpadded,
- * so its output is exactly its nH x nW positions of dx: no (K, P) column
- * matrix, no col2im, no output thrown away. */
-struct phase {
-    int64_t ih0, iw0, nH, nW; /* the phase's positions: ih0 + s r, iw0 + s t */
-    int64_t r0, c0, WH, WW;   /* its window of dy: rows r0 .. r0 + WH - 1 */
-};
-
-static int phased_dx(const struct conv_geo *c, const struct gen_kernels *kt) {
-    return kt->conv_gemm && c->stride > 1 && c->KH % c->stride == 0 && c->KW % c->stride == 0;
-}
-
-/* Phase q = ph s + pw of c's input gradient. */
-static struct phase phase_of(const struct conv_geo *c, int64_t q) {
-    const int64_t s = c->stride, ph = q / s, pw = q % s;
-    struct phase p = {.ih0 = ((ph - c->pad) % s + s) % s, .iw0 = ((pw - c->pad) % s + s) % s};
-    p.nH = p.ih0 < c->H ? (c->H - 1 - p.ih0) / s + 1 : 0;
-    p.nW = p.iw0 < c->W ? (c->W - 1 - p.iw0) / s + 1 : 0;
-    p.WH = p.nH + c->KH / s - 1, p.WW = p.nW + c->KW / s - 1;
-    p.r0 = (p.ih0 + c->pad - ph) / s - (c->KH / s - 1);
-    p.c0 = (p.iw0 + c->pad - pw) / s - (c->KW / s - 1);
-    return p;
-}
-
-/* The phases' sub-kernels, flipped and transposed: phase q's (Cin, Cout QH
- * QW) at wsub + q Cin Cout QH QW (Cin Cout KH KW floats in all). */
-static void phase_weights(const struct conv_geo *c, const float *w, float *wsub) {
-    const int64_t s = c->stride, QH = c->KH / s, QW = c->KW / s;
-    for (int64_t q = 0; q < s * s; q++)
-        for (int64_t ci = 0; ci < c->Cin; ci++)
-            for (int64_t co = 0; co < c->Cout; co++)
-                for (int64_t t = 0; t < QH; t++)
-                    for (int64_t u = 0; u < QW; u++)
-                        *wsub++ = w[((co * c->Cin + ci) * c->KH + s * (QH - 1 - t) + q / s) *
-                                        c->KW + s * (QW - 1 - u) + q % s];
-}
-
-/* win (m, Cout, WH, WW) = phase p's window of the m images' dy: columns
- * [lo, hi) of a row inside dy, zeros around them. */
-static void phase_window(const struct conv_geo *c, const struct phase *p, int64_t m,
-                         const float *dyn, float *win) {
-    int64_t lo = -p->c0, hi = c->OW - p->c0;
-    lo = lo < 0 ? 0 : lo > p->WW ? p->WW : lo;
-    hi = hi < lo ? lo : hi > p->WW ? p->WW : hi;
-    for (int64_t i = 0; i < m * c->Cout; i++)
-        for (int64_t r = 0; r < p->WH; r++) {
-            const int64_t oh = p->r0 + r;
-            float *d = win + (i * p->WH + r) * p->WW;
-            if (oh < 0 || oh >= c->OH) {
-                row_fill(p->WW, 0.0f, d);
-                continue;
-            }
-            const float *src = dyn + (i * c->OH + oh) * c->OW + p->c0;
-            for (int64_t t = 0; t < lo; t++) d[t] = 0.0f;
-            for (int64_t t = lo; t < hi; t++) d[t] = src[t]; /* rows of a few floats: no memcpy call */
-            for (int64_t t = hi; t < p->WW; t++) d[t] = 0.0f;
-        }
-}
-
-/* dx (+)= phase p's output o (Cin, m nH nW) at its positions of m images. */
-static void phase_put(enum gen_grad_mode mode, const struct conv_geo *c, const struct phase *p,
-                      int64_t m, const float *o, float *dxn) {
-    const int64_t s = c->stride, F = p->nH * p->nW;
-    for (int64_t i = 0; i < m; i++)
-        for (int64_t ci = 0; ci < c->Cin; ci++)
-            for (int64_t r = 0; r < p->nH; r++) {
-                const float *restrict src = o + ci * m * F + i * F + r * p->nW;
-                float *restrict d = dxn + ((i * c->Cin + ci) * c->H + p->ih0 + s * r) * c->W + p->iw0;
-                if (mode == GEN_GRAD_ADD)
-                    for (int64_t t = 0; t < p->nW; t++) d[s * t] += src[t];
-                else if (s == 2) /* the common case, the stride a constant */
-                    for (int64_t t = 0; t < p->nW; t++) d[2 * t] = src[t];
-                else
-                    for (int64_t t = 0; t < p->nW; t++) d[s * t] = src[t];
-            }
-}
-
-/* Floats of a chunk of nb images' work, in three parts: the convolution's
- * (*gemm floats), the window (*win floats), then the output. */
-static int64_t phase_work(const struct conv_geo *c, const struct gen_kernels *kt, int64_t nb,
-                          int64_t *gemm, int64_t *win) {
-    int64_t out = 0;
-    *gemm = *win = 0;
-    for (int64_t q = 0; q < c->stride * c->stride; q++) {
-        const struct phase p = phase_of(c, q);
-        if (!p.nH || !p.nW) continue;
-        const int64_t g = lines(kt->conv_gemm_work(c->Cin, c->Cout, p.WH, p.WW, c->KH / c->stride,
-                                                   c->KW / c->stride, 1, 0, nb));
-        if (g > *gemm) *gemm = g;
-        if (lines(nb * c->Cout * p.WH * p.WW) > *win) *win = lines(nb * c->Cout * p.WH * p.WW);
-        if (lines(c->Cin * nb * p.nH * p.nW) > out) out = lines(c->Cin * nb * p.nH * p.nW);
-    }
-    return *gemm + *win + out;
-}
-
-/* dx (+)= the input gradient of the m images whose dy is dyn, phase by
- * phase; work holds phase_work floats. */
-static void phase_dx(const struct conv_geo *c, const struct gen_kernels *kt, const float *wsub,
-                     int64_t m, const float *dyn, enum gen_grad_mode mode, float *dxn, float *work,
-                     int64_t gemm, int64_t win) {
-    const int64_t s = c->stride, QH = c->KH / s, QW = c->KW / s;
-    float *wbuf = work + gemm, *o = wbuf + win;
-    for (int64_t q = 0; q < s * s; q++) {
-        const struct phase p = phase_of(c, q);
-        if (!p.nH || !p.nW) continue;
-        phase_window(c, &p, m, dyn, wbuf);
-        kt->conv_gemm(c->Cin, wsub + q * c->Cin * c->Cout * QH * QW, c->Cout, p.WH, p.WW, QH, QW,
-                      1, 0, m, c->Cout * p.WH * p.WW, wbuf, 0.0f, o, m * p.nH * p.nW, work);
-        phase_put(mode, c, &p, m, o, dxn);
-    }
-}
-
 /* Per chunk, dy as dymat (Cout, m P) and col recomputed from x:
  *   dW_chunk = dymat col^T, dcol = W^T dymat, dx += col2im(dcol);
  * db += row sums; dW += the chunks' dW in chunk order.
  * With the table's implicit-GEMM convolution, a stride-1 square kernel's dx
  * is instead the convolution of dy with the flipped, transposed kernel
  * wf (Cin, Cout KH KW), padded KH - 1 - pad: no dcol, no col2im; and the
- * table's conv_dw forms dW_chunk from dy and x in place (no col, no dymat).
- * A strided convolution's dx is, with the implicit GEMM, one stride-1
- * convolution of dy per stride phase of dx (phase_dx): no dcol either. */
+ * table's conv_dw forms dW_chunk from dy and x in place (no col, no dymat). */
 GEN_BACKWARD(conv2d) {
     struct gen_tensor *x = node->in[0], *w = node->in[1], *b = node->in[2];
     const struct conv_geo c = conv_geo(x, w, node->i[0], node->i[1]);
@@ -350,30 +228,23 @@ GEN_BACKWARD(conv2d) {
     const struct chunks k = chunk_images(c.N, c.K, c.P);
     const int flip = dx && kt->conv_gemm && c.stride == 1 && !c.pointwise && c.KH == c.KW &&
                      c.pad < c.KH;
-    const int phased = dx && phased_dx(&c, kt);
     const int implicit_dw = dw && kt->conv_dw;
     /* dymat is needed by the explicit GEMMs only */
-    const int need_dymat = (dw && !implicit_dw) || (dx && !flip && !phased);
+    const int need_dymat = (dw && !implicit_dw) || (dx && !flip);
     const int64_t K2 = c.Cout * c.KH * c.KW, HW = c.H * c.W;
-    /* col, dcol, dymat: for the explicit GEMMs only */
-    const int64_t cols = k.nb * c.P, base = need_dymat ? lines((2 * c.K + c.Cout) * cols) : 0;
+    const int64_t cols = k.nb * c.P, base = lines((2 * c.K + c.Cout) * cols); /* col, dcol, dymat */
     const int64_t panels = flip ? kt->conv_gemm_work(c.Cin, c.Cout, c.OH, c.OW, c.KH, c.KW, 1,
                                                      c.KH - 1 - c.pad, k.nb)
                                 : 0;
     const int64_t dw_work = implicit_dw ? kt->conv_dw_work(c.Cout, c.Cin, c.H, c.W, c.KH, c.KW,
                                                            c.stride, c.pad, k.nb)
                                         : 0;
-    int64_t phase_gemm = 0, phase_win = 0;
-    const int64_t phase_floats = phased ? phase_work(&c, kt, k.nb, &phase_gemm, &phase_win) : 0;
-    /* + the flipped convolution's panels and dxmat (or the phases' work),
-     * the weight gradient's rows */
-    const int64_t per = base + (flip ? lines(panels) + lines(c.Cin * k.nb * HW) : 0) +
-                        lines(phase_floats) + lines(dw_work);
+    /* + the flipped convolution's panels and dxmat, the weight gradient's rows */
+    const int64_t per = base + (flip ? lines(panels) + lines(c.Cin * k.nb * HW) : 0) + lines(dw_work);
     float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
     /* (chunks, Cout, K) */
     float *dw_part = dw ? gen_scratch_floats(g, k.count * c.Cout * c.K) : NULL;
-    float *wf = flip || phased ? gen_scratch_floats(g, c.Cin * K2) : NULL;
-    if (phased) phase_weights(&c, w->data, wf);
+    float *wf = flip ? gen_scratch_floats(g, c.Cin * K2) : NULL;
     if (flip)
         for (int64_t ci = 0; ci < c.Cin; ci++)
             for (int64_t co = 0; co < c.Cout; co++)
@@ -408,10 +279,6 @@ GEN_BACKWARD(conv2d) {
                     for (int64_t ci = 0; ci < c.Cin; ci++)
                         row_put(dx_mode, HW, dxmat + ci * m * HW + i * HW,
                                 dxn + (i * c.Cin + ci) * HW);
-            continue;
-        }
-        if (phased) {
-            phase_dx(&c, kt, wf, m, dyn, dx_mode, dxn, buf + base, phase_gemm, phase_win);
             continue;
         }
         if (c.pointwise && m == 1) { /* dx (+)= W^T dy, straight into dx */

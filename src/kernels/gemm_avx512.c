@@ -493,10 +493,6 @@ void gen_wide_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t 
                                    d + (a * g->sb + b) * g->phase);
                 continue;
             }
-            if (pad == 0) { /* stride 1, no padding: the plane itself */
-                memcpy(d, src, (size_t)(H * W) * sizeof(float));
-                continue;
-            }
             /* stride 1: the padded plane, Hq x Wq */
             memset(d, 0, (size_t)(pad * g->Wq) * sizeof(float));
             d += pad * g->Wq;
