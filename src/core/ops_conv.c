@@ -232,7 +232,8 @@ GEN_BACKWARD(conv2d) {
     /* dymat is needed by the explicit GEMMs only */
     const int need_dymat = (dw && !implicit_dw) || (dx && !flip);
     const int64_t K2 = c.Cout * c.KH * c.KW, HW = c.H * c.W;
-    const int64_t cols = k.nb * c.P, base = lines((2 * c.K + c.Cout) * cols); /* col, dcol, dymat */
+    /* col, dcol, dymat: for the explicit GEMMs only */
+    const int64_t cols = k.nb * c.P, base = need_dymat ? lines((2 * c.K + c.Cout) * cols) : 0;
     const int64_t panels = flip ? kt->conv_gemm_work(c.Cin, c.Cout, c.OH, c.OW, c.KH, c.KW, 1,
                                                      c.KH - 1 - c.pad, k.nb)
                                 : 0;
