@@ -1,4 +1,5 @@
-/* transformer.h - internals of the GPT family (src/models/transformer.c)
+/* transformer.h - internals of the GPT family (src/models/transformer.c,
+ * transformer_sample.c)
  * shared with tests/test_transformer.c: the network on the tape, the KV
  * cache that samples outside it and token picking.
  *
@@ -53,6 +54,13 @@ struct gen_tf {
     int drop_calls;
     struct gen_tf_cache cache;         /* the family's sampling (create allocates it) */
 };
+
+#define GEN_TF_LN_EPS 1e-5f /* every LayerNorm's epsilon */
+
+/* The values of parameter tensor idx. */
+static inline float *gen_tf_pdata(const struct gen_tf *m, int idx) {
+    return m->ps.data + m->ps.p[idx].offset;
+}
 
 /* Declares every tensor and finalizes the parameter arena (values unset;
  * with_ema: an EMA block too). The shape must be valid (NH divides C, all

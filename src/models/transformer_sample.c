@@ -1,0 +1,330 @@
+/* transformer_sample.c - the Transformer's sampling: the KV cache (a
+ * prefill of many rows through GEMMs, one token at a time across the
+ * threads through matrix-vector products, the sliding window), the choice
+ * of the next token and the generation loop. The network and its training
+ * are in transformer.c. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gen/kernels.h"
+#include "models/transformer.h"
+
+/* ---- the KV cache ---- */
+
+enum gen_status gen_tf_cache_init(struct gen_tf_cache *c, const struct gen_tf *m) {
+    memset(c, 0, sizeof *c);
+    const int64_t L = m->s.L, C = m->s.C, T = m->s.T, V = m->s.V, hd = C / m->s.NH;
+    /* k, v; per-row scratch for up to T rows; scores and probabilities (NH, T, T). */
+    const int64_t NH = m->s.NH;
+    const int64_t sizes[] = {L * T * C,  L * T * C, T * C,     T * C, T * C, 3 * T * C,
+                             T * C,      4 * T * C, 4 * T * C, T,     T,     NH * T * T,
+                             NH * T * T, T * hd,    T * hd,    T * V, 2 * V};
+    float **dst[] = {&c->k,   &c->v,  &c->x,   &c->h,      &c->y,    &c->qkv,
+                     &c->att, &c->fc, &c->act, &c->mean,   &c->rstd, &c->s,
+                     &c->p,   &c->qh, &c->oh,  &c->logits, &c->pick};
+    const int n = (int)(sizeof sizes / sizeof sizes[0]);
+    int64_t total = 0;
+    for (int i = 0; i < n; i++) total += (sizes[i] + 15) & ~(int64_t)15; /* 64-byte aligned */
+    c->block = gen_alloc((size_t)total * sizeof(float));
+    c->hist = gen_alloc((size_t)T * sizeof *c->hist);
+    if (!c->block || !c->hist) {
+        gen_tf_cache_free(c);
+        return gen_error(GEN_ERR_NOMEM, "out of memory for the KV cache");
+    }
+    float *f = c->block;
+    for (int i = 0; i < n; i++) {
+        *dst[i] = f;
+        f += (sizes[i] + 15) & ~(int64_t)15;
+    }
+    return GEN_OK;
+}
+
+void gen_tf_cache_free(struct gen_tf_cache *c) {
+    gen_free(c->block);
+    gen_free(c->hist);
+    memset(c, 0, sizeof *c);
+}
+
+/* y (n, OUT) = x (n, IN) w^T + b, as gen_linear computes it. */
+static void linear_rows(int64_t n, int64_t in, int64_t out, const float *x, const float *w,
+                        const float *b, float *y) {
+    for (int64_t r = 0; r < n; r++) memcpy(y + r * out, b, (size_t)out * sizeof(float));
+    if (n == 1)
+        gen_gemv(0, out, in, 1.0f, w, in, x, 1.0f, y); /* a GEMM would pack all of w */
+    else
+        gen_gemm(0, 1, n, out, in, 1.0f, x, w, 1.0f, y);
+}
+
+/* Causal attention of the new rows first..n-1 (positions len+first ..
+ * len+n-1) of one layer over the cached keys and values, which already
+ * hold all n new rows; row i's output goes to row i - first of att. The
+ * scores of all heads go through one softmax call: s, p (NH, rows, tot). */
+static void cache_attend(struct gen_tf_cache *c, const struct gen_tf *m, int64_t layer,
+                         int64_t first, int64_t n) {
+    const struct gen_kernels *K = gen_kernels();
+    const int64_t C = m->s.C, NH = m->s.NH, hd = C / NH, T = m->s.T;
+    const int64_t len = c->len + first, tot = c->len + n, rows = n - first; /* len: of row 0 */
+    const float *q = c->qkv + first * 3 * C;
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int64_t h = 0; h < NH; h++) {
+        const float *kh = c->k + (layer * NH + h) * T * hd;
+        float *s = c->s + h * rows * tot;
+        if (rows == 1) { /* s (tot) = k q / sqrt(hd) */
+            gen_gemv(0, tot, hd, scale, kh, hd, q + h * hd, 0.0f, s);
+            continue;
+        }
+        for (int64_t i = 0; i < rows; i++) /* s (rows, tot) = q k^T / sqrt(hd), future masked */
+            memcpy(c->qh + i * hd, q + i * 3 * C + h * hd, (size_t)hd * sizeof(float));
+        gen_gemm(0, 1, rows, tot, hd, scale, c->qh, kh, 0.0f, s);
+        for (int64_t i = 0; i < rows; i++)
+            for (int64_t j = len + i + 1; j < tot; j++) s[i * tot + j] = -INFINITY;
+    }
+    K->softmax_fwd(NH * rows, tot, c->s, c->p);
+    for (int64_t h = 0; h < NH; h++) {
+        const float *vh = c->v + (layer * NH + h) * T * hd;
+        float *p = c->p + h * rows * tot;
+        if (rows == 1) { /* o (hd) = v^T p */
+            gen_gemv(1, tot, hd, 1.0f, vh, hd, p, 0.0f, c->att + h * hd);
+            continue;
+        }
+        for (int64_t i = 0; i < rows; i++) /* exact zeros where the mask was */
+            memset(p + i * tot + len + i + 1, 0, (size_t)(rows - i - 1) * sizeof(float));
+        gen_gemm(0, 0, rows, hd, tot, 1.0f, p, vh, 0.0f, c->oh); /* o (rows, hd) = p v */
+        for (int64_t i = 0; i < rows; i++)
+            memcpy(c->att + i * C + h * hd, c->oh + i * hd, (size_t)hd * sizeof(float));
+    }
+}
+
+/* Layer l for the n new rows of x: all of them to their keys and values
+ * (appended to the cache), rows first..n-1 on through the block. */
+static void cache_block(struct gen_tf_cache *c, const struct gen_tf *m, int64_t l, int64_t first,
+                        int64_t n) {
+    const struct gen_kernels *K = gen_kernels();
+    const struct gen_tf_block *b = &m->blk[l];
+    const int64_t C = m->s.C, NH = m->s.NH, hd = C / NH, T = m->s.T, len = c->len;
+    const int64_t rows = n - first;
+    float *x = c->x + first * C; /* (rows, C) */
+    K->layernorm_fwd(n, C, c->x, gen_tf_pdata(m, b->ln1_w), gen_tf_pdata(m, b->ln1_b),
+                     GEN_TF_LN_EPS, c->h, c->mean, c->rstd);
+    linear_rows(n, C, 3 * C, c->h, gen_tf_pdata(m, b->attn_w), gen_tf_pdata(m, b->attn_b), c->qkv);
+    for (int64_t h = 0; h < NH; h++) { /* append k, v at (layer, head, position) */
+        float *kh = c->k + (l * NH + h) * T * hd, *vh = c->v + (l * NH + h) * T * hd;
+        for (int64_t i = 0; i < n; i++) {
+            const float *row = c->qkv + i * 3 * C;
+            memcpy(kh + (len + i) * hd, row + C + h * hd, (size_t)hd * sizeof(float));
+            memcpy(vh + (len + i) * hd, row + 2 * C + h * hd, (size_t)hd * sizeof(float));
+        }
+    }
+    cache_attend(c, m, l, first, n);
+    linear_rows(rows, C, C, c->att, gen_tf_pdata(m, b->aproj_w), gen_tf_pdata(m, b->aproj_b), c->y);
+    K->add(rows * C, x, c->y, x);
+    K->layernorm_fwd(rows, C, x, gen_tf_pdata(m, b->ln2_w), gen_tf_pdata(m, b->ln2_b),
+                     GEN_TF_LN_EPS, c->h, c->mean, c->rstd);
+    linear_rows(rows, C, 4 * C, c->h, gen_tf_pdata(m, b->fc_w), gen_tf_pdata(m, b->fc_b), c->fc);
+    K->gelu_fwd(rows * 4 * C, c->fc, c->act);
+    linear_rows(rows, 4 * C, C, c->act, gen_tf_pdata(m, b->mproj_w), gen_tf_pdata(m, b->mproj_b),
+                c->y);
+    K->add(rows * C, x, c->y, x);
+}
+
+/* ---- one token, across the threads ---- */
+
+/* Decoding one token streams every weight once; the threads share each
+ * product by rows (gen_gemv makes every y_i the same operations whatever
+ * rows it is given) and the attention by heads, and meet between them, so
+ * the result is the same bits at any thread count. The small row work
+ * (norms, residual adds) runs on thread 0. */
+struct decode {
+    struct gen_tf_cache *c;
+    const struct gen_tf *m;
+};
+
+/* Rows [lo, hi) of y (out) = w x + b, thread t's share of out. */
+static void linear_part(int t, int nt, int64_t in, int64_t out, const float *x, const float *w,
+                        const float *b, float *y) {
+    int64_t lo, hi;
+    gen_split(out, t, nt, 16, &lo, &hi);
+    if (hi <= lo) return;
+    if (b) memcpy(y + lo, b + lo, (size_t)(hi - lo) * sizeof(float));
+    gen_gemv(0, hi - lo, in, 1.0f, w + lo * in, in, x, b ? 1.0f : 0.0f, y + lo);
+}
+
+/* The heads [lo, hi) of one layer's attention for the token at position
+ * len, whose keys and values are appended first. */
+static void decode_heads(struct gen_tf_cache *c, const struct gen_tf *m, int64_t l, int64_t lo,
+                         int64_t hi) {
+    const struct gen_kernels *K = gen_kernels();
+    const int64_t C = m->s.C, NH = m->s.NH, hd = C / NH, T = m->s.T, tot = c->len + 1;
+    const float scale = 1.0f / sqrtf((float)hd);
+    for (int64_t h = lo; h < hi; h++) {
+        float *kh = c->k + (l * NH + h) * T * hd, *vh = c->v + (l * NH + h) * T * hd;
+        memcpy(kh + c->len * hd, c->qkv + C + h * hd, (size_t)hd * sizeof(float));
+        memcpy(vh + c->len * hd, c->qkv + 2 * C + h * hd, (size_t)hd * sizeof(float));
+        float *s = c->s + h * tot, *p = c->p + h * tot;
+        gen_gemv(0, tot, hd, scale, kh, hd, c->qkv + h * hd, 0.0f, s);
+        K->softmax_fwd(1, tot, s, p);
+        gen_gemv(1, tot, hd, 1.0f, vh, hd, p, 0.0f, c->att + h * hd);
+    }
+}
+
+static void decode_token(void *arg, int t, int nt) {
+    const struct decode *d = arg;
+    struct gen_tf_cache *c = d->c;
+    const struct gen_tf *m = d->m;
+    const struct gen_kernels *K = gen_kernels();
+    const int64_t C = m->s.C, NH = m->s.NH, L = m->s.L, V = m->s.V;
+    for (int64_t l = 0; l < L; l++) {
+        const struct gen_tf_block *b = &m->blk[l];
+        if (t == 0)
+            K->layernorm_fwd(1, C, c->x, gen_tf_pdata(m, b->ln1_w), gen_tf_pdata(m, b->ln1_b),
+                             GEN_TF_LN_EPS, c->h, c->mean, c->rstd);
+        gen_barrier();
+        linear_part(t, nt, C, 3 * C, c->h, gen_tf_pdata(m, b->attn_w), gen_tf_pdata(m, b->attn_b),
+                    c->qkv);
+        gen_barrier();
+        int64_t lo, hi;
+        gen_split(NH, t, nt, 1, &lo, &hi);
+        decode_heads(c, m, l, lo, hi);
+        gen_barrier();
+        linear_part(t, nt, C, C, c->att, gen_tf_pdata(m, b->aproj_w), gen_tf_pdata(m, b->aproj_b),
+                    c->y);
+        gen_barrier();
+        if (t == 0) {
+            K->add(C, c->x, c->y, c->x);
+            K->layernorm_fwd(1, C, c->x, gen_tf_pdata(m, b->ln2_w), gen_tf_pdata(m, b->ln2_b),
+                             GEN_TF_LN_EPS, c->h, c->mean, c->rstd);
+        }
+        gen_barrier();
+        linear_part(t, nt, C, 4 * C, c->h, gen_tf_pdata(m, b->fc_w), gen_tf_pdata(m, b->fc_b),
+                    c->fc);
+        gen_barrier();
+        if (t == 0) K->gelu_fwd(4 * C, c->fc, c->act);
+        gen_barrier();
+        linear_part(t, nt, 4 * C, C, c->act, gen_tf_pdata(m, b->mproj_w),
+                    gen_tf_pdata(m, b->mproj_b), c->y);
+        gen_barrier();
+        if (t == 0) K->add(C, c->x, c->y, c->x);
+    }
+    if (t == 0)
+        K->layernorm_fwd(1, C, c->x, gen_tf_pdata(m, m->lnf_w), gen_tf_pdata(m, m->lnf_b),
+                         GEN_TF_LN_EPS, c->h, c->mean, c->rstd);
+    gen_barrier();
+    linear_part(t, nt, C, V, c->h, gen_tf_pdata(m, m->wte), NULL, c->logits); /* (V) = wte h */
+}
+
+const float *gen_tf_cache_feed(struct gen_tf_cache *c, const struct gen_tf *m, const int32_t *tok,
+                               int64_t n, int all) {
+    const struct gen_kernels *K = gen_kernels();
+    const int64_t C = m->s.C, T = m->s.T, V = m->s.V, L = m->s.L;
+    GEN_ASSERT(n >= 1 && c->len + n <= T);
+    const int64_t len = c->len;
+    const float *wte = gen_tf_pdata(m, m->wte), *wpe = gen_tf_pdata(m, m->wpe);
+    for (int64_t i = 0; i < n; i++) {
+        GEN_ASSERT(tok[i] >= 0 && tok[i] < V);
+        K->add(C, wte + (int64_t)tok[i] * C, wpe + (len + i) * C, c->x + i * C);
+        c->hist[len + i] = tok[i];
+    }
+    if (n == 1) {
+        struct decode d = {c, m};
+        gen_parallel(decode_token, &d);
+        c->len = len + 1;
+        return c->logits;
+    }
+    /* Rows whose logits are not wanted need the last layer only for its
+     * keys and values: a prefill (a prompt, a slide of the window) skips a
+     * quarter of its work in a 4-layer model. */
+    const int64_t first = all ? 0 : n - 1, rows = n - first;
+    for (int64_t l = 0; l < L; l++) cache_block(c, m, l, l == L - 1 ? first : 0, n);
+    c->len = len + n;
+    K->layernorm_fwd(rows, C, c->x + first * C, gen_tf_pdata(m, m->lnf_w),
+                     gen_tf_pdata(m, m->lnf_b), GEN_TF_LN_EPS, c->h, c->mean, c->rstd);
+    if (rows == 1)
+        gen_gemv(0, V, C, 1.0f, wte, C, c->h, 0.0f, c->logits); /* (V) = wte h */
+    else
+        gen_gemm(0, 1, rows, V, C, 1.0f, c->h, wte, 0.0f, c->logits); /* (rows, V) = h wte^T */
+    return c->logits;
+}
+
+const float *gen_tf_cache_push(struct gen_tf_cache *c, const struct gen_tf *m, const int32_t *tok,
+                               int64_t n) {
+    const int64_t T = m->s.T, keep = T / 2;
+    const float *logits = NULL;
+    GEN_ASSERT(n >= 1);
+    while (n > 0) {
+        if (c->len == T) { /* slide: re-encode the last T/2 tokens from position 0 */
+            memmove(c->hist, c->hist + T - keep, (size_t)keep * sizeof *c->hist);
+            c->len = 0;
+            if (keep > 0) gen_tf_cache_feed(c, m, c->hist, keep, 0);
+        }
+        const int64_t k = n < T - c->len ? n : T - c->len;
+        logits = gen_tf_cache_feed(c, m, tok, k, 0);
+        tok += k;
+        n -= k;
+    }
+    return logits;
+}
+
+struct pick {
+    float p;
+    int32_t i;
+};
+
+static int by_prob(const void *a, const void *b) {
+    const struct pick *x = a, *y = b;
+    if (x->p != y->p) return x->p > y->p ? -1 : 1;
+    return (x->i > y->i) - (x->i < y->i);
+}
+
+int32_t gen_tf_pick(const float *logits, int64_t V, const struct gen_tf_sampling *sp,
+                    struct gen_rng *rng, void *work) {
+    int64_t best = 0;
+    for (int64_t v = 1; v < V; v++)
+        if (logits[v] > logits[best]) best = v;
+    if (sp->temperature <= 0.0f || sp->top_k == 1) return (int32_t)best;
+    struct pick *w = work;
+    const float inv = 1.0f / sp->temperature, mx = logits[best];
+    double sum = 0;
+    for (int64_t v = 0; v < V; v++) {
+        w[v] = (struct pick){expf((logits[v] - mx) * inv), (int32_t)v};
+        sum += w[v].p;
+    }
+    int64_t k = V;
+    if ((sp->top_k > 0 && sp->top_k < V) || sp->top_p < 1.0f) {
+        qsort(w, (size_t)V, sizeof *w, by_prob);
+        if (sp->top_k > 0 && sp->top_k < V) k = sp->top_k;
+        if (sp->top_p < 1.0f) {
+            double cum = 0;
+            for (int64_t j = 0; j < k; j++) {
+                cum += w[j].p / sum;
+                if (cum >= sp->top_p) {
+                    k = j + 1;
+                    break;
+                }
+            }
+        }
+        sum = 0;
+        for (int64_t j = 0; j < k; j++) sum += w[j].p;
+    }
+    double u = (double)gen_rng_uniform(rng) * sum;
+    for (int64_t j = 0; j < k; j++) {
+        u -= w[j].p;
+        if (u < 0) return w[j].i;
+    }
+    for (int64_t j = k - 1; j > 0; j--) /* rounding: the last token with mass */
+        if (w[j].p > 0) return w[j].i;
+    return w[0].i;
+}
+
+void gen_tf_generate(struct gen_tf_cache *c, const struct gen_tf *m, const int32_t *prompt,
+                     int64_t P, int64_t length, const struct gen_tf_sampling *sp,
+                     struct gen_rng *rng, void (*emit)(int32_t tok, void *arg), void *arg) {
+    c->len = 0;
+    if (P > m->s.T) prompt += P - m->s.T, P = m->s.T; /* only the last window can matter */
+    const float *logits = gen_tf_cache_push(c, m, prompt, P);
+    for (int64_t i = 0; i < length; i++) {
+        int32_t t = gen_tf_pick(logits, m->s.V, sp, rng, c->pick);
+        emit(t, arg);
+        if (i + 1 < length) logits = gen_tf_cache_push(c, m, &t, 1);
+    }
+}
