@@ -199,12 +199,25 @@ struct call {
     const struct shape *sh;
     int64_t M, N, K, lda, ldb;
     float *A, *B, *C, *x, *work;
+    float *prep[2]; /* A as kt's and ref's conv_gemm take it, where not A itself */
 };
 
-static void conv_call(const struct gen_kernels *kt, const struct call *c) {
+/* A in the form k's conv_gemm takes it for the shape (prepared once, as
+ * ops_conv does per convolution), or NULL where that is A itself. */
+static float *prep_kernels(const struct gen_kernels *k, const int64_t *g, int64_t M,
+                           const float *A) {
+    const int64_t n =
+        k && k->conv_prep_work ? k->conv_prep_work(M, g[0], g[1], g[2], g[3], g[4], g[5], g[6]) : 0;
+    if (n <= 0) return NULL;
+    float *p = make(n, 0);
+    k->conv_prep(M, g[0], g[1], g[2], g[3], g[4], g[5], g[6], A, p);
+    return p;
+}
+
+static void conv_call(const struct gen_kernels *kt, const float *w, const struct call *c) {
     const int64_t *g = c->sh->geo;
-    kt->conv_gemm(c->M, c->A, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[0] * g[1] * g[2],
-                  c->x, 0.0f, c->C, c->N, c->work);
+    kt->conv_gemm(c->M, w, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[0] * g[1] * g[2],
+                  c->x, NULL, 0.0f, c->C, c->N, c->work);
 }
 
 /* dw (M x K, in B's storage) from dy (C) and the images */
@@ -219,10 +232,14 @@ static void gemm_call(const struct gen_kernels *kt, const struct call *c) {
              c->C, c->N);
 }
 
-static void gen_conv_call(const struct call *c) { conv_call(c->kt, c); }
+static void gen_conv_call(const struct call *c) {
+    conv_call(c->kt, c->prep[0] ? c->prep[0] : c->A, c);
+}
 static void gen_dw_call(const struct call *c) { dw_call(c->kt, c); }
 static void gen_gemm_call(const struct call *c) { gemm_call(c->kt, c); }
-static void ref_conv_call(const struct call *c) { conv_call(c->ref, c); }
+static void ref_conv_call(const struct call *c) {
+    conv_call(c->ref, c->prep[1] ? c->prep[1] : c->A, c);
+}
 static void ref_dw_call(const struct call *c) { dw_call(c->ref, c); }
 static void ref_gemm_call(const struct call *c) { gemm_call(c->ref, c); }
 
@@ -257,6 +274,7 @@ static struct result run_shape(const struct gen_kernels *kt, const struct gen_ke
             nw = nw > a ? nw : a, nw = nw > b ? nw : b;
         }
         c.work = make(nw, 0);
+        c.prep[0] = prep_kernels(kt, g, M, c.A), c.prep[1] = prep_kernels(ref, g, M, c.A);
         const int64_t P = N / g[7], img = g[0] * g[1] * g[2];
         for (int64_t i = 0; i < g[7]; i++)
             kt->im2col_ld(g[0], g[1], g[2], g[3], g[4], g[5], g[6], N, c.x + i * img, c.B + i * P);
@@ -277,7 +295,7 @@ static struct result run_shape(const struct gen_kernels *kt, const struct gen_ke
     }
     const struct result res = {fl / median(tg, REPS), fl / median(tb, REPS),
                                100 * median(pg, REPS), 100 * median(pb, REPS)};
-    free(c.A), free(c.B), free(c.C), free(c.x), free(c.work);
+    free(c.A), free(c.B), free(c.C), free(c.x), free(c.work), free(c.prep[0]), free(c.prep[1]);
     return res;
 }
 

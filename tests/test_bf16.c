@@ -200,10 +200,12 @@ static void test_conv_gemm(void **state) {
         memcpy(out0, out, (size_t)(M * N) * sizeof *out0);
         for (int64_t i = 0; i < m; i++)
             sc->im2col_ld(C, H, W, KH, KW, st, pad, N, x + i * img, col + i * P);
-        k->conv_gemm(M, w, C, H, W, KH, KW, st, pad, m, img, x, beta, out, N, work);
+        float *bias = gi % 3 == 1 ? rnd(M, -1, 1, seed++) : NULL; /* a bias on some */
+        k->conv_gemm(M, w, C, H, W, KH, KW, st, pad, m, img, x, bias, beta, out, N, work);
         for (int64_t r = 0; r < M; r++)
             for (int64_t n = 0; n < N; n++) {
-                double sum = beta * (double)out0[r * N + n], mag = fabs(sum);
+                double sum = beta * (double)out0[r * N + n] + (bias ? bias[r] : 0.0),
+                       mag = fabs(sum);
                 for (int64_t q = 0; q < K; q++) {
                     const double t = (double)bf16(w[r * K + q]) * bf16(col[q * N + n]);
                     sum += t, mag += fabs(t);
@@ -236,7 +238,7 @@ static void test_conv_gemm(void **state) {
                 assert_true(err <= TIGHT * mag + 1e-6);
             }
         free(dy), free(dw), free(wk);
-        free(x), free(w), free(out), free(out0), free(col), free(work);
+        free(x), free(w), free(out), free(out0), free(col), free(work), free(bias);
     }
 }
 

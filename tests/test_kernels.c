@@ -297,6 +297,11 @@ static void conv_gemm_parity(const struct gen_kernels *k) {
         {3, 16, 16, 3, 3, 1, 1, 1}, {8, 28, 28, 3, 3, 2, 1, 1}, {4, 28, 27, 4, 4, 2, 1, 1},
         {4, 14, 14, 4, 4, 2, 1, 3}, {8, 9, 10, 3, 3, 3, 1, 2},  {64, 7, 8, 1, 1, 2, 0, 2},
         {16, 9, 10, 2, 2, 3, 1, 2},
+        /* 3 x 3 stride 1 with 16 or more channels: Winograd tiles, odd
+         * output sizes (a half-outside last tile), pads 0 and 2, a tile row
+         * longer than one vector */
+        {32, 14, 14, 3, 3, 1, 1, 2}, {16, 9, 6, 3, 3, 1, 0, 3}, {20, 5, 11, 3, 3, 1, 2, 2},
+        {17, 28, 28, 3, 3, 1, 1, 1}, {16, 40, 37, 3, 3, 1, 1, 1},
     };
     uint64_t seed = 300;
     for (size_t gi = 0; gi < sizeof geo / sizeof geo[0]; gi++) {
@@ -312,10 +317,19 @@ static void conv_gemm_parity(const struct gen_kernels *k) {
         assert_non_null(work);
         for (int64_t i = 0; i < m; i++)
             scalar()->im2col_ld(C, H, W, KH, KW, st, pad, N, x + i * img, col + i * P);
-        k->conv_gemm(M, w, C, H, W, KH, KW, st, pad, m, img, x, beta, out, N, work);
+        /* the kernels as conv_gemm takes them for this geometry */
+        const int64_t pn = k->conv_prep_work ? k->conv_prep_work(M, C, H, W, KH, KW, st, pad) : 0;
+        float *prep = pn > 0 ? malloc((size_t)pn * sizeof(float)) : NULL;
+        if (prep) k->conv_prep(M, C, H, W, KH, KW, st, pad, w, prep);
+        /* a bias on every third geometry */
+        float *bias = gi % 3 == 0 ? rnd(M, -1, 1, seed++) : NULL;
+        k->conv_gemm(M, prep ? prep : w, C, H, W, KH, KW, st, pad, m, img, x, bias, beta, out, N,
+                     work);
+        free(prep);
         for (int64_t r = 0; r < M; r++)
             for (int64_t n = 0; n < N; n++) {
-                double sum = beta * (double)out0[r * N + n], mag = fabs(sum);
+                double sum = beta * (double)out0[r * N + n] + (bias ? bias[r] : 0.0),
+                       mag = fabs(sum);
                 for (int64_t q = 0; q < K; q++) {
                     sum += (double)w[r * K + q] * col[q * N + n];
                     mag += fabs((double)w[r * K + q] * col[q * N + n]);
@@ -349,7 +363,7 @@ static void conv_gemm_parity(const struct gen_kernels *k) {
                 }
             free(dy), free(dw), free(wk);
         }
-        free(x), free(w), free(out), free(out0), free(col), free(work);
+        free(x), free(w), free(out), free(out0), free(col), free(work), free(bias);
     }
 }
 

@@ -124,7 +124,8 @@ struct gen_kernels {
                  int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
     /* ---- appended: this ISA's implicit-GEMM convolution, or both NULL ----
-     * out (M x m P, row stride ldo) = Wm (M x K) col + beta out, where col
+     * out (M x m P, row stride ldo) = Wm (M x K) col + bias + beta out
+     * (bias: one value per row of out, or NULL for none), where col
      * (K x m P, K = C KH KW, P = OH OW) is the im2col of the m images
      * (C, H, W) at x, img floats apart, image i in columns [i P, (i+1) P).
      * col is never built: its values go straight into the GEMM's packed
@@ -134,7 +135,8 @@ struct gen_kernels {
                               int64_t stride, int64_t pad, int64_t m);
     void (*conv_gemm)(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W, int64_t KH,
                       int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
-                      const float *x, float beta, float *out, int64_t ldo, float *work);
+                      const float *x, const float *bias, float beta, float *out, int64_t ldo,
+                      float *work);
     /* The weight gradient of the same convolution: dw (M x K) = sum over
      * the m images of dy_i (M x P, images dy_img floats apart) col_i^T,
      * overwriting dw; `work` holds conv_dw_work(M, C, H, W, KH, KW, stride,
@@ -208,6 +210,18 @@ struct gen_kernels {
      * under GEN_GRAD_SET), the bits `rows` calls of add give. */
     void (*col_sum)(int64_t rows, int64_t cols, const float *x, int64_t stride, float *y,
                     enum gen_grad_mode mode);
+
+    /* ---- appended: a convolution's kernels prepared once for its calls ----
+     * conv_prep_work(M, C, H, W, KH, KW, stride, pad): the floats of the
+     * form in which conv_gemm takes its Wm for this geometry (the AVX-512
+     * table's Winograd transform of 3 x 3 kernels), or 0 where it takes Wm
+     * as it is; conv_prep writes that form of Wm (M x C KH KW) into prep.
+     * Both NULL where conv_gemm is NULL or always takes Wm as it is. On the
+     * calling thread. */
+    int64_t (*conv_prep_work)(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                              int64_t stride, int64_t pad);
+    void (*conv_prep)(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                      int64_t stride, int64_t pad, const float *Wm, float *prep);
 };
 
 /* The table in force, chosen once by gen_kernels_init (called by

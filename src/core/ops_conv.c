@@ -164,6 +164,19 @@ static const float *conv_cols(const struct conv_geo *c, const float *x, int64_t 
     return buf;
 }
 
+/* The kernels w (M x C KH KW) in the form the table's conv_gemm takes for
+ * this geometry: prepared once into scratch where it wants them
+ * transformed, else w itself. */
+static const float *conv_kernels(struct gen_ctx *g, const struct gen_kernels *kt, int64_t M,
+                                 int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                                 int64_t stride, int64_t pad, const float *w) {
+    const int64_t n = kt->conv_prep_work ? kt->conv_prep_work(M, C, H, W, KH, KW, stride, pad) : 0;
+    if (n <= 0) return w;
+    float *prep = gen_scratch_floats(g, n);
+    kt->conv_prep(M, C, H, W, KH, KW, stride, pad, w, prep);
+    return prep;
+}
+
 struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w,
                               struct gen_tensor *b, int stride, int pad) {
     const struct conv_geo c = conv_geo(x, w, stride, pad);
@@ -179,6 +192,9 @@ struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct ge
     const int64_t per = lines(col_floats) + lines(c.Cout * cols);
     float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
     const float *bias = b ? b->data : NULL;
+    const float *wk = kt->conv_gemm ? conv_kernels(g, kt, c.Cout, c.Cin, c.H, c.W, c.KH, c.KW,
+                                                   c.stride, c.pad, w->data)
+                                    : w->data;
 
     /* ymat (Cout, m P) = bias + w (Cout, K) col (K, m P), then to (m, Cout, P). */
 #pragma omp parallel for schedule(static) if (k.count > 1)
@@ -186,13 +202,14 @@ struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct ge
         const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c.N), ld = m * c.P;
         float *buf = scratch + thread_id() * per;
         float *out = m == 1 ? y->data + n0 * c.Cout * c.P : buf + lines(col_floats);
-        if (bias)
-            for (int64_t co = 0; co < c.Cout; co++) row_fill(ld, bias[co], out + co * ld);
-        if (kt->conv_gemm)
-            kt->conv_gemm(c.Cout, w->data, c.Cin, c.H, c.W, c.KH, c.KW, c.stride, c.pad, m, c.img,
-                          x->data + n0 * c.img, bias ? 1.0f : 0.0f, out, ld, buf);
-        else
+        if (kt->conv_gemm) {
+            kt->conv_gemm(c.Cout, wk, c.Cin, c.H, c.W, c.KH, c.KW, c.stride, c.pad, m, c.img,
+                          x->data + n0 * c.img, bias, 0.0f, out, ld, buf);
+        } else {
+            if (bias)
+                for (int64_t co = 0; co < c.Cout; co++) row_fill(ld, bias[co], out + co * ld);
             gen_gemm(0, 0, c.Cout, ld, c.K, 1.0f, w->data, conv_cols(&c, x->data, n0, m, buf), bias ? 1.0f : 0.0f, out);
+        }
         if (m > 1)
             for (int64_t i = 0; i < m; i++)
                 for (int64_t co = 0; co < c.Cout; co++)
@@ -208,13 +225,43 @@ struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct ge
     return y;
 }
 
+/* dw (as `mode` says) by the table's conv_dw, from dy and x in place, in
+ * MIN_CHUNKS chunks of images (whatever their size: conv_dw's work does
+ * not grow with the column matrix, and each chunk's partial dw costs a
+ * pass), summed in chunk order. */
+static void implicit_weight_grad(struct gen_ctx *g, const struct gen_kernels *kt,
+                                 const struct conv_geo *c, const float *x, const float *dy,
+                                 float *dw, enum gen_grad_mode mode) {
+    const int64_t count = c->N < MIN_CHUNKS ? c->N : MIN_CHUNKS;
+    if (count <= 0) { /* no images: a zero gradient (col_sum of no rows) */
+        gen_put_rows_sum(mode, 0, c->Cout * c->K, NULL, c->Cout * c->K, dw);
+        return;
+    }
+    const int64_t nb = (c->N + count - 1) / count;
+    const struct chunks kk = {nb, (c->N + nb - 1) / nb};
+    const int64_t per = lines(kt->conv_dw_work(c->Cout, c->Cin, c->H, c->W, c->KH, c->KW,
+                                               c->stride, c->pad, kk.nb));
+    float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
+    float *part = gen_scratch_floats(g, kk.count * c->Cout * c->K);
+#pragma omp parallel for schedule(static) if (kk.count > 1)
+    for (int64_t ch = 0; ch < kk.count; ch++) {
+        const int64_t n0 = chunk_first(&kk, ch), m = chunk_len(&kk, ch, c->N);
+        kt->conv_dw(c->Cout, dy + n0 * c->Cout * c->P, c->Cout * c->P, c->Cin, c->H, c->W, c->KH,
+                    c->KW, c->stride, c->pad, m, c->img, x + n0 * c->img,
+                    part + ch * c->Cout * c->K, scratch + thread_id() * per);
+    }
+    gen_put_rows_sum(mode, kk.count, c->Cout * c->K, part, c->Cout * c->K, dw);
+    gen_scratch_release(g); /* before the input gradient takes its own */
+}
+
 /* Per chunk, dy as dymat (Cout, m P) and col recomputed from x:
  *   dW_chunk = dymat col^T, dcol = W^T dymat, dx += col2im(dcol);
  * db += row sums; dW += the chunks' dW in chunk order.
  * With the table's implicit-GEMM convolution, a stride-1 square kernel's dx
  * is instead the convolution of dy with the flipped, transposed kernel
  * wf (Cin, Cout KH KW), padded KH - 1 - pad: no dcol, no col2im; and the
- * table's conv_dw forms dW_chunk from dy and x in place (no col, no dymat). */
+ * table's conv_dw forms dW from dy and x in place, in chunks of its own
+ * (implicit_weight_grad: no col, no dymat). */
 GEN_BACKWARD(conv2d) {
     struct gen_tensor *x = node->in[0], *w = node->in[1], *b = node->in[2];
     const struct conv_geo c = conv_geo(x, w, node->i[0], node->i[1]);
@@ -237,14 +284,13 @@ GEN_BACKWARD(conv2d) {
     const int64_t panels = flip ? kt->conv_gemm_work(c.Cin, c.Cout, c.OH, c.OW, c.KH, c.KW, 1,
                                                      c.KH - 1 - c.pad, k.nb)
                                 : 0;
-    const int64_t dw_work = implicit_dw ? kt->conv_dw_work(c.Cout, c.Cin, c.H, c.W, c.KH, c.KW,
-                                                           c.stride, c.pad, k.nb)
-                                        : 0;
-    /* + the flipped convolution's panels and dxmat, the weight gradient's rows */
-    const int64_t per = base + (flip ? lines(panels) + lines(c.Cin * k.nb * HW) : 0) + lines(dw_work);
+    if (implicit_dw) implicit_weight_grad(g, kt, &c, x->data, dy, dw, dw_mode);
+    if (!dx && !(dw && !implicit_dw)) return;
+    /* + the flipped convolution's panels and dxmat */
+    const int64_t per = base + (flip ? lines(panels) + lines(c.Cin * k.nb * HW) : 0);
     float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
-    /* (chunks, Cout, K) */
-    float *dw_part = dw ? gen_scratch_floats(g, k.count * c.Cout * c.K) : NULL;
+    /* (chunks, Cout, K), for the explicit GEMM */
+    float *dw_part = dw && !implicit_dw ? gen_scratch_floats(g, k.count * c.Cout * c.K) : NULL;
     float *wf = flip ? gen_scratch_floats(g, c.Cin * K2) : NULL;
     if (flip)
         for (int64_t ci = 0; ci < c.Cin; ci++)
@@ -253,6 +299,9 @@ GEN_BACKWARD(conv2d) {
                     for (int64_t kw = 0; kw < c.KW; kw++)
                         wf[ci * K2 + (co * c.KH + kh) * c.KW + kw] =
                             w->data[((co * c.Cin + ci) * c.KH + c.KH - 1 - kh) * c.KW + c.KW - 1 - kw];
+    const float *wfk = flip ? conv_kernels(g, kt, c.Cin, c.Cout, c.OH, c.OW, c.KH, c.KW, 1,
+                                           c.KH - 1 - c.pad, wf)
+                            : NULL;
 
 #pragma omp parallel for schedule(static) if (k.count > 1)
     for (int64_t ch = 0; ch < k.count; ch++) {
@@ -260,10 +309,7 @@ GEN_BACKWARD(conv2d) {
         float *buf = scratch + thread_id() * per, *dcol = buf + c.K * cols;
         const float *dyn = dy + n0 * c.Cout * c.P;
         const float *dymat = need_dymat ? gather_cols(m, c.Cout, c.P, dyn, dcol + c.K * cols) : NULL;
-        if (implicit_dw) {
-            kt->conv_dw(c.Cout, dyn, c.Cout * c.P, c.Cin, c.H, c.W, c.KH, c.KW, c.stride, c.pad, m,
-                        c.img, x->data + n0 * c.img, dw_part + ch * c.Cout * c.K, buf + per - lines(dw_work));
-        } else if (dw) {
+        if (dw && !implicit_dw) {
             const float *col = conv_cols(&c, x->data, n0, m, buf);
             gen_gemm(0, 1, c.Cout, c.K, ld, 1.0f, dymat, col, 0.0f, dw_part + ch * c.Cout * c.K);
         }
@@ -271,8 +317,8 @@ GEN_BACKWARD(conv2d) {
         float *dxn = dx + n0 * c.img;
         if (flip) { /* dx (Cin, m HW) = wf conv dy, straight into dx for one image */
             float *work = buf + base, *dxmat = work + lines(panels);
-            kt->conv_gemm(c.Cin, wf, c.Cout, c.OH, c.OW, c.KH, c.KW, 1, c.KH - 1 - c.pad, m,
-                          c.Cout * c.P, dy + n0 * c.Cout * c.P,
+            kt->conv_gemm(c.Cin, wfk, c.Cout, c.OH, c.OW, c.KH, c.KW, 1, c.KH - 1 - c.pad, m,
+                          c.Cout * c.P, dy + n0 * c.Cout * c.P, NULL,
                           m == 1 ? gen_put_beta(dx_mode) : 0.0f, m == 1 ? dxn : dxmat, m * HW,
                           work);
             if (m > 1)
@@ -294,7 +340,7 @@ GEN_BACKWARD(conv2d) {
                           dxn + i * c.img);
     }
     /* the chunks' partials, in chunk order */
-    if (dw) gen_put_rows_sum(dw_mode, k.count, c.Cout * c.K, dw_part, c.Cout * c.K, dw);
+    if (dw_part) gen_put_rows_sum(dw_mode, k.count, c.Cout * c.K, dw_part, c.Cout * c.K, dw);
 }
 
 /* ---- conv_transpose2d ---------------------------------------------------- */

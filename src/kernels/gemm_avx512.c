@@ -43,7 +43,7 @@
 #include "kernels/kernels_impl.h"
 
 #define MR 8
-#define NR 48
+#define NR GEN_GEMM_NR
 #define KC 192  /* a B micro-panel (KC x NR) is 36 KiB: stays in L1 */
 #define MC 192  /* an A block (MC x KC) is 144 KiB: stays in L2 */
 #define NC 1152 /* a B block (KC x NC) is 864 KiB */
@@ -332,19 +332,26 @@ static const rows_kernel rows_kernels[3] = {kernel_8x1_rows, kernel_8x2_rows, ke
 
 /* ---- drivers ------------------------------------------------------------ */
 
+/* Near-equal slices of at most KC, whole 16-deep blocks but the last:
+ * the slicing depends on K alone. */
+static int64_t kslice_of(int64_t K) {
+    const int64_t nk = (K + KC - 1) / KC;
+    return ((K + nk - 1) / nk + 15) / 16 * 16;
+}
+
 /* The blocked loops over C (M x N, row stride ldc) = alpha op(A) op(B) +
- * beta C on this thread. With B == NULL, bfull holds op(B) already packed
- * as ceil(N / NR) full-depth panels (panel q at bfull + q K NR, element
- * (k, c) at k NR + c), whose rows p0.. of a slice are exactly what pack_b
- * would have written. */
+ * beta C on this thread. With apre, op(A) comes packed by
+ * gen_gemm_avx512_pack_a (ta and A unused). With B == NULL, bfull holds
+ * op(B) already packed as ceil(N / NR) full-depth panels (panel q at bfull
+ * + q K NR, element (k, c) at k NR + c), whose rows p0.. of a slice are
+ * exactly what pack_b would have written, or brow gives its rows. */
 static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
-                         const float *A, int64_t lda, const float *B, int64_t ldb,
-                         const float *bfull, const float *const *brow, float beta, float *C,
-                         int64_t ldc) {
-    float *bp = packing_buffer(), *ap = bp + (size_t)KC * NC;
-    /* Near-equal slices of at most KC, whole 16-deep blocks but the last:
-     * the slicing depends on K alone. */
-    const int64_t nk = (K + KC - 1) / KC, kslice = ((K + nk - 1) / nk + 15) / 16 * 16;
+                         const float *A, int64_t lda, const float *apre, const float *B,
+                         int64_t ldb, const float *bfull, const float *const *brow, float beta,
+                         float *C, int64_t ldc) {
+    float *bp = packing_buffer(), *abuf = bp + (size_t)KC * NC;
+    const float *ap = abuf;
+    const int64_t kslice = kslice_of(K), Mp = (M + MR - 1) / MR * MR;
     for (int64_t j0 = 0; j0 < N; j0 += NC) {
         const int64_t nc = N - j0 < NC ? N - j0 : NC;
         for (int64_t p0 = 0; p0 < K; p0 += kslice) {
@@ -353,7 +360,10 @@ static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
             if (B) pack_b(tb, B, ldb, p0, j0, kc, nc, bp); /* else prepacked, or rows */
             for (int64_t i0 = 0; i0 < M; i0 += MC) {
                 const int64_t mc = M - i0 < MC ? M - i0 : MC;
-                pack_a(ta, A, lda, i0, p0, mc, kc, ap);
+                if (apre)
+                    ap = apre + p0 * Mp + (i0 / MR) * kc * MR;
+                else
+                    pack_a(ta, A, lda, i0, p0, mc, kc, abuf);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     const int64_t nr = nc - jr < NR ? nc - jr : NR;
                     if (brow) {
@@ -390,7 +400,30 @@ void gen_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K, float alp
         scale_c(M, N, beta, C, ldc);
         return;
     }
-    gemm_blocked(ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, NULL, beta, C, ldc);
+    gemm_blocked(ta, tb, M, N, K, alpha, A, lda, NULL, B, ldb, NULL, NULL, beta, C, ldc);
+}
+
+int64_t gen_gemm_avx512_pack_a_floats(int64_t M, int64_t K) {
+    return (M + MR - 1) / MR * MR * K;
+}
+
+/* A (M x K, row stride lda) packed as gemm_blocked reads it, slice by
+ * slice: slice p0 at ap + p0 Mp (Mp = M rounded up to MR), MR-row panels
+ * of its depth kc one after another. */
+void gen_gemm_avx512_pack_a(int64_t M, int64_t K, const float *A, int64_t lda, float *ap) {
+    const int64_t kslice = kslice_of(K), Mp = (M + MR - 1) / MR * MR;
+    for (int64_t p0 = 0; p0 < K; p0 += kslice)
+        pack_a(0, A, lda, 0, p0, M, K - p0 < kslice ? K - p0 : kslice, ap + p0 * Mp);
+}
+
+void gen_sgemm_avx512_packed(int64_t M, int64_t N, int64_t K, const float *ap, const float *bp,
+                             float beta, float *C, int64_t ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0) {
+        scale_c(M, N, beta, C, ldc);
+        return;
+    }
+    gemm_blocked(0, 0, M, N, K, 1.0f, NULL, 0, ap, NULL, 0, bp, NULL, beta, C, ldc);
 }
 
 /* ---- convolution as an implicit GEMM -------------------------------------- */
@@ -505,31 +538,34 @@ void gen_wide_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t 
     memset(xp + m * C * g->plane, 0, (size_t)g->slack * sizeof(float));
 }
 
-/* out (M x m P, row stride ldo) = wide + beta out, less the garbage
- * columns: wide is M x m tw (row stride ldw), image i's grid in columns
- * [i tw, (i+1) tw), output row oh of it from column oh Wq. */
+/* out (M x m P, row stride ldo) = wide + bias + beta out, less the
+ * garbage columns: wide is M x m tw (row stride ldw), image i's grid in
+ * columns [i tw, (i+1) tw), output row oh of it from column oh Wq. */
 void gen_wide_to_out(const struct gen_wide *g, int64_t M, int64_t m, const float *wide,
-                     int64_t ldw, float beta, float *out, int64_t ldo) {
+                     int64_t ldw, const float *bias, float beta, float *out, int64_t ldo) {
     const int64_t OH = g->OH, OW = g->OW, P = OH * OW;
-    for (int64_t co = 0; co < M; co++)
+    for (int64_t co = 0; co < M; co++) {
+        const __m512 vb = _mm512_set1_ps(bias ? bias[co] : 0.0f);
         for (int64_t i = 0; i < m; i++)
             for (int64_t oh = 0; oh < OH; oh++) {
                 const float *src = wide + co * ldw + i * g->tw + oh * g->Wq;
                 float *dst = out + co * ldo + i * P + oh * OW;
                 for (int64_t ow = 0; ow < OW; ow += 16) {
                     const __mmask16 mk = lane_mask(OW - ow);
-                    __m512 v = _mm512_maskz_loadu_ps(mk, src + ow);
+                    __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, src + ow), vb);
                     if (beta != 0.0f)
                         v = _mm512_fmadd_ps(_mm512_set1_ps(beta),
                                             _mm512_maskz_loadu_ps(mk, dst + ow), v);
                     _mm512_mask_storeu_ps(dst + ow, mk, v);
                 }
             }
+    }
 }
 
 int64_t gen_conv_gemm_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
                                   int64_t KW, int64_t stride, int64_t pad, int64_t m) {
     const int64_t K = C * KH * KW;
+    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) return gen_wino_conv_work(M, C, H, W, pad, m);
     if (K < WIDE_MIN_K) { /* panels of the plain grid, one im2col row */
         const int64_t N = m * gen_conv_out(H, KH, stride, pad) * gen_conv_out(W, KW, stride, pad);
         return (N + NR - 1) / NR * NR * K + round16(N);
@@ -538,6 +574,16 @@ int64_t gen_conv_gemm_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, in
     const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
     const int64_t n = m * g.tw;
     return round16(m * C * g.plane + g.slack) + (n + NR - 1) / NR * NR * K + round16(M * n + 16);
+}
+
+int64_t gen_conv_prep_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
+                                  int64_t KW, int64_t stride, int64_t pad) {
+    return gen_wino_fits(M, C, H, W, KH, KW, stride, pad) ? gen_wino_prep_work(M, C) : 0;
+}
+
+void gen_conv_prep_avx512(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                          int64_t stride, int64_t pad, const float *Wm, float *prep) {
+    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) gen_wino_prep(M, C, Wm, prep);
 }
 
 /* Zeroes the columns of the last packed panel past column n. */
@@ -549,7 +595,7 @@ static void zero_panel_tail(float *bfull, int64_t K, int64_t n) {
                    (size_t)(panels * NR - n) * sizeof(float));
 }
 
-/* out (M x m P, row stride ldo) = Wm (M x K) im2col(images) + beta out,
+/* out (M x m P, row stride ldo) = Wm (M x K) im2col(images) + bias + beta out,
  * where the m images (C, H, W) start at x, img floats apart, and image i's
  * output columns are [i P, (i+1) P). The im2col rows are slices of the
  * phase planes in `work` (gen_conv_gemm_avx512_work floats), read by the
@@ -558,10 +604,15 @@ static void zero_panel_tail(float *bfull, int64_t K, int64_t n) {
  * matrix is never written out and re-read. On the calling thread. */
 void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W, int64_t KH,
                           int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
-                          const float *x, float beta, float *out, int64_t ldo, float *work) {
+                          const float *x, const float *bias, float beta, float *out, int64_t ldo,
+                          float *work) {
     const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
     const int64_t OH = g.OH, OW = g.OW, P = OH * OW, K = C * KH * KW, n = m * g.tw;
     if (M <= 0 || P <= 0 || m <= 0) return;
+    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) {
+        gen_wino_conv(M, Wm, C, H, W, pad, m, img, x, bias, beta, out, ldo, work);
+        return;
+    }
     if (K < WIDE_MIN_K) { /* im2col a row at a time through a scratch row in L1 */
         const int64_t N = m * P, panels = (N + NR - 1) / NR;
         float *row = work + panels * NR * K;
@@ -573,7 +624,13 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
                         row_to_panels(work, K, (c * KH + kh) * KW + kw, i * P, P, row);
                     }
         zero_panel_tail(work, K, N);
-        gemm_blocked(0, 0, M, N, K, 1.0f, Wm, K, NULL, 0, work, NULL, beta, out, ldo);
+        if (bias) { /* out = bias + beta out, then the product added */
+            for (int64_t co = 0; co < M; co++)
+                for (int64_t j = 0; j < N; j++)
+                    out[co * ldo + j] = bias[co] + (beta != 0.0f ? beta * out[co * ldo + j] : 0.0f);
+            beta = 1.0f;
+        }
+        gemm_blocked(0, 0, M, N, K, 1.0f, Wm, K, NULL, NULL, 0, work, NULL, beta, out, ldo);
         return;
     }
     float *xp = work, *panels = xp + round16(m * C * g.plane + g.slack);
@@ -589,7 +646,7 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
                     for (int64_t kw = 0; kw < KW; kw++)
                         rows[(c * KH + kh) * KW + kw] =
                             xp + (i * C + c) * g.plane + gen_wide_tap(&g, kh, kw);
-            gemm_blocked(0, 0, M, g.tw, K, 1.0f, Wm, K, NULL, 0, NULL, rows, 0.0f,
+            gemm_blocked(0, 0, M, g.tw, K, 1.0f, Wm, K, NULL, NULL, 0, NULL, rows, 0.0f,
                          wide + i * g.tw, n);
         }
     } else {
@@ -600,9 +657,9 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
                         row_to_panels(panels, K, (c * KH + kh) * KW + kw, i * g.tw, g.tw,
                                       xp + (i * C + c) * g.plane + gen_wide_tap(&g, kh, kw));
         zero_panel_tail(panels, K, n);
-        gemm_blocked(0, 0, M, n, K, 1.0f, Wm, K, NULL, 0, panels, NULL, 0.0f, wide, n);
+        gemm_blocked(0, 0, M, n, K, 1.0f, Wm, K, NULL, NULL, 0, panels, NULL, 0.0f, wide, n);
     }
-    gen_wide_to_out(&g, M, m, wide, n, beta, out, ldo);
+    gen_wide_to_out(&g, M, m, wide, n, bias, beta, out, ldo);
 }
 
 /* ---- the weight gradient of a convolution ------------------------------
@@ -683,6 +740,7 @@ static int dw_gathers(int64_t K, int64_t stride) {
 
 int64_t gen_conv_dw_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                                 int64_t stride, int64_t pad, int64_t m) {
+    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) return gen_wino_dw_work(M, C, H, W, pad, m);
     if (dw_gathers(C * KH * KW, stride))
         return round16(DW_JB * m * gen_conv_out(H, KH, stride, pad) *
                        gen_conv_out(W, KW, stride, pad));
@@ -697,6 +755,10 @@ void gen_conv_dw_avx512(int64_t M, const float *dy, int64_t dy_img, int64_t C, i
     const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
     const int64_t OH = g.OH, OW = g.OW, P = OH * OW, K = C * KH * KW, L = m * P;
     if (M <= 0 || K <= 0) return;
+    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) {
+        gen_wino_dw(M, dy, dy_img, C, H, W, pad, m, img, x, dw, work);
+        return;
+    }
     if (dw_gathers(K, stride)) {
         for (int64_t k0 = 0; k0 < K; k0 += DW_JB) {
             const int64_t kn = K - k0 < DW_JB ? K - k0 : DW_JB;

@@ -12,6 +12,8 @@
 #define GEN_SIMD_CONV_GEMM NULL
 #define GEN_SIMD_CONV_DW_WORK NULL
 #define GEN_SIMD_CONV_DW NULL
+#define GEN_SIMD_CONV_PREP_WORK NULL
+#define GEN_SIMD_CONV_PREP NULL
 #define SIMD_INLINE static inline __attribute__((always_inline))
 
 typedef __m256 vf;

@@ -13,6 +13,8 @@
 #define GEN_SIMD_CONV_GEMM gen_conv_gemm_avx512
 #define GEN_SIMD_CONV_DW_WORK gen_conv_dw_avx512_work
 #define GEN_SIMD_CONV_DW gen_conv_dw_avx512
+#define GEN_SIMD_CONV_PREP_WORK gen_conv_prep_avx512_work
+#define GEN_SIMD_CONV_PREP gen_conv_prep_avx512
 #define SIMD_INLINE static inline __attribute__((always_inline))
 
 typedef __m512 vf;

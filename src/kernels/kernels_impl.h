@@ -206,6 +206,17 @@ void gen_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K, float alp
 void gen_sgemm_avx512_mt(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
                          const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                          float *C, int64_t ldc);
+/* The AVX-512 GEMM's operands packed ahead, for many products: op(A) = A
+ * (M x K, row stride lda) as gen_gemm_avx512_pack_a_floats(M, K) floats
+ * at ap, B (K x N) as ceil(N / GEN_GEMM_NR) panels GEN_GEMM_NR columns wide,
+ * K GEN_GEMM_NR floats apart, row k of one at k GEN_GEMM_NR (columns past N,
+ * up to a multiple of 16, read and dropped: keep them finite). C (M x N)
+ * = A B + beta C with them on this thread. */
+#define GEN_GEMM_NR 48
+int64_t gen_gemm_avx512_pack_a_floats(int64_t M, int64_t K);
+void gen_gemm_avx512_pack_a(int64_t M, int64_t K, const float *A, int64_t lda, float *ap);
+void gen_sgemm_avx512_packed(int64_t M, int64_t N, int64_t K, const float *ap, const float *bp,
+                             float beta, float *C, int64_t ldc);
 /* gen_gemv's AVX-512 kernel (gemv_avx512.c), with its arguments. */
 void gen_sgemv_avx512(int trans, int64_t M, int64_t N, float alpha, const float *A, int64_t lda,
                       const float *x, float beta, float *y);
@@ -217,10 +228,31 @@ int64_t gen_conv_dw_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int6
 void gen_conv_dw_avx512(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H,
                         int64_t W, int64_t KH, int64_t KW, int64_t stride, int64_t pad,
                         int64_t m, int64_t img, const float *x, float *dw, float *work);
+int64_t gen_conv_prep_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
+                                  int64_t KW, int64_t stride, int64_t pad);
+void gen_conv_prep_avx512(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                          int64_t stride, int64_t pad, const float *Wm, float *prep);
 void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W,
                           int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m,
-                          int64_t img, const float *x, float beta, float *out, int64_t ldo,
-                          float *work);
+                          int64_t img, const float *x, const float *bias, float beta, float *out,
+                          int64_t ldo, float *work);
+
+/* ---- 3 x 3 stride-1 convolutions by Winograd's F(2 x 2, 3 x 3)
+ * (winograd_avx512.c): the table's conv_gemm and conv_dw hand over the
+ * geometries gen_wino_fits accepts, with the same arguments less the
+ * kernel size and stride; conv_gemm's kernels come as gen_wino_prep left
+ * them (gen_wino_prep_work(M, C) floats). */
+int gen_wino_fits(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                  int64_t stride, int64_t pad);
+int64_t gen_wino_prep_work(int64_t M, int64_t C);
+void gen_wino_prep(int64_t M, int64_t C, const float *Wm, float *prep);
+int64_t gen_wino_conv_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m);
+void gen_wino_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W, int64_t pad,
+                   int64_t m, int64_t img, const float *x, const float *bias, float beta,
+                   float *out, int64_t ldo, float *work);
+int64_t gen_wino_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m);
+void gen_wino_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
+                 int64_t pad, int64_t m, int64_t img, const float *x, float *dw, float *work);
 
 /* ---- the wide grid of the AVX-512 convolutions (gemm_avx512.c) ----------
  * Each channel plane zero-padded to Hp x Wp (Hp = H + 2 pad, Wp = W + 2
@@ -261,10 +293,11 @@ static inline int64_t gen_wide_tap(const struct gen_wide *g, int64_t kh, int64_t
  * into phases, into xp (m C plane floats), then g->slack zeros. */
 void gen_wide_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t H, int64_t W,
                      int64_t pad, const struct gen_wide *g, float *xp);
-/* out (M x m P, row stride ldo) = wide + beta out, dropping the garbage
- * columns of wide (M x m tw, row stride ldw, image i from column i tw). */
+/* out (M x m P, row stride ldo) = wide + bias + beta out (bias per row,
+ * or NULL), dropping the garbage columns of wide (M x m tw, row stride
+ * ldw, image i from column i tw). */
 void gen_wide_to_out(const struct gen_wide *g, int64_t M, int64_t m, const float *wide,
-                     int64_t ldw, float beta, float *out, int64_t ldo);
+                     int64_t ldw, const float *bias, float beta, float *out, int64_t ldo);
 
 /* Scalar functions the SIMD tables reuse where vectorising gains nothing. */
 void gen_scalar_sgd(int64_t n, float *p, const float *g, float *buf, float lr, float mom,

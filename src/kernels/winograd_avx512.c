@@ -1,0 +1,511 @@
+/* winograd_avx512.c - 3 x 3 stride-1 convolutions by Winograd's minimal
+ * filtering F(2 x 2, 3 x 3) (Lavin and Gray, "Fast Algorithms for
+ * Convolutional Neural Networks", 2016).
+ *
+ * A 2 x 2 block of outputs of a 3 x 3 correlation is read from a 4 x 4
+ * input tile d as
+ *
+ *     Y = A^T [ (G g G^T) (.) (B^T d B) ] A
+ *
+ * (with (.) the element-wise product), 16 multiplications where the direct
+ * form takes 36. Over C input and M output channels the 16 element-wise
+ * products become 16 independent GEMMs, (M x C) by (C x tiles), so the
+ * convolution runs on the packed GEMM at 4/9 of the direct arithmetic, plus
+ * the transforms, which are additions on vectors of 16 tiles.
+ *
+ * The weight gradient of the same convolution is the transposed bilinear
+ * form: for every tile, dW += G^T [ (A dy A^T) (.) (B^T d B) ] G, and since
+ * it is linear in the tiles the sum over tiles (and images) happens inside
+ * 16 GEMMs (M x tiles) by (tiles x C) before the one transform back.
+ *
+ * The input gradient of a stride-1 3 x 3 convolution is the convolution of
+ * dy with the flipped kernel (ops_conv.c), so it comes here too.
+ *
+ * Tiles run row by row over an image's ceil(OH / 2) x ceil(OW / 2) grid;
+ * a vector holds 16 neighbouring tiles of one tile row. A tile's 4 x 4
+ * input starts at padded pixel (2 ty, 2 tx); its even and odd columns come
+ * out of two or three 16-lane loads of the input row by one permutation
+ * each, and masked loads read zeros outside the image, so the padding is
+ * never written out. The last tile row or column of an odd output size is
+ * half outside: its outputs there are dropped (forward) or its dy is zero
+ * (weight gradient). */
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "gen/core.h"
+#include "kernels/kernels_impl.h"
+
+/* the 16 products, GEMM by GEMM */
+#define XI 16
+
+struct wino {
+    int64_t OH, OW, TH, TW, T; /* output, tile grid, tiles per image */
+};
+
+static struct wino wino_geo(int64_t H, int64_t W, int64_t pad) {
+    struct wino g = {.OH = H + 2 * pad - 2, .OW = W + 2 * pad - 2};
+    g.TH = (g.OH + 1) / 2, g.TW = (g.OW + 1) / 2, g.T = g.TH * g.TW;
+    return g;
+}
+
+int gen_wino_fits(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                  int64_t stride, int64_t pad) {
+    return KH == 3 && KW == 3 && stride == 1 && pad >= 0 && pad <= 2 && M >= 8 && C >= 16 &&
+           H + 2 * pad >= 6 && W + 2 * pad >= 6;
+}
+
+static inline int64_t round16(int64_t n) {
+    return (n + 15) / 16 * 16;
+}
+
+/* The distance between the 16 matrices of a transform, which it writes
+ * (or reads) side by side: n floats rounded up to 4 KiB and 256 bytes on,
+ * so that the 16 streams fall in different sets of the L1 cache. At a
+ * multiple of 4 KiB apart they share one set and evict each other at
+ * every store (15 times slower on this project's machines). */
+static inline int64_t spread(int64_t n) {
+    return (n + 1023) / 1024 * 1024 + 64;
+}
+
+/* Lanes [lo, hi) of 16 (clamped). */
+static inline __mmask16 lanes(int64_t lo, int64_t hi) {
+    if (lo < 0) lo = 0;
+    if (hi > 16) hi = 16;
+    if (hi <= lo) return 0;
+    return (__mmask16)(((1u << (hi - lo)) - 1) << lo);
+}
+
+static const int32_t even_idx[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
+static const int32_t odd_idx[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
+
+/* A tile row's view of an input row: the row's lanes from c0 on, 48 of
+ * them in three vectors, with the masks that keep [0, n) of the row. */
+struct window {
+    int64_t c0;
+    __mmask16 m[3];
+};
+
+static inline struct window window_at(int64_t n, int64_t c0) {
+    struct window w = {.c0 = c0};
+    for (int q = 0; q < 3; q++) w.m[q] = lanes(-(c0 + 16 * q), n - (c0 + 16 * q));
+    return w;
+}
+
+/* The row half of B^T d B for one input row (w = d B, B^T = [1 0 -1 0;
+ * 0 1 1 0; 0 -1 1 0; 0 1 0 -1]), 16 tiles at once: tile l's window is
+ * row columns c0 + 2 l + {0, 1, 2, 3}, split into even and odd columns by
+ * one permutation each. row NULL: a row of padding. */
+static inline __attribute__((always_inline)) void row_transform(const float *row,
+                                                                const struct window *win,
+                                                                __m512i ev, __m512i od,
+                                                                __m512 w[4]) {
+    if (!row) {
+        w[0] = w[1] = w[2] = w[3] = _mm512_setzero_ps();
+        return;
+    }
+    const float *p = row + win->c0;
+    const __m512 v0 = _mm512_maskz_loadu_ps(win->m[0], p),
+                 v1 = _mm512_maskz_loadu_ps(win->m[1], p + 16),
+                 v2 = _mm512_maskz_loadu_ps(win->m[2], p + 32);
+    const __m512 a0 = _mm512_castsi512_ps(
+                     _mm512_alignr_epi32(_mm512_castps_si512(v1), _mm512_castps_si512(v0), 2)),
+                 a1 = _mm512_castsi512_ps(
+                     _mm512_alignr_epi32(_mm512_castps_si512(v2), _mm512_castps_si512(v1), 2));
+    const __m512 d0 = _mm512_permutex2var_ps(v0, ev, v1), d1 = _mm512_permutex2var_ps(v0, od, v1),
+                 d2 = _mm512_permutex2var_ps(a0, ev, a1), d3 = _mm512_permutex2var_ps(a0, od, a1);
+    w[0] = _mm512_sub_ps(d0, d2);
+    w[1] = _mm512_add_ps(d1, d2);
+    w[2] = _mm512_sub_ps(d2, d1);
+    w[3] = _mm512_sub_ps(d1, d3);
+}
+
+/* Where the transforms put a GEMM operand, a K x n matrix per xi: plain
+ * (row stride ld) or, for the A B products, as the GEMM's packed B panels
+ * (gemm_blocked's bfull: 48-column panels K NR apart, row k of one at k
+ * NR), so that B is never packed. Row k of 16 tiles from column t0 goes
+ * to mat + k kstep + off[j] under mask m[j]: a run that crosses into the
+ * next panel is stored twice, each store keeping its own lanes, the
+ * second from before the panel's row, at a lane it does not write. */
+struct dest {
+    int64_t off[2];
+    __mmask16 m[2];
+};
+
+static struct dest dest_at(int panels, int64_t ld, int64_t K, int64_t t0, __mmask16 mk) {
+    struct dest d = {{t0, 0}, {mk, 0}};
+    if (!panels) return d;
+    const int64_t q = t0 / GEN_GEMM_NR, off = t0 % GEN_GEMM_NR, first = GEN_GEMM_NR - off;
+    (void)ld;
+    d.off[0] = q * K * GEN_GEMM_NR + off;
+    if (first < 16) {
+        d.m[0] = mk & lanes(0, first);
+        d.off[1] = (q + 1) * K * GEN_GEMM_NR - first, d.m[1] = mk & lanes(first, 16);
+    }
+    return d;
+}
+
+static inline void store_dest(float *p, const struct dest *d, __m512 v) {
+    _mm512_mask_storeu_ps(p + d->off[0], d->m[0], v);
+    if (d->m[1]) _mm512_mask_storeu_ps(p + d->off[1], d->m[1], v);
+}
+
+/* Fetches the input rows that tile rows [r0, r1) read from the planes
+ * at `plane` (image i's at plane + i img), so that the next channel's
+ * transform does not wait on memory: its short runs of rows, a plane
+ * apart, are too short for the hardware prefetcher. */
+static void prefetch_rows(const float *plane, int64_t img, int64_t H, int64_t W, int64_t pad,
+                          const struct wino *g, int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < r1;) {
+        const int64_t i = r / g->TH, ty0 = r % g->TH;
+        const int64_t ty1 = (i + 1) * g->TH < r1 ? g->TH : r1 - i * g->TH; /* this image's end */
+        int64_t lo = 2 * ty0 - pad, hi = 2 * ty1 - pad + 2;
+        lo = lo < 0 ? 0 : lo, hi = hi > H ? H : hi;
+        const float *p = plane + i * img;
+        for (int64_t f = lo * W; f < hi * W; f += 16) _mm_prefetch((const char *)(p + f), _MM_HINT_T0);
+        r = i * g->TH + ty1;
+    }
+}
+
+/* V[xi] (C x n, n the tiles of tile rows [r0, r1); row r: image r / TH,
+ * tile row r % TH, from column (r - r0) TW) = (B^T d B)[xi]: matrix xi at
+ * V + xi vstep, row c at + c kstep, the tiles' places from dst (one per
+ * tile row and 16 tiles of it). Each input row's half transform serves the
+ * two tile rows that read it. */
+static void input_transform(const float *x, int64_t img, int64_t C, int64_t H, int64_t W,
+                            int64_t pad, const struct wino *g, int64_t r0, int64_t r1, float *V,
+                            int64_t vstep, int64_t kstep, const struct dest *dst) {
+    const __m512i ev = _mm512_loadu_si512(even_idx), od = _mm512_loadu_si512(odd_idx);
+    const int64_t nv = (g->TW + 15) / 16;
+    for (int64_t c = 0; c < C; c++) {
+        if (c + 1 < C) prefetch_rows(x + (c + 1) * H * W, img, H, W, pad, g, r0, r1);
+        float *vc = V + c * kstep;
+        for (int64_t v = 0; v < nv; v++) {
+            const struct window win = window_at(W, 32 * v - pad);
+            __m512 w0[4], w1[4], w2[4] = {0}, w3[4] = {0}; /* the first tile row sets all */
+            for (int64_t r = r0; r < r1; r++) {
+                const int64_t i = r / g->TH, ty = r % g->TH, ih = 2 * ty - pad;
+                const float *plane = x + i * img + c * H * W;
+#define ROW(k) (ih + (k) >= 0 && ih + (k) < H ? plane + (ih + (k)) * W : NULL)
+                if (r == r0 || ty == 0) {
+                    row_transform(ROW(0), &win, ev, od, w0);
+                    row_transform(ROW(1), &win, ev, od, w1);
+                } else {
+                    w0[0] = w2[0], w0[1] = w2[1], w0[2] = w2[2], w0[3] = w2[3];
+                    w1[0] = w3[0], w1[1] = w3[1], w1[2] = w3[2], w1[3] = w3[3];
+                }
+                row_transform(ROW(2), &win, ev, od, w2);
+                row_transform(ROW(3), &win, ev, od, w3);
+#undef ROW
+                const struct dest *d = dst + (r - r0) * nv + v;
+#define PUT(q)                                                                                     \
+    do {                                                                                           \
+        store_dest(vc + (0 + q) * vstep, d, _mm512_sub_ps(w0[q], w2[q]));                          \
+        store_dest(vc + (4 + q) * vstep, d, _mm512_add_ps(w1[q], w2[q]));                          \
+        store_dest(vc + (8 + q) * vstep, d, _mm512_sub_ps(w2[q], w1[q]));                          \
+        store_dest(vc + (12 + q) * vstep, d, _mm512_sub_ps(w1[q], w3[q]));                         \
+    } while (0)
+                PUT(0);
+                PUT(1);
+                PUT(2);
+                PUT(3);
+#undef PUT
+            }
+        }
+    }
+}
+
+/* The places of tile rows [r0, r1)'s runs of 16 tiles (dest_at). */
+static void fill_dest(const struct wino *g, int64_t r0, int64_t r1, int panels, int64_t ld,
+                      int64_t K, struct dest *dst) {
+    const int64_t nv = (g->TW + 15) / 16;
+    for (int64_t r = r0; r < r1; r++)
+        for (int64_t v = 0; v < nv; v++)
+            dst[(r - r0) * nv + v] = dest_at(panels, ld, K, (r - r0) * g->TW + 16 * v,
+                                             lanes(0, g->TW - 16 * v));
+}
+
+/* Lane l's offset among 16 consecutive 3 x 3 kernels: 9 l. */
+static inline __m512i kernel_offsets(void) {
+    return _mm512_mullo_epi32(
+        _mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0), _mm512_set1_epi32(9));
+}
+
+/* U[xi][co][ci] = (G g G^T)[xi] for the M x C kernels g (Wm, M x C 9),
+ * 16 input channels at a time, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2;
+ * 0 0 1]; U's GEMMs are M x C, xi apart by spread(M C) floats. */
+static void weight_transform(int64_t M, int64_t C, const float *Wm, float *U) {
+    const int64_t ustep = spread(M * C);
+    const __m512 half = _mm512_set1_ps(0.5f);
+    const __m512i nine = kernel_offsets();
+    for (int64_t co = 0; co < M; co++)
+        for (int64_t c0 = 0; c0 < C; c0 += 16) {
+            const __mmask16 mk = lanes(0, C - c0);
+            const float *k = Wm + (co * C + c0) * 9;
+            __m512 t[4][3];
+            for (int v = 0; v < 3; v++) {
+                const __m512 k0 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, nine, k + v, 4),
+                             k1 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, nine, k + 3 + v, 4),
+                             k2 = _mm512_mask_i32gather_ps(_mm512_setzero_ps(), mk, nine, k + 6 + v, 4);
+                const __m512 s02 = _mm512_add_ps(k0, k2);
+                t[0][v] = k0;
+                t[1][v] = _mm512_mul_ps(half, _mm512_add_ps(s02, k1));
+                t[2][v] = _mm512_mul_ps(half, _mm512_sub_ps(s02, k1));
+                t[3][v] = k2;
+            }
+            float *dst = U + co * C + c0;
+            for (int r = 0; r < 4; r++) {
+                const __m512 s02 = _mm512_add_ps(t[r][0], t[r][2]);
+                _mm512_mask_storeu_ps(dst + (r * 4 + 0) * ustep, mk, t[r][0]);
+                _mm512_mask_storeu_ps(dst + (r * 4 + 1) * ustep, mk,
+                                      _mm512_mul_ps(half, _mm512_add_ps(s02, t[r][1])));
+                _mm512_mask_storeu_ps(dst + (r * 4 + 2) * ustep, mk,
+                                      _mm512_mul_ps(half, _mm512_sub_ps(s02, t[r][1])));
+                _mm512_mask_storeu_ps(dst + (r * 4 + 3) * ustep, mk, t[r][2]);
+            }
+        }
+}
+
+int64_t gen_wino_prep_work(int64_t M, int64_t C) {
+    return round16(XI * gen_gemm_avx512_pack_a_floats(M, C)) + XI * spread(M * C);
+}
+
+/* The 16 transformed kernels, each packed once as the A operand of its
+ * GEMM (the transform itself goes through the tail of prep). */
+void gen_wino_prep(int64_t M, int64_t C, const float *Wm, float *prep) {
+    const int64_t pa = gen_gemm_avx512_pack_a_floats(M, C);
+    float *U = prep + round16(XI * pa);
+    weight_transform(M, C, Wm, U);
+    for (int xi = 0; xi < XI; xi++)
+        gen_gemm_avx512_pack_a(M, C, U + xi * spread(M * C), C, prep + xi * pa);
+}
+
+/* Even and odd lanes of 32 -> two vectors interleaved: lanes 0..15 of
+ * (a0 b0 a1 b1 ...) into lo, 16..31 into hi. */
+static inline void interleave(__m512 a, __m512 b, __m512 *lo, __m512 *hi) {
+    const __m512i il = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i ih = _mm512_set_epi32(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8);
+    *lo = _mm512_permutex2var_ps(a, il, b);
+    *hi = _mm512_permutex2var_ps(a, ih, b);
+}
+
+/* Column q of the 4 x 4 products for 16 tiles or kernels: matrices q, 4 +
+ * q, 8 + q, 12 + q of a transform's 16, `step` floats apart, at src. */
+static inline void load_column(const float *src, int64_t step, int q, __mmask16 mk, __m512 c[4]) {
+    for (int j = 0; j < 4; j++) c[j] = _mm512_maskz_loadu_ps(mk, src + (4 * j + q) * step);
+}
+
+/* Tile rows per block: the 16 transformed blocks of input and output (16
+ * (C + M) floats a tile) stay within about BLOCK_FLOATS, near L2; among
+ * the row counts that fit, the one whose tiles fill the micro-kernel's
+ * 16-column vectors best (the larger on ties). */
+#define BLOCK_FLOATS (192 * 1024)
+
+static int64_t block_rows(const struct wino *g, int64_t m, int64_t C, int64_t M) {
+    int64_t rmax = BLOCK_FLOATS / (XI * (C + M)) / g->TW;
+    if (rmax < 1) rmax = 1;
+    if (rmax > m * g->TH) rmax = m * g->TH;
+    int64_t best = 1;
+    double best_fill = 0;
+    for (int64_t r = 1; r <= rmax; r++) {
+        const double fill = (double)(r * g->TW) / (double)round16(r * g->TW);
+        if (fill >= best_fill) best = r, best_fill = fill;
+    }
+    return best;
+}
+
+/* out[co, i P + (2 ty + a) OW + 2 tx + b] = (A^T Mo A)[a][b] + bias[co] + beta out
+ * for the tiles of tile rows [r0, r1), Mo's GEMMs M x ldm, xi apart by
+ * step floats. A^T = [1 1 1 0; 0 1 -1 -1]. */
+static void output_transform(const struct wino *g, int64_t M, int64_t r0, int64_t r1,
+                             const float *Mo, int64_t step, int64_t ldm, const float *bias,
+                             float beta, float *out, int64_t ldo) {
+    const int64_t P = g->OH * g->OW;
+    const __m512 vb = _mm512_set1_ps(beta);
+    for (int64_t co = 0; co < M; co++) {
+        const __m512 bc = _mm512_set1_ps(bias ? bias[co] : 0.0f);
+        for (int64_t r = r0; r < r1; r++) {
+            const int64_t i = r / g->TH, ty = r % g->TH;
+            for (int64_t tx0 = 0; tx0 < g->TW; tx0 += 16) {
+                const __mmask16 mk = lanes(0, g->TW - tx0);
+                const float *src = Mo + co * ldm + (r - r0) * g->TW + tx0;
+                __m512 s[2][4];
+                for (int q = 0; q < 4; q++) {
+                    __m512 c[4];
+                    load_column(src, step, q, mk, c);
+                    s[0][q] = _mm512_add_ps(_mm512_add_ps(c[0], c[1]), c[2]);
+                    s[1][q] = _mm512_sub_ps(_mm512_sub_ps(c[1], c[2]), c[3]);
+                }
+                for (int a = 0; a < 2; a++) {
+                    const int64_t oh = 2 * ty + a;
+                    if (oh >= g->OH) break;
+                    const __m512 y0 = _mm512_add_ps(
+                                     _mm512_add_ps(_mm512_add_ps(s[a][0], s[a][1]), s[a][2]), bc),
+                                 y1 = _mm512_add_ps(
+                                     _mm512_sub_ps(_mm512_sub_ps(s[a][1], s[a][2]), s[a][3]), bc);
+                    __m512 lo, hi;
+                    interleave(y0, y1, &lo, &hi);
+                    float *dst = out + co * ldo + i * P + oh * g->OW + 2 * tx0;
+                    const int64_t n = g->OW - 2 * tx0; /* columns left in the row */
+                    const __mmask16 m0 = lanes(0, n), m1 = lanes(0, n - 16);
+                    if (beta != 0.0f) {
+                        lo = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, dst), lo);
+                        hi = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, dst + 16), hi);
+                    }
+                    _mm512_mask_storeu_ps(dst, m0, lo);
+                    _mm512_mask_storeu_ps(dst + 16, m1, hi);
+                }
+            }
+        }
+    }
+}
+
+/* A block's V as the GEMM's packed B panels: 16 of C x nb, whole panels. */
+static int64_t panel_floats(int64_t C, int64_t nb) {
+    return (nb + GEN_GEMM_NR - 1) / GEN_GEMM_NR * GEN_GEMM_NR * C;
+}
+
+/* Floats of a block's table of dests, rows tile rows. */
+static int64_t dest_floats(const struct wino *g, int64_t rows) {
+    return round16(rows * ((g->TW + 15) / 16) * (int64_t)(sizeof(struct dest) / sizeof(float) + 1));
+}
+
+int64_t gen_wino_conv_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m) {
+    const struct wino g = wino_geo(H, W, pad);
+    const int64_t rows = block_rows(&g, m, C, M), nb = rows * g.TW;
+    return XI * spread(panel_floats(C, nb)) + XI * spread(M * nb) + dest_floats(&g, rows);
+}
+
+void gen_wino_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W, int64_t pad,
+                   int64_t m, int64_t img, const float *x, const float *bias, float beta,
+                   float *out, int64_t ldo, float *work) {
+    const struct wino g = wino_geo(H, W, pad);
+    const int64_t rows = block_rows(&g, m, C, M), pa = gen_gemm_avx512_pack_a_floats(M, C);
+    const int64_t vstep = spread(panel_floats(C, rows * g.TW)), mstep = spread(M * rows * g.TW);
+    float *V = work, *Mo = V + XI * vstep;
+    struct dest *dst = (struct dest *)(void *)(Mo + XI * mstep);
+    for (int64_t r0 = 0; r0 < m * g.TH; r0 += rows) {
+        const int64_t r1 = r0 + rows < m * g.TH ? r0 + rows : m * g.TH, n = (r1 - r0) * g.TW;
+        fill_dest(&g, r0, r1, 1, 0, C, dst);
+        input_transform(x, img, C, H, W, pad, &g, r0, r1, V, vstep, GEN_GEMM_NR, dst);
+        if (n % 16) { /* the last panel's columns that the micro-kernel reads past n */
+            const struct dest z = dest_at(1, 0, C, n, lanes(0, 16 - n % 16));
+            for (int xi = 0; xi < XI; xi++)
+                for (int64_t c = 0; c < C; c++)
+                    store_dest(V + xi * vstep + c * GEN_GEMM_NR, &z, _mm512_setzero_ps());
+        }
+        for (int xi = 0; xi < XI; xi++)
+            gen_sgemm_avx512_packed(M, n, C, prep + xi * pa, V + xi * vstep, 0.0f, Mo + xi * mstep,
+                                    n);
+        output_transform(&g, M, r0, r1, Mo, mstep, n, bias, beta, out, ldo);
+    }
+}
+
+/* D[xi][co][(r - r0) TW + tx] = (A dy A^T)[xi] for the tiles of tile rows
+ * [r0, r1) of dy (M planes of OH x OW, images dy_img floats apart), zero
+ * past the output's edge; D's GEMMs M x ldd. A = [1 0; 1 1; 1 -1; 0 -1]. */
+static void dy_transform(const float *dy, int64_t dy_img, int64_t M, const struct wino *g,
+                         int64_t r0, int64_t r1, float *D, int64_t step, int64_t ldd) {
+    const __m512i ev = _mm512_loadu_si512(even_idx), od = _mm512_loadu_si512(odd_idx);
+    const int64_t P = g->OH * g->OW;
+    for (int64_t co = 0; co < M; co++) {
+        /* dy's planes are OH x OW: the rows of tile rows r0.. with no padding */
+        if (co + 1 < M) prefetch_rows(dy + (co + 1) * P, dy_img, g->OH, g->OW, 0, g, r0, r1);
+        for (int64_t r = r0; r < r1; r++) {
+            const int64_t i = r / g->TH, ty = r % g->TH;
+            const float *plane = dy + i * dy_img + co * P;
+            for (int64_t tx0 = 0; tx0 < g->TW; tx0 += 16) {
+                __m512 u[2][4];
+                for (int a = 0; a < 2; a++) {
+                    const int64_t oh = 2 * ty + a;
+                    if (oh >= g->OH) {
+                        for (int q = 0; q < 4; q++) u[a][q] = _mm512_setzero_ps();
+                        continue;
+                    }
+                    const float *row = plane + oh * g->OW;
+                    const int64_t j = 2 * tx0, n = g->OW - j;
+                    const __m512 v0 = _mm512_maskz_loadu_ps(lanes(0, n), row + j),
+                                 v1 = _mm512_maskz_loadu_ps(lanes(0, n - 16), row + j + 16);
+                    const __m512 e = _mm512_permutex2var_ps(v0, ev, v1),
+                                 o = _mm512_permutex2var_ps(v0, od, v1);
+                    u[a][0] = e;
+                    u[a][1] = _mm512_add_ps(e, o);
+                    u[a][2] = _mm512_sub_ps(e, o);
+                    u[a][3] = _mm512_sub_ps(_mm512_setzero_ps(), o);
+                }
+                const __mmask16 mk = lanes(0, g->TW - tx0);
+                float *dst = D + co * ldd + (r - r0) * g->TW + tx0;
+                for (int q = 0; q < 4; q++) {
+                    _mm512_mask_storeu_ps(dst + (0 * 4 + q) * step, mk, u[0][q]);
+                    _mm512_mask_storeu_ps(dst + (1 * 4 + q) * step, mk,
+                                          _mm512_add_ps(u[0][q], u[1][q]));
+                    _mm512_mask_storeu_ps(dst + (2 * 4 + q) * step, mk,
+                                          _mm512_sub_ps(u[0][q], u[1][q]));
+                    _mm512_mask_storeu_ps(dst + (3 * 4 + q) * step, mk,
+                                          _mm512_sub_ps(_mm512_setzero_ps(), u[1][q]));
+                }
+            }
+        }
+    }
+}
+
+/* dw[co, ci 9 + 3 u + v] = (G^T Mo G)[u][v], Mo's GEMMs M x C (xi apart by
+ * step floats), 16 input channels at a time. G^T = [1 1/2 1/2 0; 0 1/2
+ * -1/2 0; 0 1/2 1/2 1]. */
+static void dw_transform(int64_t M, int64_t C, const float *Mo, int64_t step, float *dw) {
+    const __m512 half = _mm512_set1_ps(0.5f);
+    const __m512i nine = kernel_offsets();
+    for (int64_t co = 0; co < M; co++)
+        for (int64_t c0 = 0; c0 < C; c0 += 16) {
+            const __mmask16 mk = lanes(0, C - c0);
+            const float *src = Mo + co * C + c0;
+            __m512 r[3][4];
+            for (int q = 0; q < 4; q++) {
+                __m512 c[4];
+                load_column(src, step, q, mk, c);
+                const __m512 p = _mm512_mul_ps(half, _mm512_add_ps(c[1], c[2]));
+                r[0][q] = _mm512_add_ps(c[0], p);
+                r[1][q] = _mm512_mul_ps(half, _mm512_sub_ps(c[1], c[2]));
+                r[2][q] = _mm512_add_ps(p, c[3]);
+            }
+            float *dst = dw + co * C * 9 + c0 * 9;
+            for (int u = 0; u < 3; u++) {
+                const __m512 p = _mm512_mul_ps(half, _mm512_add_ps(r[u][1], r[u][2]));
+                const __m512 v0 = _mm512_add_ps(r[u][0], p),
+                             v1 = _mm512_mul_ps(half, _mm512_sub_ps(r[u][1], r[u][2])),
+                             v2 = _mm512_add_ps(p, r[u][3]);
+                _mm512_mask_i32scatter_ps(dst + 3 * u + 0, mk, nine, v0, 4);
+                _mm512_mask_i32scatter_ps(dst + 3 * u + 1, mk, nine, v1, 4);
+                _mm512_mask_i32scatter_ps(dst + 3 * u + 2, mk, nine, v2, 4);
+            }
+        }
+}
+
+int64_t gen_wino_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m) {
+    const struct wino g = wino_geo(H, W, pad);
+    const int64_t nb = block_rows(&g, m, C, M) * g.TW;
+    return XI * spread(C * nb) + XI * spread(M * nb) + XI * spread(M * C) +
+           dest_floats(&g, nb / g.TW);
+}
+
+/* Block by block of tile rows, the 16 GEMMs add the block's tiles into Mo,
+ * which the last transform turns into dw. */
+void gen_wino_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
+                 int64_t pad, int64_t m, int64_t img, const float *x, float *dw, float *work) {
+    const struct wino g = wino_geo(H, W, pad);
+    const int64_t rows = block_rows(&g, m, C, M);
+    const int64_t vstep = spread(C * rows * g.TW), dstep = spread(M * rows * g.TW),
+                  ostep = spread(M * C);
+    float *V = work, *D = V + XI * vstep, *Mo = D + XI * dstep;
+    struct dest *dst = (struct dest *)(void *)(Mo + XI * ostep);
+    for (int64_t r0 = 0; r0 < m * g.TH; r0 += rows) {
+        const int64_t r1 = r0 + rows < m * g.TH ? r0 + rows : m * g.TH, n = (r1 - r0) * g.TW;
+        fill_dest(&g, r0, r1, 0, n, C, dst);
+        input_transform(x, img, C, H, W, pad, &g, r0, r1, V, vstep, n, dst);
+        dy_transform(dy, dy_img, M, &g, r0, r1, D, dstep, n);
+        for (int xi = 0; xi < XI; xi++)
+            gen_sgemm_avx512(0, 1, M, C, n, 1.0f, D + xi * dstep, n, V + xi * vstep, n,
+                             r0 == 0 ? 0.0f : 1.0f, Mo + xi * ostep, C);
+    }
+    dw_transform(M, C, Mo, ostep, dw);
+}
