@@ -150,6 +150,16 @@ static inline void store_dest(float *p, const struct dest *d, __m512 v) {
     if (d->m[1]) _mm512_mask_storeu_ps(p + d->off[1], d->m[1], v);
 }
 
+/* Tile rows a vector of 16 tiles holds: rows of at most 5 tiles (images
+ * of 10 pixels a side or fewer) are stacked, 16 / TW of them, each its
+ * own run of lanes, so that narrow images do not leave most lanes of
+ * every load, transform and store empty. (At 7 tiles, two rows a vector
+ * measured no faster: stacking gives up sharing an input row's half
+ * transform between the two tile rows that read it.) */
+static inline int64_t stack(const struct wino *g) {
+    return g->TW <= 5 ? 16 / g->TW : 1;
+}
+
 /* Fetches the input rows that tile rows [r0, r1) read from the planes
  * at `plane` (image i's at plane + i img), so that the next channel's
  * transform does not wait on memory: its short runs of rows, a plane
@@ -167,6 +177,52 @@ static void prefetch_rows(const float *plane, int64_t img, int64_t H, int64_t W,
     }
 }
 
+/* The 16 outputs of B^T d B from the half transforms w[k] of the tile's
+ * four input rows, to their places. */
+static inline void put_input(float *vc, int64_t vstep, const struct dest *d, const __m512 w0[4],
+                             const __m512 w1[4], const __m512 w2[4], const __m512 w3[4]) {
+    for (int q = 0; q < 4; q++) {
+        store_dest(vc + (0 + q) * vstep, d, _mm512_sub_ps(w0[q], w2[q]));
+        store_dest(vc + (4 + q) * vstep, d, _mm512_add_ps(w1[q], w2[q]));
+        store_dest(vc + (8 + q) * vstep, d, _mm512_sub_ps(w2[q], w1[q]));
+        store_dest(vc + (12 + q) * vstep, d, _mm512_sub_ps(w1[q], w3[q]));
+    }
+}
+
+/* input_transform for stacked tile rows: tile row s of a vector takes
+ * lanes [s TW, (s+1) TW), read through a window shifted 2 s TW columns
+ * left and kept by a blend. */
+static void input_stacked(const float *x, int64_t img, int64_t C, int64_t H, int64_t W,
+                          int64_t pad, const struct wino *g, int64_t r0, int64_t r1, float *V,
+                          int64_t vstep, int64_t kstep, const struct dest *dst) {
+    const __m512i ev = _mm512_loadu_si512(even_idx), od = _mm512_loadu_si512(odd_idx);
+    const int64_t R = stack(g);
+    struct window win[16];
+    for (int64_t j = 0; j < R; j++) win[j] = window_at(W, -pad - 2 * j * g->TW);
+    for (int64_t c = 0; c < C; c++) {
+        if (c + 1 < C) prefetch_rows(x + (c + 1) * H * W, img, H, W, pad, g, r0, r1);
+        const struct dest *d = dst;
+        for (int64_t r = r0; r < r1; r += R, d++) {
+            const int64_t rows = r1 - r < R ? r1 - r : R;
+            __m512 w[4][4];
+            for (int k = 0; k < 4; k++)
+                for (int q = 0; q < 4; q++) w[k][q] = _mm512_setzero_ps();
+            for (int64_t j = 0; j < rows; j++) {
+                const int64_t i = (r + j) / g->TH, ty = (r + j) % g->TH, ih = 2 * ty - pad;
+                const float *plane = x + i * img + c * H * W;
+                const __mmask16 sm = lanes(j * g->TW, (j + 1) * g->TW);
+                for (int k = 0; k < 4; k++) {
+                    if (ih + k < 0 || ih + k >= H) continue; /* padding: zeros already */
+                    __m512 t[4];
+                    row_transform(plane + (ih + k) * W, &win[j], ev, od, t);
+                    for (int q = 0; q < 4; q++) w[k][q] = _mm512_mask_mov_ps(w[k][q], sm, t[q]);
+                }
+            }
+            put_input(V + c * kstep, vstep, d, w[0], w[1], w[2], w[3]);
+        }
+    }
+}
+
 /* V[xi] (C x n, n the tiles of tile rows [r0, r1); row r: image r / TH,
  * tile row r % TH, from column (r - r0) TW) = (B^T d B)[xi]: matrix xi at
  * V + xi vstep, row c at + c kstep, the tiles' places from dst (one per
@@ -176,7 +232,11 @@ static void input_transform(const float *x, int64_t img, int64_t C, int64_t H, i
                             int64_t pad, const struct wino *g, int64_t r0, int64_t r1, float *V,
                             int64_t vstep, int64_t kstep, const struct dest *dst) {
     const __m512i ev = _mm512_loadu_si512(even_idx), od = _mm512_loadu_si512(odd_idx);
-    const int64_t nv = (g->TW + 15) / 16;
+    const int64_t nv = (g->TW + 15) / 16, R = stack(g);
+    if (R > 1) {
+        input_stacked(x, img, C, H, W, pad, g, r0, r1, V, vstep, kstep, dst);
+        return;
+    }
     for (int64_t c = 0; c < C; c++) {
         if (c + 1 < C) prefetch_rows(x + (c + 1) * H * W, img, H, W, pad, g, r0, r1);
         float *vc = V + c * kstep;
@@ -197,32 +257,23 @@ static void input_transform(const float *x, int64_t img, int64_t C, int64_t H, i
                 row_transform(ROW(2), &win, ev, od, w2);
                 row_transform(ROW(3), &win, ev, od, w3);
 #undef ROW
-                const struct dest *d = dst + (r - r0) * nv + v;
-#define PUT(q)                                                                                     \
-    do {                                                                                           \
-        store_dest(vc + (0 + q) * vstep, d, _mm512_sub_ps(w0[q], w2[q]));                          \
-        store_dest(vc + (4 + q) * vstep, d, _mm512_add_ps(w1[q], w2[q]));                          \
-        store_dest(vc + (8 + q) * vstep, d, _mm512_sub_ps(w2[q], w1[q]));                          \
-        store_dest(vc + (12 + q) * vstep, d, _mm512_sub_ps(w1[q], w3[q]));                         \
-    } while (0)
-                PUT(0);
-                PUT(1);
-                PUT(2);
-                PUT(3);
-#undef PUT
+                put_input(vc, vstep, dst + (r - r0) * nv + v, w0, w1, w2, w3);
             }
         }
     }
 }
 
-/* The places of tile rows [r0, r1)'s runs of 16 tiles (dest_at). */
+/* The places of the vectors of tile rows [r0, r1) (dest_at): runs of 16
+ * tiles of a row, or `stack` whole rows at a time. */
 static void fill_dest(const struct wino *g, int64_t r0, int64_t r1, int panels, int64_t ld,
                       int64_t K, struct dest *dst) {
-    const int64_t nv = (g->TW + 15) / 16;
-    for (int64_t r = r0; r < r1; r++)
+    const int64_t R = stack(g), nv = R > 1 ? 1 : (g->TW + 15) / 16;
+    for (int64_t r = r0; r < r1; r += R) {
+        const int64_t rows = r1 - r < R ? r1 - r : R;
         for (int64_t v = 0; v < nv; v++)
-            dst[(r - r0) * nv + v] = dest_at(panels, ld, K, (r - r0) * g->TW + 16 * v,
-                                             lanes(0, g->TW - 16 * v));
+            *dst++ = dest_at(panels, ld, K, (r - r0) * g->TW + 16 * v,
+                             lanes(0, R > 1 ? rows * g->TW : g->TW - 16 * v));
+    }
 }
 
 /* Lane l's offset among 16 consecutive 3 x 3 kernels: 9 l. */
@@ -320,14 +371,16 @@ static int64_t block_rows(const struct wino *g, int64_t m, int64_t C, int64_t M)
 static void output_transform(const struct wino *g, int64_t M, int64_t r0, int64_t r1,
                              const float *Mo, int64_t step, int64_t ldm, const float *bias,
                              float beta, float *out, int64_t ldo) {
-    const int64_t P = g->OH * g->OW;
+    const int64_t P = g->OH * g->OW, R = stack(g);
     const __m512 vb = _mm512_set1_ps(beta);
     for (int64_t co = 0; co < M; co++) {
+        /* the next channel's output rows, which the stores would otherwise wait for */
+        if (co + 1 < M) prefetch_rows(out + (co + 1) * ldo, P, g->OH, g->OW, 0, g, r0, r1);
         const __m512 bc = _mm512_set1_ps(bias ? bias[co] : 0.0f);
-        for (int64_t r = r0; r < r1; r++) {
-            const int64_t i = r / g->TH, ty = r % g->TH;
+        for (int64_t r = r0; r < r1; r += R) {
+            const int64_t rows = r1 - r < R ? r1 - r : R;
             for (int64_t tx0 = 0; tx0 < g->TW; tx0 += 16) {
-                const __mmask16 mk = lanes(0, g->TW - tx0);
+                const __mmask16 mk = lanes(0, R > 1 ? rows * g->TW : g->TW - tx0);
                 const float *src = Mo + co * ldm + (r - r0) * g->TW + tx0;
                 __m512 s[2][4];
                 for (int q = 0; q < 4; q++) {
@@ -337,23 +390,27 @@ static void output_transform(const struct wino *g, int64_t M, int64_t r0, int64_
                     s[1][q] = _mm512_sub_ps(_mm512_sub_ps(c[1], c[2]), c[3]);
                 }
                 for (int a = 0; a < 2; a++) {
-                    const int64_t oh = 2 * ty + a;
-                    if (oh >= g->OH) break;
                     const __m512 y0 = _mm512_add_ps(
                                      _mm512_add_ps(_mm512_add_ps(s[a][0], s[a][1]), s[a][2]), bc),
                                  y1 = _mm512_add_ps(
                                      _mm512_sub_ps(_mm512_sub_ps(s[a][1], s[a][2]), s[a][3]), bc);
                     __m512 lo, hi;
                     interleave(y0, y1, &lo, &hi);
-                    float *dst = out + co * ldo + i * P + oh * g->OW + 2 * tx0;
-                    const int64_t n = g->OW - 2 * tx0; /* columns left in the row */
-                    const __mmask16 m0 = lanes(0, n), m1 = lanes(0, n - 16);
-                    if (beta != 0.0f) {
-                        lo = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, dst), lo);
-                        hi = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, dst + 16), hi);
+                    /* tile row j of the vector: its outputs are lanes [e0, e1) of lo:hi */
+                    for (int64_t j = 0; j < rows; j++) {
+                        const int64_t i = (r + j) / g->TH, oh = 2 * ((r + j) % g->TH) + a;
+                        if (oh >= g->OH) continue;
+                        const int64_t e0 = 2 * j * g->TW, e1 = e0 + g->OW - 2 * tx0;
+                        float *dst = out + co * ldo + i * P + oh * g->OW + 2 * tx0 - e0;
+                        const __mmask16 m0 = lanes(e0, e1), m1 = lanes(e0 - 16, e1 - 16);
+                        __m512 l = lo, h = hi;
+                        if (beta != 0.0f) {
+                            l = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m0, dst), l);
+                            h = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m1, dst + 16), h);
+                        }
+                        _mm512_mask_storeu_ps(dst, m0, l);
+                        _mm512_mask_storeu_ps(dst + 16, m1, h);
                     }
-                    _mm512_mask_storeu_ps(dst, m0, lo);
-                    _mm512_mask_storeu_ps(dst + 16, m1, hi);
                 }
             }
         }
@@ -407,33 +464,38 @@ void gen_wino_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W
 static void dy_transform(const float *dy, int64_t dy_img, int64_t M, const struct wino *g,
                          int64_t r0, int64_t r1, float *D, int64_t step, int64_t ldd) {
     const __m512i ev = _mm512_loadu_si512(even_idx), od = _mm512_loadu_si512(odd_idx);
-    const int64_t P = g->OH * g->OW;
+    const int64_t P = g->OH * g->OW, R = stack(g);
     for (int64_t co = 0; co < M; co++) {
         /* dy's planes are OH x OW: the rows of tile rows r0.. with no padding */
         if (co + 1 < M) prefetch_rows(dy + (co + 1) * P, dy_img, g->OH, g->OW, 0, g, r0, r1);
-        for (int64_t r = r0; r < r1; r++) {
-            const int64_t i = r / g->TH, ty = r % g->TH;
-            const float *plane = dy + i * dy_img + co * P;
+        for (int64_t r = r0; r < r1; r += R) {
+            const int64_t rows = r1 - r < R ? r1 - r : R;
             for (int64_t tx0 = 0; tx0 < g->TW; tx0 += 16) {
                 __m512 u[2][4];
-                for (int a = 0; a < 2; a++) {
-                    const int64_t oh = 2 * ty + a;
-                    if (oh >= g->OH) {
-                        for (int q = 0; q < 4; q++) u[a][q] = _mm512_setzero_ps();
-                        continue;
+                for (int a = 0; a < 2; a++)
+                    for (int q = 0; q < 4; q++) u[a][q] = _mm512_setzero_ps();
+                /* tile row j of the vector: lanes [j TW, (j+1) TW), read from its
+                 * dy rows shifted 2 j TW columns left */
+                for (int64_t j = 0; j < rows; j++) {
+                    const int64_t i = (r + j) / g->TH, ty = (r + j) % g->TH;
+                    const __mmask16 sm = R > 1 ? lanes(j * g->TW, (j + 1) * g->TW) : 0xFFFF;
+                    const int64_t e0 = 2 * j * g->TW, e1 = e0 + g->OW - 2 * tx0;
+                    for (int a = 0; a < 2; a++) {
+                        const int64_t oh = 2 * ty + a;
+                        if (oh >= g->OH) continue; /* past the edge: zeros */
+                        const float *p = dy + i * dy_img + co * P + oh * g->OW + 2 * tx0 - e0;
+                        const __m512 v0 = _mm512_maskz_loadu_ps(lanes(e0, e1), p),
+                                     v1 = _mm512_maskz_loadu_ps(lanes(e0 - 16, e1 - 16), p + 16);
+                        const __m512 e = _mm512_permutex2var_ps(v0, ev, v1),
+                                     o = _mm512_permutex2var_ps(v0, od, v1);
+                        u[a][0] = _mm512_mask_mov_ps(u[a][0], sm, e);
+                        u[a][1] = _mm512_mask_mov_ps(u[a][1], sm, _mm512_add_ps(e, o));
+                        u[a][2] = _mm512_mask_mov_ps(u[a][2], sm, _mm512_sub_ps(e, o));
+                        u[a][3] = _mm512_mask_mov_ps(u[a][3], sm,
+                                                     _mm512_sub_ps(_mm512_setzero_ps(), o));
                     }
-                    const float *row = plane + oh * g->OW;
-                    const int64_t j = 2 * tx0, n = g->OW - j;
-                    const __m512 v0 = _mm512_maskz_loadu_ps(lanes(0, n), row + j),
-                                 v1 = _mm512_maskz_loadu_ps(lanes(0, n - 16), row + j + 16);
-                    const __m512 e = _mm512_permutex2var_ps(v0, ev, v1),
-                                 o = _mm512_permutex2var_ps(v0, od, v1);
-                    u[a][0] = e;
-                    u[a][1] = _mm512_add_ps(e, o);
-                    u[a][2] = _mm512_sub_ps(e, o);
-                    u[a][3] = _mm512_sub_ps(_mm512_setzero_ps(), o);
                 }
-                const __mmask16 mk = lanes(0, g->TW - tx0);
+                const __mmask16 mk = lanes(0, R > 1 ? rows * g->TW : g->TW - tx0);
                 float *dst = D + co * ldd + (r - r0) * g->TW + tx0;
                 for (int q = 0; q < 4; q++) {
                     _mm512_mask_storeu_ps(dst + (0 * 4 + q) * step, mk, u[0][q]);
