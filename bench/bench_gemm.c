@@ -217,7 +217,7 @@ static float *prep_kernels(const struct gen_kernels *k, const int64_t *g, int64_
 static void conv_call(const struct gen_kernels *kt, const float *w, const struct call *c) {
     const int64_t *g = c->sh->geo;
     kt->conv_gemm(c->M, w, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7], g[0] * g[1] * g[2],
-                  c->x, NULL, 0.0f, c->C, c->N, c->work);
+                  c->x, NULL, 0.0f, c->C, c->N, c->N / g[7], c->work);
 }
 
 /* dw (M x K, in B's storage) from dy (C) and the images */

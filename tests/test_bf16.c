@@ -201,7 +201,7 @@ static void test_conv_gemm(void **state) {
         for (int64_t i = 0; i < m; i++)
             sc->im2col_ld(C, H, W, KH, KW, st, pad, N, x + i * img, col + i * P);
         float *bias = gi % 3 == 1 ? rnd(M, -1, 1, seed++) : NULL; /* a bias on some */
-        k->conv_gemm(M, w, C, H, W, KH, KW, st, pad, m, img, x, bias, beta, out, N, work);
+        k->conv_gemm(M, w, C, H, W, KH, KW, st, pad, m, img, x, bias, beta, out, N, P, work);
         for (int64_t r = 0; r < M; r++)
             for (int64_t n = 0; n < N; n++) {
                 double sum = beta * (double)out0[r * N + n] + (bias ? bias[r] : 0.0),

@@ -321,23 +321,25 @@ static void conv_gemm_parity(const struct gen_kernels *k) {
         const int64_t pn = k->conv_prep_work ? k->conv_prep_work(M, C, H, W, KH, KW, st, pad) : 0;
         float *prep = pn > 0 ? malloc((size_t)pn * sizeof(float)) : NULL;
         if (prep) k->conv_prep(M, C, H, W, KH, KW, st, pad, w, prep);
-        /* a bias on every third geometry */
+        /* a bias on every third geometry; out as one M x m P matrix, or on
+         * every other one as the images' (M, OH, OW) tensors */
         float *bias = gi % 3 == 0 ? rnd(M, -1, 1, seed++) : NULL;
-        k->conv_gemm(M, prep ? prep : w, C, H, W, KH, KW, st, pad, m, img, x, bias, beta, out, N,
-                     work);
+        const int ylay = gi % 4 >= 2;
+        k->conv_gemm(M, prep ? prep : w, C, H, W, KH, KW, st, pad, m, img, x, bias, beta, out,
+                     ylay ? P : N, ylay ? M * P : P, work);
         free(prep);
         for (int64_t r = 0; r < M; r++)
             for (int64_t n = 0; n < N; n++) {
-                double sum = beta * (double)out0[r * N + n] + (bias ? bias[r] : 0.0),
-                       mag = fabs(sum);
+                const int64_t at = ylay ? n / P * M * P + r * P + n % P : r * N + n;
+                double sum = beta * (double)out0[at] + (bias ? bias[r] : 0.0), mag = fabs(sum);
                 for (int64_t q = 0; q < K; q++) {
                     sum += (double)w[r * K + q] * col[q * N + n];
                     mag += fabs((double)w[r * K + q] * col[q * N + n]);
                 }
-                const double err = fabs(out[r * N + n] - sum);
+                const double err = fabs(out[at] - sum);
                 if (!(err <= 1e-5 * mag + 1e-6))
                     fprintf(stderr, "  %s conv_gemm case %zu: out[%lld,%lld] = %.9g, want %.9g\n",
-                            k->name, gi, (long long)r, (long long)n, (double)out[r * N + n], sum);
+                            k->name, gi, (long long)r, (long long)n, (double)out[at], sum);
                 assert_true(err <= 1e-5 * mag + 1e-6);
             }
         /* the weight gradient: dw (M x K) = sum over images of dy_i col_i^T */

@@ -124,10 +124,12 @@ struct gen_kernels {
                  int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 
     /* ---- appended: this ISA's implicit-GEMM convolution, or both NULL ----
-     * out (M x m P, row stride ldo) = Wm (M x K) col + bias + beta out
-     * (bias: one value per row of out, or NULL for none), where col
-     * (K x m P, K = C KH KW, P = OH OW) is the im2col of the m images
-     * (C, H, W) at x, img floats apart, image i in columns [i P, (i+1) P).
+     * out = Wm (M x K) col + bias + beta out (bias: one value per row of
+     * out, or NULL for none), where col (K x m P, K = C KH KW, P = OH OW)
+     * is the im2col of the m images (C, H, W) at x, img floats apart, and
+     * image i's M x P block of out starts at out + i out_img, rows ldo
+     * apart (out_img = P, ldo = m P: one M x m P matrix; out_img = M P,
+     * ldo = P: the images' (M, OH, OW) tensors).
      * col is never built: its values go straight into the GEMM's packed
      * panels in `work`, which holds conv_gemm_work(M, C, H, W, KH, KW,
      * stride, pad, m) floats. Runs on the calling thread. */
@@ -136,7 +138,7 @@ struct gen_kernels {
     void (*conv_gemm)(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W, int64_t KH,
                       int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                       const float *x, const float *bias, float beta, float *out, int64_t ldo,
-                      float *work);
+                      int64_t out_img, float *work);
     /* The weight gradient of the same convolution: dw (M x K) = sum over
      * the m images of dy_i (M x P, images dy_img floats apart) col_i^T,
      * overwriting dw; `work` holds conv_dw_work(M, C, H, W, KH, KW, stride,

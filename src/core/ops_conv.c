@@ -185,31 +185,33 @@ struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct ge
     const struct chunks k = chunk_images(c.N, c.K, c.P);
     const struct gen_kernels *kt = gen_kernels();
     const int64_t cols = k.nb * c.P;
-    /* the chunk's col (or the implicit GEMM's packed panels), then ymat */
+    /* the implicit GEMM's work (it writes y itself), or the chunk's col, then ymat */
     const int64_t col_floats = kt->conv_gemm ? kt->conv_gemm_work(c.Cout, c.Cin, c.H, c.W, c.KH,
                                                                   c.KW, c.stride, c.pad, k.nb)
                                              : c.K * cols;
-    const int64_t per = lines(col_floats) + lines(c.Cout * cols);
+    const int64_t per = lines(col_floats) + (kt->conv_gemm ? 0 : lines(c.Cout * cols));
     float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
     const float *bias = b ? b->data : NULL;
     const float *wk = kt->conv_gemm ? conv_kernels(g, kt, c.Cout, c.Cin, c.H, c.W, c.KH, c.KW,
                                                    c.stride, c.pad, w->data)
                                     : w->data;
 
-    /* ymat (Cout, m P) = bias + w (Cout, K) col (K, m P), then to (m, Cout, P). */
+    /* y (m, Cout, P) = bias + w (Cout, K) col (K, m P), straight from the
+     * implicit GEMM, else through ymat (Cout, m P). */
 #pragma omp parallel for schedule(static) if (k.count > 1)
     for (int64_t ch = 0; ch < k.count; ch++) {
         const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c.N), ld = m * c.P;
-        float *buf = scratch + thread_id() * per;
-        float *out = m == 1 ? y->data + n0 * c.Cout * c.P : buf + lines(col_floats);
+        float *buf = scratch + thread_id() * per, *yn = y->data + n0 * c.Cout * c.P;
         if (kt->conv_gemm) {
             kt->conv_gemm(c.Cout, wk, c.Cin, c.H, c.W, c.KH, c.KW, c.stride, c.pad, m, c.img,
-                          x->data + n0 * c.img, bias, 0.0f, out, ld, buf);
-        } else {
-            if (bias)
-                for (int64_t co = 0; co < c.Cout; co++) row_fill(ld, bias[co], out + co * ld);
-            gen_gemm(0, 0, c.Cout, ld, c.K, 1.0f, w->data, conv_cols(&c, x->data, n0, m, buf), bias ? 1.0f : 0.0f, out);
+                          x->data + n0 * c.img, bias, 0.0f, yn, c.P, c.Cout * c.P, buf);
+            continue;
         }
+        float *out = m == 1 ? yn : buf + lines(col_floats);
+        if (bias)
+            for (int64_t co = 0; co < c.Cout; co++) row_fill(ld, bias[co], out + co * ld);
+        gen_gemm(0, 0, c.Cout, ld, c.K, 1.0f, w->data, conv_cols(&c, x->data, n0, m, buf),
+                 bias ? 1.0f : 0.0f, out);
         if (m > 1)
             for (int64_t i = 0; i < m; i++)
                 for (int64_t co = 0; co < c.Cout; co++)
@@ -286,8 +288,8 @@ GEN_BACKWARD(conv2d) {
                                 : 0;
     if (implicit_dw) implicit_weight_grad(g, kt, &c, x->data, dy, dw, dw_mode);
     if (!dx && !(dw && !implicit_dw)) return;
-    /* + the flipped convolution's panels and dxmat */
-    const int64_t per = base + (flip ? lines(panels) + lines(c.Cin * k.nb * HW) : 0);
+    /* + the flipped convolution's work */
+    const int64_t per = base + (flip ? lines(panels) : 0);
     float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
     /* (chunks, Cout, K), for the explicit GEMM */
     float *dw_part = dw && !implicit_dw ? gen_scratch_floats(g, k.count * c.Cout * c.K) : NULL;
@@ -315,17 +317,10 @@ GEN_BACKWARD(conv2d) {
         }
         if (!dx) continue;
         float *dxn = dx + n0 * c.img;
-        if (flip) { /* dx (Cin, m HW) = wf conv dy, straight into dx for one image */
-            float *work = buf + base, *dxmat = work + lines(panels);
+        if (flip) { /* dx = wf conv dy, straight into dx */
             kt->conv_gemm(c.Cin, wfk, c.Cout, c.OH, c.OW, c.KH, c.KW, 1, c.KH - 1 - c.pad, m,
-                          c.Cout * c.P, dy + n0 * c.Cout * c.P, NULL,
-                          m == 1 ? gen_put_beta(dx_mode) : 0.0f, m == 1 ? dxn : dxmat, m * HW,
-                          work);
-            if (m > 1)
-                for (int64_t i = 0; i < m; i++)
-                    for (int64_t ci = 0; ci < c.Cin; ci++)
-                        row_put(dx_mode, HW, dxmat + ci * m * HW + i * HW,
-                                dxn + (i * c.Cin + ci) * HW);
+                          c.Cout * c.P, dy + n0 * c.Cout * c.P, NULL, gen_put_beta(dx_mode), dxn,
+                          HW, c.img, buf + base);
             continue;
         }
         if (c.pointwise && m == 1) { /* dx (+)= W^T dy, straight into dx */

@@ -538,18 +538,20 @@ void gen_wide_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t 
     memset(xp + m * C * g->plane, 0, (size_t)g->slack * sizeof(float));
 }
 
-/* out (M x m P, row stride ldo) = wide + bias + beta out, less the
- * garbage columns: wide is M x m tw (row stride ldw), image i's grid in
- * columns [i tw, (i+1) tw), output row oh of it from column oh Wq. */
+/* out = wide + bias + beta out (image i at out + i out_img, rows ldo
+ * apart), less the garbage columns: wide is M x m tw (row stride ldw),
+ * image i's grid in columns [i tw, (i+1) tw), output row oh of it from
+ * column oh Wq. */
 void gen_wide_to_out(const struct gen_wide *g, int64_t M, int64_t m, const float *wide,
-                     int64_t ldw, const float *bias, float beta, float *out, int64_t ldo) {
-    const int64_t OH = g->OH, OW = g->OW, P = OH * OW;
+                     int64_t ldw, const float *bias, float beta, float *out, int64_t ldo,
+                     int64_t out_img) {
+    const int64_t OH = g->OH, OW = g->OW;
     for (int64_t co = 0; co < M; co++) {
         const __m512 vb = _mm512_set1_ps(bias ? bias[co] : 0.0f);
         for (int64_t i = 0; i < m; i++)
             for (int64_t oh = 0; oh < OH; oh++) {
                 const float *src = wide + co * ldw + i * g->tw + oh * g->Wq;
-                float *dst = out + co * ldo + i * P + oh * OW;
+                float *dst = out + co * ldo + i * out_img + oh * OW;
                 for (int64_t ow = 0; ow < OW; ow += 16) {
                     const __mmask16 mk = lane_mask(OW - ow);
                     __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, src + ow), vb);
@@ -566,9 +568,9 @@ int64_t gen_conv_gemm_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, in
                                   int64_t KW, int64_t stride, int64_t pad, int64_t m) {
     const int64_t K = C * KH * KW;
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) return gen_wino_conv_work(M, C, H, W, pad, m);
-    if (K < WIDE_MIN_K) { /* panels of the plain grid, one im2col row */
+    if (K < WIDE_MIN_K) { /* panels of the plain grid, one im2col row, the product */
         const int64_t N = m * gen_conv_out(H, KH, stride, pad) * gen_conv_out(W, KW, stride, pad);
-        return (N + NR - 1) / NR * NR * K + round16(N);
+        return (N + NR - 1) / NR * NR * K + round16(N) + round16(M * N);
     }
     /* phase planes, panels of the wide grid (or row pointers), the wide output */
     const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
@@ -605,12 +607,12 @@ static void zero_panel_tail(float *bfull, int64_t K, int64_t n) {
 void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W, int64_t KH,
                           int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                           const float *x, const float *bias, float beta, float *out, int64_t ldo,
-                          float *work) {
+                          int64_t out_img, float *work) {
     const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
     const int64_t OH = g.OH, OW = g.OW, P = OH * OW, K = C * KH * KW, n = m * g.tw;
     if (M <= 0 || P <= 0 || m <= 0) return;
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) {
-        gen_wino_conv(M, Wm, C, H, W, pad, m, img, x, bias, beta, out, ldo, work);
+        gen_wino_conv(M, Wm, C, H, W, pad, m, img, x, bias, beta, out, ldo, out_img, work);
         return;
     }
     if (K < WIDE_MIN_K) { /* im2col a row at a time through a scratch row in L1 */
@@ -624,13 +626,12 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
                         row_to_panels(work, K, (c * KH + kh) * KW + kw, i * P, P, row);
                     }
         zero_panel_tail(work, K, N);
-        if (bias) { /* out = bias + beta out, then the product added */
-            for (int64_t co = 0; co < M; co++)
-                for (int64_t j = 0; j < N; j++)
-                    out[co * ldo + j] = bias[co] + (beta != 0.0f ? beta * out[co * ldo + j] : 0.0f);
-            beta = 1.0f;
-        }
-        gemm_blocked(0, 0, M, N, K, 1.0f, Wm, K, NULL, NULL, 0, work, NULL, beta, out, ldo);
+        /* the product on the plain grid (a wide grid without garbage), then out */
+        struct gen_wide gp = g;
+        gp.Wq = OW, gp.tw = P;
+        float *prod = row + round16(N);
+        gemm_blocked(0, 0, M, N, K, 1.0f, Wm, K, NULL, NULL, 0, work, NULL, 0.0f, prod, N);
+        gen_wide_to_out(&gp, M, m, prod, N, bias, beta, out, ldo, out_img);
         return;
     }
     float *xp = work, *panels = xp + round16(m * C * g.plane + g.slack);
@@ -659,7 +660,7 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
         zero_panel_tail(panels, K, n);
         gemm_blocked(0, 0, M, n, K, 1.0f, Wm, K, NULL, NULL, 0, panels, NULL, 0.0f, wide, n);
     }
-    gen_wide_to_out(&g, M, m, wide, n, bias, beta, out, ldo);
+    gen_wide_to_out(&g, M, m, wide, n, bias, beta, out, ldo, out_img);
 }
 
 /* ---- the weight gradient of a convolution ------------------------------

@@ -521,7 +521,7 @@ static void rows_gemm(int64_t M, int64_t N, int64_t Kq, const pair *ap, const pa
 static void conv_gemm(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W, int64_t KH,
                       int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                       const float *x, const float *bias, float beta, float *out, int64_t ldo,
-                      float *work) {
+                      int64_t out_img, float *work) {
     const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
     const int64_t T = KH * KW, Cq = (C + 1) / 2, Kq = Cq * T, n = m * g.tw;
     if (M <= 0 || m <= 0) return;
@@ -537,7 +537,7 @@ static void conv_gemm(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t 
                 brow[q * T + t] = xw + (i * Cq + q) * g.plane + gen_wide_tap(&g, t / KW, t % KW);
         rows_gemm(M, g.tw, Kq, ap, brow, wide + i * g.tw, n);
     }
-    gen_wide_to_out(&g, M, m, wide, n, bias, beta, out, ldo);
+    gen_wide_to_out(&g, M, m, wide, n, bias, beta, out, ldo, out_img);
 }
 
 /* ---- the weight gradient of a convolution ----------------------------------

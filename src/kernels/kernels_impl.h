@@ -235,7 +235,7 @@ void gen_conv_prep_avx512(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH
 void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W,
                           int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m,
                           int64_t img, const float *x, const float *bias, float beta, float *out,
-                          int64_t ldo, float *work);
+                          int64_t ldo, int64_t out_img, float *work);
 
 /* ---- 3 x 3 stride-1 convolutions by Winograd's F(2 x 2, 3 x 3)
  * (winograd_avx512.c): the table's conv_gemm and conv_dw hand over the
@@ -249,7 +249,7 @@ void gen_wino_prep(int64_t M, int64_t C, const float *Wm, float *prep);
 int64_t gen_wino_conv_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m);
 void gen_wino_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W, int64_t pad,
                    int64_t m, int64_t img, const float *x, const float *bias, float beta,
-                   float *out, int64_t ldo, float *work);
+                   float *out, int64_t ldo, int64_t out_img, float *work);
 int64_t gen_wino_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m);
 void gen_wino_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
                  int64_t pad, int64_t m, int64_t img, const float *x, float *dw, float *work);
@@ -293,11 +293,13 @@ static inline int64_t gen_wide_tap(const struct gen_wide *g, int64_t kh, int64_t
  * into phases, into xp (m C plane floats), then g->slack zeros. */
 void gen_wide_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t H, int64_t W,
                      int64_t pad, const struct gen_wide *g, float *xp);
-/* out (M x m P, row stride ldo) = wide + bias + beta out (bias per row,
- * or NULL), dropping the garbage columns of wide (M x m tw, row stride
- * ldw, image i from column i tw). */
+/* out = wide + bias + beta out (bias per row, or NULL; out as conv_gemm
+ * lays it: image i at out + i out_img, rows ldo apart), dropping the
+ * garbage columns of wide (M x m tw, row stride ldw, image i from column
+ * i tw). */
 void gen_wide_to_out(const struct gen_wide *g, int64_t M, int64_t m, const float *wide,
-                     int64_t ldw, const float *bias, float beta, float *out, int64_t ldo);
+                     int64_t ldw, const float *bias, float beta, float *out, int64_t ldo,
+                     int64_t out_img);
 
 /* Scalar functions the SIMD tables reuse where vectorising gains nothing. */
 void gen_scalar_sgd(int64_t n, float *p, const float *g, float *buf, float lr, float mom,

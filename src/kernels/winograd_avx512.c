@@ -365,17 +365,17 @@ static int64_t block_rows(const struct wino *g, int64_t m, int64_t C, int64_t M)
     return best;
 }
 
-/* out[co, i P + (2 ty + a) OW + 2 tx + b] = (A^T Mo A)[a][b] + bias[co] + beta out
- * for the tiles of tile rows [r0, r1), Mo's GEMMs M x ldm, xi apart by
- * step floats. A^T = [1 1 1 0; 0 1 -1 -1]. */
+/* out[i out_img + co ldo + (2 ty + a) OW + 2 tx + b] = (A^T Mo A)[a][b] +
+ * bias[co] + beta out for the tiles of tile rows [r0, r1), Mo's GEMMs M x
+ * ldm, xi apart by step floats. A^T = [1 1 1 0; 0 1 -1 -1]. */
 static void output_transform(const struct wino *g, int64_t M, int64_t r0, int64_t r1,
                              const float *Mo, int64_t step, int64_t ldm, const float *bias,
-                             float beta, float *out, int64_t ldo) {
-    const int64_t P = g->OH * g->OW, R = stack(g);
+                             float beta, float *out, int64_t ldo, int64_t out_img) {
+    const int64_t R = stack(g);
     const __m512 vb = _mm512_set1_ps(beta);
     for (int64_t co = 0; co < M; co++) {
         /* the next channel's output rows, which the stores would otherwise wait for */
-        if (co + 1 < M) prefetch_rows(out + (co + 1) * ldo, P, g->OH, g->OW, 0, g, r0, r1);
+        if (co + 1 < M) prefetch_rows(out + (co + 1) * ldo, out_img, g->OH, g->OW, 0, g, r0, r1);
         const __m512 bc = _mm512_set1_ps(bias ? bias[co] : 0.0f);
         for (int64_t r = r0; r < r1; r += R) {
             const int64_t rows = r1 - r < R ? r1 - r : R;
@@ -401,7 +401,7 @@ static void output_transform(const struct wino *g, int64_t M, int64_t r0, int64_
                         const int64_t i = (r + j) / g->TH, oh = 2 * ((r + j) % g->TH) + a;
                         if (oh >= g->OH) continue;
                         const int64_t e0 = 2 * j * g->TW, e1 = e0 + g->OW - 2 * tx0;
-                        float *dst = out + co * ldo + i * P + oh * g->OW + 2 * tx0 - e0;
+                        float *dst = out + co * ldo + i * out_img + oh * g->OW + 2 * tx0 - e0;
                         const __mmask16 m0 = lanes(e0, e1), m1 = lanes(e0 - 16, e1 - 16);
                         __m512 l = lo, h = hi;
                         if (beta != 0.0f) {
@@ -435,7 +435,7 @@ int64_t gen_wino_conv_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t p
 
 void gen_wino_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W, int64_t pad,
                    int64_t m, int64_t img, const float *x, const float *bias, float beta,
-                   float *out, int64_t ldo, float *work) {
+                   float *out, int64_t ldo, int64_t out_img, float *work) {
     const struct wino g = wino_geo(H, W, pad);
     const int64_t rows = block_rows(&g, m, C, M), pa = gen_gemm_avx512_pack_a_floats(M, C);
     const int64_t vstep = spread(panel_floats(C, rows * g.TW)), mstep = spread(M * rows * g.TW);
@@ -454,7 +454,7 @@ void gen_wino_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W
         for (int xi = 0; xi < XI; xi++)
             gen_sgemm_avx512_packed(M, n, C, prep + xi * pa, V + xi * vstep, 0.0f, Mo + xi * mstep,
                                     n);
-        output_transform(&g, M, r0, r1, Mo, mstep, n, bias, beta, out, ldo);
+        output_transform(&g, M, r0, r1, Mo, mstep, n, bias, beta, out, ldo, out_img);
     }
 }
 
