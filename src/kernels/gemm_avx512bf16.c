@@ -36,6 +36,7 @@
 #include <string.h>
 
 #include "gen/core.h"
+#include "kernels/avx512_lanes.h"
 #include "kernels/kernels_impl.h"
 
 #define MR 8
@@ -93,18 +94,6 @@ static inline __m512i round_rows(__m512 x, __m512 y) {
     return _mm512_permutexvar_epi16(_mm512_loadu_si512(zip), round_run(x, y));
 }
 
-/* The vpermt2d indices that swap the off-diagonal h x h blocks of every
- * 2h x 2h block of two rows a, b: lo takes a's lane j where j & h is 0,
- * else b's lane j - h; hi takes a's lane j + h where j & h is 0, else b's
- * lane j (indices 16 and up name the second source). */
-static inline __attribute__((always_inline)) void block_swap(int h, __m512i *lo, __m512i *hi) {
-    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    const __mmask16 upper = _mm512_test_epi32_mask(lane, _mm512_set1_epi32(h));
-    *lo = _mm512_mask_add_epi32(lane, upper, lane, _mm512_set1_epi32(16 - h));
-    *hi = _mm512_mask_add_epi32(_mm512_add_epi32(lane, _mm512_set1_epi32(h)), upper, lane,
-                                _mm512_set1_epi32(16));
-}
-
 /* Transposes n x n 32-bit words (n = 16, or 8: then each 8-word half of
  * r[0..8) on its own): r[i] lane j <-> r[j] lane i, in rounds h = n/2,
  * ..., 2, 1 of block swaps between rows i and i + h. */
@@ -121,22 +110,6 @@ static inline __attribute__((always_inline)) void transpose_words(__m512i r[16],
             r[i + h] = _mm512_permutex2var_epi32(a, hi, b);
         }
     }
-}
-
-/* The lane sums of v[0..16) as one vector, lane i the sum of v[i]: the
- * transpose's block swaps, each round adding its two outputs (45
- * instructions for 16 sums, where one reduction each takes about 10). */
-static inline __attribute__((always_inline)) __m512 lane_sums(__m512 v[16]) {
-#pragma GCC unroll 4
-    for (int h = 8; h >= 1; h /= 2) {
-        __m512i lo, hi;
-        block_swap(h, &lo, &hi);
-#pragma GCC unroll 8
-        for (int i = 0; i < h; i++)
-            v[i] = _mm512_add_ps(_mm512_permutex2var_ps(v[i], lo, v[i + h]),
-                                 _mm512_permutex2var_ps(v[i], hi, v[i + h]));
-    }
-    return v[0];
 }
 
 /* ---- packing ---------------------------------------------------------- */
