@@ -443,8 +443,9 @@ struct gen_tensor *gen_concat(struct gen_ctx *g, struct gen_tensor *a, struct ge
     memcpy(shape, a->shape, sizeof shape);
     shape[1] = a->shape[1] + b->shape[1];
     struct gen_tensor *out = gen_tensor(g, a->ndim, shape);
-    const int64_t na = a->shape[1] * inner, nb = b->shape[1] * inner;
-    for (int64_t i = 0; i < a->shape[0]; i++) {
+    const int64_t na = a->shape[1] * inner, nb = b->shape[1] * inner, N = a->shape[0];
+#pragma omp parallel for schedule(static) if (N * (na + nb) >= OMP_MIN && N > 1)
+    for (int64_t i = 0; i < N; i++) {
         memcpy(out->data + i * (na + nb), a->data + i * na, (size_t)na * sizeof(float));
         memcpy(out->data + i * (na + nb) + na, b->data + i * nb, (size_t)nb * sizeof(float));
     }
@@ -459,13 +460,16 @@ GEN_BACKWARD(concat) {
     const int64_t na = gen_numel(a) / (N ? N : 1), nb = gen_numel(b) / (N ? N : 1);
     const float *dY = node->out->grad;
     enum gen_grad_mode mode;
+    /* image by image across threads (each call then runs on its thread) */
     if (a->requires_grad) {
         float *da = gen_grad_dst(g, a, &mode);
+#pragma omp parallel for schedule(static) if (N * na >= OMP_MIN && N > 1)
         for (int64_t i = 0; i < N; i++)
             gen_put_axpy(mode, na, 1.0f, dY + i * (na + nb), da + i * na);
     }
     if (b->requires_grad) {
         float *db = gen_grad_dst(g, b, &mode);
+#pragma omp parallel for schedule(static) if (N * nb >= OMP_MIN && N > 1)
         for (int64_t i = 0; i < N; i++)
             gen_put_axpy(mode, nb, 1.0f, dY + i * (na + nb) + na, db + i * nb);
     }

@@ -107,7 +107,7 @@ static inline __attribute__((always_inline)) void row_transform(const float *row
     const float *p = row + win->c0;
     const __m512 v0 = _mm512_maskz_loadu_ps(win->m[0], p),
                  v1 = _mm512_maskz_loadu_ps(win->m[1], p + 16),
-                 v2 = _mm512_maskz_loadu_ps(win->m[2], p + 32);
+                 v2 = win->m[2] ? _mm512_maskz_loadu_ps(win->m[2], p + 32) : _mm512_setzero_ps();
     const __m512 a0 = _mm512_castsi512_ps(
                      _mm512_alignr_epi32(_mm512_castps_si512(v1), _mm512_castps_si512(v0), 2)),
                  a1 = _mm512_castsi512_ps(
@@ -179,8 +179,9 @@ static void prefetch_rows(const float *plane, int64_t img, int64_t H, int64_t W,
 
 /* The 16 outputs of B^T d B from the half transforms w[k] of the tile's
  * four input rows, to their places. */
-static inline void put_input(float *vc, int64_t vstep, const struct dest *d, const __m512 w0[4],
+static inline void put_input(float *vc, int64_t vstep, const struct dest *dp, const __m512 w0[4],
                              const __m512 w1[4], const __m512 w2[4], const __m512 w3[4]) {
+    const struct dest dl = *dp, *d = &dl; /* in registers, not reread after every store */
     for (int q = 0; q < 4; q++) {
         store_dest(vc + (0 + q) * vstep, d, _mm512_sub_ps(w0[q], w2[q]));
         store_dest(vc + (4 + q) * vstep, d, _mm512_add_ps(w1[q], w2[q]));
