@@ -295,6 +295,7 @@ GEN_BACKWARD(conv2d) {
     float *dw_part = dw && !implicit_dw ? gen_scratch_floats(g, k.count * c.Cout * c.K) : NULL;
     float *wf = flip ? gen_scratch_floats(g, c.Cin * K2) : NULL;
     if (flip)
+#pragma omp parallel for schedule(static) if (c.Cin > 1 && c.Cin * K2 >= ((int64_t)1 << 15))
         for (int64_t ci = 0; ci < c.Cin; ci++)
             for (int64_t co = 0; co < c.Cout; co++)
                 for (int64_t kh = 0; kh < c.KH; kh++)

@@ -290,7 +290,7 @@ static void weight_transform(int64_t M, int64_t C, const float *Wm, float *U) {
     const int64_t ustep = spread(M * C);
     const __m512 half = _mm512_set1_ps(0.5f);
     const __m512i nine = kernel_offsets();
-    for (int64_t co = 0; co < M; co++)
+    GEN_KFOR(GEN_KPAR_ROWS(M, M * C * 16), co, M,
         for (int64_t c0 = 0; c0 < C; c0 += 16) {
             const __mmask16 mk = lanes(0, C - c0);
             const float *k = Wm + (co * C + c0) * 9;
@@ -315,7 +315,7 @@ static void weight_transform(int64_t M, int64_t C, const float *Wm, float *U) {
                                       _mm512_mul_ps(half, _mm512_sub_ps(s02, t[r][1])));
                 _mm512_mask_storeu_ps(dst + (r * 4 + 3) * ustep, mk, t[r][2]);
             }
-        }
+        });
 }
 
 int64_t gen_wino_prep_work(int64_t M, int64_t C) {
@@ -323,13 +323,14 @@ int64_t gen_wino_prep_work(int64_t M, int64_t C) {
 }
 
 /* The 16 transformed kernels, each packed once as the A operand of its
- * GEMM (the transform itself goes through the tail of prep). */
+ * GEMM (the transform itself goes through the tail of prep); across the
+ * threads, as ops_conv calls it before its chunk loop. */
 void gen_wino_prep(int64_t M, int64_t C, const float *Wm, float *prep) {
     const int64_t pa = gen_gemm_avx512_pack_a_floats(M, C);
     float *U = prep + round16(XI * pa);
     weight_transform(M, C, Wm, U);
-    for (int xi = 0; xi < XI; xi++)
-        gen_gemm_avx512_pack_a(M, C, U + xi * spread(M * C), C, prep + xi * pa);
+    GEN_KFOR(GEN_KPAR_ROWS(XI, XI * M * C), xi, XI,
+             gen_gemm_avx512_pack_a(M, C, U + xi * spread(M * C), C, prep + xi * pa));
 }
 
 /* Even and odd lanes of 32 -> two vectors interleaved: lanes 0..15 of
