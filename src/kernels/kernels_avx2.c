@@ -48,12 +48,6 @@ SIMD_INLINE vf vf_sel_ge(vf a, vf b, vf t, vf f) {
 SIMD_INLINE vf vf_sel_lt(vf a, vf b, vf t, vf f) {
     return _mm256_blendv_ps(f, t, _mm256_cmp_ps(a, b, _CMP_LT_OQ));
 }
-SIMD_INLINE float vf_hsum(vf a) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 SIMD_INLINE float vf_hmax(vf a) {
     __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
     s = _mm_max_ps(s, _mm_movehl_ps(s, s));

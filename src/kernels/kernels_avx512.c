@@ -49,7 +49,6 @@ SIMD_INLINE vf vf_sel_ge(vf a, vf b, vf t, vf f) {
 SIMD_INLINE vf vf_sel_lt(vf a, vf b, vf t, vf f) {
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, b, _CMP_LT_OQ), f, t);
 }
-SIMD_INLINE float vf_hsum(vf a) { return _mm512_reduce_add_ps(a); }
 SIMD_INLINE float vf_hmax(vf a) { return _mm512_reduce_max_ps(a); }
 
 /* p 2^n for integral n in [-150, 129]; scalef handles overflow to inf and
