@@ -37,6 +37,15 @@ static void random_tokens(int32_t *t, int64_t n, int64_t V, uint64_t seed) {
     for (int64_t i = 0; i < n; i++) t[i] = (int32_t)gen_rng_below(&r, (uint64_t)V);
 }
 
+/* A random model of shape s (seed), its KV cache, and n random tokens
+ * (seed + 1). */
+static void kv_setup(const struct gen_tf_shape *s, uint64_t seed, struct gen_tf *m,
+                     struct gen_tf_cache *c, int32_t *tok, int64_t n) {
+    random_model(m, s, seed);
+    assert_int_equal(gen_tf_cache_init(c, m), GEN_OK);
+    random_tokens(tok, n, s->V, seed + 1);
+}
+
 /* Full-forward logits (T, V) of tokens[0..T). */
 static float *full_logits(struct gen_tf *m, const int32_t *tok, int64_t T) {
     struct gen_ctx g;
@@ -53,11 +62,9 @@ static void test_kv_cache_matches_forward(void **state) {
     (void)state;
     const struct gen_tf_shape s = {2, 4, 32, 16, 37};
     struct gen_tf m;
-    random_model(&m, &s, 1);
     struct gen_tf_cache c;
-    assert_int_equal(gen_tf_cache_init(&c, &m), GEN_OK);
     int32_t tok[19];
-    random_tokens(tok, 19, s.V, 2);
+    kv_setup(&s, 1, &m, &c, tok, 19);
     float *want = full_logits(&m, tok, s.T); /* (T, V) */
 
     /* One token at a time. */
@@ -92,11 +99,9 @@ static void test_kv_decode_threads(void **state) {
     (void)state;
     const struct gen_tf_shape s = {2, 2, 48, 24, 37};
     struct gen_tf m;
-    random_model(&m, &s, 5);
     struct gen_tf_cache c;
-    assert_int_equal(gen_tf_cache_init(&c, &m), GEN_OK);
     int32_t tok[24];
-    random_tokens(tok, 24, s.V, 6);
+    kv_setup(&s, 5, &m, &c, tok, 24);
     float *logits[3];
     for (int nt = 1; nt <= 3; nt++) {
         gen_threads_init(nt);

@@ -56,15 +56,20 @@ struct chunks {
     int64_t nb, count; /* images per chunk (the last may have fewer), chunks */
 };
 
+/* N images in `count` (at most N) chunks of near-equal size. */
+static struct chunks chunks_of(int64_t N, int64_t count) {
+    if (N <= 0) return (struct chunks){1, 0};
+    if (count > N) count = N;
+    const int64_t nb = (N + count - 1) / count;
+    return (struct chunks){nb, (N + nb - 1) / nb};
+}
+
 /* Chunks for a batch of N images whose per-image column block is rows x P. */
 static struct chunks chunk_images(int64_t N, int64_t rows, int64_t P) {
-    if (N <= 0) return (struct chunks){1, 0};
     int64_t nb = CHUNK_FLOATS / (rows * P > 0 ? rows * P : 1);
     if (nb < 1) nb = 1;
-    int64_t count = (N + nb - 1) / nb;
-    if (count < MIN_CHUNKS) count = N < MIN_CHUNKS ? N : MIN_CHUNKS;
-    nb = (N + count - 1) / count;
-    return (struct chunks){nb, (N + nb - 1) / nb};
+    const int64_t count = N > 0 ? (N + nb - 1) / nb : 0;
+    return chunks_of(N, count < MIN_CHUNKS ? MIN_CHUNKS : count);
 }
 
 /* Images [n0, n0 + m) of chunk ch. */
@@ -234,13 +239,11 @@ struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct ge
 static void implicit_weight_grad(struct gen_ctx *g, const struct gen_kernels *kt,
                                  const struct conv_geo *c, const float *x, const float *dy,
                                  float *dw, enum gen_grad_mode mode) {
-    const int64_t count = c->N < MIN_CHUNKS ? c->N : MIN_CHUNKS;
-    if (count <= 0) { /* no images: a zero gradient (col_sum of no rows) */
+    const struct chunks kk = chunks_of(c->N, MIN_CHUNKS);
+    if (kk.count == 0) { /* no images: a zero gradient (col_sum of no rows) */
         gen_put_rows_sum(mode, 0, c->Cout * c->K, NULL, c->Cout * c->K, dw);
         return;
     }
-    const int64_t nb = (c->N + count - 1) / count;
-    const struct chunks kk = {nb, (c->N + nb - 1) / nb};
     const int64_t per = lines(kt->conv_dw_work(c->Cout, c->Cin, c->H, c->W, c->KH, c->KW,
                                                c->stride, c->pad, kk.nb));
     float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);

@@ -121,7 +121,7 @@ static inline __attribute__((always_inline)) void row_transform(const float *row
 }
 
 /* Where the transforms put a GEMM operand, a K x n matrix per xi: plain
- * (row stride ld) or, for the A B products, as the GEMM's packed B panels
+ * (rows kstep apart) or, for the A B products, as the GEMM's packed B panels
  * (gemm_blocked's bfull: 48-column panels K NR apart, row k of one at k
  * NR), so that B is never packed. Row k of 16 tiles from column t0 goes
  * to mat + k kstep + off[j] under mask m[j]: a run that crosses into the
@@ -132,11 +132,10 @@ struct dest {
     __mmask16 m[2];
 };
 
-static struct dest dest_at(int panels, int64_t ld, int64_t K, int64_t t0, __mmask16 mk) {
+static struct dest dest_at(int panels, int64_t K, int64_t t0, __mmask16 mk) {
     struct dest d = {{t0, 0}, {mk, 0}};
     if (!panels) return d;
     const int64_t q = t0 / GEN_GEMM_NR, off = t0 % GEN_GEMM_NR, first = GEN_GEMM_NR - off;
-    (void)ld;
     d.off[0] = q * K * GEN_GEMM_NR + off;
     if (first < 16) {
         d.m[0] = mk & lanes(0, first);
@@ -266,13 +265,13 @@ static void input_transform(const float *x, int64_t img, int64_t C, int64_t H, i
 
 /* The places of the vectors of tile rows [r0, r1) (dest_at): runs of 16
  * tiles of a row, or `stack` whole rows at a time. */
-static void fill_dest(const struct wino *g, int64_t r0, int64_t r1, int panels, int64_t ld,
-                      int64_t K, struct dest *dst) {
+static void fill_dest(const struct wino *g, int64_t r0, int64_t r1, int panels, int64_t K,
+                      struct dest *dst) {
     const int64_t R = stack(g), nv = R > 1 ? 1 : (g->TW + 15) / 16;
     for (int64_t r = r0; r < r1; r += R) {
         const int64_t rows = r1 - r < R ? r1 - r : R;
         for (int64_t v = 0; v < nv; v++)
-            *dst++ = dest_at(panels, ld, K, (r - r0) * g->TW + 16 * v,
+            *dst++ = dest_at(panels, K, (r - r0) * g->TW + 16 * v,
                              lanes(0, R > 1 ? rows * g->TW : g->TW - 16 * v));
     }
 }
@@ -445,10 +444,10 @@ void gen_wino_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W
     struct dest *dst = (struct dest *)(void *)(Mo + XI * mstep);
     for (int64_t r0 = 0; r0 < m * g.TH; r0 += rows) {
         const int64_t r1 = r0 + rows < m * g.TH ? r0 + rows : m * g.TH, n = (r1 - r0) * g.TW;
-        fill_dest(&g, r0, r1, 1, 0, C, dst);
+        fill_dest(&g, r0, r1, 1, C, dst);
         input_transform(x, img, C, H, W, pad, &g, r0, r1, V, vstep, GEN_GEMM_NR, dst);
         if (n % 16) { /* the last panel's columns that the micro-kernel reads past n */
-            const struct dest z = dest_at(1, 0, C, n, lanes(0, 16 - n % 16));
+            const struct dest z = dest_at(1, C, n, lanes(0, 16 - n % 16));
             for (int xi = 0; xi < XI; xi++)
                 for (int64_t c = 0; c < C; c++)
                     store_dest(V + xi * vstep + c * GEN_GEMM_NR, &z, _mm512_setzero_ps());
@@ -564,7 +563,7 @@ void gen_wino_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t 
     struct dest *dst = (struct dest *)(void *)(Mo + XI * ostep);
     for (int64_t r0 = 0; r0 < m * g.TH; r0 += rows) {
         const int64_t r1 = r0 + rows < m * g.TH ? r0 + rows : m * g.TH, n = (r1 - r0) * g.TW;
-        fill_dest(&g, r0, r1, 0, n, C, dst);
+        fill_dest(&g, r0, r1, 0, C, dst);
         input_transform(x, img, C, H, W, pad, &g, r0, r1, V, vstep, n, dst);
         dy_transform(dy, dy_img, M, &g, r0, r1, D, dstep, n);
         for (int xi = 0; xi < XI; xi++)
