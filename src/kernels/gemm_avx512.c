@@ -549,6 +549,12 @@ void gen_wide_to_out(const struct gen_wide *g, int64_t M, int64_t m, const float
     const int64_t OH = g->OH, OW = g->OW;
     for (int64_t co = 0; co < M; co++) {
         const __m512 vb = _mm512_set1_ps(bias ? bias[co] : 0.0f);
+        /* the next row's output lines, which the masked stores of short rows
+         * would otherwise wait for one by one */
+        if (co + 1 < M)
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t f = 0; f < OH * OW; f += 16)
+                    _mm_prefetch((const char *)(out + (co + 1) * ldo + i * out_img + f), _MM_HINT_T0);
         for (int64_t i = 0; i < m; i++)
             for (int64_t oh = 0; oh < OH; oh++) {
                 const float *src = wide + co * ldw + i * g->tw + oh * g->Wq;
