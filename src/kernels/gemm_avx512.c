@@ -521,6 +521,11 @@ void gen_wide_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t 
             const float *src = x + i * img + c * H * W;
             float *d = xp + (i * C + c) * g->plane;
             if (g->s > 1) {
+                /* the next plane: im2col_row's short strided rows leave the
+                 * hardware prefetcher idle */
+                const float *next = c + 1 < C ? src + H * W : i + 1 < m ? x + (i + 1) * img : NULL;
+                if (next)
+                    for (int64_t f = 0; f < H * W; f += 16) _mm_prefetch((const char *)(next + f), _MM_HINT_T0);
                 for (int64_t a = 0; a < g->sa; a++)
                     for (int64_t b = 0; b < g->sb; b++)
                         im2col_row(src, H, W, g->Hq, g->Wq, a, b, g->s, pad,
@@ -790,14 +795,21 @@ void gen_conv_dw_avx512(int64_t M, const float *dy, int64_t dy_img, int64_t C, i
     }
     float *xp = work, *dyw = xp + round16(m * C * g.plane + g.slack);
     gen_wide_planes(x, img, m, C, H, W, pad, &g, xp);
+    /* dy's rows onto the wide grid, zeros in the garbage columns and the
+     * tail, a vector at a time, the next plane fetched ahead (rows this
+     * short leave the hardware prefetcher idle, and memcpy's call per row
+     * cost more than the copy) */
     for (int64_t i = 0; i < m; i++)
         for (int64_t co = 0; co < M; co++) {
             float *d = dyw + (i * M + co) * g.tw16;
             const float *src = dy + i * dy_img + co * P;
-            for (int64_t oh = 0; oh < OH; oh++) {
-                memcpy(d + oh * g.Wq, src + oh * OW, (size_t)OW * sizeof(float));
-                memset(d + oh * g.Wq + OW, 0, (size_t)(g.Wq - OW) * sizeof(float));
-            }
+            const float *next = co + 1 < M ? src + P : i + 1 < m ? dy + (i + 1) * dy_img : NULL;
+            if (next)
+                for (int64_t f = 0; f < P; f += 16) _mm_prefetch((const char *)(next + f), _MM_HINT_T0);
+            for (int64_t oh = 0; oh < OH; oh++)
+                for (int64_t q = 0; q < g.Wq; q += 16)
+                    _mm512_mask_storeu_ps(d + oh * g.Wq + q, lane_mask(g.Wq - q),
+                                          _mm512_maskz_loadu_ps(lane_mask(OW - q), src + oh * OW + q));
             memset(d + g.tw, 0, (size_t)(g.tw16 - g.tw) * sizeof(float));
         }
     /* co outer: the block's 8 rows of dy stay in L1 while the taps stream by */

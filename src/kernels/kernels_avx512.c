@@ -99,4 +99,21 @@ SIMD_INLINE vf vd2_cvt(vd2 acc) {
 }
 SIMD_INLINE double vd2_hsum(vd2 acc) { return _mm512_reduce_add_pd(_mm512_add_pd(acc.lo, acc.hi)); }
 
+/* ---- col2im at stride 2: d[2 j] += s[j] for j < n ----
+ * 8 values of s to the even lanes of one vector by a permutation, added
+ * to the even lanes of d, whose odd lanes are neither read nor written:
+ * each element gets the one add the scalar loop gives it. */
+#define GEN_SIMD_COL2IM_S2 col2im_row_s2
+SIMD_INLINE void col2im_row_s2(float *d, const float *s, int64_t n) {
+    const __m512i spread = _mm512_set_epi32(7, 7, 6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1, 0, 0);
+    for (int64_t j = 0; j < n; j += 8) {
+        const int64_t r = n - j < 8 ? n - j : 8;
+        const __mmask16 even = (__mmask16)(0x5555u & ((1u << (2 * r - 1)) - 1u));
+        const __m512 v = _mm512_permutexvar_ps(
+            spread, _mm512_castps256_ps512(_mm256_maskz_loadu_ps((__mmask8)((1u << r) - 1u), s + j)));
+        _mm512_mask_storeu_ps(d + 2 * j, even,
+                              _mm512_add_ps(_mm512_maskz_loadu_ps(even, d + 2 * j), v));
+    }
+}
+
 #include "kernels/kernels_simd.h"

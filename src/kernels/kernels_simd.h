@@ -606,29 +606,42 @@ static void im2col(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int6
     im2col_ld(C, H, W, KH, KW, stride, pad, P, x, col);
 }
 
-/* Same summation order as the scalar reference, so the results are equal. */
+/* Same summation order as the scalar reference, so the results are equal.
+ * Stride 2 goes a row at a time through the table's GEN_SIMD_COL2IM_S2
+ * where it has one; other strides are scalar. */
+#ifdef GEN_SIMD_COL2IM_S2
+#define COL2IM_SIMD(stride) ((stride) == 1 || (stride) == 2)
+#else
+#define COL2IM_SIMD(stride) ((stride) == 1)
+#define GEN_SIMD_COL2IM_S2(d, s, n) ((void)0)
+#endif
 static void col2im_ld(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
                       int64_t pad, int64_t ldc, const float *col, float *x) {
-    if (stride != 1) {
+    if (!COL2IM_SIMD(stride)) {
         gen_scalar_col2im_ld(C, H, W, KH, KW, stride, pad, ldc, col, x);
         return;
     }
-    const int64_t OH = gen_conv_out(H, KH, 1, pad), OW = gen_conv_out(W, KW, 1, pad);
+    const int64_t OH = gen_conv_out(H, KH, stride, pad), OW = gen_conv_out(W, KW, stride, pad);
     GEN_KFOR(GEN_KPAR_ROWS(C, C * KH * KW * OH * OW), c, C,
         for (int64_t kh = 0; kh < KH; kh++)
             for (int64_t kw = 0; kw < KW; kw++) {
                 const float *src = col + ((c * KH + kh) * KW + kw) * ldc;
                 int64_t lo, hi;
-                gen_conv_valid(W, OW, 1, pad, kw, &lo, &hi);
+                gen_conv_valid(W, OW, stride, pad, kw, &lo, &hi);
                 for (int64_t oh = 0; oh < OH; oh++) {
-                    const int64_t ih = oh - pad + kh;
+                    const int64_t ih = oh * stride - pad + kh;
                     if (ih < 0 || ih >= H) continue;
                     float *d = x + (c * H + ih) * W - pad + kw;
                     const float *s = src + oh * OW;
+                    if (stride == 2) {
+                        if (hi > lo) GEN_SIMD_COL2IM_S2(d + 2 * lo, s + lo, hi - lo);
+                        continue;
+                    }
                     VLOOP(lo, hi, ST(d + i, vf_add(LD(d + i), LD(s + i))));
                 }
             });
 }
+#undef COL2IM_SIMD
 
 static void col2im(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
                    int64_t pad, const float *col, float *x) {
