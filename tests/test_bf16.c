@@ -162,6 +162,9 @@ static void test_threads(void **state) {
     assert_memory_equal(C1, C2, (size_t)(M * N) * sizeof(float));
     assert_memory_equal(C1, C3, (size_t)(M * N) * sizeof(float));
     free(A), free(B), free(C1), free(C2), free(C3);
+    /* the product with a bias row, as a linear layer's forward runs it */
+    assert_non_null(k->gemm_bias);
+    tu_check_gemm_bias(k);
 }
 
 /* ---- the implicit-GEMM convolution ------------------------------------------ */

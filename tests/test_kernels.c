@@ -373,6 +373,7 @@ static void test_gemm_parity(void **state) {
     (void)state;
     each_simd(gemm_parity);
     each_simd(gemm_threads);
+    each_simd(tu_check_gemm_bias);
     each_simd(conv_gemm_parity);
 }
 

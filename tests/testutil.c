@@ -3,6 +3,7 @@
 #include "testutil.h"
 
 #include <ftw.h>
+#include "gen/kernels.h"
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -296,4 +297,54 @@ int tu_gradcheck(const char *name, tu_fn f, void *arg, int n_in, const struct tu
     free(r);
     gen_ctx_free(&g);
     return failures;
+}
+
+void tu_check_gemm_bias(const struct gen_kernels *k) {
+    if (!k->gemm_bias) return;
+    /* M, N, K, ta, tb: one K slice or several, N past a 1152-wide block,
+     * split along M and along N over threads */
+    static const int64_t dims[][5] = {{7, 49, 33, 0, 1},   {130, 200, 600, 0, 1},
+                                      {40, 1160, 20, 1, 0}, {20, 700, 400, 0, 0},
+                                      {300, 260, 150, 1, 1}};
+    const int saved = omp_get_max_threads();
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+        const int64_t M = dims[d][0], N = dims[d][1], K = dims[d][2];
+        const int ta = (int)dims[d][3], tb = (int)dims[d][4];
+        const int64_t lda = (ta ? M : K) + 1, ldb = (tb ? K : N) + 3, ldc = N + 2;
+        float *A = malloc((size_t)((ta ? K : M) * lda) * sizeof(float));
+        float *B = malloc((size_t)((tb ? N : K) * ldb) * sizeof(float));
+        float *bias = malloc((size_t)N * sizeof(float));
+        float *want = malloc((size_t)(M * ldc) * sizeof(float));
+        float *got = malloc((size_t)(M * ldc) * sizeof(float));
+        assert_true(A && B && bias && want && got);
+        tu_fill_uniform(A, (ta ? K : M) * lda, -1, 1, 11 + d);
+        tu_fill_uniform(B, (tb ? N : K) * ldb, -1, 1, 22 + d);
+        tu_fill_uniform(bias, N, -2, 2, 33 + d);
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < ldc; j++) want[i * ldc + j] = j < N ? bias[j] : 7.0f;
+        k->gemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, want, ldc);
+        for (int t = 1; t <= 4; t++) {
+            for (int64_t i = 0; i < M * ldc; i++) got[i] = i % ldc < N ? NAN : 7.0f;
+            if (t <= 3) {
+                omp_set_num_threads(t);
+                k->gemm_bias(ta, tb, M, N, K, A, lda, B, ldb, bias, got, ldc);
+            } else {
+#ifdef _OPENMP
+#pragma omp parallel num_threads(2)
+                {
+#pragma omp single
+                    k->gemm_bias(ta, tb, M, N, K, A, lda, B, ldb, bias, got, ldc);
+                }
+#else
+                k->gemm_bias(ta, tb, M, N, K, A, lda, B, ldb, bias, got, ldc);
+#endif
+            }
+            if (memcmp(got, want, (size_t)(M * ldc) * sizeof(float)) != 0)
+                fprintf(stderr, "  %s gemm_bias %lldx%lldx%lld ta %d tb %d, %d threads: differs\n",
+                        k->name, (long long)M, (long long)N, (long long)K, ta, tb, t);
+            assert_memory_equal(got, want, (size_t)(M * ldc) * sizeof(float));
+        }
+        omp_set_num_threads(saved);
+        free(A), free(B), free(bias), free(want), free(got);
+    }
 }

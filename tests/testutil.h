@@ -30,6 +30,14 @@ double tu_close(const char *what, const float *a, const float *b, int64_t n, dou
 
 void tu_fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed);
 
+struct gen_kernels;
+/* A table's gemm_bias (if it has one) gives, on 1, 2 and 3 threads and
+ * inside a parallel region, the bits of its gemm with alpha = beta = 1 on
+ * a C whose rows hold the bias: transposed or not, K in one slice or
+ * several, N across column blocks, the product split by rows and by
+ * columns. */
+void tu_check_gemm_bias(const struct gen_kernels *k);
+
 /* A fresh directory under /tmp (removed by tu_rmdir); returns a static-lifetime
  * string owned by the caller (free with free()). */
 char *tu_mkdtemp(void);

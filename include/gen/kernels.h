@@ -224,6 +224,15 @@ struct gen_kernels {
                               int64_t stride, int64_t pad);
     void (*conv_prep)(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                       int64_t stride, int64_t pad, const float *Wm, float *prep);
+
+    /* ---- appended: a product with a bias row, or NULL where gemm is ----
+     * C = op(A) op(B) + bias, bias[j] added to column j of every row (a
+     * linear layer's forward), with gemm's other arguments (alpha 1, beta
+     * 0: C is not read). The bias is added as C is written: the bits gemm
+     * gives with alpha = beta = 1 on a C whose every row holds the bias. */
+    void (*gemm_bias)(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+                      int64_t lda, const float *B, int64_t ldb, const float *bias, float *C,
+                      int64_t ldc);
 };
 
 /* The table in force, chosen once by gen_kernels_init (called by
@@ -266,6 +275,11 @@ void gen_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, cons
  * tb; ldc >= N), e.g. one head's columns of a packed (T, 3C) qkv. */
 void gen_gemm_ld(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                  int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* C (M x N, rows N apart) = op(A) op(B) + bias (N values, added to every
+ * row): the table's gemm_bias, else the bias copied into each row and
+ * gen_gemm with beta 1 (the same bits). */
+void gen_gemm_bias(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A, const float *B,
+                   const float *bias, float *C);
 /* y = alpha op(A) x + beta y on the calling thread, never an OpenMP region:
  * A (M, N) row-major with rows lda apart (lda >= N); op(A) = A: x (N), y
  * (M); trans: A^T: x (M), y (N). beta == 0: y is not read. The AVX-512

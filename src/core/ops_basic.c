@@ -307,9 +307,10 @@ struct gen_tensor *gen_linear(struct gen_ctx *g, struct gen_tensor *x, struct ge
     shape[x->ndim - 1] = OUT;
     struct gen_tensor *out = gen_tensor(g, x->ndim, shape); /* (..., OUT) */
     float *Y = out->data;
-    if (b)
-        for (int64_t r = 0; r < R; r++) memcpy(Y + r * OUT, b->data, (size_t)OUT * sizeof(float));
-    gen_gemm(0, 1, R, OUT, IN, 1.0f, x->data, w->data, b ? 1.0f : 0.0f, Y);
+    if (b) /* the bias added as the product is written: no pass to fill Y first */
+        gen_gemm_bias(0, 1, R, OUT, IN, x->data, w->data, b->data, Y);
+    else
+        gen_gemm(0, 1, R, OUT, IN, 1.0f, x->data, w->data, 0.0f, Y);
     gen_record(g, GEN_OP_LINEAR, out, b ? 3 : 2, (struct gen_tensor *[]){x, w, b});
     return out;
 }

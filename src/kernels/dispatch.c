@@ -127,7 +127,7 @@ const struct gen_kernels *gen_kernels(void) {
 
 void gen_gemm_split(gen_gemm_fn gemm, int64_t mr, int64_t nr, int ta, int tb, int64_t M,
                     int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *B,
-                    int64_t ldb, float beta, float *C, int64_t ldc) {
+                    int64_t ldb, float beta, const float *bias, float *C, int64_t ldc) {
 #ifdef _OPENMP
     const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
     if (nt > 1 && 2.0 * (double)M * (double)N * (double)K >= 4e6 && (M >= 2 * mr || N >= 2 * nr)) {
@@ -142,17 +142,17 @@ void gen_gemm_split(gen_gemm_fn gemm, int64_t mr, int64_t nr, int ta, int tb, in
             if (hi <= lo) continue;
             if (along_m)
                 gemm(ta, tb, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, B, ldb, beta,
-                     C + lo * ldc, ldc);
+                     bias, C + lo * ldc, ldc);
             else
                 gemm(ta, tb, M, hi - lo, K, alpha, A, lda, tb ? B + lo * ldb : B + lo, ldb, beta,
-                     C + lo, ldc);
+                     bias ? bias + lo : NULL, C + lo, ldc);
         }
         return;
     }
 #else
     (void)mr, (void)nr;
 #endif
-    gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, bias, C, ldc);
 }
 
 int gen_kernels_set_precision(enum gen_precision p) {
@@ -208,6 +208,19 @@ void gen_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, cons
     }
     cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                 (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)N);
+}
+
+void gen_gemm_bias(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A, const float *B,
+                   const float *bias, float *C) {
+    GEN_ASSERT(M >= 0 && N >= 0 && K >= 0);
+    GEN_ASSERT(M <= INT32_MAX && N <= INT32_MAX && K <= INT32_MAX);
+    const struct gen_kernels *kt = gen_kernels();
+    if (kt->gemm_bias && M > 0 && N > 0 && K > 0) {
+        kt->gemm_bias(ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, bias, C, N);
+        return;
+    }
+    for (int64_t i = 0; i < M; i++) memcpy(C + i * N, bias, (size_t)N * sizeof(float));
+    gen_gemm(ta, tb, M, N, K, 1.0f, A, B, 1.0f, C);
 }
 
 void gen_gemm_ld(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,

@@ -231,17 +231,19 @@ static void pack_b(int tb, const float *B, int64_t ldb, int64_t p0, int64_t j0, 
 
 /* ---- micro-kernel ------------------------------------------------------- */
 
-/* C[0..mr, 0..nr) = alpha (ap B) + beta C, over kc steps (beta == 0: C is
- * not read), for nr <= 16 nv: the 8 x (16 nv) tile of C lives in 8 nv zmm
- * registers. ap is a packed MR x kc panel; row k of B (16 nv floats) is at
- * bp + k NR of a packed panel, or, when brow is given, at brow[k] + j.
- * Always inlined with a constant nv, so each width is its own loop. */
+/* C[0..mr, 0..nr) = alpha (ap B) + beta C + bias, over kc steps (beta ==
+ * 0: C is not read; bias: nr values, one a column, or NULL), for nr <= 16
+ * nv: the 8 x (16 nv) tile of C lives in 8 nv zmm registers. ap is a
+ * packed MR x kc panel; row k of B (16 nv floats) is at bp + k NR of a
+ * packed panel, or, when brow is given, at brow[k] + j. Always inlined
+ * with a constant nv, so each width is its own loop. */
 static inline __attribute__((always_inline)) void kernel_core(const int nv, int64_t kc,
                                                               const float *restrict ap,
                                                               const float *restrict bp,
                                                               const float *const *brow, int64_t j,
                                                               float *c, int64_t ldc, int64_t mr,
-                                                              int64_t nr, float alpha, float beta) {
+                                                              int64_t nr, float alpha, float beta,
+                                                              const float *bias) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
     __m512 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
     __m512 c40 = c00, c41 = c00, c42 = c00, c50 = c00, c51 = c00, c52 = c00;
@@ -275,15 +277,17 @@ static inline __attribute__((always_inline)) void kernel_core(const int nv, int6
 #undef ROW
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     const __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - 16), m2 = lane_mask(nr - 32);
+    /* the bias, as it would be read back from a C filled with it (beta 1) */
+    const __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
+    const __m512 bias1 = bias && nv > 1 ? _mm512_maskz_loadu_ps(m1, bias + 16) : bias0;
+    const __m512 bias2 = bias && nv > 2 ? _mm512_maskz_loadu_ps(m2, bias + 32) : bias0;
 #define STORE1(r, v)                                                                               \
     do {                                                                                           \
         float *cv = c + (r)*ldc + 16 * (v);                                                        \
-        const __m512 x = _mm512_mul_ps(va, c##r##v);                                               \
-        if (beta == 0.0f)                                                                          \
-            _mm512_mask_storeu_ps(cv, m##v, x);                                                    \
-        else                                                                                       \
-            _mm512_mask_storeu_ps(cv, m##v,                                                        \
-                                  _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m##v, cv), x));        \
+        __m512 x = _mm512_mul_ps(va, c##r##v);                                                     \
+        if (beta != 0.0f) x = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m##v, cv), x);            \
+        if (bias) x = _mm512_add_ps(bias##v, x);                                                   \
+        _mm512_mask_storeu_ps(cv, m##v, x);                                                        \
     } while (0)
 #define STORE(r)                                                                                   \
     do {                                                                                           \
@@ -309,20 +313,20 @@ static inline __attribute__((always_inline)) void kernel_core(const int nv, int6
  * for rows read in place; kernel(nr) picks the narrowest that holds nr. */
 typedef void (*packed_kernel)(int64_t kc, const float *restrict ap, const float *restrict bp,
                               float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha,
-                              float beta);
+                              float beta, const float *bias);
 typedef void (*rows_kernel)(int64_t kc, const float *restrict ap, const float *const *brow,
                             int64_t j, float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha,
                             float beta);
 #define KERNELS(NV)                                                                                \
     static void kernel_8x##NV(int64_t kc, const float *restrict ap, const float *restrict bp,      \
                               float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha,          \
-                              float beta) {                                                        \
-        kernel_core(NV, kc, ap, bp, NULL, 0, c, ldc, mr, nr, alpha, beta);                         \
+                              float beta, const float *bias) {                                     \
+        kernel_core(NV, kc, ap, bp, NULL, 0, c, ldc, mr, nr, alpha, beta, bias);                   \
     }                                                                                              \
     static void kernel_8x##NV##_rows(int64_t kc, const float *restrict ap,                         \
                                      const float *const *brow, int64_t j, float *c, int64_t ldc,   \
                                      int64_t mr, int64_t nr, float alpha, float beta) {            \
-        kernel_core(NV, kc, ap, NULL, brow, j, c, ldc, mr, nr, alpha, beta);                       \
+        kernel_core(NV, kc, ap, NULL, brow, j, c, ldc, mr, nr, alpha, beta, NULL);                 \
     }
 KERNELS(1)
 KERNELS(2)
@@ -341,7 +345,8 @@ static int64_t kslice_of(int64_t K) {
 }
 
 /* The blocked loops over C (M x N, row stride ldc) = alpha op(A) op(B) +
- * beta C on this thread. With apre, op(A) comes packed by
+ * beta C + bias (bias: N values or NULL, added with the first slice of K)
+ * on this thread. With apre, op(A) comes packed by
  * gen_gemm_avx512_pack_a (ta and A unused). With B == NULL, bfull holds
  * op(B) already packed as ceil(N / NR) full-depth panels (panel q at bfull
  * + q K NR, element (k, c) at k NR + c), whose rows p0.. of a slice are
@@ -349,7 +354,7 @@ static int64_t kslice_of(int64_t K) {
 static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
                          const float *A, int64_t lda, const float *apre, const float *B,
                          int64_t ldb, const float *bfull, const float *const *brow, float beta,
-                         float *C, int64_t ldc) {
+                         const float *bias, float *C, int64_t ldc) {
     float *bp = packing_buffer(), *abuf = bp + (size_t)KC * NC;
     const float *ap = abuf;
     const int64_t kslice = kslice_of(K), Mp = (M + MR - 1) / MR * MR;
@@ -367,7 +372,7 @@ static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
                     pack_a(ta, A, lda, i0, p0, mc, kc, abuf);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     const int64_t nr = nc - jr < NR ? nc - jr : NR;
-                    if (brow) {
+                    if (brow) { /* convolutions: no bias here */
                         for (int64_t ir = 0; ir < mc; ir += MR)
                             rows_kernels[(nr - 1) / 16](kc, ap + (ir / MR) * kc * MR, brow + p0,
                                                         j0 + jr, C + (i0 + ir) * ldc + j0 + jr, ldc,
@@ -376,10 +381,11 @@ static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
                     }
                     const float *bpanel =
                         B ? bp + (jr / NR) * kc * NR : bfull + ((j0 + jr) / NR) * K * NR + p0 * NR;
+                    const float *bj = bias && p0 == 0 ? bias + j0 + jr : NULL;
                     for (int64_t ir = 0; ir < mc; ir += MR)
                         packed_kernels[(nr - 1) / 16](kc, ap + (ir / MR) * kc * MR, bpanel,
                                                       C + (i0 + ir) * ldc + j0 + jr, ldc,
-                                                      mc - ir < MR ? mc - ir : MR, nr, alpha, b);
+                                                      mc - ir < MR ? mc - ir : MR, nr, alpha, b, bj);
                 }
             }
         }
@@ -393,15 +399,20 @@ static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc) {
             C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
 }
 
-/* C (M x N, row stride ldc) = alpha op(A) op(B) + beta C on this thread. */
+/* C (M x N, row stride ldc) = alpha op(A) op(B) + beta C + bias on this
+ * thread (bias: N values, or NULL). */
 void gen_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                      int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+                      int64_t lda, const float *B, int64_t ldb, float beta, const float *bias,
+                      float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) {
         scale_c(M, N, beta, C, ldc);
+        if (bias)
+            for (int64_t i = 0; i < M; i++)
+                for (int64_t j = 0; j < N; j++) C[i * ldc + j] += bias[j];
         return;
     }
-    gemm_blocked(ta, tb, M, N, K, alpha, A, lda, NULL, B, ldb, NULL, NULL, beta, C, ldc);
+    gemm_blocked(ta, tb, M, N, K, alpha, A, lda, NULL, B, ldb, NULL, NULL, beta, bias, C, ldc);
 }
 
 int64_t gen_gemm_avx512_pack_a_floats(int64_t M, int64_t K) {
@@ -424,7 +435,7 @@ void gen_sgemm_avx512_packed(int64_t M, int64_t N, int64_t K, const float *ap, c
         scale_c(M, N, beta, C, ldc);
         return;
     }
-    gemm_blocked(0, 0, M, N, K, 1.0f, NULL, 0, ap, NULL, 0, bp, NULL, beta, C, ldc);
+    gemm_blocked(0, 0, M, N, K, 1.0f, NULL, 0, ap, NULL, 0, bp, NULL, beta, NULL, C, ldc);
 }
 
 /* ---- convolution as an implicit GEMM -------------------------------------- */
@@ -642,7 +653,7 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
         struct gen_wide gp = g;
         gp.Wq = OW, gp.tw = P;
         float *prod = row + round16(N);
-        gemm_blocked(0, 0, M, N, K, 1.0f, Wm, K, NULL, NULL, 0, work, NULL, 0.0f, prod, N);
+        gemm_blocked(0, 0, M, N, K, 1.0f, Wm, K, NULL, NULL, 0, work, NULL, 0.0f, NULL, prod, N);
         gen_wide_to_out(&gp, M, m, prod, N, bias, beta, out, ldo, out_img);
         return;
     }
@@ -659,7 +670,7 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
                     for (int64_t kw = 0; kw < KW; kw++)
                         rows[(c * KH + kh) * KW + kw] =
                             xp + (i * C + c) * g.plane + gen_wide_tap(&g, kh, kw);
-            gemm_blocked(0, 0, M, g.tw, K, 1.0f, Wm, K, NULL, NULL, 0, NULL, rows, 0.0f,
+            gemm_blocked(0, 0, M, g.tw, K, 1.0f, Wm, K, NULL, NULL, 0, NULL, rows, 0.0f, NULL,
                          wide + i * g.tw, n);
         }
     } else {
@@ -670,7 +681,7 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
                         row_to_panels(panels, K, (c * KH + kh) * KW + kw, i * g.tw, g.tw,
                                       xp + (i * C + c) * g.plane + gen_wide_tap(&g, kh, kw));
         zero_panel_tail(panels, K, n);
-        gemm_blocked(0, 0, M, n, K, 1.0f, Wm, K, NULL, NULL, 0, panels, NULL, 0.0f, wide, n);
+        gemm_blocked(0, 0, M, n, K, 1.0f, Wm, K, NULL, NULL, 0, panels, NULL, 0.0f, NULL, wide, n);
     }
     gen_wide_to_out(&g, M, m, wide, n, bias, beta, out, ldo, out_img);
 }
@@ -831,5 +842,13 @@ void gen_conv_dw_avx512(int64_t M, const float *dy, int64_t dy_img, int64_t C, i
 void gen_sgemm_avx512_mt(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
                          const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                          float *C, int64_t ldc) {
-    gen_gemm_split(gen_sgemm_avx512, MR, NR, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    gen_gemm_split(gen_sgemm_avx512, MR, NR, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C,
+                   ldc);
+}
+
+void gen_sgemm_avx512_bias(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+                           int64_t lda, const float *B, int64_t ldb, const float *bias, float *C,
+                           int64_t ldc) {
+    gen_gemm_split(gen_sgemm_avx512, MR, NR, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C,
+                   ldc);
 }

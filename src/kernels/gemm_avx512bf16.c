@@ -224,8 +224,8 @@ static void pack_b(int tb, const float *B, int64_t ldb, int64_t k0, int64_t j0, 
 
 /* ---- micro-kernel ------------------------------------------------------- */
 
-/* C[0..mr, 0..nr) = alpha (A panel . B) + beta C over kp pairs (beta ==
- * 0: C is not read), with nv = ceil(nr / 16) vectors of B a pair: a tile
+/* C[0..mr, 0..nr) = alpha (A panel . B) + beta C + bias over kp pairs
+ * (beta == 0: C is not read; bias: nr values, one a column, or NULL), with nv = ceil(nr / 16) vectors of B a pair: a tile
  * 8 x 16 nv, the last panel of a width that is no multiple of 48 (32 of
  * N = 128, one head's 32 columns) costing no more than it holds. Pair p of
  * B is at bp + p NR of a packed panel, or, when brow is given, at brow[p]
@@ -235,7 +235,7 @@ static void pack_b(int tb, const float *B, int64_t ldb, int64_t k0, int64_t j0, 
 static inline __attribute__((always_inline)) void
 kernel_core(int nv, int64_t kp, const pair *restrict ap, const pair *restrict bp,
             const pair *const *brow, int64_t j, float *c, int64_t ldc, int64_t mr, int64_t nr,
-            float alpha, float beta) {
+            float alpha, float beta, const float *bias) {
     __m512 acc[MR][3];
 #pragma GCC unroll 8
     for (int r = 0; r < MR; r++) {
@@ -258,6 +258,11 @@ kernel_core(int nv, int64_t kp, const pair *restrict ap, const pair *restrict bp
         }
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    __m512 bv[3]; /* the bias, as beta 1 would read it back from a C filled with it */
+#pragma GCC unroll 3
+    for (int v = 0; v < nv; v++)
+        bv[v] = bias ? _mm512_maskz_loadu_ps(first_lanes(nr - 16 * v), bias + 16 * v)
+                     : _mm512_setzero_ps();
 #pragma GCC unroll 8
     for (int r = 0; r < MR; r++) {
         if (r >= mr) break;
@@ -266,8 +271,12 @@ kernel_core(int nv, int64_t kp, const pair *restrict ap, const pair *restrict bp
             float *cv = c + r * ldc + 16 * v;
             const __mmask16 m = first_lanes(nr - 16 * v);
             __m512 y = _mm512_mul_ps(va, acc[r][v]);
-            if (beta != 0.0f)
-                y = _mm512_fmadd_ps(va, acc[r][v], _mm512_mul_ps(vb, _mm512_maskz_loadu_ps(m, cv)));
+            if (beta != 0.0f || bias) {
+                const __m512 cb = beta != 0.0f ? _mm512_maskz_loadu_ps(m, cv) : bv[v];
+                const __m512 t = !bias ? _mm512_mul_ps(vb, cb)
+                                 : beta != 0.0f ? _mm512_fmadd_ps(vb, cb, bv[v]) : bv[v];
+                y = _mm512_fmadd_ps(va, acc[r][v], t);
+            }
             _mm512_mask_storeu_ps(cv, m, y);
         }
     }
@@ -277,18 +286,19 @@ kernel_core(int nv, int64_t kp, const pair *restrict ap, const pair *restrict bp
  * for rows of pairs read in place; [(nr - 1) / 16] picks the narrowest
  * that holds nr columns. */
 typedef void (*packed_kernel)(int64_t kp, const pair *ap, const pair *bp, float *c, int64_t ldc,
-                              int64_t mr, int64_t nr, float alpha, float beta);
+                              int64_t mr, int64_t nr, float alpha, float beta, const float *bias);
 typedef void (*rows_kernel)(int64_t kp, const pair *ap, const pair *const *brow, int64_t j,
                             float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta);
 #define KERNELS(NV, W)                                                                             \
     static void kernel_8x##W(int64_t kp, const pair *ap, const pair *bp, float *c, int64_t ldc,    \
-                             int64_t mr, int64_t nr, float alpha, float beta) {                    \
-        kernel_core(NV, kp, ap, bp, NULL, 0, c, ldc, mr, nr, alpha, beta);                         \
+                             int64_t mr, int64_t nr, float alpha, float beta,                      \
+                             const float *bias) {                                                  \
+        kernel_core(NV, kp, ap, bp, NULL, 0, c, ldc, mr, nr, alpha, beta, bias);                   \
     }                                                                                              \
     static void kernel_8x##W##_rows(int64_t kp, const pair *ap, const pair *const *brow,           \
                                     int64_t j, float *c, int64_t ldc, int64_t mr, int64_t nr,      \
                                     float alpha, float beta) {                                     \
-        kernel_core(NV, kp, ap, NULL, brow, j, c, ldc, mr, nr, alpha, beta);                       \
+        kernel_core(NV, kp, ap, NULL, brow, j, c, ldc, mr, nr, alpha, beta, NULL);                 \
     }
 KERNELS(1, 16)
 KERNELS(2, 32)
@@ -299,13 +309,13 @@ static const rows_kernel rows_kernels[3] = {kernel_8x16_rows, kernel_8x32_rows, 
 
 /* ---- drivers ------------------------------------------------------------ */
 
-/* C (M x N, row stride ldc) = alpha op(A) op(B) + beta C on this thread.
- * With B == NULL, bfull holds op(B) already packed as ceil(N / NR) panels
+/* C (M x N, row stride ldc) = alpha op(A) op(B) + beta C + bias (N values
+ * or NULL, added with the first slice of K) on this thread. With B == NULL, bfull holds op(B) already packed as ceil(N / NR) panels
  * of the whole depth, ceil(K / 2) pairs each (panel q at bfull + q Kp NR),
  * whose pairs p0.. are what pack_b would have written for a slice. */
 static void blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                     int64_t lda, const float *B, int64_t ldb, const pair *bfull, float beta,
-                    float *C, int64_t ldc) {
+                    const float *bias, float *C, int64_t ldc) {
     pair *bp = pack_buffer(), *ap = bp + (size_t)KP * NC;
     /* equal even slices of at most 2 KP values: the slicing depends on K alone */
     const int64_t nk = (K + 2 * KP - 1) / (2 * KP);
@@ -323,33 +333,42 @@ static void blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha
                     const pair *panel = B ? bp + (jr / NR) * kp * NR
                                           : bfull + ((j0 + jr) / NR) * Kp * NR + (k0 / 2) * NR;
                     const int64_t nr = nc - jr < NR ? nc - jr : NR;
+                    const float *bj = bias && k0 == 0 ? bias + j0 + jr : NULL;
                     for (int64_t ir = 0; ir < mc; ir += MR)
-                        packed_kernels[(nr - 1) / 16](kp, ap + (ir / MR) * kp * MR, panel, C + (i0 + ir) * ldc + j0 + jr,
-                               ldc, mc - ir < MR ? mc - ir : MR, nr, alpha, b);
+                        packed_kernels[(nr - 1) / 16](kp, ap + (ir / MR) * kp * MR, panel,
+                                                      C + (i0 + ir) * ldc + j0 + jr, ldc,
+                                                      mc - ir < MR ? mc - ir : MR, nr, alpha, b, bj);
                 }
             }
         }
     }
 }
 
-/* C = alpha op(A) op(B) + beta C on this thread (gen_gemm_ld's arguments). */
+/* C = alpha op(A) op(B) + beta C + bias on this thread (a gen_gemm_fn). */
 static void gemm_bf16(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                      int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+                      int64_t lda, const float *B, int64_t ldb, float beta, const float *bias,
+                      float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
-    if (K <= 0 || alpha == 0.0f) { /* the product is empty: C = beta C */
+    if (K <= 0 || alpha == 0.0f) { /* the product is empty: C = beta C + bias */
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++)
-                C[i * ldc + j] = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
+                C[i * ldc + j] = (beta == 0.0f ? 0.0f : beta * C[i * ldc + j]) + (bias ? bias[j] : 0.0f);
         return;
     }
-    blocked(ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, beta, C, ldc);
+    blocked(ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, beta, bias, C, ldc);
 }
 
-/* The table's gemm: over the threads, in whole MR or NR panels. */
+/* The table's gemm and gemm_bias: over the threads, in whole MR or NR panels. */
 static void gemm_threads(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
                          const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                          float *C, int64_t ldc) {
-    gen_gemm_split(gemm_bf16, MR, NR, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    gen_gemm_split(gemm_bf16, MR, NR, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc);
+}
+
+static void gemm_bias_threads(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+                              int64_t lda, const float *B, int64_t ldb, const float *bias, float *C,
+                              int64_t ldc) {
+    gen_gemm_split(gemm_bf16, MR, NR, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C, ldc);
 }
 
 /* ---- convolution as an implicit GEMM over channel pairs -------------------
@@ -693,6 +712,7 @@ static void conv_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64
 void gen_kernels_avx512bf16_fill(struct gen_kernels *t) {
     t->name = "avx512bf16";
     t->gemm = gemm_threads;
+    t->gemm_bias = gemm_bias_threads;
     t->conv_gemm_work = conv_gemm_work;
     t->conv_gemm = conv_gemm;
     t->conv_dw_work = conv_dw_work;

@@ -8,6 +8,7 @@
 #define GEN_SIMD_TABLE gen_kernels_avx2
 #define GEN_SIMD_NAME "avx2"
 #define GEN_SIMD_GEMM NULL /* OpenBLAS's own AVX2 kernels serve */
+#define GEN_SIMD_GEMM_BIAS NULL
 #define GEN_SIMD_CONV_GEMM_WORK NULL
 #define GEN_SIMD_CONV_GEMM NULL
 #define GEN_SIMD_CONV_DW_WORK NULL

@@ -184,10 +184,11 @@ static inline double gen_ksum_blocks(int64_t n, const float *x,
                 work);                                                                        \
     }
 
-/* A GEMM on the calling thread, with gen_gemm_ld's arguments. */
+/* A GEMM on the calling thread, with gen_gemm_ld's arguments and a bias
+ * row (bias[j] added to column j, once; NULL for none). */
 typedef void (*gen_gemm_fn)(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
                             const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
-                            float *C, int64_t ldc);
+                            const float *bias, float *C, int64_t ldc);
 /* gemm split over the threads when called outside a parallel region and
  * the product is big enough (2 M N K >= 4e6): in whole mr-row panels along
  * M when M / mr >= N / nr, else in whole nr-column panels along N, so that
@@ -196,16 +197,20 @@ typedef void (*gen_gemm_fn)(int ta, int tb, int64_t M, int64_t N, int64_t K, flo
  * Else one call on this thread (dispatch.c). */
 void gen_gemm_split(gen_gemm_fn gemm, int64_t mr, int64_t nr, int ta, int tb, int64_t M,
                     int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *B,
-                    int64_t ldb, float beta, float *C, int64_t ldc);
+                    int64_t ldb, float beta, const float *bias, float *C, int64_t ldc);
 
-/* The AVX-512 GEMM (gemm_avx512.c): on this thread, and split over threads
- * outside a parallel region (the table's gemm). */
+/* The AVX-512 GEMM (gemm_avx512.c): on this thread (a gen_gemm_fn), and
+ * the table's gemm and gemm_bias, split over threads outside a parallel
+ * region. */
 void gen_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
                       const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
-                      float *C, int64_t ldc);
+                      const float *bias, float *C, int64_t ldc);
 void gen_sgemm_avx512_mt(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
                          const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                          float *C, int64_t ldc);
+void gen_sgemm_avx512_bias(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+                           int64_t lda, const float *B, int64_t ldb, const float *bias, float *C,
+                           int64_t ldc);
 /* The AVX-512 GEMM's operands packed ahead, for many products: op(A) = A
  * (M x K, row stride lda) as gen_gemm_avx512_pack_a_floats(M, K) floats
  * at ap, B (K x N) as ceil(N / GEN_GEMM_NR) panels GEN_GEMM_NR columns wide,

@@ -676,5 +676,5 @@ const struct gen_kernels GEN_SIMD_TABLE = {
     .exp_grad = exp_grad, .softmax_grad = softmax_grad, .log_softmax_grad = log_softmax_grad,
     .layernorm_grad = layernorm_grad, .groupnorm_grad = groupnorm_grad,
     .groupnorm_silu_fwd = groupnorm_silu_fwd, .groupnorm_silu_grad = groupnorm_silu_grad,
-    .adam_step = adam_step, .col_sum = col_sum,
+    .adam_step = adam_step, .col_sum = col_sum, .gemm_bias = GEN_SIMD_GEMM_BIAS,
 };

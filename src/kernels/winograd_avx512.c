@@ -568,7 +568,7 @@ void gen_wino_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t 
         dy_transform(dy, dy_img, M, &g, r0, r1, D, dstep, n);
         for (int xi = 0; xi < XI; xi++)
             gen_sgemm_avx512(0, 1, M, C, n, 1.0f, D + xi * dstep, n, V + xi * vstep, n,
-                             r0 == 0 ? 0.0f : 1.0f, Mo + xi * ostep, C);
+                             r0 == 0 ? 0.0f : 1.0f, NULL, Mo + xi * ostep, C);
     }
     dw_transform(M, C, Mo, ostep, dw);
 }
