@@ -915,6 +915,42 @@ static void test_grad_modes(void **state) {
     each_simd(grad_modes_one);
 }
 
+/* mul_grads gives, in every mode pair, the bits of the two passes it
+ * replaces (mul or mul_acc for da, then for db) on the same table, with
+ * separate buffers and with da and db one buffer; past GEN_KPAR_MIN too,
+ * so that its blocks run across threads. */
+static void mul_grads_one(const struct gen_kernels *k) {
+    static const int64_t sizes[] = {1, 17, 1000, (1 << 16) + 37};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        const int64_t n = sizes[s];
+        float *dy = rnd(n, -1, 1, 7100), *a = rnd(n, -2, 2, 7101), *b = rnd(n, -2, 2, 7102);
+        for (int m = 0; m < 5; m++) {
+            const enum gen_grad_mode ma = m & 1 ? GEN_GRAD_ADD : GEN_GRAD_SET,
+                                     mb = m & 2 ? GEN_GRAD_ADD : GEN_GRAD_SET;
+            const int alias = m == 4; /* da = db, the second pass adding */
+            float *da0 = rnd(n, -1, 1, 7103), *db0 = alias ? da0 : rnd(n, -1, 1, 7104);
+            float *da1 = dup(da0, n), *db1 = alias ? da1 : dup(db0, n);
+            const enum gen_grad_mode mb_ = alias ? GEN_GRAD_ADD : mb;
+            if (ma == GEN_GRAD_SET) k->mul(n, dy, b, da0);
+            else k->mul_acc(n, dy, b, da0);
+            if (mb_ == GEN_GRAD_SET) k->mul(n, dy, a, db0);
+            else k->mul_acc(n, dy, a, db0);
+            k->mul_grads(n, dy, a, b, da1, ma, db1, mb_);
+            assert_memory_equal(da0, da1, (size_t)n * sizeof(float));
+            assert_memory_equal(db0, db1, (size_t)n * sizeof(float));
+            free(da0), free(da1);
+            if (!alias) free(db0), free(db1);
+        }
+        free(dy), free(a), free(b);
+    }
+}
+
+static void test_mul_grads(void **state) {
+    (void)state;
+    mul_grads_one(scalar());
+    each_simd(mul_grads_one);
+}
+
 /* One table's group norm backward, plain or fused: dx (SET), dgamma, dbeta. */
 struct gn_out {
     float *y, *mean, *rstd, *dx, *dg, *db;
@@ -1202,6 +1238,7 @@ int main(void) {
         cmocka_unit_test(test_groupnorm_parity),
         cmocka_unit_test(test_optim_parity),
         cmocka_unit_test(test_grad_modes),
+        cmocka_unit_test(test_mul_grads),
         cmocka_unit_test(test_groupnorm_fused),
         cmocka_unit_test(test_groupnorm_grad_parity),
         cmocka_unit_test(test_adam_step),

@@ -233,6 +233,15 @@ struct gen_kernels {
     void (*gemm_bias)(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
                       int64_t lda, const float *B, int64_t ldb, const float *bias, float *C,
                       int64_t ldc);
+
+    /* ---- appended: both gradients of y = a * b in one pass over dy ----
+     * da (ma)= dy * b, then db (mb)= dy * a, element by element, each as
+     * mul (GEN_GRAD_SET) or mul_acc (GEN_GRAD_ADD) writes it: the bits of
+     * those two passes. da and db may be the same buffer (a and b one
+     * tensor: then db's add reads the da just written, as the second pass
+     * would). */
+    void (*mul_grads)(int64_t n, const float *dy, const float *a, const float *b, float *da,
+                      enum gen_grad_mode ma, float *db, enum gen_grad_mode mb);
 };
 
 /* The table in force, chosen once by gen_kernels_init (called by

@@ -121,6 +121,13 @@ static void binary_backward(struct gen_ctx *g, struct gen_node *node, int kind) 
     const float *dY = node->out->grad;
     struct bcast bc = bcast_plan(a, b);
     const int64_t outer = bc.outer, inner = bc.inner;
+    if (kind == BIN_MUL && outer == 1 && bc.inner_eq && a != b && a->requires_grad &&
+        b->requires_grad) { /* same shapes: both gradients in one pass over dy */
+        enum gen_grad_mode ma, mb;
+        float *dA = gen_grad_dst(g, a, &ma), *dB = gen_grad_dst(g, b, &mb);
+        K->mul_grads(inner, dY, a->data, b->data, dA, ma, dB, mb);
+        return;
+    }
     /* da (+)= dy (add, sub) or dy * b (mul); rows are disjoint */
     if (a->requires_grad && !(kind != BIN_MUL && gen_grad_pass(a, node->out))) {
         enum gen_grad_mode mode;

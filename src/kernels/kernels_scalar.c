@@ -39,6 +39,16 @@ static void mul_acc(int64_t n, const float *a, const float *b, float *y) {
     EACH(n, y[i] += a[i] * b[i]);
 }
 
+static void mul_grads(int64_t n, const float *dy, const float *a, const float *b, float *da,
+                      enum gen_grad_mode ma, float *db, enum gen_grad_mode mb) {
+    EACH(n, { /* element i's da before its db: aliased buffers see the two passes' order */
+        if (ma == GEN_GRAD_ADD) da[i] += dy[i] * b[i];
+        else da[i] = dy[i] * b[i];
+        if (mb == GEN_GRAD_ADD) db[i] += dy[i] * a[i];
+        else db[i] = dy[i] * a[i];
+    });
+}
+
 static void fill(int64_t n, float v, float *y) {
     EACH(n, y[i] = v);
 }
@@ -519,5 +529,5 @@ const struct gen_kernels gen_kernels_scalar = {
     .exp_grad = exp_grad, .softmax_grad = softmax_grad, .log_softmax_grad = log_softmax_grad,
     .layernorm_grad = layernorm_grad, .groupnorm_grad = groupnorm_grad,
     .groupnorm_silu_fwd = groupnorm_silu_fwd, .groupnorm_silu_grad = groupnorm_silu_grad,
-    .adam_step = adam_step, .col_sum = col_sum,
+    .adam_step = adam_step, .col_sum = col_sum, .mul_grads = mul_grads,
 };

@@ -147,6 +147,17 @@ static void mul_acc(int64_t n, const float *a, const float *b, float *y) {
     ELEMENTWISE(n, ST(y + i, vf_fmadd(LD(a + i), LD(b + i), LD(y + i))));
 }
 
+/* Both of mul's gradients in one pass over dy: each vector's da is stored
+ * before its db is loaded, so aliased da and db see the two passes' order. */
+static void mul_grads(int64_t n, const float *dy, const float *a, const float *b, float *da,
+                      enum gen_grad_mode ma, float *db, enum gen_grad_mode mb) {
+    ELEMENTWISE(n, const vf d = LD(dy + i);
+                ST(da + i, ma == GEN_GRAD_ADD ? vf_fmadd(d, LD(b + i), LD(da + i))
+                                              : vf_mul(d, LD(b + i)));
+                ST(db + i, mb == GEN_GRAD_ADD ? vf_fmadd(d, LD(a + i), LD(db + i))
+                                              : vf_mul(d, LD(a + i))));
+}
+
 static void fill(int64_t n, float v, float *y) {
     const vf vv = vf_set1(v);
     ELEMENTWISE(n, ST(y + i, vv));
@@ -677,4 +688,5 @@ const struct gen_kernels GEN_SIMD_TABLE = {
     .layernorm_grad = layernorm_grad, .groupnorm_grad = groupnorm_grad,
     .groupnorm_silu_fwd = groupnorm_silu_fwd, .groupnorm_silu_grad = groupnorm_silu_grad,
     .adam_step = adam_step, .col_sum = col_sum, .gemm_bias = GEN_SIMD_GEMM_BIAS,
+    .mul_grads = mul_grads,
 };
