@@ -47,8 +47,8 @@ static void test_arena_stops_allocating(void **state) {
             p[249] = 1.0f;
         }
         gen_arena_reset(&a);
-        /* Step 0 grows the chunks; step 1 folds them into one; then none. */
-        if (step >= 2) assert_int_equal(gen_alloc_count(), before);
+        /* Step 0 grows the chunks; later steps bump the same ones again. */
+        if (step >= 1) assert_int_equal(gen_alloc_count(), before);
     }
     assert_true(a.peak >= 50 * 1000);
     gen_arena_free(&a);

@@ -64,7 +64,8 @@ int gen_add_size(size_t a, size_t b, size_t *out);
  * after the first step of a loop no further allocation happens. */
 struct gen_arena_chunk;
 struct gen_arena {
-    struct gen_arena_chunk *head; /* current chunk, links to older ones */
+    struct gen_arena_chunk *head;  /* the chunk being bumped              */
+    struct gen_arena_chunk *first; /* the oldest: where a reset starts    */
     size_t used_total;            /* bytes handed out since reset       */
     size_t peak;                  /* largest used_total seen            */
     size_t min_chunk;             /* size of a fresh chunk              */
