@@ -317,15 +317,27 @@ static void log_softmax_grad(int64_t rows, int64_t cols, const float *y, const f
 }
 
 /* Mean and 1/sqrt(biased variance + eps), two passes, sums in double. */
+/* Each sum in two accumulators, even and odd vectors, so that the adds of
+ * neighbouring vectors do not wait on each other (one chain ran at the
+ * add's latency, well below the pace of the loads). */
 static void moments(int64_t n, const float *x, float eps, float *mean, float *rstd) {
-    vd2 acc = vd2_zero();
-    VLOOP(0, n, acc = vd2_add(acc, LD(x + i)));
-    const float mu = (float)(vd2_hsum(acc) / (double)n);
+    vd2 a0 = vd2_zero(), a1 = vd2_zero();
+    int64_t i0 = 0;
+    for (; i0 + 2 * VW <= n; i0 += 2 * VW) {
+        a0 = vd2_add(a0, ld(x + i0, vm_full(), 1));
+        a1 = vd2_add(a1, ld(x + i0 + VW, vm_full(), 1));
+    }
+    VLOOP(i0, n, a0 = vd2_add(a0, LD(x + i)));
+    const float mu = (float)((vd2_hsum(a0) + vd2_hsum(a1)) / (double)n);
     const vf vmu = vf_set1(mu);
-    vd2 acc2 = vd2_zero();
-    VLOOP(0, n, acc2 = vd2_addsq(acc2, ZM(vf_sub(LD(x + i), vmu))));
+    vd2 s0 = vd2_zero(), s1 = vd2_zero();
+    for (i0 = 0; i0 + 2 * VW <= n; i0 += 2 * VW) {
+        s0 = vd2_addsq(s0, vf_sub(ld(x + i0, vm_full(), 1), vmu));
+        s1 = vd2_addsq(s1, vf_sub(ld(x + i0 + VW, vm_full(), 1), vmu));
+    }
+    VLOOP(i0, n, s0 = vd2_addsq(s0, ZM(vf_sub(LD(x + i), vmu))));
     *mean = mu;
-    *rstd = (float)(1.0 / sqrt(vd2_hsum(acc2) / (double)n + eps));
+    *rstd = (float)(1.0 / sqrt((vd2_hsum(s0) + vd2_hsum(s1)) / (double)n + eps));
 }
 
 static void layernorm_fwd(int64_t rows, int64_t cols, const float *x, const float *gamma,
