@@ -181,6 +181,7 @@ static void prefetch_rows(const float *plane, int64_t img, int64_t H, int64_t W,
 static inline void put_input(float *vc, int64_t vstep, const struct dest *dp, const __m512 w0[4],
                              const __m512 w1[4], const __m512 w2[4], const __m512 w3[4]) {
     const struct dest dl = *dp, *d = &dl; /* in registers, not reread after every store */
+    #pragma GCC unroll 4
     for (int q = 0; q < 4; q++) {
         store_dest(vc + (0 + q) * vstep, d, _mm512_sub_ps(w0[q], w2[q]));
         store_dest(vc + (4 + q) * vstep, d, _mm512_add_ps(w1[q], w2[q]));
@@ -205,16 +206,20 @@ static void input_stacked(const float *x, int64_t img, int64_t C, int64_t H, int
         for (int64_t r = r0; r < r1; r += R, d++) {
             const int64_t rows = r1 - r < R ? r1 - r : R;
             __m512 w[4][4];
+            #pragma GCC unroll 4
             for (int k = 0; k < 4; k++)
+                #pragma GCC unroll 4
                 for (int q = 0; q < 4; q++) w[k][q] = _mm512_setzero_ps();
             for (int64_t j = 0; j < rows; j++) {
                 const int64_t i = (r + j) / g->TH, ty = (r + j) % g->TH, ih = 2 * ty - pad;
                 const float *plane = x + i * img + c * H * W;
                 const __mmask16 sm = lanes(j * g->TW, (j + 1) * g->TW);
+                #pragma GCC unroll 4
                 for (int k = 0; k < 4; k++) {
                     if (ih + k < 0 || ih + k >= H) continue; /* padding: zeros already */
                     __m512 t[4];
                     row_transform(plane + (ih + k) * W, &win[j], ev, od, t);
+                    #pragma GCC unroll 4
                     for (int q = 0; q < 4; q++) w[k][q] = _mm512_mask_mov_ps(w[k][q], sm, t[q]);
                 }
             }
@@ -344,6 +349,7 @@ static inline void interleave(__m512 a, __m512 b, __m512 *lo, __m512 *hi) {
 /* Column q of the 4 x 4 products for 16 tiles or kernels: matrices q, 4 +
  * q, 8 + q, 12 + q of a transform's 16, `step` floats apart, at src. */
 static inline void load_column(const float *src, int64_t step, int q, __mmask16 mk, __m512 c[4]) {
+    #pragma GCC unroll 4
     for (int j = 0; j < 4; j++) c[j] = _mm512_maskz_loadu_ps(mk, src + (4 * j + q) * step);
 }
 
@@ -384,12 +390,14 @@ static void output_transform(const struct wino *g, int64_t M, int64_t r0, int64_
                 const __mmask16 mk = lanes(0, R > 1 ? rows * g->TW : g->TW - tx0);
                 const float *src = Mo + co * ldm + (r - r0) * g->TW + tx0;
                 __m512 s[2][4];
+                #pragma GCC unroll 4
                 for (int q = 0; q < 4; q++) {
                     __m512 c[4];
                     load_column(src, step, q, mk, c);
                     s[0][q] = _mm512_add_ps(_mm512_add_ps(c[0], c[1]), c[2]);
                     s[1][q] = _mm512_sub_ps(_mm512_sub_ps(c[1], c[2]), c[3]);
                 }
+                #pragma GCC unroll 4
                 for (int a = 0; a < 2; a++) {
                     const __m512 y0 = _mm512_add_ps(
                                      _mm512_add_ps(_mm512_add_ps(s[a][0], s[a][1]), s[a][2]), bc),
@@ -473,6 +481,7 @@ static void dy_transform(const float *dy, int64_t dy_img, int64_t M, const struc
             const int64_t rows = r1 - r < R ? r1 - r : R;
             for (int64_t tx0 = 0; tx0 < g->TW; tx0 += 16) {
                 __m512 u[2][4];
+                #pragma GCC unroll 4
                 for (int a = 0; a < 2; a++)
                     for (int q = 0; q < 4; q++) u[a][q] = _mm512_setzero_ps();
                 /* tile row j of the vector: lanes [j TW, (j+1) TW), read from its
@@ -481,6 +490,7 @@ static void dy_transform(const float *dy, int64_t dy_img, int64_t M, const struc
                     const int64_t i = (r + j) / g->TH, ty = (r + j) % g->TH;
                     const __mmask16 sm = R > 1 ? lanes(j * g->TW, (j + 1) * g->TW) : 0xFFFF;
                     const int64_t e0 = 2 * j * g->TW, e1 = e0 + g->OW - 2 * tx0;
+                    #pragma GCC unroll 4
                     for (int a = 0; a < 2; a++) {
                         const int64_t oh = 2 * ty + a;
                         if (oh >= g->OH) continue; /* past the edge: zeros */
@@ -498,6 +508,7 @@ static void dy_transform(const float *dy, int64_t dy_img, int64_t M, const struc
                 }
                 const __mmask16 mk = lanes(0, R > 1 ? rows * g->TW : g->TW - tx0);
                 float *dst = D + co * ldd + (r - r0) * g->TW + tx0;
+                #pragma GCC unroll 4
                 for (int q = 0; q < 4; q++) {
                     _mm512_mask_storeu_ps(dst + (0 * 4 + q) * step, mk, u[0][q]);
                     _mm512_mask_storeu_ps(dst + (1 * 4 + q) * step, mk,
@@ -523,6 +534,7 @@ static void dw_transform(int64_t M, int64_t C, const float *Mo, int64_t step, fl
             const __mmask16 mk = lanes(0, C - c0);
             const float *src = Mo + co * C + c0;
             __m512 r[3][4];
+            #pragma GCC unroll 4
             for (int q = 0; q < 4; q++) {
                 __m512 c[4];
                 load_column(src, step, q, mk, c);
