@@ -78,16 +78,19 @@ static float *packing_buffer(void) {
  * Always inlined, so that r stays in registers. */
 static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
     __m512 t[16];
+    #pragma GCC unroll 8
     for (int i = 0; i < 8; i++) {
         t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
         t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
     }
+    #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) { /* r[4i + j], lane L: column 4L + j of rows 4i..4i+3 */
         r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
         r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
         r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
         r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
     }
+    #pragma GCC unroll 4
     for (int j = 0; j < 4; j++) {
         const __m512 u0 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);
         const __m512 u1 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xDD);
@@ -98,6 +101,7 @@ static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
         t[j + 4] = _mm512_shuffle_f32x4(u1, u3, 0x88);
         t[j + 12] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
     }
+    #pragma GCC unroll 16
     for (int i = 0; i < 16; i++) r[i] = t[i];
 }
 
@@ -107,16 +111,19 @@ static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
  * (u[4 + d]) of k = 4L + d; two rounds across lanes pair them up. */
 static inline __attribute__((always_inline)) void transpose8x16(const __m512 r[8], __m512 o[8]) {
     __m512 t[8], u[8];
+    #pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
         t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
         t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
     }
+    #pragma GCC unroll 2
     for (int h = 0; h < 2; h++) { /* rows 0-3, then 4-7 */
         u[4 * h] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], _MM_SHUFFLE(1, 0, 1, 0));
         u[4 * h + 1] = _mm512_shuffle_ps(t[4 * h], t[4 * h + 2], _MM_SHUFFLE(3, 2, 3, 2));
         u[4 * h + 2] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], _MM_SHUFFLE(1, 0, 1, 0));
         u[4 * h + 3] = _mm512_shuffle_ps(t[4 * h + 1], t[4 * h + 3], _MM_SHUFFLE(3, 2, 3, 2));
     }
+    #pragma GCC unroll 2
     for (int d = 0; d < 4; d += 2) { /* d 0: even j (k = 4L, 4L + 1); d 2: odd j */
         const __m512 lo0 = _mm512_shuffle_f32x4(u[d], u[4 + d], 0x44);
         const __m512 lo1 = _mm512_shuffle_f32x4(u[d + 1], u[5 + d], 0x44);
@@ -168,12 +175,15 @@ static void pack_a(int ta, const float *A, int64_t lda, int64_t i0, int64_t p0, 
             const int64_t w = kc - k0 < 16 ? kc - k0 : 16;
             __m512 r[MR], o[MR];
             if (pf)
+                #pragma GCC unroll 8
                 for (int i = 0; i < MR; i++)
                     _mm_prefetch((const char *)(pf + i * lda + k0), _MM_HINT_T0);
             if (rows == MR && w == 16) {
+                #pragma GCC unroll 8
                 for (int i = 0; i < MR; i++) r[i] = _mm512_loadu_ps(src + i * lda + k0);
             } else {
                 const __mmask16 m = lane_mask(w);
+                #pragma GCC unroll 8
                 for (int i = 0; i < MR; i++)
                     r[i] = i < rows ? _mm512_maskz_loadu_ps(m, src + i * lda + k0)
                                     : _mm512_setzero_ps();
@@ -181,6 +191,7 @@ static void pack_a(int ta, const float *A, int64_t lda, int64_t i0, int64_t p0, 
             transpose8x16(r, o);
             float *dst = ap + k0 * MR;
             if (w == 16) {
+                #pragma GCC unroll 8
                 for (int j = 0; j < 8; j++) _mm512_storeu_ps(dst + 16 * j, o[j]);
             } else { /* k0 + w is the slice's end: write no further */
                 for (int j = 0; 2 * j < w; j++)
@@ -220,6 +231,7 @@ static void pack_b(int tb, const float *B, int64_t ldb, int64_t p0, int64_t j0, 
             const int64_t w = kc - k0 < 16 ? kc - k0 : 16;
             const __mmask16 m = lane_mask(w);
             __m512 r[16];
+            #pragma GCC unroll 16
             for (int i = 0; i < 16; i++)
                 r[i] =
                     i < cols ? _mm512_maskz_loadu_ps(m, src + i * ldb + k0) : _mm512_setzero_ps();
