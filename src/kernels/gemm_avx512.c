@@ -193,9 +193,12 @@ static void pack_a(int ta, const float *A, int64_t lda, int64_t i0, int64_t p0, 
             if (w == 16) {
                 #pragma GCC unroll 8
                 for (int j = 0; j < 8; j++) _mm512_storeu_ps(dst + 16 * j, o[j]);
-            } else { /* k0 + w is the slice's end: write no further */
-                for (int j = 0; 2 * j < w; j++)
-                    _mm512_mask_storeu_ps(dst + 16 * j, 2 * j + 1 < w ? 0xFFFF : 0x00FF, o[j]);
+            } else { /* k0 + w is the slice's end: write no further (a constant
+                      * count, so that o is not indexed at run time) */
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j++)
+                    if (2 * j < w)
+                        _mm512_mask_storeu_ps(dst + 16 * j, 2 * j + 1 < w ? 0xFFFF : 0x00FF, o[j]);
             }
         }
     }
@@ -236,7 +239,11 @@ static void pack_b(int tb, const float *B, int64_t ldb, int64_t p0, int64_t j0, 
                 r[i] =
                     i < cols ? _mm512_maskz_loadu_ps(m, src + i * ldb + k0) : _mm512_setzero_ps();
             transpose16(r);
-            for (int64_t k = 0; k < w; k++) _mm512_store_ps(dst + (k0 + k) * NR, r[k]);
+            /* a constant count, so that r is not indexed at run time (and kept
+             * on the stack) */
+#pragma GCC unroll 16
+            for (int k = 0; k < 16; k++)
+                if (k < w) _mm512_store_ps(dst + (k0 + k) * NR, r[k]);
         }
     }
 }
