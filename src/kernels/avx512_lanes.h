@@ -1,9 +1,30 @@
-/* avx512_lanes.h - lane shuffles shared by the AVX-512 kernels (include
- * only from files compiled for AVX-512). */
+/* avx512_lanes.h - lane masks, lane shuffles and line prefetches shared
+ * by the AVX-512 kernels (include only from files compiled for AVX-512). */
 #ifndef GEN_AVX512_LANES_H
 #define GEN_AVX512_LANES_H
 
 #include <immintrin.h>
+#include <stdint.h>
+
+/* Lanes [lo, hi) of 16 (clamped). */
+static inline __mmask16 lanes(int64_t lo, int64_t hi) {
+    if (lo < 0) lo = 0;
+    if (hi > 16) hi = 16;
+    if (hi <= lo) return 0;
+    return (__mmask16)(((1u << (hi - lo)) - 1) << lo);
+}
+
+/* The first n lanes (n clamped to 0..16). */
+static inline __mmask16 lane_mask(int64_t n) {
+    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
+}
+
+/* Fetches the n floats at p into L1, a line at a time: ahead of passes
+ * that read short rows one by one, which leave the hardware prefetcher
+ * idle. */
+static inline void prefetch_row(const float *p, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) _mm_prefetch((const char *)(p + i), _MM_HINT_T0);
+}
 
 /* The vpermt2d indices that swap the off-diagonal h x h blocks of every
  * 2h x 2h block of two rows a, b: lo takes a's lane j where j & h is 0,

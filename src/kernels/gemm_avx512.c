@@ -136,14 +136,6 @@ static inline __attribute__((always_inline)) void transpose8x16(const __m512 r[8
     }
 }
 
-static inline __mmask16 lane_mask(int64_t n) { /* the first n (clamped to 0..16) lanes */
-    return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
-}
-
-/* Fetches the n floats at p into L1, a line at a time. */
-static inline void prefetch_row(const float *p, int64_t n) {
-    for (int64_t i = 0; i < n; i += 16) _mm_prefetch((const char *)(p + i), _MM_HINT_T0);
-}
 
 /* op(A)[i0 .. i0+mc, p0 .. p0+kc) into ceil(mc / MR) panels, panel q holding
  * ap[q kc MR + k MR + r] = op(A)[i0 + q MR + r, p0 + k], zero past row mc. */
@@ -554,8 +546,7 @@ void gen_wide_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t 
                 /* the next plane: im2col_row's short strided rows leave the
                  * hardware prefetcher idle */
                 const float *next = c + 1 < C ? src + H * W : i + 1 < m ? x + (i + 1) * img : NULL;
-                if (next)
-                    for (int64_t f = 0; f < H * W; f += 16) _mm_prefetch((const char *)(next + f), _MM_HINT_T0);
+                if (next) prefetch_row(next, H * W);
                 for (int64_t a = 0; a < g->sa; a++)
                     for (int64_t b = 0; b < g->sb; b++)
                         im2col_row(src, H, W, g->Hq, g->Wq, a, b, g->s, pad,
@@ -587,9 +578,7 @@ void gen_wide_to_out(const struct gen_wide *g, int64_t M, int64_t m, const float
         /* the next row's output lines, which the masked stores of short rows
          * would otherwise wait for one by one */
         if (co + 1 < M)
-            for (int64_t i = 0; i < m; i++)
-                for (int64_t f = 0; f < OH * OW; f += 16)
-                    _mm_prefetch((const char *)(out + (co + 1) * ldo + i * out_img + f), _MM_HINT_T0);
+            for (int64_t i = 0; i < m; i++) prefetch_row(out + (co + 1) * ldo + i * out_img, OH * OW);
         for (int64_t i = 0; i < m; i++)
             for (int64_t oh = 0; oh < OH; oh++) {
                 const float *src = wide + co * ldw + i * g->tw + oh * g->Wq;
@@ -834,8 +823,7 @@ void gen_conv_dw_avx512(int64_t M, const float *dy, int64_t dy_img, int64_t C, i
             float *d = dyw + (i * M + co) * g.tw16;
             const float *src = dy + i * dy_img + co * P;
             const float *next = co + 1 < M ? src + P : i + 1 < m ? dy + (i + 1) * dy_img : NULL;
-            if (next)
-                for (int64_t f = 0; f < P; f += 16) _mm_prefetch((const char *)(next + f), _MM_HINT_T0);
+            if (next) prefetch_row(next, P);
             for (int64_t oh = 0; oh < OH; oh++)
                 for (int64_t q = 0; q < g.Wq; q += 16)
                     _mm512_mask_storeu_ps(d + oh * g.Wq + q, lane_mask(g.Wq - q),

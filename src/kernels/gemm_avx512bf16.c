@@ -71,12 +71,8 @@ static pair *pack_buffer(void) {
 
 /* ---- rounding to pairs ---------------------------------------------------- */
 
-static inline __mmask16 first_lanes(int64_t n) { /* lanes [0, n), n clamped to 0..16 */
-    return n <= 0 ? 0 : n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
-}
-
 static inline __m512 load_lanes(const float *p, int64_t n) {
-    return _mm512_maskz_loadu_ps(first_lanes(n), p);
+    return _mm512_maskz_loadu_ps(lane_mask(n), p);
 }
 
 /* The 32 values x[0..16) then y[0..16) rounded to bf16, in that order:
@@ -114,10 +110,6 @@ static inline __attribute__((always_inline)) void transpose_words(__m512i r[16],
 
 /* ---- packing ---------------------------------------------------------- */
 
-/* Fetches the n floats at p into L1, a line at a time. */
-static inline void prefetch_row(const float *p, int64_t n) {
-    for (int64_t i = 0; i < n; i += 16) _mm_prefetch((const char *)(p + i), _MM_HINT_T0);
-}
 
 /* op(A)[i0 .. i0+mc, k0 .. k0+kc) into ceil(mc / MR) panels of kp =
  * ceil(kc / 2) pairs, panel q at ap + q kp MR; zero past row mc and past
@@ -140,7 +132,7 @@ static void pack_a(int ta, const float *A, int64_t lda, int64_t i0, int64_t k0, 
                 prefetch_row(src + (2 * PF_ROWS + 1) * lda, mc);
             }
             for (int64_t q = 0; q * MR < mc; q++) {
-                const __mmask16 m = first_lanes(mc - q * MR), m1 = has1 ? m : 0;
+                const __mmask16 m = lane_mask(mc - q * MR), m1 = has1 ? m : 0;
                 const __m512 two = _mm512_insertf32x8(
                     _mm512_castps256_ps512(_mm256_maskz_loadu_ps((__mmask8)m, src + q * MR)),
                     _mm256_maskz_loadu_ps((__mmask8)m1, src + lda + q * MR), 1);
@@ -225,8 +217,8 @@ static void pack_b(int tb, const float *B, int64_t ldb, int64_t k0, int64_t j0, 
 /* ---- micro-kernel ------------------------------------------------------- */
 
 /* C[0..mr, 0..nr) = alpha (A panel . B) + beta C + bias over kp pairs
- * (beta == 0: C is not read; bias: nr values, one a column, or NULL), with nv = ceil(nr / 16) vectors of B a pair: a tile
- * 8 x 16 nv, the last panel of a width that is no multiple of 48 (32 of
+ * (beta == 0: C is not read; bias: nr values, one a column, or NULL),
+ * with nv = ceil(nr / 16) vectors of B a pair: a tile 8 x 16 nv, the last panel of a width that is no multiple of 48 (32 of
  * N = 128, one head's 32 columns) costing no more than it holds. Pair p of
  * B is at bp + p NR of a packed panel, or, when brow is given, at brow[p]
  * + j (a row of pairs read in place). The 8 x nv accumulators are arrays
@@ -258,10 +250,11 @@ kernel_core(int nv, int64_t kp, const pair *restrict ap, const pair *restrict bp
         }
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
-    __m512 bv[3]; /* the bias, as beta 1 would read it back from a C filled with it */
+    /* the bias (zero without one), as beta 1 would read it back from a C filled with it */
+    __m512 bv[3];
 #pragma GCC unroll 3
     for (int v = 0; v < nv; v++)
-        bv[v] = bias ? _mm512_maskz_loadu_ps(first_lanes(nr - 16 * v), bias + 16 * v)
+        bv[v] = bias ? _mm512_maskz_loadu_ps(lane_mask(nr - 16 * v), bias + 16 * v)
                      : _mm512_setzero_ps();
 #pragma GCC unroll 8
     for (int r = 0; r < MR; r++) {
@@ -269,12 +262,14 @@ kernel_core(int nv, int64_t kp, const pair *restrict ap, const pair *restrict bp
 #pragma GCC unroll 3
         for (int v = 0; v < nv; v++) {
             float *cv = c + r * ldc + 16 * v;
-            const __mmask16 m = first_lanes(nr - 16 * v);
+            const __mmask16 m = lane_mask(nr - 16 * v);
             __m512 y = _mm512_mul_ps(va, acc[r][v]);
             if (beta != 0.0f || bias) {
-                const __m512 cb = beta != 0.0f ? _mm512_maskz_loadu_ps(m, cv) : bv[v];
-                const __m512 t = !bias ? _mm512_mul_ps(vb, cb)
-                                 : beta != 0.0f ? _mm512_fmadd_ps(vb, cb, bv[v]) : bv[v];
+                __m512 t = bv[v];
+                if (beta != 0.0f) {
+                    const __m512 cm = _mm512_maskz_loadu_ps(m, cv);
+                    t = bias ? _mm512_fmadd_ps(vb, cm, t) : _mm512_mul_ps(vb, cm);
+                }
                 y = _mm512_fmadd_ps(va, acc[r][v], t);
             }
             _mm512_mask_storeu_ps(cv, m, y);
@@ -310,8 +305,8 @@ static const rows_kernel rows_kernels[3] = {kernel_8x16_rows, kernel_8x32_rows, 
 /* ---- drivers ------------------------------------------------------------ */
 
 /* C (M x N, row stride ldc) = alpha op(A) op(B) + beta C + bias (N values
- * or NULL, added with the first slice of K) on this thread. With B == NULL, bfull holds op(B) already packed as ceil(N / NR) panels
- * of the whole depth, ceil(K / 2) pairs each (panel q at bfull + q Kp NR),
+ * or NULL, added with the first slice of K) on this thread. With B ==
+ * NULL, bfull holds op(B) already packed as ceil(N / NR) panels of the whole depth, ceil(K / 2) pairs each (panel q at bfull + q Kp NR),
  * whose pairs p0.. are what pack_b would have written for a slice. */
 static void blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                     int64_t lda, const float *B, int64_t ldb, const pair *bfull, float beta,
@@ -468,19 +463,6 @@ static const pair *weights_panels(int64_t M, const float *Wm, int64_t C, int64_t
     return ap;
 }
 
-/* Lanes [lo, hi) of 16, clamped. */
-static inline __mmask16 lanes_in(int64_t lo, int64_t hi) {
-    lo = lo < 0 ? 0 : lo, hi = hi > 16 ? 16 : hi;
-    return hi > lo ? (__mmask16)(((1u << (hi - lo)) - 1) << lo) : 0;
-}
-
-/* Fetches the n floats at p into L1, a line at a time: the planes that
- * the one-pass builders below read next. Their masked loads of short rows
- * leave the hardware prefetcher idle, and without this the pass waited on
- * memory at every row (twice the time of a copy and a second pass). */
-static void prefetch_floats(const float *p, int64_t n) {
-    for (int64_t f = 0; f < n; f += 16) _mm_prefetch((const char *)(p + f), _MM_HINT_T0);
-}
 
 /* Stride 1 in one pass: 16 values of the padded plane of a channel (H x W
  * at x, padded by pad: plane row u is input row u - pad, column v input
@@ -489,7 +471,7 @@ static inline __m512 padded_run(const float *x, int64_t H, int64_t W, int64_t pa
                                 int64_t v) {
     const int64_t ih = u - pad, c = v - pad;
     if (!x || ih < 0 || ih >= H) return _mm512_setzero_ps();
-    return _mm512_maskz_loadu_ps(lanes_in(-c, W - c), x + ih * W + c);
+    return _mm512_maskz_loadu_ps(lanes(-c, W - c), x + ih * W + c);
 }
 
 /* The m images' pair planes into xw (image i's pair plane q at xw + (i Cq
@@ -507,11 +489,11 @@ static void pair_planes(const float *x, int64_t img, int64_t m, int64_t C, int64
             const int64_t two = 2 * q + 1 < C ? 2 : 1;
             if (g->s == 1) {
                 const float *x0 = x + i * img + 2 * q * HW, *x1 = two == 2 ? x0 + HW : NULL;
-                if (2 * q + 2 < C) prefetch_floats(x0 + 2 * HW, 2 * q + 3 < C ? 2 * HW : HW);
-                else if (i + 1 < m) prefetch_floats(x + (i + 1) * img, C > 1 ? 2 * HW : HW);
+                if (2 * q + 2 < C) prefetch_row(x0 + 2 * HW, 2 * q + 3 < C ? 2 * HW : HW);
+                else if (i + 1 < m) prefetch_row(x + (i + 1) * img, C > 1 ? 2 * HW : HW);
                 for (int64_t u = 0; u < g->Hq; u++)
                     for (int64_t v = 0; v < g->Wq; v += 16)
-                        _mm512_mask_storeu_epi32(xw + u * g->Wq + v, first_lanes(g->Wq - v),
+                        _mm512_mask_storeu_epi32(xw + u * g->Wq + v, lane_mask(g->Wq - v),
                                                  round_rows(padded_run(x0, H, W, pad, u, v),
                                                             padded_run(x1, H, W, pad, u, v)));
                 continue;
@@ -587,7 +569,7 @@ typedef uint16_t bf16;
 /* x[0..n) rounded to bf16 into d[0..n) (d of any alignment). */
 static void round_to(const float *x, int64_t n, bf16 *d) {
     for (int64_t t = 0; t < n; t += 16)
-        _mm256_mask_storeu_epi16(d + t, first_lanes(n - t),
+        _mm256_mask_storeu_epi16(d + t, lane_mask(n - t),
                                  (__m256i)_mm512_cvtneps_pbh(load_lanes(x + t, n - t)));
 }
 
@@ -676,11 +658,11 @@ static void conv_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64
     for (int64_t q = 0; q < m * C; q++) { /* each plane padded and phased in fp32, then rounded */
         const float *xq = x + q / C * img + q % C * H * W;
         if (g.s == 1) { /* no phases: the padded rows rounded in one pass */
-            if (q + 1 < m * C) prefetch_floats(x + (q + 1) / C * img + (q + 1) % C * H * W, H * W);
+            if (q + 1 < m * C) prefetch_row(x + (q + 1) / C * img + (q + 1) % C * H * W, H * W);
             for (int64_t u = 0; u < g.Hq; u++)
                 for (int64_t v = 0; v < g.Wq; v += 16)
                     _mm256_mask_storeu_epi16(xb + q * g.plane + u * g.Wq + v,
-                                             first_lanes(g.Wq - v),
+                                             lane_mask(g.Wq - v),
                                              (__m256i)_mm512_cvtneps_pbh(
                                                  padded_run(xq, H, W, pad, u, v)));
             continue;
@@ -692,8 +674,8 @@ static void conv_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64
     memset(dyb, 0, (size_t)(m * M * L) * sizeof *dyb); /* dy on the wide grid */
     for (int64_t i = 0; i < m; i++)
         for (int64_t co = 0; co < M; co++) {
-            if (co + 1 < M) prefetch_floats(dy + i * dy_img + (co + 1) * P, P);
-            else if (i + 1 < m) prefetch_floats(dy + (i + 1) * dy_img, P);
+            if (co + 1 < M) prefetch_row(dy + i * dy_img + (co + 1) * P, P);
+            else if (i + 1 < m) prefetch_row(dy + (i + 1) * dy_img, P);
             for (int64_t oh = 0; oh < g.OH; oh++)
                 round_to(dy + i * dy_img + co * P + oh * OW, OW, dyb + (i * M + co) * L + oh * g.Wq);
         }

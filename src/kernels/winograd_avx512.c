@@ -34,6 +34,7 @@
 #include <string.h>
 
 #include "gen/core.h"
+#include "kernels/avx512_lanes.h"
 #include "kernels/kernels_impl.h"
 
 /* the 16 products, GEMM by GEMM */
@@ -68,13 +69,6 @@ static inline int64_t spread(int64_t n) {
     return (n + 1023) / 1024 * 1024 + 64;
 }
 
-/* Lanes [lo, hi) of 16 (clamped). */
-static inline __mmask16 lanes(int64_t lo, int64_t hi) {
-    if (lo < 0) lo = 0;
-    if (hi > 16) hi = 16;
-    if (hi <= lo) return 0;
-    return (__mmask16)(((1u << (hi - lo)) - 1) << lo);
-}
 
 static const int32_t even_idx[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
 static const int32_t odd_idx[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
