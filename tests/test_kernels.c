@@ -302,6 +302,11 @@ static void conv_gemm_parity(const struct gen_kernels *k) {
          * longer than one vector */
         {32, 14, 14, 3, 3, 1, 1, 2}, {16, 9, 6, 3, 3, 1, 0, 3}, {20, 5, 11, 3, 3, 1, 2, 2},
         {17, 28, 28, 3, 3, 1, 1, 1}, {16, 40, 37, 3, 3, 1, 1, 1},
+        /* strided, 24 or more channels: the weight gradient through the
+         * channels-last copy (conv_nhwc_avx512.c), kernel rows 2, 3 and 4
+         * taps wide, channels not a multiple of 16 */
+        {32, 14, 14, 4, 4, 2, 1, 3}, {24, 9, 11, 3, 3, 2, 1, 2}, {48, 7, 8, 2, 2, 3, 0, 2},
+        {25, 10, 9, 4, 4, 2, 1, 2},
     };
     uint64_t seed = 300;
     for (size_t gi = 0; gi < sizeof geo / sizeof geo[0]; gi++) {
@@ -369,12 +374,76 @@ static void conv_gemm_parity(const struct gen_kernels *k) {
     }
 }
 
+/* An ISA's strided input gradient, dx_i = beta dx_i + col2im(Wm^T dy_i),
+ * against double-precision sums over the windows, on the geometries it
+ * takes (strides 2 and 3, kernels 2 to 4 wide, channels not a multiple of
+ * 16, several images, beta 0 and 1), and 0 work for those it does not. */
+static void conv_dx_parity(const struct gen_kernels *k) {
+    if (!k->conv_dx) return;
+    assert_int_equal(k->conv_dx_work(8, 4, 14, 14, 4, 4, 2, 1, 2), 0); /* 4 channels */
+    assert_int_equal(k->conv_dx_work(8, 32, 14, 14, 3, 3, 1, 1, 2), 0); /* stride 1 */
+    static const int64_t geo[][8] = { /* C, H, W, KH, KW, stride, pad, m */
+        {32, 14, 14, 4, 4, 2, 1, 3}, {24, 9, 11, 3, 3, 2, 1, 2}, {48, 7, 8, 2, 2, 3, 0, 2},
+        {25, 10, 9, 4, 4, 2, 1, 2}, {64, 14, 14, 4, 4, 2, 1, 1},
+    };
+    uint64_t seed = 900;
+    for (size_t gi = 0; gi < sizeof geo / sizeof geo[0]; gi++) {
+        const int64_t C = geo[gi][0], H = geo[gi][1], W = geo[gi][2], KH = geo[gi][3],
+                      KW = geo[gi][4], st = geo[gi][5], pad = geo[gi][6], m = geo[gi][7];
+        const int64_t OH = gen_conv_out(H, KH, st, pad), OW = gen_conv_out(W, KW, st, pad);
+        const int64_t P = OH * OW, K = C * KH * KW, M = 13, img = C * H * W + 3, dy_img = M * P + 5;
+        const float beta = gi % 2 ? 1.0f : 0.0f;
+        const int64_t nw = k->conv_dx_work(M, C, H, W, KH, KW, st, pad, m);
+        assert_true(nw > 0);
+        float *w = rnd(M * K, -1, 1, seed++), *dy = rnd(m * dy_img, -1, 1, seed++);
+        float *dx = rnd(m * img, -1, 1, seed++), *dx0 = dup(dx, m * img);
+        float *prep = malloc((size_t)k->conv_dx_prep_work(M, C, KH, KW) * sizeof(float));
+        float *work = malloc((size_t)nw * sizeof(float));
+        assert_non_null(prep);
+        assert_non_null(work);
+        k->conv_dx_prep(M, C, KH, KW, w, prep);
+        k->conv_dx(M, prep, dy, dy_img, C, H, W, KH, KW, st, pad, m, img, beta, dx, work);
+        double *ref = calloc((size_t)(m * img), sizeof(double)),
+               *mag = calloc((size_t)(m * img), sizeof(double));
+        assert_non_null(ref);
+        assert_non_null(mag);
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t c = 0; c < C; c++)
+                for (int64_t kh = 0; kh < KH; kh++)
+                    for (int64_t kw = 0; kw < KW; kw++)
+                        for (int64_t oh = 0; oh < OH; oh++)
+                            for (int64_t ow = 0; ow < OW; ow++) {
+                                const int64_t ih = oh * st - pad + kh, iw = ow * st - pad + kw;
+                                if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+                                const int64_t at = i * img + (c * H + ih) * W + iw;
+                                for (int64_t r = 0; r < M; r++) {
+                                    const double t = (double)w[r * K + (c * KH + kh) * KW + kw] *
+                                                     dy[i * dy_img + r * P + oh * OW + ow];
+                                    ref[at] += t, mag[at] += fabs(t);
+                                }
+                            }
+        for (int64_t i = 0; i < m; i++)
+            for (int64_t q = 0; q < img; q++) {
+                const int64_t at = i * img + q;
+                /* the 3 floats past each image are not dx's: left alone */
+                const double want = q < C * H * W ? beta * (double)dx0[at] + ref[at] : dx0[at];
+                const double err = fabs(dx[at] - want);
+                if (!(err <= 1e-5 * (mag[at] + fabs(want)) + 1e-6))
+                    fprintf(stderr, "  %s conv_dx case %zu: dx[%lld] = %.9g, want %.9g\n",
+                            k->name, gi, (long long)at, (double)dx[at], want);
+                assert_true(err <= 1e-5 * (mag[at] + fabs(want)) + 1e-6);
+            }
+        free(w), free(dy), free(dx), free(dx0), free(prep), free(work), free(ref), free(mag);
+    }
+}
+
 static void test_gemm_parity(void **state) {
     (void)state;
     each_simd(gemm_parity);
     each_simd(gemm_threads);
     each_simd(tu_check_gemm_bias);
     each_simd(conv_gemm_parity);
+    each_simd(conv_dx_parity);
 }
 
 /* ---- the scalar reference against double-precision formulas ---- */

@@ -216,7 +216,8 @@ struct gen_kernels {
     /* ---- appended: a convolution's kernels prepared once for its calls ----
      * conv_prep_work(M, C, H, W, KH, KW, stride, pad): the floats of the
      * form in which conv_gemm takes its Wm for this geometry (the AVX-512
-     * table's Winograd transform of 3 x 3 kernels), or 0 where it takes Wm
+     * table's Winograd transform of 3 x 3 kernels, else Wm packed as its
+     * GEMM's A panels, once for all chunks), or 0 where it takes Wm
      * as it is; conv_prep writes that form of Wm (M x C KH KW) into prep.
      * Both NULL where conv_gemm is NULL or always takes Wm as it is. On the
      * calling thread. */
@@ -242,6 +243,24 @@ struct gen_kernels {
      * would). */
     void (*mul_grads)(int64_t n, const float *dy, const float *a, const float *b, float *da,
                       enum gen_grad_mode ma, float *db, enum gen_grad_mode mb);
+
+    /* ---- appended: a strided convolution's input gradient, or all NULL ----
+     * conv_dx_work(M, C, H, W, KH, KW, stride, pad, m): the floats of
+     * conv_dx's work for m images, or 0 where conv_dx does not take this
+     * geometry (then W^T dy and col2im). conv_dx_prep writes Wm (M x C KH
+     * KW, conv_gemm's kernels) into prep (conv_dx_prep_work(M, C, KH, KW)
+     * floats) in the form conv_dx takes, once for a layer's chunks.
+     * conv_dx: dx_i = beta dx_i + col2im(Wm^T dy_i) for the m images dy_i
+     * (M x P, dy_img floats apart) and dx_i (C, H, W, img floats apart).
+     * On the calling thread. */
+    int64_t (*conv_dx_work)(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                            int64_t stride, int64_t pad, int64_t m);
+    int64_t (*conv_dx_prep_work)(int64_t M, int64_t C, int64_t KH, int64_t KW);
+    void (*conv_dx_prep)(int64_t M, int64_t C, int64_t KH, int64_t KW, const float *Wm,
+                         float *prep);
+    void (*conv_dx)(int64_t M, const float *prep, const float *dy, int64_t dy_img, int64_t C,
+                    int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride, int64_t pad,
+                    int64_t m, int64_t img, float beta, float *dx, float *work);
 };
 
 /* The table in force, chosen once by gen_kernels_init (called by

@@ -68,8 +68,10 @@ static struct chunks chunks_of(int64_t N, int64_t count) {
 static struct chunks chunk_images(int64_t N, int64_t rows, int64_t P) {
     int64_t nb = CHUNK_FLOATS / (rows * P > 0 ? rows * P : 1);
     if (nb < 1) nb = 1;
-    const int64_t count = N > 0 ? (N + nb - 1) / nb : 0;
-    return chunks_of(N, count < MIN_CHUNKS ? MIN_CHUNKS : count);
+    /* whole multiples of MIN_CHUNKS, so that 2, 4 or 8 threads get equal
+     * shares */
+    const int64_t count = N > 0 ? ((N + nb - 1) / nb + MIN_CHUNKS - 1) / MIN_CHUNKS * MIN_CHUNKS : 0;
+    return chunks_of(N, count);
 }
 
 /* Images [n0, n0 + m) of chunk ch. */
@@ -192,11 +194,11 @@ struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct ge
                                                                   c.KW, c.stride, c.pad, k.nb)
                                              : c.K * cols;
     const int64_t per = lines(col_floats) + (kt->conv_gemm ? 0 : lines(c.Cout * cols));
-    float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
-    const float *bias = b ? b->data : NULL;
     const float *wk = kt->conv_gemm ? conv_kernels(g, kt, c.Cout, c.Cin, c.H, c.W, c.KH, c.KW,
                                                    c.stride, c.pad, w->data)
                                     : w->data;
+    float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
+    const float *bias = b ? b->data : NULL;
 
     /* y (m, Cout, P) = bias + w (Cout, K) col (K, m P), straight from the
      * implicit GEMM, else through ymat (Cout, m P). */
@@ -263,7 +265,8 @@ static void implicit_weight_grad(struct gen_ctx *g, const struct gen_kernels *kt
  * is instead the convolution of dy with the flipped, transposed kernel
  * wf (Cin, Cout KH KW), padded KH - 1 - pad: no dcol, no col2im; and the
  * table's conv_dw forms dW from dy and x in place, in chunks of its own
- * (implicit_weight_grad: no col, no dymat). */
+ * (implicit_weight_grad: no col, no dymat); a strided one's dx comes from
+ * the table's conv_dx where it takes the geometry (no dcol, no col2im). */
 GEN_BACKWARD(conv2d) {
     struct gen_tensor *x = node->in[0], *w = node->in[1], *b = node->in[2];
     const struct conv_geo c = conv_geo(x, w, node->i[0], node->i[1]);
@@ -278,8 +281,13 @@ GEN_BACKWARD(conv2d) {
     const int flip = dx && kt->conv_gemm && c.stride == 1 && !c.pointwise && c.KH == c.KW &&
                      c.pad < c.KH;
     const int implicit_dw = dw && kt->conv_dw;
+    /* the table's strided input gradient: its work, 0 where it declines */
+    const int64_t dx_work = dx && !flip && kt->conv_dx_work
+                                ? kt->conv_dx_work(c.Cout, c.Cin, c.H, c.W, c.KH, c.KW, c.stride,
+                                                   c.pad, k.nb)
+                                : 0;
     /* dymat is needed by the explicit GEMMs only */
-    const int need_dymat = (dw && !implicit_dw) || (dx && !flip);
+    const int need_dymat = (dw && !implicit_dw) || (dx && !flip && !dx_work);
     const int64_t K2 = c.Cout * c.KH * c.KW, HW = c.H * c.W;
     /* col, dcol, dymat: for the explicit GEMMs only */
     const int64_t cols = k.nb * c.P, base = need_dymat ? lines((2 * c.K + c.Cout) * cols) : 0;
@@ -288,8 +296,8 @@ GEN_BACKWARD(conv2d) {
                                 : 0;
     if (implicit_dw) implicit_weight_grad(g, kt, &c, x->data, dy, dw, dw_mode);
     if (!dx && !(dw && !implicit_dw)) return;
-    /* + the flipped convolution's work */
-    const int64_t per = base + (flip ? lines(panels) : 0);
+    /* + the flipped convolution's or conv_dx's work */
+    const int64_t per = base + (flip ? lines(panels) : 0) + lines(dx_work);
     float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
     /* (chunks, Cout, K), for the explicit GEMM */
     float *dw_part = dw && !implicit_dw ? gen_scratch_floats(g, k.count * c.Cout * c.K) : NULL;
@@ -305,6 +313,9 @@ GEN_BACKWARD(conv2d) {
     const float *wfk = flip ? conv_kernels(g, kt, c.Cin, c.Cout, c.OH, c.OW, c.KH, c.KW, 1,
                                            c.KH - 1 - c.pad, wf)
                             : NULL;
+    float *wdx = dx_work ? gen_scratch_floats(g, kt->conv_dx_prep_work(c.Cout, c.Cin, c.KH, c.KW))
+                         : NULL;
+    if (wdx) kt->conv_dx_prep(c.Cout, c.Cin, c.KH, c.KW, w->data, wdx);
 
 #pragma omp parallel for schedule(static) if (k.count > 1)
     for (int64_t ch = 0; ch < k.count; ch++) {
@@ -322,6 +333,11 @@ GEN_BACKWARD(conv2d) {
             kt->conv_gemm(c.Cin, wfk, c.Cout, c.OH, c.OW, c.KH, c.KW, 1, c.KH - 1 - c.pad, m,
                           c.Cout * c.P, dy + n0 * c.Cout * c.P, NULL, gen_put_beta(dx_mode), dxn,
                           HW, c.img, buf + base);
+            continue;
+        }
+        if (dx_work) {
+            kt->conv_dx(c.Cout, wdx, dyn, c.Cout * c.P, c.Cin, c.H, c.W, c.KH, c.KW, c.stride,
+                        c.pad, m, c.img, gen_put_beta(dx_mode), dxn, buf + base);
             continue;
         }
         if (c.pointwise && m == 1) { /* dx (+)= W^T dy, straight into dx */

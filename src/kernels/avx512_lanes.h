@@ -1,5 +1,6 @@
-/* avx512_lanes.h - lane masks, lane shuffles and line prefetches shared
- * by the AVX-512 kernels (include only from files compiled for AVX-512). */
+/* avx512_lanes.h - lane masks, lane shuffles, a 16 x 16 transpose and line
+ * prefetches shared by the AVX-512 kernels (include only from files
+ * compiled for AVX-512). */
 #ifndef GEN_AVX512_LANES_H
 #define GEN_AVX512_LANES_H
 
@@ -52,6 +53,38 @@ static inline __attribute__((always_inline)) __m512 lane_sums(__m512 v[16]) {
                                  _mm512_permutex2var_ps(v[i], hi, v[i + h]));
     }
     return v[0];
+}
+
+/* Transposes the 16 x 16 block in r: row i, lane j -> row j, lane i. Two
+ * rounds inside 128-bit lanes (4 x 4 blocks), then two across lanes.
+ * Always inlined, so that r stays in registers. */
+static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    #pragma GCC unroll 8
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    #pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) { /* r[4i + j], lane L: column 4L + j of rows 4i..4i+3 */
+        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    #pragma GCC unroll 4
+    for (int j = 0; j < 4; j++) {
+        const __m512 u0 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);
+        const __m512 u1 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xDD);
+        const __m512 u2 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
+        const __m512 u3 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xDD);
+        t[j] = _mm512_shuffle_f32x4(u0, u2, 0x88);
+        t[j + 8] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
+        t[j + 4] = _mm512_shuffle_f32x4(u1, u3, 0x88);
+        t[j + 12] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
+    }
+    #pragma GCC unroll 16
+    for (int i = 0; i < 16; i++) r[i] = t[i];
 }
 
 #endif

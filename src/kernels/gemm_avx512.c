@@ -73,38 +73,6 @@ static float *packing_buffer(void) {
 
 /* ---- packing ---------------------------------------------------------- */
 
-/* Transposes the 16 x 16 block in r: row i, lane j -> row j, lane i. Two
- * rounds inside 128-bit lanes (4 x 4 blocks), then two across lanes.
- * Always inlined, so that r stays in registers. */
-static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
-    __m512 t[16];
-    #pragma GCC unroll 8
-    for (int i = 0; i < 8; i++) {
-        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-    }
-    #pragma GCC unroll 4
-    for (int i = 0; i < 4; i++) { /* r[4i + j], lane L: column 4L + j of rows 4i..4i+3 */
-        r[4 * i] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-        r[4 * i + 1] = _mm512_shuffle_ps(t[4 * i], t[4 * i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-        r[4 * i + 2] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-        r[4 * i + 3] = _mm512_shuffle_ps(t[4 * i + 1], t[4 * i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-    }
-    #pragma GCC unroll 4
-    for (int j = 0; j < 4; j++) {
-        const __m512 u0 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0x88);
-        const __m512 u1 = _mm512_shuffle_f32x4(r[j], r[4 + j], 0xDD);
-        const __m512 u2 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0x88);
-        const __m512 u3 = _mm512_shuffle_f32x4(r[8 + j], r[12 + j], 0xDD);
-        t[j] = _mm512_shuffle_f32x4(u0, u2, 0x88);
-        t[j + 8] = _mm512_shuffle_f32x4(u0, u2, 0xDD);
-        t[j + 4] = _mm512_shuffle_f32x4(u1, u3, 0x88);
-        t[j + 12] = _mm512_shuffle_f32x4(u1, u3, 0xDD);
-    }
-    #pragma GCC unroll 16
-    for (int i = 0; i < 16; i++) r[i] = t[i];
-}
-
 /* The 8 x 16 block in r (row i = 16 consecutive k) into the packed A
  * layout: o[j] holds k = 2j then 2j + 1, each as the 8 rows. Two rounds
  * inside 128-bit lanes give, per lane L, rows 0-3 (u[d]) and rows 4-7
@@ -246,13 +214,15 @@ static void pack_b(int tb, const float *B, int64_t ldb, int64_t p0, int64_t j0, 
  * 0: C is not read; bias: nr values, one a column, or NULL), for nr <= 16
  * nv: the 8 x (16 nv) tile of C lives in 8 nv zmm registers. ap is a
  * packed MR x kc panel; row k of B (16 nv floats) is at bp + k NR of a
- * packed panel, or, when brow is given, at brow[k] + j. Always inlined
+ * packed panel, or, when brow is given, at brow[k] + j. Row r of the tile
+ * is at c + r ldc, or, when crow is given, at crow[r] + j. Always inlined
  * with a constant nv, so each width is its own loop. */
 static inline __attribute__((always_inline)) void kernel_core(const int nv, int64_t kc,
                                                               const float *restrict ap,
                                                               const float *restrict bp,
                                                               const float *const *brow, int64_t j,
-                                                              float *c, int64_t ldc, int64_t mr,
+                                                              float *c, int64_t ldc,
+                                                              float *const *crow, int64_t mr,
                                                               int64_t nr, float alpha, float beta,
                                                               const float *bias) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
@@ -260,9 +230,9 @@ static inline __attribute__((always_inline)) void kernel_core(const int nv, int6
     __m512 c40 = c00, c41 = c00, c42 = c00, c50 = c00, c51 = c00, c52 = c00;
     __m512 c60 = c00, c61 = c00, c62 = c00, c70 = c00, c71 = c00, c72 = c00;
     /* C's lines are wanted after the loop: fetch them during it */
+#define C_ROW(r) (crow ? crow[r] + j : c + (r)*ldc)
     for (int64_t r = 0; r < mr; r++)
-        for (int v = 0; v < nv; v++)
-            _mm_prefetch((const char *)(c + r * ldc + 16 * v), _MM_HINT_T0);
+        for (int v = 0; v < nv; v++) _mm_prefetch((const char *)(C_ROW(r) + 16 * v), _MM_HINT_T0);
 #define ROW(r)                                                                                     \
     do {                                                                                           \
         const __m512 a = _mm512_set1_ps(ap[r]);                                                    \
@@ -294,7 +264,7 @@ static inline __attribute__((always_inline)) void kernel_core(const int nv, int6
     const __m512 bias2 = bias && nv > 2 ? _mm512_maskz_loadu_ps(m2, bias + 32) : bias0;
 #define STORE1(r, v)                                                                               \
     do {                                                                                           \
-        float *cv = c + (r)*ldc + 16 * (v);                                                        \
+        float *cv = C_ROW(r) + 16 * (v);                                                           \
         __m512 x = _mm512_mul_ps(va, c##r##v);                                                     \
         if (beta != 0.0f) x = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m##v, cv), x);            \
         if (bias) x = _mm512_add_ps(bias##v, x);                                                   \
@@ -318,6 +288,7 @@ static inline __attribute__((always_inline)) void kernel_core(const int nv, int6
     STORE(7);
 #undef STORE
 #undef STORE1
+#undef C_ROW
 }
 
 /* One micro-kernel per width (16, 32, 48 columns) for packed panels and
@@ -328,16 +299,23 @@ typedef void (*packed_kernel)(int64_t kc, const float *restrict ap, const float 
 typedef void (*rows_kernel)(int64_t kc, const float *restrict ap, const float *const *brow,
                             int64_t j, float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha,
                             float beta);
+typedef void (*crow_kernel)(int64_t kc, const float *restrict ap, const float *restrict bp,
+                            float *const *crow, int64_t j, int64_t mr, int64_t nr, float beta);
 #define KERNELS(NV)                                                                                \
     static void kernel_8x##NV(int64_t kc, const float *restrict ap, const float *restrict bp,      \
                               float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha,          \
                               float beta, const float *bias) {                                     \
-        kernel_core(NV, kc, ap, bp, NULL, 0, c, ldc, mr, nr, alpha, beta, bias);                   \
+        kernel_core(NV, kc, ap, bp, NULL, 0, c, ldc, NULL, mr, nr, alpha, beta, bias);             \
     }                                                                                              \
     static void kernel_8x##NV##_rows(int64_t kc, const float *restrict ap,                         \
                                      const float *const *brow, int64_t j, float *c, int64_t ldc,   \
                                      int64_t mr, int64_t nr, float alpha, float beta) {            \
-        kernel_core(NV, kc, ap, NULL, brow, j, c, ldc, mr, nr, alpha, beta, NULL);                 \
+        kernel_core(NV, kc, ap, NULL, brow, j, c, ldc, NULL, mr, nr, alpha, beta, NULL);           \
+    }                                                                                              \
+    static void kernel_8x##NV##_crow(int64_t kc, const float *restrict ap,                         \
+                                     const float *restrict bp, float *const *crow, int64_t j,      \
+                                     int64_t mr, int64_t nr, float beta) {                         \
+        kernel_core(NV, kc, ap, bp, NULL, j, NULL, 0, crow, mr, nr, 1.0f, beta, NULL);             \
     }
 KERNELS(1)
 KERNELS(2)
@@ -345,6 +323,7 @@ KERNELS(3)
 #undef KERNELS
 static const packed_kernel packed_kernels[3] = {kernel_8x1, kernel_8x2, kernel_8x3};
 static const rows_kernel rows_kernels[3] = {kernel_8x1_rows, kernel_8x2_rows, kernel_8x3_rows};
+static const crow_kernel crow_kernels[3] = {kernel_8x1_crow, kernel_8x2_crow, kernel_8x3_crow};
 
 /* ---- drivers ------------------------------------------------------------ */
 
@@ -361,11 +340,13 @@ static int64_t kslice_of(int64_t K) {
  * gen_gemm_avx512_pack_a (ta and A unused). With B == NULL, bfull holds
  * op(B) already packed as ceil(N / NR) full-depth panels (panel q at bfull
  * + q K NR, element (k, c) at k NR + c), whose rows p0.. of a slice are
- * exactly what pack_b would have written, or brow gives its rows. */
+ * exactly what pack_b would have written, or brow gives its rows. With
+ * crow (then alpha is 1, B packed, no bias), row i of C is at crow[i]. */
 static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
                          const float *A, int64_t lda, const float *apre, const float *B,
-                         int64_t ldb, const float *bfull, const float *const *brow, float beta,
-                         const float *bias, float *C, int64_t ldc) {
+                         int64_t ldb, const float *bfull, const float *const *brow,
+                         float *const *crow, float beta, const float *bias, float *C,
+                         int64_t ldc) {
     float *bp = packing_buffer(), *abuf = bp + (size_t)KC * NC;
     const float *ap = abuf;
     const int64_t kslice = kslice_of(K), Mp = (M + MR - 1) / MR * MR;
@@ -392,6 +373,13 @@ static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
                     }
                     const float *bpanel =
                         B ? bp + (jr / NR) * kc * NR : bfull + ((j0 + jr) / NR) * K * NR + p0 * NR;
+                    if (crow) {
+                        for (int64_t ir = 0; ir < mc; ir += MR)
+                            crow_kernels[(nr - 1) / 16](kc, ap + (ir / MR) * kc * MR, bpanel,
+                                                        crow + i0 + ir, j0 + jr,
+                                                        mc - ir < MR ? mc - ir : MR, nr, b);
+                        continue;
+                    }
                     const float *bj = bias && p0 == 0 ? bias + j0 + jr : NULL;
                     for (int64_t ir = 0; ir < mc; ir += MR)
                         packed_kernels[(nr - 1) / 16](kc, ap + (ir / MR) * kc * MR, bpanel,
@@ -423,20 +411,39 @@ void gen_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K, float alp
                 for (int64_t j = 0; j < N; j++) C[i * ldc + j] += bias[j];
         return;
     }
-    gemm_blocked(ta, tb, M, N, K, alpha, A, lda, NULL, B, ldb, NULL, NULL, beta, bias, C, ldc);
+    gemm_blocked(ta, tb, M, N, K, alpha, A, lda, NULL, B, ldb, NULL, NULL, NULL, beta, bias, C,
+                 ldc);
 }
 
 int64_t gen_gemm_avx512_pack_a_floats(int64_t M, int64_t K) {
     return (M + MR - 1) / MR * MR * K;
 }
 
-/* A (M x K, row stride lda) packed as gemm_blocked reads it, slice by
- * slice: slice p0 at ap + p0 Mp (Mp = M rounded up to MR), MR-row panels
- * of its depth kc one after another. */
-void gen_gemm_avx512_pack_a(int64_t M, int64_t K, const float *A, int64_t lda, float *ap) {
+/* op(A) (M x K; A row stride lda) packed as gemm_blocked reads it, slice
+ * by slice: slice p0 at ap + p0 Mp (Mp = M rounded up to MR), MR-row
+ * panels of its depth kc one after another. */
+void gen_gemm_avx512_pack_a(int ta, int64_t M, int64_t K, const float *A, int64_t lda,
+                            float *ap) {
     const int64_t kslice = kslice_of(K), Mp = (M + MR - 1) / MR * MR;
     for (int64_t p0 = 0; p0 < K; p0 += kslice)
-        pack_a(0, A, lda, 0, p0, M, K - p0 < kslice ? K - p0 : kslice, ap + p0 * Mp);
+        pack_a(ta, A, lda, 0, p0, M, K - p0 < kslice ? K - p0 : kslice, ap + p0 * Mp);
+}
+
+int64_t gen_gemm_avx512_pack_b_floats(int64_t K, int64_t N) {
+    return (N + NR - 1) / NR * NR * K;
+}
+
+/* B (K x N, row stride ldb) as full-depth panels (gen_sgemm_avx512_packed's
+ * bp): pack_b's layout for one slice as deep as K. */
+void gen_gemm_avx512_pack_b(int64_t K, int64_t N, const float *B, int64_t ldb, float *bp) {
+    pack_b(0, B, ldb, 0, 0, K, N, bp);
+}
+
+void gen_gemm_avx512_rows(int64_t M, int64_t N, int64_t K, const float *ap, const float *bp,
+                          const float *const *brow, float *const *crow, float beta, float *C,
+                          int64_t ldc) {
+    if (M <= 0 || N <= 0 || K <= 0) return;
+    gemm_blocked(0, 0, M, N, K, 1.0f, NULL, 0, ap, NULL, 0, bp, brow, crow, beta, NULL, C, ldc);
 }
 
 void gen_sgemm_avx512_packed(int64_t M, int64_t N, int64_t K, const float *ap, const float *bp,
@@ -446,7 +453,7 @@ void gen_sgemm_avx512_packed(int64_t M, int64_t N, int64_t K, const float *ap, c
         scale_c(M, N, beta, C, ldc);
         return;
     }
-    gemm_blocked(0, 0, M, N, K, 1.0f, NULL, 0, ap, NULL, 0, bp, NULL, beta, NULL, C, ldc);
+    gemm_blocked(0, 0, M, N, K, 1.0f, NULL, 0, ap, NULL, 0, bp, NULL, NULL, beta, NULL, C, ldc);
 }
 
 /* ---- convolution as an implicit GEMM -------------------------------------- */
@@ -611,12 +618,16 @@ int64_t gen_conv_gemm_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, in
 
 int64_t gen_conv_prep_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
                                   int64_t KW, int64_t stride, int64_t pad) {
-    return gen_wino_fits(M, C, H, W, KH, KW, stride, pad) ? gen_wino_prep_work(M, C) : 0;
+    return gen_wino_fits(M, C, H, W, KH, KW, stride, pad) ? gen_wino_prep_work(M, C)
+                                                           : gen_gemm_avx512_pack_a_floats(M, C * KH * KW);
 }
 
 void gen_conv_prep_avx512(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                           int64_t stride, int64_t pad, const float *Wm, float *prep) {
-    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) gen_wino_prep(M, C, Wm, prep);
+    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad))
+        gen_wino_prep(M, C, Wm, prep);
+    else /* packed once for every chunk's product */
+        gen_gemm_avx512_pack_a(0, M, C * KH * KW, Wm, C * KH * KW, prep);
 }
 
 /* Zeroes the columns of the last packed panel past column n. */
@@ -634,7 +645,9 @@ static void zero_panel_tail(float *bfull, int64_t K, int64_t n) {
  * phase planes in `work` (gen_conv_gemm_avx512_work floats), read by the
  * micro-kernel in place or copied into the GEMM's packed B panels (or,
  * under WIDE_MIN_K taps, gathered straight into them), so the column
- * matrix is never written out and re-read. On the calling thread. */
+ * matrix is never written out and re-read. Wm comes as
+ * gen_conv_prep_avx512 left it: packed as A panels (or, for Winograd's
+ * geometries, transformed). On the calling thread. */
 void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W, int64_t KH,
                           int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                           const float *x, const float *bias, float beta, float *out, int64_t ldo,
@@ -661,7 +674,8 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
         struct gen_wide gp = g;
         gp.Wq = OW, gp.tw = P;
         float *prod = row + round16(N);
-        gemm_blocked(0, 0, M, N, K, 1.0f, Wm, K, NULL, NULL, 0, work, NULL, 0.0f, NULL, prod, N);
+        gemm_blocked(0, 0, M, N, K, 1.0f, NULL, 0, Wm, NULL, 0, work, NULL, NULL, 0.0f, NULL, prod,
+                     N);
         gen_wide_to_out(&gp, M, m, prod, N, bias, beta, out, ldo, out_img);
         return;
     }
@@ -678,7 +692,7 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
                     for (int64_t kw = 0; kw < KW; kw++)
                         rows[(c * KH + kh) * KW + kw] =
                             xp + (i * C + c) * g.plane + gen_wide_tap(&g, kh, kw);
-            gemm_blocked(0, 0, M, g.tw, K, 1.0f, Wm, K, NULL, NULL, 0, NULL, rows, 0.0f, NULL,
+            gemm_blocked(0, 0, M, g.tw, K, 1.0f, NULL, 0, Wm, NULL, 0, NULL, rows, NULL, 0.0f, NULL,
                          wide + i * g.tw, n);
         }
     } else {
@@ -689,7 +703,8 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
                         row_to_panels(panels, K, (c * KH + kh) * KW + kw, i * g.tw, g.tw,
                                       xp + (i * C + c) * g.plane + gen_wide_tap(&g, kh, kw));
         zero_panel_tail(panels, K, n);
-        gemm_blocked(0, 0, M, n, K, 1.0f, Wm, K, NULL, NULL, 0, panels, NULL, 0.0f, NULL, wide, n);
+        gemm_blocked(0, 0, M, n, K, 1.0f, NULL, 0, Wm, NULL, 0, panels, NULL, NULL, 0.0f, NULL, wide,
+                     n);
     }
     gen_wide_to_out(&g, M, m, wide, n, bias, beta, out, ldo, out_img);
 }
@@ -701,7 +716,9 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
  * element in registers while it walks P (8 + 3 loads feed 24 FMAs), and
  * sums its lanes once per block. The col rows are slices of the phase
  * planes and dy is laid out on the same wide grid (zeros in the garbage
- * columns, rows rounded up to 16 floats), but for few taps at a stride. */
+ * columns, rows rounded up to 16 floats), but for few taps at a stride.
+ * Strided convolutions with enough channels go through a channels-last
+ * copy instead (conv_nhwc_avx512.c). */
 #define DW_MB 8
 #define DW_JB 3
 
@@ -778,6 +795,8 @@ static int dw_gathers(int64_t K, int64_t stride) {
 int64_t gen_conv_dw_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                                 int64_t stride, int64_t pad, int64_t m) {
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) return gen_wino_dw_work(M, C, H, W, pad, m);
+    if (gen_nhwc_fits(C, KH, KW, stride))
+        return gen_nhwc_dw_work(M, C, H, W, KH, KW, stride, pad, m);
     if (dw_gathers(C * KH * KW, stride))
         return round16(DW_JB * m * gen_conv_out(H, KH, stride, pad) *
                        gen_conv_out(W, KW, stride, pad));
@@ -794,6 +813,10 @@ void gen_conv_dw_avx512(int64_t M, const float *dy, int64_t dy_img, int64_t C, i
     if (M <= 0 || K <= 0) return;
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) {
         gen_wino_dw(M, dy, dy_img, C, H, W, pad, m, img, x, dw, work);
+        return;
+    }
+    if (gen_nhwc_fits(C, KH, KW, stride)) {
+        gen_nhwc_dw(M, dy, dy_img, C, H, W, KH, KW, stride, pad, m, img, x, dw, work);
         return;
     }
     if (dw_gathers(K, stride)) {

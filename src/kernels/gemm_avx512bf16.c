@@ -701,4 +701,9 @@ void gen_kernels_avx512bf16_fill(struct gen_kernels *t) {
     t->conv_dw = conv_dw;
     t->conv_prep_work = NULL; /* its conv_gemm takes the kernels as they are */
     t->conv_prep = NULL;
+    /* strided input gradients through its gemm and col2im */
+    t->conv_dx_work = NULL;
+    t->conv_dx_prep_work = NULL;
+    t->conv_dx_prep = NULL;
+    t->conv_dx = NULL;
 }

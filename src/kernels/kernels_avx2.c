@@ -15,6 +15,10 @@
 #define GEN_SIMD_CONV_DW NULL
 #define GEN_SIMD_CONV_PREP_WORK NULL
 #define GEN_SIMD_CONV_PREP NULL
+#define GEN_SIMD_CONV_DX_WORK NULL
+#define GEN_SIMD_CONV_DX_PREP_WORK NULL
+#define GEN_SIMD_CONV_DX_PREP NULL
+#define GEN_SIMD_CONV_DX NULL
 #define SIMD_INLINE static inline __attribute__((always_inline))
 
 typedef __m256 vf;

@@ -16,6 +16,10 @@
 #define GEN_SIMD_CONV_DW gen_conv_dw_avx512
 #define GEN_SIMD_CONV_PREP_WORK gen_conv_prep_avx512_work
 #define GEN_SIMD_CONV_PREP gen_conv_prep_avx512
+#define GEN_SIMD_CONV_DX_WORK gen_nhwc_dx_work
+#define GEN_SIMD_CONV_DX_PREP_WORK gen_nhwc_dx_prep_work
+#define GEN_SIMD_CONV_DX_PREP gen_nhwc_dx_prep
+#define GEN_SIMD_CONV_DX gen_nhwc_dx
 #define SIMD_INLINE static inline __attribute__((always_inline))
 
 typedef __m512 vf;

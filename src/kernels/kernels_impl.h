@@ -219,9 +219,19 @@ void gen_sgemm_avx512_bias(int ta, int tb, int64_t M, int64_t N, int64_t K, cons
  * = A B + beta C with them on this thread. */
 #define GEN_GEMM_NR 48
 int64_t gen_gemm_avx512_pack_a_floats(int64_t M, int64_t K);
-void gen_gemm_avx512_pack_a(int64_t M, int64_t K, const float *A, int64_t lda, float *ap);
+void gen_gemm_avx512_pack_a(int ta, int64_t M, int64_t K, const float *A, int64_t lda,
+                            float *ap);
+int64_t gen_gemm_avx512_pack_b_floats(int64_t K, int64_t N);
+void gen_gemm_avx512_pack_b(int64_t K, int64_t N, const float *B, int64_t ldb, float *bp);
 void gen_sgemm_avx512_packed(int64_t M, int64_t N, int64_t K, const float *ap, const float *bp,
                              float beta, float *C, int64_t ldc);
+/* The same with B's rows read in place, row k at brow[k] (bp NULL; reads
+ * run on to a whole number of 16 floats past column N), or C's rows
+ * written in place, row i at crow[i] (C, ldc unused; the 8 rows of one
+ * tile must not overlap within GEN_GEMM_NR floats of each other). */
+void gen_gemm_avx512_rows(int64_t M, int64_t N, int64_t K, const float *ap, const float *bp,
+                          const float *const *brow, float *const *crow, float beta, float *C,
+                          int64_t ldc);
 /* gen_gemv's AVX-512 kernel (gemv_avx512.c), with its arguments. */
 void gen_sgemv_avx512(int trans, int64_t M, int64_t N, float alpha, const float *A, int64_t lda,
                       const float *x, float beta, float *y);
@@ -258,6 +268,24 @@ void gen_wino_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W
 int64_t gen_wino_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m);
 void gen_wino_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
                  int64_t pad, int64_t m, int64_t img, const float *x, float *dw, float *work);
+
+/* ---- the gradients of strided convolutions through channels-last copies
+ * (conv_nhwc_avx512.c): the table's conv_dw hands over the geometries
+ * gen_nhwc_fits accepts, and they are the table's conv_dx (kernels.h):
+ * gen_nhwc_dx_work is 0 for the others. */
+int gen_nhwc_fits(int64_t C, int64_t KH, int64_t KW, int64_t stride);
+int64_t gen_nhwc_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                         int64_t stride, int64_t pad, int64_t m);
+void gen_nhwc_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
+                 int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
+                 const float *x, float *dw, float *work);
+int64_t gen_nhwc_dx_prep_work(int64_t M, int64_t C, int64_t KH, int64_t KW);
+void gen_nhwc_dx_prep(int64_t M, int64_t C, int64_t KH, int64_t KW, const float *Wm, float *prep);
+int64_t gen_nhwc_dx_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                         int64_t stride, int64_t pad, int64_t m);
+void gen_nhwc_dx(int64_t M, const float *prep, const float *dy, int64_t dy_img, int64_t C,
+                 int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride, int64_t pad,
+                 int64_t m, int64_t img, float beta, float *dx, float *work);
 
 /* ---- the wide grid of the AVX-512 convolutions (gemm_avx512.c) ----------
  * Each channel plane zero-padded to Hp x Wp (Hp = H + 2 pad, Wp = W + 2

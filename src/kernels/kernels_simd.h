@@ -700,5 +700,7 @@ const struct gen_kernels GEN_SIMD_TABLE = {
     .layernorm_grad = layernorm_grad, .groupnorm_grad = groupnorm_grad,
     .groupnorm_silu_fwd = groupnorm_silu_fwd, .groupnorm_silu_grad = groupnorm_silu_grad,
     .adam_step = adam_step, .col_sum = col_sum, .gemm_bias = GEN_SIMD_GEMM_BIAS,
-    .mul_grads = mul_grads,
+    .mul_grads = mul_grads, .conv_dx_work = GEN_SIMD_CONV_DX_WORK,
+    .conv_dx_prep_work = GEN_SIMD_CONV_DX_PREP_WORK, .conv_dx_prep = GEN_SIMD_CONV_DX_PREP,
+    .conv_dx = GEN_SIMD_CONV_DX,
 };

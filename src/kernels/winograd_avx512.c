@@ -328,7 +328,7 @@ void gen_wino_prep(int64_t M, int64_t C, const float *Wm, float *prep) {
     float *U = prep + round16(XI * pa);
     weight_transform(M, C, Wm, U);
     GEN_KFOR(GEN_KPAR_ROWS(XI, XI * M * C), xi, XI,
-             gen_gemm_avx512_pack_a(M, C, U + xi * spread(M * C), C, prep + xi * pa));
+             gen_gemm_avx512_pack_a(0, M, C, U + xi * spread(M * C), C, prep + xi * pa));
 }
 
 /* Even and odd lanes of 32 -> two vectors interleaved: lanes 0..15 of
