@@ -18,6 +18,10 @@
  *
  * the first reading B's rows in place, the second adding into C's rows in
  * place: the padded channels-last dx, turned back to (C, H, W) at the end.
+ * The forward pass transposes the runs, 16 positions at a time, into the
+ * GEMM's packed B panels (k in (kh, kw, c) order, the kernels permuted to
+ * match once per convolution), so y = w col has no garbage columns and
+ * needs no phase planes.
  * Neighbouring positions' runs overlap (KW > s) but lie s C floats apart,
  * so the rows of one 8-row tile of C are disjoint when s C >= GEN_GEMM_NR,
  * and tiles run one after another. Each dw element and each addition into
@@ -74,16 +78,27 @@ static void to_nhwc(const struct nhwc *g, const float *x, int64_t img, int64_t m
             float *d = q + (pad + ih) * line;
             memset(d, 0, (size_t)(pad * C) * sizeof(float));
             memset(d + (pad + W) * C, 0, (size_t)((g->Wp - pad - W) * C) * sizeof(float));
-            const float *src = x + i * img + ih * W;
-            for (int64_t c0 = 0; c0 < C; c0 += 16)
+        }
+        /* 16 channels' planes at a time, row by row, the next 16 (or the
+         * next image's first) fetched meanwhile: the loads' strided streams
+         * leave the hardware prefetcher idle */
+        for (int64_t c0 = 0; c0 < C; c0 += 16) {
+            const __mmask16 mc = lane_mask(C - c0);
+            if (c0 + 16 < C)
+                prefetch_row(x + i * img + (c0 + 16) * H * W, (C - c0 - 16 < 16 ? C - c0 - 16 : 16) * H * W);
+            else if (i + 1 < m)
+                prefetch_row(x + (i + 1) * img, (C < 16 ? C : 16) * H * W);
+            for (int64_t ih = 0; ih < H; ih++) {
+                float *d = q + (pad + ih) * line + pad * C + c0;
+                const float *src = x + i * img + c0 * H * W + ih * W;
                 for (int64_t w0 = 0; w0 < W; w0 += 16) {
-                    const __mmask16 mw = lane_mask(W - w0), mc = lane_mask(C - c0);
                     __m512 r[16];
-                    load_transposed(src + c0 * H * W + w0, H * W, C - c0, mw, r);
+                    load_transposed(src + w0, H * W, C - c0, lane_mask(W - w0), r);
 #pragma GCC unroll 16
                     for (int t = 0; t < 16; t++)
-                        if (w0 + t < W) _mm512_mask_storeu_ps(d + (pad + w0 + t) * C + c0, mc, r[t]);
+                        if (w0 + t < W) _mm512_mask_storeu_ps(d + (w0 + t) * C, mc, r[t]);
                 }
+            }
         }
     }
 }
@@ -95,25 +110,25 @@ static void from_nhwc(const struct nhwc *g, const float *xq, int64_t m, int64_t 
     const int64_t line = g->Wp * C;
     const __m512 vb = _mm512_set1_ps(beta);
     for (int64_t i = 0; i < m; i++)
-        for (int64_t ih = 0; ih < H; ih++) {
-            const float *s = xq + i * g->img + (pad + ih) * line + pad * C;
-            float *dst = dx + i * img + ih * W;
-            for (int64_t c0 = 0; c0 < C; c0 += 16)
+        for (int64_t c0 = 0; c0 < C; c0 += 16) /* 16 channels' planes at a time, as to_nhwc */
+            for (int64_t ih = 0; ih < H; ih++) {
+                const float *s = xq + i * g->img + (pad + ih) * line + pad * C + c0;
+                float *dst = dx + i * img + c0 * H * W + ih * W;
                 for (int64_t w0 = 0; w0 < W; w0 += 16) {
-                    const __mmask16 mw = lane_mask(W - w0), mc = lane_mask(C - c0);
+                    const __mmask16 mw = lane_mask(W - w0);
                     __m512 r[16];
-                    load_transposed(s + w0 * C + c0, C, W - w0, mc, r);
+                    load_transposed(s + w0 * C, C, W - w0, lane_mask(C - c0), r);
 #pragma GCC unroll 16
                     for (int j = 0; j < 16; j++)
                         if (c0 + j < C) {
-                            float *o = dst + (c0 + j) * H * W + w0;
+                            float *o = dst + j * H * W + w0;
                             __m512 v = r[j];
                             if (beta != 0.0f)
                                 v = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(mw, o), v);
                             _mm512_mask_storeu_ps(o, mw, v);
                         }
                 }
-        }
+            }
 }
 
 /* dy of the m images (M x P each, dy_img floats apart) as one M x L
@@ -270,4 +285,94 @@ void gen_nhwc_dx(int64_t M, const float *prep, const float *dy, int64_t dy_img, 
         gen_gemm_avx512_rows(g.L, g.run, M, packed, prep + kh * panels, NULL, ptr, 1.0f, NULL, 0);
     }
     from_nhwc(&g, xq, m, C, H, W, pad, beta, dx, img);
+}
+
+/* ---- the forward pass ------------------------------------------------- */
+
+/* Wm (M x C KH KW) with each row's taps first, (M, KH, KW, C), then packed
+ * as the GEMM's A panels. */
+int64_t gen_nhwc_conv_prep_work(int64_t M, int64_t C, int64_t KH, int64_t KW) {
+    const int64_t K = C * KH * KW;
+    return round16(M * K) + gen_gemm_avx512_pack_a_floats(M, K);
+}
+
+void gen_nhwc_conv_prep(int64_t M, int64_t C, int64_t KH, int64_t KW, const float *Wm,
+                        float *prep) {
+    const int64_t T = KH * KW, K = C * T;
+    for (int64_t co = 0; co < M; co++)
+        for (int64_t c0 = 0; c0 < C; c0 += 16) {
+            const int64_t n = C - c0 < 16 ? C - c0 : 16;
+            __m512 r[16];
+            load_transposed(Wm + (co * C + c0) * T, T, n, lane_mask(T), r);
+#pragma GCC unroll 16
+            for (int t = 0; t < 16; t++)
+                if (t < T) _mm512_mask_storeu_ps(prep + co * K + t * C + c0, lane_mask(n), r[t]);
+        }
+    gen_gemm_avx512_pack_a(0, M, K, prep, K, prep + round16(M * K));
+}
+
+/* The parts of the forward's work: xq, B's packed panels, the product
+ * (M x L), the run pointers. */
+struct fwd_parts {
+    int64_t xq, panels, prod, ptr, total;
+};
+
+static struct fwd_parts fwd_parts(const struct nhwc *g, int64_t M, int64_t K, int64_t m) {
+    struct fwd_parts p = {.xq = 0};
+    p.panels = p.xq + round16(m * g->img);
+    p.prod = p.panels + round16(gen_gemm_avx512_pack_b_floats(K, g->L));
+    p.ptr = p.prod + round16(M * g->L);
+    p.total = p.ptr + round16(2 * g->L);
+    return p;
+}
+
+int64_t gen_nhwc_conv_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                           int64_t stride, int64_t pad, int64_t m) {
+    const struct nhwc g = nhwc_geo(C, H, W, KH, KW, stride, pad, m);
+    return fwd_parts(&g, M, C * KH * KW, m).total;
+}
+
+/* Kernel row kh's runs (ptr[l], run floats each) as rows k0 .. k0 + run of
+ * the K-deep packed B panels: 16 positions by 16 floats transposed at a
+ * time (zeros past the L positions, up to whole vectors). */
+static void runs_to_panels(const struct nhwc *g, float *const *ptr, int64_t k0, int64_t K,
+                           float *panels) {
+    const int64_t NR = GEN_GEMM_NR;
+    for (int64_t l0 = 0; l0 < g->L; l0 += 16) {
+        const int64_t rows = g->L - l0 < 16 ? g->L - l0 : 16;
+        float *dst = panels + (l0 / NR) * K * NR + l0 % NR;
+        for (int64_t k = 0; k < g->run; k += 16) {
+            const __mmask16 mk = lane_mask(g->run - k);
+            __m512 r[16];
+#pragma GCC unroll 16
+            for (int j = 0; j < 16; j++)
+                r[j] = j < rows ? _mm512_maskz_loadu_ps(mk, ptr[l0 + j] + k) : _mm512_setzero_ps();
+            transpose16(r);
+#pragma GCC unroll 16
+            for (int t = 0; t < 16; t++)
+                if (k + t < g->run) _mm512_storeu_ps(dst + (k0 + k + t) * NR, r[t]);
+        }
+    }
+}
+
+void gen_nhwc_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W, int64_t KH,
+                   int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
+                   const float *x, const float *bias, float beta, float *out, int64_t ldo,
+                   int64_t out_img, float *work) {
+    const struct nhwc g = nhwc_geo(C, H, W, KH, KW, stride, pad, m);
+    const int64_t K = C * KH * KW;
+    const struct fwd_parts p = fwd_parts(&g, M, K, m);
+    float *xq = work + p.xq, *panels = work + p.panels, *prod = work + p.prod;
+    float **ptr = (float **)(void *)(work + p.ptr);
+    to_nhwc(&g, x, img, m, C, H, W, pad, xq);
+    for (int64_t kh = 0; kh < KH; kh++) {
+        run_starts(&g, C, kh, stride, xq, m, ptr);
+        runs_to_panels(&g, ptr, kh * g.run, K, panels);
+    }
+    gen_sgemm_avx512_packed(M, g.L, K, prep + round16(M * K), panels, 0.0f, prod, g.L);
+    /* out from the product: the wide grid's copy, on a grid without
+     * garbage columns */
+    struct gen_wide plain = gen_wide_geo(H, W, KH, KW, stride, pad);
+    plain.Wq = g.OW, plain.tw = g.P;
+    gen_wide_to_out(&plain, M, m, prod, g.L, bias, beta, out, ldo, out_img);
 }

@@ -606,6 +606,7 @@ int64_t gen_conv_gemm_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, in
                                   int64_t KW, int64_t stride, int64_t pad, int64_t m) {
     const int64_t K = C * KH * KW;
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) return gen_wino_conv_work(M, C, H, W, pad, m);
+    if (gen_nhwc_fits(C, KH, KW, stride)) return gen_nhwc_conv_work(M, C, H, W, KH, KW, stride, pad, m);
     if (K < WIDE_MIN_K) { /* panels of the plain grid, one im2col row, the product */
         const int64_t N = m * gen_conv_out(H, KH, stride, pad) * gen_conv_out(W, KW, stride, pad);
         return (N + NR - 1) / NR * NR * K + round16(N) + round16(M * N);
@@ -618,14 +619,17 @@ int64_t gen_conv_gemm_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, in
 
 int64_t gen_conv_prep_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
                                   int64_t KW, int64_t stride, int64_t pad) {
-    return gen_wino_fits(M, C, H, W, KH, KW, stride, pad) ? gen_wino_prep_work(M, C)
-                                                           : gen_gemm_avx512_pack_a_floats(M, C * KH * KW);
+    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) return gen_wino_prep_work(M, C);
+    if (gen_nhwc_fits(C, KH, KW, stride)) return gen_nhwc_conv_prep_work(M, C, KH, KW);
+    return gen_gemm_avx512_pack_a_floats(M, C * KH * KW);
 }
 
 void gen_conv_prep_avx512(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                           int64_t stride, int64_t pad, const float *Wm, float *prep) {
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad))
         gen_wino_prep(M, C, Wm, prep);
+    else if (gen_nhwc_fits(C, KH, KW, stride))
+        gen_nhwc_conv_prep(M, C, KH, KW, Wm, prep);
     else /* packed once for every chunk's product */
         gen_gemm_avx512_pack_a(0, M, C * KH * KW, Wm, C * KH * KW, prep);
 }
@@ -657,6 +661,11 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
     if (M <= 0 || P <= 0 || m <= 0) return;
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) {
         gen_wino_conv(M, Wm, C, H, W, pad, m, img, x, bias, beta, out, ldo, out_img, work);
+        return;
+    }
+    if (gen_nhwc_fits(C, KH, KW, stride)) {
+        gen_nhwc_conv(M, Wm, C, H, W, KH, KW, stride, pad, m, img, x, bias, beta, out, ldo,
+                      out_img, work);
         return;
     }
     if (K < WIDE_MIN_K) { /* im2col a row at a time through a scratch row in L1 */

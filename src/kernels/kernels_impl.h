@@ -270,10 +270,19 @@ void gen_wino_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t 
                  int64_t pad, int64_t m, int64_t img, const float *x, float *dw, float *work);
 
 /* ---- the gradients of strided convolutions through channels-last copies
- * (conv_nhwc_avx512.c): the table's conv_dw hands over the geometries
- * gen_nhwc_fits accepts, and they are the table's conv_dx (kernels.h):
- * gen_nhwc_dx_work is 0 for the others. */
+ * (conv_nhwc_avx512.c): the table's conv_gemm, conv_prep and conv_dw hand
+ * over the geometries gen_nhwc_fits accepts, and they are the table's
+ * conv_dx (kernels.h): gen_nhwc_dx_work is 0 for the others. */
 int gen_nhwc_fits(int64_t C, int64_t KH, int64_t KW, int64_t stride);
+int64_t gen_nhwc_conv_prep_work(int64_t M, int64_t C, int64_t KH, int64_t KW);
+void gen_nhwc_conv_prep(int64_t M, int64_t C, int64_t KH, int64_t KW, const float *Wm,
+                        float *prep);
+int64_t gen_nhwc_conv_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                           int64_t stride, int64_t pad, int64_t m);
+void gen_nhwc_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W, int64_t KH,
+                   int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
+                   const float *x, const float *bias, float beta, float *out, int64_t ldo,
+                   int64_t out_img, float *work);
 int64_t gen_nhwc_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                          int64_t stride, int64_t pad, int64_t m);
 void gen_nhwc_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
