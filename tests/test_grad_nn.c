@@ -380,6 +380,8 @@ static void test_conv2d_dx_phases(void **state) {
         {1, 3, 7, 9, 5, 4, 4, 2, 1},   {3, 5, 14, 14, 17, 4, 4, 2, 1}, {1, 7, 9, 7, 33, 3, 3, 2, 1},
         {2, 3, 11, 9, 19, 4, 4, 2, 1}, {17, 3, 6, 5, 5, 4, 4, 2, 1},   {2, 5, 10, 8, 9, 3, 5, 3, 2},
         {3, 1, 8, 8, 3, 1, 1, 2, 0},   {2, 3, 9, 10, 21, 3, 3, 2, 0},  {10, 2, 7, 7, 65, 4, 4, 2, 1},
+        /* 24 channels and more: the channels-last conv_dx */
+        {3, 32, 14, 14, 16, 4, 4, 2, 1}, {2, 25, 9, 11, 13, 3, 3, 2, 1},
     };
     const struct gen_kernels *best = gen_kernels_for("avx512");
     if (!best || !best->conv_gemm) skip();
@@ -472,6 +474,9 @@ static void test_conv_transpose2d_forward(void **state) {
     const struct conv_case cases[] = {
         {3, 5, 3, 4, 3, 4, 4, 2, 1}, {1, 4, 5, 3, 2, 4, 4, 2, 1},
         {2, 3, 4, 5, 4, 3, 2, 1, 0}, {2, 2, 3, 3, 3, 3, 3, 3, 1},
+        /* 24 output channels and more: through the conv2d's channels-last
+         * conv_dx */
+        {3, 17, 7, 7, 32, 4, 4, 2, 1}, {2, 9, 5, 6, 25, 3, 3, 2, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct gen_ctx g;
@@ -493,6 +498,51 @@ static void test_conv_transpose2d_forward(void **state) {
         }
         gen_ctx_free(&g);
     }
+}
+
+/* conv_transpose2d's gradients (x, w, b) under the AVX-512 table, which
+ * runs them as a conv2d's forward pass and weight gradient, against the
+ * scalar table's im2col, products and col2im; channel counts on both sides
+ * of what the channels-last kernels take, sums in another order: fp32
+ * rounding. */
+static void test_conv_transpose2d_grads_tables(void **state) {
+    (void)state;
+    const struct conv_case cases[] = {
+        {3, 17, 7, 7, 32, 4, 4, 2, 1}, {2, 9, 5, 6, 25, 3, 3, 2, 1}, {2, 64, 7, 7, 32, 4, 4, 2, 1},
+        {4, 5, 4, 3, 3, 4, 4, 2, 1},
+    };
+    const struct gen_kernels *best = gen_kernels_for("avx512");
+    if (!best || !best->conv_gemm) skip();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const int64_t xs[4] = {cases[i].N, cases[i].Cin, cases[i].H, cases[i].W};
+        const int64_t ws[4] = {cases[i].Cin, cases[i].Cout, cases[i].KH, cases[i].KW};
+        const int64_t n[3] = {xs[0] * xs[1] * xs[2] * xs[3], ws[0] * ws[1] * ws[2] * ws[3], cases[i].Cout};
+        float *got[2][3];
+        for (int scalar = 0; scalar < 2; scalar++) {
+            assert_int_equal(gen_kernels_select(scalar ? "scalar" : "avx512"), 1);
+            struct gen_ctx g;
+            gen_ctx_init(&g);
+            struct gen_tensor *in[3] = {leaf(&g, 4, xs, 151 + i, -1, 1), leaf(&g, 4, ws, 161 + i, -1, 1),
+                                        leaf(&g, 1, (int64_t[]){cases[i].Cout}, 171 + i, -1, 1)};
+            for (int t = 0; t < 3; t++) in[t]->requires_grad = 1;
+            struct gen_tensor *y =
+                gen_conv_transpose2d(&g, in[0], in[1], in[2], (int)cases[i].s, (int)cases[i].p);
+            float *dy = malloc((size_t)gen_numel(y) * sizeof(float));
+            tu_fill_uniform(dy, gen_numel(y), -1, 1, 181 + i);
+            gen_backward_seed(&g, y, dy);
+            for (int t = 0; t < 3; t++) {
+                got[scalar][t] = malloc((size_t)n[t] * sizeof(float));
+                memcpy(got[scalar][t], in[t]->grad, (size_t)n[t] * sizeof(float));
+            }
+            free(dy);
+            gen_ctx_free(&g);
+        }
+        TU_ASSERT_CLOSE("conv_transpose2d dx", got[0][0], got[1][0], n[0], 1e-5, 1e-5);
+        TU_ASSERT_CLOSE("conv_transpose2d dw", got[0][1], got[1][1], n[1], 1e-5, 1e-5);
+        TU_ASSERT_CLOSE("conv_transpose2d db", got[0][2], got[1][2], n[2], 1e-5, 1e-5);
+        for (int t = 0; t < 3; t++) free(got[0][t]), free(got[1][t]);
+    }
+    gen_kernels_select(NULL);
 }
 
 /* ---- upsample2x ---------------------------------------------------------- */
@@ -621,6 +671,7 @@ int main(void) {
         cmocka_unit_test(test_conv2d_dx_phases),
         cmocka_unit_test(test_grad_conv_transpose2d),
         cmocka_unit_test(test_conv_transpose2d_forward),
+        cmocka_unit_test(test_conv_transpose2d_grads_tables),
         cmocka_unit_test(test_grad_upsample2x),
         cmocka_unit_test(test_grad_attention),
         cmocka_unit_test(test_attention_forward),

@@ -12,7 +12,11 @@
  * chunk writes disjoint rows of y / dx, and its dW (db) goes into its own
  * partial, summed in chunk order. So results do not depend on the thread
  * count. A single chunk (N == 1) runs outside the parallel region, so that
- * its GEMMs get every thread. */
+ * its GEMMs get every thread. Where the kernel table has its own
+ * convolution kernels (conv_gemm, conv_dw, conv_dx), both ops run through
+ * them: a transposed convolution's forward pass is a conv2d's input
+ * gradient, its input gradient a conv2d's forward pass, its weight
+ * gradient a conv2d's with x and dy swapped. */
 #include <string.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -139,12 +143,11 @@ struct conv_geo {
     int pointwise;     /* 1x1, stride 1, pad 0: an image's col is the image */
 };
 
-static struct conv_geo conv_geo(const struct gen_tensor *x, const struct gen_tensor *w, int64_t stride,
-                                int64_t pad) {
-    GEN_ASSERT(x->ndim == 4 && w->ndim == 4 && x->shape[1] == w->shape[1]);
+/* N images (Cin, H, W) into Cout channels by KH x KW kernels. */
+static struct conv_geo geo_make(int64_t N, int64_t Cin, int64_t H, int64_t W, int64_t Cout,
+                                int64_t KH, int64_t KW, int64_t stride, int64_t pad) {
     GEN_ASSERT(stride >= 1 && pad >= 0);
-    struct conv_geo c = {.N = x->shape[0], .Cin = x->shape[1], .H = x->shape[2], .W = x->shape[3],
-                         .Cout = w->shape[0], .KH = w->shape[2], .KW = w->shape[3],
+    struct conv_geo c = {.N = N, .Cin = Cin, .H = H, .W = W, .Cout = Cout, .KH = KH, .KW = KW,
                          .stride = stride, .pad = pad};
     c.OH = gen_conv_out(c.H, c.KH, stride, pad);
     c.OW = gen_conv_out(c.W, c.KW, stride, pad);
@@ -154,6 +157,13 @@ static struct conv_geo conv_geo(const struct gen_tensor *x, const struct gen_ten
     c.img = c.Cin * c.H * c.W;
     c.pointwise = c.KH == 1 && c.KW == 1 && stride == 1 && pad == 0;
     return c;
+}
+
+static struct conv_geo conv_geo(const struct gen_tensor *x, const struct gen_tensor *w, int64_t stride,
+                                int64_t pad) {
+    GEN_ASSERT(x->ndim == 4 && w->ndim == 4 && x->shape[1] == w->shape[1]);
+    return geo_make(x->shape[0], x->shape[1], x->shape[2], x->shape[3], w->shape[0], w->shape[2],
+                    w->shape[3], stride, pad);
 }
 
 /* col (K, m P) of images [n0, n0 + m) into `buf`; x's own image when it is
@@ -181,46 +191,81 @@ static const float *conv_kernels(struct gen_ctx *g, const struct gen_kernels *kt
     return prep;
 }
 
+/* y = beta y + bias + w (Cout x K) col(x) for the images of c, by the
+ * table's implicit GEMM, chunk by chunk: each image's (Cout, OH, OW) block
+ * straight into y. */
+static void implicit_conv(struct gen_ctx *g, const struct gen_kernels *kt,
+                          const struct conv_geo *c, const float *x, const float *w,
+                          const float *bias, float beta, float *y) {
+    const struct chunks k = chunk_images(c->N, c->K, c->P);
+    const int64_t per = lines(kt->conv_gemm_work(c->Cout, c->Cin, c->H, c->W, c->KH, c->KW,
+                                                 c->stride, c->pad, k.nb));
+    const float *wk =
+        conv_kernels(g, kt, c->Cout, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, w);
+    float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
+#pragma omp parallel for schedule(static) if (k.count > 1)
+    for (int64_t ch = 0; ch < k.count; ch++) {
+        const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c->N);
+        kt->conv_gemm(c->Cout, wk, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, m, c->img,
+                      x + n0 * c->img, bias, beta, y + n0 * c->Cout * c->P, c->P, c->Cout * c->P,
+                      scratch + thread_id() * per);
+    }
+}
+
+/* dx = beta dx + col2im(w^T dy) for the images of c (dy: their (Cout, OH,
+ * OW) gradients), by the table's conv_dx, chunk by chunk; 0 (nothing done)
+ * where the table has none or it does not take the geometry. */
+static int implicit_dx(struct gen_ctx *g, const struct gen_kernels *kt, const struct conv_geo *c,
+                       const float *dy, const float *w, float beta, float *dx) {
+    const struct chunks k = chunk_images(c->N, c->K, c->P);
+    const int64_t work = kt->conv_dx_work ? kt->conv_dx_work(c->Cout, c->Cin, c->H, c->W, c->KH,
+                                                             c->KW, c->stride, c->pad, k.nb)
+                                          : 0;
+    if (work <= 0) return 0;
+    float *prep = gen_scratch_floats(g, kt->conv_dx_prep_work(c->Cout, c->Cin, c->KH, c->KW));
+    kt->conv_dx_prep(c->Cout, c->Cin, c->KH, c->KW, w, prep);
+    const int64_t per = lines(work);
+    float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
+#pragma omp parallel for schedule(static) if (k.count > 1)
+    for (int64_t ch = 0; ch < k.count; ch++) {
+        const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c->N);
+        kt->conv_dx(c->Cout, prep, dy + n0 * c->Cout * c->P, c->Cout * c->P, c->Cin, c->H, c->W,
+                    c->KH, c->KW, c->stride, c->pad, m, c->img, beta, dx + n0 * c->img,
+                    scratch + thread_id() * per);
+    }
+    return 1;
+}
+
 struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w,
                               struct gen_tensor *b, int stride, int pad) {
     const struct conv_geo c = conv_geo(x, w, stride, pad);
     GEN_ASSERT(!b || gen_numel(b) == c.Cout);
     struct gen_tensor *y = gen_tensor_4d(g, c.N, c.Cout, c.OH, c.OW);
-    const struct chunks k = chunk_images(c.N, c.K, c.P);
     const struct gen_kernels *kt = gen_kernels();
-    const int64_t cols = k.nb * c.P;
-    /* the implicit GEMM's work (it writes y itself), or the chunk's col, then ymat */
-    const int64_t col_floats = kt->conv_gemm ? kt->conv_gemm_work(c.Cout, c.Cin, c.H, c.W, c.KH,
-                                                                  c.KW, c.stride, c.pad, k.nb)
-                                             : c.K * cols;
-    const int64_t per = lines(col_floats) + (kt->conv_gemm ? 0 : lines(c.Cout * cols));
-    const float *wk = kt->conv_gemm ? conv_kernels(g, kt, c.Cout, c.Cin, c.H, c.W, c.KH, c.KW,
-                                                   c.stride, c.pad, w->data)
-                                    : w->data;
-    float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
     const float *bias = b ? b->data : NULL;
-
-    /* y (m, Cout, P) = bias + w (Cout, K) col (K, m P), straight from the
-     * implicit GEMM, else through ymat (Cout, m P). */
+    if (kt->conv_gemm) {
+        implicit_conv(g, kt, &c, x->data, w->data, bias, 0.0f, y->data);
+    } else {
+        const struct chunks k = chunk_images(c.N, c.K, c.P);
+        const int64_t cols = k.nb * c.P, per = lines(c.K * cols) + lines(c.Cout * cols);
+        float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
+        /* y (m, Cout, P) = bias + w (Cout, K) col (K, m P), through ymat
+         * (Cout, m P) */
 #pragma omp parallel for schedule(static) if (k.count > 1)
-    for (int64_t ch = 0; ch < k.count; ch++) {
-        const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c.N), ld = m * c.P;
-        float *buf = scratch + thread_id() * per, *yn = y->data + n0 * c.Cout * c.P;
-        if (kt->conv_gemm) {
-            kt->conv_gemm(c.Cout, wk, c.Cin, c.H, c.W, c.KH, c.KW, c.stride, c.pad, m, c.img,
-                          x->data + n0 * c.img, bias, 0.0f, yn, c.P, c.Cout * c.P, buf);
-            continue;
+        for (int64_t ch = 0; ch < k.count; ch++) {
+            const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c.N), ld = m * c.P;
+            float *buf = scratch + thread_id() * per, *yn = y->data + n0 * c.Cout * c.P;
+            float *out = m == 1 ? yn : buf + lines(c.K * cols);
+            if (bias)
+                for (int64_t co = 0; co < c.Cout; co++) row_fill(ld, bias[co], out + co * ld);
+            gen_gemm(0, 0, c.Cout, ld, c.K, 1.0f, w->data, conv_cols(&c, x->data, n0, m, buf),
+                     bias ? 1.0f : 0.0f, out);
+            if (m > 1)
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t co = 0; co < c.Cout; co++)
+                        memcpy(y->data + ((n0 + i) * c.Cout + co) * c.P, out + co * ld + i * c.P,
+                               (size_t)c.P * sizeof(float));
         }
-        float *out = m == 1 ? yn : buf + lines(col_floats);
-        if (bias)
-            for (int64_t co = 0; co < c.Cout; co++) row_fill(ld, bias[co], out + co * ld);
-        gen_gemm(0, 0, c.Cout, ld, c.K, 1.0f, w->data, conv_cols(&c, x->data, n0, m, buf),
-                 bias ? 1.0f : 0.0f, out);
-        if (m > 1)
-            for (int64_t i = 0; i < m; i++)
-                for (int64_t co = 0; co < c.Cout; co++)
-                    memcpy(y->data + ((n0 + i) * c.Cout + co) * c.P, out + co * ld + i * c.P,
-                           (size_t)c.P * sizeof(float));
     }
     struct gen_node *node = gen_record(g, GEN_OP_CONV2D, y, 3, (struct gen_tensor *[]){x, w, b});
     if (node) {
@@ -258,15 +303,15 @@ static void implicit_weight_grad(struct gen_ctx *g, const struct gen_kernels *kt
     gen_scratch_release(g); /* before the input gradient takes its own */
 }
 
-/* Per chunk, dy as dymat (Cout, m P) and col recomputed from x:
+/* The table's kernels, where it has them: conv_dw forms dW from dy and x
+ * in place, in chunks of its own (implicit_weight_grad: no col, no
+ * dymat); a stride-1 square kernel's dx is the convolution of dy with the
+ * flipped, transposed kernel wf (Cin, Cout KH KW), padded KH - 1 - pad,
+ * through conv_gemm; a strided one's comes from conv_dx where it takes the
+ * geometry. Neither writes a dcol or runs col2im.
+ * Else, per chunk, dy as dymat (Cout, m P) and col recomputed from x:
  *   dW_chunk = dymat col^T, dcol = W^T dymat, dx += col2im(dcol);
- * db += row sums; dW += the chunks' dW in chunk order.
- * With the table's implicit-GEMM convolution, a stride-1 square kernel's dx
- * is instead the convolution of dy with the flipped, transposed kernel
- * wf (Cin, Cout KH KW), padded KH - 1 - pad: no dcol, no col2im; and the
- * table's conv_dw forms dW from dy and x in place, in chunks of its own
- * (implicit_weight_grad: no col, no dymat); a strided one's dx comes from
- * the table's conv_dx where it takes the geometry (no dcol, no col2im). */
+ * dW += the chunks' dW in chunk order. db += row sums either way. */
 GEN_BACKWARD(conv2d) {
     struct gen_tensor *x = node->in[0], *w = node->in[1], *b = node->in[2];
     const struct conv_geo c = conv_geo(x, w, node->i[0], node->i[1]);
@@ -275,34 +320,14 @@ GEN_BACKWARD(conv2d) {
     if (db) bias_grad(c.N, c.Cout, c.P, dy, db);
     enum gen_grad_mode dw_mode, dx_mode;
     float *dw = gen_grad_dst_or_null(g, w, &dw_mode), *dx = gen_grad_dst_or_null(g, x, &dx_mode);
-    if (!dw && !dx) return;
     const struct gen_kernels *kt = gen_kernels();
-    const struct chunks k = chunk_images(c.N, c.K, c.P);
-    const int flip = dx && kt->conv_gemm && c.stride == 1 && !c.pointwise && c.KH == c.KW &&
-                     c.pad < c.KH;
-    const int implicit_dw = dw && kt->conv_dw;
-    /* the table's strided input gradient: its work, 0 where it declines */
-    const int64_t dx_work = dx && !flip && kt->conv_dx_work
-                                ? kt->conv_dx_work(c.Cout, c.Cin, c.H, c.W, c.KH, c.KW, c.stride,
-                                                   c.pad, k.nb)
-                                : 0;
-    /* dymat is needed by the explicit GEMMs only */
-    const int need_dymat = (dw && !implicit_dw) || (dx && !flip && !dx_work);
-    const int64_t K2 = c.Cout * c.KH * c.KW, HW = c.H * c.W;
-    /* col, dcol, dymat: for the explicit GEMMs only */
-    const int64_t cols = k.nb * c.P, base = need_dymat ? lines((2 * c.K + c.Cout) * cols) : 0;
-    const int64_t panels = flip ? kt->conv_gemm_work(c.Cin, c.Cout, c.OH, c.OW, c.KH, c.KW, 1,
-                                                     c.KH - 1 - c.pad, k.nb)
-                                : 0;
-    if (implicit_dw) implicit_weight_grad(g, kt, &c, x->data, dy, dw, dw_mode);
-    if (!dx && !(dw && !implicit_dw)) return;
-    /* + the flipped convolution's or conv_dx's work */
-    const int64_t per = base + (flip ? lines(panels) : 0) + lines(dx_work);
-    float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
-    /* (chunks, Cout, K), for the explicit GEMM */
-    float *dw_part = dw && !implicit_dw ? gen_scratch_floats(g, k.count * c.Cout * c.K) : NULL;
-    float *wf = flip ? gen_scratch_floats(g, c.Cin * K2) : NULL;
-    if (flip)
+    if (dw && kt->conv_dw) {
+        implicit_weight_grad(g, kt, &c, x->data, dy, dw, dw_mode);
+        dw = NULL;
+    }
+    if (dx && kt->conv_gemm && c.stride == 1 && !c.pointwise && c.KH == c.KW && c.pad < c.KH) {
+        const int64_t K2 = c.Cout * c.KH * c.KW;
+        float *wf = gen_scratch_floats(g, c.Cin * K2);
 #pragma omp parallel for schedule(static) if (c.Cin > 1 && c.Cin * K2 >= ((int64_t)1 << 15))
         for (int64_t ci = 0; ci < c.Cin; ci++)
             for (int64_t co = 0; co < c.Cout; co++)
@@ -310,36 +335,31 @@ GEN_BACKWARD(conv2d) {
                     for (int64_t kw = 0; kw < c.KW; kw++)
                         wf[ci * K2 + (co * c.KH + kh) * c.KW + kw] =
                             w->data[((co * c.Cin + ci) * c.KH + c.KH - 1 - kh) * c.KW + c.KW - 1 - kw];
-    const float *wfk = flip ? conv_kernels(g, kt, c.Cin, c.Cout, c.OH, c.OW, c.KH, c.KW, 1,
-                                           c.KH - 1 - c.pad, wf)
-                            : NULL;
-    float *wdx = dx_work ? gen_scratch_floats(g, kt->conv_dx_prep_work(c.Cout, c.Cin, c.KH, c.KW))
-                         : NULL;
-    if (wdx) kt->conv_dx_prep(c.Cout, c.Cin, c.KH, c.KW, w->data, wdx);
+        const struct conv_geo cf = geo_make(c.N, c.Cout, c.OH, c.OW, c.Cin, c.KH, c.KW, 1,
+                                            c.KH - 1 - c.pad);
+        implicit_conv(g, kt, &cf, dy, wf, NULL, gen_put_beta(dx_mode), dx);
+        dx = NULL;
+    }
+    if (dx && implicit_dx(g, kt, &c, dy, w->data, gen_put_beta(dx_mode), dx)) dx = NULL;
+    if (!dw && !dx) return;
 
+    const struct chunks k = chunk_images(c.N, c.K, c.P);
+    /* col, dcol, dymat */
+    const int64_t cols = k.nb * c.P, per = lines((2 * c.K + c.Cout) * cols);
+    float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
+    /* (chunks, Cout, K) */
+    float *dw_part = dw ? gen_scratch_floats(g, k.count * c.Cout * c.K) : NULL;
 #pragma omp parallel for schedule(static) if (k.count > 1)
     for (int64_t ch = 0; ch < k.count; ch++) {
         const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c.N), ld = m * c.P;
         float *buf = scratch + thread_id() * per, *dcol = buf + c.K * cols;
-        const float *dyn = dy + n0 * c.Cout * c.P;
-        const float *dymat = need_dymat ? gather_cols(m, c.Cout, c.P, dyn, dcol + c.K * cols) : NULL;
-        if (dw && !implicit_dw) {
+        const float *dymat = gather_cols(m, c.Cout, c.P, dy + n0 * c.Cout * c.P, dcol + c.K * cols);
+        if (dw) {
             const float *col = conv_cols(&c, x->data, n0, m, buf);
             gen_gemm(0, 1, c.Cout, c.K, ld, 1.0f, dymat, col, 0.0f, dw_part + ch * c.Cout * c.K);
         }
         if (!dx) continue;
         float *dxn = dx + n0 * c.img;
-        if (flip) { /* dx = wf conv dy, straight into dx */
-            kt->conv_gemm(c.Cin, wfk, c.Cout, c.OH, c.OW, c.KH, c.KW, 1, c.KH - 1 - c.pad, m,
-                          c.Cout * c.P, dy + n0 * c.Cout * c.P, NULL, gen_put_beta(dx_mode), dxn,
-                          HW, c.img, buf + base);
-            continue;
-        }
-        if (dx_work) {
-            kt->conv_dx(c.Cout, wdx, dyn, c.Cout * c.P, c.Cin, c.H, c.W, c.KH, c.KW, c.stride,
-                        c.pad, m, c.img, gen_put_beta(dx_mode), dxn, buf + base);
-            continue;
-        }
         if (c.pointwise && m == 1) { /* dx (+)= W^T dy, straight into dx */
             gen_gemm(1, 0, c.K, ld, c.Cout, 1.0f, w->data, dymat, gen_put_beta(dx_mode), dxn);
             continue;
@@ -384,30 +404,43 @@ static struct convt_geo convt_geo(const struct gen_tensor *x, const struct gen_t
     return c;
 }
 
+/* The conv2d whose input gradient this is: its input is y (N, Cout, OH,
+ * OW), its output x, its weights w (Cin x Cout KH KW). */
+static struct conv_geo convt_as_conv(const struct convt_geo *t) {
+    return geo_make(t->N, t->Cout, t->OH, t->OW, t->Cin, t->KH, t->KW, t->stride, t->pad);
+}
+
 struct gen_tensor *gen_conv_transpose2d(struct gen_ctx *g, struct gen_tensor *x,
                                         struct gen_tensor *w, struct gen_tensor *b, int stride,
                                         int pad) {
     const struct convt_geo c = convt_geo(x, w, stride, pad);
     GEN_ASSERT(!b || gen_numel(b) == c.Cout);
     struct gen_tensor *y = gen_tensor_4d(g, c.N, c.Cout, c.OH, c.OW);
-    const struct chunks k = chunk_images(c.N, c.K2, c.HW);
-    const int64_t cols = k.nb * c.HW, per = (c.K2 + c.Cin) * cols; /* col, xmat */
-    float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
     const struct gen_kernels *kt = gen_kernels();
     const float *bias = b ? b->data : NULL;
-
-    /* col (K2, m HW) = W^T xmat; y = bias + col2im(col), image by image. */
+    const struct conv_geo cc = convt_as_conv(&c);
+    if (bias) /* y = bias, then + the conv2d's input gradient of x */
+#pragma omp parallel for schedule(static) if (c.N * c.Cout * c.OHW >= ((int64_t)1 << 15))
+        for (int64_t r = 0; r < c.N * c.Cout; r++) row_fill(c.OHW, bias[r % c.Cout], y->data + r * c.OHW);
+    if (!implicit_dx(g, kt, &cc, x->data, w->data, bias ? 1.0f : 0.0f, y->data)) {
+        const struct chunks k = chunk_images(c.N, c.K2, c.HW);
+        const int64_t cols = k.nb * c.HW, per = (c.K2 + c.Cin) * cols; /* col, xmat */
+        float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
+        /* col (K2, m HW) = W^T xmat; y (= bias, or 0) += col2im(col), image
+         * by image. */
 #pragma omp parallel for schedule(static) if (k.count > 1)
-    for (int64_t ch = 0; ch < k.count; ch++) {
-        const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c.N), ld = m * c.HW;
-        float *col = scratch + thread_id() * per;
-        const float *xmat = gather_cols(m, c.Cin, c.HW, x->data + n0 * c.Cin * c.HW, col + c.K2 * cols);
-        gen_gemm(1, 0, c.K2, ld, c.Cin, 1.0f, w->data, xmat, 0.0f, col);
-        for (int64_t i = 0; i < m; i++) {
-            float *yn = y->data + (n0 + i) * c.Cout * c.OHW;
-            for (int64_t co = 0; co < c.Cout; co++)
-                row_fill(c.OHW, bias ? bias[co] : 0.0f, yn + co * c.OHW);
-            kt->col2im_ld(c.Cout, c.OH, c.OW, c.KH, c.KW, c.stride, c.pad, ld, col + i * c.HW, yn);
+        for (int64_t ch = 0; ch < k.count; ch++) {
+            const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c.N), ld = m * c.HW;
+            float *col = scratch + thread_id() * per;
+            const float *xmat =
+                gather_cols(m, c.Cin, c.HW, x->data + n0 * c.Cin * c.HW, col + c.K2 * cols);
+            gen_gemm(1, 0, c.K2, ld, c.Cin, 1.0f, w->data, xmat, 0.0f, col);
+            for (int64_t i = 0; i < m; i++) {
+                float *yn = y->data + (n0 + i) * c.Cout * c.OHW;
+                if (!bias) row_fill(c.Cout * c.OHW, 0.0f, yn);
+                kt->col2im_ld(c.Cout, c.OH, c.OW, c.KH, c.KW, c.stride, c.pad, ld, col + i * c.HW,
+                              yn);
+            }
         }
     }
     struct gen_node *node =
@@ -420,8 +453,10 @@ struct gen_tensor *gen_conv_transpose2d(struct gen_ctx *g, struct gen_tensor *x,
     return y;
 }
 
-/* Per chunk: dcol (K2, m HW) = im2col(dy); dW_chunk = xmat dcol^T;
- * dx += W dcol; db += sums; dW += the chunks' dW in chunk order. */
+/* The conv2d's weight gradient and forward pass with the roles of dy and x
+ * swapped, by the table's kernels where it has them. Else per chunk:
+ * dcol (K2, m HW) = im2col(dy); dW_chunk = xmat dcol^T; dx += W dcol;
+ * dW += the chunks' dW in chunk order. db += sums either way. */
 GEN_BACKWARD(conv_transpose2d) {
     struct gen_tensor *x = node->in[0], *w = node->in[1], *b = node->in[2];
     const struct convt_geo c = convt_geo(x, w, node->i[0], node->i[1]);
@@ -430,13 +465,22 @@ GEN_BACKWARD(conv_transpose2d) {
     if (db) bias_grad(c.N, c.Cout, c.OHW, dy, db);
     enum gen_grad_mode dw_mode, dx_mode;
     float *dw = gen_grad_dst_or_null(g, w, &dw_mode), *dx = gen_grad_dst_or_null(g, x, &dx_mode);
+    const struct gen_kernels *kt = gen_kernels();
+    const struct conv_geo cc = convt_as_conv(&c);
+    if (dw && kt->conv_dw) { /* dW = sum of x_i im2col(dy_i)^T */
+        implicit_weight_grad(g, kt, &cc, dy, x->data, dw, dw_mode);
+        dw = NULL;
+    }
+    if (dx && kt->conv_gemm) { /* dx = W * dy, a conv2d's forward */
+        implicit_conv(g, kt, &cc, dy, w->data, NULL, gen_put_beta(dx_mode), dx);
+        dx = NULL;
+    }
     if (!dw && !dx) return;
     const struct chunks k = chunk_images(c.N, c.K2, c.HW);
     const int64_t cols = k.nb * c.HW, per = (c.K2 + 2 * c.Cin) * cols; /* dcol, xmat, dxmat */
     float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
     /* (chunks, Cin, K2) */
     float *dw_part = dw ? gen_scratch_floats(g, k.count * c.Cin * c.K2) : NULL;
-    const struct gen_kernels *kt = gen_kernels();
 
 #pragma omp parallel for schedule(static) if (k.count > 1)
     for (int64_t ch = 0; ch < k.count; ch++) {
