@@ -1,12 +1,13 @@
-/* conv_nhwc_avx512.c - the gradients of strided convolutions through a
- * channels-last copy of the images.
+/* conv_nhwc_avx512.c - strided convolutions, forward and both gradients,
+ * through a channels-last copy of the images.
  *
  * At a stride, an im2col row is a strided slice of the input. The wide grid
- * (gemm_avx512.c) reads it from phase planes, but both gradients pay for
- * that: the weight gradient runs as dot products along the positions
- * (garbage columns, rows rounded up to whole vectors, lane sums per
- * block), and the input gradient writes dcol = W^T dy out and adds its
- * windows back element by element (col2im).
+ * (gemm_avx512.c) reads it from phase planes, but every direction pays for
+ * that: the forward pass builds the planes and multiplies garbage columns,
+ * the weight gradient runs as dot products along the positions (garbage
+ * columns, rows rounded up to whole vectors, lane sums per block), and the
+ * input gradient writes dcol = W^T dy out and adds its windows back element
+ * by element (col2im).
  *
  * Copied channels-last and zero-padded, xq (m, Hp, Wp, C), the KW taps of
  * kernel row kh at output position (oh, ow) are one run of KW C floats,
