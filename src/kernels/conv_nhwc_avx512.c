@@ -54,6 +54,12 @@ static struct nhwc nhwc_geo(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t
     return g;
 }
 
+/* Where element (k, col) of a B operand packed as K-deep panels
+ * (gen_sgemm_avx512_packed's bp) lives. */
+static inline float *panel_at(float *bp, int64_t K, int64_t k, int64_t col) {
+    return bp + (col / GEN_GEMM_NR) * K * GEN_GEMM_NR + k * GEN_GEMM_NR + col % GEN_GEMM_NR;
+}
+
 /* r = the rows rows of 16 floats at src, stride apart, masked by `mask`
  * (zeros past them), transposed: lane j of r[t] is lane t of row j. */
 static inline __attribute__((always_inline)) void load_transposed(const float *src,
@@ -219,11 +225,12 @@ int64_t gen_nhwc_dx_prep_work(int64_t M, int64_t C, int64_t KH, int64_t KW) {
  * channels a tap. */
 void gen_nhwc_dx_prep(int64_t M, int64_t C, int64_t KH, int64_t KW, const float *Wm, float *prep) {
     const int64_t run = KW * C, panels = gen_gemm_avx512_pack_b_floats(M, run);
-    const int64_t NR = GEN_GEMM_NR, T = KH * KW;
+    const int64_t T = KH * KW;
     const __mmask16 mt = lane_mask(T);
-    for (int64_t kh = 0; kh < KH; kh++) /* the columns past run */
-        memset(prep + kh * panels + (run / NR) * M * NR, 0,
-               (size_t)(panels - (run / NR) * M * NR) * sizeof(float));
+    for (int64_t kh = 0; kh < KH; kh++) { /* the last panel, for its columns past run */
+        float *last = panel_at(prep + kh * panels, M, 0, run / GEN_GEMM_NR * GEN_GEMM_NR);
+        memset(last, 0, (size_t)(prep + (kh + 1) * panels - last) * sizeof(float));
+    }
     for (int64_t co = 0; co < M; co++)
         for (int64_t c0 = 0; c0 < C; c0 += 16) {
             const int64_t n = C - c0 < 16 ? C - c0 : 16;
@@ -233,17 +240,15 @@ void gen_nhwc_dx_prep(int64_t M, int64_t C, int64_t KH, int64_t KW, const float 
 #pragma GCC unroll 16
             for (int t = 0; t < 16; t++) {
                 if (t >= T) continue;
-                const int64_t col = t % KW * C + c0, at = col % NR;
-                float *d = prep + t / KW * panels + (col / NR) * M * NR + co * NR;
-                if (at + n <= NR) { /* within one panel (always, for C a multiple of 16) */
-                    _mm512_mask_storeu_ps(d + at, lane_mask(n), r[t]);
+                const int64_t col = t % KW * C + c0;
+                float *bp = prep + t / KW * panels;
+                if (col % GEN_GEMM_NR + n <= GEN_GEMM_NR) { /* within one panel (always, for C
+                                                             * a multiple of 16) */
+                    _mm512_mask_storeu_ps(panel_at(bp, M, co, col), lane_mask(n), r[t]);
                     continue;
                 }
                 _mm512_storeu_ps(lane, r[t]);
-                for (int64_t j = 0; j < n; j++) {
-                    const int64_t cj = col + j;
-                    prep[t / KW * panels + (cj / NR) * M * NR + co * NR + cj % NR] = lane[j];
-                }
+                for (int64_t j = 0; j < n; j++) *panel_at(bp, M, co, col + j) = lane[j];
             }
         }
 }
@@ -338,10 +343,8 @@ int64_t gen_nhwc_conv_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t K
  * time (zeros past the L positions, up to whole vectors). */
 static void runs_to_panels(const struct nhwc *g, float *const *ptr, int64_t k0, int64_t K,
                            float *panels) {
-    const int64_t NR = GEN_GEMM_NR;
     for (int64_t l0 = 0; l0 < g->L; l0 += 16) {
         const int64_t rows = g->L - l0 < 16 ? g->L - l0 : 16;
-        float *dst = panels + (l0 / NR) * K * NR + l0 % NR;
         for (int64_t k = 0; k < g->run; k += 16) {
             const __mmask16 mk = lane_mask(g->run - k);
             __m512 r[16];
@@ -351,7 +354,7 @@ static void runs_to_panels(const struct nhwc *g, float *const *ptr, int64_t k0, 
             transpose16(r);
 #pragma GCC unroll 16
             for (int t = 0; t < 16; t++)
-                if (k + t < g->run) _mm512_storeu_ps(dst + (k0 + k + t) * NR, r[t]);
+                if (k + t < g->run) _mm512_storeu_ps(panel_at(panels, K, k0 + k + t, l0), r[t]);
         }
     }
 }

@@ -433,12 +433,6 @@ int64_t gen_gemm_avx512_pack_b_floats(int64_t K, int64_t N) {
     return (N + NR - 1) / NR * NR * K;
 }
 
-/* B (K x N, row stride ldb) as full-depth panels (gen_sgemm_avx512_packed's
- * bp): pack_b's layout for one slice as deep as K. */
-void gen_gemm_avx512_pack_b(int64_t K, int64_t N, const float *B, int64_t ldb, float *bp) {
-    pack_b(0, B, ldb, 0, 0, K, N, bp);
-}
-
 void gen_gemm_avx512_rows(int64_t M, int64_t N, int64_t K, const float *ap, const float *bp,
                           const float *const *brow, float *const *crow, float beta, float *C,
                           int64_t ldc) {

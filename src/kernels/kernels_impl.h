@@ -222,7 +222,6 @@ int64_t gen_gemm_avx512_pack_a_floats(int64_t M, int64_t K);
 void gen_gemm_avx512_pack_a(int ta, int64_t M, int64_t K, const float *A, int64_t lda,
                             float *ap);
 int64_t gen_gemm_avx512_pack_b_floats(int64_t K, int64_t N);
-void gen_gemm_avx512_pack_b(int64_t K, int64_t N, const float *B, int64_t ldb, float *bp);
 void gen_sgemm_avx512_packed(int64_t M, int64_t N, int64_t K, const float *ap, const float *bp,
                              float beta, float *C, int64_t ldc);
 /* The same with B's rows read in place, row k at brow[k] (bp NULL; reads
