@@ -35,6 +35,7 @@
  *                                 own fp32 one (not OpenBLAS) on the same
  *                                 rows, plus each convolution's weight
  *                                 gradient (conv_dw); "ref" is then fp32
+ *   bench_gemm --amx [threads]    the same for the bf16 table on AMX tiles
  *   bench_gemm --peak [threads]   only the peak on that many threads, in
  *                                 GFLOP/s (median of 9 samples), for the
  *                                 family benches' share-of-peak lines */
@@ -309,12 +310,14 @@ int main(int argc, char **argv) {
         printf("%.1f\n", median(p, 9));
         return 0;
     }
-    const int bf16 = argc > 1 && !strcmp(argv[1], "--bf16");
+    const int amx = argc > 1 && !strcmp(argv[1], "--amx");
+    const int bf16 = amx || (argc > 1 && !strcmp(argv[1], "--bf16"));
     const int threads = argc > 1 + bf16 ? atoi(argv[1 + bf16]) : 2;
-    const struct gen_kernels *kt = gen_kernels_for(bf16 ? "avx512bf16" : "avx512");
+    const struct gen_kernels *kt = gen_kernels_for(amx ? "amx" : bf16 ? "avx512bf16" : "avx512");
     const struct gen_kernels *ref = bf16 ? gen_kernels_for("avx512") : NULL;
     if (!kt || !kt->gemm) {
-        printf("bench_gemm: no %s GEMM on this CPU/build\n", bf16 ? "AVX512-BF16" : "AVX-512");
+        printf("bench_gemm: no %s GEMM on this CPU/build\n",
+               amx ? "AMX-BF16" : bf16 ? "AVX512-BF16" : "AVX-512");
         return 0;
     }
     /* the peak: 0.1 s samples, median of 9, on 1 and on `threads` threads */

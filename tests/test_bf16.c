@@ -7,7 +7,9 @@
  * switching the precision of the table in force; and linear and conv2d
  * layers, forward and backward, running their products in bf16 when it is
  * in force. Exits 77 (ctest: skipped), saying so, on a CPU or build
- * without AVX512-BF16. */
+ * without AVX512-BF16. `test_bf16 amx` (ctest's test_bf16.amx) runs the
+ * products' tests on the AMX table instead, or exits 77 where there is
+ * none. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,8 +21,18 @@
 #define TIGHT 1e-5          /* fp32 accumulation, relative to sum |a b| */
 #define LOOSE (1.0 / 128.0) /* bf16 operands: 2 u, u = 2^-8 */
 
+/* The table under test: the vdpbf16ps one, or with the argument "amx" the
+ * one on AMX tiles (ctest's test_bf16.amx). */
+static const char *table_name = "avx512bf16";
+
 static const struct gen_kernels *bf16k(void) {
-    return gen_kernels_for("avx512bf16");
+    return gen_kernels_for(table_name);
+}
+
+/* The table --precision bf16 puts in force: AMX's where it is usable. */
+static const struct gen_kernels *bf16_in_force(void) {
+    const struct gen_kernels *amx = gen_kernels_for("amx");
+    return amx ? amx : gen_kernels_for("avx512bf16");
 }
 
 /* x rounded to bf16 as vcvtne2ps2bf16 does: nearest, ties to even;
@@ -254,7 +266,7 @@ static void test_select(void **state) {
     assert_string_equal(gen_kernels()->name, "avx512");
     assert_int_equal(gen_kernels_set_precision(GEN_PRECISION_BF16), 1);
     assert_int_equal(gen_kernels_precision(), GEN_PRECISION_BF16);
-    assert_ptr_equal(gen_kernels(), bf16k());
+    assert_ptr_equal(gen_kernels(), bf16_in_force());
     /* everything but the products is the AVX-512 table's */
     const struct gen_kernels *f = gen_kernels_for("avx512"), *b = bf16k();
     assert_ptr_equal(b->add, f->add);
@@ -387,11 +399,25 @@ static void test_conv_layer(void **state) {
     assert_int_equal(gen_kernels_set_precision(GEN_PRECISION_FP32), 1);
 }
 
-int main(void) {
-    if (!bf16k()) {
+int main(int argc, char **argv) {
+    if (!gen_kernels_for("avx512bf16")) {
         printf("test_bf16: skipped: this CPU or build has no AVX512-BF16 (%s)\n",
                gen_kernels_set_precision(GEN_PRECISION_BF16) ? "?" : gen_last_error());
         return 77;
+    }
+    if (argc > 1 && !strcmp(argv[1], "amx")) { /* the products on AMX tiles */
+        table_name = "amx";
+        if (!bf16k()) {
+            printf("test_bf16 amx: skipped: this CPU, kernel or build has no AMX-BF16\n");
+            return 77;
+        }
+        const struct CMUnitTest amx_tests[] = {
+            cmocka_unit_test(test_gemm),
+            cmocka_unit_test(test_rounding),
+            cmocka_unit_test(test_threads),
+            cmocka_unit_test(test_conv_gemm),
+        };
+        return cmocka_run_group_tests(amx_tests, NULL, NULL);
     }
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_gemm),       cmocka_unit_test(test_rounding),

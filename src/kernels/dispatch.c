@@ -2,7 +2,8 @@
  * routes gen_gemm to the table's own GEMM, or to OpenBLAS's cblas_sgemm
  * where the table has none (gen_gemv: the AVX-512 tables' own kernel, or
  * cblas_sgemv). --precision bf16 swaps in the AVX-512 table
- * with bf16 products (gen_kernels_set_precision).
+ * with bf16 products (gen_kernels_set_precision): the GEMM on AMX tiles
+ * where the CPU and kernel allow them, else on vdpbf16ps.
  *
  * Compiled without ISA flags: it only reads CPUID and hands out pointers to
  * tables built in files that have their own -m flags. */
@@ -73,6 +74,57 @@ static const struct gen_kernels *bf16_kernels(void) {
     pthread_once(&bf16_once, fill_bf16);
     return &bf16_table;
 }
+
+#ifdef GEN_HAVE_AMX
+#ifdef __linux__
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
+
+/* AMX-BF16 and AMX-TILE (CPUID leaf 7, EDX bits 22 and 24), and Linux's
+ * grant of the tile data state to this process (arch_prctl
+ * ARCH_REQ_XCOMP_PERM for XTILEDATA, feature 18; without it the first tile
+ * instruction faults). Asked once. */
+static int amx_granted;
+static pthread_once_t amx_once = PTHREAD_ONCE_INIT;
+static struct gen_kernels amx_table;
+
+static void fill_amx(void) {
+    unsigned a, b, c, d;
+    if (!cpu_has_avx512bf16() || !__get_cpuid_count(7, 0, &a, &b, &c, &d) || !((d >> 22) & 1) ||
+        !((d >> 24) & 1))
+        return;
+#if defined(__linux__) && defined(SYS_arch_prctl)
+    if (syscall(SYS_arch_prctl, 0x1023 /* ARCH_REQ_XCOMP_PERM */, 18 /* XTILEDATA */) != 0) return;
+    pthread_once(&bf16_once, fill_bf16);
+    amx_table = bf16_table;
+    gen_kernels_amx_fill(&amx_table);
+    amx_granted = 1;
+#endif
+}
+
+static const struct gen_kernels *amx_kernels(void) {
+    pthread_once(&amx_once, fill_amx);
+    return amx_granted ? &amx_table : NULL;
+}
+#endif
+
+/* The table --precision bf16 swaps in: AMX's where there is one, else the
+ * vdpbf16ps one (or NULL). */
+static const struct gen_kernels *bf16_best(void) {
+#ifdef GEN_HAVE_AMX
+    const struct gen_kernels *k = amx_kernels();
+    if (k) return k;
+#endif
+    return bf16_kernels();
+}
+
+static int is_bf16_table(const struct gen_kernels *k) {
+#ifdef GEN_HAVE_AMX
+    if (k == &amx_table) return 1;
+#endif
+    return k == &bf16_table;
+}
 #endif
 
 const struct gen_kernels *gen_kernels_for(const char *isa) {
@@ -80,6 +132,9 @@ const struct gen_kernels *gen_kernels_for(const char *isa) {
     if (strcmp(isa, "scalar") == 0) return &gen_kernels_scalar;
 #ifdef GEN_HAVE_AVX512BF16
     if (strcmp(isa, "avx512bf16") == 0) return bf16_kernels();
+#endif
+#ifdef GEN_HAVE_AMX
+    if (strcmp(isa, "amx") == 0) return amx_kernels();
 #endif
 #ifdef GEN_HAVE_AVX2
     if (strcmp(isa, "avx2") == 0) return cpu_has_avx2() ? &gen_kernels_avx2 : NULL;
@@ -128,6 +183,13 @@ const struct gen_kernels *gen_kernels(void) {
 void gen_gemm_split(gen_gemm_fn gemm, int64_t mr, int64_t nr, int ta, int tb, int64_t M,
                     int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *B,
                     int64_t ldb, float beta, const float *bias, float *C, int64_t ldc) {
+    if (M <= 0 || N <= 0) return;
+    if (K <= 0 || alpha == 0.0f) { /* the product is empty: C = beta C + bias */
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++)
+                C[i * ldc + j] = (beta == 0.0f ? 0.0f : beta * C[i * ldc + j]) + (bias ? bias[j] : 0.0f);
+        return;
+    }
 #ifdef _OPENMP
     const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
     if (nt > 1 && 2.0 * (double)M * (double)N * (double)K >= 4e6 && (M >= 2 * mr || N >= 2 * nr)) {
@@ -163,7 +225,7 @@ int gen_kernels_set_precision(enum gen_precision p) {
         return 1;
     }
 #ifdef GEN_HAVE_AVX512BF16
-    const struct gen_kernels *bf = bf16_kernels();
+    const struct gen_kernels *bf = bf16_best();
     if (!bf) {
         gen_error(GEN_ERR_RUNTIME, "this CPU lacks AVX512_BF16 (the vdpbf16ps instruction)");
         return 0;
@@ -186,7 +248,7 @@ int gen_kernels_set_precision(enum gen_precision p) {
 
 enum gen_precision gen_kernels_precision(void) {
 #ifdef GEN_HAVE_AVX512BF16
-    if (gen_kernels() == &bf16_table) return GEN_PRECISION_BF16;
+    if (is_bf16_table(gen_kernels())) return GEN_PRECISION_BF16;
 #endif
     return GEN_PRECISION_FP32;
 }
@@ -249,10 +311,10 @@ void gen_gemm_ld(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, c
 
 #ifdef GEN_HAVE_AVX512
 /* The tables whose matrix-vector product is gen_sgemv_avx512: the AVX-512
- * one and its bf16 copy (which differs in its GEMM alone). */
+ * one and its bf16 copies (which differ in their products alone). */
 static int has_avx512_gemv(const struct gen_kernels *k) {
 #ifdef GEN_HAVE_AVX512BF16
-    if (k == &bf16_table) return 1;
+    if (is_bf16_table(k)) return 1;
 #endif
     return k == &gen_kernels_avx512;
 }

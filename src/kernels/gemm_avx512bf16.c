@@ -37,6 +37,7 @@
 
 #include "gen/core.h"
 #include "kernels/avx512_lanes.h"
+#include "kernels/bf16_lanes.h"
 #include "kernels/kernels_impl.h"
 
 #define MR 8
@@ -51,14 +52,16 @@ typedef uint32_t pair; /* two bf16: op(.)[., 2p] low, op(.)[., 2p + 1] high */
 
 /* ---- per-thread packing buffers ------------------------------------------
  * One per thread, allocated on first use and kept for the process's life;
- * each is recorded in `kept` so that leak checkers see it reachable. */
+ * each is recorded in `kept` so that leak checkers see it reachable. The
+ * AMX products (gemm_amx.c) pack into the same buffer. */
 #define BUF_PAIRS ((size_t)KP * (NC + MC))
+_Static_assert(BUF_PAIRS == GEN_BF16_BUF_PAIRS, "kernels_impl.h's size of the packing buffer");
 #define MAX_KEPT  1024
 static pair *kept[MAX_KEPT];
 static atomic_int n_kept;
 static _Thread_local pair *thread_pairs;
 
-static pair *pack_buffer(void) {
+uint32_t *gen_bf16_pack_buffer(void) {
     if (!thread_pairs) {
         pair *p = aligned_alloc(64, BUF_PAIRS * sizeof *p);
         GEN_ASSERT(p != NULL);
@@ -73,21 +76,6 @@ static pair *pack_buffer(void) {
 
 static inline __m512 load_lanes(const float *p, int64_t n) {
     return _mm512_maskz_loadu_ps(lane_mask(n), p);
-}
-
-/* The 32 values x[0..16) then y[0..16) rounded to bf16, in that order:
- * lane j of the result is the pair (x[2j], x[2j+1]) for j < 8, then y's.
- * For 32 consecutive values of a row, these are its 16 pairs. */
-static inline __m512i round_run(__m512 x, __m512 y) {
-    return (__m512i)_mm512_cvtne2ps_pbh(y, x);
-}
-
-/* Lane j = the pair (x[j], y[j]): two rows of 16 values rounded to bf16 and
- * interleaved (vpermw of the 32 rounded values). */
-static inline __m512i round_rows(__m512 x, __m512 y) {
-    static const uint16_t zip[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
-                                     8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
-    return _mm512_permutexvar_epi16(_mm512_loadu_si512(zip), round_run(x, y));
 }
 
 /* Transposes n x n 32-bit words (n = 16, or 8: then each 8-word half of
@@ -311,7 +299,7 @@ static const rows_kernel rows_kernels[3] = {kernel_8x16_rows, kernel_8x32_rows, 
 static void blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                     int64_t lda, const float *B, int64_t ldb, const pair *bfull, float beta,
                     const float *bias, float *C, int64_t ldc) {
-    pair *bp = pack_buffer(), *ap = bp + (size_t)KP * NC;
+    pair *bp = gen_bf16_pack_buffer(), *ap = bp + (size_t)KP * NC;
     /* equal even slices of at most 2 KP values: the slicing depends on K alone */
     const int64_t nk = (K + 2 * KP - 1) / (2 * KP);
     const int64_t kslice = ((K + nk - 1) / nk + 1) / 2 * 2, Kp = (K + 1) / 2;
@@ -339,17 +327,11 @@ static void blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha
     }
 }
 
-/* C = alpha op(A) op(B) + beta C + bias on this thread (a gen_gemm_fn). */
+/* C = alpha op(A) op(B) + beta C + bias on this thread (a gen_gemm_fn; a
+ * product that is not empty, gen_gemm_split sees to that). */
 static void gemm_bf16(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                       int64_t lda, const float *B, int64_t ldb, float beta, const float *bias,
                       float *C, int64_t ldc) {
-    if (M <= 0 || N <= 0) return;
-    if (K <= 0 || alpha == 0.0f) { /* the product is empty: C = beta C + bias */
-        for (int64_t i = 0; i < M; i++)
-            for (int64_t j = 0; j < N; j++)
-                C[i * ldc + j] = (beta == 0.0f ? 0.0f : beta * C[i * ldc + j]) + (bias ? bias[j] : 0.0f);
-        return;
-    }
     blocked(ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, beta, bias, C, ldc);
 }
 

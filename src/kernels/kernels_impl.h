@@ -23,6 +23,17 @@ extern const struct gen_kernels gen_kernels_avx512;
  * products (gemm, conv_gemm; conv_dw NULL) with the bf16 ones. dispatch.c
  * fills the "avx512bf16" table as a copy of gen_kernels_avx512 with these. */
 void gen_kernels_avx512bf16_fill(struct gen_kernels *t);
+/* The calling thread's buffer for packed bf16 operands, GEN_BF16_BUF_PAIRS
+ * 32-bit words (64-byte aligned), allocated on first use and kept. */
+#define GEN_BF16_BUF_PAIRS ((size_t)192 * (1152 + 192))
+uint32_t *gen_bf16_pack_buffer(void);
+#endif
+#ifdef GEN_HAVE_AMX
+/* --precision bf16 on AMX tiles (gemm_amx.c): overwrites t's name and
+ * GEMM (gemm, gemm_bias) with the AMX ones. dispatch.c fills the "amx"
+ * table as a copy of the "avx512bf16" one with these, where CPUID reports
+ * AMX-BF16 and the kernel grants the tiles' state. */
+void gen_kernels_amx_fill(struct gen_kernels *t);
 #endif
 
 /* Element-wise kernels go parallel above this many elements, in blocks of
@@ -194,7 +205,8 @@ typedef void (*gen_gemm_fn)(int ta, int tb, int64_t M, int64_t N, int64_t K, flo
  * M when M / mr >= N / nr, else in whole nr-column panels along N, so that
  * with a gemm whose every element of C is the same sequence of operations
  * whatever the blocking, the result is the same for any thread count.
- * Else one call on this thread (dispatch.c). */
+ * Else one call on this thread (dispatch.c). An empty product (M or N 0:
+ * nothing; K 0 or alpha 0: C = beta C + bias) never reaches gemm. */
 void gen_gemm_split(gen_gemm_fn gemm, int64_t mr, int64_t nr, int ta, int tb, int64_t M,
                     int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *B,
                     int64_t ldb, float beta, const float *bias, float *C, int64_t ldc);

@@ -1,0 +1,26 @@
+/* bf16_lanes.h - rounding fp32 lanes to pairs of bf16, shared by the bf16
+ * products (include only from files compiled with -mavx512bf16). A pair
+ * is one 32-bit word holding two bf16: the even k in the low half. */
+#ifndef GEN_BF16_LANES_H
+#define GEN_BF16_LANES_H
+
+#include <immintrin.h>
+#include <stdint.h>
+
+/* The 32 values x[0..16) then y[0..16) rounded to bf16 (nearest, ties to
+ * even: vcvtne2ps2bf16), in that order: lane j of the result is the pair
+ * (x[2j], x[2j+1]) for j < 8, then y's. For 32 consecutive values of a
+ * row, these are its 16 pairs. */
+static inline __m512i round_run(__m512 x, __m512 y) {
+    return (__m512i)_mm512_cvtne2ps_pbh(y, x);
+}
+
+/* Lane j = the pair (x[j], y[j]): two rows of 16 values rounded to bf16 and
+ * interleaved (vpermw of the 32 rounded values). */
+static inline __m512i round_rows(__m512 x, __m512 y) {
+    static const uint16_t zip[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                     8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+    return _mm512_permutexvar_epi16(_mm512_loadu_si512(zip), round_run(x, y));
+}
+
+#endif

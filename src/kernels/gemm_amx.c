@@ -1,0 +1,200 @@
+/* gemm_amx.c - the GEMM of --precision bf16 on Intel's Advanced Matrix
+ * Extensions (AMX-BF16), where the CPU has them and the kernel grants
+ * their state (dispatch.c checks both before it hands this out).
+ *
+ * AMX adds eight tile registers of up to 16 rows x 64 bytes and TDPBF16PS,
+ * which adds to a 16 x 16 fp32 tile C the product of a 16 x 32 bf16 tile A
+ * (row i: 32 consecutive k of row i of A) and a 32 x 16 bf16 tile B held
+ * as 16 rows of pairs (row p: (B[2p, j], B[2p+1, j]) for the 16 columns
+ * j): 16 K 32 multiply-adds per instruction, about 14 times what the
+ * fp32 FMA loop of bench_gemm --peak reaches on one core of this
+ * project's Sapphire Rapids machines (where vdpbf16ps runs at half the
+ * FMA rate). As with vdpbf16ps, the products of two bf16 are exact, the
+ * sums are fp32, rounded to nearest even, denormals flushed.
+ *
+ * The loops are those of the other GEMMs (Goto and van de Geijn: column
+ * blocks of B, deep slices, row blocks of A), with operands packed as
+ * whole tiles of 1 KiB, each loaded by one TILELOADD of stride 64:
+ *
+ *   A: tile (g, b) = rows 16 g .. of op(A), pairs 16 b ..: row i its 16 pairs
+ *   B: tile (h, b) = pairs 16 b .., columns 16 h .. of op(B): row p its 16 columns
+ *
+ * zero past M, N and the depth, in an even number of groups, so that every
+ * 32 x 32 block of C is four tiles: tiles 0-3 accumulate it, 4-5 hold A's
+ * two row groups, 6-7 B's two column groups, and each load feeds two
+ * products. The block goes through memory once per slice, where alpha,
+ * beta, the bias and the edges are applied in AVX-512.
+ *
+ * Each element of C is the same sequence of operations whatever the
+ * blocking of M and N (the slicing depends on K alone), so any thread
+ * count gives the same bits. Compiled with -mamx-tile -mamx-bf16 on top of
+ * the AVX-512 and AVX512-BF16 flags. */
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "gen/core.h"
+#include "kernels/avx512_lanes.h"
+#include "kernels/bf16_lanes.h"
+#include "kernels/kernels_impl.h"
+
+#define TB 32  /* rows and columns of C a block of four tiles covers */
+#define KS 256 /* pairs a slice (512 k): a B tile column of a slice is 16 KiB */
+#define MCA 128 /* rows of an A block: 128 KiB of tiles */
+#define NCA 768 /* columns of a B block: 768 KiB of tiles */
+#define TILE 256 /* 32-bit words a tile */
+_Static_assert((size_t)KS * (MCA + NCA) <= GEN_BF16_BUF_PAIRS, "the blocks fit the buffer");
+
+typedef uint32_t pair;
+
+static inline __m512 load_lanes(const float *p, int64_t n) {
+    return _mm512_maskz_loadu_ps(lane_mask(n), p);
+}
+
+/* The tile shapes: palette 1, eight tiles of 16 rows of 64 bytes. */
+struct tile_config {
+    uint8_t palette, start_row, reserved[14];
+    uint16_t colsb[16];
+    uint8_t rows[16];
+};
+
+static void configure_tiles(void) {
+    struct tile_config c;
+    memset(&c, 0, sizeof c);
+    c.palette = 1;
+    for (int t = 0; t < 8; t++) c.colsb[t] = 64, c.rows[t] = 16;
+    _tile_loadconfig(&c);
+}
+
+/* Rounds an n x kc operand X (element (i, k) at src[i ld + k], or at
+ * src[k ld + i] when kmajor) into tiles of 16 i by 16 pairs of k: tile
+ * (g, b) at out + (g KB + b) TILE, KB = ceil(kc / 32), for the `groups`
+ * groups of 16 i (zeros past n and kc). Row i of a tile holds i's 16
+ * pairs (pair_rows 0: A's form) or row p the 16 i's pair p (pair_rows 1:
+ * B's form). Reading along k gives one vector per i, reading across gives
+ * one per pair: a 16 x 16 transpose of words turns one into the other. */
+static void pack_tiles(const float *src, int64_t ld, int kmajor, int pair_rows, int64_t n,
+                       int64_t kc, int64_t groups, pair *out) {
+    const int64_t kp = (kc + 1) / 2, KB = (kp + 15) / 16;
+    for (int64_t g = 0; g < groups; g++)
+        for (int64_t b = 0; b < KB; b++) {
+            __m512 v[16];
+            if (!kmajor) { /* v[i]: i's pairs 16 b .. */
+                const int64_t w = kc - 32 * b;
+#pragma GCC unroll 16
+                for (int i = 0; i < 16; i++) {
+                    const float *p = src + (16 * g + i) * ld + 32 * b;
+                    v[i] = 16 * g + i < n ? _mm512_castsi512_ps(round_run(load_lanes(p, w),
+                                                                          load_lanes(p + 16, w - 16)))
+                                          : _mm512_setzero_ps();
+                }
+            } else { /* v[j]: pair 16 b + j of the 16 i's */
+                const int64_t cols = n - 16 * g;
+#pragma GCC unroll 16
+                for (int j = 0; j < 16; j++) {
+                    const int64_t p = 16 * b + j;
+                    const float *r0 = src + 2 * p * ld + 16 * g;
+                    v[j] = p < kp ? _mm512_castsi512_ps(round_rows(
+                                        load_lanes(r0, cols), load_lanes(r0 + ld, 2 * p + 1 < kc ? cols : 0)))
+                                  : _mm512_setzero_ps();
+                }
+            }
+            if (kmajor != pair_rows) transpose16(v);
+            pair *t = out + (g * KB + b) * TILE;
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++) _mm512_store_si512(t + 16 * i, _mm512_castps_si512(v[i]));
+        }
+}
+
+/* acc (32 x 32, row stride TB) = the A tiles of two row groups (at a, the
+ * second KB tiles on) times the B tiles of two column groups (at b, the
+ * same), over KB tiles of depth. */
+static void block_product(const pair *a, const pair *b, int64_t KB, float *acc) {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+    for (int64_t k = 0; k < KB; k++) {
+        _tile_loadd(4, a + k * TILE, 64);
+        _tile_loadd(5, a + (KB + k) * TILE, 64);
+        _tile_loadd(6, b + k * TILE, 64);
+        _tile_loadd(7, b + (KB + k) * TILE, 64);
+        _tile_dpbf16ps(0, 4, 6);
+        _tile_dpbf16ps(1, 4, 7);
+        _tile_dpbf16ps(2, 5, 6);
+        _tile_dpbf16ps(3, 5, 7);
+    }
+    _tile_stored(0, acc, TB * 4);
+    _tile_stored(1, acc + 16, TB * 4);
+    _tile_stored(2, acc + 16 * TB, TB * 4);
+    _tile_stored(3, acc + 16 * TB + 16, TB * 4);
+}
+
+/* C[0..mr, 0..nr) = alpha acc + (first slice: beta C + bias; later: C);
+ * beta 0 does not read C. */
+static void write_block(const float *acc, float *c, int64_t ldc, int64_t mr, int64_t nr,
+                        float alpha, float beta, const float *bias, int first) {
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(first ? beta : 1.0f);
+    for (int64_t r = 0; r < mr; r++)
+        for (int v = 0; v < 2; v++) {
+            const __mmask16 m = lane_mask(nr - 16 * v);
+            if (!m) break;
+            float *cv = c + r * ldc + 16 * v;
+            __m512 t = first && bias ? _mm512_maskz_loadu_ps(m, bias + 16 * v) : _mm512_setzero_ps();
+            if (!first || beta != 0.0f) t = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, cv), t);
+            _mm512_mask_storeu_ps(cv, m, _mm512_fmadd_ps(va, _mm512_load_ps(acc + r * TB + 16 * v), t));
+        }
+}
+
+/* C (M x N, row stride ldc) = alpha op(A) op(B) + beta C + bias (N values
+ * or NULL) on this thread (a gen_gemm_fn; a product that is not empty,
+ * gen_gemm_split sees to that). */
+static void gemm_amx(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                     int64_t lda, const float *B, int64_t ldb, float beta, const float *bias,
+                     float *C, int64_t ldc) {
+    pair *bp = gen_bf16_pack_buffer(), *ap = bp + (size_t)KS * NCA;
+    _Alignas(64) float acc[TB * TB];
+    configure_tiles();
+    /* equal even slices of at most 2 KS values: the slicing depends on K alone */
+    const int64_t nk = (K + 2 * KS - 1) / (2 * KS);
+    const int64_t kslice = ((K + nk - 1) / nk + 1) / 2 * 2;
+    for (int64_t j0 = 0; j0 < N; j0 += NCA) {
+        const int64_t nc = N - j0 < NCA ? N - j0 : NCA, hgroups = (nc + TB - 1) / TB * 2;
+        for (int64_t k0 = 0; k0 < K; k0 += kslice) {
+            const int64_t kc = K - k0 < kslice ? K - k0 : kslice, KB = ((kc + 1) / 2 + 15) / 16;
+            pack_tiles(tb ? B + j0 * ldb + k0 : B + k0 * ldb + j0, ldb, !tb, 1, nc, kc, hgroups, bp);
+            for (int64_t i0 = 0; i0 < M; i0 += MCA) {
+                const int64_t mc = M - i0 < MCA ? M - i0 : MCA, ggroups = (mc + TB - 1) / TB * 2;
+                pack_tiles(ta ? A + k0 * lda + i0 : A + i0 * lda + k0, lda, ta, 0, mc, kc, ggroups,
+                           ap);
+                for (int64_t jr = 0; jr < nc; jr += TB)
+                    for (int64_t ir = 0; ir < mc; ir += TB) {
+                        block_product(ap + (ir / 16) * KB * TILE, bp + (jr / 16) * KB * TILE, KB, acc);
+                        write_block(acc, C + (i0 + ir) * ldc + j0 + jr, ldc,
+                                    mc - ir < TB ? mc - ir : TB, nc - jr < TB ? nc - jr : TB, alpha,
+                                    beta, bias ? bias + j0 + jr : NULL, k0 == 0);
+                    }
+            }
+        }
+    }
+    _tile_release();
+}
+
+/* The table's gemm and gemm_bias: over the threads, in whole blocks. */
+static void gemm_threads(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                         const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                         float *C, int64_t ldc) {
+    gen_gemm_split(gemm_amx, TB, TB, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc);
+}
+
+static void gemm_bias_threads(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+                              int64_t lda, const float *B, int64_t ldb, const float *bias, float *C,
+                              int64_t ldc) {
+    gen_gemm_split(gemm_amx, TB, TB, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C, ldc);
+}
+
+void gen_kernels_amx_fill(struct gen_kernels *t) {
+    t->name = "amx";
+    t->gemm = gemm_threads;
+    t->gemm_bias = gemm_bias_threads;
+}
