@@ -804,6 +804,36 @@ static void test_row_parity(void **state) {
     each_simd(rows_one);
 }
 
+/* Softmax rows as causal attention masks them: -inf past the diagonal,
+ * scores far below the row's maximum, and a NaN. Masked and underflowing
+ * entries are exactly 0 (the SIMD kernels flush e^d below the smallest
+ * normal), the rest as the scalar reference has them, and the NaN row is
+ * NaN throughout. */
+static void masked_one(const struct gen_kernels *k) {
+    const int64_t T = 37;
+    float *x = rnd(T * T, -4, 4, 77), *y0 = rnd(T * T, 0, 1, 1), *y1 = rnd(T * T, 0, 1, 2);
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t j = t + 1; j < T; j++) x[t * T + j] = j % 3 ? -INFINITY : x[t * T] - 95.0f;
+    x[5 * T + 2] = NAN;
+    scalar()->softmax_fwd(T, T, x, y0), k->softmax_fwd(T, T, x, y1);
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t j = 0; j < T; j++) {
+            const float got = y1[t * T + j], want = y0[t * T + j];
+            if (t == 5)
+                assert_true(isnan(got));
+            else if (j > t)
+                assert_true(got == 0.0f);
+            else
+                assert_true(fabsf(got - want) <= 2e-6f * want + 1e-12f);
+        }
+    free(x), free(y0), free(y1);
+}
+
+static void test_softmax_masked(void **state) {
+    (void)state;
+    each_simd(masked_one);
+}
+
 /* Shapes (N, C, HW, G) of the group norm tests (N G <= 64). */
 static const int64_t gn_cfg[][4] = {{1, 8, 1, 4},   {2, 8, 7, 2},    {3, 8, 16, 8},
                                     {2, 6, 17, 3},  {2, 32, 49, 8},  {1, 4, 1023, 1},
@@ -1304,6 +1334,7 @@ int main(void) {
         cmocka_unit_test(test_activation_parity),
         cmocka_unit_test(test_special_values),
         cmocka_unit_test(test_row_parity),
+        cmocka_unit_test(test_softmax_masked),
         cmocka_unit_test(test_groupnorm_parity),
         cmocka_unit_test(test_optim_parity),
         cmocka_unit_test(test_grad_modes),

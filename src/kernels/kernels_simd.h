@@ -261,11 +261,18 @@ static float row_max(int64_t cols, const float *x) {
     return vf_hmax(mx);
 }
 
-/* y = e^(x - max) over the row; returns the sum of y in double. */
+/* y = e^(x - max) over the row; returns the sum of y in double. Where x -
+ * max is below ln of the smallest normal float (-inf in a causal mask, say),
+ * y is 0 rather than vexp's gradual underflow: the CPU computes a
+ * denormal result in microcode, and a softmax of masked 128 x 128 scores
+ * took 6 times as long as one without (52 against 8 us). NaN stays NaN
+ * (max takes its second operand, x, when either is NaN; the compare is
+ * false). */
 static double exp_shift(int64_t cols, const float *x, float mx, float *y) {
-    const vf m = vf_set1(mx);
+    const vf m = vf_set1(mx), lo = vf_set1(-87.33654f), zero = vf_set1(0.0f);
     vd2 acc = vd2_zero();
-    VLOOP(0, cols, const vf e = ZM(vexp(vf_sub(LD(x + i), m))); ST(y + i, e);
+    VLOOP(0, cols, const vf d = vf_sub(LD(x + i), m);
+          const vf e = ZM(vf_sel_gt(lo, d, zero, vexp(vf_max(lo, d)))); ST(y + i, e);
           acc = vd2_add(acc, e));
     return vd2_hsum(acc);
 }
