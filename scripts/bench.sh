@@ -3,7 +3,7 @@
 # (never asserted in tests: the machines are shared and noisy, so compare
 # the ratios printed here, and their medians).
 #
-#   scripts/bench.sh [ops|vae|gan|transformer|diffusion|scale|all]
+#   scripts/bench.sh [ops|vae|gan|transformer|diffusion|precision|scale|all]
 #
 # Each part lives in scripts/bench-PART.sh. PyTorch comes from Debian's
 # python3-torch and runs under /usr/bin/python3 with the same thread count.
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 export GEN_BENCH_THREADS=${GEN_BENCH_THREADS:-2}
 parts=("$@")
 [ ${#parts[@]} -gt 0 ] || parts=(all)
-if [ "${parts[0]}" = all ]; then parts=(ops vae gan transformer diffusion); fi
+if [ "${parts[0]}" = all ]; then parts=(ops vae gan transformer diffusion precision); fi
 [ -x build/gen ] || bash scripts/setup.sh
 if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
     echo "bench: PyTorch missing; install Debian's python3-torch (apt-get install python3-torch)" >&2
@@ -23,7 +23,7 @@ fi
 for p in "${parts[@]}"; do
     f=scripts/bench-$p.sh
     if [ ! -f "$f" ]; then
-        echo "bench: unknown part '$p' (ops, vae, gan, transformer, diffusion, scale, all)" >&2
+        echo "bench: unknown part '$p' (ops, vae, gan, transformer, diffusion, precision, scale, all)" >&2
         exit 2
     fi
     echo "== bench $p"

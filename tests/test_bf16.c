@@ -198,6 +198,9 @@ static void test_conv_gemm(void **state) {
         {3, 30, 40, 3, 3, 1, 1, 3}, {4, 9, 9, 3, 3, 2, 1, 3},
         /* deep enough for two slices of pairs, odd and even channel counts */
         {64, 14, 14, 3, 3, 1, 1, 2}, {65, 10, 10, 3, 3, 1, 1, 1}, {33, 12, 12, 3, 3, 2, 1, 2},
+        /* multiples of 32 channels (the AMX table's tiles): strided, odd sizes, 1 x 1, 4 x 4 */
+        {32, 9, 9, 3, 3, 2, 1, 3},  {32, 7, 5, 3, 3, 1, 1, 4}, {96, 6, 6, 1, 1, 1, 0, 2},
+        {64, 14, 14, 4, 4, 2, 1, 2},
     };
     uint64_t seed = 300;
     for (size_t gi = 0; gi < sizeof geo / sizeof geo[0]; gi++) {
@@ -216,7 +219,13 @@ static void test_conv_gemm(void **state) {
         for (int64_t i = 0; i < m; i++)
             sc->im2col_ld(C, H, W, KH, KW, st, pad, N, x + i * img, col + i * P);
         float *bias = gi % 3 == 1 ? rnd(M, -1, 1, seed++) : NULL; /* a bias on some */
-        k->conv_gemm(M, w, C, H, W, KH, KW, st, pad, m, img, x, bias, beta, out, N, P, work);
+        /* the kernels in the form conv_gemm takes them, as ops_conv.c prepares them */
+        const int64_t np = k->conv_prep_work ? k->conv_prep_work(M, C, H, W, KH, KW, st, pad) : 0;
+        float *prep = np > 0 ? malloc((size_t)np * sizeof *prep) : NULL;
+        if (prep) k->conv_prep(M, C, H, W, KH, KW, st, pad, w, prep);
+        k->conv_gemm(M, prep ? prep : w, C, H, W, KH, KW, st, pad, m, img, x, bias, beta, out, N,
+                     P, work);
+        free(prep);
         for (int64_t r = 0; r < M; r++)
             for (int64_t n = 0; n < N; n++) {
                 double sum = beta * (double)out0[r * N + n] + (bias ? bias[r] : 0.0),
@@ -356,9 +365,13 @@ static void test_conv_layer(void **state) {
     (void)state;
     static const int64_t cases[][4] = {
         {1, 1, 3, 3}, {2, 1, 4, 4}, {1, 0, 1, 1}}; /* stride, pad, KH, KW */
-    const int64_t NB = 3, CI = 5, H = 9, W = 8, CO = 7;
+    static const int64_t chans[][2] = {{5, 7}, {32, 32}}; /* CI, CO: 32 for the AMX tiles */
+    const int64_t NB = 3, H = 9, W = 8;
     assert_int_equal(gen_kernels_set_precision(GEN_PRECISION_BF16), 1);
-    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+    for (size_t cc = 0; cc < 2 * sizeof cases / sizeof cases[0]; cc++) {
+        const size_t ci = cc % (sizeof cases / sizeof cases[0]);
+        const int64_t CI = chans[cc / (sizeof cases / sizeof cases[0])][0],
+                      CO = chans[cc / (sizeof cases / sizeof cases[0])][1];
         const int64_t s = cases[ci][0], p = cases[ci][1], KH = cases[ci][2], KW = cases[ci][3];
         const int64_t OH = gen_conv_out(H, KH, s, p), OW = gen_conv_out(W, KW, s, p);
         struct gen_ctx g;
@@ -416,6 +429,7 @@ int main(int argc, char **argv) {
             cmocka_unit_test(test_rounding),
             cmocka_unit_test(test_threads),
             cmocka_unit_test(test_conv_gemm),
+            cmocka_unit_test(test_conv_layer),
         };
         return cmocka_run_group_tests(amx_tests, NULL, NULL);
     }

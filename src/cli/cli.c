@@ -13,6 +13,7 @@
 #include "cli/cli.h"
 #include "cli/engine.h"
 #include "gen/comm.h"
+#include "gen/kernels.h"
 #include "gen/run.h"
 
 #ifndef GEN_VERSION
@@ -309,7 +310,11 @@ int gen_cli_main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V") || !strcmp(cmd, "version")) {
-        printf("gen %s\n", GEN_VERSION);
+        /* and the kernels this CPU gets: what a speed report needs to name */
+        const struct gen_kernels *bf = gen_kernels_for("amx");
+        if (!bf) bf = gen_kernels_for("avx512bf16");
+        printf("gen %s\nkernels: %s; --precision bf16: %s\n", GEN_VERSION, gen_kernels()->name,
+               bf ? bf->name : "not on this CPU/build");
         return 0;
     }
     for (int c = 0; c < CMD_COUNT; c++)

@@ -102,32 +102,50 @@ static void pack_tiles(const float *src, int64_t ld, int kmajor, int pair_rows, 
             if (kmajor != pair_rows) transpose16(v);
             pair *t = out + (g * KB + b) * TILE;
 #pragma GCC unroll 16
-            for (int i = 0; i < 16; i++) _mm512_store_si512(t + 16 * i, _mm512_castps_si512(v[i]));
+            for (int i = 0; i < 16; i++) _mm512_storeu_si512(t + 16 * i, _mm512_castps_si512(v[i]));
         }
+}
+
+/* A 32 x 32 block of C in tiles 0-3 (0: rows 0-15 by columns 0-15, 1:
+ * rows 0-15 by 16-31, 2 and 3 the rows 16-31 alike). */
+static inline __attribute__((always_inline)) void block_zero(void) {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+}
+
+/* block += (A tiles a0 over a1) (B tiles b0 beside b1), rows of the A tiles
+ * as strided in memory, B's alike. */
+static inline __attribute__((always_inline)) void block_step(const void *a0, const void *a1,
+                                                             size_t astride, const void *b0,
+                                                             const void *b1, size_t bstride) {
+    _tile_loadd(4, a0, astride);
+    _tile_loadd(5, a1, astride);
+    _tile_loadd(6, b0, bstride);
+    _tile_loadd(7, b1, bstride);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+}
+
+/* The block into c, rows ld floats apart. */
+static inline __attribute__((always_inline)) void block_store(float *c, int64_t ld) {
+    _tile_stored(0, c, ld * 4);
+    _tile_stored(1, c + 16, ld * 4);
+    _tile_stored(2, c + 16 * ld, ld * 4);
+    _tile_stored(3, c + 16 * ld + 16, ld * 4);
 }
 
 /* acc (32 x 32, row stride TB) = the A tiles of two row groups (at a, the
  * second KB tiles on) times the B tiles of two column groups (at b, the
  * same), over KB tiles of depth. */
 static void block_product(const pair *a, const pair *b, int64_t KB, float *acc) {
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
-    for (int64_t k = 0; k < KB; k++) {
-        _tile_loadd(4, a + k * TILE, 64);
-        _tile_loadd(5, a + (KB + k) * TILE, 64);
-        _tile_loadd(6, b + k * TILE, 64);
-        _tile_loadd(7, b + (KB + k) * TILE, 64);
-        _tile_dpbf16ps(0, 4, 6);
-        _tile_dpbf16ps(1, 4, 7);
-        _tile_dpbf16ps(2, 5, 6);
-        _tile_dpbf16ps(3, 5, 7);
-    }
-    _tile_stored(0, acc, TB * 4);
-    _tile_stored(1, acc + 16, TB * 4);
-    _tile_stored(2, acc + 16 * TB, TB * 4);
-    _tile_stored(3, acc + 16 * TB + 16, TB * 4);
+    block_zero();
+    for (int64_t k = 0; k < KB; k++)
+        block_step(a + k * TILE, a + (KB + k) * TILE, 64, b + k * TILE, b + (KB + k) * TILE, 64);
+    block_store(acc, TB);
 }
 
 /* C[0..mr, 0..nr) = alpha acc + (first slice: beta C + bias; later: C);
@@ -193,8 +211,207 @@ static void gemm_bias_threads(int ta, int tb, int64_t M, int64_t N, int64_t K, c
     gen_gemm_split(gemm_amx, TB, TB, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C, ldc);
 }
 
+/* ---- convolutions: tiles read straight from planes of the input ----------
+ * On the wide grid of the bf16 convolutions (struct gen_wide: padded phase
+ * planes; every im2col row a contiguous slice of a plane), the channels of
+ * one tap are planes a fixed distance apart. So with the depth ordered tap
+ * by tap (pair p = t Cq + q: channels 2q, 2q + 1 at tap t), 16 consecutive
+ * pairs are 16 planes of pairs one plane apart, from tap t's offset: a B
+ * tile that TILELOADD reads in place with the plane as its stride. The
+ * weight gradient turns the same way: dw^T (K x M) = col (K x P) dy^T, its
+ * A tiles 16 channels of bf16 planes at one tap, read in place, its B
+ * tiles dy packed per image. Nothing the size of col is written. Tiles of
+ * 16 channel pairs (32 channels): C a multiple of 32; other geometries
+ * (the first layer's 1 or 3 channels) go to the vdpbf16ps convolution. */
+
+static struct gen_kernels base; /* the vdpbf16ps table this one overrides */
+
+static int conv_fits(int64_t C) {
+    return C % 32 == 0;
+}
+
+static int64_t up(int64_t n, int64_t q) {
+    return (n + q - 1) / q * q;
+}
+
+/* The prepared kernels: Wm (M x C T) as A tiles of the tap-major depth,
+ * ceil(M / 32) * 2 groups of 16 rows, zero past M. */
+static int64_t conv_prep_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                              int64_t stride, int64_t pad) {
+    if (!conv_fits(C)) return 0;
+    (void)H, (void)W, (void)stride, (void)pad;
+    return up(M, TB) * (C / 2) * KH * KW; /* pairs, one float each */
+}
+
+static void conv_prep(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                      int64_t stride, int64_t pad, const float *Wm, float *prep) {
+    (void)H, (void)W, (void)stride, (void)pad;
+    const int64_t T = KH * KW, Cq = C / 2, KB = T * Cq / 16;
+    pair *ap = (pair *)(void *)prep;
+    for (int64_t r = 0; r < up(M, TB); r++)
+        for (int64_t t = 0; t < T; t++)
+            for (int64_t q0 = 0; q0 < Cq; q0 += 16) { /* pairs t Cq + q0 .. + 16 of row r */
+                float two[2][16] = {{0}};
+                if (r < M)
+                    for (int j = 0; j < 32; j++) two[j & 1][j / 2] = Wm[(r * C + 2 * q0 + j) * T + t];
+                const __m512i v = round_rows(_mm512_loadu_ps(two[0]), _mm512_loadu_ps(two[1]));
+                _mm512_storeu_si512(ap + ((r / 16) * KB + (t * Cq + q0) / 16) * TILE + (r % 16) * 16, v);
+            }
+}
+
+/* The parts of conv_gemm's work, in floats: the pair planes (and the slack
+ * that tiles read past the last), the fp32 phase planes of one pair, the
+ * wide output (rows of m tw + TB, ceil(M / 32) 32 of them). */
+struct conv_work {
+    int64_t pairs, planes, ldw, wide;
+};
+
+static struct conv_work conv_work_of(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
+                                     int64_t KW, int64_t stride, int64_t pad, int64_t m) {
+    const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
+    struct conv_work w = {.pairs = up(m * (C / 2) * g.plane + g.slack, 16),
+                          .planes = up(2 * g.plane + g.slack, 16), .ldw = up(m * g.tw + TB, 16)};
+    w.wide = up(M, TB) * w.ldw;
+    return w;
+}
+
+static int64_t conv_gemm_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                              int64_t stride, int64_t pad, int64_t m) {
+    if (!conv_fits(C)) return base.conv_gemm_work(M, C, H, W, KH, KW, stride, pad, m);
+    const struct conv_work w = conv_work_of(M, C, H, W, KH, KW, stride, pad, m);
+    return w.pairs + w.planes + w.wide;
+}
+
+/* As the table's conv_gemm, Wm as conv_prep left it. Image by image, 32
+ * wide columns by 32 output channels: the block's last columns may run
+ * past the image into the next one's, which comes later and overwrites
+ * them (past the last image, into the rows' TB spare columns). */
+static void conv_gemm(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W, int64_t KH,
+                      int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
+                      const float *x, const float *bias, float beta, float *out, int64_t ldo,
+                      int64_t out_img, float *work) {
+    if (!conv_fits(C)) {
+        base.conv_gemm(M, Wm, C, H, W, KH, KW, stride, pad, m, img, x, bias, beta, out, ldo,
+                       out_img, work);
+        return;
+    }
+    if (M <= 0 || m <= 0) return;
+    const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
+    const struct conv_work w = conv_work_of(M, C, H, W, KH, KW, stride, pad, m);
+    const int64_t T = KH * KW, Cq = C / 2, KB = T * Cq / 16;
+    pair *xw = (pair *)(void *)work;
+    float *wide = work + w.pairs + w.planes;
+    const pair *ap = (const pair *)(const void *)Wm;
+    gen_bf16_pair_planes(x, img, m, C, H, W, pad, &g, work + w.pairs, xw);
+    int64_t off[64];
+    GEN_ASSERT(T <= 64);
+    for (int64_t t = 0; t < T; t++) off[t] = gen_wide_tap(&g, t / KW, t % KW);
+    configure_tiles();
+    const size_t bstride = (size_t)g.plane * sizeof(pair);
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t n0 = 0; n0 < g.tw; n0 += TB)
+            for (int64_t co = 0; co < M; co += TB) {
+                const pair *a = ap + (co / 16) * KB * TILE;
+                block_zero();
+                for (int64_t t = 0; t < T; t++)
+                    for (int64_t q0 = 0; q0 < Cq; q0 += 16) {
+                        const int64_t k = (t * Cq + q0) / 16;
+                        const pair *b = xw + (i * Cq + q0) * g.plane + off[t] + n0;
+                        block_step(a + k * TILE, a + (KB + k) * TILE, 64, b, b + 16, bstride);
+                    }
+                block_store(wide + co * w.ldw + i * g.tw + n0, w.ldw);
+            }
+    _tile_release();
+    gen_wide_to_out(&g, M, m, wide, w.ldw, bias, beta, out, ldo, out_img);
+}
+
+/* The parts of conv_dw's work, in floats: the bf16 planes of x (and their
+ * slack), one fp32 phase plane, dy of one image on the wide grid in fp32
+ * (rows of L = tw rounded up to 32, zeros past each output row), dy's B
+ * tiles for the m images. */
+struct dw_work {
+    int64_t planes, plane, dyw, tiles;
+};
+
+static struct dw_work dw_work_of(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                                 int64_t stride, int64_t pad, int64_t m) {
+    const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
+    const int64_t L = up(g.tw, 32);
+    return (struct dw_work){.planes = up((m * C * g.plane + g.slack + 32 + 1) / 2, 16),
+                            .plane = up(g.plane + g.slack, 16),
+                            .dyw = up(M * L, 16),
+                            .tiles = m * up(M, TB) * L / 2};
+}
+
+static int64_t conv_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                            int64_t stride, int64_t pad, int64_t m) {
+    if (!conv_fits(C)) return base.conv_dw_work(M, C, H, W, KH, KW, stride, pad, m);
+    const struct dw_work w = dw_work_of(M, C, H, W, KH, KW, stride, pad, m);
+    return w.planes + w.plane + w.dyw + w.tiles;
+}
+
+/* As the table's conv_dw: dw^T in 32 x 32 blocks (32 channels at one tap
+ * by 32 output channels), each summed over the m images' positions in
+ * four tiles, then written to dw (M x C T) through a block in memory. */
+static void conv_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
+                    int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
+                    const float *x, float *dw, float *work) {
+    if (!conv_fits(C)) {
+        base.conv_dw(M, dy, dy_img, C, H, W, KH, KW, stride, pad, m, img, x, dw, work);
+        return;
+    }
+    if (M <= 0 || m <= 0) return;
+    const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
+    const struct dw_work w = dw_work_of(M, C, H, W, KH, KW, stride, pad, m);
+    const int64_t T = KH * KW, L = up(g.tw, 32), KB = L / 32, groups = up(M, TB) / 16;
+    const int64_t P = g.OH * g.OW;
+    uint16_t *xb = (uint16_t *)(void *)work;
+    float *dyw = work + w.planes + w.plane;
+    pair *bt = (pair *)(void *)(dyw + w.dyw);
+    gen_bf16_planes(x, img, m, C, H, W, pad, &g, work + w.planes, xb);
+    memset(dyw, 0, (size_t)(M * L) * sizeof *dyw); /* the garbage columns stay 0 */
+    for (int64_t i = 0; i < m; i++) { /* dy on the wide grid, then its tiles */
+        for (int64_t co = 0; co < M; co++)
+            for (int64_t oh = 0; oh < g.OH; oh++)
+                memcpy(dyw + co * L + oh * g.Wq, dy + i * dy_img + co * P + oh * g.OW,
+                       (size_t)g.OW * sizeof *dyw);
+        pack_tiles(dyw, L, 0, 1, M, L, groups, bt + i * groups * KB * TILE);
+    }
+    int64_t off[64];
+    GEN_ASSERT(T <= 64);
+    for (int64_t t = 0; t < T; t++) off[t] = gen_wide_tap(&g, t / KW, t % KW);
+    _Alignas(64) float acc[TB * TB];
+    configure_tiles();
+    const size_t astride = (size_t)g.plane * sizeof *xb;
+    for (int64_t t = 0; t < T; t++)
+        for (int64_t c0 = 0; c0 < C; c0 += TB)
+            for (int64_t co = 0; co < M; co += TB) {
+                block_zero();
+                for (int64_t i = 0; i < m; i++) {
+                    const uint16_t *a = xb + (i * C + c0) * g.plane + off[t];
+                    const pair *b = bt + (i * groups + co / 16) * KB * TILE;
+                    for (int64_t k = 0; k < KB; k++)
+                        block_step(a + 32 * k, a + 16 * g.plane + 32 * k, astride, b + k * TILE,
+                                   b + (KB + k) * TILE, 64);
+                }
+                block_store(acc, TB);
+                const int64_t ncol = M - co < TB ? M - co : TB;
+                for (int64_t r = 0; r < TB; r++) /* row r: channel c0 + r at tap t */
+                    for (int64_t j = 0; j < ncol; j++)
+                        dw[(co + j) * C * T + (c0 + r) * T + t] = acc[r * TB + j];
+            }
+    _tile_release();
+}
+
 void gen_kernels_amx_fill(struct gen_kernels *t) {
+    base = *t;
     t->name = "amx";
     t->gemm = gemm_threads;
     t->gemm_bias = gemm_bias_threads;
+    t->conv_prep_work = conv_prep_work;
+    t->conv_prep = conv_prep;
+    t->conv_gemm_work = conv_gemm_work;
+    t->conv_gemm = conv_gemm;
+    t->conv_dw_work = conv_dw_work;
+    t->conv_dw = conv_dw;
 }

@@ -463,8 +463,8 @@ static inline __m512 padded_run(const float *x, int64_t H, int64_t W, int64_t pa
  * 1 there are no phases and the padded rows are read, rounded and
  * interleaved in one pass (two passes cost 6 % of a bf16 diffusion step
  * in copies of short rows). */
-static void pair_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t H, int64_t W,
-                        int64_t pad, const struct gen_wide *g, float *planes, pair *xw) {
+void gen_bf16_pair_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t H, int64_t W,
+                          int64_t pad, const struct gen_wide *g, float *planes, pair *xw) {
     const int64_t HW = H * W;
     for (int64_t i = 0; i < m; i++)
         for (int64_t q = 0; q < (C + 1) / 2; q++, xw += g->plane) {
@@ -524,7 +524,7 @@ static void conv_gemm(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t 
     float *planes = work + w.pairs, *wide = planes + w.planes + w.rows;
     const pair **brow = (const pair **)(void *)(planes + w.planes);
     const pair *ap = weights_panels(M, Wm, C, T);
-    pair_planes(x, img, m, C, H, W, pad, &g, planes, xw);
+    gen_bf16_pair_planes(x, img, m, C, H, W, pad, &g, planes, xw);
     for (int64_t i = 0; i < m; i++) {
         for (int64_t q = 0; q < Cq; q++)
             for (int64_t t = 0; t < T; t++)
@@ -621,6 +621,26 @@ static int64_t conv_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t 
     return w.offs + w.planes + w.plane + w.dy;
 }
 
+void gen_bf16_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t H, int64_t W,
+                     int64_t pad, const struct gen_wide *g, float *plane, uint16_t *xb) {
+    for (int64_t q = 0; q < m * C; q++) { /* each plane padded and phased in fp32, then rounded */
+        const float *xq = x + q / C * img + q % C * H * W;
+        if (g->s == 1) { /* no phases: the padded rows rounded in one pass */
+            if (q + 1 < m * C) prefetch_row(x + (q + 1) / C * img + (q + 1) % C * H * W, H * W);
+            for (int64_t u = 0; u < g->Hq; u++)
+                for (int64_t v = 0; v < g->Wq; v += 16)
+                    _mm256_mask_storeu_epi16(xb + q * g->plane + u * g->Wq + v,
+                                             lane_mask(g->Wq - v),
+                                             (__m256i)_mm512_cvtneps_pbh(
+                                                 padded_run(xq, H, W, pad, u, v)));
+            continue;
+        }
+        gen_wide_planes(xq, H * W, 1, 1, H, W, pad, g, plane);
+        round_to(plane, g->plane, xb + q * g->plane);
+    }
+    memset(xb + m * C * g->plane, 0, (size_t)(g->slack + 32) * sizeof *xb); /* the slack */
+}
+
 /* dw (M x K) = sum over the m images of dy_i (M x P, images dy_img floats
  * apart) col_i^T, overwriting dw, as the table's conv_dw (kernels.h); work
  * holds conv_dw_work floats. On the calling thread. */
@@ -637,22 +657,7 @@ static void conv_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64
     bf16 *dyb = (bf16 *)(void *)(plane + w.plane);
     for (int64_t k = 0; k < K; k++)
         offs[k] = k / (KH * KW) * g.plane + gen_wide_tap(&g, k / KW % KH, k % KW);
-    for (int64_t q = 0; q < m * C; q++) { /* each plane padded and phased in fp32, then rounded */
-        const float *xq = x + q / C * img + q % C * H * W;
-        if (g.s == 1) { /* no phases: the padded rows rounded in one pass */
-            if (q + 1 < m * C) prefetch_row(x + (q + 1) / C * img + (q + 1) % C * H * W, H * W);
-            for (int64_t u = 0; u < g.Hq; u++)
-                for (int64_t v = 0; v < g.Wq; v += 16)
-                    _mm256_mask_storeu_epi16(xb + q * g.plane + u * g.Wq + v,
-                                             lane_mask(g.Wq - v),
-                                             (__m256i)_mm512_cvtneps_pbh(
-                                                 padded_run(xq, H, W, pad, u, v)));
-            continue;
-        }
-        gen_wide_planes(xq, H * W, 1, 1, H, W, pad, &g, plane);
-        round_to(plane, g.plane, xb + q * g.plane);
-    }
-    memset(xb + m * C * g.plane, 0, (size_t)(g.slack + 32) * sizeof *xb); /* the slack */
+    gen_bf16_planes(x, img, m, C, H, W, pad, &g, plane, xb);
     memset(dyb, 0, (size_t)(m * M * L) * sizeof *dyb); /* dy on the wide grid */
     for (int64_t i = 0; i < m; i++)
         for (int64_t co = 0; co < M; co++) {

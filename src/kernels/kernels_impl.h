@@ -354,6 +354,19 @@ void gen_wide_to_out(const struct gen_wide *g, int64_t M, int64_t m, const float
                      int64_t ldw, const float *bias, float beta, float *out, int64_t ldo,
                      int64_t out_img);
 
+#ifdef GEN_HAVE_AVX512BF16
+/* The inputs of the bf16 convolutions on the wide grid (gemm_avx512bf16.c),
+ * which the AMX ones read too: the m images' channel pairs as planes of
+ * pairs (image i's pair q at xw + (i ceil(C / 2) + q) plane), or their
+ * channels as planes of bf16 (image i's channel c at xb + (i C + c)
+ * plane), each followed by g->slack (+ 32 for xb) zeros; `planes` is fp32
+ * scratch of 2 plane + slack floats. */
+void gen_bf16_pair_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t H, int64_t W,
+                          int64_t pad, const struct gen_wide *g, float *planes, uint32_t *xw);
+void gen_bf16_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t H, int64_t W,
+                     int64_t pad, const struct gen_wide *g, float *plane, uint16_t *xb);
+#endif
+
 /* Scalar functions the SIMD tables reuse where vectorising gains nothing. */
 void gen_scalar_sgd(int64_t n, float *p, const float *g, float *buf, float lr, float mom,
                     float wd);

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# bench-precision.sh - gen's --precision bf16 training step against its own
+# fp32 step, the Transformer (batch 32 x 128 tokens) and diffusion (batch
+# 64), interleaved over ROUNDS rounds with the same thread count; prints
+# each round, the median ratio bf16/fp32 (target <= 0.6), and which bf16
+# kernels this CPU got (`gen --version`: amx, the AMX tiles, or
+# avx512bf16, vdpbf16ps).
+#
+#   scripts/bench-precision.sh            GEN=build/gen ROUNDS=3 STEPS=20
+set -euo pipefail
+cd "$(dirname "$0")/.."
+gen=${GEN:-./build/gen}
+threads=${GEN_BENCH_THREADS:-2}
+rounds=${ROUNDS:-3}
+steps=${STEPS:-20}
+source scripts/bench-lib.sh
+"$gen" --version | tail -1
+if ! "$gen" --version | grep -q 'bf16: a'; then
+    echo "precision: skipped: no bf16 kernels on this CPU/build"
+    exit 0
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+head -c 300000 "${TEXT:-data/moby-dick.txt}" >"$tmp/text.txt"
+
+step_ms() { # step_ms FAMILY DATA PRECISION [options]
+    local fam=$1 data=$2 prec=$3
+    shift 3
+    rm -rf "$tmp/run"
+    "$gen" train "$fam" --data "$data" --steps "$steps" --threads "$threads" --out "$tmp/run" \
+        --precision "$prec" --json --quiet --ckpt-every 0 --sample-every 0 --eval-every 0 "$@" |
+        grep median_step_ms | sed 's/.*"median_step_ms":\([0-9.e+-]*\).*/\1/'
+}
+
+for fam in transformer diffusion; do
+    ratios=()
+    for r in $(seq "$rounds"); do
+        if [ "$fam" = transformer ]; then
+            f=$(step_ms transformer "$tmp/text.txt" fp32)
+            b=$(step_ms transformer "$tmp/text.txt" bf16)
+        else
+            f=$(step_ms diffusion "${DATA:-data/fashion-mnist}" fp32 --batch 64 --sample-steps 1)
+            b=$(step_ms diffusion "${DATA:-data/fashion-mnist}" bf16 --batch 64 --sample-steps 1)
+        fi
+        ratio=$(awk -v f="$f" -v b="$b" 'BEGIN { printf "%.3f", b / f }')
+        ratios+=("$ratio")
+        printf 'round %d: %s step fp32 %.1f ms, bf16 %.1f ms (%s)\n' "$r" "$fam" "$f" "$b" "$ratio"
+    done
+    echo "$fam, $threads threads: bf16/fp32 step = $(median "${ratios[@]}") (target <= 0.6)"
+done
