@@ -138,14 +138,20 @@ static inline __attribute__((always_inline)) void block_store(float *c, int64_t 
     _tile_stored(3, c + 16 * ld + 16, ld * 4);
 }
 
-/* acc (32 x 32, row stride TB) = the A tiles of two row groups (at a, the
- * second KB tiles on) times the B tiles of two column groups (at b, the
- * same), over KB tiles of depth. */
-static void block_product(const pair *a, const pair *b, int64_t KB, float *acc) {
-    block_zero();
+/* The block from c, rows ld floats apart (ld 0: every row the same). */
+static inline __attribute__((always_inline)) void block_load(const float *c, int64_t ld) {
+    _tile_loadd(0, c, ld * 4);
+    _tile_loadd(1, c + 16, ld * 4);
+    _tile_loadd(2, c + 16 * ld, ld * 4);
+    _tile_loadd(3, c + 16 * ld + 16, ld * 4);
+}
+
+/* block += the A tiles of two row groups (at a, the second KB tiles on)
+ * times the B tiles of two column groups (at b, the same), over KB tiles
+ * of depth. */
+static void block_product(const pair *a, const pair *b, int64_t KB) {
     for (int64_t k = 0; k < KB; k++)
         block_step(a + k * TILE, a + (KB + k) * TILE, 64, b + k * TILE, b + (KB + k) * TILE, 64);
-    block_store(acc, TB);
 }
 
 /* C[0..mr, 0..nr) = alpha acc + (first slice: beta C + bias; later: C);
@@ -162,6 +168,32 @@ static void write_block(const float *acc, float *c, int64_t ldc, int64_t mr, int
             if (!first || beta != 0.0f) t = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m, cv), t);
             _mm512_mask_storeu_ps(cv, m, _mm512_fmadd_ps(va, _mm512_load_ps(acc + r * TB + 16 * v), t));
         }
+}
+
+/* C[0..mr, 0..nr) (rows ldc apart) = alpha (A tiles . B tiles) + (first
+ * slice: beta C + bias; later: C). A whole block with alpha 1 starts the
+ * tiles from what is added (C, the bias in every row, or zero) and stores
+ * them into C; the rest go through acc and write_block. */
+static void block_to_c(const pair *a, const pair *b, int64_t KB, float *c, int64_t ldc, int64_t mr,
+                       int64_t nr, float alpha, float beta, const float *bias, int first,
+                       float *acc) {
+    const float b_eff = first ? beta : 1.0f;
+    const float *add = first ? bias : NULL;
+    if (alpha == 1.0f && mr == TB && nr == TB && (b_eff == 0.0f || (b_eff == 1.0f && !add))) {
+        if (b_eff == 1.0f)
+            block_load(c, ldc);
+        else if (add)
+            block_load(add, 0);
+        else
+            block_zero();
+        block_product(a, b, KB);
+        block_store(c, ldc);
+        return;
+    }
+    block_zero();
+    block_product(a, b, KB);
+    block_store(acc, TB);
+    write_block(acc, c, ldc, mr, nr, alpha, beta, bias, first);
 }
 
 /* C (M x N, row stride ldc) = alpha op(A) op(B) + beta C + bias (N values
@@ -186,12 +218,11 @@ static void gemm_amx(int ta, int tb, int64_t M, int64_t N, int64_t K, float alph
                 pack_tiles(ta ? A + k0 * lda + i0 : A + i0 * lda + k0, lda, ta, 0, mc, kc, ggroups,
                            ap);
                 for (int64_t jr = 0; jr < nc; jr += TB)
-                    for (int64_t ir = 0; ir < mc; ir += TB) {
-                        block_product(ap + (ir / 16) * KB * TILE, bp + (jr / 16) * KB * TILE, KB, acc);
-                        write_block(acc, C + (i0 + ir) * ldc + j0 + jr, ldc,
-                                    mc - ir < TB ? mc - ir : TB, nc - jr < TB ? nc - jr : TB, alpha,
-                                    beta, bias ? bias + j0 + jr : NULL, k0 == 0);
-                    }
+                    for (int64_t ir = 0; ir < mc; ir += TB)
+                        block_to_c(ap + (ir / 16) * KB * TILE, bp + (jr / 16) * KB * TILE, KB,
+                                   C + (i0 + ir) * ldc + j0 + jr, ldc, mc - ir < TB ? mc - ir : TB,
+                                   nc - jr < TB ? nc - jr : TB, alpha, beta,
+                                   bias ? bias + j0 + jr : NULL, k0 == 0, acc);
             }
         }
     }
