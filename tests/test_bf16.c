@@ -77,7 +77,7 @@ static void test_gemm(void **state) {
         {17, 95, 31}, {33, 200, 64}, {193, 50, 769}, {40, 1153, 21}, {250, 130, 600},
         {12, 80, 40}, {5, 20, 9},    {130, 32, 128},
     };
-    static const float ab[][2] = {{1.0f, 0.0f}, {0.5f, 1.0f}, {-2.0f, 0.25f}};
+    static const float ab[][2] = {{1.0f, 0.0f}, {0.5f, 1.0f}, {-2.0f, 0.25f}, {1.0f, 1.0f}};
     uint64_t seed = 100;
     double worst_loose = 0;
     for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++)
@@ -85,7 +85,7 @@ static void test_gemm(void **state) {
             const int ta = t & 1, tb = t >> 1;
             const int64_t M = dims[d][0], N = dims[d][1], K = dims[d][2];
             const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;
-            const float alpha = ab[(d + t) % 3][0], beta = ab[(d + t) % 3][1];
+            const float alpha = ab[(d + t) % 4][0], beta = ab[(d + t) % 4][1];
             float *A = rnd((ta ? K : M) * lda, -1, 1, seed++);
             float *B = rnd((tb ? N : K) * ldb, -1, 1, seed++);
             float *C = rnd(M * ldc, -1, 1, seed++), *C0 = malloc((size_t)(M * ldc) * sizeof *C0);
