@@ -66,44 +66,58 @@ static void configure_tiles(void) {
     _tile_loadconfig(&c);
 }
 
+/* Tile (g, b) of pack_tiles: 16 i from 16 g by 16 pairs of k from 16 b. */
+static inline __attribute__((always_inline)) void pack_tile(const float *src, int64_t ld,
+                                                            int kmajor, int pair_rows, int64_t n,
+                                                            int64_t kc, int64_t g, int64_t b,
+                                                            pair *t) {
+    const int64_t kp = (kc + 1) / 2;
+    __m512 v[16];
+    if (!kmajor) { /* v[i]: i's pairs 16 b .. */
+        const int64_t w = kc - 32 * b;
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++) {
+            const float *p = src + (16 * g + i) * ld + 32 * b;
+            v[i] = 16 * g + i < n
+                       ? _mm512_castsi512_ps(round_run(load_lanes(p, w), load_lanes(p + 16, w - 16)))
+                       : _mm512_setzero_ps();
+        }
+    } else { /* v[j]: pair 16 b + j of the 16 i's */
+        const int64_t cols = n - 16 * g;
+#pragma GCC unroll 16
+        for (int j = 0; j < 16; j++) {
+            const int64_t p = 16 * b + j;
+            const float *r0 = src + 2 * p * ld + 16 * g;
+            v[j] = p < kp ? _mm512_castsi512_ps(round_rows(
+                                load_lanes(r0, cols), load_lanes(r0 + ld, 2 * p + 1 < kc ? cols : 0)))
+                          : _mm512_setzero_ps();
+        }
+    }
+    if (kmajor != pair_rows) transpose16(v);
+#pragma GCC unroll 16
+    for (int i = 0; i < 16; i++) _mm512_storeu_si512(t + 16 * i, _mm512_castps_si512(v[i]));
+}
+
 /* Rounds an n x kc operand X (element (i, k) at src[i ld + k], or at
  * src[k ld + i] when kmajor) into tiles of 16 i by 16 pairs of k: tile
  * (g, b) at out + (g KB + b) TILE, KB = ceil(kc / 32), for the `groups`
  * groups of 16 i (zeros past n and kc). Row i of a tile holds i's 16
  * pairs (pair_rows 0: A's form) or row p the 16 i's pair p (pair_rows 1:
  * B's form). Reading along k gives one vector per i, reading across gives
- * one per pair: a 16 x 16 transpose of words turns one into the other. */
+ * one per pair: a 16 x 16 transpose of words turns one into the other.
+ * The source is read in memory order: a group's rows along k, or 32 rows
+ * across all the groups before the next 32. */
 static void pack_tiles(const float *src, int64_t ld, int kmajor, int pair_rows, int64_t n,
                        int64_t kc, int64_t groups, pair *out) {
-    const int64_t kp = (kc + 1) / 2, KB = (kp + 15) / 16;
-    for (int64_t g = 0; g < groups; g++)
-        for (int64_t b = 0; b < KB; b++) {
-            __m512 v[16];
-            if (!kmajor) { /* v[i]: i's pairs 16 b .. */
-                const int64_t w = kc - 32 * b;
-#pragma GCC unroll 16
-                for (int i = 0; i < 16; i++) {
-                    const float *p = src + (16 * g + i) * ld + 32 * b;
-                    v[i] = 16 * g + i < n ? _mm512_castsi512_ps(round_run(load_lanes(p, w),
-                                                                          load_lanes(p + 16, w - 16)))
-                                          : _mm512_setzero_ps();
-                }
-            } else { /* v[j]: pair 16 b + j of the 16 i's */
-                const int64_t cols = n - 16 * g;
-#pragma GCC unroll 16
-                for (int j = 0; j < 16; j++) {
-                    const int64_t p = 16 * b + j;
-                    const float *r0 = src + 2 * p * ld + 16 * g;
-                    v[j] = p < kp ? _mm512_castsi512_ps(round_rows(
-                                        load_lanes(r0, cols), load_lanes(r0 + ld, 2 * p + 1 < kc ? cols : 0)))
-                                  : _mm512_setzero_ps();
-                }
-            }
-            if (kmajor != pair_rows) transpose16(v);
-            pair *t = out + (g * KB + b) * TILE;
-#pragma GCC unroll 16
-            for (int i = 0; i < 16; i++) _mm512_storeu_si512(t + 16 * i, _mm512_castps_si512(v[i]));
-        }
+    const int64_t KB = ((kc + 1) / 2 + 15) / 16;
+    if (!kmajor)
+        for (int64_t g = 0; g < groups; g++)
+            for (int64_t b = 0; b < KB; b++)
+                pack_tile(src, ld, 0, pair_rows, n, kc, g, b, out + (g * KB + b) * TILE);
+    else
+        for (int64_t b = 0; b < KB; b++)
+            for (int64_t g = 0; g < groups; g++)
+                pack_tile(src, ld, 1, pair_rows, n, kc, g, b, out + (g * KB + b) * TILE);
 }
 
 /* A 32 x 32 block of C in tiles 0-3 (0: rows 0-15 by columns 0-15, 1:
