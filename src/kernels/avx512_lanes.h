@@ -20,6 +20,11 @@ static inline __mmask16 lane_mask(int64_t n) {
     return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1);
 }
 
+/* The n floats at p (n clamped to 0..16), zeros in the other lanes. */
+static inline __m512 load_lanes(const float *p, int64_t n) {
+    return _mm512_maskz_loadu_ps(lane_mask(n), p);
+}
+
 /* Fetches the n floats at p into L1, a line at a time: ahead of passes
  * that read short rows one by one, which leave the hardware prefetcher
  * idle. */

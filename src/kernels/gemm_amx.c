@@ -1,20 +1,22 @@
-/* gemm_amx.c - the GEMM of --precision bf16 on Intel's Advanced Matrix
- * Extensions (AMX-BF16), where the CPU has them and the kernel grants
- * their state (dispatch.c checks both before it hands this out).
+/* gemm_amx.c - the products of --precision bf16 on Intel's Advanced
+ * Matrix Extensions (AMX-BF16), where the CPU has them and the kernel
+ * grants their state (dispatch.c checks both before it hands this out):
+ * the GEMM, and convolutions of 32-channel multiples with their weight
+ * gradient.
  *
  * AMX adds eight tile registers of up to 16 rows x 64 bytes and TDPBF16PS,
  * which adds to a 16 x 16 fp32 tile C the product of a 16 x 32 bf16 tile A
  * (row i: 32 consecutive k of row i of A) and a 32 x 16 bf16 tile B held
  * as 16 rows of pairs (row p: (B[2p, j], B[2p+1, j]) for the 16 columns
- * j): 16 K 32 multiply-adds per instruction, about 14 times what the
- * fp32 FMA loop of bench_gemm --peak reaches on one core of this
- * project's Sapphire Rapids machines (where vdpbf16ps runs at half the
- * FMA rate). As with vdpbf16ps, the products of two bf16 are exact, the
- * sums are fp32, rounded to nearest even, denormals flushed.
+ * j): 16 x 16 x 32 multiply-adds per instruction, about 14 times what the
+ * fp32 FMA loop of bench_gemm --peak reaches on one core of a Sapphire
+ * Rapids machine (where vdpbf16ps runs at half the FMA's rate). As with
+ * vdpbf16ps, the products of two bf16 are exact, the sums are fp32,
+ * rounded to nearest even, denormals flushed.
  *
- * The loops are those of the other GEMMs (Goto and van de Geijn: column
- * blocks of B, deep slices, row blocks of A), with operands packed as
- * whole tiles of 1 KiB, each loaded by one TILELOADD of stride 64:
+ * The GEMM's loops are those of the other GEMMs (Goto and van de Geijn:
+ * column blocks of B, deep slices, row blocks of A), with operands packed
+ * as whole tiles of 1 KiB, each loaded by one TILELOADD of stride 64:
  *
  *   A: tile (g, b) = rows 16 g .. of op(A), pairs 16 b ..: row i its 16 pairs
  *   B: tile (h, b) = pairs 16 b .., columns 16 h .. of op(B): row p its 16 columns
@@ -22,7 +24,8 @@
  * zero past M, N and the depth, in an even number of groups, so that every
  * 32 x 32 block of C is four tiles: tiles 0-3 accumulate it, 4-5 hold A's
  * two row groups, 6-7 B's two column groups, and each load feeds two
- * products. The block goes through memory once per slice, where alpha,
+ * products. A whole block with alpha 1 starts from C, the bias or zero and
+ * is stored straight into C; other blocks go through memory, where alpha,
  * beta, the bias and the edges are applied in AVX-512.
  *
  * Each element of C is the same sequence of operations whatever the
@@ -47,9 +50,6 @@ _Static_assert((size_t)KS * (MCA + NCA) <= GEN_BF16_BUF_PAIRS, "the blocks fit t
 
 typedef uint32_t pair;
 
-static inline __m512 load_lanes(const float *p, int64_t n) {
-    return _mm512_maskz_loadu_ps(lane_mask(n), p);
-}
 
 /* The tile shapes: palette 1, eight tiles of 16 rows of 64 bytes. */
 struct tile_config {

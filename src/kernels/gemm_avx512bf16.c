@@ -74,9 +74,6 @@ uint32_t *gen_bf16_pack_buffer(void) {
 
 /* ---- rounding to pairs ---------------------------------------------------- */
 
-static inline __m512 load_lanes(const float *p, int64_t n) {
-    return _mm512_maskz_loadu_ps(lane_mask(n), p);
-}
 
 /* Transposes n x n 32-bit words (n = 16, or 8: then each 8-word half of
  * r[0..8) on its own): r[i] lane j <-> r[j] lane i, in rounds h = n/2,
