@@ -267,12 +267,15 @@ static void gemm_bias_threads(int ta, int tb, int64_t M, int64_t N, int64_t K, c
  * A tiles 16 channels of bf16 planes at one tap, read in place, its B
  * tiles dy packed per image. Nothing the size of col is written. Tiles of
  * 16 channel pairs (32 channels): C a multiple of 32; other geometries
- * (the first layer's 1 or 3 channels) go to the vdpbf16ps convolution. */
+ * (the first layer's 1 or 3 channels, kernels of more than MAX_TAPS taps)
+ * go to the vdpbf16ps convolution. */
 
 static struct gen_kernels base; /* the vdpbf16ps table this one overrides */
 
-static int conv_fits(int64_t C) {
-    return C % 32 == 0;
+#define MAX_TAPS 64 /* kernels of up to 8 x 8 */
+
+static int conv_fits(int64_t C, int64_t KH, int64_t KW) {
+    return C % 32 == 0 && KH * KW <= MAX_TAPS;
 }
 
 static int64_t up(int64_t n, int64_t q) {
@@ -283,7 +286,7 @@ static int64_t up(int64_t n, int64_t q) {
  * ceil(M / 32) * 2 groups of 16 rows, zero past M. */
 static int64_t conv_prep_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                               int64_t stride, int64_t pad) {
-    if (!conv_fits(C)) return 0;
+    if (!conv_fits(C, KH, KW)) return 0;
     (void)H, (void)W, (void)stride, (void)pad;
     return up(M, TB) * (C / 2) * KH * KW; /* pairs, one float each */
 }
@@ -322,7 +325,7 @@ static struct conv_work conv_work_of(int64_t M, int64_t C, int64_t H, int64_t W,
 
 static int64_t conv_gemm_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                               int64_t stride, int64_t pad, int64_t m) {
-    if (!conv_fits(C)) return base.conv_gemm_work(M, C, H, W, KH, KW, stride, pad, m);
+    if (!conv_fits(C, KH, KW)) return base.conv_gemm_work(M, C, H, W, KH, KW, stride, pad, m);
     const struct conv_work w = conv_work_of(M, C, H, W, KH, KW, stride, pad, m);
     return w.pairs + w.planes + w.wide;
 }
@@ -335,7 +338,7 @@ static void conv_gemm(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t 
                       int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                       const float *x, const float *bias, float beta, float *out, int64_t ldo,
                       int64_t out_img, float *work) {
-    if (!conv_fits(C)) {
+    if (!conv_fits(C, KH, KW)) {
         base.conv_gemm(M, Wm, C, H, W, KH, KW, stride, pad, m, img, x, bias, beta, out, ldo,
                        out_img, work);
         return;
@@ -348,8 +351,7 @@ static void conv_gemm(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t 
     float *wide = work + w.pairs + w.planes;
     const pair *ap = (const pair *)(const void *)Wm;
     gen_bf16_pair_planes(x, img, m, C, H, W, pad, &g, work + w.pairs, xw);
-    int64_t off[64];
-    GEN_ASSERT(T <= 64);
+    int64_t off[MAX_TAPS];
     for (int64_t t = 0; t < T; t++) off[t] = gen_wide_tap(&g, t / KW, t % KW);
     configure_tiles();
     const size_t bstride = (size_t)g.plane * sizeof(pair);
@@ -390,7 +392,7 @@ static struct dw_work dw_work_of(int64_t M, int64_t C, int64_t H, int64_t W, int
 
 static int64_t conv_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                             int64_t stride, int64_t pad, int64_t m) {
-    if (!conv_fits(C)) return base.conv_dw_work(M, C, H, W, KH, KW, stride, pad, m);
+    if (!conv_fits(C, KH, KW)) return base.conv_dw_work(M, C, H, W, KH, KW, stride, pad, m);
     const struct dw_work w = dw_work_of(M, C, H, W, KH, KW, stride, pad, m);
     return w.planes + w.plane + w.dyw + w.tiles;
 }
@@ -401,7 +403,7 @@ static int64_t conv_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t 
 static void conv_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
                     int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                     const float *x, float *dw, float *work) {
-    if (!conv_fits(C)) {
+    if (!conv_fits(C, KH, KW)) {
         base.conv_dw(M, dy, dy_img, C, H, W, KH, KW, stride, pad, m, img, x, dw, work);
         return;
     }
@@ -422,8 +424,7 @@ static void conv_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64
                        (size_t)g.OW * sizeof *dyw);
         pack_tiles(dyw, L, 0, 1, M, L, groups, bt + i * groups * KB * TILE);
     }
-    int64_t off[64];
-    GEN_ASSERT(T <= 64);
+    int64_t off[MAX_TAPS];
     for (int64_t t = 0; t < T; t++) off[t] = gen_wide_tap(&g, t / KW, t % KW);
     _Alignas(64) float acc[TB * TB];
     configure_tiles();
