@@ -20,6 +20,8 @@ if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
     echo "bench: PyTorch missing; install Debian's python3-torch (apt-get install python3-torch)" >&2
     exit 1
 fi
+# the machine and the kernels it got: ratios move with both
+echo "cpu: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //'); $(build/gen --version | tail -1)"
 for p in "${parts[@]}"; do
     f=scripts/bench-$p.sh
     if [ ! -f "$f" ]; then
