@@ -270,12 +270,12 @@ const struct gen_kernels *gen_kernels(void);
  * or the build lacks it. NULL chooses from GEN_ISA, then CPUID. */
 int gen_kernels_select(const char *isa);
 /* The table of one ISA, or NULL if this build/CPU lacks it (for tests).
- * "avx512bf16" is the table of --precision bf16 (below). */
+ * "avx512bf16" and "amx" are the tables of --precision bf16 (below). */
 const struct gen_kernels *gen_kernels_for(const char *isa);
 
 /* The precision of the matrix products (gemm, conv_gemm, and so gen_gemm,
  * every linear layer, attention and convolution, forward and backward).
- * GEN_PRECISION_BF16 puts the "avx512bf16" table in force: the AVX-512
+ * GEN_PRECISION_BF16 puts gen_kernels_bf16() in force: the AVX-512
  * table whose products round both operands to bf16 (nearest even) and
  * accumulate in fp32 (vdpbf16ps); everything else, weights, gradients,
  * optimiser and reductions, stays fp32. It needs AVX512_BF16 (CPUID leaf 7
@@ -287,6 +287,10 @@ const struct gen_kernels *gen_kernels_for(const char *isa);
  * (start-up, between steps): it switches the one process-wide table. */
 enum gen_precision { GEN_PRECISION_FP32, GEN_PRECISION_BF16 };
 int gen_kernels_set_precision(enum gen_precision p);
+/* The table GEN_PRECISION_BF16 puts in force on this CPU and build: "amx"
+ * (the products on AMX tiles, where CPUID reports AMX-BF16 and the kernel
+ * grants their state), else "avx512bf16", else NULL. */
+const struct gen_kernels *gen_kernels_bf16(void);
 enum gen_precision gen_kernels_precision(void);
 
 /* Output size of a convolution along one axis. */

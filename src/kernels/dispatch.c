@@ -2,8 +2,8 @@
  * routes gen_gemm to the table's own GEMM, or to OpenBLAS's cblas_sgemm
  * where the table has none (gen_gemv: the AVX-512 tables' own kernel, or
  * cblas_sgemv). --precision bf16 swaps in the AVX-512 table
- * with bf16 products (gen_kernels_set_precision): the GEMM on AMX tiles
- * where the CPU and kernel allow them, else on vdpbf16ps.
+ * with bf16 products (gen_kernels_set_precision, gen_kernels_bf16): on
+ * AMX tiles where the CPU and kernel allow them, else on vdpbf16ps.
  *
  * Compiled without ISA flags: it only reads CPUID and hands out pointers to
  * tables built in files that have their own -m flags. */
@@ -109,15 +109,6 @@ static const struct gen_kernels *amx_kernels(void) {
 }
 #endif
 
-/* The table --precision bf16 swaps in: AMX's where there is one, else the
- * vdpbf16ps one (or NULL). */
-static const struct gen_kernels *bf16_best(void) {
-#ifdef GEN_HAVE_AMX
-    const struct gen_kernels *k = amx_kernels();
-    if (k) return k;
-#endif
-    return bf16_kernels();
-}
 
 static int is_bf16_table(const struct gen_kernels *k) {
 #ifdef GEN_HAVE_AMX
@@ -225,7 +216,7 @@ int gen_kernels_set_precision(enum gen_precision p) {
         return 1;
     }
 #ifdef GEN_HAVE_AVX512BF16
-    const struct gen_kernels *bf = bf16_best();
+    const struct gen_kernels *bf = gen_kernels_bf16();
     if (!bf) {
         gen_error(GEN_ERR_RUNTIME, "this CPU lacks AVX512_BF16 (the vdpbf16ps instruction)");
         return 0;
@@ -243,6 +234,18 @@ int gen_kernels_set_precision(enum gen_precision p) {
     gen_error(GEN_ERR_RUNTIME, "this build of gen has no bf16 kernels (built without AVX-512, or "
                                "by a compiler that lacks -mavx512bf16)");
     return 0;
+#endif
+}
+
+const struct gen_kernels *gen_kernels_bf16(void) {
+#ifdef GEN_HAVE_AMX
+    const struct gen_kernels *k = amx_kernels();
+    if (k) return k;
+#endif
+#ifdef GEN_HAVE_AVX512BF16
+    return bf16_kernels();
+#else
+    return NULL;
 #endif
 }
 
