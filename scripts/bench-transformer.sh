@@ -74,14 +74,20 @@ share_of_peak "$flops" "$(awk -v g="$g" 'BEGIN { print g * 1e3 }')" "$(awk -v t=
 # Sampling at batch 1 from the model the last gen round left (its weights
 # do not change the speed): the rate over 5 samples in one process (the
 # first pays for page faults and BLAS buffers), on one thread and on
-# $GEN_BENCH_THREADS (one token's products shared by rows, its heads by thread).
+# $GEN_BENCH_THREADS (one token's products shared by rows, its heads by
+# thread); then the same under --precision bf16 where this CPU has it (the
+# one-token products read a bf16 copy of the weights).
+precisions=fp32
+if "$gen" --version | grep -q 'bf16: a'; then precisions="fp32 bf16"; fi
+for prec in $precisions; do
 for th in $(printf '%s\n' 1 "$threads" | sort -un); do
 for len in 100 400 1000 4000; do
     best=$("$gen" sample transformer --ckpt "$tmp/run/checkpoint.safetensors" --prompt "Call me" \
         --length "$len" --temperature 0.8 --seed 1 --threads "$th" -n 5 -o "$tmp/sample.txt" --json \
-        --quiet | sed 's/.*"tokens_per_s":\([0-9.e+-]*\).*/\1/' | sort -g | tail -1)
-    awk -v n="$len" -v b="$best" -v th="$th" 'BEGIN {
-        printf "sample batch 1, %d thread(s), length %5d: %6.0f tokens/s  (%.1f us/token)\n", th, n, b, 1e6 / b }'
+        --quiet --precision "$prec" | sed 's/.*"tokens_per_s":\([0-9.e+-]*\).*/\1/' | sort -g | tail -1)
+    awk -v n="$len" -v b="$best" -v th="$th" -v p="$prec" 'BEGIN {
+        printf "sample batch 1, %s, %d thread(s), length %5d: %6.0f tokens/s  (%.1f us/token)\n", p, th, n, b, 1e6 / b }'
+done
 done
 done
 

@@ -30,22 +30,6 @@ static const struct gen_kernels *bf16k(void) {
 }
 
 
-/* x rounded to bf16 as vcvtne2ps2bf16 does: nearest, ties to even;
- * denormals in are zero; NaN stays NaN. */
-static float bf16(float x) {
-    uint32_t u;
-    memcpy(&u, &x, sizeof u);
-    if ((u & 0x7f800000u) == 0)
-        u &= 0x80000000u;
-    else if ((u & 0x7fffffffu) > 0x7f800000u)
-        u |= 0x00400000u;
-    else
-        u += 0x7fffu + ((u >> 16) & 1u);
-    u &= 0xffff0000u;
-    memcpy(&x, &u, sizeof x);
-    return x;
-}
-
 static float *rnd(int64_t n, float lo, float hi, uint64_t seed) {
     float *x = malloc((size_t)(n > 0 ? n : 1) * sizeof *x);
     assert_non_null(x);
@@ -95,8 +79,8 @@ static void test_gemm(void **state) {
                         const float a = ta ? A[p * lda + i] : A[i * lda + p];
                         const float b = tb ? B[j * ldb + p] : B[p * ldb + j];
                         s.exact += (double)a * b;
-                        s.rounded += (double)bf16(a) * bf16(b);
-                        s.mag += fabs((double)bf16(a) * bf16(b));
+                        s.rounded += (double)tu_bf16(a) * tu_bf16(b);
+                        s.mag += fabs((double)tu_bf16(a) * tu_bf16(b));
                     }
                     const double c0 = beta == 0.0f ? 0.0 : (double)beta * C0[i * ldc + j];
                     const double got = C[i * ldc + j], scale = fabs(alpha) * s.mag;
@@ -139,7 +123,7 @@ static void test_rounding(void **state) {
         float c = 0;
         k->gemm(0, 0, 1, 1, 1, 1.0f, &cases[i][0], 1, &one, 1, 0.0f, &c, 1);
         assert_true(c == cases[i][1]);
-        assert_true(bf16(cases[i][0]) == cases[i][1]);
+        assert_true(tu_bf16(cases[i][0]) == cases[i][1]);
     }
     const float nan = NAN;
     float c = 0;
@@ -226,7 +210,7 @@ static void test_conv_gemm(void **state) {
                 double sum = beta * (double)out0[r * N + n] + (bias ? bias[r] : 0.0),
                        mag = fabs(sum);
                 for (int64_t q = 0; q < K; q++) {
-                    const double t = (double)bf16(w[r * K + q]) * bf16(col[q * N + n]);
+                    const double t = (double)tu_bf16(w[r * K + q]) * tu_bf16(col[q * N + n]);
                     sum += t, mag += fabs(t);
                 }
                 const double err = fabs(out[r * N + n] - sum);
@@ -247,7 +231,7 @@ static void test_conv_gemm(void **state) {
                 for (int64_t i = 0; i < m; i++)
                     for (int64_t t = 0; t < P; t++) {
                         const double v =
-                            (double)bf16(dy[i * dy_img + r * P + t]) * bf16(col[q * N + i * P + t]);
+                            (double)tu_bf16(dy[i * dy_img + r * P + t]) * tu_bf16(col[q * N + i * P + t]);
                         sum += v, mag += fabs(v);
                     }
                 const double err = fabs(dw[r * K + q] - sum);
@@ -341,9 +325,9 @@ static void test_linear_layer(void **state) {
     for (int64_t i = 0; i < R; i++)
         for (int64_t o = 0; o < OUT; o++)
             for (int64_t k = 0; k < IN; k++) {
-                const double xy = (double)bf16(x->data[i * IN + k]) * bf16(w->data[o * IN + k]);
-                const double dx = (double)bf16(r[i * OUT + o]) * bf16(w->data[o * IN + k]);
-                const double dw = (double)bf16(r[i * OUT + o]) * bf16(x->data[i * IN + k]);
+                const double xy = (double)tu_bf16(x->data[i * IN + k]) * tu_bf16(w->data[o * IN + k]);
+                const double dx = (double)tu_bf16(r[i * OUT + o]) * tu_bf16(w->data[o * IN + k]);
+                const double dw = (double)tu_bf16(r[i * OUT + o]) * tu_bf16(x->data[i * IN + k]);
                 wy[i * OUT + o] += xy, my[i * OUT + o] += fabs(xy);
                 wdx[i * IN + k] += dx, mdx[i * IN + k] += fabs(dx);
                 wdw[o * IN + k] += dw, mdw[o * IN + k] += fabs(dw);
@@ -394,8 +378,8 @@ static void test_conv_layer(void **state) {
                                     const int64_t iy = ((n * CO + co) * OH + oh) * OW + ow;
                                     const int64_t ix = ((n * CI + c) * H + ih) * W + iw;
                                     const int64_t iw_ = ((co * CI + c) * KH + kh) * KW + kw;
-                                    const double wv = bf16(w->data[iw_]), xv = bf16(x->data[ix]),
-                                                 rv = bf16(r[iy]);
+                                    const double wv = tu_bf16(w->data[iw_]), xv = tu_bf16(x->data[ix]),
+                                                 rv = tu_bf16(r[iy]);
                                     want[iy] += wv * xv, mag[iy] += fabs(wv * xv);
                                     want[ny + ix] += wv * rv, mag[ny + ix] += fabs(wv * rv);
                                     want[ny + nx + iw_] += rv * xv,

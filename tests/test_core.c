@@ -1,5 +1,7 @@
-/* test_core.c - errors, allocation seam, arena, rng, params, optimiser, schedules. */
+/* test_core.c - errors, allocation seam, arena, rng, params, optimiser,
+ * schedules, the threads' split and barrier. */
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -278,8 +280,57 @@ static void test_split(void **state) {
             }
 }
 
+/* Rounds of: every thread writes its slot of the round and counts itself
+ * in, then meets the others at gen_barrier; past it, each finds all the
+ * round's slots written and the count complete. */
+enum { BARRIER_ROUNDS = 3000, BARRIER_MAX_T = 8 };
+struct barrier_run {
+    int slot[BARRIER_ROUNDS][BARRIER_MAX_T];
+    _Atomic int count[BARRIER_ROUNDS];
+    _Atomic int bad, threads;
+};
+
+static void barrier_rounds(void *arg, int t, int nt) {
+    struct barrier_run *b = arg;
+    if (t == 0) atomic_store(&b->threads, nt);
+    for (int r = 0; r < BARRIER_ROUNDS; r++) {
+        b->slot[r][t] = r + t + 1;
+        atomic_fetch_add(&b->count[r], 1);
+        gen_barrier();
+        if (atomic_load(&b->count[r]) != nt) atomic_store(&b->bad, 1);
+        for (int u = 0; u < nt; u++)
+            if (b->slot[r][u] != r + u + 1) atomic_store(&b->bad, 1);
+    }
+}
+
+/* gen_parallel_n runs on min(n, threads) threads (at least one), and
+ * gen_barrier holds every one of them until all arrive: 3000 rounds at
+ * each count, with 3 threads on machines of fewer cores (a waiter then
+ * yields to a descheduled peer). */
+static void test_barrier(void **state) {
+    (void)state;
+    gen_threads_init(3);
+    static const int asked[] = {0, 1, 2, 3, 8};
+    for (size_t i = 0; i < sizeof asked / sizeof asked[0]; i++) {
+        struct barrier_run *b = calloc(1, sizeof *b);
+        assert_non_null(b);
+        gen_parallel_n(asked[i], barrier_rounds, b);
+        const int want = asked[i] < 1 ? 1 : asked[i] > 3 ? 3 : asked[i];
+#ifdef _OPENMP
+        assert_int_equal(atomic_load(&b->threads), want);
+#else
+        assert_int_equal(atomic_load(&b->threads), 1);
+        (void)want;
+#endif
+        assert_int_equal(atomic_load(&b->bad), 0);
+        free(b);
+    }
+    gen_threads_init(0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_barrier),
         cmocka_unit_test(test_split), cmocka_unit_test(test_error_message),  cmocka_unit_test(test_alloc_fault_injection),
         cmocka_unit_test(test_arena_stops_allocating), cmocka_unit_test(test_rng),
         cmocka_unit_test(test_params_layout),  cmocka_unit_test(test_init_fan_in),

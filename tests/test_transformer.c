@@ -3,6 +3,7 @@
  * (scripts/make-fixtures-transformer.py), overfitting a short text and
  * reproducing it greedily, token picking, resume == uninterrupted, and the
  * command line's errors (unknown prompt bytes, bad options, short text). */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -92,29 +93,70 @@ static void test_kv_cache_matches_forward(void **state) {
     gen_tf_free(&m);
 }
 
+/* n tokens decoded one at a time from position 0 at nt threads: (n, V)
+ * logits, malloc'd. */
+static float *decode_all(struct gen_tf *m, struct gen_tf_cache *c, const int32_t *tok, int64_t n,
+                         int nt) {
+    gen_threads_init(nt);
+    float *out = malloc((size_t)(n * m->s.V) * sizeof(float));
+    c->len = 0;
+    for (int64_t t = 0; t < n; t++)
+        memcpy(out + t * m->s.V, gen_tf_cache_feed(c, m, tok + t, 1, 0),
+               (size_t)m->s.V * sizeof(float));
+    gen_threads_init(0);
+    return out;
+}
+
 /* One token at a time, the threads share each product by rows and the
  * attention by heads: the same bits at 1, 2 and 3 threads (3: uneven
- * shares, one thread left without a head of the 2). */
+ * shares, one thread left without a head of the 2), with the fp32 weights
+ * and with their bf16 copy. The model is large enough (2 MB of weights,
+ * 1 MB in bf16) that decoding takes three threads when offered them. */
 static void test_kv_decode_threads(void **state) {
     (void)state;
-    const struct gen_tf_shape s = {2, 2, 48, 24, 37};
+    const struct gen_tf_shape s = {2, 2, 144, 24, 37};
     struct gen_tf m;
     struct gen_tf_cache c;
     int32_t tok[24];
     kv_setup(&s, 5, &m, &c, tok, 24);
-    float *logits[3];
-    for (int nt = 1; nt <= 3; nt++) {
-        gen_threads_init(nt);
-        logits[nt - 1] = malloc((size_t)(24 * s.V) * sizeof(float));
-        c.len = 0;
-        for (int64_t t = 0; t < 24; t++)
-            memcpy(logits[nt - 1] + t * s.V, gen_tf_cache_feed(&c, &m, tok + t, 1, 0),
-                   (size_t)s.V * sizeof(float));
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        assert_int_equal(gen_tf_cache_bf16(&c, &m, bf16), GEN_OK);
+        float *logits[3];
+        for (int nt = 1; nt <= 3; nt++) logits[nt - 1] = decode_all(&m, &c, tok, 24, nt);
+        for (int i = 1; i < 3; i++)
+            assert_memory_equal(logits[0], logits[i], (size_t)(24 * s.V) * sizeof(float));
+        for (int i = 0; i < 3; i++) free(logits[i]);
     }
-    gen_threads_init(0);
-    for (int i = 1; i < 3; i++)
-        assert_memory_equal(logits[0], logits[i], (size_t)(24 * s.V) * sizeof(float));
-    for (int i = 0; i < 3; i++) free(logits[i]);
+    gen_tf_cache_free(&c);
+    gen_tf_free(&m);
+}
+
+/* Decoding from the bf16 copy of the weights (--precision bf16): within
+ * bf16's rounding of the fp32 decoding, but not equal to it (the operands
+ * really are rounded), and back to the fp32 bits once turned off. */
+static void test_kv_decode_bf16(void **state) {
+    (void)state;
+    const struct gen_tf_shape s = {2, 4, 64, 32, 37};
+    struct gen_tf m;
+    struct gen_tf_cache c;
+    int32_t tok[32];
+    kv_setup(&s, 9, &m, &c, tok, 32);
+    float *fp32 = decode_all(&m, &c, tok, 32, 1);
+    assert_int_equal(gen_tf_cache_bf16(&c, &m, 1), GEN_OK);
+    float *bf16 = decode_all(&m, &c, tok, 32, 1);
+    assert_int_equal(gen_tf_cache_bf16(&c, &m, 0), GEN_OK);
+    float *again = decode_all(&m, &c, tok, 32, 1);
+    assert_memory_equal(fp32, again, (size_t)(32 * s.V) * sizeof(float));
+    double worst = 0, spread = 0;
+    for (int64_t i = 0; i < 32 * s.V; i++) {
+        worst = fmax(worst, fabs((double)bf16[i] - fp32[i]));
+        spread = fmax(spread, fabs((double)fp32[i]));
+    }
+    fprintf(stderr, "  bf16 decoding: largest logit difference %.3g (largest logit %.3g)\n", worst,
+            spread);
+    assert_true(worst > 1e-4 * spread); /* rounded */
+    assert_true(worst < 0.05 * spread); /* but close */
+    free(fp32), free(bf16), free(again);
     gen_tf_cache_free(&c);
     gen_tf_free(&m);
 }
@@ -506,6 +548,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kv_cache_matches_forward),
         cmocka_unit_test(test_kv_decode_threads),
+        cmocka_unit_test(test_kv_decode_bf16),
         cmocka_unit_test(test_block_fixture),
         cmocka_unit_test(test_model_fixture),
         cmocka_unit_test(test_overfit_and_reproduce),

@@ -34,6 +34,20 @@ void tu_fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed) {
     gen_rng_fill_uniform(&r, x, n, lo, hi);
 }
 
+float tu_bf16(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7f800000u) == 0)
+        u &= 0x80000000u;
+    else if ((u & 0x7fffffffu) > 0x7f800000u)
+        u |= 0x00400000u;
+    else
+        u += 0x7fffu + ((u >> 16) & 1u);
+    u &= 0xffff0000u;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
 char *tu_mkdtemp(void) {
     char *d = strdup("/tmp/gen-test-XXXXXX");
     if (!mkdtemp(d)) {

@@ -29,6 +29,9 @@ double tu_close(const char *what, const float *a, const float *b, int64_t n, dou
     assert_true(tu_close((what), (a), (b), (n), (rtol), (atol)) <= 1.0)
 
 void tu_fill_uniform(float *x, int64_t n, float lo, float hi, uint64_t seed);
+/* x rounded to bf16 as vcvtne2ps2bf16 does (nearest, ties to even;
+ * denormals in are zero; NaN stays NaN), kept as a float. */
+float tu_bf16(float x);
 
 struct gen_kernels;
 /* A table's gemm_bias (if it has one) gives, on 1, 2 and 3 threads and

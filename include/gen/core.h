@@ -118,6 +118,8 @@ int gen_threads(void);
  * OpenMP region); once with (0, 1) when there is one thread, OpenMP is
  * off, or a region is already active. fn's threads meet at gen_barrier. */
 void gen_parallel(void (*fn)(void *arg, int t, int nt), void *arg);
+/* gen_parallel on at most n of the threads (n < 1: one). */
+void gen_parallel_n(int n, void (*fn)(void *arg, int t, int nt), void *arg);
 /* Waits until every thread of the running gen_parallel is here (nothing
  * outside one). */
 void gen_barrier(void);

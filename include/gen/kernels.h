@@ -319,5 +319,20 @@ void gen_gemm_bias(int ta, int tb, int64_t M, int64_t N, int64_t K, const float 
  * operations whatever M and N), else OpenBLAS's cblas_sgemv. */
 void gen_gemv(int trans, int64_t M, int64_t N, float alpha, const float *A, int64_t lda,
               const float *x, float beta, float *y);
+/* x (n) rounded to bf16 as the bf16 products round their operands
+ * (nearest, ties to even; denormals to zero; NaN stays NaN): kept as
+ * floats (gen_bf16_round, y may be x) or as bf16, the upper halves of the
+ * floats' bits (gen_bf16_pack). On the calling thread. */
+void gen_bf16_round(int64_t n, const float *x, float *y);
+void gen_bf16_pack(int64_t n, const float *x, uint16_t *y);
+/* y = A x + beta y (beta == 0: y is not read) on the calling thread, for
+ * A (M, N) of bf16 (gen_bf16_pack) with rows lda apart: each product in
+ * fp32 (exact where x holds bf16 values, gen_bf16_round), summed as
+ * gen_gemv's kernel sums (each y_i the same operations whatever M).
+ * --precision bf16's one-token decoding streams its weights so, half the
+ * bytes of fp32. The AVX-512 kernel where the table in force is an
+ * AVX-512 one, else a plain loop. */
+void gen_gemv_bf16(int64_t M, int64_t N, const uint16_t *A, int64_t lda, const float *x,
+                   float beta, float *y);
 
 #endif

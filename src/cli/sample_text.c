@@ -98,8 +98,11 @@ int gen_sample_text(const struct gen_family *fam, const struct gen_config *opts,
     cJSON *texts = NULL;
     int rc = 1;
     enum gen_status st;
-    /* Decoding one token at a time is latency-bound: one thread is fastest
-     * (2 threads measured 5-8x slower, all in OpenMP hand-offs). */
+    /* Decoding one token at a time, the threads meet about 20 times a
+     * token: on a quiet machine two threads decode the default model about
+     * twice as fast as one, but where a peer is descheduled every meeting
+     * waits for it (a busy 2-core host measured two threads at half the
+     * speed of one). So one thread unless --threads asks for more. */
     if (!gen_opt_is_set(opts, &gen_sample_options[GEN_SAMPLE_THREADS])) gen_threads_init(1);
     const char *inputs[2] = {ckpt, gen_opt_str(opts, &gen_family_options[GEN_FAM_PROMPT_FILE])};
     if (path && (st = gen_check_output(path, inputs, 2)) != GEN_OK) {

@@ -11,6 +11,7 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -341,4 +342,62 @@ void gen_gemv(int trans, int64_t M, int64_t N, float alpha, const float *A, int6
     if (beta == 0.0f) memset(y, 0, (size_t)ny * sizeof *y); /* BLAS scales y: 0 NaN is NaN */
     cblas_sgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N, alpha, A,
                 (blasint)lda, x, 1, beta, y, 1);
+}
+
+/* x rounded to bf16, as its bits (the scalar form of gemv_avx512.c's round16). */
+static uint32_t bf16_bits(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7f800000u) == 0)
+        u &= 0x80000000u; /* zero, denormal: signed zero */
+    else if ((u & 0x7fffffffu) > 0x7f800000u)
+        u |= 0x00400000u; /* NaN: quiet */
+    else
+        u += 0x7fffu + ((u >> 16) & 1u);
+    return u & 0xffff0000u;
+}
+
+/* x rounded to bf16 into y as floats and/or into packed as bf16 (either
+ * may be NULL). */
+static void bf16_round_into(int64_t n, const float *x, float *y, uint16_t *packed) {
+#ifdef GEN_HAVE_AVX512
+    if (has_avx512_gemv(gen_kernels())) {
+        gen_bf16_round_avx512(n, x, y, packed);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++) {
+        const uint32_t u = bf16_bits(x[i]);
+        if (y) memcpy(y + i, &u, sizeof u);
+        if (packed) packed[i] = (uint16_t)(u >> 16);
+    }
+}
+
+void gen_bf16_round(int64_t n, const float *x, float *y) {
+    bf16_round_into(n, x, y, NULL);
+}
+
+void gen_bf16_pack(int64_t n, const float *x, uint16_t *y) {
+    bf16_round_into(n, x, NULL, y);
+}
+
+void gen_gemv_bf16(int64_t M, int64_t N, const uint16_t *A, int64_t lda, const float *x,
+                   float beta, float *y) {
+    GEN_ASSERT(M >= 0 && N >= 0 && lda >= N);
+#ifdef GEN_HAVE_AVX512
+    if (has_avx512_gemv(gen_kernels())) {
+        gen_sgemv_bf16_avx512(M, N, A, lda, x, beta, y);
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < M; i++) {
+        float s = 0.0f;
+        for (int64_t j = 0; j < N; j++) {
+            const uint32_t u = (uint32_t)A[i * lda + j] << 16;
+            float a;
+            memcpy(&a, &u, sizeof a);
+            s = fmaf(a, x[j], s);
+        }
+        y[i] = beta == 0.0f ? s : fmaf(beta, y[i], s);
+    }
 }

@@ -92,6 +92,97 @@ static void gemv_n(int64_t M, int64_t N, float alpha, const float *A, int64_t ld
         y[i] = scale_out(hsum_tree(row_lanes(A + i * lda, x, N)), alpha, beta, y + i);
 }
 
+/* ---- bf16 rows (gen_gemv_bf16) ----
+ * 32 values of a row at a time, one 512-bit load: the even ones (the low
+ * halves of its 16 words) widened to fp32 by a shift, the odd ones (high
+ * halves) by a mask, each with its own FMA chain against x's even and odd
+ * values (split once per 32 columns for all rows of a group): two ALU
+ * operations and two FMAs per 32 products, where widening 16 at a time
+ * takes three operations per 16. Lane l of a row's even sum holds the
+ * columns 32 c + 2 l, of its odd sum 32 c + 2 l + 1; the row's sum is the
+ * tree of the header over (even + odd), the same for any M. */
+
+/* x's columns j .. j + 32 (zero past N) as (even, odd). */
+static inline __attribute__((always_inline)) void x_pairs(const float *x, int64_t j, int64_t N,
+                                                          __m512 *xe, __m512 *xo) {
+    const int64_t r = N - j;
+    const __mmask16 m0 = r >= 16 ? 0xFFFF : tail_mask(r);
+    const __mmask16 m1 = r >= 32 ? 0xFFFF : r > 16 ? tail_mask(r - 16) : 0;
+    const __m512 a = _mm512_maskz_loadu_ps(m0, x + j), b = _mm512_maskz_loadu_ps(m1, x + j + 16);
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    *xe = _mm512_permutex2var_ps(a, even, b);
+    *xo = _mm512_permutex2var_ps(a, _mm512_add_epi32(even, _mm512_set1_epi32(1)), b);
+}
+
+/* (even, odd) sums += row's columns j .. j + 32 (zero past N) times x's. */
+static inline __attribute__((always_inline)) void row_pairs(const uint16_t *row, int64_t j,
+                                                            int64_t N, __m512 xe, __m512 xo,
+                                                            __m512 *se, __m512 *so) {
+    const int64_t r = N - j;
+    const __m512i w = r >= 32 ? _mm512_loadu_si512(row + j)
+                              : _mm512_maskz_loadu_epi16((__mmask32)((1ull << r) - 1), row + j);
+    const __m512 we = _mm512_castsi512_ps(_mm512_slli_epi32(w, 16));
+    const __m512 wo = _mm512_castsi512_ps(_mm512_and_si512(w, _mm512_set1_epi32((int)0xffff0000u)));
+    *se = _mm512_fmadd_ps(we, xe, *se);
+    *so = _mm512_fmadd_ps(wo, xo, *so);
+}
+
+void gen_sgemv_bf16_avx512(int64_t M, int64_t N, const uint16_t *A, int64_t lda, const float *x,
+                           float beta, float *y) {
+    int64_t i = 0;
+    for (; i + 8 <= M; i += 8) {
+        __m512 se[8], so[8], acc[8]; /* unrolled: kept in registers */
+#pragma GCC unroll 8
+        for (int r = 0; r < 8; r++) se[r] = so[r] = _mm512_setzero_ps();
+        for (int64_t j = 0; j < N; j += 32) {
+            __m512 xe, xo;
+            x_pairs(x, j, N, &xe, &xo);
+#pragma GCC unroll 8
+            for (int r = 0; r < 8; r++) row_pairs(A + (i + r) * lda, j, N, xe, xo, &se[r], &so[r]);
+        }
+#pragma GCC unroll 8
+        for (int r = 0; r < 8; r++) acc[r] = _mm512_add_ps(se[r], so[r]);
+        const __m256 t = hsum_tree8(acc);
+        _mm256_storeu_ps(
+            y + i,
+            beta == 0.0f ? t : _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(y + i), t));
+    }
+    for (; i < M; i++) {
+        __m512 se = _mm512_setzero_ps(), so = se;
+        for (int64_t j = 0; j < N; j += 32) {
+            __m512 xe, xo;
+            x_pairs(x, j, N, &xe, &xo);
+            row_pairs(A + i * lda, j, N, xe, xo, &se, &so);
+        }
+        y[i] = scale_out(hsum_tree(_mm512_add_ps(se, so)), 1.0f, beta, y + i);
+    }
+}
+
+/* 16 floats rounded to bf16 as vcvtne2ps2bf16 does (nearest, ties to
+ * even; denormals to zero, NaN stays NaN), in the upper halves. */
+static inline __m512i round16(__m512 v) {
+    const __m512i u = _mm512_castps_si512(v);
+    const __m512i mag = _mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff));
+    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
+    __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7fff)));
+    const __mmask16 nan = _mm512_cmpgt_epu32_mask(mag, _mm512_set1_epi32(0x7f800000));
+    r = _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(0x00400000));
+    const __mmask16 tiny = _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0x7f800000));
+    r = _mm512_mask_and_epi32(r, tiny, u, _mm512_set1_epi32((int)0x80000000u));
+    return _mm512_and_si512(r, _mm512_set1_epi32((int)0xffff0000u));
+}
+
+void gen_bf16_round_avx512(int64_t n, const float *x, float *y, uint16_t *packed) {
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = n - i < 16 ? tail_mask(n - i) : 0xFFFF;
+        const __m512i r = round16(_mm512_maskz_loadu_ps(m, x + i));
+        if (y) _mm512_mask_storeu_ps(y + i, m, _mm512_castsi512_ps(r));
+        if (packed)
+            _mm256_mask_storeu_epi16(packed + i, m,
+                                     _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16)));
+    }
+}
+
 /* s[v] += x_i row[16 v ..] for the nv vectors of a column block; m masks
  * the last. Whole vectors take plain loads: a masked load that misses the
  * cache is several times slower (the values of a KV cache come from L3). */

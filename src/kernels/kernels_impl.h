@@ -246,6 +246,12 @@ void gen_gemm_avx512_rows(int64_t M, int64_t N, int64_t K, const float *ap, cons
 /* gen_gemv's AVX-512 kernel (gemv_avx512.c), with its arguments. */
 void gen_sgemv_avx512(int trans, int64_t M, int64_t N, float alpha, const float *A, int64_t lda,
                       const float *x, float beta, float *y);
+/* gen_gemv_bf16's and gen_bf16_round's AVX-512 kernels (gemv_avx512.c);
+ * the rounding writes the floats to y and/or the bf16 to packed (each may
+ * be NULL). */
+void gen_sgemv_bf16_avx512(int64_t M, int64_t N, const uint16_t *A, int64_t lda, const float *x,
+                           float beta, float *y);
+void gen_bf16_round_avx512(int64_t n, const float *x, float *y, uint16_t *packed);
 
 int64_t gen_conv_gemm_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
                                   int64_t KW, int64_t stride, int64_t pad, int64_t m);

@@ -276,6 +276,9 @@ static enum gen_status tf_generate(void *model, struct gen_ctx *g, const struct 
         sp = (struct gen_tf_sampling){.temperature = (float)gen_opt_float(opts, &transformer_sample_options[TF_S_TEMPERATURE]),
                                       .top_k = gen_opt_int(opts, &transformer_sample_options[TF_S_TOP_K]),
                                       .top_p = (float)gen_opt_float(opts, &transformer_sample_options[TF_S_TOP_P])};
+    enum gen_status st =
+        gen_tf_cache_bf16(&m->cache, m, gen_kernels_precision() == GEN_PRECISION_BF16);
+    if (st != GEN_OK) return st;
     struct gen_rng rng;
     gen_rng_seed(&rng, req->seed);
     gen_tf_generate(&m->cache, m, req->prompt, req->n_prompt, req->n, &sp, &rng, req->emit,

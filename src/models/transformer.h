@@ -27,12 +27,15 @@ struct gen_tf_block {
 /* The KV cache of sampling (functions below). */
 struct gen_tf_cache {
     int64_t len;              /* positions held (0..T)                    */
+    int64_t rows;             /* rows of x, h, mean, rstd: max(T, threads) */
     float *k, *v;             /* (L, NH, T, hd) each                       */
     int32_t *hist;            /* (T) the tokens at positions 0..len-1     */
     float *x, *h, *y, *qkv, *att, *fc, *act, *mean, *rstd, *qh, *oh, *logits; /* rows */
     float *s, *p;             /* (NH, T, T) attention scores, probabilities */
     float *pick;              /* (2 V) room for gen_tf_pick's (p, id) pairs */
     float *block;             /* the one allocation behind all of these   */
+    uint16_t *wb;             /* the parameters in bf16 (gen_tf_cache_bf16) */
+    int wb_on;                /* one-token products read wb               */
 };
 
 /* The model's random streams: weight init, dropout. */
@@ -85,6 +88,12 @@ struct gen_tensor *gen_tf_forward(struct gen_ctx *g, struct gen_tf *m, const int
 
 enum gen_status gen_tf_cache_init(struct gen_tf_cache *c, const struct gen_tf *m);
 void gen_tf_cache_free(struct gen_tf_cache *c);
+/* on: one-token products (decoding, a prefill's last row) from here on
+ * read a bf16 copy of m's parameters, made now, with their other operand
+ * rounded to bf16 too, as --precision bf16's GEMMs round theirs (half the
+ * bytes to stream a token); off: the fp32 parameters. Call it again after
+ * the parameters change. */
+enum gen_status gen_tf_cache_bf16(struct gen_tf_cache *c, const struct gen_tf *m, int on);
 /* Runs tokens tok[0..n) at positions len..len+n-1 (len + n <= T) through
  * the network, appending their keys and values. Returns the logits of all
  * n rows (n, V) when `all`, else of the last row only (V); the buffer is

@@ -16,9 +16,11 @@ enum gen_status gen_tf_cache_init(struct gen_tf_cache *c, const struct gen_tf *m
     memset(c, 0, sizeof *c);
     const int64_t L = m->s.L, C = m->s.C, T = m->s.T, V = m->s.V, hd = C / m->s.NH;
     /* k, v; per-row scratch for up to T rows; scores and probabilities (NH, T, T). */
-    const int64_t NH = m->s.NH;
-    const int64_t sizes[] = {L * T * C,  L * T * C, T * C,     T * C, T * C, 3 * T * C,
-                             T * C,      4 * T * C, 4 * T * C, T,     T,     NH * T * T,
+    /* x, h and the norms' statistics also have a row per thread (decoding) */
+    const int64_t NH = m->s.NH, R = T > gen_threads() ? T : gen_threads();
+    c->rows = R;
+    const int64_t sizes[] = {L * T * C,  L * T * C, R * C,     R * C, T * C, 3 * T * C,
+                             T * C,      4 * T * C, 4 * T * C, R,     R,     NH * T * T,
                              NH * T * T, T * hd,    T * hd,    T * V, 2 * V};
     float **dst[] = {&c->k,   &c->v,  &c->x,   &c->h,      &c->y,    &c->qkv,
                      &c->att, &c->fc, &c->act, &c->mean,   &c->rstd, &c->s,
@@ -43,17 +45,51 @@ enum gen_status gen_tf_cache_init(struct gen_tf_cache *c, const struct gen_tf *m
 void gen_tf_cache_free(struct gen_tf_cache *c) {
     gen_free(c->block);
     gen_free(c->hist);
+    gen_free(c->wb);
     memset(c, 0, sizeof *c);
 }
 
-/* y (n, OUT) = x (n, IN) w^T + b, as gen_linear computes it. */
-static void linear_rows(int64_t n, int64_t in, int64_t out, const float *x, const float *w,
-                        const float *b, float *y) {
-    for (int64_t r = 0; r < n; r++) memcpy(y + r * out, b, (size_t)out * sizeof(float));
-    if (n == 1)
-        gen_gemv(0, out, in, 1.0f, w, in, x, 1.0f, y); /* a GEMM would pack all of w */
+enum gen_status gen_tf_cache_bf16(struct gen_tf_cache *c, const struct gen_tf *m, int on) {
+    c->wb_on = 0;
+    if (!on) return GEN_OK;
+    if (!c->wb && !(c->wb = gen_alloc((size_t)m->ps.n_train * sizeof *c->wb)))
+        return gen_error(GEN_ERR_NOMEM, "out of memory for the bf16 copy of the weights");
+    gen_bf16_pack(m->ps.n_train, m->ps.data, c->wb);
+    c->wb_on = 1;
+    return GEN_OK;
+}
+
+/* y (rows r0..r1 of w's out) = w x + beta y, w (out, in) parameter tensor
+ * idx, on this thread: one-token products, which stream their weights
+ * (a GEMM would pack them all). From the bf16 copy when it is in use, x
+ * then rounded to bf16 (as_operand) by the caller. */
+static void weight_rows(const struct gen_tf_cache *c, const struct gen_tf *m, int idx, int64_t r0,
+                        int64_t r1, int64_t in, const float *x, float beta, float *y) {
+    const int64_t off = m->ps.p[idx].offset + r0 * in;
+    if (c->wb_on)
+        gen_gemv_bf16(r1 - r0, in, c->wb + off, in, x, beta, y);
     else
-        gen_gemm(0, 1, n, out, in, 1.0f, x, w, 1.0f, y);
+        gen_gemv(0, r1 - r0, in, 1.0f, m->ps.data + off, in, x, beta, y);
+}
+
+/* x (n) as an operand of weight_rows: rounded to bf16 where the bf16
+ * weights are in use, as the bf16 GEMMs round theirs. */
+static void as_operand(const struct gen_tf_cache *c, int64_t n, float *x) {
+    if (c->wb_on) gen_bf16_round(n, x, x);
+}
+
+/* y (n, OUT) = x (n, IN) w^T + b, as gen_linear computes it (w, b:
+ * parameter tensors; one row through weight_rows, rounding x). */
+static void linear_rows(struct gen_tf_cache *c, const struct gen_tf *m, int64_t n, int64_t in,
+                        int64_t out, float *x, int w, int b, float *y) {
+    for (int64_t r = 0; r < n; r++)
+        memcpy(y + r * out, gen_tf_pdata(m, b), (size_t)out * sizeof(float));
+    if (n == 1) {
+        as_operand(c, in, x);
+        weight_rows(c, m, w, 0, out, in, x, 1.0f, y);
+    } else {
+        gen_gemm(0, 1, n, out, in, 1.0f, x, gen_tf_pdata(m, w), 1.0f, y);
+    }
 }
 
 /* Causal attention of the new rows first..n-1 (positions len+first ..
@@ -107,7 +143,7 @@ static void cache_block(struct gen_tf_cache *c, const struct gen_tf *m, int64_t 
     float *x = c->x + first * C; /* (rows, C) */
     K->layernorm_fwd(n, C, c->x, gen_tf_pdata(m, b->ln1_w), gen_tf_pdata(m, b->ln1_b),
                      GEN_TF_LN_EPS, c->h, c->mean, c->rstd);
-    linear_rows(n, C, 3 * C, c->h, gen_tf_pdata(m, b->attn_w), gen_tf_pdata(m, b->attn_b), c->qkv);
+    linear_rows(c, m, n, C, 3 * C, c->h, b->attn_w, b->attn_b, c->qkv);
     for (int64_t h = 0; h < NH; h++) { /* append k, v at (layer, head, position) */
         float *kh = c->k + (l * NH + h) * T * hd, *vh = c->v + (l * NH + h) * T * hd;
         for (int64_t i = 0; i < n; i++) {
@@ -117,14 +153,13 @@ static void cache_block(struct gen_tf_cache *c, const struct gen_tf *m, int64_t 
         }
     }
     cache_attend(c, m, l, first, n);
-    linear_rows(rows, C, C, c->att, gen_tf_pdata(m, b->aproj_w), gen_tf_pdata(m, b->aproj_b), c->y);
+    linear_rows(c, m, rows, C, C, c->att, b->aproj_w, b->aproj_b, c->y);
     K->add(rows * C, x, c->y, x);
     K->layernorm_fwd(rows, C, x, gen_tf_pdata(m, b->ln2_w), gen_tf_pdata(m, b->ln2_b),
                      GEN_TF_LN_EPS, c->h, c->mean, c->rstd);
-    linear_rows(rows, C, 4 * C, c->h, gen_tf_pdata(m, b->fc_w), gen_tf_pdata(m, b->fc_b), c->fc);
+    linear_rows(c, m, rows, C, 4 * C, c->h, b->fc_w, b->fc_b, c->fc);
     K->gelu_fwd(rows * 4 * C, c->fc, c->act);
-    linear_rows(rows, 4 * C, C, c->act, gen_tf_pdata(m, b->mproj_w), gen_tf_pdata(m, b->mproj_b),
-                c->y);
+    linear_rows(c, m, rows, 4 * C, C, c->act, b->mproj_w, b->mproj_b, c->y);
     K->add(rows * C, x, c->y, x);
 }
 
@@ -132,24 +167,39 @@ static void cache_block(struct gen_tf_cache *c, const struct gen_tf *m, int64_t 
 
 /* Decoding one token streams every weight once; the threads share each
  * product by rows (gen_gemv makes every y_i the same operations whatever
- * rows it is given) and the attention by heads, and meet between them, so
- * the result is the same bits at any thread count. The small row work
- * (norms, residual adds) runs on thread 0. */
+ * rows it is given) and the attention by heads, and meet only where a
+ * product needs another thread's rows: five barriers a layer. The small
+ * row work (norms, residual adds) every thread does for itself, on its own
+ * copy of the residual stream (row t of x, its norm in row t of h), so no
+ * thread waits for it; the result is the same bits at any thread count. */
 struct decode {
     struct gen_tf_cache *c;
     const struct gen_tf *m;
 };
 
-/* Rows [lo, hi) of y (out) = w x + b, thread t's share of out. */
-static void linear_part(int t, int nt, int64_t in, int64_t out, const float *x, const float *w,
-                        const float *b, float *y) {
+/* Rows [lo, hi) of y (out) = w x + b (w, b: parameter tensors; b < 0:
+ * none), thread t's share of out; with act, also act = gelu(y) on those
+ * rows, as an operand. */
+static void linear_part(const struct decode *d, int t, int nt, int64_t in, int64_t out,
+                        const float *x, int w, int b, float *y, float *act) {
     int64_t lo, hi;
     gen_split(out, t, nt, 16, &lo, &hi);
     if (hi <= lo) return;
-    if (b) memcpy(y + lo, b + lo, (size_t)(hi - lo) * sizeof(float));
-    gen_gemv(0, hi - lo, in, 1.0f, w + lo * in, in, x, b ? 1.0f : 0.0f, y + lo);
+    if (b >= 0) memcpy(y + lo, gen_tf_pdata(d->m, b) + lo, (size_t)(hi - lo) * sizeof(float));
+    weight_rows(d->c, d->m, w, lo, hi, in, x, b >= 0 ? 1.0f : 0.0f, y + lo);
+    if (act) {
+        gen_kernels()->gelu_fwd(hi - lo, y + lo, act + lo);
+        as_operand(d->c, hi - lo, act + lo);
+    }
 }
 
+/* x's layer norm (w, b: parameter tensors) into h, as an operand. */
+static void norm_row(const struct decode *d, int64_t C, const float *x, int w, int b, float *h,
+                     float *mean, float *rstd) {
+    gen_kernels()->layernorm_fwd(1, C, x, gen_tf_pdata(d->m, w), gen_tf_pdata(d->m, b),
+                                 GEN_TF_LN_EPS, h, mean, rstd);
+    as_operand(d->c, C, h);
+}
 /* The heads [lo, hi) of one layer's attention for the token at position
  * len, whose keys and values are appended first. */
 static void decode_heads(struct gen_tf_cache *c, const struct gen_tf *m, int64_t l, int64_t lo,
@@ -165,7 +215,19 @@ static void decode_heads(struct gen_tf_cache *c, const struct gen_tf *m, int64_t
         gen_gemv(0, tot, hd, scale, kh, hd, c->qkv + h * hd, 0.0f, s);
         K->softmax_fwd(1, tot, s, p);
         gen_gemv(1, tot, hd, 1.0f, vh, hd, p, 0.0f, c->att + h * hd);
+        as_operand(c, hd, c->att + h * hd);
     }
+}
+
+/* The threads worth meeting 20 times a token: one per 256 KiB of weights
+ * it streams (measured on 2 cores: a model of 96 KiB decodes faster on one
+ * thread than on two, one of 384 KiB as fast, the default 3.4 MB 2.3 times
+ * as fast on two), and no more than the cache has rows for. */
+static int decode_threads(const struct gen_tf_cache *c, const struct gen_tf *m) {
+    const int64_t C = m->s.C, bytes = (12 * C * C * m->s.L + m->s.V * C) * (c->wb_on ? 2 : 4);
+    int64_t n = bytes / (256 * 1024);
+    if (n > c->rows) n = c->rows;
+    return n < 1 ? 1 : n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
 static void decode_token(void *arg, int t, int nt) {
@@ -174,43 +236,29 @@ static void decode_token(void *arg, int t, int nt) {
     const struct gen_tf *m = d->m;
     const struct gen_kernels *K = gen_kernels();
     const int64_t C = m->s.C, NH = m->s.NH, L = m->s.L, V = m->s.V;
+    float *x = c->x + t * C, *h = c->h + t * C, *mean = c->mean + t, *rstd = c->rstd + t;
+    if (t > 0) memcpy(x, c->x, (size_t)C * sizeof(float)); /* row 0: the token's embedding */
+    int64_t lo, hi;
+    gen_split(NH, t, nt, 1, &lo, &hi);
     for (int64_t l = 0; l < L; l++) {
         const struct gen_tf_block *b = &m->blk[l];
-        if (t == 0)
-            K->layernorm_fwd(1, C, c->x, gen_tf_pdata(m, b->ln1_w), gen_tf_pdata(m, b->ln1_b),
-                             GEN_TF_LN_EPS, c->h, c->mean, c->rstd);
+        norm_row(d, C, x, b->ln1_w, b->ln1_b, h, mean, rstd);
+        linear_part(d, t, nt, C, 3 * C, h, b->attn_w, b->attn_b, c->qkv, NULL);
         gen_barrier();
-        linear_part(t, nt, C, 3 * C, c->h, gen_tf_pdata(m, b->attn_w), gen_tf_pdata(m, b->attn_b),
-                    c->qkv);
-        gen_barrier();
-        int64_t lo, hi;
-        gen_split(NH, t, nt, 1, &lo, &hi);
         decode_heads(c, m, l, lo, hi);
         gen_barrier();
-        linear_part(t, nt, C, C, c->att, gen_tf_pdata(m, b->aproj_w), gen_tf_pdata(m, b->aproj_b),
-                    c->y);
+        linear_part(d, t, nt, C, C, c->att, b->aproj_w, b->aproj_b, c->y, NULL);
         gen_barrier();
-        if (t == 0) {
-            K->add(C, c->x, c->y, c->x);
-            K->layernorm_fwd(1, C, c->x, gen_tf_pdata(m, b->ln2_w), gen_tf_pdata(m, b->ln2_b),
-                             GEN_TF_LN_EPS, c->h, c->mean, c->rstd);
-        }
+        K->add(C, x, c->y, x);
+        norm_row(d, C, x, b->ln2_w, b->ln2_b, h, mean, rstd);
+        linear_part(d, t, nt, C, 4 * C, h, b->fc_w, b->fc_b, c->fc, c->act);
         gen_barrier();
-        linear_part(t, nt, C, 4 * C, c->h, gen_tf_pdata(m, b->fc_w), gen_tf_pdata(m, b->fc_b),
-                    c->fc);
+        linear_part(d, t, nt, 4 * C, C, c->act, b->mproj_w, b->mproj_b, c->y, NULL);
         gen_barrier();
-        if (t == 0) K->gelu_fwd(4 * C, c->fc, c->act);
-        gen_barrier();
-        linear_part(t, nt, 4 * C, C, c->act, gen_tf_pdata(m, b->mproj_w),
-                    gen_tf_pdata(m, b->mproj_b), c->y);
-        gen_barrier();
-        if (t == 0) K->add(C, c->x, c->y, c->x);
+        K->add(C, x, c->y, x);
     }
-    if (t == 0)
-        K->layernorm_fwd(1, C, c->x, gen_tf_pdata(m, m->lnf_w), gen_tf_pdata(m, m->lnf_b),
-                         GEN_TF_LN_EPS, c->h, c->mean, c->rstd);
-    gen_barrier();
-    linear_part(t, nt, C, V, c->h, gen_tf_pdata(m, m->wte), NULL, c->logits); /* (V) = wte h */
+    norm_row(d, C, x, m->lnf_w, m->lnf_b, h, mean, rstd);
+    linear_part(d, t, nt, C, V, h, m->wte, -1, c->logits, NULL); /* (V) = wte h */
 }
 
 const float *gen_tf_cache_feed(struct gen_tf_cache *c, const struct gen_tf *m, const int32_t *tok,
@@ -227,7 +275,7 @@ const float *gen_tf_cache_feed(struct gen_tf_cache *c, const struct gen_tf *m, c
     }
     if (n == 1) {
         struct decode d = {c, m};
-        gen_parallel(decode_token, &d);
+        gen_parallel_n(decode_threads(c, m), decode_token, &d);
         c->len = len + 1;
         return c->logits;
     }
@@ -239,9 +287,10 @@ const float *gen_tf_cache_feed(struct gen_tf_cache *c, const struct gen_tf *m, c
     c->len = len + n;
     K->layernorm_fwd(rows, C, c->x + first * C, gen_tf_pdata(m, m->lnf_w),
                      gen_tf_pdata(m, m->lnf_b), GEN_TF_LN_EPS, c->h, c->mean, c->rstd);
-    if (rows == 1)
-        gen_gemv(0, V, C, 1.0f, wte, C, c->h, 0.0f, c->logits); /* (V) = wte h */
-    else
+    if (rows == 1) { /* (V) = wte h */
+        as_operand(c, C, c->h);
+        weight_rows(c, m, m->wte, 0, V, C, c->h, 0.0f, c->logits);
+    } else
         gen_gemm(0, 1, rows, V, C, 1.0f, c->h, wte, 0.0f, c->logits); /* (rows, V) = h wte^T */
     return c->logits;
 }
