@@ -229,10 +229,7 @@ static inline __attribute__((always_inline)) void kernel_core(const int nv, int6
     __m512 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
     __m512 c40 = c00, c41 = c00, c42 = c00, c50 = c00, c51 = c00, c52 = c00;
     __m512 c60 = c00, c61 = c00, c62 = c00, c70 = c00, c71 = c00, c72 = c00;
-    /* C's lines are wanted after the loop: fetch them during it */
 #define C_ROW(r) (crow ? crow[r] + j : c + (r)*ldc)
-    for (int64_t r = 0; r < mr; r++)
-        for (int v = 0; v < nv; v++) _mm_prefetch((const char *)(C_ROW(r) + 16 * v), _MM_HINT_T0);
 #define ROW(r)                                                                                     \
     do {                                                                                           \
         const __m512 a = _mm512_set1_ps(ap[r]);                                                    \
@@ -246,6 +243,11 @@ static inline __attribute__((always_inline)) void kernel_core(const int nv, int6
         const __m512 b1 = nv > 1 ? _mm512_loadu_ps(b + 16) : b0;
         const __m512 b2 = nv > 2 ? _mm512_loadu_ps(b + 32) : b0;
         if (!brow) _mm_prefetch((const char *)(bp + 4 * NR), _MM_HINT_T0);
+        /* C's lines are wanted after the loop: fetch them during it, one
+         * row of the tile per step (all at once, they held up the loop
+         * while the line fill buffers were full) */
+        if (k < mr)
+            for (int v = 0; v < nv; v++) _mm_prefetch((const char *)(C_ROW(k) + 16 * v), _MM_HINT_T0);
         ROW(0);
         ROW(1);
         ROW(2);
