@@ -210,6 +210,43 @@ static void pack_b(int tb, const float *B, int64_t ldb, int64_t p0, int64_t j0, 
 
 /* ---- micro-kernel ------------------------------------------------------- */
 
+/* Lines the micro-kernels fetch into L2 as they run, one every mask + 1
+ * steps: the sources of what packing reads next (the next block of A;
+ * after a slice's last block, the next slice's first block of A and its
+ * rows of B), each region rows of `len` lines `ld` bytes apart. Packing
+ * reads its source from memory with the FMA units idle (on a machine
+ * whose copy loop moves 28 GB/s, as long as a sixth of the block's
+ * products); fetched during the products before, it comes from L2. */
+struct ahead {
+    const char *row, *p;
+    int64_t ld, rows;
+    int len, left, mask, more; /* more: region 1 follows */
+    const char *row1;
+    int64_t ld1, rows1;
+    int len1;
+};
+
+/* The next row of a's regions after the line at p (a->p NULL: none). */
+static __attribute__((noinline)) const char *ahead_row(struct ahead *a) {
+    a->row += a->ld, a->left = a->len;
+    if (--a->rows == 0) {
+        if (!a->more) return a->p = NULL;
+        a->row = a->row1, a->ld = a->ld1, a->rows = a->rows1;
+        a->len = a->left = a->len1, a->more = 0;
+    }
+    return a->p = a->row;
+}
+
+/* op(A)'s block [i0, i0 + mc) x [p0, p0 + kc) as a region of struct ahead:
+ * stored M x K (ta 0): mc rows of kc floats; K x M: kc rows of mc. */
+static void ahead_a(int ta, const float *A, int64_t lda, int64_t i0, int64_t p0, int64_t mc,
+                    int64_t kc, const char **row, int64_t *ld, int64_t *rows, int *len) {
+    *row = (const char *)(ta ? A + p0 * lda + i0 : A + i0 * lda + p0);
+    *ld = lda * (int64_t)sizeof(float);
+    *rows = ta ? kc : mc;
+    *len = (int)(((ta ? mc : kc) + 15) / 16);
+}
+
 /* C[0..mr, 0..nr) = alpha (ap B) + beta C + bias, over kc steps (beta ==
  * 0: C is not read; bias: nr values, one a column, or NULL), for nr <= 16
  * nv: the 8 x (16 nv) tile of C lives in 8 nv zmm registers. ap is a
@@ -224,12 +261,17 @@ static inline __attribute__((always_inline)) void kernel_core(const int nv, int6
                                                               float *c, int64_t ldc,
                                                               float *const *crow, int64_t mr,
                                                               int64_t nr, float alpha, float beta,
-                                                              const float *bias) {
+                                                              const float *bias,
+                                                              struct ahead *ahead) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
     __m512 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
     __m512 c40 = c00, c41 = c00, c42 = c00, c50 = c00, c51 = c00, c52 = c00;
     __m512 c60 = c00, c61 = c00, c62 = c00, c70 = c00, c71 = c00, c72 = c00;
 #define C_ROW(r) (crow ? crow[r] + j : c + (r)*ldc)
+    /* the fetch-ahead cursor, in registers while the loop runs */
+    const char *pf = ahead ? ahead->p : NULL;
+    int pf_left = ahead ? ahead->left : 0;
+    const int pf_mask = ahead ? ahead->mask : 0;
 #define ROW(r)                                                                                     \
     do {                                                                                           \
         const __m512 a = _mm512_set1_ps(ap[r]);                                                    \
@@ -248,6 +290,11 @@ static inline __attribute__((always_inline)) void kernel_core(const int nv, int6
          * while the line fill buffers were full) */
         if (k < mr)
             for (int v = 0; v < nv; v++) _mm_prefetch((const char *)(C_ROW(k) + 16 * v), _MM_HINT_T0);
+        if (pf && (k & pf_mask) == 0) {
+            _mm_prefetch(pf, _MM_HINT_T1);
+            pf += 64;
+            if (--pf_left == 0) pf = ahead_row(ahead), pf_left = ahead->left;
+        }
         ROW(0);
         ROW(1);
         ROW(2);
@@ -258,6 +305,7 @@ static inline __attribute__((always_inline)) void kernel_core(const int nv, int6
         ROW(7);
     }
 #undef ROW
+    if (ahead) ahead->p = pf, ahead->left = pf_left;
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     const __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - 16), m2 = lane_mask(nr - 32);
     /* the bias, as it would be read back from a C filled with it (beta 1) */
@@ -297,7 +345,7 @@ static inline __attribute__((always_inline)) void kernel_core(const int nv, int6
  * for rows read in place; kernel(nr) picks the narrowest that holds nr. */
 typedef void (*packed_kernel)(int64_t kc, const float *restrict ap, const float *restrict bp,
                               float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha,
-                              float beta, const float *bias);
+                              float beta, const float *bias, struct ahead *ahead);
 typedef void (*rows_kernel)(int64_t kc, const float *restrict ap, const float *const *brow,
                             int64_t j, float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha,
                             float beta);
@@ -306,24 +354,35 @@ typedef void (*crow_kernel)(int64_t kc, const float *restrict ap, const float *r
 #define KERNELS(NV)                                                                                \
     static void kernel_8x##NV(int64_t kc, const float *restrict ap, const float *restrict bp,      \
                               float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha,          \
-                              float beta, const float *bias) {                                     \
-        kernel_core(NV, kc, ap, bp, NULL, 0, c, ldc, NULL, mr, nr, alpha, beta, bias);             \
+                              float beta, const float *bias, struct ahead *ahead) {                \
+        (void)ahead;                                                                               \
+        kernel_core(NV, kc, ap, bp, NULL, 0, c, ldc, NULL, mr, nr, alpha, beta, bias, NULL);       \
+    }                                                                                              \
+    static void kernel_8x##NV##_ahead(int64_t kc, const float *restrict ap,                        \
+                                      const float *restrict bp, float *c, int64_t ldc, int64_t mr, \
+                                      int64_t nr, float alpha, float beta, const float *bias,      \
+                                      struct ahead *ahead) {                                       \
+        kernel_core(NV, kc, ap, bp, NULL, 0, c, ldc, NULL, mr, nr, alpha, beta, bias, ahead);      \
     }                                                                                              \
     static void kernel_8x##NV##_rows(int64_t kc, const float *restrict ap,                         \
                                      const float *const *brow, int64_t j, float *c, int64_t ldc,   \
                                      int64_t mr, int64_t nr, float alpha, float beta) {            \
-        kernel_core(NV, kc, ap, NULL, brow, j, c, ldc, NULL, mr, nr, alpha, beta, NULL);           \
+        kernel_core(NV, kc, ap, NULL, brow, j, c, ldc, NULL, mr, nr, alpha, beta, NULL, NULL);     \
     }                                                                                              \
     static void kernel_8x##NV##_crow(int64_t kc, const float *restrict ap,                         \
                                      const float *restrict bp, float *const *crow, int64_t j,      \
                                      int64_t mr, int64_t nr, float beta) {                         \
-        kernel_core(NV, kc, ap, bp, NULL, j, NULL, 0, crow, mr, nr, 1.0f, beta, NULL);             \
+        kernel_core(NV, kc, ap, bp, NULL, j, NULL, 0, crow, mr, nr, 1.0f, beta, NULL, NULL);       \
     }
 KERNELS(1)
 KERNELS(2)
 KERNELS(3)
 #undef KERNELS
-static const packed_kernel packed_kernels[3] = {kernel_8x1, kernel_8x2, kernel_8x3};
+/* [0]: plain; [1]: fetching ahead (its cursor costs the loop a little
+ * where there is nothing to fetch) */
+static const packed_kernel packed_kernels[2][3] = {{kernel_8x1, kernel_8x2, kernel_8x3},
+                                                   {kernel_8x1_ahead, kernel_8x2_ahead,
+                                                    kernel_8x3_ahead}};
 static const rows_kernel rows_kernels[3] = {kernel_8x1_rows, kernel_8x2_rows, kernel_8x3_rows};
 static const crow_kernel crow_kernels[3] = {kernel_8x1_crow, kernel_8x2_crow, kernel_8x3_crow};
 
@@ -360,6 +419,29 @@ static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
             if (B) pack_b(tb, B, ldb, p0, j0, kc, nc, bp); /* else prepacked, or rows */
             for (int64_t i0 = 0; i0 < M; i0 += MC) {
                 const int64_t mc = M - i0 < MC ? M - i0 : MC;
+                /* what packing reads after this block, fetched meanwhile */
+                struct ahead next = {0};
+                const int64_t p1 = p0 + kslice, kc1 = K - p1 < kslice ? K - p1 : kslice;
+                if (!apre && i0 + MC < M) {
+                    ahead_a(ta, A, lda, i0 + MC, p0, M - i0 - MC < MC ? M - i0 - MC : MC, kc,
+                            &next.row, &next.ld, &next.rows, &next.len);
+                } else if (!apre && p1 < K) {
+                    ahead_a(ta, A, lda, 0, p1, M < MC ? M : MC, kc1, &next.row, &next.ld,
+                            &next.rows, &next.len);
+                    if (B) { /* B stored K x N (tb 0) or N x K */
+                        next.more = 1;
+                        next.row1 = (const char *)(tb ? B + j0 * ldb + p1 : B + p1 * ldb + j0);
+                        next.ld1 = ldb * (int64_t)sizeof(float);
+                        next.rows1 = tb ? nc : kc1;
+                        next.len1 = (int)(((tb ? kc1 : nc) + 15) / 16);
+                    }
+                }
+                if (next.rows > 0) { /* spread over this block's steps */
+                    const int64_t lines = next.rows * next.len + next.more * next.rows1 * next.len1;
+                    const int64_t steps = ((nc + NR - 1) / NR) * ((mc + MR - 1) / MR) * kc;
+                    next.p = next.row, next.left = next.len;
+                    next.mask = steps >= 8 * lines ? 7 : steps >= 4 * lines ? 3 : steps >= 2 * lines ? 1 : 0;
+                }
                 if (apre)
                     ap = apre + p0 * Mp + (i0 / MR) * kc * MR;
                 else
@@ -384,9 +466,10 @@ static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
                     }
                     const float *bj = bias && p0 == 0 ? bias + j0 + jr : NULL;
                     for (int64_t ir = 0; ir < mc; ir += MR)
-                        packed_kernels[(nr - 1) / 16](kc, ap + (ir / MR) * kc * MR, bpanel,
+                        packed_kernels[next.p != NULL][(nr - 1) / 16](kc, ap + (ir / MR) * kc * MR, bpanel,
                                                       C + (i0 + ir) * ldc + j0 + jr, ldc,
-                                                      mc - ir < MR ? mc - ir : MR, nr, alpha, b, bj);
+                                                      mc - ir < MR ? mc - ir : MR, nr, alpha, b, bj,
+                                                      &next);
                 }
             }
         }
