@@ -25,7 +25,9 @@
  * in registers, B 16 x 16, and rows read in order are copied whole. The
  * large operand of a transformer layer (4096 rows) comes from L3 or memory
  * in strided streams that the hardware prefetcher misses, so packing
- * prefetches its source PF_PANELS panels (A) or PF_ROWS rows ahead.
+ * prefetches its source PF_PANELS panels (A) or PF_ROWS rows ahead, and
+ * the micro-kernels, while they run, fetch into L2 what packing reads
+ * next (struct ahead).
  *
  * Every element of C is the same sequence of FMAs whatever the blocking of
  * M and N, so splitting M or N across threads (gen_sgemm_avx512_mt) gives
