@@ -60,8 +60,10 @@ void gen_parallel(void (*fn)(void *arg, int t, int nt), void *arg) {
  * few thousand spins a waiter yields its core, in case the peer it waits
  * for is descheduled (more threads than cores). One gen_parallel runs at
  * a time (never nested), so one counter serves. */
+#ifdef _OPENMP
 static _Atomic int barrier_count;
 static _Atomic unsigned barrier_gen;
+#endif
 
 void gen_barrier(void) {
 #ifdef _OPENMP
