@@ -230,8 +230,8 @@ static void test_conv_gemm(void **state) {
                 double sum = 0, mag = 0;
                 for (int64_t i = 0; i < m; i++)
                     for (int64_t t = 0; t < P; t++) {
-                        const double v =
-                            (double)tu_bf16(dy[i * dy_img + r * P + t]) * tu_bf16(col[q * N + i * P + t]);
+                        const double v = (double)tu_bf16(dy[i * dy_img + r * P + t]) *
+                                         tu_bf16(col[q * N + i * P + t]);
                         sum += v, mag += fabs(v);
                     }
                 const double err = fabs(dw[r * K + q] - sum);
@@ -325,7 +325,8 @@ static void test_linear_layer(void **state) {
     for (int64_t i = 0; i < R; i++)
         for (int64_t o = 0; o < OUT; o++)
             for (int64_t k = 0; k < IN; k++) {
-                const double xy = (double)tu_bf16(x->data[i * IN + k]) * tu_bf16(w->data[o * IN + k]);
+                const double xy =
+                    (double)tu_bf16(x->data[i * IN + k]) * tu_bf16(w->data[o * IN + k]);
                 const double dx = (double)tu_bf16(r[i * OUT + o]) * tu_bf16(w->data[o * IN + k]);
                 const double dw = (double)tu_bf16(r[i * OUT + o]) * tu_bf16(x->data[i * IN + k]);
                 wy[i * OUT + o] += xy, my[i * OUT + o] += fabs(xy);
@@ -378,8 +379,8 @@ static void test_conv_layer(void **state) {
                                     const int64_t iy = ((n * CO + co) * OH + oh) * OW + ow;
                                     const int64_t ix = ((n * CI + c) * H + ih) * W + iw;
                                     const int64_t iw_ = ((co * CI + c) * KH + kh) * KW + kw;
-                                    const double wv = tu_bf16(w->data[iw_]), xv = tu_bf16(x->data[ix]),
-                                                 rv = tu_bf16(r[iy]);
+                                    const double wv = tu_bf16(w->data[iw_]);
+                                    const double xv = tu_bf16(x->data[ix]), rv = tu_bf16(r[iy]);
                                     want[iy] += wv * xv, mag[iy] += fabs(wv * xv);
                                     want[ny + ix] += wv * rv, mag[ny + ix] += fabs(wv * rv);
                                     want[ny + nx + iw_] += rv * xv,

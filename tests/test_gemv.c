@@ -129,7 +129,8 @@ static void rounding(const char *isa) {
     const int64_t n_max = 40;
     float *x = rnd(n_max, 50), *y = malloc((size_t)n_max * sizeof(float));
     uint16_t *h = malloc((size_t)n_max * sizeof *h);
-    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) x[3 * i % n_max] = from_bits(special[i]);
+    for (size_t i = 0; i < sizeof special / sizeof special[0]; i++)
+        x[3 * i % n_max] = from_bits(special[i]);
     for (int64_t n = 1; n <= n_max; n++) {
         memset(y, 0xAB, (size_t)n_max * sizeof(float));
         memset(h, 0xAB, (size_t)n_max * sizeof *h);

@@ -291,7 +291,8 @@ static inline __attribute__((always_inline)) void kernel_core(const int nv, int6
          * row of the tile per step (all at once, they held up the loop
          * while the line fill buffers were full) */
         if (k < mr)
-            for (int v = 0; v < nv; v++) _mm_prefetch((const char *)(C_ROW(k) + 16 * v), _MM_HINT_T0);
+            for (int v = 0; v < nv; v++)
+                _mm_prefetch((const char *)(C_ROW(k) + 16 * v), _MM_HINT_T0);
         if (pf && (k & pf_mask) == 0) {
             _mm_prefetch(pf, _MM_HINT_T1);
             pf += 64;
@@ -442,7 +443,10 @@ static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
                     const int64_t lines = next.rows * next.len + next.more * next.rows1 * next.len1;
                     const int64_t steps = ((nc + NR - 1) / NR) * ((mc + MR - 1) / MR) * kc;
                     next.p = next.row, next.left = next.len;
-                    next.mask = steps >= 8 * lines ? 7 : steps >= 4 * lines ? 3 : steps >= 2 * lines ? 1 : 0;
+                    next.mask = steps >= 8 * lines   ? 7
+                                : steps >= 4 * lines ? 3
+                                : steps >= 2 * lines ? 1
+                                                     : 0;
                 }
                 if (apre)
                     ap = apre + p0 * Mp + (i0 / MR) * kc * MR;
@@ -468,10 +472,9 @@ static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
                     }
                     const float *bj = bias && p0 == 0 ? bias + j0 + jr : NULL;
                     for (int64_t ir = 0; ir < mc; ir += MR)
-                        packed_kernels[next.p != NULL][(nr - 1) / 16](kc, ap + (ir / MR) * kc * MR, bpanel,
-                                                      C + (i0 + ir) * ldc + j0 + jr, ldc,
-                                                      mc - ir < MR ? mc - ir : MR, nr, alpha, b, bj,
-                                                      &next);
+                        packed_kernels[next.p != NULL][(nr - 1) / 16](
+                            kc, ap + (ir / MR) * kc * MR, bpanel, C + (i0 + ir) * ldc + j0 + jr,
+                            ldc, mc - ir < MR ? mc - ir : MR, nr, alpha, b, bj, &next);
                 }
             }
         }

@@ -109,7 +109,8 @@ static inline __attribute__((always_inline)) void x_pairs(const float *x, int64_
     const __mmask16 m0 = r >= 16 ? 0xFFFF : tail_mask(r);
     const __mmask16 m1 = r >= 32 ? 0xFFFF : r > 16 ? tail_mask(r - 16) : 0;
     const __m512 a = _mm512_maskz_loadu_ps(m0, x + j), b = _mm512_maskz_loadu_ps(m1, x + j + 16);
-    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i even =
+        _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     *xe = _mm512_permutex2var_ps(a, even, b);
     *xo = _mm512_permutex2var_ps(a, _mm512_add_epi32(even, _mm512_set1_epi32(1)), b);
 }
