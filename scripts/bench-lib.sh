@@ -1,5 +1,9 @@
 # bench-lib.sh - sourced by the family benches (bash).
 
+# has_bf16 GEN: true where GEN has --precision bf16 kernels on this CPU/build
+# (`gen --version`: "--precision bf16: amx" or "avx512bf16").
+has_bf16() { "$1" --version | grep -q 'bf16: a'; }
+
 # median X...: the middle value (the upper one of an even count).
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 

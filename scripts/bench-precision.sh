@@ -15,7 +15,7 @@ rounds=${ROUNDS:-3}
 steps=${STEPS:-20}
 source scripts/bench-lib.sh
 "$gen" --version | tail -1
-if ! "$gen" --version | grep -q 'bf16: a'; then
+if ! has_bf16 "$gen"; then
     echo "precision: skipped: no bf16 kernels on this CPU/build"
     exit 0
 fi

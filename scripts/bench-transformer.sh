@@ -78,7 +78,7 @@ share_of_peak "$flops" "$(awk -v g="$g" 'BEGIN { print g * 1e3 }')" "$(awk -v t=
 # thread); then the same under --precision bf16 where this CPU has it (the
 # one-token products read a bf16 copy of the weights).
 precisions=fp32
-if "$gen" --version | grep -q 'bf16: a'; then precisions="fp32 bf16"; fi
+if has_bf16 "$gen"; then precisions="fp32 bf16"; fi
 for prec in $precisions; do
 for th in $(printf '%s\n' 1 "$threads" | sort -un); do
 for len in 100 400 1000 4000; do

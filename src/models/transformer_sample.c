@@ -82,13 +82,12 @@ static void as_operand(const struct gen_tf_cache *c, int64_t n, float *x) {
  * parameter tensors; one row through weight_rows, rounding x). */
 static void linear_rows(struct gen_tf_cache *c, const struct gen_tf *m, int64_t n, int64_t in,
                         int64_t out, float *x, int w, int b, float *y) {
-    for (int64_t r = 0; r < n; r++)
-        memcpy(y + r * out, gen_tf_pdata(m, b), (size_t)out * sizeof(float));
     if (n == 1) {
+        memcpy(y, gen_tf_pdata(m, b), (size_t)out * sizeof(float));
         as_operand(c, in, x);
         weight_rows(c, m, w, 0, out, in, x, 1.0f, y);
     } else {
-        gen_gemm(0, 1, n, out, in, 1.0f, x, gen_tf_pdata(m, w), 1.0f, y);
+        gen_gemm_bias(0, 1, n, out, in, x, gen_tf_pdata(m, w), gen_tf_pdata(m, b), y);
     }
 }
 
@@ -219,13 +218,13 @@ static void decode_heads(struct gen_tf_cache *c, const struct gen_tf *m, int64_t
     }
 }
 
-/* The threads worth meeting 20 times a token: one per 256 KiB of weights
- * it streams (measured on 2 cores: a model of 96 KiB decodes faster on one
- * thread than on two, one of 384 KiB as fast, the default 3.4 MB 2.3 times
- * as fast on two), and no more than the cache has rows for. */
+/* The threads worth meeting 20 times a token: one per 256 KiB of the
+ * parameters it streams (measured on 2 cores: a model of 96 KiB decodes
+ * faster on one thread than on two, one of 384 KiB as fast, the default
+ * 3.4 MB 2.3 times as fast on two), and no more than the cache has rows
+ * for. */
 static int decode_threads(const struct gen_tf_cache *c, const struct gen_tf *m) {
-    const int64_t C = m->s.C, bytes = (12 * C * C * m->s.L + m->s.V * C) * (c->wb_on ? 2 : 4);
-    int64_t n = bytes / (256 * 1024);
+    int64_t n = m->ps.n_train * (c->wb_on ? 2 : 4) / (256 * 1024);
     if (n > c->rows) n = c->rows;
     return n < 1 ? 1 : n > INT32_MAX ? INT32_MAX : (int)n;
 }
