@@ -601,6 +601,23 @@ static void ema(int64_t n, float *e, const float *p, float decay) {
  * Stride 1: each output row of a col row is [zeros | a contiguous run of x's
  * row | zeros], the run copied a vector at a time. Other strides: scalar. */
 
+/* d[0, n) = s[0, n) (s NULL: zeros) in whole vectors, the last one ending
+ * at n and overlapping the one before; runs shorter than a vector go
+ * element by element. No masked stores: the rows of a convolution are
+ * short (28, 14, 7), so a masked tail came once a row, and AVX2's
+ * vmaskmovps store costs AMD's cores about as much as the rest of the row. */
+SIMD_INLINE void copy_run(float *restrict d, const float *restrict s, int64_t n) {
+    if (n < VW) {
+        for (int64_t i = 0; i < n; i++) d[i] = s ? s[i] : 0.0f;
+        return;
+    }
+    const vm m = vm_full();
+    const vf z = vf_set1(0.0f);
+    int64_t i = 0;
+    for (; i + VW < n; i += VW) st(d + i, m, 1, s ? ld(s + i, m, 1) : z);
+    st(d + n - VW, m, 1, s ? ld(s + n - VW, m, 1) : z);
+}
+
 static void im2col_ld(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
                       int64_t pad, int64_t ldc, const float *x, float *col) {
     if (stride != 1) {
@@ -608,7 +625,6 @@ static void im2col_ld(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, i
         return;
     }
     const int64_t OH = gen_conv_out(H, KH, 1, pad), OW = gen_conv_out(W, KW, 1, pad);
-    const vf z = vf_set1(0.0f);
     GEN_KFOR(GEN_KPAR_ROWS(C, C * KH * KW * OH * OW), c, C,
         for (int64_t kh = 0; kh < KH; kh++)
             for (int64_t kw = 0; kw < KW; kw++) {
@@ -619,12 +635,12 @@ static void im2col_ld(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, i
                     const int64_t ih = oh - pad + kh;
                     float *d = dst + oh * OW;
                     if (ih < 0 || ih >= H) {
-                        VLOOP(0, OW, ST(d + i, z));
+                        copy_run(d, NULL, OW);
                         continue;
                     }
                     const float *s = x + (c * H + ih) * W - pad + kw;
                     for (int64_t ow = 0; ow < lo; ow++) d[ow] = 0.0f;
-                    VLOOP(lo, hi, ST(d + i, LD(s + i)));
+                    copy_run(d + lo, s + lo, hi - lo);
                     for (int64_t ow = hi; ow < OW; ow++) d[ow] = 0.0f;
                 }
             });
