@@ -545,6 +545,62 @@ static void test_conv_transpose2d_grads_tables(void **state) {
     gen_kernels_select(NULL);
 }
 
+/* The AVX2 table runs stride-1 convolutions (and their gradients) through
+ * its own implicit GEMM and leaves strided ones to im2col and OpenBLAS
+ * (conv_gemm_work 0): both ops, forward and every gradient, against the
+ * scalar table on each kind of geometry, whatever the machine's best
+ * table. Skipped on a CPU without AVX2. */
+static void test_conv_grads_avx2(void **state) {
+    (void)state;
+    const struct conv_case cases[] = {
+        /* N, Cin, H, W, Cout, KH, KW, s, p */
+        {3, 5, 9, 10, 7, 3, 3, 1, 1}, {2, 4, 8, 8, 13, 1, 1, 1, 0}, {2, 3, 7, 7, 9, 3, 3, 2, 1},
+        {2, 6, 6, 5, 4, 4, 4, 2, 1},  {9, 2, 5, 6, 3, 3, 3, 1, 0},  {1, 17, 6, 6, 5, 5, 5, 1, 2},
+    };
+    if (!gen_kernels_for("avx2")) skip();
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        for (int transposed = 0; transposed < 2; transposed++) {
+            const struct conv_case *c = &cases[i];
+            const int64_t xs[4] = {c->N, c->Cin, c->H, c->W};
+            const int64_t ws[4] = {transposed ? c->Cin : c->Cout, transposed ? c->Cout : c->Cin,
+                                   c->KH, c->KW};
+            float *got[2][4];
+            int64_t n[4] = {0, xs[0] * xs[1] * xs[2] * xs[3], ws[0] * ws[1] * ws[2] * ws[3],
+                            c->Cout};
+            for (int scalar = 0; scalar < 2; scalar++) {
+                assert_int_equal(gen_kernels_select(scalar ? "scalar" : "avx2"), 1);
+                struct gen_ctx g;
+                gen_ctx_init(&g);
+                struct gen_tensor *in[3] = {leaf(&g, 4, xs, 201 + i, -1, 1),
+                                            leaf(&g, 4, ws, 211 + i, -1, 1),
+                                            leaf(&g, 1, (int64_t[]){c->Cout}, 221 + i, -1, 1)};
+                for (int t = 0; t < 3; t++) in[t]->requires_grad = 1;
+                struct gen_tensor *y =
+                    transposed ? gen_conv_transpose2d(&g, in[0], in[1], in[2], (int)c->s, (int)c->p)
+                               : gen_conv2d(&g, in[0], in[1], in[2], (int)c->s, (int)c->p);
+                n[0] = gen_numel(y);
+                got[scalar][0] = malloc((size_t)n[0] * sizeof(float));
+                memcpy(got[scalar][0], y->data, (size_t)n[0] * sizeof(float));
+                float *dy = malloc((size_t)n[0] * sizeof(float));
+                tu_fill_uniform(dy, n[0], -1, 1, 231 + i);
+                gen_backward_seed(&g, y, dy);
+                for (int t = 0; t < 3; t++) {
+                    got[scalar][t + 1] = malloc((size_t)n[t + 1] * sizeof(float));
+                    memcpy(got[scalar][t + 1], in[t]->grad, (size_t)n[t + 1] * sizeof(float));
+                }
+                free(dy);
+                gen_ctx_free(&g);
+            }
+            static const char *what[4] = {"avx2 conv y", "avx2 conv dx", "avx2 conv dw",
+                                          "avx2 conv db"};
+            for (int t = 0; t < 4; t++) {
+                TU_ASSERT_CLOSE(what[t], got[0][t], got[1][t], n[t], 1e-5, 1e-5);
+                free(got[0][t]), free(got[1][t]);
+            }
+        }
+    gen_kernels_select(NULL);
+}
+
 /* ---- upsample2x ---------------------------------------------------------- */
 
 static struct gen_tensor *f_upsample(struct gen_ctx *g, struct gen_tensor **in, void *arg) {
@@ -672,6 +728,7 @@ int main(void) {
         cmocka_unit_test(test_grad_conv_transpose2d),
         cmocka_unit_test(test_conv_transpose2d_forward),
         cmocka_unit_test(test_conv_transpose2d_grads_tables),
+        cmocka_unit_test(test_conv_grads_avx2),
         cmocka_unit_test(test_grad_upsample2x),
         cmocka_unit_test(test_grad_attention),
         cmocka_unit_test(test_attention_forward),

@@ -315,10 +315,15 @@ static void conv_gemm_parity(const struct gen_kernels *k) {
         const int64_t OH = gen_conv_out(H, KH, st, pad), OW = gen_conv_out(W, KW, st, pad);
         const int64_t P = OH * OW, K = C * KH * KW, N = m * P, M = 10, img = C * H * W + 3;
         const float beta = gi % 2 ? 1.0f : 0.0f;
+        const int64_t nwork = k->conv_gemm_work(M, C, H, W, KH, KW, st, pad, m);
+        if (nwork <= 0) { /* a geometry the table leaves to im2col (AVX2: strides) */
+            assert_true(strcmp(k->name, "avx2") == 0 && st > 1);
+            continue;
+        }
         float *x = rnd(m * img, -1, 1, seed++), *w = rnd(M * K, -1, 1, seed++);
         float *out = rnd(M * N, -1, 1, seed++), *out0 = dup(out, M * N);
         float *col = rnd(K * N, 0, 0, 0);
-        float *work = malloc((size_t)k->conv_gemm_work(M, C, H, W, KH, KW, st, pad, m) * sizeof(float));
+        float *work = malloc((size_t)nwork * sizeof(float));
         assert_non_null(work);
         for (int64_t i = 0; i < m; i++)
             scalar()->im2col_ld(C, H, W, KH, KW, st, pad, N, x + i * img, col + i * P);

@@ -132,7 +132,9 @@ struct gen_kernels {
      * ldo = P: the images' (M, OH, OW) tensors).
      * col is never built: its values go straight into the GEMM's packed
      * panels in `work`, which holds conv_gemm_work(M, C, H, W, KH, KW,
-     * stride, pad, m) floats. Runs on the calling thread. */
+     * stride, pad, m) floats; where that is 0 the table does not take the
+     * geometry (the AVX2 table takes stride 1 only) and im2col with a GEMM
+     * serve it. Runs on the calling thread. */
     int64_t (*conv_gemm_work)(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                               int64_t stride, int64_t pad, int64_t m);
     void (*conv_gemm)(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W, int64_t KH,
@@ -142,8 +144,8 @@ struct gen_kernels {
     /* The weight gradient of the same convolution: dw (M x K) = sum over
      * the m images of dy_i (M x P, images dy_img floats apart) col_i^T,
      * overwriting dw; `work` holds conv_dw_work(M, C, H, W, KH, KW, stride,
-     * pad, m) floats. Runs on the calling thread. Both NULL where conv_gemm
-     * is. */
+     * pad, m) floats (0: not taken, as for conv_gemm). Runs on the calling
+     * thread. Both NULL where conv_gemm is. */
     int64_t (*conv_dw_work)(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                             int64_t stride, int64_t pad, int64_t m);
     void (*conv_dw)(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,

@@ -193,13 +193,17 @@ static const float *conv_kernels(struct gen_ctx *g, const struct gen_kernels *kt
 
 /* y = beta y + bias + w (Cout x K) col(x) for the images of c, by the
  * table's implicit GEMM, chunk by chunk: each image's (Cout, OH, OW) block
- * straight into y. */
-static void implicit_conv(struct gen_ctx *g, const struct gen_kernels *kt,
-                          const struct conv_geo *c, const float *x, const float *w,
-                          const float *bias, float beta, float *y) {
+ * straight into y; 0 (nothing done) where the table has none or it does
+ * not take the geometry. */
+static int implicit_conv(struct gen_ctx *g, const struct gen_kernels *kt,
+                         const struct conv_geo *c, const float *x, const float *w,
+                         const float *bias, float beta, float *y) {
     const struct chunks k = chunk_images(c->N, c->K, c->P);
-    const int64_t per = lines(kt->conv_gemm_work(c->Cout, c->Cin, c->H, c->W, c->KH, c->KW,
-                                                 c->stride, c->pad, k.nb));
+    const int64_t work = kt->conv_gemm ? kt->conv_gemm_work(c->Cout, c->Cin, c->H, c->W, c->KH,
+                                                            c->KW, c->stride, c->pad, k.nb)
+                                       : 0;
+    if (work <= 0) return 0;
+    const int64_t per = lines(work);
     const float *wk =
         conv_kernels(g, kt, c->Cout, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, w);
     float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
@@ -210,6 +214,7 @@ static void implicit_conv(struct gen_ctx *g, const struct gen_kernels *kt,
                       x + n0 * c->img, bias, beta, y + n0 * c->Cout * c->P, c->P, c->Cout * c->P,
                       scratch + thread_id() * per);
     }
+    return 1;
 }
 
 /* dx = beta dx + col2im(w^T dy) for the images of c (dy: their (Cout, OH,
@@ -243,9 +248,7 @@ struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct ge
     struct gen_tensor *y = gen_tensor_4d(g, c.N, c.Cout, c.OH, c.OW);
     const struct gen_kernels *kt = gen_kernels();
     const float *bias = b ? b->data : NULL;
-    if (kt->conv_gemm) {
-        implicit_conv(g, kt, &c, x->data, w->data, bias, 0.0f, y->data);
-    } else {
+    if (!implicit_conv(g, kt, &c, x->data, w->data, bias, 0.0f, y->data)) {
         const struct chunks k = chunk_images(c.N, c.K, c.P);
         const int64_t cols = k.nb * c.P, per = lines(c.K * cols) + lines(c.Cout * cols);
         float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
@@ -279,17 +282,21 @@ struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct ge
 /* dw (as `mode` says) by the table's conv_dw, from dy and x in place, in
  * MIN_CHUNKS chunks of images (whatever their size: conv_dw's work does
  * not grow with the column matrix, and each chunk's partial dw costs a
- * pass), summed in chunk order. */
-static void implicit_weight_grad(struct gen_ctx *g, const struct gen_kernels *kt,
-                                 const struct conv_geo *c, const float *x, const float *dy,
-                                 float *dw, enum gen_grad_mode mode) {
+ * pass), summed in chunk order; 0 (nothing done) where the table has none
+ * or it does not take the geometry. */
+static int implicit_weight_grad(struct gen_ctx *g, const struct gen_kernels *kt,
+                                const struct conv_geo *c, const float *x, const float *dy,
+                                float *dw, enum gen_grad_mode mode) {
     const struct chunks kk = chunks_of(c->N, MIN_CHUNKS);
+    const int64_t work = kt->conv_dw ? kt->conv_dw_work(c->Cout, c->Cin, c->H, c->W, c->KH,
+                                                        c->KW, c->stride, c->pad, kk.nb)
+                                     : 0;
+    if (work <= 0) return 0;
     if (kk.count == 0) { /* no images: a zero gradient (col_sum of no rows) */
         gen_put_rows_sum(mode, 0, c->Cout * c->K, NULL, c->Cout * c->K, dw);
-        return;
+        return 1;
     }
-    const int64_t per = lines(kt->conv_dw_work(c->Cout, c->Cin, c->H, c->W, c->KH, c->KW,
-                                               c->stride, c->pad, kk.nb));
+    const int64_t per = lines(work);
     float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
     float *part = gen_scratch_floats(g, kk.count * c->Cout * c->K);
 #pragma omp parallel for schedule(static) if (kk.count > 1)
@@ -301,6 +308,7 @@ static void implicit_weight_grad(struct gen_ctx *g, const struct gen_kernels *kt
     }
     gen_put_rows_sum(mode, kk.count, c->Cout * c->K, part, c->Cout * c->K, dw);
     gen_scratch_release(g); /* before the input gradient takes its own */
+    return 1;
 }
 
 /* The table's kernels, where it has them: conv_dw forms dW from dy and x
@@ -321,10 +329,7 @@ GEN_BACKWARD(conv2d) {
     enum gen_grad_mode dw_mode, dx_mode;
     float *dw = gen_grad_dst_or_null(g, w, &dw_mode), *dx = gen_grad_dst_or_null(g, x, &dx_mode);
     const struct gen_kernels *kt = gen_kernels();
-    if (dw && kt->conv_dw) {
-        implicit_weight_grad(g, kt, &c, x->data, dy, dw, dw_mode);
-        dw = NULL;
-    }
+    if (dw && implicit_weight_grad(g, kt, &c, x->data, dy, dw, dw_mode)) dw = NULL;
     if (dx && kt->conv_gemm && c.stride == 1 && !c.pointwise && c.KH == c.KW && c.pad < c.KH) {
         const int64_t K2 = c.Cout * c.KH * c.KW;
         float *wf = gen_scratch_floats(g, c.Cin * K2);
@@ -337,8 +342,7 @@ GEN_BACKWARD(conv2d) {
                             w->data[((co * c.Cin + ci) * c.KH + c.KH - 1 - kh) * c.KW + c.KW - 1 - kw];
         const struct conv_geo cf = geo_make(c.N, c.Cout, c.OH, c.OW, c.Cin, c.KH, c.KW, 1,
                                             c.KH - 1 - c.pad);
-        implicit_conv(g, kt, &cf, dy, wf, NULL, gen_put_beta(dx_mode), dx);
-        dx = NULL;
+        if (implicit_conv(g, kt, &cf, dy, wf, NULL, gen_put_beta(dx_mode), dx)) dx = NULL;
     }
     if (dx && implicit_dx(g, kt, &c, dy, w->data, gen_put_beta(dx_mode), dx)) dx = NULL;
     if (!dw && !dx) return;
@@ -467,14 +471,10 @@ GEN_BACKWARD(conv_transpose2d) {
     float *dw = gen_grad_dst_or_null(g, w, &dw_mode), *dx = gen_grad_dst_or_null(g, x, &dx_mode);
     const struct gen_kernels *kt = gen_kernels();
     const struct conv_geo cc = convt_as_conv(&c);
-    if (dw && kt->conv_dw) { /* dW = sum of x_i im2col(dy_i)^T */
-        implicit_weight_grad(g, kt, &cc, dy, x->data, dw, dw_mode);
-        dw = NULL;
-    }
-    if (dx && kt->conv_gemm) { /* dx = W * dy, a conv2d's forward */
-        implicit_conv(g, kt, &cc, dy, w->data, NULL, gen_put_beta(dx_mode), dx);
-        dx = NULL;
-    }
+    /* dW = sum of x_i im2col(dy_i)^T */
+    if (dw && implicit_weight_grad(g, kt, &cc, dy, x->data, dw, dw_mode)) dw = NULL;
+    /* dx = W * dy, a conv2d's forward */
+    if (dx && implicit_conv(g, kt, &cc, dy, w->data, NULL, gen_put_beta(dx_mode), dx)) dx = NULL;
     if (!dw && !dx) return;
     const struct chunks k = chunk_images(c.N, c.K2, c.HW);
     const int64_t cols = k.nb * c.HW, per = (c.K2 + 2 * c.Cin) * cols; /* dcol, xmat, dxmat */

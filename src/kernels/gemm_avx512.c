@@ -644,14 +644,7 @@ void gen_wide_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t 
                                    d + (a * g->sb + b) * g->phase);
                 continue;
             }
-            /* stride 1: the padded plane, Hq x Wq */
-            memset(d, 0, (size_t)(pad * g->Wq) * sizeof(float));
-            d += pad * g->Wq;
-            for (int64_t ih = 0; ih < H; ih++, d += g->Wq) {
-                for (int64_t j = 0; j < pad; j++) d[j] = d[pad + W + j] = 0.0f;
-                memcpy(d + pad, src + ih * W, (size_t)W * sizeof(float));
-            }
-            memset(d, 0, (size_t)(pad * g->Wq) * sizeof(float));
+            gen_pad_plane(src, H, W, pad, g->Hq, g->Wq, d); /* stride 1: Hq x Wq */
         }
     memset(xp + m * C * g->plane, 0, (size_t)g->slack * sizeof(float));
 }

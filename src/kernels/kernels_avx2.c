@@ -9,12 +9,12 @@
 #define GEN_SIMD_NAME "avx2"
 #define GEN_SIMD_GEMM NULL /* OpenBLAS's own AVX2 kernels serve */
 #define GEN_SIMD_GEMM_BIAS NULL
-#define GEN_SIMD_CONV_GEMM_WORK NULL
-#define GEN_SIMD_CONV_GEMM NULL
-#define GEN_SIMD_CONV_DW_WORK NULL
-#define GEN_SIMD_CONV_DW NULL
-#define GEN_SIMD_CONV_PREP_WORK NULL
-#define GEN_SIMD_CONV_PREP NULL
+#define GEN_SIMD_CONV_GEMM_WORK gen_conv_gemm_avx2_work /* conv_avx2.c: stride 1 */
+#define GEN_SIMD_CONV_GEMM gen_conv_gemm_avx2
+#define GEN_SIMD_CONV_DW_WORK gen_conv_dw_avx2_work
+#define GEN_SIMD_CONV_DW gen_conv_dw_avx2
+#define GEN_SIMD_CONV_PREP_WORK gen_conv_prep_avx2_work
+#define GEN_SIMD_CONV_PREP gen_conv_prep_avx2
 #define GEN_SIMD_CONV_DX_WORK NULL
 #define GEN_SIMD_CONV_DX_PREP_WORK NULL
 #define GEN_SIMD_CONV_DX_PREP NULL

@@ -211,6 +211,24 @@ void gen_gemm_split(gen_gemm_fn gemm, int64_t mr, int64_t nr, int ta, int tb, in
                     int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *B,
                     int64_t ldb, float beta, const float *bias, float *C, int64_t ldc);
 
+/* The AVX2 table's convolution (conv_avx2.c): the table's conv_gemm,
+ * conv_gemm_work, conv_prep, conv_prep_work, conv_dw and conv_dw_work. */
+int64_t gen_conv_dw_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                              int64_t stride, int64_t pad, int64_t m);
+void gen_conv_dw_avx2(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
+                      int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
+                      const float *x, float *dw, float *work);
+int64_t gen_conv_gemm_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                                int64_t stride, int64_t pad, int64_t m);
+void gen_conv_gemm_avx2(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W, int64_t KH,
+                        int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
+                        const float *x, const float *bias, float beta, float *out, int64_t ldo,
+                        int64_t out_img, float *work);
+int64_t gen_conv_prep_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                                int64_t stride, int64_t pad);
+void gen_conv_prep_avx2(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                        int64_t stride, int64_t pad, const float *Wm, float *prep);
+
 /* The AVX-512 GEMM (gemm_avx512.c): on this thread (a gen_gemm_fn), and
  * the table's gemm and gemm_bias, split over threads outside a parallel
  * region. */
@@ -347,6 +365,10 @@ static inline int64_t gen_wide_tap(const struct gen_wide *g, int64_t kh, int64_t
     if (g->s == 1) return kh * g->Wq + kw;
     return ((kh % g->s) * g->sb + kw % g->s) * g->phase + kh / g->s * g->Wq + kw / g->s;
 }
+
+/* One channel plane (H x W) zero-padded into an Hq x Wq plane (kernels_scalar.c). */
+void gen_pad_plane(const float *src, int64_t H, int64_t W, int64_t pad, int64_t Hq, int64_t Wq,
+                   float *d);
 
 /* The m images' C planes (x, images img floats apart), padded and split
  * into phases, into xp (m C plane floats), then g->slack zeros. */

@@ -4,6 +4,7 @@
  * sum. The AVX2 and AVX-512 tables are tested against these. Formulas are
  * written in the form that loses no precision (see sigmoid and GELU), not in
  * the textbook form, so that the reference is itself accurate. */
+#include <string.h>
 #include <math.h>
 #include <stddef.h>
 
@@ -449,6 +450,21 @@ static void ema(int64_t n, float *e, const float *p, float decay) {
 
 /* col row (c, kh, kw), column (oh, ow) = x[c, oh s - pad + kh, ow s - pad + kw];
  * col rows are `ld` floats apart (ld >= OH OW: a block of a wider matrix). */
+/* One channel plane src (H x W) into d (Hq x Wq), zero-padded by pad on
+ * the left and top and zeros to Wq and Hq: the stride-1 plane of the wide
+ * grid (kernels_impl.h), which the AVX2 and AVX-512 convolutions read. */
+void gen_pad_plane(const float *src, int64_t H, int64_t W, int64_t pad, int64_t Hq, int64_t Wq,
+                   float *d) {
+    memset(d, 0, (size_t)(pad * Wq) * sizeof(float));
+    d += pad * Wq;
+    for (int64_t ih = 0; ih < H; ih++, d += Wq) {
+        for (int64_t j = 0; j < pad; j++) d[j] = 0.0f;
+        memcpy(d + pad, src + ih * W, (size_t)W * sizeof(float));
+        for (int64_t j = pad + W; j < Wq; j++) d[j] = 0.0f;
+    }
+    memset(d, 0, (size_t)((Hq - pad - H) * Wq) * sizeof(float));
+}
+
 void gen_scalar_im2col_ld(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                           int64_t stride, int64_t pad, int64_t ld, const float *x, float *col) {
     const int64_t OH = gen_conv_out(H, KH, stride, pad), OW = gen_conv_out(W, KW, stride, pad);

@@ -1,0 +1,288 @@
+/* conv_avx2.c - the AVX2 table's convolution as an implicit GEMM.
+ *
+ * Without it a convolution on an AVX2 machine wrote its im2col matrix (9
+ * times its input for a 3 x 3 kernel), then OpenBLAS copied that matrix
+ * again into its own panels: on a Zen 3 core the copies took a third as
+ * long as the products. Here a stride-1 convolution reads its im2col rows
+ * in place, as slices of zero-padded channel planes on the wide grid of
+ * kernels_impl.h (struct gen_wide: OH rows of Wq = W + 2 pad columns, the
+ * last Wq - OW of each row garbage, dropped on the way out), the way the
+ * AVX-512 table's row-pointer kernels do:
+ *
+ *   for each image, for each 16 columns of its wide grid
+ *     for each slice of at most KC taps (its rows of the planes stay in L1)
+ *       for each 6 rows of Wm (packed once by conv_prep, k-major)
+ *         the micro-kernel: a 6 x 16 tile in 12 ymm registers; per tap,
+ *         two loads of the plane's row, six broadcasts of Wm, 12 FMAs
+ *
+ * Strided geometries (the U-Net's down-sampling, a transposed
+ * convolution's input gradient) are not taken (conv_gemm_work 0):
+ * ops_conv.c runs them through im2col and OpenBLAS. Every output element
+ * is the same sequence of operations whatever the chunking, so thread
+ * counts do not change results. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/kernels_impl.h"
+
+#define MR 6   /* rows of Wm a micro-tile holds */
+#define NB 16  /* columns: two vectors */
+#define KC 128 /* taps per slice: 128 rows of two or three lines, in L1 */
+
+static int takes(int64_t stride) {
+    return stride == 1;
+}
+
+static inline int64_t round8(int64_t n) {
+    return (n + 7) / 8 * 8;
+}
+
+int64_t gen_conv_prep_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                                int64_t stride, int64_t pad) {
+    (void)H, (void)W, (void)pad;
+    return takes(stride) ? (M + MR - 1) / MR * MR * C * KH * KW : 0;
+}
+
+/* Wm (M x K) as panels of MR rows, k-major: panel q at prep + q K MR,
+ * element (r, k) at k MR + r; zeros past row M. */
+void gen_conv_prep_avx2(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                        int64_t stride, int64_t pad, const float *Wm, float *prep) {
+    (void)H, (void)W, (void)stride, (void)pad;
+    const int64_t K = C * KH * KW;
+    for (int64_t q = 0; q * MR < M; q++)
+        for (int64_t k = 0; k < K; k++)
+            for (int64_t r = 0; r < MR; r++)
+                prep[(q * K + k) * MR + r] = q * MR + r < M ? Wm[(q * MR + r) * K + k] : 0.0f;
+}
+
+int64_t gen_conv_gemm_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                                int64_t stride, int64_t pad, int64_t m) {
+    if (!takes(stride)) return 0; /* im2col and OpenBLAS serve it */
+    const int64_t K = C * KH * KW;
+    const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
+    /* planes, row pointers (as floats), a block of columns of the product */
+    return round8(m * C * g.plane + g.slack) + round8(K * 2) + (M + MR - 1) / MR * MR * NB;
+}
+
+/* c[r ldc + 0..16) (+)= sum over k < kc of ap[k MR + r] brow[k][j + 0..16)
+ * for r < mr: added to c's values when acc, else over them. */
+static void tile(int64_t kc, const float *restrict ap, const float *const *brow, int64_t j,
+                 float *c, int64_t ldc, int64_t mr, int acc) {
+    __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
+    __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+#define ROW(r)                                                                                     \
+    do {                                                                                           \
+        const __m256 a = _mm256_broadcast_ss(ap + (r));                                            \
+        c##r##0 = _mm256_fmadd_ps(a, b0, c##r##0);                                                 \
+        c##r##1 = _mm256_fmadd_ps(a, b1, c##r##1);                                                 \
+    } while (0)
+    for (int64_t k = 0; k < kc; k++, ap += MR) {
+        const float *b = brow[k] + j;
+        const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        ROW(0);
+        ROW(1);
+        ROW(2);
+        ROW(3);
+        ROW(4);
+        ROW(5);
+    }
+#undef ROW
+#define STORE(r)                                                                                   \
+    do {                                                                                           \
+        if (r < mr) {                                                                              \
+            float *cr = c + (r)*ldc;                                                               \
+            if (acc) {                                                                             \
+                c##r##0 = _mm256_add_ps(_mm256_loadu_ps(cr), c##r##0);                             \
+                c##r##1 = _mm256_add_ps(_mm256_loadu_ps(cr + 8), c##r##1);                         \
+            }                                                                                      \
+            _mm256_storeu_ps(cr, c##r##0);                                                         \
+            _mm256_storeu_ps(cr + 8, c##r##1);                                                     \
+        }                                                                                          \
+    } while (0)
+    STORE(0);
+    STORE(1);
+    STORE(2);
+    STORE(3);
+    STORE(4);
+    STORE(5);
+#undef STORE
+}
+
+/* The m images' C planes, zero-padded by pad on every side (Hq x Wq each),
+ * into xp, then g->slack zeros. */
+static void padded_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t H, int64_t W,
+                          int64_t pad, const struct gen_wide *g, float *xp) {
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t c = 0; c < C; c++) {
+            gen_pad_plane(x + i * img + c * H * W, H, W, pad, g->Hq, g->Wq,
+                          xp + (i * C + c) * g->plane);
+        }
+    memset(xp + m * C * g->plane, 0, (size_t)g->slack * sizeof(float));
+}
+
+/* Columns [j, j + nb) of image i's wide grid, in blk (rows NB apart), into
+ * out as out = blk + bias + beta out, less the garbage columns: the block
+ * is cut where a row of the grid ends. */
+static void block_to_out(const struct gen_wide *g, int64_t M, const float *blk, int64_t j,
+                         int64_t nb, const float *bias, float beta, float *out, int64_t ldo) {
+    for (int64_t t = 0; t < nb;) {
+        const int64_t oh = (j + t) / g->Wq, ow = (j + t) % g->Wq;
+        const int64_t left = g->Wq - ow < nb - t ? g->Wq - ow : nb - t; /* to the row's end */
+        const int64_t run = ow < g->OW ? (g->OW - ow < left ? g->OW - ow : left) : 0;
+        for (int64_t r = 0; r < M && run > 0; r++) {
+            const float *s = blk + r * NB + t, bv = bias ? bias[r] : 0.0f;
+            float *d = out + r * ldo + oh * g->OW + ow;
+            if (beta != 0.0f)
+                for (int64_t u = 0; u < run; u++) d[u] = s[u] + bv + beta * d[u];
+            else
+                for (int64_t u = 0; u < run; u++) d[u] = s[u] + bv;
+        }
+        t += left;
+    }
+}
+
+void gen_conv_gemm_avx2(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W, int64_t KH,
+                        int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
+                        const float *x, const float *bias, float beta, float *out, int64_t ldo,
+                        int64_t out_img, float *work) {
+    if (M <= 0 || m <= 0 || !takes(stride)) return;
+    const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
+    const int64_t K = C * KH * KW;
+    /* near-equal slices of at most KC taps: the slicing depends on K alone */
+    const int64_t kslice = (K + (K + KC - 1) / KC - 1) / ((K + KC - 1) / KC);
+    float *xp = work;
+    const float **rows = (const float **)(void *)(xp + round8(m * C * g.plane + g.slack));
+    float *blk = (float *)(void *)rows + round8(K * 2);
+    padded_planes(x, img, m, C, H, W, pad, &g, xp);
+    for (int64_t i = 0; i < m; i++) {
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t kh = 0; kh < KH; kh++)
+                for (int64_t kw = 0; kw < KW; kw++)
+                    rows[(c * KH + kh) * KW + kw] = xp + (i * C + c) * g.plane + kh * g.Wq + kw;
+        /* a block of columns for every row of Wm, in L1, then out; the last
+         * block reads past the image's grid into the next plane or the
+         * slack (finite), and its columns past the grid are dropped */
+        for (int64_t j = 0; j < g.tw; j += NB) {
+            for (int64_t p0 = 0; p0 < K; p0 += kslice)
+                for (int64_t q = 0; q * MR < M; q++)
+                    tile(K - p0 < kslice ? K - p0 : kslice, Wm + (q * K + p0) * MR, rows + p0, j,
+                         blk + q * MR * NB, NB, M - q * MR < MR ? M - q * MR : MR, p0 > 0);
+            block_to_out(&g, M, blk, j, g.tw - j < NB ? g.tw - j : NB, bias, beta,
+                         out + i * out_img, ldo);
+        }
+    }
+}
+
+/* ---- the weight gradient ---------------------------------------------------
+ * dw (M x K) = sum over images i of dy_i (M x P) col_i^T (P x K). Both
+ * operands run along P in memory: a 4 x 3 block of dw keeps one 8-lane
+ * partial sum per element in registers while it walks P (4 + 3 loads feed
+ * 12 FMAs) and sums its lanes once at the end. The col rows are slices of
+ * the padded planes, dy is copied onto the same wide grid (zeros in the
+ * garbage columns, rows rounded up to 8 floats). */
+#define DW_MB 4
+#define DW_JB 3
+
+static int64_t dw_group(int64_t M, int64_t C, const struct gen_wide *g);
+
+int64_t gen_conv_dw_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                              int64_t stride, int64_t pad, int64_t m) {
+    if (!takes(stride)) return 0; /* im2col and OpenBLAS serve it */
+    const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
+    const int64_t group = dw_group(M, C, &g), mg = m < group ? m : group;
+    return round8(mg * C * g.plane + g.slack) + mg * M * round8(g.tw);
+}
+
+static inline float hsum(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/* The block: dw[r ldw + j] = sum over images i < m and t < len of
+ * a[r](i)[t] b[j](i)[t] for r < mn, j < kn, with a[r](i) = a + i a_img +
+ * r a_row and b[j](i) = b[j] + i b_img (len a multiple of 8); rows past mn
+ * and taps past kn repeat the last one and are not stored. Added to dw's
+ * values when acc. */
+static void dw_block(int64_t mn, int64_t kn, int64_t m, int64_t len, const float *a, int64_t a_img,
+                     int64_t a_row, const float *const b[DW_JB], int64_t b_img, float *dw,
+                     int64_t ldw, int acc) {
+    __m256 s00 = _mm256_setzero_ps(), s01 = s00, s02 = s00, s10 = s00, s11 = s00, s12 = s00;
+    __m256 s20 = s00, s21 = s00, s22 = s00, s30 = s00, s31 = s00, s32 = s00;
+    for (int64_t i = 0; i < m; i++) {
+        const float *a0 = a + i * a_img, *a1 = a0 + (mn > 1 ? a_row : 0);
+        const float *a2 = a0 + (mn > 2 ? 2 : mn - 1) * a_row;
+        const float *a3 = a0 + (mn > 3 ? 3 : mn - 1) * a_row;
+        const float *c0 = b[0] + i * b_img, *c1 = b[kn > 1 ? 1 : 0] + i * b_img,
+                    *c2 = b[kn > 2 ? 2 : 0] + i * b_img;
+        for (int64_t t = 0; t < len; t += 8) {
+            const __m256 v0 = _mm256_loadu_ps(c0 + t), v1 = _mm256_loadu_ps(c1 + t),
+                         v2 = _mm256_loadu_ps(c2 + t);
+#define DW_ROW(r)                                                                                  \
+    do {                                                                                           \
+        __m256 u = _mm256_loadu_ps(a##r + t);                                                      \
+        __asm__("" : "+x"(u)); /* one load, not one folded into each of the three FMAs */          \
+        s##r##0 = _mm256_fmadd_ps(u, v0, s##r##0);                                                 \
+        s##r##1 = _mm256_fmadd_ps(u, v1, s##r##1);                                                 \
+        s##r##2 = _mm256_fmadd_ps(u, v2, s##r##2);                                                 \
+    } while (0)
+            DW_ROW(0);
+            DW_ROW(1);
+            DW_ROW(2);
+            DW_ROW(3);
+#undef DW_ROW
+        }
+    }
+    const __m256 s[DW_MB][DW_JB] = {
+        {s00, s01, s02}, {s10, s11, s12}, {s20, s21, s22}, {s30, s31, s32}};
+    for (int64_t r = 0; r < mn; r++)
+        for (int64_t j = 0; j < kn; j++)
+            dw[r * ldw + j] = (acc ? dw[r * ldw + j] : 0.0f) + hsum(s[r][j]);
+}
+
+/* Images per group of conv_dw: their planes and wide dy in about half of
+ * a 512 KiB L2 (every block of rows of dy streams all of them by). */
+static int64_t dw_group(int64_t M, int64_t C, const struct gen_wide *g) {
+    const int64_t per = (C * g->plane + M * round8(g->tw)) * (int64_t)sizeof(float);
+    const int64_t n = ((int64_t)256 << 10) / (per > 0 ? per : 1);
+    return n > 1 ? n : 1;
+}
+
+void gen_conv_dw_avx2(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
+                      int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
+                      const float *x, float *dw, float *work) {
+    const int64_t K = C * KH * KW;
+    if (M <= 0 || K <= 0 || !takes(stride)) return;
+    const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
+    const int64_t P = g.OH * g.OW, tw8 = round8(g.tw), group = dw_group(M, C, &g);
+    if (m <= 0) memset(dw, 0, (size_t)(M * K) * sizeof(float));
+    for (int64_t i0 = 0; i0 < m; i0 += group) { /* the groups' sums in order */
+        const int64_t mg = m - i0 < group ? m - i0 : group;
+        float *xp = work, *dyw = xp + round8(mg * C * g.plane + g.slack);
+        padded_planes(x + i0 * img, img, mg, C, H, W, pad, &g, xp);
+        for (int64_t i = 0; i < mg; i++) /* dy's rows onto the wide grid */
+            for (int64_t co = 0; co < M; co++) {
+                float *d = dyw + (i * M + co) * tw8;
+                const float *src = dy + (i0 + i) * dy_img + co * P;
+                for (int64_t oh = 0; oh < g.OH; oh++) {
+                    memcpy(d + oh * g.Wq, src + oh * g.OW, (size_t)g.OW * sizeof(float));
+                    for (int64_t q = g.OW; q < g.Wq; q++) d[oh * g.Wq + q] = 0.0f;
+                }
+                for (int64_t q = g.tw; q < tw8; q++) d[q] = 0.0f;
+            }
+        /* co outer: the block's 4 rows of dy stay in L1 while the taps stream by */
+        for (int64_t co0 = 0; co0 < M; co0 += DW_MB)
+            for (int64_t k0 = 0; k0 < K; k0 += DW_JB) {
+                const int64_t kn = K - k0 < DW_JB ? K - k0 : DW_JB;
+                const float *b[DW_JB];
+                for (int64_t j = 0; j < DW_JB; j++) {
+                    const int64_t k = k0 + (j < kn ? j : kn - 1);
+                    const int64_t c = k / (KH * KW), kh = k / KW % KH, kw = k % KW;
+                    b[j] = xp + c * g.plane + kh * g.Wq + kw;
+                }
+                dw_block(M - co0 < DW_MB ? M - co0 : DW_MB, kn, mg, tw8, dyw + co0 * tw8, M * tw8,
+                         tw8, b, C * g.plane, dw + co0 * K + k0, K, i0 > 0);
+            }
+    }
+}
