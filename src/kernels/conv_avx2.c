@@ -129,13 +129,18 @@ static void block_to_out(const struct gen_wide *g, int64_t M, const float *blk, 
         const int64_t oh = (j + t) / g->Wq, ow = (j + t) % g->Wq;
         const int64_t left = g->Wq - ow < nb - t ? g->Wq - ow : nb - t; /* to the row's end */
         const int64_t run = ow < g->OW ? (g->OW - ow < left ? g->OW - ow : left) : 0;
+        const __m256 vbeta = _mm256_set1_ps(beta);
         for (int64_t r = 0; r < M && run > 0; r++) {
             const float *s = blk + r * NB + t, bv = bias ? bias[r] : 0.0f;
+            const __m256 vb = _mm256_set1_ps(bv);
             float *d = out + r * ldo + oh * g->OW + ow;
-            if (beta != 0.0f)
-                for (int64_t u = 0; u < run; u++) d[u] = s[u] + bv + beta * d[u];
-            else
-                for (int64_t u = 0; u < run; u++) d[u] = s[u] + bv;
+            int64_t u = 0;
+            for (; u + 8 <= run; u += 8) { /* whole vectors, then the rest one by one */
+                __m256 v = _mm256_add_ps(_mm256_loadu_ps(s + u), vb);
+                if (beta != 0.0f) v = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(d + u), v);
+                _mm256_storeu_ps(d + u, v);
+            }
+            for (; u < run; u++) d[u] = beta != 0.0f ? beta * d[u] + (s[u] + bv) : s[u] + bv;
         }
         t += left;
     }
