@@ -127,6 +127,16 @@ valid_utf8 "$TMP/s.txt" || fail "samples of a UTF-8 corpus are not valid UTF-8: 
 expect 0 "--json samples" "" -- \
     "$GEN" sample transformer --ckpt "$CK" --length 50 --json -q
 grep -q '"samples":\["' "$TMP/out" || fail "--json: no samples: $(cat "$TMP/out")"
+# one decoding thread unless --threads or GEN_THREADS asks for more
+env -u GEN_THREADS "$GEN" sample transformer --ckpt "$CK" --length 5 --json -q >"$TMP/out" ||
+    fail "sample without GEN_THREADS failed"
+grep -q '"threads":1[,}]' "$TMP/out" || fail "sampling: not one thread: $(cat "$TMP/out")"
+GEN_THREADS=3 "$GEN" sample transformer --ckpt "$CK" --length 5 --json -q >"$TMP/out" ||
+    fail "GEN_THREADS=3 sample failed"
+grep -q '"threads":3[,}]' "$TMP/out" || fail "GEN_THREADS=3: $(cat "$TMP/out")"
+"$GEN" sample transformer --ckpt "$CK" --length 5 --json -q --threads 2 >"$TMP/out" ||
+    fail "--threads 2 sample failed"
+grep -q '"threads":2[,}]' "$TMP/out" || fail "--threads 2: $(cat "$TMP/out")"
 expect 2 "a prompt character outside the vocabulary" "character 'Ω' (U+03A9) at byte offset 2" -- \
     "$GEN" sample transformer --ckpt "$CK" --prompt "ÆΩ" -o "$TMP/x.txt"
 expect 0 "eval of the char model" "" -- "$GEN" eval transformer --ckpt "$CK" -q

@@ -102,8 +102,12 @@ int gen_sample_text(const struct gen_family *fam, const struct gen_config *opts,
      * token: on a quiet machine two threads decode the default model about
      * twice as fast as one, but where a peer is descheduled every meeting
      * waits for it (a busy 2-core host measured two threads at half the
-     * speed of one). So one thread unless --threads asks for more. */
-    if (!gen_opt_is_set(opts, &gen_sample_options[GEN_SAMPLE_THREADS])) gen_threads_init(1);
+     * speed of one). So one thread unless --threads or $GEN_THREADS asks
+     * for more. */
+    const char *env_threads = getenv("GEN_THREADS");
+    if (!gen_opt_is_set(opts, &gen_sample_options[GEN_SAMPLE_THREADS]) &&
+        !(env_threads && atoi(env_threads) > 0))
+        gen_threads_init(1);
     const char *inputs[2] = {ckpt, gen_opt_str(opts, &gen_family_options[GEN_FAM_PROMPT_FILE])};
     if (path && (st = gen_check_output(path, inputs, 2)) != GEN_OK) {
         rc = 2;
@@ -167,14 +171,16 @@ int gen_sample_text(const struct gen_family *fam, const struct gen_config *opts,
                 path ? path : "");
     if (json) {
         const char *outs[1] = {path};
-        const struct gen_field f[2] = {{"tokens", (double)tokens}, {"tokens_per_s", rate}};
+        const struct gen_field f[3] = {{"tokens", (double)tokens},
+                                       {"tokens_per_s", rate},
+                                       {"threads", (double)gen_threads()}};
         cJSON *extra = NULL;
         if (texts) {
             extra = cJSON_CreateObject();
             cJSON_AddItemToObject(extra, "samples", texts);
             texts = NULL;
         }
-        gen_print_result("sample", fam->name, outs, path ? 1 : 0, f, 2, extra);
+        gen_print_result("sample", fam->name, outs, path ? 1 : 0, f, 3, extra);
     }
     rc = 0;
 done:
