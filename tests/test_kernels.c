@@ -648,6 +648,43 @@ static void test_elementwise_parity(void **state) {
     each_simd(elementwise_one);
 }
 
+/* bce_logits_terms of every table against log1p in double and against the
+ * scalar table, logits over [-40, 40] (e^-|x| from 1 down to below
+ * float's epsilon, where 1 + e rounds to 1) and targets 0, 1 and between:
+ * each term within 2e-6 (4e-6 of the scalar one's) of its parts' sizes. */
+static void bce_terms_one(const struct gen_kernels *k) {
+    for (size_t li = 0; li < N_LENGTHS; li++) {
+        const int64_t n = lengths[li];
+        float *x = rnd(n, -40, 40, 7000 + li), *t = rnd(n, 0, 1, 7100 + li);
+        float *y = rnd(n, 5, 6, 1), *y0 = rnd(n, 5, 6, 2);
+        for (int64_t i = 0; i < n; i++) {
+            if (i % 3 == 0) t[i] = 0.0f;
+            if (i % 3 == 1) t[i] = 1.0f;
+            if (i % 5 == 0) x[i] *= 0.01f; /* near 0, where log(1 + e) is near log 2 */
+        }
+        k->bce_logits_terms(n, x, t, y);
+        scalar()->bce_logits_terms(n, x, t, y0);
+        for (int64_t i = 0; i < n; i++) {
+            const double xi = x[i], l = log1p(exp(-fabs(xi)));
+            const double want = fmax(xi, 0.0) - xi * t[i] + l;
+            /* x t rounds (fused or not) before it cancels against max(x, 0) */
+            const double mag = fabs(xi) + fabs(xi * t[i]) + l;
+            if (!(fabs(y[i] - want) <= 2e-6 * mag && fabs(y[i] - y0[i]) <= 4e-6 * mag))
+                fprintf(stderr, "  %s bce_logits_terms(%.9g, %.9g) = %.9g, want %.9g (scalar %.9g)\n",
+                        k->name, xi, (double)t[i], (double)y[i], want, (double)y0[i]);
+            assert_true(fabs(y[i] - want) <= 2e-6 * mag);
+            assert_true(fabs(y[i] - y0[i]) <= 4e-6 * mag);
+        }
+        free(x), free(t), free(y), free(y0);
+    }
+}
+
+static void test_bce_terms(void **state) {
+    (void)state;
+    bce_terms_one(scalar());
+    each_simd(bce_terms_one);
+}
+
 /* One activation, forward on x in [lo, hi], backward on dy with dx random. */
 struct act {
     const char *name;
@@ -1336,6 +1373,7 @@ int main(void) {
         cmocka_unit_test(test_scalar_im2col),
         cmocka_unit_test(test_im2col_adjoint),
         cmocka_unit_test(test_elementwise_parity),
+        cmocka_unit_test(test_bce_terms),
         cmocka_unit_test(test_activation_parity),
         cmocka_unit_test(test_special_values),
         cmocka_unit_test(test_row_parity),

@@ -263,6 +263,11 @@ struct gen_kernels {
     void (*conv_dx)(int64_t M, const float *prep, const float *dy, int64_t dy_img, int64_t C,
                     int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride, int64_t pad,
                     int64_t m, int64_t img, float beta, float *dx, float *work);
+
+    /* ---- appended: binary cross-entropy with logits, element by element ----
+     * y = max(x, 0) - x t + log(1 + e^-|x|): the loss of logit x against
+     * target t, without overflow for any x. */
+    void (*bce_logits_terms)(int64_t n, const float *x, const float *t, float *y);
 };
 
 /* The table in force, chosen once by gen_kernels_init (called by

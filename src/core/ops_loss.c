@@ -58,12 +58,12 @@ struct gen_tensor *gen_bce_logits(struct gen_ctx *g, struct gen_tensor *x,
                                   const struct gen_tensor *t, int mean) {
     GEN_ASSERT(gen_same_shape(x, t));
     const int64_t n = gen_numel(x);
-    const float *X = x->data, *T = t->data;
-    double s = 0;
-    for (int64_t i = 0; i < n; i++) {
-        const double xi = X[i];
-        s += fmax(xi, 0.0) - xi * T[i] + log1p(exp(-fabs(xi)));
-    }
+    const float *T = t->data;
+    const struct gen_kernels *K = gen_kernels();
+    float *terms = gen_scratch_floats(g, n); /* each element's loss, summed in double */
+    K->bce_logits_terms(n, x->data, T, terms);
+    const double s = K->sum(n, terms);
+    gen_scratch_release(g);
     struct gen_tensor *out = gen_tensor_1d(g, 1);
     out->data[0] = (float)(mean && n ? s / (double)n : s);
     struct gen_node *node = gen_record(g, GEN_OP_BCE_LOGITS, out, 1, &x);

@@ -149,6 +149,10 @@ static void sigmoid_grad(int64_t n, const float *y, const float *dy, float *dx,
     EACH(n, dx[i] = grad_base(dx, i, mode) + dy[i] * y[i] * (1.0f - y[i]));
 }
 
+static void bce_logits_terms(int64_t n, const float *x, const float *t, float *y) {
+    EACH(n, y[i] = fmaxf(x[i], 0.0f) - x[i] * t[i] + log1pf(expf(-fabsf(x[i]))));
+}
+
 static void tanh_fwd(int64_t n, const float *x, float *y) {
     EACH(n, y[i] = tanhf(x[i]));
 }
@@ -532,6 +536,7 @@ const struct gen_kernels gen_kernels_scalar = {
     .leaky_relu_fwd = leaky_relu_fwd, .leaky_relu_bwd = leaky_relu_bwd,
     .gelu_fwd = gelu_fwd, .gelu_bwd = gelu_bwd, .silu_fwd = silu_fwd, .silu_bwd = silu_bwd,
     .sigmoid_fwd = sigmoid_fwd, .sigmoid_bwd = sigmoid_bwd,
+    .bce_logits_terms = bce_logits_terms,
     .tanh_fwd = tanh_fwd, .tanh_bwd = tanh_bwd, .exp_fwd = exp_fwd, .exp_bwd = exp_bwd,
     .softmax_fwd = softmax_fwd, .softmax_bwd = softmax_bwd,
     .log_softmax_fwd = log_softmax_fwd, .log_softmax_bwd = log_softmax_bwd,
