@@ -31,7 +31,7 @@ for r in $(seq "$rounds"); do
     printf 'round %d: gen %.2f ms/step  pytorch %.2f ms/step  gen/pytorch %s\n' "$r" "$g" "$t" "$ratio"
 done
 median=$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
-echo "vae train step, batch 128, $threads threads: median gen/pytorch = $median (target <= 0.7)"
+echo "vae train step, batch 128, $threads threads: median gen/pytorch = $median (target <= 0.5)"
 
 if [ "${FULL:-0}" = 1 ]; then
     /usr/bin/time -f '%e s wall, %M KiB max RSS' ./build/gen train vae --data "$data" \
