@@ -90,24 +90,9 @@ __attribute__((target("avx512f,fma"), noinline)) static double fma_loop(int64_t 
     __m512 c[16];
     for (int i = 0; i < 16; i++) c[i] = _mm512_set1_ps((float)i * 1e-3f);
     const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-    for (int64_t it = 0; it < iters; it++) {
-        c[0] = _mm512_fmadd_ps(c[0], a, b);
-        c[1] = _mm512_fmadd_ps(c[1], a, b);
-        c[2] = _mm512_fmadd_ps(c[2], a, b);
-        c[3] = _mm512_fmadd_ps(c[3], a, b);
-        c[4] = _mm512_fmadd_ps(c[4], a, b);
-        c[5] = _mm512_fmadd_ps(c[5], a, b);
-        c[6] = _mm512_fmadd_ps(c[6], a, b);
-        c[7] = _mm512_fmadd_ps(c[7], a, b);
-        c[8] = _mm512_fmadd_ps(c[8], a, b);
-        c[9] = _mm512_fmadd_ps(c[9], a, b);
-        c[10] = _mm512_fmadd_ps(c[10], a, b);
-        c[11] = _mm512_fmadd_ps(c[11], a, b);
-        c[12] = _mm512_fmadd_ps(c[12], a, b);
-        c[13] = _mm512_fmadd_ps(c[13], a, b);
-        c[14] = _mm512_fmadd_ps(c[14], a, b);
-        c[15] = _mm512_fmadd_ps(c[15], a, b);
-    }
+    for (int64_t it = 0; it < iters; it++)
+#pragma GCC unroll 16
+        for (int i = 0; i < 16; i++) c[i] = _mm512_fmadd_ps(c[i], a, b);
     __m512 s = c[0];
     for (int i = 1; i < 16; i++) s = _mm512_add_ps(s, c[i]);
     float out[16];
@@ -124,20 +109,9 @@ __attribute__((target("avx2,fma"), noinline)) static double fma_loop_avx2(int64_
     __m256 c[12];
     for (int i = 0; i < 12; i++) c[i] = _mm256_set1_ps((float)i * 1e-3f);
     const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-7f);
-    for (int64_t it = 0; it < iters; it++) {
-        c[0] = _mm256_fmadd_ps(c[0], a, b);
-        c[1] = _mm256_fmadd_ps(c[1], a, b);
-        c[2] = _mm256_fmadd_ps(c[2], a, b);
-        c[3] = _mm256_fmadd_ps(c[3], a, b);
-        c[4] = _mm256_fmadd_ps(c[4], a, b);
-        c[5] = _mm256_fmadd_ps(c[5], a, b);
-        c[6] = _mm256_fmadd_ps(c[6], a, b);
-        c[7] = _mm256_fmadd_ps(c[7], a, b);
-        c[8] = _mm256_fmadd_ps(c[8], a, b);
-        c[9] = _mm256_fmadd_ps(c[9], a, b);
-        c[10] = _mm256_fmadd_ps(c[10], a, b);
-        c[11] = _mm256_fmadd_ps(c[11], a, b);
-    }
+    for (int64_t it = 0; it < iters; it++)
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++) c[i] = _mm256_fmadd_ps(c[i], a, b);
     __m256 s = c[0];
     for (int i = 1; i < 12; i++) s = _mm256_add_ps(s, c[i]);
     float out[8];
