@@ -113,6 +113,9 @@ void gen_rng_shuffle(struct gen_rng *r, int32_t *perm, int64_t n);
 /* Sets OpenMP and OpenBLAS thread counts; n <= 0 means "from GEN_THREADS or
  * the number of cores". Returns the count in force. */
 int gen_threads_init(int n);
+/* The thread count GEN_THREADS asks for, or 0 where it is unset or not a
+ * positive number. */
+int gen_threads_env(void);
 int gen_threads(void);
 /* Runs fn(arg, t, nt) on each thread t of nt = gen_threads() at once (one
  * OpenMP region); once with (0, 1) when there is one thread, OpenMP is

@@ -104,9 +104,7 @@ int gen_sample_text(const struct gen_family *fam, const struct gen_config *opts,
      * waits for it (a busy 2-core host measured two threads at half the
      * speed of one). So one thread unless --threads or $GEN_THREADS asks
      * for more. */
-    const char *env_threads = getenv("GEN_THREADS");
-    if (!gen_opt_is_set(opts, &gen_sample_options[GEN_SAMPLE_THREADS]) &&
-        !(env_threads && atoi(env_threads) > 0))
+    if (!gen_opt_is_set(opts, &gen_sample_options[GEN_SAMPLE_THREADS]) && !gen_threads_env())
         gen_threads_init(1);
     const char *inputs[2] = {ckpt, gen_opt_str(opts, &gen_family_options[GEN_FAM_PROMPT_FILE])};
     if (path && (st = gen_check_output(path, inputs, 2)) != GEN_OK) {

@@ -15,11 +15,13 @@ void openblas_set_num_threads(int n); /* from OpenBLAS */
 
 static int n_threads = 1;
 
+int gen_threads_env(void) {
+    const char *env = getenv("GEN_THREADS");
+    return env && atoi(env) > 0 ? atoi(env) : 0;
+}
+
 int gen_threads_init(int n) {
-    if (n <= 0) {
-        const char *env = getenv("GEN_THREADS");
-        if (env && atoi(env) > 0) n = atoi(env);
-    }
+    if (n <= 0) n = gen_threads_env();
     if (n <= 0) { /* the cores, shared by the ranks of a job on this machine */
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         n = cores > 0 ? (int)(cores / gen_comm_local_size()) : 1;

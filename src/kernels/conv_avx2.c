@@ -188,7 +188,13 @@ void gen_conv_gemm_avx2(int64_t M, const float *Wm, int64_t C, int64_t H, int64_
 #define DW_MB 4
 #define DW_JB 3
 
-static int64_t dw_group(int64_t M, int64_t C, const struct gen_wide *g);
+/* Images per group of conv_dw: their planes and wide dy in about half of
+ * a 512 KiB L2 (every block of rows of dy streams all of them by). */
+static int64_t dw_group(int64_t M, int64_t C, const struct gen_wide *g) {
+    const int64_t per = (C * g->plane + M * round8(g->tw)) * (int64_t)sizeof(float);
+    const int64_t n = ((int64_t)256 << 10) / (per > 0 ? per : 1);
+    return n > 1 ? n : 1;
+}
 
 int64_t gen_conv_dw_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                               int64_t stride, int64_t pad, int64_t m) {
@@ -216,7 +222,7 @@ static void dw_block(int64_t mn, int64_t kn, int64_t m, int64_t len, const float
     __m256 s00 = _mm256_setzero_ps(), s01 = s00, s02 = s00, s10 = s00, s11 = s00, s12 = s00;
     __m256 s20 = s00, s21 = s00, s22 = s00, s30 = s00, s31 = s00, s32 = s00;
     for (int64_t i = 0; i < m; i++) {
-        const float *a0 = a + i * a_img, *a1 = a0 + (mn > 1 ? a_row : 0);
+        const float *a0 = a + i * a_img, *a1 = a0 + (mn > 1 ? 1 : mn - 1) * a_row;
         const float *a2 = a0 + (mn > 2 ? 2 : mn - 1) * a_row;
         const float *a3 = a0 + (mn > 3 ? 3 : mn - 1) * a_row;
         const float *c0 = b[0] + i * b_img, *c1 = b[kn > 1 ? 1 : 0] + i * b_img,
@@ -244,14 +250,6 @@ static void dw_block(int64_t mn, int64_t kn, int64_t m, int64_t len, const float
     for (int64_t r = 0; r < mn; r++)
         for (int64_t j = 0; j < kn; j++)
             dw[r * ldw + j] = (acc ? dw[r * ldw + j] : 0.0f) + hsum(s[r][j]);
-}
-
-/* Images per group of conv_dw: their planes and wide dy in about half of
- * a 512 KiB L2 (every block of rows of dy streams all of them by). */
-static int64_t dw_group(int64_t M, int64_t C, const struct gen_wide *g) {
-    const int64_t per = (C * g->plane + M * round8(g->tw)) * (int64_t)sizeof(float);
-    const int64_t n = ((int64_t)256 << 10) / (per > 0 ? per : 1);
-    return n > 1 ? n : 1;
 }
 
 void gen_conv_dw_avx2(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
