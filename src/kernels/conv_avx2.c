@@ -25,9 +25,9 @@
 
 #include "kernels/kernels_impl.h"
 
-#define MR 6   /* rows of Wm a micro-tile holds */
-#define NB 16  /* columns: two vectors */
-#define KC 128 /* taps per slice: 128 rows of two or three lines, in L1 */
+#define MR GEN_AVX2_MR /* rows of Wm a micro-tile holds */
+#define NB 16          /* columns: two vectors */
+#define KC 128         /* taps per slice: 128 rows of two or three lines, in L1 */
 
 static int takes(int64_t stride) {
     return stride == 1;
@@ -39,24 +39,30 @@ static inline int64_t round8(int64_t n) {
 
 int64_t gen_conv_prep_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                                 int64_t stride, int64_t pad) {
-    (void)H, (void)W, (void)pad;
-    return takes(stride) ? (M + MR - 1) / MR * MR * C * KH * KW : 0;
+    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) return gen_wino_avx2_prep_work(M, C);
+    return takes(stride) ? gen_avx2_pack_floats(M, C * KH * KW) : 0;
 }
 
-/* Wm (M x K) as panels of MR rows, k-major: panel q at prep + q K MR,
- * element (r, k) at k MR + r; zeros past row M. */
-void gen_conv_prep_avx2(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
-                        int64_t stride, int64_t pad, const float *Wm, float *prep) {
-    (void)H, (void)W, (void)stride, (void)pad;
-    const int64_t K = C * KH * KW;
+void gen_avx2_pack(int64_t M, int64_t K, const float *Wm, int64_t ldw, float *prep) {
     for (int64_t q = 0; q * MR < M; q++)
         for (int64_t k = 0; k < K; k++)
             for (int64_t r = 0; r < MR; r++)
-                prep[(q * K + k) * MR + r] = q * MR + r < M ? Wm[(q * MR + r) * K + k] : 0.0f;
+                prep[(q * K + k) * MR + r] = q * MR + r < M ? Wm[(q * MR + r) * ldw + k] : 0.0f;
+}
+
+/* Wm (M x K) packed for gen_avx2_panels, or transformed for Winograd. */
+void gen_conv_prep_avx2(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                        int64_t stride, int64_t pad, const float *Wm, float *prep) {
+    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad))
+        gen_wino_avx2_prep(M, C, Wm, prep);
+    else
+        gen_avx2_pack(M, C * KH * KW, Wm, C * KH * KW, prep);
 }
 
 int64_t gen_conv_gemm_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                                 int64_t stride, int64_t pad, int64_t m) {
+    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad))
+        return gen_wino_avx2_conv_work(M, C, H, W, pad, m);
     if (!takes(stride)) return 0; /* im2col and OpenBLAS serve it */
     const int64_t K = C * KH * KW;
     const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
@@ -108,6 +114,17 @@ static void tile(int64_t kc, const float *restrict ap, const float *const *brow,
 #undef STORE
 }
 
+/* The products of one block of 16 columns, in near-equal slices of at most
+ * KC taps (the slicing depends on K alone). */
+void gen_avx2_panels(int64_t M, int64_t K, const float *Wp, const float *const *brow, int64_t j,
+                     float *c, int64_t ldc) {
+    const int64_t kslice = (K + (K + KC - 1) / KC - 1) / ((K + KC - 1) / KC);
+    for (int64_t p0 = 0; p0 < K; p0 += kslice)
+        for (int64_t q = 0; q * MR < M; q++)
+            tile(K - p0 < kslice ? K - p0 : kslice, Wp + (q * K + p0) * MR, brow + p0, j,
+                 c + q * MR * ldc, ldc, M - q * MR < MR ? M - q * MR : MR, p0 > 0);
+}
+
 /* The m images' C planes, zero-padded by pad on every side (Hq x Wq each),
  * into xp, then g->slack zeros. */
 static void padded_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t H, int64_t W,
@@ -150,11 +167,14 @@ void gen_conv_gemm_avx2(int64_t M, const float *Wm, int64_t C, int64_t H, int64_
                         int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                         const float *x, const float *bias, float beta, float *out, int64_t ldo,
                         int64_t out_img, float *work) {
-    if (M <= 0 || m <= 0 || !takes(stride)) return;
+    if (M <= 0 || m <= 0) return;
+    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) {
+        gen_wino_avx2_conv(M, Wm, C, H, W, pad, m, img, x, bias, beta, out, ldo, out_img, work);
+        return;
+    }
+    if (!takes(stride)) return;
     const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
     const int64_t K = C * KH * KW;
-    /* near-equal slices of at most KC taps: the slicing depends on K alone */
-    const int64_t kslice = (K + (K + KC - 1) / KC - 1) / ((K + KC - 1) / KC);
     float *xp = work;
     const float **rows = (const float **)(void *)(xp + round8(m * C * g.plane + g.slack));
     float *blk = (float *)(void *)rows + round8(K * 2);
@@ -168,10 +188,7 @@ void gen_conv_gemm_avx2(int64_t M, const float *Wm, int64_t C, int64_t H, int64_
          * block reads past the image's grid into the next plane or the
          * slack (finite), and its columns past the grid are dropped */
         for (int64_t j = 0; j < g.tw; j += NB) {
-            for (int64_t p0 = 0; p0 < K; p0 += kslice)
-                for (int64_t q = 0; q * MR < M; q++)
-                    tile(K - p0 < kslice ? K - p0 : kslice, Wm + (q * K + p0) * MR, rows + p0, j,
-                         blk + q * MR * NB, NB, M - q * MR < MR ? M - q * MR : MR, p0 > 0);
+            gen_avx2_panels(M, K, Wm, rows, j, blk, NB);
             block_to_out(&g, M, blk, j, g.tw - j < NB ? g.tw - j : NB, bias, beta,
                          out + i * out_img, ldo);
         }
@@ -198,6 +215,8 @@ static int64_t dw_group(int64_t M, int64_t C, const struct gen_wide *g) {
 
 int64_t gen_conv_dw_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                               int64_t stride, int64_t pad, int64_t m) {
+    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad))
+        return gen_wino_avx2_dw_work(M, C, H, W, pad, m);
     if (!takes(stride)) return 0; /* im2col and OpenBLAS serve it */
     const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
     const int64_t group = dw_group(M, C, &g), mg = m < group ? m : group;
@@ -211,14 +230,11 @@ static inline float hsum(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-/* The block: dw[r ldw + j] = sum over images i < m and t < len of
- * a[r](i)[t] b[j](i)[t] for r < mn, j < kn, with a[r](i) = a + i a_img +
- * r a_row and b[j](i) = b[j] + i b_img (len a multiple of 8); rows past mn
- * and taps past kn repeat the last one and are not stored. Added to dw's
- * values when acc. */
-static void dw_block(int64_t mn, int64_t kn, int64_t m, int64_t len, const float *a, int64_t a_img,
-                     int64_t a_row, const float *const b[DW_JB], int64_t b_img, float *dw,
-                     int64_t ldw, int acc) {
+/* The block (kernels_impl.h): rows past mn and taps past kn repeat the
+ * last one and are not stored. */
+void gen_avx2_dw_block(int64_t mn, int64_t kn, int64_t m, int64_t len, const float *a,
+                       int64_t a_img, int64_t a_row, const float *const b[DW_JB], int64_t b_img,
+                       float *dw, int64_t ldw, int acc) {
     __m256 s00 = _mm256_setzero_ps(), s01 = s00, s02 = s00, s10 = s00, s11 = s00, s12 = s00;
     __m256 s20 = s00, s21 = s00, s22 = s00, s30 = s00, s31 = s00, s32 = s00;
     for (int64_t i = 0; i < m; i++) {
@@ -256,7 +272,12 @@ void gen_conv_dw_avx2(int64_t M, const float *dy, int64_t dy_img, int64_t C, int
                       int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                       const float *x, float *dw, float *work) {
     const int64_t K = C * KH * KW;
-    if (M <= 0 || K <= 0 || !takes(stride)) return;
+    if (M <= 0 || K <= 0) return;
+    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) {
+        gen_wino_avx2_dw(M, dy, dy_img, C, H, W, pad, m, img, x, dw, work);
+        return;
+    }
+    if (!takes(stride)) return;
     const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
     const int64_t P = g.OH * g.OW, tw8 = round8(g.tw), group = dw_group(M, C, &g);
     if (m <= 0) memset(dw, 0, (size_t)(M * K) * sizeof(float));
@@ -284,8 +305,8 @@ void gen_conv_dw_avx2(int64_t M, const float *dy, int64_t dy_img, int64_t C, int
                     const int64_t c = k / (KH * KW), kh = k / KW % KH, kw = k % KW;
                     b[j] = xp + c * g.plane + kh * g.Wq + kw;
                 }
-                dw_block(M - co0 < DW_MB ? M - co0 : DW_MB, kn, mg, tw8, dyw + co0 * tw8, M * tw8,
-                         tw8, b, C * g.plane, dw + co0 * K + k0, K, i0 > 0);
+                gen_avx2_dw_block(M - co0 < DW_MB ? M - co0 : DW_MB, kn, mg, tw8, dyw + co0 * tw8,
+                                  M * tw8, tw8, b, C * g.plane, dw + co0 * K + k0, K, i0 > 0);
             }
     }
 }

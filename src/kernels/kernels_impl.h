@@ -229,6 +229,39 @@ int64_t gen_conv_prep_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int6
 void gen_conv_prep_avx2(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                         int64_t stride, int64_t pad, const float *Wm, float *prep);
 
+/* Its products, which the AVX2 Winograd convolution (winograd_avx2.c)
+ * shares. gen_avx2_panels: c[r ldc + 0..16) = sum over k < K of Wm[r][k]
+ * brow[k][j + 0..16) for r < M, Wm packed by gen_avx2_pack (panels of
+ * GEN_AVX2_MR rows, k-major: panel q at + q K MR, (r, k) at + k MR + r,
+ * zeros past row M: gen_avx2_pack_floats(M, K) floats). gen_avx2_dw_block:
+ * dw[r ldw + j] (+)= sum over images i < m, t < len of a[r](i)[t]
+ * b[j](i)[t] for r < mn <= 4, j < kn <= 3, with a[r](i) = a + i a_img + r
+ * a_row and b[j](i) = b[j] + i b_img, len a multiple of 8; added to dw's
+ * values when acc. */
+#define GEN_AVX2_MR 6
+static inline int64_t gen_avx2_pack_floats(int64_t M, int64_t K) {
+    return (M + GEN_AVX2_MR - 1) / GEN_AVX2_MR * GEN_AVX2_MR * K;
+}
+void gen_avx2_pack(int64_t M, int64_t K, const float *Wm, int64_t ldw, float *prep);
+void gen_avx2_panels(int64_t M, int64_t K, const float *Wp, const float *const *brow, int64_t j,
+                     float *c, int64_t ldc);
+void gen_avx2_dw_block(int64_t mn, int64_t kn, int64_t m, int64_t len, const float *a,
+                       int64_t a_img, int64_t a_row, const float *const b[3], int64_t b_img,
+                       float *dw, int64_t ldw, int acc);
+
+/* AVX2 Winograd F(2 x 2, 3 x 3) (winograd_avx2.c), the geometries
+ * gen_wino_fits accepts, as winograd_avx512.c's entry points. */
+int64_t gen_wino_avx2_prep_work(int64_t M, int64_t C);
+void gen_wino_avx2_prep(int64_t M, int64_t C, const float *Wm, float *prep);
+int64_t gen_wino_avx2_conv_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad,
+                                int64_t m);
+void gen_wino_avx2_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W, int64_t pad,
+                        int64_t m, int64_t img, const float *x, const float *bias, float beta,
+                        float *out, int64_t ldo, int64_t out_img, float *work);
+int64_t gen_wino_avx2_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m);
+void gen_wino_avx2_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
+                      int64_t pad, int64_t m, int64_t img, const float *x, float *dw, float *work);
+
 /* The AVX-512 GEMM (gemm_avx512.c): on this thread (a gen_gemm_fn), and
  * the table's gemm and gemm_bias, split over threads outside a parallel
  * region. */
@@ -292,8 +325,11 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
  * geometries gen_wino_fits accepts, with the same arguments less the
  * kernel size and stride; conv_gemm's kernels come as gen_wino_prep left
  * them (gen_wino_prep_work(M, C) floats). */
-int gen_wino_fits(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
-                  int64_t stride, int64_t pad);
+static inline int gen_wino_fits(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
+                                int64_t KW, int64_t stride, int64_t pad) {
+    return KH == 3 && KW == 3 && stride == 1 && pad >= 0 && pad <= 2 && M >= 8 && C >= 16 &&
+           H + 2 * pad >= 6 && W + 2 * pad >= 6;
+}
 int64_t gen_wino_prep_work(int64_t M, int64_t C);
 void gen_wino_prep(int64_t M, int64_t C, const float *Wm, float *prep);
 int64_t gen_wino_conv_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m);

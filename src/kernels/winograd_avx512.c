@@ -50,12 +50,6 @@ static struct wino wino_geo(int64_t H, int64_t W, int64_t pad) {
     return g;
 }
 
-int gen_wino_fits(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
-                  int64_t stride, int64_t pad) {
-    return KH == 3 && KW == 3 && stride == 1 && pad >= 0 && pad <= 2 && M >= 8 && C >= 16 &&
-           H + 2 * pad >= 6 && W + 2 * pad >= 6;
-}
-
 static inline int64_t round16(int64_t n) {
     return (n + 15) / 16 * 16;
 }

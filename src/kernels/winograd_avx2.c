@@ -1,0 +1,374 @@
+/* winograd_avx2.c - 3 x 3 stride-1 convolutions by Winograd's F(2 x 2,
+ * 3 x 3) on the AVX2 table: the method of winograd_avx512.c (read its
+ * header for the algebra), with 8-lane vectors and the AVX2 table's own
+ * products (conv_avx2.c):
+ *
+ *   forward (and the input gradient, a convolution of dy with the flipped
+ *   kernel): the 16 transformed kernels are packed once as the micro-
+ *   kernel's A panels; per block of tile rows the input transform writes
+ *   16 matrices V[xi] (C x tiles), gen_avx2_panels multiplies each by its
+ *   kernels into Mo[xi] (M x tiles), and the output transform turns Mo
+ *   into 2 x 2 blocks of outputs;
+ *   weight gradient: per block, V[xi] and D[xi] = (A dy A^T)[xi] (M x
+ *   tiles) meet in gen_avx2_dw_block, whose sums over tiles add into
+ *   Mo[xi] (M x C), transformed back into 3 x 3 kernels at the end.
+ *
+ * AVX2 has no masked loads or stores worth the name (vmaskmovps is slow
+ * on the machines this serves), so a group of images is first copied into
+ * zero-padded planes on the tile grid (2 TH + 2 rows of 2 TW + 2 columns,
+ * dy's 2 TH x 2 TW), and every load is a whole vector. A vector holds 8
+ * neighbouring tiles of one tile row, in order: even and odd columns come
+ * out of two loads by one shuffle and one cross-lane permutation each.
+ * The last vector of a tile row is stored whole: its lanes past the row
+ * land on the next row's first tiles, which are stored after them, or
+ * past the block's tiles, in the 8 columns each matrix row keeps spare. */
+#include <immintrin.h>
+#include <string.h>
+
+#include "kernels/kernels_impl.h"
+
+#define XI 16
+#define MR GEN_AVX2_MR
+/* Floats of the 16 matrices of a block (input and output), which set its
+ * tile rows. Measured on a Zen 3 VM (512 KiB L2, 32 MiB L3; diffusion
+ * steps and the 3 x 3 ops of bench_ops): the forward pass gained nothing
+ * past 192 Ki floats; the weight gradient wants long blocks, since each
+ * 4 x 3 block of gen_avx2_dw_block sums its lanes and stores once per
+ * block of tiles (at 96 Ki floats a 14 x 14 layer's blocks had 42 tiles,
+ * and those sums took most of its time). */
+#define BLOCK_FLOATS    ((int64_t)192 * 1024)
+#define DW_BLOCK_FLOATS ((int64_t)768 * 1024)
+
+struct wino {
+    int64_t OH, OW, TH, TW;  /* output, tile grid */
+    int64_t Wz, Pz, Wd, Pd;  /* padded planes: x's row and plane, dy's */
+    int64_t group, rows, ld; /* images a group, tile rows a block, a matrix row */
+};
+
+static inline int64_t round8(int64_t n) {
+    return (n + 7) / 8 * 8;
+}
+
+/* n floats rounded up to 4 KiB and 256 bytes on: the 16 matrices of a
+ * transform, written side by side, fall in different sets of the L1 */
+static inline int64_t spread(int64_t n) {
+    return (n + 1023) / 1024 * 1024 + 64;
+}
+
+/* Tile rows a block: its 16 matrices (C + M rows) about `block` floats;
+ * images a group: those of one block, at least one. */
+static struct wino wino_geo(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m,
+                            int64_t block) {
+    struct wino g = {.OH = H + 2 * pad - 2, .OW = W + 2 * pad - 2};
+    g.TH = (g.OH + 1) / 2, g.TW = (g.OW + 1) / 2;
+    g.Wz = 2 * g.TW + 2, g.Pz = (2 * g.TH + 2) * g.Wz;
+    g.Wd = 2 * g.TW, g.Pd = 2 * g.TH * g.Wd;
+    int64_t rows = block / (XI * (C + M) * g.TW);
+    rows = rows < 1 ? 1 : rows;
+    g.group = rows / g.TH < 1 ? 1 : rows / g.TH;
+    g.group = g.group < m ? g.group : (m > 0 ? m : 1);
+    g.rows = rows < g.group * g.TH ? rows : g.group * g.TH;
+    g.ld = (g.rows * g.TW + 15) / 16 * 16 + 16; /* rows of whole lines */
+    return g;
+}
+
+/* The 8 even (odd) floats of the 16 at a:b, in order. */
+static inline __m256 evens(__m256 a, __m256 b) {
+    return _mm256_castpd_ps(
+        _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+}
+
+static inline __m256 odds(__m256 a, __m256 b) {
+    return _mm256_castpd_ps(
+        _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+}
+
+/* The row half of B^T d B (w = d B) for 8 tiles from the padded row p:
+ * tile l reads columns 2 l + {0, 1, 2, 3}. */
+static inline void row_transform(const float *p, __m256 w[4]) {
+    const __m256 v0 = _mm256_loadu_ps(p), v1 = _mm256_loadu_ps(p + 8);
+    const __m256 a0 = _mm256_loadu_ps(p + 2), a1 = _mm256_loadu_ps(p + 10);
+    const __m256 d0 = evens(v0, v1), d1 = odds(v0, v1), d2 = evens(a0, a1), d3 = odds(a0, a1);
+    w[0] = _mm256_sub_ps(d0, d2);
+    w[1] = _mm256_add_ps(d1, d2);
+    w[2] = _mm256_sub_ps(d2, d1);
+    w[3] = _mm256_sub_ps(d1, d3);
+}
+
+/* The group's images i0 .. i0 + n, their C planes zero-padded onto the
+ * tile grid (Pz floats each, then 16 zeros the last vectors read). */
+static void pad_group(const float *x, int64_t img, int64_t n, int64_t C, int64_t H, int64_t W,
+                      int64_t pad, const struct wino *g, float *xz) {
+    for (int64_t i = 0; i < n; i++)
+        for (int64_t c = 0; c < C; c++)
+            gen_pad_plane(x + i * img + c * H * W, H, W, pad, 2 * g->TH + 2, g->Wz,
+                          xz + (i * C + c) * g->Pz);
+    memset(xz + n * C * g->Pz, 0, 16 * sizeof(float));
+}
+
+/* V[xi] (rows ld apart, matrices vstep apart) = (B^T d B)[xi] for the
+ * tiles of the group's tile rows [r0, r1), tile (r, tx) at column (r -
+ * r0) TW + tx. Each input row's half transform serves the two tile rows
+ * that read it. */
+static void input_transform(const float *xz, int64_t C, const struct wino *g, int64_t r0,
+                            int64_t r1, float *V, int64_t vstep) {
+    for (int64_t c = 0; c < C; c++)
+        /* the last vector of a row first: its lanes past the row land on
+         * the next row's first vector, stored after them */
+        for (int64_t tx = (g->TW - 1) / 8 * 8; tx >= 0; tx -= 8) {
+            __m256 w[4][4] = {{_mm256_setzero_ps()}}; /* the first tile row sets all */
+            for (int64_t r = r0; r < r1; r++) {
+                const int64_t ty = r % g->TH;
+                const float *p = xz + (r / g->TH * C + c) * g->Pz + 2 * ty * g->Wz + 2 * tx;
+                if (r == r0 || ty == 0) {
+                    row_transform(p, w[0]);
+                    row_transform(p + g->Wz, w[1]);
+                } else {
+                    memcpy(w[0], w[2], sizeof w[0]);
+                    memcpy(w[1], w[3], sizeof w[1]);
+                }
+                row_transform(p + 2 * g->Wz, w[2]);
+                row_transform(p + 3 * g->Wz, w[3]);
+                float *d = V + c * g->ld + (r - r0) * g->TW + tx;
+#pragma GCC unroll 4
+                for (int q = 0; q < 4; q++) {
+                    _mm256_storeu_ps(d + (0 + q) * vstep, _mm256_sub_ps(w[0][q], w[2][q]));
+                    _mm256_storeu_ps(d + (4 + q) * vstep, _mm256_add_ps(w[1][q], w[2][q]));
+                    _mm256_storeu_ps(d + (8 + q) * vstep, _mm256_sub_ps(w[2][q], w[1][q]));
+                    _mm256_storeu_ps(d + (12 + q) * vstep, _mm256_sub_ps(w[1][q], w[3][q]));
+                }
+            }
+        }
+}
+
+int64_t gen_wino_avx2_prep_work(int64_t M, int64_t C) {
+    return XI * gen_avx2_pack_floats(M, C);
+}
+
+/* U[xi] = (G g G^T)[xi] for the M x C kernels g (Wm, M x C 9), G = [1 0
+ * 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], each packed as gen_avx2_panels'
+ * A operand (xi apart by gen_avx2_pack_floats(M, C)). */
+void gen_wino_avx2_prep(int64_t M, int64_t C, const float *Wm, float *prep) {
+    const int64_t pa = gen_avx2_pack_floats(M, C);
+    memset(prep, 0, (size_t)(XI * pa) * sizeof(float));
+    for (int64_t co = 0; co < M; co++)
+        for (int64_t c = 0; c < C; c++) {
+            const float *k = Wm + (co * C + c) * 9;
+            float t[4][3];
+            for (int v = 0; v < 3; v++) {
+                const float s02 = k[v] + k[6 + v];
+                t[0][v] = k[v];
+                t[1][v] = 0.5f * (s02 + k[3 + v]);
+                t[2][v] = 0.5f * (s02 - k[3 + v]);
+                t[3][v] = k[6 + v];
+            }
+            float *d = prep + (co / MR * C + c) * MR + co % MR;
+            for (int r = 0; r < 4; r++) {
+                const float s02 = t[r][0] + t[r][2];
+                d[(r * 4 + 0) * pa] = t[r][0];
+                d[(r * 4 + 1) * pa] = 0.5f * (s02 + t[r][1]);
+                d[(r * 4 + 2) * pa] = 0.5f * (s02 - t[r][1]);
+                d[(r * 4 + 3) * pa] = t[r][2];
+            }
+        }
+}
+
+/* out[i out_img + co ldo + (2 ty + a) OW + 2 tx + b] = (A^T Mo A)[a][b] +
+ * bias[co] + beta out for the tiles of the group's tile rows [r0, r1);
+ * A^T = [1 1 1 0; 0 1 -1 -1]. An output row's last 16 columns, where the
+ * row ends inside them, go through a buffer. */
+static void output_transform(const struct wino *g, int64_t M, int64_t r0, int64_t r1,
+                             const float *Mo, int64_t step, const float *bias, float beta,
+                             float *out, int64_t ldo, int64_t out_img) {
+    const __m256 vb = _mm256_set1_ps(beta);
+    for (int64_t co = 0; co < M; co++) {
+        const __m256 bc = _mm256_set1_ps(bias ? bias[co] : 0.0f);
+        for (int64_t r = r0; r < r1; r++) {
+            const int64_t ty = r % g->TH;
+            for (int64_t tx = 0; tx < g->TW; tx += 8) {
+                const float *src = Mo + co * g->ld + (r - r0) * g->TW + tx;
+                __m256 s[2][4];
+#pragma GCC unroll 4
+                for (int q = 0; q < 4; q++) {
+                    const __m256 c0 = _mm256_loadu_ps(src + q * step),
+                                 c1 = _mm256_loadu_ps(src + (4 + q) * step),
+                                 c2 = _mm256_loadu_ps(src + (8 + q) * step),
+                                 c3 = _mm256_loadu_ps(src + (12 + q) * step);
+                    s[0][q] = _mm256_add_ps(_mm256_add_ps(c0, c1), c2);
+                    s[1][q] = _mm256_sub_ps(_mm256_sub_ps(c1, c2), c3);
+                }
+                const int64_t n = g->OW - 2 * tx < 16 ? g->OW - 2 * tx : 16;
+                for (int a = 0; a < 2 && 2 * ty + a < g->OH; a++) {
+                    const __m256 y0 = _mm256_add_ps(
+                                     _mm256_add_ps(_mm256_add_ps(s[a][0], s[a][1]), s[a][2]), bc),
+                                 y1 = _mm256_add_ps(
+                                     _mm256_sub_ps(_mm256_sub_ps(s[a][1], s[a][2]), s[a][3]), bc);
+                    const __m256 lo = _mm256_unpacklo_ps(y0, y1), hi = _mm256_unpackhi_ps(y0, y1);
+                    __m256 o0 = _mm256_permute2f128_ps(lo, hi, 0x20),
+                           o1 = _mm256_permute2f128_ps(lo, hi, 0x31);
+                    float *d = out + r / g->TH * out_img + co * ldo + (2 * ty + a) * g->OW + 2 * tx;
+                    if (n == 16) {
+                        if (beta != 0.0f) {
+                            o0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(d), o0);
+                            o1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(d + 8), o1);
+                        }
+                        _mm256_storeu_ps(d, o0);
+                        _mm256_storeu_ps(d + 8, o1);
+                        continue;
+                    }
+                    float buf[16];
+                    _mm256_storeu_ps(buf, o0);
+                    _mm256_storeu_ps(buf + 8, o1);
+                    for (int64_t e = 0; e < n; e++)
+                        d[e] = beta != 0.0f ? beta * d[e] + buf[e] : buf[e];
+                }
+            }
+        }
+    }
+}
+
+int64_t gen_wino_avx2_conv_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad,
+                                int64_t m) {
+    const struct wino g = wino_geo(M, C, H, W, pad, m, BLOCK_FLOATS);
+    return round8(g.group * C * g.Pz + 16) + XI * spread(C * g.ld) + XI * spread(M * g.ld) +
+           round8(2 * C);
+}
+
+void gen_wino_avx2_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W, int64_t pad,
+                        int64_t m, int64_t img, const float *x, const float *bias, float beta,
+                        float *out, int64_t ldo, int64_t out_img, float *work) {
+    const struct wino g = wino_geo(M, C, H, W, pad, m, BLOCK_FLOATS);
+    const int64_t pa = gen_avx2_pack_floats(M, C), vstep = spread(C * g.ld),
+                  mstep = spread(M * g.ld);
+    float *xz = work, *V = xz + round8(g.group * C * g.Pz + 16), *Mo = V + XI * vstep;
+    const float **rows = (const float **)(void *)(Mo + XI * mstep);
+    for (int64_t i0 = 0; i0 < m; i0 += g.group) {
+        const int64_t gn = m - i0 < g.group ? m - i0 : g.group;
+        pad_group(x + i0 * img, img, gn, C, H, W, pad, &g, xz);
+        for (int64_t r0 = 0; r0 < gn * g.TH; r0 += g.rows) {
+            const int64_t r1 = r0 + g.rows < gn * g.TH ? r0 + g.rows : gn * g.TH;
+            const int64_t n = (r1 - r0) * g.TW;
+            input_transform(xz, C, &g, r0, r1, V, vstep);
+            for (int xi = 0; xi < XI; xi++) {
+                for (int64_t c = 0; c < C; c++) rows[c] = V + xi * vstep + c * g.ld;
+                for (int64_t j = 0; j < n; j += 16)
+                    gen_avx2_panels(M, C, prep + xi * pa, rows, j, Mo + xi * mstep + j, g.ld);
+            }
+            output_transform(&g, M, r0, r1, Mo, mstep, bias, beta, out + i0 * out_img, ldo,
+                             out_img);
+        }
+    }
+}
+
+/* D[xi] (rows ld apart, matrices step apart) = (A dy A^T)[xi] for the
+ * tiles of the group's tile rows [r0, r1), from dy's padded planes (zeros
+ * past the output's edge); A = [1 0; 1 1; 1 -1; 0 -1]. */
+static void dy_transform(const float *dz, int64_t M, const struct wino *g, int64_t r0, int64_t r1,
+                         float *D, int64_t step) {
+    const __m256 zero = _mm256_setzero_ps();
+    for (int64_t co = 0; co < M; co++)
+        for (int64_t r = r0; r < r1; r++) {
+            const int64_t ty = r % g->TH;
+            for (int64_t tx = 0; tx < g->TW; tx += 8) {
+                __m256 u[2][4];
+#pragma GCC unroll 2
+                for (int a = 0; a < 2; a++) {
+                    const float *p =
+                        dz + (r / g->TH * M + co) * g->Pd + (2 * ty + a) * g->Wd + 2 * tx;
+                    const __m256 v0 = _mm256_loadu_ps(p), v1 = _mm256_loadu_ps(p + 8);
+                    const __m256 e = evens(v0, v1), o = odds(v0, v1);
+                    u[a][0] = e;
+                    u[a][1] = _mm256_add_ps(e, o);
+                    u[a][2] = _mm256_sub_ps(e, o);
+                    u[a][3] = _mm256_sub_ps(zero, o);
+                }
+                float *d = D + co * g->ld + (r - r0) * g->TW + tx;
+#pragma GCC unroll 4
+                for (int q = 0; q < 4; q++) {
+                    _mm256_storeu_ps(d + (0 + q) * step, u[0][q]);
+                    _mm256_storeu_ps(d + (4 + q) * step, _mm256_add_ps(u[0][q], u[1][q]));
+                    _mm256_storeu_ps(d + (8 + q) * step, _mm256_sub_ps(u[0][q], u[1][q]));
+                    _mm256_storeu_ps(d + (12 + q) * step, _mm256_sub_ps(zero, u[1][q]));
+                }
+            }
+        }
+}
+
+/* dw[co, ci 9 + 3 u + v] = (G^T Mo G)[u][v], Mo's matrices M x C, step
+ * floats apart; G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1]. */
+static void dw_transform(int64_t M, int64_t C, const float *Mo, int64_t step, float *dw) {
+    for (int64_t k = 0; k < M * C; k++) {
+        float r[3][4];
+        for (int q = 0; q < 4; q++) {
+            const float c0 = Mo[k + q * step], c1 = Mo[k + (4 + q) * step],
+                        c2 = Mo[k + (8 + q) * step], c3 = Mo[k + (12 + q) * step];
+            const float p = 0.5f * (c1 + c2);
+            r[0][q] = c0 + p;
+            r[1][q] = 0.5f * (c1 - c2);
+            r[2][q] = p + c3;
+        }
+        for (int u = 0; u < 3; u++) {
+            const float p = 0.5f * (r[u][1] + r[u][2]);
+            dw[k * 9 + 3 * u + 0] = r[u][0] + p;
+            dw[k * 9 + 3 * u + 1] = 0.5f * (r[u][1] - r[u][2]);
+            dw[k * 9 + 3 * u + 2] = p + r[u][3];
+        }
+    }
+}
+
+int64_t gen_wino_avx2_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m) {
+    const struct wino g = wino_geo(M, C, H, W, pad, m, DW_BLOCK_FLOATS);
+    return round8(g.group * C * g.Pz + 16) + round8(g.group * M * g.Pd + 16) +
+           XI * spread(C * g.ld) + XI * spread(M * g.ld) + XI * spread(M * C);
+}
+
+/* Zeros in columns [n, round8(n)) of the rows rows of the 16 matrices at
+ * mat (rows ld apart, matrices step apart), which gen_avx2_dw_block reads. */
+static void zero_tails(float *mat, int64_t step, int64_t rows, int64_t ld, int64_t n) {
+    for (int xi = 0; xi < XI; xi++)
+        for (int64_t k = 0; k < rows; k++)
+            for (int64_t t = n; t < round8(n); t++) mat[xi * step + k * ld + t] = 0.0f;
+}
+
+void gen_wino_avx2_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
+                      int64_t pad, int64_t m, int64_t img, const float *x, float *dw, float *work) {
+    const struct wino g = wino_geo(M, C, H, W, pad, m, DW_BLOCK_FLOATS);
+    const int64_t vstep = spread(C * g.ld), dstep = spread(M * g.ld), ostep = spread(M * C);
+    float *xz = work, *dz = xz + round8(g.group * C * g.Pz + 16);
+    float *V = dz + round8(g.group * M * g.Pd + 16), *D = V + XI * vstep, *Mo = D + XI * dstep;
+    int first = 1;
+    for (int64_t i0 = 0; i0 < m; i0 += g.group) {
+        const int64_t gn = m - i0 < g.group ? m - i0 : g.group;
+        pad_group(x + i0 * img, img, gn, C, H, W, pad, &g, xz);
+        for (int64_t i = 0; i < gn; i++) /* dy's planes onto the tile grid */
+            for (int64_t co = 0; co < M; co++)
+                gen_pad_plane(dy + (i0 + i) * dy_img + co * g.OH * g.OW, g.OH, g.OW, 0, 2 * g.TH,
+                              g.Wd, dz + (i * M + co) * g.Pd);
+        memset(dz + gn * M * g.Pd, 0, 16 * sizeof(float));
+        for (int64_t r0 = 0; r0 < gn * g.TH; r0 += g.rows) {
+            const int64_t r1 = r0 + g.rows < gn * g.TH ? r0 + g.rows : gn * g.TH;
+            const int64_t n = (r1 - r0) * g.TW;
+            input_transform(xz, C, &g, r0, r1, V, vstep);
+            dy_transform(dz, M, &g, r0, r1, D, dstep);
+            zero_tails(V, vstep, C, g.ld, n);
+            zero_tails(D, dstep, M, g.ld, n);
+            for (int xi = 0; xi < XI; xi++)
+                for (int64_t co0 = 0; co0 < M; co0 += 4)
+                    for (int64_t c0 = 0; c0 < C; c0 += 3) {
+                        const int64_t kn = C - c0 < 3 ? C - c0 : 3;
+                        const float *b[3];
+                        for (int64_t j = 0; j < 3; j++)
+                            b[j] = V + xi * vstep + (c0 + (j < kn ? j : kn - 1)) * g.ld;
+                        gen_avx2_dw_block(M - co0 < 4 ? M - co0 : 4, kn, 1, round8(n),
+                                          D + xi * dstep + co0 * g.ld, 0, g.ld, b, 0,
+                                          Mo + xi * ostep + co0 * C + c0, C, !first);
+                    }
+            first = 0;
+        }
+    }
+    if (first) { /* no images */
+        memset(dw, 0, (size_t)(M * C * 9) * sizeof(float));
+        return;
+    }
+    dw_transform(M, C, Mo, ostep, dw);
+}
