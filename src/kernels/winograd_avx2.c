@@ -141,36 +141,43 @@ static void input_transform(const float *xz, int64_t C, const struct wino *g, in
         }
 }
 
+/* U[xi][co][c] = (G g G^T)[xi] for output channel co's C kernels g (Wm,
+ * M x C 9), G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], into its row
+ * of the 16 packed A operands of gen_avx2_panels at prep, pa floats apart. */
+static void kernel_row(int64_t co, int64_t C, const float *Wm, int64_t pa, float *prep) {
+    for (int64_t c = 0; c < C; c++) {
+        const float *k = Wm + (co * C + c) * 9;
+        float t[4][3];
+        for (int v = 0; v < 3; v++) {
+            const float s02 = k[v] + k[6 + v];
+            t[0][v] = k[v];
+            t[1][v] = 0.5f * (s02 + k[3 + v]);
+            t[2][v] = 0.5f * (s02 - k[3 + v]);
+            t[3][v] = k[6 + v];
+        }
+        float *d = prep + (co / MR * C + c) * MR + co % MR;
+        for (int r = 0; r < 4; r++) {
+            const float s02 = t[r][0] + t[r][2];
+            d[(r * 4 + 0) * pa] = t[r][0];
+            d[(r * 4 + 1) * pa] = 0.5f * (s02 + t[r][1]);
+            d[(r * 4 + 2) * pa] = 0.5f * (s02 - t[r][1]);
+            d[(r * 4 + 3) * pa] = t[r][2];
+        }
+    }
+}
+
 int64_t gen_wino_avx2_prep_work(int64_t M, int64_t C) {
     return XI * gen_avx2_pack_floats(M, C);
 }
 
-/* U[xi] = (G g G^T)[xi] for the M x C kernels g (Wm, M x C 9), G = [1 0
- * 0; 1/2 1/2 1/2; 1/2 -1/2 1/2; 0 0 1], each packed as gen_avx2_panels'
- * A operand (xi apart by gen_avx2_pack_floats(M, C)). */
+/* Across the threads, as ops_conv calls it before its chunk loop; the last
+ * panel's rows past M are zeros. */
 void gen_wino_avx2_prep(int64_t M, int64_t C, const float *Wm, float *prep) {
     const int64_t pa = gen_avx2_pack_floats(M, C);
-    memset(prep, 0, (size_t)(XI * pa) * sizeof(float));
-    for (int64_t co = 0; co < M; co++)
-        for (int64_t c = 0; c < C; c++) {
-            const float *k = Wm + (co * C + c) * 9;
-            float t[4][3];
-            for (int v = 0; v < 3; v++) {
-                const float s02 = k[v] + k[6 + v];
-                t[0][v] = k[v];
-                t[1][v] = 0.5f * (s02 + k[3 + v]);
-                t[2][v] = 0.5f * (s02 - k[3 + v]);
-                t[3][v] = k[6 + v];
-            }
-            float *d = prep + (co / MR * C + c) * MR + co % MR;
-            for (int r = 0; r < 4; r++) {
-                const float s02 = t[r][0] + t[r][2];
-                d[(r * 4 + 0) * pa] = t[r][0];
-                d[(r * 4 + 1) * pa] = 0.5f * (s02 + t[r][1]);
-                d[(r * 4 + 2) * pa] = 0.5f * (s02 - t[r][1]);
-                d[(r * 4 + 3) * pa] = t[r][2];
-            }
-        }
+    GEN_KFOR(GEN_KPAR_ROWS(M, M * C * XI), co, M, kernel_row(co, C, Wm, pa, prep));
+    for (int64_t r = M; r < pa / C; r++)
+        for (int xi = 0; xi < XI; xi++)
+            for (int64_t c = 0; c < C; c++) prep[xi * pa + (r / MR * C + c) * MR + r % MR] = 0.0f;
 }
 
 /* out[i out_img + co ldo + (2 ty + a) OW + 2 tx + b] = (A^T Mo A)[a][b] +
