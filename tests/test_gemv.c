@@ -1,6 +1,6 @@
 /* test_gemv.c - gen_gemv (kernels.h) under every kernel table: the
- * AVX-512 kernel (src/kernels/gemv_avx512.c) and OpenBLAS's sgemv behind
- * the others, against a double-precision loop; gen_gemv_bf16 and the bf16
+ * AVX-512 and AVX2 kernels (src/kernels/gemv_avx512.c, gemv_avx2.c) and
+ * OpenBLAS's sgemv behind the scalar one, against a double-precision loop; gen_gemv_bf16 and the bf16
  * rounding (gen_bf16_round, gen_bf16_pack) likewise, the AVX-512 kernels
  * and the plain loops behind the other tables. */
 #include "testutil.h"
@@ -81,12 +81,12 @@ static void empty(const char *isa) {
     assert_true(y[2] == 6.0f);
 }
 
-/* The AVX-512 kernel's y_i is the same sequence of operations whatever M
- * (A x: rows in a group of eight or alone) and N (A^T x: columns in any
- * 64-column block): a product over a slice of the rows or columns gives
+/* The AVX-512 and AVX2 kernels' y_i is the same sequence of operations
+ * whatever M (A x: rows in a group of eight or alone) and N (A^T x:
+ * columns in any 64- or 32-column block): a product over a slice of the rows or columns gives
  * the bits of the whole one. Decoding relies on nothing more than run to
  * run determinism, but this is what makes the kernel's order its own. */
-static void slices_avx512(void) {
+static void slices(void) {
     const int64_t M = 45, N = 139, lda = N + 1;
     float *A = rnd(M * lda, 40), *xn = rnd(N, 41), *xm = rnd(M, 42);
     float whole_n[45], whole_t[139], part[139];
@@ -223,7 +223,8 @@ static void test_gemv(void **state) {
         empty(isas[i]);
         rounding(isas[i]);
         parity_bf16(isas[i]);
-        if (strcmp(isas[i], "avx512") == 0) slices_avx512(), slices_bf16_avx512();
+        if (strcmp(isas[i], "scalar") != 0) slices();
+        if (strcmp(isas[i], "avx512") == 0) slices_bf16_avx512();
     }
     assert_int_equal(gen_kernels_select(NULL), 1);
 }

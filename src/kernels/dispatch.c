@@ -1,7 +1,7 @@
 /* dispatch.c - chooses the kernel table once (GEN_ISA, then CPUID) and
  * routes gen_gemm to the table's own GEMM, or to OpenBLAS's cblas_sgemm
- * where the table has none (gen_gemv: the AVX-512 tables' own kernel, or
- * cblas_sgemv). --precision bf16 swaps in the AVX-512 table
+ * where the table has none (gen_gemv: the AVX-512 and AVX2 tables' own
+ * kernels, or cblas_sgemv). --precision bf16 swaps in the AVX-512 table
  * with bf16 products (gen_kernels_set_precision, gen_kernels_bf16): on
  * AMX tiles where the CPU and kernel allow them, else on vdpbf16ps.
  *
@@ -339,6 +339,10 @@ void gen_gemv(int trans, int64_t M, int64_t N, float alpha, const float *A, int6
         return;
     }
 #endif
+    if (gen_kernels() == &gen_kernels_avx2) {
+        gen_sgemv_avx2(trans, M, N, alpha, A, lda, x, beta, y);
+        return;
+    }
     if (beta == 0.0f) memset(y, 0, (size_t)ny * sizeof *y); /* BLAS scales y: 0 NaN is NaN */
     cblas_sgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, (blasint)M, (blasint)N, alpha, A,
                 (blasint)lda, x, 1, beta, y, 1);

@@ -249,6 +249,11 @@ void gen_avx2_dw_block(int64_t mn, int64_t kn, int64_t m, int64_t len, const flo
                        int64_t a_img, int64_t a_row, const float *const b[3], int64_t b_img,
                        float *dw, int64_t ldw, int acc);
 
+/* The AVX2 table's matrix-vector product (gemv_avx2.c): gen_gemv's
+ * arguments, on this thread. */
+void gen_sgemv_avx2(int trans, int64_t M, int64_t N, float alpha, const float *A, int64_t lda,
+                    const float *x, float beta, float *y);
+
 /* AVX2 Winograd F(2 x 2, 3 x 3) (winograd_avx2.c), the geometries
  * gen_wino_fits accepts, as winograd_avx512.c's entry points. */
 int64_t gen_wino_avx2_prep_work(int64_t M, int64_t C);
