@@ -23,14 +23,15 @@
  * land on the next row's first tiles, which are stored after them, or
  * past the block's tiles, in the 8 columns each matrix row keeps spare. */
 #include <immintrin.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "kernels/kernels_impl.h"
 
 #define XI 16
 #define MR GEN_AVX2_MR
-/* Floats of the 16 matrices of a block (input and output), which set its
- * tile rows. Measured on a Zen 3 VM (512 KiB L2, 32 MiB L3; diffusion
+/* Floats of the 16 matrices of a block (input and output), which bound
+ * its tile rows. Measured on a Zen 3 VM (512 KiB L2, 32 MiB L3; diffusion
  * steps and the 3 x 3 ops of bench_ops): the forward pass gained nothing
  * past 192 Ki floats; the weight gradient wants long blocks, since each
  * 4 x 3 block of gen_avx2_dw_block sums its lanes and stores once per
@@ -42,7 +43,7 @@
 struct wino {
     int64_t OH, OW, TH, TW;  /* output, tile grid */
     int64_t Wz, Pz, Wd, Pd;  /* padded planes: x's row and plane, dy's */
-    int64_t group, rows, ld; /* images a group, tile rows a block, a matrix row */
+    int64_t group, rows, ld; /* images a group, tile rows a block at most, a matrix row */
 };
 
 static inline int64_t round8(int64_t n) {
@@ -55,21 +56,46 @@ static inline int64_t spread(int64_t n) {
     return (n + 1023) / 1024 * 1024 + 64;
 }
 
-/* Tile rows a block: its 16 matrices (C + M rows) about `block` floats;
- * images a group: those of one block, at least one. */
+/* Floats of the padded planes of a group of images, at most: the m
+ * images of a call where they fit, so that blocks may span images. */
+#define GROUP_FLOATS ((int64_t)1 << 20)
+
+/* Images a group: as many of the m as GROUP_FLOATS holds (x's planes, and
+ * dy's for the weight gradient), at least one. Tile rows a block, at most: its 16 matrices (C +
+ * M rows) about `block` floats, at most a group's rows. */
 static struct wino wino_geo(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m,
-                            int64_t block) {
+                            int with_dy, int64_t block) {
     struct wino g = {.OH = H + 2 * pad - 2, .OW = W + 2 * pad - 2};
     g.TH = (g.OH + 1) / 2, g.TW = (g.OW + 1) / 2;
     g.Wz = 2 * g.TW + 2, g.Pz = (2 * g.TH + 2) * g.Wz;
     g.Wd = 2 * g.TW, g.Pd = 2 * g.TH * g.Wd;
-    int64_t rows = block / (XI * (C + M) * g.TW);
-    rows = rows < 1 ? 1 : rows;
-    g.group = rows / g.TH < 1 ? 1 : rows / g.TH;
-    g.group = g.group < m ? g.group : (m > 0 ? m : 1);
-    g.rows = rows < g.group * g.TH ? rows : g.group * g.TH;
+    const int64_t fit = GROUP_FLOATS / (C * g.Pz + (with_dy ? M * g.Pd : 0));
+    g.group = fit < m ? fit : m;
+    g.group = g.group < 1 ? 1 : g.group;
+    g.rows = block / (XI * (C + M) * g.TW);
+    g.rows = g.rows < 1 ? 1 : g.rows < g.group * g.TH ? g.rows : g.group * g.TH;
     g.ld = (g.rows * g.TW + 15) / 16 * 16 + 16; /* rows of whole lines */
     return g;
+}
+
+static inline int64_t round16(int64_t n) {
+    return (n + 15) / 16 * 16;
+}
+
+/* Tile rows a block, for a group of R tile rows: of the counts up to
+ * g->rows, the one whose blocks leave the fewest idle columns in the
+ * micro-kernels' 16-column steps (a block's overhead counted as 16 more),
+ * the larger on ties. (A 14 x 14 layer's 7-tile rows in blocks of 7 fill
+ * 49 of 64 columns; in blocks of 9, 63.) */
+static int64_t block_rows(const struct wino *g, int64_t R) {
+    int64_t best = 1, best_cost = INT64_MAX;
+    for (int64_t r = 1; r <= g->rows && r <= R; r++) {
+        const int64_t full = R / r, rest = R % r;
+        const int64_t cost =
+            full * (round16(r * g->TW) + 16) + (rest ? round16(rest * g->TW) + 16 : 0);
+        if (cost <= best_cost) best = r, best_cost = cost;
+    }
+    return best;
 }
 
 /* The 8 even (odd) floats of the 16 at a:b, in order. */
@@ -236,7 +262,7 @@ static void output_transform(const struct wino *g, int64_t M, int64_t r0, int64_
 
 int64_t gen_wino_avx2_conv_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad,
                                 int64_t m) {
-    const struct wino g = wino_geo(M, C, H, W, pad, m, BLOCK_FLOATS);
+    const struct wino g = wino_geo(M, C, H, W, pad, m, 0, BLOCK_FLOATS);
     return round8(g.group * C * g.Pz + 16) + XI * spread(C * g.ld) + XI * spread(M * g.ld) +
            round8(2 * C);
 }
@@ -244,7 +270,7 @@ int64_t gen_wino_avx2_conv_work(int64_t M, int64_t C, int64_t H, int64_t W, int6
 void gen_wino_avx2_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W, int64_t pad,
                         int64_t m, int64_t img, const float *x, const float *bias, float beta,
                         float *out, int64_t ldo, int64_t out_img, float *work) {
-    const struct wino g = wino_geo(M, C, H, W, pad, m, BLOCK_FLOATS);
+    const struct wino g = wino_geo(M, C, H, W, pad, m, 0, BLOCK_FLOATS);
     const int64_t pa = gen_avx2_pack_floats(M, C), vstep = spread(C * g.ld),
                   mstep = spread(M * g.ld);
     float *xz = work, *V = xz + round8(g.group * C * g.Pz + 16), *Mo = V + XI * vstep;
@@ -252,8 +278,9 @@ void gen_wino_avx2_conv(int64_t M, const float *prep, int64_t C, int64_t H, int6
     for (int64_t i0 = 0; i0 < m; i0 += g.group) {
         const int64_t gn = m - i0 < g.group ? m - i0 : g.group;
         pad_group(x + i0 * img, img, gn, C, H, W, pad, &g, xz);
-        for (int64_t r0 = 0; r0 < gn * g.TH; r0 += g.rows) {
-            const int64_t r1 = r0 + g.rows < gn * g.TH ? r0 + g.rows : gn * g.TH;
+        const int64_t br = block_rows(&g, gn * g.TH);
+        for (int64_t r0 = 0; r0 < gn * g.TH; r0 += br) {
+            const int64_t r1 = r0 + br < gn * g.TH ? r0 + br : gn * g.TH;
             const int64_t n = (r1 - r0) * g.TW;
             input_transform(xz, C, &g, r0, r1, V, vstep);
             for (int xi = 0; xi < XI; xi++) {
@@ -324,7 +351,7 @@ static void dw_transform(int64_t M, int64_t C, const float *Mo, int64_t step, fl
 }
 
 int64_t gen_wino_avx2_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m) {
-    const struct wino g = wino_geo(M, C, H, W, pad, m, DW_BLOCK_FLOATS);
+    const struct wino g = wino_geo(M, C, H, W, pad, m, 1, DW_BLOCK_FLOATS);
     return round8(g.group * C * g.Pz + 16) + round8(g.group * M * g.Pd + 16) +
            XI * spread(C * g.ld) + XI * spread(M * g.ld) + XI * spread(M * C);
 }
@@ -339,7 +366,7 @@ static void zero_tails(float *mat, int64_t step, int64_t rows, int64_t ld, int64
 
 void gen_wino_avx2_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
                       int64_t pad, int64_t m, int64_t img, const float *x, float *dw, float *work) {
-    const struct wino g = wino_geo(M, C, H, W, pad, m, DW_BLOCK_FLOATS);
+    const struct wino g = wino_geo(M, C, H, W, pad, m, 1, DW_BLOCK_FLOATS);
     const int64_t vstep = spread(C * g.ld), dstep = spread(M * g.ld), ostep = spread(M * C);
     float *xz = work, *dz = xz + round8(g.group * C * g.Pz + 16);
     float *V = dz + round8(g.group * M * g.Pd + 16), *D = V + XI * vstep, *Mo = D + XI * dstep;
@@ -352,8 +379,9 @@ void gen_wino_avx2_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int
                 gen_pad_plane(dy + (i0 + i) * dy_img + co * g.OH * g.OW, g.OH, g.OW, 0, 2 * g.TH,
                               g.Wd, dz + (i * M + co) * g.Pd);
         memset(dz + gn * M * g.Pd, 0, 16 * sizeof(float));
-        for (int64_t r0 = 0; r0 < gn * g.TH; r0 += g.rows) {
-            const int64_t r1 = r0 + g.rows < gn * g.TH ? r0 + g.rows : gn * g.TH;
+        const int64_t br = block_rows(&g, gn * g.TH);
+        for (int64_t r0 = 0; r0 < gn * g.TH; r0 += br) {
+            const int64_t r1 = r0 + br < gn * g.TH ? r0 + br : gn * g.TH;
             const int64_t n = (r1 - r0) * g.TW;
             input_transform(xz, C, &g, r0, r1, V, vstep);
             dy_transform(dz, M, &g, r0, r1, D, dstep);
