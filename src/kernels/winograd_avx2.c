@@ -13,15 +13,15 @@
  *   tiles) meet in gen_avx2_dw_block, whose sums over tiles add into
  *   Mo[xi] (M x C), transformed back into 3 x 3 kernels at the end.
  *
- * AVX2 has no masked loads or stores worth the name (vmaskmovps is slow
- * on the machines this serves), so a group of images is first copied into
- * zero-padded planes on the tile grid (2 TH + 2 rows of 2 TW + 2 columns,
- * dy's 2 TH x 2 TW), and every load is a whole vector. A vector holds 8
+ * AVX2 has no cheap masked stores (vmaskmovps stores are slow on AMD's
+ * cores), so a group of images is first copied into zero-padded planes
+ * on the tile grid (2 TH + 2 rows of 2 TW + 2 columns, dy's 2 TH x 2 TW),
+ * and every load and store is a whole vector. A vector holds 8
  * neighbouring tiles of one tile row, in order: even and odd columns come
  * out of two loads by one shuffle and one cross-lane permutation each.
  * The last vector of a tile row is stored whole: its lanes past the row
  * land on the next row's first tiles, which are stored after them, or
- * past the block's tiles, in the 8 columns each matrix row keeps spare. */
+ * past the block's tiles, in the spare columns each matrix row keeps. */
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
