@@ -223,11 +223,11 @@ int64_t gen_conv_dw_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_
     return round8(mg * C * g.plane + g.slack) + mg * M * round8(g.tw);
 }
 
-static inline float hsum(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
+/* The 8-lane sums of four vectors, in order: lanes added in pairs (0 + 1,
+ * 2 + 3) and pairs of pairs by hadd, then the two halves. */
+static inline __m128 hsum4(__m256 a, __m256 b, __m256 c, __m256 d) {
+    const __m256 t = _mm256_hadd_ps(_mm256_hadd_ps(a, b), _mm256_hadd_ps(c, d));
+    return _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
 }
 
 /* The block (kernels_impl.h): rows past mn and taps past kn repeat the
@@ -261,11 +261,14 @@ void gen_avx2_dw_block(int64_t mn, int64_t kn, int64_t m, int64_t len, const flo
 #undef DW_ROW
         }
     }
-    const __m256 s[DW_MB][DW_JB] = {
-        {s00, s01, s02}, {s10, s11, s12}, {s20, s21, s22}, {s30, s31, s32}};
+    /* the 12 sums, row by row, four to a reduction */
+    float t[DW_MB * DW_JB];
+    _mm_storeu_ps(t, hsum4(s00, s01, s02, s10));
+    _mm_storeu_ps(t + 4, hsum4(s11, s12, s20, s21));
+    _mm_storeu_ps(t + 8, hsum4(s22, s30, s31, s32));
     for (int64_t r = 0; r < mn; r++)
         for (int64_t j = 0; j < kn; j++)
-            dw[r * ldw + j] = (acc ? dw[r * ldw + j] : 0.0f) + hsum(s[r][j]);
+            dw[r * ldw + j] = (acc ? dw[r * ldw + j] : 0.0f) + t[r * DW_JB + j];
 }
 
 void gen_conv_dw_avx2(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
