@@ -268,6 +268,13 @@ struct gen_kernels {
      * y = max(x, 0) - x t + log(1 + e^-|x|): the loss of logit x against
      * target t, without overflow for any x. */
     void (*bce_logits_terms)(int64_t n, const float *x, const float *t, float *y);
+
+    /* ---- appended: this ISA's own matrix-vector product, or NULL where
+     * OpenBLAS's sgemv serves ----
+     * y = alpha op(A) x + beta y with gen_gemv's arguments, on the calling
+     * thread; gen_gemv calls it when the table in force has one. */
+    void (*gemv)(int trans, int64_t M, int64_t N, float alpha, const float *A, int64_t lda,
+                 const float *x, float beta, float *y);
 };
 
 /* The table in force, chosen once by gen_kernels_init (called by

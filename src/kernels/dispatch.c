@@ -1,7 +1,7 @@
 /* dispatch.c - chooses the kernel table once (GEN_ISA, then CPUID) and
  * routes gen_gemm to the table's own GEMM, or to OpenBLAS's cblas_sgemm
- * where the table has none (gen_gemv: the AVX-512 and AVX2 tables' own
- * kernels, or cblas_sgemv). --precision bf16 swaps in the AVX-512 table
+ * where the table has none (gen_gemv likewise: the table's gemv, or
+ * cblas_sgemv). --precision bf16 swaps in the AVX-512 table
  * with bf16 products (gen_kernels_set_precision, gen_kernels_bf16): on
  * AMX tiles where the CPU and kernel allow them, else on vdpbf16ps.
  *
@@ -314,8 +314,9 @@ void gen_gemm_ld(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, c
 }
 
 #ifdef GEN_HAVE_AVX512
-/* The tables whose matrix-vector product is gen_sgemv_avx512: the AVX-512
- * one and its bf16 copies (which differ in their products alone). */
+/* The tables with the AVX-512 bf16 matrix-vector product and rounding
+ * (gemv_avx512.c): the AVX-512 one and its bf16 copies (which differ in
+ * their products alone). */
 static int has_avx512_gemv(const struct gen_kernels *k) {
 #ifdef GEN_HAVE_AVX512BF16
     if (is_bf16_table(k)) return 1;
@@ -333,14 +334,9 @@ void gen_gemv(int trans, int64_t M, int64_t N, float alpha, const float *A, int6
         for (int64_t i = 0; i < ny; i++) y[i] = beta == 0.0f ? 0.0f : beta * y[i];
         return;
     }
-#ifdef GEN_HAVE_AVX512
-    if (has_avx512_gemv(gen_kernels())) {
-        gen_sgemv_avx512(trans, M, N, alpha, A, lda, x, beta, y);
-        return;
-    }
-#endif
-    if (gen_kernels() == &gen_kernels_avx2) {
-        gen_sgemv_avx2(trans, M, N, alpha, A, lda, x, beta, y);
+    const struct gen_kernels *kt = gen_kernels();
+    if (kt->gemv) {
+        kt->gemv(trans, M, N, alpha, A, lda, x, beta, y);
         return;
     }
     if (beta == 0.0f) memset(y, 0, (size_t)ny * sizeof *y); /* BLAS scales y: 0 NaN is NaN */

@@ -10,6 +10,7 @@
 #define GEN_SIMD_NAME "avx512"
 #define GEN_SIMD_GEMM gen_sgemm_avx512_mt
 #define GEN_SIMD_GEMM_BIAS gen_sgemm_avx512_bias
+#define GEN_SIMD_GEMV gen_sgemv_avx512 /* gemv_avx512.c */
 #define GEN_SIMD_CONV_GEMM_WORK gen_conv_gemm_avx512_work
 #define GEN_SIMD_CONV_GEMM gen_conv_gemm_avx512
 #define GEN_SIMD_CONV_DW_WORK gen_conv_dw_avx512_work

@@ -335,6 +335,16 @@ static inline int gen_wino_fits(int64_t M, int64_t C, int64_t H, int64_t W, int6
     return KH == 3 && KW == 3 && stride == 1 && pad >= 0 && pad <= 2 && M >= 8 && C >= 16 &&
            H + 2 * pad >= 6 && W + 2 * pad >= 6;
 }
+
+/* The distance between the 16 matrices of a transform, which it writes
+ * (or reads) side by side: n floats rounded up to 4 KiB and 256 bytes on,
+ * so that the 16 streams fall in different sets of the L1 cache. At a
+ * multiple of 4 KiB apart they share one set and evict each other at
+ * every store (15 times slower on this project's machines). */
+static inline int64_t gen_wino_spread(int64_t n) {
+    return (n + 1023) / 1024 * 1024 + 64;
+}
+
 int64_t gen_wino_prep_work(int64_t M, int64_t C);
 void gen_wino_prep(int64_t M, int64_t C, const float *Wm, float *prep);
 int64_t gen_wino_conv_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m);

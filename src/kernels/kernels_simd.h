@@ -752,4 +752,5 @@ const struct gen_kernels GEN_SIMD_TABLE = {
     .mul_grads = mul_grads, .conv_dx_work = GEN_SIMD_CONV_DX_WORK,
     .conv_dx_prep_work = GEN_SIMD_CONV_DX_PREP_WORK, .conv_dx_prep = GEN_SIMD_CONV_DX_PREP,
     .conv_dx = GEN_SIMD_CONV_DX, .bce_logits_terms = bce_logits_terms,
+    .gemv = GEN_SIMD_GEMV,
 };

@@ -50,12 +50,6 @@ static inline int64_t round8(int64_t n) {
     return (n + 7) / 8 * 8;
 }
 
-/* n floats rounded up to 4 KiB and 256 bytes on: the 16 matrices of a
- * transform, written side by side, fall in different sets of the L1 */
-static inline int64_t spread(int64_t n) {
-    return (n + 1023) / 1024 * 1024 + 64;
-}
-
 /* Floats of the padded planes of a group of images, at most: the m
  * images of a call where they fit, so that blocks may span images. */
 #define GROUP_FLOATS ((int64_t)1 << 20)
@@ -263,7 +257,7 @@ static void output_transform(const struct wino *g, int64_t M, int64_t r0, int64_
 int64_t gen_wino_avx2_conv_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad,
                                 int64_t m) {
     const struct wino g = wino_geo(M, C, H, W, pad, m, 0, BLOCK_FLOATS);
-    return round8(g.group * C * g.Pz + 16) + XI * spread(C * g.ld) + XI * spread(M * g.ld) +
+    return round8(g.group * C * g.Pz + 16) + XI * gen_wino_spread(C * g.ld) + XI * gen_wino_spread(M * g.ld) +
            round8(2 * C);
 }
 
@@ -271,8 +265,8 @@ void gen_wino_avx2_conv(int64_t M, const float *prep, int64_t C, int64_t H, int6
                         int64_t m, int64_t img, const float *x, const float *bias, float beta,
                         float *out, int64_t ldo, int64_t out_img, float *work) {
     const struct wino g = wino_geo(M, C, H, W, pad, m, 0, BLOCK_FLOATS);
-    const int64_t pa = gen_avx2_pack_floats(M, C), vstep = spread(C * g.ld),
-                  mstep = spread(M * g.ld);
+    const int64_t pa = gen_avx2_pack_floats(M, C), vstep = gen_wino_spread(C * g.ld),
+                  mstep = gen_wino_spread(M * g.ld);
     float *xz = work, *V = xz + round8(g.group * C * g.Pz + 16), *Mo = V + XI * vstep;
     const float **rows = (const float **)(void *)(Mo + XI * mstep);
     for (int64_t i0 = 0; i0 < m; i0 += g.group) {
@@ -353,7 +347,7 @@ static void dw_transform(int64_t M, int64_t C, const float *Mo, int64_t step, fl
 int64_t gen_wino_avx2_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m) {
     const struct wino g = wino_geo(M, C, H, W, pad, m, 1, DW_BLOCK_FLOATS);
     return round8(g.group * C * g.Pz + 16) + round8(g.group * M * g.Pd + 16) +
-           XI * spread(C * g.ld) + XI * spread(M * g.ld) + XI * spread(M * C);
+           XI * gen_wino_spread(C * g.ld) + XI * gen_wino_spread(M * g.ld) + XI * gen_wino_spread(M * C);
 }
 
 /* Zeros in columns [n, round8(n)) of the rows rows of the 16 matrices at
@@ -367,7 +361,7 @@ static void zero_tails(float *mat, int64_t step, int64_t rows, int64_t ld, int64
 void gen_wino_avx2_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
                       int64_t pad, int64_t m, int64_t img, const float *x, float *dw, float *work) {
     const struct wino g = wino_geo(M, C, H, W, pad, m, 1, DW_BLOCK_FLOATS);
-    const int64_t vstep = spread(C * g.ld), dstep = spread(M * g.ld), ostep = spread(M * C);
+    const int64_t vstep = gen_wino_spread(C * g.ld), dstep = gen_wino_spread(M * g.ld), ostep = gen_wino_spread(M * C);
     float *xz = work, *dz = xz + round8(g.group * C * g.Pz + 16);
     float *V = dz + round8(g.group * M * g.Pd + 16), *D = V + XI * vstep, *Mo = D + XI * dstep;
     int first = 1;

@@ -54,15 +54,6 @@ static inline int64_t round16(int64_t n) {
     return (n + 15) / 16 * 16;
 }
 
-/* The distance between the 16 matrices of a transform, which it writes
- * (or reads) side by side: n floats rounded up to 4 KiB and 256 bytes on,
- * so that the 16 streams fall in different sets of the L1 cache. At a
- * multiple of 4 KiB apart they share one set and evict each other at
- * every store (15 times slower on this project's machines). */
-static inline int64_t spread(int64_t n) {
-    return (n + 1023) / 1024 * 1024 + 64;
-}
-
 
 static const int32_t even_idx[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
 static const int32_t odd_idx[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
@@ -277,9 +268,9 @@ static inline __m512i kernel_offsets(void) {
 
 /* U[xi][co][ci] = (G g G^T)[xi] for the M x C kernels g (Wm, M x C 9),
  * 16 input channels at a time, G = [1 0 0; 1/2 1/2 1/2; 1/2 -1/2 1/2;
- * 0 0 1]; U's GEMMs are M x C, xi apart by spread(M C) floats. */
+ * 0 0 1]; U's GEMMs are M x C, xi apart by gen_wino_spread(M C) floats. */
 static void weight_transform(int64_t M, int64_t C, const float *Wm, float *U) {
-    const int64_t ustep = spread(M * C);
+    const int64_t ustep = gen_wino_spread(M * C);
     const __m512 half = _mm512_set1_ps(0.5f);
     const __m512i nine = kernel_offsets();
     GEN_KFOR(GEN_KPAR_ROWS(M, M * C * 16), co, M,
@@ -311,7 +302,7 @@ static void weight_transform(int64_t M, int64_t C, const float *Wm, float *U) {
 }
 
 int64_t gen_wino_prep_work(int64_t M, int64_t C) {
-    return round16(XI * gen_gemm_avx512_pack_a_floats(M, C)) + XI * spread(M * C);
+    return round16(XI * gen_gemm_avx512_pack_a_floats(M, C)) + XI * gen_wino_spread(M * C);
 }
 
 /* The 16 transformed kernels, each packed once as the A operand of its
@@ -322,7 +313,7 @@ void gen_wino_prep(int64_t M, int64_t C, const float *Wm, float *prep) {
     float *U = prep + round16(XI * pa);
     weight_transform(M, C, Wm, U);
     GEN_KFOR(GEN_KPAR_ROWS(XI, XI * M * C), xi, XI,
-             gen_gemm_avx512_pack_a(0, M, C, U + xi * spread(M * C), C, prep + xi * pa));
+             gen_gemm_avx512_pack_a(0, M, C, U + xi * gen_wino_spread(M * C), C, prep + xi * pa));
 }
 
 /* Even and odd lanes of 32 -> two vectors interleaved: lanes 0..15 of
@@ -427,7 +418,7 @@ static int64_t dest_floats(const struct wino *g, int64_t rows) {
 int64_t gen_wino_conv_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m) {
     const struct wino g = wino_geo(H, W, pad);
     const int64_t rows = block_rows(&g, m, C, M), nb = rows * g.TW;
-    return XI * spread(panel_floats(C, nb)) + XI * spread(M * nb) + dest_floats(&g, rows);
+    return XI * gen_wino_spread(panel_floats(C, nb)) + XI * gen_wino_spread(M * nb) + dest_floats(&g, rows);
 }
 
 void gen_wino_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W, int64_t pad,
@@ -435,7 +426,7 @@ void gen_wino_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W
                    float *out, int64_t ldo, int64_t out_img, float *work) {
     const struct wino g = wino_geo(H, W, pad);
     const int64_t rows = block_rows(&g, m, C, M), pa = gen_gemm_avx512_pack_a_floats(M, C);
-    const int64_t vstep = spread(panel_floats(C, rows * g.TW)), mstep = spread(M * rows * g.TW);
+    const int64_t vstep = gen_wino_spread(panel_floats(C, rows * g.TW)), mstep = gen_wino_spread(M * rows * g.TW);
     float *V = work, *Mo = V + XI * vstep;
     struct dest *dst = (struct dest *)(void *)(Mo + XI * mstep);
     for (int64_t r0 = 0; r0 < m * g.TH; r0 += rows) {
@@ -547,7 +538,7 @@ static void dw_transform(int64_t M, int64_t C, const float *Mo, int64_t step, fl
 int64_t gen_wino_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m) {
     const struct wino g = wino_geo(H, W, pad);
     const int64_t nb = block_rows(&g, m, C, M) * g.TW;
-    return XI * spread(C * nb) + XI * spread(M * nb) + XI * spread(M * C) +
+    return XI * gen_wino_spread(C * nb) + XI * gen_wino_spread(M * nb) + XI * gen_wino_spread(M * C) +
            dest_floats(&g, nb / g.TW);
 }
 
@@ -557,8 +548,8 @@ void gen_wino_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t 
                  int64_t pad, int64_t m, int64_t img, const float *x, float *dw, float *work) {
     const struct wino g = wino_geo(H, W, pad);
     const int64_t rows = block_rows(&g, m, C, M);
-    const int64_t vstep = spread(C * rows * g.TW), dstep = spread(M * rows * g.TW),
-                  ostep = spread(M * C);
+    const int64_t vstep = gen_wino_spread(C * rows * g.TW), dstep = gen_wino_spread(M * rows * g.TW),
+                  ostep = gen_wino_spread(M * C);
     float *V = work, *D = V + XI * vstep, *Mo = D + XI * dstep;
     struct dest *dst = (struct dest *)(void *)(Mo + XI * ostep);
     for (int64_t r0 = 0; r0 < m * g.TH; r0 += rows) {
