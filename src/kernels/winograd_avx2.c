@@ -200,10 +200,36 @@ void gen_wino_avx2_prep(int64_t M, int64_t C, const float *Wm, float *prep) {
             for (int64_t c = 0; c < C; c++) prep[xi * pa + (r / MR * C + c) * MR + r % MR] = 0.0f;
 }
 
+/* Lanes [0, n) of the 8 floats at d, 0 < n <= 8; the rest zeros (masked
+ * loads are cheap on AMD's cores). */
+static inline __m256 load_head(const float *d, int64_t n) {
+    const __m256i m =
+        _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_maskload_ps(d, m);
+}
+
+/* v's lanes [0, n) to d, 0 < n <= 8, by 4-, 2- and 1-float stores. */
+static inline void store_head(float *d, __m256 v, int64_t n) {
+    __m128 h = _mm256_castps256_ps128(v);
+    if (n == 8) {
+        _mm256_storeu_ps(d, v);
+        return;
+    }
+    if (n >= 4) {
+        _mm_storeu_ps(d, h);
+        h = _mm256_extractf128_ps(v, 1), d += 4, n -= 4;
+    }
+    if (n >= 2) {
+        _mm_storel_pi((__m64 *)(void *)d, h);
+        h = _mm_movehl_ps(h, h), d += 2, n -= 2;
+    }
+    if (n) _mm_store_ss(d, h);
+}
+
 /* out[i out_img + co ldo + (2 ty + a) OW + 2 tx + b] = (A^T Mo A)[a][b] +
  * bias[co] + beta out for the tiles of the group's tile rows [r0, r1);
  * A^T = [1 1 1 0; 0 1 -1 -1]. An output row's last 16 columns, where the
- * row ends inside them, go through a buffer. */
+ * row ends inside them, are stored lane by lane group (store_head). */
 static void output_transform(const struct wino *g, int64_t M, int64_t r0, int64_t r1,
                              const float *Mo, int64_t step, const float *bias, float beta,
                              float *out, int64_t ldo, int64_t out_img) {
@@ -243,11 +269,17 @@ static void output_transform(const struct wino *g, int64_t M, int64_t r0, int64_
                         _mm256_storeu_ps(d + 8, o1);
                         continue;
                     }
-                    float buf[16];
-                    _mm256_storeu_ps(buf, o0);
-                    _mm256_storeu_ps(buf + 8, o1);
-                    for (int64_t e = 0; e < n; e++)
-                        d[e] = beta != 0.0f ? beta * d[e] + buf[e] : buf[e];
+                    if (n > 8) {
+                        if (beta != 0.0f) {
+                            o0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(d), o0);
+                            o1 = _mm256_fmadd_ps(vb, load_head(d + 8, n - 8), o1);
+                        }
+                        _mm256_storeu_ps(d, o0);
+                        store_head(d + 8, o1, n - 8);
+                    } else {
+                        if (beta != 0.0f) o0 = _mm256_fmadd_ps(vb, load_head(d, n), o0);
+                        store_head(d, o0, n);
+                    }
                 }
             }
         }
@@ -257,8 +289,8 @@ static void output_transform(const struct wino *g, int64_t M, int64_t r0, int64_
 int64_t gen_wino_avx2_conv_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad,
                                 int64_t m) {
     const struct wino g = wino_geo(M, C, H, W, pad, m, 0, BLOCK_FLOATS);
-    return round8(g.group * C * g.Pz + 16) + XI * gen_wino_spread(C * g.ld) + XI * gen_wino_spread(M * g.ld) +
-           round8(2 * C);
+    return round8(g.group * C * g.Pz + 16) + XI * gen_wino_spread(C * g.ld) +
+           XI * gen_wino_spread(M * g.ld) + round8(2 * C);
 }
 
 void gen_wino_avx2_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W, int64_t pad,
@@ -347,7 +379,8 @@ static void dw_transform(int64_t M, int64_t C, const float *Mo, int64_t step, fl
 int64_t gen_wino_avx2_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m) {
     const struct wino g = wino_geo(M, C, H, W, pad, m, 1, DW_BLOCK_FLOATS);
     return round8(g.group * C * g.Pz + 16) + round8(g.group * M * g.Pd + 16) +
-           XI * gen_wino_spread(C * g.ld) + XI * gen_wino_spread(M * g.ld) + XI * gen_wino_spread(M * C);
+           XI * gen_wino_spread(C * g.ld) + XI * gen_wino_spread(M * g.ld) +
+           XI * gen_wino_spread(M * C);
 }
 
 /* Zeros in columns [n, round8(n)) of the rows rows of the 16 matrices at
@@ -361,7 +394,8 @@ static void zero_tails(float *mat, int64_t step, int64_t rows, int64_t ld, int64
 void gen_wino_avx2_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
                       int64_t pad, int64_t m, int64_t img, const float *x, float *dw, float *work) {
     const struct wino g = wino_geo(M, C, H, W, pad, m, 1, DW_BLOCK_FLOATS);
-    const int64_t vstep = gen_wino_spread(C * g.ld), dstep = gen_wino_spread(M * g.ld), ostep = gen_wino_spread(M * C);
+    const int64_t vstep = gen_wino_spread(C * g.ld), dstep = gen_wino_spread(M * g.ld),
+                  ostep = gen_wino_spread(M * C);
     float *xz = work, *dz = xz + round8(g.group * C * g.Pz + 16);
     float *V = dz + round8(g.group * M * g.Pd + 16), *D = V + XI * vstep, *Mo = D + XI * dstep;
     int first = 1;
