@@ -71,16 +71,23 @@ int64_t gen_conv_gemm_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int6
 }
 
 /* c[r ldc + 0..16) (+)= sum over k < kc of ap[k MR + r] brow[k][j + 0..16)
- * for r < mr: added to c's values when acc, else over them. */
-static void tile(int64_t kc, const float *restrict ap, const float *const *brow, int64_t j,
-                 float *c, int64_t ldc, int64_t mr, int acc) {
+ * for r < mr <= R: added to c's values when acc, else over them. R (6, 4
+ * or 2, a constant where it is inlined) rows are computed: a panel's last
+ * rows past M are not (M = 32 is five panels and two rows). */
+static inline __attribute__((always_inline)) void tile_rows(int R, int64_t kc,
+                                                            const float *restrict ap,
+                                                            const float *const *brow, int64_t j,
+                                                            float *c, int64_t ldc, int64_t mr,
+                                                            int acc) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
 #define ROW(r)                                                                                     \
     do {                                                                                           \
-        const __m256 a = _mm256_broadcast_ss(ap + (r));                                            \
-        c##r##0 = _mm256_fmadd_ps(a, b0, c##r##0);                                                 \
-        c##r##1 = _mm256_fmadd_ps(a, b1, c##r##1);                                                 \
+        if (r < R) {                                                                               \
+            const __m256 a = _mm256_broadcast_ss(ap + (r));                                        \
+            c##r##0 = _mm256_fmadd_ps(a, b0, c##r##0);                                             \
+            c##r##1 = _mm256_fmadd_ps(a, b1, c##r##1);                                             \
+        }                                                                                          \
     } while (0)
     for (int64_t k = 0; k < kc; k++, ap += MR) {
         const float *b = brow[k] + j;
@@ -95,7 +102,7 @@ static void tile(int64_t kc, const float *restrict ap, const float *const *brow,
 #undef ROW
 #define STORE(r)                                                                                   \
     do {                                                                                           \
-        if (r < mr) {                                                                              \
+        if (r < R && r < mr) {                                                                     \
             float *cr = c + (r)*ldc;                                                               \
             if (acc) {                                                                             \
                 c##r##0 = _mm256_add_ps(_mm256_loadu_ps(cr), c##r##0);                             \
@@ -112,6 +119,16 @@ static void tile(int64_t kc, const float *restrict ap, const float *const *brow,
     STORE(4);
     STORE(5);
 #undef STORE
+}
+
+static void tile(int64_t kc, const float *restrict ap, const float *const *brow, int64_t j,
+                 float *c, int64_t ldc, int64_t mr, int acc) {
+    if (mr > 4)
+        tile_rows(6, kc, ap, brow, j, c, ldc, mr, acc);
+    else if (mr > 2)
+        tile_rows(4, kc, ap, brow, j, c, ldc, mr, acc);
+    else
+        tile_rows(2, kc, ap, brow, j, c, ldc, mr, acc);
 }
 
 /* The products of one block of 16 columns, in near-equal slices of at most
