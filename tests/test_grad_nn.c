@@ -547,10 +547,11 @@ static void test_conv_transpose2d_grads_tables(void **state) {
 
 /* The AVX2 table runs stride-1 convolutions (and their gradients) through
  * its own implicit GEMM or, 3 x 3 ones of 16 or more channels, Winograd's
- * F(2 x 2, 3 x 3), and leaves strided ones to im2col and OpenBLAS
- * (conv_gemm_work 0): both ops, forward and every gradient, against the
- * scalar table on each kind of geometry, whatever the machine's best
- * table. Skipped on a CPU without AVX2. */
+ * F(2 x 2, 3 x 3); strided forward passes of 64 or more taps through the
+ * implicit GEMM over phase planes, their gradients (and smaller ones)
+ * through im2col and OpenBLAS: both ops, forward and every gradient,
+ * against the scalar table on each kind of geometry, whatever the
+ * machine's best table. Skipped on a CPU without AVX2. */
 static void test_conv_grads_avx2(void **state) {
     (void)state;
     const struct conv_case cases[] = {
@@ -559,6 +560,9 @@ static void test_conv_grads_avx2(void **state) {
         {2, 6, 6, 5, 4, 4, 4, 2, 1},  {9, 2, 5, 6, 3, 3, 3, 1, 0},  {1, 17, 6, 6, 5, 5, 5, 1, 2},
         /* 3 x 3, 16 or more channels each way: Winograd (winograd_avx2.c) */
         {3, 16, 9, 10, 20, 3, 3, 1, 1}, {2, 24, 8, 7, 16, 3, 3, 1, 0},
+        /* strided forward passes over phase planes, rows long enough for
+         * whole vectors (as a transposed convolution: its input gradient) */
+        {2, 8, 28, 28, 6, 3, 3, 2, 1}, {2, 5, 30, 29, 7, 4, 4, 2, 1},
     };
     if (!gen_kernels_for("avx2")) skip();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)

@@ -249,6 +249,20 @@ void gen_avx2_dw_block(int64_t mn, int64_t kn, int64_t m, int64_t len, const flo
                        int64_t a_img, int64_t a_row, const float *const b[3], int64_t b_img,
                        float *dw, int64_t ldw, int acc);
 
+#ifdef __AVX2__
+#include <immintrin.h>
+/* The 8 even (odd) floats of the 16 at a:b, in order: one shuffle and one
+ * cross-lane permutation (the AVX2 convolutions' stride-2 reads). */
+static inline __m256 gen_avx2_evens(__m256 a, __m256 b) {
+    return _mm256_castpd_ps(
+        _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
+}
+static inline __m256 gen_avx2_odds(__m256 a, __m256 b) {
+    return _mm256_castpd_ps(
+        _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+}
+#endif
+
 /* The AVX2 table's matrix-vector product (gemv_avx2.c): gen_gemv's
  * arguments, on this thread. */
 void gen_sgemv_avx2(int trans, int64_t M, int64_t N, float alpha, const float *A, int64_t lda,

@@ -92,23 +92,13 @@ static int64_t block_rows(const struct wino *g, int64_t R) {
     return best;
 }
 
-/* The 8 even (odd) floats of the 16 at a:b, in order. */
-static inline __m256 evens(__m256 a, __m256 b) {
-    return _mm256_castpd_ps(
-        _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0x88)), 0xD8));
-}
-
-static inline __m256 odds(__m256 a, __m256 b) {
-    return _mm256_castpd_ps(
-        _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
-}
-
 /* The row half of B^T d B (w = d B) for 8 tiles from the padded row p:
  * tile l reads columns 2 l + {0, 1, 2, 3}. */
 static inline void row_transform(const float *p, __m256 w[4]) {
     const __m256 v0 = _mm256_loadu_ps(p), v1 = _mm256_loadu_ps(p + 8);
     const __m256 a0 = _mm256_loadu_ps(p + 2), a1 = _mm256_loadu_ps(p + 10);
-    const __m256 d0 = evens(v0, v1), d1 = odds(v0, v1), d2 = evens(a0, a1), d3 = odds(a0, a1);
+    const __m256 d0 = gen_avx2_evens(v0, v1), d1 = gen_avx2_odds(v0, v1),
+                 d2 = gen_avx2_evens(a0, a1), d3 = gen_avx2_odds(a0, a1);
     w[0] = _mm256_sub_ps(d0, d2);
     w[1] = _mm256_add_ps(d1, d2);
     w[2] = _mm256_sub_ps(d2, d1);
@@ -336,7 +326,7 @@ static void dy_transform(const float *dz, int64_t M, const struct wino *g, int64
                     const float *p =
                         dz + (r / g->TH * M + co) * g->Pd + (2 * ty + a) * g->Wd + 2 * tx;
                     const __m256 v0 = _mm256_loadu_ps(p), v1 = _mm256_loadu_ps(p + 8);
-                    const __m256 e = evens(v0, v1), o = odds(v0, v1);
+                    const __m256 e = gen_avx2_evens(v0, v1), o = gen_avx2_odds(v0, v1);
                     u[a][0] = e;
                     u[a][1] = _mm256_add_ps(e, o);
                     u[a][2] = _mm256_sub_ps(e, o);
