@@ -216,13 +216,13 @@ static void block_to_out(const struct gen_wide *g, int64_t M, const float *blk, 
             const float *s = blk + r * NB + t, bv = bias ? bias[r] : 0.0f;
             const __m256 vb = _mm256_set1_ps(bv);
             float *d = out + r * ldo + oh * g->OW + ow;
-            int64_t u = 0;
-            for (; u + 8 <= run; u += 8) { /* whole vectors, then the rest one by one */
-                __m256 v = _mm256_add_ps(_mm256_loadu_ps(s + u), vb);
-                if (beta != 0.0f) v = _mm256_fmadd_ps(vbeta, _mm256_loadu_ps(d + u), v);
-                _mm256_storeu_ps(d + u, v);
+            for (int64_t u = 0; u < run; u += 8) { /* whole vectors, then the rest */
+                const int64_t n = run - u < 8 ? run - u : 8;
+                __m256 v = _mm256_add_ps(
+                    n == 8 ? _mm256_loadu_ps(s + u) : gen_avx2_load_head(s + u, n), vb);
+                if (beta != 0.0f) v = _mm256_fmadd_ps(vbeta, gen_avx2_load_head(d + u, n), v);
+                gen_avx2_store_head(d + u, v, n);
             }
-            for (; u < run; u++) d[u] = beta != 0.0f ? beta * d[u] + (s[u] + bv) : s[u] + bv;
         }
         t += left;
     }

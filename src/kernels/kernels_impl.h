@@ -261,6 +261,34 @@ static inline __m256 gen_avx2_odds(__m256 a, __m256 b) {
     return _mm256_castpd_ps(
         _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
 }
+
+/* Lanes [0, n) of the 8 floats at d, 0 < n <= 8, the rest zeros (masked
+ * loads are cheap on AMD's cores; masked stores are not). */
+static inline __m256 gen_avx2_load_head(const float *d, int64_t n) {
+    const __m256i m =
+        _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_maskload_ps(d, m);
+}
+
+/* v's lanes [0, n) to d, 0 < n <= 8, by 4-, 2- and 1-float stores: the
+ * short tails of output rows, which a scalar loop served at the cost of
+ * the rest of the row. */
+static inline void gen_avx2_store_head(float *d, __m256 v, int64_t n) {
+    __m128 h = _mm256_castps256_ps128(v);
+    if (n == 8) {
+        _mm256_storeu_ps(d, v);
+        return;
+    }
+    if (n >= 4) {
+        _mm_storeu_ps(d, h);
+        h = _mm256_extractf128_ps(v, 1), d += 4, n -= 4;
+    }
+    if (n >= 2) {
+        _mm_storel_pi((__m64 *)(void *)d, h);
+        h = _mm_movehl_ps(h, h), d += 2, n -= 2;
+    }
+    if (n) _mm_store_ss(d, h);
+}
 #endif
 
 /* The AVX2 table's matrix-vector product (gemv_avx2.c): gen_gemv's

@@ -190,36 +190,10 @@ void gen_wino_avx2_prep(int64_t M, int64_t C, const float *Wm, float *prep) {
             for (int64_t c = 0; c < C; c++) prep[xi * pa + (r / MR * C + c) * MR + r % MR] = 0.0f;
 }
 
-/* Lanes [0, n) of the 8 floats at d, 0 < n <= 8; the rest zeros (masked
- * loads are cheap on AMD's cores). */
-static inline __m256 load_head(const float *d, int64_t n) {
-    const __m256i m =
-        _mm256_cmpgt_epi32(_mm256_set1_epi32((int)n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    return _mm256_maskload_ps(d, m);
-}
-
-/* v's lanes [0, n) to d, 0 < n <= 8, by 4-, 2- and 1-float stores. */
-static inline void store_head(float *d, __m256 v, int64_t n) {
-    __m128 h = _mm256_castps256_ps128(v);
-    if (n == 8) {
-        _mm256_storeu_ps(d, v);
-        return;
-    }
-    if (n >= 4) {
-        _mm_storeu_ps(d, h);
-        h = _mm256_extractf128_ps(v, 1), d += 4, n -= 4;
-    }
-    if (n >= 2) {
-        _mm_storel_pi((__m64 *)(void *)d, h);
-        h = _mm_movehl_ps(h, h), d += 2, n -= 2;
-    }
-    if (n) _mm_store_ss(d, h);
-}
-
 /* out[i out_img + co ldo + (2 ty + a) OW + 2 tx + b] = (A^T Mo A)[a][b] +
  * bias[co] + beta out for the tiles of the group's tile rows [r0, r1);
  * A^T = [1 1 1 0; 0 1 -1 -1]. An output row's last 16 columns, where the
- * row ends inside them, are stored lane by lane group (store_head). */
+ * row ends inside them, are stored by gen_avx2_store_head. */
 static void output_transform(const struct wino *g, int64_t M, int64_t r0, int64_t r1,
                              const float *Mo, int64_t step, const float *bias, float beta,
                              float *out, int64_t ldo, int64_t out_img) {
@@ -262,13 +236,13 @@ static void output_transform(const struct wino *g, int64_t M, int64_t r0, int64_
                     if (n > 8) {
                         if (beta != 0.0f) {
                             o0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(d), o0);
-                            o1 = _mm256_fmadd_ps(vb, load_head(d + 8, n - 8), o1);
+                            o1 = _mm256_fmadd_ps(vb, gen_avx2_load_head(d + 8, n - 8), o1);
                         }
                         _mm256_storeu_ps(d, o0);
-                        store_head(d + 8, o1, n - 8);
+                        gen_avx2_store_head(d + 8, o1, n - 8);
                     } else {
-                        if (beta != 0.0f) o0 = _mm256_fmadd_ps(vb, load_head(d, n), o0);
-                        store_head(d, o0, n);
+                        if (beta != 0.0f) o0 = _mm256_fmadd_ps(vb, gen_avx2_load_head(d, n), o0);
+                        gen_avx2_store_head(d, o0, n);
                     }
                 }
             }
