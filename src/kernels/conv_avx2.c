@@ -32,18 +32,25 @@
 #define KC 128         /* taps per slice: 128 rows of two or three lines, in L1 */
 
 /* The geometries the forward pass takes: stride 1, or a strided one of
- * at least STRIDED_MIN_K taps (C KH KW). Measured on a Zen 3 VM, one
- * thread, 64 images in ops_conv's chunks, against im2col and OpenBLAS:
- * 3 x 3 stride 2 32 -> 32 channels 28 -> 14, 4.7 against 6.4-6.6 ms;
- * 64 -> 64 14 -> 7 and 4 x 4 64 -> 128 14 -> 7 even; 4 x 4 1 -> 64 (16
- * taps) 0.89 against 0.73 ms. The weight gradient takes stride 1 only:
- * over phase planes a 7 x 7 output's dot products are 56 long, and a
- * 4 x 4 stride-2 64 -> 128 layer's forward and backward went from 29 to
- * 36-39 ms. */
+ * at least STRIDED_MIN_K taps (C KH KW) whose outputs fill at least 7/8
+ * of the columns the micro-kernel computes (OH OW of the OH Wq grid
+ * columns, rounded up to 16). Measured on a Zen 3 VM against im2col and
+ * OpenBLAS, one thread, 64 images in ops_conv's chunks: 3 x 3 stride 2
+ * 32 -> 32 channels 28 -> 14 (196 of 224 columns) 4.7 against 6.4-6.6
+ * ms; 64 -> 64 14 -> 7 and 4 x 4 64 -> 128 14 -> 7 (49 of 64) even
+ * there, but the GAN's step on two threads 107 -> 113 ms (medians of 6
+ * interleaved) with the latter taken; 4 x 4 1 -> 64 (16 taps) 0.89
+ * against 0.73 ms. The weight gradient takes stride 1 only: over phase
+ * planes a 7 x 7 output's dot products are 56 long, and a 4 x 4 stride-2
+ * 64 -> 128 layer's forward and backward went from 29 to 36-39 ms. */
 #define STRIDED_MIN_K 64
 
-static int takes(int64_t C, int64_t KH, int64_t KW, int64_t stride) {
-    return stride == 1 || C * KH * KW >= STRIDED_MIN_K;
+static int takes(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
+                 int64_t pad) {
+    if (stride == 1) return 1;
+    if (C * KH * KW < STRIDED_MIN_K) return 0;
+    const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
+    return 8 * g.OH * g.OW >= 7 * g.tw16;
 }
 
 static inline int64_t round8(int64_t n) {
@@ -53,7 +60,7 @@ static inline int64_t round8(int64_t n) {
 int64_t gen_conv_prep_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                                 int64_t stride, int64_t pad) {
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) return gen_wino_avx2_prep_work(M, C);
-    return takes(C, KH, KW, stride) ? gen_avx2_pack_floats(M, C * KH * KW) : 0;
+    return takes(C, H, W, KH, KW, stride, pad) ? gen_avx2_pack_floats(M, C * KH * KW) : 0;
 }
 
 void gen_avx2_pack(int64_t M, int64_t K, const float *Wm, int64_t ldw, float *prep) {
@@ -76,7 +83,7 @@ int64_t gen_conv_gemm_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int6
                                 int64_t stride, int64_t pad, int64_t m) {
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad))
         return gen_wino_avx2_conv_work(M, C, H, W, pad, m);
-    if (!takes(C, KH, KW, stride)) return 0; /* im2col and OpenBLAS serve it */
+    if (!takes(C, H, W, KH, KW, stride, pad)) return 0; /* im2col and OpenBLAS serve it */
     const int64_t K = C * KH * KW;
     const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
     /* planes, row pointers (as floats), a block of columns of the product */
@@ -237,7 +244,7 @@ void gen_conv_gemm_avx2(int64_t M, const float *Wm, int64_t C, int64_t H, int64_
         gen_wino_avx2_conv(M, Wm, C, H, W, pad, m, img, x, bias, beta, out, ldo, out_img, work);
         return;
     }
-    if (!takes(C, KH, KW, stride)) return;
+    if (!takes(C, H, W, KH, KW, stride, pad)) return;
     const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
     const int64_t K = C * KH * KW;
     float *xp = work;
