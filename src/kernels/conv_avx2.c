@@ -15,13 +15,15 @@
  *         the micro-kernel: a 6 x 16 tile in 12 ymm registers; per tap,
  *         two loads of the plane's row, six broadcasts of Wm, 12 FMAs
  *
- * A strided convolution (the U-Net's down-sampling, the GAN's and VAE's
- * 4 x 4 stride-2 layers, a transposed convolution's input gradient) reads
- * the same way from its planes split into phases (struct gen_wide: tap
- * (kh, kw) reads phase (kh mod s, kw mod s) at a fixed offset), built by
- * even-lane shuffles at stride 2. Every output element is the same
- * sequence of operations whatever the chunking, so thread counts do not
- * change results. */
+ * A strided convolution's forward pass (the U-Net's 28 -> 14
+ * down-sampling; or a transposed convolution's input gradient), where its
+ * outputs fill the computed columns well (takes), reads the same way from
+ * its planes split into phases (struct gen_wide: tap (kh, kw) reads phase
+ * (kh mod s, kw mod s) at a fixed offset), built by even-lane shuffles at
+ * stride 2; the other strided geometries and all strided gradients go
+ * through im2col and OpenBLAS (conv_gemm_work and conv_dw_work 0). Every
+ * output element is the same sequence of operations whatever the
+ * chunking, so thread counts do not change results. */
 #include <immintrin.h>
 #include <string.h>
 
