@@ -1,8 +1,10 @@
 /* kernels_avx2.c - the AVX2+FMA table: 8 floats a vector, tails through
- * vmaskmov loads and stores (which never touch dead lanes). The kernels are
- * in kernels_simd.h, written over the primitives defined here. Compiled
- * with -mavx2 -mfma. */
+ * vmaskmov loads and 4-, 2- and 1-float stores (neither touches dead
+ * lanes). The kernels are in kernels_simd.h, written over the primitives
+ * defined here. Compiled with -mavx2 -mfma. */
 #include <immintrin.h>
+
+#include "kernels/kernels_impl.h"
 
 #define VW 8
 #define GEN_SIMD_TABLE gen_kernels_avx2
@@ -85,11 +87,13 @@ SIMD_INLINE vf ldo(const float *p, vm m, int full, vf fill) {
     return full ? _mm256_loadu_ps(p)
                 : _mm256_blendv_ps(fill, _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
 }
+/* A tail goes out by 4-, 2- and 1-float stores (gen_avx2_store_head):
+ * vmaskmovps stores cost AMD's cores more than a row of 28 floats. */
 SIMD_INLINE void st(float *p, vm m, int full, vf v) {
     if (full)
         _mm256_storeu_ps(p, v);
     else
-        _mm256_maskstore_ps(p, m, v);
+        gen_avx2_store_head(p, v, __builtin_popcount(_mm256_movemask_ps(_mm256_castsi256_ps(m))));
 }
 /* dead lanes zeroed */
 SIMD_INLINE vf zm(vf v, vm m, int full) {
