@@ -20,8 +20,9 @@
  * outputs fill the computed columns well (takes), reads the same way from
  * its planes split into phases (struct gen_wide: tap (kh, kw) reads phase
  * (kh mod s, kw mod s) at a fixed offset), built by even-lane shuffles at
- * stride 2; the other strided geometries and all strided gradients go
- * through im2col and OpenBLAS (conv_gemm_work and conv_dw_work 0). Every
+ * stride 2, and so does its weight gradient; the other strided
+ * geometries, and every strided input gradient, go through im2col and
+ * OpenBLAS (conv_gemm_work and conv_dw_work 0, no conv_dx). Every
  * output element is the same sequence of operations whatever the
  * chunking, so thread counts do not change results. */
 #include <immintrin.h>
@@ -42,9 +43,10 @@
  * ms; 64 -> 64 14 -> 7 and 4 x 4 64 -> 128 14 -> 7 (49 of 64) even
  * there, but the GAN's step on two threads 107 -> 113 ms (medians of 6
  * interleaved) with the latter taken; 4 x 4 1 -> 64 (16 taps) 0.89
- * against 0.73 ms. The weight gradient takes stride 1 only: over phase
- * planes a 7 x 7 output's dot products are 56 long, and a 4 x 4 stride-2
- * 64 -> 128 layer's forward and backward went from 29 to 36-39 ms. */
+ * against 0.73 ms. The weight gradient takes the same ones: 28 -> 14,
+ * 64 images, one thread, 6.1-8.8 against 6.9-11.2 ms (min of 20, three
+ * runs); over phase planes a 7 x 7 output's dot products are 56 long, and
+ * 64 -> 64 14 -> 7 took 6.9 against 5.0 ms. */
 #define STRIDED_MIN_K 64
 
 static int takes(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
@@ -292,7 +294,7 @@ int64_t gen_conv_dw_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_
                               int64_t stride, int64_t pad, int64_t m) {
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad))
         return gen_wino_avx2_dw_work(M, C, H, W, pad, m);
-    if (stride != 1) return 0; /* im2col and OpenBLAS serve it (takes) */
+    if (!takes(C, H, W, KH, KW, stride, pad)) return 0; /* im2col and OpenBLAS serve it */
     const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
     const int64_t group = dw_group(M, C, &g), mg = m < group ? m : group;
     return round8(mg * C * g.plane + g.slack) + mg * M * round8(g.tw);
@@ -355,7 +357,7 @@ void gen_conv_dw_avx2(int64_t M, const float *dy, int64_t dy_img, int64_t C, int
         gen_wino_avx2_dw(M, dy, dy_img, C, H, W, pad, m, img, x, dw, work);
         return;
     }
-    if (stride != 1) return;
+    if (!takes(C, H, W, KH, KW, stride, pad)) return;
     const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
     const int64_t P = g.OH * g.OW, tw8 = round8(g.tw), group = dw_group(M, C, &g);
     if (m <= 0) memset(dw, 0, (size_t)(M * K) * sizeof(float));
