@@ -547,11 +547,12 @@ static void test_conv_transpose2d_grads_tables(void **state) {
 
 /* The AVX2 table runs stride-1 convolutions (and their gradients) through
  * its own implicit GEMM or, 3 x 3 ones of 16 or more channels, Winograd's
- * F(2 x 2, 3 x 3); strided forward passes of 64 or more taps through the
- * implicit GEMM over phase planes, their gradients (and smaller ones)
- * through im2col and OpenBLAS: both ops, forward and every gradient,
- * against the scalar table on each kind of geometry, whatever the
- * machine's best table. Skipped on a CPU without AVX2. */
+ * F(2 x 2, 3 x 3); some strided ones' forward passes and weight
+ * gradients through the implicit GEMM over phase planes, their input
+ * gradients (and other strided ones) through im2col and OpenBLAS: both
+ * ops, forward and every gradient, against the scalar table on each kind
+ * of geometry, whatever the machine's best table. Skipped on a CPU
+ * without AVX2. */
 static void test_conv_grads_avx2(void **state) {
     (void)state;
     const struct conv_case cases[] = {

@@ -357,7 +357,7 @@ static void conv_gemm_parity(const struct gen_kernels *k) {
                 assert_true(err <= 1e-5 * mag + 1e-6);
             }
         /* the weight gradient: dw (M x K) = sum over images of dy_i col_i^T */
-        /* (AVX2: strided weight gradients go to im2col) */
+        /* (AVX2: some strided weight gradients go to im2col) */
         const int64_t dwork = k->conv_dw ? k->conv_dw_work(M, C, H, W, KH, KW, st, pad, m) : 0;
         assert_true(dwork > 0 || !k->conv_dw || (strcmp(k->name, "avx2") == 0 && st > 1));
         if (dwork > 0) {
