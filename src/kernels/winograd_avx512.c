@@ -54,7 +54,6 @@ static inline int64_t round16(int64_t n) {
     return (n + 15) / 16 * 16;
 }
 
-
 static const int32_t even_idx[16] = {0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30};
 static const int32_t odd_idx[16] = {1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31};
 
@@ -418,7 +417,8 @@ static int64_t dest_floats(const struct wino *g, int64_t rows) {
 int64_t gen_wino_conv_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m) {
     const struct wino g = wino_geo(H, W, pad);
     const int64_t rows = block_rows(&g, m, C, M), nb = rows * g.TW;
-    return XI * gen_wino_spread(panel_floats(C, nb)) + XI * gen_wino_spread(M * nb) + dest_floats(&g, rows);
+    return XI * gen_wino_spread(panel_floats(C, nb)) + XI * gen_wino_spread(M * nb) +
+           dest_floats(&g, rows);
 }
 
 void gen_wino_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W, int64_t pad,
@@ -426,7 +426,8 @@ void gen_wino_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W
                    float *out, int64_t ldo, int64_t out_img, float *work) {
     const struct wino g = wino_geo(H, W, pad);
     const int64_t rows = block_rows(&g, m, C, M), pa = gen_gemm_avx512_pack_a_floats(M, C);
-    const int64_t vstep = gen_wino_spread(panel_floats(C, rows * g.TW)), mstep = gen_wino_spread(M * rows * g.TW);
+    const int64_t vstep = gen_wino_spread(panel_floats(C, rows * g.TW)),
+                  mstep = gen_wino_spread(M * rows * g.TW);
     float *V = work, *Mo = V + XI * vstep;
     struct dest *dst = (struct dest *)(void *)(Mo + XI * mstep);
     for (int64_t r0 = 0; r0 < m * g.TH; r0 += rows) {
@@ -538,8 +539,8 @@ static void dw_transform(int64_t M, int64_t C, const float *Mo, int64_t step, fl
 int64_t gen_wino_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m) {
     const struct wino g = wino_geo(H, W, pad);
     const int64_t nb = block_rows(&g, m, C, M) * g.TW;
-    return XI * gen_wino_spread(C * nb) + XI * gen_wino_spread(M * nb) + XI * gen_wino_spread(M * C) +
-           dest_floats(&g, nb / g.TW);
+    return XI * gen_wino_spread(C * nb) + XI * gen_wino_spread(M * nb) +
+           XI * gen_wino_spread(M * C) + dest_floats(&g, nb / g.TW);
 }
 
 /* Block by block of tile rows, the 16 GEMMs add the block's tiles into Mo,
@@ -548,8 +549,8 @@ void gen_wino_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t 
                  int64_t pad, int64_t m, int64_t img, const float *x, float *dw, float *work) {
     const struct wino g = wino_geo(H, W, pad);
     const int64_t rows = block_rows(&g, m, C, M);
-    const int64_t vstep = gen_wino_spread(C * rows * g.TW), dstep = gen_wino_spread(M * rows * g.TW),
-                  ostep = gen_wino_spread(M * C);
+    const int64_t vstep = gen_wino_spread(C * rows * g.TW),
+                  dstep = gen_wino_spread(M * rows * g.TW), ostep = gen_wino_spread(M * C);
     float *V = work, *D = V + XI * vstep, *Mo = D + XI * dstep;
     struct dest *dst = (struct dest *)(void *)(Mo + XI * ostep);
     for (int64_t r0 = 0; r0 < m * g.TH; r0 += rows) {
