@@ -548,8 +548,9 @@ static void test_conv_transpose2d_grads_tables(void **state) {
 /* The AVX2 table runs stride-1 convolutions (and their gradients) through
  * its own implicit GEMM or, 3 x 3 ones of 16 or more channels, Winograd's
  * F(2 x 2, 3 x 3); some strided ones' forward passes and weight
- * gradients through the implicit GEMM over phase planes, their input
- * gradients (and other strided ones) through im2col and OpenBLAS: both
+ * gradients through the implicit GEMM over phase planes, some stride-2
+ * input gradients phase by phase, the others through im2col, OpenBLAS
+ * and col2im: both
  * ops, forward and every gradient, against the scalar table on each kind
  * of geometry, whatever the machine's best table. Skipped on a CPU
  * without AVX2. */
@@ -564,6 +565,9 @@ static void test_conv_grads_avx2(void **state) {
         /* strided forward passes over phase planes, rows long enough for
          * whole vectors (as a transposed convolution: its input gradient) */
         {2, 8, 28, 28, 6, 3, 3, 2, 1}, {2, 5, 30, 29, 7, 4, 4, 2, 1},
+        /* strided input gradients by phases, 8 or more channels (as a
+         * transposed convolution: its forward pass) */
+        {2, 12, 14, 14, 10, 4, 4, 2, 1}, {2, 9, 17, 15, 11, 3, 3, 2, 0},
     };
     if (!gen_kernels_for("avx2")) skip();
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)

@@ -133,8 +133,8 @@ struct gen_kernels {
      * col is never built: its values go straight into the GEMM's packed
      * panels in `work`, which holds conv_gemm_work(M, C, H, W, KH, KW,
      * stride, pad, m) floats; where that is 0 the table does not take the
-     * geometry (the AVX2 table takes stride 1 only) and im2col with a GEMM
-     * serve it. Runs on the calling thread. */
+     * geometry (the AVX2 table takes stride 1 and some stride-2 ones) and
+     * im2col with a GEMM serve it. Runs on the calling thread. */
     int64_t (*conv_gemm_work)(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                               int64_t stride, int64_t pad, int64_t m);
     void (*conv_gemm)(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W, int64_t KH,

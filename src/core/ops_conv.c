@@ -15,7 +15,7 @@
  * its GEMMs get every thread. Where the kernel table has its own
  * convolution kernels (conv_gemm, conv_dw, conv_dx) and they take the
  * geometry (their work sizes are not 0; the AVX2 table's take stride 1
- * only), both ops run through them: a transposed convolution's forward
+ * and some stride-2 ones), both ops run through them: a transposed convolution's forward
  * pass is a conv2d's input gradient, its input gradient a conv2d's
  * forward pass, its weight gradient a conv2d's with x and dy swapped. */
 #include <string.h>

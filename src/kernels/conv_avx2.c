@@ -21,10 +21,13 @@
  * its planes split into phases (struct gen_wide: tap (kh, kw) reads phase
  * (kh mod s, kw mod s) at a fixed offset), built by even-lane shuffles at
  * stride 2, and so does its weight gradient; the other strided
- * geometries, and every strided input gradient, go through im2col and
- * OpenBLAS (conv_gemm_work and conv_dw_work 0, no conv_dx). Every
- * output element is the same sequence of operations whatever the
- * chunking, so thread counts do not change results. */
+ * geometries go through im2col and OpenBLAS (conv_gemm_work and
+ * conv_dw_work 0). A stride-2 input gradient (or a transposed
+ * convolution's forward pass) is four stride-1 ones over dy's padded
+ * planes, one per sub-pixel phase of dx, on the same micro-kernel
+ * (conv_dx, where dx_takes; else col2im of W^T dy). Every output element
+ * is the same sequence of operations whatever the chunking, so thread
+ * counts do not change results. */
 #include <immintrin.h>
 #include <string.h>
 
@@ -98,11 +101,9 @@ int64_t gen_conv_gemm_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int6
  * for r < mr <= R: added to c's values when acc, else over them. R (6, 4
  * or 2, a constant where it is inlined) rows are computed: a panel's last
  * rows past M are not (M = 32 is five panels and two rows). */
-static inline __attribute__((always_inline)) void tile_rows(int R, int64_t kc,
-                                                            const float *restrict ap,
-                                                            const float *const *brow, int64_t j,
-                                                            float *c, int64_t ldc, int64_t mr,
-                                                            int acc) {
+static inline __attribute__((always_inline)) void
+tile_rows(int R, int64_t kc, const float *restrict ap, const float *const *brow, int64_t j,
+          float *c, int64_t ldc, int64_t mr, int acc) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
 #define ROW(r)                                                                                     \
@@ -389,4 +390,206 @@ void gen_conv_dw_avx2(int64_t M, const float *dy, int64_t dy_img, int64_t C, int
                                   M * tw8, tw8, b, C * g.plane, dw + co0 * K + k0, K, i0 > 0);
             }
     }
+}
+
+/* ---- the strided input gradient --------------------------------------------
+ * dx = beta dx + col2im(Wm^T dy) at stride 2 by sub-pixel phases. Input row
+ * ih = 2 r + a receives only from the taps kh = a + pad (mod 2), each from
+ * output row oh = r + (a + pad - kh) / 2, and columns alike: so phase (a,
+ * b) of dx (its rows = a, columns = b, mod 2) is a stride-1 correlation of
+ * dy with that class of taps, an implicit GEMM whose A is the class of Wm
+ * transposed (C x M nh nw, packed once by conv_dx_prep) and whose B rows
+ * are slices of dy's zero-padded planes on a wide grid of Wq columns. Each
+ * class's taps are used once, none of them zero, and no dcol is written
+ * or added back: phases (a, 0) and (a, 1) are computed a block of 16
+ * columns at a time side by side and stored interleaved into dx's rows. */
+
+/* Taps of class rho (kh = rho mod 2) among K taps. */
+static inline int64_t class_taps(int64_t K, int64_t rho) {
+    return (K - rho + 1) / 2;
+}
+
+/* Where class (rh, rw) of the prep starts: the classes in order (0, 0),
+ * (0, 1), (1, 0), (1, 1), each C x M nh nw packed as gen_avx2_pack does. */
+static int64_t class_at(int64_t M, int64_t C, int64_t KH, int64_t KW, int64_t rh, int64_t rw) {
+    int64_t at = 0;
+    for (int64_t k = 0; k < rh * 2 + rw; k++)
+        at += gen_avx2_pack_floats(C, M * class_taps(KH, k / 2) * class_taps(KW, k % 2));
+    return at;
+}
+
+int64_t gen_conv_dx_avx2_prep_work(int64_t M, int64_t C, int64_t KH, int64_t KW) {
+    return class_at(M, C, KH, KW, 2, 0); /* all four classes */
+}
+
+void gen_conv_dx_avx2_prep(int64_t M, int64_t C, int64_t KH, int64_t KW, const float *Wm,
+                           float *prep) {
+    const int64_t T = KH * KW;
+    for (int64_t rh = 0; rh < 2; rh++)
+        for (int64_t rw = 0; rw < 2; rw++) {
+            const int64_t nh = class_taps(KH, rh), nw = class_taps(KW, rw), K = M * nh * nw;
+            float *p = prep + class_at(M, C, KH, KW, rh, rw);
+            for (int64_t q = 0; q * MR < C; q++)
+                for (int64_t k = 0; k < K; k++) {
+                    const int64_t co = k / (nh * nw), kh = rh + 2 * (k / nw % nh);
+                    const int64_t kw = rw + 2 * (k % nw);
+                    for (int64_t r = 0; r < MR; r++) {
+                        const int64_t c = q * MR + r;
+                        p[(q * K + k) * MR + r] = c < C ? Wm[(co * C + c) * T + kh * KW + kw] : 0;
+                    }
+                }
+        }
+}
+
+/* The geometry: dy's planes padded by PT rows above and PL columns to the
+ * left (and enough below and to the right) into Hd x Wq planes; phase a
+ * has hr[a] rows, phase b wr[b] columns; the taps of kh read dy's row r +
+ * dh(a, kh) for dx's row r of phase a. */
+struct dx_geo {
+    int64_t OH, OW, PT, PL, Hd, Wq, plane, slack, hr[2], wr[2];
+};
+
+static inline int64_t dx_shift(int64_t a, int64_t pad, int64_t k) {
+    return (a + pad - k) / 2; /* exact: k = a + pad mod 2 */
+}
+
+static struct dx_geo dx_geo(int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t pad) {
+    struct dx_geo g = {.OH = gen_conv_out(H, KH, 2, pad), .OW = gen_conv_out(W, KW, 2, pad)};
+    int64_t pb = 0, pr = 0;
+    for (int64_t a = 0; a < 2; a++) {
+        g.hr[a] = (H - a + 1) / 2, g.wr[a] = (W - a + 1) / 2;
+        for (int64_t k = (a + pad) % 2; k < KH; k += 2) {
+            const int64_t d = dx_shift(a, pad, k);
+            if (-d > g.PT) g.PT = -d;
+            if (g.hr[a] - 1 + d - (g.OH - 1) > pb) pb = g.hr[a] - 1 + d - (g.OH - 1);
+        }
+        for (int64_t k = (a + pad) % 2; k < KW; k += 2) {
+            const int64_t d = dx_shift(a, pad, k);
+            if (-d > g.PL) g.PL = -d;
+            if (g.wr[a] - 1 + d - (g.OW - 1) > pr) pr = g.wr[a] - 1 + d - (g.OW - 1);
+        }
+    }
+    g.Hd = g.PT + g.OH + pb, g.Wq = g.PL + g.OW + pr;
+    if (g.Wq < g.wr[0]) g.Wq = g.wr[0];
+    g.plane = g.Hd * g.Wq;
+    g.slack = g.Wq + NB + 16; /* a block's reads past the last plane */
+    return g;
+}
+
+/* The geometries conv_dx takes: stride 2, both classes of taps non-empty in
+ * each direction, at least 8 rows of dx for the micro-kernel (C), and
+ * where it beat the column matrix, OpenBLAS and col2im. Measured on a Zen
+ * 3 VM, one thread, 64 images in ops_conv's chunks, against that path
+ * (min of 10-20, two or three runs): 3 x 3 32 -> 32 28 -> 14 0.65-0.66,
+ * 64 -> 64 14 -> 7 0.78-0.85, 32 -> 32 32 -> 16 0.51-0.63, 64 -> 64 16
+ * -> 8 0.76; 4 x 4 32 -> 32 28 -> 14 0.58-0.60, 32 -> 64 14 -> 7
+ * 0.88-0.94, 64 -> 64 14 -> 7 0.75-0.77. So it takes those whose dx fills
+ * at least 3/4 of the computed columns (4 x 4 phases, 16 of 32, lost:
+ * 128 -> 128 8 -> 4 1.34-1.40) and whose sums over M and a class of taps
+ * are short enough that col2im's share of the other path is large (M KH
+ * KW <= 1024: 3 x 3 128 -> 128 14 -> 7 0.88-1.07, 4 x 4 64 -> 128 0.92-
+ * 1.06 and 128 -> 256 1.07-1.08 were even or lost). */
+static int dx_takes(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                    int64_t stride, int64_t pad) {
+    if (stride != 2 || KH < 2 || KW < 2 || C < 8 || M * KH * KW > 1024) return 0;
+    const struct dx_geo g = dx_geo(H, W, KH, KW, pad);
+    const int64_t useful = g.hr[0] * g.wr[0], computed = (g.hr[0] * g.Wq + NB - 1) / NB * NB;
+    return 4 * useful >= 3 * computed;
+}
+
+int64_t gen_conv_dx_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                              int64_t stride, int64_t pad, int64_t m) {
+    if (!dx_takes(M, C, H, W, KH, KW, stride, pad)) return 0;
+    const struct dx_geo g = dx_geo(H, W, KH, KW, pad);
+    const int64_t kmax = M * class_taps(KH, 0) * class_taps(KW, 0);
+    /* dy's planes, two phases' row pointers (as floats), two blocks */
+    return round8(m * M * g.plane + g.slack) + round8(4 * kmax) +
+           2 * gen_avx2_pack_floats(C, 1) * NB + 8; /* the last row's 8-float loads */
+}
+
+/* n2 <= 16 floats of a row of dx, interleaved from lo (its even columns)
+ * and hi (its odd ones): dx = lo/hi + beta dx. */
+static inline void interleave_out(const float *lo, const float *hi, int64_t n2, float beta,
+                                  float *d) {
+    const __m256 x = _mm256_loadu_ps(lo), y = _mm256_loadu_ps(hi);
+    const __m256 l = _mm256_unpacklo_ps(x, y), h = _mm256_unpackhi_ps(x, y);
+    __m256 v0 = _mm256_permute2f128_ps(l, h, 0x20), v1 = _mm256_permute2f128_ps(l, h, 0x31);
+    if (n2 == 16) {
+        if (beta != 0.0f) {
+            v0 = _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(d), v0);
+            v1 = _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(d + 8), v1);
+        }
+        _mm256_storeu_ps(d, v0);
+        _mm256_storeu_ps(d + 8, v1);
+        return;
+    }
+    const int64_t n0 = n2 < 8 ? n2 : 8;
+    if (beta != 0.0f) v0 = _mm256_fmadd_ps(_mm256_set1_ps(beta), gen_avx2_load_head(d, n0), v0);
+    gen_avx2_store_head(d, v0, n0);
+    if (n2 <= 8) return;
+    if (beta != 0.0f)
+        v1 = _mm256_fmadd_ps(_mm256_set1_ps(beta), gen_avx2_load_head(d + 8, n2 - 8), v1);
+    gen_avx2_store_head(d + 8, v1, n2 - 8);
+}
+
+/* Columns [j, j + nb) of phase row a's wide grid, even phase in b0 and odd
+ * in b1 (C rows NB apart), into dx (C planes H x W). */
+static void phases_to_dx(const struct dx_geo *g, int64_t C, int64_t H, int64_t W, int64_t a,
+                         const float *b0, const float *b1, int64_t j, int64_t nb, float beta,
+                         float *dx) {
+    for (int64_t t = 0; t < nb;) {
+        const int64_t r = (j + t) / g->Wq, q = (j + t) % g->Wq;
+        const int64_t left = g->Wq - q < nb - t ? g->Wq - q : nb - t; /* to the row's end */
+        const int64_t run = q < g->wr[0] ? (g->wr[0] - q < left ? g->wr[0] - q : left) : 0;
+        const int64_t n2 = 2 * run < W - 2 * q ? 2 * run : W - 2 * q; /* dx's floats */
+        for (int64_t c = 0; c < C && run > 0; c++) {
+            float *d = dx + (c * H + 2 * r + a) * W + 2 * q;
+            for (int64_t u = 0; u < n2; u += 16)
+                interleave_out(b0 + c * NB + t + u / 2, b1 + c * NB + t + u / 2,
+                               n2 - u < 16 ? n2 - u : 16, beta, d + u);
+        }
+        t += left;
+    }
+}
+
+void gen_conv_dx_avx2(int64_t M, const float *prep, const float *dy, int64_t dy_img, int64_t C,
+                      int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride, int64_t pad,
+                      int64_t m, int64_t img, float beta, float *dx, float *work) {
+    if (m <= 0 || !dx_takes(M, C, H, W, KH, KW, stride, pad)) return;
+    const struct dx_geo g = dx_geo(H, W, KH, KW, pad);
+    const int64_t kmax = M * class_taps(KH, 0) * class_taps(KW, 0);
+    float *dyp = work;
+    const float **rows = (const float **)(void *)(dyp + round8(m * M * g.plane + g.slack));
+    float *blk = (float *)(void *)rows + round8(4 * kmax);
+    float *blk1 = blk + gen_avx2_pack_floats(C, 1) * NB;
+    memset(dyp, 0, (size_t)(m * M * g.plane + g.slack) * sizeof(float));
+    for (int64_t i = 0; i < m; i++) /* dy's planes, padded */
+        for (int64_t co = 0; co < M; co++)
+            for (int64_t oh = 0; oh < g.OH; oh++)
+                memcpy(dyp + (i * M + co) * g.plane + (g.PT + oh) * g.Wq + g.PL,
+                       dy + i * dy_img + (co * g.OH + oh) * g.OW, (size_t)g.OW * sizeof(float));
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t a = 0; a < 2 && g.hr[a] > 0; a++) {
+            const int64_t rh = (a + pad) % 2, nh = class_taps(KH, rh), tw = g.hr[a] * g.Wq;
+            const float *Ab[2];
+            int64_t Kb[2];
+            for (int64_t b = 0; b < 2; b++) {
+                const int64_t rw = (b + pad) % 2, nw = class_taps(KW, rw);
+                const float **rb = rows + b * kmax;
+                Kb[b] = M * nh * nw, Ab[b] = prep + class_at(M, C, KH, KW, rh, rw);
+                for (int64_t co = 0; co < M; co++)
+                    for (int64_t u = 0; u < nh; u++)
+                        for (int64_t v = 0; v < nw; v++)
+                            rb[(co * nh + u) * nw + v] =
+                                dyp + (i * M + co) * g.plane +
+                                (g.PT + dx_shift(a, pad, rh + 2 * u)) * g.Wq + g.PL +
+                                dx_shift(b, pad, rw + 2 * v);
+            }
+            for (int64_t j = 0; j < tw; j += NB) {
+                gen_avx2_panels(C, Kb[0], Ab[0], rows, j, blk, NB);
+                gen_avx2_panels(C, Kb[1], Ab[1], rows + kmax, j, blk1, NB);
+                phases_to_dx(&g, C, H, W, a, blk, blk1, j, tw - j < NB ? tw - j : NB, beta,
+                             dx + i * img);
+            }
+        }
 }

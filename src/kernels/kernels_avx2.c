@@ -18,10 +18,10 @@
 #define GEN_SIMD_CONV_DW gen_conv_dw_avx2
 #define GEN_SIMD_CONV_PREP_WORK gen_conv_prep_avx2_work
 #define GEN_SIMD_CONV_PREP gen_conv_prep_avx2
-#define GEN_SIMD_CONV_DX_WORK NULL
-#define GEN_SIMD_CONV_DX_PREP_WORK NULL
-#define GEN_SIMD_CONV_DX_PREP NULL
-#define GEN_SIMD_CONV_DX NULL
+#define GEN_SIMD_CONV_DX_WORK gen_conv_dx_avx2_work /* stride 2 */
+#define GEN_SIMD_CONV_DX_PREP_WORK gen_conv_dx_avx2_prep_work
+#define GEN_SIMD_CONV_DX_PREP gen_conv_dx_avx2_prep
+#define GEN_SIMD_CONV_DX gen_conv_dx_avx2
 #define SIMD_INLINE static inline __attribute__((always_inline))
 
 typedef __m256 vf;

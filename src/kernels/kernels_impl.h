@@ -212,7 +212,8 @@ void gen_gemm_split(gen_gemm_fn gemm, int64_t mr, int64_t nr, int ta, int tb, in
                     int64_t ldb, float beta, const float *bias, float *C, int64_t ldc);
 
 /* The AVX2 table's convolution (conv_avx2.c): the table's conv_gemm,
- * conv_gemm_work, conv_prep, conv_prep_work, conv_dw and conv_dw_work. */
+ * conv_gemm_work, conv_prep, conv_prep_work, conv_dw, conv_dw_work and the
+ * four conv_dx kernels. */
 int64_t gen_conv_dw_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                               int64_t stride, int64_t pad, int64_t m);
 void gen_conv_dw_avx2(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
@@ -228,6 +229,14 @@ int64_t gen_conv_prep_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int6
                                 int64_t stride, int64_t pad);
 void gen_conv_prep_avx2(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                         int64_t stride, int64_t pad, const float *Wm, float *prep);
+int64_t gen_conv_dx_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                              int64_t stride, int64_t pad, int64_t m);
+int64_t gen_conv_dx_avx2_prep_work(int64_t M, int64_t C, int64_t KH, int64_t KW);
+void gen_conv_dx_avx2_prep(int64_t M, int64_t C, int64_t KH, int64_t KW, const float *Wm,
+                           float *prep);
+void gen_conv_dx_avx2(int64_t M, const float *prep, const float *dy, int64_t dy_img, int64_t C,
+                      int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride, int64_t pad,
+                      int64_t m, int64_t img, float beta, float *dx, float *work);
 
 /* Its products, which the AVX2 Winograd convolution (winograd_avx2.c)
  * shares. gen_avx2_panels: c[r ldc + 0..16) = sum over k < K of Wm[r][k]
