@@ -88,10 +88,13 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("only", nargs="?", default="", help="time only the ops whose name has this")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(1)
     for name, shapes, fwd in CASES:
+        if a.only not in name:
+            continue
         print(f"op {name}\t{1e3 * time_case(shapes, fwd, a.reps):.4f}", flush=True)
 
 
