@@ -11,7 +11,13 @@
  * The chunking depends only on the shapes, never on the thread count; each
  * chunk writes disjoint rows of y / dx, and its dW (db) goes into its own
  * partial, summed in chunk order. So results do not depend on the thread
- * count. A single chunk (N == 1) runs outside the parallel region, so that
+ * count, nor on which thread takes a chunk: the chunks are handed out one
+ * at a time as threads come free (schedule(dynamic)), since on a shared
+ * machine one thread often runs behind (a Zen 3 VM, 2 threads, diffusion
+ * steps, medians of 8 interleaved, two runs: 424 -> 386 and 426 -> 401
+ * ms against a static split, where each thread waited 5-6 % of the step
+ * at the end of the convolutions' loops). A single chunk (N == 1) runs
+ * outside the parallel region, so that
  * its GEMMs get every thread. Where the kernel table has its own
  * convolution kernels (conv_gemm, conv_dw, conv_dx) and they take the
  * geometry (their work sizes are not 0; the AVX2 table's take stride 1
@@ -208,7 +214,7 @@ static int implicit_conv(struct gen_ctx *g, const struct gen_kernels *kt,
     const float *wk =
         conv_kernels(g, kt, c->Cout, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, w);
     float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
-#pragma omp parallel for schedule(static) if (k.count > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (k.count > 1)
     for (int64_t ch = 0; ch < k.count; ch++) {
         const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c->N);
         kt->conv_gemm(c->Cout, wk, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, m, c->img,
@@ -232,7 +238,7 @@ static int implicit_dx(struct gen_ctx *g, const struct gen_kernels *kt, const st
     kt->conv_dx_prep(c->Cout, c->Cin, c->KH, c->KW, w, prep);
     const int64_t per = lines(work);
     float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
-#pragma omp parallel for schedule(static) if (k.count > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (k.count > 1)
     for (int64_t ch = 0; ch < k.count; ch++) {
         const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c->N);
         kt->conv_dx(c->Cout, prep, dy + n0 * c->Cout * c->P, c->Cout * c->P, c->Cin, c->H, c->W,
@@ -255,7 +261,7 @@ struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct ge
         float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
         /* y (m, Cout, P) = bias + w (Cout, K) col (K, m P), through ymat
          * (Cout, m P) */
-#pragma omp parallel for schedule(static) if (k.count > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (k.count > 1)
         for (int64_t ch = 0; ch < k.count; ch++) {
             const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c.N), ld = m * c.P;
             float *buf = scratch + thread_id() * per, *yn = y->data + n0 * c.Cout * c.P;
@@ -300,7 +306,7 @@ static int implicit_weight_grad(struct gen_ctx *g, const struct gen_kernels *kt,
     const int64_t per = lines(work);
     float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
     float *part = gen_scratch_floats(g, kk.count * c->Cout * c->K);
-#pragma omp parallel for schedule(static) if (kk.count > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (kk.count > 1)
     for (int64_t ch = 0; ch < kk.count; ch++) {
         const int64_t n0 = chunk_first(&kk, ch), m = chunk_len(&kk, ch, c->N);
         kt->conv_dw(c->Cout, dy + n0 * c->Cout * c->P, c->Cout * c->P, c->Cin, c->H, c->W, c->KH,
@@ -354,7 +360,7 @@ GEN_BACKWARD(conv2d) {
     float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
     /* (chunks, Cout, K) */
     float *dw_part = dw ? gen_scratch_floats(g, k.count * c.Cout * c.K) : NULL;
-#pragma omp parallel for schedule(static) if (k.count > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (k.count > 1)
     for (int64_t ch = 0; ch < k.count; ch++) {
         const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c.N), ld = m * c.P;
         float *buf = scratch + thread_id() * per, *dcol = buf + c.K * cols;
@@ -433,7 +439,7 @@ struct gen_tensor *gen_conv_transpose2d(struct gen_ctx *g, struct gen_tensor *x,
         float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
         /* col (K2, m HW) = W^T xmat; y (= bias, or 0) += col2im(col), image
          * by image. */
-#pragma omp parallel for schedule(static) if (k.count > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (k.count > 1)
         for (int64_t ch = 0; ch < k.count; ch++) {
             const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c.N), ld = m * c.HW;
             float *col = scratch + thread_id() * per;
@@ -483,7 +489,7 @@ GEN_BACKWARD(conv_transpose2d) {
     /* (chunks, Cin, K2) */
     float *dw_part = dw ? gen_scratch_floats(g, k.count * c.Cin * c.K2) : NULL;
 
-#pragma omp parallel for schedule(static) if (k.count > 1)
+#pragma omp parallel for schedule(dynamic, 1) if (k.count > 1)
     for (int64_t ch = 0; ch < k.count; ch++) {
         const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c.N), ld = m * c.HW;
         float *dcol = scratch + thread_id() * per, *xbuf = dcol + c.K2 * cols;
