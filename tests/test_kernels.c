@@ -296,7 +296,7 @@ static void conv_gemm_parity(const struct gen_kernels *k) {
         {2, 5, 6, 3, 4, 1, 2, 3}, {1, 3, 3, 3, 3, 1, 2, 4}, {2, 15, 15, 3, 3, 1, 1, 1},
         {3, 16, 16, 3, 3, 1, 1, 1}, {8, 28, 28, 3, 3, 2, 1, 1}, {4, 28, 27, 4, 4, 2, 1, 1},
         {4, 14, 14, 4, 4, 2, 1, 3}, {8, 9, 10, 3, 3, 3, 1, 2},  {64, 7, 8, 1, 1, 2, 0, 2},
-        {16, 9, 10, 2, 2, 3, 1, 2},
+        {16, 9, 10, 2, 2, 3, 1, 2}, {8, 29, 30, 5, 5, 2, 2, 2},
         /* 3 x 3 stride 1 with 16 or more channels: Winograd tiles, odd
          * output sizes (a half-outside last tile), pads 0 and 2, a tile row
          * longer than one vector */

@@ -169,8 +169,7 @@ void gen_avx2_panels(int64_t M, int64_t K, const float *Wp, const float *const *
 
 /* Phase (a, b) of the channel plane src (H x W) on the wide grid g of
  * stride s > 1: d[r Wq + q] = the padded plane's (r s + a, q s + b), zero
- * in the padding. At stride 2 a run of 8 is the even lanes of two loads,
- * where the second ends inside the row. */
+ * in the padding. */
 static void phase_plane(const float *src, int64_t H, int64_t W, int64_t pad,
                         const struct gen_wide *g, int64_t a, int64_t b, float *d) {
     const int64_t s = g->s;
@@ -184,13 +183,38 @@ static void phase_plane(const float *src, int64_t H, int64_t W, int64_t pad,
         }
         const float *row = src + ih * W + b - pad; /* row[q s] for q in [lo, hi) */
         for (int64_t q = 0; q < lo; q++) d[q] = 0.0f;
-        int64_t q = lo;
-        if (s == 2)
-            for (; q + 8 <= hi && 2 * q + b - pad + 16 <= W; q += 8)
-                _mm256_storeu_ps(d + q, gen_avx2_evens(_mm256_loadu_ps(row + 2 * q),
-                                                       _mm256_loadu_ps(row + 2 * q + 8)));
-        for (; q < hi; q++) d[q] = row[q * s];
-        for (q = hi; q < g->Wq; q++) d[q] = 0.0f;
+        for (int64_t q = lo; q < hi; q++) d[q] = row[q * s];
+        for (int64_t q = hi; q < g->Wq; q++) d[q] = 0.0f;
+    }
+}
+
+/* Floats of the row buffer of phase_pair (on the stack): wider grids take
+ * phase_plane. */
+#define PAIR_ROW 1024
+
+/* At stride 2, phases (a, 0) and (a, 1) (d1 NULL: (a, 0) alone) of the
+ * plane src from one pass over its rows: input row r 2 + a - pad is copied
+ * into buf at pad (buf's other floats zero, the padding, 2 Wq + 16 of
+ * them), and 8 floats of each phase row are the even and odd lanes of two
+ * loads at buf + 2 q. (Phase by phase, with the padding's columns and the
+ * rows' short ends in scalar loops, these planes took 15 % of the U-Net's
+ * 28 -> 14 convolution, forward and backward.) */
+static void phase_pair(const float *src, int64_t H, int64_t W, int64_t pad,
+                       const struct gen_wide *g, int64_t a, float *buf, float *d0, float *d1) {
+    for (int64_t r = 0; r < g->Hq; r++, d0 += g->Wq, d1 = d1 ? d1 + g->Wq : NULL) {
+        const int64_t ih = 2 * r + a - pad;
+        if (ih < 0 || ih >= H) {
+            memset(d0, 0, (size_t)g->Wq * sizeof(float));
+            if (d1) memset(d1, 0, (size_t)g->Wq * sizeof(float));
+            continue;
+        }
+        memcpy(buf + pad, src + ih * W, (size_t)W * sizeof(float));
+        for (int64_t q = 0; q < g->Wq; q += 8) {
+            const int64_t n = g->Wq - q < 8 ? g->Wq - q : 8;
+            const __m256 v0 = _mm256_loadu_ps(buf + 2 * q), v1 = _mm256_loadu_ps(buf + 2 * q + 8);
+            gen_avx2_store_head(d0 + q, gen_avx2_evens(v0, v1), n);
+            if (d1) gen_avx2_store_head(d1 + q, gen_avx2_odds(v0, v1), n);
+        }
     }
 }
 
@@ -199,6 +223,9 @@ static void phase_plane(const float *src, int64_t H, int64_t W, int64_t pad,
  * g->slack zeros. */
 static void padded_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t H, int64_t W,
                           int64_t pad, const struct gen_wide *g, float *xp) {
+    float buf[PAIR_ROW];
+    const int pair = g->s == 2 && 2 * g->Wq + 16 <= PAIR_ROW;
+    if (pair) memset(buf, 0, (size_t)(2 * g->Wq + 16) * sizeof(float));
     for (int64_t i = 0; i < m; i++)
         for (int64_t c = 0; c < C; c++) {
             const float *src = x + i * img + c * H * W;
@@ -207,9 +234,15 @@ static void padded_planes(const float *x, int64_t img, int64_t m, int64_t C, int
                 gen_pad_plane(src, H, W, pad, g->Hq, g->Wq, d);
                 continue;
             }
-            for (int64_t a = 0; a < g->sa; a++)
+            for (int64_t a = 0; a < g->sa; a++) {
+                float *da = d + a * g->sb * g->phase;
+                if (pair) {
+                    phase_pair(src, H, W, pad, g, a, buf, da, g->sb == 2 ? da + g->phase : NULL);
+                    continue;
+                }
                 for (int64_t b = 0; b < g->sb; b++)
-                    phase_plane(src, H, W, pad, g, a, b, d + (a * g->sb + b) * g->phase);
+                    phase_plane(src, H, W, pad, g, a, b, da + b * g->phase);
+            }
         }
     memset(xp + m * C * g->plane, 0, (size_t)g->slack * sizeof(float));
 }
@@ -298,7 +331,8 @@ int64_t gen_conv_dw_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_
     if (!takes(C, H, W, KH, KW, stride, pad)) return 0; /* im2col and OpenBLAS serve it */
     const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
     const int64_t group = dw_group(M, C, &g), mg = m < group ? m : group;
-    return round8(mg * C * g.plane + g.slack) + mg * M * round8(g.tw);
+    /* planes, dy on the wide grid, where each tap reads (int64) */
+    return round8(mg * C * g.plane + g.slack) + mg * M * round8(g.tw) + round8(2 * C * KH * KW);
 }
 
 /* The 8-lane sums of four vectors, in order: lanes added in pairs (0 + 1,
@@ -362,30 +396,36 @@ void gen_conv_dw_avx2(int64_t M, const float *dy, int64_t dy_img, int64_t C, int
     const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
     const int64_t P = g.OH * g.OW, tw8 = round8(g.tw), group = dw_group(M, C, &g);
     if (m <= 0) memset(dw, 0, (size_t)(M * K) * sizeof(float));
+    const int64_t mg0 = m < group ? m : group;
+    float *xp = work, *dyw = xp + round8(mg0 * C * g.plane + g.slack);
+    int64_t *tap = (int64_t *)(void *)(dyw + mg0 * M * tw8);
+    for (int64_t c = 0; c < C; c++) /* where tap k reads, from an image's first plane */
+        for (int64_t kh = 0; kh < KH; kh++)
+            for (int64_t kw = 0; kw < KW; kw++)
+                tap[(c * KH + kh) * KW + kw] = c * g.plane + gen_wide_tap(&g, kh, kw);
     for (int64_t i0 = 0; i0 < m; i0 += group) { /* the groups' sums in order */
         const int64_t mg = m - i0 < group ? m - i0 : group;
-        float *xp = work, *dyw = xp + round8(mg * C * g.plane + g.slack);
         padded_planes(x + i0 * img, img, mg, C, H, W, pad, &g, xp);
-        for (int64_t i = 0; i < mg; i++) /* dy's rows onto the wide grid */
+        for (int64_t i = 0; i < mg; i++) /* dy's rows onto the wide grid, zeros between */
             for (int64_t co = 0; co < M; co++) {
                 float *d = dyw + (i * M + co) * tw8;
                 const float *src = dy + (i0 + i) * dy_img + co * P;
-                for (int64_t oh = 0; oh < g.OH; oh++) {
-                    memcpy(d + oh * g.Wq, src + oh * g.OW, (size_t)g.OW * sizeof(float));
-                    for (int64_t q = g.OW; q < g.Wq; q++) d[oh * g.Wq + q] = 0.0f;
-                }
-                for (int64_t q = g.tw; q < tw8; q++) d[q] = 0.0f;
+                memset(d, 0, (size_t)tw8 * sizeof(float));
+                for (int64_t oh = 0; oh < g.OH; oh++)
+                    for (int64_t u = 0; u < g.OW; u += 8) {
+                        const int64_t n = g.OW - u < 8 ? g.OW - u : 8;
+                        gen_avx2_store_head(d + oh * g.Wq + u,
+                                            n == 8 ? _mm256_loadu_ps(src + oh * g.OW + u)
+                                                   : gen_avx2_load_head(src + oh * g.OW + u, n),
+                                            n);
+                    }
             }
         /* co outer: the block's 4 rows of dy stay in L1 while the taps stream by */
         for (int64_t co0 = 0; co0 < M; co0 += DW_MB)
             for (int64_t k0 = 0; k0 < K; k0 += DW_JB) {
                 const int64_t kn = K - k0 < DW_JB ? K - k0 : DW_JB;
                 const float *b[DW_JB];
-                for (int64_t j = 0; j < DW_JB; j++) {
-                    const int64_t k = k0 + (j < kn ? j : kn - 1);
-                    const int64_t c = k / (KH * KW), kh = k / KW % KH, kw = k % KW;
-                    b[j] = xp + c * g.plane + gen_wide_tap(&g, kh, kw);
-                }
+                for (int64_t j = 0; j < DW_JB; j++) b[j] = xp + tap[k0 + (j < kn ? j : kn - 1)];
                 gen_avx2_dw_block(M - co0 < DW_MB ? M - co0 : DW_MB, kn, mg, tw8, dyw + co0 * tw8,
                                   M * tw8, tw8, b, C * g.plane, dw + co0 * K + k0, K, i0 > 0);
             }
