@@ -601,6 +601,11 @@ static const int64_t conv_cfgs[][7] = {
     {4, 28, 28, 3, 3, 1, 1}, {2, 6, 7, 1, 1, 1, 0},  {3, 5, 5, 5, 5, 1, 2},
     {2, 4, 4, 3, 3, 1, 3},   {1, 17, 19, 3, 3, 2, 1}, {2, 9, 40, 3, 3, 1, 0},
     {64, 14, 14, 3, 3, 1, 1}, {2, 3, 3, 5, 5, 1, 2},  {3, 40, 37, 4, 4, 2, 1},
+    /* stride 2 (the AVX2 table's im2col over a channel's phase planes):
+     * pads 0 to 2, odd sizes, 1-wide kernels (one phase of the two), a
+     * channel whose planes pass the stack's (the scalar one then) */
+    {64, 14, 14, 3, 3, 2, 1}, {3, 11, 10, 5, 5, 2, 2}, {4, 9, 12, 1, 1, 2, 0},
+    {2, 13, 9, 1, 2, 2, 0},   {5, 8, 9, 2, 2, 2, 0},   {2, 70, 66, 3, 3, 2, 1},
 };
 #define N_CONV (sizeof conv_cfgs / sizeof conv_cfgs[0])
 

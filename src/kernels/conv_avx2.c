@@ -247,6 +247,48 @@ static void padded_planes(const float *x, int64_t img, int64_t m, int64_t C, int
     memset(xp + m * C * g->plane, 0, (size_t)g->slack * sizeof(float));
 }
 
+/* Floats of a channel's phase planes that gen_avx2_im2col_s2 keeps on the
+ * stack (images up to about 60 x 60). */
+#define S2_PLANES 4096
+
+/* im2col at stride 2 (kernels.h's im2col_ld, the AVX2 table): a
+ * channel's phase planes (phase_pair, on the stack), then each tap's row
+ * of col as OH runs of OW floats of one phase, a vector at a time. Where
+ * a channel's planes are larger, 0 (nothing done: the scalar im2col
+ * serves it). (Its gathers of every other float, row by row in scalar
+ * code, were a fifth of the U-Net's 64 -> 64 14 -> 7 convolution,
+ * forward and backward.) */
+int gen_avx2_im2col_s2(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t pad,
+                       int64_t ldc, const float *x, float *col) {
+    const struct gen_wide g = gen_wide_geo(H, W, KH, KW, 2, pad);
+    if (g.plane + 8 > S2_PLANES || 2 * g.Wq + 16 > PAIR_ROW) return 0;
+    GEN_KFOR(GEN_KPAR_ROWS(C, C * KH * KW * g.OH * g.OW), c, C, {
+        float planes[S2_PLANES], buf[PAIR_ROW];
+        memset(buf, 0, (size_t)(2 * g.Wq + 16) * sizeof(float));
+        memset(planes + g.plane, 0, 8 * sizeof(float)); /* a last run's reads past the end */
+        for (int64_t a = 0; a < g.sa; a++) {
+            float *da = planes + a * g.sb * g.phase;
+            phase_pair(x + c * H * W, H, W, pad, &g, a, buf, da, g.sb == 2 ? da + g.phase : NULL);
+        }
+        for (int64_t kh = 0; kh < KH; kh++)
+            for (int64_t kw = 0; kw < KW; kw++) {
+                const float *src = planes + gen_wide_tap(&g, kh, kw);
+                float *dst = col + ((c * KH + kh) * KW + kw) * ldc;
+                /* whole vectors, the next run storing over a run's spill;
+                 * the last run's last vector by 4-, 2- and 1-float stores */
+                for (int64_t oh = 0; oh < g.OH; oh++)
+                    for (int64_t u = 0; u < g.OW; u += 8) {
+                        const __m256 v = _mm256_loadu_ps(src + oh * g.Wq + u);
+                        if (oh + 1 < g.OH || g.OW - u >= 8)
+                            _mm256_storeu_ps(dst + oh * g.OW + u, v);
+                        else
+                            gen_avx2_store_head(dst + oh * g.OW + u, v, g.OW - u);
+                    }
+            }
+    });
+    return 1;
+}
+
 /* Columns [j, j + nb) of image i's wide grid, in blk (rows NB apart), into
  * out as out = blk + bias + beta out, less the garbage columns: the block
  * is cut where a row of the grid ends. */

@@ -22,6 +22,7 @@
 #define GEN_SIMD_CONV_DX_PREP_WORK gen_conv_dx_avx2_prep_work
 #define GEN_SIMD_CONV_DX_PREP gen_conv_dx_avx2_prep
 #define GEN_SIMD_CONV_DX gen_conv_dx_avx2
+#define GEN_SIMD_IM2COL_S2 gen_avx2_im2col_s2 /* conv_avx2.c: 1 where it takes it */
 #define SIMD_INLINE static inline __attribute__((always_inline))
 
 typedef __m256 vf;

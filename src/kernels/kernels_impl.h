@@ -213,7 +213,8 @@ void gen_gemm_split(gen_gemm_fn gemm, int64_t mr, int64_t nr, int ta, int tb, in
 
 /* The AVX2 table's convolution (conv_avx2.c): the table's conv_gemm,
  * conv_gemm_work, conv_prep, conv_prep_work, conv_dw, conv_dw_work and the
- * four conv_dx kernels. */
+ * four conv_dx kernels, and its im2col at stride 2 (1 where it took the
+ * geometry, 0: nothing done). */
 int64_t gen_conv_dw_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                               int64_t stride, int64_t pad, int64_t m);
 void gen_conv_dw_avx2(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
@@ -229,6 +230,8 @@ int64_t gen_conv_prep_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int6
                                 int64_t stride, int64_t pad);
 void gen_conv_prep_avx2(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                         int64_t stride, int64_t pad, const float *Wm, float *prep);
+int gen_avx2_im2col_s2(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t pad,
+                       int64_t ldc, const float *x, float *col);
 int64_t gen_conv_dx_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                               int64_t stride, int64_t pad, int64_t m);
 int64_t gen_conv_dx_avx2_prep_work(int64_t M, int64_t C, int64_t KH, int64_t KW);

@@ -647,6 +647,9 @@ SIMD_INLINE void copy_run(float *restrict d, const float *restrict s, int64_t n)
 static void im2col_ld(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
                       int64_t pad, int64_t ldc, const float *x, float *col) {
     if (stride != 1) {
+#ifdef GEN_SIMD_IM2COL_S2
+        if (stride == 2 && GEN_SIMD_IM2COL_S2(C, H, W, KH, KW, pad, ldc, x, col)) return;
+#endif
         gen_scalar_im2col_ld(C, H, W, KH, KW, stride, pad, ldc, x, col);
         return;
     }
