@@ -371,9 +371,10 @@ static void test_conv2d_forward(void **state) {
 /* dx of x feeding two strided convolutions (the second adds to the first's)
  * under the AVX-512 table against the scalar table's column matrix and
  * col2im: odd channels and sizes, one image and several chunks of several,
- * pads 0 to 2, kernels the stride divides or not. Held for any other
- * strided input gradient (a phase-by-phase one was tried and measured
- * slower, see the history); sums may run in another order: fp32 rounding. */
+ * pads 0 to 2, kernels the stride divides or not. (A phase-by-phase one
+ * in ops_conv.c, 272b9c9, measured slower there and was reverted; the
+ * AVX2 table's conv_dx works by phases, held to the scalar table in
+ * test_conv_grads_avx2.) Sums may run in another order: fp32 rounding. */
 static void test_conv2d_dx_phases(void **state) {
     (void)state;
     const struct conv_case cases[] = {
