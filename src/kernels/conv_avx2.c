@@ -451,16 +451,8 @@ void gen_conv_dw_avx2(int64_t M, const float *dy, int64_t dy_img, int64_t C, int
         for (int64_t i = 0; i < mg; i++) /* dy's rows onto the wide grid, zeros between */
             for (int64_t co = 0; co < M; co++) {
                 float *d = dyw + (i * M + co) * tw8;
-                const float *src = dy + (i0 + i) * dy_img + co * P;
-                memset(d, 0, (size_t)tw8 * sizeof(float));
-                for (int64_t oh = 0; oh < g.OH; oh++)
-                    for (int64_t u = 0; u < g.OW; u += 8) {
-                        const int64_t n = g.OW - u < 8 ? g.OW - u : 8;
-                        gen_avx2_store_head(d + oh * g.Wq + u,
-                                            n == 8 ? _mm256_loadu_ps(src + oh * g.OW + u)
-                                                   : gen_avx2_load_head(src + oh * g.OW + u, n),
-                                            n);
-                    }
+                gen_pad_plane(dy + (i0 + i) * dy_img + co * P, g.OH, g.OW, 0, g.OH, g.Wq, d);
+                memset(d + g.tw, 0, (size_t)(tw8 - g.tw) * sizeof(float));
             }
         /* co outer: the block's 4 rows of dy stay in L1 while the taps stream by */
         for (int64_t co0 = 0; co0 < M; co0 += DW_MB)
