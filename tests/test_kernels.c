@@ -311,6 +311,11 @@ static void conv_gemm_parity(const struct gen_kernels *k) {
          * within an image and across images, groups of images, a short
          * last one) */
         {64, 28, 28, 3, 3, 1, 1, 5}, {64, 64, 64, 3, 3, 1, 1, 4},
+        /* the AVX2 table's two tiles: F(4 x 4) with pads 0 and 2, sides
+         * not a multiple of 4 and tile rows past one vector; F(2 x 2)
+         * where F(4 x 4)'s tiles would cover too much (5 x 5 and 6 x 6) */
+        {16, 18, 20, 3, 3, 1, 0, 2}, {24, 15, 17, 3, 3, 1, 2, 2}, {16, 5, 5, 3, 3, 1, 1, 3},
+        {20, 6, 6, 3, 3, 1, 1, 2},
     };
     uint64_t seed = 300;
     for (size_t gi = 0; gi < sizeof geo / sizeof geo[0]; gi++) {

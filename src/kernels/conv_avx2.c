@@ -66,7 +66,7 @@ static inline int64_t round8(int64_t n) {
 
 int64_t gen_conv_prep_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                                 int64_t stride, int64_t pad) {
-    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) return gen_wino_avx2_prep_work(M, C);
+    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) return gen_wino_avx2_prep_work(M, C, H, W, pad);
     return takes(C, H, W, KH, KW, stride, pad) ? gen_avx2_pack_floats(M, C * KH * KW) : 0;
 }
 
@@ -81,7 +81,7 @@ void gen_avx2_pack(int64_t M, int64_t K, const float *Wm, int64_t ldw, float *pr
 void gen_conv_prep_avx2(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                         int64_t stride, int64_t pad, const float *Wm, float *prep) {
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad))
-        gen_wino_avx2_prep(M, C, Wm, prep);
+        gen_wino_avx2_prep(M, C, H, W, pad, Wm, prep);
     else
         gen_avx2_pack(M, C * KH * KW, Wm, C * KH * KW, prep);
 }

@@ -308,10 +308,13 @@ static inline void gen_avx2_store_head(float *d, __m256 v, int64_t n) {
 void gen_sgemv_avx2(int trans, int64_t M, int64_t N, float alpha, const float *A, int64_t lda,
                     const float *x, float beta, float *y);
 
-/* AVX2 Winograd F(2 x 2, 3 x 3) (winograd_avx2.c), the geometries
- * gen_wino_fits accepts, as winograd_avx512.c's entry points. */
-int64_t gen_wino_avx2_prep_work(int64_t M, int64_t C);
-void gen_wino_avx2_prep(int64_t M, int64_t C, const float *Wm, float *prep);
+/* AVX2 Winograd (winograd_avx2.c), the geometries gen_wino_fits accepts,
+ * as winograd_avx512.c's entry points: the forward pass by F(4 x 4, 3 x 3)
+ * or F(2 x 2, 3 x 3) as the output's size says (so its kernels' prep
+ * takes H, W and pad too), the weight gradient by F(2 x 2, 3 x 3). */
+int64_t gen_wino_avx2_prep_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad);
+void gen_wino_avx2_prep(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, const float *Wm,
+                        float *prep);
 int64_t gen_wino_avx2_conv_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad,
                                 int64_t m);
 void gen_wino_avx2_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W, int64_t pad,

@@ -1,27 +1,32 @@
-/* winograd_avx2.c - 3 x 3 stride-1 convolutions by Winograd's F(2 x 2,
- * 3 x 3) on the AVX2 table: the method of winograd_avx512.c (read its
+/* winograd_avx2.c - 3 x 3 stride-1 convolutions by Winograd's minimal
+ * filtering on the AVX2 table: the method of winograd_avx512.c (read its
  * header for the algebra), with 8-lane vectors and the AVX2 table's own
  * products (conv_avx2.c):
  *
  *   forward (and the input gradient, a convolution of dy with the flipped
- *   kernel): the 16 transformed kernels are packed once as the micro-
- *   kernel's A panels; per block of tile rows the input transform writes
- *   16 matrices V[xi] (C x tiles), gen_avx2_panels multiplies each by its
- *   kernels into Mo[xi] (M x tiles), and the output transform turns Mo
- *   into 2 x 2 blocks of outputs;
- *   weight gradient: per block, V[xi] and D[xi] = (A dy A^T)[xi] (M x
- *   tiles) meet in gen_avx2_dw_block, whose sums over tiles add into
- *   Mo[xi] (M x C), transformed back into 3 x 3 kernels at the end.
+ *   kernel), by F(4 x 4, 3 x 3) or, where its tiles would cover too much
+ *   past the output (forward_tile), F(2 x 2, 3 x 3): the 36 (16)
+ *   transformed kernels are packed once as the micro-kernel's A panels;
+ *   per block of tile rows the input transform writes 36 (16) matrices
+ *   V[xi] (C x tiles), gen_avx2_panels multiplies each by its kernels
+ *   into Mo[xi] (M x tiles), and the output transform turns Mo into 4 x 4
+ *   (2 x 2) blocks of outputs;
+ *   weight gradient, by F(2 x 2, 3 x 3): per block, V[xi] and D[xi] = (A
+ *   dy A^T)[xi] (M x tiles) meet in gen_avx2_dw_block, whose sums over
+ *   tiles add into Mo[xi] (M x C), transformed back into 3 x 3 kernels at
+ *   the end.
  *
  * AVX2 has no cheap masked stores (vmaskmovps stores are slow on AMD's
  * cores), so a group of images is first copied into zero-padded planes
- * on the tile grid (2 TH + 2 rows of 2 TW + 2 columns, dy's 2 TH x 2 TW),
- * and every load and store is a whole vector. A vector holds 8
- * neighbouring tiles of one tile row, in order: even and odd columns come
- * out of two loads by one shuffle and one cross-lane permutation each.
- * The last vector of a tile row is stored whole: its lanes past the row
- * land on the next row's first tiles, which are stored after them, or
- * past the block's tiles, in the spare columns each matrix row keeps. */
+ * on the tile grid (e TH + 2 rows of e TW + 2 columns for tiles of e x e
+ * outputs, dy's 2 TH x 2 TW), and every load and store is a whole
+ * vector. A vector holds 8 neighbouring tiles of one tile row, in order:
+ * at F(2 x 2) even and odd columns come out of two loads by one shuffle
+ * and one cross-lane permutation each, at F(4 x 4) the columns 4 apart by
+ * a transpose (columns4). The last vector of a tile row is stored whole:
+ * its lanes past the row land on the next row's first tiles, which are
+ * stored after them, or past the block's tiles, in the spare columns each
+ * matrix row keeps. */
 #include <immintrin.h>
 #include <stdint.h>
 #include <string.h>
@@ -41,6 +46,7 @@
 #define DW_BLOCK_FLOATS ((int64_t)768 * 1024)
 
 struct wino {
+    int e, xi;               /* outputs a tile side (2 or 4), matrices (16 or 36) */
     int64_t OH, OW, TH, TW;  /* output, tile grid */
     int64_t Wz, Pz, Wd, Pd;  /* padded planes: x's row and plane, dy's */
     int64_t group, rows, ld; /* images a group, tile rows a block at most, a matrix row */
@@ -54,19 +60,20 @@ static inline int64_t round8(int64_t n) {
  * images of a call where they fit, so that blocks may span images. */
 #define GROUP_FLOATS ((int64_t)1 << 20)
 
-/* Images a group: as many of the m as GROUP_FLOATS holds (x's planes, and
- * dy's for the weight gradient), at least one. Tile rows a block, at most: its 16 matrices (C +
- * M rows) about `block` floats, at most a group's rows. */
-static struct wino wino_geo(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m,
-                            int with_dy, int64_t block) {
-    struct wino g = {.OH = H + 2 * pad - 2, .OW = W + 2 * pad - 2};
-    g.TH = (g.OH + 1) / 2, g.TW = (g.OW + 1) / 2;
-    g.Wz = 2 * g.TW + 2, g.Pz = (2 * g.TH + 2) * g.Wz;
+/* Tiles of e x e outputs. Images a group: as many of the m as
+ * GROUP_FLOATS holds (x's planes, and dy's for the weight gradient), at
+ * least one. Tile rows a block, at most: its xi matrices (C + M rows)
+ * about `block` floats, at most a group's rows. */
+static struct wino wino_geo(int e, int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad,
+                            int64_t m, int with_dy, int64_t block) {
+    struct wino g = {.e = e, .xi = (e + 2) * (e + 2), .OH = H + 2 * pad - 2, .OW = W + 2 * pad - 2};
+    g.TH = (g.OH + e - 1) / e, g.TW = (g.OW + e - 1) / e;
+    g.Wz = e * g.TW + 2, g.Pz = (e * g.TH + 2) * g.Wz;
     g.Wd = 2 * g.TW, g.Pd = 2 * g.TH * g.Wd;
     const int64_t fit = GROUP_FLOATS / (C * g.Pz + (with_dy ? M * g.Pd : 0));
     g.group = fit < m ? fit : m;
     g.group = g.group < 1 ? 1 : g.group;
-    g.rows = block / (XI * (C + M) * g.TW);
+    g.rows = block / (g.xi * (C + M) * g.TW);
     g.rows = g.rows < 1 ? 1 : g.rows < g.group * g.TH ? g.rows : g.group * g.TH;
     g.ld = (g.rows * g.TW + 15) / 16 * 16 + 16; /* rows of whole lines */
     return g;
@@ -105,15 +112,21 @@ static inline void row_transform(const float *p, __m256 w[4]) {
     w[3] = _mm256_sub_ps(d1, d3);
 }
 
+/* Floats past a group's planes that the last vectors of a transform read
+ * (F(2 x 2): up to 14 past the last row, F(4 x 4): up to 30). */
+static inline int64_t slack(const struct wino *g) {
+    return 8 * g->e + 8;
+}
+
 /* The group's images i0 .. i0 + n, their C planes zero-padded onto the
- * tile grid (Pz floats each, then 16 zeros the last vectors read). */
+ * tile grid (Pz floats each, then the slack's zeros). */
 static void pad_group(const float *x, int64_t img, int64_t n, int64_t C, int64_t H, int64_t W,
                       int64_t pad, const struct wino *g, float *xz) {
     for (int64_t i = 0; i < n; i++)
         for (int64_t c = 0; c < C; c++)
-            gen_pad_plane(x + i * img + c * H * W, H, W, pad, 2 * g->TH + 2, g->Wz,
+            gen_pad_plane(x + i * img + c * H * W, H, W, pad, g->e * g->TH + 2, g->Wz,
                           xz + (i * C + c) * g->Pz);
-    memset(xz + n * C * g->Pz, 0, 16 * sizeof(float));
+    memset(xz + n * C * g->Pz, 0, (size_t)slack(g) * sizeof(float));
 }
 
 /* V[xi] (rows ld apart, matrices vstep apart) = (B^T d B)[xi] for the
@@ -176,95 +189,278 @@ static void kernel_row(int64_t co, int64_t C, const float *Wm, int64_t pa, float
     }
 }
 
-int64_t gen_wino_avx2_prep_work(int64_t M, int64_t C) {
-    return XI * gen_avx2_pack_floats(M, C);
+/* n floats of o (whole vectors, then a head) + beta d to d: a row of
+ * outputs, n <= 8 times o's vectors. */
+static inline void put_row(__m256 *o, int64_t n, __m256 vb, float beta, float *d) {
+    for (int v = 0; 8 * v < n; v++) {
+        float *dv = d + 8 * v;
+        const int64_t k = n - 8 * v;
+        if (k >= 8) {
+            if (beta != 0.0f) o[v] = _mm256_fmadd_ps(vb, _mm256_loadu_ps(dv), o[v]);
+            _mm256_storeu_ps(dv, o[v]);
+        } else {
+            if (beta != 0.0f) o[v] = _mm256_fmadd_ps(vb, gen_avx2_load_head(dv, k), o[v]);
+            gen_avx2_store_head(dv, o[v], k);
+        }
+    }
 }
 
-/* Across the threads, as ops_conv calls it before its chunk loop; the last
- * panel's rows past M are zeros. */
-void gen_wino_avx2_prep(int64_t M, int64_t C, const float *Wm, float *prep) {
-    const int64_t pa = gen_avx2_pack_floats(M, C);
-    GEN_KFOR(GEN_KPAR_ROWS(M, M * C * XI), co, M, kernel_row(co, C, Wm, pa, prep));
-    for (int64_t r = M; r < pa / C; r++)
-        for (int xi = 0; xi < XI; xi++)
-            for (int64_t c = 0; c < C; c++) prep[xi * pa + (r / MR * C + c) * MR + r % MR] = 0.0f;
+/* The 2 x 2 blocks (A^T Mo A) + bc of 8 tiles at src (matrices step
+ * apart) into `rows` rows of out at d, OW apart, n floats of each (+ beta
+ * out); A^T = [1 1 1 0; 0 1 -1 -1]. */
+static inline void out_block2(const float *src, int64_t step, __m256 bc, __m256 vb, float beta,
+                              float *d, int64_t OW, int64_t n, int64_t rows) {
+    __m256 s[2][4];
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+        const __m256 c0 = _mm256_loadu_ps(src + q * step),
+                     c1 = _mm256_loadu_ps(src + (4 + q) * step),
+                     c2 = _mm256_loadu_ps(src + (8 + q) * step),
+                     c3 = _mm256_loadu_ps(src + (12 + q) * step);
+        s[0][q] = _mm256_add_ps(_mm256_add_ps(c0, c1), c2);
+        s[1][q] = _mm256_sub_ps(_mm256_sub_ps(c1, c2), c3);
+    }
+    for (int a = 0; a < 2 && a < rows; a++) {
+        const __m256 y0 =
+                         _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(s[a][0], s[a][1]), s[a][2]), bc),
+                     y1 =
+                         _mm256_add_ps(_mm256_sub_ps(_mm256_sub_ps(s[a][1], s[a][2]), s[a][3]), bc);
+        const __m256 lo = _mm256_unpacklo_ps(y0, y1), hi = _mm256_unpackhi_ps(y0, y1);
+        __m256 o[2] = {_mm256_permute2f128_ps(lo, hi, 0x20), _mm256_permute2f128_ps(lo, hi, 0x31)};
+        put_row(o, n, vb, beta, d + a * OW);
+    }
 }
 
-/* out[i out_img + co ldo + (2 ty + a) OW + 2 tx + b] = (A^T Mo A)[a][b] +
- * bias[co] + beta out for the tiles of the group's tile rows [r0, r1);
- * A^T = [1 1 1 0; 0 1 -1 -1]. An output row's last 16 columns, where the
- * row ends inside them, are stored by gen_avx2_store_head. */
+/* ---- F(4 x 4, 3 x 3) ---------------------------------------------------------
+ * 6 x 6 input tiles at a stride of 4, 36 products of (M x C) by (C x tiles)
+ * for 16 outputs a tile: 2.25 products an output where F(2 x 2) takes 4.
+ * B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0;
+ * 0 2 -1 -2 1 0; 0 4 0 -5 0 1], G = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6
+ * -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1], A^T = [1 1 1 1 1 0; 0 1 -1
+ * 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1] (the points 0, +-1, +-2 and
+ * infinity). A vector still holds 8 neighbouring tiles of a tile row; their
+ * 4 columns apart come out of 4 loads by a transpose within each 128-bit
+ * half, once the halves are paired across the loads (tiles 0 and 4, 1 and
+ * 5, ...) so that the tiles stay in order. */
+
+/* B^T d, d = 6 vectors of 8 tiles, in place. */
+static inline void bt6(__m256 d[6]) {
+    const __m256 four = _mm256_set1_ps(4.0f), five = _mm256_set1_ps(5.0f);
+    const __m256 t1 = _mm256_fnmadd_ps(four, d[2], d[4]), t2 = _mm256_fnmadd_ps(four, d[1], d[3]);
+    const __m256 t3 = _mm256_sub_ps(d[4], d[2]), t4h = _mm256_sub_ps(d[3], d[1]);
+    const __m256 t4 = _mm256_add_ps(t4h, t4h);
+    const __m256 w0 = _mm256_fmadd_ps(four, d[0], _mm256_fnmadd_ps(five, d[2], d[4]));
+    const __m256 w5 = _mm256_fmadd_ps(four, d[1], _mm256_fnmadd_ps(five, d[3], d[5]));
+    d[0] = w0;
+    d[1] = _mm256_add_ps(t1, t2);
+    d[2] = _mm256_sub_ps(t1, t2);
+    d[3] = _mm256_add_ps(t3, t4);
+    d[4] = _mm256_sub_ps(t3, t4);
+    d[5] = w5;
+}
+
+/* Tiles 0..7's columns k, 4 l + k of p for tile l, from the 4 vectors at
+ * p (two tiles each): halves paired (0 | 4), (1 | 5), (2 | 6), (3 | 7),
+ * then transposed within each half; columns 0 and 1 only when two. */
+static inline void columns4(const float *p, __m256 *col, int two) {
+    const __m256 v0 = _mm256_loadu_ps(p), v1 = _mm256_loadu_ps(p + 8), v2 = _mm256_loadu_ps(p + 16),
+                 v3 = _mm256_loadu_ps(p + 24);
+    const __m256 a = _mm256_permute2f128_ps(v0, v2, 0x20), b = _mm256_permute2f128_ps(v0, v2, 0x31),
+                 c = _mm256_permute2f128_ps(v1, v3, 0x20), d = _mm256_permute2f128_ps(v1, v3, 0x31);
+    const __m256 t0 = _mm256_unpacklo_ps(a, b), t2 = _mm256_unpacklo_ps(c, d);
+    col[0] = _mm256_shuffle_ps(t0, t2, 0x44);
+    col[1] = _mm256_shuffle_ps(t0, t2, 0xEE);
+    if (two) return;
+    const __m256 t1 = _mm256_unpackhi_ps(a, b), t3 = _mm256_unpackhi_ps(c, d);
+    col[2] = _mm256_shuffle_ps(t1, t3, 0x44);
+    col[3] = _mm256_shuffle_ps(t1, t3, 0xEE);
+}
+
+/* The row half of B^T d B for 8 tiles from the padded row p: tile l reads
+ * columns 4 l + {0, ..., 5}. */
+static inline void row_transform4(const float *p, __m256 w[6]) {
+    columns4(p, w, 0);
+    columns4(p + 4, w + 4, 1);
+    bt6(w);
+}
+
+/* As input_transform, for F(4 x 4): V[6 k + q] = (B^T d B)[k][q]. Each
+ * tile row reads 6 input rows, the last 2 of which the next one reads
+ * first. */
+static void input_transform4(const float *xz, int64_t C, const struct wino *g, int64_t r0,
+                             int64_t r1, float *V, int64_t vstep) {
+    for (int64_t c = 0; c < C; c++)
+        for (int64_t tx = (g->TW - 1) / 8 * 8; tx >= 0; tx -= 8) {
+            __m256 w[6][6];
+            for (int64_t r = r0; r < r1; r++) {
+                const int64_t ty = r % g->TH;
+                const float *p = xz + (r / g->TH * C + c) * g->Pz + 4 * ty * g->Wz + 4 * tx;
+                if (r == r0 || ty == 0) {
+                    row_transform4(p, w[0]);
+                    row_transform4(p + g->Wz, w[1]);
+                } else {
+                    memcpy(w[0], w[4], sizeof w[0]);
+                    memcpy(w[1], w[5], sizeof w[1]);
+                }
+                for (int k = 2; k < 6; k++) row_transform4(p + k * g->Wz, w[k]);
+                float *d = V + c * g->ld + (r - r0) * g->TW + tx;
+                for (int q = 0; q < 6; q++) {
+                    __m256 col[6] = {w[0][q], w[1][q], w[2][q], w[3][q], w[4][q], w[5][q]};
+                    bt6(col);
+                    for (int k = 0; k < 6; k++) _mm256_storeu_ps(d + (6 * k + q) * vstep, col[k]);
+                }
+            }
+        }
+}
+
+/* U = G g G^T for output channel co's C kernels, as kernel_row. */
+static void kernel_row4(int64_t co, int64_t C, const float *Wm, int64_t pa, float *prep) {
+    static const double G[6][3] = {{0.25, 0, 0},
+                                   {-1.0 / 6, -1.0 / 6, -1.0 / 6},
+                                   {-1.0 / 6, 1.0 / 6, -1.0 / 6},
+                                   {1.0 / 24, 1.0 / 12, 1.0 / 6},
+                                   {1.0 / 24, -1.0 / 12, 1.0 / 6},
+                                   {0, 0, 1}};
+    for (int64_t c = 0; c < C; c++) {
+        const float *k = Wm + (co * C + c) * 9;
+        double t[6][3];
+        for (int r = 0; r < 6; r++)
+            for (int v = 0; v < 3; v++)
+                t[r][v] = G[r][0] * k[v] + G[r][1] * k[3 + v] + G[r][2] * k[6 + v];
+        float *d = prep + (co / MR * C + c) * MR + co % MR;
+        for (int r = 0; r < 6; r++)
+            for (int s = 0; s < 6; s++)
+                d[(r * 6 + s) * pa] =
+                    (float)(t[r][0] * G[s][0] + t[r][1] * G[s][1] + t[r][2] * G[s][2]);
+    }
+}
+
+/* A^T m, m = 6 vectors of 8 tiles, into y[0..4). */
+static inline void at6(const __m256 m[6], __m256 y[4]) {
+    const __m256 s1 = _mm256_add_ps(m[1], m[2]), d1 = _mm256_sub_ps(m[1], m[2]);
+    const __m256 s2 = _mm256_add_ps(m[3], m[4]), d2 = _mm256_sub_ps(m[3], m[4]);
+    y[0] = _mm256_add_ps(_mm256_add_ps(m[0], s1), s2);
+    y[1] = _mm256_fmadd_ps(_mm256_set1_ps(2.0f), d2, d1);
+    y[2] = _mm256_fmadd_ps(_mm256_set1_ps(4.0f), s2, s1);
+    y[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8.0f), d2, d1), m[5]);
+}
+
+/* As out_block2, for F(4 x 4): 4 x 4 blocks. A row's columns come back
+ * in order by out_block's transpose run backwards: within halves, then
+ * the halves re-paired. */
+static inline void out_block4(const float *src, int64_t step, __m256 bc, __m256 vb, float beta,
+                              float *d, int64_t OW, int64_t n, int64_t rows) {
+    __m256 h[4][6]; /* h[b][k]: row k of Mo A, column b */
+    for (int k = 0; k < 6; k++) {
+        __m256 m[6], y[4];
+        for (int q = 0; q < 6; q++) m[q] = _mm256_loadu_ps(src + (6 * k + q) * step);
+        /* A^T's column 1 is all ones: the bias at [1][1] adds to every
+         * output */
+        if (k == 1) m[1] = _mm256_add_ps(m[1], bc);
+        at6(m, y);
+        for (int b = 0; b < 4; b++) h[b][k] = y[b];
+    }
+    __m256 y[4][4]; /* y[b][a] */
+    for (int b = 0; b < 4; b++) at6(h[b], y[b]);
+    for (int a = 0; a < 4 && a < rows; a++) {
+        const __m256 t0 = _mm256_unpacklo_ps(y[0][a], y[1][a]),
+                     t1 = _mm256_unpackhi_ps(y[0][a], y[1][a]),
+                     t2 = _mm256_unpacklo_ps(y[2][a], y[3][a]),
+                     t3 = _mm256_unpackhi_ps(y[2][a], y[3][a]);
+        const __m256 r0 = _mm256_shuffle_ps(t0, t2, 0x44), r1 = _mm256_shuffle_ps(t0, t2, 0xEE),
+                     r2 = _mm256_shuffle_ps(t1, t3, 0x44), r3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+        __m256 o[4] = {_mm256_permute2f128_ps(r0, r1, 0x20), _mm256_permute2f128_ps(r2, r3, 0x20),
+                       _mm256_permute2f128_ps(r0, r1, 0x31), _mm256_permute2f128_ps(r2, r3, 0x31)};
+        put_row(o, n, vb, beta, d + a * OW);
+    }
+}
+
+/* out[i out_img + co ldo + (e ty + a) OW + e tx + b] = (A^T Mo A)[a][b] +
+ * bias[co] + beta out for the tiles of the group's tile rows [r0, r1), 8
+ * tiles at a time. A row's last vectors, where it ends inside them, are
+ * stored by gen_avx2_store_head. */
 static void output_transform(const struct wino *g, int64_t M, int64_t r0, int64_t r1,
                              const float *Mo, int64_t step, const float *bias, float beta,
                              float *out, int64_t ldo, int64_t out_img) {
     const __m256 vb = _mm256_set1_ps(beta);
+    const int64_t e = g->e;
     for (int64_t co = 0; co < M; co++) {
         const __m256 bc = _mm256_set1_ps(bias ? bias[co] : 0.0f);
         for (int64_t r = r0; r < r1; r++) {
-            const int64_t ty = r % g->TH;
+            const int64_t ty = r % g->TH, rows = g->OH - e * ty;
             for (int64_t tx = 0; tx < g->TW; tx += 8) {
                 const float *src = Mo + co * g->ld + (r - r0) * g->TW + tx;
-                __m256 s[2][4];
-#pragma GCC unroll 4
-                for (int q = 0; q < 4; q++) {
-                    const __m256 c0 = _mm256_loadu_ps(src + q * step),
-                                 c1 = _mm256_loadu_ps(src + (4 + q) * step),
-                                 c2 = _mm256_loadu_ps(src + (8 + q) * step),
-                                 c3 = _mm256_loadu_ps(src + (12 + q) * step);
-                    s[0][q] = _mm256_add_ps(_mm256_add_ps(c0, c1), c2);
-                    s[1][q] = _mm256_sub_ps(_mm256_sub_ps(c1, c2), c3);
-                }
-                const int64_t n = g->OW - 2 * tx < 16 ? g->OW - 2 * tx : 16;
-                for (int a = 0; a < 2 && 2 * ty + a < g->OH; a++) {
-                    const __m256 y0 = _mm256_add_ps(
-                                     _mm256_add_ps(_mm256_add_ps(s[a][0], s[a][1]), s[a][2]), bc),
-                                 y1 = _mm256_add_ps(
-                                     _mm256_sub_ps(_mm256_sub_ps(s[a][1], s[a][2]), s[a][3]), bc);
-                    const __m256 lo = _mm256_unpacklo_ps(y0, y1), hi = _mm256_unpackhi_ps(y0, y1);
-                    __m256 o0 = _mm256_permute2f128_ps(lo, hi, 0x20),
-                           o1 = _mm256_permute2f128_ps(lo, hi, 0x31);
-                    float *d = out + r / g->TH * out_img + co * ldo + (2 * ty + a) * g->OW + 2 * tx;
-                    if (n == 16) {
-                        if (beta != 0.0f) {
-                            o0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(d), o0);
-                            o1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(d + 8), o1);
-                        }
-                        _mm256_storeu_ps(d, o0);
-                        _mm256_storeu_ps(d + 8, o1);
-                        continue;
-                    }
-                    if (n > 8) {
-                        if (beta != 0.0f) {
-                            o0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(d), o0);
-                            o1 = _mm256_fmadd_ps(vb, gen_avx2_load_head(d + 8, n - 8), o1);
-                        }
-                        _mm256_storeu_ps(d, o0);
-                        gen_avx2_store_head(d + 8, o1, n - 8);
-                    } else {
-                        if (beta != 0.0f) o0 = _mm256_fmadd_ps(vb, gen_avx2_load_head(d, n), o0);
-                        gen_avx2_store_head(d, o0, n);
-                    }
-                }
+                float *d = out + r / g->TH * out_img + co * ldo + e * ty * g->OW + e * tx;
+                const int64_t n = g->OW - e * tx < 8 * e ? g->OW - e * tx : 8 * e;
+                if (e == 4)
+                    out_block4(src, step, bc, vb, beta, d, g->OW, n, rows);
+                else
+                    out_block2(src, step, bc, vb, beta, d, g->OW, n, rows);
             }
         }
     }
 }
 
-int64_t gen_wino_avx2_conv_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad,
-                                int64_t m) {
-    const struct wino g = wino_geo(M, C, H, W, pad, m, 0, BLOCK_FLOATS);
-    return round8(g.group * C * g.Pz + 16) + XI * gen_wino_spread(C * g.ld) +
-           XI * gen_wino_spread(M * g.ld) + round8(2 * C);
+/* ---- the forward pass, by either ------------------------------------------ */
+
+/* The tile for a forward pass: F(4 x 4), whose 36 products for 16 outputs
+ * are 0.5625 of F(2 x 2)'s, unless its tiles cover more than 1.5 times the
+ * outputs F(2 x 2)'s do (0.84 of the products then, and its transforms
+ * cost more): 5 x 5 and 6 x 6 outputs, 8 x 8 of its tiles' 64, stay with
+ * F(2 x 2). */
+static int forward_tile(int64_t H, int64_t W, int64_t pad) {
+    const int64_t OH = H + 2 * pad - 2, OW = W + 2 * pad - 2;
+    const int64_t a4 = (OH + 3) / 4 * 4 * ((OW + 3) / 4 * 4),
+                  a2 = (OH + 1) / 2 * 2 * ((OW + 1) / 2 * 2);
+    return 2 * a4 <= 3 * a2 ? 4 : 2;
 }
 
-void gen_wino_avx2_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W, int64_t pad,
-                        int64_t m, int64_t img, const float *x, const float *bias, float beta,
-                        float *out, int64_t ldo, int64_t out_img, float *work) {
-    const struct wino g = wino_geo(M, C, H, W, pad, m, 0, BLOCK_FLOATS);
+static int64_t prep_work_e(int e, int64_t M, int64_t C) {
+    return (e + 2) * (e + 2) * gen_avx2_pack_floats(M, C);
+}
+
+int64_t gen_wino_avx2_prep_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad) {
+    return prep_work_e(forward_tile(H, W, pad), M, C);
+}
+
+/* Across the threads, as ops_conv calls it before its chunk loop; the last
+ * panel's rows past M are zeros. */
+static void prep_e(int e, int64_t M, int64_t C, const float *Wm, float *prep) {
+    const int64_t pa = gen_avx2_pack_floats(M, C), xi = (e + 2) * (e + 2);
+    if (e == 4)
+        GEN_KFOR(GEN_KPAR_ROWS(M, M * C * xi), co, M, kernel_row4(co, C, Wm, pa, prep));
+    else
+        GEN_KFOR(GEN_KPAR_ROWS(M, M * C * xi), co, M, kernel_row(co, C, Wm, pa, prep));
+    for (int64_t r = M; r < pa / C; r++)
+        for (int64_t x = 0; x < xi; x++)
+            for (int64_t c = 0; c < C; c++) prep[x * pa + (r / MR * C + c) * MR + r % MR] = 0.0f;
+}
+
+void gen_wino_avx2_prep(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, const float *Wm,
+                        float *prep) {
+    prep_e(forward_tile(H, W, pad), M, C, Wm, prep);
+}
+
+static int64_t conv_work_e(int e, int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad,
+                           int64_t m) {
+    const struct wino g = wino_geo(e, M, C, H, W, pad, m, 0, BLOCK_FLOATS);
+    return round8(g.group * C * g.Pz + slack(&g)) + g.xi * gen_wino_spread(C * g.ld) +
+           g.xi * gen_wino_spread(M * g.ld) + round8(2 * C);
+}
+
+int64_t gen_wino_avx2_conv_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad,
+                                int64_t m) {
+    return conv_work_e(forward_tile(H, W, pad), M, C, H, W, pad, m);
+}
+
+static void conv_e(int e, int64_t M, const float *prep, int64_t C, int64_t H, int64_t W,
+                   int64_t pad, int64_t m, int64_t img, const float *x, const float *bias,
+                   float beta, float *out, int64_t ldo, int64_t out_img, float *work) {
+    const struct wino g = wino_geo(e, M, C, H, W, pad, m, 0, BLOCK_FLOATS);
     const int64_t pa = gen_avx2_pack_floats(M, C), vstep = gen_wino_spread(C * g.ld),
                   mstep = gen_wino_spread(M * g.ld);
-    float *xz = work, *V = xz + round8(g.group * C * g.Pz + 16), *Mo = V + XI * vstep;
-    const float **rows = (const float **)(void *)(Mo + XI * mstep);
+    float *xz = work, *V = xz + round8(g.group * C * g.Pz + slack(&g)), *Mo = V + g.xi * vstep;
+    const float **rows = (const float **)(void *)(Mo + g.xi * mstep);
     for (int64_t i0 = 0; i0 < m; i0 += g.group) {
         const int64_t gn = m - i0 < g.group ? m - i0 : g.group;
         pad_group(x + i0 * img, img, gn, C, H, W, pad, &g, xz);
@@ -272,8 +468,11 @@ void gen_wino_avx2_conv(int64_t M, const float *prep, int64_t C, int64_t H, int6
         for (int64_t r0 = 0; r0 < gn * g.TH; r0 += br) {
             const int64_t r1 = r0 + br < gn * g.TH ? r0 + br : gn * g.TH;
             const int64_t n = (r1 - r0) * g.TW;
-            input_transform(xz, C, &g, r0, r1, V, vstep);
-            for (int xi = 0; xi < XI; xi++) {
+            if (e == 4)
+                input_transform4(xz, C, &g, r0, r1, V, vstep);
+            else
+                input_transform(xz, C, &g, r0, r1, V, vstep);
+            for (int xi = 0; xi < g.xi; xi++) {
                 for (int64_t c = 0; c < C; c++) rows[c] = V + xi * vstep + c * g.ld;
                 for (int64_t j = 0; j < n; j += 16)
                     gen_avx2_panels(M, C, prep + xi * pa, rows, j, Mo + xi * mstep + j, g.ld);
@@ -282,6 +481,13 @@ void gen_wino_avx2_conv(int64_t M, const float *prep, int64_t C, int64_t H, int6
                              out_img);
         }
     }
+}
+
+void gen_wino_avx2_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W, int64_t pad,
+                        int64_t m, int64_t img, const float *x, const float *bias, float beta,
+                        float *out, int64_t ldo, int64_t out_img, float *work) {
+    conv_e(forward_tile(H, W, pad), M, prep, C, H, W, pad, m, img, x, bias, beta, out, ldo, out_img,
+           work);
 }
 
 /* D[xi] (rows ld apart, matrices step apart) = (A dy A^T)[xi] for the
@@ -341,8 +547,8 @@ static void dw_transform(int64_t M, int64_t C, const float *Mo, int64_t step, fl
 }
 
 int64_t gen_wino_avx2_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m) {
-    const struct wino g = wino_geo(M, C, H, W, pad, m, 1, DW_BLOCK_FLOATS);
-    return round8(g.group * C * g.Pz + 16) + round8(g.group * M * g.Pd + 16) +
+    const struct wino g = wino_geo(2, M, C, H, W, pad, m, 1, DW_BLOCK_FLOATS);
+    return round8(g.group * C * g.Pz + slack(&g)) + round8(g.group * M * g.Pd + 16) +
            XI * gen_wino_spread(C * g.ld) + XI * gen_wino_spread(M * g.ld) +
            XI * gen_wino_spread(M * C);
 }
@@ -357,10 +563,10 @@ static void zero_tails(float *mat, int64_t step, int64_t rows, int64_t ld, int64
 
 void gen_wino_avx2_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
                       int64_t pad, int64_t m, int64_t img, const float *x, float *dw, float *work) {
-    const struct wino g = wino_geo(M, C, H, W, pad, m, 1, DW_BLOCK_FLOATS);
+    const struct wino g = wino_geo(2, M, C, H, W, pad, m, 1, DW_BLOCK_FLOATS);
     const int64_t vstep = gen_wino_spread(C * g.ld), dstep = gen_wino_spread(M * g.ld),
                   ostep = gen_wino_spread(M * C);
-    float *xz = work, *dz = xz + round8(g.group * C * g.Pz + 16);
+    float *xz = work, *dz = xz + round8(g.group * C * g.Pz + slack(&g));
     float *V = dz + round8(g.group * M * g.Pd + 16), *D = V + XI * vstep, *Mo = D + XI * dstep;
     int first = 1;
     for (int64_t i0 = 0; i0 < m; i0 += g.group) {
