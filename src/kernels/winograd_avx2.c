@@ -192,6 +192,7 @@ static void kernel_row(int64_t co, int64_t C, const float *Wm, int64_t pa, float
 /* n floats of o (whole vectors, then a head) + beta d to d: a row of
  * outputs, n <= 8 times o's vectors. */
 static inline void put_row(__m256 *o, int64_t n, __m256 vb, float beta, float *d) {
+#pragma GCC unroll 4
     for (int v = 0; 8 * v < n; v++) {
         float *dv = d + 8 * v;
         const int64_t k = n - 8 * v;
@@ -291,7 +292,7 @@ static void input_transform4(const float *xz, int64_t C, const struct wino *g, i
                              int64_t r1, float *V, int64_t vstep) {
     for (int64_t c = 0; c < C; c++)
         for (int64_t tx = (g->TW - 1) / 8 * 8; tx >= 0; tx -= 8) {
-            __m256 w[6][6];
+            __m256 w[6][6] = {{_mm256_setzero_ps()}}; /* the first tile row sets all */
             for (int64_t r = r0; r < r1; r++) {
                 const int64_t ty = r % g->TH;
                 const float *p = xz + (r / g->TH * C + c) * g->Pz + 4 * ty * g->Wz + 4 * tx;
@@ -302,11 +303,14 @@ static void input_transform4(const float *xz, int64_t C, const struct wino *g, i
                     memcpy(w[0], w[4], sizeof w[0]);
                     memcpy(w[1], w[5], sizeof w[1]);
                 }
+#pragma GCC unroll 4
                 for (int k = 2; k < 6; k++) row_transform4(p + k * g->Wz, w[k]);
                 float *d = V + c * g->ld + (r - r0) * g->TW + tx;
+#pragma GCC unroll 6
                 for (int q = 0; q < 6; q++) {
                     __m256 col[6] = {w[0][q], w[1][q], w[2][q], w[3][q], w[4][q], w[5][q]};
                     bt6(col);
+#pragma GCC unroll 6
                     for (int k = 0; k < 6; k++) _mm256_storeu_ps(d + (6 * k + q) * vstep, col[k]);
                 }
             }
@@ -351,18 +355,24 @@ static inline void at6(const __m256 m[6], __m256 y[4]) {
 static inline void out_block4(const float *src, int64_t step, __m256 bc, __m256 vb, float beta,
                               float *d, int64_t OW, int64_t n, int64_t rows) {
     __m256 h[4][6]; /* h[b][k]: row k of Mo A, column b */
+#pragma GCC unroll 6
     for (int k = 0; k < 6; k++) {
         __m256 m[6], y[4];
+#pragma GCC unroll 6
         for (int q = 0; q < 6; q++) m[q] = _mm256_loadu_ps(src + (6 * k + q) * step);
         /* A^T's column 1 is all ones: the bias at [1][1] adds to every
          * output */
         if (k == 1) m[1] = _mm256_add_ps(m[1], bc);
         at6(m, y);
+#pragma GCC unroll 4
         for (int b = 0; b < 4; b++) h[b][k] = y[b];
     }
     __m256 y[4][4]; /* y[b][a] */
+#pragma GCC unroll 4
     for (int b = 0; b < 4; b++) at6(h[b], y[b]);
-    for (int a = 0; a < 4 && a < rows; a++) {
+#pragma GCC unroll 4
+    for (int a = 0; a < 4; a++) {
+        if (a >= rows) break;
         const __m256 t0 = _mm256_unpacklo_ps(y[0][a], y[1][a]),
                      t1 = _mm256_unpackhi_ps(y[0][a], y[1][a]),
                      t2 = _mm256_unpacklo_ps(y[2][a], y[3][a]),
