@@ -317,25 +317,30 @@ static void input_transform4(const float *xz, int64_t C, const struct wino *g, i
         }
 }
 
-/* U = G g G^T for output channel co's C kernels, as kernel_row. */
+/* G (k0 k1 k2)^T: G's rows share their sums (k0 + k2 +- k1, k0 / 24 +
+ * k2 / 6 +- k1 / 12). */
+static inline void g6(double k0, double k1, double k2, double o[6]) {
+    const double a = k0 + k2, b = k0 / 24 + k2 / 6, c = k1 / 12;
+    o[0] = k0 / 4;
+    o[1] = -(a + k1) / 6;
+    o[2] = -(a - k1) / 6;
+    o[3] = b + c;
+    o[4] = b - c;
+    o[5] = k2;
+}
+
+/* U = G g G^T for output channel co's C kernels, as kernel_row (in double:
+ * the products' sums are F(4 x 4)'s larger error, not these). */
 static void kernel_row4(int64_t co, int64_t C, const float *Wm, int64_t pa, float *prep) {
-    static const double G[6][3] = {{0.25, 0, 0},
-                                   {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                                   {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                   {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                                   {1.0 / 24, -1.0 / 12, 1.0 / 6},
-                                   {0, 0, 1}};
     for (int64_t c = 0; c < C; c++) {
         const float *k = Wm + (co * C + c) * 9;
-        double t[6][3];
-        for (int r = 0; r < 6; r++)
-            for (int v = 0; v < 3; v++)
-                t[r][v] = G[r][0] * k[v] + G[r][1] * k[3 + v] + G[r][2] * k[6 + v];
+        double t[3][6], u[6]; /* t[v]: G times column v of g */
+        for (int v = 0; v < 3; v++) g6(k[v], k[3 + v], k[6 + v], t[v]);
         float *d = prep + (co / MR * C + c) * MR + co % MR;
-        for (int r = 0; r < 6; r++)
-            for (int s = 0; s < 6; s++)
-                d[(r * 6 + s) * pa] =
-                    (float)(t[r][0] * G[s][0] + t[r][1] * G[s][1] + t[r][2] * G[s][2]);
+        for (int r = 0; r < 6; r++) {
+            g6(t[0][r], t[1][r], t[2][r], u);
+            for (int q = 0; q < 6; q++) d[(r * 6 + q) * pa] = (float)u[q];
+        }
     }
 }
 
