@@ -548,7 +548,7 @@ static void test_conv_transpose2d_grads_tables(void **state) {
 
 /* The AVX2 table runs stride-1 convolutions (and their gradients) through
  * its own implicit GEMM or, 3 x 3 ones of 16 or more channels, Winograd's
- * F(2 x 2, 3 x 3); some strided ones' forward passes and weight
+ * F(4 x 4, 3 x 3) and F(2 x 2, 3 x 3); some strided ones' forward passes and weight
  * gradients through the implicit GEMM over phase planes, some stride-2
  * input gradients phase by phase, the others through im2col, OpenBLAS
  * and col2im: both
@@ -561,7 +561,10 @@ static void test_conv_grads_avx2(void **state) {
         /* N, Cin, H, W, Cout, KH, KW, s, p */
         {3, 5, 9, 10, 7, 3, 3, 1, 1}, {2, 4, 8, 8, 13, 1, 1, 1, 0}, {2, 3, 7, 7, 9, 3, 3, 2, 1},
         {2, 6, 6, 5, 4, 4, 4, 2, 1},  {9, 2, 5, 6, 3, 3, 3, 1, 0},  {1, 17, 6, 6, 5, 5, 5, 1, 2},
-        /* 3 x 3, 16 or more channels each way: Winograd (winograd_avx2.c) */
+        /* 3 x 3, 16 or more channels each way: Winograd (winograd_avx2.c),
+         * F(4 x 4) for the forward passes and input gradients but the
+         * second one's forward pass (6 x 5 outputs: F(2 x 2)), F(2 x 2)
+         * for the weight gradients */
         {3, 16, 9, 10, 20, 3, 3, 1, 1}, {2, 24, 8, 7, 16, 3, 3, 1, 0},
         /* strided forward passes over phase planes, rows long enough for
          * whole vectors (as a transposed convolution: its input gradient) */

@@ -98,7 +98,7 @@ int gen_sample_text(const struct gen_family *fam, const struct gen_config *opts,
     cJSON *texts = NULL;
     int rc = 1;
     enum gen_status st;
-    /* Decoding one token at a time, the threads meet about 20 times a
+    /* Decoding one token at a time, the threads meet about 16 times a
      * token: on a quiet machine two threads decode the default model about
      * twice as fast as one, but where a peer is descheduled every meeting
      * waits for it (a busy 2-core host measured two threads at half the

@@ -57,7 +57,7 @@ void gen_parallel(void (*fn)(void *arg, int t, int nt), void *arg) {
 }
 
 /* gen_parallel's barrier: a count of the threads arrived and a generation
- * that the last one advances, spun on. Decoding a token meets 20 times;
+ * that the last one advances, spun on. Decoding a token meets 16 times;
  * libgomp's barrier took about 300 ns on 2 cores, this one 80. After a
  * few thousand spins a waiter yields its core, in case the peer it waits
  * for is descheduled (more threads than cores). One gen_parallel runs at

@@ -66,7 +66,8 @@ static inline int64_t round8(int64_t n) {
 
 int64_t gen_conv_prep_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                                 int64_t stride, int64_t pad) {
-    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) return gen_wino_avx2_prep_work(M, C, H, W, pad);
+    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad))
+        return gen_wino_avx2_prep_work(M, C, H, W, pad);
     return takes(C, H, W, KH, KW, stride, pad) ? gen_avx2_pack_floats(M, C * KH * KW) : 0;
 }
 

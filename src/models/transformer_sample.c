@@ -167,7 +167,9 @@ static void cache_block(struct gen_tf_cache *c, const struct gen_tf *m, int64_t 
 /* Decoding one token streams every weight once; the threads share each
  * product by rows (gen_gemv makes every y_i the same operations whatever
  * rows it is given) and the attention by heads, and meet only where a
- * product needs another thread's rows: five barriers a layer. The small
+ * product needs another thread's rows: four barriers a layer (a thread
+ * computes the q, k and v rows of the heads it attends with, so the
+ * attention needs none before it). The small
  * row work (norms, residual adds) every thread does for itself, on its own
  * copy of the residual stream (row t of x, its norm in row t of h), so no
  * thread waits for it; the result is the same bits at any thread count. */
@@ -189,6 +191,18 @@ static void linear_part(const struct decode *d, int t, int nt, int64_t in, int64
     if (act) {
         gen_kernels()->gelu_fwd(hi - lo, y + lo, act + lo);
         as_operand(d->c, hi - lo, act + lo);
+    }
+}
+
+/* Rows [lo hd, hi hd) of q, k and v (qkv = w h + b; w, b: parameter
+ * tensors), the heads [lo, hi) that thread t attends with: their rows
+ * are all its attention reads, so it needs no other thread's. */
+static void qkv_heads(const struct decode *d, int64_t C, int64_t hd, int64_t lo, int64_t hi,
+                      const float *h, int w, int b) {
+    for (int64_t part = 0; part < 3 && hi > lo; part++) {
+        const int64_t r0 = part * C + lo * hd, r1 = part * C + hi * hd;
+        memcpy(d->c->qkv + r0, gen_tf_pdata(d->m, b) + r0, (size_t)(r1 - r0) * sizeof(float));
+        weight_rows(d->c, d->m, w, r0, r1, C, h, 1.0f, d->c->qkv + r0);
     }
 }
 
@@ -218,7 +232,7 @@ static void decode_heads(struct gen_tf_cache *c, const struct gen_tf *m, int64_t
     }
 }
 
-/* The threads worth meeting 20 times a token: one per 256 KiB of the
+/* The threads worth meeting 16 times a token: one per 256 KiB of the
  * parameters it streams (measured on 2 cores: a model of 96 KiB decodes
  * faster on one thread than on two, one of 384 KiB as fast, the default
  * 3.4 MB 2.3 times as fast on two), and no more than the cache has rows
@@ -242,8 +256,7 @@ static void decode_token(void *arg, int t, int nt) {
     for (int64_t l = 0; l < L; l++) {
         const struct gen_tf_block *b = &m->blk[l];
         norm_row(d, C, x, b->ln1_w, b->ln1_b, h, mean, rstd);
-        linear_part(d, t, nt, C, 3 * C, h, b->attn_w, b->attn_b, c->qkv, NULL);
-        gen_barrier();
+        qkv_heads(d, C, C / NH, lo, hi, h, b->attn_w, b->attn_b);
         decode_heads(c, m, l, lo, hi);
         gen_barrier();
         linear_part(d, t, nt, C, C, c->att, b->aproj_w, b->aproj_b, c->y, NULL);
