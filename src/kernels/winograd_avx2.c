@@ -442,10 +442,9 @@ int64_t gen_wino_avx2_prep_work(int64_t M, int64_t C, int64_t H, int64_t W, int6
  * panel's rows past M are zeros. */
 static void prep_e(int e, int64_t M, int64_t C, const float *Wm, float *prep) {
     const int64_t pa = gen_avx2_pack_floats(M, C), xi = (e + 2) * (e + 2);
-    if (e == 4)
-        GEN_KFOR(GEN_KPAR_ROWS(M, M * C * xi), co, M, kernel_row4(co, C, Wm, pa, prep));
-    else
-        GEN_KFOR(GEN_KPAR_ROWS(M, M * C * xi), co, M, kernel_row(co, C, Wm, pa, prep));
+    void (*row)(int64_t, int64_t, const float *, int64_t, float *) =
+        e == 4 ? kernel_row4 : kernel_row;
+    GEN_KFOR(GEN_KPAR_ROWS(M, M * C * xi), co, M, row(co, C, Wm, pa, prep));
     for (int64_t r = M; r < pa / C; r++)
         for (int64_t x = 0; x < xi; x++)
             for (int64_t c = 0; c < C; c++) prep[x * pa + (r / MR * C + c) * MR + r % MR] = 0.0f;

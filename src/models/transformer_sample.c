@@ -178,16 +178,21 @@ struct decode {
     const struct gen_tf *m;
 };
 
-/* Rows [lo, hi) of y (out) = w x + b (w, b: parameter tensors; b < 0:
- * none), thread t's share of out; with act, also act = gelu(y) on those
- * rows, as an operand. */
+/* Rows [r0, r1) of y = w x + b (w, b: parameter tensors; b < 0: none). */
+static void bias_rows(const struct decode *d, int w, int b, int64_t r0, int64_t r1, int64_t in,
+                      const float *x, float *y) {
+    if (b >= 0) memcpy(y + r0, gen_tf_pdata(d->m, b) + r0, (size_t)(r1 - r0) * sizeof(float));
+    weight_rows(d->c, d->m, w, r0, r1, in, x, b >= 0 ? 1.0f : 0.0f, y + r0);
+}
+
+/* Rows [lo, hi) of y (out) = w x + b, thread t's share of out; with act,
+ * also act = gelu(y) on those rows, as an operand. */
 static void linear_part(const struct decode *d, int t, int nt, int64_t in, int64_t out,
                         const float *x, int w, int b, float *y, float *act) {
     int64_t lo, hi;
     gen_split(out, t, nt, 16, &lo, &hi);
     if (hi <= lo) return;
-    if (b >= 0) memcpy(y + lo, gen_tf_pdata(d->m, b) + lo, (size_t)(hi - lo) * sizeof(float));
-    weight_rows(d->c, d->m, w, lo, hi, in, x, b >= 0 ? 1.0f : 0.0f, y + lo);
+    bias_rows(d, w, b, lo, hi, in, x, y);
     if (act) {
         gen_kernels()->gelu_fwd(hi - lo, y + lo, act + lo);
         as_operand(d->c, hi - lo, act + lo);
@@ -199,11 +204,8 @@ static void linear_part(const struct decode *d, int t, int nt, int64_t in, int64
  * are all its attention reads, so it needs no other thread's. */
 static void qkv_heads(const struct decode *d, int64_t C, int64_t hd, int64_t lo, int64_t hi,
                       const float *h, int w, int b) {
-    for (int64_t part = 0; part < 3 && hi > lo; part++) {
-        const int64_t r0 = part * C + lo * hd, r1 = part * C + hi * hd;
-        memcpy(d->c->qkv + r0, gen_tf_pdata(d->m, b) + r0, (size_t)(r1 - r0) * sizeof(float));
-        weight_rows(d->c, d->m, w, r0, r1, C, h, 1.0f, d->c->qkv + r0);
-    }
+    for (int64_t part = 0; part < 3 && hi > lo; part++)
+        bias_rows(d, w, b, part * C + lo * hd, part * C + hi * hd, C, h, d->c->qkv);
 }
 
 /* x's layer norm (w, b: parameter tensors) into h, as an operand. */
