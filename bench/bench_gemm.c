@@ -1,5 +1,9 @@
 /* bench_gemm.c - gen's AVX-512 GEMM against OpenBLAS's cblas_sgemm and
- * against the machine's own FMA peak, on the shapes gen's four models run:
+ * against the machine's own FMA peak, on the shapes gen's four models run
+ * (on a CPU without AVX-512, the AVX2 table's: its GEMM is OpenBLAS's, so
+ * the GEMM rows time OpenBLAS twice and say how near the peak it runs, and
+ * the convolution rows time the table's own implicit-GEMM and Winograd
+ * convolutions against OpenBLAS on the column matrix):
  *
  *   Transformer (batch 32 x 128 tokens = 4096 rows, width C 128, MLP 4C,
  *     byte vocabulary V 256): each linear layer's forward (x w^T), input
@@ -12,8 +16,9 @@
  *     (conv_gemm, what really runs, forward and the input gradient as a
  *     flipped convolution), "gemm" rows the plain GEMM of the same M x N x K
  *     on a ready column matrix; "wino" rows are the convolutions the table
- *     runs as Winograd's F(2x2, 3x3), whose GFLOP/s count the direct
- *     arithmetic (they do 4/9 of it) and are summed up apart.
+ *     runs by Winograd's minimal filtering, whose GFLOP/s count the direct
+ *     arithmetic (F(2x2, 3x3) does 4/9 of its products, the AVX2 table's
+ *     F(4x4, 3x3) 1/4) and are summed up apart.
  *   DCGAN (64 + 64 channels, 7 -> 14 -> 28): the transposed convolution's
  *     column GEMM and the discriminator's stride-2 convolution, per chunk.
  *   VAE (784 -> 400 -> 20, batch 128): the 784 x 400 layers on all threads.
@@ -51,6 +56,7 @@
 #include <time.h>
 
 #include "gen/kernels.h"
+#include "kernels/kernels_impl.h" /* gen_wino_fits */
 
 #define REPS     11
 #define SAMPLE_S 0.004
@@ -238,7 +244,14 @@ static void dw_call(const struct gen_kernels *kt, const struct call *c) {
                 g[0] * g[1] * g[2], c->x, c->B, c->work);
 }
 
+static void blas_call(const struct call *c);
+
+/* The table's GEMM, or OpenBLAS's where it has none (as gen_gemm). */
 static void gemm_call(const struct gen_kernels *kt, const struct call *c) {
+    if (!kt->gemm) {
+        blas_call(c);
+        return;
+    }
     kt->gemm(c->sh->ta, c->sh->tb, c->M, c->N, c->K, 1.0f, c->A, c->lda, c->B, c->ldb, 0.0f,
              c->C, c->N);
 }
@@ -323,17 +336,21 @@ int main(int argc, char **argv) {
     const int threads = argc > 1 + bf16 ? atoi(argv[1 + bf16]) : 2;
     const struct gen_kernels *kt = gen_kernels_for(amx ? "amx" : bf16 ? "avx512bf16" : "avx512");
     const struct gen_kernels *ref = bf16 ? gen_kernels_for("avx512") : NULL;
-    if (!kt || !kt->gemm) {
+    if (!kt && !bf16) kt = gen_kernels_for("avx2"); /* its GEMM is OpenBLAS's */
+    if (!kt || (bf16 && !kt->gemm)) {
         printf("bench_gemm: no %s GEMM on this CPU/build\n",
-               amx ? "AMX-BF16" : bf16 ? "AVX512-BF16" : "AVX-512");
+               amx ? "AMX-BF16" : bf16 ? "AVX512-BF16" : "AVX-512 or AVX2");
         return 0;
     }
+    printf("table: %s%s\n", kt->name, kt->gemm ? "" : " (GEMM rows: OpenBLAS's cblas_sgemm, "
+                                                    "which gen_gemm calls on this table)");
     /* the peak: 0.1 s samples, median of 9, on 1 and on `threads` threads */
     double p1[9], pn[9];
     for (int r = 0; r < 9; r++) p1[r] = peak_sample(1, 0.1), pn[r] = peak_sample(threads, 0.1);
     const double peak1 = median(p1, 9), peakn = median(pn, 9);
-    printf("FMA peak (16 zmm accumulators, median of 9 x 0.1 s): 1 thread %.1f GFLOP/s; "
+    printf("FMA peak (%s, median of 9 x 0.1 s): 1 thread %.1f GFLOP/s; "
            "%d threads %.1f GFLOP/s (%.1f per core)\n",
+           __builtin_cpu_supports("avx512f") ? "16 zmm accumulators" : "12 ymm accumulators",
            peak1, threads, peakn, peakn / threads);
     /* libgomp's default waiting spins, which on a busy machine with as many
      * threads as cores loses whole time slices at every barrier */
@@ -350,15 +367,19 @@ int main(int argc, char **argv) {
         const int nt = sh->threads ? sh->threads : threads;
         int64_t M, N, K;
         gemm_dims(sh, &M, &N, &K);
-        /* a convolution's row, then the plain GEMM on its column matrix */
-        for (int conv = sh->kind == CONV && kt->conv_gemm ? 1 + bf16 : 0; conv >= 0; conv--) {
+        /* a convolution's row, then the plain GEMM on its column matrix;
+         * where the table's conv_gemm does not take the geometry (no
+         * workspace), im2col and that GEMM are what runs */
+        const int64_t *g = sh->geo;
+        const int implicit = sh->kind == CONV && kt->conv_gemm &&
+                             kt->conv_gemm_work(M, g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]) > 0;
+        for (int conv = implicit ? 1 + bf16 : 0; conv >= 0; conv--) {
             const struct result r = run_shape(kt, ref, sh, nt, conv);
-            /* a convolution the table runs as Winograd's F(2x2, 3x3) does 4/9
-             * of the arithmetic counted here: its rate is the direct one's
-             * equivalent, and it is kept out of the share of the peak */
-            const int64_t *g = sh->geo;
-            const int wino = conv && kt->conv_prep_work &&
-                             kt->conv_prep_work(M, g[0], g[1], g[2], g[3], g[4], g[5], g[6]) > 0;
+            /* a convolution the table runs by Winograd's minimal filtering
+             * does 1/4 to 4/9 of the arithmetic counted here: its rate is the
+             * direct one's equivalent, and it is kept out of the share of
+             * the peak */
+            const int wino = conv && gen_wino_fits(M, g[0], g[1], g[2], g[3], g[4], g[5], g[6]);
             const int large = sh->large && (sh->kind == GEMM || conv); /* what the model runs */
             ratios[n_ratios++] = r.blas / r.gen;
             if (large && !wino) large_pk[n_large++] = r.gen_pk;
@@ -381,7 +402,7 @@ int main(int argc, char **argv) {
     if (n_wino) {
         qsort(wino_pk, (size_t)n_wino, sizeof(double), cmp_double);
         printf("gen on the large Winograd rows: the direct convolution's arithmetic at %.1f%% to "
-               "%.1f%% of peak (median %.1f%%), doing 4/9 of it\n",
+               "%.1f%% of peak (median %.1f%%), doing 1/4 to 4/9 of it\n",
                wino_pk[0], wino_pk[n_wino - 1], wino_pk[n_wino / 2]);
     }
     return 0;
