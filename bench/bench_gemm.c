@@ -1,9 +1,6 @@
-/* bench_gemm.c - gen's AVX-512 GEMM against OpenBLAS's cblas_sgemm and
- * against the machine's own FMA peak, on the shapes gen's four models run
- * (on a CPU without AVX-512, the AVX2 table's: its GEMM is OpenBLAS's, so
- * the GEMM rows time OpenBLAS twice and say how near the peak it runs, and
- * the convolution rows time the table's own implicit-GEMM and Winograd
- * convolutions against OpenBLAS on the column matrix):
+/* bench_gemm.c - gen's AVX-512 GEMM (on a CPU without AVX-512, the AVX2
+ * table's, gemm_avx2.c) against OpenBLAS's cblas_sgemm and against the
+ * machine's own FMA peak, on the shapes gen's four models run:
  *
  *   Transformer (batch 32 x 128 tokens = 4096 rows, width C 128, MLP 4C,
  *     byte vocabulary V 256): each linear layer's forward (x w^T), input
@@ -336,14 +333,14 @@ int main(int argc, char **argv) {
     const int threads = argc > 1 + bf16 ? atoi(argv[1 + bf16]) : 2;
     const struct gen_kernels *kt = gen_kernels_for(amx ? "amx" : bf16 ? "avx512bf16" : "avx512");
     const struct gen_kernels *ref = bf16 ? gen_kernels_for("avx512") : NULL;
-    if (!kt && !bf16) kt = gen_kernels_for("avx2"); /* its GEMM is OpenBLAS's */
+    if (!kt && !bf16) kt = gen_kernels_for("avx2");
     if (!kt || (bf16 && !kt->gemm)) {
         printf("bench_gemm: no %s GEMM on this CPU/build\n",
                amx ? "AMX-BF16" : bf16 ? "AVX512-BF16" : "AVX-512 or AVX2");
         return 0;
     }
-    printf("table: %s%s\n", kt->name, kt->gemm ? "" : " (GEMM rows: OpenBLAS's cblas_sgemm, "
-                                                    "which gen_gemm calls on this table)");
+    printf("table: %s%s\n", kt->name, kt->gemm ? "" : " (no GEMM of its own: its GEMM rows "
+                                                    "time OpenBLAS, which gen_gemm calls)");
     /* the peak: 0.1 s samples, median of 9, on 1 and on `threads` threads */
     double p1[9], pn[9];
     for (int r = 0; r < 9; r++) p1[r] = peak_sample(1, 0.1), pn[r] = peak_sample(threads, 0.1);

@@ -172,6 +172,21 @@ const struct gen_kernels *gen_kernels(void) {
     return expected; /* someone else chose first */
 }
 
+#define MAX_KEPT 4096
+static void *kept[MAX_KEPT]; /* every thread's buffers, for leak checkers */
+static atomic_int n_kept;
+static _Thread_local void *pack_buffers[GEN_PACK_KINDS];
+
+void *gen_pack_buffer(enum gen_pack_kind kind, size_t bytes) {
+    if (pack_buffers[kind]) return pack_buffers[kind];
+    void *p = aligned_alloc(64, (bytes + 63) / 64 * 64);
+    GEN_ASSERT(p != NULL);
+    const int slot = atomic_fetch_add(&n_kept, 1);
+    if (slot < MAX_KEPT) kept[slot] = p;
+    pack_buffers[kind] = p;
+    return p;
+}
+
 void gen_gemm_split(gen_gemm_fn gemm, int64_t mr, int64_t nr, int ta, int tb, int64_t M,
                     int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *B,
                     int64_t ldb, float beta, const float *bias, float *C, int64_t ldc) {

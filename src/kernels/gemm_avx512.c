@@ -33,7 +33,6 @@
  * M and N, so splitting M or N across threads (gen_sgemm_avx512_mt) gives
  * bit-identical results for any thread count. */
 #include <immintrin.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,24 +52,11 @@
 #define PF_PANELS 2 /* A panels that packing fetches ahead */
 #define PF_ROWS   4 /* rows read in order that packing fetches ahead */
 
-/* ---- per-thread packing buffers ------------------------------------------
- * Allocated once per thread on first use and kept for the process's life
- * (a training step then allocates nothing). Each is also recorded in a
- * global table, so leak checkers see it as reachable. */
+/* ---- the per-thread packing buffer (gen_pack_buffer) ---- */
 #define BUF_FLOATS ((size_t)KC * NC + (size_t)MC * KC)
-#define MAX_BUFS   1024
-static float *all_bufs[MAX_BUFS];
-static atomic_int n_bufs;
-static _Thread_local float *thread_buf;
 
 static float *packing_buffer(void) {
-    if (thread_buf) return thread_buf;
-    float *p = aligned_alloc(64, BUF_FLOATS * sizeof(float));
-    GEN_ASSERT(p != NULL);
-    const int slot = atomic_fetch_add(&n_bufs, 1);
-    if (slot < MAX_BUFS) all_bufs[slot] = p;
-    thread_buf = p;
-    return p;
+    return gen_pack_buffer(GEN_PACK_AVX512, BUF_FLOATS * sizeof(float));
 }
 
 /* ---- packing ---------------------------------------------------------- */

@@ -50,27 +50,19 @@
 
 typedef uint32_t pair; /* two bf16: op(.)[., 2p] low, op(.)[., 2p + 1] high */
 
-/* ---- per-thread packing buffers ------------------------------------------
- * One per thread, allocated on first use and kept for the process's life;
- * each is recorded in `kept` so that leak checkers see it reachable. The
- * AMX products (gemm_amx.c) pack into the same buffer. */
+/* ---- the per-thread packing buffer (gen_pack_buffer) -----------------------
+ * The AMX products (gemm_amx.c) pack into the same buffer. */
 #define BUF_PAIRS ((size_t)KP * (NC + MC))
 _Static_assert(BUF_PAIRS == GEN_BF16_BUF_PAIRS, "kernels_impl.h's size of the packing buffer");
-#define MAX_KEPT  1024
-static pair *kept[MAX_KEPT];
-static atomic_int n_kept;
-static _Thread_local pair *thread_pairs;
 
 uint32_t *gen_bf16_pack_buffer(void) {
-    if (!thread_pairs) {
-        pair *p = aligned_alloc(64, BUF_PAIRS * sizeof *p);
-        GEN_ASSERT(p != NULL);
-        const int slot = atomic_fetch_add(&n_kept, 1);
-        if (slot < MAX_KEPT) kept[slot] = p;
-        thread_pairs = p;
-    }
-    return thread_pairs;
+    return gen_pack_buffer(GEN_PACK_BF16, BUF_PAIRS * sizeof(pair));
 }
+
+/* The packed weights of every thread (below), for leak checkers. */
+#define MAX_KEPT 1024
+static pair *kept[MAX_KEPT];
+static atomic_int n_kept;
 
 /* ---- rounding to pairs ---------------------------------------------------- */
 

@@ -9,8 +9,8 @@
 #define VW 8
 #define GEN_SIMD_TABLE gen_kernels_avx2
 #define GEN_SIMD_NAME "avx2"
-#define GEN_SIMD_GEMM NULL /* OpenBLAS's own AVX2 kernels serve */
-#define GEN_SIMD_GEMM_BIAS NULL
+#define GEN_SIMD_GEMM gen_sgemm_avx2 /* gemm_avx2.c */
+#define GEN_SIMD_GEMM_BIAS gen_sgemm_avx2_bias
 #define GEN_SIMD_GEMV gen_sgemv_avx2 /* gemv_avx2.c */
 #define GEN_SIMD_CONV_GEMM_WORK gen_conv_gemm_avx2_work /* conv_avx2.c: stride 1 */
 #define GEN_SIMD_CONV_GEMM gen_conv_gemm_avx2

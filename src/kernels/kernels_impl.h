@@ -195,6 +195,13 @@ static inline double gen_ksum_blocks(int64_t n, const float *x,
                 work);                                                                        \
     }
 
+/* The calling thread's packing buffer of one GEMM (kind), `bytes` long (the
+ * same at every call of a kind), 64-byte aligned: allocated on first use
+ * and kept for the process's life, so that a training step allocates
+ * nothing; leak checkers see every one as reachable (dispatch.c). */
+enum gen_pack_kind { GEN_PACK_AVX2, GEN_PACK_AVX512, GEN_PACK_BF16, GEN_PACK_KINDS };
+void *gen_pack_buffer(enum gen_pack_kind kind, size_t bytes);
+
 /* A GEMM on the calling thread, with gen_gemm_ld's arguments and a bias
  * row (bias[j] added to column j, once; NULL for none). */
 typedef void (*gen_gemm_fn)(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
@@ -255,6 +262,21 @@ static inline int64_t gen_avx2_pack_floats(int64_t M, int64_t K) {
     return (M + GEN_AVX2_MR - 1) / GEN_AVX2_MR * GEN_AVX2_MR * K;
 }
 void gen_avx2_pack(int64_t M, int64_t K, const float *Wm, int64_t ldw, float *prep);
+/* The micro-kernel of both: c[r ldc + 0..16) (+)= sum over k < kc of
+ * ap[k GEN_AVX2_MR + r] brow[k][j + 0..16) for r < mr <= GEN_AVX2_MR,
+ * added to c's values when acc; each c element the same operations
+ * whatever mr. */
+void gen_avx2_tile(int64_t kc, const float *restrict ap, const float *const *brow, int64_t j,
+                   float *c, int64_t ldc, int64_t mr, int acc);
+/* The same with row k of B at bp + 16 k (a GEMM's packed panel). */
+void gen_avx2_tile_packed(int64_t kc, const float *restrict ap, const float *restrict bp, float *c,
+                          int64_t ldc, int64_t mr, int acc);
+/* The AVX2 table's GEMM (gemm_avx2.c): its gemm and gemm_bias. */
+void gen_sgemm_avx2(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                    int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+void gen_sgemm_avx2_bias(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+                         int64_t lda, const float *B, int64_t ldb, const float *bias, float *C,
+                         int64_t ldc);
 void gen_avx2_panels(int64_t M, int64_t K, const float *Wp, const float *const *brow, int64_t j,
                      float *c, int64_t ldc);
 void gen_avx2_dw_block(int64_t mn, int64_t kn, int64_t m, int64_t len, const float *a,

@@ -1,0 +1,244 @@
+/* gemm_avx2.c - single-precision GEMM on the AVX2 table, with the
+ * micro-kernel of its convolutions (gen_avx2_tile_packed, conv_avx2.c: a 6 x 16
+ * tile of C in 12 ymm registers, per k two loads of B, six broadcasts of
+ * A and twelve FMAs).
+ *
+ * OpenBLAS's own AVX2 kernels ran the transformer's layers at 45-75 % of
+ * the FMA peak that bench_gemm measures on a 2-core Zen 3 VM. The loops
+ * are those of gemm_avx512.c (Goto and van de Geijn; BLIS's order):
+ *
+ *   for each NC-wide block of columns of C
+ *     for each slice of at most KC of the inner dimension
+ *       pack op(B)[slice, block] into 16-wide panels, k-major (row k of a
+ *         panel: 16 floats; zeros past N)
+ *       for each MC-tall block of rows
+ *         pack op(A)[rows, slice] into 6-tall panels, k-major (zeros past M)
+ *         for each B panel, for each A panel: the micro-kernel
+ *
+ * A B panel (KC x 16, 16 KiB) stays in L1 while the A panels of a block
+ * (MC x KC, 96 KiB) stream from L2. Packed panels matter: the kernel read
+ * straight from a row-major B whose rows are 2 KiB apart has every row
+ * in one of two L1 sets, and ran at 60 % of the packed speed.
+ *
+ * The slicing of K depends on K alone and each element of C is the same
+ * sequence of operations whatever M, N and the panel it falls in (alpha 1
+ * with beta 0 or 1 and no bias: the kernel's own stores; otherwise, and on
+ * the last columns, through a 6 x 16 buffer, with the same sums), so any
+ * split over threads (gen_gemm_split, in whole panels) gives the same bits. */
+#include <immintrin.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "gen/core.h"
+#include "kernels/kernels_impl.h"
+
+#define MR GEN_AVX2_MR
+#define NR 16
+#define KC 384
+#define MC 96
+#define NC 1024
+#ifndef PF_PANELS
+#define PF_PANELS 2 /* A panels whose rows packing fetches ahead */
+#endif
+_Static_assert(MC % MR == 0 && NC % NR == 0, "blocks of whole panels");
+
+/* The packed B block, the packed A block and 8 spare floats (pack_a). */
+#define BUF_FLOATS ((size_t)KC * NC + (size_t)MC / MR * a_stride(KC) + 8)
+
+/* r[i] lane j <-> r[j] lane i: pairs, then quads within 128-bit halves,
+ * then the halves. */
+static inline void transpose8(__m256 r[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
+}
+
+/* A k-major panel d of w (k, r) at k w + r, from the rows at src (ld
+ * apart, kc floats each) for r < n, zeros past them: a partial panel. */
+static void panel_rows(const float *src, int64_t ld, int64_t n, int64_t w, int64_t kc, float *d) {
+    for (int64_t r = 0; r < w; r++)
+        for (int64_t k = 0; k < kc; k++) d[k * w + r] = r < n ? src[r * ld + k] : 0.0f;
+}
+
+/* Floats from one packed A panel of depth kc to the next: a line more than
+ * the panel, so that the panels' k-th values, which packing A stored K x M
+ * writes together, fall in different L1 sets (at 6 KiB apart they shared
+ * two, and packing took a third of a weight gradient's time). */
+static inline int64_t a_stride(int64_t kc) {
+    return kc * MR + 16;
+}
+
+/* op(A)[i0 .., p0 ..] (mc x kc) into panels of MR rows at ap: panel q's
+ * (r, k) at q a_stride(kc) + k MR + r, zeros past mc. A whole panel of A stored
+ * M x K goes 8 k at a time through a transpose, each k's 8 floats stored
+ * whole: its last 2 land where the next k's go, stored after them (the
+ * last k's, 2 floats past the panel: the next panel's, or the buffer's
+ * spare floats). */
+static void pack_a(int ta, const float *A, int64_t lda, int64_t i0, int64_t p0, int64_t mc,
+                   int64_t kc, float *ap) {
+    const int64_t full = ta ? mc / MR : 0;
+    if (full) { /* A stored K x M: row k of A in order, 6 floats to each whole panel (a
+                 * panel at a time, its k rows 4 KiB apart would share one L1 set) */
+        const __m256i six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+        for (int64_t k = 0; k < kc; k++) {
+            const float *s = A + (p0 + k) * lda + i0;
+            for (int64_t q = 0; q < full; q++) {
+                const __m256 v = _mm256_maskload_ps(s + q * MR, six);
+                float *d = ap + q * a_stride(kc) + k * MR;
+                _mm_storeu_ps(d, _mm256_castps256_ps128(v));
+                _mm_storel_pi((__m64 *)(void *)(d + 4), _mm256_extractf128_ps(v, 1));
+            }
+        }
+    }
+    for (int64_t q = full; q * MR < mc; q++) {
+        float *d = ap + q * a_stride(kc);
+        const int64_t rows = mc - q * MR < MR ? mc - q * MR : MR, i = i0 + q * MR;
+        if (ta) {
+            for (int64_t k = 0; k < kc; k++) {
+                const float *s = A + (p0 + k) * lda + i;
+                for (int64_t r = 0; r < MR; r++) d[k * MR + r] = r < rows ? s[r] : 0.0f;
+            }
+            continue;
+        }
+        if (rows == MR) {
+            const float *s = A + i * lda + p0;
+            int64_t k = 0;
+            for (; k + 8 <= kc; k += 8) {
+                __m256 v[8];
+                if (k % 16 == 0) /* the lines of the panel PF_PANELS on (a prefetch past A
+                                  * does not fault) */
+                    for (int r = 0; r < MR; r++)
+                        _mm_prefetch((const char *)(s + (PF_PANELS * MR + r) * lda + k),
+                                     _MM_HINT_T0);
+                for (int r = 0; r < MR; r++) v[r] = _mm256_loadu_ps(s + r * lda + k);
+                v[6] = v[7] = _mm256_setzero_ps();
+                transpose8(v);
+                for (int e = 0; e < 8; e++) _mm256_storeu_ps(d + (k + e) * MR, v[e]);
+            }
+            for (; k < kc; k++)
+                for (int r = 0; r < MR; r++) d[k * MR + r] = s[r * lda + k];
+            continue;
+        }
+        panel_rows(A + i * lda + p0, lda, rows, MR, kc, d);
+    }
+}
+
+/* op(B)[p0 .., j0 ..] (kc x nc) into panels of NR columns at bp: panel
+ * q's (k, c) at (q kc + k) NR + c, zeros past nc. */
+static void pack_b(int tb, const float *B, int64_t ldb, int64_t p0, int64_t j0, int64_t kc,
+                   int64_t nc, float *bp) {
+    for (int64_t q = 0; q * NR < nc; q++) {
+        float *d = bp + q * kc * NR;
+        const int64_t cols = nc - q * NR < NR ? nc - q * NR : NR, j = j0 + q * NR;
+        if (tb && cols == NR) { /* B stored N x K: 8 columns x 8 k a transpose */
+            int64_t k = 0;
+            for (; k + 8 <= kc; k += 8)
+                for (int h = 0; h < NR; h += 8) {
+                    __m256 v[8];
+                    for (int c = 0; c < 8; c++)
+                        v[c] = _mm256_loadu_ps(B + (j + h + c) * ldb + p0 + k);
+                    transpose8(v);
+                    for (int e = 0; e < 8; e++) _mm256_storeu_ps(d + (k + e) * NR + h, v[e]);
+                }
+            for (; k < kc; k++)
+                for (int64_t c = 0; c < NR; c++) d[k * NR + c] = B[(j + c) * ldb + p0 + k];
+            continue;
+        }
+        if (tb) { /* B stored N x K: a column of op(B) is a row */
+            panel_rows(B + j * ldb + p0, ldb, cols, NR, kc, d);
+            continue;
+        }
+        for (int64_t k = 0; k < kc; k++) {
+            const float *s = B + (p0 + k) * ldb + j;
+            for (int v = 0; v < 2; v++) {
+                const int64_t n = cols - 8 * v;
+                _mm256_storeu_ps(d + k * NR + 8 * v, n >= 8  ? _mm256_loadu_ps(s + 8 * v)
+                                                     : n > 0 ? gen_avx2_load_head(s + 8 * v, n)
+                                                             : _mm256_setzero_ps());
+            }
+        }
+    }
+}
+
+/* C[0..mr, 0..nr) (rows ldc apart) = alpha t + add, t the kernel's sums
+ * (rows NR apart), add: beta C + bias on the first slice (beta 0: C is
+ * not read), C on the others. */
+static void write_tile(const float *t, float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha,
+                       float beta, const float *bias, int first) {
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(first ? beta : 1.0f);
+    const int read_c = !first || beta != 0.0f;
+    for (int64_t r = 0; r < mr; r++)
+        for (int v = 0; v < 2 && 8 * v < nr; v++) {
+            const int64_t n = nr - 8 * v < 8 ? nr - 8 * v : 8;
+            float *cv = c + r * ldc + 8 * v;
+            __m256 add = first && bias ? gen_avx2_load_head(bias + 8 * v, n) : _mm256_setzero_ps();
+            if (read_c) add = _mm256_fmadd_ps(vb, gen_avx2_load_head(cv, n), add);
+            gen_avx2_store_head(cv, _mm256_fmadd_ps(va, _mm256_loadu_ps(t + r * NR + 8 * v), add),
+                                n);
+        }
+}
+
+/* C (M x N, row stride ldc) = alpha op(A) op(B) + beta C + bias (N values
+ * or NULL) on this thread (a gen_gemm_fn: a product that is not empty). */
+static void gemm_avx2(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                      int64_t lda, const float *B, int64_t ldb, float beta, const float *bias,
+                      float *C, int64_t ldc) {
+    float *bp = gen_pack_buffer(GEN_PACK_AVX2, BUF_FLOATS * sizeof(float));
+    float *ap = bp + (size_t)KC * NC;
+    _Alignas(32) float t[MR * NR];
+    const int64_t nk = (K + KC - 1) / KC, kslice = (K + nk - 1) / nk; /* equal slices */
+    for (int64_t j0 = 0; j0 < N; j0 += NC) {
+        const int64_t nc = N - j0 < NC ? N - j0 : NC;
+        for (int64_t p0 = 0; p0 < K; p0 += kslice) {
+            const int64_t kc = K - p0 < kslice ? K - p0 : kslice;
+            const int first = p0 == 0;
+            /* the kernel's stores serve: C = sums, or C + sums */
+            const int direct =
+                alpha == 1.0f && !(first && bias) && (!first || beta == 0.0f || beta == 1.0f);
+            pack_b(tb, B, ldb, p0, j0, kc, nc, bp);
+            for (int64_t i0 = 0; i0 < M; i0 += MC) {
+                const int64_t mc = M - i0 < MC ? M - i0 : MC;
+                pack_a(ta, A, lda, i0, p0, mc, kc, ap);
+                for (int64_t jr = 0; jr < nc; jr += NR) {
+                    const int64_t nr = nc - jr < NR ? nc - jr : NR;
+                    const float *bq = bp + (jr / NR) * kc * NR;
+                    for (int64_t ir = 0; ir < mc; ir += MR) {
+                        const int64_t mr = mc - ir < MR ? mc - ir : MR;
+                        const float *aq = ap + (ir / MR) * a_stride(kc);
+                        float *c = C + (i0 + ir) * ldc + j0 + jr;
+                        if (direct && nr == NR) {
+                            gen_avx2_tile_packed(kc, aq, bq, c, ldc, mr, !first || beta != 0.0f);
+                            continue;
+                        }
+                        gen_avx2_tile_packed(kc, aq, bq, t, NR, mr, 0);
+                        write_tile(t, c, ldc, mr, nr, alpha, beta, bias ? bias + j0 + jr : NULL,
+                                   first);
+                    }
+                }
+            }
+        }
+    }
+}
+
+void gen_sgemm_avx2(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                    int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    gen_gemm_split(gemm_avx2, MR, NR, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc);
+}
+
+void gen_sgemm_avx2_bias(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+                         int64_t lda, const float *B, int64_t ldb, const float *bias, float *C,
+                         int64_t ldc) {
+    gen_gemm_split(gemm_avx2, MR, NR, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C, ldc);
+}
