@@ -136,9 +136,26 @@ static void pack_a(int ta, const float *A, int64_t lda, int64_t i0, int64_t p0, 
 }
 
 /* op(B)[p0 .., j0 ..] (kc x nc) into panels of NR columns at bp: panel
- * q's (k, c) at (q kc + k) NR + c, zeros past nc. */
+ * q's (k, c) at (q kc + k) NR + c, zeros past nc (B stored N x K: whole
+ * panels by 8 x 8 transposes). */
 static void pack_b(int tb, const float *B, int64_t ldb, int64_t p0, int64_t j0, int64_t kc,
                    int64_t nc, float *bp) {
+    if (!tb) { /* B stored K x N: row k in order, 16 floats to each panel (a panel at a
+                * time read each line of B twice, from L2 the second time) */
+        for (int64_t k = 0; k < kc; k++) {
+            const float *s = B + (p0 + k) * ldb + j0;
+            for (int64_t q = 0; q * NR < nc; q++) {
+                float *d = bp + (q * kc + k) * NR;
+                for (int v = 0; v < 2; v++) {
+                    const int64_t n = nc - q * NR - 8 * v, at = q * NR + 8 * v;
+                    _mm256_storeu_ps(d + 8 * v, n >= 8  ? _mm256_loadu_ps(s + at)
+                                                : n > 0 ? gen_avx2_load_head(s + at, n)
+                                                        : _mm256_setzero_ps());
+                }
+            }
+        }
+        return;
+    }
     for (int64_t q = 0; q * NR < nc; q++) {
         float *d = bp + q * kc * NR;
         const int64_t cols = nc - q * NR < NR ? nc - q * NR : NR, j = j0 + q * NR;
@@ -156,19 +173,7 @@ static void pack_b(int tb, const float *B, int64_t ldb, int64_t p0, int64_t j0, 
                 for (int64_t c = 0; c < NR; c++) d[k * NR + c] = B[(j + c) * ldb + p0 + k];
             continue;
         }
-        if (tb) { /* B stored N x K: a column of op(B) is a row */
-            panel_rows(B + j * ldb + p0, ldb, cols, NR, kc, d);
-            continue;
-        }
-        for (int64_t k = 0; k < kc; k++) {
-            const float *s = B + (p0 + k) * ldb + j;
-            for (int v = 0; v < 2; v++) {
-                const int64_t n = cols - 8 * v;
-                _mm256_storeu_ps(d + k * NR + 8 * v, n >= 8  ? _mm256_loadu_ps(s + 8 * v)
-                                                     : n > 0 ? gen_avx2_load_head(s + 8 * v, n)
-                                                             : _mm256_setzero_ps());
-            }
-        }
+        panel_rows(B + j * ldb + p0, ldb, cols, NR, kc, d); /* a column of op(B) is a row */
     }
 }
 
