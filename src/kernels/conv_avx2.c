@@ -101,11 +101,11 @@ int64_t gen_conv_gemm_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int6
 /* c[r ldc + 0..16) (+)= sum over k < kc of ap[k MR + r] brow[k][j + 0..16)
  * for r < mr <= R: added to c's values when acc, else over them. R (6, 4
  * or 2, a constant where it is inlined) rows are computed: a panel's last
- * rows past M are not (M = 32 is five panels and two rows). With bp (a
- * GEMM's packed panel, NULL or not where it is inlined), row k is at bp +
- * 16 k instead: one load a k fewer than through brow. */
+ * rows past M are not (M = 32 is five panels and two rows). With packed
+ * (a constant where it is inlined), row k is at bp + 16 k instead (a
+ * GEMM's packed panel): one load a k fewer than through brow. */
 static inline __attribute__((always_inline)) void
-tile_rows(int R, int64_t kc, const float *restrict ap, const float *const *brow,
+tile_rows(int R, int packed, int64_t kc, const float *restrict ap, const float *const *brow,
           const float *restrict bp, int64_t j, float *c, int64_t ldc, int64_t mr, int acc) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
@@ -118,7 +118,7 @@ tile_rows(int R, int64_t kc, const float *restrict ap, const float *const *brow,
         }                                                                                          \
     } while (0)
     for (int64_t k = 0; k < kc; k++, ap += MR) {
-        const float *b = bp ? bp + k * NB : brow[k] + j;
+        const float *b = packed ? bp + k * NB : brow[k] + j;
         const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
         ROW(0);
         ROW(1);
@@ -152,21 +152,21 @@ tile_rows(int R, int64_t kc, const float *restrict ap, const float *const *brow,
 void gen_avx2_tile(int64_t kc, const float *restrict ap, const float *const *brow, int64_t j,
                    float *c, int64_t ldc, int64_t mr, int acc) {
     if (mr > 4)
-        tile_rows(6, kc, ap, brow, NULL, j, c, ldc, mr, acc);
+        tile_rows(6, 0, kc, ap, brow, NULL, j, c, ldc, mr, acc);
     else if (mr > 2)
-        tile_rows(4, kc, ap, brow, NULL, j, c, ldc, mr, acc);
+        tile_rows(4, 0, kc, ap, brow, NULL, j, c, ldc, mr, acc);
     else
-        tile_rows(2, kc, ap, brow, NULL, j, c, ldc, mr, acc);
+        tile_rows(2, 0, kc, ap, brow, NULL, j, c, ldc, mr, acc);
 }
 
 void gen_avx2_tile_packed(int64_t kc, const float *restrict ap, const float *restrict bp, float *c,
                           int64_t ldc, int64_t mr, int acc) {
     if (mr > 4)
-        tile_rows(6, kc, ap, NULL, bp, 0, c, ldc, mr, acc);
+        tile_rows(6, 1, kc, ap, NULL, bp, 0, c, ldc, mr, acc);
     else if (mr > 2)
-        tile_rows(4, kc, ap, NULL, bp, 0, c, ldc, mr, acc);
+        tile_rows(4, 1, kc, ap, NULL, bp, 0, c, ldc, mr, acc);
     else
-        tile_rows(2, kc, ap, NULL, bp, 0, c, ldc, mr, acc);
+        tile_rows(2, 1, kc, ap, NULL, bp, 0, c, ldc, mr, acc);
 }
 
 /* The products of one block of 16 columns, in near-equal slices of at most
