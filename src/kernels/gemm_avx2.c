@@ -1,7 +1,7 @@
 /* gemm_avx2.c - single-precision GEMM on the AVX2 table, with the
- * micro-kernel of its convolutions (gen_avx2_tile_packed, conv_avx2.c: a 6 x 16
- * tile of C in 12 ymm registers, per k two loads of B, six broadcasts of
- * A and twelve FMAs).
+ * micro-kernel of its convolutions (gen_avx2_tile_packed, conv_avx2.c: a
+ * 6 x 16 tile of C in 12 ymm registers, per k two loads of B, six
+ * broadcasts of A and twelve FMAs).
  *
  * OpenBLAS's own AVX2 kernels ran the transformer's layers at 45-75 % of
  * the FMA peak that bench_gemm measures on a 2-core Zen 3 VM. The loops
@@ -15,8 +15,8 @@
  *         pack op(A)[rows, slice] into 6-tall panels, k-major (zeros past M)
  *         for each B panel, for each A panel: the micro-kernel
  *
- * A B panel (KC x 16, 16 KiB) stays in L1 while the A panels of a block
- * (MC x KC, 96 KiB) stream from L2. Packed panels matter: the kernel read
+ * A B panel (at most KC x 16, 24 KiB) stays in L1 while the A panels of a
+ * block (MC x KC, 144 KiB) stream from L2. Packed panels matter: the kernel read
  * straight from a row-major B whose rows are 2 KiB apart has every row
  * in one of two L1 sets, and ran at 60 % of the packed speed.
  *
@@ -32,18 +32,16 @@
 #include "gen/core.h"
 #include "kernels/kernels_impl.h"
 
-#define MR GEN_AVX2_MR
-#define NR 16
-#define KC 384
-#define MC 96
-#define NC 1024
-#ifndef PF_PANELS
+#define MR        GEN_AVX2_MR
+#define NR        16
+#define KC        384
+#define MC        96
+#define NC        1024
 #define PF_PANELS 2 /* A panels whose rows packing fetches ahead */
-#endif
 _Static_assert(MC % MR == 0 && NC % NR == 0, "blocks of whole panels");
 
-/* The packed B block, the packed A block and 8 spare floats (pack_a). */
-#define BUF_FLOATS ((size_t)KC * NC + (size_t)MC / MR * a_stride(KC) + 8)
+/* The packed B block, then the packed A block. */
+#define BUF_FLOATS ((size_t)KC * NC + (size_t)MC / MR * a_stride(KC))
 
 /* r[i] lane j <-> r[j] lane i: pairs, then quads within 128-bit halves,
  * then the halves. */
@@ -75,17 +73,17 @@ static void panel_rows(const float *src, int64_t ld, int64_t n, int64_t w, int64
 /* Floats from one packed A panel of depth kc to the next: a line more than
  * the panel, so that the panels' k-th values, which packing A stored K x M
  * writes together, fall in different L1 sets (at 6 KiB apart they shared
- * two, and packing took a third of a weight gradient's time). */
+ * two, and packing took a third of a weight gradient's time); the line
+ * also takes the 2 floats a transposed panel's last store spills. */
 static inline int64_t a_stride(int64_t kc) {
     return kc * MR + 16;
 }
 
 /* op(A)[i0 .., p0 ..] (mc x kc) into panels of MR rows at ap: panel q's
- * (r, k) at q a_stride(kc) + k MR + r, zeros past mc. A whole panel of A stored
- * M x K goes 8 k at a time through a transpose, each k's 8 floats stored
- * whole: its last 2 land where the next k's go, stored after them (the
- * last k's, 2 floats past the panel: the next panel's, or the buffer's
- * spare floats). */
+ * (r, k) at q a_stride(kc) + k MR + r, zeros past mc. A whole panel of A
+ * stored M x K goes 8 k at a time through a transpose, each k's 8 floats
+ * stored whole: its last 2 land where the next k's go, stored after them
+ * (the last k's, past the panel, in the line a_stride keeps). */
 static void pack_a(int ta, const float *A, int64_t lda, int64_t i0, int64_t p0, int64_t mc,
                    int64_t kc, float *ap) {
     const int64_t full = ta ? mc / MR : 0;
@@ -159,7 +157,7 @@ static void pack_b(int tb, const float *B, int64_t ldb, int64_t p0, int64_t j0, 
     for (int64_t q = 0; q * NR < nc; q++) {
         float *d = bp + q * kc * NR;
         const int64_t cols = nc - q * NR < NR ? nc - q * NR : NR, j = j0 + q * NR;
-        if (tb && cols == NR) { /* B stored N x K: 8 columns x 8 k a transpose */
+        if (cols == NR) { /* B stored N x K: 8 columns x 8 k a transpose */
             int64_t k = 0;
             for (; k + 8 <= kc; k += 8)
                 for (int h = 0; h < NR; h += 8) {
