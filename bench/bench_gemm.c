@@ -241,14 +241,7 @@ static void dw_call(const struct gen_kernels *kt, const struct call *c) {
                 g[0] * g[1] * g[2], c->x, c->B, c->work);
 }
 
-static void blas_call(const struct call *c);
-
-/* The table's GEMM, or OpenBLAS's where it has none (as gen_gemm). */
 static void gemm_call(const struct gen_kernels *kt, const struct call *c) {
-    if (!kt->gemm) {
-        blas_call(c);
-        return;
-    }
     kt->gemm(c->sh->ta, c->sh->tb, c->M, c->N, c->K, 1.0f, c->A, c->lda, c->B, c->ldb, 0.0f,
              c->C, c->N);
 }
@@ -334,13 +327,12 @@ int main(int argc, char **argv) {
     const struct gen_kernels *kt = gen_kernels_for(amx ? "amx" : bf16 ? "avx512bf16" : "avx512");
     const struct gen_kernels *ref = bf16 ? gen_kernels_for("avx512") : NULL;
     if (!kt && !bf16) kt = gen_kernels_for("avx2");
-    if (!kt || (bf16 && !kt->gemm)) {
+    if (!kt || !kt->gemm) {
         printf("bench_gemm: no %s GEMM on this CPU/build\n",
                amx ? "AMX-BF16" : bf16 ? "AVX512-BF16" : "AVX-512 or AVX2");
         return 0;
     }
-    printf("table: %s%s\n", kt->name, kt->gemm ? "" : " (no GEMM of its own: its GEMM rows "
-                                                    "time OpenBLAS, which gen_gemm calls)");
+    printf("table: %s\n", kt->name);
     /* the peak: 0.1 s samples, median of 9, on 1 and on `threads` threads */
     double p1[9], pn[9];
     for (int r = 0; r < 9; r++) p1[r] = peak_sample(1, 0.1), pn[r] = peak_sample(threads, 0.1);

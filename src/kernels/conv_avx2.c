@@ -177,7 +177,7 @@ void gen_avx2_panels(int64_t M, int64_t K, const float *Wp, const float *const *
     for (int64_t p0 = 0; p0 < K; p0 += kslice)
         for (int64_t q = 0; q * MR < M; q++)
             gen_avx2_tile(K - p0 < kslice ? K - p0 : kslice, Wp + (q * K + p0) * MR, brow + p0, j,
-                 c + q * MR * ldc, ldc, M - q * MR < MR ? M - q * MR : MR, p0 > 0);
+                          c + q * MR * ldc, ldc, M - q * MR < MR ? M - q * MR : MR, p0 > 0);
 }
 
 /* Phase (a, b) of the channel plane src (H x W) on the wide grid g of

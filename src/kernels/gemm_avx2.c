@@ -63,11 +63,13 @@ static inline void transpose8(__m256 r[8]) {
     }
 }
 
-/* A k-major panel d of w (k, r) at k w + r, from the rows at src (ld
- * apart, kc floats each) for r < n, zeros past them: a partial panel. */
-static void panel_rows(const float *src, int64_t ld, int64_t n, int64_t w, int64_t kc, float *d) {
+/* A k-major panel d of w (k, r) at k w + r, k < kc, element by element:
+ * (r, k) from src[r rs + k ks] for r < n, zeros past them (partial panels,
+ * and the k past a whole panel's transposes). */
+static void panel_rows(const float *src, int64_t rs, int64_t ks, int64_t n, int64_t w, int64_t kc,
+                       float *d) {
     for (int64_t r = 0; r < w; r++)
-        for (int64_t k = 0; k < kc; k++) d[k * w + r] = r < n ? src[r * ld + k] : 0.0f;
+        for (int64_t k = 0; k < kc; k++) d[k * w + r] = r < n ? src[r * rs + k * ks] : 0.0f;
 }
 
 /* Floats from one packed A panel of depth kc to the next: a line more than
@@ -103,33 +105,25 @@ static void pack_a(int ta, const float *A, int64_t lda, int64_t i0, int64_t p0, 
     for (int64_t q = full; q * MR < mc; q++) {
         float *d = ap + q * a_stride(kc);
         const int64_t rows = mc - q * MR < MR ? mc - q * MR : MR, i = i0 + q * MR;
-        if (ta) {
-            for (int64_t k = 0; k < kc; k++) {
-                const float *s = A + (p0 + k) * lda + i;
-                for (int64_t r = 0; r < MR; r++) d[k * MR + r] = r < rows ? s[r] : 0.0f;
-            }
+        if (ta || rows < MR) {
+            panel_rows(ta ? A + p0 * lda + i : A + i * lda + p0, ta ? 1 : lda, ta ? lda : 1, rows,
+                       MR, kc, d);
             continue;
         }
-        if (rows == MR) {
-            const float *s = A + i * lda + p0;
-            int64_t k = 0;
-            for (; k + 8 <= kc; k += 8) {
-                __m256 v[8];
-                if (k % 16 == 0) /* the lines of the panel PF_PANELS on (a prefetch past A
-                                  * does not fault) */
-                    for (int r = 0; r < MR; r++)
-                        _mm_prefetch((const char *)(s + (PF_PANELS * MR + r) * lda + k),
-                                     _MM_HINT_T0);
-                for (int r = 0; r < MR; r++) v[r] = _mm256_loadu_ps(s + r * lda + k);
-                v[6] = v[7] = _mm256_setzero_ps();
-                transpose8(v);
-                for (int e = 0; e < 8; e++) _mm256_storeu_ps(d + (k + e) * MR, v[e]);
-            }
-            for (; k < kc; k++)
-                for (int r = 0; r < MR; r++) d[k * MR + r] = s[r * lda + k];
-            continue;
+        const float *s = A + i * lda + p0;
+        int64_t k = 0;
+        for (; k + 8 <= kc; k += 8) {
+            __m256 v[8];
+            if (k % 16 == 0) /* the lines of the panel PF_PANELS on (a prefetch past A
+                              * does not fault) */
+                for (int r = 0; r < MR; r++)
+                    _mm_prefetch((const char *)(s + (PF_PANELS * MR + r) * lda + k), _MM_HINT_T0);
+            for (int r = 0; r < MR; r++) v[r] = _mm256_loadu_ps(s + r * lda + k);
+            v[6] = v[7] = _mm256_setzero_ps();
+            transpose8(v);
+            for (int e = 0; e < 8; e++) _mm256_storeu_ps(d + (k + e) * MR, v[e]);
         }
-        panel_rows(A + i * lda + p0, lda, rows, MR, kc, d);
+        panel_rows(s + k, lda, 1, MR, MR, kc - k, d + k * MR);
     }
 }
 
@@ -167,11 +161,10 @@ static void pack_b(int tb, const float *B, int64_t ldb, int64_t p0, int64_t j0, 
                     transpose8(v);
                     for (int e = 0; e < 8; e++) _mm256_storeu_ps(d + (k + e) * NR + h, v[e]);
                 }
-            for (; k < kc; k++)
-                for (int64_t c = 0; c < NR; c++) d[k * NR + c] = B[(j + c) * ldb + p0 + k];
+            panel_rows(B + j * ldb + p0 + k, ldb, 1, NR, NR, kc - k, d + k * NR);
             continue;
         }
-        panel_rows(B + j * ldb + p0, ldb, cols, NR, kc, d); /* a column of op(B) is a row */
+        panel_rows(B + j * ldb + p0, ldb, 1, cols, NR, kc, d); /* a column of op(B) is a row */
     }
 }
 
