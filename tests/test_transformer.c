@@ -93,18 +93,36 @@ static void test_kv_cache_matches_forward(void **state) {
     gen_tf_free(&m);
 }
 
-/* n tokens decoded one at a time from position 0 at nt threads: (n, V)
- * logits, malloc'd. */
-static float *decode_all(struct gen_tf *m, struct gen_tf_cache *c, const int32_t *tok, int64_t n,
-                         int nt) {
+/* The logits of n tokens (n <= T) at nt threads, malloc'd, *bytes long:
+ * mode 0 decodes them one at a time from position 0; modes 1 and 2 feed
+ * the first n - 1 at once (1: the last row's logits, 2: every row's),
+ * then all n through push, which slides the window (twice where n = T). */
+static float *logits_at(struct gen_tf *m, struct gen_tf_cache *c, const int32_t *tok, int64_t n,
+                        int mode, int nt, size_t *bytes) {
+    const int64_t V = m->s.V, rows = mode == 1 ? 2 : n;
+    float *out = malloc((size_t)(rows * V) * sizeof(float));
+    *bytes = (size_t)(rows * V) * sizeof(float);
     gen_threads_init(nt);
-    float *out = malloc((size_t)(n * m->s.V) * sizeof(float));
     c->len = 0;
-    for (int64_t t = 0; t < n; t++)
-        memcpy(out + t * m->s.V, gen_tf_cache_feed(c, m, tok + t, 1, 0),
-               (size_t)m->s.V * sizeof(float));
+    if (mode == 0)
+        for (int64_t t = 0; t < n; t++)
+            memcpy(out + t * V, gen_tf_cache_feed(c, m, tok + t, 1, 0), (size_t)V * sizeof(float));
+    else {
+        memcpy(out, gen_tf_cache_feed(c, m, tok, n - 1, mode == 2), *bytes - V * sizeof(float));
+        memcpy(out + (rows - 1) * V, gen_tf_cache_push(c, m, tok, n), (size_t)V * sizeof(float));
+    }
     gen_threads_init(0);
     return out;
+}
+
+/* logits_at's bits (24 tokens) at 1 thread equal to those at 2 and 3. */
+static void same_at_threads(struct gen_tf *m, struct gen_tf_cache *c, const int32_t *tok,
+                            int mode) {
+    float *logits[3];
+    size_t bytes;
+    for (int nt = 1; nt <= 3; nt++) logits[nt - 1] = logits_at(m, c, tok, 24, mode, nt, &bytes);
+    for (int i = 1; i < 3; i++) assert_memory_equal(logits[0], logits[i], bytes);
+    for (int i = 0; i < 3; i++) free(logits[i]);
 }
 
 /* One token at a time, the threads share each product by rows and the
@@ -121,12 +139,26 @@ static void test_kv_decode_threads(void **state) {
     kv_setup(&s, 5, &m, &c, tok, 24);
     for (int bf16 = 0; bf16 < 2; bf16++) {
         assert_int_equal(gen_tf_cache_bf16(&c, &m, bf16), GEN_OK);
-        float *logits[3];
-        for (int nt = 1; nt <= 3; nt++) logits[nt - 1] = decode_all(&m, &c, tok, 24, nt);
-        for (int i = 1; i < 3; i++)
-            assert_memory_equal(logits[0], logits[i], (size_t)(24 * s.V) * sizeof(float));
-        for (int i = 0; i < 3; i++) free(logits[i]);
+        same_at_threads(&m, &c, tok, 0);
     }
+    gen_tf_cache_free(&c);
+    gen_tf_free(&m);
+}
+
+/* Many rows at once, the threads share each product by columns, the
+ * attention by heads and the norms by rows: the same bits at 1, 2 and 3
+ * threads (3: uneven shares of 23 rows and of the 2 heads), for every
+ * row's logits and for the last row's alone (the last layer then runs one
+ * row), and through the re-encodes of the window's slides. */
+static void test_kv_prefill_threads(void **state) {
+    (void)state;
+    if (!gen_kernels()->gemm) skip(); /* OpenBLAS's products: bits by its own blocking */
+    const struct gen_tf_shape s = {2, 2, 144, 24, 37};
+    struct gen_tf m;
+    struct gen_tf_cache c;
+    int32_t tok[24];
+    kv_setup(&s, 6, &m, &c, tok, 24);
+    for (int mode = 1; mode <= 2; mode++) same_at_threads(&m, &c, tok, mode);
     gen_tf_cache_free(&c);
     gen_tf_free(&m);
 }
@@ -141,12 +173,13 @@ static void test_kv_decode_bf16(void **state) {
     struct gen_tf_cache c;
     int32_t tok[32];
     kv_setup(&s, 9, &m, &c, tok, 32);
-    float *fp32 = decode_all(&m, &c, tok, 32, 1);
+    size_t bytes;
+    float *fp32 = logits_at(&m, &c, tok, 32, 0, 1, &bytes);
     assert_int_equal(gen_tf_cache_bf16(&c, &m, 1), GEN_OK);
-    float *bf16 = decode_all(&m, &c, tok, 32, 1);
+    float *bf16 = logits_at(&m, &c, tok, 32, 0, 1, &bytes);
     assert_int_equal(gen_tf_cache_bf16(&c, &m, 0), GEN_OK);
-    float *again = decode_all(&m, &c, tok, 32, 1);
-    assert_memory_equal(fp32, again, (size_t)(32 * s.V) * sizeof(float));
+    float *again = logits_at(&m, &c, tok, 32, 0, 1, &bytes);
+    assert_memory_equal(fp32, again, bytes);
     double worst = 0, spread = 0;
     for (int64_t i = 0; i < 32 * s.V; i++) {
         worst = fmax(worst, fabs((double)bf16[i] - fp32[i]));
@@ -327,8 +360,8 @@ static void test_overfit_and_reproduce(void **state) {
     struct gen_rng r;
     gen_rng_seed(&r, 7);
     gen_tf_init_weights(&m, &r);
-    const struct gen_optim opt = {.kind = GEN_OPTIM_ADAMW, .lr = 1e-2f, .beta1 = 0.9f,
-                                  .beta2 = 0.99f, .eps = 1e-8f};
+    const struct gen_optim opt = {
+        .kind = GEN_OPTIM_ADAMW, .lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f};
     struct gen_ctx g;
     gen_ctx_init(&g);
     float loss = 0;
@@ -394,14 +427,14 @@ static void test_pick(void **state) {
 static int run_gen(int argc, const char **argv) {
     return gen_cli_main(argc, (char **)argv);
 }
-#define RUN_GEN(...)                                                                    \
-    run_gen((int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)),       \
+#define RUN_GEN(...)                                                                               \
+    run_gen((int)(sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)),                   \
             (const char *[]){__VA_ARGS__})
 
 /* ~3 KB of text without the letters 'Z' and 'q'. */
 static void write_text(const char *path, int64_t bytes) {
-    static const char *const words[] = {"the", "whale", "sea", "ship", "and", "white", "of",
-                                        "Ahab", "said", "a", "deep", "wind", "boat", "line"};
+    static const char *const words[] = {"the",  "whale", "sea", "ship", "and",  "white", "of",
+                                        "Ahab", "said",  "a",   "deep", "wind", "boat",  "line"};
     FILE *f = fopen(path, "wb");
     assert_non_null(f);
     struct gen_rng r;
@@ -414,8 +447,9 @@ static void write_text(const char *path, int64_t bytes) {
     fclose(f);
 }
 
-#define TINY "--layers", "1", "--width", "16", "--heads", "2", "--context", "16", "--batch", "4", \
-             "--threads", "1", "--quiet"
+#define TINY                                                                                       \
+    "--layers", "1", "--width", "16", "--heads", "2", "--context", "16", "--batch", "4",           \
+        "--threads", "1", "--quiet"
 
 /* 6 steps == 3 steps, resume, 3 more: the same checkpoint bytes (dropout
  * on, so the dropout stream is part of what is restored). Twice: from the
@@ -474,8 +508,8 @@ static void test_char_model_cli(void **state) {
     snprintf(o2, sizeof o2, "%s/o2.txt", dir);
     snprintf(pf, sizeof pf, "%s/prompt.txt", dir);
     write_text(text, 3000);
-    assert_int_equal(RUN_GEN("gen", "train", "transformer", "--data", text, "--out", run,
-                             "--steps", "3", "--tokenizer", "char", TINY),
+    assert_int_equal(RUN_GEN("gen", "train", "transformer", "--data", text, "--out", run, "--steps",
+                             "3", "--tokenizer", "char", TINY),
                      0);
     /* A byte the corpus never had is an error naming it. */
     assert_int_equal(RUN_GEN("gen", "sample", "transformer", "--ckpt", ck, "--prompt", "the Zebra",
@@ -516,21 +550,20 @@ static void test_bad_input(void **state) {
     snprintf(text, sizeof text, "%s/t.txt", dir);
     snprintf(run, sizeof run, "%s/run", dir);
     write_text(text, 100);
-    assert_int_equal(RUN_GEN("gen", "train", "transformer", "--data", text, "--out", run,
-                             "--steps", "2", "--heads", "3", "--width", "16", "--quiet"),
+    assert_int_equal(RUN_GEN("gen", "train", "transformer", "--data", text, "--out", run, "--steps",
+                             "2", "--heads", "3", "--width", "16", "--quiet"),
                      2);
     assert_non_null(strstr(gen_last_error(), "--heads 3 must divide --width 16"));
-    assert_int_equal(RUN_GEN("gen", "train", "transformer", "--data", text, "--out", run,
-                             "--steps", "2", "--context", "128", "--quiet"),
+    assert_int_equal(RUN_GEN("gen", "train", "transformer", "--data", text, "--out", run, "--steps",
+                             "2", "--context", "128", "--quiet"),
                      1);
     assert_non_null(strstr(gen_last_error(), "a window needs more than the context (128)"));
     /* 10 bytes: a window of 5 fits the first 9, but 1 byte cannot validate. */
     FILE *t = fopen(text, "wb");
     fputs("abcdefghij", t);
     fclose(t);
-    assert_int_equal(RUN_GEN("gen", "train", "transformer", "--data", text, "--out", run,
-                             "--steps", "2", "--context", "4", "--width", "8", "--heads", "2",
-                             "--quiet"),
+    assert_int_equal(RUN_GEN("gen", "train", "transformer", "--data", text, "--out", run, "--steps",
+                             "2", "--context", "4", "--width", "8", "--heads", "2", "--quiet"),
                      1);
     assert_non_null(strstr(gen_last_error(), "validation split (the last 10%) has 1 tokens"));
     /* A truncated checkpoint is refused with its name. */
@@ -548,6 +581,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_kv_cache_matches_forward),
         cmocka_unit_test(test_kv_decode_threads),
+        cmocka_unit_test(test_kv_prefill_threads),
         cmocka_unit_test(test_kv_decode_bf16),
         cmocka_unit_test(test_block_fixture),
         cmocka_unit_test(test_model_fixture),

@@ -326,6 +326,9 @@ void gen_gemm_ld(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, c
  * gen_gemm with beta 1 (the same bits). */
 void gen_gemm_bias(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A, const float *B,
                    const float *bias, float *C);
+/* gen_gemm_bias with gen_gemm_ld's leading dimensions (bias: N values). */
+void gen_gemm_bias_ld(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                      const float *B, int64_t ldb, const float *bias, float *C, int64_t ldc);
 /* y = alpha op(A) x + beta y on the calling thread, never an OpenMP region:
  * A (M, N) row-major with rows lda apart (lda >= N); op(A) = A: x (N), y
  * (M); trans: A^T: x (M), y (N). beta == 0: y is not read. The AVX-512

@@ -293,15 +293,22 @@ void gen_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, cons
 
 void gen_gemm_bias(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A, const float *B,
                    const float *bias, float *C) {
+    gen_gemm_bias_ld(ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, bias, C, N);
+}
+
+void gen_gemm_bias_ld(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
+                      const float *B, int64_t ldb, const float *bias, float *C, int64_t ldc) {
     GEN_ASSERT(M >= 0 && N >= 0 && K >= 0);
     GEN_ASSERT(M <= INT32_MAX && N <= INT32_MAX && K <= INT32_MAX);
     const struct gen_kernels *kt = gen_kernels();
     if (kt->gemm_bias && M > 0 && N > 0 && K > 0) {
-        kt->gemm_bias(ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, bias, C, N);
+        GEN_ASSERT(lda >= (ta ? M : K) && ldb >= (tb ? K : N) && ldc >= N);
+        GEN_ASSERT(lda <= INT32_MAX && ldb <= INT32_MAX && ldc <= INT32_MAX);
+        kt->gemm_bias(ta, tb, M, N, K, A, lda, B, ldb, bias, C, ldc);
         return;
     }
-    for (int64_t i = 0; i < M; i++) memcpy(C + i * N, bias, (size_t)N * sizeof(float));
-    gen_gemm(ta, tb, M, N, K, 1.0f, A, B, 1.0f, C);
+    for (int64_t i = 0; i < M; i++) memcpy(C + i * ldc, bias, (size_t)N * sizeof(float));
+    gen_gemm_ld(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, ldc);
 }
 
 void gen_gemm_ld(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,

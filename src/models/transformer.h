@@ -30,7 +30,7 @@ struct gen_tf_cache {
     int64_t rows;             /* rows of x, h, mean, rstd: max(T, threads) */
     float *k, *v;             /* (L, NH, T, hd) each                       */
     int32_t *hist;            /* (T) the tokens at positions 0..len-1     */
-    float *x, *h, *y, *qkv, *att, *fc, *act, *mean, *rstd, *qh, *oh, *logits; /* rows */
+    float *x, *h, *y, *qkv, *att, *fc, *act, *mean, *rstd, *logits; /* rows */
     float *s, *p;             /* (NH, T, T) attention scores, probabilities */
     float *pick;              /* (2 V) room for gen_tf_pick's (p, id) pairs */
     float *block;             /* the one allocation behind all of these   */

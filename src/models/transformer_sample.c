@@ -1,8 +1,8 @@
 /* transformer_sample.c - the Transformer's sampling: the KV cache (a
- * prefill of many rows through GEMMs, one token at a time across the
- * threads through matrix-vector products, the sliding window), the choice
- * of the next token and the generation loop. The network and its training
- * are in transformer.c. */
+ * prefill of many rows through GEMMs and one token at a time through
+ * matrix-vector products, each across the threads; the sliding window),
+ * the choice of the next token and the generation loop. The network and
+ * its training are in transformer.c. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,17 +14,16 @@
 
 enum gen_status gen_tf_cache_init(struct gen_tf_cache *c, const struct gen_tf *m) {
     memset(c, 0, sizeof *c);
-    const int64_t L = m->s.L, C = m->s.C, T = m->s.T, V = m->s.V, hd = C / m->s.NH;
+    const int64_t L = m->s.L, C = m->s.C, T = m->s.T, V = m->s.V;
     /* k, v; per-row scratch for up to T rows; scores and probabilities (NH, T, T). */
     /* x, h and the norms' statistics also have a row per thread (decoding) */
     const int64_t NH = m->s.NH, R = T > gen_threads() ? T : gen_threads();
     c->rows = R;
-    const int64_t sizes[] = {L * T * C,  L * T * C, R * C,     R * C, T * C, 3 * T * C,
-                             T * C,      4 * T * C, 4 * T * C, R,     R,     NH * T * T,
-                             NH * T * T, T * hd,    T * hd,    T * V, 2 * V};
-    float **dst[] = {&c->k,   &c->v,  &c->x,   &c->h,      &c->y,    &c->qkv,
-                     &c->att, &c->fc, &c->act, &c->mean,   &c->rstd, &c->s,
-                     &c->p,   &c->qh, &c->oh,  &c->logits, &c->pick};
+    const int64_t sizes[] = {L * T * C, L * T * C,  R * C,      R * C,     T * C,
+                             3 * T * C, T * C,      4 * T * C,  4 * T * C, R,
+                             R,         NH * T * T, NH * T * T, T * V,     2 * V};
+    float **dst[] = {&c->k,   &c->v,    &c->x,    &c->h, &c->y, &c->qkv,    &c->att, &c->fc,
+                     &c->act, &c->mean, &c->rstd, &c->s, &c->p, &c->logits, &c->pick};
     const int n = (int)(sizeof sizes / sizeof sizes[0]);
     int64_t total = 0;
     for (int i = 0; i < n; i++) total += (sizes[i] + 15) & ~(int64_t)15; /* 64-byte aligned */
@@ -76,90 +75,6 @@ static void weight_rows(const struct gen_tf_cache *c, const struct gen_tf *m, in
  * weights are in use, as the bf16 GEMMs round theirs. */
 static void as_operand(const struct gen_tf_cache *c, int64_t n, float *x) {
     if (c->wb_on) gen_bf16_round(n, x, x);
-}
-
-/* y (n, OUT) = x (n, IN) w^T + b, as gen_linear computes it (w, b:
- * parameter tensors; one row through weight_rows, rounding x). */
-static void linear_rows(struct gen_tf_cache *c, const struct gen_tf *m, int64_t n, int64_t in,
-                        int64_t out, float *x, int w, int b, float *y) {
-    if (n == 1) {
-        memcpy(y, gen_tf_pdata(m, b), (size_t)out * sizeof(float));
-        as_operand(c, in, x);
-        weight_rows(c, m, w, 0, out, in, x, 1.0f, y);
-    } else {
-        gen_gemm_bias(0, 1, n, out, in, x, gen_tf_pdata(m, w), gen_tf_pdata(m, b), y);
-    }
-}
-
-/* Causal attention of the new rows first..n-1 (positions len+first ..
- * len+n-1) of one layer over the cached keys and values, which already
- * hold all n new rows; row i's output goes to row i - first of att. The
- * scores of all heads go through one softmax call: s, p (NH, rows, tot). */
-static void cache_attend(struct gen_tf_cache *c, const struct gen_tf *m, int64_t layer,
-                         int64_t first, int64_t n) {
-    const struct gen_kernels *K = gen_kernels();
-    const int64_t C = m->s.C, NH = m->s.NH, hd = C / NH, T = m->s.T;
-    const int64_t len = c->len + first, tot = c->len + n, rows = n - first; /* len: of row 0 */
-    const float *q = c->qkv + first * 3 * C;
-    const float scale = 1.0f / sqrtf((float)hd);
-    for (int64_t h = 0; h < NH; h++) {
-        const float *kh = c->k + (layer * NH + h) * T * hd;
-        float *s = c->s + h * rows * tot;
-        if (rows == 1) { /* s (tot) = k q / sqrt(hd) */
-            gen_gemv(0, tot, hd, scale, kh, hd, q + h * hd, 0.0f, s);
-            continue;
-        }
-        for (int64_t i = 0; i < rows; i++) /* s (rows, tot) = q k^T / sqrt(hd), future masked */
-            memcpy(c->qh + i * hd, q + i * 3 * C + h * hd, (size_t)hd * sizeof(float));
-        gen_gemm(0, 1, rows, tot, hd, scale, c->qh, kh, 0.0f, s);
-        for (int64_t i = 0; i < rows; i++)
-            for (int64_t j = len + i + 1; j < tot; j++) s[i * tot + j] = -INFINITY;
-    }
-    K->softmax_fwd(NH * rows, tot, c->s, c->p);
-    for (int64_t h = 0; h < NH; h++) {
-        const float *vh = c->v + (layer * NH + h) * T * hd;
-        float *p = c->p + h * rows * tot;
-        if (rows == 1) { /* o (hd) = v^T p */
-            gen_gemv(1, tot, hd, 1.0f, vh, hd, p, 0.0f, c->att + h * hd);
-            continue;
-        }
-        for (int64_t i = 0; i < rows; i++) /* exact zeros where the mask was */
-            memset(p + i * tot + len + i + 1, 0, (size_t)(rows - i - 1) * sizeof(float));
-        gen_gemm(0, 0, rows, hd, tot, 1.0f, p, vh, 0.0f, c->oh); /* o (rows, hd) = p v */
-        for (int64_t i = 0; i < rows; i++)
-            memcpy(c->att + i * C + h * hd, c->oh + i * hd, (size_t)hd * sizeof(float));
-    }
-}
-
-/* Layer l for the n new rows of x: all of them to their keys and values
- * (appended to the cache), rows first..n-1 on through the block. */
-static void cache_block(struct gen_tf_cache *c, const struct gen_tf *m, int64_t l, int64_t first,
-                        int64_t n) {
-    const struct gen_kernels *K = gen_kernels();
-    const struct gen_tf_block *b = &m->blk[l];
-    const int64_t C = m->s.C, NH = m->s.NH, hd = C / NH, T = m->s.T, len = c->len;
-    const int64_t rows = n - first;
-    float *x = c->x + first * C; /* (rows, C) */
-    K->layernorm_fwd(n, C, c->x, gen_tf_pdata(m, b->ln1_w), gen_tf_pdata(m, b->ln1_b),
-                     GEN_TF_LN_EPS, c->h, c->mean, c->rstd);
-    linear_rows(c, m, n, C, 3 * C, c->h, b->attn_w, b->attn_b, c->qkv);
-    for (int64_t h = 0; h < NH; h++) { /* append k, v at (layer, head, position) */
-        float *kh = c->k + (l * NH + h) * T * hd, *vh = c->v + (l * NH + h) * T * hd;
-        for (int64_t i = 0; i < n; i++) {
-            const float *row = c->qkv + i * 3 * C;
-            memcpy(kh + (len + i) * hd, row + C + h * hd, (size_t)hd * sizeof(float));
-            memcpy(vh + (len + i) * hd, row + 2 * C + h * hd, (size_t)hd * sizeof(float));
-        }
-    }
-    cache_attend(c, m, l, first, n);
-    linear_rows(c, m, rows, C, C, c->att, b->aproj_w, b->aproj_b, c->y);
-    K->add(rows * C, x, c->y, x);
-    K->layernorm_fwd(rows, C, x, gen_tf_pdata(m, b->ln2_w), gen_tf_pdata(m, b->ln2_b),
-                     GEN_TF_LN_EPS, c->h, c->mean, c->rstd);
-    linear_rows(c, m, rows, C, 4 * C, c->h, b->fc_w, b->fc_b, c->fc);
-    K->gelu_fwd(rows * 4 * C, c->fc, c->act);
-    linear_rows(c, m, rows, 4 * C, C, c->act, b->mproj_w, b->mproj_b, c->y);
-    K->add(rows * C, x, c->y, x);
 }
 
 /* ---- one token, across the threads ---- */
@@ -215,22 +130,43 @@ static void norm_row(const struct decode *d, int64_t C, const float *x, int w, i
                                  GEN_TF_LN_EPS, h, mean, rstd);
     as_operand(d->c, C, h);
 }
-/* The heads [lo, hi) of one layer's attention for the token at position
- * len, whose keys and values are appended first. */
-static void decode_heads(struct gen_tf_cache *c, const struct gen_tf *m, int64_t l, int64_t lo,
-                         int64_t hi) {
+/* The heads [lo, hi) of layer l's causal attention for the new rows
+ * first..n-1 of qkv (positions len + first ..), over the cached keys and
+ * values, to which all n new rows' are appended first; row i's output
+ * goes to row i - first of att. One row takes matrix-vector products,
+ * its output an operand of weight_rows. */
+static void attend_heads(struct gen_tf_cache *c, const struct gen_tf *m, int64_t l, int64_t first,
+                         int64_t n, int64_t lo, int64_t hi) {
     const struct gen_kernels *K = gen_kernels();
-    const int64_t C = m->s.C, NH = m->s.NH, hd = C / NH, T = m->s.T, tot = c->len + 1;
+    const int64_t C = m->s.C, NH = m->s.NH, hd = C / NH, T = m->s.T;
+    const int64_t len = c->len, tot = len + n, rows = n - first;
+    const float *q = c->qkv + first * 3 * C;
     const float scale = 1.0f / sqrtf((float)hd);
     for (int64_t h = lo; h < hi; h++) {
         float *kh = c->k + (l * NH + h) * T * hd, *vh = c->v + (l * NH + h) * T * hd;
-        memcpy(kh + c->len * hd, c->qkv + C + h * hd, (size_t)hd * sizeof(float));
-        memcpy(vh + c->len * hd, c->qkv + 2 * C + h * hd, (size_t)hd * sizeof(float));
-        float *s = c->s + h * tot, *p = c->p + h * tot;
-        gen_gemv(0, tot, hd, scale, kh, hd, c->qkv + h * hd, 0.0f, s);
-        K->softmax_fwd(1, tot, s, p);
-        gen_gemv(1, tot, hd, 1.0f, vh, hd, p, 0.0f, c->att + h * hd);
-        as_operand(c, hd, c->att + h * hd);
+        for (int64_t i = 0; i < n; i++) {
+            memcpy(kh + (len + i) * hd, c->qkv + i * 3 * C + C + h * hd,
+                   (size_t)hd * sizeof(float));
+            memcpy(vh + (len + i) * hd, c->qkv + i * 3 * C + 2 * C + h * hd,
+                   (size_t)hd * sizeof(float));
+        }
+        float *s = c->s + h * rows * tot, *p = c->p + h * rows * tot;
+        if (rows == 1) { /* s (tot) = k q / sqrt(hd), o (hd) = v^T softmax(s) */
+            gen_gemv(0, tot, hd, scale, kh, hd, q + h * hd, 0.0f, s);
+            K->softmax_fwd(1, tot, s, p);
+            gen_gemv(1, tot, hd, 1.0f, vh, hd, p, 0.0f, c->att + h * hd);
+            as_operand(c, hd, c->att + h * hd);
+            continue;
+        }
+        /* s (rows, tot) = q k^T / sqrt(hd), the future masked; p its
+         * softmax with exact zeros there; o (rows, hd) = p v */
+        gen_gemm_ld(0, 1, rows, tot, hd, scale, q + h * hd, 3 * C, kh, hd, 0.0f, s, tot);
+        for (int64_t i = 0; i < rows; i++)
+            for (int64_t j = len + first + i + 1; j < tot; j++) s[i * tot + j] = -INFINITY;
+        K->softmax_fwd(rows, tot, s, p);
+        for (int64_t i = 0; i < rows; i++)
+            memset(p + i * tot + len + first + i + 1, 0, (size_t)(rows - i - 1) * sizeof(float));
+        gen_gemm_ld(0, 0, rows, hd, tot, 1.0f, p, tot, vh, hd, 0.0f, c->att + h * hd, C);
     }
 }
 
@@ -259,7 +195,7 @@ static void decode_token(void *arg, int t, int nt) {
         const struct gen_tf_block *b = &m->blk[l];
         norm_row(d, C, x, b->ln1_w, b->ln1_b, h, mean, rstd);
         qkv_heads(d, C, C / NH, lo, hi, h, b->attn_w, b->attn_b);
-        decode_heads(c, m, l, lo, hi);
+        attend_heads(c, m, l, 0, 1, lo, hi);
         gen_barrier();
         linear_part(d, t, nt, C, C, c->att, b->aproj_w, b->aproj_b, c->y, NULL);
         gen_barrier();
@@ -275,10 +211,94 @@ static void decode_token(void *arg, int t, int nt) {
     linear_part(d, t, nt, C, V, h, m->wte, -1, c->logits, NULL); /* (V) = wte h */
 }
 
+/* ---- many rows across the threads: a prompt, a slide of the window ---- */
+
+/* A prefill runs rows 0..n-1 of x (positions len ..) through every layer
+ * to their keys and values, and rows first..n-1 on through the last one
+ * (the others' outputs are not wanted). The threads share each product by
+ * columns of its output (gen_gemm makes every element the same operations
+ * whichever columns it is given), the attention by heads and the norms
+ * and residual adds by rows, and meet where a step reads another thread's
+ * share: seven barriers a layer, each after a whole product of n rows.
+ * The result is the same bits at any thread count. */
+struct prefill {
+    struct decode d;
+    int64_t first, n;
+};
+
+/* Thread t's share of y (n, out) = x (n, in) w^T + b (w, b: parameter
+ * tensors), by columns; with act, also act = gelu(y) on them. One row is
+ * a one-token product (linear_part). */
+static void linear_cols(const struct decode *d, int t, int nt, int64_t n, int64_t in, int64_t out,
+                        const float *x, int w, int b, float *y, float *act) {
+    if (n == 1) {
+        linear_part(d, t, nt, in, out, x, w, b, y, act);
+        return;
+    }
+    int64_t lo, hi;
+    gen_split(out, t, nt, 16, &lo, &hi);
+    if (hi <= lo) return;
+    gen_gemm_bias_ld(0, 1, n, hi - lo, in, x, in, gen_tf_pdata(d->m, w) + lo * in, in,
+                     gen_tf_pdata(d->m, b) + lo, y + lo, out);
+    for (int64_t i = 0; act && i < n; i++)
+        gen_kernels()->gelu_fwd(hi - lo, y + i * out + lo, act + i * out + lo);
+}
+
+/* Rows [r0, r1) of x's layer norm (w, b: parameter tensors) into h; a
+ * lone row as an operand. */
+static void norm_rows(const struct decode *d, int64_t n, int64_t r0, int64_t r1, const float *x,
+                      int w, int b, float *h) {
+    const int64_t C = d->m->s.C;
+    gen_kernels()->layernorm_fwd(r1 - r0, C, x + r0 * C, gen_tf_pdata(d->m, w),
+                                 gen_tf_pdata(d->m, b), GEN_TF_LN_EPS, h + r0 * C, d->c->mean + r0,
+                                 d->c->rstd + r0);
+    if (n == 1 && r1 > r0) as_operand(d->c, C, h);
+}
+
+static void prefill_part(void *arg, int t, int nt) {
+    const struct prefill *f = arg;
+    const struct decode *d = &f->d;
+    struct gen_tf_cache *c = d->c;
+    const struct gen_tf *m = d->m;
+    const int64_t C = m->s.C, NH = m->s.NH, L = m->s.L, n = f->n;
+    int64_t lo, hi;
+    gen_split(NH, t, nt, 1, &lo, &hi);
+    for (int64_t l = 0; l < L; l++) {
+        const struct gen_tf_block *b = &m->blk[l];
+        const int64_t first = l == L - 1 ? f->first : 0, rows = n - first;
+        float *x = c->x + first * C;
+        int64_t r0, r1;                   /* this thread's rows of x: all n for the first norm, */
+        gen_split(n, t, nt, 1, &r0, &r1); /* the same as the last add's before it */
+        norm_rows(d, n, r0, r1, c->x, b->ln1_w, b->ln1_b, c->h);
+        gen_barrier();
+        linear_cols(d, t, nt, n, C, 3 * C, c->h, b->attn_w, b->attn_b, c->qkv, NULL);
+        gen_barrier();
+        attend_heads(c, m, l, first, n, lo, hi);
+        gen_barrier();
+        linear_cols(d, t, nt, rows, C, C, c->att, b->aproj_w, b->aproj_b, c->y, NULL);
+        gen_barrier();
+        gen_split(rows, t, nt, 1, &r0, &r1);
+        gen_kernels()->add((r1 - r0) * C, x + r0 * C, c->y + r0 * C, x + r0 * C);
+        norm_rows(d, rows, r0, r1, x, b->ln2_w, b->ln2_b, c->h);
+        gen_barrier();
+        linear_cols(d, t, nt, rows, C, 4 * C, c->h, b->fc_w, b->fc_b, c->fc, c->act);
+        gen_barrier();
+        linear_cols(d, t, nt, rows, 4 * C, C, c->act, b->mproj_w, b->mproj_b, c->y, NULL);
+        gen_barrier();
+        gen_kernels()->add((r1 - r0) * C, x + r0 * C, c->y + r0 * C, x + r0 * C);
+    }
+}
+
+/* The threads for a prefill of n rows: one per 2 MFLOP of it. */
+static int prefill_threads(const struct gen_tf *m, int64_t n) {
+    const double per = 2e6 / (2.0 * (double)m->ps.n_train);
+    return n < per ? 1 : (double)n / per > INT32_MAX ? INT32_MAX : (int)((double)n / per);
+}
+
 const float *gen_tf_cache_feed(struct gen_tf_cache *c, const struct gen_tf *m, const int32_t *tok,
                                int64_t n, int all) {
     const struct gen_kernels *K = gen_kernels();
-    const int64_t C = m->s.C, T = m->s.T, V = m->s.V, L = m->s.L;
+    const int64_t C = m->s.C, T = m->s.T, V = m->s.V;
     GEN_ASSERT(n >= 1 && c->len + n <= T);
     const int64_t len = c->len;
     const float *wte = gen_tf_pdata(m, m->wte), *wpe = gen_tf_pdata(m, m->wpe);
@@ -297,7 +317,8 @@ const float *gen_tf_cache_feed(struct gen_tf_cache *c, const struct gen_tf *m, c
      * keys and values: a prefill (a prompt, a slide of the window) skips a
      * quarter of its work in a 4-layer model. */
     const int64_t first = all ? 0 : n - 1, rows = n - first;
-    for (int64_t l = 0; l < L; l++) cache_block(c, m, l, l == L - 1 ? first : 0, n);
+    struct prefill f = {{c, m}, first, n};
+    gen_parallel_n(prefill_threads(m, n), prefill_part, &f);
     c->len = len + n;
     K->layernorm_fwd(rows, C, c->x + first * C, gen_tf_pdata(m, m->lnf_w),
                      gen_tf_pdata(m, m->lnf_b), GEN_TF_LN_EPS, c->h, c->mean, c->rstd);
