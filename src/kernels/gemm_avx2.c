@@ -38,6 +38,7 @@
 #define MC        96
 #define NC        1024
 #define PF_PANELS 2 /* A panels whose rows packing fetches ahead */
+#define PF_K_ROWS 4 /* rows of A stored K x M that packing fetches ahead */
 _Static_assert(MC % MR == 0 && NC % NR == 0, "blocks of whole panels");
 
 /* The packed B block, then the packed A block. */
@@ -94,6 +95,8 @@ static void pack_a(int ta, const float *A, int64_t lda, int64_t i0, int64_t p0, 
         const __m256i six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
         for (int64_t k = 0; k < kc; k++) {
             const float *s = A + (p0 + k) * lda + i0;
+            for (int64_t c = 0; c < full * MR; c += 16) /* the row PF_K_ROWS on */
+                _mm_prefetch((const char *)(s + PF_K_ROWS * lda + c), _MM_HINT_T0);
             for (int64_t q = 0; q < full; q++) {
                 const __m256 v = _mm256_maskload_ps(s + q * MR, six);
                 float *d = ap + q * a_stride(kc) + k * MR;
