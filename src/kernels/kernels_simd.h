@@ -43,6 +43,20 @@
 #define ELEMENTWISE(n, BODY) GEN_KBLOCKS(n, b_lo, b_hi, VLOOP(b_lo, b_hi, BODY))
 
 
+/* BODY for columns [j0, j1) of a rows x cols sum down the rows: a
+ * contiguous range of whole vectors of columns per thread, in parallel
+ * where the work is large enough. */
+#define COL_RANGES(rows, cols, j0, j1, BODY)                                                      \
+    do {                                                                                          \
+        const int64_t nv_ = ((cols) + VW - 1) / VW, nt_ = gen_kthreads();                         \
+        const int64_t parts_ = GEN_KPAR_ROWS(nv_, (rows) * (cols)) ? (nt_ < nv_ ? nt_ : nv_) : 1; \
+        GEN_KFOR(parts_ > 1, p_, parts_, {                                                        \
+            const int64_t j0 = nv_ * p_ / parts_ * VW, e_ = nv_ * (p_ + 1) / parts_ * VW;         \
+            const int64_t j1 = e_ < (cols) ? e_ : (cols);                                         \
+            BODY;                                                                                 \
+        });                                                                                       \
+    } while (0)
+
 /* Inside a *_grad kernel's loop: the gradient its term is added to, LD(p),
  * or zeros when `mode` says it overwrites (p is then never read). */
 #define GB(p) (mode == GEN_GRAD_ADD ? LD(p) : vf_set1(0.0f))
@@ -393,6 +407,32 @@ static void layernorm_fwd(int64_t rows, int64_t cols, const float *x, const floa
     });
 }
 
+/* Columns [j0, j1) of layer norm's dgamma += sum over rows of dy xhat and
+ * dbeta += sum of dy, LN_COLS at a time: each column summed down the rows
+ * in order, in double, the sums in a buffer in L1 while the rows stream
+ * past (one vector of columns at a time down all the rows read each line
+ * of x and dy twice, from L3, and took longer than dx). */
+#define LN_COLS 512
+static void ln_params_range(int64_t rows, int64_t cols, int64_t j0, int64_t j1, const float *x,
+                            const float *dy, const float *mean, const float *rstd, float *dgamma,
+                            float *dbeta) {
+    for (int64_t c0 = j0; c0 < j1; c0 += LN_COLS) {
+        const int64_t c1 = j1 - c0 < LN_COLS ? j1 : c0 + LN_COLS;
+        vd2 sg[LN_COLS / VW], sb[LN_COLS / VW];
+        for (int64_t v = 0; v < (c1 - c0 + VW - 1) / VW; v++) sg[v] = sb[v] = vd2_zero();
+        for (int64_t r = 0; r < rows; r++) {
+            const float *xr = x + r * cols, *dyr = dy + r * cols;
+            const vf mu = vf_set1(mean[r]), rs = vf_set1(rstd[r]);
+            VLOOP(c0, c1, const vf d = LD(dyr + i); const int64_t v = (i - c0) / VW;
+                  sg[v] = vd2_add(sg[v], vf_mul(d, vf_mul(vf_sub(LD(xr + i), mu), rs)));
+                  sb[v] = vd2_add(sb[v], d));
+        }
+        VLOOP(c0, c1, const int64_t v = (i - c0) / VW;
+              if (dgamma) ST(dgamma + i, vf_add(LD(dgamma + i), vd2_cvt(sg[v])));
+              if (dbeta) ST(dbeta + i, vf_add(LD(dbeta + i), vd2_cvt(sb[v]))));
+    }
+}
+
 static void layernorm_grad(int64_t rows, int64_t cols, const float *x, const float *gamma,
                            const float *mean, const float *rstd, const float *dy, float *dx,
                            enum gen_grad_mode mode, float *dgamma, float *dbeta) {
@@ -412,23 +452,9 @@ static void layernorm_grad(int64_t rows, int64_t cols, const float *x, const flo
               const vf d = vf_fmadd(LD(dyr + i), gamma ? LD(gamma + i) : one, nma);
               ST(dxr + i, vf_fmadd(rs, vf_fnmadd(xhat, mb, d), GB(dxr + i))));
     });
-    if (!dgamma && !dbeta) return;
-    /* One vector of columns per iteration, rows summed in order: deterministic. */
-    const int64_t nv = (cols + VW - 1) / VW;
-    GEN_KFOR(GEN_KPAR_ROWS(nv, rows * cols), jv, nv, {
-        const int64_t j = jv * VW;
-        const int f_ = cols - j >= VW;
-        const vm m_ = f_ ? vm_full() : vm_tail(cols - j);
-        vd2 sg = vd2_zero(), sb = vd2_zero();
-        for (int64_t r = 0; r < rows; r++) {
-            const vf d = LD(dy + r * cols + j);
-            const vf xhat = vf_mul(vf_sub(LD(x + r * cols + j), vf_set1(mean[r])), vf_set1(rstd[r]));
-            sg = vd2_add(sg, vf_mul(d, xhat));
-            sb = vd2_add(sb, d);
-        }
-        if (dgamma) ST(dgamma + j, vf_add(LD(dgamma + j), vd2_cvt(sg)));
-        if (dbeta) ST(dbeta + j, vf_add(LD(dbeta + j), vd2_cvt(sb)));
-    });
+    if (dgamma || dbeta)
+        COL_RANGES(rows, cols, j0, j1,
+                   ln_params_range(rows, cols, j0, j1, x, dy, mean, rstd, dgamma, dbeta));
 }
 
 /* Group norm, then SiLU if `silu`. */
@@ -584,12 +610,7 @@ static void col_sum_range(int64_t rows, int64_t j0, int64_t j1, const float *x, 
  * column is summed down the rows in order whoever sums it. */
 static void col_sum(int64_t rows, int64_t cols, const float *x, int64_t stride, float *y,
                     enum gen_grad_mode mode) {
-    const int64_t nv = (cols + VW - 1) / VW, nt = gen_kthreads();
-    const int64_t parts = GEN_KPAR_ROWS(nv, rows * cols) ? (nt < nv ? nt : nv) : 1;
-    GEN_KFOR(parts > 1, p, parts, {
-        const int64_t j0 = nv * p / parts * VW, j1 = nv * (p + 1) / parts * VW;
-        col_sum_range(rows, j0, j1 < cols ? j1 : cols, x, stride, y, mode);
-    });
+    COL_RANGES(rows, cols, j0, j1, col_sum_range(rows, j0, j1, x, stride, y, mode));
 }
 
 /* ---- optimisers ----------------------------------------------------------- */
