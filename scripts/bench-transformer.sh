@@ -75,19 +75,31 @@ share_of_peak "$flops" "$(awk -v g="$g" 'BEGIN { print g * 1e3 }')" "$(awk -v t=
 # do not change the speed): the rate over 5 samples in one process (the
 # first pays for page faults and BLAS buffers), on one thread and on
 # $GEN_BENCH_THREADS (one token's products shared by rows, its heads by
-# thread); then the same under --precision bf16 where this CPU has it (the
-# one-token products read a bf16 copy of the weights).
+# thread), the two alternating over 3 rounds, so that both see the same
+# host; the median round and the range. Then the same under --precision
+# bf16 where this CPU has it (the one-token products read a bf16 copy of
+# the weights).
+sample_rate() { # PRECISION THREADS LENGTH: tokens/s
+    "$gen" sample transformer --ckpt "$tmp/run/checkpoint.safetensors" --prompt "Call me" \
+        --length "$3" --temperature 0.8 --seed 1 --threads "$2" -n 5 -o "$tmp/sample.txt" --json \
+        --quiet --precision "$1" | sed 's/.*"tokens_per_s":\([0-9.e+-]*\).*/\1/'
+}
 precisions=fp32
 if has_bf16 "$gen"; then precisions="fp32 bf16"; fi
+counts=$(printf '%s\n' 1 "$threads" | sort -un)
 for prec in $precisions; do
-for th in $(printf '%s\n' 1 "$threads" | sort -un); do
 for len in 100 400 1000 4000; do
-    best=$("$gen" sample transformer --ckpt "$tmp/run/checkpoint.safetensors" --prompt "Call me" \
-        --length "$len" --temperature 0.8 --seed 1 --threads "$th" -n 5 -o "$tmp/sample.txt" --json \
-        --quiet --precision "$prec" | sed 's/.*"tokens_per_s":\([0-9.e+-]*\).*/\1/' | sort -g | tail -1)
-    awk -v n="$len" -v b="$best" -v th="$th" -v p="$prec" 'BEGIN {
-        printf "sample batch 1, %s, %d thread(s), length %5d: %6.0f tokens/s  (%.1f us/token)\n", p, th, n, b, 1e6 / b }'
-done
+    declare -A rates=()
+    for _ in 1 2 3; do
+        for th in $counts; do rates[$th]+="$(sample_rate "$prec" "$th" "$len") "; done
+    done
+    for th in $counts; do
+        printf '%s\n' ${rates[$th]} | sort -g | awk -v n="$len" -v th="$th" -v p="$prec" '
+            { r[NR] = $1 } END {
+            printf "sample batch 1, %s, %d thread(s), length %5d: %6.0f tokens/s  (%.1f us/token; rounds %.0f-%.0f)\n",
+                   p, th, n, r[2], 1e6 / r[2], r[1], r[3] }'
+    done
+    unset rates
 done
 done
 
