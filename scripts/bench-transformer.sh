@@ -87,9 +87,10 @@ sample_rate() { # PRECISION THREADS LENGTH: tokens/s
 precisions=fp32
 if has_bf16 "$gen"; then precisions="fp32 bf16"; fi
 counts=$(printf '%s\n' 1 "$threads" | sort -un)
+declare -A rates
 for prec in $precisions; do
 for len in 100 400 1000 4000; do
-    declare -A rates=()
+    rates=()
     for _ in 1 2 3; do
         for th in $counts; do rates[$th]+="$(sample_rate "$prec" "$th" "$len") "; done
     done
@@ -99,7 +100,6 @@ for len in 100 400 1000 4000; do
             printf "sample batch 1, %s, %d thread(s), length %5d: %6.0f tokens/s  (%.1f us/token; rounds %.0f-%.0f)\n",
                    p, th, n, r[2], 1e6 / r[2], r[1], r[3] }'
     done
-    unset rates
 done
 done
 

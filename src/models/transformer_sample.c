@@ -240,8 +240,9 @@ static void linear_cols(const struct decode *d, int t, int nt, int64_t n, int64_
     if (hi <= lo) return;
     gen_gemm_bias_ld(0, 1, n, hi - lo, in, x, in, gen_tf_pdata(d->m, w) + lo * in, in,
                      gen_tf_pdata(d->m, b) + lo, y + lo, out);
+    const struct gen_kernels *K = gen_kernels();
     for (int64_t i = 0; act && i < n; i++)
-        gen_kernels()->gelu_fwd(hi - lo, y + i * out + lo, act + i * out + lo);
+        K->gelu_fwd(hi - lo, y + i * out + lo, act + i * out + lo);
 }
 
 /* Rows [r0, r1) of x's layer norm (w, b: parameter tensors) into h; a
