@@ -201,19 +201,30 @@ static void phase_plane(const float *src, int64_t H, int64_t W, int64_t pad,
     }
 }
 
-/* Floats of the row buffer of phase_pair (on the stack): wider grids take
- * phase_plane. */
-#define PAIR_ROW 1024
+/* Lanes [off, off + 8) of the row src (W floats), zero outside it: the
+ * row as its zero padding extends it. */
+static inline __m256 row_lanes(const float *src, int64_t W, int64_t off) {
+    if (off >= 0 && off + 8 <= W) return _mm256_loadu_ps(src + off);
+    if (off >= W || off + 8 <= 0) return _mm256_setzero_ps();
+    if (off >= 0) return gen_avx2_load_head(src + off, W - off);
+    /* -8 < off < 0: lane l is src[l + off] where l + off >= 0 */
+    const __m256i idx =
+        _mm256_add_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)off));
+    const __m256 v = _mm256_permutevar8x32_ps(gen_avx2_load_head(src, W < 8 ? W : 8), idx);
+    return _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32(-1))));
+}
 
 /* At stride 2, phases (a, 0) and (a, 1) (d1 NULL: (a, 0) alone) of the
- * plane src from one pass over its rows: input row r 2 + a - pad is copied
- * into buf at pad (buf's other floats zero, the padding, 2 Wq + 16 of
- * them), and 8 floats of each phase row are the even and odd lanes of two
- * loads at buf + 2 q. (Phase by phase, with the padding's columns and the
- * rows' short ends in scalar loops, these planes took 15 % of the U-Net's
- * 28 -> 14 convolution, forward and backward.) */
+ * plane src from one pass over its rows: 8 floats of each phase row are
+ * the even and odd lanes of two vectors of the padded input row r 2 + a -
+ * pad, loaded from src by row_lanes; a row's last vector is stored whole
+ * where the plane has room, its spill overwritten by the rows after.
+ * (Phase by phase, with the padding's columns and the rows' short ends in
+ * scalar loops, these planes took 15 % of the U-Net's 28 -> 14
+ * convolution, forward and backward. Each row was then copied into a
+ * zero-padded buffer first, a libc call a row.) */
 static void phase_pair(const float *src, int64_t H, int64_t W, int64_t pad,
-                       const struct gen_wide *g, int64_t a, float *buf, float *d0, float *d1) {
+                       const struct gen_wide *g, int64_t a, float *d0, float *d1) {
     for (int64_t r = 0; r < g->Hq; r++, d0 += g->Wq, d1 = d1 ? d1 + g->Wq : NULL) {
         const int64_t ih = 2 * r + a - pad;
         if (ih < 0 || ih >= H) {
@@ -221,10 +232,11 @@ static void phase_pair(const float *src, int64_t H, int64_t W, int64_t pad,
             if (d1) memset(d1, 0, (size_t)g->Wq * sizeof(float));
             continue;
         }
-        memcpy(buf + pad, src + ih * W, (size_t)W * sizeof(float));
+        const float *row = src + ih * W;
         for (int64_t q = 0; q < g->Wq; q += 8) {
-            const int64_t n = g->Wq - q < 8 ? g->Wq - q : 8;
-            const __m256 v0 = _mm256_loadu_ps(buf + 2 * q), v1 = _mm256_loadu_ps(buf + 2 * q + 8);
+            const int64_t room = (g->Hq - r) * g->Wq - q, n = room < 8 ? room : 8;
+            const __m256 v0 = row_lanes(row, W, 2 * q - pad),
+                         v1 = row_lanes(row, W, 2 * q + 8 - pad);
             gen_avx2_store_head(d0 + q, gen_avx2_evens(v0, v1), n);
             if (d1) gen_avx2_store_head(d1 + q, gen_avx2_odds(v0, v1), n);
         }
@@ -236,9 +248,6 @@ static void phase_pair(const float *src, int64_t H, int64_t W, int64_t pad,
  * g->slack zeros. */
 static void padded_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t H, int64_t W,
                           int64_t pad, const struct gen_wide *g, float *xp) {
-    float buf[PAIR_ROW];
-    const int pair = g->s == 2 && 2 * g->Wq + 16 <= PAIR_ROW;
-    if (pair) memset(buf, 0, (size_t)(2 * g->Wq + 16) * sizeof(float));
     for (int64_t i = 0; i < m; i++)
         for (int64_t c = 0; c < C; c++) {
             const float *src = x + i * img + c * H * W;
@@ -249,8 +258,8 @@ static void padded_planes(const float *x, int64_t img, int64_t m, int64_t C, int
             }
             for (int64_t a = 0; a < g->sa; a++) {
                 float *da = d + a * g->sb * g->phase;
-                if (pair) {
-                    phase_pair(src, H, W, pad, g, a, buf, da, g->sb == 2 ? da + g->phase : NULL);
+                if (g->s == 2) {
+                    phase_pair(src, H, W, pad, g, a, da, g->sb == 2 ? da + g->phase : NULL);
                     continue;
                 }
                 for (int64_t b = 0; b < g->sb; b++)
@@ -274,14 +283,13 @@ static void padded_planes(const float *x, int64_t img, int64_t m, int64_t C, int
 int gen_avx2_im2col_s2(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t pad,
                        int64_t ldc, const float *x, float *col) {
     const struct gen_wide g = gen_wide_geo(H, W, KH, KW, 2, pad);
-    if (g.plane + 8 > S2_PLANES || 2 * g.Wq + 16 > PAIR_ROW) return 0;
+    if (g.plane + 8 > S2_PLANES) return 0;
     GEN_KFOR(GEN_KPAR_ROWS(C, C * KH * KW * g.OH * g.OW), c, C, {
-        float planes[S2_PLANES], buf[PAIR_ROW];
-        memset(buf, 0, (size_t)(2 * g.Wq + 16) * sizeof(float));
+        float planes[S2_PLANES];
         memset(planes + g.plane, 0, 8 * sizeof(float)); /* a last run's reads past the end */
         for (int64_t a = 0; a < g.sa; a++) {
             float *da = planes + a * g.sb * g.phase;
-            phase_pair(x + c * H * W, H, W, pad, &g, a, buf, da, g.sb == 2 ? da + g.phase : NULL);
+            phase_pair(x + c * H * W, H, W, pad, &g, a, da, g.sb == 2 ? da + g.phase : NULL);
         }
         for (int64_t kh = 0; kh < KH; kh++)
             for (int64_t kw = 0; kw < KW; kw++) {
