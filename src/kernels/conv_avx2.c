@@ -214,31 +214,37 @@ static inline __m256 row_lanes(const float *src, int64_t W, int64_t off) {
     return _mm256_and_ps(v, _mm256_castsi256_ps(_mm256_cmpgt_epi32(idx, _mm256_set1_epi32(-1))));
 }
 
-/* At stride 2, phases (a, 0) and (a, 1) (d1 NULL: (a, 0) alone) of the
- * plane src from one pass over its rows: 8 floats of each phase row are
- * the even and odd lanes of two vectors of the padded input row r 2 + a -
- * pad, loaded from src by row_lanes; a row's last vector is stored whole
- * where the plane has room, its spill overwritten by the rows after.
- * (Phase by phase, with the padding's columns and the rows' short ends in
- * scalar loops, these planes took 15 % of the U-Net's 28 -> 14
- * convolution, forward and backward. Each row was then copied into a
- * zero-padded buffer first, a libc call a row.) */
-static void phase_pair(const float *src, int64_t H, int64_t W, int64_t pad,
-                       const struct gen_wide *g, int64_t a, float *d0, float *d1) {
-    for (int64_t r = 0; r < g->Hq; r++, d0 += g->Wq, d1 = d1 ? d1 + g->Wq : NULL) {
-        const int64_t ih = 2 * r + a - pad;
-        if (ih < 0 || ih >= H) {
-            memset(d0, 0, (size_t)g->Wq * sizeof(float));
-            if (d1) memset(d1, 0, (size_t)g->Wq * sizeof(float));
-            continue;
-        }
+/* At stride 2, the phases of the channel plane src (H x W) on the wide
+ * grid g into d (g->sa g->sb planes of g->phase floats) in one pass down
+ * its rows: input row ih is row (ih + pad) / 2 of phases ((ih + pad) mod
+ * 2, b), and 8 floats of phase b's row are the even (b 0) or odd lanes of
+ * two vectors of the padded row, loaded from src by row_lanes. A row's
+ * last vector is stored whole where its plane has room: its lanes past the
+ * row are columns past the padded input, zeros, and the next row's first
+ * floats are zeros or are written after. (Phase by phase,
+ * with the padding's columns and the rows' short ends in scalar loops,
+ * these planes took 15 % of the U-Net's 28 -> 14 convolution, forward and
+ * backward. Then each row was copied into a zero-padded buffer first, and
+ * the even rows and the odd ones read in two passes.) */
+static void phase_planes(const float *src, int64_t H, int64_t W, int64_t pad,
+                         const struct gen_wide *g, float *d) {
+    for (int64_t a = 0; a < g->sa; a++) /* the padding's rows */
+        for (int64_t r = 0; r < g->Hq; r++)
+            if (2 * r + a - pad < 0 || 2 * r + a - pad >= H)
+                for (int64_t b = 0; b < g->sb; b++)
+                    memset(d + (a * g->sb + b) * g->phase + r * g->Wq, 0,
+                           (size_t)g->Wq * sizeof(float));
+    for (int64_t ih = 0; ih < H; ih++) {
+        const int64_t a = (ih + pad) % 2, r = (ih + pad) / 2;
+        if (a >= g->sa || r >= g->Hq) continue;
+        float *d0 = d + a * g->sb * g->phase + r * g->Wq;
         const float *row = src + ih * W;
         for (int64_t q = 0; q < g->Wq; q += 8) {
             const int64_t room = (g->Hq - r) * g->Wq - q, n = room < 8 ? room : 8;
             const __m256 v0 = row_lanes(row, W, 2 * q - pad),
                          v1 = row_lanes(row, W, 2 * q + 8 - pad);
             gen_avx2_store_head(d0 + q, gen_avx2_evens(v0, v1), n);
-            if (d1) gen_avx2_store_head(d1 + q, gen_avx2_odds(v0, v1), n);
+            if (g->sb == 2) gen_avx2_store_head(d0 + g->phase + q, gen_avx2_odds(v0, v1), n);
         }
     }
 }
@@ -256,15 +262,13 @@ static void padded_planes(const float *x, int64_t img, int64_t m, int64_t C, int
                 gen_pad_plane(src, H, W, pad, g->Hq, g->Wq, d);
                 continue;
             }
-            for (int64_t a = 0; a < g->sa; a++) {
-                float *da = d + a * g->sb * g->phase;
-                if (g->s == 2) {
-                    phase_pair(src, H, W, pad, g, a, da, g->sb == 2 ? da + g->phase : NULL);
-                    continue;
-                }
-                for (int64_t b = 0; b < g->sb; b++)
-                    phase_plane(src, H, W, pad, g, a, b, da + b * g->phase);
+            if (g->s == 2) {
+                phase_planes(src, H, W, pad, g, d);
+                continue;
             }
+            for (int64_t a = 0; a < g->sa; a++)
+                for (int64_t b = 0; b < g->sb; b++)
+                    phase_plane(src, H, W, pad, g, a, b, d + (a * g->sb + b) * g->phase);
         }
     memset(xp + m * C * g->plane, 0, (size_t)g->slack * sizeof(float));
 }
@@ -274,7 +278,7 @@ static void padded_planes(const float *x, int64_t img, int64_t m, int64_t C, int
 #define S2_PLANES 4096
 
 /* im2col at stride 2 (kernels.h's im2col_ld, the AVX2 table): a
- * channel's phase planes (phase_pair, on the stack), then each tap's row
+ * channel's phase planes (phase_planes, on the stack), then each tap's row
  * of col as OH runs of OW floats of one phase, a vector at a time. Where
  * a channel's planes are larger, 0 (nothing done: the scalar im2col
  * serves it). (Its gathers of every other float, row by row in scalar
@@ -287,10 +291,7 @@ int gen_avx2_im2col_s2(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, 
     GEN_KFOR(GEN_KPAR_ROWS(C, C * KH * KW * g.OH * g.OW), c, C, {
         float planes[S2_PLANES];
         memset(planes + g.plane, 0, 8 * sizeof(float)); /* a last run's reads past the end */
-        for (int64_t a = 0; a < g.sa; a++) {
-            float *da = planes + a * g.sb * g.phase;
-            phase_pair(x + c * H * W, H, W, pad, &g, a, da, g.sb == 2 ? da + g.phase : NULL);
-        }
+        phase_planes(x + c * H * W, H, W, pad, &g, planes);
         for (int64_t kh = 0; kh < KH; kh++)
             for (int64_t kw = 0; kw < KW; kw++) {
                 const float *src = planes + gen_wide_tap(&g, kh, kw);
