@@ -201,6 +201,38 @@ static void phase_plane(const float *src, int64_t H, int64_t W, int64_t pad,
     }
 }
 
+/* n zeros at d, whole vectors but a short last one. */
+static void zero_run(float *d, int64_t n) {
+    for (int64_t i = 0; i < n; i += 8)
+        gen_avx2_store_head(d + i, _mm256_setzero_ps(), n - i < 8 ? n - i : 8);
+}
+
+/* gen_pad_plane's plane (kernels_impl.h) in whole vectors: each store may
+ * spill past its row's end into floats stored after it, never past the
+ * plane's; a row's lanes past W are zeros, its right padding. (The
+ * scalar one's libc copy a row and scalar loops for the padding's columns
+ * were 8 % of a diffusion step on a Zen 3 VM, through Winograd's padded
+ * planes.) */
+void gen_avx2_pad_plane(const float *src, int64_t H, int64_t W, int64_t pad, int64_t Hq, int64_t Wq,
+                        float *d) {
+    const float *end = d + Hq * Wq;
+    zero_run(d, pad * Wq);
+    for (int64_t ih = 0; ih < H; ih++) {
+        float *r = d + (pad + ih) * Wq;
+        const float *s = src + ih * W;
+        zero_run(r, pad);
+        int64_t u = 0;
+        for (; u + 8 <= W; u += 8) _mm256_storeu_ps(r + pad + u, _mm256_loadu_ps(s + u));
+        for (; pad + u < Wq; u += 8) { /* the row's tail, then zeros to its end */
+            const int64_t room = end - (r + pad + u);
+            gen_avx2_store_head(r + pad + u,
+                                u < W ? gen_avx2_load_head(s + u, W - u) : _mm256_setzero_ps(),
+                                room < 8 ? room : 8);
+        }
+    }
+    zero_run(d + (pad + H) * Wq, (Hq - pad - H) * Wq);
+}
+
 /* Lanes [off, off + 8) of the row src (W floats), zero outside it: the
  * row as its zero padding extends it. */
 static inline __m256 row_lanes(const float *src, int64_t W, int64_t off) {
@@ -259,7 +291,7 @@ static void padded_planes(const float *x, int64_t img, int64_t m, int64_t C, int
             const float *src = x + i * img + c * H * W;
             float *d = xp + (i * C + c) * g->plane;
             if (g->s == 1) {
-                gen_pad_plane(src, H, W, pad, g->Hq, g->Wq, d);
+                gen_avx2_pad_plane(src, H, W, pad, g->Hq, g->Wq, d);
                 continue;
             }
             if (g->s == 2) {
@@ -473,7 +505,7 @@ void gen_conv_dw_avx2(int64_t M, const float *dy, int64_t dy_img, int64_t C, int
         for (int64_t i = 0; i < mg; i++) /* dy's rows onto the wide grid, zeros between */
             for (int64_t co = 0; co < M; co++) {
                 float *d = dyw + (i * M + co) * tw8;
-                gen_pad_plane(dy + (i0 + i) * dy_img + co * P, g.OH, g.OW, 0, g.OH, g.Wq, d);
+                gen_avx2_pad_plane(dy + (i0 + i) * dy_img + co * P, g.OH, g.OW, 0, g.OH, g.Wq, d);
                 memset(d + g.tw, 0, (size_t)(tw8 - g.tw) * sizeof(float));
             }
         /* co outer: the block's 4 rows of dy stay in L1 while the taps stream by */

@@ -499,6 +499,9 @@ static inline int64_t gen_wide_tap(const struct gen_wide *g, int64_t kh, int64_t
 /* One channel plane (H x W) zero-padded into an Hq x Wq plane (kernels_scalar.c). */
 void gen_pad_plane(const float *src, int64_t H, int64_t W, int64_t pad, int64_t Hq, int64_t Wq,
                    float *d);
+/* The same on the AVX2 table (conv_avx2.c), in whole vectors. */
+void gen_avx2_pad_plane(const float *src, int64_t H, int64_t W, int64_t pad, int64_t Hq,
+                        int64_t Wq, float *d);
 
 /* The m images' C planes (x, images img floats apart), padded and split
  * into phases, into xp (m C plane floats), then g->slack zeros. */

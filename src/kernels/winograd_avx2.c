@@ -124,8 +124,8 @@ static void pad_group(const float *x, int64_t img, int64_t n, int64_t C, int64_t
                       int64_t pad, const struct wino *g, float *xz) {
     for (int64_t i = 0; i < n; i++)
         for (int64_t c = 0; c < C; c++)
-            gen_pad_plane(x + i * img + c * H * W, H, W, pad, g->e * g->TH + 2, g->Wz,
-                          xz + (i * C + c) * g->Pz);
+            gen_avx2_pad_plane(x + i * img + c * H * W, H, W, pad, g->e * g->TH + 2, g->Wz,
+                               xz + (i * C + c) * g->Pz);
     memset(xz + n * C * g->Pz, 0, (size_t)slack(g) * sizeof(float));
 }
 
@@ -588,8 +588,8 @@ void gen_wino_avx2_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int
         pad_group(x + i0 * img, img, gn, C, H, W, pad, &g, xz);
         for (int64_t i = 0; i < gn; i++) /* dy's planes onto the tile grid */
             for (int64_t co = 0; co < M; co++)
-                gen_pad_plane(dy + (i0 + i) * dy_img + co * g.OH * g.OW, g.OH, g.OW, 0, 2 * g.TH,
-                              g.Wd, dz + (i * M + co) * g.Pd);
+                gen_avx2_pad_plane(dy + (i0 + i) * dy_img + co * g.OH * g.OW, g.OH, g.OW, 0,
+                                   2 * g.TH, g.Wd, dz + (i * M + co) * g.Pd);
         memset(dz + gn * M * g.Pd, 0, 16 * sizeof(float));
         const int64_t br = block_rows(&g, gn * g.TH);
         for (int64_t r0 = 0; r0 < gn * g.TH; r0 += br) {
