@@ -316,6 +316,9 @@ static void conv_gemm_parity(const struct gen_kernels *k) {
          * where F(4 x 4)'s tiles would cover too much (5 x 5 and 6 x 6) */
         {16, 18, 20, 3, 3, 1, 0, 2}, {24, 15, 17, 3, 3, 1, 2, 2}, {16, 5, 5, 3, 3, 1, 1, 3},
         {20, 6, 6, 3, 3, 1, 1, 2},
+        /* an image whose planes fill most of a 512 KiB or 1 MiB L2: the
+         * AVX2 weight gradient sums its images in groups of one */
+        {16, 64, 64, 5, 5, 1, 2, 2},
     };
     uint64_t seed = 300;
     for (size_t gi = 0; gi < sizeof geo / sizeof geo[0]; gi++) {

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gen/core.h"
 #include "kernels/kernels_impl.h"
@@ -79,7 +80,6 @@ static const struct gen_kernels *bf16_kernels(void) {
 #ifdef GEN_HAVE_AMX
 #ifdef __linux__
 #include <sys/syscall.h>
-#include <unistd.h>
 #endif
 
 /* AMX-BF16 and AMX-TILE (CPUID leaf 7, EDX bits 22 and 24), and Linux's
@@ -109,7 +109,6 @@ static const struct gen_kernels *amx_kernels(void) {
     return amx_granted ? &amx_table : NULL;
 }
 #endif
-
 
 static int is_bf16_table(const struct gen_kernels *k) {
 #ifdef GEN_HAVE_AMX
@@ -187,14 +186,28 @@ void *gen_pack_buffer(enum gen_pack_kind kind, size_t bytes) {
     return p;
 }
 
-void gen_gemm_split(gen_gemm_fn gemm, int64_t mr, int64_t nr, int ta, int tb, int64_t M,
-                    int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *B,
+int64_t gen_l2_bytes(void) {
+    static _Atomic int64_t bytes; /* 0: not asked yet; racing askers agree */
+    int64_t b = atomic_load_explicit(&bytes, memory_order_relaxed);
+    if (b) return b;
+    b = 512 * 1024;
+#ifdef _SC_LEVEL2_CACHE_SIZE
+    const long got = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    if (got > 0) b = got < 256 * 1024 ? 256 * 1024 : got > 4096 * 1024 ? 4096 * 1024 : got;
+#endif
+    atomic_store_explicit(&bytes, b, memory_order_relaxed);
+    return b;
+}
+
+void gen_gemm_split(gen_gemm_fn gemm, int64_t mr, int64_t nr, int ta, int tb, int64_t M, int64_t N,
+                    int64_t K, float alpha, const float *A, int64_t lda, const float *B,
                     int64_t ldb, float beta, const float *bias, float *C, int64_t ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) { /* the product is empty: C = beta C + bias */
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++)
-                C[i * ldc + j] = (beta == 0.0f ? 0.0f : beta * C[i * ldc + j]) + (bias ? bias[j] : 0.0f);
+                C[i * ldc + j] =
+                    (beta == 0.0f ? 0.0f : beta * C[i * ldc + j]) + (bias ? bias[j] : 0.0f);
         return;
     }
 #ifdef _OPENMP
@@ -239,7 +252,8 @@ int gen_kernels_set_precision(enum gen_precision p) {
     }
     if (k != bf && strcmp(k->name, "avx512") != 0) {
         const char *env = getenv("GEN_ISA");
-        gen_error(GEN_ERR_RUNTIME, "bf16 products run on the AVX-512 kernels, but %s%s selects the %s ones",
+        gen_error(GEN_ERR_RUNTIME,
+                  "bf16 products run on the AVX-512 kernels, but %s%s selects the %s ones",
                   env ? "GEN_ISA=" : "gen_kernels_select", env ? env : "", k->name);
         return 0;
     }
@@ -403,8 +417,8 @@ void gen_bf16_pack(int64_t n, const float *x, uint16_t *y) {
     bf16_round_into(n, x, NULL, y);
 }
 
-void gen_gemv_bf16(int64_t M, int64_t N, const uint16_t *A, int64_t lda, const float *x,
-                   float beta, float *y) {
+void gen_gemv_bf16(int64_t M, int64_t N, const uint16_t *A, int64_t lda, const float *x, float beta,
+                   float *y) {
     GEN_ASSERT(M >= 0 && N >= 0 && lda >= N);
 #ifdef GEN_HAVE_AVX512
     if (has_avx512_gemv(gen_kernels())) {

@@ -202,6 +202,10 @@ static inline double gen_ksum_blocks(int64_t n, const float *x,
 enum gen_pack_kind { GEN_PACK_AVX2, GEN_PACK_AVX512, GEN_PACK_BF16, GEN_PACK_KINDS };
 void *gen_pack_buffer(enum gen_pack_kind kind, size_t bytes);
 
+/* Bytes of this core's L2 cache as the C library reports it (sysconf), or
+ * 512 KiB where it reports none; within [256 KiB, 4 MiB]. Asked once. */
+int64_t gen_l2_bytes(void);
+
 /* A GEMM on the calling thread, with gen_gemm_ld's arguments and a bias
  * row (bias[j] added to column j, once; NULL for none). */
 typedef void (*gen_gemm_fn)(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
