@@ -192,7 +192,8 @@ static void test_gemm(void **state) {
  * the micro-tile (8 x 48, and the 8 x 32 and 8 x 16 tiles that take a
  * narrower last panel: N = 16, 32, 64, 80, 130), the packing blocks (16
  * deep, odd depths, rows short of 8) and cache-block (192 rows, 192 deep
- * in near-equal slices, 1152 wide) edges. Each element is held to 1e-5 of
+ * in near-equal slices, 1152 wide) edges, and a K long enough against M
+ * and N to be split in halves (odd: 1500 + 1501). Each element is held to 1e-5 of
  * sum |a_ik b_kj| (plus beta C). */
 static void gemm_parity(const struct gen_kernels *k) {
     if (!k->gemm) return;
@@ -200,7 +201,7 @@ static void gemm_parity(const struct gen_kernels *k) {
         {1, 1, 1},      {1, 47, 3},     {9, 1, 5},      {8, 48, 192},   {7, 49, 193},
         {17, 95, 31},   {33, 200, 64},  {193, 50, 385}, {40, 1153, 20}, {250, 130, 600},
         {16, 16, 16},   {8, 32, 17},    {15, 80, 47},   {24, 130, 400}, {200, 64, 16},
-        {9, 17, 1025},  {128, 128, 512},
+        {9, 17, 1025},  {128, 128, 512}, {40, 24, 3001},
     };
     static const float ab[][2] = {{1.0f, 0.0f}, {0.5f, 1.0f}, {-2.0f, 0.25f}};
     uint64_t seed = 100;
@@ -248,11 +249,13 @@ static void gemm_parity(const struct gen_kernels *k) {
 
 /* The same product on 1, 2 and 3 threads, and inside a parallel region
  * (where it runs on the calling thread), is bit-identical: split along M
- * (300 x 260 x 150, B transposed) and along N (20 x 700 x 400, A
- * transposed, several K slices and a narrow last panel per thread). */
+ * (300 x 260 x 150, B transposed), along N (20 x 700 x 400, A
+ * transposed, several K slices and a narrow last panel per thread), and
+ * along K (48 x 40 x 3000, as a weight gradient's). */
 static void gemm_threads(const struct gen_kernels *k) {
     if (!k->gemm) return;
-    static const int64_t dims[][5] = {{300, 260, 150, 0, 1}, {20, 700, 400, 1, 0}};
+    static const int64_t dims[][5] = {
+        {300, 260, 150, 0, 1}, {20, 700, 400, 1, 0}, {48, 40, 3000, 1, 0}};
     for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
         const int64_t M = dims[d][0], N = dims[d][1], K = dims[d][2];
         const int ta = (int)dims[d][3], tb = (int)dims[d][4];

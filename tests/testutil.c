@@ -316,10 +316,10 @@ int tu_gradcheck(const char *name, tu_fn f, void *arg, int n_in, const struct tu
 void tu_check_gemm_bias(const struct gen_kernels *k) {
     if (!k->gemm_bias) return;
     /* M, N, K, ta, tb: one K slice or several, N past a 1152-wide block,
-     * split along M and along N over threads */
-    static const int64_t dims[][5] = {{7, 49, 33, 0, 1},   {130, 200, 600, 0, 1},
-                                      {40, 1160, 20, 1, 0}, {20, 700, 400, 0, 0},
-                                      {300, 260, 150, 1, 1}};
+     * split along M, along N and along K over threads */
+    static const int64_t dims[][5] = {{7, 49, 33, 0, 1},     {130, 200, 600, 0, 1},
+                                      {40, 1160, 20, 1, 0},  {20, 700, 400, 0, 0},
+                                      {300, 260, 150, 1, 1}, {24, 40, 3001, 1, 0}};
     const int saved = omp_get_max_threads();
     for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
         const int64_t M = dims[d][0], N = dims[d][1], K = dims[d][2];

@@ -199,7 +199,13 @@ static inline double gen_ksum_blocks(int64_t n, const float *x,
  * same at every call of a kind), 64-byte aligned: allocated on first use
  * and kept for the process's life, so that a training step allocates
  * nothing; leak checkers see every one as reachable (dispatch.c). */
-enum gen_pack_kind { GEN_PACK_AVX2, GEN_PACK_AVX512, GEN_PACK_BF16, GEN_PACK_KINDS };
+enum gen_pack_kind {
+    GEN_PACK_AVX2,
+    GEN_PACK_AVX512,
+    GEN_PACK_BF16,
+    GEN_PACK_KSPLIT, /* gen_gemm_split's sums of a product's second half */
+    GEN_PACK_KINDS
+};
 void *gen_pack_buffer(enum gen_pack_kind kind, size_t bytes);
 
 /* Bytes of this core's L2 cache as the C library reports it (sysconf), or
@@ -216,7 +222,9 @@ typedef void (*gen_gemm_fn)(int ta, int tb, int64_t M, int64_t N, int64_t K, flo
  * M when M / mr >= N / nr, else in whole nr-column panels along N, so that
  * with a gemm whose every element of C is the same sequence of operations
  * whatever the blocking, the result is the same for any thread count.
- * Else one call on this thread (dispatch.c). An empty product (M or N 0:
+ * Else one call on this thread (dispatch.c). Where K is long against M and
+ * N (a weight gradient's), K is split in two halves as well, at any thread
+ * count, the second's sums added to C last. An empty product (M or N 0:
  * nothing; K 0 or alpha 0: C = beta C + bias) never reaches gemm. */
 void gen_gemm_split(gen_gemm_fn gemm, int64_t mr, int64_t nr, int ta, int tb, int64_t M,
                     int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *B,
