@@ -207,30 +207,36 @@ static void zero_run(float *d, int64_t n) {
         gen_avx2_store_head(d + i, _mm256_setzero_ps(), n - i < 8 ? n - i : 8);
 }
 
-/* gen_pad_plane's plane (kernels_impl.h) in whole vectors: each store may
+/* The plane src (H x W) into d (Hq x Wq) at row pt, column pl, zeros
+ * around it (Hq >= pt + H, Wq >= pl + W), in whole vectors: each store may
  * spill past its row's end into floats stored after it, never past the
- * plane's; a row's lanes past W are zeros, its right padding. (The
- * scalar one's libc copy a row and scalar loops for the padding's columns
- * were 8 % of a diffusion step on a Zen 3 VM, through Winograd's padded
- * planes.) */
-void gen_avx2_pad_plane(const float *src, int64_t H, int64_t W, int64_t pad, int64_t Hq, int64_t Wq,
-                        float *d) {
+ * plane's; a row's lanes past W are zeros, its right padding. */
+static void pad_plane_at(const float *src, int64_t H, int64_t W, int64_t pt, int64_t pl, int64_t Hq,
+                         int64_t Wq, float *d) {
     const float *end = d + Hq * Wq;
-    zero_run(d, pad * Wq);
+    zero_run(d, pt * Wq);
     for (int64_t ih = 0; ih < H; ih++) {
-        float *r = d + (pad + ih) * Wq;
+        float *r = d + (pt + ih) * Wq;
         const float *s = src + ih * W;
-        zero_run(r, pad);
+        zero_run(r, pl);
         int64_t u = 0;
-        for (; u + 8 <= W; u += 8) _mm256_storeu_ps(r + pad + u, _mm256_loadu_ps(s + u));
-        for (; pad + u < Wq; u += 8) { /* the row's tail, then zeros to its end */
-            const int64_t room = end - (r + pad + u);
-            gen_avx2_store_head(r + pad + u,
+        for (; u + 8 <= W; u += 8) _mm256_storeu_ps(r + pl + u, _mm256_loadu_ps(s + u));
+        for (; pl + u < Wq; u += 8) { /* the row's tail, then zeros to its end */
+            const int64_t room = end - (r + pl + u);
+            gen_avx2_store_head(r + pl + u,
                                 u < W ? gen_avx2_load_head(s + u, W - u) : _mm256_setzero_ps(),
                                 room < 8 ? room : 8);
         }
     }
-    zero_run(d + (pad + H) * Wq, (Hq - pad - H) * Wq);
+    zero_run(d + (pt + H) * Wq, (Hq - pt - H) * Wq);
+}
+
+/* gen_pad_plane's plane (kernels_impl.h) by pad_plane_at. (The scalar
+ * one's libc copy a row and scalar loops for the padding's columns were 8 %
+ * of a diffusion step on a Zen 3 VM, through Winograd's padded planes.) */
+void gen_avx2_pad_plane(const float *src, int64_t H, int64_t W, int64_t pad, int64_t Hq, int64_t Wq,
+                        float *d) {
+    pad_plane_at(src, H, W, pad, pad, Hq, Wq, d);
 }
 
 /* Lanes [off, off + 8) of the row src (W floats), zero outside it: the
@@ -696,12 +702,11 @@ void gen_conv_dx_avx2(int64_t M, const float *prep, const float *dy, int64_t dy_
     const float **rows = (const float **)(void *)(dyp + round8(m * M * g.plane + g.slack));
     float *blk = (float *)(void *)rows + round8(4 * kmax);
     float *blk1 = blk + gen_avx2_pack_floats(C, 1) * NB;
-    memset(dyp, 0, (size_t)(m * M * g.plane + g.slack) * sizeof(float));
     for (int64_t i = 0; i < m; i++) /* dy's planes, padded */
         for (int64_t co = 0; co < M; co++)
-            for (int64_t oh = 0; oh < g.OH; oh++)
-                memcpy(dyp + (i * M + co) * g.plane + (g.PT + oh) * g.Wq + g.PL,
-                       dy + i * dy_img + (co * g.OH + oh) * g.OW, (size_t)g.OW * sizeof(float));
+            pad_plane_at(dy + i * dy_img + co * g.OH * g.OW, g.OH, g.OW, g.PT, g.PL, g.Hd, g.Wq,
+                         dyp + (i * M + co) * g.plane);
+    memset(dyp + m * M * g.plane, 0, (size_t)g.slack * sizeof(float));
     for (int64_t i = 0; i < m; i++)
         for (int64_t a = 0; a < 2 && g.hr[a] > 0; a++) {
             const int64_t rh = (a + pad) % 2, nh = class_taps(KH, rh), tw = g.hr[a] * g.Wq;
