@@ -99,6 +99,7 @@ int64_t gen_conv_gemm_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int6
 }
 
 /* c[r ldc + 0..16) (+)= sum over k < kc of ap[k MR + r] brow[k][j + 0..16)
+ * (+ bias[0..16) when bias is not NULL: then acc is 0)
  * for r < mr <= R: added to c's values when acc, else over them. R (6, 4
  * or 2, a constant where it is inlined) rows are computed: a panel's last
  * rows past M are not (M = 32 is five panels and two rows). With packed
@@ -106,7 +107,8 @@ int64_t gen_conv_gemm_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int6
  * GEMM's packed panel): one load a k fewer than through brow. */
 static inline __attribute__((always_inline)) void
 tile_rows(int R, int packed, int64_t kc, const float *restrict ap, const float *const *brow,
-          const float *restrict bp, int64_t j, float *c, int64_t ldc, int64_t mr, int acc) {
+          const float *restrict bp, int64_t j, const float *bias, float *c, int64_t ldc, int64_t mr,
+          int acc) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
 #define ROW(r)                                                                                     \
@@ -128,6 +130,12 @@ tile_rows(int R, int packed, int64_t kc, const float *restrict ap, const float *
         ROW(5);
     }
 #undef ROW
+    if (bias) { /* the sums + bias[0..16), as write_tile would add it */
+        const __m256 v0 = _mm256_loadu_ps(bias), v1 = _mm256_loadu_ps(bias + 8);
+#define BIAS(r) (c##r##0 = _mm256_add_ps(c##r##0, v0), c##r##1 = _mm256_add_ps(c##r##1, v1))
+        BIAS(0), BIAS(1), BIAS(2), BIAS(3), BIAS(4), BIAS(5);
+#undef BIAS
+    }
 #define STORE(r)                                                                                   \
     do {                                                                                           \
         if (r < R && r < mr) {                                                                     \
@@ -152,21 +160,21 @@ tile_rows(int R, int packed, int64_t kc, const float *restrict ap, const float *
 void gen_avx2_tile(int64_t kc, const float *restrict ap, const float *const *brow, int64_t j,
                    float *c, int64_t ldc, int64_t mr, int acc) {
     if (mr > 4)
-        tile_rows(6, 0, kc, ap, brow, NULL, j, c, ldc, mr, acc);
+        tile_rows(6, 0, kc, ap, brow, NULL, j, NULL, c, ldc, mr, acc);
     else if (mr > 2)
-        tile_rows(4, 0, kc, ap, brow, NULL, j, c, ldc, mr, acc);
+        tile_rows(4, 0, kc, ap, brow, NULL, j, NULL, c, ldc, mr, acc);
     else
-        tile_rows(2, 0, kc, ap, brow, NULL, j, c, ldc, mr, acc);
+        tile_rows(2, 0, kc, ap, brow, NULL, j, NULL, c, ldc, mr, acc);
 }
 
-void gen_avx2_tile_packed(int64_t kc, const float *restrict ap, const float *restrict bp, float *c,
-                          int64_t ldc, int64_t mr, int acc) {
+void gen_avx2_tile_packed(int64_t kc, const float *restrict ap, const float *restrict bp,
+                          const float *bias, float *c, int64_t ldc, int64_t mr, int acc) {
     if (mr > 4)
-        tile_rows(6, 1, kc, ap, NULL, bp, 0, c, ldc, mr, acc);
+        tile_rows(6, 1, kc, ap, NULL, bp, 0, bias, c, ldc, mr, acc);
     else if (mr > 2)
-        tile_rows(4, 1, kc, ap, NULL, bp, 0, c, ldc, mr, acc);
+        tile_rows(4, 1, kc, ap, NULL, bp, 0, bias, c, ldc, mr, acc);
     else
-        tile_rows(2, 1, kc, ap, NULL, bp, 0, c, ldc, mr, acc);
+        tile_rows(2, 1, kc, ap, NULL, bp, 0, bias, c, ldc, mr, acc);
 }
 
 /* The products of one block of 16 columns, in near-equal slices of at most

@@ -22,8 +22,9 @@
  *
  * The slicing of K depends on K alone and each element of C is the same
  * sequence of operations whatever M, N and the panel it falls in (alpha 1
- * with beta 0 or 1 and no bias: the kernel's own stores; otherwise, and on
- * the last columns, through a 6 x 16 buffer, with the same sums), so any
+ * with beta 0 or 1, or beta 0 and a bias: the kernel's own stores, the
+ * bias added to the sums as they are stored; otherwise, and on the last
+ * columns, through a 6 x 16 buffer, with the same sums), so any
  * split over threads (gen_gemm_split, in whole panels) gives the same bits. */
 #include <immintrin.h>
 #include <stdint.h>
@@ -203,9 +204,8 @@ static void gemm_avx2(int ta, int tb, int64_t M, int64_t N, int64_t K, float alp
         for (int64_t p0 = 0; p0 < K; p0 += kslice) {
             const int64_t kc = K - p0 < kslice ? K - p0 : kslice;
             const int first = p0 == 0;
-            /* the kernel's stores serve: C = sums, or C + sums */
-            const int direct =
-                alpha == 1.0f && !(first && bias) && (!first || beta == 0.0f || beta == 1.0f);
+            /* the kernel's stores serve: C = sums (+ bias), or C + sums */
+            const int direct = alpha == 1.0f && (!first || beta == 0.0f || (beta == 1.0f && !bias));
             pack_b(tb, B, ldb, p0, j0, kc, nc, bp);
             for (int64_t i0 = 0; i0 < M; i0 += MC) {
                 const int64_t mc = M - i0 < MC ? M - i0 : MC;
@@ -218,10 +218,11 @@ static void gemm_avx2(int ta, int tb, int64_t M, int64_t N, int64_t K, float alp
                         const float *aq = ap + (ir / MR) * a_stride(kc);
                         float *c = C + (i0 + ir) * ldc + j0 + jr;
                         if (direct && nr == NR) {
-                            gen_avx2_tile_packed(kc, aq, bq, c, ldc, mr, !first || beta != 0.0f);
+                            gen_avx2_tile_packed(kc, aq, bq, first && bias ? bias + j0 + jr : NULL,
+                                                 c, ldc, mr, !first || beta != 0.0f);
                             continue;
                         }
-                        gen_avx2_tile_packed(kc, aq, bq, t, NR, mr, 0);
+                        gen_avx2_tile_packed(kc, aq, bq, NULL, t, NR, mr, 0);
                         write_tile(t, c, ldc, mr, nr, alpha, beta, bias ? bias + j0 + jr : NULL,
                                    first);
                     }

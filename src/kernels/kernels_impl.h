@@ -280,9 +280,11 @@ void gen_avx2_pack(int64_t M, int64_t K, const float *Wm, int64_t ldw, float *pr
  * whatever mr. */
 void gen_avx2_tile(int64_t kc, const float *restrict ap, const float *const *brow, int64_t j,
                    float *c, int64_t ldc, int64_t mr, int acc);
-/* The same with row k of B at bp + 16 k (a GEMM's packed panel). */
-void gen_avx2_tile_packed(int64_t kc, const float *restrict ap, const float *restrict bp, float *c,
-                          int64_t ldc, int64_t mr, int acc);
+/* The same with row k of B at bp + 16 k (a GEMM's packed panel), and
+ * bias[0..16) (NULL: none; acc 0) added to each row's sums as they are
+ * stored: the bits of the sums stored, then the bias added. */
+void gen_avx2_tile_packed(int64_t kc, const float *restrict ap, const float *restrict bp,
+                          const float *bias, float *c, int64_t ldc, int64_t mr, int acc);
 /* The AVX2 table's GEMM (gemm_avx2.c): its gemm and gemm_bias. */
 void gen_sgemm_avx2(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                     int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
