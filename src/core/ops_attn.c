@@ -9,14 +9,22 @@
  * thread count. The softmax probabilities P (B, NH, T, T) are kept in the
  * step arena for backward.
  *
- * Each task makes one softmax call over its whole (T, T) block. A kernel
- * call opens an OpenMP region even when it runs serially (a team of one
- * allocated and freed, a futex wake at its barrier: about 1 us), so the
- * causal rows of t + 1 columns each are not separate calls (B NH T of
- * them per pass, tens of ms a step): the future columns are masked
- * instead, with -inf scores forward (e^-inf is exactly 0 in every ISA's
- * softmax) and zero dP backward, which leaves every row's sums, and so
- * every bit, as the row-by-row calls had them (tests/test_attn_mask.c). */
+ * Causal attention skips the future it would mask. The rows run in
+ * blocks of `rb` (attn_block); block [r0, r1) needs scores, probabilities
+ * and their gradients only in columns [0, r1), so its products take r1
+ * columns (or a depth of r1) instead of T, and dK and dV, whose rows j
+ * gather over rows i >= j, take the same blocks as columns, from depth c0
+ * on: 5/8 of the products at T = 128, 9/16 at 512. Row t's softmax and
+ * its gradient run over its t + 1 columns (kernel calls inside the loop
+ * stay on this thread: GEN_KFOR enters no OpenMP region there), and the
+ * columns t + 1 .. r1 - 1 the block's products still read are zeroed.
+ * A row cut to t + 1 columns gives bit for bit what the whole row with
+ * -inf scores and zero dP gives (tests/test_attn_mask.c), and the products
+ * only lose terms that are exact zeros at either end of their sums, so
+ * the result is the full masked computation's (to the sign of a zero; for
+ * T past a GEMM's slice depth the slices of dK's and dV's sums start
+ * elsewhere). P and the backward's dS keep (T, T) rows; entries past a
+ * block's columns are never written or read. */
 #include <math.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -62,10 +70,13 @@ static int thread_id(void) {
 #endif
 }
 
-/* Sets the future columns j > t of every row t of the (T, T) block m to v. */
-static void mask_future(int64_t T, float *m, float v) {
-    for (int64_t t = 0; t + 1 < T; t++)
-        for (int64_t j = t + 1; j < T; j++) m[t * T + j] = v;
+/* The rows of a block of causal attention: about T / 8, a multiple of 16
+ * (the GEMMs' and softmax's vectors, and whole bf16 pairs for the depths
+ * that start at a block), at least 32; all T rows at once without the
+ * mask. */
+static int64_t attn_block(int64_t T, int causal) {
+    const int64_t rb = (T / 8 + 15) / 16 * 16;
+    return !causal || T <= 32 ? T : rb < 32 ? 32 : rb;
 }
 
 struct attn_geo {
@@ -90,17 +101,29 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
     float *scratch = gen_scratch_floats(g, n_threads() * T * T);
     const struct gen_kernels *kt = gen_kernels();
     const int blas_threads = blas_serial_begin();
+    const int64_t rb = attn_block(T, causal);
 
 #pragma omp parallel for schedule(static)
     for (int64_t bh = 0; bh < a.B * NH; bh++) {
         const int64_t b = bh / NH, h = bh % NH;
         float *s = scratch + thread_id() * T * T, *p = P + bh * T * T; /* (T, T) */
         const float *q = qkv->data + b * T * C3 + h * hd, *k = q + C, *v = q + 2 * C;
-        gen_gemm_ld(0, 1, T, T, hd, scale, q, C3, k, C3, 0.0f, s, T); /* s = q k^T / sqrt(hd) */
-        if (causal) mask_future(T, s, -INFINITY);
-        kt->softmax_fwd(T, T, s, p);
-        /* o = p v, into columns [h hd, (h+1) hd) of y's rows */
-        gen_gemm_ld(0, 0, T, hd, T, 1.0f, p, T, v, C3, 0.0f, y->data + b * T * C + h * hd, C);
+        for (int64_t r0 = 0; r0 < T; r0 += rb) {
+            const int64_t n = T - r0 < rb ? T - r0 : rb, w = causal ? r0 + n : T;
+            float *sr = s + r0 * T, *pr = p + r0 * T;
+            /* s = q k^T / sqrt(hd), then p = softmax(s) over each row's past */
+            gen_gemm_ld(0, 1, n, w, hd, scale, q + r0 * C3, C3, k, C3, 0.0f, sr, T);
+            if (causal)
+                for (int64_t i = 0, t = r0; i < n; i++, t++) {
+                    kt->softmax_fwd(1, t + 1, sr + i * T, pr + i * T);
+                    memset(pr + i * T + t + 1, 0, (size_t)(w - t - 1) * sizeof(float));
+                }
+            else
+                kt->softmax_fwd(n, T, sr, pr);
+            /* o = p v, into columns [h hd, (h+1) hd) of y's rows */
+            gen_gemm_ld(0, 0, n, hd, w, 1.0f, pr, T, v, C3, 0.0f,
+                        y->data + (b * T + r0) * C + h * hd, C);
+        }
     }
     blas_serial_end(blas_threads);
     struct gen_node *node = gen_record(g, GEN_OP_ATTENTION, y, 1, (struct gen_tensor *[]){qkv});
@@ -129,6 +152,7 @@ GEN_BACKWARD(attention) {
     float *scratch = gen_scratch_floats(g, n_threads() * per);
     const struct gen_kernels *kt = gen_kernels();
     const int blas_threads = blas_serial_begin();
+    const int64_t rb = attn_block(T, causal);
 
 #pragma omp parallel for schedule(static)
     for (int64_t bh = 0; bh < a.B * NH; bh++) {
@@ -139,13 +163,29 @@ GEN_BACKWARD(attention) {
         const float *dO = dy + b * T * C + h * hd; /* rows of C */
         float *dq = dqkv + b * T * C3 + h * hd, *dk = dq + C, *dv = dq + 2 * C;
 
-        gen_gemm_ld(0, 1, T, T, hd, 1.0f, dO, C, v, C3, 0.0f, dp, T); /* dp = dO v^T */
-        memset(ds, 0, (size_t)(T * T) * sizeof(float));
-        if (causal) mask_future(T, dp, 0.0f);
-        kt->softmax_bwd(T, T, p, dp, ds);
-        gen_gemm_ld(0, 0, T, hd, T, scale, ds, T, k, C3, 1.0f, dq, C3); /* dq += ds k / sqrt(hd)   */
-        gen_gemm_ld(1, 0, T, hd, T, scale, ds, T, q, C3, 1.0f, dk, C3); /* dk += ds^T q / sqrt(hd) */
-        gen_gemm_ld(1, 0, T, hd, T, 1.0f, p, T, dO, C, 1.0f, dv, C3);   /* dv += p^T dO            */
+        for (int64_t r0 = 0; r0 < T; r0 += rb) { /* the rows' blocks: dS and dQ */
+            const int64_t n = T - r0 < rb ? T - r0 : rb, w = causal ? r0 + n : T;
+            const float *pr = p + r0 * T;
+            float *dpr = dp + r0 * T, *dsr = ds + r0 * T;
+            gen_gemm_ld(0, 1, n, w, hd, 1.0f, dO + r0 * C, C, v, C3, 0.0f, dpr, T); /* dO v^T */
+            if (causal)
+                for (int64_t i = 0, t = r0; i < n; i++, t++) {
+                    kt->softmax_grad(1, t + 1, pr + i * T, dpr + i * T, dsr + i * T, GEN_GRAD_SET);
+                    memset(dsr + i * T + t + 1, 0, (size_t)(w - t - 1) * sizeof(float));
+                }
+            else
+                kt->softmax_grad(n, T, pr, dpr, dsr, GEN_GRAD_SET);
+            /* dq += ds k / sqrt(hd) */
+            gen_gemm_ld(0, 0, n, hd, w, scale, dsr, T, k, C3, 1.0f, dq + r0 * C3, C3);
+        }
+        for (int64_t c0 = 0; c0 < T; c0 += rb) { /* the columns' blocks: dK and dV */
+            const int64_t n = T - c0 < rb ? T - c0 : rb, i0 = causal ? c0 : 0;
+            /* dk += ds^T q / sqrt(hd), dv += p^T dO, over the rows i >= c0 */
+            gen_gemm_ld(1, 0, n, hd, T - i0, scale, ds + i0 * T + c0, T, q + i0 * C3, C3, 1.0f,
+                        dk + c0 * C3, C3);
+            gen_gemm_ld(1, 0, n, hd, T - i0, 1.0f, p + i0 * T + c0, T, dO + i0 * C, C, 1.0f,
+                        dv + c0 * C3, C3);
+        }
     }
     blas_serial_end(blas_threads);
 }
