@@ -15,8 +15,8 @@
  * boundary, are rounded up to whole 2 MiB and asked of Linux as
  * transparent huge pages (where its setting is "madvise", the default on
  * Debian, only memory so marked gets them): a 64-image DDIM pass faulted
- * 66 500 pages in 4 KiB at start-up, 3 800 so, and the TLB misses of a
- * diffusion step fell with them (docs/DESIGN.md, Memory of a step). */
+ * 66 500 pages of 4 KiB in its first step, 3 800 so (docs/DESIGN.md,
+ * Memory of a step). */
 #define HUGE_MIN ((size_t)4 << 20)
 #define HUGE_PAGE ((size_t)2 << 20)
 
