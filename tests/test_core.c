@@ -37,6 +37,24 @@ static void test_alloc_fault_injection(void **state) {
     assert_null(gen_calloc(SIZE_MAX / 2, 3));
 }
 
+/* Blocks of 4 MiB and more start on a 2 MiB boundary (huge pages,
+ * src/core/alloc.c), smaller ones on 64 bytes; both hold what was asked. */
+static void test_alloc_large_blocks(void **state) {
+    (void)state;
+    const size_t sizes[] = {((size_t)4 << 20) - 64, (size_t)4 << 20, ((size_t)5 << 20) + 3};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        unsigned char *p = gen_alloc(sizes[i]);
+        assert_non_null(p);
+        assert_int_equal((uintptr_t)p % 64, 0);
+#ifdef __linux__
+        if (sizes[i] >= ((size_t)4 << 20)) assert_int_equal((uintptr_t)p % ((size_t)2 << 20), 0);
+#endif
+        memset(p, 0xA5, sizes[i]);
+        assert_int_equal(p[sizes[i] - 1], 0xA5);
+        gen_free(p);
+    }
+}
+
 static void test_arena_stops_allocating(void **state) {
     (void)state;
     struct gen_arena a;
@@ -332,6 +350,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_barrier),
         cmocka_unit_test(test_split), cmocka_unit_test(test_error_message),  cmocka_unit_test(test_alloc_fault_injection),
+        cmocka_unit_test(test_alloc_large_blocks),
         cmocka_unit_test(test_arena_stops_allocating), cmocka_unit_test(test_rng),
         cmocka_unit_test(test_params_layout),  cmocka_unit_test(test_init_fan_in),
         cmocka_unit_test(test_schedule),       cmocka_unit_test(test_sgd_and_clip),
