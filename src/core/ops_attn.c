@@ -79,6 +79,12 @@ static int64_t attn_block(int64_t T, int causal) {
     return !causal || T <= 32 ? T : rb < 32 ? 32 : rb;
 }
 
+/* Zeros in row t's columns t + 1 .. w - 1: the future its block's
+ * products read. */
+static void zero_future(float *row, int64_t t, int64_t w) {
+    memset(row + t + 1, 0, (size_t)(w - t - 1) * sizeof(float));
+}
+
 struct attn_geo {
     int64_t B, T, C, NH, hd;
 };
@@ -116,7 +122,7 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
             if (causal)
                 for (int64_t i = 0, t = r0; i < n; i++, t++) {
                     kt->softmax_fwd(1, t + 1, sr + i * T, pr + i * T);
-                    memset(pr + i * T + t + 1, 0, (size_t)(w - t - 1) * sizeof(float));
+                    zero_future(pr + i * T, t, w);
                 }
             else
                 kt->softmax_fwd(n, T, sr, pr);
@@ -171,7 +177,7 @@ GEN_BACKWARD(attention) {
             if (causal)
                 for (int64_t i = 0, t = r0; i < n; i++, t++) {
                     kt->softmax_grad(1, t + 1, pr + i * T, dpr + i * T, dsr + i * T, GEN_GRAD_SET);
-                    memset(dsr + i * T + t + 1, 0, (size_t)(w - t - 1) * sizeof(float));
+                    zero_future(dsr + i * T, t, w);
                 }
             else
                 kt->softmax_grad(n, T, pr, dpr, dsr, GEN_GRAD_SET);
