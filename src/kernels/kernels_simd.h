@@ -57,6 +57,11 @@
         });                                                                                       \
     } while (0)
 
+/* Rows a column sum takes at a time (col_sum_range, ln_params_range):
+ * they stay in L2 while the columns are summed down them a few vectors at
+ * a time. */
+#define SUM_ROWS 32
+
 /* Inside a *_grad kernel's loop: the gradient its term is added to, LD(p),
  * or zeros when `mode` says it overwrites (p is then never read). */
 #define GB(p) (mode == GEN_GRAD_ADD ? LD(p) : vf_set1(0.0f))
@@ -407,25 +412,66 @@ static void layernorm_fwd(int64_t rows, int64_t cols, const float *x, const floa
     });
 }
 
+/* nv whole vectors of columns of layer norm's dgamma (sum over rows of dy
+ * xhat) and dbeta (sum of dy), from column c0 of x and dy (mean and rstd
+ * per row) over `rows` rows, added to the double sums sg and sb: each
+ * column summed down the rows in order, in registers while the rows go by. */
+SIMD_INLINE void ln_params_vectors(int nv, int64_t rows, int64_t cols, int64_t c0,
+                                   const float *x, const float *dy, const float *mean,
+                                   const float *rstd, vd2 *sg, vd2 *sb) {
+    vd2 g[4], b[4];
+#pragma GCC unroll 4
+    for (int v = 0; v < nv; v++) g[v] = sg[v], b[v] = sb[v];
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * cols + c0, *dyr = dy + r * cols + c0;
+        const vf mu = vf_set1(mean[r]), rs = vf_set1(rstd[r]);
+#pragma GCC unroll 4
+        for (int v = 0; v < nv; v++) {
+            const vf d = ld(dyr + v * VW, vm_full(), 1);
+            g[v] = vd2_add(g[v], vf_mul(d, vf_mul(vf_sub(ld(xr + v * VW, vm_full(), 1), mu), rs)));
+            b[v] = vd2_add(b[v], d);
+        }
+    }
+#pragma GCC unroll 4
+    for (int v = 0; v < nv; v++) sg[v] = g[v], sb[v] = b[v];
+}
+
 /* Columns [j0, j1) of layer norm's dgamma += sum over rows of dy xhat and
- * dbeta += sum of dy, LN_COLS at a time: each column summed down the rows
- * in order, in double, the sums in a buffer in L1 while the rows stream
- * past (one vector of columns at a time down all the rows read each line
- * of x and dy twice, from L3, and took longer than dx). */
+ * dbeta += sum of dy, each column summed down the rows in order, in
+ * double: LN_COLS columns at a time, their sums in a buffer in L1, the
+ * rows in chunks of SUM_ROWS that stay in L2 while LN_V, 2 or 1 vectors of
+ * columns at a time are summed down them in registers (as col_sum_range). */
 #define LN_COLS 512
+#define LN_V (VW >= 16 ? 4 : 2) /* as many as the registers hold */
 static void ln_params_range(int64_t rows, int64_t cols, int64_t j0, int64_t j1, const float *x,
                             const float *dy, const float *mean, const float *rstd, float *dgamma,
                             float *dbeta) {
     for (int64_t c0 = j0; c0 < j1; c0 += LN_COLS) {
         const int64_t c1 = j1 - c0 < LN_COLS ? j1 : c0 + LN_COLS;
+        const int64_t whole = (c1 - c0) / VW;
         vd2 sg[LN_COLS / VW], sb[LN_COLS / VW];
         for (int64_t v = 0; v < (c1 - c0 + VW - 1) / VW; v++) sg[v] = sb[v] = vd2_zero();
-        for (int64_t r = 0; r < rows; r++) {
-            const float *xr = x + r * cols, *dyr = dy + r * cols;
-            const vf mu = vf_set1(mean[r]), rs = vf_set1(rstd[r]);
-            VLOOP(c0, c1, const vf d = LD(dyr + i); const int64_t v = (i - c0) / VW;
-                  sg[v] = vd2_add(sg[v], vf_mul(d, vf_mul(vf_sub(LD(xr + i), mu), rs)));
-                  sb[v] = vd2_add(sb[v], d));
+        for (int64_t r0 = 0; r0 < rows; r0 += SUM_ROWS) {
+            const int64_t n = rows - r0 < SUM_ROWS ? rows - r0 : SUM_ROWS;
+            const float *xc = x + r0 * cols, *dyc = dy + r0 * cols;
+            int64_t v = 0;
+            for (; whole - v >= LN_V; v += LN_V)
+                ln_params_vectors(LN_V, n, cols, c0 + v * VW, xc, dyc, mean + r0, rstd + r0,
+                                  sg + v, sb + v);
+            if (LN_V > 2 && whole - v >= 2)
+                ln_params_vectors(2, n, cols, c0 + v * VW, xc, dyc, mean + r0, rstd + r0, sg + v,
+                                  sb + v), v += 2;
+            if (whole - v >= 1)
+                ln_params_vectors(1, n, cols, c0 + v * VW, xc, dyc, mean + r0, rstd + r0, sg + v,
+                                  sb + v), v += 1;
+            if (c0 + v * VW == c1) continue;
+            for (int64_t r = 0; r < n; r++) { /* a partial last vector */
+                const vf mu = vf_set1(mean[r0 + r]), rs = vf_set1(rstd[r0 + r]);
+                const float *xr = xc + r * cols, *dyr = dyc + r * cols;
+                VLOOP(c0 + v * VW, c1, const vf d = LD(dyr + i);
+                      sg[v] = vd2_add(sg[v], vf_mul(d, vf_mul(vf_sub(LD(xr + i), mu), rs)));
+                      sb[v] = vd2_add(sb[v], d));
+            }
         }
         VLOOP(c0, c1, const int64_t v = (i - c0) / VW;
               if (dgamma) ST(dgamma + i, vf_add(LD(dgamma + i), vd2_cvt(sg[v])));
@@ -595,13 +641,46 @@ static void gn_grad(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
 
 /* ---- column sums ---------------------------------------------------------- */
 
-/* Columns [j0, j1) of every row, in row order, added into y (in L1). */
+/* nv whole vectors of columns from c0 summed down the rows, in row order,
+ * into y: the sums stay in registers while the rows stream past. */
+SIMD_INLINE void col_sum_vectors(int nv, int64_t rows, int64_t c0, const float *x,
+                                 int64_t stride, float *y, enum gen_grad_mode mode) {
+    vf acc[8];
+#pragma GCC unroll 8
+    for (int v = 0; v < nv; v++)
+        acc[v] = mode == GEN_GRAD_ADD ? ld(y + c0 + v * VW, vm_full(), 1) : vf_set1(0.0f);
+    for (int64_t r = 0; r < rows; r++) {
+        const float *xr = x + r * stride + c0;
+#pragma GCC unroll 8
+        for (int v = 0; v < nv; v++) acc[v] = vf_add(acc[v], ld(xr + v * VW, vm_full(), 1));
+    }
+#pragma GCC unroll 8
+    for (int v = 0; v < nv; v++) st(y + c0 + v * VW, vm_full(), 1, acc[v]);
+}
+
+/* Columns [j0, j1) of every row, in row order, added into y. The rows go
+ * by in chunks of SUM_ROWS, which stay in L2 while 8, 4, 2 or 1 vectors of
+ * columns at a time are summed down them in registers, a partial last
+ * vector in y (sums kept in y made each row wait on a store and a load: a
+ * thread's share of 128 columns ran no faster on two threads than on one;
+ * sums in registers down all the rows at once read each row in several
+ * strided passes from L3). */
 static void col_sum_range(int64_t rows, int64_t j0, int64_t j1, const float *x, int64_t stride,
                           float *y, enum gen_grad_mode mode) {
-    if (mode == GEN_GRAD_SET) VLOOP(j0, j1, ST(y + i, vf_set1(0.0f)));
-    for (int64_t r = 0; r < rows; r++) {
-        const float *xr = x + r * stride;
-        VLOOP(j0, j1, ST(y + i, vf_add(LD(y + i), LD(xr + i))));
+    if (rows <= 0 && mode == GEN_GRAD_SET) VLOOP(j0, j1, ST(y + i, vf_set1(0.0f)));
+    for (int64_t r0 = 0; r0 < rows; r0 += SUM_ROWS) {
+        const int64_t n = rows - r0 < SUM_ROWS ? rows - r0 : SUM_ROWS;
+        const float *xc = x + r0 * stride;
+        const enum gen_grad_mode m = r0 == 0 ? mode : GEN_GRAD_ADD;
+        int64_t c0 = j0;
+        for (; j1 - c0 >= 8 * VW; c0 += 8 * VW) col_sum_vectors(8, n, c0, xc, stride, y, m);
+        if (j1 - c0 >= 4 * VW) col_sum_vectors(4, n, c0, xc, stride, y, m), c0 += 4 * VW;
+        if (j1 - c0 >= 2 * VW) col_sum_vectors(2, n, c0, xc, stride, y, m), c0 += 2 * VW;
+        if (j1 - c0 >= VW) col_sum_vectors(1, n, c0, xc, stride, y, m), c0 += VW;
+        if (c0 == j1) continue;
+        if (m == GEN_GRAD_SET) VLOOP(c0, j1, ST(y + i, vf_set1(0.0f)));
+        for (int64_t r = 0; r < n; r++)
+            VLOOP(c0, j1, ST(y + i, vf_add(LD(y + i), LD(xc + r * stride + i))));
     }
 }
 
