@@ -480,6 +480,7 @@ static void test_gemm_parity(void **state) {
     each_simd(gemm_parity);
     each_simd(gemm_threads);
     each_simd(tu_check_gemm_bias);
+    each_simd(tu_check_gemm_bpacked);
     each_simd(conv_gemm_parity);
     each_simd(conv_dx_parity);
 }

@@ -362,3 +362,54 @@ void tu_check_gemm_bias(const struct gen_kernels *k) {
         free(A), free(B), free(bias), free(want), free(got);
     }
 }
+
+void tu_check_gemm_bpacked(const struct gen_kernels *k) {
+    if (!k->gemm_bpacked) return;
+    assert_non_null(k->bpack);
+    assert_non_null(k->bpack_floats);
+    /* M, the packed op(B)'s N and kb, ta, tb: products too small for the
+     * table's gemm to split K (gen_gemm_split), over one depth slice or
+     * several (fp32 slices 192 deep, bf16 384) */
+    static const int64_t dims[][5] = {{37, 130, 70, 0, 1},
+                                      {8, 48, 32, 1, 0},
+                                      {20, 33, 129, 0, 0},
+                                      {64, 96, 200, 1, 1},
+                                      {16, 40, 800, 1, 0}};
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+        const int64_t M = dims[d][0], NB = dims[d][1], KB = dims[d][2];
+        const int ta = (int)dims[d][3], tb = (int)dims[d][4];
+        const int64_t lda = (ta ? M : KB) + 1, ldb = (tb ? KB : NB) + 3, ldc = NB + 2;
+        float *A = malloc((size_t)((ta ? KB : M) * lda) * sizeof(float));
+        float *B = malloc((size_t)((tb ? NB : KB) * ldb) * sizeof(float));
+        float *bp = aligned_alloc(64, (size_t)(k->bpack_floats(KB, NB) + 16) * sizeof(float));
+        float *want = malloc((size_t)(M * ldc) * sizeof(float));
+        float *got = malloc((size_t)(M * ldc) * sizeof(float));
+        assert_true(A && B && bp && want && got);
+        tu_fill_uniform(A, (ta ? KB : M) * lda, -1, 1, 44 + d);
+        tu_fill_uniform(B, (tb ? NB : KB) * ldb, -1, 1, 55 + d);
+        k->bpack(tb, KB, NB, B, ldb, bp);
+        /* k0, K (0: to the end), N (0: all), beta */
+        static const int64_t parts[][4] = {{0, 0, 0, 0},   {16, 0, 0, 1}, {0, 16, 0, 1},
+                                           {16, 14, 0, 0}, {0, 0, 17, 1}, {16, 0, 33, 0}};
+        for (size_t c = 0; c < sizeof parts / sizeof parts[0]; c++) {
+            const int64_t k0 = parts[c][0], K = parts[c][1] ? parts[c][1] : KB - k0;
+            const int64_t N = parts[c][2] && parts[c][2] < NB ? parts[c][2] : NB;
+            const float beta = (float)parts[c][3];
+            if (k0 + K > KB) continue;
+            for (int64_t i = 0; i < M * ldc; i++) want[i] = got[i] = (float)(i % 13) - 6.0f;
+            /* rows k0.. of op(B): stored K x N, rows k0.. ; stored N x K, columns k0.. */
+            const float *Bs = tb ? B + k0 : B + k0 * ldb;
+            const float *As = A; /* op(A) is M x K: its first K columns */
+            k->gemm(ta, tb, M, N, K, 0.75f, As, lda, Bs, ldb, beta, want, ldc);
+            k->gemm_bpacked(ta, M, N, K, 0.75f, As, lda, bp, k0, KB, beta, got, ldc);
+            if (memcmp(got, want, (size_t)(M * ldc) * sizeof(float)) != 0)
+                fprintf(stderr,
+                        "  %s gemm_bpacked %lldx%lldx%lld of %lldx%lld from row %lld, ta %d tb %d: "
+                        "differs\n",
+                        k->name, (long long)M, (long long)N, (long long)K, (long long)KB,
+                        (long long)NB, (long long)k0, ta, tb);
+            assert_memory_equal(got, want, (size_t)(M * ldc) * sizeof(float));
+        }
+        free(A), free(B), free(bp), free(want), free(got);
+    }
+}

@@ -40,6 +40,12 @@ struct gen_kernels;
  * several, N across column blocks, the product split by rows and by
  * columns. */
 void tu_check_gemm_bias(const struct gen_kernels *k);
+/* A table's gemm_bpacked (if it has one) on slices of an operand bpack
+ * packed once, rows [k0, k0 + K) (k0 even; K even or to the end) and the
+ * first N columns, gives the bits of its gemm on the same slice read in
+ * place: A transposed or not, B stored either way, K in one slice or
+ * several, N past a panel or inside one, beta 0 and 1. */
+void tu_check_gemm_bpacked(const struct gen_kernels *k);
 
 /* A fresh directory under /tmp (removed by tu_rmdir); returns a static-lifetime
  * string owned by the caller (free with free()). */

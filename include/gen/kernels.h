@@ -275,6 +275,22 @@ struct gen_kernels {
      * thread; gen_gemv calls it when the table in force has one. */
     void (*gemv)(int trans, int64_t M, int64_t N, float alpha, const float *A, int64_t lda,
                  const float *x, float beta, float *y);
+
+    /* ---- appended: products over an operand packed once, or all NULL ----
+     * Several products over one operand (the keys and values that causal
+     * attention's row blocks share) pack it once. bpack writes op(B) (K x
+     * N; B stored N x K if tb, rows ldb apart) into bp, bpack_floats(K, N)
+     * floats, 64-byte aligned, in the layout of this table's GEMM.
+     * gemm_bpacked: C (M x N, rows ldc apart) = alpha op(A) B' + beta C
+     * (beta == 0: C is not read) on the calling thread, where B' is the
+     * rows [k0, k0 + K) and the first N columns of an op(B) of kb rows
+     * packed by bpack (K >= 1; k0 even; K even, or k0 + K = kb): the bits the
+     * table's gemm gives on B' where it does not split K (gen_gemm_split). */
+    int64_t (*bpack_floats)(int64_t K, int64_t N);
+    void (*bpack)(int tb, int64_t K, int64_t N, const float *B, int64_t ldb, float *bp);
+    void (*gemm_bpacked)(int ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                         int64_t lda, const float *bp, int64_t k0, int64_t kb, float beta,
+                         float *C, int64_t ldc);
 };
 
 /* The table in force, chosen once by gen_kernels_init (called by

@@ -460,4 +460,7 @@ void gen_kernels_amx_fill(struct gen_kernels *t) {
     t->conv_gemm = conv_gemm;
     t->conv_dw_work = conv_dw_work;
     t->conv_dw = conv_dw;
+    t->bpack_floats = NULL; /* products over packed operands: its gemm's */
+    t->bpack = NULL;
+    t->gemm_bpacked = NULL;
 }

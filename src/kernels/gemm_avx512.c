@@ -388,15 +388,16 @@ static int64_t kslice_of(int64_t K) {
  * beta C + bias (bias: N values or NULL, added with the first slice of K)
  * on this thread. With apre, op(A) comes packed by
  * gen_gemm_avx512_pack_a (ta and A unused). With B == NULL, bfull holds
- * op(B) already packed as ceil(N / NR) full-depth panels (panel q at bfull
- * + q K NR, element (k, c) at k NR + c), whose rows p0.. of a slice are
- * exactly what pack_b would have written, or brow gives its rows. With
+ * op(B) already packed as ceil(N / NR) panels kb deep (panel q at bfull +
+ * q kb NR, element (k, c) at k NR + c; kb = K for a whole operand), whose
+ * rows p0.. of a slice are exactly what pack_b would have written, or brow
+ * gives its rows. With
  * crow (then alpha is 1, B packed, no bias), row i of C is at crow[i]. */
 static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
                          const float *A, int64_t lda, const float *apre, const float *B,
-                         int64_t ldb, const float *bfull, const float *const *brow,
-                         float *const *crow, float beta, const float *bias, float *C,
-                         int64_t ldc) {
+                         int64_t ldb, const float *bfull, int64_t kb,
+                         const float *const *brow, float *const *crow, float beta,
+                         const float *bias, float *C, int64_t ldc) {
     float *bp = packing_buffer(), *abuf = bp + (size_t)KC * NC;
     const float *ap = abuf;
     const int64_t kslice = kslice_of(K), Mp = (M + MR - 1) / MR * MR;
@@ -448,7 +449,7 @@ static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
                         continue;
                     }
                     const float *bpanel =
-                        B ? bp + (jr / NR) * kc * NR : bfull + ((j0 + jr) / NR) * K * NR + p0 * NR;
+                        B ? bp + (jr / NR) * kc * NR : bfull + ((j0 + jr) / NR) * kb * NR + p0 * NR;
                     if (crow) {
                         for (int64_t ir = 0; ir < mc; ir += MR)
                             crow_kernels[(nr - 1) / 16](kc, ap + (ir / MR) * kc * MR, bpanel,
@@ -487,7 +488,7 @@ void gen_sgemm_avx512(int ta, int tb, int64_t M, int64_t N, int64_t K, float alp
                 for (int64_t j = 0; j < N; j++) C[i * ldc + j] += bias[j];
         return;
     }
-    gemm_blocked(ta, tb, M, N, K, alpha, A, lda, NULL, B, ldb, NULL, NULL, NULL, beta, bias, C,
+    gemm_blocked(ta, tb, M, N, K, alpha, A, lda, NULL, B, ldb, NULL, K, NULL, NULL, beta, bias, C,
                  ldc);
 }
 
@@ -513,7 +514,7 @@ void gen_gemm_avx512_rows(int64_t M, int64_t N, int64_t K, const float *ap, cons
                           const float *const *brow, float *const *crow, float beta, float *C,
                           int64_t ldc) {
     if (M <= 0 || N <= 0 || K <= 0) return;
-    gemm_blocked(0, 0, M, N, K, 1.0f, NULL, 0, ap, NULL, 0, bp, brow, crow, beta, NULL, C, ldc);
+    gemm_blocked(0, 0, M, N, K, 1.0f, NULL, 0, ap, NULL, 0, bp, K, brow, crow, beta, NULL, C, ldc);
 }
 
 void gen_sgemm_avx512_packed(int64_t M, int64_t N, int64_t K, const float *ap, const float *bp,
@@ -523,7 +524,23 @@ void gen_sgemm_avx512_packed(int64_t M, int64_t N, int64_t K, const float *ap, c
         scale_c(M, N, beta, C, ldc);
         return;
     }
-    gemm_blocked(0, 0, M, N, K, 1.0f, NULL, 0, ap, NULL, 0, bp, NULL, NULL, beta, NULL, C, ldc);
+    gemm_blocked(0, 0, M, N, K, 1.0f, NULL, 0, ap, NULL, 0, bp, K, NULL, NULL, beta, NULL, C, ldc);
+}
+
+/* op(B) (K x N) into bp as gemm_blocked's bfull (panels K deep). */
+void gen_gemm_avx512_bpack(int tb, int64_t K, int64_t N, const float *B, int64_t ldb, float *bp) {
+    if (K > 0 && N > 0) pack_b(tb, B, ldb, 0, 0, K, N, bp);
+}
+
+/* C = alpha op(A) B' + beta C, B' rows [k0, k0 + K) of an op(B) of kb rows
+ * packed by gen_gemm_avx512_bpack, on this thread. */
+void gen_gemm_avx512_bpacked(int ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                             int64_t lda, const float *bp, int64_t k0, int64_t kb, float beta,
+                             float *C, int64_t ldc) {
+    GEN_ASSERT(K >= 1);
+    if (M > 0 && N > 0)
+        gemm_blocked(ta, 0, M, N, K, alpha, A, lda, NULL, NULL, 0, bp + k0 * NR, kb, NULL, NULL,
+                     beta, NULL, C, ldc);
 }
 
 /* ---- convolution as an implicit GEMM -------------------------------------- */
@@ -746,8 +763,8 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
         struct gen_wide gp = g;
         gp.Wq = OW, gp.tw = P;
         float *prod = row + round16(N);
-        gemm_blocked(0, 0, M, N, K, 1.0f, NULL, 0, Wm, NULL, 0, work, NULL, NULL, 0.0f, NULL, prod,
-                     N);
+        gemm_blocked(0, 0, M, N, K, 1.0f, NULL, 0, Wm, NULL, 0, work, K, NULL, NULL, 0.0f, NULL,
+                     prod, N);
         gen_wide_to_out(&gp, M, m, prod, N, bias, beta, out, ldo, out_img);
         return;
     }
@@ -764,8 +781,8 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
                     for (int64_t kw = 0; kw < KW; kw++)
                         rows[(c * KH + kh) * KW + kw] =
                             xp + (i * C + c) * g.plane + gen_wide_tap(&g, kh, kw);
-            gemm_blocked(0, 0, M, g.tw, K, 1.0f, NULL, 0, Wm, NULL, 0, NULL, rows, NULL, 0.0f, NULL,
-                         wide + i * g.tw, n);
+            gemm_blocked(0, 0, M, g.tw, K, 1.0f, NULL, 0, Wm, NULL, 0, NULL, K, rows, NULL, 0.0f,
+                         NULL, wide + i * g.tw, n);
         }
     } else {
         for (int64_t i = 0; i < m; i++)
@@ -775,8 +792,8 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
                         row_to_panels(panels, K, (c * KH + kh) * KW + kw, i * g.tw, g.tw,
                                       xp + (i * C + c) * g.plane + gen_wide_tap(&g, kh, kw));
         zero_panel_tail(panels, K, n);
-        gemm_blocked(0, 0, M, n, K, 1.0f, NULL, 0, Wm, NULL, 0, panels, NULL, NULL, 0.0f, NULL, wide,
-                     n);
+        gemm_blocked(0, 0, M, n, K, 1.0f, NULL, 0, Wm, NULL, 0, panels, K, NULL, NULL, 0.0f, NULL,
+                     wide, n);
     }
     gen_wide_to_out(&g, M, m, wide, n, bias, beta, out, ldo, out_img);
 }

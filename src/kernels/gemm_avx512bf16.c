@@ -283,15 +283,17 @@ static const rows_kernel rows_kernels[3] = {kernel_8x16_rows, kernel_8x32_rows, 
 
 /* C (M x N, row stride ldc) = alpha op(A) op(B) + beta C + bias (N values
  * or NULL, added with the first slice of K) on this thread. With B ==
- * NULL, bfull holds op(B) already packed as ceil(N / NR) panels of the whole depth, ceil(K / 2) pairs each (panel q at bfull + q Kp NR),
- * whose pairs p0.. are what pack_b would have written for a slice. */
+ * NULL, bfull holds op(B) already packed as ceil(N / NR) panels of kp
+ * pairs each (panel q at bfull + q kp NR; kp = ceil(K / 2) for a whole
+ * operand), whose pairs p0.. are what pack_b would have written for a
+ * slice. */
 static void blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                    int64_t lda, const float *B, int64_t ldb, const pair *bfull, float beta,
-                    const float *bias, float *C, int64_t ldc) {
+                    int64_t lda, const float *B, int64_t ldb, const pair *bfull, int64_t kpb,
+                    float beta, const float *bias, float *C, int64_t ldc) {
     pair *bp = gen_bf16_pack_buffer(), *ap = bp + (size_t)KP * NC;
     /* equal even slices of at most 2 KP values: the slicing depends on K alone */
     const int64_t nk = (K + 2 * KP - 1) / (2 * KP);
-    const int64_t kslice = ((K + nk - 1) / nk + 1) / 2 * 2, Kp = (K + 1) / 2;
+    const int64_t kslice = ((K + nk - 1) / nk + 1) / 2 * 2;
     for (int64_t j0 = 0; j0 < N; j0 += NC) {
         const int64_t nc = N - j0 < NC ? N - j0 : NC;
         for (int64_t k0 = 0; k0 < K; k0 += kslice) {
@@ -303,7 +305,7 @@ static void blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha
                 pack_a(ta, A, lda, i0, k0, mc, kc, ap);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     const pair *panel = B ? bp + (jr / NR) * kp * NR
-                                          : bfull + ((j0 + jr) / NR) * Kp * NR + (k0 / 2) * NR;
+                                          : bfull + ((j0 + jr) / NR) * kpb * NR + (k0 / 2) * NR;
                     const int64_t nr = nc - jr < NR ? nc - jr : NR;
                     const float *bj = bias && k0 == 0 ? bias + j0 + jr : NULL;
                     for (int64_t ir = 0; ir < mc; ir += MR)
@@ -321,7 +323,26 @@ static void blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha
 static void gemm_bf16(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                       int64_t lda, const float *B, int64_t ldb, float beta, const float *bias,
                       float *C, int64_t ldc) {
-    blocked(ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, beta, bias, C, ldc);
+    blocked(ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, 0, beta, bias, C, ldc);
+}
+
+/* The table's bpack_floats, bpack and gemm_bpacked (kernels.h): panels of
+ * pairs, one pair in the place of one float. */
+static int64_t bpack_floats(int64_t K, int64_t N) {
+    return (N + NR - 1) / NR * NR * ((K + 1) / 2);
+}
+
+static void bpack(int tb, int64_t K, int64_t N, const float *B, int64_t ldb, float *bp) {
+    if (K > 0 && N > 0) pack_b(tb, B, ldb, 0, 0, K, N, (pair *)bp);
+}
+
+static void gemm_bpacked(int ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                         int64_t lda, const float *bp, int64_t k0, int64_t kb, float beta,
+                         float *C, int64_t ldc) {
+    GEN_ASSERT(K >= 1 && k0 % 2 == 0);
+    if (M > 0 && N > 0)
+        blocked(ta, 0, M, N, K, alpha, A, lda, NULL, 0, (const pair *)bp + k0 / 2 * NR,
+                (kb + 1) / 2, beta, NULL, C, ldc);
 }
 
 /* The table's gemm and gemm_bias: over the threads, in whole MR or NR panels. */
@@ -682,4 +703,7 @@ void gen_kernels_avx512bf16_fill(struct gen_kernels *t) {
     t->conv_dx_prep_work = NULL;
     t->conv_dx_prep = NULL;
     t->conv_dx = NULL;
+    t->bpack_floats = bpack_floats;
+    t->bpack = bpack;
+    t->gemm_bpacked = gemm_bpacked;
 }

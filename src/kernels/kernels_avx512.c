@@ -11,6 +11,9 @@
 #define GEN_SIMD_GEMM gen_sgemm_avx512_mt
 #define GEN_SIMD_GEMM_BIAS gen_sgemm_avx512_bias
 #define GEN_SIMD_GEMV gen_sgemv_avx512 /* gemv_avx512.c */
+#define GEN_SIMD_BPACK_FLOATS gen_gemm_avx512_pack_b_floats
+#define GEN_SIMD_BPACK gen_gemm_avx512_bpack
+#define GEN_SIMD_GEMM_BPACKED gen_gemm_avx512_bpacked
 #define GEN_SIMD_CONV_GEMM_WORK gen_conv_gemm_avx512_work
 #define GEN_SIMD_CONV_GEMM gen_conv_gemm_avx512
 #define GEN_SIMD_CONV_DW_WORK gen_conv_dw_avx512_work

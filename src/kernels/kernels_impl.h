@@ -385,6 +385,14 @@ void gen_gemm_avx512_pack_a(int ta, int64_t M, int64_t K, const float *A, int64_
 int64_t gen_gemm_avx512_pack_b_floats(int64_t K, int64_t N);
 void gen_sgemm_avx512_packed(int64_t M, int64_t N, int64_t K, const float *ap, const float *bp,
                              float beta, float *C, int64_t ldc);
+/* The table's bpack and gemm_bpacked (kernels.h): op(B) packed as those
+ * panels, gen_gemm_avx512_pack_b_floats(K, N) floats at bp (64-byte
+ * aligned), and products over rows [k0, k0 + K) of such an op(B) of kb
+ * rows. */
+void gen_gemm_avx512_bpack(int tb, int64_t K, int64_t N, const float *B, int64_t ldb, float *bp);
+void gen_gemm_avx512_bpacked(int ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                             int64_t lda, const float *bp, int64_t k0, int64_t kb, float beta,
+                             float *C, int64_t ldc);
 /* The same with B's rows read in place, row k at brow[k] (bp NULL; reads
  * run on to a whole number of 16 floats past column N), or C's rows
  * written in place, row i at crow[i] (C, ldc unused; the 8 rows of one

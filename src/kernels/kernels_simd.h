@@ -855,5 +855,6 @@ const struct gen_kernels GEN_SIMD_TABLE = {
     .mul_grads = mul_grads, .conv_dx_work = GEN_SIMD_CONV_DX_WORK,
     .conv_dx_prep_work = GEN_SIMD_CONV_DX_PREP_WORK, .conv_dx_prep = GEN_SIMD_CONV_DX_PREP,
     .conv_dx = GEN_SIMD_CONV_DX, .bce_logits_terms = bce_logits_terms,
-    .gemv = GEN_SIMD_GEMV,
+    .gemv = GEN_SIMD_GEMV, .bpack_floats = GEN_SIMD_BPACK_FLOATS, .bpack = GEN_SIMD_BPACK,
+    .gemm_bpacked = GEN_SIMD_GEMM_BPACKED,
 };
