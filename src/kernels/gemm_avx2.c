@@ -191,10 +191,13 @@ static void write_tile(const float *t, float *c, int64_t ldc, int64_t mr, int64_
 }
 
 /* C (M x N, row stride ldc) = alpha op(A) op(B) + beta C + bias (N values
- * or NULL) on this thread (a gen_gemm_fn: a product that is not empty). */
-static void gemm_avx2(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                      int64_t lda, const float *B, int64_t ldb, float beta, const float *bias,
-                      float *C, int64_t ldc) {
+ * or NULL) on this thread (a product that is not empty). With B == NULL,
+ * bfull holds op(B) packed as ceil(N / NR) panels kb deep (panel q at
+ * bfull + q kb NR, row k at k NR; kb = K for a whole operand), whose rows
+ * p0.. are what pack_b would have written for a slice. */
+static void gemm_core(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                      int64_t lda, const float *B, int64_t ldb, const float *bfull, int64_t kb,
+                      float beta, const float *bias, float *C, int64_t ldc) {
     float *bp = gen_pack_buffer(GEN_PACK_AVX2, BUF_FLOATS * sizeof(float));
     float *ap = bp + (size_t)KC * NC;
     _Alignas(32) float t[MR * NR];
@@ -206,13 +209,14 @@ static void gemm_avx2(int ta, int tb, int64_t M, int64_t N, int64_t K, float alp
             const int first = p0 == 0;
             /* the kernel's stores serve: C = sums (+ bias), or C + sums */
             const int direct = alpha == 1.0f && (!first || beta == 0.0f || (beta == 1.0f && !bias));
-            pack_b(tb, B, ldb, p0, j0, kc, nc, bp);
+            if (B) pack_b(tb, B, ldb, p0, j0, kc, nc, bp);
             for (int64_t i0 = 0; i0 < M; i0 += MC) {
                 const int64_t mc = M - i0 < MC ? M - i0 : MC;
                 pack_a(ta, A, lda, i0, p0, mc, kc, ap);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     const int64_t nr = nc - jr < NR ? nc - jr : NR;
-                    const float *bq = bp + (jr / NR) * kc * NR;
+                    const float *bq =
+                        B ? bp + (jr / NR) * kc * NR : bfull + ((j0 + jr) / NR) * kb * NR + p0 * NR;
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         const int64_t mr = mc - ir < MR ? mc - ir : MR;
                         const float *aq = ap + (ir / MR) * a_stride(kc);
@@ -230,6 +234,31 @@ static void gemm_avx2(int ta, int tb, int64_t M, int64_t N, int64_t K, float alp
             }
         }
     }
+}
+
+/* gemm_core on op(B) as it is stored (a gen_gemm_fn). */
+static void gemm_avx2(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                      int64_t lda, const float *B, int64_t ldb, float beta, const float *bias,
+                      float *C, int64_t ldc) {
+    gemm_core(ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, K, beta, bias, C, ldc);
+}
+
+/* The table's bpack_floats, bpack and gemm_bpacked (kernels.h): op(B) as
+ * gemm_core's bfull. */
+int64_t gen_avx2_bpack_floats(int64_t K, int64_t N) {
+    return (N + NR - 1) / NR * NR * K;
+}
+
+void gen_avx2_bpack(int tb, int64_t K, int64_t N, const float *B, int64_t ldb, float *bp) {
+    if (K > 0 && N > 0) pack_b(tb, B, ldb, 0, 0, K, N, bp);
+}
+
+void gen_avx2_bpacked(int ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                      int64_t lda, const float *bp, int64_t k0, int64_t kb, float beta, float *C,
+                      int64_t ldc) {
+    GEN_ASSERT(K >= 1);
+    if (M > 0 && N > 0)
+        gemm_core(ta, 0, M, N, K, alpha, A, lda, NULL, 0, bp + k0 * NR, kb, beta, NULL, C, ldc);
 }
 
 void gen_sgemm_avx2(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,

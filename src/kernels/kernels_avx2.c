@@ -12,9 +12,9 @@
 #define GEN_SIMD_GEMM gen_sgemm_avx2 /* gemm_avx2.c */
 #define GEN_SIMD_GEMM_BIAS gen_sgemm_avx2_bias
 #define GEN_SIMD_GEMV gen_sgemv_avx2 /* gemv_avx2.c */
-#define GEN_SIMD_BPACK_FLOATS NULL /* products over packed operands: gen_gemm_ld's */
-#define GEN_SIMD_BPACK NULL
-#define GEN_SIMD_GEMM_BPACKED NULL
+#define GEN_SIMD_BPACK_FLOATS gen_avx2_bpack_floats /* gemm_avx2.c */
+#define GEN_SIMD_BPACK gen_avx2_bpack
+#define GEN_SIMD_GEMM_BPACKED gen_avx2_bpacked
 #define GEN_SIMD_CONV_GEMM_WORK gen_conv_gemm_avx2_work /* conv_avx2.c: stride 1 */
 #define GEN_SIMD_CONV_GEMM gen_conv_gemm_avx2
 #define GEN_SIMD_CONV_DW_WORK gen_conv_dw_avx2_work

@@ -296,6 +296,12 @@ void gen_avx2_panels(int64_t M, int64_t K, const float *Wp, const float *const *
 void gen_avx2_dw_block(int64_t mn, int64_t kn, int64_t m, int64_t len, const float *a,
                        int64_t a_img, int64_t a_row, const float *const b[3], int64_t b_img,
                        float *dw, int64_t ldw, int acc);
+/* The AVX2 table's bpack_floats, bpack and gemm_bpacked (kernels.h). */
+int64_t gen_avx2_bpack_floats(int64_t K, int64_t N);
+void gen_avx2_bpack(int tb, int64_t K, int64_t N, const float *B, int64_t ldb, float *bp);
+void gen_avx2_bpacked(int ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                      int64_t lda, const float *bp, int64_t k0, int64_t kb, float beta, float *C,
+                      int64_t ldc);
 
 #ifdef __AVX2__
 #include <immintrin.h>
