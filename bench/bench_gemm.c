@@ -50,29 +50,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "gen/core.h"
 #include "gen/kernels.h"
 #include "kernels/kernels_impl.h" /* gen_wino_fits */
 
 #define REPS     11
 #define SAMPLE_S 0.004
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *x, int n) {
-    qsort(x, (size_t)n, sizeof(double), cmp_double);
-    return x[n / 2];
-}
 
 static float *make(int64_t n, unsigned seed) {
     float *x = aligned_alloc(64, (size_t)(n + 64) / 16 * 16 * sizeof(float));
@@ -131,10 +115,10 @@ static double peak_sample(int nt, double seconds) {
     /* ~250 GFLOP/s per core with AVX-512, ~100 with AVX2 */
     const int64_t iters = (int64_t)(seconds * (wide ? 250e9 / 512 : 100e9 / 192));
     double flops = 0;
-    const double t0 = now();
+    const double t0 = gen_now();
 #pragma omp parallel num_threads(nt) reduction(+ : flops)
     flops += wide ? fma_loop(iters) : fma_loop_avx2(iters);
-    return flops / (now() - t0) * 1e-9;
+    return flops / (gen_now() - t0) * 1e-9;
 }
 
 /* ---- the shapes ------------------------------------------------------------ */
@@ -265,9 +249,9 @@ static void blas_call(const struct call *c) {
 
 /* Seconds per call of f, over n calls. */
 static double time_calls(void (*f)(const struct call *), const struct call *c, int64_t n) {
-    const double t0 = now();
+    const double t0 = gen_now();
     for (int64_t r = 0; r < n; r++) f(c);
-    return (now() - t0) / (double)n;
+    return (gen_now() - t0) / (double)n;
 }
 
 /* conv: 0 the GEMM on a ready column matrix, 1 conv_gemm, 2 conv_dw. */
@@ -307,8 +291,8 @@ static struct result run_shape(const struct gen_kernels *kt, const struct gen_ke
         const double b = time_calls(ref_f, &c, n), pbl = peak_sample(nt, SAMPLE_S);
         if (r >= 0) tg[r] = a, tb[r] = b, pg[r] = fl / a / pa, pb[r] = fl / b / pbl;
     }
-    const struct result res = {fl / median(tg, REPS), fl / median(tb, REPS),
-                               100 * median(pg, REPS), 100 * median(pb, REPS)};
+    const struct result res = {fl / gen_median(tg, REPS), fl / gen_median(tb, REPS),
+                               100 * gen_median(pg, REPS), 100 * gen_median(pb, REPS)};
     free(c.A), free(c.B), free(c.C), free(c.x), free(c.work), free(c.prep[0]), free(c.prep[1]);
     return res;
 }
@@ -318,7 +302,7 @@ int main(int argc, char **argv) {
         const int nt = argc > 2 ? atoi(argv[2]) : 2;
         double p[9];
         for (int r = 0; r < 9; r++) p[r] = peak_sample(nt < 1 ? 1 : nt, 0.1);
-        printf("%.1f\n", median(p, 9));
+        printf("%.1f\n", gen_median(p, 9));
         return 0;
     }
     const int amx = argc > 1 && !strcmp(argv[1], "--amx");
@@ -336,7 +320,7 @@ int main(int argc, char **argv) {
     /* the peak: 0.1 s samples, median of 9, on 1 and on `threads` threads */
     double p1[9], pn[9];
     for (int r = 0; r < 9; r++) p1[r] = peak_sample(1, 0.1), pn[r] = peak_sample(threads, 0.1);
-    const double peak1 = median(p1, 9), peakn = median(pn, 9);
+    const double peak1 = gen_median(p1, 9), peakn = gen_median(pn, 9);
     printf("FMA peak (%s, median of 9 x 0.1 s): 1 thread %.1f GFLOP/s; "
            "%d threads %.1f GFLOP/s (%.1f per core)\n",
            __builtin_cpu_supports("avx512f") ? "16 zmm accumulators" : "12 ymm accumulators",
@@ -382,17 +366,17 @@ int main(int argc, char **argv) {
         }
     }
     printf("median %s time over the rows: %.3f\n", bf16 ? "bf16/fp32" : "gen/OpenBLAS",
-           median(ratios, n_ratios));
+           gen_median(ratios, n_ratios));
     if (n_large) {
-        qsort(large_pk, (size_t)n_large, sizeof(double), cmp_double);
+        const double mid = gen_median(large_pk, n_large); /* sorts them */
         printf("gen on the large rows: %.1f%% to %.1f%% of peak, median %.1f%%\n", large_pk[0],
-               large_pk[n_large - 1], large_pk[n_large / 2]);
+               large_pk[n_large - 1], mid);
     }
     if (n_wino) {
-        qsort(wino_pk, (size_t)n_wino, sizeof(double), cmp_double);
+        const double mid = gen_median(wino_pk, n_wino); /* sorts them */
         printf("gen on the large Winograd rows: the direct convolution's arithmetic at %.1f%% to "
                "%.1f%% of peak (median %.1f%%), doing 1/4 to 4/9 of it\n",
-               wino_pk[0], wino_pk[n_wino - 1], wino_pk[n_wino / 2]);
+               wino_pk[0], wino_pk[n_wino - 1], mid);
     }
     return 0;
 }

@@ -10,27 +10,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "gen/core.h"
 #include "gen/kernels.h"
 
 #define REPS 7
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *t, int n) {
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return t[n / 2];
-}
 
 static float *make(int64_t n, float lo, float hi, unsigned seed) {
     float *x = aligned_alloc(64, (size_t)n * sizeof(float));
@@ -77,15 +61,15 @@ int main(int argc, char **argv) {
         printf("\n== %d thread%s ==\n", threads, threads > 1 ? "s" : "");
 
         for (int r = 0; r < REPS; r++) {
-            const double t0 = now();
+            const double t0 = gen_now();
 #pragma omp parallel for schedule(static)
             for (int64_t c = 0; c < threads; c++) {
                 const int64_t lo = n * c / threads, hi = n * (c + 1) / threads;
                 memcpy(y + lo, a + lo, (size_t)(hi - lo) * sizeof(float));
             }
-            t[r] = now() - t0;
+            t[r] = gen_now() - t0;
         }
-        const double copy_gbs = 2.0 * (double)n * 4 / median(t, REPS) / 1e9;
+        const double copy_gbs = 2.0 * (double)n * 4 / gen_median(t, REPS) / 1e9;
         printf("memcpy: %.2f GB/s (read + write)\n\n", copy_gbs);
 
         printf("%-6s", "kernel");
@@ -99,11 +83,11 @@ int main(int argc, char **argv) {
                 if (!ks[i]) continue;
                 run_ew(ks[i], (enum ew)op, n, a, b, y); /* warm */
                 for (int r = 0; r < REPS; r++) {
-                    const double t0 = now();
+                    const double t0 = gen_now();
                     run_ew(ks[i], (enum ew)op, n, a, b, y);
-                    t[r] = now() - t0;
+                    t[r] = gen_now() - t0;
                 }
-                gbs[i] = ew_streams[op] * (double)n * 4 / median(t, REPS) / 1e9;
+                gbs[i] = ew_streams[op] * (double)n * 4 / gen_median(t, REPS) / 1e9;
                 printf(" | %7.2f GB/s  %5.2f  ", gbs[i], gbs[i] / copy_gbs);
             }
             if (ks[2]) printf(" | %6.2fx", gbs[2] / gbs[0]);
@@ -123,14 +107,14 @@ int main(int argc, char **argv) {
                 for (int i = 0; i < 3; i++) {
                     if (!ks[i]) continue;
                     for (int r = -1; r < REPS; r++) {
-                        const double t0 = now();
+                        const double t0 = gen_now();
                         if (which)
                             ks[i]->layernorm_fwd(rows, cols, a, gamma, beta, 1e-5f, y, mean, rstd);
                         else
                             ks[i]->softmax_fwd(rows, cols, a, y);
-                        if (r >= 0) t[r] = now() - t0;
+                        if (r >= 0) t[r] = gen_now() - t0;
                     }
-                    ms[i] = 1e3 * median(t, REPS);
+                    ms[i] = 1e3 * gen_median(t, REPS);
                     printf(" | %8.2f ms", ms[i]);
                 }
                 if (ks[1]) printf(" | %6.2fx", ms[0] / ms[1]);

@@ -30,22 +30,6 @@
 
 static int reps = 7;
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
-static double median(double *t, int n) {
-    qsort(t, (size_t)n, sizeof *t, cmp_double);
-    return t[n / 2];
-}
-
 static float *make(int64_t n, float lo, float hi, uint64_t seed) {
     float *x = aligned_alloc(64, ((size_t)n * sizeof(float) + 63) / 64 * 64);
     if (!x) {
@@ -63,11 +47,11 @@ static double time_median(void (*f)(void *), void *arg) {
     double t[64];
     f(arg);
     for (int r = 0; r < reps; r++) {
-        const double t0 = now();
+        const double t0 = gen_now();
         f(arg);
-        t[r] = now() - t0;
+        t[r] = gen_now() - t0;
     }
-    return median(t, reps);
+    return gen_median(t, reps);
 }
 
 /* ---- kernels ------------------------------------------------------------- */

@@ -346,9 +346,57 @@ static void test_barrier(void **state) {
     gen_threads_init(0);
 }
 
+/* A call that takes `one` seconds on one thread and `many` on more. */
+struct tuned_probe {
+    double one, many;
+    int nt; /* the threads of the last call */
+};
+
+static void tuned_call(void *arg, int t, int nt) {
+    struct tuned_probe *p = arg;
+    if (t != 0) return;
+    p->nt = nt;
+    const double until = gen_now() + (nt > 1 ? p->many : p->one);
+    while (gen_now() < until) {
+    }
+}
+
+/* gen_parallel_tuned's trial alternates one thread and n, then the faster
+ * way runs, both ways round (a tenfold difference, far past a noisy
+ * host's); with n = 1 every call is on one thread. */
+static void test_parallel_tuned(void **state) {
+    (void)state;
+#ifdef _OPENMP
+    const int two = 2;
+#else
+    const int two = 1; /* gen_parallel_n has one thread */
+#endif
+    gen_threads_init(2);
+    for (int fast_many = 0; fast_many < 2; fast_many++) {
+        struct gen_tune tu;
+        memset(&tu, 0, sizeof tu);
+        struct tuned_probe p = {fast_many ? 400e-6 : 40e-6, fast_many ? 40e-6 : 400e-6, 0};
+        for (int i = 0; i < 2 * GEN_TUNE_TRIAL; i++) {
+            gen_parallel_tuned(&tu, 2, tuned_call, &p);
+            assert_int_equal(p.nt, i % 2 ? two : 1);
+        }
+        for (int i = 0; i < 5; i++) {
+            gen_parallel_tuned(&tu, 2, tuned_call, &p);
+            assert_int_equal(p.nt, fast_many ? two : 1);
+        }
+        struct gen_tune one;
+        memset(&one, 0, sizeof one);
+        for (int i = 0; i < 2 * GEN_TUNE_TRIAL + 2; i++) {
+            gen_parallel_tuned(&one, 1, tuned_call, &p);
+            assert_int_equal(p.nt, 1);
+        }
+    }
+    gen_threads_init(0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_barrier),
+        cmocka_unit_test(test_barrier),   cmocka_unit_test(test_parallel_tuned),
         cmocka_unit_test(test_split), cmocka_unit_test(test_error_message),  cmocka_unit_test(test_alloc_fault_injection),
         cmocka_unit_test(test_alloc_large_blocks),
         cmocka_unit_test(test_arena_stops_allocating), cmocka_unit_test(test_rng),

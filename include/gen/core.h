@@ -123,6 +123,27 @@ int gen_threads(void);
 void gen_parallel(void (*fn)(void *arg, int t, int nt), void *arg);
 /* gen_parallel on at most n of the threads (n < 1: one). */
 void gen_parallel_n(int n, void (*fn)(void *arg, int t, int nt), void *arg);
+/* A call repeated many times (decoding one token) on one thread or on n,
+ * whichever runs faster here and now: a trial every GEN_TUNE_EVERY calls
+ * times GEN_TUNE_TRIAL calls each way, alternating, and the faster median
+ * runs until the next. Where meeting at a barrier costs more than sharing
+ * the work saves (a host whose cores are far apart or busy), that is one
+ * thread. fn must give the same result on any number of threads. Zero a
+ * struct gen_tune before the first call. */
+#define GEN_TUNE_TRIAL 16
+#define GEN_TUNE_EVERY 4096
+struct gen_tune {
+    int64_t calls;
+    double t[2][GEN_TUNE_TRIAL]; /* the trial's times on one thread, on n */
+    int many;                    /* the last trial's pick: n threads */
+};
+void gen_parallel_tuned(struct gen_tune *tu, int n, void (*fn)(void *arg, int t, int nt),
+                        void *arg);
+/* Seconds on a monotonic clock. */
+double gen_now(void);
+/* The middle of the n values at t, which it sorts (n even: the upper of
+ * the two middle ones). */
+double gen_median(double *t, int n);
 /* Waits until every thread of the running gen_parallel is here (nothing
  * outside one). */
 void gen_barrier(void);

@@ -7,7 +7,6 @@
  * before and needs no MPI runtime at all. */
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "gen/comm.h"
@@ -18,12 +17,6 @@
 
 static int rank = 0, size = 1, local_size = 1, joined = 0;
 static double spent = 0;
-
-static double now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 #ifndef GEN_HAVE_MPI
 /* The number in the first of these variables that is set, or 0. */
@@ -97,12 +90,12 @@ int gen_comm_local_size(void) { return local_size; }
 #ifdef GEN_HAVE_MPI
 /* x (n elements of `elem` bytes, of MPI type t) = the sum over the ranks. */
 static void allreduce_sum(void *x, int64_t n, size_t elem, MPI_Datatype t) {
-    const double t0 = now();
+    const double t0 = gen_now();
     for (int64_t i = 0; i < n; i += PIECE) {
         const int k = (int)(n - i < PIECE ? n - i : PIECE);
         MPI_Allreduce(MPI_IN_PLACE, (char *)x + (size_t)i * elem, k, t, MPI_SUM, MPI_COMM_WORLD);
     }
-    spent += now() - t0;
+    spent += gen_now() - t0;
 }
 #endif
 
@@ -125,12 +118,12 @@ void gen_comm_allreduce_f64(double *x, int64_t n) {
 void gen_comm_bcast(void *x, size_t bytes, int root) {
     if (size == 1) return;
 #ifdef GEN_HAVE_MPI
-    const double t0 = now();
+    const double t0 = gen_now();
     for (size_t i = 0; i < bytes; i += (size_t)PIECE) {
         const int k = (int)(bytes - i < (size_t)PIECE ? bytes - i : (size_t)PIECE);
         MPI_Bcast((char *)x + i, k, MPI_BYTE, root, MPI_COMM_WORLD);
     }
-    spent += now() - t0;
+    spent += gen_now() - t0;
 #else
     (void)x, (void)bytes, (void)root;
 #endif
@@ -144,7 +137,7 @@ void gen_comm_gather_f32(const float *mine, int64_t n_mine, float *all) {
     }
 #ifdef GEN_HAVE_MPI
     /* rank by rank over point-to-point messages: counts may pass INT_MAX */
-    const double t0 = now();
+    const double t0 = gen_now();
     if (rank != 0) {
         MPI_Send(&n_mine, 1, MPI_INT64_T, 0, 1, MPI_COMM_WORLD);
         for (int64_t i = 0; i < n_mine; i += PIECE) {
@@ -164,7 +157,7 @@ void gen_comm_gather_f32(const float *mine, int64_t n_mine, float *all) {
             at += n;
         }
     }
-    spent += now() - t0;
+    spent += gen_now() - t0;
 #else
     (void)mine, (void)n_mine, (void)all;
 #endif
@@ -173,9 +166,9 @@ void gen_comm_gather_f32(const float *mine, int64_t n_mine, float *all) {
 void gen_comm_barrier(void) {
     if (size == 1) return;
 #ifdef GEN_HAVE_MPI
-    const double t0 = now();
+    const double t0 = gen_now();
     MPI_Barrier(MPI_COMM_WORLD);
-    spent += now() - t0;
+    spent += gen_now() - t0;
 #endif
 }
 

@@ -2,6 +2,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -54,6 +55,38 @@ void gen_parallel_n(int n, void (*fn)(void *arg, int t, int nt), void *arg) {
 
 void gen_parallel(void (*fn)(void *arg, int t, int nt), void *arg) {
     gen_parallel_n(n_threads, fn, arg);
+}
+
+double gen_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static int by_value(const void *a, const void *b) {
+    const double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+double gen_median(double *t, int n) {
+    qsort(t, (size_t)n, sizeof *t, by_value);
+    return t[n / 2];
+}
+
+void gen_parallel_tuned(struct gen_tune *tu, int n, void (*fn)(void *arg, int t, int nt),
+                        void *arg) {
+    if (n > n_threads) n = n_threads;
+    const int64_t phase = tu->calls++ % GEN_TUNE_EVERY;
+    if (n <= 1 || phase >= 2 * GEN_TUNE_TRIAL) {
+        gen_parallel_n(tu->many ? n : 1, fn, arg);
+        return;
+    }
+    const int way = (int)(phase & 1); /* 0: one thread, 1: n */
+    const double t0 = gen_now();
+    gen_parallel_n(way ? n : 1, fn, arg);
+    tu->t[way][phase / 2] = gen_now() - t0;
+    if (phase == 2 * GEN_TUNE_TRIAL - 1)
+        tu->many = gen_median(tu->t[1], GEN_TUNE_TRIAL) < gen_median(tu->t[0], GEN_TUNE_TRIAL);
 }
 
 /* gen_parallel's barrier: a count of the threads arrived and a generation

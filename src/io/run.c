@@ -5,7 +5,6 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -14,9 +13,7 @@
 #include "gen/run.h"
 
 double gen_run_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+    return gen_now();
 }
 
 enum gen_status gen_runlog_open(struct gen_runlog *lg, const char *run_dir, int json, int quiet) {

@@ -36,6 +36,7 @@ struct gen_tf_cache {
     float *block;             /* the one allocation behind all of these   */
     uint16_t *wb;             /* the parameters in bf16 (gen_tf_cache_bf16) */
     int wb_on;                /* one-token products read wb               */
+    struct gen_tune tune;     /* decoding on one thread or on several     */
 };
 
 /* The model's random streams: weight init, dropout. */
