@@ -49,8 +49,8 @@ void gen_tf_cache_free(struct gen_tf_cache *c) {
 }
 
 enum gen_status gen_tf_cache_bf16(struct gen_tf_cache *c, const struct gen_tf *m, int on) {
+    if (c->wb_on != (on != 0)) memset(&c->tune, 0, sizeof c->tune); /* another stream */
     c->wb_on = 0;
-    memset(&c->tune, 0, sizeof c->tune); /* another stream: tried afresh */
     if (!on) return GEN_OK;
     if (!c->wb && !(c->wb = gen_alloc((size_t)m->ps.n_train * sizeof *c->wb)))
         return gen_error(GEN_ERR_NOMEM, "out of memory for the bf16 copy of the weights");
