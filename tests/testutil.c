@@ -313,6 +313,15 @@ int tu_gradcheck(const char *name, tu_fn f, void *arg, int n_in, const struct tu
     return failures;
 }
 
+/* A GEMM operand of `rows` x `cols` as stored (transposed if t), rows
+ * ld floats apart, uniform in [-1, 1). */
+static float *gemm_operand(int t, int64_t rows, int64_t cols, int64_t ld, uint64_t seed) {
+    float *x = malloc((size_t)((t ? cols : rows) * ld) * sizeof(float));
+    assert_non_null(x);
+    tu_fill_uniform(x, (t ? cols : rows) * ld, -1, 1, seed);
+    return x;
+}
+
 void tu_check_gemm_bias(const struct gen_kernels *k) {
     if (!k->gemm_bias) return;
     /* M, N, K, ta, tb: one K slice or several, N past a 1152-wide block,
@@ -325,14 +334,11 @@ void tu_check_gemm_bias(const struct gen_kernels *k) {
         const int64_t M = dims[d][0], N = dims[d][1], K = dims[d][2];
         const int ta = (int)dims[d][3], tb = (int)dims[d][4];
         const int64_t lda = (ta ? M : K) + 1, ldb = (tb ? K : N) + 3, ldc = N + 2;
-        float *A = malloc((size_t)((ta ? K : M) * lda) * sizeof(float));
-        float *B = malloc((size_t)((tb ? N : K) * ldb) * sizeof(float));
+        float *A = gemm_operand(ta, M, K, lda, 11 + d), *B = gemm_operand(tb, K, N, ldb, 22 + d);
         float *bias = malloc((size_t)N * sizeof(float));
         float *want = malloc((size_t)(M * ldc) * sizeof(float));
         float *got = malloc((size_t)(M * ldc) * sizeof(float));
-        assert_true(A && B && bias && want && got);
-        tu_fill_uniform(A, (ta ? K : M) * lda, -1, 1, 11 + d);
-        tu_fill_uniform(B, (tb ? N : K) * ldb, -1, 1, 22 + d);
+        assert_true(bias && want && got);
         tu_fill_uniform(bias, N, -2, 2, 33 + d);
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < ldc; j++) want[i * ldc + j] = j < N ? bias[j] : 7.0f;
@@ -379,14 +385,11 @@ void tu_check_gemm_bpacked(const struct gen_kernels *k) {
         const int64_t M = dims[d][0], NB = dims[d][1], KB = dims[d][2];
         const int ta = (int)dims[d][3], tb = (int)dims[d][4];
         const int64_t lda = (ta ? M : KB) + 1, ldb = (tb ? KB : NB) + 3, ldc = NB + 2;
-        float *A = malloc((size_t)((ta ? KB : M) * lda) * sizeof(float));
-        float *B = malloc((size_t)((tb ? NB : KB) * ldb) * sizeof(float));
+        float *A = gemm_operand(ta, M, KB, lda, 44 + d), *B = gemm_operand(tb, KB, NB, ldb, 55 + d);
         float *bp = aligned_alloc(64, (size_t)(k->bpack_floats(KB, NB) + 16) * sizeof(float));
         float *want = malloc((size_t)(M * ldc) * sizeof(float));
         float *got = malloc((size_t)(M * ldc) * sizeof(float));
-        assert_true(A && B && bp && want && got);
-        tu_fill_uniform(A, (ta ? KB : M) * lda, -1, 1, 44 + d);
-        tu_fill_uniform(B, (tb ? NB : KB) * ldb, -1, 1, 55 + d);
+        assert_true(bp && want && got);
         k->bpack(tb, KB, NB, B, ldb, bp);
         /* k0, K (0: to the end), N (0: all), beta */
         static const int64_t parts[][4] = {{0, 0, 0, 0},   {16, 0, 0, 1}, {0, 16, 0, 1},
