@@ -346,57 +346,70 @@ static void test_barrier(void **state) {
     gen_threads_init(0);
 }
 
-/* A call that takes `one` seconds on one thread and `many` on more. */
-struct tuned_probe {
-    double one, many;
-    int nt; /* the threads of the last call */
-};
-
-static void tuned_call(void *arg, int t, int nt) {
-    struct tuned_probe *p = arg;
-    if (t != 0) return;
-    p->nt = nt;
-    const double until = gen_now() + (nt > 1 ? p->many : p->one);
-    while (gen_now() < until) {
-    }
-}
-
-/* gen_parallel_tuned's trial alternates one thread and n, then the faster
- * way runs, both ways round (a tenfold difference, far past a noisy
- * host's); with n = 1 every call is on one thread. */
-static void test_parallel_tuned(void **state) {
+/* gen_parallel_tuned's choice, driven by given times (no clock): the
+ * trial alternates one thread and n, then the faster median runs until
+ * the next trial, GEN_TUNE_EVERY calls on, both ways round (a slow
+ * outlier among one way's times does not move its median); with n = 1
+ * every call is on one thread and none is timed. */
+static void test_tune_choice(void **state) {
     (void)state;
-#ifdef _OPENMP
-    const int two = 2;
-#else
-    const int two = 1; /* gen_parallel_n has one thread */
-#endif
-    gen_threads_init(2);
     for (int fast_many = 0; fast_many < 2; fast_many++) {
         struct gen_tune tu;
         memset(&tu, 0, sizeof tu);
-        struct tuned_probe p = {fast_many ? 400e-6 : 40e-6, fast_many ? 40e-6 : 400e-6, 0};
-        for (int i = 0; i < 2 * GEN_TUNE_TRIAL; i++) {
-            gen_parallel_tuned(&tu, 2, tuned_call, &p);
-            assert_int_equal(p.nt, i % 2 ? two : 1);
-        }
-        for (int i = 0; i < 5; i++) {
-            gen_parallel_tuned(&tu, 2, tuned_call, &p);
-            assert_int_equal(p.nt, fast_many ? two : 1);
+        for (int round = 0; round < 2; round++) {
+            for (int i = 0; i < 2 * GEN_TUNE_TRIAL; i++) {
+                int timed;
+                const int nt = gen_tune_next(&tu, 2, &timed);
+                assert_int_equal(nt, i % 2 ? 2 : 1);
+                assert_true(timed);
+                const double fast = 40e-6, slow = 400e-6, outlier = i == 1 ? 1.0 : 0.0;
+                gen_tune_took(&tu, (nt == 2) == fast_many ? fast + outlier : slow);
+            }
+            for (int i = 2 * GEN_TUNE_TRIAL; i < GEN_TUNE_EVERY; i++) {
+                int timed;
+                assert_int_equal(gen_tune_next(&tu, 2, &timed), fast_many ? 2 : 1);
+                assert_false(timed);
+            }
         }
         struct gen_tune one;
         memset(&one, 0, sizeof one);
         for (int i = 0; i < 2 * GEN_TUNE_TRIAL + 2; i++) {
-            gen_parallel_tuned(&one, 1, tuned_call, &p);
-            assert_int_equal(p.nt, 1);
+            int timed;
+            assert_int_equal(gen_tune_next(&one, 1, &timed), 1);
+            assert_false(timed);
         }
     }
+}
+
+struct tuned_count {
+    _Atomic int calls, bad;
+};
+
+static void tuned_call(void *arg, int t, int nt) {
+    struct tuned_count *c = arg;
+    if (nt != 1 && nt != 2) atomic_store(&c->bad, 1);
+    if (t == 0) atomic_fetch_add(&c->calls, 1);
+}
+
+/* gen_parallel_tuned runs fn once a call, on one thread or on the n asked
+ * for (here 2, clamped to the threads in force), through a trial and past
+ * it. */
+static void test_parallel_tuned(void **state) {
+    (void)state;
+    gen_threads_init(2);
+    struct gen_tune tu;
+    memset(&tu, 0, sizeof tu);
+    struct tuned_count c = {0, 0};
+    for (int i = 0; i < 2 * GEN_TUNE_TRIAL + 10; i++) gen_parallel_tuned(&tu, 8, tuned_call, &c);
+    assert_int_equal(atomic_load(&c.calls), 2 * GEN_TUNE_TRIAL + 10);
+    assert_int_equal(atomic_load(&c.bad), 0);
     gen_threads_init(0);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_barrier),   cmocka_unit_test(test_parallel_tuned),
+        cmocka_unit_test(test_barrier),   cmocka_unit_test(test_tune_choice),
+        cmocka_unit_test(test_parallel_tuned),
         cmocka_unit_test(test_split), cmocka_unit_test(test_error_message),  cmocka_unit_test(test_alloc_fault_injection),
         cmocka_unit_test(test_alloc_large_blocks),
         cmocka_unit_test(test_arena_stops_allocating), cmocka_unit_test(test_rng),

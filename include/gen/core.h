@@ -135,10 +135,16 @@ void gen_parallel_n(int n, void (*fn)(void *arg, int t, int nt), void *arg);
 struct gen_tune {
     int64_t calls;
     double t[2][GEN_TUNE_TRIAL]; /* the trial's times on one thread, on n */
+    int way;                     /* the last call's: 0 one thread, 1 n */
     int many;                    /* the last trial's pick: n threads */
 };
 void gen_parallel_tuned(struct gen_tune *tu, int n, void (*fn)(void *arg, int t, int nt),
                         void *arg);
+/* Its choice, apart from the clock: the threads the next call runs on (1
+ * or n), with *timed set where it is a trial's, whose seconds
+ * gen_tune_took is then given. */
+int gen_tune_next(struct gen_tune *tu, int n, int *timed);
+void gen_tune_took(struct gen_tune *tu, double seconds);
 /* Seconds on a monotonic clock. */
 double gen_now(void);
 /* The middle of the n values at t, which it sorts (n even: the upper of

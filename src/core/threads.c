@@ -73,20 +73,28 @@ double gen_median(double *t, int n) {
     return t[n / 2];
 }
 
-void gen_parallel_tuned(struct gen_tune *tu, int n, void (*fn)(void *arg, int t, int nt),
-                        void *arg) {
-    if (n > n_threads) n = n_threads;
+int gen_tune_next(struct gen_tune *tu, int n, int *timed) {
     const int64_t phase = tu->calls++ % GEN_TUNE_EVERY;
-    if (n <= 1 || phase >= 2 * GEN_TUNE_TRIAL) {
-        gen_parallel_n(tu->many ? n : 1, fn, arg);
-        return;
-    }
-    const int way = (int)(phase & 1); /* 0: one thread, 1: n */
-    const double t0 = gen_now();
-    gen_parallel_n(way ? n : 1, fn, arg);
-    tu->t[way][phase / 2] = gen_now() - t0;
+    *timed = n > 1 && phase < 2 * GEN_TUNE_TRIAL;
+    if (!*timed) return n > 1 && tu->many ? n : 1;
+    tu->way = (int)(phase & 1); /* 0: one thread, 1: n */
+    return tu->way ? n : 1;
+}
+
+void gen_tune_took(struct gen_tune *tu, double seconds) {
+    const int64_t phase = (tu->calls - 1) % GEN_TUNE_EVERY;
+    tu->t[tu->way][phase / 2] = seconds;
     if (phase == 2 * GEN_TUNE_TRIAL - 1)
         tu->many = gen_median(tu->t[1], GEN_TUNE_TRIAL) < gen_median(tu->t[0], GEN_TUNE_TRIAL);
+}
+
+void gen_parallel_tuned(struct gen_tune *tu, int n, void (*fn)(void *arg, int t, int nt),
+                        void *arg) {
+    int timed;
+    const int nt = gen_tune_next(tu, n < n_threads ? n : n_threads, &timed);
+    const double t0 = timed ? gen_now() : 0.0;
+    gen_parallel_n(nt, fn, arg);
+    if (timed) gen_tune_took(tu, gen_now() - t0);
 }
 
 /* gen_parallel's barrier: a count of the threads arrived and a generation
