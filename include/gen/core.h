@@ -135,7 +135,6 @@ void gen_parallel_n(int n, void (*fn)(void *arg, int t, int nt), void *arg);
 struct gen_tune {
     int64_t calls;
     double t[2][GEN_TUNE_TRIAL]; /* the trial's times on one thread, on n */
-    int way;                     /* the last call's: 0 one thread, 1 n */
     int many;                    /* the last trial's pick: n threads */
 };
 void gen_parallel_tuned(struct gen_tune *tu, int n, void (*fn)(void *arg, int t, int nt),

@@ -80,9 +80,6 @@ void gen_runlog_note(struct gen_runlog *lg, const char *msg);
  * times a second (and always for step == total). */
 void gen_runlog_progress(struct gen_runlog *lg, int64_t step, int64_t total, double loss);
 
-/* Monotonic seconds since an arbitrary origin. */
-double gen_run_now(void);
-
 /* Installs SIGINT/SIGTERM/SIGHUP handlers that only set a flag; a second
  * signal kills the process as usual (the handlers reset themselves).
  * SIGPIPE is ignored, so a closed stdout is a write error. The training

@@ -582,14 +582,14 @@ int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int js
         in.clean = clean;
     }
     if (inputs[2] && gen_image_file_load(inputs[2], 1, square_side(&em), &mask) != GEN_OK) goto done;
-    const double t0 = gen_run_now();
+    const double t0 = gen_now();
     if (per) {
         int64_t written = 0;
         if ((st = sample_per_class(&em, opts, k, per, out, quiet, &written)) != GEN_OK) {
             rc = exit_code(st);
             goto done;
         }
-        const double dt = gen_run_now() - t0;
+        const double dt = gen_now() - t0;
         if (!quiet) fprintf(stderr, "wrote %lld images to %s (%.2f s)\n", (long long)written, out, dt);
         if (json) {
             const char *outs[1] = {out};
@@ -635,7 +635,7 @@ int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int js
         gen_model_ema_restore(&em, ema);
     }
     gen_runlog_close(&bar);
-    const double dt = gen_run_now() - t0;
+    const double dt = gen_now() - t0;
     if (k == -2) res.cols = (int)row;
     if (st == GEN_OK && root && !(plain && to_dir))
         st = gen_write_images(out, res.images, res.n_images, res.c, res.h, res.w, res.cols);

@@ -151,7 +151,7 @@ int gen_cmd_eval_restore(const struct gen_family *fam, struct gen_config *opts, 
     struct gen_restore_task task;
     enum gen_status st;
     int rc = 1, ema = 0;
-    const double t0 = gen_run_now();
+    const double t0 = gen_now();
     if (gen_model_load(&em, fam, ckpt, GEN_CKPT_EMA, NULL) != GEN_OK) goto done;
     const int C = em.shape.c, H = em.shape.h, W = em.shape.w;
     if (mask_path && gen_image_file_load(mask_path, 1, H == W ? H : 0, &mask) != GEN_OK) goto done;
@@ -202,7 +202,7 @@ int gen_cmd_eval_restore(const struct gen_family *fam, struct gen_config *opts, 
     const char *clf = gen_opt_str(opts, &gen_eval_image_options[GEN_EVAL_IMAGE_CLASSIFIER]);
     const float *const sets[3] = {s.r, s.b, s.x};
     if (gen_frechet_sets(clf, path, sets, 3, n, C, H, W, fid) != GEN_OK) goto done;
-    const double dt = gen_run_now() - t0;
+    const double dt = gen_now() - t0;
     char what[64], base[64];
     gen_restore_describe(&task, what, sizeof what);
     if (task.mode == GEN_RESTORE_DENOISE) snprintf(base, sizeof base, "blur %.2f", blur);

@@ -142,11 +142,11 @@ int gen_sample_text(const struct gen_family *fam, const struct gen_config *opts,
                                   .emit = emit_symbol,
                                   .emit_arg = &sink};
         struct gen_output res = {0};
-        const double t0 = gen_run_now();
+        const double t0 = gen_now();
         const int ema = gen_model_ema_use(&em, opts);
         st = fam->generate(em.m, &g, opts, &req, &res);
         gen_model_ema_restore(&em, ema);
-        total_s += gen_run_now() - t0;
+        total_s += gen_now() - t0;
         tokens += res.n_tokens;
         gen_ctx_reset(&g);
         if (collect) {

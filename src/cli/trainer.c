@@ -501,7 +501,7 @@ static int loop_run(struct loop *L, int64_t step) {
     if (L->clip > 0) names[n_names++] = "grad_norm";
     double sums[GEN_MAX_FIELDS + 4] = {0}, fields[GEN_MAX_FIELDS + 4];
     int64_t n_summed = 0, n_timed = 0;
-    double t_window = gen_run_now();
+    double t_window = gen_now();
     int rc = 1, interrupted = 0, stop = 0;
     const int stop_on_watch = gen_opt_get(cfg, &gen_family_options[GEN_FAM_STOP_ON_DIVERGENCE]) &&
                               gen_opt_flag(cfg, &gen_family_options[GEN_FAM_STOP_ON_DIVERGENCE]);
@@ -510,9 +510,9 @@ static int loop_run(struct loop *L, int64_t step) {
         struct gen_batch bt;
         int global = 0;
         if (!next_batch(L, idx, &bt, step, &global)) goto done;
-        const double t0 = gen_run_now(), c0 = gen_comm_seconds();
+        const double t0 = gen_now(), c0 = gen_comm_seconds();
         enum gen_status st = step_body(L, &bt, global, fields);
-        step_ms[n_timed % TIMED_STEPS] = 1e3 * (gen_run_now() - t0);
+        step_ms[n_timed % TIMED_STEPS] = 1e3 * (gen_now() - t0);
         comm_ms[n_timed++ % TIMED_STEPS] = 1e3 * (gen_comm_seconds() - c0);
         gen_ctx_reset(&L->g);
         if (st != GEN_OK) goto done;
@@ -534,7 +534,7 @@ static int loop_run(struct loop *L, int64_t step) {
             int k = 0;
             for (int i = 0; i < n_names; i++)
                 f[k++] = (struct gen_field){names[i], sums[i] / (double)n_summed};
-            const double now = gen_run_now();
+            const double now = gen_now();
             f[k++] = (struct gen_field){rate_name, (double)(items * n_summed) / (now - t_window)};
             if (L->b) f[k++] = (struct gen_field){"epoch", (double)ep + (double)pos / (double)L->d->train.n};
             gen_runlog_write(&L->lg, s1, f, k);

@@ -141,7 +141,7 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
     float *P = gen_scratch_floats(g, a.B * NH * T * T); /* (B, NH, T, T), kept if recorded */
     const struct gen_kernels *kt = gen_kernels();
     const int64_t pk = shared_floats(kt, hd, T), pv = shared_floats(kt, T, hd);
-    const int64_t per = (T * T + 15) / 16 * 16 + pk + pv; /* s (T, T), k^T and v packed */
+    const int64_t tt = (T * T + 15) / 16 * 16, per = tt + pk + pv; /* s (T, T), k^T, v */
     float *scratch = gen_scratch_floats(g, n_threads() * per);
     const int blas_threads = blas_serial_begin();
     const int64_t rb = attn_block(T, causal);
@@ -150,7 +150,7 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
     for (int64_t bh = 0; bh < a.B * NH; bh++) {
         const int64_t b = bh / NH, h = bh % NH;
         float *s = scratch + thread_id() * per, *p = P + bh * T * T; /* (T, T) */
-        float *buf = s + (T * T + 15) / 16 * 16;
+        float *buf = s + tt;
         const float *q = qkv->data + b * T * C3 + h * hd, *k = q + C, *v = q + 2 * C;
         const struct shared_b kb = share(kt, 1, k, C3, hd, T, buf);
         const struct shared_b vb = share(kt, 0, v, C3, T, hd, buf + pk);

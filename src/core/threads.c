@@ -77,13 +77,12 @@ int gen_tune_next(struct gen_tune *tu, int n, int *timed) {
     const int64_t phase = tu->calls++ % GEN_TUNE_EVERY;
     *timed = n > 1 && phase < 2 * GEN_TUNE_TRIAL;
     if (!*timed) return n > 1 && tu->many ? n : 1;
-    tu->way = (int)(phase & 1); /* 0: one thread, 1: n */
-    return tu->way ? n : 1;
+    return phase & 1 ? n : 1; /* a trial: even calls on one thread, odd ones on n */
 }
 
 void gen_tune_took(struct gen_tune *tu, double seconds) {
     const int64_t phase = (tu->calls - 1) % GEN_TUNE_EVERY;
-    tu->t[tu->way][phase / 2] = seconds;
+    tu->t[phase & 1][phase / 2] = seconds;
     if (phase == 2 * GEN_TUNE_TRIAL - 1)
         tu->many = gen_median(tu->t[1], GEN_TUNE_TRIAL) < gen_median(tu->t[0], GEN_TUNE_TRIAL);
 }

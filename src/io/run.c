@@ -12,16 +12,12 @@
 #include "gen/io.h"
 #include "gen/run.h"
 
-double gen_run_now(void) {
-    return gen_now();
-}
-
 enum gen_status gen_runlog_open(struct gen_runlog *lg, const char *run_dir, int json, int quiet) {
     memset(lg, 0, sizeof *lg);
     lg->json = json;
     lg->quiet = quiet;
     lg->tty = isatty(STDERR_FILENO);
-    lg->t_open = gen_run_now();
+    lg->t_open = gen_now();
     lg->first_step = -1;
     lg->unit = "it";
     if (!run_dir) return GEN_OK;
@@ -65,7 +61,7 @@ static void human_number(char *buf, size_t n, double v) {
 }
 
 void gen_runlog_write(struct gen_runlog *lg, int64_t step, const struct gen_field *fields, int n) {
-    double elapsed = lg->elapsed_base + gen_run_now() - lg->t_open;
+    double elapsed = lg->elapsed_base + gen_now() - lg->t_open;
     cJSON *obj = cJSON_CreateObject();
     if (lg->command) cJSON_AddStringToObject(obj, "command", lg->command);
     if (step >= 0) cJSON_AddNumberToObject(obj, "step", (double)step);
@@ -133,7 +129,7 @@ static void format_duration(char *buf, size_t n, double s) {
 
 void gen_runlog_progress(struct gen_runlog *lg, int64_t step, int64_t total, double loss) {
     if (!lg->tty || lg->quiet) return;
-    double now = gen_run_now();
+    double now = gen_now();
     if (lg->first_step < 0) {
         lg->first_step = step;
         lg->t_first = now;

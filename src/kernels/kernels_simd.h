@@ -642,13 +642,12 @@ static void gn_grad(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
 /* ---- column sums ---------------------------------------------------------- */
 
 /* nv whole vectors of columns from c0 summed down the rows, in row order,
- * into y: the sums stay in registers while the rows stream past. */
+ * onto y: the sums stay in registers while the rows stream past. */
 SIMD_INLINE void col_sum_vectors(int nv, int64_t rows, int64_t c0, const float *x,
-                                 int64_t stride, float *y, enum gen_grad_mode mode) {
+                                 int64_t stride, float *y) {
     vf acc[8];
 #pragma GCC unroll 8
-    for (int v = 0; v < nv; v++)
-        acc[v] = mode == GEN_GRAD_ADD ? ld(y + c0 + v * VW, vm_full(), 1) : vf_set1(0.0f);
+    for (int v = 0; v < nv; v++) acc[v] = ld(y + c0 + v * VW, vm_full(), 1);
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * stride + c0;
 #pragma GCC unroll 8
@@ -667,19 +666,16 @@ SIMD_INLINE void col_sum_vectors(int nv, int64_t rows, int64_t c0, const float *
  * strided passes from L3). */
 static void col_sum_range(int64_t rows, int64_t j0, int64_t j1, const float *x, int64_t stride,
                           float *y, enum gen_grad_mode mode) {
-    if (rows <= 0 && mode == GEN_GRAD_SET) VLOOP(j0, j1, ST(y + i, vf_set1(0.0f)));
+    if (mode == GEN_GRAD_SET) VLOOP(j0, j1, ST(y + i, vf_set1(0.0f)));
     for (int64_t r0 = 0; r0 < rows; r0 += SUM_ROWS) {
         const int64_t n = rows - r0 < SUM_ROWS ? rows - r0 : SUM_ROWS;
         const float *xc = x + r0 * stride;
-        const enum gen_grad_mode m = r0 == 0 ? mode : GEN_GRAD_ADD;
         int64_t c0 = j0;
-        for (; j1 - c0 >= 8 * VW; c0 += 8 * VW) col_sum_vectors(8, n, c0, xc, stride, y, m);
-        if (j1 - c0 >= 4 * VW) col_sum_vectors(4, n, c0, xc, stride, y, m), c0 += 4 * VW;
-        if (j1 - c0 >= 2 * VW) col_sum_vectors(2, n, c0, xc, stride, y, m), c0 += 2 * VW;
-        if (j1 - c0 >= VW) col_sum_vectors(1, n, c0, xc, stride, y, m), c0 += VW;
-        if (c0 == j1) continue;
-        if (m == GEN_GRAD_SET) VLOOP(c0, j1, ST(y + i, vf_set1(0.0f)));
-        for (int64_t r = 0; r < n; r++)
+        for (; j1 - c0 >= 8 * VW; c0 += 8 * VW) col_sum_vectors(8, n, c0, xc, stride, y);
+        if (j1 - c0 >= 4 * VW) col_sum_vectors(4, n, c0, xc, stride, y), c0 += 4 * VW;
+        if (j1 - c0 >= 2 * VW) col_sum_vectors(2, n, c0, xc, stride, y), c0 += 2 * VW;
+        if (j1 - c0 >= VW) col_sum_vectors(1, n, c0, xc, stride, y), c0 += VW;
+        for (int64_t r = 0; r < n && c0 < j1; r++)
             VLOOP(c0, j1, ST(y + i, vf_add(LD(y + i), LD(xc + r * stride + i))));
     }
 }

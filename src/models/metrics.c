@@ -499,7 +499,7 @@ static enum gen_status fake_images(const struct gen_config *cfg, struct gen_clas
         return gen_error(GEN_ERR_NOMEM, "out of memory for %lld generated images", (long long)n);
     }
     uint64_t seed = (uint64_t)gen_opt_int(cfg, &gen_eval_options[GEN_EVAL_SEED]);
-    double t0 = gen_run_now();
+    double t0 = gen_now();
     /* chunk c on rank c % size (comm.h); every rank then holds them all */
     if (gen_comm_size() > 1) memset(x, 0, (size_t)(n * out_per) * sizeof *x);
     for (int64_t i = 0, chunk = 0; i < n; i += GEN_EVAL_CHUNK, chunk++) {
@@ -519,12 +519,12 @@ static enum gen_status fake_images(const struct gen_config *cfg, struct gen_clas
             gen_free(raw), gen_free(x), gen_free(map), gen_free(asked);
             return st;
         }
-        if (!quiet && gen_run_now() - t0 > 2 && i + b < n)
+        if (!quiet && gen_now() - t0 > 2 && i + b < n)
             fprintf(stderr, "\rgenerated %lld/%lld images", (long long)(i + b), (long long)n);
     }
     gen_comm_allreduce_f32(x, n * out_per); /* each chunk from one rank, zeros elsewhere */
-    if (!quiet && gen_run_now() - t0 > 2) fprintf(stderr, "\rgenerated %lld images in %.1fs\n",
-                                                  (long long)n, gen_run_now() - t0);
+    if (!quiet && gen_now() - t0 > 2) fprintf(stderr, "\rgenerated %lld images in %.1fs\n",
+                                                  (long long)n, gen_now() - t0);
     gen_free(raw), gen_free(map), gen_free(asked);
     *out = x;
     *n_out = n;
@@ -781,7 +781,7 @@ int gen_eval_images(const struct gen_config *cfg, const char *family, int quiet,
     int32_t *idx = NULL, *labels = NULL;
     struct gen_class_scores cs = {0};
     int rc = 1;
-    double t0 = gen_run_now();
+    double t0 = gen_now();
 
     if (reference_open(&ref, clf_path, gen_opt_str(cfg, &gen_eval_options[GEN_EVAL_DATA])) != GEN_OK)
         goto done;
@@ -831,7 +831,7 @@ int gen_eval_images(const struct gen_config *cfg, const char *family, int quiet,
                 "features: %s (test accuracy %.2f %%)\n"
                 "  %-18s %10s %12s\n",
                 family, source, (long long)n,
-                samples ? "given" : "generated", (long long)test.n, data, gen_run_now() - t0,
+                samples ? "given" : "generated", (long long)test.n, data, gen_now() - t0,
                 clf_path, 100 * acc, "metric", "model", "train/test");
         fprintf(stderr, "  %-18s %10.3f %12.3f   lower is better\n", "FID", r.fid, b.fid);
         fprintf(stderr, "  %-18s %10.3f %12.3f   higher is better (max %lld)\n",
