@@ -162,6 +162,141 @@ static void test_threads(void **state) {
     tu_check_gemm_bpacked(k);
 }
 
+/* ---- Winograd's F(2 x 2, 3 x 3) on bf16 operands ----------------------------
+ * The vdpbf16ps table runs 3 x 3 stride-1 convolutions of 16 or more
+ * input channels (and 8 or more outputs) by Winograd's transform and
+ * rounds the transformed operands, not the inputs, to bf16; the AMX table
+ * leaves it the ones whose channels are not multiples of 32. The
+ * reference below does the same: the transforms in fp32 in the kernels'
+ * order of operations (so the rounding sees the same values), the
+ * products of the rounded values summed in double, the inverse transform
+ * in double, held to the fp32 accumulation's tolerance of its sum of
+ * magnitudes. (kernels_impl.h's gen_wino_fits is the rule mirrored.) */
+static int winograd(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t st,
+                    int64_t pad) {
+    const int fits = KH == 3 && KW == 3 && st == 1 && pad >= 0 && pad <= 2 && M >= 8 && C >= 16 &&
+                     H + 2 * pad >= 6 && W + 2 * pad >= 6;
+    return fits && !(strcmp(table_name, "amx") == 0 && C % 32 == 0);
+}
+
+/* A^T (output from products) and G^T (kernel gradient from products) */
+static const double AT[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
+static const double GT[3][4] = {{1, 0.5, 0.5, 0}, {0, 0.5, -0.5, 0}, {0, 0.5, 0.5, 1}};
+
+/* u = G g G^T of a 3 x 3 kernel, rounded to bf16 */
+static void wino_kernel(const float *g, float u[16]) {
+    float t[4][3];
+    for (int v = 0; v < 3; v++) {
+        const float k0 = g[v], k1 = g[3 + v], k2 = g[6 + v], s02 = k0 + k2;
+        t[0][v] = k0, t[1][v] = 0.5f * (s02 + k1), t[2][v] = 0.5f * (s02 - k1), t[3][v] = k2;
+    }
+    for (int r = 0; r < 4; r++) {
+        const float s02 = t[r][0] + t[r][2];
+        u[4 * r + 0] = tu_bf16(t[r][0]), u[4 * r + 1] = tu_bf16(0.5f * (s02 + t[r][1]));
+        u[4 * r + 2] = tu_bf16(0.5f * (s02 - t[r][1])), u[4 * r + 3] = tu_bf16(t[r][2]);
+    }
+}
+
+/* v = B^T d B of the 4 x 4 tile of plane x (H x W) from (y0, x0), zeros
+ * outside, rounded to bf16 */
+static void wino_input(const float *x, int64_t H, int64_t W, int64_t y0, int64_t x0, float v[16]) {
+    float w[4][4];
+    for (int k = 0; k < 4; k++) {
+        float d[4];
+        for (int l = 0; l < 4; l++) {
+            const int64_t ih = y0 + k, iw = x0 + l;
+            d[l] = ih >= 0 && ih < H && iw >= 0 && iw < W ? x[ih * W + iw] : 0.0f;
+        }
+        w[k][0] = d[0] - d[2], w[k][1] = d[1] + d[2], w[k][2] = d[2] - d[1], w[k][3] = d[1] - d[3];
+    }
+    for (int q = 0; q < 4; q++) {
+        v[0 + q] = tu_bf16(w[0][q] - w[2][q]), v[4 + q] = tu_bf16(w[1][q] + w[2][q]);
+        v[8 + q] = tu_bf16(w[2][q] - w[1][q]), v[12 + q] = tu_bf16(w[1][q] - w[3][q]);
+    }
+}
+
+/* want (and mag, the sum of magnitudes) += the convolution of the m
+ * images at x (C planes H x W each, img floats apart) with the M x C 3 x 3
+ * kernels w, padded by pad: output (i, co, oh, ow) at i oimg + co ldo +
+ * oh OW + ow. */
+static void wino_ref_conv(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m,
+                          const float *x, int64_t img, const float *w, int64_t oimg, int64_t ldo,
+                          double *want, double *mag) {
+    const int64_t OH = H + 2 * pad - 2, OW = W + 2 * pad - 2;
+    float *u = malloc((size_t)(M * C * 16) * sizeof *u), v[16];
+    assert_non_null(u);
+    for (int64_t q = 0; q < M * C; q++) wino_kernel(w + q * 9, u + q * 16);
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t ty = 0; 2 * ty < OH; ty++)
+            for (int64_t tx = 0; 2 * tx < OW; tx++)
+                for (int64_t co = 0; co < M; co++) {
+                    double prod[16] = {0}, pmag[16] = {0};
+                    for (int64_t c = 0; c < C; c++) {
+                        wino_input(x + i * img + c * H * W, H, W, 2 * ty - pad, 2 * tx - pad, v);
+                        for (int xi = 0; xi < 16; xi++) {
+                            const double t = (double)u[(co * C + c) * 16 + xi] * v[xi];
+                            prod[xi] += t, pmag[xi] += fabs(t);
+                        }
+                    }
+                    for (int a = 0; a < 2 && 2 * ty + a < OH; a++)
+                        for (int b = 0; b < 2 && 2 * tx + b < OW; b++) {
+                            const int64_t o = i * oimg + co * ldo + (2 * ty + a) * OW + 2 * tx + b;
+                            for (int xi = 0; xi < 16; xi++) {
+                                const double f = AT[a][xi / 4] * AT[b][xi % 4];
+                                want[o] += f * prod[xi], mag[o] += fabs(f) * pmag[xi];
+                            }
+                        }
+                }
+    free(u);
+}
+
+/* want (and mag) = the weight gradient (M x C 9) of that convolution for
+ * the output gradient dy (M planes OH x OW per image, dy_img apart):
+ * sum over tiles of G^T [(A dy A^T) (.) (B^T d B)] G, both factors
+ * rounded to bf16. */
+static void wino_ref_dw(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m,
+                        const float *x, int64_t img, const float *dy, int64_t dy_img,
+                        double *want, double *mag) {
+    const int64_t OH = H + 2 * pad - 2, OW = W + 2 * pad - 2;
+    double *pr = calloc((size_t)(M * C * 16), sizeof *pr);
+    double *pm = calloc((size_t)(M * C * 16), sizeof *pm);
+    assert_true(pr && pm);
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t ty = 0; 2 * ty < OH; ty++)
+            for (int64_t tx = 0; 2 * tx < OW; tx++)
+                for (int64_t co = 0; co < M; co++) {
+                    float u[2][4], d[16], v[16];
+                    for (int a = 0; a < 2; a++) {
+                        const int64_t oh = 2 * ty + a;
+                        const float *row = dy + i * dy_img + co * OH * OW + oh * OW + 2 * tx;
+                        const float e = oh < OH ? row[0] : 0.0f;
+                        const float o = oh < OH && 2 * tx + 1 < OW ? row[1] : 0.0f;
+                        u[a][0] = e, u[a][1] = e + o, u[a][2] = e - o, u[a][3] = 0.0f - o;
+                    }
+                    for (int q = 0; q < 4; q++) {
+                        d[0 + q] = tu_bf16(u[0][q]), d[4 + q] = tu_bf16(u[0][q] + u[1][q]);
+                        d[8 + q] = tu_bf16(u[0][q] - u[1][q]), d[12 + q] = tu_bf16(0.0f - u[1][q]);
+                    }
+                    for (int64_t c = 0; c < C; c++) {
+                        wino_input(x + i * img + c * H * W, H, W, 2 * ty - pad, 2 * tx - pad, v);
+                        for (int xi = 0; xi < 16; xi++) {
+                            const double t = (double)d[xi] * v[xi];
+                            pr[(co * C + c) * 16 + xi] += t, pm[(co * C + c) * 16 + xi] += fabs(t);
+                        }
+                    }
+                }
+    for (int64_t q = 0; q < M * C; q++)
+        for (int r = 0; r < 9; r++) {
+            double s = 0, sm = 0;
+            for (int xi = 0; xi < 16; xi++) {
+                const double f = GT[r / 3][xi / 4] * GT[r % 3][xi % 4];
+                s += f * pr[q * 16 + xi], sm += fabs(f) * pm[q * 16 + xi];
+            }
+            want[q * 9 + r] = s, mag[q * 9 + r] = sm;
+        }
+    free(pr), free(pm);
+}
+
 /* ---- the implicit-GEMM convolution ------------------------------------------ */
 
 /* The convolution and its weight gradient over kernel sizes, strides,
@@ -209,19 +344,29 @@ static void test_conv_gemm(void **state) {
         k->conv_gemm(M, prep ? prep : w, C, H, W, KH, KW, st, pad, m, img, x, bias, beta, out, N,
                      P, work);
         free(prep);
+        /* the reference: the direct products of rounded operands, or Winograd's */
+        const int wino = winograd(M, C, H, W, KH, KW, st, pad);
+        double *want = calloc((size_t)(M * N + M * K), sizeof *want);
+        double *mag = calloc((size_t)(M * N + M * K), sizeof *mag);
+        assert_true(want && mag);
         for (int64_t r = 0; r < M; r++)
             for (int64_t n = 0; n < N; n++) {
-                double sum = beta * (double)out0[r * N + n] + (bias ? bias[r] : 0.0),
-                       mag = fabs(sum);
-                for (int64_t q = 0; q < K; q++) {
+                double *o = want + r * N + n, *om = mag + r * N + n;
+                *o = beta * (double)out0[r * N + n] + (bias ? bias[r] : 0.0), *om = fabs(*o);
+                for (int64_t q = 0; q < K && !wino; q++) {
                     const double t = (double)tu_bf16(w[r * K + q]) * tu_bf16(col[q * N + n]);
-                    sum += t, mag += fabs(t);
+                    *o += t, *om += fabs(t);
                 }
-                const double err = fabs(out[r * N + n] - sum);
-                if (!(err <= TIGHT * mag + 1e-6))
-                    fprintf(stderr, "  conv_gemm case %zu: out[%lld,%lld] = %.9g, want %.9g\n", gi,
-                            (long long)r, (long long)n, (double)out[r * N + n], sum);
-                assert_true(err <= TIGHT * mag + 1e-6);
+            }
+        if (wino) wino_ref_conv(M, C, H, W, pad, m, x, img, w, P, N, want, mag);
+        for (int64_t r = 0; r < M; r++)
+            for (int64_t n = 0; n < N; n++) {
+                const double err = fabs(out[r * N + n] - want[r * N + n]);
+                if (!(err <= TIGHT * mag[r * N + n] + 1e-6))
+                    fprintf(stderr, "  conv_gemm case %zu%s: out[%lld,%lld] = %.9g, want %.9g\n",
+                            gi, wino ? " (Winograd)" : "", (long long)r, (long long)n,
+                            (double)out[r * N + n], want[r * N + n]);
+                assert_true(err <= TIGHT * mag[r * N + n] + 1e-6);
             }
         /* the weight gradient: dw (M x K) = sum over images of dy_i col_i^T */
         const int64_t dy_img = M * P + 5;
@@ -229,21 +374,27 @@ static void test_conv_gemm(void **state) {
         float *wk = malloc((size_t)k->conv_dw_work(M, C, H, W, KH, KW, st, pad, m) * sizeof(float));
         assert_non_null(wk);
         k->conv_dw(M, dy, dy_img, C, H, W, KH, KW, st, pad, m, img, x, dw, wk);
-        for (int64_t r = 0; r < M; r++)
-            for (int64_t q = 0; q < K; q++) {
-                double sum = 0, mag = 0;
-                for (int64_t i = 0; i < m; i++)
-                    for (int64_t t = 0; t < P; t++) {
-                        const double v = (double)tu_bf16(dy[i * dy_img + r * P + t]) *
-                                         tu_bf16(col[q * N + i * P + t]);
-                        sum += v, mag += fabs(v);
-                    }
-                const double err = fabs(dw[r * K + q] - sum);
-                if (!(err <= TIGHT * mag + 1e-6))
-                    fprintf(stderr, "  conv_dw case %zu: dw[%lld,%lld] = %.9g, want %.9g\n", gi,
-                            (long long)r, (long long)q, (double)dw[r * K + q], sum);
-                assert_true(err <= TIGHT * mag + 1e-6);
-            }
+        double *wdw = want + M * N, *mdw = mag + M * N;
+        if (wino)
+            wino_ref_dw(M, C, H, W, pad, m, x, img, dy, dy_img, wdw, mdw);
+        else
+            for (int64_t r = 0; r < M; r++)
+                for (int64_t q = 0; q < K; q++)
+                    for (int64_t i = 0; i < m; i++)
+                        for (int64_t t = 0; t < P; t++) {
+                            const double v = (double)tu_bf16(dy[i * dy_img + r * P + t]) *
+                                             tu_bf16(col[q * N + i * P + t]);
+                            wdw[r * K + q] += v, mdw[r * K + q] += fabs(v);
+                        }
+        for (int64_t e = 0; e < M * K; e++) {
+            const double err = fabs(dw[e] - wdw[e]);
+            if (!(err <= TIGHT * mdw[e] + 1e-6))
+                fprintf(stderr, "  conv_dw case %zu%s: dw[%lld,%lld] = %.9g, want %.9g\n", gi,
+                        wino ? " (Winograd)" : "", (long long)(e / K), (long long)(e % K),
+                        (double)dw[e], wdw[e]);
+            assert_true(err <= TIGHT * mdw[e] + 1e-6);
+        }
+        free(want), free(mag);
         free(dy), free(dw), free(wk);
         free(x), free(w), free(out), free(out0), free(col), free(work), free(bias);
     }
@@ -390,6 +541,26 @@ static void test_conv_layer(void **state) {
                                     want[ny + nx + iw_] += rv * xv,
                                         mag[ny + nx + iw_] += fabs(rv * xv);
                                 }
+        /* Winograd's for what runs it: y, dx (dy with the flipped kernels), dw */
+        const int64_t img = CI * H * W, oimg = CO * OH * OW;
+        if (winograd(CO, CI, H, W, KH, KW, s, p)) {
+            memset(want, 0, (size_t)ny * sizeof *want), memset(mag, 0, (size_t)ny * sizeof *mag);
+            wino_ref_conv(CO, CI, H, W, p, NB, x->data, img, w->data, oimg, OH * OW, want, mag);
+            wino_ref_dw(CO, CI, H, W, p, NB, x->data, img, r, oimg, want + ny + nx,
+                        mag + ny + nx);
+        }
+        if (s == 1 && winograd(CI, CO, OH, OW, KH, KW, 1, KH - 1 - p)) {
+            float *wf = malloc((size_t)nw * sizeof *wf);
+            assert_non_null(wf);
+            for (int64_t q = 0; q < nw; q++) /* wf[c][co] = w[co][c] turned half round */
+                wf[(q / (KH * KW) % CI * CO + q / (CI * KH * KW)) * KH * KW + KH * KW - 1 -
+                   q % (KH * KW)] = w->data[q];
+            memset(want + ny, 0, (size_t)nx * sizeof *want);
+            memset(mag + ny, 0, (size_t)nx * sizeof *mag);
+            wino_ref_conv(CI, CO, OH, OW, KH - 1 - p, NB, r, oimg, wf, img, H * W, want + ny,
+                          mag + ny);
+            free(wf);
+        }
         assert_near("conv y", y->data, want, mag, ny);
         assert_near("conv dx", x->grad, want + ny, mag + ny, nx);
         assert_near("conv dw", w->grad, want + ny + nx, mag + ny + nx, nw);

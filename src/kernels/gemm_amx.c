@@ -283,17 +283,21 @@ static int64_t up(int64_t n, int64_t q) {
 }
 
 /* The prepared kernels: Wm (M x C T) as A tiles of the tap-major depth,
- * ceil(M / 32) * 2 groups of 16 rows, zero past M. */
+ * ceil(M / 32) * 2 groups of 16 rows, zero past M; the vdpbf16ps table's
+ * (Winograd's, or none) for the convolutions it takes. */
 static int64_t conv_prep_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                               int64_t stride, int64_t pad) {
-    if (!conv_fits(C, KH, KW)) return 0;
-    (void)H, (void)W, (void)stride, (void)pad;
+    if (!conv_fits(C, KH, KW))
+        return base.conv_prep_work ? base.conv_prep_work(M, C, H, W, KH, KW, stride, pad) : 0;
     return up(M, TB) * (C / 2) * KH * KW; /* pairs, one float each */
 }
 
 static void conv_prep(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                       int64_t stride, int64_t pad, const float *Wm, float *prep) {
-    (void)H, (void)W, (void)stride, (void)pad;
+    if (!conv_fits(C, KH, KW)) {
+        base.conv_prep(M, C, H, W, KH, KW, stride, pad, Wm, prep);
+        return;
+    }
     const int64_t T = KH * KW, Cq = C / 2, KB = T * Cq / 16;
     pair *ap = (pair *)(void *)prep;
     for (int64_t r = 0; r < up(M, TB); r++)

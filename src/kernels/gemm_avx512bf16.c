@@ -345,6 +345,22 @@ static void gemm_bpacked(int ta, int64_t M, int64_t N, int64_t K, float alpha, c
                 (kb + 1) / 2, beta, NULL, C, ldc);
 }
 
+/* ---- products over operands packed whole (Winograd's, winograd_avx512bf16.c) */
+
+int64_t gen_bf16_pack_a_floats(int64_t M, int64_t K) {
+    return (M + MR - 1) / MR * MR * ((K + 1) / 2);
+}
+
+void gen_bf16_pack_a(int64_t M, int64_t K, const float *A, int64_t lda, uint32_t *ap) {
+    pack_a(0, A, lda, 0, 0, M, K, ap);
+}
+
+void gen_bf16_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    if (M > 0 && N > 0 && K > 0)
+        blocked(ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, 0, beta, NULL, C, ldc);
+}
+
 /* The table's gemm and gemm_bias: over the threads, in whole MR or NR panels. */
 static void gemm_threads(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
                          const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
@@ -394,6 +410,8 @@ static struct conv_work conv_work_of(int64_t M, int64_t C, int64_t H, int64_t W,
 
 static int64_t conv_gemm_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                               int64_t stride, int64_t pad, int64_t m) {
+    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad))
+        return gen_wino_bf16_conv_work(M, C, H, W, pad, m);
     const struct conv_work w = conv_work_of(M, C, H, W, KH, KW, stride, pad, m);
     return w.pairs + w.planes + w.rows + w.out;
 }
@@ -500,22 +518,39 @@ void gen_bf16_pair_planes(const float *x, int64_t img, int64_t m, int64_t C, int
     memset(xw, 0, (size_t)g->slack * sizeof *xw);
 }
 
-/* C (M x N, row stride ldc) = ap (packed weights, Kq pairs) . B, where pair
- * p of B's columns is the row brow[p] read in place: the blocked loops of
- * `blocked`, slices of at most KP pairs, with nothing to pack. */
-static void rows_gemm(int64_t M, int64_t N, int64_t Kq, const pair *ap, const pair *const *brow,
-                      float *C, int64_t ldc) {
+/* C (M x N, row stride ldc) = ap (packed weights, Kq pairs) . B, where B
+ * is ceil(N / NR) panels of Kq pairs (panel q at bp + q Kq NR), or, with
+ * bp NULL, pair p of B's columns is the row brow[p] read in place: the
+ * blocked loops of `blocked`, slices of at most KP pairs, with nothing to
+ * pack. */
+static void packed_gemm(int64_t M, int64_t N, int64_t Kq, const pair *ap, const pair *bp,
+                        const pair *const *brow, float *C, int64_t ldc) {
     const int64_t nk = (Kq + KP - 1) / KP, kslice = (Kq + nk - 1) / nk;
     for (int64_t k0 = 0; k0 < Kq; k0 += kslice) {
         const int64_t kp = Kq - k0 < kslice ? Kq - k0 : kslice;
+        const float beta = k0 == 0 ? 0.0f : 1.0f;
         for (int64_t jr = 0; jr < N; jr += NR) {
             const int64_t nr = N - jr < NR ? N - jr : NR;
-            for (int64_t ir = 0; ir < M; ir += MR)
-                rows_kernels[(nr - 1) / 16](kp, ap + ir * Kq + k0 * MR, brow + k0, jr,
-                                            C + ir * ldc + jr, ldc, M - ir < MR ? M - ir : MR, nr,
-                                            1.0f, k0 == 0 ? 0.0f : 1.0f);
+            for (int64_t ir = 0; ir < M; ir += MR) {
+                const pair *a = ap + ir * Kq + k0 * MR;
+                float *c = C + ir * ldc + jr;
+                const int64_t mr = M - ir < MR ? M - ir : MR;
+                if (bp)
+                    packed_kernels[(nr - 1) / 16](kp, a, bp + jr * Kq + k0 * NR, c, ldc, mr, nr,
+                                                  1.0f, beta, NULL);
+                else
+                    rows_kernels[(nr - 1) / 16](kp, a, brow + k0, jr, c, ldc, mr, nr, 1.0f, beta);
+            }
         }
     }
+}
+
+/* Winograd's products (winograd_avx512bf16.c): A packed whole by
+ * gen_bf16_pack_a, B as panels whose columns past N are zero up to a
+ * multiple of 16. */
+void gen_bf16_gemm_panels(int64_t M, int64_t N, int64_t kp, const uint32_t *ap,
+                          const uint32_t *bp, float *C, int64_t ldc) {
+    packed_gemm(M, N, kp, ap, bp, NULL, C, ldc);
 }
 
 /* out (M x m P, row stride ldo) = Wm (M x K) col + bias + beta out, as the table's
@@ -526,6 +561,10 @@ static void conv_gemm(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t 
                       int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                       const float *x, const float *bias, float beta, float *out, int64_t ldo,
                       int64_t out_img, float *work) {
+    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) { /* Wm as conv_prep left it */
+        gen_wino_bf16_conv(M, Wm, C, H, W, pad, m, img, x, bias, beta, out, ldo, out_img, work);
+        return;
+    }
     const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
     const int64_t T = KH * KW, Cq = (C + 1) / 2, Kq = Cq * T, n = m * g.tw;
     if (M <= 0 || m <= 0) return;
@@ -539,7 +578,7 @@ static void conv_gemm(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t 
         for (int64_t q = 0; q < Cq; q++)
             for (int64_t t = 0; t < T; t++)
                 brow[q * T + t] = xw + (i * Cq + q) * g.plane + gen_wide_tap(&g, t / KW, t % KW);
-        rows_gemm(M, g.tw, Kq, ap, brow, wide + i * g.tw, n);
+        packed_gemm(M, g.tw, Kq, ap, NULL, brow, wide + i * g.tw, n);
     }
     gen_wide_to_out(&g, M, m, wide, n, bias, beta, out, ldo, out_img);
 }
@@ -627,6 +666,8 @@ static struct dw_work dw_work_of(int64_t M, int64_t C, int64_t H, int64_t W, int
 
 static int64_t conv_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                             int64_t stride, int64_t pad, int64_t m) {
+    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad))
+        return gen_wino_bf16_dw_work(M, C, H, W, pad, m);
     const struct dw_work w = dw_work_of(M, C, H, W, KH, KW, stride, pad, m);
     return w.offs + w.planes + w.plane + w.dy;
 }
@@ -657,6 +698,10 @@ void gen_bf16_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t 
 static void conv_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
                     int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                     const float *x, float *dw, float *work) {
+    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) {
+        gen_wino_bf16_dw(M, dy, dy_img, C, H, W, pad, m, img, x, dw, work);
+        return;
+    }
     const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
     const int64_t OW = g.OW, P = g.OH * OW, K = C * KH * KW, L = up32(g.tw);
     if (M <= 0 || K <= 0) return;
@@ -687,6 +732,19 @@ static void conv_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64
         }
 }
 
+/* The kernels for Winograd's geometries transformed and packed once per
+ * convolution (the table's conv_prep); the direct convolution packs its
+ * own (weights_panels). */
+static int64_t conv_prep_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                              int64_t stride, int64_t pad) {
+    return gen_wino_fits(M, C, H, W, KH, KW, stride, pad) ? gen_wino_bf16_prep_work(M, C) : 0;
+}
+
+static void conv_prep(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                      int64_t stride, int64_t pad, const float *Wm, float *prep) {
+    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) gen_wino_bf16_prep(M, C, Wm, prep);
+}
+
 /* The table of --precision bf16: the AVX-512 table with these products. */
 void gen_kernels_avx512bf16_fill(struct gen_kernels *t) {
     t->name = "avx512bf16";
@@ -696,8 +754,8 @@ void gen_kernels_avx512bf16_fill(struct gen_kernels *t) {
     t->conv_gemm = conv_gemm;
     t->conv_dw_work = conv_dw_work;
     t->conv_dw = conv_dw;
-    t->conv_prep_work = NULL; /* its conv_gemm takes the kernels as they are */
-    t->conv_prep = NULL;
+    t->conv_prep_work = conv_prep_work; /* Winograd's transformed; the rest as they are */
+    t->conv_prep = conv_prep;
     /* strided input gradients through its gemm and col2im */
     t->conv_dx_work = NULL;
     t->conv_dx_prep_work = NULL;

@@ -27,6 +27,31 @@ void gen_kernels_avx512bf16_fill(struct gen_kernels *t);
  * 32-bit words (64-byte aligned), allocated on first use and kept. */
 #define GEN_BF16_BUF_PAIRS ((size_t)192 * (1152 + 192))
 uint32_t *gen_bf16_pack_buffer(void);
+/* Products of operands packed whole, on the calling thread (Winograd's):
+ * A (M x K, row stride lda) packed into gen_bf16_pack_a_floats(M, K)
+ * 32-bit words of pairs; C = A B with B as 48-column panels of pairs;
+ * gen_bf16_gemm is the table's gemm on this thread. */
+int64_t gen_bf16_pack_a_floats(int64_t M, int64_t K);
+void gen_bf16_pack_a(int64_t M, int64_t K, const float *A, int64_t lda, uint32_t *ap);
+void gen_bf16_gemm_panels(int64_t M, int64_t N, int64_t kp, const uint32_t *ap,
+                          const uint32_t *bp, float *C, int64_t ldc);
+void gen_bf16_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                   int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* Winograd's F(2 x 2, 3 x 3) on bf16 operands (winograd_avx512bf16.c):
+ * the entry points of winograd_avx512.c for the geometries gen_wino_fits
+ * accepts, the transformed kernels and inputs rounded to bf16 pairs. */
+int64_t gen_wino_bf16_prep_work(int64_t M, int64_t C);
+void gen_wino_bf16_prep(int64_t M, int64_t C, const float *Wm, float *prep);
+int64_t gen_wino_bf16_conv_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad,
+                                int64_t m);
+void gen_wino_bf16_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W,
+                        int64_t pad, int64_t m, int64_t img, const float *x, const float *bias,
+                        float beta, float *out, int64_t ldo, int64_t out_img, float *work);
+int64_t gen_wino_bf16_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad,
+                              int64_t m);
+void gen_wino_bf16_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H,
+                      int64_t W, int64_t pad, int64_t m, int64_t img, const float *x, float *dw,
+                      float *work);
 #endif
 #ifdef GEN_HAVE_AMX
 /* --precision bf16 on AMX tiles (gemm_amx.c): overwrites t's name and
