@@ -20,7 +20,8 @@ extern const struct gen_kernels gen_kernels_avx512;
 #endif
 #ifdef GEN_HAVE_AVX512BF16
 /* --precision bf16 (gemm_avx512bf16.c): overwrites t's name and matrix
- * products (gemm, conv_gemm; conv_dw NULL) with the bf16 ones. dispatch.c
+ * products (gemm, the convolutions and their kernels' preparation, the
+ * products over packed operands) with the bf16 ones. dispatch.c
  * fills the "avx512bf16" table as a copy of gen_kernels_avx512 with these. */
 void gen_kernels_avx512bf16_fill(struct gen_kernels *t);
 /* The calling thread's buffer for packed bf16 operands, GEN_BF16_BUF_PAIRS
