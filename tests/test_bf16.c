@@ -319,6 +319,8 @@ static void test_conv_gemm(void **state) {
         /* multiples of 32 channels (the AMX table's tiles): strided, odd sizes, 1 x 1, 4 x 4 */
         {32, 9, 9, 3, 3, 2, 1, 3},  {32, 7, 5, 3, 3, 1, 1, 4}, {96, 6, 6, 1, 1, 1, 0, 2},
         {64, 14, 14, 4, 4, 2, 1, 2}, {32, 12, 12, 9, 9, 1, 4, 1}, /* 81 taps: not on tiles */
+        /* Winograd's GEMMs deeper than one slice of pairs (401 channels), pad 0 and 2 */
+        {401, 6, 7, 3, 3, 1, 1, 2}, {24, 8, 9, 3, 3, 1, 0, 2}, {17, 5, 6, 3, 3, 1, 2, 3},
     };
     uint64_t seed = 300;
     for (size_t gi = 0; gi < sizeof geo / sizeof geo[0]; gi++) {
