@@ -357,8 +357,7 @@ void gen_bf16_pack_a(int64_t M, int64_t K, const float *A, int64_t lda, uint32_t
 
 void gen_bf16_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                    int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    if (M > 0 && N > 0 && K > 0)
-        blocked(ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, 0, beta, NULL, C, ldc);
+    gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc);
 }
 
 /* The table's gemm and gemm_bias: over the threads, in whole MR or NR panels. */

@@ -31,7 +31,8 @@ uint32_t *gen_bf16_pack_buffer(void);
 /* Products of operands packed whole, on the calling thread (Winograd's):
  * A (M x K, row stride lda) packed into gen_bf16_pack_a_floats(M, K)
  * 32-bit words of pairs; C = A B with B as 48-column panels of pairs;
- * gen_bf16_gemm is the table's gemm on this thread. */
+ * gen_bf16_gemm is the table's gemm on this thread (a product that is
+ * not empty). */
 int64_t gen_bf16_pack_a_floats(int64_t M, int64_t K);
 void gen_bf16_pack_a(int64_t M, int64_t K, const float *A, int64_t lda, uint32_t *ap);
 void gen_bf16_gemm_panels(int64_t M, int64_t N, int64_t kp, const uint32_t *ap,

@@ -545,14 +545,14 @@ static inline void wino_prep(int64_t M, int64_t C, const float *Wm, float *prep,
 }
 
 /* The forward pass's work: V as panels `depth` rows deep (C floats, or
- * ceil(C / 2) pairs), Mo, the dests, and (staged) the rows of the even
- * channels that bf16 pairs keep. */
+ * ceil(C / 2) pairs), Mo, the dests, and, for pairs (depth < C), the rows
+ * of the even channels waiting for the odd ones. */
 static inline int64_t wino_conv_floats(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad,
-                                       int64_t m, int64_t depth, int staged) {
+                                       int64_t m, int64_t depth) {
     const struct wino g = wino_geo(H, W, pad);
     const int64_t rows = block_rows(&g, m, C, M), nb = rows * g.TW;
     return XI * gen_wino_spread(panel_floats(depth, nb)) + XI * gen_wino_spread(M * nb) +
-           dest_floats(&g, rows) + (staged ? XI * gen_wino_spread(nb) : 0);
+           dest_floats(&g, rows) + (depth < C ? XI * gen_wino_spread(nb) : 0);
 }
 
 /* Mo (M x n, row stride n) = the packed kernels ap (depth deep) times the

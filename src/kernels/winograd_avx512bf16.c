@@ -60,7 +60,7 @@ static void product(int64_t M, int64_t n, int64_t depth, const float *ap, const 
 
 int64_t gen_wino_bf16_conv_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad,
                                 int64_t m) {
-    return wino_conv_floats(M, C, H, W, pad, m, (C + 1) / 2, 1);
+    return wino_conv_floats(M, C, H, W, pad, m, (C + 1) / 2);
 }
 
 void gen_wino_bf16_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W,
