@@ -26,7 +26,17 @@
  * elsewhere). P and the backward's dS keep (T, T) rows; entries past a
  * block's columns are never written or read. The operands the blocks
  * share (k and v, in the backward also q and dy) are packed once a task
- * where the kernel table can (struct shared_b), not once a block. */
+ * where the kernel table can (struct shared_b), not once a block.
+ *
+ * Each task's operands are columns of rows far apart (q of a head is 128
+ * bytes in every 3C floats), which the hardware prefetchers do not fetch
+ * ahead, and the backward reads them (and P, and dy) long after the
+ * forward wrote them. So once a task has packed its own, it asks for the
+ * next task's rows to be brought into L2 (prefetch_task) while its
+ * products run. The backward writes each element of dq, dk and dv once
+ * (a row block of dq, a column block of dk and dv), so it overwrites a
+ * gradient no other op has written yet instead of zero-filling it to add
+ * to. */
 #include <math.h>
 #include <string.h>
 #ifdef _OPENMP
@@ -124,6 +134,26 @@ struct attn_geo {
     int64_t B, T, C, NH, hd;
 };
 
+/* Hints that rows x n floats, ld apart, be brought into L2. */
+static void prefetch_rows(const float *p, int64_t rows, int64_t ld, int64_t n) {
+    for (int64_t r = 0; r < rows; r++, p += ld) {
+        for (int64_t j = 0; j < n; j += 16) __builtin_prefetch(p + j, 0, 2);
+        __builtin_prefetch(p + n - 1, 0, 2);
+    }
+}
+
+/* Hints the rows of q, k and v of task bh (a batch and head), and those of
+ * dy (rows of C) and of P when given, for the task to come. */
+static void prefetch_task(const struct attn_geo *a, const float *qkv, const float *dy,
+                          const float *P, int64_t bh) {
+    if (bh >= a->B * a->NH) return;
+    const int64_t b = bh / a->NH, h = bh % a->NH, T = a->T, C = a->C;
+    const float *q = qkv + b * T * 3 * C + h * a->hd;
+    for (int i = 0; i < 3; i++) prefetch_rows(q + i * C, T, 3 * C, a->hd);
+    if (dy) prefetch_rows(dy + b * T * C + h * a->hd, T, C, a->hd);
+    if (P) prefetch_rows(P + bh * T * T, 1, 0, T * T);
+}
+
 static struct attn_geo attn_geo(const struct gen_tensor *qkv, int64_t NH) {
     GEN_ASSERT(qkv->ndim == 3 && qkv->shape[2] % 3 == 0);
     struct attn_geo a = {qkv->shape[0], qkv->shape[1], qkv->shape[2] / 3, NH, 0};
@@ -154,6 +184,7 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
         const float *q = qkv->data + b * T * C3 + h * hd, *k = q + C, *v = q + 2 * C;
         const struct shared_b kb = share(kt, 1, k, C3, hd, T, buf);
         const struct shared_b vb = share(kt, 0, v, C3, T, hd, buf + pk);
+        prefetch_task(&a, qkv->data, NULL, NULL, bh + 1);
         for (int64_t r0 = 0; r0 < T; r0 += rb) {
             const int64_t n = T - r0 < rb ? T - r0 : rb, w = causal ? r0 + n : T;
             float *sr = s + r0 * T, *pr = p + r0 * T;
@@ -184,7 +215,7 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
 }
 
 /* dP = dO V^T, dS = softmax_bwd(P, dP), dQ = dS K / sqrt(hd),
- * dK = dS^T Q / sqrt(hd), dV = P^T dO; all accumulated into the packed dqkv. */
+ * dK = dS^T Q / sqrt(hd), dV = P^T dO; written (or added) into the packed dqkv. */
 GEN_BACKWARD(attention) {
     struct gen_tensor *qkv = node->in[0];
     const int64_t NH = node->i[0];
@@ -193,7 +224,9 @@ GEN_BACKWARD(attention) {
     const int64_t T = a.T, hd = a.hd, C = a.C, C3 = 3 * a.C;
     const float scale = 1.0f / sqrtf((float)hd);
     const float *P = node->saved, *dy = node->out->grad;
-    float *dqkv = gen_grad(g, qkv);
+    enum gen_grad_mode mode;
+    float *dqkv = gen_grad_dst(g, qkv, &mode);
+    const float beta = gen_put_beta(mode);
     const struct gen_kernels *kt = gen_kernels();
     const int64_t pt = shared_floats(kt, hd, T), pc = shared_floats(kt, T, hd);
     const int64_t tt = (T * T + 15) / 16 * 16, per = 2 * tt + pt + 3 * pc;
@@ -213,6 +246,7 @@ GEN_BACKWARD(attention) {
         const struct shared_b kb = share(kt, 0, k, C3, T, hd, buf + pt);
         const struct shared_b qb = share(kt, 0, q, C3, T, hd, buf + pt + pc);
         const struct shared_b ob = share(kt, 0, dO, C, T, hd, buf + pt + 2 * pc);
+        prefetch_task(&a, qkv->data, dy, P, bh + 1);
 
         for (int64_t r0 = 0; r0 < T; r0 += rb) { /* the rows' blocks: dS and dQ */
             const int64_t n = T - r0 < rb ? T - r0 : rb, w = causal ? r0 + n : T;
@@ -226,15 +260,15 @@ GEN_BACKWARD(attention) {
                 }
             else
                 kt->softmax_grad(n, T, pr, dpr, dsr, GEN_GRAD_SET);
-            /* dq += ds k / sqrt(hd) */
-            product(kt, 0, n, hd, w, scale, dsr, T, &kb, 0, 1.0f, dq + r0 * C3, C3);
+            /* dq (+)= ds k / sqrt(hd) */
+            product(kt, 0, n, hd, w, scale, dsr, T, &kb, 0, beta, dq + r0 * C3, C3);
         }
         for (int64_t c0 = 0; c0 < T; c0 += rb) { /* the columns' blocks: dK and dV */
             const int64_t n = T - c0 < rb ? T - c0 : rb, i0 = causal ? c0 : 0;
-            /* dk += ds^T q / sqrt(hd), dv += p^T dO, over the rows i >= c0 */
-            product(kt, 1, n, hd, T - i0, scale, ds + i0 * T + c0, T, &qb, i0, 1.0f, dk + c0 * C3,
+            /* dk (+)= ds^T q / sqrt(hd), dv (+)= p^T dO, over the rows i >= c0 */
+            product(kt, 1, n, hd, T - i0, scale, ds + i0 * T + c0, T, &qb, i0, beta, dk + c0 * C3,
                     C3);
-            product(kt, 1, n, hd, T - i0, 1.0f, p + i0 * T + c0, T, &ob, i0, 1.0f, dv + c0 * C3,
+            product(kt, 1, n, hd, T - i0, 1.0f, p + i0 * T + c0, T, &ob, i0, beta, dv + c0 * C3,
                     C3);
         }
     }
