@@ -98,9 +98,7 @@ static void pack_a(int ta, const float *A, int64_t lda, int64_t i0, int64_t k0, 
                    int64_t kc, pair *ap) {
     const int64_t kp = (kc + 1) / 2;
     if (ta) { /* stored K x M: rows 2p and 2p+1 hold the MR values of the pair, read in
-               * order across the panels */
-        static const uint16_t zip8[16] = {0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15};
-        const __m256i idx = _mm256_loadu_si256((const __m256i *)zip8);
+               * order across the panels, two panels (16 rows of A) a vector */
         for (int64_t p = 0; p < kp; p++) {
             const float *src = A + (k0 + 2 * p) * lda + i0;
             const int has1 = 2 * p + 1 < kc;
@@ -108,14 +106,14 @@ static void pack_a(int ta, const float *A, int64_t lda, int64_t i0, int64_t k0, 
                 prefetch_row(src + 2 * PF_ROWS * lda, mc);
                 prefetch_row(src + (2 * PF_ROWS + 1) * lda, mc);
             }
-            for (int64_t q = 0; q * MR < mc; q++) {
-                const __mmask16 m = lane_mask(mc - q * MR), m1 = has1 ? m : 0;
-                const __m512 two = _mm512_insertf32x8(
-                    _mm512_castps256_ps512(_mm256_maskz_loadu_ps((__mmask8)m, src + q * MR)),
-                    _mm256_maskz_loadu_ps((__mmask8)m1, src + lda + q * MR), 1);
-                const __m256i v = (__m256i)_mm512_cvtneps_pbh(two);
-                _mm256_storeu_si256((__m256i *)(ap + q * kp * MR + p * MR),
-                                    _mm256_permutexvar_epi16(idx, v));
+            pair *dst = ap + p * MR;
+            for (int64_t i = 0; i < mc; i += 2 * MR, dst += 2 * kp * MR) {
+                const __m512i v = round_rows(load_lanes(src + i, mc - i),
+                                             load_lanes(src + lda + i, has1 ? mc - i : 0));
+                _mm256_storeu_si256((__m256i *)dst, _mm512_castsi512_si256(v));
+                if (i + MR < mc)
+                    _mm256_storeu_si256((__m256i *)(dst + kp * MR),
+                                        _mm512_extracti64x4_epi64(v, 1));
             }
         }
         return;
@@ -161,10 +159,14 @@ static void pack_b(int tb, const float *B, int64_t ldb, int64_t k0, int64_t j0, 
                 prefetch_row(r0 + 2 * PF_ROWS * ldb, nc);
                 prefetch_row(r1 + 2 * PF_ROWS * ldb, nc);
             }
-            for (int64_t c = 0; c < (nc + NR - 1) / NR * NR; c += 16) /* column c: panel c / NR */
-                _mm512_storeu_si512(bp + c / NR * kp * NR + p * NR + c % NR,
-                                    round_rows(load_lanes(r0 + c, nc - c),
-                                               load_lanes(r1 + c, has1 ? nc - c : 0)));
+            pair *dst = bp + p * NR;
+            for (int64_t c = 0; c < nc; c += NR, dst += kp * NR) /* a panel's columns c.. */
+#pragma GCC unroll 3
+                for (int v = 0; v < NR / 16; v++)
+                    _mm512_storeu_si512(dst + 16 * v,
+                                        round_rows(load_lanes(r0 + c + 16 * v, nc - c - 16 * v),
+                                                   load_lanes(r1 + c + 16 * v,
+                                                              has1 ? nc - c - 16 * v : 0)));
         }
         return;
     }
