@@ -42,6 +42,7 @@
 
 #include "gen/core.h"
 #include "kernels/avx512_lanes.h"
+#include "kernels/gemm_ahead.h"
 #include "kernels/kernels_impl.h"
 
 #define MR 8
@@ -197,43 +198,6 @@ static void pack_b(int tb, const float *B, int64_t ldb, int64_t p0, int64_t j0, 
 }
 
 /* ---- micro-kernel ------------------------------------------------------- */
-
-/* Lines the micro-kernels fetch into L2 as they run, one every mask + 1
- * steps: the sources of what packing reads next (the next block of A;
- * after a slice's last block, the next slice's first block of A and its
- * rows of B), each region rows of `len` lines `ld` bytes apart. Packing
- * reads its source from memory with the FMA units idle (on a machine
- * whose copy loop moves 28 GB/s, as long as a sixth of the block's
- * products); fetched during the products before, it comes from L2. */
-struct ahead {
-    const char *row, *p;
-    int64_t ld, rows;
-    int len, left, mask, more; /* more: region 1 follows */
-    const char *row1;
-    int64_t ld1, rows1;
-    int len1;
-};
-
-/* The next row of a's regions after the line at p (a->p NULL: none). */
-static __attribute__((noinline)) const char *ahead_row(struct ahead *a) {
-    a->row += a->ld, a->left = a->len;
-    if (--a->rows == 0) {
-        if (!a->more) return a->p = NULL;
-        a->row = a->row1, a->ld = a->ld1, a->rows = a->rows1;
-        a->len = a->left = a->len1, a->more = 0;
-    }
-    return a->p = a->row;
-}
-
-/* op(A)'s block [i0, i0 + mc) x [p0, p0 + kc) as a region of struct ahead:
- * stored M x K (ta 0): mc rows of kc floats; K x M: kc rows of mc. */
-static void ahead_a(int ta, const float *A, int64_t lda, int64_t i0, int64_t p0, int64_t mc,
-                    int64_t kc, const char **row, int64_t *ld, int64_t *rows, int *len) {
-    *row = (const char *)(ta ? A + p0 * lda + i0 : A + i0 * lda + p0);
-    *ld = lda * (int64_t)sizeof(float);
-    *rows = ta ? kc : mc;
-    *len = (int)(((ta ? mc : kc) + 15) / 16);
-}
 
 /* C[0..mr, 0..nr) = alpha (ap B) + beta C + bias, over kc steps (beta ==
  * 0: C is not read; bias: nr values, one a column, or NULL), for nr <= 16
@@ -410,31 +374,11 @@ static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
             for (int64_t i0 = 0; i0 < M; i0 += MC) {
                 const int64_t mc = M - i0 < MC ? M - i0 : MC;
                 /* what packing reads after this block, fetched meanwhile */
-                struct ahead next = {0};
-                const int64_t p1 = p0 + kslice, kc1 = K - p1 < kslice ? K - p1 : kslice;
-                if (!apre && i0 + MC < M) {
-                    ahead_a(ta, A, lda, i0 + MC, p0, M - i0 - MC < MC ? M - i0 - MC : MC, kc,
-                            &next.row, &next.ld, &next.rows, &next.len);
-                } else if (!apre && p1 < K) {
-                    ahead_a(ta, A, lda, 0, p1, M < MC ? M : MC, kc1, &next.row, &next.ld,
-                            &next.rows, &next.len);
-                    if (B) { /* B stored K x N (tb 0) or N x K */
-                        next.more = 1;
-                        next.row1 = (const char *)(tb ? B + j0 * ldb + p1 : B + p1 * ldb + j0);
-                        next.ld1 = ldb * (int64_t)sizeof(float);
-                        next.rows1 = tb ? nc : kc1;
-                        next.len1 = (int)(((tb ? kc1 : nc) + 15) / 16);
-                    }
-                }
-                if (next.rows > 0) { /* spread over this block's steps */
-                    const int64_t lines = next.rows * next.len + next.more * next.rows1 * next.len1;
-                    const int64_t steps = ((nc + NR - 1) / NR) * ((mc + MR - 1) / MR) * kc;
-                    next.p = next.row, next.left = next.len;
-                    next.mask = steps >= 8 * lines   ? 7
-                                : steps >= 4 * lines ? 3
-                                : steps >= 2 * lines ? 1
-                                                     : 0;
-                }
+                const struct ahead none = {0};
+                struct ahead next =
+                    apre ? none
+                         : ahead_plan(ta, tb, A, lda, B, ldb, M, K, MC, i0, p0, kc, kslice, j0, nc,
+                                      ((nc + NR - 1) / NR) * ((mc + MR - 1) / MR) * kc);
                 if (apre)
                     ap = apre + p0 * Mp + (i0 / MR) * kc * MR;
                 else

@@ -38,6 +38,7 @@
 #include "gen/core.h"
 #include "kernels/avx512_lanes.h"
 #include "kernels/bf16_lanes.h"
+#include "kernels/gemm_ahead.h"
 #include "kernels/kernels_impl.h"
 
 #define MR 8
@@ -201,26 +202,38 @@ static void pack_b(int tb, const float *B, int64_t ldb, int64_t k0, int64_t j0, 
  * N = 128, one head's 32 columns) costing no more than it holds. Pair p of
  * B is at bp + p NR of a packed panel, or, when brow is given, at brow[p]
  * + j (a row of pairs read in place). The 8 x nv accumulators are arrays
- * the unrolled loops keep in registers; C's rows are prefetched for the
- * write-back while the loop runs. */
+ * the unrolled loops keep in registers. While the loop runs it fetches
+ * C's rows for the write-back into L1, one row of the tile a step (all at
+ * once held the loop up while the line fill buffers were full, as in the
+ * fp32 kernel), and, given `ahead`, what packing reads next into L2. */
 static inline __attribute__((always_inline)) void
 kernel_core(int nv, int64_t kp, const pair *restrict ap, const pair *restrict bp,
             const pair *const *brow, int64_t j, float *c, int64_t ldc, int64_t mr, int64_t nr,
-            float alpha, float beta, const float *bias) {
+            float alpha, float beta, const float *bias, struct ahead *ahead) {
     __m512 acc[MR][3];
 #pragma GCC unroll 8
-    for (int r = 0; r < MR; r++) {
-        if (r < mr) _mm_prefetch((const char *)(c + r * ldc), _MM_HINT_T0);
-        if (r < mr && nv > 2) _mm_prefetch((const char *)(c + r * ldc + 32), _MM_HINT_T0);
+    for (int r = 0; r < MR; r++)
 #pragma GCC unroll 3
         for (int v = 0; v < nv; v++) acc[r][v] = _mm512_setzero_ps();
-    }
+    /* the fetch-ahead cursor, in registers while the loop runs */
+    const char *pf = ahead ? ahead->p : NULL;
+    int pf_left = ahead ? ahead->left : 0;
+    const int pf_mask = ahead ? ahead->mask : 0;
     for (int64_t p = 0; p < kp; p++, ap += MR, bp += NR) {
         const pair *row = brow ? brow[p] + j : bp;
         __m512bh b[3];
 #pragma GCC unroll 3
         for (int v = 0; v < nv; v++) b[v] = (__m512bh)_mm512_loadu_si512(row + 16 * v);
         if (!brow) _mm_prefetch((const char *)(bp + 4 * NR), _MM_HINT_T0);
+        if (p < mr)
+#pragma GCC unroll 3
+            for (int v = 0; v < nv; v++)
+                _mm_prefetch((const char *)(c + p * ldc + 16 * v), _MM_HINT_T0);
+        if (pf && (p & pf_mask) == 0) {
+            _mm_prefetch(pf, _MM_HINT_T1);
+            pf += 64;
+            if (--pf_left == 0) pf = ahead_row(ahead), pf_left = ahead->left;
+        }
 #pragma GCC unroll 8
         for (int r = 0; r < MR; r++) {
             const __m512bh a = (__m512bh)_mm512_set1_epi32((int)ap[r]);
@@ -228,6 +241,7 @@ kernel_core(int nv, int64_t kp, const pair *restrict ap, const pair *restrict bp
             for (int v = 0; v < nv; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, b[v]);
         }
     }
+    if (ahead) ahead->p = pf, ahead->left = pf_left;
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     /* the bias (zero without one), as beta 1 would read it back from a C filled with it */
     __m512 bv[3];
@@ -256,29 +270,39 @@ kernel_core(int nv, int64_t kp, const pair *restrict ap, const pair *restrict bp
     }
 }
 
-/* One micro-kernel per width (16, 32, 48 columns) for packed panels and
- * for rows of pairs read in place; [(nr - 1) / 16] picks the narrowest
- * that holds nr columns. */
+/* One micro-kernel per width (16, 32, 48 columns) for packed panels, with
+ * and without the fetch-ahead cursor (it costs the loop a little where
+ * there is nothing to fetch), and for rows of pairs read in place;
+ * [(nr - 1) / 16] picks the narrowest that holds nr columns. */
 typedef void (*packed_kernel)(int64_t kp, const pair *ap, const pair *bp, float *c, int64_t ldc,
-                              int64_t mr, int64_t nr, float alpha, float beta, const float *bias);
+                              int64_t mr, int64_t nr, float alpha, float beta, const float *bias,
+                              struct ahead *ahead);
 typedef void (*rows_kernel)(int64_t kp, const pair *ap, const pair *const *brow, int64_t j,
                             float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta);
 #define KERNELS(NV, W)                                                                             \
     static void kernel_8x##W(int64_t kp, const pair *ap, const pair *bp, float *c, int64_t ldc,    \
-                             int64_t mr, int64_t nr, float alpha, float beta,                      \
-                             const float *bias) {                                                  \
-        kernel_core(NV, kp, ap, bp, NULL, 0, c, ldc, mr, nr, alpha, beta, bias);                   \
+                             int64_t mr, int64_t nr, float alpha, float beta, const float *bias,   \
+                             struct ahead *ahead) {                                                \
+        (void)ahead;                                                                               \
+        kernel_core(NV, kp, ap, bp, NULL, 0, c, ldc, mr, nr, alpha, beta, bias, NULL);             \
+    }                                                                                              \
+    static void kernel_8x##W##_ahead(int64_t kp, const pair *ap, const pair *bp, float *c,         \
+                                     int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta, \
+                                     const float *bias, struct ahead *ahead) {                     \
+        kernel_core(NV, kp, ap, bp, NULL, 0, c, ldc, mr, nr, alpha, beta, bias, ahead);            \
     }                                                                                              \
     static void kernel_8x##W##_rows(int64_t kp, const pair *ap, const pair *const *brow,           \
                                     int64_t j, float *c, int64_t ldc, int64_t mr, int64_t nr,      \
                                     float alpha, float beta) {                                     \
-        kernel_core(NV, kp, ap, NULL, brow, j, c, ldc, mr, nr, alpha, beta, NULL);                 \
+        kernel_core(NV, kp, ap, NULL, brow, j, c, ldc, mr, nr, alpha, beta, NULL, NULL);           \
     }
 KERNELS(1, 16)
 KERNELS(2, 32)
 KERNELS(3, 48)
 #undef KERNELS
-static const packed_kernel packed_kernels[3] = {kernel_8x16, kernel_8x32, kernel_8x48};
+static const packed_kernel packed_kernels[2][3] = {{kernel_8x16, kernel_8x32, kernel_8x48},
+                                                   {kernel_8x16_ahead, kernel_8x32_ahead,
+                                                    kernel_8x48_ahead}};
 static const rows_kernel rows_kernels[3] = {kernel_8x16_rows, kernel_8x32_rows, kernel_8x48_rows};
 
 /* ---- drivers ------------------------------------------------------------ */
@@ -304,6 +328,10 @@ static void blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha
             if (B) pack_b(tb, B, ldb, k0, j0, kc, nc, bp);
             for (int64_t i0 = 0; i0 < M; i0 += MC) {
                 const int64_t mc = M - i0 < MC ? M - i0 : MC;
+                /* what packing reads after this block, fetched meanwhile */
+                struct ahead next =
+                    ahead_plan(ta, tb, A, lda, B, ldb, M, K, MC, i0, k0, kc, kslice, j0, nc,
+                               ((nc + NR - 1) / NR) * ((mc + MR - 1) / MR) * kp);
                 pack_a(ta, A, lda, i0, k0, mc, kc, ap);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     const pair *panel = B ? bp + (jr / NR) * kp * NR
@@ -311,9 +339,9 @@ static void blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha
                     const int64_t nr = nc - jr < NR ? nc - jr : NR;
                     const float *bj = bias && k0 == 0 ? bias + j0 + jr : NULL;
                     for (int64_t ir = 0; ir < mc; ir += MR)
-                        packed_kernels[(nr - 1) / 16](kp, ap + (ir / MR) * kp * MR, panel,
-                                                      C + (i0 + ir) * ldc + j0 + jr, ldc,
-                                                      mc - ir < MR ? mc - ir : MR, nr, alpha, b, bj);
+                        packed_kernels[next.p != NULL][(nr - 1) / 16](
+                            kp, ap + (ir / MR) * kp * MR, panel, C + (i0 + ir) * ldc + j0 + jr,
+                            ldc, mc - ir < MR ? mc - ir : MR, nr, alpha, b, bj, &next);
                 }
             }
         }
@@ -537,8 +565,8 @@ static void packed_gemm(int64_t M, int64_t N, int64_t Kq, const pair *ap, const 
                 float *c = C + ir * ldc + jr;
                 const int64_t mr = M - ir < MR ? M - ir : MR;
                 if (bp)
-                    packed_kernels[(nr - 1) / 16](kp, a, bp + jr * Kq + k0 * NR, c, ldc, mr, nr,
-                                                  1.0f, beta, NULL);
+                    packed_kernels[0][(nr - 1) / 16](kp, a, bp + jr * Kq + k0 * NR, c, ldc, mr,
+                                                     nr, 1.0f, beta, NULL, NULL);
                 else
                     rows_kernels[(nr - 1) / 16](kp, a, brow + k0, jr, c, ldc, mr, nr, 1.0f, beta);
             }
