@@ -283,6 +283,29 @@ static void test_linear(void **state) {
     gen_ctx_free(&g);
 }
 
+/* Residual blocks on x = in / 2 (an op's output, whose gradient starts
+ * unset), squared so that the add's output gradient is a pool block that
+ * the add passes on to both of its inputs (gen_grad_pass): in x +
+ * linear(x) the linear's backward adds dx = dy w and then reads dy for dw
+ * while dy is still also x's gradient (so x must copy it before writing);
+ * in x + linear(gelu(x)) x's writer, the gelu, comes after every other
+ * holder let go (x then owns the block and adds to it in place). */
+static struct gen_tensor *f_residual(struct gen_ctx *g, struct gen_tensor **in, void *arg) {
+    const int gelu = *(const int *)arg;
+    struct gen_tensor *x = gen_scale(g, in[0], 0.5f);
+    struct gen_tensor *y = gen_add(g, x, gen_linear(g, gelu ? gen_gelu(g, x) : x, in[1], NULL));
+    return gen_mul(g, y, y);
+}
+
+static void test_residual(void **state) {
+    (void)state;
+    const struct tu_input in2_[2] = {IN(2, -1, 1, 5, 4), IN(2, -1, 1, 4, 4)};
+    for (int gelu = 0; gelu <= 1; gelu++)
+        assert_int_equal(tu_gradcheck(gelu ? "x + linear(gelu(x))" : "x + linear(x)", f_residual,
+                                      &gelu, 2, in2_, EPS, NL_RTOL, NL_ATOL, 0, SEED),
+                         0);
+}
+
 /* ---- data movement ---- */
 
 static struct gen_tensor *f_reshape(struct gen_ctx *g, struct gen_tensor **in, void *arg) {
@@ -743,6 +766,7 @@ int main(void) {
         cmocka_unit_test(test_loss_forward),   cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_isa_parity),     cmocka_unit_test(test_tape_truncate),
         cmocka_unit_test(test_pass_through),
+        cmocka_unit_test(test_residual),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -43,7 +43,8 @@ struct gen_tensor {
                           its first writer overwrites it               */
     int grad_borrowed; /* grad is shared (gen_backward_seed's dout, or
                           another tensor's: gen_grad_pass), never
-                          written: a writer copies it first            */
+                          written: a writer copies it first (or takes
+                          a pool block all others let go of)          */
     int grad_pooled;   /* grad is a block of the step's pool (below),
                           this tensor one of its holders               */
     const char *name;  /* parameters only; NULL otherwise              */

@@ -233,9 +233,16 @@ int gen_same_shape(const struct gen_tensor *a, const struct gen_tensor *b) {
 }
 
 /* A borrowed gradient (gen_backward_seed's dout, or one shared by
- * gen_grad_pass) about to be written: copied into the arena first. */
+ * gen_grad_pass) about to be written: copied into the arena first, unless
+ * it is a pool block that every other holder has let go of (the tensors
+ * that shared it are done: a residual add's input, after the branch that
+ * shared its output's gradient has run its backward), which t then owns. */
 static void own_grad(struct gen_ctx *g, struct gen_tensor *t) {
     if (!t->grad_borrowed) return;
+    if (t->grad_pooled && data_block(t->grad)->refs == 1) {
+        t->grad_borrowed = 0;
+        return;
+    }
     float *shared = t->grad;
     const int pooled = t->grad_pooled;
     gen_kernels()->scale(gen_numel(t), 1.0f, shared, new_grad(g, t));
