@@ -52,6 +52,33 @@ static inline float *gen_scratch_floats(struct gen_ctx *g, int64_t n) {
     return gen_scratch(g, (size_t)n * sizeof(float));
 }
 
+/* ---- products inside an op's own OpenMP loop (ops_task.c) -----------------
+ * The threads such a loop gets, and this thread's number in it. */
+int gen_task_threads(void);
+int gen_task_id(void);
+/* Around the loop: OpenBLAS's pthreads build kept to one thread in it
+ * (returns the count to give gen_blas_serial_end). */
+int gen_blas_serial_begin(void);
+void gen_blas_serial_end(int n);
+/* An operand B that a task's products share: op(B) (K x N) packed once a
+ * task where the kernel table can (bpack), else read in place by
+ * gen_gemm_ld; a product takes its rows [k0, k0 + depth) and first
+ * columns. */
+struct gen_shared_b {
+    int tb;
+    const float *B;
+    int64_t ldb, K;
+    float *packed; /* NULL: read in place */
+};
+/* The floats of one packed operand in a task's scratch (whole lines). */
+int64_t gen_shared_floats(const struct gen_kernels *kt, int64_t K, int64_t N);
+struct gen_shared_b gen_share(const struct gen_kernels *kt, int tb, const float *B, int64_t ldb,
+                              int64_t K, int64_t N, float *buf);
+/* C (M x N) = alpha op(A) op(B)[k0 .. k0 + K, 0 .. N) + beta C. */
+void gen_shared_product(const struct gen_kernels *kt, int ta, int64_t M, int64_t N, int64_t K,
+                        float alpha, const float *A, int64_t lda, const struct gen_shared_b *b,
+                        int64_t k0, float beta, float *C, int64_t ldc);
+
 /* The whole gradient of t (+)= s x, as gen_grad_dst says (tensor.c). */
 void gen_grad_axpy(struct gen_ctx *g, struct gen_tensor *t, float s, const float *x);
 /* The whole gradient of t (+)= a b, element-wise. */

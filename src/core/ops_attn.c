@@ -26,7 +26,7 @@
  * elsewhere). P and the backward's dS keep (T, T) rows; entries past a
  * block's columns are never written or read. The operands the blocks
  * share (k and v, in the backward also q and dy) are packed once a task
- * where the kernel table can (struct shared_b), not once a block.
+ * where the kernel table can (struct gen_shared_b), not once a block.
  *
  * Each task's operands are columns of rows far apart (q of a head is 128
  * bytes in every 3C floats), which the hardware prefetchers do not fetch
@@ -39,48 +39,8 @@
  * to. */
 #include <math.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "core/ops.h"
-
-static int n_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-/* The per-head GEMMs are small and run inside an OpenMP loop. OpenBLAS's
- * OpenMP build (the one gen links) runs serially inside a parallel region
- * by itself. Its pthreads build would hand the larger ones to its own pool
- * from every OpenMP thread at once, oversubscribing the cores, so for that
- * build BLAS runs on one thread for the duration of the loop. (In the
- * OpenMP build openblas_set_num_threads also sets OpenMP's thread count,
- * which would serialise the loop itself: hence the check.) */
-int openblas_get_num_threads(void); /* from OpenBLAS */
-void openblas_set_num_threads(int n);
-int openblas_get_parallel(void); /* 0 sequential, 1 pthreads, 2 OpenMP */
-
-static int blas_serial_begin(void) {
-    const int n = openblas_get_num_threads();
-    if (openblas_get_parallel() == 1 && n > 1 && n_threads() > 1) openblas_set_num_threads(1);
-    return n;
-}
-
-static void blas_serial_end(int n) {
-    if (openblas_get_num_threads() != n) openblas_set_num_threads(n);
-}
-
-static int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
 
 /* The rows of a block of causal attention: about T / 8, a multiple of 16
  * (the GEMMs' and softmax's vectors, and whole bf16 pairs for the depths
@@ -95,39 +55,6 @@ static int64_t attn_block(int64_t T, int causal) {
  * products read. */
 static void zero_future(float *row, int64_t t, int64_t w) {
     memset(row + t + 1, 0, (size_t)(w - t - 1) * sizeof(float));
-}
-
-/* An operand B that a task's products share: op(B) (K x N) packed once
- * where the kernel table can (bpack), else read in place by gen_gemm_ld;
- * a product takes its rows [k0, k0 + depth) and first columns. */
-struct shared_b {
-    int tb;
-    const float *B;
-    int64_t ldb, K;
-    float *packed; /* NULL: read in place */
-};
-
-/* The floats of one packed operand in a task's scratch (whole lines). */
-static int64_t shared_floats(const struct gen_kernels *kt, int64_t K, int64_t N) {
-    return kt->bpack ? (kt->bpack_floats(K, N) + 15) / 16 * 16 : 0;
-}
-
-static struct shared_b share(const struct gen_kernels *kt, int tb, const float *B, int64_t ldb,
-                             int64_t K, int64_t N, float *buf) {
-    const struct shared_b s = {tb, B, ldb, K, kt->bpack ? buf : NULL};
-    if (s.packed) kt->bpack(tb, K, N, B, ldb, buf);
-    return s;
-}
-
-/* C (M x N) = alpha op(A) op(B)[k0 .. k0 + K, 0 .. N) + beta C. */
-static void product(const struct gen_kernels *kt, int ta, int64_t M, int64_t N, int64_t K,
-                    float alpha, const float *A, int64_t lda, const struct shared_b *b, int64_t k0,
-                    float beta, float *C, int64_t ldc) {
-    if (b->packed)
-        kt->gemm_bpacked(ta, M, N, K, alpha, A, lda, b->packed, k0, b->K, beta, C, ldc);
-    else
-        gen_gemm_ld(ta, b->tb, M, N, K, alpha, A, lda, b->tb ? b->B + k0 : b->B + k0 * b->ldb,
-                    b->ldb, beta, C, ldc);
 }
 
 struct attn_geo {
@@ -170,26 +97,26 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
     struct gen_tensor *y = gen_tensor_3d(g, a.B, T, a.C);
     float *P = gen_scratch_floats(g, a.B * NH * T * T); /* (B, NH, T, T), kept if recorded */
     const struct gen_kernels *kt = gen_kernels();
-    const int64_t pk = shared_floats(kt, hd, T), pv = shared_floats(kt, T, hd);
+    const int64_t pk = gen_shared_floats(kt, hd, T), pv = gen_shared_floats(kt, T, hd);
     const int64_t tt = (T * T + 15) / 16 * 16, per = tt + pk + pv; /* s (T, T), k^T, v */
-    float *scratch = gen_scratch_floats(g, n_threads() * per);
-    const int blas_threads = blas_serial_begin();
+    float *scratch = gen_scratch_floats(g, gen_task_threads() * per);
+    const int blas_threads = gen_blas_serial_begin();
     const int64_t rb = attn_block(T, causal);
 
 #pragma omp parallel for schedule(static)
     for (int64_t bh = 0; bh < a.B * NH; bh++) {
         const int64_t b = bh / NH, h = bh % NH;
-        float *s = scratch + thread_id() * per, *p = P + bh * T * T; /* (T, T) */
+        float *s = scratch + gen_task_id() * per, *p = P + bh * T * T; /* (T, T) */
         float *buf = s + tt;
         const float *q = qkv->data + b * T * C3 + h * hd, *k = q + C, *v = q + 2 * C;
-        const struct shared_b kb = share(kt, 1, k, C3, hd, T, buf);
-        const struct shared_b vb = share(kt, 0, v, C3, T, hd, buf + pk);
+        const struct gen_shared_b kb = gen_share(kt, 1, k, C3, hd, T, buf);
+        const struct gen_shared_b vb = gen_share(kt, 0, v, C3, T, hd, buf + pk);
         prefetch_task(&a, qkv->data, NULL, NULL, bh + 1);
         for (int64_t r0 = 0; r0 < T; r0 += rb) {
             const int64_t n = T - r0 < rb ? T - r0 : rb, w = causal ? r0 + n : T;
             float *sr = s + r0 * T, *pr = p + r0 * T;
             /* s = q k^T / sqrt(hd), then p = softmax(s) over each row's past */
-            product(kt, 0, n, w, hd, scale, q + r0 * C3, C3, &kb, 0, 0.0f, sr, T);
+            gen_shared_product(kt, 0, n, w, hd, scale, q + r0 * C3, C3, &kb, 0, 0.0f, sr, T);
             if (causal)
                 for (int64_t i = 0, t = r0; i < n; i++, t++) {
                     kt->softmax_fwd(1, t + 1, sr + i * T, pr + i * T);
@@ -198,11 +125,11 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
             else
                 kt->softmax_fwd(n, T, sr, pr);
             /* o = p v, into columns [h hd, (h+1) hd) of y's rows */
-            product(kt, 0, n, hd, w, 1.0f, pr, T, &vb, 0, 0.0f, y->data + (b * T + r0) * C + h * hd,
-                    C);
+            gen_shared_product(kt, 0, n, hd, w, 1.0f, pr, T, &vb, 0, 0.0f,
+                               y->data + (b * T + r0) * C + h * hd, C);
         }
     }
-    blas_serial_end(blas_threads);
+    gen_blas_serial_end(blas_threads);
     struct gen_node *node = gen_record(g, GEN_OP_ATTENTION, y, 1, (struct gen_tensor *[]){qkv});
     if (node) {
         node->i[0] = NH;
@@ -228,31 +155,32 @@ GEN_BACKWARD(attention) {
     float *dqkv = gen_grad_dst(g, qkv, &mode);
     const float beta = gen_put_beta(mode);
     const struct gen_kernels *kt = gen_kernels();
-    const int64_t pt = shared_floats(kt, hd, T), pc = shared_floats(kt, T, hd);
+    const int64_t pt = gen_shared_floats(kt, hd, T), pc = gen_shared_floats(kt, T, hd);
     const int64_t tt = (T * T + 15) / 16 * 16, per = 2 * tt + pt + 3 * pc;
-    float *scratch = gen_scratch_floats(g, n_threads() * per); /* dp, ds (T, T), 4 packed */
-    const int blas_threads = blas_serial_begin();
+    float *scratch = gen_scratch_floats(g, gen_task_threads() * per); /* dp, ds (T, T), 4 packed */
+    const int blas_threads = gen_blas_serial_begin();
     const int64_t rb = attn_block(T, causal);
 
 #pragma omp parallel for schedule(static)
     for (int64_t bh = 0; bh < a.B * NH; bh++) {
         const int64_t b = bh / NH, h = bh % NH;
-        float *dp = scratch + thread_id() * per, *ds = dp + tt, *buf = ds + tt;
+        float *dp = scratch + gen_task_id() * per, *ds = dp + tt, *buf = ds + tt;
         const float *p = P + bh * T * T;
         const float *q = qkv->data + b * T * C3 + h * hd, *k = q + C, *v = q + 2 * C;
         const float *dO = dy + b * T * C + h * hd; /* rows of C */
         float *dq = dqkv + b * T * C3 + h * hd, *dk = dq + C, *dv = dq + 2 * C;
-        const struct shared_b vt = share(kt, 1, v, C3, hd, T, buf);
-        const struct shared_b kb = share(kt, 0, k, C3, T, hd, buf + pt);
-        const struct shared_b qb = share(kt, 0, q, C3, T, hd, buf + pt + pc);
-        const struct shared_b ob = share(kt, 0, dO, C, T, hd, buf + pt + 2 * pc);
+        const struct gen_shared_b vt = gen_share(kt, 1, v, C3, hd, T, buf);
+        const struct gen_shared_b kb = gen_share(kt, 0, k, C3, T, hd, buf + pt);
+        const struct gen_shared_b qb = gen_share(kt, 0, q, C3, T, hd, buf + pt + pc);
+        const struct gen_shared_b ob = gen_share(kt, 0, dO, C, T, hd, buf + pt + 2 * pc);
         prefetch_task(&a, qkv->data, dy, P, bh + 1);
 
         for (int64_t r0 = 0; r0 < T; r0 += rb) { /* the rows' blocks: dS and dQ */
             const int64_t n = T - r0 < rb ? T - r0 : rb, w = causal ? r0 + n : T;
             const float *pr = p + r0 * T;
             float *dpr = dp + r0 * T, *dsr = ds + r0 * T;
-            product(kt, 0, n, w, hd, 1.0f, dO + r0 * C, C, &vt, 0, 0.0f, dpr, T); /* dO v^T */
+            gen_shared_product(kt, 0, n, w, hd, 1.0f, dO + r0 * C, C, &vt, 0, 0.0f, dpr,
+                               T); /* dO v^T */
             if (causal)
                 for (int64_t i = 0, t = r0; i < n; i++, t++) {
                     kt->softmax_grad(1, t + 1, pr + i * T, dpr + i * T, dsr + i * T, GEN_GRAD_SET);
@@ -261,16 +189,16 @@ GEN_BACKWARD(attention) {
             else
                 kt->softmax_grad(n, T, pr, dpr, dsr, GEN_GRAD_SET);
             /* dq (+)= ds k / sqrt(hd) */
-            product(kt, 0, n, hd, w, scale, dsr, T, &kb, 0, beta, dq + r0 * C3, C3);
+            gen_shared_product(kt, 0, n, hd, w, scale, dsr, T, &kb, 0, beta, dq + r0 * C3, C3);
         }
         for (int64_t c0 = 0; c0 < T; c0 += rb) { /* the columns' blocks: dK and dV */
             const int64_t n = T - c0 < rb ? T - c0 : rb, i0 = causal ? c0 : 0;
             /* dk (+)= ds^T q / sqrt(hd), dv (+)= p^T dO, over the rows i >= c0 */
-            product(kt, 1, n, hd, T - i0, scale, ds + i0 * T + c0, T, &qb, i0, beta, dk + c0 * C3,
-                    C3);
-            product(kt, 1, n, hd, T - i0, 1.0f, p + i0 * T + c0, T, &ob, i0, beta, dv + c0 * C3,
-                    C3);
+            gen_shared_product(kt, 1, n, hd, T - i0, scale, ds + i0 * T + c0, T, &qb, i0, beta,
+                               dk + c0 * C3, C3);
+            gen_shared_product(kt, 1, n, hd, T - i0, 1.0f, p + i0 * T + c0, T, &ob, i0, beta,
+                               dv + c0 * C3, C3);
         }
     }
-    blas_serial_end(blas_threads);
+    gen_blas_serial_end(blas_threads);
 }

@@ -25,27 +25,8 @@
  * pass is a conv2d's input gradient, its input gradient a conv2d's
  * forward pass, its weight gradient a conv2d's with x and dy swapped. */
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "core/ops.h"
-
-static int n_threads(void) {
-#ifdef _OPENMP
-    return omp_get_max_threads();
-#else
-    return 1;
-#endif
-}
-
-static int thread_id(void) {
-#ifdef _OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
 
 /* n floats rounded up to whole 64-byte lines, so that every part of a
  * thread's scratch starts aligned (the kernels keep pointers in some). */
@@ -213,13 +194,13 @@ static int implicit_conv(struct gen_ctx *g, const struct gen_kernels *kt,
     const int64_t per = lines(work);
     const float *wk =
         conv_kernels(g, kt, c->Cout, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, w);
-    float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
+    float *scratch = gen_scratch_floats(g, (int64_t)gen_task_threads() * per);
 #pragma omp parallel for schedule(dynamic, 1) if (k.count > 1)
     for (int64_t ch = 0; ch < k.count; ch++) {
         const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c->N);
         kt->conv_gemm(c->Cout, wk, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, m, c->img,
                       x + n0 * c->img, bias, beta, y + n0 * c->Cout * c->P, c->P, c->Cout * c->P,
-                      scratch + thread_id() * per);
+                      scratch + gen_task_id() * per);
     }
     return 1;
 }
@@ -237,13 +218,13 @@ static int implicit_dx(struct gen_ctx *g, const struct gen_kernels *kt, const st
     float *prep = gen_scratch_floats(g, kt->conv_dx_prep_work(c->Cout, c->Cin, c->KH, c->KW));
     kt->conv_dx_prep(c->Cout, c->Cin, c->KH, c->KW, w, prep);
     const int64_t per = lines(work);
-    float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
+    float *scratch = gen_scratch_floats(g, (int64_t)gen_task_threads() * per);
 #pragma omp parallel for schedule(dynamic, 1) if (k.count > 1)
     for (int64_t ch = 0; ch < k.count; ch++) {
         const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c->N);
         kt->conv_dx(c->Cout, prep, dy + n0 * c->Cout * c->P, c->Cout * c->P, c->Cin, c->H, c->W,
                     c->KH, c->KW, c->stride, c->pad, m, c->img, beta, dx + n0 * c->img,
-                    scratch + thread_id() * per);
+                    scratch + gen_task_id() * per);
     }
     return 1;
 }
@@ -258,13 +239,13 @@ struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct ge
     if (!implicit_conv(g, kt, &c, x->data, w->data, bias, 0.0f, y->data)) {
         const struct chunks k = chunk_images(c.N, c.K, c.P);
         const int64_t cols = k.nb * c.P, per = lines(c.K * cols) + lines(c.Cout * cols);
-        float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
+        float *scratch = gen_scratch_floats(g, (int64_t)gen_task_threads() * per);
         /* y (m, Cout, P) = bias + w (Cout, K) col (K, m P), through ymat
          * (Cout, m P) */
 #pragma omp parallel for schedule(dynamic, 1) if (k.count > 1)
         for (int64_t ch = 0; ch < k.count; ch++) {
             const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c.N), ld = m * c.P;
-            float *buf = scratch + thread_id() * per, *yn = y->data + n0 * c.Cout * c.P;
+            float *buf = scratch + gen_task_id() * per, *yn = y->data + n0 * c.Cout * c.P;
             float *out = m == 1 ? yn : buf + lines(c.K * cols);
             if (bias)
                 for (int64_t co = 0; co < c.Cout; co++) row_fill(ld, bias[co], out + co * ld);
@@ -304,14 +285,14 @@ static int implicit_weight_grad(struct gen_ctx *g, const struct gen_kernels *kt,
         return 1;
     }
     const int64_t per = lines(work);
-    float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
+    float *scratch = gen_scratch_floats(g, (int64_t)gen_task_threads() * per);
     float *part = gen_scratch_floats(g, kk.count * c->Cout * c->K);
 #pragma omp parallel for schedule(dynamic, 1) if (kk.count > 1)
     for (int64_t ch = 0; ch < kk.count; ch++) {
         const int64_t n0 = chunk_first(&kk, ch), m = chunk_len(&kk, ch, c->N);
         kt->conv_dw(c->Cout, dy + n0 * c->Cout * c->P, c->Cout * c->P, c->Cin, c->H, c->W, c->KH,
                     c->KW, c->stride, c->pad, m, c->img, x + n0 * c->img,
-                    part + ch * c->Cout * c->K, scratch + thread_id() * per);
+                    part + ch * c->Cout * c->K, scratch + gen_task_id() * per);
     }
     gen_put_rows_sum(mode, kk.count, c->Cout * c->K, part, c->Cout * c->K, dw);
     gen_scratch_release(g); /* before the input gradient takes its own */
@@ -357,13 +338,13 @@ GEN_BACKWARD(conv2d) {
     const struct chunks k = chunk_images(c.N, c.K, c.P);
     /* col, dcol, dymat */
     const int64_t cols = k.nb * c.P, per = lines((2 * c.K + c.Cout) * cols);
-    float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
+    float *scratch = gen_scratch_floats(g, (int64_t)gen_task_threads() * per);
     /* (chunks, Cout, K) */
     float *dw_part = dw ? gen_scratch_floats(g, k.count * c.Cout * c.K) : NULL;
 #pragma omp parallel for schedule(dynamic, 1) if (k.count > 1)
     for (int64_t ch = 0; ch < k.count; ch++) {
         const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c.N), ld = m * c.P;
-        float *buf = scratch + thread_id() * per, *dcol = buf + c.K * cols;
+        float *buf = scratch + gen_task_id() * per, *dcol = buf + c.K * cols;
         const float *dymat = gather_cols(m, c.Cout, c.P, dy + n0 * c.Cout * c.P, dcol + c.K * cols);
         if (dw) {
             const float *col = conv_cols(&c, x->data, n0, m, buf);
@@ -436,13 +417,13 @@ struct gen_tensor *gen_conv_transpose2d(struct gen_ctx *g, struct gen_tensor *x,
     if (!implicit_dx(g, kt, &cc, x->data, w->data, bias ? 1.0f : 0.0f, y->data)) {
         const struct chunks k = chunk_images(c.N, c.K2, c.HW);
         const int64_t cols = k.nb * c.HW, per = (c.K2 + c.Cin) * cols; /* col, xmat */
-        float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
+        float *scratch = gen_scratch_floats(g, (int64_t)gen_task_threads() * per);
         /* col (K2, m HW) = W^T xmat; y (= bias, or 0) += col2im(col), image
          * by image. */
 #pragma omp parallel for schedule(dynamic, 1) if (k.count > 1)
         for (int64_t ch = 0; ch < k.count; ch++) {
             const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c.N), ld = m * c.HW;
-            float *col = scratch + thread_id() * per;
+            float *col = scratch + gen_task_id() * per;
             const float *xmat =
                 gather_cols(m, c.Cin, c.HW, x->data + n0 * c.Cin * c.HW, col + c.K2 * cols);
             gen_gemm(1, 0, c.K2, ld, c.Cin, 1.0f, w->data, xmat, 0.0f, col);
@@ -485,14 +466,14 @@ GEN_BACKWARD(conv_transpose2d) {
     if (!dw && !dx) return;
     const struct chunks k = chunk_images(c.N, c.K2, c.HW);
     const int64_t cols = k.nb * c.HW, per = (c.K2 + 2 * c.Cin) * cols; /* dcol, xmat, dxmat */
-    float *scratch = gen_scratch_floats(g, (int64_t)n_threads() * per);
+    float *scratch = gen_scratch_floats(g, (int64_t)gen_task_threads() * per);
     /* (chunks, Cin, K2) */
     float *dw_part = dw ? gen_scratch_floats(g, k.count * c.Cin * c.K2) : NULL;
 
 #pragma omp parallel for schedule(dynamic, 1) if (k.count > 1)
     for (int64_t ch = 0; ch < k.count; ch++) {
         const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c.N), ld = m * c.HW;
-        float *dcol = scratch + thread_id() * per, *xbuf = dcol + c.K2 * cols;
+        float *dcol = scratch + gen_task_id() * per, *xbuf = dcol + c.K2 * cols;
         float *dxmat = xbuf + c.Cin * cols;
         for (int64_t i = 0; i < m; i++)
             kt->im2col_ld(c.Cout, c.OH, c.OW, c.KH, c.KW, c.stride, c.pad, ld,

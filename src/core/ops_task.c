@@ -1,0 +1,69 @@
+/* ops_task.c - what ops need that run products inside their own OpenMP
+ * loop, one task at a time on each thread: attention (a task per batch
+ * and head, ops_attn.c) and the fused MLP (a task per block of rows,
+ * ops_mlp.c). Inside the loop gen_gemm_split sees the parallel region and
+ * keeps a product on the calling thread. */
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "core/ops.h"
+
+int gen_task_threads(void) {
+#ifdef _OPENMP
+    return omp_get_max_threads();
+#else
+    return 1;
+#endif
+}
+
+int gen_task_id(void) {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+/* OpenBLAS's OpenMP build (the one gen links) runs serially inside a
+ * parallel region by itself. Its pthreads build would hand the larger
+ * products to its own pool from every OpenMP thread at once,
+ * oversubscribing the cores, so for that build BLAS runs on one thread for
+ * the duration of the loop. (In the OpenMP build openblas_set_num_threads
+ * also sets OpenMP's thread count, which would serialise the loop itself:
+ * hence the check.) */
+int openblas_get_num_threads(void); /* from OpenBLAS */
+void openblas_set_num_threads(int n);
+int openblas_get_parallel(void); /* 0 sequential, 1 pthreads, 2 OpenMP */
+
+int gen_blas_serial_begin(void) {
+    const int n = openblas_get_num_threads();
+    if (openblas_get_parallel() == 1 && n > 1 && gen_task_threads() > 1)
+        openblas_set_num_threads(1);
+    return n;
+}
+
+void gen_blas_serial_end(int n) {
+    if (openblas_get_num_threads() != n) openblas_set_num_threads(n);
+}
+
+int64_t gen_shared_floats(const struct gen_kernels *kt, int64_t K, int64_t N) {
+    return kt->bpack ? (kt->bpack_floats(K, N) + 15) / 16 * 16 : 0;
+}
+
+struct gen_shared_b gen_share(const struct gen_kernels *kt, int tb, const float *B, int64_t ldb,
+                              int64_t K, int64_t N, float *buf) {
+    const struct gen_shared_b s = {tb, B, ldb, K, kt->bpack ? buf : NULL};
+    if (s.packed) kt->bpack(tb, K, N, B, ldb, buf);
+    return s;
+}
+
+void gen_shared_product(const struct gen_kernels *kt, int ta, int64_t M, int64_t N, int64_t K,
+                        float alpha, const float *A, int64_t lda, const struct gen_shared_b *b,
+                        int64_t k0, float beta, float *C, int64_t ldc) {
+    if (b->packed)
+        kt->gemm_bpacked(ta, M, N, K, alpha, A, lda, b->packed, k0, b->K, beta, C, ldc);
+    else
+        gen_gemm_ld(ta, b->tb, M, N, K, alpha, A, lda, b->tb ? b->B + k0 : b->B + k0 * b->ldb,
+                    b->ldb, beta, C, ldc);
+}
