@@ -1,8 +1,9 @@
-/* ops_task.c - what ops need that run products inside their own OpenMP
+/* ops_task.c - what ops need that run their work inside their own OpenMP
  * loop, one task at a time on each thread: attention (a task per batch
- * and head, ops_attn.c) and the fused MLP (a task per block of rows,
- * ops_mlp.c). Inside the loop gen_gemm_split sees the parallel region and
- * keeps a product on the calling thread. */
+ * and head, ops_attn.c, whose products share packed operands) and the
+ * convolutions (a chunk of images, ops_conv.c, each thread its own part
+ * of the scratch). Inside the loop gen_gemm_split sees the parallel region
+ * and keeps a product on the calling thread. */
 #ifdef _OPENMP
 #include <omp.h>
 #endif
