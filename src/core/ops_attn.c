@@ -179,8 +179,8 @@ GEN_BACKWARD(attention) {
             const int64_t n = T - r0 < rb ? T - r0 : rb, w = causal ? r0 + n : T;
             const float *pr = p + r0 * T;
             float *dpr = dp + r0 * T, *dsr = ds + r0 * T;
-            gen_shared_product(kt, 0, n, w, hd, 1.0f, dO + r0 * C, C, &vt, 0, 0.0f, dpr,
-                               T); /* dO v^T */
+            /* dp = dO v^T */
+            gen_shared_product(kt, 0, n, w, hd, 1.0f, dO + r0 * C, C, &vt, 0, 0.0f, dpr, T);
             if (causal)
                 for (int64_t i = 0, t = r0; i < n; i++, t++) {
                     kt->softmax_grad(1, t + 1, pr + i * T, dpr + i * T, dsr + i * T, GEN_GRAD_SET);
