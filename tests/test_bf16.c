@@ -179,6 +179,21 @@ static int winograd(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int6
     return fits && !(strcmp(table_name, "amx") == 0 && C % 32 == 0);
 }
 
+/* Whether the table keeps a strided geometry's input gradient (dw = 0) or
+ * weight gradient (dw = 1) in fp32: the channels-last kernels' geometries
+ * (kernels_impl.h's gen_nhwc_fits mirrored, 48 the GEMM's panel width), the
+ * weight gradient where AMX's tiles do not take it. */
+static int fp32_grad(int dw, int64_t C, int64_t KH, int64_t KW, int64_t st) {
+    if (!(st > 1 && KH * KW <= 16 && KW * C >= 48 && st * C >= 48)) return 0;
+    return !dw || !(strcmp(table_name, "amx") == 0 && C % 32 == 0 && KH * KW <= 64);
+}
+
+/* An operand of the reference: rounded to bf16, or as it is where the
+ * table computes in fp32. */
+static double operand(float v, int fp32) {
+    return fp32 ? (double)v : (double)tu_bf16(v);
+}
+
 /* A^T (output from products) and G^T (kernel gradient from products) */
 static const double AT[2][4] = {{1, 1, 1, 0}, {0, 1, -1, -1}};
 static const double GT[3][4] = {{1, 0.5, 0.5, 0}, {0, 0.5, -0.5, 0}, {0, 0.5, 0.5, 1}};
@@ -303,7 +318,8 @@ static void wino_ref_dw(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad,
  * paddings, odd depths and several images per call (image boundaries
  * inside packed panels), odd channel counts (a zero channel completes
  * the last pair), several slices of pairs and output heights, against the
- * scalar im2col and the rounded reference. */
+ * scalar im2col and the rounded reference (the weight gradient of what
+ * the table keeps in fp32, fp32_grad: the plain one). */
 static void test_conv_gemm(void **state) {
     (void)state;
     const struct gen_kernels *k = bf16k(), *sc = gen_kernels_for("scalar");
@@ -377,6 +393,7 @@ static void test_conv_gemm(void **state) {
         assert_non_null(wk);
         k->conv_dw(M, dy, dy_img, C, H, W, KH, KW, st, pad, m, img, x, dw, wk);
         double *wdw = want + M * N, *mdw = mag + M * N;
+        const int dw32 = fp32_grad(1, C, KH, KW, st);
         if (wino)
             wino_ref_dw(M, C, H, W, pad, m, x, img, dy, dy_img, wdw, mdw);
         else
@@ -384,8 +401,8 @@ static void test_conv_gemm(void **state) {
                 for (int64_t q = 0; q < K; q++)
                     for (int64_t i = 0; i < m; i++)
                         for (int64_t t = 0; t < P; t++) {
-                            const double v = (double)tu_bf16(dy[i * dy_img + r * P + t]) *
-                                             tu_bf16(col[q * N + i * P + t]);
+                            const double v = operand(dy[i * dy_img + r * P + t], dw32) *
+                                             operand(col[q * N + i * P + t], dw32);
                             wdw[r * K + q] += v, mdw[r * K + q] += fabs(v);
                         }
         for (int64_t e = 0; e < M * K; e++) {
@@ -500,7 +517,8 @@ static void test_linear_layer(void **state) {
 
 /* conv2d forward and backward (the flipped-kernel dx of stride 1, the
  * im2col dx of stride 2, the im2col + gemm dW) against direct loops over
- * rounded operands. */
+ * rounded operands, or over the operands as they are for the strided
+ * gradients the table keeps in fp32 (fp32_grad). */
 static void test_conv_layer(void **state) {
     (void)state;
     static const int64_t cases[][4] = {
@@ -524,6 +542,7 @@ static void test_conv_layer(void **state) {
         gen_backward_seed(&g, y, r);
         double *want = calloc((size_t)(ny + nx + nw), sizeof *want);
         double *mag = calloc((size_t)(ny + nx + nw), sizeof *mag);
+        const int dx32 = s > 1 && fp32_grad(0, CI, KH, KW, s), dw32 = fp32_grad(1, CI, KH, KW, s);
         for (int64_t n = 0; n < NB; n++)
             for (int64_t co = 0; co < CO; co++)
                 for (int64_t oh = 0; oh < OH; oh++)
@@ -537,11 +556,14 @@ static void test_conv_layer(void **state) {
                                     const int64_t ix = ((n * CI + c) * H + ih) * W + iw;
                                     const int64_t iw_ = ((co * CI + c) * KH + kh) * KW + kw;
                                     const double wv = tu_bf16(w->data[iw_]);
-                                    const double xv = tu_bf16(x->data[ix]), rv = tu_bf16(r[iy]);
+                                    const double xv = tu_bf16(x->data[ix]);
                                     want[iy] += wv * xv, mag[iy] += fabs(wv * xv);
-                                    want[ny + ix] += wv * rv, mag[ny + ix] += fabs(wv * rv);
-                                    want[ny + nx + iw_] += rv * xv,
-                                        mag[ny + nx + iw_] += fabs(rv * xv);
+                                    const double dx = operand(w->data[iw_], dx32) *
+                                                      operand(r[iy], dx32);
+                                    want[ny + ix] += dx, mag[ny + ix] += fabs(dx);
+                                    const double dw = operand(r[iy], dw32) *
+                                                      operand(x->data[ix], dw32);
+                                    want[ny + nx + iw_] += dw, mag[ny + nx + iw_] += fabs(dw);
                                 }
         /* Winograd's for what runs it: y, dx (dy with the flipped kernels), dw */
         const int64_t img = CI * H * W, oimg = CO * OH * OW;

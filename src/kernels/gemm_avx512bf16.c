@@ -697,6 +697,8 @@ static int64_t conv_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t 
                             int64_t stride, int64_t pad, int64_t m) {
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad))
         return gen_wino_bf16_dw_work(M, C, H, W, pad, m);
+    if (gen_nhwc_fits(C, KH, KW, stride))
+        return gen_nhwc_dw_work(M, C, H, W, KH, KW, stride, pad, m);
     const struct dw_work w = dw_work_of(M, C, H, W, KH, KW, stride, pad, m);
     return w.offs + w.planes + w.plane + w.dy;
 }
@@ -723,12 +725,21 @@ void gen_bf16_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t 
 
 /* dw (M x K) = sum over the m images of dy_i (M x P, images dy_img floats
  * apart) col_i^T, overwriting dw, as the table's conv_dw (kernels.h); work
- * holds conv_dw_work floats. On the calling thread. */
+ * holds conv_dw_work floats. On the calling thread. The strided geometries
+ * of the channels-last kernels (gen_nhwc_fits) stay in fp32, as their
+ * input gradients do (gen_kernels_avx512bf16_fill): this direct form's
+ * dot products over positions ran them at 0.77-0.86 of the fp32 kernel's
+ * speed (bench_gemm --bf16: the U-Net's 28 -> 14 and the GAN critic's 14
+ * -> 7). */
 static void conv_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
                     int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                     const float *x, float *dw, float *work) {
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) {
         gen_wino_bf16_dw(M, dy, dy_img, C, H, W, pad, m, img, x, dw, work);
+        return;
+    }
+    if (gen_nhwc_fits(C, KH, KW, stride)) {
+        gen_nhwc_dw(M, dy, dy_img, C, H, W, KH, KW, stride, pad, m, img, x, dw, work);
         return;
     }
     const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
@@ -785,11 +796,10 @@ void gen_kernels_avx512bf16_fill(struct gen_kernels *t) {
     t->conv_dw = conv_dw;
     t->conv_prep_work = conv_prep_work; /* Winograd's transformed; the rest as they are */
     t->conv_prep = conv_prep;
-    /* strided input gradients through its gemm and col2im */
-    t->conv_dx_work = NULL;
-    t->conv_dx_prep_work = NULL;
-    t->conv_dx_prep = NULL;
-    t->conv_dx = NULL;
+    /* Strided input gradients stay the fp32 table's channels-last kernels
+     * (conv_dx): bf16 has no such kernel, and W^T dy by its GEMM then
+     * col2im made a diffusion step 1.4 % slower (113.5 against 112.0 ms,
+     * 6 ABBA rounds). */
     t->bpack_floats = bpack_floats;
     t->bpack = bpack;
     t->gemm_bpacked = gemm_bpacked;
