@@ -14,7 +14,9 @@
  *            MS the median of REPS steps, for scripts/bench-ops.sh to pair.
  *
  *   bench_ops [kernels|conv|ops|all] [reps] [op-name substring]
- * Threads: GEN_BENCH_THREADS (default 2) for OpenMP and OpenBLAS. */
+ * Threads: GEN_BENCH_THREADS (default 2) for OpenMP and OpenBLAS.
+ * GEN_BENCH_PRECISION=bf16: the products of --precision bf16 (the ops
+ * side by side with a run without it, as gen's bf16 against its fp32). */
 #include <cblas.h>
 #include <math.h>
 #include <omp.h>
@@ -382,6 +384,13 @@ int main(int argc, char **argv) {
     const char *env = getenv("GEN_BENCH_THREADS");
     const int threads = env && atoi(env) > 0 ? atoi(env) : 2;
     gen_threads_init(threads);
+    const char *prec = getenv("GEN_BENCH_PRECISION");
+    if (prec && strcmp(prec, "fp32") != 0 &&
+        (strcmp(prec, "bf16") != 0 || !gen_kernels_set_precision(GEN_PRECISION_BF16))) {
+        fprintf(stderr, "bench_ops: GEN_BENCH_PRECISION=%s: %s\n", prec,
+                strcmp(prec, "bf16") != 0 ? "fp32 or bf16" : gen_last_error());
+        return 2;
+    }
     const int all = strcmp(what, "all") == 0;
     if (all || strcmp(what, "kernels") == 0) bench_kernels(threads);
     if (all || strcmp(what, "conv") == 0) bench_conv(threads);
