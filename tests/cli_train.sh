@@ -129,6 +129,23 @@ check_json "$TMP/j2" sample
 check_json "$TMP/j3" eval
 [ "$(wc -l <"$TMP/j3")" = 1 ] || fail "eval --json printed $(wc -l <"$TMP/j3") lines"
 
+# --profile: OUT/profile.json (the steps after the first, each op with its
+# calls a step), named in --json's outputs, and a table on stderr; a
+# one-step run profiles its only step.
+"$GEN" train vae --data "$DATA" --steps 3 --out "$TMP/prof" --profile --json --threads 1 \
+    >"$TMP/p1" 2>"$TMP/p1.err" || fail "train --profile failed: $(cat "$TMP/p1.err")"
+tr -d ' \t\n' <"$TMP/prof/profile.json" >"$TMP/p1.flat"
+grep -q '"steps":2,' "$TMP/p1.flat" || fail "--profile: not 2 steps: $(head -c 300 "$TMP/p1.flat")"
+grep -q '"op":"linear","calls":5,' "$TMP/p1.flat" ||
+    fail "--profile: no linear op with 5 calls a step: $(head -c 600 "$TMP/p1.flat")"
+grep -q '"outputs":\[[^]]*profile.json' "$TMP/p1" || fail "--profile --json: $(tail -n 1 "$TMP/p1")"
+grep -q '^profile of 2 steps' "$TMP/p1.err" && grep -q '^  linear ' "$TMP/p1.err" ||
+    fail "--profile: no table on stderr: $(cat "$TMP/p1.err")"
+"$GEN" train vae --data "$DATA" --steps 1 --out "$TMP/prof1" --profile --quiet --threads 1 ||
+    fail "train --profile --steps 1 failed"
+tr -d ' \t\n' <"$TMP/prof1/profile.json" | grep -q '"steps":1,' ||
+    fail "--profile --steps 1: $(cat "$TMP/prof1/profile.json")"
+
 # -o never destroys an input, and names an image format gen writes.
 sum=$(sha256sum "$TMP/js/checkpoint.safetensors")
 "$GEN" sample vae --ckpt "$TMP/js/checkpoint.safetensors" -o "$TMP/js/checkpoint.safetensors" 2>"$TMP/err"

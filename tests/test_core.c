@@ -1,5 +1,5 @@
 /* test_core.c - errors, allocation seam, arena, rng, params, optimiser,
- * schedules, the threads' split and barrier. */
+ * schedules, the threads' split and barrier, the op profile. */
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -215,6 +215,45 @@ static void test_zero_grad_is_lazy(void **state) {
     gen_params_free(&ps);
 }
 
+/* A profile attached to a context counts every op's forward (also one
+ * that records nothing: its input needs no gradient) and every backward
+ * that runs, with times that add up to no more than the clock's; detached,
+ * it counts nothing. */
+static void test_profile(void **state) {
+    (void)state;
+    struct gen_ctx g;
+    gen_ctx_init(&g);
+    struct gen_profile prof;
+    memset(&prof, 0, sizeof prof);
+    for (int pass = 0; pass < 2; pass++) {
+        struct gen_tensor *x = gen_tensor_2d(&g, 4, 3), *w = gen_tensor_2d(&g, 2, 3);
+        for (int i = 0; i < 12; i++) x->data[i] = (float)(i % 5) - 2.0f;
+        for (int i = 0; i < 6; i++) w->data[i] = 0.25f * (float)i - 0.5f;
+        w->requires_grad = 1;
+        g.prof = pass == 0 ? &prof : NULL;
+        const double t0 = gen_now();
+        gen_profile_mark(&g);
+        struct gen_tensor *h = gen_relu(&g, x); /* x needs no gradient: not on the tape */
+        struct gen_tensor *loss = gen_sum(&g, gen_relu(&g, gen_linear(&g, h, w, NULL)));
+        gen_backward(&g, loss);
+        const double took = gen_now() - t0;
+        double fwd = 0, bwd = 0;
+        for (int op = 0; op < GEN_OP_COUNT; op++) {
+            assert_true(prof.op[op].fwd_s >= 0 && prof.op[op].bwd_s >= 0);
+            fwd += prof.op[op].fwd_s, bwd += prof.op[op].bwd_s;
+        }
+        if (pass == 0) assert_true(fwd + bwd <= took);
+        for (int op = 0; op < GEN_OP_COUNT; op++) {
+            const int64_t want_f = op == GEN_OP_RELU ? 2 : op == GEN_OP_LINEAR || op == GEN_OP_SUM;
+            const int64_t want_b = op == GEN_OP_RELU || op == GEN_OP_LINEAR || op == GEN_OP_SUM;
+            assert_int_equal(prof.op[op].fwd_n, want_f); /* the second pass adds nothing */
+            assert_int_equal(prof.op[op].bwd_n, want_b);
+        }
+        gen_ctx_reset(&g);
+    }
+    gen_ctx_free(&g);
+}
+
 /* gen_optim_step updates spans of neighbouring tensors alike in group and
  * decay with one kernel call, Adam's L2 folded in: the same bits as the
  * kernels called tensor by tensor (axpy then adam for Adam's decay). */
@@ -416,6 +455,7 @@ int main(void) {
         cmocka_unit_test(test_params_layout),  cmocka_unit_test(test_init_fan_in),
         cmocka_unit_test(test_schedule),       cmocka_unit_test(test_sgd_and_clip),
         cmocka_unit_test(test_zero_grad_is_lazy), cmocka_unit_test(test_optim_spans),
+        cmocka_unit_test(test_profile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

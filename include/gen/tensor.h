@@ -96,6 +96,24 @@ struct gen_pool_block {
                                     op's scratch                           */
 };
 
+/* Where a step's time goes, op by op, while one is attached to a context
+ * (g->prof; NULL: nothing is timed). An op's backward is its own time; its
+ * forward runs from the previous op's end (or the last gen_profile_mark)
+ * to its own end, so work between ops (random draws, a model's loops)
+ * counts to the op after it. An op that records nothing (no input needs a
+ * gradient) is timed all the same. */
+struct gen_op_time {
+    double fwd_s, bwd_s;
+    int64_t fwd_n, bwd_n;
+};
+struct gen_profile {
+    struct gen_op_time op[GEN_OP_COUNT];
+    double mark; /* gen_now() at the previous op's end */
+};
+/* Starts the forward clock (before a model's loss); nothing without a
+ * profile. */
+void gen_profile_mark(struct gen_ctx *g);
+
 /* The step context: step arena (activations, gradients, tape) + grad mode. */
 struct gen_ctx {
     struct gen_arena arena;
@@ -107,6 +125,7 @@ struct gen_ctx {
     int training; /* batchnorm batch statistics, dropout active     */
     int sync_bn;  /* training batchnorm: statistics of the batch of every
                      rank together (comm.h), as one process would see it */
+    struct gen_profile *prof; /* the caller's, or NULL */
 };
 void gen_ctx_init(struct gen_ctx *g);
 /* A context for sampling and evaluation: not training (batchnorm uses its

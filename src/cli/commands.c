@@ -151,7 +151,9 @@ int gen_cmd_train(const struct gen_family *fam, struct gen_config *cli, int json
     gen_command_tables(GEN_CMD_TRAIN, fam, tables);
     const char *out = gen_opt_str(cli, &gen_train_options[GEN_TRAIN_OUT]);
     const char *resume = gen_opt_flag(cli, &gen_train_options[GEN_TRAIN_RESUME]) ? gen_opt_str(cli, &gen_train_options[GEN_TRAIN_RESUME]) : NULL;
-    struct gen_train_run run = {.out_dir = out, .resume = resume, .json = json, .quiet = quiet};
+    struct gen_train_run run = {
+        .out_dir = out, .resume = resume, .json = json, .quiet = quiet,
+        .profile = gen_opt_flag(cli, &gen_train_options[GEN_TRAIN_PROFILE])};
     struct gen_model em = {0}, stored = {0};
     struct gen_data d = {0};
     struct gen_ckpt_meta meta = {0};
@@ -242,8 +244,10 @@ int gen_cmd_train(const struct gen_family *fam, struct gen_config *cli, int json
     rc = gen_train_loop(&run, &em, &d);
     if (rc == 0 && !quiet) fprintf(stderr, "done: %s\n", latest);
     if (rc == 0 && json) {
-        const char *outs[1] = {latest};
-        gen_print_result("train", fam->name, outs, 1, NULL, 0, NULL);
+        char prof[4096];
+        snprintf(prof, sizeof prof, "%s/profile.json", out);
+        const char *outs[2] = {latest, prof};
+        gen_print_result("train", fam->name, outs, run.profile ? 2 : 1, NULL, 0, NULL);
     }
 done:
     gen_config_free(&cfg);

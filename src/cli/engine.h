@@ -144,6 +144,7 @@ struct gen_train_run {
     const char *out_dir;
     const char *resume;  /* checkpoint to resume from, or NULL */
     int json, quiet;
+    int profile;         /* --profile: OUT/profile.json and a table */
 };
 
 /* The one training loop: batches, the step body of every phase

@@ -32,6 +32,18 @@
 #define SNAPSHOT_IMAGES 64
 #define SNAPSHOT_TOKENS 300
 
+/* --profile: where the profiled steps' time went (seconds, summed): the
+ * parts of a step (update: zero-grad, clipping, the optimiser and the EMA;
+ * backward includes the allreduce over MPI), and op by op. */
+enum step_part { PART_DATA, PART_FORWARD, PART_BACKWARD, PART_UPDATE, N_PARTS };
+static const char *const part_names[N_PARTS] = {"data", "forward", "backward", "update"};
+struct step_profile {
+    struct gen_profile ops;
+    double part_s[N_PARTS], step_s; /* step_s: data to the EMA, whole */
+    int64_t steps;
+    int with_first; /* the run's first step is in (it was the only one) */
+};
+
 struct loop {
     const struct gen_train_run *run;
     struct gen_model *em;
@@ -45,6 +57,7 @@ struct loop {
     int64_t total, per_epoch;
     int root;                       /* rank 0: the one that writes        */
     int64_t grad_lo[GEN_MAX_PHASES], grad_n[GEN_MAX_PHASES]; /* span of each phase's gradients */
+    struct step_profile *sp;        /* --profile, or NULL                   */
 };
 
 /* ---- checkpoints ---- */
@@ -222,22 +235,34 @@ static int next_batch(struct loop *L, int32_t *idx, struct gen_batch *bt, int64_
     return 1;
 }
 
+/* With a profile (sp), adds the time since *t to a part and restarts *t. */
+static void lap(struct step_profile *sp, enum step_part part, double *t) {
+    if (!sp) return;
+    const double now = gen_now();
+    sp->part_s[part] += now - *t;
+    *t = now;
+}
+
 /* Runs every phase of one step on this rank's share of a global batch of
  * `global` examples; fields gets the family's fields (summed over the
- * ranks), then lr and (with clipping) the gradient norm. */
+ * ranks), then lr and (with clipping) the gradient norm. sp: a profile of
+ * this step, or NULL. */
 static enum gen_status step_body(struct loop *L, const struct gen_batch *bt, int global,
-                                 double *fields) {
+                                 double *fields, struct step_profile *sp) {
     struct gen_model_info *info = &L->em->info;
     struct gen_params *ps = info->ps;
     const int ranks = gen_comm_size();
     /* this rank's part of the mean over the global batch */
     const float weight = (float)bt->n / (float)global;
-    double norm = 0;
+    double norm = 0, t = sp ? gen_now() : 0;
     for (int p = 0; p < info->n_phases; p++) {
         const struct gen_phase *ph = &info->phase[p];
         if (ph->freeze_others) set_others_trainable(ps, ph->group, 0);
         gen_params_zero_grad(ps);
+        lap(sp, PART_UPDATE, &t);
+        gen_profile_mark(&L->g);
         struct gen_tensor *loss = L->em->fam->loss(L->em->m, &L->g, bt, p, fields);
+        lap(sp, PART_FORWARD, &t);
         double value = loss->data[0];
         enum gen_status st = GEN_OK;
         if (ranks == 1) {
@@ -254,12 +279,14 @@ static enum gen_status step_body(struct loop *L, const struct gen_batch *bt, int
             }
         }
         if (ph->freeze_others) set_others_trainable(ps, ph->group, 1);
+        lap(sp, PART_BACKWARD, &t);
         if (st != GEN_OK) return st;
         if (L->clip > 0) norm = gen_clip_grad_norm(ps, ph->group, L->clip);
         gen_optim_step(&ph->optim, ps, ph->group, gen_schedule_lr(&L->sched[p], bt->step));
     }
     if (ps->ema && L->ema > 0)
         gen_ema_update_group(ps, info->ema_group, gen_ema_warmup_decay(bt->step, (float)L->ema));
+    lap(sp, PART_UPDATE, &t);
     int k = info->n_fields;
     if (ranks > 1) {
         for (int i = 0; i < k; i++) fields[i] *= weight;
@@ -461,6 +488,77 @@ static void share_weights(struct gen_params *ps) {
     gen_comm_bcast(ps->step, sizeof ps->step, 0);
 }
 
+/* ---- --profile ---- */
+
+struct op_row {
+    const char *name;
+    double fwd_ms, bwd_ms, calls; /* a step's */
+};
+
+static int cmp_row(const void *a, const void *b) {
+    const struct op_row *x = a, *y = b;
+    const double tx = x->fwd_ms + x->bwd_ms, ty = y->fwd_ms + y->bwd_ms;
+    return tx < ty ? 1 : tx > ty ? -1 : strcmp(x->name, y->name);
+}
+
+/* The profile as OUT/profile.json and (unless quiet) a table on stderr:
+ * the parts of a step, then its ops by time, each a step's mean. */
+static enum gen_status profile_report(struct loop *L) {
+    const struct step_profile *sp = L->sp;
+    if (sp->steps == 0) return GEN_OK; /* stopped before a step was profiled */
+    const double per = 1e3 / (double)sp->steps, step_ms = sp->step_s * per;
+    struct op_row rows[GEN_OP_COUNT];
+    int n = 0;
+    for (int i = 0; i < GEN_OP_COUNT; i++) {
+        const struct gen_op_time *o = &sp->ops.op[i];
+        if (o->fwd_n || o->bwd_n)
+            rows[n++] = (struct op_row){gen_op_table[i].name, o->fwd_s * per, o->bwd_s * per,
+                                        (double)o->fwd_n / (double)sp->steps};
+    }
+    qsort(rows, (size_t)n, sizeof *rows, cmp_row);
+    double other = step_ms;
+    cJSON *o = cJSON_CreateObject(), *parts = cJSON_CreateObject(), *ops = cJSON_CreateArray();
+    cJSON_AddNumberToObject(o, "steps", (double)sp->steps);
+    cJSON_AddNumberToObject(o, "threads", gen_threads());
+    cJSON_AddStringToObject(o, "precision",
+                            gen_opt_str(&L->em->cfg, &gen_train_options[GEN_TRAIN_PRECISION]));
+    cJSON_AddNumberToObject(o, "step_ms", step_ms);
+    for (int k = 0; k < N_PARTS; k++) {
+        cJSON_AddNumberToObject(parts, part_names[k], sp->part_s[k] * per);
+        other -= sp->part_s[k] * per;
+    }
+    cJSON_AddNumberToObject(parts, "other", other);
+    cJSON_AddItemToObject(o, "parts_ms", parts);
+    for (int i = 0; i < n; i++) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "op", rows[i].name);
+        cJSON_AddNumberToObject(r, "calls", rows[i].calls);
+        cJSON_AddNumberToObject(r, "forward_ms", rows[i].fwd_ms);
+        cJSON_AddNumberToObject(r, "backward_ms", rows[i].bwd_ms);
+        cJSON_AddItemToArray(ops, r);
+    }
+    cJSON_AddItemToObject(o, "ops", ops);
+    char *text = cJSON_Print(o), path[4096];
+    cJSON_Delete(o);
+    snprintf(path, sizeof path, "%s/profile.json", L->run->out_dir);
+    enum gen_status st = text ? gen_fs_write_atomic(path, text, strlen(text))
+                              : gen_error(GEN_ERR_NOMEM, "%s: out of memory", path);
+    cJSON_free(text);
+    if (st != GEN_OK || L->run->quiet) return st;
+    fprintf(stderr, "profile of %" PRId64 " step%s%s: %.2f ms a step\n", sp->steps,
+            sp->steps == 1 ? "" : "s", sp->with_first ? "" : " (the first left out)", step_ms);
+    for (int k = 0; k < N_PARTS; k++)
+        fprintf(stderr, "  %-9s %10.3f ms %6.1f %%\n", part_names[k], sp->part_s[k] * per,
+                100 * sp->part_s[k] * per / step_ms);
+    fprintf(stderr, "  %-9s %10.3f ms %6.1f %%\n", "other", other, 100 * other / step_ms);
+    fprintf(stderr, "  %-16s %6s %12s %12s %8s\n", "op", "calls", "forward ms", "backward ms",
+            "share");
+    for (int i = 0; i < n; i++)
+        fprintf(stderr, "  %-16s %6.1f %12.3f %12.3f %6.1f %%\n", rows[i].name, rows[i].calls,
+                rows[i].fwd_ms, rows[i].bwd_ms, 100 * (rows[i].fwd_ms + rows[i].bwd_ms) / step_ms);
+    return GEN_OK;
+}
+
 /* ---- the loop ---- */
 
 static int loop_run(struct loop *L, int64_t step) {
@@ -509,9 +607,18 @@ static int loop_run(struct loop *L, int64_t step) {
     for (; step < L->total; step++) {
         struct gen_batch bt;
         int global = 0;
+        /* the first step (the tape and the pool growing) is not profiled,
+         * unless it is the only one */
+        struct step_profile *sp = L->sp && (n_timed > 0 || step + 1 == L->total) ? L->sp : NULL;
+        const double t_start = sp ? gen_now() : 0;
+        double t = t_start;
         if (!next_batch(L, idx, &bt, step, &global)) goto done;
+        lap(sp, PART_DATA, &t);
         const double t0 = gen_now(), c0 = gen_comm_seconds();
-        enum gen_status st = step_body(L, &bt, global, fields);
+        L->g.prof = sp ? &sp->ops : NULL;
+        enum gen_status st = step_body(L, &bt, global, fields, sp);
+        L->g.prof = NULL;
+        if (sp) sp->step_s += gen_now() - t_start, sp->steps++, sp->with_first |= n_timed == 0;
         step_ms[n_timed % TIMED_STEPS] = 1e3 * (gen_now() - t0);
         comm_ms[n_timed++ % TIMED_STEPS] = 1e3 * (gen_comm_seconds() - c0);
         gen_ctx_reset(&L->g);
@@ -555,6 +662,7 @@ static int loop_run(struct loop *L, int64_t step) {
             goto done;
         if (interrupted || stop) break;
     }
+    if (L->sp && L->root && profile_report(L) != GEN_OK) goto done;
     if (stop) {
         gen_error(GEN_ERR_RUNTIME, "%s; stopped (--stop-on-divergence) after saving %s/checkpoint.safetensors",
                   why, run->out_dir);
@@ -589,6 +697,7 @@ int gen_train_loop(const struct gen_train_run *run, struct gen_model *em, struct
     struct loop L = {.run = run, .em = em, .d = d, .root = gen_comm_rank() == 0};
     gen_ctx_init(&L.g);
     int rc = 1;
+    if (run->profile && !(L.sp = gen_calloc(1, sizeof *L.sp))) goto out;
     struct gen_ckpt_meta meta = {0};
     int64_t step = 0;
     if (gen_runlog_open(&L.lg, L.root ? run->out_dir : NULL, run->json && L.root,
@@ -618,5 +727,6 @@ out:
     gen_ckpt_meta_free(&meta);
     gen_batcher_free(&L.batcher);
     gen_ctx_free(&L.g);
+    gen_free(L.sp);
     return rc;
 }

@@ -274,9 +274,19 @@ float *gen_grad_dst(struct gen_ctx *g, struct gen_tensor *t, enum gen_grad_mode 
     return t->grad;
 }
 
+void gen_profile_mark(struct gen_ctx *g) {
+    if (g->prof) g->prof->mark = gen_now();
+}
+
 struct gen_node *gen_record(struct gen_ctx *g, enum gen_op op, struct gen_tensor *out, int n_in,
                             struct gen_tensor *const *in) {
     GEN_ASSERT(n_in <= GEN_NODE_MAX_IN);
+    if (g->prof) { /* every op calls this once, after its forward */
+        const double now = gen_now();
+        g->prof->op[op].fwd_s += now - g->prof->mark;
+        g->prof->op[op].fwd_n++;
+        g->prof->mark = now;
+    }
     if (g->no_grad) return NULL;
     int any = 0;
     for (int i = 0; i < n_in; i++) any |= in[i] && in[i]->requires_grad;
@@ -315,8 +325,14 @@ void gen_tape_truncate(struct gen_ctx *g, int64_t mark) {
 static void walk_tape(struct gen_ctx *g) {
     for (int64_t i = g->n_nodes - 1; i >= 0; i--) {
         struct gen_node *node = &g->nodes[i];
-        if (node->out->grad && !node->out->grad_stale) /* else nothing flows back */
+        if (node->out->grad && !node->out->grad_stale) { /* else nothing flows back */
+            const double t0 = g->prof ? gen_now() : 0;
             gen_op_table[node->op].backward(g, node);
+            if (g->prof) {
+                g->prof->op[node->op].bwd_s += gen_now() - t0;
+                g->prof->op[node->op].bwd_n++;
+            }
+        }
         gen_scratch_release(g);
         drop_grad(g, node->out);
     }

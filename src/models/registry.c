@@ -69,6 +69,10 @@ const struct gen_option gen_train_options[GEN_TRAIN_COUNT + 1] = {
                     "not of each rank's share"),
     [GEN_TRAIN_PRECISION] = {"precision", 0, GEN_OPT_CHOICE, "fp32", GEN_PRECISION_HELP, 0, 0,
                              "fp32|bf16", GEN_OPT_RUN_ONLY},
+    [GEN_TRAIN_PROFILE] = {"profile", 0, GEN_OPT_FLAG, NULL,
+                           "time every op of the steps after the first: a table on stderr at the "
+                           "end and OUT/profile.json",
+                           0, 0, NULL, GEN_OPT_INVOCATION},
     [GEN_TRAIN_COUNT] = GEN_OPT_END,
 };
 
