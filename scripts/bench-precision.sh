@@ -4,7 +4,9 @@
 # 64), interleaved over ROUNDS rounds with the same thread count; prints
 # each round, the median ratio bf16/fp32 (target <= 0.6), and which bf16
 # kernels this CPU got (`gen --version`: amx, the AMX tiles, or
-# avx512bf16, vdpbf16ps).
+# avx512bf16, vdpbf16ps). Then one more pair of runs with --profile: a
+# step's parts and ops in fp32 and bf16 side by side, so the ratio can be
+# read op by op (what bf16 speeds up, what it leaves as it was).
 #
 #   scripts/bench-precision.sh            GEN=build/gen ROUNDS=3 STEPS=20
 set -euo pipefail
@@ -32,6 +34,39 @@ step_ms() { # step_ms FAMILY DATA PRECISION [options]
         grep median_step_ms | sed 's/.*"median_step_ms":\([0-9.e+-]*\).*/\1/'
 }
 
+# a profile.json's step, parts and ops as "name ms" lines (an op: forward
+# plus backward)
+profile_lines() {
+    awk -F'[":,\t ]+' '
+        /"step_ms"/ { print "step", $3 }
+        /"(data|forward|backward|update|other)":/ && !op { print $2, $3 }
+        /"op":/ { op = $3 }
+        /"forward_ms"/ { t = $3 }
+        /"backward_ms"/ { print "op:" op, t + $3 }' "$1"
+}
+
+profile_pair() { # profile_pair FAMILY DATA [options]
+    local fam=$1 data=$2
+    shift 2
+    for prec in fp32 bf16; do
+        rm -rf "$tmp/prof-$prec"
+        "$gen" train "$fam" --data "$data" --steps "$steps" --threads "$threads" \
+            --out "$tmp/prof-$prec" --precision "$prec" --quiet --ckpt-every 0 --sample-every 0 \
+            --eval-every 0 --profile "$@"
+        profile_lines "$tmp/prof-$prec/profile.json" >"$tmp/prof-$prec.txt"
+    done
+    echo "$fam, $threads threads, --profile (ms a step; an op: forward + backward):"
+    awk 'NR == FNR { f[$1] = $2; order[++n] = $1; next }
+         { b[$1] = $2; if (!($1 in f)) order[++n] = $1 }
+         END {
+             printf "  %-22s %10s %10s %8s\n", "", "fp32", "bf16", "bf16/fp32"
+             for (i = 1; i <= n; i++) {
+                 k = order[i]
+                 printf "  %-22s %10.3f %10.3f %8.3f\n", k, f[k], b[k], (f[k] > 0 ? b[k] / f[k] : 0)
+             }
+         }' "$tmp/prof-fp32.txt" "$tmp/prof-bf16.txt"
+}
+
 for fam in transformer diffusion; do
     ratios=()
     for r in $(seq "$rounds"); do
@@ -48,3 +83,5 @@ for fam in transformer diffusion; do
     done
     echo "$fam, $threads threads: bf16/fp32 step = $(median "${ratios[@]}") (target <= 0.6)"
 done
+profile_pair transformer "$tmp/text.txt"
+profile_pair diffusion "${DATA:-data/fashion-mnist}" --batch 64 --sample-steps 1
