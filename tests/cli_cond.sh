@@ -67,6 +67,16 @@ expect 2 "--per-class to a file" "give -o a folder" -- "$GEN" sample diffusion -
 expect 2 "a guidance list when sampling" "one number" -- "$GEN" sample diffusion --ckpt "$CKPT" --guidance 1,2 --steps 2 -o "$TMP/x.png"
 expect 2 "a bad guidance list" "--guidance" -- "$GEN" eval diffusion --ckpt "$CKPT" --classifier "$TMP/clf/checkpoint.safetensors" --guidance 1,x
 expect 0 "unconditional model" "" -- "$GEN" train diffusion --data "$DATA" --steps 1 --out "$TMP/unc" "${tiny[@]}"
+# eval scores the weights sampling uses, the EMA, unless --no-ema (it once
+# swapped them in twice, so that both scored the trained weights)
+fid_of() { grep -o '"fid":[0-9.e+-]*' "$TMP/out"; }
+unc=(eval diffusion --ckpt "$TMP/unc/checkpoint.safetensors" --classifier "$TMP/clf/checkpoint.safetensors" -n 16 --steps 2 --threads 1 -q --json)
+expect 0 "eval of the EMA" "" -- "$GEN" "${unc[@]}"
+fid_ema=$(fid_of)
+expect 0 "eval --no-ema" "" -- "$GEN" "${unc[@]}" --no-ema
+fid_raw=$(fid_of)
+[ -n "$fid_ema" ] && [ -n "$fid_raw" ] && [ "$fid_ema" != "$fid_raw" ] ||
+    fail "eval with and without --no-ema scored the same weights: $fid_ema, $fid_raw"
 expect 2 "--class of an unconditional model" "unconditional" -- "$GEN" sample diffusion --ckpt "$TMP/unc/checkpoint.safetensors" --class 1 -o "$TMP/x.png"
 expect 2 "--guidance of an unconditional model" "unconditional" -- "$GEN" sample diffusion --ckpt "$TMP/unc/checkpoint.safetensors" --guidance 3 --steps 2 -o "$TMP/x.png"
 mkdir -p "$TMP/flat"

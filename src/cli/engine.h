@@ -23,6 +23,7 @@ struct gen_model {
     struct gen_config cfg;       /* the training options it was built from */
     struct gen_vocab vocab;      /* text: its vocabulary                    */
     char **class_names;          /* images: (shape.n_classes) or NULL       */
+    int ema_in_place;            /* the EMA weights stand in the trained ones */
 };
 
 /* The option tables of a command for a family: common, then the family's
@@ -75,7 +76,9 @@ char *gen_model_shape_json(const struct gen_model *em);
 
 /* Puts the EMA weights in place of the trained ones (when the model keeps
  * an EMA and opts, which may be NULL, does not say --no-ema); returns
- * whether it did, for gen_model_ema_restore. */
+ * whether it did, for gen_model_ema_restore. Where they are in place
+ * already (a caller's call), it does nothing and returns 0, so that calls
+ * nest: a second swap would put the trained weights back. */
 int gen_model_ema_use(struct gen_model *em, const struct gen_config *opts);
 void gen_model_ema_restore(struct gen_model *em, int used);
 

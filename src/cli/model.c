@@ -50,13 +50,16 @@ void gen_model_free(struct gen_model *em) {
 
 int gen_model_ema_use(struct gen_model *em, const struct gen_config *opts) {
     const struct gen_config_entry *no = opts ? gen_opt_get(opts, &gen_sample_options[GEN_SAMPLE_NO_EMA]) : NULL;
-    if (!em->info.ps->ema || (no && no->i)) return 0;
+    if (!em->info.ps->ema || (no && no->i) || em->ema_in_place) return 0;
     gen_ema_swap(em->info.ps);
+    em->ema_in_place = 1;
     return 1;
 }
 
 void gen_model_ema_restore(struct gen_model *em, int used) {
-    if (used) gen_ema_swap(em->info.ps);
+    if (!used) return;
+    gen_ema_swap(em->info.ps);
+    em->ema_in_place = 0;
 }
 
 /* ---- the stored form ---- */
