@@ -55,6 +55,8 @@
 #include "gen/kernels.h"
 #include "kernels/kernels_impl.h" /* gen_wino_fits */
 
+#include "bench_args.h"
+
 #define REPS     11
 #define SAMPLE_S 0.004
 
@@ -297,17 +299,30 @@ static struct result run_shape(const struct gen_kernels *kt, const struct gen_ke
     return res;
 }
 
+#define USAGE "bench_gemm [--peak | --bf16 | --amx] [THREADS]"
+
 int main(int argc, char **argv) {
-    if (argc > 1 && !strcmp(argv[1], "--peak")) {
-        const int nt = argc > 2 ? atoi(argv[2]) : 2;
+    const int mode = argc > 1 && argv[1][0] == '-'; /* argv[1] names what to time */
+    if (mode && strcmp(argv[1], "--peak") && strcmp(argv[1], "--bf16") &&
+        strcmp(argv[1], "--amx")) {
+        fprintf(stderr, "bench_gemm: unknown option '%s'\nusage: %s\n", argv[1], USAGE);
+        return 2;
+    }
+    if (argc > 2 + mode) {
+        fprintf(stderr, "bench_gemm: unexpected argument '%s'\nusage: %s\n", argv[2 + mode], USAGE);
+        return 2;
+    }
+    const int threads = argc > 1 + mode
+                            ? (int)bench_int("bench_gemm", USAGE, "THREADS", argv[1 + mode], 1, 4096)
+                            : 2;
+    if (mode && !strcmp(argv[1], "--peak")) {
         double p[9];
-        for (int r = 0; r < 9; r++) p[r] = peak_sample(nt < 1 ? 1 : nt, 0.1);
+        for (int r = 0; r < 9; r++) p[r] = peak_sample(threads, 0.1);
         printf("%.1f\n", gen_median(p, 9));
         return 0;
     }
-    const int amx = argc > 1 && !strcmp(argv[1], "--amx");
-    const int bf16 = amx || (argc > 1 && !strcmp(argv[1], "--bf16"));
-    const int threads = argc > 1 + bf16 ? atoi(argv[1 + bf16]) : 2;
+    const int amx = mode && !strcmp(argv[1], "--amx");
+    const int bf16 = amx || (mode && !strcmp(argv[1], "--bf16"));
     const struct gen_kernels *kt = gen_kernels_for(amx ? "amx" : bf16 ? "avx512bf16" : "avx512");
     const struct gen_kernels *ref = bf16 ? gen_kernels_for("avx512") : NULL;
     if (!kt && !bf16) kt = gen_kernels_for("avx2");

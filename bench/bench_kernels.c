@@ -14,6 +14,8 @@
 #include "gen/core.h"
 #include "gen/kernels.h"
 
+#include "bench_args.h"
+
 #define REPS 7
 
 static float *make(int64_t n, float lo, float hi, unsigned seed) {
@@ -44,7 +46,14 @@ static void run_ew(const struct gen_kernels *k, enum ew op, int64_t n, const flo
 }
 
 int main(int argc, char **argv) {
-    const int64_t n = argc > 1 ? atoll(argv[1]) : (int64_t)16 << 20;
+    if (argc > 2) {
+        fprintf(stderr, "bench_kernels: unexpected argument '%s'\nusage: bench_kernels [FLOATS]\n",
+                argv[2]);
+        return 2;
+    }
+    const int64_t n = argc > 1 ? bench_int("bench_kernels", "bench_kernels [FLOATS]", "FLOATS",
+                                           argv[1], 1024, (int64_t)1 << 30)
+                               : (int64_t)16 << 20;
     const char *isas[3] = {"scalar", "avx2", "avx512"};
     const struct gen_kernels *ks[3];
     for (int i = 0; i < 3; i++) ks[i] = gen_kernels_for(isas[i]);

@@ -30,6 +30,8 @@
 #include "gen/kernels.h"
 #include "gen/tensor.h"
 
+#include "bench_args.h"
+
 static int reps = 7;
 
 static float *make(int64_t n, float lo, float hi, uint64_t seed) {
@@ -376,11 +378,20 @@ static void bench_conv(int threads) {
     }
 }
 
+#define USAGE "bench_ops [all | kernels | conv | ops] [REPS (1-64)] [OP-NAME SUBSTRING]"
+
 int main(int argc, char **argv) {
     const char *what = argc > 1 ? argv[1] : "all";
-    if (argc > 2) reps = atoi(argv[2]);
-    if (reps < 1) reps = 1;
-    if (reps > 64) reps = 64;
+    if (strcmp(what, "all") && strcmp(what, "kernels") && strcmp(what, "conv") &&
+        strcmp(what, "ops")) {
+        fprintf(stderr, "bench_ops: unknown part '%s'\nusage: %s\n", what, USAGE);
+        return 2;
+    }
+    if (argc > 2) reps = (int)bench_int("bench_ops", USAGE, "REPS", argv[2], 1, 64);
+    if (argc > 4) {
+        fprintf(stderr, "bench_ops: unexpected argument '%s'\nusage: %s\n", argv[4], USAGE);
+        return 2;
+    }
     const char *env = getenv("GEN_BENCH_THREADS");
     const int threads = env && atoi(env) > 0 ? atoi(env) : 2;
     gen_threads_init(threads);

@@ -1,0 +1,27 @@
+/* bench_args.h - the benchmarks' positional numbers, read strictly: a
+ * number that is not one, or out of range, stops the program with one
+ * line naming it (exit 2), where atoi read "--help" as 0 threads. */
+#ifndef GEN_BENCH_ARGS_H
+#define GEN_BENCH_ARGS_H
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* s as an integer in [lo, hi], or exit 2 with "PROG: WHAT: ..." and the
+ * usage line on stderr. */
+static inline long long bench_int(const char *prog, const char *usage, const char *what,
+                                  const char *s, long long lo, long long hi) {
+    char *end = NULL;
+    errno = 0;
+    const long long v = *s && !isspace((unsigned char)*s) ? strtoll(s, &end, 10) : 0;
+    if (!end || *end || errno || v < lo || v > hi) {
+        fprintf(stderr, "%s: %s: expected an integer in [%lld, %lld], got '%s'\nusage: %s\n", prog,
+                what, lo, hi, s, usage);
+        exit(2);
+    }
+    return v;
+}
+
+#endif
