@@ -9,6 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+/* Stops the program (exit 2) with "PROG: WHAT 'ARG'" and the usage line
+ * on stderr: an argument it does not take. */
+static inline void bench_refuse(const char *prog, const char *usage, const char *what,
+                                const char *arg) {
+    fprintf(stderr, "%s: %s '%s'\nusage: %s\n", prog, what, arg, usage);
+    exit(2);
+}
+
 /* s as an integer in [lo, hi], or exit 2 with "PROG: WHAT: ..." and the
  * usage line on stderr. */
 static inline long long bench_int(const char *prog, const char *usage, const char *what,

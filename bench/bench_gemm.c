@@ -304,17 +304,11 @@ static struct result run_shape(const struct gen_kernels *kt, const struct gen_ke
 int main(int argc, char **argv) {
     const int mode = argc > 1 && argv[1][0] == '-'; /* argv[1] names what to time */
     if (mode && strcmp(argv[1], "--peak") && strcmp(argv[1], "--bf16") &&
-        strcmp(argv[1], "--amx")) {
-        fprintf(stderr, "bench_gemm: unknown option '%s'\nusage: %s\n", argv[1], USAGE);
-        return 2;
-    }
-    if (argc > 2 + mode) {
-        fprintf(stderr, "bench_gemm: unexpected argument '%s'\nusage: %s\n", argv[2 + mode], USAGE);
-        return 2;
-    }
-    const int threads = argc > 1 + mode
-                            ? (int)bench_int("bench_gemm", USAGE, "THREADS", argv[1 + mode], 1, 4096)
-                            : 2;
+        strcmp(argv[1], "--amx"))
+        bench_refuse("bench_gemm", USAGE, "unknown option", argv[1]);
+    if (argc > 2 + mode) bench_refuse("bench_gemm", USAGE, "unexpected argument", argv[2 + mode]);
+    const char *nt = argc > 1 + mode ? argv[1 + mode] : "2";
+    const int threads = (int)bench_int("bench_gemm", USAGE, "THREADS", nt, 1, 4096);
     if (mode && !strcmp(argv[1], "--peak")) {
         double p[9];
         for (int r = 0; r < 9; r++) p[r] = peak_sample(threads, 0.1);

@@ -46,13 +46,10 @@ static void run_ew(const struct gen_kernels *k, enum ew op, int64_t n, const flo
 }
 
 int main(int argc, char **argv) {
-    if (argc > 2) {
-        fprintf(stderr, "bench_kernels: unexpected argument '%s'\nusage: bench_kernels [FLOATS]\n",
-                argv[2]);
-        return 2;
-    }
-    const int64_t n = argc > 1 ? bench_int("bench_kernels", "bench_kernels [FLOATS]", "FLOATS",
-                                           argv[1], 1024, (int64_t)1 << 30)
+    const char *usage = "bench_kernels [FLOATS]";
+    if (argc > 2) bench_refuse("bench_kernels", usage, "unexpected argument", argv[2]);
+    const int64_t most = (int64_t)1 << 30;
+    const int64_t n = argc > 1 ? bench_int("bench_kernels", usage, "FLOATS", argv[1], 1024, most)
                                : (int64_t)16 << 20;
     const char *isas[3] = {"scalar", "avx2", "avx512"};
     const struct gen_kernels *ks[3];

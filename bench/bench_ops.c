@@ -383,15 +383,10 @@ static void bench_conv(int threads) {
 int main(int argc, char **argv) {
     const char *what = argc > 1 ? argv[1] : "all";
     if (strcmp(what, "all") && strcmp(what, "kernels") && strcmp(what, "conv") &&
-        strcmp(what, "ops")) {
-        fprintf(stderr, "bench_ops: unknown part '%s'\nusage: %s\n", what, USAGE);
-        return 2;
-    }
+        strcmp(what, "ops"))
+        bench_refuse("bench_ops", USAGE, "unknown part", what);
     if (argc > 2) reps = (int)bench_int("bench_ops", USAGE, "REPS", argv[2], 1, 64);
-    if (argc > 4) {
-        fprintf(stderr, "bench_ops: unexpected argument '%s'\nusage: %s\n", argv[4], USAGE);
-        return 2;
-    }
+    if (argc > 4) bench_refuse("bench_ops", USAGE, "unexpected argument", argv[4]);
     const char *env = getenv("GEN_BENCH_THREADS");
     const int threads = env && atoi(env) > 0 ? atoi(env) : 2;
     gen_threads_init(threads);
