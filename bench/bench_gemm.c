@@ -307,8 +307,8 @@ int main(int argc, char **argv) {
         strcmp(argv[1], "--amx"))
         bench_refuse("bench_gemm", USAGE, "unknown option", argv[1]);
     if (argc > 2 + mode) bench_refuse("bench_gemm", USAGE, "unexpected argument", argv[2 + mode]);
-    const char *nt = argc > 1 + mode ? argv[1 + mode] : "2";
-    const int threads = (int)bench_int("bench_gemm", USAGE, "THREADS", nt, 1, 4096);
+    const char *count = argc > 1 + mode ? argv[1 + mode] : "2";
+    const int threads = (int)bench_int("bench_gemm", USAGE, "THREADS", count, 1, 4096);
     if (mode && !strcmp(argv[1], "--peak")) {
         double p[9];
         for (int r = 0; r < 9; r++) p[r] = peak_sample(threads, 0.1);
