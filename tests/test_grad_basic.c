@@ -735,6 +735,100 @@ static void test_pass_through(void **state) {
     gen_ctx_free(&g);
 }
 
+/* An element-wise backward whose input has no gradient yet writes it over
+ * its output's (gen_grad_dst_over). The ops that do, on h = x / 2 (an op's
+ * output, so its gradient starts unset): x's gradient must be what the
+ * same op gives when h's gradient was already written by another reader
+ * (h + 0 h first in the walk, so the op adds to zeros: the same bits),
+ * and a chain of such ops must hold one gradient buffer at a time, not
+ * two. */
+enum { OVER_RELU, OVER_LEAKY, OVER_GELU, OVER_SILU, OVER_SIGMOID, OVER_TANH, OVER_EXP,
+       OVER_GN, OVER_GN_SILU, OVER_BN, OVER_COUNT };
+
+static struct gen_tensor *over_op(struct gen_ctx *g, int op, struct gen_tensor *h,
+                                  struct gen_tensor *gamma, struct gen_tensor *beta,
+                                  struct gen_tensor *rm, struct gen_tensor *rv) {
+    switch (op) {
+    case OVER_RELU: return gen_relu(g, h);
+    case OVER_LEAKY: return gen_leaky_relu(g, h, 0.2f);
+    case OVER_GELU: return gen_gelu(g, h);
+    case OVER_SILU: return gen_silu(g, h);
+    case OVER_SIGMOID: return gen_sigmoid(g, h);
+    case OVER_TANH: return gen_tanh(g, h);
+    case OVER_EXP: return gen_exp(g, h);
+    case OVER_GN: return gen_groupnorm(g, h, 2, gamma, beta, 1e-5f);
+    case OVER_GN_SILU: return gen_groupnorm_silu(g, h, 2, gamma, beta, 1e-5f);
+    default: return gen_batchnorm(g, h, gamma, beta, rm, rv, 0.1f, 1e-5f);
+    }
+}
+
+/* The equality check above for each op on the kernel table in force. */
+static void write_over_ops(const char *isa) {
+    enum { N = 3, C = 4, HW = 37, NX = N * C * HW };
+    static float dz[NX], want[NX];
+    struct gen_rng r;
+    gen_rng_seed(&r, SEED);
+    gen_rng_fill_uniform(&r, dz, NX, -1.0f, 1.0f);
+    struct gen_ctx g;
+    gen_ctx_init(&g);
+    for (int op = 0; op < OVER_COUNT; op++)
+        for (int shared = 1; shared >= 0; shared--) {
+            gen_ctx_reset(&g);
+            struct gen_tensor *x = gen_tensor_4d(&g, N, C, HW, 1);
+            gen_rng_seed(&r, SEED + 1);
+            gen_rng_fill_uniform(&r, x->data, NX, -2.0f, 2.0f);
+            x->requires_grad = 1;
+            struct gen_tensor *gamma = leaf_1d(&g, C, 0.5f), *beta = leaf_1d(&g, C, -1.0f);
+            struct gen_tensor *rm = gen_zeros(&g, 1, (int64_t[]){C});
+            struct gen_tensor *rv = gen_zeros(&g, 1, (int64_t[]){C});
+            struct gen_tensor *h = gen_scale(&g, x, 0.5f);
+            struct gen_tensor *y = over_op(&g, op, h, gamma, beta, rm, rv);
+            if (shared) y = gen_add(&g, y, gen_scale(&g, h, 0.0f));
+            gen_backward_seed(&g, y, dz);
+            if (shared) {
+                memcpy(want, x->grad, sizeof want);
+                continue;
+            }
+            for (int i = 0; i < NX; i++)
+                if (!(x->grad[i] == want[i]))
+                    fail_msg("%s, op %d: dx[%d] %.9g written over, %.9g added to zeros", isa, op,
+                             i, (double)x->grad[i], (double)want[i]);
+        }
+    gen_ctx_free(&g);
+}
+
+static void test_write_over(void **state) {
+    (void)state;
+    static const char *isas[] = {"scalar", "avx2", "avx512"};
+    for (int i = 0; i < 3; i++) {
+        if (!gen_kernels_select(isas[i])) {
+            fprintf(stderr, "  write over: %s not available, skipped\n", isas[i]);
+            continue;
+        }
+        write_over_ops(isas[i]);
+    }
+    gen_kernels_select(NULL);
+
+    /* x -> 8 GELUs -> z = y y, seeded: one pooled buffer of NX floats for
+     * the whole walk (the product's dy, then each GELU's input's, x's in
+     * the end), where writing each input's afresh would hold two */
+    enum { NX = 4096 };
+    static float dz[NX];
+    struct gen_ctx g;
+    gen_ctx_init(&g);
+    struct gen_tensor *x = leaf_1d(&g, NX, -2.0f);
+    for (int i = 0; i < NX; i++) x->data[i] = (float)i / NX - 0.5f, dz[i] = 1.0f;
+    struct gen_tensor *y = x;
+    for (int i = 0; i < 8; i++) y = gen_gelu(&g, y);
+    struct gen_tensor *z = gen_mul(&g, y, y);
+    const size_t before = g.arena.used_total, bytes = NX * sizeof(float);
+    gen_backward_seed(&g, z, dz);
+    if (!(g.arena.peak - before < bytes + bytes / 2))
+        fail_msg("the walk took %zu bytes past the forward's for %zu-byte gradients",
+                 g.arena.peak - before, bytes);
+    gen_ctx_free(&g);
+}
+
 static void test_isa_parity(void **state) {
     (void)state;
     enum { MAXN = 1 + 4 * 6 * 37 + 29 * 37 + 29 };
@@ -765,7 +859,7 @@ int main(void) {
         cmocka_unit_test(test_activation_forward), cmocka_unit_test(test_losses),
         cmocka_unit_test(test_loss_forward),   cmocka_unit_test(test_dropout),
         cmocka_unit_test(test_isa_parity),     cmocka_unit_test(test_tape_truncate),
-        cmocka_unit_test(test_pass_through),
+        cmocka_unit_test(test_pass_through),   cmocka_unit_test(test_write_over),
         cmocka_unit_test(test_residual),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

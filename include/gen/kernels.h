@@ -154,7 +154,10 @@ struct gen_kernels {
 
     /* ---- appended: backward kernels under a gen_grad_mode ----
      * Each is its *_bwd above with dx written as `mode` says (the *_bwd
-     * kernels are these with GEN_GRAD_ADD). */
+     * kernels are these with GEN_GRAD_ADD). The element-wise ones and the
+     * group norm ones take dx == dy under GEN_GRAD_SET: element i of dy is
+     * read before element i of dx is written, and nothing is read from dy
+     * after (gen_grad_dst_over, tests/test_grad_basic.c). */
     void (*relu_grad)(int64_t n, const float *x, const float *dy, float *dx,
                       enum gen_grad_mode mode);
     void (*leaky_relu_grad)(int64_t n, float slope, const float *x, const float *dy, float *dx,

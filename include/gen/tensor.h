@@ -168,6 +168,15 @@ float *gen_grad(struct gen_ctx *g, struct gen_tensor *t);
  * one op (x + x) gets SET for its first use and ADD for its second: take
  * each input's right before writing it. */
 float *gen_grad_dst(struct gen_ctx *g, struct gen_tensor *t, enum gen_grad_mode *mode);
+/* gen_grad_dst for an element-wise backward, which reads element i of
+ * out's gradient before it writes element i of t's: where t has no
+ * gradient yet and out's is a pool block no other tensor holds (the walk
+ * gives it back after this op anyway), t takes that block and the op
+ * writes over it (*mode GEN_GRAD_SET); out's gradient is NULL from then
+ * on, so read it first. One buffer of t's size fewer to fetch and
+ * write-allocate. Else as gen_grad_dst. */
+float *gen_grad_dst_over(struct gen_ctx *g, struct gen_tensor *t, struct gen_tensor *out,
+                        enum gen_grad_mode *mode);
 /* For a backward whose input's gradient is its output's, unchanged (x + y
  * to x, a reshape): if t has no gradient buffer yet, out's becomes t's too,
  * not copied, and both are read-only from then on (a later write to

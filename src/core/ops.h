@@ -39,6 +39,15 @@ static inline float *gen_grad_dst_or_null(struct gen_ctx *g, struct gen_tensor *
     return t && t->requires_grad ? gen_grad_dst(g, t, mode) : NULL;
 }
 
+/* gen_grad_dst_over (tensor.h): t's gradient written over out's where t
+ * has none yet and no one else holds out's; NULL when t needs none. */
+static inline float *gen_grad_dst_over_or_null(struct gen_ctx *g, struct gen_tensor *t,
+                                               struct gen_tensor *out,
+                                               enum gen_grad_mode *mode) {
+    *mode = GEN_GRAD_ADD;
+    return t && t->requires_grad ? gen_grad_dst_over(g, t, out, mode) : NULL;
+}
+
 /* Scratch for the op running now (64-byte aligned, contents undefined),
  * from the step's pool. It goes back when the op is done: a backward's
  * after it (walk_tape), a forward's when the forward calls

@@ -20,10 +20,10 @@ static struct gen_tensor *act(struct gen_ctx *g, enum gen_op op, act_fwd f,
 static void act_backward(struct gen_ctx *g, struct gen_node *node, act_bwd f, int on) {
     struct gen_tensor *a = node->in[0];
     if (!a->requires_grad) return;
-    const float *xy = on == ON_X ? a->data : node->out->data;
+    const float *xy = on == ON_X ? a->data : node->out->data, *dy = node->out->grad;
     enum gen_grad_mode mode;
-    float *dx = gen_grad_dst(g, a, &mode);
-    f(gen_numel(a), xy, node->out->grad, dx, mode);
+    float *dx = gen_grad_dst_over(g, a, node->out, &mode);
+    f(gen_numel(a), xy, dy, dx, mode);
 }
 
 struct gen_tensor *gen_relu(struct gen_ctx *g, struct gen_tensor *a) {
@@ -41,9 +41,10 @@ struct gen_tensor *gen_leaky_relu(struct gen_ctx *g, struct gen_tensor *a, float
 GEN_BACKWARD(leaky_relu) {
     struct gen_tensor *a = node->in[0];
     if (!a->requires_grad) return;
+    const float *dy = node->out->grad;
     enum gen_grad_mode mode;
-    float *dx = gen_grad_dst(g, a, &mode);
-    gen_kernels()->leaky_relu_grad(gen_numel(a), node->f[0], a->data, node->out->grad, dx, mode);
+    float *dx = gen_grad_dst_over(g, a, node->out, &mode);
+    gen_kernels()->leaky_relu_grad(gen_numel(a), node->f[0], a->data, dy, dx, mode);
 }
 
 struct gen_tensor *gen_gelu(struct gen_ctx *g, struct gen_tensor *a) {

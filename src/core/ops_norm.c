@@ -103,17 +103,17 @@ static void groupnorm_backward(struct gen_ctx *g, struct gen_node *node, int sil
     float *dg = grad_or_null(g, gamma), *db = grad_or_null(g, beta);
     double *work = dg || db ? gen_scratch(g, (size_t)(2 * N * C) * sizeof(double))
                             : NULL; /* (N, C, 2) per-channel sums */
+    const float *dy = node->out->grad;
     enum gen_grad_mode mode;
-    float *dx = gen_grad_dst_or_null(g, x, &mode);
+    float *dx = gen_grad_dst_over_or_null(g, x, node->out, &mode);
     const struct gen_kernels *K = gen_kernels();
     if (silu) {
         float *dh = mode == GEN_GRAD_SET && dx ? NULL : gen_scratch_floats(g, n);
         K->groupnorm_silu_grad(N, C, HW, node->i[0], x->data, gm, beta ? beta->data : NULL,
-                               node->saved, node->saved2, node->out->grad, dh, dx, mode, dg, db,
-                               work);
+                               node->saved, node->saved2, dy, dh, dx, mode, dg, db, work);
     } else {
-        K->groupnorm_grad(N, C, HW, node->i[0], x->data, gm, node->saved, node->saved2,
-                          node->out->grad, dx, mode, dg, db, work);
+        K->groupnorm_grad(N, C, HW, node->i[0], x->data, gm, node->saved, node->saved2, dy, dx,
+                          mode, dg, db, work);
     }
 }
 
@@ -261,7 +261,7 @@ GEN_BACKWARD(batchnorm) {
     const float *gm = gamma ? gamma->data : NULL;
     float *dg = grad_or_null(g, gamma), *db = grad_or_null(g, beta);
     enum gen_grad_mode mode;
-    float *dx = gen_grad_dst_or_null(g, x, &mode);
+    float *dx = gen_grad_dst_over_or_null(g, x, node->out, &mode);
     /* (2, C) sum dy and sum dy xhat: this rank's, then (sync) every rank's */
     double *s = gen_scratch(g, (size_t)(4 * d.C) * sizeof *s), *all = s + 2 * d.C;
 #pragma omp parallel for schedule(static)

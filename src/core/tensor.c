@@ -274,6 +274,20 @@ float *gen_grad_dst(struct gen_ctx *g, struct gen_tensor *t, enum gen_grad_mode 
     return t->grad;
 }
 
+float *gen_grad_dst_over(struct gen_ctx *g, struct gen_tensor *t, struct gen_tensor *out,
+                        enum gen_grad_mode *mode) {
+    if (t->grad || !out->grad || !out->grad_pooled || out->grad_borrowed ||
+        data_block(out->grad)->refs != 1 || gen_numel(t) != gen_numel(out))
+        return gen_grad_dst(g, t, mode);
+    t->grad = out->grad;
+    t->grad_pooled = 1;
+    t->grad_borrowed = t->grad_stale = 0;
+    out->grad = NULL;
+    out->grad_pooled = 0;
+    *mode = GEN_GRAD_SET;
+    return t->grad;
+}
+
 void gen_profile_mark(struct gen_ctx *g) {
     if (g->prof) g->prof->mark = gen_now();
 }
