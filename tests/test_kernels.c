@@ -1249,6 +1249,69 @@ static void test_groupnorm_grad_parity(void **state) {
     each_simd(gn_grad_parity_one);
 }
 
+/* Batch norm's channel runs against the scalar ones: channel 2 of x (N,
+ * C, HW), N runs of HW floats, C HW apart, for run lengths around the
+ * vector widths. The sums in double within 1e-12 of the sum of |terms|
+ * (1e-6 where the SIMD tables form x - mu or dy xhat in float first); dx
+ * within 1e-5 (fused multiply-adds); the floats between the runs
+ * untouched; SET over dy itself (the write-over of ops_norm.c) the bits
+ * of SET into another buffer. */
+static void runs_parity_one(const struct gen_kernels *k) {
+    const struct gen_kernels *s = scalar();
+    static const int64_t hws[] = {1, 7, 16, 17, 49, 196};
+    for (size_t hi = 0; hi < sizeof hws / sizeof hws[0]; hi++) {
+        const int64_t N = 5, C = 3, HW = hws[hi], n = N * C * HW, c = 2;
+        float *x = rnd(n, -2.0f, 3.0f, 8400 + hi), *dy = rnd(n, -1.0f, 1.0f, 8500 + hi);
+        const float *xc = x + c * HW, *dyc = dy + c * HW;
+        const int64_t stride = C * HW;
+        double mag = 0.0, mag2 = 0.0, magx = 0.0;
+        for (int64_t r = 0; r < N; r++)
+            for (int64_t i = 0; i < HW; i++) {
+                const double v = xc[r * stride + i];
+                mag += fabs(v), mag2 += (v - 0.5) * (v - 0.5);
+                magx += fabs(dyc[r * stride + i] * (v - 0.5) * 1.5);
+            }
+        assert_true(fabs(k->runs_sum(N, HW, stride, xc) - s->runs_sum(N, HW, stride, xc)) <=
+                    1e-12 * mag);
+        assert_true(fabs(k->runs_sqdev(N, HW, stride, xc, 0.5f) -
+                         s->runs_sqdev(N, HW, stride, xc, 0.5f)) <= 1e-6 * mag2);
+        double gk[2], gs[2];
+        k->runs_grad_sums(N, HW, stride, xc, dyc, 0.5f, 1.5f, gk);
+        s->runs_grad_sums(N, HW, stride, xc, dyc, 0.5f, 1.5f, gs);
+        assert_true(fabs(gk[0] - gs[0]) <= 1e-12 * mag + 1e-12);
+        assert_true(fabs(gk[1] - gs[1]) <= 1e-6 * magx + 1e-12);
+        float *yk = rnd(n, -1, 1, 8600 + hi), *ys = dup(yk, n), *rest = dup(yk, n);
+        k->runs_affine(N, HW, stride, xc, 1.25f, -0.5f, yk + c * HW);
+        s->runs_affine(N, HW, stride, xc, 1.25f, -0.5f, ys + c * HW);
+        check(k, "runs_affine", HW, yk, ys, n, 1e-6, 1e-6);
+        for (enum gen_grad_mode mode = GEN_GRAD_SET; mode <= GEN_GRAD_ADD; mode++) {
+            memcpy(yk, rest, (size_t)n * sizeof *yk), memcpy(ys, rest, (size_t)n * sizeof *ys);
+            k->runs_grad_dx(N, HW, stride, xc, dyc, 0.5f, 1.5f, 0.75f, 0.1f, -0.2f, yk + c * HW,
+                            mode);
+            s->runs_grad_dx(N, HW, stride, xc, dyc, 0.5f, 1.5f, 0.75f, 0.1f, -0.2f, ys + c * HW,
+                            mode);
+            check(k, "runs_grad_dx", HW, yk, ys, n, 1e-5, 1e-5);
+        }
+        for (int64_t i = 0; i < n; i++) /* outside channel c: as before */
+            if ((i / HW) % C != c) assert_true(yk[i] == rest[i] && ys[i] == rest[i]);
+        float *over = dup(dy, n);
+        memcpy(yk, rest, (size_t)n * sizeof *yk);
+        k->runs_grad_dx(N, HW, stride, xc, dyc, 0.5f, 1.5f, 0.75f, 0.1f, -0.2f, yk + c * HW,
+                        GEN_GRAD_SET);
+        k->runs_grad_dx(N, HW, stride, xc, over + c * HW, 0.5f, 1.5f, 0.75f, 0.1f, -0.2f,
+                        over + c * HW, GEN_GRAD_SET);
+        for (int64_t r = 0; r < N; r++)
+            same_bits(k, "runs_grad_dx over dy", over + c * HW + r * stride,
+                      yk + c * HW + r * stride, HW);
+        free(x), free(dy), free(yk), free(ys), free(rest), free(over);
+    }
+}
+
+static void test_runs_parity(void **state) {
+    (void)state;
+    each_simd(runs_parity_one);
+}
+
 /* adam_step: against the scalar one, and with L2 the bits of axpy then adam
  * (the two passes it replaces) in its own table. */
 static void adam_step_one(const struct gen_kernels *k) {
@@ -1427,6 +1490,7 @@ int main(void) {
         cmocka_unit_test(test_conv_parity),
         cmocka_unit_test(test_determinism),
         cmocka_unit_test(test_col_sum),
+        cmocka_unit_test(test_runs_parity),
     };
     return cmocka_run_group_tests(tests, NULL, print_worst);
 }

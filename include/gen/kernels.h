@@ -294,6 +294,23 @@ struct gen_kernels {
     void (*gemm_bpacked)(int ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                          int64_t lda, const float *bp, int64_t k0, int64_t kb, float beta,
                          float *C, int64_t ldc);
+
+    /* ---- appended: batch norm's passes over one channel ----
+     * Channel c of x (N, C, HW) is `runs` = N runs of `len` = HW floats,
+     * `stride` = C HW apart (y, dy and dx alike). On the calling thread;
+     * sums in double. runs_sum: the sum of x. runs_sqdev: of (x - mu)^2.
+     * runs_affine: y = a x + b. runs_grad_sums: s[0] = sum of dy, s[1] =
+     * of dy xhat, xhat = (x - mu) rs. runs_grad_dx: dx (+)= rs (dy g - k1 -
+     * xhat k2) as `mode` says; dx may be dy under GEN_GRAD_SET. */
+    double (*runs_sum)(int64_t runs, int64_t len, int64_t stride, const float *x);
+    double (*runs_sqdev)(int64_t runs, int64_t len, int64_t stride, const float *x, float mu);
+    void (*runs_affine)(int64_t runs, int64_t len, int64_t stride, const float *x, float a,
+                        float b, float *y);
+    void (*runs_grad_sums)(int64_t runs, int64_t len, int64_t stride, const float *x,
+                           const float *dy, float mu, float rs, double s[2]);
+    void (*runs_grad_dx)(int64_t runs, int64_t len, int64_t stride, const float *x,
+                         const float *dy, float mu, float rs, float g, float k1, float k2,
+                         float *dx, enum gen_grad_mode mode);
 };
 
 /* The table in force, chosen once by gen_kernels_init (called by

@@ -135,21 +135,15 @@ static struct bn_dims bn_dims(const struct gen_tensor *x) {
     return d;
 }
 
-/* Mean and biased variance of channel c, in double. */
-static void bn_stats(struct bn_dims d, const float *x, int64_t c, double *mean, double *var) {
-    double s = 0;
-    for (int64_t n = 0; n < d.N; n++) {
-        const float *xc = x + (n * d.C + c) * d.HW;
-        for (int64_t p = 0; p < d.HW; p++) s += xc[p];
-    }
-    const double M = (double)(d.N * d.HW), m = s / M;
-    double v = 0;
-    for (int64_t n = 0; n < d.N; n++) {
-        const float *xc = x + (n * d.C + c) * d.HW;
-        for (int64_t p = 0; p < d.HW; p++) v += ((double)xc[p] - m) * ((double)xc[p] - m);
-    }
+/* Channel c of x: its runs (struct gen_kernels' runs_*). */
+#define BN_RUNS(d, x, c) (d).N, (d).HW, (d).C * (d).HW, (x) + (c) * (d).HW
+
+/* Mean and biased variance of channel c (two passes, sums in double). */
+static void bn_stats(const struct gen_kernels *K, struct bn_dims d, const float *x, int64_t c,
+                     double *mean, double *var) {
+    const double M = (double)(d.N * d.HW), m = K->runs_sum(BN_RUNS(d, x, c)) / M;
     *mean = m;
-    *var = v / M;
+    *var = K->runs_sqdev(BN_RUNS(d, x, c), (float)m) / M;
 }
 
 /* Sync batch norm: the mean and biased variance of every channel over the
@@ -157,29 +151,16 @@ static void bn_stats(struct bn_dims d, const float *x, int64_t c, double *mean, 
  * ranks); returns the global count of values per channel. */
 static int64_t bn_stats_global(struct gen_ctx *g, struct bn_dims d, const float *x, double *mean,
                                double *var) {
+    const struct gen_kernels *K = gen_kernels();
     double *s = gen_scratch(g, (size_t)(d.C + 1) * sizeof *s); /* (C) sums, count */
 #pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < d.C; c++) {
-        double acc = 0;
-        for (int64_t n = 0; n < d.N; n++) {
-            const float *xc = x + (n * d.C + c) * d.HW;
-            for (int64_t p = 0; p < d.HW; p++) acc += xc[p];
-        }
-        s[c] = acc;
-    }
+    for (int64_t c = 0; c < d.C; c++) s[c] = K->runs_sum(BN_RUNS(d, x, c));
     s[d.C] = (double)(d.N * d.HW);
     gen_comm_allreduce_f64(s, d.C + 1);
     const double M = s[d.C];
     for (int64_t c = 0; c < d.C; c++) mean[c] = s[c] / M;
 #pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < d.C; c++) {
-        double acc = 0;
-        for (int64_t n = 0; n < d.N; n++) {
-            const float *xc = x + (n * d.C + c) * d.HW;
-            for (int64_t p = 0; p < d.HW; p++) acc += ((double)xc[p] - mean[c]) * ((double)xc[p] - mean[c]);
-        }
-        var[c] = acc;
-    }
+    for (int64_t c = 0; c < d.C; c++) var[c] = K->runs_sqdev(BN_RUNS(d, x, c), (float)mean[c]);
     gen_comm_allreduce_f64(var, d.C);
     for (int64_t c = 0; c < d.C; c++) var[c] /= M;
     return (int64_t)M;
@@ -211,12 +192,13 @@ struct gen_tensor *gen_batchnorm(struct gen_ctx *g, struct gen_tensor *x, struct
     const float *gm = gamma ? gamma->data : NULL, *bt = beta ? beta->data : NULL;
     float *rm = running_mean ? running_mean->data : NULL;
     float *rv = running_var ? running_var->data : NULL;
+    const struct gen_kernels *K = gen_kernels();
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < d.C; c++) {
         if (training) {
             double m, v;
             if (sync) m = gmean[c], v = gvar[c];
-            else bn_stats(d, x->data, c, &m, &v);
+            else bn_stats(K, d, x->data, c, &m, &v);
             mean[c] = (float)m;
             rstd[c] = (float)(1.0 / sqrt(v + (double)eps));
             if (rm) rm[c] = (1.0f - momentum) * rm[c] + momentum * (float)m;
@@ -228,11 +210,7 @@ struct gen_tensor *gen_batchnorm(struct gen_ctx *g, struct gen_tensor *x, struct
         /* y = x a + b with a = rstd gamma, b = beta - mean a */
         const float a = rstd[c] * (gm ? gm[c] : 1.0f);
         const float b = (bt ? bt[c] : 0.0f) - mean[c] * a;
-        for (int64_t n = 0; n < d.N; n++) {
-            const float *xc = x->data + (n * d.C + c) * d.HW;
-            float *yc = y->data + (n * d.C + c) * d.HW;
-            for (int64_t p = 0; p < d.HW; p++) yc[p] = xc[p] * a + b;
-        }
+        K->runs_affine(BN_RUNS(d, x->data, c), a, b, y->data + c * d.HW);
     }
     struct gen_node *node = gen_record(g, GEN_OP_BATCHNORM, y, 3, (struct gen_tensor *[]){x, gamma, beta});
     if (node) {
@@ -262,39 +240,24 @@ GEN_BACKWARD(batchnorm) {
     float *dg = grad_or_null(g, gamma), *db = grad_or_null(g, beta);
     enum gen_grad_mode mode;
     float *dx = gen_grad_dst_over_or_null(g, x, node->out, &mode);
-    /* (2, C) sum dy and sum dy xhat: this rank's, then (sync) every rank's */
+    /* (C, 2) sum dy and sum dy xhat: this rank's, then (sync) every rank's */
     double *s = gen_scratch(g, (size_t)(4 * d.C) * sizeof *s), *all = s + 2 * d.C;
+    const struct gen_kernels *K = gen_kernels();
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < d.C; c++) {
-        const float m = mean[c], rs = rstd[c];
-        double sdy = 0, sdyx = 0;
-        for (int64_t n = 0; n < d.N; n++) {
-            const float *xc = x->data + (n * d.C + c) * d.HW, *dyc = dy + (n * d.C + c) * d.HW;
-            for (int64_t p = 0; p < d.HW; p++) {
-                sdy += dyc[p];
-                sdyx += (double)dyc[p] * (double)((xc[p] - m) * rs);
-            }
-        }
-        s[c] = all[c] = sdy;
-        s[d.C + c] = all[d.C + c] = sdyx;
+        K->runs_grad_sums(BN_RUNS(d, x->data, c), dy + c * d.HW, mean[c], rstd[c], s + 2 * c);
+        all[2 * c] = s[2 * c], all[2 * c + 1] = s[2 * c + 1];
     }
     if (sync) gen_comm_allreduce_f64(all, 2 * d.C);
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < d.C; c++) {
-        const float m = mean[c], rs = rstd[c], gc = gm ? gm[c] : 1.0f;
-        if (dg) dg[c] += (float)s[d.C + c];
-        if (db) db[c] += (float)s[c];
+        const float gc = gm ? gm[c] : 1.0f;
+        if (dg) dg[c] += (float)s[2 * c + 1];
+        if (db) db[c] += (float)s[2 * c];
         if (!dx) continue;
-        const float k1 = (float)(training ? all[c] * gc / M : 0.0);        /* mean(dxhat)      */
-        const float k2 = (float)(training ? all[d.C + c] * gc / M : 0.0);  /* mean(dxhat xhat) */
-        for (int64_t n = 0; n < d.N; n++) {
-            const float *xc = x->data + (n * d.C + c) * d.HW, *dyc = dy + (n * d.C + c) * d.HW;
-            float *dxc = dx + (n * d.C + c) * d.HW;
-            for (int64_t p = 0; p < d.HW; p++) {
-                const float xhat = (xc[p] - m) * rs;
-                const float v = rs * (dyc[p] * gc - k1 - xhat * k2);
-                dxc[p] = mode == GEN_GRAD_ADD ? dxc[p] + v : v;
-            }
-        }
+        const float k1 = (float)(training ? all[2 * c] * gc / M : 0.0);     /* mean(dxhat)      */
+        const float k2 = (float)(training ? all[2 * c + 1] * gc / M : 0.0); /* mean(dxhat xhat) */
+        K->runs_grad_dx(BN_RUNS(d, x->data, c), dy + c * d.HW, mean[c], rstd[c], gc, k1, k2,
+                        dx + c * d.HW, mode);
     }
 }

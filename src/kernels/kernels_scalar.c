@@ -408,6 +408,53 @@ static void gn_grad(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
     if (per_channel) gen_scalar_channel_sums(N, C, work, dgamma, dbeta);
 }
 
+/* ---- batch norm: a channel's runs, in order, sums in double ---- */
+
+static double runs_sum(int64_t runs, int64_t len, int64_t stride, const float *x) {
+    double s = 0.0;
+    for (int64_t r = 0; r < runs; r++)
+        for (int64_t i = 0; i < len; i++) s += x[r * stride + i];
+    return s;
+}
+
+static double runs_sqdev(int64_t runs, int64_t len, int64_t stride, const float *x, float mu) {
+    double s = 0.0;
+    for (int64_t r = 0; r < runs; r++)
+        for (int64_t i = 0; i < len; i++) {
+            const double d = (double)x[r * stride + i] - mu;
+            s += d * d;
+        }
+    return s;
+}
+
+static void runs_affine(int64_t runs, int64_t len, int64_t stride, const float *x, float a,
+                        float b, float *y) {
+    for (int64_t r = 0; r < runs; r++)
+        for (int64_t i = 0; i < len; i++) y[r * stride + i] = x[r * stride + i] * a + b;
+}
+
+static void runs_grad_sums(int64_t runs, int64_t len, int64_t stride, const float *x,
+                           const float *dy, float mu, float rs, double s[2]) {
+    double sd = 0.0, sx = 0.0;
+    for (int64_t r = 0; r < runs; r++)
+        for (int64_t i = 0; i < len; i++) {
+            const float d = dy[r * stride + i];
+            sd += d;
+            sx += (double)d * ((x[r * stride + i] - mu) * rs);
+        }
+    s[0] = sd, s[1] = sx;
+}
+
+static void runs_grad_dx(int64_t runs, int64_t len, int64_t stride, const float *x,
+                         const float *dy, float mu, float rs, float g, float k1, float k2,
+                         float *dx, enum gen_grad_mode mode) {
+    for (int64_t r = 0; r < runs; r++)
+        for (int64_t i = r * stride; i < r * stride + len; i++) {
+            const float xhat = (x[i] - mu) * rs;
+            dx[i] = grad_base(dx, i, mode) + rs * (dy[i] * g - k1 - xhat * k2);
+        }
+}
+
 /* Each column summed down the rows in order; in parallel, a contiguous
  * range of columns per thread (any split gives the same bits). */
 static void col_sum(int64_t rows, int64_t cols, const float *x, int64_t stride, float *y,
@@ -551,4 +598,6 @@ const struct gen_kernels gen_kernels_scalar = {
     .layernorm_grad = layernorm_grad, .groupnorm_grad = groupnorm_grad,
     .groupnorm_silu_fwd = groupnorm_silu_fwd, .groupnorm_silu_grad = groupnorm_silu_grad,
     .adam_step = adam_step, .col_sum = col_sum, .mul_grads = mul_grads,
+    .runs_sum = runs_sum, .runs_sqdev = runs_sqdev, .runs_affine = runs_affine,
+    .runs_grad_sums = runs_grad_sums, .runs_grad_dx = runs_grad_dx,
 };

@@ -639,6 +639,72 @@ static void gn_grad(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
     if (per_channel) gen_scalar_channel_sums(N, C, work, dgamma, dbeta);
 }
 
+/* ---- batch norm: a channel's runs ------------------------------------------
+ * Two accumulators, for even and odd runs, so that neighbouring runs'
+ * additions overlap instead of waiting on one chain. */
+
+static double runs_sum(int64_t runs, int64_t len, int64_t stride, const float *x) {
+    vd2 acc[2] = {vd2_zero(), vd2_zero()};
+    for (int64_t r = 0; r < runs; r++) {
+        const float *xr = x + r * stride;
+        vd2 a = acc[r & 1];
+        VLOOP(0, len, a = vd2_add(a, LD(xr + i)));
+        acc[r & 1] = a;
+    }
+    return vd2_hsum(acc[0]) + vd2_hsum(acc[1]);
+}
+
+static double runs_sqdev(int64_t runs, int64_t len, int64_t stride, const float *x, float mu) {
+    const vf vmu = vf_set1(mu);
+    vd2 acc[2] = {vd2_zero(), vd2_zero()};
+    for (int64_t r = 0; r < runs; r++) {
+        const float *xr = x + r * stride;
+        vd2 a = acc[r & 1];
+        VLOOP(0, len, a = vd2_addsq(a, ZM(vf_sub(LD(xr + i), vmu))));
+        acc[r & 1] = a;
+    }
+    return vd2_hsum(acc[0]) + vd2_hsum(acc[1]);
+}
+
+static void runs_affine(int64_t runs, int64_t len, int64_t stride, const float *x, float a,
+                        float b, float *y) {
+    const vf va = vf_set1(a), vb = vf_set1(b);
+    for (int64_t r = 0; r < runs; r++) {
+        const float *xr = x + r * stride;
+        float *yr = y + r * stride;
+        VLOOP(0, len, ST(yr + i, vf_fmadd(LD(xr + i), va, vb)));
+    }
+}
+
+static void runs_grad_sums(int64_t runs, int64_t len, int64_t stride, const float *x,
+                           const float *dy, float mu, float rs, double s[2]) {
+    const vf vmu = vf_set1(mu), vrs = vf_set1(rs);
+    vd2 sd[2] = {vd2_zero(), vd2_zero()}, sx[2] = {vd2_zero(), vd2_zero()};
+    for (int64_t r = 0; r < runs; r++) {
+        const float *xr = x + r * stride, *dyr = dy + r * stride;
+        vd2 a = sd[r & 1], b = sx[r & 1];
+        VLOOP(0, len, const vf d = LD(dyr + i);
+              a = vd2_add(a, d); b = vd2_add(b, vf_mul(d, vf_mul(vf_sub(LD(xr + i), vmu), vrs))));
+        sd[r & 1] = a, sx[r & 1] = b;
+    }
+    s[0] = vd2_hsum(sd[0]) + vd2_hsum(sd[1]);
+    s[1] = vd2_hsum(sx[0]) + vd2_hsum(sx[1]);
+}
+
+static void runs_grad_dx(int64_t runs, int64_t len, int64_t stride, const float *x,
+                         const float *dy, float mu, float rs, float g, float k1, float k2,
+                         float *dx, enum gen_grad_mode mode) {
+    const vf vmu = vf_set1(mu), vrs = vf_set1(rs), vg = vf_set1(g), vk1 = vf_set1(k1),
+             vk2 = vf_set1(k2);
+    for (int64_t r = 0; r < runs; r++) {
+        const float *xr = x + r * stride, *dyr = dy + r * stride;
+        float *dxr = dx + r * stride;
+        VLOOP(0, len, const vf xhat = vf_mul(vf_sub(LD(xr + i), vmu), vrs);
+              const vf d = vf_fnmadd(xhat, vk2, vf_sub(vf_mul(LD(dyr + i), vg), vk1));
+              ST(dxr + i, vf_fmadd(vrs, d, GB(dxr + i))));
+    }
+}
+
 /* ---- column sums ---------------------------------------------------------- */
 
 /* nv whole vectors of columns from c0 summed down the rows, in row order,
@@ -853,4 +919,6 @@ const struct gen_kernels GEN_SIMD_TABLE = {
     .conv_dx = GEN_SIMD_CONV_DX, .bce_logits_terms = bce_logits_terms,
     .gemv = GEN_SIMD_GEMV, .bpack_floats = GEN_SIMD_BPACK_FLOATS, .bpack = GEN_SIMD_BPACK,
     .gemm_bpacked = GEN_SIMD_GEMM_BPACKED,
+    .runs_sum = runs_sum, .runs_sqdev = runs_sqdev, .runs_affine = runs_affine,
+    .runs_grad_sums = runs_grad_sums, .runs_grad_dx = runs_grad_dx,
 };
