@@ -4,10 +4,10 @@
 #ifndef GEN_BENCH_ARGS_H
 #define GEN_BENCH_ARGS_H
 
-#include <ctype.h>
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
+
+#include "gen/config.h"
 
 /* Stops the program (exit 2) with "PROG: WHAT 'ARG'" and the usage line
  * on stderr: an argument it does not take. */
@@ -21,10 +21,8 @@ static inline void bench_refuse(const char *prog, const char *usage, const char 
  * usage line on stderr. */
 static inline long long bench_int(const char *prog, const char *usage, const char *what,
                                   const char *s, long long lo, long long hi) {
-    char *end = NULL;
-    errno = 0;
-    const long long v = *s && !isspace((unsigned char)*s) ? strtoll(s, &end, 10) : 0;
-    if (!end || *end || errno || v < lo || v > hi) {
+    int64_t v;
+    if (!gen_parse_int(s, &v) || v < lo || v > hi) {
         fprintf(stderr, "%s: %s: expected an integer in [%lld, %lld], got '%s'\nusage: %s\n", prog,
                 what, lo, hi, s, usage);
         exit(2);

@@ -93,6 +93,11 @@ void gen_config_free(struct gen_config *cfg);
 /* A deep copy of src into dst (a zeroed or freed config). */
 enum gen_status gen_config_copy(struct gen_config *dst, const struct gen_config *src);
 
+/* s as a base-10 integer, strictly: the whole text, no leading space, no
+ * overflow. Returns 1 and sets *out, else 0 (*out untouched). What the
+ * parser below reads integer options with. */
+int gen_parse_int(const char *s, int64_t *out);
+
 /* Parses argv against the option tables (NULL-terminated list of tables),
  * filling defaults first. argv[0..argc) are all options (no program or
  * command name). Accepts `--name value`, `--name=value`, `-n value`,

@@ -118,10 +118,8 @@ static enum gen_status save(struct loop *L, int64_t step, int numbered) {
 }
 
 static int parse_count(const char *s, int64_t *out) {
-    if (!s || !*s) return 0;
-    char *end;
-    long long v = strtoll(s, &end, 10);
-    if (*end || v < 0) return 0;
+    int64_t v;
+    if (!s || !gen_parse_int(s, &v) || v < 0) return 0;
     *out = v;
     return 1;
 }

@@ -38,7 +38,7 @@ const struct gen_option *gen_option_find(const struct gen_option *const *tables,
 
 /* ---- strict numbers ---------------------------------------------------- */
 
-static int parse_int(const char *s, int64_t *out) {
+int gen_parse_int(const char *s, int64_t *out) {
     if (!*s || isspace((unsigned char)*s)) return 0;
     char *end;
     errno = 0;
@@ -119,7 +119,7 @@ static enum gen_status set_value(struct gen_config_entry *e, const struct gen_op
     switch (o->type) {
     case GEN_OPT_INT: {
         int64_t v;
-        if (!parse_int(value, &v) || !in_range(o, (double)v))
+        if (!gen_parse_int(value, &v) || !in_range(o, (double)v))
             return gen_error(GEN_ERR_USAGE, "%s: must be an integer%s, got '%.100s'", spelled,
                              range, value);
         e->i = v;
