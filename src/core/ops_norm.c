@@ -241,14 +241,15 @@ GEN_BACKWARD(batchnorm) {
     enum gen_grad_mode mode;
     float *dx = gen_grad_dst_over_or_null(g, x, node->out, &mode);
     /* (C, 2) sum dy and sum dy xhat: this rank's, then (sync) every rank's */
-    double *s = gen_scratch(g, (size_t)(4 * d.C) * sizeof *s), *all = s + 2 * d.C;
+    double *s = gen_scratch(g, (size_t)(4 * d.C) * sizeof *s), *all = sync ? s + 2 * d.C : s;
     const struct gen_kernels *K = gen_kernels();
 #pragma omp parallel for schedule(static)
-    for (int64_t c = 0; c < d.C; c++) {
+    for (int64_t c = 0; c < d.C; c++)
         K->runs_grad_sums(BN_RUNS(d, x->data, c), dy + c * d.HW, mean[c], rstd[c], s + 2 * c);
-        all[2 * c] = s[2 * c], all[2 * c + 1] = s[2 * c + 1];
+    if (sync) {
+        memcpy(all, s, (size_t)(2 * d.C) * sizeof *s);
+        gen_comm_allreduce_f64(all, 2 * d.C);
     }
-    if (sync) gen_comm_allreduce_f64(all, 2 * d.C);
 #pragma omp parallel for schedule(static)
     for (int64_t c = 0; c < d.C; c++) {
         const float gc = gm ? gm[c] : 1.0f;
