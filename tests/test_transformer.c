@@ -420,6 +420,62 @@ static void test_pick(void **state) {
     memset(count, 0, sizeof count);
     for (int i = 0; i < 4000; i++) count[gen_tf_pick(logits, 6, &all, &r, work)]++;
     for (int v = 0; v < 6; v++) assert_true(count[v] > 0);
+    /* a temperature whose inverse overflows a float picks as greedy does
+     * (it drew token 0 every time, from NaN probabilities) */
+    const struct gen_tf_sampling tiny_t = {1e-40f, 0, 1.0f};
+    for (int i = 0; i < 20; i++) assert_int_equal(gen_tf_pick(logits, 6, &tiny_t, &r, work), 1);
+}
+
+/* Ids by logit, the larger first, the lower id between equals: the order
+ * of the top_k / top_p cut. */
+static const float *cut_logits;
+static int by_logit(const void *a, const void *b) {
+    const int x = *(const int *)a, y = *(const int *)b;
+    if (cut_logits[x] != cut_logits[y]) return cut_logits[x] > cut_logits[y] ? -1 : 1;
+    return (x > y) - (x < y);
+}
+
+/* The cut over a vocabulary of 301 with every logit twice (ties go to
+ * the lower id): only the tokens the sorted order keeps are ever drawn,
+ * for top_k alone, top_p alone (halfway between two cumulative masses)
+ * and both. */
+static void test_pick_cut(void **state) {
+    (void)state;
+    enum { V = 301 };
+    float logits[V];
+    int order[V];
+    for (int v = 0; v < V; v++) {
+        logits[v] = (float)((v / 2) * 37 % 151) / 8.0f;
+        order[v] = v;
+    }
+    cut_logits = logits;
+    qsort(order, V, sizeof *order, by_logit);
+    double cum[V], total = 0; /* the sorted order's cumulative masses at temperature 1 */
+    for (int j = 0; j < V; j++) total += exp((double)logits[order[j]] - logits[order[0]]);
+    for (int j = 0; j < V; j++) {
+        cum[j] = (j ? cum[j - 1] : 0) + exp((double)logits[order[j]] - logits[order[0]]) / total;
+    }
+    const struct {
+        int64_t top_k;
+        float top_p;
+        int keep;
+    } cases[] = {{7, 1.0f, 7}, {0, (float)((cum[11] + cum[12]) / 2), 13},
+                 {5, (float)((cum[11] + cum[12]) / 2), 5}, {40, (float)((cum[2] + cum[3]) / 2), 4}};
+    float work[2 * V];
+    struct gen_rng r;
+    gen_rng_seed(&r, 11);
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        const struct gen_tf_sampling sp = {1.0f, cases[c].top_k, cases[c].top_p};
+        int kept[V] = {0}, drawn[V] = {0};
+        for (int j = 0; j < cases[c].keep; j++) kept[order[j]] = 1;
+        for (int i = 0; i < 3000; i++) {
+            const int32_t t = gen_tf_pick(logits, V, &sp, &r, work);
+            assert_true(t >= 0 && t < V);
+            assert_true(kept[t]);
+            drawn[t]++;
+        }
+        assert_true(drawn[order[0]] > 0);
+    }
 }
 
 /* ---- the command line ---- */
@@ -587,6 +643,7 @@ int main(void) {
         cmocka_unit_test(test_model_fixture),
         cmocka_unit_test(test_overfit_and_reproduce),
         cmocka_unit_test(test_pick),
+        cmocka_unit_test(test_pick_cut),
         cmocka_unit_test(test_resume_matches),
         cmocka_unit_test(test_char_model_cli),
         cmocka_unit_test(test_bad_input),
