@@ -91,6 +91,20 @@ static void test_schedule_closed_form(void **state) {
     assert_int_equal(ddpm_schedule_init(&bad, 10, 0.02, 1e-4), GEN_ERR_USAGE);
     assert_int_equal(ddpm_schedule_init(&bad, 10, 0, 0.02), GEN_ERR_USAGE);
     assert_int_equal(ddpm_schedule_init(&bad, 10, 1e-4, 1.0), GEN_ERR_USAGE);
+    /* within (0, 1) but alpha_bar reaches 1 (1 - 1e-40 rounds to 1) or 0
+     * (underflow): the reverse steps' sums were 0 / 0 and the sampler
+     * stopped on an assertion */
+    assert_int_equal(ddpm_schedule_init(&bad, 1000, 1e-40, 0.02), GEN_ERR_USAGE);
+    assert_int_equal(ddpm_schedule_init(&bad, 1000, 0.5, 0.999999), GEN_ERR_USAGE);
+    /* small but held: every DDIM step of it finite */
+    assert_int_equal(ddpm_schedule_init(&bad, 1000, 1e-15, 0.02), GEN_OK);
+    const float x1[2] = {0.3f, -0.7f}, e1[2] = {0.1f, 0.2f};
+    float out[2];
+    for (int64_t t = 0; t < 1000; t += 111) {
+        ddim_step(&bad, t, t - 1, 0.0, 2, x1, e1, NULL, out);
+        assert_true(isfinite(out[0]) && isfinite(out[1]));
+    }
+    ddpm_schedule_free(&bad);
     ddpm_schedule_free(&s);
 }
 

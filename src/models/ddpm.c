@@ -29,6 +29,20 @@ enum gen_status ddpm_schedule_init(struct ddpm_schedule *s, int64_t T, double be
         abar *= 1.0 - s->beta[t];
         s->alpha_bar[t] = abar;
     }
+    /* Every step divides by sqrt(1 - abar) or sqrt(abar): a first beta
+     * that 1 - beta rounds away (below about 1e-16) leaves abar 1, betas
+     * near 1 over many steps take it down to 0, and the reverse steps'
+     * sums would be 0 / 0. */
+    if (!(s->alpha_bar[0] < 1.0 && s->alpha_bar[T - 1] > 0.0)) {
+        const double first = s->alpha_bar[0], last = s->alpha_bar[T - 1];
+        ddpm_schedule_free(s);
+        return gen_error(GEN_ERR_USAGE,
+                         "--beta-start/--beta-end: %g to %g over %lld timesteps leaves %s "
+                         "(alpha_bar from %g to %g); betas such as 1e-4 to 0.02 keep it inside",
+                         beta_start, beta_end, (long long)T,
+                         first < 1.0 ? "no signal at the last step" : "no noise at the first step",
+                         first, last);
+    }
     return GEN_OK;
 }
 
@@ -67,7 +81,8 @@ void ddim_step(const struct ddpm_schedule *s, int64_t t, int64_t prev, double et
                const float *xt, const float *eps, const float *z, float *out) {
     GEN_ASSERT(t >= 0 && t < s->T && prev >= -1 && prev < t);
     const double abar = ddpm_abar(s, t), abar_prev = ddpm_abar(s, prev);
-    const double sigma = eta * sqrt((1.0 - abar_prev) / (1.0 - abar) * (1.0 - abar / abar_prev));
+    const double sigma =
+        eta > 0 ? eta * sqrt((1.0 - abar_prev) / (1.0 - abar) * (1.0 - abar / abar_prev)) : 0.0;
     const double dir2 = 1.0 - abar_prev - sigma * sigma;
     const double dir = dir2 > 0 ? sqrt(dir2) : 0.0;
     const double sa = sqrt(abar), sb = sqrt(1.0 - abar), sp = sqrt(abar_prev);
