@@ -283,10 +283,25 @@ for lr in nan inf -inf; do
     bounded train vae --data "$DATA" --steps 1 --lr "$lr" --out "$TMP/r-lr" "${VAE[@]}"
     check "lr_$lr" 2 "--lr"
 done
+# betas inside (0, 1) whose schedule is not: alpha_bar 1 (1 - 1e-40 rounds
+# to 1) or 0 (underflow) had the sampler stop on an assertion
+bounded train diffusion --data "$DATA" --steps 1 --beta-start 1e-40 --out "$TMP/r-beta" --threads 1
+check beta_start_1e-40 2 "--beta-start"
+bounded train diffusion --data "$DATA" --steps 1 --beta-start 0.5 --beta-end 0.999999 \
+    --out "$TMP/r-beta" --threads 1
+check beta_end_near_1 2 "--beta-end"
 bounded train vae --data "$DATA" --steps 1 --no-such-option 3 --out "$TMP/r-unknown" "${VAE[@]}"
 check unknown_option 2 "--no-such-option"
 bounded sample vae --ckpt "$CKPT" -n 0 -o "$TMP/zero.png"
 check sample_n_0 2 "-n"
+
+# A snapshot that cannot be written (its name taken by a folder) ends the
+# run with exit 1, after the steps are saved: the checkpoint had been
+# written after the snapshot, so the run lost them.
+mkdir -p "$TMP/r-snap/samples-00000002.png"
+bounded train vae --data "$DATA" --steps 2 --sample-every 2 --out "$TMP/r-snap" "${VAE[@]}"
+check snapshot_unwritable 1 "samples-00000002.png"
+[ -f "$TMP/r-snap/checkpoint.safetensors" ] || fail "no checkpoint after the failed snapshot"
 
 # ---- a closed pipe, SIGHUP, stale temporary files -------------------------
 

@@ -647,17 +647,23 @@ static int loop_run(struct loop *L, int64_t step) {
             n_summed = 0;
             t_window = now;
         }
+        enum gen_status derived = GEN_OK; /* an evaluation or a snapshot that failed */
         if (L->root && !interrupted && !stop &&
-            (every(eval_every, s1) || (eval_every <= 0 && at_epoch_end) || last) &&
-            evaluate(L, s1) != GEN_OK)
-            goto done;
-        if (L->root && !interrupted && !stop &&
-            (every(sample_every, s1) || (sample_every <= 0 && at_epoch_end) || last) &&
-            snapshot(L, s1) != GEN_OK)
-            goto done;
-        if (L->root && (every(ckpt_every, s1) || last || interrupted || stop) &&
+            (every(eval_every, s1) || (eval_every <= 0 && at_epoch_end) || last))
+            derived = evaluate(L, s1);
+        if (derived == GEN_OK && L->root && !interrupted && !stop &&
+            (every(sample_every, s1) || (sample_every <= 0 && at_epoch_end) || last))
+            derived = snapshot(L, s1);
+        /* a failed one ends the run, its steps saved first */
+        char why_derived[512] = "";
+        if (derived != GEN_OK) snprintf(why_derived, sizeof why_derived, "%s", gen_last_error());
+        if (L->root && (every(ckpt_every, s1) || last || interrupted || stop || derived != GEN_OK) &&
             save(L, s1, !interrupted) != GEN_OK)
             goto done;
+        if (derived != GEN_OK) {
+            gen_error(derived, "%s (step %lld's checkpoint saved)", why_derived, (long long)s1);
+            goto done;
+        }
         if (interrupted || stop) break;
     }
     if (L->sp && L->root && profile_report(L) != GEN_OK) goto done;
