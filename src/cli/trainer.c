@@ -620,7 +620,15 @@ static int loop_run(struct loop *L, int64_t step) {
         step_ms[n_timed % TIMED_STEPS] = 1e3 * (gen_now() - t0);
         comm_ms[n_timed++ % TIMED_STEPS] = 1e3 * (gen_comm_seconds() - c0);
         gen_ctx_reset(&L->g);
-        if (st != GEN_OK) goto done;
+        if (st != GEN_OK) { /* what the run directory still holds */
+            char path[4096];
+            snprintf(path, sizeof path, "%s/checkpoint.safetensors", run->out_dir);
+            if (L->root && gen_fs_kind(path) == GEN_FS_FILE)
+                gen_error(st, "%s; %s is left as it was", gen_last_error(), path);
+            else if (L->root)
+                gen_error(st, "%s; no checkpoint was saved", gen_last_error());
+            goto done;
+        }
         const int64_t s1 = step + 1;
         for (int i = 0; i < n_names; i++) sums[i] += fields[i];
         n_summed++;

@@ -192,7 +192,6 @@ void gen_run_interrupt_clear(void) { interrupted = 0; }
 enum gen_status gen_run_check_loss(double loss, int64_t step) {
     if (isfinite(loss)) return GEN_OK;
     return gen_error(GEN_ERR_RUNTIME,
-                     "step %lld: loss is %s; training stopped, the last good checkpoint is kept "
-                     "(try a lower --lr)",
+                     "step %lld: loss is %s; training stopped (try a lower --lr)",
                      (long long)step, isnan(loss) ? "NaN" : "Inf");
 }
