@@ -49,7 +49,13 @@ sum=$(sha256sum "$TMP/nan/checkpoint.safetensors")
 rc=$?
 [ "$rc" = 1 ] || fail "NaN: exit $rc, want 1"
 grep -q "NaN\|Inf\|inf" "$TMP/err" || fail "NaN: no message: $(cat "$TMP/err")"
+grep -q "nan/checkpoint.safetensors is left as it was" "$TMP/err" ||
+    fail "NaN: the message does not name the checkpoint kept: $(cat "$TMP/err")"
 [ "$(sha256sum "$TMP/nan/checkpoint.safetensors")" = "$sum" ] || fail "NaN: checkpoint changed"
+# and where no checkpoint had been saved, says so
+"$GEN" train vae --data "$DATA" --steps 400 --lr 10 --out "$TMP/nan-new" --quiet 2>"$TMP/err"
+grep -q "no checkpoint was saved" "$TMP/err" ||
+    fail "NaN in a new run: the message does not say no checkpoint was saved: $(cat "$TMP/err")"
 
 # Sampling: an 8x8 grid of 28x28 images with a 2-pixel border is 242x242.
 "$GEN" sample vae --ckpt "$TMP/nan/checkpoint.safetensors" -n 64 -o "$TMP/grid.png" 2>/dev/null ||

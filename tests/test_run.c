@@ -79,7 +79,7 @@ static void test_check_loss(void **state) {
     assert_int_equal(gen_run_check_loss(0.0, 3), GEN_OK);
     assert_int_equal(gen_run_check_loss(NAN, 120), GEN_ERR_RUNTIME);
     assert_non_null(strstr(gen_last_error(), "step 120: loss is NaN"));
-    assert_non_null(strstr(gen_last_error(), "checkpoint"));
+    assert_non_null(strstr(gen_last_error(), "training stopped"));
     assert_int_equal(gen_run_check_loss(-INFINITY, 7), GEN_ERR_RUNTIME);
     assert_non_null(strstr(gen_last_error(), "step 7: loss is Inf"));
 }
