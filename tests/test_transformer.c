@@ -400,7 +400,7 @@ static void test_overfit_and_reproduce(void **state) {
 static void test_pick(void **state) {
     (void)state;
     const float logits[6] = {0.5f, 2.0f, -1.0f, 1.9f, 0.0f, 1.0f};
-    unsigned char work[6 * 8];
+    float work[3 * 6];
     struct gen_rng r;
     gen_rng_seed(&r, 3);
     const struct gen_tf_sampling greedy = {0.0f, 0, 1.0f}, top1 = {1.0f, 1, 1.0f},
@@ -461,7 +461,7 @@ static void test_pick_cut(void **state) {
         int keep;
     } cases[] = {{7, 1.0f, 7}, {0, (float)((cum[11] + cum[12]) / 2), 13},
                  {5, (float)((cum[11] + cum[12]) / 2), 5}, {40, (float)((cum[2] + cum[3]) / 2), 4}};
-    float work[2 * V];
+    float work[3 * V];
     struct gen_rng r;
     gen_rng_seed(&r, 11);
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {

@@ -32,7 +32,7 @@ struct gen_tf_cache {
     int32_t *hist;            /* (T) the tokens at positions 0..len-1     */
     float *x, *h, *y, *qkv, *att, *fc, *act, *mean, *rstd, *logits; /* rows */
     float *s, *p;             /* (NH, T, T) attention scores, probabilities */
-    float *pick;              /* (2 V) room for gen_tf_pick's (p, id) pairs */
+    float *pick;              /* (3 V) room for gen_tf_pick's work         */
     float *block;             /* the one allocation behind all of these   */
     uint16_t *wb;             /* the parameters in bf16 (gen_tf_cache_bf16) */
     int wb_on;                /* one-token products read wb               */
@@ -115,7 +115,8 @@ struct gen_tf_sampling {
 /* The next token from logits (V): argmax when temperature is 0 (or
  * top_k 1); else softmax(logits / temperature) cut to the top_k likeliest
  * and then to the smallest set of them with mass >= top_p, renormalised,
- * one draw from rng. work: room for V (float, int32) pairs. */
+ * one draw from rng. work: room for V (float, int32) pairs and V floats
+ * after them. */
 int32_t gen_tf_pick(const float *logits, int64_t V, const struct gen_tf_sampling *sp,
                     struct gen_rng *rng, void *work);
 

@@ -25,7 +25,7 @@ enum gen_status gen_tf_cache_init(struct gen_tf_cache *c, const struct gen_tf *m
     c->rows = R;
     const int64_t sizes[] = {L * T * C, L * T * C,         R * C,             R * C,     T * C,
                              3 * T * C, T * C,             4 * T * C,         4 * T * C, 16 * R,
-                             16 * R,    NH * (T * T + 16), NH * (T * T + 16), T * V,     2 * V};
+                             16 * R,    NH * (T * T + 16), NH * (T * T + 16), T * V,     3 * V};
     float **dst[] = {&c->k,   &c->v,    &c->x,    &c->h, &c->y, &c->qkv,    &c->att, &c->fc,
                      &c->act, &c->mean, &c->rstd, &c->s, &c->p, &c->logits, &c->pick};
     const int n = (int)(sizeof sizes / sizeof sizes[0]);
@@ -429,19 +429,13 @@ int32_t gen_tf_pick(const float *logits, int64_t V, const struct gen_tf_sampling
     if (!(inv < INFINITY) || sp->top_k == 1) return (int32_t)best;
     /* softmax(logits / temperature) by the kernel table, the logits
      * shifted by their max first (so that the scaled ones are <= 0 and
-     * finite), into the work's first V floats, from its second V; then
-     * (p, id) pairs over both halves, from the last down: pair v covers
-     * floats 2v and 2v + 1, which hold probabilities v and up, read by
-     * then */
-    float *p = work, *z = p + V;
+     * finite) and held in the pairs' room until the pairs are made */
+    struct pick *w = work;
+    float *z = work, *p = (float *)(w + V);
     const float mx = logits[best];
     for (int64_t v = 0; v < V; v++) z[v] = (logits[v] - mx) * inv;
     gen_kernels()->softmax_fwd(1, V, z, p);
-    struct pick *w = work;
-    for (int64_t v = V - 1; v >= 0; v--) {
-        const float pv = p[v];
-        w[v] = (struct pick){pv, (int32_t)v};
-    }
+    for (int64_t v = 0; v < V; v++) w[v] = (struct pick){p[v], (int32_t)v};
     int64_t k = V;
     if ((sp->top_k > 0 && sp->top_k < V) || sp->top_p < 1.0f) k = cut(w, V, mass(w, V), sp);
     double u = (double)gen_rng_uniform(rng) * mass(w, k);
