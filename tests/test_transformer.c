@@ -383,7 +383,7 @@ static void test_overfit_and_reproduce(void **state) {
 
     struct gen_tf_cache c;
     assert_int_equal(gen_tf_cache_init(&c, &m), GEN_OK);
-    const struct gen_tf_sampling greedy = {0.0f, 0, 1.0f};
+    const struct gen_sampling greedy = {0.0f, 0, 1.0f};
     int32_t out[128];
     struct collect col = {out, 0};
     gen_tf_generate(&c, &m, ids, 4, n - 4, &greedy, &r, collect, &col);
@@ -400,30 +400,30 @@ static void test_overfit_and_reproduce(void **state) {
 static void test_pick(void **state) {
     (void)state;
     const float logits[6] = {0.5f, 2.0f, -1.0f, 1.9f, 0.0f, 1.0f};
-    float work[3 * 6];
+    float work[GEN_SAMPLER_WORK(6)];
     struct gen_rng r;
     gen_rng_seed(&r, 3);
-    const struct gen_tf_sampling greedy = {0.0f, 0, 1.0f}, top1 = {1.0f, 1, 1.0f},
+    const struct gen_sampling greedy = {0.0f, 0, 1.0f}, top1 = {1.0f, 1, 1.0f},
                                  tiny_p = {1.0f, 0, 1e-6f}, top2 = {5.0f, 2, 1.0f},
                                  p_half = {1.0f, 0, 0.5f}, all = {1.0f, 0, 1.0f};
-    assert_int_equal(gen_tf_pick(logits, 6, &greedy, &r, work), 1);
-    assert_int_equal(gen_tf_pick(logits, 6, &top1, &r, work), 1);
-    assert_int_equal(gen_tf_pick(logits, 6, &tiny_p, &r, work), 1);
+    assert_int_equal(gen_sampler_pick(logits, 6, &greedy, &r, work), 1);
+    assert_int_equal(gen_sampler_pick(logits, 6, &top1, &r, work), 1);
+    assert_int_equal(gen_sampler_pick(logits, 6, &tiny_p, &r, work), 1);
     int count[6] = {0};
-    for (int i = 0; i < 2000; i++) count[gen_tf_pick(logits, 6, &top2, &r, work)]++;
+    for (int i = 0; i < 2000; i++) count[gen_sampler_pick(logits, 6, &top2, &r, work)]++;
     assert_int_equal(count[1] + count[3], 2000); /* only the two likeliest */
     assert_true(count[1] > 800 && count[3] > 800);
     /* p(1) = 0.36, p(3) = 0.33 at temperature 1: top-p 0.5 keeps those two. */
     memset(count, 0, sizeof count);
-    for (int i = 0; i < 2000; i++) count[gen_tf_pick(logits, 6, &p_half, &r, work)]++;
+    for (int i = 0; i < 2000; i++) count[gen_sampler_pick(logits, 6, &p_half, &r, work)]++;
     assert_int_equal(count[1] + count[3], 2000);
     memset(count, 0, sizeof count);
-    for (int i = 0; i < 4000; i++) count[gen_tf_pick(logits, 6, &all, &r, work)]++;
+    for (int i = 0; i < 4000; i++) count[gen_sampler_pick(logits, 6, &all, &r, work)]++;
     for (int v = 0; v < 6; v++) assert_true(count[v] > 0);
     /* a temperature whose inverse overflows a float picks as greedy does
      * (it drew token 0 every time, from NaN probabilities) */
-    const struct gen_tf_sampling tiny_t = {1e-40f, 0, 1.0f};
-    for (int i = 0; i < 20; i++) assert_int_equal(gen_tf_pick(logits, 6, &tiny_t, &r, work), 1);
+    const struct gen_sampling tiny_t = {1e-40f, 0, 1.0f};
+    for (int i = 0; i < 20; i++) assert_int_equal(gen_sampler_pick(logits, 6, &tiny_t, &r, work), 1);
 }
 
 /* Ids by logit, the larger first, the lower id between equals: the order
@@ -461,15 +461,15 @@ static void test_pick_cut(void **state) {
         int keep;
     } cases[] = {{7, 1.0f, 7}, {0, (float)((cum[11] + cum[12]) / 2), 13},
                  {5, (float)((cum[11] + cum[12]) / 2), 5}, {40, (float)((cum[2] + cum[3]) / 2), 4}};
-    float work[3 * V];
+    float work[GEN_SAMPLER_WORK(V)];
     struct gen_rng r;
     gen_rng_seed(&r, 11);
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        const struct gen_tf_sampling sp = {1.0f, cases[c].top_k, cases[c].top_p};
+        const struct gen_sampling sp = {1.0f, cases[c].top_k, cases[c].top_p};
         int kept[V] = {0}, drawn[V] = {0};
         for (int j = 0; j < cases[c].keep; j++) kept[order[j]] = 1;
         for (int i = 0; i < 3000; i++) {
-            const int32_t t = gen_tf_pick(logits, V, &sp, &r, work);
+            const int32_t t = gen_sampler_pick(logits, V, &sp, &r, work);
             assert_true(t >= 0 && t < V);
             assert_true(kept[t]);
             drawn[t]++;

@@ -271,9 +271,9 @@ static enum gen_status tf_generate(void *model, struct gen_ctx *g, const struct 
                                    const struct gen_request *req, struct gen_output *out) {
     (void)g;
     struct gen_tf *m = model;
-    struct gen_tf_sampling sp = {.temperature = 0.8f, .top_k = 0, .top_p = 1.0f};
+    struct gen_sampling sp = {.temperature = 0.8f, .top_k = 0, .top_p = 1.0f};
     if (opts)
-        sp = (struct gen_tf_sampling){.temperature = (float)gen_opt_float(opts, &transformer_sample_options[TF_S_TEMPERATURE]),
+        sp = (struct gen_sampling){.temperature = (float)gen_opt_float(opts, &transformer_sample_options[TF_S_TEMPERATURE]),
                                       .top_k = gen_opt_int(opts, &transformer_sample_options[TF_S_TOP_K]),
                                       .top_p = (float)gen_opt_float(opts, &transformer_sample_options[TF_S_TOP_P])};
     enum gen_status st =

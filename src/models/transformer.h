@@ -1,7 +1,7 @@
 /* transformer.h - internals of the GPT family (src/models/transformer.c,
  * transformer_sample.c)
- * shared with tests/test_transformer.c: the network on the tape, the KV
- * cache that samples outside it and token picking.
+ * shared with tests/test_transformer.c: the network on the tape and the
+ * KV cache that samples outside it.
  *
  * Letters: L layers, NH heads, C width, hd = C / NH, T context, V
  * vocabulary, B windows of a batch. */
@@ -9,6 +9,7 @@
 #define GEN_MODELS_TRANSFORMER_H
 
 #include "gen/nn.h"
+#include "models/sampler.h"
 
 struct gen_tf_shape {
     int64_t L, NH, C, T, V;
@@ -32,7 +33,7 @@ struct gen_tf_cache {
     int32_t *hist;            /* (T) the tokens at positions 0..len-1     */
     float *x, *h, *y, *qkv, *att, *fc, *act, *mean, *rstd, *logits; /* rows */
     float *s, *p;             /* (NH, T, T) attention scores, probabilities */
-    float *pick;              /* (3 V) room for gen_tf_pick's work         */
+    float *pick;              /* GEN_SAMPLER_WORK(V): gen_sampler_pick's   */
     float *block;             /* the one allocation behind all of these   */
     uint16_t *wb;             /* the parameters in bf16 (gen_tf_cache_bf16) */
     int wb_on;                /* one-token products read wb               */
@@ -107,24 +108,11 @@ const float *gen_tf_cache_feed(struct gen_tf_cache *c, const struct gen_tf *m,
 const float *gen_tf_cache_push(struct gen_tf_cache *c, const struct gen_tf *m,
                                const int32_t *tok, int64_t n);
 
-struct gen_tf_sampling {
-    float temperature; /* 0: greedy                              */
-    int64_t top_k;     /* 0: all tokens                          */
-    float top_p;       /* 1: off                                 */
-};
-/* The next token from logits (V): argmax when temperature is 0 (or
- * top_k 1); else softmax(logits / temperature) cut to the top_k likeliest
- * and then to the smallest set of them with mass >= top_p, renormalised,
- * one draw from rng. work: room for V (float, int32) pairs and V floats
- * after them. */
-int32_t gen_tf_pick(const float *logits, int64_t V, const struct gen_tf_sampling *sp,
-                    struct gen_rng *rng, void *work);
-
 /* Generates `length` tokens after prompt[0..P) (P >= 1; the cache is reset
  * first and a prompt longer than the context keeps its last T tokens),
  * calling emit for each as soon as it is drawn. */
 void gen_tf_generate(struct gen_tf_cache *c, const struct gen_tf *m, const int32_t *prompt,
-                     int64_t P, int64_t length, const struct gen_tf_sampling *sp,
+                     int64_t P, int64_t length, const struct gen_sampling *sp,
                      struct gen_rng *rng, void (*emit)(int32_t tok, void *arg), void *arg);
 
 #endif

@@ -1,7 +1,7 @@
 /* transformer_sample.c - the Transformer's sampling: the KV cache (a
  * prefill of many rows through GEMMs and one token at a time through
  * matrix-vector products, each across the threads; the sliding window),
- * the choice of the next token and the generation loop. The network and
+ * and the generation loop (the next token: sampler.c). The network and
  * its training are in transformer.c. */
 #include <math.h>
 #include <stdlib.h>
@@ -23,14 +23,29 @@ enum gen_status gen_tf_cache_init(struct gen_tf_cache *c, const struct gen_tf *m
      * 23 200 -> 23 700 tokens/s, 6 interleaved runs; the same text) */
     const int64_t NH = m->s.NH, R = T > gen_threads() ? T : gen_threads();
     c->rows = R;
-    const int64_t sizes[] = {L * T * C, L * T * C,         R * C,             R * C,     T * C,
-                             3 * T * C, T * C,             4 * T * C,         4 * T * C, 16 * R,
-                             16 * R,    NH * (T * T + 16), NH * (T * T + 16), T * V,     3 * V};
-    float **dst[] = {&c->k,   &c->v,    &c->x,    &c->h, &c->y, &c->qkv,    &c->att, &c->fc,
-                     &c->act, &c->mean, &c->rstd, &c->s, &c->p, &c->logits, &c->pick};
-    const int n = (int)(sizeof sizes / sizeof sizes[0]);
+    const struct {
+        float **p;
+        int64_t n; /* floats */
+    } parts[] = {
+        {&c->k, L * T * C},
+        {&c->v, L * T * C},
+        {&c->x, R * C},
+        {&c->h, R * C},
+        {&c->y, T * C},
+        {&c->qkv, 3 * T * C},
+        {&c->att, T * C},
+        {&c->fc, 4 * T * C},
+        {&c->act, 4 * T * C},
+        {&c->mean, 16 * R},
+        {&c->rstd, 16 * R},
+        {&c->s, NH * (T * T + 16)},
+        {&c->p, NH * (T * T + 16)},
+        {&c->logits, T * V},
+        {&c->pick, GEN_SAMPLER_WORK(V)},
+    };
+    const int n = (int)(sizeof parts / sizeof parts[0]);
     int64_t total = 0;
-    for (int i = 0; i < n; i++) total += (sizes[i] + 15) & ~(int64_t)15; /* 64-byte aligned */
+    for (int i = 0; i < n; i++) total += (parts[i].n + 15) & ~(int64_t)15; /* 64-byte aligned */
     c->block = gen_alloc((size_t)total * sizeof(float));
     c->hist = gen_alloc((size_t)T * sizeof *c->hist);
     if (!c->block || !c->hist) {
@@ -39,8 +54,8 @@ enum gen_status gen_tf_cache_init(struct gen_tf_cache *c, const struct gen_tf *m
     }
     float *f = c->block;
     for (int i = 0; i < n; i++) {
-        *dst[i] = f;
-        f += (sizes[i] + 15) & ~(int64_t)15;
+        *parts[i].p = f;
+        f += (parts[i].n + 15) & ~(int64_t)15;
     }
     return GEN_OK;
 }
@@ -359,103 +374,14 @@ const float *gen_tf_cache_push(struct gen_tf_cache *c, const struct gen_tf *m, c
     return logits;
 }
 
-struct pick {
-    float p;
-    int32_t i;
-};
-
-/* Whether a comes before b in the order of the cut: the likelier first,
- * between equals the lower id. */
-static int before(struct pick a, struct pick b) {
-    return a.p > b.p || (a.p == b.p && a.i < b.i);
-}
-
-/* Moves w[r] down the heap w[0 .. n) (each parent before its children)
- * to its place. */
-static void sift(struct pick *w, int64_t n, int64_t r) {
-    for (int64_t c = 2 * r + 1; c < n; r = c, c = 2 * r + 1) {
-        if (c + 1 < n && before(w[c + 1], w[c])) c++;
-        if (!before(w[c], w[r])) return;
-        const struct pick t = w[c];
-        w[c] = w[r];
-        w[r] = t;
-    }
-}
-
-/* The sum of w[0 .. n)'s probabilities. */
-static double mass(const struct pick *w, int64_t n) {
-    double sum = 0;
-    for (int64_t j = 0; j < n; j++) sum += w[j].p;
-    return sum;
-}
-
-/* The top_k / top_p cut of w[0 .. V) (probabilities summing to sum):
- * moves the tokens kept to w[0 .. k), the likeliest first, and returns k.
- * They come off a heap one at a time until the cut is reached, so a cut
- * to a few tokens costs little more than building the heap (qsort of all
- * 256 tokens took 19 us, a third of decoding a token). */
-static int64_t cut(struct pick *w, int64_t V, double sum, const struct gen_tf_sampling *sp) {
-    const int64_t most = sp->top_k > 0 && sp->top_k < V ? sp->top_k : V;
-    for (int64_t r = V / 2 - 1; r >= 0; r--) sift(w, V, r);
-    int64_t n = V; /* the heap; the tokens kept gather at w[n ..), the likeliest last */
-    double cum = 0;
-    while (V - n < most) {
-        const struct pick top = w[0];
-        w[0] = w[--n];
-        w[n] = top;
-        sift(w, n, 0);
-        cum += top.p / sum;
-        if (sp->top_p < 1.0f && cum >= sp->top_p) break;
-    }
-    const int64_t k = V - n;
-    for (int64_t j = 0; j < k / 2; j++) { /* the likeliest first */
-        const struct pick t = w[n + j];
-        w[n + j] = w[V - 1 - j];
-        w[V - 1 - j] = t;
-    }
-    memmove(w, w + n, (size_t)k * sizeof *w);
-    return k;
-}
-
-int32_t gen_tf_pick(const float *logits, int64_t V, const struct gen_tf_sampling *sp,
-                    struct gen_rng *rng, void *work) {
-    int64_t best = 0;
-    for (int64_t v = 1; v < V; v++)
-        if (logits[v] > logits[best]) best = v;
-    /* greedy; also where 1 / temperature overflows (a temperature below
-     * 3e-39), the limit it tends to, where the scaled logits would be 0 x
-     * inf = NaN */
-    const float inv = sp->temperature > 0.0f ? 1.0f / sp->temperature : INFINITY;
-    if (!(inv < INFINITY) || sp->top_k == 1) return (int32_t)best;
-    /* softmax(logits / temperature) by the kernel table, the logits
-     * shifted by their max first (so that the scaled ones are <= 0 and
-     * finite) and held in the pairs' room until the pairs are made */
-    struct pick *w = work;
-    float *z = work, *p = (float *)(w + V);
-    const float mx = logits[best];
-    for (int64_t v = 0; v < V; v++) z[v] = (logits[v] - mx) * inv;
-    gen_kernels()->softmax_fwd(1, V, z, p);
-    for (int64_t v = 0; v < V; v++) w[v] = (struct pick){p[v], (int32_t)v};
-    int64_t k = V;
-    if ((sp->top_k > 0 && sp->top_k < V) || sp->top_p < 1.0f) k = cut(w, V, mass(w, V), sp);
-    double u = (double)gen_rng_uniform(rng) * mass(w, k);
-    for (int64_t j = 0; j < k; j++) {
-        u -= w[j].p;
-        if (u < 0) return w[j].i;
-    }
-    for (int64_t j = k - 1; j > 0; j--) /* rounding: the last token with mass */
-        if (w[j].p > 0) return w[j].i;
-    return w[0].i;
-}
-
 void gen_tf_generate(struct gen_tf_cache *c, const struct gen_tf *m, const int32_t *prompt,
-                     int64_t P, int64_t length, const struct gen_tf_sampling *sp,
-                     struct gen_rng *rng, void (*emit)(int32_t tok, void *arg), void *arg) {
+                     int64_t P, int64_t length, const struct gen_sampling *sp, struct gen_rng *rng,
+                     void (*emit)(int32_t tok, void *arg), void *arg) {
     c->len = 0;
     if (P > m->s.T) prompt += P - m->s.T, P = m->s.T; /* only the last window can matter */
     const float *logits = gen_tf_cache_push(c, m, prompt, P);
     for (int64_t i = 0; i < length; i++) {
-        int32_t t = gen_tf_pick(logits, m->s.V, sp, rng, c->pick);
+        int32_t t = gen_sampler_pick(logits, m->s.V, sp, rng, c->pick);
         emit(t, arg);
         if (i + 1 < length) logits = gen_tf_cache_push(c, m, &t, 1);
     }
