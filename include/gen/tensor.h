@@ -86,7 +86,9 @@ struct gen_op_def {
     const char *name;
     void (*backward)(struct gen_ctx *g, struct gen_node *node);
 };
-extern const struct gen_op_def gen_op_table[GEN_OP_COUNT];
+/* GEN_OP_COUNT entries, indexed by enum gen_op (its length is left to
+ * the definition, so that src/core/op_table.c can check it) */
+extern const struct gen_op_def gen_op_table[];
 
 /* A block of the step's pool: this header (64 bytes), then `bytes` of data. */
 struct gen_pool_block {
