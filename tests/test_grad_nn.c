@@ -385,7 +385,7 @@ static void test_conv2d_dx_phases(void **state) {
         {3, 32, 14, 14, 16, 4, 4, 2, 1}, {2, 25, 9, 11, 13, 3, 3, 2, 1},
     };
     const struct gen_kernels *best = gen_kernels_for("avx512");
-    if (!best || !best->conv_gemm) skip();
+    TU_NEED(best && best->conv_gemm, "no AVX-512 table with its own convolutions on this CPU");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const int64_t nx = cases[i].N * cases[i].Cin * cases[i].H * cases[i].W;
         float *got[2];
@@ -513,7 +513,7 @@ static void test_conv_transpose2d_grads_tables(void **state) {
         {4, 5, 4, 3, 3, 4, 4, 2, 1},
     };
     const struct gen_kernels *best = gen_kernels_for("avx512");
-    if (!best || !best->conv_gemm) skip();
+    TU_NEED(best && best->conv_gemm, "no AVX-512 table with its own convolutions on this CPU");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const int64_t xs[4] = {cases[i].N, cases[i].Cin, cases[i].H, cases[i].W};
         const int64_t ws[4] = {cases[i].Cin, cases[i].Cout, cases[i].KH, cases[i].KW};
@@ -573,7 +573,7 @@ static void test_conv_grads_avx2(void **state) {
          * transposed convolution: its forward pass) */
         {2, 12, 14, 14, 10, 4, 4, 2, 1}, {2, 9, 17, 15, 11, 3, 3, 2, 0},
     };
-    if (!gen_kernels_for("avx2")) skip();
+    TU_NEED(gen_kernels_for("avx2") != NULL, "no AVX2 table on this CPU");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         for (int transposed = 0; transposed < 2; transposed++) {
             const struct conv_case *c = &cases[i];

@@ -425,10 +425,7 @@ static void test_failed_save_keeps_old(void **state) {
  * python3 is on the machine; the C suite itself needs no Python. */
 static void test_python_reader(void **state) {
     (void)state;
-    if (system("command -v python3 > /dev/null 2>&1") != 0) {
-        print_message("skipping: no python3\n");
-        skip();
-    }
+    TU_NEED(system("command -v python3 > /dev/null 2>&1") == 0, "no python3");
     const char *p = tu_tmp_path("py.safetensors");
     struct gen_params a;
     build(&a, model, 3, 5);

@@ -66,16 +66,16 @@ void tu_rmtree(const char *dir) {
     if (dir) nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
-/* ---- test cases that need a real data set ---- */
+/* ---- test cases that cannot run everywhere (TU_NEED) ---- */
 
 static int data_case_ran, data_missing;
 
-/* GEN_TEST_ONLY=CASE: only that case ran; 77 when its data was absent. */
+/* GEN_TEST_ONLY=CASE: only that case ran; 77 when it could not run. */
 static void data_case_exit(void) {
     fflush(NULL);
     if (data_missing) _exit(77);
     if (!data_case_ran) {
-        fprintf(stderr, "GEN_TEST_ONLY=%s: no test case of that name calls TU_NEED_DATA\n",
+        fprintf(stderr, "GEN_TEST_ONLY=%s: no test case of that name calls TU_NEED\n",
                 getenv("GEN_TEST_ONLY"));
         _exit(1);
     }
@@ -101,23 +101,29 @@ static int listed(const char *list, const char *name) {
     return 0;
 }
 
-void tu_need_data(const char *test, const char *rel) {
-    const char *only = getenv("GEN_TEST_ONLY"), *cases = getenv("GEN_TEST_DATA_CASES");
+void tu_need(const char *test, int have, const char *what) {
+    const char *only = getenv("GEN_TEST_ONLY"), *cases = getenv("GEN_TEST_OWN_CASES");
     if (only && only[0]) {
         data_case_ran = 1;
     } else if (cases) { /* ctest's entry of the whole file */
         if (!listed(cases, test))
-            fail_msg("%s needs %s (TU_NEED_DATA) but GEN_DATA_CASES in CMakeLists.txt does not "
+            fail_msg("%s can be skipped (TU_NEED) but GEN_OWN_CASES in CMakeLists.txt does not "
                      "list it",
-                     test, rel);
+                     test);
         print_message("%s: runs as a ctest entry of its own\n", test);
         skip();
     }
-    const char *path = tu_source_path(rel);
-    if (access(path, F_OK) == 0) return;
-    print_message("%s absent (scripts/fetch-data.sh): skipped\n", path);
+    if (have) return;
+    print_message("%s: skipped: %s\n", test, what);
     data_missing = 1;
     skip();
+}
+
+void tu_need_data(const char *test, const char *rel) {
+    const char *path = tu_source_path(rel);
+    char what[4200];
+    snprintf(what, sizeof what, "%s absent (scripts/fetch-data.sh)", path);
+    tu_need(test, access(path, F_OK) == 0, what);
 }
 
 const char *tu_source_path(const char *rel) {

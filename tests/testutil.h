@@ -54,14 +54,18 @@ void tu_rmtree(const char *dir);
 /* "<GEN_SOURCE_DIR>/<rel>" in a static buffer. */
 const char *tu_source_path(const char *rel);
 
-/* First line of a test case that needs a real data set, which
- * scripts/fetch-data.sh puts in the source tree: TU_NEED_DATA("data/mnist").
- * Such a case is listed in GEN_DATA_CASES of CMakeLists.txt and runs as
- * a ctest entry of its own (GEN_TEST_ONLY=CASE), which exits 77 (ctest:
- * skipped) when the data is absent; the entry of its file skips it. Run
- * by hand, the case is skipped (cmocka) when the data is absent. It never
- * falls back to other data. */
+/* First line of a test case that cannot run everywhere: TU_NEED(have,
+ * what) with what the machine lacks when have is 0 ("no AVX2 table"), or
+ * TU_NEED_DATA("data/mnist") for a real data set, which
+ * scripts/fetch-data.sh puts in the source tree. Such a case is listed in
+ * GEN_OWN_CASES of CMakeLists.txt and runs as a ctest entry of its own
+ * (GEN_TEST_ONLY=CASE), which exits 77 (ctest: skipped, in its summary)
+ * when it cannot run; the entry of its file skips it. Run by hand, the
+ * case is skipped (cmocka) when it cannot run. A data case never falls
+ * back to other data. */
+#define TU_NEED(have, what) tu_need(__func__, (have), (what))
 #define TU_NEED_DATA(rel) tu_need_data(__func__, (rel))
+void tu_need(const char *test, int have, const char *what);
 void tu_need_data(const char *test, const char *rel);
 
 /* A scratch directory for a group of tests: pass tu_tmp_setup and
