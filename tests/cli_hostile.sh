@@ -127,6 +127,14 @@ for i in $(seq 40); do echo "the cat sat on the mat"; done >"$TMP/text.txt"
 mkfifo "$TMP/prompt.fifo"
 bounded sample transformer --ckpt "$TMP/r-text/checkpoint.safetensors" --prompt-file "$TMP/prompt.fifo" --length 5
 check fifo_prompt_file 1 "prompt.fifo"
+# A prompt file past 16 MiB is refused before it is read (it had been read
+# whole, up to a data set's 8 GiB); an empty one is no prompt, as --prompt "".
+truncate -s 17M "$TMP/prompt.big"
+bounded sample transformer --ckpt "$TMP/r-text/checkpoint.safetensors" --prompt-file "$TMP/prompt.big" --length 5
+check prompt_file_too_big 1 "prompt.big"
+: >"$TMP/prompt.empty"
+bounded sample transformer --ckpt "$TMP/r-text/checkpoint.safetensors" --prompt-file "$TMP/prompt.empty" --length 5
+check prompt_file_empty 0 ""
 # No --prompt: sampling starts from nothing (UBSan once saw fwrite(NULL, ...)).
 bounded sample transformer --ckpt "$TMP/r-text/checkpoint.safetensors" --length 5 -n 2
 check sample_text_without_prompt 0 ""

@@ -9,6 +9,13 @@
 
 #include "cli/cli.h"
 #include "cli/engine.h"
+#include "io/fs.h"
+
+/* The longest --prompt-file: the model reads only the last context of a
+ * prompt, and all of it is echoed before the sample, so a larger file is
+ * a mistake (it had been read whole, up to the 8 GiB of a text data set,
+ * with four bytes of ids a byte). */
+#define PROMPT_MAX_BYTES ((int64_t)16 << 20)
 
 struct prompt {
     struct gen_text file;
@@ -26,7 +33,8 @@ static enum gen_status read_prompt(const struct gen_config *cfg, const struct ge
     const char *text = gen_opt_str(cfg, &gen_family_options[GEN_FAM_PROMPT]), *file = gen_opt_str(cfg, &gen_family_options[GEN_FAM_PROMPT_FILE]);
     if (text && file) return gen_error(GEN_ERR_USAGE, "--prompt and --prompt-file cannot be used together");
     if (file) {
-        enum gen_status st = gen_text_load(file, &p->file);
+        /* an empty file is no prompt, as --prompt "" is */
+        enum gen_status st = gen_fs_read(file, PROMPT_MAX_BYTES, &p->file.bytes, &p->file.n);
         if (st != GEN_OK) return st;
         p->bytes = p->file.bytes, p->n = p->file.n;
     } else if (text) {

@@ -334,7 +334,8 @@ static const struct gen_option transformer_train_options[TF_T_COUNT + 1] = {
 static const struct gen_option transformer_sample_options[TF_S_COUNT + 1] = {
     [TF_S_NUM] = {"num", 'n', GEN_OPT_INT, "1", "number of samples", 1, 100000, NULL, 0},
     [TF_S_PROMPT] = GEN_STR_OPT("prompt", NULL, "text the samples continue"),
-    [TF_S_PROMPT_FILE] = GEN_STR_OPT("prompt-file", NULL, "read the prompt from a file"),
+    [TF_S_PROMPT_FILE] = GEN_STR_OPT("prompt-file", NULL,
+                                     "read the prompt from a file (at most 16 MiB; empty: no prompt)"),
     [TF_S_LENGTH] = GEN_INT_OPT("length", "400", 1, 100000000, "tokens to generate"),
     [TF_S_TEMPERATURE] = GEN_FLOAT_OPT("temperature", "1.0", 0, 100, "softmax temperature (0: greedy)"),
     [TF_S_TOP_K] = GEN_INT_OPT("top-k", "0", 0, GEN_OPT_NO_MAX, "sample from the k likeliest tokens (0: all)"),
