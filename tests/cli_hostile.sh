@@ -364,5 +364,41 @@ check stale_tmp_removed 0 ""
 [ -e "$TMP/r-stale/checkpoint.safetensors.tmp.99999999" ] && fail "stale temporary file left"
 [ -e "$TMP/r-stale/checkpoint.safetensors.tmp.$$" ] || fail "a live process's temporary file was removed"
 
+# A signal ends any other command at once: one line, exit 130, the files
+# already written kept whole, no temporary file left (it had died without
+# a word, possibly in the middle of writing NAME.tmp.PID). GEN WAIT_FOR
+# SIGNAL ARGS...: started, signalled once WAIT_FOR exists, given 20 s.
+interrupt() {
+    local wait_for=$1 sig=$2 pid
+    shift 2
+    (
+        [ "$memlimit" = 1 ] && ulimit -v 4000000
+        exec "$GEN" "$@"
+    ) 2>"$TMP/err" &
+    pid=$!
+    for _ in $(seq 200); do [ -e "$wait_for" ] && break; sleep 0.1; done
+    sleep 0.3
+    kill "-$sig" "$pid"
+    for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$pid" 2>/dev/null && kill -KILL "$pid"
+    wait "$pid"
+    rc=$?
+}
+interrupted_line() {
+    [ "$(grep -c '^gen: ' "$TMP/err")" = 1 ] && grep -q '^gen: interrupted' "$TMP/err" ||
+        fail "no one 'gen: interrupted' line: $(head -3 "$TMP/err")"
+}
+mkdir -p "$TMP/int"
+interrupt "$TMP/int/00000.png" INT sample vae --ckpt "$CKPT" -n 100000 -o "$TMP/int/" --threads 1
+check sample_sigint 130 ""
+interrupted_line
+ls "$TMP/int" | grep -q '\.tmp\.' && fail "a temporary file left: $(ls "$TMP/int" | grep '\.tmp\.')"
+[ -z "$(grep -L IEND "$TMP"/int/*.png)" ] || fail "a PNG cut short: $(grep -L IEND "$TMP"/int/*.png | head -1)"
+interrupt "$TMP/int.txt" TERM sample transformer --ckpt "$TMP/r-text/checkpoint.safetensors" \
+    --length 100000000 -o "$TMP/int.txt" --threads 1
+check sample_text_sigterm 130 ""
+interrupted_line
+[ -s "$TMP/int.txt" ] || fail "the tokens drawn before SIGTERM were not kept"
+
 echo "cli_hostile: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -10,6 +10,7 @@
 
 #include "gen/io.h"
 #include "gen/nn.h"
+#include "io/fs.h"
 #include "io/safetensors.h"
 #include "testutil.h"
 
@@ -512,6 +513,37 @@ static void test_clean_stale_tmp(void **state) {
     assert_non_null(strstr(gen_last_error(), "missing"));
 }
 
+/* The temporary file a writer has open is what a signal handler removes
+ * (gen_fs_tmp_remove): only while it is open, and never the file it
+ * replaces. */
+static void test_tmp_removed_on_signal(void **state) {
+    (void)state;
+    char path[4300], tmp[4400];
+    snprintf(path, sizeof path, "%s/out.png", tu_tmp);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
+    tu_write_file(path, "old", 3);
+    tu_write_file(tmp, "half", 4);
+    struct stat sb;
+    gen_fs_tmp_remove(); /* none open: nothing removed */
+    assert_int_equal(stat(tmp, &sb), 0);
+    gen_fs_tmp_begin(tmp);
+    gen_fs_tmp_remove();
+    assert_int_not_equal(stat(tmp, &sb), 0);
+    assert_int_equal(stat(path, &sb), 0);
+    gen_fs_tmp_end();
+    tu_write_file(tmp, "half", 4);
+    gen_fs_tmp_remove(); /* ended: left alone */
+    assert_int_equal(stat(tmp, &sb), 0);
+    /* the writers name theirs and end it: a whole write leaves none */
+    const uint8_t px[4] = {0, 64, 128, 255};
+    remove(tmp);
+    assert_int_equal(gen_png_write(path, 2, 2, 1, px), GEN_OK);
+    gen_fs_tmp_remove();
+    assert_int_not_equal(stat(tmp, &sb), 0);
+    assert_int_equal(stat(path, &sb), 0);
+    assert_true(sb.st_size > 3); /* the PNG, not the old 3 bytes */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
@@ -524,6 +556,7 @@ int main(void) {
         cmocka_unit_test(test_python_reader),
         cmocka_unit_test(test_fifo),
         cmocka_unit_test(test_clean_stale_tmp),
+        cmocka_unit_test(test_tmp_removed_on_signal),
     };
     return cmocka_run_group_tests(tests, tu_tmp_setup, tu_tmp_teardown);
 }

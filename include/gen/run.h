@@ -86,12 +86,16 @@ void gen_runlog_progress(struct gen_runlog *lg, int64_t step, int64_t total, dou
  * loop polls gen_run_interrupted(), finishes its step, saves a checkpoint
  * and returns 130. The CLI installs them before `train`. */
 void gen_run_signals_install(void);
+/* For every command but `train`: SIGINT/SIGTERM/SIGHUP remove the
+ * temporary file being written (if any), print one line on stderr and
+ * exit 130 at once. The CLI installs them before any other command. */
+void gen_run_quit_signals_install(void);
 int gen_run_interrupted(void);
 void gen_run_interrupt_clear(void); /* for tests */
 
 /* GEN_OK for a finite loss; otherwise GEN_ERR_RUNTIME with the standard
- * message: "step 120: loss is NaN; training stopped, the last good
- * checkpoint is kept (try a lower --lr)". */
+ * message: "step 120: loss is NaN; training stopped (try a lower --lr)"
+ * (the trainer adds what the run directory holds). */
 enum gen_status gen_run_check_loss(double loss, int64_t step);
 
 /* ---- reading a metrics.jsonl back (gen plot, gen report) ---------------- */

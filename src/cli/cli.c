@@ -98,7 +98,7 @@ static void print_help(FILE *f) {
             "  gen info runs/gan/checkpoint.safetensors\n"
             "\n"
             "Exit status: 0 success, 1 runtime or data error, 2 usage error,\n"
-            "130 interrupted (after saving a checkpoint).\n"
+            "130 interrupted (training saves its checkpoint first).\n"
             "\n"
             "'gen COMMAND FAMILY --help' lists the options of a command for a family;\n"
             "'gen --manual' prints the man page, 'gen --completion bash|zsh' a completion script.\n"
@@ -305,6 +305,7 @@ int gen_cli_main(int argc, char **argv) {
         fprintf(stderr, "gen: %s\n", gen_last_error());
         return 1;
     }
+    gen_run_quit_signals_install(); /* `train` puts its own in their place */
     if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
         print_help(stdout);
         return 0;

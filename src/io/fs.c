@@ -165,17 +165,55 @@ enum gen_status gen_fs_read(const char *path, int64_t max, uint8_t **data, int64
     return GEN_OK;
 }
 
-enum gen_status gen_fs_write_atomic(const char *path, const void *data, size_t n) {
-    char tmp[4200];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid()) >= (int)sizeof tmp)
-        return gen_error(GEN_ERR_IO, "%.64s...: path too long", path);
+static char tmp_open[GEN_FS_TMP_MAX];     /* the temporary file being written */
+static volatile sig_atomic_t tmp_is_open; /* whether tmp_open names one       */
+
+void gen_fs_tmp_begin(const char *tmp) {
+    tmp_is_open = 0;
+    const size_t n = strlen(tmp);
+    if (n >= sizeof tmp_open) return; /* too long to name: left to gen_clean_stale_tmp */
+    memcpy(tmp_open, tmp, n + 1);
+    tmp_is_open = 1;
+}
+
+void gen_fs_tmp_end(void) {
+    tmp_is_open = 0;
+}
+
+void gen_fs_tmp_remove(void) {
+    if (tmp_is_open) unlink(tmp_open);
+}
+
+FILE *gen_fs_tmp_create(const char *path, char tmp[GEN_FS_TMP_MAX]) {
+    if (snprintf(tmp, GEN_FS_TMP_MAX, "%s.tmp.%ld", path, (long)getpid()) >= GEN_FS_TMP_MAX) {
+        gen_error(GEN_ERR_IO, "%.64s...: path too long", path);
+        return NULL;
+    }
+    gen_fs_tmp_begin(tmp);
     FILE *f = fopen(tmp, "wb");
-    if (!f) return gen_error(GEN_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-    int err = fwrite(data, 1, n, f) == n ? 0 : errno ? errno : EIO;
-    if (fclose(f) != 0 && !err) err = errno;
+    if (!f) {
+        const int e = errno;
+        gen_fs_tmp_end();
+        gen_error(GEN_ERR_IO, "%s: cannot create: %s", path, strerror(e));
+    }
+    return f;
+}
+
+int gen_fs_tmp_finish(FILE *f, const char *tmp, const char *path, int err) {
+    if (fclose(f) != 0 && !err) err = errno ? errno : EIO;
     if (!err && rename(tmp, path) != 0) err = errno;
+    if (err) remove(tmp);
+    gen_fs_tmp_end();
+    return err;
+}
+
+enum gen_status gen_fs_write_atomic(const char *path, const void *data, size_t n) {
+    char tmp[GEN_FS_TMP_MAX];
+    FILE *f = gen_fs_tmp_create(path, tmp);
+    if (!f) return GEN_ERR_IO;
+    const int wrote = fwrite(data, 1, n, f) == n ? 0 : errno ? errno : EIO;
+    const int err = gen_fs_tmp_finish(f, tmp, path, wrote);
     if (!err) return GEN_OK;
-    remove(tmp);
     return gen_error(GEN_ERR_IO, "%s: cannot write: %s", path, strerror(err));
 }
 

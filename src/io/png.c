@@ -4,6 +4,7 @@
 #include <stb_image_write.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "gen/io.h"
 #include "io/fs.h"
@@ -43,20 +44,21 @@ static enum gen_status write_as(const char *path, enum format fmt, int w, int h,
         (int64_t)w * h > (1LL << 30))
         return gen_error(GEN_ERR_USAGE, "%s: cannot write a %dx%d image with %d channels", path, w,
                          h, comp);
-    FILE *f = fopen(path, "wb");
-    if (!f) return gen_error(GEN_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    /* through PATH.tmp.PID renamed over it: a file of that name is replaced
+     * whole or left as it was, never cut short (a full disk, a signal) */
+    char tmp[GEN_FS_TMP_MAX];
+    FILE *f = gen_fs_tmp_create(path, tmp);
+    if (!f) return GEN_ERR_IO;
     struct sink s = {f, 0};
-    int ok = fmt == FMT_JPG   ? stbi_write_jpg_to_func(sink_write, &s, w, h, comp, pixels, 95)
-             : fmt == FMT_BMP ? stbi_write_bmp_to_func(sink_write, &s, w, h, comp, pixels)
-                              : stbi_write_png_to_func(sink_write, &s, w, h, comp, pixels, w * comp);
-    int err = s.failed || ferror(f);
-    int e = errno;
-    if (fclose(f) != 0) err = 1, e = errno;
-    if (!ok || err) {
-        remove(path);
-        return gen_error(GEN_ERR_IO, "%s: cannot write the image%s%s", path, err ? ": " : "",
-                         err ? strerror(e) : " (encoder failed)");
-    }
+    const int ok = fmt == FMT_JPG ? stbi_write_jpg_to_func(sink_write, &s, w, h, comp, pixels, 95)
+                   : fmt == FMT_BMP
+                       ? stbi_write_bmp_to_func(sink_write, &s, w, h, comp, pixels)
+                       : stbi_write_png_to_func(sink_write, &s, w, h, comp, pixels, w * comp);
+    const int io = s.failed || ferror(f) ? (errno ? errno : EIO) : 0;
+    const int err = gen_fs_tmp_finish(f, tmp, path, io ? io : ok ? 0 : -1);
+    if (err == -1)
+        return gen_error(GEN_ERR_IO, "%s: cannot write the image (encoder failed)", path);
+    if (err) return gen_error(GEN_ERR_IO, "%s: cannot write the image: %s", path, strerror(err));
     return GEN_OK;
 }
 
@@ -103,13 +105,14 @@ static enum gen_status check_images(const char *path, int n, int c, int h, int w
 }
 
 /* Image i (c, h, w) into an interleaved RGB/grey canvas at (x0, y0). */
-static void blit(const float *img, int c, int h, int w, float lo, float hi, uint8_t *canvas,
-                 int cw, int x0, int y0) {
+static void blit(const float *img, int c, int h, int w, float lo, float hi, uint8_t *canvas, int cw,
+                 int x0, int y0) {
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++)
             for (int k = 0; k < c; k++)
                 canvas[((size_t)(y0 + y) * (size_t)cw + (size_t)(x0 + x)) * (size_t)c + (size_t)k] =
-                    quantise(img[((size_t)k * (size_t)h + (size_t)y) * (size_t)w + (size_t)x], lo, hi);
+                    quantise(img[((size_t)k * (size_t)h + (size_t)y) * (size_t)w + (size_t)x], lo,
+                             hi);
 }
 
 enum gen_status gen_png_write_grid(const char *path, const float *images, int n, int c, int h,
@@ -137,8 +140,8 @@ enum gen_status gen_png_write_grid_cols(const char *path, const float *images, i
     return st;
 }
 
-enum gen_status gen_png_write_each(const char *dir, const char *prefix, const float *images,
-                                   int n, int c, int h, int w, float lo, float hi) {
+enum gen_status gen_png_write_each(const char *dir, const char *prefix, const float *images, int n,
+                                   int c, int h, int w, float lo, float hi) {
     return gen_png_write_each_from(dir, prefix, 0, images, n, c, h, w, lo, hi);
 }
 

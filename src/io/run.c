@@ -11,6 +11,7 @@
 
 #include "gen/io.h"
 #include "gen/run.h"
+#include "io/fs.h"
 
 enum gen_status gen_runlog_open(struct gen_runlog *lg, const char *run_dir, int json, int quiet) {
     memset(lg, 0, sizeof *lg);
@@ -183,6 +184,29 @@ void gen_run_signals_install(void) {
     /* A closed stdout (gen train --json | head -1) is an EPIPE from write,
      * handled by gen_runlog_write, not a death. */
     signal(SIGPIPE, SIG_IGN);
+}
+
+/* Everything but training: there is no step to finish and nothing to
+ * save, so the process ends here, its temporary file (an image, a report,
+ * an export half written) removed; what it had renamed into place stays.
+ * write and _exit are async-signal-safe, as gen_fs_tmp_remove is. */
+static void on_quit_signal(int sig) {
+    (void)sig;
+    gen_fs_tmp_remove();
+    static const char msg[] = "gen: interrupted; the files written before it are kept\n";
+    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+    (void)w;
+    _exit(130);
+}
+
+void gen_run_quit_signals_install(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_quit_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 }
 
 int gen_run_interrupted(void) { return interrupted != 0; }

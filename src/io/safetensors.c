@@ -267,8 +267,10 @@ enum gen_status gen_st_save(const char *path, const struct gen_st_entry *tensors
     }
     sprintf(tmp, "%s.tmp.%ld", path, (long)getpid());
 
+    gen_fs_tmp_begin(tmp);
     struct out o = {fopen(tmp, "wb"), 0, 0};
     if (!o.f) {
+        gen_fs_tmp_end();
         st = gen_error(GEN_ERR_IO, "%s: cannot create temporary file %s: %s", path, tmp,
                        strerror(errno));
         cJSON_free(json);
@@ -291,8 +293,9 @@ enum gen_status gen_st_save(const char *path, const struct gen_st_entry *tensors
     if (!o.err && fsync(fileno(o.f)) != 0) o.err = errno;
     if (fclose(o.f) != 0 && !o.err) o.err = errno;
     if (!o.err && rename(tmp, path) != 0) o.err = errno;
+    if (o.err) remove(tmp);
+    gen_fs_tmp_end();
     if (o.err) {
-        remove(tmp);
         st = gen_error(GEN_ERR_IO, "%s: cannot write checkpoint: %s (the previous file, if any, "
                                    "is unchanged)", path, strerror(o.err));
     } else {
