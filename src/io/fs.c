@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -165,23 +166,27 @@ enum gen_status gen_fs_read(const char *path, int64_t max, uint8_t **data, int64
     return GEN_OK;
 }
 
-static char tmp_open[GEN_FS_TMP_MAX];     /* the temporary file being written */
-static volatile sig_atomic_t tmp_is_open; /* whether tmp_open names one       */
+/* The temporary file being written, and whether tmp_open names one: set
+ * with release order after the name is in place, read with acquire order
+ * by a handler that may run on any thread (a lock-free atomic is
+ * async-signal-safe). */
+static char tmp_open[GEN_FS_TMP_MAX];
+static atomic_int tmp_is_open;
 
 void gen_fs_tmp_begin(const char *tmp) {
-    tmp_is_open = 0;
+    atomic_store_explicit(&tmp_is_open, 0, memory_order_release);
     const size_t n = strlen(tmp);
     if (n >= sizeof tmp_open) return; /* too long to name: left to gen_clean_stale_tmp */
     memcpy(tmp_open, tmp, n + 1);
-    tmp_is_open = 1;
+    atomic_store_explicit(&tmp_is_open, 1, memory_order_release);
 }
 
 void gen_fs_tmp_end(void) {
-    tmp_is_open = 0;
+    atomic_store_explicit(&tmp_is_open, 0, memory_order_release);
 }
 
 void gen_fs_tmp_remove(void) {
-    if (tmp_is_open) unlink(tmp_open);
+    if (atomic_load_explicit(&tmp_is_open, memory_order_acquire)) unlink(tmp_open);
 }
 
 FILE *gen_fs_tmp_create(const char *path, char tmp[GEN_FS_TMP_MAX]) {
