@@ -515,33 +515,32 @@ static void test_clean_stale_tmp(void **state) {
 
 /* The temporary file a writer has open is what a signal handler removes
  * (gen_fs_tmp_remove): only while it is open, and never the file it
- * replaces. */
+ * would replace, which then stays as it was. */
 static void test_tmp_removed_on_signal(void **state) {
     (void)state;
-    char path[4300], tmp[4400];
+    char path[4300], tmp[GEN_FS_TMP_MAX];
     snprintf(path, sizeof path, "%s/out.png", tu_tmp);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
     tu_write_file(path, "old", 3);
-    tu_write_file(tmp, "half", 4);
     struct stat sb;
-    gen_fs_tmp_remove(); /* none open: nothing removed */
+    FILE *f = gen_fs_tmp_create(path, tmp);
+    assert_non_null(f);
+    assert_int_equal(fwrite("half", 1, 4, f), 4);
     assert_int_equal(stat(tmp, &sb), 0);
-    gen_fs_tmp_begin(tmp);
-    gen_fs_tmp_remove();
+    gen_fs_tmp_remove(); /* the handler's part */
     assert_int_not_equal(stat(tmp, &sb), 0);
+    assert_int_not_equal(gen_fs_tmp_finish(f, tmp, path, 0), 0); /* nothing left to rename */
     assert_int_equal(stat(path, &sb), 0);
-    gen_fs_tmp_end();
-    tu_write_file(tmp, "half", 4);
-    gen_fs_tmp_remove(); /* ended: left alone */
-    assert_int_equal(stat(tmp, &sb), 0);
-    /* the writers name theirs and end it: a whole write leaves none */
+    assert_int_equal(sb.st_size, 3);
+    /* after a write is finished there is nothing to remove: a whole write
+     * stays, and a later temporary file of that name is not touched */
     const uint8_t px[4] = {0, 64, 128, 255};
-    remove(tmp);
     assert_int_equal(gen_png_write(path, 2, 2, 1, px), GEN_OK);
+    tu_write_file(tmp, "half", 4);
     gen_fs_tmp_remove();
-    assert_int_not_equal(stat(tmp, &sb), 0);
+    assert_int_equal(stat(tmp, &sb), 0);
     assert_int_equal(stat(path, &sb), 0);
     assert_true(sb.st_size > 3); /* the PNG, not the old 3 bytes */
+    remove(tmp);
 }
 
 int main(void) {

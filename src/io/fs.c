@@ -173,7 +173,7 @@ enum gen_status gen_fs_read(const char *path, int64_t max, uint8_t **data, int64
 static char tmp_open[GEN_FS_TMP_MAX];
 static atomic_int tmp_is_open;
 
-void gen_fs_tmp_begin(const char *tmp) {
+static void tmp_begin(const char *tmp) {
     atomic_store_explicit(&tmp_is_open, 0, memory_order_release);
     const size_t n = strlen(tmp);
     if (n >= sizeof tmp_open) return; /* too long to name: left to gen_clean_stale_tmp */
@@ -181,7 +181,7 @@ void gen_fs_tmp_begin(const char *tmp) {
     atomic_store_explicit(&tmp_is_open, 1, memory_order_release);
 }
 
-void gen_fs_tmp_end(void) {
+static void tmp_end(void) {
     atomic_store_explicit(&tmp_is_open, 0, memory_order_release);
 }
 
@@ -194,12 +194,12 @@ FILE *gen_fs_tmp_create(const char *path, char tmp[GEN_FS_TMP_MAX]) {
         gen_error(GEN_ERR_IO, "%.64s...: path too long", path);
         return NULL;
     }
-    gen_fs_tmp_begin(tmp);
+    tmp_begin(tmp);
     FILE *f = fopen(tmp, "wb");
     if (!f) {
         const int e = errno;
-        gen_fs_tmp_end();
-        gen_error(GEN_ERR_IO, "%s: cannot create: %s", path, strerror(e));
+        tmp_end();
+        gen_error(GEN_ERR_IO, "%s: cannot create temporary file %s: %s", path, tmp, strerror(e));
     }
     return f;
 }
@@ -208,7 +208,7 @@ int gen_fs_tmp_finish(FILE *f, const char *tmp, const char *path, int err) {
     if (fclose(f) != 0 && !err) err = errno ? errno : EIO;
     if (!err && rename(tmp, path) != 0) err = errno;
     if (err) remove(tmp);
-    gen_fs_tmp_end();
+    tmp_end();
     return err;
 }
 

@@ -50,23 +50,19 @@ enum gen_status gen_fs_read(const char *path, int64_t max, uint8_t **data, int64
  * reader never sees half a file (plots, reports). */
 enum gen_status gen_fs_write_atomic(const char *path, const void *data, size_t n);
 
-/* The temporary file a writer has open (gen_fs_write_atomic, the
- * safetensors writer), named before it is created and cleared once it is
- * renamed or removed, so that a signal handler can remove it
- * (gen_fs_tmp_remove, async-signal-safe). One at a time: the writers run
- * on one thread. */
-void gen_fs_tmp_begin(const char *tmp);
-void gen_fs_tmp_end(void);
-void gen_fs_tmp_remove(void);
-
-/* The two ends of a write through "PATH.tmp.PID": create opens it ("wb"),
- * named as above (NULL with the error set: path too long, cannot
- * create); finish closes f, renames tmp over path unless err (an errno,
- * or any nonzero) says the write failed, removes tmp on any failure and
- * returns 0 or the failure's errno (err itself if it was nonzero). */
+/* A write through "PATH.tmp.PID", so that a reader never sees half a
+ * file and an earlier file of that name stays whole until the new one is
+ * renamed over it (images, plots, reports, checkpoints). create opens it
+ * ("wb"; NULL with the error set: path too long, cannot create); finish
+ * closes f, renames tmp over path unless err (an errno, or any nonzero)
+ * says the write failed, removes tmp on any failure and returns 0 or the
+ * failure's errno (err itself if it was nonzero). Between the two the
+ * file is named where gen_fs_tmp_remove (async-signal-safe, for a signal
+ * handler) removes it. One at a time: the writers run on one thread. */
 #define GEN_FS_TMP_MAX 4200
 FILE *gen_fs_tmp_create(const char *path, char tmp[GEN_FS_TMP_MAX]);
 int gen_fs_tmp_finish(FILE *f, const char *tmp, const char *path, int err);
+void gen_fs_tmp_remove(void);
 
 /* 1 if name ends in ext (".png"), ignoring ASCII case. */
 int gen_fs_has_ext(const char *name, const char *ext);

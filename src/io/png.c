@@ -105,14 +105,13 @@ static enum gen_status check_images(const char *path, int n, int c, int h, int w
 }
 
 /* Image i (c, h, w) into an interleaved RGB/grey canvas at (x0, y0). */
-static void blit(const float *img, int c, int h, int w, float lo, float hi, uint8_t *canvas, int cw,
-                 int x0, int y0) {
+static void blit(const float *img, int c, int h, int w, float lo, float hi, uint8_t *canvas,
+                 int cw, int x0, int y0) {
     for (int y = 0; y < h; y++)
         for (int x = 0; x < w; x++)
             for (int k = 0; k < c; k++)
                 canvas[((size_t)(y0 + y) * (size_t)cw + (size_t)(x0 + x)) * (size_t)c + (size_t)k] =
-                    quantise(img[((size_t)k * (size_t)h + (size_t)y) * (size_t)w + (size_t)x], lo,
-                             hi);
+                    quantise(img[((size_t)k * (size_t)h + (size_t)y) * (size_t)w + (size_t)x], lo, hi);
 }
 
 enum gen_status gen_png_write_grid(const char *path, const float *images, int n, int c, int h,
@@ -140,8 +139,8 @@ enum gen_status gen_png_write_grid_cols(const char *path, const float *images, i
     return st;
 }
 
-enum gen_status gen_png_write_each(const char *dir, const char *prefix, const float *images, int n,
-                                   int c, int h, int w, float lo, float hi) {
+enum gen_status gen_png_write_each(const char *dir, const char *prefix, const float *images,
+                                   int n, int c, int h, int w, float lo, float hi) {
     return gen_png_write_each_from(dir, prefix, 0, images, n, c, h, w, lo, hi);
 }
 

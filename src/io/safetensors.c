@@ -260,22 +260,11 @@ enum gen_status gen_st_save(const char *path, const struct gen_st_entry *tensors
     if (!json) return GEN_ERR_NOMEM;
     size_t jlen = strlen(json);
     size_t hlen = (jlen + 7) & ~(size_t)7;
-    char *tmp = gen_alloc(strlen(path) + 32);
-    if (!tmp) {
-        cJSON_free(json);
-        return gen_fs_error_at(GEN_ERR_NOMEM, path);
-    }
-    sprintf(tmp, "%s.tmp.%ld", path, (long)getpid());
-
-    gen_fs_tmp_begin(tmp);
-    struct out o = {fopen(tmp, "wb"), 0, 0};
+    char tmp[GEN_FS_TMP_MAX];
+    struct out o = {gen_fs_tmp_create(path, tmp), 0, 0};
     if (!o.f) {
-        gen_fs_tmp_end();
-        st = gen_error(GEN_ERR_IO, "%s: cannot create temporary file %s: %s", path, tmp,
-                       strerror(errno));
         cJSON_free(json);
-        gen_free(tmp);
-        return st;
+        return GEN_ERR_IO;
     }
     uint8_t len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)hlen >> (8 * i));
@@ -291,17 +280,13 @@ enum gen_status gen_st_save(const char *path, const struct gen_st_entry *tensors
     }
     if (!o.err && fflush(o.f) != 0) o.err = errno;
     if (!o.err && fsync(fileno(o.f)) != 0) o.err = errno;
-    if (fclose(o.f) != 0 && !o.err) o.err = errno;
-    if (!o.err && rename(tmp, path) != 0) o.err = errno;
-    if (o.err) remove(tmp);
-    gen_fs_tmp_end();
+    o.err = gen_fs_tmp_finish(o.f, tmp, path, o.err);
     if (o.err) {
         st = gen_error(GEN_ERR_IO, "%s: cannot write checkpoint: %s (the previous file, if any, "
                                    "is unchanged)", path, strerror(o.err));
     } else {
         fsync_parent(path);
     }
-    gen_free(tmp);
     return st;
 }
 
