@@ -9,10 +9,11 @@
 #
 # Prints one line per measurement and a summary with gen/PyTorch (< 1: gen
 # is faster): the median over the rounds of each round's side-by-side ratio. Nothing else should be running.
-# On a machine shared with other jobs, both sides' OpenMP threads spin at
-# barriers while their partner is descheduled (steps get 5-20x slower, and
-# unevenly); OMP_WAIT_POLICY=PASSIVE, which this script passes through to
-# both, makes such runs comparable again.
+# On a machine shared with other jobs, OpenMP threads that spin at barriers
+# while their partner is descheduled make steps 5-60x slower, and unevenly.
+# gen spins briefly by itself (`gen --version`: "idle threads"); PyTorch
+# keeps libgomp's long spin unless told otherwise: OMP_WAIT_POLICY=PASSIVE,
+# which this script passes through to both, makes such runs comparable.
 set -eu
 GEN=${GEN:-build/gen}
 PY=${PY:-/usr/bin/python3}

@@ -3,12 +3,13 @@
 # (never asserted in tests: the machines are shared and noisy, so compare
 # the ratios printed here, and their medians).
 #
-#   scripts/bench.sh [ops|vae|gan|transformer|diffusion|precision|scale|all]
+#   scripts/bench.sh [ops|vae|gan|transformer|diffusion|precision|scale|shared|all]
 #
 # Each part lives in scripts/bench-PART.sh. PyTorch comes from Debian's
 # python3-torch and runs under /usr/bin/python3 with the same thread count.
 # `scale` (the ratios at larger images and contexts: 15 minutes on a
-# loaded 2-core machine) is not part of `all`.
+# loaded 2-core machine) is not part of `all`, nor is `shared` (two
+# trainings at once against one alone, gen alone: no twin).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GEN_BENCH_THREADS=${GEN_BENCH_THREADS:-2}
@@ -22,10 +23,12 @@ if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
 fi
 # the machine and the kernels it got: ratios move with both
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //'); $(build/gen --version | tail -1)"
+build/gen --version | grep '^idle threads'
 for p in "${parts[@]}"; do
     f=scripts/bench-$p.sh
     if [ ! -f "$f" ]; then
-        echo "bench: unknown part '$p' (ops, vae, gan, transformer, diffusion, precision, scale, all)" >&2
+        echo "bench: unknown part '$p' (ops, vae, gan, transformer, diffusion, precision, scale," \
+            "shared, all)" >&2
         exit 2
     fi
     echo "== bench $p"

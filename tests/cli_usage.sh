@@ -52,6 +52,20 @@ expect_exit 0 -h
 expect_exit 0 --version && {
     grep -Eq '^gen [0-9]+\.[0-9]+\.[0-9]+' "$TMP/out" || fail "gen --version: '$(cat "$TMP/out")'"
 }
+# Idle OpenMP threads spin briefly, then sleep: gen sets GOMP_SPINCOUNT and
+# executes itself again where the user set neither it nor OMP_WAIT_POLICY
+# (libgomp's default spin made two runs sharing the cores 10-60x slower).
+if ! grep -q "^idle threads: none" "$TMP/out"; then
+    env -u GOMP_SPINCOUNT -u OMP_WAIT_POLICY "$GEN" --version >"$TMP/out" 2>&1
+    grep -qx "idle threads: GOMP_SPINCOUNT=1000 spins, then sleep" "$TMP/out" ||
+        fail "gen --version without GOMP_SPINCOUNT: '$(cat "$TMP/out")'"
+    GOMP_SPINCOUNT=77 "$GEN" --version >"$TMP/out" 2>&1
+    grep -qx "idle threads: GOMP_SPINCOUNT=77 spins, then sleep" "$TMP/out" ||
+        fail "gen --version does not keep the user's GOMP_SPINCOUNT: '$(cat "$TMP/out")'"
+    env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=passive "$GEN" --version >"$TMP/out" 2>&1
+    grep -qx "idle threads: OMP_WAIT_POLICY=passive" "$TMP/out" ||
+        fail "gen --version under OMP_WAIT_POLICY=passive: '$(cat "$TMP/out")'"
+fi
 expect_exit 2                      # no command: help on stderr
 grep -q "Usage:" "$TMP/err" || fail "gen with no command prints no usage"
 

@@ -110,6 +110,19 @@ void gen_rng_shuffle(struct gen_rng *r, int32_t *perm, int64_t n);
 
 /* ---- threads ---------------------------------------------------------- */
 
+/* Called first thing in main: where neither GOMP_SPINCOUNT nor
+ * OMP_WAIT_POLICY is set, sets GOMP_SPINCOUNT to GEN_SPINCOUNT and
+ * executes this program again (/proc/self/exe, the same argv), since
+ * libgomp reads it once, when it loads, before main. An idle OpenMP thread
+ * then spins about 20 us before it sleeps instead of libgomp's ~6 ms,
+ * which made two processes sharing the cores slow each other 10-60x
+ * (docs/DESIGN.md, Threads). Returns where it cannot execute (no /proc):
+ * the run goes on with libgomp's default. */
+#define GEN_SPINCOUNT "1000"
+void gen_threads_spin_short(char **argv);
+/* What idle OpenMP threads do here, for `gen --version`: "GOMP_SPINCOUNT=N
+ * spins, then sleep", "OMP_WAIT_POLICY=P" or libgomp's default. */
+const char *gen_threads_idle(void);
 /* Sets OpenMP and OpenBLAS thread counts; n <= 0 means "from GEN_THREADS or
  * the number of cores". Returns the count in force. */
 int gen_threads_init(int n);

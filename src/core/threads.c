@@ -1,6 +1,7 @@
 /* threads.c - one thread count for OpenMP and OpenBLAS. */
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -38,6 +39,34 @@ int gen_threads_init(int n) {
 }
 
 int gen_threads(void) { return n_threads; }
+
+const char *gen_threads_idle(void) {
+#ifdef _OPENMP
+    static char line[96];
+    const char *policy = getenv("OMP_WAIT_POLICY"), *spins = getenv("GOMP_SPINCOUNT");
+    if (policy)
+        snprintf(line, sizeof line, "OMP_WAIT_POLICY=%.40s%s", policy,
+                 spins ? " (and GOMP_SPINCOUNT)" : "");
+    else if (spins)
+        snprintf(line, sizeof line, "GOMP_SPINCOUNT=%.40s spins, then sleep", spins);
+    else
+        return "libgomp's default (300000 spins, then sleep)";
+    return line;
+#else
+    return "none (built without OpenMP)";
+#endif
+}
+
+void gen_threads_spin_short(char **argv) {
+#if defined(_OPENMP) && defined(__linux__)
+    if (getenv("GOMP_SPINCOUNT") || getenv("OMP_WAIT_POLICY")) return; /* the user's choice */
+    if (setenv("GOMP_SPINCOUNT", GEN_SPINCOUNT, 1) != 0) return;
+    execv("/proc/self/exe", argv);
+    unsetenv("GOMP_SPINCOUNT"); /* not executed: nothing this process starts should see it */
+#else
+    (void)argv;
+#endif
+}
 
 void gen_parallel_n(int n, void (*fn)(void *arg, int t, int nt), void *arg) {
 #ifdef _OPENMP
