@@ -385,38 +385,68 @@ static void test_barrier(void **state) {
     gen_threads_init(0);
 }
 
+/* One trial of gen_tune: the calls alternate one thread and 2, all timed;
+ * the one-thread calls take `one` seconds, the 2-thread ones `two`, and
+ * the first of one way (stall_two: the 2-thread way) 3 ms more. */
+static void tune_trial(struct gen_tune *tu, double one, double two, int stall, int stall_two) {
+    for (int i = 0; i < 2 * GEN_TUNE_TRIAL; i++) {
+        int timed;
+        const int nt = gen_tune_next(tu, 2, &timed);
+        assert_int_equal(nt, i % 2 ? 2 : 1);
+        assert_true(timed);
+        const double extra = stall && i == (stall_two ? 1 : 0) ? 3e-3 : 0.0;
+        gen_tune_took(tu, (nt == 2 ? two : one) + extra);
+    }
+}
+
+/* `calls` calls past a trial, each taking `seconds`: all on `want` threads,
+ * all timed. */
+static void tune_run(struct gen_tune *tu, int64_t calls, double seconds, int want) {
+    for (int64_t i = 0; i < calls; i++) {
+        int timed;
+        assert_int_equal(gen_tune_next(tu, 2, &timed), want);
+        assert_true(timed);
+        gen_tune_took(tu, seconds);
+    }
+}
+
 /* gen_parallel_tuned's choice, driven by given times (no clock): the
- * trial alternates one thread and n, then the faster median runs until
- * the next trial, GEN_TUNE_EVERY calls on, both ways round (a slow
- * outlier among one way's times does not move its median); with n = 1
- * every call is on one thread and none is timed. */
+ * trial alternates one thread and n, then the way with the smaller total
+ * runs until the next trial, GEN_TUNE_EVERY calls on, both ways round.
+ * A way whose calls are faster but one of which stalls (3 ms, a
+ * descheduled thread's time slice) has the lower median and the higher
+ * total, and loses. After a trial, a window of GEN_TUNE_WINDOW calls
+ * slower than the other way's trial starts a new one at once; a window
+ * as fast as the trial does not. With n = 1 every call is on one thread
+ * and none is timed. */
 static void test_tune_choice(void **state) {
     (void)state;
+    const double fast = 40e-6, slow = 50e-6;
     for (int fast_many = 0; fast_many < 2; fast_many++) {
+        const int win = fast_many ? 2 : 1, lose = fast_many ? 1 : 2;
         struct gen_tune tu;
         memset(&tu, 0, sizeof tu);
         for (int round = 0; round < 2; round++) {
-            for (int i = 0; i < 2 * GEN_TUNE_TRIAL; i++) {
-                int timed;
-                const int nt = gen_tune_next(&tu, 2, &timed);
-                assert_int_equal(nt, i % 2 ? 2 : 1);
-                assert_true(timed);
-                const double fast = 40e-6, slow = 400e-6, outlier = i == 1 ? 1.0 : 0.0;
-                gen_tune_took(&tu, (nt == 2) == fast_many ? fast + outlier : slow);
-            }
-            for (int i = 2 * GEN_TUNE_TRIAL; i < GEN_TUNE_EVERY; i++) {
-                int timed;
-                assert_int_equal(gen_tune_next(&tu, 2, &timed), fast_many ? 2 : 1);
-                assert_false(timed);
-            }
+            tune_trial(&tu, fast_many ? slow : fast, fast_many ? fast : slow, 0, 0);
+            tune_run(&tu, GEN_TUNE_EVERY - 2 * GEN_TUNE_TRIAL, fast, win);
         }
-        struct gen_tune one;
-        memset(&one, 0, sizeof one);
-        for (int i = 0; i < 2 * GEN_TUNE_TRIAL + 2; i++) {
-            int timed;
-            assert_int_equal(gen_tune_next(&one, 1, &timed), 1);
-            assert_false(timed);
-        }
+        /* the way that is faster but for one stall loses */
+        memset(&tu, 0, sizeof tu);
+        tune_trial(&tu, fast_many ? slow : 20e-6, fast_many ? 20e-6 : slow, 1, fast_many);
+        tune_run(&tu, GEN_TUNE_WINDOW, slow, lose);
+        /* the way in force slows down past the other's trial: a new trial */
+        memset(&tu, 0, sizeof tu);
+        tune_trial(&tu, fast_many ? slow : fast, fast_many ? fast : slow, 0, 0);
+        tune_run(&tu, GEN_TUNE_WINDOW, 1.5 * slow, win);
+        tune_trial(&tu, fast_many ? fast : slow, fast_many ? slow : fast, 0, 0);
+        tune_run(&tu, 3 * GEN_TUNE_WINDOW, fast, lose);
+    }
+    struct gen_tune one;
+    memset(&one, 0, sizeof one);
+    for (int i = 0; i < 2 * GEN_TUNE_TRIAL + 2; i++) {
+        int timed;
+        assert_int_equal(gen_tune_next(&one, 1, &timed), 1);
+        assert_false(timed);
     }
 }
 

@@ -137,24 +137,32 @@ void gen_parallel(void (*fn)(void *arg, int t, int nt), void *arg);
 /* gen_parallel on at most n of the threads (n < 1: one). */
 void gen_parallel_n(int n, void (*fn)(void *arg, int t, int nt), void *arg);
 /* A call repeated many times (decoding one token) on one thread or on n,
- * whichever runs faster here and now: a trial every GEN_TUNE_EVERY calls
- * times GEN_TUNE_TRIAL calls each way, alternating, and the faster median
- * runs until the next. Where meeting at a barrier costs more than sharing
- * the work saves (a host whose cores are far apart or busy), that is one
- * thread. fn must give the same result on any number of threads. Zero a
- * struct gen_tune before the first call. */
+ * whichever runs faster here and now. A trial times GEN_TUNE_TRIAL calls
+ * each way, alternating, and the way with the smaller total runs on; its
+ * calls are timed too, and a window of GEN_TUNE_WINDOW of them that took
+ * longer than the other way's trial would have (by an eighth) starts a
+ * new trial, as does every GEN_TUNE_EVERY-th call. Where meeting at a
+ * barrier costs more than sharing the work saves (a host whose cores are
+ * far apart or busy), that is one thread. Totals, not medians: a thread
+ * that shares its core with another process stalls a call now and then
+ * for a time slice, and those stalls are most of what n threads cost
+ * there; they may also begin after a trial. fn must give the same result
+ * on any number of threads. Zero a struct gen_tune before the first call. */
 #define GEN_TUNE_TRIAL 16
+#define GEN_TUNE_WINDOW 256
 #define GEN_TUNE_EVERY 4096
 struct gen_tune {
-    int64_t calls;
+    int64_t calls;               /* since the last trial began */
     double t[2][GEN_TUNE_TRIAL]; /* the trial's times on one thread, on n */
+    double other;                /* the trial's mean call the other way */
+    double window;               /* seconds of the calls in this window */
     int many;                    /* the last trial's pick: n threads */
 };
 void gen_parallel_tuned(struct gen_tune *tu, int n, void (*fn)(void *arg, int t, int nt),
                         void *arg);
 /* Its choice, apart from the clock: the threads the next call runs on (1
- * or n), with *timed set where it is a trial's, whose seconds
- * gen_tune_took is then given. */
+ * or n), with *timed set where n > 1, whose seconds gen_tune_took is then
+ * given. */
 int gen_tune_next(struct gen_tune *tu, int n, int *timed);
 void gen_tune_took(struct gen_tune *tu, double seconds);
 /* Seconds on a monotonic clock. */

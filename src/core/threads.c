@@ -103,17 +103,30 @@ double gen_median(double *t, int n) {
 }
 
 int gen_tune_next(struct gen_tune *tu, int n, int *timed) {
-    const int64_t phase = tu->calls++ % GEN_TUNE_EVERY;
-    *timed = n > 1 && phase < 2 * GEN_TUNE_TRIAL;
-    if (!*timed) return n > 1 && tu->many ? n : 1;
-    return phase & 1 ? n : 1; /* a trial: even calls on one thread, odd ones on n */
+    *timed = n > 1;
+    if (n <= 1) return 1;
+    if (tu->calls >= GEN_TUNE_EVERY) tu->calls = 0;
+    const int64_t phase = tu->calls++;
+    if (phase < 2 * GEN_TUNE_TRIAL) return phase & 1 ? n : 1; /* a trial: one, n, one, ... */
+    return tu->many ? n : 1;
 }
 
 void gen_tune_took(struct gen_tune *tu, double seconds) {
-    const int64_t phase = (tu->calls - 1) % GEN_TUNE_EVERY;
-    tu->t[phase & 1][phase / 2] = seconds;
-    if (phase == 2 * GEN_TUNE_TRIAL - 1)
-        tu->many = gen_median(tu->t[1], GEN_TUNE_TRIAL) < gen_median(tu->t[0], GEN_TUNE_TRIAL);
+    const int64_t phase = tu->calls - 1;
+    if (phase < 2 * GEN_TUNE_TRIAL) {
+        tu->t[phase & 1][phase / 2] = seconds;
+        if (phase < 2 * GEN_TUNE_TRIAL - 1) return;
+        double one = 0.0, many = 0.0;
+        for (int i = 0; i < GEN_TUNE_TRIAL; i++) one += tu->t[0][i], many += tu->t[1][i];
+        tu->many = many < one;
+        tu->other = (tu->many ? one : many) / GEN_TUNE_TRIAL;
+        tu->window = 0.0;
+        return;
+    }
+    tu->window += seconds;
+    if ((phase - 2 * GEN_TUNE_TRIAL + 1) % GEN_TUNE_WINDOW) return;
+    if (tu->window > 1.125 * GEN_TUNE_WINDOW * tu->other) tu->calls = 0; /* try both again */
+    tu->window = 0.0;
 }
 
 void gen_parallel_tuned(struct gen_tune *tu, int n, void (*fn)(void *arg, int t, int nt),
