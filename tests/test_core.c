@@ -385,9 +385,9 @@ static void test_barrier(void **state) {
     gen_threads_init(0);
 }
 
-/* One trial of gen_tune: the calls alternate one thread and 2, all timed;
- * the one-thread calls take `one` seconds, the 2-thread ones `two`, and
- * the first of one way (stall_two: the 2-thread way) 3 ms more. */
+/* One whole trial of gen_tune: the calls alternate one thread and 2, all
+ * timed; the one-thread calls take `one` seconds, the 2-thread ones `two`,
+ * and the first of one way (stall_two: the 2-thread way) 3 ms more. */
 static void tune_trial(struct gen_tune *tu, double one, double two, int stall, int stall_two) {
     for (int i = 0; i < 2 * GEN_TUNE_TRIAL; i++) {
         int timed;
@@ -415,7 +415,8 @@ static void tune_run(struct gen_tune *tu, int64_t calls, double seconds, int wan
  * runs until the next trial, GEN_TUNE_EVERY calls on, both ways round.
  * A way whose calls are faster but one of which stalls (3 ms, a
  * descheduled thread's time slice) has the lower median and the higher
- * total, and loses. After a trial, a window of GEN_TUNE_WINDOW calls
+ * total, and loses; where it is n's, the trial ends as soon as n's calls
+ * pass twice one's whole trial, and is marked stalled. After a trial, a window of GEN_TUNE_WINDOW calls
  * slower than the other way's trial starts a new one at once; a window
  * as fast as the trial does not. With n = 1 every call is on one thread
  * and none is timed. */
@@ -430,9 +431,21 @@ static void test_tune_choice(void **state) {
             tune_trial(&tu, fast_many ? slow : fast, fast_many ? fast : slow, 0, 0);
             tune_run(&tu, GEN_TUNE_EVERY - 2 * GEN_TUNE_TRIAL, fast, win);
         }
-        /* the way that is faster but for one stall loses */
+        assert_false(tu.stalled);
+        /* the way that is faster but for one stall loses; n threads'
+         * stall ends the trial at once and marks it stalled */
         memset(&tu, 0, sizeof tu);
-        tune_trial(&tu, fast_many ? slow : 20e-6, fast_many ? 20e-6 : slow, 1, fast_many);
+        if (fast_many) {
+            int timed;
+            assert_int_equal(gen_tune_next(&tu, 2, &timed), 1);
+            gen_tune_took(&tu, slow);
+            assert_int_equal(gen_tune_next(&tu, 2, &timed), 2);
+            gen_tune_took(&tu, 20e-6 + 3e-3);
+            assert_true(tu.stalled);
+        } else {
+            tune_trial(&tu, 20e-6, slow, 1, 0);
+            assert_false(tu.stalled);
+        }
         tune_run(&tu, GEN_TUNE_WINDOW, slow, lose);
         /* the way in force slows down past the other's trial: a new trial */
         memset(&tu, 0, sizeof tu);

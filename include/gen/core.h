@@ -146,7 +146,9 @@ void gen_parallel_n(int n, void (*fn)(void *arg, int t, int nt), void *arg);
  * far apart or busy), that is one thread. Totals, not medians: a thread
  * that shares its core with another process stalls a call now and then
  * for a time slice, and those stalls are most of what n threads cost
- * there; they may also begin after a trial. fn must give the same result
+ * there; they may also begin after a trial. A trial whose n-thread calls
+ * pass twice what its one-thread calls will take ends there, `stalled`
+ * (a hint for other work on these threads). fn must give the same result
  * on any number of threads. Zero a struct gen_tune before the first call. */
 #define GEN_TUNE_TRIAL 16
 #define GEN_TUNE_WINDOW 256
@@ -157,6 +159,7 @@ struct gen_tune {
     double other;                /* the trial's mean call the other way */
     double window;               /* seconds of the calls in this window */
     int many;                    /* the last trial's pick: n threads */
+    int stalled;                 /* n took over twice one's time: a thread was descheduled */
 };
 void gen_parallel_tuned(struct gen_tune *tu, int n, void (*fn)(void *arg, int t, int nt),
                         void *arg);

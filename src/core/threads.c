@@ -115,12 +115,17 @@ void gen_tune_took(struct gen_tune *tu, double seconds) {
     const int64_t phase = tu->calls - 1;
     if (phase < 2 * GEN_TUNE_TRIAL) {
         tu->t[phase & 1][phase / 2] = seconds;
-        if (phase < 2 * GEN_TUNE_TRIAL - 1) return;
+        const int64_t each = phase / 2 + 1; /* calls each way so far (n's, on an odd phase) */
         double one = 0.0, many = 0.0;
-        for (int i = 0; i < GEN_TUNE_TRIAL; i++) one += tu->t[0][i], many += tu->t[1][i];
-        tu->many = many < one;
-        tu->other = (tu->many ? one : many) / GEN_TUNE_TRIAL;
+        for (int64_t i = 0; i < each; i++) one += tu->t[0][i], many += phase & 1 ? tu->t[1][i] : 0;
+        /* n's calls so far past twice what one's whole trial will take: stalls; end it */
+        const int stalls = (phase & 1) && many > 2.0 * one * GEN_TUNE_TRIAL / (double)each;
+        if (phase < 2 * GEN_TUNE_TRIAL - 1 && !stalls) return;
+        tu->many = !stalls && many < one;
+        tu->stalled = stalls || many > 2.0 * one;
+        tu->other = (tu->many ? one : many) / (double)each;
         tu->window = 0.0;
+        tu->calls = 2 * GEN_TUNE_TRIAL; /* the trial is over */
         return;
     }
     tu->window += seconds;

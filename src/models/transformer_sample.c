@@ -343,7 +343,10 @@ const float *gen_tf_cache_feed(struct gen_tf_cache *c, const struct gen_tf *m, c
      * quarter of its work in a 4-layer model. */
     const int64_t first = all ? 0 : n - 1, rows = n - first;
     struct prefill f = {{c, m}, first, n};
-    gen_parallel_n(prefill_threads(m, n), prefill_part, &f);
+    /* on one thread where decoding's last trial found the others stalled
+     * (a busy process shares their cores): each prefill on them waited a
+     * time slice */
+    gen_parallel_n(c->tune.stalled ? 1 : prefill_threads(m, n), prefill_part, &f);
     c->len = len + n;
     K->layernorm_fwd(rows, C, c->x + first * C, gen_tf_pdata(m, m->lnf_w),
                      gen_tf_pdata(m, m->lnf_b), GEN_TF_LN_EPS, c->h, c->mean, c->rstd);
