@@ -121,13 +121,13 @@ static void test_rounding(void **state) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         float c = 0;
-        k->gemm(0, 0, 1, 1, 1, 1.0f, &cases[i][0], 1, &one, 1, 0.0f, &c, 1);
+        k->gemm(GEN_NOTRANS, GEN_NOTRANS, 1, 1, 1, 1.0f, &cases[i][0], 1, &one, 1, 0.0f, &c, 1);
         assert_true(c == cases[i][1]);
         assert_true(tu_bf16(cases[i][0]) == cases[i][1]);
     }
     const float nan = NAN;
     float c = 0;
-    k->gemm(0, 0, 1, 1, 1, 1.0f, &nan, 1, &one, 1, 0.0f, &c, 1);
+    k->gemm(GEN_NOTRANS, GEN_NOTRANS, 1, 1, 1, 1.0f, &nan, 1, &one, 1, 0.0f, &c, 1);
     assert_true(isnan(c));
 }
 
@@ -141,13 +141,13 @@ static void test_threads(void **state) {
     float *C1 = rnd(M * N, 0, 0, 0), *C2 = rnd(M * N, 0, 0, 0), *C3 = rnd(M * N, 0, 0, 0);
     const int saved = omp_get_max_threads();
     omp_set_num_threads(1);
-    k->gemm(0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, C1, N);
+    k->gemm(GEN_NOTRANS, GEN_TRANS, M, N, K, 1.0f, A, K, B, K, 0.0f, C1, N);
     omp_set_num_threads(2);
-    k->gemm(0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, C2, N);
+    k->gemm(GEN_NOTRANS, GEN_TRANS, M, N, K, 1.0f, A, K, B, K, 0.0f, C2, N);
 #pragma omp parallel num_threads(2)
     {
 #pragma omp single
-        k->gemm(0, 1, M, N, K, 1.0f, A, K, B, K, 0.0f, C3, N);
+        k->gemm(GEN_NOTRANS, GEN_TRANS, M, N, K, 1.0f, A, K, B, K, 0.0f, C3, N);
     }
     omp_set_num_threads(saved);
     assert_memory_equal(C1, C2, (size_t)(M * N) * sizeof(float));
@@ -443,10 +443,10 @@ static void test_select(void **state) {
     /* gen_gemm goes through it */
     const float a = 1.0f + 0x1p-8f + 0x1p-12f, one = 1.0f;
     float c = 0;
-    gen_gemm(0, 0, 1, 1, 1, 1.0f, &a, &one, 0.0f, &c);
+    gen_gemm(GEN_NOTRANS, GEN_NOTRANS, 1, 1, 1, 1.0f, &a, &one, 0.0f, &c);
     assert_true(c == 1.0f + 0x1p-7f);
     assert_int_equal(gen_kernels_set_precision(GEN_PRECISION_FP32), 1);
-    gen_gemm(0, 0, 1, 1, 1, 1.0f, &a, &one, 0.0f, &c);
+    gen_gemm(GEN_NOTRANS, GEN_NOTRANS, 1, 1, 1, 1.0f, &a, &one, 0.0f, &c);
     assert_true(c == a);
     assert_string_equal(gen_kernels()->name, "avx512");
 

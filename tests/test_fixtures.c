@@ -183,7 +183,8 @@ static struct gen_tensor *run_op(struct gen_ctx *g, struct op_case *c) {
     if (!strcmp(op, "sum")) return gen_sum(g, in[0]);
     if (!strcmp(op, "mean")) return gen_mean(g, in[0]);
     if (!strcmp(op, "matmul"))
-        return gen_matmul(g, in[0], in[1], (int)meta_int(f, "ta"), (int)meta_int(f, "tb"));
+        return gen_matmul(g, in[0], in[1], meta_int(f, "ta") ? GEN_TRANS : GEN_NOTRANS,
+                          meta_int(f, "tb") ? GEN_TRANS : GEN_NOTRANS);
     if (!strcmp(op, "linear"))
         return gen_linear(g, in[0], in[1], meta_int(f, "bias") ? in[2] : NULL);
     if (!strcmp(op, "reshape")) {

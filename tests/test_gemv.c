@@ -72,12 +72,12 @@ static void empty(const char *isa) {
     (void)isa;
     const float A[1] = {5.0f}, x[3] = {1.0f, 2.0f, 3.0f};
     float y[3] = {1.0f, 2.0f, 3.0f};
-    gen_gemv(0, 3, 0, 1.0f, A, 0, x, 2.0f, y); /* A (3, 0) x: y = 2 y */
+    gen_gemv(GEN_NOTRANS, 3, 0, 1.0f, A, 0, x, 2.0f, y); /* A (3, 0) x: y = 2 y */
     assert_true(y[0] == 2.0f && y[1] == 4.0f && y[2] == 6.0f);
     y[0] = y[1] = NAN;
-    gen_gemv(1, 0, 2, 1.0f, A, 2, x, 0.0f, y); /* A (0, 2)^T x: y = 0 */
+    gen_gemv(GEN_TRANS, 0, 2, 1.0f, A, 2, x, 0.0f, y); /* A (0, 2)^T x: y = 0 */
     assert_true(y[0] == 0.0f && y[1] == 0.0f && y[2] == 6.0f);
-    gen_gemv(0, 0, 2, 1.0f, A, 2, x, 0.0f, y + 2); /* no rows: y untouched */
+    gen_gemv(GEN_NOTRANS, 0, 2, 1.0f, A, 2, x, 0.0f, y + 2); /* no rows: y untouched */
     assert_true(y[2] == 6.0f);
 }
 
@@ -90,14 +90,14 @@ static void slices(void) {
     const int64_t M = 45, N = 139, lda = N + 1;
     float *A = rnd(M * lda, 40), *xn = rnd(N, 41), *xm = rnd(M, 42);
     float whole_n[45], whole_t[139], part[139];
-    gen_gemv(0, M, N, 0.75f, A, lda, xn, 0.0f, whole_n);
-    gen_gemv(1, M, N, 0.75f, A, lda, xm, 0.0f, whole_t);
+    gen_gemv(GEN_NOTRANS, M, N, 0.75f, A, lda, xn, 0.0f, whole_n);
+    gen_gemv(GEN_TRANS, M, N, 0.75f, A, lda, xm, 0.0f, whole_t);
     for (int64_t i0 = 1; i0 < M; i0 += 3) {
-        gen_gemv(0, M - i0, N, 0.75f, A + i0 * lda, lda, xn, 0.0f, part);
+        gen_gemv(GEN_NOTRANS, M - i0, N, 0.75f, A + i0 * lda, lda, xn, 0.0f, part);
         assert_memory_equal(part, whole_n + i0, (size_t)(M - i0) * sizeof(float));
     }
     for (int64_t j0 = 1; j0 < N; j0 += 7) {
-        gen_gemv(1, M, N - j0, 0.75f, A + j0, lda, xm, 0.0f, part);
+        gen_gemv(GEN_TRANS, M, N - j0, 0.75f, A + j0, lda, xm, 0.0f, part);
         assert_memory_equal(part, whole_t + j0, (size_t)(N - j0) * sizeof(float));
     }
     free(A), free(xn), free(xm);

@@ -189,7 +189,7 @@ static void test_scalar_reduce(void **state) {
 /* ---- matmul and linear ---- */
 
 struct mm_arg {
-    int ta, tb;
+    enum gen_trans ta, tb;
 };
 static struct gen_tensor *f_matmul(struct gen_ctx *g, struct gen_tensor **in, void *arg) {
     const struct mm_arg *m = arg;
@@ -224,7 +224,7 @@ static void test_matmul_forward(void **state) {
     for (int i = 0; i < 12; i++) bv[i] = (float)i;
     struct gen_tensor *a = gen_tensor_wrap(&g, av, 2, (int64_t[]){2, 3});
     struct gen_tensor *b = gen_tensor_wrap(&g, bv, 2, (int64_t[]){3, 4});
-    struct gen_tensor *c = gen_matmul(&g, a, b, 0, 0);
+    struct gen_tensor *c = gen_matmul(&g, a, b, GEN_NOTRANS, GEN_NOTRANS);
     const float want[] = {32, 38, 44, 50, 68, 83, 98, 113};
     assert_int_equal(c->shape[0], 2);
     assert_int_equal(c->shape[1], 4);
@@ -235,7 +235,7 @@ static void test_matmul_forward(void **state) {
     struct gen_tensor *at = gen_tensor_3d(&g, B, K, M), *bt = gen_tensor_3d(&g, B, N, K);
     tu_fill_uniform(at->data, B * K * M, -1, 1, 5);
     tu_fill_uniform(bt->data, B * N * K, -1, 1, 6);
-    struct gen_tensor *ct = gen_matmul(&g, at, bt, 1, 1);
+    struct gen_tensor *ct = gen_matmul(&g, at, bt, GEN_TRANS, GEN_TRANS);
     float ref[2 * 3 * 5];
     for (int64_t z = 0; z < B; z++)
         for (int64_t i = 0; i < M; i++)

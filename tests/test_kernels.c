@@ -182,7 +182,7 @@ static void test_gemm(void **state) {
             for (int i = 0; i < 4; i++) assert_true(C[i] == 1.5f * want[i]);
         }
     float C[4] = {1, 2, 3, 4};
-    gen_gemm(0, 0, 2, 2, 0, 1.0f, A, B, 2.0f, C); /* K = 0: C = beta C */
+    gen_gemm(GEN_NOTRANS, GEN_NOTRANS, 2, 2, 0, 1.0f, A, B, 2.0f, C); /* K = 0: C = beta C */
     assert_true(C[0] == 2 && C[3] == 8);
 }
 

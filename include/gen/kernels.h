@@ -16,6 +16,11 @@
 
 #include <stdint.h>
 
+/* How a matrix operand of a product is read: as stored, or transposed
+ * (op(A) = A^T). The public products take it by name; the kernel table's
+ * entries keep an int. */
+enum gen_trans { GEN_NOTRANS = 0, GEN_TRANS = 1 };
+
 /* How a backward kernel writes a gradient: GEN_GRAD_SET overwrites it (dx =
  * ..., dx not read: it may hold anything), GEN_GRAD_ADD adds to it (dx +=
  * ...). SET gives exactly the bits ADD gives on a zeroed dx. */
@@ -350,27 +355,29 @@ static inline int64_t gen_conv_out(int64_t in, int64_t k, int64_t stride, int64_
 
 /* C = alpha * op(A) op(B) + beta * C, row-major, through cblas_sgemm.
  * A is M x K (K x M if ta), B is K x N (N x K if tb). */
-void gen_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-              const float *B, float beta, float *C);
+void gen_gemm(enum gen_trans ta, enum gen_trans tb, int64_t M, int64_t N, int64_t K, float alpha,
+              const float *A, const float *B, float beta, float *C);
 /* gen_gemm with leading dimensions: row r of the stored A, B, C starts at
  * A + r lda, B + r ldb, C + r ldc (lda >= K, or M if ta; ldb >= N, or K if
  * tb; ldc >= N), e.g. one head's columns of a packed (T, 3C) qkv. */
-void gen_gemm_ld(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                 int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+void gen_gemm_ld(enum gen_trans ta, enum gen_trans tb, int64_t M, int64_t N, int64_t K, float alpha,
+                 const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                 int64_t ldc);
 /* C (M x N, rows N apart) = op(A) op(B) + bias (N values, added to every
  * row): the table's gemm_bias, else the bias copied into each row and
  * gen_gemm with beta 1 (the same bits). */
-void gen_gemm_bias(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A, const float *B,
-                   const float *bias, float *C);
+void gen_gemm_bias(enum gen_trans ta, enum gen_trans tb, int64_t M, int64_t N, int64_t K,
+                   const float *A, const float *B, const float *bias, float *C);
 /* gen_gemm_bias with gen_gemm_ld's leading dimensions (bias: N values). */
-void gen_gemm_bias_ld(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
-                      const float *B, int64_t ldb, const float *bias, float *C, int64_t ldc);
+void gen_gemm_bias_ld(enum gen_trans ta, enum gen_trans tb, int64_t M, int64_t N, int64_t K,
+                      const float *A, int64_t lda, const float *B, int64_t ldb, const float *bias,
+                      float *C, int64_t ldc);
 /* y = alpha op(A) x + beta y on the calling thread, never an OpenMP region:
  * A (M, N) row-major with rows lda apart (lda >= N); op(A) = A: x (N), y
  * (M); trans: A^T: x (M), y (N). beta == 0: y is not read. The AVX-512
  * tables' own kernel (src/kernels/gemv_avx512.c: each element the same
  * operations whatever M and N), else OpenBLAS's cblas_sgemv. */
-void gen_gemv(int trans, int64_t M, int64_t N, float alpha, const float *A, int64_t lda,
+void gen_gemv(enum gen_trans trans, int64_t M, int64_t N, float alpha, const float *A, int64_t lda,
               const float *x, float beta, float *y);
 /* x (n) rounded to bf16 as the bf16 products round their operands
  * (nearest, ties to even; denormals to zero; NaN stays NaN): kept as

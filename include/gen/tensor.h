@@ -222,7 +222,7 @@ struct gen_tensor *gen_mean(struct gen_ctx *g, struct gen_tensor *a); /* scalar 
 /* op(a) op(b); 2-D (M,K)x(K,N) or batched 3-D (B,M,K)x(B,K,N); ta/tb
  * transpose the last two dims of a / b. */
 struct gen_tensor *gen_matmul(struct gen_ctx *g, struct gen_tensor *a, struct gen_tensor *b,
-                              int ta, int tb);
+                              enum gen_trans ta, enum gen_trans tb);
 /* y = x w^T + b: x (..., IN) with any leading dims, w (OUT, IN) as in
  * PyTorch, b (OUT) or NULL. */
 struct gen_tensor *gen_linear(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w,

@@ -74,19 +74,20 @@ void gen_blas_serial_end(int n);
  * gen_gemm_ld; a product takes its rows [k0, k0 + depth) and first
  * columns. */
 struct gen_shared_b {
-    int tb;
+    enum gen_trans tb;
     const float *B;
     int64_t ldb, K;
     float *packed; /* NULL: read in place */
 };
 /* The floats of one packed operand in a task's scratch (whole lines). */
 int64_t gen_shared_floats(const struct gen_kernels *kt, int64_t K, int64_t N);
-struct gen_shared_b gen_share(const struct gen_kernels *kt, int tb, const float *B, int64_t ldb,
-                              int64_t K, int64_t N, float *buf);
+struct gen_shared_b gen_share(const struct gen_kernels *kt, enum gen_trans tb, const float *B,
+                              int64_t ldb, int64_t K, int64_t N, float *buf);
 /* C (M x N) = alpha op(A) op(B)[k0 .. k0 + K, 0 .. N) + beta C. */
-void gen_shared_product(const struct gen_kernels *kt, int ta, int64_t M, int64_t N, int64_t K,
-                        float alpha, const float *A, int64_t lda, const struct gen_shared_b *b,
-                        int64_t k0, float beta, float *C, int64_t ldc);
+void gen_shared_product(const struct gen_kernels *kt, enum gen_trans ta, int64_t M, int64_t N,
+                        int64_t K, float alpha, const float *A, int64_t lda,
+                        const struct gen_shared_b *b, int64_t k0, float beta, float *C,
+                        int64_t ldc);
 
 /* The whole gradient of t (+)= s x, as gen_grad_dst says (tensor.c). */
 void gen_grad_axpy(struct gen_ctx *g, struct gen_tensor *t, float s, const float *x);

@@ -109,14 +109,15 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
         float *s = scratch + gen_task_id() * per, *p = P + bh * T * T; /* (T, T) */
         float *buf = s + tt;
         const float *q = qkv->data + b * T * C3 + h * hd, *k = q + C, *v = q + 2 * C;
-        const struct gen_shared_b kb = gen_share(kt, 1, k, C3, hd, T, buf);
-        const struct gen_shared_b vb = gen_share(kt, 0, v, C3, T, hd, buf + pk);
+        const struct gen_shared_b kb = gen_share(kt, GEN_TRANS, k, C3, hd, T, buf);
+        const struct gen_shared_b vb = gen_share(kt, GEN_NOTRANS, v, C3, T, hd, buf + pk);
         prefetch_task(&a, qkv->data, NULL, NULL, bh + 1);
         for (int64_t r0 = 0; r0 < T; r0 += rb) {
             const int64_t n = T - r0 < rb ? T - r0 : rb, w = causal ? r0 + n : T;
             float *sr = s + r0 * T, *pr = p + r0 * T;
             /* s = q k^T / sqrt(hd), then p = softmax(s) over each row's past */
-            gen_shared_product(kt, 0, n, w, hd, scale, q + r0 * C3, C3, &kb, 0, 0.0f, sr, T);
+            gen_shared_product(kt, GEN_NOTRANS, n, w, hd, scale, q + r0 * C3, C3, &kb, 0, 0.0f, sr,
+                               T);
             if (causal)
                 for (int64_t i = 0, t = r0; i < n; i++, t++) {
                     kt->softmax_fwd(1, t + 1, sr + i * T, pr + i * T);
@@ -125,7 +126,7 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
             else
                 kt->softmax_fwd(n, T, sr, pr);
             /* o = p v, into columns [h hd, (h+1) hd) of y's rows */
-            gen_shared_product(kt, 0, n, hd, w, 1.0f, pr, T, &vb, 0, 0.0f,
+            gen_shared_product(kt, GEN_NOTRANS, n, hd, w, 1.0f, pr, T, &vb, 0, 0.0f,
                                y->data + (b * T + r0) * C + h * hd, C);
         }
     }
@@ -169,10 +170,10 @@ GEN_BACKWARD(attention) {
         const float *q = qkv->data + b * T * C3 + h * hd, *k = q + C, *v = q + 2 * C;
         const float *dO = dy + b * T * C + h * hd; /* rows of C */
         float *dq = dqkv + b * T * C3 + h * hd, *dk = dq + C, *dv = dq + 2 * C;
-        const struct gen_shared_b vt = gen_share(kt, 1, v, C3, hd, T, buf);
-        const struct gen_shared_b kb = gen_share(kt, 0, k, C3, T, hd, buf + pt);
-        const struct gen_shared_b qb = gen_share(kt, 0, q, C3, T, hd, buf + pt + pc);
-        const struct gen_shared_b ob = gen_share(kt, 0, dO, C, T, hd, buf + pt + 2 * pc);
+        const struct gen_shared_b vt = gen_share(kt, GEN_TRANS, v, C3, hd, T, buf);
+        const struct gen_shared_b kb = gen_share(kt, GEN_NOTRANS, k, C3, T, hd, buf + pt);
+        const struct gen_shared_b qb = gen_share(kt, GEN_NOTRANS, q, C3, T, hd, buf + pt + pc);
+        const struct gen_shared_b ob = gen_share(kt, GEN_NOTRANS, dO, C, T, hd, buf + pt + 2 * pc);
         prefetch_task(&a, qkv->data, dy, P, bh + 1);
 
         for (int64_t r0 = 0; r0 < T; r0 += rb) { /* the rows' blocks: dS and dQ */
@@ -180,7 +181,8 @@ GEN_BACKWARD(attention) {
             const float *pr = p + r0 * T;
             float *dpr = dp + r0 * T, *dsr = ds + r0 * T;
             /* dp = dO v^T */
-            gen_shared_product(kt, 0, n, w, hd, 1.0f, dO + r0 * C, C, &vt, 0, 0.0f, dpr, T);
+            gen_shared_product(kt, GEN_NOTRANS, n, w, hd, 1.0f, dO + r0 * C, C, &vt, 0, 0.0f, dpr,
+                               T);
             if (causal)
                 for (int64_t i = 0, t = r0; i < n; i++, t++) {
                     kt->softmax_grad(1, t + 1, pr + i * T, dpr + i * T, dsr + i * T, GEN_GRAD_SET);
@@ -189,15 +191,16 @@ GEN_BACKWARD(attention) {
             else
                 kt->softmax_grad(n, T, pr, dpr, dsr, GEN_GRAD_SET);
             /* dq (+)= ds k / sqrt(hd) */
-            gen_shared_product(kt, 0, n, hd, w, scale, dsr, T, &kb, 0, beta, dq + r0 * C3, C3);
+            gen_shared_product(kt, GEN_NOTRANS, n, hd, w, scale, dsr, T, &kb, 0, beta, dq + r0 * C3,
+                               C3);
         }
         for (int64_t c0 = 0; c0 < T; c0 += rb) { /* the columns' blocks: dK and dV */
             const int64_t n = T - c0 < rb ? T - c0 : rb, i0 = causal ? c0 : 0;
             /* dk (+)= ds^T q / sqrt(hd), dv (+)= p^T dO, over the rows i >= c0 */
-            gen_shared_product(kt, 1, n, hd, T - i0, scale, ds + i0 * T + c0, T, &qb, i0, beta,
-                               dk + c0 * C3, C3);
-            gen_shared_product(kt, 1, n, hd, T - i0, 1.0f, p + i0 * T + c0, T, &ob, i0, beta,
-                               dv + c0 * C3, C3);
+            gen_shared_product(kt, GEN_TRANS, n, hd, T - i0, scale, ds + i0 * T + c0, T, &qb, i0,
+                               beta, dk + c0 * C3, C3);
+            gen_shared_product(kt, GEN_TRANS, n, hd, T - i0, 1.0f, p + i0 * T + c0, T, &ob, i0,
+                               beta, dv + c0 * C3, C3);
         }
     }
     gen_blas_serial_end(blas_threads);

@@ -240,7 +240,8 @@ struct mm {
     int64_t batch, M, N, K, sa, sb, sc;
 };
 
-static struct mm mm_plan(const struct gen_tensor *a, const struct gen_tensor *b, int ta, int tb) {
+static struct mm mm_plan(const struct gen_tensor *a, const struct gen_tensor *b, enum gen_trans ta,
+                         enum gen_trans tb) {
     GEN_ASSERT(a->ndim == b->ndim && (a->ndim == 2 || a->ndim == 3));
     const int d = a->ndim - 2;
     struct mm m;
@@ -258,8 +259,8 @@ static struct mm mm_plan(const struct gen_tensor *a, const struct gen_tensor *b,
 }
 
 struct gen_tensor *gen_matmul(struct gen_ctx *g, struct gen_tensor *a, struct gen_tensor *b,
-                              int ta, int tb) {
-    ta = !!ta, tb = !!tb;
+                              enum gen_trans ta, enum gen_trans tb) {
+    ta = ta ? GEN_TRANS : GEN_NOTRANS, tb = tb ? GEN_TRANS : GEN_NOTRANS;
     const struct mm m = mm_plan(a, b, ta, tb);
     struct gen_tensor *out = a->ndim == 3 ? gen_tensor_3d(g, m.batch, m.M, m.N)
                                           : gen_tensor_2d(g, m.M, m.N);
@@ -276,7 +277,9 @@ struct gen_tensor *gen_matmul(struct gen_ctx *g, struct gen_tensor *a, struct ge
  *   dB = op(A)^T dC      (tb: dB = dC^T op(A)) */
 GEN_BACKWARD(matmul) {
     struct gen_tensor *a = node->in[0], *b = node->in[1];
-    const int ta = (int)node->i[0], tb = (int)node->i[1];
+    const enum gen_trans ta = node->i[0] ? GEN_TRANS : GEN_NOTRANS;
+    const enum gen_trans tb = node->i[1] ? GEN_TRANS : GEN_NOTRANS;
+    const enum gen_trans nta = ta ? GEN_NOTRANS : GEN_TRANS, ntb = tb ? GEN_NOTRANS : GEN_TRANS;
     const struct mm m = mm_plan(a, b, ta, tb);
     const float *dC = node->out->grad;
     enum gen_grad_mode mode;
@@ -286,8 +289,10 @@ GEN_BACKWARD(matmul) {
         for (int64_t i = 0; i < m.batch; i++) {
             const float *B = b->data + i * m.sb, *dc = dC + i * m.sc;
             float *da = dA + i * m.sa;
-            if (!ta) gen_gemm(0, !tb, m.M, m.K, m.N, 1.0f, dc, B, beta, da);
-            else gen_gemm(tb, 1, m.K, m.M, m.N, 1.0f, B, dc, beta, da);
+            if (!ta)
+                gen_gemm(GEN_NOTRANS, ntb, m.M, m.K, m.N, 1.0f, dc, B, beta, da);
+            else
+                gen_gemm(tb, GEN_TRANS, m.K, m.M, m.N, 1.0f, B, dc, beta, da);
         }
     }
     if (b->requires_grad) {
@@ -296,8 +301,10 @@ GEN_BACKWARD(matmul) {
         for (int64_t i = 0; i < m.batch; i++) {
             const float *A = a->data + i * m.sa, *dc = dC + i * m.sc;
             float *db = dB + i * m.sb;
-            if (!tb) gen_gemm(!ta, 0, m.K, m.N, m.M, 1.0f, A, dc, beta, db);
-            else gen_gemm(1, ta, m.N, m.K, m.M, 1.0f, dc, A, beta, db);
+            if (!tb)
+                gen_gemm(nta, GEN_NOTRANS, m.K, m.N, m.M, 1.0f, A, dc, beta, db);
+            else
+                gen_gemm(GEN_TRANS, ta, m.N, m.K, m.M, 1.0f, dc, A, beta, db);
         }
     }
 }
@@ -315,9 +322,9 @@ struct gen_tensor *gen_linear(struct gen_ctx *g, struct gen_tensor *x, struct ge
     struct gen_tensor *out = gen_tensor(g, x->ndim, shape); /* (..., OUT) */
     float *Y = out->data;
     if (b) /* the bias added as the product is written: no pass to fill Y first */
-        gen_gemm_bias(0, 1, R, OUT, IN, x->data, w->data, b->data, Y);
+        gen_gemm_bias(GEN_NOTRANS, GEN_TRANS, R, OUT, IN, x->data, w->data, b->data, Y);
     else
-        gen_gemm(0, 1, R, OUT, IN, 1.0f, x->data, w->data, 0.0f, Y);
+        gen_gemm(GEN_NOTRANS, GEN_TRANS, R, OUT, IN, 1.0f, x->data, w->data, 0.0f, Y);
     gen_record(g, GEN_OP_LINEAR, out, b ? 3 : 2, (struct gen_tensor *[]){x, w, b});
     return out;
 }
@@ -332,11 +339,11 @@ GEN_BACKWARD(linear) {
     enum gen_grad_mode mode;
     if (x->requires_grad) {
         float *dx = gen_grad_dst(g, x, &mode);
-        gen_gemm(0, 0, R, IN, OUT, 1.0f, dY, w->data, gen_put_beta(mode), dx);
+        gen_gemm(GEN_NOTRANS, GEN_NOTRANS, R, IN, OUT, 1.0f, dY, w->data, gen_put_beta(mode), dx);
     }
     if (w->requires_grad) {
         float *dw = gen_grad_dst(g, w, &mode);
-        gen_gemm(1, 0, OUT, IN, R, 1.0f, dY, x->data, gen_put_beta(mode), dw);
+        gen_gemm(GEN_TRANS, GEN_NOTRANS, OUT, IN, R, 1.0f, dY, x->data, gen_put_beta(mode), dw);
     }
     if (b && b->requires_grad) {
         float *db = gen_grad_dst(g, b, &mode);

@@ -249,8 +249,8 @@ struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct ge
             float *out = m == 1 ? yn : buf + lines(c.K * cols);
             if (bias)
                 for (int64_t co = 0; co < c.Cout; co++) row_fill(ld, bias[co], out + co * ld);
-            gen_gemm(0, 0, c.Cout, ld, c.K, 1.0f, w->data, conv_cols(&c, x->data, n0, m, buf),
-                     bias ? 1.0f : 0.0f, out);
+            gen_gemm(GEN_NOTRANS, GEN_NOTRANS, c.Cout, ld, c.K, 1.0f, w->data,
+                     conv_cols(&c, x->data, n0, m, buf), bias ? 1.0f : 0.0f, out);
             if (m > 1)
                 for (int64_t i = 0; i < m; i++)
                     for (int64_t co = 0; co < c.Cout; co++)
@@ -348,15 +348,17 @@ GEN_BACKWARD(conv2d) {
         const float *dymat = gather_cols(m, c.Cout, c.P, dy + n0 * c.Cout * c.P, dcol + c.K * cols);
         if (dw) {
             const float *col = conv_cols(&c, x->data, n0, m, buf);
-            gen_gemm(0, 1, c.Cout, c.K, ld, 1.0f, dymat, col, 0.0f, dw_part + ch * c.Cout * c.K);
+            gen_gemm(GEN_NOTRANS, GEN_TRANS, c.Cout, c.K, ld, 1.0f, dymat, col, 0.0f,
+                     dw_part + ch * c.Cout * c.K);
         }
         if (!dx) continue;
         float *dxn = dx + n0 * c.img;
         if (c.pointwise && m == 1) { /* dx (+)= W^T dy, straight into dx */
-            gen_gemm(1, 0, c.K, ld, c.Cout, 1.0f, w->data, dymat, gen_put_beta(dx_mode), dxn);
+            gen_gemm(GEN_TRANS, GEN_NOTRANS, c.K, ld, c.Cout, 1.0f, w->data, dymat,
+                     gen_put_beta(dx_mode), dxn);
             continue;
         }
-        gen_gemm(1, 0, c.K, ld, c.Cout, 1.0f, w->data, dymat, 0.0f, dcol);
+        gen_gemm(GEN_TRANS, GEN_NOTRANS, c.K, ld, c.Cout, 1.0f, w->data, dymat, 0.0f, dcol);
         /* col2im adds overlapping windows: start the chunk's dx from zero */
         if (dx_mode == GEN_GRAD_SET) row_fill(m * c.img, 0.0f, dxn);
         for (int64_t i = 0; i < m; i++)
@@ -426,7 +428,7 @@ struct gen_tensor *gen_conv_transpose2d(struct gen_ctx *g, struct gen_tensor *x,
             float *col = scratch + gen_task_id() * per;
             const float *xmat =
                 gather_cols(m, c.Cin, c.HW, x->data + n0 * c.Cin * c.HW, col + c.K2 * cols);
-            gen_gemm(1, 0, c.K2, ld, c.Cin, 1.0f, w->data, xmat, 0.0f, col);
+            gen_gemm(GEN_TRANS, GEN_NOTRANS, c.K2, ld, c.Cin, 1.0f, w->data, xmat, 0.0f, col);
             for (int64_t i = 0; i < m; i++) {
                 float *yn = y->data + (n0 + i) * c.Cout * c.OHW;
                 if (!bias) row_fill(c.Cout * c.OHW, 0.0f, yn);
@@ -480,15 +482,17 @@ GEN_BACKWARD(conv_transpose2d) {
                           dy + (n0 + i) * c.Cout * c.OHW, dcol + i * c.HW);
         if (dw) {
             const float *xmat = gather_cols(m, c.Cin, c.HW, x->data + n0 * c.Cin * c.HW, xbuf);
-            gen_gemm(0, 1, c.Cin, c.K2, ld, 1.0f, xmat, dcol, 0.0f, dw_part + ch * c.Cin * c.K2);
+            gen_gemm(GEN_NOTRANS, GEN_TRANS, c.Cin, c.K2, ld, 1.0f, xmat, dcol, 0.0f,
+                     dw_part + ch * c.Cin * c.K2);
         }
         if (!dx) continue;
         float *dxn = dx + n0 * c.Cin * c.HW;
         if (m == 1) {
-            gen_gemm(0, 0, c.Cin, ld, c.K2, 1.0f, w->data, dcol, gen_put_beta(dx_mode), dxn);
+            gen_gemm(GEN_NOTRANS, GEN_NOTRANS, c.Cin, ld, c.K2, 1.0f, w->data, dcol,
+                     gen_put_beta(dx_mode), dxn);
             continue;
         }
-        gen_gemm(0, 0, c.Cin, ld, c.K2, 1.0f, w->data, dcol, 0.0f, dxmat);
+        gen_gemm(GEN_NOTRANS, GEN_NOTRANS, c.Cin, ld, c.K2, 1.0f, w->data, dcol, 0.0f, dxmat);
         for (int64_t i = 0; i < m; i++)
             for (int64_t ci = 0; ci < c.Cin; ci++)
                 row_put(dx_mode, c.HW, dxmat + ci * ld + i * c.HW, dxn + (i * c.Cin + ci) * c.HW);

@@ -52,16 +52,17 @@ int64_t gen_shared_floats(const struct gen_kernels *kt, int64_t K, int64_t N) {
     return kt->bpack ? (kt->bpack_floats(K, N) + 15) / 16 * 16 : 0;
 }
 
-struct gen_shared_b gen_share(const struct gen_kernels *kt, int tb, const float *B, int64_t ldb,
-                              int64_t K, int64_t N, float *buf) {
+struct gen_shared_b gen_share(const struct gen_kernels *kt, enum gen_trans tb, const float *B,
+                              int64_t ldb, int64_t K, int64_t N, float *buf) {
     const struct gen_shared_b s = {tb, B, ldb, K, kt->bpack ? buf : NULL};
     if (s.packed) kt->bpack(tb, K, N, B, ldb, buf);
     return s;
 }
 
-void gen_shared_product(const struct gen_kernels *kt, int ta, int64_t M, int64_t N, int64_t K,
-                        float alpha, const float *A, int64_t lda, const struct gen_shared_b *b,
-                        int64_t k0, float beta, float *C, int64_t ldc) {
+void gen_shared_product(const struct gen_kernels *kt, enum gen_trans ta, int64_t M, int64_t N,
+                        int64_t K, float alpha, const float *A, int64_t lda,
+                        const struct gen_shared_b *b, int64_t k0, float beta, float *C,
+                        int64_t ldc) {
     if (b->packed)
         kt->gemm_bpacked(ta, M, N, K, alpha, A, lda, b->packed, k0, b->K, beta, C, ldc);
     else

@@ -206,7 +206,7 @@ void gen_nhwc_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t 
     to_nhwc(&g, x, img, m, C, H, W, pad, xq);
     memset(xq + m * g.img, 0, 16 * sizeof(float));
     gather_dy(&g, M, dy, dy_img, m, mat);
-    gen_gemm_avx512_pack_a(0, M, g.L, mat, g.L, packed);
+    gen_gemm_avx512_pack_a(GEN_NOTRANS, M, g.L, mat, g.L, packed);
     for (int64_t kh = 0; kh < KH; kh++) {
         run_starts(&g, C, kh, stride, xq, m, ptr);
         gen_gemm_avx512_rows(M, g.run, g.L, packed, NULL, (const float *const *)ptr, NULL, 0.0f,
@@ -285,7 +285,7 @@ void gen_nhwc_dx(int64_t M, const float *prep, const float *dy, int64_t dy_img, 
     const int64_t panels = gen_gemm_avx512_pack_b_floats(M, g.run);
     memset(xq, 0, (size_t)(m * g.img) * sizeof(float));
     gather_dy(&g, M, dy, dy_img, m, mat);
-    gen_gemm_avx512_pack_a(1, g.L, M, mat, g.L, packed);
+    gen_gemm_avx512_pack_a(GEN_TRANS, g.L, M, mat, g.L, packed);
     for (int64_t kh = 0; kh < KH; kh++) {
         run_starts(&g, C, kh, stride, xq, m, ptr);
         gen_gemm_avx512_rows(g.L, g.run, M, packed, prep + kh * panels, NULL, ptr, 1.0f, NULL, 0);
@@ -314,7 +314,7 @@ void gen_nhwc_conv_prep(int64_t M, int64_t C, int64_t KH, int64_t KW, const floa
             for (int t = 0; t < 16; t++)
                 if (t < T) _mm512_mask_storeu_ps(prep + co * K + t * C + c0, lane_mask(n), r[t]);
         }
-    gen_gemm_avx512_pack_a(0, M, K, prep, K, prep + round16(M * K));
+    gen_gemm_avx512_pack_a(GEN_NOTRANS, M, K, prep, K, prep + round16(M * K));
 }
 
 /* The parts of the forward's work: xq, B's packed panels, the product

@@ -343,8 +343,8 @@ enum gen_precision gen_kernels_precision(void) {
     return GEN_PRECISION_FP32;
 }
 
-void gen_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-              const float *B, float beta, float *C) {
+void gen_gemm(enum gen_trans ta, enum gen_trans tb, int64_t M, int64_t N, int64_t K, float alpha,
+              const float *A, const float *B, float beta, float *C) {
     GEN_ASSERT(M >= 0 && N >= 0 && K >= 0);
     GEN_ASSERT(M <= INT32_MAX && N <= INT32_MAX && K <= INT32_MAX);
     if (M == 0 || N == 0) return;
@@ -362,13 +362,14 @@ void gen_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, cons
                 (int)M, (int)N, (int)K, alpha, A, (int)lda, B, (int)ldb, beta, C, (int)N);
 }
 
-void gen_gemm_bias(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A, const float *B,
-                   const float *bias, float *C) {
+void gen_gemm_bias(enum gen_trans ta, enum gen_trans tb, int64_t M, int64_t N, int64_t K,
+                   const float *A, const float *B, const float *bias, float *C) {
     gen_gemm_bias_ld(ta, tb, M, N, K, A, ta ? M : K, B, tb ? K : N, bias, C, N);
 }
 
-void gen_gemm_bias_ld(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A, int64_t lda,
-                      const float *B, int64_t ldb, const float *bias, float *C, int64_t ldc) {
+void gen_gemm_bias_ld(enum gen_trans ta, enum gen_trans tb, int64_t M, int64_t N, int64_t K,
+                      const float *A, int64_t lda, const float *B, int64_t ldb, const float *bias,
+                      float *C, int64_t ldc) {
     GEN_ASSERT(M >= 0 && N >= 0 && K >= 0);
     GEN_ASSERT(M <= INT32_MAX && N <= INT32_MAX && K <= INT32_MAX);
     const struct gen_kernels *kt = gen_kernels();
@@ -382,8 +383,9 @@ void gen_gemm_bias_ld(int ta, int tb, int64_t M, int64_t N, int64_t K, const flo
     gen_gemm_ld(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 1.0f, C, ldc);
 }
 
-void gen_gemm_ld(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                 int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+void gen_gemm_ld(enum gen_trans ta, enum gen_trans tb, int64_t M, int64_t N, int64_t K, float alpha,
+                 const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+                 int64_t ldc) {
     GEN_ASSERT(M >= 0 && N >= 0 && K >= 0);
     GEN_ASSERT(M <= INT32_MAX && N <= INT32_MAX && K <= INT32_MAX);
     GEN_ASSERT(lda >= (ta ? M : K) && ldb >= (tb ? K : N) && ldc >= N);
@@ -418,7 +420,7 @@ static int has_avx512_gemv(const struct gen_kernels *k) {
 }
 #endif
 
-void gen_gemv(int trans, int64_t M, int64_t N, float alpha, const float *A, int64_t lda,
+void gen_gemv(enum gen_trans trans, int64_t M, int64_t N, float alpha, const float *A, int64_t lda,
               const float *x, float beta, float *y) {
     GEN_ASSERT(M >= 0 && N >= 0 && lda >= N);
     GEN_ASSERT(M <= INT32_MAX && N <= INT32_MAX && lda <= INT32_MAX);

@@ -655,7 +655,7 @@ void gen_conv_prep_avx512(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH
     else if (gen_nhwc_fits(C, KH, KW, stride))
         gen_nhwc_conv_prep(M, C, KH, KW, Wm, prep);
     else /* packed once for every chunk's product */
-        gen_gemm_avx512_pack_a(0, M, C * KH * KW, Wm, C * KH * KW, prep);
+        gen_gemm_avx512_pack_a(GEN_NOTRANS, M, C * KH * KW, Wm, C * KH * KW, prep);
 }
 
 /* Zeroes the columns of the last packed panel past column n. */

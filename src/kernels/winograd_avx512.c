@@ -4,7 +4,7 @@
 #include "kernels/winograd_avx512.h"
 
 static void pack(int64_t M, int64_t C, const float *A, float *ap) {
-    gen_gemm_avx512_pack_a(0, M, C, A, C, ap);
+    gen_gemm_avx512_pack_a(GEN_NOTRANS, M, C, A, C, ap);
 }
 
 int64_t gen_wino_prep_work(int64_t M, int64_t C) {

@@ -72,7 +72,7 @@ void gen_wino_bf16_conv(int64_t M, const float *prep, int64_t C, int64_t H, int6
 
 static void dw_product(int64_t M, int64_t C, int64_t n, const float *d, const float *v, float beta,
                        float *mo) {
-    gen_bf16_gemm(0, 1, M, C, n, 1.0f, d, n, v, n, beta, mo, C);
+    gen_bf16_gemm(GEN_NOTRANS, GEN_TRANS, M, C, n, 1.0f, d, n, v, n, beta, mo, C);
 }
 
 int64_t gen_wino_bf16_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad,

@@ -241,7 +241,7 @@ static void sq_dists(const float *a, const float *an, int64_t na, const float *b
                      int64_t nb, int d, float *dist) {
     const enum gen_precision was = gen_kernels_precision(); /* metrics are fp32's, whatever */
     gen_kernels_set_precision(GEN_PRECISION_FP32);           /* --precision the model runs in */
-    gen_gemm(0, 1, na, nb, d, -2.0f, a, b, 0.0f, dist);
+    gen_gemm(GEN_NOTRANS, GEN_TRANS, na, nb, d, -2.0f, a, b, 0.0f, dist);
     gen_kernels_set_precision(was);
     for (int64_t i = 0; i < na; i++)
         for (int64_t j = 0; j < nb; j++) {

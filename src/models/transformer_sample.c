@@ -88,7 +88,7 @@ static void weight_rows(const struct gen_tf_cache *c, const struct gen_tf *m, in
     if (c->wb_on)
         gen_gemv_bf16(r1 - r0, in, c->wb + off, in, x, beta, y);
     else
-        gen_gemv(0, r1 - r0, in, 1.0f, m->ps.data + off, in, x, beta, y);
+        gen_gemv(GEN_NOTRANS, r1 - r0, in, 1.0f, m->ps.data + off, in, x, beta, y);
 }
 
 /* x (n) as an operand of weight_rows: rounded to bf16 where the bf16
@@ -173,21 +173,23 @@ static void attend_heads(struct gen_tf_cache *c, const struct gen_tf *m, int64_t
         const int64_t hs = rows == 1 ? (tot + 15) / 16 * 16 : rows * tot;
         float *s = c->s + h * hs, *p = c->p + h * hs;
         if (rows == 1) { /* s (tot) = k q / sqrt(hd), o (hd) = v^T softmax(s) */
-            gen_gemv(0, tot, hd, scale, kh, hd, q + h * hd, 0.0f, s);
+            gen_gemv(GEN_NOTRANS, tot, hd, scale, kh, hd, q + h * hd, 0.0f, s);
             K->softmax_fwd(1, tot, s, p);
-            gen_gemv(1, tot, hd, 1.0f, vh, hd, p, 0.0f, c->att + h * hd);
+            gen_gemv(GEN_TRANS, tot, hd, 1.0f, vh, hd, p, 0.0f, c->att + h * hd);
             as_operand(c, hd, c->att + h * hd);
             continue;
         }
         /* s (rows, tot) = q k^T / sqrt(hd), the future masked; p its
          * softmax with exact zeros there; o (rows, hd) = p v */
-        gen_gemm_ld(0, 1, rows, tot, hd, scale, q + h * hd, 3 * C, kh, hd, 0.0f, s, tot);
+        gen_gemm_ld(GEN_NOTRANS, GEN_TRANS, rows, tot, hd, scale, q + h * hd, 3 * C, kh, hd, 0.0f,
+                    s, tot);
         for (int64_t i = 0; i < rows; i++)
             for (int64_t j = len + first + i + 1; j < tot; j++) s[i * tot + j] = -INFINITY;
         K->softmax_fwd(rows, tot, s, p);
         for (int64_t i = 0; i < rows; i++)
             memset(p + i * tot + len + first + i + 1, 0, (size_t)(rows - i - 1) * sizeof(float));
-        gen_gemm_ld(0, 0, rows, hd, tot, 1.0f, p, tot, vh, hd, 0.0f, c->att + h * hd, C);
+        gen_gemm_ld(GEN_NOTRANS, GEN_NOTRANS, rows, hd, tot, 1.0f, p, tot, vh, hd, 0.0f,
+                    c->att + h * hd, C);
     }
 }
 
@@ -262,8 +264,8 @@ static void linear_cols(const struct decode *d, int t, int nt, int64_t n, int64_
     int64_t lo, hi;
     gen_split(out, t, nt, 16, &lo, &hi);
     if (hi <= lo) return;
-    gen_gemm_bias_ld(0, 1, n, hi - lo, in, x, in, gen_tf_pdata(d->m, w) + lo * in, in,
-                     gen_tf_pdata(d->m, b) + lo, y + lo, out);
+    gen_gemm_bias_ld(GEN_NOTRANS, GEN_TRANS, n, hi - lo, in, x, in, gen_tf_pdata(d->m, w) + lo * in,
+                     in, gen_tf_pdata(d->m, b) + lo, y + lo, out);
     const struct gen_kernels *K = gen_kernels();
     for (int64_t i = 0; act && i < n; i++)
         K->gelu_fwd(hi - lo, y + i * out + lo, act + i * out + lo);
@@ -354,7 +356,8 @@ const float *gen_tf_cache_feed(struct gen_tf_cache *c, const struct gen_tf *m, c
         as_operand(c, C, c->h);
         weight_rows(c, m, m->wte, 0, V, C, c->h, 0.0f, c->logits);
     } else
-        gen_gemm(0, 1, rows, V, C, 1.0f, c->h, wte, 0.0f, c->logits); /* (rows, V) = h wte^T */
+        gen_gemm(GEN_NOTRANS, GEN_TRANS, rows, V, C, 1.0f, c->h, wte, 0.0f,
+                 c->logits); /* (rows, V) = h wte^T */
     return c->logits;
 }
 
