@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# bench-shared.sh - two trainings sharing the cores: the median step of
+# bench-shared.sh - two trainings sharing the cores: the median step and
+# the whole run's time (`elapsed`: stalls past the median show there) of
 # one run alone and of each of two run at the same time, every run on all
 # the threads (GEN_BENCH_THREADS, default 2), under gen's own idle-thread
 # spin (GOMP_SPINCOUNT=1000, `gen --version`) and under libgomp's default
@@ -20,13 +21,14 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 head -c 300000 data/moby-dick.txt >"$tmp/text.txt"
 
-# step SPIN OUT FAMILY ARGS...: the run's median step in ms
+# step SPIN OUT FAMILY ARGS...: the run's median step in ms and its
+# elapsed seconds
 step() {
     local spin=$1 out=$2
     shift 2
     GOMP_SPINCOUNT=$spin "$GEN" train "$@" --threads "$THREADS" --out "$tmp/$out" --force \
         --log-every 100000 --eval-every 0 --sample-every 0 --ckpt-every 0 --quiet --json |
-        sed -n 's/.*"median_step_ms":\([0-9.]*\).*/\1/p'
+        sed -n 's/.*"median_step_ms":\([0-9.]*\).*"elapsed":\([0-9.]*\).*/\1 \2/p'
 }
 
 for family in vae transformer; do
@@ -35,17 +37,24 @@ for family in vae transformer; do
     transformer) args=(transformer --data "$tmp/text.txt" --steps 20) ;;
     esac
     for spin in 1000 300000; do
-        alone=() pair=()
+        alone=() pair=() alone_s=() pair_s=()
         for _ in $(seq "$ROUNDS"); do
-            alone+=("$(step "$spin" a "${args[@]}")")
+            read -r ms sec < <(step "$spin" a "${args[@]}")
+            alone+=("$ms") alone_s+=("$sec")
             step "$spin" b "${args[@]}" >"$tmp/b.ms" &
-            pair+=("$(step "$spin" c "${args[@]}")")
+            read -r ms sec < <(step "$spin" c "${args[@]}")
+            pair+=("$ms") pair_s+=("$sec")
             wait
-            pair+=("$(cat "$tmp/b.ms")")
+            read -r ms sec <"$tmp/b.ms"
+            pair+=("$ms") pair_s+=("$sec")
         done
         a=$(median "${alone[@]}") p=$(median "${pair[@]}")
-        awk -v f="$family" -v s="$spin" -v a="$a" -v p="$p" -v r="$ROUNDS" 'BEGIN {
-            printf "%-11s GOMP_SPINCOUNT=%-6s alone %8.2f ms  two at once %8.2f ms each", f, s, a, p
-            printf "  (%.1fx the lone step; medians of %d rounds)\n", p / a, r }'
+        as=$(median "${alone_s[@]}") ps=$(median "${pair_s[@]}")
+        awk -v f="$family" -v s="$spin" -v a="$a" -v p="$p" -v as="$as" -v ps="$ps" \
+            -v r="$ROUNDS" 'BEGIN {
+            printf "%-11s GOMP_SPINCOUNT=%-6s step: alone %7.2f ms, two at once %7.2f ms each",
+                   f, s, a, p
+            printf " (%.1fx); run: %6.2f s, %6.2f s (%.1fx); medians of %d rounds\n",
+                   p / a, as, ps, ps / as, r }'
     done
 done
