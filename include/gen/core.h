@@ -112,7 +112,8 @@ void gen_rng_shuffle(struct gen_rng *r, int32_t *perm, int64_t n);
 
 /* Called first thing in main: where neither GOMP_SPINCOUNT nor
  * OMP_WAIT_POLICY is set, sets GOMP_SPINCOUNT to GEN_SPINCOUNT and
- * executes this program again (/proc/self/exe, the same argv), since
+ * executes this program again (the path /proc/self/exe links to, the same
+ * argv), since
  * libgomp reads it once, when it loads, before main. An idle OpenMP thread
  * then spins about 20 us before it sleeps instead of libgomp's ~6 ms,
  * which made two processes sharing the cores slow each other 10-60x

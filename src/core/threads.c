@@ -60,8 +60,14 @@ const char *gen_threads_idle(void) {
 void gen_threads_spin_short(char **argv) {
 #if defined(_OPENMP) && defined(__linux__)
     if (getenv("GOMP_SPINCOUNT") || getenv("OMP_WAIT_POLICY")) return; /* the user's choice */
+    /* the path, not /proc/self/exe itself: under valgrind that link names valgrind's tool,
+     * which refuses to run unlaunched, while readlink gets the program's own path */
+    char self[4096];
+    const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0 || n >= (ssize_t)sizeof self - 1) return;
+    self[n] = '\0';
     if (setenv("GOMP_SPINCOUNT", GEN_SPINCOUNT, 1) != 0) return;
-    execv("/proc/self/exe", argv);
+    execv(self, argv);
     unsetenv("GOMP_SPINCOUNT"); /* not executed: nothing this process starts should see it */
 #else
     (void)argv;
