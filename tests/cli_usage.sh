@@ -65,6 +65,13 @@ if ! grep -q "^idle threads: none" "$TMP/out"; then
     env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=passive "$GEN" --version >"$TMP/out" 2>&1
     grep -qx "idle threads: OMP_WAIT_POLICY=passive" "$TMP/out" ||
         fail "gen --version under OMP_WAIT_POLICY=passive: '$(cat "$TMP/out")'"
+    # started through the dynamic loader, gen must not execute the loader
+    loader=$(readelf -l "$GEN" 2>/dev/null | sed -n 's/.*interpreter: \([^]]*\)].*/\1/p')
+    if [ -n "$loader" ] && [ -x "$loader" ]; then
+        env -u GOMP_SPINCOUNT -u OMP_WAIT_POLICY "$loader" "$GEN" --version >"$TMP/out" 2>&1
+        grep -Eq '^gen [0-9]+\.[0-9]+\.[0-9]+' "$TMP/out" ||
+            fail "$loader gen --version: '$(head -c 300 "$TMP/out")'"
+    fi
 fi
 expect_exit 2                      # no command: help on stderr
 grep -q "Usage:" "$TMP/err" || fail "gen with no command prints no usage"

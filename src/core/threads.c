@@ -3,6 +3,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef _OPENMP
@@ -66,6 +67,10 @@ void gen_threads_spin_short(char **argv) {
     const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
     if (n <= 0 || n >= (ssize_t)sizeof self - 1) return;
     self[n] = '\0';
+    /* started through the dynamic loader (ld-linux-x86-64.so.2 gen ...): the link names the
+     * loader, which would read argv[1] as its own option; go on as we are */
+    const char *base = strrchr(self, '/') ? strrchr(self, '/') + 1 : self;
+    if (!strncmp(base, "ld-", 3) || !strncmp(base, "ld.so", 5) || !strncmp(base, "ld64", 4)) return;
     if (setenv("GOMP_SPINCOUNT", GEN_SPINCOUNT, 1) != 0) return;
     execv(self, argv);
     unsetenv("GOMP_SPINCOUNT"); /* not executed: nothing this process starts should see it */
