@@ -1,8 +1,8 @@
 # cli_mpi.sh - data-parallel training over MPI: `mpirun -np 2` runs each
 # family to the same weights as one process with the same global batch
 # (norm-wise within 1e-5; the GAN and the classifier with --sync-bn),
-# resumes across process counts, ends the job when one rank fails, and
-# saves once when a rank is interrupted.
+# resumes across process counts, ends the job when one rank fails, saves
+# once when a rank is interrupted, and says once that sampling was.
 # Usage: bash tests/cli_mpi.sh PATH_TO_GEN   (skips, exit 77, without
 # mpirun, without an MPI build of gen, or without data/mnist)
 set -u
@@ -121,5 +121,18 @@ rc=$?
 [ -f "$TMP/sig/checkpoint.safetensors" ] || fail "interrupted job saved no checkpoint"
 [ "$(grep -c 'interrupted: checkpoint saved' "$TMP/sig.log")" = 1 ] ||
     fail "interrupted job: want one 'checkpoint saved' note: $(cat "$TMP/sig.log")"
+
+# SIGINT to a sampling job: one line (rank 0's), exit 130, no temporary file left
+"${MPI[@]}" "$GEN" sample vae --ckpt "$TMP/vae-1/checkpoint.safetensors" -n 100000 --threads 1 \
+    -o "$TMP/many/" >"$TMP/int.log" 2>&1 &
+job=$!
+for _ in $(seq 100); do [ "$(ls "$TMP/many" 2>/dev/null | wc -l)" -gt 50 ] && break; sleep 0.1; done
+pkill -INT -f "sample vae.*-o $TMP/many/\$"
+wait $job
+rc=$?
+[ "$rc" != 0 ] || fail "interrupted sampling job: exit 0"
+[ "$(grep -c 'gen: interrupted' "$TMP/int.log")" = 1 ] ||
+    fail "interrupted sampling job: want one 'interrupted' line: $(head -c 600 "$TMP/int.log")"
+ls "$TMP/many" | grep -q '\.tmp\.' && fail "interrupted sampling job left $(ls "$TMP/many" | grep '\.tmp\.')"
 
 finish cli_mpi

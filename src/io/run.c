@@ -9,6 +9,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "gen/comm.h"
 #include "gen/io.h"
 #include "gen/run.h"
 #include "io/fs.h"
@@ -189,13 +190,17 @@ void gen_run_signals_install(void) {
 /* Everything but training: there is no step to finish and nothing to
  * save, so the process ends here, its temporary file (an image, a report,
  * an export half written) removed; what it had renamed into place stays.
- * write and _exit are async-signal-safe, as gen_fs_tmp_remove is. */
+ * write and _exit are async-signal-safe, as gen_fs_tmp_remove is. In a
+ * job of several ranks (the same signal comes to each) rank 0 says so,
+ * once: the rank is set before any work starts and only read here. */
 static void on_quit_signal(int sig) {
     (void)sig;
     gen_fs_tmp_remove();
     static const char msg[] = "gen: interrupted; the files written before it are kept\n";
-    ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)w;
+    if (gen_comm_rank() == 0) {
+        ssize_t w = write(STDERR_FILENO, msg, sizeof msg - 1);
+        (void)w;
+    }
     _exit(130);
 }
 
