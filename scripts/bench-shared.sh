@@ -6,6 +6,9 @@
 # spin (GOMP_SPINCOUNT=1000, `gen --version`) and under libgomp's default
 # (GOMP_SPINCOUNT=300000, what gen ran with before 2026-12-04). Two runs
 # that share the cores fairly each take about twice the lone step.
+# Then KV-cache sampling (a 20-step Transformer of the default size, 5
+# samples of 400 tokens): tokens/s on one thread and on THREADS, alone and
+# beside a busy loop pinned to the last core.
 #
 #   scripts/bench.sh shared         # VAE (Fashion-MNIST) and Transformer
 #   ROUNDS=3 scripts/bench-shared.sh
@@ -57,4 +60,30 @@ for family in vae transformer; do
             printf " (%.1fx); run: %6.2f s, %6.2f s (%.1fx); medians of %d rounds\n",
                    p / a, as, ps, ps / as, r }'
     done
+done
+
+# sampling beside a busy loop on the last core
+"$GEN" train transformer --data "$tmp/text.txt" --steps 20 --threads "$THREADS" --out "$tmp/tf" \
+    --force --eval-every 0 --sample-every 0 --quiet
+rate() { # rate THREADS: tokens/s of one sampling run
+    "$GEN" sample transformer --ckpt "$tmp/tf/checkpoint.safetensors" --prompt "Call me" \
+        --length 400 --seed 1 -n 5 -o "$tmp/s.txt" --threads "$1" --quiet --json |
+        sed -n 's/.*"tokens_per_s":\([0-9.]*\).*/\1/p'
+}
+last=$(($(nproc) - 1))
+for t in 1 "$THREADS"; do
+    alone=() busy=()
+    for _ in $(seq "$ROUNDS"); do
+        alone+=("$(rate "$t")")
+        taskset -c "$last" sh -c 'while :; do :; done' &
+        hog=$!
+        busy+=("$(rate "$t")")
+        kill "$hog"
+        wait "$hog" 2>/dev/null || true
+    done
+    awk -v t="$t" -v a="$(median "${alone[@]}")" -v b="$(median "${busy[@]}")" -v c="$last" \
+        -v r="$ROUNDS" 'BEGIN {
+        printf "sample transformer, %d thread(s): alone %6.0f tokens/s,", t, a
+        printf " beside a busy loop on core %d %6.0f", c, b
+        printf " (medians of %d rounds)\n", r }'
 done
