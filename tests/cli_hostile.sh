@@ -363,6 +363,18 @@ bounded train vae --data "$DATA" --steps 1 --out "$TMP/r-stale" "${VAE[@]}"
 check stale_tmp_removed 0 ""
 [ -e "$TMP/r-stale/checkpoint.safetensors.tmp.99999999" ] && fail "stale temporary file left"
 [ -e "$TMP/r-stale/checkpoint.safetensors.tmp.$$" ] || fail "a live process's temporary file was removed"
+# ... and from a sample folder by `gen sample -o DIR/`, where no lock keeps
+# other writers out: an image's, of a dead process, over a minute old
+mkdir -p "$TMP/s-stale"
+for f in 00007.png.tmp.999999999 00008.png.tmp.999999998 notes.txt.tmp.999999997; do
+    echo junk >"$TMP/s-stale/$f"
+done
+touch -d '-2 min' "$TMP/s-stale/00007.png.tmp.999999999" "$TMP/s-stale/notes.txt.tmp.999999997"
+bounded sample vae --ckpt "$CKPT" -n 2 -o "$TMP/s-stale/" --threads 1
+check sample_stale_tmp_removed 0 ""
+[ -e "$TMP/s-stale/00007.png.tmp.999999999" ] && fail "a stale image's temporary file was left"
+[ -e "$TMP/s-stale/00008.png.tmp.999999998" ] || fail "a fresh temporary file was removed"
+[ -e "$TMP/s-stale/notes.txt.tmp.999999997" ] || fail "another kind of temporary file was removed"
 
 # A signal ends any other command at once: one line, exit 130, the files
 # already written kept whole, no temporary file left (it had died without

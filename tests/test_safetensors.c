@@ -6,7 +6,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+#include <utime.h>
 
 #include "gen/io.h"
 #include "gen/nn.h"
@@ -513,6 +515,38 @@ static void test_clean_stale_tmp(void **state) {
     assert_non_null(strstr(gen_last_error(), "missing"));
 }
 
+/* A sample folder's cleaning: only NAMEs of the given kind, and only files
+ * at least min_age_s old (a writer on another machine may be at work). */
+static void test_clean_stale_tmp_of(void **state) {
+    (void)state;
+    char dir[1100];
+    snprintf(dir, sizeof dir, "%s/stale-of", tu_tmp);
+    assert_int_equal(gen_mkdir_p(dir), GEN_OK);
+    const struct tmp_case cases[] = {
+        {999999999L, "00003.png.tmp.%ld", 0},  /* old, dead, an image: removed */
+        {999999998L, "00004.png.tmp.%ld", 1},  /* dead but fresh: kept */
+        {999999997L, "notes.txt.tmp.%ld", 1},  /* old, dead, not an image: kept */
+        {(long)getpid(), "00005.png.tmp.%ld", 1}, /* old, alive: kept */
+        {999999996L, "png.tmp.%ld", 1},        /* no NAME before the kind */
+    };
+    const int n = (int)(sizeof cases / sizeof *cases);
+    const time_t old = time(NULL) - 120;
+    for (int i = 0; i < n; i++) {
+        const char *p = tmp_case_path(dir, &cases[i]);
+        tu_write_file(p, "x", 1);
+        if (i != 1) {
+            const struct utimbuf t = {old, old};
+            assert_int_equal(utime(p, &t), 0);
+        }
+    }
+    assert_int_equal(gen_clean_stale_tmp_of(dir, ".png", 60.0), GEN_OK);
+    struct stat sb;
+    for (int i = 0; i < n; i++)
+        if ((stat(tmp_case_path(dir, &cases[i]), &sb) == 0) != cases[i].stays)
+            fail_msg("%s should %s", tmp_case_path(dir, &cases[i]),
+                     cases[i].stays ? "stay" : "be removed");
+}
+
 /* The temporary file a writer has open is what a signal handler removes
  * (gen_fs_tmp_remove): only while it is open, and never the file it
  * would replace, which then stays as it was. */
@@ -555,6 +589,7 @@ int main(void) {
         cmocka_unit_test(test_python_reader),
         cmocka_unit_test(test_fifo),
         cmocka_unit_test(test_clean_stale_tmp),
+        cmocka_unit_test(test_clean_stale_tmp_of),
         cmocka_unit_test(test_tmp_removed_on_signal),
     };
     return cmocka_run_group_tests(tests, tu_tmp_setup, tu_tmp_teardown);

@@ -133,6 +133,11 @@ enum gen_status gen_st_save(const char *path, const struct gen_st_entry *tensors
  * files of live processes, including this one, are kept. Not recursive.
  * Fails only if dir cannot be listed or a stale file cannot be removed. */
 enum gen_status gen_clean_stale_tmp(const char *dir);
+/* gen_clean_stale_tmp for a folder that no lock keeps to one writer (a
+ * sample folder): only NAMEs ending with ext (NULL: any), and only files
+ * last written min_age_s seconds ago or more, so that a writer on another
+ * machine (whose PID means nothing here) is never cut short. */
+enum gen_status gen_clean_stale_tmp_of(const char *dir, const char *ext, double min_age_s);
 
 /* One tensor of an open file. */
 struct gen_st_tensor {

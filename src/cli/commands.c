@@ -551,6 +551,11 @@ int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int js
         rc = exit_code(st);
         goto done;
     }
+    /* images of an earlier run killed mid-write (SIGKILL, the OOM killer): rank 0
+     * removes them, at least a minute old, before this run writes its own */
+    struct stat od;
+    if (root && out[0] && out[strlen(out) - 1] == '/' && stat(out, &od) == 0 && S_ISDIR(od.st_mode))
+        (void)gen_clean_stale_tmp_of(out, ".png", 60.0);
     if (gen_model_load(&em, fam, ckpt, GEN_CKPT_EMA, NULL) != GEN_OK) goto done;
     /* conditional models: --class NAME|INDEX|all, --per-class N */
     const char *cls = fam_str(opts, GEN_FAM_CLASS);

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "gen/io.h"
@@ -259,19 +260,30 @@ static long tmp_pid(const char *name) {
     return strtol(d, NULL, 10);
 }
 
-enum gen_status gen_clean_stale_tmp(const char *dir) {
+/* Whether "NAME.tmp.PID" has a NAME that ends with ext. */
+static int tmp_of_kind(const char *name, const char *ext) {
+    const char *t = strstr(name, ".tmp.");
+    while (t && strstr(t + 1, ".tmp.")) t = strstr(t + 1, ".tmp.");
+    const size_t base = t ? (size_t)(t - name) : 0, el = strlen(ext);
+    return t && base >= el && memcmp(name + base - el, ext, el) == 0;
+}
+
+enum gen_status gen_clean_stale_tmp_of(const char *dir, const char *ext, double min_age_s) {
     struct gen_fs_list l;
     enum gen_status st = gen_fs_list(dir, &l);
+    const time_t now = time(NULL);
     for (int i = 0; st == GEN_OK && i < l.n; i++) {
         long pid = tmp_pid(l.names[i]);
-        if (pid <= 0 || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        if (pid <= 0 || (ext && !tmp_of_kind(l.names[i], ext))) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
         char *p = gen_fs_join(dir, l.names[i]);
         if (!p) {
             st = gen_fs_error_at(GEN_ERR_NOMEM, dir);
             break;
         }
         struct stat sb;
-        if (lstat(p, &sb) == 0 && S_ISREG(sb.st_mode) && unlink(p) != 0 && errno != ENOENT)
+        if (lstat(p, &sb) == 0 && S_ISREG(sb.st_mode) &&
+            difftime(now, sb.st_mtime) >= min_age_s && unlink(p) != 0 && errno != ENOENT)
             st = gen_error(GEN_ERR_IO, "%s: cannot remove a stale temporary file: %s", p,
                            strerror(errno));
         gen_free(p);
@@ -279,6 +291,8 @@ enum gen_status gen_clean_stale_tmp(const char *dir) {
     gen_fs_list_free(&l);
     return st;
 }
+
+enum gen_status gen_clean_stale_tmp(const char *dir) { return gen_clean_stale_tmp_of(dir, NULL, 0.0); }
 
 FILE *gen_fs_fopen_read(const char *path) {
     int fd = gen_fs_open(path, NULL);
