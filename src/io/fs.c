@@ -292,7 +292,9 @@ enum gen_status gen_clean_stale_tmp_of(const char *dir, const char *ext, double 
     return st;
 }
 
-enum gen_status gen_clean_stale_tmp(const char *dir) { return gen_clean_stale_tmp_of(dir, NULL, 0.0); }
+enum gen_status gen_clean_stale_tmp(const char *dir) {
+    return gen_clean_stale_tmp_of(dir, NULL, 0.0);
+}
 
 FILE *gen_fs_fopen_read(const char *path) {
     int fd = gen_fs_open(path, NULL);
