@@ -133,6 +133,7 @@ rc=$?
 [ "$rc" != 0 ] || fail "interrupted sampling job: exit 0"
 [ "$(grep -c 'gen: interrupted' "$TMP/int.log")" = 1 ] ||
     fail "interrupted sampling job: want one 'interrupted' line: $(head -c 600 "$TMP/int.log")"
-ls "$TMP/many" | grep -q '\.tmp\.' && fail "interrupted sampling job left $(ls "$TMP/many" | grep '\.tmp\.')"
+ls "$TMP/many" | grep -q '\.tmp\.' &&
+    fail "interrupted sampling job left $(ls "$TMP/many" | grep '\.tmp\.')"
 
 finish cli_mpi

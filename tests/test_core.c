@@ -416,10 +416,10 @@ static void tune_run(struct gen_tune *tu, int64_t calls, double seconds, int wan
  * A way whose calls are faster but one of which stalls (3 ms, a
  * descheduled thread's time slice) has the lower median and the higher
  * total, and loses; where it is n's, the trial ends as soon as n's calls
- * pass twice one's whole trial, and is marked stalled. After a trial, a window of GEN_TUNE_WINDOW calls
- * slower than the other way's trial starts a new one at once; a window
- * as fast as the trial does not. With n = 1 every call is on one thread
- * and none is timed. */
+ * pass twice one's whole trial, and is marked stalled. After a trial, a
+ * window of GEN_TUNE_WINDOW calls slower than the other way's trial
+ * starts a new one at once; a window as fast as the trial does not. With
+ * n = 1 every call is on one thread and none is timed. */
 static void test_tune_choice(void **state) {
     (void)state;
     const double fast = 40e-6, slow = 50e-6;
