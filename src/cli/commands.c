@@ -288,9 +288,7 @@ static enum gen_status relabel(struct gen_image_set *set, const struct gen_model
 /* ---- sample ---- */
 
 static enum gen_status check_image_output(const char *out) {
-    size_t len = strlen(out);
-    if (len && out[len - 1] == '/') return GEN_OK;
-    return gen_image_path_check(out);
+    return gen_output_is_folder(out) ? GEN_OK : gen_image_path_check(out);
 }
 
 /* The model's side when it is square (images are fitted to it), else 0. */
@@ -386,8 +384,7 @@ static enum gen_status class_of_options(const struct gen_model *em, const char *
     if (em->info.classes == 0)
         return gen_error(GEN_ERR_USAGE, "--%s: this model is unconditional (train it with "
                                         "--conditional)", cls ? "class" : "per-class");
-    size_t len = strlen(out);
-    if (per && (!len || out[len - 1] != '/'))
+    if (per && !gen_output_is_folder(out))
         return gen_error(GEN_ERR_USAGE, "--per-class writes DIR/CLASS/NNNNN.png: give -o a folder "
                                         "ending in '/', got '%s'", out);
     return class_of(em, cls ? cls : "all", k);
@@ -553,8 +550,7 @@ int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int js
     }
     /* images of an earlier run killed mid-write (SIGKILL, the OOM killer): rank 0
      * removes them, at least a minute old, before this run writes its own */
-    struct stat od;
-    if (root && out[0] && out[strlen(out) - 1] == '/' && stat(out, &od) == 0 && S_ISDIR(od.st_mode))
+    if (root && gen_output_is_folder(out) && gen_fs_kind(out) == GEN_FS_DIR)
         (void)gen_clean_stale_tmp_of(out, ".png", 60.0);
     if (gen_model_load(&em, fam, ckpt, GEN_CKPT_EMA, NULL) != GEN_OK) goto done;
     /* conditional models: --class NAME|INDEX|all, --per-class N */
@@ -629,8 +625,7 @@ int gen_cmd_sample(const struct gen_family *fam, struct gen_config *opts, int js
                               .mask = inputs[2] ? &mask : NULL,
                               .progress = draw_progress,
                               .progress_arg = &bar};
-    const size_t len = strlen(out);
-    const int to_dir = len && out[len - 1] == '/';
+    const int to_dir = gen_output_is_folder(out);
     if (plain) { /* in parts, over the ranks: DIR/ written by each, a grid gathered */
         const int64_t D = (int64_t)em.shape.c * em.shape.h * em.shape.w;
         res = (struct gen_output){.n_images = n, .c = em.shape.c, .h = em.shape.h, .w = em.shape.w};

@@ -163,6 +163,8 @@ enum gen_status gen_model_save(const struct gen_model *em, const char *path,
 
 /* ---- outputs ---- */
 
+/* Whether an images' output names a folder ("DIR/": one file an image). */
+int gen_output_is_folder(const char *out);
 /* Writes images (n, c, h, w) in [0, 1]: "DIR/" one file each, else a grid
  * with `cols` columns (0: square) in the format of the path's extension
  * (.png, .jpg/.jpeg, .bmp; anything else is a usage error). */

@@ -6,12 +6,16 @@
 
 #include "cli/engine.h"
 
+int gen_output_is_folder(const char *out) {
+    const size_t len = strlen(out);
+    return len && out[len - 1] == '/';
+}
+
 enum gen_status gen_write_images(const char *path, const float *images, int64_t n, int c, int h,
                                  int w, int cols) {
     if (n < 1 || n > INT32_MAX)
         return gen_error(GEN_ERR_USAGE, "%s: cannot write %lld images", path, (long long)n);
-    size_t len = strlen(path);
-    if (len && path[len - 1] == '/')
+    if (gen_output_is_folder(path))
         return gen_png_write_each(path, "", images, (int)n, c, h, w, 0.0f, 1.0f);
     return gen_png_write_grid_cols(path, images, (int)n, c, h, w, cols, 0.0f, 1.0f);
 }

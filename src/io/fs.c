@@ -249,11 +249,17 @@ enum gen_status gen_mkdir_p(const char *dir) {
     return GEN_OK;
 }
 
+/* The last ".tmp." of name, or NULL. */
+static const char *tmp_mark(const char *name) {
+    const char *t = strstr(name, ".tmp.");
+    while (t && strstr(t + 1, ".tmp.")) t = strstr(t + 1, ".tmp.");
+    return t;
+}
+
 /* The PID of "NAME.tmp.PID" (digits only after ".tmp."), or 0. */
 static long tmp_pid(const char *name) {
-    const char *t = strstr(name, ".tmp.");
+    const char *t = tmp_mark(name);
     if (!t) return 0;
-    while (strstr(t + 1, ".tmp.")) t = strstr(t + 1, ".tmp.");
     const char *d = t + 5;
     size_t len = strlen(d);
     if (t == name || len == 0 || len > 9 || strspn(d, "0123456789") != len) return 0;
@@ -262,8 +268,7 @@ static long tmp_pid(const char *name) {
 
 /* Whether "NAME.tmp.PID" has a NAME that ends with ext. */
 static int tmp_of_kind(const char *name, const char *ext) {
-    const char *t = strstr(name, ".tmp.");
-    while (t && strstr(t + 1, ".tmp.")) t = strstr(t + 1, ".tmp.");
+    const char *t = tmp_mark(name);
     const size_t base = t ? (size_t)(t - name) : 0, el = strlen(ext);
     return t && base >= el && memcmp(name + base - el, ext, el) == 0;
 }

@@ -4,7 +4,6 @@
 #include <stb_image_write.h>
 #include <string.h>
 #include <strings.h>
-#include <unistd.h>
 
 #include "gen/io.h"
 #include "io/fs.h"
