@@ -71,9 +71,36 @@ expect 0 "VAE with --image-size 16 --channels 1" "" -- \
     "$GEN" train vae --data "$TMP/rgb32" --image-size 16 --channels 1 --out "$TMP/vae16" "${VAE[@]}"
 "$GEN" sample vae --ckpt "$TMP/vae16/checkpoint.safetensors" -n 1 -o "$TMP/v16/" -q &&
     [ "$(png_info "$TMP"/v16/*.png)" = "16 16 0" ] || fail "--image-size 16 --channels 1: not a 16x16 grey model"
+cp -r "$TMP/rgb32" "$TMP/mixed" && bmp "$TMP/mixed/07.bmp" 28
+expect 1 "GAN on images of two sizes" \
+    "mixed/07.bmp: image is 28x28 but earlier ones are 32x32; give --image-size N" -- \
+    "$GEN" train gan --data "$TMP/mixed" --out "$TMP/ganmix" "${GAN[@]}"
 expect 1 "diffusion on 30x30" "--image-size" -- \
     "$GEN" train diffusion --data "$TMP/rgb30" --out "$TMP/dif30" --steps 1 --batch 2 --base 8 \
     --mults 1,1,1 --no-attn --threads 1 --quiet
+
+# ---- a run directory names its checkpoint --------------------------------
+
+# --ckpt, --resume, --classifier, gen info and gen export take the folder a
+# run wrote (its checkpoint.safetensors), and say which file they read
+"$GEN" sample vae --ckpt "$TMP/vae16/" -n 2 --seed 3 -o "$TMP/dir.png" -q &&
+    "$GEN" sample vae --ckpt "$TMP/vae16/checkpoint.safetensors" -n 2 --seed 3 \
+        -o "$TMP/file.png" -q && cmp -s "$TMP/dir.png" "$TMP/file.png" ||
+    fail "sample --ckpt RUN_DIR/ differs from its checkpoint"
+expect 0 "gen info RUN_DIR" "" -- "$GEN" info "$TMP/vae16"
+grep -q "^file: *$TMP/vae16/checkpoint.safetensors$" "$TMP/out" ||
+    fail "gen info RUN_DIR: $(head -2 "$TMP/out")"
+expect 0 "gen export RUN_DIR" "" -- "$GEN" export "$TMP/vae16" -o "$TMP/v16.safetensors"
+grep -q "of $TMP/vae16/checkpoint.safetensors$" "$TMP/err" ||
+    fail "gen export RUN_DIR: $(cat "$TMP/err")"
+expect 0 "train --resume RUN_DIR" "" -- "$GEN" train vae --data "$TMP/rgb32" --image-size 16 \
+    --channels 1 --out "$TMP/vae16b" --resume "$TMP/vae16" "${VAE[@]}" --steps 3
+mkdir -p "$TMP/norun"
+expect 1 "sample --ckpt of a folder without a checkpoint" \
+    "norun/checkpoint.safetensors: cannot open: No such file" -- \
+    "$GEN" sample vae --ckpt "$TMP/norun" -n 1 -o "$TMP/none.png"
+expect 1 "eval --classifier of a folder without one" "norun/checkpoint.safetensors" -- \
+    "$GEN" eval vae --ckpt "$TMP/vae16" --classifier "$TMP/norun" -n 10
 
 # ---- a model's data is never resized to fit it ----------------------------
 

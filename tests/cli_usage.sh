@@ -120,7 +120,7 @@ usage_error "--json: takes no value" train vae --json=yes
 usage_error "unexpected argument 'stray'" train vae stray
 usage_error "unexpected argument 'extra'" eval vae --ckpt a extra
 usage_error "unknown option '--latent'" sample vae --latent 3   # train-only option
-usage_error "info: missing CKPT (a checkpoint file)" info
+usage_error "info: missing CKPT (a checkpoint file or run directory)" info
 usage_error "unexpected argument 'b'" info a b
 usage_error "unknown option '--bogus'" info --bogus
 usage_error "unknown option '--bogus'" info a --bogus
@@ -136,7 +136,7 @@ usage_error "report: missing RUN_DIR (a run directory with metrics.jsonl)" repor
 usage_error "--snapshots: must be an integer in [1, 1000], got '0'" report a --snapshots 0
 usage_error "--snapshots: must be an integer in [1, 1000], got 'x'" report a --snapshots=x
 usage_error "--output: an empty path" report a -o ""
-usage_error "export: missing CKPT (a checkpoint file)" export -o x.safetensors
+usage_error "export: missing CKPT (a checkpoint file or run directory)" export -o x.safetensors
 for cmd in info plot report export; do
     expect_exit 0 "$cmd" --help && {
         grep -q "^Usage: gen $cmd " "$TMP/out" || fail "gen $cmd --help: no usage line"

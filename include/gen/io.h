@@ -229,4 +229,10 @@ enum gen_status gen_ckpt_load(const char *path, struct gen_params *ps, const cha
  * "config" is GEN_ERR_FORMAT ("not a gen checkpoint"). */
 enum gen_status gen_ckpt_read_meta(const char *path, struct gen_ckpt_meta *meta);
 
+/* The checkpoint a path names: a directory (a run's, as `gen train --out`
+ * made it) names the checkpoint.safetensors in it, written into buf (cap
+ * bytes; a path too long for it stays as it is); anything else, path
+ * itself. Returns buf or path. */
+const char *gen_ckpt_path(const char *path, char *buf, size_t cap);
+
 #endif

@@ -159,6 +159,23 @@ static enum gen_status check_paths(const struct gen_config *cfg) {
     return GEN_OK;
 }
 
+/* A checkpoint the user named by its run directory (--ckpt runs/vae,
+ * --resume runs/vae, --classifier runs/classifier) is the
+ * checkpoint.safetensors in it, from here on: in messages and in the
+ * paths made from it. */
+static enum gen_status ckpt_dirs(struct gen_config *cfg, const struct gen_option *const *tables) {
+    static const char *const names[] = {"ckpt", "resume", "classifier"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        const struct gen_config_entry *e = gen_config_get(cfg, names[i]);
+        if (!e || !e->set || !e->present || !e->s || !e->s[0]) continue;
+        char buf[GEN_CONFIG_STR];
+        const char *path = gen_ckpt_path(e->s, buf, sizeof buf);
+        if (path == buf && gen_config_set(cfg, tables, names[i], path) != GEN_OK)
+            return GEN_ERR_USAGE;
+    }
+    return GEN_OK;
+}
+
 /* --epochs and --steps: whichever the user gives replaces the family's
  * default for the other; both at once is a usage error. */
 static enum gen_status resolve_length(struct gen_config *cfg) {
@@ -214,7 +231,7 @@ static int run_command(enum command c, int argc, char **argv) {
     struct gen_config cfg = {0};
     const struct gen_option *const tables[] = {commands[c].common, family_table(fam, c), NULL};
     if (gen_config_parse(&cfg, tables, argc - 1, argv + 1) != GEN_OK ||
-        check_paths(&cfg) != GEN_OK) {
+        check_paths(&cfg) != GEN_OK || ckpt_dirs(&cfg, tables) != GEN_OK) {
         gen_config_free(&cfg);
         return usage_error(try_what);
     }

@@ -213,7 +213,9 @@ static int run_export(const char *ckpt, const struct gen_config *cfg) {
 
 static int run(const struct gen_config *cfg, int argc, char **argv) {
     (void)argc;
-    return check_usage(argv[0], cfg) != GEN_OK ? 2 : run_export(argv[0], cfg);
+    char buf[GEN_CONFIG_STR];
+    const char *ckpt = gen_ckpt_path(argv[0], buf, sizeof buf); /* a run directory's */
+    return check_usage(ckpt, cfg) != GEN_OK ? 2 : run_export(ckpt, cfg);
 }
 
 const struct gen_cli_tool gen_export_tool = {
@@ -222,7 +224,7 @@ const struct gen_cli_tool gen_export_tool = {
     .what = "the model weights alone, named as the PyTorch twin's state_dict",
     .options = export_options,
     .operand = "CKPT",
-    .operand_what = "a checkpoint file",
+    .operand_what = "a checkpoint file or run directory",
     .max_operands = 1,
     .about = about,
     .run = run,

@@ -129,8 +129,10 @@ static void about(FILE *f) {
 static int run(const struct gen_config *cfg, int argc, char **argv) {
     (void)cfg, (void)argc;
     struct gen_st_file *f = NULL;
-    if (gen_st_open(argv[0], GEN_ST_HEADER_ONLY, &f) != GEN_OK) return 1;
-    print_info(argv[0], f);
+    char buf[GEN_CONFIG_STR];
+    const char *path = gen_ckpt_path(argv[0], buf, sizeof buf); /* a run directory's */
+    if (gen_st_open(path, GEN_ST_HEADER_ONLY, &f) != GEN_OK) return 1;
+    print_info(path, f);
     gen_st_close(f);
     return 0;
 }
@@ -141,7 +143,7 @@ const struct gen_cli_tool gen_info_tool = {
     .what = "show a checkpoint: family, config, step, tensors",
     .options = info_options,
     .operand = "CKPT",
-    .operand_what = "a checkpoint file",
+    .operand_what = "a checkpoint file or run directory",
     .max_operands = 1,
     .about = about,
     .run = run,

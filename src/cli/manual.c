@@ -167,7 +167,8 @@ static void man_page(FILE *f) {
           "training options; a run directory holds its checkpoints, sample grids and metrics,\n"
           "and a checkpoint remembers every option of its run, so \\fB\\-\\-resume\\fR, "
           "\\fBsample\\fR\n"
-          "and \\fBeval\\fR go on with the same model and data set.\n"
+          "and \\fBeval\\fR go on with the same model and data set. Wherever a checkpoint is\n"
+          "asked for, a run directory stands for the \\fIcheckpoint.safetensors\\fR in it.\n"
           ".SH COMMANDS\n",
           f);
     for (int c = 0; c < GEN_CMD_COUNT; c++)

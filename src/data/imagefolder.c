@@ -321,8 +321,9 @@ static enum gen_status decode(const char *path, int channels, int size, int *h, 
             st = gen_fs_error_at(GEN_ERR_NOMEM, path);
     } else if (st == GEN_OK && !size && (ih != *h || iw != *w)) {
         st = gen_error(GEN_ERR_FORMAT,
-                       "%s: image is %dx%d but earlier ones are %dx%d; choose an image size "
-                       "to resize them all", path, iw, ih, *w, *h);
+                       "%s: image is %dx%d but earlier ones are %dx%d; give --image-size N to "
+                       "crop and resize them all",
+                       path, iw, ih, *w, *h);
     }
     uint8_t *px = NULL;
     int dw = 0, dh = 0, comp = 0;

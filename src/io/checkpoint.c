@@ -6,6 +6,7 @@
  * (safetensors allows only strings there): family, config (JSON text),
  * optimiser step counts, and the caller's step, epoch, cursor and rngs. */
 #include <cjson/cJSON.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "gen/nn.h"
@@ -152,6 +153,14 @@ enum gen_status gen_ckpt_read_meta(const char *path, struct gen_ckpt_meta *meta)
     if (st == GEN_OK) st = copy_meta(path, f, meta);
     gen_st_close(f);
     return st;
+}
+
+const char *gen_ckpt_path(const char *path, char *buf, size_t cap) {
+    if (gen_fs_kind(path) != GEN_FS_DIR) return path;
+    const size_t n = strlen(path);
+    const int slash = n > 0 && path[n - 1] == '/';
+    const int len = snprintf(buf, cap, "%s%scheckpoint.safetensors", path, slash ? "" : "/");
+    return len > 0 && (size_t)len < cap ? buf : path;
 }
 
 /* ---- load ------------------------------------------------------------- */

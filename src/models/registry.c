@@ -48,7 +48,7 @@ const struct gen_option gen_train_options[GEN_TRAIN_COUNT + 1] = {
     [GEN_TRAIN_THREADS] = {"threads", 0, GEN_OPT_INT, "0", "threads (0: $GEN_THREADS or all cores)", 0,
                            4096, NULL, GEN_OPT_INVOCATION},
     [GEN_TRAIN_RESUME] = {"resume", 0, GEN_OPT_OPTIONAL_STRING, NULL,
-     "continue from a checkpoint (default: OUT/checkpoint.safetensors) with its settings", 0, 0,
+     "continue from a checkpoint or run directory (default: OUT) with its settings", 0, 0,
      NULL, GEN_OPT_INVOCATION},
     [GEN_TRAIN_FORCE] = {"force", 0, GEN_OPT_FLAG, NULL,
                          "start a new run in a directory that holds one (replacing its checkpoints)",
@@ -77,7 +77,9 @@ const struct gen_option gen_train_options[GEN_TRAIN_COUNT + 1] = {
 };
 
 const struct gen_option gen_sample_options[GEN_SAMPLE_COUNT + 1] = {
-    [GEN_SAMPLE_CKPT] = GEN_STR_OPT("ckpt", NULL, "checkpoint (default: runs/FAMILY/checkpoint.safetensors)"),
+    [GEN_SAMPLE_CKPT] = GEN_STR_OPT("ckpt", NULL,
+                "checkpoint, or a run directory for its checkpoint.safetensors "
+                "(default: runs/FAMILY)"),
     [GEN_SAMPLE_NUM] = {"num", 'n', GEN_OPT_INT, "64", "number of samples", 1, 100000, NULL, 0},
     [GEN_SAMPLE_OUTPUT] = {"output", 'o', GEN_OPT_STRING, NULL,
      "output: FILE.png (a grid), DIR/ (one PNG each) or a text file (default: stdout for text)", 0,
@@ -96,7 +98,9 @@ const struct gen_option gen_sample_options[GEN_SAMPLE_COUNT + 1] = {
 };
 
 const struct gen_option gen_eval_options[GEN_EVAL_COUNT + 1] = {
-    [GEN_EVAL_CKPT] = GEN_STR_OPT("ckpt", NULL, "checkpoint (default: runs/FAMILY/checkpoint.safetensors)"),
+    [GEN_EVAL_CKPT] = GEN_STR_OPT("ckpt", NULL,
+                "checkpoint, or a run directory for its checkpoint.safetensors "
+                "(default: runs/FAMILY)"),
     [GEN_EVAL_DATA] = GEN_STR_OPT("data", NULL, "evaluation data: its test split (default: the model's data)"),
     [GEN_EVAL_NO_EMA] = GEN_FLAG_OPT("no-ema", "use the trained weights even when the model keeps an EMA of them"),
     [GEN_EVAL_SEED] = GEN_INT_OPT("seed", "0", 0, GEN_OPT_NO_MAX, "random seed"),
