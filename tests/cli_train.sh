@@ -15,6 +15,14 @@ rc=$?
 [ "$rc" = 1 ] || fail "missing data: exit $rc, want 1"
 grep -q "$TMP/nowhere" "$TMP/err" && grep -q fetch-data "$TMP/err" ||
     fail "missing data: message does not name the path and the fetch script: $(cat "$TMP/err")"
+# ... and the run directory it made (with its parents) is gone; one that was there stays
+[ -e "$TMP/x" ] && fail "missing data: the failed run left $(ls -A "$TMP/x")"
+"$GEN" train vae --data "$TMP/nowhere" --out "$TMP/made/a/b/" 2>/dev/null
+[ -e "$TMP/made" ] && fail "missing data: the failed run left its parents: $(find "$TMP/made")"
+mkdir "$TMP/there"
+"$GEN" train vae --data "$TMP/nowhere" --out "$TMP/there/run" 2>/dev/null
+[ -d "$TMP/there" ] && [ ! -e "$TMP/there/run" ] ||
+    fail "missing data: the folder given before the run was touched: $(find "$TMP/there")"
 
 if [ ! -d "$DATA" ]; then
     echo "cli_train: $DATA absent (scripts/fetch-data.sh): training checks skipped"

@@ -52,6 +52,41 @@ static enum gen_status lock_run(const char *dir, int *fd_out) {
     return GEN_OK;
 }
 
+/* dir into p without its trailing '/'s. */
+static void dir_copy(char p[4096], const char *dir) {
+    size_t n = (size_t)snprintf(p, 4096, "%s", dir);
+    for (n = n < 4096 ? n : 4095; n > 1 && p[n - 1] == '/';) p[--n] = '\0';
+}
+
+/* How much of dir (its first bytes, up to a '/') exists already: what
+ * gen_mkdir_p will not have made. */
+static size_t existing_part(const char *dir) {
+    char p[4096];
+    dir_copy(p, dir);
+    for (char *slash; (slash = strrchr(p, '/'));) {
+        *slash = '\0';
+        if (!p[0] || exists(p)) return strlen(p);
+    }
+    return 0;
+}
+
+/* Undoes the run directory a failed training made (`kept` bytes of its
+ * path existed before): when it holds nothing but the lock (still held,
+ * through fd, so no other training can have taken it), the lock, the
+ * directory and the parents made for it, while they are empty. */
+static void unmake_run_dir(const char *dir, size_t kept, int fd) {
+    struct gen_fs_list l = {0};
+    if (fd < 0 || gen_fs_list(dir, &l) != GEN_OK) return;
+    const int alone = l.n == 1 && !strcmp(l.names[0], ".lock");
+    gen_fs_list_free(&l);
+    char p[4096];
+    snprintf(p, sizeof p, "%s/.lock", dir);
+    if (!alone || unlink(p) != 0) return;
+    dir_copy(p, dir);
+    for (char *slash; strlen(p) > kept && rmdir(p) == 0 && (slash = strrchr(p, '/'));)
+        *slash = '\0';
+}
+
 /* --force: a new run's log starts empty; the old one is kept beside it
  * as metrics.jsonl.prev, and the old checkpoints stay until the new run's
  * replace them (a new run that fails early loses nothing). */
@@ -170,7 +205,13 @@ int gen_cmd_train(const struct gen_family *fam, struct gen_config *cli, int json
     /* over MPI, rank 0 owns the run directory; the others only read */
     const int root = gen_comm_rank() == 0;
     if (!root) quiet = 1, json = 0, run.quiet = 1, run.json = 0;
-    if (root && ((st = gen_mkdir_p(out)) != GEN_OK || (st = lock_run(out, &lock)) != GEN_OK)) return 1;
+    /* a run directory this training makes is taken away again if it fails
+     * before writing anything (a mistyped --data leaves no runs/FAMILY
+     * holding only its lock) */
+    const int made = root && !exists(out);
+    const size_t kept = made ? existing_part(out) : 0;
+    if (root && ((st = gen_mkdir_p(out)) != GEN_OK || (st = lock_run(out, &lock)) != GEN_OK))
+        return 1;
     if (root && !resume && exists(latest) && !gen_opt_flag(cli, &gen_train_options[GEN_TRAIN_FORCE])) {
         gen_error(GEN_ERR_RUNTIME,
                   "%s: already holds a run (checkpoint.safetensors); continue it with --resume, "
@@ -254,6 +295,7 @@ done:
     gen_model_free(&em);
     gen_model_free(&stored);
     gen_data_free(&d);
+    if (made && rc != 0) unmake_run_dir(out, kept, lock);
     if (lock >= 0) close(lock);
     return rc;
 }
