@@ -79,6 +79,19 @@ expect 1 "diffusion on 30x30" "--image-size" -- \
     "$GEN" train diffusion --data "$TMP/rgb30" --out "$TMP/dif30" --steps 1 --batch 2 --base 8 \
     --mults 1,1,1 --no-attn --threads 1 --quiet
 
+# ---- epochs of a few steps -------------------------------------------------
+
+# 18 training images at batch 4: an epoch every 5 steps. The default cadence
+# (an evaluation and a snapshot at each epoch's end) keeps to the epochs that
+# hold a multiple of --log-every (50), and the last step
+expect 0 "VAE, 120 steps of 5-step epochs" "" -- "$GEN" train vae --data "$TMP/rgb32" \
+    --out "$TMP/short" "${VAE[@]}" --steps 120
+snaps=$(cd "$TMP/short" && echo samples-*.png)
+[ "$snaps" = "samples-00000050.png samples-00000100.png samples-00000120.png" ] ||
+    fail "5-step epochs: snapshots $snaps, want those of steps 50, 100 and 120"
+[ "$(grep -c '"test_loss"' "$TMP/short/metrics.jsonl")" = 3 ] ||
+    fail "5-step epochs: $(grep -c '"test_loss"' "$TMP/short/metrics.jsonl") evaluations, want 3"
+
 # ---- a run directory names its checkpoint --------------------------------
 
 # --ckpt, --resume, --classifier, gen info and gen export take the folder a

@@ -559,6 +559,16 @@ static enum gen_status profile_report(struct loop *L) {
 
 /* ---- the loop ---- */
 
+/* Whether the end of the epoch at step s1 is marked (a log line, and the
+ * evaluation and snapshot of --eval-every / --sample-every 0): every end,
+ * unless epochs are shorter than --log-every steps; then the ends of the
+ * epochs that hold a multiple of it, so that a run on a few dozen images
+ * (an epoch a step) does not evaluate, snapshot and log at every step. On
+ * the step alone, so a resumed run marks the same ends. */
+static int epoch_marked(const struct loop *L, int64_t s1, int64_t log_every) {
+    return L->per_epoch >= log_every || s1 % log_every < L->per_epoch;
+}
+
 static int loop_run(struct loop *L, int64_t step) {
     const struct gen_train_run *run = L->run;
     struct gen_model *em = L->em;
@@ -635,7 +645,7 @@ static int loop_run(struct loop *L, int64_t step) {
         gen_runlog_progress(&L->lg, s1, L->total, fields[0]);
         int64_t ep = 0, pos = 0;
         if (L->b) gen_batcher_cursor(L->b, &ep, &pos);
-        const int at_epoch_end = L->b && pos == 0;
+        const int at_epoch_end = L->b && pos == 0 && epoch_marked(L, s1, log_every);
         const int last = s1 == L->total;
         interrupted = any_rank(gen_run_interrupted());
         if (em->fam->watch && em->fam->watch(em->m, s1, fields, why, sizeof why)) {

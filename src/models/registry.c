@@ -55,9 +55,11 @@ const struct gen_option gen_train_options[GEN_TRAIN_COUNT + 1] = {
                          0, 0, NULL, GEN_OPT_INVOCATION},
     [GEN_TRAIN_LOG_EVERY] = GEN_INT_RUN_OPT("log-every", "50", 1, GEN_OPT_NO_MAX, "steps between log lines"),
     [GEN_TRAIN_EVAL_EVERY] = GEN_INT_RUN_OPT("eval-every", "0", 0, GEN_OPT_NO_MAX,
-                    "evaluate every N steps (0: at each epoch's end and at the end)"),
+                    "evaluate every N steps (0: at each epoch's end, no more often than "
+                    "--log-every, and at the end)"),
     [GEN_TRAIN_SAMPLE_EVERY] = GEN_INT_RUN_OPT("sample-every", "0", 0, GEN_OPT_NO_MAX,
-                    "write OUT/samples-STEP every N steps (0: at each epoch's end and at the end)"),
+                    "write OUT/samples-STEP every N steps (0: at each epoch's end, no more "
+                    "often than --log-every, and at the end)"),
     [GEN_TRAIN_CKPT_EVERY] = GEN_INT_RUN_OPT("ckpt-every", "1000", 0, GEN_OPT_NO_MAX,
                     "save a numbered checkpoint every N steps (0: only at the end)"),
     [GEN_TRAIN_JSON] = {"json", 0, GEN_OPT_FLAG, NULL, "one JSON object per line on stdout", 0, 0, NULL,
