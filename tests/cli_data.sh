@@ -92,6 +92,20 @@ snaps=$(cd "$TMP/short" && echo samples-*.png)
 [ "$(grep -c '"test_loss"' "$TMP/short/metrics.jsonl")" = 3 ] ||
     fail "5-step epochs: $(grep -c '"test_loss"' "$TMP/short/metrics.jsonl") evaluations, want 3"
 
+# --force: the old run's snapshots move aside with its log, so the new
+# run's are not mixed with them (gen report shows what it finds)
+"$GEN" train vae --data "$TMP/rgb32" --out "$TMP/short" "${VAE[@]}" --steps 4 --sample-every 1 \
+    --force || fail "VAE --force --steps 4"
+snaps=$(cd "$TMP/short" && echo samples-*.png | sed 's/samples-0000000//g')
+[ "$snaps" = "1.png 2.png 3.png 4.png" ] &&
+    [ -f "$TMP/short/samples-00000120.png.prev" ] && [ -f "$TMP/short/metrics.jsonl.prev" ] ||
+    fail "--force: snapshots $snaps; aside: $(cd "$TMP/short" && echo *.prev)"
+"$GEN" train vae --data "$TMP/rgb32" --out "$TMP/short" "${VAE[@]}" --steps 2 --sample-every 1 \
+    --force || fail "VAE --force --steps 2"
+aside=$(cd "$TMP/short" && echo samples-*.prev | sed 's/samples-0000000//g')
+[ "$aside" = "1.png.prev 2.png.prev 3.png.prev 4.png.prev" ] ||
+    fail "a second --force: the snapshots aside are $aside, want the last run's"
+
 # ---- a run directory names its checkpoint --------------------------------
 
 # --ckpt, --resume, --classifier, gen info and gen export take the folder a

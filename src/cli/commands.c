@@ -87,16 +87,42 @@ static void unmake_run_dir(const char *dir, size_t kept, int fd) {
         *slash = '\0';
 }
 
-/* --force: a new run's log starts empty; the old one is kept beside it
- * as metrics.jsonl.prev, and the old checkpoints stay until the new run's
- * replace them (a new run that fails early loses nothing). */
-static enum gen_status restart_log(const char *dir) {
+/* dir/name moved aside to dir/name.prev (nothing to move: done). */
+static enum gen_status move_aside(const char *dir, const char *name) {
     char from[4096], to[4200];
-    snprintf(from, sizeof from, "%s/metrics.jsonl", dir);
+    snprintf(from, sizeof from, "%s/%s", dir, name);
     snprintf(to, sizeof to, "%s.prev", from);
     if (rename(from, to) != 0 && errno != ENOENT)
         return gen_error(GEN_ERR_IO, "%s: cannot move aside: %s", from, strerror(errno));
     return GEN_OK;
+}
+
+/* --force: a new run's log starts empty; the old one is kept beside it as
+ * metrics.jsonl.prev, and the old snapshots as samples-STEP.png.prev (the
+ * .prev ones of the run before go), so that the new run's are not mixed
+ * with them (in gen report, say); the old checkpoints stay until the new
+ * run's replace them (a new run that fails early loses nothing). */
+static enum gen_status restart_log(const char *dir) {
+    struct gen_fs_list l;
+    enum gen_status st = gen_fs_list(dir, &l);
+    if (st != GEN_OK) return st;
+    for (int i = 0; st == GEN_OK && i < l.n; i++) {
+        const char *name = l.names[i];
+        if (strncmp(name, "samples-", 8)) continue;
+        if (gen_fs_has_ext(name, ".prev")) {
+            char *path = gen_fs_join(dir, name);
+            if (!path) st = gen_fs_error_at(GEN_ERR_NOMEM, dir);
+            else if (unlink(path) != 0 && errno != ENOENT)
+                st = gen_error(GEN_ERR_IO, "%s: cannot remove: %s", path, strerror(errno));
+            gen_free(path);
+        }
+    }
+    for (int i = 0; st == GEN_OK && i < l.n; i++)
+        if (!strncmp(l.names[i], "samples-", 8) &&
+            (gen_fs_has_ext(l.names[i], ".png") || gen_fs_has_ext(l.names[i], ".txt")))
+            st = move_aside(dir, l.names[i]);
+    gen_fs_list_free(&l);
+    return st == GEN_OK ? move_aside(dir, "metrics.jsonl") : st;
 }
 
 /* ---- what a run remembers ---- */
