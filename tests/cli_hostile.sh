@@ -327,6 +327,32 @@ check json_into_closed_pipe 0 ""
 [ -s "$TMP/out" ] || fail "no JSON line before the pipe closed"
 [ -f "$TMP/r-pipe/checkpoint.safetensors" ] || fail "no checkpoint written"
 
+# A full disk under stdout (/dev/full): sampled text, a --json result and a
+# training's JSON lines each end in one line naming standard output and
+# exit 1; the training goes on and keeps its checkpoint. Text -o on a full
+# disk is not said to be written.
+if [ -w /dev/full ]; then
+    to_full() {
+        (
+            [ "$memlimit" = 1 ] && ulimit -v 4000000
+            exec timeout 20 "$GEN" "$@"
+        ) >/dev/full 2>"$TMP/err"
+        rc=$?
+    }
+    to_full sample transformer --ckpt "$TMP/r-text/checkpoint.safetensors" --length 5
+    check stdout_full_text 1 "standard output: No space left on device"
+    to_full eval vae --ckpt "$CKPT" --iw 0 --json --quiet
+    check stdout_full_json 1 "standard output: No space left on device"
+    to_full train vae --data "$DATA" --steps 2 --json --out "$TMP/r-full" "${VAE[@]}"
+    check stdout_full_train 1 "standard output: No space left on device; no more JSON lines"
+    [ -f "$TMP/r-full/checkpoint.safetensors" ] || fail "no checkpoint after stdout filled"
+    bounded sample transformer --ckpt "$TMP/r-text/checkpoint.safetensors" --length 5 -o /dev/full
+    check text_output_full 1 "/dev/full: write failed: No space left on device"
+    grep -q "wrote" "$TMP/err" && fail "said it wrote /dev/full: $(cat "$TMP/err")"
+else
+    skip stdout_full "no writable /dev/full"
+fi
+
 # SIGHUP mid-run: the step finishes, the checkpoint is saved, exit 130.
 case_name=sighup
 (

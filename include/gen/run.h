@@ -61,8 +61,9 @@ void gen_runlog_set_items(struct gen_runlog *lg, int64_t items_per_step, const c
 /* Logs one line for `step` (step < 0: no step field, e.g. a final eval):
  * the object {"step": .., fields.., "elapsed": seconds} is appended to
  * metrics.jsonl and, with --json, printed on stdout (after the first
- * failed write to stdout, e.g. EPIPE from a closed pipe, no more JSON lines
- * are printed; the run goes on); unless --quiet a human
+ * failed write to stdout, EPIPE from a closed pipe or a full disk, no more
+ * JSON lines are printed; the run goes on, gen_stdout_failed says why
+ * unless the reader went away); unless --quiet a human
  * line "step 100  loss 0.1234  lr 0.001  elapsed 3.2s" goes to stderr.
  * Integral values print as integers; NaN/Inf print as null in JSON. */
 void gen_runlog_write(struct gen_runlog *lg, int64_t step, const struct gen_field *fields, int n);
@@ -70,6 +71,17 @@ void gen_runlog_write(struct gen_runlog *lg, int64_t step, const struct gen_fiel
     gen_runlog_write((lg), (step), (const struct gen_field[]){__VA_ARGS__},          \
                      (int)(sizeof((const struct gen_field[]){__VA_ARGS__}) /       \
                            sizeof(struct gen_field)))
+
+/* Standard output, where --json results, JSON lines and sampled text go.
+ * A write to it that failed (a full disk, an I/O error) is said once on
+ * stderr, "gen: standard output: REASON" (and the note, when given), and
+ * makes a command that succeeded exit 1 (gen_stdout_close); a reader that
+ * went away (EPIPE: `gen train --json | head -1`) is no failure. err: the
+ * errno of the write, 0 where it is not known. */
+void gen_stdout_failed(int err, const char *note);
+/* Flushes standard output at a command's end and returns its exit code:
+ * rc, or 1 where rc is 0 and a write to it failed. */
+int gen_stdout_close(int rc);
 
 /* One line on stderr ("gen: msg"), clearing the progress bar; nothing
  * with --quiet. For warnings and notices during a run. */

@@ -312,7 +312,7 @@ static int run_tool(const struct gen_cli_tool *t, int argc, char **argv) {
     return rc;
 }
 
-int gen_cli_main(int argc, char **argv) {
+static int cli_main(int argc, char **argv) {
     if (argc < 2) {
         print_help(stderr);
         return 2;
@@ -346,4 +346,8 @@ int gen_cli_main(int argc, char **argv) {
     else
         gen_error(GEN_ERR_USAGE, "unknown command '%.64s'", cmd);
     return usage_error("");
+}
+
+int gen_cli_main(int argc, char **argv) {
+    return gen_stdout_close(cli_main(argc, argv)); /* a full disk under stdout is a failure */
 }

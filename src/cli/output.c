@@ -1,6 +1,7 @@
 /* output.c - what the commands write: image grids or folders in the format
  * the path asks for, a refusal to overwrite an input, and the one JSON
  * result object of every command (see engine.h). */
+#include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -54,8 +55,7 @@ void gen_print_result(const char *command, const char *family, const char *const
     }
     char *text = cJSON_PrintUnformatted(o);
     if (text) {
-        printf("%s\n", text);
-        fflush(stdout);
+        if (printf("%s\n", text) < 0 || fflush(stdout) != 0) gen_stdout_failed(errno, NULL);
         cJSON_free(text);
     }
     cJSON_Delete(o);

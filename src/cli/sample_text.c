@@ -3,6 +3,7 @@
  * stdout or -o as it is drawn, or (--json without -o) collected into the
  * result object as valid UTF-8. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,7 +91,7 @@ static void emit_symbol(int32_t tok, void *arg) {
     const struct sink *s = arg;
     uint8_t sym[4];
     fwrite(sym, 1, (size_t)gen_vocab_symbol(s->voc, tok, sym), s->f);
-    if (s->flush) fflush(s->f);
+    if (s->flush && fflush(s->f) != 0) gen_stdout_failed(errno, NULL);
 }
 
 int gen_sample_text(const struct gen_family *fam, const struct gen_config *opts, int json,
@@ -166,12 +167,21 @@ int gen_sample_text(const struct gen_family *fam, const struct gen_config *opts,
             buf = NULL;
         } else {
             fputs(i + 1 < n ? "\n\n" : "\n", out);
-            if (out == stdout) fflush(out);
+            if (out == stdout && fflush(out) != 0) gen_stdout_failed(errno, NULL);
         }
         if (st != GEN_OK) goto done;
     }
+    if (out != stdout) { /* the file whole before it is said to be written */
+        const int err = fflush(out) != 0 || ferror(out) ? (errno ? errno : EIO) : 0;
+        const int closed = fclose(out);
+        out = stdout;
+        if (err || closed != 0) {
+            gen_error(GEN_ERR_IO, "%s: write failed: %s", path, strerror(err ? err : errno));
+            goto done;
+        }
+    }
     const double rate = total_s > 0 ? (double)tokens / total_s : 0;
-    if (!quiet)
+    if (!quiet && (path || !ferror(stdout))) /* else gen_stdout_failed has said it */
         fprintf(stderr, "%s: %lld samples, %lld tokens in %.2f s (%.0f tokens/s)%s%s\n", fam->name,
                 (long long)n, (long long)tokens, total_s, rate, path ? "; wrote " : "",
                 path ? path : "");
@@ -190,10 +200,7 @@ int gen_sample_text(const struct gen_family *fam, const struct gen_config *opts,
     }
     rc = 0;
 done:
-    if (out != stdout && fclose(out) != 0 && rc == 0) {
-        gen_error(GEN_ERR_IO, "%s: write failed", path);
-        rc = 1;
-    }
+    if (out != stdout) fclose(out); /* after a failure, said already */
     cJSON_Delete(texts);
     gen_text_free(&pr.file);
     gen_free(pr.ids);

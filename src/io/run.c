@@ -1,6 +1,7 @@
 /* run.c - run directory, metrics lines, progress bar, signals, NaN check
  * (see run.h). */
 #define _POSIX_C_SOURCE 200809L
+#include <errno.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -84,6 +85,9 @@ void gen_runlog_write(struct gen_runlog *lg, int64_t step, const struct gen_fiel
         if (lg->json && !lg->stdout_failed && (printf("%s\n", text) < 0 || fflush(stdout) != 0)) {
             /* The reader went away (EPIPE, SIGPIPE being ignored) or the
              * disk is full: stop the JSON lines, let the training go on. */
+            const int err = errno;
+            clear_bar(lg);
+            gen_stdout_failed(err, "no more JSON lines (the training goes on, then exits 1)");
             lg->stdout_failed = 1;
             clearerr(stdout);
         }
@@ -106,6 +110,23 @@ void gen_runlog_write(struct gen_runlog *lg, int64_t step, const struct gen_fiel
     }
     fprintf(stderr, "  elapsed %.1fs\n", elapsed);
     fflush(stderr);
+}
+
+static int stdout_lost, stdout_gone; /* a write to stdout failed (and it was said); EPIPE */
+
+void gen_stdout_failed(int err, const char *note) {
+    stdout_gone |= err == EPIPE;
+    if (err == EPIPE || stdout_lost) return;
+    stdout_lost = 1;
+    fprintf(stderr, "gen: standard output: %s%s%s\n", err ? strerror(err) : "write failed",
+            note ? "; " : "", note ? note : "");
+    fflush(stderr);
+}
+
+int gen_stdout_close(int rc) {
+    errno = 0;
+    if ((fflush(stdout) != 0 || ferror(stdout)) && !stdout_gone) gen_stdout_failed(errno, NULL);
+    return stdout_lost && rc == 0 ? 1 : rc;
 }
 
 void gen_runlog_note(struct gen_runlog *lg, const char *msg) {
