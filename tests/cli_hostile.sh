@@ -353,6 +353,43 @@ else
     skip stdout_full "no writable /dev/full"
 fi
 
+# A metrics.jsonl that cannot grow (a full disk; here a file-size limit,
+# ulimit -f, with SIGXFSZ ignored so that the write fails with EFBIG): a
+# line is written whole or not at all. The resumed training ends with one
+# line naming the file, after saving its step; gen eval keeps its result
+# and warns. The file is padded to 20 bytes short of the limit.
+# pad_to FILE KB: a line of padding that leaves FILE 20 bytes short of KB KiB
+pad_to() {
+    local n=$(($2 * 1024 - $(stat -c %s "$1") - 20 - 11))
+    printf '{"pad":"%s"}\n' "$(head -c "$n" /dev/zero | tr '\0' x)" >>"$1"
+}
+# limited KB ARGS: gen ARGS with files limited to KB KiB
+limited() {
+    (
+        ulimit -f "$1"
+        trap '' XFSZ
+        shift
+        exec timeout 20 "$GEN" "$@"
+    ) >"$TMP/out" 2>"$TMP/err"
+    rc=$?
+}
+cp -r "$TMP/run" "$TMP/r-fsize"
+pad_to "$TMP/r-fsize/metrics.jsonl" 1024
+size=$(stat -c %s "$TMP/r-fsize/metrics.jsonl")
+limited 1024 train vae --resume --steps 6 --log-every 1 --out "$TMP/r-fsize" "${VAE[@]}"
+check metrics_full_train 1 \
+    "r-fsize/metrics.jsonl: cannot write: File too large (step 4's checkpoint saved)"
+[ "$(stat -c %s "$TMP/r-fsize/metrics.jsonl")" = "$size" ] ||
+    fail "metrics.jsonl: $size bytes before, $(stat -c %s "$TMP/r-fsize/metrics.jsonl") after"
+"$GEN" info "$TMP/r-fsize/checkpoint.safetensors" | grep -q "^step: *4$" ||
+    fail "step 4's checkpoint not saved"
+limited 1024 eval vae --ckpt "$TMP/r-fsize/checkpoint.safetensors" --iw 0 -q
+check metrics_full_eval 0 ""
+grep -q "warning: .*r-fsize/metrics.jsonl: cannot write: File too large" "$TMP/err" ||
+    fail "gen eval into a full metrics.jsonl: $(cat "$TMP/err")"
+[ "$(stat -c %s "$TMP/r-fsize/metrics.jsonl")" = "$size" ] ||
+    fail "gen eval left part of a line in metrics.jsonl"
+
 # SIGHUP mid-run: the step finishes, the checkpoint is saved, exit 130.
 case_name=sighup
 (

@@ -34,7 +34,8 @@ struct gen_field {
 };
 
 struct gen_runlog {
-    FILE *metrics;        /* RUN/metrics.jsonl (append), or NULL       */
+    int metrics;          /* RUN/metrics.jsonl (O_APPEND), or -1 (or 0
+                             in a log never opened: no metrics_path)   */
     int json, quiet, tty; /* --json, --quiet, stderr is a terminal     */
     double t_open;        /* monotonic seconds at open                 */
     double elapsed_base;  /* seconds of earlier sessions of a resumed run */
@@ -45,6 +46,8 @@ struct gen_runlog {
     int64_t items_per_step; /* images or tokens per step (0: unknown)  */
     const char *unit;     /* "img", "tok"                              */
     int stdout_failed;    /* a JSON line could not be written: no more */
+    char *metrics_path;   /* RUN/metrics.jsonl                         */
+    int metrics_err;      /* errno of a line that could not be written */
     const char *command;  /* NULL (training), or "eval": written as the
                              line's first key, "command": "eval"       */
 };
@@ -55,6 +58,10 @@ struct gen_runlog {
 enum gen_status gen_runlog_open(struct gen_runlog *lg, const char *run_dir, int json, int quiet);
 /* Ends the progress bar line and closes metrics.jsonl. */
 void gen_runlog_close(struct gen_runlog *lg);
+/* GEN_OK, or, after a line of metrics.jsonl could not be written (a full
+ * disk), that error with a message naming the file: the line was taken
+ * back (the file ends at its last whole line) and no more are written. */
+enum gen_status gen_runlog_status(const struct gen_runlog *lg);
 /* Items per step and their unit, for rates ("img/s", "tok/s"). */
 void gen_runlog_set_items(struct gen_runlog *lg, int64_t items_per_step, const char *unit);
 

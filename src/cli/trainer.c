@@ -672,6 +672,8 @@ static int loop_run(struct loop *L, int64_t step) {
         if (derived == GEN_OK && L->root && !interrupted && !stop &&
             (every(sample_every, s1) || (sample_every <= 0 && at_epoch_end) || last))
             derived = snapshot(L, s1);
+        /* the log lines of the step, whole (a full disk stops them) */
+        if (derived == GEN_OK) derived = gen_runlog_status(&L->lg);
         /* a failed one ends the run, its steps saved first */
         char why_derived[512] = "";
         if (derived != GEN_OK) snprintf(why_derived, sizeof why_derived, "%s", gen_last_error());
@@ -708,7 +710,7 @@ static int loop_run(struct loop *L, int64_t step) {
     GEN_RUNLOG(&L->lg, -1, {"steps_timed", (double)kept},
                {"median_step_ms", kept ? step_ms[kept / 2] : 0.0},
                {"peak_step_mib", (double)L->g.arena.peak / 1048576.0});
-    rc = 0;
+    rc = gen_runlog_status(&L->lg) == GEN_OK ? 0 : 1; /* the run's last lines, written whole */
 done:
     if (L->b) gen_free(idx);
     gen_free(step_ms);

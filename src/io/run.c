@@ -2,10 +2,12 @@
  * (see run.h). */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
@@ -17,6 +19,7 @@
 
 enum gen_status gen_runlog_open(struct gen_runlog *lg, const char *run_dir, int json, int quiet) {
     memset(lg, 0, sizeof *lg);
+    lg->metrics = -1;
     lg->json = json;
     lg->quiet = quiet;
     lg->tty = isatty(STDERR_FILENO);
@@ -29,9 +32,53 @@ enum gen_status gen_runlog_open(struct gen_runlog *lg, const char *run_dir, int 
     char path[4096];
     if (snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir) >= (int)sizeof path)
         return gen_error(GEN_ERR_IO, "%s: path too long", run_dir);
-    lg->metrics = fopen(path, "a");
-    if (!lg->metrics) return gen_error(GEN_ERR_IO, "%s: cannot open for appending", path);
+    if (!(lg->metrics_path = gen_fs_strdup(path)))
+        return gen_error(GEN_ERR_NOMEM, "%s: out of memory", path);
+    lg->metrics = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (lg->metrics < 0) return gen_error(GEN_ERR_IO, "%s: cannot open for appending", path);
     return GEN_OK;
+}
+
+/* Appends one line (text and a newline) to metrics.jsonl whole or not at
+ * all: a write cut short (a full disk) is truncated away again, so the
+ * next reader never meets half a line, and the log stops there. */
+static void append_line(struct gen_runlog *lg, const char *text) {
+    if (!lg->metrics_path || lg->metrics < 0 || lg->metrics_err) return;
+    struct stat sb;
+    if (fstat(lg->metrics, &sb) != 0) {
+        lg->metrics_err = errno;
+        return;
+    }
+    const size_t len = strlen(text);
+    char *line = gen_alloc(len + 1);
+    if (!line) {
+        lg->metrics_err = ENOMEM;
+        return;
+    }
+    memcpy(line, text, len);
+    line[len] = '\n';
+    size_t done = 0;
+    while (done <= len) {
+        const ssize_t w = write(lg->metrics, line + done, len + 1 - done);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            lg->metrics_err = w < 0 ? errno : ENOSPC;
+            break;
+        }
+        done += (size_t)w;
+    }
+    gen_free(line);
+    if (lg->metrics_err && done > 0 && ftruncate(lg->metrics, sb.st_size) != 0) {
+        /* the part written cannot be taken back: end its line, at least */
+        const ssize_t w = write(lg->metrics, "\n", 1);
+        (void)w;
+    }
+}
+
+enum gen_status gen_runlog_status(const struct gen_runlog *lg) {
+    if (!lg->metrics_err) return GEN_OK;
+    return gen_error(GEN_ERR_IO, "%s: cannot write: %s", lg->metrics_path,
+                     strerror(lg->metrics_err));
 }
 
 static void clear_bar(struct gen_runlog *lg) {
@@ -45,8 +92,11 @@ void gen_runlog_close(struct gen_runlog *lg) {
         fputc('\n', stderr);
         lg->bar_visible = 0;
     }
-    if (lg->metrics) fclose(lg->metrics);
-    lg->metrics = NULL;
+    /* a log never opened (zeroed, metrics 0) has no path: stdin stays */
+    if (lg->metrics_path && lg->metrics >= 0) close(lg->metrics);
+    lg->metrics = -1;
+    gen_free(lg->metrics_path);
+    lg->metrics_path = NULL;
 }
 
 void gen_runlog_set_items(struct gen_runlog *lg, int64_t items_per_step, const char *unit) {
@@ -78,10 +128,7 @@ void gen_runlog_write(struct gen_runlog *lg, int64_t step, const struct gen_fiel
     char *text = cJSON_PrintUnformatted(obj);
     cJSON_Delete(obj);
     if (text) {
-        if (lg->metrics) {
-            fprintf(lg->metrics, "%s\n", text);
-            fflush(lg->metrics);
-        }
+        append_line(lg, text);
         if (lg->json && !lg->stdout_failed && (printf("%s\n", text) < 0 || fflush(stdout) != 0)) {
             /* The reader went away (EPIPE, SIGPIPE being ignored) or the
              * disk is full: stop the JSON lines, let the training go on. */

@@ -741,8 +741,9 @@ enum gen_status gen_eval_log(const char *ckpt, const struct gen_field *fields, i
     if (st != GEN_OK) return st;
     lg.command = "eval"; /* apart from training's evaluations (gen report's eval table) */
     gen_runlog_write(&lg, step, fields, n);
+    st = gen_runlog_status(&lg); /* a line that could not be written whole is not there */
     gen_runlog_close(&lg);
-    return GEN_OK;
+    return st;
 }
 
 static enum gen_status append_metrics(const char *ckpt, int64_t n, const struct result *r,
