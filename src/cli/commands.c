@@ -898,7 +898,9 @@ static enum gen_status write_scores(const char *path, const struct gen_metrics *
         for (int k = 0; k < mt->n_scores; k++) fprintf(f, ",%.4f", mt->scores[i * mt->n_scores + k]);
         fputc('\n', f);
     }
-    if (fclose(f) != 0) return gen_error(GEN_ERR_IO, "%s: write failed", path);
+    const int err = fflush(f) != 0 || ferror(f) ? (errno ? errno : EIO) : 0;
+    if (fclose(f) != 0 || err)
+        return gen_error(GEN_ERR_IO, "%s: write failed: %s", path, strerror(err ? err : errno));
     return GEN_OK;
 }
 
