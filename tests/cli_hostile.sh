@@ -390,6 +390,15 @@ grep -q "warning: .*r-fsize/metrics.jsonl: cannot write: File too large" "$TMP/e
 [ "$(stat -c %s "$TMP/r-fsize/metrics.jsonl")" = "$size" ] ||
     fail "gen eval left part of a line in metrics.jsonl"
 
+# A metrics.jsonl that ends in half a line (an older gen cut short): the
+# next line starts on its own.
+cp -r "$TMP/run" "$TMP/r-half"
+printf '{"step":9,"lo' >>"$TMP/r-half/metrics.jsonl"
+bounded eval vae --ckpt "$TMP/r-half/checkpoint.safetensors" --iw 0 -q
+check metrics_half_line 0 ""
+tail -1 "$TMP/r-half/metrics.jsonl" | grep -q '^{"command":"eval",' ||
+    fail "the eval line after half a line: $(tail -c 200 "$TMP/r-half/metrics.jsonl")"
+
 # SIGHUP mid-run: the step finishes, the checkpoint is saved, exit 130.
 case_name=sighup
 (

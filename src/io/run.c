@@ -17,6 +17,8 @@
 #include "gen/run.h"
 #include "io/fs.h"
 
+static void append_line(struct gen_runlog *lg, const char *text);
+
 enum gen_status gen_runlog_open(struct gen_runlog *lg, const char *run_dir, int json, int quiet) {
     memset(lg, 0, sizeof *lg);
     lg->metrics = -1;
@@ -34,8 +36,15 @@ enum gen_status gen_runlog_open(struct gen_runlog *lg, const char *run_dir, int 
         return gen_error(GEN_ERR_IO, "%s: path too long", run_dir);
     if (!(lg->metrics_path = gen_fs_strdup(path)))
         return gen_error(GEN_ERR_NOMEM, "%s: out of memory", path);
-    lg->metrics = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    lg->metrics = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
     if (lg->metrics < 0) return gen_error(GEN_ERR_IO, "%s: cannot open for appending", path);
+    /* a file that ends in half a line (cut short by an older gen, or
+     * another program): the next line starts on a line of its own */
+    struct stat sb;
+    char last = '\n';
+    if (fstat(lg->metrics, &sb) == 0 && sb.st_size > 0 &&
+        pread(lg->metrics, &last, 1, sb.st_size - 1) == 1 && last != '\n')
+        append_line(lg, "");
     return GEN_OK;
 }
 
