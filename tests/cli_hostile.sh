@@ -117,6 +117,10 @@ bounded train vae --data "$DATA" --steps 5 --out "$TMP/r-fifo4" --resume "$TMP/f
 check fifo_resume 1 "fifo.ckpt"
 bounded info "$TMP/fifo.ckpt"
 check fifo_info 1 "fifo.ckpt"
+# a run's log a FIFO: refused, not written into (nor waited on)
+mkdir -p "$TMP/r-fifo5" && mkfifo "$TMP/r-fifo5/metrics.jsonl"
+bounded train vae --data "$DATA" --steps 2 --out "$TMP/r-fifo5" "${VAE[@]}"
+check fifo_metrics 1 "r-fifo5/metrics.jsonl: not a regular file"
 
 # ---- text ----------------------------------------------------------------
 

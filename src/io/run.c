@@ -36,14 +36,20 @@ enum gen_status gen_runlog_open(struct gen_runlog *lg, const char *run_dir, int 
         return gen_error(GEN_ERR_IO, "%s: path too long", run_dir);
     if (!(lg->metrics_path = gen_fs_strdup(path)))
         return gen_error(GEN_ERR_NOMEM, "%s: out of memory", path);
-    lg->metrics = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    if (lg->metrics < 0) return gen_error(GEN_ERR_IO, "%s: cannot open for appending", path);
+    /* O_NONBLOCK: a FIFO in its place neither hangs the open nor takes the
+     * lines (it is refused below); a regular file ignores the flag */
+    lg->metrics = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
+    if (lg->metrics < 0)
+        return gen_error(GEN_ERR_IO, "%s: cannot open for appending: %s", path, strerror(errno));
+    struct stat sb;
+    if (fstat(lg->metrics, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        gen_runlog_close(lg);
+        return gen_error(GEN_ERR_IO, "%s: not a regular file", path);
+    }
     /* a file that ends in half a line (cut short by an older gen, or
      * another program): the next line starts on a line of its own */
-    struct stat sb;
     char last = '\n';
-    if (fstat(lg->metrics, &sb) == 0 && sb.st_size > 0 &&
-        pread(lg->metrics, &last, 1, sb.st_size - 1) == 1 && last != '\n')
+    if (sb.st_size > 0 && pread(lg->metrics, &last, 1, sb.st_size - 1) == 1 && last != '\n')
         append_line(lg, "");
     return GEN_OK;
 }
