@@ -39,12 +39,12 @@ enum gen_status gen_runlog_open(struct gen_runlog *lg, const char *run_dir, int 
     /* O_NONBLOCK: a FIFO in its place neither hangs the open nor takes the
      * lines (it is refused below); a regular file ignores the flag */
     lg->metrics = open(path, O_RDWR | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK, 0644);
-    if (lg->metrics < 0)
-        return gen_error(GEN_ERR_IO, "%s: cannot open for appending: %s", path, strerror(errno));
     struct stat sb;
-    if (fstat(lg->metrics, &sb) != 0 || !S_ISREG(sb.st_mode)) {
-        gen_runlog_close(lg);
-        return gen_error(GEN_ERR_IO, "%s: not a regular file", path);
+    if (lg->metrics < 0 || fstat(lg->metrics, &sb) != 0 || !S_ISREG(sb.st_mode)) {
+        const int err = lg->metrics < 0 ? errno : 0;
+        gen_runlog_close(lg); /* a failed open leaves nothing to close */
+        return err ? gen_error(GEN_ERR_IO, "%s: cannot open for appending: %s", path, strerror(err))
+                   : gen_error(GEN_ERR_IO, "%s: not a regular file", path);
     }
     /* a file that ends in half a line (cut short by an older gen, or
      * another program): the next line starts on a line of its own */
