@@ -121,6 +121,13 @@ check fifo_info 1 "fifo.ckpt"
 mkdir -p "$TMP/r-fifo5" && mkfifo "$TMP/r-fifo5/metrics.jsonl"
 bounded train vae --data "$DATA" --steps 2 --out "$TMP/r-fifo5" "${VAE[@]}"
 check fifo_metrics 1 "r-fifo5/metrics.jsonl: not a regular file"
+# gen eval keeps its result and warns (and, under the sanitizers, leaks nothing)
+cp -r "$TMP/run" "$TMP/r-fifo6" && rm "$TMP/r-fifo6/metrics.jsonl" &&
+    mkfifo "$TMP/r-fifo6/metrics.jsonl"
+bounded eval vae --ckpt "$TMP/r-fifo6/checkpoint.safetensors" --iw 0 -q
+check fifo_metrics_eval 0 ""
+grep -q "warning: .*r-fifo6/metrics.jsonl: not a regular file" "$TMP/err" ||
+    fail "gen eval with a FIFO for its log: $(cat "$TMP/err")"
 
 # ---- text ----------------------------------------------------------------
 
