@@ -192,4 +192,17 @@ info_error "$TMP/truncated.safetensors"
 head -c 100 "$TMP/good.safetensors" >"$TMP/cut-header.safetensors"
 info_error "$TMP/cut-header.safetensors"
 
+# sample and eval before any training (no runs/FAMILY/checkpoint.safetensors
+# here): one line that says what to do, exit 1
+mkdir -p "$TMP/fresh"
+want="gen: runs/diffusion/checkpoint.safetensors: no checkpoint (train one with"
+want="$want 'gen train diffusion', or name one with --ckpt)"
+for cmd in "sample diffusion -n 16 -o g.png" "eval diffusion"; do
+    # shellcheck disable=SC2086 # the words of the command
+    (cd "$TMP/fresh" && "$GEN" $cmd >"$TMP/out" 2>"$TMP/err")
+    rc=$?
+    [ "$rc" = 1 ] && [ "$(cat "$TMP/err")" = "$want" ] ||
+        fail "gen $cmd before training: exit $rc: $(cat "$TMP/err")"
+done
+
 finish cli_usage

@@ -251,14 +251,27 @@ static int run_command(enum command c, int argc, char **argv) {
         snprintf(path, sizeof path, "runs/%s/checkpoint.safetensors", fam->name);
         gen_config_default_str(&cfg, gen_sample_options[GEN_SAMPLE_CKPT].name, path);
     }
+    /* sample or eval before any training: say what to do, not ENOENT (eval
+     * --samples scores given images and needs no model of its own) */
+    const struct gen_config_entry *samples = gen_config_get(&cfg, "samples");
+    const int untrained =
+        c != CMD_TRAIN && !gen_opt_is_set(&cfg, &gen_sample_options[GEN_SAMPLE_CKPT]) &&
+        !(samples && samples->present && samples->s && samples->s[0]) && access(path, F_OK) != 0;
     const int json = gen_opt_flag(&cfg, &gen_train_options[GEN_TRAIN_JSON]), quiet = gen_opt_flag(&cfg, &gen_train_options[GEN_TRAIN_QUIET]);
 
     gen_clear_error();
     gen_threads_init((int)gen_opt_int(&cfg, &gen_train_options[GEN_TRAIN_THREADS]));
     if (c == CMD_TRAIN) gen_run_signals_install();
-    const int rc = c == CMD_TRAIN    ? gen_cmd_train(fam, &cfg, json, quiet)
-                   : c == CMD_SAMPLE ? gen_cmd_sample(fam, &cfg, json, quiet)
-                                     : gen_cmd_eval(fam, &cfg, json, quiet);
+    int rc = 1;
+    if (untrained)
+        gen_error(GEN_ERR_IO,
+                  "%s: no checkpoint (train one with 'gen train %s', or name one with "
+                  "--ckpt)",
+                  path, fam->name);
+    else
+        rc = c == CMD_TRAIN    ? gen_cmd_train(fam, &cfg, json, quiet)
+             : c == CMD_SAMPLE ? gen_cmd_sample(fam, &cfg, json, quiet)
+                               : gen_cmd_eval(fam, &cfg, json, quiet);
     gen_config_free(&cfg);
     if (rc == 1 || rc == 2) fail_job(rc);
     if (rc == 1 || rc == 2) fprintf(stderr, "gen: %s\n", gen_last_error());
