@@ -19,6 +19,11 @@ grep -q "$TMP/nowhere" "$TMP/err" && grep -q fetch-data "$TMP/err" ||
 [ -e "$TMP/x" ] && fail "missing data: the failed run left $(ls -A "$TMP/x")"
 "$GEN" train vae --data "$TMP/nowhere" --out "$TMP/made/a/b/" 2>/dev/null
 [ -e "$TMP/made" ] && fail "missing data: the failed run left its parents: $(find "$TMP/made")"
+# (relative, where no parent exists and no mkdir before it failed)
+mkdir "$TMP/rel"
+(cd "$TMP/rel" && "$GEN" train vae --data "$TMP/nowhere" --out x/y/z 2>"$TMP/err")
+grep -q "nowhere: no such data set" "$TMP/err" && [ -z "$(ls -A "$TMP/rel")" ] ||
+    fail "missing data, --out x/y/z: $(cat "$TMP/err"); left $(ls -A "$TMP/rel")"
 mkdir "$TMP/there"
 "$GEN" train vae --data "$TMP/nowhere" --out "$TMP/there/run" 2>/dev/null
 [ -d "$TMP/there" ] && [ ! -e "$TMP/there/run" ] ||

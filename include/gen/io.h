@@ -76,6 +76,13 @@ enum gen_status gen_png_load_folder(const char *dir, int channels, int size,
 /* Creates a directory and its parents (mode 0777 & ~umask); an existing
  * directory is fine. */
 enum gen_status gen_mkdir_p(const char *dir);
+/* gen_mkdir_p that says what it made: *kept = the bytes of dir that
+ * existed before (up to the '/' before the first directory it made), or
+ * strlen(dir) when it made none. */
+enum gen_status gen_mkdir_p_made(const char *dir, size_t *kept);
+/* Takes back what gen_mkdir_p_made made: dir and its parents, from the
+ * leaf up, while they are empty and longer than the kept bytes. */
+void gen_rmdir_made(const char *dir, size_t kept);
 
 /* ---- safetensors ------------------------------------------------------ */
 

@@ -52,28 +52,10 @@ static enum gen_status lock_run(const char *dir, int *fd_out) {
     return GEN_OK;
 }
 
-/* dir into p without its trailing '/'s. */
-static void dir_copy(char p[4096], const char *dir) {
-    size_t n = (size_t)snprintf(p, 4096, "%s", dir);
-    for (n = n < 4096 ? n : 4095; n > 1 && p[n - 1] == '/';) p[--n] = '\0';
-}
-
-/* How much of dir (its first bytes, up to a '/') exists already: what
- * gen_mkdir_p will not have made. */
-static size_t existing_part(const char *dir) {
-    char p[4096];
-    dir_copy(p, dir);
-    for (char *slash; (slash = strrchr(p, '/'));) {
-        *slash = '\0';
-        if (!p[0] || exists(p)) return strlen(p);
-    }
-    return 0;
-}
-
 /* Undoes the run directory a failed training made (`kept` bytes of its
- * path existed before): when it holds nothing but the lock (still held,
- * through fd, so no other training can have taken it), the lock, the
- * directory and the parents made for it, while they are empty. */
+ * path existed before, gen_mkdir_p_made): when it holds nothing but the
+ * lock (still held, through fd, so no other training can have taken it),
+ * the lock, the directory and the parents made for it, while empty. */
 static void unmake_run_dir(const char *dir, size_t kept, int fd) {
     struct gen_fs_list l = {0};
     if (fd < 0 || gen_fs_list(dir, &l) != GEN_OK) return;
@@ -81,10 +63,7 @@ static void unmake_run_dir(const char *dir, size_t kept, int fd) {
     gen_fs_list_free(&l);
     char p[4096];
     snprintf(p, sizeof p, "%s/.lock", dir);
-    if (!alone || unlink(p) != 0) return;
-    dir_copy(p, dir);
-    for (char *slash; strlen(p) > kept && rmdir(p) == 0 && (slash = strrchr(p, '/'));)
-        *slash = '\0';
+    if (alone && unlink(p) == 0) gen_rmdir_made(dir, kept);
 }
 
 /* dir/name moved aside to dir/name.prev (nothing to move: done). */
@@ -234,10 +213,11 @@ int gen_cmd_train(const struct gen_family *fam, struct gen_config *cli, int json
     /* a run directory this training makes is taken away again if it fails
      * before writing anything (a mistyped --data leaves no runs/FAMILY
      * holding only its lock) */
-    const int made = root && !exists(out);
-    const size_t kept = made ? existing_part(out) : 0;
-    if (root && ((st = gen_mkdir_p(out)) != GEN_OK || (st = lock_run(out, &lock)) != GEN_OK))
+    size_t kept = strlen(out);
+    if (root &&
+        ((st = gen_mkdir_p_made(out, &kept)) != GEN_OK || (st = lock_run(out, &lock)) != GEN_OK))
         return 1;
+    const int made = kept < strlen(out);
     if (root && !resume && exists(latest) && !gen_opt_flag(cli, &gen_train_options[GEN_TRAIN_FORCE])) {
         gen_error(GEN_ERR_RUNTIME,
                   "%s: already holds a run (checkpoint.safetensors); continue it with --resume, "
@@ -898,10 +878,7 @@ static enum gen_status write_scores(const char *path, const struct gen_metrics *
         for (int k = 0; k < mt->n_scores; k++) fprintf(f, ",%.4f", mt->scores[i * mt->n_scores + k]);
         fputc('\n', f);
     }
-    const int err = fflush(f) != 0 || ferror(f) ? (errno ? errno : EIO) : 0;
-    if (fclose(f) != 0 || err)
-        return gen_error(GEN_ERR_IO, "%s: write failed: %s", path, strerror(err ? err : errno));
-    return GEN_OK;
+    return gen_fs_fclose_written(f, path);
 }
 
 int gen_cmd_eval(const struct gen_family *fam, struct gen_config *opts, int json, int quiet) {

@@ -172,13 +172,9 @@ int gen_sample_text(const struct gen_family *fam, const struct gen_config *opts,
         if (st != GEN_OK) goto done;
     }
     if (out != stdout) { /* the file whole before it is said to be written */
-        const int err = fflush(out) != 0 || ferror(out) ? (errno ? errno : EIO) : 0;
-        const int closed = fclose(out);
+        FILE *f = out;
         out = stdout;
-        if (err || closed != 0) {
-            gen_error(GEN_ERR_IO, "%s: write failed: %s", path, strerror(err ? err : errno));
-            goto done;
-        }
+        if (gen_fs_fclose_written(f, path) != GEN_OK) goto done;
     }
     const double rate = total_s > 0 ? (double)tokens / total_s : 0;
     if (!quiet && (path || !ferror(stdout))) /* else gen_stdout_failed has said it */

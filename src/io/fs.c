@@ -213,6 +213,13 @@ int gen_fs_tmp_finish(FILE *f, const char *tmp, const char *path, int err) {
     return err;
 }
 
+enum gen_status gen_fs_fclose_written(FILE *f, const char *path) {
+    errno = 0;
+    const int err = fflush(f) != 0 || ferror(f) ? (errno ? errno : EIO) : 0;
+    if (fclose(f) == 0 && !err) return GEN_OK;
+    return gen_error(GEN_ERR_IO, "%s: write failed: %s", path, strerror(err ? err : errno));
+}
+
 enum gen_status gen_fs_write_atomic(const char *path, const void *data, size_t n) {
     char tmp[GEN_FS_TMP_MAX];
     FILE *f = gen_fs_tmp_create(path, tmp);
@@ -229,8 +236,14 @@ int gen_fs_has_ext(const char *name, const char *ext) {
 }
 
 enum gen_status gen_mkdir_p(const char *dir) {
+    size_t kept;
+    return gen_mkdir_p_made(dir, &kept);
+}
+
+enum gen_status gen_mkdir_p_made(const char *dir, size_t *kept) {
     char buf[4096];
-    size_t len = strlen(dir);
+    size_t len = strlen(dir), last = 0; /* last: where the component being made starts */
+    *kept = len;
     if (len == 0) return gen_error(GEN_ERR_USAGE, "empty directory name");
     if (len >= sizeof buf) return gen_error(GEN_ERR_IO, "%.64s...: path too long", dir);
     memcpy(buf, dir, len + 1);
@@ -238,15 +251,30 @@ enum gen_status gen_mkdir_p(const char *dir) {
         if (buf[i] != '/' && buf[i] != 0) continue;
         char saved = buf[i];
         buf[i] = 0;
-        if (mkdir(buf, 0777) != 0 && errno != EEXIST) {
+        if (mkdir(buf, 0777) == 0) {
+            if (*kept == len) *kept = last ? last - 1 : 0; /* the first one made */
+        } else if (errno != EEXIST) {
             int e = errno;
             return gen_error(GEN_ERR_IO, "%s: cannot create directory: %s", buf, strerror(e));
         }
         buf[i] = saved;
+        last = i + 1;
     }
     if (gen_fs_kind(dir) != GEN_FS_DIR)
         return gen_error(GEN_ERR_IO, "%s: exists and is not a directory", dir);
     return GEN_OK;
+}
+
+void gen_rmdir_made(const char *dir, size_t kept) {
+    char p[4096];
+    size_t n = strlen(dir);
+    if (n >= sizeof p) return;
+    memcpy(p, dir, n + 1);
+    while (n > 1 && p[n - 1] == '/') p[--n] = '\0'; /* "a/b/": the folder is a/b */
+    for (char *slash; n > kept && rmdir(p) == 0 && (slash = strrchr(p, '/'));) {
+        *slash = '\0';
+        n = strlen(p);
+    }
 }
 
 /* The last ".tmp." of name, or NULL. */

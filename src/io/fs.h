@@ -64,6 +64,11 @@ FILE *gen_fs_tmp_create(const char *path, char tmp[GEN_FS_TMP_MAX]);
 int gen_fs_tmp_finish(FILE *f, const char *tmp, const char *path, int err);
 void gen_fs_tmp_remove(void);
 
+/* Closes a stream written to path (in place, not through a temporary
+ * file): GEN_OK, or "PATH: write failed: REASON" where a write, the flush
+ * or the close failed (a full disk). */
+enum gen_status gen_fs_fclose_written(FILE *f, const char *path);
+
 /* 1 if name ends in ext (".png"), ignoring ASCII case. */
 int gen_fs_has_ext(const char *name, const char *ext);
 
