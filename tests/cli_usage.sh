@@ -65,6 +65,18 @@ if ! grep -q "^idle threads: none" "$TMP/out"; then
     env -u GOMP_SPINCOUNT OMP_WAIT_POLICY=passive "$GEN" --version >"$TMP/out" 2>&1
     grep -qx "idle threads: OMP_WAIT_POLICY=passive" "$TMP/out" ||
         fail "gen --version under OMP_WAIT_POLICY=passive: '$(cat "$TMP/out")'"
+    # Asked to bind threads, libgomp binds the first one to the first place
+    # as it loads; executed again with that mask, gen's libgomp built its
+    # places from one CPU and put every thread there (a step twice as long).
+    # The places of the gen executed must be those of the first.
+    for bind in OMP_PROC_BIND=true OMP_PLACES=cores "OMP_PLACES={1},{0}"; do
+        env -u GOMP_SPINCOUNT -u OMP_WAIT_POLICY "$bind" OMP_DISPLAY_ENV=true "$GEN" --version \
+            >"$TMP/out" 2>&1
+        places=$(grep "OMP_PLACES = " "$TMP/out" | sort -u)
+        [ "$(grep -c "OMP_PLACES = " "$TMP/out")" = 2 ] &&
+            [ "$(printf '%s\n' "$places" | wc -l)" = 1 ] ||
+            fail "$bind gen --version: places of the gen executed differ: '$(cat "$TMP/out")'"
+    done
     # started through the dynamic loader, gen must not execute the loader
     loader=$(readelf -l "$GEN" 2>/dev/null | sed -n 's/.*interpreter: \([^]]*\)].*/\1/p')
     if [ -n "$loader" ] && [ -x "$loader" ]; then
