@@ -188,6 +188,13 @@ grep -q '"threads":1[,}]' "$TMP/out" || fail "sampling: not one thread: $(cat "$
 GEN_THREADS=3 "$GEN" sample transformer --ckpt "$CK" --length 5 --json -q >"$TMP/out" ||
     fail "GEN_THREADS=3 sample failed"
 grep -q '"threads":3[,}]' "$TMP/out" || fail "GEN_THREADS=3: $(cat "$TMP/out")"
+# --threads 0: every core, but at most OMP_NUM_THREADS (GEN_THREADS, gen's own, wins)
+OMP_NUM_THREADS=1 "$GEN" sample transformer --ckpt "$CK" --length 5 --json -q --threads 0 \
+    >"$TMP/out" || fail "OMP_NUM_THREADS=1 sample failed"
+grep -q '"threads":1[,}]' "$TMP/out" || fail "OMP_NUM_THREADS=1: $(cat "$TMP/out")"
+OMP_NUM_THREADS=1 GEN_THREADS=3 "$GEN" sample transformer --ckpt "$CK" --length 5 --json -q \
+    --threads 0 >"$TMP/out" || fail "OMP_NUM_THREADS=1 GEN_THREADS=3 sample failed"
+grep -q '"threads":3[,}]' "$TMP/out" || fail "GEN_THREADS=3 under OMP_NUM_THREADS=1: $(cat "$TMP/out")"
 "$GEN" sample transformer --ckpt "$CK" --length 5 --json -q --threads 2 >"$TMP/out" ||
     fail "--threads 2 sample failed"
 grep -q '"threads":2[,}]' "$TMP/out" || fail "--threads 2: $(cat "$TMP/out")"

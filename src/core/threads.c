@@ -1,5 +1,7 @@
 /* threads.c - one thread count for OpenMP and OpenBLAS. */
 #define _GNU_SOURCE /* sched_setaffinity */
+#include <errno.h>
+#include <limits.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -24,12 +26,27 @@ int gen_threads_env(void) {
     return env && atoi(env) > 0 ? atoi(env) : 0;
 }
 
+/* OMP_NUM_THREADS's first value ("4" or "4,2"), or 0 where it is unset or
+ * not a count (libgomp says so and ignores it too). */
+static int omp_env_threads(void) {
+    const char *env = getenv("OMP_NUM_THREADS");
+    if (!env) return 0;
+    char *end;
+    errno = 0;
+    const long v = strtol(env, &end, 10);
+    return errno || end == env || (*end && *end != ',') || v < 1 || v > INT_MAX ? 0 : (int)v;
+}
+
 int gen_threads_init(int n) {
     if (n <= 0) n = gen_threads_env();
     if (n <= 0) { /* the cores, shared by the ranks of a job on this machine */
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         n = cores > 0 ? (int)(cores / gen_comm_local_size()) : 1;
         if (n < 1) n = 1;
+        /* at most OMP_NUM_THREADS: set, as PyTorch and OpenBLAS read it, by
+         * whoever runs several programs at once on these cores */
+        const int most = omp_env_threads();
+        if (most > 0 && most < n) n = most;
     }
     n_threads = n;
 #ifdef _OPENMP

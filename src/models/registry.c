@@ -45,7 +45,7 @@ const struct gen_option gen_train_options[GEN_TRAIN_COUNT + 1] = {
                   "keep an EMA of the weights with this decay (warm-up (1+t)/(10+t) below it; "
                   "0: off); sampling uses it"),
     [GEN_TRAIN_SEED] = GEN_INT_OPT("seed", "0", 0, GEN_OPT_NO_MAX, "random seed (init, data order, noise)"),
-    [GEN_TRAIN_THREADS] = {"threads", 0, GEN_OPT_INT, "0", "threads (0: $GEN_THREADS or all cores)", 0,
+    [GEN_TRAIN_THREADS] = {"threads", 0, GEN_OPT_INT, "0", "threads (0: $GEN_THREADS or all cores, at most $OMP_NUM_THREADS)", 0,
                            4096, NULL, GEN_OPT_INVOCATION},
     [GEN_TRAIN_RESUME] = {"resume", 0, GEN_OPT_OPTIONAL_STRING, NULL,
      "continue from a checkpoint or run directory (default: OUT) with its settings", 0, 0,
@@ -92,7 +92,7 @@ const struct gen_option gen_sample_options[GEN_SAMPLE_COUNT + 1] = {
                 "a folder of images, one image file, or test:K / test:A-B (those test images of "
                 "--data), for modes that take images (default: the test split of --data)"),
     [GEN_SAMPLE_NO_EMA] = GEN_FLAG_OPT("no-ema", "use the trained weights even when the model keeps an EMA of them"),
-    [GEN_SAMPLE_THREADS] = GEN_INT_OPT("threads", "0", 0, 4096, "threads (0: $GEN_THREADS or all cores)"),
+    [GEN_SAMPLE_THREADS] = GEN_INT_OPT("threads", "0", 0, 4096, "threads (0: $GEN_THREADS or all cores, at most $OMP_NUM_THREADS)"),
     [GEN_SAMPLE_JSON] = GEN_FLAG_OPT("json", "the result as one JSON object on stdout"),
     [GEN_SAMPLE_QUIET] = {"quiet", 'q', GEN_OPT_FLAG, NULL, "no log lines on stderr", 0, 0, NULL, 0},
     [GEN_SAMPLE_PRECISION] = GEN_CHOICE_OPT("precision", "fp32", "fp32|bf16", GEN_PRECISION_HELP),
@@ -106,7 +106,7 @@ const struct gen_option gen_eval_options[GEN_EVAL_COUNT + 1] = {
     [GEN_EVAL_DATA] = GEN_STR_OPT("data", NULL, "evaluation data: its test split (default: the model's data)"),
     [GEN_EVAL_NO_EMA] = GEN_FLAG_OPT("no-ema", "use the trained weights even when the model keeps an EMA of them"),
     [GEN_EVAL_SEED] = GEN_INT_OPT("seed", "0", 0, GEN_OPT_NO_MAX, "random seed"),
-    [GEN_EVAL_THREADS] = GEN_INT_OPT("threads", "0", 0, 4096, "threads (0: $GEN_THREADS or all cores)"),
+    [GEN_EVAL_THREADS] = GEN_INT_OPT("threads", "0", 0, 4096, "threads (0: $GEN_THREADS or all cores, at most $OMP_NUM_THREADS)"),
     [GEN_EVAL_JSON] = GEN_FLAG_OPT("json", "the result as one JSON object on stdout"),
     [GEN_EVAL_QUIET] = {"quiet", 'q', GEN_OPT_FLAG, NULL, "no log lines on stderr", 0, 0, NULL, 0},
     [GEN_EVAL_OOD] = GEN_STR_OPT("ood", NULL,
