@@ -195,6 +195,10 @@ grep -q '"threads":1[,}]' "$TMP/out" || fail "OMP_NUM_THREADS=1: $(cat "$TMP/out
 OMP_NUM_THREADS=1 GEN_THREADS=3 "$GEN" sample transformer --ckpt "$CK" --length 5 --json -q \
     --threads 0 >"$TMP/out" || fail "OMP_NUM_THREADS=1 GEN_THREADS=3 sample failed"
 grep -q '"threads":3[,}]' "$TMP/out" || fail "GEN_THREADS=3 under OMP_NUM_THREADS=1: $(cat "$TMP/out")"
+# ... the cores this process may run on
+env -u GEN_THREADS -u OMP_NUM_THREADS taskset -c 0 "$GEN" sample transformer --ckpt "$CK" \
+    --length 5 --json -q --threads 0 >"$TMP/out" || fail "taskset -c 0 sample failed"
+grep -q '"threads":1[,}]' "$TMP/out" || fail "taskset -c 0: $(cat "$TMP/out")"
 "$GEN" sample transformer --ckpt "$CK" --length 5 --json -q --threads 2 >"$TMP/out" ||
     fail "--threads 2 sample failed"
 grep -q '"threads":2[,}]' "$TMP/out" || fail "--threads 2: $(cat "$TMP/out")"
