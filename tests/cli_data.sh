@@ -188,13 +188,24 @@ grep -q '"threads":1[,}]' "$TMP/out" || fail "sampling: not one thread: $(cat "$
 GEN_THREADS=3 "$GEN" sample transformer --ckpt "$CK" --length 5 --json -q >"$TMP/out" ||
     fail "GEN_THREADS=3 sample failed"
 grep -q '"threads":3[,}]' "$TMP/out" || fail "GEN_THREADS=3: $(cat "$TMP/out")"
+# a GEN_THREADS that is no count (or past --threads' limit) is said and ignored; it had sized
+# the KV cache's rows (100000: "out of memory for the KV cache")
+for bad in abc 100000 -2 3x; do
+    GEN_THREADS=$bad "$GEN" sample transformer --ckpt "$CK" --length 5 --json -q >"$TMP/out" \
+        2>"$TMP/err" || fail "GEN_THREADS=$bad sample failed: $(cat "$TMP/err")"
+    grep -q '"threads":1[,}]' "$TMP/out" || fail "GEN_THREADS=$bad: $(cat "$TMP/out")"
+    want="gen: GEN_THREADS=$bad is not a thread count in [0, 4096]; ignoring it"
+    [ "$(cat "$TMP/err")" = "$want" ] ||
+        fail "GEN_THREADS=$bad: '$(cat "$TMP/err")'"
+done
 # --threads 0: every core, but at most OMP_NUM_THREADS (GEN_THREADS, gen's own, wins)
 OMP_NUM_THREADS=1 "$GEN" sample transformer --ckpt "$CK" --length 5 --json -q --threads 0 \
     >"$TMP/out" || fail "OMP_NUM_THREADS=1 sample failed"
 grep -q '"threads":1[,}]' "$TMP/out" || fail "OMP_NUM_THREADS=1: $(cat "$TMP/out")"
 OMP_NUM_THREADS=1 GEN_THREADS=3 "$GEN" sample transformer --ckpt "$CK" --length 5 --json -q \
     --threads 0 >"$TMP/out" || fail "OMP_NUM_THREADS=1 GEN_THREADS=3 sample failed"
-grep -q '"threads":3[,}]' "$TMP/out" || fail "GEN_THREADS=3 under OMP_NUM_THREADS=1: $(cat "$TMP/out")"
+grep -q '"threads":3[,}]' "$TMP/out" ||
+    fail "GEN_THREADS=3 under OMP_NUM_THREADS=1: $(cat "$TMP/out")"
 # ... the cores this process may run on
 env -u GEN_THREADS -u OMP_NUM_THREADS taskset -c 0 "$GEN" sample transformer --ckpt "$CK" \
     --length 5 --json -q --threads 0 >"$TMP/out" || fail "taskset -c 0 sample failed"

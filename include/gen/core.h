@@ -125,10 +125,13 @@ void gen_threads_spin_short(char **argv);
  * spins, then sleep", "OMP_WAIT_POLICY=P" or libgomp's default. */
 const char *gen_threads_idle(void);
 /* Sets OpenMP and OpenBLAS thread counts; n <= 0 means "from GEN_THREADS or
- * the number of cores". Returns the count in force. */
+ * the CPUs allowed, at most OMP_NUM_THREADS". Returns the count in force. */
 int gen_threads_init(int n);
-/* The thread count GEN_THREADS asks for, or 0 where it is unset or not a
- * positive number. */
+/* The most threads --threads or GEN_THREADS may ask for. */
+#define GEN_THREADS_MAX 4096
+/* The thread count GEN_THREADS asks for, or 0 where it is unset, 0 or not
+ * a count up to GEN_THREADS_MAX (said once on stderr: then ignored, as
+ * libgomp ignores a bad OMP_NUM_THREADS). */
 int gen_threads_env(void);
 int gen_threads(void);
 /* Runs fn(arg, t, nt) on each thread t of nt = gen_threads() at once (one

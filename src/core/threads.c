@@ -22,8 +22,20 @@ void openblas_set_num_threads(int n); /* from OpenBLAS */
 static int n_threads = 1;
 
 int gen_threads_env(void) {
+    static int said;
     const char *env = getenv("GEN_THREADS");
-    return env && atoi(env) > 0 ? atoi(env) : 0;
+    if (!env || !*env) return 0;
+    char *end;
+    errno = 0;
+    const long v = strtol(env, &end, 10);
+    if (errno || end == env || *end || v < 0 || v > GEN_THREADS_MAX) {
+        if (!said++)
+            fprintf(stderr,
+                    "gen: GEN_THREADS=%.40s is not a thread count in [0, %d]; ignoring it\n", env,
+                    GEN_THREADS_MAX);
+        return 0;
+    }
+    return (int)v;
 }
 
 /* OMP_NUM_THREADS's first value ("4" or "4,2"), or 0 where it is unset or
