@@ -21,6 +21,18 @@ if ! /usr/bin/python3 -c 'import torch' 2>/dev/null; then
     echo "bench: PyTorch missing; install Debian's python3-torch (apt-get install python3-torch)" >&2
     exit 1
 fi
+# PyTorch's twins allocate every step's tensors afresh, and glibc's malloc
+# hands freed blocks back to the kernel (those past its mmap threshold, the
+# heap's top past its trim threshold), so each step faults them in again.
+# On the Zen 5 VM, whose page faults are costly, that doubled the twins'
+# steps (2026-12-05, medians: VAE 14.1 -> 7.1 ms, GAN 302 -> 147 ms,
+# diffusion 648 -> 297 ms; the Transformer 675 -> 641 ms). So the bench runs
+# with malloc told to keep what is freed, as PyTorch users get with jemalloc
+# or tcmalloc: the twins at their best. gen, whose steps reuse one arena,
+# measured the same either way.
+keep=glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=4294967296
+export GLIBC_TUNABLES="${GLIBC_TUNABLES:+$GLIBC_TUNABLES:}$keep"
+echo "GLIBC_TUNABLES=$GLIBC_TUNABLES"
 # the machine and the kernels it got: ratios move with both
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //'); $(build/gen --version | tail -1)"
 build/gen --version | grep '^idle threads'
