@@ -17,7 +17,8 @@
 # or 64 with --image-size). The pixels do not change the timing, and the
 # small set keeps the data out of gen's RSS: the twin's --bench-steps mode
 # trains on one random batch, so the memory ratio compares the models and
-# their training steps, not the data sets. Both RSS figures include each
+# their training steps, not the data sets. The twin's time and peak RSS
+# come from two runs (twin_rss, below). Both RSS figures include each
 # program's start-up (gen: 8 MiB; Python with torch imported: 240 MiB).
 # A benchmark, never a test: timings on a loaded machine are noisy.
 #
@@ -77,6 +78,14 @@ rss_run() { local f=$1; shift; /usr/bin/time -f %M -o "$f" "$@"; }
 step_ms() { sed -n 's/.*"median_step_ms": *\([0-9.e+-]*\).*/\1/p' | tail -1; }
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
+# twin_rss ARGS...: the twin's peak RSS (KiB) into $tmp/torch.rss, from a run of
+# 3 steps with glibc's malloc as it comes: bench.sh has it keep what is freed
+# (GLIBC_TUNABLES), which is the twin's best time but not its smallest
+# footprint (64x64 diffusion 1.9 -> 2.8 GB, 2026-12-05).
+twin_rss() {
+    rss_run "$tmp/torch.rss" env -u GLIBC_TUNABLES "$PY" "$@" --bench-steps 3 >/dev/null
+}
+
 # diffusion_pair C SIDE MULTS: "gen_ms torch_ms gen_kib torch_kib"
 diffusion_pair() {
     local c=$1 side=$2 mults=$3 data=$tmp/grey
@@ -88,9 +97,10 @@ diffusion_pair() {
         --image-size "$side" --base 32 --mults "$mults" --batch 64 --steps "$STEPS" \
         --threads "$THREADS" --out "$tmp/run" --sample-steps 1 --ckpt-every 0 --quiet --json |
         step_ms)
-    t=$(rss_run "$tmp/torch.rss" "$PY" scripts/reference/diffusion.py --bench-steps "$STEPS" \
-        --sample-steps 0 --channels "$c" --image-size "$side" --base 32 --mults "$mults" \
-        --batch 64 --threads "$THREADS" | step_ms)
+    local twin=(scripts/reference/diffusion.py --sample-steps 0 --channels "$c" --image-size "$side"
+        --base 32 --mults "$mults" --batch 64 --threads "$THREADS")
+    t=$("$PY" "${twin[@]}" --bench-steps "$STEPS" | step_ms)
+    twin_rss "${twin[@]}"
     echo "$g $t $(cat "$tmp/gen.rss") $(cat "$tmp/torch.rss")"
 }
 
@@ -102,8 +112,9 @@ transformer_pair() {
     g=$(rss_run "$tmp/gen.rss" "$GEN" train transformer --data "$tmp/text.txt" "${opts[@]}" \
         --steps "$STEPS" --out "$tmp/run" --json --quiet --ckpt-every 0 --eval-every 0 \
         --sample-every 0 | step_ms)
-    t=$(rss_run "$tmp/torch.rss" "$PY" scripts/reference/transformer.py --data "$tmp/text.txt" \
-        "${opts[@]}" --bench-steps "$STEPS" | step_ms)
+    t=$("$PY" scripts/reference/transformer.py --data "$tmp/text.txt" "${opts[@]}" \
+        --bench-steps "$STEPS" | step_ms)
+    twin_rss scripts/reference/transformer.py --data "$tmp/text.txt" "${opts[@]}"
     echo "$g $t $(cat "$tmp/gen.rss") $(cat "$tmp/torch.rss")"
 }
 
