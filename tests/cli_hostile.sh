@@ -410,6 +410,27 @@ check metrics_half_line 0 ""
 tail -1 "$TMP/r-half/metrics.jsonl" | grep -q '^{"command":"eval",' ||
     fail "the eval line after half a line: $(tail -c 200 "$TMP/r-half/metrics.jsonl")"
 
+# An address-space limit too small for a 128 MiB buffer per thread: Debian's
+# OpenBLAS (0.3.21) reserves one for each OpenMP thread as it loads and, refused
+# one, tried again forever (gen --version hung under ulimit -v 300000 on 2 cores,
+# and the limit above would hang every case on 32 cores); training on two threads
+# then asked OpenBLAS for two.
+if [ "$memlimit" = 1 ]; then
+    tight() {
+        (
+            ulimit -v 300000
+            exec timeout 20 "$GEN" "$@"
+        ) >"$TMP/out" 2>"$TMP/err"
+        rc=$?
+    }
+    tight --version
+    check address_limit_version 0 ""
+    grep -q "^gen [0-9]" "$TMP/out" || fail "no version under ulimit -v 300000: $(cat "$TMP/out")"
+    tight train vae --data "$DATA" --steps 2 --out "$TMP/tight" --hidden 16 --batch 8 --threads 2 -q
+    check address_limit_train 0 ""
+    [ -f "$TMP/tight/checkpoint.safetensors" ] || fail "no checkpoint under ulimit -v 300000"
+fi
+
 # SIGHUP mid-run: the step finishes, the checkpoint is saved, exit 130.
 case_name=sighup
 (

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef _OPENMP
@@ -72,10 +73,16 @@ int gen_threads_init(int n) {
         if (most > 0 && most < n) n = most;
     }
     n_threads = n;
+    /* OpenBLAS first: its OpenMP build sets OpenMP's count too. Under an
+     * address-space limit it keeps one thread: each thread more reserves a
+     * buffer, and where the limit refuses one OpenBLAS tries again forever
+     * (main.c). */
+    struct rlimit r;
+    const int limited = getrlimit(RLIMIT_AS, &r) == 0 && r.rlim_cur != RLIM_INFINITY;
+    openblas_set_num_threads(limited ? 1 : n);
 #ifdef _OPENMP
     omp_set_num_threads(n);
 #endif
-    openblas_set_num_threads(n);
     (void)gen_kernels();
     return n;
 }
