@@ -127,6 +127,10 @@ const char *gen_threads_idle(void);
 /* Sets OpenMP and OpenBLAS thread counts; n <= 0 means "from GEN_THREADS or
  * the CPUs allowed, at most OMP_NUM_THREADS". Returns the count in force. */
 int gen_threads_init(int n);
+/* Whether an address-space limit (ulimit -v, RLIMIT_AS) is in force:
+ * OpenBLAS then loads and runs on one thread (src/cli/main.c). Safe to
+ * call before any library's constructor. */
+int gen_address_limited(void);
 /* The most threads --threads or GEN_THREADS may ask for. */
 #define GEN_THREADS_MAX 4096
 /* The thread count GEN_THREADS asks for, or 0 where it is unset, 0 or not

@@ -1,6 +1,5 @@
 /* main.c - the gen binary: everything else lives in libgen (src/cli/cli.c). */
 #include <string.h>
-#include <sys/resource.h>
 
 #include "cli/cli.h"
 #include "gen/comm.h"
@@ -25,8 +24,7 @@ static void load_one_thread(int argc, char **argv, char **envp) {
     (void)argc, (void)argv;
     static char one[] = "OMP_NUM_THREADS=1";
     static const char *const spare[] = {"OMP_NUM_THREADS=", "_=", "OLDPWD=", "SHLVL=", "PWD="};
-    struct rlimit r;
-    if (!envp || getrlimit(RLIMIT_AS, &r) != 0 || r.rlim_cur == RLIM_INFINITY) return;
+    if (!envp || !gen_address_limited()) return;
     for (size_t k = 0; k < sizeof spare / sizeof spare[0]; k++)
         for (char **e = envp; *e; e++)
             if (!strncmp(*e, spare[k], strlen(spare[k]))) {

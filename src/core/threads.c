@@ -22,14 +22,21 @@ void openblas_set_num_threads(int n); /* from OpenBLAS */
 
 static int n_threads = 1;
 
+/* s as a count (digits only; with list, the first of "4,2"), or -1 where
+ * it is empty, not a number or past LONG_MAX. */
+static long count_of(const char *s, int list) {
+    char *end;
+    errno = 0;
+    const long v = strtol(s, &end, 10);
+    return errno || end == s || (*end && !(list && *end == ',')) ? -1 : v;
+}
+
 int gen_threads_env(void) {
     static int said;
     const char *env = getenv("GEN_THREADS");
     if (!env || !*env) return 0;
-    char *end;
-    errno = 0;
-    const long v = strtol(env, &end, 10);
-    if (errno || end == env || *end || v < 0 || v > GEN_THREADS_MAX) {
+    const long v = count_of(env, 0);
+    if (v < 0 || v > GEN_THREADS_MAX) {
         if (!said++)
             fprintf(stderr,
                     "gen: GEN_THREADS=%.40s is not a thread count in [0, %d]; ignoring it\n", env,
@@ -43,11 +50,13 @@ int gen_threads_env(void) {
  * not a count (libgomp says so and ignores it too). */
 static int omp_env_threads(void) {
     const char *env = getenv("OMP_NUM_THREADS");
-    if (!env) return 0;
-    char *end;
-    errno = 0;
-    const long v = strtol(env, &end, 10);
-    return errno || end == env || (*end && *end != ',') || v < 1 || v > INT_MAX ? 0 : (int)v;
+    const long v = env ? count_of(env, 1) : 0;
+    return v < 1 || v > INT_MAX ? 0 : (int)v;
+}
+
+int gen_address_limited(void) {
+    struct rlimit r;
+    return getrlimit(RLIMIT_AS, &r) == 0 && r.rlim_cur != RLIM_INFINITY;
 }
 
 /* The CPUs this process may run on (taskset, a container's cpuset, an MPI
@@ -77,9 +86,7 @@ int gen_threads_init(int n) {
      * address-space limit it keeps one thread: each thread more reserves a
      * buffer, and where the limit refuses one OpenBLAS tries again forever
      * (main.c). */
-    struct rlimit r;
-    const int limited = getrlimit(RLIMIT_AS, &r) == 0 && r.rlim_cur != RLIM_INFINITY;
-    openblas_set_num_threads(limited ? 1 : n);
+    openblas_set_num_threads(gen_address_limited() ? 1 : n);
 #ifdef _OPENMP
     omp_set_num_threads(n);
 #endif
