@@ -322,6 +322,11 @@ static void conv_gemm_parity(const struct gen_kernels *k) {
         /* an image whose planes fill most of a 512 KiB or 1 MiB L2: the
          * AVX2 weight gradient sums its images in groups of one */
         {16, 64, 64, 5, 5, 1, 2, 2},
+        /* the AVX-512 table's F(4 x 4): images of one tile (16 runs of a
+         * vector, each its own image) or two, whole 4 x 4 tiles, blocks
+         * across images, products deeper than one slice of the GEMM */
+        {16, 4, 4, 3, 3, 1, 1, 21}, {16, 8, 8, 3, 3, 1, 1, 7}, {32, 16, 16, 3, 3, 1, 1, 3},
+        {16, 2, 2, 3, 3, 1, 2, 5}, {300, 8, 8, 3, 3, 1, 1, 2},
     };
     uint64_t seed = 300;
     for (size_t gi = 0; gi < sizeof geo / sizeof geo[0]; gi++) {

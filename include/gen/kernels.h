@@ -316,6 +316,16 @@ struct gen_kernels {
     void (*runs_grad_dx)(int64_t runs, int64_t len, int64_t stride, const float *x,
                          const float *dy, float mu, float rs, float g, float k1, float k2,
                          float *dx, enum gen_grad_mode mode);
+
+    /* ---- appended: the images a conv_gemm call wants, or NULL ----
+     * conv_gemm_images(M, C, H, W, KH, KW, stride, pad): how many images
+     * a call of conv_gemm should bring at least for this geometry (0: no
+     * wish), where its blocks of work run across images and a call of too
+     * few ends in a short block that costs nearly a whole one (the AVX-512
+     * table's Winograd F(4 x 4, 3 x 3)); the ops chunk their batches no
+     * finer, as far as they can still share them among the threads. */
+    int64_t (*conv_gemm_images)(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                                int64_t stride, int64_t pad);
 };
 
 /* The table in force, chosen once by gen_kernels_init (called by

@@ -154,6 +154,20 @@ static struct conv_geo conv_geo(const struct gen_tensor *x, const struct gen_ten
                     w->shape[3], stride, pad);
 }
 
+/* The chunks of the table's conv_gemm for c: chunk_images', or, where the
+ * table wants calls of more images (conv_gemm_images), chunks of that
+ * many, in whole multiples of MIN_CHUNKS like chunk_images'. */
+static struct chunks conv_chunks(const struct gen_kernels *kt, const struct conv_geo *c) {
+    const struct chunks k = chunk_images(c->N, c->K, c->P);
+    const int64_t want =
+        kt->conv_gemm_images
+            ? kt->conv_gemm_images(c->Cout, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad)
+            : 0;
+    if (want <= k.nb) return k;
+    const int64_t count = ((c->N + want - 1) / want + MIN_CHUNKS - 1) / MIN_CHUNKS * MIN_CHUNKS;
+    return chunks_of(c->N, count);
+}
+
 /* col (K, m P) of images [n0, n0 + m) into `buf`; x's own image when it is
  * its own col (pointwise, m == 1). */
 static const float *conv_cols(const struct conv_geo *c, const float *x, int64_t n0, int64_t m,
@@ -186,7 +200,7 @@ static const float *conv_kernels(struct gen_ctx *g, const struct gen_kernels *kt
 static int implicit_conv(struct gen_ctx *g, const struct gen_kernels *kt,
                          const struct conv_geo *c, const float *x, const float *w,
                          const float *bias, float beta, float *y) {
-    const struct chunks k = chunk_images(c->N, c->K, c->P);
+    const struct chunks k = conv_chunks(kt, c);
     const int64_t work = kt->conv_gemm ? kt->conv_gemm_work(c->Cout, c->Cin, c->H, c->W, c->KH,
                                                             c->KW, c->stride, c->pad, k.nb)
                                        : 0;

@@ -462,6 +462,7 @@ void gen_kernels_amx_fill(struct gen_kernels *t) {
     t->conv_prep = conv_prep;
     t->conv_gemm_work = conv_gemm_work;
     t->conv_gemm = conv_gemm;
+    t->conv_gemm_images = NULL;
     t->conv_dw_work = conv_dw_work;
     t->conv_dw = conv_dw;
     t->bpack_floats = NULL; /* products over packed operands: its gemm's */

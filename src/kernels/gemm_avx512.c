@@ -641,9 +641,14 @@ int64_t gen_conv_gemm_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, in
     return round16(m * C * g.plane + g.slack) + (n + NR - 1) / NR * NR * K + round16(M * n + 16);
 }
 
+int64_t gen_conv_gemm_avx512_images(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
+                                    int64_t KW, int64_t stride, int64_t pad) {
+    return gen_wino_fits(M, C, H, W, KH, KW, stride, pad) ? gen_wino_images(H, W, pad) : 0;
+}
+
 int64_t gen_conv_prep_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
                                   int64_t KW, int64_t stride, int64_t pad) {
-    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) return gen_wino_prep_work(M, C);
+    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) return gen_wino_prep_work(M, C, H, W, pad);
     if (gen_nhwc_fits(C, KH, KW, stride)) return gen_nhwc_conv_prep_work(M, C, KH, KW);
     return gen_gemm_avx512_pack_a_floats(M, C * KH * KW);
 }
@@ -651,7 +656,7 @@ int64_t gen_conv_prep_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, in
 void gen_conv_prep_avx512(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                           int64_t stride, int64_t pad, const float *Wm, float *prep) {
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad))
-        gen_wino_prep(M, C, Wm, prep);
+        gen_wino_prep(M, C, H, W, pad, Wm, prep);
     else if (gen_nhwc_fits(C, KH, KW, stride))
         gen_nhwc_conv_prep(M, C, KH, KW, Wm, prep);
     else /* packed once for every chunk's product */

@@ -792,6 +792,7 @@ void gen_kernels_avx512bf16_fill(struct gen_kernels *t) {
     t->gemm_bias = gemm_bias_threads;
     t->conv_gemm_work = conv_gemm_work;
     t->conv_gemm = conv_gemm;
+    t->conv_gemm_images = NULL; /* its Winograd is F(2 x 2)'s, blocks of tile rows */
     t->conv_dw_work = conv_dw_work;
     t->conv_dw = conv_dw;
     t->conv_prep_work = conv_prep_work; /* Winograd's transformed; the rest as they are */

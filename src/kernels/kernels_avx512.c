@@ -15,6 +15,7 @@
 #define GEN_SIMD_BPACK gen_gemm_avx512_bpack
 #define GEN_SIMD_GEMM_BPACKED gen_gemm_avx512_bpacked
 #define GEN_SIMD_CONV_GEMM_WORK gen_conv_gemm_avx512_work
+#define GEN_SIMD_CONV_GEMM_IMAGES gen_conv_gemm_avx512_images
 #define GEN_SIMD_CONV_GEMM gen_conv_gemm_avx512
 #define GEN_SIMD_CONV_DW_WORK gen_conv_dw_avx512_work
 #define GEN_SIMD_CONV_DW gen_conv_dw_avx512

@@ -454,6 +454,8 @@ int64_t gen_conv_prep_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, in
                                   int64_t KW, int64_t stride, int64_t pad);
 void gen_conv_prep_avx512(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                           int64_t stride, int64_t pad, const float *Wm, float *prep);
+int64_t gen_conv_gemm_avx512_images(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
+                                    int64_t KW, int64_t stride, int64_t pad);
 void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W,
                           int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m,
                           int64_t img, const float *x, const float *bias, float beta, float *out,
@@ -470,6 +472,18 @@ static inline int gen_wino_fits(int64_t M, int64_t C, int64_t H, int64_t W, int6
            H + 2 * pad >= 6 && W + 2 * pad >= 6;
 }
 
+/* The output tile side of a forward pass (and input gradient) by
+ * Winograd on either table: 4 (F(4 x 4, 3 x 3)) where its tiles cover at
+ * most 1.5 times the outputs F(2 x 2, 3 x 3)'s do (28, 14 and 7 a side,
+ * every size of the U-Net, but not 5 or 6, whose 8 x 8 tiles waste more),
+ * else 2. */
+static inline int gen_wino_tile(int64_t H, int64_t W, int64_t pad) {
+    const int64_t OH = H + 2 * pad - 2, OW = W + 2 * pad - 2;
+    const int64_t a4 = (OH + 3) / 4 * 4 * ((OW + 3) / 4 * 4),
+                  a2 = (OH + 1) / 2 * 2 * ((OW + 1) / 2 * 2);
+    return 2 * a4 <= 3 * a2 ? 4 : 2;
+}
+
 /* The distance between the 16 matrices of a transform, which it writes
  * (or reads) side by side: n floats rounded up to 4 KiB and 256 bytes on,
  * so that the 16 streams fall in different sets of the L1 cache. At a
@@ -479,8 +493,12 @@ static inline int64_t gen_wino_spread(int64_t n) {
     return (n + 1023) / 1024 * 1024 + 64;
 }
 
-int64_t gen_wino_prep_work(int64_t M, int64_t C);
-void gen_wino_prep(int64_t M, int64_t C, const float *Wm, float *prep);
+int64_t gen_wino_prep_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad);
+/* The images a gen_wino_conv call wants (conv_gemm_images): F(4 x 4)'s
+ * enough for 8 blocks' worth of tiles, F(2 x 2)'s none (0). */
+int64_t gen_wino_images(int64_t H, int64_t W, int64_t pad);
+void gen_wino_prep(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, const float *Wm,
+                   float *prep);
 int64_t gen_wino_conv_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m);
 void gen_wino_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W, int64_t pad,
                    int64_t m, int64_t img, const float *x, const float *bias, float beta,

@@ -921,4 +921,5 @@ const struct gen_kernels GEN_SIMD_TABLE = {
     .gemm_bpacked = GEN_SIMD_GEMM_BPACKED,
     .runs_sum = runs_sum, .runs_sqdev = runs_sqdev, .runs_affine = runs_affine,
     .runs_grad_sums = runs_grad_sums, .runs_grad_dx = runs_grad_dx,
+    .conv_gemm_images = GEN_SIMD_CONV_GEMM_IMAGES,
 };

@@ -5,7 +5,7 @@
  *
  *   forward (and the input gradient, a convolution of dy with the flipped
  *   kernel), by F(4 x 4, 3 x 3) or, where its tiles would cover too much
- *   past the output (forward_tile), F(2 x 2, 3 x 3): the 36 (16)
+ *   past the output (gen_wino_tile), F(2 x 2, 3 x 3): the 36 (16)
  *   transformed kernels are packed once as the micro-kernel's A panels;
  *   per block of tile rows the input transform writes 36 (16) matrices
  *   V[xi] (C x tiles), gen_avx2_panels multiplies each by its kernels
@@ -418,24 +418,12 @@ static void output_transform(const struct wino *g, int64_t M, int64_t r0, int64_
 
 /* ---- the forward pass, by either ------------------------------------------ */
 
-/* The tile for a forward pass: F(4 x 4), whose 36 products for 16 outputs
- * are 0.5625 of F(2 x 2)'s, unless its tiles cover more than 1.5 times the
- * outputs F(2 x 2)'s do (0.84 of the products then, and its transforms
- * cost more): 5 x 5 and 6 x 6 outputs, 8 x 8 of its tiles' 64, stay with
- * F(2 x 2). */
-static int forward_tile(int64_t H, int64_t W, int64_t pad) {
-    const int64_t OH = H + 2 * pad - 2, OW = W + 2 * pad - 2;
-    const int64_t a4 = (OH + 3) / 4 * 4 * ((OW + 3) / 4 * 4),
-                  a2 = (OH + 1) / 2 * 2 * ((OW + 1) / 2 * 2);
-    return 2 * a4 <= 3 * a2 ? 4 : 2;
-}
-
 static int64_t prep_work_e(int e, int64_t M, int64_t C) {
     return (e + 2) * (e + 2) * gen_avx2_pack_floats(M, C);
 }
 
 int64_t gen_wino_avx2_prep_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad) {
-    return prep_work_e(forward_tile(H, W, pad), M, C);
+    return prep_work_e(gen_wino_tile(H, W, pad), M, C);
 }
 
 /* Across the threads, as ops_conv calls it before its chunk loop; the last
@@ -452,7 +440,7 @@ static void prep_e(int e, int64_t M, int64_t C, const float *Wm, float *prep) {
 
 void gen_wino_avx2_prep(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, const float *Wm,
                         float *prep) {
-    prep_e(forward_tile(H, W, pad), M, C, Wm, prep);
+    prep_e(gen_wino_tile(H, W, pad), M, C, Wm, prep);
 }
 
 static int64_t conv_work_e(int e, int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad,
@@ -464,7 +452,7 @@ static int64_t conv_work_e(int e, int64_t M, int64_t C, int64_t H, int64_t W, in
 
 int64_t gen_wino_avx2_conv_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad,
                                 int64_t m) {
-    return conv_work_e(forward_tile(H, W, pad), M, C, H, W, pad, m);
+    return conv_work_e(gen_wino_tile(H, W, pad), M, C, H, W, pad, m);
 }
 
 static void conv_e(int e, int64_t M, const float *prep, int64_t C, int64_t H, int64_t W,
@@ -500,8 +488,8 @@ static void conv_e(int e, int64_t M, const float *prep, int64_t C, int64_t H, in
 void gen_wino_avx2_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W, int64_t pad,
                         int64_t m, int64_t img, const float *x, const float *bias, float beta,
                         float *out, int64_t ldo, int64_t out_img, float *work) {
-    conv_e(forward_tile(H, W, pad), M, prep, C, H, W, pad, m, img, x, bias, beta, out, ldo, out_img,
-           work);
+    conv_e(gen_wino_tile(H, W, pad), M, prep, C, H, W, pad, m, img, x, bias, beta, out, ldo,
+           out_img, work);
 }
 
 /* D[xi] (rows ld apart, matrices step apart) = (A dy A^T)[xi] for the
