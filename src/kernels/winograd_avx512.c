@@ -1,9 +1,9 @@
 /* winograd_avx512.c - the fp32 products of the 3 x 3 stride-1
  * convolutions by Winograd's minimal filtering, the transformed operands
- * as floats multiplied by the packed AVX-512 GEMM: the forward passes (and
- * so the input gradients) by F(4 x 4, 3 x 3) where gen_wino_tile says,
- * else by F(2 x 2, 3 x 3) (winograd_avx512.h, shared with bf16), the
- * weight gradients by F(2 x 2, 3 x 3). */
+ * as floats multiplied by the packed AVX-512 GEMM: forward passes (and so
+ * input gradients) and weight gradients by F(4 x 4, 3 x 3) where
+ * gen_wino_tile says, else by F(2 x 2, 3 x 3) (winograd_avx512.h, shared
+ * with bf16). */
 #include "kernels/winograd_avx512.h"
 
 static void pack(int64_t M, int64_t C, const float *A, float *ap) {
@@ -18,15 +18,6 @@ static void product(int64_t M, int64_t n, int64_t depth, const float *ap, const 
 static void dw_product(int64_t M, int64_t C, int64_t n, const float *d, const float *v, float beta,
                        float *mo) {
     gen_sgemm_avx512(0, 1, M, C, n, 1.0f, d, n, v, n, beta, NULL, mo, C);
-}
-
-int64_t gen_wino_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m) {
-    return wino_dw_floats(M, C, H, W, pad, m);
-}
-
-void gen_wino_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
-                 int64_t pad, int64_t m, int64_t img, const float *x, float *dw, float *work) {
-    wino_dw(M, dy, dy_img, C, H, W, pad, m, img, x, dw, work, dw_product);
 }
 
 /* ---- F(4 x 4, 3 x 3) for the forward passes ------------------------------
@@ -67,7 +58,7 @@ static struct geo4 geo4(int64_t H, int64_t W, int64_t pad) {
 struct run4 {
     int64_t i, ih, in, out, cols;
     int32_t a, b;
-    __mmask16 m0, m1, keep;
+    __mmask16 m0, m1, keep, o0, o1; /* o0, o1: the same for a row of outputs */
 };
 
 /* The runs of the tiles [t0, t0 + n) in their vectors: those of vector v
@@ -93,12 +84,27 @@ static void runs_of(const struct geo4 *g, int64_t H, int64_t W, int64_t pad, int
                                        .b = (int32_t)(a + len),
                                        .m0 = lanes(-c0, W - c0),
                                        .m1 = lanes(-c0 - 16, W - c0 - 16),
-                                       .keep = lanes(a, a + len)};
+                                       .keep = lanes(a, a + len),
+                                       .o0 = lanes(0, g->OW - 4 * tx),
+                                       .o1 = lanes(-16, g->OW - 4 * tx - 16)};
             l += len;
         }
         first[v + 1] = nr;
     }
     (void)H;
+}
+
+/* Floats of a block's runs and their vectors' first runs (runs_of), for
+ * blocks of up to nb tiles; tables_at carves them out of p. */
+static int64_t tables_floats(int64_t nb) {
+    const int64_t nv = (nb + 15) / 16;
+    return round16(16 * nv * (int64_t)(sizeof(struct run4) / sizeof(float) + 1)) +
+           round16(2 * (nv + 1));
+}
+
+static void tables_at(float *p, int64_t nb, struct run4 **runs, int64_t **first) {
+    *runs = (struct run4 *)(void *)p;
+    *first = (int64_t *)(void *)(p + tables_floats(nb) - round16(2 * ((nb + 15) / 16 + 1)));
 }
 
 /* B^T d for 6 vectors of 16 tiles, in place. */
@@ -143,13 +149,34 @@ static void prefetch_tiles(const float *plane, int64_t img, int64_t h, int64_t w
     }
 }
 
-/* V[6 k + q] (packed B panels, C deep, matrices vstep apart) = (B^T d
- * B)[k][q] for the nv vectors of runs, channel by channel. */
-static void input4(const float *x, int64_t img, int64_t C, int64_t H, int64_t W, int64_t pad,
-                   const struct geo4 *g, int64_t t0, int64_t n, const struct run4 *runs,
-                   const int64_t *first, float *V, int64_t vstep) {
+/* Columns 4 l + j (j < n) of tile l of run u into lanes [u->a, u->b) of
+ * d[j]: the 32 floats at p (lanes of m0 and m1) picked out by one
+ * permutation each. */
+static inline __attribute__((always_inline)) void
+run_columns(const float *p, __mmask16 m0, __mmask16 m1, const struct run4 *u, int n, __m512 *d) {
     const __m512i l4 =
         _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60);
+    const __m512 v0 = _mm512_maskz_loadu_ps(m0, p), v1 = _mm512_maskz_loadu_ps(m1, p + 16);
+    const __m512i idx = _mm512_sub_epi32(l4, _mm512_set1_epi32(4 * u->a));
+#pragma GCC unroll 6
+    for (int j = 0; j < n; j++)
+        d[j] = _mm512_mask_mov_ps(
+            d[j], u->keep,
+            _mm512_permutex2var_ps(v0, _mm512_add_epi32(idx, _mm512_set1_epi32(j)), v1));
+}
+
+/* Where vector v's row c of matrix 0 goes: the packed B panels (ld 0: C
+ * deep, 48 tiles wide) or rows ld apart. */
+static inline float *vector_row(float *V, int64_t C, int64_t ld, int64_t v, int64_t c) {
+    if (ld) return V + c * ld + 16 * v;
+    return V + (16 * v / GEN_GEMM_NR) * C * GEN_GEMM_NR + 16 * v % GEN_GEMM_NR + c * GEN_GEMM_NR;
+}
+
+/* V[6 k + q] (matrices vstep apart, C rows as vector_row places them) =
+ * (B^T d B)[k][q] for the nv vectors of runs, channel by channel. */
+static void input4(const float *x, int64_t img, int64_t C, int64_t H, int64_t W, int64_t pad,
+                   const struct geo4 *g, int64_t t0, int64_t n, const struct run4 *runs,
+                   const int64_t *first, float *V, int64_t vstep, int64_t ld) {
     const int64_t nv = (n + 15) / 16;
     for (int64_t c = 0; c < C; c++) {
         const float *plane = x + c * H * W;
@@ -164,23 +191,13 @@ static void input4(const float *x, int64_t img, int64_t C, int64_t H, int64_t W,
                 for (int64_t r = first[v]; r < first[v + 1]; r++) {
                     const struct run4 *u = runs + r;
                     if (u->ih + k < 0 || u->ih + k >= H) continue; /* padding: zeros already */
-                    const float *p = plane + u->i * img + u->in + k * W;
-                    const __m512 v0 = _mm512_maskz_loadu_ps(u->m0, p),
-                                 v1 = _mm512_maskz_loadu_ps(u->m1, p + 16);
-                    const __m512i idx = _mm512_sub_epi32(l4, _mm512_set1_epi32(4 * u->a));
-#pragma GCC unroll 6
-                    for (int j = 0; j < 6; j++)
-                        d[j] = _mm512_mask_mov_ps(
-                            d[j], u->keep,
-                            _mm512_permutex2var_ps(v0, _mm512_add_epi32(idx, _mm512_set1_epi32(j)),
-                                                   v1));
+                    run_columns(plane + u->i * img + u->in + k * W, u->m0, u->m1, u, 6, d);
                 }
                 bt6(d);
 #pragma GCC unroll 6
                 for (int q = 0; q < 6; q++) w[k][q] = d[q];
             }
-            float *dst = V + (16 * v / GEN_GEMM_NR) * C * GEN_GEMM_NR + 16 * v % GEN_GEMM_NR +
-                         c * GEN_GEMM_NR;
+            float *dst = vector_row(V, C, ld, v, c);
 #pragma GCC unroll 6
             for (int q = 0; q < 6; q++) {
                 __m512 col[6];
@@ -193,13 +210,11 @@ static void input4(const float *x, int64_t img, int64_t C, int64_t H, int64_t W,
         }
     }
     /* the last panel's columns past the vectors, which the micro-kernel reads */
-    const int64_t end = (nv * 16 + GEN_GEMM_NR - 1) / GEN_GEMM_NR * GEN_GEMM_NR;
+    const int64_t end = ld ? 0 : (nv * 16 + GEN_GEMM_NR - 1) / GEN_GEMM_NR * GEN_GEMM_NR;
     for (int64_t v = nv; 16 * v < end; v++)
         for (int xi = 0; xi < XI4; xi++)
             for (int64_t c = 0; c < C; c++)
-                _mm512_storeu_ps(V + xi * vstep + (16 * v / GEN_GEMM_NR) * C * GEN_GEMM_NR +
-                                     16 * v % GEN_GEMM_NR + c * GEN_GEMM_NR,
-                                 _mm512_setzero_ps());
+                _mm512_storeu_ps(vector_row(V + xi * vstep, C, 0, v, c), _mm512_setzero_ps());
 }
 
 /* The 64 outputs of a row of 16 tiles, tile l's column b at lane 4 l + b
@@ -341,10 +356,9 @@ static void prep4(int64_t M, int64_t C, const float *Wm, float *prep) {
 
 static int64_t conv4_floats(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m) {
     const struct geo4 g = geo4(H, W, pad);
-    const int64_t nb = block4(&g, m, C, M), nv = (nb + 15) / 16;
-    const int64_t runs = (nb + 15) / 16 * 16 * (int64_t)(sizeof(struct run4) / sizeof(float) + 1);
+    const int64_t nb = block4(&g, m, C, M);
     return XI4 * gen_wino_spread(panel_floats(C, nb)) + XI4 * gen_wino_spread(M * round16(nb)) +
-           round16(runs) + round16(2 * (nv + 1));
+           tables_floats(nb);
 }
 
 static void conv4(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W, int64_t pad,
@@ -355,20 +369,142 @@ static void conv4(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W,
     const int64_t vstep = gen_wino_spread(panel_floats(C, nb)), ldm = round16(nb),
                   mstep = gen_wino_spread(M * ldm);
     float *V = work, *Mo = V + XI4 * vstep;
-    struct run4 *runs = (struct run4 *)(void *)(Mo + XI4 * mstep);
-    int64_t *first =
-        (int64_t *)(void *)((float *)(void *)runs +
-                            round16((nb + 15) / 16 * 16 *
-                                    (int64_t)(sizeof(struct run4) / sizeof(float) + 1)));
+    struct run4 *runs;
+    int64_t *first;
+    tables_at(Mo + XI4 * mstep, nb, &runs, &first);
     for (int64_t t0 = 0; t0 < m * g.tiles; t0 += nb) {
         const int64_t n = m * g.tiles - t0 < nb ? m * g.tiles - t0 : nb;
         runs_of(&g, H, W, pad, t0, n, runs, first);
-        input4(x, img, C, H, W, pad, &g, t0, n, runs, first, V, vstep);
+        input4(x, img, C, H, W, pad, &g, t0, n, runs, first, V, vstep, 0);
         for (int xi = 0; xi < XI4; xi++)
             gen_sgemm_avx512_packed(M, n, C, prep + xi * pa, V + xi * vstep, 0.0f, Mo + xi * mstep,
                                     ldm);
         output4(&g, M, t0, n, runs, first, Mo, mstep, ldm, bias, beta, out, ldo, out_img);
     }
+}
+
+/* ---- F(4 x 4)'s weight gradient -------------------------------------------
+ * For every tile, dU += (A dY A^T) (.) (B^T d B) with dY the tile's 4 x 4
+ * block of dy (zeros past the output's edge), summed over tiles inside 36
+ * GEMMs (M x tiles) by (tiles x C), and dw = G^T dU G at the end. */
+
+/* A y for 16 tiles' 4-vectors y: A = [1 0 0 0; 1 1 1 1; 1 -1 1 -1; 1 2 4
+ * 8; 1 -2 4 -8; 0 0 0 1] (A^T's transpose). */
+static inline __attribute__((always_inline)) void a6(const __m512 y[4], __m512 o[6]) {
+    const __m512 s02 = _mm512_add_ps(y[0], y[2]), s13 = _mm512_add_ps(y[1], y[3]);
+    const __m512 e = _mm512_fmadd_ps(_mm512_set1_ps(4.0f), y[2], y[0]),
+                 f = _mm512_mul_ps(_mm512_set1_ps(2.0f),
+                                   _mm512_fmadd_ps(_mm512_set1_ps(4.0f), y[3], y[1]));
+    o[0] = y[0];
+    o[1] = _mm512_add_ps(s02, s13);
+    o[2] = _mm512_sub_ps(s02, s13);
+    o[3] = _mm512_add_ps(e, f);
+    o[4] = _mm512_sub_ps(e, f);
+    o[5] = y[3];
+}
+
+/* D[6 p + q] (M rows ld apart, matrices dstep apart) = (A dY A^T)[p][q]
+ * for the runs' tiles of dy (M planes of OH x OW, images dy_img apart). */
+static void dy4(const float *dy, int64_t dy_img, int64_t M, const struct geo4 *g, int64_t t0,
+                int64_t n, const struct run4 *runs, const int64_t *first, float *D, int64_t dstep,
+                int64_t ld) {
+    const int64_t P = g->OH * g->OW, nv = (n + 15) / 16;
+    for (int64_t co = 0; co < M; co++) {
+        const float *plane = dy + co * P;
+        if (co + 1 < M) prefetch_tiles(plane + P, dy_img, g->OH, g->OW, g, t0, n, 0, 4);
+        for (int64_t v = 0; v < nv; v++) {
+            __m512 h[4][6]; /* h[a]: A times output row a of the tiles */
+#pragma GCC unroll 4
+            for (int a = 0; a < 4; a++) {
+                __m512 y[4];
+#pragma GCC unroll 4
+                for (int j = 0; j < 4; j++) y[j] = _mm512_setzero_ps();
+                for (int64_t r = first[v]; r < first[v + 1]; r++) {
+                    const struct run4 *u = runs + r;
+                    if (u->out / g->OW + a >= g->OH) continue; /* past the edge: zeros */
+                    run_columns(plane + u->i * dy_img + u->out + a * g->OW, u->o0, u->o1, u, 4, y);
+                }
+                a6(y, h[a]);
+            }
+            float *dst = D + co * ld + 16 * v;
+#pragma GCC unroll 6
+            for (int q = 0; q < 6; q++) {
+                const __m512 col[4] = {h[0][q], h[1][q], h[2][q], h[3][q]};
+                __m512 o[6];
+                a6(col, o);
+#pragma GCC unroll 6
+                for (int p = 0; p < 6; p++) _mm512_storeu_ps(dst + (6 * p + q) * dstep, o[p]);
+            }
+        }
+    }
+}
+
+/* G^T m for 8 kernels' 6-vectors m, in double: G^T = [1/4 -1/6 -1/6 1/24
+ * 1/24 0; 0 -1/6 1/6 1/12 -1/12 0; 0 -1/6 -1/6 1/6 1/6 1]. */
+static inline __attribute__((always_inline)) void gt6(const __m512d m[6], __m512d o[3]) {
+    const __m512d s12 = _mm512_add_pd(m[1], m[2]), d12 = _mm512_sub_pd(m[1], m[2]),
+                  s34 = _mm512_add_pd(m[3], m[4]), d34 = _mm512_sub_pd(m[3], m[4]);
+    const __m512d s12_6 = _mm512_div_pd(s12, _mm512_set1_pd(6));
+    o[0] = _mm512_add_pd(_mm512_sub_pd(_mm512_div_pd(m[0], _mm512_set1_pd(4)), s12_6),
+                         _mm512_div_pd(s34, _mm512_set1_pd(24)));
+    o[1] = _mm512_sub_pd(_mm512_div_pd(d34, _mm512_set1_pd(12)),
+                         _mm512_div_pd(d12, _mm512_set1_pd(6)));
+    o[2] = _mm512_add_pd(_mm512_sub_pd(_mm512_div_pd(s34, _mm512_set1_pd(6)), s12_6), m[5]);
+}
+
+/* dw[co, c 9 + 3 u + v] = (G^T Mo G)[u][v], Mo's 36 GEMMs M x C (step
+ * floats apart), 8 input channels at a time, in double (rounded once). */
+static void dw4_transform(int64_t M, int64_t C, const float *Mo, int64_t step, float *dw) {
+    const __m256i nine = _mm256_setr_epi32(0, 9, 18, 27, 36, 45, 54, 63);
+    for (int64_t co = 0; co < M; co++)
+        for (int64_t c0 = 0; c0 < C; c0 += 8) {
+            const __mmask8 mk = (__mmask8)lanes(0, C - c0 < 8 ? C - c0 : 8);
+            const float *src = Mo + co * C + c0;
+            __m512d t[3][6]; /* t[u][q]: row u of G^T Mo */
+            for (int q = 0; q < 6; q++) {
+                __m512d m[6], o[3];
+                for (int p = 0; p < 6; p++)
+                    m[p] = _mm512_cvtps_pd(_mm256_maskz_loadu_ps(mk, src + (6 * p + q) * step));
+                gt6(m, o);
+                for (int u = 0; u < 3; u++) t[u][q] = o[u];
+            }
+            float *dst = dw + (co * C + c0) * 9;
+            for (int u = 0; u < 3; u++) {
+                __m512d o[3];
+                gt6(t[u], o);
+                for (int v = 0; v < 3; v++)
+                    _mm256_mask_i32scatter_ps(dst + 3 * u + v, mk, nine, _mm512_cvtpd_ps(o[v]), 4);
+            }
+        }
+}
+
+static int64_t dw4_floats(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m) {
+    const struct geo4 g = geo4(H, W, pad);
+    const int64_t nb = block4(&g, m, C, M), ld = round16(nb);
+    return XI4 * gen_wino_spread(C * ld) + XI4 * gen_wino_spread(M * ld) +
+           XI4 * gen_wino_spread(M * C) + tables_floats(nb);
+}
+
+static void dw4(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
+                int64_t pad, int64_t m, int64_t img, const float *x, float *dw, float *work) {
+    const struct geo4 g = geo4(H, W, pad);
+    const int64_t nb = block4(&g, m, C, M), ld = round16(nb);
+    const int64_t vstep = gen_wino_spread(C * ld), dstep = gen_wino_spread(M * ld),
+                  ostep = gen_wino_spread(M * C);
+    float *V = work, *D = V + XI4 * vstep, *Mo = D + XI4 * dstep;
+    struct run4 *runs;
+    int64_t *first;
+    tables_at(Mo + XI4 * ostep, nb, &runs, &first);
+    for (int64_t t0 = 0; t0 < m * g.tiles; t0 += nb) {
+        const int64_t n = m * g.tiles - t0 < nb ? m * g.tiles - t0 : nb;
+        runs_of(&g, H, W, pad, t0, n, runs, first);
+        input4(x, img, C, H, W, pad, &g, t0, n, runs, first, V, vstep, ld);
+        dy4(dy, dy_img, M, &g, t0, n, runs, first, D, dstep, ld);
+        for (int xi = 0; xi < XI4; xi++)
+            gen_sgemm_avx512(0, 1, M, C, n, 1.0f, D + xi * dstep, ld, V + xi * vstep, ld,
+                             t0 == 0 ? 0.0f : 1.0f, NULL, Mo + xi * ostep, C);
+    }
+    dw4_transform(M, C, Mo, ostep, dw);
 }
 
 /* ---- the entry points: F(4 x 4) or F(2 x 2) as gen_wino_tile says ------- */
@@ -405,4 +541,17 @@ void gen_wino_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W
     else
         wino_conv(M, prep, C, H, W, pad, m, img, x, bias, beta, out, ldo, out_img, work, C,
                   gen_gemm_avx512_pack_a_floats(M, C), put_floats, product);
+}
+
+int64_t gen_wino_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m) {
+    if (gen_wino_tile(H, W, pad) == 4) return dw4_floats(M, C, H, W, pad, m);
+    return wino_dw_floats(M, C, H, W, pad, m);
+}
+
+void gen_wino_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
+                 int64_t pad, int64_t m, int64_t img, const float *x, float *dw, float *work) {
+    if (gen_wino_tile(H, W, pad) == 4)
+        dw4(M, dy, dy_img, C, H, W, pad, m, img, x, dw, work);
+    else
+        wino_dw(M, dy, dy_img, C, H, W, pad, m, img, x, dw, work, dw_product);
 }
