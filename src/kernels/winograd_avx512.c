@@ -293,12 +293,12 @@ static void output4(const struct geo4 *g, int64_t M, int64_t t0, int64_t n, cons
 static inline __attribute__((always_inline)) void g6(__m512d k0, __m512d k1, __m512d k2,
                                                      __m512d o[6]) {
     const __m512d a = _mm512_add_pd(k0, k2),
-                  b = _mm512_add_pd(_mm512_div_pd(k0, _mm512_set1_pd(24)),
-                                    _mm512_div_pd(k2, _mm512_set1_pd(6))),
-                  c = _mm512_div_pd(k1, _mm512_set1_pd(12)), six = _mm512_set1_pd(-6);
-    o[0] = _mm512_div_pd(k0, _mm512_set1_pd(4));
-    o[1] = _mm512_div_pd(_mm512_add_pd(a, k1), six);
-    o[2] = _mm512_div_pd(_mm512_sub_pd(a, k1), six);
+                  b = _mm512_add_pd(_mm512_mul_pd(k0, _mm512_set1_pd(1.0 / 24)),
+                                    _mm512_mul_pd(k2, _mm512_set1_pd(1.0 / 6))),
+                  c = _mm512_mul_pd(k1, _mm512_set1_pd(1.0 / 12)), six = _mm512_set1_pd(-1.0 / 6);
+    o[0] = _mm512_mul_pd(k0, _mm512_set1_pd(0.25));
+    o[1] = _mm512_mul_pd(_mm512_add_pd(a, k1), six);
+    o[2] = _mm512_mul_pd(_mm512_sub_pd(a, k1), six);
     o[3] = _mm512_add_pd(b, c);
     o[4] = _mm512_sub_pd(b, c);
     o[5] = k2;
@@ -444,12 +444,12 @@ static void dy4(const float *dy, int64_t dy_img, int64_t M, const struct geo4 *g
 static inline __attribute__((always_inline)) void gt6(const __m512d m[6], __m512d o[3]) {
     const __m512d s12 = _mm512_add_pd(m[1], m[2]), d12 = _mm512_sub_pd(m[1], m[2]),
                   s34 = _mm512_add_pd(m[3], m[4]), d34 = _mm512_sub_pd(m[3], m[4]);
-    const __m512d s12_6 = _mm512_div_pd(s12, _mm512_set1_pd(6));
-    o[0] = _mm512_add_pd(_mm512_sub_pd(_mm512_div_pd(m[0], _mm512_set1_pd(4)), s12_6),
-                         _mm512_div_pd(s34, _mm512_set1_pd(24)));
-    o[1] = _mm512_sub_pd(_mm512_div_pd(d34, _mm512_set1_pd(12)),
-                         _mm512_div_pd(d12, _mm512_set1_pd(6)));
-    o[2] = _mm512_add_pd(_mm512_sub_pd(_mm512_div_pd(s34, _mm512_set1_pd(6)), s12_6), m[5]);
+    const __m512d s12_6 = _mm512_mul_pd(s12, _mm512_set1_pd(1.0 / 6));
+    o[0] = _mm512_add_pd(_mm512_sub_pd(_mm512_mul_pd(m[0], _mm512_set1_pd(0.25)), s12_6),
+                         _mm512_mul_pd(s34, _mm512_set1_pd(1.0 / 24)));
+    o[1] = _mm512_sub_pd(_mm512_mul_pd(d34, _mm512_set1_pd(1.0 / 12)),
+                         _mm512_mul_pd(d12, _mm512_set1_pd(1.0 / 6)));
+    o[2] = _mm512_add_pd(_mm512_sub_pd(_mm512_mul_pd(s34, _mm512_set1_pd(1.0 / 6)), s12_6), m[5]);
 }
 
 /* dw[co, c 9 + 3 u + v] = (G^T Mo G)[u][v], Mo's 36 GEMMs M x C (step
