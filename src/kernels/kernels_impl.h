@@ -461,11 +461,11 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
                           int64_t img, const float *x, const float *bias, float beta, float *out,
                           int64_t ldo, int64_t out_img, float *work);
 
-/* ---- 3 x 3 stride-1 convolutions by Winograd's F(2 x 2, 3 x 3)
- * (winograd_avx512.c): the table's conv_gemm and conv_dw hand over the
- * geometries gen_wino_fits accepts, with the same arguments less the
- * kernel size and stride; conv_gemm's kernels come as gen_wino_prep left
- * them (gen_wino_prep_work(M, C) floats). */
+/* ---- 3 x 3 stride-1 convolutions by Winograd's F(4 x 4, 3 x 3) or F(2 x
+ * 2, 3 x 3) as gen_wino_tile says (winograd_avx512.c): the table's
+ * conv_gemm and conv_dw hand over the geometries gen_wino_fits accepts,
+ * with the same arguments less the kernel size and stride; conv_gemm's
+ * kernels come as gen_wino_prep left them (gen_wino_prep_work floats). */
 static inline int gen_wino_fits(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
                                 int64_t KW, int64_t stride, int64_t pad) {
     return KH == 3 && KW == 3 && stride == 1 && pad >= 0 && pad <= 2 && M >= 8 && C >= 16 &&

@@ -20,7 +20,7 @@ static void dw_product(int64_t M, int64_t C, int64_t n, const float *d, const fl
     gen_sgemm_avx512(0, 1, M, C, n, 1.0f, d, n, v, n, beta, NULL, mo, C);
 }
 
-/* ---- F(4 x 4, 3 x 3) for the forward passes ------------------------------
+/* ---- F(4 x 4, 3 x 3): the forward pass ----------------------------------
  *
  * Y = A^T [ (G g G^T) (.) (B^T d B) ] A over 6 x 6 input tiles d a
  * 4 x 4 block of outputs apart, with B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0;
@@ -52,18 +52,20 @@ static struct geo4 geo4(int64_t H, int64_t W, int64_t pad) {
 }
 
 /* Tiles [tx, tx + b - a) of tile row ty of image i, in lanes [a, b) of
- * their vector; its input rows start at `in` (the first row's offset in an
- * image's plane, 4 ty - pad rows and 4 tx - pad columns in), its outputs
- * at `out`; masks keep the two loads inside the image's columns. */
+ * their vector (keep): their input rows start at `in` in an image's plane
+ * (row ih = 4 ty - pad, column 4 tx - pad), their outputs (and dy) at
+ * `out` (row 4 ty, column 4 tx), `cols` of an output row from there on;
+ * m0, m1 keep the two loads of an input row inside the image's columns,
+ * o0, o1 those of an output row inside its cols. */
 struct run4 {
     int64_t i, ih, in, out, cols;
     int32_t a, b;
-    __mmask16 m0, m1, keep, o0, o1; /* o0, o1: the same for a row of outputs */
+    __mmask16 m0, m1, keep, o0, o1;
 };
 
 /* The runs of the tiles [t0, t0 + n) in their vectors: those of vector v
  * at runs[first[v] .. first[v + 1]). */
-static void runs_of(const struct geo4 *g, int64_t H, int64_t W, int64_t pad, int64_t t0, int64_t n,
+static void runs_of(const struct geo4 *g, int64_t W, int64_t pad, int64_t t0, int64_t n,
                     struct run4 *runs, int64_t *first) {
     int64_t nr = 0;
     for (int64_t v = 0; 16 * v < n; v++) {
@@ -91,7 +93,6 @@ static void runs_of(const struct geo4 *g, int64_t H, int64_t W, int64_t pad, int
         }
         first[v + 1] = nr;
     }
-    (void)H;
 }
 
 /* Floats of a block's runs and their vectors' first runs (runs_of), for
@@ -374,7 +375,7 @@ static void conv4(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W,
     tables_at(Mo + XI4 * mstep, nb, &runs, &first);
     for (int64_t t0 = 0; t0 < m * g.tiles; t0 += nb) {
         const int64_t n = m * g.tiles - t0 < nb ? m * g.tiles - t0 : nb;
-        runs_of(&g, H, W, pad, t0, n, runs, first);
+        runs_of(&g, W, pad, t0, n, runs, first);
         input4(x, img, C, H, W, pad, &g, t0, n, runs, first, V, vstep, 0);
         for (int xi = 0; xi < XI4; xi++)
             gen_sgemm_avx512_packed(M, n, C, prep + xi * pa, V + xi * vstep, 0.0f, Mo + xi * mstep,
@@ -497,7 +498,7 @@ static void dw4(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H
     tables_at(Mo + XI4 * ostep, nb, &runs, &first);
     for (int64_t t0 = 0; t0 < m * g.tiles; t0 += nb) {
         const int64_t n = m * g.tiles - t0 < nb ? m * g.tiles - t0 : nb;
-        runs_of(&g, H, W, pad, t0, n, runs, first);
+        runs_of(&g, W, pad, t0, n, runs, first);
         input4(x, img, C, H, W, pad, &g, t0, n, runs, first, V, vstep, ld);
         dy4(dy, dy_img, M, &g, t0, n, runs, first, D, dstep, ld);
         for (int xi = 0; xi < XI4; xi++)
