@@ -290,6 +290,13 @@ static void gemm_threads(const struct gen_kernels *k) {
  * Under 64 taps (C KH KW) im2col rows are gathered; from 64 on, strides 2
  * and 3 read phase planes, of which a kernel smaller than the stride
  * builds only some. */
+/* Whether table k may decline the geometry (conv_gemm_work 0): AVX2's
+ * strided convolutions, AVX-512's 1 x 1 stride-1 ones (gemm_avx512.c). */
+static int declined(const struct gen_kernels *k, int64_t KH, int64_t KW, int64_t st, int64_t pad) {
+    if (strcmp(k->name, "avx2") == 0) return st > 1;
+    return strcmp(k->name, "avx512") == 0 && KH == 1 && KW == 1 && st == 1 && pad == 0;
+}
+
 static void conv_gemm_parity(const struct gen_kernels *k) {
     if (!k->conv_gemm) return;
     static const int64_t geo[][8] = { /* C, H, W, KH, KW, stride, pad, m */
@@ -336,8 +343,11 @@ static void conv_gemm_parity(const struct gen_kernels *k) {
         const int64_t P = OH * OW, K = C * KH * KW, N = m * P, M = 10, img = C * H * W + 3;
         const float beta = gi % 2 ? 1.0f : 0.0f;
         const int64_t nwork = k->conv_gemm_work(M, C, H, W, KH, KW, st, pad, m);
-        if (nwork <= 0) { /* AVX2: some strided convolutions go to im2col (conv_avx2.c) */
-            assert_true(strcmp(k->name, "avx2") == 0 && st > 1);
+        if (nwork <= 0) { /* declined: AVX2 sends some strided convolutions to im2col
+                           * (conv_avx2.c), AVX-512 1 x 1 ones to the plain GEMM */
+            assert_true(declined(k, KH, KW, st, pad));
+            if (KH * KW == 1) /* AVX-512: the weight gradient too */
+                assert_int_equal(k->conv_dw_work(M, C, H, W, KH, KW, st, pad, m), 0);
             continue;
         }
         float *x = rnd(m * img, -1, 1, seed++), *w = rnd(M * K, -1, 1, seed++);
