@@ -51,16 +51,23 @@ static struct geo4 geo4(int64_t H, int64_t W, int64_t pad) {
     return g;
 }
 
+/* Where a run's tiles read an image's plane: from row `row` (negative in
+ * the padding) and its column, at `off` floats from the plane's start; m0,
+ * m1 keep a row's two loads of 16 inside the plane's columns. */
+struct rows {
+    int64_t row, off;
+    __mmask16 m0, m1;
+};
+
 /* Tiles [tx, tx + b - a) of tile row ty of image i, in lanes [a, b) of
- * their vector (keep): their input rows start at `in` in an image's plane
- * (row ih = 4 ty - pad, column 4 tx - pad), their outputs (and dy) at
- * `out` (row 4 ty, column 4 tx), `cols` of an output row from there on;
- * m0, m1 keep the two loads of an input row inside the image's columns,
- * o0, o1 those of an output row inside its cols. */
+ * their vector (keep): their input rows from row 4 ty - pad, column 4 tx -
+ * pad (`in`), their outputs (and dy) from row 4 ty, column 4 tx (`out`),
+ * `cols` of an output row from there on. */
 struct run4 {
-    int64_t i, ih, in, out, cols;
+    int64_t i, cols;
+    struct rows in, out;
     int32_t a, b;
-    __mmask16 m0, m1, keep, o0, o1;
+    __mmask16 keep;
 };
 
 /* The runs of the tiles [t0, t0 + n) in their vectors: those of vector v
@@ -77,18 +84,16 @@ static void runs_of(const struct geo4 *g, int64_t W, int64_t pad, int64_t t0, in
             len = len < RUN_MAX ? len : RUN_MAX;
             len = len < n - l ? len : n - l;
             const int64_t c0 = 4 * tx - pad, a = l - 16 * v;
-            runs[nr++] = (struct run4){.i = i,
-                                       .ih = 4 * ty - pad,
-                                       .in = (4 * ty - pad) * W + c0,
-                                       .out = 4 * ty * g->OW + 4 * tx,
-                                       .cols = g->OW - 4 * tx,
-                                       .a = (int32_t)a,
-                                       .b = (int32_t)(a + len),
-                                       .m0 = lanes(-c0, W - c0),
-                                       .m1 = lanes(-c0 - 16, W - c0 - 16),
-                                       .keep = lanes(a, a + len),
-                                       .o0 = lanes(0, g->OW - 4 * tx),
-                                       .o1 = lanes(-16, g->OW - 4 * tx - 16)};
+            const int64_t cols = g->OW - 4 * tx;
+            runs[nr++] = (struct run4){
+                .i = i,
+                .cols = cols,
+                .in = {4 * ty - pad, (4 * ty - pad) * W + c0, lanes(-c0, W - c0),
+                       lanes(-c0 - 16, W - c0 - 16)},
+                .out = {4 * ty, 4 * ty * g->OW + 4 * tx, lanes(0, cols), lanes(-16, cols - 16)},
+                .a = (int32_t)a,
+                .b = (int32_t)(a + len),
+                .keep = lanes(a, a + len)};
             l += len;
         }
         first[v + 1] = nr;
@@ -151,19 +156,35 @@ static void prefetch_tiles(const float *plane, int64_t img, int64_t h, int64_t w
 }
 
 /* Columns 4 l + j (j < n) of tile l of run u into lanes [u->a, u->b) of
- * d[j]: the 32 floats at p (lanes of m0 and m1) picked out by one
+ * d[j]: the 32 floats at p (lanes of s->m0 and s->m1) picked out by one
  * permutation each. */
 static inline __attribute__((always_inline)) void
-run_columns(const float *p, __mmask16 m0, __mmask16 m1, const struct run4 *u, int n, __m512 *d) {
+run_columns(const float *p, const struct rows *s, const struct run4 *u, int n, __m512 *d) {
     const __m512i l4 =
         _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 44, 48, 52, 56, 60);
-    const __m512 v0 = _mm512_maskz_loadu_ps(m0, p), v1 = _mm512_maskz_loadu_ps(m1, p + 16);
+    const __m512 v0 = _mm512_maskz_loadu_ps(s->m0, p), v1 = _mm512_maskz_loadu_ps(s->m1, p + 16);
     const __m512i idx = _mm512_sub_epi32(l4, _mm512_set1_epi32(4 * u->a));
 #pragma GCC unroll 6
     for (int j = 0; j < n; j++)
         d[j] = _mm512_mask_mov_ps(
             d[j], u->keep,
             _mm512_permutex2var_ps(v0, _mm512_add_epi32(idx, _mm512_set1_epi32(j)), v1));
+}
+
+/* Columns 4 l + j (j < n) of row k of the tiles of runs [r, end) (their
+ * input rows, or with `out` their output rows) of a plane of h rows of w
+ * floats (images img apart), in d[j]: zeros where a run's row is outside
+ * the plane. `out` is a constant where this is inlined. */
+static inline __attribute__((always_inline)) void
+vector_columns(const float *plane, int64_t img, int64_t h, int64_t w, const struct run4 *r,
+               const struct run4 *end, int out, int64_t k, int n, __m512 *d) {
+#pragma GCC unroll 6
+    for (int j = 0; j < n; j++) d[j] = _mm512_setzero_ps();
+    for (const struct run4 *u = r; u < end; u++) {
+        const struct rows *s = out ? &u->out : &u->in;
+        if (s->row + k < 0 || s->row + k >= h) continue; /* padding, or past the edge */
+        run_columns(plane + u->i * img + s->off + k * w, s, u, n, d);
+    }
 }
 
 /* Where vector v's row c of matrix 0 goes: the packed B panels (ld 0: C
@@ -187,13 +208,7 @@ static void input4(const float *x, int64_t img, int64_t C, int64_t H, int64_t W,
 #pragma GCC unroll 6
             for (int k = 0; k < 6; k++) {
                 __m512 d[6];
-#pragma GCC unroll 6
-                for (int j = 0; j < 6; j++) d[j] = _mm512_setzero_ps();
-                for (int64_t r = first[v]; r < first[v + 1]; r++) {
-                    const struct run4 *u = runs + r;
-                    if (u->ih + k < 0 || u->ih + k >= H) continue; /* padding: zeros already */
-                    run_columns(plane + u->i * img + u->in + k * W, u->m0, u->m1, u, 6, d);
-                }
+                vector_columns(plane, img, H, W, runs + first[v], runs + first[v + 1], 0, k, 6, d);
                 bt6(d);
 #pragma GCC unroll 6
                 for (int q = 0; q < 6; q++) w[k][q] = d[q];
@@ -266,11 +281,11 @@ static void output4(const struct geo4 *g, int64_t M, int64_t t0, int64_t n, cons
                 tiles_to_row(row, o);
                 for (int64_t r = first[v]; r < first[v + 1]; r++) {
                     const struct run4 *u = runs + r;
-                    if (u->out / g->OW + a >= g->OH) continue; /* past the last row */
+                    if (u->out.row + a >= g->OH) continue; /* past the last row */
                     const int64_t e0 = 4 * u->a,
                                   e1 = e0 +
                                        (4 * (u->b - u->a) < u->cols ? 4 * (u->b - u->a) : u->cols);
-                    float *dst = out + co * ldo + u->i * out_img + u->out + a * g->OW - e0;
+                    float *dst = out + co * ldo + u->i * out_img + u->out.off + a * g->OW - e0;
 #pragma GCC unroll 4
                     for (int q = 0; q < 4; q++) {
                         const __mmask16 mk = lanes(e0 - 16 * q, e1 - 16 * q);
@@ -418,13 +433,8 @@ static void dy4(const float *dy, int64_t dy_img, int64_t M, const struct geo4 *g
 #pragma GCC unroll 4
             for (int a = 0; a < 4; a++) {
                 __m512 y[4];
-#pragma GCC unroll 4
-                for (int j = 0; j < 4; j++) y[j] = _mm512_setzero_ps();
-                for (int64_t r = first[v]; r < first[v + 1]; r++) {
-                    const struct run4 *u = runs + r;
-                    if (u->out / g->OW + a >= g->OH) continue; /* past the edge: zeros */
-                    run_columns(plane + u->i * dy_img + u->out + a * g->OW, u->o0, u->o1, u, 4, y);
-                }
+                vector_columns(plane, dy_img, g->OH, g->OW, runs + first[v], runs + first[v + 1], 1,
+                               a, 4, y);
                 a6(y, h[a]);
             }
             float *dst = D + co * ld + 16 * v;
