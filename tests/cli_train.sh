@@ -141,6 +141,9 @@ check_json() {
 }
 "$GEN" train vae --data "$DATA" --steps 2 --out "$TMP/js" --json --quiet >"$TMP/j1" || fail "train --json failed"
 check_json "$TMP/j1" train
+# train's metrics: where the run ended, the last value of each logged number
+tail -n 1 "$TMP/j1" | grep -q '"metrics":{"step":2,"loss":[^}]*"test_loss":[^}]*"median_step_ms":' ||
+    fail "train --json metrics: $(tail -n 1 "$TMP/j1")"
 "$GEN" sample vae --ckpt "$TMP/js/checkpoint.safetensors" -n 4 -o "$TMP/js.png" --json --quiet >"$TMP/j2" || fail "sample --json failed"
 check_json "$TMP/j2" sample
 [ "$(wc -l <"$TMP/j2")" = 1 ] || fail "sample --json printed $(wc -l <"$TMP/j2") lines"

@@ -33,6 +33,19 @@ struct gen_field {
     double value;
 };
 
+/* The last value a log's lines gave each of their names ("step" and
+ * "elapsed" too), in the order the names first came: what a training
+ * ended at, for its --json result. Names past GEN_KEPT_FIELDS, or longer
+ * than a kept name holds, are not kept. */
+#define GEN_KEPT_FIELDS 40
+struct gen_kept_fields {
+    int n;
+    struct {
+        char name[40];
+        double value;
+    } f[GEN_KEPT_FIELDS];
+};
+
 struct gen_runlog {
     int metrics;          /* RUN/metrics.jsonl (O_APPEND), or -1 (or 0
                              in a log never opened: no metrics_path)   */
@@ -50,6 +63,7 @@ struct gen_runlog {
     int metrics_err;      /* errno of a line that could not be written */
     const char *command;  /* NULL (training), or "eval": written as the
                              line's first key, "command": "eval"       */
+    struct gen_kept_fields kept; /* each name's last value             */
 };
 
 /* Opens a log for a run. run_dir (created with its parents if needed) gets

@@ -191,9 +191,13 @@ int gen_cmd_train(const struct gen_family *fam, struct gen_config *cli, int json
     gen_command_tables(GEN_CMD_TRAIN, fam, tables);
     const char *out = gen_opt_str(cli, &gen_train_options[GEN_TRAIN_OUT]);
     const char *resume = gen_opt_flag(cli, &gen_train_options[GEN_TRAIN_RESUME]) ? gen_opt_str(cli, &gen_train_options[GEN_TRAIN_RESUME]) : NULL;
-    struct gen_train_run run = {
-        .out_dir = out, .resume = resume, .json = json, .quiet = quiet,
-        .profile = gen_opt_flag(cli, &gen_train_options[GEN_TRAIN_PROFILE])};
+    struct gen_kept_fields ended = {0};
+    struct gen_train_run run = {.out_dir = out,
+                                .resume = resume,
+                                .json = json,
+                                .quiet = quiet,
+                                .profile = gen_opt_flag(cli, &gen_train_options[GEN_TRAIN_PROFILE]),
+                                .ended = &ended};
     struct gen_model em = {0}, stored = {0};
     struct gen_data d = {0};
     struct gen_ckpt_meta meta = {0};
@@ -294,7 +298,10 @@ int gen_cmd_train(const struct gen_family *fam, struct gen_config *cli, int json
         char prof[4096];
         snprintf(prof, sizeof prof, "%s/profile.json", out);
         const char *outs[2] = {latest, prof};
-        gen_print_result("train", fam->name, outs, run.profile ? 2 : 1, NULL, 0, NULL);
+        struct gen_field f[GEN_KEPT_FIELDS]; /* where the run ended: each logged number's last */
+        for (int i = 0; i < ended.n; i++)
+            f[i] = (struct gen_field){ended.f[i].name, ended.f[i].value};
+        gen_print_result("train", fam->name, outs, run.profile ? 2 : 1, f, ended.n, NULL);
     }
 done:
     gen_config_free(&cfg);

@@ -148,6 +148,7 @@ struct gen_train_run {
     const char *resume;  /* checkpoint to resume from, or NULL */
     int json, quiet;
     int profile;         /* --profile: OUT/profile.json and a table */
+    struct gen_kept_fields *ended; /* the log's last value of each name, or NULL */
 };
 
 /* The one training loop: batches, the step body of every phase

@@ -747,6 +747,7 @@ int gen_train_loop(const struct gen_train_run *run, struct gen_model *em, struct
     }
     rc = loop_run(&L, step);
 out:
+    if (run->ended) *run->ended = L.lg.kept;
     gen_runlog_close(&L.lg);
     gen_ckpt_meta_free(&meta);
     gen_batcher_free(&L.batcher);

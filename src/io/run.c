@@ -128,8 +128,23 @@ static void human_number(char *buf, size_t n, double v) {
         snprintf(buf, n, "%.5g", v);
 }
 
+/* name's value in kept: its last one. */
+static void keep(struct gen_kept_fields *kept, const char *name, double value) {
+    int i = 0;
+    while (i < kept->n && strcmp(kept->f[i].name, name) != 0) i++;
+    if (i == kept->n) {
+        if (i == GEN_KEPT_FIELDS || strlen(name) >= sizeof kept->f[i].name) return;
+        strcpy(kept->f[i].name, name);
+        kept->n++;
+    }
+    kept->f[i].value = value;
+}
+
 void gen_runlog_write(struct gen_runlog *lg, int64_t step, const struct gen_field *fields, int n) {
     double elapsed = lg->elapsed_base + gen_now() - lg->t_open;
+    if (step >= 0) keep(&lg->kept, "step", (double)step);
+    for (int k = 0; k < n; k++) keep(&lg->kept, fields[k].name, fields[k].value);
+    keep(&lg->kept, "elapsed", round(elapsed * 1000) / 1000);
     cJSON *obj = cJSON_CreateObject();
     if (lg->command) cJSON_AddStringToObject(obj, "command", lg->command);
     if (step >= 0) cJSON_AddNumberToObject(obj, "step", (double)step);
