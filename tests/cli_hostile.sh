@@ -415,20 +415,33 @@ tail -1 "$TMP/r-half/metrics.jsonl" | grep -q '^{"command":"eval",' ||
 # one, tried again forever (gen --version hung under ulimit -v 300000 on 2 cores,
 # and the limit above would hang every case on 32 cores); training on two threads
 # then asked OpenBLAS for two.
+# An environment with no entry to lend OMP_NUM_THREADS=1 in (env -i) has gen
+# executed again with it; a limit below one buffer is said, exit 1.
 if [ "$memlimit" = 1 ]; then
-    tight() {
+    tight_in() { # KIB COMMAND...: the command under ulimit -v KIB
+        local kib=$1
+        shift
         (
-            ulimit -v 300000
-            exec timeout 20 "$GEN" "$@"
+            ulimit -v "$kib"
+            exec timeout 20 "$@"
         ) >"$TMP/out" 2>"$TMP/err"
         rc=$?
     }
+    tight() { tight_in 300000 "$GEN" "$@"; }
     tight --version
     check address_limit_version 0 ""
     grep -q "^gen [0-9]" "$TMP/out" || fail "no version under ulimit -v 300000: $(cat "$TMP/out")"
     tight train vae --data "$DATA" --steps 2 --out "$TMP/tight" --hidden 16 --batch 8 --threads 2 -q
     check address_limit_train 0 ""
     [ -f "$TMP/tight/checkpoint.safetensors" ] || fail "no checkpoint under ulimit -v 300000"
+    tight_in 300000 env -i "$GEN" train vae --data "$DATA" --steps 2 --out "$TMP/tight-env" \
+        --hidden 16 --batch 8 --threads 2 -q
+    check address_limit_empty_env 0 ""
+    [ -f "$TMP/tight-env/checkpoint.safetensors" ] || fail "no checkpoint under env -i, ulimit -v"
+    tight_in 100000 "$GEN" --version
+    check address_limit_tiny 1 "the address-space limit (ulimit -v) of 100000 KiB is too small"
+    tight_in 100000 env -i "$GEN" --version
+    check address_limit_tiny_empty_env 1 "of 100000 KiB is too small"
 fi
 
 # SIGHUP mid-run: the step finishes, the checkpoint is saved, exit 130.

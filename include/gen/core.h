@@ -131,6 +131,11 @@ int gen_threads_init(int n);
  * OpenBLAS then loads and runs on one thread (src/cli/main.c). Safe to
  * call before any library's constructor. */
 int gen_address_limited(void);
+/* This program's path (/proc/self/exe) in buf (size bytes), to execute it
+ * again, or NULL where it cannot be had or names the dynamic loader (the
+ * program started through it, which would read argv[1] as its own
+ * option). Safe to call before any library's constructor. */
+const char *gen_self_path(char *buf, size_t size);
 /* The most threads --threads or GEN_THREADS may ask for. */
 #define GEN_THREADS_MAX 4096
 /* The thread count GEN_THREADS asks for, or 0 where it is unset, 0 or not

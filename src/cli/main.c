@@ -1,5 +1,9 @@
 /* main.c - the gen binary: everything else lives in libgen (src/cli/cli.c). */
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "gen/comm.h"
@@ -16,27 +20,101 @@
  * libgomp's included, and before libc's, which sets the environment back
  * to the array the kernel passed: so the variable goes into that array, in
  * place of the user's OMP_NUM_THREADS or of an entry no library reads as it
- * loads, and main puts the entry back before anything else reads it. */
+ * loads, and main puts the entry back before anything else reads it. An
+ * environment with no such entry (env -i) cannot take the variable in
+ * place: the program is executed again with it and GEN_LENT_VAR added, and
+ * main then takes OMP_NUM_THREADS out and leaves GEN_LENT_VAR empty, an
+ * entry the next execution (gen_threads_spin_short's) can borrow. A limit
+ * below what this process holds already plus that one buffer would hang
+ * all the same (`gen --version` under ulimit -v 100000): it is said on
+ * stderr, exit 1. Nothing here may use what libc sets up in its
+ * constructor: only system calls, and no stdio. */
 static char **lent;    /* the entry holding OMP_NUM_THREADS=1, or NULL */
 static char *lent_was; /* what it held */
 
+#define OPENBLAS_BUFFER_KIB (128ull << 10)
+#define LOAD_SLACK_KIB      (1ull << 10) /* what loading maps besides (measured: 150 KiB) */
+#define MAX_ENV             4096         /* entries copied to execute again with */
+
+/* The KiB of address space this process holds (/proc/self/statm), or 0. */
+static unsigned long long held_kib(void) {
+    char buf[64];
+    const int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    const ssize_t n = read(fd, buf, sizeof buf);
+    close(fd);
+    unsigned long long pages = 0;
+    for (ssize_t i = 0; i < n && buf[i] >= '0' && buf[i] <= '9'; i++)
+        pages = pages * 10 + (unsigned)(buf[i] - '0');
+    return pages * (unsigned long long)getpagesize() / 1024;
+}
+
+/* Appends v in decimal to buf at *at (buf of 24 bytes more at least). */
+static void put_number(char *buf, size_t *at, unsigned long long v) {
+    char digits[24];
+    int n = 0;
+    do digits[n++] = (char)('0' + v % 10), v /= 10;
+    while (v);
+    while (n) buf[(*at)++] = digits[--n];
+}
+
+static void put_text(char *buf, size_t *at, const char *text) {
+    while (*text) buf[(*at)++] = *text++;
+}
+
+/* One line on stderr and exit 1 when the limit cannot hold one buffer. */
+static void refuse_tight_limit(void) {
+    struct rlimit r;
+    if (getrlimit(RLIMIT_AS, &r) != 0 || r.rlim_cur == RLIM_INFINITY) return;
+    const unsigned long long held = held_kib(), limit = (unsigned long long)r.rlim_cur / 1024;
+    const unsigned long long need = held + OPENBLAS_BUFFER_KIB + LOAD_SLACK_KIB;
+    if (!held || limit >= need) return;
+    char line[256];
+    size_t at = 0;
+    put_text(line, &at, "gen: the address-space limit (ulimit -v) of ");
+    put_number(line, &at, limit);
+    put_text(line, &at,
+             " KiB is too small to start: OpenBLAS reserves 128 MiB as it loads, "
+             "about ");
+    put_number(line, &at, need);
+    put_text(line, &at, " KiB in all\n");
+    const ssize_t w = write(2, line, at);
+    (void)w;
+    _exit(1);
+}
+
 static void load_one_thread(int argc, char **argv, char **envp) {
-    (void)argc, (void)argv;
+    (void)argc;
     static char one[] = "OMP_NUM_THREADS=1";
-    static const char *const spare[] = {"OMP_NUM_THREADS=", "_=", "OLDPWD=", "SHLVL=", "PWD="};
+    static const char *const spare[] = {
+        "OMP_NUM_THREADS=", "GEN_LENT_VAR=", "_=", "OLDPWD=", "SHLVL=", "PWD="};
     if (!envp || !gen_address_limited()) return;
+    refuse_tight_limit();
     for (size_t k = 0; k < sizeof spare / sizeof spare[0]; k++)
         for (char **e = envp; *e; e++)
             if (!strncmp(*e, spare[k], strlen(spare[k]))) {
                 lent = e, lent_was = *e, *e = one;
                 return;
             }
+    static char *with[MAX_ENV + 3];
+    static char mark[] = "GEN_LENT_VAR=OMP_NUM_THREADS";
+    size_t n = 0;
+    while (envp[n] && n < MAX_ENV) with[n] = envp[n], n++;
+    if (envp[n]) return; /* too many to copy: as it is */
+    with[n] = one, with[n + 1] = mark, with[n + 2] = NULL;
+    char self[4096];
+    if (gen_self_path(self, sizeof self)) execve(self, argv, with); /* returns only on failure */
 }
 typedef void (*preinit_fn)(int, char **, char **);
 __attribute__((section(".preinit_array"), used)) static const preinit_fn preinit = load_one_thread;
 
 int main(int argc, char **argv) {
     if (lent) *lent = lent_was;
+    const char *var = getenv("GEN_LENT_VAR");
+    if (var && !strcmp(var, "OMP_NUM_THREADS")) { /* added by load_one_thread, not the user's */
+        unsetenv("OMP_NUM_THREADS");
+        setenv("GEN_LENT_VAR", "", 1);
+    }
     gen_threads_spin_short(argv); /* may execute this program again, once */
     const int rc = gen_cli_main(argc, argv);
     gen_comm_finalize(); /* a job of several ranks ends together */

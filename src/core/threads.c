@@ -138,20 +138,30 @@ static void unbind_for_exec(void) {
 }
 #endif
 
+const char *gen_self_path(char *buf, size_t size) {
+#ifdef __linux__
+    /* the path, not /proc/self/exe itself: under valgrind that link names valgrind's tool,
+     * which refuses to run unlaunched, while readlink gets the program's own path */
+    const ssize_t n = readlink("/proc/self/exe", buf, size - 1);
+    if (n <= 0 || (size_t)n >= size - 1) return NULL;
+    buf[n] = '\0';
+    /* started through the dynamic loader (ld-linux-x86-64.so.2 gen ...) */
+    const char *base = strrchr(buf, '/') ? strrchr(buf, '/') + 1 : buf;
+    if (!strncmp(base, "ld-", 3) || !strncmp(base, "ld.so", 5) || !strncmp(base, "ld64", 4))
+        return NULL;
+    return buf;
+#else
+    (void)buf, (void)size;
+    return NULL;
+#endif
+}
+
 void gen_threads_spin_short(char **argv) {
 #if defined(_OPENMP) && defined(__linux__)
     if (getenv("GOMP_SPINCOUNT") || getenv("OMP_WAIT_POLICY")) return; /* the user's choice */
-    /* the path, not /proc/self/exe itself: under valgrind that link names valgrind's tool,
-     * which refuses to run unlaunched, while readlink gets the program's own path */
-    char self[4096];
-    const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0 || n >= (ssize_t)sizeof self - 1) return;
-    self[n] = '\0';
-    /* started through the dynamic loader (ld-linux-x86-64.so.2 gen ...): the link names the
-     * loader, which would read argv[1] as its own option; go on as we are */
-    const char *base = strrchr(self, '/') ? strrchr(self, '/') + 1 : self;
-    if (!strncmp(base, "ld-", 3) || !strncmp(base, "ld.so", 5) || !strncmp(base, "ld64", 4)) return;
-    if (setenv("GOMP_SPINCOUNT", GEN_SPINCOUNT, 1) != 0) return;
+    char buf[4096];
+    const char *self = gen_self_path(buf, sizeof buf);
+    if (!self || setenv("GOMP_SPINCOUNT", GEN_SPINCOUNT, 1) != 0) return;
     unbind_for_exec();
     execv(self, argv);
     unsetenv("GOMP_SPINCOUNT"); /* not executed: nothing this process starts should see it */
