@@ -444,6 +444,23 @@ if [ "$memlimit" = 1 ]; then
     check address_limit_tiny_empty_env 1 "of 100000 KiB is too small"
 fi
 
+# A stack limit too small for a command (a training took 200-256 KiB, and
+# crashed under ulimit -s 128): refused in one line where the hard limit is
+# that small too (ulimit -s sets both), raised where only the soft one is.
+(
+    ulimit -s 128
+    exec timeout 20 "$GEN" train vae --data "$DATA" --steps 2 --out "$TMP/stack" "${VAE[@]}"
+) >"$TMP/out" 2>"$TMP/err"
+rc=$?
+check stack_limit 1 "the stack limit (ulimit -s) of 128 KiB is too small"
+(
+    ulimit -S -s 128
+    exec timeout 20 "$GEN" train vae --data "$DATA" --steps 2 --out "$TMP/stack-soft" "${VAE[@]}"
+) >"$TMP/out" 2>"$TMP/err"
+rc=$?
+check stack_limit_soft 0 ""
+[ -f "$TMP/stack-soft/checkpoint.safetensors" ] || fail "no checkpoint under ulimit -S -s 128"
+
 # SIGHUP mid-run: the step finishes, the checkpoint is saved, exit 130.
 case_name=sighup
 (

@@ -1,5 +1,6 @@
 /* main.c - the gen binary: everything else lives in libgen (src/cli/cli.c). */
 #include <fcntl.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -108,6 +109,30 @@ static void load_one_thread(int argc, char **argv, char **envp) {
 typedef void (*preinit_fn)(int, char **, char **);
 __attribute__((section(".preinit_array"), used)) static const preinit_fn preinit = load_one_thread;
 
+/* A stack limit (ulimit -s) too small for gen's commands crashed them:
+ * a command's state holds vocabularies (struct gen_vocab, 32 KiB each),
+ * and a training took 200-256 KiB of stack. Below STACK_MIN_KIB the soft
+ * limit is raised to 8 MiB (Linux's default) where the hard limit allows,
+ * before gen_threads_spin_short's execution, whose threads then get it
+ * too; else it is said in one line. */
+#define STACK_MIN_KIB 512
+
+static int stack_enough(void) {
+    struct rlimit r;
+    if (getrlimit(RLIMIT_STACK, &r) != 0 || r.rlim_cur == RLIM_INFINITY ||
+        r.rlim_cur >= (rlim_t)STACK_MIN_KIB * 1024)
+        return 1;
+    rlim_t want = (rlim_t)8 << 20;
+    if (r.rlim_max != RLIM_INFINITY && want > r.rlim_max) want = r.rlim_max;
+    if (want >= (rlim_t)STACK_MIN_KIB * 1024) {
+        r.rlim_cur = want;
+        if (setrlimit(RLIMIT_STACK, &r) == 0) return 1;
+    }
+    fprintf(stderr, "gen: the stack limit (ulimit -s) of %llu KiB is too small: gen needs %d KiB\n",
+            (unsigned long long)r.rlim_cur / 1024, STACK_MIN_KIB);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (lent) *lent = lent_was;
     const char *var = getenv("GEN_LENT_VAR");
@@ -115,6 +140,7 @@ int main(int argc, char **argv) {
         unsetenv("OMP_NUM_THREADS");
         setenv("GEN_LENT_VAR", "", 1);
     }
+    if (!stack_enough()) return 1;
     gen_threads_spin_short(argv); /* may execute this program again, once */
     const int rc = gen_cli_main(argc, argv);
     gen_comm_finalize(); /* a job of several ranks ends together */
