@@ -5,7 +5,9 @@
  * bound by the bandwidth of L2/L3; OpenBLAS's sgemv took 1.19x as long
  * as this loop over the products of a token of the default transformer
  * (3.2 MB of weights, min of 200 passes, one thread of a Zen 3 VM). The
- * method is gemv_avx512.c's with 8-lane vectors:
+ * method is gemv_avx512.c's with 8-lane vectors, but for A x the eight
+ * rows share each load of x, one FMA chain a row (eight in flight), where
+ * gemv_avx512.c reads one row at a time in four chains:
  *
  *   y = alpha A x + beta y     eight rows at a time (x loaded once for
  *     all), each row's dot product in 8 lanes (lane l sums the elements j
