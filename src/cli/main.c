@@ -122,6 +122,7 @@ static int stack_enough(void) {
     if (getrlimit(RLIMIT_STACK, &r) != 0 || r.rlim_cur == RLIM_INFINITY ||
         r.rlim_cur >= (rlim_t)STACK_MIN_KIB * 1024)
         return 1;
+    const rlim_t had = r.rlim_cur;
     rlim_t want = (rlim_t)8 << 20;
     if (r.rlim_max != RLIM_INFINITY && want > r.rlim_max) want = r.rlim_max;
     if (want >= (rlim_t)STACK_MIN_KIB * 1024) {
@@ -129,7 +130,7 @@ static int stack_enough(void) {
         if (setrlimit(RLIMIT_STACK, &r) == 0) return 1;
     }
     fprintf(stderr, "gen: the stack limit (ulimit -s) of %llu KiB is too small: gen needs %d KiB\n",
-            (unsigned long long)r.rlim_cur / 1024, STACK_MIN_KIB);
+            (unsigned long long)had / 1024, STACK_MIN_KIB);
     return 0;
 }
 
