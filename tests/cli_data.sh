@@ -178,6 +178,11 @@ valid_utf8 "$TMP/s.txt" || fail "samples of a UTF-8 corpus are not valid UTF-8: 
 "$GEN" sample transformer --ckpt "$CK" --prompt "Æsop" --length 300 -o "$TMP/one.txt" -q
 [ "$(iconv -f UTF-8 -t UTF-32LE "$TMP/one.txt" | wc -c)" = $((4 * 305)) ] ||
     fail "want 305 characters: $(iconv -f UTF-8 -t UTF-32LE "$TMP/one.txt" | wc -c) bytes of UTF-32"
+# -o -: standard output, as without -o (it had made a file named "-")
+(cd "$TMP" && "$GEN" sample transformer --ckpt "$CK" --prompt "Æsop" --length 300 -o - -q) \
+    >"$TMP/dash.txt" || fail "sample -o - failed"
+cmp -s "$TMP/dash.txt" "$TMP/one.txt" || fail "-o - differs from -o FILE: $(head -c 80 "$TMP/dash.txt")"
+[ -e "$TMP/-" ] && fail "-o - made a file named -"
 expect 0 "--json samples" "" -- \
     "$GEN" sample transformer --ckpt "$CK" --length 50 --json -q
 grep -q '"samples":\["' "$TMP/out" || fail "--json: no samples: $(cat "$TMP/out")"

@@ -97,6 +97,7 @@ static void emit_symbol(int32_t tok, void *arg) {
 int gen_sample_text(const struct gen_family *fam, const struct gen_config *opts, int json,
                     int quiet) {
     const char *ckpt = gen_opt_str(opts, &gen_sample_options[GEN_SAMPLE_CKPT]), *path = gen_opt_str(opts, &gen_sample_options[GEN_SAMPLE_OUTPUT]);
+    if (path && !strcmp(path, "-")) path = NULL; /* -o -: standard output, as without -o */
     struct gen_model em = {0};
     struct prompt pr = {0};
     struct gen_ctx g;

@@ -84,7 +84,7 @@ const struct gen_option gen_sample_options[GEN_SAMPLE_COUNT + 1] = {
                 "(default: runs/FAMILY)"),
     [GEN_SAMPLE_NUM] = {"num", 'n', GEN_OPT_INT, "64", "number of samples", 1, 100000, NULL, 0},
     [GEN_SAMPLE_OUTPUT] = {"output", 'o', GEN_OPT_STRING, NULL,
-     "output: FILE.png (a grid), DIR/ (one PNG each) or a text file (default: stdout for text)", 0,
+     "output: FILE.png (a grid), DIR/ (one PNG each) or a text file (text: - or none: stdout)", 0,
      0, NULL, 0},
     [GEN_SAMPLE_SEED] = GEN_INT_OPT("seed", "0", 0, GEN_OPT_NO_MAX, "random seed"),
     [GEN_SAMPLE_DATA] = GEN_STR_OPT("data", NULL, "data set of modes that take test images (default: the model's)"),
