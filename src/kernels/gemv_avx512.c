@@ -15,7 +15,8 @@
  *     sums the elements j = l mod 16 of the whole 64-column blocks into
  *     four partial sums by j / 16 mod 4 (four FMA chains; one chain made
  *     a row wait on the FMA's latency: the default Transformer decoded
- *     about 9 % faster on one thread of the Zen 5 VM with four), added as
+ *     8-10 % faster at length 100 on one thread of the Zen 5 VM with
+ *     four, docs/DESIGN.md), added as
  *     (s0 + s1) + (s2 + s3), then the columns left in order of j; then
  *     the lanes in a fixed tree, (l + l+8) + (l+4 + l+12), then l + l+2,
  *     then l + l+1,
