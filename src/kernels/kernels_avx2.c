@@ -123,6 +123,10 @@ SIMD_INLINE vd2 vd2_addsq(vd2 acc, vf v) {
     acc.hi = _mm256_fmadd_pd(hi, hi, acc.hi);
     return acc;
 }
+/* a + b, lane for lane */
+SIMD_INLINE vd2 vd2_sum(vd2 a, vd2 b) {
+    return (vd2){_mm256_add_pd(a.lo, b.lo), _mm256_add_pd(a.hi, b.hi)};
+}
 /* back to 8 floats, lane for lane */
 SIMD_INLINE vf vd2_cvt(vd2 acc) {
     return _mm256_set_m128(_mm256_cvtpd_ps(acc.hi), _mm256_cvtpd_ps(acc.lo));

@@ -102,6 +102,10 @@ SIMD_INLINE vd2 vd2_addsq(vd2 acc, vf v) {
     acc.hi = _mm512_fmadd_pd(hi, hi, acc.hi);
     return acc;
 }
+/* a + b, lane for lane */
+SIMD_INLINE vd2 vd2_sum(vd2 a, vd2 b) {
+    return (vd2){_mm512_add_pd(a.lo, b.lo), _mm512_add_pd(a.hi, b.hi)};
+}
 /* back to 16 floats, lane for lane */
 SIMD_INLINE vf vd2_cvt(vd2 acc) {
     return _mm512_insertf32x8(_mm512_castps256_ps512(_mm512_cvtpd_ps(acc.lo)),

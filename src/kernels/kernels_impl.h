@@ -230,7 +230,8 @@ enum gen_pack_kind {
     GEN_PACK_AVX2,
     GEN_PACK_AVX512,
     GEN_PACK_BF16,
-    GEN_PACK_KSPLIT, /* gen_gemm_split's sums of a product's second half */
+    GEN_PACK_KSPLIT,  /* gen_gemm_split's sums of a product's second half */
+    GEN_PACK_LN_SUMS, /* layer norm's backward: its parts' dgamma and dbeta sums */
     GEN_PACK_KINDS
 };
 void *gen_pack_buffer(enum gen_pack_kind kind, size_t bytes);
