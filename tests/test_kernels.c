@@ -1463,6 +1463,38 @@ static void determinism_one(const struct gen_kernels *k) {
 #endif
 }
 
+/* Layer norm's backward over rows in several parts (300 rows: parts of
+ * 128, the last short) and at a width past what one part's sums may take
+ * (131 073 columns: the two-pass form), against the scalar reference. */
+static void layernorm_parts_one(const struct gen_kernels *k) {
+    const int64_t shapes[2][2] = {{300, 128}, {2, 131073}};
+    for (int si = 0; si < 2; si++) {
+        const int64_t rows = shapes[si][0], cols = shapes[si][1], n = rows * cols;
+        float *x = rnd(n, -3, 3, 6000 + si), *dy = rnd(n, -1, 1, 6010 + si);
+        float *g = rnd(cols, 0.5f, 1.5f, 6020 + si), *y = malloc((size_t)n * sizeof(float));
+        float *mean = malloc((size_t)rows * sizeof(float)),
+              *rstd = malloc((size_t)rows * sizeof(float));
+        float *dx[2], *dg[2], *db[2];
+        scalar()->layernorm_fwd(rows, cols, x, g, NULL, 1e-5f, y, mean, rstd);
+        for (int t = 0; t < 2; t++) {
+            const struct gen_kernels *kt = t ? k : scalar();
+            dx[t] = rnd(n, -1, 1, 6030), dg[t] = rnd(cols, -1, 1, 6040),
+            db[t] = rnd(cols, -1, 1, 6050);
+            kt->layernorm_grad(rows, cols, x, g, mean, rstd, dy, dx[t], GEN_GRAD_ADD, dg[t], db[t]);
+        }
+        check(k, "layernorm_grad parts dx", cols, dx[1], dx[0], n, 1e-5, 1e-5);
+        check(k, "layernorm_grad parts dgamma", cols, dg[1], dg[0], cols, 1e-5, 1e-5);
+        check(k, "layernorm_grad parts dbeta", cols, db[1], db[0], cols, 1e-5, 1e-5);
+        for (int t = 0; t < 2; t++) free(dx[t]), free(dg[t]), free(db[t]);
+        free(x), free(dy), free(g), free(y), free(mean), free(rstd);
+    }
+}
+
+static void test_layernorm_parts(void **state) {
+    (void)state;
+    each_simd(layernorm_parts_one);
+}
+
 static void test_determinism(void **state) {
     (void)state;
     determinism_one(scalar());
@@ -1504,6 +1536,7 @@ int main(void) {
         cmocka_unit_test(test_adam_step),
         cmocka_unit_test(test_conv_parity),
         cmocka_unit_test(test_determinism),
+        cmocka_unit_test(test_layernorm_parts),
         cmocka_unit_test(test_col_sum),
         cmocka_unit_test(test_runs_parity),
     };
