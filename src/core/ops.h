@@ -65,6 +65,10 @@ static inline float *gen_scratch_floats(struct gen_ctx *g, int64_t n) {
  * The threads such a loop gets, and this thread's number in it. */
 int gen_task_threads(void);
 int gen_task_id(void);
+/* The tasks a thread takes at a time when `tasks` equal ones are handed
+ * out as threads come free (schedule(dynamic, chunk)): about 8 turns a
+ * thread, at least 1. */
+int64_t gen_task_chunk(int64_t tasks);
 /* Around the loop: OpenBLAS's pthreads build kept to one thread in it
  * (returns the count to give gen_blas_serial_end). */
 int gen_blas_serial_begin(void);

@@ -18,6 +18,11 @@ int gen_task_threads(void) {
 #endif
 }
 
+int64_t gen_task_chunk(int64_t tasks) {
+    const int64_t c = tasks / (8 * (int64_t)gen_task_threads());
+    return c < 1 ? 1 : c;
+}
+
 int gen_task_id(void) {
 #ifdef _OPENMP
     return omp_get_thread_num();
