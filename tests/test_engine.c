@@ -82,19 +82,26 @@ static void test_resume_flags(void **state) {
 
 /* A checkpoint whose weights hold a NaN is refused at load, naming the
  * tensor (it would sample NaN images without a word). */
-static void test_nan_weights_refused(void **state) {
-    (void)state;
+/* A conditional VAE of 4 x 4 images, hidden width 8, latent 2, and with
+ * an EMA given `ema` (its --ema). */
+static const struct gen_family *small_vae(struct gen_model *em, const char *ema, uint64_t seed) {
     const struct gen_family *fam = gen_family_find("vae");
     const struct gen_option *tables[3];
     gen_command_tables(GEN_CMD_TRAIN, fam, tables);
     struct gen_config cfg = {0};
-    char *argv[] = {"--hidden", "8", "--latent", "2"};
-    assert_int_equal(gen_config_parse(&cfg, tables, 4, argv), GEN_OK);
+    char *argv[] = {"--hidden", "8", "--latent", "2", "--ema", (char *)(ema ? ema : "0")};
+    assert_int_equal(gen_config_parse(&cfg, tables, 6, argv), GEN_OK);
     const struct gen_data_shape shape = {.kind = GEN_DATA_IMAGES, .c = 1, .h = 4, .w = 4,
                                          .n_classes = 2};
-    struct gen_model em, back;
-    assert_int_equal(gen_model_create(&em, fam, &cfg, &shape, NULL, 1), GEN_OK);
+    assert_int_equal(gen_model_create(em, fam, &cfg, &shape, NULL, seed), GEN_OK);
     gen_config_free(&cfg);
+    return fam;
+}
+
+static void test_nan_weights_refused(void **state) {
+    (void)state;
+    struct gen_model em, back;
+    const struct gen_family *fam = small_vae(&em, NULL, 1);
     const char *path = tu_tmp_path("finite.safetensors");
     assert_int_equal(gen_model_save(&em, path, NULL, 0), GEN_OK);
     assert_int_equal(gen_model_load(&back, fam, path, 0, NULL), GEN_OK);
@@ -108,6 +115,46 @@ static void test_nan_weights_refused(void **state) {
     assert_non_null(strstr(gen_last_error(), "nan.safetensors"));
     assert_non_null(strstr(gen_last_error(), "fc3.bias"));
     gen_model_free(&em);
+}
+
+/* gen_model_load builds its model without drawing initial values (the
+ * file's overwrite every tensor): the model holds what was saved, bit for
+ * bit; the initialisers draw again afterwards, after a refused file too;
+ * and while skipped they leave a tensor and the rng as they were. */
+static void test_load_skips_init(void **state) {
+    (void)state;
+    struct gen_model em, back;
+    const struct gen_family *fam = small_vae(&em, "0.9", 7);
+    const struct gen_params *ps = em.info.ps;
+    for (int64_t i = 0; i < ps->n_train; i++) ps->ema[i] = ps->data[i] * 0.5f; /* not the weights */
+    const char *path = tu_tmp_path("skip.safetensors");
+    assert_int_equal(gen_model_save(&em, path, NULL, 0), GEN_OK);
+    assert_int_equal(gen_model_load(&back, fam, path, GEN_CKPT_EMA, NULL), GEN_OK);
+    assert_int_equal(gen_init_skip(0), 0);
+    const struct gen_params *pb = back.info.ps;
+    assert_int_equal(pb->n_train, ps->n_train);
+    assert_memory_equal(pb->data, ps->data, (size_t)ps->n_train * sizeof(float));
+    assert_memory_equal(pb->ema, ps->ema, (size_t)ps->n_train * sizeof(float));
+    gen_model_free(&back);
+    gen_model_free(&em);
+    assert_int_not_equal(gen_model_load(&back, fam, tu_tmp_path("absent.safetensors"), 0, NULL),
+                         GEN_OK);
+    assert_int_equal(gen_init_skip(0), 0);
+
+    float v[4] = {0};
+    struct gen_tensor t = {.data = v, .ndim = 1, .shape = {4}};
+    struct gen_rng r, r0;
+    gen_rng_seed(&r, 3);
+    r0 = r;
+    assert_int_equal(gen_init_skip(1), 0);
+    gen_init_normal(&t, 1.0f, 1.0f, &r);
+    gen_init_uniform_fan_in(&t, 2, &r);
+    gen_init_const(&t, 5.0f);
+    assert_int_equal(gen_init_skip(0), 1);
+    for (int i = 0; i < 4; i++) assert_true(v[i] == 0.0f);
+    assert_memory_equal(&r, &r0, sizeof r);
+    gen_init_normal(&t, 1.0f, 1.0f, &r);
+    assert_true(v[0] != 0.0f);
 }
 
 /* The commands name some family options through gen_family_options (a
@@ -138,6 +185,7 @@ int main(void) {
         cmocka_unit_test(test_config_round_trip),
         cmocka_unit_test(test_resume_flags),
         cmocka_unit_test(test_nan_weights_refused),
+        cmocka_unit_test(test_load_skips_init),
         cmocka_unit_test(test_family_options_exist),
     };
     return cmocka_run_group_tests(tests, tu_tmp_setup, tu_tmp_teardown);

@@ -66,6 +66,11 @@ int gen_params_first_nonfinite(const struct gen_params *ps);
 void gen_init_uniform_fan_in(struct gen_tensor *t, int64_t fan_in, struct gen_rng *r);
 void gen_init_normal(struct gen_tensor *t, float mean, float std, struct gen_rng *r);
 void gen_init_const(struct gen_tensor *t, float v);
+/* While on (this thread), the three initialisers above leave their tensor
+ * as it is (the zeros gen_params_finalize allocates) and draw nothing: for
+ * a model built only to have every tensor loaded over it (gen_model_load).
+ * Returns the previous setting. */
+int gen_init_skip(int on);
 
 /* ---- optimisers ---- */
 enum gen_optim_kind { GEN_OPTIM_SGD, GEN_OPTIM_ADAM, GEN_OPTIM_ADAMW };

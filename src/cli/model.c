@@ -294,7 +294,11 @@ enum gen_status gen_model_load(struct gen_model *em, const struct gen_family *fa
     struct gen_model d;
     enum gen_status st = gen_model_describe(&d, fam, path, &meta);
     if (st != GEN_OK) return st;
+    /* every tensor is loaded from the file below (gen_ckpt_load refuses one
+     * that lacks any), so the initial values would only be overwritten */
+    const int skipped = gen_init_skip(1);
     st = gen_model_create_checked(em, d.fam, &d.cfg, &d.shape, &d.vocab, 0, path);
+    gen_init_skip(skipped);
     em->class_names = d.class_names;
     gen_config_free(&d.cfg);
     if (st == GEN_OK && (flags & GEN_CKPT_EMA) && !em->info.ps->ema) flags &= ~GEN_CKPT_EMA;

@@ -118,16 +118,28 @@ int gen_params_first_nonfinite(const struct gen_params *ps) {
 
 /* ---- initialisers ---- */
 
+/* Set around a model's creation when a checkpoint is loaded over it: the
+ * normal draws of a 25 M-parameter Transformer took 0.64 s of a 0.75 s
+ * `gen sample`, for values the load then overwrote. */
+static _Thread_local int init_skipped;
+
+int gen_init_skip(int on) {
+    const int was = init_skipped;
+    init_skipped = on != 0;
+    return was;
+}
+
 void gen_init_uniform_fan_in(struct gen_tensor *t, int64_t fan_in, struct gen_rng *r) {
     GEN_ASSERT(fan_in > 0);
+    if (init_skipped) return;
     float b = 1.0f / sqrtf((float)fan_in);
     gen_rng_fill_uniform(r, t->data, gen_numel(t), -b, b);
 }
 
 void gen_init_normal(struct gen_tensor *t, float mean, float std, struct gen_rng *r) {
-    gen_rng_fill_normal(r, t->data, gen_numel(t), mean, std);
+    if (!init_skipped) gen_rng_fill_normal(r, t->data, gen_numel(t), mean, std);
 }
 
 void gen_init_const(struct gen_tensor *t, float v) {
-    for (int64_t i = 0, n = gen_numel(t); i < n; i++) t->data[i] = v;
+    for (int64_t i = 0, n = init_skipped ? 0 : gen_numel(t); i < n; i++) t->data[i] = v;
 }
