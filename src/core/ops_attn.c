@@ -7,12 +7,14 @@
  * default Transformer's attention took 11.6-12.1 ms a bf16 step against
  * 13.4-13.9 with a fixed half each (8 rounds), fp32 14.5-16.9 against
  * 16.3-17.2 (6 rounds). One task at a time was twice as slow: the next
- * task prefetch_task fetches is then mostly the other thread's. Its GEMMs read q, k, v and dy
- * in place through leading dimensions (gen_gemm_ld: q of head h is columns
- * [h hd, (h+1) hd) of the (T, 3C) rows) and write o straight into its
- * columns of y, and dq, dk, dv straight into (accumulating) its columns of
- * dqkv; tasks touch disjoint columns, so the result does not depend on the
- * thread count. The softmax probabilities P (B, NH, T, T) are kept in the
+ * task prefetch_task fetches is then mostly the other thread's.
+ *
+ * A task's GEMMs read q, k, v and dy in place through leading dimensions
+ * (gen_gemm_ld: q of head h is columns [h hd, (h+1) hd) of the (T, 3C)
+ * rows) and write o straight into its columns of y, and dq, dk, dv
+ * straight into (accumulating) its columns of dqkv; tasks touch disjoint
+ * columns, so the result does not depend on the thread count or on which
+ * thread takes a task. The softmax probabilities P (B, NH, T, T) are kept in the
  * step arena for backward.
  *
  * Causal attention skips the future it would mask. The rows run in

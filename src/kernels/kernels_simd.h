@@ -516,7 +516,7 @@ static void layernorm_grad(int64_t rows, int64_t cols, const float *x, const flo
                            const float *mean, const float *rstd, const float *dy, float *dx,
                            enum gen_grad_mode mode, float *dgamma, float *dbeta) {
     const int64_t nv = (cols + VW - 1) / VW;
-    const int64_t most = (int64_t)(LN_SUMS_BYTES / sizeof(vd2)) / (2 * nv); /* parts */
+    const int64_t most = nv ? (int64_t)(LN_SUMS_BYTES / sizeof(vd2)) / (2 * nv) : 0; /* parts */
     if ((!dgamma && !dbeta) || most < 1 || rows < 1) {
         const int64_t dx_rows = dx ? rows : 0;
         GEN_KFOR(GEN_KPAR_ROWS(dx_rows, dx_rows * cols), r, dx_rows,
