@@ -109,9 +109,9 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
     const int64_t tt = (T * T + 15) / 16 * 16, per = tt + pk + pv; /* s (T, T), k^T, v */
     float *scratch = gen_scratch_floats(g, gen_task_threads() * per);
     const int blas_threads = gen_blas_serial_begin();
-    const int64_t rb = attn_block(T, causal), chunk = gen_task_chunk(a.B * NH);
+    const int64_t rb = attn_block(T, causal);
 
-#pragma omp parallel for schedule(dynamic, chunk)
+#pragma omp parallel for schedule(dynamic, gen_task_chunk(a.B * NH))
     for (int64_t bh = 0; bh < a.B * NH; bh++) {
         const int64_t b = bh / NH, h = bh % NH;
         float *s = scratch + gen_task_id() * per, *p = P + bh * T * T; /* (T, T) */
@@ -168,9 +168,9 @@ GEN_BACKWARD(attention) {
     const int64_t tt = (T * T + 15) / 16 * 16, per = 2 * tt + pt + 3 * pc;
     float *scratch = gen_scratch_floats(g, gen_task_threads() * per); /* dp, ds (T, T), 4 packed */
     const int blas_threads = gen_blas_serial_begin();
-    const int64_t rb = attn_block(T, causal), chunk = gen_task_chunk(a.B * NH);
+    const int64_t rb = attn_block(T, causal);
 
-#pragma omp parallel for schedule(dynamic, chunk)
+#pragma omp parallel for schedule(dynamic, gen_task_chunk(a.B * NH))
     for (int64_t bh = 0; bh < a.B * NH; bh++) {
         const int64_t b = bh / NH, h = bh % NH;
         float *dp = scratch + gen_task_id() * per, *ds = dp + tt, *buf = ds + tt;
