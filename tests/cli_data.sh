@@ -193,8 +193,15 @@ grep -q '"threads":1[,}]' "$TMP/out" || fail "sampling: not one thread: $(cat "$
 GEN_THREADS=3 "$GEN" sample transformer --ckpt "$CK" --length 5 --json -q >"$TMP/out" ||
     fail "GEN_THREADS=3 sample failed"
 grep -q '"threads":3[,}]' "$TMP/out" || fail "GEN_THREADS=3: $(cat "$TMP/out")"
+# a context whose sampling cache does not fit is one line naming its size and the context
+# (ASan, where the suite runs under it, is told to hand the refused allocation back as NULL)
+ASAN_OPTIONS=${ASAN_OPTIONS:+$ASAN_OPTIONS:}allocator_may_return_null=1 \
+    "$GEN" train transformer --data "$TMP/books/a.txt" --context 65536 --steps 1 \
+    --out "$TMP/huge" -q 2>"$TMP/err" && fail "--context 65536 trained"
+grep -q "out of memory for the sampling cache: .* GiB at a context of 65536 tokens" "$TMP/err" &&
+    [ "$(wc -l <"$TMP/err")" -eq 1 ] || fail "--context 65536: '$(cat "$TMP/err")'"
 # a GEN_THREADS that is no count (or past --threads' limit) is said and ignored; it had sized
-# the KV cache's rows (100000: "out of memory for the KV cache")
+# the sampling cache's rows (100000: "out of memory for the KV cache")
 for bad in abc 100000 -2 3x; do
     GEN_THREADS=$bad "$GEN" sample transformer --ckpt "$CK" --length 5 --json -q >"$TMP/out" \
         2>"$TMP/err" || fail "GEN_THREADS=$bad sample failed: $(cat "$TMP/err")"

@@ -50,7 +50,10 @@ enum gen_status gen_tf_cache_init(struct gen_tf_cache *c, const struct gen_tf *m
     c->hist = gen_alloc((size_t)T * sizeof *c->hist);
     if (!c->block || !c->hist) {
         gen_tf_cache_free(c);
-        return gen_error(GEN_ERR_NOMEM, "out of memory for the KV cache");
+        return gen_error(GEN_ERR_NOMEM,
+                         "out of memory for the sampling cache: %.1f GiB at a context of %lld "
+                         "tokens (its attention scores grow with the context's square)",
+                         (double)total * sizeof(float) / (1 << 30), (long long)T);
     }
     float *f = c->block;
     for (int i = 0; i < n; i++) {
