@@ -38,7 +38,7 @@ while [ "$r" -le "$ROUNDS" ]; do
     rm -rf "$tmp/run"
     g=$("$GEN" train gan --data "$DATA" --steps "$STEPS" --batch 64 --threads "$THREADS" \
         --out "$tmp/run" --sample-every 0 --ckpt-every 0 --quiet --json | grep median_step_ms |
-        field median_step_ms)
+        tail -1 | field median_step_ms)
     t=$("$PY" scripts/reference/gan.py --bench-steps "$STEPS" --threads "$THREADS" |
         field median_step_ms)
     printf 'round %d: gen %.1f ms/step, pytorch %.1f ms/step\n' "$r" "$g" "$t"

@@ -4,6 +4,11 @@
 # (`gen --version`: "--precision bf16: amx" or "avx512bf16").
 has_bf16() { "$1" --version | grep -q 'bf16: a'; }
 
+# number NAME: NAME's value on the last line of stdin that has it (gen's
+# --json lines write "NAME":v, the twins' json.dumps "NAME": v; gen's
+# result line repeats the last log line's median_step_ms).
+number() { sed -n "s/.*\"$1\": *\([0-9.eE+-]*\).*/\1/p" | tail -1; }
+
 # median X...: the middle value (the upper one of an even count).
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 

@@ -31,7 +31,7 @@ step_ms() { # step_ms FAMILY DATA PRECISION [options]
     rm -rf "$tmp/run"
     "$gen" train "$fam" --data "$data" --steps "$steps" --threads "$threads" --out "$tmp/run" \
         --precision "$prec" --json --quiet --ckpt-every 0 --sample-every 0 --eval-every 0 "$@" |
-        grep median_step_ms | sed 's/.*"median_step_ms":\([0-9.e+-]*\).*/\1/'
+        number median_step_ms
 }
 
 # a profile.json's step, parts and ops as "name ms" lines (an op: forward

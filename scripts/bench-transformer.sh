@@ -25,12 +25,12 @@ gen_step() {
     rm -rf "$tmp/run"
     "$gen" train transformer --data "$tmp/text.txt" --steps "$steps" --threads "$threads" \
         --out "$tmp/run" --json --quiet --ckpt-every 0 --eval-every 0 --sample-every 0 |
-        grep median_step_ms | sed 's/.*"median_step_ms":\([0-9.e+-]*\).*/\1/'
+        number median_step_ms
 }
 twin_step() {
     /usr/bin/python3 scripts/reference/transformer.py --data "$tmp/text.txt" \
         --bench-steps "$steps" --threads "$threads" |
-        sed 's/.*"median_step_ms": \([0-9.e+-]*\).*/\1/'
+        number median_step_ms
 }
 source scripts/bench-lib.sh
 flops=$(/usr/bin/python3 scripts/reference/flops.py transformer --batch 32 --context 128 |

@@ -5,6 +5,7 @@
 # memory of gen.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench-lib.sh
 threads=${GEN_BENCH_THREADS:-2}
 rounds=${ROUNDS:-3}
 steps=${STEPS:-300}
@@ -14,13 +15,12 @@ trap 'rm -rf "$tmp"' EXIT
 
 gen_step() {
     ./build/gen train vae --data "$data" --steps "$steps" --threads "$threads" --out "$tmp/run" \
-        --json --quiet --ckpt-every 0 | grep median_step_ms |
-        sed 's/.*"median_step_ms":\([0-9.e+-]*\).*/\1/'
+        --json --quiet --ckpt-every 0 | number median_step_ms
     rm -rf "$tmp/run"
 }
 twin_step() {
     /usr/bin/python3 scripts/reference/vae.py --bench-steps "$steps" --threads "$threads" |
-        sed 's/.*"median_step_ms": \([0-9.e+-]*\).*/\1/'
+        number median_step_ms
 }
 ratios=()
 for r in $(seq "$rounds"); do
@@ -30,7 +30,7 @@ for r in $(seq "$rounds"); do
     ratios+=("$ratio")
     printf 'round %d: gen %.2f ms/step  pytorch %.2f ms/step  gen/pytorch %s\n' "$r" "$g" "$t" "$ratio"
 done
-median=$(printf '%s\n' "${ratios[@]}" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }')
+median=$(median "${ratios[@]}")
 echo "vae train step, batch 128, $threads threads: median gen/pytorch = $median (target <= 0.5)"
 
 if [ "${FULL:-0}" = 1 ]; then
