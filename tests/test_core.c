@@ -385,17 +385,21 @@ static void test_barrier(void **state) {
     gen_threads_init(0);
 }
 
-/* One whole trial of gen_tune: the calls alternate one thread and 2, all
- * timed; the one-thread calls take `one` seconds, the 2-thread ones `two`,
- * and the first of one way (stall_two: the 2-thread way) 3 ms more. */
-static void tune_trial(struct gen_tune *tu, double one, double two, int stall, int stall_two) {
-    for (int i = 0; i < 2 * GEN_TUNE_TRIAL; i++) {
+/* One whole trial of gen_tune: runs of GEN_TUNE_RUN calls on one thread,
+ * then on 2, alternating, all timed; the one-thread calls take `one`
+ * seconds, the 2-thread ones `two`; with stall, the second call of one way
+ * (stall_two: the 2-thread way), the first the trial counts, 3 ms more;
+ * the first call of every 2-thread run takes `wake` more. */
+static void tune_trial(struct gen_tune *tu, double one, double two, int stall, int stall_two,
+                       double wake) {
+    for (int i = 0; i < GEN_TUNE_CALLS; i++) {
         int timed;
         const int nt = gen_tune_next(tu, 2, &timed);
-        assert_int_equal(nt, i % 2 ? 2 : 1);
+        assert_int_equal(nt, i / GEN_TUNE_RUN % 2 ? 2 : 1);
         assert_true(timed);
-        const double extra = stall && i == (stall_two ? 1 : 0) ? 3e-3 : 0.0;
-        gen_tune_took(tu, (nt == 2 ? two : one) + extra);
+        const double extra = stall && i == (stall_two ? GEN_TUNE_RUN + 1 : 1) ? 3e-3 : 0.0;
+        const double first = nt == 2 && i % GEN_TUNE_RUN == 0 ? wake : 0.0;
+        gen_tune_took(tu, (nt == 2 ? two : one) + extra + first);
     }
 }
 
@@ -411,15 +415,17 @@ static void tune_run(struct gen_tune *tu, int64_t calls, double seconds, int wan
 }
 
 /* gen_parallel_tuned's choice, driven by given times (no clock): the
- * trial alternates one thread and n, then the way with the smaller total
- * runs until the next trial, GEN_TUNE_EVERY calls on, both ways round.
- * A way whose calls are faster but one of which stalls (3 ms, a
- * descheduled thread's time slice) has the lower median and the higher
- * total, and loses; where it is n's, the trial ends as soon as n's calls
- * pass twice one's whole trial, and is marked stalled. After a trial, a
- * window of GEN_TUNE_WINDOW calls slower than the other way's trial
- * starts a new one at once; a window as fast as the trial does not. With
- * n = 1 every call is on one thread and none is timed. */
+ * trial alternates runs on one thread and on n, then the way with the
+ * smaller total runs until the next trial, GEN_TUNE_EVERY calls on, both
+ * ways round. The first call of each run is not counted: n threads whose
+ * every run starts 3 ms late (their threads woken from sleep) but run
+ * faster after it win. A way whose calls are faster but one of which
+ * stalls (3 ms, a descheduled thread's time slice) has the lower median
+ * and the higher total, and loses; where it is n's, the trial ends as
+ * soon as n's calls pass twice one's whole trial, and is marked stalled.
+ * After a trial, a window of GEN_TUNE_WINDOW calls slower than the other
+ * way's trial starts a new one at once; a window as fast as the trial
+ * does not. With n = 1 every call is on one thread and none is timed. */
 static void test_tune_choice(void **state) {
     (void)state;
     const double fast = 40e-6, slow = 50e-6;
@@ -428,8 +434,8 @@ static void test_tune_choice(void **state) {
         struct gen_tune tu;
         memset(&tu, 0, sizeof tu);
         for (int round = 0; round < 2; round++) {
-            tune_trial(&tu, fast_many ? slow : fast, fast_many ? fast : slow, 0, 0);
-            tune_run(&tu, GEN_TUNE_EVERY - 2 * GEN_TUNE_TRIAL, fast, win);
+            tune_trial(&tu, fast_many ? slow : fast, fast_many ? fast : slow, 0, 0, 0.0);
+            tune_run(&tu, GEN_TUNE_EVERY - GEN_TUNE_CALLS, fast, win);
         }
         assert_false(tu.stalled);
         /* the way that is faster but for one stall loses; n threads'
@@ -437,30 +443,80 @@ static void test_tune_choice(void **state) {
         memset(&tu, 0, sizeof tu);
         if (fast_many) {
             int timed;
-            assert_int_equal(gen_tune_next(&tu, 2, &timed), 1);
-            gen_tune_took(&tu, slow);
-            assert_int_equal(gen_tune_next(&tu, 2, &timed), 2);
-            gen_tune_took(&tu, 20e-6 + 3e-3);
+            for (int i = 0; i < GEN_TUNE_RUN; i++) {
+                assert_int_equal(gen_tune_next(&tu, 2, &timed), 1);
+                gen_tune_took(&tu, slow);
+            }
+            for (int i = 0; i < 2; i++) {
+                assert_int_equal(gen_tune_next(&tu, 2, &timed), 2);
+                gen_tune_took(&tu, 20e-6 + 3e-3);
+            }
             assert_true(tu.stalled);
         } else {
-            tune_trial(&tu, 20e-6, slow, 1, 0);
+            tune_trial(&tu, 20e-6, slow, 1, 0, 0.0);
             assert_false(tu.stalled);
         }
         tune_run(&tu, GEN_TUNE_WINDOW, slow, lose);
         /* the way in force slows down past the other's trial: a new trial */
         memset(&tu, 0, sizeof tu);
-        tune_trial(&tu, fast_many ? slow : fast, fast_many ? fast : slow, 0, 0);
+        tune_trial(&tu, fast_many ? slow : fast, fast_many ? fast : slow, 0, 0, 0.0);
         tune_run(&tu, GEN_TUNE_WINDOW, 1.5 * slow, win);
-        tune_trial(&tu, fast_many ? fast : slow, fast_many ? slow : fast, 0, 0);
+        tune_trial(&tu, fast_many ? fast : slow, fast_many ? slow : fast, 0, 0, 0.0);
         tune_run(&tu, 3 * GEN_TUNE_WINDOW, fast, lose);
     }
+    /* n's runs each start 3 ms late, far more than their calls save, yet
+     * in a row they are faster: n, not stalled */
+    struct gen_tune woken;
+    memset(&woken, 0, sizeof woken);
+    tune_trial(&woken, slow, 20e-6, 0, 0, 3e-3);
+    assert_false(woken.stalled);
+    tune_run(&woken, GEN_TUNE_WINDOW, 20e-6, 2);
     struct gen_tune one;
     memset(&one, 0, sizeof one);
-    for (int i = 0; i < 2 * GEN_TUNE_TRIAL + 2; i++) {
+    for (int i = 0; i < GEN_TUNE_CALLS + 2; i++) {
         int timed;
         assert_int_equal(gen_tune_next(&one, 1, &timed), 1);
         assert_false(timed);
     }
+}
+
+/* A trial that n threads' first timed call stalls (3 ms against one
+ * thread's 50 us). */
+static void stalled_trial(struct gen_tune *tu) {
+    int timed;
+    for (int i = 0; i < GEN_TUNE_RUN; i++) {
+        assert_int_equal(gen_tune_next(tu, 2, &timed), 1);
+        gen_tune_took(tu, 50e-6);
+    }
+    for (int i = 0; i < 2; i++) {
+        assert_int_equal(gen_tune_next(tu, 2, &timed), 2);
+        gen_tune_took(tu, 3e-3);
+    }
+    assert_true(tu->stalled);
+}
+
+/* A stall may pass (a woken thread on its waker's core until the
+ * scheduler moves it), and the window's test cannot see it pass: after a
+ * stalled trial the next begins GEN_TUNE_WINDOW calls on, then twice as
+ * many after each further stalled one, at most as far apart as
+ * GEN_TUNE_EVERY; a trial that does not stall puts the next
+ * GEN_TUNE_EVERY calls from its start again. */
+static void test_tune_retry(void **state) {
+    (void)state;
+    struct gen_tune tu;
+    memset(&tu, 0, sizeof tu);
+    int64_t gap = GEN_TUNE_WINDOW;
+    for (int round = 0; round < 6; round++) {
+        stalled_trial(&tu);
+        tune_run(&tu, gap, 50e-6, 1);
+        gap = 2 * gap < GEN_TUNE_EVERY - GEN_TUNE_CALLS ? 2 * gap : GEN_TUNE_EVERY - GEN_TUNE_CALLS;
+    }
+    tune_trial(&tu, 50e-6, 20e-6, 0, 0, 0.0);
+    assert_false(tu.stalled);
+    tune_run(&tu, GEN_TUNE_EVERY - GEN_TUNE_CALLS, 20e-6, 2);
+    stalled_trial(&tu);
+    tune_run(&tu, GEN_TUNE_WINDOW, 50e-6, 1);
+    tune_trial(&tu, 50e-6, 20e-6, 0, 0, 0.0);
 }
 
 struct tuned_count {
@@ -482,8 +538,8 @@ static void test_parallel_tuned(void **state) {
     struct gen_tune tu;
     memset(&tu, 0, sizeof tu);
     struct tuned_count c = {0, 0};
-    for (int i = 0; i < 2 * GEN_TUNE_TRIAL + 10; i++) gen_parallel_tuned(&tu, 8, tuned_call, &c);
-    assert_int_equal(atomic_load(&c.calls), 2 * GEN_TUNE_TRIAL + 10);
+    for (int i = 0; i < GEN_TUNE_CALLS + 10; i++) gen_parallel_tuned(&tu, 8, tuned_call, &c);
+    assert_int_equal(atomic_load(&c.calls), GEN_TUNE_CALLS + 10);
     assert_int_equal(atomic_load(&c.bad), 0);
     gen_threads_init(0);
 }
@@ -491,6 +547,7 @@ static void test_parallel_tuned(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_barrier),   cmocka_unit_test(test_tune_choice),
+        cmocka_unit_test(test_tune_retry),
         cmocka_unit_test(test_parallel_tuned),
         cmocka_unit_test(test_split), cmocka_unit_test(test_error_message),  cmocka_unit_test(test_alloc_fault_injection),
         cmocka_unit_test(test_alloc_large_blocks),

@@ -150,20 +150,30 @@ void gen_parallel(void (*fn)(void *arg, int t, int nt), void *arg);
 /* gen_parallel on at most n of the threads (n < 1: one). */
 void gen_parallel_n(int n, void (*fn)(void *arg, int t, int nt), void *arg);
 /* A call repeated many times (decoding one token) on one thread or on n,
- * whichever runs faster here and now. A trial times GEN_TUNE_TRIAL calls
- * each way, alternating, and the way with the smaller total runs on; its
- * calls are timed too, and a window of GEN_TUNE_WINDOW of them that took
- * longer than the other way's trial would have (by an eighth) starts a
- * new trial, as does every GEN_TUNE_EVERY-th call. Where meeting at a
- * barrier costs more than sharing the work saves (a host whose cores are
- * far apart or busy), that is one thread. Totals, not medians: a thread
- * that shares its core with another process stalls a call now and then
- * for a time slice, and those stalls are most of what n threads cost
- * there; they may also begin after a trial. A trial whose n-thread calls
- * pass twice what its one-thread calls will take ends there, `stalled`
- * (a hint for other work on these threads). fn must give the same result
- * on any number of threads. Zero a struct gen_tune before the first call. */
+ * whichever runs faster here and now. A trial runs GEN_TUNE_RUN calls one
+ * way, then as many the other, alternating, and times all but the first
+ * of each run, GEN_TUNE_TRIAL calls each way; the way with the smaller
+ * total runs on. The first call of a run pays for the switch (on n, the
+ * other threads wake from sleep: on a Sapphire Rapids VM that made n's
+ * calls look slower than one's where they were 2.3 times faster in a row,
+ * and decoding picked one thread); the calls after it are what the way
+ * costs in a row. Calls past the trial are timed too, and a window of
+ * GEN_TUNE_WINDOW of them that took longer than the other way's trial
+ * would have (by an eighth) starts a new trial, as does every
+ * GEN_TUNE_EVERY-th call. Where meeting at a barrier costs more than
+ * sharing the work saves (a host whose cores are far apart or busy), that
+ * is one thread. Totals, not medians: a thread that shares its core with
+ * another process stalls a call now and then for a time slice, and those
+ * stalls are most of what n threads cost there; they may also begin after
+ * a trial. A trial whose n-thread calls pass twice what its one-thread
+ * calls will take ends there, `stalled` (a hint for other work on these
+ * threads), and the next begins GEN_TUNE_WINDOW calls after it, then
+ * twice as many after each stalled one, up to GEN_TUNE_EVERY. fn must
+ * give the same result on any number of threads. Zero a struct gen_tune
+ * before the first call. */
 #define GEN_TUNE_TRIAL 16
+#define GEN_TUNE_RUN 5
+#define GEN_TUNE_CALLS (2 * GEN_TUNE_TRIAL / (GEN_TUNE_RUN - 1) * GEN_TUNE_RUN)
 #define GEN_TUNE_WINDOW 256
 #define GEN_TUNE_EVERY 4096
 struct gen_tune {
@@ -173,6 +183,7 @@ struct gen_tune {
     double window;               /* seconds of the calls in this window */
     int many;                    /* the last trial's pick: n threads */
     int stalled;                 /* n took over twice one's time: a thread was descheduled */
+    int64_t retry;               /* calls from a trial's end to the next (0: as GEN_TUNE_EVERY) */
 };
 void gen_parallel_tuned(struct gen_tune *tu, int n, void (*fn)(void *arg, int t, int nt),
                         void *arg);
