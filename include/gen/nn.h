@@ -68,7 +68,8 @@ void gen_init_normal(struct gen_tensor *t, float mean, float std, struct gen_rng
 void gen_init_const(struct gen_tensor *t, float v);
 /* While on (this thread), the three initialisers above leave their tensor
  * as it is (the zeros gen_params_finalize allocates) and draw nothing: for
- * a model built only to have every tensor loaded over it (gen_model_load).
+ * a model built only to have every tensor loaded over it
+ * (gen_model_create_checked).
  * Returns the previous setting. */
 int gen_init_skip(int on);
 

@@ -272,15 +272,8 @@ int gen_cmd_train(const struct gen_family *fam, struct gen_config *cli, int json
         goto done;
     }
     const uint64_t seed = (uint64_t)gen_opt_int(&cfg, &gen_train_options[GEN_TRAIN_SEED]);
-    if (resume) {
-        /* the trainer loads every tensor and random stream from the
-         * checkpoint (or refuses it), so initial values would only be
-         * overwritten: draw none (gen_model_load's way) */
-        const int skipped = gen_init_skip(1);
-        st = gen_model_create_checked(&em, fam, &cfg, &shape, &d.vocab, seed, resume);
-        gen_init_skip(skipped);
-    } else
-        st = gen_model_create(&em, fam, &cfg, &shape, &d.vocab, seed);
+    st = resume ? gen_model_create_checked(&em, fam, &cfg, &shape, &d.vocab, seed, resume)
+                : gen_model_create(&em, fam, &cfg, &shape, &d.vocab, seed);
     if (st == GEN_ERR_FORMAT && !resume) /* the data's shape does not suit the model */
         st = gen_error(GEN_ERR_FORMAT, "%s: %s", d.path, gen_last_error());
     if (st != GEN_OK) {

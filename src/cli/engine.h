@@ -41,10 +41,12 @@ enum gen_status gen_model_create(struct gen_model *em, const struct gen_family *
                                  const struct gen_vocab *vocab, uint64_t seed);
 void gen_model_free(struct gen_model *em);
 
-/* gen_model_create for the model a checkpoint at path describes: every
- * allocation is bounded by the size of the file's tensors, so a config
- * that claims a huge model fails (GEN_ERR_FORMAT, naming path) before it
- * takes the memory; a bad option combination is GEN_ERR_FORMAT too. */
+/* gen_model_create for the model a checkpoint at path describes, to have
+ * that checkpoint loaded over it: the initialisers draw nothing
+ * (gen_init_skip), the tensors keep their zeros; every allocation is
+ * bounded by the size of the file's tensors, so a config that claims a
+ * huge model fails (GEN_ERR_FORMAT, naming path) before it takes the
+ * memory; a bad option combination is GEN_ERR_FORMAT too. */
 enum gen_status gen_model_create_checked(struct gen_model *em, const struct gen_family *fam,
                                          const struct gen_config *cfg,
                                          const struct gen_data_shape *shape,

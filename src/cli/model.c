@@ -263,7 +263,12 @@ enum gen_status gen_model_create_checked(struct gen_model *em, const struct gen_
     }
     const size_t room = (size_t)data_bytes * 5 + ((size_t)64 << 20);
     const size_t before = gen_alloc_limit(room);
+    /* the checkpoint is loaded over the model next (gen_model_load, train
+     * --resume: every tensor and random stream, or the file is refused),
+     * so initial values would only be overwritten: draw none */
+    const int skipped = gen_init_skip(1);
     enum gen_status st = gen_model_create(em, fam, cfg, shape, vocab, seed);
+    gen_init_skip(skipped);
     gen_alloc_limit(before);
     if (st == GEN_ERR_NOMEM)
         st = gen_error(GEN_ERR_FORMAT,
@@ -294,11 +299,7 @@ enum gen_status gen_model_load(struct gen_model *em, const struct gen_family *fa
     struct gen_model d;
     enum gen_status st = gen_model_describe(&d, fam, path, &meta);
     if (st != GEN_OK) return st;
-    /* every tensor is loaded from the file below (gen_ckpt_load refuses one
-     * that lacks any), so the initial values would only be overwritten */
-    const int skipped = gen_init_skip(1);
     st = gen_model_create_checked(em, d.fam, &d.cfg, &d.shape, &d.vocab, 0, path);
-    gen_init_skip(skipped);
     em->class_names = d.class_names;
     gen_config_free(&d.cfg);
     if (st == GEN_OK && (flags & GEN_CKPT_EMA) && !em->info.ps->ema) flags &= ~GEN_CKPT_EMA;
