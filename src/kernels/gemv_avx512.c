@@ -74,42 +74,18 @@ static inline __attribute__((always_inline)) __m256 hsum_tree8(const __m512 a[8]
     return _mm512_castps512_ps256(_mm512_permutexvar_ps(order, e));
 }
 
-/* Row `row`'s 16 lane sums of row[j] x[j] (lane l: j = l mod 16), in the
- * order of the header. */
-static inline __attribute__((always_inline)) __m512 row_lanes(const float *row, const float *x,
-                                                              int64_t N) {
-    __m512 acc = _mm512_setzero_ps();
-    int64_t j = 0;
-    if (N >= 64) {
-        __m512 s[4] = {acc, acc, acc, acc};
-        for (; j + 64 <= N; j += 64)
-#pragma GCC unroll 4
-            for (int k = 0; k < 4; k++)
-                s[k] = _mm512_fmadd_ps(_mm512_loadu_ps(row + j + 16 * k),
-                                       _mm512_loadu_ps(x + j + 16 * k), s[k]);
-        acc = _mm512_add_ps(_mm512_add_ps(s[0], s[1]), _mm512_add_ps(s[2], s[3]));
-    }
-    for (; j + 16 <= N; j += 16)
-        acc = _mm512_fmadd_ps(_mm512_loadu_ps(row + j), _mm512_loadu_ps(x + j), acc);
-    if (j < N) {
-        const __mmask16 m = tail_mask(N - j);
-        acc = _mm512_mask3_fmadd_ps(_mm512_maskz_loadu_ps(m, row + j),
-                                    _mm512_maskz_loadu_ps(m, x + j), acc, m);
-    }
-    return acc;
-}
-
-/* row_lanes of four rows ld apart at once, each load of x shared by the
- * four: each row's sums are row_lanes' to the bit (the same chains in the
- * same order). */
+/* The 16 lane sums of row[j] x[j] (lane l: j = l mod 16), in the order
+ * of the header, of the nr rows (nr <= 4, a constant where this is
+ * inlined) ld apart from row, into acc: each load of x serves all nr rows'
+ * FMAs, and each row's sums are the same operations whatever nr. */
 static inline __attribute__((always_inline)) void
-row_lanes4(const float *row, int64_t ld, const float *x, int64_t N, __m512 acc[4]) {
+row_lanes(const float *row, int64_t ld, const float *x, int64_t N, int nr, __m512 *acc) {
     int64_t j = 0;
-    for (int r = 0; r < 4; r++) acc[r] = _mm512_setzero_ps();
+    for (int r = 0; r < nr; r++) acc[r] = _mm512_setzero_ps();
     if (N >= 64) {
         __m512 s[4][4];
 #pragma GCC unroll 4
-        for (int r = 0; r < 4; r++)
+        for (int r = 0; r < nr; r++)
 #pragma GCC unroll 4
             for (int k = 0; k < 4; k++) s[r][k] = _mm512_setzero_ps();
         for (; j + 64 <= N; j += 64) {
@@ -117,28 +93,28 @@ row_lanes4(const float *row, int64_t ld, const float *x, int64_t N, __m512 acc[4
 #pragma GCC unroll 4
             for (int k = 0; k < 4; k++) xv[k] = _mm512_loadu_ps(x + j + 16 * k);
 #pragma GCC unroll 4
-            for (int r = 0; r < 4; r++)
+            for (int r = 0; r < nr; r++)
 #pragma GCC unroll 4
                 for (int k = 0; k < 4; k++)
                     s[r][k] =
                         _mm512_fmadd_ps(_mm512_loadu_ps(row + r * ld + j + 16 * k), xv[k], s[r][k]);
         }
 #pragma GCC unroll 4
-        for (int r = 0; r < 4; r++)
+        for (int r = 0; r < nr; r++)
             acc[r] =
                 _mm512_add_ps(_mm512_add_ps(s[r][0], s[r][1]), _mm512_add_ps(s[r][2], s[r][3]));
     }
     for (; j + 16 <= N; j += 16) {
         const __m512 xv = _mm512_loadu_ps(x + j);
 #pragma GCC unroll 4
-        for (int r = 0; r < 4; r++)
+        for (int r = 0; r < nr; r++)
             acc[r] = _mm512_fmadd_ps(_mm512_loadu_ps(row + r * ld + j), xv, acc[r]);
     }
     if (j < N) {
         const __mmask16 m = tail_mask(N - j);
         const __m512 xv = _mm512_maskz_loadu_ps(m, x + j);
 #pragma GCC unroll 4
-        for (int r = 0; r < 4; r++)
+        for (int r = 0; r < nr; r++)
             acc[r] =
                 _mm512_mask3_fmadd_ps(_mm512_maskz_loadu_ps(m, row + r * ld + j), xv, acc[r], m);
     }
@@ -149,15 +125,18 @@ static void gemv_n(int64_t M, int64_t N, float alpha, const float *A, int64_t ld
     int64_t i = 0;
     for (; i + 8 <= M; i += 8) {
         __m512 acc[8];
-        row_lanes4(A + i * lda, lda, x, N, acc);
-        row_lanes4(A + (i + 4) * lda, lda, x, N, acc + 4);
+        row_lanes(A + i * lda, lda, x, N, 4, acc);
+        row_lanes(A + (i + 4) * lda, lda, x, N, 4, acc + 4);
         const __m256 t = _mm256_mul_ps(_mm256_set1_ps(alpha), hsum_tree8(acc));
         _mm256_storeu_ps(
             y + i,
             beta == 0.0f ? t : _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(y + i), t));
     }
-    for (; i < M; i++)
-        y[i] = scale_out(hsum_tree(row_lanes(A + i * lda, x, N)), alpha, beta, y + i);
+    for (; i < M; i++) {
+        __m512 acc;
+        row_lanes(A + i * lda, lda, x, N, 1, &acc);
+        y[i] = scale_out(hsum_tree(acc), alpha, beta, y + i);
+    }
 }
 
 /* ---- bf16 rows (gen_gemv_bf16) ----
