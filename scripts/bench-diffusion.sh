@@ -36,8 +36,8 @@ for r in $(seq "$ROUNDS"); do
     rm -rf "$tmp/run"
     # --sample-steps 1: the end-of-run grid costs one U-Net pass, not 50.
     gs=$("$GEN" train diffusion --data "$DATA" --steps "$STEPS" --batch 64 --threads "$THREADS" \
-        --out "$tmp/run" --sample-steps 1 --ckpt-every 0 --quiet --json | grep median_step_ms |
-        field median_step_ms)
+        --out "$tmp/run" --sample-steps 1 --ckpt-every 0 --quiet --json |
+        number median_step_ms)
     gd=$("$GEN" sample diffusion --ckpt "$tmp/run/checkpoint.safetensors" -n 64 --steps 50 \
         --threads "$THREADS" -o "$tmp/s.png" --quiet --json | field seconds)
     out=$("$PY" scripts/reference/diffusion.py --bench-steps "$STEPS" --threads "$THREADS")

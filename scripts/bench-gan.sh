@@ -25,6 +25,7 @@ cd "$(dirname "$0")/.."
 [ -x "$GEN" ] || { echo "bench-gan: $GEN not built (cmake --build build)" >&2; exit 1; }
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+. scripts/bench-lib.sh
 
 field() { # field NAME: of the one JSON object on stdin (or of its "metrics")
     "$PY" -c 'import json, sys
@@ -37,8 +38,8 @@ r=1
 while [ "$r" -le "$ROUNDS" ]; do
     rm -rf "$tmp/run"
     g=$("$GEN" train gan --data "$DATA" --steps "$STEPS" --batch 64 --threads "$THREADS" \
-        --out "$tmp/run" --sample-every 0 --ckpt-every 0 --quiet --json | grep median_step_ms |
-        tail -1 | field median_step_ms)
+        --out "$tmp/run" --sample-every 0 --ckpt-every 0 --quiet --json |
+        number median_step_ms)
     t=$("$PY" scripts/reference/gan.py --bench-steps "$STEPS" --threads "$THREADS" |
         field median_step_ms)
     printf 'round %d: gen %.1f ms/step, pytorch %.1f ms/step\n' "$r" "$g" "$t"
