@@ -12,6 +12,10 @@
  * - Over a chain of L ops the arena grows past its activations by a few
  *   gradients, whatever L; an op's scratch is reused by the next op's; a
  *   repeated step asks the allocator for nothing.
+ * - Scopes of a no-grad pass give back every tensor made inside but the
+ *   kept one (a view's block too), which the scope around then owns; a
+ *   chain of scoped ops stays within a few tensors, whatever its length;
+ *   with a tape they free nothing and the gradients are the unscoped ones.
  * Under AddressSanitizer a free block is poisoned, so these (and every
  * other test) also fail on any read of a gradient after it went back. */
 #include <stdlib.h>
@@ -247,6 +251,106 @@ static void test_repeated_step_allocates_nothing(void **state) {
     gen_ctx_free(&g);
 }
 
+/* ---- scopes ---- */
+
+static void test_scope_keeps_one(void **state) {
+    (void)state;
+    enum { N = 4096 };
+    struct gen_ctx g;
+    gen_ctx_init_eval(&g);
+    const struct gen_scope outer = gen_scope_open(&g, NULL);
+    const struct gen_scope s = gen_scope_open(&g, NULL);
+    struct gen_tensor *a = gen_tensor_1d(&g, N), *tmp = gen_tensor_1d(&g, N);
+    tu_fill_uniform(a->data, N, -1, 1, 40);
+    tu_fill_uniform(tmp->data, N, -1, 1, 41);
+    float want[N];
+    memcpy(want, a->data, sizeof want);
+    float *const tmp_at = tmp->data;
+    /* a view of a is kept: a's block stays, tmp's goes back */
+    struct gen_tensor *v = gen_scope_close(&g, s, gen_reshape(&g, a, 2, (int64_t[]){64, 64}));
+    assert_ptr_equal(v->data, a->data);
+    struct gen_tensor *b = gen_tensor_1d(&g, N);
+    assert_ptr_equal(b->data, tmp_at);
+    memset(b->data, 0, N * sizeof(float));
+    assert_memory_equal(v->data, want, sizeof want);
+    /* the outer scope owns a's block now: its close gives back a and b */
+    float *const a_at = a->data;
+    gen_scope_close(&g, outer, NULL);
+    assert_int_equal(g.scopes, 0);
+    const struct gen_scope again = gen_scope_open(&g, NULL);
+    assert_ptr_equal(gen_tensor_1d(&g, N)->data, a_at);
+    gen_scope_close(&g, again, NULL);
+    /* outside every scope a tensor comes from the arena as before */
+    const size_t used = g.arena.used_total;
+    gen_tensor_1d(&g, N);
+    assert_true(g.arena.used_total >= used + N * sizeof(float));
+    gen_ctx_free(&g);
+}
+
+/* A chain of 2 L SiLUs, a scope around each two that holds their input
+ * and keeps the second's output: the arena grows by the same few blocks
+ * of data whatever L (and a header line a tensor), and the result is the
+ * unscoped chain's. */
+static size_t scoped_chain_growth(int L, const float *x0, float *out, int64_t n) {
+    struct gen_ctx g;
+    gen_ctx_init_eval(&g);
+    struct gen_tensor *x = gen_tensor_1d(&g, n);
+    memcpy(x->data, x0, (size_t)n * sizeof(float));
+    const size_t before = g.arena.used_total;
+    for (int i = 0; i < L; i++) {
+        const struct gen_scope s = gen_scope_open(&g, x);
+        x = gen_scope_close(&g, s, gen_silu(&g, gen_silu(&g, x)));
+    }
+    memcpy(out, x->data, (size_t)n * sizeof(float));
+    const size_t growth = g.arena.used_total - before;
+    gen_ctx_free(&g);
+    return growth;
+}
+
+static void test_scoped_chain_bounded(void **state) {
+    (void)state;
+    enum { N = 4096, L = 64 };
+    float x0[N], want[N], got[N];
+    tu_fill_uniform(x0, N, -2, 2, 42);
+    struct gen_ctx g;
+    gen_ctx_init_eval(&g);
+    struct gen_tensor *x = gen_tensor_1d(&g, N);
+    memcpy(x->data, x0, sizeof x0);
+    for (int i = 0; i < 2 * L; i++) x = gen_silu(&g, x);
+    memcpy(want, x->data, sizeof want);
+    gen_ctx_free(&g);
+    const size_t short_chain = scoped_chain_growth(2, x0, got, N);
+    const size_t long_chain = scoped_chain_growth(L, x0, got, N);
+    assert_memory_equal(got, want, sizeof want);
+    const size_t header = (sizeof(struct gen_tensor) + 63) & ~(size_t)63;
+    assert_int_equal(long_chain - short_chain, 2 * (L - 2) * header);
+    assert_true(short_chain <= 3 * (N * sizeof(float) + 64) + 4 * header);
+}
+
+/* With a tape, scopes free nothing: the U-Net-like graph's gradients
+ * through scoped blocks equal the unscoped ones, bit for bit. */
+static void test_scope_with_tape(void **state) {
+    (void)state;
+    enum { N = 512 };
+    float x0[N], grad[2][N];
+    tu_fill_uniform(x0, N, -2, 2, 43);
+    for (int scoped = 0; scoped < 2; scoped++) {
+        struct gen_ctx g;
+        gen_ctx_init(&g);
+        struct gen_tensor *x = leaf(&g, x0, grad[scoped], 1, (int64_t[]){N});
+        struct gen_tensor *h = x;
+        for (int i = 0; i < 4; i++) {
+            struct gen_scope s = {0};
+            if (scoped) s = gen_scope_open(&g, h);
+            h = gen_mul(&g, gen_silu(&g, h), gen_silu(&g, x));
+            if (scoped) h = gen_scope_close(&g, s, h);
+        }
+        gen_backward(&g, gen_sum(&g, h));
+        gen_ctx_free(&g);
+    }
+    assert_memory_equal(grad[0], grad[1], sizeof grad[0]);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_blocks),
@@ -255,6 +359,9 @@ int main(void) {
         cmocka_unit_test(test_chain_peak_bounded),
         cmocka_unit_test(test_scratch_reused),
         cmocka_unit_test(test_repeated_step_allocates_nothing),
+        cmocka_unit_test(test_scope_keeps_one),
+        cmocka_unit_test(test_scoped_chain_bounded),
+        cmocka_unit_test(test_scope_with_tape),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -121,6 +121,8 @@ struct gen_ctx {
     struct gen_arena arena;
     struct gen_pool_block *pool; /* the pool's free blocks, by address  */
     struct gen_pool_block *scratch; /* blocks of the running op's scratch */
+    struct gen_pool_block *live;    /* blocks of the open scopes' tensors  */
+    int scopes;                     /* scopes open (gen_scope_open)        */
     struct gen_node *nodes;
     int64_t n_nodes, cap_nodes;
     int no_grad;  /* >0: ops record nothing (sampling, evaluation) */
@@ -141,10 +143,28 @@ void gen_ctx_reset(struct gen_ctx *g);
 static inline void gen_no_grad_begin(struct gen_ctx *g) { g->no_grad++; }
 static inline void gen_no_grad_end(struct gen_ctx *g) { g->no_grad--; }
 
+/* ---- scopes: the short-lived tensors of a no-grad pass ------------------
+ * Between gen_scope_open and gen_scope_close, a context that records no
+ * tape takes its new tensors' data from the step's pool, and the close
+ * gives all of it back but the block that holds `keep`'s data (a view's
+ * too), which then belongs to the scope around it (or stays to the next
+ * gen_ctx_reset). `from` (or NULL), when it is the newest tensor kept so,
+ * belongs to the new scope too: a chain's running value, given back once
+ * the next has been made from it. A DDIM step of the U-Net so reuses a
+ * few blocks instead of faulting in a new ~270 MB arena's worth. Recording
+ * a tape, both do nothing: backward reads every activation. No tensor the
+ * scope held may be used after its close, except `keep`. */
+struct gen_scope {
+    struct gen_pool_block *top; /* the live list's head below the scope */
+};
+struct gen_scope gen_scope_open(struct gen_ctx *g, const struct gen_tensor *from);
+struct gen_tensor *gen_scope_close(struct gen_ctx *g, struct gen_scope s, struct gen_tensor *keep);
+
 /* ---- tensors ---------------------------------------------------------- */
 
 int64_t gen_numel(const struct gen_tensor *t);
-/* New tensor in the step arena; data uninitialised (gen_zeros: zeroed). */
+/* New tensor in the step arena (inside a scope of a no-grad pass: its pool);
+ * data uninitialised (gen_zeros: zeroed). */
 struct gen_tensor *gen_tensor(struct gen_ctx *g, int ndim, const int64_t *shape);
 struct gen_tensor *gen_zeros(struct gen_ctx *g, int ndim, const int64_t *shape);
 struct gen_tensor *gen_tensor_1d(struct gen_ctx *g, int64_t a);

@@ -102,15 +102,8 @@ static void pool_give(struct gen_ctx *g, struct gen_pool_block *b) {
 /* Empties the pool: the arena gets its free blocks back for bumping. */
 static void pool_clear(struct gen_ctx *g) {
     for (struct gen_pool_block *b = g->pool; b; b = b->next) UNPOISON(block_data(b), b->bytes);
-    g->pool = g->scratch = NULL;
-}
-
-/* n zeroed floats from the arena; the kernel table's fill spreads large
- * ones over the threads. */
-static float *arena_zeros(struct gen_ctx *g, int64_t n) {
-    float *p = gen_arena_alloc(&g->arena, (size_t)n * sizeof(float));
-    gen_kernels()->fill(n, 0.0f, p);
-    return p;
+    GEN_ASSERT(!g->scopes);
+    g->pool = g->scratch = g->live = NULL;
 }
 
 void gen_ctx_init(struct gen_ctx *g) {
@@ -151,6 +144,51 @@ void gen_scratch_release(struct gen_ctx *g) {
         g->scratch = b->next;
         pool_give(g, b);
     }
+}
+
+static int block_holds(const struct gen_pool_block *b, const struct gen_tensor *t) {
+    return t && (uintptr_t)t->data >= (uintptr_t)b + BLOCK_HEAD &&
+           (uintptr_t)t->data < block_end(b);
+}
+
+struct gen_scope gen_scope_open(struct gen_ctx *g, const struct gen_tensor *from) {
+    g->scopes++;
+    struct gen_pool_block *top = g->live;
+    if (top && g->no_grad && block_holds(top, from)) top = top->next;
+    return (struct gen_scope){top};
+}
+
+struct gen_tensor *gen_scope_close(struct gen_ctx *g, struct gen_scope s, struct gen_tensor *keep) {
+    GEN_ASSERT(g->scopes > 0);
+    g->scopes--;
+    struct gen_pool_block *kept = NULL;
+    while (g->live != s.top) {
+        struct gen_pool_block *b = g->live;
+        GEN_ASSERT(b);
+        g->live = b->next;
+        if (block_holds(b, keep)) {
+            kept = b;
+            continue;
+        }
+        b->next = NULL;
+        pool_give(g, b);
+    }
+    if (kept) { /* now the outer scope's */
+        kept->next = g->live;
+        g->live = kept;
+    }
+    return keep;
+}
+
+/* n floats for a new tensor: from the pool inside a no-grad scope (on the
+ * live list, for its close), else from the arena. */
+static float *tensor_floats(struct gen_ctx *g, int64_t n) {
+    const size_t bytes = (size_t)n * sizeof(float);
+    if (!g->scopes || !g->no_grad) return gen_arena_alloc(&g->arena, bytes);
+    struct gen_pool_block *b = pool_take(g, bytes);
+    b->next = g->live;
+    g->live = b;
+    return block_data(b);
 }
 
 void gen_scratch_keep(struct gen_ctx *g, const void *p) {
@@ -196,13 +234,14 @@ static struct gen_tensor *header(struct gen_ctx *g, int ndim, const int64_t *sha
 
 struct gen_tensor *gen_tensor(struct gen_ctx *g, int ndim, const int64_t *shape) {
     struct gen_tensor *t = header(g, ndim, shape);
-    t->data = gen_arena_alloc(&g->arena, (size_t)gen_numel(t) * sizeof(float));
+    t->data = tensor_floats(g, gen_numel(t));
     return t;
 }
 
 struct gen_tensor *gen_zeros(struct gen_ctx *g, int ndim, const int64_t *shape) {
     struct gen_tensor *t = header(g, ndim, shape);
-    t->data = arena_zeros(g, gen_numel(t));
+    t->data = tensor_floats(g, gen_numel(t));
+    gen_kernels()->fill(gen_numel(t), 0.0f, t->data);
     return t;
 }
 

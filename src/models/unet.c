@@ -204,30 +204,40 @@ static struct gen_tensor *conv(struct gen_ctx *g, struct gen_params *ps,
     return gen_conv_layer_fwd(g, ps, l, x);
 }
 
+/* conv(SiLU(groupnorm(x))); the normed copy goes back at once when no
+ * tape keeps it (gen_scope_open) */
+static struct gen_tensor *norm_conv(struct gen_ctx *g, struct gen_params *ps, int w, int b,
+                                    const struct gen_conv_layer *l, struct gen_tensor *x) {
+    const struct gen_scope s = gen_scope_open(g, NULL);
+    return gen_scope_close(g, s, conv(g, ps, l, gn_silu(g, ps, w, b, x)));
+}
+
 /* x (N, cin, H, W), e = SiLU(temb) (N, E) -> (N, cout, H, W) */
 static struct gen_tensor *resblock(struct gen_ctx *g, struct gen_params *ps,
                                    const struct unet_resblock *rb, struct gen_tensor *x,
                                    struct gen_tensor *e) {
     const int64_t N = x->shape[0];
-    struct gen_tensor *h =
-        conv(g, ps, &rb->conv1, gn_silu(g, ps, rb->norm1_w, rb->norm1_b, x));
+    const struct gen_scope s = gen_scope_open(g, NULL);
+    struct gen_tensor *h = norm_conv(g, ps, rb->norm1_w, rb->norm1_b, &rb->conv1, x);
     struct gen_tensor *t = gen_linear_layer_fwd(g, ps, &rb->temb, e); /* (N, cout) */
     h = gen_add(g, h, gen_reshape(g, t, 4, (int64_t[]){N, rb->cout, 1, 1}));
-    h = conv(g, ps, &rb->conv2, gn_silu(g, ps, rb->norm2_w, rb->norm2_b, h));
-    return gen_add(g, h, rb->skip.w >= 0 ? conv(g, ps, &rb->skip, x) : x);
+    h = norm_conv(g, ps, rb->norm2_w, rb->norm2_b, &rb->conv2, h);
+    h = gen_add(g, h, rb->skip.w >= 0 ? conv(g, ps, &rb->skip, x) : x);
+    return gen_scope_close(g, s, h);
 }
 
 /* x (N, ch, H, W) -> x + proj(attention(qkv(norm(x)))) */
 static struct gen_tensor *attention(struct gen_ctx *g, struct gen_params *ps,
                                     const struct unet_attn *a, struct gen_tensor *x) {
     const int64_t N = x->shape[0], ch = x->shape[1], H = x->shape[2], W = x->shape[3];
+    const struct gen_scope s = gen_scope_open(g, NULL);
     struct gen_tensor *qkv = conv(g, ps, &a->qkv, gn(g, ps, a->norm_w, a->norm_b, x));
     qkv = gen_reshape(g, qkv, 3, (int64_t[]){N, 3 * ch, H * W});
     qkv = gen_transpose(g, qkv, 1, 2);                  /* (N, HW, 3 ch) */
     struct gen_tensor *o = gen_attention(g, qkv, 1, 0); /* (N, HW, ch)   */
     o = gen_transpose(g, o, 1, 2);                      /* (N, ch, HW)   */
     o = gen_reshape(g, o, 4, (int64_t[]){N, ch, H, W});
-    return gen_add(g, x, conv(g, ps, &a->proj, o));
+    return gen_scope_close(g, s, gen_add(g, x, conv(g, ps, &a->proj, o)));
 }
 
 struct gen_tensor *unet_forward(struct gen_ctx *g, const struct unet *u, struct gen_params *ps,
@@ -245,20 +255,28 @@ struct gen_tensor *unet_forward(struct gen_ctx *g, const struct unet *u, struct 
                                               (int64_t[]){N, u->temb_dim}));
     struct gen_tensor *e = gen_silu(g, temb); /* (N, 4b), shared by every block */
 
+    /* Without a tape, each scope gives back the activations its result no
+     * longer needs: a level's input once its block has run, a decoder
+     * level's upsampled and joined copies. */
     const int L = u->cfg.levels;
     struct gen_tensor *skip[UNET_MAX_LEVELS - 1]; /* (N, ch_i, H / 2^i, W / 2^i) */
+    const struct gen_scope all = gen_scope_open(g, NULL);
     struct gen_tensor *h = conv(g, ps, &u->conv_in, x);
     for (int i = 0; i < L - 1; i++) {
-        skip[i] = resblock(g, ps, &u->enc[i], h, e);
+        const struct gen_scope s = gen_scope_open(g, h);
+        skip[i] = gen_scope_close(g, s, resblock(g, ps, &u->enc[i], h, e));
         h = conv(g, ps, &u->down[i], skip[i]);
     }
+    struct gen_scope s = gen_scope_open(g, h);
     h = resblock(g, ps, &u->mid1, h, e);
     if (u->cfg.attn) h = attention(g, ps, &u->attn, h);
-    h = resblock(g, ps, &u->mid2, h, e);
+    h = gen_scope_close(g, s, resblock(g, ps, &u->mid2, h, e));
     for (int i = L - 2; i >= 0; i--) {
-        h = conv(g, ps, &u->up[i], gen_upsample2x(g, h));
-        h = resblock(g, ps, &u->dec[i], gen_concat(g, h, skip[i]), e);
+        s = gen_scope_open(g, h);
+        h = gen_scope_close(g, s, conv(g, ps, &u->up[i], gen_upsample2x(g, h)));
+        s = gen_scope_open(g, h);
+        h = gen_scope_close(g, s, resblock(g, ps, &u->dec[i], gen_concat(g, h, skip[i]), e));
     }
-    h = gn_silu(g, ps, u->norm_out_w, u->norm_out_b, h);
-    return conv(g, ps, &u->conv_out, h);
+    h = norm_conv(g, ps, u->norm_out_w, u->norm_out_b, &u->conv_out, h);
+    return gen_scope_close(g, all, h);
 }
