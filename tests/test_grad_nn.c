@@ -296,6 +296,9 @@ static void test_grad_conv2d(void **state) {
         {2, 2, 6, 6, 3, 4, 2, 1}, {1, 2, 6, 4, 2, 4, 2, 1}, /* 4x4 stride 2 pad 1  */
         {2, 3, 5, 7, 2, 3, 2, 1}, {3, 2, 6, 5, 3, 3, 2, 1}, /* 3x3 stride 2 pad 1  */
         {2, 2, 4, 4, 3, 1, 2, 0},                           /* 1x1 stride 2        */
+        /* 1x1 on images of 192 positions or more: AVX-512 reads their rows
+         * in place (a tail of 4 columns; none, 9 images in chunks) */
+        {2, 3, 14, 14, 4, 1, 1, 0}, {9, 2, 16, 12, 3, 1, 1, 0},
         /* more than 8 images: several per chunk (dx through the flipped
          * kernel under AVX-512 writes a chunk's block, then scatters it) */
         {17, 2, 3, 3, 2, 3, 1, 1}, {10, 2, 4, 4, 2, 5, 1, 2}, {9, 1, 4, 3, 2, 3, 1, 0},

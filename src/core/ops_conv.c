@@ -329,7 +329,7 @@ GEN_BACKWARD(conv2d) {
     float *dw = gen_grad_dst_or_null(g, w, &dw_mode), *dx = gen_grad_dst_or_null(g, x, &dx_mode);
     const struct gen_kernels *kt = gen_kernels();
     if (dw && implicit_weight_grad(g, kt, &c, x->data, dy, dw, dw_mode)) dw = NULL;
-    if (dx && kt->conv_gemm && c.stride == 1 && !c.pointwise && c.KH == c.KW && c.pad < c.KH) {
+    if (dx && kt->conv_gemm && c.stride == 1 && c.KH == c.KW && c.pad < c.KH) {
         const int64_t K2 = c.Cout * c.KH * c.KW;
         float *wf = gen_scratch_floats(g, c.Cin * K2);
 #pragma omp parallel for schedule(static) if (c.Cin > 1 && c.Cin * K2 >= ((int64_t)1 << 15))

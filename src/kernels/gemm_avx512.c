@@ -269,6 +269,8 @@ static inline __attribute__((always_inline)) void kernel_core(const int nv, int6
         const __m512 b1 = nv > 1 ? _mm512_loadu_ps(b + 16) : b0;
         const __m512 b2 = nv > 2 ? _mm512_loadu_ps(b + 32) : b0;
         if (!brow) _mm_prefetch((const char *)(bp + 4 * NR), _MM_HINT_T0);
+        else /* the next panel's part of the row */
+            for (int v = 0; v < 3; v++) _mm_prefetch((const char *)(b + NR + 16 * v), _MM_HINT_T0);
         /* C's lines are wanted after the loop: fetch them during it, one
          * row of the tile per step (all at once, they held up the loop
          * while the line fill buffers were full) */
@@ -293,16 +295,19 @@ static inline __attribute__((always_inline)) void kernel_core(const int nv, int6
     if (ahead) ahead->p = pf, ahead->left = pf_left;
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
     const __mmask16 m0 = lane_mask(nr), m1 = lane_mask(nr - 16), m2 = lane_mask(nr - 32);
-    /* the bias, as it would be read back from a C filled with it (beta 1) */
-    const __m512 bias0 = bias ? _mm512_maskz_loadu_ps(m0, bias) : _mm512_setzero_ps();
-    const __m512 bias1 = bias && nv > 1 ? _mm512_maskz_loadu_ps(m1, bias + 16) : bias0;
-    const __m512 bias2 = bias && nv > 2 ? _mm512_maskz_loadu_ps(m2, bias + 32) : bias0;
+    /* the bias, as it would be read back from a C filled with it (beta 1):
+     * a value a column, or with B's rows (convolutions) a value a row */
+    const float *cbias = brow ? NULL : bias, *rbias = brow ? bias : NULL;
+    const __m512 bias0 = cbias ? _mm512_maskz_loadu_ps(m0, cbias) : _mm512_setzero_ps();
+    const __m512 bias1 = cbias && nv > 1 ? _mm512_maskz_loadu_ps(m1, cbias + 16) : bias0;
+    const __m512 bias2 = cbias && nv > 2 ? _mm512_maskz_loadu_ps(m2, cbias + 32) : bias0;
 #define STORE1(r, v)                                                                               \
     do {                                                                                           \
         float *cv = C_ROW(r) + 16 * (v);                                                           \
         __m512 x = _mm512_mul_ps(va, c##r##v);                                                     \
-        if (beta != 0.0f) x = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m##v, cv), x);            \
-        if (bias) x = _mm512_add_ps(bias##v, x);                                                   \
+        if (beta != 0.0f) x = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m##v, cv), x);             \
+        if (cbias) x = _mm512_add_ps(bias##v, x);                                                  \
+        if (rbias) x = _mm512_add_ps(_mm512_set1_ps(rbias[r]), x);                                 \
         _mm512_mask_storeu_ps(cv, m##v, x);                                                        \
     } while (0)
 #define STORE(r)                                                                                   \
@@ -333,7 +338,7 @@ typedef void (*packed_kernel)(int64_t kc, const float *restrict ap, const float 
                               float beta, const float *bias, struct ahead *ahead);
 typedef void (*rows_kernel)(int64_t kc, const float *restrict ap, const float *const *brow,
                             int64_t j, float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha,
-                            float beta);
+                            float beta, const float *rbias);
 typedef void (*crow_kernel)(int64_t kc, const float *restrict ap, const float *restrict bp,
                             float *const *crow, int64_t j, int64_t mr, int64_t nr, float beta);
 #define KERNELS(NV)                                                                                \
@@ -343,16 +348,15 @@ typedef void (*crow_kernel)(int64_t kc, const float *restrict ap, const float *r
         (void)ahead;                                                                               \
         kernel_core(NV, kc, ap, bp, NULL, 0, c, ldc, NULL, mr, nr, alpha, beta, bias, NULL);       \
     }                                                                                              \
-    static void kernel_8x##NV##_ahead(int64_t kc, const float *restrict ap,                        \
-                                      const float *restrict bp, float *c, int64_t ldc, int64_t mr, \
-                                      int64_t nr, float alpha, float beta, const float *bias,      \
-                                      struct ahead *ahead) {                                       \
+    static void kernel_8x##NV##_ahead(                                                             \
+        int64_t kc, const float *restrict ap, const float *restrict bp, float *c, int64_t ldc,     \
+        int64_t mr, int64_t nr, float alpha, float beta, const float *bias, struct ahead *ahead) { \
         kernel_core(NV, kc, ap, bp, NULL, 0, c, ldc, NULL, mr, nr, alpha, beta, bias, ahead);      \
     }                                                                                              \
-    static void kernel_8x##NV##_rows(int64_t kc, const float *restrict ap,                         \
-                                     const float *const *brow, int64_t j, float *c, int64_t ldc,   \
-                                     int64_t mr, int64_t nr, float alpha, float beta) {            \
-        kernel_core(NV, kc, ap, NULL, brow, j, c, ldc, NULL, mr, nr, alpha, beta, NULL, NULL);     \
+    static void kernel_8x##NV##_rows(                                                              \
+        int64_t kc, const float *restrict ap, const float *const *brow, int64_t j, float *c,       \
+        int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta, const float *rbias) {        \
+        kernel_core(NV, kc, ap, NULL, brow, j, c, ldc, NULL, mr, nr, alpha, beta, rbias, NULL);    \
     }                                                                                              \
     static void kernel_8x##NV##_crow(int64_t kc, const float *restrict ap,                         \
                                      const float *restrict bp, float *const *crow, int64_t j,      \
@@ -387,7 +391,7 @@ static int64_t kslice_of(int64_t K) {
  * op(B) already packed as ceil(N / NR) panels kb deep (panel q at bfull +
  * q kb NR, element (k, c) at k NR + c; kb = K for a whole operand), whose
  * rows p0.. of a slice are exactly what pack_b would have written, or brow
- * gives its rows. With
+ * gives its rows (then bias, if any, holds M values: one a row). With
  * crow (then alpha is 1, B packed, no bias), row i of C is at crow[i]. */
 static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
                          const float *A, int64_t lda, const float *apre, const float *B,
@@ -417,11 +421,12 @@ static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
                     pack_a(ta, A, lda, i0, p0, mc, kc, abuf);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     const int64_t nr = nc - jr < NR ? nc - jr : NR;
-                    if (brow) { /* convolutions: no bias here */
+                    if (brow) { /* convolutions: a bias a row */
                         for (int64_t ir = 0; ir < mc; ir += MR)
                             rows_kernels[(nr - 1) / 16](kc, ap + (ir / MR) * kc * MR, brow + p0,
                                                         j0 + jr, C + (i0 + ir) * ldc + j0 + jr, ldc,
-                                                        mc - ir < MR ? mc - ir : MR, nr, alpha, b);
+                                                        mc - ir < MR ? mc - ir : MR, nr, alpha, b,
+                                                        bias && p0 == 0 ? bias + i0 + ir : NULL);
                         continue;
                     }
                     const float *bpanel =
@@ -659,20 +664,58 @@ void gen_wide_to_out(const struct gen_wide *g, int64_t M, int64_t m, const float
 }
 
 /* A 1 x 1 stride-1 convolution, whose images are their own column
- * matrices: declined (work 0), so that ops_conv.c runs it on the plain
- * GEMM, reading the images in place, where the wide grid would copy them
- * into planes first (forward and backward of the U-Net's 1 x 1 layers,
- * bench_ops, four alternating rounds: 96 -> 32 at 28 x 28 6.1-6.6 ->
- * 5.9-6.1 ms, 128 -> 64 at 14 x 14 3.7-3.8 -> 3.4-3.5, 64 -> 192 at 7 x 7
- * 1.5 -> 1.1). */
+ * matrices. Where an image has at least ROWS_MIN positions the micro-kernel
+ * reads its channel rows in place (the last P % 16 columns, which whole
+ * vectors would read past, through a zero-padded copy of C x 16), the
+ * weight gradient's 8 x 3 blocks read dy and x in place, and nothing is
+ * copied or packed but the weights. Smaller images are declined (work 0),
+ * so that ops_conv.c runs them on the plain GEMM, several images side by
+ * side. */
 static int pointwise(int64_t KH, int64_t KW, int64_t stride, int64_t pad) {
     return KH == 1 && KW == 1 && stride == 1 && pad == 0;
+}
+
+static int pointwise_in_place(int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
+                              int64_t pad) {
+    return pointwise(KH, KW, stride, pad) && H * W >= ROWS_MIN;
+}
+
+/* Work of pointwise_conv: C row pointers, then the tails' copy. */
+static int64_t pointwise_work(int64_t C) {
+    return round16(2 * C) + 16 * C;
+}
+
+/* out_i = Wm x_i + bias + beta out_i for the m images (C, P) at x, img
+ * floats apart; out_i (M, P) at out + i out_img, rows ldo apart. */
+static void pointwise_conv(int64_t M, const float *Wm, int64_t C, int64_t P, int64_t m, int64_t img,
+                           const float *x, const float *bias, float beta, float *out, int64_t ldo,
+                           int64_t out_img, float *work) {
+    const float **rows = (const float **)(void *)work;
+    float *tails = work + round16(2 * C);
+    const int64_t body = P / 16 * 16, tail = P - body;
+    for (int64_t i = 0; i < m; i++) {
+        const float *xi = x + i * img;
+        float *oi = out + i * out_img;
+        for (int64_t c = 0; c < C; c++) rows[c] = xi + c * P;
+        if (body)
+            gemm_blocked(0, 0, M, body, C, 1.0f, NULL, 0, Wm, NULL, 0, NULL, C, rows, NULL, beta,
+                         bias, oi, ldo);
+        if (!tail) continue;
+        for (int64_t c = 0; c < C; c++) {
+            _mm512_storeu_ps(tails + 16 * c,
+                             _mm512_maskz_loadu_ps(lane_mask(tail), xi + c * P + body));
+            rows[c] = tails + 16 * c;
+        }
+        gemm_blocked(0, 0, M, tail, C, 1.0f, NULL, 0, Wm, NULL, 0, NULL, C, rows, NULL, beta, bias,
+                     oi + body, ldo);
+    }
 }
 
 int64_t gen_conv_gemm_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
                                   int64_t KW, int64_t stride, int64_t pad, int64_t m) {
     const int64_t K = C * KH * KW;
-    if (pointwise(KH, KW, stride, pad)) return 0;
+    if (pointwise(KH, KW, stride, pad))
+        return pointwise_in_place(H, W, KH, KW, stride, pad) ? pointwise_work(C) : 0;
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) return gen_wino_conv_work(M, C, H, W, pad, m);
     if (gen_nhwc_fits(C, KH, KW, stride)) return gen_nhwc_conv_work(M, C, H, W, KH, KW, stride, pad, m);
     if (K < WIDE_MIN_K) { /* panels of the plain grid, one im2col row, the product */
@@ -732,6 +775,10 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
     const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
     const int64_t OH = g.OH, OW = g.OW, P = OH * OW, K = C * KH * KW, n = m * g.tw;
     if (M <= 0 || P <= 0 || m <= 0) return;
+    if (pointwise(KH, KW, stride, pad)) {
+        pointwise_conv(M, Wm, C, P, m, img, x, bias, beta, out, ldo, out_img, work);
+        return;
+    }
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) {
         gen_wino_conv(M, Wm, C, H, W, pad, m, img, x, bias, beta, out, ldo, out_img, work);
         return;
@@ -876,7 +923,8 @@ static int dw_gathers(int64_t K, int64_t stride) {
 
 int64_t gen_conv_dw_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                                 int64_t stride, int64_t pad, int64_t m) {
-    if (pointwise(KH, KW, stride, pad)) return 0;
+    if (pointwise(KH, KW, stride, pad))
+        return pointwise_in_place(H, W, KH, KW, stride, pad) ? 16 : 0;
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) return gen_wino_dw_work(M, C, H, W, pad, m);
     if (gen_nhwc_fits(C, KH, KW, stride))
         return gen_nhwc_dw_work(M, C, H, W, KH, KW, stride, pad, m);
@@ -894,6 +942,20 @@ void gen_conv_dw_avx512(int64_t M, const float *dy, int64_t dy_img, int64_t C, i
     const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
     const int64_t OH = g.OH, OW = g.OW, P = OH * OW, K = C * KH * KW, L = m * P;
     if (M <= 0 || K <= 0) return;
+    if (pointwise(KH, KW, stride, pad)) {
+        /* dy's rows and x's channels in place; channels outer, so that x
+         * (the chunk's images seldom fit L2) streams by once, its three
+         * rows staying near while every block of dy's rows meets them */
+        for (int64_t k0 = 0; k0 < K; k0 += DW_JB) {
+            const int64_t kn = K - k0 < DW_JB ? K - k0 : DW_JB;
+            const float *b[DW_JB];
+            for (int64_t j = 0; j < DW_JB; j++) b[j] = x + (k0 + (j < kn ? j : kn - 1)) * P;
+            for (int64_t co0 = 0; co0 < M; co0 += DW_MB)
+                dw_block(M - co0 < DW_MB ? M - co0 : DW_MB, kn, m, P, dy + co0 * P, dy_img, P, b,
+                         img, dw + co0 * K + k0, K);
+        }
+        return;
+    }
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) {
         gen_wino_dw(M, dy, dy_img, C, H, W, pad, m, img, x, dw, work);
         return;
