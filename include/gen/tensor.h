@@ -148,9 +148,10 @@ static inline void gen_no_grad_end(struct gen_ctx *g) { g->no_grad--; }
  * tape takes its new tensors' data from the step's pool, and the close
  * gives all of it back but the block that holds `keep`'s data (a view's
  * too), which then belongs to the scope around it (or stays to the next
- * gen_ctx_reset). `from` (or NULL), when it is the newest tensor kept so,
- * belongs to the new scope too: a chain's running value, given back once
- * the next has been made from it. A DDIM step of the U-Net so reuses a
+ * gen_ctx_reset). `from` (or NULL), when its block is the newest of the
+ * scope around (the last tensor made or kept there), belongs to the new
+ * scope too: a chain's running value, given back once the next has been
+ * made from it. A DDIM step of the U-Net so reuses a
  * few blocks instead of faulting in a new ~270 MB arena's worth. Recording
  * a tape, both do nothing: backward reads every activation. No tensor the
  * scope held may be used after its close, except `keep`. */
