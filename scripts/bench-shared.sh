@@ -3,7 +3,8 @@
 # the whole run's time (`elapsed`: stalls past the median show there) of
 # one run alone and of each of two run at the same time, every run on all
 # the threads (GEN_BENCH_THREADS, default 2), under gen's own idle-thread
-# spin (GOMP_SPINCOUNT=1000, `gen --version`) and under libgomp's default
+# spin (GOMP_SPINCOUNT=3000, `gen --version`; 1000 until 2026-12-05) and
+# under libgomp's default
 # (GOMP_SPINCOUNT=300000, what gen ran with before 2026-12-04). Two runs
 # that share the cores fairly each take about twice the lone step.
 # Then KV-cache sampling (a 20-step Transformer of the default size, 5
@@ -12,6 +13,7 @@
 #
 #   scripts/bench.sh shared         # VAE (Fashion-MNIST) and Transformer
 #   ROUNDS=3 scripts/bench-shared.sh
+#   SPINS="1000 3000" scripts/bench-shared.sh   # other spin counts
 #
 # Needs data/fashion-mnist and data/moby-dick.txt (scripts/fetch-data.sh).
 set -euo pipefail
@@ -20,6 +22,7 @@ cd "$(dirname "$0")/.."
 GEN=${GEN:-build/gen}
 THREADS=${GEN_BENCH_THREADS:-2}
 ROUNDS=${ROUNDS:-3}
+SPINS=${SPINS:-3000 300000}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 head -c 300000 data/moby-dick.txt >"$tmp/text.txt"
@@ -39,7 +42,7 @@ for family in vae transformer; do
     vae) args=(vae --data data/fashion-mnist --steps 300) ;;
     transformer) args=(transformer --data "$tmp/text.txt" --steps 20) ;;
     esac
-    for spin in 1000 300000; do
+    for spin in $SPINS; do
         alone=() pair=() alone_s=() pair_s=()
         for _ in $(seq "$ROUNDS"); do
             read -r ms sec < <(step "$spin" a "${args[@]}")

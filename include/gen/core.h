@@ -114,12 +114,12 @@ void gen_rng_shuffle(struct gen_rng *r, int32_t *perm, int64_t n);
  * OMP_WAIT_POLICY is set, sets GOMP_SPINCOUNT to GEN_SPINCOUNT and
  * executes this program again (the path /proc/self/exe links to, the same
  * argv), since libgomp reads it once, when it loads, before main. An idle
- * OpenMP thread then spins about 20 us before it sleeps instead of
+ * OpenMP thread then spins some 30-60 us before it sleeps instead of
  * libgomp's ~6 ms, which made two processes sharing the cores slow each
  * other 3-60x (docs/DESIGN.md, Idle threads). Returns where it cannot
  * execute (no /proc) or should not (started through the dynamic loader):
  * the run goes on with libgomp's default. */
-#define GEN_SPINCOUNT "1000"
+#define GEN_SPINCOUNT "3000"
 void gen_threads_spin_short(char **argv);
 /* What idle OpenMP threads do here, for `gen --version`: "GOMP_SPINCOUNT=N
  * spins, then sleep", "OMP_WAIT_POLICY=P" or libgomp's default. */

@@ -215,7 +215,7 @@ static void man_page(FILE *f) {
         ".TP\n\\fBGEN_DATA\\fR\na folder of data sets, searched for a relative \\fB\\-\\-data\\fR "
         "name that is not where it is named\n"
         ".TP\n\\fBGOMP_SPINCOUNT\\fR, \\fBOMP_WAIT_POLICY\\fR\nhow long idle threads spin before "
-        "they sleep; where neither is set, gen sets\n\\fBGOMP_SPINCOUNT=1000\\fR (about 20 us) and "
+        "they sleep; where neither is set, gen sets\n\\fBGOMP_SPINCOUNT=3000\\fR (some 30\\-60 us) and "
         "starts itself again (\\fBgen \\-\\-version\\fR: \\fIidle threads\\fR)\n"
         ".TP\n\\fBXDG_DATA_HOME\\fR, \\fBHOME\\fR\n"
         "\\fB${XDG_DATA_HOME:\\-$HOME/.local/share}/gen\\fR is searched after \\fB$GEN_DATA\\fR\n"
