@@ -69,6 +69,10 @@ if ! grep -q "^idle threads: none" "$TMP/out"; then
     # as it loads; executed again with that mask, gen's libgomp built its
     # places from one CPU and put every thread there (a step twice as long).
     # The places of the gen executed must be those of the first.
+    # And the threads a run gets by default are counted from all the places,
+    # not from the first thread's mask (one place: gen ran on one thread, a
+    # step twice as long), executed again or not; under taskset -c 0, one.
+    unbound=$(env -u GEN_THREADS "$GEN" --version | grep "^threads: ")
     for bind in OMP_PROC_BIND=true OMP_PLACES=cores "OMP_PLACES={1},{0}"; do
         env -u GOMP_SPINCOUNT -u OMP_WAIT_POLICY "$bind" OMP_DISPLAY_ENV=true "$GEN" --version \
             >"$TMP/out" 2>&1
@@ -76,7 +80,18 @@ if ! grep -q "^idle threads: none" "$TMP/out"; then
         [ "$(grep -c "OMP_PLACES = " "$TMP/out")" = 2 ] &&
             [ "$(printf '%s\n' "$places" | wc -l)" = 1 ] ||
             fail "$bind gen --version: places of the gen executed differ: '$(cat "$TMP/out")'"
+        for how in executed-again as-started; do
+            spin=(-u GOMP_SPINCOUNT)
+            [ "$how" = as-started ] && spin=(GOMP_SPINCOUNT=99)
+            got=$(env -u GEN_THREADS "${spin[@]}" "$bind" "$GEN" --version | grep "^threads: ")
+            [ "$got" = "$unbound" ] ||
+                fail "$bind gen --version ($how): '$got', unbound '$unbound'"
+        done
     done
+    if command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
+        got=$(env -u GEN_THREADS -u OMP_NUM_THREADS taskset -c 0 "$GEN" --version | grep "^threads: ")
+        [ "$got" = "threads: 1 by default" ] || fail "taskset -c 0 gen --version: '$got'"
+    fi
     # started through the dynamic loader, gen must not execute the loader
     loader=$(readelf -l "$GEN" 2>/dev/null | sed -n 's/.*interpreter: \([^]]*\)].*/\1/p')
     if [ -n "$loader" ] && [ -x "$loader" ]; then

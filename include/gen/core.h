@@ -124,8 +124,13 @@ void gen_threads_spin_short(char **argv);
 /* What idle OpenMP threads do here, for `gen --version`: "GOMP_SPINCOUNT=N
  * spins, then sleep", "OMP_WAIT_POLICY=P" or libgomp's default. */
 const char *gen_threads_idle(void);
-/* Sets OpenMP and OpenBLAS thread counts; n <= 0 means "from GEN_THREADS or
- * the CPUs allowed, at most OMP_NUM_THREADS". Returns the count in force. */
+/* The thread count a run gets without --threads: GEN_THREADS, else the
+ * CPUs this process may use (its affinity mask, or libgomp's places where
+ * it binds threads) shared by the job's ranks on this machine, at most
+ * OMP_NUM_THREADS. */
+int gen_threads_default(void);
+/* Sets OpenMP and OpenBLAS thread counts; n <= 0 means gen_threads_default().
+ * Returns the count in force. */
 int gen_threads_init(int n);
 /* Whether an address-space limit (ulimit -v, RLIMIT_AS) is in force:
  * OpenBLAS then loads and runs on one thread (src/cli/main.c). Safe to

@@ -343,8 +343,10 @@ static int cli_main(int argc, char **argv) {
     if (!strcmp(cmd, "--version") || !strcmp(cmd, "-V") || !strcmp(cmd, "version")) {
         /* and the kernels this CPU gets: what a speed report needs to name */
         const struct gen_kernels *bf = gen_kernels_bf16();
-        printf("gen %s\nidle threads: %s\nkernels: %s; --precision bf16: %s\n", GEN_VERSION,
-               gen_threads_idle(), gen_kernels()->name, bf ? bf->name : "not on this CPU/build");
+        printf("gen %s\nthreads: %d by default\nidle threads: %s\nkernels: %s; --precision bf16: "
+               "%s\n",
+               GEN_VERSION, gen_threads_default(), gen_threads_idle(), gen_kernels()->name,
+               bf ? bf->name : "not on this CPU/build");
         return 0;
     }
     for (int c = 0; c < CMD_COUNT; c++)

@@ -59,19 +59,47 @@ int gen_address_limited(void) {
     return getrlimit(RLIMIT_AS, &r) == 0 && r.rlim_cur != RLIM_INFINITY;
 }
 
+#if defined(_OPENMP) && defined(__linux__)
+/* Asked to bind its threads (OMP_PROC_BIND, OMP_PLACES, GOMP_CPU_AFFINITY),
+ * libgomp bound this thread to the first place as it loaded, so this
+ * thread's own mask is that place alone: the CPUs the process may use are
+ * those of all the places, which libgomp built from the mask it found.
+ * 0 where it binds nothing or names no CPU. */
+static int places_cpus(cpu_set_t *set) {
+    if (omp_get_proc_bind() == omp_proc_bind_false) return 0;
+    CPU_ZERO(set);
+    int any = 0;
+    for (int p = 0; p < omp_get_num_places(); p++) {
+        int ids[CPU_SETSIZE];
+        const int n = omp_get_place_num_procs(p);
+        if (n <= 0 || n > CPU_SETSIZE) continue;
+        omp_get_place_proc_ids(p, ids);
+        for (int i = 0; i < n; i++)
+            if (ids[i] >= 0 && ids[i] < CPU_SETSIZE) CPU_SET(ids[i], set), any = 1;
+    }
+    return any;
+}
+#endif
+
 /* The CPUs this process may run on (taskset, a container's cpuset, an MPI
- * launcher's binding), else the CPUs online: two threads on one allowed
- * CPU took turns (a VAE step 2.67 -> 3.05 ms under taskset -c 0). */
+ * launcher's binding, libgomp's places), else the CPUs online: two threads
+ * on one allowed CPU took turns (a VAE step 2.67 -> 3.05 ms under taskset
+ * -c 0). Under OMP_PROC_BIND this thread's own mask is one place: counted
+ * from it, gen ran on one thread (a diffusion step on 2 cores 143 -> 260
+ * ms). */
 static long cpus_allowed(void) {
 #ifdef __linux__
     cpu_set_t set;
+#ifdef _OPENMP
+    if (places_cpus(&set)) return CPU_COUNT(&set);
+#endif
     if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
 #endif
     return sysconf(_SC_NPROCESSORS_ONLN);
 }
 
-int gen_threads_init(int n) {
-    if (n <= 0) n = gen_threads_env();
+int gen_threads_default(void) {
+    int n = gen_threads_env();
     if (n <= 0) { /* the cores, shared by the ranks of a job on this machine */
         long cores = cpus_allowed();
         n = cores > 0 ? (int)(cores / gen_comm_local_size()) : 1;
@@ -81,6 +109,11 @@ int gen_threads_init(int n) {
         const int most = omp_env_threads();
         if (most > 0 && most < n) n = most;
     }
+    return n;
+}
+
+int gen_threads_init(int n) {
+    if (n <= 0) n = gen_threads_default();
     n_threads = n;
     /* OpenBLAS first: its OpenMP build sets OpenMP's count too. Under an
      * address-space limit it keeps one thread: each thread more reserves a
@@ -114,27 +147,15 @@ const char *gen_threads_idle(void) {
 }
 
 #if defined(_OPENMP) && defined(__linux__)
-/* Asked to bind its threads (OMP_PROC_BIND, OMP_PLACES, GOMP_CPU_AFFINITY),
- * libgomp bound this thread to the first place as it loaded. The mask
+/* Under a binding, the mask of this thread (libgomp's first place)
  * survives execv, and the libgomp of the program executed builds its
  * places from it: from one CPU, where it then put every thread (a
  * Transformer step on 2 cores 73 -> 141 ms under OMP_PROC_BIND=true).
  * Before executing, this thread gets back the CPUs of all the places,
  * which the next libgomp divides again as this one did. */
 static void unbind_for_exec(void) {
-    if (omp_get_proc_bind() == omp_proc_bind_false) return;
     cpu_set_t set;
-    CPU_ZERO(&set);
-    int any = 0;
-    for (int p = 0; p < omp_get_num_places(); p++) {
-        int ids[CPU_SETSIZE];
-        const int n = omp_get_place_num_procs(p);
-        if (n <= 0 || n > CPU_SETSIZE) continue;
-        omp_get_place_proc_ids(p, ids);
-        for (int i = 0; i < n; i++)
-            if (ids[i] >= 0 && ids[i] < CPU_SETSIZE) CPU_SET(ids[i], &set), any = 1;
-    }
-    if (any) (void)sched_setaffinity(0, sizeof set, &set); /* else as it is: no worse */
+    if (places_cpus(&set)) (void)sched_setaffinity(0, sizeof set, &set); /* else as it is */
 }
 #endif
 
