@@ -1,9 +1,14 @@
 /* test_core.c - errors, allocation seam, arena, rng, params, optimiser,
- * schedules, the threads' split and barrier, the op profile. */
+ * schedules, the threads' split and barrier, a cgroup's CPU quota, the op
+ * profile. */
+#include <limits.h>
 #include <math.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "gen/nn.h"
 #include "testutil.h"
@@ -544,17 +549,91 @@ static void test_parallel_tuned(void **state) {
     gen_threads_init(0);
 }
 
+/* ---- a cgroup's CPU quota ---- */
+
+/* root/rel (its folders made) holding text */
+static void put(const char *root, const char *rel, const char *text) {
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", root, rel);
+    for (char *p = path + strlen(root) + 1; (p = strchr(p, '/')); p++) {
+        *p = 0;
+        mkdir(path, 0700);
+        *p = '/';
+    }
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* ceil(quota / period), the least over the cgroup and those above it, of
+ * cgroup v2's cpu.max or v1's cpu controller (which wins where both are
+ * named); none set, unreadable or malformed: 0. */
+static void test_cgroup_cpus(void **state) {
+    (void)state;
+    char root[] = "/tmp/gen-cgroup-XXXXXX";
+    assert_non_null(mkdtemp(root));
+    /* v2: the tightest level of the path, rounded up */
+    put(root, "cpu.max", "max 100000\n");
+    put(root, "a/cpu.max", "150000 100000\n");
+    put(root, "a/b/cpu.max", "max 100000\n");
+    assert_int_equal(gen_cgroup_cpus(root, "0::/a/b\n"), 2);
+    put(root, "a/b/cpu.max", "50000 100000\n");
+    assert_int_equal(gen_cgroup_cpus(root, "0::/a/b\n"), 1);
+    /* a path the mount does not show (a container's own hierarchy): the
+     * levels that exist, up to the root */
+    put(root, "cpu.max", "300000 100000\n");
+    assert_int_equal(gen_cgroup_cpus(root, "0::/docker/1234abcd\n"), 3);
+    assert_int_equal(gen_cgroup_cpus(root, "0::/\n"), 3);
+    /* v1's cpu controller, alone or joined with cpuacct, before the
+     * unified line of a hybrid machine */
+    put(root, "cpu,cpuacct/k/cpu.cfs_quota_us", "200000\n");
+    put(root, "cpu,cpuacct/k/cpu.cfs_period_us", "100000\n");
+    assert_int_equal(gen_cgroup_cpus(root, "5:cpuset:/\n4:cpu,cpuacct:/k\n0::/\n"), 2);
+    put(root, "cpu/j/cpu.cfs_quota_us", "-1\n");
+    put(root, "cpu/j/cpu.cfs_period_us", "100000\n");
+    assert_int_equal(gen_cgroup_cpus(root, "1:cpu:/j\n"), 0); /* -1: no quota */
+    put(root, "cpu/j/cpu.cfs_quota_us", "250000\n");
+    assert_int_equal(gen_cgroup_cpus(root, "1:cpu:/j\n"), 3);
+    /* cpuset and cpuacct are not cpu; no quota, garbage, odd lines: 0 */
+    assert_int_equal(gen_cgroup_cpus(root, "3:cpuset:/k\n2:cpuacct:/k\n"), 0);
+    put(root, "g/cpu.max", "lots 100000\n");
+    put(root, "cpu.max", "max\n");
+    assert_int_equal(gen_cgroup_cpus(root, "0::/g\n"), 0);
+    put(root, "g/cpu.max", "100000 0\n");
+    assert_int_equal(gen_cgroup_cpus(root, "0::/g\n"), 0);
+    assert_int_equal(gen_cgroup_cpus(root, ""), 0);
+    assert_int_equal(gen_cgroup_cpus(root, "nonsense\n1:cpu\n::\n"), 0);
+    assert_int_equal(gen_cgroup_cpus("/no/such/folder", "0::/\n1:cpu:/\n"), 0);
+    /* a quota past any machine's CPUs stays a count */
+    put(root, "g/cpu.max", "9223372036854775807 1\n");
+    assert_true(gen_cgroup_cpus(root, "0::/g\n") >= INT_MAX);
+    put(root, "g/cpu.max", "9223372036854775807 2\n");
+    assert_true(gen_cgroup_cpus(root, "0::/g\n") >= INT_MAX);
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
+    assert_int_equal(system(cmd), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_barrier),   cmocka_unit_test(test_tune_choice),
+        cmocka_unit_test(test_cgroup_cpus),
+        cmocka_unit_test(test_barrier),
+        cmocka_unit_test(test_tune_choice),
         cmocka_unit_test(test_tune_retry),
         cmocka_unit_test(test_parallel_tuned),
-        cmocka_unit_test(test_split), cmocka_unit_test(test_error_message),  cmocka_unit_test(test_alloc_fault_injection),
+        cmocka_unit_test(test_split),
+        cmocka_unit_test(test_error_message),
+        cmocka_unit_test(test_alloc_fault_injection),
         cmocka_unit_test(test_alloc_large_blocks),
-        cmocka_unit_test(test_arena_stops_allocating), cmocka_unit_test(test_rng),
-        cmocka_unit_test(test_params_layout),  cmocka_unit_test(test_init_fan_in),
-        cmocka_unit_test(test_schedule),       cmocka_unit_test(test_sgd_and_clip),
-        cmocka_unit_test(test_zero_grad_is_lazy), cmocka_unit_test(test_optim_spans),
+        cmocka_unit_test(test_arena_stops_allocating),
+        cmocka_unit_test(test_rng),
+        cmocka_unit_test(test_params_layout),
+        cmocka_unit_test(test_init_fan_in),
+        cmocka_unit_test(test_schedule),
+        cmocka_unit_test(test_sgd_and_clip),
+        cmocka_unit_test(test_zero_grad_is_lazy),
+        cmocka_unit_test(test_optim_spans),
         cmocka_unit_test(test_profile),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

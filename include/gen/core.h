@@ -126,9 +126,15 @@ void gen_threads_spin_short(char **argv);
 const char *gen_threads_idle(void);
 /* The thread count a run gets without --threads: GEN_THREADS, else the
  * CPUs this process may use (its affinity mask, or libgomp's places where
- * it binds threads) shared by the job's ranks on this machine, at most
- * OMP_NUM_THREADS. */
+ * it binds threads; at most its cgroup's CPU quota) shared by the job's
+ * ranks on this machine, at most OMP_NUM_THREADS. */
 int gen_threads_default(void);
+/* The CPUs a cgroup CPU quota allows, ceil(quota / period), the least over
+ * the cgroup that `cgroups` (the text of /proc/self/cgroup) names and those
+ * above it, read under `sysfs` (/sys/fs/cgroup): cgroup v1's cpu
+ * controller (cpu.cfs_quota_us, cpu.cfs_period_us) where a line names it,
+ * else v2's cpu.max; 0 where no quota is set or none can be read. */
+long gen_cgroup_cpus(const char *sysfs, const char *cgroups);
 /* Sets OpenMP and OpenBLAS thread counts; n <= 0 means gen_threads_default().
  * Returns the count in force. */
 int gen_threads_init(int n);
