@@ -8,7 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "gen/nn.h"
 #include "testutil.h"
@@ -560,10 +559,16 @@ static void put(const char *root, const char *rel, const char *text) {
         mkdir(path, 0700);
         *p = '/';
     }
-    FILE *f = fopen(path, "w");
-    assert_non_null(f);
-    fputs(text, f);
-    fclose(f);
+    tu_write_file(path, text, strlen(text));
+}
+
+/* cgroup v1's quota and period files of root/dir */
+static void put_v1(const char *root, const char *dir, const char *quota) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "%s/cpu.cfs_quota_us", dir);
+    put(root, rel, quota);
+    snprintf(rel, sizeof rel, "%s/cpu.cfs_period_us", dir);
+    put(root, rel, "100000\n");
 }
 
 /* ceil(quota / period), the least over the cgroup and those above it, of
@@ -571,8 +576,7 @@ static void put(const char *root, const char *rel, const char *text) {
  * named); none set, unreadable or malformed: 0. */
 static void test_cgroup_cpus(void **state) {
     (void)state;
-    char root[] = "/tmp/gen-cgroup-XXXXXX";
-    assert_non_null(mkdtemp(root));
+    char *root = tu_mkdtemp();
     /* v2: the tightest level of the path, rounded up */
     put(root, "cpu.max", "max 100000\n");
     put(root, "a/cpu.max", "150000 100000\n");
@@ -587,13 +591,11 @@ static void test_cgroup_cpus(void **state) {
     assert_int_equal(gen_cgroup_cpus(root, "0::/\n"), 3);
     /* v1's cpu controller, alone or joined with cpuacct, before the
      * unified line of a hybrid machine */
-    put(root, "cpu,cpuacct/k/cpu.cfs_quota_us", "200000\n");
-    put(root, "cpu,cpuacct/k/cpu.cfs_period_us", "100000\n");
+    put_v1(root, "cpu,cpuacct/k", "200000\n");
     assert_int_equal(gen_cgroup_cpus(root, "5:cpuset:/\n4:cpu,cpuacct:/k\n0::/\n"), 2);
-    put(root, "cpu/j/cpu.cfs_quota_us", "-1\n");
-    put(root, "cpu/j/cpu.cfs_period_us", "100000\n");
+    put_v1(root, "cpu/j", "-1\n");
     assert_int_equal(gen_cgroup_cpus(root, "1:cpu:/j\n"), 0); /* -1: no quota */
-    put(root, "cpu/j/cpu.cfs_quota_us", "250000\n");
+    put_v1(root, "cpu/j", "250000\n");
     assert_int_equal(gen_cgroup_cpus(root, "1:cpu:/j\n"), 3);
     /* cpuset and cpuacct are not cpu; no quota, garbage, odd lines: 0 */
     assert_int_equal(gen_cgroup_cpus(root, "3:cpuset:/k\n2:cpuacct:/k\n"), 0);
@@ -605,14 +607,13 @@ static void test_cgroup_cpus(void **state) {
     assert_int_equal(gen_cgroup_cpus(root, ""), 0);
     assert_int_equal(gen_cgroup_cpus(root, "nonsense\n1:cpu\n::\n"), 0);
     assert_int_equal(gen_cgroup_cpus("/no/such/folder", "0::/\n1:cpu:/\n"), 0);
-    /* a quota past any machine's CPUs stays a count */
+    /* a quota past any machine's CPUs stays a count, without overflow */
     put(root, "g/cpu.max", "9223372036854775807 1\n");
     assert_true(gen_cgroup_cpus(root, "0::/g\n") >= INT_MAX);
     put(root, "g/cpu.max", "9223372036854775807 2\n");
     assert_true(gen_cgroup_cpus(root, "0::/g\n") >= INT_MAX);
-    char cmd[600];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", root);
-    assert_int_equal(system(cmd), 0);
+    tu_rmtree(root);
+    free(root);
 }
 
 int main(void) {
