@@ -88,37 +88,32 @@ static int places_cpus(cpu_set_t *set) {
  * turn (a 1-CPU quota on 2 cores: 300 VAE steps 1.57 s on two threads
  * against 1.26 on one, a diffusion step 298 against 267 ms). */
 
-/* The first number in the file sysfs/dir/name, or `none` where it cannot
- * be read or says "max" (cgroup v2) or is negative (v1's -1). With
- * second, the second number on its line instead (v2's cpu.max "QUOTA
- * PERIOD"). */
-static long long cg_number(const char *sysfs, const char *dir, size_t dir_len, const char *name,
-                           int second, long long none) {
+/* The numbers at the start of the first line of sysfs/dir/name, at most
+ * two, into v; how many there were (0 where the file cannot be read or
+ * begins with anything else, as v2's "max"). */
+static int cg_numbers(const char *sysfs, const char *dir, const char *name, long long v[2]) {
     char path[4096], line[128];
-    if (snprintf(path, sizeof path, "%s/%.*s/%s", sysfs, (int)dir_len, dir, name) >=
-        (int)sizeof path)
-        return none;
+    if (snprintf(path, sizeof path, "%s/%s/%s", sysfs, dir, name) >= (int)sizeof path) return 0;
     FILE *f = fopen(path, "r");
-    if (!f) return none;
+    if (!f) return 0;
     const int got = fgets(line, sizeof line, f) != NULL;
     fclose(f);
-    if (!got) return none;
-    const char *p = line;
-    if (second) {
-        p = strchr(line, ' ');
-        if (!p) return none;
-        p++;
+    int k = 0;
+    for (const char *p = line; got && k < 2; k++) {
+        char *end;
+        errno = 0;
+        v[k] = strtoll(p, &end, 10);
+        if (errno || end == p) break;
+        p = end;
     }
-    char *end;
-    errno = 0;
-    const long long v = strtoll(p, &end, 10);
-    return errno || end == p || v <= 0 ? none : v;
+    return k;
 }
 
 /* The least ceil(quota / period) over the cgroup at `path` (of `len`
  * bytes, "/a/b") under sysfs/mount and each cgroup above it (a
  * container's own hierarchy often starts at its cgroup, so the path named
- * in /proc/self/cgroup need not exist under its mount); 0: no quota. */
+ * in /proc/self/cgroup need not exist under its mount); 0: no quota (v1's
+ * quota -1, v2's "max"). */
 static long cg_walk(const char *sysfs, const char *mount, const char *path, size_t len, int v2) {
     char dir[4096];
     long best = 0;
@@ -126,16 +121,14 @@ static long cg_walk(const char *sysfs, const char *mount, const char *path, size
         while (len > 0 && path[len - 1] == '/') len--;
         if (snprintf(dir, sizeof dir, "%s%.*s", mount, (int)len, path) >= (int)sizeof dir)
             return best;
-        long long quota, period;
-        if (v2) {
-            quota = cg_number(sysfs, dir, strlen(dir), "cpu.max", 0, 0);
-            period = cg_number(sysfs, dir, strlen(dir), "cpu.max", 1, 0);
-        } else {
-            quota = cg_number(sysfs, dir, strlen(dir), "cpu.cfs_quota_us", 0, 0);
-            period = cg_number(sysfs, dir, strlen(dir), "cpu.cfs_period_us", 0, 0);
+        long long q[2] = {0, 0}, p[2] = {0, 0};
+        if (v2) { /* cpu.max: "QUOTA PERIOD" */
+            if (cg_numbers(sysfs, dir, "cpu.max", q) == 2) p[0] = q[1];
+        } else if (cg_numbers(sysfs, dir, "cpu.cfs_quota_us", q) == 1) {
+            cg_numbers(sysfs, dir, "cpu.cfs_period_us", p);
         }
-        if (quota > 0 && period > 0) {
-            const long long cpus = quota / period + (quota % period != 0); /* no overflow */
+        if (q[0] > 0 && p[0] > 0) {
+            const long long cpus = q[0] / p[0] + (q[0] % p[0] != 0); /* no overflow */
             const long n = cpus > LONG_MAX ? LONG_MAX : (long)cpus;
             if (best == 0 || n < best) best = n;
         }
@@ -196,20 +189,21 @@ static long cgroup_cpus(void) {
  * on one allowed CPU took turns (a VAE step 2.67 -> 3.05 ms under taskset
  * -c 0). Under OMP_PROC_BIND this thread's own mask is one place: counted
  * from it, gen ran on one thread (a diffusion step on 2 cores 143 -> 260
- * ms). At most a cgroup's CPU quota. */
-static long cpus_allowed(void) {
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
+ * ms). */
+static long mask_cpus(void) {
 #ifdef __linux__
     cpu_set_t set;
 #ifdef _OPENMP
-    if (places_cpus(&set))
-        n = CPU_COUNT(&set);
-    else
+    if (places_cpus(&set)) return CPU_COUNT(&set);
 #endif
-        if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0)
-        n = CPU_COUNT(&set);
+    if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return CPU_COUNT(&set);
 #endif
-    const long quota = cgroup_cpus();
+    return sysconf(_SC_NPROCESSORS_ONLN);
+}
+
+/* mask_cpus, at most a cgroup's CPU quota */
+static long cpus_allowed(void) {
+    const long n = mask_cpus(), quota = cgroup_cpus();
     return quota > 0 && (n <= 0 || quota < n) ? quota : n;
 }
 
