@@ -10,10 +10,7 @@ GEN=${1:?usage: cli_bench.sh PATH_TO_GEN}
 SRC=${GEN_SOURCE_DIR:-$(dirname "$0")/..}
 DATA=$SRC/data/mnist
 . "$(dirname "$0")/testlib.sh"
-if [ ! -d "$DATA" ]; then
-    echo "cli_bench: $DATA absent (scripts/fetch-data.sh): skipped"
-    exit 77
-fi
+needs cli_bench "$DATA"
 . "$SRC/scripts/bench-lib.sh"
 head -c 4000 "$SRC/README.md" >"$TMP/text.txt"
 

@@ -9,10 +9,7 @@ set -u
 GEN=${1:?usage: cli_cond.sh PATH_TO_GEN}
 SRC=${GEN_SOURCE_DIR:-$(dirname "$0")/..}
 . "$(dirname "$0")/testlib.sh"
-if [ ! -f "$SRC/data/mnist/t10k-labels-idx1-ubyte" ]; then
-    echo "cli_cond: $SRC/data/mnist absent (scripts/fetch-data.sh): skipped"
-    exit 77
-fi
+needs cli_cond "$SRC/data/mnist/t10k-labels-idx1-ubyte"
 DATA=$TMP/digits
 mkdir -p "$DATA"
 cp "$SRC"/data/mnist/*-ubyte "$DATA"/

@@ -12,12 +12,7 @@ SRC=${GEN_SOURCE_DIR:-$(dirname "$0")/..}
 MNIST=$SRC/data/mnist
 FMNIST=$SRC/data/fashion-mnist
 . "$(dirname "$0")/testlib.sh"
-for d in "$MNIST" "$FMNIST"; do
-    if [ ! -d "$d" ]; then
-        echo "cli_ood: $d absent (scripts/fetch-data.sh): skipped"
-        exit 77
-    fi
-done
+needs cli_ood "$MNIST" "$FMNIST"
 
 # png_info FILE: "WIDTH HEIGHT COLOUR_TYPE" from the PNG header.
 png_info() { od -An -tu1 -j16 -N10 "$1" | awk '{ print $3 * 256 + $4, $7 * 256 + $8, $10 }'; }

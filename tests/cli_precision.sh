@@ -11,10 +11,7 @@ GEN=${1:?usage: cli_precision.sh PATH_TO_GEN}
 SRC=${GEN_SOURCE_DIR:-$(dirname "$0")/..}
 DATA=$SRC/data/mnist
 . "$(dirname "$0")/testlib.sh"
-if [ ! -d "$DATA" ]; then
-    echo "cli_precision: $DATA absent (scripts/fetch-data.sh): skipped"
-    exit 77
-fi
+needs cli_precision "$DATA"
 VAE=(--data "$DATA" --batch 8 --hidden 16 --latent 2 --quiet --seed 3)
 DIF=(--data "$DATA" --batch 2 --base 8 --mults 1,1,1 --no-attn --sample-steps 2 --warmup 2 --quiet)
 

@@ -9,10 +9,7 @@ GEN=${1:?usage: cli_resume.sh PATH_TO_GEN}
 SRC=${GEN_SOURCE_DIR:-$(dirname "$0")/..}
 DATA=$SRC/data/mnist
 . "$(dirname "$0")/testlib.sh"
-if [ ! -d "$DATA" ]; then
-    echo "cli_resume: $DATA absent (scripts/fetch-data.sh): skipped"
-    exit 77
-fi
+needs cli_resume "$DATA"
 head -c 4000 "$SRC/README.md" >"$TMP/text.txt"
 
 check() { # [--as TAG] family data options...

@@ -11,10 +11,7 @@ set -u
 GEN=${1:?usage: cli_threads.sh PATH_TO_GEN}
 SRC=${GEN_SOURCE_DIR:-$(dirname "$0")/..}
 . "$(dirname "$0")/testlib.sh"
-if [ ! -f "$SRC/data/mnist/t10k-labels-idx1-ubyte" ] || [ ! -f "$SRC/data/moby-dick.txt" ]; then
-    echo "cli_threads: $SRC/data/mnist or data/moby-dick.txt absent (scripts/fetch-data.sh): skipped"
-    exit 77
-fi
+needs cli_threads "$SRC/data/mnist/t10k-labels-idx1-ubyte" "$SRC/data/moby-dick.txt"
 if "$GEN" --version | grep -q 'kernels: scalar'; then
     echo "cli_threads: scalar kernels (matrix products by OpenBLAS): skipped"
     exit 77
