@@ -302,6 +302,9 @@ static void test_grad_conv2d(void **state) {
         /* more than 8 images: several per chunk (dx through the flipped
          * kernel under AVX-512 writes a chunk's block, then scatters it) */
         {17, 2, 3, 3, 2, 3, 1, 1}, {10, 2, 4, 4, 2, 5, 1, 2}, {9, 1, 4, 3, 2, 3, 1, 0},
+        /* into one channel (the U-Net's last layer), 72 taps: AVX-512's
+         * one-row micro-kernel and weight-gradient block */
+        {2, 8, 14, 14, 1, 3, 1, 1},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const struct tu_input spec[3] = {

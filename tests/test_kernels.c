@@ -286,7 +286,8 @@ static void gemm_threads(const struct gen_kernels *k) {
  * scalar im2col and double-precision products, over kernel sizes, strides, paddings and
  * several images per call (so image boundaries fall inside packed panels),
  * and images wide enough that the kernel reads B's rows in place, whose
- * last panel takes the 16-, 32- and 48-wide tile (15 x 15, 28 x 28, 16 x 16).
+ * last panel takes the 16-, 32- and 48-wide tile (15 x 15, 28 x 28, 16 x 16),
+ * into 10 output channels, or 1 or 9 (a last block of one row).
  * Under 64 taps (C KH KW) im2col rows are gathered; from 64 on, strides 2
  * and 3 read phase planes, of which a kernel smaller than the stride
  * builds only some. */
@@ -348,7 +349,9 @@ static void conv_gemm_parity(const struct gen_kernels *k) {
         const int64_t C = geo[gi][0], H = geo[gi][1], W = geo[gi][2], KH = geo[gi][3],
                       KW = geo[gi][4], st = geo[gi][5], pad = geo[gi][6], m = geo[gi][7];
         const int64_t OH = gen_conv_out(H, KH, st, pad), OW = gen_conv_out(W, KW, st, pad);
-        const int64_t P = OH * OW, K = C * KH * KW, N = m * P, M = 10, img = C * H * W + 3;
+        /* 10 output channels, or one or nine (a lone row: its own micro-kernel) */
+        const int64_t M = gi % 5 == 2 ? 1 : gi % 5 == 4 ? 9 : 10;
+        const int64_t P = OH * OW, K = C * KH * KW, N = m * P, img = C * H * W + 3;
         const float beta = gi % 2 ? 1.0f : 0.0f;
         const int64_t nwork = k->conv_gemm_work(M, C, H, W, KH, KW, st, pad, m);
         if (nwork <= 0) { /* declined: AVX2 sends some strided convolutions to im2col

@@ -233,20 +233,18 @@ static void pack_b(int tb, const float *B, int64_t ldb, int64_t p0, int64_t j0, 
 
 /* C[0..mr, 0..nr) = alpha (ap B) + beta C + bias, over kc steps (beta ==
  * 0: C is not read; bias: nr values, one a column, or NULL), for nr <= 16
- * nv: the 8 x (16 nv) tile of C lives in 8 nv zmm registers. ap is a
+ * nv: the 8 x (16 nv) tile of C lives in 8 nv zmm registers, of which
+ * the first `rows` are computed (8, or 1 for a lone row: a convolution
+ * into one channel ran its 8 rows' multiply-adds for one). ap is a
  * packed MR x kc panel; row k of B (16 nv floats) is at bp + k NR of a
  * packed panel, or, when brow is given, at brow[k] + j. Row r of the tile
  * is at c + r ldc, or, when crow is given, at crow[r] + j. Always inlined
  * with a constant nv, so each width is its own loop. */
-static inline __attribute__((always_inline)) void kernel_core(const int nv, int64_t kc,
-                                                              const float *restrict ap,
-                                                              const float *restrict bp,
-                                                              const float *const *brow, int64_t j,
-                                                              float *c, int64_t ldc,
-                                                              float *const *crow, int64_t mr,
-                                                              int64_t nr, float alpha, float beta,
-                                                              const float *bias,
-                                                              struct ahead *ahead) {
+static inline __attribute__((always_inline)) void
+kernel_core(const int nv, const int rows, int64_t kc, const float *restrict ap,
+            const float *restrict bp, const float *const *brow, int64_t j, float *c, int64_t ldc,
+            float *const *crow, int64_t mr, int64_t nr, float alpha, float beta, const float *bias,
+            struct ahead *ahead) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
     __m512 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
     __m512 c40 = c00, c41 = c00, c42 = c00, c50 = c00, c51 = c00, c52 = c00;
@@ -283,13 +281,15 @@ static inline __attribute__((always_inline)) void kernel_core(const int nv, int6
             if (--pf_left == 0) pf = ahead_row(ahead), pf_left = ahead->left;
         }
         ROW(0);
-        ROW(1);
-        ROW(2);
-        ROW(3);
-        ROW(4);
-        ROW(5);
-        ROW(6);
-        ROW(7);
+        if (rows > 1) {
+            ROW(1);
+            ROW(2);
+            ROW(3);
+            ROW(4);
+            ROW(5);
+            ROW(6);
+            ROW(7);
+        }
     }
 #undef ROW
     if (ahead) ahead->p = pf, ahead->left = pf_left;
@@ -346,22 +346,27 @@ typedef void (*crow_kernel)(int64_t kc, const float *restrict ap, const float *r
                               float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha,          \
                               float beta, const float *bias, struct ahead *ahead) {                \
         (void)ahead;                                                                               \
-        kernel_core(NV, kc, ap, bp, NULL, 0, c, ldc, NULL, mr, nr, alpha, beta, bias, NULL);       \
+        kernel_core(NV, 8, kc, ap, bp, NULL, 0, c, ldc, NULL, mr, nr, alpha, beta, bias, NULL);    \
     }                                                                                              \
     static void kernel_8x##NV##_ahead(                                                             \
         int64_t kc, const float *restrict ap, const float *restrict bp, float *c, int64_t ldc,     \
         int64_t mr, int64_t nr, float alpha, float beta, const float *bias, struct ahead *ahead) { \
-        kernel_core(NV, kc, ap, bp, NULL, 0, c, ldc, NULL, mr, nr, alpha, beta, bias, ahead);      \
+        kernel_core(NV, 8, kc, ap, bp, NULL, 0, c, ldc, NULL, mr, nr, alpha, beta, bias, ahead);   \
     }                                                                                              \
     static void kernel_8x##NV##_rows(                                                              \
         int64_t kc, const float *restrict ap, const float *const *brow, int64_t j, float *c,       \
         int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta, const float *rbias) {        \
-        kernel_core(NV, kc, ap, NULL, brow, j, c, ldc, NULL, mr, nr, alpha, beta, rbias, NULL);    \
+        kernel_core(NV, 8, kc, ap, NULL, brow, j, c, ldc, NULL, mr, nr, alpha, beta, rbias, NULL); \
+    }                                                                                              \
+    static void kernel_1x##NV##_rows(                                                              \
+        int64_t kc, const float *restrict ap, const float *const *brow, int64_t j, float *c,       \
+        int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta, const float *rbias) {        \
+        kernel_core(NV, 1, kc, ap, NULL, brow, j, c, ldc, NULL, mr, nr, alpha, beta, rbias, NULL); \
     }                                                                                              \
     static void kernel_8x##NV##_crow(int64_t kc, const float *restrict ap,                         \
                                      const float *restrict bp, float *const *crow, int64_t j,      \
                                      int64_t mr, int64_t nr, float beta) {                         \
-        kernel_core(NV, kc, ap, bp, NULL, j, NULL, 0, crow, mr, nr, 1.0f, beta, NULL, NULL);       \
+        kernel_core(NV, 8, kc, ap, bp, NULL, j, NULL, 0, crow, mr, nr, 1.0f, beta, NULL, NULL);    \
     }
 KERNELS(1)
 KERNELS(2)
@@ -372,7 +377,9 @@ KERNELS(3)
 static const packed_kernel packed_kernels[2][3] = {{kernel_8x1, kernel_8x2, kernel_8x3},
                                                    {kernel_8x1_ahead, kernel_8x2_ahead,
                                                     kernel_8x3_ahead}};
-static const rows_kernel rows_kernels[3] = {kernel_8x1_rows, kernel_8x2_rows, kernel_8x3_rows};
+/* [0]: 8 rows; [1]: one */
+static const rows_kernel rows_kernels[2][3] = {{kernel_8x1_rows, kernel_8x2_rows, kernel_8x3_rows},
+                                               {kernel_1x1_rows, kernel_1x2_rows, kernel_1x3_rows}};
 static const crow_kernel crow_kernels[3] = {kernel_8x1_crow, kernel_8x2_crow, kernel_8x3_crow};
 
 /* ---- drivers ------------------------------------------------------------ */
@@ -423,10 +430,10 @@ static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
                     const int64_t nr = nc - jr < NR ? nc - jr : NR;
                     if (brow) { /* convolutions: a bias a row */
                         for (int64_t ir = 0; ir < mc; ir += MR)
-                            rows_kernels[(nr - 1) / 16](kc, ap + (ir / MR) * kc * MR, brow + p0,
-                                                        j0 + jr, C + (i0 + ir) * ldc + j0 + jr, ldc,
-                                                        mc - ir < MR ? mc - ir : MR, nr, alpha, b,
-                                                        bias && p0 == 0 ? bias + i0 + ir : NULL);
+                            rows_kernels[mc - ir == 1][(nr - 1) / 16](
+                                kc, ap + (ir / MR) * kc * MR, brow + p0, j0 + jr,
+                                C + (i0 + ir) * ldc + j0 + jr, ldc, mc - ir < MR ? mc - ir : MR, nr,
+                                alpha, b, bias && p0 == 0 ? bias + i0 + ir : NULL);
                         continue;
                     }
                     const float *bpanel =
@@ -854,10 +861,12 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
 /* The 8 x 3 block: s[r][j] = sum over images i < m and t < len of
  * a[r](i)[t] b[j](i)[t], with a[r](i) = a + i a_img + r a_row and
  * b[j](i) = b[j] + i b_img; rows past mn / kn repeat the last one and are
- * not stored. Written to dw[r ldw + j]. */
-static void dw_block(int64_t mn, int64_t kn, int64_t m, int64_t len, const float *a, int64_t a_img,
-                     int64_t a_row, const float *const b[DW_JB], int64_t b_img, float *dw,
-                     int64_t ldw) {
+ * not stored; with `rows` 1 (mn 1: a convolution into one channel) only
+ * row 0 is computed. Written to dw[r ldw + j]. */
+static inline __attribute__((always_inline)) void
+dw_block_rows(const int rows, int64_t mn, int64_t kn, int64_t m, int64_t len, const float *a,
+              int64_t a_img, int64_t a_row, const float *const b[DW_JB], int64_t b_img, float *dw,
+              int64_t ldw) {
     __m512 s00 = _mm512_setzero_ps(), s01 = s00, s02 = s00, s10 = s00, s11 = s00, s12 = s00;
     __m512 s20 = s00, s21 = s00, s22 = s00, s30 = s00, s31 = s00, s32 = s00;
     __m512 s40 = s00, s41 = s00, s42 = s00, s50 = s00, s51 = s00, s52 = s00;
@@ -882,13 +891,15 @@ static void dw_block(int64_t mn, int64_t kn, int64_t m, int64_t len, const float
     do {                                                                                           \
         const __m512 v0 = LOAD(c0 + t), v1 = LOAD(c1 + t), v2 = LOAD(c2 + t);                      \
         DW_ROW(0, LOAD);                                                                           \
-        DW_ROW(1, LOAD);                                                                           \
-        DW_ROW(2, LOAD);                                                                           \
-        DW_ROW(3, LOAD);                                                                           \
-        DW_ROW(4, LOAD);                                                                           \
-        DW_ROW(5, LOAD);                                                                           \
-        DW_ROW(6, LOAD);                                                                           \
-        DW_ROW(7, LOAD);                                                                           \
+        if (rows > 1) {                                                                            \
+            DW_ROW(1, LOAD);                                                                       \
+            DW_ROW(2, LOAD);                                                                       \
+            DW_ROW(3, LOAD);                                                                       \
+            DW_ROW(4, LOAD);                                                                       \
+            DW_ROW(5, LOAD);                                                                       \
+            DW_ROW(6, LOAD);                                                                       \
+            DW_ROW(7, LOAD);                                                                       \
+        }                                                                                          \
     } while (0)
 #define LOAD_FULL(p) _mm512_loadu_ps(p)
 #define LOAD_TAIL(p) _mm512_maskz_loadu_ps(mk, p)
@@ -913,6 +924,15 @@ static void dw_block(int64_t mn, int64_t kn, int64_t m, int64_t len, const float
     _mm512_storeu_ps(sums + 16, lane_sums(v[1]));
     for (int64_t r = 0; r < mn; r++)
         for (int64_t j = 0; j < kn; j++) dw[r * ldw + j] = sums[r * DW_JB + j];
+}
+
+static void dw_block(int64_t mn, int64_t kn, int64_t m, int64_t len, const float *a, int64_t a_img,
+                     int64_t a_row, const float *const b[DW_JB], int64_t b_img, float *dw,
+                     int64_t ldw) {
+    if (mn == 1)
+        dw_block_rows(1, mn, kn, m, len, a, a_img, a_row, b, b_img, dw, ldw);
+    else
+        dw_block_rows(DW_MB, mn, kn, m, len, a, a_img, a_row, b, b_img, dw, ldw);
 }
 
 /* Few taps at a stride: the wide copy of dy would cost more than the
