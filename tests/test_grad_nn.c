@@ -92,6 +92,36 @@ static void test_grad_groupnorm(void **state) {
         }
 }
 
+static struct gen_tensor *f_groupnorm_silu_shift(struct gen_ctx *g, struct gen_tensor **in,
+                                                 void *arg) {
+    const struct gn_arg *a = arg;
+    return gen_groupnorm_silu_shift(g, in[0], in[1], a->G, a->affine ? in[2] : NULL,
+                                    a->affine ? in[3] : NULL, 1e-5f);
+}
+
+/* Group norm + SiLU of x + shift (shift (N, C)): the gradients of x, the
+ * shift, gamma and beta, on every kernel table. tolerance: RTOL / ATOL */
+static void test_grad_groupnorm_silu_shift(void **state) {
+    (void)state;
+    static const char *isas[] = {"scalar", "avx2", "avx512"};
+    for (int k = 0; k < 3; k++) {
+        if (!gen_kernels_select(isas[k])) continue;
+        for (int64_t C = 4; C <= 8; C += 4) {
+            const struct tu_input spec[4] = {{4, {2, C, 3, 5}, -2, 2, 0},
+                                             {2, {2, C}, -1, 1, 0},
+                                             {1, {C}, 0.5f, 1.5f, 0},
+                                             {1, {C}, -1, 1, 0}};
+            for (int64_t G = 1; G <= 2; G++) {
+                struct gn_arg a = {G, 1};
+                GC("groupnorm_silu_shift affine", f_groupnorm_silu_shift, &a, 4, spec, RTOL, ATOL);
+                a.affine = 0;
+                GC("groupnorm_silu_shift plain", f_groupnorm_silu_shift, &a, 2, spec, RTOL, ATOL);
+            }
+        }
+    }
+    gen_kernels_select(NULL);
+}
+
 /* The fused op gives the bits of gen_silu(gen_groupnorm(...)), forward and
  * backward, with x also used by a second op (its gradient then added to),
  * under every kernel table. */
@@ -749,6 +779,7 @@ int main(void) {
         cmocka_unit_test(test_grad_groupnorm),
         cmocka_unit_test(test_groupnorm_forward),
         cmocka_unit_test(test_groupnorm_silu_matches_chain),
+        cmocka_unit_test(test_grad_groupnorm_silu_shift),
         cmocka_unit_test(test_grad_batchnorm),
         cmocka_unit_test(test_batchnorm_running_stats),
         cmocka_unit_test(test_grad_conv2d),

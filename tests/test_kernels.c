@@ -1157,21 +1157,23 @@ static void test_mul_grads(void **state) {
     each_simd(mul_grads_one);
 }
 
-/* One table's group norm backward, plain or fused: dx (SET), dgamma, dbeta. */
+/* One table's group norm backward, plain or fused (of x + sh with a
+ * shift sh): dx (SET), dgamma, dbeta, dshift. */
 struct gn_out {
-    float *y, *mean, *rstd, *dx, *dg, *db;
+    float *y, *mean, *rstd, *dx, *dg, *db, *ds;
 };
 
-static struct gn_out gn_run(const struct gen_kernels *k, const int64_t *q, const float *x,
-                            const float *g, const float *b, const float *dy, int silu) {
+static struct gn_out gn_run_shift(const struct gen_kernels *k, const int64_t *q, const float *x,
+                                  const float *sh, const float *g, const float *b, const float *dy,
+                                  int silu) {
     const int64_t N = q[0], C = q[1], HW = q[2], G = q[3], n = N * C * HW;
     struct gn_out o = {nans(n), nans(N * G), nans(N * G), nans(n), calloc(C, sizeof(float)),
-                       calloc(C, sizeof(float))};
-    double *work = malloc((size_t)(2 * N * C) * sizeof(double));
+                       calloc(C, sizeof(float)), sh ? nans(N * C) : NULL};
+    double *work = malloc((size_t)(4 * N * C) * sizeof(double));
     if (silu) { /* SET keeps dh in dx: no scratch */
-        k->groupnorm_silu_fwd(N, C, HW, G, x, g, b, 1e-5f, o.y, o.mean, o.rstd);
-        k->groupnorm_silu_grad(N, C, HW, G, x, g, b, o.mean, o.rstd, dy, NULL, o.dx, GEN_GRAD_SET,
-                               o.dg, o.db, work);
+        k->groupnorm_silu_fwd(N, C, HW, G, x, sh, g, b, 1e-5f, o.y, o.mean, o.rstd);
+        k->groupnorm_silu_grad(N, C, HW, G, x, sh, g, b, o.mean, o.rstd, dy, NULL, o.dx,
+                               GEN_GRAD_SET, o.dg, o.db, o.ds, work);
     } else {
         k->groupnorm_fwd(N, C, HW, G, x, g, b, 1e-5f, o.y, o.mean, o.rstd);
         k->groupnorm_grad(N, C, HW, G, x, g, o.mean, o.rstd, dy, o.dx, GEN_GRAD_SET, o.dg, o.db,
@@ -1181,8 +1183,13 @@ static struct gn_out gn_run(const struct gen_kernels *k, const int64_t *q, const
     return o;
 }
 
+static struct gn_out gn_run(const struct gen_kernels *k, const int64_t *q, const float *x,
+                            const float *g, const float *b, const float *dy, int silu) {
+    return gn_run_shift(k, q, x, NULL, g, b, dy, silu);
+}
+
 static void gn_free(struct gn_out *o) {
-    free(o->y), free(o->mean), free(o->rstd), free(o->dx), free(o->dg), free(o->db);
+    free(o->y), free(o->mean), free(o->rstd), free(o->dx), free(o->dg), free(o->db), free(o->ds);
 }
 
 /* Within k: groupnorm_grad's dx has groupnorm_bwd's bits (its dgamma,
@@ -1251,10 +1258,10 @@ static void gn_grad_parity_one(const struct gen_kernels *k) {
                 float *d0 = rnd(n, -1, 1, 7900 + t), *d1 = dup(d0, n), *dh = nans(n);
                 double *work = malloc((size_t)(2 * N * C) * sizeof(double));
                 if (silu) {
-                    s->groupnorm_silu_grad(N, C, HW, G, x, gg, bb, want.mean, want.rstd, dy, dh,
-                                           d0, GEN_GRAD_ADD, NULL, NULL, work);
-                    k->groupnorm_silu_grad(N, C, HW, G, x, gg, bb, want.mean, want.rstd, dy, dh,
-                                           d1, GEN_GRAD_ADD, NULL, NULL, work);
+                    s->groupnorm_silu_grad(N, C, HW, G, x, NULL, gg, bb, want.mean, want.rstd, dy,
+                                           dh, d0, GEN_GRAD_ADD, NULL, NULL, NULL, work);
+                    k->groupnorm_silu_grad(N, C, HW, G, x, NULL, gg, bb, want.mean, want.rstd, dy,
+                                           dh, d1, GEN_GRAD_ADD, NULL, NULL, NULL, work);
                 } else {
                     s->groupnorm_grad(N, C, HW, G, x, gg, want.mean, want.rstd, dy, d0,
                                       GEN_GRAD_ADD, NULL, NULL, NULL);
@@ -1273,6 +1280,53 @@ static void gn_grad_parity_one(const struct gen_kernels *k) {
 static void test_groupnorm_grad_parity(void **state) {
     (void)state;
     each_simd(gn_grad_parity_one);
+}
+
+/* The fused group norm + SiLU of x + shift (a value a channel of an
+ * image) against the same kernels on x + shift stored: y, the statistics,
+ * dx, dgamma and dbeta to rounding (the sums' order may differ), dshift
+ * against each channel's sum of that dx; and dx added to (ADD, dh in
+ * scratch) as dx set plus what was there. */
+static void gn_shift_one(const struct gen_kernels *k) {
+    for (size_t t = 0; t < N_GN; t++) {
+        const int64_t *q = gn_cfg[t], N = q[0], C = q[1], HW = q[2], G = q[3], n = N * C * HW;
+        float *x = rnd(n, -2, 4, 9100 + t), *dy = rnd(n, -1, 1, 9200 + t);
+        float *g = rnd(C, 0.5f, 1.5f, 9300 + t), *b = rnd(C, -0.5f, 0.5f, 9400 + t);
+        float *sh = rnd(N * C, -3, 3, 9500 + t), *xs = dup(x, n);
+        for (int64_t i = 0; i < n; i++) xs[i] += sh[i / HW];
+        struct gn_out want = gn_run(k, q, xs, g, b, dy, 1);
+        struct gn_out got = gn_run_shift(k, q, x, sh, g, b, dy, 1);
+        check(k, "groupnorm_silu shift fwd", HW, got.y, want.y, n, 1e-5, 1e-5);
+        check(k, "groupnorm_silu shift mean", HW, got.mean, want.mean, N * G, 1e-5, 1e-6);
+        check(k, "groupnorm_silu shift rstd", HW, got.rstd, want.rstd, N * G, 1e-5, 1e-6);
+        check(k, "groupnorm_silu shift dx", HW, got.dx, want.dx, n, 1e-4, 1e-5);
+        check(k, "groupnorm_silu shift dgamma", HW, got.dg, want.dg, C, 1e-4, 1e-5);
+        check(k, "groupnorm_silu shift dbeta", HW, got.db, want.db, C, 1e-4, 1e-5);
+        for (int64_t r = 0; r < N * C; r++) { /* within 1e-5 of the sum of |dx| */
+            double a = 0, mag = 0;
+            for (int64_t i = 0; i < HW; i++)
+                a += want.dx[r * HW + i], mag += fabs(want.dx[r * HW + i]);
+            if (!(fabs(got.ds[r] - a) <= 1e-5 * mag + 1e-6))
+                fprintf(stderr, "  %s dshift[%lld] = %.9g, want %.9g\n", k->name, (long long)r,
+                        (double)got.ds[r], a);
+            assert_true(fabs(got.ds[r] - a) <= 1e-5 * mag + 1e-6);
+        }
+        float *d0 = rnd(n, -1, 1, 9600 + t), *d1 = dup(d0, n), *dh = nans(n);
+        double *work = malloc((size_t)(4 * N * C) * sizeof(double));
+        k->groupnorm_silu_grad(N, C, HW, G, x, sh, g, b, got.mean, got.rstd, dy, dh, d1,
+                               GEN_GRAD_ADD, NULL, NULL, NULL, work);
+        for (int64_t i = 0; i < n; i++) d0[i] += got.dx[i];
+        check(k, "groupnorm_silu shift dx ADD", HW, d1, d0, n, 1e-5, 1e-6);
+        free(d0), free(d1), free(dh), free(work);
+        gn_free(&want), gn_free(&got);
+        free(x), free(dy), free(g), free(b), free(sh), free(xs);
+    }
+}
+
+static void test_groupnorm_shift(void **state) {
+    (void)state;
+    gn_shift_one(scalar());
+    each_simd(gn_shift_one);
 }
 
 /* Batch norm's channel runs against the scalar ones: channel 2 of x (N,
@@ -1544,6 +1598,7 @@ int main(void) {
         cmocka_unit_test(test_mul_grads),
         cmocka_unit_test(test_groupnorm_fused),
         cmocka_unit_test(test_groupnorm_grad_parity),
+        cmocka_unit_test(test_groupnorm_shift),
         cmocka_unit_test(test_adam_step),
         cmocka_unit_test(test_conv_parity),
         cmocka_unit_test(test_determinism),

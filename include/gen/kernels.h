@@ -195,20 +195,23 @@ struct gen_kernels {
                            const float *gamma, const float *mean, const float *rstd,
                            const float *dy, float *dx, enum gen_grad_mode mode, float *dgamma,
                            float *dbeta, double *work);
-    /* y = silu(h), h = groupnorm_fwd's y, in groupnorm_fwd's passes (h is
-     * never stored). */
+    /* y = silu(h), h = groupnorm_fwd's y of x + shift, in groupnorm_fwd's
+     * passes (neither x + shift nor h is stored; shift: (N, C), a value for
+     * each channel of each image, or NULL). */
     void (*groupnorm_silu_fwd)(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
-                               const float *gamma, const float *beta, float eps, float *y,
-                               float *mean, float *rstd);
+                               const float *shift, const float *gamma, const float *beta, float eps,
+                               float *y, float *mean, float *rstd);
     /* Its backward: groupnorm_grad's passes, the first recomputing h from x
-     * and keeping dh = dy silu'(h) for the second: in dx itself when it
-     * overwrites dx (GEN_GRAD_SET; dh unused, may be NULL), else in `dh`
-     * (N C HW floats of scratch). */
+     * (and shift) and keeping dh = dy silu'(h) for the second: in dx itself
+     * when it overwrites dx (GEN_GRAD_SET; dh unused, may be NULL), else in
+     * `dh` (N C HW floats of scratch). With a shift, dshift (N, C; may be
+     * NULL) is set to each channel's sum of dx (what dx would add up to),
+     * and work holds 4 N C doubles. */
     void (*groupnorm_silu_grad)(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
-                                const float *gamma, const float *beta, const float *mean,
-                                const float *rstd, const float *dy, float *dh, float *dx,
-                                enum gen_grad_mode mode, float *dgamma, float *dbeta,
-                                double *work);
+                                const float *shift, const float *gamma, const float *beta,
+                                const float *mean, const float *rstd, const float *dy, float *dh,
+                                float *dx, enum gen_grad_mode mode, float *dgamma, float *dbeta,
+                                float *dshift, double *work);
 
     /* ---- appended: Adam/AdamW in one pass ----
      * g' = g + l2 p, then adam's update with g' and wd; never writes g

@@ -305,6 +305,15 @@ struct gen_tensor *gen_groupnorm(struct gen_ctx *g, struct gen_tensor *x, int64_
 struct gen_tensor *gen_groupnorm_silu(struct gen_ctx *g, struct gen_tensor *x, int64_t G,
                                       struct gen_tensor *gamma, struct gen_tensor *beta,
                                       float eps);
+/* silu(groupnorm(x + shift)), shift (N, C) one value for each channel of
+ * each image (a U-Net's time embedding): gen_groupnorm_silu of gen_add(x,
+ * shift as (N, C, 1, 1)) to rounding (the sums' order), with x + shift
+ * never stored, and no pass of its own forward or back (shift's gradient,
+ * each channel's sum of x's, from the backward's own sums). */
+struct gen_tensor *gen_groupnorm_silu_shift(struct gen_ctx *g, struct gen_tensor *x,
+                                            struct gen_tensor *shift, int64_t G,
+                                            struct gen_tensor *gamma, struct gen_tensor *beta,
+                                            float eps);
 /* x (N, C) or (N, C, H, W). If g->training: batch statistics (biased var
  * normalises; running stats get the unbiased var, PyTorch's rule):
  * running = (1 - momentum) running + momentum batch. Else running stats.

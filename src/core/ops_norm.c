@@ -53,25 +53,30 @@ GEN_BACKWARD(layernorm) {
 
 /* ---- group norm ---------------------------------------------------------- */
 
-typedef void (*gn_fwd)(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
-                       const float *gamma, const float *beta, float eps, float *y, float *mean,
-                       float *rstd);
-
-/* Group norm (op GEN_OP_GROUPNORM) or group norm then SiLU (..._SILU). */
-static struct gen_tensor *groupnorm_op(struct gen_ctx *g, enum gen_op op, gn_fwd f,
-                                       struct gen_tensor *x, int64_t G, struct gen_tensor *gamma,
-                                       struct gen_tensor *beta, float eps) {
+/* Group norm (op GEN_OP_GROUPNORM) or group norm then SiLU (..._SILU, of
+ * x + shift where a shift (N, C) is given: its fourth input). */
+static struct gen_tensor *groupnorm_op(struct gen_ctx *g, enum gen_op op, struct gen_tensor *x,
+                                       struct gen_tensor *shift, int64_t G,
+                                       struct gen_tensor *gamma, struct gen_tensor *beta,
+                                       float eps) {
     GEN_ASSERT(x->ndim >= 2);
     const int64_t N = x->shape[0], C = x->shape[1];
     const int64_t HW = N > 0 && C > 0 ? gen_numel(x) / (N * C) : 0;
     GEN_ASSERT(G >= 1 && C % G == 0);
     GEN_ASSERT(!gamma || gen_numel(gamma) == C);
     GEN_ASSERT(!beta || gen_numel(beta) == C);
+    GEN_ASSERT(!shift || (op == GEN_OP_GROUPNORM_SILU && gen_numel(shift) == N * C));
     struct gen_tensor *y = gen_tensor(g, x->ndim, x->shape);
     float *mean = arena_floats(g, N * G), *rstd = arena_floats(g, N * G); /* (N, G) each */
-    f(N, C, HW, G, x->data, gamma ? gamma->data : NULL, beta ? beta->data : NULL, eps, y->data,
-      mean, rstd);
-    struct gen_node *node = gen_record(g, op, y, 3, (struct gen_tensor *[]){x, gamma, beta});
+    const struct gen_kernels *K = gen_kernels();
+    const float *gm = gamma ? gamma->data : NULL, *bt = beta ? beta->data : NULL;
+    if (op == GEN_OP_GROUPNORM_SILU)
+        K->groupnorm_silu_fwd(N, C, HW, G, x->data, shift ? shift->data : NULL, gm, bt, eps,
+                              y->data, mean, rstd);
+    else
+        K->groupnorm_fwd(N, C, HW, G, x->data, gm, bt, eps, y->data, mean, rstd);
+    struct gen_node *node =
+        gen_record(g, op, y, shift ? 4 : 3, (struct gen_tensor *[]){x, gamma, beta, shift});
     if (node) {
         node->i[0] = G;
         node->saved = mean;
@@ -82,35 +87,47 @@ static struct gen_tensor *groupnorm_op(struct gen_ctx *g, enum gen_op op, gn_fwd
 
 struct gen_tensor *gen_groupnorm(struct gen_ctx *g, struct gen_tensor *x, int64_t G,
                                  struct gen_tensor *gamma, struct gen_tensor *beta, float eps) {
-    return groupnorm_op(g, GEN_OP_GROUPNORM, gen_kernels()->groupnorm_fwd, x, G, gamma, beta, eps);
+    return groupnorm_op(g, GEN_OP_GROUPNORM, x, NULL, G, gamma, beta, eps);
 }
 
 struct gen_tensor *gen_groupnorm_silu(struct gen_ctx *g, struct gen_tensor *x, int64_t G,
                                       struct gen_tensor *gamma, struct gen_tensor *beta,
                                       float eps) {
-    return groupnorm_op(g, GEN_OP_GROUPNORM_SILU, gen_kernels()->groupnorm_silu_fwd, x, G, gamma,
-                        beta, eps);
+    return groupnorm_op(g, GEN_OP_GROUPNORM_SILU, x, NULL, G, gamma, beta, eps);
+}
+
+struct gen_tensor *gen_groupnorm_silu_shift(struct gen_ctx *g, struct gen_tensor *x,
+                                            struct gen_tensor *shift, int64_t G,
+                                            struct gen_tensor *gamma, struct gen_tensor *beta,
+                                            float eps) {
+    return groupnorm_op(g, GEN_OP_GROUPNORM_SILU, x, shift, G, gamma, beta, eps);
 }
 
 /* Both backwards: the kernel's two passes over x and dy. Between them the
  * fused one keeps dy silu'(h) in dx when it overwrites dx, else in
- * scratch. */
+ * scratch; a shift's gradient comes from the kernel's sums into scratch
+ * and is added to the shift's. */
 static void groupnorm_backward(struct gen_ctx *g, struct gen_node *node, int silu) {
     struct gen_tensor *x = node->in[0], *gamma = node->in[1], *beta = node->in[2];
+    struct gen_tensor *shift = node->n_in > 3 ? node->in[3] : NULL;
     const int64_t N = x->shape[0], C = x->shape[1], n = gen_numel(x);
     const int64_t HW = N > 0 && C > 0 ? n / (N * C) : 0;
     const float *gm = gamma ? gamma->data : NULL;
     float *dg = grad_or_null(g, gamma), *db = grad_or_null(g, beta);
-    double *work = dg || db ? gen_scratch(g, (size_t)(2 * N * C) * sizeof(double))
-                            : NULL; /* (N, C, 2) per-channel sums */
+    const int ds = shift && shift->requires_grad;
+    double *work = dg || db || ds ? gen_scratch(g, (size_t)((ds ? 4 : 2) * N * C) * sizeof(double))
+                                  : NULL; /* (N, C, 2) per-channel sums, twice with a shift */
     const float *dy = node->out->grad;
     enum gen_grad_mode mode;
     float *dx = gen_grad_dst_over_or_null(g, x, node->out, &mode);
     const struct gen_kernels *K = gen_kernels();
     if (silu) {
         float *dh = mode == GEN_GRAD_SET && dx ? NULL : gen_scratch_floats(g, n);
-        K->groupnorm_silu_grad(N, C, HW, node->i[0], x->data, gm, beta ? beta->data : NULL,
-                               node->saved, node->saved2, dy, dh, dx, mode, dg, db, work);
+        float *dshift = ds ? gen_scratch_floats(g, N * C) : NULL;
+        K->groupnorm_silu_grad(N, C, HW, node->i[0], x->data, shift ? shift->data : NULL, gm,
+                               beta ? beta->data : NULL, node->saved, node->saved2, dy, dh, dx,
+                               mode, dg, db, dshift, work);
+        if (dshift) gen_grad_axpy(g, shift, 1.0f, dshift);
     } else {
         K->groupnorm_grad(N, C, HW, node->i[0], x->data, gm, node->saved, node->saved2, dy, dx,
                           mode, dg, db, work);

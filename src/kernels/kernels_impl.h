@@ -197,29 +197,30 @@ static inline double gen_ksum_blocks(int64_t n, const float *x,
     static void groupnorm_fwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,    \
                               const float *gamma, const float *beta, float eps, float *y,     \
                               float *mean, float *rstd) {                                     \
-        gn_fwd(N, C, HW, G, x, gamma, beta, eps, y, mean, rstd, 0);                           \
+        gn_fwd(N, C, HW, G, x, NULL, gamma, beta, eps, y, mean, rstd, 0);                     \
     }                                                                                         \
     static void groupnorm_silu_fwd(int64_t N, int64_t C, int64_t HW, int64_t G,               \
-                                   const float *x, const float *gamma, const float *beta,     \
-                                   float eps, float *y, float *mean, float *rstd) {           \
-        gn_fwd(N, C, HW, G, x, gamma, beta, eps, y, mean, rstd, 1);                           \
+                                   const float *x, const float *shift, const float *gamma,    \
+                                   const float *beta, float eps, float *y, float *mean,       \
+                                   float *rstd) {                                             \
+        gn_fwd(N, C, HW, G, x, shift, gamma, beta, eps, y, mean, rstd, 1);                    \
     }                                                                                         \
     static void groupnorm_grad(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,   \
                                const float *gamma, const float *mean, const float *rstd,      \
                                const float *dy, float *dx, enum gen_grad_mode mode,           \
                                float *dgamma, float *dbeta, double *work) {                   \
-        gn_grad(N, C, HW, G, x, gamma, NULL, mean, rstd, dy, NULL, dx, mode, dgamma, dbeta,   \
-                work);                                                                        \
+        gn_grad(N, C, HW, G, x, NULL, gamma, NULL, mean, rstd, dy, NULL, dx, mode, dgamma,    \
+                dbeta, NULL, work);                                                           \
     }                                                                                         \
-    static void groupnorm_silu_grad(int64_t N, int64_t C, int64_t HW, int64_t G,              \
-                                    const float *x, const float *gamma, const float *beta,    \
-                                    const float *mean, const float *rstd, const float *dy,    \
-                                    float *dh, float *dx, enum gen_grad_mode mode,            \
-                                    float *dgamma, float *dbeta, double *work) {              \
+    static void groupnorm_silu_grad(                                                          \
+        int64_t N, int64_t C, int64_t HW, int64_t G, const float *x, const float *shift,      \
+        const float *gamma, const float *beta, const float *mean, const float *rstd,          \
+        const float *dy, float *dh, float *dx, enum gen_grad_mode mode, float *dgamma,        \
+        float *dbeta, float *dshift, double *work) {                                          \
         float *d = mode == GEN_GRAD_SET && dx ? dx : dh; /* dh's store, read back in place */ \
         GEN_ASSERT(d); /* scratch given where dx cannot hold dh */                            \
-        gn_grad(N, C, HW, G, x, gamma, beta, mean, rstd, dy, d, dx, mode, dgamma, dbeta,      \
-                work);                                                                        \
+        gn_grad(N, C, HW, G, x, shift, gamma, beta, mean, rstd, dy, d, dx, mode, dgamma,      \
+                dbeta, dshift, work);                                                         \
     }
 
 /* The calling thread's packing buffer of one GEMM (kind), `bytes` long (the
@@ -609,6 +610,13 @@ void gen_scalar_sgd(int64_t n, float *p, const float *g, float *buf, float lr, f
  * c) + 1], in order of n (either may be NULL): the norms' per-channel sums. */
 void gen_scalar_channel_sums(int64_t N, int64_t C, const double *work, float *dgamma,
                              float *dbeta);
+/* A shifted group norm's dshift for the cpg channels of one (n, group):
+ * each channel's sum of dx = rstd (gamma_c sd_c - HW a / m - b / m sx_c),
+ * m = cpg HW, from pass 1's group sums a (of d gamma) and b (of d gamma
+ * xhat) and the channel's sums (sd_c, sx_c) of d and xhat at sums[2 c],
+ * sums[2 c + 1]; gamma the group's (or NULL: ones). */
+void gen_gn_dshift(int64_t cpg, int64_t HW, float rstd, const float *gamma, double a, double b,
+                   const double *sums, float *dshift);
 void gen_scalar_im2col(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
                        int64_t pad, const float *x, float *col);
 void gen_scalar_col2im(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,

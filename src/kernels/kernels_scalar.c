@@ -255,11 +255,11 @@ static void layernorm_fwd(int64_t rows, int64_t cols, const float *x, const floa
 }
 
 /* dx (+)= rstd (dyg - mean(dyg) - xhat mean(dyg xhat)), dyg = dy * gamma. */
-static void norm_dx(int64_t n, const float *x, const float *dy, float gamma, float mu, float rs,
-                    double a, double b, float *dx, enum gen_grad_mode mode) {
+static void norm_dx(int64_t n, const float *x, const float *s, const float *dy, float gamma,
+                    float mu, float rs, double a, double b, float *dx, enum gen_grad_mode mode) {
     const float ma = (float)a, mb = (float)b;
     for (int64_t i = 0; i < n; i++) {
-        const float xhat = (x[i] - mu) * rs;
+        const float xhat = ((s ? x[i] + *s : x[i]) - mu) * rs;
         dx[i] = grad_base(dx, i, mode) + rs * (dy[i] * gamma - ma - xhat * mb);
     }
 }
@@ -299,19 +299,34 @@ static void layernorm_grad(int64_t rows, int64_t cols, const float *x, const flo
     });
 }
 
-/* Group norm, then SiLU if `silu`. */
-static void gn_fwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x, const float *gamma,
-                   const float *beta, float eps, float *y, float *mean, float *rstd, int silu) {
+/* Group norm of x + shift (shift: (N, C), a value a channel, or NULL:
+ * each value as if x + shift were stored), then SiLU if `silu`. */
+static void gn_fwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x, const float *shift,
+                   const float *gamma, const float *beta, float eps, float *y, float *mean,
+                   float *rstd, int silu) {
     const int64_t cpg = C / G, m = cpg * HW;
     GEN_KFOR(GEN_KPAR_ROWS(N * G, N * G * m), ng, N * G, {
-        const float *xg = x + ng * m;
+        const float *xg = x + ng * m, *sh = shift ? shift + ng * cpg : NULL;
         float *yg = y + ng * m;
-        moments(m, xg, eps, &mean[ng], &rstd[ng]);
+        if (sh) { /* moments' two passes over the shifted values */
+            double a = 0.0, q = 0.0;
+            for (int64_t i = 0; i < m; i++) a += xg[i] + sh[i / HW];
+            const float mu = (float)(a / (double)m);
+            for (int64_t i = 0; i < m; i++) {
+                const float dv = (xg[i] + sh[i / HW]) - mu;
+                q += (double)dv * dv;
+            }
+            mean[ng] = mu;
+            rstd[ng] = (float)(1.0 / sqrt(q / (double)m + eps));
+        } else {
+            moments(m, xg, eps, &mean[ng], &rstd[ng]);
+        }
         const int64_t c0 = (ng % G) * cpg;
         for (int64_t c = 0; c < cpg; c++) {
             const float g = gamma ? gamma[c0 + c] : 1.0f, b = beta ? beta[c0 + c] : 0.0f;
+            const float s = sh ? sh[c] : 0.0f;
             for (int64_t i = c * HW; i < (c + 1) * HW; i++) {
-                const float h = (xg[i] - mean[ng]) * rstd[ng] * g + b;
+                const float h = ((sh ? xg[i] + s : xg[i]) - mean[ng]) * rstd[ng] * g + b;
                 yg[i] = silu ? h * sigmoid1(h) : h;
             }
         }
@@ -335,7 +350,7 @@ static void groupnorm_bwd(int64_t N, int64_t C, int64_t HW, int64_t G, const flo
             }
         }
         for (int64_t c = 0; c < cpg; c++)
-            norm_dx(HW, xg + c * HW, dyg + c * HW, gamma ? gamma[c0 + c] : 1.0f, mean[ng],
+            norm_dx(HW, xg + c * HW, NULL, dyg + c * HW, gamma ? gamma[c0 + c] : 1.0f, mean[ng],
                     rstd[ng], a / (double)m, b / (double)m, dx + ng * m + c * HW, GEN_GRAD_ADD);
     });
     if (!dgamma && !dbeta) return;
@@ -367,43 +382,60 @@ void gen_scalar_channel_sums(int64_t N, int64_t C, const double *work, float *dg
     }
 }
 
+void gen_gn_dshift(int64_t cpg, int64_t HW, float rstd, const float *gamma, double a, double b,
+                   const double *sums, float *dshift) {
+    const double m = (double)(cpg * HW);
+    for (int64_t c = 0; c < cpg; c++)
+        dshift[c] = (float)(rstd * ((gamma ? gamma[c] : 1.0f) * sums[2 * c] - (double)HW * a / m -
+                                    b / m * sums[2 * c + 1]));
+}
+
 /* Group norm's backward, of SiLU after it too when dh is given: pass 1 per
  * (n, group) takes d = dy (dh = dy silu'(h), h recomputed, stored) and sums
  * d gamma and d gamma xhat over the group, d xhat and d per channel; pass 2
- * writes dx from d. */
-static void gn_grad(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
+ * writes dx from d. With a shift (x + shift normalised), dshift (N, C) is
+ * each channel's sum of dx (gen_gn_dshift; work then holds 4 N C doubles,
+ * the last 2 N C for each channel's sums of d and xhat). */
+static void gn_grad(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x, const float *shift,
                     const float *gamma, const float *beta, const float *mean, const float *rstd,
                     const float *dy, float *dh, float *dx, enum gen_grad_mode mode, float *dgamma,
-                    float *dbeta, double *work) {
+                    float *dbeta, float *dshift, double *work) {
     const int64_t cpg = C / G, m = cpg * HW;
     const int per_channel = dgamma || dbeta;
     GEN_KFOR(GEN_KPAR_ROWS(N * G, N * G * m), ng, N * G, {
-        const float *xg = x + ng * m;
+        const float *xg = x + ng * m, *sh = shift ? shift + ng * cpg : NULL;
         const float *d = dh ? dh + ng * m : dy + ng * m;
         const int64_t c0 = (ng % G) * cpg, n = ng / G;
         const float mu = mean[ng], rs = rstd[ng];
+        double *sx = dshift ? work + 2 * N * C + 2 * (n * C + c0) : NULL; /* (d, xhat) sums */
         double a = 0.0, b = 0.0;
         for (int64_t c = 0; c < cpg; c++) {
             const float g = gamma ? gamma[c0 + c] : 1.0f, bt = beta ? beta[c0 + c] : 0.0f;
-            double sg = 0.0, sb = 0.0;
+            const float s = sh ? sh[c] : 0.0f;
+            double sg = 0.0, sb = 0.0, sxh = 0.0;
             for (int64_t i = c * HW; i < (c + 1) * HW; i++) {
-                const float xhat = (xg[i] - mu) * rs;
+                const float xhat = ((sh ? xg[i] + s : xg[i]) - mu) * rs;
                 float di = dy[ng * m + i];
                 if (dh) dh[ng * m + i] = di = di * dsilu1(xhat * g + bt);
                 a += di * g;
                 b += (double)(di * g) * xhat;
                 sg += (double)di * xhat;
                 sb += di;
+                sxh += xhat;
             }
             if (per_channel) {
                 work[2 * (n * C + c0 + c)] = sg;
                 work[2 * (n * C + c0 + c) + 1] = sb;
             }
+            if (sx) sx[2 * c] = sb, sx[2 * c + 1] = sxh;
         }
+        if (sx)
+            gen_gn_dshift(cpg, HW, rs, gamma ? gamma + c0 : NULL, a, b, sx, dshift + n * C + c0);
         if (dx)
             for (int64_t c = 0; c < cpg; c++)
-                norm_dx(HW, xg + c * HW, d + c * HW, gamma ? gamma[c0 + c] : 1.0f, mu, rs,
-                        a / (double)m, b / (double)m, dx + ng * m + c * HW, mode);
+                norm_dx(HW, xg + c * HW, sh ? sh + c : NULL, d + c * HW,
+                        gamma ? gamma[c0 + c] : 1.0f, mu, rs, a / (double)m, b / (double)m,
+                        dx + ng * m + c * HW, mode);
     });
     if (per_channel) gen_scalar_channel_sums(N, C, work, dgamma, dbeta);
 }

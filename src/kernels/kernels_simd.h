@@ -392,6 +392,27 @@ static void moments(int64_t n, const float *x, float eps, float *mean, float *rs
     *rstd = (float)(1.0 / sqrt((vd2_hsum(s0) + vd2_hsum(s1)) / (double)n + eps));
 }
 
+/* moments of a group of cpg channels of HW values, channel c's shifted
+ * by sh[c] (x + sh[c], as if the shifted values were stored), sums in
+ * double as moments'. */
+static void moments_shifted(int64_t cpg, int64_t HW, const float *x, const float *sh, float eps,
+                            float *mean, float *rstd) {
+    vd2 a = vd2_zero();
+    for (int64_t c = 0; c < cpg; c++) {
+        const vf s = vf_set1(sh[c]);
+        VLOOP(0, HW, a = vd2_add(a, ZM(vf_add(LD(x + c * HW + i), s))));
+    }
+    const float mu = (float)(vd2_hsum(a) / (double)(cpg * HW));
+    const vf vmu = vf_set1(mu);
+    vd2 q = vd2_zero();
+    for (int64_t c = 0; c < cpg; c++) {
+        const vf s = vf_set1(sh[c]);
+        VLOOP(0, HW, q = vd2_addsq(q, ZM(vf_sub(vf_add(LD(x + c * HW + i), s), vmu))));
+    }
+    *mean = mu;
+    *rstd = (float)(1.0 / sqrt(vd2_hsum(q) / (double)(cpg * HW) + eps));
+}
+
 static void layernorm_fwd(int64_t rows, int64_t cols, const float *x, const float *gamma,
                           const float *beta, float eps, float *y, float *mean, float *rstd) {
     GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, {
@@ -552,22 +573,32 @@ static void layernorm_grad(int64_t rows, int64_t cols, const float *x, const flo
           if (dbeta) ST(dbeta + i, vf_add(LD(dbeta + i), vd2_cvt(sums[nv + v]))));
 }
 
-/* Group norm, then SiLU if `silu`. */
-static void gn_fwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x, const float *gamma,
-                   const float *beta, float eps, float *y, float *mean, float *rstd, int silu) {
+/* Group norm of x + shift (shift: (N, C), a value a channel, or NULL),
+ * then SiLU if `silu`. */
+static void gn_fwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x, const float *shift,
+                   const float *gamma, const float *beta, float eps, float *y, float *mean,
+                   float *rstd, int silu) {
     const int64_t cpg = C / G, m = cpg * HW;
     GEN_KFOR(GEN_KPAR_ROWS(N * G, N * G * m), ng, N * G, {
-        const float *xg = x + ng * m;
+        const float *xg = x + ng * m, *sh = shift ? shift + ng * cpg : NULL;
         float *yg = y + ng * m;
-        moments(m, xg, eps, &mean[ng], &rstd[ng]);
+        if (sh)
+            moments_shifted(cpg, HW, xg, sh, eps, &mean[ng], &rstd[ng]);
+        else
+            moments(m, xg, eps, &mean[ng], &rstd[ng]);
         const vf mu = vf_set1(mean[ng]), rs = vf_set1(rstd[ng]);
         const int64_t c0 = (ng % G) * cpg;
         for (int64_t c = 0; c < cpg; c++) {
             const vf g = vf_set1(gamma ? gamma[c0 + c] : 1.0f);
             const vf b = vf_set1(beta ? beta[c0 + c] : 0.0f);
+            const vf s = vf_set1(sh ? sh[c] : 0.0f);
             const float *xc = xg + c * HW;
             float *yc = yg + c * HW;
-            if (silu)
+            if (silu && sh)
+                VLOOP(0, HW,
+                      ST(yc + i,
+                         vsilu(vf_fmadd(vf_mul(vf_sub(vf_add(LD(xc + i), s), mu), rs), g, b))));
+            else if (silu)
                 VLOOP(0, HW, ST(yc + i, vsilu(vf_fmadd(vf_mul(vf_sub(LD(xc + i), mu), rs), g, b))));
             else
                 VLOOP(0, HW, ST(yc + i, vf_fmadd(vf_mul(vf_sub(LD(xc + i), mu), rs), g, b)));
@@ -622,67 +653,100 @@ static void groupnorm_bwd(int64_t N, int64_t C, int64_t HW, int64_t G, const flo
  * from x as gn_fwd has it. A loop of its own: its long chains (exp, two
  * divisions) overlap from one vector to the next, where inside the sums'
  * loop they would wait on each other; the group is then in L1 for it. */
-static void gn_dsilu(int64_t cpg, int64_t HW, const float *xg, const float *dyg, vf mu, vf rs,
-                     const float *gamma, const float *beta, int64_t c0, float *dhg) {
+static void gn_dsilu(int64_t cpg, int64_t HW, const float *xg, const float *sh, const float *dyg,
+                     vf mu, vf rs, const float *gamma, const float *beta, int64_t c0, float *dhg) {
     for (int64_t c = 0; c < cpg; c++) {
         const vf g = vf_set1(gamma ? gamma[c0 + c] : 1.0f);
         const vf bt = vf_set1(beta ? beta[c0 + c] : 0.0f);
+        const vf s = vf_set1(sh ? sh[c] : 0.0f);
         const float *xc = xg + c * HW, *dyc = dyg + c * HW;
         float *dhc = dhg + c * HW;
-        VLOOP(0, HW, const vf h = vf_fmadd(vf_mul(vf_sub(LD(xc + i), mu), rs), g, bt);
-              ST(dhc + i, vf_mul(LD(dyc + i), vdsilu(h))));
+        if (sh)
+            VLOOP(0, HW,
+                  const vf h = vf_fmadd(vf_mul(vf_sub(vf_add(LD(xc + i), s), mu), rs), g, bt);
+                  ST(dhc + i, vf_mul(LD(dyc + i), vdsilu(h))));
+        else
+            VLOOP(0, HW, const vf h = vf_fmadd(vf_mul(vf_sub(LD(xc + i), mu), rs), g, bt);
+                  ST(dhc + i, vf_mul(LD(dyc + i), vdsilu(h))));
     }
 }
 
-/* One channel's stretch of pass 1 of gn_grad: a, b (the group's sums of d
- * gamma and d gamma xhat) go on, sg and sb (the channel's of d xhat and d)
- * start afresh. */
-static void gn_grad_channel(int64_t HW, const float *xc, const float *dc, vf mu, vf rs,
-                            float gamma, vd2 *a, vd2 *b, double *sg, double *sb) {
+/* One channel's stretch of pass 1 of gn_grad (x shifted by *s, or not
+ * with s NULL): a, b (the group's sums of d gamma and d gamma xhat) go on,
+ * sg and sb (the channel's of d xhat and d) start afresh, and with a shift
+ * sx the channel's sum of xhat. */
+static void gn_grad_channel(int64_t HW, const float *xc, const float *s, const float *dc, vf mu,
+                            vf rs, float gamma, vd2 *a, vd2 *b, double *sg, double *sb,
+                            double *sx) {
     const vf g = vf_set1(gamma);
     vd2 ca = *a, cb = *b, cg = vd2_zero(), cs = vd2_zero();
-    VLOOP(0, HW, const vf xhat = vf_mul(vf_sub(LD(xc + i), mu), rs); const vf d = LD(dc + i);
-          const vf dg = vf_mul(d, g); ca = vd2_add(ca, dg); cb = vd2_add(cb, vf_mul(dg, xhat));
-          cg = vd2_add(cg, vf_mul(d, xhat)); cs = vd2_add(cs, d));
+    if (s) {
+        const vf vs = vf_set1(*s);
+        vd2 cx = vd2_zero();
+        VLOOP(0, HW, const vf xhat = vf_mul(vf_sub(vf_add(LD(xc + i), vs), mu), rs);
+              const vf d = LD(dc + i); const vf dg = vf_mul(d, g); ca = vd2_add(ca, dg);
+              cb = vd2_add(cb, vf_mul(dg, xhat)); cg = vd2_add(cg, vf_mul(d, xhat));
+              cs = vd2_add(cs, d); cx = vd2_add(cx, ZM(xhat)));
+        if (sx) *sx = vd2_hsum(cx);
+    } else {
+        VLOOP(0, HW, const vf xhat = vf_mul(vf_sub(LD(xc + i), mu), rs); const vf d = LD(dc + i);
+              const vf dg = vf_mul(d, g); ca = vd2_add(ca, dg); cb = vd2_add(cb, vf_mul(dg, xhat));
+              cg = vd2_add(cg, vf_mul(d, xhat)); cs = vd2_add(cs, d));
+    }
     *a = ca, *b = cb;
     *sg = vd2_hsum(cg), *sb = vd2_hsum(cs);
 }
 
 /* Group norm's backward (of SiLU after it too when dh is given), as the
- * scalar gn_grad: pass 1 per (n, group) the sums, pass 2 dx. */
-static void gn_grad(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
+ * scalar gn_grad: pass 1 per (n, group) the sums, pass 2 dx. With a shift,
+ * x + shift is what was normalised, and dshift (N, C) = each channel's sum
+ * of dx, from pass 1's sums (gen_gn_dshift; work then holds 4 N C
+ * doubles, the last 2 N C for each channel's sums of d and xhat). */
+static void gn_grad(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x, const float *shift,
                     const float *gamma, const float *beta, const float *mean, const float *rstd,
                     const float *dy, float *dh, float *dx, enum gen_grad_mode mode, float *dgamma,
-                    float *dbeta, double *work) {
+                    float *dbeta, float *dshift, double *work) {
     const int64_t cpg = C / G, m = cpg * HW;
     const int per_channel = dgamma || dbeta;
     GEN_KFOR(GEN_KPAR_ROWS(N * G, N * G * m), ng, N * G, {
-        const float *xg = x + ng * m;
+        const float *xg = x + ng * m, *sh = shift ? shift + ng * cpg : NULL;
         const int64_t c0 = (ng % G) * cpg, n = ng / G;
         const vf mu = vf_set1(mean[ng]), rs = vf_set1(rstd[ng]);
-        if (dh) gn_dsilu(cpg, HW, xg, dy + ng * m, mu, rs, gamma, beta, c0, dh + ng * m);
+        if (dh) gn_dsilu(cpg, HW, xg, sh, dy + ng * m, mu, rs, gamma, beta, c0, dh + ng * m);
         const float *d = dh ? dh + ng * m : dy + ng * m;
         vd2 a = vd2_zero(), b = vd2_zero();
+        double *sx = dshift ? work + 2 * N * C + 2 * (n * C + c0) : NULL; /* (d, xhat) sums */
         for (int64_t c = 0; c < cpg; c++) {
             double sg, sb;
-            gn_grad_channel(HW, xg + c * HW, d + c * HW, mu, rs, gamma ? gamma[c0 + c] : 1.0f, &a,
-                            &b, &sg, &sb);
+            gn_grad_channel(HW, xg + c * HW, sh ? sh + c : NULL, d + c * HW, mu, rs,
+                            gamma ? gamma[c0 + c] : 1.0f, &a, &b, &sg, &sb,
+                            sx ? sx + 2 * c + 1 : NULL);
             if (per_channel) {
                 work[2 * (n * C + c0 + c)] = sg;
                 work[2 * (n * C + c0 + c) + 1] = sb;
             }
+            if (sx) sx[2 * c] = sb;
         }
+        if (sx)
+            gen_gn_dshift(cpg, HW, rstd[ng], gamma ? gamma + c0 : NULL, vd2_hsum(a), vd2_hsum(b),
+                          sx, dshift + n * C + c0);
         if (!dx) continue;
         /* as layernorm_grad: d gamma - mean(d gamma) is one fused op */
         const vf nma = vf_set1(-(float)(vd2_hsum(a) / (double)m));
         const vf mb = vf_set1((float)(vd2_hsum(b) / (double)m));
         for (int64_t c = 0; c < cpg; c++) {
             const vf g = vf_set1(gamma ? gamma[c0 + c] : 1.0f);
+            const vf s = vf_set1(sh ? sh[c] : 0.0f);
             const float *xc = xg + c * HW, *dc = d + c * HW;
             float *dxc = dx + ng * m + c * HW;
-            VLOOP(0, HW, const vf xhat = vf_mul(vf_sub(LD(xc + i), mu), rs);
-                  const vf dgm = vf_fmadd(LD(dc + i), g, nma);
-                  ST(dxc + i, vf_fmadd(rs, vf_fnmadd(xhat, mb, dgm), GB(dxc + i))));
+            if (sh)
+                VLOOP(0, HW, const vf xhat = vf_mul(vf_sub(vf_add(LD(xc + i), s), mu), rs);
+                      const vf dgm = vf_fmadd(LD(dc + i), g, nma);
+                      ST(dxc + i, vf_fmadd(rs, vf_fnmadd(xhat, mb, dgm), GB(dxc + i))));
+            else
+                VLOOP(0, HW, const vf xhat = vf_mul(vf_sub(LD(xc + i), mu), rs);
+                      const vf dgm = vf_fmadd(LD(dc + i), g, nma);
+                      ST(dxc + i, vf_fmadd(rs, vf_fnmadd(xhat, mb, dgm), GB(dxc + i))));
         }
     });
     if (per_channel) gen_scalar_channel_sums(N, C, work, dgamma, dbeta);

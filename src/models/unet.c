@@ -192,11 +192,13 @@ static struct gen_tensor *gn(struct gen_ctx *g, struct gen_params *ps, int w, in
                          UNET_GN_EPS);
 }
 
-/* SiLU(groupnorm(x)) in one op (one pass each way, no stored normed copy) */
+/* SiLU(groupnorm(x + shift)) in one op (one pass each way, no stored
+ * normed copy; shift (N, C) or NULL) */
 static struct gen_tensor *gn_silu(struct gen_ctx *g, struct gen_params *ps, int w, int b,
-                                  struct gen_tensor *x) {
-    return gen_groupnorm_silu(g, x, UNET_GROUPS, gen_params_tensor(ps, w),
-                              gen_params_tensor(ps, b), UNET_GN_EPS);
+                                  struct gen_tensor *x, struct gen_tensor *shift) {
+    struct gen_tensor *gm = gen_params_tensor(ps, w), *bt = gen_params_tensor(ps, b);
+    return shift ? gen_groupnorm_silu_shift(g, x, shift, UNET_GROUPS, gm, bt, UNET_GN_EPS)
+                 : gen_groupnorm_silu(g, x, UNET_GROUPS, gm, bt, UNET_GN_EPS);
 }
 
 static struct gen_tensor *conv(struct gen_ctx *g, struct gen_params *ps,
@@ -204,24 +206,26 @@ static struct gen_tensor *conv(struct gen_ctx *g, struct gen_params *ps,
     return gen_conv_layer_fwd(g, ps, l, x);
 }
 
-/* conv(SiLU(groupnorm(x))); the normed copy goes back at once when no
- * tape keeps it (gen_scope_open) */
+/* conv(SiLU(groupnorm(x + shift))); the normed copy goes back at once
+ * when no tape keeps it (gen_scope_open) */
 static struct gen_tensor *norm_conv(struct gen_ctx *g, struct gen_params *ps, int w, int b,
-                                    const struct gen_conv_layer *l, struct gen_tensor *x) {
+                                    const struct gen_conv_layer *l, struct gen_tensor *x,
+                                    struct gen_tensor *shift) {
     const struct gen_scope s = gen_scope_open(g, NULL);
-    return gen_scope_close(g, s, conv(g, ps, l, gn_silu(g, ps, w, b, x)));
+    return gen_scope_close(g, s, conv(g, ps, l, gn_silu(g, ps, w, b, x, shift)));
 }
 
-/* x (N, cin, H, W), e = SiLU(temb) (N, E) -> (N, cout, H, W) */
+/* x (N, cin, H, W), e = SiLU(temb) (N, E) -> (N, cout, H, W); the time
+ * embedding's projection t is added to conv1's output inside the group
+ * norm that reads it (gen_groupnorm_silu_shift: conv1 + t is never
+ * stored) */
 static struct gen_tensor *resblock(struct gen_ctx *g, struct gen_params *ps,
                                    const struct unet_resblock *rb, struct gen_tensor *x,
                                    struct gen_tensor *e) {
-    const int64_t N = x->shape[0];
     const struct gen_scope s = gen_scope_open(g, NULL);
-    struct gen_tensor *h = norm_conv(g, ps, rb->norm1_w, rb->norm1_b, &rb->conv1, x);
+    struct gen_tensor *h = norm_conv(g, ps, rb->norm1_w, rb->norm1_b, &rb->conv1, x, NULL);
     struct gen_tensor *t = gen_linear_layer_fwd(g, ps, &rb->temb, e); /* (N, cout) */
-    h = gen_add(g, h, gen_reshape(g, t, 4, (int64_t[]){N, rb->cout, 1, 1}));
-    h = norm_conv(g, ps, rb->norm2_w, rb->norm2_b, &rb->conv2, h);
+    h = norm_conv(g, ps, rb->norm2_w, rb->norm2_b, &rb->conv2, h, t);
     h = gen_add(g, h, rb->skip.w >= 0 ? conv(g, ps, &rb->skip, x) : x);
     return gen_scope_close(g, s, h);
 }
@@ -277,6 +281,6 @@ struct gen_tensor *unet_forward(struct gen_ctx *g, const struct unet *u, struct 
         s = gen_scope_open(g, h);
         h = gen_scope_close(g, s, resblock(g, ps, &u->dec[i], gen_concat(g, h, skip[i]), e));
     }
-    h = norm_conv(g, ps, u->norm_out_w, u->norm_out_b, &u->conv_out, h);
+    h = norm_conv(g, ps, u->norm_out_w, u->norm_out_b, &u->conv_out, h, NULL);
     return gen_scope_close(g, all, h);
 }
