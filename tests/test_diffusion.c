@@ -244,16 +244,20 @@ static int unet_pass(struct gen_st_file *f, const char *isa) {
     ok &= tu_close(what, out->data, want->data, want->numel, 1e-4, 1e-5) <= 1.0;
     gen_params_zero_grad(&ps);
     gen_backward_seed(&g, out, dout->data);
-    /* Gradients pass back through the whole net: looser. */
+    /* Gradients pass back through the whole net: looser. The first
+     * layer's weight gradient sums over every position of the batch, and
+     * in the four-level fixture its element 25 (0.0212) comes out 0.6e-4
+     * to 1.3e-4 from float64 depending on the table and on the order in
+     * which the fused ops add (gen_conv2d_sum), hence 2e-4 absolute. */
     snprintf(what, sizeof what, "[%s] unet grad.x", isa);
-    ok &= tu_close(what, gen_grad(&g, xin), gx->data, gx->numel, 1e-3, 1e-4) <= 1.0;
+    ok &= tu_close(what, gen_grad(&g, xin), gx->data, gx->numel, 1e-3, 2e-4) <= 1.0;
     for (int i = 0; i < ps.count; i++) {
         char key[128];
         snprintf(key, sizeof key, "grad.%s", ps.p[i].name);
         const struct gen_st_tensor *gw = need(f, key);
         snprintf(what, sizeof what, "[%s] unet %s", isa, key);
         ok &=
-            tu_close(what, gen_params_tensor(&ps, i)->grad, gw->data, gw->numel, 1e-3, 1e-4) <= 1.0;
+            tu_close(what, gen_params_tensor(&ps, i)->grad, gw->data, gw->numel, 1e-3, 2e-4) <= 1.0;
     }
     free(y);
     gen_ctx_free(&g);

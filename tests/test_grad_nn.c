@@ -582,6 +582,83 @@ static void test_conv_transpose2d_grads_tables(void **state) {
     gen_kernels_select(NULL);
 }
 
+/* gen_conv2d_add (conv + r) and gen_conv2d_sum (conv + a second conv,
+ * a 1 x 1 skip or a 3 x 3 one) against gen_add of gen_conv2d's,
+ * forward and every gradient, on every table: the convolutions' kernels
+ * adding onto what is in the output (beta 1: Winograd, the wide grid, 1 x
+ * 1 rows in place, several images a call, the plain path) to fp32
+ * rounding. */
+static void test_conv2d_add(void **state) {
+    (void)state;
+    static const char *isas[] = {"scalar", "avx2", "avx512"};
+    const struct conv_case cases[] = {
+        /* N, Cin, H, W, Cout, KH, KW, s, p; below, the second conv's Cin and
+         * kernel side (stride 1, padded to the same output) */
+        {3, 16, 7, 7, 16, 3, 3, 1, 1},  {2, 32, 14, 14, 16, 3, 3, 1, 1},
+        {9, 16, 2, 2, 16, 3, 3, 1, 1},  {2, 3, 5, 6, 4, 3, 3, 1, 1},
+        {4, 24, 4, 4, 32, 3, 3, 1, 1},  {2, 8, 16, 12, 8, 1, 1, 1, 0},
+        {10, 16, 4, 4, 16, 3, 3, 1, 1},
+    };
+    const int64_t second[][2] = {{8, 1}, {16, 1}, {16, 1}, {5, 3}, {24, 1}, {8, 1}, {16, 3}};
+    for (int k = 0; k < 3; k++) {
+        if (!gen_kernels_select(isas[k])) continue;
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+            const struct conv_case c = cases[i];
+            const int64_t OH = gen_conv_out(c.H, c.KH, c.s, c.p),
+                          OW = gen_conv_out(c.W, c.KW, c.s, c.p);
+            const int64_t C2 = second[i][0], K2 = second[i][1], p2 = (K2 - 1) / 2;
+            for (int sum = 0; sum < 2; sum++) {
+                float *got[2][8]; /* the 7 tensors' gradients (unused: none), y */
+                int64_t len[8];
+                for (int fused = 0; fused < 2; fused++) {
+                    struct gen_ctx g;
+                    gen_ctx_init(&g);
+                    struct gen_tensor *t[7] = {
+                        leaf(&g, 4, (int64_t[]){c.N, c.Cin, c.H, c.W}, 11 + i, -1, 1),
+                        leaf(&g, 4, (int64_t[]){c.Cout, c.Cin, c.KH, c.KW}, 21 + i, -0.5f, 0.5f),
+                        leaf(&g, 1, (int64_t[]){c.Cout}, 31 + i, -1, 1),
+                        leaf(&g, 4, (int64_t[]){c.N, c.Cout, OH, OW}, 41 + i, -1, 1), /* r */
+                        leaf(&g, 4, (int64_t[]){c.N, C2, OH, OW}, 51 + i, -1, 1),     /* x2 */
+                        leaf(&g, 4, (int64_t[]){c.Cout, C2, K2, K2}, 61 + i, -0.5f, 0.5f),
+                        leaf(&g, 1, (int64_t[]){c.Cout}, 71 + i, -1, 1)};
+                    for (int j = 0; j < 7; j++) t[j]->requires_grad = 1;
+                    struct gen_tensor *y;
+                    if (fused)
+                        y = sum ? gen_conv2d_sum(&g, t[0], t[1], t[2], (int)c.s, (int)c.p, t[4],
+                                                 t[5], t[6], 1, (int)p2)
+                                : gen_conv2d_add(&g, t[0], t[1], t[2], (int)c.s, (int)c.p, t[3]);
+                    else
+                        y = gen_add(&g, gen_conv2d(&g, t[0], t[1], t[2], (int)c.s, (int)c.p),
+                                    sum ? gen_conv2d(&g, t[4], t[5], t[6], 1, (int)p2) : t[3]);
+                    float *dy = malloc((size_t)gen_numel(y) * sizeof(float));
+                    tu_fill_uniform(dy, gen_numel(y), -1, 1, 81 + i);
+                    gen_backward_seed(&g, y, dy);
+                    for (int j = 0; j < 8; j++) {
+                        const int used = j < 3 || j == 7 || (sum ? j > 3 : j == 3);
+                        len[j] = !used ? 0 : j == 7 ? gen_numel(y) : gen_numel(t[j]);
+                        got[fused][j] = malloc((size_t)(len[j] + 1) * sizeof(float));
+                        if (used)
+                            memcpy(got[fused][j], j == 7 ? y->data : t[j]->grad,
+                                   (size_t)len[j] * sizeof(float));
+                    }
+                    free(dy);
+                    gen_ctx_free(&g);
+                }
+                char what[96];
+                for (int j = 0; j < 8; j++) {
+                    if (!len[j]) continue;
+                    snprintf(what, sizeof what, "[%s] conv2d_%s case %zu tensor %d", isas[k],
+                             sum ? "sum" : "add", i, j);
+                    TU_ASSERT_CLOSE(what, got[1][j], got[0][j], len[j], 1e-5, 1e-5);
+                }
+                for (int f = 0; f < 2; f++)
+                    for (int j = 0; j < 8; j++) free(got[f][j]);
+            }
+        }
+    }
+    gen_kernels_select(NULL);
+}
+
 /* The AVX2 table runs stride-1 convolutions (and their gradients) through
  * its own implicit GEMM or, 3 x 3 ones of 16 or more channels, Winograd's
  * F(4 x 4, 3 x 3) and F(2 x 2, 3 x 3); some strided ones' forward passes and weight
@@ -789,6 +866,7 @@ int main(void) {
         cmocka_unit_test(test_conv_transpose2d_forward),
         cmocka_unit_test(test_conv_transpose2d_grads_tables),
         cmocka_unit_test(test_conv_grads_avx2),
+        cmocka_unit_test(test_conv2d_add),
         cmocka_unit_test(test_grad_upsample2x),
         cmocka_unit_test(test_grad_attention),
         cmocka_unit_test(test_attention_forward),

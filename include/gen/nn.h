@@ -137,6 +137,12 @@ void gen_conv_layer_add(struct gen_params *ps, struct gen_conv_layer *l, const c
                         int transposed, int group);
 struct gen_tensor *gen_conv_layer_fwd(struct gen_ctx *g, struct gen_params *ps,
                                       const struct gen_conv_layer *l, struct gen_tensor *x);
+/* l(x) + l2(x2) where l2 is given, else l(x) + r (gen_conv2d_sum,
+ * gen_conv2d_add); neither layer transposed. */
+struct gen_tensor *gen_conv_layer_fwd_sum(struct gen_ctx *g, struct gen_params *ps,
+                                          const struct gen_conv_layer *l, struct gen_tensor *x,
+                                          const struct gen_conv_layer *l2, struct gen_tensor *x2,
+                                          struct gen_tensor *r);
 
 /* PyTorch's default initialisation of a Linear/Conv layer: weight and bias
  * from U(-1/sqrt(fan_in), 1/sqrt(fan_in)), fan_in = weight.shape[1] * k * k. */

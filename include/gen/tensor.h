@@ -62,7 +62,7 @@ enum gen_op {
     GEN_OP_EMBEDDING, GEN_OP_LAYERNORM, GEN_OP_GROUPNORM, GEN_OP_GROUPNORM_SILU,
     GEN_OP_BATCHNORM,
     GEN_OP_CONV2D, GEN_OP_CONV_TRANSPOSE2D, GEN_OP_UPSAMPLE2X,
-    GEN_OP_ATTENTION, GEN_OP_DROPOUT,
+    GEN_OP_ATTENTION, GEN_OP_DROPOUT, GEN_OP_CONV2D_ADD,
     GEN_OP_COUNT
 };
 
@@ -325,6 +325,19 @@ struct gen_tensor *gen_batchnorm(struct gen_ctx *g, struct gen_tensor *x, struct
 /* x (N, Cin, H, W), w (Cout, Cin, KH, KW), b (Cout) or NULL. */
 struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w,
                               struct gen_tensor *b, int stride, int pad);
+/* gen_conv2d(x, w, b, stride, pad) + r, r the output's shape: r copied
+ * into the output and the convolution added onto it (a residual add with
+ * no tensor for the convolution's output nor a pass of its own). */
+struct gen_tensor *gen_conv2d_add(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w,
+                                  struct gen_tensor *b, int stride, int pad, struct gen_tensor *r);
+/* gen_conv2d(x, w, b, stride, pad) + gen_conv2d(x2, w2, b2, stride2,
+ * pad2), the two of one output shape (a residual block's last convolution
+ * and its skip's): the second written into the output, the first added
+ * onto it. */
+struct gen_tensor *gen_conv2d_sum(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w,
+                                  struct gen_tensor *b, int stride, int pad, struct gen_tensor *x2,
+                                  struct gen_tensor *w2, struct gen_tensor *b2, int stride2,
+                                  int pad2);
 /* x (N, Cin, H, W), w (Cin, Cout, KH, KW) as in PyTorch, b (Cout) or NULL;
  * out side = (in - 1) stride - 2 pad + K. */
 struct gen_tensor *gen_conv_transpose2d(struct gen_ctx *g, struct gen_tensor *x,

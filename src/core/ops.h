@@ -114,7 +114,8 @@ GEN_BACKWARD(gaussian_kl); GEN_BACKWARD(embedding); GEN_BACKWARD(dropout);
 GEN_BACKWARD(layernorm); GEN_BACKWARD(groupnorm); GEN_BACKWARD(groupnorm_silu);
 GEN_BACKWARD(batchnorm);
 /* ops_conv.c */
-GEN_BACKWARD(conv2d); GEN_BACKWARD(conv_transpose2d); GEN_BACKWARD(upsample2x);
+GEN_BACKWARD(conv2d); GEN_BACKWARD(conv2d_add); GEN_BACKWARD(conv_transpose2d);
+GEN_BACKWARD(upsample2x);
 /* ops_attn.c */
 GEN_BACKWARD(attention);
 

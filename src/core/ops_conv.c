@@ -240,35 +240,54 @@ static int implicit_dx(struct gen_ctx *g, const struct gen_kernels *kt, const st
     return 1;
 }
 
+/* y = beta y + bias + w (Cout, K) col(x) (beta 0 or 1): the table's
+ * implicit GEMM where it takes the geometry, else chunk by chunk through
+ * col and ymat (Cout, m P). */
+static void conv_forward(struct gen_ctx *g, const struct conv_geo *c, const float *x,
+                         const float *w, const float *bias, float beta, float *y) {
+    const struct gen_kernels *kt = gen_kernels();
+    if (implicit_conv(g, kt, c, x, w, bias, beta, y)) return;
+    const struct chunks k = chunk_images(c->N, c->K, c->P);
+    const int64_t cols = k.nb * c->P, per = lines(c->K * cols) + lines(c->Cout * cols);
+    float *scratch = gen_scratch_floats(g, (int64_t)gen_task_threads() * per);
+#pragma omp parallel for schedule(dynamic, 1) if (k.count > 1)
+    for (int64_t ch = 0; ch < k.count; ch++) {
+        const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c->N), ld = m * c->P;
+        float *buf = scratch + gen_task_id() * per, *yn = y + n0 * c->Cout * c->P;
+        /* one image: straight into y (bias added to, or filled into, its
+         * rows first); several: ymat = bias + the product, then added to
+         * (or copied into) their blocks of y */
+        float *out = m == 1 ? yn : buf + lines(c->K * cols);
+        const float in = m == 1 ? beta : 0.0f;
+        if (bias || in != 0.0f)
+            for (int64_t co = 0; co < c->Cout; co++) {
+                float *r = out + co * ld;
+                if (in == 0.0f)
+                    row_fill(ld, bias[co], r);
+                else if (bias)
+                    for (int64_t j = 0; j < ld; j++) r[j] += bias[co];
+            }
+        gen_gemm(GEN_NOTRANS, GEN_NOTRANS, c->Cout, ld, c->K, 1.0f, w, conv_cols(c, x, n0, m, buf),
+                 bias || in != 0.0f ? 1.0f : 0.0f, out);
+        if (m > 1)
+            for (int64_t i = 0; i < m; i++)
+                for (int64_t co = 0; co < c->Cout; co++) {
+                    float *dst = y + ((n0 + i) * c->Cout + co) * c->P;
+                    const float *src = out + co * ld + i * c->P;
+                    if (beta != 0.0f)
+                        for (int64_t j = 0; j < c->P; j++) dst[j] += src[j];
+                    else
+                        memcpy(dst, src, (size_t)c->P * sizeof(float));
+                }
+    }
+}
+
 struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w,
                               struct gen_tensor *b, int stride, int pad) {
     const struct conv_geo c = conv_geo(x, w, stride, pad);
     GEN_ASSERT(!b || gen_numel(b) == c.Cout);
     struct gen_tensor *y = gen_tensor_4d(g, c.N, c.Cout, c.OH, c.OW);
-    const struct gen_kernels *kt = gen_kernels();
-    const float *bias = b ? b->data : NULL;
-    if (!implicit_conv(g, kt, &c, x->data, w->data, bias, 0.0f, y->data)) {
-        const struct chunks k = chunk_images(c.N, c.K, c.P);
-        const int64_t cols = k.nb * c.P, per = lines(c.K * cols) + lines(c.Cout * cols);
-        float *scratch = gen_scratch_floats(g, (int64_t)gen_task_threads() * per);
-        /* y (m, Cout, P) = bias + w (Cout, K) col (K, m P), through ymat
-         * (Cout, m P) */
-#pragma omp parallel for schedule(dynamic, 1) if (k.count > 1)
-        for (int64_t ch = 0; ch < k.count; ch++) {
-            const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c.N), ld = m * c.P;
-            float *buf = scratch + gen_task_id() * per, *yn = y->data + n0 * c.Cout * c.P;
-            float *out = m == 1 ? yn : buf + lines(c.K * cols);
-            if (bias)
-                for (int64_t co = 0; co < c.Cout; co++) row_fill(ld, bias[co], out + co * ld);
-            gen_gemm(GEN_NOTRANS, GEN_NOTRANS, c.Cout, ld, c.K, 1.0f, w->data,
-                     conv_cols(&c, x->data, n0, m, buf), bias ? 1.0f : 0.0f, out);
-            if (m > 1)
-                for (int64_t i = 0; i < m; i++)
-                    for (int64_t co = 0; co < c.Cout; co++)
-                        memcpy(y->data + ((n0 + i) * c.Cout + co) * c.P, out + co * ld + i * c.P,
-                               (size_t)c.P * sizeof(float));
-        }
-    }
+    conv_forward(g, &c, x->data, w->data, b ? b->data : NULL, 0.0f, y->data);
     struct gen_node *node = gen_record(g, GEN_OP_CONV2D, y, 3, (struct gen_tensor *[]){x, w, b});
     if (node) {
         node->i[0] = stride;
@@ -276,6 +295,53 @@ struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct ge
     }
     gen_scratch_release(g);
     return y;
+}
+
+/* y = conv2d(x, w, b) + (r, or conv2d(x2, w2, b2)): r copied into y, or
+ * the second convolution written there, then the first added onto it
+ * (beta 1), so that neither convolution has a tensor of its own. Inputs
+ * x, w, b, r or x, w, b, x2, w2, b2; i[0..3] the strides and pads. */
+static struct gen_tensor *conv2d_add(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w,
+                                     struct gen_tensor *b, int stride, int pad,
+                                     struct gen_tensor *r, struct gen_tensor *x2,
+                                     struct gen_tensor *w2, struct gen_tensor *b2, int stride2,
+                                     int pad2) {
+    const struct conv_geo c = conv_geo(x, w, stride, pad);
+    GEN_ASSERT(!b || gen_numel(b) == c.Cout);
+    struct gen_tensor *y = gen_tensor_4d(g, c.N, c.Cout, c.OH, c.OW);
+    if (r) {
+        GEN_ASSERT(gen_numel(r) == gen_numel(y));
+        memcpy(y->data, r->data, (size_t)gen_numel(y) * sizeof(float));
+    } else {
+        const struct conv_geo c2 = conv_geo(x2, w2, stride2, pad2);
+        GEN_ASSERT(c2.N == c.N && c2.Cout == c.Cout && c2.OH == c.OH && c2.OW == c.OW);
+        GEN_ASSERT(!b2 || gen_numel(b2) == c.Cout);
+        conv_forward(g, &c2, x2->data, w2->data, b2 ? b2->data : NULL, 0.0f, y->data);
+        gen_scratch_release(g);
+    }
+    conv_forward(g, &c, x->data, w->data, b ? b->data : NULL, 1.0f, y->data);
+    struct gen_node *node =
+        r ? gen_record(g, GEN_OP_CONV2D_ADD, y, 4, (struct gen_tensor *[]){x, w, b, r})
+          : gen_record(g, GEN_OP_CONV2D_ADD, y, 6, (struct gen_tensor *[]){x, w, b, x2, w2, b2});
+    if (node) {
+        node->i[0] = stride, node->i[1] = pad;
+        node->i[2] = stride2, node->i[3] = pad2;
+    }
+    gen_scratch_release(g);
+    return y;
+}
+
+struct gen_tensor *gen_conv2d_add(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w,
+                                  struct gen_tensor *b, int stride, int pad, struct gen_tensor *r) {
+    GEN_ASSERT(r);
+    return conv2d_add(g, x, w, b, stride, pad, r, NULL, NULL, NULL, 0, 0);
+}
+
+struct gen_tensor *gen_conv2d_sum(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w,
+                                  struct gen_tensor *b, int stride, int pad, struct gen_tensor *x2,
+                                  struct gen_tensor *w2, struct gen_tensor *b2, int stride2,
+                                  int pad2) {
+    return conv2d_add(g, x, w, b, stride, pad, NULL, x2, w2, b2, stride2, pad2);
 }
 
 /* dw (as `mode` says) by the table's conv_dw, from dy and x in place, in
@@ -319,10 +385,9 @@ static int implicit_weight_grad(struct gen_ctx *g, const struct gen_kernels *kt,
  * Else, per chunk, dy as dymat (Cout, m P) and col recomputed from x:
  *   dW_chunk = dymat col^T, dcol = W^T dymat, dx += col2im(dcol);
  * dW += the chunks' dW in chunk order. db += row sums either way. */
-GEN_BACKWARD(conv2d) {
-    struct gen_tensor *x = node->in[0], *w = node->in[1], *b = node->in[2];
-    const struct conv_geo c = conv_geo(x, w, node->i[0], node->i[1]);
-    const float *dy = node->out->grad;
+static void conv_backward(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w,
+                          struct gen_tensor *b, int64_t stride, int64_t pad, const float *dy) {
+    const struct conv_geo c = conv_geo(x, w, stride, pad);
     float *db = grad_or_null(g, b);
     if (db) bias_grad(c.N, c.Cout, c.P, dy, db);
     enum gen_grad_mode dw_mode, dx_mode;
@@ -378,6 +443,25 @@ GEN_BACKWARD(conv2d) {
     }
     /* the chunks' partials, in chunk order */
     if (dw_part) gen_put_rows_sum(dw_mode, k.count, c.Cout * c.K, dw_part, c.Cout * c.K, dw);
+}
+
+GEN_BACKWARD(conv2d) {
+    conv_backward(g, node->in[0], node->in[1], node->in[2], node->i[0], node->i[1],
+                  node->out->grad);
+}
+
+/* Each convolution's backward from dy; r's gradient is dy itself (passed
+ * on, or added). */
+GEN_BACKWARD(conv2d_add) {
+    const float *dy = node->out->grad;
+    conv_backward(g, node->in[0], node->in[1], node->in[2], node->i[0], node->i[1], dy);
+    gen_scratch_release(g);
+    if (node->n_in == 6) {
+        conv_backward(g, node->in[3], node->in[4], node->in[5], node->i[2], node->i[3], dy);
+        return;
+    }
+    struct gen_tensor *r = node->in[3];
+    if (r->requires_grad && !gen_grad_pass(r, node->out)) gen_grad_axpy(g, r, 1.0f, dy);
 }
 
 /* ---- conv_transpose2d ---------------------------------------------------- */

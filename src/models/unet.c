@@ -218,15 +218,17 @@ static struct gen_tensor *norm_conv(struct gen_ctx *g, struct gen_params *ps, in
 /* x (N, cin, H, W), e = SiLU(temb) (N, E) -> (N, cout, H, W); the time
  * embedding's projection t is added to conv1's output inside the group
  * norm that reads it (gen_groupnorm_silu_shift: conv1 + t is never
- * stored) */
+ * stored), and conv2 adds itself onto the skip's output
+ * (gen_conv_layer_fwd_sum: conv2's own output is never stored) */
 static struct gen_tensor *resblock(struct gen_ctx *g, struct gen_params *ps,
                                    const struct unet_resblock *rb, struct gen_tensor *x,
                                    struct gen_tensor *e) {
     const struct gen_scope s = gen_scope_open(g, NULL);
     struct gen_tensor *h = norm_conv(g, ps, rb->norm1_w, rb->norm1_b, &rb->conv1, x, NULL);
     struct gen_tensor *t = gen_linear_layer_fwd(g, ps, &rb->temb, e); /* (N, cout) */
-    h = norm_conv(g, ps, rb->norm2_w, rb->norm2_b, &rb->conv2, h, t);
-    h = gen_add(g, h, rb->skip.w >= 0 ? conv(g, ps, &rb->skip, x) : x);
+    h = gn_silu(g, ps, rb->norm2_w, rb->norm2_b, h, t);
+    const int skip = rb->skip.w >= 0;
+    h = gen_conv_layer_fwd_sum(g, ps, &rb->conv2, h, skip ? &rb->skip : NULL, x, skip ? NULL : x);
     return gen_scope_close(g, s, h);
 }
 
@@ -241,7 +243,7 @@ static struct gen_tensor *attention(struct gen_ctx *g, struct gen_params *ps,
     struct gen_tensor *o = gen_attention(g, qkv, 1, 0); /* (N, HW, ch)   */
     o = gen_transpose(g, o, 1, 2);                      /* (N, ch, HW)   */
     o = gen_reshape(g, o, 4, (int64_t[]){N, ch, H, W});
-    return gen_scope_close(g, s, gen_add(g, x, conv(g, ps, &a->proj, o)));
+    return gen_scope_close(g, s, gen_conv_layer_fwd_sum(g, ps, &a->proj, o, NULL, NULL, x));
 }
 
 struct gen_tensor *unet_forward(struct gen_ctx *g, const struct unet *u, struct gen_params *ps,

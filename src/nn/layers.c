@@ -52,6 +52,19 @@ struct gen_tensor *gen_conv_layer_fwd(struct gen_ctx *g, struct gen_params *ps,
                          : gen_conv2d(g, x, w, b, l->stride, l->pad);
 }
 
+struct gen_tensor *gen_conv_layer_fwd_sum(struct gen_ctx *g, struct gen_params *ps,
+                                          const struct gen_conv_layer *l, struct gen_tensor *x,
+                                          const struct gen_conv_layer *l2, struct gen_tensor *x2,
+                                          struct gen_tensor *r) {
+    GEN_ASSERT(!l->transposed && (!l2 || !l2->transposed) && (l2 != NULL) != (r != NULL));
+    struct gen_tensor *w = gen_params_tensor(ps, l->w);
+    struct gen_tensor *b = l->b >= 0 ? gen_params_tensor(ps, l->b) : NULL;
+    if (!l2) return gen_conv2d_add(g, x, w, b, l->stride, l->pad, r);
+    struct gen_tensor *w2 = gen_params_tensor(ps, l2->w);
+    struct gen_tensor *b2 = l2->b >= 0 ? gen_params_tensor(ps, l2->b) : NULL;
+    return gen_conv2d_sum(g, x, w, b, l->stride, l->pad, x2, w2, b2, l2->stride, l2->pad);
+}
+
 void gen_conv_layer_init(struct gen_params *ps, const struct gen_conv_layer *l, struct gen_rng *r) {
     struct gen_tensor *w = gen_params_tensor(ps, l->w);
     int64_t fan_in = w->shape[1] * l->k * l->k;
