@@ -587,10 +587,11 @@ static void test_conv_transpose2d_grads_tables(void **state) {
  * forward and every gradient, on every table: the convolutions' kernels
  * adding onto what is in the output (beta 1: Winograd, the wide grid, 1 x
  * 1 rows in place, several images a call, the plain path) to fp32
- * rounding. */
+ * rounding; and under --precision bf16 where the CPU has it (the products
+ * rounded alike either way, only the additions' order differs). */
 static void test_conv2d_add(void **state) {
     (void)state;
-    static const char *isas[] = {"scalar", "avx2", "avx512"};
+    static const char *isas[] = {"scalar", "avx2", "avx512", "bf16"};
     const struct conv_case cases[] = {
         /* N, Cin, H, W, Cout, KH, KW, s, p; below, the second conv's Cin and
          * kernel side (stride 1, padded to the same output) */
@@ -600,8 +601,10 @@ static void test_conv2d_add(void **state) {
         {10, 16, 4, 4, 16, 3, 3, 1, 1},
     };
     const int64_t second[][2] = {{8, 1}, {16, 1}, {16, 1}, {5, 3}, {24, 1}, {8, 1}, {16, 3}};
-    for (int k = 0; k < 3; k++) {
-        if (!gen_kernels_select(isas[k])) continue;
+    for (int k = 0; k < 4; k++) {
+        if (k < 3 ? !gen_kernels_select(isas[k])
+                  : !gen_kernels_select(NULL) || !gen_kernels_set_precision(GEN_PRECISION_BF16))
+            continue;
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
             const struct conv_case c = cases[i];
             const int64_t OH = gen_conv_out(c.H, c.KH, c.s, c.p),
@@ -656,6 +659,7 @@ static void test_conv2d_add(void **state) {
             }
         }
     }
+    gen_kernels_set_precision(GEN_PRECISION_FP32);
     gen_kernels_select(NULL);
 }
 
