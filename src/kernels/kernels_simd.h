@@ -573,6 +573,10 @@ static void layernorm_grad(int64_t rows, int64_t cols, const float *x, const flo
           if (dbeta) ST(dbeta + i, vf_add(LD(dbeta + i), vd2_cvt(sums[nv + v]))));
 }
 
+/* x's value at p, plus the channel's shift `s` where there is one (sh);
+ * without one, x's value alone (not + 0: the bits of the plain norms). */
+#define GN_X(p) (sh ? vf_add(LD(p), s) : LD(p))
+
 /* Group norm of x + shift (shift: (N, C), a value a channel, or NULL),
  * then SiLU if `silu`. */
 static void gn_fwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x, const float *shift,
@@ -594,12 +598,9 @@ static void gn_fwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x, 
             const vf s = vf_set1(sh ? sh[c] : 0.0f);
             const float *xc = xg + c * HW;
             float *yc = yg + c * HW;
-            if (silu && sh)
+            if (silu)
                 VLOOP(0, HW,
-                      ST(yc + i,
-                         vsilu(vf_fmadd(vf_mul(vf_sub(vf_add(LD(xc + i), s), mu), rs), g, b))));
-            else if (silu)
-                VLOOP(0, HW, ST(yc + i, vsilu(vf_fmadd(vf_mul(vf_sub(LD(xc + i), mu), rs), g, b))));
+                      ST(yc + i, vsilu(vf_fmadd(vf_mul(vf_sub(GN_X(xc + i), mu), rs), g, b))));
             else
                 VLOOP(0, HW, ST(yc + i, vf_fmadd(vf_mul(vf_sub(LD(xc + i), mu), rs), g, b)));
         }
@@ -661,40 +662,27 @@ static void gn_dsilu(int64_t cpg, int64_t HW, const float *xg, const float *sh, 
         const vf s = vf_set1(sh ? sh[c] : 0.0f);
         const float *xc = xg + c * HW, *dyc = dyg + c * HW;
         float *dhc = dhg + c * HW;
-        if (sh)
-            VLOOP(0, HW,
-                  const vf h = vf_fmadd(vf_mul(vf_sub(vf_add(LD(xc + i), s), mu), rs), g, bt);
-                  ST(dhc + i, vf_mul(LD(dyc + i), vdsilu(h))));
-        else
-            VLOOP(0, HW, const vf h = vf_fmadd(vf_mul(vf_sub(LD(xc + i), mu), rs), g, bt);
-                  ST(dhc + i, vf_mul(LD(dyc + i), vdsilu(h))));
+        VLOOP(0, HW, const vf h = vf_fmadd(vf_mul(vf_sub(GN_X(xc + i), mu), rs), g, bt);
+              ST(dhc + i, vf_mul(LD(dyc + i), vdsilu(h))));
     }
 }
 
-/* One channel's stretch of pass 1 of gn_grad (x shifted by *s, or not
- * with s NULL): a, b (the group's sums of d gamma and d gamma xhat) go on,
- * sg and sb (the channel's of d xhat and d) start afresh, and with a shift
- * sx the channel's sum of xhat. */
-static void gn_grad_channel(int64_t HW, const float *xc, const float *s, const float *dc, vf mu,
+/* One channel's stretch of pass 1 of gn_grad (x shifted by *sh, or not
+ * with sh NULL): a, b (the group's sums of d gamma and d gamma xhat) go on,
+ * sg and sb (the channel's of d xhat and d) start afresh, and sx, where
+ * given, is the channel's sum of xhat. */
+static void gn_grad_channel(int64_t HW, const float *xc, const float *sh, const float *dc, vf mu,
                             vf rs, float gamma, vd2 *a, vd2 *b, double *sg, double *sb,
                             double *sx) {
-    const vf g = vf_set1(gamma);
-    vd2 ca = *a, cb = *b, cg = vd2_zero(), cs = vd2_zero();
-    if (s) {
-        const vf vs = vf_set1(*s);
-        vd2 cx = vd2_zero();
-        VLOOP(0, HW, const vf xhat = vf_mul(vf_sub(vf_add(LD(xc + i), vs), mu), rs);
-              const vf d = LD(dc + i); const vf dg = vf_mul(d, g); ca = vd2_add(ca, dg);
-              cb = vd2_add(cb, vf_mul(dg, xhat)); cg = vd2_add(cg, vf_mul(d, xhat));
-              cs = vd2_add(cs, d); cx = vd2_add(cx, ZM(xhat)));
-        if (sx) *sx = vd2_hsum(cx);
-    } else {
-        VLOOP(0, HW, const vf xhat = vf_mul(vf_sub(LD(xc + i), mu), rs); const vf d = LD(dc + i);
-              const vf dg = vf_mul(d, g); ca = vd2_add(ca, dg); cb = vd2_add(cb, vf_mul(dg, xhat));
-              cg = vd2_add(cg, vf_mul(d, xhat)); cs = vd2_add(cs, d));
-    }
+    const vf g = vf_set1(gamma), s = vf_set1(sh ? *sh : 0.0f);
+    vd2 ca = *a, cb = *b, cg = vd2_zero(), cs = vd2_zero(), cx = vd2_zero();
+    VLOOP(0, HW, const vf xhat = vf_mul(vf_sub(GN_X(xc + i), mu), rs); const vf d = LD(dc + i);
+          const vf dg = vf_mul(d, g); ca = vd2_add(ca, dg); cb = vd2_add(cb, vf_mul(dg, xhat));
+          cg = vd2_add(cg, vf_mul(d, xhat)); cs = vd2_add(cs, d);
+          if (sx) cx = vd2_add(cx, ZM(xhat)));
     *a = ca, *b = cb;
     *sg = vd2_hsum(cg), *sb = vd2_hsum(cs);
+    if (sx) *sx = vd2_hsum(cx);
 }
 
 /* Group norm's backward (of SiLU after it too when dh is given), as the
@@ -739,18 +727,14 @@ static void gn_grad(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
             const vf s = vf_set1(sh ? sh[c] : 0.0f);
             const float *xc = xg + c * HW, *dc = d + c * HW;
             float *dxc = dx + ng * m + c * HW;
-            if (sh)
-                VLOOP(0, HW, const vf xhat = vf_mul(vf_sub(vf_add(LD(xc + i), s), mu), rs);
-                      const vf dgm = vf_fmadd(LD(dc + i), g, nma);
-                      ST(dxc + i, vf_fmadd(rs, vf_fnmadd(xhat, mb, dgm), GB(dxc + i))));
-            else
-                VLOOP(0, HW, const vf xhat = vf_mul(vf_sub(LD(xc + i), mu), rs);
-                      const vf dgm = vf_fmadd(LD(dc + i), g, nma);
-                      ST(dxc + i, vf_fmadd(rs, vf_fnmadd(xhat, mb, dgm), GB(dxc + i))));
+            VLOOP(0, HW, const vf xhat = vf_mul(vf_sub(GN_X(xc + i), mu), rs);
+                  const vf dgm = vf_fmadd(LD(dc + i), g, nma);
+                  ST(dxc + i, vf_fmadd(rs, vf_fnmadd(xhat, mb, dgm), GB(dxc + i))));
         }
     });
     if (per_channel) gen_scalar_channel_sums(N, C, work, dgamma, dbeta);
 }
+#undef GN_X
 
 /* ---- batch norm: a channel's runs ------------------------------------------
  * Two accumulators, for even and odd runs, so that neighbouring runs'
