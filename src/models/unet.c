@@ -206,25 +206,25 @@ static struct gen_tensor *conv(struct gen_ctx *g, struct gen_params *ps,
     return gen_conv_layer_fwd(g, ps, l, x);
 }
 
-/* conv(SiLU(groupnorm(x + shift))); the normed copy goes back at once
- * when no tape keeps it (gen_scope_open) */
+/* conv(SiLU(groupnorm(x))); the normed copy goes back at once when no
+ * tape keeps it (gen_scope_open) */
 static struct gen_tensor *norm_conv(struct gen_ctx *g, struct gen_params *ps, int w, int b,
-                                    const struct gen_conv_layer *l, struct gen_tensor *x,
-                                    struct gen_tensor *shift) {
+                                    const struct gen_conv_layer *l, struct gen_tensor *x) {
     const struct gen_scope s = gen_scope_open(g, NULL);
-    return gen_scope_close(g, s, conv(g, ps, l, gn_silu(g, ps, w, b, x, shift)));
+    return gen_scope_close(g, s, conv(g, ps, l, gn_silu(g, ps, w, b, x, NULL)));
 }
 
 /* x (N, cin, H, W), e = SiLU(temb) (N, E) -> (N, cout, H, W); the time
  * embedding's projection t is added to conv1's output inside the group
  * norm that reads it (gen_groupnorm_silu_shift: conv1 + t is never
- * stored), and conv2 adds itself onto the skip's output
- * (gen_conv_layer_fwd_sum: conv2's own output is never stored) */
+ * stored), and conv2 adds itself onto the skip's output, or onto a copy
+ * of x where the skip is the identity (gen_conv_layer_fwd_sum: conv2's
+ * own output is never stored) */
 static struct gen_tensor *resblock(struct gen_ctx *g, struct gen_params *ps,
                                    const struct unet_resblock *rb, struct gen_tensor *x,
                                    struct gen_tensor *e) {
     const struct gen_scope s = gen_scope_open(g, NULL);
-    struct gen_tensor *h = norm_conv(g, ps, rb->norm1_w, rb->norm1_b, &rb->conv1, x, NULL);
+    struct gen_tensor *h = norm_conv(g, ps, rb->norm1_w, rb->norm1_b, &rb->conv1, x);
     struct gen_tensor *t = gen_linear_layer_fwd(g, ps, &rb->temb, e); /* (N, cout) */
     h = gn_silu(g, ps, rb->norm2_w, rb->norm2_b, h, t);
     const int skip = rb->skip.w >= 0;
@@ -283,6 +283,6 @@ struct gen_tensor *unet_forward(struct gen_ctx *g, const struct unet *u, struct 
         s = gen_scope_open(g, h);
         h = gen_scope_close(g, s, resblock(g, ps, &u->dec[i], gen_concat(g, h, skip[i]), e));
     }
-    h = norm_conv(g, ps, u->norm_out_w, u->norm_out_b, &u->conv_out, h, NULL);
+    h = norm_conv(g, ps, u->norm_out_w, u->norm_out_b, &u->conv_out, h);
     return gen_scope_close(g, all, h);
 }
