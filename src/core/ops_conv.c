@@ -259,12 +259,12 @@ static void conv_forward(struct gen_ctx *g, const struct conv_geo *c, const floa
          * (or copied into) their blocks of y */
         float *out = m == 1 ? yn : buf + lines(c->K * cols);
         const float in = m == 1 ? beta : 0.0f;
-        if (bias || in != 0.0f)
+        if (bias)
             for (int64_t co = 0; co < c->Cout; co++) {
                 float *r = out + co * ld;
                 if (in == 0.0f)
                     row_fill(ld, bias[co], r);
-                else if (bias)
+                else
                     for (int64_t j = 0; j < ld; j++) r[j] += bias[co];
             }
         gen_gemm(GEN_NOTRANS, GEN_NOTRANS, c->Cout, ld, c->K, 1.0f, w, conv_cols(c, x, n0, m, buf),

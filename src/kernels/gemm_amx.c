@@ -54,6 +54,11 @@ static int64_t up(int64_t n, int64_t q) {
     return (n + q - 1) / q * q;
 }
 
+/* Tiles of 16 pairs a depth of kc values takes. */
+static int64_t tiles_deep(int64_t kc) {
+    return ((kc + 1) / 2 + 15) / 16;
+}
+
 /* The tile shapes: palette 1, eight tiles of 16 rows of 64 bytes. */
 struct tile_config {
     uint8_t palette, start_row, reserved[14];
@@ -112,7 +117,7 @@ static inline __attribute__((always_inline)) void pack_tile(const float *src, in
  * across all the groups before the next 32. */
 static void pack_tiles(const float *src, int64_t ld, int kmajor, int pair_rows, int64_t n,
                        int64_t kc, int64_t groups, int64_t gs, pair *out) {
-    const int64_t KB = ((kc + 1) / 2 + 15) / 16;
+    const int64_t KB = tiles_deep(kc);
     if (!kmajor)
         for (int64_t g = 0; g < groups; g++)
             for (int64_t b = 0; b < KB; b++)
@@ -223,7 +228,7 @@ struct bpacked {
 };
 
 static int64_t bpacked_gs(int64_t kb) {
-    return (((kb + 1) / 2 + 15) / 16 + 1) * TILE;
+    return (tiles_deep(kb) + 1) * TILE;
 }
 
 /* C (M x N, row stride ldc) = alpha op(A) op(B) + beta C + bias (N values
@@ -243,7 +248,7 @@ static void amx_product(int ta, int tb, int64_t M, int64_t N, int64_t K, float a
     for (int64_t j0 = 0; j0 < N; j0 += NCA) {
         const int64_t nc = N - j0 < NCA ? N - j0 : NCA, hgroups = (nc + TB - 1) / TB * 2;
         for (int64_t k0 = 0; k0 < K; k0 += kslice) {
-            const int64_t kc = K - k0 < kslice ? K - k0 : kslice, KB = ((kc + 1) / 2 + 15) / 16;
+            const int64_t kc = K - k0 < kslice ? K - k0 : kslice, KB = tiles_deep(kc);
             const pair *b = bp;
             int64_t bgs = KB * TILE;
             if (pb)

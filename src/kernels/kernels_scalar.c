@@ -231,14 +231,23 @@ static void log_softmax_grad(int64_t rows, int64_t cols, const float *y, const f
 }
 
 /* Mean and 1/sqrt(biased variance + eps) of n values, two passes in double. */
-static void moments(int64_t n, const float *x, float eps, float *mean, float *rstd) {
+/* Mean and 1/sqrt(biased variance + eps) of x's n values, each run of HW
+ * shifted by its sh (x + sh[i / HW] as if stored), or not with sh NULL. */
+static void moments_shifted(int64_t n, int64_t HW, const float *x, const float *sh, float eps,
+                            float *mean, float *rstd) {
+#define XS(i) (sh ? x[i] + sh[(i) / HW] : x[i])
     double s = 0.0;
-    for (int64_t i = 0; i < n; i++) s += x[i];
+    for (int64_t i = 0; i < n; i++) s += XS(i);
     const double mu = s / (double)n;
     double v = 0.0;
-    for (int64_t i = 0; i < n; i++) v += (x[i] - mu) * (x[i] - mu);
+    for (int64_t i = 0; i < n; i++) v += (XS(i) - mu) * (XS(i) - mu);
+#undef XS
     *mean = (float)mu;
     *rstd = (float)(1.0 / sqrt(v / (double)n + eps));
+}
+
+static void moments(int64_t n, const float *x, float eps, float *mean, float *rstd) {
+    moments_shifted(n, n, x, NULL, eps, mean, rstd);
 }
 
 static void layernorm_fwd(int64_t rows, int64_t cols, const float *x, const float *gamma,
@@ -308,19 +317,7 @@ static void gn_fwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x, 
     GEN_KFOR(GEN_KPAR_ROWS(N * G, N * G * m), ng, N * G, {
         const float *xg = x + ng * m, *sh = shift ? shift + ng * cpg : NULL;
         float *yg = y + ng * m;
-        if (sh) { /* moments' two passes over the shifted values */
-            double a = 0.0, q = 0.0;
-            for (int64_t i = 0; i < m; i++) a += xg[i] + sh[i / HW];
-            const float mu = (float)(a / (double)m);
-            for (int64_t i = 0; i < m; i++) {
-                const float dv = (xg[i] + sh[i / HW]) - mu;
-                q += (double)dv * dv;
-            }
-            mean[ng] = mu;
-            rstd[ng] = (float)(1.0 / sqrt(q / (double)m + eps));
-        } else {
-            moments(m, xg, eps, &mean[ng], &rstd[ng]);
-        }
+        moments_shifted(m, HW, xg, sh, eps, &mean[ng], &rstd[ng]);
         const int64_t c0 = (ng % G) * cpg;
         for (int64_t c = 0; c < cpg; c++) {
             const float g = gamma ? gamma[c0 + c] : 1.0f, b = beta ? beta[c0 + c] : 0.0f;
