@@ -764,6 +764,90 @@ static void test_grad_upsample2x(void **state) {
     gen_ctx_free(&g);
 }
 
+/* ---- the MLP ------------------------------------------------------------- */
+
+static struct gen_tensor *f_mlp(struct gen_ctx *g, struct gen_tensor **in, void *arg) {
+    const int bias = *(const int *)arg;
+    return gen_mlp(g, in[0], in[1], bias ? in[2] : NULL, in[3], bias ? in[4] : NULL);
+}
+
+/* Finite differences of every input, one block of rows (6) and two (105:
+ * a full block of 64 and a short one, a stripe each), with and without
+ * the biases, under every table. tolerance: RTOL / ATOL (GELU) */
+static void test_grad_mlp(void **state) {
+    (void)state;
+    static const char *isas[] = {"scalar", "avx2", "avx512"};
+    const int64_t rows[] = {2, 35};
+    for (int k = 0; k < 3; k++) {
+        if (!gen_kernels_select(isas[k])) continue;
+        for (int r = 0; r < 2; r++) {
+            const struct tu_input spec[5] = {{3, {rows[r], 3, 5}, -2, 2, 0},
+                                             {2, {12, 5}, -0.7f, 0.7f, 0},
+                                             {1, {12}, -1, 1, 0},
+                                             {2, {6, 12}, -0.5f, 0.5f, 0},
+                                             {1, {6}, -1, 1, 0}};
+            for (int bias = 0; bias < 2; bias++)
+                GC(bias ? "mlp" : "mlp no bias", f_mlp, &bias, 5, spec, RTOL, ATOL);
+        }
+    }
+    gen_kernels_select(NULL);
+}
+
+/* gen_mlp against the three ops it fuses (linear, gelu, linear), forward
+ * and every gradient, x also read by a second op (its gradient added to):
+ * 581 rows (ten blocks, the last short, in eight stripes of one or two),
+ * on every table to fp32 rounding, and under --precision bf16 where the
+ * CPU has it (the products rounded alike; only sums in another order). */
+static void test_mlp_matches_chain(void **state) {
+    (void)state;
+    static const char *isas[] = {"scalar", "avx2", "avx512", "bf16"};
+    const int64_t M = 581, C = 24, D = 96, C2 = 20;
+    for (int k = 0; k < 4; k++) {
+        if (k < 3 ? !gen_kernels_select(isas[k])
+                  : !gen_kernels_select(NULL) || !gen_kernels_set_precision(GEN_PRECISION_BF16))
+            continue;
+        float *got[2][6];
+        const int64_t len[6] = {M * C, D * C, D, C2 * D, C2, M * C2};
+        for (int fused = 0; fused < 2; fused++) {
+            struct gen_ctx g;
+            gen_ctx_init(&g);
+            struct gen_tensor *t[5] = {leaf(&g, 2, (int64_t[]){M, C}, 11, -2, 2),
+                                       leaf(&g, 2, (int64_t[]){D, C}, 12, -0.3f, 0.3f),
+                                       leaf(&g, 1, (int64_t[]){D}, 13, -1, 1),
+                                       leaf(&g, 2, (int64_t[]){C2, D}, 14, -0.3f, 0.3f),
+                                       leaf(&g, 1, (int64_t[]){C2}, 15, -1, 1)};
+            for (int j = 0; j < 5; j++) t[j]->requires_grad = 1;
+            struct gen_tensor *y =
+                fused ? gen_mlp(&g, t[0], t[1], t[2], t[3], t[4])
+                      : gen_linear(&g, gen_gelu(&g, gen_linear(&g, t[0], t[1], t[2])), t[3], t[4]);
+            /* x also read by a linear recorded after (whose backward runs
+             * first): the MLP's backward adds to x's gradient */
+            struct gen_tensor *w3 = leaf(&g, 2, (int64_t[]){C2, C}, 17, -0.3f, 0.3f);
+            y = gen_add(&g, y, gen_linear(&g, t[0], w3, NULL));
+            float *dy = malloc((size_t)gen_numel(y) * sizeof(float));
+            tu_fill_uniform(dy, gen_numel(y), -1, 1, 16);
+            gen_backward_seed(&g, y, dy);
+            for (int j = 0; j < 6; j++) {
+                got[fused][j] = malloc((size_t)len[j] * sizeof(float));
+                const float *src = j == 5 ? y->data : t[j]->grad;
+                memcpy(got[fused][j], src, (size_t)len[j] * sizeof(float));
+            }
+            free(dy);
+            gen_ctx_free(&g);
+        }
+        static const char *names[6] = {"dx", "dw1", "db1", "dw2", "db2", "y"};
+        char what[64];
+        for (int j = 0; j < 6; j++) {
+            snprintf(what, sizeof what, "[%s] mlp %s", isas[k], names[j]);
+            TU_ASSERT_CLOSE(what, got[1][j], got[0][j], len[j], 1e-5, 1e-5);
+        }
+        for (int f = 0; f < 2; f++)
+            for (int j = 0; j < 6; j++) free(got[f][j]);
+    }
+    gen_kernels_set_precision(GEN_PRECISION_FP32);
+    gen_kernels_select(NULL);
+}
+
 /* ---- attention ----------------------------------------------------------- */
 
 struct attn_arg {
@@ -872,6 +956,8 @@ int main(void) {
         cmocka_unit_test(test_conv_grads_avx2),
         cmocka_unit_test(test_conv2d_add),
         cmocka_unit_test(test_grad_upsample2x),
+        cmocka_unit_test(test_grad_mlp),
+        cmocka_unit_test(test_mlp_matches_chain),
         cmocka_unit_test(test_grad_attention),
         cmocka_unit_test(test_attention_forward),
         cmocka_unit_test(test_grad_chain),

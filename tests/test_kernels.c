@@ -713,6 +713,39 @@ static void test_elementwise_parity(void **state) {
     each_simd(elementwise_one);
 }
 
+/* gelu_both of a table (the scalar one too) against that table's gelu_fwd
+ * and gelu_grad (SET) on x over [-10, 10] (the tanh form's tails, where
+ * e^-|t| underflows) and against the scalar gelu_both, the gradient also
+ * with dx == dy. Tolerances of the transcendental kernels (file head). */
+static void gelu_both_one(const struct gen_kernels *k) {
+    const struct gen_kernels *s = scalar();
+    for (size_t li = 0; li < N_LENGTHS; li++) {
+        const int64_t n = lengths[li];
+        float *x = rnd(n, -10, 10, 7200 + li), *dy = rnd(n, -1, 1, 7300 + li);
+        float *y = rnd(n, 5, 6, 1), *dx = rnd(n, 5, 6, 2), *y0 = rnd(n, 5, 6, 3);
+        float *dx0 = rnd(n, 5, 6, 4), *d = malloc((size_t)n * sizeof *d);
+        assert_non_null(d);
+        k->gelu_fwd(n, x, y0);
+        k->gelu_grad(n, x, dy, dx0, GEN_GRAD_SET);
+        k->gelu_both(n, x, dy, y, dx);
+        check(k, "gelu_both y (own gelu_fwd)", n, y, y0, n, 2e-6, 1e-7);
+        check(k, "gelu_both dx (own gelu_grad)", n, dx, dx0, n, 2e-6, 2e-6);
+        s->gelu_both(n, x, dy, y0, dx0);
+        check(k, "gelu_both y", n, y, y0, n, 2e-6, 1e-7);
+        check(k, "gelu_both dx", n, dx, dx0, n, 2e-6, 2e-6);
+        memcpy(d, dy, (size_t)n * sizeof *d);
+        k->gelu_both(n, x, d, y, d); /* in place over dy */
+        assert_memory_equal(d, dx, (size_t)n * sizeof *d);
+        free(x), free(dy), free(y), free(dx), free(y0), free(dx0), free(d);
+    }
+}
+
+static void test_gelu_both(void **state) {
+    (void)state;
+    gelu_both_one(scalar());
+    each_simd(gelu_both_one);
+}
+
 /* bce_logits_terms of every table against log1p in double and against the
  * scalar table, logits over [-40, 40] (e^-|x| from 1 down to below
  * float's epsilon, where 1 + e rounds to 1) and targets 0, 1 and between:
@@ -1588,6 +1621,7 @@ int main(void) {
         cmocka_unit_test(test_im2col_adjoint),
         cmocka_unit_test(test_elementwise_parity),
         cmocka_unit_test(test_bce_terms),
+        cmocka_unit_test(test_gelu_both),
         cmocka_unit_test(test_activation_parity),
         cmocka_unit_test(test_special_values),
         cmocka_unit_test(test_row_parity),

@@ -329,6 +329,12 @@ struct gen_kernels {
      * finer, as far as they can still share them among the threads. */
     int64_t (*conv_gemm_images)(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                                 int64_t stride, int64_t pad);
+
+    /* ---- appended: GELU and its gradient together ----
+     * y = gelu(x) and dx = dy gelu'(x), from one exponential and one
+     * division (gelu_fwd and gelu_grad take one and two of each): the MLP's
+     * backward (ops_mlp.c) needs both for the same x. dx may be dy. */
+    void (*gelu_both)(int64_t n, const float *x, const float *dy, float *y, float *dx);
 };
 
 /* The table in force, chosen once by gen_kernels_init (called by

@@ -62,7 +62,7 @@ enum gen_op {
     GEN_OP_EMBEDDING, GEN_OP_LAYERNORM, GEN_OP_GROUPNORM, GEN_OP_GROUPNORM_SILU,
     GEN_OP_BATCHNORM,
     GEN_OP_CONV2D, GEN_OP_CONV_TRANSPOSE2D, GEN_OP_UPSAMPLE2X,
-    GEN_OP_ATTENTION, GEN_OP_DROPOUT, GEN_OP_CONV2D_ADD,
+    GEN_OP_ATTENTION, GEN_OP_DROPOUT, GEN_OP_CONV2D_ADD, GEN_OP_MLP,
     GEN_OP_COUNT
 };
 
@@ -248,6 +248,11 @@ struct gen_tensor *gen_matmul(struct gen_ctx *g, struct gen_tensor *a, struct ge
  * PyTorch, b (OUT) or NULL. */
 struct gen_tensor *gen_linear(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w,
                               struct gen_tensor *b);
+/* A Transformer's MLP, gen_linear(gen_gelu(gen_linear(x, w1, b1)), w2, b2)
+ * as one op that keeps its D-wide activations in blocks of rows: x (...,
+ * C), w1 (D, C), b1 (D) or NULL, w2 (C2, D), b2 (C2) or NULL; (..., C2). */
+struct gen_tensor *gen_mlp(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w1,
+                           struct gen_tensor *b1, struct gen_tensor *w2, struct gen_tensor *b2);
 
 /* Same data, new shape (numel must match). */
 struct gen_tensor *gen_reshape(struct gen_ctx *g, struct gen_tensor *a, int ndim,

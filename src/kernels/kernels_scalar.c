@@ -128,6 +128,18 @@ static void gelu_grad(int64_t n, const float *x, const float *dy, float *dx,
     });
 }
 
+/* gelu_fwd and gelu_grad (SET) at once: with e = e^-|t| and r = 1 / (1 + e),
+ * s(t) is r (t >= 0) or e r, and s(t)(1 - s(t)) = e r^2. */
+static void gelu_both(int64_t n, const float *x, const float *dy, float *y, float *dx) {
+    EACH(n, {
+        const float v = x[i], t = gelu_2u(v), e = expf(-fabsf(t)), r = 1.0f / (1.0f + e);
+        const float s = (t >= 0.0f ? 1.0f : e) * r;
+        const float du = 2.0f * GEN_GELU_K0 * (1.0f + 3.0f * GEN_GELU_K1 * v * v);
+        y[i] = v * s;
+        dx[i] = dy[i] * (s + v * (e * r * r) * du);
+    });
+}
+
 static void silu_fwd(int64_t n, const float *x, float *y) {
     EACH(n, y[i] = x[i] * sigmoid1(x[i]));
 }
@@ -629,4 +641,5 @@ const struct gen_kernels gen_kernels_scalar = {
     .adam_step = adam_step, .col_sum = col_sum, .mul_grads = mul_grads,
     .runs_sum = runs_sum, .runs_sqdev = runs_sqdev, .runs_affine = runs_affine,
     .runs_grad_sums = runs_grad_sums, .runs_grad_dx = runs_grad_dx,
+    .gelu_both = gelu_both,
 };

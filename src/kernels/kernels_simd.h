@@ -250,6 +250,20 @@ static void gelu_grad(int64_t n, const float *x, const float *dy, float *dx,
     ELEMENTWISE(n, ST(dx + i, vf_fmadd(LD(dy + i), vdgelu(LD(x + i)), GB(dx + i))));
 }
 
+/* As the scalar table's: one exponential and one division for both. */
+static void gelu_both(int64_t n, const float *x, const float *dy, float *y, float *dx) {
+    const vf one = vf_set1(1.0f), zero = vf_set1(0.0f), k0 = vf_set1(2.0f * GEN_GELU_K0),
+             k1 = vf_set1(3.0f * GEN_GELU_K1);
+    ELEMENTWISE(n, const vf v = LD(x + i); const vf t = vgelu_2u(v);
+                const vf e = vexp(vf_sub(zero, vf_abs(t)));
+                const vf r = vf_div(one, vf_add(one, e));
+                const vf s = vf_mul(vf_sel_ge(t, zero, one, e), r);
+                const vf ds = vf_mul(vf_mul(e, r), r); /* s(t) (1 - s(t)) */
+                const vf du = vf_mul(k0, vf_add(one, vf_mul(vf_mul(k1, v), v)));
+                ST(y + i, vf_mul(v, s));
+                ST(dx + i, vf_mul(LD(dy + i), vf_add(s, vf_mul(vf_mul(v, ds), du)))));
+}
+
 static void silu_fwd(int64_t n, const float *x, float *y) {
     ELEMENTWISE(n, ST(y + i, vsilu(LD(x + i))));
 }
@@ -1018,5 +1032,6 @@ const struct gen_kernels GEN_SIMD_TABLE = {
     .gemm_bpacked = GEN_SIMD_GEMM_BPACKED,
     .runs_sum = runs_sum, .runs_sqdev = runs_sqdev, .runs_affine = runs_affine,
     .runs_grad_sums = runs_grad_sums, .runs_grad_dx = runs_grad_dx,
+    .gelu_both = gelu_both,
     .conv_gemm_images = GEN_SIMD_CONV_GEMM_IMAGES,
 };
