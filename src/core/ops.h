@@ -57,6 +57,11 @@ void gen_scratch_release(struct gen_ctx *g);
 /* Takes p, from gen_scratch, off the running op's scratch: it stays until
  * the reset (what an op saves for its backward when it records itself). */
 void gen_scratch_keep(struct gen_ctx *g, const void *p);
+/* n floats rounded up to whole 64-byte lines, so that every part of a
+ * thread's scratch starts aligned (the kernels keep pointers in some). */
+static inline int64_t gen_lines(int64_t n) {
+    return (n + 15) / 16 * 16;
+}
 static inline float *gen_scratch_floats(struct gen_ctx *g, int64_t n) {
     return gen_scratch(g, (size_t)n * sizeof(float));
 }

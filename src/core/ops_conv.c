@@ -28,10 +28,6 @@
 
 #include "core/ops.h"
 
-/* n floats rounded up to whole 64-byte lines, so that every part of a
- * thread's scratch starts aligned (the kernels keep pointers in some). */
-static int64_t lines(int64_t n) { return (n + 15) / 16 * 16; }
-
 static float *grad_or_null(struct gen_ctx *g, struct gen_tensor *t) {
     return t && t->requires_grad ? gen_grad(g, t) : NULL;
 }
@@ -202,7 +198,7 @@ static int implicit_conv(struct gen_ctx *g, const struct gen_kernels *kt,
                                                             c->KW, c->stride, c->pad, k.nb)
                                        : 0;
     if (work <= 0) return 0;
-    const int64_t per = lines(work);
+    const int64_t per = gen_lines(work);
     const float *wk =
         conv_kernels(g, kt, c->Cout, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, w);
     float *scratch = gen_scratch_floats(g, (int64_t)gen_task_threads() * per);
@@ -228,7 +224,7 @@ static int implicit_dx(struct gen_ctx *g, const struct gen_kernels *kt, const st
     if (work <= 0) return 0;
     float *prep = gen_scratch_floats(g, kt->conv_dx_prep_work(c->Cout, c->Cin, c->KH, c->KW));
     kt->conv_dx_prep(c->Cout, c->Cin, c->KH, c->KW, w, prep);
-    const int64_t per = lines(work);
+    const int64_t per = gen_lines(work);
     float *scratch = gen_scratch_floats(g, (int64_t)gen_task_threads() * per);
 #pragma omp parallel for schedule(dynamic, 1) if (k.count > 1)
     for (int64_t ch = 0; ch < k.count; ch++) {
@@ -248,7 +244,7 @@ static void conv_forward(struct gen_ctx *g, const struct conv_geo *c, const floa
     const struct gen_kernels *kt = gen_kernels();
     if (implicit_conv(g, kt, c, x, w, bias, beta, y)) return;
     const struct chunks k = chunk_images(c->N, c->K, c->P);
-    const int64_t cols = k.nb * c->P, per = lines(c->K * cols) + lines(c->Cout * cols);
+    const int64_t cols = k.nb * c->P, per = gen_lines(c->K * cols) + gen_lines(c->Cout * cols);
     float *scratch = gen_scratch_floats(g, (int64_t)gen_task_threads() * per);
 #pragma omp parallel for schedule(dynamic, 1) if (k.count > 1)
     for (int64_t ch = 0; ch < k.count; ch++) {
@@ -257,7 +253,7 @@ static void conv_forward(struct gen_ctx *g, const struct conv_geo *c, const floa
         /* one image: straight into y (bias added to, or filled into, its
          * rows first); several: ymat = bias + the product, then added to
          * (or copied into) their blocks of y */
-        float *out = m == 1 ? yn : buf + lines(c->K * cols);
+        float *out = m == 1 ? yn : buf + gen_lines(c->K * cols);
         const float in = m == 1 ? beta : 0.0f;
         if (bias)
             for (int64_t co = 0; co < c->Cout; co++) {
@@ -361,7 +357,7 @@ static int implicit_weight_grad(struct gen_ctx *g, const struct gen_kernels *kt,
         gen_put_rows_sum(mode, 0, c->Cout * c->K, NULL, c->Cout * c->K, dw);
         return 1;
     }
-    const int64_t per = lines(work);
+    const int64_t per = gen_lines(work);
     float *scratch = gen_scratch_floats(g, (int64_t)gen_task_threads() * per);
     float *part = gen_scratch_floats(g, kk.count * c->Cout * c->K);
 #pragma omp parallel for schedule(dynamic, 1) if (kk.count > 1)
@@ -413,7 +409,7 @@ static void conv_backward(struct gen_ctx *g, struct gen_tensor *x, struct gen_te
 
     const struct chunks k = chunk_images(c.N, c.K, c.P);
     /* col, dcol, dymat */
-    const int64_t cols = k.nb * c.P, per = lines((2 * c.K + c.Cout) * cols);
+    const int64_t cols = k.nb * c.P, per = gen_lines((2 * c.K + c.Cout) * cols);
     float *scratch = gen_scratch_floats(g, (int64_t)gen_task_threads() * per);
     /* (chunks, Cout, K) */
     float *dw_part = dw ? gen_scratch_floats(g, k.count * c.Cout * c.K) : NULL;

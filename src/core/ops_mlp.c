@@ -17,8 +17,8 @@
  * y; a never leaves the block. The backward, per block, takes da = dy w2,
  * recomputes a from h as it takes dh = da gelu'(h) (one pass, gelu_both),
  * then dw2 += dy^T a, dw1 += dh^T x and dx = dh w1 while the block is
- * warm. The weights, each the B operand
- * of every block's product, are packed once an op (gen_share).
+ * warm. The weights, each the B operand of every block's product, are
+ * packed once an op (gen_share).
  *
  * The weight and bias gradients sum over all rows: the backward's blocks
  * go in stripes (at most MLP_STRIPES, a number that depends on the rows
@@ -64,11 +64,6 @@ static void fill_rows(float *c, int64_t n, int64_t N, const struct gen_tensor *b
             memset(c + i * N, 0, (size_t)N * sizeof *c);
 }
 
-/* A whole number of 64-byte lines of floats. */
-static int64_t lines(int64_t floats) {
-    return (floats + 15) / 16 * 16;
-}
-
 struct gen_tensor *gen_mlp(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w1,
                            struct gen_tensor *b1, struct gen_tensor *w2, struct gen_tensor *b2) {
     const struct mlp_geo m = mlp_geo(x, w1, b1, w2, b2);
@@ -78,7 +73,7 @@ struct gen_tensor *gen_mlp(struct gen_ctx *g, struct gen_tensor *x, struct gen_t
     struct gen_tensor *y = gen_tensor(g, x->ndim, shape); /* (..., C2) */
     const struct gen_kernels *kt = gen_kernels();
     float *H = gen_scratch_floats(g, m.M * m.D); /* kept for the backward if recorded */
-    const int64_t p1 = lines(gen_shared_floats(kt, m.C, m.D));
+    const int64_t p1 = gen_lines(gen_shared_floats(kt, m.C, m.D));
     float *packs = gen_scratch_floats(g, p1 + gen_shared_floats(kt, m.D, m.C2));
     float *act = gen_scratch_floats(g, gen_task_threads() * MLP_ROWS * m.D);
     const struct gen_shared_b w1t = gen_share(kt, GEN_TRANS, w1->data, m.C, m.C, m.D, packs);
@@ -127,13 +122,13 @@ GEN_BACKWARD(mlp) {
     const int need_dh = dx || dw1 || db1;
     const int64_t stripes = m.blocks < MLP_STRIPES ? m.blocks : MLP_STRIPES;
     struct mlp_parts pt = {0};
-    pt.b1 = pt.w1 + (dw1 ? lines(m.D * m.C) : 0);
-    pt.w2 = pt.b1 + (db1 ? lines(m.D) : 0);
-    pt.b2 = pt.w2 + (dw2 ? lines(m.C2 * m.D) : 0);
-    pt.per = pt.b2 + (db2 ? lines(m.C2) : 0);
+    pt.b1 = pt.w1 + (dw1 ? gen_lines(m.D * m.C) : 0);
+    pt.w2 = pt.b1 + (db1 ? gen_lines(m.D) : 0);
+    pt.b2 = pt.w2 + (dw2 ? gen_lines(m.C2 * m.D) : 0);
+    pt.per = pt.b2 + (db2 ? gen_lines(m.C2) : 0);
     float *part = gen_scratch_floats(g, stripes * pt.per);
     /* the B operands of da = dy w2 and dx = dh w1 */
-    const int64_t p2 = need_dh ? lines(gen_shared_floats(kt, m.C2, m.D)) : 0;
+    const int64_t p2 = need_dh ? gen_lines(gen_shared_floats(kt, m.C2, m.D)) : 0;
     float *packs = gen_scratch_floats(g, p2 + (dx ? gen_shared_floats(kt, m.D, m.C) : 0));
     struct gen_shared_b w2n = {0}, w1n = {0};
     if (need_dh) w2n = gen_share(kt, GEN_NOTRANS, w2->data, m.D, m.C2, m.D, packs);
