@@ -18,7 +18,13 @@
  * recomputes a from h as it takes dh = da gelu'(h) (one pass, gelu_both),
  * then dw2 += dy^T a, dw1 += dh^T x and dx = dh w1 while the block is
  * warm. The weights, each the B operand of every block's product, are
- * packed once an op (gen_share).
+ * packed once an op (gen_share). Each block asks for the next one's rows
+ * (x, h, dy; and the lines of h and y the forward will write) to be
+ * brought into L2 while its products run: the saved h comes back from
+ * memory long after the forward wrote it, and gelu_both waited on it
+ * (perf: half its samples on the load; a bf16 step 57.6-59.7 -> 53.9-55.6
+ * ms with the backward's hints, fp32 94.3-97.4 -> 91.9-93.5, 4 rounds;
+ * the forward's about 1 ms more in bf16).
  *
  * The weight and bias gradients sum over all rows: the backward's blocks
  * go in stripes (at most MLP_STRIPES, a number that depends on the rows
@@ -64,6 +70,16 @@ static void fill_rows(float *c, int64_t n, int64_t N, const struct gen_tensor *b
             memset(c + i * N, 0, (size_t)N * sizeof *c);
 }
 
+/* Hints that n floats from p be brought into L2 (to be read), and the
+ * same for lines about to be written. */
+static void prefetch_floats(const float *p, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(p + i, 0, 2);
+}
+
+static void prefetch_for_write(float *p, int64_t n) {
+    for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(p + i, 1, 2);
+}
+
 struct gen_tensor *gen_mlp(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w1,
                            struct gen_tensor *b1, struct gen_tensor *w2, struct gen_tensor *b2) {
     const struct mlp_geo m = mlp_geo(x, w1, b1, w2, b2);
@@ -85,6 +101,12 @@ struct gen_tensor *gen_mlp(struct gen_ctx *g, struct gen_tensor *x, struct gen_t
         const int64_t r0 = b * MLP_ROWS, n = block_rows(&m, b);
         float *h = H + r0 * m.D, *a = act + gen_task_id() * MLP_ROWS * m.D;
         float *yb = y->data + r0 * m.C2;
+        if (b + 1 < m.blocks) { /* the next block's rows */
+            const int64_t n1 = block_rows(&m, b + 1);
+            prefetch_floats(x->data + (r0 + MLP_ROWS) * m.C, n1 * m.C);
+            prefetch_for_write(h + MLP_ROWS * m.D, n1 * m.D);
+            prefetch_for_write(yb + MLP_ROWS * m.C2, n1 * m.C2);
+        }
         fill_rows(h, n, m.D, b1);
         gen_shared_product(kt, GEN_NOTRANS, n, m.D, m.C, 1.0f, x->data + r0 * m.C, m.C, &w1t, 0,
                            1.0f, h, m.D);
@@ -147,6 +169,12 @@ GEN_BACKWARD(mlp) {
             const float *h = H + r0 * m.D, *dyb = dY + r0 * m.C2, *xb = x->data + r0 * m.C;
             const float beta = b == first ? 0.0f : 1.0f;
             const enum gen_grad_mode put = b == first ? GEN_GRAD_SET : GEN_GRAD_ADD;
+            if (b + 1 < end) { /* the next block's rows, cold since the forward */
+                const int64_t r1 = r0 + MLP_ROWS, n1 = block_rows(&m, b + 1);
+                prefetch_floats(H + r1 * m.D, n1 * m.D);
+                prefetch_floats(dY + r1 * m.C2, n1 * m.C2);
+                prefetch_floats(x->data + r1 * m.C, n1 * m.C);
+            }
             if (need_dh) { /* da = dy w2; a and dh = da gelu'(h) in one pass */
                 gen_shared_product(kt, GEN_NOTRANS, n, m.D, m.C2, 1.0f, dyb, m.C2, &w2n, 0, 0.0f,
                                    dh, m.D);
