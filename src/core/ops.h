@@ -57,6 +57,15 @@ void gen_scratch_release(struct gen_ctx *g);
 /* Takes p, from gen_scratch, off the running op's scratch: it stays until
  * the reset (what an op saves for its backward when it records itself). */
 void gen_scratch_keep(struct gen_ctx *g, const void *p);
+/* Hints that rows x n floats, ld apart, be brought into L2 (for an op's
+ * next task or block, while this one's products run). */
+static inline void gen_prefetch_rows(const float *p, int64_t rows, int64_t ld, int64_t n) {
+    for (int64_t r = 0; r < rows; r++, p += ld) {
+        for (int64_t j = 0; j < n; j += 16) __builtin_prefetch(p + j, 0, 2);
+        __builtin_prefetch(p + n - 1, 0, 2);
+    }
+}
+
 /* n floats rounded up to whole 64-byte lines, so that every part of a
  * thread's scratch starts aligned (the kernels keep pointers in some). */
 static inline int64_t gen_lines(int64_t n) {

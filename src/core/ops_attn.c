@@ -69,14 +69,6 @@ struct attn_geo {
     int64_t B, T, C, NH, hd;
 };
 
-/* Hints that rows x n floats, ld apart, be brought into L2. */
-static void prefetch_rows(const float *p, int64_t rows, int64_t ld, int64_t n) {
-    for (int64_t r = 0; r < rows; r++, p += ld) {
-        for (int64_t j = 0; j < n; j += 16) __builtin_prefetch(p + j, 0, 2);
-        __builtin_prefetch(p + n - 1, 0, 2);
-    }
-}
-
 /* Hints the rows of q, k and v of task bh (a batch and head), and those of
  * dy (rows of C) and of P when given, for the task to come. */
 static void prefetch_task(const struct attn_geo *a, const float *qkv, const float *dy,
@@ -84,9 +76,9 @@ static void prefetch_task(const struct attn_geo *a, const float *qkv, const floa
     if (bh >= a->B * a->NH) return;
     const int64_t b = bh / a->NH, h = bh % a->NH, T = a->T, C = a->C;
     const float *q = qkv + b * T * 3 * C + h * a->hd;
-    for (int i = 0; i < 3; i++) prefetch_rows(q + i * C, T, 3 * C, a->hd);
-    if (dy) prefetch_rows(dy + b * T * C + h * a->hd, T, C, a->hd);
-    if (P) prefetch_rows(P + bh * T * T, 1, 0, T * T);
+    for (int i = 0; i < 3; i++) gen_prefetch_rows(q + i * C, T, 3 * C, a->hd);
+    if (dy) gen_prefetch_rows(dy + b * T * C + h * a->hd, T, C, a->hd);
+    if (P) gen_prefetch_rows(P + bh * T * T, 1, 0, T * T);
 }
 
 static struct attn_geo attn_geo(const struct gen_tensor *qkv, int64_t NH) {

@@ -70,12 +70,7 @@ static void fill_rows(float *c, int64_t n, int64_t N, const struct gen_tensor *b
             memset(c + i * N, 0, (size_t)N * sizeof *c);
 }
 
-/* Hints that n floats from p be brought into L2 (to be read), and the
- * same for lines about to be written. */
-static void prefetch_floats(const float *p, int64_t n) {
-    for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(p + i, 0, 2);
-}
-
+/* Hints that n floats from p, about to be written, be brought into L2. */
 static void prefetch_for_write(float *p, int64_t n) {
     for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(p + i, 1, 2);
 }
@@ -103,7 +98,7 @@ struct gen_tensor *gen_mlp(struct gen_ctx *g, struct gen_tensor *x, struct gen_t
         float *yb = y->data + r0 * m.C2;
         if (b + 1 < m.blocks) { /* the next block's rows */
             const int64_t n1 = block_rows(&m, b + 1);
-            prefetch_floats(x->data + (r0 + MLP_ROWS) * m.C, n1 * m.C);
+            gen_prefetch_rows(x->data + (r0 + MLP_ROWS) * m.C, 1, 0, n1 * m.C);
             prefetch_for_write(h + MLP_ROWS * m.D, n1 * m.D);
             prefetch_for_write(yb + MLP_ROWS * m.C2, n1 * m.C2);
         }
@@ -171,9 +166,9 @@ GEN_BACKWARD(mlp) {
             const enum gen_grad_mode put = b == first ? GEN_GRAD_SET : GEN_GRAD_ADD;
             if (b + 1 < end) { /* the next block's rows, cold since the forward */
                 const int64_t r1 = r0 + MLP_ROWS, n1 = block_rows(&m, b + 1);
-                prefetch_floats(H + r1 * m.D, n1 * m.D);
-                prefetch_floats(dY + r1 * m.C2, n1 * m.C2);
-                prefetch_floats(x->data + r1 * m.C, n1 * m.C);
+                gen_prefetch_rows(H + r1 * m.D, 1, 0, n1 * m.D);
+                gen_prefetch_rows(dY + r1 * m.C2, 1, 0, n1 * m.C2);
+                gen_prefetch_rows(x->data + r1 * m.C, 1, 0, n1 * m.C);
             }
             if (need_dh) { /* da = dy w2; a and dh = da gelu'(h) in one pass */
                 gen_shared_product(kt, GEN_NOTRANS, n, m.D, m.C2, 1.0f, dyb, m.C2, &w2n, 0, 0.0f,
