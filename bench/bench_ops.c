@@ -184,7 +184,7 @@ static void bench_kernels(int threads) {
 
 /* One op under test: inputs (all differentiated), a forward, and the
  * upstream gradient used for backward. */
-#define MAX_IN 4
+#define MAX_IN 5
 struct op_case {
     const char *name;
     int n_in;
@@ -291,6 +291,10 @@ static struct gen_tensor *f_linear(struct gen_ctx *g, struct gen_tensor **in,
     (void)c;
     return gen_linear(g, in[0], in[1], in[2]);
 }
+static struct gen_tensor *f_mlp(struct gen_ctx *g, struct gen_tensor **in, const struct op_case *c) {
+    (void)c;
+    return gen_mlp(g, in[0], in[1], in[2], in[3], in[4]);
+}
 static struct gen_tensor *f_attn(struct gen_ctx *g, struct gen_tensor **in, const struct op_case *c) {
     return gen_attention(g, in[0], c->i0, (int)c->i1);
 }
@@ -330,6 +334,8 @@ static const struct op_case op_cases[] = {
      1, 0},
     {"linear 128x784->400", 3, {2, 2, 1}, {{128, 784}, {400, 784}, {400}}, f_linear, 0, 0, 0},
     {"attention B32 T128 C128 H4", 1, {3}, {{32, 128, 384}}, f_attn, 4, 1, 0},
+    {"mlp 4096x128->512->128", 5, {2, 2, 1, 2, 1}, {{4096, 128}, {512, 128}, {512}, {128, 512}, {128}},
+     f_mlp, 0, 0, 0},
 };
 #define N_OP_CASES ((int)(sizeof op_cases / sizeof op_cases[0]))
 

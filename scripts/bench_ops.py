@@ -63,6 +63,8 @@ CASES = [
      lambda x, w, b: F.conv2d(x, w, b, 2, 1)),
     ("linear 128x784->400", [(128, 784), (400, 784), (400,)], F.linear),
     ("attention B32 T128 C128 H4", [(32, 128, 384)], lambda qkv: attention(qkv, 4, True)),
+    ("mlp 4096x128->512->128", [(4096, 128), (512, 128), (512,), (128, 512), (128,)],
+     lambda x, w1, b1, w2, b2: F.linear(F.gelu(F.linear(x, w1, b1), approximate="tanh"), w2, b2)),
 ]
 
 
