@@ -291,7 +291,8 @@ static struct gen_tensor *f_linear(struct gen_ctx *g, struct gen_tensor **in,
     (void)c;
     return gen_linear(g, in[0], in[1], in[2]);
 }
-static struct gen_tensor *f_mlp(struct gen_ctx *g, struct gen_tensor **in, const struct op_case *c) {
+static struct gen_tensor *f_mlp(struct gen_ctx *g, struct gen_tensor **in,
+                                const struct op_case *c) {
     (void)c;
     return gen_mlp(g, in[0], in[1], in[2], in[3], in[4]);
 }
