@@ -20,11 +20,12 @@
  * warm. The weights, each the B operand of every block's product, are
  * packed once an op (gen_share). Each block asks for the next one's rows
  * (x, h, dy; and the lines of h and y the forward will write) to be
- * brought into L2 while its products run: the saved h comes back from
- * memory long after the forward wrote it, and gelu_both waited on it
- * (perf: half its samples on the load; a bf16 step 57.6-59.7 -> 53.9-55.6
- * ms with the backward's hints, fp32 94.3-97.4 -> 91.9-93.5, 4 rounds;
- * the forward's about 1 ms more in bf16).
+ * brought into L2 while its products run. What that buys is unsure: a
+ * bf16 step 57.6-59.7 -> 53.9-55.6 ms in 4 alternating rounds, but
+ * 59.7-60.0 -> 58.0-60.2 an hour later on a busier host, and gelu_both
+ * still waits on the saved h (timed in place: 3.4-3.7 ms a layer with or
+ * without the hint for h, 1.1 on an h already in cache; prefetcht0
+ * instead moved the wait into the hints' loop).
  *
  * The weight and bias gradients sum over all rows: the backward's blocks
  * go in stripes (at most MLP_STRIPES, a number that depends on the rows
