@@ -13,9 +13,14 @@
  *
  * Here the rows run in blocks of MLP_ROWS, a thread's block of h, a, da
  * and dh small enough to stay in its L2 while the block's products read
- * them. The forward keeps h (the backward's one saved tensor) and writes
- * y; a never leaves the block. The backward, per block, takes da = dy w2,
- * recomputes a from h as it takes dh = da gelu'(h) (one pass, gelu_both),
+ * them. The forward writes y; a never leaves the block, and h is kept for
+ * the backward (fp32) or computed again there block by block (bf16, where
+ * a block's product costs less than fetching its h back from memory: a
+ * bf16 Transformer step 58.3-61.2 -> 51.2-53.1 ms, peak RSS 169.1 -> 137.4
+ * MiB, 4 alternating rounds; fp32's recomputed h took its step 99.0-102.5
+ * -> 99.5-105.1 ms, so fp32 keeps h). Either way the backward, per block,
+ * takes da = dy w2, recomputes a from h as it takes dh = da gelu'(h) (one
+ * pass, gelu_both),
  * then dw2 += dy^T a, dw1 += dh^T x and dx = dh w1 while the block is
  * warm. The weights, each the B operand of every block's product, are
  * packed once an op (gen_share). Each block asks for the next one's rows
@@ -25,7 +30,8 @@
  * 59.7-60.0 -> 58.0-60.2 an hour later on a busier host, and gelu_both
  * still waits on the saved h (timed in place: 3.4-3.7 ms a layer with or
  * without the hint for h, 1.1 on an h already in cache; prefetcht0
- * instead moved the wait into the hints' loop).
+ * instead moved the wait into the hints' loop), which is why bf16 now
+ * recomputes it.
  *
  * The weight and bias gradients sum over all rows: the backward's blocks
  * go in stripes (at most MLP_STRIPES, a number that depends on the rows
@@ -76,6 +82,23 @@ static void prefetch_for_write(float *p, int64_t n) {
     for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(p + i, 1, 2);
 }
 
+/* Rows [r0, r0 + n) of h = x w1^T + b1 into h (rows D apart), the same
+ * operations in the forward and in a backward that recomputes them. */
+static void hidden(const struct gen_kernels *kt, const struct mlp_geo *m, const float *x,
+                   const struct gen_shared_b *w1t, const struct gen_tensor *b1, int64_t r0,
+                   int64_t n, float *h) {
+    fill_rows(h, n, m->D, b1);
+    gen_shared_product(kt, GEN_NOTRANS, n, m->D, m->C, 1.0f, x + r0 * m->C, m->C, w1t, 0, 1.0f, h,
+                       m->D);
+}
+
+/* Whether the backward recomputes h rather than reading it back: where the
+ * products are bf16's, a block's h costs less to compute again than to
+ * fetch from memory (ops_mlp.c's head). */
+static int recomputes_h(void) {
+    return gen_kernels_precision() == GEN_PRECISION_BF16;
+}
+
 struct gen_tensor *gen_mlp(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w1,
                            struct gen_tensor *b1, struct gen_tensor *w2, struct gen_tensor *b2) {
     const struct mlp_geo m = mlp_geo(x, w1, b1, w2, b2);
@@ -84,7 +107,9 @@ struct gen_tensor *gen_mlp(struct gen_ctx *g, struct gen_tensor *x, struct gen_t
     shape[x->ndim - 1] = m.C2;
     struct gen_tensor *y = gen_tensor(g, x->ndim, shape); /* (..., C2) */
     const struct gen_kernels *kt = gen_kernels();
-    float *H = gen_scratch_floats(g, m.M * m.D); /* kept for the backward if recorded */
+    const int recompute = recomputes_h();
+    /* h whole, kept for the backward if recorded, or a block a thread */
+    float *H = gen_scratch_floats(g, recompute ? gen_task_threads() * MLP_ROWS * m.D : m.M * m.D);
     const int64_t p1 = gen_lines(gen_shared_floats(kt, m.C, m.D));
     float *packs = gen_scratch_floats(g, p1 + gen_shared_floats(kt, m.D, m.C2));
     float *act = gen_scratch_floats(g, gen_task_threads() * MLP_ROWS * m.D);
@@ -95,17 +120,15 @@ struct gen_tensor *gen_mlp(struct gen_ctx *g, struct gen_tensor *x, struct gen_t
 #pragma omp parallel for schedule(dynamic, gen_task_chunk(m.blocks))
     for (int64_t b = 0; b < m.blocks; b++) {
         const int64_t r0 = b * MLP_ROWS, n = block_rows(&m, b);
-        float *h = H + r0 * m.D, *a = act + gen_task_id() * MLP_ROWS * m.D;
-        float *yb = y->data + r0 * m.C2;
+        float *h = recompute ? H + gen_task_id() * MLP_ROWS * m.D : H + r0 * m.D;
+        float *a = act + gen_task_id() * MLP_ROWS * m.D, *yb = y->data + r0 * m.C2;
         if (b + 1 < m.blocks) { /* the next block's rows */
             const int64_t n1 = block_rows(&m, b + 1);
             gen_prefetch_rows(x->data + (r0 + MLP_ROWS) * m.C, 1, 0, n1 * m.C);
-            prefetch_for_write(h + MLP_ROWS * m.D, n1 * m.D);
+            if (!recompute) prefetch_for_write(h + MLP_ROWS * m.D, n1 * m.D);
             prefetch_for_write(yb + MLP_ROWS * m.C2, n1 * m.C2);
         }
-        fill_rows(h, n, m.D, b1);
-        gen_shared_product(kt, GEN_NOTRANS, n, m.D, m.C, 1.0f, x->data + r0 * m.C, m.C, &w1t, 0,
-                           1.0f, h, m.D);
+        hidden(kt, &m, x->data, &w1t, b1, r0, n, h);
         kt->gelu_fwd(n * m.D, h, a);
         fill_rows(yb, n, m.C2, b2);
         gen_shared_product(kt, GEN_NOTRANS, n, m.C2, m.D, 1.0f, a, m.D, &w2t, 0, 1.0f, yb, m.C2);
@@ -113,7 +136,7 @@ struct gen_tensor *gen_mlp(struct gen_ctx *g, struct gen_tensor *x, struct gen_t
     gen_blas_serial_end(blas_threads);
     struct gen_node *node =
         gen_record(g, GEN_OP_MLP, y, 5, (struct gen_tensor *[]){x, w1, b1, w2, b2});
-    if (node) {
+    if (node && !recompute) {
         node->saved = H;
         gen_scratch_keep(g, H);
     }
@@ -131,7 +154,7 @@ GEN_BACKWARD(mlp) {
     struct gen_tensor *x = node->in[0], *w1 = node->in[1], *b1 = node->in[2];
     struct gen_tensor *w2 = node->in[3], *b2 = node->in[4];
     const struct mlp_geo m = mlp_geo(x, w1, b1, w2, b2);
-    const float *H = node->saved, *dY = node->out->grad;
+    const float *H = node->saved, *dY = node->out->grad; /* H NULL: recompute h */
     const struct gen_kernels *kt = gen_kernels();
     enum gen_grad_mode mx, mw1, mb1, mw2, mb2;
     float *dx = gen_grad_dst_or_null(g, x, &mx);
@@ -147,30 +170,37 @@ GEN_BACKWARD(mlp) {
     float *part = gen_scratch_floats(g, stripes * pt.per);
     /* the B operands of da = dy w2 and dx = dh w1 */
     const int64_t p2 = need_dh ? gen_lines(gen_shared_floats(kt, m.C2, m.D)) : 0;
-    float *packs = gen_scratch_floats(g, p2 + (dx ? gen_shared_floats(kt, m.D, m.C) : 0));
-    struct gen_shared_b w2n = {0}, w1n = {0};
+    const int64_t p1 = dx ? gen_lines(gen_shared_floats(kt, m.D, m.C)) : 0;
+    float *packs = gen_scratch_floats(g, p2 + p1 + (H ? 0 : gen_shared_floats(kt, m.C, m.D)));
+    struct gen_shared_b w2n = {0}, w1n = {0}, w1t = {0};
     if (need_dh) w2n = gen_share(kt, GEN_NOTRANS, w2->data, m.D, m.C2, m.D, packs);
     if (dx) w1n = gen_share(kt, GEN_NOTRANS, w1->data, m.C, m.D, m.C, packs + p2);
-    float *work = gen_scratch_floats(g, gen_task_threads() * 2 * MLP_ROWS * m.D); /* a, dh */
+    if (!H) w1t = gen_share(kt, GEN_TRANS, w1->data, m.C, m.C, m.D, packs + p2 + p1);
+    /* a, dh and (recomputing) h, a block a thread */
+    const int64_t per_thread = (H ? 2 : 3) * MLP_ROWS * m.D;
+    float *work = gen_scratch_floats(g, gen_task_threads() * per_thread);
     const float beta_x = gen_put_beta(mx);
     const int blas_threads = gen_blas_serial_begin();
 
 #pragma omp parallel for schedule(dynamic, 1)
     for (int64_t s = 0; s < stripes; s++) {
-        float *a = work + gen_task_id() * 2 * MLP_ROWS * m.D, *dh = a + MLP_ROWS * m.D;
+        float *a = work + gen_task_id() * per_thread, *dh = a + MLP_ROWS * m.D;
+        float *hr = dh + MLP_ROWS * m.D; /* h recomputed (no H) */
         float *ps = part + s * pt.per;
         const int64_t first = s * m.blocks / stripes, end = (s + 1) * m.blocks / stripes;
         for (int64_t b = first; b < end; b++) {
             const int64_t r0 = b * MLP_ROWS, n = block_rows(&m, b);
-            const float *h = H + r0 * m.D, *dyb = dY + r0 * m.C2, *xb = x->data + r0 * m.C;
+            const float *h = H ? H + r0 * m.D : hr;
+            const float *dyb = dY + r0 * m.C2, *xb = x->data + r0 * m.C;
             const float beta = b == first ? 0.0f : 1.0f;
             const enum gen_grad_mode put = b == first ? GEN_GRAD_SET : GEN_GRAD_ADD;
             if (b + 1 < end) { /* the next block's rows, cold since the forward */
                 const int64_t r1 = r0 + MLP_ROWS, n1 = block_rows(&m, b + 1);
-                gen_prefetch_rows(H + r1 * m.D, 1, 0, n1 * m.D);
+                if (H) gen_prefetch_rows(H + r1 * m.D, 1, 0, n1 * m.D);
                 gen_prefetch_rows(dY + r1 * m.C2, 1, 0, n1 * m.C2);
                 gen_prefetch_rows(x->data + r1 * m.C, 1, 0, n1 * m.C);
             }
+            if (!H) hidden(kt, &m, x->data, &w1t, b1, r0, n, hr);
             if (need_dh) { /* da = dy w2; a and dh = da gelu'(h) in one pass */
                 gen_shared_product(kt, GEN_NOTRANS, n, m.D, m.C2, 1.0f, dyb, m.C2, &w2n, 0, 0.0f,
                                    dh, m.D);
