@@ -107,12 +107,13 @@ struct gen_tensor *gen_mlp(struct gen_ctx *g, struct gen_tensor *x, struct gen_t
     shape[x->ndim - 1] = m.C2;
     struct gen_tensor *y = gen_tensor(g, x->ndim, shape); /* (..., C2) */
     const struct gen_kernels *kt = gen_kernels();
-    const int recompute = recomputes_h();
-    /* h whole, kept for the backward if recorded, or a block a thread */
-    float *H = gen_scratch_floats(g, recompute ? gen_task_threads() * MLP_ROWS * m.D : m.M * m.D);
+    /* h whole, kept for the backward if recorded (or, recomputed there, a
+     * block a thread beside a in work) */
+    float *H = recomputes_h() ? NULL : gen_scratch_floats(g, m.M * m.D);
     const int64_t p1 = gen_lines(gen_shared_floats(kt, m.C, m.D));
     float *packs = gen_scratch_floats(g, p1 + gen_shared_floats(kt, m.D, m.C2));
-    float *act = gen_scratch_floats(g, gen_task_threads() * MLP_ROWS * m.D);
+    const int64_t per_thread = (H ? 1 : 2) * MLP_ROWS * m.D; /* a, and h */
+    float *work = gen_scratch_floats(g, gen_task_threads() * per_thread);
     const struct gen_shared_b w1t = gen_share(kt, GEN_TRANS, w1->data, m.C, m.C, m.D, packs);
     const struct gen_shared_b w2t = gen_share(kt, GEN_TRANS, w2->data, m.D, m.D, m.C2, packs + p1);
     const int blas_threads = gen_blas_serial_begin();
@@ -120,12 +121,12 @@ struct gen_tensor *gen_mlp(struct gen_ctx *g, struct gen_tensor *x, struct gen_t
 #pragma omp parallel for schedule(dynamic, gen_task_chunk(m.blocks))
     for (int64_t b = 0; b < m.blocks; b++) {
         const int64_t r0 = b * MLP_ROWS, n = block_rows(&m, b);
-        float *h = recompute ? H + gen_task_id() * MLP_ROWS * m.D : H + r0 * m.D;
-        float *a = act + gen_task_id() * MLP_ROWS * m.D, *yb = y->data + r0 * m.C2;
+        float *a = work + gen_task_id() * per_thread, *yb = y->data + r0 * m.C2;
+        float *h = H ? H + r0 * m.D : a + MLP_ROWS * m.D;
         if (b + 1 < m.blocks) { /* the next block's rows */
             const int64_t n1 = block_rows(&m, b + 1);
             gen_prefetch_rows(x->data + (r0 + MLP_ROWS) * m.C, 1, 0, n1 * m.C);
-            if (!recompute) prefetch_for_write(h + MLP_ROWS * m.D, n1 * m.D);
+            if (H) prefetch_for_write(h + MLP_ROWS * m.D, n1 * m.D);
             prefetch_for_write(yb + MLP_ROWS * m.C2, n1 * m.C2);
         }
         hidden(kt, &m, x->data, &w1t, b1, r0, n, h);
@@ -136,7 +137,7 @@ struct gen_tensor *gen_mlp(struct gen_ctx *g, struct gen_tensor *x, struct gen_t
     gen_blas_serial_end(blas_threads);
     struct gen_node *node =
         gen_record(g, GEN_OP_MLP, y, 5, (struct gen_tensor *[]){x, w1, b1, w2, b2});
-    if (node && !recompute) {
+    if (node && H) {
         node->saved = H;
         gen_scratch_keep(g, H);
     }

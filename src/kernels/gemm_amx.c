@@ -419,9 +419,9 @@ static void conv_gemm(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t 
     int64_t off[MAX_TAPS];
     for (int64_t t = 0; t < T; t++) off[t] = gen_wide_tap(&g, t / KW, t % KW);
     const size_t bstride = (size_t)g.plane * sizeof(pair);
+    configure_tiles();
     for (int64_t i = 0; i < m; i++) {
         gen_bf16_pair_planes(x + i * img, img, 1, C, H, W, pad, &g, work + w.pairs, xw);
-        configure_tiles();
         for (int64_t n0 = 0; n0 < g.tw; n0 += TB)
             for (int64_t co = 0; co < M; co += TB) {
                 const pair *a = ap + (co / 16) * KB * TILE;
@@ -434,9 +434,9 @@ static void conv_gemm(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t 
                     }
                 block_store(wide + co * w.ldw + n0, w.ldw);
             }
-        _tile_release();
         gen_wide_to_out(&g, M, 1, wide, w.ldw, bias, beta, out + i * out_img, ldo, out_img);
     }
+    _tile_release();
 }
 
 /* The parts of conv_dw's work, in floats: the bf16 planes of x (and their
