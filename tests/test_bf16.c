@@ -336,6 +336,8 @@ static void test_conv_gemm(void **state) {
         /* multiples of 32 channels (the AMX table's tiles): strided, odd sizes, 1 x 1, 4 x 4 */
         {32, 9, 9, 3, 3, 2, 1, 3},  {32, 7, 5, 3, 3, 1, 1, 4}, {96, 6, 6, 1, 1, 1, 0, 2},
         {64, 14, 14, 4, 4, 2, 1, 2}, {32, 12, 12, 9, 9, 1, 4, 1}, /* 81 taps: not on tiles */
+        /* stride 1, padded rows of one vector (Wq 30: two stores of pairs) and longer (Wq 38) */
+        {32, 28, 28, 3, 3, 1, 1, 2}, {32, 9, 34, 3, 3, 1, 2, 1},
         /* Winograd's GEMMs deeper than one slice of pairs (401 channels), pad 0 and 2 */
         {401, 6, 7, 3, 3, 1, 1, 2}, {24, 8, 9, 3, 3, 1, 0, 2}, {17, 5, 6, 3, 3, 1, 2, 3},
     };

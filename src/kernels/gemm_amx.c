@@ -440,7 +440,7 @@ static void conv_gemm(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t 
 }
 
 /* The parts of conv_dw's work, in floats: the bf16 planes of x (and their
- * slack), one fp32 phase plane, dy of one image on the wide grid in fp32
+ * slack), one fp32 phase plane, dy of one image on the wide grid in bf16
  * (rows of L = tw rounded up to 32, zeros past each output row), dy's B
  * tiles for the m images. */
 struct dw_work {
@@ -453,7 +453,7 @@ static struct dw_work dw_work_of(int64_t M, int64_t C, int64_t H, int64_t W, int
     const int64_t L = up(g.tw, 32);
     return (struct dw_work){.planes = up((m * C * g.plane + g.slack + 32 + 1) / 2, 16),
                             .plane = up(g.plane + g.slack, 16),
-                            .dyw = up(M * L, 16),
+                            .dyw = up(M * L / 2, 16),
                             .tiles = m * up(M, TB) * L / 2};
 }
 
@@ -462,6 +462,34 @@ static int64_t conv_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t 
     if (!conv_fits(C, KH, KW)) return base.conv_dw_work(M, C, H, W, KH, KW, stride, pad, m);
     const struct dw_work w = dw_work_of(M, C, H, W, KH, KW, stride, pad, m);
     return w.planes + w.plane + w.dyw + w.tiles;
+}
+
+/* src[0..n) rounded to bf16 into dst[0..n), 32 at a time. */
+static inline void round_row(const float *src, int64_t n, uint16_t *dst) {
+    for (int64_t j = 0; j < n; j += 32) {
+        const __m512i v = round_run(load_lanes(src + j, n - j), load_lanes(src + j + 16, n - j - 16));
+        const int64_t k = n - j;
+        _mm512_mask_storeu_epi16(dst + j, (__mmask32)(k >= 32 ? ~0u : (1u << k) - 1), v);
+    }
+}
+
+/* pack_tiles' B form (pair_rows 1) of an n x kc operand already in bf16
+ * (row i at src + i ld, kc a multiple of 32): a tile's rows are i's 16
+ * pairs as they lie, transposed. */
+static void pack_bf16_tiles(const uint16_t *src, int64_t ld, int64_t n, int64_t groups, int64_t KB,
+                            pair *out) {
+    for (int64_t g = 0; g < groups; g++)
+        for (int64_t b = 0; b < KB; b++) {
+            __m512 v[16];
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++)
+                v[i] = 16 * g + i < n ? _mm512_loadu_ps(src + (16 * g + i) * ld + 32 * b)
+                                      : _mm512_setzero_ps();
+            transpose16(v);
+            pair *t = out + (g * KB + b) * TILE;
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++) _mm512_storeu_si512(t + 16 * i, _mm512_castps_si512(v[i]));
+        }
 }
 
 /* As the table's conv_dw: dw^T in 32 x 32 blocks (32 channels at one tap
@@ -483,16 +511,15 @@ static void conv_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64
     const int64_t T = KH * KW, L = up(g.tw, 32), KB = L / 32, groups = up(M, TB) / 16;
     const int64_t P = g.OH * g.OW;
     uint16_t *xb = (uint16_t *)(void *)work;
-    float *dyw = work + w.planes + w.plane;
-    pair *bt = (pair *)(void *)(dyw + w.dyw);
+    uint16_t *dyw = (uint16_t *)(void *)(work + w.planes + w.plane);
+    pair *bt = (pair *)(void *)(work + w.planes + w.plane + w.dyw);
     gen_bf16_planes(x, img, m, C, H, W, pad, &g, work + w.planes, xb);
     memset(dyw, 0, (size_t)(M * L) * sizeof *dyw); /* the garbage columns stay 0 */
-    for (int64_t i = 0; i < m; i++) { /* dy on the wide grid, then its tiles */
+    for (int64_t i = 0; i < m; i++) { /* dy rounded onto the wide grid, then its tiles */
         for (int64_t co = 0; co < M; co++)
             for (int64_t oh = 0; oh < g.OH; oh++)
-                memcpy(dyw + co * L + oh * g.Wq, dy + i * dy_img + co * P + oh * g.OW,
-                       (size_t)g.OW * sizeof *dyw);
-        pack_tiles(dyw, L, 0, 1, M, L, groups, KB * TILE, bt + i * groups * KB * TILE);
+                round_row(dy + i * dy_img + co * P + oh * g.OW, g.OW, dyw + co * L + oh * g.Wq);
+        pack_bf16_tiles(dyw, L, M, groups, KB, bt + i * groups * KB * TILE);
     }
     int64_t off[MAX_TAPS];
     for (int64_t t = 0; t < T; t++) off[t] = gen_wide_tap(&g, t / KW, t % KW);

@@ -513,6 +513,32 @@ static inline __m512 padded_run(const float *x, int64_t H, int64_t W, int64_t pa
     return _mm512_maskz_loadu_ps(lanes(-c, W - c), x + ih * W + c);
 }
 
+/* Stride 1 where a padded row fits one vector (Wq <= 32): the lanes of
+ * the two loads that cover row ih's W values from plane column pad on,
+ * the same for every row, so each row is two masked loads (none in the
+ * padding rows) without padded_run's bounds per 16 values. */
+struct row_lanes {
+    __mmask16 lo, hi;
+};
+
+static struct row_lanes row_lanes_of(int64_t W, int64_t pad) {
+    return (struct row_lanes){lanes(pad, pad + W), lanes(pad - 16, pad + W - 16)};
+}
+
+/* Plane row u's 32 values (zeros past Wq) as two vectors, from channel
+ * x (H x W; NULL: zeros). */
+static inline void row32(const float *x, int64_t H, int64_t W, int64_t pad, struct row_lanes r,
+                         int64_t u, __m512 *a, __m512 *b) {
+    const int64_t ih = u - pad;
+    if (!x || ih < 0 || ih >= H) {
+        *a = *b = _mm512_setzero_ps();
+        return;
+    }
+    const float *s = x + ih * W - pad;
+    *a = _mm512_maskz_loadu_ps(r.lo, s);
+    *b = _mm512_maskz_loadu_ps(r.hi, s + 16);
+}
+
 /* The m images' pair planes into xw (image i's pair plane q at xw + (i Cq
  * + q) plane), then slack zeros: channels 2q and 2q + 1 padded and split
  * into phases by gen_wide_planes into `planes` (2 plane + slack floats),
@@ -530,6 +556,19 @@ void gen_bf16_pair_planes(const float *x, int64_t img, int64_t m, int64_t C, int
                 const float *x0 = x + i * img + 2 * q * HW, *x1 = two == 2 ? x0 + HW : NULL;
                 if (2 * q + 2 < C) prefetch_row(x0 + 2 * HW, 2 * q + 3 < C ? 2 * HW : HW);
                 else if (i + 1 < m) prefetch_row(x + (i + 1) * img, C > 1 ? 2 * HW : HW);
+                if (g->Wq <= 32) {
+                    const struct row_lanes r = row_lanes_of(W, pad);
+                    const __mmask16 tail = lane_mask(g->Wq - 16);
+                    for (int64_t u = 0; u < g->Hq; u++) {
+                        __m512 a0, a1, b0, b1;
+                        row32(x0, H, W, pad, r, u, &a0, &a1);
+                        row32(x1, H, W, pad, r, u, &b0, &b1);
+                        pair *d = xw + u * g->Wq;
+                        _mm512_mask_storeu_epi32(d, lane_mask(g->Wq), round_rows(a0, b0));
+                        _mm512_mask_storeu_epi32(d + 16, tail, round_rows(a1, b1));
+                    }
+                    continue;
+                }
                 for (int64_t u = 0; u < g->Hq; u++)
                     for (int64_t v = 0; v < g->Wq; v += 16)
                         _mm512_mask_storeu_epi32(xw + u * g->Wq + v, lane_mask(g->Wq - v),
@@ -709,6 +748,16 @@ void gen_bf16_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t 
         const float *xq = x + q / C * img + q % C * H * W;
         if (g->s == 1) { /* no phases: the padded rows rounded in one pass */
             if (q + 1 < m * C) prefetch_row(x + (q + 1) / C * img + (q + 1) % C * H * W, H * W);
+            if (g->Wq <= 32) { /* a padded row is one vector of 32 bf16 */
+                const struct row_lanes r = row_lanes_of(W, pad);
+                const __mmask32 keep = (__mmask32)(g->Wq == 32 ? ~0u : (1u << g->Wq) - 1);
+                for (int64_t u = 0; u < g->Hq; u++) {
+                    __m512 a, b;
+                    row32(xq, H, W, pad, r, u, &a, &b);
+                    _mm512_mask_storeu_epi16(xb + q * g->plane + u * g->Wq, keep, round_run(a, b));
+                }
+                continue;
+            }
             for (int64_t u = 0; u < g->Hq; u++)
                 for (int64_t v = 0; v < g->Wq; v += 16)
                     _mm256_mask_storeu_epi16(xb + q * g->plane + u * g->Wq + v,
