@@ -338,6 +338,8 @@ static void test_conv_gemm(void **state) {
         {64, 14, 14, 4, 4, 2, 1, 2}, {32, 12, 12, 9, 9, 1, 4, 1}, /* 81 taps: not on tiles */
         /* stride 1, padded rows of one vector (Wq 30: two stores of pairs) and longer (Wq 38) */
         {32, 28, 28, 3, 3, 1, 1, 2}, {32, 9, 34, 3, 3, 1, 2, 1},
+        /* 25 taps on tiles: the weight gradient's taps in two rounds of 16 */
+        {32, 10, 10, 5, 5, 1, 2, 1},
         /* Winograd's GEMMs deeper than one slice of pairs (401 channels), pad 0 and 2 */
         {401, 6, 7, 3, 3, 1, 1, 2}, {24, 8, 9, 3, 3, 1, 0, 2}, {17, 5, 6, 3, 3, 1, 2, 3},
     };
