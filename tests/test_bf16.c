@@ -325,8 +325,8 @@ static void test_conv_gemm(void **state) {
     (void)state;
     const struct gen_kernels *k = bf16k(), *sc = gen_kernels_for("scalar");
     assert_non_null(k->conv_dw);
-    static const int64_t geo[][8] = {
-        /* C, H, W, KH, KW, stride, pad, m */
+    static const int64_t geo[][9] = {
+        /* C, H, W, KH, KW, stride, pad, m (, M: 0 for 10 or 37) */
         {1, 5, 5, 1, 1, 1, 0, 1},   {3, 7, 9, 3, 3, 1, 1, 3},  {2, 8, 8, 4, 4, 2, 1, 2},
         {4, 28, 28, 3, 3, 1, 1, 2}, {5, 6, 11, 3, 2, 2, 0, 5}, {2, 4, 4, 5, 5, 1, 2, 7},
         {3, 13, 13, 3, 3, 3, 2, 1}, {16, 7, 7, 3, 3, 1, 1, 9}, {1, 3, 3, 3, 3, 1, 2, 4},
@@ -342,14 +342,20 @@ static void test_conv_gemm(void **state) {
         {32, 10, 10, 5, 5, 1, 2, 1},
         /* Winograd's GEMMs deeper than one slice of pairs (401 channels), pad 0 and 2 */
         {401, 6, 7, 3, 3, 1, 1, 2}, {24, 8, 9, 3, 3, 1, 0, 2}, {17, 5, 6, 3, 3, 1, 2, 3},
+        /* whole blocks of 32 output channels into rows of 16 or more, overwritten (beta 0;
+         * a bias on the odd cases): AMX's tiles stored straight into out, rows of 28 (two
+         * overlapping tiles), of 36 (three, an odd count an image), stride 2 (20) */
+        {32, 28, 28, 3, 3, 1, 1, 2, 32}, {32, 9, 34, 3, 3, 1, 2, 1, 64},
+        {32, 40, 40, 3, 3, 2, 1, 1, 32},
     };
     uint64_t seed = 300;
     for (size_t gi = 0; gi < sizeof geo / sizeof geo[0]; gi++) {
         const int64_t C = geo[gi][0], H = geo[gi][1], W = geo[gi][2], KH = geo[gi][3],
                       KW = geo[gi][4], st = geo[gi][5], pad = geo[gi][6], m = geo[gi][7];
         const int64_t P = gen_conv_out(H, KH, st, pad) * gen_conv_out(W, KW, st, pad);
-        const int64_t K = C * KH * KW, N = m * P, M = gi % 3 ? 10 : 37, img = C * H * W + 3;
-        const float beta = gi % 2 ? 1.0f : 0.0f;
+        const int64_t K = C * KH * KW, N = m * P, img = C * H * W + 3;
+        const int64_t M = geo[gi][8] ? geo[gi][8] : gi % 3 ? 10 : 37;
+        const float beta = geo[gi][8] || gi % 2 == 0 ? 0.0f : 1.0f;
         float *x = rnd(m * img, -1, 1, seed++), *w = rnd(M * K, -1, 1, seed++);
         float *out = rnd(M * N, -1, 1, seed++), *out0 = malloc((size_t)(M * N) * sizeof *out0);
         float *col = rnd(K * N, 0, 0, 0);
@@ -359,7 +365,8 @@ static void test_conv_gemm(void **state) {
         memcpy(out0, out, (size_t)(M * N) * sizeof *out0);
         for (int64_t i = 0; i < m; i++)
             sc->im2col_ld(C, H, W, KH, KW, st, pad, N, x + i * img, col + i * P);
-        float *bias = gi % 3 == 1 ? rnd(M, -1, 1, seed++) : NULL; /* a bias on some */
+        const int with_bias = geo[gi][8] ? gi % 2 == 1 : gi % 3 == 1; /* a bias on some */
+        float *bias = with_bias ? rnd(M, -1, 1, seed++) : NULL;
         /* the kernels in the form conv_gemm takes them, as ops_conv.c prepares them */
         const int64_t np = k->conv_prep_work ? k->conv_prep_work(M, C, H, W, KH, KW, st, pad) : 0;
         float *prep = np > 0 ? malloc((size_t)np * sizeof *prep) : NULL;
