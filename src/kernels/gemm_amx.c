@@ -544,9 +544,9 @@ static inline void round_row(const float *src, int64_t n, uint16_t *dst) {
     }
 }
 
-/* pack_tiles' B form (pair_rows 1) of an n x kc operand already in bf16
- * (row i at src + i ld, kc a multiple of 32): a tile's rows are i's 16
- * pairs as they lie, transposed. */
+/* pack_tiles' B form (pair_rows 1) of an n-row operand already in bf16,
+ * row i at src + i ld, KB blocks of 32 values a row: tile (g, b) is the
+ * 16 rows' pairs of block b as they lie, transposed. */
 static void pack_bf16_tiles(const uint16_t *src, int64_t ld, int64_t n, int64_t groups, int64_t KB,
                             pair *out) {
     for (int64_t g = 0; g < groups; g++)
