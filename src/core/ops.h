@@ -115,8 +115,10 @@ void gen_grad_mul(struct gen_ctx *g, struct gen_tensor *t, const float *a, const
 /* ops_basic.c */
 GEN_BACKWARD(add); GEN_BACKWARD(sub); GEN_BACKWARD(mul); GEN_BACKWARD(scale);
 GEN_BACKWARD(add_scalar); GEN_BACKWARD(sum); GEN_BACKWARD(mean);
-GEN_BACKWARD(matmul); GEN_BACKWARD(linear); GEN_BACKWARD(mlp);
+GEN_BACKWARD(matmul); GEN_BACKWARD(linear);
 GEN_BACKWARD(reshape); GEN_BACKWARD(permute); GEN_BACKWARD(concat); GEN_BACKWARD(slice);
+/* ops_mlp.c */
+GEN_BACKWARD(mlp);
 /* ops_act.c */
 GEN_BACKWARD(relu); GEN_BACKWARD(leaky_relu); GEN_BACKWARD(gelu); GEN_BACKWARD(silu);
 GEN_BACKWARD(sigmoid); GEN_BACKWARD(tanh); GEN_BACKWARD(exp);

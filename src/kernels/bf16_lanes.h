@@ -7,6 +7,8 @@
 #include <immintrin.h>
 #include <stdint.h>
 
+#include "kernels/avx512_lanes.h"
+
 /* The 32 values x[0..16) then y[0..16) rounded to bf16 (nearest, ties to
  * even: vcvtne2ps2bf16), in that order: lane j of the result is the pair
  * (x[2j], x[2j+1]) for j < 8, then y's. For 32 consecutive values of a
@@ -21,6 +23,16 @@ static inline __m512i round_rows(__m512 x, __m512 y) {
     static const uint16_t zip[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
                                      8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
     return _mm512_permutexvar_epi16(_mm512_loadu_si512(zip), round_run(x, y));
+}
+
+/* x[0..n) rounded to bf16 into d[0..n) (d of any alignment), 32 at a
+ * time. */
+static inline void round_to(const float *x, int64_t n, uint16_t *d) {
+    for (int64_t j = 0; j < n; j += 32) {
+        const int64_t k = n - j;
+        const __m512i v = round_run(load_lanes(x + j, k), load_lanes(x + j + 16, k - 16));
+        _mm512_mask_storeu_epi16(d + j, (__mmask32)(k >= 32 ? ~0u : (1u << k) - 1), v);
+    }
 }
 
 #endif

@@ -535,15 +535,6 @@ static int64_t conv_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t 
     return w.planes + w.plane + w.dyw + w.tiles + w.dwt;
 }
 
-/* src[0..n) rounded to bf16 into dst[0..n), 32 at a time. */
-static inline void round_row(const float *src, int64_t n, uint16_t *dst) {
-    for (int64_t j = 0; j < n; j += 32) {
-        const int64_t k = n - j;
-        const __m512i v = round_run(load_lanes(src + j, k), load_lanes(src + j + 16, k - 16));
-        _mm512_mask_storeu_epi16(dst + j, (__mmask32)(k >= 32 ? ~0u : (1u << k) - 1), v);
-    }
-}
-
 /* pack_tiles' B form (pair_rows 1) of an n-row operand already in bf16,
  * row i at src + i ld, KB blocks of 32 values a row: tile (g, b) is the
  * 16 rows' pairs of block b as they lie, transposed. */
@@ -616,7 +607,7 @@ static void conv_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64
     for (int64_t i = 0; i < m; i++) { /* dy rounded onto the wide grid, then its tiles */
         for (int64_t co = 0; co < M; co++)
             for (int64_t oh = 0; oh < g.OH; oh++)
-                round_row(dy + i * dy_img + co * P + oh * g.OW, g.OW, dyw + co * L + oh * g.Wq);
+                round_to(dy + i * dy_img + co * P + oh * g.OW, g.OW, dyw + co * L + oh * g.Wq);
         pack_bf16_tiles(dyw, L, M, groups, KB, bt + i * groups * KB * TILE);
     }
     int64_t off[MAX_TAPS];

@@ -665,13 +665,6 @@ static void conv_gemm(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t 
 
 typedef uint16_t bf16;
 
-/* x[0..n) rounded to bf16 into d[0..n) (d of any alignment). */
-static void round_to(const float *x, int64_t n, bf16 *d) {
-    for (int64_t t = 0; t < n; t += 16)
-        _mm256_mask_storeu_epi16(d + t, lane_mask(n - t),
-                                 (__m256i)_mm512_cvtneps_pbh(load_lanes(x + t, n - t)));
-}
-
 static int64_t up32(int64_t n) {
     return (n + 31) / 32 * 32;
 }
