@@ -180,6 +180,13 @@ static int winograd(const char *t, int64_t M, int64_t C, int64_t H, int64_t W, i
     return fits && !(strcmp(t, "amx") == 0 && C % 32 == 0);
 }
 
+/* Whether the bf16 tables compute a convolution of C input channels in
+ * fp32 (gemm_avx512bf16.c's fp32_conv): one channel under a kernel of
+ * several taps. */
+static int fp32_conv(int64_t C, int64_t KH, int64_t KW) {
+    return C == 1 && KH * KW > 1;
+}
+
 /* Whether the table keeps a strided geometry's input gradient (dw = 0) or
  * weight gradient (dw = 1) in fp32: the channels-last kernels' geometries
  * (kernels_impl.h's gen_nhwc_fits mirrored, 48 the GEMM's panel width), the
@@ -384,7 +391,8 @@ static void test_conv_gemm(void **state) {
                 double *o = want + r * N + n, *om = mag + r * N + n;
                 *o = beta * (double)out0[r * N + n] + (bias ? bias[r] : 0.0), *om = fabs(*o);
                 for (int64_t q = 0; q < K && !wino; q++) {
-                    const double t = (double)tu_bf16(w[r * K + q]) * tu_bf16(col[q * N + n]);
+                    const double t = operand(w[r * K + q], fp32_conv(C, KH, KW)) *
+                                     operand(col[q * N + n], fp32_conv(C, KH, KW));
                     *o += t, *om += fabs(t);
                 }
             }
@@ -405,7 +413,7 @@ static void test_conv_gemm(void **state) {
         assert_non_null(wk);
         k->conv_dw(M, dy, dy_img, C, H, W, KH, KW, st, pad, m, img, x, dw, wk);
         double *wdw = want + M * N, *mdw = mag + M * N;
-        const int dw32 = fp32_grad(table_name, 1, C, KH, KW, st);
+        const int dw32 = fp32_conv(C, KH, KW) || fp32_grad(table_name, 1, C, KH, KW, st);
         if (wino)
             wino_ref_dw(M, C, H, W, pad, m, x, img, dy, dy_img, wdw, mdw);
         else
@@ -424,6 +432,22 @@ static void test_conv_gemm(void **state) {
                         wino ? " (Winograd)" : "", (long long)(e / K), (long long)(e % K),
                         (double)dw[e], wdw[e]);
             assert_true(err <= TIGHT * mdw[e] + 1e-6);
+        }
+        if (k->conv_dw_db) { /* the same dw bit for bit, and db = dy's rows summed */
+            float *dw2 = rnd(M * K, 5, 5, 0), *db = rnd(M, 5, 5, 0);
+            k->conv_dw_db(M, dy, dy_img, C, H, W, KH, KW, st, pad, m, img, x, dw2, db, wk);
+            assert_memory_equal(dw2, dw, (size_t)(M * K) * sizeof *dw);
+            for (int64_t r = 0; r < M; r++) {
+                double sum = 0, smag = 0;
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t t = 0; t < P; t++)
+                        sum += dy[i * dy_img + r * P + t], smag += fabs(dy[i * dy_img + r * P + t]);
+                if (!(fabs(db[r] - sum) <= 1e-6 * smag))
+                    fprintf(stderr, "  conv_dw_db case %zu: db[%lld] = %.9g, want %.9g\n", gi,
+                            (long long)r, (double)db[r], sum);
+                assert_true(fabs(db[r] - sum) <= 1e-6 * smag);
+            }
+            free(dw2), free(db);
         }
         free(want), free(mag);
         free(dy), free(dw), free(wk);
@@ -535,14 +559,17 @@ static void test_conv_layer(void **state) {
     (void)state;
     static const int64_t cases[][4] = {
         {1, 1, 3, 3}, {2, 1, 4, 4}, {1, 0, 1, 1}}; /* stride, pad, KH, KW */
-    static const int64_t chans[][2] = {{5, 7}, {32, 32}}; /* CI, CO: 32 for the AMX tiles */
+    /* CI, CO: 32 for the AMX tiles; one channel in (forward and dw in fp32) and out (the
+     * stride-1 dx, a convolution of one channel, in fp32) */
+    static const int64_t chans[][2] = {{5, 7}, {32, 32}, {1, 32}, {32, 1}};
     const int64_t NB = 3, H = 9, W = 8;
     assert_int_equal(gen_kernels_set_precision(GEN_PRECISION_BF16), 1);
     /* The layers run on the table the precision puts in force, AMX's
      * where the CPU has it whichever table this run tests, so the
      * reference follows that table's rules. */
     const char *t = gen_kernels_bf16()->name;
-    for (size_t cc = 0; cc < 2 * sizeof cases / sizeof cases[0]; cc++) {
+    for (size_t cc = 0; cc < sizeof chans / sizeof chans[0] * sizeof cases / sizeof cases[0];
+         cc++) {
         const size_t ci = cc % (sizeof cases / sizeof cases[0]);
         const int64_t CI = chans[cc / (sizeof cases / sizeof cases[0])][0],
                       CO = chans[cc / (sizeof cases / sizeof cases[0])][1];
@@ -552,14 +579,21 @@ static void test_conv_layer(void **state) {
         gen_ctx_init(&g);
         struct gen_tensor *x = leaf(&g, 4, (int64_t[]){NB, CI, H, W}, 10 + ci);
         struct gen_tensor *w = leaf(&g, 4, (int64_t[]){CO, CI, KH, KW}, 20 + ci);
-        struct gen_tensor *y = gen_conv2d(&g, x, w, NULL, (int)s, (int)p);
+        struct gen_tensor *b = leaf(&g, 1, (int64_t[]){CO}, 40 + ci); /* fp32 throughout */
+        struct gen_tensor *y = gen_conv2d(&g, x, w, b, (int)s, (int)p);
         const int64_t ny = NB * CO * OH * OW, nx = NB * CI * H * W, nw = CO * CI * KH * KW;
         float *r = rnd(ny, -1, 1, 30 + ci);
         gen_backward_seed(&g, y, r);
         double *want = calloc((size_t)(ny + nx + nw), sizeof *want);
         double *mag = calloc((size_t)(ny + nx + nw), sizeof *mag);
-        const int dx32 = s > 1 && fp32_grad(t, 0, CI, KH, KW, s);
-        const int dw32 = fp32_grad(t, 1, CI, KH, KW, s);
+        const int y32 = fp32_conv(CI, KH, KW), dw32 = y32 || fp32_grad(t, 1, CI, KH, KW, s);
+        const int dx32 = s > 1 ? fp32_grad(t, 0, CI, KH, KW, s) : fp32_conv(CO, KH, KW);
+        double *wb = calloc((size_t)(2 * CO), sizeof *wb); /* db = r summed, and its mag */
+        assert_true(want && mag && wb);
+        for (int64_t q = 0; q < ny; q++) {
+            const int64_t co = q / (OH * OW) % CO;
+            wb[co] += r[q], wb[CO + co] += fabs(r[q]);
+        }
         for (int64_t n = 0; n < NB; n++)
             for (int64_t co = 0; co < CO; co++)
                 for (int64_t oh = 0; oh < OH; oh++)
@@ -572,8 +606,8 @@ static void test_conv_layer(void **state) {
                                     const int64_t iy = ((n * CO + co) * OH + oh) * OW + ow;
                                     const int64_t ix = ((n * CI + c) * H + ih) * W + iw;
                                     const int64_t iw_ = ((co * CI + c) * KH + kh) * KW + kw;
-                                    const double wv = tu_bf16(w->data[iw_]);
-                                    const double xv = tu_bf16(x->data[ix]);
+                                    const double wv = operand(w->data[iw_], y32);
+                                    const double xv = operand(x->data[ix], y32);
                                     want[iy] += wv * xv, mag[iy] += fabs(wv * xv);
                                     const double dx = operand(w->data[iw_], dx32) *
                                                       operand(r[iy], dx32);
@@ -602,10 +636,15 @@ static void test_conv_layer(void **state) {
                           mag + ny);
             free(wf);
         }
+        for (int64_t q = 0; q < ny; q++) { /* the bias, added in fp32 */
+            want[q] += b->data[q / (OH * OW) % CO];
+            mag[q] += fabs(b->data[q / (OH * OW) % CO]);
+        }
         assert_near("conv y", y->data, want, mag, ny);
         assert_near("conv dx", x->grad, want + ny, mag + ny, nx);
         assert_near("conv dw", w->grad, want + ny + nx, mag + ny + nx, nw);
-        free(want), free(mag), free(r);
+        assert_near("conv db", b->grad, wb, wb + CO, CO);
+        free(want), free(mag), free(r), free(wb);
         gen_ctx_free(&g);
     }
     assert_int_equal(gen_kernels_set_precision(GEN_PRECISION_FP32), 1);

@@ -335,6 +335,15 @@ struct gen_kernels {
      * division (gelu_fwd and gelu_grad take one and two of each): the MLP's
      * backward (ops_mlp.c) needs both for the same x. dx may be dy. */
     void (*gelu_both)(int64_t n, const float *x, const float *dy, float *y, float *dx);
+
+    /* ---- appended: the weight gradient with the bias's, or NULL ----
+     * conv_dw, and db (M) = the m images' dy summed over their positions,
+     * overwritten, from the reads of dy conv_dw makes anyway (NULL db:
+     * conv_dw); the same work. Where NULL the ops sum dy in a pass of its
+     * own. */
+    void (*conv_dw_db)(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
+                       int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
+                       const float *x, float *dw, float *db, float *work);
 };
 
 /* The table in force, chosen once by gen_kernels_init (called by

@@ -344,15 +344,19 @@ struct gen_tensor *gen_conv2d_sum(struct gen_ctx *g, struct gen_tensor *x, struc
  * MIN_CHUNKS chunks of images (whatever their size: conv_dw's work does
  * not grow with the column matrix, and each chunk's partial dw costs a
  * pass), summed in chunk order; 0 (nothing done) where the table has none
- * or it does not take the geometry. */
+ * or it does not take the geometry. Where the table has conv_dw_db and
+ * db and *db are not NULL, the bias gradient is added to *db the same way, and
+ * *db set to NULL. */
 static int implicit_weight_grad(struct gen_ctx *g, const struct gen_kernels *kt,
                                 const struct conv_geo *c, const float *x, const float *dy,
-                                float *dw, enum gen_grad_mode mode) {
+                                float *dw, enum gen_grad_mode mode, float **db) {
     const struct chunks kk = chunks_of(c->N, MIN_CHUNKS);
     const int64_t work = kt->conv_dw ? kt->conv_dw_work(c->Cout, c->Cin, c->H, c->W, c->KH,
                                                         c->KW, c->stride, c->pad, kk.nb)
                                      : 0;
     if (work <= 0) return 0;
+    float *bias = kt->conv_dw_db && db ? *db : NULL;
+    if (bias) *db = NULL;
     if (kk.count == 0) { /* no images: a zero gradient (col_sum of no rows) */
         gen_put_rows_sum(mode, 0, c->Cout * c->K, NULL, c->Cout * c->K, dw);
         return 1;
@@ -360,14 +364,21 @@ static int implicit_weight_grad(struct gen_ctx *g, const struct gen_kernels *kt,
     const int64_t per = gen_lines(work);
     float *scratch = gen_scratch_floats(g, (int64_t)gen_task_threads() * per);
     float *part = gen_scratch_floats(g, kk.count * c->Cout * c->K);
+    float *bpart = bias ? gen_scratch_floats(g, kk.count * c->Cout) : NULL;
 #pragma omp parallel for schedule(dynamic, 1) if (kk.count > 1)
     for (int64_t ch = 0; ch < kk.count; ch++) {
         const int64_t n0 = chunk_first(&kk, ch), m = chunk_len(&kk, ch, c->N);
-        kt->conv_dw(c->Cout, dy + n0 * c->Cout * c->P, c->Cout * c->P, c->Cin, c->H, c->W, c->KH,
-                    c->KW, c->stride, c->pad, m, c->img, x + n0 * c->img,
-                    part + ch * c->Cout * c->K, scratch + gen_task_id() * per);
+        const float *dyn = dy + n0 * c->Cout * c->P, *xn = x + n0 * c->img;
+        float *dwn = part + ch * c->Cout * c->K, *wk = scratch + gen_task_id() * per;
+        if (bias)
+            kt->conv_dw_db(c->Cout, dyn, c->Cout * c->P, c->Cin, c->H, c->W, c->KH, c->KW,
+                           c->stride, c->pad, m, c->img, xn, dwn, bpart + ch * c->Cout, wk);
+        else
+            kt->conv_dw(c->Cout, dyn, c->Cout * c->P, c->Cin, c->H, c->W, c->KH, c->KW, c->stride,
+                        c->pad, m, c->img, xn, dwn, wk);
     }
     gen_put_rows_sum(mode, kk.count, c->Cout * c->K, part, c->Cout * c->K, dw);
+    if (bias) gen_put_rows_sum(GEN_GRAD_ADD, kk.count, c->Cout, bpart, c->Cout, bias);
     gen_scratch_release(g); /* before the input gradient takes its own */
     return 1;
 }
@@ -385,11 +396,11 @@ static void conv_backward(struct gen_ctx *g, struct gen_tensor *x, struct gen_te
                           struct gen_tensor *b, int64_t stride, int64_t pad, const float *dy) {
     const struct conv_geo c = conv_geo(x, w, stride, pad);
     float *db = grad_or_null(g, b);
-    if (db) bias_grad(c.N, c.Cout, c.P, dy, db);
     enum gen_grad_mode dw_mode, dx_mode;
     float *dw = gen_grad_dst_or_null(g, w, &dw_mode), *dx = gen_grad_dst_or_null(g, x, &dx_mode);
     const struct gen_kernels *kt = gen_kernels();
-    if (dw && implicit_weight_grad(g, kt, &c, x->data, dy, dw, dw_mode)) dw = NULL;
+    if (dw && implicit_weight_grad(g, kt, &c, x->data, dy, dw, dw_mode, &db)) dw = NULL;
+    if (db) bias_grad(c.N, c.Cout, c.P, dy, db);
     if (dx && kt->conv_gemm && c.stride == 1 && c.KH == c.KW && c.pad < c.KH) {
         const int64_t K2 = c.Cout * c.KH * c.KW;
         float *wf = gen_scratch_floats(g, c.Cin * K2);
@@ -553,7 +564,7 @@ GEN_BACKWARD(conv_transpose2d) {
     const struct gen_kernels *kt = gen_kernels();
     const struct conv_geo cc = convt_as_conv(&c);
     /* dW = sum of x_i im2col(dy_i)^T */
-    if (dw && implicit_weight_grad(g, kt, &cc, dy, x->data, dw, dw_mode)) dw = NULL;
+    if (dw && implicit_weight_grad(g, kt, &cc, dy, x->data, dw, dw_mode, NULL)) dw = NULL;
     /* dx = W * dy, a conv2d's forward */
     if (dx && implicit_conv(g, kt, &cc, dy, w->data, NULL, gen_put_beta(dx_mode), dx)) dx = NULL;
     if (!dw && !dx) return;

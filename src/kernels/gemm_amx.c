@@ -512,9 +512,10 @@ static void conv_gemm(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t 
 /* The parts of conv_dw's work, in floats: the bf16 planes of x (and their
  * slack), one fp32 phase plane, dy of one image on the wide grid in bf16
  * (rows of L = tw rounded up to 32, zeros past each output row), dy's B
- * tiles for the m images, the blocks of dw^T (T, C, M rounded up to 32). */
+ * tiles for the m images, the blocks of dw^T (T, C, M rounded up to 32),
+ * the bias gradient's M sums in double. */
 struct dw_work {
-    int64_t planes, plane, dyw, tiles, dwt;
+    int64_t planes, plane, dyw, tiles, dwt, sums;
 };
 
 static struct dw_work dw_work_of(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
@@ -525,14 +526,15 @@ static struct dw_work dw_work_of(int64_t M, int64_t C, int64_t H, int64_t W, int
                             .plane = up(g.plane + g.slack, 16),
                             .dyw = up(M * L / 2, 16),
                             .tiles = m * up(M, TB) * L / 2,
-                            .dwt = KH * KW * C * up(M, TB)};
+                            .dwt = KH * KW * C * up(M, TB),
+                            .sums = up(2 * M, 16)}; /* db's, in double */
 }
 
 static int64_t conv_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                             int64_t stride, int64_t pad, int64_t m) {
     if (!conv_fits(C, KH, KW)) return base.conv_dw_work(M, C, H, W, KH, KW, stride, pad, m);
     const struct dw_work w = dw_work_of(M, C, H, W, KH, KW, stride, pad, m);
-    return w.planes + w.plane + w.dyw + w.tiles + w.dwt;
+    return w.planes + w.plane + w.dyw + w.tiles + w.dwt + w.sums;
 }
 
 /* pack_tiles' B form (pair_rows 1) of an n-row operand already in bf16,
@@ -578,20 +580,25 @@ static void taps_inner(int64_t M, int64_t C, int64_t T, const float *dwt, int64_
             }
 }
 
-/* As the table's conv_dw: dw^T in 32 x 32 blocks (32 channels at one tap
- * by 32 output channels), each summed over the m images' positions in
- * four tiles, stored as they are into dw^T by tap (taps_inner then
- * turns it into dw, M x C T). The
+/* As the table's conv_dw_db: dw^T in 32 x 32 blocks (32 channels at one
+ * tap by 32 output channels), each summed over the m images' positions
+ * in four tiles, stored as they are into dw^T by tap (taps_inner then
+ * turns it into dw, M x C T); db from each row of dy as it is rounded
+ * (`runs_sum`'s own pass over dy took 3 % of a bf16 diffusion step). The
  * A tiles' 32 rows, one in each of 32 planes, are where the loop waited
  * (perf: 60 % of its samples on their loads): each row is fetched two
  * steps ahead (the U-Net's 64 -> 64 weight gradients 8-10 % faster). */
-static void conv_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
-                    int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
-                    const float *x, float *dw, float *work) {
+static void conv_dw_db(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
+                       int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
+                       const float *x, float *dw, float *db, float *work) {
     if (!conv_fits(C, KH, KW)) {
         base.conv_dw(M, dy, dy_img, C, H, W, KH, KW, stride, pad, m, img, x, dw, work);
+        const int64_t P = gen_conv_out(H, KH, stride, pad) * gen_conv_out(W, KW, stride, pad);
+        for (int64_t co = 0; db && co < M; co++) /* dy summed in a pass of its own */
+            db[co] = (float)base.runs_sum(m, P, dy_img, dy + co * P);
         return;
     }
+    if (db && m <= 0) memset(db, 0, (size_t)(M > 0 ? M : 0) * sizeof *db);
     if (M <= 0 || m <= 0) return;
     const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
     const struct dw_work w = dw_work_of(M, C, H, W, KH, KW, stride, pad, m);
@@ -604,12 +611,19 @@ static void conv_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64
     const int64_t ldt = up(M, TB);
     gen_bf16_planes(x, img, m, C, H, W, pad, &g, work + w.planes, xb);
     memset(dyw, 0, (size_t)(M * L) * sizeof *dyw); /* the garbage columns stay 0 */
+    double *sums = db ? (double *)(void *)(dwt + w.dwt) : NULL;
+    if (db) memset(sums, 0, (size_t)M * sizeof *sums);
     for (int64_t i = 0; i < m; i++) { /* dy rounded onto the wide grid, then its tiles */
-        for (int64_t co = 0; co < M; co++)
+        for (int64_t co = 0; co < M; co++) {
+            const float *d = dy + i * dy_img + co * P;
             for (int64_t oh = 0; oh < g.OH; oh++)
-                round_to(dy + i * dy_img + co * P + oh * g.OW, g.OW, dyw + co * L + oh * g.Wq);
+                round_to(d + oh * g.OW, g.OW, dyw + co * L + oh * g.Wq);
+            if (db) sums[co] += base.runs_sum(1, P, P, d); /* the row again, from L1 */
+        }
         pack_bf16_tiles(dyw, L, M, groups, KB, bt + i * groups * KB * TILE);
     }
+    if (db)
+        for (int64_t co = 0; co < M; co++) db[co] = (float)sums[co];
     int64_t off[MAX_TAPS];
     for (int64_t t = 0; t < T; t++) off[t] = gen_wide_tap(&g, t / KW, t % KW);
     configure_tiles();
@@ -634,6 +648,12 @@ static void conv_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64
     taps_inner(M, C, T, dwt, ldt, dw);
 }
 
+static void conv_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
+                    int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
+                    const float *x, float *dw, float *work) {
+    conv_dw_db(M, dy, dy_img, C, H, W, KH, KW, stride, pad, m, img, x, dw, NULL, work);
+}
+
 void gen_kernels_amx_fill(struct gen_kernels *t) {
     base = *t;
     t->name = "amx";
@@ -646,6 +666,7 @@ void gen_kernels_amx_fill(struct gen_kernels *t) {
     t->conv_gemm_images = NULL;
     t->conv_dw_work = conv_dw_work;
     t->conv_dw = conv_dw;
+    t->conv_dw_db = conv_dw_db;
     t->bpack_floats = bpack_floats;
     t->bpack = bpack;
     t->gemm_bpacked = gemm_bpacked;
