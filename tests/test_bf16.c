@@ -332,8 +332,8 @@ static void test_conv_gemm(void **state) {
     (void)state;
     const struct gen_kernels *k = bf16k(), *sc = gen_kernels_for("scalar");
     assert_non_null(k->conv_dw);
-    static const int64_t geo[][9] = {
-        /* C, H, W, KH, KW, stride, pad, m (, M: 0 for 10 or 37) */
+    static const int64_t geo[][10] = {
+        /* C, H, W, KH, KW, stride, pad, m (, M: 0 for 10 or 37, and beta where M is given) */
         {1, 5, 5, 1, 1, 1, 0, 1},   {3, 7, 9, 3, 3, 1, 1, 3},  {2, 8, 8, 4, 4, 2, 1, 2},
         {4, 28, 28, 3, 3, 1, 1, 2}, {5, 6, 11, 3, 2, 2, 0, 5}, {2, 4, 4, 5, 5, 1, 2, 7},
         {3, 13, 13, 3, 3, 3, 2, 1}, {16, 7, 7, 3, 3, 1, 1, 9}, {1, 3, 3, 3, 3, 1, 2, 4},
@@ -354,6 +354,11 @@ static void test_conv_gemm(void **state) {
          * overlapping tiles), of 36 (three, an odd count an image), stride 2 (20) */
         {32, 28, 28, 3, 3, 1, 1, 2, 32}, {32, 9, 34, 3, 3, 1, 2, 1, 64},
         {32, 40, 40, 3, 3, 2, 1, 1, 32},
+        /* the same added to (beta 1, through the wide grid): rows of 28, 48 and 36, with
+         * and without a bias */
+        {32, 28, 28, 3, 3, 1, 1, 2, 32, 1}, {32, 28, 28, 3, 3, 1, 1, 1, 64, 1},
+        {32, 48, 48, 3, 3, 1, 1, 1, 32, 1}, {32, 48, 48, 3, 3, 1, 1, 1, 32, 1},
+        {32, 9, 34, 3, 3, 1, 2, 1, 32, 1},
     };
     uint64_t seed = 300;
     for (size_t gi = 0; gi < sizeof geo / sizeof geo[0]; gi++) {
@@ -362,7 +367,7 @@ static void test_conv_gemm(void **state) {
         const int64_t P = gen_conv_out(H, KH, st, pad) * gen_conv_out(W, KW, st, pad);
         const int64_t K = C * KH * KW, N = m * P, img = C * H * W + 3;
         const int64_t M = geo[gi][8] ? geo[gi][8] : gi % 3 ? 10 : 37;
-        const float beta = geo[gi][8] || gi % 2 == 0 ? 0.0f : 1.0f;
+        const float beta = geo[gi][8] ? (float)geo[gi][9] : gi % 2 == 0 ? 0.0f : 1.0f;
         float *x = rnd(m * img, -1, 1, seed++), *w = rnd(M * K, -1, 1, seed++);
         float *out = rnd(M * N, -1, 1, seed++), *out0 = malloc((size_t)(M * N) * sizeof *out0);
         float *col = rnd(K * N, 0, 0, 0);
