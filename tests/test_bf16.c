@@ -322,6 +322,51 @@ static void wino_ref_dw(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad,
 
 /* ---- the implicit-GEMM convolution ------------------------------------------ */
 
+/* Where the table takes x as bf16 (conv_gemm_b16, conv_dw_b16), the bits
+ * of conv_gemm and conv_dw_db on the same values in fp32: x rounded to
+ * bf16 is what both read. */
+static void b16_same(const struct gen_kernels *k, int64_t M, int64_t C, int64_t H, int64_t W,
+                     int64_t KH, int64_t KW, int64_t st, int64_t pad, int64_t m, int64_t img,
+                     const float *x, const float *w, const float *bias, float beta, const float *dy,
+                     int64_t dy_img) {
+    const int64_t P = gen_conv_out(H, KH, st, pad) * gen_conv_out(W, KW, st, pad);
+    const int64_t N = m * P, K = C * KH * KW;
+    float *xr = malloc((size_t)(m * img) * sizeof *xr);
+    uint16_t *xh = malloc((size_t)(m * img) * sizeof *xh);
+    assert_true(xr && xh);
+    for (int64_t i = 0; i < m * img; i++) {
+        uint32_t u;
+        xr[i] = tu_bf16(x[i]);
+        memcpy(&u, &xr[i], sizeof u);
+        xh[i] = (uint16_t)(u >> 16);
+    }
+    const int64_t np = k->conv_prep_work ? k->conv_prep_work(M, C, H, W, KH, KW, st, pad) : 0;
+    float *prep = np > 0 ? malloc((size_t)np * sizeof *prep) : NULL;
+    if (prep) k->conv_prep(M, C, H, W, KH, KW, st, pad, w, prep);
+    const int64_t nw = k->conv_gemm_b16_work(M, C, H, W, KH, KW, st, pad, m);
+    assert_true(nw > 0 && nw == k->conv_gemm_work(M, C, H, W, KH, KW, st, pad, m));
+    float *work = malloc((size_t)nw * sizeof *work);
+    float *a = rnd(M * N, -1, 1, 77), *b = malloc((size_t)(M * N) * sizeof *b);
+    assert_true(work && b);
+    memcpy(b, a, (size_t)(M * N) * sizeof *b);
+    k->conv_gemm(M, prep ? prep : w, C, H, W, KH, KW, st, pad, m, img, xr, bias, beta, a, N, P,
+                 work);
+    k->conv_gemm_b16(M, prep ? prep : w, C, H, W, KH, KW, st, pad, m, img, xh, bias, beta, b, N, P,
+                     work);
+    assert_memory_equal(a, b, (size_t)(M * N) * sizeof *a);
+    const int64_t nd = k->conv_dw_b16_work(M, C, H, W, KH, KW, st, pad, m);
+    assert_true(nd > 0 && nd == k->conv_dw_work(M, C, H, W, KH, KW, st, pad, m));
+    float *wk = malloc((size_t)nd * sizeof *wk), *dwa = rnd(M * K, 5, 5, 0);
+    float *dwb = rnd(M * K, 7, 7, 0), *dba = rnd(M, 5, 5, 0), *dbb = rnd(M, 7, 7, 0);
+    assert_non_null(wk);
+    k->conv_dw_db(M, dy, dy_img, C, H, W, KH, KW, st, pad, m, img, xr, dwa, dba, wk);
+    k->conv_dw_b16(M, dy, dy_img, C, H, W, KH, KW, st, pad, m, img, xh, dwb, dbb, wk);
+    assert_memory_equal(dwa, dwb, (size_t)(M * K) * sizeof *dwa);
+    assert_memory_equal(dba, dbb, (size_t)M * sizeof *dba);
+    free(xr), free(xh), free(prep), free(work), free(a), free(b);
+    free(wk), free(dwa), free(dwb), free(dba), free(dbb);
+}
+
 /* The convolution and its weight gradient over kernel sizes, strides,
  * paddings, odd depths and several images per call (image boundaries
  * inside packed panels), odd channel counts (a zero channel completes
@@ -454,10 +499,60 @@ static void test_conv_gemm(void **state) {
             }
             free(dw2), free(db);
         }
+        if (k->conv_gemm_b16 && k->conv_gemm_b16_work(M, C, H, W, KH, KW, st, pad, m) > 0)
+            b16_same(k, M, C, H, W, KH, KW, st, pad, m, img, x, w, bias, beta, dy, dy_img);
+        else if (k->conv_gemm_b16) /* declined: stride 2, or not on tiles */
+            assert_true(st > 1 || C % 32 || KH * KW > 64);
         free(want), free(mag);
         free(dy), free(dw), free(wk);
         free(x), free(w), free(out), free(out0), free(col), free(work), free(bias);
     }
+}
+
+/* ---- group norm then SiLU into bf16 ------------------------------------------------ */
+
+/* The bits of y rounded to bf16 */
+static uint16_t bf16_bits(float y) {
+    const float r = tu_bf16(y);
+    uint32_t u;
+    memcpy(&u, &r, sizeof u);
+    return (uint16_t)(u >> 16);
+}
+
+/* The table's groupnorm_silu_fwd_b16 gives the AVX-512 table's
+ * groupnorm_silu_fwd rounded to bf16 bit for bit (with and without a
+ * shift, a tail of a vector, and gamma and beta that take some outputs
+ * into the denormals, which round to zero); mean and rstd as it gives
+ * them. The fp32 tables have none. */
+static void test_groupnorm_b16(void **state) {
+    (void)state;
+    assert_null(gen_kernels_for("avx512")->groupnorm_silu_fwd_b16);
+    assert_null(gen_kernels_for("scalar")->groupnorm_silu_fwd_b16);
+    const int64_t N = 3, C = 8, G = 4, HW = 53, n = N * C * HW;
+    float *x = rnd(n, -3, 3, 900), *shift = rnd(N * C, -1, 1, 901);
+    float *gamma = rnd(C, 20, 40, 902), *beta = rnd(C, -70, -50, 903);
+    float *y = malloc((size_t)n * sizeof *y), *st = malloc((size_t)(4 * N * G) * sizeof *st);
+    uint16_t *yb = malloc((size_t)n * sizeof *yb);
+    assert_true(y && st && yb);
+    for (int sh = 0; sh < 2; sh++) {
+        const struct gen_kernels *k = bf16k(), *ref = gen_kernels_for("avx512");
+        assert_non_null(k->groupnorm_silu_fwd_b16);
+        ref->groupnorm_silu_fwd(N, C, HW, G, x, sh ? shift : NULL, gamma, beta, 1e-5f, y, st,
+                                st + N * G);
+        k->groupnorm_silu_fwd_b16(N, C, HW, G, x, sh ? shift : NULL, gamma, beta, 1e-5f, yb,
+                                  st + 2 * N * G, st + 3 * N * G);
+        int tiny = 0;
+        for (int64_t i = 0; i < n; i++) {
+            tiny += y[i] != 0 && fabsf(y[i]) < 0x1p-126f;
+            if (yb[i] != bf16_bits(y[i]))
+                fprintf(stderr, "  %s y[%lld] = %#06x, want %#06x (%.9g)\n", k->name, (long long)i,
+                        yb[i], bf16_bits(y[i]), (double)y[i]);
+            assert_int_equal(yb[i], bf16_bits(y[i]));
+        }
+        assert_true(tiny > 0);
+        assert_memory_equal(st, st + 2 * N * G, (size_t)(2 * N * G) * sizeof *st);
+    }
+    free(x), free(shift), free(gamma), free(beta), free(y), free(st), free(yb);
 }
 
 /* ---- the precision in force ---------------------------------------------------- */
@@ -655,6 +750,81 @@ static void test_conv_layer(void **state) {
     assert_int_equal(gen_kernels_set_precision(GEN_PRECISION_FP32), 1);
 }
 
+/* silu(groupnorm(x (+ shift))) into a convolution (kind 0: conv2d; 1:
+ * conv2d_add onto r; 2: conv2d_sum with a 1 x 1 convolution of x2), C
+ * channels in, stride s, by gen_groupnorm_silu_operand or the plain op
+ * (operand 0): y, then every gradient, appended to out (n floats at most);
+ * returns how many, and whether the norm's output was held as bf16 in
+ * *held. */
+static int64_t operand_run(int operand, int64_t C, int64_t s, int kind, float *out, int64_t n,
+                           int *held) {
+    const int64_t N = 3, H = 9, W = 8, CO = 32, C2 = 5, G = C % 4 ? 1 : 4;
+    const int64_t OH = gen_conv_out(H, 3, s, 1), OW = gen_conv_out(W, 3, s, 1);
+    struct gen_ctx g;
+    gen_ctx_init(&g);
+    struct gen_tensor *x = leaf(&g, 4, (int64_t[]){N, C, H, W}, 50);
+    struct gen_tensor *gm = leaf(&g, 1, (int64_t[]){C}, 51), *bt = leaf(&g, 1, (int64_t[]){C}, 52);
+    struct gen_tensor *sh = kind == 1 ? leaf(&g, 2, (int64_t[]){N, C}, 53) : NULL;
+    struct gen_tensor *w = leaf(&g, 4, (int64_t[]){CO, C, 3, 3}, 54);
+    struct gen_tensor *b = leaf(&g, 1, (int64_t[]){CO}, 55);
+    struct gen_tensor *r = leaf(&g, 4, (int64_t[]){N, CO, OH, OW}, 56);
+    struct gen_tensor *x2 = leaf(&g, 4, (int64_t[]){N, C2, OH, OW}, 57);
+    struct gen_tensor *w2 = leaf(&g, 4, (int64_t[]){CO, C2, 1, 1}, 58);
+    struct gen_tensor *b2 = leaf(&g, 1, (int64_t[]){CO}, 59);
+    struct gen_tensor *h = operand ? gen_groupnorm_silu_operand(&g, x, sh, G, gm, bt, 1e-5f)
+                           : sh    ? gen_groupnorm_silu_shift(&g, x, sh, G, gm, bt, 1e-5f)
+                                   : gen_groupnorm_silu(&g, x, G, gm, bt, 1e-5f);
+    *held = h->bf16;
+    struct gen_tensor *y = kind == 0   ? gen_conv2d(&g, h, w, b, (int)s, 1)
+                           : kind == 1 ? gen_conv2d_add(&g, h, w, b, (int)s, 1, r)
+                                       : gen_conv2d_sum(&g, h, w, b, (int)s, 1, x2, w2, b2, 1, 0);
+    float *seed = rnd(gen_numel(y), -1, 1, 60);
+    gen_backward_seed(&g, y, seed);
+    struct gen_tensor *const got[] = {y, x, gm, bt, sh, w, b, r, x2, w2, b2};
+    int64_t k = 0;
+    for (size_t i = 0; i < sizeof got / sizeof got[0]; i++) {
+        const float *v = i == 0 ? y->data : got[i] ? got[i]->grad : NULL;
+        if (!v) continue;
+        assert_true(k + gen_numel(got[i]) <= n);
+        memcpy(out + k, v, (size_t)gen_numel(got[i]) * sizeof *out);
+        k += gen_numel(got[i]);
+    }
+    free(seed);
+    gen_ctx_free(&g);
+    return k;
+}
+
+/* gen_groupnorm_silu_operand under --precision bf16 holds its output as
+ * bf16, and the convolutions reading it give the bits, forward and back,
+ * that they give on gen_groupnorm_silu's fp32 output, which their kernels
+ * round to bf16 themselves: on AMX tiles from bf16 (32 channels, stride 1),
+ * through a widened copy where the table does not take bf16 (stride 2; 5
+ * channels); conv2d, conv2d_add (with a shift) and conv2d_sum. In fp32 it
+ * is the plain op. */
+static void test_operand(void **state) {
+    (void)state;
+    static const int64_t geo[][2] = {{32, 1}, {32, 2}, {5, 1}}; /* C, stride */
+    const int64_t n = 1 << 16;
+    float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
+    assert_true(a && b);
+    for (int prec = 0; prec < 2; prec++) {
+        assert_int_equal(gen_kernels_set_precision(prec ? GEN_PRECISION_BF16 : GEN_PRECISION_FP32),
+                         1);
+        for (size_t gi = 0; gi < sizeof geo / sizeof geo[0]; gi++)
+            for (int kind = 0; kind < 3; kind++) {
+                int held, plain;
+                const int64_t na = operand_run(1, geo[gi][0], geo[gi][1], kind, a, n, &held);
+                const int64_t nb = operand_run(0, geo[gi][0], geo[gi][1], kind, b, n, &plain);
+                assert_int_equal(held, prec);
+                assert_int_equal(plain, 0);
+                assert_int_equal(na, nb);
+                assert_memory_equal(a, b, (size_t)na * sizeof *a);
+            }
+    }
+    assert_int_equal(gen_kernels_set_precision(GEN_PRECISION_FP32), 1);
+    free(a), free(b);
+}
+
 int main(int argc, char **argv) {
     if (!gen_kernels_for("avx512bf16")) {
         printf("test_bf16: skipped: this CPU or build has no AVX512-BF16 (%s)\n",
@@ -680,7 +850,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_gemm),       cmocka_unit_test(test_rounding),
         cmocka_unit_test(test_threads),    cmocka_unit_test(test_conv_gemm),
         cmocka_unit_test(test_select),     cmocka_unit_test(test_linear_layer),
-        cmocka_unit_test(test_conv_layer),
+        cmocka_unit_test(test_conv_layer), cmocka_unit_test(test_groupnorm_b16),
+        cmocka_unit_test(test_operand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

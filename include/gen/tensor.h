@@ -47,6 +47,11 @@ struct gen_tensor {
                           a pool block all others let go of)          */
     int grad_pooled;   /* grad is a block of the step's pool (below),
                           this tensor one of its holders               */
+    int bf16;          /* data holds numel bf16 values (2 bytes each),
+                          not floats: a convolution's operand kept at
+                          its products' precision, which only the
+                          convolutions read (as their x; gen_record
+                          checks), gen_groupnorm_silu_operand     */
     const char *name;  /* parameters only; NULL otherwise              */
 };
 
@@ -319,6 +324,15 @@ struct gen_tensor *gen_groupnorm_silu_shift(struct gen_ctx *g, struct gen_tensor
                                             struct gen_tensor *shift, int64_t G,
                                             struct gen_tensor *gamma, struct gen_tensor *beta,
                                             float eps);
+/* silu(groupnorm(x (+ shift, where not NULL))) for a tensor that only
+ * convolutions read, as their x: under --precision bf16 held as bf16
+ * (t->bf16), the precision their products round it to anyway, in half the
+ * bytes to write and to read forward and back; else, and where the table
+ * lacks groupnorm_silu_fwd_b16, gen_groupnorm_silu(_shift). */
+struct gen_tensor *gen_groupnorm_silu_operand(struct gen_ctx *g, struct gen_tensor *x,
+                                              struct gen_tensor *shift, int64_t G,
+                                              struct gen_tensor *gamma, struct gen_tensor *beta,
+                                              float eps);
 /* x (N, C) or (N, C, H, W). If g->training: batch statistics (biased var
  * normalises; running stats get the unbiased var, PyTorch's rule):
  * running = (1 - momentum) running + momentum batch. Else running stats.

@@ -186,17 +186,41 @@ static const float *conv_kernels(struct gen_ctx *g, const struct gen_kernels *kt
     return prep;
 }
 
+/* t's values as bf16 where it is a convolution operand held so
+ * (gen_groupnorm_silu_operand), else NULL */
+static const uint16_t *bf16_of(const struct gen_tensor *t) {
+    return t->bf16 ? (const uint16_t *)(const void *)t->data : NULL;
+}
+
+/* t's values as floats, or NULL where they are bf16 (bf16_of) */
+static const float *floats_of(const struct gen_tensor *t) {
+    return t->bf16 ? NULL : t->data;
+}
+
+/* The n bf16 values at xh as fp32 (exactly), in scratch: for the
+ * convolutions a table does not take from bf16. */
+static const float *widen_operand(struct gen_ctx *g, const uint16_t *xh, int64_t n) {
+    float *x = gen_scratch_floats(g, n);
+    uint32_t *u = (uint32_t *)(void *)x;
+#pragma omp parallel for schedule(static) if (n >= ((int64_t)1 << 16))
+    for (int64_t i = 0; i < n; i++) u[i] = (uint32_t)xh[i] << 16;
+    return x;
+}
+
 /* y = beta y + bias + w (Cout x K) col(x) for the images of c, by the
  * table's implicit GEMM, chunk by chunk: each image's (Cout, OH, OW) block
  * straight into y; 0 (nothing done) where the table has none or it does
- * not take the geometry. */
-static int implicit_conv(struct gen_ctx *g, const struct gen_kernels *kt,
-                         const struct conv_geo *c, const float *x, const float *w,
-                         const float *bias, float beta, float *y) {
+ * not take the geometry. x's values are at x, or as bf16 at xh (x NULL:
+ * the table's conv_gemm_b16). */
+static int implicit_conv(struct gen_ctx *g, const struct gen_kernels *kt, const struct conv_geo *c,
+                         const float *x, const uint16_t *xh, const float *w, const float *bias,
+                         float beta, float *y) {
     const struct chunks k = conv_chunks(kt, c);
-    const int64_t work = kt->conv_gemm ? kt->conv_gemm_work(c->Cout, c->Cin, c->H, c->W, c->KH,
-                                                            c->KW, c->stride, c->pad, k.nb)
-                                       : 0;
+    int64_t (*const work_of)(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                             int64_t) = xh ? (kt->conv_gemm_b16 ? kt->conv_gemm_b16_work : NULL)
+                                           : (kt->conv_gemm ? kt->conv_gemm_work : NULL);
+    const int64_t work =
+        work_of ? work_of(c->Cout, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, k.nb) : 0;
     if (work <= 0) return 0;
     const int64_t per = gen_lines(work);
     const float *wk =
@@ -205,9 +229,13 @@ static int implicit_conv(struct gen_ctx *g, const struct gen_kernels *kt,
 #pragma omp parallel for schedule(dynamic, 1) if (k.count > 1)
     for (int64_t ch = 0; ch < k.count; ch++) {
         const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c->N);
-        kt->conv_gemm(c->Cout, wk, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, m, c->img,
-                      x + n0 * c->img, bias, beta, y + n0 * c->Cout * c->P, c->P, c->Cout * c->P,
-                      scratch + gen_task_id() * per);
+        float *yn = y + n0 * c->Cout * c->P, *wkn = scratch + gen_task_id() * per;
+        if (xh)
+            kt->conv_gemm_b16(c->Cout, wk, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, m,
+                              c->img, xh + n0 * c->img, bias, beta, yn, c->P, c->Cout * c->P, wkn);
+        else
+            kt->conv_gemm(c->Cout, wk, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, m,
+                          c->img, x + n0 * c->img, bias, beta, yn, c->P, c->Cout * c->P, wkn);
     }
     return 1;
 }
@@ -238,11 +266,15 @@ static int implicit_dx(struct gen_ctx *g, const struct gen_kernels *kt, const st
 
 /* y = beta y + bias + w (Cout, K) col(x) (beta 0 or 1): the table's
  * implicit GEMM where it takes the geometry, else chunk by chunk through
- * col and ymat (Cout, m P). */
+ * col and ymat (Cout, m P). x's values are at x, or as bf16 at xh (x
+ * NULL), widened where the table's conv_gemm_b16 does not take them. */
 static void conv_forward(struct gen_ctx *g, const struct conv_geo *c, const float *x,
-                         const float *w, const float *bias, float beta, float *y) {
+                         const uint16_t *xh, const float *w, const float *bias, float beta,
+                         float *y) {
     const struct gen_kernels *kt = gen_kernels();
-    if (implicit_conv(g, kt, c, x, w, bias, beta, y)) return;
+    if (xh && implicit_conv(g, kt, c, NULL, xh, w, bias, beta, y)) return;
+    if (xh) x = widen_operand(g, xh, c->N * c->img);
+    if (implicit_conv(g, kt, c, x, NULL, w, bias, beta, y)) return;
     const struct chunks k = chunk_images(c->N, c->K, c->P);
     const int64_t cols = k.nb * c->P, per = gen_lines(c->K * cols) + gen_lines(c->Cout * cols);
     float *scratch = gen_scratch_floats(g, (int64_t)gen_task_threads() * per);
@@ -283,7 +315,7 @@ struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct ge
     const struct conv_geo c = conv_geo(x, w, stride, pad);
     GEN_ASSERT(!b || gen_numel(b) == c.Cout);
     struct gen_tensor *y = gen_tensor_4d(g, c.N, c.Cout, c.OH, c.OW);
-    conv_forward(g, &c, x->data, w->data, b ? b->data : NULL, 0.0f, y->data);
+    conv_forward(g, &c, floats_of(x), bf16_of(x), w->data, b ? b->data : NULL, 0.0f, y->data);
     struct gen_node *node = gen_record(g, GEN_OP_CONV2D, y, 3, (struct gen_tensor *[]){x, w, b});
     if (node) {
         node->i[0] = stride;
@@ -306,16 +338,17 @@ static struct gen_tensor *conv2d_add(struct gen_ctx *g, struct gen_tensor *x, st
     GEN_ASSERT(!b || gen_numel(b) == c.Cout);
     struct gen_tensor *y = gen_tensor_4d(g, c.N, c.Cout, c.OH, c.OW);
     if (r) {
-        GEN_ASSERT(gen_numel(r) == gen_numel(y));
+        GEN_ASSERT(gen_numel(r) == gen_numel(y) && !r->bf16);
         memcpy(y->data, r->data, (size_t)gen_numel(y) * sizeof(float));
     } else {
         const struct conv_geo c2 = conv_geo(x2, w2, stride2, pad2);
         GEN_ASSERT(c2.N == c.N && c2.Cout == c.Cout && c2.OH == c.OH && c2.OW == c.OW);
         GEN_ASSERT(!b2 || gen_numel(b2) == c.Cout);
-        conv_forward(g, &c2, x2->data, w2->data, b2 ? b2->data : NULL, 0.0f, y->data);
+        conv_forward(g, &c2, floats_of(x2), bf16_of(x2), w2->data, b2 ? b2->data : NULL, 0.0f,
+                     y->data);
         gen_scratch_release(g);
     }
-    conv_forward(g, &c, x->data, w->data, b ? b->data : NULL, 1.0f, y->data);
+    conv_forward(g, &c, floats_of(x), bf16_of(x), w->data, b ? b->data : NULL, 1.0f, y->data);
     struct gen_node *node =
         r ? gen_record(g, GEN_OP_CONV2D_ADD, y, 4, (struct gen_tensor *[]){x, w, b, r})
           : gen_record(g, GEN_OP_CONV2D_ADD, y, 6, (struct gen_tensor *[]){x, w, b, x2, w2, b2});
@@ -344,18 +377,21 @@ struct gen_tensor *gen_conv2d_sum(struct gen_ctx *g, struct gen_tensor *x, struc
  * MIN_CHUNKS chunks of images (whatever their size: conv_dw's work does
  * not grow with the column matrix, and each chunk's partial dw costs a
  * pass), summed in chunk order; 0 (nothing done) where the table has none
- * or it does not take the geometry. Where the table has conv_dw_db and
- * db and *db are not NULL, the bias gradient is added to *db the same way, and
- * *db set to NULL. */
+ * or it does not take the geometry. Where the table has conv_dw_db (or
+ * conv_dw_b16) and db and *db are not NULL, the bias gradient is added to
+ * *db the same way, and *db set to NULL. x's values are at x, or as bf16
+ * at xh (x NULL: the table's conv_dw_b16). */
 static int implicit_weight_grad(struct gen_ctx *g, const struct gen_kernels *kt,
-                                const struct conv_geo *c, const float *x, const float *dy,
-                                float *dw, enum gen_grad_mode mode, float **db) {
+                                const struct conv_geo *c, const float *x, const uint16_t *xh,
+                                const float *dy, float *dw, enum gen_grad_mode mode, float **db) {
     const struct chunks kk = chunks_of(c->N, MIN_CHUNKS);
-    const int64_t work = kt->conv_dw ? kt->conv_dw_work(c->Cout, c->Cin, c->H, c->W, c->KH,
-                                                        c->KW, c->stride, c->pad, kk.nb)
-                                     : 0;
+    int64_t (*const work_of)(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
+                             int64_t) = xh ? (kt->conv_dw_b16 ? kt->conv_dw_b16_work : NULL)
+                                           : (kt->conv_dw ? kt->conv_dw_work : NULL);
+    const int64_t work =
+        work_of ? work_of(c->Cout, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, kk.nb) : 0;
     if (work <= 0) return 0;
-    float *bias = kt->conv_dw_db && db ? *db : NULL;
+    float *bias = (xh || kt->conv_dw_db) && db ? *db : NULL;
     if (bias) *db = NULL;
     if (kk.count == 0) { /* no images: a zero gradient (col_sum of no rows) */
         gen_put_rows_sum(mode, 0, c->Cout * c->K, NULL, c->Cout * c->K, dw);
@@ -368,8 +404,15 @@ static int implicit_weight_grad(struct gen_ctx *g, const struct gen_kernels *kt,
 #pragma omp parallel for schedule(dynamic, 1) if (kk.count > 1)
     for (int64_t ch = 0; ch < kk.count; ch++) {
         const int64_t n0 = chunk_first(&kk, ch), m = chunk_len(&kk, ch, c->N);
-        const float *dyn = dy + n0 * c->Cout * c->P, *xn = x + n0 * c->img;
+        const float *dyn = dy + n0 * c->Cout * c->P;
         float *dwn = part + ch * c->Cout * c->K, *wk = scratch + gen_task_id() * per;
+        if (xh) {
+            kt->conv_dw_b16(c->Cout, dyn, c->Cout * c->P, c->Cin, c->H, c->W, c->KH, c->KW,
+                            c->stride, c->pad, m, c->img, xh + n0 * c->img, dwn,
+                            bias ? bpart + ch * c->Cout : NULL, wk);
+            continue;
+        }
+        const float *xn = x + n0 * c->img;
         if (bias)
             kt->conv_dw_db(c->Cout, dyn, c->Cout * c->P, c->Cin, c->H, c->W, c->KH, c->KW,
                            c->stride, c->pad, m, c->img, xn, dwn, bpart + ch * c->Cout, wk);
@@ -399,7 +442,13 @@ static void conv_backward(struct gen_ctx *g, struct gen_tensor *x, struct gen_te
     enum gen_grad_mode dw_mode, dx_mode;
     float *dw = gen_grad_dst_or_null(g, w, &dw_mode), *dx = gen_grad_dst_or_null(g, x, &dx_mode);
     const struct gen_kernels *kt = gen_kernels();
-    if (dw && implicit_weight_grad(g, kt, &c, x->data, dy, dw, dw_mode, &db)) dw = NULL;
+    /* x's values for the weight gradient: as bf16 where the table takes
+     * them so, else widened from bf16 (xf: for the chunks below too) */
+    const uint16_t *xh = bf16_of(x);
+    const float *xf = floats_of(x);
+    if (dw && xh && implicit_weight_grad(g, kt, &c, NULL, xh, dy, dw, dw_mode, &db)) dw = NULL;
+    if (dw && !xf) xf = widen_operand(g, xh, c.N * c.img);
+    if (dw && implicit_weight_grad(g, kt, &c, xf, NULL, dy, dw, dw_mode, &db)) dw = NULL;
     if (db) bias_grad(c.N, c.Cout, c.P, dy, db);
     if (dx && kt->conv_gemm && c.stride == 1 && c.KH == c.KW && c.pad < c.KH) {
         const int64_t K2 = c.Cout * c.KH * c.KW;
@@ -413,7 +462,7 @@ static void conv_backward(struct gen_ctx *g, struct gen_tensor *x, struct gen_te
                             w->data[((co * c.Cin + ci) * c.KH + c.KH - 1 - kh) * c.KW + c.KW - 1 - kw];
         const struct conv_geo cf = geo_make(c.N, c.Cout, c.OH, c.OW, c.Cin, c.KH, c.KW, 1,
                                             c.KH - 1 - c.pad);
-        if (implicit_conv(g, kt, &cf, dy, wf, NULL, gen_put_beta(dx_mode), dx)) dx = NULL;
+        if (implicit_conv(g, kt, &cf, dy, NULL, wf, NULL, gen_put_beta(dx_mode), dx)) dx = NULL;
     }
     if (dx && implicit_dx(g, kt, &c, dy, w->data, gen_put_beta(dx_mode), dx)) dx = NULL;
     if (!dw && !dx) return;
@@ -430,7 +479,7 @@ static void conv_backward(struct gen_ctx *g, struct gen_tensor *x, struct gen_te
         float *buf = scratch + gen_task_id() * per, *dcol = buf + c.K * cols;
         const float *dymat = gather_cols(m, c.Cout, c.P, dy + n0 * c.Cout * c.P, dcol + c.K * cols);
         if (dw) {
-            const float *col = conv_cols(&c, x->data, n0, m, buf);
+            const float *col = conv_cols(&c, xf, n0, m, buf);
             gen_gemm(GEN_NOTRANS, GEN_TRANS, c.Cout, c.K, ld, 1.0f, dymat, col, 0.0f,
                      dw_part + ch * c.Cout * c.K);
         }
@@ -564,9 +613,10 @@ GEN_BACKWARD(conv_transpose2d) {
     const struct gen_kernels *kt = gen_kernels();
     const struct conv_geo cc = convt_as_conv(&c);
     /* dW = sum of x_i im2col(dy_i)^T */
-    if (dw && implicit_weight_grad(g, kt, &cc, dy, x->data, dw, dw_mode, NULL)) dw = NULL;
+    if (dw && implicit_weight_grad(g, kt, &cc, dy, NULL, x->data, dw, dw_mode, NULL)) dw = NULL;
     /* dx = W * dy, a conv2d's forward */
-    if (dx && implicit_conv(g, kt, &cc, dy, w->data, NULL, gen_put_beta(dx_mode), dx)) dx = NULL;
+    if (dx && implicit_conv(g, kt, &cc, dy, NULL, w->data, NULL, gen_put_beta(dx_mode), dx))
+        dx = NULL;
     if (!dw && !dx) return;
     const struct chunks k = chunk_images(c.N, c.K2, c.HW);
     const int64_t cols = k.nb * c.HW, per = (c.K2 + 2 * c.Cin) * cols; /* dcol, xmat, dxmat */

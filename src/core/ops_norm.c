@@ -57,8 +57,8 @@ GEN_BACKWARD(layernorm) {
  * x + shift where a shift (N, C) is given: its fourth input). */
 static struct gen_tensor *groupnorm_op(struct gen_ctx *g, enum gen_op op, struct gen_tensor *x,
                                        struct gen_tensor *shift, int64_t G,
-                                       struct gen_tensor *gamma, struct gen_tensor *beta,
-                                       float eps) {
+                                       struct gen_tensor *gamma, struct gen_tensor *beta, float eps,
+                                       int operand) {
     GEN_ASSERT(x->ndim >= 2);
     const int64_t N = x->shape[0], C = x->shape[1];
     const int64_t HW = N > 0 && C > 0 ? gen_numel(x) / (N * C) : 0;
@@ -70,7 +70,12 @@ static struct gen_tensor *groupnorm_op(struct gen_ctx *g, enum gen_op op, struct
     float *mean = arena_floats(g, N * G), *rstd = arena_floats(g, N * G); /* (N, G) each */
     const struct gen_kernels *K = gen_kernels();
     const float *gm = gamma ? gamma->data : NULL, *bt = beta ? beta->data : NULL;
-    if (op == GEN_OP_GROUPNORM_SILU)
+    y->bf16 = operand && op == GEN_OP_GROUPNORM_SILU && K->groupnorm_silu_fwd_b16 &&
+              gen_kernels_precision() == GEN_PRECISION_BF16;
+    if (y->bf16)
+        K->groupnorm_silu_fwd_b16(N, C, HW, G, x->data, shift ? shift->data : NULL, gm, bt, eps,
+                                  (uint16_t *)(void *)y->data, mean, rstd);
+    else if (op == GEN_OP_GROUPNORM_SILU)
         K->groupnorm_silu_fwd(N, C, HW, G, x->data, shift ? shift->data : NULL, gm, bt, eps,
                               y->data, mean, rstd);
     else
@@ -87,20 +92,27 @@ static struct gen_tensor *groupnorm_op(struct gen_ctx *g, enum gen_op op, struct
 
 struct gen_tensor *gen_groupnorm(struct gen_ctx *g, struct gen_tensor *x, int64_t G,
                                  struct gen_tensor *gamma, struct gen_tensor *beta, float eps) {
-    return groupnorm_op(g, GEN_OP_GROUPNORM, x, NULL, G, gamma, beta, eps);
+    return groupnorm_op(g, GEN_OP_GROUPNORM, x, NULL, G, gamma, beta, eps, 0);
 }
 
 struct gen_tensor *gen_groupnorm_silu(struct gen_ctx *g, struct gen_tensor *x, int64_t G,
                                       struct gen_tensor *gamma, struct gen_tensor *beta,
                                       float eps) {
-    return groupnorm_op(g, GEN_OP_GROUPNORM_SILU, x, NULL, G, gamma, beta, eps);
+    return groupnorm_op(g, GEN_OP_GROUPNORM_SILU, x, NULL, G, gamma, beta, eps, 0);
 }
 
 struct gen_tensor *gen_groupnorm_silu_shift(struct gen_ctx *g, struct gen_tensor *x,
                                             struct gen_tensor *shift, int64_t G,
                                             struct gen_tensor *gamma, struct gen_tensor *beta,
                                             float eps) {
-    return groupnorm_op(g, GEN_OP_GROUPNORM_SILU, x, shift, G, gamma, beta, eps);
+    return groupnorm_op(g, GEN_OP_GROUPNORM_SILU, x, shift, G, gamma, beta, eps, 0);
+}
+
+struct gen_tensor *gen_groupnorm_silu_operand(struct gen_ctx *g, struct gen_tensor *x,
+                                              struct gen_tensor *shift, int64_t G,
+                                              struct gen_tensor *gamma, struct gen_tensor *beta,
+                                              float eps) {
+    return groupnorm_op(g, GEN_OP_GROUPNORM_SILU, x, shift, G, gamma, beta, eps, 1);
 }
 
 /* Both backwards: the kernel's two passes over x and dy. Between them the

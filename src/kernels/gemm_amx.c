@@ -410,7 +410,8 @@ static inline int64_t tile_col(int64_t k, int64_t per, int64_t OW) {
     return c + 16 <= OW ? c : OW - 16;
 }
 
-/* As the table's conv_gemm, Wm as conv_prep left it. Image by image: its
+/* As the table's conv_gemm, Wm as conv_prep left it, x's values at x or
+ * as bf16 at xh (conv_gemm_b16). Image by image: its
  * pair planes, then its wide grid in blocks of 32 wide columns by 32
  * output channels (a block's last columns may run past the image, into
  * the rows' TB spare columns), then the grid into out, each while the
@@ -422,15 +423,10 @@ static inline int64_t tile_col(int64_t k, int64_t per, int64_t OW) {
  * tile_col) by 32 output channels, begun from the bias and stored into
  * out as they are (the 32 -> 32 forward at 28 x 28 0.118 -> 0.096 ms for
  * 8 images; a bf16 diffusion step 88.4 -> 86.9 ms, 5 alternating rounds). */
-static void conv_gemm(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W, int64_t KH,
-                      int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
-                      const float *x, const float *bias, float beta, float *out, int64_t ldo,
-                      int64_t out_img, float *work) {
-    if (!conv_fits(C, KH, KW)) {
-        base.conv_gemm(M, Wm, C, H, W, KH, KW, stride, pad, m, img, x, bias, beta, out, ldo,
-                       out_img, work);
-        return;
-    }
+static void conv_gemm_of(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W, int64_t KH,
+                         int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
+                         const float *x, const uint16_t *xh, const float *bias, float beta,
+                         float *out, int64_t ldo, int64_t out_img, float *work) {
     if (M <= 0 || m <= 0) return;
     const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
     const struct conv_work w = conv_work_of(M, C, H, W, KH, KW, stride, pad);
@@ -449,7 +445,8 @@ static void conv_gemm(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t 
     const int64_t per = (g.OW + 15) / 16, ntiles = g.OH * per;
     configure_tiles();
     for (int64_t i = 0; i < m; i++) {
-        gen_bf16_pair_planes(x + i * img, img, 1, C, H, W, pad, &g, work + w.pairs, xw);
+        gen_bf16_pair_planes(x ? x + i * img : NULL, xh ? xh + i * img : NULL, img, 1, C, H, W, pad,
+                             &g, work + w.pairs, xw);
         if (direct) { /* two row tiles of out a block (the last twice where ntiles is odd) */
             float *oi = out + i * out_img;
             for (int64_t k = 0; k < ntiles; k += 2) {
@@ -507,6 +504,40 @@ static void conv_gemm(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t 
         gen_wide_to_out(&g, M, 1, wide, w.ldw, bias, beta, out + i * out_img, ldo, out_img);
     }
     _tile_release();
+}
+
+static void conv_gemm(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W, int64_t KH,
+                      int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
+                      const float *x, const float *bias, float beta, float *out, int64_t ldo,
+                      int64_t out_img, float *work) {
+    if (!conv_fits(C, KH, KW)) {
+        base.conv_gemm(M, Wm, C, H, W, KH, KW, stride, pad, m, img, x, bias, beta, out, ldo,
+                       out_img, work);
+        return;
+    }
+    conv_gemm_of(M, Wm, C, H, W, KH, KW, stride, pad, m, img, x, NULL, bias, beta, out, ldo,
+                 out_img, work);
+}
+
+/* The bf16 operand's convolutions: those on tiles at stride 1, where its
+ * planes come from rows of bf16 as from rows of fp32 (the same bits: the
+ * fp32 ones are rounded to bf16 there). */
+static int b16_fits(int64_t C, int64_t KH, int64_t KW, int64_t stride) {
+    return conv_fits(C, KH, KW) && stride == 1;
+}
+
+static int64_t conv_gemm_b16_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
+                                  int64_t KW, int64_t stride, int64_t pad, int64_t m) {
+    return b16_fits(C, KH, KW, stride) ? conv_gemm_work(M, C, H, W, KH, KW, stride, pad, m) : 0;
+}
+
+static void conv_gemm_b16(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W, int64_t KH,
+                          int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
+                          const uint16_t *x, const float *bias, float beta, float *out, int64_t ldo,
+                          int64_t out_img, float *work) {
+    GEN_ASSERT(b16_fits(C, KH, KW, stride));
+    conv_gemm_of(M, Wm, C, H, W, KH, KW, stride, pad, m, img, NULL, x, bias, beta, out, ldo,
+                 out_img, work);
 }
 
 /* The parts of conv_dw's work, in floats: the bf16 planes of x (and their
@@ -580,7 +611,8 @@ static void taps_inner(int64_t M, int64_t C, int64_t T, const float *dwt, int64_
             }
 }
 
-/* As the table's conv_dw_db: dw^T in 32 x 32 blocks (32 channels at one
+/* As the table's conv_dw_db, x's values at x or as bf16 at xh
+ * (conv_dw_b16): dw^T in 32 x 32 blocks (32 channels at one
  * tap by 32 output channels), each summed over the m images' positions
  * in four tiles, stored as they are into dw^T by tap (taps_inner then
  * turns it into dw, M x C T); db from each row of dy as it is rounded
@@ -588,16 +620,9 @@ static void taps_inner(int64_t M, int64_t C, int64_t T, const float *dwt, int64_
  * A tiles' 32 rows, one in each of 32 planes, are where the loop waited
  * (perf: 60 % of its samples on their loads): each row is fetched two
  * steps ahead (the U-Net's 64 -> 64 weight gradients 8-10 % faster). */
-static void conv_dw_db(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
+static void conv_dw_of(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
                        int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
-                       const float *x, float *dw, float *db, float *work) {
-    if (!conv_fits(C, KH, KW)) {
-        base.conv_dw(M, dy, dy_img, C, H, W, KH, KW, stride, pad, m, img, x, dw, work);
-        const int64_t P = gen_conv_out(H, KH, stride, pad) * gen_conv_out(W, KW, stride, pad);
-        for (int64_t co = 0; db && co < M; co++) /* dy summed in a pass of its own */
-            db[co] = (float)base.runs_sum(m, P, dy_img, dy + co * P);
-        return;
-    }
+                       const float *x, const uint16_t *xh, float *dw, float *db, float *work) {
     if (db && m <= 0) memset(db, 0, (size_t)(M > 0 ? M : 0) * sizeof *db);
     if (M <= 0 || m <= 0) return;
     const struct gen_wide g = gen_wide_geo(H, W, KH, KW, stride, pad);
@@ -609,7 +634,7 @@ static void conv_dw_db(int64_t M, const float *dy, int64_t dy_img, int64_t C, in
     pair *bt = (pair *)(void *)(work + w.planes + w.plane + w.dyw);
     float *dwt = work + w.planes + w.plane + w.dyw + w.tiles;
     const int64_t ldt = up(M, TB);
-    gen_bf16_planes(x, img, m, C, H, W, pad, &g, work + w.planes, xb);
+    gen_bf16_planes(x, xh, img, m, C, H, W, pad, &g, work + w.planes, xb);
     memset(dyw, 0, (size_t)(M * L) * sizeof *dyw); /* the garbage columns stay 0 */
     double *sums = db ? (double *)(void *)(dwt + w.dwt) : NULL;
     if (db) memset(sums, 0, (size_t)M * sizeof *sums);
@@ -648,10 +673,35 @@ static void conv_dw_db(int64_t M, const float *dy, int64_t dy_img, int64_t C, in
     taps_inner(M, C, T, dwt, ldt, dw);
 }
 
+static void conv_dw_db(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
+                       int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
+                       const float *x, float *dw, float *db, float *work) {
+    if (!conv_fits(C, KH, KW)) {
+        base.conv_dw(M, dy, dy_img, C, H, W, KH, KW, stride, pad, m, img, x, dw, work);
+        const int64_t P = gen_conv_out(H, KH, stride, pad) * gen_conv_out(W, KW, stride, pad);
+        for (int64_t co = 0; db && co < M; co++) /* dy summed in a pass of its own */
+            db[co] = (float)base.runs_sum(m, P, dy_img, dy + co * P);
+        return;
+    }
+    conv_dw_of(M, dy, dy_img, C, H, W, KH, KW, stride, pad, m, img, x, NULL, dw, db, work);
+}
+
 static void conv_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
                     int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                     const float *x, float *dw, float *work) {
     conv_dw_db(M, dy, dy_img, C, H, W, KH, KW, stride, pad, m, img, x, dw, NULL, work);
+}
+
+static int64_t conv_dw_b16_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                                int64_t stride, int64_t pad, int64_t m) {
+    return b16_fits(C, KH, KW, stride) ? conv_dw_work(M, C, H, W, KH, KW, stride, pad, m) : 0;
+}
+
+static void conv_dw_b16(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
+                        int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
+                        const uint16_t *x, float *dw, float *db, float *work) {
+    GEN_ASSERT(b16_fits(C, KH, KW, stride));
+    conv_dw_of(M, dy, dy_img, C, H, W, KH, KW, stride, pad, m, img, NULL, x, dw, db, work);
 }
 
 void gen_kernels_amx_fill(struct gen_kernels *t) {
@@ -667,6 +717,10 @@ void gen_kernels_amx_fill(struct gen_kernels *t) {
     t->conv_dw_work = conv_dw_work;
     t->conv_dw = conv_dw;
     t->conv_dw_db = conv_dw_db;
+    t->conv_gemm_b16_work = conv_gemm_b16_work;
+    t->conv_gemm_b16 = conv_gemm_b16;
+    t->conv_dw_b16_work = conv_dw_b16_work;
+    t->conv_dw_b16 = conv_dw_b16;
     t->bpack_floats = bpack_floats;
     t->bpack = bpack;
     t->gemm_bpacked = gemm_bpacked;

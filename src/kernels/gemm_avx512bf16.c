@@ -514,15 +514,32 @@ static const pair *weights_panels(int64_t M, const float *Wm, int64_t C, int64_t
     return ap;
 }
 
+/* A channel plane (H x W) of a convolution's input: fp32 values at f, or
+ * bf16 ones at h (a tensor kept at its products' precision); neither:
+ * zeros. */
+struct chan {
+    const float *f;
+    const uint16_t *h;
+};
 
-/* Stride 1 in one pass: 16 values of the padded plane of a channel (H x W
- * at x, padded by pad: plane row u is input row u - pad, column v input
+static inline struct chan chan_at(const float *x, const uint16_t *xh, int64_t at) {
+    return (struct chan){x ? x + at : NULL, xh ? xh + at : NULL};
+}
+
+/* 16 bf16 values as the fp32 values they are */
+static inline __m512 widen16(__m256i h) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/* Stride 1 in one pass: 16 values of the padded plane of channel x
+ * (padded by pad: plane row u is input row u - pad, column v input
  * column v - pad), from plane column v of row u, zero in the padding. */
-static inline __m512 padded_run(const float *x, int64_t H, int64_t W, int64_t pad, int64_t u,
+static inline __m512 padded_run(struct chan x, int64_t H, int64_t W, int64_t pad, int64_t u,
                                 int64_t v) {
     const int64_t ih = u - pad, c = v - pad;
-    if (!x || ih < 0 || ih >= H) return _mm512_setzero_ps();
-    return _mm512_maskz_loadu_ps(lanes(-c, W - c), x + ih * W + c);
+    if ((!x.f && !x.h) || ih < 0 || ih >= H) return _mm512_setzero_ps();
+    if (x.h) return widen16(_mm256_maskz_loadu_epi16(lanes(-c, W - c), x.h + ih * W + c));
+    return _mm512_maskz_loadu_ps(lanes(-c, W - c), x.f + ih * W + c);
 }
 
 /* Stride 1 where a padded row fits one vector (Wq <= 32): the lanes of
@@ -538,15 +555,21 @@ static struct row_lanes row_lanes_of(int64_t W, int64_t pad) {
 }
 
 /* Plane row u's 32 values (zeros past Wq) as two vectors, from channel
- * x (H x W; NULL: zeros). */
-static inline void row32(const float *x, int64_t H, int64_t W, int64_t pad, struct row_lanes r,
+ * x. */
+static inline void row32(struct chan x, int64_t H, int64_t W, int64_t pad, struct row_lanes r,
                          int64_t u, __m512 *a, __m512 *b) {
     const int64_t ih = u - pad;
-    if (!x || ih < 0 || ih >= H) {
+    if ((!x.f && !x.h) || ih < 0 || ih >= H) {
         *a = *b = _mm512_setzero_ps();
         return;
     }
-    const float *s = x + ih * W - pad;
+    if (x.h) {
+        const uint16_t *s = x.h + ih * W - pad;
+        *a = widen16(_mm256_maskz_loadu_epi16(r.lo, s));
+        *b = widen16(_mm256_maskz_loadu_epi16(r.hi, s + 16));
+        return;
+    }
+    const float *s = x.f + ih * W - pad;
     *a = _mm512_maskz_loadu_ps(r.lo, s);
     *b = _mm512_maskz_loadu_ps(r.hi, s + 16);
 }
@@ -558,19 +581,61 @@ static inline void row32(const float *x, int64_t H, int64_t W, int64_t pad, stru
  * 1 there are no phases and the padded rows are read, rounded and
  * interleaved in one pass (two passes cost 6 % of a bf16 diffusion step
  * in copies of short rows). */
-void gen_bf16_pair_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t H, int64_t W,
-                          int64_t pad, const struct gen_wide *g, float *planes, pair *xw) {
+/* Plane row u's 32 values as bf16 (zeros past Wq) from channel x of
+ * bf16 values: one masked load, nothing to round. */
+static inline __m512i row32_h(const uint16_t *x, int64_t H, int64_t W, int64_t pad,
+                              struct row_lanes r, int64_t u) {
+    const int64_t ih = u - pad;
+    if (!x || ih < 0 || ih >= H) return _mm512_setzero_si512();
+    return _mm512_maskz_loadu_epi16((__mmask32)r.lo | (__mmask32)r.hi << 16, x + ih * W - pad);
+}
+
+/* The lines of n values of channel x from value `at` on */
+static inline void prefetch_chan(struct chan x, int64_t at, int64_t n) {
+    if (x.h)
+        prefetch_row((const float *)(const void *)(x.h + at), (n + 1) / 2);
+    else
+        prefetch_row(x.f + at, n);
+}
+
+void gen_bf16_pair_planes(const float *x, const uint16_t *xh, int64_t img, int64_t m, int64_t C,
+                          int64_t H, int64_t W, int64_t pad, const struct gen_wide *g,
+                          float *planes, pair *xw) {
     const int64_t HW = H * W;
+    GEN_ASSERT(!xh || g->s == 1);
     for (int64_t i = 0; i < m; i++)
         for (int64_t q = 0; q < (C + 1) / 2; q++, xw += g->plane) {
             const int64_t two = 2 * q + 1 < C ? 2 : 1;
             if (g->s == 1) {
-                const float *x0 = x + i * img + 2 * q * HW, *x1 = two == 2 ? x0 + HW : NULL;
-                if (2 * q + 2 < C) prefetch_row(x0 + 2 * HW, 2 * q + 3 < C ? 2 * HW : HW);
-                else if (i + 1 < m) prefetch_row(x + (i + 1) * img, C > 1 ? 2 * HW : HW);
+                const struct chan x0 = chan_at(x, xh, i * img + 2 * q * HW),
+                                  x1 = two == 2 ? chan_at(x, xh, i * img + (2 * q + 1) * HW)
+                                                : (struct chan){NULL, NULL};
+                if (2 * q + 2 < C)
+                    prefetch_chan(x0, 2 * HW, 2 * q + 3 < C ? 2 * HW : HW);
+                else if (i + 1 < m)
+                    prefetch_chan(chan_at(x, xh, (i + 1) * img), 0, C > 1 ? 2 * HW : HW);
                 if (g->Wq <= 32) {
                     const struct row_lanes r = row_lanes_of(W, pad);
                     const __mmask16 tail = lane_mask(g->Wq - 16);
+                    if (xh) { /* bf16 already: the two rows' values interleaved */
+                        static const uint16_t zlo[32] = {0,  32, 1,  33, 2,  34, 3,  35, 4,  36, 5,
+                                                         37, 6,  38, 7,  39, 8,  40, 9,  41, 10, 42,
+                                                         11, 43, 12, 44, 13, 45, 14, 46, 15, 47};
+                        static const uint16_t zhi[32] = {16, 48, 17, 49, 18, 50, 19, 51, 20, 52, 21,
+                                                         53, 22, 54, 23, 55, 24, 56, 25, 57, 26, 58,
+                                                         27, 59, 28, 60, 29, 61, 30, 62, 31, 63};
+                        const __m512i il = _mm512_loadu_si512(zlo), ih = _mm512_loadu_si512(zhi);
+                        for (int64_t u = 0; u < g->Hq; u++) {
+                            const __m512i a = row32_h(x0.h, H, W, pad, r, u);
+                            const __m512i b = row32_h(x1.h, H, W, pad, r, u);
+                            pair *d = xw + u * g->Wq;
+                            _mm512_mask_storeu_epi32(d, lane_mask(g->Wq),
+                                                     _mm512_permutex2var_epi16(a, il, b));
+                            _mm512_mask_storeu_epi32(d + 16, tail,
+                                                     _mm512_permutex2var_epi16(a, ih, b));
+                        }
+                        continue;
+                    }
                     for (int64_t u = 0; u < g->Hq; u++) {
                         __m512 a0, a1, b0, b1;
                         row32(x0, H, W, pad, r, u, &a0, &a1);
@@ -658,7 +723,7 @@ static void conv_gemm(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t 
     float *planes = work + w.pairs, *wide = planes + w.planes + w.rows;
     const pair **brow = (const pair **)(void *)(planes + w.planes);
     const pair *ap = weights_panels(M, Wm, C, T);
-    gen_bf16_pair_planes(x, img, m, C, H, W, pad, &g, planes, xw);
+    gen_bf16_pair_planes(x, NULL, img, m, C, H, W, pad, &g, planes, xw);
     for (int64_t i = 0; i < m; i++) {
         for (int64_t q = 0; q < Cq; q++)
             for (int64_t t = 0; t < T; t++)
@@ -753,16 +818,24 @@ static int64_t conv_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t 
     return w.offs + w.planes + w.plane + w.dy;
 }
 
-void gen_bf16_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t H, int64_t W,
-                     int64_t pad, const struct gen_wide *g, float *plane, uint16_t *xb) {
+void gen_bf16_planes(const float *x, const uint16_t *xh, int64_t img, int64_t m, int64_t C,
+                     int64_t H, int64_t W, int64_t pad, const struct gen_wide *g, float *plane,
+                     uint16_t *xb) {
+    GEN_ASSERT(!xh || g->s == 1);
     for (int64_t q = 0; q < m * C; q++) { /* each plane padded and phased in fp32, then rounded */
-        const float *xq = x + q / C * img + q % C * H * W;
+        const struct chan xq = chan_at(x, xh, q / C * img + q % C * H * W);
         if (g->s == 1) { /* no phases: the padded rows rounded in one pass */
-            if (q + 1 < m * C) prefetch_row(x + (q + 1) / C * img + (q + 1) % C * H * W, H * W);
+            if (q + 1 < m * C)
+                prefetch_chan(chan_at(x, xh, (q + 1) / C * img + (q + 1) % C * H * W), 0, H * W);
             if (g->Wq <= 32) { /* a padded row is one vector of 32 bf16 */
                 const struct row_lanes r = row_lanes_of(W, pad);
                 const __mmask32 keep = (__mmask32)(g->Wq == 32 ? ~0u : (1u << g->Wq) - 1);
                 for (int64_t u = 0; u < g->Hq; u++) {
+                    if (xh) { /* bf16 already: the row as it is */
+                        _mm512_mask_storeu_epi16(xb + q * g->plane + u * g->Wq, keep,
+                                                 row32_h(xq.h, H, W, pad, r, u));
+                        continue;
+                    }
                     __m512 a, b;
                     row32(xq, H, W, pad, r, u, &a, &b);
                     _mm512_mask_storeu_epi16(xb + q * g->plane + u * g->Wq, keep, round_run(a, b));
@@ -777,7 +850,7 @@ void gen_bf16_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t 
                                                  padded_run(xq, H, W, pad, u, v)));
             continue;
         }
-        gen_wide_planes(xq, H * W, 1, 1, H, W, pad, g, plane);
+        gen_wide_planes(xq.f, H * W, 1, 1, H, W, pad, g, plane);
         round_to(plane, g->plane, xb + q * g->plane);
     }
     memset(xb + m * C * g->plane, 0, (size_t)(g->slack + 32) * sizeof *xb); /* the slack */
@@ -816,7 +889,7 @@ static void conv_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64
     bf16 *dyb = (bf16 *)(void *)(plane + w.plane);
     for (int64_t k = 0; k < K; k++)
         offs[k] = k / (KH * KW) * g.plane + gen_wide_tap(&g, k / KW % KH, k % KW);
-    gen_bf16_planes(x, img, m, C, H, W, pad, &g, plane, xb);
+    gen_bf16_planes(x, NULL, img, m, C, H, W, pad, &g, plane, xb);
     memset(dyb, 0, (size_t)(m * M * L) * sizeof *dyb); /* dy on the wide grid */
     for (int64_t i = 0; i < m; i++)
         for (int64_t co = 0; co < M; co++) {
@@ -859,6 +932,7 @@ static void conv_prep(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, in
 void gen_kernels_avx512bf16_fill(struct gen_kernels *t) {
     fp32 = *t;
     t->name = "avx512bf16";
+    t->groupnorm_silu_fwd_b16 = gen_groupnorm_silu_fwd_b16_avx512;
     t->gemm = gemm_threads;
     t->gemm_bias = gemm_bias_threads;
     t->conv_gemm_work = conv_gemm_work;

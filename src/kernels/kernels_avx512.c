@@ -4,6 +4,7 @@
  * same vocabulary for 8-float vectors). Compiled with -mavx512f -mavx512dq
  * -mavx512bw -mavx512vl -mavx2 -mfma. */
 #include <immintrin.h>
+#include <stdint.h>
 
 #define VW 16
 #define GEN_SIMD_TABLE gen_kernels_avx512
@@ -81,6 +82,19 @@ SIMD_INLINE void st(float *p, vm m, int full, vf v) {
     else
         _mm512_mask_storeu_ps(p, m, v);
 }
+#ifdef __AVX512BF16__
+/* v rounded to bf16 (vcvtneps2bf16) into p[0..16), or its live lanes:
+ * built where the compiler knows the instruction, run only by the bf16
+ * table (gen_groupnorm_silu_fwd_b16_avx512) */
+#define GEN_SIMD_BF16_STORE 1
+SIMD_INLINE void st_bf16(uint16_t *p, vm m, int full, vf v) {
+    const __m256i h = (__m256i)_mm512_cvtneps_pbh(v);
+    if (full)
+        _mm256_storeu_si256((__m256i *)(void *)p, h);
+    else
+        _mm256_mask_storeu_epi16(p, m, h);
+}
+#endif
 /* dead lanes zeroed */
 SIMD_INLINE vf zm(vf v, vm m, int full) { return full ? v : _mm512_maskz_mov_ps(m, v); }
 

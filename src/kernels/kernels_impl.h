@@ -596,11 +596,20 @@ void gen_wide_to_out(const struct gen_wide *g, int64_t M, int64_t m, const float
  * pairs (image i's pair q at xw + (i ceil(C / 2) + q) plane), or their
  * channels as planes of bf16 (image i's channel c at xb + (i C + c)
  * plane), each followed by g->slack (+ 32 for xb) zeros; `planes` is fp32
- * scratch of 2 plane + slack floats. */
-void gen_bf16_pair_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t H, int64_t W,
-                          int64_t pad, const struct gen_wide *g, float *planes, uint32_t *xw);
-void gen_bf16_planes(const float *x, int64_t img, int64_t m, int64_t C, int64_t H, int64_t W,
-                     int64_t pad, const struct gen_wide *g, float *plane, uint16_t *xb);
+ * scratch of 2 plane + slack floats. The input is x, or, at stride 1, the
+ * same values as bf16 at xh (x NULL: a tensor kept at the products'
+ * precision, gen_groupnorm_silu_operand). */
+/* The AVX-512 table's group norm then SiLU into bf16 (kernels_avx512.c,
+ * where the compiler knows vcvtneps2bf16), for the bf16 table. */
+void gen_groupnorm_silu_fwd_b16_avx512(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
+                                       const float *shift, const float *gamma, const float *beta,
+                                       float eps, uint16_t *y, float *mean, float *rstd);
+void gen_bf16_pair_planes(const float *x, const uint16_t *xh, int64_t img, int64_t m, int64_t C,
+                          int64_t H, int64_t W, int64_t pad, const struct gen_wide *g,
+                          float *planes, uint32_t *xw);
+void gen_bf16_planes(const float *x, const uint16_t *xh, int64_t img, int64_t m, int64_t C,
+                     int64_t H, int64_t W, int64_t pad, const struct gen_wide *g, float *plane,
+                     uint16_t *xb);
 #endif
 
 /* Scalar functions the SIMD tables reuse where vectorising gains nothing. */

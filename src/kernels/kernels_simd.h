@@ -22,6 +22,7 @@
 #define LD(p) ld((p), m_, f_)
 #define LDO(p, fill) ldo((p), m_, f_, (fill))
 #define ST(p, v) st((p), m_, f_, (v))
+#define ST_BF16(p, v) st_bf16((p), m_, f_, (v)) /* rounded to bf16, where GEN_SIMD_BF16_STORE */
 #define ZM(v) zm((v), m_, f_)
 #define VLOOP(lo, hi, BODY)                                                  \
     do {                                                                     \
@@ -592,14 +593,16 @@ static void layernorm_grad(int64_t rows, int64_t cols, const float *x, const flo
 #define GN_X(p) (sh ? vf_add(LD(p), s) : LD(p))
 
 /* Group norm of x + shift (shift: (N, C), a value a channel, or NULL),
- * then SiLU if `silu`. */
-static void gn_fwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x, const float *shift,
-                   const float *gamma, const float *beta, float eps, float *y, float *mean,
-                   float *rstd, int silu) {
+ * then SiLU if `silu`, into y, or, where the ISA file has bf16 stores
+ * (GEN_SIMD_BF16_STORE), rounded to bf16 into yb where y is NULL. */
+static void gn_fwd_to(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
+                      const float *shift, const float *gamma, const float *beta, float eps,
+                      float *y, uint16_t *yb, float *mean, float *rstd, int silu) {
     const int64_t cpg = C / G, m = cpg * HW;
     GEN_KFOR(GEN_KPAR_ROWS(N * G, N * G * m), ng, N * G, {
         const float *xg = x + ng * m, *sh = shift ? shift + ng * cpg : NULL;
-        float *yg = y + ng * m;
+        float *yg = y ? y + ng * m : NULL;
+        uint16_t *ybg = yb ? yb + ng * m : NULL;
         if (sh)
             moments_shifted(cpg, HW, xg, sh, eps, &mean[ng], &rstd[ng]);
         else
@@ -611,6 +614,21 @@ static void gn_fwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x, 
             const vf b = vf_set1(beta ? beta[c0 + c] : 0.0f);
             const vf s = vf_set1(sh ? sh[c] : 0.0f);
             const float *xc = xg + c * HW;
+#ifdef GEN_SIMD_BF16_STORE
+            if (ybg) {
+                uint16_t *yc = ybg + c * HW;
+                if (silu)
+                    VLOOP(0, HW,
+                          ST_BF16(yc + i,
+                                  vsilu(vf_fmadd(vf_mul(vf_sub(GN_X(xc + i), mu), rs), g, b))));
+                else
+                    VLOOP(0, HW,
+                          ST_BF16(yc + i, vf_fmadd(vf_mul(vf_sub(LD(xc + i), mu), rs), g, b)));
+                continue;
+            }
+#else
+            GEN_ASSERT(!ybg);
+#endif
             float *yc = yg + c * HW;
             if (silu)
                 VLOOP(0, HW,
@@ -619,6 +637,12 @@ static void gn_fwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x, 
                 VLOOP(0, HW, ST(yc + i, vf_fmadd(vf_mul(vf_sub(LD(xc + i), mu), rs), g, b)));
         }
     });
+}
+
+static void gn_fwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x, const float *shift,
+                   const float *gamma, const float *beta, float eps, float *y, float *mean,
+                   float *rstd, int silu) {
+    gn_fwd_to(N, C, HW, G, x, shift, gamma, beta, eps, y, NULL, mean, rstd, silu);
 }
 
 static void groupnorm_bwd(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
@@ -1035,3 +1059,14 @@ const struct gen_kernels GEN_SIMD_TABLE = {
     .gelu_both = gelu_both,
     .conv_gemm_images = GEN_SIMD_CONV_GEMM_IMAGES,
 };
+
+#ifdef GEN_SIMD_BF16_STORE
+/* groupnorm_silu_fwd_b16 of the bf16 table (gen_kernels_avx512bf16_fill):
+ * this table's own has none, so that its vcvtneps2bf16 runs only where
+ * the CPU has it. */
+void gen_groupnorm_silu_fwd_b16_avx512(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
+                                       const float *shift, const float *gamma, const float *beta,
+                                       float eps, uint16_t *y, float *mean, float *rstd) {
+    gn_fwd_to(N, C, HW, G, x, shift, gamma, beta, eps, NULL, y, mean, rstd, 1);
+}
+#endif

@@ -193,12 +193,12 @@ static struct gen_tensor *gn(struct gen_ctx *g, struct gen_params *ps, int w, in
 }
 
 /* SiLU(groupnorm(x + shift)) in one op (one pass each way, no stored
- * normed copy; shift (N, C) or NULL) */
+ * normed copy; shift (N, C) or NULL), for a convolution to read: each one
+ * here is a convolution's input alone (in bf16 where the products are) */
 static struct gen_tensor *gn_silu(struct gen_ctx *g, struct gen_params *ps, int w, int b,
                                   struct gen_tensor *x, struct gen_tensor *shift) {
     struct gen_tensor *gm = gen_params_tensor(ps, w), *bt = gen_params_tensor(ps, b);
-    return shift ? gen_groupnorm_silu_shift(g, x, shift, UNET_GROUPS, gm, bt, UNET_GN_EPS)
-                 : gen_groupnorm_silu(g, x, UNET_GROUPS, gm, bt, UNET_GN_EPS);
+    return gen_groupnorm_silu_operand(g, x, shift, UNET_GROUPS, gm, bt, UNET_GN_EPS);
 }
 
 static struct gen_tensor *conv(struct gen_ctx *g, struct gen_params *ps,
