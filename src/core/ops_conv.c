@@ -186,6 +186,10 @@ static const float *conv_kernels(struct gen_ctx *g, const struct gen_kernels *kt
     return prep;
 }
 
+/* A table's conv_gemm_work or conv_dw_work (or their _b16 ones) */
+typedef int64_t (*conv_work_fn)(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                                int64_t stride, int64_t pad, int64_t m);
+
 /* t's values as bf16 where it is a convolution operand held so
  * (gen_groupnorm_silu_operand), else NULL */
 static const uint16_t *bf16_of(const struct gen_tensor *t) {
@@ -216,9 +220,8 @@ static int implicit_conv(struct gen_ctx *g, const struct gen_kernels *kt, const 
                          const float *x, const uint16_t *xh, const float *w, const float *bias,
                          float beta, float *y) {
     const struct chunks k = conv_chunks(kt, c);
-    int64_t (*const work_of)(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                             int64_t) = xh ? (kt->conv_gemm_b16 ? kt->conv_gemm_b16_work : NULL)
-                                           : (kt->conv_gemm ? kt->conv_gemm_work : NULL);
+    const conv_work_fn work_of = xh ? (kt->conv_gemm_b16 ? kt->conv_gemm_b16_work : NULL)
+                                    : (kt->conv_gemm ? kt->conv_gemm_work : NULL);
     const int64_t work =
         work_of ? work_of(c->Cout, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, k.nb) : 0;
     if (work <= 0) return 0;
@@ -385,9 +388,8 @@ static int implicit_weight_grad(struct gen_ctx *g, const struct gen_kernels *kt,
                                 const struct conv_geo *c, const float *x, const uint16_t *xh,
                                 const float *dy, float *dw, enum gen_grad_mode mode, float **db) {
     const struct chunks kk = chunks_of(c->N, MIN_CHUNKS);
-    int64_t (*const work_of)(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t,
-                             int64_t) = xh ? (kt->conv_dw_b16 ? kt->conv_dw_b16_work : NULL)
-                                           : (kt->conv_dw ? kt->conv_dw_work : NULL);
+    const conv_work_fn work_of = xh ? (kt->conv_dw_b16 ? kt->conv_dw_b16_work : NULL)
+                                    : (kt->conv_dw ? kt->conv_dw_work : NULL);
     const int64_t work =
         work_of ? work_of(c->Cout, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, kk.nb) : 0;
     if (work <= 0) return 0;

@@ -555,21 +555,15 @@ static struct row_lanes row_lanes_of(int64_t W, int64_t pad) {
 }
 
 /* Plane row u's 32 values (zeros past Wq) as two vectors, from channel
- * x. */
-static inline void row32(struct chan x, int64_t H, int64_t W, int64_t pad, struct row_lanes r,
+ * x (H x W of fp32; NULL: zeros; bf16 channels take row32_h). */
+static inline void row32(const float *x, int64_t H, int64_t W, int64_t pad, struct row_lanes r,
                          int64_t u, __m512 *a, __m512 *b) {
     const int64_t ih = u - pad;
-    if ((!x.f && !x.h) || ih < 0 || ih >= H) {
+    if (!x || ih < 0 || ih >= H) {
         *a = *b = _mm512_setzero_ps();
         return;
     }
-    if (x.h) {
-        const uint16_t *s = x.h + ih * W - pad;
-        *a = widen16(_mm256_maskz_loadu_epi16(r.lo, s));
-        *b = widen16(_mm256_maskz_loadu_epi16(r.hi, s + 16));
-        return;
-    }
-    const float *s = x.f + ih * W - pad;
+    const float *s = x + ih * W - pad;
     *a = _mm512_maskz_loadu_ps(r.lo, s);
     *b = _mm512_maskz_loadu_ps(r.hi, s + 16);
 }
@@ -638,8 +632,8 @@ void gen_bf16_pair_planes(const float *x, const uint16_t *xh, int64_t img, int64
                     }
                     for (int64_t u = 0; u < g->Hq; u++) {
                         __m512 a0, a1, b0, b1;
-                        row32(x0, H, W, pad, r, u, &a0, &a1);
-                        row32(x1, H, W, pad, r, u, &b0, &b1);
+                        row32(x0.f, H, W, pad, r, u, &a0, &a1);
+                        row32(x1.f, H, W, pad, r, u, &b0, &b1);
                         pair *d = xw + u * g->Wq;
                         _mm512_mask_storeu_epi32(d, lane_mask(g->Wq), round_rows(a0, b0));
                         _mm512_mask_storeu_epi32(d + 16, tail, round_rows(a1, b1));
@@ -837,7 +831,7 @@ void gen_bf16_planes(const float *x, const uint16_t *xh, int64_t img, int64_t m,
                         continue;
                     }
                     __m512 a, b;
-                    row32(xq, H, W, pad, r, u, &a, &b);
+                    row32(xq.f, H, W, pad, r, u, &a, &b);
                     _mm512_mask_storeu_epi16(xb + q * g->plane + u * g->Wq, keep, round_run(a, b));
                 }
                 continue;
