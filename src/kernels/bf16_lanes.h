@@ -27,12 +27,22 @@ static inline __m512i round_rows(__m512 x, __m512 y) {
 
 /* x[0..n) rounded to bf16 into d[0..n) (d of any alignment), 32 at a
  * time. */
-static inline void round_to(const float *x, int64_t n, uint16_t *d) {
+static inline __m512d round_to_sum(const float *x, int64_t n, uint16_t *d, __m512d s) {
     for (int64_t j = 0; j < n; j += 32) {
         const int64_t k = n - j;
-        const __m512i v = round_run(load_lanes(x + j, k), load_lanes(x + j + 16, k - 16));
-        _mm512_mask_storeu_epi16(d + j, (__mmask32)(k >= 32 ? ~0u : (1u << k) - 1), v);
+        const __m512 a = load_lanes(x + j, k), b = load_lanes(x + j + 16, k - 16);
+        _mm512_mask_storeu_epi16(d + j, (__mmask32)(k >= 32 ? ~0u : (1u << k) - 1),
+                                 round_run(a, b));
+        s = _mm512_add_pd(s, _mm512_cvtps_pd(_mm512_castps512_ps256(a)));
+        s = _mm512_add_pd(s, _mm512_cvtps_pd(_mm512_extractf32x8_ps(a, 1)));
+        s = _mm512_add_pd(s, _mm512_cvtps_pd(_mm512_castps512_ps256(b)));
+        s = _mm512_add_pd(s, _mm512_cvtps_pd(_mm512_extractf32x8_ps(b, 1)));
     }
+    return s;
+}
+
+static inline void round_to(const float *x, int64_t n, uint16_t *d) {
+    (void)round_to_sum(x, n, d, _mm512_setzero_pd());
 }
 
 #endif

@@ -641,9 +641,10 @@ static void conv_dw_of(int64_t M, const float *dy, int64_t dy_img, int64_t C, in
     for (int64_t i = 0; i < m; i++) { /* dy rounded onto the wide grid, then its tiles */
         for (int64_t co = 0; co < M; co++) {
             const float *d = dy + i * dy_img + co * P;
+            __m512d s = _mm512_setzero_pd();
             for (int64_t oh = 0; oh < g.OH; oh++)
-                round_to(d + oh * g.OW, g.OW, dyw + co * L + oh * g.Wq);
-            if (db) sums[co] += base.runs_sum(1, P, P, d); /* the row again, from L1 */
+                s = round_to_sum(d + oh * g.OW, g.OW, dyw + co * L + oh * g.Wq, s);
+            if (db) sums[co] += _mm512_reduce_add_pd(s);
         }
         pack_bf16_tiles(dyw, L, M, groups, KB, bt + i * groups * KB * TILE);
     }
