@@ -355,16 +355,14 @@ struct gen_kernels {
 
     /* ---- appended: convolutions of a bf16 operand, or NULL ----
      * conv_gemm and conv_dw_db with x held as bf16 (a tensor kept at the
-     * precision of its products), for the geometries their work functions
-     * take (0: not taken; the ops then widen x to fp32 for the others). */
-    int64_t (*conv_gemm_b16_work)(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
-                                  int64_t KW, int64_t stride, int64_t pad, int64_t m);
+     * precision of its products), with conv_gemm_work's and conv_dw_work's
+     * work, for the geometries conv_b16_fits takes (the ops widen x to
+     * fp32 for the others). */
+    int (*conv_b16_fits)(int64_t C, int64_t KH, int64_t KW, int64_t stride);
     void (*conv_gemm_b16)(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W, int64_t KH,
                           int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                           const uint16_t *x, const float *bias, float beta, float *out, int64_t ldo,
                           int64_t out_img, float *work);
-    int64_t (*conv_dw_b16_work)(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
-                                int64_t stride, int64_t pad, int64_t m);
     void (*conv_dw_b16)(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
                         int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                         const uint16_t *x, float *dw, float *db, float *work);

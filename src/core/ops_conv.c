@@ -186,9 +186,10 @@ static const float *conv_kernels(struct gen_ctx *g, const struct gen_kernels *kt
     return prep;
 }
 
-/* A table's conv_gemm_work or conv_dw_work (or their _b16 ones) */
-typedef int64_t (*conv_work_fn)(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
-                                int64_t stride, int64_t pad, int64_t m);
+/* Whether the table takes c's input as bf16 (conv_b16_fits) */
+static int takes_b16(const struct gen_kernels *kt, const struct conv_geo *c) {
+    return kt->conv_b16_fits && kt->conv_b16_fits(c->Cin, c->KH, c->KW, c->stride);
+}
 
 /* t's values as bf16 where it is a convolution operand held so
  * (gen_groupnorm_silu_operand), else NULL */
@@ -220,10 +221,10 @@ static int implicit_conv(struct gen_ctx *g, const struct gen_kernels *kt, const 
                          const float *x, const uint16_t *xh, const float *w, const float *bias,
                          float beta, float *y) {
     const struct chunks k = conv_chunks(kt, c);
-    const conv_work_fn work_of = xh ? (kt->conv_gemm_b16 ? kt->conv_gemm_b16_work : NULL)
-                                    : (kt->conv_gemm ? kt->conv_gemm_work : NULL);
-    const int64_t work =
-        work_of ? work_of(c->Cout, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, k.nb) : 0;
+    if (xh && !takes_b16(kt, c)) return 0;
+    const int64_t work = kt->conv_gemm ? kt->conv_gemm_work(c->Cout, c->Cin, c->H, c->W, c->KH,
+                                                            c->KW, c->stride, c->pad, k.nb)
+                                       : 0;
     if (work <= 0) return 0;
     const int64_t per = gen_lines(work);
     const float *wk =
@@ -388,10 +389,10 @@ static int implicit_weight_grad(struct gen_ctx *g, const struct gen_kernels *kt,
                                 const struct conv_geo *c, const float *x, const uint16_t *xh,
                                 const float *dy, float *dw, enum gen_grad_mode mode, float **db) {
     const struct chunks kk = chunks_of(c->N, MIN_CHUNKS);
-    const conv_work_fn work_of = xh ? (kt->conv_dw_b16 ? kt->conv_dw_b16_work : NULL)
-                                    : (kt->conv_dw ? kt->conv_dw_work : NULL);
-    const int64_t work =
-        work_of ? work_of(c->Cout, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, kk.nb) : 0;
+    if (xh && !takes_b16(kt, c)) return 0;
+    const int64_t work = kt->conv_dw ? kt->conv_dw_work(c->Cout, c->Cin, c->H, c->W, c->KH, c->KW,
+                                                        c->stride, c->pad, kk.nb)
+                                     : 0;
     if (work <= 0) return 0;
     float *bias = (xh || kt->conv_dw_db) && db ? *db : NULL;
     if (bias) *db = NULL;

@@ -526,11 +526,6 @@ static int b16_fits(int64_t C, int64_t KH, int64_t KW, int64_t stride) {
     return conv_fits(C, KH, KW) && stride == 1;
 }
 
-static int64_t conv_gemm_b16_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
-                                  int64_t KW, int64_t stride, int64_t pad, int64_t m) {
-    return b16_fits(C, KH, KW, stride) ? conv_gemm_work(M, C, H, W, KH, KW, stride, pad, m) : 0;
-}
-
 static void conv_gemm_b16(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W, int64_t KH,
                           int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                           const uint16_t *x, const float *bias, float beta, float *out, int64_t ldo,
@@ -693,11 +688,6 @@ static void conv_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64
     conv_dw_db(M, dy, dy_img, C, H, W, KH, KW, stride, pad, m, img, x, dw, NULL, work);
 }
 
-static int64_t conv_dw_b16_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
-                                int64_t stride, int64_t pad, int64_t m) {
-    return b16_fits(C, KH, KW, stride) ? conv_dw_work(M, C, H, W, KH, KW, stride, pad, m) : 0;
-}
-
 static void conv_dw_b16(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
                         int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                         const uint16_t *x, float *dw, float *db, float *work) {
@@ -718,9 +708,8 @@ void gen_kernels_amx_fill(struct gen_kernels *t) {
     t->conv_dw_work = conv_dw_work;
     t->conv_dw = conv_dw;
     t->conv_dw_db = conv_dw_db;
-    t->conv_gemm_b16_work = conv_gemm_b16_work;
+    t->conv_b16_fits = b16_fits;
     t->conv_gemm_b16 = conv_gemm_b16;
-    t->conv_dw_b16_work = conv_dw_b16_work;
     t->conv_dw_b16 = conv_dw_b16;
     t->bpack_floats = bpack_floats;
     t->bpack = bpack;
