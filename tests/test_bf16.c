@@ -379,30 +379,55 @@ static void test_conv_gemm(void **state) {
     assert_non_null(k->conv_dw);
     static const int64_t geo[][10] = {
         /* C, H, W, KH, KW, stride, pad, m (, M: 0 for 10 or 37, and beta where M is given) */
-        {1, 5, 5, 1, 1, 1, 0, 1},   {3, 7, 9, 3, 3, 1, 1, 3},  {2, 8, 8, 4, 4, 2, 1, 2},
-        {4, 28, 28, 3, 3, 1, 1, 2}, {5, 6, 11, 3, 2, 2, 0, 5}, {2, 4, 4, 5, 5, 1, 2, 7},
-        {3, 13, 13, 3, 3, 3, 2, 1}, {16, 7, 7, 3, 3, 1, 1, 9}, {1, 3, 3, 3, 3, 1, 2, 4},
-        {3, 30, 40, 3, 3, 1, 1, 3}, {4, 9, 9, 3, 3, 2, 1, 3},
+        {1, 5, 5, 1, 1, 1, 0, 1},
+        {3, 7, 9, 3, 3, 1, 1, 3},
+        {2, 8, 8, 4, 4, 2, 1, 2},
+        {4, 28, 28, 3, 3, 1, 1, 2},
+        {5, 6, 11, 3, 2, 2, 0, 5},
+        {2, 4, 4, 5, 5, 1, 2, 7},
+        {3, 13, 13, 3, 3, 3, 2, 1},
+        {16, 7, 7, 3, 3, 1, 1, 9},
+        {1, 3, 3, 3, 3, 1, 2, 4},
+        {3, 30, 40, 3, 3, 1, 1, 3},
+        {4, 9, 9, 3, 3, 2, 1, 3},
         /* deep enough for two slices of pairs, odd and even channel counts */
-        {64, 14, 14, 3, 3, 1, 1, 2}, {65, 10, 10, 3, 3, 1, 1, 1}, {33, 12, 12, 3, 3, 2, 1, 2},
+        {64, 14, 14, 3, 3, 1, 1, 2},
+        {65, 10, 10, 3, 3, 1, 1, 1},
+        {33, 12, 12, 3, 3, 2, 1, 2},
         /* multiples of 32 channels (the AMX table's tiles): strided, odd sizes, 1 x 1, 4 x 4 */
-        {32, 9, 9, 3, 3, 2, 1, 3},  {32, 7, 5, 3, 3, 1, 1, 4}, {96, 6, 6, 1, 1, 1, 0, 2},
-        {64, 14, 14, 4, 4, 2, 1, 2}, {32, 12, 12, 9, 9, 1, 4, 1}, /* 81 taps: not on tiles */
+        {32, 9, 9, 3, 3, 2, 1, 3},
+        {32, 7, 5, 3, 3, 1, 1, 4},
+        {96, 6, 6, 1, 1, 1, 0, 2},
+        {64, 14, 14, 4, 4, 2, 1, 2},
+        {32, 12, 12, 9, 9, 1, 4, 1}, /* 81 taps: not on tiles */
         /* stride 1, padded rows of one vector (Wq 30: two stores of pairs) and longer (Wq 38) */
-        {32, 28, 28, 3, 3, 1, 1, 2}, {32, 9, 34, 3, 3, 1, 2, 1},
+        {32, 28, 28, 3, 3, 1, 1, 2},
+        {32, 9, 34, 3, 3, 1, 2, 1},
         /* 25 taps on tiles: the weight gradient's taps in two rounds of 16 */
         {32, 10, 10, 5, 5, 1, 2, 1},
         /* Winograd's GEMMs deeper than one slice of pairs (401 channels), pad 0 and 2 */
-        {401, 6, 7, 3, 3, 1, 1, 2}, {24, 8, 9, 3, 3, 1, 0, 2}, {17, 5, 6, 3, 3, 1, 2, 3},
+        {401, 6, 7, 3, 3, 1, 1, 2},
+        {24, 8, 9, 3, 3, 1, 0, 2},
+        {17, 5, 6, 3, 3, 1, 2, 3},
         /* whole blocks of 32 output channels into rows of 16 or more, overwritten (beta 0;
          * a bias on the odd cases): AMX's tiles stored straight into out, rows of 28 (two
-         * overlapping tiles), of 36 (three, an odd count an image), stride 2 (20) */
-        {32, 28, 28, 3, 3, 1, 1, 2, 32}, {32, 9, 34, 3, 3, 1, 2, 1, 64},
+         * overlapping tiles), of 36 (three, an odd count an image), stride 2 (20); rows
+         * of 14 and 12 on wide grids of 16 (each tile spilling into the next row, the last
+         * row's not), an odd count of rows, the next image's rows right after; rows of 13
+         * on a grid of 15 (through the grid) */
+        {32, 28, 28, 3, 3, 1, 1, 2, 32},
+        {32, 9, 34, 3, 3, 1, 2, 1, 64},
         {32, 40, 40, 3, 3, 2, 1, 1, 32},
+        {32, 14, 14, 3, 3, 1, 1, 3, 32},
+        {32, 11, 14, 3, 3, 1, 1, 2, 64},
+        {32, 12, 12, 5, 5, 1, 2, 2, 32},
+        {32, 13, 13, 3, 3, 1, 1, 2, 32},
         /* the same added to (beta 1, through the wide grid): rows of 28, 48 and 36, with
          * and without a bias */
-        {32, 28, 28, 3, 3, 1, 1, 2, 32, 1}, {32, 28, 28, 3, 3, 1, 1, 1, 64, 1},
-        {32, 48, 48, 3, 3, 1, 1, 1, 32, 1}, {32, 48, 48, 3, 3, 1, 1, 1, 32, 1},
+        {32, 28, 28, 3, 3, 1, 1, 2, 32, 1},
+        {32, 28, 28, 3, 3, 1, 1, 1, 64, 1},
+        {32, 48, 48, 3, 3, 1, 1, 1, 32, 1},
+        {32, 48, 48, 3, 3, 1, 1, 1, 32, 1},
         {32, 9, 34, 3, 3, 1, 2, 1, 32, 1},
     };
     uint64_t seed = 300;

@@ -389,25 +389,39 @@ static int64_t conv_gemm_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_
     if (!conv_fits(C, KH, KW)) return base.conv_gemm_work(M, C, H, W, KH, KW, stride, pad, m);
     (void)m;
     const struct conv_work w = conv_work_of(M, C, H, W, KH, KW, stride, pad);
-    return w.pairs + w.planes + w.wide + up(M, TB) * 16; /* + the bias rows of direct_rows */
+    /* + the bias rows of direct_rows and a tile for spill_last */
+    return w.pairs + w.planes + w.wide + up(M, TB) * 16 + 256;
 }
 
-/* Whether conv_gemm stores its tiles straight into out: rows of at least
- * 16 outputs, whole blocks of 32 output channels, out overwritten. */
-static int direct_rows(int64_t M, int64_t OW, float beta) {
-    return OW >= 16 && M % TB == 0 && beta == 0.0f;
+/* Whether conv_gemm stores its tiles straight into out: whole blocks of
+ * 32 output channels, out overwritten, rows of at least 16 outputs, or of
+ * 8 to 15 (spilling, below) on a wide grid of at least 16 (a tile a row
+ * then computes no more garbage columns than the grid would). */
+static int direct_rows(int64_t M, const struct gen_wide *g, float beta) {
+    return (g->OW >= 16 || (g->OW >= 8 && g->Wq >= 16)) && M % TB == 0 && beta == 0.0f;
 }
 
 /* An image's output as tiles of 16 outputs of one row, per = ceil(OW /
  * 16) a row, the last of a row ending at its end (overlapping the one
  * before where 16 does not divide OW: those outputs are computed twice,
- * the same operations, and stored twice): tile k's first output. */
+ * the same operations, and stored twice): tile k's first output. A row of
+ * fewer than 16 is one tile from its start, whose last 16 - OW values (the
+ * wide grid's garbage columns) spill into the next row until that row's
+ * tile overwrites them; the last row's go through a buffer (spill_last). */
 static inline int64_t tile_row(int64_t k, int64_t per) {
     return k / per;
 }
 static inline int64_t tile_col(int64_t k, int64_t per, int64_t OW) {
     const int64_t c = 16 * (k % per);
-    return c + 16 <= OW ? c : OW - 16;
+    return c + 16 <= OW ? c : OW < 16 ? 0 : OW - 16;
+}
+
+/* The first OW values of each of the 16 rows of tile, stored as a tile
+ * (64 floats apart) at buf, into out (rows ldo apart). */
+static void spill_last(const float *buf, int64_t OW, float *out, int64_t ldo) {
+    const __mmask16 m = lane_mask(OW);
+    for (int r = 0; r < 16; r++)
+        _mm512_mask_storeu_ps(out + r * ldo, m, _mm512_loadu_ps(buf + 16 * r));
 }
 
 /* As the table's conv_gemm, Wm as conv_prep left it, x's values at x or
@@ -439,7 +453,7 @@ static void conv_gemm_of(int64_t M, const float *Wm, int64_t C, int64_t H, int64
     int64_t off[MAX_TAPS];
     for (int64_t t = 0; t < T; t++) off[t] = gen_wide_tap(&g, t / KW, t % KW);
     const size_t bstride = (size_t)g.plane * sizeof(pair);
-    const int direct = direct_rows(M, g.OW, beta);
+    const int direct = direct_rows(M, &g, beta);
     float *brows = wide + w.wide; /* (M, 16): row co all bias[co] */
     if (direct && bias)
         for (int64_t co = 0; co < M; co++)
@@ -484,10 +498,24 @@ static void conv_gemm_of(int64_t M, const float *Wm, int64_t C, int64_t H, int64
                                        bstride);
                         }
                     const size_t so = (size_t)ldo * sizeof(float);
-                    _tile_stored(0, o0, so);
-                    _tile_stored(1, o1, so);
-                    _tile_stored(2, o0 + 16 * ldo, so);
-                    _tile_stored(3, o1 + 16 * ldo, so);
+                    /* the last row's tiles spill no further */
+                    const int last0 = g.OW < 16 && r0 == g.OH - 1;
+                    const int last1 = g.OW < 16 && r1 == g.OH - 1;
+                    float *buf = brows + up(M, TB) * 16; /* a tile of 16 x 16 */
+#define STORE_TILE(j, o, last)                                                                     \
+    do {                                                                                           \
+        if (last) {                                                                                \
+            _tile_stored(j, buf, 64);                                                              \
+            spill_last(buf, g.OW, (o), ldo);                                                       \
+        } else {                                                                                   \
+            _tile_stored(j, (o), so);                                                              \
+        }                                                                                          \
+    } while (0)
+                    STORE_TILE(0, o0, last0);
+                    STORE_TILE(1, o1, last1);
+                    STORE_TILE(2, o0 + 16 * ldo, last0);
+                    STORE_TILE(3, o1 + 16 * ldo, last1);
+#undef STORE_TILE
                 }
             }
             continue;
