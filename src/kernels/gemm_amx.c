@@ -416,8 +416,8 @@ static inline int64_t tile_col(int64_t k, int64_t per, int64_t OW) {
     return c + 16 <= OW ? c : OW < 16 ? 0 : OW - 16;
 }
 
-/* The first OW values of each of the 16 rows of tile, stored as a tile
- * (64 floats apart) at buf, into out (rows ldo apart). */
+/* The first OW values of each of the 16 rows of a tile stored at buf
+ * (rows of 16 floats) into out (rows ldo apart). */
 static void spill_last(const float *buf, int64_t OW, float *out, int64_t ldo) {
     const __mmask16 m = lane_mask(OW);
     for (int r = 0; r < 16; r++)

@@ -383,7 +383,6 @@ static void log_softmax_grad(int64_t rows, int64_t cols, const float *y, const f
     });
 }
 
-/* Mean and 1/sqrt(biased variance + eps), two passes, sums in double. */
 /* The norms' sums run in double, each block of FLOAT_RUN values summed in
  * float first: a block's rounding stays near float's own, and the
  * widening to double (two conversions and two adds a vector) comes once
@@ -415,8 +414,8 @@ SIMD_INLINE vd2 run_sum(int64_t n, const float *x, vf s, vf mu, int sq, vd2 acc)
     return acc;
 }
 
-/* mean and 1 / sqrt(var + eps) of x[0..n): two passes, sums in double by
- * blocks (run_sum) */
+/* Mean and 1 / sqrt(biased variance + eps) of x[0..n): two passes, sums
+ * in double by blocks (run_sum). */
 static void moments(int64_t n, const float *x, float eps, float *mean, float *rstd) {
     const vf z = vf_set1(0.0f);
     const float mu = (float)(vd2_hsum(run_sum(n, x, z, z, 0, vd2_zero())) / (double)n);
