@@ -568,13 +568,6 @@ static inline void row32(const float *x, int64_t H, int64_t W, int64_t pad, stru
     *b = _mm512_maskz_loadu_ps(r.hi, s + 16);
 }
 
-/* The m images' pair planes into xw (image i's pair plane q at xw + (i Cq
- * + q) plane), then slack zeros: channels 2q and 2q + 1 padded and split
- * into phases by gen_wide_planes into `planes` (2 plane + slack floats),
- * then rounded and interleaved (a lone last channel with zeros). At stride
- * 1 there are no phases and the padded rows are read, rounded and
- * interleaved in one pass (two passes cost 6 % of a bf16 diffusion step
- * in copies of short rows). */
 /* Plane row u's 32 values as bf16 (zeros past Wq) from channel x of
  * bf16 values: one masked load, nothing to round. */
 static inline __m512i row32_h(const uint16_t *x, int64_t H, int64_t W, int64_t pad,
@@ -592,6 +585,13 @@ static inline void prefetch_chan(struct chan x, int64_t at, int64_t n) {
         prefetch_row(x.f + at, n);
 }
 
+/* The m images' pair planes into xw (image i's pair plane q at xw + (i Cq
+ * + q) plane), then slack zeros: channels 2q and 2q + 1 padded and split
+ * into phases by gen_wide_planes into `planes` (2 plane + slack floats),
+ * then rounded and interleaved (a lone last channel with zeros). At stride
+ * 1 there are no phases and the padded rows are read, rounded and
+ * interleaved in one pass (two passes cost 6 % of a bf16 diffusion step
+ * in copies of short rows). */
 void gen_bf16_pair_planes(const float *x, const uint16_t *xh, int64_t img, int64_t m, int64_t C,
                           int64_t H, int64_t W, int64_t pad, const struct gen_wide *g,
                           float *planes, pair *xw) {

@@ -591,6 +591,11 @@ void gen_wide_to_out(const struct gen_wide *g, int64_t M, int64_t m, const float
                      int64_t out_img);
 
 #ifdef GEN_HAVE_AVX512BF16
+/* The AVX-512 table's group norm then SiLU into bf16 (kernels_avx512.c,
+ * where the compiler knows vcvtneps2bf16), for the bf16 table. */
+void gen_groupnorm_silu_fwd_b16_avx512(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
+                                       const float *shift, const float *gamma, const float *beta,
+                                       float eps, uint16_t *y, float *mean, float *rstd);
 /* The inputs of the bf16 convolutions on the wide grid (gemm_avx512bf16.c),
  * which the AMX ones read too: the m images' channel pairs as planes of
  * pairs (image i's pair q at xw + (i ceil(C / 2) + q) plane), or their
@@ -599,11 +604,6 @@ void gen_wide_to_out(const struct gen_wide *g, int64_t M, int64_t m, const float
  * scratch of 2 plane + slack floats. The input is x, or, at stride 1, the
  * same values as bf16 at xh (x NULL: a tensor kept at the products'
  * precision, gen_groupnorm_silu_operand). */
-/* The AVX-512 table's group norm then SiLU into bf16 (kernels_avx512.c,
- * where the compiler knows vcvtneps2bf16), for the bf16 table. */
-void gen_groupnorm_silu_fwd_b16_avx512(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
-                                       const float *shift, const float *gamma, const float *beta,
-                                       float eps, uint16_t *y, float *mean, float *rstd);
 void gen_bf16_pair_planes(const float *x, const uint16_t *xh, int64_t img, int64_t m, int64_t C,
                           int64_t H, int64_t W, int64_t pad, const struct gen_wide *g,
                           float *planes, uint32_t *xw);
