@@ -389,8 +389,9 @@ static void test_barrier(void **state) {
     gen_threads_init(0);
 }
 
-/* One whole trial of gen_tune: runs of GEN_TUNE_RUN calls on one thread,
- * then on 2, alternating, all timed; the one-thread calls take `one`
+/* One trial of gen_tune: runs of GEN_TUNE_RUN calls on one thread, then
+ * on 2, alternating, all timed, until it ends (whole, or after a run on 2
+ * that took under half of one's); the one-thread calls take `one`
  * seconds, the 2-thread ones `two`; with stall, the second call of one way
  * (stall_two: the 2-thread way), the first the trial counts, 3 ms more;
  * the first call of every 2-thread run takes `wake` more. */
@@ -404,6 +405,10 @@ static void tune_trial(struct gen_tune *tu, double one, double two, int stall, i
         const double extra = stall && i == (stall_two ? GEN_TUNE_RUN + 1 : 1) ? 3e-3 : 0.0;
         const double first = nt == 2 && i % GEN_TUNE_RUN == 0 ? wake : 0.0;
         gen_tune_took(tu, (nt == 2 ? two : one) + extra + first);
+        if (tu->calls != i + 1) { /* over before its last call: 2's clear win */
+            assert_true(nt == 2 && i % GEN_TUNE_RUN == GEN_TUNE_RUN - 1);
+            return;
+        }
     }
 }
 
@@ -467,6 +472,25 @@ static void test_tune_choice(void **state) {
         tune_run(&tu, GEN_TUNE_WINDOW, 1.5 * slow, win);
         tune_trial(&tu, fast_many ? fast : slow, fast_many ? slow : fast, 0, 0, 0.0);
         tune_run(&tu, 3 * GEN_TUNE_WINDOW, fast, lose);
+    }
+    /* n's calls in under half of one's time: the trial ends after its
+     * first run on n (a short generation pays for one run on one thread,
+     * not four), and the next begins GEN_TUNE_EVERY calls after it; at
+     * half or more, the whole trial */
+    for (int under = 0; under < 2; under++) {
+        struct gen_tune quick;
+        memset(&quick, 0, sizeof quick);
+        const int64_t calls = under ? 2 * GEN_TUNE_RUN : GEN_TUNE_CALLS;
+        for (int64_t i = 0; i < calls; i++) {
+            int timed;
+            const int nt = gen_tune_next(&quick, 2, &timed);
+            assert_int_equal(nt, i / GEN_TUNE_RUN % 2 ? 2 : 1);
+            gen_tune_took(&quick, nt == 2 ? (under ? 24e-6 : 25e-6) : 50e-6);
+        }
+        assert_false(quick.stalled);
+        tune_run(&quick, GEN_TUNE_EVERY - GEN_TUNE_CALLS, 24e-6, 2);
+        int timed;
+        assert_int_equal(gen_tune_next(&quick, 2, &timed), 1); /* the next trial */
     }
     /* n's runs each start 3 ms late, far more than their calls save, yet
      * in a row they are faster: n, not stalled */

@@ -176,7 +176,9 @@ void gen_parallel_n(int n, void (*fn)(void *arg, int t, int nt), void *arg);
  * is one thread. Totals, not medians: a thread that shares its core with
  * another process stalls a call now and then for a time slice, and those
  * stalls are most of what n threads cost there; they may also begin after
- * a trial. A trial whose n-thread calls pass twice what its one-thread
+ * a trial. A trial ends after any run on n whose calls took under half
+ * of as many on one (a clear win, and a short run need not pay for the
+ * rest of the trial). A trial whose n-thread calls pass twice what its one-thread
  * calls will take ends there, `stalled` (a hint for other work on these
  * threads), and the next begins GEN_TUNE_WINDOW calls after it, then
  * twice as many after each stalled one, up to GEN_TUNE_EVERY. fn must

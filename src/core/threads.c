@@ -368,7 +368,11 @@ void gen_tune_took(struct gen_tune *tu, double seconds) {
             for (int64_t i = 0; i < k[w]; i++) sum[w] += tu->t[w][i];
         /* n's calls so far past twice what one's whole trial will take: stalls; end it */
         const int stalls = way && sum[1] > 2.0 * sum[0] * GEN_TUNE_TRIAL / (double)k[0];
-        if (phase < GEN_TUNE_CALLS - 1 && !stalls) return;
+        /* n's calls, as many as one's, in under half their time: the rest
+         * of the trial would only confirm it, and a short run (a hundred
+         * tokens) would pay for its three more runs on one thread */
+        const int clear = way && k[1] == k[0] && 2.0 * sum[1] < sum[0];
+        if (phase < GEN_TUNE_CALLS - 1 && !stalls && !clear) return;
         tu->many = !stalls && sum[1] < sum[0];
         tu->stalled = stalls || sum[1] / (double)k[1] > 2.0 * sum[0] / (double)k[0];
         tu->other = tu->many ? sum[0] / (double)k[0] : sum[1] / (double)k[1];
