@@ -775,12 +775,30 @@ static void test_conv_layer(void **state) {
     assert_int_equal(gen_kernels_set_precision(GEN_PRECISION_FP32), 1);
 }
 
+/* y seeded with random gradients and run back, then y's values and the
+ * gradients of got[1 .. n_got) (those not NULL) appended to out (n floats
+ * at most); returns how many. */
+static int64_t results(struct gen_ctx *g, struct gen_tensor *y, struct gen_tensor *const *got,
+                       size_t n_got, uint64_t seed_of, float *out, int64_t n) {
+    float *seed = rnd(gen_numel(y), -1, 1, seed_of);
+    gen_backward_seed(g, y, seed);
+    int64_t k = 0;
+    for (size_t i = 0; i < n_got; i++) {
+        const float *v = i == 0 ? y->data : got[i] ? got[i]->grad : NULL;
+        if (!v) continue;
+        assert_true(k + gen_numel(got[i]) <= n);
+        memcpy(out + k, v, (size_t)gen_numel(got[i]) * sizeof *out);
+        k += gen_numel(got[i]);
+    }
+    free(seed);
+    return k;
+}
+
 /* silu(groupnorm(x (+ shift))) into a convolution (kind 0: conv2d; 1:
  * conv2d_add onto r; 2: conv2d_sum with a 1 x 1 convolution of x2), C
  * channels in, stride s, by gen_groupnorm_silu_operand or the plain op
- * (operand 0): y, then every gradient, appended to out (n floats at most);
- * returns how many, and whether the norm's output was held as bf16 in
- * *held. */
+ * (operand 0): y, then every gradient, into out (results); returns how
+ * many, and whether the norm's output was held as bf16 in *held. */
 static int64_t operand_run(int operand, int64_t C, int64_t s, int kind, float *out, int64_t n,
                            int *held) {
     const int64_t N = 3, H = 9, W = 8, CO = 32, C2 = 5, G = C % 4 ? 1 : 4;
@@ -803,20 +821,20 @@ static int64_t operand_run(int operand, int64_t C, int64_t s, int kind, float *o
     struct gen_tensor *y = kind == 0   ? gen_conv2d(&g, h, w, b, (int)s, 1)
                            : kind == 1 ? gen_conv2d_add(&g, h, w, b, (int)s, 1, r)
                                        : gen_conv2d_sum(&g, h, w, b, (int)s, 1, x2, w2, b2, 1, 0);
-    float *seed = rnd(gen_numel(y), -1, 1, 60);
-    gen_backward_seed(&g, y, seed);
     struct gen_tensor *const got[] = {y, x, gm, bt, sh, w, b, r, x2, w2, b2};
-    int64_t k = 0;
-    for (size_t i = 0; i < sizeof got / sizeof got[0]; i++) {
-        const float *v = i == 0 ? y->data : got[i] ? got[i]->grad : NULL;
-        if (!v) continue;
-        assert_true(k + gen_numel(got[i]) <= n);
-        memcpy(out + k, v, (size_t)gen_numel(got[i]) * sizeof *out);
-        k += gen_numel(got[i]);
-    }
-    free(seed);
+    const int64_t k = results(&g, y, got, sizeof got / sizeof got[0], 60, out, n);
     gen_ctx_free(&g);
     return k;
+}
+
+/* An operand's run (held as bf16 or not, want_held: whether it should be)
+ * gave what the plain op's run (never held) gave, bit for bit. */
+static void assert_same_run(int held, int want_held, int64_t na, const float *a, int plain,
+                            int64_t nb, const float *b) {
+    assert_int_equal(held, want_held);
+    assert_int_equal(plain, 0);
+    assert_int_equal(na, nb);
+    assert_memory_equal(a, b, (size_t)na * sizeof *a);
 }
 
 /* gen_groupnorm_silu_operand under --precision bf16 holds its output as
@@ -840,11 +858,55 @@ static void test_operand(void **state) {
                 int held, plain;
                 const int64_t na = operand_run(1, geo[gi][0], geo[gi][1], kind, a, n, &held);
                 const int64_t nb = operand_run(0, geo[gi][0], geo[gi][1], kind, b, n, &plain);
-                assert_int_equal(held, prec);
-                assert_int_equal(plain, 0);
-                assert_int_equal(na, nb);
-                assert_memory_equal(a, b, (size_t)na * sizeof *a);
+                assert_same_run(held, prec, na, a, plain, nb, b);
             }
+    }
+    assert_int_equal(gen_kernels_set_precision(GEN_PRECISION_FP32), 1);
+    free(a), free(b);
+}
+
+/* A 3 x 3 convolution (C channels in, 32 out, stride 1) of x upsampled
+ * 2x, by gen_upsample2x_operand (operand 1) or gen_upsample2x: y, then the
+ * gradients of x, w and b, into out (results); returns how many, and
+ * whether the upsampled copy was held as bf16 in *held. */
+static int64_t upsample_run(int operand, int64_t C, float *out, int64_t n, int *held) {
+    const int64_t N = 3, H = 5, W = 7, CO = 32;
+    struct gen_ctx g;
+    gen_ctx_init(&g);
+    struct gen_tensor *x = leaf(&g, 4, (int64_t[]){N, C, H, W}, 70);
+    struct gen_tensor *w = leaf(&g, 4, (int64_t[]){CO, C, 3, 3}, 71);
+    struct gen_tensor *b = leaf(&g, 1, (int64_t[]){CO}, 72);
+    struct gen_tensor *u = operand ? gen_upsample2x_operand(&g, x) : gen_upsample2x(&g, x);
+    *held = u->bf16;
+    struct gen_tensor *y = gen_conv2d(&g, u, w, b, 1, 1);
+    struct gen_tensor *const got[] = {y, x, w, b};
+    const int64_t k = results(&g, y, got, sizeof got / sizeof got[0], 73, out, n);
+    gen_ctx_free(&g);
+    return k;
+}
+
+/* gen_upsample2x_operand under --precision bf16, where the table's
+ * convolutions take bf16 operands, holds its copy as bf16, and the
+ * convolution reading it gives the bits, forward and back, that it gives
+ * on gen_upsample2x's fp32 copy, which its kernels round to bf16
+ * themselves: on AMX tiles from bf16 (32 channels) and through a widened
+ * copy where the table does not take bf16 (5 channels). In fp32 it is the
+ * plain op. */
+static void test_upsample_operand(void **state) {
+    (void)state;
+    const int64_t n = 1 << 15;
+    float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
+    assert_true(a && b);
+    for (int prec = 0; prec < 2; prec++) {
+        assert_int_equal(gen_kernels_set_precision(prec ? GEN_PRECISION_BF16 : GEN_PRECISION_FP32),
+                         1);
+        const int held_here = prec && gen_kernels()->conv_gemm_b16 != NULL;
+        for (int64_t C = 5; C <= 32; C += 27) {
+            int held, plain;
+            const int64_t na = upsample_run(1, C, a, n, &held);
+            const int64_t nb = upsample_run(0, C, b, n, &plain);
+            assert_same_run(held, held_here, na, a, plain, nb, b);
+        }
     }
     assert_int_equal(gen_kernels_set_precision(GEN_PRECISION_FP32), 1);
     free(a), free(b);
@@ -863,11 +925,9 @@ int main(int argc, char **argv) {
             return 77;
         }
         const struct CMUnitTest amx_tests[] = {
-            cmocka_unit_test(test_gemm),
-            cmocka_unit_test(test_rounding),
-            cmocka_unit_test(test_threads),
-            cmocka_unit_test(test_conv_gemm),
-            cmocka_unit_test(test_conv_layer),
+            cmocka_unit_test(test_gemm),       cmocka_unit_test(test_rounding),
+            cmocka_unit_test(test_threads),    cmocka_unit_test(test_conv_gemm),
+            cmocka_unit_test(test_conv_layer), cmocka_unit_test(test_upsample_operand),
         };
         return cmocka_run_group_tests(amx_tests, NULL, NULL);
     }
@@ -876,7 +936,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_threads),    cmocka_unit_test(test_conv_gemm),
         cmocka_unit_test(test_select),     cmocka_unit_test(test_linear_layer),
         cmocka_unit_test(test_conv_layer), cmocka_unit_test(test_groupnorm_b16),
-        cmocka_unit_test(test_operand),
+        cmocka_unit_test(test_operand),    cmocka_unit_test(test_upsample_operand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -364,6 +364,12 @@ struct gen_tensor *gen_conv_transpose2d(struct gen_ctx *g, struct gen_tensor *x,
                                         int pad);
 /* Nearest-neighbour 2x: (N, C, H, W) -> (N, C, 2H, 2W). */
 struct gen_tensor *gen_upsample2x(struct gen_ctx *g, struct gen_tensor *x);
+/* gen_upsample2x for a tensor that only convolutions read, as their x:
+ * under --precision bf16, where the table's convolutions take bf16
+ * operands (conv_gemm_b16), held as bf16 (t->bf16), rounded as their
+ * products would round it, in half the bytes to write and to read;
+ * else gen_upsample2x. */
+struct gen_tensor *gen_upsample2x_operand(struct gen_ctx *g, struct gen_tensor *x);
 
 /* Multi-head attention from a packed qkv (B, T, 3C) (q, k, v each C wide,
  * heads of C/NH): softmax(q k^T / sqrt(C/NH) [+ causal mask]) v, heads

@@ -657,22 +657,51 @@ GEN_BACKWARD(conv_transpose2d) {
 
 /* ---- upsample2x ---------------------------------------------------------- */
 
-struct gen_tensor *gen_upsample2x(struct gen_ctx *g, struct gen_tensor *x) {
-    GEN_ASSERT(x->ndim == 4);
+/* One plane (H x W) of x, each value copied to a 2 x 2 block of y: as
+ * floats, or rounded to bf16 (yh; gen_bf16_pack, a run of a row at a time). */
+static void upsample_plane(int64_t H, int64_t W, const float *x, float *y, uint16_t *yh) {
+    enum { RUN = 256 };
+    for (int64_t i = 0; i < H; i++) {
+        const float *src = x + i * W;
+        if (yh) {
+            uint16_t *row = yh + 2 * i * 2 * W, run[RUN];
+            for (int64_t j0 = 0; j0 < W; j0 += RUN) {
+                const int64_t n = W - j0 < RUN ? W - j0 : RUN;
+                gen_bf16_pack(n, src + j0, run);
+                for (int64_t j = 0; j < n; j++) row[2 * (j0 + j)] = row[2 * (j0 + j) + 1] = run[j];
+            }
+            memcpy(row + 2 * W, row, (size_t)(2 * W) * sizeof *row);
+            continue;
+        }
+        float *row = y + 2 * i * 2 * W;
+        for (int64_t j = 0; j < W; j++) row[2 * j] = row[2 * j + 1] = src[j];
+        memcpy(row + 2 * W, row, (size_t)(2 * W) * sizeof(float));
+    }
+}
+
+/* The upsampled copy, as bf16 where it is an operand (below) and the
+ * table's convolutions read bf16 operands. */
+static struct gen_tensor *upsample2x(struct gen_ctx *g, struct gen_tensor *x, int operand) {
+    GEN_ASSERT(x->ndim == 4 && !x->bf16);
     const int64_t NC = x->shape[0] * x->shape[1], H = x->shape[2], W = x->shape[3];
     struct gen_tensor *y = gen_tensor_4d(g, x->shape[0], x->shape[1], 2 * H, 2 * W);
+    y->bf16 =
+        operand && gen_kernels()->conv_gemm_b16 && gen_kernels_precision() == GEN_PRECISION_BF16;
+    uint16_t *yh = y->bf16 ? (uint16_t *)(void *)y->data : NULL;
 #pragma omp parallel for schedule(static)
-    for (int64_t nc = 0; nc < NC; nc++) {
-        const float *xp = x->data + nc * H * W;
-        float *yp = y->data + nc * 4 * H * W;
-        for (int64_t i = 0; i < H; i++) {
-            float *row = yp + 2 * i * 2 * W;
-            for (int64_t j = 0; j < W; j++) row[2 * j] = row[2 * j + 1] = xp[i * W + j];
-            memcpy(row + 2 * W, row, (size_t)(2 * W) * sizeof(float));
-        }
-    }
+    for (int64_t nc = 0; nc < NC; nc++)
+        upsample_plane(H, W, x->data + nc * H * W, yh ? NULL : y->data + nc * 4 * H * W,
+                       yh ? yh + nc * 4 * H * W : NULL);
     gen_record(g, GEN_OP_UPSAMPLE2X, y, 1, (struct gen_tensor *[]){x});
     return y;
+}
+
+struct gen_tensor *gen_upsample2x(struct gen_ctx *g, struct gen_tensor *x) {
+    return upsample2x(g, x, 0);
+}
+
+struct gen_tensor *gen_upsample2x_operand(struct gen_ctx *g, struct gen_tensor *x) {
+    return upsample2x(g, x, 1);
 }
 
 /* dx[i, j] (+)= sum of the 2x2 block of dy it was copied to. */

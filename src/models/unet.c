@@ -279,7 +279,7 @@ struct gen_tensor *unet_forward(struct gen_ctx *g, const struct unet *u, struct 
     h = gen_scope_close(g, s, resblock(g, ps, &u->mid2, h, e));
     for (int i = L - 2; i >= 0; i--) {
         s = gen_scope_open(g, h);
-        h = gen_scope_close(g, s, conv(g, ps, &u->up[i], gen_upsample2x(g, h)));
+        h = gen_scope_close(g, s, conv(g, ps, &u->up[i], gen_upsample2x_operand(g, h)));
         s = gen_scope_open(g, h);
         h = gen_scope_close(g, s, resblock(g, ps, &u->dec[i], gen_concat(g, h, skip[i]), e));
     }
