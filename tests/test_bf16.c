@@ -865,12 +865,13 @@ static void test_operand(void **state) {
     free(a), free(b);
 }
 
-/* A 3 x 3 convolution (C channels in, 32 out, stride 1) of x upsampled
+/* A 3 x 3 convolution (C channels in, 32 out, stride 1) of x (H x W) upsampled
  * 2x, by gen_upsample2x_operand (operand 1) or gen_upsample2x: y, then the
  * gradients of x, w and b, into out (results); returns how many, and
  * whether the upsampled copy was held as bf16 in *held. */
-static int64_t upsample_run(int operand, int64_t C, float *out, int64_t n, int *held) {
-    const int64_t N = 3, H = 5, W = 7, CO = 32;
+static int64_t upsample_run(int operand, int64_t C, int64_t H, int64_t W, float *out, int64_t n,
+                            int *held) {
+    const int64_t N = 3, CO = 32;
     struct gen_ctx g;
     gen_ctx_init(&g);
     struct gen_tensor *x = leaf(&g, 4, (int64_t[]){N, C, H, W}, 70);
@@ -890,21 +891,23 @@ static int64_t upsample_run(int operand, int64_t C, float *out, int64_t n, int *
  * convolution reading it gives the bits, forward and back, that it gives
  * on gen_upsample2x's fp32 copy, which its kernels round to bf16
  * themselves: on AMX tiles from bf16 (32 channels) and through a widened
- * copy where the table does not take bf16 (5 channels). In fp32 it is the
+ * copy where the table does not take bf16 (5 channels); rows of 7 values
+ * (rounded several rows at a time) and of 300 (in runs). In fp32 it is the
  * plain op. */
 static void test_upsample_operand(void **state) {
     (void)state;
-    const int64_t n = 1 << 15;
+    const int64_t n = 1 << 19;
     float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
     assert_true(a && b);
     for (int prec = 0; prec < 2; prec++) {
         assert_int_equal(gen_kernels_set_precision(prec ? GEN_PRECISION_BF16 : GEN_PRECISION_FP32),
                          1);
         const int held_here = prec && gen_kernels()->conv_gemm_b16 != NULL;
-        for (int64_t C = 5; C <= 32; C += 27) {
+        for (int gi = 0; gi < 4; gi++) {
+            const int64_t C = gi % 2 ? 32 : 5, H = gi < 2 ? 5 : 2, W = gi < 2 ? 7 : 300;
             int held, plain;
-            const int64_t na = upsample_run(1, C, a, n, &held);
-            const int64_t nb = upsample_run(0, C, b, n, &plain);
+            const int64_t na = upsample_run(1, C, H, W, a, n, &held);
+            const int64_t nb = upsample_run(0, C, H, W, b, n, &plain);
             assert_same_run(held, held_here, na, a, plain, nb, b);
         }
     }

@@ -657,25 +657,44 @@ GEN_BACKWARD(conv_transpose2d) {
 
 /* ---- upsample2x ---------------------------------------------------------- */
 
+/* row[2 j] = row[2 j + 1] = v[j] for the n bf16 values v: each doubled as a
+ * 32-bit word. */
+static void double_bf16(int64_t n, const uint16_t *v, uint16_t *row) {
+    for (int64_t j = 0; j < n; j++) {
+        const uint32_t two = (uint32_t)v[j] * 0x10001u;
+        memcpy(row + 2 * j, &two, sizeof two);
+    }
+}
+
 /* One plane (H x W) of x, each value copied to a 2 x 2 block of y: as
- * floats, or rounded to bf16 (yh; gen_bf16_pack, a run of a row at a time). */
+ * floats, or rounded to bf16 (yh) by gen_bf16_pack, RUN values or whole
+ * rows at a time (one call a row of 14 values cost more than the copy). */
 static void upsample_plane(int64_t H, int64_t W, const float *x, float *y, uint16_t *yh) {
     enum { RUN = 256 };
-    for (int64_t i = 0; i < H; i++) {
-        const float *src = x + i * W;
-        if (yh) {
-            uint16_t *row = yh + 2 * i * 2 * W, run[RUN];
-            for (int64_t j0 = 0; j0 < W; j0 += RUN) {
-                const int64_t n = W - j0 < RUN ? W - j0 : RUN;
-                gen_bf16_pack(n, src + j0, run);
-                for (int64_t j = 0; j < n; j++) row[2 * (j0 + j)] = row[2 * (j0 + j) + 1] = run[j];
+    uint16_t run[RUN];
+    for (int64_t i0 = 0; i0 < H;) {
+        const int64_t rows = W <= RUN && RUN / W < H - i0 ? RUN / W : W <= RUN ? H - i0 : 1;
+        if (yh && W <= RUN) gen_bf16_pack(rows * W, x + i0 * W, run);
+        for (int64_t i = i0; i < i0 + rows; i++) {
+            const float *src = x + i * W;
+            if (yh) {
+                uint16_t *row = yh + 2 * i * 2 * W;
+                if (W <= RUN)
+                    double_bf16(W, run + (i - i0) * W, row);
+                else
+                    for (int64_t j0 = 0; j0 < W; j0 += RUN) {
+                        const int64_t n = W - j0 < RUN ? W - j0 : RUN;
+                        gen_bf16_pack(n, src + j0, run);
+                        double_bf16(n, run, row + 2 * j0);
+                    }
+                memcpy(row + 2 * W, row, (size_t)(2 * W) * sizeof *row);
+                continue;
             }
-            memcpy(row + 2 * W, row, (size_t)(2 * W) * sizeof *row);
-            continue;
+            float *row = y + 2 * i * 2 * W;
+            for (int64_t j = 0; j < W; j++) row[2 * j] = row[2 * j + 1] = src[j];
+            memcpy(row + 2 * W, row, (size_t)(2 * W) * sizeof(float));
         }
-        float *row = y + 2 * i * 2 * W;
-        for (int64_t j = 0; j < W; j++) row[2 * j] = row[2 * j + 1] = src[j];
-        memcpy(row + 2 * W, row, (size_t)(2 * W) * sizeof(float));
+        i0 += rows;
     }
 }
 
