@@ -178,12 +178,12 @@ void gen_parallel_n(int n, void (*fn)(void *arg, int t, int nt), void *arg);
  * stalls are most of what n threads cost there; they may also begin after
  * a trial. A trial ends after any run on n whose calls took under half
  * of as many on one (a clear win, and a short run need not pay for the
- * rest of the trial). A trial whose n-thread calls pass twice what its one-thread
- * calls will take ends there, `stalled` (a hint for other work on these
- * threads), and the next begins GEN_TUNE_WINDOW calls after it, then
- * twice as many after each stalled one, up to GEN_TUNE_EVERY. fn must
- * give the same result on any number of threads. Zero a struct gen_tune
- * before the first call. */
+ * rest of the trial). A trial whose n-thread calls pass twice what its
+ * one-thread calls will take ends there, `stalled` (a hint for other work
+ * on these threads), and the next begins GEN_TUNE_WINDOW calls after it,
+ * then twice as many after each stalled one, up to GEN_TUNE_EVERY. fn
+ * must give the same result on any number of threads. Zero a struct
+ * gen_tune before the first call. */
 #define GEN_TUNE_TRIAL 16
 #define GEN_TUNE_RUN 5
 #define GEN_TUNE_CALLS (2 * GEN_TUNE_TRIAL / (GEN_TUNE_RUN - 1) * GEN_TUNE_RUN)

@@ -673,7 +673,8 @@ static void upsample_plane(int64_t H, int64_t W, const float *x, float *y, uint1
     enum { RUN = 256 };
     uint16_t run[RUN];
     for (int64_t i0 = 0; i0 < H;) {
-        const int64_t rows = W <= RUN && RUN / W < H - i0 ? RUN / W : W <= RUN ? H - i0 : 1;
+        int64_t rows = 1; /* rows of more than RUN values: one at a time, in runs */
+        if (W <= RUN) rows = RUN / W < H - i0 ? RUN / W : H - i0;
         if (yh && W <= RUN) gen_bf16_pack(rows * W, x + i0 * W, run);
         for (int64_t i = i0; i < i0 + rows; i++) {
             const float *src = x + i * W;
