@@ -666,34 +666,38 @@ static void double_bf16(int64_t n, const uint16_t *v, uint16_t *row) {
     }
 }
 
-/* One plane (H x W) of x, each value copied to a 2 x 2 block of y: as
- * floats, or rounded to bf16 (yh) by gen_bf16_pack, RUN values or whole
- * rows at a time (one call a row of 14 values cost more than the copy). */
-static void upsample_plane(int64_t H, int64_t W, const float *x, float *y, uint16_t *yh) {
+/* One plane (H x W) of x, each value copied to a 2 x 2 block of y. */
+static void upsample_plane(int64_t H, int64_t W, const float *x, float *y) {
+    for (int64_t i = 0; i < H; i++) {
+        float *row = y + 2 * i * 2 * W;
+        for (int64_t j = 0; j < W; j++) row[2 * j] = row[2 * j + 1] = x[i * W + j];
+        memcpy(row + 2 * W, row, (size_t)(2 * W) * sizeof(float));
+    }
+}
+
+/* upsample_plane into bf16 (yh), rounded by gen_bf16_pack whole rows, up
+ * to RUN values, at a time (one call a row of 14 values cost more than
+ * the copy), or a row of more in runs of RUN. */
+static void upsample_plane_bf16(int64_t H, int64_t W, const float *x, uint16_t *yh) {
     enum { RUN = 256 };
     uint16_t run[RUN];
     for (int64_t i0 = 0; i0 < H;) {
-        int64_t rows = 1; /* rows of more than RUN values: one at a time, in runs */
-        if (W <= RUN) rows = RUN / W < H - i0 ? RUN / W : H - i0;
-        if (yh && W <= RUN) gen_bf16_pack(rows * W, x + i0 * W, run);
+        int64_t rows = 1;
+        if (W <= RUN) {
+            rows = RUN / W < H - i0 ? RUN / W : H - i0;
+            gen_bf16_pack(rows * W, x + i0 * W, run);
+        }
         for (int64_t i = i0; i < i0 + rows; i++) {
-            const float *src = x + i * W;
-            if (yh) {
-                uint16_t *row = yh + 2 * i * 2 * W;
-                if (W <= RUN)
-                    double_bf16(W, run + (i - i0) * W, row);
-                else
-                    for (int64_t j0 = 0; j0 < W; j0 += RUN) {
-                        const int64_t n = W - j0 < RUN ? W - j0 : RUN;
-                        gen_bf16_pack(n, src + j0, run);
-                        double_bf16(n, run, row + 2 * j0);
-                    }
-                memcpy(row + 2 * W, row, (size_t)(2 * W) * sizeof *row);
-                continue;
-            }
-            float *row = y + 2 * i * 2 * W;
-            for (int64_t j = 0; j < W; j++) row[2 * j] = row[2 * j + 1] = src[j];
-            memcpy(row + 2 * W, row, (size_t)(2 * W) * sizeof(float));
+            uint16_t *row = yh + 2 * i * 2 * W;
+            if (W <= RUN)
+                double_bf16(W, run + (i - i0) * W, row);
+            else
+                for (int64_t j0 = 0; j0 < W; j0 += RUN) {
+                    const int64_t n = W - j0 < RUN ? W - j0 : RUN;
+                    gen_bf16_pack(n, x + i * W + j0, run);
+                    double_bf16(n, run, row + 2 * j0);
+                }
+            memcpy(row + 2 * W, row, (size_t)(2 * W) * sizeof *row);
         }
         i0 += rows;
     }
@@ -709,9 +713,12 @@ static struct gen_tensor *upsample2x(struct gen_ctx *g, struct gen_tensor *x, in
         operand && gen_kernels()->conv_gemm_b16 && gen_kernels_precision() == GEN_PRECISION_BF16;
     uint16_t *yh = y->bf16 ? (uint16_t *)(void *)y->data : NULL;
 #pragma omp parallel for schedule(static)
-    for (int64_t nc = 0; nc < NC; nc++)
-        upsample_plane(H, W, x->data + nc * H * W, yh ? NULL : y->data + nc * 4 * H * W,
-                       yh ? yh + nc * 4 * H * W : NULL);
+    for (int64_t nc = 0; nc < NC; nc++) {
+        if (yh)
+            upsample_plane_bf16(H, W, x->data + nc * H * W, yh + nc * 4 * H * W);
+        else
+            upsample_plane(H, W, x->data + nc * H * W, y->data + nc * 4 * H * W);
+    }
     gen_record(g, GEN_OP_UPSAMPLE2X, y, 1, (struct gen_tensor *[]){x});
     return y;
 }
