@@ -603,6 +603,12 @@ static void layernorm_grad(int64_t rows, int64_t cols, const float *x, const flo
  * without one, x's value alone (not + 0: the bits of the plain norms). */
 #define GN_X(p) (sh ? vf_add(LD(p), s) : LD(p))
 
+/* The group norms' passes after the first read a group from L1; each
+ * vector of them fetches the line at p of the next group, so that the
+ * next group's first pass reads from cache rather than waiting on memory
+ * with the arithmetic idle. */
+#define GN_AHEAD(p) _mm_prefetch((const char *)(p), _MM_HINT_T0)
+
 /* Group norm of x + shift (shift: (N, C), a value a channel, or NULL),
  * then SiLU if `silu`, into y, or, where the ISA file has bf16 stores
  * (GEN_SIMD_BF16_STORE), rounded to bf16 into yb where y is NULL. */
@@ -620,20 +626,20 @@ static void gn_fwd_to(int64_t N, int64_t C, int64_t HW, int64_t G, const float *
             moments(m, xg, eps, &mean[ng], &rstd[ng]);
         const vf mu = vf_set1(mean[ng]), rs = vf_set1(rstd[ng]);
         const int64_t c0 = (ng % G) * cpg;
+        const float *nx = ng + 1 < N * G ? xg + m : xg; /* the next group: see GN_AHEAD */
         for (int64_t c = 0; c < cpg; c++) {
             const vf g = vf_set1(gamma ? gamma[c0 + c] : 1.0f);
             const vf b = vf_set1(beta ? beta[c0 + c] : 0.0f);
             const vf s = vf_set1(sh ? sh[c] : 0.0f);
-            const float *xc = xg + c * HW;
+            const float *xc = xg + c * HW, *pc = nx + c * HW;
 #ifdef GEN_SIMD_BF16_STORE
             if (ybg) {
                 uint16_t *yc = ybg + c * HW;
                 if (silu)
-                    VLOOP(0, HW,
-                          ST_BF16(yc + i,
-                                  vsilu(vf_fmadd(vf_mul(vf_sub(GN_X(xc + i), mu), rs), g, b))));
+                    VLOOP(0, HW, GN_AHEAD(pc + i); ST_BF16(
+                              yc + i, vsilu(vf_fmadd(vf_mul(vf_sub(GN_X(xc + i), mu), rs), g, b))));
                 else
-                    VLOOP(0, HW,
+                    VLOOP(0, HW, GN_AHEAD(pc + i);
                           ST_BF16(yc + i, vf_fmadd(vf_mul(vf_sub(LD(xc + i), mu), rs), g, b)));
                 continue;
             }
@@ -642,10 +648,11 @@ static void gn_fwd_to(int64_t N, int64_t C, int64_t HW, int64_t G, const float *
 #endif
             float *yc = yg + c * HW;
             if (silu)
-                VLOOP(0, HW,
+                VLOOP(0, HW, GN_AHEAD(pc + i);
                       ST(yc + i, vsilu(vf_fmadd(vf_mul(vf_sub(GN_X(xc + i), mu), rs), g, b))));
             else
-                VLOOP(0, HW, ST(yc + i, vf_fmadd(vf_mul(vf_sub(LD(xc + i), mu), rs), g, b)));
+                VLOOP(0, HW, GN_AHEAD(pc + i);
+                      ST(yc + i, vf_fmadd(vf_mul(vf_sub(LD(xc + i), mu), rs), g, b)));
         }
     });
 }
@@ -775,12 +782,15 @@ static void gn_grad(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
         /* as layernorm_grad: d gamma - mean(d gamma) is one fused op */
         const vf nma = vf_set1(-(float)(vd2_hsum(a) / (double)m));
         const vf mb = vf_set1((float)(vd2_hsum(b) / (double)m));
+        const int64_t na = ng + 1 < N * G ? m : 0; /* the next group's x and dy */
         for (int64_t c = 0; c < cpg; c++) {
             const vf g = vf_set1(gamma ? gamma[c0 + c] : 1.0f);
             const vf s = vf_set1(sh ? sh[c] : 0.0f);
             const float *xc = xg + c * HW, *dc = d + c * HW;
+            const float *px = xc + na, *pd = dy + ng * m + c * HW + na;
             float *dxc = dx + ng * m + c * HW;
-            VLOOP(0, HW, const vf xhat = vf_mul(vf_sub(GN_X(xc + i), mu), rs);
+            VLOOP(0, HW, GN_AHEAD(px + i); GN_AHEAD(pd + i);
+                  const vf xhat = vf_mul(vf_sub(GN_X(xc + i), mu), rs);
                   const vf dgm = vf_fmadd(LD(dc + i), g, nma);
                   ST(dxc + i, vf_fmadd(rs, vf_fnmadd(xhat, mb, dgm), GB(dxc + i))));
         }
