@@ -37,6 +37,10 @@ SIMD_INLINE vf vf_add(vf a, vf b) { return _mm256_add_ps(a, b); }
 SIMD_INLINE vf vf_sub(vf a, vf b) { return _mm256_sub_ps(a, b); }
 SIMD_INLINE vf vf_mul(vf a, vf b) { return _mm256_mul_ps(a, b); }
 SIMD_INLINE vf vf_div(vf a, vf b) { return _mm256_div_ps(a, b); }
+/* 1 / d: a division (rcp's 12 bits and a Newton step would leave ~2 ulp) */
+SIMD_INLINE vf vf_recip(vf d) {
+    return _mm256_div_ps(_mm256_set1_ps(1.0f), d);
+}
 SIMD_INLINE vf vf_fmadd(vf a, vf b, vf c) { return _mm256_fmadd_ps(a, b, c); }   /* a b + c */
 SIMD_INLINE vf vf_fnmadd(vf a, vf b, vf c) { return _mm256_fnmadd_ps(a, b, c); } /* c - a b */
 /* min/max return the second operand when either is NaN: callers put x last. */

@@ -36,6 +36,12 @@ SIMD_INLINE vf vf_add(vf a, vf b) { return _mm512_add_ps(a, b); }
 SIMD_INLINE vf vf_sub(vf a, vf b) { return _mm512_sub_ps(a, b); }
 SIMD_INLINE vf vf_mul(vf a, vf b) { return _mm512_mul_ps(a, b); }
 SIMD_INLINE vf vf_div(vf a, vf b) { return _mm512_div_ps(a, b); }
+/* 1 / d for normal d: rcp14's estimate and one Newton step (within an ulp
+ * or two of the quotient), at a fraction of a division's cost. */
+SIMD_INLINE vf vf_recip(vf d) {
+    const vf r = _mm512_rcp14_ps(d);
+    return _mm512_fmadd_ps(r, _mm512_fnmadd_ps(d, r, _mm512_set1_ps(1.0f)), r);
+}
 SIMD_INLINE vf vf_fmadd(vf a, vf b, vf c) { return _mm512_fmadd_ps(a, b, c); }   /* a b + c */
 SIMD_INLINE vf vf_fnmadd(vf a, vf b, vf c) { return _mm512_fnmadd_ps(a, b, c); } /* c - a b */
 /* min/max return the second operand when either is NaN: callers put x last. */

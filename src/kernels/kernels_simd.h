@@ -155,8 +155,14 @@ SIMD_INLINE vf vdgelu(vf x) {
 SIMD_INLINE vf vsilu(vf x) { return vf_mul(x, vsigmoid(x)); }
 /* silu'(x) = sigmoid(x) + x sigmoid'(x), the sum fused: written out, so that
  * silu_grad and the fused group norm get the same bits whatever the
- * compiler would contract. */
-SIMD_INLINE vf vdsilu(vf x) { return vf_fmadd(x, vdsigmoid(x), vsigmoid(x)); }
+ * compiler would contract. With e = e^-|x| and r = 1 / (1 + e), sigmoid
+ * is r (x >= 0) or e r, and sigmoid' is e r^2: one exponential and one
+ * reciprocal for both. */
+SIMD_INLINE vf vdsilu(vf x) {
+    const vf e = vexp(vf_sub(vf_set1(0.0f), vf_abs(x)));
+    const vf r = vf_recip(vf_add(vf_set1(1.0f), e)), er = vf_mul(e, r);
+    return vf_fmadd(x, vf_mul(er, r), vf_sel_ge(x, vf_set1(0.0f), r, er));
+}
 
 /* ---- element-wise --------------------------------------------------------- */
 
