@@ -300,6 +300,9 @@ static int declined(const struct gen_kernels *k, int64_t P, int64_t KH, int64_t 
     return strcmp(k->name, "avx512") == 0 && KH == 1 && KW == 1 && st == 1 && pad == 0 && P < 192;
 }
 
+static void conv_gemm_case(const struct gen_kernels *k, const int64_t *geo, int64_t M, size_t gi,
+                           uint64_t *seedp);
+
 static void conv_gemm_parity(const struct gen_kernels *k) {
     if (!k->conv_gemm) return;
     static const int64_t geo[][8] = { /* C, H, W, KH, KW, stride, pad, m */
@@ -345,82 +348,103 @@ static void conv_gemm_parity(const struct gen_kernels *k) {
         {200, 14, 14, 1, 1, 1, 0, 1},
     };
     uint64_t seed = 300;
-    for (size_t gi = 0; gi < sizeof geo / sizeof geo[0]; gi++) {
-        const int64_t C = geo[gi][0], H = geo[gi][1], W = geo[gi][2], KH = geo[gi][3],
-                      KW = geo[gi][4], st = geo[gi][5], pad = geo[gi][6], m = geo[gi][7];
-        const int64_t OH = gen_conv_out(H, KH, st, pad), OW = gen_conv_out(W, KW, st, pad);
+    for (size_t gi = 0; gi < sizeof geo / sizeof geo[0]; gi++)
         /* 10 output channels, or one or nine (a lone row: its own micro-kernel) */
-        const int64_t M = gi % 5 == 2 ? 1 : gi % 5 == 4 ? 9 : 10;
-        const int64_t P = OH * OW, K = C * KH * KW, N = m * P, img = C * H * W + 3;
-        const float beta = gi % 2 ? 1.0f : 0.0f;
-        const int64_t nwork = k->conv_gemm_work(M, C, H, W, KH, KW, st, pad, m);
-        if (nwork <= 0) { /* declined: AVX2 sends some strided convolutions to im2col
-                           * (conv_avx2.c), AVX-512 1 x 1 ones to the plain GEMM */
-            assert_true(declined(k, P, KH, KW, st, pad));
-            if (KH * KW == 1) /* AVX-512: the weight gradient too */
-                assert_int_equal(k->conv_dw_work(M, C, H, W, KH, KW, st, pad, m), 0);
-            continue;
+        conv_gemm_case(k, geo[gi], gi % 5 == 2 ? 1 : gi % 5 == 4 ? 9 : 10, gi, &seed);
+    /* strided, channels-last, output channels in whole vectors: the direct
+     * forward (conv_nhwc_avx512.c) with one to four vectors, rows of 7
+     * outputs and of 14, 11 and 4 (single outputs after whole tiles of 7),
+     * and 80 channels, past it, through the GEMM */
+    static const int64_t direct[][9] = {
+        /* C, H, W, KH, KW, stride, pad, m, M */
+        {32, 28, 28, 3, 3, 2, 1, 2, 32}, {64, 14, 14, 3, 3, 2, 1, 3, 64},
+        {24, 9, 21, 3, 3, 2, 1, 2, 16},  {32, 14, 8, 4, 4, 2, 1, 2, 48},
+        {25, 10, 9, 4, 4, 2, 1, 2, 80},  {48, 7, 8, 2, 2, 3, 0, 2, 32},
+    };
+    for (size_t d = 0; d < sizeof direct / sizeof direct[0]; d++)
+        conv_gemm_case(k, direct[d], direct[d][8], sizeof geo / sizeof geo[0] + d, &seed);
+}
+
+/* One geometry of conv_gemm_parity (geo: C, H, W, KH, KW, stride, pad,
+ * m) with M output channels; gi picks beta, the bias and out's layout. */
+static void conv_gemm_case(const struct gen_kernels *k, const int64_t *geo, int64_t M, size_t gi,
+                           uint64_t *seedp) {
+    uint64_t seed = *seedp;
+    const int64_t C = geo[0], H = geo[1], W = geo[2], KH = geo[3], KW = geo[4], st = geo[5],
+                  pad = geo[6], m = geo[7];
+    const int64_t OH = gen_conv_out(H, KH, st, pad), OW = gen_conv_out(W, KW, st, pad);
+    const int64_t P = OH * OW, K = C * KH * KW, N = m * P, img = C * H * W + 3;
+    const float beta = gi % 2 ? 1.0f : 0.0f;
+    const int64_t nwork = k->conv_gemm_work(M, C, H, W, KH, KW, st, pad, m);
+    if (nwork <= 0) { /* declined: AVX2 sends some strided convolutions to im2col
+                       * (conv_avx2.c), AVX-512 1 x 1 ones to the plain GEMM */
+        assert_true(declined(k, P, KH, KW, st, pad));
+        if (KH * KW == 1) /* AVX-512: the weight gradient too */
+            assert_int_equal(k->conv_dw_work(M, C, H, W, KH, KW, st, pad, m), 0);
+        *seedp = seed;
+        return;
+    }
+    float *x = rnd(m * img, -1, 1, seed++), *w = rnd(M * K, -1, 1, seed++);
+    float *out = rnd(M * N, -1, 1, seed++), *out0 = dup(out, M * N);
+    float *col = rnd(K * N, 0, 0, 0);
+    float *work = malloc((size_t)nwork * sizeof(float));
+    assert_non_null(work);
+    for (int64_t i = 0; i < m; i++)
+        scalar()->im2col_ld(C, H, W, KH, KW, st, pad, N, x + i * img, col + i * P);
+    /* the kernels as conv_gemm takes them for this geometry */
+    const int64_t pn = k->conv_prep_work ? k->conv_prep_work(M, C, H, W, KH, KW, st, pad) : 0;
+    float *prep = pn > 0 ? malloc((size_t)pn * sizeof(float)) : NULL;
+    if (prep) k->conv_prep(M, C, H, W, KH, KW, st, pad, w, prep);
+    /* a bias on every third geometry; out as one M x m P matrix, or on
+     * every other one as the images' (M, OH, OW) tensors */
+    float *bias = gi % 3 == 0 ? rnd(M, -1, 1, seed++) : NULL;
+    const int ylay = gi % 4 >= 2;
+    k->conv_gemm(M, prep ? prep : w, C, H, W, KH, KW, st, pad, m, img, x, bias, beta, out,
+                 ylay ? P : N, ylay ? M * P : P, work);
+    free(prep);
+    for (int64_t r = 0; r < M; r++)
+        for (int64_t n = 0; n < N; n++) {
+            const int64_t at = ylay ? n / P * M * P + r * P + n % P : r * N + n;
+            double sum = beta * (double)out0[at] + (bias ? bias[r] : 0.0), mag = fabs(sum);
+            for (int64_t q = 0; q < K; q++) {
+                sum += (double)w[r * K + q] * col[q * N + n];
+                mag += fabs((double)w[r * K + q] * col[q * N + n]);
+            }
+            const double err = fabs(out[at] - sum);
+            if (!(err <= 1e-5 * mag + 1e-6))
+                fprintf(stderr, "  %s conv_gemm case %zu: out[%lld,%lld] = %.9g, want %.9g\n",
+                        k->name, gi, (long long)r, (long long)n, (double)out[at], sum);
+            assert_true(err <= 1e-5 * mag + 1e-6);
         }
-        float *x = rnd(m * img, -1, 1, seed++), *w = rnd(M * K, -1, 1, seed++);
-        float *out = rnd(M * N, -1, 1, seed++), *out0 = dup(out, M * N);
-        float *col = rnd(K * N, 0, 0, 0);
-        float *work = malloc((size_t)nwork * sizeof(float));
-        assert_non_null(work);
-        for (int64_t i = 0; i < m; i++)
-            scalar()->im2col_ld(C, H, W, KH, KW, st, pad, N, x + i * img, col + i * P);
-        /* the kernels as conv_gemm takes them for this geometry */
-        const int64_t pn = k->conv_prep_work ? k->conv_prep_work(M, C, H, W, KH, KW, st, pad) : 0;
-        float *prep = pn > 0 ? malloc((size_t)pn * sizeof(float)) : NULL;
-        if (prep) k->conv_prep(M, C, H, W, KH, KW, st, pad, w, prep);
-        /* a bias on every third geometry; out as one M x m P matrix, or on
-         * every other one as the images' (M, OH, OW) tensors */
-        float *bias = gi % 3 == 0 ? rnd(M, -1, 1, seed++) : NULL;
-        const int ylay = gi % 4 >= 2;
-        k->conv_gemm(M, prep ? prep : w, C, H, W, KH, KW, st, pad, m, img, x, bias, beta, out,
-                     ylay ? P : N, ylay ? M * P : P, work);
-        free(prep);
+    /* the weight gradient: dw (M x K) = sum over images of dy_i col_i^T */
+    /* (AVX2: some strided weight gradients go to im2col) */
+    const int64_t dwork = k->conv_dw ? k->conv_dw_work(M, C, H, W, KH, KW, st, pad, m) : 0;
+    assert_true(dwork > 0 || !k->conv_dw || (strcmp(k->name, "avx2") == 0 && st > 1));
+    if (dwork > 0) {
+        const int64_t dy_img = M * P + 5;
+        float *dy = rnd(m * dy_img, -1, 1, seed++), *dw = rnd(M * K, 5, 5, 0);
+        float *wk = malloc((size_t)dwork * sizeof(float));
+        assert_non_null(wk);
+        k->conv_dw(M, dy, dy_img, C, H, W, KH, KW, st, pad, m, img, x, dw, wk);
         for (int64_t r = 0; r < M; r++)
-            for (int64_t n = 0; n < N; n++) {
-                const int64_t at = ylay ? n / P * M * P + r * P + n % P : r * N + n;
-                double sum = beta * (double)out0[at] + (bias ? bias[r] : 0.0), mag = fabs(sum);
-                for (int64_t q = 0; q < K; q++) {
-                    sum += (double)w[r * K + q] * col[q * N + n];
-                    mag += fabs((double)w[r * K + q] * col[q * N + n]);
-                }
-                const double err = fabs(out[at] - sum);
+            for (int64_t q = 0; q < K; q++) {
+                double sum = 0, mag = 0;
+                for (int64_t i = 0; i < m; i++)
+                    for (int64_t p = 0; p < P; p++) {
+                        const double t =
+                            (double)dy[i * dy_img + r * P + p] * col[q * N + i * P + p];
+                        sum += t, mag += fabs(t);
+                    }
+                const double err = fabs(dw[r * K + q] - sum);
                 if (!(err <= 1e-5 * mag + 1e-6))
-                    fprintf(stderr, "  %s conv_gemm case %zu: out[%lld,%lld] = %.9g, want %.9g\n",
-                            k->name, gi, (long long)r, (long long)n, (double)out[at], sum);
+                    fprintf(stderr, "  %s conv_dw case %zu: dw[%lld,%lld] = %.9g, want %.9g\n",
+                            k->name, gi, (long long)r, (long long)q, (double)dw[r * K + q], sum);
                 assert_true(err <= 1e-5 * mag + 1e-6);
             }
-        /* the weight gradient: dw (M x K) = sum over images of dy_i col_i^T */
-        /* (AVX2: some strided weight gradients go to im2col) */
-        const int64_t dwork = k->conv_dw ? k->conv_dw_work(M, C, H, W, KH, KW, st, pad, m) : 0;
-        assert_true(dwork > 0 || !k->conv_dw || (strcmp(k->name, "avx2") == 0 && st > 1));
-        if (dwork > 0) {
-            const int64_t dy_img = M * P + 5;
-            float *dy = rnd(m * dy_img, -1, 1, seed++), *dw = rnd(M * K, 5, 5, 0);
-            float *wk = malloc((size_t)dwork * sizeof(float));
-            assert_non_null(wk);
-            k->conv_dw(M, dy, dy_img, C, H, W, KH, KW, st, pad, m, img, x, dw, wk);
-            for (int64_t r = 0; r < M; r++)
-                for (int64_t q = 0; q < K; q++) {
-                    double sum = 0, mag = 0;
-                    for (int64_t i = 0; i < m; i++)
-                        for (int64_t p = 0; p < P; p++) {
-                            const double t = (double)dy[i * dy_img + r * P + p] * col[q * N + i * P + p];
-                            sum += t, mag += fabs(t);
-                        }
-                    const double err = fabs(dw[r * K + q] - sum);
-                    if (!(err <= 1e-5 * mag + 1e-6))
-                        fprintf(stderr, "  %s conv_dw case %zu: dw[%lld,%lld] = %.9g, want %.9g\n",
-                                k->name, gi, (long long)r, (long long)q, (double)dw[r * K + q], sum);
-                    assert_true(err <= 1e-5 * mag + 1e-6);
-                }
-            free(dy), free(dw), free(wk);
-        }
-        free(x), free(w), free(out), free(out0), free(col), free(work), free(bias);
+        free(dy), free(dw), free(wk);
     }
+    free(x), free(w), free(out), free(out0), free(col), free(work), free(bias);
+    *seedp = seed;
 }
 
 /* An ISA's strided input gradient, dx_i = beta dx_i + col2im(Wm^T dy_i),
