@@ -651,13 +651,15 @@ void gen_wide_to_out(const struct gen_wide *g, int64_t M, int64_t m, const float
     for (int64_t co = 0; co < M; co++) {
         const __m512 vb = _mm512_set1_ps(bias ? bias[co] : 0.0f);
         /* the next row's output lines, which the masked stores of short rows
-         * would otherwise wait for one by one */
-        if (co + 1 < M)
-            for (int64_t i = 0; i < m; i++) prefetch_row(out + (co + 1) * ldo + i * out_img, OH * OW);
+         * would otherwise wait for one by one: with each output row, the
+         * same row of the next channel (all of them at once, they held the
+         * copy up while the line fill buffers were full) */
+        const int64_t next = co + 1 < M ? ldo : 0;
         for (int64_t i = 0; i < m; i++)
             for (int64_t oh = 0; oh < OH; oh++) {
                 const float *src = wide + co * ldw + i * g->tw + oh * g->Wq;
                 float *dst = out + co * ldo + i * out_img + oh * OW;
+                if (next) prefetch_row(dst + next, OW);
                 for (int64_t ow = 0; ow < OW; ow += 16) {
                     const __mmask16 mk = lane_mask(OW - ow);
                     __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, src + ow), vb);
