@@ -424,21 +424,6 @@ static void spill_last(const float *buf, int64_t OW, float *out, int64_t ldo) {
         _mm512_mask_storeu_ps(out + r * ldo, m, _mm512_loadu_ps(buf + 16 * r));
 }
 
-/* As the table's conv_gemm, Wm as conv_prep left it, x's values at x or
- * as bf16 at xh (conv_gemm_b16). Image by image: its
- * pair planes, then its wide grid in blocks of 32 wide columns by 32
- * output channels (a block's last columns may run past the image, into
- * the rows' TB spare columns), then the grid into out, each while the
- * last is in L2, in work that does not grow with m. All m images' planes
- * and then all their grids took a bf16 diffusion step 85.1-87.9 ms
- * against 84.5-86.7 (3 alternating rounds): the two passes (18 % of the
- * step in perf) wait on x and out in memory, not on their own buffers.
- * Where direct_rows holds, no grid: blocks of two row tiles (tile_row,
- * tile_col) by 32 output channels, begun from the bias and stored into
- * out as they are (the 32 -> 32 forward at 28 x 28 0.118 -> 0.096 ms for
- * 8 images; a bf16 diffusion step 88.4 -> 86.9 ms, 5 alternating rounds),
- * 32 kernels over all the rows before the next 32: their A tiles stay in
- * L1 (64 -> 64 at 28 x 28, 64 images: 2.55 -> 2.36 ms). */
 /* Rows [from, to) of the two tiles' 16 outputs at o0 and o1 (rows ldo
  * floats apart) fetched; returns where it stopped (to, or from if to is
  * not past it). Inlined: the tile registers do not survive a call, and
@@ -454,6 +439,21 @@ fetch_rows(const float *o0, const float *o1, int64_t ldo, int64_t from, int64_t 
     return from;
 }
 
+/* As the table's conv_gemm, Wm as conv_prep left it, x's values at x or
+ * as bf16 at xh (conv_gemm_b16). Image by image: its
+ * pair planes, then its wide grid in blocks of 32 wide columns by 32
+ * output channels (a block's last columns may run past the image, into
+ * the rows' TB spare columns), then the grid into out, each while the
+ * last is in L2, in work that does not grow with m. All m images' planes
+ * and then all their grids took a bf16 diffusion step 85.1-87.9 ms
+ * against 84.5-86.7 (3 alternating rounds): the two passes (18 % of the
+ * step in perf) wait on x and out in memory, not on their own buffers.
+ * Where direct_rows holds, no grid: blocks of two row tiles (tile_row,
+ * tile_col) by 32 output channels, begun from the bias and stored into
+ * out as they are (the 32 -> 32 forward at 28 x 28 0.118 -> 0.096 ms for
+ * 8 images; a bf16 diffusion step 88.4 -> 86.9 ms, 5 alternating rounds),
+ * 32 kernels over all the rows before the next 32: their A tiles stay in
+ * L1 (64 -> 64 at 28 x 28, 64 images: 2.55 -> 2.36 ms). */
 static void conv_gemm_of(int64_t M, const float *Wm, int64_t C, int64_t H, int64_t W, int64_t KH,
                          int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                          const float *x, const uint16_t *xh, const float *bias, float beta,

@@ -659,7 +659,10 @@ void gen_wide_to_out(const struct gen_wide *g, int64_t M, int64_t m, const float
             for (int64_t oh = 0; oh < OH; oh++) {
                 const float *src = wide + co * ldw + i * g->tw + oh * g->Wq;
                 float *dst = out + co * ldo + i * out_img + oh * OW;
-                if (next) prefetch_row(dst + next, OW);
+                if (next) { /* the row's lines: from its first value to its last */
+                    prefetch_row(dst + next, OW);
+                    _mm_prefetch((const char *)(dst + next + OW - 1), _MM_HINT_T0);
+                }
                 for (int64_t ow = 0; ow < OW; ow += 16) {
                     const __mmask16 mk = lane_mask(OW - ow);
                     __m512 v = _mm512_add_ps(_mm512_maskz_loadu_ps(mk, src + ow), vb);
