@@ -480,15 +480,11 @@ static const char *tmp_case_path(const char *dir, const struct tmp_case *c) {
     return path;
 }
 
-static void test_clean_stale_tmp(void **state) {
-    (void)state;
-    char dir[1100];
-    snprintf(dir, sizeof dir, "%s/stale", tu_tmp);
-    assert_int_equal(gen_mkdir_p(dir), GEN_OK);
-    pid_t dead = fork();
-    assert_true(dead >= 0);
-    if (dead == 0) _exit(0);
-    assert_int_equal(waitpid(dead, NULL, 0), dead);
+/* One round of test_clean_stale_tmp in dir, with `dead` a PID whose
+ * process has exited: 0 when every case came out as it should, 1 when
+ * the dead PID's file stayed because the PID had been handed to a new
+ * process meanwhile (some kernels reuse the lowest free PID at once). */
+static int clean_stale_round(const char *dir, pid_t dead) {
     const struct tmp_case cases[] = {
         {(long)dead, "checkpoint.safetensors.tmp.%ld", 0},
         {999999999L, "checkpoint-00100.safetensors.tmp.%ld", 0},
@@ -505,11 +501,29 @@ static void test_clean_stale_tmp(void **state) {
     assert_int_equal(mkdir(tmp_case_path(dir, &sub), 0700), 0);
     assert_int_equal(gen_clean_stale_tmp(dir), GEN_OK);
     struct stat sb;
+    if (stat(tmp_case_path(dir, &cases[0]), &sb) == 0 && kill(dead, 0) == 0) return 1;
     for (int i = 0; i < n; i++)
         if ((stat(tmp_case_path(dir, &cases[i]), &sb) == 0) != cases[i].stays)
             fail_msg("%s should %s", tmp_case_path(dir, &cases[i]),
                      cases[i].stays ? "stay" : "be removed");
     assert_int_equal(stat(tmp_case_path(dir, &sub), &sb), 0);
+    return 0;
+}
+
+static void test_clean_stale_tmp(void **state) {
+    (void)state;
+    char dir[1100];
+    int reused = 1;
+    for (int round = 0; round < 5 && reused; round++) { /* a fresh folder and PID each */
+        snprintf(dir, sizeof dir, "%s/stale%d", tu_tmp, round);
+        assert_int_equal(gen_mkdir_p(dir), GEN_OK);
+        pid_t dead = fork();
+        assert_true(dead >= 0);
+        if (dead == 0) _exit(0);
+        assert_int_equal(waitpid(dead, NULL, 0), dead);
+        reused = clean_stale_round(dir, dead);
+    }
+    if (reused) fail_msg("every exited child's PID was taken again before the cleaning");
     snprintf(dir, sizeof dir, "%s/missing", tu_tmp);
     assert_int_equal(gen_clean_stale_tmp(dir), GEN_ERR_IO);
     assert_non_null(strstr(gen_last_error(), "missing"));
