@@ -41,7 +41,12 @@
  *   bench_gemm --amx [threads]    the same for the bf16 table on AMX tiles
  *   bench_gemm --peak [threads]   only the peak on that many threads, in
  *                                 GFLOP/s (median of 9 samples), for the
- *                                 family benches' share-of-peak lines */
+ *                                 family benches' share-of-peak lines
+ *   bench_gemm --gemv [threads]   one-token decoding's products (gen_gemv,
+ *                                 gen_gemv_bf16) on that many threads at
+ *                                 once, each over weights of its own, GB/s
+ *                                 a thread against the bytes a thread
+ *                                 streams (below) */
 #include <cblas.h>
 #include <immintrin.h>
 #include <math.h>
@@ -299,12 +304,88 @@ static struct result run_shape(const struct gen_kernels *kt, const struct gen_ke
     return res;
 }
 
-#define USAGE "bench_gemm [--peak | --bf16 | --amx] [THREADS]"
+/* ---- one-token products ----------------------------------------------------
+ * Decoding a token on two threads, each thread streams half of every
+ * weight matrix of the default Transformer (4 layers, width 128) once,
+ * as matrix-vector products: per layer the q, k and v rows of its two
+ * heads (3 x 64 x 128), half the attention projection (64 x 128), half
+ * the MLP (256 x 128, then 64 x 512), 384 KiB; the logits and the KV
+ * cache add to that, ~1.9 MB a thread in all. Here each thread runs
+ * those products over copies of the layer's share filling a working set
+ * of a given size, again and again (the weights stay wherever its caches
+ * keep them), and the rate falls where the set outgrows the core's L2. */
+
+#define GEMV_LAYER (3 * 64 * 128 + 64 * 128 + 256 * 128 + 64 * 512) /* floats */
+
+/* One pass of the products over nl layer shares (fp32 at w, or bf16 at
+ * wb where w is NULL). */
+static void gemv_pass(const float *w, const uint16_t *wb, int64_t nl, const float *x, float *y) {
+    static const int64_t rows[6] = {64, 64, 64, 64, 256, 64},
+                         cols[6] = {128, 128, 128, 128, 128, 512};
+    for (int64_t l = 0; l < nl; l++) {
+        int64_t off = l * GEMV_LAYER;
+        for (int p = 0; p < 6; p++) {
+            if (w)
+                gen_gemv(GEN_NOTRANS, rows[p], cols[p], 1.0f, w + off, cols[p], x, 0.0f, y);
+            else
+                gen_gemv_bf16(rows[p], cols[p], wb + off, cols[p], x, 0.0f, y);
+            off += rows[p] * cols[p];
+        }
+    }
+}
+
+/* GB/s a thread of gemv_pass on nt threads at once over sets of `bytes`
+ * each (fp32, or its bf16 copy): the median over threads and 7 samples
+ * of at least 0.02 s. */
+static double gemv_rate(int nt, double bytes, int bf16) {
+    const int64_t nl = (int64_t)(bytes / (bf16 ? 2.0 : 4.0) / GEMV_LAYER + 0.5);
+    double rate[7 * 64];
+    int n = 0;
+#pragma omp parallel num_threads(nt)
+    {
+        float *w = make(nl * GEMV_LAYER, 11 + (unsigned)omp_get_thread_num());
+        uint16_t *wb = malloc((size_t)(nl * GEMV_LAYER) * sizeof *wb);
+        float *x = make(512, 5), y[512];
+        gen_bf16_pack(nl * GEMV_LAYER, w, wb);
+        gen_bf16_round(512, x, x);
+        gemv_pass(bf16 ? NULL : w, wb, nl, x, y); /* first touch */
+        for (int r = 0; r < 7; r++) {
+#pragma omp barrier
+            int64_t passes = 0;
+            const double t0 = gen_now();
+            double t;
+            do gemv_pass(bf16 ? NULL : w, wb, nl, x, y), passes++;
+            while ((t = gen_now() - t0) < 0.02);
+#pragma omp critical
+            if (n < 7 * 64)
+                rate[n++] = (double)passes * nl * GEMV_LAYER * (bf16 ? 2 : 4) / t * 1e-9;
+        }
+        free(w), free(wb), free(x);
+    }
+    return gen_median(rate, n);
+}
+
+static void gemv_table(int nt) {
+    printf("one-token products (a layer's share of the default Transformer on one of two "
+           "threads, %d KiB in fp32), %d thread(s) at once, each over its own working set: "
+           "GB/s a thread (median of 7 x 0.02 s)\n",
+           GEMV_LAYER * 4 / 1024, nt);
+    static const double mb[] = {0.4, 0.8, 1.2, 1.6, 2.0, 2.4, 3.2};
+    for (size_t i = 0; i < sizeof mb / sizeof mb[0]; i++) {
+        const int64_t nl = (int64_t)(mb[i] * 1e6 / 4.0 / GEMV_LAYER + 0.5);
+        const double set = (double)(nl * GEMV_LAYER * 4) * 1e-6;
+        printf("gemv working set %4.2f MB: fp32 %6.1f GB/s", set, gemv_rate(nt, set * 1e6, 0));
+        printf("   bf16 copy (%4.2f MB) %6.1f GB/s\n", set / 2, gemv_rate(nt, set * 1e6 / 2, 1));
+        fflush(stdout);
+    }
+}
+
+#define USAGE "bench_gemm [--peak | --bf16 | --amx | --gemv] [THREADS]"
 
 int main(int argc, char **argv) {
     const int mode = argc > 1 && argv[1][0] == '-'; /* argv[1] names what to time */
     if (mode && strcmp(argv[1], "--peak") && strcmp(argv[1], "--bf16") &&
-        strcmp(argv[1], "--amx"))
+        strcmp(argv[1], "--amx") && strcmp(argv[1], "--gemv"))
         bench_refuse("bench_gemm", USAGE, "unknown option", argv[1]);
     if (argc > 2 + mode) bench_refuse("bench_gemm", USAGE, "unexpected argument", argv[2 + mode]);
     const char *count = argc > 1 + mode ? argv[1 + mode] : "2";
@@ -313,6 +394,12 @@ int main(int argc, char **argv) {
         double p[9];
         for (int r = 0; r < 9; r++) p[r] = peak_sample(threads, 0.1);
         printf("%.1f\n", gen_median(p, 9));
+        return 0;
+    }
+    if (mode && !strcmp(argv[1], "--gemv")) {
+        if (threads > 64)
+            bench_refuse("bench_gemm", USAGE, "--gemv takes at most 64 threads", count);
+        gemv_table(threads);
         return 0;
     }
     const int amx = mode && !strcmp(argv[1], "--amx");

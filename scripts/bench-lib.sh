@@ -12,16 +12,22 @@ number() { sed -n "s/.*\"$1\": *\([0-9.eE+-]*\).*/\1/p" | tail -1; }
 # median X...: the middle value (the upper one of an even count).
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
 
+# bench_gemm ARGS...: the bench_gemm beside GEN (built first where missing).
+bench_gemm() {
+    local build
+    build=${BUILD:-$(dirname "${GEN:-build/gen}")}
+    [ -x "$build/bench_gemm" ] || cmake --build "$build" --target bench_gemm >/dev/null
+    "$build/bench_gemm" "$@"
+}
+
 # share_of_peak GFLOP GEN_MS TWIN_MS THREADS: each side's arithmetic rate on
 # a step of GFLOP (scripts/reference/flops.py) against the FMA peak that
 # bench_gemm --peak measures now on THREADS threads; a gen/PyTorch ratio R
 # needs gen at (twin's share) / R of the peak, so ratios that would need
 # more than 100 % cannot be had in fp32 on this machine.
 share_of_peak() {
-    local build peak
-    build=${BUILD:-$(dirname "${GEN:-build/gen}")}
-    [ -x "$build/bench_gemm" ] || cmake --build "$build" --target bench_gemm >/dev/null
-    peak=$("$build/bench_gemm" --peak "$4")
+    local peak
+    peak=$(bench_gemm --peak "$4")
     awk -v f="$1" -v g="$2" -v t="$3" -v p="$peak" -v n="$4" 'BEGIN {
         gr = f / g * 1e3; tr = f / t * 1e3
         printf "arithmetic: %.1f GFLOP a step; FMA peak %.0f GFLOP/s on %d threads; gen %.0f GFLOP/s (%.0f%% of peak), pytorch %.0f GFLOP/s (%.0f%%); gen/pytorch 0.5 would need %.0f%% of peak\n",

@@ -2,8 +2,10 @@
 # bench-transformer.sh - the reference GPT (4 layers, 4 heads, width 128,
 # context 128, batch 32): training tokens/s of gen against its PyTorch
 # twin, interleaved over ROUNDS rounds with the same thread count; then
-# gen's sampling speed at batch 1 for growing lengths (best of 3 each; the
-# time per token should stay flat: KV cache, sliding window); then
+# gen's sampling speed at batch 1 for growing lengths (the median of 3
+# rounds each; the time per token should stay flat: KV cache, sliding
+# window) and the rate of its one-token products against the bytes a
+# thread streams; then
 # (FULL=1) the whole 5000-step run of both with validation losses.
 #
 #   scripts/bench-transformer.sh            GEN=build-tf/gen ROUNDS=3 STEPS=20
@@ -102,6 +104,12 @@ for len in 100 400 1000 4000; do
     done
 done
 done
+
+# What bounds one-token decoding: a thread's products stream its share of
+# the weights (fp32: 1.7 MB of the default model's 3.4 on two threads, and
+# up to 0.26 MB of KV cache besides) at the rate its caches give for a
+# working set of that size.
+bench_gemm --gemv "$threads"
 
 if [ "${FULL:-0}" = 1 ]; then
     /usr/bin/time -f '%e s wall, %M KiB max RSS' "$gen" train transformer --data "$data" \
