@@ -186,10 +186,13 @@ cmp -s "$TMP/dash.txt" "$TMP/one.txt" || fail "-o - differs from -o FILE: $(head
 expect 0 "--json samples" "" -- \
     "$GEN" sample transformer --ckpt "$CK" --length 50 --json -q
 grep -q '"samples":\["' "$TMP/out" || fail "--json: no samples: $(cat "$TMP/out")"
-# one decoding thread unless --threads or GEN_THREADS asks for more
+# decoding on every core by default, as --threads 0 (it took one thread until 2026-12-06)
+env -u GEN_THREADS "$GEN" sample transformer --ckpt "$CK" --length 5 --json -q --threads 0 \
+    >"$TMP/out" || fail "sample --threads 0 failed"
+all=$(grep -o '"threads":[0-9]*' "$TMP/out") || fail "--threads 0: no thread count: $(cat "$TMP/out")"
 env -u GEN_THREADS "$GEN" sample transformer --ckpt "$CK" --length 5 --json -q >"$TMP/out" ||
     fail "sample without GEN_THREADS failed"
-grep -q '"threads":1[,}]' "$TMP/out" || fail "sampling: not one thread: $(cat "$TMP/out")"
+grep -q "$all[,}]" "$TMP/out" || fail "sampling: not $all as --threads 0: $(cat "$TMP/out")"
 GEN_THREADS=3 "$GEN" sample transformer --ckpt "$CK" --length 5 --json -q >"$TMP/out" ||
     fail "GEN_THREADS=3 sample failed"
 grep -q '"threads":3[,}]' "$TMP/out" || fail "GEN_THREADS=3: $(cat "$TMP/out")"
@@ -205,7 +208,7 @@ grep -q "out of memory for the sampling cache: .* GiB at a context of 65536 toke
 for bad in abc 100000 -2 3x; do
     GEN_THREADS=$bad "$GEN" sample transformer --ckpt "$CK" --length 5 --json -q >"$TMP/out" \
         2>"$TMP/err" || fail "GEN_THREADS=$bad sample failed: $(cat "$TMP/err")"
-    grep -q '"threads":1[,}]' "$TMP/out" || fail "GEN_THREADS=$bad: $(cat "$TMP/out")"
+    grep -q "$all[,}]" "$TMP/out" || fail "GEN_THREADS=$bad: not $all: $(cat "$TMP/out")"
     want="gen: GEN_THREADS=$bad is not a thread count in [0, 4096]; ignoring it"
     [ "$(cat "$TMP/err")" = "$want" ] ||
         fail "GEN_THREADS=$bad: '$(cat "$TMP/err")'"

@@ -108,14 +108,13 @@ int gen_sample_text(const struct gen_family *fam, const struct gen_config *opts,
     cJSON *texts = NULL;
     int rc = 1;
     enum gen_status st;
-    /* Decoding one token at a time, the threads meet about 16 times a
-     * token: on a quiet machine two threads decode the default model about
-     * twice as fast as one, but where a peer is descheduled every meeting
-     * waits for it (a busy 2-core host measured two threads at half the
-     * speed of one). So one thread unless --threads or $GEN_THREADS asks
-     * for more. */
-    if (!gen_opt_is_set(opts, &gen_sample_options[GEN_SAMPLE_THREADS]) && !gen_threads_env())
-        gen_threads_init(1);
+    /* Decoding runs on the threads --threads gives (by default every
+     * core, as for the other commands): the threads meet about 16 times a
+     * token, and where a peer is descheduled (a busy host) or one core
+     * alone is as fast (the Zen 5 VM), gen_parallel_tuned's timed trial
+     * keeps the decode on one thread (docs/DESIGN.md). Until 2026-12-06
+     * sampling took one thread unless asked for more, from before that
+     * trial: on the Sapphire Rapids VM a third of two threads' rate. */
     const char *inputs[2] = {ckpt, gen_opt_str(opts, &gen_family_options[GEN_FAM_PROMPT_FILE])};
     if (path && (st = gen_check_output(path, inputs, 2)) != GEN_OK) {
         rc = 2;
