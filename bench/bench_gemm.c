@@ -345,6 +345,10 @@ static double gemv_rate(int nt, double bytes, int bf16) {
     {
         float *w = make(nl * GEMV_LAYER, 11 + (unsigned)omp_get_thread_num());
         uint16_t *wb = malloc((size_t)(nl * GEMV_LAYER) * sizeof *wb);
+        if (!wb) {
+            fprintf(stderr, "bench_gemm: out of memory\n");
+            exit(1);
+        }
         float *x = make(512, 5), y[512];
         gen_bf16_pack(nl * GEMV_LAYER, w, wb);
         gen_bf16_round(512, x, x);
