@@ -582,6 +582,26 @@ static void test_conv_transpose2d_grads_tables(void **state) {
     gen_kernels_select(NULL);
 }
 
+/* The tables the fused ops' tests run on, by index: scalar, avx2, avx512,
+ * then --precision bf16 (the best table's bf16 products); 0 where this
+ * CPU or build has none (the test goes on to the next). */
+static const char *const fused_tables[] = {"scalar", "avx2", "avx512", "bf16"};
+static int use_table(int k) {
+    return k < 3 ? gen_kernels_select(fused_tables[k])
+                 : gen_kernels_select(NULL) && gen_kernels_set_precision(GEN_PRECISION_BF16);
+}
+
+/* The geometries of the fused convolutions' tests: Winograd, the wide
+ * grid, 1 x 1 rows in place, several images a call, the plain path, a
+ * small input, stride 2 (the channels-last paths). */
+static const struct conv_case fused_cases[] = {
+    /* N, Cin, H, W, Cout, KH, KW, s, p */
+    {3, 16, 7, 7, 16, 3, 3, 1, 1},  {2, 32, 14, 14, 16, 3, 3, 1, 1}, {9, 16, 2, 2, 16, 3, 3, 1, 1},
+    {2, 3, 5, 6, 4, 3, 3, 1, 1},    {4, 24, 4, 4, 32, 3, 3, 1, 1},   {2, 8, 16, 12, 8, 1, 1, 1, 0},
+    {10, 16, 4, 4, 16, 3, 3, 1, 1}, {2, 32, 9, 9, 16, 3, 3, 2, 1},   {3, 4, 7, 7, 5, 4, 4, 2, 1},
+};
+#define N_FUSED (sizeof fused_cases / sizeof fused_cases[0])
+
 /* gen_conv2d_add (conv + r) and gen_conv2d_sum (conv + a second conv,
  * a 1 x 1 skip or a 3 x 3 one) against gen_add of gen_conv2d's,
  * forward and every gradient, on every table: the convolutions' kernels
@@ -591,22 +611,13 @@ static void test_conv_transpose2d_grads_tables(void **state) {
  * rounded alike either way, only the additions' order differs). */
 static void test_conv2d_add(void **state) {
     (void)state;
-    static const char *isas[] = {"scalar", "avx2", "avx512", "bf16"};
-    const struct conv_case cases[] = {
-        /* N, Cin, H, W, Cout, KH, KW, s, p; below, the second conv's Cin and
-         * kernel side (stride 1, padded to the same output) */
-        {3, 16, 7, 7, 16, 3, 3, 1, 1},  {2, 32, 14, 14, 16, 3, 3, 1, 1},
-        {9, 16, 2, 2, 16, 3, 3, 1, 1},  {2, 3, 5, 6, 4, 3, 3, 1, 1},
-        {4, 24, 4, 4, 32, 3, 3, 1, 1},  {2, 8, 16, 12, 8, 1, 1, 1, 0},
-        {10, 16, 4, 4, 16, 3, 3, 1, 1},
-    };
-    const int64_t second[][2] = {{8, 1}, {16, 1}, {16, 1}, {5, 3}, {24, 1}, {8, 1}, {16, 3}};
+    /* the second conv's Cin and kernel side (stride 1, padded to the same output) */
+    const int64_t second[N_FUSED][2] = {{8, 1}, {16, 1}, {16, 1}, {5, 3}, {24, 1},
+                                        {8, 1}, {16, 3}, {8, 1},  {6, 3}};
     for (int k = 0; k < 4; k++) {
-        if (k < 3 ? !gen_kernels_select(isas[k])
-                  : !gen_kernels_select(NULL) || !gen_kernels_set_precision(GEN_PRECISION_BF16))
-            continue;
-        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-            const struct conv_case c = cases[i];
+        if (!use_table(k)) continue;
+        for (size_t i = 0; i < N_FUSED; i++) {
+            const struct conv_case c = fused_cases[i];
             const int64_t OH = gen_conv_out(c.H, c.KH, c.s, c.p),
                           OW = gen_conv_out(c.W, c.KW, c.s, c.p);
             const int64_t C2 = second[i][0], K2 = second[i][1], p2 = (K2 - 1) / 2;
@@ -650,12 +661,75 @@ static void test_conv2d_add(void **state) {
                 char what[96];
                 for (int j = 0; j < 8; j++) {
                     if (!len[j]) continue;
-                    snprintf(what, sizeof what, "[%s] conv2d_%s case %zu tensor %d", isas[k],
-                             sum ? "sum" : "add", i, j);
+                    snprintf(what, sizeof what, "[%s] conv2d_%s case %zu tensor %d",
+                             fused_tables[k], sum ? "sum" : "add", i, j);
                     TU_ASSERT_CLOSE(what, got[1][j], got[0][j], len[j], 1e-5, 1e-5);
                 }
                 for (int f = 0; f < 2; f++)
                     for (int j = 0; j < 8; j++) free(got[f][j]);
+            }
+        }
+    }
+    gen_kernels_set_precision(GEN_PRECISION_FP32);
+    gen_kernels_select(NULL);
+}
+
+/* gen_conv2d_concat against gen_concat of gen_conv2d and s, forward and
+ * every gradient, on every table and under --precision bf16 where the CPU
+ * has it, with x as floats and (bf16) as the upsampled operand the
+ * U-Net's decoder passes: the same kernels run either way, only where
+ * the convolution writes its output and reads its gradient differs
+ * (the images' blocks wider than its channels), so the bits must agree.
+ * The geometries take Winograd, the wide grid, 1 x 1 rows in place, the
+ * stride-2 paths, single images and several a chunk. */
+static void test_conv2d_concat(void **state) {
+    (void)state;
+    const int64_t C2[N_FUSED] = {8, 16, 3, 5, 8, 8, 16, 24, 2}; /* s's channels */
+    for (int k = 0; k < 4; k++) {
+        if (!use_table(k)) continue;
+        for (size_t i = 0; i < N_FUSED; i++) {
+            const struct conv_case c = fused_cases[i];
+            for (int up = 0; up < 1 + (k == 3); up++) { /* bf16: x the upsampled operand */
+                /* the input, upsampled from half its size (rounded down) */
+                const int64_t H = up ? c.H / 2 : c.H, W = up ? c.W / 2 : c.W;
+                const int64_t OH = gen_conv_out(up ? 2 * H : H, c.KH, c.s, c.p),
+                              OW = gen_conv_out(up ? 2 * W : W, c.KW, c.s, c.p);
+                float *got[2][5]; /* x, w, b, s's gradients; y */
+                int64_t len[5];
+                for (int fused = 0; fused < 2; fused++) {
+                    struct gen_ctx g;
+                    gen_ctx_init(&g);
+                    struct gen_tensor *t[4] = {
+                        leaf(&g, 4, (int64_t[]){c.N, c.Cin, H, W}, 11 + i, -1, 1),
+                        leaf(&g, 4, (int64_t[]){c.Cout, c.Cin, c.KH, c.KW}, 21 + i, -0.5f, 0.5f),
+                        leaf(&g, 1, (int64_t[]){c.Cout}, 31 + i, -1, 1),
+                        leaf(&g, 4, (int64_t[]){c.N, C2[i], OH, OW}, 41 + i, -1, 1)};
+                    for (int j = 0; j < 4; j++) t[j]->requires_grad = 1;
+                    struct gen_tensor *x = up ? gen_upsample2x_operand(&g, t[0]) : t[0];
+                    struct gen_tensor *y =
+                        fused ? gen_conv2d_concat(&g, x, t[1], t[2], (int)c.s, (int)c.p, t[3])
+                              : gen_concat(&g, gen_conv2d(&g, x, t[1], t[2], (int)c.s, (int)c.p),
+                                           t[3]);
+                    float *dy = malloc((size_t)gen_numel(y) * sizeof(float));
+                    tu_fill_uniform(dy, gen_numel(y), -1, 1, 51 + i);
+                    gen_backward_seed(&g, y, dy);
+                    for (int j = 0; j < 5; j++) {
+                        len[j] = j == 4 ? gen_numel(y) : gen_numel(t[j]);
+                        got[fused][j] = malloc((size_t)len[j] * sizeof(float));
+                        memcpy(got[fused][j], j == 4 ? y->data : t[j]->grad,
+                               (size_t)len[j] * sizeof(float));
+                    }
+                    free(dy);
+                    gen_ctx_free(&g);
+                }
+                for (int j = 0; j < 5; j++) {
+                    if (memcmp(got[1][j], got[0][j], (size_t)len[j] * sizeof(float)))
+                        fprintf(stderr, "  [%s] conv2d_concat case %zu%s: tensor %d differs\n",
+                                fused_tables[k], i, up ? " (upsampled operand)" : "", j);
+                    assert_memory_equal(got[1][j], got[0][j], (size_t)len[j] * sizeof(float));
+                }
+                for (int f = 0; f < 2; f++)
+                    for (int j = 0; j < 5; j++) free(got[f][j]);
             }
         }
     }
@@ -801,12 +875,9 @@ static void test_grad_mlp(void **state) {
  * where the backward computes h again instead of keeping it. */
 static void test_mlp_matches_chain(void **state) {
     (void)state;
-    static const char *isas[] = {"scalar", "avx2", "avx512", "bf16"};
     const int64_t M = 581, C = 24, D = 96, C2 = 20;
     for (int k = 0; k < 4; k++) {
-        if (k < 3 ? !gen_kernels_select(isas[k])
-                  : !gen_kernels_select(NULL) || !gen_kernels_set_precision(GEN_PRECISION_BF16))
-            continue;
+        if (!use_table(k)) continue;
         float *got[2][6];
         const int64_t len[6] = {M * C, D * C, D, C2 * D, C2, M * C2};
         for (int fused = 0; fused < 2; fused++) {
@@ -839,7 +910,7 @@ static void test_mlp_matches_chain(void **state) {
         static const char *names[6] = {"dx", "dw1", "db1", "dw2", "db2", "y"};
         char what[64];
         for (int j = 0; j < 6; j++) {
-            snprintf(what, sizeof what, "[%s] mlp %s", isas[k], names[j]);
+            snprintf(what, sizeof what, "[%s] mlp %s", fused_tables[k], names[j]);
             TU_ASSERT_CLOSE(what, got[1][j], got[0][j], len[j], 1e-5, 1e-5);
         }
         for (int f = 0; f < 2; f++)
@@ -956,6 +1027,7 @@ int main(void) {
         cmocka_unit_test(test_conv_transpose2d_grads_tables),
         cmocka_unit_test(test_conv_grads_avx2),
         cmocka_unit_test(test_conv2d_add),
+        cmocka_unit_test(test_conv2d_concat),
         cmocka_unit_test(test_grad_upsample2x),
         cmocka_unit_test(test_grad_mlp),
         cmocka_unit_test(test_mlp_matches_chain),

@@ -137,6 +137,11 @@ void gen_conv_layer_add(struct gen_params *ps, struct gen_conv_layer *l, const c
                         int transposed, int group);
 struct gen_tensor *gen_conv_layer_fwd(struct gen_ctx *g, struct gen_params *ps,
                                       const struct gen_conv_layer *l, struct gen_tensor *x);
+/* concat(l(x), s) along the channels (gen_conv2d_concat); l not
+ * transposed. */
+struct gen_tensor *gen_conv_layer_fwd_concat(struct gen_ctx *g, struct gen_params *ps,
+                                             const struct gen_conv_layer *l, struct gen_tensor *x,
+                                             struct gen_tensor *s);
 /* l(x) + l2(x2) where l2 is given, else l(x) + r (gen_conv2d_sum,
  * gen_conv2d_add); neither layer transposed. */
 struct gen_tensor *gen_conv_layer_fwd_sum(struct gen_ctx *g, struct gen_params *ps,

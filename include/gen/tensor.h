@@ -67,7 +67,7 @@ enum gen_op {
     GEN_OP_EMBEDDING, GEN_OP_LAYERNORM, GEN_OP_GROUPNORM, GEN_OP_GROUPNORM_SILU,
     GEN_OP_BATCHNORM,
     GEN_OP_CONV2D, GEN_OP_CONV_TRANSPOSE2D, GEN_OP_UPSAMPLE2X,
-    GEN_OP_ATTENTION, GEN_OP_DROPOUT, GEN_OP_CONV2D_ADD, GEN_OP_MLP,
+    GEN_OP_ATTENTION, GEN_OP_DROPOUT, GEN_OP_CONV2D_ADD, GEN_OP_MLP, GEN_OP_CONV2D_CONCAT,
     GEN_OP_COUNT
 };
 
@@ -357,6 +357,15 @@ struct gen_tensor *gen_conv2d_sum(struct gen_ctx *g, struct gen_tensor *x, struc
                                   struct gen_tensor *b, int stride, int pad, struct gen_tensor *x2,
                                   struct gen_tensor *w2, struct gen_tensor *b2, int stride2,
                                   int pad2);
+/* concat(conv2d(x, w, b, stride, pad), s) along the channels, s (N, C2,
+ * OH, OW) of the convolution's output size: the convolution written
+ * straight into each image's first Cout channels and s copied after them,
+ * so that neither the convolution's output nor its gradient is a tensor
+ * of its own (a U-Net decoder level joining its upsampled features to the
+ * encoder's). */
+struct gen_tensor *gen_conv2d_concat(struct gen_ctx *g, struct gen_tensor *x,
+                                     struct gen_tensor *w, struct gen_tensor *b, int stride,
+                                     int pad, struct gen_tensor *s);
 /* x (N, Cin, H, W), w (Cin, Cout, KH, KW) as in PyTorch, b (Cout) or NULL;
  * out side = (in - 1) stride - 2 pad + K. */
 struct gen_tensor *gen_conv_transpose2d(struct gen_ctx *g, struct gen_tensor *x,

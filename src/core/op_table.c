@@ -16,7 +16,7 @@ const struct gen_op_def gen_op_table[] = {
     OP(CONV2D, conv2d),
     OP(CONV_TRANSPOSE2D, conv_transpose2d), OP(UPSAMPLE2X, upsample2x),
     OP(ATTENTION, attention), OP(DROPOUT, dropout), OP(CONV2D_ADD, conv2d_add),
-    OP(MLP, mlp),
+    OP(MLP, mlp), OP(CONV2D_CONCAT, conv2d_concat),
 };
 
 /* The table takes its length from its entries (the header declares it
@@ -27,4 +27,4 @@ const struct gen_op_def gen_op_table[] = {
  * (a NULL name or backward). */
 _Static_assert(sizeof gen_op_table / sizeof gen_op_table[0] == GEN_OP_COUNT,
                "gen_op_table must end with the last gen_op");
-_Static_assert(GEN_OP_COUNT == 38, "a new gen_op: give it an entry above, then raise this count");
+_Static_assert(GEN_OP_COUNT == 39, "a new gen_op: give it an entry above, then raise this count");

@@ -31,6 +31,13 @@ static inline void gen_put_rows_sum(enum gen_grad_mode mode, int64_t count, int6
     gen_kernels()->col_sum(count, n, rows, stride, y, mode);
 }
 
+/* N blocks of n floats, x's i-th at x + i n, into y + i ys (a tensor's
+ * images into a wider one's: a concatenation along channels). */
+void gen_copy_blocks(int64_t N, int64_t n, const float *x, float *y, int64_t ys);
+/* t's gradient (as gen_grad_dst says) from dy's blocks, one per image of
+ * t, the i-th at dy + i dys (t's part of a concatenation's gradient). */
+void gen_grad_put_blocks(struct gen_ctx *g, struct gen_tensor *t, const float *dy, int64_t dys);
+
 /* t's gradient for a backward that writes all of it (gen_grad_dst), or
  * NULL when t is absent or needs none. */
 static inline float *gen_grad_dst_or_null(struct gen_ctx *g, struct gen_tensor *t,
@@ -130,7 +137,8 @@ GEN_BACKWARD(gaussian_kl); GEN_BACKWARD(embedding); GEN_BACKWARD(dropout);
 GEN_BACKWARD(layernorm); GEN_BACKWARD(groupnorm); GEN_BACKWARD(groupnorm_silu);
 GEN_BACKWARD(batchnorm);
 /* ops_conv.c */
-GEN_BACKWARD(conv2d); GEN_BACKWARD(conv2d_add); GEN_BACKWARD(conv_transpose2d);
+GEN_BACKWARD(conv2d); GEN_BACKWARD(conv2d_add); GEN_BACKWARD(conv2d_concat);
+GEN_BACKWARD(conv_transpose2d);
 GEN_BACKWARD(upsample2x);
 /* ops_attn.c */
 GEN_BACKWARD(attention);

@@ -459,13 +459,25 @@ struct gen_tensor *gen_concat(struct gen_ctx *g, struct gen_tensor *a, struct ge
     shape[1] = a->shape[1] + b->shape[1];
     struct gen_tensor *out = gen_tensor(g, a->ndim, shape);
     const int64_t na = a->shape[1] * inner, nb = b->shape[1] * inner, N = a->shape[0];
-#pragma omp parallel for schedule(static) if (N * (na + nb) >= OMP_MIN && N > 1)
-    for (int64_t i = 0; i < N; i++) {
-        memcpy(out->data + i * (na + nb), a->data + i * na, (size_t)na * sizeof(float));
-        memcpy(out->data + i * (na + nb) + na, b->data + i * nb, (size_t)nb * sizeof(float));
-    }
+    gen_copy_blocks(N, na, a->data, out->data, na + nb);
+    gen_copy_blocks(N, nb, b->data, out->data + na, na + nb);
     gen_record(g, GEN_OP_CONCAT, out, 2, (struct gen_tensor *[]){a, b});
     return out;
+}
+
+void gen_copy_blocks(int64_t N, int64_t n, const float *x, float *y, int64_t ys) {
+#pragma omp parallel for schedule(static) if (N * n >= OMP_MIN && N > 1)
+    for (int64_t i = 0; i < N; i++) memcpy(y + i * ys, x + i * n, (size_t)n * sizeof(float));
+}
+
+void gen_grad_put_blocks(struct gen_ctx *g, struct gen_tensor *t, const float *dy, int64_t dys) {
+    if (!t->requires_grad) return;
+    const int64_t N = t->shape[0], n = gen_numel(t) / (N ? N : 1);
+    enum gen_grad_mode mode;
+    float *dt = gen_grad_dst(g, t, &mode);
+    /* image by image across threads (each call then runs on its thread) */
+#pragma omp parallel for schedule(static) if (N * n >= OMP_MIN && N > 1)
+    for (int64_t i = 0; i < N; i++) gen_put_axpy(mode, n, 1.0f, dy + i * dys, dt + i * n);
 }
 
 /* da, db (+)= their blocks of dy, image by image. */
@@ -473,21 +485,8 @@ GEN_BACKWARD(concat) {
     struct gen_tensor *a = node->in[0], *b = node->in[1];
     const int64_t N = a->shape[0];
     const int64_t na = gen_numel(a) / (N ? N : 1), nb = gen_numel(b) / (N ? N : 1);
-    const float *dY = node->out->grad;
-    enum gen_grad_mode mode;
-    /* image by image across threads (each call then runs on its thread) */
-    if (a->requires_grad) {
-        float *da = gen_grad_dst(g, a, &mode);
-#pragma omp parallel for schedule(static) if (N * na >= OMP_MIN && N > 1)
-        for (int64_t i = 0; i < N; i++)
-            gen_put_axpy(mode, na, 1.0f, dY + i * (na + nb), da + i * na);
-    }
-    if (b->requires_grad) {
-        float *db = gen_grad_dst(g, b, &mode);
-#pragma omp parallel for schedule(static) if (N * nb >= OMP_MIN && N > 1)
-        for (int64_t i = 0; i < N; i++)
-            gen_put_axpy(mode, nb, 1.0f, dY + i * (na + nb) + na, db + i * nb);
-    }
+    gen_grad_put_blocks(g, a, node->out->grad, na + nb);
+    gen_grad_put_blocks(g, b, node->out->grad + na, na + nb);
 }
 
 /* a viewed as (outer, mid, inner) around `dim`. */

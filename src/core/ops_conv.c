@@ -69,15 +69,16 @@ static int64_t chunk_len(const struct chunks *k, int64_t ch, int64_t N) {
     return N - n0 < k->nb ? N - n0 : k->nb;
 }
 
-/* m images of (R, P) at x -> mat (R, m P); returns x itself when m == 1. */
-static const float *gather_cols(int64_t m, int64_t R, int64_t P, const float *x, float *mat) {
+/* m images of (R, P) at x, img floats apart -> mat (R, m P); returns x
+ * itself when m == 1. */
+static const float *gather_cols(int64_t m, int64_t R, int64_t P, int64_t img, const float *x,
+                                float *mat) {
     if (m == 1) return x;
     for (int64_t i = 0; i < m; i++)
         for (int64_t r = 0; r < R; r++)
-            memcpy(mat + r * m * P + i * P, x + (i * R + r) * P, (size_t)P * sizeof(float));
+            memcpy(mat + r * m * P + i * P, x + i * img + r * P, (size_t)P * sizeof(float));
     return mat;
 }
-
 
 /* Small in-cache row operations, inline rather than through the kernel
  * table: the table's kernels open an OpenMP region (if'd off) per call,
@@ -109,10 +110,10 @@ static void row_put(enum gen_grad_mode mode, int64_t n, const float *restrict x,
  * call or horizontal sum a run (a call of the table's sum a row, 64
  * images at 2 threads, took 1.4-1.7 times as long on 14 x 14 planes and
  * 2-3 times on 7 x 7 ones; the same on 28 x 28). */
-static void bias_grad(int64_t N, int64_t C, int64_t P, const float *dy, float *db) {
+static void bias_grad(int64_t N, int64_t C, int64_t P, int64_t img, const float *dy, float *db) {
     const struct gen_kernels *kt = gen_kernels();
 #pragma omp parallel for schedule(static) if (C > 1 && N * C * P > ((int64_t)1 << 15))
-    for (int64_t c = 0; c < C; c++) db[c] += (float)kt->runs_sum(N, P, C * P, dy + c * P);
+    for (int64_t c = 0; c < C; c++) db[c] += (float)kt->runs_sum(N, P, img, dy + c * P);
 }
 
 /* ---- conv2d -------------------------------------------------------------- */
@@ -121,6 +122,8 @@ static void bias_grad(int64_t N, int64_t C, int64_t P, const float *dy, float *d
 struct conv_geo {
     int64_t N, Cin, H, W, Cout, KH, KW, stride, pad, OH, OW;
     int64_t K, P, img; /* K = Cin KH KW, P = OH OW, img = Cin H W */
+    int64_t yimg;      /* floats from one image's output (Cout, OH, OW) to the next: Cout P,
+                        * or more where the output is the first channels of a wider tensor */
     int pointwise;     /* 1x1, stride 1, pad 0: an image's col is the image */
 };
 
@@ -136,6 +139,7 @@ static struct conv_geo geo_make(int64_t N, int64_t Cin, int64_t H, int64_t W, in
     c.K = c.Cin * c.KH * c.KW;
     c.P = c.OH * c.OW;
     c.img = c.Cin * c.H * c.W;
+    c.yimg = c.Cout * c.P;
     c.pointwise = c.KH == 1 && c.KW == 1 && stride == 1 && pad == 0;
     return c;
 }
@@ -233,13 +237,13 @@ static int implicit_conv(struct gen_ctx *g, const struct gen_kernels *kt, const 
 #pragma omp parallel for schedule(dynamic, 1) if (k.count > 1)
     for (int64_t ch = 0; ch < k.count; ch++) {
         const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c->N);
-        float *yn = y + n0 * c->Cout * c->P, *wkn = scratch + gen_task_id() * per;
+        float *yn = y + n0 * c->yimg, *wkn = scratch + gen_task_id() * per;
         if (xh)
             kt->conv_gemm_b16(c->Cout, wk, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, m,
-                              c->img, xh + n0 * c->img, bias, beta, yn, c->P, c->Cout * c->P, wkn);
+                              c->img, xh + n0 * c->img, bias, beta, yn, c->P, c->yimg, wkn);
         else
             kt->conv_gemm(c->Cout, wk, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, m,
-                          c->img, x + n0 * c->img, bias, beta, yn, c->P, c->Cout * c->P, wkn);
+                          c->img, x + n0 * c->img, bias, beta, yn, c->P, c->yimg, wkn);
     }
     return 1;
 }
@@ -261,8 +265,8 @@ static int implicit_dx(struct gen_ctx *g, const struct gen_kernels *kt, const st
 #pragma omp parallel for schedule(dynamic, 1) if (k.count > 1)
     for (int64_t ch = 0; ch < k.count; ch++) {
         const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c->N);
-        kt->conv_dx(c->Cout, prep, dy + n0 * c->Cout * c->P, c->Cout * c->P, c->Cin, c->H, c->W,
-                    c->KH, c->KW, c->stride, c->pad, m, c->img, beta, dx + n0 * c->img,
+        kt->conv_dx(c->Cout, prep, dy + n0 * c->yimg, c->yimg, c->Cin, c->H, c->W, c->KH, c->KW,
+                    c->stride, c->pad, m, c->img, beta, dx + n0 * c->img,
                     scratch + gen_task_id() * per);
     }
     return 1;
@@ -285,7 +289,7 @@ static void conv_forward(struct gen_ctx *g, const struct conv_geo *c, const floa
 #pragma omp parallel for schedule(dynamic, 1) if (k.count > 1)
     for (int64_t ch = 0; ch < k.count; ch++) {
         const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c->N), ld = m * c->P;
-        float *buf = scratch + gen_task_id() * per, *yn = y + n0 * c->Cout * c->P;
+        float *buf = scratch + gen_task_id() * per, *yn = y + n0 * c->yimg;
         /* one image: straight into y (bias added to, or filled into, its
          * rows first); several: ymat = bias + the product, then added to
          * (or copied into) their blocks of y */
@@ -304,7 +308,7 @@ static void conv_forward(struct gen_ctx *g, const struct conv_geo *c, const floa
         if (m > 1)
             for (int64_t i = 0; i < m; i++)
                 for (int64_t co = 0; co < c->Cout; co++) {
-                    float *dst = y + ((n0 + i) * c->Cout + co) * c->P;
+                    float *dst = y + (n0 + i) * c->yimg + co * c->P;
                     const float *src = out + co * ld + i * c->P;
                     if (beta != 0.0f)
                         for (int64_t j = 0; j < c->P; j++) dst[j] += src[j];
@@ -377,6 +381,24 @@ struct gen_tensor *gen_conv2d_sum(struct gen_ctx *g, struct gen_tensor *x, struc
     return conv2d_add(g, x, w, b, stride, pad, NULL, x2, w2, b2, stride2, pad2);
 }
 
+struct gen_tensor *gen_conv2d_concat(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w,
+                                     struct gen_tensor *b, int stride, int pad,
+                                     struct gen_tensor *s) {
+    struct conv_geo c = conv_geo(x, w, stride, pad);
+    GEN_ASSERT(!b || gen_numel(b) == c.Cout);
+    GEN_ASSERT(s->ndim == 4 && s->shape[0] == c.N && s->shape[2] == c.OH && s->shape[3] == c.OW &&
+               !s->bf16);
+    struct gen_tensor *y = gen_tensor_4d(g, c.N, c.Cout + s->shape[1], c.OH, c.OW);
+    c.yimg = y->shape[1] * c.P; /* the convolution's channels first in each image */
+    conv_forward(g, &c, floats_of(x), bf16_of(x), w->data, b ? b->data : NULL, 0.0f, y->data);
+    gen_copy_blocks(c.N, s->shape[1] * c.P, s->data, y->data + c.Cout * c.P, c.yimg);
+    struct gen_node *node =
+        gen_record(g, GEN_OP_CONV2D_CONCAT, y, 4, (struct gen_tensor *[]){x, w, b, s});
+    if (node) node->i[0] = stride, node->i[1] = pad;
+    gen_scratch_release(g);
+    return y;
+}
+
 /* dw (as `mode` says) by the table's conv_dw, from dy and x in place, in
  * MIN_CHUNKS chunks of images (whatever their size: conv_dw's work does
  * not grow with the column matrix, and each chunk's partial dw costs a
@@ -407,21 +429,21 @@ static int implicit_weight_grad(struct gen_ctx *g, const struct gen_kernels *kt,
 #pragma omp parallel for schedule(dynamic, 1) if (kk.count > 1)
     for (int64_t ch = 0; ch < kk.count; ch++) {
         const int64_t n0 = chunk_first(&kk, ch), m = chunk_len(&kk, ch, c->N);
-        const float *dyn = dy + n0 * c->Cout * c->P;
+        const float *dyn = dy + n0 * c->yimg;
         float *dwn = part + ch * c->Cout * c->K, *wk = scratch + gen_task_id() * per;
         if (xh) {
-            kt->conv_dw_b16(c->Cout, dyn, c->Cout * c->P, c->Cin, c->H, c->W, c->KH, c->KW,
-                            c->stride, c->pad, m, c->img, xh + n0 * c->img, dwn,
+            kt->conv_dw_b16(c->Cout, dyn, c->yimg, c->Cin, c->H, c->W, c->KH, c->KW, c->stride,
+                            c->pad, m, c->img, xh + n0 * c->img, dwn,
                             bias ? bpart + ch * c->Cout : NULL, wk);
             continue;
         }
         const float *xn = x + n0 * c->img;
         if (bias)
-            kt->conv_dw_db(c->Cout, dyn, c->Cout * c->P, c->Cin, c->H, c->W, c->KH, c->KW,
-                           c->stride, c->pad, m, c->img, xn, dwn, bpart + ch * c->Cout, wk);
+            kt->conv_dw_db(c->Cout, dyn, c->yimg, c->Cin, c->H, c->W, c->KH, c->KW, c->stride,
+                           c->pad, m, c->img, xn, dwn, bpart + ch * c->Cout, wk);
         else
-            kt->conv_dw(c->Cout, dyn, c->Cout * c->P, c->Cin, c->H, c->W, c->KH, c->KW, c->stride,
-                        c->pad, m, c->img, xn, dwn, wk);
+            kt->conv_dw(c->Cout, dyn, c->yimg, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad,
+                        m, c->img, xn, dwn, wk);
     }
     gen_put_rows_sum(mode, kk.count, c->Cout * c->K, part, c->Cout * c->K, dw);
     if (bias) gen_put_rows_sum(GEN_GRAD_ADD, kk.count, c->Cout, bpart, c->Cout, bias);
@@ -439,8 +461,10 @@ static int implicit_weight_grad(struct gen_ctx *g, const struct gen_kernels *kt,
  *   dW_chunk = dymat col^T, dcol = W^T dymat, dx += col2im(dcol);
  * dW += the chunks' dW in chunk order. db += row sums either way. */
 static void conv_backward(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w,
-                          struct gen_tensor *b, int64_t stride, int64_t pad, const float *dy) {
-    const struct conv_geo c = conv_geo(x, w, stride, pad);
+                          struct gen_tensor *b, int64_t stride, int64_t pad, const float *dy,
+                          int64_t dy_img) {
+    struct conv_geo c = conv_geo(x, w, stride, pad);
+    if (dy_img) c.yimg = dy_img; /* dy's images: the first channels of a wider gradient */
     float *db = grad_or_null(g, b);
     enum gen_grad_mode dw_mode, dx_mode;
     float *dw = gen_grad_dst_or_null(g, w, &dw_mode), *dx = gen_grad_dst_or_null(g, x, &dx_mode);
@@ -452,7 +476,7 @@ static void conv_backward(struct gen_ctx *g, struct gen_tensor *x, struct gen_te
     if (dw && xh && implicit_weight_grad(g, kt, &c, NULL, xh, dy, dw, dw_mode, &db)) dw = NULL;
     if (dw && !xf) xf = widen_operand(g, xh, c.N * c.img);
     if (dw && implicit_weight_grad(g, kt, &c, xf, NULL, dy, dw, dw_mode, &db)) dw = NULL;
-    if (db) bias_grad(c.N, c.Cout, c.P, dy, db);
+    if (db) bias_grad(c.N, c.Cout, c.P, c.yimg, dy, db);
     if (dx && kt->conv_gemm && c.stride == 1 && c.KH == c.KW && c.pad < c.KH) {
         const int64_t K2 = c.Cout * c.KH * c.KW;
         float *wf = gen_scratch_floats(g, c.Cin * K2);
@@ -463,8 +487,9 @@ static void conv_backward(struct gen_ctx *g, struct gen_tensor *x, struct gen_te
                     for (int64_t kw = 0; kw < c.KW; kw++)
                         wf[ci * K2 + (co * c.KH + kh) * c.KW + kw] =
                             w->data[((co * c.Cin + ci) * c.KH + c.KH - 1 - kh) * c.KW + c.KW - 1 - kw];
-        const struct conv_geo cf = geo_make(c.N, c.Cout, c.OH, c.OW, c.Cin, c.KH, c.KW, 1,
-                                            c.KH - 1 - c.pad);
+        struct conv_geo cf =
+            geo_make(c.N, c.Cout, c.OH, c.OW, c.Cin, c.KH, c.KW, 1, c.KH - 1 - c.pad);
+        cf.img = c.yimg; /* its input is dy */
         if (implicit_conv(g, kt, &cf, dy, NULL, wf, NULL, gen_put_beta(dx_mode), dx)) dx = NULL;
     }
     if (dx && implicit_dx(g, kt, &c, dy, w->data, gen_put_beta(dx_mode), dx)) dx = NULL;
@@ -480,7 +505,8 @@ static void conv_backward(struct gen_ctx *g, struct gen_tensor *x, struct gen_te
     for (int64_t ch = 0; ch < k.count; ch++) {
         const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c.N), ld = m * c.P;
         float *buf = scratch + gen_task_id() * per, *dcol = buf + c.K * cols;
-        const float *dymat = gather_cols(m, c.Cout, c.P, dy + n0 * c.Cout * c.P, dcol + c.K * cols);
+        const float *dymat =
+            gather_cols(m, c.Cout, c.P, c.yimg, dy + n0 * c.yimg, dcol + c.K * cols);
         if (dw) {
             const float *col = conv_cols(&c, xf, n0, m, buf);
             gen_gemm(GEN_NOTRANS, GEN_TRANS, c.Cout, c.K, ld, 1.0f, dymat, col, 0.0f,
@@ -505,22 +531,33 @@ static void conv_backward(struct gen_ctx *g, struct gen_tensor *x, struct gen_te
 }
 
 GEN_BACKWARD(conv2d) {
-    conv_backward(g, node->in[0], node->in[1], node->in[2], node->i[0], node->i[1],
-                  node->out->grad);
+    conv_backward(g, node->in[0], node->in[1], node->in[2], node->i[0], node->i[1], node->out->grad,
+                  0);
 }
 
 /* Each convolution's backward from dy; r's gradient is dy itself (passed
  * on, or added). */
 GEN_BACKWARD(conv2d_add) {
     const float *dy = node->out->grad;
-    conv_backward(g, node->in[0], node->in[1], node->in[2], node->i[0], node->i[1], dy);
+    conv_backward(g, node->in[0], node->in[1], node->in[2], node->i[0], node->i[1], dy, 0);
     gen_scratch_release(g);
     if (node->n_in == 6) {
-        conv_backward(g, node->in[3], node->in[4], node->in[5], node->i[2], node->i[3], dy);
+        conv_backward(g, node->in[3], node->in[4], node->in[5], node->i[2], node->i[3], dy, 0);
         return;
     }
     struct gen_tensor *r = node->in[3];
     if (r->requires_grad && !gen_grad_pass(r, node->out)) gen_grad_axpy(g, r, 1.0f, dy);
+}
+
+/* The convolution's backward from its channels of dy in place; s's
+ * gradient from the others. */
+GEN_BACKWARD(conv2d_concat) {
+    struct gen_tensor *y = node->out;
+    const int64_t Cout = node->in[1]->shape[0], P = y->shape[2] * y->shape[3];
+    conv_backward(g, node->in[0], node->in[1], node->in[2], node->i[0], node->i[1], y->grad,
+                  y->shape[1] * P);
+    gen_scratch_release(g);
+    gen_grad_put_blocks(g, node->in[3], y->grad + Cout * P, y->shape[1] * P);
 }
 
 /* ---- conv_transpose2d ---------------------------------------------------- */
@@ -580,8 +617,8 @@ struct gen_tensor *gen_conv_transpose2d(struct gen_ctx *g, struct gen_tensor *x,
         for (int64_t ch = 0; ch < k.count; ch++) {
             const int64_t n0 = chunk_first(&k, ch), m = chunk_len(&k, ch, c.N), ld = m * c.HW;
             float *col = scratch + gen_task_id() * per;
-            const float *xmat =
-                gather_cols(m, c.Cin, c.HW, x->data + n0 * c.Cin * c.HW, col + c.K2 * cols);
+            const float *xmat = gather_cols(m, c.Cin, c.HW, c.Cin * c.HW,
+                                            x->data + n0 * c.Cin * c.HW, col + c.K2 * cols);
             gen_gemm(GEN_TRANS, GEN_NOTRANS, c.K2, ld, c.Cin, 1.0f, w->data, xmat, 0.0f, col);
             for (int64_t i = 0; i < m; i++) {
                 float *yn = y->data + (n0 + i) * c.Cout * c.OHW;
@@ -610,7 +647,7 @@ GEN_BACKWARD(conv_transpose2d) {
     const struct convt_geo c = convt_geo(x, w, node->i[0], node->i[1]);
     const float *dy = node->out->grad;
     float *db = grad_or_null(g, b);
-    if (db) bias_grad(c.N, c.Cout, c.OHW, dy, db);
+    if (db) bias_grad(c.N, c.Cout, c.OHW, c.Cout * c.OHW, dy, db);
     enum gen_grad_mode dw_mode, dx_mode;
     float *dw = gen_grad_dst_or_null(g, w, &dw_mode), *dx = gen_grad_dst_or_null(g, x, &dx_mode);
     const struct gen_kernels *kt = gen_kernels();
@@ -636,7 +673,8 @@ GEN_BACKWARD(conv_transpose2d) {
             kt->im2col_ld(c.Cout, c.OH, c.OW, c.KH, c.KW, c.stride, c.pad, ld,
                           dy + (n0 + i) * c.Cout * c.OHW, dcol + i * c.HW);
         if (dw) {
-            const float *xmat = gather_cols(m, c.Cin, c.HW, x->data + n0 * c.Cin * c.HW, xbuf);
+            const float *xmat =
+                gather_cols(m, c.Cin, c.HW, c.Cin * c.HW, x->data + n0 * c.Cin * c.HW, xbuf);
             gen_gemm(GEN_NOTRANS, GEN_TRANS, c.Cin, c.K2, ld, 1.0f, xmat, dcol, 0.0f,
                      dw_part + ch * c.Cin * c.K2);
         }

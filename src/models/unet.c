@@ -277,11 +277,12 @@ struct gen_tensor *unet_forward(struct gen_ctx *g, const struct unet *u, struct 
     h = resblock(g, ps, &u->mid1, h, e);
     if (u->cfg.attn) h = attention(g, ps, &u->attn, h);
     h = gen_scope_close(g, s, resblock(g, ps, &u->mid2, h, e));
-    for (int i = L - 2; i >= 0; i--) {
+    for (int i = L - 2; i >= 0; i--) { /* the up convolution written into the joined copy */
         s = gen_scope_open(g, h);
-        h = gen_scope_close(g, s, conv(g, ps, &u->up[i], gen_upsample2x_operand(g, h)));
+        h = gen_upsample2x_operand(g, h);
+        h = gen_scope_close(g, s, gen_conv_layer_fwd_concat(g, ps, &u->up[i], h, skip[i]));
         s = gen_scope_open(g, h);
-        h = gen_scope_close(g, s, resblock(g, ps, &u->dec[i], gen_concat(g, h, skip[i]), e));
+        h = gen_scope_close(g, s, resblock(g, ps, &u->dec[i], h, e));
     }
     h = norm_conv(g, ps, u->norm_out_w, u->norm_out_b, &u->conv_out, h);
     return gen_scope_close(g, all, h);

@@ -52,6 +52,14 @@ struct gen_tensor *gen_conv_layer_fwd(struct gen_ctx *g, struct gen_params *ps,
                          : gen_conv2d(g, x, w, b, l->stride, l->pad);
 }
 
+struct gen_tensor *gen_conv_layer_fwd_concat(struct gen_ctx *g, struct gen_params *ps,
+                                             const struct gen_conv_layer *l, struct gen_tensor *x,
+                                             struct gen_tensor *s) {
+    GEN_ASSERT(!l->transposed);
+    struct gen_tensor *b = l->b >= 0 ? gen_params_tensor(ps, l->b) : NULL;
+    return gen_conv2d_concat(g, x, gen_params_tensor(ps, l->w), b, l->stride, l->pad, s);
+}
+
 struct gen_tensor *gen_conv_layer_fwd_sum(struct gen_ctx *g, struct gen_params *ps,
                                           const struct gen_conv_layer *l, struct gen_tensor *x,
                                           const struct gen_conv_layer *l2, struct gen_tensor *x2,
