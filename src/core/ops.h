@@ -31,9 +31,10 @@ static inline void gen_put_rows_sum(enum gen_grad_mode mode, int64_t count, int6
     gen_kernels()->col_sum(count, n, rows, stride, y, mode);
 }
 
-/* N blocks of n floats, x's i-th at x + i n, into y + i ys (a tensor's
- * images into a wider one's: a concatenation along channels). */
-void gen_copy_blocks(int64_t N, int64_t n, const float *x, float *y, int64_t ys);
+/* N blocks of n floats, x's i-th at x + i xs, into y + i ys (a tensor's
+ * images into a wider one's, a concatenation along channels; a slice's
+ * out of one). */
+void gen_copy_blocks(int64_t N, int64_t n, const float *x, int64_t xs, float *y, int64_t ys);
 /* t's gradient (as gen_grad_dst says) from dy's blocks, one per image of
  * t, the i-th at dy + i dys (t's part of a concatenation's gradient). */
 void gen_grad_put_blocks(struct gen_ctx *g, struct gen_tensor *t, const float *dy, int64_t dys);

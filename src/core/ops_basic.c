@@ -459,15 +459,15 @@ struct gen_tensor *gen_concat(struct gen_ctx *g, struct gen_tensor *a, struct ge
     shape[1] = a->shape[1] + b->shape[1];
     struct gen_tensor *out = gen_tensor(g, a->ndim, shape);
     const int64_t na = a->shape[1] * inner, nb = b->shape[1] * inner, N = a->shape[0];
-    gen_copy_blocks(N, na, a->data, out->data, na + nb);
-    gen_copy_blocks(N, nb, b->data, out->data + na, na + nb);
+    gen_copy_blocks(N, na, a->data, na, out->data, na + nb);
+    gen_copy_blocks(N, nb, b->data, nb, out->data + na, na + nb);
     gen_record(g, GEN_OP_CONCAT, out, 2, (struct gen_tensor *[]){a, b});
     return out;
 }
 
-void gen_copy_blocks(int64_t N, int64_t n, const float *x, float *y, int64_t ys) {
+void gen_copy_blocks(int64_t N, int64_t n, const float *x, int64_t xs, float *y, int64_t ys) {
 #pragma omp parallel for schedule(static) if (N * n >= OMP_MIN && N > 1)
-    for (int64_t i = 0; i < N; i++) memcpy(y + i * ys, x + i * n, (size_t)n * sizeof(float));
+    for (int64_t i = 0; i < N; i++) memcpy(y + i * ys, x + i * xs, (size_t)n * sizeof(float));
 }
 
 void gen_grad_put_blocks(struct gen_ctx *g, struct gen_tensor *t, const float *dy, int64_t dys) {
@@ -505,10 +505,8 @@ struct gen_tensor *gen_slice(struct gen_ctx *g, struct gen_tensor *a, int dim, i
     shape[dim] = len;
     struct gen_tensor *out = gen_tensor(g, a->ndim, shape);
     around(a, dim, &outer, &inner);
-    const int64_t mid = a->shape[dim];
-    for (int64_t o = 0; o < outer; o++)
-        memcpy(out->data + o * len * inner, a->data + (o * mid + start) * inner,
-               (size_t)(len * inner) * sizeof(float));
+    gen_copy_blocks(outer, len * inner, a->data + start * inner, a->shape[dim] * inner, out->data,
+                    len * inner);
     struct gen_node *n = gen_record(g, GEN_OP_SLICE, out, 1, &a);
     if (n) n->i[0] = dim, n->i[1] = start, n->i[2] = len;
     return out;

@@ -391,7 +391,8 @@ struct gen_tensor *gen_conv2d_concat(struct gen_ctx *g, struct gen_tensor *x, st
     struct gen_tensor *y = gen_tensor_4d(g, c.N, c.Cout + s->shape[1], c.OH, c.OW);
     c.yimg = y->shape[1] * c.P; /* the convolution's channels first in each image */
     conv_forward(g, &c, floats_of(x), bf16_of(x), w->data, b ? b->data : NULL, 0.0f, y->data);
-    gen_copy_blocks(c.N, s->shape[1] * c.P, s->data, y->data + c.Cout * c.P, c.yimg);
+    const int64_t ns = s->shape[1] * c.P;
+    gen_copy_blocks(c.N, ns, s->data, ns, y->data + c.Cout * c.P, c.yimg);
     struct gen_node *node =
         gen_record(g, GEN_OP_CONV2D_CONCAT, y, 4, (struct gen_tensor *[]){x, w, b, s});
     if (node) node->i[0] = stride, node->i[1] = pad;
