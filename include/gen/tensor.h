@@ -327,8 +327,9 @@ struct gen_tensor *gen_groupnorm_silu_shift(struct gen_ctx *g, struct gen_tensor
 /* silu(groupnorm(x (+ shift, where not NULL))) for a tensor that only
  * convolutions read, as their x: under --precision bf16 held as bf16
  * (t->bf16), the precision their products round it to anyway, in half the
- * bytes to write and to read forward and back; else, and where the table
- * lacks groupnorm_silu_fwd_b16, gen_groupnorm_silu(_shift). */
+ * bytes to write and to read forward and back, where the table's
+ * convolutions read bf16 operands (conv_gemm_b16: AMX's); else, and where
+ * the table lacks groupnorm_silu_fwd_b16, gen_groupnorm_silu(_shift). */
 struct gen_tensor *gen_groupnorm_silu_operand(struct gen_ctx *g, struct gen_tensor *x,
                                               struct gen_tensor *shift, int64_t G,
                                               struct gen_tensor *gamma, struct gen_tensor *beta,
