@@ -164,6 +164,59 @@ static void test_kv_prefill_threads(void **state) {
     gen_tf_free(&m);
 }
 
+/* emit: the tokens into tok, in order */
+struct collect {
+    int32_t *tok;
+    int64_t n;
+};
+
+static void collect(int32_t t, void *arg) {
+    struct collect *c = arg;
+    c->tok[c->n++] = t;
+}
+
+/* gen_tf_generate decodes runs of tokens in one parallel region, leaving
+ * it for each slide of the window and wherever gen_parallel_tuned's
+ * choice of threads changes (its trial alternates runs of 5 tokens on one
+ * thread and on all): 150 tokens from a window of 24 (slides every 12
+ * tokens), drawn at temperature 1 so that every logit's bits count, at 1,
+ * 2 and 3 threads, fp32 and the bf16 copy, are the tokens of a loop of
+ * gen_tf_cache_push and gen_sampler_pick, one token at a time, emitted
+ * once each. */
+static void test_generate_runs(void **state) {
+    (void)state;
+    const struct gen_tf_shape s = {2, 2, 144, 24, 37};
+    const struct gen_sampling sp = {1.0f, 0, 1.0f};
+    enum { LEN = 150 };
+    struct gen_tf m;
+    struct gen_tf_cache c;
+    int32_t prompt[5], want[LEN], got[LEN];
+    kv_setup(&s, 8, &m, &c, prompt, 5);
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        assert_int_equal(gen_tf_cache_bf16(&c, &m, bf16), GEN_OK);
+        struct gen_rng r;
+        gen_rng_seed(&r, 9);
+        c.len = 0;
+        const float *logits = gen_tf_cache_push(&c, &m, prompt, 5);
+        for (int i = 0; i < LEN; i++) {
+            want[i] = gen_sampler_pick(logits, s.V, &sp, &r, c.pick);
+            if (i + 1 < LEN) logits = gen_tf_cache_push(&c, &m, want + i, 1);
+        }
+        for (int nt = 1; nt <= 3; nt++) {
+            gen_threads_init(nt);
+            memset(&c.tune, 0, sizeof c.tune); /* a trial from the first token */
+            gen_rng_seed(&r, 9);
+            struct collect col = {got, 0};
+            gen_tf_generate(&c, &m, prompt, 5, LEN, &sp, &r, collect, &col);
+            gen_threads_init(0);
+            assert_int_equal(col.n, LEN);
+            assert_memory_equal(got, want, sizeof want);
+        }
+    }
+    gen_tf_cache_free(&c);
+    gen_tf_free(&m);
+}
+
 /* Decoding from the bf16 copy of the weights (--precision bf16): within
  * bf16's rounding of the fp32 decoding, but not equal to it (the operands
  * really are rounded), and back to the fp32 bits once turned off. */
@@ -331,16 +384,6 @@ static void test_model_fixture(void **state) {
 static const char overfit_text[] =
     "Call me Ishmael. Some years ago, never mind how long precisely, having little money "
     "in my purse.";
-
-struct collect {
-    int32_t *tok;
-    int64_t n;
-};
-
-static void collect(int32_t t, void *arg) {
-    struct collect *c = arg;
-    c->tok[c->n++] = t;
-}
 
 /* A 1-layer, width-32 model learns a ~100-byte text from one window to
  * near-zero loss, then writes the rest of it greedily from its first 4
@@ -639,6 +682,7 @@ int main(void) {
         cmocka_unit_test(test_kv_cache_matches_forward),
         cmocka_unit_test(test_kv_decode_threads),
         cmocka_unit_test(test_kv_prefill_threads),
+        cmocka_unit_test(test_generate_runs),
         cmocka_unit_test(test_kv_decode_bf16),
         cmocka_unit_test(test_block_fixture),
         cmocka_unit_test(test_model_fixture),

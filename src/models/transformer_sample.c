@@ -210,6 +210,12 @@ static int decode_threads(const struct gen_tf_cache *c, const struct gen_tf *m) 
     return n < 1 ? 1 : n > INT32_MAX ? INT32_MAX : (int)n;
 }
 
+/* decode_threads within the threads there are (gen_parallel_tuned's n). */
+static int decode_count(const struct gen_tf_cache *c, const struct gen_tf *m) {
+    const int n = decode_threads(c, m), have = gen_threads();
+    return n < have ? n : have;
+}
+
 static void decode_token(void *arg, int t, int nt) {
     const struct decode *d = arg;
     struct gen_tf_cache *c = d->c;
@@ -325,18 +331,25 @@ static int prefill_threads(const struct gen_tf *m, int64_t n) {
     return n < per ? 1 : (double)n / per > INT32_MAX ? INT32_MAX : (int)((double)n / per);
 }
 
+/* Rows 0..n-1 of x: the embeddings of tok at positions len ..; the
+ * tokens into hist. */
+static void embed(struct gen_tf_cache *c, const struct gen_tf *m, const int32_t *tok, int64_t n) {
+    const int64_t C = m->s.C, V = m->s.V;
+    const float *wte = gen_tf_pdata(m, m->wte), *wpe = gen_tf_pdata(m, m->wpe);
+    for (int64_t i = 0; i < n; i++) {
+        GEN_ASSERT(tok[i] >= 0 && tok[i] < V);
+        gen_kernels()->add(C, wte + (int64_t)tok[i] * C, wpe + (c->len + i) * C, c->x + i * C);
+        c->hist[c->len + i] = tok[i];
+    }
+}
+
 const float *gen_tf_cache_feed(struct gen_tf_cache *c, const struct gen_tf *m, const int32_t *tok,
                                int64_t n, int all) {
     const struct gen_kernels *K = gen_kernels();
     const int64_t C = m->s.C, T = m->s.T, V = m->s.V;
     GEN_ASSERT(n >= 1 && c->len + n <= T);
     const int64_t len = c->len;
-    const float *wte = gen_tf_pdata(m, m->wte), *wpe = gen_tf_pdata(m, m->wpe);
-    for (int64_t i = 0; i < n; i++) {
-        GEN_ASSERT(tok[i] >= 0 && tok[i] < V);
-        K->add(C, wte + (int64_t)tok[i] * C, wpe + (len + i) * C, c->x + i * C);
-        c->hist[len + i] = tok[i];
-    }
+    embed(c, m, tok, n);
     if (n == 1) {
         struct decode d = {c, m};
         gen_parallel_tuned(&c->tune, decode_threads(c, m), decode_token, &d);
@@ -359,22 +372,26 @@ const float *gen_tf_cache_feed(struct gen_tf_cache *c, const struct gen_tf *m, c
         as_operand(c, C, c->h);
         weight_rows(c, m, m->wte, 0, V, C, c->h, 0.0f, c->logits);
     } else
-        gen_gemm(GEN_NOTRANS, GEN_TRANS, rows, V, C, 1.0f, c->h, wte, 0.0f,
+        gen_gemm(GEN_NOTRANS, GEN_TRANS, rows, V, C, 1.0f, c->h, gen_tf_pdata(m, m->wte), 0.0f,
                  c->logits); /* (rows, V) = h wte^T */
     return c->logits;
 }
 
+/* A full cache slides: the last T/2 tokens re-encoded from position 0. */
+static void slide(struct gen_tf_cache *c, const struct gen_tf *m) {
+    const int64_t T = m->s.T, keep = T / 2;
+    memmove(c->hist, c->hist + T - keep, (size_t)keep * sizeof *c->hist);
+    c->len = 0;
+    if (keep > 0) gen_tf_cache_feed(c, m, c->hist, keep, 0);
+}
+
 const float *gen_tf_cache_push(struct gen_tf_cache *c, const struct gen_tf *m, const int32_t *tok,
                                int64_t n) {
-    const int64_t T = m->s.T, keep = T / 2;
+    const int64_t T = m->s.T;
     const float *logits = NULL;
     GEN_ASSERT(n >= 1);
     while (n > 0) {
-        if (c->len == T) { /* slide: re-encode the last T/2 tokens from position 0 */
-            memmove(c->hist, c->hist + T - keep, (size_t)keep * sizeof *c->hist);
-            c->len = 0;
-            if (keep > 0) gen_tf_cache_feed(c, m, c->hist, keep, 0);
-        }
+        if (c->len == T) slide(c, m);
         const int64_t k = n < T - c->len ? n : T - c->len;
         logits = gen_tf_cache_feed(c, m, tok, k, 0);
         tok += k;
@@ -383,15 +400,81 @@ const float *gen_tf_cache_push(struct gen_tf_cache *c, const struct gen_tf *m, c
     return logits;
 }
 
+/* ---- generating: runs of tokens in one parallel region ---- */
+
+/* Generation decodes its tokens in runs, each run's tokens in one
+ * parallel region whose threads meet at two barriers between tokens,
+ * thread 0 picking and emitting each token there: a region a token
+ * (gen_tf_cache_feed's) cost its start and its end, 3.2 us a token on
+ * the Zen 5 VM (libgomp wakes its threads and ends a region with a futex
+ * call each). A run ends where the window is due to slide (a prefill, on
+ * its own threads) or where gen_parallel_tuned's choice of threads
+ * (gen_tune_next, asked once a token) changes; the tokens are the same
+ * bits as through gen_tf_cache_push, on any threads. */
+struct run {
+    struct decode d;
+    const struct gen_sampling *sp;
+    struct gen_rng *rng;
+    void (*emit)(int32_t tok, void *arg);
+    void *arg;
+    int64_t left; /* tokens still to emit */
+    int32_t tok;  /* the token emitted last, to decode next */
+    int want;     /* the threads gen_tune_next gave the next token (0: not asked yet) */
+    int timed;    /* and whether it is to be timed */
+    int go;       /* thread 0 to the others: decode the next token here */
+    double t0;    /* when the token began */
+};
+
+/* Thread 0, before a token: r->tok's embedding, and the clock. */
+static void token_begin(struct run *r) {
+    embed(r->d.c, r->d.m, &r->tok, 1);
+    r->t0 = r->timed ? gen_now() : 0.0;
+}
+
+/* Thread 0, after a token on nt threads: the next token picked and
+ * emitted; whether the one after it is decoded in this region (token_begin
+ * done): tokens are left, no slide is due, and gen_tune_next gives nt. */
+static int token_end(struct run *r, int nt) {
+    struct gen_tf_cache *c = r->d.c;
+    const struct gen_tf *m = r->d.m;
+    if (r->timed) gen_tune_took(&c->tune, gen_now() - r->t0);
+    c->len++;
+    r->tok = gen_sampler_pick(c->logits, m->s.V, r->sp, r->rng, c->pick);
+    r->emit(r->tok, r->arg);
+    if (--r->left == 0 || c->len == m->s.T) return 0;
+    r->want = gen_tune_next(&c->tune, decode_count(c, m), &r->timed);
+    if (r->want != nt) return 0;
+    r->want = 0;
+    token_begin(r);
+    return 1;
+}
+
+static void run_tokens(void *arg, int t, int nt) {
+    struct run *r = arg;
+    for (int go = 1; go; go = r->go) {
+        decode_token(&r->d, t, nt);
+        gen_barrier();
+        if (t == 0) r->go = token_end(r, nt);
+        gen_barrier();
+    }
+}
+
 void gen_tf_generate(struct gen_tf_cache *c, const struct gen_tf *m, const int32_t *prompt,
                      int64_t P, int64_t length, const struct gen_sampling *sp, struct gen_rng *rng,
                      void (*emit)(int32_t tok, void *arg), void *arg) {
     c->len = 0;
     if (P > m->s.T) prompt += P - m->s.T, P = m->s.T; /* only the last window can matter */
     const float *logits = gen_tf_cache_push(c, m, prompt, P);
-    for (int64_t i = 0; i < length; i++) {
-        int32_t t = gen_sampler_pick(logits, m->s.V, sp, rng, c->pick);
-        emit(t, arg);
-        if (i + 1 < length) logits = gen_tf_cache_push(c, m, &t, 1);
+    if (length <= 0) return;
+    struct run r = {.d = {c, m}, .sp = sp, .rng = rng, .emit = emit, .arg = arg};
+    r.tok = gen_sampler_pick(logits, m->s.V, sp, rng, c->pick);
+    emit(r.tok, arg);
+    for (r.left = length - 1; r.left > 0;) {
+        if (c->len == m->s.T) slide(c, m);
+        if (!r.want) r.want = gen_tune_next(&c->tune, decode_count(c, m), &r.timed);
+        const int nt = r.want;
+        r.want = 0;
+        token_begin(&r);
+        gen_parallel_n(nt, run_tokens, &r);
     }
 }
