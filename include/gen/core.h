@@ -176,11 +176,14 @@ void gen_parallel_n(int n, void (*fn)(void *arg, int t, int nt), void *arg);
  * is one thread. Totals, not medians: a thread that shares its core with
  * another process stalls a call now and then for a time slice, and those
  * stalls are most of what n threads cost there; they may also begin after
- * a trial. A trial ends after any run on n whose calls took under half
- * of as many on one (a clear win, and a short run need not pay for the
- * rest of the trial). A trial whose n-thread calls pass twice what its
- * one-thread calls will take ends there, `stalled` (a hint for other work
- * on these threads), and the next begins GEN_TUNE_WINDOW calls after it,
+ * a trial. One thread's longest call counts as the mean of its others:
+ * one thread waits on no peer, and a lone long call there is an
+ * interrupt or a fault, which n's calls meet as well. A trial ends after
+ * any run on n whose calls took under half of as many on one (a clear
+ * win, and a short run need not pay for the rest of the trial). A trial
+ * whose n-thread calls pass twice what its one-thread calls will take
+ * ends there, `stalled` (a hint for other work on these threads), and
+ * the next begins GEN_TUNE_WINDOW calls after it,
  * then twice as many after each stalled one, up to GEN_TUNE_EVERY. fn
  * must give the same result on any number of threads. Zero a struct
  * gen_tune before the first call. */
