@@ -83,6 +83,15 @@ static inline float *gen_scratch_floats(struct gen_ctx *g, int64_t n) {
     return gen_scratch(g, (size_t)n * sizeof(float));
 }
 
+/* Whether a tensor that only convolutions read (gen_groupnorm_silu_operand,
+ * gen_upsample2x_operand) is held as bf16: under bf16, where the table's
+ * convolutions read bf16 operands (conv_gemm_b16: AMX's). Elsewhere they
+ * would widen it again before each use, and the vdpbf16ps Winograd, which
+ * rounds its transforms' outputs, would multiply other values. */
+static inline int gen_operand_bf16(const struct gen_kernels *K) {
+    return K->conv_gemm_b16 && gen_kernels_precision() == GEN_PRECISION_BF16;
+}
+
 /* ---- products inside an op's own OpenMP loop (ops_task.c) -----------------
  * The threads such a loop gets, and this thread's number in it. */
 int gen_task_threads(void);

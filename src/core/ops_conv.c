@@ -748,8 +748,7 @@ static struct gen_tensor *upsample2x(struct gen_ctx *g, struct gen_tensor *x, in
     GEN_ASSERT(x->ndim == 4 && !x->bf16);
     const int64_t NC = x->shape[0] * x->shape[1], H = x->shape[2], W = x->shape[3];
     struct gen_tensor *y = gen_tensor_4d(g, x->shape[0], x->shape[1], 2 * H, 2 * W);
-    y->bf16 =
-        operand && gen_kernels()->conv_gemm_b16 && gen_kernels_precision() == GEN_PRECISION_BF16;
+    y->bf16 = operand && gen_operand_bf16(gen_kernels());
     uint16_t *yh = y->bf16 ? (uint16_t *)(void *)y->data : NULL;
 #pragma omp parallel for schedule(static)
     for (int64_t nc = 0; nc < NC; nc++) {

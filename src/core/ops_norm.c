@@ -70,13 +70,8 @@ static struct gen_tensor *groupnorm_op(struct gen_ctx *g, enum gen_op op, struct
     float *mean = arena_floats(g, N * G), *rstd = arena_floats(g, N * G); /* (N, G) each */
     const struct gen_kernels *K = gen_kernels();
     const float *gm = gamma ? gamma->data : NULL, *bt = beta ? beta->data : NULL;
-    /* as bf16 only where the table's convolutions read bf16 operands
-     * (AMX's): the vdpbf16ps table would widen it again before every
-     * convolution reading it, forward and back (4 % of a bf16 diffusion
-     * step on the Zen 5 VM), and its Winograd transforms round their
-     * outputs, not their inputs, so a rounded input changed its bits */
-    y->bf16 = operand && op == GEN_OP_GROUPNORM_SILU && K->groupnorm_silu_fwd_b16 &&
-              K->conv_gemm_b16 && gen_kernels_precision() == GEN_PRECISION_BF16;
+    y->bf16 =
+        operand && op == GEN_OP_GROUPNORM_SILU && K->groupnorm_silu_fwd_b16 && gen_operand_bf16(K);
     if (y->bf16)
         K->groupnorm_silu_fwd_b16(N, C, HW, G, x->data, shift ? shift->data : NULL, gm, bt, eps,
                                   (uint16_t *)(void *)y->data, mean, rstd);

@@ -363,9 +363,12 @@ void gen_tune_took(struct gen_tune *tu, double seconds) {
         const int way = trial_way(phase);
         const int64_t k[2] = {trial_timed(phase, 0), trial_timed(phase, 1)};
         tu->t[way][k[way] - 1] = seconds;
-        double sum[2] = {0.0, 0.0}, longest = 0.0;
+        double sum[2] = {0.0, 0.0}, longest = 0.0; /* and one thread's longest call */
         for (int w = 0; w < 2; w++)
-            for (int64_t i = 0; i < k[w]; i++) sum[w] += tu->t[w][i];
+            for (int64_t i = 0; i < k[w]; i++) {
+                sum[w] += tu->t[w][i];
+                if (!w && tu->t[w][i] > longest) longest = tu->t[w][i];
+            }
         /* One thread's calls wait on no other thread: the longest of them
          * is an interrupt or a fault, which the n threads' calls meet as
          * well, not what the way costs, and counts as the others' mean (one
@@ -373,7 +376,6 @@ void gen_tune_took(struct gen_tune *tu, double seconds) {
          * 5 VM on two threads, 17 % slower, until the next trial 4096
          * tokens on). n's longest counts: a peer descheduled for a time
          * slice stalls n's calls again and again on a busy host. */
-        for (int64_t i = 0; i < k[0]; i++) longest = tu->t[0][i] > longest ? tu->t[0][i] : longest;
         if (k[0] > 1) sum[0] = (sum[0] - longest) * (double)k[0] / (double)(k[0] - 1);
         /* n's calls so far past twice what one's whole trial will take: stalls; end it */
         const int stalls = way && sum[1] > 2.0 * sum[0] * GEN_TUNE_TRIAL / (double)k[0];
