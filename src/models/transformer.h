@@ -33,6 +33,7 @@ struct gen_tf_cache {
     int32_t *hist;            /* (T) the tokens at positions 0..len-1     */
     float *x, *h, *y, *qkv, *att, *fc, *act, *mean, *rstd, *logits; /* rows */
     float *s, *p;             /* (NH, T, T) attention scores, probabilities */
+    float *row;               /* (NH, row_scratch) those of one row         */
     float *pick;              /* GEN_SAMPLER_WORK(V): gen_sampler_pick's   */
     float *block;             /* the one allocation behind all of these   */
     uint16_t *wb;             /* the parameters in bf16 (gen_tf_cache_bf16) */

@@ -12,15 +12,28 @@
 
 /* ---- the KV cache ---- */
 
+/* The floats of one row's attention scratch per head: its scores and its
+ * probabilities (T each, on lines of their own), on pages of their own.
+ * With the heads' scratch on one page, one thread's heads beside
+ * another's, the first head past the boundary attended 1.7-1.9 times as
+ * slowly as the others on the Zen 5 VM (a gap of one or two lines between
+ * heads did not help, one of 17 did); with a page a head, every head took
+ * the same time, and two threads decoded 18 387 -> 19 612 tokens/s at
+ * length 1000, 17 405 -> 18 600 at 4000 (medians of 7 and 5 interleaved
+ * runs; the same text). */
+static int64_t row_scratch(int64_t T) {
+    return (2 * ((T + 15) & ~(int64_t)15) + 1023) & ~(int64_t)1023;
+}
+
 enum gen_status gen_tf_cache_init(struct gen_tf_cache *c, const struct gen_tf *m) {
     memset(c, 0, sizeof *c);
     const int64_t L = m->s.L, C = m->s.C, T = m->s.T, V = m->s.V;
     /* k, v; per-row scratch for up to T rows; scores and probabilities (NH, T, T). */
     /* x, h and the norms' statistics also have a row per thread (decoding),
-     * the statistics 16 floats (a cache line) apart, and a head's scores
-     * and probabilities of one row start on a line of their own: threads
-     * writing into one line took turns owning it (two threads decoding
-     * 23 200 -> 23 700 tokens/s, 6 interleaved runs; the same text) */
+     * the statistics 16 floats (a cache line) apart: threads writing into
+     * one line took turns owning it (two threads decoding 23 200 -> 23 700
+     * tokens/s, 6 interleaved runs; the same text). One row's attention
+     * scratch: row_scratch. */
     const int64_t NH = m->s.NH, R = T > gen_threads() ? T : gen_threads();
     c->rows = R;
     const struct {
@@ -38,8 +51,9 @@ enum gen_status gen_tf_cache_init(struct gen_tf_cache *c, const struct gen_tf *m
         {&c->act, 4 * T * C},
         {&c->mean, 16 * R},
         {&c->rstd, 16 * R},
-        {&c->s, NH * (T * T + 16)},
-        {&c->p, NH * (T * T + 16)},
+        {&c->row, NH * row_scratch(T) + 1024}, /* and a page to align it to one */
+        {&c->s, NH * T * T},
+        {&c->p, NH * T * T},
         {&c->logits, T * V},
         {&c->pick, GEN_SAMPLER_WORK(V)},
     };
@@ -60,6 +74,7 @@ enum gen_status gen_tf_cache_init(struct gen_tf_cache *c, const struct gen_tf *m
         *parts[i].p = f;
         f += (parts[i].n + 15) & ~(int64_t)15;
     }
+    c->row = (float *)(((uintptr_t)c->row + 4095) & ~(uintptr_t)4095);
     return GEN_OK;
 }
 
@@ -173,9 +188,8 @@ static void attend_heads(struct gen_tf_cache *c, const struct gen_tf *m, int64_t
             memcpy(vh + (len + i) * hd, c->qkv + i * 3 * C + 2 * C + h * hd,
                    (size_t)hd * sizeof(float));
         }
-        const int64_t hs = rows == 1 ? (tot + 15) / 16 * 16 : rows * tot;
-        float *s = c->s + h * hs, *p = c->p + h * hs;
         if (rows == 1) { /* s (tot) = k q / sqrt(hd), o (hd) = v^T softmax(s) */
+            float *s = c->row + h * row_scratch(T), *p = s + ((T + 15) & ~(int64_t)15);
             gen_gemv(GEN_NOTRANS, tot, hd, scale, kh, hd, q + h * hd, 0.0f, s);
             K->softmax_fwd(1, tot, s, p);
             gen_gemv(GEN_TRANS, tot, hd, 1.0f, vh, hd, p, 0.0f, c->att + h * hd);
@@ -184,6 +198,7 @@ static void attend_heads(struct gen_tf_cache *c, const struct gen_tf *m, int64_t
         }
         /* s (rows, tot) = q k^T / sqrt(hd), the future masked; p its
          * softmax with exact zeros there; o (rows, hd) = p v */
+        float *s = c->s + h * rows * tot, *p = c->p + h * rows * tot;
         gen_gemm_ld(GEN_NOTRANS, GEN_TRANS, rows, tot, hd, scale, q + h * hd, 3 * C, kh, hd, 0.0f,
                     s, tot);
         for (int64_t i = 0; i < rows; i++)
