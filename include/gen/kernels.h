@@ -429,6 +429,10 @@ void gen_gemm_bias_ld(enum gen_trans ta, enum gen_trans tb, int64_t M, int64_t N
  * operations whatever M and N), else OpenBLAS's cblas_sgemv. */
 void gen_gemv(enum gen_trans trans, int64_t M, int64_t N, float alpha, const float *A, int64_t lda,
               const float *x, float beta, float *y);
+/* The rows the AVX-512 table's A x sums at once (the same bits either
+ * way): 4, 2, or 0 to choose by the CPU (2 on AMD's, else 4); for tests
+ * and benchmarks. */
+void gen_gemv_group(int rows);
 /* x (n) rounded to bf16 as the bf16 products round their operands
  * (nearest, ties to even; denormals to zero; NaN stays NaN): kept as
  * floats (gen_bf16_round, y may be x) or as bf16, the upper halves of the

@@ -439,6 +439,13 @@ void gen_gemv(enum gen_trans trans, int64_t M, int64_t N, float alpha, const flo
                 (blasint)lda, x, 1, beta, y, 1);
 }
 
+void gen_gemv_group(int rows) {
+    GEN_ASSERT(rows == 0 || rows == 2 || rows == 4);
+#ifdef GEN_HAVE_AVX512
+    gen_sgemv_avx512_group(rows);
+#endif
+}
+
 /* x rounded to bf16, as its bits (the scalar form of gemv_avx512.c's round16). */
 static uint32_t bf16_bits(float x) {
     uint32_t u;

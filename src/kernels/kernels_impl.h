@@ -438,6 +438,9 @@ void gen_gemm_avx512_rows(int64_t M, int64_t N, int64_t K, const float *ap, cons
 /* gen_gemv's AVX-512 kernel (gemv_avx512.c), with its arguments. */
 void gen_sgemv_avx512(int trans, int64_t M, int64_t N, float alpha, const float *A, int64_t lda,
                       const float *x, float beta, float *y);
+/* Its rows summed at once in A x: 4, 2, or 0 to choose by the CPU
+ * (gen_gemv_group). */
+void gen_sgemv_avx512_group(int rows);
 /* gen_gemv_bf16's and gen_bf16_round's AVX-512 kernels (gemv_avx512.c);
  * the rounding writes the floats to y and/or the bf16 to packed (each may
  * be NULL). */
