@@ -871,8 +871,8 @@ static void test_grad_mlp(void **state) {
  * and every gradient, x also read by a second op (its gradient added to):
  * 581 rows (ten blocks, the last short, in eight stripes of one or two),
  * on every table to fp32 rounding, and under --precision bf16 where the
- * CPU has it (the products rounded alike; only sums in another order),
- * where the backward computes h again instead of keeping it. */
+ * CPU has it (the products rounded alike; only sums in another order; on
+ * AMX the backward computes h again instead of keeping it). */
 static void test_mlp_matches_chain(void **state) {
     (void)state;
     const int64_t M = 581, C = 24, D = 96, C2 = 20;

@@ -83,13 +83,20 @@ static inline float *gen_scratch_floats(struct gen_ctx *g, int64_t n) {
     return gen_scratch(g, (size_t)n * sizeof(float));
 }
 
+/* Whether the table's products run on AMX's tiles (the one table whose
+ * convolutions read bf16 operands, conv_gemm_b16; in force only under
+ * bf16). */
+static inline int gen_products_amx(const struct gen_kernels *K) {
+    return K->conv_gemm_b16 != NULL;
+}
+
 /* Whether a tensor that only convolutions read (gen_groupnorm_silu_operand,
  * gen_upsample2x_operand) is held as bf16: under bf16, where the table's
- * convolutions read bf16 operands (conv_gemm_b16: AMX's). Elsewhere they
- * would widen it again before each use, and the vdpbf16ps Winograd, which
- * rounds its transforms' outputs, would multiply other values. */
+ * convolutions read bf16 operands (AMX's). Elsewhere they would widen it
+ * again before each use, and the vdpbf16ps Winograd, which rounds its
+ * transforms' outputs, would multiply other values. */
 static inline int gen_operand_bf16(const struct gen_kernels *K) {
-    return K->conv_gemm_b16 && gen_kernels_precision() == GEN_PRECISION_BF16;
+    return gen_products_amx(K) && gen_kernels_precision() == GEN_PRECISION_BF16;
 }
 
 /* ---- products inside an op's own OpenMP loop (ops_task.c) -----------------

@@ -14,11 +14,14 @@
  * Here the rows run in blocks of MLP_ROWS, a thread's block of h, a, da
  * and dh small enough to stay in its L2 while the block's products read
  * them. The forward writes y; a never leaves the block, and h is kept for
- * the backward (fp32) or computed again there block by block (bf16, where
- * a block's product costs less than fetching its h back from memory: a
- * bf16 Transformer step 58.3-61.2 -> 51.2-53.1 ms, peak RSS 169.1 -> 137.4
- * MiB, 4 alternating rounds; fp32's recomputed h took its step 99.0-102.5
- * -> 99.5-105.1 ms, so fp32 keeps h). Either way the backward, per block,
+ * the backward or computed again there block by block where the products
+ * are AMX's, whose block's product costs less than fetching its h back
+ * from memory: on the Sapphire Rapids VM a bf16 Transformer step
+ * 58.3-61.2 -> 51.2-53.1 ms, peak RSS 169.1 -> 137.4 MiB, 4 alternating
+ * rounds. fp32's recomputed h took its step 99.0-102.5 -> 99.5-105.1 ms,
+ * and on the Zen 5 VM's vdpbf16ps table (no AMX) the bf16 step kept h
+ * faster, 52.1-53.4 ms against 54.7-55.1 recomputing it (4 alternating
+ * rounds; the same bits): both keep h. Either way the backward, per block,
  * takes da = dy w2, recomputes a from h as it takes dh = da gelu'(h) (one
  * pass, gelu_both),
  * then dw2 += dy^T a, dw1 += dh^T x and dx = dh w1 while the block is
@@ -30,7 +33,7 @@
  * 59.7-60.0 -> 58.0-60.2 an hour later on a busier host, and gelu_both
  * still waits on the saved h (timed in place: 3.4-3.7 ms a layer with or
  * without the hint for h, 1.1 on an h already in cache; prefetcht0
- * instead moved the wait into the hints' loop), which is why bf16 now
+ * instead moved the wait into the hints' loop), which is why AMX's bf16
  * recomputes it.
  *
  * The weight and bias gradients sum over all rows: the backward's blocks
@@ -93,10 +96,10 @@ static void hidden(const struct gen_kernels *kt, const struct mlp_geo *m, const 
 }
 
 /* Whether the backward recomputes h rather than reading it back: where the
- * products are bf16's, a block's h costs less to compute again than to
+ * products are AMX's, a block's h costs less to compute again than to
  * fetch from memory (ops_mlp.c's head). */
 static int recomputes_h(void) {
-    return gen_kernels_precision() == GEN_PRECISION_BF16;
+    return gen_products_amx(gen_kernels());
 }
 
 struct gen_tensor *gen_mlp(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w1,
