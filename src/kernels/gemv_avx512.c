@@ -159,15 +159,16 @@ static void gemv_n(int64_t M, int64_t N, float alpha, const float *A, int64_t ld
             for (int r = 0; r < 2; r++)
                 y[i + r] = scale_out(hsum_tree(acc[r]), alpha, beta, y + i + r);
         }
-    for (; i + 8 <= M; i += 8) {
-        __m512 acc[8];
-        row_lanes(A + i * lda, lda, x, N, 4, acc);
-        row_lanes(A + (i + 4) * lda, lda, x, N, 4, acc + 4);
-        const __m256 t = _mm256_mul_ps(_mm256_set1_ps(alpha), hsum_tree8(acc));
-        _mm256_storeu_ps(
-            y + i,
-            beta == 0.0f ? t : _mm256_fmadd_ps(_mm256_set1_ps(beta), _mm256_loadu_ps(y + i), t));
-    }
+    else
+        for (; i + 8 <= M; i += 8) {
+            __m512 acc[8];
+            row_lanes(A + i * lda, lda, x, N, 4, acc);
+            row_lanes(A + (i + 4) * lda, lda, x, N, 4, acc + 4);
+            const __m256 t = _mm256_mul_ps(_mm256_set1_ps(alpha), hsum_tree8(acc));
+            _mm256_storeu_ps(y + i, beta == 0.0f ? t
+                                                 : _mm256_fmadd_ps(_mm256_set1_ps(beta),
+                                                                   _mm256_loadu_ps(y + i), t));
+        }
     for (; i < M; i++) {
         __m512 acc;
         row_lanes(A + i * lda, lda, x, N, 1, &acc);

@@ -12,6 +12,11 @@
 
 /* ---- the KV cache ---- */
 
+/* n floats rounded up to whole 64-byte lines. */
+static int64_t lines(int64_t n) {
+    return (n + 15) & ~(int64_t)15;
+}
+
 /* The floats of one row's attention scratch per head: its scores and its
  * probabilities (T each, on lines of their own), on pages of their own.
  * With the heads' scratch on one page, one thread's heads beside
@@ -22,7 +27,7 @@
  * length 1000, 17 405 -> 18 600 at 4000 (medians of 7 and 5 interleaved
  * runs; the same text). */
 static int64_t row_scratch(int64_t T) {
-    return (2 * ((T + 15) & ~(int64_t)15) + 1023) & ~(int64_t)1023;
+    return (2 * lines(T) + 1023) & ~(int64_t)1023;
 }
 
 enum gen_status gen_tf_cache_init(struct gen_tf_cache *c, const struct gen_tf *m) {
@@ -59,7 +64,7 @@ enum gen_status gen_tf_cache_init(struct gen_tf_cache *c, const struct gen_tf *m
     };
     const int n = (int)(sizeof parts / sizeof parts[0]);
     int64_t total = 0;
-    for (int i = 0; i < n; i++) total += (parts[i].n + 15) & ~(int64_t)15; /* 64-byte aligned */
+    for (int i = 0; i < n; i++) total += lines(parts[i].n); /* each part 64-byte aligned */
     c->block = gen_alloc((size_t)total * sizeof(float));
     c->hist = gen_alloc((size_t)T * sizeof *c->hist);
     if (!c->block || !c->hist) {
@@ -72,7 +77,7 @@ enum gen_status gen_tf_cache_init(struct gen_tf_cache *c, const struct gen_tf *m
     float *f = c->block;
     for (int i = 0; i < n; i++) {
         *parts[i].p = f;
-        f += (parts[i].n + 15) & ~(int64_t)15;
+        f += lines(parts[i].n);
     }
     c->row = (float *)(((uintptr_t)c->row + 4095) & ~(uintptr_t)4095);
     return GEN_OK;
@@ -189,7 +194,7 @@ static void attend_heads(struct gen_tf_cache *c, const struct gen_tf *m, int64_t
                    (size_t)hd * sizeof(float));
         }
         if (rows == 1) { /* s (tot) = k q / sqrt(hd), o (hd) = v^T softmax(s) */
-            float *s = c->row + h * row_scratch(T), *p = s + ((T + 15) & ~(int64_t)15);
+            float *s = c->row + h * row_scratch(T), *p = s + lines(T);
             gen_gemv(GEN_NOTRANS, tot, hd, scale, kh, hd, q + h * hd, 0.0f, s);
             K->softmax_fwd(1, tot, s, p);
             gen_gemv(GEN_TRANS, tot, hd, 1.0f, vh, hd, p, 0.0f, c->att + h * hd);
