@@ -7,6 +7,8 @@
 #
 # Each part lives in scripts/bench-PART.sh. PyTorch comes from Debian's
 # python3-torch and runs under /usr/bin/python3 with the same thread count.
+# The run ends with the targets it measured, each held or MISSED
+# (scripts/bench-summary.sh, which reads a saved run as well).
 # `scale` (the ratios at larger images and contexts: 15 minutes on a
 # loaded 2-core machine) is not part of `all`, nor is `shared` (two
 # trainings at once against one alone, gen alone: no twin).
@@ -37,12 +39,20 @@ echo "GLIBC_TUNABLES=$GLIBC_TUNABLES"
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //'); $(build/gen --version | tail -1)"
 build/gen --version | grep '^idle threads'
 for p in "${parts[@]}"; do
-    f=scripts/bench-$p.sh
-    if [ ! -f "$f" ]; then
+    if [ ! -f "scripts/bench-$p.sh" ]; then
         echo "bench: unknown part '$p' (ops, vae, gan, transformer, diffusion, precision, scale," \
             "shared, all)" >&2
         exit 2
     fi
-    echo "== bench $p"
-    bash "$f"
 done
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+for p in "${parts[@]}"; do
+    echo "== bench $p"
+    bash "scripts/bench-$p.sh"
+done | tee "$log"
+# the targets this run measured, each held or missed (none for `shared`)
+rc=0
+bash scripts/bench-summary.sh "$log" >"$log.sum" || rc=$?
+[ "$rc" = 2 ] || cat "$log.sum"
+rm -f "$log.sum"
