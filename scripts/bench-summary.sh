@@ -8,17 +8,16 @@
 #
 # An op is at or below PyTorch's time when the median of its rounds'
 # ratios is (bench-ops.sh's last column; where that prints as 1.00, when
-# its median time is). `bench.sh` prints this at the end of its own run;
-# it reads a saved run
-# (docs/bench/*.txt) just as well. Targets whose part is not in the output
-# are said to be absent; bf16 sampling's rate is shown, not judged (the
-# sampling target is the default precision's). Exit status 0 when every target present held, 1
-# when one was missed, 2 when the output held none of them.
+# its median time is). bf16 sampling's rate is shown, not judged (the
+# sampling target is the default precision's). `bench.sh` prints this at
+# the end of its own run; a saved run (docs/bench/*.txt) reads the same.
+# Targets whose part is not in the output are named as absent. Exit
+# status 0 when every target present held, 1 when one was missed, 2 when
+# the output held none of them.
 set -euo pipefail
 cat -- "$@" | awk '
 function verdict(ok) { return ok ? "held  " : "MISSED" }
 function say(ok, text) { printf "%s  %s\n", verdict(ok), text; n++; if (ok) good++ }
-function num(s) { gsub(/[^0-9.]/, "", s); return s + 0 }
 # "... = X (target ...)" and the like: the number after `key`
 function after(line, key,    i, rest) {
     i = index(line, key)
@@ -61,7 +60,8 @@ ops && NF >= 4 {
 /^sample batch 1, (fp32|bf16), [0-9]+ thread\(s\), length/ {
     split($0, f, /, /); prec = f[2]; thr = f[3] + 0
     if (thr > maxthr) maxthr = thr
-    len = after($0, "length"); sub(/:$/, "", len); rate = $0; sub(/^[^:]*: */, "", rate); sub(/ .*/, "", rate)
+    len = after($0, "length"); sub(/:$/, "", len)
+    rate = $0; sub(/^[^:]*: */, "", rate); sub(/ .*/, "", rate)
     key = prec SUBSEP thr
     lens[key] = lens[key] (lens[key] ? " / " : "") len
     rates[key] = rates[key] (rates[key] ? " / " : "") rate
@@ -83,7 +83,8 @@ END {
     if (vae != "") say(vae + 0 <= 0.5, "VAE step gen/PyTorch " vae " (<= 0.5)")
     if (gan != "") say(gan + 0 <= 0.5, "GAN step gen/PyTorch " gan " (<= 0.5)")
     if (tf != "")
-        say(tf + 0 >= 2, sprintf("Transformer step gen/PyTorch %.3f (speed-up %s; <= 0.5)", 1 / (tf + 0), tf))
+        say(tf + 0 >= 2, sprintf("Transformer step gen/PyTorch %.3f (speed-up %s; <= 0.5)", \
+                                 1 / (tf + 0), tf))
     if (dif != "") say(dif + 0 <= 0.5, "diffusion step gen/PyTorch " dif " (<= 0.5)")
     if (ddim != "") say(ddim + 0 <= 0.5, "DDIM-50 sampling gen/PyTorch " ddim " (<= 0.5)")
     key = "fp32" SUBSEP maxthr
@@ -92,9 +93,11 @@ END {
             " tokens/s at length " lens[key] " (>= 20000 at each)")
     key = "bf16" SUBSEP maxthr # shown, not judged
     if (key in low)
-        printf "info    KV sampling, batch 1, bf16, %d threads: %s tokens/s\n", maxthr, rates[key]
+        printf "info    KV sampling, batch 1, bf16, %d threads: %s tokens/s\n", maxthr, \
+               rates[key]
     if (tfb != "") say(tfb + 0 <= 0.6, "--precision bf16 step / fp32, Transformer " tfb " (<= 0.6)")
-    if (difb != "") say(difb + 0 <= 0.6, "--precision bf16 step / fp32, diffusion " difb " (<= 0.6)")
+    if (difb != "")
+        say(difb + 0 <= 0.6, "--precision bf16 step / fp32, diffusion " difb " (<= 0.6)")
     if (gemm != "") say(lo + 0 >= 75, "GEMM on the large rows: " gemm " (>= 75 % each)")
     if (nops)
         say(over == "", "every op of bench.sh ops at or below PyTorch\047s time: " \
