@@ -282,6 +282,32 @@ static void gemm_threads(const struct gen_kernels *k) {
     }
 }
 
+/* A column of C is the same bits whatever the width of the product it
+ * is in, and so whatever micro-kernel width takes it: the first N columns
+ * of a product N + 48 wide against a product of only those (N = 64: a
+ * 48- and a 16-wide tile against one of 48 then part of another), with
+ * either B layout, over one K slice and three. The threads' shares of a
+ * product by columns (a window slide's, gen_gemm_split's) rest on it. */
+static void gemm_widths(const struct gen_kernels *k) {
+    if (!k->gemm) return;
+    static const int64_t dims[][2] = {{64, 100}, {52, 100}, {64, 500}, {112, 450}};
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++)
+        for (int tb = 0; tb < 2; tb++) {
+            const int64_t M = 21, N = dims[d][0], K = dims[d][1], W = N + 48;
+            float *A = rnd(M * K, -1, 1, 40 + d), *B = rnd(K * W, -1, 1, 50 + d);
+            float *Cn = rnd(M * W, 0, 0, 0), *Cw = rnd(M * W, 0, 0, 0);
+            /* B's first N columns (tb: rows) in place, W apart */
+            k->gemm(0, tb, M, N, K, 1.0f, A, K, B, tb ? K : W, 0.0f, Cn, W);
+            k->gemm(0, tb, M, W, K, 1.0f, A, K, B, tb ? K : W, 0.0f, Cw, W);
+            for (int64_t i = 0; i < M; i++)
+                assert_memory_equal(Cn + i * W, Cw + i * W, (size_t)N * sizeof(float));
+            free(A);
+            free(B);
+            free(Cn);
+            free(Cw);
+        }
+}
+
 /* An ISA's implicit-GEMM convolution and its weight gradient against the
  * scalar im2col and double-precision products, over kernel sizes, strides, paddings and
  * several images per call (so image boundaries fall inside packed panels),
@@ -529,6 +555,7 @@ static void test_gemm_parity(void **state) {
     (void)state;
     each_simd(gemm_parity);
     each_simd(gemm_threads);
+    each_simd(gemm_widths);
     each_simd(tu_check_gemm_bias);
     each_simd(tu_check_gemm_bpacked);
     each_simd(conv_gemm_parity);
