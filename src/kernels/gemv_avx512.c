@@ -43,7 +43,6 @@
  *     (s0 + s1) + (s2 + s3), whatever N.
  *
  * Then y = alpha t (beta == 0: y is not read), else fma(beta, y, alpha t). */
-#include <cpuid.h>
 #include <immintrin.h>
 #include <math.h>
 #include <stdatomic.h>
@@ -137,14 +136,13 @@ void gen_sgemv_avx512_group(int rows) {
     atomic_store_explicit(&group, rows, memory_order_relaxed);
 }
 
-/* group, chosen by the CPU's vendor where not forced: 2 on AMD's. */
+/* group, chosen by the CPU's vendor where not forced: 2 on AMD's (asked
+ * as dispatch.c asks for the CPU's features). */
 static int group_rows(void) {
     int g = atomic_load_explicit(&group, memory_order_relaxed);
     if (g) return g;
-    unsigned a, b, c, d; /* "AuthenticAMD" in EBX, EDX, ECX */
-    const int amd =
-        __get_cpuid(0, &a, &b, &c, &d) && b == 0x68747541u && d == 0x69746e65u && c == 0x444d4163u;
-    g = amd ? 2 : 4;
+    __builtin_cpu_init();
+    g = __builtin_cpu_is("amd") ? 2 : 4;
     gen_sgemv_avx512_group(g);
     return g;
 }
