@@ -121,6 +121,31 @@ static enum gen_status seen_add(struct seen_dirs *s, const char *dir, int *first
     return GEN_OK;
 }
 
+/* What walk passes to each entry of a folder. */
+struct walk_at {
+    const char *dir;
+    int32_t label;
+    int depth, top;
+    struct seen_dirs *seen;
+    struct file_list *f;
+};
+
+static enum gen_status walk(const char *dir, int32_t label, int depth, int top,
+                            struct seen_dirs *seen, struct file_list *f);
+
+/* One entry: a folder walked (below the top, within MAX_DEPTH), or an
+ * image file added. */
+static enum gen_status walk_entry(void *arg, char **path, const char *name) {
+    const struct walk_at *w = arg;
+    const enum gen_fs_kind k = gen_fs_kind(*path);
+    if (k == GEN_FS_DIR && !w->top && w->depth < MAX_DEPTH)
+        return walk(*path, w->label, w->depth + 1, 0, w->seen, w->f);
+    if (k != GEN_FS_FILE || !is_image_name(name)) return GEN_OK;
+    char *p = *path;
+    *path = NULL;
+    return files_add(w->f, p, w->label, w->dir);
+}
+
 /* Adds the images of dir (recursively when depth allows) with one label,
  * unless dir was walked before. top: only the files directly in dir
  * (subfolders are classes). */
@@ -129,27 +154,8 @@ static enum gen_status walk(const char *dir, int32_t label, int depth, int top,
     int first;
     enum gen_status st = seen_add(seen, dir, &first);
     if (st != GEN_OK || !first) return st;
-    struct gen_fs_list l;
-    st = gen_fs_list(dir, &l);
-    for (int i = 0; st == GEN_OK && i < l.n; i++) {
-        if (l.names[i][0] == '.') continue;
-        char *p = gen_fs_join(dir, l.names[i]);
-        if (!p) {
-            st = gen_fs_error_at(GEN_ERR_NOMEM, dir);
-            break;
-        }
-        enum gen_fs_kind k = gen_fs_kind(p);
-        if (k == GEN_FS_DIR && !top && depth < MAX_DEPTH) {
-            st = walk(p, label, depth + 1, 0, seen, f);
-            gen_free(p);
-        } else if (k == GEN_FS_FILE && is_image_name(l.names[i])) {
-            st = files_add(f, p, label, dir);
-        } else {
-            gen_free(p);
-        }
-    }
-    gen_fs_list_free(&l);
-    return st;
+    struct walk_at w = {dir, label, depth, top, seen, f};
+    return gen_fs_each(dir, walk_entry, &w);
 }
 
 struct classes {
@@ -178,28 +184,31 @@ static enum gen_status classes_add(struct classes *c, const char *name, const ch
     return GEN_OK;
 }
 
+/* What collect passes to each entry of the top folder. */
+struct collect_at {
+    const char *dir;
+    struct seen_dirs *seen;
+    struct file_list *f;
+    struct classes *cls;
+};
+
+/* A subfolder of the top folder: a class, if it holds images. */
+static enum gen_status class_entry(void *arg, char **path, const char *name) {
+    const struct collect_at *c = arg;
+    if (gen_fs_kind(*path) != GEN_FS_DIR) return GEN_OK;
+    const int64_t before = c->f->n;
+    enum gen_status st = walk(*path, c->cls->n, 1, 0, c->seen, c->f);
+    if (st == GEN_OK && c->f->n > before) st = classes_add(c->cls, name, c->dir);
+    return st;
+}
+
 /* Lists every image of the folder with its class label. */
 static enum gen_status collect(const char *dir, struct file_list *f, struct classes *cls) {
     struct seen_dirs seen = {0};
     enum gen_status st = walk(dir, 0, 0, 1, &seen, f);
     if (st == GEN_OK && f->n > 0) st = classes_add(cls, ".", dir);
-    struct gen_fs_list l = {0};
-    if (st == GEN_OK) st = gen_fs_list(dir, &l);
-    for (int i = 0; st == GEN_OK && i < l.n; i++) {
-        if (l.names[i][0] == '.') continue;
-        char *p = gen_fs_join(dir, l.names[i]);
-        if (!p) {
-            st = gen_fs_error_at(GEN_ERR_NOMEM, dir);
-            break;
-        }
-        if (gen_fs_kind(p) == GEN_FS_DIR) {
-            int64_t before = f->n;
-            st = walk(p, cls->n, 1, 0, &seen, f);
-            if (st == GEN_OK && f->n > before) st = classes_add(cls, l.names[i], dir);
-        }
-        gen_free(p);
-    }
-    gen_fs_list_free(&l);
+    struct collect_at c = {dir, &seen, f, cls};
+    if (st == GEN_OK) st = gen_fs_each(dir, class_entry, &c);
     gen_free(seen.ids);
     return st;
 }
@@ -360,22 +369,10 @@ static int file_channels(const char *path) {
     return comp <= 2 ? 1 : 3;
 }
 
-/* The channels (1 or 3; 0: the data's) and side (0: native) a loader is
- * asked for. */
-static enum gen_status check_request(const char *path, int channels, int size) {
-    if (channels != 0 && channels != 1 && channels != 3)
-        return gen_error(GEN_ERR_USAGE, "%s: %d channels requested; gen supports 1 or 3", path,
-                         channels);
-    if (size < 0 || size > GEN_IMAGE_MAX_SIDE)
-        return gen_error(GEN_ERR_USAGE, "%s: image size %d is outside 1..%d", path, size,
-                         GEN_IMAGE_MAX_SIDE);
-    return GEN_OK;
-}
-
 enum gen_status gen_imagefolder_load(const char *dir, enum gen_split split, int channels, int size,
                                      struct gen_image_set *out) {
     memset(out, 0, sizeof *out);
-    enum gen_status st0 = check_request(dir, channels, size);
+    enum gen_status st0 = gen_images_check_request(dir, channels, size);
     if (st0 != GEN_OK) return st0;
     if (gen_fs_kind(dir) != GEN_FS_DIR)
         return gen_error(GEN_ERR_IO, "%s: no such directory", dir);
@@ -417,7 +414,7 @@ enum gen_status gen_imagefolder_load(const char *dir, enum gen_split split, int 
 enum gen_status gen_image_file_load(const char *path, int channels, int size,
                                     struct gen_image_set *out) {
     memset(out, 0, sizeof *out);
-    enum gen_status st0 = check_request(path, channels, size);
+    enum gen_status st0 = gen_images_check_request(path, channels, size);
     if (st0 != GEN_OK) return st0;
     if (channels == 0) channels = file_channels(path);
     size_t per = 0;

@@ -458,17 +458,23 @@ enum gen_status gen_mnist_load(const char *dir, enum gen_split split, struct gen
     return st;
 }
 
-enum gen_status gen_images_load(const char *path, int train, int channels, int size,
-                                struct gen_image_set *out) {
-    memset(out, 0, sizeof *out);
-    if (train != GEN_SPLIT_TRAIN && train != GEN_SPLIT_TEST && train != GEN_SPLIT_ALL)
-        return gen_error(GEN_ERR_USAGE, "%s: bad split %d", path, train);
+enum gen_status gen_images_check_request(const char *path, int channels, int size) {
     if (channels != 0 && channels != 1 && channels != 3)
         return gen_error(GEN_ERR_USAGE, "%s: %d channels requested; gen supports 1 or 3", path,
                          channels);
     if (size < 0 || size > GEN_IMAGE_MAX_SIDE)
         return gen_error(GEN_ERR_USAGE, "%s: image size %d is outside 1..%d", path, size,
                          GEN_IMAGE_MAX_SIDE);
+    return GEN_OK;
+}
+
+enum gen_status gen_images_load(const char *path, int train, int channels, int size,
+                                struct gen_image_set *out) {
+    memset(out, 0, sizeof *out);
+    if (train != GEN_SPLIT_TRAIN && train != GEN_SPLIT_TEST && train != GEN_SPLIT_ALL)
+        return gen_error(GEN_ERR_USAGE, "%s: bad split %d", path, train);
+    const enum gen_status st0 = gen_images_check_request(path, channels, size);
+    if (st0 != GEN_OK) return st0;
     enum gen_fs_kind kind = gen_fs_kind(path);
     if (kind == GEN_FS_MISSING)
         return gen_error(GEN_ERR_IO, "%s: no such directory", path);

@@ -12,4 +12,9 @@
 enum gen_status gen_image_fit(const uint8_t *src, int sc, int h, int w, int interleaved, int dc,
                               int size, uint8_t *dst);
 
+/* The channels (1 or 3; 0: the data's) and side (0: native, at most
+ * GEN_IMAGE_MAX_SIDE) a loader is asked for, checked before anything is
+ * read: a usage error naming path, or GEN_OK. */
+enum gen_status gen_images_check_request(const char *path, int channels, int size);
+
 #endif

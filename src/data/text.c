@@ -53,37 +53,40 @@ static enum gen_status add_file(struct found *f, char *path, int64_t size) {
     return GEN_OK;
 }
 
+/* What search passes to each entry of a folder. */
+struct search_at {
+    struct found *f;
+    int depth;
+};
+
+static enum gen_status search(struct found *f, const char *dir, int depth);
+
+/* One entry: a folder searched (unless it is one of its own ancestors, or
+ * too deep), or a .txt file (a symlink to one too) added. */
+static enum gen_status search_entry(void *arg, char **path, const char *name) {
+    const struct search_at *a = arg;
+    struct found *f = a->f;
+    struct stat sb;
+    int ok = lstat(*path, &sb) == 0, seen = 0;
+    if (ok && S_ISDIR(sb.st_mode)) {
+        for (int k = 0; k <= a->depth; k++)
+            seen |= f->dev[k] == sb.st_dev && f->ino[k] == sb.st_ino;
+        if (seen || a->depth >= GEN_TEXT_MAX_DEPTH) return GEN_OK;
+        f->dev[a->depth + 1] = sb.st_dev, f->ino[a->depth + 1] = sb.st_ino;
+        return search(f, *path, a->depth + 1);
+    }
+    if (ok && S_ISLNK(sb.st_mode)) ok = stat(*path, &sb) == 0 && !S_ISDIR(sb.st_mode);
+    if (!ok || !gen_fs_has_ext(name, ".txt")) return GEN_OK;
+    char *p = *path;
+    *path = NULL;
+    return add_file(f, p, S_ISREG(sb.st_mode) ? (int64_t)sb.st_size : 0);
+}
+
 /* Adds the .txt files under dir (at `depth` below the root). Entries are
  * looked at with lstat: a symlink counts only when it names a file. */
 static enum gen_status search(struct found *f, const char *dir, int depth) {
-    struct gen_fs_list l;
-    enum gen_status st = gen_fs_list(dir, &l);
-    for (int i = 0; st == GEN_OK && i < l.n; i++) {
-        if (l.names[i][0] == '.') continue;
-        char *p = gen_fs_join(dir, l.names[i]);
-        if (!p) {
-            st = gen_fs_error_at(GEN_ERR_NOMEM, dir);
-            break;
-        }
-        struct stat sb;
-        int ok = lstat(p, &sb) == 0, seen = 0;
-        if (ok && S_ISDIR(sb.st_mode)) {
-            for (int k = 0; k <= depth; k++) seen |= f->dev[k] == sb.st_dev && f->ino[k] == sb.st_ino;
-            if (!seen && depth < GEN_TEXT_MAX_DEPTH) {
-                f->dev[depth + 1] = sb.st_dev, f->ino[depth + 1] = sb.st_ino;
-                st = search(f, p, depth + 1);
-            }
-            gen_free(p);
-            continue;
-        }
-        if (ok && S_ISLNK(sb.st_mode)) ok = stat(p, &sb) == 0 && !S_ISDIR(sb.st_mode);
-        if (ok && gen_fs_has_ext(l.names[i], ".txt"))
-            st = add_file(f, p, S_ISREG(sb.st_mode) ? (int64_t)sb.st_size : 0);
-        else
-            gen_free(p);
-    }
-    gen_fs_list_free(&l);
-    return st;
+    struct search_at a = {f, depth};
+    return gen_fs_each(dir, search_entry, &a);
 }
 
 static int by_path(const void *a, const void *b) {

@@ -99,6 +99,23 @@ enum gen_status gen_fs_list(const char *dir, struct gen_fs_list *out) {
     return GEN_OK;
 }
 
+enum gen_status gen_fs_each(const char *dir, gen_fs_entry_fn fn, void *arg) {
+    struct gen_fs_list l;
+    enum gen_status st = gen_fs_list(dir, &l);
+    for (int i = 0; st == GEN_OK && i < l.n; i++) {
+        if (l.names[i][0] == '.') continue;
+        char *path = gen_fs_join(dir, l.names[i]);
+        if (!path) {
+            st = gen_fs_error_at(GEN_ERR_NOMEM, dir);
+            break;
+        }
+        st = fn(arg, &path, l.names[i]);
+        gen_free(path);
+    }
+    gen_fs_list_free(&l);
+    return st;
+}
+
 int gen_fs_open(const char *path, int64_t *size) {
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {

@@ -26,6 +26,14 @@ struct gen_fs_list {
 enum gen_status gen_fs_list(const char *dir, struct gen_fs_list *out);
 void gen_fs_list_free(struct gen_fs_list *l);
 
+/* Calls fn(arg, &path, name) for each entry of dir whose name does not
+ * start with '.', in gen_fs_list's order, path being dir/name: fn may
+ * keep it by setting path to NULL, else it is freed after the call. Stops
+ * at the first status that is not GEN_OK (the listing's, out of memory,
+ * or fn's) and returns it. */
+typedef enum gen_status (*gen_fs_entry_fn)(void *arg, char **path, const char *name);
+enum gen_status gen_fs_each(const char *dir, gen_fs_entry_fn fn, void *arg);
+
 /* "a/b" (one '/' between them), gen_alloc'd; NULL on out of memory. */
 char *gen_fs_join(const char *a, const char *b);
 /* A gen_alloc'd copy of s; NULL on out of memory. */
