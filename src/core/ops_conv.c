@@ -400,23 +400,47 @@ struct gen_tensor *gen_conv2d_concat(struct gen_ctx *g, struct gen_tensor *x, st
     return y;
 }
 
+/* The chunks of images for the table's conv_dw: MIN_CHUNKS (conv_dw's
+ * work does not grow with a column matrix, and each chunk's partial dw
+ * costs a pass), doubled while a chunk's work is past the CHUNK_FLOATS
+ * that keep it near L2, smaller chunks need less, and the partial dws of
+ * twice the chunks (each written once and summed once) come to no more
+ * than one such chunk's work. The U-Net's 3 x 3 stride-2 32 -> 32 at
+ * 28 x 28 (64 images) takes 16 on the AVX-512 table: 8 images' channels-
+ * last copy, dy and its packing, 1.3 MB, overflowed the 1 MB L2 of the
+ * Zen 5 VM, and the convolution, forward and backward, went 3.07 -> 2.83
+ * ms (medians of 6 alternating rounds of `bench_ops ops 21 conv`). The
+ * GAN's 4 x 4 64 -> 128, whose partials are 128 x 1024, and AVX-512's
+ * Winograd, whose work does not shrink, keep 8 (16 had cost the first
+ * about 3 %). The count depends on the shapes and the table only. */
+static int64_t dw_work(const struct gen_kernels *kt, const struct conv_geo *c, int64_t m) {
+    return kt->conv_dw_work(c->Cout, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, m);
+}
+
+static struct chunks dw_chunks(const struct gen_kernels *kt, const struct conv_geo *c) {
+    struct chunks k = chunks_of(c->N, MIN_CHUNKS);
+    for (;;) {
+        const struct chunks next = chunks_of(c->N, 2 * k.count);
+        if (next.count <= k.count) return k;
+        const int64_t now = dw_work(kt, c, k.nb), then = dw_work(kt, c, next.nb);
+        if (now <= CHUNK_FLOATS || then >= now || next.count * c->Cout * c->K > then) return k;
+        k = next;
+    }
+}
+
 /* dw (as `mode` says) by the table's conv_dw, from dy and x in place, in
- * MIN_CHUNKS chunks of images (whatever their size: conv_dw's work does
- * not grow with the column matrix, and each chunk's partial dw costs a
- * pass), summed in chunk order; 0 (nothing done) where the table has none
- * or it does not take the geometry. Where the table has conv_dw_db (or
+ * dw_chunks' chunks of images, summed in chunk order; 0 (nothing done)
+ * where the table has none or it does not take the geometry. Where the table has conv_dw_db (or
  * conv_dw_b16) and db and *db are not NULL, the bias gradient is added to
  * *db the same way, and *db set to NULL. x's values are at x, or as bf16
  * at xh (x NULL: the table's conv_dw_b16). */
 static int implicit_weight_grad(struct gen_ctx *g, const struct gen_kernels *kt,
                                 const struct conv_geo *c, const float *x, const uint16_t *xh,
                                 const float *dy, float *dw, enum gen_grad_mode mode, float **db) {
-    const struct chunks kk = chunks_of(c->N, MIN_CHUNKS);
     if (xh && !takes_b16(kt, c)) return 0;
-    const int64_t work = kt->conv_dw ? kt->conv_dw_work(c->Cout, c->Cin, c->H, c->W, c->KH, c->KW,
-                                                        c->stride, c->pad, kk.nb)
-                                     : 0;
-    if (work <= 0) return 0;
+    if (!kt->conv_dw || dw_work(kt, c, 1) <= 0) return 0;
+    const struct chunks kk = dw_chunks(kt, c);
+    const int64_t work = dw_work(kt, c, kk.nb);
     float *bias = (xh || kt->conv_dw_db) && db ? *db : NULL;
     if (bias) *db = NULL;
     if (kk.count == 0) { /* no images: a zero gradient (col_sum of no rows) */
