@@ -430,10 +430,10 @@ static struct chunks dw_chunks(const struct gen_kernels *kt, const struct conv_g
 
 /* dw (as `mode` says) by the table's conv_dw, from dy and x in place, in
  * dw_chunks' chunks of images, summed in chunk order; 0 (nothing done)
- * where the table has none or it does not take the geometry. Where the table has conv_dw_db (or
- * conv_dw_b16) and db and *db are not NULL, the bias gradient is added to
- * *db the same way, and *db set to NULL. x's values are at x, or as bf16
- * at xh (x NULL: the table's conv_dw_b16). */
+ * where the table has none or it does not take the geometry. Where the
+ * table has conv_dw_db (or conv_dw_b16) and db and *db are not NULL, the
+ * bias gradient is added to *db the same way, and *db set to NULL. x's
+ * values are at x, or as bf16 at xh (x NULL: the table's conv_dw_b16). */
 static int implicit_weight_grad(struct gen_ctx *g, const struct gen_kernels *kt,
                                 const struct conv_geo *c, const float *x, const uint16_t *xh,
                                 const float *dy, float *dw, enum gen_grad_mode mode, float **db) {
