@@ -46,7 +46,7 @@ for p in "${parts[@]}"; do
     fi
 done
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+trap 'rm -f "$log" "$log.sum"' EXIT
 for p in "${parts[@]}"; do
     echo "== bench $p"
     bash "scripts/bench-$p.sh"
@@ -55,4 +55,3 @@ done | tee "$log"
 rc=0
 bash scripts/bench-summary.sh "$log" >"$log.sum" || rc=$?
 [ "$rc" = 2 ] || cat "$log.sum"
-rm -f "$log.sum"

@@ -400,9 +400,10 @@ struct gen_tensor *gen_conv2d_concat(struct gen_ctx *g, struct gen_tensor *x, st
     return y;
 }
 
-/* The chunks of images for the table's conv_dw: MIN_CHUNKS (conv_dw's
- * work does not grow with a column matrix, and each chunk's partial dw
- * costs a pass), doubled while a chunk's work is past the CHUNK_FLOATS
+/* The chunks of images for the table's conv_dw (*work: one chunk's
+ * conv_dw_work, 0 where the table does not take the geometry):
+ * MIN_CHUNKS (conv_dw's work does not grow with a column matrix, and each
+ * chunk's partial dw costs a pass), doubled while a chunk's work is past the CHUNK_FLOATS
  * that keep it near L2, smaller chunks need less, and the partial dws of
  * twice the chunks (each written once and summed once) come to no more
  * than one such chunk's work. The U-Net's 3 x 3 stride-2 32 -> 32 at
@@ -417,14 +418,16 @@ static int64_t dw_work(const struct gen_kernels *kt, const struct conv_geo *c, i
     return kt->conv_dw_work(c->Cout, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, m);
 }
 
-static struct chunks dw_chunks(const struct gen_kernels *kt, const struct conv_geo *c) {
+static struct chunks dw_chunks(const struct gen_kernels *kt, const struct conv_geo *c,
+                               int64_t *work) {
     struct chunks k = chunks_of(c->N, MIN_CHUNKS);
+    *work = dw_work(kt, c, k.nb);
     for (;;) {
         const struct chunks next = chunks_of(c->N, 2 * k.count);
-        if (next.count <= k.count) return k;
-        const int64_t now = dw_work(kt, c, k.nb), then = dw_work(kt, c, next.nb);
-        if (now <= CHUNK_FLOATS || then >= now || next.count * c->Cout * c->K > then) return k;
-        k = next;
+        if (next.count <= k.count || *work <= CHUNK_FLOATS) return k;
+        const int64_t then = dw_work(kt, c, next.nb);
+        if (then >= *work || next.count * c->Cout * c->K > then) return k;
+        k = next, *work = then;
     }
 }
 
@@ -438,9 +441,10 @@ static int implicit_weight_grad(struct gen_ctx *g, const struct gen_kernels *kt,
                                 const struct conv_geo *c, const float *x, const uint16_t *xh,
                                 const float *dy, float *dw, enum gen_grad_mode mode, float **db) {
     if (xh && !takes_b16(kt, c)) return 0;
-    if (!kt->conv_dw || dw_work(kt, c, 1) <= 0) return 0;
-    const struct chunks kk = dw_chunks(kt, c);
-    const int64_t work = dw_work(kt, c, kk.nb);
+    if (!kt->conv_dw) return 0;
+    int64_t work;
+    const struct chunks kk = dw_chunks(kt, c, &work); /* work: one chunk's (0: not taken) */
+    if (work <= 0) return 0;
     float *bias = (xh || kt->conv_dw_db) && db ? *db : NULL;
     if (bias) *db = NULL;
     if (kk.count == 0) { /* no images: a zero gradient (col_sum of no rows) */
