@@ -23,23 +23,6 @@
 
 /* ---- fixtures ---- */
 
-static struct gen_st_file *open_fixture(const char *name) {
-    char rel[256];
-    snprintf(rel, sizeof rel, "tests/fixtures/%s.safetensors", name);
-    struct gen_st_file *f = NULL;
-    if (gen_st_open(tu_source_path(rel), 0, &f) != GEN_OK) fail_msg("%s", gen_last_error());
-    const char *v = gen_st_meta(f, "fixture_version");
-    assert_non_null(v);
-    assert_string_equal(v, "1");
-    return f;
-}
-
-static const struct gen_st_tensor *need(const struct gen_st_file *f, const char *name) {
-    const struct gen_st_tensor *t = gen_st_find(f, name);
-    if (!t) fail_msg("fixture lacks tensor %s", name);
-    return t;
-}
-
 static double meta_num(const struct gen_st_file *f, const char *key) {
     const char *v = gen_st_meta(f, key);
     if (!v) fail_msg("fixture lacks metadata %s", key);
@@ -79,8 +62,9 @@ static void test_schedule_closed_form(void **state) {
     assert_memory_equal(xt, x0, sizeof x0);
 
     /* ... and torch.cumprod of the twin's schedule agrees. */
-    struct gen_st_file *f = open_fixture("diffusion_samplers");
-    const struct gen_st_tensor *ab = need(f, "abar");
+    struct gen_st_file *f =
+        tu_open_fixture("diffusion_samplers", "scripts/make-fixtures-diffusion.py");
+    const struct gen_st_tensor *ab = tu_tensor(f, "abar");
     assert_int_equal(ab->numel, 1000);
     for (int64_t t = 0; t < 1000; t++) assert_true(fabs(ab->data[t] / s.alpha_bar[t] - 1) < 1e-6);
     gen_st_close(f);
@@ -132,7 +116,8 @@ static void test_ddim_timesteps_and_ema(void **state) {
 /* One step of each sampler against the twin's (float64) step. */
 static void test_sampler_steps(void **state) {
     (void)state;
-    struct gen_st_file *f = open_fixture("diffusion_samplers");
+    struct gen_st_file *f =
+        tu_open_fixture("diffusion_samplers", "scripts/make-fixtures-diffusion.py");
     struct ddpm_schedule s;
     assert_int_equal(ddpm_schedule_init(&s, (int64_t)meta_num(f, "timesteps"),
                                         meta_num(f, "beta_start"), meta_num(f, "beta_end")),
@@ -143,10 +128,10 @@ static void test_sampler_steps(void **state) {
     for (int k = 0; k < cases; k++) {
         char key[64];
         const struct gen_st_tensor *xt, *eps, *z, *want;
-        snprintf(key, sizeof key, "%d.xt", k), xt = need(f, key);
-        snprintf(key, sizeof key, "%d.eps", k), eps = need(f, key);
-        snprintf(key, sizeof key, "%d.z", k), z = need(f, key);
-        snprintf(key, sizeof key, "%d.out", k), want = need(f, key);
+        snprintf(key, sizeof key, "%d.xt", k), xt = tu_tensor(f, key);
+        snprintf(key, sizeof key, "%d.eps", k), eps = tu_tensor(f, key);
+        snprintf(key, sizeof key, "%d.z", k), z = tu_tensor(f, key);
+        snprintf(key, sizeof key, "%d.out", k), want = tu_tensor(f, key);
         snprintf(key, sizeof key, "%d.kind", k);
         const char *kind = gen_st_meta(f, key);
         assert_non_null(kind);
@@ -175,7 +160,8 @@ static void test_sampler_steps(void **state) {
     assert_int_equal(failed, 0);
 
     /* In-place stepping (out aliasing xt) gives the same numbers. */
-    const struct gen_st_tensor *xt = need(f, "4.xt"), *eps = need(f, "4.eps"), *z = need(f, "4.z");
+    const struct gen_st_tensor *xt = tu_tensor(f, "4.xt"), *eps = tu_tensor(f, "4.eps"),
+                               *z = tu_tensor(f, "4.z");
     float *a = malloc((size_t)xt->numel * sizeof *a), *b = malloc((size_t)xt->numel * sizeof *b);
     memcpy(b, xt->data, (size_t)xt->numel * sizeof *b);
     ddim_step(&s, 519, 499, 0.5, xt->numel, xt->data, eps->data, z->data, a);
@@ -211,14 +197,15 @@ static int unet_pass(struct gen_st_file *f, const char *isa) {
     assert_int_equal(gen_params_finalize(&ps, 0), GEN_OK);
     /* Every parameter is in the fixture with its PyTorch name and shape. */
     for (int i = 0; i < ps.count; i++) {
-        const struct gen_st_tensor *w = need(f, ps.p[i].name);
+        const struct gen_st_tensor *w = tu_tensor(f, ps.p[i].name);
         struct gen_tensor *t = gen_params_tensor(&ps, i);
         assert_int_equal(w->ndim, t->ndim);
         for (int d = 0; d < t->ndim; d++) assert_int_equal(w->shape[d], t->shape[d]);
         memcpy(t->data, w->data, (size_t)w->numel * sizeof(float));
     }
-    const struct gen_st_tensor *x = need(f, "x"), *tt = need(f, "t"), *want = need(f, "out"),
-                               *dout = need(f, "dout"), *gx = need(f, "grad.x");
+    const struct gen_st_tensor *x = tu_tensor(f, "x"), *tt = tu_tensor(f, "t"),
+                               *want = tu_tensor(f, "out"), *dout = tu_tensor(f, "dout"),
+                               *gx = tu_tensor(f, "grad.x");
     struct gen_ctx g;
     gen_ctx_init(&g);
     struct gen_tensor *xin = gen_tensor_4d(&g, x->shape[0], x->shape[1], x->shape[2], x->shape[3]);
@@ -226,7 +213,7 @@ static int unet_pass(struct gen_st_file *f, const char *isa) {
     xin->requires_grad = 1;
     int32_t *y = NULL; /* (N) */
     if (c.classes > 0) {
-        const struct gen_st_tensor *yf = need(f, "y");
+        const struct gen_st_tensor *yf = tu_tensor(f, "y");
         assert_int_equal(yf->numel, x->shape[0]);
         y = malloc((size_t)yf->numel * sizeof *y);
         assert_non_null(y);
@@ -254,7 +241,7 @@ static int unet_pass(struct gen_st_file *f, const char *isa) {
     for (int i = 0; i < ps.count; i++) {
         char key[128];
         snprintf(key, sizeof key, "grad.%s", ps.p[i].name);
-        const struct gen_st_tensor *gw = need(f, key);
+        const struct gen_st_tensor *gw = tu_tensor(f, key);
         snprintf(what, sizeof what, "[%s] unet %s", isa, key);
         ok &=
             tu_close(what, gen_params_tensor(&ps, i)->grad, gw->data, gw->numel, 1e-3, 2e-4) <= 1.0;
@@ -267,7 +254,7 @@ static int unet_pass(struct gen_st_file *f, const char *isa) {
 
 /* The fixture `name` under every ISA this machine has. */
 static void unet_matches(const char *name) {
-    struct gen_st_file *f = open_fixture(name);
+    struct gen_st_file *f = tu_open_fixture(name, "scripts/make-fixtures-diffusion.py");
     int ran = 0, failed = 0;
     for (int i = 0; i < 3; i++) {
         if (!gen_kernels_for(isas[i]) || !gen_kernels_select(isas[i])) continue;

@@ -77,24 +77,6 @@ static const struct fixture fixtures[] = {
 
 /* ---- reading a fixture ---------------------------------------------------- */
 
-static struct gen_st_file *open_fixture(const char *name) {
-    char rel[256];
-    snprintf(rel, sizeof rel, "tests/fixtures/%s.safetensors", name);
-    struct gen_st_file *f = NULL;
-    enum gen_status st = gen_st_open(tu_source_path(rel), 0, &f);
-    if (st != GEN_OK) fail_msg("%s", gen_last_error());
-    const char *v = gen_st_meta(f, "fixture_version");
-    assert_non_null(v);
-    assert_string_equal(v, "1");
-    return f;
-}
-
-static const struct gen_st_tensor *need(const struct gen_st_file *f, const char *name) {
-    const struct gen_st_tensor *t = gen_st_find(f, name);
-    if (!t) fail_msg("fixture lacks tensor %s", name);
-    return t;
-}
-
 static const char *meta_str(const struct gen_st_file *f, const char *key) {
     const char *v = gen_st_meta(f, key);
     if (!v) fail_msg("fixture lacks metadata %s", key);
@@ -215,15 +197,15 @@ static struct gen_tensor *run_op(struct gen_ctx *g, struct op_case *c) {
     if (!strcmp(op, "softmax")) return gen_softmax(g, in[0]);
     if (!strcmp(op, "log_softmax")) return gen_log_softmax(g, in[0]);
     if (!strcmp(op, "cross_entropy")) {
-        c->ids = as_ids(need(f, "in1"));
+        c->ids = as_ids(tu_tensor(f, "in1"));
         return gen_cross_entropy(g, in[0], c->ids);
     }
     if (!strcmp(op, "bce_logits")) return gen_bce_logits(g, in[0], in[1], (int)meta_int(f, "mean"));
     if (!strcmp(op, "mse")) return gen_mse(g, in[0], in[1]);
     if (!strcmp(op, "gaussian_kl")) return gen_gaussian_kl(g, in[0], in[1]);
     if (!strcmp(op, "embedding")) {
-        const struct gen_st_tensor *o = need(f, "out");
-        c->ids = as_ids(need(f, "in1"));
+        const struct gen_st_tensor *o = tu_tensor(f, "out");
+        c->ids = as_ids(tu_tensor(f, "in1"));
         return gen_embedding(g, in[0], c->ids, o->ndim, o->shape);
     }
     if (!strcmp(op, "layernorm")) {
@@ -281,23 +263,23 @@ static int op_pass(struct gen_st_file *f, const char *isa, double rtol, double a
 
     int ok = 1;
     struct gen_tensor *out = run_op(&g, &c);
-    const struct gen_st_tensor *want = need(f, "out");
+    const struct gen_st_tensor *want = tu_tensor(f, "out");
     ok &= same_shape("out", isa, out, want);
     ok &= close_to("out", isa, out->data, want, gen_numel(out), rtol, atol);
 
-    const struct gen_st_tensor *dout = need(f, "dout");
+    const struct gen_st_tensor *dout = tu_tensor(f, "dout");
     assert_int_equal(dout->numel, gen_numel(out));
     gen_backward_seed(&g, out, dout->data);
     for (int k = 0; k < c.n_in; k++) {
         if (c.nograd[k]) continue;
         char key[32];
         snprintf(key, sizeof key, "grad_in%d", k);
-        ok &= close_to(key, isa, c.in[k]->grad, need(f, key), gen_numel(c.in[k]), rtol, atol);
+        ok &= close_to(key, isa, c.in[k]->grad, tu_tensor(f, key), gen_numel(c.in[k]), rtol, atol);
     }
     if (!strcmp(c.op, "batchnorm")) {
-        ok &= close_to("running_mean", isa, c.buf[3], need(f, "running_mean_out"),
+        ok &= close_to("running_mean", isa, c.buf[3], tu_tensor(f, "running_mean_out"),
                        gen_numel(c.in[3]), rtol, atol);
-        ok &= close_to("running_var", isa, c.buf[4], need(f, "running_var_out"),
+        ok &= close_to("running_var", isa, c.buf[4], tu_tensor(f, "running_var_out"),
                        gen_numel(c.in[4]), rtol, atol);
     }
 
@@ -338,42 +320,42 @@ static int optim_pass(struct gen_st_file *f, const char *isa, double rtol, doubl
         opt.eps = meta_float(f, "eps");
     }
     struct gen_params ps;
-    params_wb(&ps, need(f, "w"), need(f, "b"));
+    params_wb(&ps, tu_tensor(f, "w"), tu_tensor(f, "b"));
     struct gen_tensor *w = gen_params_tensor(&ps, 0), *b = gen_params_tensor(&ps, 1);
-    set_floats(w->data, need(f, "w"));
-    set_floats(b->data, need(f, "b"));
+    set_floats(w->data, tu_tensor(f, "w"));
+    set_floats(b->data, tu_tensor(f, "b"));
 
     int ok = 1;
     long steps = meta_int(f, "steps");
     for (long t = 0; t < steps && ok; t++) {
         char key[32], what[64];
         snprintf(key, sizeof key, "g%ld.w", t);
-        set_floats(w->grad, need(f, key));
+        set_floats(w->grad, tu_tensor(f, key));
         snprintf(key, sizeof key, "g%ld.b", t);
-        set_floats(b->grad, need(f, key));
+        set_floats(b->grad, tu_tensor(f, key));
         gen_optim_step(&opt, &ps, -1, opt.lr);
         snprintf(key, sizeof key, "p%ld.w", t);
         snprintf(what, sizeof what, "%s step %ld w", kind, t);
-        ok &= close_to(what, isa, w->data, need(f, key), gen_numel(w), rtol, atol);
+        ok &= close_to(what, isa, w->data, tu_tensor(f, key), gen_numel(w), rtol, atol);
         snprintf(key, sizeof key, "p%ld.b", t);
         snprintf(what, sizeof what, "%s step %ld b", kind, t);
-        ok &= close_to(what, isa, b->data, need(f, key), gen_numel(b), rtol, atol);
+        ok &= close_to(what, isa, b->data, tu_tensor(f, key), gen_numel(b), rtol, atol);
     }
     gen_params_free(&ps);
     return ok;
 }
 
 static int clip_pass(struct gen_st_file *f, const char *isa, double rtol, double atol) {
-    const struct gen_st_tensor *gw = need(f, "gw"), *gb = need(f, "gb");
+    const struct gen_st_tensor *gw = tu_tensor(f, "gw"), *gb = tu_tensor(f, "gb");
     struct gen_params ps;
     params_wb(&ps, gw, gb);
     struct gen_tensor *w = gen_params_tensor(&ps, 0), *b = gen_params_tensor(&ps, 1);
     set_floats(w->grad, gw);
     set_floats(b->grad, gb);
     float norm = (float)gen_clip_grad_norm(&ps, -1, strtod(meta_str(f, "max_norm"), NULL));
-    int ok = close_to("norm", isa, &norm, need(f, "norm"), 1, rtol, atol);
-    ok &= close_to("gw_out", isa, w->grad, need(f, "gw_out"), gen_numel(w), rtol, atol);
-    ok &= close_to("gb_out", isa, b->grad, need(f, "gb_out"), gen_numel(b), rtol, atol);
+    int ok = close_to("norm", isa, &norm, tu_tensor(f, "norm"), 1, rtol, atol);
+    ok &= close_to("gw_out", isa, w->grad, tu_tensor(f, "gw_out"), gen_numel(w), rtol, atol);
+    ok &= close_to("gb_out", isa, b->grad, tu_tensor(f, "gb_out"), gen_numel(b), rtol, atol);
     gen_params_free(&ps);
     return ok;
 }
@@ -387,12 +369,12 @@ static int schedule_pass(struct gen_st_file *f, const char *isa, double rtol, do
         .total = meta_int(f, "total"),
     };
     assert_string_equal(meta_str(f, "kind"), "warmup_cosine");
-    const struct gen_st_tensor *steps = need(f, "steps");
+    const struct gen_st_tensor *steps = tu_tensor(f, "steps");
     float *lr = malloc((size_t)steps->numel * sizeof(float));
     assert_non_null(lr);
     for (int64_t i = 0; i < steps->numel; i++)
         lr[i] = gen_schedule_lr(&s, (int64_t)steps->data[i]);
-    int ok = close_to("lr", isa, lr, need(f, "lr"), steps->numel, rtol, atol);
+    int ok = close_to("lr", isa, lr, tu_tensor(f, "lr"), steps->numel, rtol, atol);
     free(lr);
     return ok;
 }
@@ -401,7 +383,7 @@ static int schedule_pass(struct gen_st_file *f, const char *isa, double rtol, do
 
 static void test_fixture(void **state) {
     const struct fixture *fx = *state;
-    struct gen_st_file *f = open_fixture(fx->file);
+    struct gen_st_file *f = tu_open_fixture(fx->file, "scripts/make-fixtures.py");
     const char *op = meta_str(f, "op");
     int failed = 0, ran = 0;
     for (int i = 0; i < N_ISA; i++) {

@@ -250,27 +250,6 @@ static void test_kv_decode_bf16(void **state) {
 
 /* ---- PyTorch fixtures ---- */
 
-static struct gen_st_file *open_fixture(const char *name) {
-    char rel[256];
-    snprintf(rel, sizeof rel, "tests/fixtures/%s.safetensors", name);
-    struct gen_st_file *f = NULL;
-    if (gen_st_open(tu_source_path(rel), 0, &f) != GEN_OK) {
-        print_error("%s (run /usr/bin/python3 scripts/make-fixtures-transformer.py)\n",
-                    gen_last_error());
-        fail();
-    }
-    return f;
-}
-
-static const struct gen_st_tensor *need(const struct gen_st_file *f, const char *name) {
-    const struct gen_st_tensor *t = gen_st_find(f, name);
-    if (!t) {
-        print_error("fixture lacks tensor %s\n", name);
-        fail();
-    }
-    return t;
-}
-
 static int64_t meta_int(const struct gen_st_file *f, const char *key) {
     const char *v = gen_st_meta(f, key);
     assert_non_null(v);
@@ -281,7 +260,7 @@ static int64_t meta_int(const struct gen_st_file *f, const char *key) {
 static void load_params(struct gen_tf *m, const struct gen_st_file *f) {
     for (int i = 0; i < m->ps.count; i++) {
         struct gen_param *p = &m->ps.p[i];
-        const struct gen_st_tensor *t = need(f, p->name);
+        const struct gen_st_tensor *t = tu_tensor(f, p->name);
         assert_int_equal(t->numel, gen_numel(&p->t));
         memcpy(p->t.data, t->data, (size_t)t->numel * sizeof(float));
     }
@@ -293,7 +272,8 @@ static void check_param_grads(struct gen_tf *m, const struct gen_st_file *f, con
         char name[128], what[192];
         snprintf(name, sizeof name, "grad.%s", p->name);
         snprintf(what, sizeof what, "%s %s", isa, name);
-        TU_ASSERT_CLOSE(what, p->t.grad, need(f, name)->data, gen_numel(&p->t), FIX_RTOL, FIX_ATOL);
+        TU_ASSERT_CLOSE(what, p->t.grad, tu_tensor(f, name)->data, gen_numel(&p->t), FIX_RTOL,
+                        FIX_ATOL);
     }
 }
 
@@ -301,7 +281,8 @@ static const char *const isas[] = {"scalar", "avx2", "avx512"};
 
 static void test_block_fixture(void **state) {
     (void)state;
-    struct gen_st_file *f = open_fixture("transformer_block");
+    struct gen_st_file *f =
+        tu_open_fixture("transformer_block", "scripts/make-fixtures-transformer.py");
     const int64_t B = meta_int(f, "B"), T = meta_int(f, "T"), C = meta_int(f, "C");
     const struct gen_tf_shape s = {1, meta_int(f, "NH"), C, T, 3};
     struct gen_tf m;
@@ -309,30 +290,30 @@ static void test_block_fixture(void **state) {
     /* The block's tensors come from the fixture; wte, wpe, ln_f are unused. */
     for (int i = 0; i < m.ps.count; i++)
         if (!strncmp(m.ps.p[i].name, "h.0.", 4))
-            memcpy(m.ps.p[i].t.data, need(f, m.ps.p[i].name)->data,
+            memcpy(m.ps.p[i].t.data, tu_tensor(f, m.ps.p[i].name)->data,
                    (size_t)gen_numel(&m.ps.p[i].t) * sizeof(float));
     for (size_t k = 0; k < sizeof isas / sizeof isas[0]; k++) {
         if (!gen_kernels_select(isas[k])) continue;
         struct gen_ctx g;
         gen_ctx_init(&g);
         struct gen_tensor *x = gen_tensor_3d(&g, B, T, C);
-        memcpy(x->data, need(f, "x")->data, (size_t)(B * T * C) * sizeof(float));
+        memcpy(x->data, tu_tensor(f, "x")->data, (size_t)(B * T * C) * sizeof(float));
         x->requires_grad = 1;
         struct gen_tensor *y = gen_tf_block_fwd(&g, &m, 0, x);
         char what[192];
         snprintf(what, sizeof what, "%s block out", isas[k]);
-        TU_ASSERT_CLOSE(what, y->data, need(f, "out")->data, B * T * C, FIX_RTOL, FIX_ATOL);
+        TU_ASSERT_CLOSE(what, y->data, tu_tensor(f, "out")->data, B * T * C, FIX_RTOL, FIX_ATOL);
         gen_params_zero_grad(&m.ps);
-        gen_backward_seed(&g, y, need(f, "dout")->data);
+        gen_backward_seed(&g, y, tu_tensor(f, "dout")->data);
         snprintf(what, sizeof what, "%s block grad.x", isas[k]);
-        TU_ASSERT_CLOSE(what, x->grad, need(f, "grad.x")->data, B * T * C, FIX_RTOL, FIX_ATOL);
+        TU_ASSERT_CLOSE(what, x->grad, tu_tensor(f, "grad.x")->data, B * T * C, FIX_RTOL, FIX_ATOL);
         for (int i = 0; i < m.ps.count; i++) {
             struct gen_param *p = &m.ps.p[i];
             if (strncmp(p->name, "h.0.", 4)) continue;
             char name[128];
             snprintf(name, sizeof name, "grad.%s", p->name);
             snprintf(what, sizeof what, "%s block %s", isas[k], name);
-            TU_ASSERT_CLOSE(what, p->t.grad, need(f, name)->data, gen_numel(&p->t), FIX_RTOL,
+            TU_ASSERT_CLOSE(what, p->t.grad, tu_tensor(f, name)->data, gen_numel(&p->t), FIX_RTOL,
                             FIX_ATOL);
         }
         gen_ctx_free(&g);
@@ -344,7 +325,8 @@ static void test_block_fixture(void **state) {
 
 static void test_model_fixture(void **state) {
     (void)state;
-    struct gen_st_file *f = open_fixture("transformer_model");
+    struct gen_st_file *f =
+        tu_open_fixture("transformer_model", "scripts/make-fixtures-transformer.py");
     const int64_t B = meta_int(f, "B"), T = meta_int(f, "T");
     const struct gen_tf_shape s = {meta_int(f, "L"), meta_int(f, "NH"), meta_int(f, "C"), T,
                                    meta_int(f, "V")};
@@ -354,8 +336,8 @@ static void test_model_fixture(void **state) {
     int32_t tok[64], tgt[64];
     assert_true(B * T <= 64);
     for (int64_t i = 0; i < B * T; i++) {
-        tok[i] = (int32_t)need(f, "tokens")->data[i];
-        tgt[i] = (int32_t)need(f, "targets")->data[i];
+        tok[i] = (int32_t)tu_tensor(f, "tokens")->data[i];
+        tgt[i] = (int32_t)tu_tensor(f, "targets")->data[i];
     }
     for (size_t k = 0; k < sizeof isas / sizeof isas[0]; k++) {
         if (!gen_kernels_select(isas[k])) continue;
@@ -365,10 +347,10 @@ static void test_model_fixture(void **state) {
         struct gen_tensor *loss = gen_cross_entropy(&g, logits, tgt);
         char what[64];
         snprintf(what, sizeof what, "%s logits", isas[k]);
-        TU_ASSERT_CLOSE(what, logits->data, need(f, "logits")->data, B * T * s.V, FIX_RTOL,
+        TU_ASSERT_CLOSE(what, logits->data, tu_tensor(f, "logits")->data, B * T * s.V, FIX_RTOL,
                         FIX_ATOL);
         snprintf(what, sizeof what, "%s loss", isas[k]);
-        TU_ASSERT_CLOSE(what, loss->data, need(f, "loss")->data, 1, FIX_RTOL, FIX_ATOL);
+        TU_ASSERT_CLOSE(what, loss->data, tu_tensor(f, "loss")->data, 1, FIX_RTOL, FIX_ATOL);
         gen_params_zero_grad(&m.ps);
         gen_backward(&g, loss);
         check_param_grads(&m, f, isas[k]);

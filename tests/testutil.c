@@ -3,6 +3,7 @@
 #include "testutil.h"
 
 #include <ftw.h>
+#include "gen/io.h"
 #include "gen/kernels.h"
 #include <math.h>
 #include <stdio.h>
@@ -135,6 +136,24 @@ const char *tu_source_path(const char *rel) {
     if (!root) root = ".";
     snprintf(buf, sizeof buf, "%s/%s", root, rel);
     return buf;
+}
+
+struct gen_st_file *tu_open_fixture(const char *name, const char *script) {
+    char rel[256];
+    snprintf(rel, sizeof rel, "tests/fixtures/%s.safetensors", name);
+    struct gen_st_file *f = NULL;
+    if (gen_st_open(tu_source_path(rel), 0, &f) != GEN_OK)
+        fail_msg("%s (run /usr/bin/python3 %s)", gen_last_error(), script);
+    const char *v = gen_st_meta(f, "fixture_version");
+    assert_non_null(v);
+    assert_string_equal(v, "1");
+    return f;
+}
+
+const struct gen_st_tensor *tu_tensor(const struct gen_st_file *f, const char *name) {
+    const struct gen_st_tensor *t = gen_st_find(f, name);
+    if (!t) fail_msg("fixture lacks tensor %s", name);
+    return t;
 }
 
 /* ---- scratch directory and files ---- */

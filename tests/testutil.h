@@ -54,6 +54,15 @@ void tu_rmtree(const char *dir);
 /* "<GEN_SOURCE_DIR>/<rel>" in a static buffer. */
 const char *tu_source_path(const char *rel);
 
+struct gen_st_file;
+struct gen_st_tensor;
+/* tests/fixtures/NAME.safetensors, opened (close with gen_st_close), its
+ * fixture_version checked; the test fails, naming script (what writes the
+ * fixture), where it cannot be opened. */
+struct gen_st_file *tu_open_fixture(const char *name, const char *script);
+/* The fixture's tensor of that name; the test fails where it has none. */
+const struct gen_st_tensor *tu_tensor(const struct gen_st_file *f, const char *name);
+
 /* First line of a test case that cannot run everywhere: TU_NEED(have,
  * what) with what the machine lacks when have is 0 ("no AVX2 table"), or
  * TU_NEED_DATA("data/mnist") for a real data set, which
