@@ -400,13 +400,18 @@ struct gen_tensor *gen_conv2d_concat(struct gen_ctx *g, struct gen_tensor *x, st
     return y;
 }
 
+/* The table's conv_dw_work for chunks of m images (0: not taken). */
+static int64_t dw_work(const struct gen_kernels *kt, const struct conv_geo *c, int64_t m) {
+    return kt->conv_dw_work(c->Cout, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, m);
+}
+
 /* The chunks of images for the table's conv_dw (*work: one chunk's
  * conv_dw_work, 0 where the table does not take the geometry):
  * MIN_CHUNKS (conv_dw's work does not grow with a column matrix, and each
- * chunk's partial dw costs a pass), doubled while a chunk's work is past the CHUNK_FLOATS
- * that keep it near L2, smaller chunks need less, and the partial dws of
- * twice the chunks (each written once and summed once) come to no more
- * than one such chunk's work. The U-Net's 3 x 3 stride-2 32 -> 32 at
+ * chunk's partial dw costs a pass), doubled while a chunk's work is past
+ * the CHUNK_FLOATS that keep it near L2, smaller chunks need less, and
+ * the partial dws of twice the chunks (each written once and summed once)
+ * come to no more than one such chunk's work. The U-Net's 3 x 3 stride-2 32 -> 32 at
  * 28 x 28 (64 images) takes 16 on the AVX-512 table: 8 images' channels-
  * last copy, dy and its packing, 1.3 MB, overflowed the 1 MB L2 of the
  * Zen 5 VM, and the convolution, forward and backward, went 3.07 -> 2.83
@@ -414,10 +419,6 @@ struct gen_tensor *gen_conv2d_concat(struct gen_ctx *g, struct gen_tensor *x, st
  * GAN's 4 x 4 64 -> 128, whose partials are 128 x 1024, and AVX-512's
  * Winograd, whose work does not shrink, keep 8 (16 had cost the first
  * about 3 %). The count depends on the shapes and the table only. */
-static int64_t dw_work(const struct gen_kernels *kt, const struct conv_geo *c, int64_t m) {
-    return kt->conv_dw_work(c->Cout, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, m);
-}
-
 static struct chunks dw_chunks(const struct gen_kernels *kt, const struct conv_geo *c,
                                int64_t *work) {
     struct chunks k = chunks_of(c->N, MIN_CHUNKS);
