@@ -77,22 +77,30 @@ static float *make(int64_t n, unsigned seed) {
 }
 
 /* ---- the FMA peak ---------------------------------------------------------
- * 16 independent chains of vfmadd231ps zmm: more than the FMA latency times
+ * Sums n chains' vectors into a volatile, so the loops that made them stay. */
+__attribute__((target("avx512f"))) static void keep_sums(const __m512 *c, int n) {
+    __m512 s = c[0];
+    for (int i = 1; i < n; i++) s = _mm512_add_ps(s, c[i]);
+    float out[16];
+    _mm512_storeu_ps(out, s);
+    volatile float sink = out[0];
+    (void)sink;
+}
+
+/* 16 independent chains of vfmadd231ps zmm: more than the FMA latency times
  * the FMA pipes of current cores (4 x 2), so the loop is throughput-bound.
  * Returns FLOPs done (2 x 16 lanes x 16 accumulators per iteration). */
-__attribute__((target("avx512f,fma"), noinline)) static double fma_loop(int64_t iters) {
+__attribute__((target("avx512f,fma"), noinline)) static double fma_loop(int64_t iters, int chains) {
     __m512 c[16];
     for (int i = 0; i < 16; i++) c[i] = _mm512_set1_ps((float)i * 1e-3f);
     const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-7f);
-    for (int64_t it = 0; it < iters; it++)
+    if (chains == 1) /* as many instructions, one after another: the latency */
+        for (int64_t it = 0; it < 16 * iters; it++) c[0] = _mm512_fmadd_ps(c[0], a, b);
+    else
+        for (int64_t it = 0; it < iters; it++)
 #pragma GCC unroll 16
-        for (int i = 0; i < 16; i++) c[i] = _mm512_fmadd_ps(c[i], a, b);
-    __m512 s = c[0];
-    for (int i = 1; i < 16; i++) s = _mm512_add_ps(s, c[i]);
-    float out[16];
-    _mm512_storeu_ps(out, s);
-    volatile float sink = out[0]; /* keeps the chains alive */
-    (void)sink;
+            for (int i = 0; i < 16; i++) c[i] = _mm512_fmadd_ps(c[i], a, b);
+    keep_sums(c, 16);
     return 2.0 * 16 * 16 * (double)iters;
 }
 
@@ -115,6 +123,48 @@ __attribute__((target("avx2,fma"), noinline)) static double fma_loop_avx2(int64_
     return 2.0 * 8 * 12 * (double)iters;
 }
 
+/* The same with vdpbf16ps (AVX512-BF16): 16 independent chains, each
+ * instruction 16 lanes x 2 products, so 2 x 32 x 16 FLOPs an iteration.
+ * With `chains` 1, as in fma_loop, the loop waits on the latency. */
+__attribute__((target("avx512f,avx512bf16"), noinline)) static double dpbf16_loop(int64_t iters,
+                                                                                  int chains) {
+    __m512 c[16];
+    for (int i = 0; i < 16; i++) c[i] = _mm512_set1_ps((float)i * 1e-3f);
+    /* bf16 pairs of 1.0 and of a small number: the sums stay finite */
+    const __m512bh a = (__m512bh)_mm512_set1_epi32(0x3f803f80);
+    const __m512bh b = (__m512bh)_mm512_set1_epi32(0x33d633d6);
+    if (chains == 1)
+        for (int64_t it = 0; it < 16 * iters; it++) c[0] = _mm512_dpbf16_ps(c[0], a, b);
+    else
+        for (int64_t it = 0; it < iters; it++)
+#pragma GCC unroll 16
+            for (int i = 0; i < 16; i++) c[i] = _mm512_dpbf16_ps(c[i], a, b);
+    keep_sums(c, 16);
+    return 2.0 * 32 * 16 * (double)iters;
+}
+
+/* vdpbf16ps against the FMA on one thread, where the CPU has both: the
+ * rate of 16 independent chains (GFLOP/s, median of 9 x 0.1 s) and one
+ * chain's time an instruction (its latency, in ns). */
+static void bf16_peak_line(void) {
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bf16")) return;
+    const int64_t iters = (int64_t)(0.1 * 250e9 / 512);
+    double pk[9], lf[9], lb[9];
+    for (int r = 0; r < 9; r++) {
+        double t0 = gen_now();
+        pk[r] = dpbf16_loop(iters, 16) / (gen_now() - t0) * 1e-9;
+        t0 = gen_now();
+        fma_loop(iters / 8, 1);
+        lf[r] = (gen_now() - t0) / (16.0 * (double)(iters / 8)) * 1e9;
+        t0 = gen_now();
+        dpbf16_loop(iters / 8, 1);
+        lb[r] = (gen_now() - t0) / (16.0 * (double)(iters / 8)) * 1e9;
+    }
+    printf("vdpbf16ps peak (16 zmm accumulators, median of 9 x 0.1 s): 1 thread %.1f GFLOP/s; "
+           "one chain %.3f ns an instruction against the FMA's %.3f\n",
+           gen_median(pk, 9), gen_median(lb, 9), gen_median(lf, 9));
+}
+
 /* GFLOP/s of the widest FMA loop this CPU runs, on nt threads for about
  * `seconds`. */
 static double peak_sample(int nt, double seconds) {
@@ -124,7 +174,7 @@ static double peak_sample(int nt, double seconds) {
     double flops = 0;
     const double t0 = gen_now();
 #pragma omp parallel num_threads(nt) reduction(+ : flops)
-    flops += wide ? fma_loop(iters) : fma_loop_avx2(iters);
+    flops += wide ? fma_loop(iters, 16) : fma_loop_avx2(iters);
     return flops / (gen_now() - t0) * 1e-9;
 }
 
@@ -425,6 +475,7 @@ int main(int argc, char **argv) {
            "%d threads %.1f GFLOP/s (%.1f per core)\n",
            __builtin_cpu_supports("avx512f") ? "16 zmm accumulators" : "12 ymm accumulators",
            peak1, threads, peakn, peakn / threads);
+    if (bf16) bf16_peak_line();
     /* libgomp's default waiting spins, which on a busy machine with as many
      * threads as cores loses whole time slices at every barrier */
     const char *wait = getenv("OMP_WAIT_POLICY");
