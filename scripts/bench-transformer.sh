@@ -80,11 +80,13 @@ share_of_peak "$flops" "$(awk -v g="$g" 'BEGIN { print g * 1e3 }')" "$(awk -v t=
 # thread), the two alternating over 3 rounds, so that both see the same
 # host; the median round and the range. Then the same under --precision
 # bf16 where this CPU has it (the one-token products read a bf16 copy of
-# the weights).
-sample_rate() { # PRECISION THREADS LENGTH: tokens/s
+# the weights). Batch 1: one sample after another, each sample's tokens on
+# the threads (--share tokens); the 5 samples decoded a sample a thread
+# where that is faster (--share auto) are measured after, as throughput.
+sample_rate() { # PRECISION THREADS LENGTH [SHARE]: tokens/s
     "$gen" sample transformer --ckpt "$tmp/run/checkpoint.safetensors" --prompt "Call me" \
         --length "$3" --temperature 0.8 --seed 1 --threads "$2" -n 5 -o "$tmp/sample.txt" --json \
-        --quiet --precision "$1" | sed 's/.*"tokens_per_s":\([0-9.e+-]*\).*/\1/'
+        --quiet --precision "$1" --share "${4:-tokens}" | sed 's/.*"tokens_per_s":\([0-9.e+-]*\).*/\1/'
 }
 precisions=fp32
 if has_bf16 "$gen"; then precisions="fp32 bf16"; fi
@@ -104,6 +106,10 @@ for len in 100 400 1000 4000; do
     done
 done
 done
+for _ in 1 2 3; do sample_rate fp32 "$threads" 1000 auto; done | sort -g | awk -v th="$threads" '
+    { r[NR] = $1 } END {
+    printf "samples 5 at a time, fp32, %d thread(s), length  1000, --share auto: %6.0f tokens/s  (rounds %.0f-%.0f)\n",
+           th, r[2], r[1], r[3] }'
 
 # What bounds one-token decoding: a thread's products stream its share of
 # the weights (fp32: 1.7 MB of the default model's 3.4 on two threads, and

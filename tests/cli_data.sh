@@ -186,6 +186,27 @@ cmp -s "$TMP/dash.txt" "$TMP/one.txt" || fail "-o - differs from -o FILE: $(head
 expect 0 "--json samples" "" -- \
     "$GEN" sample transformer --ckpt "$CK" --length 50 --json -q
 grep -q '"samples":\["' "$TMP/out" || fail "--json: no samples: $(cat "$TMP/out")"
+# the threads share each sample's tokens or take a sample each: the same samples, in order,
+# as one at a time with seeds 4, 5, 6 (sample i draws from seed + i), in a file and in --json
+for share in tokens samples auto; do
+    "$GEN" sample transformer --ckpt "$CK" --prompt "Æsop" --length 40 -n 3 --seed 4 --threads 3 \
+        --share $share -o "$TMP/share-$share.txt" -q || fail "sample --share $share failed"
+    "$GEN" sample transformer --ckpt "$CK" --prompt "Æsop" --length 40 -n 3 --seed 4 --threads 2 \
+        --share $share --json -q >"$TMP/share-$share.json" || fail "sample --share $share --json failed"
+done
+for seed in 4 5 6; do
+    "$GEN" sample transformer --ckpt "$CK" --prompt "Æsop" --length 40 --seed $seed -q
+    [ $seed = 6 ] || printf '\n'
+done >"$TMP/share-one.txt"
+for share in tokens samples auto; do
+    cmp -s "$TMP/share-$share.txt" "$TMP/share-one.txt" ||
+        fail "--share $share: not the samples of seeds 4, 5, 6: $(head -c 200 "$TMP/share-$share.txt")"
+    [ "$(grep -o '"samples":.*' "$TMP/share-$share.json")" = \
+        "$(grep -o '"samples":.*' "$TMP/share-tokens.json")" ] ||
+        fail "--share $share --json: other samples: $(cat "$TMP/share-$share.json")"
+done
+[ "$(grep -o '"Æsop' "$TMP/share-samples.json" | wc -l)" = 3 ] ||
+    fail "--json: not 3 samples: $(cat "$TMP/share-samples.json")"
 # decoding on every core by default, as --threads 0 (it took one thread until 2026-12-06)
 env -u GEN_THREADS "$GEN" sample transformer --ckpt "$CK" --length 5 --json -q --threads 0 \
     >"$TMP/out" || fail "sample --threads 0 failed"

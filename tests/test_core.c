@@ -446,6 +446,8 @@ static void test_tune_choice(void **state) {
         memset(&tu, 0, sizeof tu);
         for (int round = 0; round < 2; round++) {
             tune_trial(&tu, fast_many ? slow : fast, fast_many ? fast : slow, 0, 0, 0.0);
+            /* the trial's one-thread call over n's, for the caller's choices */
+            assert_float_equal(tu.speedup, fast_many ? slow / fast : fast / slow, 1e-9);
             tune_run(&tu, GEN_TUNE_EVERY - GEN_TUNE_CALLS, fast, win);
         }
         assert_false(tu.stalled);

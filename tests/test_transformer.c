@@ -217,6 +217,63 @@ static void test_generate_runs(void **state) {
     gen_tf_free(&m);
 }
 
+/* gen_tf_generate_samples' callbacks: the samples' starts and tokens */
+struct many {
+    int32_t *tok;
+    int64_t n, started[8], n_started;
+};
+
+static void many_start(int64_t i, void *arg) {
+    struct many *c = arg;
+    c->started[c->n_started++ % 8] = i;
+}
+
+static void many_emit(int32_t t, void *arg) {
+    struct many *c = arg;
+    c->tok[c->n++] = t;
+}
+
+/* Seven samples of 40 tokens from a window of 24 (two slides each), one
+ * by one, a sample a thread and as the first sample's trial finds, at 1,
+ * 2 and 3 threads, fp32 and the bf16 copy: sample i's tokens are those
+ * gen_tf_generate draws from a generator seeded 11 + i, the samples come
+ * in order, each begun once, and the caller's cache decodes on every
+ * thread again after the samples a thread (its trial kept). */
+static void test_generate_samples(void **state) {
+    (void)state;
+    const struct gen_tf_shape s = {2, 2, 144, 24, 37};
+    const struct gen_sampling sp = {1.0f, 0, 1.0f};
+    enum { N = 7, LEN = 40 };
+    struct gen_tf m;
+    struct gen_tf_cache c;
+    int32_t prompt[5], want[N * LEN], got[N * LEN];
+    kv_setup(&s, 12, &m, &c, prompt, 5);
+    for (int bf16 = 0; bf16 < 2; bf16++) {
+        assert_int_equal(gen_tf_cache_bf16(&c, &m, bf16), GEN_OK);
+        for (int i = 0; i < N; i++) {
+            struct gen_rng r;
+            gen_rng_seed(&r, 11 + (uint64_t)i);
+            struct collect col = {want + i * LEN, 0};
+            gen_tf_generate(&c, &m, prompt, 5, LEN, &sp, &r, collect, &col);
+        }
+        for (int how = GEN_TF_SAMPLES_AUTO; how <= GEN_TF_SAMPLES_PER_THREAD; how++)
+            for (int nt = 1; nt <= 3; nt++) {
+                gen_threads_init(nt);
+                struct many col = {got, 0, {0}, 0};
+                gen_tf_generate_samples(&c, &m, prompt, 5, LEN, N, 11, &sp, how, many_start,
+                                        many_emit, &col);
+                gen_threads_init(0);
+                assert_int_equal(col.n, N * LEN);
+                assert_memory_equal(got, want, sizeof want);
+                assert_int_equal(col.n_started, N);
+                for (int i = 0; i < N; i++) assert_int_equal(col.started[i], i);
+                assert_int_equal(c.solo, 0);
+            }
+    }
+    gen_tf_cache_free(&c);
+    gen_tf_free(&m);
+}
+
 /* Decoding from the bf16 copy of the weights (--precision bf16): within
  * bf16's rounding of the fp32 decoding, but not equal to it (the operands
  * really are rounded), and back to the fp32 bits once turned off. */
@@ -665,6 +722,7 @@ int main(void) {
         cmocka_unit_test(test_kv_decode_threads),
         cmocka_unit_test(test_kv_prefill_threads),
         cmocka_unit_test(test_generate_runs),
+        cmocka_unit_test(test_generate_samples),
         cmocka_unit_test(test_kv_decode_bf16),
         cmocka_unit_test(test_block_fixture),
         cmocka_unit_test(test_model_fixture),

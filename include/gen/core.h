@@ -200,6 +200,7 @@ struct gen_tune {
     int many;                    /* the last trial's pick: n threads */
     int stalled;                 /* n took over twice one's time: a thread was descheduled */
     int64_t retry;               /* calls from a trial's end to the next (0: as GEN_TUNE_EVERY) */
+    double speedup;              /* the last trial's mean call on one over n's (0: none yet) */
 };
 void gen_parallel_tuned(struct gen_tune *tu, int n, void (*fn)(void *arg, int t, int nt),
                         void *arg);

@@ -120,6 +120,11 @@ struct gen_request {
     /* text: called with each token as soon as it is drawn */
     void (*emit)(int32_t token, void *arg);
     void *emit_arg;
+    /* text: samples (0: one), sample i drawn from a stream seeded seed + i;
+     * start (may be NULL) is called with emit_arg before sample i's tokens,
+     * the samples in order, all on the calling thread */
+    int64_t samples;
+    void (*start)(int64_t i, void *arg);
     /* Optional (may be NULL): a long generation reports how far it is
      * (done of total, in the family's own units, e.g. sampler steps); the
      * engine draws the progress bar. */

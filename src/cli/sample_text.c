@@ -82,16 +82,54 @@ static char *valid_utf8(const char *bytes, size_t n) {
 
 struct sink {
     const struct gen_vocab *voc;
-    FILE *f;
-    int flush; /* a terminal or pipe sees each token as it comes */
+    const struct prompt *pr;
+    FILE *out;    /* stdout or -o's file */
+    FILE *f;      /* the sample's text: out, or (collect) a memory stream; NULL: lost */
+    int flush;    /* a terminal or pipe sees each token as it comes */
+    cJSON *texts; /* collect: the samples' texts, valid UTF-8 */
+    char *buf;    /* the memory stream's text */
+    size_t buf_size;
+    int64_t at; /* the sample being written (-1: none yet) */
+    int lost;   /* collect: no memory for a sample's text */
 };
 
 /* A token's symbol: a byte, or a whole character. */
 static void emit_symbol(int32_t tok, void *arg) {
     const struct sink *s = arg;
     uint8_t sym[4];
+    if (!s->f) return;
     fwrite(sym, 1, (size_t)gen_vocab_symbol(s->voc, tok, sym), s->f);
     if (s->flush && fflush(s->f) != 0) gen_stdout_failed(errno, NULL);
+}
+
+/* The sample being written is whole: into the JSON texts, or followed by
+ * its line break (`last`: one, else a blank line before the next). */
+static void end_sample(struct sink *s, int last) {
+    if (s->at < 0) return;
+    if (!s->texts) {
+        fputs(last ? "\n" : "\n\n", s->out);
+        if (s->out == stdout && fflush(stdout) != 0) gen_stdout_failed(errno, NULL);
+        return;
+    }
+    if (!s->f) return;
+    fclose(s->f);
+    s->f = NULL;
+    char *text = valid_utf8(s->buf, s->buf_size);
+    cJSON_AddItemToArray(s->texts, cJSON_CreateString(text ? text : ""));
+    free(text);
+    free(s->buf);
+    s->buf = NULL;
+}
+
+/* Before sample i's tokens (the samples come in order): the one before it
+ * ended, and sample i begun with the prompt. */
+static void start_sample(int64_t i, void *arg) {
+    struct sink *s = arg;
+    end_sample(s, 0);
+    s->at = i;
+    if (s->texts && !(s->f = open_memstream(&s->buf, &s->buf_size))) s->lost = 1;
+    if (!s->texts) s->f = s->out;
+    if (s->f && s->pr->n) fwrite(s->pr->bytes, 1, (size_t)s->pr->n, s->f);
 }
 
 int gen_sample_text(const struct gen_family *fam, const struct gen_config *opts, int json,
@@ -103,18 +141,15 @@ int gen_sample_text(const struct gen_family *fam, const struct gen_config *opts,
     struct gen_ctx g;
     gen_ctx_init_eval(&g);
     FILE *out = stdout;
-    char *buf = NULL;
-    size_t buf_size = 0;
     cJSON *texts = NULL;
     int rc = 1;
     enum gen_status st;
     /* Decoding runs on the threads --threads gives (by default every
-     * core, as for the other commands): the threads meet about 16 times a
-     * token, and where a peer is descheduled (a busy host) or one core
-     * alone is as fast (the Zen 5 VM), gen_parallel_tuned's timed trial
-     * keeps the decode on one thread (docs/DESIGN.md). Until 2026-12-06
-     * sampling took one thread unless asked for more, from before that
-     * trial: on the Sapphire Rapids VM a third of two threads' rate. */
+     * core, as for the other commands): they share each sample's tokens,
+     * or take a sample each (--share), and a timed trial keeps a shared
+     * decode on one thread where that is faster (docs/DESIGN.md,
+     * "Decoding"). The family calls start and emit on this thread, the
+     * samples in order. */
     const char *inputs[2] = {ckpt, gen_opt_str(opts, &gen_family_options[GEN_FAM_PROMPT_FILE])};
     if (path && (st = gen_check_output(path, inputs, 2)) != GEN_OK) {
         rc = 2;
@@ -133,44 +168,36 @@ int gen_sample_text(const struct gen_family *fam, const struct gen_config *opts,
     const int64_t n = gen_opt_int(opts, &gen_sample_options[GEN_SAMPLE_NUM]), length = gen_opt_int(opts, &gen_family_options[GEN_FAM_LENGTH]);
     const int collect = json && !path; /* the texts go into the JSON object */
     if (collect) texts = cJSON_CreateArray();
-    double total_s = 0;
-    int64_t tokens = 0;
-    for (int64_t i = 0; i < n; i++) {
-        FILE *f = out;
-        if (collect && !(f = open_memstream(&buf, &buf_size))) {
-            gen_error(GEN_ERR_NOMEM, "out of memory for the sample text");
-            goto done;
-        }
-        struct sink sink = {&em.vocab, f, f == stdout};
-        if (pr.n) fwrite(pr.bytes, 1, (size_t)pr.n, f);
-        /* Sample i has its own stream, so -n does not change sample 0. */
-        struct gen_request req = {.n = length,
-                                  .seed = (uint64_t)gen_opt_int(opts, &gen_sample_options[GEN_SAMPLE_SEED]) + (uint64_t)i,
-                                  .prompt = pr.ids,
-                                  .n_prompt = pr.n_ids,
-                                  .emit = emit_symbol,
-                                  .emit_arg = &sink};
-        struct gen_output res = {0};
-        const double t0 = gen_now();
-        const int ema = gen_model_ema_use(&em, opts);
-        st = fam->generate(em.m, &g, opts, &req, &res);
-        gen_model_ema_restore(&em, ema);
-        total_s += gen_now() - t0;
-        tokens += res.n_tokens;
-        gen_ctx_reset(&g);
-        if (collect) {
-            fclose(f);
-            char *text = valid_utf8(buf, buf_size);
-            cJSON_AddItemToArray(texts, cJSON_CreateString(text ? text : ""));
-            free(text);
-            free(buf);
-            buf = NULL;
-        } else {
-            fputs(i + 1 < n ? "\n\n" : "\n", out);
-            if (out == stdout && fflush(out) != 0) gen_stdout_failed(errno, NULL);
-        }
-        if (st != GEN_OK) goto done;
+    struct sink sink = {.voc = &em.vocab,
+                        .pr = &pr,
+                        .out = out,
+                        .flush = !collect && out == stdout,
+                        .texts = texts,
+                        .at = -1};
+    /* Sample i has its own stream (seed + i), so -n does not change sample 0. */
+    struct gen_request req = {.n = length,
+                              .samples = n,
+                              .seed =
+                                  (uint64_t)gen_opt_int(opts, &gen_sample_options[GEN_SAMPLE_SEED]),
+                              .prompt = pr.ids,
+                              .n_prompt = pr.n_ids,
+                              .emit = emit_symbol,
+                              .start = start_sample,
+                              .emit_arg = &sink};
+    struct gen_output res = {0};
+    const double t0 = gen_now();
+    const int ema = gen_model_ema_use(&em, opts);
+    st = fam->generate(em.m, &g, opts, &req, &res);
+    gen_model_ema_restore(&em, ema);
+    const double total_s = gen_now() - t0;
+    const int64_t tokens = res.n_tokens;
+    gen_ctx_reset(&g);
+    end_sample(&sink, 1);
+    if (sink.lost) {
+        gen_error(GEN_ERR_NOMEM, "out of memory for the sample text");
+        goto done;
     }
+    if (st != GEN_OK) goto done;
     if (out != stdout) { /* the file whole before it is said to be written */
         FILE *f = out;
         out = stdout;

@@ -387,6 +387,7 @@ void gen_tune_took(struct gen_tune *tu, double seconds) {
         tu->many = !stalls && sum[1] < sum[0];
         tu->stalled = stalls || sum[1] / (double)k[1] > 2.0 * sum[0] / (double)k[0];
         tu->other = tu->many ? sum[0] / (double)k[0] : sum[1] / (double)k[1];
+        tu->speedup = sum[1] > 0.0 ? sum[0] / (double)k[0] / (sum[1] / (double)k[1]) : 0.0;
         /* A stall can pass (a thread just woken shares the waker's core
          * until the scheduler moves it: 0.9 ms calls against 0.03 on the
          * Sapphire Rapids VM, decoding's first trial in 2 of 6 runs), and

@@ -31,8 +31,17 @@
 enum { TF_T_DATA, TF_T_STEPS, TF_T_BATCH, TF_T_LR, TF_T_SCHEDULE, TF_T_WARMUP, TF_T_CLIP,
     TF_T_WEIGHT_DECAY, TF_T_LAYERS, TF_T_HEADS, TF_T_WIDTH, TF_T_CONTEXT, TF_T_DROPOUT,
     TF_T_TOKENIZER, TF_T_EVAL_EVERY, TF_T_SAMPLE_EVERY, TF_T_COUNT };
-enum { TF_S_NUM, TF_S_PROMPT, TF_S_PROMPT_FILE, TF_S_LENGTH, TF_S_TEMPERATURE, TF_S_TOP_K,
-    TF_S_TOP_P, TF_S_COUNT };
+enum {
+    TF_S_NUM,
+    TF_S_PROMPT,
+    TF_S_PROMPT_FILE,
+    TF_S_LENGTH,
+    TF_S_TEMPERATURE,
+    TF_S_TOP_K,
+    TF_S_TOP_P,
+    TF_S_SHARE,
+    TF_S_COUNT
+};
 static const struct gen_option transformer_train_options[TF_T_COUNT + 1];
 static const struct gen_option transformer_sample_options[TF_S_COUNT + 1];
 
@@ -267,6 +276,10 @@ static struct gen_tensor *tf_loss(void *model, struct gen_ctx *g, const struct g
 
 /* req->n tokens after the prompt, each passed to req->emit as drawn; the
  * training snapshot (opts NULL) samples at temperature 0.8. */
+static void no_start(int64_t i, void *arg) {
+    (void)i, (void)arg;
+}
+
 static enum gen_status tf_generate(void *model, struct gen_ctx *g, const struct gen_config *opts,
                                    const struct gen_request *req, struct gen_output *out) {
     (void)g;
@@ -279,11 +292,14 @@ static enum gen_status tf_generate(void *model, struct gen_ctx *g, const struct 
     enum gen_status st =
         gen_tf_cache_bf16(&m->cache, m, gen_kernels_precision() == GEN_PRECISION_BF16);
     if (st != GEN_OK) return st;
-    struct gen_rng rng;
-    gen_rng_seed(&rng, req->seed);
-    gen_tf_generate(&m->cache, m, req->prompt, req->n_prompt, req->n, &sp, &rng, req->emit,
-                    req->emit_arg);
-    out->n_tokens = req->n;
+    const int64_t samples = req->samples > 0 ? req->samples : 1;
+    const char *share = opts ? gen_opt_str(opts, &transformer_sample_options[TF_S_SHARE]) : "auto";
+    const enum gen_tf_samples how = !strcmp(share, "tokens")    ? GEN_TF_SAMPLES_ONE_BY_ONE
+                                    : !strcmp(share, "samples") ? GEN_TF_SAMPLES_PER_THREAD
+                                                                : GEN_TF_SAMPLES_AUTO;
+    gen_tf_generate_samples(&m->cache, m, req->prompt, req->n_prompt, req->n, samples, req->seed,
+                            &sp, how, req->start ? req->start : no_start, req->emit, req->emit_arg);
+    out->n_tokens = req->n * samples;
     return GEN_OK;
 }
 
@@ -334,12 +350,17 @@ static const struct gen_option transformer_train_options[TF_T_COUNT + 1] = {
 static const struct gen_option transformer_sample_options[TF_S_COUNT + 1] = {
     [TF_S_NUM] = {"num", 'n', GEN_OPT_INT, "1", "number of samples", 1, 100000, NULL, 0},
     [TF_S_PROMPT] = GEN_STR_OPT("prompt", NULL, "text the samples continue"),
-    [TF_S_PROMPT_FILE] = GEN_STR_OPT("prompt-file", NULL,
-                                     "read the prompt from a file (at most 16 MiB; empty: no prompt)"),
+    [TF_S_PROMPT_FILE] = GEN_STR_OPT(
+        "prompt-file", NULL, "read the prompt from a file (at most 16 MiB; empty: no prompt)"),
     [TF_S_LENGTH] = GEN_INT_OPT("length", "400", 1, 100000000, "tokens to generate"),
-    [TF_S_TEMPERATURE] = GEN_FLOAT_OPT("temperature", "1.0", 0, 100, "softmax temperature (0: greedy)"),
-    [TF_S_TOP_K] = GEN_INT_OPT("top-k", "0", 0, GEN_OPT_NO_MAX, "sample from the k likeliest tokens (0: all)"),
+    [TF_S_TEMPERATURE] =
+        GEN_FLOAT_OPT("temperature", "1.0", 0, 100, "softmax temperature (0: greedy)"),
+    [TF_S_TOP_K] =
+        GEN_INT_OPT("top-k", "0", 0, GEN_OPT_NO_MAX, "sample from the k likeliest tokens (0: all)"),
     [TF_S_TOP_P] = GEN_FLOAT_OPT("top-p", "1.0", 0, 1, "nucleus sampling mass (1: off)"),
+    [TF_S_SHARE] = GEN_CHOICE_OPT("share", "auto", "auto|tokens|samples",
+                                  "the threads share each sample's tokens, or take a sample each "
+                                  "(auto: what decoded the first sample faster)"),
     [TF_S_COUNT] = GEN_OPT_END,
 };
 

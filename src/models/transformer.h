@@ -36,8 +36,10 @@ struct gen_tf_cache {
     float *row;               /* (NH, row_scratch) those of one row         */
     float *pick;              /* GEN_SAMPLER_WORK(V): gen_sampler_pick's   */
     float *block;             /* the one allocation behind all of these   */
+    size_t bytes;             /* its size                                 */
     uint16_t *wb;             /* the parameters in bf16 (gen_tf_cache_bf16) */
     int wb_on;                /* one-token products read wb               */
+    int solo;                 /* decode on the calling thread alone       */
     struct gen_tune tune;     /* decoding on one thread or on several     */
 };
 
@@ -115,5 +117,22 @@ const float *gen_tf_cache_push(struct gen_tf_cache *c, const struct gen_tf *m,
 void gen_tf_generate(struct gen_tf_cache *c, const struct gen_tf *m, const int32_t *prompt,
                      int64_t P, int64_t length, const struct gen_sampling *sp,
                      struct gen_rng *rng, void (*emit)(int32_t tok, void *arg), void *arg);
+
+/* How gen_tf_generate_samples shares the threads: each sample's tokens
+ * across them, one sample after another (ONE_BY_ONE), or a sample a thread
+ * (PER_THREAD), or whichever the first sample's decoding found faster. */
+enum gen_tf_samples { GEN_TF_SAMPLES_AUTO, GEN_TF_SAMPLES_ONE_BY_ONE, GEN_TF_SAMPLES_PER_THREAD };
+
+/* n samples of `length` tokens after prompt[0..P), sample i drawn by a
+ * generator seeded seed + i, so that it is the same whatever n and
+ * however the threads are shared. On the calling thread, for i = 0, 1, ..:
+ * start(i, arg), then emit(token, arg) for each of sample i's tokens.
+ * Sample 0 decodes on c, its tokens emitted as they are drawn; samples
+ * decoded a sample a thread are emitted as each round of them ends. */
+void gen_tf_generate_samples(struct gen_tf_cache *c, const struct gen_tf *m, const int32_t *prompt,
+                             int64_t P, int64_t length, int64_t n, uint64_t seed,
+                             const struct gen_sampling *sp, enum gen_tf_samples how,
+                             void (*start)(int64_t i, void *arg),
+                             void (*emit)(int32_t tok, void *arg), void *arg);
 
 #endif
