@@ -1,7 +1,8 @@
 /* sample_text.c - `gen sample` for a text family: the prompt (--prompt or
- * --prompt-file) in the model's vocabulary, each sample streamed to
- * stdout or -o as it is drawn, or (--json without -o) collected into the
- * result object as valid UTF-8. */
+ * --prompt-file) in the model's vocabulary, the samples written in order
+ * to stdout or -o as the family emits their tokens (as drawn, or a round
+ * of samples at a time where the threads take a sample each), or (--json
+ * without -o) collected into the result object as valid UTF-8. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <stdio.h>
