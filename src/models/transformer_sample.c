@@ -514,8 +514,8 @@ void gen_tf_generate(struct gen_tf_cache *c, const struct gen_tf *m, const int32
  * where a thread's share of the weights fits its 2 MB of L2 and the whole
  * model does not, two threads shared a sample 2.3-2.6 times as fast as
  * one. So a sample a thread where the first sample's trial found n threads
- * under 0.8 n times as fast as one, or where decoding takes one thread
- * anyway (a small model). */
+ * under 0.8 n times as fast as one (and none descheduled), or where
+ * decoding takes one thread anyway (a small model). */
 #define PER_THREAD_PACE 0.8
 /* a sample a thread at most holds back this many tokens a round, and
  * makes a cache a thread where one takes at most this many bytes */
@@ -571,7 +571,10 @@ static int per_thread(const struct gen_tf_cache *c, const struct gen_tf *m, int6
     if (have < 2 || how == GEN_TF_SAMPLES_ONE_BY_ONE) return 0;
     if (how == GEN_TF_SAMPLES_PER_THREAD) return 1;
     if (decode_threads(c, m) < 2) return 1;
-    return c->tune.speedup > 0.0 && c->tune.speedup < PER_THREAD_PACE * (double)have;
+    /* a trial that found a thread descheduled (another process on its core)
+     * keeps the samples one at a time: a round would wait for that thread */
+    return !c->tune.stalled && c->tune.speedup > 0.0 &&
+           c->tune.speedup < PER_THREAD_PACE * (double)have;
 }
 
 /* Up to `want` workers for a sample a thread, worker 0 on c; *got of them
