@@ -512,7 +512,7 @@ void gen_tf_generate(struct gen_tf_cache *c, const struct gen_tf *m, const int32
  * L3 shared): 5 samples of 1000 tokens, 7 alternating rounds, 17 308
  * tokens/s before, 21 430 a sample a thread. On the Sapphire Rapids VM,
  * where a thread's share of the weights fits its 2 MB of L2 and the whole
- * model does not, two threads shared a sample 2.3-2.6 times as fast as
+ * model does not, two threads shared a sample 2.1-2.9 times as fast as
  * one. So a sample a thread where the first sample's trial found n threads
  * under 0.8 n times as fast as one (and none descheduled), or where
  * decoding takes one thread anyway (a small model). */
