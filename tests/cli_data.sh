@@ -207,6 +207,11 @@ for share in tokens samples auto; do
 done
 [ "$(grep -o '"Æsop' "$TMP/share-samples.json" | wc -l)" = 3 ] ||
     fail "--json: not 3 samples: $(cat "$TMP/share-samples.json")"
+# and --json says how many went at once after the first: 2 threads a sample each, or 1
+grep -q '"samples_at_once":2[,}]' "$TMP/share-samples.json" ||
+    fail "--share samples: not 2 at once: $(cat "$TMP/share-samples.json")"
+grep -q '"samples_at_once":1[,}]' "$TMP/share-tokens.json" ||
+    fail "--share tokens: not 1 at once: $(cat "$TMP/share-tokens.json")"
 # decoding on every core by default, as --threads 0 (it took one thread until 2026-12-06)
 env -u GEN_THREADS "$GEN" sample transformer --ckpt "$CK" --length 5 --json -q --threads 0 \
     >"$TMP/out" || fail "sample --threads 0 failed"

@@ -141,6 +141,8 @@ struct gen_output {
     int cols;                /* grid columns; 0: a square grid. Pairs and
                                 walks keep whole rows.                      */
     int64_t n_tokens;        /* text: tokens emitted                       */
+    int64_t at_once;         /* text: samples decoded at once, a thread
+                                each (1: one after another)                */
 };
 
 /* Named numbers of an evaluation, and optional per-example scores (the

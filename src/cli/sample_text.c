@@ -191,7 +191,7 @@ int gen_sample_text(const struct gen_family *fam, const struct gen_config *opts,
     st = fam->generate(em.m, &g, opts, &req, &res);
     gen_model_ema_restore(&em, ema);
     const double total_s = gen_now() - t0;
-    const int64_t tokens = res.n_tokens;
+    const int64_t tokens = res.n_tokens, at_once = res.at_once > 1 ? res.at_once : 1;
     gen_ctx_reset(&g);
     end_sample(&sink, 1);
     if (sink.lost) {
@@ -205,22 +205,26 @@ int gen_sample_text(const struct gen_family *fam, const struct gen_config *opts,
         if (gen_fs_fclose_written(f, path) != GEN_OK) goto done;
     }
     const double rate = total_s > 0 ? (double)tokens / total_s : 0;
+    char once[64] = ""; /* the threads took a sample each */
+    if (at_once > 1)
+        snprintf(once, sizeof once, "; after the first, %lld at a time", (long long)at_once);
     if (!quiet && (path || !ferror(stdout))) /* else gen_stdout_failed has said it */
-        fprintf(stderr, "%s: %lld samples, %lld tokens in %.2f s (%.0f tokens/s)%s%s\n", fam->name,
-                (long long)n, (long long)tokens, total_s, rate, path ? "; wrote " : "",
-                path ? path : "");
+        fprintf(stderr, "%s: %lld samples, %lld tokens in %.2f s (%.0f tokens/s%s)%s%s\n",
+                fam->name, (long long)n, (long long)tokens, total_s, rate, once,
+                path ? "; wrote " : "", path ? path : "");
     if (json) {
         const char *outs[1] = {path};
-        const struct gen_field f[3] = {{"tokens", (double)tokens},
+        const struct gen_field f[4] = {{"tokens", (double)tokens},
                                        {"tokens_per_s", rate},
-                                       {"threads", (double)gen_threads()}};
+                                       {"threads", (double)gen_threads()},
+                                       {"samples_at_once", (double)at_once}};
         cJSON *extra = NULL;
         if (texts) {
             extra = cJSON_CreateObject();
             cJSON_AddItemToObject(extra, "samples", texts);
             texts = NULL;
         }
-        gen_print_result("sample", fam->name, outs, path ? 1 : 0, f, 3, extra);
+        gen_print_result("sample", fam->name, outs, path ? 1 : 0, f, 4, extra);
     }
     rc = 0;
 done:

@@ -297,8 +297,9 @@ static enum gen_status tf_generate(void *model, struct gen_ctx *g, const struct 
     const enum gen_tf_samples how = !strcmp(share, "tokens")    ? GEN_TF_SAMPLES_ONE_BY_ONE
                                     : !strcmp(share, "samples") ? GEN_TF_SAMPLES_PER_THREAD
                                                                 : GEN_TF_SAMPLES_AUTO;
-    gen_tf_generate_samples(&m->cache, m, req->prompt, req->n_prompt, req->n, samples, req->seed,
-                            &sp, how, req->start ? req->start : no_start, req->emit, req->emit_arg);
+    out->at_once = gen_tf_generate_samples(
+        &m->cache, m, req->prompt, req->n_prompt, req->n, samples, req->seed, &sp, how,
+        req->start ? req->start : no_start, req->emit, req->emit_arg);
     out->n_tokens = req->n * samples;
     return GEN_OK;
 }

@@ -128,11 +128,13 @@ enum gen_tf_samples { GEN_TF_SAMPLES_AUTO, GEN_TF_SAMPLES_ONE_BY_ONE, GEN_TF_SAM
  * however the threads are shared. On the calling thread, for i = 0, 1, ..:
  * start(i, arg), then emit(token, arg) for each of sample i's tokens.
  * Sample 0 decodes on c, its tokens emitted as they are drawn; samples
- * decoded a sample a thread are emitted as each round of them ends. */
-void gen_tf_generate_samples(struct gen_tf_cache *c, const struct gen_tf *m, const int32_t *prompt,
-                             int64_t P, int64_t length, int64_t n, uint64_t seed,
-                             const struct gen_sampling *sp, enum gen_tf_samples how,
-                             void (*start)(int64_t i, void *arg),
-                             void (*emit)(int32_t tok, void *arg), void *arg);
+ * decoded a sample a thread are emitted as each round of them ends.
+ * Returns how many samples after the first were decoded at once (1: one
+ * after another). */
+int64_t gen_tf_generate_samples(struct gen_tf_cache *c, const struct gen_tf *m,
+                                const int32_t *prompt, int64_t P, int64_t length, int64_t n,
+                                uint64_t seed, const struct gen_sampling *sp,
+                                enum gen_tf_samples how, void (*start)(int64_t i, void *arg),
+                                void (*emit)(int32_t tok, void *arg), void *arg);
 
 #endif

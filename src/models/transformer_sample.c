@@ -605,11 +605,11 @@ static void free_workers(struct worker *w, int64_t n) {
     gen_free(w);
 }
 
-void gen_tf_generate_samples(struct gen_tf_cache *c, const struct gen_tf *m, const int32_t *prompt,
-                             int64_t P, int64_t length, int64_t n, uint64_t seed,
-                             const struct gen_sampling *sp, enum gen_tf_samples how,
-                             void (*start)(int64_t i, void *arg),
-                             void (*emit)(int32_t tok, void *arg), void *arg) {
+int64_t gen_tf_generate_samples(struct gen_tf_cache *c, const struct gen_tf *m,
+                                const int32_t *prompt, int64_t P, int64_t length, int64_t n,
+                                uint64_t seed, const struct gen_sampling *sp,
+                                enum gen_tf_samples how, void (*start)(int64_t i, void *arg),
+                                void (*emit)(int32_t tok, void *arg), void *arg) {
     const struct samples q = {m, prompt, P, length, seed, sp};
     int64_t i = 0;
     if (n > 0) { /* the first as its tokens are drawn (and decoding's trial) */
@@ -637,4 +637,5 @@ void gen_tf_generate_samples(struct gen_tf_cache *c, const struct gen_tf *m, con
         start(i, arg);
         sample_on(c, &q, i, emit, arg);
     }
+    return got > 1 ? got : 1;
 }
