@@ -111,6 +111,11 @@ const float *gen_tf_cache_feed(struct gen_tf_cache *c, const struct gen_tf *m,
 const float *gen_tf_cache_push(struct gen_tf_cache *c, const struct gen_tf *m,
                                const int32_t *tok, int64_t n);
 
+/* The threads decoding a token may take: one per 256 KiB of weights it
+ * streams, at most the cache's rows (gen_parallel_tuned then picks these
+ * or one). */
+int gen_tf_decode_threads(const struct gen_tf_cache *c, const struct gen_tf *m);
+
 /* Generates `length` tokens after prompt[0..P) (P >= 1; the cache is reset
  * first and a prompt longer than the context keeps its last T tokens),
  * calling emit for each as soon as it is drawn. */
