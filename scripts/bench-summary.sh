@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # bench-summary.sh - the speed and memory targets of `scripts/bench.sh`
-# (the ones README's "Speed" section and issue #17 set), read back from a
+# (issue #17's, as the README's "Against PyTorch" lists them), read back from a
 # bench's output, each marked held or MISSED, so that whether one run met
 # them all needs no reading of its two hundred lines:
 #
@@ -79,7 +79,7 @@ scale && NF >= 7 && $NF ~ /^[0-9.]+$/ {
 }
 scale && !NF { scale = 0 }
 END {
-    print "== targets (README, Speed; issue #17) in this output"
+    print "== targets (issue #17; README, Against PyTorch) in this output"
     if (vae != "") say(vae + 0 <= 0.5, "VAE step gen/PyTorch " vae " (<= 0.5)")
     if (gan != "") say(gan + 0 <= 0.5, "GAN step gen/PyTorch " gan " (<= 0.5)")
     if (tf != "")
