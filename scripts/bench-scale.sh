@@ -11,7 +11,12 @@
 #   transformer ctx 128, width 128, 4 layers, 4 heads, batch 32  (today's)
 #   transformer ctx 512, width 384, 4 layers, 4 heads, batch 8   (the same
 #               4096 tokens a step: batch 32 would take ~4x as long a step)
+#   vae         784-400-20 MLP, batch 128                       (today's)
+#   gan         DCGAN 28x28x1, batch 64                          (today's)
 #
+# The VAE and GAN rows are the families' default sizes, there so that peak
+# memory is compared for every family (issue #17); their speed is
+# bench-vae.sh's and bench-gan.sh's to measure (more steps, more rounds).
 # gen trains on a folder of 1280 Fashion-MNIST images made here: grey for
 # 28x28x1, tinted by class into RGB for the others (gen resizes them to 32
 # or 64 with --image-size). The pixels do not change the timing, and the
@@ -118,11 +123,39 @@ transformer_pair() {
     echo "$g $t $(cat "$tmp/gen.rss") $(cat "$tmp/torch.rss")"
 }
 
+# vae_pair / gan_pair: the default models at their default batches, on
+# the 28x28 grey images; as diffusion_pair. The GAN twin's bench mode
+# would then sample 1024 images, which its RSS must not count.
+vae_pair() {
+    rm -rf "$tmp/run"
+    local g t
+    g=$(rss_run "$tmp/gen.rss" "$GEN" train vae --data "$tmp/grey" --batch 128 --steps "$STEPS" \
+        --threads "$THREADS" --out "$tmp/run" --ckpt-every 0 --eval-every 0 --sample-every 0 \
+        --quiet --json | step_ms)
+    local twin=(scripts/reference/vae.py --batch 128 --threads "$THREADS")
+    t=$("$PY" "${twin[@]}" --bench-steps "$STEPS" | step_ms)
+    twin_rss "${twin[@]}"
+    echo "$g $t $(cat "$tmp/gen.rss") $(cat "$tmp/torch.rss")"
+}
+gan_pair() {
+    rm -rf "$tmp/run"
+    local g t
+    g=$(rss_run "$tmp/gen.rss" "$GEN" train gan --data "$tmp/grey" --batch 64 --steps "$STEPS" \
+        --threads "$THREADS" --out "$tmp/run" --ckpt-every 0 --eval-every 0 --sample-every 0 \
+        --quiet --json | step_ms)
+    local twin=(scripts/reference/gan.py --batch 64 --threads "$THREADS" --bench-sample 0)
+    t=$("$PY" "${twin[@]}" --bench-steps "$STEPS" | step_ms)
+    twin_rss "${twin[@]}"
+    echo "$g $t $(cat "$tmp/gen.rss") $(cat "$tmp/torch.rss")"
+}
+
 sizes=("diffusion 28x28x1|diffusion_pair 1 28 1,2,2"
        "diffusion 32x32x3|diffusion_pair 3 32 1,2,2"
        "diffusion 64x64x3 (4 levels)|diffusion_pair 3 64 1,2,2,2"
        "transformer ctx 128 w 128 (b 32)|transformer_pair 128 128 32"
-       "transformer ctx 512 w 384 (b 8)|transformer_pair 512 384 8")
+       "transformer ctx 512 w 384 (b 8)|transformer_pair 512 384 8"
+       "vae 784-400-20 (b 128)|vae_pair"
+       "gan dcgan 28x28x1 (b 64)|gan_pair")
 echo "bench-scale: $THREADS threads, median of $STEPS steps, $ROUNDS round(s); ratios gen/pytorch"
 printf '%-34s %9s %9s %6s  %8s %8s %6s\n' size "gen ms" "torch ms" time "gen MiB" "torch MiB" memory
 for s in "${sizes[@]}"; do
