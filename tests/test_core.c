@@ -389,6 +389,34 @@ static void test_barrier(void **state) {
     gen_threads_init(0);
 }
 
+#ifdef _OPENMP
+#include <omp.h>
+
+/* What a product called from fn would split over: OpenMP's thread count
+ * as the kernels read it (omp_get_max_threads outside a region). */
+static void note_products_threads(void *arg, int t, int nt) {
+    (void)t;
+    (void)nt;
+    *(int *)arg = omp_in_parallel() ? 1 : omp_get_max_threads();
+}
+
+/* gen_parallel_n on one thread keeps the products fn calls on it too (a
+ * stalled decoding's window slides had woken the other threads, which
+ * waited for a busy core), and gives the count back after. */
+static void test_parallel_one_confines(void **state) {
+    (void)state;
+    gen_threads_init(3);
+    const int before = omp_get_max_threads();
+    int inside = 0;
+    gen_parallel_n(1, note_products_threads, &inside);
+    assert_int_equal(inside, 1);
+    assert_int_equal(omp_get_max_threads(), before);
+    gen_parallel_n(0, note_products_threads, &inside);
+    assert_int_equal(inside, 1);
+    gen_threads_init(0);
+}
+#endif
+
 /* One trial of gen_tune: runs of GEN_TUNE_RUN calls on one thread, then
  * on 2, alternating, all timed, until it ends (whole, or after a run on 2
  * that took under half of one's); the one-thread calls take `one`
@@ -649,6 +677,9 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cgroup_cpus),
         cmocka_unit_test(test_barrier),
+#ifdef _OPENMP
+        cmocka_unit_test(test_parallel_one_confines),
+#endif
         cmocka_unit_test(test_tune_choice),
         cmocka_unit_test(test_tune_retry),
         cmocka_unit_test(test_parallel_tuned),

@@ -158,7 +158,9 @@ int gen_threads(void);
  * OpenMP region); once with (0, 1) when there is one thread, OpenMP is
  * off, or a region is already active. fn's threads meet at gen_barrier. */
 void gen_parallel(void (*fn)(void *arg, int t, int nt), void *arg);
-/* gen_parallel on at most n of the threads (n < 1: one). */
+/* gen_parallel on at most n of the threads (n < 1: one). On one thread,
+ * outside a region, the products fn calls stay on that thread too
+ * (OpenMP's count is one while fn runs). */
 void gen_parallel_n(int n, void (*fn)(void *arg, int t, int nt), void *arg);
 /* A call repeated many times (decoding one token) on one thread or on n,
  * whichever runs faster here and now. A trial runs GEN_TUNE_RUN calls one

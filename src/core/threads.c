@@ -308,6 +308,16 @@ void gen_parallel_n(int n, void (*fn)(void *arg, int t, int nt), void *arg) {
         fn(arg, omp_get_thread_num(), omp_get_num_threads());
         return;
     }
+    if (!omp_in_parallel() && omp_get_max_threads() > 1) {
+        /* one thread, and so are the products fn calls (they would start
+         * a region of their own, waking threads that may wait for a busy
+         * core: a stalled decoding's window slides took 2-9 ms, not 0.7) */
+        const int had = omp_get_max_threads();
+        omp_set_num_threads(1);
+        fn(arg, 0, 1);
+        omp_set_num_threads(had);
+        return;
+    }
 #else
     (void)n;
 #endif
