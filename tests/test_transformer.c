@@ -233,17 +233,19 @@ static void many_emit(int32_t t, void *arg) {
     c->tok[c->n++] = t;
 }
 
-/* Seven samples of 40 tokens from a window of 24 (two slides each), one
+/* Eight samples of 40 tokens from a window of 24 (two slides each), one
  * by one, a sample a thread and as the first sample's trial finds, at 1,
  * 2 and 3 threads, fp32 and the bf16 copy: sample i's tokens are those
  * gen_tf_generate draws from a generator seeded 11 + i, the samples come
  * in order, each begun once, and the caller's cache decodes on every
- * thread again after the samples a thread (its trial kept). */
+ * thread again after the samples a thread (its trial kept). A sample a
+ * thread goes in whole rounds (2 threads: three of 2 after the first, 3:
+ * two of 3), the one sample left one at a time. */
 static void test_generate_samples(void **state) {
     (void)state;
     const struct gen_tf_shape s = {2, 2, 144, 24, 37};
     const struct gen_sampling sp = {1.0f, 0, 1.0f};
-    enum { N = 7, LEN = 40 };
+    enum { N = 8, LEN = 40 };
     struct gen_tf m;
     struct gen_tf_cache c;
     int32_t prompt[5], want[N * LEN], got[N * LEN];
@@ -260,8 +262,9 @@ static void test_generate_samples(void **state) {
             for (int nt = 1; nt <= 3; nt++) {
                 gen_threads_init(nt);
                 struct many col = {got, 0, {0}, 0};
-                gen_tf_generate_samples(&c, &m, prompt, 5, LEN, N, 11, &sp, how, many_start,
-                                        many_emit, &col);
+                const int64_t at_once = gen_tf_generate_samples(&c, &m, prompt, 5, LEN, N, 11, &sp,
+                                                                how, many_start, many_emit, &col);
+                if (how == GEN_TF_SAMPLES_PER_THREAD) assert_int_equal(at_once, nt);
                 gen_threads_init(0);
                 assert_int_equal(col.n, N * LEN);
                 assert_memory_equal(got, want, sizeof want);

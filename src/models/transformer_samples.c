@@ -126,8 +126,10 @@ int64_t gen_tf_generate_samples(struct gen_tf_cache *c, const struct gen_tf *m,
     struct worker *w = per_thread(c, m, per, how) ? workers(c, m, per, length, &got) : NULL;
     if (got > 1) {
         for (int64_t k = 0; k < got; k++) w[k].c->solo = 1;
-        for (; i < n; i += got) {
-            struct round r = {&q, w, i, n - i < got ? n - i : got};
+        /* whole rounds; fewer samples than threads left go one at a
+         * time below, each sample's tokens shared (no thread idle) */
+        for (; n - i >= got; i += got) {
+            struct round r = {&q, w, i, got};
             gen_parallel_n((int)r.n, round_samples, &r);
             for (int64_t k = 0; k < r.n; k++) {
                 start(i + k, arg);
