@@ -91,62 +91,52 @@ twin_rss() {
     rss_run "$tmp/torch.rss" env -u GLIBC_TUNABLES "$PY" "$@" --bench-steps 3 >/dev/null
 }
 
-# diffusion_pair C SIDE MULTS: "gen_ms torch_ms gen_kib torch_kib"
+# pair GEN_TRAIN_ARGS... -- TWIN_ARGS...: "gen_ms torch_ms gen_kib torch_kib",
+# `gen train GEN_TRAIN_ARGS` for STEPS steps and the twin (a script of
+# scripts/reference/ and its options) in its --bench-steps mode, each
+# with its peak RSS
+pair() {
+    local gen_args=() twin=()
+    while [ "$1" != -- ]; do gen_args+=("$1"); shift; done
+    shift
+    twin=("$@")
+    rm -rf "$tmp/run"
+    local g t
+    g=$(rss_run "$tmp/gen.rss" "$GEN" train "${gen_args[@]}" --steps "$STEPS" \
+        --threads "$THREADS" --out "$tmp/run" --ckpt-every 0 --quiet --json | step_ms)
+    t=$("$PY" "${twin[@]}" --bench-steps "$STEPS" | step_ms)
+    twin_rss "${twin[@]}"
+    echo "$g $t $(cat "$tmp/gen.rss") $(cat "$tmp/torch.rss")"
+}
+
+# diffusion_pair C SIDE MULTS
 diffusion_pair() {
     local c=$1 side=$2 mults=$3 data=$tmp/grey
     [ "$c" = 1 ] || data=$tmp/rgb
-    rm -rf "$tmp/run"
+    local shape=(--channels "$c" --image-size "$side" --base 32 --mults "$mults" --batch 64)
     # --sample-steps 1: the end-of-run grid costs one U-Net pass, not 50.
-    local g t
-    g=$(rss_run "$tmp/gen.rss" "$GEN" train diffusion --data "$data" --channels "$c" \
-        --image-size "$side" --base 32 --mults "$mults" --batch 64 --steps "$STEPS" \
-        --threads "$THREADS" --out "$tmp/run" --sample-steps 1 --ckpt-every 0 --quiet --json |
-        step_ms)
-    local twin=(scripts/reference/diffusion.py --sample-steps 0 --channels "$c" --image-size "$side"
-        --base 32 --mults "$mults" --batch 64 --threads "$THREADS")
-    t=$("$PY" "${twin[@]}" --bench-steps "$STEPS" | step_ms)
-    twin_rss "${twin[@]}"
-    echo "$g $t $(cat "$tmp/gen.rss") $(cat "$tmp/torch.rss")"
+    pair diffusion --data "$data" "${shape[@]}" --sample-steps 1 -- \
+        scripts/reference/diffusion.py --sample-steps 0 "${shape[@]}" --threads "$THREADS"
 }
 
-# transformer_pair CONTEXT WIDTH BATCH: as diffusion_pair
+# transformer_pair CONTEXT WIDTH BATCH
 transformer_pair() {
-    local opts=(--context "$1" --width "$2" --batch "$3" --layers 4 --heads 4 --threads "$THREADS")
-    rm -rf "$tmp/run"
-    local g t
-    g=$(rss_run "$tmp/gen.rss" "$GEN" train transformer --data "$tmp/text.txt" "${opts[@]}" \
-        --steps "$STEPS" --out "$tmp/run" --json --quiet --ckpt-every 0 --eval-every 0 \
-        --sample-every 0 | step_ms)
-    t=$("$PY" scripts/reference/transformer.py --data "$tmp/text.txt" "${opts[@]}" \
-        --bench-steps "$STEPS" | step_ms)
-    twin_rss scripts/reference/transformer.py --data "$tmp/text.txt" "${opts[@]}"
-    echo "$g $t $(cat "$tmp/gen.rss") $(cat "$tmp/torch.rss")"
+    local opts=(--data "$tmp/text.txt" --context "$1" --width "$2" --batch "$3" --layers 4
+        --heads 4)
+    pair transformer "${opts[@]}" --eval-every 0 --sample-every 0 -- \
+        scripts/reference/transformer.py "${opts[@]}" --threads "$THREADS"
 }
 
 # vae_pair / gan_pair: the default models at their default batches, on
-# the 28x28 grey images; as diffusion_pair. The GAN twin's bench mode
-# would then sample 1024 images, which its RSS must not count.
+# the 28x28 grey images. The GAN twin's bench mode would then sample 1024
+# images, which its RSS must not count.
 vae_pair() {
-    rm -rf "$tmp/run"
-    local g t
-    g=$(rss_run "$tmp/gen.rss" "$GEN" train vae --data "$tmp/grey" --batch 128 --steps "$STEPS" \
-        --threads "$THREADS" --out "$tmp/run" --ckpt-every 0 --eval-every 0 --sample-every 0 \
-        --quiet --json | step_ms)
-    local twin=(scripts/reference/vae.py --batch 128 --threads "$THREADS")
-    t=$("$PY" "${twin[@]}" --bench-steps "$STEPS" | step_ms)
-    twin_rss "${twin[@]}"
-    echo "$g $t $(cat "$tmp/gen.rss") $(cat "$tmp/torch.rss")"
+    pair vae --data "$tmp/grey" --batch 128 --eval-every 0 --sample-every 0 -- \
+        scripts/reference/vae.py --batch 128 --threads "$THREADS"
 }
 gan_pair() {
-    rm -rf "$tmp/run"
-    local g t
-    g=$(rss_run "$tmp/gen.rss" "$GEN" train gan --data "$tmp/grey" --batch 64 --steps "$STEPS" \
-        --threads "$THREADS" --out "$tmp/run" --ckpt-every 0 --eval-every 0 --sample-every 0 \
-        --quiet --json | step_ms)
-    local twin=(scripts/reference/gan.py --batch 64 --threads "$THREADS" --bench-sample 0)
-    t=$("$PY" "${twin[@]}" --bench-steps "$STEPS" | step_ms)
-    twin_rss "${twin[@]}"
-    echo "$g $t $(cat "$tmp/gen.rss") $(cat "$tmp/torch.rss")"
+    pair gan --data "$tmp/grey" --batch 64 --eval-every 0 --sample-every 0 -- \
+        scripts/reference/gan.py --batch 64 --threads "$THREADS" --bench-sample 0
 }
 
 sizes=("diffusion 28x28x1|diffusion_pair 1 28 1,2,2"
