@@ -111,7 +111,7 @@ static void test_every_truncation(void **state) {
     const char *q = tu_tmp_path("cut.safetensors");
     for (size_t len = 0; len < n; len++) {
         tu_write_file(q, b, len);
-        for (int flags = 0; flags <= GEN_ST_HEADER_ONLY; flags++) {
+        for (int flags = 0; flags <= GEN_ST_ON_DEMAND; flags++) {
             struct gen_st_file *f = NULL;
             if (gen_st_open(q, flags, &f) == GEN_OK) fail_msg("truncated to %zu accepted", len);
             assert_null(f);
@@ -127,6 +127,67 @@ static void test_every_truncation(void **state) {
     assert_non_null(strstr(gen_last_error(), "belong to no tensor"));
     free(longer);
     free(b);
+}
+
+/* GEN_ST_ON_DEMAND reads each tensor as a whole open gives it, in every
+ * dtype and at an odd offset (F32 after an odd count of 2-byte values),
+ * and a file cut short after it was opened fails the read, naming the
+ * file and the tensor. */
+static void test_on_demand(void **state) {
+    (void)state;
+    enum { N = 5000 }; /* more than gen_st_read's chunk of converted values */
+    float *v = malloc(N * sizeof *v), *got = malloc(N * sizeof *got);
+    int64_t *iv = malloc(N * sizeof *iv);
+    for (int i = 0; i < N; i++) {
+        v[i] = (float)(i % 97) * 0.25f - 7.0f;
+        iv[i] = i - 2500;
+    }
+    const int64_t n1[1] = {N}, n3[1] = {3};
+    const struct gen_st_entry e[5] = {{"f16", 1, n3, v, GEN_ST_F16, NULL},
+                                      {"f32", 1, n1, v, GEN_ST_F32, NULL},
+                                      {"bf16", 1, n1, v, GEN_ST_BF16, NULL},
+                                      {"i64", 1, n1, NULL, GEN_ST_I64, iv},
+                                      {"empty", 0, NULL, v, GEN_ST_F32, NULL}};
+    const char *p = tu_tmp_path("demand.safetensors");
+    assert_int_equal(gen_st_save(p, e, 5, NULL, 0), GEN_OK);
+    struct gen_st_file *whole, *lazy;
+    assert_int_equal(gen_st_open(p, 0, &whole), GEN_OK);
+    assert_int_equal(gen_st_open(p, GEN_ST_ON_DEMAND, &lazy), GEN_OK);
+    assert_int_equal(gen_st_count(lazy), 5);
+    for (int i = 0; i < gen_st_count(lazy); i++) {
+        const struct gen_st_tensor *t = gen_st_at(lazy, i), *w = gen_st_find(whole, t->name);
+        assert_non_null(w);
+        assert_null(t->data);
+        assert_int_equal(t->numel, w->numel);
+        memset(got, 0xff, N * sizeof *got);
+        assert_int_equal(gen_st_read(p, lazy, t, got), GEN_OK);
+        assert_memory_equal(got, w->data, (size_t)t->numel * sizeof *got);
+    }
+    gen_st_close(whole);
+    /* cut short in place after the open: the last tensor's read fails */
+    size_t n;
+    char *bytes = tu_read_file(p, &n);
+    assert_int_equal(truncate(p, (off_t)(n - 4)), 0);
+    const struct gen_st_tensor *last = gen_st_at(lazy, gen_st_count(lazy) - 1);
+    assert_int_equal(gen_st_read(p, lazy, last, got), GEN_ERR_FORMAT);
+    const char *msg = gen_last_error();
+    if (strncmp(msg, p, strlen(p)) != 0 || !strstr(msg, "truncated") || !strstr(msg, last->name))
+        fail_msg("message '%s'", msg);
+    gen_st_close(lazy);
+    /* replaced after the open (a new file renamed over it): read as it was */
+    tu_write_file(p, bytes, n);
+    assert_int_equal(gen_st_open(p, GEN_ST_ON_DEMAND, &lazy), GEN_OK);
+    const char *q = tu_tmp_path("demand-new.safetensors");
+    assert_int_equal(gen_st_save(q, e + 1, 1, NULL, 0), GEN_OK);
+    assert_int_equal(rename(q, p), 0);
+    const struct gen_st_tensor *f32 = gen_st_find(lazy, "f32");
+    assert_int_equal(gen_st_read(p, lazy, f32, got), GEN_OK);
+    assert_memory_equal(got, v, N * sizeof *got);
+    gen_st_close(lazy);
+    free(bytes);
+    free(v);
+    free(got);
+    free(iv);
 }
 
 static void test_flipped_header_bytes(void **state) {
@@ -595,6 +656,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_every_truncation),
+        cmocka_unit_test(test_on_demand),
         cmocka_unit_test(test_flipped_header_bytes),
         cmocka_unit_test(test_crafted_headers),
         cmocka_unit_test(test_checkpoint_round_trip),

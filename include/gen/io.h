@@ -162,6 +162,7 @@ struct gen_st_file; /* opaque */
 
 enum {
     GEN_ST_HEADER_ONLY = 1, /* validate against the file size, read no data */
+    GEN_ST_ON_DEMAND = 2,   /* the same, the file kept open for gen_st_read */
 };
 
 /* Opens and validates a whole file: header length >= 2, <= file size - 8
@@ -173,10 +174,20 @@ enum {
  * the dtype's size; the tensors'
  * ranges do not overlap and together cover the data area exactly; names
  * are unique. Any fault: GEN_ERR_FORMAT (GEN_ERR_IO for I/O), one line
- * "PATH: fault". The whole file is read into memory (no mmap), so the
- * result does not change if the file is replaced later. */
+ * "PATH: fault". Without flags the whole file is read into memory (no
+ * mmap), so the result does not change if the file is replaced later. */
 enum gen_status gen_st_open(const char *path, int flags, struct gen_st_file **out);
 void gen_st_close(struct gen_st_file *f); /* NULL is fine */
+/* A file opened GEN_ST_ON_DEMAND: tensor t's numel values, converted to
+ * floats as gen_st_open converts them, read from the file into dst now. Only
+ * the tensors asked for are read, so loading the weights of a checkpoint
+ * that also holds the optimiser's moments reads a third of it and holds
+ * none of it in memory. The file stays open until gen_st_close: a file
+ * replaced since (rename) is still read as it was; one cut short in place
+ * gives GEN_ERR_FORMAT ("PATH: truncated: tensor 'NAME' ..."), a read
+ * error GEN_ERR_IO. */
+enum gen_status gen_st_read(const char *path, const struct gen_st_file *f,
+                            const struct gen_st_tensor *t, float *dst);
 
 /* Tensors in the order of their data offsets. */
 int gen_st_count(const struct gen_st_file *f);

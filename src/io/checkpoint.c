@@ -190,8 +190,7 @@ static enum gen_status load_one(const char *path, const struct gen_st_file *f, c
         return gen_error(GEN_ERR_FORMAT, "%s: tensor '%s' has shape %s in the file but %s in the "
                                          "model", path, name, a, b);
     }
-    if (t->numel > 0) memcpy(dst, t->data, (size_t)t->numel * sizeof *dst);
-    return GEN_OK;
+    return t->numel > 0 ? gen_st_read(path, f, t, dst) : GEN_OK;
 }
 
 static const struct gen_param *find_param(const struct gen_params *ps, const char *name) {
@@ -250,8 +249,8 @@ enum gen_status gen_ckpt_load(const char *path, struct gen_params *ps, const cha
         return gen_error(GEN_ERR_USAGE, "%s: the model has no optimiser state to load into", path);
     if ((flags & GEN_CKPT_EMA) && !ps->ema)
         return gen_error(GEN_ERR_USAGE, "%s: the model has no EMA weights to load into", path);
-    struct gen_st_file *f;
-    enum gen_status st = gen_st_open(path, 0, &f);
+    struct gen_st_file *f; /* only the tensors asked for are read */
+    enum gen_status st = gen_st_open(path, GEN_ST_ON_DEMAND, &f);
     if (st != GEN_OK) return st;
     st = check_gen_meta(path, f);
     const char *fam = gen_st_meta(f, "family");

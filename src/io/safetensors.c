@@ -301,6 +301,9 @@ struct gen_st_file {
     uint8_t *data;           /* (data_bytes) or NULL */
     int64_t data_bytes;
     float *converted;        /* the tensors stored as other dtypes, as floats */
+    FILE *fp;                /* GEN_ST_ON_DEMAND: the file, open for gen_st_read */
+    int64_t base;            /* its data area's first byte */
+    int64_t *off;            /* (n) GEN_ST_ON_DEMAND: each tensor's offset in the area */
 };
 
 int gen_st_count(const struct gen_st_file *f) { return f->n; }
@@ -347,6 +350,8 @@ void gen_st_close(struct gen_st_file *f) {
     gen_free(f->values);
     gen_free(f->data);
     gen_free(f->converted);
+    gen_free(f->off);
+    if (f->fp) fclose(f->fp);
     gen_free(f);
 }
 
@@ -563,6 +568,23 @@ static int needs_copy(const struct gen_st_tensor *t, uintptr_t off) {
     return t->numel > 0 && (t->dtype != GEN_ST_F32 || off % sizeof(float) != 0);
 }
 
+/* n values of dtype, stored little-endian at raw, as floats into out. */
+static void to_floats(enum gen_st_dtype dtype, const uint8_t *raw, int64_t n, float *out) {
+    for (int64_t k = 0; k < n; k++) {
+        uint16_t h;
+        int64_t v;
+        if (dtype == GEN_ST_F32) {
+            memcpy(&out[k], raw + 4 * k, sizeof *out);
+        } else if (dtype == GEN_ST_I64) {
+            memcpy(&v, raw + 8 * k, sizeof v);
+            out[k] = (float)v;
+        } else {
+            memcpy(&h, raw + 2 * k, sizeof h);
+            out[k] = dtype == GEN_ST_F16 ? gen_f16_to_f32(h) : gen_bf16_to_f32(h);
+        }
+    }
+}
+
 /* Points each tensor at its values: aligned F32 ones in the file's bytes
  * f->data, the others converted to floats in f->converted. On entry
  * t->data holds the tensor's byte offset (parse_header). */
@@ -581,19 +603,7 @@ static enum gen_status point_tensors(const char *path, struct gen_st_file *f) {
             t->data = t->numel > 0 ? (const float *)raw : NULL;
             continue;
         }
-        for (int64_t k = 0; k < t->numel; k++) {
-            uint16_t h;
-            int64_t v;
-            if (t->dtype == GEN_ST_F32) {
-                memcpy(&out[k], raw + 4 * k, sizeof *out);
-            } else if (t->dtype == GEN_ST_I64) {
-                memcpy(&v, raw + 8 * k, sizeof v);
-                out[k] = (float)v;
-            } else {
-                memcpy(&h, raw + 2 * k, sizeof h);
-                out[k] = t->dtype == GEN_ST_F16 ? gen_f16_to_f32(h) : gen_bf16_to_f32(h);
-            }
-        }
+        to_floats(t->dtype, raw, t->numel, out);
         t->data = out;
         out += t->numel;
     }
@@ -662,7 +672,14 @@ enum gen_status gen_st_open(const char *path, int flags, struct gen_st_file **ou
     if (st == GEN_OK) st = parse_header(path, json, (size_t)hlen, data_bytes, f);
     if (st == GEN_OK) {
         f->data_bytes = data_bytes;
-        if (!(flags & GEN_ST_HEADER_ONLY) && data_bytes > 0) {
+        if (flags & GEN_ST_ON_DEMAND) { /* keep the offsets and the file for gen_st_read */
+            f->off = gen_calloc((size_t)(f->n ? f->n : 1), sizeof *f->off);
+            if (!f->off) st = gen_fs_error_at(GEN_ERR_NOMEM, path);
+            for (int i = 0; st == GEN_OK && i < f->n; i++)
+                f->off[i] = (int64_t)(uintptr_t)f->t[i].data;
+            f->base = 8 + (int64_t)hlen;
+        }
+        if (!(flags & (GEN_ST_HEADER_ONLY | GEN_ST_ON_DEMAND)) && data_bytes > 0) {
             f->data = gen_alloc((size_t)data_bytes);
             if (!f->data) st = gen_fs_error_at(GEN_ERR_NOMEM, path);
             if (st == GEN_OK) st = read_exact(path, fp, f->data, (size_t)data_bytes, "data");
@@ -674,11 +691,51 @@ enum gen_status gen_st_open(const char *path, int flags, struct gen_st_file **ou
         }
     }
     gen_free(json);
-    fclose(fp);
+    if (st == GEN_OK && (flags & GEN_ST_ON_DEMAND))
+        f->fp = fp; /* closed by gen_st_close */
+    else
+        fclose(fp);
     if (st != GEN_OK) {
         gen_st_close(f);
         return st;
     }
     *out = f;
+    return GEN_OK;
+}
+
+enum gen_status gen_st_read(const char *path, const struct gen_st_file *f,
+                            const struct gen_st_tensor *t, float *dst) {
+    GEN_ASSERT(f->fp && f->off && t >= f->t && t < f->t + f->n);
+    static const int size_of[] = {
+        [GEN_ST_F32] = 4, [GEN_ST_F16] = 2, [GEN_ST_BF16] = 2, [GEN_ST_I64] = 8};
+    const int size = size_of[t->dtype];
+    const int fd = fileno(f->fp);
+    /* values a read: F32 straight into dst, the others through a buffer */
+    enum { CHUNK = 4096 };
+    uint8_t buf[CHUNK * 8];
+    int64_t done = 0, at = f->base + f->off[t - f->t];
+    while (done < t->numel) {
+        const int64_t n = t->dtype == GEN_ST_F32    ? t->numel - done
+                          : t->numel - done < CHUNK ? t->numel - done
+                                                    : CHUNK;
+        uint8_t *into = t->dtype == GEN_ST_F32 ? (uint8_t *)(dst + done) : buf;
+        size_t want = (size_t)n * (size_t)size, got = 0;
+        while (got < want) {
+            const ssize_t r = pread(fd, into + got, want - got, (off_t)(at + (int64_t)got));
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0)
+                return gen_error(GEN_ERR_IO, "%s: read error in tensor '%s': %s", path, t->name,
+                                 strerror(errno));
+            if (r == 0)
+                return gen_error(GEN_ERR_FORMAT,
+                                 "%s: truncated: tensor '%s' ends past the end of the file (was "
+                                 "it cut short since it was opened?)",
+                                 path, t->name);
+            got += (size_t)r;
+        }
+        if (t->dtype != GEN_ST_F32) to_floats(t->dtype, buf, n, dst + done);
+        done += n;
+        at += (int64_t)want;
+    }
     return GEN_OK;
 }
