@@ -120,7 +120,10 @@ static void test_nan_weights_refused(void **state) {
 /* gen_model_load builds its model without drawing initial values (the
  * file's overwrite every tensor): the model holds what was saved, bit for
  * bit; the initialisers draw again afterwards, after a refused file too;
- * and while skipped they leave a tensor and the rng as they were. */
+ * and while skipped they leave a tensor and the rng as they were. The
+ * model it builds runs forward only: no gradients, no optimiser moments,
+ * no tensor that requires a gradient; models built after it (and after a
+ * refused file) have them again. */
 static void test_load_skips_init(void **state) {
     (void)state;
     struct gen_model em, back;
@@ -135,11 +138,25 @@ static void test_load_skips_init(void **state) {
     assert_int_equal(pb->n_train, ps->n_train);
     assert_memory_equal(pb->data, ps->data, (size_t)ps->n_train * sizeof(float));
     assert_memory_equal(pb->ema, ps->ema, (size_t)ps->n_train * sizeof(float));
+    assert_null(pb->grad);
+    assert_null(pb->m);
+    assert_null(pb->v);
+    for (int i = 0; i < pb->count; i++) {
+        assert_null(pb->p[i].t.grad);
+        assert_int_equal(pb->p[i].t.requires_grad, 0);
+    }
     gen_model_free(&back);
     gen_model_free(&em);
     assert_int_not_equal(gen_model_load(&back, fam, tu_tmp_path("absent.safetensors"), 0, NULL),
                          GEN_OK);
     assert_int_equal(gen_init_skip(0), 0);
+    assert_int_equal(gen_params_forward_only(0), 0);
+    small_vae(&em, NULL, 7); /* a model to train: every block */
+    assert_non_null(em.info.ps->grad);
+    assert_non_null(em.info.ps->m);
+    assert_non_null(em.info.ps->v);
+    assert_int_equal(gen_params_find(em.info.ps, "fc3.bias")->t.requires_grad, 1);
+    gen_model_free(&em);
 
     float v[4] = {0};
     struct gen_tensor t = {.data = v, .ndim = 1, .shape = {4}};

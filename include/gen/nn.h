@@ -45,6 +45,12 @@ int gen_params_add(struct gen_params *ps, const char *name, enum gen_param_kind 
                    int ndim, const int64_t *shape);
 /* Allocates the flat blocks (with_ema: also the EMA block). Returns a status. */
 enum gen_status gen_params_finalize(struct gen_params *ps, int with_ema);
+/* While on (this thread), gen_params_finalize allocates the parameters,
+ * buffers and EMA only: grad, m and v stay NULL and no tensor requires a
+ * gradient. For a model that is only run forward (sampling, evaluation,
+ * export: gen_model_load), which then holds its weights once instead of
+ * four times. Returns the previous setting. */
+int gen_params_forward_only(int on);
 struct gen_tensor *gen_params_tensor(struct gen_params *ps, int index);
 struct gen_param *gen_params_find(struct gen_params *ps, const char *name);
 /* Every trainable gradient reads as zero from now on (marked stale, not

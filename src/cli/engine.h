@@ -60,7 +60,8 @@ enum gen_status gen_model_describe(struct gen_model *em, const struct gen_family
                                    const char *path, struct gen_ckpt_meta *meta);
 
 /* Reads a checkpoint's family, training config and data shape, builds the
- * model and loads its weights (flags: GEN_CKPT_OPTIM, GEN_CKPT_EMA). fam
+ * model to run forward only (gen_params_forward_only: no gradients, no
+ * optimiser moments) and loads its weights (flags: GEN_CKPT_EMA). fam
  * NULL: the checkpoint's own family; else it must match. meta (may be
  * NULL) receives the metadata. Checkpoints of gen before the engine load
  * too (their shape is read from the config's channels/height/width keys). */

@@ -299,7 +299,9 @@ enum gen_status gen_model_load(struct gen_model *em, const struct gen_family *fa
     struct gen_model d;
     enum gen_status st = gen_model_describe(&d, fam, path, &meta);
     if (st != GEN_OK) return st;
+    const int was = gen_params_forward_only(1); /* no gradients, no optimiser moments */
     st = gen_model_create_checked(em, d.fam, &d.cfg, &d.shape, &d.vocab, 0, path);
+    gen_params_forward_only(was);
     em->class_names = d.class_names;
     gen_config_free(&d.cfg);
     if (st == GEN_OK && (flags & GEN_CKPT_EMA) && !em->info.ps->ema) flags &= ~GEN_CKPT_EMA;

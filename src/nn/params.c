@@ -51,15 +51,27 @@ int gen_params_add(struct gen_params *ps, const char *name, enum gen_param_kind 
     return ps->count++;
 }
 
+static _Thread_local int forward_only; /* gen_params_forward_only */
+
+int gen_params_forward_only(int on) {
+    const int was = forward_only;
+    forward_only = on != 0;
+    return was;
+}
+
 enum gen_status gen_params_finalize(struct gen_params *ps, int with_ema) {
     size_t nt = (size_t)(ps->n_train ? ps->n_train : 1), nb = (size_t)(ps->n_buffer ? ps->n_buffer : 1);
+    const int train = !forward_only;
     ps->data = gen_calloc(nt, sizeof(float));
-    ps->grad = gen_calloc(nt, sizeof(float));
-    ps->m = gen_calloc(nt, sizeof(float));
-    ps->v = gen_calloc(nt, sizeof(float));
+    if (train) {
+        ps->grad = gen_calloc(nt, sizeof(float));
+        ps->m = gen_calloc(nt, sizeof(float));
+        ps->v = gen_calloc(nt, sizeof(float));
+    }
     ps->buffers = gen_calloc(nb, sizeof(float));
     if (with_ema) ps->ema = gen_calloc(nt, sizeof(float));
-    if (!ps->data || !ps->grad || !ps->m || !ps->v || !ps->buffers || (with_ema && !ps->ema))
+    if (!ps->data || (train && (!ps->grad || !ps->m || !ps->v)) || !ps->buffers ||
+        (with_ema && !ps->ema))
         return GEN_ERR_NOMEM;
     for (int i = 0; i < ps->count; i++) {
         struct gen_param *p = &ps->p[i];
@@ -70,8 +82,8 @@ enum gen_status gen_params_finalize(struct gen_params *ps, int with_ema) {
             p->t.requires_grad = 0;
         } else {
             p->t.data = ps->data + p->offset;
-            p->t.grad = ps->grad + p->offset;
-            p->t.requires_grad = 1;
+            p->t.grad = train ? ps->grad + p->offset : NULL;
+            p->t.requires_grad = train;
         }
     }
     return GEN_OK;
