@@ -59,6 +59,42 @@ static float *full_logits(struct gen_tf *m, const int32_t *tok, int64_t T) {
     return out;
 }
 
+/* The step arena's peak after a forward pass of B windows of T tokens
+ * through a random model of L layers, with or without a tape. */
+static size_t forward_peak(int64_t L, int tape, float *logit0) {
+    const struct gen_tf_shape s = {.V = 64, .T = 32, .C = 64, .NH = 4, .L = L};
+    struct gen_tf m;
+    random_model(&m, &s, 11);
+    int32_t tok[4 * 32];
+    random_tokens(tok, 4 * 32, s.V, 12);
+    struct gen_ctx g;
+    gen_ctx_init(&g);
+    if (!tape) gen_no_grad_begin(&g);
+    struct gen_tensor *y = gen_tf_forward(&g, &m, tok, 4, 32);
+    *logit0 = y->data[gen_numel(y) - 1];
+    const size_t peak = g.arena.peak;
+    gen_ctx_free(&g);
+    gen_tf_free(&m);
+    return peak;
+}
+
+/* A forward pass that records no tape (evaluation, a training run's
+ * validation) holds one block's activations, not every block's: its peak
+ * grows by far less than the tape's from 1 to 6 layers, and the logits
+ * are the same bits as the taped pass's. */
+static void test_forward_holds_one_block(void **state) {
+    (void)state;
+    float a, b, c, d;
+    const size_t tape1 = forward_peak(1, 1, &a), tape6 = forward_peak(6, 1, &b);
+    const size_t free1 = forward_peak(1, 0, &c), free6 = forward_peak(6, 0, &d);
+    assert_memory_equal(&a, &c, sizeof a);
+    assert_memory_equal(&b, &d, sizeof b);
+    if (tape6 - tape1 < 4 * (tape1 / 2)) fail_msg("the tape's peak %zu -> %zu", tape1, tape6);
+    if (free6 - free1 > (tape6 - tape1) / 4)
+        fail_msg("no tape: peak %zu -> %zu from 1 to 6 layers (with a tape %zu -> %zu)", free1,
+                 free6, tape1, tape6);
+}
+
 static void test_kv_cache_matches_forward(void **state) {
     (void)state;
     const struct gen_tf_shape s = {2, 4, 32, 16, 37};
@@ -721,6 +757,7 @@ static void test_bad_input(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_forward_holds_one_block),
         cmocka_unit_test(test_kv_cache_matches_forward),
         cmocka_unit_test(test_kv_decode_threads),
         cmocka_unit_test(test_kv_prefill_threads),

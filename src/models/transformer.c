@@ -162,7 +162,12 @@ struct gen_tensor *gen_tf_forward(struct gen_ctx *g, struct gen_tf *m, const int
     struct gen_tensor *x = gen_embedding(g, wte, tokens, 3, (int64_t[]){B, T, C});
     struct gen_tensor *pos = gen_embedding(g, ptensor(m, m->wpe), m->pos, 2, (int64_t[]){T, C});
     x = dropout(g, m, gen_add(g, x, pos));
-    for (int l = 0; l < (int)m->s.L; l++) x = gen_tf_block_fwd(g, m, l, x);
+    /* a pass that records no tape gives each block's activations back as
+     * the next block starts (gen_scope_open): it holds one block's */
+    for (int l = 0; l < (int)m->s.L; l++) {
+        const struct gen_scope s = gen_scope_open(g, x);
+        x = gen_scope_close(g, s, gen_tf_block_fwd(g, m, l, x));
+    }
     x = gen_layernorm(g, x, ptensor(m, m->lnf_w), ptensor(m, m->lnf_b), GEN_TF_LN_EPS);
     return gen_linear(g, x, wte, NULL); /* (B, T, V) */
 }
