@@ -282,6 +282,33 @@ static void gemm_threads(const struct gen_kernels *k) {
     }
 }
 
+/* A weight gradient C = A^T B whose B is the wider (N > M: the AVX-512
+ * table computes C^T = B^T A and transposes it) is the same bits as the
+ * transpose of the product with the operands swapped, which is not
+ * turned: 20 x 136 x 1200 (split along K; C's last 16 x 16 blocks
+ * partial both ways, its rows further apart than N) and 24 x 64 x 600. */
+static void gemm_turned(const struct gen_kernels *k) {
+    if (!k->gemm) return;
+    static const int64_t dims[][3] = {{20, 136, 1200}, {24, 64, 600}};
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++) {
+        const int64_t M = dims[d][0], N = dims[d][1], K = dims[d][2], ldc = N + 5;
+        float *A = rnd(K * M, -1, 1, 60 + d), *B = rnd(K * N, -1, 1, 70 + d);
+        float *C = rnd(M * ldc, 0, 0, 0), *Ct = rnd(N * M, 0, 0, 0);
+        k->gemm(1, 0, M, N, K, 0.5f, A, M, B, N, 0.0f, C, ldc);
+        k->gemm(1, 0, N, M, K, 0.5f, B, N, A, M, 0.0f, Ct, M);
+        for (int64_t i = 0; i < M; i++)
+            for (int64_t j = 0; j < N; j++)
+                if (memcmp(&C[i * ldc + j], &Ct[j * M + i], sizeof(float)))
+                    fail_msg("%s: %lld x %lld x %lld: C[%lld][%lld] %.9g, transposed %.9g", k->name,
+                             (long long)M, (long long)N, (long long)K, (long long)i, (long long)j,
+                             C[i * ldc + j], Ct[j * M + i]);
+        free(A);
+        free(B);
+        free(C);
+        free(Ct);
+    }
+}
+
 /* A column of C is the same bits whatever the width of the product it
  * is in, and so whatever micro-kernel width takes it: the first N columns
  * of a product N + 48 wide against a product of only those (N = 64: a
@@ -559,6 +586,7 @@ static void test_gemm_parity(void **state) {
     each_simd(gemm_parity);
     each_simd(gemm_threads);
     each_simd(gemm_widths);
+    each_simd(gemm_turned);
     each_simd(tu_check_gemm_bias);
     each_simd(tu_check_gemm_bpacked);
     each_simd(conv_gemm_parity);

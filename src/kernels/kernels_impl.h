@@ -232,6 +232,7 @@ enum gen_pack_kind {
     GEN_PACK_AVX512,
     GEN_PACK_BF16,
     GEN_PACK_KSPLIT,  /* gen_gemm_split's sums of a product's second half */
+    GEN_PACK_TURNED,  /* gen_sgemm_avx512_mt's C^T of a product it turns */
     GEN_PACK_LN_SUMS, /* layer norm's backward: its parts' dgamma and dbeta sums */
     GEN_PACK_KINDS
 };
