@@ -238,18 +238,19 @@ static void pack_b(int tb, const float *B, int64_t ldb, int64_t p0, int64_t j0, 
  * into one channel ran its 8 rows' multiply-adds for one), or, for 16
  * columns only, 16 rows from two panels (ap and the next, kc MR floats
  * on): 8 sums in flight waited on the FMA's latency and took 9 loads for
- * 8 FMAs, the 8 x 16 tile's FLOPs at half the 8 x 48's rate. ap is a
- * packed MR x kc panel (astep MR; the second panel kc MR floats on), or
- * an A stored K x M read in place (astep its row stride; the second
- * panel MR floats on); row k of B (16 nv floats) is at bp + k NR of a
+ * 8 FMAs, the 8 x 16 tile's FLOPs at half the 8 x 48's rate. Element
+ * (r, k) of the A panel is ap[r arow + k astep]: a packed MR x kc panel
+ * (arow 1, astep MR; the second panel kc MR floats on), or A read in
+ * place, stored K x M (arow 1, astep its row stride) or M x K (arow its
+ * row stride, astep 1; the second panel MR rows on); row k of B (16 nv floats) is at bp + k NR of a
  * packed panel, or, when brow is given, at brow[k] + j. Row r of the tile
  * is at c + r ldc, or, when crow is given, at crow[r] + j. Always inlined
  * with a constant nv, so each width is its own loop. */
 static inline __attribute__((always_inline)) void
 kernel_core(const int nv, const int rows, int64_t kc, const float *restrict ap, int64_t astep,
-            const float *restrict bp, const float *const *brow, int64_t j, float *c, int64_t ldc,
-            float *const *crow, int64_t mr, int64_t nr, float alpha, float beta, const float *bias,
-            struct ahead *ahead) {
+            int64_t arow, const float *restrict bp, const float *const *brow, int64_t j, float *c,
+            int64_t ldc, float *const *crow, int64_t mr, int64_t nr, float alpha, float beta,
+            const float *bias, struct ahead *ahead) {
     __m512 c00 = _mm512_setzero_ps(), c01 = c00, c02 = c00, c10 = c00, c11 = c00, c12 = c00;
     __m512 c20 = c00, c21 = c00, c22 = c00, c30 = c00, c31 = c00, c32 = c00;
     __m512 c40 = c00, c41 = c00, c42 = c00, c50 = c00, c51 = c00, c52 = c00;
@@ -261,17 +262,20 @@ kernel_core(const int nv, const int rows, int64_t kc, const float *restrict ap, 
     const int pf_mask = ahead ? ahead->mask : 0;
 #define ROW(r)                                                                                     \
     do {                                                                                           \
-        const __m512 a = _mm512_set1_ps(ap[r]);                                                    \
+        const __m512 a = _mm512_set1_ps(ap[(r)*arow]);                                             \
         c##r##0 = _mm512_fmadd_ps(a, b0, c##r##0);                                                 \
         if (nv > 1) c##r##1 = _mm512_fmadd_ps(a, b1, c##r##1);                                     \
         if (nv > 2) c##r##2 = _mm512_fmadd_ps(a, b2, c##r##2);                                     \
     } while (0)
     /* 16 rows (nv 1 only): the next panel's rows in the second column of
      * accumulators, c01 .. c71 */
-    const float *ap2 = rows == 16 ? (astep == MR ? ap + kc * MR : ap + MR) : ap;
+    /* the second panel: kc MR floats on when packed, MR rows on in place
+     * (a 16-row tile needs M >= 16, so an A stored K x M in place has
+     * astep = lda >= 16, never MR) */
+    const float *ap2 = rows == 16 ? (astep == MR ? ap + kc * MR : ap + MR * arow) : ap;
 #define ROW2(r)                                                                                    \
     do {                                                                                           \
-        c##r##1 = _mm512_fmadd_ps(_mm512_set1_ps(ap2[r]), b0, c##r##1);                            \
+        c##r##1 = _mm512_fmadd_ps(_mm512_set1_ps(ap2[(r)*arow]), b0, c##r##1);                     \
     } while (0)
     for (int64_t k = 0; k < kc; k++, ap += astep, ap2 += astep, bp += NR) {
         const float *b = brow ? brow[k] + j : bp;
@@ -377,7 +381,7 @@ kernel_core(const int nv, const int rows, int64_t kc, const float *restrict ap, 
 
 /* One micro-kernel per width (16, 32, 48 columns) for packed panels and
  * for rows read in place; kernel(nr) picks the narrowest that holds nr. */
-typedef void (*packed_kernel)(int64_t kc, const float *restrict ap, int64_t astep,
+typedef void (*packed_kernel)(int64_t kc, const float *restrict ap, int64_t astep, int64_t arow,
                               const float *restrict bp, float *c, int64_t ldc, int64_t mr,
                               int64_t nr, float alpha, float beta, const float *bias,
                               struct ahead *ahead);
@@ -387,63 +391,66 @@ typedef void (*rows_kernel)(int64_t kc, const float *restrict ap, const float *c
 typedef void (*crow_kernel)(int64_t kc, const float *restrict ap, const float *restrict bp,
                             float *const *crow, int64_t j, int64_t mr, int64_t nr, float beta);
 #define KERNELS(NV)                                                                                \
-    static void kernel_8x##NV(int64_t kc, const float *restrict ap, int64_t astep,                 \
+    static void kernel_8x##NV(int64_t kc, const float *restrict ap, int64_t astep, int64_t arow,   \
                               const float *restrict bp, float *c, int64_t ldc, int64_t mr,         \
                               int64_t nr, float alpha, float beta, const float *bias,              \
                               struct ahead *ahead) {                                               \
         (void)ahead;                                                                               \
-        kernel_core(NV, 8, kc, ap, astep, bp, NULL, 0, c, ldc, NULL, mr, nr, alpha, beta, bias,    \
-                    NULL);                                                                         \
+        kernel_core(NV, 8, kc, ap, astep, arow, bp, NULL, 0, c, ldc, NULL, mr, nr, alpha, beta,    \
+                    bias, NULL);                                                                   \
     }                                                                                              \
     static void kernel_8x##NV##_ahead(int64_t kc, const float *restrict ap, int64_t astep,         \
-                                      const float *restrict bp, float *c, int64_t ldc, int64_t mr, \
-                                      int64_t nr, float alpha, float beta, const float *bias,      \
-                                      struct ahead *ahead) {                                       \
-        kernel_core(NV, 8, kc, ap, astep, bp, NULL, 0, c, ldc, NULL, mr, nr, alpha, beta, bias,    \
-                    ahead);                                                                        \
+                                      int64_t arow, const float *restrict bp, float *c,            \
+                                      int64_t ldc, int64_t mr, int64_t nr, float alpha,            \
+                                      float beta, const float *bias, struct ahead *ahead) {        \
+        kernel_core(NV, 8, kc, ap, astep, arow, bp, NULL, 0, c, ldc, NULL, mr, nr, alpha, beta,    \
+                    bias, ahead);                                                                  \
     }                                                                                              \
     static void kernel_8x##NV##_rows(                                                              \
         int64_t kc, const float *restrict ap, const float *const *brow, int64_t j, float *c,       \
         int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta, const float *rbias) {        \
-        kernel_core(NV, 8, kc, ap, MR, NULL, brow, j, c, ldc, NULL, mr, nr, alpha, beta, rbias,    \
+        kernel_core(NV, 8, kc, ap, MR, 1, NULL, brow, j, c, ldc, NULL, mr, nr, alpha, beta, rbias, \
                     NULL);                                                                         \
     }                                                                                              \
     static void kernel_1x##NV##_rows(                                                              \
         int64_t kc, const float *restrict ap, const float *const *brow, int64_t j, float *c,       \
         int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta, const float *rbias) {        \
-        kernel_core(NV, 1, kc, ap, MR, NULL, brow, j, c, ldc, NULL, mr, nr, alpha, beta, rbias,    \
+        kernel_core(NV, 1, kc, ap, MR, 1, NULL, brow, j, c, ldc, NULL, mr, nr, alpha, beta, rbias, \
                     NULL);                                                                         \
     }                                                                                              \
     static void kernel_8x##NV##_crow(int64_t kc, const float *restrict ap,                         \
                                      const float *restrict bp, float *const *crow, int64_t j,      \
                                      int64_t mr, int64_t nr, float beta) {                         \
-        kernel_core(NV, 8, kc, ap, MR, bp, NULL, j, NULL, 0, crow, mr, nr, 1.0f, beta, NULL,       \
+        kernel_core(NV, 8, kc, ap, MR, 1, bp, NULL, j, NULL, 0, crow, mr, nr, 1.0f, beta, NULL,    \
                     NULL);                                                                         \
     }
 KERNELS(1)
 KERNELS(2)
 KERNELS(3)
 #undef KERNELS
-static void kernel_16x1(int64_t kc, const float *restrict ap, int64_t astep,
+static void kernel_16x1(int64_t kc, const float *restrict ap, int64_t astep, int64_t arow,
                         const float *restrict bp, float *c, int64_t ldc, int64_t mr, int64_t nr,
                         float alpha, float beta, const float *bias, struct ahead *ahead) {
     (void)ahead;
-    kernel_core(1, 16, kc, ap, astep, bp, NULL, 0, c, ldc, NULL, mr, nr, alpha, beta, bias, NULL);
+    kernel_core(1, 16, kc, ap, astep, arow, bp, NULL, 0, c, ldc, NULL, mr, nr, alpha, beta, bias,
+                NULL);
 }
-static void kernel_16x1_ahead(int64_t kc, const float *restrict ap, int64_t astep,
+static void kernel_16x1_ahead(int64_t kc, const float *restrict ap, int64_t astep, int64_t arow,
                               const float *restrict bp, float *c, int64_t ldc, int64_t mr,
                               int64_t nr, float alpha, float beta, const float *bias,
                               struct ahead *ahead) {
-    kernel_core(1, 16, kc, ap, astep, bp, NULL, 0, c, ldc, NULL, mr, nr, alpha, beta, bias, ahead);
+    kernel_core(1, 16, kc, ap, astep, arow, bp, NULL, 0, c, ldc, NULL, mr, nr, alpha, beta, bias,
+                ahead);
 }
 static void kernel_16x1_rows(int64_t kc, const float *restrict ap, const float *const *brow,
                              int64_t j, float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha,
                              float beta, const float *rbias) {
-    kernel_core(1, 16, kc, ap, MR, NULL, brow, j, c, ldc, NULL, mr, nr, alpha, beta, rbias, NULL);
+    kernel_core(1, 16, kc, ap, MR, 1, NULL, brow, j, c, ldc, NULL, mr, nr, alpha, beta, rbias,
+                NULL);
 }
 static void kernel_16x1_crow(int64_t kc, const float *restrict ap, const float *restrict bp,
                              float *const *crow, int64_t j, int64_t mr, int64_t nr, float beta) {
-    kernel_core(1, 16, kc, ap, MR, bp, NULL, j, NULL, 0, crow, mr, nr, 1.0f, beta, NULL, NULL);
+    kernel_core(1, 16, kc, ap, MR, 1, bp, NULL, j, NULL, 0, crow, mr, nr, 1.0f, beta, NULL, NULL);
 }
 /* [0]: plain; [1]: fetching ahead (its cursor costs the loop a little
  * where there is nothing to fetch); [.][3]: 16 rows of 16 columns */
@@ -492,11 +499,12 @@ static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
     float *bp = packing_buffer(), *abuf = bp + (size_t)KC * NC;
     const float *ap = abuf;
     const int64_t kslice = kslice_of(K), Mp = (M + MR - 1) / MR * MR;
-    /* An A stored K x M (a weight gradient's dy^T) in whole panels feeds
-     * the plain kernels in place: a panel's step k is the 8 floats of its
-     * row k, so packing would only have copied them. */
-    const int a_in_place = ta && !apre && !brow && !crow && M % MR == 0;
-    const int64_t astep = a_in_place ? lda : MR;
+    /* A in whole panels feeds the plain kernels in place, packing no
+     * copy of it: stored K x M (a weight gradient's dy^T) a panel's step k
+     * is 8 floats of row k (astep lda, arow 1); stored M x K, its rows
+     * are 8 streams read along k (astep 1, arow lda). */
+    const int a_in_place = !apre && !brow && !crow && M % MR == 0;
+    const int64_t astep = a_in_place ? (ta ? lda : 1) : MR, arow = a_in_place && !ta ? lda : 1;
     for (int64_t j0 = 0; j0 < N; j0 += NC) {
         const int64_t nc = N - j0 < NC ? N - j0 : NC;
         for (int64_t p0 = 0; p0 < K; p0 += kslice) {
@@ -514,7 +522,7 @@ static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
                 if (apre)
                     ap = apre + p0 * Mp + (i0 / MR) * kc * MR;
                 else if (a_in_place)
-                    ap = A + p0 * lda + i0;
+                    ap = ta ? A + p0 * lda + i0 : A + i0 * lda + p0;
                 else
                     pack_a(ta, A, lda, i0, p0, mc, kc, abuf);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
@@ -544,8 +552,9 @@ static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
                     for (int64_t ir = 0; ir < mc; ir += mr) {
                         const int kn = tile_kernel(mc, ir, nr, &mr);
                         packed_kernels[next.p != NULL][kn](
-                            kc, a_in_place ? ap + ir : ap + (ir / MR) * kc * MR, astep, bpanel,
-                            C + (i0 + ir) * ldc + j0 + jr, ldc, mr, nr, alpha, b, bj, &next);
+                            kc, a_in_place ? ap + ir * arow : ap + (ir / MR) * kc * MR, astep, arow,
+                            bpanel, C + (i0 + ir) * ldc + j0 + jr, ldc, mr, nr, alpha, b, bj,
+                            &next);
                     }
                 }
             }
