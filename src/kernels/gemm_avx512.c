@@ -390,22 +390,41 @@ typedef void (*rows_kernel)(int64_t kc, const float *restrict ap, const float *c
                             float beta, const float *rbias);
 typedef void (*crow_kernel)(int64_t kc, const float *restrict ap, const float *restrict bp,
                             float *const *crow, int64_t j, int64_t mr, int64_t nr, float beta);
-#define KERNELS(NV)                                                                                \
-    static void kernel_8x##NV(int64_t kc, const float *restrict ap, int64_t astep, int64_t arow,   \
-                              const float *restrict bp, float *c, int64_t ldc, int64_t mr,         \
-                              int64_t nr, float alpha, float beta, const float *bias,              \
-                              struct ahead *ahead) {                                               \
-        (void)ahead;                                                                               \
-        kernel_core(NV, 8, kc, ap, astep, arow, bp, NULL, 0, c, ldc, NULL, mr, nr, alpha, beta,    \
+/* The plain kernels of a tile of ROWS rows and NV vectors: NAME and
+ * NAME_ahead read A with arow 1 (packed, or stored K x M), a constant, so
+ * each row's broadcast is at a fixed offset; NAME_arow reads the rows of
+ * an A stored M x K arow apart (and fetches ahead). */
+#define PACKED(NAME, NV, ROWS)                                                                     \
+    static void NAME(int64_t kc, const float *restrict ap, int64_t astep, int64_t arow,            \
+                     const float *restrict bp, float *c, int64_t ldc, int64_t mr, int64_t nr,      \
+                     float alpha, float beta, const float *bias, struct ahead *ahead) {            \
+        (void)ahead, (void)arow;                                                                   \
+        kernel_core(NV, ROWS, kc, ap, astep, 1, bp, NULL, 0, c, ldc, NULL, mr, nr, alpha, beta,    \
                     bias, NULL);                                                                   \
     }                                                                                              \
-    static void kernel_8x##NV##_ahead(int64_t kc, const float *restrict ap, int64_t astep,         \
-                                      int64_t arow, const float *restrict bp, float *c,            \
-                                      int64_t ldc, int64_t mr, int64_t nr, float alpha,            \
-                                      float beta, const float *bias, struct ahead *ahead) {        \
-        kernel_core(NV, 8, kc, ap, astep, arow, bp, NULL, 0, c, ldc, NULL, mr, nr, alpha, beta,    \
+    static void NAME##_ahead(int64_t kc, const float *restrict ap, int64_t astep, int64_t arow,    \
+                             const float *restrict bp, float *c, int64_t ldc, int64_t mr,          \
+                             int64_t nr, float alpha, float beta, const float *bias,               \
+                             struct ahead *ahead) {                                                \
+        (void)arow;                                                                                \
+        kernel_core(NV, ROWS, kc, ap, astep, 1, bp, NULL, 0, c, ldc, NULL, mr, nr, alpha, beta,    \
                     bias, ahead);                                                                  \
     }                                                                                              \
+    static void NAME##_arow(int64_t kc, const float *restrict ap, int64_t astep, int64_t arow,     \
+                            const float *restrict bp, float *c, int64_t ldc, int64_t mr,           \
+                            int64_t nr, float alpha, float beta, const float *bias,                \
+                            struct ahead *ahead) {                                                 \
+        kernel_core(NV, ROWS, kc, ap, astep, arow, bp, NULL, 0, c, ldc, NULL, mr, nr, alpha, beta, \
+                    bias, ahead);                                                                  \
+    }
+PACKED(kernel_8x1, 1, 8)
+PACKED(kernel_8x2, 2, 8)
+PACKED(kernel_8x3, 3, 8)
+PACKED(kernel_16x1, 1, 16)
+#undef PACKED
+/* The kernels that read B's rows in place (convolutions) and that write
+ * C through row pointers, all with A packed. */
+#define KERNELS(NV)                                                                                \
     static void kernel_8x##NV##_rows(                                                              \
         int64_t kc, const float *restrict ap, const float *const *brow, int64_t j, float *c,       \
         int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta, const float *rbias) {        \
@@ -428,20 +447,6 @@ KERNELS(1)
 KERNELS(2)
 KERNELS(3)
 #undef KERNELS
-static void kernel_16x1(int64_t kc, const float *restrict ap, int64_t astep, int64_t arow,
-                        const float *restrict bp, float *c, int64_t ldc, int64_t mr, int64_t nr,
-                        float alpha, float beta, const float *bias, struct ahead *ahead) {
-    (void)ahead;
-    kernel_core(1, 16, kc, ap, astep, arow, bp, NULL, 0, c, ldc, NULL, mr, nr, alpha, beta, bias,
-                NULL);
-}
-static void kernel_16x1_ahead(int64_t kc, const float *restrict ap, int64_t astep, int64_t arow,
-                              const float *restrict bp, float *c, int64_t ldc, int64_t mr,
-                              int64_t nr, float alpha, float beta, const float *bias,
-                              struct ahead *ahead) {
-    kernel_core(1, 16, kc, ap, astep, arow, bp, NULL, 0, c, ldc, NULL, mr, nr, alpha, beta, bias,
-                ahead);
-}
 static void kernel_16x1_rows(int64_t kc, const float *restrict ap, const float *const *brow,
                              int64_t j, float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha,
                              float beta, const float *rbias) {
@@ -453,10 +458,12 @@ static void kernel_16x1_crow(int64_t kc, const float *restrict ap, const float *
     kernel_core(1, 16, kc, ap, MR, 1, bp, NULL, j, NULL, 0, crow, mr, nr, 1.0f, beta, NULL, NULL);
 }
 /* [0]: plain; [1]: fetching ahead (its cursor costs the loop a little
- * where there is nothing to fetch); [.][3]: 16 rows of 16 columns */
-static const packed_kernel packed_kernels[2][4] = {
+ * where there is nothing to fetch); [2]: A's rows in place, arow apart;
+ * [.][3]: 16 rows of 16 columns */
+static const packed_kernel packed_kernels[3][4] = {
     {kernel_8x1, kernel_8x2, kernel_8x3, kernel_16x1},
-    {kernel_8x1_ahead, kernel_8x2_ahead, kernel_8x3_ahead, kernel_16x1_ahead}};
+    {kernel_8x1_ahead, kernel_8x2_ahead, kernel_8x3_ahead, kernel_16x1_ahead},
+    {kernel_8x1_arow, kernel_8x2_arow, kernel_8x3_arow, kernel_16x1_arow}};
 /* [0]: 8 rows; [1]: one; [0][3]: 16 rows of 16 columns */
 static const rows_kernel rows_kernels[2][4] = {
     {kernel_8x1_rows, kernel_8x2_rows, kernel_8x3_rows, kernel_16x1_rows},
@@ -551,7 +558,7 @@ static void gemm_blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
                     const float *bj = bias && p0 == 0 ? bias + j0 + jr : NULL;
                     for (int64_t ir = 0; ir < mc; ir += mr) {
                         const int kn = tile_kernel(mc, ir, nr, &mr);
-                        packed_kernels[next.p != NULL][kn](
+                        packed_kernels[arow > 1 ? 2 : next.p != NULL][kn](
                             kc, a_in_place ? ap + ir * arow : ap + (ir / MR) * kc * MR, astep, arow,
                             bpanel, C + (i0 + ir) * ldc + j0 + jr, ldc, mr, nr, alpha, b, bj,
                             &next);
