@@ -706,9 +706,7 @@ enum gen_status gen_st_open(const char *path, int flags, struct gen_st_file **ou
 enum gen_status gen_st_read(const char *path, const struct gen_st_file *f,
                             const struct gen_st_tensor *t, float *dst) {
     GEN_ASSERT(f->fp && f->off && t >= f->t && t < f->t + f->n);
-    static const int size_of[] = {
-        [GEN_ST_F32] = 4, [GEN_ST_F16] = 2, [GEN_ST_BF16] = 2, [GEN_ST_I64] = 8};
-    const int size = size_of[t->dtype];
+    const int size = dtypes[t->dtype].size;
     const int fd = fileno(f->fp);
     /* values a read: F32 straight into dst, the others through a buffer */
     enum { CHUNK = 4096 };

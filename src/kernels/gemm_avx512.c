@@ -1160,9 +1160,9 @@ void gen_conv_dw_avx512(int64_t M, const float *dy, int64_t dy_img, int64_t C, i
  * order (a b + c is b a + c), K's slices and halves are K's alone, and C
  * only receives copies (beta 0, no bias), so the bits are those of the
  * product unturned. */
-#define FLIP_FLOATS ((int64_t)1 << 20) /* the buffer, per thread that turns one */
+#define TURN_FLOATS ((int64_t)1 << 20) /* the buffer, per thread that turns one */
 static int turned(int ta, int tb, int64_t M, int64_t N, int64_t K, float beta) {
-    return ta && !tb && beta == 0.0f && N > M && N % MR == 0 && K >= 8 * N && M * N <= FLIP_FLOATS;
+    return ta && !tb && beta == 0.0f && N > M && N % MR == 0 && K >= 8 * N && M * N <= TURN_FLOATS;
 }
 
 /* C (M x N, rows ldc apart) = T^T, T (N x M) contiguous: 16 x 16 blocks. */
@@ -1190,7 +1190,7 @@ void gen_sgemm_avx512_mt(int ta, int tb, int64_t M, int64_t N, int64_t K, float 
                          const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                          float *C, int64_t ldc) {
     if (turned(ta, tb, M, N, K, beta)) {
-        float *T = gen_pack_buffer(GEN_PACK_TURNED, FLIP_FLOATS * sizeof(float));
+        float *T = gen_pack_buffer(GEN_PACK_TURNED, TURN_FLOATS * sizeof(float));
         gen_gemm_split(gen_sgemm_avx512, MR, NR, 1, 0, N, M, K, alpha, B, ldb, A, lda, 0.0f, NULL,
                        T, M);
         transpose_into(M, N, T, C, ldc);
