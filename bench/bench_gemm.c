@@ -46,7 +46,10 @@
  *                                 gen_gemv_bf16) on that many threads at
  *                                 once, each over weights of its own, GB/s
  *                                 a thread against the bytes a thread
- *                                 streams (below) */
+ *                                 streams (below)
+ *   GEN_ISA=avx2 bench_gemm       another table than the widest (not with
+ *                                 --bf16 or --amx); the AVX2 table's peak
+ *                                 is then the ymm loop's */
 #include <cblas.h>
 #include <immintrin.h>
 #include <math.h>
@@ -167,8 +170,10 @@ static void bf16_peak_line(void) {
 
 /* GFLOP/s of the widest FMA loop this CPU runs, on nt threads for about
  * `seconds`. */
+static int ymm_peak; /* the table timed is the AVX2 one: its peak is the ymm loop's */
+
 static double peak_sample(int nt, double seconds) {
-    const int wide = __builtin_cpu_supports("avx512f");
+    const int wide = __builtin_cpu_supports("avx512f") && !ymm_peak;
     /* ~250 GFLOP/s per core with AVX-512, ~100 with AVX2 */
     const int64_t iters = (int64_t)(seconds * (wide ? 250e9 / 512 : 100e9 / 192));
     double flops = 0;
@@ -458,14 +463,22 @@ int main(int argc, char **argv) {
     }
     const int amx = mode && !strcmp(argv[1], "--amx");
     const int bf16 = amx || (mode && !strcmp(argv[1], "--bf16"));
-    const struct gen_kernels *kt = gen_kernels_for(amx ? "amx" : bf16 ? "avx512bf16" : "avx512");
+    const char *isa = bf16 ? NULL : getenv("GEN_ISA");
+    if (isa && !*isa) isa = NULL;
+    const struct gen_kernels *kt = gen_kernels_for(amx    ? "amx"
+                                                   : bf16 ? "avx512bf16"
+                                                   : isa  ? isa
+                                                          : "avx512");
     const struct gen_kernels *ref = bf16 ? gen_kernels_for("avx512") : NULL;
-    if (!kt && !bf16) kt = gen_kernels_for("avx2");
+    if (!kt && !bf16 && !isa) kt = gen_kernels_for("avx2");
     if (!kt || !kt->gemm) {
-        printf("bench_gemm: no %s GEMM on this CPU/build\n",
-               amx ? "AMX-BF16" : bf16 ? "AVX512-BF16" : "AVX-512 or AVX2");
+        printf("bench_gemm: no %s GEMM on this CPU/build\n", amx    ? "AMX-BF16"
+                                                             : bf16 ? "AVX512-BF16"
+                                                             : isa  ? isa
+                                                                    : "AVX-512 or AVX2");
         return 0;
     }
+    ymm_peak = !strcmp(kt->name, "avx2");
     printf("table: %s\n", kt->name);
     /* the peak: 0.1 s samples, median of 9, on 1 and on `threads` threads */
     double p1[9], pn[9];
@@ -473,7 +486,8 @@ int main(int argc, char **argv) {
     const double peak1 = gen_median(p1, 9), peakn = gen_median(pn, 9);
     printf("FMA peak (%s, median of 9 x 0.1 s): 1 thread %.1f GFLOP/s; "
            "%d threads %.1f GFLOP/s (%.1f per core)\n",
-           __builtin_cpu_supports("avx512f") ? "16 zmm accumulators" : "12 ymm accumulators",
+           __builtin_cpu_supports("avx512f") && !ymm_peak ? "16 zmm accumulators"
+                                                          : "12 ymm accumulators",
            peak1, threads, peakn, peakn / threads);
     if (bf16) bf16_peak_line();
     /* libgomp's default waiting spins, which on a busy machine with as many

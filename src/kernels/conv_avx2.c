@@ -98,28 +98,30 @@ int64_t gen_conv_gemm_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int6
     return round8(m * C * g.plane + g.slack) + round8(K * 2) + (M + MR - 1) / MR * MR * NB;
 }
 
-/* c[r ldc + 0..16) (+)= sum over k < kc of ap[k MR + r] brow[k][j + 0..16)
+/* c[r ldc + 0..16) (+)= sum over k < kc of a(r, k) brow[k][j + 0..16)
  * (+ bias[0..16) when bias is not NULL: then acc is 0)
  * for r < mr <= R: added to c's values when acc, else over them. R (6, 4
  * or 2, a constant where it is inlined) rows are computed: a panel's last
- * rows past M are not (M = 32 is five panels and two rows). With packed
- * (a constant where it is inlined), row k is at bp + 16 k instead (a
- * GEMM's packed panel): one load a k fewer than through brow. */
+ * rows past M are not (M = 32 is five panels and two rows). a(r, k) is
+ * ap[r arow + k astep]: a packed panel (arow 1, astep MR, constants where
+ * this is inlined) or a whole panel of A read in place. With packed (a
+ * constant where it is inlined), row k is at bp + 16 k instead (a GEMM's
+ * packed panel): one load a k fewer than through brow. */
 static inline __attribute__((always_inline)) void
-tile_rows(int R, int packed, int64_t kc, const float *restrict ap, const float *const *brow,
-          const float *restrict bp, int64_t j, const float *bias, float *c, int64_t ldc, int64_t mr,
-          int acc) {
+tile_rows(int R, int packed, int64_t kc, const float *restrict ap, int64_t arow, int64_t astep,
+          const float *const *brow, const float *restrict bp, int64_t j, const float *bias,
+          float *c, int64_t ldc, int64_t mr, int acc) {
     __m256 c00 = _mm256_setzero_ps(), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00;
     __m256 c30 = c00, c31 = c00, c40 = c00, c41 = c00, c50 = c00, c51 = c00;
 #define ROW(r)                                                                                     \
     do {                                                                                           \
         if (r < R) {                                                                               \
-            const __m256 a = _mm256_broadcast_ss(ap + (r));                                        \
+            const __m256 a = _mm256_broadcast_ss(ap + (r)*arow);                                   \
             c##r##0 = _mm256_fmadd_ps(a, b0, c##r##0);                                             \
             c##r##1 = _mm256_fmadd_ps(a, b1, c##r##1);                                             \
         }                                                                                          \
     } while (0)
-    for (int64_t k = 0; k < kc; k++, ap += MR) {
+    for (int64_t k = 0; k < kc; k++, ap += astep) {
         const float *b = packed ? bp + k * NB : brow[k] + j;
         const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
         ROW(0);
@@ -160,21 +162,30 @@ tile_rows(int R, int packed, int64_t kc, const float *restrict ap, const float *
 void gen_avx2_tile(int64_t kc, const float *restrict ap, const float *const *brow, int64_t j,
                    float *c, int64_t ldc, int64_t mr, int acc) {
     if (mr > 4)
-        tile_rows(6, 0, kc, ap, brow, NULL, j, NULL, c, ldc, mr, acc);
+        tile_rows(6, 0, kc, ap, 1, MR, brow, NULL, j, NULL, c, ldc, mr, acc);
     else if (mr > 2)
-        tile_rows(4, 0, kc, ap, brow, NULL, j, NULL, c, ldc, mr, acc);
+        tile_rows(4, 0, kc, ap, 1, MR, brow, NULL, j, NULL, c, ldc, mr, acc);
     else
-        tile_rows(2, 0, kc, ap, brow, NULL, j, NULL, c, ldc, mr, acc);
+        tile_rows(2, 0, kc, ap, 1, MR, brow, NULL, j, NULL, c, ldc, mr, acc);
 }
 
 void gen_avx2_tile_packed(int64_t kc, const float *restrict ap, const float *restrict bp,
                           const float *bias, float *c, int64_t ldc, int64_t mr, int acc) {
     if (mr > 4)
-        tile_rows(6, 1, kc, ap, NULL, bp, 0, bias, c, ldc, mr, acc);
+        tile_rows(6, 1, kc, ap, 1, MR, NULL, bp, 0, bias, c, ldc, mr, acc);
     else if (mr > 2)
-        tile_rows(4, 1, kc, ap, NULL, bp, 0, bias, c, ldc, mr, acc);
+        tile_rows(4, 1, kc, ap, 1, MR, NULL, bp, 0, bias, c, ldc, mr, acc);
     else
-        tile_rows(2, 1, kc, ap, NULL, bp, 0, bias, c, ldc, mr, acc);
+        tile_rows(2, 1, kc, ap, 1, MR, NULL, bp, 0, bias, c, ldc, mr, acc);
+}
+
+void gen_avx2_tile_in_place(int64_t kc, const float *a, int64_t arow, int64_t astep,
+                            const float *restrict bp, const float *bias, float *c, int64_t ldc,
+                            int acc) {
+    if (arow == 1) /* A stored K x M: row k's 6 floats */
+        tile_rows(6, 1, kc, a, 1, astep, NULL, bp, 0, bias, c, ldc, MR, acc);
+    else /* stored M x K: 6 rows read along k */
+        tile_rows(6, 1, kc, a, arow, 1, NULL, bp, 0, bias, c, ldc, MR, acc);
 }
 
 /* The products of one block of 16 columns, in near-equal slices of at most

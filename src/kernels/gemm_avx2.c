@@ -12,11 +12,18 @@
  *       pack op(B)[slice, block] into 16-wide panels, k-major (row k of a
  *         panel: 16 floats; zeros past N)
  *       for each MC-tall block of rows
- *         pack op(A)[rows, slice] into 6-tall panels, k-major (zeros past M)
+ *         pack a last partial 6-tall panel of op(A)[rows, slice], k-major
+ *           (zeros past M); the whole panels are read in place
  *         for each B panel, for each A panel: the micro-kernel
  *
  * A B panel (at most KC x 16, 24 KiB) stays in L1 while the A panels of a
- * block (MC x KC, 144 KiB) stream from L2. Packed panels matter: the kernel read
+ * block (MC x KC, 144 KiB) stream from L2. A whole panel of A feeds the
+ * micro-kernel where it lies: stored K x M, step k is 6 floats of row k;
+ * stored M x K, 6 rows read along k. Packing it only copied it (one
+ * thread, Zen 5 VM, GEN_ISA=avx2, medians of 31 calls in 3 alternating
+ * runs: the Transformer's forward products +2-14 %, input gradients
+ * +4-11 %, weight gradients +1-7 %, attention's p v +53 %). Packed B
+ * panels matter: the kernel read
  * straight from a row-major B whose rows are 2 KiB apart has every row
  * in one of two L1 sets, and ran at 60 % of the packed speed.
  *
@@ -38,12 +45,10 @@
 #define KC        384
 #define MC        96
 #define NC        1024
-#define PF_PANELS 2 /* A panels whose rows packing fetches ahead */
-#define PF_K_ROWS 4 /* rows of A stored K x M that packing fetches ahead */
 _Static_assert(MC % MR == 0 && NC % NR == 0, "blocks of whole panels");
 
-/* The packed B block, then the packed A block. */
-#define BUF_FLOATS ((size_t)KC * NC + (size_t)MC / MR * a_stride(KC))
+/* The packed B block, then a packed A panel. */
+#define BUF_FLOATS ((size_t)KC * NC + (size_t)KC * MR)
 
 /* r[i] lane j <-> r[j] lane i: pairs, then quads within 128-bit halves,
  * then the halves. */
@@ -74,61 +79,13 @@ static void panel_rows(const float *src, int64_t rs, int64_t ks, int64_t n, int6
         for (int64_t k = 0; k < kc; k++) d[k * w + r] = r < n ? src[r * rs + k * ks] : 0.0f;
 }
 
-/* Floats from one packed A panel of depth kc to the next: a line more than
- * the panel, so that the panels' k-th values, which packing A stored K x M
- * writes together, fall in different L1 sets (at 6 KiB apart they shared
- * two, and packing took a third of a weight gradient's time); the line
- * also takes the 2 floats a transposed panel's last store spills. */
-static inline int64_t a_stride(int64_t kc) {
-    return kc * MR + 16;
-}
-
-/* op(A)[i0 .., p0 ..] (mc x kc) into panels of MR rows at ap: panel q's
- * (r, k) at q a_stride(kc) + k MR + r, zeros past mc. A whole panel of A
- * stored M x K goes 8 k at a time through a transpose, each k's 8 floats
- * stored whole: its last 2 land where the next k's go, stored after them
- * (the last k's, past the panel, in the line a_stride keeps). */
-static void pack_a(int ta, const float *A, int64_t lda, int64_t i0, int64_t p0, int64_t mc,
-                   int64_t kc, float *ap) {
-    const int64_t full = ta ? mc / MR : 0;
-    if (full) { /* A stored K x M: row k of A in order, 6 floats to each whole panel (a
-                 * panel at a time, its k rows 4 KiB apart would share one L1 set) */
-        const __m256i six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
-        for (int64_t k = 0; k < kc; k++) {
-            const float *s = A + (p0 + k) * lda + i0;
-            for (int64_t c = 0; c < full * MR; c += 16) /* the row PF_K_ROWS on */
-                _mm_prefetch((const char *)(s + PF_K_ROWS * lda + c), _MM_HINT_T0);
-            for (int64_t q = 0; q < full; q++) {
-                const __m256 v = _mm256_maskload_ps(s + q * MR, six);
-                float *d = ap + q * a_stride(kc) + k * MR;
-                _mm_storeu_ps(d, _mm256_castps256_ps128(v));
-                _mm_storel_pi((__m64 *)(void *)(d + 4), _mm256_extractf128_ps(v, 1));
-            }
-        }
-    }
-    for (int64_t q = full; q * MR < mc; q++) {
-        float *d = ap + q * a_stride(kc);
-        const int64_t rows = mc - q * MR < MR ? mc - q * MR : MR, i = i0 + q * MR;
-        if (ta || rows < MR) {
-            panel_rows(ta ? A + p0 * lda + i : A + i * lda + p0, ta ? 1 : lda, ta ? lda : 1, rows,
-                       MR, kc, d);
-            continue;
-        }
-        const float *s = A + i * lda + p0;
-        int64_t k = 0;
-        for (; k + 8 <= kc; k += 8) {
-            __m256 v[8];
-            if (k % 16 == 0) /* the lines of the panel PF_PANELS on (a prefetch past A
-                              * does not fault) */
-                for (int r = 0; r < MR; r++)
-                    _mm_prefetch((const char *)(s + (PF_PANELS * MR + r) * lda + k), _MM_HINT_T0);
-            for (int r = 0; r < MR; r++) v[r] = _mm256_loadu_ps(s + r * lda + k);
-            v[6] = v[7] = _mm256_setzero_ps();
-            transpose8(v);
-            for (int e = 0; e < 8; e++) _mm256_storeu_ps(d + (k + e) * MR, v[e]);
-        }
-        panel_rows(s + k, lda, 1, MR, MR, kc - k, d + k * MR);
-    }
+/* The last mc < MR rows of op(A)[i0 .., p0 ..] (depth kc) into one panel
+ * at ap: (r, k) at k MR + r, zeros past mc (whole panels are read in
+ * place). */
+static void pack_tail_a(int ta, const float *A, int64_t lda, int64_t i0, int64_t p0, int64_t mc,
+                        int64_t kc, float *ap) {
+    panel_rows(ta ? A + p0 * lda + i0 : A + i0 * lda + p0, ta ? 1 : lda, ta ? lda : 1, mc, MR, kc,
+               ap);
 }
 
 /* op(B)[p0 .., j0 ..] (kc x nc) into panels of NR columns at bp: panel
@@ -211,24 +168,28 @@ static void gemm_core(int ta, int tb, int64_t M, int64_t N, int64_t K, float alp
             const int direct = alpha == 1.0f && (!first || beta == 0.0f || (beta == 1.0f && !bias));
             if (B) pack_b(tb, B, ldb, p0, j0, kc, nc, bp);
             for (int64_t i0 = 0; i0 < M; i0 += MC) {
-                const int64_t mc = M - i0 < MC ? M - i0 : MC;
-                pack_a(ta, A, lda, i0, p0, mc, kc, ap);
+                const int64_t mc = M - i0 < MC ? M - i0 : MC, whole = mc / MR * MR;
+                if (whole < mc) pack_tail_a(ta, A, lda, i0 + whole, p0, mc - whole, kc, ap);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     const int64_t nr = nc - jr < NR ? nc - jr : NR;
                     const float *bq =
                         B ? bp + (jr / NR) * kc * NR : bfull + ((j0 + jr) / NR) * kb * NR + p0 * NR;
+                    /* the kernel's own stores, or its sums into t and write_tile */
+                    const int fused = direct && nr == NR, acc = fused && (!first || beta != 0.0f);
+                    const float *bj = fused && first && bias ? bias + j0 + jr : NULL;
                     for (int64_t ir = 0; ir < mc; ir += MR) {
                         const int64_t mr = mc - ir < MR ? mc - ir : MR;
-                        const float *aq = ap + (ir / MR) * a_stride(kc);
-                        float *c = C + (i0 + ir) * ldc + j0 + jr;
-                        if (direct && nr == NR) {
-                            gen_avx2_tile_packed(kc, aq, bq, first && bias ? bias + j0 + jr : NULL,
-                                                 c, ldc, mr, !first || beta != 0.0f);
-                            continue;
-                        }
-                        gen_avx2_tile_packed(kc, aq, bq, NULL, t, NR, mr, 0);
-                        write_tile(t, c, ldc, mr, nr, alpha, beta, bias ? bias + j0 + jr : NULL,
-                                   first);
+                        float *c = C + (i0 + ir) * ldc + j0 + jr, *to = fused ? c : t;
+                        const int64_t ldt = fused ? ldc : NR;
+                        if (ir < whole) /* a whole panel, read in place */
+                            gen_avx2_tile_in_place(
+                                kc, ta ? A + p0 * lda + i0 + ir : A + (i0 + ir) * lda + p0,
+                                ta ? 1 : lda, ta ? lda : 1, bq, bj, to, ldt, acc);
+                        else
+                            gen_avx2_tile_packed(kc, ap, bq, bj, to, ldt, mr, acc);
+                        if (!fused)
+                            write_tile(t, c, ldc, mr, nr, alpha, beta, bias ? bias + j0 + jr : NULL,
+                                       first);
                     }
                 }
             }
