@@ -192,16 +192,17 @@ static void test_gemm(void **state) {
  * the micro-tile (8 x 48, and the 8 x 32 and 8 x 16 tiles that take a
  * narrower last panel: N = 16, 32, 64, 80, 130), the packing blocks (16
  * deep, odd depths, rows short of 8) and cache-block (192 rows, 192 deep
- * in near-equal slices, 1152 wide) edges, and a K long enough against M
- * and N to be split in halves (odd: 1500 + 1501). Each element is held to 1e-5 of
- * sum |a_ik b_kj| (plus beta C). */
+ * in near-equal slices, 1152 wide) edges, a K long enough against M
+ * and N to be split in halves (odd: 1500 + 1501), and A's rows 4 KiB
+ * apart (which the AVX2 table packs where it reads others in place).
+ * Each element is held to 1e-5 of sum |a_ik b_kj| (plus beta C). */
 static void gemm_parity(const struct gen_kernels *k) {
     if (!k->gemm) return;
-    static const int64_t dims[][3] = {
-        {1, 1, 1},      {1, 47, 3},     {9, 1, 5},      {8, 48, 192},   {7, 49, 193},
-        {17, 95, 31},   {33, 200, 64},  {193, 50, 385}, {40, 1153, 20}, {250, 130, 600},
-        {16, 16, 16},   {8, 32, 17},    {15, 80, 47},   {24, 130, 400}, {200, 64, 16},
-        {9, 17, 1025},  {128, 128, 512}, {40, 24, 3001},
+    static const int64_t dims[][4] = {
+        {1, 1, 1},     {1, 47, 3},      {9, 1, 5},      {8, 48, 192},        {7, 49, 193},
+        {17, 95, 31},  {33, 200, 64},   {193, 50, 385}, {40, 1153, 20},      {250, 130, 600},
+        {16, 16, 16},  {8, 32, 17},     {15, 80, 47},   {24, 130, 400},      {200, 64, 16},
+        {9, 17, 1025}, {128, 128, 512}, {40, 24, 3001}, {110, 50, 70, 1024},
     };
     static const float ab[][2] = {{1.0f, 0.0f}, {0.5f, 1.0f}, {-2.0f, 0.25f}};
     uint64_t seed = 100;
@@ -209,7 +210,8 @@ static void gemm_parity(const struct gen_kernels *k) {
         for (int t = 0; t < 4; t++) {
             const int ta = t & 1, tb = t >> 1;
             const int64_t M = dims[d][0], N = dims[d][1], K = dims[d][2];
-            const int64_t lda = (ta ? M : K) + 3, ldb = (tb ? K : N) + 5, ldc = N + 2;
+            const int64_t lda = dims[d][3] ? dims[d][3] : (ta ? M : K) + 3;
+            const int64_t ldb = (tb ? K : N) + 5, ldc = N + 2;
             const float alpha = ab[(d + t) % 3][0], beta = ab[(d + t) % 3][1];
             float *A = rnd((ta ? K : M) * lda, -1, 1, seed++);
             float *B = rnd((tb ? N : K) * ldb, -1, 1, seed++);

@@ -13,7 +13,8 @@
  *         panel: 16 floats; zeros past N)
  *       for each MC-tall block of rows
  *         pack a last partial 6-tall panel of op(A)[rows, slice], k-major
- *           (zeros past M); the whole panels are read in place
+ *           (zeros past M); the whole panels are read in place (but
+ *           those of an A stored K x M with rows 4 KiB apart: packed)
  *         for each B panel, for each A panel: the micro-kernel
  *
  * A B panel (at most KC x 16, 24 KiB) stays in L1 while the A panels of a
@@ -45,10 +46,11 @@
 #define KC        384
 #define MC        96
 #define NC        1024
+#define PF_K_ROWS 4 /* rows of A stored K x M that packing fetches ahead */
 _Static_assert(MC % MR == 0 && NC % NR == 0, "blocks of whole panels");
 
-/* The packed B block, then a packed A panel. */
-#define BUF_FLOATS ((size_t)KC * NC + (size_t)KC * MR)
+/* The packed B block, then the packed A block. */
+#define BUF_FLOATS ((size_t)KC * NC + (size_t)MC / MR * a_stride(KC))
 
 /* r[i] lane j <-> r[j] lane i: pairs, then quads within 128-bit halves,
  * then the halves. */
@@ -79,13 +81,42 @@ static void panel_rows(const float *src, int64_t rs, int64_t ks, int64_t n, int6
         for (int64_t k = 0; k < kc; k++) d[k * w + r] = r < n ? src[r * rs + k * ks] : 0.0f;
 }
 
-/* The last mc < MR rows of op(A)[i0 .., p0 ..] (depth kc) into one panel
- * at ap: (r, k) at k MR + r, zeros past mc (whole panels are read in
- * place). */
-static void pack_tail_a(int ta, const float *A, int64_t lda, int64_t i0, int64_t p0, int64_t mc,
-                        int64_t kc, float *ap) {
-    panel_rows(ta ? A + p0 * lda + i0 : A + i0 * lda + p0, ta ? 1 : lda, ta ? lda : 1, mc, MR, kc,
-               ap);
+/* Floats from one packed A panel of depth kc to the next: a line more than
+ * the panel, so that the panels' k-th values, which packing A stored K x M
+ * writes together, fall in different L1 sets (at 6 KiB apart they shared
+ * two, and packing took a third of a weight gradient's time). */
+static inline int64_t a_stride(int64_t kc) {
+    return kc * MR + 16;
+}
+
+/* op(A)[i0 .., p0 ..] (mc x kc) into panels of MR rows at ap: panel q's
+ * (r, k) at q a_stride(kc) + k MR + r, zeros past mc. Whole panels only
+ * of an A stored K x M (gemm_core reads the others in place), a row of A
+ * at a time, 6 floats to each panel, the row PF_K_ROWS on fetched ahead
+ * (a panel at a time, its k rows 4 KiB apart would share one L1 set); a
+ * last partial panel element by element. */
+static void pack_a(int ta, const float *A, int64_t lda, int64_t i0, int64_t p0, int64_t mc,
+                   int64_t kc, float *ap) {
+    const int64_t full = ta ? mc / MR : 0;
+    if (full) {
+        const __m256i six = _mm256_setr_epi32(-1, -1, -1, -1, -1, -1, 0, 0);
+        for (int64_t k = 0; k < kc; k++) {
+            const float *s = A + (p0 + k) * lda + i0;
+            for (int64_t c = 0; c < full * MR; c += 16)
+                _mm_prefetch((const char *)(s + PF_K_ROWS * lda + c), _MM_HINT_T0);
+            for (int64_t q = 0; q < full; q++) {
+                const __m256 v = _mm256_maskload_ps(s + q * MR, six);
+                float *d = ap + q * a_stride(kc) + k * MR;
+                _mm_storeu_ps(d, _mm256_castps256_ps128(v));
+                _mm_storel_pi((__m64 *)(void *)(d + 4), _mm256_extractf128_ps(v, 1));
+            }
+        }
+    }
+    for (int64_t q = full; q * MR < mc; q++) {
+        const int64_t rows = mc - q * MR < MR ? mc - q * MR : MR, i = i0 + q * MR;
+        panel_rows(ta ? A + p0 * lda + i : A + i * lda + p0, ta ? 1 : lda, ta ? lda : 1, rows, MR,
+                   kc, ap + q * a_stride(kc));
+    }
 }
 
 /* op(B)[p0 .., j0 ..] (kc x nc) into panels of NR columns at bp: panel
@@ -159,6 +190,12 @@ static void gemm_core(int ta, int tb, int64_t M, int64_t N, int64_t K, float alp
     float *ap = bp + (size_t)KC * NC;
     _Alignas(32) float t[MR * NR];
     const int64_t nk = (K + KC - 1) / KC, kslice = (K + nk - 1) / nk; /* equal slices */
+    /* whole panels are read in place but those of an A stored K x M whose
+     * rows are a multiple of 4 KiB apart: all of a panel's k rows then fall
+     * in one L1 set, each on a page of its own (GEN_ISA=avx2, one thread,
+     * 1024 x 245 x 128: 66 GFLOP/s in place against 98 packed; 1020, 1536
+     * and 1088 rows apart, level or faster in place) */
+    const int in_place = !ta || lda * (int64_t)sizeof(float) % 4096 != 0;
     for (int64_t j0 = 0; j0 < N; j0 += NC) {
         const int64_t nc = N - j0 < NC ? N - j0 : NC;
         for (int64_t p0 = 0; p0 < K; p0 += kslice) {
@@ -168,8 +205,8 @@ static void gemm_core(int ta, int tb, int64_t M, int64_t N, int64_t K, float alp
             const int direct = alpha == 1.0f && (!first || beta == 0.0f || (beta == 1.0f && !bias));
             if (B) pack_b(tb, B, ldb, p0, j0, kc, nc, bp);
             for (int64_t i0 = 0; i0 < M; i0 += MC) {
-                const int64_t mc = M - i0 < MC ? M - i0 : MC, whole = mc / MR * MR;
-                if (whole < mc) pack_tail_a(ta, A, lda, i0 + whole, p0, mc - whole, kc, ap);
+                const int64_t mc = M - i0 < MC ? M - i0 : MC, whole = in_place ? mc / MR * MR : 0;
+                if (whole < mc) pack_a(ta, A, lda, i0 + whole, p0, mc - whole, kc, ap);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     const int64_t nr = nc - jr < NR ? nc - jr : NR;
                     const float *bq =
@@ -186,7 +223,8 @@ static void gemm_core(int ta, int tb, int64_t M, int64_t N, int64_t K, float alp
                                 kc, ta ? A + p0 * lda + i0 + ir : A + (i0 + ir) * lda + p0,
                                 ta ? 1 : lda, ta ? lda : 1, bq, bj, to, ldt, acc);
                         else
-                            gen_avx2_tile_packed(kc, ap, bq, bj, to, ldt, mr, acc);
+                            gen_avx2_tile_packed(kc, ap + (ir - whole) / MR * a_stride(kc), bq, bj,
+                                                 to, ldt, mr, acc);
                         if (!fused)
                             write_tile(t, c, ldc, mr, nr, alpha, beta, bias ? bias + j0 + jr : NULL,
                                        first);
