@@ -4,7 +4,9 @@
 # output is the same sequence of operations on any thread: gen's own
 # GEMMs, convolutions and kernels). A CPU with neither AVX2 nor AVX-512
 # takes its matrix products from OpenBLAS, whose sums depend on its
-# threads: there the test skips.
+# threads: there the test skips. ctest runs it again as cli_threads.avx2
+# with GEN_ISA=avx2, the AVX2 table on an AVX-512 machine (skipped where
+# the build or CPU has no AVX2 table).
 # Usage: bash tests/cli_threads.sh PATH_TO_GEN   (needs data/mnist and
 # data/moby-dick.txt; skips, exit 77, without them)
 set -u
@@ -14,6 +16,10 @@ SRC=${GEN_SOURCE_DIR:-$(dirname "$0")/..}
 needs cli_threads "$SRC/data/mnist/t10k-labels-idx1-ubyte" "$SRC/data/moby-dick.txt"
 if "$GEN" --version | grep -q 'kernels: scalar'; then
     echo "cli_threads: scalar kernels (matrix products by OpenBLAS): skipped"
+    exit 77
+fi
+if [ -n "${GEN_ISA:-}" ] && ! "$GEN" --version 2>/dev/null | grep -q "kernels: $GEN_ISA;"; then
+    echo "cli_threads: GEN_ISA=$GEN_ISA: no such table in this build or CPU: skipped"
     exit 77
 fi
 head -c 60000 "$SRC/data/moby-dick.txt" >"$TMP/text.txt"
