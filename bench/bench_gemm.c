@@ -465,6 +465,9 @@ int main(int argc, char **argv) {
     const int bf16 = amx || (mode && !strcmp(argv[1], "--bf16"));
     const char *isa = bf16 ? NULL : getenv("GEN_ISA");
     if (isa && !*isa) isa = NULL;
+    if (isa && !gen_kernels_for(isa))
+        bench_refuse("bench_gemm", USAGE, "GEN_ISA names no kernel table of this CPU and build",
+                     isa);
     const struct gen_kernels *kt = gen_kernels_for(amx    ? "amx"
                                                    : bf16 ? "avx512bf16"
                                                    : isa  ? isa
