@@ -21,9 +21,9 @@
  * block (MC x KC, 144 KiB) stream from L2. A whole panel of A feeds the
  * micro-kernel where it lies: stored K x M, step k is 6 floats of row k;
  * stored M x K, 6 rows read along k. Packing it only copied it (one
- * thread, Zen 5 VM, GEN_ISA=avx2, medians of 31 calls in 3 alternating
- * runs: the Transformer's forward products +2-14 %, input gradients
- * +4-11 %, weight gradients +1-7 %, attention's p v +53 %). Packed B
+ * thread, Zen 5 VM, GEN_ISA=avx2, medians of 31 calls in alternating
+ * runs: the Transformer's forward products +1-15 %, input gradients
+ * +3-13 %, weight gradients +2-9 %, attention's p v +54 %). Packed B
  * panels matter: the kernel read
  * straight from a row-major B whose rows are 2 KiB apart has every row
  * in one of two L1 sets, and ran at 60 % of the packed speed.
