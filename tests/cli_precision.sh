@@ -22,6 +22,9 @@ expect 1 "other kernels forced" "--precision bf16: .*AVX" -- \
 [ "$(wc -l <"$TMP/err")" = 1 ] || fail "other kernels forced: not one line: $(cat "$TMP/err")"
 expect 1 "sample, other kernels forced" "--precision bf16: .*AVX" -- \
     env GEN_ISA=scalar "$GEN" sample vae --ckpt "$TMP/none.safetensors" --precision bf16 -o "$TMP/x.png"
+# --version does not offer bf16 beside kernels that refuse it
+GEN_ISA=scalar "$GEN" --version 2>/dev/null | grep -q "kernels: scalar; --precision bf16: not " ||
+    fail "--version under GEN_ISA=scalar: $(GEN_ISA=scalar "$GEN" --version 2>&1 | tail -1)"
 
 "$GEN" train vae "${VAE[@]}" --steps 1 --precision bf16 --out "$TMP/probe" 2>"$TMP/err"
 if [ $? != 0 ]; then
