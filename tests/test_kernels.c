@@ -311,6 +311,37 @@ static void gemm_turned(const struct gen_kernels *k) {
     }
 }
 
+/* A product is the same bits whether its A panels are read in place or
+ * packed: the same values of A, stored K x M with rows 1024 floats apart
+ * (4 KiB: the AVX2 table packs those panels) and 1027 apart (read in
+ * place), and stored M x K, with M = 30 (whole 6- and 8-row panels and a
+ * part of one) over two K slices. Checkpoints at any thread count and on
+ * any stride rest on it. */
+static void gemm_in_place_bits(const struct gen_kernels *k) {
+    if (!k->gemm) return;
+    const int64_t M = 30, N = 70, K = 500;
+    const int64_t lds[] = {1024, 1027};
+    float *v = rnd(K * M, -1, 1, 90), *B = rnd(K * N, -1, 1, 91), *C[3];
+    for (int c = 0; c < 3; c++) C[c] = rnd(M * N, 0, 0, 0);
+    for (int c = 0; c < 2; c++) { /* stored K x M, rows lds[c] apart */
+        float *A = rnd(K * lds[c], 0, 0, 0);
+        for (int64_t p = 0; p < K; p++)
+            memcpy(A + p * lds[c], v + p * M, (size_t)M * sizeof(float));
+        k->gemm(1, 0, M, N, K, 1.0f, A, lds[c], B, N, 0.0f, C[c], N);
+        free(A);
+    }
+    float *At = rnd(M * K, 0, 0, 0); /* stored M x K */
+    for (int64_t i = 0; i < M; i++)
+        for (int64_t p = 0; p < K; p++) At[i * K + p] = v[p * M + i];
+    k->gemm(0, 0, M, N, K, 1.0f, At, K, B, N, 0.0f, C[2], N);
+    for (int c = 1; c < 3; c++)
+        if (memcmp(C[0], C[c], (size_t)(M * N) * sizeof(float)))
+            fail_msg("%s: the product with A %s differs from the one with A's rows 4 KiB apart",
+                     k->name, c == 1 ? "1027 floats a row" : "stored M x K");
+    free(v), free(B), free(At);
+    for (int c = 0; c < 3; c++) free(C[c]);
+}
+
 /* A column of C is the same bits whatever the width of the product it
  * is in, and so whatever micro-kernel width takes it: the first N columns
  * of a product N + 48 wide against a product of only those (N = 64: a
@@ -589,6 +620,7 @@ static void test_gemm_parity(void **state) {
     each_simd(gemm_threads);
     each_simd(gemm_widths);
     each_simd(gemm_turned);
+    each_simd(gemm_in_place_bits);
     each_simd(tu_check_gemm_bias);
     each_simd(tu_check_gemm_bpacked);
     each_simd(conv_gemm_parity);
