@@ -396,6 +396,9 @@ int gen_kernels_set_precision(enum gen_precision p);
  * (the products on AMX tiles, where CPUID reports AMX-BF16 and the kernel
  * grants their state), else "avx512bf16", else NULL. */
 const struct gen_kernels *gen_kernels_bf16(void);
+/* Whether the table in force is one GEN_PRECISION_BF16 can replace: the
+ * AVX-512 one or a bf16 one (not one a GEN_ISA forced). */
+int gen_kernels_bf16_beside(void);
 enum gen_precision gen_kernels_precision(void);
 
 /* Output size of a convolution along one axis. */

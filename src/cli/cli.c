@@ -344,15 +344,13 @@ static int cli_main(int argc, char **argv) {
         /* and the kernels this CPU gets: what a speed report needs to name
          * (bf16 runs only beside the AVX-512 table: not where GEN_ISA forces
          * another, which --precision bf16 then refuses) */
-        const struct gen_kernels *k = gen_kernels(), *bf = gen_kernels_bf16();
-        const int beside =
-            !strcmp(k->name, "avx512") || gen_kernels_precision() != GEN_PRECISION_FP32;
+        const struct gen_kernels *bf = gen_kernels_bf16();
         printf("gen %s\nthreads: %d by default\nidle threads: %s\nkernels: %s; --precision bf16: "
                "%s\n",
-               GEN_VERSION, gen_threads_default(), gen_threads_idle(), k->name,
-               !bf      ? "not on this CPU/build"
-               : beside ? bf->name
-                        : "not with these kernels");
+               GEN_VERSION, gen_threads_default(), gen_threads_idle(), gen_kernels()->name,
+               !bf                         ? "not on this CPU/build"
+               : gen_kernels_bf16_beside() ? bf->name
+                                           : "not with these kernels");
         return 0;
     }
     for (int c = 0; c < CMD_COUNT; c++)

@@ -307,7 +307,7 @@ int gen_kernels_set_precision(enum gen_precision p) {
         gen_error(GEN_ERR_RUNTIME, "this CPU lacks AVX512_BF16 (the vdpbf16ps instruction)");
         return 0;
     }
-    if (k != bf && strcmp(k->name, "avx512") != 0) {
+    if (!gen_kernels_bf16_beside()) {
         const char *env = getenv("GEN_ISA");
         gen_error(GEN_ERR_RUNTIME,
                   "bf16 products run on the AVX-512 kernels, but %s%s selects the %s ones",
@@ -322,6 +322,11 @@ int gen_kernels_set_precision(enum gen_precision p) {
                                "by a compiler that lacks -mavx512bf16)");
     return 0;
 #endif
+}
+
+int gen_kernels_bf16_beside(void) {
+    const struct gen_kernels *k = gen_kernels();
+    return !strcmp(k->name, "avx512") || k == gen_kernels_bf16();
 }
 
 const struct gen_kernels *gen_kernels_bf16(void) {
