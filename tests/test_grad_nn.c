@@ -446,7 +446,8 @@ static void test_conv2d_dx_phases(void **state) {
             free(dy);
             gen_ctx_free(&g);
         }
-        TU_ASSERT_CLOSE("conv2d dx phases", got[0], got[1], nx, 1e-5, 1e-5);
+        /* 1e-4: the 32-channel 4 x 4 one's by F(4 x 4, 2 x 2) (winograd_s2_avx512.c) */
+        TU_ASSERT_CLOSE("conv2d dx phases", got[0], got[1], nx, 1e-5, 1e-4);
         free(got[0]), free(got[1]);
     }
     gen_kernels_select(NULL);
@@ -574,7 +575,9 @@ static void test_conv_transpose2d_grads_tables(void **state) {
             free(dy);
             gen_ctx_free(&g);
         }
-        TU_ASSERT_CLOSE("conv_transpose2d dx", got[0][0], got[1][0], n[0], 1e-5, 1e-5);
+        /* dx of the 64-channel one by F(4 x 4, 2 x 2) (winograd_s2_avx512.c):
+         * about 2e-6 of its values' rms of 7, as test_conv_s2_winograd allows */
+        TU_ASSERT_CLOSE("conv_transpose2d dx", got[0][0], got[1][0], n[0], 1e-5, 1e-4);
         TU_ASSERT_CLOSE("conv_transpose2d dw", got[0][1], got[1][1], n[1], 1e-5, 1e-5);
         TU_ASSERT_CLOSE("conv_transpose2d db", got[0][2], got[1][2], n[2], 1e-5, 1e-5);
         for (int t = 0; t < 3; t++) free(got[0][t]), free(got[1][t]);
@@ -737,35 +740,12 @@ static void test_conv2d_concat(void **state) {
     gen_kernels_select(NULL);
 }
 
-/* The AVX2 table runs stride-1 convolutions (and their gradients) through
- * its own implicit GEMM or, 3 x 3 ones of 16 or more channels, Winograd's
- * F(4 x 4, 3 x 3) and F(2 x 2, 3 x 3); some strided ones' forward passes and weight
- * gradients through the implicit GEMM over phase planes, some stride-2
- * input gradients phase by phase, the others through im2col, OpenBLAS
- * and col2im: both
- * ops, forward and every gradient, against the scalar table on each kind
- * of geometry, whatever the machine's best table. Skipped on a CPU
- * without AVX2. */
-static void test_conv_grads_avx2(void **state) {
-    (void)state;
-    const struct conv_case cases[] = {
-        /* N, Cin, H, W, Cout, KH, KW, s, p */
-        {3, 5, 9, 10, 7, 3, 3, 1, 1}, {2, 4, 8, 8, 13, 1, 1, 1, 0}, {2, 3, 7, 7, 9, 3, 3, 2, 1},
-        {2, 6, 6, 5, 4, 4, 4, 2, 1},  {9, 2, 5, 6, 3, 3, 3, 1, 0},  {1, 17, 6, 6, 5, 5, 5, 1, 2},
-        /* 3 x 3, 16 or more channels each way: Winograd (winograd_avx2.c),
-         * F(4 x 4) for the forward passes and input gradients but the
-         * second one's forward pass (6 x 5 outputs: F(2 x 2)), F(2 x 2)
-         * for the weight gradients */
-        {3, 16, 9, 10, 20, 3, 3, 1, 1}, {2, 24, 8, 7, 16, 3, 3, 1, 0},
-        /* strided forward passes over phase planes, rows long enough for
-         * whole vectors (as a transposed convolution: its input gradient) */
-        {2, 8, 28, 28, 6, 3, 3, 2, 1}, {2, 5, 30, 29, 7, 4, 4, 2, 1},
-        /* strided input gradients by phases, 8 or more channels (as a
-         * transposed convolution: its forward pass) */
-        {2, 12, 14, 14, 10, 4, 4, 2, 1}, {2, 9, 17, 15, 11, 3, 3, 2, 0},
-    };
-    TU_NEED(gen_kernels_for("avx2") != NULL, "no AVX2 table on this CPU");
-    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+/* Both convolution ops, forward and every gradient, on `table` against
+ * the scalar table for each geometry of cases[0 .. n), the weight
+ * gradient to dw_atol. */
+static void conv_grads_vs_scalar(const char *table, const struct conv_case *cases, size_t n_cases,
+                                 double dw_atol) {
+    for (size_t i = 0; i < n_cases; i++)
         for (int transposed = 0; transposed < 2; transposed++) {
             const struct conv_case *c = &cases[i];
             const int64_t xs[4] = {c->N, c->Cin, c->H, c->W};
@@ -775,7 +755,7 @@ static void test_conv_grads_avx2(void **state) {
             int64_t n[4] = {0, xs[0] * xs[1] * xs[2] * xs[3], ws[0] * ws[1] * ws[2] * ws[3],
                             c->Cout};
             for (int scalar = 0; scalar < 2; scalar++) {
-                assert_int_equal(gen_kernels_select(scalar ? "scalar" : "avx2"), 1);
+                assert_int_equal(gen_kernels_select(scalar ? "scalar" : table), 1);
                 struct gen_ctx g;
                 gen_ctx_init(&g);
                 struct gen_tensor *in[3] = {leaf(&g, 4, xs, 201 + i, -1, 1),
@@ -798,19 +778,80 @@ static void test_conv_grads_avx2(void **state) {
                 free(dy);
                 gen_ctx_free(&g);
             }
-            static const char *what[4] = {"avx2 conv y", "avx2 conv dx", "avx2 conv dw",
-                                          "avx2 conv db"};
-            /* y and dx: F(4 x 4)'s transformed entries reach 100 times
-             * the inputs, so its error is about 2e-6 of the outputs' rms
-             * (winograd_avx2.c), some 1e-5 of these values of up to 10;
-             * a wrong tap or transform is off by 1e-2 or more */
+            static const char *what[4] = {"y", "dx", "dw", "db"};
+            /* y and dx: F(4 x 4, 3 x 3)'s transformed entries reach 100
+             * times the inputs, so its error is about 2e-6 of the outputs'
+             * rms (winograd_avx2.c), F(4 x 4, 2 x 2)'s alike
+             * (winograd_s2_avx512.c, also for dw, whose rms is some 20),
+             * some 1e-5 of these values of up to 10; a wrong tap or
+             * transform is off by 1e-2 or more */
             for (int t = 0; t < 4; t++) {
-                const double atol = t < 2 ? 1e-4 : 1e-5;
-                TU_ASSERT_CLOSE(what[t], got[0][t], got[1][t], n[t], 1e-5, atol);
+                char label[96];
+                snprintf(label, sizeof label, "%s conv%s case %zu %s", table,
+                         transposed ? "_transpose" : "", i, what[t]);
+                const double atol = t < 2 ? 1e-4 : t == 2 ? dw_atol : 1e-5;
+                TU_ASSERT_CLOSE(label, got[0][t], got[1][t], n[t], 1e-5, atol);
                 free(got[0][t]), free(got[1][t]);
             }
         }
     gen_kernels_select(NULL);
+}
+
+/* The AVX2 table runs stride-1 convolutions (and their gradients) through
+ * its own implicit GEMM or, 3 x 3 ones of 16 or more channels, Winograd's
+ * F(4 x 4, 3 x 3) and F(2 x 2, 3 x 3); some strided ones' forward passes and weight
+ * gradients through the implicit GEMM over phase planes, some stride-2
+ * input gradients phase by phase, the others through im2col, OpenBLAS
+ * and col2im: both
+ * ops, forward and every gradient, against the scalar table on each kind
+ * of geometry, whatever the machine's best table. Skipped on a CPU
+ * without AVX2. */
+static void test_conv_grads_avx2(void **state) {
+    (void)state;
+    const struct conv_case cases[] = {
+        /* N, Cin, H, W, Cout, KH, KW, s, p */
+        {3, 5, 9, 10, 7, 3, 3, 1, 1},
+        {2, 4, 8, 8, 13, 1, 1, 1, 0},
+        {2, 3, 7, 7, 9, 3, 3, 2, 1},
+        {2, 6, 6, 5, 4, 4, 4, 2, 1},
+        {9, 2, 5, 6, 3, 3, 3, 1, 0},
+        {1, 17, 6, 6, 5, 5, 5, 1, 2},
+        /* 3 x 3, 16 or more channels each way: Winograd (winograd_avx2.c),
+         * F(4 x 4) for the forward passes and input gradients but the
+         * second one's forward pass (6 x 5 outputs: F(2 x 2)), F(2 x 2)
+         * for the weight gradients */
+        {3, 16, 9, 10, 20, 3, 3, 1, 1},
+        {2, 24, 8, 7, 16, 3, 3, 1, 0},
+        /* strided forward passes over phase planes, rows long enough for
+         * whole vectors (as a transposed convolution: its input gradient) */
+        {2, 8, 28, 28, 6, 3, 3, 2, 1},
+        {2, 5, 30, 29, 7, 4, 4, 2, 1},
+        /* strided input gradients by phases, 8 or more channels (as a
+         * transposed convolution: its forward pass) */
+        {2, 12, 14, 14, 10, 4, 4, 2, 1},
+        {2, 9, 17, 15, 11, 3, 3, 2, 0},
+    };
+    TU_NEED(gen_kernels_for("avx2") != NULL, "no AVX2 table on this CPU");
+    conv_grads_vs_scalar("avx2", cases, sizeof cases / sizeof cases[0], 1e-5);
+}
+
+/* The AVX-512 table's 4 x 4 stride-2 convolutions of 16 or more channels
+ * each way by F(4 x 4, 2 x 2) over the phases (winograd_s2_avx512.c):
+ * forward, input and weight gradients, and the transposed convolution's
+ * (the same three passes in other roles); output channels in whole and
+ * partial vectors, odd sizes, pads 0 to 3, one image a call and several.
+ * Skipped on a CPU without AVX-512. */
+static void test_conv_s2_winograd(void **state) {
+    (void)state;
+    const struct conv_case cases[] = {
+        /* N, Cin, H, W, Cout, KH, KW, s, p */
+        {3, 16, 14, 14, 32, 4, 4, 2, 1}, {2, 17, 13, 11, 33, 4, 4, 2, 1},
+        {1, 20, 9, 10, 16, 4, 4, 2, 0},  {2, 16, 12, 12, 19, 4, 4, 2, 2},
+        {2, 24, 10, 9, 18, 4, 4, 2, 3},  {17, 16, 6, 6, 16, 4, 4, 2, 1},
+    };
+    const struct gen_kernels *best = gen_kernels_for("avx512");
+    TU_NEED(best && best->conv_gemm, "no AVX-512 table with its own convolutions on this CPU");
+    conv_grads_vs_scalar("avx512", cases, sizeof cases / sizeof cases[0], 1e-4);
 }
 
 /* ---- upsample2x ---------------------------------------------------------- */
@@ -1026,6 +1067,7 @@ int main(void) {
         cmocka_unit_test(test_conv_transpose2d_forward),
         cmocka_unit_test(test_conv_transpose2d_grads_tables),
         cmocka_unit_test(test_conv_grads_avx2),
+        cmocka_unit_test(test_conv_s2_winograd),
         cmocka_unit_test(test_conv2d_add),
         cmocka_unit_test(test_conv2d_concat),
         cmocka_unit_test(test_grad_upsample2x),

@@ -574,11 +574,12 @@ static void conv_dx_parity(const struct gen_kernels *k) {
         }
         float *w = rnd(M * K, -1, 1, seed++), *dy = rnd(m * dy_img, -1, 1, seed++);
         float *dx = rnd(m * img, -1, 1, seed++), *dx0 = dup(dx, m * img);
-        float *prep = malloc((size_t)k->conv_dx_prep_work(M, C, KH, KW) * sizeof(float));
+        float *prep =
+            malloc((size_t)k->conv_dx_prep_work(M, C, H, W, KH, KW, st, pad) * sizeof(float));
         float *work = malloc((size_t)nw * sizeof(float));
         assert_non_null(prep);
         assert_non_null(work);
-        k->conv_dx_prep(M, C, KH, KW, w, prep);
+        k->conv_dx_prep(M, C, H, W, KH, KW, st, pad, w, prep);
         k->conv_dx(M, prep, dy, dy_img, C, H, W, KH, KW, st, pad, m, img, beta, dx, work);
         double *ref = calloc((size_t)(m * img), sizeof(double)),
                *mag = calloc((size_t)(m * img), sizeof(double));

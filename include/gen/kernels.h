@@ -261,16 +261,18 @@ struct gen_kernels {
      * conv_dx_work(M, C, H, W, KH, KW, stride, pad, m): the floats of
      * conv_dx's work for m images, or 0 where conv_dx does not take this
      * geometry (then W^T dy and col2im). conv_dx_prep writes Wm (M x C KH
-     * KW, conv_gemm's kernels) into prep (conv_dx_prep_work(M, C, KH, KW)
-     * floats) in the form conv_dx takes, once for a layer's chunks.
+     * KW, conv_gemm's kernels) into prep (conv_dx_prep_work(M, C, H, W, KH,
+     * KW, stride, pad) floats) in the form conv_dx takes for that geometry,
+     * once for a layer's chunks.
      * conv_dx: dx_i = beta dx_i + col2im(Wm^T dy_i) for the m images dy_i
      * (M x P, dy_img floats apart) and dx_i (C, H, W, img floats apart).
      * On the calling thread. */
     int64_t (*conv_dx_work)(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                             int64_t stride, int64_t pad, int64_t m);
-    int64_t (*conv_dx_prep_work)(int64_t M, int64_t C, int64_t KH, int64_t KW);
-    void (*conv_dx_prep)(int64_t M, int64_t C, int64_t KH, int64_t KW, const float *Wm,
-                         float *prep);
+    int64_t (*conv_dx_prep_work)(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                                 int64_t stride, int64_t pad);
+    void (*conv_dx_prep)(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                         int64_t stride, int64_t pad, const float *Wm, float *prep);
     void (*conv_dx)(int64_t M, const float *prep, const float *dy, int64_t dy_img, int64_t C,
                     int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride, int64_t pad,
                     int64_t m, int64_t img, float beta, float *dx, float *work);

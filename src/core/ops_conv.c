@@ -258,8 +258,9 @@ static int implicit_dx(struct gen_ctx *g, const struct gen_kernels *kt, const st
                                                              c->KW, c->stride, c->pad, k.nb)
                                           : 0;
     if (work <= 0) return 0;
-    float *prep = gen_scratch_floats(g, kt->conv_dx_prep_work(c->Cout, c->Cin, c->KH, c->KW));
-    kt->conv_dx_prep(c->Cout, c->Cin, c->KH, c->KW, w, prep);
+    float *prep = gen_scratch_floats(
+        g, kt->conv_dx_prep_work(c->Cout, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad));
+    kt->conv_dx_prep(c->Cout, c->Cin, c->H, c->W, c->KH, c->KW, c->stride, c->pad, w, prep);
     const int64_t per = gen_lines(work);
     float *scratch = gen_scratch_floats(g, (int64_t)gen_task_threads() * per);
 #pragma omp parallel for schedule(dynamic, 1) if (k.count > 1)

@@ -577,12 +577,15 @@ static int64_t class_at(int64_t M, int64_t C, int64_t KH, int64_t KW, int64_t rh
     return at;
 }
 
-int64_t gen_conv_dx_avx2_prep_work(int64_t M, int64_t C, int64_t KH, int64_t KW) {
-    return class_at(M, C, KH, KW, 2, 0); /* all four classes */
+int64_t gen_conv_dx_avx2_prep_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
+                                   int64_t KW, int64_t stride, int64_t pad) {
+    (void)H, (void)W, (void)stride, (void)pad; /* the same for every geometry it takes */
+    return class_at(M, C, KH, KW, 2, 0);       /* all four classes */
 }
 
-void gen_conv_dx_avx2_prep(int64_t M, int64_t C, int64_t KH, int64_t KW, const float *Wm,
-                           float *prep) {
+void gen_conv_dx_avx2_prep(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                           int64_t stride, int64_t pad, const float *Wm, float *prep) {
+    (void)H, (void)W, (void)stride, (void)pad;
     const int64_t T = KH * KW;
     for (int64_t rh = 0; rh < 2; rh++)
         for (int64_t rw = 0; rw < 2; rw++) {

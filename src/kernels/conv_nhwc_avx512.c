@@ -119,6 +119,12 @@ static void to_nhwc(const struct nhwc *g, const float *x, int64_t img, int64_t m
     }
 }
 
+void gen_nhwc_copy(int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m, int64_t img,
+                   const float *x, float *xq) {
+    const struct nhwc g = nhwc_geo(C, H, W, 1, 1, 1, pad, m);
+    to_nhwc(&g, x, img, m, C, H, W, pad, xq);
+}
+
 /* dx_i (C, H, W) = beta dx_i + the interior of xq's image i, for the m
  * images (dx's img floats apart): to_nhwc's transposes the other way. */
 static void from_nhwc(const struct nhwc *g, const float *xq, int64_t m, int64_t C, int64_t H,
@@ -224,7 +230,9 @@ void gen_nhwc_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t 
     taps_last(M, C, KH * KW, t, dw);
 }
 
-int64_t gen_nhwc_dx_prep_work(int64_t M, int64_t C, int64_t KH, int64_t KW) {
+int64_t gen_nhwc_dx_prep_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                              int64_t stride, int64_t pad) {
+    if (gen_wino_s2_fits(M, C, H, W, KH, KW, stride, pad)) return gen_wino_s2_dx_prep_work(M, C);
     return KH * gen_gemm_avx512_pack_b_floats(M, KW * C);
 }
 
@@ -232,7 +240,12 @@ int64_t gen_nhwc_dx_prep_work(int64_t M, int64_t C, int64_t KH, int64_t KW) {
  * tap kw's C weights, kw by kw), packed as B panels, kh by kh: per row co,
  * 16 channels' KH KW taps transposed in registers into one vector of 16
  * channels a tap. */
-void gen_nhwc_dx_prep(int64_t M, int64_t C, int64_t KH, int64_t KW, const float *Wm, float *prep) {
+void gen_nhwc_dx_prep(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                      int64_t stride, int64_t pad, const float *Wm, float *prep) {
+    if (gen_wino_s2_fits(M, C, H, W, KH, KW, stride, pad)) {
+        gen_wino_s2_dx_prep(M, C, Wm, prep);
+        return;
+    }
     const int64_t run = KW * C, panels = gen_gemm_avx512_pack_b_floats(M, run);
     const int64_t T = KH * KW;
     const __mmask16 mt = lane_mask(T);
@@ -280,6 +293,8 @@ static struct dx_parts dx_parts(const struct nhwc *g, int64_t M, int64_t m) {
 int64_t gen_nhwc_dx_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                          int64_t stride, int64_t pad, int64_t m) {
     if (!gen_nhwc_fits(C, KH, KW, stride)) return 0;
+    if (gen_wino_s2_fits(M, C, H, W, KH, KW, stride, pad))
+        return gen_wino_s2_dx_work(M, C, H, W, pad, m);
     const struct nhwc g = nhwc_geo(C, H, W, KH, KW, stride, pad, m);
     return dx_parts(&g, M, m).total;
 }
@@ -287,6 +302,10 @@ int64_t gen_nhwc_dx_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
 void gen_nhwc_dx(int64_t M, const float *prep, const float *dy, int64_t dy_img, int64_t C,
                  int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride, int64_t pad,
                  int64_t m, int64_t img, float beta, float *dx, float *work) {
+    if (gen_wino_s2_fits(M, C, H, W, KH, KW, stride, pad)) {
+        gen_wino_s2_dx(M, prep, dy, dy_img, C, H, W, pad, m, img, beta, dx, work);
+        return;
+    }
     const struct nhwc g = nhwc_geo(C, H, W, KH, KW, stride, pad, m);
     const struct dx_parts p = dx_parts(&g, M, m);
     float *xq = work + p.xq, *mat = work + p.mat, *packed = work + p.packed;
@@ -299,6 +318,12 @@ void gen_nhwc_dx(int64_t M, const float *prep, const float *dy, int64_t dy_img, 
         run_starts(&g, C, kh, stride, xq, m, ptr);
         gen_gemm_avx512_rows(g.L, g.run, M, packed, prep + kh * panels, NULL, ptr, 1.0f, NULL, 0);
     }
+    from_nhwc(&g, xq, m, C, H, W, pad, beta, dx, img);
+}
+
+void gen_nhwc_uncopy(int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m, const float *xq,
+                     float beta, float *dx, int64_t img) {
+    const struct nhwc g = nhwc_geo(C, H, W, 1, 1, 1, pad, m);
     from_nhwc(&g, xq, m, C, H, W, pad, beta, dx, img);
 }
 

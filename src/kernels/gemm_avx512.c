@@ -842,6 +842,8 @@ int64_t gen_conv_gemm_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, in
     if (pointwise(KH, KW, stride, pad))
         return pointwise_in_place(H, W, KH, KW, stride, pad) ? pointwise_work(C) : 0;
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) return gen_wino_conv_work(M, C, H, W, pad, m);
+    if (gen_wino_s2_fits(M, C, H, W, KH, KW, stride, pad))
+        return gen_wino_s2_work(M, C, H, W, pad, m);
     if (gen_nhwc_fits(C, KH, KW, stride)) return gen_nhwc_conv_work(M, C, H, W, KH, KW, stride, pad, m);
     if (K < WIDE_MIN_K) { /* panels of the plain grid, one im2col row, the product */
         const int64_t N = m * gen_conv_out(H, KH, stride, pad) * gen_conv_out(W, KW, stride, pad);
@@ -855,12 +857,14 @@ int64_t gen_conv_gemm_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, in
 
 int64_t gen_conv_gemm_avx512_images(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
                                     int64_t KW, int64_t stride, int64_t pad) {
+    if (gen_wino_s2_fits(M, C, H, W, KH, KW, stride, pad)) return gen_wino_s2_images(H, W, pad);
     return gen_wino_fits(M, C, H, W, KH, KW, stride, pad) ? gen_wino_images(H, W, pad) : 0;
 }
 
 int64_t gen_conv_prep_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
                                   int64_t KW, int64_t stride, int64_t pad) {
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) return gen_wino_prep_work(M, C, H, W, pad);
+    if (gen_wino_s2_fits(M, C, H, W, KH, KW, stride, pad)) return gen_wino_s2_prep_work(M, C);
     if (gen_nhwc_fits(C, KH, KW, stride)) return gen_nhwc_conv_prep_work(M, C, KH, KW);
     return gen_gemm_avx512_pack_a_floats(M, C * KH * KW);
 }
@@ -869,6 +873,8 @@ void gen_conv_prep_avx512(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH
                           int64_t stride, int64_t pad, const float *Wm, float *prep) {
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad))
         gen_wino_prep(M, C, H, W, pad, Wm, prep);
+    else if (gen_wino_s2_fits(M, C, H, W, KH, KW, stride, pad))
+        gen_wino_s2_prep(M, C, Wm, prep);
     else if (gen_nhwc_fits(C, KH, KW, stride))
         gen_nhwc_conv_prep(M, C, KH, KW, Wm, prep);
     else /* packed once for every chunk's product */
@@ -906,6 +912,10 @@ void gen_conv_gemm_avx512(int64_t M, const float *Wm, int64_t C, int64_t H, int6
     }
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) {
         gen_wino_conv(M, Wm, C, H, W, pad, m, img, x, bias, beta, out, ldo, out_img, work);
+        return;
+    }
+    if (gen_wino_s2_fits(M, C, H, W, KH, KW, stride, pad)) {
+        gen_wino_s2_conv(M, Wm, C, H, W, pad, m, img, x, bias, beta, out, ldo, out_img, work);
         return;
     }
     if (gen_nhwc_fits(C, KH, KW, stride)) {
@@ -1064,6 +1074,8 @@ int64_t gen_conv_dw_avx512_work(int64_t M, int64_t C, int64_t H, int64_t W, int6
     if (pointwise(KH, KW, stride, pad))
         return pointwise_in_place(H, W, KH, KW, stride, pad) ? 16 : 0;
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) return gen_wino_dw_work(M, C, H, W, pad, m);
+    if (gen_wino_s2_fits(M, C, H, W, KH, KW, stride, pad))
+        return gen_wino_s2_dw_work(M, C, H, W, pad, m);
     if (gen_nhwc_fits(C, KH, KW, stride))
         return gen_nhwc_dw_work(M, C, H, W, KH, KW, stride, pad, m);
     if (dw_gathers(C * KH * KW, stride))
@@ -1096,6 +1108,10 @@ void gen_conv_dw_avx512(int64_t M, const float *dy, int64_t dy_img, int64_t C, i
     }
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) {
         gen_wino_dw(M, dy, dy_img, C, H, W, pad, m, img, x, dw, work);
+        return;
+    }
+    if (gen_wino_s2_fits(M, C, H, W, KH, KW, stride, pad)) {
+        gen_wino_s2_dw(M, dy, dy_img, C, H, W, pad, m, img, x, dw, work);
         return;
     }
     if (gen_nhwc_fits(C, KH, KW, stride)) {

@@ -283,9 +283,10 @@ int gen_avx2_im2col_s2(int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, 
                        int64_t ldc, const float *x, float *col);
 int64_t gen_conv_dx_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                               int64_t stride, int64_t pad, int64_t m);
-int64_t gen_conv_dx_avx2_prep_work(int64_t M, int64_t C, int64_t KH, int64_t KW);
-void gen_conv_dx_avx2_prep(int64_t M, int64_t C, int64_t KH, int64_t KW, const float *Wm,
-                           float *prep);
+int64_t gen_conv_dx_avx2_prep_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
+                                   int64_t KW, int64_t stride, int64_t pad);
+void gen_conv_dx_avx2_prep(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                           int64_t stride, int64_t pad, const float *Wm, float *prep);
 void gen_conv_dx_avx2(int64_t M, const float *prep, const float *dy, int64_t dy_img, int64_t C,
                       int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride, int64_t pad,
                       int64_t m, int64_t img, float beta, float *dx, float *work);
@@ -519,11 +520,44 @@ int64_t gen_wino_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad
 void gen_wino_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
                  int64_t pad, int64_t m, int64_t img, const float *x, float *dw, float *work);
 
+/* ---- 4 x 4 stride-2 convolutions' forward passes and input gradients by
+ * F(4 x 4, 2 x 2) over the stride phases (winograd_s2_avx512.c): the
+ * table's conv_gemm hands over the geometries gen_wino_s2_fits accepts,
+ * its kernels as gen_wino_s2_prep left them (gen_wino_s2_prep_work
+ * floats), in calls of gen_wino_s2_images images; its conv_dx (conv_nhwc's)
+ * and conv_dw the same geometries, with the _dx and _dw functions. */
+int gen_wino_s2_fits(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                     int64_t stride, int64_t pad);
+int64_t gen_wino_s2_images(int64_t H, int64_t W, int64_t pad);
+int64_t gen_wino_s2_prep_work(int64_t M, int64_t C);
+void gen_wino_s2_prep(int64_t M, int64_t C, const float *Wm, float *prep);
+int64_t gen_wino_s2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m);
+void gen_wino_s2_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W, int64_t pad,
+                      int64_t m, int64_t img, const float *x, const float *bias, float beta,
+                      float *out, int64_t ldo, int64_t out_img, float *work);
+int64_t gen_wino_s2_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m);
+void gen_wino_s2_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
+                    int64_t pad, int64_t m, int64_t img, const float *x, float *dw, float *work);
+int64_t gen_wino_s2_dx_prep_work(int64_t M, int64_t C);
+void gen_wino_s2_dx_prep(int64_t M, int64_t C, const float *Wm, float *prep);
+int64_t gen_wino_s2_dx_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m);
+void gen_wino_s2_dx(int64_t M, const float *prep, const float *dy, int64_t dy_img, int64_t C,
+                    int64_t H, int64_t W, int64_t pad, int64_t m, int64_t img, float beta,
+                    float *dx, float *work);
+
 /* ---- the gradients of strided convolutions through channels-last copies
  * (conv_nhwc_avx512.c): the table's conv_gemm, conv_prep and conv_dw hand
  * over the geometries gen_nhwc_fits accepts, and they are the table's
  * conv_dx (kernels.h): gen_nhwc_dx_work is 0 for the others. */
 int gen_nhwc_fits(int64_t C, int64_t KH, int64_t KW, int64_t stride);
+/* The m images (C, H, W) at x, img floats apart, into xq (m, H + 2 pad, W
+ * + 2 pad, C), zeros in the padding. */
+void gen_nhwc_copy(int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m, int64_t img,
+                   const float *x, float *xq);
+/* dx_i (C, H, W; img floats apart) = beta dx_i + the interior of image i
+ * of xq (m, H + 2 pad, W + 2 pad, C): gen_nhwc_copy the other way. */
+void gen_nhwc_uncopy(int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m, const float *xq,
+                     float beta, float *dx, int64_t img);
 int64_t gen_nhwc_conv_prep_work(int64_t M, int64_t C, int64_t KH, int64_t KW);
 void gen_nhwc_conv_prep(int64_t M, int64_t C, int64_t KH, int64_t KW, const float *Wm,
                         float *prep);
@@ -538,8 +572,10 @@ int64_t gen_nhwc_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
 void gen_nhwc_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
                  int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                  const float *x, float *dw, float *work);
-int64_t gen_nhwc_dx_prep_work(int64_t M, int64_t C, int64_t KH, int64_t KW);
-void gen_nhwc_dx_prep(int64_t M, int64_t C, int64_t KH, int64_t KW, const float *Wm, float *prep);
+int64_t gen_nhwc_dx_prep_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                              int64_t stride, int64_t pad);
+void gen_nhwc_dx_prep(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
+                      int64_t stride, int64_t pad, const float *Wm, float *prep);
 int64_t gen_nhwc_dx_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                          int64_t stride, int64_t pad, int64_t m);
 void gen_nhwc_dx(int64_t M, const float *prep, const float *dy, int64_t dy_img, int64_t C,
