@@ -15,7 +15,8 @@
  *     on a ready column matrix; "wino" rows are the convolutions the table
  *     runs by Winograd's minimal filtering, whose GFLOP/s count the direct
  *     arithmetic (F(2x2, 3x3) does 4/9 of its products, the AVX2 table's
- *     F(4x4, 3x3) 1/4) and are summed up apart.
+ *     F(4x4, 3x3) 1/4, the AVX-512 table's F(4x4, 2x2) over a stride-2
+ *     4x4 one's phases 0.51 on 7x7 outputs) and are summed up apart.
  *   DCGAN (64 + 64 channels, 7 -> 14 -> 28): the transposed convolution's
  *     column GEMM and the discriminator's stride-2 convolution, per chunk.
  *   VAE (784 -> 400 -> 20, batch 128): the 784 x 400 layers on all threads.
@@ -520,7 +521,10 @@ int main(int argc, char **argv) {
              * does 1/4 to 4/9 of the arithmetic counted here: its rate is the
              * direct one's equivalent, and it is kept out of the share of
              * the peak */
-            const int wino = conv && gen_wino_fits(M, g[0], g[1], g[2], g[3], g[4], g[5], g[6]);
+            const int wino =
+                conv && (gen_wino_fits(M, g[0], g[1], g[2], g[3], g[4], g[5], g[6]) ||
+                         (!strcmp(kt->name, "avx512") &&
+                          gen_wino_s2_fits(M, g[0], g[1], g[2], g[3], g[4], g[5], g[6])));
             const int large = sh->large && (sh->kind == GEMM || conv); /* what the model runs */
             ratios[n_ratios++] = r.blas / r.gen;
             if (large && !wino) large_pk[n_large++] = r.gen_pk;
