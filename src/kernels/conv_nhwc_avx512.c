@@ -292,9 +292,9 @@ static struct dx_parts dx_parts(const struct nhwc *g, int64_t M, int64_t m) {
 
 int64_t gen_nhwc_dx_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                          int64_t stride, int64_t pad, int64_t m) {
-    if (!gen_nhwc_fits(C, KH, KW, stride)) return 0;
-    if (gen_wino_s2_fits(M, C, H, W, KH, KW, stride, pad))
+    if (gen_wino_s2_fits(M, C, H, W, KH, KW, stride, pad)) /* 16 channels and more */
         return gen_wino_s2_dx_work(M, C, H, W, pad, m);
+    if (!gen_nhwc_fits(C, KH, KW, stride)) return 0;
     const struct nhwc g = nhwc_geo(C, H, W, KH, KW, stride, pad, m);
     return dx_parts(&g, M, m).total;
 }
