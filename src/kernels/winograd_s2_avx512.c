@@ -253,14 +253,14 @@ static inline __attribute__((always_inline)) void at5(const __m512 *y, int s, __
     o[3 * t] = _mm512_add_ps(_mm512_fmadd_ps(_mm512_set1_ps(8.0f), y3, dif), y[4 * s]);
 }
 
-/* One tile's transformed input, n channels: its 5 x 5 positions from (r0,
- * c0) of the channels-last image src (rows x cols, Cs channels), `step`
- * apart (zeros past its edge), 16 channels at a time, into row t of each
- * V_xi (at v, vs floats apart). */
+/* One tile's transformed input: its 5 x 5 positions from (r0, c0) of the
+ * channels-last image src (rows x cols, Cs channels), `step` apart (zeros
+ * past its edge), 16 channels at a time, into row t of each V_xi (at v,
+ * vs floats apart). */
 static void input_tile(const float *src, int64_t rows, int64_t cols, int64_t Cs, int64_t r0,
-                       int64_t c0, int64_t step, int64_t n, float *v, int64_t vs) {
-    for (int64_t ch = 0; ch < n; ch += 16) {
-        const __mmask16 mc = lane_mask(n - ch);
+                       int64_t c0, int64_t step, float *v, int64_t vs) {
+    for (int64_t ch = 0; ch < Cs; ch += 16) {
+        const __mmask16 mc = lane_mask(Cs - ch);
         __m512 d[25], e[25];
 #pragma GCC unroll 5
         for (int u = 0; u < 5; u++) {
@@ -334,18 +334,19 @@ static void products(int64_t T, int64_t N, int64_t K, const float *v, int64_t vs
                                 y + xi * ys, N);
 }
 
-/* The forward pass's V for the m channels-last images at xq: tile t of
- * image i in row i tiles + t of each V_xi, phase (a, b) = (ph / 2, ph %
- * 2) in its columns ph C .. ph C + C - 1. */
-static void input_phases(const struct s2geo *g, int64_t C, int64_t m, const float *xq, float *v,
-                         int64_t vs) {
+/* The forward pass's V for the m images (C, H, W) at x (img floats
+ * apart), through their channels-last copy at xq: tile t of image i in row
+ * i tiles + t of each V_xi, phase (a, b) = (ph / 2, ph % 2) in its
+ * columns ph C .. ph C + C - 1. */
+static void input_phases(const struct s2geo *g, int64_t C, int64_t H, int64_t W, int64_t pad,
+                         int64_t m, int64_t img, const float *x, float *xq, float *v, int64_t vs) {
     const int64_t tiles = g->TH * g->TW, image = g->Hp * g->Wp * C;
+    gen_nhwc_copy(C, H, W, pad, m, img, x, xq);
     for (int64_t i = 0; i < m; i++)
         for (int64_t t = 0; t < tiles; t++)
             for (int64_t ph = 0; ph < 4; ph++)
                 input_tile(xq + i * image, g->Hp, g->Wp, C, 8 * (t / g->TW) + ph / 2,
-                           8 * (t % g->TW) + ph % 2, 2, C, v + (i * tiles + t) * 4 * C + ph * C,
-                           vs);
+                           8 * (t % g->TW) + ph % 2, 2, v + (i * tiles + t) * 4 * C + ph * C, vs);
 }
 
 /* out (M x OH OW per image, out_img floats apart) = beta out + bias +
@@ -358,8 +359,7 @@ void gen_wino_s2_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_
     const struct s2parts pt = fwd_parts(M, C, &g, m);
     const int64_t K4 = 4 * C, tiles = g.TH * g.TW, T = m * tiles;
     float *v = work + pt.v, *y = work + pt.y;
-    gen_nhwc_copy(C, H, W, pad, m, img, x, work);
-    input_phases(&g, C, m, work, v, pt.vs);
+    input_phases(&g, C, H, W, pad, m, img, x, work, v, pt.vs);
     products(T, M, K4, v, pt.vs, prep, panel_floats(K4, M), y, pt.ys);
     for (int64_t i = 0; i < m; i++)
         for (int64_t t = 0; t < tiles; t++)
@@ -382,7 +382,7 @@ void gen_wino_s2_dx(int64_t M, const float *prep, const float *dy, int64_t dy_im
     for (int64_t i = 0; i < m; i++)
         for (int64_t t = 0; t < tiles; t++)
             input_tile(work + i * rows * cols * M, rows, cols, M, 4 * (t / g.RW), 4 * (t % g.RW), 1,
-                       M, v + (i * tiles + t) * M, pt.vs);
+                       v + (i * tiles + t) * M, pt.vs);
     products(T, K4, M, v, pt.vs, prep, panel_floats(M, K4), y, pt.ys);
     for (int64_t i = 0; i < m; i++)
         for (int64_t t = 0; t < tiles; t++) {
@@ -464,8 +464,7 @@ void gen_wino_s2_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64
     const struct dw_parts pt = dw_parts(M, C, &g, m);
     const int64_t K4 = 4 * C, tiles = g.TH * g.TW, T = m * tiles;
     float *dyq = work + pt.dyq, *v = work + pt.v, *d = work + pt.d, *du = work + pt.du;
-    gen_nhwc_copy(C, H, W, pad, m, img, x, work);
-    input_phases(&g, C, m, work, v, pt.vs);
+    input_phases(&g, C, H, W, pad, m, img, x, work, v, pt.vs);
     gen_nhwc_copy(M, g.OH, g.OW, 0, m, dy_img, dy, dyq);
     for (int64_t i = 0; i < m; i++) /* D = A dY A^T, tile by tile, 16 output channels a vector */
         for (int64_t t = 0; t < tiles; t++) {
