@@ -432,10 +432,20 @@ void gen_parallel_tuned(struct gen_tune *tu, int n, void (*fn)(void *arg, int t,
 
 /* gen_parallel's barrier: a count of the threads arrived and a generation
  * that the last one advances, spun on. Decoding a token meets 16 times;
- * libgomp's barrier took about 300 ns on 2 cores, this one 80. After a
- * few thousand spins a waiter yields its core, in case the peer it waits
- * for is descheduled (more threads than cores). One gen_parallel runs at
- * a time (never nested), so one counter serves. */
+ * libgomp's barrier took about 300 ns on 2 cores, this one 80. After
+ * BARRIER_SPIN seconds of spinning a waiter yields its core, in case the
+ * peer it waits for is descheduled or shares its CPU (a thread just woken
+ * onto the waker's CPU, until the scheduler moves it). Until 2026-12-07
+ * that was 4096 `pause`s, 101 us on the Zen 4 VM (a token there is 40
+ * us): two threads on one CPU (`taskset -c 0 gen sample --threads 2`)
+ * took 1.8-2.1 ms a token, and so did a trial's first tokens on two
+ * threads whenever the woken thread landed beside the other (1.9-2.0 ms,
+ * in 4 of 12 runs of 5 x 100 tokens). After 10 us: 0.2-0.3 ms a token
+ * there, and in a run of 5 x 1000 tokens on two free cores 0.5 % of the
+ * waits reached the yield (a sched_yield with nothing else to run is a
+ * system call back). One gen_parallel runs at a time (never nested), so
+ * one counter serves. */
+#define BARRIER_SPIN 10e-6
 #ifdef _OPENMP
 static _Atomic int barrier_count;
 static _Atomic unsigned barrier_gen;
@@ -451,10 +461,13 @@ void gen_barrier(void) {
         atomic_fetch_add_explicit(&barrier_gen, 1, memory_order_release);
         return;
     }
-    for (int spins = 0; atomic_load_explicit(&barrier_gen, memory_order_acquire) == g; spins++) {
-        if (spins < 4096)
+    /* the clock read once every 64 spins, from the 64th on */
+    double until = 0.0;
+    for (int spins = 1; atomic_load_explicit(&barrier_gen, memory_order_acquire) == g; spins++) {
+        if (until == 0.0 || spins % 64) {
             __builtin_ia32_pause();
-        else
+            if (spins == 64) until = gen_now() + BARRIER_SPIN;
+        } else if (gen_now() > until)
             sched_yield();
     }
 #endif
