@@ -432,41 +432,63 @@ void gen_parallel_tuned(struct gen_tune *tu, int n, void (*fn)(void *arg, int t,
 
 /* gen_parallel's barrier: a count of the threads arrived and a generation
  * that the last one advances, spun on. Decoding a token meets 16 times;
- * libgomp's barrier took about 300 ns on 2 cores, this one 80. After
- * BARRIER_SPIN seconds of spinning a waiter yields its core, in case the
- * peer it waits for is descheduled or shares its CPU (a thread just woken
- * onto the waker's CPU, until the scheduler moves it). Until 2026-12-07
- * that was 4096 `pause`s, 101 us on the Zen 4 VM (a token there is 40
- * us): two threads on one CPU (`taskset -c 0 gen sample --threads 2`)
- * took 1.8-2.1 ms a token, and so did a trial's first tokens on two
- * threads whenever the woken thread landed beside the other (1.9-2.0 ms,
- * in 4 of 12 runs of 5 x 100 tokens). After 10 us: 0.2-0.3 ms a token
- * there, and in a run of 5 x 1000 tokens on two free cores 0.5 % of the
- * waits reached the yield (a sched_yield with nothing else to run is a
- * system call back). One gen_parallel runs at a time (never nested), so
- * one counter serves. */
-#define BARRIER_SPIN 10e-6
+ * libgomp's barrier took about 300 ns on 2 cores, this one 80. A waiter
+ * spins, then yields its CPU, for a peer that cannot run until it does:
+ *
+ * - after BARRIER_SPIN_SHARED where a peer last arrived from this CPU
+ *   (a thread just woken onto its waker's CPU, until the scheduler moves
+ *   it; more threads than CPUs). Spinning 4096 `pause`s there, 101 us on
+ *   the Zen 4 VM where a token takes 40, had cost each token 1.8-2.1 ms
+ *   (`taskset -c 0 gen sample --threads 2`, and a trial's first tokens
+ *   on two threads in 4 of 12 runs of 5 x 100 tokens); 10 us: 0.3 ms;
+ * - after BARRIER_SPIN otherwise, as long as those 4096 `pause`s: yielding
+ *   sooner gave a CPU shared with another process to that process for its
+ *   time slice (sampling beside a busy loop pinned to the other core,
+ *   10 us for every waiter: 9 656 -> 7 718 tokens/s in medians).
+ *
+ * Each thread notes the CPU it arrives from (its slot, thread t mod
+ * BARRIER_SLOTS; 0: none yet, else the CPU + 1). One gen_parallel runs at
+ * a time (never nested), so one counter serves. */
+#define BARRIER_SPIN_SHARED 10e-6
+#define BARRIER_SPIN        100e-6
+#define BARRIER_SLOTS       64
 #ifdef _OPENMP
 static _Atomic int barrier_count;
 static _Atomic unsigned barrier_gen;
+static _Atomic int barrier_cpu[BARRIER_SLOTS];
+
+/* The CPU this thread runs on, + 1; 0 where that cannot be known. */
+static int cpu_plus1(void) {
+#ifdef __linux__
+    return sched_getcpu() + 1; /* -1 on failure */
+#else
+    return 0;
+#endif
+}
 #endif
 
 void gen_barrier(void) {
 #ifdef _OPENMP
-    const int nt = omp_get_num_threads();
+    const int nt = omp_get_num_threads(), t = omp_get_thread_num();
     if (nt <= 1) return;
+    const int cpu = cpu_plus1();
+    atomic_store_explicit(&barrier_cpu[t % BARRIER_SLOTS], cpu, memory_order_relaxed);
     const unsigned g = atomic_load_explicit(&barrier_gen, memory_order_acquire);
     if (atomic_fetch_add_explicit(&barrier_count, 1, memory_order_acq_rel) == nt - 1) {
         atomic_store_explicit(&barrier_count, 0, memory_order_relaxed);
         atomic_fetch_add_explicit(&barrier_gen, 1, memory_order_release);
         return;
     }
+    int shared = 0;
+    for (int u = 0; cpu > 0 && !shared && u < nt && u < BARRIER_SLOTS; u++)
+        shared = u != t % BARRIER_SLOTS &&
+                 atomic_load_explicit(&barrier_cpu[u], memory_order_relaxed) == cpu;
     /* the clock read once every 64 spins, from the 64th on */
     double until = 0.0;
     for (int spins = 1; atomic_load_explicit(&barrier_gen, memory_order_acquire) == g; spins++) {
         if (until == 0.0 || spins % 64) {
             __builtin_ia32_pause();
-            if (spins == 64) until = gen_now() + BARRIER_SPIN;
+            if (spins == 64) until = gen_now() + (shared ? BARRIER_SPIN_SHARED : BARRIER_SPIN);
         } else if (gen_now() > until)
             sched_yield();
     }
