@@ -485,7 +485,8 @@ void gen_barrier(void) {
                  atomic_load_explicit(&barrier_cpu[u], memory_order_relaxed) == cpu;
     /* the clock read once every 64 spins, from the 64th on */
     double until = 0.0;
-    for (int spins = 1; atomic_load_explicit(&barrier_gen, memory_order_acquire) == g; spins++) {
+    for (unsigned spins = 1; atomic_load_explicit(&barrier_gen, memory_order_acquire) == g;
+         spins++) {
         if (until == 0.0 || spins % 64) {
             __builtin_ia32_pause();
             if (spins == 64) until = gen_now() + (shared ? BARRIER_SPIN_SHARED : BARRIER_SPIN);
