@@ -9,7 +9,10 @@
 # that share the cores fairly each take about twice the lone step.
 # Then KV-cache sampling (a 20-step Transformer of the default size, 5
 # samples of 400 tokens): tokens/s on one thread and on THREADS, alone and
-# beside a busy loop pinned to the last core.
+# beside a busy loop pinned to the last core, and THREADS threads all on
+# the first CPU (taskset), where every meeting of the threads waits for a
+# peer that needs the waiter's CPU: what a thread just woken onto its
+# waker's CPU meets until the scheduler moves it (gen_barrier, threads.c).
 #
 #   scripts/bench.sh shared         # VAE (Fashion-MNIST) and Transformer
 #   ROUNDS=3 scripts/bench-shared.sh
@@ -68,9 +71,11 @@ done
 # sampling beside a busy loop on the last core
 "$GEN" train transformer --data "$tmp/text.txt" --steps 20 --threads "$THREADS" --out "$tmp/tf" \
     --force --eval-every 0 --sample-every 0 --quiet
-rate() { # rate THREADS: tokens/s of one sampling run
-    "$GEN" sample transformer --ckpt "$tmp/tf/checkpoint.safetensors" --prompt "Call me" \
-        --length 400 --seed 1 -n 5 -o "$tmp/s.txt" --threads "$1" --quiet --json |
+rate() { # rate THREADS [PREFIX...]: tokens/s of one sampling run (PREFIX: taskset -c 0)
+    local t=$1
+    shift
+    "$@" "$GEN" sample transformer --ckpt "$tmp/tf/checkpoint.safetensors" --prompt "Call me" \
+        --length 400 --seed 1 -n 5 -o "$tmp/s.txt" --threads "$t" --quiet --json |
         sed -n 's/.*"tokens_per_s":\([0-9.]*\).*/\1/p'
 }
 last=$(($(nproc) - 1))
@@ -90,3 +95,8 @@ for t in 1 "$THREADS"; do
         printf " beside a busy loop on core %d %6.0f", c, b
         printf " (medians of %d rounds)\n", r }'
 done
+one=()
+for _ in $(seq "$ROUNDS"); do one+=("$(rate "$THREADS" taskset -c 0)"); done
+awk -v t="$THREADS" -v a="$(median "${one[@]}")" -v r="$ROUNDS" 'BEGIN {
+    printf "sample transformer, %d threads on one CPU: %6.0f tokens/s (median of %d rounds)\n",
+           t, a, r }'
