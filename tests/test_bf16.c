@@ -827,14 +827,37 @@ static int64_t operand_run(int operand, int64_t C, int64_t s, int kind, float *o
     return k;
 }
 
-/* An operand's run (held as bf16 or not, want_held: whether it should be)
- * gave what the plain op's run (never held) gave, bit for bit. */
-static void assert_same_run(int held, int want_held, int64_t na, const float *a, int plain,
-                            int64_t nb, const float *b) {
-    assert_int_equal(held, want_held);
-    assert_int_equal(plain, 0);
-    assert_int_equal(na, nb);
-    assert_memory_equal(a, b, (size_t)na * sizeof *a);
+/* One case of an operand test: case i by the operand op (operand 1) or
+ * the plain one, its results into out (results), whether the operand was
+ * held as bf16 into *held; returns how many results. */
+typedef int64_t (*operand_case)(int operand, size_t i, float *out, int64_t n, int *held);
+
+/* In fp32, then bf16: each case by the operand op gives what the plain op
+ * (never held) gives, bit for bit, the operand held as bf16 under bf16
+ * where held(i) says, never in fp32. */
+static void same_bits(operand_case run, size_t cases, int (*held)(size_t i), int64_t n) {
+    float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
+    assert_true(a && b);
+    for (int prec = 0; prec < 2; prec++) {
+        assert_int_equal(gen_kernels_set_precision(prec ? GEN_PRECISION_BF16 : GEN_PRECISION_FP32),
+                         1);
+        for (size_t i = 0; i < cases; i++) {
+            int h, plain;
+            const int64_t na = run(1, i, a, n, &h), nb = run(0, i, b, n, &plain);
+            assert_int_equal(h, prec && held(i));
+            assert_int_equal(plain, 0);
+            assert_int_equal(na, nb);
+            assert_memory_equal(a, b, (size_t)na * sizeof *a);
+        }
+    }
+    assert_int_equal(gen_kernels_set_precision(GEN_PRECISION_FP32), 1);
+    free(a), free(b);
+}
+
+/* Whether the table in force takes bf16 convolution operands (AMX's). */
+static int conv_held(size_t i) {
+    (void)i;
+    return gen_kernels()->conv_gemm_b16 != NULL;
 }
 
 /* gen_groupnorm_silu_operand under --precision bf16, where the table's
@@ -846,26 +869,16 @@ static void assert_same_run(int held, int want_held, int64_t na, const float *a,
  * through a widened copy where the table does not take bf16 (stride 2; 5
  * channels); conv2d, conv2d_add (with a shift) and conv2d_sum. In fp32 it
  * is the plain op. */
+static const int64_t operand_geo[][2] = {{32, 1}, {32, 2}, {5, 1}}; /* C, stride */
+
+static int64_t operand_case_run(int operand, size_t i, float *out, int64_t n, int *held) {
+    return operand_run(operand, operand_geo[i / 3][0], operand_geo[i / 3][1], (int)(i % 3), out, n,
+                       held);
+}
+
 static void test_operand(void **state) {
     (void)state;
-    static const int64_t geo[][2] = {{32, 1}, {32, 2}, {5, 1}}; /* C, stride */
-    const int64_t n = 1 << 16;
-    float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
-    assert_true(a && b);
-    for (int prec = 0; prec < 2; prec++) {
-        assert_int_equal(gen_kernels_set_precision(prec ? GEN_PRECISION_BF16 : GEN_PRECISION_FP32),
-                         1);
-        const int held_here = prec && gen_kernels()->conv_gemm_b16 != NULL;
-        for (size_t gi = 0; gi < sizeof geo / sizeof geo[0]; gi++)
-            for (int kind = 0; kind < 3; kind++) {
-                int held, plain;
-                const int64_t na = operand_run(1, geo[gi][0], geo[gi][1], kind, a, n, &held);
-                const int64_t nb = operand_run(0, geo[gi][0], geo[gi][1], kind, b, n, &plain);
-                assert_same_run(held, held_here, na, a, plain, nb, b);
-            }
-    }
-    assert_int_equal(gen_kernels_set_precision(GEN_PRECISION_FP32), 1);
-    free(a), free(b);
+    same_bits(operand_case_run, 3 * sizeof operand_geo / sizeof operand_geo[0], conv_held, 1 << 16);
 }
 
 /* A 3 x 3 convolution (C channels in, 32 out, stride 1) of x (H x W) upsampled
@@ -897,25 +910,120 @@ static int64_t upsample_run(int operand, int64_t C, int64_t H, int64_t W, float 
  * copy where the table does not take bf16 (5 channels); rows of 7 values
  * (rounded several rows at a time) and of 300 (in runs). In fp32 it is the
  * plain op. */
+static int64_t upsample_case_run(int operand, size_t i, float *out, int64_t n, int *held) {
+    const int64_t C = i % 2 ? 32 : 5, H = i < 2 ? 5 : 2, W = i < 2 ? 7 : 300;
+    return upsample_run(operand, C, H, W, out, n, held);
+}
+
 static void test_upsample_operand(void **state) {
     (void)state;
-    const int64_t n = 1 << 19;
-    float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)n * sizeof *b);
-    assert_true(a && b);
-    for (int prec = 0; prec < 2; prec++) {
-        assert_int_equal(gen_kernels_set_precision(prec ? GEN_PRECISION_BF16 : GEN_PRECISION_FP32),
-                         1);
-        const int held_here = prec && gen_kernels()->conv_gemm_b16 != NULL;
-        for (int gi = 0; gi < 4; gi++) {
-            const int64_t C = gi % 2 ? 32 : 5, H = gi < 2 ? 5 : 2, W = gi < 2 ? 7 : 300;
-            int held, plain;
-            const int64_t na = upsample_run(1, C, H, W, a, n, &held);
-            const int64_t nb = upsample_run(0, C, H, W, b, n, &plain);
-            assert_same_run(held, held_here, na, a, plain, nb, b);
+    same_bits(upsample_case_run, 4, conv_held, 1 << 19);
+}
+
+/* The products of operands held as bf16 (gemm_bias_h, bpack_h,
+ * gemm_bpacked_h) give the bits the float products give on the same
+ * values: gemm_bias_h what gemm_bias gives, rounded as gen_bf16_pack
+ * rounds (C's padding untouched); bpack_h the panels bpack packs from the
+ * widened values; gemm_bpacked_h what gemm_bpacked gives on them, with A
+ * stored M x K read in place (lda and K even, whole panels of 8 rows) or
+ * packed (odd lda, a last panel of fewer rows; stored K x M), from row k0
+ * of B. */
+static void test_held(void **state) {
+    (void)state;
+    const struct gen_kernels *k = bf16k();
+    static const int64_t dims[][3] = {{1, 1, 1},      {8, 48, 32},   {7, 49, 37},   {17, 95, 128},
+                                      {40, 130, 384}, {200, 33, 64}, {24, 16, 383}, {64, 96, 10}};
+    uint64_t seed = 500;
+    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++)
+        for (int t = 0; t < 4; t++) {
+            const int ta = t & 1, tb = t >> 1;
+            const int64_t M = dims[d][0], N = dims[d][1], K = dims[d][2];
+            const int64_t lda = (ta ? M : K) + (t == 1 ? 1 : 2), ldb = (tb ? K : N) + 3,
+                          ldc = N + 5;
+            float *A = rnd((ta ? K : M) * lda, -2, 2, seed++),
+                  *B = rnd((tb ? N : K) * ldb, -2, 2, seed++);
+            float *bias = t == 2 ? NULL : rnd(N, -1, 1, seed++);
+            float *C = rnd(M * ldc, -1, 1, seed++);
+            uint16_t *want = malloc((size_t)(M * ldc) * sizeof *want);
+            uint16_t *got = malloc((size_t)(M * ldc) * sizeof *got);
+            assert_true(want && got);
+            k->gemm_bias(ta, tb, M, N, K, A, lda, B, ldb, bias, C, ldc);
+            for (int64_t i = 0; i < M * ldc; i++) want[i] = got[i] = (uint16_t)(0x7fc1 + i % 7);
+            for (int64_t i = 0; i < M; i++) gen_bf16_pack(N, C + i * ldc, want + i * ldc);
+            k->gemm_bias_h(ta, tb, M, N, K, A, lda, B, ldb, bias, got, ldc);
+            assert_memory_equal(got, want, (size_t)(M * ldc) * sizeof *got);
+
+            /* the operands as bf16, and as the floats they widen to */
+            const int64_t na = (ta ? K : M) * lda, nb = (tb ? N : K) * ldb;
+            uint16_t *Ah = malloc((size_t)na * sizeof *Ah), *Bh = malloc((size_t)nb * sizeof *Bh);
+            assert_true(Ah && Bh);
+            gen_bf16_pack(na, A, Ah), gen_bf16_pack(nb, B, Bh);
+            gen_bf16_round(na, A, A), gen_bf16_round(nb, B, B);
+            const int64_t k0 = K > 2 ? 2 : 0, depth = K - k0, pf = k->bpack_floats(K, N);
+            float *bp = malloc((size_t)pf * sizeof *bp), *bph = malloc((size_t)pf * sizeof *bph);
+            assert_true(bp && bph);
+            k->bpack(tb, K, N, B, ldb, bp);
+            k->bpack_h(tb, K, N, Bh, ldb, bph);
+            assert_memory_equal(bph, bp, (size_t)pf * sizeof *bp);
+            const float beta = t & 1 ? 1.0f : 0.0f;
+            float *C2 = rnd(M * ldc, -1, 1, seed++), *C3 = malloc((size_t)(M * ldc) * sizeof *C3);
+            assert_non_null(C3);
+            memcpy(C3, C2, (size_t)(M * ldc) * sizeof *C3);
+            k->gemm_bpacked(ta, M, N, depth, 0.5f, A, lda, bp, k0, K, beta, C2, ldc);
+            k->gemm_bpacked_h(ta, M, N, depth, 0.5f, Ah, lda, bph, k0, K, beta, C3, ldc);
+            assert_memory_equal(C3, C2, (size_t)(M * ldc) * sizeof *C2);
+            free(A), free(B), free(bias), free(C), free(want), free(got), free(Ah), free(Bh);
+            free(bp), free(bph), free(C2), free(C3);
         }
-    }
-    assert_int_equal(gen_kernels_set_precision(GEN_PRECISION_FP32), 1);
-    free(a), free(b);
+}
+
+/* q, k, v from x (B, T, IN) by gen_linear_operand (operand 1) or
+ * gen_linear, then causal attention: y, then the gradients of x, w and b,
+ * into out (results); returns how many, and whether qkv was held as bf16
+ * in *held. */
+static int64_t qkv_run(int operand, int64_t B, int64_t T, int64_t IN, int64_t C, int64_t NH,
+                       float *out, int64_t n, int *held) {
+    struct gen_ctx g;
+    gen_ctx_init(&g);
+    struct gen_tensor *x = leaf(&g, 3, (int64_t[]){B, T, IN}, 80);
+    struct gen_tensor *w = leaf(&g, 2, (int64_t[]){3 * C, IN}, 81);
+    struct gen_tensor *b = leaf(&g, 1, (int64_t[]){3 * C}, 82);
+    struct gen_tensor *qkv = operand ? gen_linear_operand(&g, x, w, b) : gen_linear(&g, x, w, b);
+    *held = qkv->bf16;
+    struct gen_tensor *y = gen_attention(&g, qkv, NH, 1);
+    struct gen_tensor *const got[] = {y, x, w, b};
+    const int64_t k = results(&g, y, got, sizeof got / sizeof got[0], 83, out, n);
+    gen_ctx_free(&g);
+    return k;
+}
+
+/* gen_linear_operand under --precision bf16, where the table writes bf16
+ * products (gemm_bias_h), holds the Transformer's qkv as bf16, and the
+ * attention reading it gives the bits, forward and back, that it gives on
+ * gen_linear's fp32 qkv, which its products round to bf16 themselves:
+ * heads of even and odd widths (q read in place, or packed from bf16), an
+ * input too deep for one slice (held as floats). In fp32 it is the plain
+ * op. */
+static const int64_t qkv_geo[][5] = {/* B, T, IN, C, NH */
+                                     {2, 40, 24, 24, 3},
+                                     {1, 33, 20, 20, 2},
+                                     {2, 17, 15, 15, 3},
+                                     {1, 20, 400, 16, 2}};
+
+static int64_t qkv_case_run(int operand, size_t i, float *out, int64_t n, int *held) {
+    const int64_t *q = qkv_geo[i];
+    return qkv_run(operand, q[0], q[1], q[2], q[3], q[4], out, n, held);
+}
+
+/* Whether the table in force writes bf16 products, and case i's input is
+ * shallow enough for them. */
+static int qkv_held(size_t i) {
+    return gen_kernels()->gemm_bias_h != NULL && qkv_geo[i][2] <= GEN_BF16_C_DEPTH;
+}
+
+static void test_qkv_operand(void **state) {
+    (void)state;
+    same_bits(qkv_case_run, sizeof qkv_geo / sizeof qkv_geo[0], qkv_held, 1 << 16);
 }
 
 int main(int argc, char **argv) {
@@ -943,6 +1051,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_select),     cmocka_unit_test(test_linear_layer),
         cmocka_unit_test(test_conv_layer), cmocka_unit_test(test_groupnorm_b16),
         cmocka_unit_test(test_operand),    cmocka_unit_test(test_upsample_operand),
+        cmocka_unit_test(test_held),       cmocka_unit_test(test_qkv_operand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

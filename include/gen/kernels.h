@@ -368,6 +368,24 @@ struct gen_kernels {
     void (*conv_dw_b16)(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
                         int64_t KH, int64_t KW, int64_t stride, int64_t pad, int64_t m, int64_t img,
                         const uint16_t *x, float *dw, float *db, float *work);
+
+    /* ---- appended: products of operands held as bf16, or all NULL ----
+     * A tensor that only products read (the Transformer's qkv, which only
+     * the attention's products read) can be held as the bf16 its products
+     * round it to (gen_linear_operand): the same values in half the bytes,
+     * and no rounding pass where it is read. gemm_bias_h: gemm_bias with C
+     * written as bf16 (nearest, ties to even, as gen_bf16_pack rounds), K
+     * at most GEN_BF16_C_DEPTH (one slice: C is never summed into).
+     * bpack_h and gemm_bpacked_h: bpack with B, and gemm_bpacked with A,
+     * as bf16, rows ldb and lda values apart. Set in the vdpbf16ps table
+     * alone. */
+    void (*gemm_bias_h)(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+                        int64_t lda, const float *B, int64_t ldb, const float *bias, uint16_t *C,
+                        int64_t ldc);
+    void (*bpack_h)(int tb, int64_t K, int64_t N, const uint16_t *B, int64_t ldb, float *bp);
+    void (*gemm_bpacked_h)(int ta, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t *Ah,
+                           int64_t lda, const float *bp, int64_t k0, int64_t kb, float beta,
+                           float *C, int64_t ldc);
 };
 
 /* The table in force, chosen once by gen_kernels_init (called by
@@ -393,6 +411,8 @@ const struct gen_kernels *gen_kernels_for(const char *isa);
  * puts back the fp32 table of the same ISA. Call it where no kernel runs
  * (start-up, between steps): it switches the one process-wide table. */
 enum gen_precision { GEN_PRECISION_FP32, GEN_PRECISION_BF16 };
+/* The deepest product gemm_bias_h takes (K). */
+#define GEN_BF16_C_DEPTH 384
 int gen_kernels_set_precision(enum gen_precision p);
 /* The table GEN_PRECISION_BF16 puts in force on this CPU and build: "amx"
  * (the products on AMX tiles, where CPUID reports AMX-BF16 and the kernel

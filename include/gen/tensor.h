@@ -253,6 +253,13 @@ struct gen_tensor *gen_matmul(struct gen_ctx *g, struct gen_tensor *a, struct ge
  * PyTorch, b (OUT) or NULL. */
 struct gen_tensor *gen_linear(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w,
                               struct gen_tensor *b);
+/* gen_linear for an output that only products read (the Transformer's
+ * qkv, read by gen_attention alone): under --precision bf16 held as bf16
+ * (t->bf16), the values those products would round it to, in half the
+ * bytes, where the table writes such products (gemm_bias_h: vdpbf16ps's)
+ * and IN is at most GEN_BF16_C_DEPTH; else gen_linear. */
+struct gen_tensor *gen_linear_operand(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w,
+                                      struct gen_tensor *b);
 /* A Transformer's MLP, gen_linear(gen_gelu(gen_linear(x, w1, b1)), w2, b2)
  * as one op that keeps its D-wide activations in blocks of rows: x (...,
  * C), w1 (D, C), b1 (D) or NULL, w2 (C2, D), b2 (C2) or NULL; (..., C2). */

@@ -67,11 +67,15 @@ void gen_scratch_release(struct gen_ctx *g);
 void gen_scratch_keep(struct gen_ctx *g, const void *p);
 /* Hints that rows x n floats, ld apart, be brought into L2 (for an op's
  * next task or block, while this one's products run). */
-static inline void gen_prefetch_rows(const float *p, int64_t rows, int64_t ld, int64_t n) {
-    for (int64_t r = 0; r < rows; r++, p += ld) {
-        for (int64_t j = 0; j < n; j += 16) __builtin_prefetch(p + j, 0, 2);
-        __builtin_prefetch(p + n - 1, 0, 2);
+static inline void gen_prefetch_bytes(const void *p, int64_t rows, int64_t ld, int64_t n) {
+    const char *c = p;
+    for (int64_t r = 0; r < rows; r++, c += ld) {
+        for (int64_t j = 0; j < n; j += 64) __builtin_prefetch(c + j, 0, 2);
+        __builtin_prefetch(c + n - 1, 0, 2);
     }
+}
+static inline void gen_prefetch_rows(const float *p, int64_t rows, int64_t ld, int64_t n) {
+    gen_prefetch_bytes(p, rows, ld * (int64_t)sizeof *p, n * (int64_t)sizeof *p);
 }
 
 /* n floats rounded up to whole 64-byte lines, so that every part of a
@@ -125,6 +129,10 @@ struct gen_shared_b {
 int64_t gen_shared_floats(const struct gen_kernels *kt, int64_t K, int64_t N);
 struct gen_shared_b gen_share(const struct gen_kernels *kt, enum gen_trans tb, const float *B,
                               int64_t ldb, int64_t K, int64_t N, float *buf);
+/* gen_share of a B held as bf16 (a tensor with t->bf16), for a table with
+ * bpack_h: packed always. */
+struct gen_shared_b gen_share_h(const struct gen_kernels *kt, enum gen_trans tb, const uint16_t *B,
+                                int64_t ldb, int64_t K, int64_t N, float *buf);
 /* C (M x N) = alpha op(A) op(B)[k0 .. k0 + K, 0 .. N) + beta C. */
 void gen_shared_product(const struct gen_kernels *kt, enum gen_trans ta, int64_t M, int64_t N,
                         int64_t K, float alpha, const float *A, int64_t lda,

@@ -309,9 +309,11 @@ GEN_BACKWARD(matmul) {
     }
 }
 
-struct gen_tensor *gen_linear(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w,
-                              struct gen_tensor *b) {
-    GEN_ASSERT(w->ndim == 2);
+/* gen_linear, and gen_linear_operand where `operand` (its output held as
+ * bf16 where the table writes such products: gemm_bias_h). */
+static struct gen_tensor *linear(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w,
+                                 struct gen_tensor *b, int operand) {
+    GEN_ASSERT(w->ndim == 2 && !x->bf16);
     const int64_t OUT = w->shape[0], IN = w->shape[1];
     GEN_ASSERT(x->shape[x->ndim - 1] == IN);
     GEN_ASSERT(!b || gen_numel(b) == OUT);
@@ -321,12 +323,28 @@ struct gen_tensor *gen_linear(struct gen_ctx *g, struct gen_tensor *x, struct ge
     shape[x->ndim - 1] = OUT;
     struct gen_tensor *out = gen_tensor(g, x->ndim, shape); /* (..., OUT) */
     float *Y = out->data;
-    if (b) /* the bias added as the product is written: no pass to fill Y first */
+    const struct gen_kernels *K = gen_kernels();
+    out->bf16 = operand && K->gemm_bias_h && gen_kernels_precision() == GEN_PRECISION_BF16 &&
+                IN >= 1 && IN <= GEN_BF16_C_DEPTH;
+    if (out->bf16)
+        K->gemm_bias_h(GEN_NOTRANS, GEN_TRANS, R, OUT, IN, x->data, IN, w->data, IN,
+                       b ? b->data : NULL, (uint16_t *)(void *)Y, OUT);
+    else if (b) /* the bias added as the product is written: no pass to fill Y first */
         gen_gemm_bias(GEN_NOTRANS, GEN_TRANS, R, OUT, IN, x->data, w->data, b->data, Y);
     else
         gen_gemm(GEN_NOTRANS, GEN_TRANS, R, OUT, IN, 1.0f, x->data, w->data, 0.0f, Y);
     gen_record(g, GEN_OP_LINEAR, out, b ? 3 : 2, (struct gen_tensor *[]){x, w, b});
     return out;
+}
+
+struct gen_tensor *gen_linear(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w,
+                              struct gen_tensor *b) {
+    return linear(g, x, w, b, 0);
+}
+
+struct gen_tensor *gen_linear_operand(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w,
+                                      struct gen_tensor *b) {
+    return linear(g, x, w, b, 1);
 }
 
 /* y = x w^T + b over rows: dx = dy w, dw += dy^T x, db += column sums of dy. */

@@ -64,6 +64,13 @@ struct gen_shared_b gen_share(const struct gen_kernels *kt, enum gen_trans tb, c
     return s;
 }
 
+struct gen_shared_b gen_share_h(const struct gen_kernels *kt, enum gen_trans tb, const uint16_t *B,
+                                int64_t ldb, int64_t K, int64_t N, float *buf) {
+    GEN_ASSERT(kt->bpack_h && kt->bpack);
+    kt->bpack_h(tb, K, N, B, ldb, buf);
+    return (struct gen_shared_b){tb, NULL, ldb, K, buf};
+}
+
 void gen_shared_product(const struct gen_kernels *kt, enum gen_trans ta, int64_t M, int64_t N,
                         int64_t K, float alpha, const float *A, int64_t lda,
                         const struct gen_shared_b *b, int64_t k0, float beta, float *C,

@@ -760,4 +760,8 @@ void gen_kernels_amx_fill(struct gen_kernels *t) {
     t->bpack_floats = bpack_floats;
     t->bpack = bpack;
     t->gemm_bpacked = gemm_bpacked;
+    /* the vdpbf16ps products of bf16 operands: not these tiles' */
+    t->gemm_bias_h = NULL;
+    t->bpack_h = NULL;
+    t->gemm_bpacked_h = NULL;
 }

@@ -30,6 +30,9 @@
  * top of the AVX-512 flags; dispatch.c calls none of it unless CPUID
  * reports AVX512_BF16. */
 #include <immintrin.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -88,29 +91,59 @@ static inline __attribute__((always_inline)) void transpose_words(__m512i r[16],
 
 /* ---- packing ---------------------------------------------------------- */
 
+/* An operand is stored as floats, which packing rounds, or as bf16 (the
+ * h pointer; the other NULL), which it takes as they are: a tensor held at
+ * its products' precision (t->bf16, written by gemm_bias_h). */
+
+/* Pairs j = 0..15 of a row: its values [at, at + w) (w clamped to 0..32,
+ * zeros past). */
+static inline __m512i row_pairs(const float *f, const uint16_t *h, int64_t at, int64_t w) {
+    if (!h) return round_run(load_lanes(f + at, w), load_lanes(f + at + 16, w - 16));
+    return _mm512_maskz_loadu_epi16(w >= 32  ? ~(__mmask32)0
+                                    : w <= 0 ? 0
+                                             : ((__mmask32)1 << w) - 1,
+                                    h + at);
+}
+
+/* Lane j = the pair (x[j], y[j]) of the w0 values at `at` and the w1 at at +
+ * ld (clamped to 0..16, zeros past): two rows interleaved. */
+static inline __m512i rows_pairs(const float *f, const uint16_t *h, int64_t at, int64_t ld,
+                                 int64_t w0, int64_t w1) {
+    if (!h) return round_rows(load_lanes(f + at, w0), load_lanes(f + at + ld, w1));
+    const __m512i x = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(lane_mask(w0), h + at));
+    const __m512i y = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(lane_mask(w1), h + at + ld));
+    return _mm512_or_si512(x, _mm512_slli_epi32(y, 16));
+}
+
+/* Fetches the n values at `at` into L1, a line at a time (prefetch_row's
+ * lines for floats). */
+static inline void prefetch_at(const float *f, const uint16_t *h, int64_t at, int64_t n) {
+    const char *p = h ? (const char *)(h + at) : (const char *)(f + at);
+    const int64_t bytes = n * (h ? (int64_t)sizeof *h : (int64_t)sizeof *f);
+    for (int64_t i = 0; i < bytes; i += 64) _mm_prefetch(p + i, _MM_HINT_T0);
+}
 
 /* op(A)[i0 .. i0+mc, k0 .. k0+kc) into ceil(mc / MR) panels of kp =
  * ceil(kc / 2) pairs, panel q at ap + q kp MR; zero past row mc and past
- * depth kc. The large operand of a transformer layer comes from L3 or
- * memory in strided streams that the hardware prefetcher misses, so, as in
- * the fp32 GEMM, packing fetches its source PF_ROWS rows or PF_PANELS
- * panels ahead. */
-static void pack_a(int ta, const float *A, int64_t lda, int64_t i0, int64_t k0, int64_t mc,
-                   int64_t kc, pair *ap) {
+ * depth kc. A stored as floats (Ah NULL) or bf16 (A NULL). The large
+ * operand of a transformer layer comes from L3 or memory in strided
+ * streams that the hardware prefetcher misses, so, as in the fp32 GEMM,
+ * packing fetches its source PF_ROWS rows or PF_PANELS panels ahead. */
+static void pack_a(int ta, const float *A, const uint16_t *Ah, int64_t lda, int64_t i0, int64_t k0,
+                   int64_t mc, int64_t kc, pair *ap) {
     const int64_t kp = (kc + 1) / 2;
     if (ta) { /* stored K x M: rows 2p and 2p+1 hold the MR values of the pair, read in
                * order across the panels, two panels (16 rows of A) a vector */
         for (int64_t p = 0; p < kp; p++) {
-            const float *src = A + (k0 + 2 * p) * lda + i0;
+            const int64_t at = (k0 + 2 * p) * lda + i0;
             const int has1 = 2 * p + 1 < kc;
             if (2 * (p + PF_ROWS) + 1 < kc) {
-                prefetch_row(src + 2 * PF_ROWS * lda, mc);
-                prefetch_row(src + (2 * PF_ROWS + 1) * lda, mc);
+                prefetch_at(A, Ah, at + 2 * PF_ROWS * lda, mc);
+                prefetch_at(A, Ah, at + (2 * PF_ROWS + 1) * lda, mc);
             }
             pair *dst = ap + p * MR;
             for (int64_t i = 0; i < mc; i += 2 * MR, dst += 2 * kp * MR) {
-                const __m512i v = round_rows(load_lanes(src + i, mc - i),
-                                             load_lanes(src + lda + i, has1 ? mc - i : 0));
+                const __m512i v = rows_pairs(A, Ah, at + i, lda, mc - i, has1 ? mc - i : 0);
                 _mm256_storeu_si256((__m256i *)dst, _mm512_castsi512_si256(v));
                 if (i + MR < mc)
                     _mm256_storeu_si256((__m256i *)(dst + kp * MR),
@@ -123,18 +156,18 @@ static void pack_a(int ta, const float *A, int64_t lda, int64_t i0, int64_t k0, 
      * two 8 x 8 blocks: r[j] then holds pair j, then pair 8 + j */
     for (int64_t q = 0; q * MR < mc; q++, ap += kp * MR) {
         const int64_t rows = mc - q * MR < MR ? mc - q * MR : MR, i = i0 + q * MR;
-        const float *pf = (q + PF_PANELS) * MR < mc ? A + (i + PF_PANELS * MR) * lda + k0 : NULL;
+        const int pf = (q + PF_PANELS) * MR < mc;
         for (int64_t p0 = 0; p0 < kp; p0 += 16) {
             const int64_t w = kc - 2 * p0; /* values left in the row */
             __m512i r[16];
             if (pf)
-                for (int j = 0; j < MR; j++) prefetch_row(pf + j * lda + 2 * p0, w < 32 ? w : 32);
+                for (int j = 0; j < MR; j++)
+                    prefetch_at(A, Ah, (i + PF_PANELS * MR + j) * lda + k0 + 2 * p0,
+                                w < 32 ? w : 32);
 #pragma GCC unroll 8
-            for (int j = 0; j < MR; j++) {
-                const float *src = A + (i + j) * lda + k0 + 2 * p0;
-                r[j] = j < rows ? round_run(load_lanes(src, w), load_lanes(src + 16, w - 16))
+            for (int j = 0; j < MR; j++)
+                r[j] = j < rows ? row_pairs(A, Ah, (i + j) * lda + k0 + 2 * p0, w)
                                 : _mm512_setzero_si512();
-            }
             transpose_words(r, MR);
 #pragma GCC unroll 16
             for (int p = 0; p < 16; p++) {
@@ -148,26 +181,27 @@ static void pack_a(int ta, const float *A, int64_t lda, int64_t i0, int64_t k0, 
 }
 
 /* op(B)[k0 .. k0+kc, j0 .. j0+nc) into ceil(nc / NR) panels of kp pairs,
- * panel q at bp + q kp NR; zero past column nc and past depth kc. */
-static void pack_b(int tb, const float *B, int64_t ldb, int64_t k0, int64_t j0, int64_t kc,
-                   int64_t nc, pair *bp) {
+ * panel q at bp + q kp NR; zero past column nc and past depth kc. B
+ * stored as floats (Bh NULL) or bf16 (B NULL). */
+static void pack_b(int tb, const float *B, const uint16_t *Bh, int64_t ldb, int64_t k0, int64_t j0,
+                   int64_t kc, int64_t nc, pair *bp) {
     const int64_t kp = (kc + 1) / 2;
     if (!tb) { /* stored K x N: rows 2p and 2p+1 interleaved, read in order across the panels */
         for (int64_t p = 0; p < kp; p++) {
-            const float *r0 = B + (k0 + 2 * p) * ldb + j0, *r1 = r0 + ldb;
+            const int64_t at = (k0 + 2 * p) * ldb + j0;
             const int has1 = 2 * p + 1 < kc;
             if (2 * (p + PF_ROWS) + 1 < kc) {
-                prefetch_row(r0 + 2 * PF_ROWS * ldb, nc);
-                prefetch_row(r1 + 2 * PF_ROWS * ldb, nc);
+                prefetch_at(B, Bh, at + 2 * PF_ROWS * ldb, nc);
+                prefetch_at(B, Bh, at + (2 * PF_ROWS + 1) * ldb, nc);
             }
             pair *dst = bp + p * NR;
             for (int64_t c = 0; c < nc; c += NR, dst += kp * NR) /* a panel's columns c.. */
 #pragma GCC unroll 3
-                for (int v = 0; v < NR / 16; v++)
+                for (int v = 0; v < NR / 16; v++) {
+                    const int64_t w = nc - c - 16 * v;
                     _mm512_storeu_si512(dst + 16 * v,
-                                        round_rows(load_lanes(r0 + c + 16 * v, nc - c - 16 * v),
-                                                   load_lanes(r1 + c + 16 * v,
-                                                              has1 ? nc - c - 16 * v : 0)));
+                                        rows_pairs(B, Bh, at + c + 16 * v, ldb, w, has1 ? w : 0));
+                }
         }
         return;
     }
@@ -179,11 +213,9 @@ static void pack_b(int tb, const float *B, int64_t ldb, int64_t k0, int64_t j0, 
                 const int64_t w = kc - 2 * p0;
                 __m512i r[16];
 #pragma GCC unroll 16
-                for (int c = 0; c < 16; c++) {
-                    const float *src = B + (j + c0 + c) * ldb + k0 + 2 * p0;
-                    r[c] = c0 + c < cols ? round_run(load_lanes(src, w), load_lanes(src + 16, w - 16))
+                for (int c = 0; c < 16; c++)
+                    r[c] = c0 + c < cols ? row_pairs(B, Bh, (j + c0 + c) * ldb + k0 + 2 * p0, w)
                                          : _mm512_setzero_si512();
-                }
                 transpose_words(r, 16);
 #pragma GCC unroll 16
                 for (int p = 0; p < 16; p++) {
@@ -207,9 +239,10 @@ static void pack_b(int tb, const float *B, int64_t ldb, int64_t k0, int64_t j0, 
  * once held the loop up while the line fill buffers were full, as in the
  * fp32 kernel), and, given `ahead`, what packing reads next into L2. */
 static inline __attribute__((always_inline)) void
-kernel_core(int nv, int64_t kp, const pair *restrict ap, const pair *restrict bp,
-            const pair *const *brow, int64_t j, float *c, int64_t ldc, int64_t mr, int64_t nr,
-            float alpha, float beta, const float *bias, struct ahead *ahead) {
+kernel_core(int nv, int64_t kp, const pair *restrict ap, const uint16_t *ah, int64_t lda,
+            const pair *restrict bp, const pair *const *brow, int64_t j, float *c, uint16_t *ch,
+            int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta, const float *bias,
+            struct ahead *ahead) {
     __m512 acc[MR][3];
 #pragma GCC unroll 8
     for (int r = 0; r < MR; r++)
@@ -228,7 +261,9 @@ kernel_core(int nv, int64_t kp, const pair *restrict ap, const pair *restrict bp
         if (p < mr)
 #pragma GCC unroll 3
             for (int v = 0; v < nv; v++)
-                _mm_prefetch((const char *)(c + p * ldc + 16 * v), _MM_HINT_T0);
+                _mm_prefetch(ch ? (const char *)(ch + p * ldc + 16 * v)
+                                : (const char *)(c + p * ldc + 16 * v),
+                             _MM_HINT_T0);
         if (pf && (p & pf_mask) == 0) {
             _mm_prefetch(pf, _MM_HINT_T1);
             pf += 64;
@@ -236,7 +271,9 @@ kernel_core(int nv, int64_t kp, const pair *restrict ap, const pair *restrict bp
         }
 #pragma GCC unroll 8
         for (int r = 0; r < MR; r++) {
-            const __m512bh a = (__m512bh)_mm512_set1_epi32((int)ap[r]);
+            const __m512bh a =
+                ah ? (__m512bh)_mm512_broadcastd_epi32(_mm_loadu_si32(ah + r * lda + 2 * p))
+                   : (__m512bh)_mm512_set1_epi32((int)ap[r]);
 #pragma GCC unroll 3
             for (int v = 0; v < nv; v++) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, b[v]);
         }
@@ -254,8 +291,18 @@ kernel_core(int nv, int64_t kp, const pair *restrict ap, const pair *restrict bp
         if (r >= mr) break;
 #pragma GCC unroll 3
         for (int v = 0; v < nv; v++) {
-            float *cv = c + r * ldc + 16 * v;
             const __mmask16 m = lane_mask(nr - 16 * v);
+            if (ch) { /* C as bf16: beta 0 */
+                const __m512 y =
+                    bias ? _mm512_fmadd_ps(va, acc[r][v], bv[v]) : _mm512_mul_ps(va, acc[r][v]);
+                const __m256i h = (__m256i)_mm512_cvtneps_pbh(y);
+                if (m == 0xFFFF)
+                    _mm256_storeu_si256((__m256i *)(void *)(ch + r * ldc + 16 * v), h);
+                else
+                    _mm256_mask_storeu_epi16(ch + r * ldc + 16 * v, m, h);
+                continue;
+            }
+            float *cv = c + r * ldc + 16 * v;
             __m512 y = _mm512_mul_ps(va, acc[r][v]);
             if (beta != 0.0f || bias) {
                 __m512 t = bv[v];
@@ -272,11 +319,18 @@ kernel_core(int nv, int64_t kp, const pair *restrict ap, const pair *restrict bp
 
 /* One micro-kernel per width (16, 32, 48 columns) for packed panels, with
  * and without the fetch-ahead cursor (it costs the loop a little where
- * there is nothing to fetch), and for rows of pairs read in place;
- * [(nr - 1) / 16] picks the narrowest that holds nr columns. */
+ * there is nothing to fetch), for A's rows read in place (bf16 rows lda
+ * apart, whole pairs: an op's own bf16 operand) and for rows of pairs of B
+ * read in place; [(nr - 1) / 16] picks the narrowest that holds nr
+ * columns. */
 typedef void (*packed_kernel)(int64_t kp, const pair *ap, const pair *bp, float *c, int64_t ldc,
                               int64_t mr, int64_t nr, float alpha, float beta, const float *bias,
                               struct ahead *ahead);
+typedef void (*half_kernel)(int64_t kp, const pair *ap, const pair *bp, uint16_t *ch, int64_t ldc,
+                            int64_t mr, int64_t nr, float alpha, const float *bias,
+                            struct ahead *ahead);
+typedef void (*arow_kernel)(int64_t kp, const uint16_t *ah, int64_t lda, const pair *bp, float *c,
+                            int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta);
 typedef void (*rows_kernel)(int64_t kp, const pair *ap, const pair *const *brow, int64_t j,
                             float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta);
 #define KERNELS(NV, W)                                                                             \
@@ -284,17 +338,32 @@ typedef void (*rows_kernel)(int64_t kp, const pair *ap, const pair *const *brow,
                              int64_t mr, int64_t nr, float alpha, float beta, const float *bias,   \
                              struct ahead *ahead) {                                                \
         (void)ahead;                                                                               \
-        kernel_core(NV, kp, ap, bp, NULL, 0, c, ldc, mr, nr, alpha, beta, bias, NULL);             \
+        kernel_core(NV, kp, ap, NULL, 0, bp, NULL, 0, c, NULL, ldc, mr, nr, alpha, beta, bias,     \
+                    NULL);                                                                         \
     }                                                                                              \
     static void kernel_8x##W##_ahead(int64_t kp, const pair *ap, const pair *bp, float *c,         \
                                      int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta, \
                                      const float *bias, struct ahead *ahead) {                     \
-        kernel_core(NV, kp, ap, bp, NULL, 0, c, ldc, mr, nr, alpha, beta, bias, ahead);            \
+        kernel_core(NV, kp, ap, NULL, 0, bp, NULL, 0, c, NULL, ldc, mr, nr, alpha, beta, bias,     \
+                    ahead);                                                                        \
+    }                                                                                              \
+    static void kernel_8x##W##_half(int64_t kp, const pair *ap, const pair *bp, uint16_t *ch,      \
+                                    int64_t ldc, int64_t mr, int64_t nr, float alpha,              \
+                                    const float *bias, struct ahead *ahead) {                      \
+        kernel_core(NV, kp, ap, NULL, 0, bp, NULL, 0, NULL, ch, ldc, mr, nr, alpha, 0.0f, bias,    \
+                    ahead);                                                                        \
+    }                                                                                              \
+    static void kernel_8x##W##_arow(int64_t kp, const uint16_t *ah, int64_t lda, const pair *bp,   \
+                                    float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha,    \
+                                    float beta) {                                                  \
+        kernel_core(NV, kp, NULL, ah, lda, bp, NULL, 0, c, NULL, ldc, mr, nr, alpha, beta, NULL,   \
+                    NULL);                                                                         \
     }                                                                                              \
     static void kernel_8x##W##_rows(int64_t kp, const pair *ap, const pair *const *brow,           \
                                     int64_t j, float *c, int64_t ldc, int64_t mr, int64_t nr,      \
                                     float alpha, float beta) {                                     \
-        kernel_core(NV, kp, ap, NULL, brow, j, c, ldc, mr, nr, alpha, beta, NULL, NULL);           \
+        kernel_core(NV, kp, ap, NULL, 0, NULL, brow, j, c, NULL, ldc, mr, nr, alpha, beta, NULL,   \
+                    NULL);                                                                         \
     }
 KERNELS(1, 16)
 KERNELS(2, 32)
@@ -303,49 +372,85 @@ KERNELS(3, 48)
 static const packed_kernel packed_kernels[2][3] = {{kernel_8x16, kernel_8x32, kernel_8x48},
                                                    {kernel_8x16_ahead, kernel_8x32_ahead,
                                                     kernel_8x48_ahead}};
+static const half_kernel half_kernels[3] = {kernel_8x16_half, kernel_8x32_half, kernel_8x48_half};
+static const arow_kernel arow_kernels[3] = {kernel_8x16_arow, kernel_8x32_arow, kernel_8x48_arow};
 static const rows_kernel rows_kernels[3] = {kernel_8x16_rows, kernel_8x32_rows, kernel_8x48_rows};
 
 /* ---- drivers ------------------------------------------------------------ */
 
+/* An operand of a product as stored: floats f (rounded as they are packed)
+ * or bf16 h (taken as they are), rows ld values apart; both NULL for a B
+ * packed already. */
+struct operand {
+    const float *f;
+    const uint16_t *h;
+    int64_t ld;
+};
+
 /* C (M x N, row stride ldc) = alpha op(A) op(B) + beta C + bias (N values
- * or NULL, added with the first slice of K) on this thread. With B ==
- * NULL, bfull holds op(B) already packed as ceil(N / NR) panels of kp
- * pairs each (panel q at bfull + q kp NR; kp = ceil(K / 2) for a whole
- * operand), whose pairs p0.. are what pack_b would have written for a
- * slice. */
-static void blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                    int64_t lda, const float *B, int64_t ldb, const pair *bfull, int64_t kpb,
-                    float beta, const float *bias, float *C, int64_t ldc) {
+ * or NULL, added with the first slice of K) on this thread. Without B,
+ * bfull holds op(B) already packed as ceil(N / NR) panels of kp pairs each
+ * (panel q at bfull + q kp NR; kp = ceil(K / 2) for a whole operand),
+ * whose pairs p0.. are what pack_b would have written for a slice. A bf16
+ * A stored M x K of whole pairs (lda and K even) is read in place by the
+ * micro-kernels, a block of whole MR panels at a time; bf16 operands are
+ * an op's own, made just before (in cache), so nothing is fetched ahead
+ * for them. */
+static void blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, struct operand a,
+                    struct operand b, const pair *bfull, int64_t kpb, float beta, const float *bias,
+                    float *C, uint16_t *Ch, int64_t ldc) {
+    GEN_ASSERT(!a.h || !bias);
     pair *bp = gen_bf16_pack_buffer(), *ap = bp + (size_t)KP * NC;
+    const int has_b = b.f || b.h, a_rows = a.h && !ta && a.ld % 2 == 0 && K % 2 == 0;
     /* equal even slices of at most 2 KP values: the slicing depends on K alone */
     const int64_t nk = (K + 2 * KP - 1) / (2 * KP);
     const int64_t kslice = ((K + nk - 1) / nk + 1) / 2 * 2;
+    GEN_ASSERT(!Ch || (nk == 1 && beta == 0.0f && !a.h)); /* C as bf16: one slice */
     for (int64_t j0 = 0; j0 < N; j0 += NC) {
         const int64_t nc = N - j0 < NC ? N - j0 : NC;
         for (int64_t k0 = 0; k0 < K; k0 += kslice) {
             const int64_t kc = K - k0 < kslice ? K - k0 : kslice, kp = (kc + 1) / 2;
-            const float b = k0 == 0 ? beta : 1.0f;
-            if (B) pack_b(tb, B, ldb, k0, j0, kc, nc, bp);
+            const float bt = k0 == 0 ? beta : 1.0f;
+            if (has_b) pack_b(tb, b.f, b.h, b.ld, k0, j0, kc, nc, bp);
             for (int64_t i0 = 0; i0 < M; i0 += MC) {
                 const int64_t mc = M - i0 < MC ? M - i0 : MC;
+                const int in_place = a_rows && mc % MR == 0;
                 /* what packing reads after this block, fetched meanwhile */
+                const struct ahead none = {0};
                 struct ahead next =
-                    ahead_plan(ta, tb, A, lda, B, ldb, M, K, MC, i0, k0, kc, kslice, j0, nc,
-                               ((nc + NR - 1) / NR) * ((mc + MR - 1) / MR) * kp);
-                pack_a(ta, A, lda, i0, k0, mc, kc, ap);
+                    a.h || b.h
+                        ? none
+                        : ahead_plan(ta, tb, a.f, a.ld, b.f, b.ld, M, K, MC, i0, k0, kc, kslice, j0,
+                                     nc, ((nc + NR - 1) / NR) * ((mc + MR - 1) / MR) * kp);
+                if (!in_place) pack_a(ta, a.f, a.h, a.ld, i0, k0, mc, kc, ap);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
-                    const pair *panel = B ? bp + (jr / NR) * kp * NR
-                                          : bfull + ((j0 + jr) / NR) * kpb * NR + (k0 / 2) * NR;
+                    const pair *panel = has_b ? bp + (jr / NR) * kp * NR
+                                              : bfull + ((j0 + jr) / NR) * kpb * NR + (k0 / 2) * NR;
                     const int64_t nr = nc - jr < NR ? nc - jr : NR;
                     const float *bj = bias && k0 == 0 ? bias + j0 + jr : NULL;
-                    for (int64_t ir = 0; ir < mc; ir += MR)
-                        packed_kernels[next.p != NULL][(nr - 1) / 16](
-                            kp, ap + (ir / MR) * kp * MR, panel, C + (i0 + ir) * ldc + j0 + jr,
-                            ldc, mc - ir < MR ? mc - ir : MR, nr, alpha, b, bj, &next);
+                    for (int64_t ir = 0; ir < mc; ir += MR) {
+                        const int64_t at = (i0 + ir) * ldc + j0 + jr;
+                        float *c = Ch ? NULL : C + at;
+                        const int64_t mr = mc - ir < MR ? mc - ir : MR;
+                        if (Ch)
+                            half_kernels[(nr - 1) / 16](kp, ap + (ir / MR) * kp * MR, panel,
+                                                        Ch + at, ldc, mr, nr, alpha, bj, &next);
+                        else if (in_place)
+                            arow_kernels[(nr - 1) / 16](kp, a.h + (i0 + ir) * a.ld + k0, a.ld,
+                                                        panel, c, ldc, mr, nr, alpha, bt);
+                        else
+                            packed_kernels[next.p != NULL][(nr - 1) / 16](
+                                kp, ap + (ir / MR) * kp * MR, panel, c, ldc, mr, nr, alpha, bt, bj,
+                                &next);
+                    }
                 }
             }
         }
     }
+}
+
+static struct operand floats(const float *f, int64_t ld) {
+    return (struct operand){f, NULL, ld};
 }
 
 /* C = alpha op(A) op(B) + beta C + bias on this thread (a gen_gemm_fn; a
@@ -353,7 +458,8 @@ static void blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha
 static void gemm_bf16(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                       int64_t lda, const float *B, int64_t ldb, float beta, const float *bias,
                       float *C, int64_t ldc) {
-    blocked(ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, 0, beta, bias, C, ldc);
+    blocked(ta, tb, M, N, K, alpha, floats(A, lda), floats(B, ldb), NULL, 0, beta, bias, C, NULL,
+            ldc);
 }
 
 /* The table's bpack_floats, bpack and gemm_bpacked (kernels.h): panels of
@@ -363,16 +469,34 @@ static int64_t bpack_floats(int64_t K, int64_t N) {
 }
 
 static void bpack(int tb, int64_t K, int64_t N, const float *B, int64_t ldb, float *bp) {
-    if (K > 0 && N > 0) pack_b(tb, B, ldb, 0, 0, K, N, (pair *)bp);
+    if (K > 0 && N > 0) pack_b(tb, B, NULL, ldb, 0, 0, K, N, (pair *)bp);
+}
+
+static void bpacked(int ta, int64_t M, int64_t N, int64_t K, float alpha, struct operand a,
+                    const float *bp, int64_t k0, int64_t kb, float beta, float *C, int64_t ldc) {
+    GEN_ASSERT(K >= 1 && k0 % 2 == 0);
+    const struct operand none = {0};
+    if (M > 0 && N > 0)
+        blocked(ta, 0, M, N, K, alpha, a, none, (const pair *)bp + k0 / 2 * NR, (kb + 1) / 2, beta,
+                NULL, C, NULL, ldc);
 }
 
 static void gemm_bpacked(int ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                          int64_t lda, const float *bp, int64_t k0, int64_t kb, float beta,
                          float *C, int64_t ldc) {
-    GEN_ASSERT(K >= 1 && k0 % 2 == 0);
-    if (M > 0 && N > 0)
-        blocked(ta, 0, M, N, K, alpha, A, lda, NULL, 0, (const pair *)bp + k0 / 2 * NR,
-                (kb + 1) / 2, beta, NULL, C, ldc);
+    bpacked(ta, M, N, K, alpha, floats(A, lda), bp, k0, kb, beta, C, ldc);
+}
+
+/* The table's bpack_h and gemm_bpacked_h (kernels.h): an operand held as
+ * bf16 taken as it is. */
+static void bpack_h(int tb, int64_t K, int64_t N, const uint16_t *B, int64_t ldb, float *bp) {
+    if (K > 0 && N > 0) pack_b(tb, NULL, B, ldb, 0, 0, K, N, (pair *)bp);
+}
+
+static void gemm_bpacked_h(int ta, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t *Ah,
+                           int64_t lda, const float *bp, int64_t k0, int64_t kb, float beta,
+                           float *C, int64_t ldc) {
+    bpacked(ta, M, N, K, alpha, (struct operand){NULL, Ah, lda}, bp, k0, kb, beta, C, ldc);
 }
 
 /* ---- products over operands packed whole (Winograd's, winograd_avx512bf16.c) */
@@ -382,7 +506,7 @@ int64_t gen_bf16_pack_a_floats(int64_t M, int64_t K) {
 }
 
 void gen_bf16_pack_a(int64_t M, int64_t K, const float *A, int64_t lda, uint32_t *ap) {
-    pack_a(0, A, lda, 0, 0, M, K, ap);
+    pack_a(0, A, NULL, lda, 0, 0, M, K, ap);
 }
 
 void gen_bf16_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
@@ -401,6 +525,33 @@ static void gemm_bias_threads(int ta, int tb, int64_t M, int64_t N, int64_t K, c
                               int64_t lda, const float *B, int64_t ldb, const float *bias, float *C,
                               int64_t ldc) {
     gen_gemm_split(gemm_bf16, MR, NR, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C, ldc);
+}
+
+/* The table's gemm_bias_h: C's rows in whole MR panels a thread, thread t
+ * of nt taking its share (each element of C the same operations however
+ * the rows are split). */
+static void half_share(int64_t t, int64_t nt, int ta, int tb, int64_t M, int64_t N, int64_t K,
+                       const float *A, int64_t lda, const float *B, int64_t ldb, const float *bias,
+                       uint16_t *C, int64_t ldc) {
+    const int64_t panels = (M + MR - 1) / MR;
+    const int64_t lo = panels * t / nt * MR, e = panels * (t + 1) / nt * MR, hi = e < M ? e : M;
+    if (lo < hi)
+        blocked(ta, tb, hi - lo, N, K, 1.0f, floats(ta ? A + lo : A + lo * lda, lda),
+                floats(B, ldb), NULL, 0, 0.0f, bias, NULL, C + lo * ldc, ldc);
+}
+
+static void gemm_bias_h(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+                        int64_t lda, const float *B, int64_t ldb, const float *bias, uint16_t *C,
+                        int64_t ldc) {
+    GEN_ASSERT(K >= 1 && K <= GEN_BF16_C_DEPTH && GEN_BF16_C_DEPTH == 2 * KP);
+    if (M <= 0 || N <= 0) return;
+#ifdef _OPENMP
+#pragma omp parallel if (M > MR && !omp_in_parallel())
+    half_share(omp_get_thread_num(), omp_get_num_threads(), ta, tb, M, N, K, A, lda, B, ldb, bias,
+               C, ldc);
+#else
+    half_share(0, 1, ta, tb, M, N, K, A, lda, B, ldb, bias, C, ldc);
+#endif
 }
 
 /* ---- convolution as an implicit GEMM over channel pairs -------------------
@@ -943,4 +1094,7 @@ void gen_kernels_avx512bf16_fill(struct gen_kernels *t) {
     t->bpack_floats = bpack_floats;
     t->bpack = bpack;
     t->gemm_bpacked = gemm_bpacked;
+    t->gemm_bias_h = gemm_bias_h;
+    t->bpack_h = bpack_h;
+    t->gemm_bpacked_h = gemm_bpacked_h;
 }

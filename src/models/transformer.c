@@ -144,7 +144,7 @@ struct gen_tensor *gen_tf_block_fwd(struct gen_ctx *g, struct gen_tf *m, int lay
     const struct gen_tf_block *b = &m->blk[layer];
     struct gen_tensor *h =
         gen_layernorm(g, x, ptensor(m, b->ln1_w), ptensor(m, b->ln1_b), GEN_TF_LN_EPS);
-    h = gen_linear(g, h, ptensor(m, b->attn_w), ptensor(m, b->attn_b)); /* (B, T, 3C) */
+    h = gen_linear_operand(g, h, ptensor(m, b->attn_w), ptensor(m, b->attn_b)); /* (B, T, 3C) */
     h = gen_attention(g, h, m->s.NH, 1);                                /* (B, T, C) */
     h = gen_linear(g, h, ptensor(m, b->aproj_w), ptensor(m, b->aproj_b));
     x = gen_add(g, x, dropout(g, m, h));
