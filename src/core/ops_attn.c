@@ -70,16 +70,26 @@ struct attn_geo {
 };
 
 /* Hints the rows of q, k and v of task bh (a batch and head), and those of
- * dy (rows of C) and of P when given, for the task to come. qkv's values
- * are `size` bytes each (4, or 2 held as bf16). */
-static void prefetch_task(const struct attn_geo *a, const void *qkv, int64_t size, const float *dy,
+ * dy (rows of C) and of P when given, for the task to come. */
+static void prefetch_task(const struct attn_geo *a, const struct gen_tensor *qkv, const float *dy,
                           const float *P, int64_t bh) {
     if (bh >= a->B * a->NH) return;
     const int64_t b = bh / a->NH, h = bh % a->NH, T = a->T, C = a->C;
-    const char *q = (const char *)qkv + (b * T * 3 * C + h * a->hd) * size;
+    const int64_t size = qkv->bf16 ? 2 : 4; /* bytes a value: held as bf16, or floats */
+    const char *q = (const char *)qkv->data + (b * T * 3 * C + h * a->hd) * size;
     for (int i = 0; i < 3; i++) gen_prefetch_bytes(q + i * C * size, T, 3 * C * size, a->hd * size);
     if (dy) gen_prefetch_rows(dy + b * T * C + h * a->hd, T, C, a->hd);
     if (P) gen_prefetch_rows(P + bh * T * T, 1, 0, T * T);
+}
+
+/* gen_share of the values of qkv from value `at` on, floats or held as
+ * bf16 (gen_share_h). */
+static struct gen_shared_b share_qkv(const struct gen_kernels *kt, enum gen_trans tb,
+                                     const struct gen_tensor *qkv, int64_t at, int64_t ldb,
+                                     int64_t K, int64_t N, float *buf) {
+    if (qkv->bf16)
+        return gen_share_h(kt, tb, (const uint16_t *)(const void *)qkv->data + at, ldb, K, N, buf);
+    return gen_share(kt, tb, qkv->data + at, ldb, K, N, buf);
 }
 
 static struct attn_geo attn_geo(const struct gen_tensor *qkv, int64_t NH) {
@@ -111,13 +121,10 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
         float *s = scratch + gen_task_id() * per, *p = P + bh * T * T; /* (T, T) */
         float *buf = s + tt;
         const int64_t at = b * T * C3 + h * hd; /* q's first value; k and v C, 2 C on */
-        const float *q = qh ? NULL : qkv->data + at;
-        const struct gen_shared_b kb = qh ? gen_share_h(kt, GEN_TRANS, qh + at + C, C3, hd, T, buf)
-                                          : gen_share(kt, GEN_TRANS, q + C, C3, hd, T, buf);
+        const struct gen_shared_b kb = share_qkv(kt, GEN_TRANS, qkv, at + C, C3, hd, T, buf);
         const struct gen_shared_b vb =
-            qh ? gen_share_h(kt, GEN_NOTRANS, qh + at + 2 * C, C3, T, hd, buf + pk)
-               : gen_share(kt, GEN_NOTRANS, q + 2 * C, C3, T, hd, buf + pk);
-        prefetch_task(&a, qkv->data, qh ? 2 : 4, NULL, NULL, bh + 1);
+            share_qkv(kt, GEN_NOTRANS, qkv, at + 2 * C, C3, T, hd, buf + pk);
+        prefetch_task(&a, qkv, NULL, NULL, bh + 1);
         for (int64_t r0 = 0; r0 < T; r0 += rb) {
             const int64_t n = T - r0 < rb ? T - r0 : rb, w = causal ? r0 + n : T;
             float *sr = s + r0 * T, *pr = p + r0 * T;
@@ -126,8 +133,8 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
                 kt->gemm_bpacked_h(GEN_NOTRANS, n, w, hd, scale, qh + at + r0 * C3, C3, kb.packed,
                                    0, kb.K, 0.0f, sr, T);
             else
-                gen_shared_product(kt, GEN_NOTRANS, n, w, hd, scale, q + r0 * C3, C3, &kb, 0, 0.0f,
-                                   sr, T);
+                gen_shared_product(kt, GEN_NOTRANS, n, w, hd, scale, qkv->data + at + r0 * C3, C3,
+                                   &kb, 0, 0.0f, sr, T);
             if (causal)
                 for (int64_t i = 0, t = r0; i < n; i++, t++) {
                     kt->softmax_fwd(1, t + 1, sr + i * T, pr + i * T);
@@ -171,7 +178,6 @@ GEN_BACKWARD(attention) {
     float *scratch = gen_scratch_floats(g, gen_task_threads() * per); /* dp, ds (T, T), 4 packed */
     const int blas_threads = gen_blas_serial_begin();
     const int64_t rb = attn_block(T, causal);
-    const uint16_t *qh = qkv->bf16 ? (const uint16_t *)(const void *)qkv->data : NULL;
 
 #pragma omp parallel for schedule(dynamic, gen_task_chunk(a.B * NH))
     for (int64_t bh = 0; bh < a.B * NH; bh++) {
@@ -181,19 +187,12 @@ GEN_BACKWARD(attention) {
         const int64_t at = b * T * C3 + h * hd;    /* q's first value; k and v C, 2 C on */
         const float *dO = dy + b * T * C + h * hd; /* rows of C */
         float *dq = dqkv + at, *dk = dq + C, *dv = dq + 2 * C;
-        struct gen_shared_b vt, kb, qb;
-        if (qh) {
-            vt = gen_share_h(kt, GEN_TRANS, qh + at + 2 * C, C3, hd, T, buf);
-            kb = gen_share_h(kt, GEN_NOTRANS, qh + at + C, C3, T, hd, buf + pt);
-            qb = gen_share_h(kt, GEN_NOTRANS, qh + at, C3, T, hd, buf + pt + pc);
-        } else {
-            const float *q = qkv->data + at;
-            vt = gen_share(kt, GEN_TRANS, q + 2 * C, C3, hd, T, buf);
-            kb = gen_share(kt, GEN_NOTRANS, q + C, C3, T, hd, buf + pt);
-            qb = gen_share(kt, GEN_NOTRANS, q, C3, T, hd, buf + pt + pc);
-        }
+        const struct gen_shared_b vt = share_qkv(kt, GEN_TRANS, qkv, at + 2 * C, C3, hd, T, buf);
+        const struct gen_shared_b kb = share_qkv(kt, GEN_NOTRANS, qkv, at + C, C3, T, hd, buf + pt);
+        const struct gen_shared_b qb =
+            share_qkv(kt, GEN_NOTRANS, qkv, at, C3, T, hd, buf + pt + pc);
         const struct gen_shared_b ob = gen_share(kt, GEN_NOTRANS, dO, C, T, hd, buf + pt + 2 * pc);
-        prefetch_task(&a, qkv->data, qh ? 2 : 4, dy, P, bh + 1);
+        prefetch_task(&a, qkv, dy, P, bh + 1);
 
         for (int64_t r0 = 0; r0 < T; r0 += rb) { /* the rows' blocks: dS and dQ */
             const int64_t n = T - r0 < rb ? T - r0 : rb, w = causal ? r0 + n : T;

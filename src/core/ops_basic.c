@@ -324,8 +324,7 @@ static struct gen_tensor *linear(struct gen_ctx *g, struct gen_tensor *x, struct
     struct gen_tensor *out = gen_tensor(g, x->ndim, shape); /* (..., OUT) */
     float *Y = out->data;
     const struct gen_kernels *K = gen_kernels();
-    out->bf16 = operand && K->gemm_bias_h && gen_kernels_precision() == GEN_PRECISION_BF16 &&
-                IN >= 1 && IN <= GEN_BF16_C_DEPTH;
+    out->bf16 = operand && K->gemm_bias_h && IN >= 1 && IN <= GEN_BF16_C_DEPTH;
     if (out->bf16)
         K->gemm_bias_h(GEN_NOTRANS, GEN_TRANS, R, OUT, IN, x->data, IN, w->data, IN,
                        b ? b->data : NULL, (uint16_t *)(void *)Y, OUT);

@@ -91,46 +91,49 @@ static inline __attribute__((always_inline)) void transpose_words(__m512i r[16],
 
 /* ---- packing ---------------------------------------------------------- */
 
-/* An operand is stored as floats, which packing rounds, or as bf16 (the
- * h pointer; the other NULL), which it takes as they are: a tensor held at
- * its products' precision (t->bf16, written by gemm_bias_h). */
+/* Values as stored: fp32 at f, which packing rounds, or bf16 at h, taken as
+ * they are (a tensor kept at its products' precision: a convolution's
+ * input plane, a product's operand); neither: zeros. */
+struct chan {
+    const float *f;
+    const uint16_t *h;
+};
 
 /* Pairs j = 0..15 of a row: its values [at, at + w) (w clamped to 0..32,
  * zeros past). */
-static inline __m512i row_pairs(const float *f, const uint16_t *h, int64_t at, int64_t w) {
-    if (!h) return round_run(load_lanes(f + at, w), load_lanes(f + at + 16, w - 16));
+static inline __m512i row_pairs(struct chan x, int64_t at, int64_t w) {
+    if (!x.h) return round_run(load_lanes(x.f + at, w), load_lanes(x.f + at + 16, w - 16));
     return _mm512_maskz_loadu_epi16(w >= 32  ? ~(__mmask32)0
                                     : w <= 0 ? 0
                                              : ((__mmask32)1 << w) - 1,
-                                    h + at);
+                                    x.h + at);
 }
 
 /* Lane j = the pair (x[j], y[j]) of the w0 values at `at` and the w1 at at +
  * ld (clamped to 0..16, zeros past): two rows interleaved. */
-static inline __m512i rows_pairs(const float *f, const uint16_t *h, int64_t at, int64_t ld,
-                                 int64_t w0, int64_t w1) {
-    if (!h) return round_rows(load_lanes(f + at, w0), load_lanes(f + at + ld, w1));
-    const __m512i x = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(lane_mask(w0), h + at));
-    const __m512i y = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(lane_mask(w1), h + at + ld));
-    return _mm512_or_si512(x, _mm512_slli_epi32(y, 16));
+static inline __m512i rows_pairs(struct chan x, int64_t at, int64_t ld, int64_t w0, int64_t w1) {
+    if (!x.h) return round_rows(load_lanes(x.f + at, w0), load_lanes(x.f + at + ld, w1));
+    const __m512i a = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(lane_mask(w0), x.h + at));
+    const __m512i b = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(lane_mask(w1), x.h + at + ld));
+    return _mm512_or_si512(a, _mm512_slli_epi32(b, 16));
 }
 
 /* Fetches the n values at `at` into L1, a line at a time (prefetch_row's
  * lines for floats). */
-static inline void prefetch_at(const float *f, const uint16_t *h, int64_t at, int64_t n) {
-    const char *p = h ? (const char *)(h + at) : (const char *)(f + at);
-    const int64_t bytes = n * (h ? (int64_t)sizeof *h : (int64_t)sizeof *f);
+static inline void prefetch_chan(struct chan x, int64_t at, int64_t n) {
+    const char *p = x.h ? (const char *)(x.h + at) : (const char *)(x.f + at);
+    const int64_t bytes = n * (x.h ? (int64_t)sizeof *x.h : (int64_t)sizeof *x.f);
     for (int64_t i = 0; i < bytes; i += 64) _mm_prefetch(p + i, _MM_HINT_T0);
 }
 
 /* op(A)[i0 .. i0+mc, k0 .. k0+kc) into ceil(mc / MR) panels of kp =
  * ceil(kc / 2) pairs, panel q at ap + q kp MR; zero past row mc and past
- * depth kc. A stored as floats (Ah NULL) or bf16 (A NULL). The large
+ * depth kc. The large
  * operand of a transformer layer comes from L3 or memory in strided
  * streams that the hardware prefetcher misses, so, as in the fp32 GEMM,
  * packing fetches its source PF_ROWS rows or PF_PANELS panels ahead. */
-static void pack_a(int ta, const float *A, const uint16_t *Ah, int64_t lda, int64_t i0, int64_t k0,
-                   int64_t mc, int64_t kc, pair *ap) {
+static void pack_a(int ta, struct chan A, int64_t lda, int64_t i0, int64_t k0, int64_t mc,
+                   int64_t kc, pair *ap) {
     const int64_t kp = (kc + 1) / 2;
     if (ta) { /* stored K x M: rows 2p and 2p+1 hold the MR values of the pair, read in
                * order across the panels, two panels (16 rows of A) a vector */
@@ -138,12 +141,12 @@ static void pack_a(int ta, const float *A, const uint16_t *Ah, int64_t lda, int6
             const int64_t at = (k0 + 2 * p) * lda + i0;
             const int has1 = 2 * p + 1 < kc;
             if (2 * (p + PF_ROWS) + 1 < kc) {
-                prefetch_at(A, Ah, at + 2 * PF_ROWS * lda, mc);
-                prefetch_at(A, Ah, at + (2 * PF_ROWS + 1) * lda, mc);
+                prefetch_chan(A, at + 2 * PF_ROWS * lda, mc);
+                prefetch_chan(A, at + (2 * PF_ROWS + 1) * lda, mc);
             }
             pair *dst = ap + p * MR;
             for (int64_t i = 0; i < mc; i += 2 * MR, dst += 2 * kp * MR) {
-                const __m512i v = rows_pairs(A, Ah, at + i, lda, mc - i, has1 ? mc - i : 0);
+                const __m512i v = rows_pairs(A, at + i, lda, mc - i, has1 ? mc - i : 0);
                 _mm256_storeu_si256((__m256i *)dst, _mm512_castsi512_si256(v));
                 if (i + MR < mc)
                     _mm256_storeu_si256((__m256i *)(dst + kp * MR),
@@ -162,11 +165,10 @@ static void pack_a(int ta, const float *A, const uint16_t *Ah, int64_t lda, int6
             __m512i r[16];
             if (pf)
                 for (int j = 0; j < MR; j++)
-                    prefetch_at(A, Ah, (i + PF_PANELS * MR + j) * lda + k0 + 2 * p0,
-                                w < 32 ? w : 32);
+                    prefetch_chan(A, (i + PF_PANELS * MR + j) * lda + k0 + 2 * p0, w < 32 ? w : 32);
 #pragma GCC unroll 8
             for (int j = 0; j < MR; j++)
-                r[j] = j < rows ? row_pairs(A, Ah, (i + j) * lda + k0 + 2 * p0, w)
+                r[j] = j < rows ? row_pairs(A, (i + j) * lda + k0 + 2 * p0, w)
                                 : _mm512_setzero_si512();
             transpose_words(r, MR);
 #pragma GCC unroll 16
@@ -181,18 +183,17 @@ static void pack_a(int ta, const float *A, const uint16_t *Ah, int64_t lda, int6
 }
 
 /* op(B)[k0 .. k0+kc, j0 .. j0+nc) into ceil(nc / NR) panels of kp pairs,
- * panel q at bp + q kp NR; zero past column nc and past depth kc. B
- * stored as floats (Bh NULL) or bf16 (B NULL). */
-static void pack_b(int tb, const float *B, const uint16_t *Bh, int64_t ldb, int64_t k0, int64_t j0,
-                   int64_t kc, int64_t nc, pair *bp) {
+ * panel q at bp + q kp NR; zero past column nc and past depth kc. */
+static void pack_b(int tb, struct chan B, int64_t ldb, int64_t k0, int64_t j0, int64_t kc,
+                   int64_t nc, pair *bp) {
     const int64_t kp = (kc + 1) / 2;
     if (!tb) { /* stored K x N: rows 2p and 2p+1 interleaved, read in order across the panels */
         for (int64_t p = 0; p < kp; p++) {
             const int64_t at = (k0 + 2 * p) * ldb + j0;
             const int has1 = 2 * p + 1 < kc;
             if (2 * (p + PF_ROWS) + 1 < kc) {
-                prefetch_at(B, Bh, at + 2 * PF_ROWS * ldb, nc);
-                prefetch_at(B, Bh, at + (2 * PF_ROWS + 1) * ldb, nc);
+                prefetch_chan(B, at + 2 * PF_ROWS * ldb, nc);
+                prefetch_chan(B, at + (2 * PF_ROWS + 1) * ldb, nc);
             }
             pair *dst = bp + p * NR;
             for (int64_t c = 0; c < nc; c += NR, dst += kp * NR) /* a panel's columns c.. */
@@ -200,7 +201,7 @@ static void pack_b(int tb, const float *B, const uint16_t *Bh, int64_t ldb, int6
                 for (int v = 0; v < NR / 16; v++) {
                     const int64_t w = nc - c - 16 * v;
                     _mm512_storeu_si512(dst + 16 * v,
-                                        rows_pairs(B, Bh, at + c + 16 * v, ldb, w, has1 ? w : 0));
+                                        rows_pairs(B, at + c + 16 * v, ldb, w, has1 ? w : 0));
                 }
         }
         return;
@@ -214,7 +215,7 @@ static void pack_b(int tb, const float *B, const uint16_t *Bh, int64_t ldb, int6
                 __m512i r[16];
 #pragma GCC unroll 16
                 for (int c = 0; c < 16; c++)
-                    r[c] = c0 + c < cols ? row_pairs(B, Bh, (j + c0 + c) * ldb + k0 + 2 * p0, w)
+                    r[c] = c0 + c < cols ? row_pairs(B, (j + c0 + c) * ldb + k0 + 2 * p0, w)
                                          : _mm512_setzero_si512();
                 transpose_words(r, 16);
 #pragma GCC unroll 16
@@ -378,12 +379,10 @@ static const rows_kernel rows_kernels[3] = {kernel_8x16_rows, kernel_8x32_rows, 
 
 /* ---- drivers ------------------------------------------------------------ */
 
-/* An operand of a product as stored: floats f (rounded as they are packed)
- * or bf16 h (taken as they are), rows ld values apart; both NULL for a B
- * packed already. */
+/* An operand of a product as stored, rows ld values apart; B's values
+ * neither floats nor bf16: packed already. */
 struct operand {
-    const float *f;
-    const uint16_t *h;
+    struct chan v;
     int64_t ld;
 };
 
@@ -399,30 +398,30 @@ struct operand {
 static void blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, struct operand a,
                     struct operand b, const pair *bfull, int64_t kpb, float beta, const float *bias,
                     float *C, uint16_t *Ch, int64_t ldc) {
-    GEN_ASSERT(!a.h || !bias);
+    GEN_ASSERT(!a.v.h || !bias);
     pair *bp = gen_bf16_pack_buffer(), *ap = bp + (size_t)KP * NC;
-    const int has_b = b.f || b.h, a_rows = a.h && !ta && a.ld % 2 == 0 && K % 2 == 0;
+    const int has_b = b.v.f || b.v.h, a_rows = a.v.h && !ta && a.ld % 2 == 0 && K % 2 == 0;
     /* equal even slices of at most 2 KP values: the slicing depends on K alone */
     const int64_t nk = (K + 2 * KP - 1) / (2 * KP);
     const int64_t kslice = ((K + nk - 1) / nk + 1) / 2 * 2;
-    GEN_ASSERT(!Ch || (nk == 1 && beta == 0.0f && !a.h)); /* C as bf16: one slice */
+    GEN_ASSERT(!Ch || (nk == 1 && beta == 0.0f && !a.v.h)); /* C as bf16: one slice */
     for (int64_t j0 = 0; j0 < N; j0 += NC) {
         const int64_t nc = N - j0 < NC ? N - j0 : NC;
         for (int64_t k0 = 0; k0 < K; k0 += kslice) {
             const int64_t kc = K - k0 < kslice ? K - k0 : kslice, kp = (kc + 1) / 2;
             const float bt = k0 == 0 ? beta : 1.0f;
-            if (has_b) pack_b(tb, b.f, b.h, b.ld, k0, j0, kc, nc, bp);
+            if (has_b) pack_b(tb, b.v, b.ld, k0, j0, kc, nc, bp);
             for (int64_t i0 = 0; i0 < M; i0 += MC) {
                 const int64_t mc = M - i0 < MC ? M - i0 : MC;
                 const int in_place = a_rows && mc % MR == 0;
                 /* what packing reads after this block, fetched meanwhile */
                 const struct ahead none = {0};
                 struct ahead next =
-                    a.h || b.h
+                    a.v.h || b.v.h
                         ? none
-                        : ahead_plan(ta, tb, a.f, a.ld, b.f, b.ld, M, K, MC, i0, k0, kc, kslice, j0,
-                                     nc, ((nc + NR - 1) / NR) * ((mc + MR - 1) / MR) * kp);
-                if (!in_place) pack_a(ta, a.f, a.h, a.ld, i0, k0, mc, kc, ap);
+                        : ahead_plan(ta, tb, a.v.f, a.ld, b.v.f, b.ld, M, K, MC, i0, k0, kc, kslice,
+                                     j0, nc, ((nc + NR - 1) / NR) * ((mc + MR - 1) / MR) * kp);
+                if (!in_place) pack_a(ta, a.v, a.ld, i0, k0, mc, kc, ap);
                 for (int64_t jr = 0; jr < nc; jr += NR) {
                     const pair *panel = has_b ? bp + (jr / NR) * kp * NR
                                               : bfull + ((j0 + jr) / NR) * kpb * NR + (k0 / 2) * NR;
@@ -436,7 +435,7 @@ static void blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha
                             half_kernels[(nr - 1) / 16](kp, ap + (ir / MR) * kp * MR, panel,
                                                         Ch + at, ldc, mr, nr, alpha, bj, &next);
                         else if (in_place)
-                            arow_kernels[(nr - 1) / 16](kp, a.h + (i0 + ir) * a.ld + k0, a.ld,
+                            arow_kernels[(nr - 1) / 16](kp, a.v.h + (i0 + ir) * a.ld + k0, a.ld,
                                                         panel, c, ldc, mr, nr, alpha, bt);
                         else
                             packed_kernels[next.p != NULL][(nr - 1) / 16](
@@ -450,7 +449,7 @@ static void blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha
 }
 
 static struct operand floats(const float *f, int64_t ld) {
-    return (struct operand){f, NULL, ld};
+    return (struct operand){{f, NULL}, ld};
 }
 
 /* C = alpha op(A) op(B) + beta C + bias on this thread (a gen_gemm_fn; a
@@ -469,7 +468,7 @@ static int64_t bpack_floats(int64_t K, int64_t N) {
 }
 
 static void bpack(int tb, int64_t K, int64_t N, const float *B, int64_t ldb, float *bp) {
-    if (K > 0 && N > 0) pack_b(tb, B, NULL, ldb, 0, 0, K, N, (pair *)bp);
+    if (K > 0 && N > 0) pack_b(tb, (struct chan){B, NULL}, ldb, 0, 0, K, N, (pair *)bp);
 }
 
 static void bpacked(int ta, int64_t M, int64_t N, int64_t K, float alpha, struct operand a,
@@ -490,13 +489,13 @@ static void gemm_bpacked(int ta, int64_t M, int64_t N, int64_t K, float alpha, c
 /* The table's bpack_h and gemm_bpacked_h (kernels.h): an operand held as
  * bf16 taken as it is. */
 static void bpack_h(int tb, int64_t K, int64_t N, const uint16_t *B, int64_t ldb, float *bp) {
-    if (K > 0 && N > 0) pack_b(tb, NULL, B, ldb, 0, 0, K, N, (pair *)bp);
+    if (K > 0 && N > 0) pack_b(tb, (struct chan){NULL, B}, ldb, 0, 0, K, N, (pair *)bp);
 }
 
 static void gemm_bpacked_h(int ta, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t *Ah,
                            int64_t lda, const float *bp, int64_t k0, int64_t kb, float beta,
                            float *C, int64_t ldc) {
-    bpacked(ta, M, N, K, alpha, (struct operand){NULL, Ah, lda}, bp, k0, kb, beta, C, ldc);
+    bpacked(ta, M, N, K, alpha, (struct operand){{NULL, Ah}, lda}, bp, k0, kb, beta, C, ldc);
 }
 
 /* ---- products over operands packed whole (Winograd's, winograd_avx512bf16.c) */
@@ -506,7 +505,7 @@ int64_t gen_bf16_pack_a_floats(int64_t M, int64_t K) {
 }
 
 void gen_bf16_pack_a(int64_t M, int64_t K, const float *A, int64_t lda, uint32_t *ap) {
-    pack_a(0, A, NULL, lda, 0, 0, M, K, ap);
+    pack_a(0, (struct chan){A, NULL}, lda, 0, 0, M, K, ap);
 }
 
 void gen_bf16_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
@@ -665,14 +664,6 @@ static const pair *weights_panels(int64_t M, const float *Wm, int64_t C, int64_t
     return ap;
 }
 
-/* A channel plane (H x W) of a convolution's input: fp32 values at f, or
- * bf16 ones at h (a tensor kept at its products' precision); neither:
- * zeros. */
-struct chan {
-    const float *f;
-    const uint16_t *h;
-};
-
 static inline struct chan chan_at(const float *x, const uint16_t *xh, int64_t at) {
     return (struct chan){x ? x + at : NULL, xh ? xh + at : NULL};
 }
@@ -726,14 +717,6 @@ static inline __m512i row32_h(const uint16_t *x, int64_t H, int64_t W, int64_t p
     const int64_t ih = u - pad;
     if (!x || ih < 0 || ih >= H) return _mm512_setzero_si512();
     return _mm512_maskz_loadu_epi16((__mmask32)r.lo | (__mmask32)r.hi << 16, x + ih * W - pad);
-}
-
-/* The lines of n values of channel x from value `at` on */
-static inline void prefetch_chan(struct chan x, int64_t at, int64_t n) {
-    if (x.h)
-        prefetch_row((const float *)(const void *)(x.h + at), (n + 1) / 2);
-    else
-        prefetch_row(x.f + at, n);
 }
 
 /* The m images' pair planes into xw (image i's pair plane q at xw + (i Cq
