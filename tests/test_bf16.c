@@ -544,6 +544,20 @@ static uint16_t bf16_bits(float y) {
     return (uint16_t)(u >> 16);
 }
 
+/* y[0..n) rounded to bf16 is yb, bit for bit; returns how many of y are
+ * denormal (which round to zero). */
+static int same_rounded(const char *name, int64_t n, const float *y, const uint16_t *yb) {
+    int tiny = 0;
+    for (int64_t i = 0; i < n; i++) {
+        tiny += y[i] != 0 && fabsf(y[i]) < 0x1p-126f;
+        if (yb[i] != bf16_bits(y[i]))
+            fprintf(stderr, "  %s y[%lld] = %#06x, want %#06x (%.9g)\n", name, (long long)i, yb[i],
+                    bf16_bits(y[i]), (double)y[i]);
+        assert_int_equal(yb[i], bf16_bits(y[i]));
+    }
+    return tiny;
+}
+
 /* The table's groupnorm_silu_fwd_b16 gives the AVX-512 table's
  * groupnorm_silu_fwd rounded to bf16 bit for bit (with and without a
  * shift, a tail of a vector, and gamma and beta that take some outputs
@@ -566,18 +580,37 @@ static void test_groupnorm_b16(void **state) {
                                 st + N * G);
         k->groupnorm_silu_fwd_b16(N, C, HW, G, x, sh ? shift : NULL, gamma, beta, 1e-5f, yb,
                                   st + 2 * N * G, st + 3 * N * G);
-        int tiny = 0;
-        for (int64_t i = 0; i < n; i++) {
-            tiny += y[i] != 0 && fabsf(y[i]) < 0x1p-126f;
-            if (yb[i] != bf16_bits(y[i]))
-                fprintf(stderr, "  %s y[%lld] = %#06x, want %#06x (%.9g)\n", k->name, (long long)i,
-                        yb[i], bf16_bits(y[i]), (double)y[i]);
-            assert_int_equal(yb[i], bf16_bits(y[i]));
-        }
-        assert_true(tiny > 0);
+        assert_true(same_rounded(k->name, n, y, yb) > 0);
         assert_memory_equal(st, st + 2 * N * G, (size_t)(2 * N * G) * sizeof *st);
     }
     free(x), free(shift), free(gamma), free(beta), free(y), free(st), free(yb);
+}
+
+/* The vdpbf16ps table's layernorm_fwd_b16 gives the AVX-512 table's
+ * layernorm_fwd rounded to bf16 bit for bit (gamma and beta, each alone,
+ * neither; rows of 37 values, a tail of a vector; a gamma that takes
+ * outputs into the denormals, which round to zero); mean and rstd as it
+ * gives them. The fp32 tables have none. */
+static void test_layernorm_b16(void **state) {
+    (void)state;
+    assert_null(gen_kernels_for("avx512")->layernorm_fwd_b16);
+    assert_null(gen_kernels_for("scalar")->layernorm_fwd_b16);
+    const struct gen_kernels *k = gen_kernels_for("avx512bf16"), *ref = gen_kernels_for("avx512");
+    assert_non_null(k->layernorm_fwd_b16);
+    const int64_t rows = 9, C = 37, n = rows * C;
+    float *x = rnd(n, -3, 3, 910), *gamma = rnd(C, 1e-38f, 4e-38f, 911),
+          *beta = rnd(C, -70, -50, 912);
+    float *y = malloc((size_t)n * sizeof *y), *st = malloc((size_t)(4 * rows) * sizeof *st);
+    uint16_t *yb = malloc((size_t)n * sizeof *yb);
+    assert_true(y && st && yb);
+    for (int w = 0; w < 4; w++) {
+        const float *gm = w & 1 ? gamma : NULL, *bt = w & 2 ? beta : NULL;
+        ref->layernorm_fwd(rows, C, x, gm, bt, 1e-5f, y, st, st + rows);
+        k->layernorm_fwd_b16(rows, C, x, gm, bt, 1e-5f, yb, st + 2 * rows, st + 3 * rows);
+        assert_true((same_rounded(k->name, n, y, yb) > 0) == (w == 1));
+        assert_memory_equal(st, st + 2 * rows, (size_t)(2 * rows) * sizeof *st);
+    }
+    free(x), free(gamma), free(beta), free(y), free(st), free(yb);
 }
 
 /* ---- the precision in force ---------------------------------------------------- */
@@ -1026,6 +1059,54 @@ static void test_qkv_operand(void **state) {
     same_bits(qkv_case_run, sizeof qkv_geo / sizeof qkv_geo[0], qkv_held, 1 << 16);
 }
 
+/* x (R, C) by gen_layernorm_operand (operand 1) or gen_layernorm, then a
+ * Transformer's MLP (C -> D -> C): y, then the gradients of x, the norm's
+ * gamma and beta and the MLP's weights and biases, into out (results);
+ * returns how many, and whether the norm's output was held as bf16 in
+ * *held. */
+static int64_t mlp_run(int operand, int64_t R, int64_t C, int64_t D, float *out, int64_t n,
+                       int *held) {
+    struct gen_ctx g;
+    gen_ctx_init(&g);
+    struct gen_tensor *x = leaf(&g, 2, (int64_t[]){R, C}, 90);
+    struct gen_tensor *gm = leaf(&g, 1, (int64_t[]){C}, 91), *bt = leaf(&g, 1, (int64_t[]){C}, 92);
+    struct gen_tensor *w1 = leaf(&g, 2, (int64_t[]){D, C}, 93);
+    struct gen_tensor *b1 = leaf(&g, 1, (int64_t[]){D}, 94);
+    struct gen_tensor *w2 = leaf(&g, 2, (int64_t[]){C, D}, 95);
+    struct gen_tensor *b2 = leaf(&g, 1, (int64_t[]){C}, 96);
+    struct gen_tensor *h =
+        operand ? gen_layernorm_operand(&g, x, gm, bt, 1e-5f) : gen_layernorm(&g, x, gm, bt, 1e-5f);
+    *held = h->bf16;
+    struct gen_tensor *y = gen_mlp(&g, h, w1, b1, w2, b2);
+    struct gen_tensor *const got[] = {y, x, gm, bt, w1, b1, w2, b2};
+    const int64_t k = results(&g, y, got, sizeof got / sizeof got[0], 97, out, n);
+    gen_ctx_free(&g);
+    return k;
+}
+
+/* gen_layernorm_operand under --precision bf16, where the table writes
+ * and reads bf16 operands (the vdpbf16ps table), holds the MLP's input as
+ * bf16, and the MLP gives the bits, forward and back, that it gives on
+ * gen_layernorm's fp32 output, which its products round to bf16
+ * themselves: an even width whose whole panels of rows are read in place,
+ * an odd one (packed from bf16), a last block of rows short of 64 and of a
+ * panel. On AMX and in fp32 it is the plain op. */
+static const int64_t mlp_geo[][3] = {{128, 24, 96}, {75, 15, 40}, {70, 40, 160}}; /* R, C, D */
+
+static int64_t mlp_case_run(int operand, size_t i, float *out, int64_t n, int *held) {
+    return mlp_run(operand, mlp_geo[i][0], mlp_geo[i][1], mlp_geo[i][2], out, n, held);
+}
+
+static int mlp_held(size_t i) {
+    (void)i;
+    return gen_kernels()->layernorm_fwd_b16 != NULL;
+}
+
+static void test_mlp_operand(void **state) {
+    (void)state;
+    same_bits(mlp_case_run, sizeof mlp_geo / sizeof mlp_geo[0], mlp_held, 1 << 16);
+}
+
 int main(int argc, char **argv) {
     if (!gen_kernels_for("avx512bf16")) {
         printf("test_bf16: skipped: this CPU or build has no AVX512-BF16 (%s)\n",
@@ -1039,19 +1120,21 @@ int main(int argc, char **argv) {
             return 77;
         }
         const struct CMUnitTest amx_tests[] = {
-            cmocka_unit_test(test_gemm),       cmocka_unit_test(test_rounding),
-            cmocka_unit_test(test_threads),    cmocka_unit_test(test_conv_gemm),
-            cmocka_unit_test(test_conv_layer), cmocka_unit_test(test_upsample_operand),
+            cmocka_unit_test(test_gemm),        cmocka_unit_test(test_rounding),
+            cmocka_unit_test(test_threads),     cmocka_unit_test(test_conv_gemm),
+            cmocka_unit_test(test_conv_layer),  cmocka_unit_test(test_upsample_operand),
+            cmocka_unit_test(test_mlp_operand),
         };
         return cmocka_run_group_tests(amx_tests, NULL, NULL);
     }
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_gemm),       cmocka_unit_test(test_rounding),
-        cmocka_unit_test(test_threads),    cmocka_unit_test(test_conv_gemm),
-        cmocka_unit_test(test_select),     cmocka_unit_test(test_linear_layer),
-        cmocka_unit_test(test_conv_layer), cmocka_unit_test(test_groupnorm_b16),
-        cmocka_unit_test(test_operand),    cmocka_unit_test(test_upsample_operand),
-        cmocka_unit_test(test_held),       cmocka_unit_test(test_qkv_operand),
+        cmocka_unit_test(test_gemm),          cmocka_unit_test(test_rounding),
+        cmocka_unit_test(test_threads),       cmocka_unit_test(test_conv_gemm),
+        cmocka_unit_test(test_select),        cmocka_unit_test(test_linear_layer),
+        cmocka_unit_test(test_conv_layer),    cmocka_unit_test(test_groupnorm_b16),
+        cmocka_unit_test(test_operand),       cmocka_unit_test(test_upsample_operand),
+        cmocka_unit_test(test_held),          cmocka_unit_test(test_qkv_operand),
+        cmocka_unit_test(test_layernorm_b16), cmocka_unit_test(test_mlp_operand),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

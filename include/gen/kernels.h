@@ -386,6 +386,14 @@ struct gen_kernels {
     void (*gemm_bpacked_h)(int ta, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t *Ah,
                            int64_t lda, const float *bp, int64_t k0, int64_t kb, float beta,
                            float *C, int64_t ldc);
+
+    /* ---- appended: layer norm into bf16, or NULL ----
+     * layernorm_fwd with y rounded to bf16 (nearest, ties to even, as
+     * gen_bf16_pack rounds): the input of a Transformer's MLP, which only
+     * its products read (gen_layernorm_operand). Set with the entries
+     * above. */
+    void (*layernorm_fwd_b16)(int64_t rows, int64_t cols, const float *x, const float *gamma,
+                              const float *beta, float eps, uint16_t *y, float *mean, float *rstd);
 };
 
 /* The table in force, chosen once by gen_kernels_init (called by

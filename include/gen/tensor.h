@@ -313,6 +313,14 @@ struct gen_tensor *gen_embedding(struct gen_ctx *g, struct gen_tensor *w, const 
 /* Over the last dim; gamma, beta (C) or NULL. */
 struct gen_tensor *gen_layernorm(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *gamma,
                                  struct gen_tensor *beta, float eps);
+/* gen_layernorm for an output that only products read (a Transformer's
+ * MLP input, which only gen_mlp's products read): under --precision bf16
+ * held as bf16 (t->bf16), the values those products would round it to, in
+ * half the bytes, where the table writes it so and reads such operands
+ * (layernorm_fwd_b16: vdpbf16ps's table); else gen_layernorm. */
+struct gen_tensor *gen_layernorm_operand(struct gen_ctx *g, struct gen_tensor *x,
+                                         struct gen_tensor *gamma, struct gen_tensor *beta,
+                                         float eps);
 /* x (N, C, H, W) in G groups; gamma, beta (C) or NULL. */
 struct gen_tensor *gen_groupnorm(struct gen_ctx *g, struct gen_tensor *x, int64_t G,
                                  struct gen_tensor *gamma, struct gen_tensor *beta, float eps);

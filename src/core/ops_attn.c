@@ -130,8 +130,8 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
             float *sr = s + r0 * T, *pr = p + r0 * T;
             /* s = q k^T / sqrt(hd), then p = softmax(s) over each row's past */
             if (qh)
-                kt->gemm_bpacked_h(GEN_NOTRANS, n, w, hd, scale, qh + at + r0 * C3, C3, kb.packed,
-                                   0, kb.K, 0.0f, sr, T);
+                gen_shared_product_h(kt, GEN_NOTRANS, n, w, hd, scale, qh + at + r0 * C3, C3, &kb,
+                                     0, 0.0f, sr, T);
             else
                 gen_shared_product(kt, GEN_NOTRANS, n, w, hd, scale, qkv->data + at + r0 * C3, C3,
                                    &kb, 0, 0.0f, sr, T);

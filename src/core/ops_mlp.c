@@ -36,6 +36,11 @@
  * instead moved the wait into the hints' loop), which is why AMX's bf16
  * recomputes it.
  *
+ * x may be held as bf16 (gen_layernorm_operand, on the vdpbf16ps table):
+ * the first product then reads its rows as they are, and dw1's packs each
+ * block of them from bf16, the same values the products would have
+ * rounded x to.
+ *
  * The weight and bias gradients sum over all rows: the backward's blocks
  * go in stripes (at most MLP_STRIPES, a number that depends on the rows
  * alone), a stripe's blocks adding in order into partial sums of its own,
@@ -85,14 +90,26 @@ static void prefetch_for_write(float *p, int64_t n) {
     for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(p + i, 1, 2);
 }
 
+/* Hints the n values of x's rows from row r, floats or held as bf16. */
+static void prefetch_x(const struct gen_tensor *x, const struct mlp_geo *m, int64_t r, int64_t n) {
+    const int64_t size = x->bf16 ? 2 : 4; /* bytes a value */
+    gen_prefetch_bytes((const char *)x->data + r * m->C * size, 1, 0, n * m->C * size);
+}
+
 /* Rows [r0, r0 + n) of h = x w1^T + b1 into h (rows D apart), the same
- * operations in the forward and in a backward that recomputes them. */
-static void hidden(const struct gen_kernels *kt, const struct mlp_geo *m, const float *x,
-                   const struct gen_shared_b *w1t, const struct gen_tensor *b1, int64_t r0,
-                   int64_t n, float *h) {
+ * operations in the forward and in a backward that recomputes them; x
+ * floats, or held as bf16 (gen_layernorm_operand). */
+static void hidden(const struct gen_kernels *kt, const struct mlp_geo *m,
+                   const struct gen_tensor *x, const struct gen_shared_b *w1t,
+                   const struct gen_tensor *b1, int64_t r0, int64_t n, float *h) {
     fill_rows(h, n, m->D, b1);
-    gen_shared_product(kt, GEN_NOTRANS, n, m->D, m->C, 1.0f, x + r0 * m->C, m->C, w1t, 0, 1.0f, h,
-                       m->D);
+    if (x->bf16)
+        gen_shared_product_h(kt, GEN_NOTRANS, n, m->D, m->C, 1.0f,
+                             (const uint16_t *)(const void *)x->data + r0 * m->C, m->C, w1t, 0,
+                             1.0f, h, m->D);
+    else
+        gen_shared_product(kt, GEN_NOTRANS, n, m->D, m->C, 1.0f, x->data + r0 * m->C, m->C, w1t, 0,
+                           1.0f, h, m->D);
 }
 
 /* Whether the backward recomputes h rather than reading it back: where the
@@ -128,11 +145,11 @@ struct gen_tensor *gen_mlp(struct gen_ctx *g, struct gen_tensor *x, struct gen_t
         float *h = H ? H + r0 * m.D : a + MLP_ROWS * m.D;
         if (b + 1 < m.blocks) { /* the next block's rows */
             const int64_t n1 = block_rows(&m, b + 1);
-            gen_prefetch_rows(x->data + (r0 + MLP_ROWS) * m.C, 1, 0, n1 * m.C);
+            prefetch_x(x, &m, r0 + MLP_ROWS, n1);
             if (H) prefetch_for_write(h + MLP_ROWS * m.D, n1 * m.D);
             prefetch_for_write(yb + MLP_ROWS * m.C2, n1 * m.C2);
         }
-        hidden(kt, &m, x->data, &w1t, b1, r0, n, h);
+        hidden(kt, &m, x, &w1t, b1, r0, n, h);
         kt->gelu_fwd(n * m.D, h, a);
         fill_rows(yb, n, m.C2, b2);
         gen_shared_product(kt, GEN_NOTRANS, n, m.C2, m.D, 1.0f, a, m.D, &w2t, 0, 1.0f, yb, m.C2);
@@ -180,8 +197,10 @@ GEN_BACKWARD(mlp) {
     if (need_dh) w2n = gen_share(kt, GEN_NOTRANS, w2->data, m.D, m.C2, m.D, packs);
     if (dx) w1n = gen_share(kt, GEN_NOTRANS, w1->data, m.C, m.D, m.C, packs + p2);
     if (!H) w1t = gen_share(kt, GEN_TRANS, w1->data, m.C, m.C, m.D, packs + p2 + p1);
-    /* a, dh and (recomputing) h, a block a thread */
-    const int64_t per_thread = (H ? 2 : 3) * MLP_ROWS * m.D;
+    /* a, dh and (recomputing) h, a block a thread; and x's block packed, for
+     * dw1, where x is held as bf16 */
+    const int64_t xs = x->bf16 && dw1 ? gen_shared_floats(kt, MLP_ROWS, m.C) : 0;
+    const int64_t per_thread = (H ? 2 : 3) * MLP_ROWS * m.D + xs;
     float *work = gen_scratch_floats(g, gen_task_threads() * per_thread);
     const float beta_x = gen_put_beta(mx);
     const int blas_threads = gen_blas_serial_begin();
@@ -195,16 +214,16 @@ GEN_BACKWARD(mlp) {
         for (int64_t b = first; b < end; b++) {
             const int64_t r0 = b * MLP_ROWS, n = block_rows(&m, b);
             const float *h = H ? H + r0 * m.D : hr;
-            const float *dyb = dY + r0 * m.C2, *xb = x->data + r0 * m.C;
+            const float *dyb = dY + r0 * m.C2;
             const float beta = b == first ? 0.0f : 1.0f;
             const enum gen_grad_mode put = b == first ? GEN_GRAD_SET : GEN_GRAD_ADD;
             if (b + 1 < end) { /* the next block's rows, cold since the forward */
                 const int64_t r1 = r0 + MLP_ROWS, n1 = block_rows(&m, b + 1);
                 if (H) gen_prefetch_rows(H + r1 * m.D, 1, 0, n1 * m.D);
                 gen_prefetch_rows(dY + r1 * m.C2, 1, 0, n1 * m.C2);
-                gen_prefetch_rows(x->data + r1 * m.C, 1, 0, n1 * m.C);
+                prefetch_x(x, &m, r1, n1);
             }
-            if (!H) hidden(kt, &m, x->data, &w1t, b1, r0, n, hr);
+            if (!H) hidden(kt, &m, x, &w1t, b1, r0, n, hr);
             if (need_dh) { /* da = dy w2; a and dh = da gelu'(h) in one pass */
                 gen_shared_product(kt, GEN_NOTRANS, n, m.D, m.C2, 1.0f, dyb, m.C2, &w2n, 0, 0.0f,
                                    dh, m.D);
@@ -216,9 +235,16 @@ GEN_BACKWARD(mlp) {
                 gen_gemm_ld(GEN_TRANS, GEN_NOTRANS, m.C2, m.D, n, 1.0f, dyb, m.C2, a, m.D, beta,
                             ps + pt.w2, m.D);
             if (db2) kt->col_sum(n, m.C2, dyb, m.C2, ps + pt.b2, put);
-            if (dw1)
-                gen_gemm_ld(GEN_TRANS, GEN_NOTRANS, m.D, m.C, n, 1.0f, dh, m.D, xb, m.C, beta,
-                            ps + pt.w1, m.C);
+            if (dw1 && x->bf16) {
+                const struct gen_shared_b xp =
+                    gen_share_h(kt, GEN_NOTRANS, (const uint16_t *)(const void *)x->data + r0 * m.C,
+                                m.C, n, m.C, a + per_thread - xs);
+                gen_shared_product(kt, GEN_TRANS, m.D, m.C, n, 1.0f, dh, m.D, &xp, 0, beta,
+                                   ps + pt.w1, m.C);
+            } else if (dw1) {
+                gen_gemm_ld(GEN_TRANS, GEN_NOTRANS, m.D, m.C, n, 1.0f, dh, m.D, x->data + r0 * m.C,
+                            m.C, beta, ps + pt.w1, m.C);
+            }
             if (db1) kt->col_sum(n, m.D, dh, m.D, ps + pt.b1, put);
             if (dx)
                 gen_shared_product(kt, GEN_NOTRANS, n, m.C, m.D, 1.0f, dh, m.D, &w1n, 0, beta_x,

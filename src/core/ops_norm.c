@@ -22,22 +22,42 @@ static float *arena_floats(struct gen_ctx *g, int64_t n) {
 
 /* ---- layer norm ---------------------------------------------------------- */
 
-struct gen_tensor *gen_layernorm(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *gamma,
-                                 struct gen_tensor *beta, float eps) {
+/* gen_layernorm, and gen_layernorm_operand where `operand` (its output held
+ * as bf16 where the table writes it so: layernorm_fwd_b16). */
+static struct gen_tensor *layernorm(struct gen_ctx *g, struct gen_tensor *x,
+                                    struct gen_tensor *gamma, struct gen_tensor *beta, float eps,
+                                    int operand) {
     const int64_t C = x->shape[x->ndim - 1];
     const int64_t rows = C ? gen_numel(x) / C : 0;
     GEN_ASSERT(!gamma || gen_numel(gamma) == C);
     GEN_ASSERT(!beta || gen_numel(beta) == C);
     struct gen_tensor *y = gen_tensor(g, x->ndim, x->shape);
     float *mean = arena_floats(g, rows), *rstd = arena_floats(g, rows); /* (rows) each */
-    gen_kernels()->layernorm_fwd(rows, C, x->data, gamma ? gamma->data : NULL,
-                                 beta ? beta->data : NULL, eps, y->data, mean, rstd);
+    const struct gen_kernels *K = gen_kernels();
+    const float *gm = gamma ? gamma->data : NULL, *bt = beta ? beta->data : NULL;
+    y->bf16 = operand && K->layernorm_fwd_b16;
+    if (y->bf16)
+        K->layernorm_fwd_b16(rows, C, x->data, gm, bt, eps, (uint16_t *)(void *)y->data, mean,
+                             rstd);
+    else
+        K->layernorm_fwd(rows, C, x->data, gm, bt, eps, y->data, mean, rstd);
     struct gen_node *node = gen_record(g, GEN_OP_LAYERNORM, y, 3, (struct gen_tensor *[]){x, gamma, beta});
     if (node) {
         node->saved = mean;
         node->saved2 = rstd;
     }
     return y;
+}
+
+struct gen_tensor *gen_layernorm(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *gamma,
+                                 struct gen_tensor *beta, float eps) {
+    return layernorm(g, x, gamma, beta, eps, 0);
+}
+
+struct gen_tensor *gen_layernorm_operand(struct gen_ctx *g, struct gen_tensor *x,
+                                         struct gen_tensor *gamma, struct gen_tensor *beta,
+                                         float eps) {
+    return layernorm(g, x, gamma, beta, eps, 1);
 }
 
 GEN_BACKWARD(layernorm) {

@@ -71,6 +71,14 @@ struct gen_shared_b gen_share_h(const struct gen_kernels *kt, enum gen_trans tb,
     return (struct gen_shared_b){tb, NULL, ldb, K, buf};
 }
 
+void gen_shared_product_h(const struct gen_kernels *kt, enum gen_trans ta, int64_t M, int64_t N,
+                          int64_t K, float alpha, const uint16_t *A, int64_t lda,
+                          const struct gen_shared_b *b, int64_t k0, float beta, float *C,
+                          int64_t ldc) {
+    GEN_ASSERT(kt->gemm_bpacked_h && b->packed);
+    kt->gemm_bpacked_h(ta, M, N, K, alpha, A, lda, b->packed, k0, b->K, beta, C, ldc);
+}
+
 void gen_shared_product(const struct gen_kernels *kt, enum gen_trans ta, int64_t M, int64_t N,
                         int64_t K, float alpha, const float *A, int64_t lda,
                         const struct gen_shared_b *b, int64_t k0, float beta, float *C,

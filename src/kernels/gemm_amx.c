@@ -764,4 +764,5 @@ void gen_kernels_amx_fill(struct gen_kernels *t) {
     t->gemm_bias_h = NULL;
     t->bpack_h = NULL;
     t->gemm_bpacked_h = NULL;
+    t->layernorm_fwd_b16 = NULL;
 }

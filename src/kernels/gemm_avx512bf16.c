@@ -1080,4 +1080,5 @@ void gen_kernels_avx512bf16_fill(struct gen_kernels *t) {
     t->gemm_bias_h = gemm_bias_h;
     t->bpack_h = bpack_h;
     t->gemm_bpacked_h = gemm_bpacked_h;
+    t->layernorm_fwd_b16 = gen_layernorm_fwd_b16_avx512;
 }

@@ -642,6 +642,10 @@ void gen_wide_to_out(const struct gen_wide *g, int64_t M, int64_t m, const float
 void gen_groupnorm_silu_fwd_b16_avx512(int64_t N, int64_t C, int64_t HW, int64_t G, const float *x,
                                        const float *shift, const float *gamma, const float *beta,
                                        float eps, uint16_t *y, float *mean, float *rstd);
+/* The AVX-512 table's layer norm into bf16, likewise. */
+void gen_layernorm_fwd_b16_avx512(int64_t rows, int64_t cols, const float *x, const float *gamma,
+                                  const float *beta, float eps, uint16_t *y, float *mean,
+                                  float *rstd);
 /* The inputs of the bf16 convolutions on the wide grid (gemm_avx512bf16.c),
  * which the AMX ones read too: the m images' channel pairs as planes of
  * pairs (image i's pair q at xw + (i ceil(C / 2) + q) plane), or their

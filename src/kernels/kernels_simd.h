@@ -445,24 +445,46 @@ static void moments_shifted(int64_t cpg, int64_t HW, const float *x, const float
     *rstd = (float)(1.0 / sqrt(vd2_hsum(q) / (double)(cpg * HW) + eps));
 }
 
+/* One row of layer norm, (x - mean) rstd gamma + beta, into y, or, where
+ * the ISA file has bf16 stores (GEN_SIMD_BF16_STORE), rounded to bf16
+ * into yb where y is NULL. */
+#ifdef GEN_SIMD_BF16_STORE
+#define LN_ST(v) (y ? ST(y + i, (v)) : ST_BF16(yb + i, (v)))
+#else
+#define LN_ST(v) ST(y + i, (v))
+#endif
+SIMD_INLINE void ln_row(int64_t cols, const float *xr, const float *gamma, const float *beta,
+                        float mean, float rstd, float *y, uint16_t *yb) {
+#ifndef GEN_SIMD_BF16_STORE
+    GEN_ASSERT(!yb);
+#endif
+    const vf mu = vf_set1(mean), rs = vf_set1(rstd);
+    if (gamma && beta)
+        VLOOP(0, cols,
+              LN_ST(vf_fmadd(vf_mul(vf_sub(LD(xr + i), mu), rs), LD(gamma + i), LD(beta + i))));
+    else
+        VLOOP(0, cols, {
+            vf v = vf_mul(vf_sub(LD(xr + i), mu), rs);
+            if (gamma) v = vf_mul(v, LD(gamma + i));
+            if (beta) v = vf_add(v, LD(beta + i));
+            LN_ST(v);
+        });
+}
+#undef LN_ST
+
+static void ln_fwd_to(int64_t rows, int64_t cols, const float *x, const float *gamma,
+                      const float *beta, float eps, float *y, uint16_t *yb, float *mean,
+                      float *rstd) {
+    GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, {
+        moments(cols, x + r * cols, eps, &mean[r], &rstd[r]);
+        ln_row(cols, x + r * cols, gamma, beta, mean[r], rstd[r], y ? y + r * cols : NULL,
+               yb ? yb + r * cols : NULL);
+    });
+}
+
 static void layernorm_fwd(int64_t rows, int64_t cols, const float *x, const float *gamma,
                           const float *beta, float eps, float *y, float *mean, float *rstd) {
-    GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, {
-        const float *xr = x + r * cols;
-        float *yr = y + r * cols;
-        moments(cols, xr, eps, &mean[r], &rstd[r]);
-        const vf mu = vf_set1(mean[r]), rs = vf_set1(rstd[r]);
-        if (gamma && beta)
-            VLOOP(0, cols, ST(yr + i, vf_fmadd(vf_mul(vf_sub(LD(xr + i), mu), rs),
-                                               LD(gamma + i), LD(beta + i))));
-        else
-            VLOOP(0, cols, {
-                vf v = vf_mul(vf_sub(LD(xr + i), mu), rs);
-                if (gamma) v = vf_mul(v, LD(gamma + i));
-                if (beta) v = vf_add(v, LD(beta + i));
-                ST(yr + i, v);
-            });
-    });
+    ln_fwd_to(rows, cols, x, gamma, beta, eps, y, NULL, mean, rstd);
 }
 
 /* nv whole vectors of columns of layer norm's dgamma (sum over rows of dy
@@ -1092,6 +1114,13 @@ const struct gen_kernels GEN_SIMD_TABLE = {
 };
 
 #ifdef GEN_SIMD_BF16_STORE
+/* layernorm_fwd_b16 of the bf16 table, as groupnorm_silu_fwd_b16 below. */
+void gen_layernorm_fwd_b16_avx512(int64_t rows, int64_t cols, const float *x, const float *gamma,
+                                  const float *beta, float eps, uint16_t *y, float *mean,
+                                  float *rstd) {
+    ln_fwd_to(rows, cols, x, gamma, beta, eps, NULL, y, mean, rstd);
+}
+
 /* groupnorm_silu_fwd_b16 of the bf16 table (gen_kernels_avx512bf16_fill):
  * this table's own has none, so that its vcvtneps2bf16 runs only where
  * the CPU has it. */

@@ -148,7 +148,7 @@ struct gen_tensor *gen_tf_block_fwd(struct gen_ctx *g, struct gen_tf *m, int lay
     h = gen_attention(g, h, m->s.NH, 1);                                /* (B, T, C) */
     h = gen_linear(g, h, ptensor(m, b->aproj_w), ptensor(m, b->aproj_b));
     x = gen_add(g, x, dropout(g, m, h));
-    h = gen_layernorm(g, x, ptensor(m, b->ln2_w), ptensor(m, b->ln2_b), GEN_TF_LN_EPS);
+    h = gen_layernorm_operand(g, x, ptensor(m, b->ln2_w), ptensor(m, b->ln2_b), GEN_TF_LN_EPS);
     h = gen_mlp(g, h, ptensor(m, b->fc_w), ptensor(m, b->fc_b), ptensor(m, b->mproj_w),
                 ptensor(m, b->mproj_b)); /* through 4C wide, GELU */
     return gen_add(g, x, dropout(g, m, h));
