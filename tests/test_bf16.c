@@ -953,6 +953,26 @@ static void test_upsample_operand(void **state) {
     same_bits(upsample_case_run, 4, conv_held, 1 << 19);
 }
 
+/* A product of test_held's and test_chan's: M x N x K (dims), op(A) and
+ * op(B) transposed as t's bits 0 and 1 say, stored at odd strides. */
+struct prod {
+    int ta, tb;
+    int64_t M, N, K, lda, ldb, ldc;
+};
+
+/* check(c, &seed) for each of n dims in the four transpositions. */
+static void each_prod(const int64_t (*dims)[3], size_t n, uint64_t seed,
+                      void (*check)(struct prod c, uint64_t *seed)) {
+    for (size_t d = 0; d < n; d++)
+        for (int t = 0; t < 4; t++) {
+            struct prod c = {t & 1,      t >> 1, dims[d][0], dims[d][1],
+                             dims[d][2], 0,      0,          dims[d][1] + 5};
+            c.lda = (c.ta ? c.M : c.K) + (t == 1 ? 1 : 2);
+            c.ldb = (c.tb ? c.K : c.N) + 3;
+            check(c, &seed);
+        }
+}
+
 /* The products of operands held as bf16 (gemm_bias_h, bpack_h,
  * gemm_bpacked_h) give the bits the float products give on the same
  * values: gemm_bias_h what gemm_bias gives, rounded as gen_bf16_pack
@@ -961,53 +981,104 @@ static void test_upsample_operand(void **state) {
  * stored M x K read in place (lda and K even, whole panels of 8 rows) or
  * packed (odd lda, a last panel of fewer rows; stored K x M), from row k0
  * of B. */
+static void held_case(struct prod c, uint64_t *seedp) {
+    const struct gen_kernels *k = bf16k();
+    uint64_t seed = *seedp;
+    const int ta = c.ta, tb = c.tb, t = ta | tb << 1;
+    const int64_t M = c.M, N = c.N, K = c.K, lda = c.lda, ldb = c.ldb, ldc = c.ldc;
+    float *A = rnd((ta ? K : M) * lda, -2, 2, seed++), *B = rnd((tb ? N : K) * ldb, -2, 2, seed++);
+    float *bias = t == 2 ? NULL : rnd(N, -1, 1, seed++);
+    float *C = rnd(M * ldc, -1, 1, seed++);
+    uint16_t *want = malloc((size_t)(M * ldc) * sizeof *want);
+    uint16_t *got = malloc((size_t)(M * ldc) * sizeof *got);
+    assert_true(want && got);
+    k->gemm_bias(ta, tb, M, N, K, A, lda, B, ldb, bias, C, ldc);
+    for (int64_t i = 0; i < M * ldc; i++) want[i] = got[i] = (uint16_t)(0x7fc1 + i % 7);
+    for (int64_t i = 0; i < M; i++) gen_bf16_pack(N, C + i * ldc, want + i * ldc);
+    k->gemm_bias_h(ta, tb, M, N, K, (struct gen_chan){A, NULL}, lda, B, ldb, bias, got, ldc);
+    assert_memory_equal(got, want, (size_t)(M * ldc) * sizeof *got);
+
+    /* the operands as bf16, and as the floats they widen to */
+    const int64_t na = (ta ? K : M) * lda, nb = (tb ? N : K) * ldb;
+    uint16_t *Ah = malloc((size_t)na * sizeof *Ah), *Bh = malloc((size_t)nb * sizeof *Bh);
+    assert_true(Ah && Bh);
+    gen_bf16_pack(na, A, Ah), gen_bf16_pack(nb, B, Bh);
+    gen_bf16_round(na, A, A), gen_bf16_round(nb, B, B);
+    const int64_t k0 = K > 2 ? 2 : 0, depth = K - k0, pf = k->bpack_floats(K, N);
+    float *bp = malloc((size_t)pf * sizeof *bp), *bph = malloc((size_t)pf * sizeof *bph);
+    assert_true(bp && bph);
+    k->bpack(tb, K, N, B, ldb, bp);
+    k->bpack_h(tb, K, N, Bh, ldb, bph);
+    assert_memory_equal(bph, bp, (size_t)pf * sizeof *bp);
+    const float beta = t & 1 ? 1.0f : 0.0f;
+    float *C2 = rnd(M * ldc, -1, 1, seed++), *C3 = malloc((size_t)(M * ldc) * sizeof *C3);
+    assert_non_null(C3);
+    memcpy(C3, C2, (size_t)(M * ldc) * sizeof *C3);
+    k->gemm_bpacked(ta, M, N, depth, 0.5f, A, lda, bp, k0, K, beta, C2, ldc);
+    k->gemm_bpacked_h(ta, M, N, depth, 0.5f, Ah, lda, bph, k0, K, beta, C3, ldc);
+    assert_memory_equal(C3, C2, (size_t)(M * ldc) * sizeof *C2);
+    free(A), free(B), free(bias), free(C), free(want), free(got), free(Ah), free(Bh);
+    free(bp), free(bph), free(C2), free(C3);
+    *seedp = seed;
+}
+
 static void test_held(void **state) {
     (void)state;
-    const struct gen_kernels *k = bf16k();
     static const int64_t dims[][3] = {{1, 1, 1},      {8, 48, 32},   {7, 49, 37},   {17, 95, 128},
                                       {40, 130, 384}, {200, 33, 64}, {24, 16, 383}, {64, 96, 10}};
-    uint64_t seed = 500;
-    for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++)
-        for (int t = 0; t < 4; t++) {
-            const int ta = t & 1, tb = t >> 1;
-            const int64_t M = dims[d][0], N = dims[d][1], K = dims[d][2];
-            const int64_t lda = (ta ? M : K) + (t == 1 ? 1 : 2), ldb = (tb ? K : N) + 3,
-                          ldc = N + 5;
-            float *A = rnd((ta ? K : M) * lda, -2, 2, seed++),
-                  *B = rnd((tb ? N : K) * ldb, -2, 2, seed++);
-            float *bias = t == 2 ? NULL : rnd(N, -1, 1, seed++);
-            float *C = rnd(M * ldc, -1, 1, seed++);
-            uint16_t *want = malloc((size_t)(M * ldc) * sizeof *want);
-            uint16_t *got = malloc((size_t)(M * ldc) * sizeof *got);
-            assert_true(want && got);
-            k->gemm_bias(ta, tb, M, N, K, A, lda, B, ldb, bias, C, ldc);
-            for (int64_t i = 0; i < M * ldc; i++) want[i] = got[i] = (uint16_t)(0x7fc1 + i % 7);
-            for (int64_t i = 0; i < M; i++) gen_bf16_pack(N, C + i * ldc, want + i * ldc);
-            k->gemm_bias_h(ta, tb, M, N, K, A, lda, B, ldb, bias, got, ldc);
-            assert_memory_equal(got, want, (size_t)(M * ldc) * sizeof *got);
+    each_prod(dims, sizeof dims / sizeof dims[0], 500, held_case);
+}
 
-            /* the operands as bf16, and as the floats they widen to */
-            const int64_t na = (ta ? K : M) * lda, nb = (tb ? N : K) * ldb;
-            uint16_t *Ah = malloc((size_t)na * sizeof *Ah), *Bh = malloc((size_t)nb * sizeof *Bh);
-            assert_true(Ah && Bh);
-            gen_bf16_pack(na, A, Ah), gen_bf16_pack(nb, B, Bh);
-            gen_bf16_round(na, A, A), gen_bf16_round(nb, B, B);
-            const int64_t k0 = K > 2 ? 2 : 0, depth = K - k0, pf = k->bpack_floats(K, N);
-            float *bp = malloc((size_t)pf * sizeof *bp), *bph = malloc((size_t)pf * sizeof *bph);
-            assert_true(bp && bph);
-            k->bpack(tb, K, N, B, ldb, bp);
-            k->bpack_h(tb, K, N, Bh, ldb, bph);
-            assert_memory_equal(bph, bp, (size_t)pf * sizeof *bp);
-            const float beta = t & 1 ? 1.0f : 0.0f;
-            float *C2 = rnd(M * ldc, -1, 1, seed++), *C3 = malloc((size_t)(M * ldc) * sizeof *C3);
-            assert_non_null(C3);
-            memcpy(C3, C2, (size_t)(M * ldc) * sizeof *C3);
-            k->gemm_bpacked(ta, M, N, depth, 0.5f, A, lda, bp, k0, K, beta, C2, ldc);
-            k->gemm_bpacked_h(ta, M, N, depth, 0.5f, Ah, lda, bph, k0, K, beta, C3, ldc);
-            assert_memory_equal(C3, C2, (size_t)(M * ldc) * sizeof *C2);
-            free(A), free(B), free(bias), free(C), free(want), free(got), free(Ah), free(Bh);
-            free(bp), free(bph), free(C2), free(C3);
-        }
+/* gemm_chan gives the bits gemm gives (gemm_bias with a bias) on the
+ * floats its bf16 operands widen to, A, B or both held as bf16, and
+ * gemm_bias_h with A held as bf16 what it gives with those floats: on one
+ * thread's shapes, on products split over the threads along M or N, and on
+ * a weight gradient's, whose K is split too (gen_gemm_split); all four
+ * transpositions, odd strides. */
+static void chan_case(struct prod c, uint64_t *seedp) {
+    const struct gen_kernels *k = bf16k();
+    uint64_t seed = *seedp;
+    const int ta = c.ta, tb = c.tb, t = ta | tb << 1;
+    const int64_t M = c.M, N = c.N, K = c.K, lda = c.lda, ldb = c.ldb, ldc = c.ldc;
+    const int64_t na = (ta ? K : M) * lda, nb = (tb ? N : K) * ldb;
+    float *A = rnd(na, -2, 2, seed++), *B = rnd(nb, -2, 2, seed++);
+    float *bias = rnd(N, -1, 1, seed++), *C0 = rnd(M * ldc, -1, 1, seed++);
+    float *want = malloc((size_t)(M * ldc) * sizeof *want);
+    float *got = malloc((size_t)(M * ldc) * sizeof *got);
+    uint16_t *Ah = malloc((size_t)na * sizeof *Ah), *Bh = malloc((size_t)nb * sizeof *Bh);
+    assert_true(want && got && Ah && Bh);
+    gen_bf16_pack(na, A, Ah), gen_bf16_pack(nb, B, Bh);
+    gen_bf16_round(na, A, A), gen_bf16_round(nb, B, B);
+    const float beta = t & 1 ? 1.0f : 0.0f;
+    memcpy(want, C0, (size_t)(M * ldc) * sizeof *want);
+    k->gemm(ta, tb, M, N, K, 0.5f, A, lda, B, ldb, beta, want, ldc);
+    for (int h = 1; h < 4; h++) {
+        const struct gen_chan a = h & 1 ? (struct gen_chan){NULL, Ah} : (struct gen_chan){A, NULL};
+        const struct gen_chan b = h & 2 ? (struct gen_chan){NULL, Bh} : (struct gen_chan){B, NULL};
+        memcpy(got, C0, (size_t)(M * ldc) * sizeof *got);
+        k->gemm_chan(ta, tb, M, N, K, 0.5f, a, lda, b, ldb, beta, NULL, got, ldc);
+        assert_memory_equal(got, want, (size_t)(M * ldc) * sizeof *got);
+    }
+    memcpy(want, C0, (size_t)(M * ldc) * sizeof *want);
+    memcpy(got, C0, (size_t)(M * ldc) * sizeof *got);
+    k->gemm_bias(ta, tb, M, N, K, A, lda, B, ldb, bias, want, ldc);
+    k->gemm_chan(ta, tb, M, N, K, 1.0f, (struct gen_chan){NULL, Ah}, lda,
+                 (struct gen_chan){NULL, Bh}, ldb, 0.0f, bias, got, ldc);
+    assert_memory_equal(got, want, (size_t)(M * ldc) * sizeof *got);
+    if (K <= GEN_BF16_C_DEPTH) {
+        uint16_t *hw = (uint16_t *)want, *hg = (uint16_t *)got;
+        k->gemm_bias_h(ta, tb, M, N, K, (struct gen_chan){A, NULL}, lda, B, ldb, bias, hw, ldc);
+        k->gemm_bias_h(ta, tb, M, N, K, (struct gen_chan){NULL, Ah}, lda, B, ldb, bias, hg, ldc);
+        assert_memory_equal(hg, hw, (size_t)(M * ldc) * sizeof *hg);
+    }
+    free(A), free(B), free(bias), free(C0), free(want), free(got), free(Ah), free(Bh);
+    *seedp = seed;
+}
+
+static void test_chan(void **state) {
+    (void)state;
+    static const int64_t dims[][3] = {{7, 49, 37}, {200, 130, 100}, {40, 300, 96}, {24, 16, 6002}};
+    each_prod(dims, sizeof dims / sizeof dims[0], 600, chan_case);
 }
 
 /* q, k, v from x (B, T, IN) by gen_linear_operand (operand 1) or
@@ -1059,25 +1130,31 @@ static void test_qkv_operand(void **state) {
     same_bits(qkv_case_run, sizeof qkv_geo / sizeof qkv_geo[0], qkv_held, 1 << 16);
 }
 
-/* x (R, C) by gen_layernorm_operand (operand 1) or gen_layernorm, then a
- * Transformer's MLP (C -> D -> C): y, then the gradients of x, the norm's
- * gamma and beta and the MLP's weights and biases, into out (results);
- * returns how many, and whether the norm's output was held as bf16 in
- * *held. */
-static int64_t mlp_run(int operand, int64_t R, int64_t C, int64_t D, float *out, int64_t n,
-                       int *held) {
+/* x (R, C) by gen_layernorm_operand (operand 1) or gen_layernorm, then
+ * (kind 0) a Transformer's MLP (C -> D -> C), (1) gen_linear to D with a
+ * bias, (2) without one (the head), or (3) gen_linear_operand to qkv (3 C
+ * wide) and causal attention over rows of T: y, then the gradients of x,
+ * the norm's gamma and beta and the weights and biases, into out
+ * (results); returns how many, and whether the norm's output was held as
+ * bf16 in *held. */
+static int64_t norm_run(int operand, int kind, int64_t R, int64_t T, int64_t C, int64_t D,
+                        float *out, int64_t n, int *held) {
+    const int64_t W = kind == 3 ? 3 * C : D;
     struct gen_ctx g;
     gen_ctx_init(&g);
-    struct gen_tensor *x = leaf(&g, 2, (int64_t[]){R, C}, 90);
+    struct gen_tensor *x = leaf(&g, 3, (int64_t[]){R / T, T, C}, 90);
     struct gen_tensor *gm = leaf(&g, 1, (int64_t[]){C}, 91), *bt = leaf(&g, 1, (int64_t[]){C}, 92);
-    struct gen_tensor *w1 = leaf(&g, 2, (int64_t[]){D, C}, 93);
-    struct gen_tensor *b1 = leaf(&g, 1, (int64_t[]){D}, 94);
-    struct gen_tensor *w2 = leaf(&g, 2, (int64_t[]){C, D}, 95);
-    struct gen_tensor *b2 = leaf(&g, 1, (int64_t[]){C}, 96);
+    struct gen_tensor *w1 = leaf(&g, 2, (int64_t[]){W, C}, 93);
+    struct gen_tensor *b1 = kind == 2 ? NULL : leaf(&g, 1, (int64_t[]){W}, 94);
+    struct gen_tensor *w2 = kind ? NULL : leaf(&g, 2, (int64_t[]){C, D}, 95);
+    struct gen_tensor *b2 = kind ? NULL : leaf(&g, 1, (int64_t[]){C}, 96);
     struct gen_tensor *h =
         operand ? gen_layernorm_operand(&g, x, gm, bt, 1e-5f) : gen_layernorm(&g, x, gm, bt, 1e-5f);
     *held = h->bf16;
-    struct gen_tensor *y = gen_mlp(&g, h, w1, b1, w2, b2);
+    struct gen_tensor *y = kind == 0 ? gen_mlp(&g, h, w1, b1, w2, b2)
+                           : kind == 3
+                               ? gen_attention(&g, gen_linear_operand(&g, h, w1, b1), C / 8, 1)
+                               : gen_linear(&g, h, w1, b1);
     struct gen_tensor *const got[] = {y, x, gm, bt, w1, b1, w2, b2};
     const int64_t k = results(&g, y, got, sizeof got / sizeof got[0], 97, out, n);
     gen_ctx_free(&g);
@@ -1085,26 +1162,30 @@ static int64_t mlp_run(int operand, int64_t R, int64_t C, int64_t D, float *out,
 }
 
 /* gen_layernorm_operand under --precision bf16, where the table writes
- * and reads bf16 operands (the vdpbf16ps table), holds the MLP's input as
- * bf16, and the MLP gives the bits, forward and back, that it gives on
- * gen_layernorm's fp32 output, which its products round to bf16
- * themselves: an even width whose whole panels of rows are read in place,
- * an odd one (packed from bf16), a last block of rows short of 64 and of a
- * panel. On AMX and in fp32 it is the plain op. */
-static const int64_t mlp_geo[][3] = {{128, 24, 96}, {75, 15, 40}, {70, 40, 160}}; /* R, C, D */
+ * and reads bf16 operands (the vdpbf16ps table), holds its output as
+ * bf16, and the products reading it give the bits, forward and back, that
+ * they give on gen_layernorm's fp32 output, which they round to bf16
+ * themselves: the MLP, a linear layer with a bias and without, the qkv
+ * layer into attention. An even width whose whole panels of rows are read
+ * in place, an odd one (packed from bf16), a last block of the MLP's rows
+ * short of 64 and of a panel, and rows enough that the weight gradients
+ * split K (gen_gemm_split). On AMX and in fp32 it is the plain op. */
+static const int64_t norm_geo[][4] = {
+    {128, 16, 24, 96}, {75, 15, 15, 40}, {110, 11, 40, 160}, {4096, 16, 16, 32}}; /* R, T, C, D */
 
-static int64_t mlp_case_run(int operand, size_t i, float *out, int64_t n, int *held) {
-    return mlp_run(operand, mlp_geo[i][0], mlp_geo[i][1], mlp_geo[i][2], out, n, held);
+static int64_t norm_case_run(int operand, size_t i, float *out, int64_t n, int *held) {
+    const int64_t *q = norm_geo[i / 4];
+    return norm_run(operand, (int)(i % 4), q[0], q[1], q[2], q[3], out, n, held);
 }
 
-static int mlp_held(size_t i) {
+static int norm_held(size_t i) {
     (void)i;
     return gen_kernels()->layernorm_fwd_b16 != NULL;
 }
 
-static void test_mlp_operand(void **state) {
+static void test_norm_operand(void **state) {
     (void)state;
-    same_bits(mlp_case_run, sizeof mlp_geo / sizeof mlp_geo[0], mlp_held, 1 << 16);
+    same_bits(norm_case_run, 4 * sizeof norm_geo / sizeof norm_geo[0], norm_held, 1 << 18);
 }
 
 int main(int argc, char **argv) {
@@ -1120,10 +1201,10 @@ int main(int argc, char **argv) {
             return 77;
         }
         const struct CMUnitTest amx_tests[] = {
-            cmocka_unit_test(test_gemm),        cmocka_unit_test(test_rounding),
-            cmocka_unit_test(test_threads),     cmocka_unit_test(test_conv_gemm),
-            cmocka_unit_test(test_conv_layer),  cmocka_unit_test(test_upsample_operand),
-            cmocka_unit_test(test_mlp_operand),
+            cmocka_unit_test(test_gemm),         cmocka_unit_test(test_rounding),
+            cmocka_unit_test(test_threads),      cmocka_unit_test(test_conv_gemm),
+            cmocka_unit_test(test_conv_layer),   cmocka_unit_test(test_upsample_operand),
+            cmocka_unit_test(test_norm_operand),
         };
         return cmocka_run_group_tests(amx_tests, NULL, NULL);
     }
@@ -1134,7 +1215,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_conv_layer),    cmocka_unit_test(test_groupnorm_b16),
         cmocka_unit_test(test_operand),       cmocka_unit_test(test_upsample_operand),
         cmocka_unit_test(test_held),          cmocka_unit_test(test_qkv_operand),
-        cmocka_unit_test(test_layernorm_b16), cmocka_unit_test(test_mlp_operand),
+        cmocka_unit_test(test_layernorm_b16), cmocka_unit_test(test_norm_operand),
+        cmocka_unit_test(test_chan),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #ifndef GEN_KERNELS_H
 #define GEN_KERNELS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 /* How a matrix operand of a product is read: as stored, or transposed
@@ -33,6 +34,18 @@ struct gen_adam_step {
     float wd;       /* AdamW's decoupled decay: p -= lr wd p           */
     float bc1, bc2; /* bias corrections 1 - beta1^t, 1 - beta2^t      */
 };
+
+/* An operand as stored: floats at f, or bf16 at h (a tensor held at its
+ * products' precision, t->bf16); one of the two. */
+struct gen_chan {
+    const float *f;
+    const uint16_t *h;
+};
+
+/* The operand x from value `off` on. */
+static inline struct gen_chan gen_chan_at(struct gen_chan x, int64_t off) {
+    return (struct gen_chan){x.f ? x.f + off : NULL, x.h ? x.h + off : NULL};
+}
 
 struct gen_kernels {
     const char *name; /* "scalar", "avx2", "avx512" */
@@ -375,11 +388,11 @@ struct gen_kernels {
      * round it to (gen_linear_operand): the same values in half the bytes,
      * and no rounding pass where it is read. gemm_bias_h: gemm_bias with C
      * written as bf16 (nearest, ties to even, as gen_bf16_pack rounds), K
-     * at most GEN_BF16_C_DEPTH (one slice: C is never summed into).
-     * bpack_h and gemm_bpacked_h: bpack with B, and gemm_bpacked with A,
-     * as bf16, rows ldb and lda values apart. Set in the vdpbf16ps table
-     * alone. */
-    void (*gemm_bias_h)(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+     * at most GEN_BF16_C_DEPTH (one slice: C is never summed into), and A
+     * floats or bf16. bpack_h and gemm_bpacked_h: bpack with B, and
+     * gemm_bpacked with A, as bf16, rows ldb and lda values apart. Set in
+     * the vdpbf16ps table alone. */
+    void (*gemm_bias_h)(int ta, int tb, int64_t M, int64_t N, int64_t K, struct gen_chan A,
                         int64_t lda, const float *B, int64_t ldb, const float *bias, uint16_t *C,
                         int64_t ldc);
     void (*bpack_h)(int tb, int64_t K, int64_t N, const uint16_t *B, int64_t ldb, float *bp);
@@ -389,11 +402,17 @@ struct gen_kernels {
 
     /* ---- appended: layer norm into bf16, or NULL ----
      * layernorm_fwd with y rounded to bf16 (nearest, ties to even, as
-     * gen_bf16_pack rounds): the input of a Transformer's MLP, which only
-     * its products read (gen_layernorm_operand). Set with the entries
+     * gen_bf16_pack rounds): the input of a Transformer's products, which
+     * nothing else reads (gen_layernorm_operand). Set with the entries
      * above. */
     void (*layernorm_fwd_b16)(int64_t rows, int64_t cols, const float *x, const float *gamma,
                               const float *beta, float eps, uint16_t *y, float *mean, float *rstd);
+    /* gemm_bias (bias NULL: none) with alpha and beta, over the threads as
+     * gemm splits them, of operands held either way: the bits gemm gives
+     * on the floats the bf16 ones widen to. */
+    void (*gemm_chan)(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                      struct gen_chan A, int64_t lda, struct gen_chan B, int64_t ldb, float beta,
+                      const float *bias, float *C, int64_t ldc);
 };
 
 /* The table in force, chosen once by gen_kernels_init (called by

@@ -249,8 +249,9 @@ struct gen_tensor *gen_mean(struct gen_ctx *g, struct gen_tensor *a); /* scalar 
  * transpose the last two dims of a / b. */
 struct gen_tensor *gen_matmul(struct gen_ctx *g, struct gen_tensor *a, struct gen_tensor *b,
                               enum gen_trans ta, enum gen_trans tb);
-/* y = x w^T + b: x (..., IN) with any leading dims, w (OUT, IN) as in
- * PyTorch, b (OUT) or NULL. */
+/* y = x w^T + b: x (..., IN) with any leading dims (floats, or held as
+ * bf16 by gen_layernorm_operand), w (OUT, IN) as in PyTorch, b (OUT) or
+ * NULL. */
 struct gen_tensor *gen_linear(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w,
                               struct gen_tensor *b);
 /* gen_linear for an output that only products read (the Transformer's
@@ -314,10 +315,11 @@ struct gen_tensor *gen_embedding(struct gen_ctx *g, struct gen_tensor *w, const 
 struct gen_tensor *gen_layernorm(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *gamma,
                                  struct gen_tensor *beta, float eps);
 /* gen_layernorm for an output that only products read (a Transformer's
- * MLP input, which only gen_mlp's products read): under --precision bf16
- * held as bf16 (t->bf16), the values those products would round it to, in
- * half the bytes, where the table writes it so and reads such operands
- * (layernorm_fwd_b16: vdpbf16ps's table); else gen_layernorm. */
+ * norms feed gen_linear, gen_linear_operand and gen_mlp alone): under
+ * --precision bf16 held as bf16 (t->bf16), the values those products would
+ * round it to, in half the bytes, where the table writes it so and reads
+ * such operands (layernorm_fwd_b16: vdpbf16ps's table); else
+ * gen_layernorm. */
 struct gen_tensor *gen_layernorm_operand(struct gen_ctx *g, struct gen_tensor *x,
                                          struct gen_tensor *gamma, struct gen_tensor *beta,
                                          float eps);

@@ -310,10 +310,11 @@ GEN_BACKWARD(matmul) {
 }
 
 /* gen_linear, and gen_linear_operand where `operand` (its output held as
- * bf16 where the table writes such products: gemm_bias_h). */
+ * bf16 where the table writes such products: gemm_bias_h). x may be held
+ * as bf16 (gen_layernorm_operand, on a table with gemm_chan). */
 static struct gen_tensor *linear(struct gen_ctx *g, struct gen_tensor *x, struct gen_tensor *w,
                                  struct gen_tensor *b, int operand) {
-    GEN_ASSERT(w->ndim == 2 && !x->bf16);
+    GEN_ASSERT(w->ndim == 2);
     const int64_t OUT = w->shape[0], IN = w->shape[1];
     GEN_ASSERT(x->shape[x->ndim - 1] == IN);
     GEN_ASSERT(!b || gen_numel(b) == OUT);
@@ -324,10 +325,15 @@ static struct gen_tensor *linear(struct gen_ctx *g, struct gen_tensor *x, struct
     struct gen_tensor *out = gen_tensor(g, x->ndim, shape); /* (..., OUT) */
     float *Y = out->data;
     const struct gen_kernels *K = gen_kernels();
+    const struct gen_chan X = gen_operand(x);
+    GEN_ASSERT(!x->bf16 || K->gemm_chan);
     out->bf16 = operand && K->gemm_bias_h && IN >= 1 && IN <= GEN_BF16_C_DEPTH;
     if (out->bf16)
-        K->gemm_bias_h(GEN_NOTRANS, GEN_TRANS, R, OUT, IN, x->data, IN, w->data, IN,
-                       b ? b->data : NULL, (uint16_t *)(void *)Y, OUT);
+        K->gemm_bias_h(GEN_NOTRANS, GEN_TRANS, R, OUT, IN, X, IN, w->data, IN, b ? b->data : NULL,
+                       (uint16_t *)(void *)Y, OUT);
+    else if (x->bf16)
+        K->gemm_chan(GEN_NOTRANS, GEN_TRANS, R, OUT, IN, 1.0f, X, IN,
+                     (struct gen_chan){w->data, NULL}, IN, 0.0f, b ? b->data : NULL, Y, OUT);
     else if (b) /* the bias added as the product is written: no pass to fill Y first */
         gen_gemm_bias(GEN_NOTRANS, GEN_TRANS, R, OUT, IN, x->data, w->data, b->data, Y);
     else
@@ -360,7 +366,12 @@ GEN_BACKWARD(linear) {
     }
     if (w->requires_grad) {
         float *dw = gen_grad_dst(g, w, &mode);
-        gen_gemm(GEN_TRANS, GEN_NOTRANS, OUT, IN, R, 1.0f, dY, x->data, gen_put_beta(mode), dw);
+        if (x->bf16) /* gen_gemm's product and split, B read as bf16 */
+            gen_kernels()->gemm_chan(GEN_TRANS, GEN_NOTRANS, OUT, IN, R, 1.0f,
+                                     (struct gen_chan){dY, NULL}, OUT, gen_operand(x), IN,
+                                     gen_put_beta(mode), NULL, dw, IN);
+        else
+            gen_gemm(GEN_TRANS, GEN_NOTRANS, OUT, IN, R, 1.0f, dY, x->data, gen_put_beta(mode), dw);
     }
     if (b && b->requires_grad) {
         float *db = gen_grad_dst(g, b, &mode);

@@ -336,7 +336,8 @@ struct gen_node *gen_record(struct gen_ctx *g, enum gen_op op, struct gen_tensor
     GEN_ASSERT(n_in <= GEN_NODE_MAX_IN);
     for (int i = 0; i < n_in; i++) /* a bf16 operand is read by products only */
         GEN_ASSERT(!in[i] || !in[i]->bf16 || op == GEN_OP_CONV2D || op == GEN_OP_CONV2D_ADD ||
-                   op == GEN_OP_CONV2D_CONCAT || op == GEN_OP_ATTENTION || op == GEN_OP_MLP);
+                   op == GEN_OP_CONV2D_CONCAT || op == GEN_OP_ATTENTION || op == GEN_OP_MLP ||
+                   op == GEN_OP_LINEAR);
     if (g->prof) { /* every op calls this once, after its forward */
         const double now = gen_now();
         g->prof->op[op].fwd_s += now - g->prof->mark;

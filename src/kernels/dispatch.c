@@ -207,19 +207,35 @@ static void piece_range(int64_t len, int64_t unit, int t, int pieces, int64_t *l
     *hi = end < len ? end : len;
 }
 
+/* The product gen_gemm_split runs: a gen_gemm_fn on floats, or a
+ * gen_gemm_chan_fn on operands held either way. */
+struct split_gemm {
+    gen_gemm_fn f;
+    gen_gemm_chan_fn c;
+};
+
+static void split_call(const struct split_gemm *g, int ta, int tb, int64_t M, int64_t N, int64_t K,
+                       float alpha, struct gen_chan A, int64_t lda, struct gen_chan B, int64_t ldb,
+                       float beta, const float *bias, float *C, int64_t ldc) {
+    if (g->c)
+        g->c(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, bias, C, ldc);
+    else
+        g->f(ta, tb, M, N, K, alpha, A.f, lda, B.f, ldb, beta, bias, C, ldc);
+}
+
 /* Rows or columns [lo, hi) of C (ldc) = alpha op(A) op(B) + beta C + bias
  * over K, on this thread. */
-static void gemm_piece(gen_gemm_fn gemm, int along_m, int64_t lo, int64_t hi, int ta, int tb,
-                       int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-                       const float *B, int64_t ldb, float beta, const float *bias, float *C,
-                       int64_t ldc) {
+static void gemm_piece(const struct split_gemm *g, int along_m, int64_t lo, int64_t hi, int ta,
+                       int tb, int64_t M, int64_t N, int64_t K, float alpha, struct gen_chan A,
+                       int64_t lda, struct gen_chan B, int64_t ldb, float beta, const float *bias,
+                       float *C, int64_t ldc) {
     if (hi <= lo) return;
     if (along_m)
-        gemm(ta, tb, hi - lo, N, K, alpha, ta ? A + lo : A + lo * lda, lda, B, ldb, beta, bias,
-             C + lo * ldc, ldc);
+        split_call(g, ta, tb, hi - lo, N, K, alpha, gen_chan_at(A, ta ? lo : lo * lda), lda, B, ldb,
+                   beta, bias, C + lo * ldc, ldc);
     else
-        gemm(ta, tb, M, hi - lo, K, alpha, A, lda, tb ? B + lo * ldb : B + lo, ldb, beta,
-             bias ? bias + lo : NULL, C + lo, ldc);
+        split_call(g, ta, tb, M, hi - lo, K, alpha, A, lda, gen_chan_at(B, tb ? lo * ldb : lo), ldb,
+                   beta, bias ? bias + lo : NULL, C + lo, ldc);
 }
 
 /* The products split along K in two halves, the second summed into a
@@ -235,9 +251,10 @@ static int split_k(int64_t M, int64_t N, int64_t K) {
            2.0 * (double)M * (double)N * (double)K >= 4e6;
 }
 
-void gen_gemm_split(gen_gemm_fn gemm, int64_t mr, int64_t nr, int ta, int tb, int64_t M, int64_t N,
-                    int64_t K, float alpha, const float *A, int64_t lda, const float *B,
-                    int64_t ldb, float beta, const float *bias, float *C, int64_t ldc) {
+static void split(const struct split_gemm *g, int64_t mr, int64_t nr, int ta, int tb, int64_t M,
+                  int64_t N, int64_t K, float alpha, struct gen_chan A, int64_t lda,
+                  struct gen_chan B, int64_t ldb, float beta, const float *bias, float *C,
+                  int64_t ldc) {
     if (M <= 0 || N <= 0) return;
     if (K <= 0 || alpha == 0.0f) { /* the product is empty: C = beta C + bias */
         for (int64_t i = 0; i < M; i++)
@@ -265,11 +282,11 @@ void gen_gemm_split(gen_gemm_fn gemm, int64_t mr, int64_t nr, int ta, int tb, in
 #pragma omp for schedule(static)
             for (int p = 0; p < 2 * q; p++) {
                 const int h = p / q;
-                const float *Ah = h ? (ta ? A + k1 * lda : A + k1) : A;
-                const float *Bh = h ? (tb ? B + k1 : B + k1 * ldb) : B;
+                const struct gen_chan Ah = h ? gen_chan_at(A, ta ? k1 * lda : k1) : A;
+                const struct gen_chan Bh = h ? gen_chan_at(B, tb ? k1 : k1 * ldb) : B;
                 int64_t lo, hi;
                 piece_range(len, unit, p % q, q, &lo, &hi);
-                gemm_piece(gemm, along_m, lo, hi, ta, tb, M, N, h ? K - k1 : k1, alpha, Ah, lda, Bh,
+                gemm_piece(g, along_m, lo, hi, ta, tb, M, N, h ? K - k1 : k1, alpha, Ah, lda, Bh,
                            ldb, h ? 0.0f : beta, h ? NULL : bias, h ? T : C, h ? N : ldc);
             }
 #pragma omp for schedule(static)
@@ -285,13 +302,29 @@ void gen_gemm_split(gen_gemm_fn gemm, int64_t mr, int64_t nr, int ta, int tb, in
         for (int t = 0; t < parts; t++) {
             int64_t lo, hi;
             piece_range(len, unit, t, parts, &lo, &hi);
-            gemm_piece(gemm, along_m, lo, hi, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, bias, C,
+            gemm_piece(g, along_m, lo, hi, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, bias, C,
                        ldc);
         }
         return;
     }
 #endif
-    gemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, bias, C, ldc);
+    split_call(g, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, bias, C, ldc);
+}
+
+void gen_gemm_split(gen_gemm_fn gemm, int64_t mr, int64_t nr, int ta, int tb, int64_t M, int64_t N,
+                    int64_t K, float alpha, const float *A, int64_t lda, const float *B,
+                    int64_t ldb, float beta, const float *bias, float *C, int64_t ldc) {
+    const struct split_gemm g = {gemm, NULL};
+    split(&g, mr, nr, ta, tb, M, N, K, alpha, (struct gen_chan){A, NULL}, lda,
+          (struct gen_chan){B, NULL}, ldb, beta, bias, C, ldc);
+}
+
+void gen_gemm_split_chan(gen_gemm_chan_fn gemm, int64_t mr, int64_t nr, int ta, int tb, int64_t M,
+                         int64_t N, int64_t K, float alpha, struct gen_chan A, int64_t lda,
+                         struct gen_chan B, int64_t ldb, float beta, const float *bias, float *C,
+                         int64_t ldc) {
+    const struct split_gemm g = {NULL, gemm};
+    split(&g, mr, nr, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, bias, C, ldc);
 }
 
 int gen_kernels_set_precision(enum gen_precision p) {

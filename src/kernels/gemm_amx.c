@@ -765,4 +765,5 @@ void gen_kernels_amx_fill(struct gen_kernels *t) {
     t->bpack_h = NULL;
     t->gemm_bpacked_h = NULL;
     t->layernorm_fwd_b16 = NULL;
+    t->gemm_chan = NULL;
 }

@@ -91,17 +91,13 @@ static inline __attribute__((always_inline)) void transpose_words(__m512i r[16],
 
 /* ---- packing ---------------------------------------------------------- */
 
-/* Values as stored: fp32 at f, which packing rounds, or bf16 at h, taken as
- * they are (a tensor kept at its products' precision: a convolution's
- * input plane, a product's operand); neither: zeros. */
-struct chan {
-    const float *f;
-    const uint16_t *h;
-};
+/* Values as stored (struct gen_chan): fp32 at f, which packing rounds, or
+ * bf16 at h, taken as they are (a tensor kept at its products' precision:
+ * a convolution's input plane, a product's operand); neither: zeros. */
 
 /* Pairs j = 0..15 of a row: its values [at, at + w) (w clamped to 0..32,
  * zeros past). */
-static inline __m512i row_pairs(struct chan x, int64_t at, int64_t w) {
+static inline __m512i row_pairs(struct gen_chan x, int64_t at, int64_t w) {
     if (!x.h) return round_run(load_lanes(x.f + at, w), load_lanes(x.f + at + 16, w - 16));
     return _mm512_maskz_loadu_epi16(w >= 32  ? ~(__mmask32)0
                                     : w <= 0 ? 0
@@ -111,7 +107,8 @@ static inline __m512i row_pairs(struct chan x, int64_t at, int64_t w) {
 
 /* Lane j = the pair (x[j], y[j]) of the w0 values at `at` and the w1 at at +
  * ld (clamped to 0..16, zeros past): two rows interleaved. */
-static inline __m512i rows_pairs(struct chan x, int64_t at, int64_t ld, int64_t w0, int64_t w1) {
+static inline __m512i rows_pairs(struct gen_chan x, int64_t at, int64_t ld, int64_t w0,
+                                 int64_t w1) {
     if (!x.h) return round_rows(load_lanes(x.f + at, w0), load_lanes(x.f + at + ld, w1));
     const __m512i a = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(lane_mask(w0), x.h + at));
     const __m512i b = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(lane_mask(w1), x.h + at + ld));
@@ -120,7 +117,7 @@ static inline __m512i rows_pairs(struct chan x, int64_t at, int64_t ld, int64_t 
 
 /* Fetches the n values at `at` into L1, a line at a time (prefetch_row's
  * lines for floats). */
-static inline void prefetch_chan(struct chan x, int64_t at, int64_t n) {
+static inline void prefetch_chan(struct gen_chan x, int64_t at, int64_t n) {
     const char *p = x.h ? (const char *)(x.h + at) : (const char *)(x.f + at);
     const int64_t bytes = n * (x.h ? (int64_t)sizeof *x.h : (int64_t)sizeof *x.f);
     for (int64_t i = 0; i < bytes; i += 64) _mm_prefetch(p + i, _MM_HINT_T0);
@@ -132,7 +129,7 @@ static inline void prefetch_chan(struct chan x, int64_t at, int64_t n) {
  * operand of a transformer layer comes from L3 or memory in strided
  * streams that the hardware prefetcher misses, so, as in the fp32 GEMM,
  * packing fetches its source PF_ROWS rows or PF_PANELS panels ahead. */
-static void pack_a(int ta, struct chan A, int64_t lda, int64_t i0, int64_t k0, int64_t mc,
+static void pack_a(int ta, struct gen_chan A, int64_t lda, int64_t i0, int64_t k0, int64_t mc,
                    int64_t kc, pair *ap) {
     const int64_t kp = (kc + 1) / 2;
     if (ta) { /* stored K x M: rows 2p and 2p+1 hold the MR values of the pair, read in
@@ -184,7 +181,7 @@ static void pack_a(int ta, struct chan A, int64_t lda, int64_t i0, int64_t k0, i
 
 /* op(B)[k0 .. k0+kc, j0 .. j0+nc) into ceil(nc / NR) panels of kp pairs,
  * panel q at bp + q kp NR; zero past column nc and past depth kc. */
-static void pack_b(int tb, struct chan B, int64_t ldb, int64_t k0, int64_t j0, int64_t kc,
+static void pack_b(int tb, struct gen_chan B, int64_t ldb, int64_t k0, int64_t j0, int64_t kc,
                    int64_t nc, pair *bp) {
     const int64_t kp = (kc + 1) / 2;
     if (!tb) { /* stored K x N: rows 2p and 2p+1 interleaved, read in order across the panels */
@@ -382,7 +379,7 @@ static const rows_kernel rows_kernels[3] = {kernel_8x16_rows, kernel_8x32_rows, 
 /* An operand of a product as stored, rows ld values apart; B's values
  * neither floats nor bf16: packed already. */
 struct operand {
-    struct chan v;
+    struct gen_chan v;
     int64_t ld;
 };
 
@@ -392,19 +389,21 @@ struct operand {
  * (panel q at bfull + q kp NR; kp = ceil(K / 2) for a whole operand),
  * whose pairs p0.. are what pack_b would have written for a slice. A bf16
  * A stored M x K of whole pairs (lda and K even) is read in place by the
- * micro-kernels, a block of whole MR panels at a time; bf16 operands are
- * an op's own, made just before (in cache), so nothing is fetched ahead
- * for them. */
+ * micro-kernels, a block of whole MR panels at a time, where C is floats
+ * and takes no bias; else it is packed from bf16. A bf16 A is an op's own,
+ * made just before (in cache), so nothing is fetched ahead then; for a
+ * bf16 B (a layer's input, cold in its weight gradient) only A's next
+ * blocks are. */
 static void blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, struct operand a,
                     struct operand b, const pair *bfull, int64_t kpb, float beta, const float *bias,
                     float *C, uint16_t *Ch, int64_t ldc) {
-    GEN_ASSERT(!a.v.h || !bias);
     pair *bp = gen_bf16_pack_buffer(), *ap = bp + (size_t)KP * NC;
-    const int has_b = b.v.f || b.v.h, a_rows = a.v.h && !ta && a.ld % 2 == 0 && K % 2 == 0;
+    const int has_b = b.v.f || b.v.h;
+    const int a_rows = a.v.h && !ta && a.ld % 2 == 0 && K % 2 == 0 && !bias && !Ch;
     /* equal even slices of at most 2 KP values: the slicing depends on K alone */
     const int64_t nk = (K + 2 * KP - 1) / (2 * KP);
     const int64_t kslice = ((K + nk - 1) / nk + 1) / 2 * 2;
-    GEN_ASSERT(!Ch || (nk == 1 && beta == 0.0f && !a.v.h)); /* C as bf16: one slice */
+    GEN_ASSERT(!Ch || (nk == 1 && beta == 0.0f)); /* C as bf16: one slice */
     for (int64_t j0 = 0; j0 < N; j0 += NC) {
         const int64_t nc = N - j0 < NC ? N - j0 : NC;
         for (int64_t k0 = 0; k0 < K; k0 += kslice) {
@@ -417,7 +416,7 @@ static void blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha
                 /* what packing reads after this block, fetched meanwhile */
                 const struct ahead none = {0};
                 struct ahead next =
-                    a.v.h || b.v.h
+                    a.v.h
                         ? none
                         : ahead_plan(ta, tb, a.v.f, a.ld, b.v.f, b.ld, M, K, MC, i0, k0, kc, kslice,
                                      j0, nc, ((nc + NR - 1) / NR) * ((mc + MR - 1) / MR) * kp);
@@ -452,13 +451,21 @@ static struct operand floats(const float *f, int64_t ld) {
     return (struct operand){{f, NULL}, ld};
 }
 
-/* C = alpha op(A) op(B) + beta C + bias on this thread (a gen_gemm_fn; a
- * product that is not empty, gen_gemm_split sees to that). */
+/* C = alpha op(A) op(B) + beta C + bias on this thread (a gen_gemm_fn, and
+ * a gen_gemm_chan_fn; a product that is not empty, gen_gemm_split sees to
+ * that). */
 static void gemm_bf16(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                       int64_t lda, const float *B, int64_t ldb, float beta, const float *bias,
                       float *C, int64_t ldc) {
     blocked(ta, tb, M, N, K, alpha, floats(A, lda), floats(B, ldb), NULL, 0, beta, bias, C, NULL,
             ldc);
+}
+
+static void gemm_bf16_chan(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                           struct gen_chan A, int64_t lda, struct gen_chan B, int64_t ldb,
+                           float beta, const float *bias, float *C, int64_t ldc) {
+    blocked(ta, tb, M, N, K, alpha, (struct operand){A, lda}, (struct operand){B, ldb}, NULL, 0,
+            beta, bias, C, NULL, ldc);
 }
 
 /* The table's bpack_floats, bpack and gemm_bpacked (kernels.h): panels of
@@ -468,7 +475,7 @@ static int64_t bpack_floats(int64_t K, int64_t N) {
 }
 
 static void bpack(int tb, int64_t K, int64_t N, const float *B, int64_t ldb, float *bp) {
-    if (K > 0 && N > 0) pack_b(tb, (struct chan){B, NULL}, ldb, 0, 0, K, N, (pair *)bp);
+    if (K > 0 && N > 0) pack_b(tb, (struct gen_chan){B, NULL}, ldb, 0, 0, K, N, (pair *)bp);
 }
 
 static void bpacked(int ta, int64_t M, int64_t N, int64_t K, float alpha, struct operand a,
@@ -489,7 +496,7 @@ static void gemm_bpacked(int ta, int64_t M, int64_t N, int64_t K, float alpha, c
 /* The table's bpack_h and gemm_bpacked_h (kernels.h): an operand held as
  * bf16 taken as it is. */
 static void bpack_h(int tb, int64_t K, int64_t N, const uint16_t *B, int64_t ldb, float *bp) {
-    if (K > 0 && N > 0) pack_b(tb, (struct chan){NULL, B}, ldb, 0, 0, K, N, (pair *)bp);
+    if (K > 0 && N > 0) pack_b(tb, (struct gen_chan){NULL, B}, ldb, 0, 0, K, N, (pair *)bp);
 }
 
 static void gemm_bpacked_h(int ta, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t *Ah,
@@ -505,7 +512,7 @@ int64_t gen_bf16_pack_a_floats(int64_t M, int64_t K) {
 }
 
 void gen_bf16_pack_a(int64_t M, int64_t K, const float *A, int64_t lda, uint32_t *ap) {
-    pack_a(0, (struct chan){A, NULL}, lda, 0, 0, M, K, ap);
+    pack_a(0, (struct gen_chan){A, NULL}, lda, 0, 0, M, K, ap);
 }
 
 void gen_bf16_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
@@ -526,20 +533,28 @@ static void gemm_bias_threads(int ta, int tb, int64_t M, int64_t N, int64_t K, c
     gen_gemm_split(gemm_bf16, MR, NR, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C, ldc);
 }
 
+static void gemm_chan_threads(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                              struct gen_chan A, int64_t lda, struct gen_chan B, int64_t ldb,
+                              float beta, const float *bias, float *C, int64_t ldc) {
+    gen_gemm_split_chan(gemm_bf16_chan, MR, NR, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, bias,
+                        C, ldc);
+}
+
 /* The table's gemm_bias_h: C's rows in whole MR panels a thread, thread t
  * of nt taking its share (each element of C the same operations however
  * the rows are split). */
 static void half_share(int64_t t, int64_t nt, int ta, int tb, int64_t M, int64_t N, int64_t K,
-                       const float *A, int64_t lda, const float *B, int64_t ldb, const float *bias,
-                       uint16_t *C, int64_t ldc) {
+                       struct gen_chan A, int64_t lda, const float *B, int64_t ldb,
+                       const float *bias, uint16_t *C, int64_t ldc) {
     const int64_t panels = (M + MR - 1) / MR;
     const int64_t lo = panels * t / nt * MR, e = panels * (t + 1) / nt * MR, hi = e < M ? e : M;
     if (lo < hi)
-        blocked(ta, tb, hi - lo, N, K, 1.0f, floats(ta ? A + lo : A + lo * lda, lda),
-                floats(B, ldb), NULL, 0, 0.0f, bias, NULL, C + lo * ldc, ldc);
+        blocked(ta, tb, hi - lo, N, K, 1.0f,
+                (struct operand){gen_chan_at(A, ta ? lo : lo * lda), lda}, floats(B, ldb), NULL, 0,
+                0.0f, bias, NULL, C + lo * ldc, ldc);
 }
 
-static void gemm_bias_h(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+static void gemm_bias_h(int ta, int tb, int64_t M, int64_t N, int64_t K, struct gen_chan A,
                         int64_t lda, const float *B, int64_t ldb, const float *bias, uint16_t *C,
                         int64_t ldc) {
     GEN_ASSERT(K >= 1 && K <= GEN_BF16_C_DEPTH && GEN_BF16_C_DEPTH == 2 * KP);
@@ -664,8 +679,8 @@ static const pair *weights_panels(int64_t M, const float *Wm, int64_t C, int64_t
     return ap;
 }
 
-static inline struct chan chan_at(const float *x, const uint16_t *xh, int64_t at) {
-    return (struct chan){x ? x + at : NULL, xh ? xh + at : NULL};
+static inline struct gen_chan chan_at(const float *x, const uint16_t *xh, int64_t at) {
+    return (struct gen_chan){x ? x + at : NULL, xh ? xh + at : NULL};
 }
 
 /* 16 bf16 values as the fp32 values they are */
@@ -676,7 +691,7 @@ static inline __m512 widen16(__m256i h) {
 /* Stride 1 in one pass: 16 values of the padded plane of channel x
  * (padded by pad: plane row u is input row u - pad, column v input
  * column v - pad), from plane column v of row u, zero in the padding. */
-static inline __m512 padded_run(struct chan x, int64_t H, int64_t W, int64_t pad, int64_t u,
+static inline __m512 padded_run(struct gen_chan x, int64_t H, int64_t W, int64_t pad, int64_t u,
                                 int64_t v) {
     const int64_t ih = u - pad, c = v - pad;
     if ((!x.f && !x.h) || ih < 0 || ih >= H) return _mm512_setzero_ps();
@@ -735,9 +750,9 @@ void gen_bf16_pair_planes(const float *x, const uint16_t *xh, int64_t img, int64
         for (int64_t q = 0; q < (C + 1) / 2; q++, xw += g->plane) {
             const int64_t two = 2 * q + 1 < C ? 2 : 1;
             if (g->s == 1) {
-                const struct chan x0 = chan_at(x, xh, i * img + 2 * q * HW),
-                                  x1 = two == 2 ? chan_at(x, xh, i * img + (2 * q + 1) * HW)
-                                                : (struct chan){NULL, NULL};
+                const struct gen_chan x0 = chan_at(x, xh, i * img + 2 * q * HW),
+                                      x1 = two == 2 ? chan_at(x, xh, i * img + (2 * q + 1) * HW)
+                                                    : (struct gen_chan){NULL, NULL};
                 if (2 * q + 2 < C)
                     prefetch_chan(x0, 2 * HW, 2 * q + 3 < C ? 2 * HW : HW);
                 else if (i + 1 < m)
@@ -951,7 +966,7 @@ void gen_bf16_planes(const float *x, const uint16_t *xh, int64_t img, int64_t m,
                      uint16_t *xb) {
     GEN_ASSERT(!xh || g->s == 1);
     for (int64_t q = 0; q < m * C; q++) { /* each plane padded and phased in fp32, then rounded */
-        const struct chan xq = chan_at(x, xh, q / C * img + q % C * H * W);
+        const struct gen_chan xq = chan_at(x, xh, q / C * img + q % C * H * W);
         if (g->s == 1) { /* no phases: the padded rows rounded in one pass */
             if (q + 1 < m * C)
                 prefetch_chan(chan_at(x, xh, (q + 1) / C * img + (q + 1) % C * H * W), 0, H * W);
@@ -1081,4 +1096,5 @@ void gen_kernels_avx512bf16_fill(struct gen_kernels *t) {
     t->bpack_h = bpack_h;
     t->gemm_bpacked_h = gemm_bpacked_h;
     t->layernorm_fwd_b16 = gen_layernorm_fwd_b16_avx512;
+    t->gemm_chan = gemm_chan_threads;
 }

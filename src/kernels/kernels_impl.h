@@ -259,6 +259,15 @@ typedef void (*gen_gemm_fn)(int ta, int tb, int64_t M, int64_t N, int64_t K, flo
 void gen_gemm_split(gen_gemm_fn gemm, int64_t mr, int64_t nr, int ta, int tb, int64_t M,
                     int64_t N, int64_t K, float alpha, const float *A, int64_t lda, const float *B,
                     int64_t ldb, float beta, const float *bias, float *C, int64_t ldc);
+/* A gen_gemm_fn whose operands are held as floats or as bf16 (struct
+ * gen_chan), and gen_gemm_split of it: the same split. */
+typedef void (*gen_gemm_chan_fn)(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                                 struct gen_chan A, int64_t lda, struct gen_chan B, int64_t ldb,
+                                 float beta, const float *bias, float *C, int64_t ldc);
+void gen_gemm_split_chan(gen_gemm_chan_fn gemm, int64_t mr, int64_t nr, int ta, int tb, int64_t M,
+                         int64_t N, int64_t K, float alpha, struct gen_chan A, int64_t lda,
+                         struct gen_chan B, int64_t ldb, float beta, const float *bias, float *C,
+                         int64_t ldc);
 
 /* The AVX2 table's convolution (conv_avx2.c): the table's conv_gemm,
  * conv_gemm_work, conv_prep, conv_prep_work, conv_dw, conv_dw_work and the

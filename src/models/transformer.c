@@ -143,7 +143,7 @@ struct gen_tensor *gen_tf_block_fwd(struct gen_ctx *g, struct gen_tf *m, int lay
                                     struct gen_tensor *x) {
     const struct gen_tf_block *b = &m->blk[layer];
     struct gen_tensor *h =
-        gen_layernorm(g, x, ptensor(m, b->ln1_w), ptensor(m, b->ln1_b), GEN_TF_LN_EPS);
+        gen_layernorm_operand(g, x, ptensor(m, b->ln1_w), ptensor(m, b->ln1_b), GEN_TF_LN_EPS);
     h = gen_linear_operand(g, h, ptensor(m, b->attn_w), ptensor(m, b->attn_b)); /* (B, T, 3C) */
     h = gen_attention(g, h, m->s.NH, 1);                                /* (B, T, C) */
     h = gen_linear(g, h, ptensor(m, b->aproj_w), ptensor(m, b->aproj_b));
@@ -168,7 +168,7 @@ struct gen_tensor *gen_tf_forward(struct gen_ctx *g, struct gen_tf *m, const int
         const struct gen_scope s = gen_scope_open(g, x);
         x = gen_scope_close(g, s, gen_tf_block_fwd(g, m, l, x));
     }
-    x = gen_layernorm(g, x, ptensor(m, m->lnf_w), ptensor(m, m->lnf_b), GEN_TF_LN_EPS);
+    x = gen_layernorm_operand(g, x, ptensor(m, m->lnf_w), ptensor(m, m->lnf_b), GEN_TF_LN_EPS);
     return gen_linear(g, x, wte, NULL); /* (B, T, V) */
 }
 
