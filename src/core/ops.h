@@ -139,10 +139,16 @@ void gen_shared_product(const struct gen_kernels *kt, enum gen_trans ta, int64_t
                         const struct gen_shared_b *b, int64_t k0, float beta, float *C,
                         int64_t ldc);
 
-/* A tensor's values as an operand: floats, or held as bf16 (t->bf16). */
+/* A tensor's values as an operand: floats, or held as bf16 (t->bf16: an
+ * operand that only products read, gen_*_operand). */
 static inline struct gen_chan gen_operand(const struct gen_tensor *t) {
     return t->bf16 ? (struct gen_chan){NULL, (const uint16_t *)(const void *)t->data}
                    : (struct gen_chan){t->data, NULL};
+}
+
+/* The bytes of one of t's values: 2 held as bf16, else 4. */
+static inline int64_t gen_value_bytes(const struct gen_tensor *t) {
+    return t->bf16 ? 2 : (int64_t)sizeof(float);
 }
 
 /* gen_shared_product of an A held as bf16, for a table with gemm_bpacked_h

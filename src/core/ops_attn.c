@@ -75,7 +75,7 @@ static void prefetch_task(const struct attn_geo *a, const struct gen_tensor *qkv
                           const float *P, int64_t bh) {
     if (bh >= a->B * a->NH) return;
     const int64_t b = bh / a->NH, h = bh % a->NH, T = a->T, C = a->C;
-    const int64_t size = qkv->bf16 ? 2 : 4; /* bytes a value: held as bf16, or floats */
+    const int64_t size = gen_value_bytes(qkv);
     const char *q = (const char *)qkv->data + (b * T * 3 * C + h * a->hd) * size;
     for (int i = 0; i < 3; i++) gen_prefetch_bytes(q + i * C * size, T, 3 * C * size, a->hd * size);
     if (dy) gen_prefetch_rows(dy + b * T * C + h * a->hd, T, C, a->hd);
@@ -87,8 +87,7 @@ static void prefetch_task(const struct attn_geo *a, const struct gen_tensor *qkv
 static struct gen_shared_b share_qkv(const struct gen_kernels *kt, enum gen_trans tb,
                                      const struct gen_tensor *qkv, int64_t at, int64_t ldb,
                                      int64_t K, int64_t N, float *buf) {
-    if (qkv->bf16)
-        return gen_share_h(kt, tb, (const uint16_t *)(const void *)qkv->data + at, ldb, K, N, buf);
+    if (qkv->bf16) return gen_share_h(kt, tb, gen_operand(qkv).h + at, ldb, K, N, buf);
     return gen_share(kt, tb, qkv->data + at, ldb, K, N, buf);
 }
 
@@ -113,7 +112,7 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
     float *scratch = gen_scratch_floats(g, gen_task_threads() * per);
     const int blas_threads = gen_blas_serial_begin();
     const int64_t rb = attn_block(T, causal);
-    const uint16_t *qh = qkv->bf16 ? (const uint16_t *)(const void *)qkv->data : NULL;
+    const uint16_t *qh = gen_operand(qkv).h;
 
 #pragma omp parallel for schedule(dynamic, gen_task_chunk(a.B * NH))
     for (int64_t bh = 0; bh < a.B * NH; bh++) {

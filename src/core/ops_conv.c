@@ -195,17 +195,6 @@ static int takes_b16(const struct gen_kernels *kt, const struct conv_geo *c) {
     return kt->conv_b16_fits && kt->conv_b16_fits(c->Cin, c->KH, c->KW, c->stride);
 }
 
-/* t's values as bf16 where it is a convolution operand held so
- * (gen_groupnorm_silu_operand), else NULL */
-static const uint16_t *bf16_of(const struct gen_tensor *t) {
-    return t->bf16 ? (const uint16_t *)(const void *)t->data : NULL;
-}
-
-/* t's values as floats, or NULL where they are bf16 (bf16_of) */
-static const float *floats_of(const struct gen_tensor *t) {
-    return t->bf16 ? NULL : t->data;
-}
-
 /* The n bf16 values at xh as fp32 (exactly), in scratch: for the
  * convolutions a table does not take from bf16. */
 static const float *widen_operand(struct gen_ctx *g, const uint16_t *xh, int64_t n) {
@@ -277,9 +266,10 @@ static int implicit_dx(struct gen_ctx *g, const struct gen_kernels *kt, const st
  * implicit GEMM where it takes the geometry, else chunk by chunk through
  * col and ymat (Cout, m P). x's values are at x, or as bf16 at xh (x
  * NULL), widened where the table's conv_gemm_b16 does not take them. */
-static void conv_forward(struct gen_ctx *g, const struct conv_geo *c, const float *x,
-                         const uint16_t *xh, const float *w, const float *bias, float beta,
-                         float *y) {
+static void conv_forward(struct gen_ctx *g, const struct conv_geo *c, struct gen_chan op,
+                         const float *w, const float *bias, float beta, float *y) {
+    const float *x = op.f;
+    const uint16_t *xh = op.h;
     const struct gen_kernels *kt = gen_kernels();
     if (xh && implicit_conv(g, kt, c, NULL, xh, w, bias, beta, y)) return;
     if (xh) x = widen_operand(g, xh, c->N * c->img);
@@ -324,7 +314,7 @@ struct gen_tensor *gen_conv2d(struct gen_ctx *g, struct gen_tensor *x, struct ge
     const struct conv_geo c = conv_geo(x, w, stride, pad);
     GEN_ASSERT(!b || gen_numel(b) == c.Cout);
     struct gen_tensor *y = gen_tensor_4d(g, c.N, c.Cout, c.OH, c.OW);
-    conv_forward(g, &c, floats_of(x), bf16_of(x), w->data, b ? b->data : NULL, 0.0f, y->data);
+    conv_forward(g, &c, gen_operand(x), w->data, b ? b->data : NULL, 0.0f, y->data);
     struct gen_node *node = gen_record(g, GEN_OP_CONV2D, y, 3, (struct gen_tensor *[]){x, w, b});
     if (node) {
         node->i[0] = stride;
@@ -353,11 +343,10 @@ static struct gen_tensor *conv2d_add(struct gen_ctx *g, struct gen_tensor *x, st
         const struct conv_geo c2 = conv_geo(x2, w2, stride2, pad2);
         GEN_ASSERT(c2.N == c.N && c2.Cout == c.Cout && c2.OH == c.OH && c2.OW == c.OW);
         GEN_ASSERT(!b2 || gen_numel(b2) == c.Cout);
-        conv_forward(g, &c2, floats_of(x2), bf16_of(x2), w2->data, b2 ? b2->data : NULL, 0.0f,
-                     y->data);
+        conv_forward(g, &c2, gen_operand(x2), w2->data, b2 ? b2->data : NULL, 0.0f, y->data);
         gen_scratch_release(g);
     }
-    conv_forward(g, &c, floats_of(x), bf16_of(x), w->data, b ? b->data : NULL, 1.0f, y->data);
+    conv_forward(g, &c, gen_operand(x), w->data, b ? b->data : NULL, 1.0f, y->data);
     struct gen_node *node =
         r ? gen_record(g, GEN_OP_CONV2D_ADD, y, 4, (struct gen_tensor *[]){x, w, b, r})
           : gen_record(g, GEN_OP_CONV2D_ADD, y, 6, (struct gen_tensor *[]){x, w, b, x2, w2, b2});
@@ -391,7 +380,7 @@ struct gen_tensor *gen_conv2d_concat(struct gen_ctx *g, struct gen_tensor *x, st
                !s->bf16);
     struct gen_tensor *y = gen_tensor_4d(g, c.N, c.Cout + s->shape[1], c.OH, c.OW);
     c.yimg = y->shape[1] * c.P; /* the convolution's channels first in each image */
-    conv_forward(g, &c, floats_of(x), bf16_of(x), w->data, b ? b->data : NULL, 0.0f, y->data);
+    conv_forward(g, &c, gen_operand(x), w->data, b ? b->data : NULL, 0.0f, y->data);
     const int64_t ns = s->shape[1] * c.P;
     gen_copy_blocks(c.N, ns, s->data, ns, y->data + c.Cout * c.P, c.yimg);
     struct gen_node *node =
@@ -502,8 +491,8 @@ static void conv_backward(struct gen_ctx *g, struct gen_tensor *x, struct gen_te
     const struct gen_kernels *kt = gen_kernels();
     /* x's values for the weight gradient: as bf16 where the table takes
      * them so, else widened from bf16 (xf: for the chunks below too) */
-    const uint16_t *xh = bf16_of(x);
-    const float *xf = floats_of(x);
+    const uint16_t *xh = gen_operand(x).h;
+    const float *xf = gen_operand(x).f;
     if (dw && xh && implicit_weight_grad(g, kt, &c, NULL, xh, dy, dw, dw_mode, &db)) dw = NULL;
     if (dw && !xf) xf = widen_operand(g, xh, c.N * c.img);
     if (dw && implicit_weight_grad(g, kt, &c, xf, NULL, dy, dw, dw_mode, &db)) dw = NULL;

@@ -92,7 +92,7 @@ static void prefetch_for_write(float *p, int64_t n) {
 
 /* Hints the n values of x's rows from row r, floats or held as bf16. */
 static void prefetch_x(const struct gen_tensor *x, const struct mlp_geo *m, int64_t r, int64_t n) {
-    const int64_t size = x->bf16 ? 2 : 4; /* bytes a value */
+    const int64_t size = gen_value_bytes(x);
     gen_prefetch_bytes((const char *)x->data + r * m->C * size, 1, 0, n * m->C * size);
 }
 
@@ -104,9 +104,8 @@ static void hidden(const struct gen_kernels *kt, const struct mlp_geo *m,
                    const struct gen_tensor *b1, int64_t r0, int64_t n, float *h) {
     fill_rows(h, n, m->D, b1);
     if (x->bf16)
-        gen_shared_product_h(kt, GEN_NOTRANS, n, m->D, m->C, 1.0f,
-                             (const uint16_t *)(const void *)x->data + r0 * m->C, m->C, w1t, 0,
-                             1.0f, h, m->D);
+        gen_shared_product_h(kt, GEN_NOTRANS, n, m->D, m->C, 1.0f, gen_operand(x).h + r0 * m->C,
+                             m->C, w1t, 0, 1.0f, h, m->D);
     else
         gen_shared_product(kt, GEN_NOTRANS, n, m->D, m->C, 1.0f, x->data + r0 * m->C, m->C, w1t, 0,
                            1.0f, h, m->D);
@@ -236,9 +235,8 @@ GEN_BACKWARD(mlp) {
                             ps + pt.w2, m.D);
             if (db2) kt->col_sum(n, m.C2, dyb, m.C2, ps + pt.b2, put);
             if (dw1 && x->bf16) {
-                const struct gen_shared_b xp =
-                    gen_share_h(kt, GEN_NOTRANS, (const uint16_t *)(const void *)x->data + r0 * m.C,
-                                m.C, n, m.C, a + per_thread - xs);
+                const struct gen_shared_b xp = gen_share_h(
+                    kt, GEN_NOTRANS, gen_operand(x).h + r0 * m.C, m.C, n, m.C, a + per_thread - xs);
                 gen_shared_product(kt, GEN_TRANS, m.D, m.C, n, 1.0f, dh, m.D, &xp, 0, beta,
                                    ps + pt.w1, m.C);
             } else if (dw1) {

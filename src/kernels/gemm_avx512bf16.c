@@ -520,24 +520,27 @@ void gen_bf16_gemm(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
     gemm_bf16(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc);
 }
 
-/* The table's gemm and gemm_bias: over the threads, in whole MR or NR panels. */
-static void gemm_threads(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
-                         const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
-                         float *C, int64_t ldc) {
-    gen_gemm_split(gemm_bf16, MR, NR, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc);
-}
-
-static void gemm_bias_threads(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
-                              int64_t lda, const float *B, int64_t ldb, const float *bias, float *C,
-                              int64_t ldc) {
-    gen_gemm_split(gemm_bf16, MR, NR, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C, ldc);
-}
-
+/* The table's gemm_chan, and its gemm and gemm_bias (float operands): over
+ * the threads, in whole MR or NR panels. */
 static void gemm_chan_threads(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
                               struct gen_chan A, int64_t lda, struct gen_chan B, int64_t ldb,
                               float beta, const float *bias, float *C, int64_t ldc) {
     gen_gemm_split_chan(gemm_bf16_chan, MR, NR, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, bias,
                         C, ldc);
+}
+
+static void gemm_threads(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
+                         const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                         float *C, int64_t ldc) {
+    gemm_chan_threads(ta, tb, M, N, K, alpha, (struct gen_chan){A, NULL}, lda,
+                      (struct gen_chan){B, NULL}, ldb, beta, NULL, C, ldc);
+}
+
+static void gemm_bias_threads(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
+                              int64_t lda, const float *B, int64_t ldb, const float *bias, float *C,
+                              int64_t ldc) {
+    gemm_chan_threads(ta, tb, M, N, K, 1.0f, (struct gen_chan){A, NULL}, lda,
+                      (struct gen_chan){B, NULL}, ldb, 0.0f, bias, C, ldc);
 }
 
 /* The table's gemm_bias_h: C's rows in whole MR panels a thread, thread t
