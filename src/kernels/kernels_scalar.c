@@ -114,8 +114,14 @@ static void leaky_relu_grad(int64_t n, float slope, const float *x, const float 
     EACH(n, dx[i] = grad_base(dx, i, mode) + (x[i] > 0.0f ? dy[i] : slope * dy[i]));
 }
 
+/* e^-t, t = 2u: GELU is x s, s = sigmoid(t) = 1 / (1 + e^-t) (e^-t
+ * overflowing to inf gives s = 0, the negative tail's -0). */
+static inline float gelu_e(float x) {
+    return expf(x * (-2.0f * GEN_GELU_K0 - 2.0f * GEN_GELU_K0 * GEN_GELU_K1 * x * x));
+}
+
 static void gelu_fwd(int64_t n, const float *x, float *y) {
-    EACH(n, y[i] = x[i] * sigmoid1(gelu_2u(x[i])));
+    EACH(n, y[i] = x[i] * (1.0f / (1.0f + gelu_e(x[i]))));
 }
 
 /* d/dx [x s(2u)] = s(2u) + x s(2u)(1 - s(2u)) 2 du/dx, du/dx = K0 (1 + 3 K1 x^2). */
@@ -128,15 +134,15 @@ static void gelu_grad(int64_t n, const float *x, const float *dy, float *dx,
     });
 }
 
-/* gelu_fwd and gelu_grad (SET) at once: with e = e^-|t| and r = 1 / (1 + e),
- * s(t) is r (t >= 0) or e r, and s(t)(1 - s(t)) = e r^2. */
+/* gelu_fwd and gelu_grad (SET) at once, y the same bits as gelu_fwd's:
+ * with e = e^-t and s = 1 / (1 + e), s(t) (1 - s(t)) = (e s) s, e s held
+ * to 1 where e is inf (inf times 0). */
 static void gelu_both(int64_t n, const float *x, const float *dy, float *y, float *dx) {
     EACH(n, {
-        const float v = x[i], t = gelu_2u(v), e = expf(-fabsf(t)), r = 1.0f / (1.0f + e);
-        const float s = (t >= 0.0f ? 1.0f : e) * r;
+        const float v = x[i], e = gelu_e(v), s = 1.0f / (1.0f + e), es = fminf(e * s, 1.0f);
         const float du = 2.0f * GEN_GELU_K0 * (1.0f + 3.0f * GEN_GELU_K1 * v * v);
         y[i] = v * s;
-        dx[i] = dy[i] * (s + v * (e * r * r) * du);
+        dx[i] = dy[i] * (s + v * (es * s) * du);
     });
 }
 

@@ -143,8 +143,6 @@ SIMD_INLINE vf vgelu_2u(vf x) {
     return vf_mul(vf_mul(vf_set1(2.0f * GEN_GELU_K0), x), inner);
 }
 
-SIMD_INLINE vf vgelu(vf x) { return vf_mul(x, vsigmoid(vgelu_2u(x))); }
-
 SIMD_INLINE vf vdgelu(vf x) {
     const vf t = vgelu_2u(x);
     const vf du = vf_mul(vf_set1(2.0f * GEN_GELU_K0),
@@ -248,8 +246,17 @@ static void leaky_relu_grad(int64_t n, float slope, const float *x, const float 
                 ST(dx + i, vf_add(GB(dx + i), vf_sel_gt(LD(x + i), z, d, vf_mul(s, d)))));
 }
 
+/* GELU's tanh form x sigmoid(t), t = 2u, as x s with s = 1 / (1 + e^-t)
+ * and -t = x (c0 + c1 x^2): one exponential and one division, 6 fewer
+ * vector operations than sigmoid's e^-|t| and its select, which GELU
+ * needs for no accuracy (e^-t overflowing to inf gives s = 0: the tail's
+ * -0). gelu_fwd and gelu_both give the same bits of it. */
 static void gelu_fwd(int64_t n, const float *x, float *y) {
-    ELEMENTWISE(n, ST(y + i, vgelu(LD(x + i))));
+    const vf one = vf_set1(1.0f), c0 = vf_set1(-2.0f * GEN_GELU_K0),
+             c1 = vf_set1(-2.0f * GEN_GELU_K0 * GEN_GELU_K1);
+    ELEMENTWISE(n, const vf v = LD(x + i);
+                const vf e = vexp(vf_mul(v, vf_fmadd(c1, vf_mul(v, v), c0)));
+                ST(y + i, vf_mul(v, vf_div(one, vf_add(one, e)))));
 }
 
 static void gelu_grad(int64_t n, const float *x, const float *dy, float *dx,
@@ -257,18 +264,20 @@ static void gelu_grad(int64_t n, const float *x, const float *dy, float *dx,
     ELEMENTWISE(n, ST(dx + i, vf_fmadd(LD(dy + i), vdgelu(LD(x + i)), GB(dx + i))));
 }
 
-/* As the scalar table's: one exponential and one division for both. */
+/* gelu_fwd and gelu_grad (SET) at once: s(t) (1 - s(t)) = (e s) s, e s
+ * held to 1 where e is inf (inf times 0: NaN; vf_min gives its second
+ * operand for a NaN). */
 static void gelu_both(int64_t n, const float *x, const float *dy, float *y, float *dx) {
-    const vf one = vf_set1(1.0f), zero = vf_set1(0.0f), k0 = vf_set1(2.0f * GEN_GELU_K0),
-             k1 = vf_set1(3.0f * GEN_GELU_K1);
-    ELEMENTWISE(n, const vf v = LD(x + i); const vf t = vgelu_2u(v);
-                const vf e = vexp(vf_sub(zero, vf_abs(t)));
-                const vf r = vf_div(one, vf_add(one, e));
-                const vf s = vf_mul(vf_sel_ge(t, zero, one, e), r);
-                const vf ds = vf_mul(vf_mul(e, r), r); /* s(t) (1 - s(t)) */
-                const vf du = vf_mul(k0, vf_add(one, vf_mul(vf_mul(k1, v), v)));
+    const vf one = vf_set1(1.0f), c0 = vf_set1(-2.0f * GEN_GELU_K0),
+             c1 = vf_set1(-2.0f * GEN_GELU_K0 * GEN_GELU_K1), k0 = vf_set1(2.0f * GEN_GELU_K0),
+             k1 = vf_set1(6.0f * GEN_GELU_K0 * GEN_GELU_K1);
+    ELEMENTWISE(n, const vf v = LD(x + i); const vf v2 = vf_mul(v, v);
+                const vf e = vexp(vf_mul(v, vf_fmadd(c1, v2, c0)));
+                const vf s = vf_div(one, vf_add(one, e));
+                const vf ds = vf_mul(vf_min(vf_mul(e, s), one), s);
+                const vf du = vf_fmadd(k1, v2, k0); /* 2 du/dx */
                 ST(y + i, vf_mul(v, s));
-                ST(dx + i, vf_mul(LD(dy + i), vf_add(s, vf_mul(vf_mul(v, ds), du)))));
+                ST(dx + i, vf_mul(LD(dy + i), vf_fmadd(vf_mul(v, ds), du, s))));
 }
 
 static void silu_fwd(int64_t n, const float *x, float *y) {
