@@ -980,7 +980,7 @@ static void each_prod(const int64_t (*dims)[3], size_t n, uint64_t seed,
  * widened values; gemm_bpacked_h what gemm_bpacked gives on them, with A
  * stored M x K read in place (lda and K even, whole panels of 8 rows) or
  * packed (odd lda, a last panel of fewer rows; stored K x M), from row k0
- * of B. */
+ * of B, with a bias where beta is 0. */
 static void held_case(struct prod c, uint64_t *seedp) {
     const struct gen_kernels *k = bf16k();
     uint64_t seed = *seedp;
@@ -1010,12 +1010,13 @@ static void held_case(struct prod c, uint64_t *seedp) {
     k->bpack(tb, K, N, B, ldb, bp);
     k->bpack_h(tb, K, N, Bh, ldb, bph);
     assert_memory_equal(bph, bp, (size_t)pf * sizeof *bp);
-    const float beta = t & 1 ? 1.0f : 0.0f;
+    const float beta = t & 1 ? 1.0f : 0.0f, *bias2 = t & 1 ? NULL : bias;
     float *C2 = rnd(M * ldc, -1, 1, seed++), *C3 = malloc((size_t)(M * ldc) * sizeof *C3);
     assert_non_null(C3);
     memcpy(C3, C2, (size_t)(M * ldc) * sizeof *C3);
-    k->gemm_bpacked(ta, M, N, depth, 0.5f, A, lda, bp, k0, K, beta, C2, ldc);
-    k->gemm_bpacked_h(ta, M, N, depth, 0.5f, Ah, lda, bph, k0, K, beta, C3, ldc);
+    const float alpha = bias2 ? 1.0f : 0.5f;
+    k->gemm_bpacked(ta, M, N, depth, alpha, A, lda, bp, k0, K, beta, bias2, C2, ldc);
+    k->gemm_bpacked_h(ta, M, N, depth, alpha, Ah, lda, bph, k0, K, beta, bias2, C3, ldc);
     assert_memory_equal(C3, C2, (size_t)(M * ldc) * sizeof *C2);
     free(A), free(B), free(bias), free(C), free(want), free(got), free(Ah), free(Bh);
     free(bp), free(bph), free(C2), free(C3);

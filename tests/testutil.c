@@ -416,20 +416,26 @@ void tu_check_gemm_bpacked(const struct gen_kernels *k) {
         float *got = malloc((size_t)(M * ldc) * sizeof(float));
         assert_true(bp && want && got);
         k->bpack(tb, KB, NB, B, ldb, bp);
-        /* k0, K (0: to the end), N (0: all), beta */
+        /* k0, K (0: to the end), N (0: all), beta (2: 0 and a bias, alpha
+         * 1, which gives the bits of beta 1 on rows that hold it) */
         static const int64_t parts[][4] = {{0, 0, 0, 0},   {16, 0, 0, 1}, {0, 16, 0, 1},
-                                           {16, 14, 0, 0}, {0, 0, 17, 1}, {16, 0, 33, 0}};
+                                           {16, 14, 0, 0}, {0, 0, 17, 1}, {16, 0, 33, 0},
+                                           {0, 0, 0, 2},   {16, 0, 17, 2}};
         for (size_t c = 0; c < sizeof parts / sizeof parts[0]; c++) {
             const int64_t k0 = parts[c][0], K = parts[c][1] ? parts[c][1] : KB - k0;
             const int64_t N = parts[c][2] && parts[c][2] < NB ? parts[c][2] : NB;
-            const float beta = (float)parts[c][3];
+            const float *bias = parts[c][3] == 2 ? B : NULL; /* any N values */
+            const float beta = bias ? 0.0f : (float)parts[c][3];
             if (k0 + K > KB) continue;
             for (int64_t i = 0; i < M * ldc; i++) want[i] = got[i] = (float)(i % 13) - 6.0f;
+            for (int64_t i = 0; bias && i < M; i++)
+                memcpy(want + i * ldc, bias, (size_t)N * sizeof *want);
             /* rows k0.. of op(B): stored K x N, rows k0.. ; stored N x K, columns k0.. */
             const float *Bs = tb ? B + k0 : B + k0 * ldb;
             const float *As = A; /* op(A) is M x K: its first K columns */
-            k->gemm(ta, tb, M, N, K, 0.75f, As, lda, Bs, ldb, beta, want, ldc);
-            k->gemm_bpacked(ta, M, N, K, 0.75f, As, lda, bp, k0, KB, beta, got, ldc);
+            const float alpha = bias ? 1.0f : 0.75f;
+            k->gemm(ta, tb, M, N, K, alpha, As, lda, Bs, ldb, bias ? 1.0f : beta, want, ldc);
+            k->gemm_bpacked(ta, M, N, K, alpha, As, lda, bp, k0, KB, beta, bias, got, ldc);
             if (memcmp(got, want, (size_t)(M * ldc) * sizeof(float)) != 0)
                 fprintf(stderr,
                         "  %s gemm_bpacked %lldx%lldx%lld of %lldx%lld from row %lld, ta %d tb %d: "

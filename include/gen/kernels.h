@@ -311,12 +311,15 @@ struct gen_kernels {
      * (beta == 0: C is not read) on the calling thread, where B' is the
      * rows [k0, k0 + K) and the first N columns of an op(B) of kb rows
      * packed by bpack (K >= 1; k0 even; K even, or k0 + K = kb): the bits the
-     * table's gemm gives on B' where it does not split K (gen_gemm_split). */
+     * table's gemm gives on B' where it does not split K (gen_gemm_split).
+     * With a bias (N values; alpha 1, beta 0), C = op(A) B' + bias, the
+     * bits of beta 1 on a C whose every row holds the bias: the bias added
+     * as C is written (an MLP's hidden rows, which were filled with it). */
     int64_t (*bpack_floats)(int64_t K, int64_t N);
     void (*bpack)(int tb, int64_t K, int64_t N, const float *B, int64_t ldb, float *bp);
     void (*gemm_bpacked)(int ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                          int64_t lda, const float *bp, int64_t k0, int64_t kb, float beta,
-                         float *C, int64_t ldc);
+                         const float *bias, float *C, int64_t ldc);
 
     /* ---- appended: batch norm's passes over one channel ----
      * Channel c of x (N, C, HW) is `runs` = N runs of `len` = HW floats,
@@ -398,7 +401,7 @@ struct gen_kernels {
     void (*bpack_h)(int tb, int64_t K, int64_t N, const uint16_t *B, int64_t ldb, float *bp);
     void (*gemm_bpacked_h)(int ta, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t *Ah,
                            int64_t lda, const float *bp, int64_t k0, int64_t kb, float beta,
-                           float *C, int64_t ldc);
+                           const float *bias, float *C, int64_t ldc);
 
     /* ---- appended: layer norm into bf16, or NULL ----
      * layernorm_fwd with y rounded to bf16 (nearest, ties to even, as

@@ -133,11 +133,13 @@ struct gen_shared_b gen_share(const struct gen_kernels *kt, enum gen_trans tb, c
  * bpack_h: packed always. */
 struct gen_shared_b gen_share_h(const struct gen_kernels *kt, enum gen_trans tb, const uint16_t *B,
                                 int64_t ldb, int64_t K, int64_t N, float *buf);
-/* C (M x N) = alpha op(A) op(B)[k0 .. k0 + K, 0 .. N) + beta C. */
+/* C (M x N) = alpha op(A) op(B)[k0 .. k0 + K, 0 .. N) + beta C, or with a
+ * bias (N values; alpha 1, beta 0) op(A) op(B)[...] + bias, the bits of
+ * beta 1 on rows filled with the bias. */
 void gen_shared_product(const struct gen_kernels *kt, enum gen_trans ta, int64_t M, int64_t N,
                         int64_t K, float alpha, const float *A, int64_t lda,
-                        const struct gen_shared_b *b, int64_t k0, float beta, float *C,
-                        int64_t ldc);
+                        const struct gen_shared_b *b, int64_t k0, float beta, const float *bias,
+                        float *C, int64_t ldc);
 
 /* A tensor's values as an operand: floats, or held as bf16 (t->bf16: an
  * operand that only products read, gen_*_operand). */
@@ -155,8 +157,8 @@ static inline int64_t gen_value_bytes(const struct gen_tensor *t) {
  * (whose gen_share packs always). */
 void gen_shared_product_h(const struct gen_kernels *kt, enum gen_trans ta, int64_t M, int64_t N,
                           int64_t K, float alpha, const uint16_t *A, int64_t lda,
-                          const struct gen_shared_b *b, int64_t k0, float beta, float *C,
-                          int64_t ldc);
+                          const struct gen_shared_b *b, int64_t k0, float beta, const float *bias,
+                          float *C, int64_t ldc);
 
 /* The whole gradient of t (+)= s x, as gen_grad_dst says (tensor.c). */
 void gen_grad_axpy(struct gen_ctx *g, struct gen_tensor *t, float s, const float *x);

@@ -130,10 +130,10 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
             /* s = q k^T / sqrt(hd), then p = softmax(s) over each row's past */
             if (qh)
                 gen_shared_product_h(kt, GEN_NOTRANS, n, w, hd, scale, qh + at + r0 * C3, C3, &kb,
-                                     0, 0.0f, sr, T);
+                                     0, 0.0f, NULL, sr, T);
             else
                 gen_shared_product(kt, GEN_NOTRANS, n, w, hd, scale, qkv->data + at + r0 * C3, C3,
-                                   &kb, 0, 0.0f, sr, T);
+                                   &kb, 0, 0.0f, NULL, sr, T);
             if (causal)
                 for (int64_t i = 0, t = r0; i < n; i++, t++) {
                     kt->softmax_fwd(1, t + 1, sr + i * T, pr + i * T);
@@ -142,7 +142,7 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
             else
                 kt->softmax_fwd(n, T, sr, pr);
             /* o = p v, into columns [h hd, (h+1) hd) of y's rows */
-            gen_shared_product(kt, GEN_NOTRANS, n, hd, w, 1.0f, pr, T, &vb, 0, 0.0f,
+            gen_shared_product(kt, GEN_NOTRANS, n, hd, w, 1.0f, pr, T, &vb, 0, 0.0f, NULL,
                                y->data + (b * T + r0) * C + h * hd, C);
         }
     }
@@ -198,8 +198,8 @@ GEN_BACKWARD(attention) {
             const float *pr = p + r0 * T;
             float *dpr = dp + r0 * T, *dsr = ds + r0 * T;
             /* dp = dO v^T */
-            gen_shared_product(kt, GEN_NOTRANS, n, w, hd, 1.0f, dO + r0 * C, C, &vt, 0, 0.0f, dpr,
-                               T);
+            gen_shared_product(kt, GEN_NOTRANS, n, w, hd, 1.0f, dO + r0 * C, C, &vt, 0, 0.0f, NULL,
+                               dpr, T);
             if (causal)
                 for (int64_t i = 0, t = r0; i < n; i++, t++) {
                     kt->softmax_grad(1, t + 1, pr + i * T, dpr + i * T, dsr + i * T, GEN_GRAD_SET);
@@ -208,16 +208,16 @@ GEN_BACKWARD(attention) {
             else
                 kt->softmax_grad(n, T, pr, dpr, dsr, GEN_GRAD_SET);
             /* dq (+)= ds k / sqrt(hd) */
-            gen_shared_product(kt, GEN_NOTRANS, n, hd, w, scale, dsr, T, &kb, 0, beta, dq + r0 * C3,
-                               C3);
+            gen_shared_product(kt, GEN_NOTRANS, n, hd, w, scale, dsr, T, &kb, 0, beta, NULL,
+                               dq + r0 * C3, C3);
         }
         for (int64_t c0 = 0; c0 < T; c0 += rb) { /* the columns' blocks: dK and dV */
             const int64_t n = T - c0 < rb ? T - c0 : rb, i0 = causal ? c0 : 0;
             /* dk (+)= ds^T q / sqrt(hd), dv (+)= p^T dO, over the rows i >= c0 */
             gen_shared_product(kt, GEN_TRANS, n, hd, T - i0, scale, ds + i0 * T + c0, T, &qb, i0,
-                               beta, dk + c0 * C3, C3);
+                               beta, NULL, dk + c0 * C3, C3);
             gen_shared_product(kt, GEN_TRANS, n, hd, T - i0, 1.0f, p + i0 * T + c0, T, &ob, i0,
-                               beta, dv + c0 * C3, C3);
+                               beta, NULL, dv + c0 * C3, C3);
         }
     }
     gen_blas_serial_end(blas_threads);

@@ -75,16 +75,6 @@ static int64_t block_rows(const struct mlp_geo *m, int64_t b) {
     return m->M - b * MLP_ROWS < MLP_ROWS ? m->M - b * MLP_ROWS : MLP_ROWS;
 }
 
-/* Rows [0, n) of c (N wide) = bias (zeros without one): what a product
- * with beta 1 then adds onto, as gen_gemm_bias starts from the bias. */
-static void fill_rows(float *c, int64_t n, int64_t N, const struct gen_tensor *bias) {
-    for (int64_t i = 0; i < n; i++)
-        if (bias)
-            memcpy(c + i * N, bias->data, (size_t)N * sizeof *c);
-        else
-            memset(c + i * N, 0, (size_t)N * sizeof *c);
-}
-
 /* Hints that n floats from p, about to be written, be brought into L2. */
 static void prefetch_for_write(float *p, int64_t n) {
     for (int64_t i = 0; i < n; i += 16) __builtin_prefetch(p + i, 1, 2);
@@ -102,13 +92,13 @@ static void prefetch_x(const struct gen_tensor *x, const struct mlp_geo *m, int6
 static void hidden(const struct gen_kernels *kt, const struct mlp_geo *m,
                    const struct gen_tensor *x, const struct gen_shared_b *w1t,
                    const struct gen_tensor *b1, int64_t r0, int64_t n, float *h) {
-    fill_rows(h, n, m->D, b1);
+    const float *bias = b1 ? b1->data : NULL;
     if (x->bf16)
         gen_shared_product_h(kt, GEN_NOTRANS, n, m->D, m->C, 1.0f, gen_operand(x).h + r0 * m->C,
-                             m->C, w1t, 0, 1.0f, h, m->D);
+                             m->C, w1t, 0, 0.0f, bias, h, m->D);
     else
         gen_shared_product(kt, GEN_NOTRANS, n, m->D, m->C, 1.0f, x->data + r0 * m->C, m->C, w1t, 0,
-                           1.0f, h, m->D);
+                           0.0f, bias, h, m->D);
 }
 
 /* Whether the backward recomputes h rather than reading it back: where the
@@ -150,8 +140,8 @@ struct gen_tensor *gen_mlp(struct gen_ctx *g, struct gen_tensor *x, struct gen_t
         }
         hidden(kt, &m, x, &w1t, b1, r0, n, h);
         kt->gelu_fwd(n * m.D, h, a);
-        fill_rows(yb, n, m.C2, b2);
-        gen_shared_product(kt, GEN_NOTRANS, n, m.C2, m.D, 1.0f, a, m.D, &w2t, 0, 1.0f, yb, m.C2);
+        gen_shared_product(kt, GEN_NOTRANS, n, m.C2, m.D, 1.0f, a, m.D, &w2t, 0, 0.0f,
+                           b2 ? b2->data : NULL, yb, m.C2);
     }
     gen_blas_serial_end(blas_threads);
     struct gen_node *node =
@@ -225,7 +215,7 @@ GEN_BACKWARD(mlp) {
             if (!H) hidden(kt, &m, x, &w1t, b1, r0, n, hr);
             if (need_dh) { /* da = dy w2; a and dh = da gelu'(h) in one pass */
                 gen_shared_product(kt, GEN_NOTRANS, n, m.D, m.C2, 1.0f, dyb, m.C2, &w2n, 0, 0.0f,
-                                   dh, m.D);
+                                   NULL, dh, m.D);
                 kt->gelu_both(n * m.D, h, dh, a, dh);
             } else if (dw2) {
                 kt->gelu_fwd(n * m.D, h, a);
@@ -237,7 +227,7 @@ GEN_BACKWARD(mlp) {
             if (dw1 && x->bf16) {
                 const struct gen_shared_b xp = gen_share_h(
                     kt, GEN_NOTRANS, gen_operand(x).h + r0 * m.C, m.C, n, m.C, a + per_thread - xs);
-                gen_shared_product(kt, GEN_TRANS, m.D, m.C, n, 1.0f, dh, m.D, &xp, 0, beta,
+                gen_shared_product(kt, GEN_TRANS, m.D, m.C, n, 1.0f, dh, m.D, &xp, 0, beta, NULL,
                                    ps + pt.w1, m.C);
             } else if (dw1) {
                 gen_gemm_ld(GEN_TRANS, GEN_NOTRANS, m.D, m.C, n, 1.0f, dh, m.D, x->data + r0 * m.C,
@@ -246,7 +236,7 @@ GEN_BACKWARD(mlp) {
             if (db1) kt->col_sum(n, m.D, dh, m.D, ps + pt.b1, put);
             if (dx)
                 gen_shared_product(kt, GEN_NOTRANS, n, m.C, m.D, 1.0f, dh, m.D, &w1n, 0, beta_x,
-                                   dx + r0 * m.C, m.C);
+                                   NULL, dx + r0 * m.C, m.C);
         }
     }
     gen_blas_serial_end(blas_threads);

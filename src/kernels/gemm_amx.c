@@ -295,12 +295,12 @@ static void bpack(int tb, int64_t K, int64_t N, const float *B, int64_t ldb, flo
 }
 
 static void gemm_bpacked(int ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                         int64_t lda, const float *bp, int64_t k0, int64_t kb, float beta, float *C,
-                         int64_t ldc) {
-    GEN_ASSERT(K >= 1 && k0 % 2 == 0);
+                         int64_t lda, const float *bp, int64_t k0, int64_t kb, float beta,
+                         const float *bias, float *C, int64_t ldc) {
+    GEN_ASSERT(K >= 1 && k0 % 2 == 0 && (!bias || (alpha == 1.0f && beta == 0.0f)));
     const struct bpacked pb = {(const pair *)(const void *)bp, bpacked_gs(kb), k0 / 2};
     if (M > 0 && N > 0)
-        amx_product(ta, 0, M, N, K, alpha, A, lda, NULL, 0, &pb, beta, NULL, C, ldc);
+        amx_product(ta, 0, M, N, K, alpha, A, lda, NULL, 0, &pb, beta, bias, C, ldc);
 }
 
 /* The table's gemm and gemm_bias: over the threads, in whole blocks. */

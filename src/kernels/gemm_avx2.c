@@ -253,11 +253,11 @@ void gen_avx2_bpack(int tb, int64_t K, int64_t N, const float *B, int64_t ldb, f
 }
 
 void gen_avx2_bpacked(int ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                      int64_t lda, const float *bp, int64_t k0, int64_t kb, float beta, float *C,
-                      int64_t ldc) {
-    GEN_ASSERT(K >= 1);
+                      int64_t lda, const float *bp, int64_t k0, int64_t kb, float beta,
+                      const float *bias, float *C, int64_t ldc) {
+    GEN_ASSERT(K >= 1 && (!bias || (alpha == 1.0f && beta == 0.0f)));
     if (M > 0 && N > 0)
-        gemm_core(ta, 0, M, N, K, alpha, A, lda, NULL, 0, bp + k0 * NR, kb, beta, NULL, C, ldc);
+        gemm_core(ta, 0, M, N, K, alpha, A, lda, NULL, 0, bp + k0 * NR, kb, beta, bias, C, ldc);
 }
 
 void gen_sgemm_avx2(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,

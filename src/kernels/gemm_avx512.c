@@ -637,11 +637,11 @@ void gen_gemm_avx512_bpack(int tb, int64_t K, int64_t N, const float *B, int64_t
  * packed by gen_gemm_avx512_bpack, on this thread. */
 void gen_gemm_avx512_bpacked(int ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                              int64_t lda, const float *bp, int64_t k0, int64_t kb, float beta,
-                             float *C, int64_t ldc) {
-    GEN_ASSERT(K >= 1);
+                             const float *bias, float *C, int64_t ldc) {
+    GEN_ASSERT(K >= 1 && (!bias || (alpha == 1.0f && beta == 0.0f)));
     if (M > 0 && N > 0)
         gemm_blocked(ta, 0, M, N, K, alpha, A, lda, NULL, NULL, 0, bp + k0 * NR, kb, NULL, NULL,
-                     beta, NULL, C, ldc);
+                     beta, bias, C, ldc);
 }
 
 /* ---- convolution as an implicit GEMM -------------------------------------- */

@@ -328,7 +328,8 @@ typedef void (*half_kernel)(int64_t kp, const pair *ap, const pair *bp, uint16_t
                             int64_t mr, int64_t nr, float alpha, const float *bias,
                             struct ahead *ahead);
 typedef void (*arow_kernel)(int64_t kp, const uint16_t *ah, int64_t lda, const pair *bp, float *c,
-                            int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta);
+                            int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta,
+                            const float *bias);
 typedef void (*rows_kernel)(int64_t kp, const pair *ap, const pair *const *brow, int64_t j,
                             float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha, float beta);
 #define KERNELS(NV, W)                                                                             \
@@ -353,8 +354,8 @@ typedef void (*rows_kernel)(int64_t kp, const pair *ap, const pair *const *brow,
     }                                                                                              \
     static void kernel_8x##W##_arow(int64_t kp, const uint16_t *ah, int64_t lda, const pair *bp,   \
                                     float *c, int64_t ldc, int64_t mr, int64_t nr, float alpha,    \
-                                    float beta) {                                                  \
-        kernel_core(NV, kp, NULL, ah, lda, bp, NULL, 0, c, NULL, ldc, mr, nr, alpha, beta, NULL,   \
+                                    float beta, const float *bias) {                               \
+        kernel_core(NV, kp, NULL, ah, lda, bp, NULL, 0, c, NULL, ldc, mr, nr, alpha, beta, bias,   \
                     NULL);                                                                         \
     }                                                                                              \
     static void kernel_8x##W##_rows(int64_t kp, const pair *ap, const pair *const *brow,           \
@@ -389,8 +390,8 @@ struct operand {
  * (panel q at bfull + q kp NR; kp = ceil(K / 2) for a whole operand),
  * whose pairs p0.. are what pack_b would have written for a slice. A bf16
  * A stored M x K of whole pairs (lda and K even) is read in place by the
- * micro-kernels, a block of whole MR panels at a time, where C is floats
- * and takes no bias; else it is packed from bf16. A bf16 A is an op's own,
+ * micro-kernels, a block of whole MR panels at a time, where C is floats;
+ * else it is packed from bf16. A bf16 A is an op's own,
  * made just before (in cache), so nothing is fetched ahead then; for a
  * bf16 B (a layer's input, cold in its weight gradient) only A's next
  * blocks are. */
@@ -399,7 +400,7 @@ static void blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha
                     float *C, uint16_t *Ch, int64_t ldc) {
     pair *bp = gen_bf16_pack_buffer(), *ap = bp + (size_t)KP * NC;
     const int has_b = b.v.f || b.v.h;
-    const int a_rows = a.v.h && !ta && a.ld % 2 == 0 && K % 2 == 0 && !bias && !Ch;
+    const int a_rows = a.v.h && !ta && a.ld % 2 == 0 && K % 2 == 0 && !Ch;
     /* equal even slices of at most 2 KP values: the slicing depends on K alone */
     const int64_t nk = (K + 2 * KP - 1) / (2 * KP);
     const int64_t kslice = ((K + nk - 1) / nk + 1) / 2 * 2;
@@ -435,7 +436,7 @@ static void blocked(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha
                                                         Ch + at, ldc, mr, nr, alpha, bj, &next);
                         else if (in_place)
                             arow_kernels[(nr - 1) / 16](kp, a.v.h + (i0 + ir) * a.ld + k0, a.ld,
-                                                        panel, c, ldc, mr, nr, alpha, bt);
+                                                        panel, c, ldc, mr, nr, alpha, bt, bj);
                         else
                             packed_kernels[next.p != NULL][(nr - 1) / 16](
                                 kp, ap + (ir / MR) * kp * MR, panel, c, ldc, mr, nr, alpha, bt, bj,
@@ -479,18 +480,19 @@ static void bpack(int tb, int64_t K, int64_t N, const float *B, int64_t ldb, flo
 }
 
 static void bpacked(int ta, int64_t M, int64_t N, int64_t K, float alpha, struct operand a,
-                    const float *bp, int64_t k0, int64_t kb, float beta, float *C, int64_t ldc) {
-    GEN_ASSERT(K >= 1 && k0 % 2 == 0);
+                    const float *bp, int64_t k0, int64_t kb, float beta, const float *bias,
+                    float *C, int64_t ldc) {
+    GEN_ASSERT(K >= 1 && k0 % 2 == 0 && (!bias || (alpha == 1.0f && beta == 0.0f)));
     const struct operand none = {0};
     if (M > 0 && N > 0)
         blocked(ta, 0, M, N, K, alpha, a, none, (const pair *)bp + k0 / 2 * NR, (kb + 1) / 2, beta,
-                NULL, C, NULL, ldc);
+                bias, C, NULL, ldc);
 }
 
 static void gemm_bpacked(int ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                          int64_t lda, const float *bp, int64_t k0, int64_t kb, float beta,
-                         float *C, int64_t ldc) {
-    bpacked(ta, M, N, K, alpha, floats(A, lda), bp, k0, kb, beta, C, ldc);
+                         const float *bias, float *C, int64_t ldc) {
+    bpacked(ta, M, N, K, alpha, floats(A, lda), bp, k0, kb, beta, bias, C, ldc);
 }
 
 /* The table's bpack_h and gemm_bpacked_h (kernels.h): an operand held as
@@ -501,8 +503,8 @@ static void bpack_h(int tb, int64_t K, int64_t N, const uint16_t *B, int64_t ldb
 
 static void gemm_bpacked_h(int ta, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t *Ah,
                            int64_t lda, const float *bp, int64_t k0, int64_t kb, float beta,
-                           float *C, int64_t ldc) {
-    bpacked(ta, M, N, K, alpha, (struct operand){{NULL, Ah}, lda}, bp, k0, kb, beta, C, ldc);
+                           const float *bias, float *C, int64_t ldc) {
+    bpacked(ta, M, N, K, alpha, (struct operand){{NULL, Ah}, lda}, bp, k0, kb, beta, bias, C, ldc);
 }
 
 /* ---- products over operands packed whole (Winograd's, winograd_avx512bf16.c) */

@@ -346,8 +346,8 @@ void gen_avx2_dw_block(int64_t mn, int64_t kn, int64_t m, int64_t len, const flo
 int64_t gen_avx2_bpack_floats(int64_t K, int64_t N);
 void gen_avx2_bpack(int tb, int64_t K, int64_t N, const float *B, int64_t ldb, float *bp);
 void gen_avx2_bpacked(int ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                      int64_t lda, const float *bp, int64_t k0, int64_t kb, float beta, float *C,
-                      int64_t ldc);
+                      int64_t lda, const float *bp, int64_t k0, int64_t kb, float beta,
+                      const float *bias, float *C, int64_t ldc);
 
 #ifdef __AVX2__
 #include <immintrin.h>
@@ -444,7 +444,7 @@ void gen_sgemm_avx512_packed(int64_t M, int64_t N, int64_t K, const float *ap, c
 void gen_gemm_avx512_bpack(int tb, int64_t K, int64_t N, const float *B, int64_t ldb, float *bp);
 void gen_gemm_avx512_bpacked(int ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                              int64_t lda, const float *bp, int64_t k0, int64_t kb, float beta,
-                             float *C, int64_t ldc);
+                             const float *bias, float *C, int64_t ldc);
 /* The same with B's rows read in place, row k at brow[k] (bp NULL; reads
  * run on to a whole number of 16 floats past column N), or C's rows
  * written in place, row i at crow[i] (C, ldc unused; the 8 rows of one

@@ -330,7 +330,7 @@ static void output_tile(const struct s2geo *g, int64_t M, const float *y, int64_
 static void products(int64_t T, int64_t N, int64_t K, const float *v, int64_t vs, const float *prep,
                      int64_t pb, float *y, int64_t ys) {
     for (int64_t xi = 0; xi < XI; xi++)
-        gen_gemm_avx512_bpacked(0, T, N, K, 1.0f, v + xi * vs, K, prep + xi * pb, 0, K, 0.0f,
+        gen_gemm_avx512_bpacked(0, T, N, K, 1.0f, v + xi * vs, K, prep + xi * pb, 0, K, 0.0f, NULL,
                                 y + xi * ys, N);
 }
 
