@@ -153,12 +153,12 @@ static inline int64_t gen_value_bytes(const struct gen_tensor *t) {
     return t->bf16 ? 2 : (int64_t)sizeof(float);
 }
 
-/* gen_shared_product of an A held as bf16, for a table with gemm_bpacked_h
- * (whose gen_share packs always). */
-void gen_shared_product_h(const struct gen_kernels *kt, enum gen_trans ta, int64_t M, int64_t N,
-                          int64_t K, float alpha, const uint16_t *A, int64_t lda,
-                          const struct gen_shared_b *b, int64_t k0, float beta, const float *bias,
-                          float *C, int64_t ldc);
+/* gen_shared_product of an A held either way (gen_operand): bf16 through
+ * the table's gemm_bpacked_h (a table whose gen_share packs always). */
+void gen_shared_product_chan(const struct gen_kernels *kt, enum gen_trans ta, int64_t M, int64_t N,
+                             int64_t K, float alpha, struct gen_chan A, int64_t lda,
+                             const struct gen_shared_b *b, int64_t k0, float beta,
+                             const float *bias, float *C, int64_t ldc);
 
 /* The whole gradient of t (+)= s x, as gen_grad_dst says (tensor.c). */
 void gen_grad_axpy(struct gen_ctx *g, struct gen_tensor *t, float s, const float *x);

@@ -112,7 +112,6 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
     float *scratch = gen_scratch_floats(g, gen_task_threads() * per);
     const int blas_threads = gen_blas_serial_begin();
     const int64_t rb = attn_block(T, causal);
-    const uint16_t *qh = gen_operand(qkv).h;
 
 #pragma omp parallel for schedule(dynamic, gen_task_chunk(a.B * NH))
     for (int64_t bh = 0; bh < a.B * NH; bh++) {
@@ -128,12 +127,9 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
             const int64_t n = T - r0 < rb ? T - r0 : rb, w = causal ? r0 + n : T;
             float *sr = s + r0 * T, *pr = p + r0 * T;
             /* s = q k^T / sqrt(hd), then p = softmax(s) over each row's past */
-            if (qh)
-                gen_shared_product_h(kt, GEN_NOTRANS, n, w, hd, scale, qh + at + r0 * C3, C3, &kb,
-                                     0, 0.0f, NULL, sr, T);
-            else
-                gen_shared_product(kt, GEN_NOTRANS, n, w, hd, scale, qkv->data + at + r0 * C3, C3,
-                                   &kb, 0, 0.0f, NULL, sr, T);
+            gen_shared_product_chan(kt, GEN_NOTRANS, n, w, hd, scale,
+                                    gen_chan_at(gen_operand(qkv), at + r0 * C3), C3, &kb, 0, 0.0f,
+                                    NULL, sr, T);
             if (causal)
                 for (int64_t i = 0, t = r0; i < n; i++, t++) {
                     kt->softmax_fwd(1, t + 1, sr + i * T, pr + i * T);

@@ -92,13 +92,9 @@ static void prefetch_x(const struct gen_tensor *x, const struct mlp_geo *m, int6
 static void hidden(const struct gen_kernels *kt, const struct mlp_geo *m,
                    const struct gen_tensor *x, const struct gen_shared_b *w1t,
                    const struct gen_tensor *b1, int64_t r0, int64_t n, float *h) {
-    const float *bias = b1 ? b1->data : NULL;
-    if (x->bf16)
-        gen_shared_product_h(kt, GEN_NOTRANS, n, m->D, m->C, 1.0f, gen_operand(x).h + r0 * m->C,
-                             m->C, w1t, 0, 0.0f, bias, h, m->D);
-    else
-        gen_shared_product(kt, GEN_NOTRANS, n, m->D, m->C, 1.0f, x->data + r0 * m->C, m->C, w1t, 0,
-                           0.0f, bias, h, m->D);
+    gen_shared_product_chan(kt, GEN_NOTRANS, n, m->D, m->C, 1.0f,
+                            gen_chan_at(gen_operand(x), r0 * m->C), m->C, w1t, 0, 0.0f,
+                            b1 ? b1->data : NULL, h, m->D);
 }
 
 /* Whether the backward recomputes h rather than reading it back: where the

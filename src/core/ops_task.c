@@ -71,14 +71,6 @@ struct gen_shared_b gen_share_h(const struct gen_kernels *kt, enum gen_trans tb,
     return (struct gen_shared_b){tb, NULL, ldb, K, buf};
 }
 
-void gen_shared_product_h(const struct gen_kernels *kt, enum gen_trans ta, int64_t M, int64_t N,
-                          int64_t K, float alpha, const uint16_t *A, int64_t lda,
-                          const struct gen_shared_b *b, int64_t k0, float beta, const float *bias,
-                          float *C, int64_t ldc) {
-    GEN_ASSERT(kt->gemm_bpacked_h && b->packed && (!bias || (alpha == 1.0f && beta == 0.0f)));
-    kt->gemm_bpacked_h(ta, M, N, K, alpha, A, lda, b->packed, k0, b->K, beta, bias, C, ldc);
-}
-
 void gen_shared_product(const struct gen_kernels *kt, enum gen_trans ta, int64_t M, int64_t N,
                         int64_t K, float alpha, const float *A, int64_t lda,
                         const struct gen_shared_b *b, int64_t k0, float beta, const float *bias,
@@ -91,4 +83,16 @@ void gen_shared_product(const struct gen_kernels *kt, enum gen_trans ta, int64_t
         gen_gemm_bias_ld(ta, b->tb, M, N, K, A, lda, B, b->ldb, bias, C, ldc);
     else
         gen_gemm_ld(ta, b->tb, M, N, K, alpha, A, lda, B, b->ldb, beta, C, ldc);
+}
+
+void gen_shared_product_chan(const struct gen_kernels *kt, enum gen_trans ta, int64_t M, int64_t N,
+                             int64_t K, float alpha, struct gen_chan A, int64_t lda,
+                             const struct gen_shared_b *b, int64_t k0, float beta,
+                             const float *bias, float *C, int64_t ldc) {
+    if (!A.h) {
+        gen_shared_product(kt, ta, M, N, K, alpha, A.f, lda, b, k0, beta, bias, C, ldc);
+        return;
+    }
+    GEN_ASSERT(kt->gemm_bpacked_h && b->packed && (!bias || (alpha == 1.0f && beta == 0.0f)));
+    kt->gemm_bpacked_h(ta, M, N, K, alpha, A.h, lda, b->packed, k0, b->K, beta, bias, C, ldc);
 }
