@@ -115,6 +115,19 @@ static inline __m512i rows_pairs(struct gen_chan x, int64_t at, int64_t ld, int6
     return _mm512_or_si512(a, _mm512_slli_epi32(b, 16));
 }
 
+/* The pairs of 32 columns of two rows of bf16, x[j] and x[ld + j], j =
+ * 0..31, into dst[0..32): rows_pairs' two vectors in four instructions
+ * (the words interleaved within each 128-bit lane, then the lanes put in
+ * order). */
+static inline void pairs_32(const uint16_t *x, int64_t ld, pair *dst) {
+    const __m512i a = _mm512_loadu_si512(x), b = _mm512_loadu_si512(x + ld);
+    const __m512i lo = _mm512_unpacklo_epi16(a, b), hi = _mm512_unpackhi_epi16(a, b);
+    _mm512_storeu_si512(
+        dst, _mm512_permutex2var_epi64(lo, _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11), hi));
+    _mm512_storeu_si512(
+        dst + 16, _mm512_permutex2var_epi64(lo, _mm512_setr_epi64(4, 5, 12, 13, 6, 7, 14, 15), hi));
+}
+
 /* Fetches the n values at `at` into L1, a line at a time (prefetch_row's
  * lines for floats). */
 static inline void prefetch_chan(struct gen_chan x, int64_t at, int64_t n) {
@@ -193,20 +206,31 @@ static void pack_b(int tb, struct gen_chan B, int64_t ldb, int64_t k0, int64_t j
                 prefetch_chan(B, at + (2 * PF_ROWS + 1) * ldb, nc);
             }
             pair *dst = bp + p * NR;
-            for (int64_t c = 0; c < nc; c += NR, dst += kp * NR) /* a panel's columns c.. */
+            for (int64_t c = 0; c < nc; c += NR, dst += kp * NR) { /* a panel's columns c.. */
+                int v = 0;
+                if (B.h && has1) /* 32 columns of bf16 at a time */
+                    for (; v + 2 <= NR / 16 && nc - c - 16 * v >= 32; v += 2)
+                        pairs_32(B.h + at + c + 16 * v, ldb, dst + 16 * v);
 #pragma GCC unroll 3
-                for (int v = 0; v < NR / 16; v++) {
+                for (; v < NR / 16; v++) {
                     const int64_t w = nc - c - 16 * v;
-                    _mm512_storeu_si512(dst + 16 * v,
-                                        rows_pairs(B, at + c + 16 * v, ldb, w, has1 ? w : 0));
+                    _mm512_storeu_si512(dst + 16 * v, w <= 0 ? _mm512_setzero_si512()
+                                                             : rows_pairs(B, at + c + 16 * v, ldb,
+                                                                          w, has1 ? w : 0));
                 }
+            }
         }
         return;
     }
     /* stored N x K: a column's pairs are adjacent; 16 x 16 blocks, transposed */
     for (int64_t q = 0; q * NR < nc; q++, bp += kp * NR) {
         const int64_t cols = nc - q * NR < NR ? nc - q * NR : NR, j = j0 + q * NR;
-        for (int64_t c0 = 0; c0 < NR; c0 += 16)
+        for (int64_t c0 = 0; c0 < NR; c0 += 16) {
+            if (c0 >= cols) { /* zeros past column nc */
+                for (int64_t p = 0; p < kp; p++)
+                    _mm512_storeu_si512(bp + p * NR + c0, _mm512_setzero_si512());
+                continue;
+            }
             for (int64_t p0 = 0; p0 < kp; p0 += 16) {
                 const int64_t w = kc - 2 * p0;
                 __m512i r[16];
@@ -221,6 +245,7 @@ static void pack_b(int tb, struct gen_chan B, int64_t ldb, int64_t k0, int64_t j
                     _mm512_storeu_si512(bp + (p0 + p) * NR + c0, r[p]);
                 }
             }
+        }
     }
 }
 
