@@ -613,6 +613,46 @@ static void test_layernorm_b16(void **state) {
     free(x), free(gamma), free(beta), free(y), free(st), free(yb);
 }
 
+/* The vdpbf16ps table's softmax_fwd_b16 gives the AVX-512 table's
+ * softmax_fwd rounded to bf16 bit for bit, and softmax_grad_b16 what
+ * softmax_grad gives on the floats its bf16 y widens to, setting and
+ * adding (rows of 1 to 129 values, a causal row's -inf, a wide range); the
+ * fp32 tables have none. */
+static void test_softmax_b16(void **state) {
+    (void)state;
+    assert_null(gen_kernels_for("avx512")->softmax_fwd_b16);
+    assert_null(gen_kernels_for("scalar")->softmax_grad_b16);
+    const struct gen_kernels *k = gen_kernels_for("avx512bf16"), *ref = gen_kernels_for("avx512");
+    assert_true(k->softmax_fwd_b16 && k->softmax_grad_b16);
+    static const int64_t cols[] = {1, 15, 16, 17, 128, 129};
+    for (size_t c = 0; c < sizeof cols / sizeof cols[0]; c++) {
+        const int64_t rows = 3, n = rows * cols[c];
+        float *x = rnd(n, -30, 30, 930 + c), *dy = rnd(n, -2, 2, 940 + c);
+        if (cols[c] > 2) x[cols[c] - 1] = -INFINITY; /* row 0's last: masked */
+        float *y = malloc((size_t)n * sizeof *y), *yw = malloc((size_t)n * sizeof *yw);
+        float *dx = rnd(n, -1, 1, 950 + c), *dx2 = malloc((size_t)n * sizeof *dx2);
+        float *xs = malloc((size_t)n * sizeof *xs);
+        uint16_t *yb = malloc((size_t)n * sizeof *yb);
+        assert_true(y && yw && dx2 && xs && yb);
+        memcpy(xs, x, (size_t)n * sizeof *xs);
+        ref->softmax_fwd(rows, cols[c], x, y);
+        k->softmax_fwd_b16(rows, cols[c], xs, yb);
+        same_rounded(k->name, n, y, yb);
+        for (int64_t i = 0; i < n; i++) {
+            const uint32_t u = (uint32_t)yb[i] << 16;
+            memcpy(&yw[i], &u, sizeof u);
+        }
+        for (int add = 0; add < 2; add++) {
+            const enum gen_grad_mode mode = add ? GEN_GRAD_ADD : GEN_GRAD_SET;
+            memcpy(dx2, dx, (size_t)n * sizeof *dx2);
+            ref->softmax_grad(rows, cols[c], yw, dy, dx, mode);
+            k->softmax_grad_b16(rows, cols[c], yb, dy, dx2, mode);
+            assert_memory_equal(dx2, dx, (size_t)n * sizeof *dx);
+        }
+        free(x), free(dy), free(y), free(yw), free(dx), free(dx2), free(xs), free(yb);
+    }
+}
+
 /* ---- the precision in force ---------------------------------------------------- */
 
 static void test_select(void **state) {
@@ -1189,6 +1229,48 @@ static void test_norm_operand(void **state) {
     same_bits(norm_case_run, 4 * sizeof norm_geo / sizeof norm_geo[0], norm_held, 1 << 18);
 }
 
+/* Causal and full attention under --precision bf16, whose table keeps P
+ * as bf16 (softmax_fwd_b16), against fp32: y and qkv's gradient within
+ * bf16's rounding of their largest values (rows in blocks of 32, the last
+ * short; heads of 16). */
+static void test_attention_p16(void **state) {
+    (void)state;
+    const int64_t B = 2, T = 70, C = 32, NH = 2, n = B * T * 3 * C;
+    float *got[2][2];
+    for (int causal = 0; causal < 2; causal++) {
+        for (int prec = 0; prec < 2; prec++) {
+            assert_int_equal(
+                gen_kernels_set_precision(prec ? GEN_PRECISION_BF16 : GEN_PRECISION_FP32), 1);
+            struct gen_ctx g;
+            gen_ctx_init(&g);
+            struct gen_tensor *qkv = leaf(&g, 3, (int64_t[]){B, T, 3 * C}, 960);
+            for (int64_t i = 0; i < n; i++) qkv->data[i] *= 3.0f;
+            struct gen_tensor *y = gen_attention(&g, qkv, NH, causal);
+            got[prec][0] = malloc((size_t)(B * T * C + n) * sizeof(float));
+            got[prec][1] = malloc((size_t)n * sizeof(float));
+            assert_true(got[prec][0] && got[prec][1]);
+            const int64_t k = results(&g, y, (struct gen_tensor *const[]){y, qkv}, 2, 961,
+                                      got[prec][0], B * T * C + n);
+            assert_int_equal(k, B * T * C + n);
+            memcpy(got[prec][1], got[prec][0] + B * T * C, (size_t)n * sizeof(float));
+            gen_ctx_free(&g);
+        }
+        const int64_t len[2] = {B * T * C, n};
+        for (int j = 0; j < 2; j++) {
+            double big = 0, worst = 0;
+            for (int64_t i = 0; i < len[j]; i++) {
+                big = fmax(big, fabs(got[0][j][i]));
+                worst = fmax(worst, fabs((double)got[1][j][i] - got[0][j][i]));
+            }
+            fprintf(stderr, "  attention (causal %d) %s: largest difference %.3g of %.3g\n", causal,
+                    j ? "dqkv" : "y", worst, big);
+            assert_true(big > 0.1 && worst <= 0.02 * big);
+        }
+        for (int p = 0; p < 2; p++) free(got[p][0]), free(got[p][1]);
+    }
+    assert_int_equal(gen_kernels_set_precision(GEN_PRECISION_FP32), 1);
+}
+
 int main(int argc, char **argv) {
     if (!gen_kernels_for("avx512bf16")) {
         printf("test_bf16: skipped: this CPU or build has no AVX512-BF16 (%s)\n",
@@ -1217,7 +1299,8 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_operand),       cmocka_unit_test(test_upsample_operand),
         cmocka_unit_test(test_held),          cmocka_unit_test(test_qkv_operand),
         cmocka_unit_test(test_layernorm_b16), cmocka_unit_test(test_norm_operand),
-        cmocka_unit_test(test_chan),
+        cmocka_unit_test(test_chan),          cmocka_unit_test(test_softmax_b16),
+        cmocka_unit_test(test_attention_p16),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

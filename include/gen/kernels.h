@@ -416,6 +416,16 @@ struct gen_kernels {
     void (*gemm_chan)(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha,
                       struct gen_chan A, int64_t lda, struct gen_chan B, int64_t ldb, float beta,
                       const float *bias, float *C, int64_t ldc);
+
+    /* ---- appended: the softmax into bf16 and back, or NULL ----
+     * softmax_fwd with y rounded to bf16 (nearest, ties to even, as
+     * gen_bf16_pack rounds), x its scratch (left holding the rows'
+     * exponentials), and softmax_grad of a y held as bf16: the attention's
+     * probabilities, which its products read as bf16, kept for the
+     * backward in half the bytes. Set with the entries above. */
+    void (*softmax_fwd_b16)(int64_t rows, int64_t cols, float *x, uint16_t *y);
+    void (*softmax_grad_b16)(int64_t rows, int64_t cols, const uint16_t *y, const float *dy,
+                             float *dx, enum gen_grad_mode mode);
 };
 
 /* The table in force, chosen once by gen_kernels_init (called by

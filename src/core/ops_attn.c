@@ -15,7 +15,12 @@
  * straight into (accumulating) its columns of dqkv; tasks touch disjoint
  * columns, so the result does not depend on the thread count or on which
  * thread takes a task. The softmax probabilities P (B, NH, T, T) are kept in the
- * step arena for backward.
+ * step arena for backward: as floats, or, where the table's products
+ * round them to bf16 anyway (softmax_fwd_b16, the vdpbf16ps table), as
+ * that bf16, which o = P v then reads in place and dV = P^T dO packs,
+ * and from which the backward's softmax gradient takes P. The 8 MB a
+ * layer of the default Transformer that the forward wrote and the
+ * backward read back (past L2 and L3's share) are then 4.
  *
  * Causal attention skips the future it would mask. The rows run in
  * blocks of `rb` (attn_block); block [r0, r1) needs scores, probabilities
@@ -65,21 +70,55 @@ static void zero_future(float *row, int64_t t, int64_t w) {
     memset(row + t + 1, 0, (size_t)(w - t - 1) * sizeof(float));
 }
 
+/* Rows [r0, r0 + n) of p = softmax(s) (rows T apart; causal: row t over
+ * its t + 1 columns, then zeros up to w), into floats at pf or as bf16 at
+ * ph (softmax_fwd_b16, which takes s as its scratch). */
+static void probabilities(const struct gen_kernels *kt, int causal, int64_t n, int64_t T,
+                          int64_t r0, int64_t w, float *s, float *pf, uint16_t *ph) {
+    for (int64_t i = 0, t = r0; i < (causal ? n : 1); i++, t++) {
+        const int64_t rows = causal ? 1 : n, cols = causal ? t + 1 : T;
+        if (ph)
+            kt->softmax_fwd_b16(rows, cols, s + i * T, ph + i * T);
+        else
+            kt->softmax_fwd(rows, cols, s + i * T, pf + i * T);
+        if (causal && ph)
+            memset(ph + i * T + t + 1, 0, (size_t)(w - t - 1) * sizeof *ph);
+        else if (causal)
+            zero_future(pf + i * T, t, w);
+    }
+}
+
 struct attn_geo {
     int64_t B, T, C, NH, hd;
 };
 
+/* Rows [r0, r0 + n) of ds = softmax_grad(p, dp), as probabilities()
+ * lays them out (zeros up to w), p floats or held as bf16. */
+static void probability_grads(const struct gen_kernels *kt, int causal, int64_t n, int64_t T,
+                              int64_t r0, int64_t w, struct gen_chan p, const float *dp,
+                              float *ds) {
+    for (int64_t i = 0, t = r0; i < (causal ? n : 1); i++, t++) {
+        const int64_t rows = causal ? 1 : n, cols = causal ? t + 1 : T;
+        const struct gen_chan pi = gen_chan_at(p, i * T);
+        if (pi.h)
+            kt->softmax_grad_b16(rows, cols, pi.h, dp + i * T, ds + i * T, GEN_GRAD_SET);
+        else
+            kt->softmax_grad(rows, cols, pi.f, dp + i * T, ds + i * T, GEN_GRAD_SET);
+        if (causal) zero_future(ds + i * T, t, w);
+    }
+}
+
 /* Hints the rows of q, k and v of task bh (a batch and head), and those of
  * dy (rows of C) and of P when given, for the task to come. */
 static void prefetch_task(const struct attn_geo *a, const struct gen_tensor *qkv, const float *dy,
-                          const float *P, int64_t bh) {
+                          const void *P, int64_t p_bytes, int64_t bh) {
     if (bh >= a->B * a->NH) return;
     const int64_t b = bh / a->NH, h = bh % a->NH, T = a->T, C = a->C;
     const int64_t size = gen_value_bytes(qkv);
     const char *q = (const char *)qkv->data + (b * T * 3 * C + h * a->hd) * size;
     for (int i = 0; i < 3; i++) gen_prefetch_bytes(q + i * C * size, T, 3 * C * size, a->hd * size);
     if (dy) gen_prefetch_rows(dy + b * T * C + h * a->hd, T, C, a->hd);
-    if (P) gen_prefetch_rows(P + bh * T * T, 1, 0, T * T);
+    if (P) gen_prefetch_bytes((const char *)P + bh * T * T * p_bytes, 1, 0, T * T * p_bytes);
 }
 
 /* gen_share of the values of qkv from value `at` on, floats or held as
@@ -105,8 +144,12 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
     const int64_t T = a.T, hd = a.hd, C = a.C, C3 = 3 * a.C;
     const float scale = 1.0f / sqrtf((float)hd);
     struct gen_tensor *y = gen_tensor_3d(g, a.B, T, a.C);
-    float *P = gen_scratch_floats(g, a.B * NH * T * T); /* (B, NH, T, T), kept if recorded */
     const struct gen_kernels *kt = gen_kernels();
+    /* P (B, NH, T, T), kept if recorded: floats, or held as bf16 */
+    const int held = kt->softmax_fwd_b16 != NULL;
+    const int64_t np = a.B * NH * T * T;
+    float *P = gen_scratch_floats(g, held ? (np + 1) / 2 : np);
+    uint16_t *Ph = held ? (uint16_t *)(void *)P : NULL;
     const int64_t pk = gen_shared_floats(kt, hd, T), pv = gen_shared_floats(kt, T, hd);
     const int64_t tt = (T * T + 15) / 16 * 16, per = tt + pk + pv; /* s (T, T), k^T, v */
     float *scratch = gen_scratch_floats(g, gen_task_threads() * per);
@@ -116,30 +159,27 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
 #pragma omp parallel for schedule(dynamic, gen_task_chunk(a.B * NH))
     for (int64_t bh = 0; bh < a.B * NH; bh++) {
         const int64_t b = bh / NH, h = bh % NH;
-        float *s = scratch + gen_task_id() * per, *p = P + bh * T * T; /* (T, T) */
+        float *s = scratch + gen_task_id() * per, *p = held ? NULL : P + bh * T * T; /* (T, T) */
+        uint16_t *ph = held ? Ph + bh * T * T : NULL;
         float *buf = s + tt;
         const int64_t at = b * T * C3 + h * hd; /* q's first value; k and v C, 2 C on */
         const struct gen_shared_b kb = share_qkv(kt, GEN_TRANS, qkv, at + C, C3, hd, T, buf);
         const struct gen_shared_b vb =
             share_qkv(kt, GEN_NOTRANS, qkv, at + 2 * C, C3, T, hd, buf + pk);
-        prefetch_task(&a, qkv, NULL, NULL, bh + 1);
+        prefetch_task(&a, qkv, NULL, NULL, 0, bh + 1);
         for (int64_t r0 = 0; r0 < T; r0 += rb) {
             const int64_t n = T - r0 < rb ? T - r0 : rb, w = causal ? r0 + n : T;
-            float *sr = s + r0 * T, *pr = p + r0 * T;
+            float *sr = s + r0 * T;
+            const struct gen_chan pr = {held ? NULL : p + r0 * T, held ? ph + r0 * T : NULL};
             /* s = q k^T / sqrt(hd), then p = softmax(s) over each row's past */
             gen_shared_product_chan(kt, GEN_NOTRANS, n, w, hd, scale,
                                     gen_chan_at(gen_operand(qkv), at + r0 * C3), C3, &kb, 0, 0.0f,
                                     NULL, sr, T);
-            if (causal)
-                for (int64_t i = 0, t = r0; i < n; i++, t++) {
-                    kt->softmax_fwd(1, t + 1, sr + i * T, pr + i * T);
-                    zero_future(pr + i * T, t, w);
-                }
-            else
-                kt->softmax_fwd(n, T, sr, pr);
+            probabilities(kt, causal, n, T, r0, w, sr, held ? NULL : p + r0 * T,
+                          held ? ph + r0 * T : NULL);
             /* o = p v, into columns [h hd, (h+1) hd) of y's rows */
-            gen_shared_product(kt, GEN_NOTRANS, n, hd, w, 1.0f, pr, T, &vb, 0, 0.0f, NULL,
-                               y->data + (b * T + r0) * C + h * hd, C);
+            gen_shared_product_chan(kt, GEN_NOTRANS, n, hd, w, 1.0f, pr, T, &vb, 0, 0.0f, NULL,
+                                    y->data + (b * T + r0) * C + h * hd, C);
         }
     }
     gen_blas_serial_end(blas_threads);
@@ -147,6 +187,7 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
     if (node) {
         node->i[0] = NH;
         node->i[1] = causal;
+        node->i[2] = held;
         node->saved = P;
         gen_scratch_keep(g, P);
     }
@@ -163,7 +204,9 @@ GEN_BACKWARD(attention) {
     const struct attn_geo a = attn_geo(qkv, NH);
     const int64_t T = a.T, hd = a.hd, C = a.C, C3 = 3 * a.C;
     const float scale = 1.0f / sqrtf((float)hd);
-    const float *P = node->saved, *dy = node->out->grad;
+    const float *dy = node->out->grad;
+    const int held = (int)node->i[2]; /* P held as bf16 */
+    const int64_t p_bytes = held ? (int64_t)sizeof(uint16_t) : (int64_t)sizeof(float);
     enum gen_grad_mode mode;
     float *dqkv = gen_grad_dst(g, qkv, &mode);
     const float beta = gen_put_beta(mode);
@@ -178,7 +221,8 @@ GEN_BACKWARD(attention) {
     for (int64_t bh = 0; bh < a.B * NH; bh++) {
         const int64_t b = bh / NH, h = bh % NH;
         float *dp = scratch + gen_task_id() * per, *ds = dp + tt, *buf = ds + tt;
-        const float *p = P + bh * T * T;
+        const struct gen_chan p = {held ? NULL : (const float *)node->saved + bh * T * T,
+                                   held ? (const uint16_t *)node->saved + bh * T * T : NULL};
         const int64_t at = b * T * C3 + h * hd;    /* q's first value; k and v C, 2 C on */
         const float *dO = dy + b * T * C + h * hd; /* rows of C */
         float *dq = dqkv + at, *dk = dq + C, *dv = dq + 2 * C;
@@ -187,22 +231,16 @@ GEN_BACKWARD(attention) {
         const struct gen_shared_b qb =
             share_qkv(kt, GEN_NOTRANS, qkv, at, C3, T, hd, buf + pt + pc);
         const struct gen_shared_b ob = gen_share(kt, GEN_NOTRANS, dO, C, T, hd, buf + pt + 2 * pc);
-        prefetch_task(&a, qkv, dy, P, bh + 1);
+        prefetch_task(&a, qkv, dy, node->saved, p_bytes, bh + 1);
 
         for (int64_t r0 = 0; r0 < T; r0 += rb) { /* the rows' blocks: dS and dQ */
             const int64_t n = T - r0 < rb ? T - r0 : rb, w = causal ? r0 + n : T;
-            const float *pr = p + r0 * T;
+            const struct gen_chan pr = gen_chan_at(p, r0 * T);
             float *dpr = dp + r0 * T, *dsr = ds + r0 * T;
             /* dp = dO v^T */
             gen_shared_product(kt, GEN_NOTRANS, n, w, hd, 1.0f, dO + r0 * C, C, &vt, 0, 0.0f, NULL,
                                dpr, T);
-            if (causal)
-                for (int64_t i = 0, t = r0; i < n; i++, t++) {
-                    kt->softmax_grad(1, t + 1, pr + i * T, dpr + i * T, dsr + i * T, GEN_GRAD_SET);
-                    zero_future(dsr + i * T, t, w);
-                }
-            else
-                kt->softmax_grad(n, T, pr, dpr, dsr, GEN_GRAD_SET);
+            probability_grads(kt, causal, n, T, r0, w, pr, dpr, dsr);
             /* dq (+)= ds k / sqrt(hd) */
             gen_shared_product(kt, GEN_NOTRANS, n, hd, w, scale, dsr, T, &kb, 0, beta, NULL,
                                dq + r0 * C3, C3);
@@ -212,8 +250,8 @@ GEN_BACKWARD(attention) {
             /* dk (+)= ds^T q / sqrt(hd), dv (+)= p^T dO, over the rows i >= c0 */
             gen_shared_product(kt, GEN_TRANS, n, hd, T - i0, scale, ds + i0 * T + c0, T, &qb, i0,
                                beta, NULL, dk + c0 * C3, C3);
-            gen_shared_product(kt, GEN_TRANS, n, hd, T - i0, 1.0f, p + i0 * T + c0, T, &ob, i0,
-                               beta, NULL, dv + c0 * C3, C3);
+            gen_shared_product_chan(kt, GEN_TRANS, n, hd, T - i0, 1.0f, gen_chan_at(p, i0 * T + c0),
+                                    T, &ob, i0, beta, NULL, dv + c0 * C3, C3);
         }
     }
     gen_blas_serial_end(blas_threads);

@@ -766,4 +766,6 @@ void gen_kernels_amx_fill(struct gen_kernels *t) {
     t->gemm_bpacked_h = NULL;
     t->layernorm_fwd_b16 = NULL;
     t->gemm_chan = NULL;
+    t->softmax_fwd_b16 = NULL;
+    t->softmax_grad_b16 = NULL;
 }

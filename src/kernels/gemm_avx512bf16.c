@@ -1127,4 +1127,6 @@ void gen_kernels_avx512bf16_fill(struct gen_kernels *t) {
     t->gemm_bpacked_h = gemm_bpacked_h;
     t->layernorm_fwd_b16 = gen_layernorm_fwd_b16_avx512;
     t->gemm_chan = gemm_chan_threads;
+    t->softmax_fwd_b16 = gen_softmax_fwd_b16_avx512;
+    t->softmax_grad_b16 = gen_softmax_grad_b16_avx512;
 }

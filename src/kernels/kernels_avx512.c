@@ -100,6 +100,12 @@ SIMD_INLINE void st_bf16(uint16_t *p, vm m, int full, vf v) {
     else
         _mm256_mask_storeu_epi16(p, m, h);
 }
+/* p[0..16) as bf16 widened to floats, or its live lanes (dead ones 0) */
+SIMD_INLINE vf ld_bf16(const uint16_t *p, vm m, int full) {
+    const __m256i h = full ? _mm256_loadu_si256((const __m256i *)(const void *)p)
+                           : _mm256_maskz_loadu_epi16(m, p);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
 #endif
 /* dead lanes zeroed */
 SIMD_INLINE vf zm(vf v, vm m, int full) { return full ? v : _mm512_maskz_mov_ps(m, v); }

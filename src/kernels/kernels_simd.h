@@ -23,6 +23,7 @@
 #define LDO(p, fill) ldo((p), m_, f_, (fill))
 #define ST(p, v) st((p), m_, f_, (v))
 #define ST_BF16(p, v) st_bf16((p), m_, f_, (v)) /* rounded to bf16, where GEN_SIMD_BF16_STORE */
+#define LD_BF16(p)    ld_bf16((p), m_, f_)      /* bf16 widened, likewise */
 #define ZM(v) zm((v), m_, f_)
 #define VLOOP(lo, hi, BODY)                                                  \
     do {                                                                     \
@@ -362,16 +363,22 @@ static void softmax_fwd(int64_t rows, int64_t cols, const float *x, float *y) {
     });
 }
 
+/* softmax_grad's rows, y read by LDY (LD, or LD_BF16 for y held as bf16) */
+#define SOFTMAX_GRAD(LDY)                                                                          \
+    GEN_KFOR(GEN_KPAR_ROWS(rows, rows *cols), r, rows, {                                           \
+        const float *dyr = dy + r * cols;                                                          \
+        float *dxr = dx + r * cols;                                                                \
+        vd2 acc = vd2_zero();                                                                      \
+        VLOOP(0, cols, acc = vd2_add(acc, vf_mul(LD(dyr + i), LDY(y + r * cols + i))));            \
+        const vf dot = vf_set1((float)vd2_hsum(acc));                                              \
+        VLOOP(                                                                                     \
+            0, cols,                                                                               \
+            ST(dxr + i, vf_fmadd(LDY(y + r * cols + i), vf_sub(LD(dyr + i), dot), GB(dxr + i))));  \
+    })
+
 static void softmax_grad(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx,
                          enum gen_grad_mode mode) {
-    GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, {
-        const float *yr = y + r * cols, *dyr = dy + r * cols;
-        float *dxr = dx + r * cols;
-        vd2 acc = vd2_zero();
-        VLOOP(0, cols, acc = vd2_add(acc, vf_mul(LD(dyr + i), LD(yr + i))));
-        const vf dot = vf_set1((float)vd2_hsum(acc));
-        VLOOP(0, cols, ST(dxr + i, vf_fmadd(LD(yr + i), vf_sub(LD(dyr + i), dot), GB(dxr + i))));
-    });
+    SOFTMAX_GRAD(LD);
 }
 
 static void log_softmax_fwd(int64_t rows, int64_t cols, const float *x, float *y) {
@@ -1128,6 +1135,22 @@ void gen_layernorm_fwd_b16_avx512(int64_t rows, int64_t cols, const float *x, co
                                   const float *beta, float eps, uint16_t *y, float *mean,
                                   float *rstd) {
     ln_fwd_to(rows, cols, x, gamma, beta, eps, NULL, y, mean, rstd);
+}
+
+/* softmax_fwd_b16 and softmax_grad_b16 of the bf16 table, likewise. */
+void gen_softmax_fwd_b16_avx512(int64_t rows, int64_t cols, float *x, uint16_t *y) {
+    GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, {
+        float *xr = x + r * cols;
+        uint16_t *yr = y + r * cols;
+        const double s = exp_shift(cols, xr, row_max(cols, xr), xr);
+        const vf inv = vf_set1((float)(1.0 / s));
+        VLOOP(0, cols, ST_BF16(yr + i, vf_mul(LD(xr + i), inv)));
+    });
+}
+
+void gen_softmax_grad_b16_avx512(int64_t rows, int64_t cols, const uint16_t *y, const float *dy,
+                                 float *dx, enum gen_grad_mode mode) {
+    SOFTMAX_GRAD(LD_BF16);
 }
 
 /* groupnorm_silu_fwd_b16 of the bf16 table (gen_kernels_avx512bf16_fill):
