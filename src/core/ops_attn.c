@@ -169,17 +169,16 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
         prefetch_task(&a, qkv, NULL, NULL, 0, bh + 1);
         for (int64_t r0 = 0; r0 < T; r0 += rb) {
             const int64_t n = T - r0 < rb ? T - r0 : rb, w = causal ? r0 + n : T;
-            float *sr = s + r0 * T;
-            const struct gen_chan pr = {held ? NULL : p + r0 * T, held ? ph + r0 * T : NULL};
+            float *sr = s + r0 * T, *pf = p ? p + r0 * T : NULL;
+            uint16_t *phr = ph ? ph + r0 * T : NULL;
             /* s = q k^T / sqrt(hd), then p = softmax(s) over each row's past */
             gen_shared_product_chan(kt, GEN_NOTRANS, n, w, hd, scale,
                                     gen_chan_at(gen_operand(qkv), at + r0 * C3), C3, &kb, 0, 0.0f,
                                     NULL, sr, T);
-            probabilities(kt, causal, n, T, r0, w, sr, held ? NULL : p + r0 * T,
-                          held ? ph + r0 * T : NULL);
+            probabilities(kt, causal, n, T, r0, w, sr, pf, phr);
             /* o = p v, into columns [h hd, (h+1) hd) of y's rows */
-            gen_shared_product_chan(kt, GEN_NOTRANS, n, hd, w, 1.0f, pr, T, &vb, 0, 0.0f, NULL,
-                                    y->data + (b * T + r0) * C + h * hd, C);
+            gen_shared_product_chan(kt, GEN_NOTRANS, n, hd, w, 1.0f, (struct gen_chan){pf, phr}, T,
+                                    &vb, 0, 0.0f, NULL, y->data + (b * T + r0) * C + h * hd, C);
         }
     }
     gen_blas_serial_end(blas_threads);

@@ -363,9 +363,10 @@ static void softmax_fwd(int64_t rows, int64_t cols, const float *x, float *y) {
     });
 }
 
-/* softmax_grad's rows, y read by LDY (LD, or LD_BF16 for y held as bf16) */
-#define SOFTMAX_GRAD(LDY)                                                                          \
-    GEN_KFOR(GEN_KPAR_ROWS(rows, rows *cols), r, rows, {                                           \
+/* Row r of softmax_grad, y read by LDY (LD, or LD_BF16 for a y held as
+ * bf16). */
+#define SOFTMAX_GRAD_ROW(LDY)                                                                      \
+    do {                                                                                           \
         const float *dyr = dy + r * cols;                                                          \
         float *dxr = dx + r * cols;                                                                \
         vd2 acc = vd2_zero();                                                                      \
@@ -374,11 +375,11 @@ static void softmax_fwd(int64_t rows, int64_t cols, const float *x, float *y) {
         VLOOP(                                                                                     \
             0, cols,                                                                               \
             ST(dxr + i, vf_fmadd(LDY(y + r * cols + i), vf_sub(LD(dyr + i), dot), GB(dxr + i))));  \
-    })
+    } while (0)
 
 static void softmax_grad(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx,
                          enum gen_grad_mode mode) {
-    SOFTMAX_GRAD(LD);
+    GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, SOFTMAX_GRAD_ROW(LD));
 }
 
 static void log_softmax_fwd(int64_t rows, int64_t cols, const float *x, float *y) {
@@ -1150,7 +1151,7 @@ void gen_softmax_fwd_b16_avx512(int64_t rows, int64_t cols, float *x, uint16_t *
 
 void gen_softmax_grad_b16_avx512(int64_t rows, int64_t cols, const uint16_t *y, const float *dy,
                                  float *dx, enum gen_grad_mode mode) {
-    SOFTMAX_GRAD(LD_BF16);
+    GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, SOFTMAX_GRAD_ROW(LD_BF16));
 }
 
 /* groupnorm_silu_fwd_b16 of the bf16 table (gen_kernels_avx512bf16_fill):
