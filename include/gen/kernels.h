@@ -420,12 +420,13 @@ struct gen_kernels {
     /* ---- appended: the softmax into bf16 and back, or NULL ----
      * softmax_fwd with y rounded to bf16 (nearest, ties to even, as
      * gen_bf16_pack rounds), x its scratch (left holding the rows'
-     * exponentials), and softmax_grad of a y held as bf16: the attention's
-     * probabilities, which its products read as bf16, kept for the
-     * backward in half the bytes. Set with the entries above. */
+     * exponentials), and softmax_grad (GEN_GRAD_SET) of a y held as bf16,
+     * dx rounded likewise: the attention's probabilities and their
+     * gradient, which its products read as bf16, P kept for the backward
+     * in half the bytes. Set with the entries above. */
     void (*softmax_fwd_b16)(int64_t rows, int64_t cols, float *x, uint16_t *y);
     void (*softmax_grad_b16)(int64_t rows, int64_t cols, const uint16_t *y, const float *dy,
-                             float *dx, enum gen_grad_mode mode);
+                             uint16_t *dx);
 };
 
 /* The table in force, chosen once by gen_kernels_init (called by

@@ -18,9 +18,10 @@
  * step arena for backward: as floats, or, where the table's products
  * round them to bf16 anyway (softmax_fwd_b16, the vdpbf16ps table), as
  * that bf16, which o = P v then reads in place and dV = P^T dO packs,
- * and from which the backward's softmax gradient takes P. The 8 MB a
- * layer of the default Transformer that the forward wrote and the
- * backward read back (past L2 and L3's share) are then 4.
+ * and from which the backward's softmax gradient takes P, writing dS as
+ * the bf16 its products round it to (dQ's reads it in place, dK's packs
+ * it). The 8 MB a layer of the default Transformer that the forward
+ * wrote and the backward read back (past L2 and L3's share) are then 4.
  *
  * Causal attention skips the future it would mask. The rows run in
  * blocks of `rb` (attn_block); block [r0, r1) needs scores, probabilities
@@ -93,18 +94,22 @@ struct attn_geo {
 };
 
 /* Rows [r0, r0 + n) of ds = softmax_grad(p, dp), as probabilities()
- * lays them out (zeros up to w), p floats or held as bf16. */
+ * lays them out (zeros up to w): from p as floats into floats at ds, or
+ * from p held as bf16 into bf16 at dsh (what dS's products round it to). */
 static void probability_grads(const struct gen_kernels *kt, int causal, int64_t n, int64_t T,
-                              int64_t r0, int64_t w, struct gen_chan p, const float *dp,
-                              float *ds) {
+                              int64_t r0, int64_t w, struct gen_chan p, const float *dp, float *ds,
+                              uint16_t *dsh) {
     for (int64_t i = 0, t = r0; i < (causal ? n : 1); i++, t++) {
         const int64_t rows = causal ? 1 : n, cols = causal ? t + 1 : T;
         const struct gen_chan pi = gen_chan_at(p, i * T);
         if (pi.h)
-            kt->softmax_grad_b16(rows, cols, pi.h, dp + i * T, ds + i * T, GEN_GRAD_SET);
+            kt->softmax_grad_b16(rows, cols, pi.h, dp + i * T, dsh + i * T);
         else
             kt->softmax_grad(rows, cols, pi.f, dp + i * T, ds + i * T, GEN_GRAD_SET);
-        if (causal) zero_future(ds + i * T, t, w);
+        if (causal && pi.h)
+            memset(dsh + i * T + t + 1, 0, (size_t)(w - t - 1) * sizeof *dsh);
+        else if (causal)
+            zero_future(ds + i * T, t, w);
     }
 }
 
@@ -219,7 +224,10 @@ GEN_BACKWARD(attention) {
 #pragma omp parallel for schedule(dynamic, gen_task_chunk(a.B * NH))
     for (int64_t bh = 0; bh < a.B * NH; bh++) {
         const int64_t b = bh / NH, h = bh % NH;
-        float *dp = scratch + gen_task_id() * per, *ds = dp + tt, *buf = ds + tt;
+        float *dp = scratch + gen_task_id() * per, *buf = dp + 2 * tt;
+        /* ds (T, T): floats, or bf16 where P is */
+        float *ds = held ? NULL : dp + tt;
+        uint16_t *dsh = held ? (uint16_t *)(void *)(dp + tt) : NULL;
         const struct gen_chan p = {held ? NULL : (const float *)node->saved + bh * T * T,
                                    held ? (const uint16_t *)node->saved + bh * T * T : NULL};
         const int64_t at = b * T * C3 + h * hd;    /* q's first value; k and v C, 2 C on */
@@ -235,20 +243,23 @@ GEN_BACKWARD(attention) {
         for (int64_t r0 = 0; r0 < T; r0 += rb) { /* the rows' blocks: dS and dQ */
             const int64_t n = T - r0 < rb ? T - r0 : rb, w = causal ? r0 + n : T;
             const struct gen_chan pr = gen_chan_at(p, r0 * T);
-            float *dpr = dp + r0 * T, *dsr = ds + r0 * T;
+            float *dpr = dp + r0 * T, *dsr = ds ? ds + r0 * T : NULL;
+            uint16_t *dshr = dsh ? dsh + r0 * T : NULL;
             /* dp = dO v^T */
             gen_shared_product(kt, GEN_NOTRANS, n, w, hd, 1.0f, dO + r0 * C, C, &vt, 0, 0.0f, NULL,
                                dpr, T);
-            probability_grads(kt, causal, n, T, r0, w, pr, dpr, dsr);
+            probability_grads(kt, causal, n, T, r0, w, pr, dpr, dsr, dshr);
             /* dq (+)= ds k / sqrt(hd) */
-            gen_shared_product(kt, GEN_NOTRANS, n, hd, w, scale, dsr, T, &kb, 0, beta, NULL,
-                               dq + r0 * C3, C3);
+            gen_shared_product_chan(kt, GEN_NOTRANS, n, hd, w, scale, (struct gen_chan){dsr, dshr},
+                                    T, &kb, 0, beta, NULL, dq + r0 * C3, C3);
         }
         for (int64_t c0 = 0; c0 < T; c0 += rb) { /* the columns' blocks: dK and dV */
             const int64_t n = T - c0 < rb ? T - c0 : rb, i0 = causal ? c0 : 0;
             /* dk (+)= ds^T q / sqrt(hd), dv (+)= p^T dO, over the rows i >= c0 */
-            gen_shared_product(kt, GEN_TRANS, n, hd, T - i0, scale, ds + i0 * T + c0, T, &qb, i0,
-                               beta, NULL, dk + c0 * C3, C3);
+            const struct gen_chan dsc = {ds, dsh};
+            gen_shared_product_chan(kt, GEN_TRANS, n, hd, T - i0, scale,
+                                    gen_chan_at(dsc, i0 * T + c0), T, &qb, i0, beta, NULL,
+                                    dk + c0 * C3, C3);
             gen_shared_product_chan(kt, GEN_TRANS, n, hd, T - i0, 1.0f, gen_chan_at(p, i0 * T + c0),
                                     T, &ob, i0, beta, NULL, dv + c0 * C3, C3);
         }

@@ -658,7 +658,7 @@ void gen_layernorm_fwd_b16_avx512(int64_t rows, int64_t cols, const float *x, co
 /* ... and its softmax into bf16 and from it (softmax_fwd_b16, softmax_grad_b16). */
 void gen_softmax_fwd_b16_avx512(int64_t rows, int64_t cols, float *x, uint16_t *y);
 void gen_softmax_grad_b16_avx512(int64_t rows, int64_t cols, const uint16_t *y, const float *dy,
-                                 float *dx, enum gen_grad_mode mode);
+                                 uint16_t *dx);
 /* The inputs of the bf16 convolutions on the wide grid (gemm_avx512bf16.c),
  * which the AMX ones read too: the m images' channel pairs as planes of
  * pairs (image i's pair q at xw + (i ceil(C / 2) + q) plane), or their

@@ -363,23 +363,24 @@ static void softmax_fwd(int64_t rows, int64_t cols, const float *x, float *y) {
     });
 }
 
-/* Row r of softmax_grad, y read by LDY (LD, or LD_BF16 for a y held as
- * bf16). */
-#define SOFTMAX_GRAD_ROW(LDY)                                                                      \
+/* Row r of softmax_grad: y read by LDY (LD, or LD_BF16 for a y held as
+ * bf16), dx written by STORE (ST, or ST_BF16) with ADD(dx) added (GB, or
+ * ZERO: dx set). */
+#define ZERO(p) vf_set1(0.0f)
+#define SOFTMAX_GRAD_ROW(LDY, STORE, ADD)                                                          \
     do {                                                                                           \
-        const float *dyr = dy + r * cols;                                                          \
-        float *dxr = dx + r * cols;                                                                \
+        const int64_t at = r * cols;                                                               \
         vd2 acc = vd2_zero();                                                                      \
-        VLOOP(0, cols, acc = vd2_add(acc, vf_mul(LD(dyr + i), LDY(y + r * cols + i))));            \
+        VLOOP(0, cols, acc = vd2_add(acc, vf_mul(LD(dy + at + i), LDY(y + at + i))));              \
         const vf dot = vf_set1((float)vd2_hsum(acc));                                              \
-        VLOOP(                                                                                     \
-            0, cols,                                                                               \
-            ST(dxr + i, vf_fmadd(LDY(y + r * cols + i), vf_sub(LD(dyr + i), dot), GB(dxr + i))));  \
+        VLOOP(0, cols,                                                                             \
+              STORE(dx + at + i,                                                                   \
+                    vf_fmadd(LDY(y + at + i), vf_sub(LD(dy + at + i), dot), ADD(dx + at + i))));   \
     } while (0)
 
 static void softmax_grad(int64_t rows, int64_t cols, const float *y, const float *dy, float *dx,
                          enum gen_grad_mode mode) {
-    GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, SOFTMAX_GRAD_ROW(LD));
+    GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, SOFTMAX_GRAD_ROW(LD, ST, GB));
 }
 
 static void log_softmax_fwd(int64_t rows, int64_t cols, const float *x, float *y) {
@@ -1150,8 +1151,8 @@ void gen_softmax_fwd_b16_avx512(int64_t rows, int64_t cols, float *x, uint16_t *
 }
 
 void gen_softmax_grad_b16_avx512(int64_t rows, int64_t cols, const uint16_t *y, const float *dy,
-                                 float *dx, enum gen_grad_mode mode) {
-    GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, SOFTMAX_GRAD_ROW(LD_BF16));
+                                 uint16_t *dx) {
+    GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, SOFTMAX_GRAD_ROW(LD_BF16, ST_BF16, ZERO));
 }
 
 /* groupnorm_silu_fwd_b16 of the bf16 table (gen_kernels_avx512bf16_fill):
