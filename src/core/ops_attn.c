@@ -65,10 +65,10 @@ static int64_t attn_block(int64_t T, int causal) {
     return !causal || T <= 32 ? T : rb < 32 ? 32 : rb;
 }
 
-/* Zeros in row t's columns t + 1 .. w - 1: the future its block's
- * products read. */
-static void zero_future(float *row, int64_t t, int64_t w) {
-    memset(row + t + 1, 0, (size_t)(w - t - 1) * sizeof(float));
+/* Zeros in row t's columns t + 1 .. w - 1 (values of `size` bytes: floats,
+ * or bf16): the future its block's products read. */
+static void zero_future(void *row, size_t size, int64_t t, int64_t w) {
+    memset((char *)row + (size_t)(t + 1) * size, 0, (size_t)(w - t - 1) * size);
 }
 
 /* Rows [r0, r0 + n) of p = softmax(s) (rows T apart; causal: row t over
@@ -83,9 +83,9 @@ static void probabilities(const struct gen_kernels *kt, int causal, int64_t n, i
         else
             kt->softmax_fwd(rows, cols, s + i * T, pf + i * T);
         if (causal && ph)
-            memset(ph + i * T + t + 1, 0, (size_t)(w - t - 1) * sizeof *ph);
+            zero_future(ph + i * T, sizeof *ph, t, w);
         else if (causal)
-            zero_future(pf + i * T, t, w);
+            zero_future(pf + i * T, sizeof *pf, t, w);
     }
 }
 
@@ -107,9 +107,9 @@ static void probability_grads(const struct gen_kernels *kt, int causal, int64_t 
         else
             kt->softmax_grad(rows, cols, pi.f, dp + i * T, ds + i * T, GEN_GRAD_SET);
         if (causal && pi.h)
-            memset(dsh + i * T + t + 1, 0, (size_t)(w - t - 1) * sizeof *dsh);
+            zero_future(dsh + i * T, sizeof *dsh, t, w);
         else if (causal)
-            zero_future(ds + i * T, t, w);
+            zero_future(ds + i * T, sizeof *ds, t, w);
     }
 }
 
@@ -228,6 +228,7 @@ GEN_BACKWARD(attention) {
         /* ds (T, T): floats, or bf16 where P is */
         float *ds = held ? NULL : dp + tt;
         uint16_t *dsh = held ? (uint16_t *)(void *)(dp + tt) : NULL;
+        const struct gen_chan dsc = {ds, dsh};
         const struct gen_chan p = {held ? NULL : (const float *)node->saved + bh * T * T,
                                    held ? (const uint16_t *)node->saved + bh * T * T : NULL};
         const int64_t at = b * T * C3 + h * hd;    /* q's first value; k and v C, 2 C on */
@@ -256,7 +257,6 @@ GEN_BACKWARD(attention) {
         for (int64_t c0 = 0; c0 < T; c0 += rb) { /* the columns' blocks: dK and dV */
             const int64_t n = T - c0 < rb ? T - c0 : rb, i0 = causal ? c0 : 0;
             /* dk (+)= ds^T q / sqrt(hd), dv (+)= p^T dO, over the rows i >= c0 */
-            const struct gen_chan dsc = {ds, dsh};
             gen_shared_product_chan(kt, GEN_TRANS, n, hd, T - i0, scale,
                                     gen_chan_at(dsc, i0 * T + c0), T, &qb, i0, beta, NULL,
                                     dk + c0 * C3, C3);

@@ -491,8 +491,9 @@ static void conv_backward(struct gen_ctx *g, struct gen_tensor *x, struct gen_te
     const struct gen_kernels *kt = gen_kernels();
     /* x's values for the weight gradient: as bf16 where the table takes
      * them so, else widened from bf16 (xf: for the chunks below too) */
-    const uint16_t *xh = gen_operand(x).h;
-    const float *xf = gen_operand(x).f;
+    const struct gen_chan xo = gen_operand(x);
+    const uint16_t *xh = xo.h;
+    const float *xf = xo.f;
     if (dw && xh && implicit_weight_grad(g, kt, &c, NULL, xh, dy, dw, dw_mode, &db)) dw = NULL;
     if (dw && !xf) xf = widen_operand(g, xh, c.N * c.img);
     if (dw && implicit_weight_grad(g, kt, &c, xf, NULL, dy, dw, dw_mode, &db)) dw = NULL;

@@ -252,11 +252,14 @@ static void leaky_relu_grad(int64_t n, float slope, const float *x, const float 
  * vector operations than sigmoid's e^-|t| and its select, which GELU
  * needs for no accuracy (e^-t overflowing to inf gives s = 0: the tail's
  * -0). gelu_fwd and gelu_both give the same bits of it. */
+SIMD_INLINE vf vgelu_e(vf v, vf v2) { /* e^-t of v, v2 = v v (the scalar table's gelu_e) */
+    const vf c0 = vf_set1(-2.0f * GEN_GELU_K0), c1 = vf_set1(-2.0f * GEN_GELU_K0 * GEN_GELU_K1);
+    return vexp(vf_mul(v, vf_fmadd(c1, v2, c0)));
+}
+
 static void gelu_fwd(int64_t n, const float *x, float *y) {
-    const vf one = vf_set1(1.0f), c0 = vf_set1(-2.0f * GEN_GELU_K0),
-             c1 = vf_set1(-2.0f * GEN_GELU_K0 * GEN_GELU_K1);
-    ELEMENTWISE(n, const vf v = LD(x + i);
-                const vf e = vexp(vf_mul(v, vf_fmadd(c1, vf_mul(v, v), c0)));
+    const vf one = vf_set1(1.0f);
+    ELEMENTWISE(n, const vf v = LD(x + i); const vf e = vgelu_e(v, vf_mul(v, v));
                 ST(y + i, vf_mul(v, vf_div(one, vf_add(one, e)))));
 }
 
@@ -269,11 +272,9 @@ static void gelu_grad(int64_t n, const float *x, const float *dy, float *dx,
  * held to 1 where e is inf (inf times 0: NaN; vf_min gives its second
  * operand for a NaN). */
 static void gelu_both(int64_t n, const float *x, const float *dy, float *y, float *dx) {
-    const vf one = vf_set1(1.0f), c0 = vf_set1(-2.0f * GEN_GELU_K0),
-             c1 = vf_set1(-2.0f * GEN_GELU_K0 * GEN_GELU_K1), k0 = vf_set1(2.0f * GEN_GELU_K0),
+    const vf one = vf_set1(1.0f), k0 = vf_set1(2.0f * GEN_GELU_K0),
              k1 = vf_set1(6.0f * GEN_GELU_K0 * GEN_GELU_K1);
-    ELEMENTWISE(n, const vf v = LD(x + i); const vf v2 = vf_mul(v, v);
-                const vf e = vexp(vf_mul(v, vf_fmadd(c1, v2, c0)));
+    ELEMENTWISE(n, const vf v = LD(x + i); const vf v2 = vf_mul(v, v); const vf e = vgelu_e(v, v2);
                 const vf s = vf_div(one, vf_add(one, e));
                 const vf ds = vf_mul(vf_min(vf_mul(e, s), one), s);
                 const vf du = vf_fmadd(k1, v2, k0); /* 2 du/dx */
@@ -353,20 +354,24 @@ static double exp_shift(int64_t cols, const float *x, float mx, float *y) {
     return vd2_hsum(acc);
 }
 
+/* Row r of softmax_fwd: the exponentials into E's row, then y's row
+ * written by STORE (ST, or ST_BF16 where the ISA file has it). */
+#define SOFTMAX_ROW(E, STORE)                                                                      \
+    do {                                                                                           \
+        const int64_t at = r * cols;                                                               \
+        const double s = exp_shift(cols, x + at, row_max(cols, x + at), (E) + at);                 \
+        const vf inv = vf_set1((float)(1.0 / s));                                                  \
+        VLOOP(0, cols, STORE(y + at + i, vf_mul(LD((E) + at + i), inv)));                          \
+    } while (0)
+
 static void softmax_fwd(int64_t rows, int64_t cols, const float *x, float *y) {
-    GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, {
-        const float *xr = x + r * cols;
-        float *yr = y + r * cols;
-        const double s = exp_shift(cols, xr, row_max(cols, xr), yr);
-        const vf inv = vf_set1((float)(1.0 / s));
-        VLOOP(0, cols, ST(yr + i, vf_mul(LD(yr + i), inv)));
-    });
+    GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, SOFTMAX_ROW(y, ST));
 }
 
 /* Row r of softmax_grad: y read by LDY (LD, or LD_BF16 for a y held as
  * bf16), dx written by STORE (ST, or ST_BF16) with ADD(dx) added (GB, or
- * ZERO: dx set). */
-#define ZERO(p) vf_set1(0.0f)
+ * GB_SET: dx set). */
+#define GB_SET(p) vf_set1(0.0f)
 #define SOFTMAX_GRAD_ROW(LDY, STORE, ADD)                                                          \
     do {                                                                                           \
         const int64_t at = r * cols;                                                               \
@@ -1141,18 +1146,12 @@ void gen_layernorm_fwd_b16_avx512(int64_t rows, int64_t cols, const float *x, co
 
 /* softmax_fwd_b16 and softmax_grad_b16 of the bf16 table, likewise. */
 void gen_softmax_fwd_b16_avx512(int64_t rows, int64_t cols, float *x, uint16_t *y) {
-    GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, {
-        float *xr = x + r * cols;
-        uint16_t *yr = y + r * cols;
-        const double s = exp_shift(cols, xr, row_max(cols, xr), xr);
-        const vf inv = vf_set1((float)(1.0 / s));
-        VLOOP(0, cols, ST_BF16(yr + i, vf_mul(LD(xr + i), inv)));
-    });
+    GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, SOFTMAX_ROW(x, ST_BF16));
 }
 
 void gen_softmax_grad_b16_avx512(int64_t rows, int64_t cols, const uint16_t *y, const float *dy,
                                  uint16_t *dx) {
-    GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, SOFTMAX_GRAD_ROW(LD_BF16, ST_BF16, ZERO));
+    GEN_KFOR(GEN_KPAR_ROWS(rows, rows * cols), r, rows, SOFTMAX_GRAD_ROW(LD_BF16, ST_BF16, GB_SET));
 }
 
 /* groupnorm_silu_fwd_b16 of the bf16 table (gen_kernels_avx512bf16_fill):
