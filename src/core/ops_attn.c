@@ -71,21 +71,18 @@ static void zero_future(void *row, size_t size, int64_t t, int64_t w) {
     memset((char *)row + (size_t)(t + 1) * size, 0, (size_t)(w - t - 1) * size);
 }
 
-/* Rows [r0, r0 + n) of p = softmax(s) (rows T apart; causal: row t over
- * its t + 1 columns, then zeros up to w), into floats at pf or as bf16 at
- * ph (softmax_fwd_b16, which takes s as its scratch). */
+/* Rows [r0, r0 + n) of a task's p = softmax(s) (s, p: the task's (T, T);
+ * causal: row t over its t + 1 columns, then zeros up to w), into floats
+ * at p or as bf16 at ph (softmax_fwd_b16, which takes s as its scratch). */
 static void probabilities(const struct gen_kernels *kt, int causal, int64_t n, int64_t T,
-                          int64_t r0, int64_t w, float *s, float *pf, uint16_t *ph) {
+                          int64_t r0, int64_t w, float *s, float *p, uint16_t *ph) {
     for (int64_t i = 0, t = r0; i < (causal ? n : 1); i++, t++) {
-        const int64_t rows = causal ? 1 : n, cols = causal ? t + 1 : T;
+        const int64_t rows = causal ? 1 : n, cols = causal ? t + 1 : T, at = t * T;
         if (ph)
-            kt->softmax_fwd_b16(rows, cols, s + i * T, ph + i * T);
+            kt->softmax_fwd_b16(rows, cols, s + at, ph + at);
         else
-            kt->softmax_fwd(rows, cols, s + i * T, pf + i * T);
-        if (causal && ph)
-            zero_future(ph + i * T, sizeof *ph, t, w);
-        else if (causal)
-            zero_future(pf + i * T, sizeof *pf, t, w);
+            kt->softmax_fwd(rows, cols, s + at, p + at);
+        if (causal) zero_future(ph ? (void *)(ph + at) : p + at, ph ? sizeof *ph : sizeof *p, t, w);
     }
 }
 
@@ -93,23 +90,21 @@ struct attn_geo {
     int64_t B, T, C, NH, hd;
 };
 
-/* Rows [r0, r0 + n) of ds = softmax_grad(p, dp), as probabilities()
- * lays them out (zeros up to w): from p as floats into floats at ds, or
- * from p held as bf16 into bf16 at dsh (what dS's products round it to). */
+/* Rows [r0, r0 + n) of a task's ds = softmax_grad(p, dp), as
+ * probabilities() lays them out (zeros up to w): from p as floats into
+ * floats at ds, or from p held as bf16 into bf16 at dsh (what dS's
+ * products round it to). */
 static void probability_grads(const struct gen_kernels *kt, int causal, int64_t n, int64_t T,
                               int64_t r0, int64_t w, struct gen_chan p, const float *dp, float *ds,
                               uint16_t *dsh) {
     for (int64_t i = 0, t = r0; i < (causal ? n : 1); i++, t++) {
-        const int64_t rows = causal ? 1 : n, cols = causal ? t + 1 : T;
-        const struct gen_chan pi = gen_chan_at(p, i * T);
-        if (pi.h)
-            kt->softmax_grad_b16(rows, cols, pi.h, dp + i * T, dsh + i * T);
+        const int64_t rows = causal ? 1 : n, cols = causal ? t + 1 : T, at = t * T;
+        if (p.h)
+            kt->softmax_grad_b16(rows, cols, p.h + at, dp + at, dsh + at);
         else
-            kt->softmax_grad(rows, cols, pi.f, dp + i * T, ds + i * T, GEN_GRAD_SET);
-        if (causal && pi.h)
-            zero_future(dsh + i * T, sizeof *dsh, t, w);
-        else if (causal)
-            zero_future(ds + i * T, sizeof *ds, t, w);
+            kt->softmax_grad(rows, cols, p.f + at, dp + at, ds + at, GEN_GRAD_SET);
+        if (causal)
+            zero_future(p.h ? (void *)(dsh + at) : ds + at, p.h ? sizeof *dsh : sizeof *ds, t, w);
     }
 }
 
@@ -166,6 +161,7 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
         const int64_t b = bh / NH, h = bh % NH;
         float *s = scratch + gen_task_id() * per, *p = held ? NULL : P + bh * T * T; /* (T, T) */
         uint16_t *ph = held ? Ph + bh * T * T : NULL;
+        const struct gen_chan pch = {p, ph};
         float *buf = s + tt;
         const int64_t at = b * T * C3 + h * hd; /* q's first value; k and v C, 2 C on */
         const struct gen_shared_b kb = share_qkv(kt, GEN_TRANS, qkv, at + C, C3, hd, T, buf);
@@ -174,15 +170,13 @@ struct gen_tensor *gen_attention(struct gen_ctx *g, struct gen_tensor *qkv, int6
         prefetch_task(&a, qkv, NULL, NULL, 0, bh + 1);
         for (int64_t r0 = 0; r0 < T; r0 += rb) {
             const int64_t n = T - r0 < rb ? T - r0 : rb, w = causal ? r0 + n : T;
-            float *sr = s + r0 * T, *pf = p ? p + r0 * T : NULL;
-            uint16_t *phr = ph ? ph + r0 * T : NULL;
             /* s = q k^T / sqrt(hd), then p = softmax(s) over each row's past */
             gen_shared_product_chan(kt, GEN_NOTRANS, n, w, hd, scale,
                                     gen_chan_at(gen_operand(qkv), at + r0 * C3), C3, &kb, 0, 0.0f,
-                                    NULL, sr, T);
-            probabilities(kt, causal, n, T, r0, w, sr, pf, phr);
+                                    NULL, s + r0 * T, T);
+            probabilities(kt, causal, n, T, r0, w, s, p, ph);
             /* o = p v, into columns [h hd, (h+1) hd) of y's rows */
-            gen_shared_product_chan(kt, GEN_NOTRANS, n, hd, w, 1.0f, (struct gen_chan){pf, phr}, T,
+            gen_shared_product_chan(kt, GEN_NOTRANS, n, hd, w, 1.0f, gen_chan_at(pch, r0 * T), T,
                                     &vb, 0, 0.0f, NULL, y->data + (b * T + r0) * C + h * hd, C);
         }
     }
@@ -243,16 +237,13 @@ GEN_BACKWARD(attention) {
 
         for (int64_t r0 = 0; r0 < T; r0 += rb) { /* the rows' blocks: dS and dQ */
             const int64_t n = T - r0 < rb ? T - r0 : rb, w = causal ? r0 + n : T;
-            const struct gen_chan pr = gen_chan_at(p, r0 * T);
-            float *dpr = dp + r0 * T, *dsr = ds ? ds + r0 * T : NULL;
-            uint16_t *dshr = dsh ? dsh + r0 * T : NULL;
             /* dp = dO v^T */
             gen_shared_product(kt, GEN_NOTRANS, n, w, hd, 1.0f, dO + r0 * C, C, &vt, 0, 0.0f, NULL,
-                               dpr, T);
-            probability_grads(kt, causal, n, T, r0, w, pr, dpr, dsr, dshr);
+                               dp + r0 * T, T);
+            probability_grads(kt, causal, n, T, r0, w, p, dp, ds, dsh);
             /* dq (+)= ds k / sqrt(hd) */
-            gen_shared_product_chan(kt, GEN_NOTRANS, n, hd, w, scale, (struct gen_chan){dsr, dshr},
-                                    T, &kb, 0, beta, NULL, dq + r0 * C3, C3);
+            gen_shared_product_chan(kt, GEN_NOTRANS, n, hd, w, scale, gen_chan_at(dsc, r0 * T), T,
+                                    &kb, 0, beta, NULL, dq + r0 * C3, C3);
         }
         for (int64_t c0 = 0; c0 < T; c0 += rb) { /* the columns' blocks: dK and dV */
             const int64_t n = T - c0 < rb ? T - c0 : rb, i0 = causal ? c0 : 0;
