@@ -446,7 +446,7 @@ static void test_conv2d_dx_phases(void **state) {
             free(dy);
             gen_ctx_free(&g);
         }
-        /* 1e-4: the 32-channel 4 x 4 one's by F(4 x 4, 2 x 2) (winograd_s2_avx512.c) */
+        /* 1e-4: the 32-channel 4 x 4 one's by F(4 x 4, 2 x 2) (winograd_s2.h) */
         TU_ASSERT_CLOSE("conv2d dx phases", got[0], got[1], nx, 1e-5, 1e-4);
         free(got[0]), free(got[1]);
     }
@@ -575,7 +575,7 @@ static void test_conv_transpose2d_grads_tables(void **state) {
             free(dy);
             gen_ctx_free(&g);
         }
-        /* dx of the 64-channel one by F(4 x 4, 2 x 2) (winograd_s2_avx512.c):
+        /* dx of the 64-channel one by F(4 x 4, 2 x 2) (winograd_s2.h):
          * about 2e-6 of its values' rms of 7, as test_conv_s2_winograd allows */
         TU_ASSERT_CLOSE("conv_transpose2d dx", got[0][0], got[1][0], n[0], 1e-5, 1e-4);
         TU_ASSERT_CLOSE("conv_transpose2d dw", got[0][1], got[1][1], n[1], 1e-5, 1e-5);
@@ -596,12 +596,14 @@ static int use_table(int k) {
 
 /* The geometries of the fused convolutions' tests: Winograd, the wide
  * grid, 1 x 1 rows in place, several images a call, the plain path, a
- * small input, stride 2 (the channels-last paths). */
+ * small input, stride 2 (the channels-last paths, and Winograd over the
+ * phases). */
 static const struct conv_case fused_cases[] = {
     /* N, Cin, H, W, Cout, KH, KW, s, p */
-    {3, 16, 7, 7, 16, 3, 3, 1, 1},  {2, 32, 14, 14, 16, 3, 3, 1, 1}, {9, 16, 2, 2, 16, 3, 3, 1, 1},
-    {2, 3, 5, 6, 4, 3, 3, 1, 1},    {4, 24, 4, 4, 32, 3, 3, 1, 1},   {2, 8, 16, 12, 8, 1, 1, 1, 0},
-    {10, 16, 4, 4, 16, 3, 3, 1, 1}, {2, 32, 9, 9, 16, 3, 3, 2, 1},   {3, 4, 7, 7, 5, 4, 4, 2, 1},
+    {3, 16, 7, 7, 16, 3, 3, 1, 1},   {2, 32, 14, 14, 16, 3, 3, 1, 1}, {9, 16, 2, 2, 16, 3, 3, 1, 1},
+    {2, 3, 5, 6, 4, 3, 3, 1, 1},     {4, 24, 4, 4, 32, 3, 3, 1, 1},   {2, 8, 16, 12, 8, 1, 1, 1, 0},
+    {10, 16, 4, 4, 16, 3, 3, 1, 1},  {2, 32, 9, 9, 16, 3, 3, 2, 1},   {3, 4, 7, 7, 5, 4, 4, 2, 1},
+    {2, 16, 13, 14, 24, 4, 4, 2, 1}, /* F(4 x 4, 2 x 2), partial tiles */
 };
 #define N_FUSED (sizeof fused_cases / sizeof fused_cases[0])
 
@@ -616,7 +618,7 @@ static void test_conv2d_add(void **state) {
     (void)state;
     /* the second conv's Cin and kernel side (stride 1, padded to the same output) */
     const int64_t second[N_FUSED][2] = {{8, 1}, {16, 1}, {16, 1}, {5, 3}, {24, 1},
-                                        {8, 1}, {16, 3}, {8, 1},  {6, 3}};
+                                        {8, 1}, {16, 3}, {8, 1},  {6, 3}, {8, 1}};
     for (int k = 0; k < 4; k++) {
         if (!use_table(k)) continue;
         for (size_t i = 0; i < N_FUSED; i++) {
@@ -687,7 +689,7 @@ static void test_conv2d_add(void **state) {
  * stride-2 paths, single images and several a chunk. */
 static void test_conv2d_concat(void **state) {
     (void)state;
-    const int64_t C2[N_FUSED] = {8, 16, 3, 5, 8, 8, 16, 24, 2}; /* s's channels */
+    const int64_t C2[N_FUSED] = {8, 16, 3, 5, 8, 8, 16, 24, 2, 8}; /* s's channels */
     for (int k = 0; k < 4; k++) {
         if (!use_table(k)) continue;
         for (size_t i = 0; i < N_FUSED; i++) {
@@ -782,7 +784,7 @@ static void conv_grads_vs_scalar(const char *table, const struct conv_case *case
             /* y and dx: F(4 x 4, 3 x 3)'s transformed entries reach 100
              * times the inputs, so its error is about 2e-6 of the outputs'
              * rms (winograd_avx2.c), F(4 x 4, 2 x 2)'s alike
-             * (winograd_s2_avx512.c, also for dw, whose rms is some 20),
+             * (winograd_s2.h, also for dw, whose rms is some 20),
              * some 1e-5 of these values of up to 10; a wrong tap or
              * transform is off by 1e-2 or more */
             for (int t = 0; t < 4; t++) {
@@ -835,12 +837,13 @@ static void test_conv_grads_avx2(void **state) {
     conv_grads_vs_scalar("avx2", cases, sizeof cases / sizeof cases[0], 1e-5);
 }
 
-/* The AVX-512 table's 4 x 4 stride-2 convolutions of 16 or more channels
- * each way by F(4 x 4, 2 x 2) over the phases (winograd_s2_avx512.c):
- * forward, input and weight gradients, and the transposed convolution's
- * (the same three passes in other roles); output channels in whole and
- * partial vectors, odd sizes, pads 0 to 3, one image a call and several.
- * Skipped on a CPU without AVX-512. */
+/* The 4 x 4 stride-2 convolutions of 16 or more channels each way by F(4
+ * x 4, 2 x 2) over the phases (winograd_s2.h) on the AVX-512 and AVX2
+ * tables: forward, input and weight gradients, and the transposed
+ * convolution's (the same three passes in other roles); output channels
+ * in whole and partial vectors (AVX2 takes multiples of 8: 16, 24 and 32
+ * here, the GEMM's panels whole and half full), odd sizes, pads 0 to
+ * 3, one image a call and several. Skipped on a CPU without AVX2. */
 static void test_conv_s2_winograd(void **state) {
     (void)state;
     const struct conv_case cases[] = {
@@ -848,10 +851,14 @@ static void test_conv_s2_winograd(void **state) {
         {3, 16, 14, 14, 32, 4, 4, 2, 1}, {2, 17, 13, 11, 33, 4, 4, 2, 1},
         {1, 20, 9, 10, 16, 4, 4, 2, 0},  {2, 16, 12, 12, 19, 4, 4, 2, 2},
         {2, 24, 10, 9, 18, 4, 4, 2, 3},  {17, 16, 6, 6, 16, 4, 4, 2, 1},
+        {2, 32, 13, 11, 24, 4, 4, 2, 1}, {3, 24, 9, 10, 24, 4, 4, 2, 2},
+        {9, 32, 7, 7, 16, 4, 4, 2, 3},
     };
+    const size_t n = sizeof cases / sizeof cases[0];
+    TU_NEED(gen_kernels_for("avx2") != NULL, "no AVX2 table on this CPU");
     const struct gen_kernels *best = gen_kernels_for("avx512");
-    TU_NEED(best && best->conv_gemm, "no AVX-512 table with its own convolutions on this CPU");
-    conv_grads_vs_scalar("avx512", cases, sizeof cases / sizeof cases[0], 1e-4);
+    if (best && best->conv_gemm) conv_grads_vs_scalar("avx512", cases, n, 1e-4);
+    conv_grads_vs_scalar("avx2", cases, n, 1e-4);
 }
 
 /* ---- upsample2x ---------------------------------------------------------- */

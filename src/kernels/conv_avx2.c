@@ -64,8 +64,26 @@ static inline int64_t round8(int64_t n) {
     return (n + 7) / 8 * 8;
 }
 
+/* 4 x 4 stride-2 geometries of 16 or more channels each way, multiples
+ * of 8, go to F(4 x 4, 2 x 2) over the phases (winograd_s2_avx2.c), all
+ * three passes. On a Zen 4 VM, two threads, GEN_ISA=avx2, 3 alternating
+ * rounds of bench_ops against this file's paths: the GAN's 64 -> 128 at
+ * 14 -> 7 (forward and both gradients) 15.6 -> 11.4 ms, its transposed
+ * 128 -> 64 14.9 -> 11.6; a GAN step (batch 64) 65.1 -> 51.7 ms, medians
+ * of 4 alternating rounds. */
+static int s2(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride,
+              int64_t pad) {
+    return gen_wino_s2_avx2_fits(M, C, H, W, KH, KW, stride, pad);
+}
+
+int64_t gen_conv_gemm_avx2_images(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
+                                  int64_t KW, int64_t stride, int64_t pad) {
+    return s2(M, C, H, W, KH, KW, stride, pad) ? gen_wino_s2_avx2_images(H, W, pad) : 0;
+}
+
 int64_t gen_conv_prep_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                                 int64_t stride, int64_t pad) {
+    if (s2(M, C, H, W, KH, KW, stride, pad)) return gen_wino_s2_avx2_prep_work(M, C);
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad))
         return gen_wino_avx2_prep_work(M, C, H, W, pad);
     return takes(C, H, W, KH, KW, stride, pad) ? gen_avx2_pack_floats(M, C * KH * KW) : 0;
@@ -81,7 +99,9 @@ void gen_avx2_pack(int64_t M, int64_t K, const float *Wm, int64_t ldw, float *pr
 /* Wm (M x K) packed for gen_avx2_panels, or transformed for Winograd. */
 void gen_conv_prep_avx2(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                         int64_t stride, int64_t pad, const float *Wm, float *prep) {
-    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad))
+    if (s2(M, C, H, W, KH, KW, stride, pad))
+        gen_wino_s2_avx2_prep(M, C, Wm, prep);
+    else if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad))
         gen_wino_avx2_prep(M, C, H, W, pad, Wm, prep);
     else
         gen_avx2_pack(M, C * KH * KW, Wm, C * KH * KW, prep);
@@ -89,6 +109,7 @@ void gen_conv_prep_avx2(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, 
 
 int64_t gen_conv_gemm_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                                 int64_t stride, int64_t pad, int64_t m) {
+    if (s2(M, C, H, W, KH, KW, stride, pad)) return gen_wino_s2_avx2_work(M, C, H, W, pad, m);
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad))
         return gen_wino_avx2_conv_work(M, C, H, W, pad, m);
     if (!takes(C, H, W, KH, KW, stride, pad)) return 0; /* im2col and OpenBLAS serve it */
@@ -399,6 +420,10 @@ void gen_conv_gemm_avx2(int64_t M, const float *Wm, int64_t C, int64_t H, int64_
                         const float *x, const float *bias, float beta, float *out, int64_t ldo,
                         int64_t out_img, float *work) {
     if (M <= 0 || m <= 0) return;
+    if (s2(M, C, H, W, KH, KW, stride, pad)) {
+        gen_wino_s2_avx2_conv(M, Wm, C, H, W, pad, m, img, x, bias, beta, out, ldo, out_img, work);
+        return;
+    }
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) {
         gen_wino_avx2_conv(M, Wm, C, H, W, pad, m, img, x, bias, beta, out, ldo, out_img, work);
         return;
@@ -453,6 +478,7 @@ static int64_t dw_group(int64_t M, int64_t C, const struct gen_wide *g) {
 
 int64_t gen_conv_dw_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                               int64_t stride, int64_t pad, int64_t m) {
+    if (s2(M, C, H, W, KH, KW, stride, pad)) return gen_wino_s2_avx2_dw_work(M, C, H, W, pad, m);
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad))
         return gen_wino_avx2_dw_work(M, C, H, W, pad, m);
     if (!takes(C, H, W, KH, KW, stride, pad)) return 0; /* im2col and OpenBLAS serve it */
@@ -515,6 +541,10 @@ void gen_conv_dw_avx2(int64_t M, const float *dy, int64_t dy_img, int64_t C, int
                       const float *x, float *dw, float *work) {
     const int64_t K = C * KH * KW;
     if (M <= 0 || K <= 0) return;
+    if (s2(M, C, H, W, KH, KW, stride, pad)) {
+        gen_wino_s2_avx2_dw(M, dy, dy_img, C, H, W, pad, m, img, x, dw, work);
+        return;
+    }
     if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) {
         gen_wino_avx2_dw(M, dy, dy_img, C, H, W, pad, m, img, x, dw, work);
         return;
@@ -579,13 +609,16 @@ static int64_t class_at(int64_t M, int64_t C, int64_t KH, int64_t KW, int64_t rh
 
 int64_t gen_conv_dx_avx2_prep_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
                                    int64_t KW, int64_t stride, int64_t pad) {
-    (void)H, (void)W, (void)stride, (void)pad; /* the same for every geometry it takes */
-    return class_at(M, C, KH, KW, 2, 0);       /* all four classes */
+    if (s2(M, C, H, W, KH, KW, stride, pad)) return gen_wino_s2_avx2_dx_prep_work(M, C);
+    return class_at(M, C, KH, KW, 2, 0); /* all four classes */
 }
 
 void gen_conv_dx_avx2_prep(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                            int64_t stride, int64_t pad, const float *Wm, float *prep) {
-    (void)H, (void)W, (void)stride, (void)pad;
+    if (s2(M, C, H, W, KH, KW, stride, pad)) {
+        gen_wino_s2_avx2_dx_prep(M, C, Wm, prep);
+        return;
+    }
     const int64_t T = KH * KW;
     for (int64_t rh = 0; rh < 2; rh++)
         for (int64_t rw = 0; rw < 2; rw++) {
@@ -661,6 +694,7 @@ static int dx_takes(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int6
 
 int64_t gen_conv_dx_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                               int64_t stride, int64_t pad, int64_t m) {
+    if (s2(M, C, H, W, KH, KW, stride, pad)) return gen_wino_s2_avx2_dx_work(M, C, H, W, pad, m);
     if (!dx_takes(M, C, H, W, KH, KW, stride, pad)) return 0;
     const struct dx_geo g = dx_geo(H, W, KH, KW, pad);
     const int64_t kmax = M * class_taps(KH, 0) * class_taps(KW, 0);
@@ -717,7 +751,12 @@ static void phases_to_dx(const struct dx_geo *g, int64_t C, int64_t H, int64_t W
 void gen_conv_dx_avx2(int64_t M, const float *prep, const float *dy, int64_t dy_img, int64_t C,
                       int64_t H, int64_t W, int64_t KH, int64_t KW, int64_t stride, int64_t pad,
                       int64_t m, int64_t img, float beta, float *dx, float *work) {
-    if (m <= 0 || !dx_takes(M, C, H, W, KH, KW, stride, pad)) return;
+    if (m <= 0) return;
+    if (s2(M, C, H, W, KH, KW, stride, pad)) {
+        gen_wino_s2_avx2_dx(M, prep, dy, dy_img, C, H, W, pad, m, img, beta, dx, work);
+        return;
+    }
+    if (!dx_takes(M, C, H, W, KH, KW, stride, pad)) return;
     const struct dx_geo g = dx_geo(H, W, KH, KW, pad);
     const int64_t kmax = M * class_taps(KH, 0) * class_taps(KW, 0);
     float *dyp = work;

@@ -42,7 +42,7 @@
 #include "kernels/kernels_impl.h"
 
 #define MR        GEN_AVX2_MR
-#define NR        16
+#define NR        GEN_AVX2_NR
 #define KC        384
 #define MC        96
 #define NC        1024
@@ -51,26 +51,6 @@ _Static_assert(MC % MR == 0 && NC % NR == 0, "blocks of whole panels");
 
 /* The packed B block, then the packed A block. */
 #define BUF_FLOATS ((size_t)KC * NC + (size_t)MC / MR * a_stride(KC))
-
-/* r[i] lane j <-> r[j] lane i: pairs, then quads within 128-bit halves,
- * then the halves. */
-static inline void transpose8(__m256 r[8]) {
-    __m256 t[8], u[8];
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
-        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
-        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
-        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
-        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
-    }
-}
 
 /* A k-major panel d of w (k, r) at k w + r, k < kc, element by element:
  * (r, k) from src[r rs + k ks] for r < n, zeros past them (partial panels,
@@ -150,7 +130,7 @@ static void pack_b(int tb, const float *B, int64_t ldb, int64_t p0, int64_t j0, 
                     __m256 v[8];
                     for (int c = 0; c < 8; c++)
                         v[c] = _mm256_loadu_ps(B + (j + h + c) * ldb + p0 + k);
-                    transpose8(v);
+                    gen_avx2_transpose8(v);
                     for (int e = 0; e < 8; e++) _mm256_storeu_ps(d + (k + e) * NR + h, v[e]);
                 }
             panel_rows(B + j * ldb + p0 + k, ldb, 1, NR, NR, kc - k, d + k * NR);
@@ -236,9 +216,9 @@ static void gemm_core(int ta, int tb, int64_t M, int64_t N, int64_t K, float alp
 }
 
 /* gemm_core on op(B) as it is stored (a gen_gemm_fn). */
-static void gemm_avx2(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
-                      int64_t lda, const float *B, int64_t ldb, float beta, const float *bias,
-                      float *C, int64_t ldc) {
+void gen_sgemm_avx2_1t(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                       int64_t lda, const float *B, int64_t ldb, float beta, const float *bias,
+                       float *C, int64_t ldc) {
     gemm_core(ta, tb, M, N, K, alpha, A, lda, B, ldb, NULL, K, beta, bias, C, ldc);
 }
 
@@ -262,11 +242,13 @@ void gen_avx2_bpacked(int ta, int64_t M, int64_t N, int64_t K, float alpha, cons
 
 void gen_sgemm_avx2(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                     int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    gen_gemm_split(gemm_avx2, MR, NR, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C, ldc);
+    gen_gemm_split(gen_sgemm_avx2_1t, MR, NR, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, NULL, C,
+                   ldc);
 }
 
 void gen_sgemm_avx2_bias(int ta, int tb, int64_t M, int64_t N, int64_t K, const float *A,
                          int64_t lda, const float *B, int64_t ldb, const float *bias, float *C,
                          int64_t ldc) {
-    gen_gemm_split(gemm_avx2, MR, NR, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C, ldc);
+    gen_gemm_split(gen_sgemm_avx2_1t, MR, NR, ta, tb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, bias, C,
+                   ldc);
 }

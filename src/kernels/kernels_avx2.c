@@ -16,7 +16,7 @@
 #define GEN_SIMD_BPACK gen_avx2_bpack
 #define GEN_SIMD_GEMM_BPACKED gen_avx2_bpacked
 #define GEN_SIMD_CONV_GEMM_WORK gen_conv_gemm_avx2_work /* conv_avx2.c: stride 1 */
-#define GEN_SIMD_CONV_GEMM_IMAGES NULL /* its Winograd groups images itself */
+#define GEN_SIMD_CONV_GEMM_IMAGES  gen_conv_gemm_avx2_images /* conv_avx2.c */
 #define GEN_SIMD_CONV_GEMM gen_conv_gemm_avx2
 #define GEN_SIMD_CONV_DW_WORK gen_conv_dw_avx2_work
 #define GEN_SIMD_CONV_DW gen_conv_dw_avx2

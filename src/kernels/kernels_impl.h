@@ -270,9 +270,11 @@ void gen_gemm_split_chan(gen_gemm_chan_fn gemm, int64_t mr, int64_t nr, int ta, 
                          int64_t ldc);
 
 /* The AVX2 table's convolution (conv_avx2.c): the table's conv_gemm,
- * conv_gemm_work, conv_prep, conv_prep_work, conv_dw, conv_dw_work and the
- * four conv_dx kernels, and its im2col at stride 2 (1 where it took the
- * geometry, 0: nothing done). */
+ * conv_gemm_work, conv_gemm_images, conv_prep, conv_prep_work, conv_dw,
+ * conv_dw_work and the four conv_dx kernels, and its im2col at stride 2
+ * (1 where it took the geometry, 0: nothing done). */
+int64_t gen_conv_gemm_avx2_images(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,
+                                  int64_t KW, int64_t stride, int64_t pad);
 int64_t gen_conv_dw_avx2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
                               int64_t stride, int64_t pad, int64_t m);
 void gen_conv_dw_avx2(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
@@ -342,7 +344,15 @@ void gen_avx2_panels(int64_t M, int64_t K, const float *Wp, const float *const *
 void gen_avx2_dw_block(int64_t mn, int64_t kn, int64_t m, int64_t len, const float *a,
                        int64_t a_img, int64_t a_row, const float *const b[3], int64_t b_img,
                        float *dw, int64_t ldw, int acc);
-/* The AVX2 table's bpack_floats, bpack and gemm_bpacked (kernels.h). */
+/* The AVX2 table's bpack_floats, bpack and gemm_bpacked (kernels.h):
+ * B packed as panels GEN_AVX2_NR columns wide, K GEN_AVX2_NR floats
+ * apart, row k of one at k GEN_AVX2_NR (each panel read whole: keep its
+ * columns past N finite). gen_sgemm_avx2_1t: the GEMM on this thread (a
+ * gen_gemm_fn). */
+#define GEN_AVX2_NR 16
+void gen_sgemm_avx2_1t(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
+                       int64_t lda, const float *B, int64_t ldb, float beta, const float *bias,
+                       float *C, int64_t ldc);
 int64_t gen_avx2_bpack_floats(int64_t K, int64_t N);
 void gen_avx2_bpack(int tb, int64_t K, int64_t N, const float *B, int64_t ldb, float *bp);
 void gen_avx2_bpacked(int ta, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
@@ -360,6 +370,26 @@ static inline __m256 gen_avx2_evens(__m256 a, __m256 b) {
 static inline __m256 gen_avx2_odds(__m256 a, __m256 b) {
     return _mm256_castpd_ps(
         _mm256_permute4x64_pd(_mm256_castps_pd(_mm256_shuffle_ps(a, b, 0xDD)), 0xD8));
+}
+
+/* r[i] lane j <-> r[j] lane i: pairs, then quads within 128-bit halves,
+ * then the halves. */
+static inline __attribute__((always_inline)) void gen_avx2_transpose8(__m256 r[8]) {
+    __m256 t[8], u[8];
+    for (int i = 0; i < 8; i += 2) {
+        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+        u[i] = _mm256_shuffle_ps(t[i], t[i + 2], 0x44);
+        u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], 0xEE);
+        u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0x44);
+        u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x20);
+        r[i + 4] = _mm256_permute2f128_ps(u[i], u[i + 4], 0x31);
+    }
 }
 
 /* Lanes [0, n) of the 8 floats at d, 0 < n <= 8, the rest zeros (masked
@@ -529,30 +559,40 @@ int64_t gen_wino_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad
 void gen_wino_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
                  int64_t pad, int64_t m, int64_t img, const float *x, float *dw, float *work);
 
-/* ---- 4 x 4 stride-2 convolutions' forward passes and input gradients by
- * F(4 x 4, 2 x 2) over the stride phases (winograd_s2_avx512.c): the
- * table's conv_gemm hands over the geometries gen_wino_s2_fits accepts,
- * its kernels as gen_wino_s2_prep left them (gen_wino_s2_prep_work
- * floats), in calls of gen_wino_s2_images images; its conv_dx (conv_nhwc's)
- * and conv_dw the same geometries, with the _dx and _dw functions. */
-int gen_wino_s2_fits(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH, int64_t KW,
-                     int64_t stride, int64_t pad);
-int64_t gen_wino_s2_images(int64_t H, int64_t W, int64_t pad);
-int64_t gen_wino_s2_prep_work(int64_t M, int64_t C);
-void gen_wino_s2_prep(int64_t M, int64_t C, const float *Wm, float *prep);
-int64_t gen_wino_s2_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m);
-void gen_wino_s2_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W, int64_t pad,
-                      int64_t m, int64_t img, const float *x, const float *bias, float beta,
-                      float *out, int64_t ldo, int64_t out_img, float *work);
-int64_t gen_wino_s2_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m);
-void gen_wino_s2_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
-                    int64_t pad, int64_t m, int64_t img, const float *x, float *dw, float *work);
-int64_t gen_wino_s2_dx_prep_work(int64_t M, int64_t C);
-void gen_wino_s2_dx_prep(int64_t M, int64_t C, const float *Wm, float *prep);
-int64_t gen_wino_s2_dx_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m);
-void gen_wino_s2_dx(int64_t M, const float *prep, const float *dy, int64_t dy_img, int64_t C,
-                    int64_t H, int64_t W, int64_t pad, int64_t m, int64_t img, float beta,
-                    float *dx, float *work);
+/* ---- 4 x 4 stride-2 convolutions by F(4 x 4, 2 x 2) over the stride
+ * phases (winograd_s2.h, built by winograd_s2_avx512.c and, as the
+ * gen_wino_s2_avx2_ functions, winograd_s2_avx2.c): the table's
+ * conv_gemm hands over the geometries gen_wino_s2_fits accepts, its
+ * kernels as gen_wino_s2_prep left them (gen_wino_s2_prep_work floats),
+ * in calls of gen_wino_s2_images images; its conv_dx (conv_nhwc's on
+ * AVX-512) and conv_dw the same geometries, with the _dx and _dw
+ * functions. */
+#define GEN_WINO_S2_API(isa)                                                                       \
+    int gen_wino_s2##isa##_fits(int64_t M, int64_t C, int64_t H, int64_t W, int64_t KH,            \
+                                int64_t KW, int64_t stride, int64_t pad);                          \
+    int64_t gen_wino_s2##isa##_images(int64_t H, int64_t W, int64_t pad);                          \
+    int64_t gen_wino_s2##isa##_prep_work(int64_t M, int64_t C);                                    \
+    void gen_wino_s2##isa##_prep(int64_t M, int64_t C, const float *Wm, float *prep);              \
+    int64_t gen_wino_s2##isa##_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad,       \
+                                    int64_t m);                                                    \
+    void gen_wino_s2##isa##_conv(int64_t M, const float *prep, int64_t C, int64_t H, int64_t W,    \
+                                 int64_t pad, int64_t m, int64_t img, const float *x,              \
+                                 const float *bias, float beta, float *out, int64_t ldo,           \
+                                 int64_t out_img, float *work);                                    \
+    int64_t gen_wino_s2##isa##_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad,    \
+                                       int64_t m);                                                 \
+    void gen_wino_s2##isa##_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H,   \
+                               int64_t W, int64_t pad, int64_t m, int64_t img, const float *x,     \
+                               float *dw, float *work);                                            \
+    int64_t gen_wino_s2##isa##_dx_prep_work(int64_t M, int64_t C);                                 \
+    void gen_wino_s2##isa##_dx_prep(int64_t M, int64_t C, const float *Wm, float *prep);           \
+    int64_t gen_wino_s2##isa##_dx_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad,    \
+                                       int64_t m);                                                 \
+    void gen_wino_s2##isa##_dx(int64_t M, const float *prep, const float *dy, int64_t dy_img,      \
+                               int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m,            \
+                               int64_t img, float beta, float *dx, float *work);
+GEN_WINO_S2_API()
+GEN_WINO_S2_API(_avx2)
 
 /* ---- the gradients of strided convolutions through channels-last copies
  * (conv_nhwc_avx512.c): the table's conv_gemm, conv_prep and conv_dw hand
