@@ -12,9 +12,22 @@
 # `scale` (the ratios at larger images and contexts: 15 minutes on a
 # loaded 2-core machine) is not part of `all`, nor is `shared` (two
 # trainings at once against one alone, gen alone: no twin).
+#
+# GEN_BENCH_ISA=avx2 gives an AVX2 machine's ratios on an AVX-512 one:
+# gen's AVX2 table (GEN_ISA=avx2) against twins whose oneDNN convolutions
+# and ATen kernels are held to AVX2 (ONEDNN_MAX_CPU_ISA,
+# ATEN_CPU_CAPABILITY; their BLAS, OpenBLAS, picks its own kernels).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export GEN_BENCH_THREADS=${GEN_BENCH_THREADS:-2}
+case "${GEN_BENCH_ISA:-}" in
+    "") ;;
+    avx2) export GEN_ISA=avx2 ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 ;;
+    *)
+        echo "bench: GEN_BENCH_ISA must be avx2 or unset, not '$GEN_BENCH_ISA'" >&2
+        exit 2
+        ;;
+esac
 parts=("$@")
 [ ${#parts[@]} -gt 0 ] || parts=(all)
 if [ "${parts[0]}" = all ]; then parts=(ops vae gan transformer diffusion precision); fi
@@ -37,6 +50,9 @@ export GLIBC_TUNABLES="${GLIBC_TUNABLES:+$GLIBC_TUNABLES:}$keep"
 echo "GLIBC_TUNABLES=$GLIBC_TUNABLES"
 # the machine and the kernels it got: ratios move with both
 echo "cpu: $(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | sed 's/.*: //'); $(build/gen --version | tail -1)"
+[ -z "${GEN_BENCH_ISA:-}" ] ||
+    echo "GEN_BENCH_ISA=$GEN_BENCH_ISA: GEN_ISA=$GEN_ISA, twins with" \
+        "ONEDNN_MAX_CPU_ISA=$ONEDNN_MAX_CPU_ISA ATEN_CPU_CAPABILITY=$ATEN_CPU_CAPABILITY"
 build/gen --version | grep '^idle threads'
 for p in "${parts[@]}"; do
     if [ ! -f "scripts/bench-$p.sh" ]; then
