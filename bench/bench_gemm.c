@@ -435,7 +435,11 @@ static void gemv_table(int nt) {
         const int64_t nl = (int64_t)(mb[i] * 1e6 / 4.0 / GEMV_LAYER + 0.5);
         const double set = (double)(nl * GEMV_LAYER * 4) * 1e-6;
         printf("gemv working set %4.2f MB: fp32 %6.1f GB/s", set, gemv_rate(nt, set * 1e6, 0));
-        printf("   bf16 copy (%4.2f MB) %6.1f GB/s\n", set / 2, gemv_rate(nt, set * 1e6 / 2, 1));
+        /* the bf16 copy where --precision bf16 runs (else gen_gemv_bf16's
+         * scalar loop, which no sampling takes) */
+        if (gen_kernels_bf16() && gen_kernels_bf16_beside())
+            printf("   bf16 copy (%4.2f MB) %6.1f GB/s", set / 2, gemv_rate(nt, set * 1e6 / 2, 1));
+        printf("\n");
         fflush(stdout);
     }
 }
