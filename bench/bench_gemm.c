@@ -62,7 +62,7 @@
 
 #include "gen/core.h"
 #include "gen/kernels.h"
-#include "kernels/kernels_impl.h" /* gen_wino_fits */
+#include "kernels/kernels_impl.h" /* gen_kernels_conv_wino */
 
 #include "bench_args.h"
 
@@ -526,9 +526,7 @@ int main(int argc, char **argv) {
              * direct one's equivalent, and it is kept out of the share of
              * the peak */
             const int wino =
-                conv && (gen_wino_fits(M, g[0], g[1], g[2], g[3], g[4], g[5], g[6]) ||
-                         (!strcmp(kt->name, "avx512") &&
-                          gen_wino_s2_fits(M, g[0], g[1], g[2], g[3], g[4], g[5], g[6])));
+                conv && gen_kernels_conv_wino(kt, M, g[0], g[1], g[2], g[3], g[4], g[5], g[6]);
             const int large = sh->large && (sh->kind == GEMM || conv); /* what the model runs */
             ratios[n_ratios++] = r.blas / r.gen;
             if (large && !wino) large_pk[n_large++] = r.gen_pk;

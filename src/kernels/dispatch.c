@@ -357,6 +357,19 @@ int gen_kernels_set_precision(enum gen_precision p) {
 #endif
 }
 
+int gen_kernels_conv_wino(const struct gen_kernels *k, int64_t M, int64_t C, int64_t H, int64_t W,
+                          int64_t KH, int64_t KW, int64_t stride, int64_t pad) {
+    if (!k->conv_gemm) return 0;
+    if (gen_wino_fits(M, C, H, W, KH, KW, stride, pad)) return 1;
+#ifdef GEN_HAVE_AVX512
+    if (!strcmp(k->name, "avx512")) return gen_wino_s2_fits(M, C, H, W, KH, KW, stride, pad);
+#endif
+#ifdef GEN_HAVE_AVX2
+    if (!strcmp(k->name, "avx2")) return gen_wino_s2_avx2_fits(M, C, H, W, KH, KW, stride, pad);
+#endif
+    return 0;
+}
+
 int gen_kernels_bf16_beside(void) {
     const struct gen_kernels *k = gen_kernels();
     return !strcmp(k->name, "avx512") || k == gen_kernels_bf16();

@@ -536,6 +536,13 @@ static inline int gen_wino_tile(int64_t H, int64_t W, int64_t pad) {
     return 2 * a4 <= 3 * a2 ? 4 : 2;
 }
 
+/* Whether table k, with its own convolutions, runs this convolution's
+ * forward pass by Winograd's minimal filtering (3 x 3 stride 1, or the 4
+ * x 4 stride-2 ones over the phases on the fp32 tables): bench_gemm
+ * counts such a rate as the direct arithmetic's equivalent. */
+int gen_kernels_conv_wino(const struct gen_kernels *k, int64_t M, int64_t C, int64_t H, int64_t W,
+                          int64_t KH, int64_t KW, int64_t stride, int64_t pad);
+
 /* The distance between the 16 matrices of a transform, which it writes
  * (or reads) side by side: n floats rounded up to 4 KiB and 256 bytes on,
  * so that the 16 streams fall in different sets of the L1 cache. At a
