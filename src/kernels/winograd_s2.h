@@ -114,12 +114,16 @@ static int64_t panel_floats(int64_t K, int64_t N) {
     return round16(S2_PACK_B_FLOATS(K, N));
 }
 
-/* Zeros in the columns past N of the last panel of each of the 25 (K x
- * N) matrices packed pb floats apart at prep: the products read them. */
-static void clear_last_panels(int64_t K, int64_t N, int64_t pb, float *prep) {
-    const int64_t last = (N - 1) / S2_NR * S2_NR; /* the last panel's first column */
-    for (int64_t xi = 0; xi < XI; xi++)
-        memset(prep + xi * pb + last * K, 0, (size_t)(pb - last * K) * sizeof *prep);
+/* Zeros in columns [N, N rounded up to 16) of the 25 (K x N) matrices
+ * packed pb floats apart at prep, which the products read (the AVX-512
+ * GEMM up to the next 16 columns, the AVX2 one its whole 16-wide panels)
+ * and the stores below may not reach: nothing where N is a multiple of
+ * 16. */
+static void clear_tail_columns(int64_t K, int64_t N, int64_t pb, float *prep) {
+    const int64_t n = round16(N) - N, last = N / S2_NR * S2_NR; /* column N's panel */
+    for (int64_t xi = 0; xi < XI && n > 0; xi++)
+        for (int64_t k = 0; k < K; k++)
+            memset(prep + xi * pb + last * K + k * S2_NR + N - last, 0, (size_t)n * sizeof *prep);
 }
 
 /* G (p, q), lane by lane: the columns or rows of VW kernels' 2 x 2 */
@@ -163,7 +167,7 @@ int64_t S2_FN(prep_work)(int64_t M, int64_t C) {
  * channels a vector gathered from w, zeros past column M. */
 void S2_FN(prep)(int64_t M, int64_t C, const float *Wm, float *prep) {
     const int64_t K4 = 4 * C, pb = panel_floats(K4, M), nr = S2_NR;
-    clear_last_panels(K4, M, pb, prep);
+    clear_tail_columns(K4, M, pb, prep);
     const vi idx = v_strided(16 * C);
     for (int64_t ph = 0; ph < 4; ph++)
         for (int64_t c = 0; c < C; c++)
@@ -187,7 +191,7 @@ int64_t S2_FN(dx_prep_work)(int64_t M, int64_t C) {
  * where C is no multiple of VW, are stored lane by lane). */
 void S2_FN(dx_prep)(int64_t M, int64_t C, const float *Wm, float *prep) {
     const int64_t K4 = 4 * C, pb = panel_floats(M, K4), nr = S2_NR;
-    clear_last_panels(M, K4, pb, prep);
+    clear_tail_columns(M, K4, pb, prep);
     const vi idx = v_strided(16);
     for (int64_t m = 0; m < M; m++)
         for (int64_t ph = 0; ph < 4; ph++)
