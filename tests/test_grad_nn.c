@@ -821,9 +821,16 @@ static void test_conv_grads_avx2(void **state) {
         /* 3 x 3, 16 or more channels each way: Winograd (winograd_avx2.c),
          * F(4 x 4) for the forward passes and input gradients but the
          * second one's forward pass (6 x 5 outputs: F(2 x 2)), F(2 x 2)
-         * for the weight gradients */
+         * for the weight gradients, whose products run by
+         * gen_avx2_dw_block in these two, on the GEMM's micro-kernel in
+         * the next two (64 channels or more one way; test_kernels has
+         * their blocks of tiles): dy's transforms packed (20 < 64) and
+         * the kernel's last rows 4 of 64, then x's packed (20 channels in
+         * panels of 16) and 68 rows as 6s, 4 and 4 */
         {3, 16, 9, 10, 20, 3, 3, 1, 1},
         {2, 24, 8, 7, 16, 3, 3, 1, 0},
+        {3, 64, 8, 7, 20, 3, 3, 1, 0},
+        {2, 20, 8, 7, 68, 3, 3, 1, 0},
         /* strided forward passes over phase planes, rows long enough for
          * whole vectors (as a transposed convolution: its input gradient) */
         {2, 8, 28, 28, 6, 3, 3, 2, 1},

@@ -202,11 +202,15 @@ void gen_avx2_tile_packed(int64_t kc, const float *restrict ap, const float *res
 
 void gen_avx2_tile_in_place(int64_t kc, const float *a, int64_t arow, int64_t astep,
                             const float *restrict bp, const float *bias, float *c, int64_t ldc,
-                            int acc) {
+                            int64_t mr, int acc) {
     if (arow == 1) /* A stored K x M: row k's 6 floats */
-        tile_rows(6, 1, kc, a, 1, astep, NULL, bp, 0, bias, c, ldc, MR, acc);
-    else /* stored M x K: 6 rows read along k */
-        tile_rows(6, 1, kc, a, arow, 1, NULL, bp, 0, bias, c, ldc, MR, acc);
+        tile_rows(6, 1, kc, a, 1, astep, NULL, bp, 0, bias, c, ldc, mr, acc);
+    else if (mr > 4) /* stored M x K: 6 rows read along k */
+        tile_rows(6, 1, kc, a, arow, 1, NULL, bp, 0, bias, c, ldc, mr, acc);
+    else if (mr > 2)
+        tile_rows(4, 1, kc, a, arow, 1, NULL, bp, 0, bias, c, ldc, mr, acc);
+    else
+        tile_rows(2, 1, kc, a, arow, 1, NULL, bp, 0, bias, c, ldc, mr, acc);
 }
 
 /* The products of one block of 16 columns, in near-equal slices of at most

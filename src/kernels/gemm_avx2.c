@@ -201,7 +201,7 @@ static void gemm_core(int ta, int tb, int64_t M, int64_t N, int64_t K, float alp
                         if (ir < whole) /* a whole panel, read in place */
                             gen_avx2_tile_in_place(
                                 kc, ta ? A + p0 * lda + i0 + ir : A + (i0 + ir) * lda + p0,
-                                ta ? 1 : lda, ta ? lda : 1, bq, bj, to, ldt, acc);
+                                ta ? 1 : lda, ta ? lda : 1, bq, bj, to, ldt, MR, acc);
                         else
                             gen_avx2_tile_packed(kc, ap + (ir - whole) / MR * a_stride(kc), bq, bj,
                                                  to, ldt, mr, acc);

@@ -327,12 +327,14 @@ void gen_avx2_tile(int64_t kc, const float *restrict ap, const float *const *bro
  * stored: the bits of the sums stored, then the bias added. */
 void gen_avx2_tile_packed(int64_t kc, const float *restrict ap, const float *restrict bp,
                           const float *bias, float *c, int64_t ldc, int64_t mr, int acc);
-/* The same for a whole panel of A read in place: (r, k) at a[r arow + k
+/* The same for a panel of A read in place: (r, k) at a[r arow + k
  * astep], A stored K x M (arow 1, astep its row stride) or M x K (arow
- * its row stride, astep 1); the same operations as on the panel packed. */
+ * its row stride, astep 1), all GEN_AVX2_MR rows read (the rows past mr
+ * finite), the first mr stored; the same operations as on the panel
+ * packed. */
 void gen_avx2_tile_in_place(int64_t kc, const float *a, int64_t arow, int64_t astep,
                             const float *restrict bp, const float *bias, float *c, int64_t ldc,
-                            int acc);
+                            int64_t mr, int acc);
 /* The AVX2 table's GEMM (gemm_avx2.c): its gemm and gemm_bias. */
 void gen_sgemm_avx2(int ta, int tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A,
                     int64_t lda, const float *B, int64_t ldb, float beta, float *C, int64_t ldc);

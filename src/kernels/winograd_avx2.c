@@ -12,9 +12,10 @@
  *   into Mo[xi] (M x tiles), and the output transform turns Mo into 4 x 4
  *   (2 x 2) blocks of outputs;
  *   weight gradient, by F(2 x 2, 3 x 3): per block, V[xi] and D[xi] = (A
- *   dy A^T)[xi] (M x tiles) meet in gen_avx2_dw_block, whose sums over
- *   tiles add into Mo[xi] (M x C), transformed back into 3 x 3 kernels at
- *   the end.
+ *   dy A^T)[xi] (M x tiles) meet in the forward pass's micro-kernel (or,
+ *   where both have fewer than 64 rows, in gen_avx2_dw_block), whose sums
+ *   over tiles add into Mo[xi] (M x C), transformed back into 3 x 3
+ *   kernels at the end.
  *
  * AVX2 has no cheap masked stores (vmaskmovps stores are slow on AMD's
  * cores), so a group of images is first copied into zero-padded planes
@@ -41,7 +42,9 @@
  * past 192 Ki floats; the weight gradient wants long blocks, since each
  * 4 x 3 block of gen_avx2_dw_block sums its lanes and stores once per
  * block of tiles (at 96 Ki floats a 14 x 14 layer's blocks had 42 tiles,
- * and those sums took most of its time). */
+ * and those sums took most of its time), and the micro-kernel loads and
+ * stores its sums once a block (Zen 4 VM, one thread, the U-Net's weight
+ * gradients: at 192 Ki floats 7 % slower). */
 #define BLOCK_FLOATS    ((int64_t)192 * 1024)
 #define DW_BLOCK_FLOATS ((int64_t)768 * 1024)
 
@@ -526,37 +529,129 @@ static void dy_transform(const float *dz, int64_t M, const struct wino *g, int64
         }
 }
 
-/* dw[co, ci 9 + 3 u + v] = (G^T Mo G)[u][v], Mo's matrices M x C, step
- * floats apart; G^T = [1 1/2 1/2 0; 0 1/2 -1/2 0; 0 1/2 1/2 1]. */
-static void dw_transform(int64_t M, int64_t C, const float *Mo, int64_t step, float *dw) {
-    for (int64_t k = 0; k < M * C; k++) {
-        float r[3][4];
-        for (int q = 0; q < 4; q++) {
-            const float c0 = Mo[k + q * step], c1 = Mo[k + (4 + q) * step],
-                        c2 = Mo[k + (8 + q) * step], c3 = Mo[k + (12 + q) * step];
-            const float p = 0.5f * (c1 + c2);
-            r[0][q] = c0 + p;
-            r[1][q] = 0.5f * (c1 - c2);
-            r[2][q] = p + c3;
+/* dw[co, ci 9 + 3 u + v] = (G^T Mo G)[u][v], Mo's element (co, ci) at co
+ * so + ci si, its matrices step floats apart; G^T = [1 1/2 1/2 0; 0 1/2
+ * -1/2 0; 0 1/2 1/2 1]. */
+static void dw_transform(int64_t M, int64_t C, const float *Mo, int64_t so, int64_t si,
+                         int64_t step, float *dw) {
+    for (int64_t co = 0; co < M; co++)
+        for (int64_t ci = 0; ci < C; ci++) {
+            const int64_t k = co * so + ci * si;
+            float r[3][4];
+            for (int q = 0; q < 4; q++) {
+                const float c0 = Mo[k + q * step], c1 = Mo[k + (4 + q) * step],
+                            c2 = Mo[k + (8 + q) * step], c3 = Mo[k + (12 + q) * step];
+                const float p = 0.5f * (c1 + c2);
+                r[0][q] = c0 + p;
+                r[1][q] = 0.5f * (c1 - c2);
+                r[2][q] = p + c3;
+            }
+            float *d = dw + (co * C + ci) * 9;
+            for (int u = 0; u < 3; u++) {
+                const float p = 0.5f * (r[u][1] + r[u][2]);
+                d[3 * u + 0] = r[u][0] + p;
+                d[3 * u + 1] = 0.5f * (r[u][1] - r[u][2]);
+                d[3 * u + 2] = p + r[u][3];
+            }
         }
-        for (int u = 0; u < 3; u++) {
-            const float p = 0.5f * (r[u][1] + r[u][2]);
-            dw[k * 9 + 3 * u + 0] = r[u][0] + p;
-            dw[k * 9 + 3 * u + 1] = 0.5f * (r[u][1] - r[u][2]);
-            dw[k * 9 + 3 * u + 2] = p + r[u][3];
-        }
+}
+
+/* The weight gradient's 16 products, Mo[xi] (M x C) = sum over the tiles
+ * of D[xi] (M x tiles) V[xi]^T. Where either operand has 64 rows or more,
+ * they run on the forward pass's micro-kernel (gen_avx2_tile_in_place),
+ * whose sums stay in registers over a whole block of tiles, where
+ * gen_avx2_dw_block sums its 8 lanes and stores once a block. One
+ * operand's rows are read in place, the other's first turned into panels
+ * of 16 rows, a tile's 16 side by side (panels16): the one with fewer
+ * rows, so that the transposes cost least (the product is then Mo[xi]^T,
+ * C x M, where D is packed). At 32 x 32 channels those transposes cost
+ * more than the kernel saves, and gen_avx2_dw_block runs the products
+ * (one thread, 8 images of 28 x 28: 0.79 against 0.89 ms; 64 x 64 at 14
+ * x 14 0.83 against 0.74, 128 x 64 1.58 against 1.32). Each matrix has its
+ * rows rounded up to the kernel's panel, the rows past zeros. */
+static inline int64_t round_mr(int64_t n) {
+    return (n + MR - 1) / MR * MR;
+}
+
+/* The rows rows of kc tiles at src (ld apart) as panels of 16 rows at bp
+ * (panel p at p kc 16, tile t's 16 at + 16 t), zeros past the last row;
+ * kc a multiple of 8. */
+static void panels16(const float *src, int64_t rows, int64_t ld, int64_t kc, float *bp) {
+    const __m256 zero = _mm256_setzero_ps();
+    for (int64_t r0 = 0; r0 < rows; r0 += 16) {
+        float *p = bp + r0 * kc;
+        for (int64_t t = 0; t < kc; t += 8)
+            for (int h = 0; h < 2; h++) {
+                __m256 v[8];
+                for (int i = 0; i < 8; i++) {
+                    const int64_t r = r0 + 8 * h + i;
+                    v[i] = r < rows ? _mm256_loadu_ps(src + r * ld + t) : zero;
+                }
+                gen_avx2_transpose8(v);
+                for (int i = 0; i < 8; i++) _mm256_storeu_ps(p + (t + i) * 16 + 8 * h, v[i]);
+            }
     }
+}
+
+/* The products' shape: on the kernel or not (tile), the operand read in
+ * place (`rows` of them) and the one packed (`cols`), Mo's rows lo floats
+ * apart; without the kernel D's rows, V's columns. */
+struct dw_shape {
+    int tile, pack_d;
+    int64_t rows, cols, lo;
+};
+
+static struct dw_shape dw_shape(int64_t M, int64_t C) {
+    const int tile = (M > C ? M : C) >= 64, pack_d = tile && M < C;
+    const int64_t rows = pack_d ? C : M, cols = pack_d ? M : C;
+    return (struct dw_shape){
+        .tile = tile, .pack_d = pack_d, .rows = rows, .cols = cols, .lo = round16(cols)};
+}
+
+/* Rows the next call of the kernel takes, of the `left` rows: 6, but
+ * where 1 or 2 would be left for the last call, 4 (on 2 rows the kernel
+ * has 4 chains of multiply-adds, too few to keep the FMA units busy). */
+static inline int64_t dw_rows(int64_t left) {
+    return left > MR && left % MR != 0 && left % MR <= 2 ? 4 : left < MR ? left : MR;
+}
+
+/* mo (rows x cols, rows sh->lo apart) (+)= a (rows x kc) b^T (b: cols x
+ * kc), both rows ld apart, on the kernel; bp: b's panels. */
+static void tile_product(const struct dw_shape *sh, const float *a, const float *b, int64_t ld,
+                         int64_t kc, float *bp, float *mo, int acc) {
+    panels16(b, sh->cols, ld, kc, bp);
+    for (int64_t i = 0, mr; i < sh->rows; i += mr) {
+        mr = dw_rows(sh->rows - i);
+        for (int64_t j = 0; j < sh->cols; j += 16)
+            gen_avx2_tile_in_place(kc, a + i * ld, ld, 1, bp + j * kc, NULL, mo + i * sh->lo + j,
+                                   sh->lo, mr, acc);
+    }
+}
+
+/* mo (M x C, rows lo apart) (+)= d (M x kc) v^T (v: C x kc), both rows ld
+ * apart, by gen_avx2_dw_block. */
+static void lanes_product(int64_t M, int64_t C, const float *d, const float *v, int64_t ld,
+                          int64_t kc, float *mo, int64_t lo, int acc) {
+    for (int64_t co0 = 0; co0 < M; co0 += 4)
+        for (int64_t c0 = 0; c0 < C; c0 += 3) {
+            const int64_t kn = C - c0 < 3 ? C - c0 : 3;
+            const float *b[3];
+            for (int64_t j = 0; j < 3; j++) b[j] = v + (c0 + (j < kn ? j : kn - 1)) * ld;
+            gen_avx2_dw_block(M - co0 < 4 ? M - co0 : 4, kn, 1, kc, d + co0 * ld, 0, ld, b, 0,
+                              mo + co0 * lo + c0, lo, acc);
+        }
 }
 
 int64_t gen_wino_avx2_dw_work(int64_t M, int64_t C, int64_t H, int64_t W, int64_t pad, int64_t m) {
     const struct wino g = wino_geo(2, M, C, H, W, pad, m, 1, DW_BLOCK_FLOATS);
+    const struct dw_shape sh = dw_shape(M, C);
     return round8(g.group * C * g.Pz + slack(&g)) + round8(g.group * M * g.Pd + 16) +
-           XI * gen_wino_spread(C * g.ld) + XI * gen_wino_spread(M * g.ld) +
-           XI * gen_wino_spread(M * C);
+           XI * gen_wino_spread(round_mr(C) * g.ld) + XI * gen_wino_spread(round_mr(M) * g.ld) +
+           XI * gen_wino_spread(sh.rows * sh.lo) + sh.lo * g.ld;
 }
 
 /* Zeros in columns [n, round8(n)) of the rows rows of the 16 matrices at
- * mat (rows ld apart, matrices step apart), which gen_avx2_dw_block reads. */
+ * mat (rows ld apart, matrices step apart): the products' last 8 tiles. */
 static void zero_tails(float *mat, int64_t step, int64_t rows, int64_t ld, int64_t n) {
     for (int xi = 0; xi < XI; xi++)
         for (int64_t k = 0; k < rows; k++)
@@ -566,10 +661,20 @@ static void zero_tails(float *mat, int64_t step, int64_t rows, int64_t ld, int64
 void gen_wino_avx2_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int64_t H, int64_t W,
                       int64_t pad, int64_t m, int64_t img, const float *x, float *dw, float *work) {
     const struct wino g = wino_geo(2, M, C, H, W, pad, m, 1, DW_BLOCK_FLOATS);
-    const int64_t vstep = gen_wino_spread(C * g.ld), dstep = gen_wino_spread(M * g.ld),
-                  ostep = gen_wino_spread(M * C);
+    const struct dw_shape sh = dw_shape(M, C);
+    const int64_t vstep = gen_wino_spread(round_mr(C) * g.ld),
+                  dstep = gen_wino_spread(round_mr(M) * g.ld),
+                  ostep = gen_wino_spread(sh.rows * sh.lo);
     float *xz = work, *dz = xz + round8(g.group * C * g.Pz + slack(&g));
     float *V = dz + round8(g.group * M * g.Pd + 16), *D = V + XI * vstep, *Mo = D + XI * dstep;
+    float *bp = Mo + XI * ostep;
+    /* the in-place operand's rows, packed's, their matrices' distance */
+    const float *ra = sh.pack_d ? V : D, *pa = sh.pack_d ? D : V;
+    const int64_t rstep = sh.pack_d ? vstep : dstep, pstep = sh.pack_d ? dstep : vstep;
+    for (int xi = 0; xi < XI; xi++) { /* the rows past C and M, which the kernel may read */
+        memset(V + xi * vstep + C * g.ld, 0, (size_t)((round_mr(C) - C) * g.ld) * sizeof(float));
+        memset(D + xi * dstep + M * g.ld, 0, (size_t)((round_mr(M) - M) * g.ld) * sizeof(float));
+    }
     int first = 1;
     for (int64_t i0 = 0; i0 < m; i0 += g.group) {
         const int64_t gn = m - i0 < g.group ? m - i0 : g.group;
@@ -582,22 +687,18 @@ void gen_wino_avx2_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int
         const int64_t br = block_rows(&g, gn * g.TH);
         for (int64_t r0 = 0; r0 < gn * g.TH; r0 += br) {
             const int64_t r1 = r0 + br < gn * g.TH ? r0 + br : gn * g.TH;
-            const int64_t n = (r1 - r0) * g.TW;
+            const int64_t n = (r1 - r0) * g.TW, kc = round8(n);
             input_transform(xz, C, &g, r0, r1, V, vstep);
             dy_transform(dz, M, &g, r0, r1, D, dstep);
             zero_tails(V, vstep, C, g.ld, n);
             zero_tails(D, dstep, M, g.ld, n);
             for (int xi = 0; xi < XI; xi++)
-                for (int64_t co0 = 0; co0 < M; co0 += 4)
-                    for (int64_t c0 = 0; c0 < C; c0 += 3) {
-                        const int64_t kn = C - c0 < 3 ? C - c0 : 3;
-                        const float *b[3];
-                        for (int64_t j = 0; j < 3; j++)
-                            b[j] = V + xi * vstep + (c0 + (j < kn ? j : kn - 1)) * g.ld;
-                        gen_avx2_dw_block(M - co0 < 4 ? M - co0 : 4, kn, 1, round8(n),
-                                          D + xi * dstep + co0 * g.ld, 0, g.ld, b, 0,
-                                          Mo + xi * ostep + co0 * C + c0, C, !first);
-                    }
+                if (sh.tile)
+                    tile_product(&sh, ra + xi * rstep, pa + xi * pstep, g.ld, kc, bp,
+                                 Mo + xi * ostep, !first);
+                else
+                    lanes_product(M, C, D + xi * dstep, V + xi * vstep, g.ld, kc, Mo + xi * ostep,
+                                  sh.lo, !first);
             first = 0;
         }
     }
@@ -605,5 +706,5 @@ void gen_wino_avx2_dw(int64_t M, const float *dy, int64_t dy_img, int64_t C, int
         memset(dw, 0, (size_t)(M * C * 9) * sizeof(float));
         return;
     }
-    dw_transform(M, C, Mo, ostep, dw);
+    dw_transform(M, C, Mo, sh.pack_d ? 1 : sh.lo, sh.pack_d ? sh.lo : 1, ostep, dw);
 }
