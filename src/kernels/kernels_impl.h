@@ -526,6 +526,27 @@ static inline int gen_wino_fits(int64_t M, int64_t C, int64_t H, int64_t W, int6
            H + 2 * pad >= 6 && W + 2 * pad >= 6;
 }
 
+/* GEN_WINO_G6(T, add, sub, mul, set1) defines g6: G (k0 k1 k2)^T of F(4
+ * x 4, 3 x 3) for the kernels in the lanes of T, a vector of doubles with
+ * its intrinsics, rounded once to float by the caller, so the transformed
+ * kernels add no error of their own to F(4 x 4)'s (in float, G's thirds
+ * and twenty-fourths put a U-Net's gradients against PyTorch's past
+ * test_diffusion's bound). G's rows share their sums (k0 + k2 +- k1, k0 /
+ * 24 + k2 / 6 +- k1 / 12), taken by the reciprocals. (Written with the
+ * intrinsics: GCC's operators on the same types gave the AVX-512 table
+ * other bits.) */
+#define GEN_WINO_G6(T, add, sub, mul, set1)                                                        \
+    static inline __attribute__((always_inline)) void g6(T k0, T k1, T k2, T o[6]) {               \
+        const T a = add(k0, k2), b = add(mul(k0, set1(1.0 / 24)), mul(k2, set1(1.0 / 6))),         \
+                c = mul(k1, set1(1.0 / 12)), six = set1(-1.0 / 6);                                 \
+        o[0] = mul(k0, set1(0.25));                                                                \
+        o[1] = mul(add(a, k1), six);                                                               \
+        o[2] = mul(sub(a, k1), six);                                                               \
+        o[3] = add(b, c);                                                                          \
+        o[4] = sub(b, c);                                                                          \
+        o[5] = k2;                                                                                 \
+    }
+
 /* The output tile side of a forward pass (and input gradient) by
  * Winograd on either table: 4 (F(4 x 4, 3 x 3)) where its tiles cover at
  * most 1.5 times the outputs F(2 x 2, 3 x 3)'s do (28, 14 and 7 a side,

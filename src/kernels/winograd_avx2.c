@@ -320,29 +320,37 @@ static void input_transform4(const float *xz, int64_t C, const struct wino *g, i
         }
 }
 
-/* G (k0 k1 k2)^T: G's rows share their sums (k0 + k2 +- k1, k0 / 24 +
- * k2 / 6 +- k1 / 12). */
-static inline void g6(double k0, double k1, double k2, double o[6]) {
-    const double a = k0 + k2, b = k0 / 24 + k2 / 6, c = k1 / 12;
-    o[0] = k0 / 4;
-    o[1] = -(a + k1) / 6;
-    o[2] = -(a - k1) / 6;
-    o[3] = b + c;
-    o[4] = b - c;
-    o[5] = k2;
+/* G (k0 k1 k2)^T for 4 kernels at once (one kernel at a time in scalar
+ * doubles, with divisions, this was 2 % of a diffusion step under
+ * GEN_ISA=avx2) */
+GEN_WINO_G6(__m256d, _mm256_add_pd, _mm256_sub_pd, _mm256_mul_pd, _mm256_set1_pd)
+
+/* Tap t of the n <= 4 kernels at k (9 floats apart) as doubles, zeros
+ * past n. */
+static inline __m256d taps4(const float *k, int t, int64_t n) {
+    return _mm256_setr_pd(k[t], n > 1 ? k[9 + t] : 0.0, n > 2 ? k[18 + t] : 0.0,
+                          n > 3 ? k[27 + t] : 0.0);
 }
 
-/* U = G g G^T for output channel co's C kernels, as kernel_row (in double:
- * the products' sums are F(4 x 4)'s larger error, not these). */
+/* U = G g G^T for output channel co's C kernels, as kernel_row, 4 kernels
+ * at a time (in double: the products' sums are F(4 x 4)'s larger error,
+ * not these). */
 static void kernel_row4(int64_t co, int64_t C, const float *Wm, int64_t pa, float *prep) {
-    for (int64_t c = 0; c < C; c++) {
-        const float *k = Wm + (co * C + c) * 9;
-        double t[3][6], u[6]; /* t[v]: G times column v of g */
-        for (int v = 0; v < 3; v++) g6(k[v], k[3 + v], k[6 + v], t[v]);
-        float *d = prep + (co / MR * C + c) * MR + co % MR;
+    for (int64_t c0 = 0; c0 < C; c0 += 4) {
+        const int64_t n = C - c0 < 4 ? C - c0 : 4;
+        const float *k = Wm + (co * C + c0) * 9;
+        __m256d t[3][6]; /* t[v]: G times column v of g */
+        for (int v = 0; v < 3; v++)
+            g6(taps4(k, v, n), taps4(k, 3 + v, n), taps4(k, 6 + v, n), t[v]);
+        float *d = prep + (co / MR * C + c0) * MR + co % MR;
         for (int r = 0; r < 6; r++) {
+            __m256d u[6];
             g6(t[0][r], t[1][r], t[2][r], u);
-            for (int q = 0; q < 6; q++) d[(r * 6 + q) * pa] = (float)u[q];
+            for (int q = 0; q < 6; q++) {
+                float f[4];
+                _mm_storeu_ps(f, _mm256_cvtpd_ps(u[q]));
+                for (int64_t j = 0; j < n; j++) d[(r * 6 + q) * pa + j * MR] = f[j];
+            }
         }
     }
 }

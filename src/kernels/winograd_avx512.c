@@ -301,24 +301,8 @@ static void output4(const struct geo4 *g, int64_t M, int64_t t0, int64_t n, cons
     }
 }
 
-/* G (k0 k1 k2)^T for 8 kernels at once, in double (rounded once to
- * float at the end, the transformed kernels add no error of their own to
- * F(4 x 4)'s; in float, G's thirds and twenty-fourths put a U-Net's
- * gradients against PyTorch's past test_diffusion's bound): G's rows share
- * their sums (k0 + k2 +- k1, k0 / 24 + k2 / 6 +- k1 / 12). */
-static inline __attribute__((always_inline)) void g6(__m512d k0, __m512d k1, __m512d k2,
-                                                     __m512d o[6]) {
-    const __m512d a = _mm512_add_pd(k0, k2),
-                  b = _mm512_add_pd(_mm512_mul_pd(k0, _mm512_set1_pd(1.0 / 24)),
-                                    _mm512_mul_pd(k2, _mm512_set1_pd(1.0 / 6))),
-                  c = _mm512_mul_pd(k1, _mm512_set1_pd(1.0 / 12)), six = _mm512_set1_pd(-1.0 / 6);
-    o[0] = _mm512_mul_pd(k0, _mm512_set1_pd(0.25));
-    o[1] = _mm512_mul_pd(_mm512_add_pd(a, k1), six);
-    o[2] = _mm512_mul_pd(_mm512_sub_pd(a, k1), six);
-    o[3] = _mm512_add_pd(b, c);
-    o[4] = _mm512_sub_pd(b, c);
-    o[5] = k2;
-}
+/* G (k0 k1 k2)^T for 8 kernels at once */
+GEN_WINO_G6(__m512d, _mm512_add_pd, _mm512_sub_pd, _mm512_mul_pd, _mm512_set1_pd)
 
 /* Tap `at` of 8 consecutive 3 x 3 kernels from k (lanes past mk zero), in
  * double. */
