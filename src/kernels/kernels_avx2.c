@@ -72,15 +72,29 @@ SIMD_INLINE float vf_hmax(vf a) {
     return _mm_cvtss_f32(s);
 }
 
-/* p 2^n for integral n in [-150, 129]. 2^n is built as 2^(n/2) 2^(n - n/2),
- * two normal powers of two, so overflow gives inf and the one rounding of
- * the last product gives gradual underflow. */
-SIMD_INLINE vf vf_ldexp(vf p, vf n) {
-    const __m256i ni = _mm256_cvtps_epi32(n), bias = _mm256_set1_epi32(127);
+/* vexp's polynomial comes doubled, q = 2p (kernels_simd.h), and
+ * vf_ldexp(q, n) is q 2^(n - 1) = p 2^n for integral n in [-150, 128]:
+ * where every lane's n is at least -125 (all but the deepest underflows),
+ * 2^(n - 1) is one normal power of two, one multiplication (its one
+ * rounding gives gradual underflow); else 2^(n - 1) is built as 2^(m/2)
+ * 2^(m - m/2), m = n - 1, two normal powers of two, whose last product is
+ * again the one rounding. The same bits either way, as p 2^(n/2) 2^(n -
+ * n/2) gave before, in 3 vector operations fewer where n >= -125: on one
+ * Zen 4 core silu_fwd over 4096 floats in L1 went 0.61 -> 0.52 ns a
+ * float. */
+#define GEN_EXP_Q 2.0f
+SIMD_INLINE vf vf_ldexp(vf q, vf n) {
+    const __m256i bias = _mm256_set1_epi32(127);
+    if (__builtin_expect(
+            !_mm256_movemask_ps(_mm256_cmp_ps(n, _mm256_set1_ps(-125.0f), _CMP_NGE_UQ)), 1)) {
+        const __m256i e = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(126));
+        return _mm256_mul_ps(q, _mm256_castsi256_ps(_mm256_slli_epi32(e, 23)));
+    }
+    const __m256i ni = _mm256_sub_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(1));
     const __m256i n1 = _mm256_srai_epi32(ni, 1), n2 = _mm256_sub_epi32(ni, n1);
     const vf s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n1, bias), 23));
     const vf s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(n2, bias), 23));
-    return _mm256_mul_ps(_mm256_mul_ps(p, s1), s2);
+    return _mm256_mul_ps(_mm256_mul_ps(q, s1), s2);
 }
 
 /* ---- full vectors and masked tails ---- */

@@ -72,20 +72,26 @@
  * e^x = 2^n e^r, n = round(x / ln 2), r = x - n ln 2 (|r| <= ln2/2) in two
  * parts (Cody-Waite), e^r by its Taylor polynomial of degree 7 (truncation
  * below 1e-8 relative), then scaled by 2^n. About 1 ulp; inf above 88.73,
- * gradual underflow to 0 below -87.3, NaN in gives NaN out. */
+ * gradual underflow to 0 below -87.3, NaN in gives NaN out. The ISA file
+ * may have the polynomial times GEN_EXP_Q, a power of two (every rounding
+ * of it is the polynomial's, scaled), and its vf_ldexp then scales by 2^n
+ * / GEN_EXP_Q: the same bits. */
+#ifndef GEN_EXP_Q
+#define GEN_EXP_Q 1.0f
+#endif
 SIMD_INLINE vf vexp(vf x) {
     x = vf_max(vf_set1(-104.0f), vf_min(vf_set1(89.0f), x)); /* x last: keeps NaN */
     const vf n = vf_round(vf_mul(x, vf_set1(1.44269504088896341f)));
     vf r = vf_fnmadd(n, vf_set1(0.693145751953125f), x);      /* ln2, high bits */
     r = vf_fnmadd(n, vf_set1(1.42860682030941723212e-6f), r); /* ln2 - high     */
-    vf p = vf_set1(1.0f / 5040.0f);
-    p = vf_fmadd(p, r, vf_set1(1.0f / 720.0f));
-    p = vf_fmadd(p, r, vf_set1(1.0f / 120.0f));
-    p = vf_fmadd(p, r, vf_set1(1.0f / 24.0f));
-    p = vf_fmadd(p, r, vf_set1(1.0f / 6.0f));
-    p = vf_fmadd(p, r, vf_set1(0.5f));
-    p = vf_fmadd(p, r, vf_set1(1.0f));
-    p = vf_fmadd(p, r, vf_set1(1.0f));
+    vf p = vf_set1(GEN_EXP_Q / 5040.0f);
+    p = vf_fmadd(p, r, vf_set1(GEN_EXP_Q / 720.0f));
+    p = vf_fmadd(p, r, vf_set1(GEN_EXP_Q / 120.0f));
+    p = vf_fmadd(p, r, vf_set1(GEN_EXP_Q / 24.0f));
+    p = vf_fmadd(p, r, vf_set1(GEN_EXP_Q / 6.0f));
+    p = vf_fmadd(p, r, vf_set1(GEN_EXP_Q * 0.5f));
+    p = vf_fmadd(p, r, vf_set1(GEN_EXP_Q));
+    p = vf_fmadd(p, r, vf_set1(GEN_EXP_Q));
     return vf_ldexp(p, n);
 }
 
