@@ -442,13 +442,17 @@ static void conv_gemm_parity(const struct gen_kernels *k) {
      * outputs and of 14, 11 and 4 (single outputs after whole tiles of 7),
      * and 80 channels, past it, through the GEMM; then 20 output channels
      * of a 1 x 1 convolution read in place, whose last 4 columns an image
-     * go two panels at once (16 rows, gemm_avx512.c), with a bias a row */
+     * go two panels at once (16 rows, gemm_avx512.c), with a bias a row;
+     * then 3 x 3 stride-1 ones of 4 and 2 tiles a row, F(4 x 4) on the
+     * AVX2 table with two and four tile rows a vector (three tile rows an
+     * image, so that pairs span images; two) */
     static const int64_t direct[][9] = {
         /* C, H, W, KH, KW, stride, pad, m, M */
         {32, 28, 28, 3, 3, 2, 1, 2, 32}, {64, 14, 14, 3, 3, 2, 1, 3, 64},
         {24, 9, 21, 3, 3, 2, 1, 2, 16},  {32, 14, 8, 4, 4, 2, 1, 2, 48},
         {25, 10, 9, 4, 4, 2, 1, 2, 80},  {48, 7, 8, 2, 2, 3, 0, 2, 32},
-        {20, 14, 14, 1, 1, 1, 0, 3, 20},
+        {20, 14, 14, 1, 1, 1, 0, 3, 20}, {16, 10, 14, 3, 3, 1, 1, 3, 24},
+        {16, 6, 7, 3, 3, 1, 1, 3, 24},
     };
     for (size_t d = 0; d < sizeof direct / sizeof direct[0]; d++)
         conv_gemm_case(k, direct[d], direct[d][8], sizeof geo / sizeof geo[0] + d, &seed);

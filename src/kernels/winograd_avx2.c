@@ -263,12 +263,13 @@ static inline void bt6(__m256 d[6]) {
     d[5] = w5;
 }
 
-/* Tiles 0..7's columns k, 4 l + k of p for tile l, from the 4 vectors at
- * p (two tiles each): halves paired (0 | 4), (1 | 5), (2 | 6), (3 | 7),
+/* Tiles 0..7's columns k, 4 l + k of their rows for tile l, from the 4
+ * vectors at s[0..4) + off (two tiles each; s[i] = p + 8 i for 8 tiles of
+ * one tile row at p): halves paired (0 | 4), (1 | 5), (2 | 6), (3 | 7),
  * then transposed within each half; columns 0 and 1 only when two. */
-static inline void columns4(const float *p, __m256 *col, int two) {
-    const __m256 v0 = _mm256_loadu_ps(p), v1 = _mm256_loadu_ps(p + 8), v2 = _mm256_loadu_ps(p + 16),
-                 v3 = _mm256_loadu_ps(p + 24);
+static inline void columns4(const float *const s[4], int64_t off, __m256 *col, int two) {
+    const __m256 v0 = _mm256_loadu_ps(s[0] + off), v1 = _mm256_loadu_ps(s[1] + off),
+                 v2 = _mm256_loadu_ps(s[2] + off), v3 = _mm256_loadu_ps(s[3] + off);
     const __m256 a = _mm256_permute2f128_ps(v0, v2, 0x20), b = _mm256_permute2f128_ps(v0, v2, 0x31),
                  c = _mm256_permute2f128_ps(v1, v3, 0x20), d = _mm256_permute2f128_ps(v1, v3, 0x31);
     const __m256 t0 = _mm256_unpacklo_ps(a, b), t2 = _mm256_unpacklo_ps(c, d);
@@ -280,12 +281,45 @@ static inline void columns4(const float *p, __m256 *col, int two) {
     col[3] = _mm256_shuffle_ps(t1, t3, 0xEE);
 }
 
-/* The row half of B^T d B for 8 tiles from the padded row p: tile l reads
- * columns 4 l + {0, ..., 5}. */
-static inline void row_transform4(const float *p, __m256 w[6]) {
-    columns4(p, w, 0);
-    columns4(p + 4, w + 4, 1);
+/* The row half of B^T d B for 8 tiles whose rows' vectors start at s[0..4)
+ * + off (columns4): tile l reads columns 4 l + {0, ..., 5} of its row. */
+static inline void row_transform4(const float *const s[4], int64_t off, __m256 w[6]) {
+    columns4(s, off, w, 0);
+    columns4(s, off + 4, w + 4, 1);
     bt6(w);
+}
+
+/* Tile rows a vector of 8 tiles holds: where a tile row has 4 tiles (13 to
+ * 16 outputs a side, as 14 x 14) two, where it has 2 (5 to 8, as 7 x 7)
+ * four, each in whole halves of 4 tiles or quarters of 2, so that its V and Mo columns
+ * run on as they lie (tile (r, tx) at (r - r0) TW + tx); else 1, a vector
+ * of 8 tiles of one row. (Each tile row a vector of its own had half or
+ * three quarters of its lanes past the row at 14 and 7.) */
+static inline int64_t rows_a_vector(const struct wino *g) {
+    return g->TW == 4 ? 2 : g->TW == 2 ? 4 : 1;
+}
+
+/* Where tile row r's padded input rows start in the group's planes (its
+ * first tile). */
+static inline const float *tile_row4(const float *xz, int64_t C, const struct wino *g, int64_t c,
+                                     int64_t r) {
+    return xz + (r / g->TH * C + c) * g->Pz + 4 * (r % g->TH) * g->Wz;
+}
+
+/* The 4 vectors columns4 loads for the rv tile rows from r (1: 8 tiles
+ * from column 4 tx; 2: 4 tiles of each; 4: 2 of each), rows past r1
+ * repeating r's (their lanes land past the block's tiles). */
+static inline void vector_rows(const float *xz, int64_t C, const struct wino *g, int64_t c,
+                               int64_t r, int64_t r1, int64_t tx, int64_t rv, const float *s[4]) {
+    if (rv == 1) {
+        const float *p = tile_row4(xz, C, g, c, r) + 4 * tx;
+        for (int i = 0; i < 4; i++) s[i] = p + 8 * i;
+        return;
+    }
+    for (int i = 0; i < 4; i++) {
+        const int64_t t = r + i * rv / 4; /* rv 2: r, r, r + 1, r + 1 */
+        s[i] = tile_row4(xz, C, g, c, t < r1 ? t : r) + (rv == 2 ? 8 * (i % 2) : 0);
+    }
 }
 
 /* As input_transform, for F(4 x 4): V[6 k + q] = (B^T d B)[k][q]. Each
@@ -293,21 +327,22 @@ static inline void row_transform4(const float *p, __m256 w[6]) {
  * first. */
 static void input_transform4(const float *xz, int64_t C, const struct wino *g, int64_t r0,
                              int64_t r1, float *V, int64_t vstep) {
+    const int64_t rv = rows_a_vector(g);
     for (int64_t c = 0; c < C; c++)
         for (int64_t tx = (g->TW - 1) / 8 * 8; tx >= 0; tx -= 8) {
             __m256 w[6][6] = {{_mm256_setzero_ps()}}; /* the first tile row sets all */
-            for (int64_t r = r0; r < r1; r++) {
-                const int64_t ty = r % g->TH;
-                const float *p = xz + (r / g->TH * C + c) * g->Pz + 4 * ty * g->Wz + 4 * tx;
-                if (r == r0 || ty == 0) {
-                    row_transform4(p, w[0]);
-                    row_transform4(p + g->Wz, w[1]);
+            for (int64_t r = r0; r < r1; r += rv) {
+                const float *s[4];
+                vector_rows(xz, C, g, c, r, r1, tx, rv, s);
+                if (rv > 1 || r == r0 || r % g->TH == 0) { /* one row: 2 carried */
+                    row_transform4(s, 0, w[0]);
+                    row_transform4(s, g->Wz, w[1]);
                 } else {
                     memcpy(w[0], w[4], sizeof w[0]);
                     memcpy(w[1], w[5], sizeof w[1]);
                 }
 #pragma GCC unroll 4
-                for (int k = 2; k < 6; k++) row_transform4(p + k * g->Wz, w[k]);
+                for (int k = 2; k < 6; k++) row_transform4(s, k * g->Wz, w[k]);
                 float *d = V + c * g->ld + (r - r0) * g->TW + tx;
 #pragma GCC unroll 6
                 for (int q = 0; q < 6; q++) {
@@ -365,11 +400,11 @@ static inline void at6(const __m256 m[6], __m256 y[4]) {
     y[3] = _mm256_add_ps(_mm256_fmadd_ps(_mm256_set1_ps(8.0f), d2, d1), m[5]);
 }
 
-/* As out_block2, for F(4 x 4): 4 x 4 blocks. A row's columns come back
- * in order by out_block's transpose run backwards: within halves, then
- * the halves re-paired. */
-static inline void out_block4(const float *src, int64_t step, __m256 bc, __m256 vb, float beta,
-                              float *d, int64_t OW, int64_t n, int64_t rows) {
+/* As out_block2, for F(4 x 4): 4 x 4 blocks, into o[a][0..4), output row
+ * a of the 8 tiles (4 floats a tile). A row's columns come back in order by
+ * columns4's transpose run backwards: within halves, then the halves
+ * re-paired. */
+static inline void out_tiles4(const float *src, int64_t step, __m256 bc, __m256 o[4][4]) {
     __m256 h[4][6]; /* h[b][k]: row k of Mo A, column b */
 #pragma GCC unroll 6
     for (int k = 0; k < 6; k++) {
@@ -388,16 +423,16 @@ static inline void out_block4(const float *src, int64_t step, __m256 bc, __m256 
     for (int b = 0; b < 4; b++) at6(h[b], y[b]);
 #pragma GCC unroll 4
     for (int a = 0; a < 4; a++) {
-        if (a >= rows) break;
         const __m256 t0 = _mm256_unpacklo_ps(y[0][a], y[1][a]),
                      t1 = _mm256_unpackhi_ps(y[0][a], y[1][a]),
                      t2 = _mm256_unpacklo_ps(y[2][a], y[3][a]),
                      t3 = _mm256_unpackhi_ps(y[2][a], y[3][a]);
         const __m256 r0 = _mm256_shuffle_ps(t0, t2, 0x44), r1 = _mm256_shuffle_ps(t0, t2, 0xEE),
                      r2 = _mm256_shuffle_ps(t1, t3, 0x44), r3 = _mm256_shuffle_ps(t1, t3, 0xEE);
-        __m256 o[4] = {_mm256_permute2f128_ps(r0, r1, 0x20), _mm256_permute2f128_ps(r2, r3, 0x20),
-                       _mm256_permute2f128_ps(r0, r1, 0x31), _mm256_permute2f128_ps(r2, r3, 0x31)};
-        put_row(o, n, vb, beta, d + a * OW);
+        o[a][0] = _mm256_permute2f128_ps(r0, r1, 0x20);
+        o[a][1] = _mm256_permute2f128_ps(r2, r3, 0x20);
+        o[a][2] = _mm256_permute2f128_ps(r0, r1, 0x31);
+        o[a][3] = _mm256_permute2f128_ps(r2, r3, 0x31);
     }
 }
 
@@ -409,19 +444,28 @@ static void output_transform(const struct wino *g, int64_t M, int64_t r0, int64_
                              const float *Mo, int64_t step, const float *bias, float beta,
                              float *out, int64_t ldo, int64_t out_img) {
     const __m256 vb = _mm256_set1_ps(beta);
-    const int64_t e = g->e;
+    const int64_t e = g->e, rv = e == 4 ? rows_a_vector(g) : 1;
     for (int64_t co = 0; co < M; co++) {
         const __m256 bc = _mm256_set1_ps(bias ? bias[co] : 0.0f);
-        for (int64_t r = r0; r < r1; r++) {
-            const int64_t ty = r % g->TH, rows = g->OH - e * ty;
+        for (int64_t r = r0; r < r1; r += rv) {
             for (int64_t tx = 0; tx < g->TW; tx += 8) {
                 const float *src = Mo + co * g->ld + (r - r0) * g->TW + tx;
-                float *d = out + r / g->TH * out_img + co * ldo + e * ty * g->OW + e * tx;
-                const int64_t n = g->OW - e * tx < 8 * e ? g->OW - e * tx : 8 * e;
-                if (e == 4)
-                    out_block4(src, step, bc, vb, beta, d, g->OW, n, rows);
-                else
-                    out_block2(src, step, bc, vb, beta, d, g->OW, n, rows);
+                if (e == 2) {
+                    const int64_t ty = r % g->TH, n = g->OW - 2 * tx < 16 ? g->OW - 2 * tx : 16;
+                    float *d = out + r / g->TH * out_img + co * ldo + 2 * ty * g->OW + 2 * tx;
+                    out_block2(src, step, bc, vb, beta, d, g->OW, n, g->OH - 2 * ty);
+                    continue;
+                }
+                __m256 o[4][4];
+                out_tiles4(src, step, bc, o);
+                /* the vector's tile rows: 32 / rv outputs of each a row */
+                for (int64_t i = 0; i < rv && r + i < r1; i++) {
+                    const int64_t t = r + i, ty = t % g->TH, rows = g->OH - 4 * ty;
+                    const int64_t w = 32 / rv, n = g->OW - 4 * tx < w ? g->OW - 4 * tx : w;
+                    float *d = out + t / g->TH * out_img + co * ldo + 4 * ty * g->OW + 4 * tx;
+                    for (int64_t a = 0; a < 4 && a < rows; a++)
+                        put_row(o[a] + i * 4 / rv, n, vb, beta, d + a * g->OW);
+                }
             }
         }
     }
