@@ -291,9 +291,9 @@ static inline void row_transform4(const float *const s[4], int64_t off, __m256 w
 
 /* Tile rows a vector of 8 tiles holds: where a tile row has 4 tiles (13 to
  * 16 outputs a side, as 14 x 14) two, where it has 2 (5 to 8, as 7 x 7)
- * four, each in whole halves of 4 tiles or quarters of 2, so that its V and Mo columns
- * run on as they lie (tile (r, tx) at (r - r0) TW + tx); else 1, a vector
- * of 8 tiles of one row. (Each tile row a vector of its own had half or
+ * four, each in whole halves of 4 tiles or quarters of 2, so that its V
+ * and Mo columns run on as they lie (tile (r, tx) at (r - r0) TW + tx);
+ * else 1, a vector of 8 tiles of one row. (Each tile row a vector of its own had half or
  * three quarters of its lanes past the row at 14 and 7.) */
 static inline int64_t rows_a_vector(const struct wino *g) {
     return g->TW == 4 ? 2 : g->TW == 2 ? 4 : 1;
